@@ -1,0 +1,149 @@
+"""Signoff's embedded flow engine: flows and tasks that can wait for a person's input.
+
+Example::
+
+    from engine import flow, get_run_logger, pause_flow_run
+    from engine.input import RunInput
+
+    class Approval(RunInput):
+        approved: bool
+
+    @flow
+    def deploy(version: str) -> None:
+        answer = pause_flow_run(wait_for_input=Approval, timeout=600)
+        get_run_logger().info("approved=%s", answer.approved)
+
+The engine knows nothing of Slack: applications observe runs through ``RunObserver``
+and act on them through ``Engine`` (or the module-level functions below).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from engine.errors import (
+    AlreadyAnswered,
+    ConfigurationError,
+    EngineError,
+    FlowImportError,
+    FlowNotFound,
+    FlowPauseTimeout,
+    InputInvalid,
+    InvalidParameters,
+    InvalidTransition,
+    MissingContext,
+    PauseExpired,
+    PauseTimeout,
+    ResponderNotAllowed,
+    RunCancelled,
+    RunNotFound,
+    RunNotWaiting,
+    RunSuspended,
+    StoreError,
+    UnstorableValue,
+)
+from engine.events import DurableConsumer, RunObserver
+from engine.flows import Flow, flow
+from engine.logs import get_run_logger
+from engine.pausing import pause_flow_run, suspend_flow_run
+from engine.registry import load as load_flows
+from engine.runs import (
+    Event,
+    EventKind,
+    LogEntry,
+    Pause,
+    PauseStatus,
+    Run,
+    RunDetail,
+    RunState,
+    StateChange,
+    TaskRun,
+)
+from engine.runtime import Engine, get_engine, set_engine
+from engine.settings import EngineSettings
+from engine.tasks import Task, task
+from engine.validation import model_errors, schema_errors
+from engine.workers import Worker
+
+
+def resume_flow_run(
+    run_id: str,
+    run_input: Mapping[str, Any] | None = None,
+    responder: str | None = None,
+    *,
+    responder_groups: Iterable[str] = (),
+) -> Pause:
+    """Answer the pause a run waits on, as ``responder``; returns the answered pause.
+
+    The input is checked against the JSON schema stored with the pause before anything
+    is stored; when two answers race, exactly one wins.
+
+    Example::
+
+        resume_flow_run(run_id, {"size": "large", "color": "red"}, responder="alice")
+
+    Raises:
+        RunNotFound, RunNotWaiting, PauseExpired: there is nothing to answer.
+        InputInvalid: the input breaks the schema; ``errors`` names each field.
+        AlreadyAnswered: someone answered first; it names them.
+        ResponderNotAllowed: ``responder`` may not answer this pause.
+    """
+    return get_engine().resume(run_id, run_input, responder, responder_groups=responder_groups)
+
+
+def cancel_flow_run(run_id: str, by: str | None = None) -> Run:
+    """Cancel a run that has not finished; a paused flow stops where it waits."""
+    return get_engine().cancel(run_id, by)
+
+
+__all__ = [
+    "AlreadyAnswered",
+    "ConfigurationError",
+    "DurableConsumer",
+    "Engine",
+    "EngineError",
+    "EngineSettings",
+    "Event",
+    "EventKind",
+    "Flow",
+    "FlowImportError",
+    "FlowNotFound",
+    "FlowPauseTimeout",
+    "InputInvalid",
+    "InvalidParameters",
+    "InvalidTransition",
+    "LogEntry",
+    "MissingContext",
+    "Pause",
+    "PauseExpired",
+    "PauseStatus",
+    "PauseTimeout",
+    "ResponderNotAllowed",
+    "Run",
+    "RunCancelled",
+    "RunDetail",
+    "RunNotFound",
+    "RunNotWaiting",
+    "RunObserver",
+    "RunState",
+    "RunSuspended",
+    "StateChange",
+    "StoreError",
+    "Task",
+    "TaskRun",
+    "UnstorableValue",
+    "Worker",
+    "cancel_flow_run",
+    "flow",
+    "get_engine",
+    "get_run_logger",
+    "load_flows",
+    "model_errors",
+    "pause_flow_run",
+    "resume_flow_run",
+    "schema_errors",
+    "set_engine",
+    "suspend_flow_run",
+    "task",
+]

@@ -1,0 +1,66 @@
+"""The run that the current code belongs to, carried in context variables."""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from engine.errors import MissingContext
+
+if TYPE_CHECKING:
+    from engine.flows import Flow
+    from engine.runtime import Engine
+
+
+@dataclass
+class RunContext:
+    """What a flow run knows about itself while it executes."""
+
+    engine: Engine
+    run_id: str
+    flow: Flow[..., Any]
+    is_async: bool
+    started_by: str | None
+    #: calls per task name, which gives each call a key that is stable across re-runs
+    task_calls: Counter[str] = field(default_factory=Counter)
+    #: pause and suspend calls so far; unnamed pauses are keyed "1", "2", ...
+    pause_calls: int = 0
+    #: task results kept in memory because pickle refused them
+    unstorable: dict[str, BaseException] = field(default_factory=dict)
+    logs: list[tuple[datetime, str, str, str | None]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def next_task_key(self, task_name: str) -> str:
+        with self.lock:
+            self.task_calls[task_name] += 1
+            return f"{task_name}-{self.task_calls[task_name]}"
+
+    def next_pause_key(self, key: str | None) -> str:
+        with self.lock:
+            # The counter moves on even for named pauses, so later unnamed keys stay stable.
+            self.pause_calls += 1
+            return key or str(self.pause_calls)
+
+    def take_logs(self) -> list[tuple[datetime, str, str, str | None]]:
+        with self.lock:
+            taken, self.logs = self.logs, []
+            return taken
+
+
+current_run: contextvars.ContextVar[RunContext | None] = contextvars.ContextVar(
+    "signoff_run", default=None
+)
+current_task: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "signoff_task", default=None
+)
+
+
+def require_run(what: str) -> RunContext:
+    ctx = current_run.get()
+    if ctx is None:
+        raise MissingContext(f"{what} can only be called inside a flow run")
+    return ctx

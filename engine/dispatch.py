@@ -1,0 +1,94 @@
+"""Noticing new events, from this process at once and from other processes promptly.
+
+Writers in this process call ``poke()`` after they commit. Other processes' events are
+found by a short poll of the newest event id on SQLite, and by LISTEN/NOTIFY on
+PostgreSQL (with a slow poll as a safety net). Every new event is handed, in id order,
+to one callback on the dispatcher's thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+import psycopg
+from sqlalchemy.engine import make_url
+
+from engine.errors import StoreError
+from engine.runs import Event
+from engine.store import SqlStore
+from engine.store.base import NOTIFY_CHANNEL
+
+logger = logging.getLogger(__name__)
+
+#: PostgreSQL pushes; this only covers a dropped LISTEN connection.
+_PG_SAFETY_POLL = 1.0
+
+
+class Dispatcher:
+    """Reads new events in order and hands them to ``handle``."""
+
+    def __init__(
+        self, store: SqlStore, handle: Callable[[list[Event]], None], poll_seconds: float
+    ) -> None:
+        self.store = store
+        self.handle = handle
+        self.poll_seconds = poll_seconds if store.is_sqlite else _PG_SAFETY_POLL
+        self.position = store.last_event_id()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="signoff-dispatch", daemon=True)
+        self._listener: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread.start()
+        if not self.store.is_sqlite:
+            self._listener = threading.Thread(
+                target=self._listen, name="signoff-listen", daemon=True
+            )
+            self._listener.start()
+
+    def poke(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.poll_seconds)
+            self._wake.clear()
+            try:
+                self._drain()
+            except StoreError:
+                logger.warning("could not read events", extra={"action": "event_read_failed"})
+                self._stop.wait(self.poll_seconds * 10)
+            except Exception:
+                logger.exception("event handler failed", extra={"action": "dispatch_failed"})
+
+    def _drain(self) -> None:
+        if self.store.is_sqlite and self.store.last_event_id() <= self.position:
+            return  # the cheap check that keeps SQLite polling light
+        while True:
+            events = self.store.events_after(self.position)
+            if not events:
+                return
+            self.position = events[-1].id
+            self.handle(events)
+
+    def _listen(self) -> None:
+        url = make_url(str(self.store.engine.url.render_as_string(hide_password=False)))
+        conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(conninfo, autocommit=True) as conn:
+                    conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    while not self._stop.is_set():
+                        for _ in conn.notifies(timeout=1.0, stop_after=1):
+                            self._wake.set()
+            except psycopg.Error:
+                logger.warning("LISTEN connection lost", extra={"action": "listen_reconnect"})
+                self._stop.wait(1.0)

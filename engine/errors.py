@@ -1,0 +1,199 @@
+"""Every error the engine raises, in one tree.
+
+::
+
+    EngineError
+    ├── ConfigurationError            a setting is missing or malformed
+    ├── FlowNotFound (flow)           no flow of that name is registered or importable
+    ├── FlowImportError (path)        a --flows path or module could not be loaded
+    ├── InvalidParameters (flow)      flow parameters do not match the function's type hints
+    ├── MissingContext                a run-only call was made outside a flow run
+    ├── RunNotFound (run_id)
+    ├── RunNotWaiting (run_id)        resume/cancel of a run that is not waiting for input
+    ├── PauseExpired (run_id, key)    the pause's deadline has passed
+    ├── AlreadyAnswered (run_id, key, responder)
+    ├── ResponderNotAllowed (run_id, key, responder)
+    ├── InputInvalid (run_id, key, errors)   input does not match the stored JSON schema
+    ├── InvalidTransition (run_id, current, requested)
+    ├── UnstorableValue (run_id)      a value the run must keep cannot be serialised
+    └── StoreError                    the database failed; the driver error is in __cause__
+
+Control flow that is not an error lives outside the tree:
+
+- ``PauseTimeout`` (an ``Exception``) is raised inside a flow when nobody answered in time;
+  the flow may catch it.
+- ``RunSuspended`` is raised to the caller of a flow that suspended itself; it carries the run id.
+- ``RunCancelled`` is raised to the caller of a flow whose run was cancelled.
+
+The class docstring is the default message, so every class reads as the fact it states.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+
+class EngineError(Exception):
+    """The engine failed."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or (self.__doc__ or "").strip())
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class ConfigurationError(EngineError):
+    """A setting is missing or malformed."""
+
+
+class FlowNotFound(EngineError):
+    """No flow of that name is known."""
+
+    def __init__(self, flow: str, message: str | None = None) -> None:
+        self.flow = flow
+        super().__init__(message or f"no flow named {flow!r} is registered")
+
+
+class FlowImportError(EngineError):
+    """Flows could not be loaded."""
+
+    def __init__(self, path: str, message: str) -> None:
+        self.path = path
+        super().__init__(message)
+
+
+class InvalidParameters(EngineError):
+    """Flow parameters do not match the flow's signature."""
+
+    def __init__(self, flow: str, errors: Mapping[str, str]) -> None:
+        self.flow = flow
+        self.errors = dict(errors)
+        detail = "; ".join(f"{k}: {v}" for k, v in self.errors.items())
+        super().__init__(f"invalid parameters for flow {flow!r}: {detail}")
+
+
+class MissingContext(EngineError):
+    """This call only works inside a flow run."""
+
+
+class RunNotFound(EngineError):
+    """No run has that id."""
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        super().__init__(f"no run with id {run_id!r}")
+
+
+class RunNotWaiting(EngineError):
+    """The run is not waiting for input."""
+
+    def __init__(self, run_id: str, state: str) -> None:
+        self.run_id = run_id
+        self.state = state
+        super().__init__(f"run {run_id} is not waiting for input (it is {state})")
+
+
+class PauseExpired(EngineError):
+    """The pause's deadline has passed."""
+
+    def __init__(self, run_id: str, key: str, deadline: str) -> None:
+        self.run_id = run_id
+        self.key = key
+        super().__init__(f"run {run_id} stopped waiting for input {key!r} at {deadline}")
+
+
+class AlreadyAnswered(EngineError):
+    """Someone else answered this pause first."""
+
+    def __init__(self, run_id: str, key: str, responder: str | None) -> None:
+        self.run_id = run_id
+        self.key = key
+        self.responder = responder
+        who = responder or "someone without a name"
+        super().__init__(f"input {key!r} of run {run_id} was already answered by {who}")
+
+
+class ResponderNotAllowed(EngineError):
+    """This person may not answer this pause."""
+
+    def __init__(self, run_id: str, key: str, responder: str | None, reason: str) -> None:
+        self.run_id = run_id
+        self.key = key
+        self.responder = responder
+        super().__init__(
+            f"{responder or 'an anonymous responder'} may not answer run {run_id}: {reason}"
+        )
+
+
+class InputInvalid(EngineError):
+    """The input does not match the schema the run waits for."""
+
+    def __init__(self, run_id: str, key: str, errors: Mapping[str, str]) -> None:
+        self.run_id = run_id
+        self.key = key
+        #: field path ("" for the whole input) -> message
+        self.errors = dict(errors)
+        detail = "; ".join(f"{k or '(input)'}: {v}" for k, v in self.errors.items())
+        super().__init__(f"input for run {run_id} rejected: {detail}")
+
+
+class InvalidTransition(EngineError):
+    """The run cannot move to that state from where it is."""
+
+    def __init__(self, run_id: str, current: str, requested: str) -> None:
+        self.run_id = run_id
+        self.current = current
+        self.requested = requested
+        super().__init__(f"run {run_id} is {current} and cannot become {requested}")
+
+
+class UnstorableValue(EngineError):
+    """A value the run needs to keep cannot be stored."""
+
+    def __init__(self, run_id: str, what: str, cause: BaseException) -> None:
+        self.run_id = run_id
+        self.what = what
+        super().__init__(
+            f"run {run_id} cannot be stored because {what} cannot be serialised "
+            f"({type(cause).__name__}: {cause}); return values that pickle can store"
+        )
+
+
+class StoreError(EngineError):
+    """The database failed; the driver's error is in ``__cause__``."""
+
+
+class PauseTimeout(Exception):
+    """Nobody answered the pause in time."""
+
+    def __init__(self, run_id: str, key: str, timeout: float | None) -> None:
+        self.run_id = run_id
+        self.key = key
+        self.timeout = timeout
+        waited = f" for {timeout:g}s" if timeout is not None else ""
+        super().__init__(
+            f"run {run_id} waited{waited} for input {key!r} and nobody answered in time"
+        )
+
+
+class RunSuspended(Exception):
+    """The flow suspended itself; a worker will run it again once it is answered."""
+
+    def __init__(self, run_id: str, key: str) -> None:
+        self.run_id = run_id
+        self.key = key
+        super().__init__(f"run {run_id} is suspended, waiting for input {key!r}")
+
+
+class RunCancelled(Exception):
+    """The run was cancelled while it ran or waited."""
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        super().__init__(f"run {run_id} was cancelled")
+
+
+#: Prefect's name for the same thing, so code written for it reads the same.
+FlowPauseTimeout = PauseTimeout

@@ -1,0 +1,160 @@
+"""``@flow``: ordinary functions whose calls are recorded as runs."""
+
+from __future__ import annotations
+
+import inspect
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, Generic, ParamSpec, TypeVar, cast, overload
+
+import pydantic
+
+from engine.errors import InvalidParameters
+from engine.registry import registry
+from engine.validation import model_errors
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _default_name(fn: Callable[..., Any]) -> str:
+    return fn.__name__.replace("_", "-")
+
+
+def _ref(fn: Callable[..., Any]) -> str | None:
+    """Where a worker can import ``fn`` from: ``module:qualname`` or ``path.py:qualname``."""
+    if "<locals>" in fn.__qualname__:
+        return None
+    module = sys.modules.get(fn.__module__)
+    source = getattr(module, "__signoff_source__", None)
+    if source is None and fn.__module__ == "__main__":
+        source = getattr(module, "__file__", None)
+    return f"{source or fn.__module__}:{fn.__qualname__}"
+
+
+class Flow(Generic[P, R]):
+    """A function whose every call is a recorded run. Made by ``@flow``."""
+
+    def __init__(
+        self,
+        fn: Callable[P, R],
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        approvers: Sequence[str] = (),
+        forbid_starter: bool = False,
+    ) -> None:
+        self.fn = fn
+        self.name = name or _default_name(fn)
+        self.description = description or inspect.getdoc(fn)
+        self.approvers = tuple(approvers)
+        self.forbid_starter = forbid_starter
+        self.is_async = inspect.iscoroutinefunction(fn)
+        self.ref = _ref(fn)
+        self.signature = inspect.signature(fn)
+        self.parameters_model = _parameters_model(self.name, self.signature)
+        self.__doc__ = fn.__doc__
+        self.__name__ = fn.__name__
+        self.__wrapped__ = fn
+
+    def validate_parameters(self, values: dict[str, Any]) -> dict[str, Any]:
+        """Coerce and check parameters against the function's type hints.
+
+        Raises:
+            InvalidParameters: a parameter is missing, unknown, or of the wrong type.
+        """
+        try:
+            model = self.parameters_model.model_validate(values)
+        except pydantic.ValidationError as exc:
+            raise InvalidParameters(self.name, model_errors(exc)) from exc
+        return {name: getattr(model, name) for name in self.signature.parameters}
+
+    def parameters_schema(self) -> dict[str, Any]:
+        """The JSON schema of the flow's parameters (to build a form for starting it)."""
+        return self.parameters_model.model_json_schema()
+
+    def bind(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        try:
+            bound = self.signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise InvalidParameters(self.name, {"": str(exc)}) from exc
+        return self.validate_parameters(dict(bound.arguments))
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        from engine.runner import call_flow, call_flow_async
+
+        parameters = self.bind(*args, **kwargs)
+        if self.is_async:
+            return cast("R", call_flow_async(self, parameters))
+        return call_flow(self, parameters)
+
+    def __repr__(self) -> str:
+        return f"<Flow {self.name}>"
+
+
+def _parameters_model(name: str, signature: inspect.Signature) -> type[pydantic.BaseModel]:
+    fields: dict[str, Any] = {}
+    for param in signature.parameters.values():
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            raise TypeError(f"flow {name!r}: *args and **kwargs parameters are not supported")
+        annotation = Any if param.annotation is inspect.Parameter.empty else param.annotation
+        default = ... if param.default is inspect.Parameter.empty else param.default
+        fields[param.name] = (annotation, default)
+    return pydantic.create_model(
+        f"{name}-parameters",
+        __config__=pydantic.ConfigDict(extra="forbid", arbitrary_types_allowed=True),
+        **fields,
+    )
+
+
+@overload
+def flow(fn: Callable[P, R], /) -> Flow[P, R]: ...
+
+
+@overload
+def flow(
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    approvers: Sequence[str] = (),
+    forbid_starter: bool = False,
+) -> Callable[[Callable[P, R]], Flow[P, R]]: ...
+
+
+def flow(
+    fn: Callable[P, R] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    approvers: Sequence[str] = (),
+    forbid_starter: bool = False,
+) -> Flow[P, R] | Callable[[Callable[P, R]], Flow[P, R]]:
+    """Make a function a flow: each call is a run, recorded with its states, tasks and logs.
+
+    Sync and async functions both work. The name defaults to the function's name with
+    ``_`` turned into ``-``. ``approvers`` (user or group ids) and ``forbid_starter`` set
+    who may answer this flow's pauses, unless a pause says otherwise.
+
+    Example::
+
+        @flow(name="deploy", approvers=["U024BE7LH"])
+        def deploy(service: str, version: str) -> None:
+            ...
+    """
+
+    def decorate(fn: Callable[P, R]) -> Flow[P, R]:
+        made = Flow(
+            fn,
+            name=name,
+            description=description,
+            approvers=approvers,
+            forbid_starter=forbid_starter,
+        )
+        registry.add(made)
+        return made
+
+    return decorate(fn) if fn is not None else decorate
+
+
+AsyncResult = Coroutine[Any, Any, Any]

@@ -1,0 +1,98 @@
+"""Typed input for paused and suspended runs.
+
+Example::
+
+    from engine.input import RunInput
+
+    class Approval(RunInput):
+        approved: bool
+        reason: str = ""
+
+    answer = pause_flow_run(wait_for_input=Approval.with_initial_data(reason="looks fine"))
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, cast
+
+import pydantic
+from pydantic import BaseModel, ConfigDict
+
+__all__ = ["AutomaticRunInput", "RunInput", "run_input_from_type"]
+
+
+class RunInput(BaseModel):
+    """A pydantic model that a flow can wait for. Unknown fields are refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: Markdown shown above the form, set by ``with_initial_data(description=...)``
+    signoff_description: ClassVar[str | None] = None
+
+    @classmethod
+    def with_initial_data(cls, description: str | None = None, **defaults: Any) -> type[RunInput]:
+        """The same model (same class name) with ``defaults`` as the values shown first.
+
+        Example::
+
+            pause_flow_run(wait_for_input=UserNameInput.with_initial_data(name="anonymous"))
+
+        Raises:
+            ValueError: a keyword names no field of the model.
+        """
+        unknown = sorted(set(defaults) - set(cls.model_fields))
+        if unknown:
+            raise ValueError(
+                f"{cls.__name__} has no field {', '.join(repr(u) for u in unknown)}; "
+                f"its fields are {', '.join(cls.model_fields) or 'none'}"
+            )
+        fields: dict[str, Any] = {
+            name: (cls.model_fields[name].annotation, value) for name, value in defaults.items()
+        }
+        model = cast(
+            "type[RunInput]",
+            pydantic.create_model(cls.__name__, __base__=cls, __module__=cls.__module__, **fields),
+        )
+        model.__qualname__ = cls.__qualname__
+        model.signoff_description = (
+            description if description is not None else (cls.signoff_description)
+        )
+        return model
+
+
+class AutomaticRunInput(RunInput):
+    """Wraps a plain type (``int``, ``str``, ``Literal[...]``) in a one-field model ``value``."""
+
+    #: set on generated subclasses; the flow gets ``.value`` back rather than the model
+    unwrap: ClassVar[bool] = True
+
+
+def run_input_from_type(input_type: Any) -> type[RunInput]:
+    """The ``RunInput`` model to ask for, given what was passed as ``wait_for_input``.
+
+    A ``RunInput`` subclass is used as it is; any other pydantic model is wrapped so that it
+    refuses unknown fields; anything else becomes a model with one required field ``value``.
+    """
+    if isinstance(input_type, type) and issubclass(input_type, RunInput):
+        return input_type
+    if isinstance(input_type, type) and issubclass(input_type, BaseModel):
+        return cast(
+            "type[RunInput]",
+            type(
+                f"{input_type.__name__}RunInput",
+                (RunInput, input_type),
+                {"__module__": input_type.__module__},
+            ),
+        )
+    name = getattr(input_type, "__name__", None) or type(input_type).__name__
+    try:
+        model = pydantic.create_model(
+            f"{name.lower()}AutomaticRunInput", __base__=AutomaticRunInput, value=(input_type, ...)
+        )
+    except (TypeError, pydantic.PydanticSchemaGenerationError) as exc:
+        raise TypeError(f"cannot wait for input of type {input_type!r}: {exc}") from exc
+    return cast("type[RunInput]", model)
+
+
+def is_automatic(model: type[RunInput]) -> bool:
+    return issubclass(model, AutomaticRunInput)

@@ -1,0 +1,58 @@
+"""``get_run_logger()``: a logger whose records are stored with the run."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import MutableMapping
+from datetime import UTC, datetime
+from typing import Any
+
+from engine.context import current_run, current_task, require_run
+
+_flow_logger = logging.getLogger("engine.flow_runs")
+
+
+class RunLogger(logging.LoggerAdapter[logging.Logger]):
+    """Logs to the standard ``engine.flow_runs`` logger and keeps each record for the run."""
+
+    def process(
+        self, msg: Any, kwargs: MutableMapping[str, Any]
+    ) -> tuple[Any, MutableMapping[str, Any]]:
+        extra = dict(self.extra or {})
+        extra.update(kwargs.get("extra") or {})
+        kwargs["extra"] = extra
+        return msg, kwargs
+
+    def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
+        ctx = current_run.get()
+        if ctx is not None and level >= logging.INFO:
+            text = str(msg) % args if args else str(msg)
+            with ctx.lock:
+                ctx.logs.append(
+                    (datetime.now(UTC), logging.getLevelName(level), text, current_task.get())
+                )
+        super().log(level, msg, *args, **kwargs)
+
+
+def get_run_logger() -> RunLogger:
+    """A logger for the current flow or task run; its records are stored with the run.
+
+    Example::
+
+        @flow
+        def deploy():
+            get_run_logger().info("starting")
+
+    Raises:
+        MissingContext: called outside a flow run.
+    """
+    ctx = require_run("get_run_logger()")
+    return RunLogger(
+        _flow_logger,
+        {
+            "action": "flow_log",
+            "run_id": ctx.run_id,
+            "flow": ctx.flow.name,
+            "task": current_task.get(),
+        },
+    )

@@ -1,0 +1,326 @@
+"""``pause_flow_run`` and ``suspend_flow_run``: waiting for a person's input.
+
+A pause keeps the flow where it is and blocks (or awaits) until the input is stored.
+A suspend stores the run as suspended and unwinds it; once answered, a worker runs the
+flow again from the start, and everything already done returns its stored result.
+
+Each call gets a key: the ``key=`` given, or its position among the run's pause and
+suspend calls ("1", "2", ...). A call whose key was already answered returns that
+answer at once, which is how a re-run gets past the pauses it passed before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, TypeVar, cast, overload
+
+import pydantic
+
+from engine.context import RunContext, require_run
+from engine.errors import PauseTimeout, UnstorableValue
+from engine.input import RunInput, is_automatic, run_input_from_type
+from engine.runs import Pause, PauseStatus, RunState
+from engine.signals import Cancel, Suspend
+from engine.validation import model_errors
+from engine.waiters import LoopWaiter, ThreadWaiter
+
+T = TypeVar("T")
+logger = logging.getLogger(__name__)
+
+_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$")
+#: the answer is not there yet
+_WAITING = object()
+
+
+@dataclass
+class _Request:
+    ctx: RunContext
+    key: str
+    model: type[RunInput] | None
+    timeout: float | None
+    pause: Pause
+    is_new: bool
+
+
+def _request(
+    ctx: RunContext,
+    wait_for_input: Any,
+    timeout: float | None,
+    key: str | None,
+    suspend: bool,
+    approvers: Sequence[str] | None,
+    forbid_starter: bool | None,
+) -> _Request:
+    if timeout is not None and timeout < 0:
+        raise ValueError(f"timeout must not be negative (got {timeout})")
+    if key is not None and not _KEY.match(key):
+        raise ValueError(f"pause key {key!r} must be 1-200 letters, digits, '-', '_', '.' or ':'")
+    key = ctx.next_pause_key(key)
+    model = run_input_from_type(wait_for_input) if wait_for_input is not None else None
+    store = ctx.engine.store
+    existing = store.get_pause(ctx.run_id, key)
+    if existing is not None:
+        return _Request(ctx, key, model, timeout, existing, is_new=False)
+    schema = model.model_json_schema() if model is not None else None
+    title = schema.get("title") if schema else None
+    initial: dict[str, Any] = {}
+    if model is not None:
+        # Asking again after a rejected answer: start from what the person sent.
+        rejected = store.last_rejected(ctx.run_id, title)
+        if rejected is not None and isinstance(rejected.response, dict):
+            initial = dict(rejected.response)
+    now = store.clock()
+    pause = Pause(
+        run_id=ctx.run_id,
+        key=key,
+        suspend=suspend,
+        status=PauseStatus.WAITING,
+        schema=schema,
+        title=title,
+        description=model.signoff_description if model is not None else None,
+        initial=initial,
+        approvers=tuple(approvers if approvers is not None else ctx.flow.approvers),
+        forbid_starter=forbid_starter if forbid_starter is not None else ctx.flow.forbid_starter,
+        created_at=now,
+        deadline=now + timedelta(seconds=timeout) if timeout is not None else None,
+        response=None,
+        responder=None,
+        answered_at=None,
+        errors={},
+    )
+    return _Request(ctx, key, model, timeout, pause, is_new=True)
+
+
+def _open(req: _Request, owner: str | None) -> None:
+    """Store the pause (or take it up again after a re-run) and set its timer."""
+    engine, run_id = req.ctx.engine, req.ctx.run_id
+    engine.store.add_logs(run_id, req.ctx.take_logs())
+    if req.is_new:
+        engine.store.open_pause(req.pause, owner)
+    else:
+        state = RunState.PAUSED if owner else RunState.SUSPENDED
+        engine.store.transition(
+            run_id,
+            state,
+            state.value.capitalize(),
+            f"waiting for input {req.key!r}",
+            expect=(RunState.RUNNING,),
+            owner=owner,
+        )
+    if req.pause.deadline is not None:
+        engine.timers.call_at(
+            f"expire:{run_id}:{req.key}", req.pause.deadline, "engine.timers:expire_due_pauses"
+        )
+    engine.notify()
+    logger.info(
+        "waiting for input",
+        extra={
+            "action": "run_suspended" if owner is None else "run_paused",
+            "run_id": run_id,
+            "key": req.key,
+        },
+    )
+
+
+def _outcome(req: _Request, pause: Pause) -> Any:
+    """What the waiting call returns or raises, given where its pause is now."""
+    ctx = req.ctx
+    if pause.status is PauseStatus.CANCELLED or ctx.engine.is_cancelled(ctx.run_id):
+        raise Cancel(ctx.run_id)
+    if pause.status is PauseStatus.WAITING:
+        return _WAITING
+    if pause.status is PauseStatus.TIMED_OUT:
+        # The flow may catch this and go on, so the run is running again.
+        ctx.engine.store.transition(
+            ctx.run_id,
+            RunState.RUNNING,
+            "Running",
+            f"no input for {req.key!r} in time",
+            expect=(RunState.PAUSED, RunState.SUSPENDED),
+            owner=ctx.engine.claim_ownership(),
+        )
+        raise PauseTimeout(ctx.run_id, req.key, req.timeout)
+    if req.model is None:
+        ctx.engine.store.settle_pause(ctx.run_id, req.key, accepted=True)
+        return None
+    try:
+        value = req.model.model_validate(pause.response or {})
+    except pydantic.ValidationError as exc:
+        if ctx.engine.store.settle_pause(ctx.run_id, req.key, False, model_errors(exc)):
+            ctx.engine.notify()
+        raise
+    if ctx.engine.store.settle_pause(ctx.run_id, req.key, accepted=True):
+        ctx.engine.notify()
+    return cast("Any", value).value if is_automatic(req.model) else value
+
+
+def _remaining(deadline: float | None) -> float | None:
+    return None if deadline is None else deadline - time.monotonic()
+
+
+def _wait_sync(req: _Request) -> Any:
+    engine, run_id = req.ctx.engine, req.ctx.run_id
+    if not req.is_new:
+        outcome = _outcome(req, req.pause)
+        if outcome is not _WAITING:
+            return outcome
+    deadline = None if req.timeout is None else time.monotonic() + req.timeout
+    waiter = ThreadWaiter()
+    engine.waiters.add(run_id, waiter)  # before the pause is stored: no wake-up is missed
+    try:
+        _open(req, engine.claim_ownership())
+        while True:
+            pause = engine.store.get_pause(run_id, req.key)
+            assert pause is not None
+            outcome = _outcome(req, pause)
+            if outcome is not _WAITING:
+                return outcome
+            remaining = _remaining(deadline)
+            if remaining is not None and remaining <= 0:
+                engine.store.expire_pause(run_id, req.key)
+                engine.notify()
+                continue
+            waiter.wait(remaining)
+    finally:
+        engine.waiters.remove(run_id, waiter)
+
+
+async def _wait_async(req: _Request) -> Any:
+    engine, run_id = req.ctx.engine, req.ctx.run_id
+    if not req.is_new:
+        outcome = _outcome(req, req.pause)
+        if outcome is not _WAITING:
+            return outcome
+    deadline = None if req.timeout is None else time.monotonic() + req.timeout
+    waiter = LoopWaiter()
+    engine.waiters.add(run_id, waiter)
+    try:
+        _open(req, engine.claim_ownership())
+        while True:
+            pause = engine.store.get_pause(run_id, req.key)
+            assert pause is not None
+            outcome = _outcome(req, pause)
+            if outcome is not _WAITING:
+                return outcome
+            remaining = _remaining(deadline)
+            if remaining is not None and remaining <= 0:
+                engine.store.expire_pause(run_id, req.key)
+                engine.notify()
+                continue
+            await waiter.wait(remaining)
+    finally:
+        engine.waiters.remove(run_id, waiter)
+
+
+def _suspend(req: _Request) -> Any:
+    if not req.is_new:
+        outcome = _outcome(req, req.pause)
+        if outcome is not _WAITING:
+            return outcome
+    if req.ctx.unstorable:
+        what, cause = next(iter(req.ctx.unstorable.items()))
+        raise UnstorableValue(req.ctx.run_id, what, cause)
+    _open(req, owner=None)
+    raise Suspend(req.key)
+
+
+async def _suspend_async(req: _Request) -> Any:
+    return _suspend(req)
+
+
+def _in_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+@overload
+def pause_flow_run(
+    wait_for_input: type[T],
+    timeout: float | None = 3600,
+    key: str | None = None,
+    *,
+    approvers: Sequence[str] | None = None,
+    forbid_starter: bool | None = None,
+) -> T: ...
+
+
+@overload
+def pause_flow_run(
+    wait_for_input: None = None,
+    timeout: float | None = 3600,
+    key: str | None = None,
+    *,
+    approvers: Sequence[str] | None = None,
+    forbid_starter: bool | None = None,
+) -> None: ...
+
+
+def pause_flow_run(
+    wait_for_input: Any = None,
+    timeout: float | None = 3600,
+    key: str | None = None,
+    *,
+    approvers: Sequence[str] | None = None,
+    forbid_starter: bool | None = None,
+) -> Any:
+    """Wait, in this process, until someone answers; return their validated input.
+
+    In a sync flow it blocks; in an async flow it returns an awaitable. Called inside a
+    task it pauses the task's flow. ``wait_for_input`` is a ``RunInput`` subclass, any
+    pydantic model, or a plain type such as ``int`` or ``Literal["yes", "no"]`` (then the
+    bare value comes back). ``approvers`` (user or group ids) and ``forbid_starter``
+    override the flow's settings for who may answer.
+
+    Example::
+
+        @flow
+        def get_shirt_order():
+            order = pause_flow_run(wait_for_input=ShirtOrder, timeout=600)
+
+    Raises:
+        PauseTimeout: nobody answered within ``timeout`` seconds (the flow may catch it).
+        pydantic.ValidationError: the model's own validators refused the answer; the
+            refusal is stored, so asking again prefills what was sent.
+        MissingContext: called outside a flow run.
+    """
+    ctx = require_run("pause_flow_run()")
+    req = _request(ctx, wait_for_input, timeout, key, False, approvers, forbid_starter)
+    if ctx.is_async and _in_event_loop():
+        return _wait_async(req)
+    return _wait_sync(req)
+
+
+def suspend_flow_run(
+    wait_for_input: Any = None,
+    timeout: float | None = None,
+    key: str | None = None,
+    *,
+    approvers: Sequence[str] | None = None,
+    forbid_starter: bool | None = None,
+) -> Any:
+    """Stop the run here, keeping no process, until someone answers.
+
+    The run is stored as suspended and the flow unwinds. Once it is answered, a worker
+    runs the flow again from the start with the same parameters: completed tasks return
+    their stored results and this call returns the validated input.
+
+    Raises:
+        UnstorableValue: a parameter or task result of the run cannot be stored, so the
+            run could not be taken up again; nothing is suspended.
+        PauseTimeout: on the re-run, if the suspend timed out before anyone answered.
+        pydantic.ValidationError: as for ``pause_flow_run``.
+    """
+    ctx = require_run("suspend_flow_run()")
+    req = _request(ctx, wait_for_input, timeout, key, True, approvers, forbid_starter)
+    if ctx.is_async and _in_event_loop():
+        return _suspend_async(req)
+    return _suspend(req)

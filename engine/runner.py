@@ -1,0 +1,204 @@
+"""Executing a flow run: in the caller's process, or in a worker for a queued run."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import pydantic
+
+from engine import serialization
+from engine.context import RunContext, current_run
+from engine.errors import FlowImportError, PauseTimeout, RunCancelled, RunSuspended
+from engine.runs import RunState
+from engine.runtime import Engine, get_engine
+from engine.signals import Cancel, Suspend
+from engine.validation import model_errors
+
+if TYPE_CHECKING:
+    from engine.flows import Flow
+
+logger = logging.getLogger(__name__)
+
+
+def _start(flow: Flow[..., Any], parameters: dict[str, Any], started_by: str | None) -> RunContext:
+    engine = get_engine()
+    owner = engine.claim_ownership()
+    unstorable: dict[str, BaseException] = {}
+    try:
+        blob = serialization.dump(parameters)
+    except Exception as exc:
+        blob = serialization.dump(None)
+        unstorable["the flow's parameters"] = exc
+    run = engine.store.create_run(
+        uuid.uuid4().hex,
+        flow.name,
+        flow.ref,
+        blob,
+        serialization.jsonable(parameters),
+        RunState.RUNNING,
+        owner=owner,
+        started_by=started_by,
+    )
+    engine.notify()
+    logger.info("run started", extra={"action": "run_started", "run_id": run.id, "flow": flow.name})
+    ctx = RunContext(engine, run.id, flow, flow.is_async, started_by)
+    ctx.unstorable.update(unstorable)
+    return ctx
+
+
+def call_flow(
+    flow: Flow[..., Any], parameters: dict[str, Any], started_by: str | None = None
+) -> Any:
+    """Run a sync flow here and now; its result or its exception comes back to the caller."""
+    ctx = _start(flow, parameters, started_by)
+    token = current_run.set(ctx)
+    try:
+        result = flow.fn(**parameters)
+    except BaseException as exc:
+        _finish_with(ctx, exc)
+        if isinstance(exc, Suspend | Cancel):
+            raise _for_caller(ctx, exc) from None
+        raise
+    finally:
+        current_run.reset(token)
+    _complete(ctx, result)
+    return result
+
+
+async def call_flow_async(
+    flow: Flow[..., Any], parameters: dict[str, Any], started_by: str | None = None
+) -> Any:
+    """Run an async flow here and now (awaited by the caller)."""
+    ctx = _start(flow, parameters, started_by)
+    token = current_run.set(ctx)
+    try:
+        result = await flow.fn(**parameters)
+    except BaseException as exc:
+        _finish_with(ctx, exc)
+        if isinstance(exc, Suspend | Cancel):
+            raise _for_caller(ctx, exc) from None
+        raise
+    finally:
+        current_run.reset(token)
+    _complete(ctx, result)
+    return result
+
+
+def prepare_queued(engine: Engine, run_id: str) -> tuple[RunContext, dict[str, Any]] | None:
+    """Context and parameters for a run a worker claimed; None if its flow cannot be loaded."""
+    run = engine.store.get_run(run_id)
+    ref, blob = engine.store.run_source(run_id)
+    try:
+        flow = engine.flows.resolve(run.flow_name, ref)
+    except FlowImportError as exc:
+        engine.store.transition(
+            run_id,
+            RunState.CRASHED,
+            "Crashed",
+            f"no worker can import flow {run.flow_name!r}: {exc}",
+            expect=(RunState.RUNNING,),
+            owner=None,
+        )
+        engine.notify()
+        logger.error(
+            "flow not importable",
+            extra={"action": "run_crashed", "run_id": run_id, "flow": run.flow_name},
+        )
+        return None
+    parameters = serialization.load(blob)
+    return RunContext(engine, run_id, flow, flow.is_async, run.started_by), parameters
+
+
+def execute_queued(ctx: RunContext, parameters: dict[str, Any]) -> None:
+    """Run a sync flow for a worker; every outcome is recorded, nothing is raised."""
+    token = current_run.set(ctx)
+    try:
+        result = ctx.flow.fn(**parameters)
+    except BaseException as exc:
+        _finish_with(ctx, exc)
+        if not isinstance(exc, Exception | Suspend | Cancel):
+            raise
+        return
+    finally:
+        current_run.reset(token)
+    _complete(ctx, result)
+
+
+async def execute_queued_async(ctx: RunContext, parameters: dict[str, Any]) -> None:
+    token = current_run.set(ctx)
+    try:
+        result = await ctx.flow.fn(**parameters)
+    except BaseException as exc:
+        _finish_with(ctx, exc)
+        if not isinstance(exc, Exception | Suspend | Cancel):
+            raise
+        return
+    finally:
+        current_run.reset(token)
+    _complete(ctx, result)
+
+
+def _complete(ctx: RunContext, result: Any) -> None:
+    store = ctx.engine.store
+    store.add_logs(ctx.run_id, ctx.take_logs())
+    store.transition(
+        ctx.run_id,
+        RunState.COMPLETED,
+        "Completed",
+        None,
+        expect=(RunState.RUNNING,),
+        owner=None,
+        result=serialization.preview(result),
+    )
+    ctx.engine.notify()
+    logger.info(
+        "run completed",
+        extra={"action": "run_completed", "run_id": ctx.run_id, "flow": ctx.flow.name},
+    )
+
+
+def failure_message(exc: BaseException) -> str:
+    if isinstance(exc, PauseTimeout):
+        return str(exc)
+    if isinstance(exc, pydantic.ValidationError):
+        detail = "; ".join(f"{k or 'input'}: {v}" for k, v in model_errors(exc).items())
+        return f"input rejected by {exc.title}: {detail}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _finish_with(ctx: RunContext, exc: BaseException) -> None:
+    """Record how the flow stopped. Suspend and cancel were recorded where they happened."""
+    store = ctx.engine.store
+    store.add_logs(ctx.run_id, ctx.take_logs())
+    if isinstance(exc, Suspend | Cancel):
+        return
+    state = RunState.FAILED if isinstance(exc, Exception) else RunState.CRASHED
+    name = "TimedOut" if isinstance(exc, PauseTimeout) else state.value.capitalize()
+    store.transition(
+        ctx.run_id,
+        state,
+        name,
+        failure_message(exc),
+        expect=(RunState.RUNNING, RunState.PAUSED),
+        owner=None,
+    )
+    ctx.engine.notify()
+    logger.info(
+        "run failed",
+        extra={
+            "action": "run_failed",
+            "run_id": ctx.run_id,
+            "flow": ctx.flow.name,
+            "error": type(exc).__name__,
+        },
+    )
+
+
+def _for_caller(ctx: RunContext, exc: BaseException) -> BaseException:
+    if isinstance(exc, Suspend):
+        return RunSuspended(ctx.run_id, exc.key)
+    if isinstance(exc, Cancel):
+        return RunCancelled(ctx.run_id)
+    return exc

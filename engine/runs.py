@@ -1,0 +1,183 @@
+"""What the engine records about runs, as immutable domain values.
+
+The store maps its rows to these; nothing outside ``engine.store`` sees a table.
+
+Run states and the moves between them (the letters match the README's diagram)::
+
+    SCHEDULED --a--> RUNNING --b--> COMPLETED
+                      |  |  \\--c--> FAILED / CRASHED
+                      |  d   \\-e-> CANCELLED
+                      |  v
+                      | PAUSED  --f (answered)--> RUNNING
+                      |   \\--g (owner process gone)--> SUSPENDED
+                      h
+                      v
+                   SUSPENDED --i (answered)--> SCHEDULED   (a worker runs the flow again)
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+#: A JSON value as stored in the database.
+JSON = Any
+
+
+class RunState(enum.StrEnum):
+    """Where a run is in its life."""
+
+    #: queued for a worker (new, resumed after a suspend, or recovered after a crash)
+    SCHEDULED = "scheduled"
+    #: executing in a process
+    RUNNING = "running"
+    #: waiting for input inside a live process
+    PAUSED = "paused"
+    #: waiting for input with no process; answering queues it again
+    SUSPENDED = "suspended"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    #: could not be executed at all (e.g. no worker can import its flow)
+    CRASHED = "crashed"
+
+    @property
+    def is_final(self) -> bool:
+        return self in FINAL_STATES
+
+    @property
+    def is_waiting(self) -> bool:
+        return self in (RunState.PAUSED, RunState.SUSPENDED)
+
+
+FINAL_STATES = frozenset(
+    {RunState.COMPLETED, RunState.FAILED, RunState.CANCELLED, RunState.CRASHED}
+)
+
+
+class PauseStatus(enum.StrEnum):
+    """Where one request for input is."""
+
+    WAITING = "waiting"
+    #: input stored; the flow has not validated it yet
+    ANSWERED = "answered"
+    #: the flow's model accepted the input
+    ACCEPTED = "accepted"
+    #: the flow's own validators refused the input
+    REJECTED = "rejected"
+    TIMED_OUT = "timed_out"
+    CANCELLED = "cancelled"
+
+
+class EventKind(enum.StrEnum):
+    """What an event reports. Every event concerns one run."""
+
+    STATE_CHANGED = "state_changed"
+    #: a pause or suspend began waiting; data has the pause key
+    WAITING_FOR_INPUT = "waiting_for_input"
+    INPUT_RECEIVED = "input_received"
+    INPUT_ACCEPTED = "input_accepted"
+    INPUT_REJECTED = "input_rejected"
+    PAUSE_TIMED_OUT = "pause_timed_out"
+
+
+@dataclass(frozen=True)
+class Run:
+    """One execution of a flow."""
+
+    id: str
+    flow_name: str
+    state: RunState
+    state_name: str
+    state_message: str | None
+    parameters: dict[str, JSON]
+    created_at: datetime
+    updated_at: datetime
+    started_by: str | None
+    owner: str | None
+    result: str | None
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StateChange:
+    """One entry in a run's state history."""
+
+    state: RunState
+    name: str
+    message: str | None
+    at: datetime
+
+
+@dataclass(frozen=True)
+class TaskRun:
+    """One task call inside a run, with its outcome."""
+
+    key: str
+    task_name: str
+    state: RunState
+    attempts: int
+    result: str | None
+    error: str | None
+    started_at: datetime
+    ended_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Pause:
+    """A request for input, and its answer once there is one."""
+
+    run_id: str
+    key: str
+    suspend: bool
+    status: PauseStatus
+    schema: dict[str, JSON] | None
+    title: str | None
+    description: str | None
+    initial: dict[str, JSON]
+    approvers: tuple[str, ...]
+    forbid_starter: bool
+    created_at: datetime
+    deadline: datetime | None
+    response: JSON
+    responder: str | None
+    answered_at: datetime | None
+    errors: dict[str, str]
+
+    @property
+    def wants_input(self) -> bool:
+        return self.schema is not None
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """A record written through ``get_run_logger()``."""
+
+    at: datetime
+    level: str
+    message: str
+    task_key: str | None
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something that happened to a run, in the order it was stored."""
+
+    id: int
+    run_id: str
+    kind: EventKind
+    at: datetime
+    data: dict[str, JSON]
+
+
+@dataclass(frozen=True)
+class RunDetail:
+    """A run with everything recorded about it."""
+
+    run: Run
+    history: tuple[StateChange, ...]
+    tasks: tuple[TaskRun, ...]
+    pauses: tuple[Pause, ...]
+    logs: tuple[LogEntry, ...]

@@ -1,0 +1,418 @@
+"""``SqlStore``: every domain query, for SQLite and PostgreSQL alike.
+
+Each write is one transaction that changes the rows and appends the matching events, so
+the events table is an outbox: whoever reads it in id order sees every change, in order.
+On PostgreSQL, writers that append events take a transaction-level advisory lock first,
+which makes event ids follow commit order (a reader never skips a late-committing id).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, delete, func, insert, select, update
+
+from engine.errors import RunNotFound
+from engine.runs import JSON, Event, EventKind, Run, RunDetail, RunState
+from engine.store import rows
+from engine.store.base import EVENTS, RUNS, STATES
+from engine.store.pauses import PAUSES, PauseQueries
+from engine.store.tables import CursorRow, LogRow, MetadataRow, ProcessRow, TaskRunRow
+
+logger = logging.getLogger(__name__)
+
+TASKS = TaskRunRow.__table__  # type: ignore[attr-defined]
+LOGS = LogRow.__table__  # type: ignore[attr-defined]
+PROCESSES = ProcessRow.__table__  # type: ignore[attr-defined]
+CURSORS = CursorRow.__table__  # type: ignore[attr-defined]
+METADATA = MetadataRow.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class StoredTask:
+    """A finished task call as the replay needs it."""
+
+    state: RunState
+    result: bytes | None
+
+
+class SqlStore(PauseQueries):
+    """The engine's persistence, over one SQLAlchemy engine, for SQLite and PostgreSQL.
+
+    Example::
+
+        store = SqlStore.open("sqlite:///runs.db")
+        run = store.get_run(run_id)
+    """
+
+    # -- processes ----------------------------------------------------------------------
+
+    def register_process(self, process_id: str, hostname: str, pid: int) -> None:
+        now = self.clock()
+        with self._write() as conn:
+            conn.execute(
+                insert(PROCESSES).values(
+                    id=process_id, hostname=hostname, pid=pid, started_at=now, heartbeat_at=now
+                )
+            )
+
+    def heartbeat(self, process_id: str) -> bool:
+        """Prove the process is alive; False if its row was removed as stale."""
+        with self._write() as conn:
+            result = conn.execute(
+                update(PROCESSES)
+                .where(PROCESSES.c.id == process_id)
+                .values(heartbeat_at=self.clock())
+            )
+            return result.rowcount == 1
+
+    def remove_process(self, process_id: str) -> None:
+        with self._write() as conn:
+            conn.execute(delete(PROCESSES).where(PROCESSES.c.id == process_id))
+
+    def live_processes(self, timeout: float) -> set[str]:
+        cutoff = self.clock() - timedelta(seconds=timeout)
+        with self._read() as conn:
+            ids = conn.execute(select(PROCESSES.c.id).where(PROCESSES.c.heartbeat_at >= cutoff))
+            return {row[0] for row in ids}
+
+    def is_alive(self, process_id: str | None, timeout: float) -> bool:
+        if process_id is None:
+            return False
+        cutoff = self.clock() - timedelta(seconds=timeout)
+        with self._read() as conn:
+            found = conn.execute(
+                select(PROCESSES.c.id).where(
+                    PROCESSES.c.id == process_id, PROCESSES.c.heartbeat_at >= cutoff
+                )
+            ).first()
+            return found is not None
+
+    def forget_dead_processes(self, timeout: float) -> None:
+        cutoff = self.clock() - timedelta(seconds=timeout)
+        with self._write() as conn:
+            conn.execute(delete(PROCESSES).where(PROCESSES.c.heartbeat_at < cutoff))
+
+    # -- runs ---------------------------------------------------------------------------
+
+    def create_run(
+        self,
+        run_id: str,
+        flow_name: str,
+        flow_ref: str | None,
+        parameters: bytes,
+        parameters_json: dict[str, JSON],
+        state: RunState,
+        owner: str | None,
+        started_by: str | None,
+        tags: dict[str, str] | None = None,
+    ) -> Run:
+        now = self.clock()
+        name = "Running" if state is RunState.RUNNING else "Scheduled"
+        with self._write() as conn:
+            conn.execute(
+                insert(RUNS).values(
+                    id=run_id,
+                    flow_name=flow_name,
+                    flow_ref=flow_ref,
+                    parameters=parameters,
+                    parameters_json=parameters_json,
+                    state=state.value,
+                    state_name=name,
+                    state_message=None,
+                    started_by=started_by,
+                    owner=owner,
+                    result=None,
+                    tags=tags or {},
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            conn.execute(
+                insert(STATES).values(
+                    run_id=run_id, state=state.value, name=name, message=None, at=now
+                )
+            )
+            self._emit(
+                conn,
+                run_id,
+                EventKind.STATE_CHANGED,
+                {"state": state.value, "name": name, "message": None, "flow": flow_name},
+                now,
+            )
+        return self.get_run(run_id)
+
+    def get_run(self, run_id: str) -> Run:
+        with self._read() as conn:
+            row = conn.execute(select(RUNS).where(RUNS.c.id == run_id)).first()
+        if row is None:
+            raise RunNotFound(run_id)
+        return rows.to_run(row)
+
+    def find_run(self, prefix: str) -> Run:
+        """A run by its id or by a unique prefix of it (as the CLI and /runs accept)."""
+        with self._read() as conn:
+            found = conn.execute(
+                select(RUNS).where(RUNS.c.id.startswith(prefix, autoescape=True)).limit(2)
+            ).all()
+        if len(found) != 1 or not prefix:
+            raise RunNotFound(prefix)
+        return rows.to_run(found[0])
+
+    def run_source(self, run_id: str) -> tuple[str | None, bytes]:
+        """The flow reference and pickled parameters a worker needs to run it again."""
+        with self._read() as conn:
+            row = conn.execute(
+                select(RUNS.c.flow_ref, RUNS.c.parameters).where(RUNS.c.id == run_id)
+            ).one()
+            return row.flow_ref, row.parameters
+
+    def list_runs(
+        self,
+        states: Sequence[RunState] | None = None,
+        flow_name: str | None = None,
+        limit: int = 50,
+    ) -> list[Run]:
+        query = select(RUNS).order_by(RUNS.c.created_at.desc(), RUNS.c.id).limit(limit)
+        if states:
+            query = query.where(RUNS.c.state.in_([s.value for s in states]))
+        if flow_name:
+            query = query.where(RUNS.c.flow_name == flow_name)
+        with self._read() as conn:
+            return [rows.to_run(r) for r in conn.execute(query)]
+
+    def detail(self, run_id: str, log_limit: int = 200) -> RunDetail:
+        run = self.get_run(run_id)
+        with self._read() as conn:
+            history = conn.execute(
+                select(STATES).where(STATES.c.run_id == run_id).order_by(STATES.c.id)
+            ).all()
+            tasks = conn.execute(
+                select(TASKS)
+                .where(TASKS.c.run_id == run_id)
+                .order_by(TASKS.c.started_at, TASKS.c.id)
+            ).all()
+            pauses = conn.execute(
+                select(PAUSES).where(PAUSES.c.run_id == run_id).order_by(PAUSES.c.id)
+            ).all()
+            logs = conn.execute(
+                select(LOGS)
+                .where(LOGS.c.run_id == run_id)
+                .order_by(LOGS.c.id.desc())
+                .limit(log_limit)
+            ).all()
+        return RunDetail(
+            run=run,
+            history=tuple(rows.to_state(r) for r in history),
+            tasks=tuple(rows.to_task(r) for r in tasks),
+            pauses=tuple(rows.to_pause(r) for r in pauses),
+            logs=tuple(rows.to_log(r) for r in reversed(logs)),
+        )
+
+    def transition(
+        self,
+        run_id: str,
+        state: RunState,
+        name: str,
+        message: str | None = None,
+        *,
+        expect: Iterable[RunState] | None = None,
+        expect_owner: str | None = None,
+        **columns: Any,
+    ) -> bool:
+        """Move a run to ``state``; with ``expect``, only from one of those states.
+
+        Returns False (and changes nothing) when the run was not in an expected state, so
+        that racing writers can tell who won.
+        """
+        now = self.clock()
+        with self._write() as conn:
+            query = select(RUNS.c.state, RUNS.c.owner).where(RUNS.c.id == run_id)
+            current = conn.execute(query).first()
+            if current is None:
+                return False
+            if expect is not None and RunState(current.state) not in set(expect):
+                return False
+            if expect_owner is not None and current.owner != expect_owner:
+                return False
+            self._change_state(conn, run_id, state, name, message, now, **columns)
+            return True
+
+    def claim_scheduled(self, owner: str, limit: int) -> list[str]:
+        """Atomically take up to ``limit`` scheduled runs for this process, oldest first."""
+        now = self.clock()
+        claimed: list[str] = []
+        with self._write() as conn:
+            query = (
+                select(RUNS.c.id)
+                .where(RUNS.c.state == RunState.SCHEDULED.value)
+                .order_by(RUNS.c.updated_at, RUNS.c.id)
+                .limit(limit)
+            )
+            if not self.is_sqlite:
+                query = query.with_for_update(skip_locked=True)
+            for (run_id,) in conn.execute(query).all():
+                self._change_state(
+                    conn, run_id, RunState.RUNNING, "Running", None, now, owner=owner
+                )
+                claimed.append(run_id)
+        return claimed
+
+    def orphans(self, live: set[str]) -> list[Run]:
+        """Runs that a process owned (running or paused) whose process is gone."""
+        query = select(RUNS).where(
+            RUNS.c.state.in_([RunState.RUNNING.value, RunState.PAUSED.value]),
+            RUNS.c.owner.is_not(None),
+        )
+        with self._read() as conn:
+            found = [rows.to_run(r) for r in conn.execute(query)]
+        return [run for run in found if run.owner not in live]
+
+    # -- tasks and logs -----------------------------------------------------------------
+
+    def completed_task(self, run_id: str, key: str) -> StoredTask | None:
+        with self._read() as conn:
+            row = conn.execute(
+                select(TASKS.c.state, TASKS.c.result).where(
+                    TASKS.c.run_id == run_id,
+                    TASKS.c.key == key,
+                    TASKS.c.state == RunState.COMPLETED.value,
+                )
+            ).first()
+        return None if row is None else StoredTask(RunState(row.state), row.result)
+
+    def record_task(
+        self,
+        run_id: str,
+        key: str,
+        task_name: str,
+        state: RunState,
+        attempts: int,
+        result: bytes | None,
+        preview: str | None,
+        error: str | None,
+        started_at: datetime,
+        logs: Sequence[tuple[datetime, str, str, str | None]] = (),
+    ) -> None:
+        values = {
+            "task_name": task_name,
+            "state": state.value,
+            "attempts": attempts,
+            "result": result,
+            "result_preview": preview,
+            "error": error,
+            "started_at": started_at,
+            "ended_at": self.clock(),
+        }
+        with self._write() as conn:
+            done = conn.execute(
+                update(TASKS).where(TASKS.c.run_id == run_id, TASKS.c.key == key).values(**values)
+            )
+            if done.rowcount == 0:
+                conn.execute(insert(TASKS).values(run_id=run_id, key=key, **values))
+            self._insert_logs(conn, run_id, logs)
+
+    def add_logs(self, run_id: str, logs: Sequence[tuple[datetime, str, str, str | None]]) -> None:
+        if logs:
+            with self._write() as conn:
+                self._insert_logs(conn, run_id, logs)
+
+    @staticmethod
+    def _insert_logs(
+        conn: Connection, run_id: str, logs: Sequence[tuple[datetime, str, str, str | None]]
+    ) -> None:
+        if logs:
+            conn.execute(
+                insert(LOGS),
+                [
+                    {"run_id": run_id, "at": at, "level": level, "message": msg, "task_key": task}
+                    for at, level, msg, task in logs
+                ],
+            )
+
+    # -- events and consumers -----------------------------------------------------------
+
+    def last_event_id(self) -> int:
+        with self._read() as conn:
+            return int(conn.execute(select(func.coalesce(func.max(EVENTS.c.id), 0))).scalar_one())
+
+    def events_after(self, position: int, limit: int = 500) -> list[Event]:
+        with self._read() as conn:
+            found = conn.execute(
+                select(EVENTS).where(EVENTS.c.id > position).order_by(EVENTS.c.id).limit(limit)
+            ).all()
+        return [rows.to_event(r) for r in found]
+
+    def lease_cursor(self, consumer: str, owner: str, seconds: float) -> int | None:
+        """Hold ``consumer``'s cursor for ``seconds``; its position, or None if another holds it."""
+        now = self.clock()
+        until = now + timedelta(seconds=seconds)
+        with self._write() as conn:
+            row = conn.execute(select(CURSORS).where(CURSORS.c.consumer == consumer)).first()
+            if row is None:
+                # A new consumer starts at the present: it reports what happens from now on.
+                position = int(
+                    conn.execute(select(func.coalesce(func.max(EVENTS.c.id), 0))).scalar_one()
+                )
+                conn.execute(
+                    insert(CURSORS).values(
+                        consumer=consumer, position=position, lease_owner=owner, lease_until=until
+                    )
+                )
+                return position
+            held_by_other = (
+                row.lease_owner not in (None, owner)
+                and row.lease_until is not None
+                and rows.utc(row.lease_until) > now
+            )
+            if held_by_other:
+                return None
+            conn.execute(
+                update(CURSORS)
+                .where(CURSORS.c.consumer == consumer)
+                .values(lease_owner=owner, lease_until=until)
+            )
+            return int(row.position)
+
+    def advance_cursor(self, consumer: str, owner: str, position: int) -> bool:
+        with self._write() as conn:
+            done = conn.execute(
+                update(CURSORS)
+                .where(CURSORS.c.consumer == consumer, CURSORS.c.lease_owner == owner)
+                .values(position=position)
+            )
+            return done.rowcount == 1
+
+    def release_cursor(self, consumer: str, owner: str) -> None:
+        with self._write() as conn:
+            conn.execute(
+                update(CURSORS)
+                .where(CURSORS.c.consumer == consumer, CURSORS.c.lease_owner == owner)
+                .values(lease_owner=None, lease_until=None)
+            )
+
+    # -- metadata -----------------------------------------------------------------------
+
+    def set_metadata(self, run_id: str, key: str, value: JSON) -> None:
+        with self._write() as conn:
+            done = conn.execute(
+                update(METADATA)
+                .where(METADATA.c.run_id == run_id, METADATA.c.key == key)
+                .values(value=value)
+            )
+            if done.rowcount == 0:
+                conn.execute(insert(METADATA).values(run_id=run_id, key=key, value=value))
+
+    def get_metadata(self, run_id: str, key: str) -> JSON:
+        with self._read() as conn:
+            row = conn.execute(
+                select(METADATA.c.value).where(METADATA.c.run_id == run_id, METADATA.c.key == key)
+            ).first()
+        return None if row is None else row[0]
+
+
+__all__ = ["SqlStore", "StoredTask"]

@@ -1,0 +1,164 @@
+"""The database tables. This is the only module that defines them, and none leaves the store.
+
+Times are stored in UTC. Values the flow hands back later (parameters, task results) are
+pickled; input, schemas and event data are JSON so that any client can read them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    UniqueConstraint,
+)
+from sqlmodel import Field, SQLModel
+
+metadata = SQLModel.metadata
+
+
+def _utc_column(*, nullable: bool = False, index: bool = False) -> Any:
+    return Field(
+        default=None,
+        sa_column=Column(DateTime(timezone=True), nullable=nullable, index=index),
+    )
+
+
+class RunRow(SQLModel, table=True):
+    __tablename__ = "runs"
+    __table_args__ = (Index("ix_runs_state_updated", "state", "updated_at"),)
+
+    id: str = Field(primary_key=True, max_length=32)
+    flow_name: str = Field(index=True, max_length=200)
+    flow_ref: str | None = Field(default=None, max_length=1000)
+    parameters: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    parameters_json: Any = Field(default=None, sa_column=Column(JSON, nullable=True))
+    state: str = Field(max_length=20)
+    state_name: str = Field(max_length=50)
+    state_message: str | None = None
+    started_by: str | None = Field(default=None, max_length=200)
+    owner: str | None = Field(default=None, max_length=64, index=True)
+    result: str | None = None
+    tags: Any = Field(default=None, sa_column=Column(JSON, nullable=True))
+    created_at: datetime = _utc_column()
+    updated_at: datetime = _utc_column()
+
+
+class StateRow(SQLModel, table=True):
+    __tablename__ = "run_states"
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(foreign_key="runs.id", index=True, max_length=32)
+    state: str = Field(max_length=20)
+    name: str = Field(max_length=50)
+    message: str | None = None
+    at: datetime = _utc_column()
+
+
+class TaskRunRow(SQLModel, table=True):
+    __tablename__ = "task_runs"
+    __table_args__ = (UniqueConstraint("run_id", "key", name="uq_task_runs_run_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(foreign_key="runs.id", max_length=32)
+    key: str = Field(max_length=300)
+    task_name: str = Field(max_length=200)
+    state: str = Field(max_length=20)
+    attempts: int = 1
+    result: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    result_preview: str | None = None
+    error: str | None = None
+    started_at: datetime = _utc_column()
+    ended_at: datetime | None = _utc_column(nullable=True)
+
+
+class PauseRow(SQLModel, table=True):
+    __tablename__ = "pauses"
+    __table_args__ = (
+        UniqueConstraint("run_id", "key", name="uq_pauses_run_key"),
+        Index("ix_pauses_status_deadline", "status", "deadline"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(foreign_key="runs.id", max_length=32)
+    key: str = Field(max_length=200)
+    suspend: bool = False
+    status: str = Field(max_length=20)
+    input_schema: Any = Field(default=None, sa_column=Column(JSON, nullable=True))
+    title: str | None = Field(default=None, max_length=200)
+    description: str | None = None
+    initial: Any = Field(default=None, sa_column=Column(JSON, nullable=True))
+    approvers: Any = Field(default=None, sa_column=Column(JSON, nullable=True))
+    forbid_starter: bool = False
+    created_at: datetime = _utc_column()
+    deadline: datetime | None = _utc_column(nullable=True)
+    response: Any = Field(default=None, sa_column=Column(JSON, nullable=True))
+    responder: str | None = Field(default=None, max_length=200)
+    answered_at: datetime | None = _utc_column(nullable=True)
+    errors: Any = Field(default=None, sa_column=Column(JSON, nullable=True))
+
+
+class LogRow(SQLModel, table=True):
+    __tablename__ = "logs"
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(foreign_key="runs.id", index=True, max_length=32)
+    task_key: str | None = Field(default=None, max_length=300)
+    level: str = Field(max_length=10)
+    message: str
+    at: datetime = _utc_column()
+
+
+class EventRow(SQLModel, table=True):
+    __tablename__ = "events"
+
+    id: int | None = Field(
+        default=None,
+        sa_column=Column(
+            BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+        ),
+    )
+    run_id: str = Field(index=True, max_length=32)
+    kind: str = Field(max_length=40)
+    data: Any = Field(default=None, sa_column=Column(JSON, nullable=True))
+    at: datetime = _utc_column()
+
+
+class ProcessRow(SQLModel, table=True):
+    """A live engine process that may own runs; its heartbeat proves it is alive."""
+
+    __tablename__ = "processes"
+
+    id: str = Field(primary_key=True, max_length=64)
+    hostname: str = Field(max_length=255)
+    pid: int
+    started_at: datetime = _utc_column()
+    heartbeat_at: datetime = _utc_column()
+
+
+class CursorRow(SQLModel, table=True):
+    """How far a named consumer has read the events table, and who holds it."""
+
+    __tablename__ = "event_cursors"
+
+    consumer: str = Field(primary_key=True, max_length=100)
+    position: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
+    lease_owner: str | None = Field(default=None, max_length=64)
+    lease_until: datetime | None = _utc_column(nullable=True)
+
+
+class MetadataRow(SQLModel, table=True):
+    """Small JSON values that applications attach to a run (e.g. where its Slack message is)."""
+
+    __tablename__ = "run_metadata"
+
+    run_id: str = Field(foreign_key="runs.id", primary_key=True, max_length=32)
+    key: str = Field(primary_key=True, max_length=200)
+    value: Any = Field(default=None, sa_column=Column(JSON, nullable=True))

@@ -1,0 +1,189 @@
+"""``@task``: steps of a flow whose results are stored, retried on failure, and reused.
+
+When a run is executed again (after a suspend, or after its process died), a task call
+whose result is stored returns that result instead of running again. Calls are matched
+by task name and call order, so a re-run must call tasks in the same order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, Generic, ParamSpec, TypeVar, cast, overload
+
+from engine import serialization
+from engine.context import RunContext, current_run, current_task
+from engine.runs import RunState
+from engine.signals import Cancel
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+logger = logging.getLogger(__name__)
+
+
+class Task(Generic[P, R]):
+    """A function whose calls inside a flow are recorded task runs. Made by ``@task``."""
+
+    def __init__(
+        self,
+        fn: Callable[P, R],
+        *,
+        name: str | None = None,
+        retries: int = 0,
+        retry_delay_seconds: float = 0,
+    ) -> None:
+        if retries < 0 or retry_delay_seconds < 0:
+            raise ValueError("retries and retry_delay_seconds must not be negative")
+        self.fn = fn
+        self.name = name or fn.__name__.replace("_", "-")
+        self.retries = retries
+        self.retry_delay_seconds = retry_delay_seconds
+        self.is_async = inspect.iscoroutinefunction(fn)
+        self.__doc__ = fn.__doc__
+        self.__name__ = fn.__name__
+        self.__wrapped__ = fn
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        ctx = current_run.get()
+        if ctx is None:  # outside a flow a task is just its function
+            return self.fn(*args, **kwargs)
+        if self.is_async:
+            return cast("R", self._call_async(ctx, args, kwargs))
+        return self._call_sync(ctx, args, kwargs)
+
+    def _replay(self, ctx: RunContext) -> tuple[str, bool, Any]:
+        if ctx.engine.is_cancelled(ctx.run_id):
+            raise Cancel(ctx.run_id)
+        key = ctx.next_task_key(self.name)
+        stored = ctx.engine.store.completed_task(ctx.run_id, key)
+        # A completed task without a stored result had an unpicklable value: run it again.
+        if stored is not None and stored.result is not None:
+            logger.debug(
+                "task reused", extra={"action": "task_reused", "run_id": ctx.run_id, "task": key}
+            )
+            return key, True, serialization.load(stored.result)
+        return key, False, None
+
+    def _call_sync(self, ctx: RunContext, args: Any, kwargs: Any) -> R:
+        key, found, value = self._replay(ctx)
+        if found:
+            return cast("R", value)
+        started, attempt = datetime.now(UTC), 1
+        token = current_task.set(key)
+        try:
+            while True:
+                try:
+                    result = self.fn(*args, **kwargs)
+                    break
+                except Exception as exc:
+                    if attempt > self.retries:
+                        self._record(ctx, key, started, attempt, exc=exc)
+                        raise
+                    self._retrying(ctx, key, attempt, exc)
+                    attempt += 1
+                    time.sleep(self.retry_delay_seconds)
+        finally:
+            current_task.reset(token)
+        self._record(ctx, key, started, attempt, result=result)
+        return result
+
+    async def _call_async(self, ctx: RunContext, args: Any, kwargs: Any) -> Any:
+        key, found, value = self._replay(ctx)
+        if found:
+            return value
+        started, attempt = datetime.now(UTC), 1
+        token = current_task.set(key)
+        try:
+            while True:
+                try:
+                    result = await cast("Any", self.fn)(*args, **kwargs)
+                    break
+                except Exception as exc:
+                    if attempt > self.retries:
+                        self._record(ctx, key, started, attempt, exc=exc)
+                        raise
+                    self._retrying(ctx, key, attempt, exc)
+                    attempt += 1
+                    await asyncio.sleep(self.retry_delay_seconds)
+        finally:
+            current_task.reset(token)
+        self._record(ctx, key, started, attempt, result=result)
+        return result
+
+    def _retrying(self, ctx: RunContext, key: str, attempt: int, exc: Exception) -> None:
+        message = (
+            f"task {key} failed ({type(exc).__name__}: {exc}); retry {attempt} of {self.retries}"
+        )
+        with ctx.lock:
+            ctx.logs.append((datetime.now(UTC), "WARNING", message, key))
+        logger.warning(message, extra={"action": "task_retry", "run_id": ctx.run_id, "task": key})
+
+    def _record(
+        self,
+        ctx: RunContext,
+        key: str,
+        started: datetime,
+        attempts: int,
+        *,
+        result: Any = None,
+        exc: Exception | None = None,
+    ) -> None:
+        blob: bytes | None = None
+        if exc is None:
+            try:
+                blob = serialization.dump(result)
+            except Exception as error:
+                ctx.unstorable[f"the result of task {key}"] = error
+        ctx.engine.store.record_task(
+            ctx.run_id,
+            key,
+            self.name,
+            RunState.FAILED if exc else RunState.COMPLETED,
+            attempts,
+            blob,
+            None if exc else serialization.preview(result),
+            f"{type(exc).__name__}: {exc}" if exc else None,
+            started,
+            ctx.take_logs(),
+        )
+
+    def __repr__(self) -> str:
+        return f"<Task {self.name}>"
+
+
+@overload
+def task(fn: Callable[P, R], /) -> Task[P, R]: ...
+
+
+@overload
+def task(
+    *, name: str | None = None, retries: int = 0, retry_delay_seconds: float = 0
+) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+
+
+def task(
+    fn: Callable[P, R] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    retries: int = 0,
+    retry_delay_seconds: float = 0,
+) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
+    """Make a function a task: inside a flow its calls are recorded, retried and reused.
+
+    Example::
+
+        @task(retries=2, retry_delay_seconds=5)
+        def build(version: str) -> str:
+            ...
+    """
+
+    def decorate(fn: Callable[P, R]) -> Task[P, R]:
+        return Task(fn, name=name, retries=retries, retry_delay_seconds=retry_delay_seconds)
+
+    return decorate(fn) if fn is not None else decorate

@@ -1,0 +1,121 @@
+"""Timers on APScheduler, with their jobs kept in the engine's own database.
+
+This is the only module that imports apscheduler. Jobs survive restarts because they
+live in the ``apscheduler_jobs`` table. Every process that waits on runs adds jobs, but
+only workers (``active=True``) execute them: other processes start the scheduler paused,
+which still writes jobs to the table. Several workers may fire the same job, so every
+job must be idempotent; pause expiry is (it is a conditional update).
+
+Jobs refer to functions by import path (``"package.module:function"``) so that any process
+can run them. The engine's own job, ``expire_due_pauses``, sweeps every engine in the
+process; applications add their own (the Slack bot's reminders) through ``Timers.call_at``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import weakref
+from collections.abc import Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from apscheduler.jobstores.base import JobLookupError
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine as SqlEngine
+
+    from engine.runtime import Engine
+
+logger = logging.getLogger(__name__)
+
+#: engines in this process whose due pauses a fired sweep job expires
+_sweeping: weakref.WeakSet[Engine] = weakref.WeakSet()
+#: how often a worker sweeps even without a job, for pauses whose job was lost
+SAFETY_SWEEP_SECONDS = 30
+
+
+def expire_due_pauses() -> None:
+    """Job body: expire overdue pauses for every engine in this process."""
+    for engine in list(_sweeping):
+        engine.expire_due_pauses()
+
+
+class Timers:
+    """Schedules calls at a time, durably.
+
+    Example::
+
+        engine.timers.call_at("remind:run42", when, "bot.reminders:remind", {"run_id": "run42"})
+    """
+
+    def __init__(self, db: SqlEngine) -> None:
+        self._scheduler = BackgroundScheduler(
+            jobstores={"default": SQLAlchemyJobStore(engine=db, tablename="apscheduler_jobs")},
+            job_defaults={"coalesce": True, "misfire_grace_time": None, "max_instances": 1},
+            timezone="UTC",
+        )
+        self._lock = threading.Lock()
+        self._active = False
+
+    @property
+    def running(self) -> bool:
+        return bool(self._scheduler.running)
+
+    def start(self, *, active: bool, engine: Engine | None = None) -> None:
+        """Start the scheduler; only an active one executes jobs."""
+        with self._lock:
+            if not self._scheduler.running:
+                self._scheduler.start(paused=not active)
+            elif active and not self._active:
+                self._scheduler.resume()
+            if active and not self._active:
+                self._active = True
+                if engine is not None:
+                    _sweeping.add(engine)
+                self._scheduler.add_job(
+                    expire_due_pauses,
+                    "interval",
+                    seconds=SAFETY_SWEEP_SECONDS,
+                    id="signoff:sweep",
+                    replace_existing=True,
+                )
+
+    def call_at(
+        self, job_id: str, when: datetime, func: str, kwargs: Mapping[str, Any] | None = None
+    ) -> None:
+        """Run ``func`` (an import path) with ``kwargs`` at ``when``; replaces a job of that id."""
+        if not self._scheduler.running:
+            self.start(active=False)
+        self._scheduler.add_job(
+            func, "date", run_date=when, id=job_id, kwargs=dict(kwargs or {}), replace_existing=True
+        )
+        logger.debug("timer set", extra={"action": "timer_set", "job_id": job_id})
+
+    def cancel(self, job_id: str) -> None:
+        if not self._scheduler.running:
+            self.start(active=False)
+        with contextlib.suppress(JobLookupError):
+            self._scheduler.remove_job(job_id)
+
+    def pending(self) -> list[tuple[str, datetime | None]]:
+        """Ids and next run times of stored jobs."""
+        if not self._scheduler.running:
+            self.start(active=False)
+        return [(job.id, job.next_run_time) for job in self._scheduler.get_jobs()]
+
+    def wakeup(self) -> None:
+        """Look at the job table again (another process may have added a job)."""
+        if self._active:
+            self._scheduler.wakeup()
+
+    def shutdown(self, engine: Engine | None = None) -> None:
+        if engine is not None:
+            _sweeping.discard(engine)
+        with self._lock:
+            if self._scheduler.running:
+                self._scheduler.shutdown(wait=False)
+            self._active = False

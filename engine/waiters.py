@@ -1,0 +1,81 @@
+"""Flows waiting for input in this process, and how they are woken.
+
+A waiter only learns "look again": it then re-reads its pause from the store, so a
+spurious or duplicate wake-up is harmless and a missed one is impossible (the waiter
+registers before the pause is stored).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import defaultdict
+from typing import Protocol
+
+
+class Waiter(Protocol):
+    def wake(self) -> None: ...
+
+
+class ThreadWaiter:
+    """Blocks a thread until woken."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def wake(self) -> None:
+        self._event.set()
+
+    def wait(self, timeout: float | None) -> bool:
+        woke = self._event.wait(timeout)
+        self._event.clear()
+        return woke
+
+
+class LoopWaiter:
+    """Suspends a coroutine until woken from any thread."""
+
+    def __init__(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._event = asyncio.Event()
+
+    def wake(self) -> None:
+        self._loop.call_soon_threadsafe(self._event.set)
+
+    async def wait(self, timeout: float | None) -> bool:
+        try:
+            await asyncio.wait_for(self._event.wait(), timeout)
+        except TimeoutError:
+            return False
+        self._event.clear()
+        return True
+
+
+class Waiters:
+    """Waiters by run id."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_run: defaultdict[str, set[Waiter]] = defaultdict(set)
+
+    def add(self, run_id: str, waiter: Waiter) -> None:
+        with self._lock:
+            self._by_run[run_id].add(waiter)
+
+    def remove(self, run_id: str, waiter: Waiter) -> None:
+        with self._lock:
+            waiting = self._by_run.get(run_id)
+            if waiting is not None:
+                waiting.discard(waiter)
+                if not waiting:
+                    del self._by_run[run_id]
+
+    def wake(self, run_id: str) -> None:
+        with self._lock:
+            waiting = list(self._by_run.get(run_id, ()))
+        for waiter in waiting:
+            waiter.wake()
+
+    def __contains__(self, run_id: str) -> bool:
+        with self._lock:
+            return run_id in self._by_run

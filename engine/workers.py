@@ -1,0 +1,149 @@
+"""``Worker``: executes queued runs (new, resumed after a suspend, or recovered).
+
+A worker wakes as soon as a run is scheduled (no polling interval in this process, and
+LISTEN/NOTIFY or a short poll across processes). Sync flows run on their own threads,
+because a paused sync flow holds its thread; async flows share one event loop.
+It also keeps the timers running and takes over runs whose process died.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Iterable
+
+from engine import registry as flow_sources
+from engine.runner import execute_queued, execute_queued_async, prepare_queued
+from engine.runtime import Engine, get_engine
+
+logger = logging.getLogger(__name__)
+
+
+class Worker:
+    """Runs queued runs of the flows this process knows (or can import).
+
+    Example::
+
+        worker = Worker(flows=["flows/deploy.py"])
+        worker.start()          # background threads; or worker.run() to block
+    """
+
+    def __init__(
+        self,
+        engine: Engine | None = None,
+        *,
+        flows: Iterable[str] = (),
+        concurrency: int = 200,
+    ) -> None:
+        for source in flows:
+            flow_sources.load(source)
+        self.engine = engine or get_engine()
+        self.concurrency = concurrency
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._active: set[str] = set()
+        self._lock = threading.Lock()
+        self._loop = asyncio.new_event_loop()
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        """Start claiming runs in background threads."""
+        self.engine.claim_ownership()
+        self.engine.on_scheduled(self._wake.set)
+        self.engine.timers.start(active=True, engine=self.engine)
+        loop_thread = threading.Thread(
+            target=self._loop.run_forever, name="signoff-async-flows", daemon=True
+        )
+        claim_thread = threading.Thread(target=self._claim_loop, name="signoff-worker", daemon=True)
+        self._threads = [loop_thread, claim_thread]
+        for thread in self._threads:
+            thread.start()
+        logger.info(
+            "worker started",
+            extra={"action": "worker_started", "flows": self.engine.flows.names()},
+        )
+
+    def run(self) -> None:
+        """Start, then block until ``stop()`` (or Ctrl-C)."""
+        self.start()
+        try:
+            while not self._stop.wait(1.0):
+                pass
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        for thread in self._threads:
+            thread.join(5)
+
+    @property
+    def active_runs(self) -> int:
+        with self._lock:
+            return len(self._active)
+
+    def _claim_loop(self) -> None:
+        upkeep_every = self.engine.settings.heartbeat_seconds
+        self._upkeep()
+        while not self._stop.is_set():
+            woke = self._wake.wait(upkeep_every)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            try:
+                if not woke:
+                    self._upkeep()
+                self._claim()
+            except Exception:
+                logger.exception("worker loop failed", extra={"action": "worker_error"})
+
+    def _upkeep(self) -> None:
+        self.engine.recover_orphans()
+        self.engine.expire_due_pauses()
+
+    def _claim(self) -> None:
+        while not self._stop.is_set():
+            free = self.concurrency - self.active_runs
+            if free <= 0:
+                return
+            claimed = self.engine.store.claim_scheduled(self.engine.process_id, min(free, 20))
+            if not claimed:
+                return
+            self.engine.notify()
+            for run_id in claimed:
+                self._execute(run_id)
+
+    def _execute(self, run_id: str) -> None:
+        prepared = prepare_queued(self.engine, run_id)
+        if prepared is None:
+            return
+        ctx, parameters = prepared
+        with self._lock:
+            self._active.add(run_id)
+        logger.info(
+            "run taken", extra={"action": "run_claimed", "run_id": run_id, "flow": ctx.flow.name}
+        )
+        if ctx.flow.is_async:
+            future = asyncio.run_coroutine_threadsafe(
+                execute_queued_async(ctx, parameters), self._loop
+            )
+            future.add_done_callback(lambda _f: self._done(run_id))
+            return
+
+        def body() -> None:
+            try:
+                execute_queued(ctx, parameters)
+            finally:
+                self._done(run_id)
+
+        threading.Thread(target=body, name=f"signoff-run-{run_id[:8]}", daemon=True).start()
+
+    def _done(self, run_id: str) -> None:
+        with self._lock:
+            self._active.discard(run_id)
+        self._wake.set()

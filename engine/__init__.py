@@ -72,12 +72,14 @@ def resume_flow_run(
     run_input: Mapping[str, Any] | None = None,
     responder: str | None = None,
     *,
+    key: str | None = None,
     responder_groups: Iterable[str] = (),
 ) -> Pause:
     """Answer the pause a run waits on, as ``responder``; returns the answered pause.
 
     The input is checked against the JSON schema stored with the pause before anything
-    is stored; when two answers race, exactly one wins.
+    is stored; when two answers race, exactly one wins. With ``key``, only that pause is
+    answered (a stale form cannot answer a later question).
 
     Example::
 
@@ -89,7 +91,9 @@ def resume_flow_run(
         AlreadyAnswered: someone answered first; it names them.
         ResponderNotAllowed: ``responder`` may not answer this pause.
     """
-    return get_engine().resume(run_id, run_input, responder, responder_groups=responder_groups)
+    return get_engine().resume(
+        run_id, run_input, responder, key=key, responder_groups=responder_groups
+    )
 
 
 def cancel_flow_run(run_id: str, by: str | None = None) -> Run:

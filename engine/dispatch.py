@@ -87,8 +87,10 @@ class Dispatcher:
                 with psycopg.connect(conninfo, autocommit=True) as conn:
                     conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
                     while not self._stop.is_set():
-                        for _ in conn.notifies(timeout=1.0, stop_after=1):
+                        for _ in conn.notifies(timeout=0.25, stop_after=1):
                             self._wake.set()
             except psycopg.Error:
+                if self._stop.is_set():
+                    return
                 logger.warning("LISTEN connection lost", extra={"action": "listen_reconnect"})
                 self._stop.wait(1.0)

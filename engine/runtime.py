@@ -20,6 +20,7 @@ from engine import serialization
 from engine.dispatch import Dispatcher
 from engine.errors import (
     AlreadyAnswered,
+    EngineError,
     FlowNotFound,
     InputInvalid,
     PauseExpired,
@@ -226,11 +227,14 @@ class Engine:
         run_input: Mapping[str, JSON] | None = None,
         responder: str | None = None,
         *,
+        key: str | None = None,
         responder_groups: Iterable[str] = (),
     ) -> Pause:
-        """Answer the pause a run waits on. See ``engine.resume_flow_run``."""
+        """Answer the pause a run waits on (or pause ``key``). See ``engine.resume_flow_run``."""
         run = self.get_run(run_id)
         pause = self.store.waiting_pause(run.id)
+        if key is not None and (pause is None or pause.key != key):
+            raise self._not_waiting_for(run, key)
         if pause is None or not run.state.is_waiting:
             raise RunNotWaiting(run.id, run.state.value)
         now = self.store.clock()
@@ -249,12 +253,7 @@ class Engine:
             RunState.RUNNING if in_process and self.owner_alive(run.owner) else RunState.SCHEDULED
         )
         if not self.store.answer_pause(run.id, pause.key, payload, responder, next_state):
-            answered = self.store.get_pause(run.id, pause.key)
-            if answered is not None and answered.status is PauseStatus.TIMED_OUT:
-                raise PauseExpired(run.id, pause.key, str(answered.deadline))
-            if answered is not None and answered.status is PauseStatus.CANCELLED:
-                raise RunNotWaiting(run.id, RunState.CANCELLED.value)
-            raise AlreadyAnswered(run.id, pause.key, answered.responder if answered else None)
+            raise self._not_waiting_for(self.store.get_run(run.id), pause.key)
         self.waiters.wake(run.id)
         self.notify()
         logger.info(
@@ -264,6 +263,20 @@ class Engine:
         answered = self.store.get_pause(run.id, pause.key)
         assert answered is not None
         return answered
+
+    def _not_waiting_for(self, run: Run, key: str) -> EngineError:
+        """Why pause ``key`` of ``run`` cannot be answered (any more)."""
+        pause = self.store.get_pause(run.id, key)
+        if pause is None:
+            return RunNotWaiting(run.id, f"{run.state.value}, with no input {key!r}")
+        if pause.status is PauseStatus.TIMED_OUT:
+            deadline = pause.deadline.isoformat() if pause.deadline else "its deadline"
+            return PauseExpired(run.id, key, deadline)
+        if pause.status is PauseStatus.CANCELLED:
+            return RunNotWaiting(run.id, RunState.CANCELLED.value)
+        if pause.status is PauseStatus.WAITING:
+            return RunNotWaiting(run.id, run.state.value)
+        return AlreadyAnswered(run.id, key, pause.responder)
 
     def _check_responder(
         self, run: Run, pause: Pause, responder: str | None, groups: set[str]

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.base import STATE_RUNNING
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine as SqlEngine
@@ -44,6 +45,16 @@ def expire_due_pauses() -> None:
         engine.expire_due_pauses()
 
 
+class _Scheduler(BackgroundScheduler):  # type: ignore[misc]
+    def _process_jobs(self) -> float | None:
+        # APScheduler 3 processes jobs once more if shutdown() lands between its wake-up and
+        # its paused check, and then fails to submit to the closed executor.
+        if self.state != STATE_RUNNING:
+            return None
+        result: float | None = super()._process_jobs()
+        return result
+
+
 class Timers:
     """Schedules calls at a time, durably.
 
@@ -53,7 +64,7 @@ class Timers:
     """
 
     def __init__(self, db: SqlEngine) -> None:
-        self._scheduler = BackgroundScheduler(
+        self._scheduler = _Scheduler(
             jobstores={"default": SQLAlchemyJobStore(engine=db, tablename="apscheduler_jobs")},
             job_defaults={"coalesce": True, "misfire_grace_time": None, "max_instances": 1},
             timezone="UTC",

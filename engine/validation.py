@@ -45,7 +45,7 @@ def _describe(error: SchemaError) -> tuple[str, str]:
     if kind == "additionalProperties":
         match = _UNEXPECTED.search(error.message)
         names = match["names"] if match else "?"
-        return path, f"unknown field {names}"
+        return path, f"unknown field '{names}'"
     if kind in ("anyOf", "oneOf") and error.context:
         # Optional[X] is anyOf [X, null]: the helpful message is the one about X.
         useful = [e for e in error.context if e.validator_value != "null"] or list(error.context)

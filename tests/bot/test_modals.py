@@ -1,0 +1,552 @@
+"""Every JSON-schema → element rule, driven end to end.
+
+Each test goes model → ``model_json_schema()`` → ``build_input_view`` → (checks on the
+element) → what Slack would send back after a person answers → ``parse_submission`` →
+JSON-schema validation → ``model_validate``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import json
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+import pytest
+from jsonschema import Draft202012Validator
+from pydantic import BaseModel, Field, HttpUrl, SecretStr, create_model
+
+from bot.inputs import SlackChannel, SlackChannels, SlackUser, SlackUsers
+from bot.modals import (
+    ModalError,
+    UnsupportedField,
+    block_id_for,
+    build_input_view,
+    check_renderable,
+)
+from bot.submissions import parse_submission
+
+KEEP = object()
+"""An answer meaning "the person did not touch this input" (Slack sends the prefill)."""
+
+
+def slack_state(view: dict[str, Any], answers: dict[str, Any]) -> dict[str, Any]:
+    """Builds ``view.state.values`` in Slack's shapes, as if a person had answered.
+
+    ``answers`` maps field paths to what the person did: typed text, the *visible text* of
+    the option(s) they picked, a date, a time, epoch seconds, user/channel ids, or None to
+    clear the input. Fields not in ``answers`` keep their prefilled value, as in Slack.
+    Required inputs left empty fail here, because Slack would not let the modal submit.
+    """
+    values: dict[str, Any] = {}
+    for block in view["blocks"]:
+        if block["type"] != "input":
+            continue
+        element = block["element"]
+        path = block["block_id"].removeprefix("field:")
+        state = _element_state(element, answers.get(path, KEEP))
+        empty = all(v in (None, "", []) for k, v in state.items() if k != "type")
+        assert not (empty and not block.get("optional")), f"Slack requires {path!r}"
+        values[block["block_id"]] = {element["action_id"]: state}
+    return json.loads(json.dumps(values))  # exactly what a JSON payload can carry
+
+
+def _element_state(element: dict[str, Any], answer: Any) -> dict[str, Any]:
+    kind = element["type"]
+    keep = answer is KEEP
+
+    def pick(text: str) -> dict[str, Any]:
+        found = [o for o in element["options"] if o["text"]["text"] == text]
+        assert found, f"no option {text!r} in {element['options']}"
+        return found[0]
+
+    if kind in ("plain_text_input", "email_text_input", "url_text_input", "number_input"):
+        return {"type": kind, "value": element.get("initial_value") if keep else answer}
+    if kind in ("radio_buttons", "static_select"):
+        chosen = element.get("initial_option") if keep else answer and pick(answer)
+        return {"type": kind, "selected_option": chosen}
+    if kind in ("checkboxes", "multi_static_select"):
+        chosen = element.get("initial_options", []) if keep else [pick(t) for t in answer or []]
+        return {"type": kind, "selected_options": chosen}
+    simple = {
+        "datepicker": ("selected_date", "initial_date"),
+        "timepicker": ("selected_time", "initial_time"),
+        "datetimepicker": ("selected_date_time", "initial_date_time"),
+        "users_select": ("selected_user", "initial_user"),
+        "conversations_select": ("selected_conversation", "initial_conversation"),
+        "multi_users_select": ("selected_users", "initial_users"),
+        "multi_conversations_select": ("selected_conversations", "initial_conversations"),
+    }
+    state_key, initial_key = simple[kind]
+    empty: Any = [] if kind.startswith("multi") else None
+    value = element.get(initial_key, empty) if keep else (answer if answer is not None else empty)
+    return {"type": kind, state_key: value}
+
+
+def view_for(model: type[BaseModel], **kwargs: Any) -> dict[str, Any]:
+    kwargs.setdefault("title", "Input needed")
+    view = build_input_view(
+        model.model_json_schema(), callback_id="run_input", private_metadata="r42", **kwargs
+    )
+    return view.to_dict()  # slack_sdk validation runs here
+
+
+def element(view: dict[str, Any], path: str) -> dict[str, Any]:
+    return input_block(view, path)["element"]
+
+
+def input_block(view: dict[str, Any], path: str) -> dict[str, Any]:
+    blocks = [b for b in view["blocks"] if b.get("block_id") == block_id_for(path)]
+    assert len(blocks) == 1, f"no input for {path!r}"
+    return blocks[0]
+
+
+def roundtrip(
+    model: type[BaseModel], answers: dict[str, Any], initial: dict[str, Any] | None = None
+) -> Any:
+    """Answers the model's modal and returns the validated model instance."""
+    schema = model.model_json_schema()
+    view = view_for(model, initial=initial)
+    data, errors = parse_submission(schema, slack_state(view, answers))
+    assert errors == {}
+    Draft202012Validator(schema).validate(data)
+    return model.model_validate(data)
+
+
+# --- text ----------------------------------------------------------------------------------
+
+
+class Note(BaseModel):
+    subject: str = Field(min_length=3, max_length=80, title="Subject", description="Short")
+    body: str = Field(default="Looks good", max_length=2000)
+    remark: Annotated[str, Field(json_schema_extra={"multiline": True})] = ""
+    essay: str | None = Field(default=None, max_length=10_000)
+
+
+def test_str_is_plain_text_input_with_lengths_and_multiline_rule() -> None:
+    view = view_for(Note)
+    subject = input_block(view, "subject")
+    assert subject["label"]["text"] == "Subject"
+    assert subject["hint"]["text"] == "Short"
+    assert subject["optional"] is False
+    assert subject["element"] == {
+        "type": "plain_text_input",
+        "action_id": "value",
+        "min_length": 3,
+        "max_length": 80,
+    }
+    body = element(view, "body")
+    assert body["multiline"] is True  # maxLength > 150
+    assert body["initial_value"] == "Looks good"
+    assert input_block(view, "body")["optional"] is True
+    assert element(view, "remark")["multiline"] is True  # json_schema_extra
+    assert "initial_value" not in element(view, "remark")  # "" cannot be prefilled
+    assert "max_length" not in element(view, "essay")  # 10000 does not fit Slack's 3000
+
+    answered = roundtrip(Note, {"subject": "Deploy", "essay": "Long\ntext"})
+    assert answered == Note(subject="Deploy", essay="Long\ntext")
+    # Clearing a defaulted field leaves it out, so the default applies.
+    assert roundtrip(Note, {"subject": "Deploy", "body": None}).body == "Looks good"
+
+
+def test_too_long_initial_text_is_dropped_not_sent() -> None:
+    view = view_for(Note, initial={"subject": "x" * 81, "body": "ok"})
+    assert "initial_value" not in element(view, "subject")
+    assert element(view, "body")["initial_value"] == "ok"
+
+
+class Contact(BaseModel):
+    email: Annotated[str, Field(json_schema_extra={"format": "email"})]
+    site: HttpUrl
+    backup: HttpUrl | None = None
+
+
+def test_email_and_url_inputs() -> None:
+    view = view_for(Contact, initial={"site": "https://old.example"})
+    assert element(view, "email")["type"] == "email_text_input"
+    assert element(view, "site") == {
+        "type": "url_text_input",
+        "action_id": "value",
+        "initial_value": "https://old.example",
+    }
+    assert input_block(view, "backup")["optional"] is True
+    result = roundtrip(Contact, {"email": "ann@example.com", "site": "https://x.io/a"})
+    assert result == Contact(email="ann@example.com", site=HttpUrl("https://x.io/a"))
+
+
+# --- numbers -------------------------------------------------------------------------------
+
+
+class Sizing(BaseModel):
+    replicas: int = Field(ge=1, lt=10)
+    ratio: float = Field(default=0.5, gt=0, le=1)
+    budget: Decimal = Field(default=Decimal("12.50"), ge=0)
+    limit: int | None = None
+
+
+def test_numbers_become_number_inputs_with_bounds_as_strings() -> None:
+    view = view_for(Sizing)
+    assert element(view, "replicas") == {
+        "type": "number_input",
+        "action_id": "value",
+        "is_decimal_allowed": False,
+        "min_value": "1",
+        "max_value": "9",  # lt=10 on whole numbers
+    }
+    ratio = element(view, "ratio")
+    assert ratio["is_decimal_allowed"] is True
+    assert (ratio["min_value"], ratio["max_value"], ratio["initial_value"]) == ("0", "1", "0.5")
+    budget = element(view, "budget")  # Decimal: anyOf number/string
+    assert (budget["is_decimal_allowed"], budget["min_value"]) == (True, "0")
+    assert budget["initial_value"] == "12.50"
+    assert "initial_value" not in element(view, "limit")
+
+    result = roundtrip(Sizing, {"replicas": "3", "ratio": "0.25", "budget": "99.95"})
+    assert result == Sizing(replicas=3, ratio=0.25, budget=Decimal("99.95"), limit=None)
+    assert roundtrip(Sizing, {"replicas": "9", "limit": "0"}).limit == 0
+
+
+def test_number_initial_out_of_bounds_is_dropped() -> None:
+    view = view_for(Sizing, initial={"replicas": 42, "ratio": 0.75})
+    assert "initial_value" not in element(view, "replicas")
+    assert element(view, "ratio")["initial_value"] == "0.75"
+
+
+# --- booleans and choices ------------------------------------------------------------------
+
+
+class Approval(BaseModel):
+    approved: bool
+    notify: bool = True
+
+
+def test_boolean_is_one_checkbox_and_unticking_sends_false() -> None:
+    view = view_for(Approval)
+    approved = input_block(view, "approved")
+    assert approved["element"]["type"] == "checkboxes"
+    assert [o["value"] for o in approved["element"]["options"]] == ["true"]
+    assert approved["optional"] is True  # else Slack would force a tick
+    assert element(view, "notify")["initial_options"] == element(view, "notify")["options"]
+    assert roundtrip(Approval, {"approved": ["Yes"]}) == Approval(approved=True)
+    assert roundtrip(Approval, {"notify": []}) == Approval(approved=False, notify=False)
+
+
+class ShirtOrder(BaseModel):
+    size: Literal["small", "medium", "large", "xlarge"]
+    color: Literal["red", "green", "black"]
+
+
+def test_reference_shirt_order() -> None:
+    view = view_for(ShirtOrder)
+    size = element(view, "size")
+    assert size["type"] == "radio_buttons"
+    assert [(o["text"]["text"], o["value"]) for o in size["options"]] == [
+        ("Small", "small"),
+        ("Medium", "medium"),
+        ("Large", "large"),
+        ("Xlarge", "xlarge"),
+    ]
+    assert element(view, "color")["type"] == "radio_buttons"
+    result = roundtrip(ShirtOrder, {"size": "Xlarge", "color": "Black"})
+    assert result == ShirtOrder(size="xlarge", color="black")
+    # A rejected answer comes back as the prefill.
+    again = view_for(ShirtOrder, initial=result.model_dump(mode="json"))
+    assert element(again, "size")["initial_option"]["value"] == "xlarge"
+    assert roundtrip(ShirtOrder, {}, initial=result.model_dump()) == result
+
+
+class Priority(enum.IntEnum):
+    LOW = 1
+    HIGH = 2
+
+
+class Region(enum.StrEnum):
+    EU_WEST = "eu-west"
+    US_EAST = "us-east"
+
+
+class Routing(BaseModel):
+    priority: Priority = Priority.HIGH
+    region: Region
+    tier: Literal["a"] | Literal["b"] = "b"
+    weekday: Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"] = "fri"
+    level: Literal[1, 2, 3] | None = None
+
+
+def test_enums_literals_and_const_unions() -> None:
+    view = view_for(Routing)
+    priority = element(view, "priority")
+    assert [(o["text"]["text"], o["value"]) for o in priority["options"]] == [
+        ("1", "1"),
+        ("2", "2"),
+    ]
+    assert priority["initial_option"]["value"] == "2"
+    assert [o["text"]["text"] for o in element(view, "region")["options"]] == ["Eu west", "Us east"]
+    tier = element(view, "tier")
+    assert (tier["type"], tier["initial_option"]["value"]) == ("radio_buttons", "b")
+    weekday = element(view, "weekday")  # more than 5 options
+    assert weekday["type"] == "static_select"
+    assert weekday["initial_option"] == {
+        "text": {"type": "plain_text", "text": "Fri", "emoji": True},
+        "value": "fri",
+    }
+    assert input_block(view, "level")["optional"] is True
+
+    result = roundtrip(
+        Routing, {"priority": "1", "region": "Eu west", "weekday": "Mon", "level": "3"}
+    )
+    assert result == Routing(priority=Priority.LOW, region=Region.EU_WEST, weekday="mon", level=3)
+    assert roundtrip(Routing, {"region": "Us east"}).level is None
+
+
+class Tags(BaseModel):
+    labels: list[Literal["bug", "feature", "docs"]] = ["bug"]
+    teams: list[Literal["a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l"]] = Field(
+        min_length=1, max_length=3
+    )
+    regions: list[Region] = []
+    notes: list[str] = []
+
+
+def test_lists_of_choices_and_of_strings() -> None:
+    view = view_for(Tags, initial={"notes": ["first", "second"]})
+    labels = element(view, "labels")
+    assert labels["type"] == "checkboxes"
+    assert [o["value"] for o in labels["initial_options"]] == ["bug"]
+    teams = input_block(view, "teams")
+    assert teams["element"]["type"] == "multi_static_select"  # 12 options > 10 checkboxes
+    assert teams["element"]["max_selected_items"] == 3
+    assert teams["optional"] is False  # minItems 1
+    notes = element(view, "notes")
+    assert (notes["type"], notes["multiline"]) == ("plain_text_input", True)
+    assert notes["initial_value"] == "first\nsecond"
+
+    result = roundtrip(
+        Tags,
+        {"labels": [], "teams": ["A", "L"], "regions": ["Us east"], "notes": "  x \n\n y\n"},
+    )
+    assert result == Tags(labels=[], teams=["a", "l"], regions=[Region.US_EAST], notes=["x", "y"])
+
+
+# --- dates and times -----------------------------------------------------------------------
+
+
+class Window(BaseModel):
+    day: dt.date
+    at: dt.time = dt.time(9, 30)
+    starts: dt.datetime = dt.datetime(2025, 1, 31, 13, 30, tzinfo=dt.UTC)
+    ends: dt.datetime | None = None
+
+
+def test_date_time_and_datetime_pickers() -> None:
+    initial = {"day": "2025-02-30", "ends": "2025-02-01T08:00:00+01:00"}
+    view = view_for(Window, initial=initial)
+    assert element(view, "day") == {"type": "datepicker", "action_id": "value"}  # bad date
+    assert element(view, "at")["initial_time"] == "09:30"
+    assert element(view, "starts")["initial_date_time"] == 1738330200
+    assert element(view, "ends")["initial_date_time"] == 1738393200
+
+    answers = {"day": "2025-03-01", "at": "17:05", "starts": 1738400000}
+    result = roundtrip(Window, answers, initial=initial)
+    assert result == Window(
+        day=dt.date(2025, 3, 1),
+        at=dt.time(17, 5),
+        starts=dt.datetime(2025, 2, 1, 8, 53, 20, tzinfo=dt.UTC),
+        ends=dt.datetime(2025, 2, 1, 7, 0, tzinfo=dt.UTC),
+    )
+
+
+# --- Slack users and conversations ---------------------------------------------------------
+
+
+class Handover(BaseModel):
+    owner: SlackUser
+    reviewers: SlackUsers = ["U0REVIEW1"]
+    room: SlackChannel | None = None
+    notify: SlackChannels = []
+
+
+def test_users_and_conversations_pickers() -> None:
+    view = view_for(Handover, initial={"room": "not-a-channel"})
+    assert element(view, "owner") == {"type": "users_select", "action_id": "value"}
+    assert element(view, "reviewers")["initial_users"] == ["U0REVIEW1"]
+    assert element(view, "reviewers")["type"] == "multi_users_select"
+    assert element(view, "room") == {"type": "conversations_select", "action_id": "value"}
+    assert element(view, "notify")["type"] == "multi_conversations_select"
+
+    result = roundtrip(Handover, {"owner": "U0OWNER1", "room": "C0ROOM1", "notify": ["D0DM1"]})
+    assert result == Handover(
+        owner="U0OWNER1", reviewers=["U0REVIEW1"], room="C0ROOM1", notify=["D0DM1"]
+    )
+
+
+# --- nested models -------------------------------------------------------------------------
+
+
+class Address(BaseModel):
+    city: str
+    zip_code: str | None = Field(default=None, title="ZIP")
+
+
+class Shipment(BaseModel):
+    """Where the order goes."""
+
+    recipient: str
+    address: Address = Field(title="Delivery address")
+    billing: Address | None = None
+    gift: Address = Address(city="Oslo")
+
+
+def test_nested_models_are_flattened_under_headings() -> None:
+    view = view_for(Shipment)
+    headers = [b["text"]["text"] for b in view["blocks"] if b["type"] == "header"]
+    assert headers == ["Delivery address", "Billing", "Gift"]
+    assert input_block(view, "address.city")["optional"] is False
+    assert input_block(view, "address.zip_code")["label"]["text"] == "ZIP"
+    assert input_block(view, "billing.city")["optional"] is True  # the whole model may be None
+    assert element(view, "gift.city")["initial_value"] == "Oslo"
+
+    result = roundtrip(Shipment, {"recipient": "Ann", "address.city": "Bergen"})
+    assert result == Shipment(recipient="Ann", address=Address(city="Bergen"))
+    filled = roundtrip(
+        Shipment,
+        {"recipient": "Ann", "address.city": "Bergen", "billing.city": "Tromsø"},
+        initial={"gift": {"city": "Paris", "zip_code": "75001"}},
+    )
+    assert filled.billing == Address(city="Tromsø")
+    assert filled.gift == Address(city="Paris", zip_code="75001")
+
+
+# --- the view around the inputs ------------------------------------------------------------
+
+
+def test_title_submit_description_and_context() -> None:
+    description = "## Deploy\n\nPlease **check** the [diff](https://x.io/d).\n\n" + "word " * 1000
+    view = view_for(
+        ShirtOrder,
+        title="Choose the shirt for the offsite",
+        submit="Send my answer right now please",
+        description=description,
+        context="Flow *deploy* · run `r42`",
+    )
+    assert view["title"]["text"] == "Choose the shirt for th…"
+    assert len(view["submit"]["text"]) == 24
+    assert view["blocks"][0] == {
+        "type": "context",
+        "elements": [{"type": "mrkdwn", "text": "Flow *deploy* · run `r42`"}],
+    }
+    sections = [b for b in view["blocks"] if b["type"] == "section"]
+    assert len(sections) == 2  # over 3000 characters
+    assert sections[0]["text"]["text"].startswith(
+        "*Deploy*\n\nPlease *check* the <https://x.io/d|diff>."
+    )
+    assert all(len(s["text"]["text"]) <= 3000 for s in sections)
+    assert view["blocks"][3]["type"] == "divider"
+    assert view["callback_id"] == "run_input"
+    assert view["private_metadata"] == "r42"
+
+
+def test_description_gives_way_when_inputs_need_the_blocks() -> None:
+    many = create_model("Many", **{f"f{i}": (str, "x") for i in range(97)})  # type: ignore[call-overload]
+    view = view_for(many, description="para\n\n" * 2000, context="ctx")
+    assert len(view["blocks"]) == 100
+    assert [b["type"] for b in view["blocks"][:3]] == ["context", "section", "divider"]
+    assert view["blocks"][1]["text"]["text"].endswith("…")
+
+
+def test_empty_model_still_makes_a_valid_view() -> None:
+    view = view_for(create_model("Nothing"))
+    assert [b["type"] for b in view["blocks"]] == ["section"]
+
+
+def test_bad_title_or_metadata_raise_modal_error() -> None:
+    schema = ShirtOrder.model_json_schema()
+    with pytest.raises(ModalError, match="title"):
+        build_input_view(schema, title=" ", callback_id="c", private_metadata="")
+    with pytest.raises(ModalError, match="private_metadata"):
+        build_input_view(schema, title="t", callback_id="c", private_metadata="x" * 3001)
+
+
+def test_hand_written_schema_forms() -> None:
+    schema = {
+        "type": "object",
+        "$defs": {"Level": {"enum": ["low", "high", None]}},
+        "properties": {
+            "name": {"type": ["string", "null"], "title": "Name"},
+            "level": {"allOf": [{"$ref": "#/$defs/Level"}], "default": "high"},
+            "amount": {"anyOf": [{"type": "integer"}, {"type": "number"}]},
+            "flag": {"const": True},
+        },
+        "required": ["name", "level", "amount", "flag"],
+    }
+    check_renderable(schema)
+    view = build_input_view(schema, title="t", callback_id="c", private_metadata="").to_dict()
+    assert input_block(view, "name")["optional"] is True
+    level = input_block(view, "level")
+    assert level["optional"] is True
+    assert level["element"]["initial_option"]["value"] == "high"
+    assert element(view, "amount")["is_decimal_allowed"] is True
+    assert [o["value"] for o in element(view, "flag")["options"]] == ["true"]
+    state = slack_state(view, {"level": None, "amount": "2.5", "flag": "true"})
+    data, errors = parse_submission(schema, state)
+    assert errors == {}
+    assert data == {"name": None, "level": None, "amount": 2.5, "flag": True}
+    Draft202012Validator(schema).validate(data)
+
+
+# --- what cannot be a modal ----------------------------------------------------------------
+
+
+class Inner(BaseModel):
+    extras: dict[str, int]
+
+
+class Outer(BaseModel):
+    inner: Inner
+
+
+class Node(BaseModel):
+    name: str
+    child: Node | None = None
+
+
+Big = enum.Enum("Big", {f"V{i}": f"v{i}" for i in range(101)})  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("annotation", "field", "reason"),
+    [
+        (dict[str, int], "value", "free-form mapping"),
+        (list[Address], "value", "list of nested models"),
+        (tuple[int, int], "value", "tuples"),
+        (int | str, "value", "union of different types (integer, string)"),
+        (Literal["x" * 151], "value", "longer than 150 characters"),
+        (Big, "value", "101 options"),
+        (list[Big], "value", "101 options"),  # type: ignore[valid-type]
+        (bytes, "value", "bytes"),
+        (SecretStr, "value", "secret"),
+        (Any, "value", "no type (Any)"),
+        (list[int], "value", "a list of integer"),
+        (Outer, "value.inner.extras", "free-form mapping"),
+        (Node, "value.child", "contains itself"),
+    ],
+)
+def test_check_renderable_names_the_field_and_why(annotation: Any, field: str, reason: str) -> None:
+    model = create_model("Wrapper", value=(annotation, ...))
+    with pytest.raises(UnsupportedField, match="cannot be shown") as caught:
+        check_renderable(model.model_json_schema())
+    assert caught.value.field == field
+    assert reason in caught.value.reason
+    assert repr(field) in str(caught.value)
+    with pytest.raises(UnsupportedField):
+        view_for(model)
+
+
+def test_check_renderable_counts_blocks() -> None:
+    too_many = create_model("TooMany", **{f"f{i}": (str, ...) for i in range(101)})  # type: ignore[call-overload]
+    with pytest.raises(UnsupportedField, match="101 blocks") as caught:
+        check_renderable(too_many.model_json_schema())
+    assert caught.value.field == ""
+    with pytest.raises(UnsupportedField, match="not an object"):
+        check_renderable({"type": "string"})

@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import pytest
+
+from bot.mrkdwn import escape_mrkdwn, markdown_to_mrkdwn
+
+
+@pytest.mark.parametrize(
+    ("markdown", "mrkdwn"),
+    [
+        ("**bold** and __bold__", "*bold* and *bold*"),
+        ("*em* and _em_", "_em_ and _em_"),
+        ("~~gone~~", "~gone~"),
+        ("`a < b`", "`a &lt; b`"),
+        ("[docs](https://x.io/a?b=1&c=2)", "<https://x.io/a?b=1&amp;c=2|docs>"),
+        ("<https://x.io>", "<https://x.io>"),
+        ("[pipe](https://x.io/a|b)", "<https://x.io/a%7Cb|pipe>"),
+        ("[relative](/runs/1)", "relative"),
+        ("![chart](https://x.io/c.png)", "<https://x.io/c.png|chart>"),
+        ("# Title with **bold**", "*Title with bold*"),
+        ("Tom & Jerry <3 > 2", "Tom &amp; Jerry &lt;3 &gt; 2"),
+        ("<b>html</b>", "&lt;b&gt;html&lt;/b&gt;"),
+        ("Ask <@U0ABC123> in <#C0ABC123|ops>", "Ask <@U0ABC123> in <#C0ABC123|ops>"),
+        ("soft\nbreak", "soft break"),
+        ("hard  \nbreak", "hard\nbreak"),
+        ("---", "――――――――――"),
+    ],
+)
+def test_inline_and_simple_blocks(markdown: str, mrkdwn: str) -> None:
+    assert markdown_to_mrkdwn(markdown) == mrkdwn
+
+
+def test_lists_nest_and_number() -> None:
+    markdown = "- one\n- two\n  1. a\n  2. b\n- three\n\n3. x\n4. y\n"
+    assert markdown_to_mrkdwn(markdown) == ("• one\n• two\n  1. a\n  2. b\n• three\n\n3. x\n4. y")
+
+
+def test_loose_list_keeps_paragraphs_apart() -> None:
+    assert markdown_to_mrkdwn("- a\n\n  more a\n- b\n") == "• a\n\n  more a\n\n• b"
+
+
+def test_blockquote_and_code() -> None:
+    markdown = "> quoted **text**\n>\n> - item\n\n```python\nif a < b & c:\n    pass\n```\n"
+    assert markdown_to_mrkdwn(markdown) == (
+        "> quoted *text*\n>\n> • item\n\n```\nif a &lt; b &amp; c:\n    pass\n```"
+    )
+    assert markdown_to_mrkdwn("    indented\n") == "```\nindented\n```"
+
+
+def test_paragraphs_are_separated_by_blank_lines() -> None:
+    assert markdown_to_mrkdwn("\n\nfirst\n\nsecond\n\n") == "first\n\nsecond"
+    assert markdown_to_mrkdwn("") == ""
+
+
+def test_escape() -> None:
+    assert escape_mrkdwn("a&b<c>d") == "a&amp;b&lt;c&gt;d"

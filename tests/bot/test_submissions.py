@@ -1,0 +1,139 @@
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+from jsonschema import Draft202012Validator
+from pydantic import BaseModel, Field, ValidationError
+
+from bot.submissions import errors_for_view, parse_submission
+from tests.bot.test_modals import (
+    Address,
+    Approval,
+    ShirtOrder,
+    Sizing,
+    Tags,
+    Window,
+    slack_state,
+    view_for,
+)
+
+
+def number_state(value: Any) -> dict[str, Any]:
+    return {"value": {"type": "number_input", "value": value}}
+
+
+@pytest.mark.parametrize(
+    ("typed", "message"),
+    [("abc", "Enter a number"), ("2.5", "Enter a whole number"), ("NaN", "Enter a number")],
+)
+def test_unreadable_numbers_come_back_keyed_by_block_id(typed: str, message: str) -> None:
+    schema = Sizing.model_json_schema()
+    state = {"field:replicas": number_state(typed), "field:ratio": number_state("x")}
+    data, errors = parse_submission(schema, state)
+    assert errors == {"field:replicas": message, "field:ratio": "Enter a number"}
+    assert "replicas" not in data
+    assert "ratio" not in data
+
+
+def test_missing_null_and_empty_states_are_all_empty() -> None:
+    schema = Tags.model_json_schema()
+    empty = {
+        "field:labels": {"value": {"type": "checkboxes", "selected_options": []}},
+        "field:teams": {"value": {"type": "multi_static_select", "selected_options": None}},
+        "field:notes": {"value": {"type": "plain_text_input", "value": None}},
+    }
+    data, errors = parse_submission(schema, empty)
+    assert errors == {}
+    # Lists are always sent: clearing a prefilled list must not bring the default back.
+    assert data == {"labels": [], "teams": [], "regions": [], "notes": []}
+    assert parse_submission(Approval.model_json_schema(), {}) == (
+        {"approved": False, "notify": False},
+        {},
+    )
+    number = parse_submission(Sizing.model_json_schema(), {"field:limit": number_state("")})
+    assert number == ({}, {})
+
+
+def test_stale_option_is_an_error_not_a_guess() -> None:
+    state = {
+        "field:size": {
+            "value": {
+                "type": "radio_buttons",
+                "selected_option": {"text": {"type": "plain_text", "text": "XXL"}, "value": "xxl"},
+            }
+        }
+    }
+    data, errors = parse_submission(ShirtOrder.model_json_schema(), state)
+    assert errors == {"field:size": "Choose one of the options"}
+    assert data == {}
+
+
+def test_times_and_datetimes_are_iso_strings() -> None:
+    state = {
+        "field:day": {"value": {"type": "datepicker", "selected_date": "2025-01-31"}},
+        "field:at": {"value": {"type": "timepicker", "selected_time": "07:05"}},
+        "field:starts": {"value": {"type": "datetimepicker", "selected_date_time": 1738330200}},
+        "field:ends": {"value": {"type": "datetimepicker", "selected_date_time": None}},
+    }
+    data, errors = parse_submission(Window.model_json_schema(), state)
+    assert (data, errors) == (
+        {"day": "2025-01-31", "at": "07:05:00", "starts": "2025-01-31T13:30:00Z"},
+        {},
+    )
+    assert Window.model_validate(data).starts == dt.datetime(2025, 1, 31, 13, 30, tzinfo=dt.UTC)
+
+
+class Invoice(BaseModel):
+    note: str | None
+    billing: Address | None
+    shipping: Address | None = None
+
+
+def test_required_nullable_fields_and_models_become_none() -> None:
+    schema = Invoice.model_json_schema()
+    view = view_for(Invoice)
+    data, errors = parse_submission(schema, slack_state(view, {}))
+    assert (data, errors) == ({"note": None, "billing": None}, {})
+    Draft202012Validator(schema).validate(data)
+    assert Invoice.model_validate(data) == Invoice(note=None, billing=None)
+
+
+def test_half_filled_optional_model_is_sent_so_validation_can_point_at_the_gap() -> None:
+    schema = Invoice.model_json_schema()
+    state = slack_state(view_for(Invoice), {"shipping.zip_code": "0150"})
+    data, errors = parse_submission(schema, state)
+    assert errors == {}
+    assert data == {"note": None, "billing": None, "shipping": {"zip_code": "0150"}}
+    with pytest.raises(ValidationError) as caught:
+        Invoice.model_validate(data)
+    field_errors = {".".join(map(str, e["loc"])): e["msg"] for e in caught.value.errors()}
+    assert errors_for_view(schema, field_errors) == {"field:shipping.city": "Field required"}
+
+
+class Order(BaseModel):
+    size: str
+    tags: list[str] = []
+    address: Address = Field(default_factory=lambda: Address(city="Oslo"))
+
+
+def test_errors_for_view_places_every_error_on_an_input_block() -> None:
+    schema = Order.model_json_schema()
+    errors = errors_for_view(
+        schema,
+        {
+            "size": "Too big",
+            "tags.2": "Too long",
+            "address.city": "Unknown city",
+            "address": "Address is incomplete",
+            "": "Order cannot ship today",
+            "no.such.field": "Odd",
+        },
+    )
+    assert errors == {
+        "field:size": "Too big; Order cannot ship today; Odd",
+        "field:tags": "Too long",
+        "field:address.city": "Unknown city; Address is incomplete",
+    }
+    assert errors_for_view({"type": "object", "properties": {}}, {"": "x"}) == {}

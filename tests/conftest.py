@@ -1,0 +1,97 @@
+"""Shared fixtures: a clean environment, and an engine on each storage backend.
+
+Every test that takes ``engine`` (or ``database_url``) runs twice: on a SQLite file and
+on a real PostgreSQL started from the machine's binaries. Locally a missing PostgreSQL
+skips those runs with a reason; in CI (``CI`` set) it fails them.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from engine import Engine, EngineSettings, set_engine
+from engine.store.database import create_db_engine, upgrade
+from tests.support.postgres import PostgresCluster, PostgresUnavailable, start_cluster
+
+FAST = {"heartbeat_seconds": 0.2, "owner_timeout_seconds": 1.0, "poll_seconds": 0.01}
+
+
+@pytest.fixture(autouse=True)
+def clean_environ(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in list(os.environ):
+        if name.startswith(("SIGNOFF_", "SLACK_")):
+            monkeypatch.delenv(name)
+    # Anything that falls back to the default database lands in this test's directory.
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PostgresCluster | None]:
+    try:
+        cluster = start_cluster()
+    except (PostgresUnavailable, OSError) as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL is required in CI: {exc}")
+        yield None
+        return
+    try:
+        with psycopg.connect(
+            f"host=127.0.0.1 port={cluster.port} user=postgres dbname=postgres", autocommit=True
+        ) as conn:
+            conn.execute("CREATE DATABASE signoff_template")
+        migrated = create_db_engine(cluster.url("signoff_template"))
+        upgrade(migrated)
+        migrated.dispose()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def new_pg_database(cluster: PostgresCluster) -> str:
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(
+        f"host=127.0.0.1 port={cluster.port} user=postgres dbname=postgres", autocommit=True
+    ) as conn:
+        conn.execute(f"CREATE DATABASE {name} TEMPLATE signoff_template")
+    return cluster.url(name)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(
+    request: pytest.FixtureRequest, tmp_path: Path, pg_cluster: PostgresCluster | None
+) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'signoff.db'}"
+    if pg_cluster is None:
+        pytest.skip("PostgreSQL binaries (initdb, pg_ctl) are not installed")
+    return new_pg_database(pg_cluster)
+
+
+@pytest.fixture
+def make_engine(database_url: str) -> Iterator[Callable[..., Engine]]:
+    made: list[Engine] = []
+
+    def make(**overrides: object) -> Engine:
+        settings = EngineSettings.load(database_url=database_url, **{**FAST, **overrides})
+        engine = Engine(settings)
+        made.append(engine)
+        return engine
+
+    yield make
+    for engine in reversed(made):
+        engine.close()
+
+
+@pytest.fixture
+def engine(make_engine: Callable[..., Engine]) -> Iterator[Engine]:
+    """The process's engine for this test, on SQLite or PostgreSQL."""
+    made = make_engine()
+    previous = set_engine(made)
+    yield made
+    set_engine(previous)

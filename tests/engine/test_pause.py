@@ -1,0 +1,399 @@
+"""pause_flow_run and resume_flow_run: blocking, waking, validating and racing."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from decimal import Decimal
+from typing import Literal
+
+import pydantic
+import pytest
+
+from engine import (
+    AlreadyAnswered,
+    Engine,
+    InputInvalid,
+    MissingContext,
+    PauseExpired,
+    PauseStatus,
+    PauseTimeout,
+    ResponderNotAllowed,
+    RunCancelled,
+    RunNotFound,
+    RunNotWaiting,
+    RunState,
+    flow,
+    pause_flow_run,
+    resume_flow_run,
+    task,
+)
+from engine.input import RunInput
+from tests.support.waiting import wait_for
+
+
+class Approval(RunInput):
+    approved: bool
+    reason: str = pydantic.Field(default="", max_length=20)
+    risk: int = pydantic.Field(default=1, ge=1, le=5)
+    env: Literal["staging", "production"] = "staging"
+
+
+class Reply(pydantic.BaseModel):
+    text: str
+
+
+def start(fn, *args) -> tuple[threading.Thread, dict]:
+    """Call a flow on a thread; the box gets its result or exception."""
+    box: dict = {}
+
+    def body() -> None:
+        try:
+            box["result"] = fn(*args)
+        except BaseException as exc:
+            box["error"] = exc
+
+    thread = threading.Thread(target=body, daemon=True)
+    thread.start()
+    return thread, box
+
+
+def waiting(engine: Engine, flow_name: str | None = None):
+    def find():
+        for run in engine.list_runs(flow_name=flow_name, limit=5):
+            pause = engine.waiting_pause(run.id)
+            if pause is not None and run.state.is_waiting:
+                return pause
+        return None
+
+    return wait_for(find, what="a run waiting for input")
+
+
+def test_sync_pause_blocks_and_returns_validated_input(engine: Engine) -> None:
+    after = []
+
+    @flow
+    def deploy():
+        answer = pause_flow_run(wait_for_input=Approval)
+        after.append(answer)
+        return answer.approved
+
+    thread, box = start(deploy)
+    pause = waiting(engine)
+    assert after == []
+    assert engine.get_run(pause.run_id).state is RunState.PAUSED
+    resume_flow_run(pause.run_id, {"approved": True, "env": "production"}, responder="alice")
+    thread.join(10)
+    assert box == {"result": True}
+    assert after == [Approval(approved=True, env="production")]
+    stored = engine.get_pause(pause.run_id, "1")
+    assert (stored.responder, stored.response) == ("alice", {"approved": True, "env": "production"})
+    assert stored.answered_at is not None
+
+
+def test_async_pause_is_awaited(engine: Engine) -> None:
+    @flow
+    async def ask():
+        return await pause_flow_run(wait_for_input=int)
+
+    async def main():
+        waiter = asyncio.ensure_future(ask())
+        pause = await asyncio.to_thread(waiting, engine)
+        resume_flow_run(pause.run_id, {"value": 42})
+        return await waiter
+
+    assert asyncio.run(main()) == 42
+
+
+def test_pause_without_input_returns_none_and_refuses_input(engine: Engine) -> None:
+    @flow
+    def hold():
+        return pause_flow_run()
+
+    thread, box = start(hold)
+    pause = waiting(engine)
+    assert pause.schema is None
+    with pytest.raises(InputInvalid, match="takes no input"):
+        resume_flow_run(pause.run_id, {"x": 1})
+    resume_flow_run(pause.run_id)
+    thread.join(10)
+    assert box == {"result": None}
+
+
+@pytest.mark.parametrize(
+    ("input_type", "answer", "expected"),
+    [
+        (str, {"value": "hi"}, "hi"),
+        (int, {"value": 3}, 3),
+        (bool, {"value": False}, False),
+        (Literal["yes", "no"], {"value": "no"}, "no"),
+        (list[str], {"value": ["a", "b"]}, ["a", "b"]),
+        (Reply, {"text": "ok"}, Reply(text="ok")),
+    ],
+)
+def test_plain_types_and_models_come_back_unwrapped(engine, input_type, answer, expected) -> None:
+    @flow
+    def ask():
+        return pause_flow_run(wait_for_input=input_type)
+
+    thread, box = start(ask)
+    resume_flow_run(waiting(engine).run_id, answer)
+    thread.join(10)
+    result = box["result"]
+    assert result == expected if not isinstance(expected, Reply) else result.text == "ok"
+
+
+def test_pause_inside_a_task_pauses_the_flow(engine: Engine) -> None:
+    @task
+    def approve():
+        return pause_flow_run(wait_for_input=Approval).approved
+
+    @flow
+    def deploy():
+        return approve()
+
+    thread, box = start(deploy)
+    pause = waiting(engine)
+    assert engine.get_run(pause.run_id).state is RunState.PAUSED
+    resume_flow_run(pause.run_id, {"approved": True})
+    thread.join(10)
+    assert box == {"result": True}
+    assert engine.detail(pause.run_id).tasks[0].result == "True"
+
+
+def test_structural_errors_name_every_field_and_store_nothing(engine: Engine) -> None:
+    @flow
+    def deploy():
+        return pause_flow_run(wait_for_input=Approval)
+
+    thread, box = start(deploy)
+    pause = waiting(engine)
+    with pytest.raises(InputInvalid) as caught:
+        resume_flow_run(
+            pause.run_id, {"reason": "x" * 30, "risk": 9, "env": "prod", "extra": 1}, "bob"
+        )
+    assert caught.value.errors == {
+        "": "unknown field 'extra'",
+        "approved": "is required",
+        "env": "must be one of: staging, production",
+        "reason": "must be at most 20 characters long",
+        "risk": "must be at most 5",
+    }
+    with pytest.raises(InputInvalid, match="approved: must be true or false"):
+        resume_flow_run(pause.run_id, {"approved": "yes"})
+    still = engine.get_pause(pause.run_id, pause.key)
+    assert (still.status, still.response, still.responder) == (PauseStatus.WAITING, None, None)
+    assert engine.get_run(pause.run_id).state is RunState.PAUSED
+    resume_flow_run(pause.run_id, {"approved": False})
+    thread.join(10)
+    assert box["result"].approved is False
+
+
+def test_empty_input_accepted_when_every_field_has_a_default(engine: Engine) -> None:
+    class Defaults(RunInput):
+        ok: bool = True
+        amount: Decimal = Decimal("1.5")
+
+    @flow
+    def ask():
+        return pause_flow_run(wait_for_input=Defaults)
+
+    thread, box = start(ask)
+    resume_flow_run(waiting(engine).run_id)
+    thread.join(10)
+    assert box["result"] == Defaults()
+
+
+def test_two_racing_resumes_exactly_one_wins(engine: Engine) -> None:
+    @flow
+    def deploy():
+        return pause_flow_run(wait_for_input=Approval)
+
+    thread, box = start(deploy)
+    pause = waiting(engine)
+    barrier = threading.Barrier(8)
+    outcomes: list = []
+
+    def answer(who: str) -> None:
+        barrier.wait()
+        try:
+            resume_flow_run(pause.run_id, {"approved": True}, responder=who, key=pause.key)
+            outcomes.append(("won", who))
+        except AlreadyAnswered as exc:
+            outcomes.append(("lost", exc))
+
+    racers = [threading.Thread(target=answer, args=(f"user{i}",)) for i in range(8)]
+    for racer in racers:
+        racer.start()
+    for racer in racers:
+        racer.join(10)
+    winners = [who for verdict, who in outcomes if verdict == "won"]
+    assert len(winners) == 1
+    losers = [exc for verdict, exc in outcomes if verdict == "lost"]
+    assert len(losers) == 7
+    assert all(f"already answered by {winners[0]}" in str(exc) for exc in losers)
+    thread.join(10)
+    assert engine.get_pause(pause.run_id, pause.key).responder == winners[0]
+
+
+def test_a_stale_answer_never_answers_the_next_question(engine: Engine) -> None:
+    @flow
+    def hold():
+        pause_flow_run(wait_for_input=Approval)
+        pause_flow_run(wait_for_input=Approval)
+
+    thread, box = start(hold)
+    first = waiting(engine)
+    resume_flow_run(first.run_id, {"approved": True}, responder="alice", key="1")
+    second = wait_for(lambda: engine.get_pause(first.run_id, "2"))
+    with pytest.raises(AlreadyAnswered, match="input '1' of run .* already answered by alice"):
+        resume_flow_run(first.run_id, {"approved": False}, responder="bob", key="1")
+    assert engine.get_pause(first.run_id, "2").status is PauseStatus.WAITING
+    assert second.status is PauseStatus.WAITING
+    engine.cancel(first.run_id)
+    thread.join(10)
+    assert isinstance(box["error"], RunCancelled)
+
+
+def test_resume_errors_for_unknown_finished_and_expired_runs(engine: Engine) -> None:
+    with pytest.raises(RunNotFound, match="no run with id 'nope'"):
+        resume_flow_run("nope", {})
+
+    @flow
+    def quick():
+        return 1
+
+    quick()
+    done = engine.list_runs()[0]
+    with pytest.raises(RunNotWaiting, match="not waiting for input \\(it is completed\\)"):
+        resume_flow_run(done.id, {})
+
+    @flow
+    def short():
+        try:
+            pause_flow_run(wait_for_input=Approval, timeout=0.2)
+        except PauseTimeout:
+            return "gave up"
+
+    assert short() == "gave up"
+    run = engine.list_runs(flow_name="short")[0]
+    assert run.state is RunState.COMPLETED
+    with pytest.raises(RunNotWaiting):
+        resume_flow_run(run.id, {"approved": True})
+    assert engine.detail(run.id).pauses[0].status is PauseStatus.TIMED_OUT
+
+
+def test_past_deadline_is_refused_even_before_the_sweep(engine: Engine) -> None:
+    @flow
+    def hold():
+        pause_flow_run(wait_for_input=Approval, timeout=30)
+
+    thread, box = start(hold)
+    pause = waiting(engine)
+    later = pause.deadline.replace(year=pause.deadline.year + 1)
+    engine.store.clock = lambda: later
+    with pytest.raises(PauseExpired, match="stopped waiting for input '1'"):
+        resume_flow_run(pause.run_id, {"approved": True})
+    engine.store.clock = type(engine.store).__init__.__defaults__[0]
+    engine.cancel(pause.run_id)
+    thread.join(10)
+    assert isinstance(box["error"], RunCancelled)
+
+
+def test_uncaught_timeout_fails_the_run_saying_nobody_answered(engine: Engine) -> None:
+    @flow
+    def hold():
+        pause_flow_run(wait_for_input=Approval, timeout=0.1)
+
+    with pytest.raises(PauseTimeout):
+        hold()
+    run = engine.list_runs()[0]
+    assert run.state is RunState.FAILED
+    assert run.state_name == "TimedOut"
+    assert "waited for 0.1s for input '1' and nobody answered in time" in run.state_message
+
+
+def test_negative_timeout_and_bad_keys_are_refused(engine: Engine) -> None:
+    @flow
+    def bad(timeout, key):
+        pause_flow_run(timeout=timeout, key=key)
+
+    with pytest.raises(ValueError, match="timeout must not be negative"):
+        bad(-1, None)
+    with pytest.raises(ValueError, match="pause key 'has space'"):
+        bad(1, "has space")
+
+
+def test_pause_outside_a_flow_is_a_clear_error() -> None:
+    with pytest.raises(MissingContext, match=r"pause_flow_run\(\) can only be called inside a flow run"):
+        pause_flow_run()
+
+
+def test_named_key_answered_once_is_not_asked_again(engine: Engine) -> None:
+    @flow
+    def twice():
+        first = pause_flow_run(wait_for_input=int, key="do-not-repeat")
+        second = pause_flow_run(wait_for_input=int, key="do-not-repeat")
+        return first, second
+
+    thread, box = start(twice)
+    resume_flow_run(waiting(engine).run_id, {"value": 7})
+    thread.join(10)
+    assert box == {"result": (7, 7)}
+
+
+def test_approvers_and_forbid_starter(engine: Engine) -> None:
+    @flow(approvers=["U_LEAD", "S_SRE"], forbid_starter=True)
+    def guarded():
+        return pause_flow_run(wait_for_input=Approval)
+
+    from engine.runner import call_flow
+
+    thread, box = start(lambda: call_flow(guarded, {}, started_by="U_LEAD"))
+    pause = waiting(engine)
+    assert pause.approvers == ("U_LEAD", "S_SRE")
+    with pytest.raises(ResponderNotAllowed, match="started a run may not answer it"):
+        resume_flow_run(pause.run_id, {"approved": True}, responder="U_LEAD")
+    with pytest.raises(ResponderNotAllowed, match="only U_LEAD, S_SRE may answer"):
+        resume_flow_run(pause.run_id, {"approved": True}, responder="U_RANDOM")
+    with pytest.raises(ResponderNotAllowed):
+        resume_flow_run(pause.run_id, {"approved": True})
+    assert engine.get_pause(pause.run_id, pause.key).status is PauseStatus.WAITING
+    resume_flow_run(pause.run_id, {"approved": True}, "U_OTHER", responder_groups=["S_SRE"])
+    thread.join(10)
+    assert box["result"].approved is True
+
+
+def test_cancel_stops_a_paused_flow(engine: Engine) -> None:
+    @flow
+    def hold():
+        pause_flow_run(wait_for_input=Approval)
+
+    thread, box = start(hold)
+    pause = waiting(engine)
+    run = engine.cancel(pause.run_id, by="carol")
+    thread.join(10)
+    assert isinstance(box["error"], RunCancelled)
+    assert (run.state, run.state_message) == (RunState.CANCELLED, "cancelled by carol")
+    assert engine.get_pause(pause.run_id, pause.key).status is PauseStatus.CANCELLED
+    with pytest.raises(RunNotWaiting):
+        engine.cancel(pause.run_id)
+
+
+def test_resume_wakes_the_flow_without_polling(engine: Engine) -> None:
+    """Same process: the waiter is woken directly, well inside any polling interval."""
+    import time
+
+    marks: dict = {}
+
+    @flow
+    def hold():
+        pause_flow_run()
+        marks["woke"] = time.perf_counter()
+
+    thread, _ = start(hold)
+    pause = waiting(engine)
+    marks["resumed"] = time.perf_counter()
+    resume_flow_run(pause.run_id)
+    thread.join(10)
+    assert marks["woke"] - marks["resumed"] < 0.5

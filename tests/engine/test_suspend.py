@@ -1,0 +1,178 @@
+"""suspend_flow_run, workers re-running runs, and replay of completed work."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from engine import (
+    Engine,
+    PauseStatus,
+    RunState,
+    RunSuspended,
+    Worker,
+    flow,
+    pause_flow_run,
+    resume_flow_run,
+    suspend_flow_run,
+    task,
+)
+from engine.input import RunInput
+from tests.support.waiting import wait_for
+
+CALLS: list[str] = []
+
+
+class Refund(RunInput):
+    amount: int
+    approve: bool
+
+
+@task
+def fetch_order(order: str) -> dict:
+    CALLS.append(f"fetch {order}")
+    return {"order": order, "total": 120}
+
+
+@task
+def pay_back(amount: int) -> str:
+    CALLS.append(f"pay {amount}")
+    return f"refunded {amount}"
+
+
+@flow
+def refund(order: str) -> str:
+    details = fetch_order(order)
+    answer = suspend_flow_run(wait_for_input=Refund.with_initial_data(amount=details["total"]))
+    if not answer.approve:
+        return "declined"
+    return pay_back(answer.amount)
+
+
+@pytest.fixture
+def worker(engine: Engine) -> Iterator[Worker]:
+    CALLS.clear()
+    made = Worker(engine)
+    made.start()
+    yield made
+    made.stop()
+
+
+def test_suspend_ends_execution_and_a_worker_finishes_the_run(engine: Engine, worker: Worker) -> None:
+    threads_before = threading.active_count()
+    with pytest.raises(RunSuspended) as suspended:
+        refund("A-1")
+    run_id = suspended.value.run_id
+    run = engine.get_run(run_id)
+    assert (run.state, run.owner) == (RunState.SUSPENDED, None)
+    assert threading.active_count() <= threads_before  # nothing is kept waiting
+    pause = engine.waiting_pause(run_id)
+    assert pause.suspend and pause.schema["properties"]["amount"]["default"] == 120
+
+    resume_flow_run(run_id, {"amount": 100, "approve": True}, responder="bob")
+    done = wait_for(lambda: engine.get_run(run_id).state.is_final and engine.get_run(run_id))
+    assert (done.state, done.result) == (RunState.COMPLETED, "'refunded 100'")
+    # The task before the suspend ran once; its stored result was reused on the re-run.
+    assert CALLS == ["fetch A-1", "pay 100"]
+    states = [h.name for h in engine.detail(run_id).history]
+    assert states == ["Running", "Suspended", "Resuming", "Running", "Completed"]
+
+
+def test_queued_run_executes_on_a_worker(engine: Engine, worker: Worker) -> None:
+    run = engine.submit("refund", {"order": "B-2"}, started_by="ops")
+    pause = wait_for(lambda: engine.waiting_pause(run.id), what="the run to suspend")
+    assert engine.get_run(run.id).state is RunState.SUSPENDED
+    assert engine.get_run(run.id).started_by == "ops"
+    resume_flow_run(run.id, {"amount": 5, "approve": False})
+    done = wait_for(lambda: engine.get_run(run.id).state.is_final and engine.get_run(run.id))
+    assert done.result == "'declined'"
+    assert CALLS == ["fetch B-2"]
+    assert engine.get_pause(run.id, pause.key).status is PauseStatus.ACCEPTED
+
+
+def test_answered_pauses_return_their_input_on_a_rerun(engine: Engine, worker: Worker) -> None:
+    seen: list = []
+
+    @flow
+    def two_questions() -> tuple:
+        first = pause_flow_run(wait_for_input=int, key="first")
+        seen.append(first)
+        second = suspend_flow_run(wait_for_input=str)
+        return first, second
+
+    thread = threading.Thread(target=lambda: pytest.raises(RunSuspended, two_questions), daemon=True)
+    thread.start()
+    first = wait_for(lambda: (r := engine.list_runs(limit=1)) and engine.waiting_pause(r[0].id))
+    resume_flow_run(first.run_id, {"value": 1})
+    second = wait_for(lambda: (p := engine.waiting_pause(first.run_id)) and p.key != "first" and p)
+    thread.join(10)
+    resume_flow_run(first.run_id, {"value": "two"})
+    done = wait_for(lambda: engine.get_run(first.run_id).state.is_final and engine.get_run(first.run_id))
+    assert done.result == "(1, 'two')"
+    assert second.key == "2"
+    assert seen == [1, 1]  # the re-run passed the answered pause without asking again
+
+
+def test_unstorable_result_is_a_clear_error_when_suspending(engine: Engine) -> None:
+    @task
+    def open_lock():
+        return threading.Lock()
+
+    @flow
+    def holds_a_lock():
+        open_lock()
+        suspend_flow_run()
+
+    with pytest.raises(Exception, match="cannot be stored because the result of task open-lock-1"):
+        holds_a_lock()
+    run = engine.list_runs()[0]
+    assert run.state is RunState.FAILED
+    assert "cannot be serialised (TypeError: cannot pickle '_thread.lock' object)" in run.state_message
+    assert engine.detail(run.id).pauses == ()
+
+
+def test_run_whose_flow_cannot_be_imported_crashes_with_the_reason(engine: Engine, worker: Worker) -> None:
+    run = engine.store.create_run(
+        "f" * 32, "ghost", "no_such_module_xyz:ghost", b"\x80\x04}\x94.", {},
+        RunState.SCHEDULED, owner=None, started_by=None,
+    )
+    engine.notify()
+    done = wait_for(lambda: engine.get_run(run.id).state.is_final and engine.get_run(run.id))
+    assert done.state is RunState.CRASHED
+    assert "no worker can import flow 'ghost'" in done.state_message
+    assert "No module named 'no_such_module_xyz'" in done.state_message
+
+
+def test_tasks_retry_then_fail_the_run(engine: Engine) -> None:
+    attempts: list[int] = []
+
+    @task(retries=2)
+    def flaky() -> str:
+        attempts.append(1)
+        if len(attempts) < 3:
+            raise ConnectionError("try again")
+        return "ok"
+
+    @task(retries=1)
+    def broken() -> None:
+        raise ValueError("always")
+
+    @flow
+    def retrying() -> str:
+        return flaky()
+
+    @flow
+    def failing() -> None:
+        broken()
+
+    assert retrying() == "ok"
+    detail = engine.detail(engine.list_runs(flow_name="retrying")[0].id)
+    assert (detail.tasks[0].attempts, detail.tasks[0].state) == (3, RunState.COMPLETED)
+    assert [log.level for log in detail.logs] == ["WARNING", "WARNING"]
+    with pytest.raises(ValueError, match="always"):
+        failing()
+    failed = engine.detail(engine.list_runs(flow_name="failing")[0].id)
+    assert failed.run.state_message == "ValueError: always"
+    assert (failed.tasks[0].attempts, failed.tasks[0].error) == (2, "ValueError: always")

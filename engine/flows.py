@@ -86,7 +86,7 @@ class Flow(Generic[P, R]):
         parameters = self.bind(*args, **kwargs)
         if self.is_async:
             return cast("R", call_flow_async(self, parameters))
-        return call_flow(self, parameters)
+        return cast("R", call_flow(self, parameters))
 
     def __repr__(self) -> str:
         return f"<Flow {self.name}>"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import pydantic
@@ -37,7 +37,8 @@ def _path(parts: Iterable[Any]) -> str:
 def _describe(error: SchemaError) -> tuple[str, str]:
     """(field path, message in plain words) for one jsonschema error."""
     path = _path(error.absolute_path)
-    kind, expected = error.validator, error.validator_value
+    kind = error.validator
+    expected: Any = error.validator_value
     if kind == "required":
         match = _REQUIRED.match(error.message)
         name = match["name"] if match else "?"
@@ -50,11 +51,11 @@ def _describe(error: SchemaError) -> tuple[str, str]:
         # Optional[X] is anyOf [X, null]: the helpful message is the one about X.
         useful = [e for e in error.context if e.validator_value != "null"] or list(error.context)
         return _path(error.absolute_path), _describe(useful[0])[1]
-    messages = {
+    messages: dict[str, Callable[[], str]] = {
         "type": lambda: (
             "must be "
             + " or ".join(
-                _TYPE_WORDS.get(t, t)
+                _TYPE_WORDS.get(str(t), str(t))
                 for t in (expected if isinstance(expected, list) else [expected])
             )
         ),

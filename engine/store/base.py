@@ -54,6 +54,8 @@ class StoreBase:
     def _write(self) -> Iterator[Connection]:
         try:
             with write_connection(self.engine) as conn, conn.begin():
+                # conn.info outlives the transaction (pooled connection): reset per write.
+                conn.info.pop("event_lock", None)
                 yield conn
         except SQLAlchemyError as exc:
             raise StoreError(f"database write failed: {exc}") from exc

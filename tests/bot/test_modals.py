@@ -10,6 +10,8 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import json
+import sys
+import types
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -477,6 +479,14 @@ def test_hand_written_schema_forms() -> None:
             "level": {"allOf": [{"$ref": "#/$defs/Level"}], "default": "high"},
             "amount": {"anyOf": [{"type": "integer"}, {"type": "number"}]},
             "flag": {"const": True},
+            # pydantic < 2.12 wrote Decimal with a pattern on the string branch.
+            "price": {
+                "anyOf": [
+                    {"type": "number", "exclusiveMinimum": 0},
+                    {"type": "string", "pattern": r"^(?!^[-+.]*$)[+-]?0*\d*\.?\d*$"},
+                ],
+                "default": "9.90",
+            },
         },
         "required": ["name", "level", "amount", "flag"],
     }
@@ -488,10 +498,12 @@ def test_hand_written_schema_forms() -> None:
     assert level["element"]["initial_option"]["value"] == "high"
     assert element(view, "amount")["is_decimal_allowed"] is True
     assert [o["value"] for o in element(view, "flag")["options"]] == ["true"]
-    state = slack_state(view, {"level": None, "amount": "2.5", "flag": "true"})
+    price = element(view, "price")
+    assert (price["min_value"], price["initial_value"]) == ("0", "9.90")
+    state = slack_state(view, {"level": None, "amount": "2.5", "flag": "true", "price": "1e1"})
     data, errors = parse_submission(schema, state)
     assert errors == {}
-    assert data == {"name": None, "level": None, "amount": 2.5, "flag": True}
+    assert data == {"name": None, "level": None, "amount": 2.5, "flag": True, "price": "10"}
     Draft202012Validator(schema).validate(data)
 
 
@@ -519,15 +531,16 @@ Big = enum.Enum("Big", {f"V{i}": f"v{i}" for i in range(101)})  # type: ignore[m
     [
         (dict[str, int], "value", "free-form mapping"),
         (list[Address], "value", "list of nested models"),
+        (list[dict[str, int]], "value", "list of nested models or mappings"),
         (tuple[int, int], "value", "tuples"),
         (int | str, "value", "union of different types (integer, string)"),
         (Literal["x" * 151], "value", "longer than 150 characters"),
         (Big, "value", "101 options"),
-        (list[Big], "value", "101 options"),  # type: ignore[valid-type]
+        (list[Big], "value", "101 options"),
         (bytes, "value", "bytes"),
         (SecretStr, "value", "secret"),
         (Any, "value", "no type (Any)"),
-        (list[int], "value", "a list of integer"),
+        (list[int], "value", "lists of integer values"),
         (Outer, "value.inner.extras", "free-form mapping"),
         (Node, "value.child", "contains itself"),
     ],
@@ -550,3 +563,18 @@ def test_check_renderable_counts_blocks() -> None:
     assert caught.value.field == ""
     with pytest.raises(UnsupportedField, match="not an object"):
         check_renderable({"type": "string"})
+
+
+def test_problems_found_by_blockkit_check_view_raise_modal_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen: list[dict[str, Any]] = []
+
+    def check_view(view: dict[str, Any]) -> list[str]:
+        seen.append(view)
+        return ["[ERROR] too odd [json-pointer:/view/blocks/0]"]
+
+    monkeypatch.setitem(sys.modules, "bot.blockkit", types.SimpleNamespace(check_view=check_view))
+    with pytest.raises(ModalError, match="too odd"):
+        view_for(ShirtOrder)
+    assert seen[0]["type"] == "modal"

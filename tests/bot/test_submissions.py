@@ -39,7 +39,7 @@ def test_unreadable_numbers_come_back_keyed_by_block_id(typed: str, message: str
 
 def test_missing_null_and_empty_states_are_all_empty() -> None:
     schema = Tags.model_json_schema()
-    empty = {
+    empty: dict[str, Any] = {
         "field:labels": {"value": {"type": "checkboxes", "selected_options": []}},
         "field:teams": {"value": {"type": "multi_static_select", "selected_options": None}},
         "field:notes": {"value": {"type": "plain_text_input", "value": None}},
@@ -57,7 +57,7 @@ def test_missing_null_and_empty_states_are_all_empty() -> None:
 
 
 def test_stale_option_is_an_error_not_a_guess() -> None:
-    state = {
+    state: dict[str, Any] = {
         "field:size": {
             "value": {
                 "type": "radio_buttons",
@@ -71,7 +71,7 @@ def test_stale_option_is_an_error_not_a_guess() -> None:
 
 
 def test_times_and_datetimes_are_iso_strings() -> None:
-    state = {
+    state: dict[str, Any] = {
         "field:day": {"value": {"type": "datepicker", "selected_date": "2025-01-31"}},
         "field:at": {"value": {"type": "timepicker", "selected_time": "07:05"}},
         "field:starts": {"value": {"type": "datetimepicker", "selected_date_time": 1738330200}},

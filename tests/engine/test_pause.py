@@ -325,7 +325,9 @@ def test_negative_timeout_and_bad_keys_are_refused(engine: Engine) -> None:
 
 
 def test_pause_outside_a_flow_is_a_clear_error() -> None:
-    with pytest.raises(MissingContext, match=r"pause_flow_run\(\) can only be called inside a flow run"):
+    with pytest.raises(
+        MissingContext, match=r"pause_flow_run\(\) can only be called inside a flow run"
+    ):
         pause_flow_run()
 
 

@@ -28,19 +28,24 @@ class ShirtOrder(RunInput):
         return value
 
 
-def answer_when_waiting(engine: Engine, answers: list[dict], responder: str = "alice") -> threading.Thread:
+def answer_when_waiting(
+    engine: Engine, answers: list[dict], responder: str = "alice"
+) -> threading.Thread:
     """Answer each pause of the newest run in turn, from another thread, as a person would."""
 
     def run() -> None:
         for answer in answers:
             pause = wait_for(
                 lambda: next(
-                    (p for r in engine.list_runs(limit=1) if (p := engine.waiting_pause(r.id))), None
+                    (p for r in engine.list_runs(limit=1) if (p := engine.waiting_pause(r.id))),
+                    None,
                 ),
                 what="a waiting pause",
             )
             engine.resume(pause.run_id, answer, responder=responder)
-            wait_for(lambda p=pause: engine.get_pause(p.run_id, p.key).status is not PauseStatus.WAITING)
+            wait_for(
+                lambda p=pause: engine.get_pause(p.run_id, p.key).status is not PauseStatus.WAITING
+            )
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
@@ -68,7 +73,9 @@ def test_greet_user_with_initial_data(engine: Engine) -> None:
     @flow
     def greet_user():
         logger = get_run_logger()
-        user_input = pause_flow_run(wait_for_input=UserNameInput.with_initial_data(name="anonymous"))
+        user_input = pause_flow_run(
+            wait_for_input=UserNameInput.with_initial_data(name="anonymous")
+        )
         if user_input.name == "anonymous":
             logger.info("Hello, stranger!")
         else:

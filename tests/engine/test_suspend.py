@@ -60,7 +60,9 @@ def worker(engine: Engine) -> Iterator[Worker]:
     made.stop()
 
 
-def test_suspend_ends_execution_and_a_worker_finishes_the_run(engine: Engine, worker: Worker) -> None:
+def test_suspend_ends_execution_and_a_worker_finishes_the_run(
+    engine: Engine, worker: Worker
+) -> None:
     threads_before = threading.active_count()
     with pytest.raises(RunSuspended) as suspended:
         refund("A-1")
@@ -102,14 +104,18 @@ def test_answered_pauses_return_their_input_on_a_rerun(engine: Engine, worker: W
         second = suspend_flow_run(wait_for_input=str)
         return first, second
 
-    thread = threading.Thread(target=lambda: pytest.raises(RunSuspended, two_questions), daemon=True)
+    thread = threading.Thread(
+        target=lambda: pytest.raises(RunSuspended, two_questions), daemon=True
+    )
     thread.start()
     first = wait_for(lambda: (r := engine.list_runs(limit=1)) and engine.waiting_pause(r[0].id))
     resume_flow_run(first.run_id, {"value": 1})
     second = wait_for(lambda: (p := engine.waiting_pause(first.run_id)) and p.key != "first" and p)
     thread.join(10)
     resume_flow_run(first.run_id, {"value": "two"})
-    done = wait_for(lambda: engine.get_run(first.run_id).state.is_final and engine.get_run(first.run_id))
+    done = wait_for(
+        lambda: engine.get_run(first.run_id).state.is_final and engine.get_run(first.run_id)
+    )
     assert done.result == "(1, 'two')"
     assert second.key == "2"
     assert seen == [1, 1]  # the re-run passed the answered pause without asking again
@@ -129,14 +135,24 @@ def test_unstorable_result_is_a_clear_error_when_suspending(engine: Engine) -> N
         holds_a_lock()
     run = engine.list_runs()[0]
     assert run.state is RunState.FAILED
-    assert "cannot be serialised (TypeError: cannot pickle '_thread.lock' object)" in run.state_message
+    assert (
+        "cannot be serialised (TypeError: cannot pickle '_thread.lock' object)" in run.state_message
+    )
     assert engine.detail(run.id).pauses == ()
 
 
-def test_run_whose_flow_cannot_be_imported_crashes_with_the_reason(engine: Engine, worker: Worker) -> None:
+def test_run_whose_flow_cannot_be_imported_crashes_with_the_reason(
+    engine: Engine, worker: Worker
+) -> None:
     run = engine.store.create_run(
-        "f" * 32, "ghost", "no_such_module_xyz:ghost", b"\x80\x04}\x94.", {},
-        RunState.SCHEDULED, owner=None, started_by=None,
+        "f" * 32,
+        "ghost",
+        "no_such_module_xyz:ghost",
+        b"\x80\x04}\x94.",
+        {},
+        RunState.SCHEDULED,
+        owner=None,
+        started_by=None,
     )
     engine.notify()
     done = wait_for(lambda: engine.get_run(run.id).state.is_final and engine.get_run(run.id))

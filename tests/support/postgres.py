@@ -57,7 +57,9 @@ class PostgresCluster:
 
     def stop(self) -> None:
         subprocess.run(
-            self._cmd(str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-m", "immediate", "stop"),
+            self._cmd(
+                str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-m", "immediate", "stop"
+            ),
             check=False,
             capture_output=True,
         )
@@ -78,17 +80,32 @@ def start_cluster() -> PostgresCluster:
     cluster = PostgresCluster(datadir=datadir, port=port, bindir=bindir, run_as=run_as)
     subprocess.run(
         cluster._cmd(
-            str(bindir / "initdb"), "-D", str(datadir), "-U", "postgres", "--auth=trust",
-            "--encoding=UTF8", "--no-sync",
+            str(bindir / "initdb"),
+            "-D",
+            str(datadir),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--no-sync",
         ),
         check=True,
         capture_output=True,
     )
-    options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300"
+    options = (
+        f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300"
+    )
     subprocess.run(
         cluster._cmd(
-            str(bindir / "pg_ctl"), "-D", str(datadir), "-o", options, "-l", str(root / "log"),
-            "-w", "start",
+            str(bindir / "pg_ctl"),
+            "-D",
+            str(datadir),
+            "-o",
+            options,
+            "-l",
+            str(root / "log"),
+            "-w",
+            "start",
         ),
         check=True,
         capture_output=True,

@@ -1,0 +1,177 @@
+"""Runs survive their process: kill -9 while paused, wake-ups across processes, timers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from engine import Engine, EventKind, PauseStatus, RunState, load_flows, resume_flow_run
+from tests.support.waiting import wait_for
+
+FLOWS = textwrap.dedent(
+    """
+    from pathlib import Path
+    from engine import flow, pause_flow_run, task, get_run_logger
+    from engine.input import RunInput
+
+    LEDGER = Path(__file__).with_name("ledger.txt")
+
+    class Go(RunInput):
+        approved: bool
+
+    @task
+    def prepare(name: str) -> str:
+        with LEDGER.open("a") as f:
+            f.write("prepare\\n")
+        return f"prepared {name}"
+
+    @task
+    def finish(note: str) -> str:
+        with LEDGER.open("a") as f:
+            f.write("finish\\n")
+        return note.upper()
+
+    @flow
+    def durable(name: str) -> str:
+        note = prepare(name)
+        answer = pause_flow_run(wait_for_input=Go, timeout=600)
+        get_run_logger().info("woke")
+        return finish(note) if answer.approved else "no"
+    """
+)
+
+WORKER = textwrap.dedent(
+    """
+    import sys, signal, threading
+    from engine import Worker, Engine, EngineSettings
+    settings = EngineSettings.load(heartbeat_seconds=0.2, owner_timeout_seconds=1.0)
+    worker = Worker(Engine(settings), flows=[sys.argv[1]])
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *a: stop.set())
+    worker.start()
+    print("ready", flush=True)
+    stop.wait()
+    worker.stop()
+    worker.engine.close()
+    """
+)
+
+
+def spawn_worker(flows: Path, database_url: str) -> subprocess.Popen:
+    env = {**os.environ, "SIGNOFF_DATABASE_URL": database_url}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WORKER, str(flows)], env=env, stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "ready"
+    return proc
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.stdout is not None:
+        proc.stdout.close()
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def test_paused_run_survives_kill_9_and_completes_without_repeating_tasks(
+    engine: Engine, database_url: str, tmp_path: Path
+) -> None:
+    flows = tmp_path / "flows.py"
+    flows.write_text(FLOWS)
+    load_flows(str(flows))
+    first = spawn_worker(flows, database_url)
+    try:
+        run = engine.submit("durable", {"name": "db"})
+        wait_for(lambda: engine.get_run(run.id).state is RunState.PAUSED, what="the pause")
+        owner = engine.get_run(run.id).owner
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait(10)
+    finally:
+        stop(first)
+    assert engine.get_run(run.id).state is RunState.PAUSED  # nobody has noticed yet
+
+    second = spawn_worker(flows, database_url)
+    try:
+        suspended = wait_for(
+            lambda: (r := engine.get_run(run.id)).state is RunState.SUSPENDED and r,
+            what="the new worker to notice the dead owner",
+        )
+        assert suspended.owner is None and owner is not None
+        assert "the process that was waiting is gone" in suspended.state_message
+        resume_flow_run(run.id, {"approved": True}, responder="alice")
+        done = wait_for(lambda: (r := engine.get_run(run.id)).state.is_final and r, timeout=20)
+    finally:
+        stop(second)
+    assert (done.state, done.result) == (RunState.COMPLETED, "'PREPARED DB'")
+    assert (tmp_path / "ledger.txt").read_text().splitlines() == ["prepare", "finish"]
+    pause = engine.get_pause(run.id, "1")
+    assert (pause.status, pause.responder) == (PauseStatus.ACCEPTED, "alice")
+
+
+def test_flow_in_another_process_wakes_within_a_second(
+    engine: Engine, database_url: str, tmp_path: Path
+) -> None:
+    flows = tmp_path / "flows.py"
+    flows.write_text(FLOWS)
+    load_flows(str(flows))
+    worker = spawn_worker(flows, database_url)
+    try:
+        run = engine.submit("durable", {"name": "x"})
+        wait_for(lambda: engine.get_run(run.id).state is RunState.PAUSED)
+        resumed_at = time.time()
+        resume_flow_run(run.id, {"approved": False})
+        done = wait_for(lambda: (r := engine.get_run(run.id)).state.is_final and r)
+    finally:
+        stop(worker)
+    woke = next(log for log in engine.detail(run.id).logs if log.message == "woke")
+    assert done.result == "'no'"
+    assert woke.at.timestamp() - resumed_at < 1.0
+
+
+def test_suspend_timeout_fires_from_the_stored_job_after_a_restart(
+    make_engine, database_url: str, tmp_path: Path
+) -> None:
+    from engine import Worker, flow, set_engine, suspend_flow_run
+
+    @flow
+    def expiring() -> None:
+        suspend_flow_run(wait_for_input=bool, timeout=0.5)
+
+    first = make_engine()
+    set_engine(first)
+    try:
+        with pytest.raises(Exception, match="suspended"):
+            expiring()
+        run = first.list_runs()[0]
+        jobs = [job_id for job_id, _ in first.timers.pending()]
+        assert f"expire:{run.id}:1" in jobs
+    finally:
+        set_engine(None)
+        first.close()
+
+    # A fresh process (engine) with a worker picks the stored job up and fires it.
+    second = make_engine()
+    worker = Worker(second)
+    worker.start()
+    try:
+        failed = wait_for(lambda: (r := second.get_run(run.id)).state.is_final and r, timeout=15)
+    finally:
+        worker.stop()
+    assert failed.state is RunState.FAILED and failed.state_name == "TimedOut"
+    assert "waited for input '1' until" in failed.state_message
+    assert "nobody answered in time" in failed.state_message
+    kinds = [e.kind for e in second.store.events_after(0) if e.run_id == run.id]
+    assert EventKind.PAUSE_TIMED_OUT in kinds

@@ -1,0 +1,106 @@
+"""The events outbox: observers in process, durable consumers across restarts."""
+
+from __future__ import annotations
+
+import threading
+
+from engine import Engine, Event, EventKind, RunObserver, flow, pause_flow_run, resume_flow_run
+from tests.support.waiting import wait_for
+
+
+class Recorder:
+    def __init__(self, fail_first: int = 0) -> None:
+        self.seen: list[Event] = []
+        self.fail_first = fail_first
+        self.lock = threading.Lock()
+
+    def on_event(self, event: Event) -> None:
+        with self.lock:
+            if self.fail_first > 0:
+                self.fail_first -= 1
+                raise ConnectionError("Slack is down")
+            self.seen.append(event)
+
+
+def run_pause_and_answer(engine: Engine) -> str:
+    @flow
+    def ask() -> bool:
+        return pause_flow_run(wait_for_input=bool)
+
+    box: dict = {}
+    thread = threading.Thread(target=lambda: box.setdefault("r", ask()), daemon=True)
+    thread.start()
+    pause = wait_for(lambda: (r := engine.list_runs(limit=1)) and engine.waiting_pause(r[0].id))
+    resume_flow_run(pause.run_id, {"value": True}, responder="dana")
+    thread.join(10)
+    return pause.run_id
+
+
+def test_observer_sees_every_change_in_order(engine: Engine) -> None:
+    recorder: RunObserver = Recorder()
+    engine.add_observer(recorder)
+    run_id = run_pause_and_answer(engine)
+    wait_for(lambda: any(e.data.get("state") == "completed" for e in recorder.seen))
+    kinds = [(e.kind, e.data.get("state")) for e in recorder.seen if e.run_id == run_id]
+    assert kinds == [
+        (EventKind.STATE_CHANGED, "running"),
+        (EventKind.STATE_CHANGED, "paused"),
+        (EventKind.WAITING_FOR_INPUT, None),
+        (EventKind.INPUT_RECEIVED, None),
+        (EventKind.STATE_CHANGED, "running"),
+        (EventKind.INPUT_ACCEPTED, None),
+        (EventKind.STATE_CHANGED, "completed"),
+    ]
+    received = next(e for e in recorder.seen if e.kind is EventKind.INPUT_RECEIVED)
+    assert received.data == {"key": "1", "responder": "dana"}
+    ids = [e.id for e in recorder.seen]
+    assert ids == sorted(ids)
+
+
+def test_durable_consumer_retries_and_survives_restart_without_duplicates(make_engine) -> None:
+    from engine import set_engine
+
+    first = make_engine()
+    flaky = Recorder(fail_first=2)
+    consumer = first.subscribe("slack", flaky)
+    wait_for(lambda: consumer.position is not None)
+    set_engine(first)
+    try:
+        run_id = run_pause_and_answer(first)
+    finally:
+        set_engine(None)
+    wait_for(lambda: any(e.data.get("state") == "completed" for e in flaky.seen), timeout=15)
+    delivered = [e.id for e in flaky.seen]
+    assert delivered == sorted(delivered) and len(delivered) == len(set(delivered))
+    assert {e.run_id for e in flaky.seen} == {run_id}
+    first.close()
+
+    # A new process subscribing under the same name starts where the last one stopped.
+    second = make_engine()
+    later = Recorder()
+    second.subscribe("slack", later)
+    set_engine(second)
+    try:
+        next_run = run_pause_and_answer(second)
+    finally:
+        set_engine(None)
+    wait_for(lambda: any(e.data.get("state") == "completed" for e in later.seen), timeout=15)
+    assert {e.run_id for e in later.seen} == {next_run}
+    assert min(e.id for e in later.seen) > max(delivered)
+
+
+def test_only_one_process_holds_a_consumer(make_engine) -> None:
+    a, b = make_engine(), make_engine()
+    first, second = Recorder(), Recorder()
+    held = a.subscribe("slack", first)
+    wait_for(lambda: held.position is not None)
+    waiting = b.subscribe("slack", second)
+    from engine import set_engine
+
+    set_engine(a)
+    try:
+        run_pause_and_answer(a)
+    finally:
+        set_engine(None)
+    wait_for(lambda: any(e.data.get("state") == "completed" for e in first.seen))
+    assert second.seen == [] and waiting.position is None

@@ -1,0 +1,93 @@
+"""Flows and tasks: names, parameters, records, logs."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from engine import Engine, InvalidParameters, MissingContext, RunState, flow, get_run_logger, task
+
+
+@task
+def double(x: int) -> int:
+    get_run_logger().info("doubling %s", x)
+    return x * 2
+
+
+@task
+async def triple(x: int) -> int:
+    return x * 3
+
+
+def test_flow_names_default_from_the_function(engine: Engine) -> None:
+    @flow
+    def get_shirt_order() -> None: ...
+
+    @flow(name="custom")
+    def other() -> None: ...
+
+    assert (get_shirt_order.name, other.name) == ("get-shirt-order", "custom")
+
+
+def test_sync_flow_records_parameters_states_tasks_and_logs(engine: Engine) -> None:
+    @flow
+    def compute(n: int, label: str = "x") -> int:
+        get_run_logger().info("start %s", label)
+        return double(n) + double(n + 1)
+
+    assert compute("4") == 18  # "4" is coerced from the type hint
+    detail = engine.detail(engine.list_runs()[0].id)
+    assert detail.run.parameters == {"n": 4, "label": "x"}
+    assert detail.run.result == "18"
+    assert [h.state for h in detail.history] == [RunState.RUNNING, RunState.COMPLETED]
+    assert [(t.key, t.result) for t in detail.tasks] == [("double-1", "8"), ("double-2", "10")]
+    assert [(log.task_key, log.message) for log in detail.logs] == [
+        (None, "start x"),
+        ("double-1", "doubling 4"),
+        ("double-2", "doubling 5"),
+    ]
+
+
+def test_async_flow_with_async_and_sync_tasks(engine: Engine) -> None:
+    @flow
+    async def mixed(n: int) -> int:
+        return await triple(n) + double(n)
+
+    assert asyncio.run(mixed(2)) == 10
+    assert [t.key for t in engine.detail(engine.list_runs()[0].id).tasks] == [
+        "triple-1",
+        "double-1",
+    ]
+
+
+def test_bad_parameters_name_the_field_and_record_nothing(engine: Engine) -> None:
+    @flow
+    def typed(n: int) -> None: ...
+
+    with pytest.raises(InvalidParameters, match="invalid parameters for flow 'typed': n: "):
+        typed("abc")
+    with pytest.raises(InvalidParameters, match="missing a required argument: 'n'"):
+        typed()
+    assert engine.list_runs() == []
+
+
+def test_failed_flow_records_the_error(engine: Engine) -> None:
+    @flow
+    def boom() -> None:
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        boom()
+    run = engine.list_runs()[0]
+    assert (run.state, run.state_message) == (RunState.FAILED, "RuntimeError: disk full")
+
+
+def test_tasks_outside_flows_are_plain_calls_and_logger_needs_a_run() -> None:
+    @task
+    def inc(x: int) -> int:
+        return x + 1
+
+    assert inc(1) == 2
+    with pytest.raises(MissingContext, match="get_run_logger"):
+        double(3)

@@ -13,12 +13,15 @@ Example::
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, cast
+import copy
+from typing import Any, ClassVar, TypeVar, cast
 
 import pydantic
 from pydantic import BaseModel, ConfigDict
 
 __all__ = ["AutomaticRunInput", "RunInput", "run_input_from_type"]
+
+M = TypeVar("M", bound="RunInput")
 
 
 class RunInput(BaseModel):
@@ -46,16 +49,18 @@ class RunInput(BaseModel):
                 f"{cls.__name__} has no field {', '.join(repr(u) for u in unknown)}; "
                 f"its fields are {', '.join(cls.model_fields) or 'none'}"
             )
-        fields: dict[str, Any] = {
-            name: (cls.model_fields[name].annotation, value) for name, value in defaults.items()
-        }
-        model = cast(
-            "type[RunInput]",
-            pydantic.create_model(cls.__name__, __base__=cls, __module__=cls.__module__, **fields),
+        fields: dict[str, Any] = {}
+        for name, value in defaults.items():
+            # Keep the field's title, description and constraints; only the default changes.
+            info = copy.copy(cls.model_fields[name])
+            info.default, info.default_factory = value, None
+            fields[name] = (info.annotation, info)
+        model: Any = pydantic.create_model(
+            cls.__name__, __base__=cls, __module__=cls.__module__, **fields
         )
         model.__qualname__ = cls.__qualname__
         model.signoff_description = (
-            description if description is not None else (cls.signoff_description)
+            description if description is not None else getattr(cls, "signoff_description", None)
         )
         return model
 

@@ -199,8 +199,13 @@ class Engine:
         parameters: Mapping[str, Any] | None = None,
         *,
         started_by: str | None = None,
+        tags: Mapping[str, str] | None = None,
     ) -> Run:
-        """Queue a run of a registered flow for a worker, with validated parameters."""
+        """Queue a run of a registered flow for a worker, with validated parameters.
+
+        ``tags`` are small labels applications read back from ``Run.tags`` (e.g. the Slack
+        channel a run was started from).
+        """
         flow = self.flows.get(flow_name)
         if flow is None:
             raise FlowNotFound(flow_name)
@@ -214,6 +219,7 @@ class Engine:
             RunState.SCHEDULED,
             owner=None,
             started_by=started_by,
+            tags=dict(tags or {}),
         )
         self.notify()
         logger.info(

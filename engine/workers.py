@@ -90,6 +90,7 @@ class Worker:
     def _claim_loop(self) -> None:
         upkeep_every = self.engine.settings.heartbeat_seconds
         self._upkeep()
+        self._wake.set()  # take runs queued before this worker started, at once
         while not self._stop.is_set():
             woke = self._wake.wait(upkeep_every)
             self._wake.clear()

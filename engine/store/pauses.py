@@ -221,5 +221,7 @@ class PauseQueries(StoreBase):
                 .where(PAUSES.c.run_id == run_id, PAUSES.c.status == PauseStatus.WAITING.value)
                 .values(status=PauseStatus.CANCELLED.value)
             )
-            self._change_state(conn, run_id, RunState.CANCELLED, "Cancelled", message, now)
+            self._change_state(
+                conn, run_id, RunState.CANCELLED, "Cancelled", message, now, owner=None
+            )
             return True

@@ -14,6 +14,7 @@ from engine import (
     AlreadyAnswered,
     Engine,
     InputInvalid,
+    InvalidTransition,
     MissingContext,
     PauseExpired,
     PauseStatus,
@@ -378,7 +379,7 @@ def test_cancel_stops_a_paused_flow(engine: Engine) -> None:
     assert isinstance(box["error"], RunCancelled)
     assert (run.state, run.state_message) == (RunState.CANCELLED, "cancelled by carol")
     assert engine.get_pause(pause.run_id, pause.key).status is PauseStatus.CANCELLED
-    with pytest.raises(RunNotWaiting):
+    with pytest.raises(InvalidTransition, match="is cancelled and cannot become cancelled"):
         engine.cancel(pause.run_id)
 
 

@@ -1,0 +1,178 @@
+"""How the CLI shows runs: aligned text for people, JSON for scripts.
+
+JSON output is built from the engine's domain values field by field; every datetime
+becomes ISO 8601 and every enum its value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import TypeAlias
+
+from engine import Pause, Run, RunDetail
+
+#: A value ``json.dumps`` can write.
+JSONValue: TypeAlias = "bool | int | float | str | list[JSONValue] | dict[str, JSONValue] | None"
+
+#: How many characters of a result or an error a table cell shows.
+PREVIEW_WIDTH = 60
+
+
+def jsonable(value: object) -> JSONValue:
+    """Turn a domain value (dataclasses, enums, datetimes, containers) into plain JSON data.
+
+    Args:
+        value: a ``Run``, ``RunDetail`` or anything they contain.
+
+    Returns:
+        Data that ``json.dumps`` writes without a ``default``.
+    """
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, enum.Enum):
+        return jsonable(value.value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, Iterable):
+        return [jsonable(v) for v in value]
+    return repr(value)
+
+
+def dump_json(value: object) -> str:
+    """``value`` as indented JSON text (see ``jsonable``)."""
+    return json.dumps(jsonable(value), indent=2, ensure_ascii=False)
+
+
+def format_time(at: datetime | None) -> str:
+    """A UTC time to the second, or ``-`` when there is none."""
+    return at.strftime("%Y-%m-%d %H:%M:%S") if at is not None else "-"
+
+
+def state_line(run: Run) -> str:
+    """One line saying where a run is: ``<id> <state> (<name>: <message>)``."""
+    detail = run.state_name
+    if run.state_message:
+        detail = f"{detail}: {run.state_message}"
+    return f"{run.id} {run.state.value} ({detail})"
+
+
+def runs_table(runs: Sequence[Run]) -> str:
+    """A table of runs: short id, flow, state, last update and who started each."""
+    if not runs:
+        return "no runs"
+    rows = [
+        [r.id[:8], r.flow_name, r.state.value, format_time(r.updated_at), r.started_by or "-"]
+        for r in runs
+    ]
+    return "\n".join(
+        _table(["ID", "FLOW", "STATE", "UPDATED (UTC)", "STARTED BY"], rows, indent="")
+    )
+
+
+def detail_text(detail: RunDetail, tail: int) -> str:
+    """Everything recorded about a run, as sections of aligned text.
+
+    Args:
+        detail: the run with its history, tasks, pauses and logs.
+        tail: how many of the last log records to show.
+
+    Returns:
+        The text, without a trailing newline.
+    """
+    run = detail.run
+    lines = [f"Run {run.id}"]
+    lines += _fields(
+        [
+            ("flow", run.flow_name),
+            ("state", f"{run.state.value} ({run.state_name})"),
+            ("message", run.state_message or ""),
+            ("started by", run.started_by or "-"),
+            ("created", format_time(run.created_at)),
+            ("updated", format_time(run.updated_at)),
+            ("result", run.result or ""),
+            ("tags", ", ".join(f"{k}={v}" for k, v in run.tags.items())),
+        ]
+    )
+    lines += ["", "Parameters"]
+    lines += _fields([(k, _compact(v)) for k, v in run.parameters.items()]) or ["  (none)"]
+    lines += ["", "History"]
+    lines += _table(
+        ["AT (UTC)", "STATE", "NAME", "MESSAGE"],
+        [[format_time(c.at), c.state.value, c.name, c.message or ""] for c in detail.history],
+    )
+    lines += ["", "Tasks"]
+    lines += (
+        _table(
+            ["KEY", "STATE", "ATTEMPTS", "RESULT / ERROR"],
+            [
+                [t.key, t.state.value, str(t.attempts), _preview(t.error or t.result or "")]
+                for t in detail.tasks
+            ],
+        )
+        if detail.tasks
+        else ["  (none)"]
+    )
+    lines += ["", "Pauses"]
+    lines += [line for p in detail.pauses for line in _pause_lines(p)] or ["  (none)"]
+    shown = detail.logs[-tail:] if tail > 0 else ()
+    lines += ["", f"Logs (last {len(shown)} of {len(detail.logs)})"]
+    lines += [
+        f"  {format_time(e.at)}  {e.level:<7} {f'[{e.task_key}] ' if e.task_key else ''}{e.message}"
+        for e in shown
+    ] or ["  (none)"]
+    return "\n".join(lines)
+
+
+def _pause_lines(pause: Pause) -> list[str]:
+    kind = "suspend" if pause.suspend else "pause"
+    head = f"  {pause.key}  {pause.status.value}  {kind}"
+    if pause.title:
+        head += f"  {pause.title}"
+    fields: list[tuple[str, str]] = [
+        ("asked", format_time(pause.created_at)),
+        ("deadline", format_time(pause.deadline)),
+    ]
+    if pause.approvers:
+        fields.append(("approvers", ", ".join(pause.approvers)))
+    if pause.responder is not None or pause.answered_at is not None:
+        fields.append(
+            (
+                "answered",
+                f"by {pause.responder or '(anonymous)'} at {format_time(pause.answered_at)}",
+            )
+        )
+    if pause.response is not None:
+        fields.append(("response", _compact(pause.response)))
+    fields += [(f"error {k or '(input)'}", v) for k, v in pause.errors.items()]
+    return [head, *(f"  {line}" for line in _fields(fields))]
+
+
+def _fields(pairs: Sequence[tuple[str, str]]) -> list[str]:
+    shown = [(k, v) for k, v in pairs if v != ""]
+    width = max((len(k) for k, _ in shown), default=0)
+    return [f"  {k:<{width}}  {v}" for k, v in shown]
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], indent: str = "  ") -> list[str]:
+    widths = [max(len(c) for c in column) for column in zip(headers, *rows, strict=True)]
+    return [
+        indent + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+        for row in [headers, *rows]
+    ]
+
+
+def _compact(value: object) -> str:
+    return json.dumps(jsonable(value), ensure_ascii=False)
+
+
+def _preview(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= PREVIEW_WIDTH else text[: PREVIEW_WIDTH - 1] + "…"

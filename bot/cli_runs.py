@@ -1,0 +1,117 @@
+"""``signoff runs``: list, inspect, answer and cancel runs.
+
+RUN arguments take a run id or a unique prefix of one (as ``runs list`` shows them).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import click
+
+from bot.cli_render import JSONValue, detail_text, dump_json, runs_table
+from bot.cli_session import CliSession, pass_session
+from engine import RunState
+
+_STATES = [state.value for state in RunState]
+
+
+def parse_input(_ctx: click.Context, _param: click.Parameter, raw: str | None) -> JSONValue:
+    """Parse ``--input``: a JSON object, or nothing.
+
+    Raises:
+        click.BadParameter: the text is not JSON, or not a JSON object.
+    """
+    if raw is None:
+        return None
+    try:
+        value: JSONValue = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"not valid JSON ({exc})") from exc
+    if not isinstance(value, dict):
+        raise click.BadParameter(f"expected a JSON object like '{{\"approved\": true}}', got {raw}")
+    return value
+
+
+@click.group()
+def runs() -> None:
+    """List, inspect, answer and cancel runs."""
+
+
+@runs.command("list")
+@click.option(
+    "--state",
+    "states",
+    multiple=True,
+    type=click.Choice(_STATES, case_sensitive=False),
+    help="Only runs in this state (repeatable).",
+)
+@click.option("--flow", "flow_name", metavar="FLOW", help="Only runs of this flow.")
+@click.option(
+    "--limit", type=click.IntRange(min=1), default=50, show_default=True, help="At most N runs."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
+@pass_session
+def list_runs(
+    session: CliSession,
+    states: tuple[str, ...],
+    flow_name: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """List the newest runs."""
+    wanted = [RunState(state.lower()) for state in states] or None
+    found = session.engine().list_runs(wanted, flow_name, limit)
+    click.echo(dump_json(found) if as_json else runs_table(found))
+
+
+@runs.command("show")
+@click.argument("run_id", metavar="RUN")
+@click.option(
+    "--tail",
+    type=click.IntRange(min=0),
+    default=20,
+    show_default=True,
+    help="How many of the last log records to show.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON only.")
+@pass_session
+def show(session: CliSession, run_id: str, tail: int, as_json: bool) -> None:
+    """Show a run: parameters, state history, tasks, pauses and the log tail."""
+    detail = session.engine().detail(run_id)
+    if as_json:
+        logs = detail.logs[-tail:] if tail else ()
+        click.echo(dump_json(dataclasses.replace(detail, logs=logs)))
+    else:
+        click.echo(detail_text(detail, tail))
+
+
+@runs.command("resume")
+@click.argument("run_id", metavar="RUN")
+@click.option(
+    "--input",
+    "run_input",
+    metavar="JSON",
+    callback=parse_input,
+    help="The answer, a JSON object (omit it for a pause that takes no input).",
+)
+@click.option("--as", "responder", metavar="NAME", help="Who answers.")
+@pass_session
+def resume(
+    session: CliSession, run_id: str, run_input: dict[str, JSONValue] | None, responder: str | None
+) -> None:
+    """Answer the input a waiting run asks for."""
+    pause = session.engine().resume(run_id, run_input, responder)
+    who = f" as {pause.responder}" if pause.responder else ""
+    click.echo(f"resumed {pause.run_id} (input {pause.key!r}){who}")
+
+
+@runs.command("cancel")
+@click.argument("run_id", metavar="RUN")
+@click.option("--as", "by", metavar="NAME", help="Who cancels (recorded in the run's state).")
+@pass_session
+def cancel(session: CliSession, run_id: str, by: str | None) -> None:
+    """Cancel a run that has not finished."""
+    run = session.engine().cancel(run_id, by)
+    click.echo(f"cancelled {run.id}" + (f" by {by}" if by else ""))

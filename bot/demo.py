@@ -1,0 +1,256 @@
+"""``signoff demo``: the whole loop on this machine, against the local Slack sandbox.
+
+It serves the bot on a temporary SQLite store, starts the demo flows (or yours, with
+``--flows``), plays a person's clicks and submissions, and prints what Slack would show.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from bot.sandbox import Message, SlackSandbox, block_kit_builder_url, render_message, render_view
+from bot.serve import Server
+from bot.testing import SIGNING_SECRET, running_bot
+from engine import Engine, Run, load_flows
+
+T = TypeVar("T")
+CHANNEL = "C0GENERAL"
+
+
+def _wait(what: str, condition: Callable[[], T | None], timeout: float = 20.0) -> T:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = condition()
+        if found:
+            return found
+        time.sleep(0.01)
+    raise click.ClickException(f"the demo timed out waiting for {what}")
+
+
+class Demo:
+    """A served bot, a sandbox workspace and a transcript printer."""
+
+    def __init__(self, engine: Engine, sandbox: SlackSandbox, server: Server) -> None:
+        self.engine = engine
+        self.sandbox = sandbox
+        self.server = server
+        self.driver = sandbox.driver(f"{server.url}/slack/events", SIGNING_SECRET)
+        self.seen: set[str] = set()
+
+    def say(self, text: str = "") -> None:
+        click.echo(text)
+
+    def step(self, text: str) -> None:
+        click.secho(f"▶ {text}", fg="cyan", err=True)
+
+    def show_message(self, message: Message, where: str) -> None:
+        self.say(f"── {where} " + "─" * max(0, 60 - len(where)))
+        self.say(render_message(message))
+
+    def prompt_for(self, run: Run) -> Message:
+        """The newest unseen message with a button for ``run`` (root or thread)."""
+
+        def find() -> Message | None:
+            channel = self.sandbox.channel(CHANNEL)
+            candidates = list(channel.messages) + [m for r in channel.replies.values() for m in r]
+            for message in candidates:
+                has_button = any(b.get("type") == "actions" for b in message.blocks)
+                if (
+                    has_button
+                    and run.id[:8] in json.dumps(message.blocks)
+                    and message.ts not in self.seen
+                ):
+                    return message
+            return None
+
+        message = _wait(f"a prompt for {run.flow_name}", find)
+        self.seen.add(message.ts)
+        return message
+
+    def answer(self, run: Run, user: str, values: dict[str, Any], note: str) -> None:
+        prompt = self.prompt_for(run)
+        self.show_message(prompt, "#general" if prompt.thread_ts in (None, prompt.ts) else "thread")
+        self.step(f"{user} clicks “Provide input”")
+        self.driver.click(user, prompt, action_id="provide_input")
+        uid = self.sandbox.user(user)
+        assert uid is not None
+        view = self.sandbox.wait_for(lambda ws: ws.open_view(uid.id), timeout=10)
+        self.say("── modal " + "─" * 52)
+        self.say(render_view(view))
+        self.say(f"   Block Kit Builder: {block_kit_builder_url(view.view)[:120]}…")
+        self.step(f"{user} {note}")
+        reply = self.driver.submit(user, values, client_checks=False)
+        if reply.response_action == "errors":
+            self.say("── errors shown in the modal " + "─" * 32)
+            for block, error in reply.errors.items():
+                self.say(f"   {block}: {error}")
+
+    def resubmit(self, user: str, values: dict[str, Any], note: str) -> None:
+        """Fix the modal that is still open after errors, and submit it again."""
+        self.step(f"{user} {note}")
+        reply = self.driver.submit(user, values, client_checks=False)
+        if reply.response_action == "errors":
+            for block, error in reply.errors.items():
+                self.say(f"   {block}: {error}")
+
+    def refused(self, run: Run, user: str) -> None:
+        prompt = self.prompt_for(run)
+        self.seen.discard(prompt.ts)
+        self.step(f"{user} clicks “Provide input” but is not an approver")
+        self.driver.click(user, prompt, action_id="provide_input")
+        uid = self.sandbox.user(user)
+        assert uid is not None
+        notes = self.sandbox.wait_for(lambda ws: ws.ephemeral(uid.id), timeout=10)
+        self.say(f"   (only {user} sees) {notes[-1].text}")
+
+    def thread_notes(self, run: Run) -> None:
+        channel = self.sandbox.channel(CHANNEL)
+        for replies in channel.replies.values():
+            for message in replies:
+                has_button = any(b.get("type") == "actions" for b in message.blocks)
+                if (
+                    not has_button
+                    and (run.id[:8] in message.text or "not accepted" in message.text)
+                    and message.ts not in self.seen
+                ):
+                    self.seen.add(message.ts)
+                    self.show_message(message, "thread")
+
+    def finish(self, run: Run) -> Run:
+        def final() -> Run | None:
+            current = self.engine.get_run(run.id)
+            return current if current.state.is_final else None
+
+        done = _wait(f"{run.flow_name} to finish", final)
+        self.thread_notes(run)
+        return done
+
+    def summary(self, runs: list[Run]) -> None:
+        self.say("── final states " + "─" * 45)
+        for run in runs:
+            detail = self.engine.detail(run.id)
+            answers = ", ".join(
+                f"input {p.key} {p.status.value} ({p.responder})"
+                for p in detail.pauses
+                if p.responder
+            )
+            self.say(
+                f"   {run.flow_name:<18} {detail.run.state.value:<10} result={detail.run.result}  {answers}"
+            )
+
+
+@contextmanager
+def served(flows: list[str]) -> Iterator[Demo]:
+    with running_bot(flows) as bot:
+        yield Demo(bot.engine, bot.slack, bot.server)
+
+
+def _quiet_logs() -> None:
+    # The transcript is the output; flow logs and Bolt's start-up notes would interleave with it.
+    for name in ("engine", "bot", "slack_bolt", "slack_sdk", "apscheduler"):
+        logging.getLogger(name).addHandler(logging.NullHandler())
+        logging.getLogger(name).propagate = False
+
+
+def builtin_demo() -> None:
+    _quiet_logs()
+    with served(["bot.demo_flows"]) as demo:
+        runs = []
+        demo.step("starting greet-user (the reference's greeting, with initial data)")
+        greet = demo.engine.submit("greet-user", {}, started_by="U0CAROL")
+        demo.answer(greet, "alice", {"name": "Ada"}, "types “Ada” and submits")
+        runs.append(demo.finish(greet))
+
+        demo.step("starting get-shirt-order (the reference's validation loop)")
+        shirt = demo.engine.submit("get-shirt-order", {}, started_by="U0CAROL")
+        demo.answer(
+            shirt,
+            "alice",
+            {"size": "small", "color": "green"},
+            "picks small + green (out of stock)",
+        )
+        _wait(
+            "the rejection in the thread",
+            lambda: (
+                demo.engine.waiting_pause(shirt.id)
+                and any(
+                    "not accepted" in m.text
+                    for r in demo.sandbox.channel(CHANNEL).replies.values()
+                    for m in r
+                )
+            ),
+        )
+        demo.thread_notes(shirt)
+        demo.answer(shirt, "bob", {"color": "red"}, "fixes only the colour (the rest is prefilled)")
+        runs.append(demo.finish(shirt))
+
+        demo.step("starting deploy-production (approvers: bob; the starter may not approve)")
+        deploy = demo.engine.submit("deploy-production", {"version": "2.4.1"}, started_by="U0CAROL")
+        demo.refused(deploy, "alice")
+        demo.answer(
+            deploy, "bob", {"approve": True, "reason": "ok"}, "submits a reason that is too short"
+        )
+        demo.resubmit(
+            "bob", {"reason": "Staging soak was clean"}, "fixes the reason in the open modal"
+        )
+        runs.append(demo.finish(deploy))
+        demo.summary(runs)
+
+
+def user_demo(flows: list[str], answers: dict[str, list[dict[str, Any]]]) -> None:
+    _quiet_logs()
+    for source in flows:
+        load_flows(source)
+    with served(flows) as demo:
+        runs = []
+        for flow_name in demo.engine.flows.names():
+            if flow_name not in answers and not sys.stdin.isatty():
+                continue
+            demo.step(f"starting {flow_name}")
+            run = demo.engine.submit(flow_name, {}, started_by="U0CAROL")
+            for values in answers.get(flow_name) or []:
+                demo.answer(run, "alice", values, f"submits {json.dumps(values)}")
+            while flow_name not in answers and not demo.engine.get_run(run.id).state.is_final:
+                typed = click.prompt(f"JSON answer for {flow_name} (or 'skip')", default="skip")
+                if typed == "skip":
+                    demo.engine.cancel(run.id, by="the demo")
+                    break
+                demo.answer(run, "alice", json.loads(typed), f"submits {typed}")
+            runs.append(demo.finish(run))
+        demo.summary(runs)
+
+
+def demo_command() -> click.Command:
+    @click.command("demo")
+    @click.option(
+        "--flows",
+        "sources",
+        multiple=True,
+        metavar="PATH_OR_MODULE",
+        help="Your flows instead of the built-in ones.",
+    )
+    @click.option(
+        "--answers",
+        type=click.Path(exists=True, dir_okay=False),
+        help='JSON: {"flow-name": [{answer}, ...]}',
+    )
+    def demo(sources: tuple[str, ...], answers: str | None) -> None:
+        """See the whole loop locally: flows, Slack prompts, modals, errors, and answers."""
+        started = time.monotonic()
+        if sources:
+            data = json.loads(Path(answers).read_text()) if answers else {}
+            user_demo(list(sources), data)
+        else:
+            builtin_demo()
+        click.secho(f"✔ demo finished in {time.monotonic() - started:.1f}s", fg="green", err=True)
+
+    return demo

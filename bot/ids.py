@@ -1,0 +1,15 @@
+"""Slash commands, callback ids and action ids: the only place Slack identifiers are spelled."""
+
+from __future__ import annotations
+
+RUNS_COMMAND = "/runs"
+INPUT_VIEW = "signoff_input"
+START_VIEW = "signoff_start"
+PROVIDE_INPUT = "provide_input"
+CANCEL_RUN = "cancel_run"
+SHOW_RUN = "show_run"
+#: durable event consumer name under which the bot reads the engine's events
+CONSUMER = "slack"
+#: run metadata keys
+THREAD = "slack.thread"
+PROMPTS = "slack.prompts"

@@ -1,0 +1,168 @@
+"""The button that opens an input form, and the form's submission that resumes the run."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from slack_bolt import Ack, App
+from slack_sdk import WebClient
+from slack_sdk.models.blocks import MarkdownTextObject, SectionBlock
+from slack_sdk.models.views import View
+
+from bot import ids
+from bot.approvers import Approvers
+from bot.messages import who
+from bot.modals import ModalError, build_input_view
+from bot.submissions import errors_for_view, parse_submission
+from engine import (
+    AlreadyAnswered,
+    Engine,
+    EngineError,
+    InputInvalid,
+    PauseExpired,
+    PauseStatus,
+    ResponderNotAllowed,
+    Run,
+    RunNotFound,
+    RunNotWaiting,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def _notice_view(title: str, text: str) -> View:
+    return View(
+        type="modal",
+        title=title[:24],
+        close="Close",
+        blocks=[SectionBlock(text=MarkdownTextObject(text=text))],
+    )
+
+
+def stale_reason(engine: Engine, run: Run, key: str | None) -> str | None:
+    """Why there is nothing to answer any more (already answered, timed out, ...)."""
+    pause = engine.get_pause(run.id, key) if key else engine.waiting_pause(run.id)
+    if pause is None:
+        return f"This run is {run.state.value} and is not waiting for input."
+    if pause.status is PauseStatus.WAITING and run.state.is_waiting:
+        return None
+    if pause.status in (PauseStatus.ANSWERED, PauseStatus.ACCEPTED, PauseStatus.REJECTED):
+        return f"This input was already answered by {who(pause.responder)}."
+    if pause.status is PauseStatus.TIMED_OUT:
+        return "Nobody answered in time, so this input is closed."
+    return "This run was cancelled."
+
+
+def register(app: App, engine: Engine, approvers: Approvers) -> None:
+    """Add the input button and form listeners to ``app``."""
+
+    @app.action(ids.PROVIDE_INPUT)
+    def open_form(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        ack()
+        user = body["user"]["id"]
+        run_id, _, key = str(body["actions"][0]["value"]).partition(":")
+        try:
+            run = engine.get_run(run_id)
+        except RunNotFound:
+            client.views_open(
+                trigger_id=body["trigger_id"],
+                view=_notice_view("Nothing to do", "That run no longer exists."),
+            )
+            return
+        reason = stale_reason(engine, run, key or None)
+        pause = engine.get_pause(run.id, key) if key else engine.waiting_pause(run.id)
+        if reason is None and pause is not None:
+            reason = approvers.refusal(user, run, pause)
+        if reason is not None or pause is None:
+            channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get(
+                "channel_id"
+            )
+            if channel:
+                client.chat_postEphemeral(
+                    channel=channel, user=user, text=reason or "Nothing to answer."
+                )
+            else:
+                client.views_open(
+                    trigger_id=body["trigger_id"], view=_notice_view("Nothing to do", reason or "")
+                )
+            logger.info("answer refused", extra={"action": "answer_refused", "run_id": run.id})
+            return
+        origin = body.get("container") or {}
+        metadata = json.dumps(
+            {
+                "run": run.id,
+                "key": pause.key,
+                "channel": origin.get("channel_id"),
+                "ts": origin.get("message_ts"),
+            }
+        )
+        try:
+            view = build_input_view(
+                pause.schema or {"type": "object", "properties": {}, "title": "Continue"},
+                initial=pause.initial,
+                title=run.flow_name,
+                description=pause.description,
+                context=f"Run `{run.id[:8]}` · input `{pause.key}`",
+                callback_id=ids.INPUT_VIEW,
+                private_metadata=metadata,
+            )
+        except ModalError as exc:
+            view = _notice_view("Cannot show form", f"This input cannot be shown in Slack: {exc}")
+        client.views_open(trigger_id=body["trigger_id"], view=view)
+        logger.info(
+            "form opened", extra={"action": "form_opened", "run_id": run.id, "key": pause.key}
+        )
+
+    @app.view(ids.INPUT_VIEW)
+    def submit_form(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+        user = body["user"]["id"]
+        meta = json.loads(view.get("private_metadata") or "{}")
+        run_id, key = str(meta.get("run", "")), str(meta.get("key", ""))
+        try:
+            pause = engine.get_pause(run_id, key)
+            run = engine.get_run(run_id)
+        except RunNotFound:
+            ack(
+                response_action="update",
+                view=_notice_view("Nothing to do", "That run no longer exists."),
+            )
+            return
+        if pause is None:
+            ack(
+                response_action="update",
+                view=_notice_view("Nothing to do", "That input no longer exists."),
+            )
+            return
+        schema = pause.schema or {"type": "object", "properties": {}}
+        values, problems = parse_submission(schema, view["state"]["values"])
+        if problems:
+            ack(response_action="errors", errors=problems)
+            return
+        try:
+            engine.resume(
+                run.id,
+                values,
+                responder=user,
+                key=key,
+                responder_groups=approvers.groups_of(user, pause),
+            )
+        except InputInvalid as exc:
+            ack(response_action="errors", errors=errors_for_view(schema, exc.errors))
+            return
+        except (AlreadyAnswered, PauseExpired, RunNotWaiting) as exc:
+            reason = stale_reason(engine, engine.get_run(run.id), key) or str(exc)
+            ack(response_action="update", view=_notice_view("Nothing to do", reason))
+            return
+        except ResponderNotAllowed:
+            reason = approvers.refusal(user, run, pause) or "You may not answer this."
+            ack(response_action="update", view=_notice_view("Not allowed", reason))
+            return
+        except EngineError as exc:
+            ack(response_action="update", view=_notice_view("Something went wrong", str(exc)))
+            return
+        ack()
+        logger.info(
+            "input submitted", extra={"action": "input_submitted", "run_id": run.id, "key": key}
+        )

@@ -1,0 +1,458 @@
+"""Acting as Slack towards the app: signed slash commands, clicks, submissions and events.
+
+The driver builds the same payloads Slack sends (slack-platform.md §2), signs them exactly as
+Slack does (``v0:{timestamp}:{raw body}``, HMAC-SHA256 with the signing secret) and POSTs them
+to the app over real HTTP. It then applies to the workspace what Slack would do with the
+answer: a submission answered with an empty 200 closes the view, ``response_action: update``
+replaces it, ``push`` pushes, ``errors`` keeps it open, a slash command's body is shown to the
+user::
+
+    with SlackSandbox() as slack:
+        driver = slack.driver("http://127.0.0.1:3000/slack/events", signing_secret="s3cr3t")
+        driver.slash_command("alice", "/runs", "pending")
+        message = slack.wait_for(lambda ws: ws.channel("C0GENERAL").last)
+        driver.click("alice", message, action_id="provide_input")
+        slack.wait_for(lambda ws: ws.open_view("U0ALICE"))
+        response = driver.submit("alice", {"reason": "ship it"})
+        assert response.status == 200
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+from urllib.parse import urlencode
+
+from bot.blockkit import check_message, check_view
+from bot.sandbox.errors import ApiFailure, FieldRejected, NoSuchUser, NothingToInteractWith
+from bot.sandbox.forms import (
+    StateValues,
+    client_problems,
+    element_state,
+    fill_state,
+    stateful_elements,
+)
+from bot.sandbox.records import EphemeralMessage, JsonDict, Message, OpenView, User
+from bot.sandbox.transport import JSON, AppConnection, AppResponse
+from bot.sandbox.workspace import Workspace
+
+__all__ = ["VERIFICATION_TOKEN", "Driver"]
+
+logger = logging.getLogger(__name__)
+
+#: The deprecated verification token Slack still puts into payloads.
+VERIFICATION_TOKEN = "sandbox-verification-token"
+
+
+Target = Message | EphemeralMessage | OpenView
+
+
+class Driver(AppConnection):
+    """Sends Slack's requests to an app, as users of the sandbox workspace.
+
+    Users are given as ids (``"U0ALICE"``) or handles (``"alice"``). Get one from
+    :meth:`bot.sandbox.SlackSandbox.driver`.
+
+    Args:
+        workspace: The sandbox workspace (issues trigger_ids and response_urls, holds views).
+        sandbox_url: Base URL of the sandbox server, for response_urls.
+        app_url: Where the app receives Slack requests, e.g. ``http://127.0.0.1:3000/slack/events``.
+        signing_secret: The app's signing secret.
+        timeout: Seconds to wait for the app's HTTP answer.
+    """
+
+    def __init__(
+        self,
+        workspace: Workspace,
+        sandbox_url: str,
+        app_url: str,
+        signing_secret: str,
+        *,
+        timeout: float = 10.0,
+    ) -> None:
+        super().__init__(app_url, signing_secret, timeout=timeout)
+        self.workspace = workspace
+        self.sandbox_url = sandbox_url.rstrip("/")
+        self._events = 0
+
+    # -- helpers shared by the interactions -------------------------------------------------
+
+    def _user(self, ref: str) -> User:
+        user = self.workspace.user(ref) or self.workspace.user_by_name(ref)
+        if user is None:
+            raise NoSuchUser(f"no user {ref!r} in the sandbox workspace")
+        return user
+
+    def _resolve_id(self, ref: str) -> str:
+        """Names written in tests (``alice``, ``#general``) to Slack ids for pickers."""
+        if ref.startswith("#"):
+            return self.workspace.channel(ref).id
+        user = self.workspace.user_by_name(ref)
+        return user.id if user else ref
+
+    def _envelope(self, kind: str, user: User, *, trigger: bool = True) -> JsonDict:
+        ws = self.workspace
+        payload: JsonDict = {
+            "type": kind,
+            "team": {"id": ws.team_id, "domain": ws.team_domain},
+            "user": {
+                "id": user.id,
+                "username": user.name,
+                "name": user.name,
+                "team_id": ws.team_id,
+            },
+            "api_app_id": ws.app_id,
+            "token": VERIFICATION_TOKEN,
+            "enterprise": None,
+            "is_enterprise_install": False,
+        }
+        if trigger:
+            payload["trigger_id"] = ws.issue_trigger(user.id)
+        return payload
+
+    def _response_url(self, url_id: str) -> str:
+        return f"{self.sandbox_url}/response/{url_id}"
+
+    # -- slash commands ---------------------------------------------------------------------
+
+    def slash_command(
+        self, user: str, command: str, text: str = "", *, channel: str | None = None
+    ) -> AppResponse:
+        """Run ``/command text`` as ``user`` in ``channel`` (default: the workspace's #general).
+
+        A non-empty answer is shown like Slack does: ephemeral to the user, or in the channel
+        for ``{"response_type": "in_channel"}``.
+        """
+        ws = self.workspace
+        who = self._user(user)
+        try:
+            channel_id = ws.resolve_channel(channel or ws.default_channel, create=True)
+        except ApiFailure as failure:
+            raise NothingToInteractWith(f"no channel {channel!r}") from failure
+        conversation = ws.channel(channel_id)
+        fields = {
+            "token": VERIFICATION_TOKEN,
+            "team_id": ws.team_id,
+            "team_domain": ws.team_domain,
+            "channel_id": channel_id,
+            "channel_name": conversation.name
+            if conversation.kind == "channel"
+            else "directmessage",
+            "user_id": who.id,
+            "user_name": who.name,
+            "command": command,
+            "text": text,
+            "api_app_id": ws.app_id,
+            "is_enterprise_install": "false",
+            "response_url": self._response_url(ws.issue_response_url(who.id, channel_id)),
+            "trigger_id": ws.issue_trigger(who.id),
+        }
+        response = self.send(urlencode(fields))
+        return replace(response, problems=self._show_reply(response, who.id, channel_id))
+
+    def _show_reply(self, response: AppResponse, user: str, channel: str) -> tuple[str, ...]:
+        if response.status != 200 or not response.body.strip():
+            return ()
+        data: JsonDict = response.json if response.json is not None else {"text": response.text}
+        text = str(data.get("text") or "")
+        blocks: list[JsonDict] = data.get("blocks") or []
+        problems = check_message(blocks, text)
+        if problems:
+            return tuple(problems)
+        if data.get("response_type") == "in_channel":
+            self.workspace.post_message(channel, text, blocks)
+        else:
+            self.workspace.post_ephemeral(channel, user, text, blocks, None)
+        return ()
+
+    # -- clicks -----------------------------------------------------------------------------
+
+    def _fresh(self, target: Target) -> tuple[list[JsonDict], Target]:
+        ws = self.workspace
+        fresh: Target | None
+        if isinstance(target, Message):
+            fresh = ws.channel(target.channel).message(target.ts)
+        elif isinstance(target, EphemeralMessage):
+            fresh = next((m for m in ws.ephemeral(target.user) if m.ts == target.ts), None)
+        else:
+            views = [*ws.view_stack(target.user), ws.home_view(target.user)]
+            fresh = next((v for v in views if v is not None and v.id == target.id), None)
+        if fresh is None:
+            raise NothingToInteractWith(f"{type(target).__name__} is gone from the workspace")
+        return fresh.blocks, fresh
+
+    @staticmethod
+    def _find_element(
+        blocks: list[JsonDict], action_id: str, value: Any, block_id: str | None
+    ) -> tuple[JsonDict, JsonDict]:
+        found: list[tuple[JsonDict, JsonDict]] = []
+        for block in blocks:
+            elements = list(block.get("elements", [])) if block.get("type") == "actions" else []
+            elements += [block[key] for key in ("accessory", "element") if key in block]
+            found += [
+                (block, el)
+                for el in elements
+                if isinstance(el, dict)
+                and el.get("action_id") == action_id
+                and block_id in (None, block.get("block_id"))
+            ]
+        buttons = [f for f in found if f[1].get("type") == "button"]
+        if value is not None and buttons:
+            found = [f for f in buttons if f[1].get("value") == value]
+        if not found:
+            known = sorted(
+                {str(el.get("action_id")) for b in blocks for el in b.get("elements", [])}
+                | {str(b[k].get("action_id")) for b in blocks for k in ("accessory",) if k in b}
+            )
+            raise NothingToInteractWith(
+                f"no element with action_id={action_id!r} value={value!r}; there are: {known}"
+            )
+        return found[0]
+
+    def click(
+        self,
+        user: str,
+        target: Target,
+        *,
+        action_id: str,
+        value: Any = None,
+        block_id: str | None = None,
+    ) -> AppResponse:
+        """Use an interactive element in a message, an ephemeral message or an open view.
+
+        Args:
+            user: Who clicks.
+            target: The message (``sandbox.channel(...).last``), ephemeral message, or the
+                :class:`OpenView` (modal or Home tab) holding the element.
+            action_id: The element's action_id.
+            value: For buttons, picks the button with this value when several share the
+                action_id; for selects, overflows, pickers the value chosen (as in ``submit``).
+            block_id: Narrows the search to one block.
+
+        Returns:
+            The app's answer (Slack ignores its body for block_actions).
+        """
+        who = self._user(user)
+        blocks, fresh = self._fresh(target)
+        block, element = self._find_element(blocks, action_id, value, block_id)
+        action: JsonDict = {
+            "type": element["type"],
+            "block_id": block.get("block_id"),
+            "action_id": action_id,
+            "action_ts": f"{time.time():.6f}",
+        }
+        if element["type"] in ("button", "workflow_button"):
+            action.update({k: element[k] for k in ("text", "value", "style") if k in element})
+        elif element["type"] == "overflow":
+            chosen = element_state({"type": "static_select", **element}, value)
+            action["selected_option"] = chosen["selected_option"]
+        else:
+            action.update(element_state(element, value, resolve=self._resolve_id))
+        payload = self._envelope("block_actions", who)
+        payload["actions"] = [action]
+        state = self._state_after(fresh, block, element, action)
+        if isinstance(fresh, OpenView):
+            view = copy.deepcopy(fresh.view)
+            view["state"] = {"values": state}
+            payload.update(container={"type": "view", "view_id": fresh.id}, view=view)
+            if fresh.type == "modal" and element["type"] != "button":
+                self.workspace.set_view_state(fresh.id, state)
+            return self.send_payload(payload)
+        ephemeral = isinstance(fresh, EphemeralMessage)
+        container: JsonDict = {
+            "type": "message",
+            "message_ts": fresh.ts,
+            "channel_id": fresh.channel,
+            "is_ephemeral": ephemeral,
+        }
+        if fresh.thread_ts:
+            container["thread_ts"] = fresh.thread_ts
+        url_id = self.workspace.issue_response_url(
+            who.id, fresh.channel, fresh.ts, ephemeral=ephemeral
+        )
+        payload.update(
+            container=container,
+            channel={"id": fresh.channel, "name": self.workspace.channel(fresh.channel).name},
+            state={"values": state},
+            response_url=self._response_url(url_id),
+        )
+        if isinstance(fresh, Message):
+            payload["message"] = fresh.to_api(self.workspace.team_id)
+        return self.send_payload(payload)
+
+    @staticmethod
+    def _state_after(
+        target: Target, block: JsonDict, element: JsonDict, action: JsonDict
+    ) -> StateValues:
+        source: Mapping[str, Any] = (
+            target.view if isinstance(target, OpenView) else {"blocks": target.blocks}
+        )
+        state = fill_state(source)
+        if any(el is element for _, _, _, el in stateful_elements([block])):
+            value = {
+                k: v for k, v in action.items() if k not in ("block_id", "action_id", "action_ts")
+            }
+            state.setdefault(str(block.get("block_id")), {})[str(element.get("action_id"))] = value
+        return state
+
+    # -- modals -----------------------------------------------------------------------------
+
+    def submit(
+        self,
+        user: str,
+        values: Mapping[str, Any] | None = None,
+        *,
+        view: OpenView | None = None,
+        client_checks: bool = True,
+    ) -> AppResponse:
+        """Fill in and submit the modal view ``user`` has on top.
+
+        Args:
+            user: Who submits.
+            values: Field path, block_id or label -> plain Python value (see
+                :func:`bot.sandbox.forms.element_state`). Unmentioned inputs keep what was
+                entered before or their initial value.
+            view: Assert that this is the view being submitted (it must be on top).
+            client_checks: Refuse like the Slack client does when a required input is empty
+                or a value breaks the element's limits. Turn off to test server-side checks.
+
+        Returns:
+            The app's answer; ``problems`` lists what Slack would reject in it.
+
+        Raises:
+            NothingToInteractWith: ``user`` has no open modal, or ``view`` is not on top.
+            UnknownField: A key matches no input.
+            FieldRejected: The Slack client would not send this submission.
+        """
+        who = self._user(user)
+        top = self.workspace.open_view(who.id)
+        if top is None:
+            raise NothingToInteractWith(f"{who.name} has no open modal")
+        if view is not None and view.id != top.id:
+            raise NothingToInteractWith(f"view {view.id} is not the top view ({top.id})")
+        state = fill_state(top.view, values, resolve=self._resolve_id)
+        problems = client_problems(top.view, state) if client_checks else {}
+        if problems:
+            raise FieldRejected(f"the Slack client would not submit: {problems}", problems)
+        self.workspace.set_view_state(top.id, state)
+        submitted = copy.deepcopy(top.view)
+        submitted["state"] = {"values": state}
+        payload = self._envelope("view_submission", who)
+        payload.update(view=submitted, response_urls=self._response_urls(who, top, state))
+        response = self.send_payload(payload)
+        return replace(response, problems=self._apply_submission(who.id, top, response))
+
+    def _response_urls(self, who: User, view: OpenView, state: StateValues) -> list[JsonDict]:
+        urls: list[JsonDict] = []
+        for _, block_id, action_id, element in stateful_elements(view.blocks):
+            value = state[block_id][action_id]
+            channel = value.get("selected_conversation") or value.get("selected_channel")
+            if element.get("response_url_enabled") and channel:
+                url_id = self.workspace.issue_response_url(who.id, str(channel))
+                urls.append(
+                    {
+                        "block_id": block_id,
+                        "action_id": action_id,
+                        "channel_id": channel,
+                        "response_url": self._response_url(url_id),
+                    }
+                )
+        return urls
+
+    def _apply_submission(self, user: str, top: OpenView, response: AppResponse) -> tuple[str, ...]:
+        """Change the view stack as Slack would after this answer to a view_submission."""
+        if response.status != 200:
+            return (f"the app answered HTTP {response.status}; Slack shows an error in the modal",)
+        action = response.response_action
+        if action is None:
+            self.workspace.close_views(user)
+            return ()
+        if action == "clear":
+            self.workspace.close_views(user, all_views=True)
+            return ()
+        if action == "errors":
+            inputs = {b.get("block_id") for b in top.blocks if b.get("type") == "input"}
+            return tuple(
+                f"errors key {key!r} is not the block_id of an input block in the view"
+                for key in response.errors
+                if key not in inputs
+            )
+        if action not in ("update", "push"):
+            return (f"unknown response_action {action!r}",)
+        new_view = (response.json or {}).get("view")
+        problems = check_view(new_view if isinstance(new_view, dict) else {})
+        if problems or not isinstance(new_view, dict):
+            return tuple(problems)
+        try:
+            if action == "update":
+                self.workspace.update_view(new_view, view_id=top.id)
+            else:
+                self.workspace.open_modal(user, new_view, push=True)
+        except ApiFailure as failure:
+            return (failure.error,)
+        return ()
+
+    def close(self, user: str) -> AppResponse | None:
+        """Close ``user``'s top modal view (the Close button or the X).
+
+        Sends ``view_closed`` when the view has ``notify_on_close``; with ``clear_on_close`` the
+        whole stack goes. Returns the app's answer, or None when nothing was sent.
+        """
+        who = self._user(user)
+        top = self.workspace.open_view(who.id)
+        if top is None:
+            raise NothingToInteractWith(f"{who.name} has no open modal")
+        cleared = bool(top.view.get("clear_on_close"))
+        self.workspace.close_views(who.id, all_views=cleared)
+        if not top.view.get("notify_on_close"):
+            return None
+        payload = self._envelope("view_closed", who, trigger=False)
+        payload.update(view=top.view, is_cleared=cleared)
+        return self.send_payload(payload)
+
+    # -- events -----------------------------------------------------------------------------
+
+    def event(self, event: Mapping[str, Any]) -> AppResponse:
+        """Deliver an Events API ``event_callback`` wrapping ``event`` (JSON, signed)."""
+        ws = self.workspace
+        self._events += 1
+        body = {
+            "token": VERIFICATION_TOKEN,
+            "team_id": ws.team_id,
+            "api_app_id": ws.app_id,
+            "event": dict(event),
+            "type": "event_callback",
+            "event_id": f"Ev{self._events:08d}",
+            "event_time": int(time.time()),
+            "authorizations": [
+                {
+                    "enterprise_id": None,
+                    "team_id": ws.team_id,
+                    "user_id": ws.bot_user.id,
+                    "is_bot": True,
+                    "is_enterprise_install": False,
+                }
+            ],
+            "is_ext_shared_channel": False,
+        }
+        return self.send(json.dumps(body), JSON)
+
+    def open_home(self, user: str) -> AppResponse:
+        """``user`` opens the app's Home tab (an ``app_home_opened`` event)."""
+        who = self._user(user)
+        event: JsonDict = {
+            "type": "app_home_opened",
+            "user": who.id,
+            "channel": self.workspace.open_conversation([who.id]),
+            "tab": "home",
+            "event_ts": f"{time.time():.6f}",
+        }
+        home = self.workspace.home_view(who.id)
+        if home is not None:
+            event["view"] = home.view
+        return self.event(event)

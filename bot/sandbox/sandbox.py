@@ -1,0 +1,216 @@
+"""``SlackSandbox``: a local Slack for tests and demos, as one context manager."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+from slack_sdk import WebClient
+
+from bot.sandbox.driver import Driver
+from bot.sandbox.records import Call, Channel, EphemeralMessage, Message, OpenView, User, Usergroup
+from bot.sandbox.webapi import WebApiServer
+from bot.sandbox.workspace import DEFAULT_USERS, Workspace
+
+__all__ = ["SlackSandbox"]
+
+_T = TypeVar("_T")
+
+
+class SlackSandbox:
+    """A loopback Slack: a Web API emulator, a workspace to inspect, and a driver.
+
+    Start it with ``with``; the server listens on ``127.0.0.1`` and an ephemeral port until the
+    block ends. Point the app's ``WebClient`` at :attr:`api_url` and drive it with
+    :meth:`driver`::
+
+        with SlackSandbox() as slack:
+            client = WebClient(token="xoxb-test", base_url=slack.api_url)
+            client.chat_postMessage(channel="C0GENERAL", text="hello")
+            assert slack.channel("C0GENERAL").last.text == "hello"
+
+    Seeded: users ``U0ALICE`` (alice), ``U0BOB`` (bob), ``U0CAROL`` (carol), the bot user
+    ``U0SIGNOFF`` and the channel ``C0GENERAL`` (#general). Any ``C...`` id posted to is created.
+
+    Args:
+        team_id: Team id used in payloads and answers.
+        team_domain: Team subdomain.
+        bot_token: Accept only this token (default: any ``xoxb-`` token).
+        users: Members to seed instead of alice, bob and carol.
+        clock: Monotonic seconds for trigger_id and response_url expiry; pass a fake to test
+            expiry without sleeping.
+        trigger_ttl: Seconds a trigger_id stays usable (Slack: 3).
+    """
+
+    def __init__(
+        self,
+        *,
+        team_id: str = "T0SANDBOX",
+        team_domain: str = "sandbox",
+        bot_token: str | None = None,
+        users: Sequence[User] = DEFAULT_USERS,
+        clock: Callable[[], float] = time.monotonic,
+        trigger_ttl: float = 3.0,
+    ) -> None:
+        self.workspace = Workspace(
+            team_id=team_id,
+            team_domain=team_domain,
+            clock=clock,
+            trigger_ttl=trigger_ttl,
+            users=users,
+        )
+        self.server = WebApiServer(self.workspace, bot_token=bot_token)
+        self.token = bot_token or "xoxb-sandbox"
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        """Start the Web API server (done by ``with``)."""
+        self.server.start()
+
+    def stop(self) -> None:
+        """Stop the Web API server (done by ``with``)."""
+        self.server.stop()
+
+    @property
+    def port(self) -> int:
+        """The server's port."""
+        return self.server.port
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:<port>``."""
+        return self.server.base_url
+
+    @property
+    def api_url(self) -> str:
+        """``http://127.0.0.1:<port>/api/``, for ``WebClient(base_url=...)``."""
+        return f"{self.server.base_url}/api/"
+
+    def client(self, **kwargs: Any) -> WebClient:
+        """A ``slack_sdk.WebClient`` pointed at the sandbox with a valid bot token."""
+        return WebClient(token=self.token, base_url=self.api_url, **kwargs)
+
+    def driver(self, app_url: str, signing_secret: str, *, timeout: float = 10.0) -> Driver:
+        """A :class:`Driver` that sends signed Slack requests to the app at ``app_url``."""
+        return Driver(self.workspace, self.base_url, app_url, signing_secret, timeout=timeout)
+
+    # -- setup ------------------------------------------------------------------------------
+
+    def add_user(self, user_id: str, name: str, real_name: str | None = None) -> User:
+        """Add a member, e.g. ``add_user("U0DAVE", "dave", "Dave Diaz")``."""
+        return self.workspace.add_user(user_id, name, real_name)
+
+    def add_usergroup(self, group_id: str, handle: str, users: Sequence[str]) -> Usergroup:
+        """Add a user group, e.g. ``add_usergroup("S0OPS", "ops", ["U0ALICE"])``."""
+        return self.workspace.add_usergroup(group_id, handle, [self._uid(u) for u in users])
+
+    def add_channel(self, channel_id: str, name: str | None = None) -> Channel:
+        """Create a channel, e.g. ``add_channel("C0DEPLOYS", "deploys")``."""
+        return self.workspace.add_channel(channel_id, name)
+
+    def fail_next(
+        self,
+        method: str,
+        times: int = 1,
+        *,
+        status: int = 429,
+        retry_after: int | None = None,
+        error: str | None = None,
+    ) -> None:
+        """Make the next ``times`` calls of ``method`` fail (see ``WebApiServer.fail_next``).
+
+        Example:
+            >>> slack.fail_next("chat.postMessage", status=429, retry_after=1)
+            >>> slack.fail_next("views.open", status=503)
+            >>> slack.fail_next("chat.update", status=200, error="cant_update_message")
+        """
+        self.server.fail_next(method, times, status=status, retry_after=retry_after, error=error)
+
+    def issue_trigger(self, user: str) -> str:
+        """A fresh trigger_id for ``user``, as if they had just clicked something."""
+        return self.workspace.issue_trigger(self._uid(user))
+
+    def new_response_url(self, user: str, channel: str, message: Message | None = None) -> str:
+        """A response_url for ``user`` in ``channel`` (tied to ``message`` for replace/delete)."""
+        url_id = self.workspace.issue_response_url(
+            self._uid(user), channel, message.ts if message else None
+        )
+        return f"{self.base_url}/response/{url_id}"
+
+    # -- inspection -------------------------------------------------------------------------
+
+    def _uid(self, ref: str) -> str:
+        user = self.workspace.user(ref) or self.workspace.user_by_name(ref)
+        return user.id if user else ref
+
+    def user(self, ref: str) -> User | None:
+        """A member by id or handle."""
+        uid = self._uid(ref)
+        return self.workspace.user(uid)
+
+    def channel(self, ref: str) -> Channel:
+        """A conversation by id, ``#name``, or user (their DM with the bot)."""
+        return self.workspace.channel(self._uid(ref))
+
+    def thread(self, channel: str, ts: str) -> tuple[Message, ...]:
+        """The replies to message ``ts`` in ``channel``."""
+        return self.channel(channel).thread(ts)
+
+    def ephemeral(self, user: str) -> list[EphemeralMessage]:
+        """Ephemeral messages ``user`` can see."""
+        return self.workspace.ephemeral(self._uid(user))
+
+    def open_view(self, user: str) -> OpenView | None:
+        """The modal view on top of ``user``'s stack, or None."""
+        return self.workspace.open_view(self._uid(user))
+
+    def view_stack(self, user: str) -> list[OpenView]:
+        """``user``'s modal stack, root first."""
+        return self.workspace.view_stack(self._uid(user))
+
+    def home_view(self, user: str) -> OpenView | None:
+        """``user``'s Home tab view, or None."""
+        return self.workspace.home_view(self._uid(user))
+
+    def calls(self, method: str | None = None) -> list[Call]:
+        """Web API calls received so far (``"response_url"`` for response_url posts)."""
+        return self.workspace.calls(method)
+
+    def wait_for(self, predicate: Callable[[Workspace], _T | None], timeout: float = 5.0) -> _T:
+        """Wait until ``predicate(workspace)`` is truthy and return its value.
+
+        Re-checked after every change to the workspace; no polling sleeps. ``KeyError`` and
+        ``IndexError`` in the predicate count as "not yet".
+
+        Example:
+            >>> message = slack.wait_for(lambda ws: ws.channel("C0GENERAL").last)
+            >>> view = slack.wait_for(lambda ws: ws.open_view("U0ALICE"), timeout=2)
+
+        Raises:
+            ConditionTimeout: Still falsy after ``timeout`` seconds (an ``AssertionError``).
+        """
+        return self.workspace.wait_for(predicate, timeout)
+
+    def wait_for_calls(self, method: str, count: int = 1, timeout: float = 5.0) -> list[Call]:
+        """Wait until ``method`` was called at least ``count`` times; return those calls."""
+
+        def enough(ws: Workspace) -> list[Call] | None:
+            calls = ws.calls(method)
+            return calls if len(calls) >= count else None
+
+        return self.wait_for(enough, timeout)

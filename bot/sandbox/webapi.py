@@ -1,0 +1,248 @@
+"""The loopback HTTP server that answers like ``https://slack.com/api/``.
+
+``POST /api/<method>`` (GET works too) with ``Authorization: Bearer xoxb-...`` and a JSON,
+form-encoded or empty body; ``POST /response/<id>`` for response_urls. Every request is recorded
+in the workspace's call log before the answer is sent. Tests can make the next calls of a method
+fail (429 with ``Retry-After``, 500, 503, or any ``ok: false`` error).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections import deque
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from bot.sandbox.errors import ApiFailure, SandboxNotRunning
+from bot.sandbox.methods import SCOPES, call_method, respond
+from bot.sandbox.records import Call, JsonDict
+from bot.sandbox.workspace import Workspace
+
+__all__ = ["WebApiServer"]
+
+logger = logging.getLogger(__name__)
+
+_SERVER_ERRORS = {500: "internal_error", 502: "bad_gateway", 503: "service_unavailable"}
+
+
+@dataclass(frozen=True)
+class _Fault:
+    status: int
+    retry_after: int | None
+    error: str | None
+
+    def answer(self) -> tuple[int, JsonDict, dict[str, str]]:
+        headers = {"Retry-After": str(self.retry_after)} if self.retry_after is not None else {}
+        if self.status == 429:
+            error = self.error or "ratelimited"
+        else:
+            error = self.error or _SERVER_ERRORS.get(self.status, "fatal_error")
+        return self.status, {"ok": False, "error": error}, headers
+
+
+def _parse_args(content_type: str, body: bytes, query: str) -> JsonDict:
+    """Arguments from the query string and a JSON, form-encoded or empty body."""
+    args: JsonDict = {k: v[-1] for k, v in parse_qs(query, keep_blank_values=True).items()}
+    text = body.decode("utf-8").strip()
+    if not text:
+        return args
+    if "json" in content_type or (text.startswith("{") and "form" not in content_type):
+        parsed = json.loads(text)
+        if not isinstance(parsed, dict):
+            raise ValueError("JSON body must be an object")
+        args.update(parsed)
+    else:
+        args.update({k: v[-1] for k, v in parse_qs(text, keep_blank_values=True).items()})
+    return args
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    api: WebApiServer
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+
+    def do_POST(self) -> None:
+        self.server.api.handle(self)
+
+    do_GET = do_POST
+
+    def log_message(self, format: str, *args: Any) -> None:
+        # Request lines carry no tokens (they travel in a header or the body).
+        logger.debug(format, *args, extra={"action": "sandbox_http"})
+
+    def send_json(self, status: int, body: JsonDict, headers: dict[str, str]) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+
+class WebApiServer:
+    """Serves the Web API emulator for one workspace on ``127.0.0.1`` and an ephemeral port.
+
+    Args:
+        workspace: The state to serve.
+        bot_token: If set, only this token is accepted; otherwise any ``xoxb-`` token is.
+    """
+
+    def __init__(self, workspace: Workspace, *, bot_token: str | None = None) -> None:
+        self.workspace = workspace
+        self.bot_token = bot_token
+        self._faults: dict[str, deque[_Fault]] = {}
+        self._faults_lock = threading.Lock()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        """The TCP port (only while running)."""
+        if self._server is None:
+            raise SandboxNotRunning("start the sandbox first (use it as a context manager)")
+        return int(self._server.server_address[1])
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:<port>``."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        """Bind an ephemeral loopback port and serve on a daemon thread."""
+        if self._server is not None:
+            return
+        server = _Server(("127.0.0.1", 0), _Handler)
+        server.api = self
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
+        )
+        self._thread.start()
+        logger.info(
+            "Slack sandbox listening on %s",
+            self.base_url,
+            extra={"action": "sandbox_started", "port": self.port},
+        )
+
+    def stop(self) -> None:
+        """Stop serving and release the port."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.shutdown()
+        server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        logger.info("Slack sandbox stopped", extra={"action": "sandbox_stopped"})
+
+    def fail_next(
+        self,
+        method: str,
+        times: int = 1,
+        *,
+        status: int = 429,
+        retry_after: int | None = None,
+        error: str | None = None,
+    ) -> None:
+        """Make the next ``times`` calls of ``method`` fail.
+
+        Args:
+            method: A Web API method such as ``chat.postMessage``, or ``response_url``.
+            times: How many calls fail before normal answers resume.
+            status: 429 (``ratelimited``), 500, 503, ... or 200 with ``error``.
+            retry_after: ``Retry-After`` header in whole seconds (defaults to 0 for 429).
+            error: The ``error`` code in the body (for 200 a plain Slack error).
+        """
+        if status == 429 and retry_after is None:
+            retry_after = 0
+        with self._faults_lock:
+            queue = self._faults.setdefault(method, deque())
+            queue.extend(_Fault(status, retry_after, error) for _ in range(times))
+
+    def _take_fault(self, method: str) -> _Fault | None:
+        with self._faults_lock:
+            queue = self._faults.get(method)
+            return queue.popleft() if queue else None
+
+    def _authenticate(self, header: str, args: JsonDict) -> str | None:
+        """The error code for a missing or bad token, or None when it is fine."""
+        token = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
+        token = token or str(args.get("token") or "")
+        if not token:
+            return "not_authed"
+        if not token.startswith("xoxb-") or self.bot_token not in (None, token):
+            return "invalid_auth"
+        return None
+
+    def handle(self, request: _Handler) -> None:
+        """Answer one HTTP request (runs on a server thread)."""
+        parts = urlsplit(request.path)
+        if parts.path.startswith("/api/"):
+            method = parts.path.removeprefix("/api/").strip("/")
+        elif parts.path.startswith("/response/"):
+            method = "response_url"
+        else:
+            request.send_json(404, {"ok": False, "error": "not_found"}, {})
+            return
+        length = int(request.headers.get("Content-Length") or 0)
+        body = request.rfile.read(length) if length else b""
+        args: JsonDict = {}
+        headers: dict[str, str] = {}
+        try:
+            args = _parse_args(request.headers.get("Content-Type", ""), body, parts.query)
+        except (ValueError, UnicodeDecodeError):
+            status, answer = 200, {"ok": False, "error": "invalid_json"}
+        else:
+            if method == "response_url":
+                args["response_url_id"] = parts.path.removeprefix("/response/").strip("/")
+            status, answer, headers = self._answer(
+                method, args, request.headers.get("Authorization", "")
+            )
+        self.workspace.record(Call(method, args, self.workspace.clock(), status, answer))
+        logger.debug(
+            "%s -> %s %s",
+            method,
+            status,
+            answer.get("error", "ok"),
+            extra={"action": "sandbox_api_call", "method": method, "status": status},
+        )
+        request.send_json(status, answer, headers)
+
+    def _answer(
+        self, method: str, args: JsonDict, authorization: str
+    ) -> tuple[int, JsonDict, dict[str, str]]:
+        if method != "response_url":  # response_urls carry their own secret, not a token
+            error = self._authenticate(authorization, args)
+            args.pop("token", None)
+            if error:
+                return 200, {"ok": False, "error": error}, {}
+        fault = self._take_fault(method)
+        if fault is not None:
+            return fault.answer()
+        status, answer = self._run(method, args)
+        headers = {"x-oauth-scopes": SCOPES} if method == "auth.test" and status == 200 else {}
+        return status, answer, headers
+
+    def _run(self, method: str, args: JsonDict) -> tuple[int, JsonDict]:
+        try:
+            if method == "response_url":
+                url_id = str(args["response_url_id"])
+                body = {k: v for k, v in args.items() if k != "response_url_id"}
+                if isinstance(body.get("payload"), str):  # form-encoded payload=<json>
+                    body = json.loads(body["payload"])
+                return 200, respond(self.workspace, url_id, body)
+            return 200, call_method(self.workspace, method, args)
+        except ApiFailure as failure:
+            return failure.status, failure.body()
+        except Exception:  # the emulator must answer even when it has a bug
+            logger.exception("sandbox method failed", extra={"action": "sandbox_method_failed"})
+            return 500, {"ok": False, "error": "internal_error"}

@@ -1,0 +1,488 @@
+"""The sandbox's workspace: users, channels, messages, views, triggers and the call log.
+
+All state lives behind one re-entrant lock and a condition variable. Every change notifies
+waiters, which is what lets ``wait_for`` block until the app (running on other threads) has
+done something, instead of sleeping. Readers get frozen snapshots (:mod:`.records`).
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from typing import Literal, TypeVar
+
+from bot.sandbox.errors import ApiFailure, ConditionTimeout
+from bot.sandbox.forms import StateValues
+from bot.sandbox.identifiers import IdSource, fill_ids
+from bot.sandbox.records import (
+    Call,
+    Channel,
+    EphemeralMessage,
+    JsonDict,
+    Message,
+    OpenView,
+    User,
+    Usergroup,
+)
+from bot.sandbox.views import AppIdentity, ViewStore
+
+__all__ = ["DEFAULT_USERS", "ResponseUrl", "Workspace"]
+
+_T = TypeVar("_T")
+
+#: Seeded into every new workspace.
+DEFAULT_USERS: tuple[User, ...] = (
+    User("U0ALICE", "alice", "Alice Adams", "alice@example.com"),
+    User("U0BOB", "bob", "Bob Brown", "bob@example.com"),
+    User("U0CAROL", "carol", "Carol Chen", "carol@example.com"),
+)
+_RESPONSE_URL_USES = 5
+_RESPONSE_URL_TTL = 30 * 60.0
+
+
+@dataclass
+class _Conversation:
+    id: str
+    name: str
+    kind: Literal["channel", "im", "mpim"]
+    members: tuple[str, ...] = ()
+    messages: list[Message] = field(default_factory=list)
+
+
+@dataclass
+class _Trigger:
+    user: str
+    issued_at: float
+    used: bool = False
+
+
+@dataclass
+class ResponseUrl:
+    """Where a ``response_url`` posts: the user, channel and (for clicks) the source message."""
+
+    id: str
+    user: str
+    channel: str
+    issued_at: float
+    message_ts: str | None = None
+    ephemeral: bool = False
+    uses: int = 0
+
+
+class Workspace:
+    """One team's state, shared by the Web API server and the driver.
+
+    Args:
+        team_id: The team id put into payloads and answers.
+        team_domain: The team's subdomain.
+        clock: Seconds, monotonic; decides trigger_id and response_url expiry.
+        trigger_ttl: How long a trigger_id stays usable.
+        users: Members to seed; defaults to :data:`DEFAULT_USERS`.
+    """
+
+    def __init__(
+        self,
+        *,
+        team_id: str = "T0SANDBOX",
+        team_domain: str = "sandbox",
+        clock: Callable[[], float] = time.monotonic,
+        trigger_ttl: float = 3.0,
+        users: Sequence[User] = DEFAULT_USERS,
+    ) -> None:
+        self.team_id = team_id
+        self.team_domain = team_domain
+        self.app_id = "A0SIGNOFF"
+        self.bot_id = "B0SIGNOFF"
+        self.bot_user = User("U0SIGNOFF", "signoff", "Signoff", is_bot=True)
+        self.default_channel = "C0GENERAL"
+        self.clock = clock
+        self.trigger_ttl = trigger_ttl
+        self._cond = threading.Condition(threading.RLock())
+        self._ids = IdSource()
+        self._users: dict[str, User] = {u.id: u for u in (*users, self.bot_user)}
+        self._groups: dict[str, Usergroup] = {}
+        self._conversations: dict[str, _Conversation] = {}
+        self._ephemeral: dict[str, list[EphemeralMessage]] = {}
+        self._views = ViewStore(self._ids, AppIdentity(team_id, self.app_id, self.bot_id))
+        self._triggers: dict[str, _Trigger] = {}
+        self._response_urls: dict[str, ResponseUrl] = {}
+        self._calls: list[Call] = []
+        self.add_channel(self.default_channel, "general")
+
+    @contextmanager
+    def _change(self) -> Iterator[None]:
+        with self._cond:
+            yield
+            self._cond.notify_all()
+
+    # -- waiting and the call log -----------------------------------------------------------
+
+    def wait_for(self, predicate: Callable[[Workspace], _T | None], timeout: float = 5.0) -> _T:
+        """Block until ``predicate(workspace)`` is truthy and return its value.
+
+        The predicate runs under the workspace lock after every change. ``LookupError``
+        (``KeyError``, ``IndexError``) inside it counts as "not yet".
+
+        Raises:
+            ConditionTimeout: The predicate was still falsy after ``timeout`` seconds.
+        """
+        deadline = time.monotonic() + timeout
+        last_error: LookupError | None = None
+        with self._cond:
+            while True:
+                try:
+                    result = predicate(self)
+                except LookupError as exc:
+                    last_error = exc
+                else:
+                    if result:
+                        return result
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    recent = ", ".join(c.method for c in self._calls[-10:]) or "none"
+                    raise ConditionTimeout(
+                        f"condition not met within {timeout}s (last lookup error: {last_error!r};"
+                        f" last calls: {recent})"
+                    )
+                self._cond.wait(remaining)
+
+    def record(self, call: Call) -> None:
+        """Append a call to the log (the server does this for every request)."""
+        with self._change():
+            self._calls.append(call)
+
+    def calls(self, method: str | None = None) -> list[Call]:
+        """Calls received so far, oldest first, optionally only one method's."""
+        with self._cond:
+            return [copy.deepcopy(c) for c in self._calls if method in (None, c.method)]
+
+    # -- people -----------------------------------------------------------------------------
+
+    def add_user(
+        self, user_id: str, name: str, real_name: str | None = None, *, email: str = ""
+    ) -> User:
+        """Add (or replace) a member."""
+        user = User(user_id, name, real_name or name.title(), email or f"{name}@example.com")
+        with self._change():
+            self._users[user_id] = user
+        return user
+
+    def add_usergroup(self, group_id: str, handle: str, users: Sequence[str]) -> Usergroup:
+        """Add (or replace) a user group ``S...`` with these member ids."""
+        group = Usergroup(group_id, handle, handle.replace("-", " ").title(), tuple(users))
+        with self._change():
+            self._groups[group_id] = group
+        return group
+
+    def user(self, user_id: str) -> User | None:
+        """The member with this id, or None."""
+        with self._cond:
+            return self._users.get(user_id)
+
+    def user_by_name(self, name: str) -> User | None:
+        """The member whose handle or real name is ``name``, or None."""
+        with self._cond:
+            return next((u for u in self._users.values() if name in (u.name, u.real_name)), None)
+
+    def usergroups(self) -> list[Usergroup]:
+        """Every user group."""
+        with self._cond:
+            return list(self._groups.values())
+
+    def require_user(self, user_id: str | None) -> User:
+        """The member, or ``ApiFailure("user_not_found")``."""
+        user = self.user(user_id or "")
+        if user is None:
+            raise ApiFailure("user_not_found")
+        return user
+
+    # -- conversations and messages ---------------------------------------------------------
+
+    def add_channel(self, channel_id: str, name: str | None = None) -> Channel:
+        """Create a channel (no-op if it exists) and return it."""
+        with self._change():
+            if channel_id not in self._conversations:
+                self._conversations[channel_id] = _Conversation(
+                    channel_id, name or channel_id.lower(), "channel"
+                )
+        return self.channel(channel_id)
+
+    def open_conversation(self, user_ids: Sequence[str]) -> str:
+        """The DM (one user) or group DM (several) with these users, created if needed."""
+        with self._change():
+            members = tuple(sorted({self.require_user(u).id for u in user_ids}))
+            for conversation in self._conversations.values():
+                if conversation.kind != "channel" and conversation.members == members:
+                    return conversation.id
+            if len(members) == 1:
+                conversation_id = "D" + members[0][1:]
+                if conversation_id in self._conversations:
+                    conversation_id = self._ids.prefixed("D")
+                kind: Literal["im", "mpim"] = "im"
+            else:
+                conversation_id, kind = self._ids.prefixed("G"), "mpim"
+            self._conversations[conversation_id] = _Conversation(
+                conversation_id, ",".join(members), kind, members
+            )
+            return conversation_id
+
+    def resolve_channel(self, ref: str, *, create: bool, allow_user: bool = True) -> str:
+        """Map a ``channel`` argument (id, ``#name``, name or user id) to a conversation id.
+
+        Raises:
+            ApiFailure: ``channel_not_found``.
+        """
+        with self._change():
+            name = ref.removeprefix("#")
+            if ref in self._conversations:
+                return ref
+            for conversation in self._conversations.values():
+                if conversation.kind == "channel" and conversation.name == name:
+                    return conversation.id
+            if allow_user and ref[:1] in ("U", "W") and ref in self._users:
+                return self.open_conversation([ref])
+            if create and ref[:1] in ("C", "G") and ref[1:].isalnum() and ref.isupper():
+                self.add_channel(ref)
+                return ref
+            raise ApiFailure("channel_not_found")
+
+    def post_message(
+        self,
+        channel_id: str,
+        text: str,
+        blocks: list[JsonDict],
+        *,
+        thread_ts: str | None = None,
+        reply_broadcast: bool = False,
+        user: str | None = None,
+    ) -> Message:
+        """Store a new message (a thread reply when ``thread_ts`` is given)."""
+        with self._change():
+            conversation = self._conversations[channel_id]
+            if thread_ts is not None:
+                parent = self._find(conversation, thread_ts)
+                if parent is None:
+                    raise ApiFailure("thread_not_found")
+                thread_ts = parent.thread_ts or parent.ts  # replies to replies join the parent
+                self._store(conversation, replace(parent, thread_ts=thread_ts))
+            message = Message(
+                channel=channel_id,
+                ts=self._ids.ts(),
+                text=text,
+                blocks=fill_ids(blocks),
+                user=user or self.bot_user.id,
+                bot_id=None if user else self.bot_id,
+                thread_ts=thread_ts,
+                reply_broadcast=reply_broadcast,
+            )
+            conversation.messages.append(message)
+            return copy.deepcopy(message)
+
+    def update_message(
+        self, channel_id: str, ts: str, text: str | None, blocks: list[JsonDict] | None
+    ) -> Message:
+        """Change a message; omitted text or blocks stay as they were."""
+        with self._change():
+            conversation = self._conversations.get(channel_id)
+            old = self._find(conversation, ts) if conversation else None
+            if conversation is None or old is None:
+                raise ApiFailure("message_not_found")
+            new = replace(
+                old,
+                text=old.text if text is None else text,
+                blocks=old.blocks if blocks is None else fill_ids(blocks),
+                edits=old.edits + 1,
+            )
+            self._store(conversation, new)
+            return copy.deepcopy(new)
+
+    def delete_message(self, channel_id: str, ts: str) -> None:
+        """Remove a message."""
+        with self._change():
+            conversation = self._conversations.get(channel_id)
+            if conversation is None or self._find(conversation, ts) is None:
+                raise ApiFailure("message_not_found")
+            conversation.messages = [m for m in conversation.messages if m.ts != ts]
+
+    @staticmethod
+    def _find(conversation: _Conversation | None, ts: str) -> Message | None:
+        if conversation is None:
+            return None
+        return next((m for m in conversation.messages if m.ts == ts), None)
+
+    @staticmethod
+    def _store(conversation: _Conversation, message: Message) -> None:
+        conversation.messages = [
+            message if m.ts == message.ts else m for m in conversation.messages
+        ]
+
+    def post_ephemeral(
+        self, channel_id: str, user: str, text: str, blocks: list[JsonDict], thread_ts: str | None
+    ) -> EphemeralMessage:
+        """Show a message to one user only."""
+        with self._change():
+            message = EphemeralMessage(
+                channel_id, user, self._ids.ts(), text, fill_ids(blocks), thread_ts
+            )
+            self._ephemeral.setdefault(user, []).append(message)
+            return message
+
+    def change_ephemeral(
+        self, user: str, ts: str, text: str | None, blocks: list[JsonDict] | None
+    ) -> None:
+        """Replace (or, with ``text`` and ``blocks`` None, delete) an ephemeral message."""
+        with self._change():
+            messages = self._ephemeral.get(user, [])
+            if text is None and blocks is None:
+                self._ephemeral[user] = [m for m in messages if m.ts != ts]
+                return
+            self._ephemeral[user] = [
+                replace(m, text=text or "", blocks=fill_ids(blocks or []), edits=m.edits + 1)
+                if m.ts == ts
+                else m
+                for m in messages
+            ]
+
+    # -- triggers and response_urls ---------------------------------------------------------
+
+    def issue_trigger(self, user: str) -> str:
+        """A new trigger_id for an interaction by ``user``."""
+        with self._change():
+            trigger_id = self._ids.trigger_id()
+            self._triggers[trigger_id] = _Trigger(user, self.clock())
+            return trigger_id
+
+    def exchange_trigger(self, trigger_id: str | None) -> str:
+        """Use a trigger_id once and return its user.
+
+        Raises:
+            ApiFailure: ``expired_trigger_id`` (unknown or too old) or ``exchanged_trigger_id``.
+        """
+        with self._change():
+            trigger = self._triggers.get(trigger_id or "")
+            if trigger is None or self.clock() - trigger.issued_at > self.trigger_ttl:
+                raise ApiFailure("expired_trigger_id")
+            if trigger.used:
+                raise ApiFailure("exchanged_trigger_id")
+            trigger.used = True
+            return trigger.user
+
+    def issue_response_url(
+        self, user: str, channel: str, message_ts: str | None = None, *, ephemeral: bool = False
+    ) -> str:
+        """Register a response_url and return its id (the path is ``/response/<id>``)."""
+        with self._change():
+            url_id = self._ids.response_url_id()
+            self._response_urls[url_id] = ResponseUrl(
+                url_id, user, channel, self.clock(), message_ts, ephemeral
+            )
+            return url_id
+
+    def use_response_url(self, url_id: str) -> ResponseUrl:
+        """Count one use of a response_url (5 uses within 30 minutes)."""
+        with self._change():
+            url = self._response_urls.get(url_id)
+            if url is None:
+                raise ApiFailure("no_such_url", status=404)
+            if self.clock() - url.issued_at > _RESPONSE_URL_TTL:
+                raise ApiFailure("expired_url", status=404)
+            if url.uses >= _RESPONSE_URL_USES:
+                raise ApiFailure("used_url", status=404)
+            url.uses += 1
+            return replace(url)
+
+    # -- views (rules in .views) -----------------------------------------------------------
+
+    def open_modal(self, user: str, payload: JsonDict, *, push: bool = False) -> JsonDict:
+        """Open a modal for ``user`` (replacing any stack), or push one onto the stack."""
+        with self._change():
+            return self._views.open_modal(user, payload, push=push)
+
+    def update_view(
+        self,
+        payload: JsonDict,
+        *,
+        view_id: str | None = None,
+        external_id: str | None = None,
+        hash_: str | None = None,
+    ) -> JsonDict:
+        """Replace a modal or Home view in place (``not_found``, ``hash_conflict``)."""
+        with self._change():
+            return self._views.update(
+                payload, view_id=view_id, external_id=external_id, hash_=hash_
+            )
+
+    def publish_home(self, user: str, payload: JsonDict, hash_: str | None = None) -> JsonDict:
+        """Publish ``user``'s Home tab view."""
+        with self._change():
+            return self._views.publish_home(user, payload, hash_)
+
+    def close_views(self, user: str, *, all_views: bool = False) -> None:
+        """Pop the top modal view of ``user`` (or the whole stack)."""
+        with self._change():
+            self._views.close(user, all_views=all_views)
+
+    def set_view_state(self, view_id: str, values: StateValues) -> None:
+        """Remember what the user entered into a view (kept while it stays open)."""
+        with self._change():
+            self._views.set_state(view_id, values)
+
+    # -- inspection -------------------------------------------------------------------------
+
+    def channel(self, ref: str) -> Channel:
+        """A snapshot of a conversation by id, ``#name`` or a user id (their DM with the bot).
+
+        Unknown conversations give an empty Channel, so ``wait_for`` predicates can ask early.
+        """
+        with self._cond:
+            conversation = next(
+                (
+                    c
+                    for c in self._conversations.values()
+                    if ref == c.id
+                    or (c.kind == "channel" and c.name == ref.removeprefix("#"))
+                    or (c.kind == "im" and c.members == (ref,))
+                ),
+                None,
+            )
+            if conversation is None:
+                return Channel(ref, ref.removeprefix("#"))
+            replies: dict[str, list[Message]] = {}
+            for message in conversation.messages:
+                if message.is_reply and message.thread_ts:
+                    replies.setdefault(message.thread_ts, []).append(message)
+            return copy.deepcopy(
+                Channel(
+                    conversation.id,
+                    conversation.name,
+                    conversation.kind,
+                    conversation.members,
+                    tuple(m for m in conversation.messages if not m.is_reply or m.reply_broadcast),
+                    {ts: tuple(thread) for ts, thread in replies.items()},
+                )
+            )
+
+    def ephemeral(self, user: str) -> list[EphemeralMessage]:
+        """Ephemeral messages ``user`` can currently see, oldest first."""
+        with self._cond:
+            return copy.deepcopy(self._ephemeral.get(user, []))
+
+    def view_stack(self, user: str) -> list[OpenView]:
+        """``user``'s open modal views, root first."""
+        with self._cond:
+            return [OpenView(user, v, i) for i, v in enumerate(self._views.stack(user))]
+
+    def open_view(self, user: str) -> OpenView | None:
+        """The modal view ``user`` sees on top, or None."""
+        stack = self.view_stack(user)
+        return stack[-1] if stack else None
+
+    def home_view(self, user: str) -> OpenView | None:
+        """``user``'s published Home tab, or None."""
+        with self._cond:
+            home = self._views.home(user)
+            return OpenView(user, home) if home else None

@@ -1,0 +1,284 @@
+"""The ``signoff`` command line, run as a real subprocess against SQLite and PostgreSQL.
+
+Each test gets its own database (the ``database_url`` fixture) and a flows file in its
+``tmp_path``; worker subprocesses are stopped with SIGTERM at the end of each test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine import Engine, EngineSettings
+from tests.support.waiting import wait_for
+
+FLOWS = """
+from engine import flow, get_run_logger, pause_flow_run, task
+from engine.input import RunInput
+
+
+class Approval(RunInput):
+    approved: bool
+    note: str = ""
+
+
+@task
+def double(n: int) -> int:
+    return n * 2
+
+
+@flow(name="cli-approve")
+def approve(n: int) -> int:
+    doubled = double(n)
+    get_run_logger().info("doubled %s", doubled)
+    answer = pause_flow_run(wait_for_input=Approval)
+    if not answer.approved:
+        raise ValueError("not approved")
+    return doubled
+
+
+@flow(name="cli-quick")
+def quick(n: int, label: str = "") -> str:
+    return f"{label}{double(n)}"
+
+
+@flow(name="cli-broken")
+def broken() -> None:
+    raise RuntimeError("boom")
+"""
+
+RUN_ID = re.compile(r"^[0-9a-f]{32}$")
+#: How long a command may take before the test fails instead of hanging.
+COMMAND_TIMEOUT = 60
+
+
+class Cli:
+    """Runs ``python -m bot.cli`` against one test database, and owns worker processes."""
+
+    def __init__(self, database_url: str, tmp_path: Path) -> None:
+        self.tmp_path = tmp_path
+        self.flows = tmp_path / "cli_flows.py"
+        self.flows.write_text(FLOWS)
+        self.env = {
+            **os.environ,
+            "SIGNOFF_DATABASE_URL": database_url,
+            # a worker claims runs and proves it is alive this often
+            "SIGNOFF_HEARTBEAT_SECONDS": "0.2",
+            "SIGNOFF_OWNER_TIMEOUT_SECONDS": "5",
+        }
+        self.workers: list[tuple[subprocess.Popen[str], Path]] = []
+
+    def __call__(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "bot.cli", *args],
+            env=self.env,
+            cwd=self.tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=COMMAND_TIMEOUT,
+        )
+
+    def ok(self, *args: str) -> str:
+        result = self(*args)
+        assert result.returncode == 0, f"{args} exited {result.returncode}: {result.stderr}"
+        return result.stdout
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self.ok(*args, "--json"))
+
+    def show(self, run_id: str) -> dict[str, Any]:
+        detail: dict[str, Any] = self.json("runs", "show", run_id)
+        return detail
+
+    def wait_for_state(self, run_id: str, state: str) -> dict[str, Any]:
+        def reached() -> dict[str, Any] | None:
+            detail = self.show(run_id)
+            return detail if detail["run"]["state"] == state else None
+
+        return wait_for(reached, timeout=30, what=f"run {run_id} to be {state}")
+
+    def submit(self, flow: str, *args: str) -> str:
+        out = self.ok("run", flow, "--flows", str(self.flows), *args)
+        run_id = out.strip()
+        assert RUN_ID.match(run_id), out
+        return run_id
+
+    def start_worker(self) -> subprocess.Popen[str]:
+        log = self.tmp_path / f"worker-{len(self.workers)}.log"
+        with log.open("w") as stderr:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "bot.cli", "worker", "--flows", str(self.flows)],
+                env=self.env,
+                cwd=self.tmp_path,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+                text=True,
+            )
+        self.workers.append((process, log))
+        return process
+
+    def stop_workers(self) -> list[int]:
+        codes = []
+        for process, _log in self.workers:
+            if process.poll() is None:
+                process.terminate()
+            try:
+                codes.append(process.wait(timeout=15))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                codes.append(process.wait())
+        return codes
+
+
+@pytest.fixture
+def cli(database_url: str, tmp_path: Path) -> Iterator[Cli]:
+    # Create the schema before any subprocess starts: processes that open a brand-new
+    # SQLite file at the same moment race on the first migration ("database is locked").
+    Engine(EngineSettings.load(database_url=database_url)).close()
+    runner = Cli(database_url, tmp_path)
+    yield runner
+    runner.stop_workers()
+
+
+def error_line(result: subprocess.CompletedProcess[str]) -> str:
+    """The single stderr line of a failed command (and nothing on stdout)."""
+    assert result.returncode != 0
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    return lines[0]
+
+
+def test_run_prints_the_id_and_runs_list_shows_it_scheduled(cli: Cli) -> None:
+    run_id = cli.submit("cli-approve", "--param", "n=3", "--started-by", "carol")
+
+    listed = cli.json("runs", "list", "--state", "scheduled", "--flow", "cli-approve")
+    assert [r["id"] for r in listed] == [run_id]
+    run = listed[0]
+    assert run["state"] == "scheduled"
+    assert run["started_by"] == "carol"
+    assert run["parameters"] == {"n": 3}
+    for stamp in (run["created_at"], run["updated_at"]):
+        assert datetime.fromisoformat(stamp).tzinfo is not None
+
+    table = cli.ok("runs", "list")
+    assert table.splitlines()[0].split()[:3] == ["ID", "FLOW", "STATE"]
+    assert table.splitlines()[1].split()[:3] == [run_id[:8], "cli-approve", "scheduled"]
+
+
+def test_worker_runs_until_input_then_resume_validates_and_completes(cli: Cli) -> None:
+    run_id = cli.submit("cli-approve", "--param", "n=3")
+    worker = cli.start_worker()
+
+    waiting = cli.wait_for_state(run_id, "paused")
+    assert [p["status"] for p in waiting["pauses"]] == ["waiting"]
+
+    refused = cli("runs", "resume", run_id[:8], "--input", '{"approved": "nope"}', "--as", "bob")
+    assert refused.returncode == 1
+    assert "approved" in error_line(refused)
+    still = cli.show(run_id)
+    assert still["run"]["state"] == "paused"
+    assert still["pauses"][0]["status"] == "waiting"
+
+    out = cli.ok("runs", "resume", run_id[:8], "--input", '{"approved": true}', "--as", "alice")
+    assert out == f"resumed {run_id} (input '1') as alice\n"
+
+    done = cli.wait_for_state(run_id, "completed")
+    assert done["run"]["result"] == "6"
+    [pause] = done["pauses"]
+    assert pause["responder"] == "alice"
+    assert pause["response"] == {"approved": True}
+    assert pause["status"] == "accepted"
+    datetime.fromisoformat(pause["answered_at"])
+    [task_run] = done["tasks"]
+    assert (task_run["state"], task_run["result"], task_run["attempts"]) == ("completed", "6", 1)
+    assert [e["message"] for e in done["logs"]] == ["doubled 6"]
+    assert [h["state"] for h in done["history"]] == [
+        "scheduled",
+        "running",
+        "paused",
+        "running",
+        "completed",
+    ]
+
+    text = cli.ok("runs", "show", run_id[:8])
+    assert f"Run {run_id}" in text
+    assert "by alice" in text
+    assert "doubled 6" in text
+
+    assert cli.stop_workers() == [0]
+    log = cli.workers[0][1].read_text()
+    assert worker.returncode == 0
+    assert "run_claimed" in log
+    assert "worker_stopped" in log
+
+
+def test_run_wait_reports_the_state_it_stops_in_and_cancel(cli: Cli) -> None:
+    cli.start_worker()
+
+    quick = cli.ok(
+        "run", "cli-quick", "--flows", str(cli.flows), "--param", "n=4", "--param", "label=1.10"
+    )
+    assert RUN_ID.match(quick.strip())
+    waited = cli("run", "cli-quick", "--flows", str(cli.flows), "--param", "n=2", "--wait")
+    assert waited.returncode == 0, waited.stderr
+    run_id, state = waited.stdout.splitlines()
+    assert state == f"{run_id} completed (Completed)"
+
+    broken = cli("run", "cli-broken", "--flows", str(cli.flows), "--wait")
+    assert broken.returncode == 1
+    assert broken.stdout.splitlines()[1].endswith("failed (Failed: RuntimeError: boom)")
+
+    paused = cli("run", "cli-approve", "--flows", str(cli.flows), "--param", "n=1", "--wait")
+    paused_run = json.loads(
+        cli.ok(
+            "run", "cli-approve", "--flows", str(cli.flows), "--param", "n=5", "--wait", "--json"
+        )
+    )
+    assert paused.returncode == 0
+    assert paused.stdout.splitlines()[1].split()[1] == "paused"
+    assert paused_run["state"] == "paused"
+
+    out = cli.ok("runs", "cancel", paused_run["id"][:8], "--as", "bob")
+    assert out == f"cancelled {paused_run['id']} by bob\n"
+    cancelled = cli.wait_for_state(paused_run["id"], "cancelled")
+    assert cancelled["run"]["state_message"] == "cancelled by bob"
+    assert "it is cancelled" in error_line(cli("runs", "cancel", paused_run["id"]))
+
+    # a string parameter keeps its text even when it reads as a number
+    assert cli.wait_for_state(quick.strip(), "completed")["run"]["result"] == "'1.108'"
+
+
+def test_errors_are_one_line_on_stderr(cli: Cli) -> None:
+    missing = cli("runs", "show", "deadbeef", "--json")
+    assert missing.returncode == 1
+    assert error_line(missing) == "error: no run with id 'deadbeef'"
+    assert cli("runs", "resume", "deadbeef", "--input", "{}").returncode == 1
+    assert cli("runs", "cancel", "deadbeef").returncode == 1
+
+    bad_param = cli("run", "cli-approve", "--flows", str(cli.flows), "--param", "n=abc")
+    assert bad_param.returncode == 1
+    assert "n: " in error_line(bad_param)
+
+    no_flows = cli("run", "cli-approve", "--param", "n=1")
+    assert "--flows" in error_line(no_flows)
+
+    bad_state = cli("runs", "list", "--state", "bogus")
+    assert bad_state.returncode == 2
+    assert "'scheduled', 'running'" in error_line(bad_state)
+
+    bad_input = cli("runs", "resume", "deadbeef", "--input", "[1]")
+    assert bad_input.returncode == 2
+    assert "JSON object" in error_line(bad_input)
+
+    assert cli.json("runs", "list") == []

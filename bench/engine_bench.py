@@ -81,7 +81,7 @@ def pct(values: list[float], q: float) -> float:
 
 
 def wait_paused(engine: Engine, count: int) -> list[str]:
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
         runs = engine.list_runs([RunState.PAUSED], limit=count + 10)
         if len(runs) >= count:

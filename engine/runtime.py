@@ -21,6 +21,7 @@ from engine.dispatch import Dispatcher
 from engine.errors import (
     AlreadyAnswered,
     EngineError,
+    InvalidTransition,
     FlowNotFound,
     InputInvalid,
     PauseExpired,
@@ -303,11 +304,8 @@ class Engine:
         run = self.get_run(run_id)
         message = f"cancelled by {by}" if by else "cancelled"
         if not self.store.cancel(run.id, message):
-            raise (
-                RunNotWaiting(run.id, run.state.value)
-                if run.state.is_final
-                else RunNotFound(run.id)
-            )
+            current = self.store.get_run(run.id).state
+            raise InvalidTransition(run.id, current.value, RunState.CANCELLED.value)
         self._cancelled.add(run.id)
         self.waiters.wake(run.id)
         self.notify()

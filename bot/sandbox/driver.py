@@ -153,6 +153,13 @@ class Driver(AppConnection):
             "trigger_id": ws.issue_trigger(who.id),
         }
         response = self.send(urlencode(fields))
+        logger.debug(
+            "%s ran %s -> HTTP %s",
+            who.name,
+            command,
+            response.status,
+            extra={"action": "sandbox_slash_command", "user": who.id, "status": response.status},
+        )
         return replace(response, problems=self._show_reply(response, who.id, channel_id))
 
     def _show_reply(self, response: AppResponse, user: str, channel: str) -> tuple[str, ...]:
@@ -188,7 +195,7 @@ class Driver(AppConnection):
 
     @staticmethod
     def _find_element(
-        blocks: list[JsonDict], action_id: str, value: Any, block_id: str | None
+        blocks: list[JsonDict], action_id: str, value: object, block_id: str | None
     ) -> tuple[JsonDict, JsonDict]:
         found: list[tuple[JsonDict, JsonDict]] = []
         for block in blocks:
@@ -220,7 +227,7 @@ class Driver(AppConnection):
         target: Target,
         *,
         action_id: str,
-        value: Any = None,
+        value: object = None,
         block_id: str | None = None,
     ) -> AppResponse:
         """Use an interactive element in a message, an ephemeral message or an open view.
@@ -305,7 +312,7 @@ class Driver(AppConnection):
     def submit(
         self,
         user: str,
-        values: Mapping[str, Any] | None = None,
+        values: Mapping[str, object] | None = None,
         *,
         view: OpenView | None = None,
         client_checks: bool = True,
@@ -345,7 +352,16 @@ class Driver(AppConnection):
         payload = self._envelope("view_submission", who)
         payload.update(view=submitted, response_urls=self._response_urls(who, top, state))
         response = self.send_payload(payload)
-        return replace(response, problems=self._apply_submission(who.id, top, response))
+        rejected = self._apply_submission(who.id, top, response)
+        logger.debug(
+            "%s submitted %s -> HTTP %s %s",
+            who.name,
+            top.callback_id,
+            response.status,
+            response.response_action or "",
+            extra={"action": "sandbox_view_submitted", "user": who.id, "view_id": top.id},
+        )
+        return replace(response, problems=rejected)
 
     def _response_urls(self, who: User, view: OpenView, state: StateValues) -> list[JsonDict]:
         urls: list[JsonDict] = []

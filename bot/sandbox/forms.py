@@ -196,7 +196,7 @@ def _convert(kind: str, value: Any, resolve: Resolver) -> Any:
 
 
 def element_state(
-    element: Mapping[str, Any], value: Any, *, resolve: Resolver | None = None
+    element: Mapping[str, Any], value: object, *, resolve: Resolver | None = None
 ) -> JsonDict:
     """The state value Slack sends when a user sets ``element`` to ``value``.
 
@@ -259,7 +259,7 @@ def find_element(blocks: Iterable[Any], key: str) -> tuple[JsonDict, str, str, J
 
 def fill_state(
     view: Mapping[str, Any],
-    values: Mapping[str, Any] | None = None,
+    values: Mapping[str, object] | None = None,
     *,
     resolve: Resolver | None = None,
 ) -> StateValues:

@@ -293,13 +293,14 @@ def respond(ws: Workspace, url_id: str, body: JsonDict) -> JsonDict:
             ws.delete_message(url.channel, url.message_ts)
         return {"ok": True}
     text, blocks = _content(body, required=True)
+    channel = ws.resolve_channel(url.channel, create=True)
     if _flag(body, "replace_original") and url.message_ts is not None:
         if url.ephemeral:
             ws.change_ephemeral(url.user, url.message_ts, text or "", blocks or [])
         else:
             ws.update_message(url.channel, url.message_ts, text or "", blocks or [])
     elif body.get("response_type") == "in_channel":
-        ws.post_message(url.channel, text or "", blocks or [], thread_ts=_str(body, "thread_ts"))
+        ws.post_message(channel, text or "", blocks or [], thread_ts=_str(body, "thread_ts"))
     else:
-        ws.post_ephemeral(url.channel, url.user, text or "", blocks or [], _str(body, "thread_ts"))
+        ws.post_ephemeral(channel, url.user, text or "", blocks or [], _str(body, "thread_ts"))
     return {"ok": True}

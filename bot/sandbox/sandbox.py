@@ -155,8 +155,7 @@ class SlackSandbox:
     # -- inspection -------------------------------------------------------------------------
 
     def _uid(self, ref: str) -> str:
-        user = self.workspace.user(ref) or self.workspace.user_by_name(ref)
-        return user.id if user else ref
+        return self.workspace.user_id(ref)
 
     def user(self, ref: str) -> User | None:
         """A member by id or handle."""

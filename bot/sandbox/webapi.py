@@ -73,9 +73,19 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_GET = do_POST
 
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        # Path only: a query string could carry ?token=xoxb-... and tokens are never logged.
+        logger.debug(
+            "%s %s -> %s",
+            self.command,
+            urlsplit(self.path).path,
+            code,
+            extra={"action": "sandbox_http"},
+        )
+
     def log_message(self, format: str, *args: Any) -> None:
-        # Request lines carry no tokens (they travel in a header or the body).
-        logger.debug(format, *args, extra={"action": "sandbox_http"})
+        # Only the format: its arguments may echo the raw request line.
+        logger.debug(format, extra={"action": "sandbox_http_message"})
 
     def send_json(self, status: int, body: JsonDict, headers: dict[str, str]) -> None:
         data = json.dumps(body).encode()

@@ -188,6 +188,14 @@ class Workspace:
         with self._cond:
             return next((u for u in self._users.values() if name in (u.name, u.real_name)), None)
 
+    def user_id(self, ref: str) -> str:
+        """``ref`` if it is not a known handle or real name, else that member's id."""
+        with self._cond:
+            if ref in self._users:
+                return ref
+            user = self.user_by_name(ref)
+            return user.id if user else ref
+
     def usergroups(self) -> list[Usergroup]:
         """Every user group."""
         with self._cond:
@@ -262,7 +270,9 @@ class Workspace:
     ) -> Message:
         """Store a new message (a thread reply when ``thread_ts`` is given)."""
         with self._change():
-            conversation = self._conversations[channel_id]
+            conversation = self._conversations.get(channel_id)
+            if conversation is None:
+                raise ApiFailure("channel_not_found")
             if thread_ts is not None:
                 parent = self._find(conversation, thread_ts)
                 if parent is None:
@@ -434,18 +444,19 @@ class Workspace:
     # -- inspection -------------------------------------------------------------------------
 
     def channel(self, ref: str) -> Channel:
-        """A snapshot of a conversation by id, ``#name`` or a user id (their DM with the bot).
+        """A snapshot of a conversation by id, ``#name``/name, or user (their DM with the bot).
 
         Unknown conversations give an empty Channel, so ``wait_for`` predicates can ask early.
         """
         with self._cond:
+            uid = self.user_id(ref)
             conversation = next(
                 (
                     c
                     for c in self._conversations.values()
                     if ref == c.id
                     or (c.kind == "channel" and c.name == ref.removeprefix("#"))
-                    or (c.kind == "im" and c.members == (ref,))
+                    or (c.kind == "im" and c.members == (uid,))
                 ),
                 None,
             )
@@ -467,22 +478,24 @@ class Workspace:
             )
 
     def ephemeral(self, user: str) -> list[EphemeralMessage]:
-        """Ephemeral messages ``user`` can currently see, oldest first."""
+        """Ephemeral messages ``user`` (id or handle) can currently see, oldest first."""
         with self._cond:
-            return copy.deepcopy(self._ephemeral.get(user, []))
+            return copy.deepcopy(self._ephemeral.get(self.user_id(user), []))
 
     def view_stack(self, user: str) -> list[OpenView]:
-        """``user``'s open modal views, root first."""
+        """``user``'s (id or handle) open modal views, root first."""
         with self._cond:
-            return [OpenView(user, v, i) for i, v in enumerate(self._views.stack(user))]
+            uid = self.user_id(user)
+            return [OpenView(uid, v, i) for i, v in enumerate(self._views.stack(uid))]
 
     def open_view(self, user: str) -> OpenView | None:
-        """The modal view ``user`` sees on top, or None."""
+        """The modal view ``user`` (id or handle) sees on top, or None."""
         stack = self.view_stack(user)
         return stack[-1] if stack else None
 
     def home_view(self, user: str) -> OpenView | None:
-        """``user``'s published Home tab, or None."""
+        """``user``'s (id or handle) published Home tab, or None."""
         with self._cond:
-            home = self._views.home(user)
-            return OpenView(user, home) if home else None
+            uid = self.user_id(user)
+            home = self._views.home(uid)
+            return OpenView(uid, home) if home else None

@@ -186,7 +186,9 @@ def test_click_sends_block_actions_and_trigger_opens_a_modal(slack_sandbox, driv
     )
     assert action["type"] == "button"
     assert payload["response_url"].startswith(slack_sandbox.base_url)
-    assert slack_sandbox.open_view("alice").callback_id == "run_input"
+    # predicates get the workspace, which also takes handles
+    view = slack_sandbox.wait_for(lambda ws: ws.open_view("alice"), timeout=5)
+    assert view.callback_id == "run_input"
 
 
 def test_click_response_url_replaces_the_message(slack_sandbox, driver, tiny_app):

@@ -1,0 +1,74 @@
+"""`signoff demo` as a newcomer runs it: a subprocess whose transcript tells the whole story."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+
+def signoff(*args: str, cwd: Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", *args],
+        capture_output=True, text=True, timeout=120, cwd=cwd, input=stdin,
+    )
+
+
+def test_demo_prints_the_whole_loop(tmp_path: Path) -> None:
+    done = signoff("demo", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    # the channel messages, with the prompt button
+    assert "*greet-user* run" in out and "[ Provide input ]" in out
+    # each modal as a readable form, prefilled, with a Block Kit Builder link
+    assert 'Name (optional): [text: "anonymous"]' in out
+    assert "Block Kit Builder: https://app.slack.com/block-kit-builder#" in out
+    # the in-thread error for the model's own validator, and the prefilled re-prompt
+    assert "<@U0ALICE>'s answer was not accepted" in out
+    assert "Green is only in-stock for medium, large, and XL sizes." in out
+    assert "needs input again" in out
+    assert "Size: (x) Small" in out and "Color: ( ) Red  (x) Green" in out
+    # a structural error inside the modal, and a refused non-approver
+    assert "field:reason: must be at least 3 characters long" in out
+    assert "(only alice sees) Only <@U0BOB> may answer this." in out
+    # the final states, with who answered
+    assert "greet-user         completed  result='Hello, Ada!'  input 1 accepted (U0ALICE)" in out
+    assert "input 1 rejected (U0ALICE), input 2 accepted (U0BOB)" in out
+    assert "deploy-production  completed" in out
+    assert "demo finished in" in done.stderr
+
+
+def test_demo_runs_your_flows_with_answers_from_a_file(tmp_path: Path) -> None:
+    flows = tmp_path / "myflows.py"
+    flows.write_text(
+        textwrap.dedent(
+            """
+            from engine import flow, pause_flow_run
+            from engine.input import RunInput
+
+            class Refund(RunInput):
+                amount: int
+                approve: bool = False
+
+            @flow
+            def refund_customer() -> str:
+                answer = pause_flow_run(wait_for_input=Refund)
+                return f"refunded {answer.amount}" if answer.approve else "kept"
+            """
+        )
+    )
+    answers = tmp_path / "answers.json"
+    answers.write_text(json.dumps({"refund-customer": [{"amount": 30, "approve": True}]}))
+    done = signoff("demo", "--flows", str(flows), "--answers", str(answers), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "Amount: [number" in done.stdout
+    assert "refund-customer    completed  result='refunded 30'" in done.stdout
+
+
+def test_demo_reports_a_missing_flows_file_in_one_line(tmp_path: Path) -> None:
+    done = signoff("demo", "--flows", str(tmp_path / "nope.py"), cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr.strip().startswith("error: cannot load flows from")
+    assert len(done.stderr.strip().splitlines()) == 1

@@ -1,0 +1,275 @@
+"""Pure parts of the sandbox: state shapes, renderings, Block Kit Builder links, public API."""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+from urllib.parse import unquote
+
+import pytest
+
+import bot.blockkit
+import bot.sandbox
+from bot.sandbox import (
+    Message,
+    block_kit_builder_url,
+    element_state,
+    fill_state,
+    render_message,
+    render_view,
+)
+from bot.sandbox.forms import client_problems, initial_state
+
+
+def pt(text):
+    return {"type": "plain_text", "text": text}
+
+
+OPTIONS = [{"text": pt("High"), "value": "high"}, {"text": pt("Low"), "value": "low"}]
+
+
+class Priority(Enum):
+    HIGH = "high"
+
+
+@pytest.mark.parametrize(
+    ("element", "value", "expected"),
+    [
+        ({"type": "plain_text_input"}, "x", {"value": "x"}),
+        ({"type": "number_input"}, 3, {"value": "3"}),
+        (
+            {"type": "static_select", "options": OPTIONS},
+            Priority.HIGH,
+            {"selected_option": OPTIONS[0]},
+        ),
+        ({"type": "radio_buttons", "options": OPTIONS}, "Low", {"selected_option": OPTIONS[1]}),
+        (
+            {"type": "multi_static_select", "options": OPTIONS},
+            "low",
+            {"selected_options": [OPTIONS[1]]},
+        ),
+        ({"type": "checkboxes", "options": OPTIONS[:1]}, True, {"selected_options": [OPTIONS[0]]}),
+        ({"type": "datepicker"}, "2025-01-31", {"selected_date": "2025-01-31"}),
+        ({"type": "datetimepicker"}, 1738330200, {"selected_date_time": 1738330200}),
+        ({"type": "multi_users_select"}, "U1", {"selected_users": ["U1"]}),
+        ({"type": "file_input"}, None, {"files": []}),
+    ],
+)
+def test_element_state_shapes(element, value, expected):
+    assert element_state(element, value) == {"type": element["type"], **expected}
+
+
+def test_element_state_rejects_wrong_types():
+    with pytest.raises(TypeError):
+        element_state({"type": "plain_text_input"}, 3)
+    with pytest.raises(TypeError):
+        element_state({"type": "number_input"}, True)
+    with pytest.raises(TypeError):
+        element_state({"type": "checkboxes", "options": OPTIONS}, True)
+    with pytest.raises(ValueError, match="no option"):
+        element_state({"type": "static_select", "options": OPTIONS}, "medium")
+
+
+def test_initial_state_and_fill_state():
+    element = {
+        "type": "static_select",
+        "action_id": "value",
+        "options": OPTIONS,
+        "initial_option": OPTIONS[1],
+    }
+    assert initial_state(element) == {"type": "static_select", "selected_option": OPTIONS[1]}
+    view = {
+        "blocks": [
+            {"type": "input", "block_id": "field:p", "label": pt("Priority"), "element": element},
+            {
+                "type": "actions",
+                "block_id": "a",
+                "elements": [{"type": "datepicker", "action_id": "d"}],
+            },
+            {
+                "type": "section",
+                "block_id": "s",
+                "text": pt("x"),
+                "accessory": {"type": "button", "action_id": "b", "text": pt("B")},
+            },
+        ]
+    }
+    assert fill_state(view) == {
+        "field:p": {"value": {"type": "static_select", "selected_option": OPTIONS[1]}},
+        "a": {"d": {"type": "datepicker", "selected_date": None}},
+    }
+    assert fill_state(view, {"d": "2025-02-01"})["a"]["d"]["selected_date"] == "2025-02-01"
+    assert (
+        fill_state(view, {"priority": "high"})["field:p"]["value"]["selected_option"] == OPTIONS[0]
+    )
+
+
+def test_client_problems_for_bounds_and_urls():
+    view = {
+        "blocks": [
+            {
+                "type": "input",
+                "block_id": "n",
+                "label": pt("N"),
+                "element": {
+                    "type": "number_input",
+                    "action_id": "v",
+                    "is_decimal_allowed": True,
+                    "min_value": "1",
+                    "max_value": "2",
+                },
+            },
+            {
+                "type": "input",
+                "block_id": "u",
+                "label": pt("U"),
+                "element": {"type": "url_text_input", "action_id": "v"},
+            },
+            {
+                "type": "input",
+                "block_id": "m",
+                "label": pt("M"),
+                "element": {
+                    "type": "multi_static_select",
+                    "action_id": "v",
+                    "options": OPTIONS,
+                    "max_selected_items": 1,
+                },
+            },
+        ]
+    }
+    state = fill_state(view, {"n": "2.5", "u": "not a url", "m": ["high", "low"]})
+    assert client_problems(view, state) == {
+        "n": "Please enter a number between 1 and 2.",
+        "u": "Please enter a valid URL.",
+        "m": "Please select no more than 1.",
+    }
+
+
+VIEW = {
+    "type": "modal",
+    "callback_id": "run_input",
+    "title": pt("Deploy approval"),
+    "submit": pt("Approve"),
+    "close": pt("Cancel"),
+    "blocks": [
+        {"type": "header", "text": pt("Approve the deploy of r42?")},
+        {
+            "type": "section",
+            "text": {"type": "mrkdwn", "text": "Requested by <@U0BOB>"},
+            "fields": [pt("env: prod")],
+        },
+        {"type": "divider"},
+        {
+            "type": "input",
+            "block_id": "field:reason",
+            "label": pt("Reason"),
+            "hint": pt("Why?"),
+            "element": {
+                "type": "plain_text_input",
+                "action_id": "value",
+                "placeholder": pt("Type here"),
+            },
+        },
+        {
+            "type": "input",
+            "block_id": "field:level",
+            "optional": True,
+            "label": pt("Priority"),
+            "element": {
+                "type": "static_select",
+                "action_id": "value",
+                "options": OPTIONS,
+                "initial_option": OPTIONS[0],
+            },
+        },
+        {
+            "type": "input",
+            "block_id": "field:ok",
+            "label": pt("Checks"),
+            "element": {
+                "type": "checkboxes",
+                "action_id": "value",
+                "options": OPTIONS,
+                "initial_options": [OPTIONS[1]],
+            },
+        },
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": "run r42"}]},
+    ],
+}
+
+
+def test_render_view():
+    assert render_view(VIEW) == "\n".join(
+        [
+            "== Deploy approval ==  (callback_id: run_input)",
+            "## Approve the deploy of r42?",
+            "Requested by <@U0BOB>",
+            "  - env: prod",
+            "-" * 40,
+            "Reason: [text: __________ (Type here)]  (field:reason)",
+            "    hint: Why?",
+            "Priority (optional): <select: *High* | Low>  (field:level)",
+            "Checks: [ ] High  [x] Low  (field:ok)",
+            "  run r42",
+            "[ Approve ]  [ Cancel ]",
+        ]
+    )
+    entered = {
+        **VIEW,
+        "state": {
+            "values": {"field:reason": {"value": {"type": "plain_text_input", "value": "ship"}}}
+        },
+    }
+    assert 'Reason: [text: "ship"]' in render_view(entered)
+
+
+def test_render_message():
+    blocks = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": "Deploy *r42*?"}},
+        {
+            "type": "actions",
+            "elements": [
+                {"type": "button", "text": pt("Approve"), "action_id": "a"},
+                {"type": "button", "text": pt("Reject"), "action_id": "r"},
+            ],
+        },
+    ]
+    message = Message(channel="C1", ts="1.1", text="fallback", blocks=blocks, user="U0SIGNOFF")
+    assert render_message(message) == "Deploy *r42*?\n[ Approve ]  [ Reject ]"
+    assert render_message({"text": "plain only"}) == "plain only"
+
+
+def test_block_kit_builder_url():
+    prefix = "https://app.slack.com/block-kit-builder#"
+    url = block_kit_builder_url({**VIEW, "id": "V1", "state": {"values": {}}, "hash": "h"})
+    assert url.startswith(prefix)
+    assert "%7B" in url and "{" not in url
+    decoded = json.loads(unquote(url.removeprefix(prefix)))
+    assert decoded == VIEW  # stored-view extras (id, state, hash) are dropped
+    blocks = VIEW["blocks"][:2]
+    assert json.loads(unquote(block_kit_builder_url(blocks).removeprefix(prefix))) == {
+        "blocks": blocks
+    }
+
+
+def test_public_api_is_pinned():
+    assert sorted(bot.blockkit.__all__) == [
+        "INPUT_ELEMENT_TYPES",
+        "STATEFUL_ELEMENT_TYPES",
+        "check_message",
+        "check_view",
+        "format_problem",
+    ]
+    assert sorted(bot.sandbox.__all__) == sorted(
+        [
+            "DEFAULT_USERS", "AppResponse", "Call", "Channel", "ConditionTimeout", "Driver",
+            "EphemeralMessage", "FieldRejected", "JsonDict", "Message", "NoSuchUser",
+            "NothingToInteractWith", "OpenView", "SandboxError", "SandboxNotRunning",
+            "SlackSandbox", "SubmitBlocked", "UnknownField", "User", "Usergroup", "Workspace",
+            "block_kit_builder_url", "client_problems", "element_state", "fill_state",
+            "render_message", "render_view",
+        ]
+    )  # fmt: skip
+    for name in bot.sandbox.__all__:
+        assert getattr(bot.sandbox, name) is not None

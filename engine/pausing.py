@@ -147,15 +147,15 @@ def _outcome(req: _Request, pause: Pause) -> Any:
         )
         raise PauseTimeout(ctx.run_id, req.key, req.timeout)
     if req.model is None:
-        ctx.engine.store.settle_pause(ctx.run_id, req.key, accepted=True)
+        ctx.engine.store.settle_pause(pause, accepted=True)
         return None
     try:
         value = req.model.model_validate(pause.response or {})
     except pydantic.ValidationError as exc:
-        if ctx.engine.store.settle_pause(ctx.run_id, req.key, False, model_errors(exc)):
+        if ctx.engine.store.settle_pause(pause, False, model_errors(exc)):
             ctx.engine.notify()
         raise
-    if ctx.engine.store.settle_pause(ctx.run_id, req.key, accepted=True):
+    if ctx.engine.store.settle_pause(pause, accepted=True):
         ctx.engine.notify()
     return cast("Any", value).value if is_automatic(req.model) else value
 

@@ -7,6 +7,7 @@ A process has one default engine, created on first use from ``SIGNOFF_*`` settin
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import socket
@@ -21,9 +22,9 @@ from engine.dispatch import Dispatcher
 from engine.errors import (
     AlreadyAnswered,
     EngineError,
-    InvalidTransition,
     FlowNotFound,
     InputInvalid,
+    InvalidTransition,
     PauseExpired,
     ResponderNotAllowed,
     RunNotFound,
@@ -267,9 +268,13 @@ class Engine:
             "input received",
             extra={"action": "input_received", "run_id": run.id, "key": pause.key},
         )
-        answered = self.store.get_pause(run.id, pause.key)
-        assert answered is not None
-        return answered
+        return dataclasses.replace(
+            pause,
+            status=PauseStatus.ANSWERED,
+            response=payload,
+            responder=responder,
+            answered_at=self.store.clock(),
+        )
 
     def _not_waiting_for(self, run: Run, key: str) -> EngineError:
         """Why pause ``key`` of ``run`` cannot be answered (any more)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import json
 import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -78,6 +80,12 @@ def _describe(error: SchemaError) -> tuple[str, str]:
     return path, describe() if describe else error.message
 
 
+@functools.lru_cache(maxsize=256)
+def _validator(schema_json: str) -> Draft202012Validator:
+    # Building a validator costs more than validating; pauses reuse a handful of schemas.
+    return Draft202012Validator(json.loads(schema_json), format_checker=FormatChecker())
+
+
 def schema_errors(schema: Mapping[str, Any], payload: Any) -> dict[str, str]:
     """Every way ``payload`` breaks ``schema``, as ``{field path: message}``; empty if valid.
 
@@ -87,7 +95,7 @@ def schema_errors(schema: Mapping[str, Any], payload: Any) -> dict[str, str]:
         ...                "required": ["n"]}, {})
         {'n': 'is required'}
     """
-    validator = Draft202012Validator(schema, format_checker=FormatChecker())
+    validator = _validator(json.dumps(schema, sort_keys=True))
     found: dict[str, list[str]] = {}
     for error in validator.iter_errors(payload):
         path, message = _describe(error)

@@ -13,12 +13,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from engine.errors import StoreError
 from engine.runs import JSON, EventKind, RunState
 from engine.store.database import create_db_engine, is_sqlite, upgrade, write_connection
-from engine.store.tables import EventRow, RunRow, StateRow
+from engine.store.tables import EventRow, RunRow
 
 RUNS = RunRow.__table__  # type: ignore[attr-defined]
-STATES = StateRow.__table__  # type: ignore[attr-defined]
 EVENTS = EventRow.__table__  # type: ignore[attr-defined]
 
+#: built once: constructing statements costs more than running them on SQLite
+_INSERT_EVENT = insert(EVENTS)
 #: names the advisory lock that orders event ids on PostgreSQL
 _EVENT_LOCK = 727_361_002
 #: the PostgreSQL NOTIFY channel that tells other processes to read new events
@@ -76,7 +77,7 @@ class StoreBase:
             # Delivered at commit, once per transaction however many events it appends.
             conn.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
             conn.info["event_lock"] = True
-        conn.execute(insert(EVENTS).values(run_id=run_id, kind=kind.value, data=data, at=at))
+        conn.execute(_INSERT_EVENT, {"run_id": run_id, "kind": kind.value, "data": data, "at": at})
 
     def _change_state(
         self,
@@ -86,20 +87,19 @@ class StoreBase:
         name: str,
         message: str | None,
         at: datetime,
+        *conditions: Any,
         **columns: Any,
-    ) -> None:
-        conn.execute(
+    ) -> bool:
+        """Update the run (only where ``conditions`` hold) and record the change; True if done."""
+        done = conn.execute(
             update(RUNS)
-            .where(RUNS.c.id == run_id)
+            .where(RUNS.c.id == run_id, *conditions)
             .values(
                 state=state.value, state_name=name, state_message=message, updated_at=at, **columns
             )
         )
-        conn.execute(
-            insert(STATES).values(
-                run_id=run_id, state=state.value, name=name, message=message, at=at
-            )
-        )
+        if done.rowcount != 1:
+            return False
         self._emit(
             conn,
             run_id,
@@ -107,3 +107,4 @@ class StoreBase:
             {"state": state.value, "name": name, "message": message},
             at,
         )
+        return True

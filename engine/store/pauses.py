@@ -149,9 +149,10 @@ class PauseQueries(StoreBase):
             return True
 
     def settle_pause(
-        self, run_id: str, key: str, accepted: bool, errors: dict[str, str] | None = None
+        self, pause: Pause, accepted: bool, errors: dict[str, str] | None = None
     ) -> bool:
-        """Record the flow's verdict on an answer; False if it was already recorded."""
+        """Record the flow's verdict on an answered pause; False if it was already recorded."""
+        run_id, key = pause.run_id, pause.key
         now = self.clock()
         status = PauseStatus.ACCEPTED if accepted else PauseStatus.REJECTED
         with self._write() as conn:
@@ -166,15 +167,10 @@ class PauseQueries(StoreBase):
             )
             if done.rowcount != 1:
                 return False
-            row = conn.execute(
-                select(PAUSES.c.responder, PAUSES.c.response).where(
-                    PAUSES.c.run_id == run_id, PAUSES.c.key == key
-                )
-            ).one()
-            data: dict[str, JSON] = {"key": key, "responder": row.responder}
+            data: dict[str, JSON] = {"key": key, "responder": pause.responder}
             if not accepted:
                 data["errors"] = errors or {}
-                data["response"] = row.response
+                data["response"] = pause.response
             kind = EventKind.INPUT_ACCEPTED if accepted else EventKind.INPUT_REJECTED
             self._emit(conn, run_id, kind, data, now)
             return True

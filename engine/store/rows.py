@@ -44,9 +44,14 @@ def to_run(row: Any) -> Run:
     )
 
 
-def to_state(row: Any) -> StateChange:
+def to_state(event_row: Any) -> StateChange:
+    """A STATE_CHANGED event row as an entry of the run's history."""
+    data = event_row.data or {}
     return StateChange(
-        state=RunState(row.state), name=row.name, message=row.message, at=utc(row.at)
+        state=RunState(data["state"]),
+        name=data["name"],
+        message=data.get("message"),
+        at=utc(event_row.at),
     )
 
 

@@ -19,7 +19,7 @@ from sqlalchemy import Connection, delete, func, insert, select, update
 from engine.errors import RunNotFound
 from engine.runs import JSON, Event, EventKind, Run, RunDetail, RunState
 from engine.store import rows
-from engine.store.base import EVENTS, RUNS, STATES
+from engine.store.base import EVENTS, RUNS
 from engine.store.pauses import PAUSES, PauseQueries
 from engine.store.tables import CursorRow, LogRow, MetadataRow, ProcessRow, TaskRunRow
 
@@ -132,11 +132,6 @@ class SqlStore(PauseQueries):
                     updated_at=now,
                 )
             )
-            conn.execute(
-                insert(STATES).values(
-                    run_id=run_id, state=state.value, name=name, message=None, at=now
-                )
-            )
             self._emit(
                 conn,
                 run_id,
@@ -144,7 +139,20 @@ class SqlStore(PauseQueries):
                 {"state": state.value, "name": name, "message": None, "flow": flow_name},
                 now,
             )
-        return self.get_run(run_id)
+        return Run(
+            id=run_id,
+            flow_name=flow_name,
+            state=state,
+            state_name=name,
+            state_message=None,
+            parameters=parameters_json,
+            created_at=now,
+            updated_at=now,
+            started_by=started_by,
+            owner=owner,
+            result=None,
+            tags=dict(tags or {}),
+        )
 
     def get_run(self, run_id: str) -> Run:
         with self._read() as conn:
@@ -189,7 +197,10 @@ class SqlStore(PauseQueries):
         run = self.get_run(run_id)
         with self._read() as conn:
             history = conn.execute(
-                select(STATES).where(STATES.c.run_id == run_id).order_by(STATES.c.id)
+                # The state history is the run's STATE_CHANGED events: stored once, read here.
+                select(EVENTS)
+                .where(EVENTS.c.run_id == run_id, EVENTS.c.kind == EventKind.STATE_CHANGED.value)
+                .order_by(EVENTS.c.id)
             ).all()
             tasks = conn.execute(
                 select(TASKS)
@@ -230,17 +241,16 @@ class SqlStore(PauseQueries):
         that racing writers can tell who won.
         """
         now = self.clock()
+        conditions = []
+        if expect is not None:
+            conditions.append(RUNS.c.state.in_([s.value for s in expect]))
+        if expect_owner is not None:
+            conditions.append(RUNS.c.owner == expect_owner)
+        # One conditional UPDATE: the database decides who wins a race, in one round trip.
         with self._write() as conn:
-            query = select(RUNS.c.state, RUNS.c.owner).where(RUNS.c.id == run_id)
-            current = conn.execute(query).first()
-            if current is None:
-                return False
-            if expect is not None and RunState(current.state) not in set(expect):
-                return False
-            if expect_owner is not None and current.owner != expect_owner:
-                return False
-            self._change_state(conn, run_id, state, name, message, now, **columns)
-            return True
+            return self._change_state(
+                conn, run_id, state, name, message, now, *conditions, **columns
+            )
 
     def claim_scheduled(self, owner: str, limit: int) -> list[str]:
         """Atomically take up to ``limit`` scheduled runs for this process, oldest first."""

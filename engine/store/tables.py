@@ -51,17 +51,6 @@ class RunRow(SQLModel, table=True):
     updated_at: datetime = _utc_column()
 
 
-class StateRow(SQLModel, table=True):
-    __tablename__ = "run_states"
-
-    id: int | None = Field(default=None, primary_key=True)
-    run_id: str = Field(foreign_key="runs.id", index=True, max_length=32)
-    state: str = Field(max_length=20)
-    name: str = Field(max_length=50)
-    message: str | None = None
-    at: datetime = _utc_column()
-
-
 class TaskRunRow(SQLModel, table=True):
     __tablename__ = "task_runs"
     __table_args__ = (UniqueConstraint("run_id", "key", name="uq_task_runs_run_key"),)

@@ -28,6 +28,8 @@ from bot.sandbox import Driver, SlackSandbox
 from bot.serve import Server
 from engine import Engine, EngineSettings, set_engine
 
+__all__ = ["RunningBot", "running_bot"]
+
 SIGNING_SECRET = "sandbox-signing-secret"
 DEFAULT_CHANNEL = "C0GENERAL"
 

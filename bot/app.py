@@ -7,19 +7,33 @@ import logging
 from slack_bolt import App
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk import WebClient
+from slack_sdk.http_retry import HttpRequest, HttpResponse, RetryHandler, RetryState
 from slack_sdk.http_retry.builtin_handlers import (
     ConnectionErrorRetryHandler,
     RateLimitErrorRetryHandler,
-    ServerErrorRetryHandler,
 )
 
-from bot import commands, ids, interactions
+from bot import commands, ids, interactions, reminders
 from bot.approvers import Approvers
 from bot.config import BotSettings
 from bot.notifier import SlackNotifier
 from engine import DurableConsumer, Engine
 
 logger = logging.getLogger(__name__)
+
+
+class AnyServerErrorRetryHandler(RetryHandler):
+    """Retries every 5xx; slack_sdk's own handler only retries 500 and 503."""
+
+    def _can_retry(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        return response is not None and 500 <= response.status_code < 600
 
 
 def create_client(settings: BotSettings) -> WebClient:
@@ -30,7 +44,7 @@ def create_client(settings: BotSettings) -> WebClient:
         retry_handlers=[
             ConnectionErrorRetryHandler(max_retry_count=3),
             RateLimitErrorRetryHandler(max_retry_count=5),
-            ServerErrorRetryHandler(max_retry_count=3),
+            AnyServerErrorRetryHandler(max_retry_count=3),
         ],
     )
 
@@ -75,4 +89,5 @@ def start_notifier(
 ) -> DurableConsumer:
     """Subscribe the Slack notifier to the engine's events, as the durable consumer ``slack``."""
     notifier = SlackNotifier(engine, client or create_client(settings), settings.channel)
+    reminders.track(notifier)
     return engine.subscribe(ids.CONSUMER, notifier)

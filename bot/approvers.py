@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.messages import who
 from engine import Pause, Run
+
+logger = logging.getLogger(__name__)
 
 #: usergroups.users.list is Tier 2; membership rarely changes within a minute
 GROUP_TTL_SECONDS = 60.0
@@ -31,7 +35,11 @@ class Approvers:
         try:
             users = frozenset(self.client.usergroups_users_list(usergroup=group).get("users") or [])
         except SlackApiError:
-            users = frozenset()
+            # Not cached: a passing failure must not lock the group out for a whole TTL.
+            logger.warning(
+                "could not read user group", extra={"action": "usergroup_failed", "group": group}
+            )
+            return cached[1] if cached else frozenset()
         with self._lock:
             self._groups[group] = (now, users)
         return users
@@ -45,7 +53,5 @@ class Approvers:
         if pause.forbid_starter and run.started_by == user:
             return "You started this run, so someone else has to answer it."
         if pause.approvers and user not in pause.approvers and not self.groups_of(user, pause):
-            from bot.messages import who
-
             return "Only " + ", ".join(who(p) for p in pause.approvers) + " may answer this."
         return None

@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import logging
 import shlex
+from collections.abc import Mapping
 from typing import Any
 
+from pydantic import PydanticUserError
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
 from bot import ids, messages
+from bot.interactions import field_errors_ack, notice_view
 from bot.modals import ModalError, build_input_view
 from bot.submissions import errors_for_view, parse_submission
 from engine import Engine, EngineError, InvalidParameters, RunState
@@ -25,6 +28,9 @@ HELP = """*`/runs`* — runs waiting for input
 *`/runs cancel RUN`* — cancel a run
 *`/runs help`* — this help"""
 
+#: Slack's limit on a view's private_metadata
+MAX_METADATA = 3000
+
 FILTERS: dict[str, list[RunState] | None] = {
     "all": None,
     "running": [RunState.RUNNING, RunState.SCHEDULED],
@@ -35,7 +41,22 @@ FILTERS: dict[str, list[RunState] | None] = {
 }
 
 
-def _parse_value(text: str) -> Any:
+def _accepts_text(node: Mapping[str, Any]) -> bool:
+    """True when a parameter's schema takes a string as it is (so ``v=1.10`` stays "1.10")."""
+    if node.get("type") == "string" or any(isinstance(v, str) for v in node.get("enum", [])):
+        return True
+    return any(_accepts_text(option) for option in node.get("anyOf", []))
+
+
+def parse_value(schema: Mapping[str, Any], name: str, text: str) -> Any:
+    """``k=v`` text as the parameter's type: strings verbatim, anything else read as JSON.
+
+    Numbers and booleans also arrive as text and are coerced by the flow's validation; JSON
+    is what lets ``tags=["a","b"]`` give a list.
+    """
+    node = (schema.get("properties") or {}).get(name) or {}
+    if _accepts_text(node):
+        return text
     try:
         return json.loads(text)
     except ValueError:
@@ -98,7 +119,8 @@ def register(app: App, engine: Engine) -> None:
         except ValueError as exc:
             respond(f"Could not read that: {exc}\n{HELP}")
             return
-        verb = words[0].lower() if words else ""
+        first = words[0] if words else ""
+        verb = first.lower()
         user = command["user_id"]
         try:
             if verb == "help":
@@ -117,10 +139,10 @@ def register(app: App, engine: Engine) -> None:
             elif len(words) <= 1 and (
                 verb in FILTERS
                 or verb == ""
-                or engine.flows.get(verb)
-                or engine.list_runs(flow_name=verb, limit=1)
+                or engine.flows.get(first)
+                or engine.list_runs(flow_name=first, limit=1)
             ):
-                title, found, waiting = listing(verb)
+                title, found, waiting = listing(verb if verb in FILTERS else first)
                 respond(text=title, blocks=messages.run_list_blocks(found, title, waiting))
             else:
                 respond(f"Unknown command `{command.get('text')}`.\n{HELP}")
@@ -135,26 +157,35 @@ def register(app: App, engine: Engine) -> None:
             known = ", ".join(engine.flows.names()) or "none"
             respond(f":warning: No flow named `{flow_name}`. Known flows: {known}")
             return
+        try:
+            schema = flow.parameters_schema()
+        except PydanticUserError:
+            # Parameters of arbitrary types have no JSON schema: no form, values verbatim.
+            schema = {"type": "object", "properties": {}, "required": []}
         params: dict[str, Any] = {}
         for pair in pairs:
             name, sep, value = pair.partition("=")
             if not sep:
                 respond(f":warning: `{pair}` is not `name=value`")
                 return
-            params[name] = _parse_value(value)
-        schema = flow.parameters_schema()
+            params[name] = parse_value(schema, name, value)
         missing = [p for p in schema.get("required", []) if p not in params]
         if missing:
             meta = json.dumps(
                 {"flow": flow.name, "channel": command.get("channel_id"), "given": params}
             )
+            if len(meta) > MAX_METADATA:
+                # Cut JSON would not parse back; the values given must travel whole.
+                respond(f":warning: Missing {', '.join(missing)}; give every parameter as k=v.")
+                return
             try:
                 view = build_input_view(
                     schema,
                     initial=params,
                     title=f"Start {flow.name}",
+                    description=flow.description,
                     callback_id=ids.START_VIEW,
-                    private_metadata=meta[:3000],
+                    private_metadata=meta,
                     submit="Start",
                 )
             except ModalError as exc:
@@ -170,31 +201,53 @@ def register(app: App, engine: Engine) -> None:
             started_by=command["user_id"],
             tags={"slack.channel": command.get("channel_id") or ""},
         )
+        logger.info(
+            "run started from Slack",
+            extra={"action": "run_started_from_slack", "run_id": run.id, "flow": flow.name},
+        )
         respond(f"Started {messages.run_label(run)}.")
 
     @app.view(ids.START_VIEW)
-    def start_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+    def start_submitted(
+        ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient
+    ) -> None:
         meta = json.loads(view.get("private_metadata") or "{}")
         flow = engine.flows.get(str(meta.get("flow")))
         if flow is None:
-            ack(response_action="errors", errors={})
+            ack(
+                response_action="update",
+                view=notice_view("Cannot start", f"No flow named `{meta.get('flow')}` any more."),
+            )
             return
         schema = flow.parameters_schema()
         values, problems = parse_submission(schema, view["state"]["values"])
         if problems:
             ack(response_action="errors", errors=problems)
             return
+        user, channel = body["user"]["id"], str(meta.get("channel") or "")
         try:
-            engine.submit(
+            run = engine.submit(
                 flow.name,
                 {**meta.get("given", {}), **values},
-                started_by=body["user"]["id"],
-                tags={"slack.channel": meta.get("channel") or ""},
+                started_by=user,
+                tags={"slack.channel": channel},
             )
         except InvalidParameters as exc:
-            ack(response_action="errors", errors=errors_for_view(schema, exc.errors))
+            field_errors_ack(ack, errors_for_view(schema, exc.errors), str(exc))
+            return
+        except EngineError as exc:
+            ack(response_action="update", view=notice_view("Cannot start", str(exc)))
             return
         ack()
+        logger.info(
+            "run started from Slack",
+            extra={"action": "run_started_from_slack", "run_id": run.id, "flow": flow.name},
+        )
+        if channel:
+            # The modal is closed; tell the starter where the run's prompts will appear.
+            client.chat_postEphemeral(
+                channel=channel, user=user, text=f"Started {messages.run_label(run)}."
+            )
 
     @app.action(ids.SHOW_RUN)
     def show(ack: Ack, body: dict[str, Any], respond: Any) -> None:

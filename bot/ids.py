@@ -13,3 +13,7 @@ CONSUMER = "slack"
 #: run metadata keys
 THREAD = "slack.thread"
 PROMPTS = "slack.prompts"
+#: event id -> ts of the thread note posted for it, so a redelivered event posts nothing
+NOTES = "slack.notes"
+#: pause key -> ts of the reminder posted for it (written by reminder jobs, not the notifier)
+REMINDERS = "slack.reminders"

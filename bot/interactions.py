@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 from slack_bolt import Ack, App
@@ -32,7 +33,8 @@ from engine import (
 logger = logging.getLogger(__name__)
 
 
-def _notice_view(title: str, text: str) -> View:
+def notice_view(title: str, text: str) -> View:
+    """A modal that only says something (no inputs, so no submit button)."""
     return View(
         type="modal",
         title=title[:24],
@@ -47,12 +49,33 @@ def stale_reason(engine: Engine, run: Run, key: str | None) -> str | None:
     if pause is None:
         return f"This run is {run.state.value} and is not waiting for input."
     if pause.status is PauseStatus.WAITING and run.state.is_waiting:
+        # The deadline may have passed before the timer marked the pause as timed out.
+        if pause.deadline is not None and pause.deadline <= datetime.now(UTC):
+            return "Nobody answered in time, so this input is closed."
         return None
-    if pause.status in (PauseStatus.ANSWERED, PauseStatus.ACCEPTED, PauseStatus.REJECTED):
+    if pause.status in (PauseStatus.ANSWERED, PauseStatus.ACCEPTED):
         return f"This input was already answered by {who(pause.responder)}."
+    if pause.status is PauseStatus.REJECTED:
+        return (
+            f"This input was already answered by {who(pause.responder)}, and the answer was "
+            "not accepted. If the run asks again, use the newest prompt in its thread."
+        )
     if pause.status is PauseStatus.TIMED_OUT:
         return "Nobody answered in time, so this input is closed."
+    if pause.status is PauseStatus.WAITING:
+        return f"This run is {run.state.value} and is not waiting for input."
     return "This run was cancelled."
+
+
+def field_errors_ack(ack: Ack, block_errors: dict[str, str], fallback: str) -> None:
+    """Show errors under the inputs, or (a form without inputs) as a notice.
+
+    Bolt refuses ``response_action="errors"`` with an empty ``errors``.
+    """
+    if block_errors:
+        ack(response_action="errors", errors=block_errors)
+    else:
+        ack(response_action="update", view=notice_view("Not accepted", fallback))
 
 
 def register(app: App, engine: Engine, approvers: Approvers) -> None:
@@ -68,7 +91,7 @@ def register(app: App, engine: Engine, approvers: Approvers) -> None:
         except RunNotFound:
             client.views_open(
                 trigger_id=body["trigger_id"],
-                view=_notice_view("Nothing to do", "That run no longer exists."),
+                view=notice_view("Nothing to do", "That run no longer exists."),
             )
             return
         reason = stale_reason(engine, run, key or None)
@@ -85,7 +108,7 @@ def register(app: App, engine: Engine, approvers: Approvers) -> None:
                 )
             else:
                 client.views_open(
-                    trigger_id=body["trigger_id"], view=_notice_view("Nothing to do", reason or "")
+                    trigger_id=body["trigger_id"], view=notice_view("Nothing to do", reason or "")
                 )
             logger.info("answer refused", extra={"action": "answer_refused", "run_id": run.id})
             return
@@ -109,7 +132,7 @@ def register(app: App, engine: Engine, approvers: Approvers) -> None:
                 private_metadata=metadata,
             )
         except ModalError as exc:
-            view = _notice_view("Cannot show form", f"This input cannot be shown in Slack: {exc}")
+            view = notice_view("Cannot show form", f"This input cannot be shown in Slack: {exc}")
         client.views_open(trigger_id=body["trigger_id"], view=view)
         logger.info(
             "form opened", extra={"action": "form_opened", "run_id": run.id, "key": pause.key}
@@ -126,13 +149,13 @@ def register(app: App, engine: Engine, approvers: Approvers) -> None:
         except RunNotFound:
             ack(
                 response_action="update",
-                view=_notice_view("Nothing to do", "That run no longer exists."),
+                view=notice_view("Nothing to do", "That run no longer exists."),
             )
             return
         if pause is None:
             ack(
                 response_action="update",
-                view=_notice_view("Nothing to do", "That input no longer exists."),
+                view=notice_view("Nothing to do", "That input no longer exists."),
             )
             return
         schema = pause.schema or {"type": "object", "properties": {}}
@@ -149,18 +172,18 @@ def register(app: App, engine: Engine, approvers: Approvers) -> None:
                 responder_groups=approvers.groups_of(user, pause),
             )
         except InputInvalid as exc:
-            ack(response_action="errors", errors=errors_for_view(schema, exc.errors))
+            field_errors_ack(ack, errors_for_view(schema, exc.errors), str(exc))
             return
         except (AlreadyAnswered, PauseExpired, RunNotWaiting) as exc:
             reason = stale_reason(engine, engine.get_run(run.id), key) or str(exc)
-            ack(response_action="update", view=_notice_view("Nothing to do", reason))
+            ack(response_action="update", view=notice_view("Nothing to do", reason))
             return
         except ResponderNotAllowed:
             reason = approvers.refusal(user, run, pause) or "You may not answer this."
-            ack(response_action="update", view=_notice_view("Not allowed", reason))
+            ack(response_action="update", view=notice_view("Not allowed", reason))
             return
         except EngineError as exc:
-            ack(response_action="update", view=_notice_view("Something went wrong", str(exc)))
+            ack(response_action="update", view=notice_view("Something went wrong", str(exc)))
             return
         ack()
         logger.info(

@@ -1,22 +1,44 @@
 """Turns the engine's stored events into Slack messages, at least once and in order.
 
 The bot subscribes as the durable consumer ``slack``: an event whose Slack call fails is
-retried (the WebClient also retries rate limits and server errors), and the message
-references kept in run metadata make a repeated event update rather than post twice.
+retried (the WebClient also retries rate limits and server errors), so an outage delays
+messages but loses none. Delivery is at least once, so handling an event twice must not
+post twice. Run metadata remembers what was posted:
+
+- ``slack.thread``: the run's first message (channel and ts), the root of its thread;
+- ``slack.prompts``: pause key -> ts of the message asking for it;
+- ``slack.notes``: event id -> ts of the thread note posted for that event.
+
+Everything else is an update of an existing message rendered from the run's current
+state, which is the same however often it is repeated.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
 from slack_sdk import WebClient
 
-from bot import ids, messages
+from bot import ids, messages, reminders
 from bot.modals import ModalError, check_renderable
-from engine import Engine, Event, EventKind, Pause, Run, RunState
+from engine import (
+    Engine,
+    Event,
+    EventKind,
+    InvalidTransition,
+    Pause,
+    PauseStatus,
+    Run,
+    RunState,
+)
 
 logger = logging.getLogger(__name__)
+
+_FINAL = frozenset(
+    s.value for s in (RunState.COMPLETED, RunState.FAILED, RunState.CANCELLED, RunState.CRASHED)
+)
 
 
 class SlackNotifier:
@@ -29,29 +51,31 @@ class SlackNotifier:
 
     def on_event(self, event: Event) -> None:
         if event.kind is EventKind.WAITING_FOR_INPUT:
-            self._prompt(event.run_id, str(event.data["key"]))
+            self._prompt(event)
         elif event.kind in (
             EventKind.INPUT_RECEIVED,
             EventKind.INPUT_ACCEPTED,
             EventKind.PAUSE_TIMED_OUT,
         ):
-            self._close_prompt(event.run_id, str(event.data["key"]))
+            self._close_prompt(self.engine.get_run(event.run_id), str(event.data["key"]))
         elif event.kind is EventKind.INPUT_REJECTED:
             self._rejected(event)
-        elif event.kind is EventKind.STATE_CHANGED and event.data.get("state") in {
-            s.value
-            for s in (RunState.COMPLETED, RunState.FAILED, RunState.CANCELLED, RunState.CRASHED)
-        }:
-            self._finished(event.run_id)
+        elif event.kind is EventKind.STATE_CHANGED and event.data.get("state") in _FINAL:
+            self._finished(event)
 
-    # -- thread bookkeeping -------------------------------------------------------------
+    # -- what was posted ----------------------------------------------------------------
 
-    def _thread(self, run: Run) -> dict[str, str] | None:
-        found = self.engine.get_metadata(run.id, ids.THREAD)
+    def thread(self, run_id: str) -> dict[str, str] | None:
+        """The run's root message (``channel``, ``ts``), if one was posted."""
+        found = self.engine.get_metadata(run_id, ids.THREAD)
         return dict(found) if isinstance(found, dict) else None
 
     def _prompts(self, run_id: str) -> dict[str, str]:
         found = self.engine.get_metadata(run_id, ids.PROMPTS)
+        return dict(found) if isinstance(found, dict) else {}
+
+    def _notes(self, run_id: str) -> dict[str, str]:
+        found = self.engine.get_metadata(run_id, ids.NOTES)
         return dict(found) if isinstance(found, dict) else {}
 
     def _post_root(self, run: Run, text: str, blocks: list[Any]) -> dict[str, str]:
@@ -61,20 +85,32 @@ class SlackNotifier:
         self.engine.set_metadata(run.id, ids.THREAD, thread)
         return thread
 
+    def _note_once(self, event: Event, thread: dict[str, str], text: str) -> None:
+        """Post ``text`` in the thread unless this event's note was posted already."""
+        notes = self._notes(event.run_id)
+        if str(event.id) in notes:
+            return
+        reply = self.client.chat_postMessage(
+            channel=thread["channel"], thread_ts=thread["ts"], text=text
+        )
+        notes[str(event.id)] = str(reply["ts"])
+        self.engine.set_metadata(event.run_id, ids.NOTES, notes)
+
     # -- events -------------------------------------------------------------------------
 
-    def _prompt(self, run_id: str, key: str) -> None:
+    def _prompt(self, event: Event) -> None:
+        run_id, key = event.run_id, str(event.data["key"])
         run = self.engine.get_run(run_id)
         pause = self.engine.get_pause(run_id, key)
-        if pause is None or pause.status.value != "waiting" or key in self._prompts(run_id):
+        if pause is None or pause.status is not PauseStatus.WAITING or key in self._prompts(run_id):
             return  # answered already, or this event was delivered before
         if pause.schema is not None:
             try:
                 check_renderable(pause.schema)
             except ModalError as exc:
-                self._unrenderable(run, pause, str(exc))
+                self._unrenderable(event, run, pause, str(exc))
                 return
-        thread = self._thread(run)
+        thread = self.thread(run_id)
         if thread is None:
             thread = self._post_root(
                 run, messages.prompt_text(run), messages.prompt_blocks(run, pause)
@@ -85,7 +121,7 @@ class SlackNotifier:
                 channel=thread["channel"],
                 thread_ts=thread["ts"],
                 text=messages.prompt_text(run),
-                blocks=messages.prompt_blocks(run, pause, again=True),
+                blocks=messages.prompt_blocks(run, pause, again=self._asks_again(pause)),
             )
             ts = str(reply["ts"])
         prompts = self._prompts(run_id)
@@ -94,9 +130,20 @@ class SlackNotifier:
         logger.info(
             "prompt posted", extra={"action": "prompt_posted", "run_id": run_id, "key": key}
         )
+        if pause.deadline is not None:
+            reminders.schedule(self.engine, run_id, key, pause.deadline)
 
-    def _unrenderable(self, run: Run, pause: Pause, reason: str) -> None:
-        thread = self._thread(run) or self._post_root(
+    def _asks_again(self, pause: Pause) -> bool:
+        """True when this pause asks for the same model as an answer that was rejected."""
+        return any(
+            p.status is PauseStatus.REJECTED and p.title == pause.title
+            for p in self.engine.detail(pause.run_id).pauses
+            if p.key != pause.key
+        )
+
+    def _unrenderable(self, event: Event, run: Run, pause: Pause, reason: str) -> None:
+        # Said when the run pauses, not when someone clicks: nobody could ever answer it.
+        thread = self.thread(run.id) or self._post_root(
             run,
             f"{run.flow_name} cannot ask for input",
             [
@@ -105,61 +152,90 @@ class SlackNotifier:
                 )
             ],
         )
-        self.client.chat_postMessage(
-            channel=thread["channel"],
-            thread_ts=thread["ts"],
-            text=f"The input model {pause.title} cannot be shown as a Slack form: {reason}. "
-            "The run is cancelled; change the model and start it again.",
-        )
-        self.engine.cancel(
-            run.id, by=f"the Slack bot: input {pause.title} cannot be rendered ({reason})"
+        self._note_once(event, thread, messages.unrenderable_text(pause, reason))
+        # It may have ended meanwhile (timed out, cancelled by someone): nothing to stop.
+        with contextlib.suppress(InvalidTransition):
+            self.engine.cancel(
+                run.id, by=f"the Slack bot: input {pause.title} cannot be rendered ({reason})"
+            )
+        logger.warning(
+            "input model cannot be rendered; run cancelled",
+            extra={"action": "prompt_unrenderable", "run_id": run.id, "key": pause.key},
         )
 
-    def _close_prompt(self, run_id: str, key: str) -> None:
-        ts = self._prompts(run_id).get(key)
-        thread = self.engine.get_metadata(run_id, ids.THREAD)
-        pause = self.engine.get_pause(run_id, key)
-        if ts is None or not isinstance(thread, dict) or pause is None:
+    def _close_prompt(self, run: Run, key: str) -> None:
+        """Take the button off the prompt for ``key`` and say how it ended."""
+        reminders.cancel(self.engine, run.id, key)
+        ts = self._prompts(run.id).get(key)
+        thread = self.thread(run.id)
+        pause = self.engine.get_pause(run.id, key)
+        if ts is None or thread is None or pause is None:
             return
-        run = self.engine.get_run(run_id)
-        outcome = messages.pause_outcome(pause)
+        if ts != thread["ts"]:
+            outcome = messages.pause_outcome(pause)
+            self.client.chat_update(
+                channel=thread["channel"],
+                ts=ts,
+                text=outcome,
+                blocks=messages.closed_prompt_blocks(run, pause, outcome),
+            )
+        self._refresh_root(run, thread)
+
+    def _refresh_root(self, run: Run, thread: dict[str, str]) -> None:
+        """Show the run's status and who gave each input on its first message.
+
+        Left alone while the first message still carries the button of a waiting pause.
+        """
+        detail = self.engine.detail(run.id)
+        run = detail.run  # the freshest state: events are handled after they happened
+        root_keys = {k for k, ts in self._prompts(run.id).items() if ts == thread["ts"]}
+        if run.state.is_waiting and any(
+            p.key in root_keys and p.status is PauseStatus.WAITING for p in detail.pauses
+        ):
+            return
         self.client.chat_update(
             channel=thread["channel"],
-            ts=ts,
-            text=outcome,
-            blocks=messages.closed_prompt_blocks(run, pause, outcome),
+            ts=thread["ts"],
+            text=messages.status_line(run),
+            blocks=messages.root_blocks(run, detail.pauses),
         )
 
     def _rejected(self, event: Event) -> None:
         run = self.engine.get_run(event.run_id)
-        thread = self._thread(run)
+        thread = self.thread(run.id)
         if thread is None:
             return
-        self._close_prompt(run.id, str(event.data["key"]))
+        self._close_prompt(run, str(event.data["key"]))
         errors = event.data.get("errors") or {}
-        self.client.chat_postMessage(
-            channel=thread["channel"],
-            thread_ts=thread["ts"],
-            text=messages.rejection_text(
+        self._note_once(
+            event,
+            thread,
+            messages.rejection_text(
                 event.data.get("responder"), errors, event.data.get("response")
             ),
         )
 
-    def _finished(self, run_id: str) -> None:
-        run = self.engine.get_run(run_id)
-        thread = self._thread(run)
+    def _finished(self, event: Event) -> None:
+        run = self.engine.get_run(event.run_id)
+        thread = self.thread(run.id)
         if thread is None:
             return
-        for key in self._prompts(run_id):
-            self._close_prompt(run_id, key)
-        line = messages.status_line(run)
-        self.client.chat_update(
-            channel=thread["channel"],
-            ts=thread["ts"],
-            text=line,
-            blocks=[messages.text_block(line)],
-        )
+        prompts = self._prompts(run.id)
+        for key, ts in prompts.items():
+            reminders.cancel(self.engine, run.id, key)
+            pause = self.engine.get_pause(run.id, key)
+            if ts != thread["ts"] and pause is not None:
+                outcome = messages.pause_outcome(pause)
+                self.client.chat_update(
+                    channel=thread["channel"],
+                    ts=ts,
+                    text=outcome,
+                    blocks=messages.closed_prompt_blocks(run, pause, outcome),
+                )
+        self._refresh_root(run, thread)
         if run.state is not RunState.COMPLETED:
-            self.client.chat_postMessage(
-                channel=thread["channel"], thread_ts=thread["ts"], text=line
-            )
+            self._note_once(event, thread, messages.finished_text(run))
+        logger.info(
+            "run outcome posted",
+            extra={"action": "run_outcome_posted", "run_id": run.id, "state": run.state.value},
+        )

@@ -77,8 +77,9 @@ class Server:
 
     def start(self) -> None:
         """Start the worker, the notifier and the HTTP (or Socket Mode) listener in threads."""
-        self.worker.start()
+        # The notifier first: a first-ever subscription starts at the newest event.
         self._notifier = start_notifier(self.engine, self.settings, self.client)
+        self.worker.start()
         if self.settings.app_token:
             from slack_bolt.adapter.socket_mode import SocketModeHandler
 
@@ -102,9 +103,10 @@ class Server:
     def stop(self) -> None:
         if self._server is not None:
             # Finish requests in flight before closing sockets under them.
-            self._server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
-            for channel in list(self._server._map.values()):
-                channel.close()
+            server = self._server
+            server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
+            # Close the sockets on waitress's own loop thread, which may be selecting on them.
+            server.trigger.pull_trigger(lambda: [c.close() for c in list(server._map.values())])
             if self._thread is not None:
                 self._thread.join(5)
         if self._socket_handler is not None:

@@ -48,6 +48,9 @@ class DurableConsumer:
         self.position: int | None = None
 
     def start(self) -> None:
+        """Take the cursor (creating it at the newest event) before returning, so that every
+        event stored after ``subscribe`` returns is delivered."""
+        self.position = self.store.lease_cursor(self.name, self.owner, self.LEASE_SECONDS)
         self._thread.start()
 
     def poke(self) -> None:

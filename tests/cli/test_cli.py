@@ -253,7 +253,9 @@ def test_run_wait_reports_the_state_it_stops_in_and_cancel(cli: Cli) -> None:
     assert out == f"cancelled {paused_run['id']} by bob\n"
     cancelled = cli.wait_for_state(paused_run["id"], "cancelled")
     assert cancelled["run"]["state_message"] == "cancelled by bob"
-    assert "is cancelled and cannot become cancelled" in error_line(cli("runs", "cancel", paused_run["id"]))
+    assert "is cancelled and cannot become cancelled" in error_line(
+        cli("runs", "cancel", paused_run["id"])
+    )
 
     # a string parameter keeps its text even when it reads as a number
     assert cli.wait_for_state(quick.strip(), "completed")["run"]["result"] == "'1.108'"

@@ -20,19 +20,29 @@ def readme_command(marker: str) -> str:
 
 def test_readme_demo_command_works_in_a_fresh_checkout(tmp_path: Path) -> None:
     checkout = tmp_path / "signoff"
-    tracked = subprocess.run(
-        ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True
-    ).stdout.decode().split("\0")
+    tracked = (
+        subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True)
+        .stdout.decode()
+        .split("\0")
+    )
     for name in filter(None, tracked):
         source = ROOT / name
         if source.is_file():
             (checkout / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, checkout / name)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SIGNOFF_", "SLACK_", "VIRTUAL_ENV"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("SIGNOFF_", "SLACK_", "VIRTUAL_ENV"))
+    }
     env["HOME"] = str(tmp_path / "home")
     done = subprocess.run(
         ["bash", "-c", readme_command("quickstart:demo")],
-        cwd=checkout, env=env, capture_output=True, text=True, timeout=600,
+        cwd=checkout,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "deploy-production  completed" in done.stdout

@@ -60,16 +60,12 @@ class Everything(RunInput):
 @flow
 def everything_flow() -> None:
     RECEIVED.append(
-        pause_flow_run(
-            wait_for_input=Everything.with_initial_data(title="Initial title", count=3)
-        )
+        pause_flow_run(wait_for_input=Everything.with_initial_data(title="Initial title", count=3))
     )
 
 
 def element_types(view: dict) -> dict[str, str]:
-    return {
-        b["block_id"]: b["element"]["type"] for b in view["blocks"] if b.get("type") == "input"
-    }
+    return {b["block_id"]: b["element"]["type"] for b in view["blocks"] if b.get("type") == "input"}
 
 
 def test_every_mapping_round_trips_through_slack(engine: Engine) -> None:
@@ -145,11 +141,26 @@ def test_every_mapping_round_trips_through_slack(engine: Engine) -> None:
     assert isinstance(received, Everything)
     assert received.model_dump() == (
         Everything(
-            title="Fix the queue", story="It was slow.", email="ops@example.com",
-            link="https://example.com/runbook", count=7, ratio=0.25, price=Decimal("12.50"),
-            urgent=True, size="m", region=Region.US, zone="f", tags=["x", "y"],
-            many=["a2", "b2"], lines=["first", "second"], day=date(2026, 12, 24),
-            at=time(17, 45), when=datetime(2026, 12, 24, 8, 0, tzinfo=UTC), owner="U0BOB",
-            room="C0GENERAL", reviewers=["U0BOB", "U0CAROL"], contact=Contact(city="Oslo", floor=4),
+            title="Fix the queue",
+            story="It was slow.",
+            email="ops@example.com",
+            link="https://example.com/runbook",
+            count=7,
+            ratio=0.25,
+            price=Decimal("12.50"),
+            urgent=True,
+            size="m",
+            region=Region.US,
+            zone="f",
+            tags=["x", "y"],
+            many=["a2", "b2"],
+            lines=["first", "second"],
+            day=date(2026, 12, 24),
+            at=time(17, 45),
+            when=datetime(2026, 12, 24, 8, 0, tzinfo=UTC),
+            owner="U0BOB",
+            room="C0GENERAL",
+            reviewers=["U0BOB", "U0CAROL"],
+            contact=Contact(city="Oslo", floor=4),
         ).model_dump()
     )

@@ -1,0 +1,286 @@
+"""What the bot posts about runs, and that it posts it exactly once despite Slack and restarts.
+
+Reporting: a model Slack cannot show is reported (and the run cancelled) when the run
+pauses; a run failed by a rejected answer says so; the root message follows the run and
+keeps who answered each input. Delivery: Slack calls are retried on 429 (after
+Retry-After) and 5xx; notifications come from stored events, so an outage delays them
+without losing any, and neither a restart nor a redelivered event posts twice.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Literal
+
+import pydantic
+import pytest
+
+from bot import ids
+from bot.notifier import SlackNotifier
+from bot.serve import Server
+from bot.testing import SIGNING_SECRET, RunningBot, running_bot
+from engine import Engine, RunState, flow, pause_flow_run
+from engine.input import RunInput
+from tests.support.waiting import wait_for
+
+
+class Shirt(RunInput):
+    size: Literal["small", "medium", "large"]
+    color: Literal["red", "green"]
+
+    @pydantic.model_validator(mode="after")
+    def in_stock(self) -> Shirt:
+        if self.color == "green" and self.size == "small":
+            raise ValueError("Green is only in stock for medium and large")
+        return self
+
+
+class Amount(RunInput):
+    amount: int
+
+
+class Counts(RunInput):
+    counts: dict[str, int]
+
+
+@flow(name="dl-once")
+def dl_once() -> str:
+    # No retry loop: a rejected answer fails the run.
+    return pause_flow_run(wait_for_input=Shirt, timeout=600).color
+
+
+@flow(name="dl-retry")
+def dl_retry() -> str:
+    while True:
+        try:
+            return pause_flow_run(wait_for_input=Shirt, timeout=600).color
+        except pydantic.ValidationError:
+            continue
+
+
+@flow(name="dl-two-steps")
+def dl_two_steps() -> int:
+    first = pause_flow_run(wait_for_input=Amount, timeout=600, approvers=["U0BOB"])
+    second = pause_flow_run(wait_for_input=Amount, timeout=600, approvers=["U0ALICE"])
+    return first.amount + second.amount
+
+
+@flow(name="dl-amount")
+def dl_amount(timeout: float = 600) -> int:
+    return pause_flow_run(wait_for_input=Amount, timeout=timeout).amount
+
+
+@flow(name="dl-unrenderable")
+def dl_unrenderable() -> int:
+    return sum(pause_flow_run(wait_for_input=Counts, timeout=600).counts.values())
+
+
+@pytest.fixture
+def bot(engine: Engine) -> Iterator[RunningBot]:
+    with running_bot(engine=engine) as running:
+        yield running
+
+
+def buttons(message) -> list[dict]:
+    return [e for b in message.blocks if b.get("type") == "actions" for e in b["elements"]]
+
+
+def root_of(bot: RunningBot, run_id: str):
+    return bot.slack.wait_for(
+        lambda ws: next(
+            (m for m in ws.channel(bot.channel).messages if run_id[:8] in m.text), None
+        ),
+        timeout=10,
+    )
+
+
+def root_when(bot: RunningBot, ts: str, *needles: str, timeout: float = 10):
+    """The root message once its text and blocks contain every needle."""
+
+    def ready(ws):
+        message = ws.channel(bot.channel).message(ts)
+        shown = message.text + json.dumps(message.blocks)
+        return all(n in shown for n in needles) and message
+
+    return bot.slack.wait_for(ready, timeout=timeout)
+
+
+def reply_with(bot: RunningBot, ts: str, needle: str, timeout: float = 10):
+    return bot.slack.wait_for(
+        lambda ws: next((m for m in ws.channel(bot.channel).thread(ts) if needle in m.text), None),
+        timeout=timeout,
+    )
+
+
+def answer(bot: RunningBot, user: str, message, values: dict) -> None:
+    bot.driver.click(user, message, action_id=ids.PROVIDE_INPUT)
+    bot.slack.wait_for(lambda ws: ws.open_view(user), timeout=10)
+    assert bot.driver.submit(user, values).status == 200
+
+
+def finished(engine: Engine, run_id: str):
+    return wait_for(lambda: (r := engine.get_run(run_id)).state.is_final and r, timeout=15)
+
+
+def posts(bot: RunningBot) -> list:
+    return [c for c in bot.slack.calls("chat.postMessage") if c.ok]
+
+
+# -- reporting ----------------------------------------------------------------------------
+
+
+def test_an_unrenderable_model_is_reported_when_the_run_pauses(
+    engine: Engine, bot: RunningBot
+) -> None:
+    run = engine.submit("dl-unrenderable", {})
+    root = root_of(bot, run.id)
+    note = reply_with(bot, root.ts, "cannot be shown as a Slack form")
+    assert "*Counts*" in note.text and "counts" in note.text and "free-form mapping" in note.text
+    assert "The run is cancelled" in note.text
+
+    run = finished(engine, run.id)
+    assert run.state is RunState.CANCELLED
+    assert "input Counts cannot be rendered" in (run.state_message or "")
+    final = root_when(bot, root.ts, "is *cancelled*", "cannot be rendered")
+    assert not buttons(final)
+    assert bot.slack.calls("views.open") == []  # nobody had to click to find out
+
+
+def test_a_rejected_answer_that_fails_the_run_says_so(engine: Engine, bot: RunningBot) -> None:
+    run = engine.submit("dl-once", {})
+    root = root_of(bot, run.id)
+    answer(bot, "bob", root, {"size": "small", "color": "green"})
+
+    rejected = reply_with(bot, root.ts, "not accepted")
+    assert "<@U0BOB>'s answer" in rejected.text and "Green is only in stock" in rejected.text
+    failed = reply_with(bot, root.ts, "is *failed*")
+    assert "input rejected by Shirt" in failed.text and "does not ask again" in failed.text
+    assert finished(engine, run.id).state is RunState.FAILED
+
+    final = root_when(bot, root.ts, "is *failed*", "Answer from <@U0BOB> was rejected")
+    assert not buttons(final)
+    thread = bot.slack.channel(bot.channel).thread(root.ts)
+    assert not any(buttons(m) for m in thread)  # nothing asks again
+
+
+def test_the_root_message_follows_the_run_and_keeps_who_answered(
+    engine: Engine, bot: RunningBot
+) -> None:
+    run = engine.submit("dl-two-steps", {})
+    root = root_of(bot, run.id)
+    assert [b["text"]["text"] for b in buttons(root)] == ["Provide input"]
+    answer(bot, "bob", root, {"amount": 2})
+
+    second = bot.slack.wait_for(
+        lambda ws: next((m for m in ws.channel(bot.channel).thread(root.ts) if buttons(m)), None)
+    )
+    moved_on = root_when(bot, root.ts, "`1` :white_check_mark: Answered by <@U0BOB>")
+    assert not buttons(moved_on)
+    answer(bot, "alice", second, {"amount": 3})
+
+    assert finished(engine, run.id).result == "5"
+    final = root_when(
+        bot, root.ts, "is *completed*", "`2` :white_check_mark: Answered by <@U0ALICE>"
+    )
+    assert "`1` :white_check_mark: Answered by <@U0BOB>" in json.dumps(final.blocks)
+    assert "completed" in final.text and not buttons(final)
+    closed = bot.slack.channel(bot.channel).message(second.ts)
+    assert not buttons(closed) and "Answered by <@U0ALICE>" in json.dumps(closed.blocks)
+
+
+def test_a_timed_out_run_says_so_on_its_root_message(engine: Engine, bot: RunningBot) -> None:
+    run = engine.submit("dl-amount", {"timeout": 1})
+    root = root_of(bot, run.id)
+    final = root_when(bot, root.ts, "is *timed out*", "Nobody answered in time")
+    assert not buttons(final)
+    assert finished(engine, run.id).state is RunState.FAILED
+    reply_with(bot, root.ts, "nobody answered in time")
+
+
+# -- delivery -----------------------------------------------------------------------------
+
+
+def test_a_rate_limited_post_is_retried_after_retry_after(engine: Engine, bot: RunningBot) -> None:
+    bot.slack.fail_next("chat.postMessage", status=429, retry_after=1)
+    run = engine.submit("dl-amount", {})
+    root_of(bot, run.id)
+    limited, ok = bot.slack.calls("chat.postMessage")
+    assert (limited.status, limited.error, ok.ok) == (429, "ratelimited", True)
+    assert ok.at - limited.at >= 1.0  # Retry-After was honoured
+    assert len(posts(bot)) == 1
+
+
+def test_server_errors_are_retried(engine: Engine, bot: RunningBot) -> None:
+    run = engine.submit("dl-amount", {})
+    root = root_of(bot, run.id)
+    bot.slack.fail_next("views.open", status=503)
+    bot.slack.fail_next("chat.update", status=500)
+    answer(bot, "alice", root, {"amount": 1})  # the form opened despite the 503
+    root_when(bot, root.ts, "is *completed*")
+    assert [c.status for c in bot.slack.calls("views.open")] == [503, 200]
+    assert bot.slack.calls("chat.update")[0].status == 500
+
+
+def test_an_outage_delays_the_prompt_but_loses_nothing(engine: Engine, bot: RunningBot) -> None:
+    # slack_sdk's WebClient retries only 500 and 503, so each 502 fails the delivery: the
+    # event stays unacknowledged and the durable consumer tries it again (with backoff)
+    # until Slack is back.
+    bot.slack.fail_next("chat.postMessage", times=3, status=502)
+    run = engine.submit("dl-amount", {})
+    root = root_of(bot, run.id)
+    assert [c.status for c in bot.slack.calls("chat.postMessage")] == [502, 502, 502, 200]
+
+    answer(bot, "bob", root, {"amount": 6})
+    root_when(bot, root.ts, "is *completed*", "Answered by <@U0BOB>")
+    assert len(posts(bot)) == 1
+
+
+def test_a_restarted_bot_posts_no_second_prompt(engine: Engine, bot: RunningBot) -> None:
+    run = engine.submit("dl-amount", {})
+    root = root_of(bot, run.id)
+    bot.server.stop()  # possibly before the consumer stored that it delivered the event
+
+    restarted = Server(engine, bot.server.settings, port=0)
+    restarted.start()
+    try:
+        bot.driver = bot.slack.driver(f"{restarted.url}/slack/events", SIGNING_SECRET)
+        answer(bot, "bob", root, {"amount": 8})
+        root_when(bot, root.ts, "is *completed*", "Answered by <@U0BOB>")
+    finally:
+        restarted.stop()
+    assert len(posts(bot)) == 1
+    assert finished(engine, run.id).result == "8"
+
+
+def test_every_event_delivered_again_posts_nothing_new(engine: Engine, bot: RunningBot) -> None:
+    retried = engine.submit("dl-retry", {})
+    failed = engine.submit("dl-once", {})
+    cancelled = engine.submit("dl-unrenderable", {})
+    retried_root = root_of(bot, retried.id)
+    answer(bot, "alice", retried_root, {"size": "small", "color": "green"})
+    again = bot.slack.wait_for(
+        lambda ws: next(
+            (m for m in ws.channel(bot.channel).thread(retried_root.ts) if buttons(m)), None
+        )
+    )
+    answer(bot, "bob", again, {"color": "red"})
+    answer(bot, "bob", root_of(bot, failed.id), {"size": "small", "color": "green"})
+    for run in (retried, failed, cancelled):
+        finished(engine, run.id)
+    root_when(bot, retried_root.ts, "is *completed*")
+    reply_with(bot, root_of(bot, failed.id).ts, "is *failed*")
+    reply_with(bot, root_of(bot, cancelled.id).ts, "is *cancelled*")
+
+    def snapshot():
+        channel = bot.slack.channel(bot.channel)
+        everything = [*channel.messages, *(m for t in channel.replies.values() for m in t)]
+        return sorted((m.ts, m.text, json.dumps(m.blocks)) for m in everything)
+
+    before, posted = snapshot(), len(posts(bot))
+    replay = SlackNotifier(engine, bot.slack.client(), bot.channel)
+    for event in engine.store.events_after(0, limit=10_000):
+        replay.on_event(event)
+    assert len(posts(bot)) == posted
+    assert snapshot() == before
+    assert engine.get_run(cancelled.id).state is RunState.CANCELLED

@@ -1,0 +1,128 @@
+"""Reminders before a prompt's deadline: scheduled as durable engine timers, posted in the thread.
+
+The reminder is due at ``deadline - min(10 minutes, half the time to the deadline)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from bot import ids, reminders
+from bot.testing import RunningBot, running_bot
+from engine import Engine, PauseStatus, PauseTimeout, flow, pause_flow_run
+from engine.input import RunInput
+from tests.support.waiting import wait_for
+
+
+class Ok(RunInput):
+    ok: bool = True
+
+
+@flow(name="rm-guarded", approvers=["U0BOB", "S0SRE"])
+def rm_guarded() -> bool:
+    return pause_flow_run(wait_for_input=Ok, timeout=3600).ok
+
+
+@flow(name="rm-open", forbid_starter=True)
+def rm_open(timeout: float = 3600) -> str:
+    try:
+        return str(pause_flow_run(wait_for_input=Ok, timeout=timeout).ok)
+    except PauseTimeout:
+        return "nobody"
+
+
+@pytest.fixture
+def bot(engine: Engine) -> Iterator[RunningBot]:
+    with running_bot(engine=engine) as running:
+        yield running
+
+
+def root_of(bot: RunningBot, run_id: str):
+    return bot.slack.wait_for(
+        lambda ws: next(
+            (m for m in ws.channel(bot.channel).messages if run_id[:8] in m.text), None
+        ),
+        timeout=10,
+    )
+
+
+def reminders_in(bot: RunningBot, ts: str) -> list:
+    return [m for m in bot.slack.channel(bot.channel).thread(ts) if "Reminder" in m.text]
+
+
+def pending(engine: Engine, run_id: str) -> datetime | None:
+    jobs = dict(engine.timers.pending())
+    return jobs.get(reminders.job_id(run_id, "1"))
+
+
+def test_reminder_time_is_ten_minutes_or_half_the_wait_before_the_deadline() -> None:
+    now = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
+    cases = {
+        timedelta(hours=2): timedelta(minutes=10),
+        timedelta(minutes=20): timedelta(minutes=10),
+        timedelta(minutes=10): timedelta(minutes=5),
+        timedelta(seconds=2): timedelta(seconds=1),
+    }
+    for wait, lead in cases.items():
+        assert reminders.reminder_time(now + wait, now) == now + wait - lead
+
+
+def test_remind_mentions_the_approvers_once_and_only_while_waiting(
+    engine: Engine, bot: RunningBot
+) -> None:
+    run = engine.submit("rm-guarded", {})
+    root = root_of(bot, run.id)
+    deadline = engine.get_pause(run.id, "1").deadline
+    due = wait_for(lambda: pending(engine, run.id), timeout=5)  # set just after the post
+    assert due == deadline - timedelta(minutes=10)
+
+    assert reminders.remind(run_id=run.id, key="1") is True
+    [reminder] = reminders_in(bot, root.ts)
+    assert reminder.text.startswith(":bell: Reminder: *rm-guarded* run")
+    assert "<@U0BOB>, <!subteam^S0SRE>: please answer before" in reminder.text
+    assert reminders.remind(run_id=run.id, key="1") is False  # fired twice: one message
+
+    bot.slack.add_usergroup("S0SRE", "sre", ["U0ALICE"])
+    bot.driver.click("alice", root, action_id=ids.PROVIDE_INPUT)
+    bot.slack.wait_for(lambda ws: ws.open_view("alice"))
+    assert bot.driver.submit("alice", {"ok": True}).status == 200
+    wait_for(lambda: engine.get_run(run.id).state.is_final, timeout=10)
+    wait_for(lambda: pending(engine, run.id) is None, timeout=10)  # answered: job dropped
+    assert reminders.remind(run_id=run.id, key="1") is False
+    assert len(reminders_in(bot, root.ts)) == 1
+
+
+def test_remind_says_anyone_and_does_nothing_once_cancelled(
+    engine: Engine, bot: RunningBot
+) -> None:
+    run = engine.submit("rm-open", {}, started_by="U0CAROL")
+    root = root_of(bot, run.id)
+    wait_for(lambda: pending(engine, run.id), timeout=5)  # the prompt is recorded
+    assert reminders.remind(run_id=run.id, key="1") is True
+    [reminder] = reminders_in(bot, root.ts)
+    assert "Anyone here (not <@U0CAROL>, who started it): please answer" in reminder.text
+
+    engine.cancel(run.id)
+    wait_for(lambda: engine.get_pause(run.id, "1").status is PauseStatus.CANCELLED)
+    assert reminders.remind(run_id=run.id, key="1") is False
+    assert reminders.remind(run_id="no-such-run", key="1") is False
+
+
+def test_the_stored_job_fires_by_itself_before_the_deadline(
+    engine: Engine, bot: RunningBot
+) -> None:
+    run = engine.submit("rm-open", {"timeout": 2})
+    root = root_of(bot, run.id)
+    deadline = engine.get_pause(run.id, "1").deadline
+    due = wait_for(lambda: pending(engine, run.id), timeout=5)
+    assert timedelta(seconds=0.5) < deadline - due <= timedelta(seconds=1)
+
+    reminder = bot.slack.wait_for(lambda ws: reminders_in(bot, root.ts), timeout=5)[0]
+    assert "Anyone here" in reminder.text
+    assert engine.get_pause(run.id, "1").status is PauseStatus.WAITING  # before the deadline
+    wait_for(lambda: engine.get_run(run.id).state.is_final, timeout=10)
+    assert engine.get_run(run.id).result == "'nobody'"
+    assert len(reminders_in(bot, root.ts)) == 1

@@ -1,0 +1,296 @@
+"""``/runs`` over real HTTP: list, filter, show, start (with and without a form), cancel, help.
+
+Also the configuration the command depends on: the manifest's slash commands and request
+URLs match the app, and settings errors name the variable that is wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Literal
+
+import pytest
+import yaml
+
+from bot import ids
+from bot.config import BotSettings
+from bot.errors import SettingsError
+from bot.testing import RunningBot, running_bot
+from engine import Engine, RunState, flow, get_run_logger, pause_flow_run
+from engine.input import RunInput
+from tests.support.waiting import wait_for
+
+MANIFEST = Path(__file__).resolve().parents[2] / "manifest.yml"
+
+
+class Go(RunInput):
+    decision: Literal["approve", "reject"]
+    note: str = ""
+
+
+@flow(name="rc-deploy")
+def rc_deploy(service: str, version: str = "latest") -> str:
+    answer = pause_flow_run(wait_for_input=Go, timeout=600)
+    get_run_logger().info("deploying %s %s: %s", service, version, answer.decision)
+    return f"{service}@{version} {answer.decision}"
+
+
+@flow(name="rc-quick")
+def rc_quick(n: int = 1) -> int:
+    return n * 2
+
+
+@flow(name="rc-broken")
+def rc_broken() -> None:
+    raise RuntimeError("boom")
+
+
+@pytest.fixture
+def bot(engine: Engine) -> Iterator[RunningBot]:
+    with running_bot(engine=engine) as running:
+        yield running
+
+
+def runs(bot: RunningBot, user: str, text: str = "", channel: str | None = None):
+    """Type ``/runs text``; check it is acked within 3 s; return the ephemeral answer."""
+    before = len(bot.slack.ephemeral(user))
+    started = time.monotonic()
+    reply = bot.driver.slash_command(user, "/runs", text, channel=channel)
+    assert reply.status == 200, reply.text
+    assert time.monotonic() - started < 3.0, "Slack shows a timeout after 3 s"
+    return bot.slack.wait_for(lambda ws: ws.ephemeral(user)[before:][-1], timeout=10)
+
+
+def shown(message) -> str:
+    return message.text + json.dumps(message.blocks)
+
+
+def buttons(message) -> list[dict]:
+    return [e for b in message.blocks if b.get("type") == "actions" for e in b["elements"]]
+
+
+def prompt_in(bot: RunningBot, channel: str, run_id: str):
+    return bot.slack.wait_for(
+        lambda ws: next((m for m in ws.channel(channel).messages if run_id[:8] in m.text), None),
+        timeout=10,
+    )
+
+
+def finished(engine: Engine, run_id: str):
+    return wait_for(lambda: (r := engine.get_run(run_id)).state.is_final and r, timeout=15)
+
+
+def test_listing_waiting_runs_and_answering_from_the_list(engine: Engine, bot: RunningBot) -> None:
+    waiting = engine.submit("rc-deploy", {"service": "api"}, started_by="U0CAROL")
+    done = engine.submit("rc-quick", {"n": 2})
+    prompt_in(bot, bot.channel, waiting.id)
+    finished(engine, done.id)
+
+    listing = runs(bot, "alice")
+    assert "Runs waiting for input" in listing.text
+    assert waiting.id[:8] in shown(listing) and done.id[:8] not in shown(listing)
+    assert [b["text"]["text"] for b in buttons(listing)] == ["Provide input", "Show", "Cancel"]
+    assert buttons(listing)[0]["value"] == waiting.id  # just the run id, no pause key
+
+    bot.driver.click("alice", listing, action_id=ids.PROVIDE_INPUT, value=waiting.id)
+    form = bot.slack.wait_for(lambda ws: ws.open_view("U0ALICE"))
+    assert form.callback_id == ids.INPUT_VIEW
+    assert bot.driver.submit("alice", {"decision": "approve"}).status == 200
+
+    run = finished(engine, waiting.id)
+    assert (run.state, run.result) == (RunState.COMPLETED, "'api@latest approve'")
+    assert engine.detail(run.id).pauses[0].responder == "U0ALICE"
+
+
+def test_filters_by_state_and_by_flow(engine: Engine, bot: RunningBot) -> None:
+    quick = engine.submit("rc-quick", {"n": 1})
+    broken = engine.submit("rc-broken", {})
+    waiting = engine.submit("rc-deploy", {"service": "web"})
+    finished(engine, quick.id)
+    finished(engine, broken.id)
+    prompt_in(bot, bot.channel, waiting.id)
+
+    def listed(text: str) -> set[str]:
+        answer = shown(runs(bot, "bob", text))
+        return {r.id for r in (quick, broken, waiting) if r.id[:8] in answer}
+
+    assert listed("all") == {quick.id, broken.id, waiting.id}
+    assert listed("completed") == {quick.id}
+    assert listed("failed") == {broken.id}
+    assert listed("running") == set()
+    assert listed("rc-quick") == {quick.id}
+    assert listed("") == {waiting.id}
+    assert "No runs." in shown(runs(bot, "bob", "cancelled"))
+
+
+def test_show_gives_states_inputs_with_who_and_the_log_tail(
+    engine: Engine, bot: RunningBot
+) -> None:
+    run = engine.submit("rc-deploy", {"service": "db", "version": "7"}, started_by="U0CAROL")
+    prompt = prompt_in(bot, bot.channel, run.id)
+    bot.driver.click("bob", prompt, action_id=ids.PROVIDE_INPUT)
+    bot.slack.wait_for(lambda ws: ws.open_view("U0BOB"))
+    bot.driver.submit("bob", {"decision": "reject", "note": "not today"})
+    finished(engine, run.id)
+
+    text = runs(bot, "alice", f"show {run.id[:8]}").text
+    assert "is *completed*" in text
+    assert "Started by <@U0CAROL>" in text
+    assert "scheduled" in text.lower() and "Paused" in text and "Completed" in text
+    assert "*Input* `1` accepted by <@U0BOB>" in text and "not today" in text
+    assert "Log tail" in text and "deploying db 7: reject" in text
+
+    # The Show button of a listing answers the same, without replacing the list.
+    listing = runs(bot, "alice", "all")
+    before = len(bot.slack.ephemeral("alice"))
+    bot.driver.click("alice", listing, action_id=ids.SHOW_RUN, value=run.id)
+    detail = bot.slack.wait_for(lambda ws: ws.ephemeral("alice")[before:][-1], timeout=10)
+    assert detail.text == text
+    assert bot.slack.ephemeral("alice")[before - 1].text == listing.text  # still there
+
+
+def test_start_with_parameters_posts_the_prompt_where_it_was_typed(
+    engine: Engine, bot: RunningBot
+) -> None:
+    bot.slack.add_channel("C0DEPLOYS", "deploys")
+    answer = runs(bot, "alice", "start rc-deploy service=api version=1.10", channel="C0DEPLOYS")
+    assert answer.text.startswith("Started *rc-deploy* run")
+
+    run = wait_for(lambda: engine.list_runs(flow_name="rc-deploy"), timeout=5)[0]
+    # "1.10" is a string parameter: it stays "1.10", not the number 1.1.
+    assert run.parameters == {"service": "api", "version": "1.10"}
+    assert (run.started_by, run.tags) == ("U0ALICE", {"slack.channel": "C0DEPLOYS"})
+    prompt = prompt_in(bot, "C0DEPLOYS", run.id)
+    assert buttons(prompt)
+    assert bot.slack.channel(bot.channel).messages == ()
+
+
+def test_start_without_a_required_parameter_opens_a_form(engine: Engine, bot: RunningBot) -> None:
+    bot.driver.slash_command("carol", "/runs", "start rc-deploy version=2", channel="C0OPS")
+    form = bot.slack.wait_for(lambda ws: ws.open_view("U0CAROL"))
+    assert form.callback_id == ids.START_VIEW
+    inputs = {b["block_id"]: b for b in form.blocks if b["type"] == "input"}
+    assert set(inputs) == {"field:service", "field:version"}
+    assert inputs["field:version"]["element"]["initial_value"] == "2"  # what was typed
+
+    reply = bot.driver.submit("carol", {"service": "search"})
+    assert reply.status == 200 and reply.response_action is None and not reply.problems
+    run = wait_for(lambda: engine.list_runs(flow_name="rc-deploy"), timeout=5)[0]
+    assert run.parameters == {"service": "search", "version": "2"}
+    assert (run.started_by, run.tags) == ("U0CAROL", {"slack.channel": "C0OPS"})
+    prompt_in(bot, "C0OPS", run.id)
+    note = bot.slack.wait_for(lambda ws: ws.ephemeral("U0CAROL"))
+    assert note[-1].text.startswith("Started *rc-deploy* run") and note[-1].channel == "C0OPS"
+
+
+def test_a_start_form_for_a_flow_that_is_gone_says_so(engine: Engine, bot: RunningBot) -> None:
+    # A form opened before a deploy removed the flow: answered with a notice, not a 500.
+    bot.slack.workspace.open_modal(
+        "U0ALICE",
+        {
+            "type": "modal",
+            "callback_id": ids.START_VIEW,
+            "title": {"type": "plain_text", "text": "Start"},
+            "submit": {"type": "plain_text", "text": "Start"},
+            "private_metadata": json.dumps({"flow": "no-such-flow", "channel": "C0GENERAL"}),
+            "blocks": [
+                {
+                    "type": "input",
+                    "block_id": "field:x",
+                    "label": {"type": "plain_text", "text": "x"},
+                    "element": {"type": "plain_text_input", "action_id": "value"},
+                }
+            ],
+        },
+    )
+    reply = bot.driver.submit("alice", {"x": "1"})
+    assert reply.status == 200 and reply.response_action == "update" and not reply.problems
+    assert "no-such-flow" in json.dumps(bot.slack.open_view("alice").blocks)
+    assert engine.list_runs() == []
+
+
+def test_cancel_by_command_and_by_button(engine: Engine, bot: RunningBot) -> None:
+    first = engine.submit("rc-deploy", {"service": "a"})
+    second = engine.submit("rc-deploy", {"service": "b"})
+    root = prompt_in(bot, bot.channel, first.id)
+    prompt_in(bot, bot.channel, second.id)
+
+    answer = runs(bot, "alice", f"cancel {first.id}")
+    assert answer.text.startswith("Cancelled *rc-deploy* run")
+    assert finished(engine, first.id).state is RunState.CANCELLED
+    final = bot.slack.wait_for(
+        lambda ws: (m := ws.channel(bot.channel).message(root.ts)) and "cancelled" in m.text and m
+    )
+    assert not buttons(final) and "cancelled by <@U0ALICE>" in final.text
+
+    listing = runs(bot, "bob")
+    bot.driver.click("bob", listing, action_id=ids.CANCEL_RUN, value=second.id)
+    assert finished(engine, second.id).state is RunState.CANCELLED
+    assert "cancelled by U0BOB" in (engine.get_run(second.id).state_message or "")
+
+    # Cancelling what already ended is refused with the reason.
+    assert "cannot become cancelled" in runs(bot, "alice", f"cancel {first.id}").text
+
+
+def test_help_and_unknown_subcommands(engine: Engine, bot: RunningBot) -> None:
+    help_text = runs(bot, "alice", "help").text
+    for usage in ("`/runs show RUN`", "`/runs start FLOW [k=v ...]`", "`/runs cancel RUN`"):
+        assert usage in help_text
+    unknown = runs(bot, "alice", "frobnicate everything").text
+    assert unknown.startswith("Unknown command `frobnicate everything`") and help_text in unknown
+    assert "needs a run id" in runs(bot, "alice", "show").text
+    assert "no run with id 'nope'" in runs(bot, "alice", "show nope").text
+    assert "No flow named `nope`" in runs(bot, "alice", "start nope").text
+    assert "Could not read that" in runs(bot, "alice", 'start "unclosed').text
+
+
+# -- configuration ------------------------------------------------------------------------
+
+
+def test_manifest_commands_and_request_urls_match_the_app(engine: Engine, bot: RunningBot) -> None:
+    manifest = yaml.safe_load(MANIFEST.read_text())
+    commands = manifest["features"]["slash_commands"]
+    declared = {name: value for name, value in vars(ids).items() if name.endswith("_COMMAND")}
+    assert sorted(c["command"] for c in commands) == sorted(declared.values())
+
+    interactivity = manifest["settings"]["interactivity"]
+    assert interactivity["is_enabled"] is True
+    paths = {c["url"].split("/", 3)[3] for c in commands} | {
+        interactivity["request_url"].split("/", 3)[3]
+    }
+    assert paths == {"slack/events"}
+    # The app served at that path answers every declared command (an unknown one is a 404).
+    driver = bot.slack.driver(f"{bot.server.url}/{paths.pop()}", "sandbox-signing-secret")
+    for command in commands:
+        assert driver.slash_command("alice", command["command"], "help").status == 200
+    assert driver.slash_command("alice", "/not-ours", "").status == 404
+
+
+def test_settings_errors_name_each_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(SettingsError) as missing:
+        BotSettings.load()
+    for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SIGNOFF_CHANNEL"):
+        assert f"{name} is not set" in str(missing.value)
+
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxp-user-token-secret")
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", "s3cr3t")
+    monkeypatch.setenv("SIGNOFF_CHANNEL", "C0GENERAL")
+    monkeypatch.setenv("SLACK_APP_TOKEN", "xoxb-not-an-app-token")
+    monkeypatch.setenv("SLACK_API_URL", "slack.example.com/api")
+    with pytest.raises(SettingsError) as malformed:
+        BotSettings.load()
+    message = str(malformed.value)
+    assert "SLACK_BOT_TOKEN must be a bot token starting with xoxb-" in message
+    assert "SLACK_APP_TOKEN must be an app-level token starting with xapp-" in message
+    assert "SLACK_API_URL must be an http(s) URL" in message
+    assert "xoxp-user-token-secret" not in message  # values (tokens) are never echoed
+    assert "xoxb-not-an-app-token" not in message
+
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-1")
+    monkeypatch.delenv("SLACK_APP_TOKEN")
+    monkeypatch.setenv("SLACK_API_URL", "http://127.0.0.1:9/api")
+    settings = BotSettings.load()
+    assert (settings.bot_token, settings.api_url) == ("xoxb-1", "http://127.0.0.1:9/api/")

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import click
 
+from bot import reminders
 from bot.sandbox import Message, SlackSandbox, block_kit_builder_url, render_message, render_view
 from bot.serve import Server
 from bot.testing import SIGNING_SECRET, running_bot
@@ -101,6 +102,15 @@ class Demo:
         if reply.response_action == "errors":
             for block, error in reply.errors.items():
                 self.say(f"   {block}: {error}")
+
+    def reminder(self, run: Run) -> None:
+        """Fire the run's reminder now instead of ten minutes before its deadline."""
+        pause = self.engine.waiting_pause(run.id)
+        assert pause is not None and pause.deadline is not None
+        due = reminders.reminder_time(pause.deadline, pause.created_at)
+        self.step(f"fast-forward to {due:%H:%M} UTC, when the reminder is due")
+        reminders.remind(run_id=run.id, key=pause.key)
+        self.thread_notes(run)
 
     def refused(self, run: Run, user: str) -> None:
         prompt = self.prompt_for(run)
@@ -196,6 +206,7 @@ def builtin_demo() -> None:
         demo.step("starting deploy-production (approvers: bob; the starter may not approve)")
         deploy = demo.engine.submit("deploy-production", {"version": "2.4.1"}, started_by="U0CAROL")
         demo.refused(deploy, "alice")
+        demo.reminder(deploy)
         demo.answer(
             deploy, "bob", {"approve": True, "reason": "ok"}, "submits a reason that is too short"
         )

@@ -37,6 +37,8 @@ def test_demo_prints_the_whole_loop(tmp_path: Path) -> None:
     # a structural error inside the modal, and a refused non-approver
     assert "field:reason: must be at least 3 characters long" in out
     assert "(only alice sees) Only <@U0BOB> may answer this." in out
+    # the deploy's reminder before its deadline, naming who may answer
+    assert ":bell: Reminder: *deploy-production* run" in out and "<@U0BOB>" in out
     # the final states, with who answered
     assert "greet-user         completed  result='Hello, Ada!'  input 1 accepted (U0ALICE)" in out
     assert "input 1 rejected (U0ALICE), input 2 accepted (U0BOB)" in out

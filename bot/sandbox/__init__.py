@@ -14,19 +14,33 @@ Loopback only; no network. Typical end-to-end test::
         slack.wait_for(lambda ws: ws.open_view("U0ALICE"))
         assert driver.submit("alice", {"reason": "ok"}).status == 200
 
+An app in Socket Mode needs no URL: it calls ``apps.connections.open`` on the sandbox's Web API
+with an app-level token (``xapp-...``) and connects to the WebSocket URL it gets back. Drive it
+with ``slack.socket_driver()`` instead; the acks come back as the same :class:`AppResponse`::
+
+    with SlackSandbox() as slack:
+        handler = SocketModeHandler(app, slack.app_token)      # app.client on slack.api_url
+        handler.connect()
+        driver = slack.socket_driver()
+        assert driver.slash_command("alice", "/runs", "help").status == 200
+        handler.close()                                        # before the sandbox stops
+
 Modules: :mod:`.workspace` (state), :mod:`.webapi` (HTTP server) and :mod:`.methods` (Web API
-methods), :mod:`.driver` (signed requests to the app), :mod:`.forms` (filling in views),
-:mod:`.render` (text renderings), :mod:`.pytest_plugin` (the ``slack_sandbox`` fixture; enable
-with ``pytest_plugins = ["bot.sandbox.pytest_plugin"]``).
+methods), :mod:`.driver` (acting as users), :mod:`.transport` (delivering over HTTP, signed),
+:mod:`.socket_mode` and :mod:`.websocket` (delivering over Socket Mode), :mod:`.forms` (filling
+in views), :mod:`.render` (text renderings), :mod:`.pytest_plugin` (the ``slack_sandbox``
+fixture; enable with ``pytest_plugins = ["bot.sandbox.pytest_plugin"]``).
 """
 
 from __future__ import annotations
 
 from bot.sandbox.driver import Driver
 from bot.sandbox.errors import (
+    AppNotConnected,
     ConditionTimeout,
     FieldRejected,
     NoSuchUser,
+    NotAcknowledged,
     NothingToInteractWith,
     SandboxError,
     SandboxNotRunning,
@@ -35,6 +49,7 @@ from bot.sandbox.errors import (
 )
 from bot.sandbox.forms import client_problems, element_state, fill_state
 from bot.sandbox.records import (
+    AppResponse,
     Call,
     Channel,
     EphemeralMessage,
@@ -46,11 +61,13 @@ from bot.sandbox.records import (
 )
 from bot.sandbox.render import block_kit_builder_url, render_message, render_view
 from bot.sandbox.sandbox import SlackSandbox
-from bot.sandbox.transport import AppResponse
+from bot.sandbox.socket_mode import SocketModeDriver
+from bot.sandbox.transport import HttpDriver
 from bot.sandbox.workspace import DEFAULT_USERS, Workspace
 
 __all__ = [
     "DEFAULT_USERS",
+    "AppNotConnected",
     "AppResponse",
     "Call",
     "Channel",
@@ -58,14 +75,17 @@ __all__ = [
     "Driver",
     "EphemeralMessage",
     "FieldRejected",
+    "HttpDriver",
     "JsonDict",
     "Message",
     "NoSuchUser",
+    "NotAcknowledged",
     "NothingToInteractWith",
     "OpenView",
     "SandboxError",
     "SandboxNotRunning",
     "SlackSandbox",
+    "SocketModeDriver",
     "SubmitBlocked",
     "UnknownField",
     "User",

@@ -1,14 +1,16 @@
-"""Acting as Slack towards the app: signed slash commands, clicks, submissions and events.
+"""Acting as Slack towards the app: slash commands, clicks, submissions and events.
 
-The driver builds the same payloads Slack sends (slack-platform.md §2), signs them exactly as
-Slack does (``v0:{timestamp}:{raw body}``, HMAC-SHA256 with the signing secret) and POSTs them
-to the app over real HTTP. It then applies to the workspace what Slack would do with the
-answer: a submission answered with an empty 200 closes the view, ``response_action: update``
-replaces it, ``push`` pushes, ``errors`` keeps it open, a slash command's body is shown to the
-user::
+The driver builds the same payloads Slack sends (slack-platform.md §2) and delivers them the way
+the app receives them: signed POSTs over real HTTP (:class:`~bot.sandbox.transport.HttpDriver`)
+or envelopes over the app's Socket Mode WebSocket
+(:class:`~bot.sandbox.socket_mode.SocketModeDriver`). It then applies to the workspace what
+Slack would do with the answer: a submission answered with an empty ack closes the view,
+``response_action: update`` replaces it, ``push`` pushes, ``errors`` keeps it open, a slash
+command's answer is shown to the user::
 
     with SlackSandbox() as slack:
         driver = slack.driver("http://127.0.0.1:3000/slack/events", signing_secret="s3cr3t")
+        # or, for an app connected in Socket Mode: driver = slack.socket_driver()
         driver.slash_command("alice", "/runs", "pending")
         message = slack.wait_for(lambda ws: ws.channel("C0GENERAL").last)
         driver.click("alice", message, action_id="provide_input")
@@ -20,13 +22,12 @@ user::
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any
-from urllib.parse import urlencode
+from typing import Any, Literal
 
 from bot.blockkit import check_message, check_view
 from bot.sandbox.errors import ApiFailure, FieldRejected, NoSuchUser, NothingToInteractWith
@@ -37,11 +38,10 @@ from bot.sandbox.forms import (
     fill_state,
     stateful_elements,
 )
-from bot.sandbox.records import EphemeralMessage, JsonDict, Message, OpenView, User
-from bot.sandbox.transport import JSON, AppConnection, AppResponse
+from bot.sandbox.records import AppResponse, EphemeralMessage, JsonDict, Message, OpenView, User
 from bot.sandbox.workspace import Workspace
 
-__all__ = ["VERIFICATION_TOKEN", "Driver"]
+__all__ = ["VERIFICATION_TOKEN", "Delivery", "Driver"]
 
 logger = logging.getLogger(__name__)
 
@@ -51,34 +51,37 @@ VERIFICATION_TOKEN = "sandbox-verification-token"
 
 Target = Message | EphemeralMessage | OpenView
 
+#: What is delivered, named as Socket Mode names its envelopes.
+Delivery = Literal["slash_commands", "interactive", "events_api"]
 
-class Driver(AppConnection):
+
+class Driver(ABC):
     """Sends Slack's requests to an app, as users of the sandbox workspace.
 
     Users are given as ids (``"U0ALICE"``) or handles (``"alice"``). Get one from
-    :meth:`bot.sandbox.SlackSandbox.driver`.
+    :meth:`bot.sandbox.SlackSandbox.driver` (HTTP) or
+    :meth:`bot.sandbox.SlackSandbox.socket_driver` (Socket Mode); both act the same way.
 
     Args:
         workspace: The sandbox workspace (issues trigger_ids and response_urls, holds views).
         sandbox_url: Base URL of the sandbox server, for response_urls.
-        app_url: Where the app receives Slack requests, e.g. ``http://127.0.0.1:3000/slack/events``.
-        signing_secret: The app's signing secret.
-        timeout: Seconds to wait for the app's HTTP answer.
     """
 
-    def __init__(
-        self,
-        workspace: Workspace,
-        sandbox_url: str,
-        app_url: str,
-        signing_secret: str,
-        *,
-        timeout: float = 10.0,
-    ) -> None:
-        super().__init__(app_url, signing_secret, timeout=timeout)
+    def __init__(self, workspace: Workspace, sandbox_url: str) -> None:
         self.workspace = workspace
         self.sandbox_url = sandbox_url.rstrip("/")
         self._events = 0
+
+    @abstractmethod
+    def deliver(self, kind: Delivery, payload: Mapping[str, Any]) -> AppResponse:
+        """Hand one request to the app and return its answer (the ack, in Socket Mode).
+
+        Args:
+            kind: ``slash_commands`` (``payload`` is the command's fields),
+                ``interactive`` (an interactivity payload) or ``events_api`` (an
+                ``event_callback`` body).
+            payload: What Slack sends.
+        """
 
     # -- helpers shared by the interactions -------------------------------------------------
 
@@ -152,9 +155,9 @@ class Driver(AppConnection):
             "response_url": self._response_url(ws.issue_response_url(who.id, channel_id)),
             "trigger_id": ws.issue_trigger(who.id),
         }
-        response = self.send(urlencode(fields))
+        response = self.deliver("slash_commands", fields)
         logger.debug(
-            "%s ran %s -> HTTP %s",
+            "%s ran %s -> %s",
             who.name,
             command,
             response.status,
@@ -269,7 +272,7 @@ class Driver(AppConnection):
             payload.update(container={"type": "view", "view_id": fresh.id}, view=view)
             if fresh.type == "modal" and element["type"] != "button":
                 self.workspace.set_view_state(fresh.id, state)
-            return self.send_payload(payload)
+            return self.deliver("interactive", payload)
         ephemeral = isinstance(fresh, EphemeralMessage)
         container: JsonDict = {
             "type": "message",
@@ -290,7 +293,7 @@ class Driver(AppConnection):
         )
         if isinstance(fresh, Message):
             payload["message"] = fresh.to_api(self.workspace.team_id)
-        return self.send_payload(payload)
+        return self.deliver("interactive", payload)
 
     @staticmethod
     def _state_after(
@@ -351,10 +354,10 @@ class Driver(AppConnection):
         submitted["state"] = {"values": state}
         payload = self._envelope("view_submission", who)
         payload.update(view=submitted, response_urls=self._response_urls(who, top, state))
-        response = self.send_payload(payload)
+        response = self.deliver("interactive", payload)
         rejected = self._apply_submission(who.id, top, response)
         logger.debug(
-            "%s submitted %s -> HTTP %s %s",
+            "%s submitted %s -> %s %s",
             who.name,
             top.callback_id,
             response.status,
@@ -429,12 +432,12 @@ class Driver(AppConnection):
             return None
         payload = self._envelope("view_closed", who, trigger=False)
         payload.update(view=top.view, is_cleared=cleared)
-        return self.send_payload(payload)
+        return self.deliver("interactive", payload)
 
     # -- events -----------------------------------------------------------------------------
 
     def event(self, event: Mapping[str, Any]) -> AppResponse:
-        """Deliver an Events API ``event_callback`` wrapping ``event`` (JSON, signed)."""
+        """Deliver an Events API ``event_callback`` wrapping ``event``."""
         ws = self.workspace
         self._events += 1
         body = {
@@ -456,7 +459,7 @@ class Driver(AppConnection):
             ],
             "is_ext_shared_channel": False,
         }
-        return self.send(json.dumps(body), JSON)
+        return self.deliver("events_api", body)
 
     def open_home(self, user: str) -> AppResponse:
         """``user`` opens the app's Home tab (an ``app_home_opened`` event)."""

@@ -7,6 +7,8 @@
     ├── ConditionTimeout           wait_for() reached its deadline (also an AssertionError)
     ├── NothingToInteractWith      no open view / message / element to click or submit
     ├── NoSuchUser                 the driver was given a user the workspace does not have
+    ├── AppNotConnected            no Socket Mode connection to deliver to
+    ├── NotAcknowledged            the app did not ack a Socket Mode envelope in time
     └── SubmitBlocked              the Slack client would not send this submission
         ├── UnknownField           a value was given for a field the view does not have
         └── FieldRejected          client-side checks failed (required, length, format, bounds)
@@ -23,9 +25,11 @@ from typing import Any
 
 __all__ = [
     "ApiFailure",
+    "AppNotConnected",
     "ConditionTimeout",
     "FieldRejected",
     "NoSuchUser",
+    "NotAcknowledged",
     "NothingToInteractWith",
     "SandboxError",
     "SandboxNotRunning",
@@ -55,6 +59,21 @@ class NothingToInteractWith(SandboxError):
 
 class NoSuchUser(SandboxError):
     """The driver was given a user id or name the workspace does not have (see ``add_user``)."""
+
+
+class AppNotConnected(SandboxError):
+    """No app holds a Socket Mode connection to the sandbox, so there is nothing to deliver to.
+
+    The app connects by calling ``apps.connections.open`` against the sandbox's Web API with an
+    app-level token and opening the WebSocket URL it gets back.
+    """
+
+
+class NotAcknowledged(SandboxError):
+    """The app did not acknowledge a Socket Mode envelope before the deadline.
+
+    Bolt sends no ack when no listener matched, or when the listener failed before ``ack()``.
+    """
 
 
 class SubmitBlocked(SandboxError):

@@ -1,4 +1,4 @@
-"""The typed, read-only records the sandbox hands out: users, messages, channels, views, calls.
+"""The typed, read-only records the sandbox hands out: users, messages, views, calls, answers.
 
 Every record is a frozen snapshot taken under the workspace lock; mutating its dicts does not
 change the workspace. Ask the sandbox again to see newer state.
@@ -6,11 +6,13 @@ change the workspace. Ask the sandbox again to see newer state.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 
 __all__ = [
+    "AppResponse",
     "Call",
     "Channel",
     "EphemeralMessage",
@@ -267,3 +269,56 @@ class Call:
         """The Slack error code, if the call failed."""
         error = self.response.get("error")
         return str(error) if error is not None else None
+
+
+@dataclass(frozen=True)
+class AppResponse:
+    """What the app answered to one request: its HTTP answer, or its Socket Mode ack.
+
+    A Socket Mode ack reads like an HTTP answer: status 200, ``json`` is the ack's ``payload``
+    (None for an empty ack) and ``body`` that payload as JSON, so ``response_action`` and
+    ``errors`` work the same for both.
+
+    Attributes:
+        status: HTTP status (200 for an ack).
+        body: Raw body.
+        headers: Response headers, names lower-cased (none for an ack).
+        json: The body parsed as a JSON object, if it was one.
+        problems: What Slack would object to in the answer (e.g. an invalid ``update`` view,
+            ``errors`` keyed by something that is not an input block_id). Empty when fine.
+    """
+
+    status: int
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+    json: JsonDict | None = None
+    problems: tuple[str, ...] = ()
+
+    @classmethod
+    def parse(cls, status: int, body: bytes, headers: Mapping[str, str]) -> AppResponse:
+        """Build from a raw HTTP answer."""
+        parsed: Any = None
+        if body.strip().startswith(b"{"):
+            try:
+                parsed = json.loads(body)
+            except ValueError:
+                parsed = None
+        lowered = {k.lower(): v for k, v in headers.items()}
+        return cls(status, body, lowered, parsed if isinstance(parsed, dict) else None)
+
+    @property
+    def text(self) -> str:
+        """The body as text."""
+        return self.body.decode("utf-8", "replace")
+
+    @property
+    def response_action(self) -> str | None:
+        """``response_action`` of a view_submission answer, if any."""
+        action = (self.json or {}).get("response_action")
+        return str(action) if action is not None else None
+
+    @property
+    def errors(self) -> dict[str, str]:
+        """``errors`` of a ``response_action: errors`` answer (block_id -> message)."""
+        errors = (self.json or {}).get("errors") or {}
+        return {str(k): str(v) for k, v in errors.items()}

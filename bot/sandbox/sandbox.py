@@ -9,8 +9,9 @@ from typing import Any, Self, TypeVar
 
 from slack_sdk import WebClient
 
-from bot.sandbox.driver import Driver
 from bot.sandbox.records import Call, Channel, EphemeralMessage, Message, OpenView, User, Usergroup
+from bot.sandbox.socket_mode import SocketModeDriver, SocketModeServer
+from bot.sandbox.transport import HttpDriver
 from bot.sandbox.webapi import WebApiServer
 from bot.sandbox.workspace import DEFAULT_USERS, Workspace
 
@@ -24,7 +25,8 @@ class SlackSandbox:
 
     Start it with ``with``; the server listens on ``127.0.0.1`` and an ephemeral port until the
     block ends. Point the app's ``WebClient`` at :attr:`api_url` and drive it with
-    :meth:`driver`::
+    :meth:`driver` (an app served over HTTP) or :meth:`socket_driver` (an app connected in
+    Socket Mode, which it does through ``apps.connections.open`` with any ``xapp-`` token)::
 
         with SlackSandbox() as slack:
             client = WebClient(token="xoxb-test", base_url=slack.api_url)
@@ -38,6 +40,7 @@ class SlackSandbox:
         team_id: Team id used in payloads and answers.
         team_domain: Team subdomain.
         bot_token: Accept only this token (default: any ``xoxb-`` token).
+        app_token: Accept only this app-level token for Socket Mode (default: any ``xapp-``).
         users: Members to seed instead of alice, bob and carol.
         clock: Monotonic seconds for trigger_id and response_url expiry; pass a fake to test
             expiry without sleeping.
@@ -50,6 +53,7 @@ class SlackSandbox:
         team_id: str = "T0SANDBOX",
         team_domain: str = "sandbox",
         bot_token: str | None = None,
+        app_token: str | None = None,
         users: Sequence[User] = DEFAULT_USERS,
         clock: Callable[[], float] = time.monotonic,
         trigger_ttl: float = 3.0,
@@ -61,8 +65,12 @@ class SlackSandbox:
             trigger_ttl=trigger_ttl,
             users=users,
         )
-        self.server = WebApiServer(self.workspace, bot_token=bot_token)
+        self.socket_mode = SocketModeServer(self.workspace)
+        self.server = WebApiServer(
+            self.workspace, bot_token=bot_token, socket_mode=self.socket_mode, app_token=app_token
+        )
         self.token = bot_token or "xoxb-sandbox"
+        self.app_token = app_token or "xapp-1-sandbox"
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -79,11 +87,13 @@ class SlackSandbox:
         self.stop()
 
     def start(self) -> None:
-        """Start the Web API server (done by ``with``)."""
+        """Start the Web API server and the Socket Mode endpoint (done by ``with``)."""
         self.server.start()
+        self.socket_mode.start()
 
     def stop(self) -> None:
-        """Stop the Web API server (done by ``with``)."""
+        """Stop both servers (done by ``with``); Socket Mode clients get a close frame."""
+        self.socket_mode.stop()
         self.server.stop()
 
     @property
@@ -105,9 +115,23 @@ class SlackSandbox:
         """A ``slack_sdk.WebClient`` pointed at the sandbox with a valid bot token."""
         return WebClient(token=self.token, base_url=self.api_url, **kwargs)
 
-    def driver(self, app_url: str, signing_secret: str, *, timeout: float = 10.0) -> Driver:
-        """A :class:`Driver` that sends signed Slack requests to the app at ``app_url``."""
-        return Driver(self.workspace, self.base_url, app_url, signing_secret, timeout=timeout)
+    def driver(self, app_url: str, signing_secret: str, *, timeout: float = 10.0) -> HttpDriver:
+        """A :class:`~bot.sandbox.Driver` that sends signed Slack requests to the app at ``app_url``."""
+        return HttpDriver(self.workspace, self.base_url, app_url, signing_secret, timeout=timeout)
+
+    def socket_driver(self, *, timeout: float = 10.0) -> SocketModeDriver:
+        """A :class:`~bot.sandbox.Driver` that delivers over the app's Socket Mode connection.
+
+        Example:
+            >>> handler = SocketModeHandler(app, slack.app_token)  # app.client on slack.api_url
+            >>> handler.connect()
+            >>> slack.socket_driver().slash_command("alice", "/runs", "help").status
+            200
+
+        Args:
+            timeout: Seconds to wait for the app to be connected, and for each ack.
+        """
+        return SocketModeDriver(self.workspace, self.base_url, self.socket_mode, timeout=timeout)
 
     # -- setup ------------------------------------------------------------------------------
 

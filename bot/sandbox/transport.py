@@ -1,4 +1,8 @@
-"""Talking to the app over HTTP the way Slack does: signed POSTs, and the app's answers."""
+"""Talking to the app over HTTP the way Slack does: signed POSTs, and the app's answers.
+
+:class:`AppConnection` sends requests (signed, or deliberately not); :class:`HttpDriver` is the
+:class:`~bot.sandbox.driver.Driver` that delivers users' actions through it.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +12,16 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
 from slack_sdk.signature import SignatureVerifier
 
-from bot.sandbox.records import JsonDict
+from bot.sandbox.driver import Delivery, Driver
+from bot.sandbox.records import AppResponse
+from bot.sandbox.workspace import Workspace
 
-__all__ = ["FORM", "JSON", "AppConnection", "AppResponse"]
+__all__ = ["FORM", "JSON", "AppConnection", "AppResponse", "HttpDriver"]
 
 logger = logging.getLogger(__name__)
 
@@ -24,55 +29,6 @@ logger = logging.getLogger(__name__)
 FORM = "application/x-www-form-urlencoded"
 #: Content type of Events API deliveries.
 JSON = "application/json"
-
-
-@dataclass(frozen=True)
-class AppResponse:
-    """What the app answered to one request.
-
-    Attributes:
-        status: HTTP status.
-        body: Raw body.
-        headers: Response headers, names lower-cased.
-        json: The body parsed as a JSON object, if it was one.
-        problems: What Slack would object to in the answer (e.g. an invalid ``update`` view,
-            ``errors`` keyed by something that is not an input block_id). Empty when fine.
-    """
-
-    status: int
-    body: bytes
-    headers: dict[str, str] = field(default_factory=dict)
-    json: JsonDict | None = None
-    problems: tuple[str, ...] = ()
-
-    @classmethod
-    def parse(cls, status: int, body: bytes, headers: Mapping[str, str]) -> AppResponse:
-        """Build from a raw HTTP answer."""
-        parsed: Any = None
-        if body.strip().startswith(b"{"):
-            try:
-                parsed = json.loads(body)
-            except ValueError:
-                parsed = None
-        lowered = {k.lower(): v for k, v in headers.items()}
-        return cls(status, body, lowered, parsed if isinstance(parsed, dict) else None)
-
-    @property
-    def text(self) -> str:
-        """The body as text."""
-        return self.body.decode("utf-8", "replace")
-
-    @property
-    def response_action(self) -> str | None:
-        """``response_action`` of a view_submission answer, if any."""
-        action = (self.json or {}).get("response_action")
-        return str(action) if action is not None else None
-
-    @property
-    def errors(self) -> dict[str, str]:
-        """``errors`` of a ``response_action: errors`` answer (block_id -> message)."""
-        errors = (self.json or {}).get("errors") or {}
-        return {str(k): str(v) for k, v in errors.items()}
 
 
 class AppConnection:
@@ -128,3 +84,39 @@ class AppConnection:
         """POST an interactivity payload as Slack does: form-encoded ``payload=<json>``."""
         logger.debug("sending %s", payload.get("type"), extra={"action": "sandbox_send_payload"})
         return self.send(urlencode({"payload": json.dumps(payload)}))
+
+
+class HttpDriver(Driver, AppConnection):
+    """A :class:`~bot.sandbox.driver.Driver` for an app served over HTTP.
+
+    Every action is a signed POST, form-encoded for slash commands and interactivity, JSON for
+    events; the HTTP answer is the :class:`AppResponse`. Get one from
+    :meth:`bot.sandbox.SlackSandbox.driver`.
+
+    Args:
+        workspace: The sandbox workspace (issues trigger_ids and response_urls, holds views).
+        sandbox_url: Base URL of the sandbox server, for response_urls.
+        app_url: Where the app receives Slack requests, e.g. ``http://127.0.0.1:3000/slack/events``.
+        signing_secret: The app's signing secret.
+        timeout: Seconds to wait for the app's HTTP answer.
+    """
+
+    def __init__(
+        self,
+        workspace: Workspace,
+        sandbox_url: str,
+        app_url: str,
+        signing_secret: str,
+        *,
+        timeout: float = 10.0,
+    ) -> None:
+        Driver.__init__(self, workspace, sandbox_url)
+        AppConnection.__init__(self, app_url, signing_secret, timeout=timeout)
+
+    def deliver(self, kind: Delivery, payload: Mapping[str, Any]) -> AppResponse:
+        """POST ``payload`` as Slack does for ``kind`` (see :meth:`Driver.deliver`)."""
+        if kind == "slash_commands":
+            return self.send(urlencode(payload))
+        if kind == "events_api":
+            return self.send(json.dumps(payload), JSON)
+        return self.send_payload(payload)

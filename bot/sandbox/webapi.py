@@ -1,7 +1,8 @@
 """The loopback HTTP server that answers like ``https://slack.com/api/``.
 
 ``POST /api/<method>`` (GET works too) with ``Authorization: Bearer xoxb-...`` and a JSON,
-form-encoded or empty body; ``POST /response/<id>`` for response_urls. Every request is recorded
+form-encoded or empty body; ``POST /response/<id>`` for response_urls. ``apps.connections.open``
+takes an app-level token (``xapp-...``) instead and answers a Socket Mode URL. Every request is recorded
 in the workspace's call log before the answer is sent. Tests can make the next calls of a method
 fail (429 with ``Retry-After``, 500, 503, or any ``ok: false`` error).
 """
@@ -20,6 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 from bot.sandbox.errors import ApiFailure, SandboxNotRunning
 from bot.sandbox.methods import SCOPES, call_method, respond
 from bot.sandbox.records import Call, JsonDict
+from bot.sandbox.socket_mode import SocketModeServer
 from bot.sandbox.workspace import Workspace
 
 __all__ = ["WebApiServer"]
@@ -27,6 +29,8 @@ __all__ = ["WebApiServer"]
 logger = logging.getLogger(__name__)
 
 _SERVER_ERRORS = {500: "internal_error", 502: "bad_gateway", 503: "service_unavailable"}
+#: The one method that takes an app-level token rather than the bot token.
+_CONNECTIONS_OPEN = "apps.connections.open"
 
 
 @dataclass(frozen=True)
@@ -104,11 +108,24 @@ class WebApiServer:
     Args:
         workspace: The state to serve.
         bot_token: If set, only this token is accepted; otherwise any ``xoxb-`` token is.
+        socket_mode: The Socket Mode endpoint whose URLs ``apps.connections.open`` hands out
+            (without one that method is unknown).
+        app_token: If set, ``apps.connections.open`` accepts only this token; otherwise any
+            ``xapp-`` token.
     """
 
-    def __init__(self, workspace: Workspace, *, bot_token: str | None = None) -> None:
+    def __init__(
+        self,
+        workspace: Workspace,
+        *,
+        bot_token: str | None = None,
+        socket_mode: SocketModeServer | None = None,
+        app_token: str | None = None,
+    ) -> None:
         self.workspace = workspace
         self.bot_token = bot_token
+        self.socket_mode = socket_mode
+        self.app_token = app_token
         self._faults: dict[str, deque[_Fault]] = {}
         self._faults_lock = threading.Lock()
         self._server: _Server | None = None
@@ -183,15 +200,22 @@ class WebApiServer:
             queue = self._faults.get(method)
             return queue.popleft() if queue else None
 
-    def _authenticate(self, header: str, args: JsonDict) -> str | None:
+    def _authenticate(self, method: str, header: str, args: JsonDict) -> str | None:
         """The error code for a missing or bad token, or None when it is fine."""
         token = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
         token = token or str(args.get("token") or "")
         if not token:
             return "not_authed"
-        if not token.startswith("xoxb-") or self.bot_token not in (None, token):
-            return "invalid_auth"
-        return None
+        if method == _CONNECTIONS_OPEN:
+            right_kind, expected = token.startswith("xapp-"), self.app_token
+        else:
+            right_kind, expected = token.startswith("xoxb-"), self.bot_token
+        if not right_kind:
+            # Slack tells a good token of the wrong kind apart from a bad token.
+            return (
+                "not_allowed_token_type" if token.startswith(("xapp-", "xoxb-")) else "invalid_auth"
+            )
+        return None if expected in (None, token) else "invalid_auth"
 
     def handle(self, request: _Handler) -> None:
         """Answer one HTTP request (runs on a server thread)."""
@@ -231,7 +255,7 @@ class WebApiServer:
         self, method: str, args: JsonDict, authorization: str
     ) -> tuple[int, JsonDict, dict[str, str]]:
         if method != "response_url":  # response_urls carry their own secret, not a token
-            error = self._authenticate(authorization, args)
+            error = self._authenticate(method, authorization, args)
             args.pop("token", None)
             if error:
                 return 200, {"ok": False, "error": error}, {}
@@ -250,6 +274,8 @@ class WebApiServer:
                 if isinstance(body.get("payload"), str):  # form-encoded payload=<json>
                     body = json.loads(body["payload"])
                 return 200, respond(self.workspace, url_id, body)
+            if method == _CONNECTIONS_OPEN and self.socket_mode is not None:
+                return 200, {"ok": True, "url": self.socket_mode.open_url()}
             return 200, call_method(self.workspace, method, args)
         except ApiFailure as failure:
             return failure.status, failure.body()

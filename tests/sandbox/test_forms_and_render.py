@@ -263,10 +263,11 @@ def test_public_api_is_pinned():
     ]
     assert sorted(bot.sandbox.__all__) == sorted(
         [
-            "DEFAULT_USERS", "AppResponse", "Call", "Channel", "ConditionTimeout", "Driver",
-            "EphemeralMessage", "FieldRejected", "JsonDict", "Message", "NoSuchUser",
-            "NothingToInteractWith", "OpenView", "SandboxError", "SandboxNotRunning",
-            "SlackSandbox", "SubmitBlocked", "UnknownField", "User", "Usergroup", "Workspace",
+            "DEFAULT_USERS", "AppNotConnected", "AppResponse", "Call", "Channel",
+            "ConditionTimeout", "Driver", "EphemeralMessage", "FieldRejected", "HttpDriver",
+            "JsonDict", "Message", "NoSuchUser", "NotAcknowledged", "NothingToInteractWith",
+            "OpenView", "SandboxError", "SandboxNotRunning", "SlackSandbox", "SocketModeDriver",
+            "SubmitBlocked", "UnknownField", "User", "Usergroup", "Workspace",
             "block_kit_builder_url", "client_problems", "element_state", "fill_state",
             "render_message", "render_view",
         ]

@@ -1,0 +1,128 @@
+"""``Server`` in Socket Mode, end to end: no HTTP listener, the sandbox's WebSocket instead.
+
+The app calls ``apps.connections.open`` on the sandbox with its ``xapp-`` token, connects with
+slack_bolt's ``SocketModeHandler`` (slack_sdk's builtin client) and gets every request as an
+envelope; its acks come back to the driver as ``AppResponse`` objects.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pydantic
+import pytest
+
+from bot.config import BotSettings
+from bot.sandbox import SlackSandbox, SocketModeDriver
+from bot.serve import Server
+from engine import Engine, PauseStatus, RunState, flow, pause_flow_run
+from engine.input import RunInput
+from tests.support.waiting import wait_for
+
+APP_TOKEN = "xapp-1-test"
+
+
+class Budget(RunInput):
+    amount: int = pydantic.Field(ge=1, le=100)
+
+
+@flow(name="socket-mode-spend")
+def socket_mode_spend() -> int:
+    return pause_flow_run(wait_for_input=Budget).amount
+
+
+@pytest.fixture
+def sandbox() -> Iterator[SlackSandbox]:
+    with SlackSandbox(app_token=APP_TOKEN) as slack:
+        yield slack
+
+
+def start_server(engine: Engine, sandbox: SlackSandbox) -> Server:
+    settings = BotSettings.load(
+        bot_token=sandbox.token,
+        signing_secret="x",
+        app_token=APP_TOKEN,
+        api_url=sandbox.api_url,
+        channel="C0GENERAL",
+    )
+    server = Server(engine, settings, port=0)
+    server.start()
+    return server
+
+
+@pytest.fixture
+def server(engine: Engine, sandbox: SlackSandbox) -> Iterator[Server]:
+    server = start_server(engine, sandbox)
+    try:
+        # Events stored before the notifier leases its cursor are never delivered.
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def driver(sandbox: SlackSandbox, server: Server) -> SocketModeDriver:
+    return sandbox.socket_driver()
+
+
+def test_the_app_connects_through_apps_connections_open(
+    sandbox: SlackSandbox, server: Server
+) -> None:
+    (call,) = sandbox.calls("apps.connections.open")
+    assert call.ok and call.response["url"].startswith(
+        f"ws://127.0.0.1:{sandbox.socket_mode.port}/"
+    )
+    assert sandbox.socket_mode.connections == 1
+    assert server._server is None  # nothing listens for HTTP in Socket Mode
+
+
+def test_input_round_trip_over_socket_mode(
+    engine: Engine, sandbox: SlackSandbox, driver: SocketModeDriver
+) -> None:
+    run = engine.submit("socket-mode-spend", {})
+    prompt = sandbox.wait_for(
+        lambda ws: next(
+            (m for m in ws.channel("C0GENERAL").messages if run.id[:8] in m.text), None
+        ),
+        timeout=10,
+    )
+
+    clicked = driver.click("alice", prompt, action_id="provide_input")
+    assert (clicked.status, clicked.problems) == (200, ())
+    view = sandbox.wait_for(lambda ws: ws.open_view("U0ALICE"))
+    assert view.view["callback_id"] == "signoff_input"
+
+    refused = driver.submit("alice", {"amount": 500}, client_checks=False)
+    assert refused.status == 200 and refused.problems == ()
+    assert refused.response_action == "errors"
+    assert refused.errors == {"field:amount": "must be at most 100"}
+    assert sandbox.open_view("U0ALICE") is not None  # the modal stays open with the error
+    assert engine.waiting_pause(run.id) is not None
+
+    accepted = driver.submit("alice", {"amount": 40})
+    assert (accepted.status, accepted.response_action, accepted.problems) == (200, None, ())
+    assert sandbox.open_view("U0ALICE") is None
+    done = wait_for(lambda: (r := engine.get_run(run.id)).state.is_final and r, timeout=15)
+    assert (done.state, done.result) == (RunState.COMPLETED, "40")
+    assert [(p.status, p.responder) for p in engine.detail(run.id).pauses] == [
+        (PauseStatus.ACCEPTED, "U0ALICE")
+    ]
+
+
+def test_runs_help_over_socket_mode(sandbox: SlackSandbox, driver: SocketModeDriver) -> None:
+    started = time.monotonic()
+    reply = driver.slash_command("alice", "/runs", "help")
+    assert reply.status == 200
+    assert time.monotonic() - started < 3.0, "Slack shows a timeout after 3 s"
+    answer = sandbox.wait_for(lambda ws: ws.ephemeral("U0ALICE")[-1], timeout=10)
+    assert "/runs help" in answer.text
+
+
+def test_stop_closes_the_connection_cleanly(engine: Engine, sandbox: SlackSandbox) -> None:
+    server = start_server(engine, sandbox)
+    assert sandbox.socket_mode.connections == 1
+    server.stop()
+    sandbox.socket_mode.wait_for_connections(0)
+    # A clean close is final: the client does not reconnect.
+    assert len(sandbox.calls("apps.connections.open")) == 1

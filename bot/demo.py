@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -217,25 +216,59 @@ def builtin_demo() -> None:
         demo.summary(runs)
 
 
-def user_demo(flows: list[str], answers: dict[str, list[dict[str, Any]]]) -> None:
+def _plan(entry: Any) -> tuple[dict[str, Any], list[dict[str, Any]] | None]:
+    """(parameters, answers) from an answers-file entry: a list of answers, or
+    ``{"parameters": {...}, "answers": [...]}``; answers None means "ask at the prompt"."""
+    if isinstance(entry, list):
+        return {}, entry
+    if isinstance(entry, dict):
+        return dict(entry.get("parameters") or {}), entry.get("answers")
+    return {}, None
+
+
+def _waiting_or_done(demo: Demo, run: Run, answered: set[str]) -> str | None:
+    """The key of a new question the run waits on, or None once the run has finished."""
+
+    def check() -> tuple[str | None] | None:
+        current = demo.engine.get_run(run.id)
+        pause = demo.engine.waiting_pause(run.id)
+        if pause is not None and current.state.is_waiting and pause.key not in answered:
+            return (pause.key,)
+        return (None,) if current.state.is_final else None
+
+    return _wait(f"{run.flow_name} to ask or finish", check)[0]
+
+
+def user_demo(flows: list[str], plans: dict[str, Any]) -> None:
     _quiet_logs()
     for source in flows:
         load_flows(source)
     with served(flows) as demo:
         runs = []
         for flow_name in demo.engine.flows.names():
-            if flow_name not in answers and not sys.stdin.isatty():
-                continue
+            parameters, answers = _plan(plans.get(flow_name))
             demo.step(f"starting {flow_name}")
-            run = demo.engine.submit(flow_name, {}, started_by="U0CAROL")
-            for values in answers.get(flow_name) or []:
-                demo.answer(run, "alice", values, f"submits {json.dumps(values)}")
-            while flow_name not in answers and not demo.engine.get_run(run.id).state.is_final:
-                typed = click.prompt(f"JSON answer for {flow_name} (or 'skip')", default="skip")
-                if typed == "skip":
-                    demo.engine.cancel(run.id, by="the demo")
+            run = demo.engine.submit(flow_name, parameters, started_by="U0CAROL")
+            answered: set[str] = set()
+            queue = list(answers or [])
+            while (key := _waiting_or_done(demo, run, answered)) is not None:
+                answered.add(key)
+                if answers is not None and not queue:
+                    demo.engine.cancel(run.id, by="the demo: the answers file has no more answers")
                     break
-                demo.answer(run, "alice", json.loads(typed), f"submits {typed}")
+                if queue:
+                    values = queue.pop(0)
+                else:
+                    typed = click.prompt(
+                        f"JSON answer for {flow_name} input {key} (or 'skip')",
+                        default="skip",
+                        err=True,
+                    )
+                    if typed == "skip":
+                        demo.engine.cancel(run.id, by="the demo")
+                        break
+                    values = json.loads(typed)
+                demo.answer(run, "alice", values, f"submits {json.dumps(values)}")
             runs.append(demo.finish(run))
         demo.summary(runs)
 
@@ -252,7 +285,8 @@ def demo_command() -> click.Command:
     @click.option(
         "--answers",
         type=click.Path(exists=True, dir_okay=False),
-        help='JSON: {"flow-name": [{answer}, ...]}',
+        help='JSON: {"flow-name": [answer, ...]} or {"flow-name": {"parameters": {...}, '
+        '"answers": [...]}}; flows without an entry are asked at the prompt.',
     )
     def demo(sources: tuple[str, ...], answers: str | None) -> None:
         """See the whole loop locally: flows, Slack prompts, modals, errors, and answers."""

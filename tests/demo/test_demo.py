@@ -73,6 +73,37 @@ def test_demo_runs_your_flows_with_answers_from_a_file(tmp_path: Path) -> None:
     assert "refund-customer    completed  result='refunded 30'" in done.stdout
 
 
+def test_demo_asks_at_the_prompt_for_flows_without_answers(tmp_path: Path) -> None:
+    flows = tmp_path / "ask.py"
+    flows.write_text(
+        textwrap.dedent(
+            """
+            from engine import flow, pause_flow_run
+
+            @flow
+            def ask_twice(greeting: str) -> str:
+                first = pause_flow_run(wait_for_input=int)
+                second = pause_flow_run(wait_for_input=int)
+                return f"{greeting} {first + second}"
+            """
+        )
+    )
+    answers = tmp_path / "answers.json"
+    answers.write_text(json.dumps({"ask-twice": {"parameters": {"greeting": "sum"}}}))
+    done = signoff(
+        "demo",
+        "--flows",
+        str(flows),
+        "--answers",
+        str(answers),
+        cwd=tmp_path,
+        stdin='{"value": 2}\n{"value": 40}\n',
+    )
+    assert done.returncode == 0, done.stderr
+    assert "JSON answer for ask-twice input 1" in done.stderr
+    assert "ask-twice          completed  result='sum 42'" in done.stdout
+
+
 def test_demo_reports_a_missing_flows_file_in_one_line(tmp_path: Path) -> None:
     done = signoff("demo", "--flows", str(tmp_path / "nope.py"), cwd=tmp_path)
     assert done.returncode == 1

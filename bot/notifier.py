@@ -36,11 +36,6 @@ from engine import (
 
 logger = logging.getLogger(__name__)
 
-_FINAL = frozenset(
-    s.value for s in (RunState.COMPLETED, RunState.FAILED, RunState.CANCELLED, RunState.CRASHED)
-)
-
-
 class SlackNotifier:
     """A ``RunObserver`` that keeps each run's Slack thread up to date."""
 
@@ -60,7 +55,7 @@ class SlackNotifier:
             self._close_prompt(self.engine.get_run(event.run_id), str(event.data["key"]))
         elif event.kind is EventKind.INPUT_REJECTED:
             self._rejected(event)
-        elif event.kind is EventKind.STATE_CHANGED and event.data.get("state") in _FINAL:
+        elif event.kind is EventKind.STATE_CHANGED and RunState(event.data["state"]).is_final:
             self._finished(event)
 
     # -- what was posted ----------------------------------------------------------------

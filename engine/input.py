@@ -101,3 +101,16 @@ def run_input_from_type(input_type: Any) -> type[RunInput]:
 
 def is_automatic(model: type[RunInput]) -> bool:
     return issubclass(model, AutomaticRunInput)
+
+
+def load_answer(model: type[RunInput] | None, response: Any) -> Any:
+    """What the waiting flow gets for ``response``: the validated model, its ``value`` for
+    a plain type, or None when no input was asked for.
+
+    Raises:
+        pydantic.ValidationError: the model (its own validators included) refuses it.
+    """
+    if model is None:
+        return None
+    value = model.model_validate(response or {})
+    return cast("Any", value).value if is_automatic(model) else value

@@ -18,13 +18,13 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, TypeVar, cast, overload
+from typing import Any, TypeVar, overload
 
 import pydantic
 
 from engine.context import RunContext, require_run
 from engine.errors import PauseTimeout, UnstorableValue
-from engine.input import RunInput, is_automatic, run_input_from_type
+from engine.input import RunInput, load_answer, run_input_from_type
 from engine.runs import Pause, PauseStatus, RunState
 from engine.signals import Cancel, Suspend
 from engine.validation import model_errors
@@ -146,18 +146,24 @@ def _outcome(req: _Request, pause: Pause) -> Any:
             owner=ctx.engine.claim_ownership(),
         )
         raise PauseTimeout(ctx.run_id, req.key, req.timeout)
-    if req.model is None:
-        ctx.engine.store.settle_pause(pause, accepted=True)
-        return None
     try:
-        value = req.model.model_validate(pause.response or {})
+        value = load_answer(req.model, pause.response)
     except pydantic.ValidationError as exc:
         if ctx.engine.store.settle_pause(pause, False, model_errors(exc)):
             ctx.engine.notify()
         raise
     if ctx.engine.store.settle_pause(pause, accepted=True):
         ctx.engine.notify()
-    return cast("Any", value).value if is_automatic(req.model) else value
+    return value
+
+
+def _handed_over(waiter: ThreadWaiter | LoopWaiter) -> Any:
+    """The answer the resumer already validated in this process, or _WAITING."""
+    if waiter.answer is None:
+        return _WAITING
+    if waiter.answer.error is not None:
+        raise waiter.answer.error
+    return waiter.answer.value
 
 
 def _remaining(deadline: float | None) -> float | None:
@@ -171,11 +177,14 @@ def _wait_sync(req: _Request) -> Any:
         if outcome is not _WAITING:
             return outcome
     deadline = None if req.timeout is None else time.monotonic() + req.timeout
-    waiter = ThreadWaiter()
+    waiter = ThreadWaiter(req.key, req.model)
     engine.waiters.add(run_id, waiter)  # before the pause is stored: no wake-up is missed
     try:
         _open(req, engine.claim_ownership())
         while True:
+            outcome = _handed_over(waiter)
+            if outcome is not _WAITING:
+                return outcome
             pause = engine.store.get_pause(run_id, req.key)
             assert pause is not None
             outcome = _outcome(req, pause)
@@ -198,11 +207,14 @@ async def _wait_async(req: _Request) -> Any:
         if outcome is not _WAITING:
             return outcome
     deadline = None if req.timeout is None else time.monotonic() + req.timeout
-    waiter = LoopWaiter()
+    waiter = LoopWaiter(req.key, req.model)
     engine.waiters.add(run_id, waiter)
     try:
         _open(req, engine.claim_ownership())
         while True:
+            outcome = _handed_over(waiter)
+            if outcome is not _WAITING:
+                return outcome
             pause = engine.store.get_pause(run_id, req.key)
             assert pause is not None
             outcome = _outcome(req, pause)

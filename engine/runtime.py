@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import pydantic
+
 from engine import serialization
 from engine.dispatch import Dispatcher
 from engine.errors import (
@@ -32,13 +34,14 @@ from engine.errors import (
     StoreError,
 )
 from engine.events import DurableConsumer, RunObserver
+from engine.input import load_answer
 from engine.registry import FlowRegistry, registry
 from engine.runs import JSON, Event, EventKind, Pause, PauseStatus, Run, RunDetail, RunState
 from engine.settings import EngineSettings
 from engine.store import SqlStore
 from engine.timers import Timers
-from engine.validation import schema_errors
-from engine.waiters import Waiters
+from engine.validation import model_errors, schema_errors
+from engine.waiters import Answer, Waiters
 
 logger = logging.getLogger(__name__)
 
@@ -260,17 +263,36 @@ class Engine:
         next_state = (
             RunState.RUNNING if in_process and self.owner_alive(run.owner) else RunState.SCHEDULED
         )
-        if not self.store.answer_pause(run.id, pause.key, payload, responder, next_state):
+        # When the flow waits in this process, its model judges the answer right here, so the
+        # verdict is stored with the answer and handed over without another round trip.
+        local = (
+            self.waiters.waiting_for(run.id, pause.key) if next_state is RunState.RUNNING else None
+        )
+        answer: Answer | None = None
+        verdict: tuple[bool, dict[str, str]] | None = None
+        if local is not None:
+            try:
+                answer = Answer(value=load_answer(local.model, payload))
+                verdict = (True, {})
+            except pydantic.ValidationError as exc:
+                answer, verdict = Answer(error=exc), (False, model_errors(exc))
+        if not self.store.answer_pause(run.id, pause.key, payload, responder, next_state, verdict):
             raise self._not_waiting_for(self.store.get_run(run.id), pause.key)
+        if local is not None:
+            local.answer = answer
+            local.wake()
         self.waiters.wake(run.id)
         self.notify()
         logger.info(
             "input received",
             extra={"action": "input_received", "run_id": run.id, "key": pause.key},
         )
+        status = PauseStatus.ANSWERED
+        if verdict is not None:
+            status = PauseStatus.ACCEPTED if verdict[0] else PauseStatus.REJECTED
         return dataclasses.replace(
             pause,
-            status=PauseStatus.ANSWERED,
+            status=status,
             response=payload,
             responder=responder,
             answered_at=self.store.clock(),

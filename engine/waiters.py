@@ -10,17 +10,32 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import defaultdict
-from typing import Protocol
+from typing import Any, Protocol
+
+
+class Answer:
+    """An answer handed straight to a waiter in this process, already validated."""
+
+    def __init__(self, value: Any = None, error: BaseException | None = None) -> None:
+        self.value = value
+        self.error = error
 
 
 class Waiter(Protocol):
+    key: str
+    model: Any
+    answer: Answer | None
+
     def wake(self) -> None: ...
 
 
 class ThreadWaiter:
     """Blocks a thread until woken."""
 
-    def __init__(self) -> None:
+    def __init__(self, key: str = "", model: Any = None) -> None:
+        self.key = key
+        self.model = model
+        self.answer: Answer | None = None
         self._event = threading.Event()
 
     def wake(self) -> None:
@@ -35,7 +50,10 @@ class ThreadWaiter:
 class LoopWaiter:
     """Suspends a coroutine until woken from any thread."""
 
-    def __init__(self) -> None:
+    def __init__(self, key: str = "", model: Any = None) -> None:
+        self.key = key
+        self.model = model
+        self.answer: Answer | None = None
         self._loop = asyncio.get_running_loop()
         self._event = asyncio.Event()
 
@@ -75,6 +93,11 @@ class Waiters:
             waiting = list(self._by_run.get(run_id, ()))
         for waiter in waiting:
             waiter.wake()
+
+    def waiting_for(self, run_id: str, key: str) -> Waiter | None:
+        """The waiter in this process for pause ``key`` of ``run_id``, if any."""
+        with self._lock:
+            return next((w for w in self._by_run.get(run_id, ()) if w.key == key), None)
 
     def __contains__(self, run_id: str) -> bool:
         with self._lock:

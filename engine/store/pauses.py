@@ -106,13 +106,19 @@ class PauseQueries(StoreBase):
         response: JSON,
         responder: str | None,
         next_state: RunState,
+        verdict: tuple[bool, dict[str, str]] | None = None,
     ) -> bool:
         """Store the answer if the pause still waits; False if someone else answered first.
 
         The run moves on in the same transaction: to RUNNING when its process waits for the
-        answer, or to SCHEDULED so that a worker runs the flow again.
+        answer, or to SCHEDULED so that a worker runs the flow again. With ``verdict``
+        (accepted, errors), the flow's model already judged the answer in this process, and
+        that is recorded in the same transaction too.
         """
         now = self.clock()
+        status = PauseStatus.ANSWERED
+        if verdict is not None:
+            status = PauseStatus.ACCEPTED if verdict[0] else PauseStatus.REJECTED
         with self._write() as conn:
             done = conn.execute(
                 update(PAUSES)
@@ -122,7 +128,8 @@ class PauseQueries(StoreBase):
                     PAUSES.c.status == PauseStatus.WAITING.value,
                 )
                 .values(
-                    status=PauseStatus.ANSWERED.value,
+                    status=status.value,
+                    errors=verdict[1] or None if verdict else None,
                     response=response,
                     responder=responder,
                     answered_at=now,
@@ -146,6 +153,12 @@ class PauseQueries(StoreBase):
                 now,
                 **extra,
             )
+            if verdict is not None:
+                data: dict[str, JSON] = {"key": key, "responder": responder}
+                if not verdict[0]:
+                    data.update(errors=verdict[1], response=response)
+                kind = EventKind.INPUT_ACCEPTED if verdict[0] else EventKind.INPUT_REJECTED
+                self._emit(conn, run_id, kind, data, now)
             return True
 
     def settle_pause(

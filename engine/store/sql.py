@@ -30,6 +30,8 @@ LOGS = LogRow.__table__  # type: ignore[attr-defined]
 PROCESSES = ProcessRow.__table__  # type: ignore[attr-defined]
 CURSORS = CursorRow.__table__  # type: ignore[attr-defined]
 METADATA = MetadataRow.__table__  # type: ignore[attr-defined]
+#: what a Run needs: everything but the pickled parameters, which only a re-run reads
+RUN_COLUMNS = tuple(c for c in RUNS.c if c.name not in ("parameters", "flow_ref"))
 
 
 @dataclass(frozen=True)
@@ -156,7 +158,7 @@ class SqlStore(PauseQueries):
 
     def get_run(self, run_id: str) -> Run:
         with self._read() as conn:
-            row = conn.execute(select(RUNS).where(RUNS.c.id == run_id)).first()
+            row = conn.execute(select(*RUN_COLUMNS).where(RUNS.c.id == run_id)).first()
         if row is None:
             raise RunNotFound(run_id)
         return rows.to_run(row)
@@ -165,7 +167,7 @@ class SqlStore(PauseQueries):
         """A run by its id or by a unique prefix of it (as the CLI and /runs accept)."""
         with self._read() as conn:
             found = conn.execute(
-                select(RUNS).where(RUNS.c.id.startswith(prefix, autoescape=True)).limit(2)
+                select(*RUN_COLUMNS).where(RUNS.c.id.startswith(prefix, autoescape=True)).limit(2)
             ).all()
         if len(found) != 1 or not prefix:
             raise RunNotFound(prefix)
@@ -185,7 +187,7 @@ class SqlStore(PauseQueries):
         flow_name: str | None = None,
         limit: int = 50,
     ) -> list[Run]:
-        query = select(RUNS).order_by(RUNS.c.created_at.desc(), RUNS.c.id).limit(limit)
+        query = select(*RUN_COLUMNS).order_by(RUNS.c.created_at.desc(), RUNS.c.id).limit(limit)
         if states:
             query = query.where(RUNS.c.state.in_([s.value for s in states]))
         if flow_name:
@@ -274,7 +276,7 @@ class SqlStore(PauseQueries):
 
     def orphans(self, live: set[str]) -> list[Run]:
         """Runs that a process owned (running or paused) whose process is gone."""
-        query = select(RUNS).where(
+        query = select(*RUN_COLUMNS).where(
             RUNS.c.state.in_([RunState.RUNNING.value, RunState.PAUSED.value]),
             RUNS.c.owner.is_not(None),
         )

@@ -7,6 +7,7 @@ port. PostgreSQL refuses to run as root, so under root (as in CI) the server run
 
 from __future__ import annotations
 
+import atexit
 import glob
 import os
 import pwd
@@ -110,4 +111,6 @@ def start_cluster() -> PostgresCluster:
         check=True,
         capture_output=True,
     )
+    # Also on interpreter exit, so that an interrupted session leaves no server behind.
+    atexit.register(cluster.stop)
     return cluster

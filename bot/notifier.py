@@ -36,6 +36,7 @@ from engine import (
 
 logger = logging.getLogger(__name__)
 
+
 class SlackNotifier:
     """A ``RunObserver`` that keeps each run's Slack thread up to date."""
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from typing import Any
 
 import psycopg
 from sqlalchemy.engine import make_url
@@ -40,6 +41,10 @@ class Dispatcher:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="signoff-dispatch", daemon=True)
         self._listener: threading.Thread | None = None
+        # SQLite: a connection of our own whose PRAGMA data_version changes whenever another
+        # connection commits. Asking it costs microseconds, so the poll can be short.
+        self._probe: Any = store.engine.raw_connection() if store.is_sqlite else None
+        self._data_version: int | None = None
 
     def start(self) -> None:
         self._thread.start()
@@ -56,22 +61,31 @@ class Dispatcher:
         self._stop.set()
         self._wake.set()
         self._thread.join(5)
+        if self._probe is not None:
+            self._probe.close()
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self._wake.wait(self.poll_seconds)
+            poked = self._wake.wait(self.poll_seconds)
             self._wake.clear()
             try:
-                self._drain()
+                if poked or self._changed():
+                    self._drain()
             except StoreError:
                 logger.warning("could not read events", extra={"action": "event_read_failed"})
                 self._stop.wait(self.poll_seconds * 10)
             except Exception:
                 logger.exception("event handler failed", extra={"action": "dispatch_failed"})
 
+    def _changed(self) -> bool:
+        """Whether the database may hold new events (always True on PostgreSQL's slow poll)."""
+        if self._probe is None:
+            return True
+        version = int(self._probe.execute("PRAGMA data_version").fetchone()[0])
+        changed, self._data_version = version != self._data_version, version
+        return changed
+
     def _drain(self) -> None:
-        if self.store.is_sqlite and self.store.last_event_id() <= self.position:
-            return  # the cheap check that keeps SQLite polling light
         while True:
             events = self.store.events_after(self.position)
             if not events:

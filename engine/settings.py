@@ -33,7 +33,7 @@ class EngineSettings(BaseSettings):
     #: how long without a heartbeat before a process counts as gone
     owner_timeout_seconds: float = Field(default=10.0, gt=0)
     #: how often other processes' events are looked for on SQLite (PostgreSQL is pushed)
-    poll_seconds: float = Field(default=0.01, gt=0)
+    poll_seconds: float = Field(default=0.002, gt=0)
 
     @field_validator("database_url")
     @classmethod

@@ -19,7 +19,7 @@ from engine import Engine, EngineSettings, set_engine
 from engine.store.database import create_db_engine, upgrade
 from tests.support.postgres import PostgresCluster, PostgresUnavailable, start_cluster
 
-FAST = {"heartbeat_seconds": 0.2, "owner_timeout_seconds": 1.0, "poll_seconds": 0.01}
+FAST = {"heartbeat_seconds": 0.2, "owner_timeout_seconds": 1.0, "poll_seconds": 0.002}
 
 
 @pytest.fixture(autouse=True)

@@ -2,8 +2,8 @@
 
 Usage::
 
-    python bench/engine_bench.py            # SQLite and PostgreSQL (if initdb is installed)
-    python bench/engine_bench.py --sqlite-only
+    python bench/engine_bench.py                     # SQLite and PostgreSQL
+    python bench/engine_bench.py --store postgresql  # one of them
 
 Prints a Markdown table; the README quotes it.
 """
@@ -259,13 +259,14 @@ def bench(label: str, url: str, rounds: int) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--sqlite-only", action="store_true")
+    parser.add_argument("--store", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--rounds", type=int, default=200)
     args = parser.parse_args()
     rows = ["| store | measure | result |", "|---|---|---|"]
-    with tempfile.TemporaryDirectory() as tmp:
-        rows += bench("SQLite", f"sqlite:///{tmp}/bench.db", args.rounds)
-    if not args.sqlite_only:
+    if args.store in ("sqlite", "both"):
+        with tempfile.TemporaryDirectory() as tmp:
+            rows += bench("SQLite", f"sqlite:///{tmp}/bench.db", args.rounds)
+    if args.store in ("postgresql", "both"):
         from tests.support.postgres import start_cluster
 
         cluster = start_cluster()

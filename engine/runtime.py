@@ -242,8 +242,12 @@ class Engine:
         responder_groups: Iterable[str] = (),
     ) -> Pause:
         """Answer the pause a run waits on (or pause ``key``). See ``engine.resume_flow_run``."""
-        run = self.get_run(run_id)
-        pause = self.store.waiting_pause(run.id)
+        timeout = self.settings.owner_timeout_seconds
+        try:
+            target = self.store.resume_target(run_id, timeout)
+        except RunNotFound:
+            target = self.store.resume_target(self.store.find_run(run_id).id, timeout)
+        run, pause = target.run, target.pause
         if key is not None and (pause is None or pause.key != key):
             raise self._not_waiting_for(run, key)
         if pause is None or not run.state.is_waiting:
@@ -260,9 +264,8 @@ class Engine:
         elif payload:
             raise InputInvalid(run.id, pause.key, {"": "this pause takes no input"})
         in_process = run.state is RunState.PAUSED and not pause.suspend
-        next_state = (
-            RunState.RUNNING if in_process and self.owner_alive(run.owner) else RunState.SCHEDULED
-        )
+        alive = self._registered if run.owner == self.process_id else target.owner_alive
+        next_state = RunState.RUNNING if in_process and alive else RunState.SCHEDULED
         # When the flow waits in this process, its model judges the answer right here, so the
         # verdict is stored with the answer and handed over without another round trip.
         local = (

@@ -24,6 +24,7 @@ _INSERT_EVENT = insert(EVENTS)
 _EVENT_LOCK = 727_361_002
 #: the PostgreSQL NOTIFY channel that tells other processes to read new events
 NOTIFY_CHANNEL = "signoff_events"
+_LOCK_AND_NOTIFY = text("SELECT pg_advisory_xact_lock(:k), pg_notify(:channel, '')")
 
 
 def utcnow() -> datetime:
@@ -53,11 +54,15 @@ class StoreBase:
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
+        """A write transaction; the events it emits are appended just before it commits."""
         try:
             with write_connection(self.engine) as conn, conn.begin():
                 # conn.info outlives the transaction (pooled connection): reset per write.
-                conn.info.pop("event_lock", None)
+                pending: list[dict[str, Any]] = []
+                conn.info["pending_events"] = pending
                 yield conn
+                if pending:
+                    self._append_events(conn, pending)
         except SQLAlchemyError as exc:
             raise StoreError(f"database write failed: {exc}") from exc
 
@@ -65,6 +70,10 @@ class StoreBase:
     def _read(self) -> Iterator[Connection]:
         try:
             with self.engine.connect() as conn:
+                if not self.is_sqlite:
+                    # PostgreSQL reads at READ COMMITTED see a fresh snapshot per statement
+                    # anyway; autocommit saves the BEGIN and ROLLBACK round trips.
+                    conn.execution_options(isolation_level="AUTOCOMMIT")
                 yield conn
         except SQLAlchemyError as exc:
             raise StoreError(f"database read failed: {exc}") from exc
@@ -72,12 +81,18 @@ class StoreBase:
     def _emit(
         self, conn: Connection, run_id: str, kind: EventKind, data: dict[str, JSON], at: datetime
     ) -> None:
-        if not self.is_sqlite and not conn.info.get("event_lock"):
-            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _EVENT_LOCK})
-            # Delivered at commit, once per transaction however many events it appends.
-            conn.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
-            conn.info["event_lock"] = True
-        conn.execute(_INSERT_EVENT, {"run_id": run_id, "kind": kind.value, "data": data, "at": at})
+        """Queue an event for the outbox; it is stored with the transaction or not at all."""
+        conn.info["pending_events"].append(
+            {"run_id": run_id, "kind": kind.value, "data": data, "at": at}
+        )
+
+    def _append_events(self, conn: Connection, events: list[dict[str, Any]]) -> None:
+        if not self.is_sqlite:
+            # Event ids must become visible in id order, or a reader could skip one that
+            # commits late: the lock orders appending transactions. The NOTIFY is delivered
+            # at commit; asking for it with the lock saves a round trip.
+            conn.execute(_LOCK_AND_NOTIFY, {"k": _EVENT_LOCK, "channel": NOTIFY_CHANNEL})
+        conn.execute(_INSERT_EVENT, events)
 
     def _change_state(
         self,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Select, insert, select, update
 
 from engine.runs import JSON, EventKind, Pause, PauseStatus, RunState
 from engine.store import rows
@@ -43,13 +43,17 @@ class PauseQueries(StoreBase):
     def waiting_pause(self, run_id: str) -> Pause | None:
         """The pause a run is waiting on now, if any."""
         with self._read() as conn:
-            row = conn.execute(
-                select(PAUSES)
-                .where(PAUSES.c.run_id == run_id, PAUSES.c.status == PauseStatus.WAITING.value)
-                .order_by(PAUSES.c.id.desc())
-                .limit(1)
-            ).first()
+            row = conn.execute(self._waiting_pause_query(run_id)).first()
         return None if row is None else rows.to_pause(row)
+
+    @staticmethod
+    def _waiting_pause_query(run_id: str) -> Select[Any]:
+        return (
+            select(PAUSES)
+            .where(PAUSES.c.run_id == run_id, PAUSES.c.status == PauseStatus.WAITING.value)
+            .order_by(PAUSES.c.id.desc())
+            .limit(1)
+        )
 
     def last_rejected(self, run_id: str, title: str | None) -> Pause | None:
         """The newest rejected answer in this run to a model of the same title."""

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, func, insert, select, update
 
 from engine.errors import RunNotFound
-from engine.runs import JSON, Event, EventKind, Run, RunDetail, RunState
+from engine.runs import JSON, Event, EventKind, Pause, Run, RunDetail, RunState
 from engine.store import rows
 from engine.store.base import EVENTS, RUNS
 from engine.store.pauses import PAUSES, PauseQueries
@@ -32,6 +32,17 @@ CURSORS = CursorRow.__table__  # type: ignore[attr-defined]
 METADATA = MetadataRow.__table__  # type: ignore[attr-defined]
 #: what a Run needs: everything but the pickled parameters, which only a re-run reads
 RUN_COLUMNS = tuple(c for c in RUNS.c if c.name not in ("parameters", "flow_ref"))
+
+
+@dataclass(frozen=True)
+class ResumeTarget:
+    """What answering a run needs to know, read in one go."""
+
+    run: Run
+    #: the pause the run waits on now, if any
+    pause: Pause | None
+    #: whether the process that owns the run has sent a heartbeat within the timeout
+    owner_alive: bool
 
 
 @dataclass(frozen=True)
@@ -162,6 +173,25 @@ class SqlStore(PauseQueries):
         if row is None:
             raise RunNotFound(run_id)
         return rows.to_run(row)
+
+    def resume_target(self, run_id: str, owner_timeout: float) -> ResumeTarget:
+        """The run, the pause it waits on, and whether its owner lives, on one connection."""
+        cutoff = self.clock() - timedelta(seconds=owner_timeout)
+        with self._read() as conn:
+            row = conn.execute(
+                select(*RUN_COLUMNS, PROCESSES.c.heartbeat_at)
+                .outerjoin(PROCESSES, PROCESSES.c.id == RUNS.c.owner)
+                .where(RUNS.c.id == run_id)
+            ).first()
+            if row is None:
+                raise RunNotFound(run_id)
+            pause = conn.execute(self._waiting_pause_query(run_id)).first()
+        heartbeat = row.heartbeat_at
+        return ResumeTarget(
+            run=rows.to_run(row),
+            pause=None if pause is None else rows.to_pause(pause),
+            owner_alive=heartbeat is not None and rows.utc(heartbeat) >= cutoff,
+        )
 
     def find_run(self, prefix: str) -> Run:
         """A run by its id or by a unique prefix of it (as the CLI and /runs accept)."""

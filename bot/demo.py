@@ -17,7 +17,14 @@ from typing import Any, TypeVar
 import click
 
 from bot import reminders
-from bot.sandbox import Message, SlackSandbox, block_kit_builder_url, render_message, render_view
+from bot.sandbox import (
+    Message,
+    SlackSandbox,
+    block_kit_builder_url,
+    render_message,
+    render_mrkdwn,
+    render_view,
+)
 from bot.serve import Server
 from bot.testing import SIGNING_SECRET, running_bot
 from engine import Engine, Run, load_flows
@@ -54,7 +61,7 @@ class Demo:
 
     def show_message(self, message: Message, where: str) -> None:
         self.say(f"── {where} " + "─" * max(0, 60 - len(where)))
-        self.say(render_message(message))
+        self.say(render_message(message, self.sandbox.workspace.names()))
 
     def prompt_for(self, run: Run) -> Message:
         """The newest unseen message with a button for ``run`` (root or thread)."""
@@ -85,7 +92,7 @@ class Demo:
         assert uid is not None
         view = self.sandbox.wait_for(lambda ws: ws.open_view(uid.id), timeout=10)
         self.say("── modal " + "─" * 52)
-        self.say(render_view(view))
+        self.say(render_view(view, self.sandbox.workspace.names()))
         self.say(f"   Block Kit Builder: {block_kit_builder_url(view.view)[:120]}…")
         self.step(f"{user} {note}")
         reply = self.driver.submit(user, values, client_checks=False)
@@ -119,7 +126,9 @@ class Demo:
         uid = self.sandbox.user(user)
         assert uid is not None
         notes = self.sandbox.wait_for(lambda ws: ws.ephemeral(uid.id), timeout=10)
-        self.say(f"   (only {user} sees) {notes[-1].text}")
+        self.say(
+            f"   (only {user} sees) {render_message(notes[-1], self.sandbox.workspace.names())}"
+        )
 
     def thread_notes(self, run: Run) -> None:
         channel = self.sandbox.channel(CHANNEL)
@@ -145,10 +154,11 @@ class Demo:
 
     def summary(self, runs: list[Run]) -> None:
         self.say("── final states " + "─" * 45)
+        names = self.sandbox.workspace.names()
         for run in runs:
             detail = self.engine.detail(run.id)
             answers = ", ".join(
-                f"input {p.key} {p.status.value} ({p.responder})"
+                f"input {p.key} {p.status.value} by {render_mrkdwn(f'<@{p.responder}>', names)}"
                 for p in detail.pauses
                 if p.responder
             )

@@ -59,7 +59,7 @@ from bot.sandbox.records import (
     User,
     Usergroup,
 )
-from bot.sandbox.render import block_kit_builder_url, render_message, render_view
+from bot.sandbox.render import block_kit_builder_url, render_message, render_mrkdwn, render_view
 from bot.sandbox.sandbox import SlackSandbox
 from bot.sandbox.socket_mode import SocketModeDriver
 from bot.sandbox.transport import HttpDriver
@@ -96,5 +96,6 @@ __all__ = [
     "element_state",
     "fill_state",
     "render_message",
+    "render_mrkdwn",
     "render_view",
 ]

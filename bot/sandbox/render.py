@@ -14,6 +14,7 @@ page of JSON::
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
@@ -21,7 +22,13 @@ from urllib.parse import quote
 from bot.sandbox.forms import fill_state
 from bot.sandbox.records import EphemeralMessage, JsonDict, Message, OpenView
 
-__all__ = ["BLOCK_KIT_BUILDER", "block_kit_builder_url", "render_message", "render_view"]
+__all__ = [
+    "BLOCK_KIT_BUILDER",
+    "block_kit_builder_url",
+    "render_message",
+    "render_mrkdwn",
+    "render_view",
+]
 
 #: Block Kit Builder; the payload goes after the ``#``.
 BLOCK_KIT_BUILDER = "https://app.slack.com/block-kit-builder#"
@@ -48,6 +55,41 @@ _ELEMENT_LABELS = {
     "rich_text_input": "rich text",
     "file_input": "files",
 }
+
+
+#: ``<...>`` tokens in mrkdwn: mentions, dates, special mentions and links
+_TOKEN = re.compile(r"<([^<>]+)>")
+
+
+def _token(body: str, names: Mapping[str, str]) -> str:
+    ref, _, label = body.partition("|")
+    if ref.startswith("@"):
+        return "@" + (label or names.get(ref[1:], ref[1:]))
+    if ref.startswith("#"):
+        return "#" + (label or names.get(ref[1:], ref[1:]))
+    if ref.startswith("!subteam^"):
+        group = ref.removeprefix("!subteam^")
+        return "@" + (label.lstrip("@") or names.get(group, group))
+    if ref.startswith("!date^"):
+        return label or ref
+    if ref.startswith("!"):  # <!here>, <!channel>, <!everyone>
+        return "@" + ref[1:]
+    return f"{label} ({ref})" if label else ref
+
+
+def render_mrkdwn(text: str, names: Mapping[str, str] | None = None) -> str:
+    """Slack mrkdwn as a person reads it: mentions by name, dates by their fallback text.
+
+    Example::
+
+        >>> render_mrkdwn("<@U0BOB>, deploy before <!date^1795749831^{time}|03:23 UTC>?",
+        ...               {"U0BOB": "bob"})
+        '@bob, deploy before 03:23 UTC?'
+    """
+    known = names or {}
+    readable = _TOKEN.sub(lambda m: _token(m.group(1), known), text)
+    # Slack escapes only these three in message text.
+    return readable.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
 def _text(obj: Any) -> str:
@@ -105,7 +147,14 @@ def _element(element: Mapping[str, Any], state: JsonDict | None) -> str:
     return f"[{label}: {shown}{hint}]"
 
 
-def _blocks(blocks: Sequence[Any], state: Mapping[str, Any]) -> list[str]:
+def _blocks(
+    blocks: Sequence[Any], state: Mapping[str, Any], names: Mapping[str, str] | None
+) -> list[str]:
+    def shown(obj: Any) -> str:
+        if isinstance(obj, Mapping) and obj.get("type") == "mrkdwn":
+            return render_mrkdwn(_text(obj), names)
+        return _text(obj)
+
     lines: list[str] = []
     for block in blocks:
         if not isinstance(block, Mapping):
@@ -119,20 +168,20 @@ def _blocks(blocks: Sequence[Any], state: Mapping[str, Any]) -> list[str]:
             return _element(element, block_state.get(str(action_id)))
 
         if kind == "header":
-            lines.append(f"## {_text(block.get('text'))}")
+            lines.append(f"## {shown(block.get('text'))}")
         elif kind == "section":
-            text = _text(block.get("text"))
+            text = shown(block.get("text"))
             if "accessory" in block:
                 text = f"{text}  {render(block['accessory'])}".strip()
             lines.extend(text.splitlines() or [""])
-            lines.extend(f"  - {_text(f)}" for f in block.get("fields", []))
+            lines.extend(f"  - {shown(f)}" for f in block.get("fields", []))
         elif kind == "divider":
             lines.append("-" * 40)
         elif kind == "context":
             lines.append(
                 "  "
                 + " · ".join(
-                    _text(e) or f"[image: {e.get('alt_text', '')}]"
+                    shown(e) or f"[image: {e.get('alt_text', '')}]"
                     for e in block.get("elements", [])
                 )
             )
@@ -142,21 +191,22 @@ def _blocks(blocks: Sequence[Any], state: Mapping[str, Any]) -> list[str]:
             label = _text(block.get("label")) + (" (optional)" if block.get("optional") else "")
             lines.append(f"{label}: {render(block.get('element', {}))}  ({block_id})")
             if block.get("hint"):
-                lines.append(f"    hint: {_text(block['hint'])}")
+                lines.append(f"    hint: {shown(block['hint'])}")
         elif kind == "image":
             lines.append(f"[image: {block.get('alt_text', '')}]")
         elif kind == "markdown":
-            lines.extend(str(block.get("text", "")).splitlines())
+            lines.extend(render_mrkdwn(str(block.get("text", "")), names).splitlines())
         else:
             lines.append(f"[{kind}]")
     return lines
 
 
-def render_view(view: Mapping[str, Any] | OpenView) -> str:
+def render_view(view: Mapping[str, Any] | OpenView, names: Mapping[str, str] | None = None) -> str:
     """A modal or Home view as a text form, showing what is entered (or initially set).
 
     Args:
         view: A view dict (as sent or as stored) or an :class:`OpenView`.
+        names: Ids to show mentions by (``Workspace.names()``); unknown ids show as they are.
     """
     data: Mapping[str, Any] = view.view if isinstance(view, OpenView) else view
     state = fill_state(data)
@@ -164,7 +214,7 @@ def render_view(view: Mapping[str, Any] | OpenView) -> str:
     head = "== Home ==" if is_home else f"== {_text(data.get('title'))} =="
     if data.get("callback_id"):
         head += f"  (callback_id: {data['callback_id']})"
-    lines = [head, *_blocks(data.get("blocks", []), state)]
+    lines = [head, *_blocks(data.get("blocks", []), state, names)]
     if data.get("type") != "home":
         buttons = [f"[ {_text(data[key])} ]" for key in ("submit",) if data.get(key)]
         buttons.append(f"[ {_text(data.get('close')) or 'Cancel'} ]")
@@ -172,15 +222,22 @@ def render_view(view: Mapping[str, Any] | OpenView) -> str:
     return "\n".join(lines)
 
 
-def render_message(message: Message | EphemeralMessage | Mapping[str, Any]) -> str:
-    """A message as text: its blocks if it has any, else its ``text``."""
+def render_message(
+    message: Message | EphemeralMessage | Mapping[str, Any], names: Mapping[str, str] | None = None
+) -> str:
+    """A message as text: its blocks if it has any, else its ``text``.
+
+    Args:
+        message: A stored message or a message dict.
+        names: Ids to show mentions by (``Workspace.names()``); unknown ids show as they are.
+    """
     if isinstance(message, Message | EphemeralMessage):
         text, blocks = message.text, message.blocks
     else:
         text, blocks = str(message.get("text") or ""), list(message.get("blocks") or [])
     if not blocks:
-        return text
-    return "\n".join(_blocks(blocks, fill_state({"blocks": blocks})))
+        return render_mrkdwn(text, names)
+    return "\n".join(_blocks(blocks, fill_state({"blocks": blocks}), names))
 
 
 def block_kit_builder_url(

@@ -196,6 +196,14 @@ class Workspace:
             user = self.user_by_name(ref)
             return user.id if user else ref
 
+    def names(self) -> dict[str, str]:
+        """How mentions read: member ids to handles, channel ids to names, groups to handles."""
+        with self._cond:
+            names = {c.id: c.name for c in self._conversations.values() if c.kind == "channel"}
+            names.update((g.id, g.handle) for g in self._groups.values())
+            names.update((u.id, u.name) for u in self._users.values())
+            return names
+
     def usergroups(self) -> list[Usergroup]:
         """Every user group."""
         with self._cond:

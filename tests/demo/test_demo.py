@@ -30,18 +30,21 @@ def test_demo_prints_the_whole_loop(tmp_path: Path) -> None:
     assert 'Name (optional): [text: "anonymous"]' in out
     assert "Block Kit Builder: https://app.slack.com/block-kit-builder#" in out
     # the in-thread error for the model's own validator, and the prefilled re-prompt
-    assert "<@U0ALICE>'s answer was not accepted" in out
+    assert "@alice's answer was not accepted" in out
     assert "Green is only in-stock for medium, large, and XL sizes." in out
     assert "needs input again" in out
     assert "Size: (x) Small" in out and "Color: ( ) Red  (x) Green" in out
     # a structural error inside the modal, and a refused non-approver
     assert "field:reason: must be at least 3 characters long" in out
-    assert "(only alice sees) Only <@U0BOB> may answer this." in out
+    assert "(only alice sees) Only @bob may answer this." in out
     # the deploy's reminder before its deadline, naming who may answer
-    assert ":bell: Reminder: *deploy-production* run" in out and "<@U0BOB>" in out
+    assert (
+        ":bell: Reminder: *deploy-production* run" in out
+        and "@bob (not @carol, who started it)" in out
+    )
     # the final states, with who answered
-    assert "greet-user         completed  result='Hello, Ada!'  input 1 accepted (U0ALICE)" in out
-    assert "input 1 rejected (U0ALICE), input 2 accepted (U0BOB)" in out
+    assert "greet-user         completed  result='Hello, Ada!'  input 1 accepted by @alice" in out
+    assert "input 1 rejected by @alice, input 2 accepted by @bob" in out
     assert "deploy-production  completed" in out
     assert "demo finished in" in done.stderr
 

@@ -16,6 +16,7 @@ from bot.sandbox import (
     element_state,
     fill_state,
     render_message,
+    render_mrkdwn,
     render_view,
 )
 from bot.sandbox.forms import client_problems, initial_state
@@ -204,7 +205,7 @@ def test_render_view():
         [
             "== Deploy approval ==  (callback_id: run_input)",
             "## Approve the deploy of r42?",
-            "Requested by <@U0BOB>",
+            "Requested by @U0BOB",  # an id the renderer was given no name for
             "  - env: prod",
             "-" * 40,
             "Reason: [text: __________ (Type here)]  (field:reason)",
@@ -240,6 +241,33 @@ def test_render_message():
     assert render_message({"text": "plain only"}) == "plain only"
 
 
+def test_mentions_dates_and_links_read_as_a_person_sees_them():
+    names = {"U0BOB": "bob", "C0OPS": "ops", "S0SRE": "sre"}
+    text = (
+        "<@U0BOB> and <@U0NEW> in <#C0OPS>, ask <!subteam^S0SRE> or <!here>: "
+        "due <!date^1795749831^{date_short_pretty} {time}|2026-11-27 03:23 UTC>, "
+        "see <https://ci.example/42|build 42> &amp; <https://ci.example/43>; 1 &lt; 2"
+    )
+    assert render_mrkdwn(text, names) == (
+        "@bob and @U0NEW in #ops, ask @sre or @here: due 2026-11-27 03:23 UTC, "
+        "see build 42 (https://ci.example/42) & https://ci.example/43; 1 < 2"
+    )
+    message = {
+        "text": "fallback",
+        "blocks": [
+            {"type": "section", "text": {"type": "mrkdwn", "text": "Only <@U0BOB> may answer."}},
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": "by <@U0BOB>"}]},
+            {"type": "section", "text": pt("<@U0BOB> stays literal in plain text")},
+        ],
+    }
+    assert render_message(message, names).splitlines() == [
+        "Only @bob may answer.",
+        "  by @bob",
+        "<@U0BOB> stays literal in plain text",
+    ]
+    assert render_message({"text": "hi <@U0BOB>"}, names) == "hi @bob"
+
+
 def test_block_kit_builder_url():
     prefix = "https://app.slack.com/block-kit-builder#"
     url = block_kit_builder_url({**VIEW, "id": "V1", "state": {"values": {}}, "hash": "h"})
@@ -269,7 +297,7 @@ def test_public_api_is_pinned():
             "OpenView", "SandboxError", "SandboxNotRunning", "SlackSandbox", "SocketModeDriver",
             "SubmitBlocked", "UnknownField", "User", "Usergroup", "Workspace",
             "block_kit_builder_url", "client_problems", "element_state", "fill_state",
-            "render_message", "render_view",
+            "render_message", "render_mrkdwn", "render_view",
         ]
     )  # fmt: skip
     for name in bot.sandbox.__all__:

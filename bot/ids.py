@@ -15,5 +15,8 @@ THREAD = "slack.thread"
 PROMPTS = "slack.prompts"
 #: event id -> ts of the thread note posted for it, so a redelivered event posts nothing
 NOTES = "slack.notes"
-#: pause key -> ts of the reminder posted for it (written by reminder jobs, not the notifier)
-REMINDERS = "slack.reminders"
+
+
+def reminder_key(pause_key: str) -> str:
+    """Where the ts of the reminder posted for a pause is kept (claimed before posting)."""
+    return f"slack.reminder.{pause_key}"

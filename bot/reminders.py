@@ -109,17 +109,18 @@ def _post(notifier: SlackNotifier, run_id: str, key: str) -> bool:
     if pause.deadline is not None and pause.deadline <= datetime.now(UTC):
         return False
     thread = notifier.thread(run_id)
-    found = engine.get_metadata(run_id, ids.REMINDERS)
-    posted = dict(found) if isinstance(found, dict) else {}
-    if thread is None or key in posted:
-        return False  # no prompt to remind of, or the job fired twice (several workers)
+    if thread is None:
+        return False  # no prompt to remind of
+    # Several workers may fire the same job: the one that claims the key posts.
+    claim = ids.reminder_key(key)
+    if not engine.add_metadata(run_id, claim, None):
+        return False
     reply = notifier.client.chat_postMessage(
         channel=thread["channel"],
         thread_ts=thread["ts"],
         text=messages.reminder_text(run, pause),
     )
-    posted[key] = str(reply["ts"])
-    engine.set_metadata(run_id, ids.REMINDERS, posted)
+    engine.set_metadata(run_id, claim, str(reply["ts"]))
     logger.info(
         "reminder posted", extra={"action": "reminder_posted", "run_id": run_id, "key": key}
     )

@@ -193,6 +193,17 @@ class Engine:
         """Attach a small JSON value to a run (applications keep their own references here)."""
         self.store.set_metadata(run_id, key, value)
 
+    def add_metadata(self, run_id: str, key: str, value: JSON) -> bool:
+        """Attach ``value`` only if the run has nothing under ``key`` yet.
+
+        Returns True if this call attached it. Of several processes trying at once, exactly
+        one gets True, so this serves as a claim::
+
+            if engine.add_metadata(run.id, "reminded", True):
+                post_reminder(run)
+        """
+        return self.store.add_metadata(run_id, key, value)
+
     def get_metadata(self, run_id: str, key: str) -> JSON:
         return self.store.get_metadata(run_id, key)
 

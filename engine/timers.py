@@ -4,7 +4,8 @@ This is the only module that imports apscheduler. Jobs survive restarts because 
 live in the ``apscheduler_jobs`` table. Every process that waits on runs adds jobs, but
 only workers (``active=True``) execute them: other processes start the scheduler paused,
 which still writes jobs to the table. Several workers may fire the same job, so every
-job must be idempotent; pause expiry is (it is a conditional update).
+job must be idempotent: pause expiry is a conditional update, and the bot's reminders
+claim their pause with ``Engine.add_metadata`` before posting.
 
 Jobs refer to functions by import path (``"package.module:function"``) so that any process
 can run them. The engine's own job, ``expire_due_pauses``, sweeps every engine in the

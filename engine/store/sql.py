@@ -15,6 +15,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
 
 from engine.errors import RunNotFound
 from engine.runs import JSON, Event, EventKind, Pause, Run, RunDetail, RunState
@@ -439,15 +442,37 @@ class SqlStore(PauseQueries):
 
     # -- metadata -----------------------------------------------------------------------
 
+    def _insert_metadata(self, run_id: str, key: str, value: JSON) -> Any:
+        dialect_insert = sqlite_insert if self.is_sqlite else postgresql_insert
+        # SQLAlchemy drops an INSERT's row count unless asked to keep it.
+        return (
+            dialect_insert(METADATA)
+            .values(run_id=run_id, key=key, value=value)
+            .execution_options(preserve_rowcount=True)
+        )
+
     def set_metadata(self, run_id: str, key: str, value: JSON) -> None:
+        # An upsert, so that two processes setting the same key cannot collide on the insert.
+        statement = self._insert_metadata(run_id, key, value)
+        self._put_metadata(
+            run_id,
+            statement.on_conflict_do_update(
+                index_elements=[METADATA.c.run_id, METADATA.c.key],
+                set_={"value": statement.excluded.value},
+            ),
+        )
+
+    def add_metadata(self, run_id: str, key: str, value: JSON) -> bool:
+        """Store ``value`` unless ``key`` already has one; True if this call stored it."""
+        statement = self._insert_metadata(run_id, key, value).on_conflict_do_nothing()
+        return self._put_metadata(run_id, statement)
+
+    def _put_metadata(self, run_id: str, statement: Any) -> bool:
         with self._write() as conn:
-            done = conn.execute(
-                update(METADATA)
-                .where(METADATA.c.run_id == run_id, METADATA.c.key == key)
-                .values(value=value)
-            )
-            if done.rowcount == 0:
-                conn.execute(insert(METADATA).values(run_id=run_id, key=key, value=value))
+            try:
+                return bool(conn.execute(statement).rowcount == 1)
+            except IntegrityError as exc:  # the only constraint left is the run's foreign key
+                raise RunNotFound(run_id) from exc
 
     def get_metadata(self, run_id: str, key: str) -> JSON:
         with self._read() as conn:

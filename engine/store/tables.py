@@ -149,5 +149,5 @@ class MetadataRow(SQLModel, table=True):
     __tablename__ = "run_metadata"
 
     run_id: str = Field(foreign_key="runs.id", primary_key=True, max_length=32)
-    key: str = Field(primary_key=True, max_length=200)
+    key: str = Field(primary_key=True, max_length=300)
     value: Any = Field(default=None, sa_column=Column(JSON, nullable=True))

@@ -1,136 +1,26 @@
-"""Block Kit limit checks, reported the way Slack reports them.
-
-``slack_sdk.models`` catches most length and id limits when a view is built, but not all of
-them (a missing modal title, radio buttons with eleven options, an ``initial_option`` that
-matches no option, ``"2024-02-30"`` as a date, ...), and it checks nothing when a view is a
-plain dict. These functions apply every limit we know Slack enforces and return one string per
-problem in Slack's own ``invalid_arguments`` format, so the sandbox can answer exactly like the
-real Web API and tests can assert on the messages::
-
-    >>> check_view({"type": "modal", "blocks": [{"type": "divider"}]})
-    ['[ERROR] missing required field: title [json-pointer:/view]']
-    >>> check_message([{"type": "header", "text": {"type": "mrkdwn", "text": "Hi"}}], "Hi")
-    ['[ERROR] must be plain_text, not mrkdwn [json-pointer:/blocks/0/text/type]']
-
-Pointers are relative to the request argument: ``/view/...`` for views, ``/blocks/...`` and
-``/text`` for messages. An empty list means Slack would accept the payload (as far as we know).
-"""
+"""The walk over a view or a message that collects every broken Block Kit rule."""
 
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Mapping, Sequence
 from decimal import Decimal, InvalidOperation
-from typing import Any, Final, Literal
+from typing import Any
 
-__all__ = [
-    "INPUT_ELEMENT_TYPES",
-    "STATEFUL_ELEMENT_TYPES",
-    "check_message",
-    "check_view",
-    "format_problem",
-]
-
-Surface = Literal["modal", "home", "message"]
-Obj = Mapping[str, Any]
-
-#: Element types an ``input`` block accepts.
-INPUT_ELEMENT_TYPES: Final = frozenset(
-    {
-        "plain_text_input", "number_input", "email_text_input", "url_text_input",
-        "static_select", "multi_static_select", "external_select", "multi_external_select",
-        "users_select", "multi_users_select", "conversations_select",
-        "multi_conversations_select", "channels_select", "multi_channels_select",
-        "radio_buttons", "checkboxes", "datepicker", "timepicker", "datetimepicker",
-        "rich_text_input", "file_input",
-    }
-)  # fmt: skip
-#: Element types that keep a value in ``view.state.values`` (everything but buttons, links).
-STATEFUL_ELEMENT_TYPES: Final = INPUT_ELEMENT_TYPES
-# Slack's element docs list slightly different hosts per element; we err on the lenient side so
-# the sandbox never rejects a payload Slack would accept.
-_ACTIONS_ELEMENTS: Final = (INPUT_ELEMENT_TYPES - {"file_input"}) | {
-    "button", "overflow", "workflow_button",
-}  # fmt: skip
-_ACCESSORY_ELEMENTS: Final = _ACTIONS_ELEMENTS - {"rich_text_input"} | {"image"}
-#: type -> (max options, mrkdwn option text allowed, multiple selection)
-_OPTION_ELEMENTS: Final = {
-    "static_select": (100, False, False),
-    "multi_static_select": (100, False, True),
-    "radio_buttons": (10, True, False),
-    "checkboxes": (10, True, True),
-}
-#: type -> (single initial id field, list initial id field)
-_ID_ELEMENTS: Final = {
-    "users_select": ("initial_user", "initial_users"),
-    "multi_users_select": ("initial_user", "initial_users"),
-    "conversations_select": ("initial_conversation", "initial_conversations"),
-    "multi_conversations_select": ("initial_conversation", "initial_conversations"),
-    "channels_select": ("initial_channel", "initial_channels"),
-    "multi_channels_select": ("initial_channel", "initial_channels"),
-}
-_PASSIVE_BLOCKS: Final = frozenset({"divider", "rich_text", "video", "file", "call", "table"})
-_VIEW_BLOCK_LIMIT: Final = 100
-_MESSAGE_BLOCK_LIMIT: Final = 50
-_DATE: Final = re.compile(r"\d{4}-\d{2}-\d{2}")
-_TIME: Final = re.compile(r"(?:[01]\d|2[0-3]):[0-5]\d")
-
-
-def format_problem(message: str, pointer: str) -> str:
-    """Format one problem the way Slack does in ``response_metadata.messages``.
-
-    Args:
-        message: What is wrong, e.g. ``"must be less than 25 characters"``.
-        pointer: JSON pointer to the offending value, e.g. ``"/view/title/text"``.
-
-    Returns:
-        ``"[ERROR] <message> [json-pointer:<pointer>]"``.
-    """
-    return f"[ERROR] {message} [json-pointer:{pointer}]"
-
-
-def check_view(view: Mapping[str, Any]) -> list[str]:
-    """Check a modal or Home tab view against Slack's limits.
-
-    Args:
-        view: The view as sent to ``views.open``/``update``/``push``/``publish``
-            (a dict, e.g. ``View(...).to_dict()``).
-
-    Returns:
-        One ``[ERROR] ... [json-pointer:/view/...]`` string per problem; empty if valid.
-    """
-    if not isinstance(view, Mapping):
-        return [format_problem("must be an object", "/view")]
-    kind = view.get("type")
-    if kind is None:
-        return [format_problem("missing required field: type", "/view")]
-    if kind not in ("modal", "home"):
-        return [format_problem("must be a valid enum value (modal or home)", "/view/type")]
-    checker = _Checker("modal" if kind == "modal" else "home")
-    checker.view(view)
-    return checker.problems
-
-
-def check_message(blocks: Sequence[Mapping[str, Any]] | None, text: str | None) -> list[str]:
-    """Check the ``blocks`` and ``text`` of a ``chat.postMessage``/``chat.update`` call.
-
-    Args:
-        blocks: The message blocks, or None when the message has none.
-        text: The message text (the notification fallback when blocks are given).
-
-    Returns:
-        One ``[ERROR] ... [json-pointer:/blocks/...]`` string per problem; empty if valid.
-    """
-    checker = _Checker("message")
-    if text is not None:
-        if not isinstance(text, str):
-            checker.error("/text", "must provide a string")
-        elif len(text) > 40000:
-            checker.error("/text", "must be less than 40001 characters")
-    if blocks is not None:
-        checker.blocks(blocks, "/blocks", _MESSAGE_BLOCK_LIMIT, allow_empty=True)
-    return checker.problems
+from bot.blockkit.rules import (
+    ACCESSORY_ELEMENTS,
+    ACTIONS_ELEMENTS,
+    DATE,
+    ID_ELEMENTS,
+    INPUT_ELEMENT_TYPES,
+    OPTION_ELEMENTS,
+    PASSIVE_BLOCKS,
+    TIME,
+    VIEW_BLOCK_LIMIT,
+    Obj,
+    Surface,
+    format_problem,
+)
 
 
 def _normalized(value: Any) -> Any:
@@ -145,7 +35,7 @@ def _normalized(value: Any) -> Any:
     return value
 
 
-class _Checker:
+class Checker:
     """Walks one view or message and collects problems."""
 
     def __init__(self, surface: Surface) -> None:
@@ -255,7 +145,7 @@ class _Checker:
         if raw_blocks is None:
             self.error(ptr, "missing required field: blocks")
         else:
-            self.blocks(raw_blocks, f"{ptr}/blocks", _VIEW_BLOCK_LIMIT, allow_empty=False)
+            self.blocks(raw_blocks, f"{ptr}/blocks", VIEW_BLOCK_LIMIT, allow_empty=False)
 
     def blocks(self, blocks: Any, ptr: str, limit: int, *, allow_empty: bool) -> None:
         if not isinstance(blocks, Sequence) or isinstance(blocks, str | bytes):
@@ -291,7 +181,7 @@ class _Checker:
             if "text" not in block and "fields" not in block:
                 self.error(ptr, "must provide either text or fields")
             if "accessory" in block:
-                self.element(block["accessory"], f"{ptr}/accessory", _ACCESSORY_ELEMENTS)
+                self.element(block["accessory"], f"{ptr}/accessory", ACCESSORY_ELEMENTS)
         elif kind == "header":
             self.text(block, "text", ptr, 150, plain=True, required=True)
         elif kind == "image":
@@ -311,7 +201,7 @@ class _Checker:
             self.input(block, ptr)
         elif kind == "markdown":
             self.string(block, "text", ptr, 12000, required=True)
-        elif kind not in _PASSIVE_BLOCKS:
+        elif kind not in PASSIVE_BLOCKS:
             self.error(f"{ptr}/type", f"unsupported block type: {kind}")
 
     def image(self, obj: Obj, ptr: str) -> None:
@@ -325,7 +215,7 @@ class _Checker:
         action_ids: set[str] = set()
         for i, element in enumerate(elements or []):
             element_ptr = f"{ptr}/elements/{i}"
-            self.element(element, element_ptr, _ACTIONS_ELEMENTS)
+            self.element(element, element_ptr, ACTIONS_ELEMENTS)
             action_id = element.get("action_id") if isinstance(element, Mapping) else None
             if isinstance(action_id, str):
                 if action_id in action_ids:
@@ -373,13 +263,13 @@ class _Checker:
             self.confirm(el["confirm"], f"{ptr}/confirm")
         if "max_selected_items" in el:
             self.integer(el, "max_selected_items", ptr, 1, 100)
-        if kind in _OPTION_ELEMENTS:
-            high, mrkdwn, multi = _OPTION_ELEMENTS[kind]
+        if kind in OPTION_ELEMENTS:
+            high, mrkdwn, multi = OPTION_ELEMENTS[kind]
             self.initial_options(el, ptr, self.options(el, ptr, high, mrkdwn=mrkdwn), multi=multi)
         elif kind in ("external_select", "multi_external_select"):
             self.initial_options(el, ptr, None, multi=kind.startswith("multi"))
-        elif kind in _ID_ELEMENTS:
-            self.ids(el, ptr, *_ID_ELEMENTS[kind])
+        elif kind in ID_ELEMENTS:
+            self.ids(el, ptr, *ID_ELEMENTS[kind])
         elif kind in ("button", "workflow_button"):
             self.text(el, "text", ptr, 75, plain=True, required=True)
             self.string(el, "value", ptr, 2000)
@@ -527,7 +417,7 @@ class _Checker:
                 self.error(f"{ptr}/initial_date", "must be a valid date in the format YYYY-MM-DD")
         elif kind == "timepicker":
             value = self.string(el, "initial_time", ptr, 255)
-            if value is not None and _TIME.fullmatch(value) is None:
+            if value is not None and TIME.fullmatch(value) is None:
                 self.error(f"{ptr}/initial_time", "must be a valid time in the format HH:mm")
             self.string(el, "timezone", ptr, 255)
         elif kind == "datetimepicker" and el.get("initial_date_time") is not None:
@@ -550,7 +440,7 @@ class _Checker:
 
 
 def _is_date(value: str) -> bool:
-    if _DATE.fullmatch(value) is None:
+    if DATE.fullmatch(value) is None:
         return False
     try:
         dt.date.fromisoformat(value)

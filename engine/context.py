@@ -25,6 +25,8 @@ class RunContext:
     flow: Flow[..., Any]
     is_async: bool
     started_by: str | None
+    #: started by this very call, so nothing is stored to replay (saves a read per task)
+    fresh: bool = False
     #: calls per task name, which gives each call a key that is stable across re-runs
     task_calls: Counter[str] = field(default_factory=Counter)
     #: pause and suspend calls so far; unnamed pauses are keyed "1", "2", ...

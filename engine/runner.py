@@ -43,7 +43,7 @@ def _start(flow: Flow[..., Any], parameters: dict[str, Any], started_by: str | N
     )
     engine.notify()
     logger.info("run started", extra={"action": "run_started", "run_id": run.id, "flow": flow.name})
-    ctx = RunContext(engine, run.id, flow, flow.is_async, started_by)
+    ctx = RunContext(engine, run.id, flow, flow.is_async, started_by, fresh=True)
     ctx.unstorable.update(unstorable)
     return ctx
 
@@ -141,14 +141,13 @@ async def execute_queued_async(ctx: RunContext, parameters: dict[str, Any]) -> N
 
 
 def _complete(ctx: RunContext, result: Any) -> None:
-    store = ctx.engine.store
-    store.add_logs(ctx.run_id, ctx.take_logs())
-    store.transition(
+    ctx.engine.store.transition(
         ctx.run_id,
         RunState.COMPLETED,
         "Completed",
         None,
         expect=(RunState.RUNNING,),
+        logs=ctx.take_logs(),
         owner=None,
         result=serialization.preview(result),
     )
@@ -171,8 +170,8 @@ def failure_message(exc: BaseException) -> str:
 def _finish_with(ctx: RunContext, exc: BaseException) -> None:
     """Record how the flow stopped. Suspend and cancel were recorded where they happened."""
     store = ctx.engine.store
-    store.add_logs(ctx.run_id, ctx.take_logs())
     if isinstance(exc, Suspend | Cancel):
+        store.add_logs(ctx.run_id, ctx.take_logs())
         return
     state = RunState.FAILED if isinstance(exc, Exception) else RunState.CRASHED
     name = "TimedOut" if isinstance(exc, PauseTimeout) else state.value.capitalize()
@@ -182,6 +181,7 @@ def _finish_with(ctx: RunContext, exc: BaseException) -> None:
         name,
         failure_message(exc),
         expect=(RunState.RUNNING, RunState.PAUSED),
+        logs=ctx.take_logs(),
         owner=None,
     )
     ctx.engine.notify()

@@ -60,6 +60,8 @@ class Task(Generic[P, R]):
         if ctx.engine.is_cancelled(ctx.run_id):
             raise Cancel(ctx.run_id)
         key = ctx.next_task_key(self.name)
+        if ctx.fresh:
+            return key, False, None
         stored = ctx.engine.store.completed_task(ctx.run_id, key)
         # A completed task without a stored result had an unpicklable value: run it again.
         if stored is not None and stored.result is not None:

@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from typing import Any, Self
 
 from sqlalchemy import Connection, Engine, insert, text, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 
 from engine.errors import StoreError
@@ -51,6 +53,10 @@ class StoreBase:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def _dialect_insert(self, table: Any) -> Any:
+        """An INSERT that can say ON CONFLICT (both dialects spell it the same way)."""
+        return sqlite_insert(table) if self.is_sqlite else postgresql_insert(table)
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:

@@ -15,8 +15,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from engine.errors import RunNotFound
@@ -268,12 +266,14 @@ class SqlStore(PauseQueries):
         *,
         expect: Iterable[RunState] | None = None,
         expect_owner: str | None = None,
+        logs: Sequence[tuple[datetime, str, str, str | None]] = (),
         **columns: Any,
     ) -> bool:
         """Move a run to ``state``; with ``expect``, only from one of those states.
 
         Returns False (and changes nothing) when the run was not in an expected state, so
-        that racing writers can tell who won.
+        that racing writers can tell who won. ``logs`` are stored in the same transaction
+        either way.
         """
         now = self.clock()
         conditions = []
@@ -283,6 +283,7 @@ class SqlStore(PauseQueries):
             conditions.append(RUNS.c.owner == expect_owner)
         # One conditional UPDATE: the database decides who wins a race, in one round trip.
         with self._write() as conn:
+            self._insert_logs(conn, run_id, logs)
             return self._change_state(
                 conn, run_id, state, name, message, now, *conditions, **columns
             )
@@ -353,12 +354,14 @@ class SqlStore(PauseQueries):
             "started_at": started_at,
             "ended_at": self.clock(),
         }
+        statement = self._dialect_insert(TASKS).values(run_id=run_id, key=key, **values)
         with self._write() as conn:
-            done = conn.execute(
-                update(TASKS).where(TASKS.c.run_id == run_id, TASKS.c.key == key).values(**values)
+            # A re-run records a task that failed before again: replace that record.
+            conn.execute(
+                statement.on_conflict_do_update(
+                    index_elements=[TASKS.c.run_id, TASKS.c.key], set_=values
+                )
             )
-            if done.rowcount == 0:
-                conn.execute(insert(TASKS).values(run_id=run_id, key=key, **values))
             self._insert_logs(conn, run_id, logs)
 
     def add_logs(self, run_id: str, logs: Sequence[tuple[datetime, str, str, str | None]]) -> None:
@@ -443,10 +446,9 @@ class SqlStore(PauseQueries):
     # -- metadata -----------------------------------------------------------------------
 
     def _insert_metadata(self, run_id: str, key: str, value: JSON) -> Any:
-        dialect_insert = sqlite_insert if self.is_sqlite else postgresql_insert
         # SQLAlchemy drops an INSERT's row count unless asked to keep it.
         return (
-            dialect_insert(METADATA)
+            self._dialect_insert(METADATA)
             .values(run_id=run_id, key=key, value=value)
             .execution_options(preserve_rowcount=True)
         )

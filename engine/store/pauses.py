@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 
 from engine.runs import JSON, EventKind, Pause, PauseStatus, RunState
 from engine.store import rows
@@ -32,28 +32,31 @@ def _pause_values(pause: Pause) -> dict[str, Any]:
     }
 
 
+# Built once, with bound parameters: on the resume path, building a statement costs about
+# as much as SQLite takes to run it.
+_PAUSE = select(PAUSES).where(
+    PAUSES.c.run_id == bindparam("run_id"), PAUSES.c.key == bindparam("key")
+)
+#: the pause a run waits on now (the newest, should there ever be two)
+WAITING_PAUSE = (
+    select(PAUSES)
+    .where(PAUSES.c.run_id == bindparam("run_id"), PAUSES.c.status == PauseStatus.WAITING.value)
+    .order_by(PAUSES.c.id.desc())
+    .limit(1)
+)
+
+
 class PauseQueries(StoreBase):
     def get_pause(self, run_id: str, key: str) -> Pause | None:
         with self._read() as conn:
-            row = conn.execute(
-                select(PAUSES).where(PAUSES.c.run_id == run_id, PAUSES.c.key == key)
-            ).first()
+            row = conn.execute(_PAUSE, {"run_id": run_id, "key": key}).first()
         return None if row is None else rows.to_pause(row)
 
     def waiting_pause(self, run_id: str) -> Pause | None:
         """The pause a run is waiting on now, if any."""
         with self._read() as conn:
-            row = conn.execute(self._waiting_pause_query(run_id)).first()
+            row = conn.execute(WAITING_PAUSE, {"run_id": run_id}).first()
         return None if row is None else rows.to_pause(row)
-
-    @staticmethod
-    def _waiting_pause_query(run_id: str) -> Select[Any]:
-        return (
-            select(PAUSES)
-            .where(PAUSES.c.run_id == run_id, PAUSES.c.status == PauseStatus.WAITING.value)
-            .order_by(PAUSES.c.id.desc())
-            .limit(1)
-        )
 
     def last_rejected(self, run_id: str, title: str | None) -> Pause | None:
         """The newest rejected answer in this run to a model of the same title."""

@@ -14,14 +14,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from engine.errors import RunNotFound
 from engine.runs import JSON, Event, EventKind, Pause, Run, RunDetail, RunState
 from engine.store import rows
 from engine.store.base import EVENTS, RUNS
-from engine.store.pauses import PAUSES, PauseQueries
+from engine.store.pauses import PAUSES, WAITING_PAUSE, PauseQueries
 from engine.store.tables import CursorRow, LogRow, MetadataRow, ProcessRow, TaskRunRow
 
 logger = logging.getLogger(__name__)
@@ -33,6 +33,12 @@ CURSORS = CursorRow.__table__  # type: ignore[attr-defined]
 METADATA = MetadataRow.__table__  # type: ignore[attr-defined]
 #: what a Run needs: everything but the pickled parameters, which only a re-run reads
 RUN_COLUMNS = tuple(c for c in RUNS.c if c.name not in ("parameters", "flow_ref"))
+#: a run with its owner's last heartbeat (built once: see engine.store.pauses)
+_RUN_AND_OWNER = (
+    select(*RUN_COLUMNS, PROCESSES.c.heartbeat_at)
+    .outerjoin(PROCESSES, PROCESSES.c.id == RUNS.c.owner)
+    .where(RUNS.c.id == bindparam("run_id"))
+)
 
 
 @dataclass(frozen=True)
@@ -179,14 +185,10 @@ class SqlStore(PauseQueries):
         """The run, the pause it waits on, and whether its owner lives, on one connection."""
         cutoff = self.clock() - timedelta(seconds=owner_timeout)
         with self._read() as conn:
-            row = conn.execute(
-                select(*RUN_COLUMNS, PROCESSES.c.heartbeat_at)
-                .outerjoin(PROCESSES, PROCESSES.c.id == RUNS.c.owner)
-                .where(RUNS.c.id == run_id)
-            ).first()
+            row = conn.execute(_RUN_AND_OWNER, {"run_id": run_id}).first()
             if row is None:
                 raise RunNotFound(run_id)
-            pause = conn.execute(self._waiting_pause_query(run_id)).first()
+            pause = conn.execute(WAITING_PAUSE, {"run_id": run_id}).first()
         heartbeat = row.heartbeat_at
         return ResumeTarget(
             run=rows.to_run(row),

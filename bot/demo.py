@@ -52,6 +52,9 @@ class Demo:
         self.server = server
         self.driver = sandbox.driver(f"{server.url}/slack/events", SIGNING_SECRET)
         self.seen: set[str] = set()
+        #: (what, link) per modal shown; printed whole at the end, where they do not break up
+        #: the transcript
+        self.builder_links: list[tuple[str, str]] = []
 
     def say(self, text: str = "") -> None:
         click.echo(text)
@@ -93,7 +96,10 @@ class Demo:
         view = self.sandbox.wait_for(lambda ws: ws.open_view(uid.id), timeout=10)
         self.say("── modal " + "─" * 52)
         self.say(render_view(view, self.sandbox.workspace.names()))
-        self.say(f"   Block Kit Builder: {block_kit_builder_url(view.view)[:120]}…")
+        self.builder_links.append(
+            (f"{run.flow_name} run {run.id[:8]}", block_kit_builder_url(view.view))
+        )
+        self.say(f"   (see it in Block Kit Builder: link [{len(self.builder_links)}] at the end)")
         self.step(f"{user} {note}")
         reply = self.driver.submit(user, values, client_checks=False)
         if reply.response_action == "errors":
@@ -165,6 +171,10 @@ class Demo:
             self.say(
                 f"   {run.flow_name:<18} {detail.run.state.value:<10} result={detail.run.result}  {answers}"
             )
+        if self.builder_links:
+            self.say("── the modals in Block Kit Builder (open in a browser) " + "─" * 6)
+            for number, (what, link) in enumerate(self.builder_links, 1):
+                self.say(f"[{number}] {what}: {link}")
 
 
 @contextmanager

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from urllib.parse import unquote
+
+from bot.sandbox.render import BLOCK_KIT_BUILDER as BUILDER
 
 
 def signoff(*args: str, cwd: Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -28,7 +32,10 @@ def test_demo_prints_the_whole_loop(tmp_path: Path) -> None:
     assert "*greet-user* run" in out and "[ Provide input ]" in out
     # each modal as a readable form, prefilled, with a Block Kit Builder link
     assert 'Name (optional): [text: "anonymous"]' in out
-    assert "Block Kit Builder: https://app.slack.com/block-kit-builder#" in out
+    links = re.findall(r"^\[\d+\] [\w-]+ run \w{8}: (https://\S+)$", out, re.MULTILINE)
+    assert len(links) == out.count("── modal ") == 4
+    first = json.loads(unquote(links[0].removeprefix(BUILDER)))  # whole, so it opens
+    assert first["type"] == "modal" and first["title"]["text"] == "greet-user"
     # the in-thread error for the model's own validator, and the prefilled re-prompt
     assert "@alice's answer was not accepted" in out
     assert "Green is only in-stock for medium, large, and XL sizes." in out

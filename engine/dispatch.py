@@ -42,6 +42,8 @@ class Dispatcher:
         self.poll_seconds = poll_seconds if store.is_sqlite else _PG_SAFETY_POLL
         self.position = store.last_event_id()
         self._wake = threading.Event()
+        #: set with _wake when another process committed (or on stop): no delay then
+        self._urgent = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="signoff-dispatch", daemon=True)
         self._listener: threading.Thread | None = None
@@ -61,6 +63,7 @@ class Dispatcher:
 
     def stop(self) -> None:
         self._stop.set()
+        self._urgent.set()
         self._wake.set()
         self._thread.join(5)
         if self._probe is not None:
@@ -76,8 +79,9 @@ class Dispatcher:
                 # poke is served at once, and a burst is served by one read per interval.
                 rest = _MIN_INTERVAL - (time.monotonic() - drained_at)
                 if rest > 0:
-                    self._stop.wait(rest)
+                    self._urgent.wait(rest)
             self._wake.clear()
+            self._urgent.clear()
             try:
                 if poked or self._changed():
                     drained_at = time.monotonic()
@@ -115,7 +119,9 @@ class Dispatcher:
                 with psycopg.connect(conninfo, autocommit=True) as conn:
                     conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
                     while not self._stop.is_set():
-                        for _ in conn.notifies(timeout=0.25, stop_after=1):
+                        for note in conn.notifies(timeout=0.25, stop_after=1):
+                            if note.payload != self.store.origin:
+                                self._urgent.set()  # a flow here may be waiting on it
                             self._wake.set()
             except psycopg.Error:
                 if self._stop.is_set():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -26,7 +27,7 @@ _INSERT_EVENT = insert(EVENTS)
 _EVENT_LOCK = 727_361_002
 #: the PostgreSQL NOTIFY channel that tells other processes to read new events
 NOTIFY_CHANNEL = "signoff_events"
-_LOCK_AND_NOTIFY = text("SELECT pg_advisory_xact_lock(:k), pg_notify(:channel, '')")
+_LOCK_AND_NOTIFY = text("SELECT pg_advisory_xact_lock(:k), pg_notify(:channel, :origin)")
 
 
 def utcnow() -> datetime:
@@ -40,6 +41,8 @@ class StoreBase:
         self.engine = engine
         self.clock = clock
         self.is_sqlite = is_sqlite(engine)
+        #: sent with every NOTIFY, so that a listener can tell its own commits from others'
+        self.origin = uuid.uuid4().hex
 
     @classmethod
     def open(cls, url: str, clock: Callable[[], datetime] = utcnow) -> Self:
@@ -97,7 +100,10 @@ class StoreBase:
             # Event ids must become visible in id order, or a reader could skip one that
             # commits late: the lock orders appending transactions. The NOTIFY is delivered
             # at commit; asking for it with the lock saves a round trip.
-            conn.execute(_LOCK_AND_NOTIFY, {"k": _EVENT_LOCK, "channel": NOTIFY_CHANNEL})
+            conn.execute(
+                _LOCK_AND_NOTIFY,
+                {"k": _EVENT_LOCK, "channel": NOTIFY_CHANNEL, "origin": self.origin},
+            )
         conn.execute(_INSERT_EVENT, events)
 
     def _change_state(

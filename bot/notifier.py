@@ -161,21 +161,28 @@ class SlackNotifier:
 
     def _close_prompt(self, run: Run, key: str) -> None:
         """Take the button off the prompt for ``key`` and say how it ended."""
-        reminders.cancel(self.engine, run.id, key)
         ts = self._prompts(run.id).get(key)
         thread = self.thread(run.id)
-        pause = self.engine.get_pause(run.id, key)
-        if ts is None or thread is None or pause is None:
+        if ts is None or thread is None:
+            reminders.cancel(self.engine, run.id, key)
             return
-        if ts != thread["ts"]:
-            outcome = messages.pause_outcome(pause)
-            self.client.chat_update(
-                channel=thread["channel"],
-                ts=ts,
-                text=outcome,
-                blocks=messages.closed_prompt_blocks(run, pause, outcome),
-            )
+        self._close_thread_prompt(run, thread, key, ts)
         self._refresh_root(run, thread)
+
+    def _close_thread_prompt(self, run: Run, thread: dict[str, str], key: str, ts: str) -> None:
+        """Drop the pause's reminder; a prompt in the thread shows the outcome instead of a
+        button (the first message is left to ``_refresh_root``)."""
+        reminders.cancel(self.engine, run.id, key)
+        pause = self.engine.get_pause(run.id, key)
+        if ts == thread["ts"] or pause is None:
+            return
+        outcome = messages.pause_outcome(pause)
+        self.client.chat_update(
+            channel=thread["channel"],
+            ts=ts,
+            text=outcome,
+            blocks=messages.closed_prompt_blocks(run, pause, outcome),
+        )
 
     def _refresh_root(self, run: Run, thread: dict[str, str]) -> None:
         """Show the run's status and who gave each input on its first message.
@@ -216,18 +223,8 @@ class SlackNotifier:
         thread = self.thread(run.id)
         if thread is None:
             return
-        prompts = self._prompts(run.id)
-        for key, ts in prompts.items():
-            reminders.cancel(self.engine, run.id, key)
-            pause = self.engine.get_pause(run.id, key)
-            if ts != thread["ts"] and pause is not None:
-                outcome = messages.pause_outcome(pause)
-                self.client.chat_update(
-                    channel=thread["channel"],
-                    ts=ts,
-                    text=outcome,
-                    blocks=messages.closed_prompt_blocks(run, pause, outcome),
-                )
+        for key, ts in self._prompts(run.id).items():
+            self._close_thread_prompt(run, thread, key, ts)
         self._refresh_root(run, thread)
         if run.state is not RunState.COMPLETED:
             self._note_once(event, thread, messages.finished_text(run))

@@ -7,7 +7,7 @@ Example (pytest)::
     def test_refund_needs_finance(tmp_path):
         with running_bot(flows=["flows/refunds.py"], database_url=f"sqlite:///{tmp_path}/t.db") as bot:
             run = bot.engine.submit("refund", {"order": "A-1"}, started_by="U0CAROL")
-            prompt = bot.slack.wait_for(lambda ws: ws.channel(bot.channel).last)
+            prompt = bot.root_message(run.id)
             bot.driver.click("bob", prompt, action_id="provide_input")
             bot.driver.submit("bob", {"amount": 20, "approve": True})
             ...
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.config import BotSettings
-from bot.sandbox import Driver, SlackSandbox
+from bot.sandbox import Driver, Message, SlackSandbox
 from bot.serve import Server
 from engine import Engine, EngineSettings, set_engine
 
@@ -43,6 +43,20 @@ class RunningBot:
     server: Server
     driver: Driver
     channel: str = DEFAULT_CHANNEL
+
+    def root_message(self, run_id: str, channel: str | None = None, timeout: float = 10) -> Message:
+        """Wait for the first message about run ``run_id`` (its prompt, the thread's root).
+
+        Args:
+            run_id: The run's id.
+            channel: Where to look; the bot's default channel if None.
+            timeout: Seconds to wait before ``ConditionTimeout`` is raised.
+        """
+        where = channel or self.channel
+        return self.slack.wait_for(
+            lambda ws: next((m for m in ws.channel(where).messages if run_id[:8] in m.text), None),
+            timeout=timeout,
+        )
 
 
 @contextmanager

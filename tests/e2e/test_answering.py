@@ -49,15 +49,6 @@ def bot(engine: Engine) -> Iterator[RunningBot]:
         yield running
 
 
-def prompt_for(bot: RunningBot, run_id: str):
-    return bot.slack.wait_for(
-        lambda ws: next(
-            (m for m in ws.channel(bot.channel).messages if run_id[:8] in m.text), None
-        ),
-        timeout=10,
-    )
-
-
 def open_form(bot: RunningBot, user: str, message, **click):
     bot.driver.click(user, message, action_id=ids.PROVIDE_INPUT, **click)
     return bot.slack.wait_for(lambda ws: ws.open_view(user), timeout=10)
@@ -79,7 +70,7 @@ def finished(engine: Engine, run_id: str):
 
 def test_approvers_by_user_id_and_by_user_group(engine: Engine, bot: RunningBot) -> None:
     run = engine.submit("ans-sre-or-alice", {})
-    prompt = prompt_for(bot, run.id)
+    prompt = bot.root_message(run.id)
     assert "<@U0ALICE>, <!subteam^S0SRE>" in json.dumps(prompt.blocks)
 
     bot.driver.click("carol", prompt, action_id=ids.PROVIDE_INPUT)
@@ -102,7 +93,7 @@ def test_the_starter_is_refused_when_four_eyes_are_required(
     engine: Engine, bot: RunningBot
 ) -> None:
     run = engine.submit("ans-four-eyes", {}, started_by="U0CAROL")
-    prompt = prompt_for(bot, run.id)
+    prompt = bot.root_message(run.id)
     assert "(not <@U0CAROL>, who started it)" in json.dumps(prompt.blocks)
 
     bot.driver.click("carol", prompt, action_id=ids.PROVIDE_INPUT)
@@ -124,7 +115,7 @@ def test_the_starter_is_refused_when_four_eyes_are_required(
 
 def test_two_people_submit_the_same_prompt(engine: Engine, bot: RunningBot) -> None:
     run = engine.submit("ans-open", {})
-    prompt = prompt_for(bot, run.id)
+    prompt = bot.root_message(run.id)
     listing_reply = bot.driver.slash_command("carol", "/runs")
     assert listing_reply.status == 200
     listing = bot.slack.wait_for(lambda ws: ws.ephemeral("carol")[-1])
@@ -148,7 +139,7 @@ def test_two_people_submit_the_same_prompt(engine: Engine, bot: RunningBot) -> N
 
 def test_a_form_submitted_after_the_deadline(engine: Engine, bot: RunningBot) -> None:
     run = engine.submit("ans-open", {"timeout": 2})
-    open_form(bot, "alice", prompt_for(bot, run.id))
+    open_form(bot, "alice", bot.root_message(run.id))
     wait_for(lambda: engine.get_pause(run.id, "1").status is PauseStatus.TIMED_OUT, timeout=5)
 
     reply = bot.driver.submit("alice", {"amount": 5})
@@ -160,7 +151,7 @@ def test_a_form_submitted_after_the_deadline(engine: Engine, bot: RunningBot) ->
 
 def test_a_form_submitted_after_the_run_was_cancelled(engine: Engine, bot: RunningBot) -> None:
     run = engine.submit("ans-open", {})
-    open_form(bot, "bob", prompt_for(bot, run.id))
+    open_form(bot, "bob", bot.root_message(run.id))
     engine.cancel(run.id, by="U0CAROL")
 
     reply = bot.driver.submit("bob", {"amount": 5})

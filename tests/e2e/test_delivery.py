@@ -86,15 +86,6 @@ def buttons(message) -> list[dict]:
     return [e for b in message.blocks if b.get("type") == "actions" for e in b["elements"]]
 
 
-def root_of(bot: RunningBot, run_id: str):
-    return bot.slack.wait_for(
-        lambda ws: next(
-            (m for m in ws.channel(bot.channel).messages if run_id[:8] in m.text), None
-        ),
-        timeout=10,
-    )
-
-
 def root_when(bot: RunningBot, ts: str, *needles: str, timeout: float = 10):
     """The root message once its text and blocks contain every needle."""
 
@@ -134,7 +125,7 @@ def test_an_unrenderable_model_is_reported_when_the_run_pauses(
     engine: Engine, bot: RunningBot
 ) -> None:
     run = engine.submit("dl-unrenderable", {})
-    root = root_of(bot, run.id)
+    root = bot.root_message(run.id)
     note = reply_with(bot, root.ts, "cannot be shown as a Slack form")
     assert "*Counts*" in note.text and "counts" in note.text and "free-form mapping" in note.text
     assert "The run is cancelled" in note.text
@@ -149,7 +140,7 @@ def test_an_unrenderable_model_is_reported_when_the_run_pauses(
 
 def test_a_rejected_answer_that_fails_the_run_says_so(engine: Engine, bot: RunningBot) -> None:
     run = engine.submit("dl-once", {})
-    root = root_of(bot, run.id)
+    root = bot.root_message(run.id)
     answer(bot, "bob", root, {"size": "small", "color": "green"})
 
     rejected = reply_with(bot, root.ts, "not accepted")
@@ -168,7 +159,7 @@ def test_the_root_message_follows_the_run_and_keeps_who_answered(
     engine: Engine, bot: RunningBot
 ) -> None:
     run = engine.submit("dl-two-steps", {})
-    root = root_of(bot, run.id)
+    root = bot.root_message(run.id)
     assert [b["text"]["text"] for b in buttons(root)] == ["Provide input"]
     answer(bot, "bob", root, {"amount": 2})
 
@@ -191,7 +182,7 @@ def test_the_root_message_follows_the_run_and_keeps_who_answered(
 
 def test_a_timed_out_run_says_so_on_its_root_message(engine: Engine, bot: RunningBot) -> None:
     run = engine.submit("dl-amount", {"timeout": 1})
-    root = root_of(bot, run.id)
+    root = bot.root_message(run.id)
     final = root_when(bot, root.ts, "is *timed out*", "Nobody answered in time")
     assert not buttons(final)
     assert finished(engine, run.id).state is RunState.FAILED
@@ -204,7 +195,7 @@ def test_a_timed_out_run_says_so_on_its_root_message(engine: Engine, bot: Runnin
 def test_a_rate_limited_post_is_retried_after_retry_after(engine: Engine, bot: RunningBot) -> None:
     bot.slack.fail_next("chat.postMessage", status=429, retry_after=1)
     run = engine.submit("dl-amount", {})
-    root_of(bot, run.id)
+    bot.root_message(run.id)
     limited, ok = bot.slack.calls("chat.postMessage")
     assert (limited.status, limited.error, ok.ok) == (429, "ratelimited", True)
     assert ok.at - limited.at >= 1.0  # Retry-After was honoured
@@ -213,7 +204,7 @@ def test_a_rate_limited_post_is_retried_after_retry_after(engine: Engine, bot: R
 
 def test_server_errors_are_retried(engine: Engine, bot: RunningBot) -> None:
     run = engine.submit("dl-amount", {})
-    root = root_of(bot, run.id)
+    root = bot.root_message(run.id)
     bot.slack.fail_next("views.open", status=503)
     bot.slack.fail_next("chat.update", status=500)
     answer(bot, "alice", root, {"amount": 1})  # the form opened despite the 503
@@ -228,7 +219,7 @@ def test_an_outage_delays_the_prompt_but_loses_nothing(engine: Engine, bot: Runn
     # until Slack is back.
     bot.slack.fail_next("chat.postMessage", times=3, status=502)
     run = engine.submit("dl-amount", {})
-    root = root_of(bot, run.id)
+    root = bot.root_message(run.id)
     assert [c.status for c in bot.slack.calls("chat.postMessage")] == [502, 502, 502, 200]
 
     answer(bot, "bob", root, {"amount": 6})
@@ -238,7 +229,7 @@ def test_an_outage_delays_the_prompt_but_loses_nothing(engine: Engine, bot: Runn
 
 def test_a_restarted_bot_posts_no_second_prompt(engine: Engine, bot: RunningBot) -> None:
     run = engine.submit("dl-amount", {})
-    root = root_of(bot, run.id)
+    root = bot.root_message(run.id)
     bot.server.stop()  # possibly before the consumer stored that it delivered the event
 
     restarted = Server(engine, bot.server.settings, port=0)
@@ -257,7 +248,7 @@ def test_every_event_delivered_again_posts_nothing_new(engine: Engine, bot: Runn
     retried = engine.submit("dl-retry", {})
     failed = engine.submit("dl-once", {})
     cancelled = engine.submit("dl-unrenderable", {})
-    retried_root = root_of(bot, retried.id)
+    retried_root = bot.root_message(retried.id)
     answer(bot, "alice", retried_root, {"size": "small", "color": "green"})
     again = bot.slack.wait_for(
         lambda ws: next(
@@ -265,12 +256,12 @@ def test_every_event_delivered_again_posts_nothing_new(engine: Engine, bot: Runn
         )
     )
     answer(bot, "bob", again, {"color": "red"})
-    answer(bot, "bob", root_of(bot, failed.id), {"size": "small", "color": "green"})
+    answer(bot, "bob", bot.root_message(failed.id), {"size": "small", "color": "green"})
     for run in (retried, failed, cancelled):
         finished(engine, run.id)
     root_when(bot, retried_root.ts, "is *completed*")
-    reply_with(bot, root_of(bot, failed.id).ts, "is *failed*")
-    reply_with(bot, root_of(bot, cancelled.id).ts, "is *cancelled*")
+    reply_with(bot, bot.root_message(failed.id).ts, "is *failed*")
+    reply_with(bot, bot.root_message(cancelled.id).ts, "is *cancelled*")
 
     def snapshot():
         channel = bot.slack.channel(bot.channel)

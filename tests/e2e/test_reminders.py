@@ -41,15 +41,6 @@ def bot(engine: Engine) -> Iterator[RunningBot]:
         yield running
 
 
-def root_of(bot: RunningBot, run_id: str):
-    return bot.slack.wait_for(
-        lambda ws: next(
-            (m for m in ws.channel(bot.channel).messages if run_id[:8] in m.text), None
-        ),
-        timeout=10,
-    )
-
-
 def reminders_in(bot: RunningBot, ts: str) -> list:
     return [m for m in bot.slack.channel(bot.channel).thread(ts) if "Reminder" in m.text]
 
@@ -75,7 +66,7 @@ def test_remind_mentions_the_approvers_once_and_only_while_waiting(
     engine: Engine, bot: RunningBot
 ) -> None:
     run = engine.submit("rm-guarded", {})
-    root = root_of(bot, run.id)
+    root = bot.root_message(run.id)
     deadline = engine.get_pause(run.id, "1").deadline
     due = wait_for(lambda: pending(engine, run.id), timeout=5)  # set just after the post
     assert due == deadline - timedelta(minutes=10)
@@ -104,7 +95,7 @@ def test_remind_says_anyone_and_does_nothing_once_cancelled(
     engine: Engine, bot: RunningBot
 ) -> None:
     run = engine.submit("rm-open", {}, started_by="U0CAROL")
-    root = root_of(bot, run.id)
+    root = bot.root_message(run.id)
     wait_for(lambda: pending(engine, run.id), timeout=5)  # the prompt is recorded
     assert reminders.remind(run_id=run.id, key="1") is True
     [reminder] = reminders_in(bot, root.ts)
@@ -120,7 +111,7 @@ def test_the_stored_job_fires_by_itself_before_the_deadline(
     engine: Engine, bot: RunningBot
 ) -> None:
     run = engine.submit("rm-open", {"timeout": 2})
-    root = root_of(bot, run.id)
+    root = bot.root_message(run.id)
     deadline = engine.get_pause(run.id, "1").deadline
     due = wait_for(lambda: pending(engine, run.id), timeout=5)
     assert timedelta(seconds=0.5) < deadline - due <= timedelta(seconds=1)

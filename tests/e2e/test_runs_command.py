@@ -72,13 +72,6 @@ def buttons(message) -> list[dict]:
     return [e for b in message.blocks if b.get("type") == "actions" for e in b["elements"]]
 
 
-def prompt_in(bot: RunningBot, channel: str, run_id: str):
-    return bot.slack.wait_for(
-        lambda ws: next((m for m in ws.channel(channel).messages if run_id[:8] in m.text), None),
-        timeout=10,
-    )
-
-
 def finished(engine: Engine, run_id: str):
     return wait_for(lambda: (r := engine.get_run(run_id)).state.is_final and r, timeout=15)
 
@@ -86,7 +79,7 @@ def finished(engine: Engine, run_id: str):
 def test_listing_waiting_runs_and_answering_from_the_list(engine: Engine, bot: RunningBot) -> None:
     waiting = engine.submit("rc-deploy", {"service": "api"}, started_by="U0CAROL")
     done = engine.submit("rc-quick", {"n": 2})
-    prompt_in(bot, bot.channel, waiting.id)
+    bot.root_message(waiting.id)
     finished(engine, done.id)
 
     listing = runs(bot, "alice")
@@ -111,7 +104,7 @@ def test_filters_by_state_and_by_flow(engine: Engine, bot: RunningBot) -> None:
     waiting = engine.submit("rc-deploy", {"service": "web"})
     finished(engine, quick.id)
     finished(engine, broken.id)
-    prompt_in(bot, bot.channel, waiting.id)
+    bot.root_message(waiting.id)
 
     def listed(text: str) -> set[str]:
         answer = shown(runs(bot, "bob", text))
@@ -130,7 +123,7 @@ def test_show_gives_states_inputs_with_who_and_the_log_tail(
     engine: Engine, bot: RunningBot
 ) -> None:
     run = engine.submit("rc-deploy", {"service": "db", "version": "7"}, started_by="U0CAROL")
-    prompt = prompt_in(bot, bot.channel, run.id)
+    prompt = bot.root_message(run.id)
     bot.driver.click("bob", prompt, action_id=ids.PROVIDE_INPUT)
     bot.slack.wait_for(lambda ws: ws.open_view("U0BOB"))
     bot.driver.submit("bob", {"decision": "reject", "note": "not today"})
@@ -163,7 +156,7 @@ def test_start_with_parameters_posts_the_prompt_where_it_was_typed(
     # "1.10" is a string parameter: it stays "1.10", not the number 1.1.
     assert run.parameters == {"service": "api", "version": "1.10"}
     assert (run.started_by, run.tags) == ("U0ALICE", {"slack.channel": "C0DEPLOYS"})
-    prompt = prompt_in(bot, "C0DEPLOYS", run.id)
+    prompt = bot.root_message(run.id, "C0DEPLOYS")
     assert buttons(prompt)
     assert bot.slack.channel(bot.channel).messages == ()
 
@@ -181,7 +174,7 @@ def test_start_without_a_required_parameter_opens_a_form(engine: Engine, bot: Ru
     run = wait_for(lambda: engine.list_runs(flow_name="rc-deploy"), timeout=5)[0]
     assert run.parameters == {"service": "search", "version": "2"}
     assert (run.started_by, run.tags) == ("U0CAROL", {"slack.channel": "C0OPS"})
-    prompt_in(bot, "C0OPS", run.id)
+    bot.root_message(run.id, "C0OPS")
     note = bot.slack.wait_for(lambda ws: ws.ephemeral("U0CAROL"))
     assert note[-1].text.startswith("Started *rc-deploy* run") and note[-1].channel == "C0OPS"
 
@@ -215,8 +208,8 @@ def test_a_start_form_for_a_flow_that_is_gone_says_so(engine: Engine, bot: Runni
 def test_cancel_by_command_and_by_button(engine: Engine, bot: RunningBot) -> None:
     first = engine.submit("rc-deploy", {"service": "a"})
     second = engine.submit("rc-deploy", {"service": "b"})
-    root = prompt_in(bot, bot.channel, first.id)
-    prompt_in(bot, bot.channel, second.id)
+    root = bot.root_message(first.id)
+    bot.root_message(second.id)
 
     answer = runs(bot, "alice", f"cancel {first.id}")
     assert answer.text.startswith("Cancelled *rc-deploy* run")

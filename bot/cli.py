@@ -25,6 +25,7 @@ from types import FrameType
 
 import click
 
+from bot.cli_audit import audit
 from bot.cli_render import JSONValue, dump_json, state_line
 from bot.cli_runs import runs
 from bot.cli_session import CliSession, pass_session
@@ -213,7 +214,11 @@ def wait_for_run(engine: Engine, run_id: str) -> Run:
     callback=parse_params,
     help="A flow parameter; the value is read as JSON when it parses (repeatable).",
 )
-@click.option("--started-by", metavar="NAME", help="Who starts the run.")
+@click.option(
+    "--started-by",
+    metavar="NAME",
+    help="Who starts the run (default: SIGNOFF_OPERATOR, or your login name).",
+)
 @click.option("--wait", is_flag=True, help="Wait until the run ends or waits for input.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run as JSON only.")
 @pass_session
@@ -233,7 +238,7 @@ def run(
     flow = engine.flows.get(flow_name)
     values = parameter_values(params, flow.parameters_schema() if flow else None)
     try:
-        queued = engine.submit(flow_name, values, started_by=started_by)
+        queued = engine.submit(flow_name, values, started_by=engine.operator(started_by))
     except FlowNotFound as exc:
         if sources:
             raise
@@ -292,6 +297,7 @@ def worker(session: CliSession, sources: tuple[str, ...], concurrency: int) -> N
 
 
 cli.add_command(runs)
+cli.add_command(audit)
 cli.add_command(serve_command())
 cli.add_command(demo_command())
 # Commands defined in other modules register here, e.g. ``signoff serve`` and

@@ -12,7 +12,8 @@ import click
 
 from bot.cli_render import JSONValue, detail_text, dump_json, runs_table
 from bot.cli_session import CliSession, pass_session
-from engine import RunState
+from engine import PauseStatus, RunState
+from engine.audit import describe
 
 _STATES = [state.value for state in RunState]
 
@@ -79,12 +80,18 @@ def list_runs(
 @pass_session
 def show(session: CliSession, run_id: str, tail: int, as_json: bool) -> None:
     """Show a run: parameters, state history, tasks, pauses and the log tail."""
-    detail = session.engine().detail(run_id)
+    engine = session.engine()
+    detail = engine.detail(run_id)
+    trail = engine.audit_trail(detail.run.id)
     if as_json:
         logs = detail.logs[-tail:] if tail else ()
-        click.echo(dump_json(dataclasses.replace(detail, logs=logs)))
+        shown = json.loads(dump_json(dataclasses.replace(detail, logs=logs)))
+        shown["audit"] = [record.as_dict() for record in trail]
+        click.echo(json.dumps(shown, indent=2, ensure_ascii=False))
     else:
         click.echo(detail_text(detail, tail))
+        click.echo("\nAudit trail")
+        click.echo("\n".join(f"  {describe(r)}" for r in trail) or "  (none)")
 
 
 @runs.command("resume")
@@ -96,22 +103,53 @@ def show(session: CliSession, run_id: str, tail: int, as_json: bool) -> None:
     callback=parse_input,
     help="The answer, a JSON object (omit it for a pause that takes no input).",
 )
-@click.option("--as", "responder", metavar="NAME", help="Who answers.")
+@click.option(
+    "--as",
+    "responder",
+    metavar="NAME",
+    help="Who answers (default: SIGNOFF_OPERATOR, or your login name); recorded as the CLI.",
+)
 @pass_session
 def resume(
     session: CliSession, run_id: str, run_input: dict[str, JSONValue] | None, responder: str | None
 ) -> None:
-    """Answer the input a waiting run asks for."""
-    pause = session.engine().resume(run_id, run_input, responder)
-    who = f" as {pause.responder}" if pause.responder else ""
+    """Answer the input a waiting run asks for, as a named local operator."""
+    engine = session.engine()
+    pause = engine.resume(run_id, run_input, engine.operator(responder))
+    who = f" as {pause.answers[-1].responder}" if pause.answers else ""
+    if pause.status is PauseStatus.WAITING:
+        click.echo(
+            f"recorded answer {len(pause.answers)} of {pause.quorum} for {pause.run_id} "
+            f"(input {pause.key!r}){who}; it waits for more"
+        )
+        return
     click.echo(f"resumed {pause.run_id} (input {pause.key!r}){who}")
+
+
+@runs.command("reassign")
+@click.argument("run_id", metavar="RUN")
+@click.option("--to", "to", required=True, metavar="ID", help="Who to hand the decision to.")
+@click.option("--as", "by", metavar="NAME", help="Who hands it over (default: the operator).")
+@pass_session
+def reassign(session: CliSession, run_id: str, to: str, by: str | None) -> None:
+    """Hand the decision a run waits on to someone else."""
+    engine = session.engine()
+    pause = engine.reassign(run_id, to, engine.operator(by))
+    click.echo(f"input {pause.key!r} of {pause.run_id} is now {to}'s to answer")
 
 
 @runs.command("cancel")
 @click.argument("run_id", metavar="RUN")
-@click.option("--as", "by", metavar="NAME", help="Who cancels (recorded in the run's state).")
+@click.option(
+    "--as",
+    "by",
+    metavar="NAME",
+    help="Who cancels (default: SIGNOFF_OPERATOR, or your login name); recorded as the CLI.",
+)
 @pass_session
 def cancel(session: CliSession, run_id: str, by: str | None) -> None:
     """Cancel a run that has not finished."""
-    run = session.engine().cancel(run_id, by)
-    click.echo(f"cancelled {run.id}" + (f" by {by}" if by else ""))
+    engine = session.engine()
+    actor = engine.operator(by)
+    run = engine.cancel(run_id, actor)
+    click.echo(f"cancelled {run.id} by {actor.id}")

@@ -24,6 +24,7 @@ from slack_sdk import WebClient
 from bot import ids, messages, reminders
 from bot.modals import ModalError, check_renderable
 from engine import (
+    Actor,
     Engine,
     Event,
     EventKind,
@@ -152,7 +153,9 @@ class SlackNotifier:
         # It may have ended meanwhile (timed out, cancelled by someone): nothing to stop.
         with contextlib.suppress(InvalidTransition):
             self.engine.cancel(
-                run.id, by=f"the Slack bot: input {pause.title} cannot be rendered ({reason})"
+                run.id,
+                by=Actor.system(),
+                reason=f"cancelled by the Slack bot: input {pause.title} cannot be rendered ({reason})",
             )
         logger.warning(
             "input model cannot be rendered; run cancelled",

@@ -22,6 +22,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from engine.actors import Actor, GroupDirectory, Via
+from engine.audit import AuditAction, AuditRecord, Verification
 from engine.errors import (
     AlreadyAnswered,
     ConfigurationError,
@@ -33,6 +35,7 @@ from engine.errors import (
     InvalidParameters,
     InvalidTransition,
     MissingContext,
+    NotAllowed,
     PauseExpired,
     PauseTimeout,
     ResponderNotAllowed,
@@ -47,10 +50,14 @@ from engine.events import DurableConsumer, RunObserver
 from engine.flows import Flow, flow
 from engine.logs import get_run_logger
 from engine.pausing import pause_flow_run, suspend_flow_run
+from engine.permissions import Action, Refusal
+from engine.quorum import Answered, Answers
 from engine.registry import load as load_flows
 from engine.runs import (
+    Delegation,
     Event,
     EventKind,
+    GivenAnswer,
     LogEntry,
     Pause,
     PauseStatus,
@@ -70,7 +77,7 @@ from engine.workers import Worker
 def resume_flow_run(
     run_id: str,
     run_input: Mapping[str, Any] | None = None,
-    responder: str | None = None,
+    responder: str | Actor | None = None,
     *,
     key: str | None = None,
     responder_groups: Iterable[str] = (),
@@ -89,21 +96,33 @@ def resume_flow_run(
         RunNotFound, RunNotWaiting, PauseExpired: there is nothing to answer.
         InputInvalid: the input breaks the schema; ``errors`` names each field.
         AlreadyAnswered: someone answered first; it names them.
-        ResponderNotAllowed: ``responder`` may not answer this pause.
+        ResponderNotAllowed: ``responder`` may not answer this pause (recorded in the
+            audit trail, like every answer).
     """
     return get_engine().resume(
         run_id, run_input, responder, key=key, responder_groups=responder_groups
     )
 
 
-def cancel_flow_run(run_id: str, by: str | None = None) -> Run:
-    """Cancel a run that has not finished; a paused flow stops where it waits."""
+def cancel_flow_run(run_id: str, by: str | Actor | None = None) -> Run:
+    """Cancel a run that has not finished; a paused flow stops where it waits.
+
+    Raises:
+        NotAllowed: ``by`` may not cancel it (see ``engine.permissions``).
+    """
     return get_engine().cancel(run_id, by)
 
 
 __all__ = [
+    "Action",
+    "Actor",
     "AlreadyAnswered",
+    "Answered",
+    "Answers",
+    "AuditAction",
+    "AuditRecord",
     "ConfigurationError",
+    "Delegation",
     "DurableConsumer",
     "Engine",
     "EngineError",
@@ -114,15 +133,19 @@ __all__ = [
     "FlowImportError",
     "FlowNotFound",
     "FlowPauseTimeout",
+    "GivenAnswer",
+    "GroupDirectory",
     "InputInvalid",
     "InvalidParameters",
     "InvalidTransition",
     "LogEntry",
     "MissingContext",
+    "NotAllowed",
     "Pause",
     "PauseExpired",
     "PauseStatus",
     "PauseTimeout",
+    "Refusal",
     "ResponderNotAllowed",
     "Run",
     "RunCancelled",
@@ -137,6 +160,8 @@ __all__ = [
     "Task",
     "TaskRun",
     "UnstorableValue",
+    "Verification",
+    "Via",
     "Worker",
     "cancel_flow_run",
     "flow",

@@ -12,7 +12,8 @@
     ├── RunNotWaiting (run_id)        resume/cancel of a run that is not waiting for input
     ├── PauseExpired (run_id, key)    the pause's deadline has passed
     ├── AlreadyAnswered (run_id, key, responder)
-    ├── ResponderNotAllowed (run_id, key, responder)
+    ├── NotAllowed (action, actor, run_id, flow, allowed)   the rules refuse this person
+    │   └── ResponderNotAllowed (run_id, key, responder)    ... answering this pause
     ├── InputInvalid (run_id, key, errors)   input does not match the stored JSON schema
     ├── InvalidTransition (run_id, current, requested)
     ├── UnstorableValue (run_id)      a value the run must keep cannot be serialised
@@ -30,7 +31,7 @@ The class docstring is the default message, so every class reads as the fact it 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 
 class EngineError(Exception):
@@ -115,15 +116,53 @@ class AlreadyAnswered(EngineError):
         super().__init__(f"input {key!r} of run {run_id} was already answered by {who}")
 
 
-class ResponderNotAllowed(EngineError):
+class NotAllowed(EngineError):
+    """The rules do not let this person do this; nothing was changed."""
+
+    def __init__(
+        self,
+        action: str,
+        actor: str | None,
+        reason: str,
+        *,
+        run_id: str | None = None,
+        flow: str | None = None,
+        allowed: Sequence[str] = (),
+        message: str | None = None,
+    ) -> None:
+        self.action = action
+        self.actor = actor
+        self.reason = reason
+        self.run_id = run_id
+        self.flow = flow
+        #: the people and groups the rule lets do it
+        self.allowed = tuple(allowed)
+        what = f"run {run_id}" if run_id else f"flow {flow!r}"
+        super().__init__(
+            message or f"{actor or 'an anonymous caller'} may not {action} {what}: {reason}"
+        )
+
+
+class ResponderNotAllowed(NotAllowed):
     """This person may not answer this pause."""
 
-    def __init__(self, run_id: str, key: str, responder: str | None, reason: str) -> None:
-        self.run_id = run_id
+    def __init__(
+        self,
+        run_id: str,
+        key: str,
+        responder: str | None,
+        reason: str,
+        allowed: Sequence[str] = (),
+    ) -> None:
         self.key = key
         self.responder = responder
         super().__init__(
-            f"{responder or 'an anonymous responder'} may not answer run {run_id}: {reason}"
+            "answer",
+            responder,
+            reason,
+            run_id=run_id,
+            allowed=allowed,
+            message=f"{responder or 'an anonymous responder'} may not answer run {run_id}: {reason}",
         )
 
 

@@ -43,12 +43,18 @@ class Flow(Generic[P, R]):
         description: str | None = None,
         approvers: Sequence[str] = (),
         forbid_starter: bool = False,
+        starters: Sequence[str] = (),
+        cancellers: Sequence[str] = (),
+        confirm: bool = False,
     ) -> None:
         self.fn = fn
         self.name = name or _default_name(fn)
         self.description = description or inspect.getdoc(fn)
         self.approvers = tuple(approvers)
         self.forbid_starter = forbid_starter
+        self.starters = tuple(starters)
+        self.cancellers = tuple(cancellers)
+        self.confirm = confirm
         self.is_async = inspect.iscoroutinefunction(fn)
         self.ref = _ref(fn)
         self.signature = inspect.signature(fn)
@@ -118,6 +124,9 @@ def flow(
     description: str | None = None,
     approvers: Sequence[str] = (),
     forbid_starter: bool = False,
+    starters: Sequence[str] = (),
+    cancellers: Sequence[str] = (),
+    confirm: bool = False,
 ) -> Callable[[Callable[P, R]], Flow[P, R]]: ...
 
 
@@ -129,12 +138,22 @@ def flow(
     description: str | None = None,
     approvers: Sequence[str] = (),
     forbid_starter: bool = False,
+    starters: Sequence[str] = (),
+    cancellers: Sequence[str] = (),
+    confirm: bool = False,
 ) -> Flow[P, R] | Callable[[Callable[P, R]], Flow[P, R]]:
     """Make a function a flow: each call is a run, recorded with its states, tasks and logs.
 
     Sync and async functions both work. The name defaults to the function's name with
-    ``_`` turned into ``-``. ``approvers`` (user or group ids) and ``forbid_starter`` set
-    who may answer this flow's pauses, unless a pause says otherwise.
+    ``_`` turned into ``-``. Who may act (ids of people or groups; see ``engine.permissions``):
+
+    - ``approvers`` and ``forbid_starter``: who may answer this flow's pauses, unless a
+      pause says otherwise (empty: anyone);
+    - ``starters``: who may start it (empty: anyone); admins always may;
+    - ``cancellers``: who may cancel its runs (empty: whoever started the run, whoever may
+      answer it, and admins).
+
+    ``confirm=True`` asks whoever answers to confirm before the answer counts.
 
     Example::
 
@@ -150,6 +169,9 @@ def flow(
             description=description,
             approvers=approvers,
             forbid_starter=forbid_starter,
+            starters=starters,
+            cancellers=cancellers,
+            confirm=confirm,
         )
         registry.add(made)
         return made

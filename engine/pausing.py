@@ -25,7 +25,8 @@ import pydantic
 from engine.context import RunContext, require_run
 from engine.errors import PauseTimeout, UnstorableValue
 from engine.input import RunInput, load_answer, run_input_from_type
-from engine.runs import Pause, PauseStatus, RunState
+from engine.quorum import Answered, Answers
+from engine.runs import GivenAnswer, Pause, PauseStatus, RunState
 from engine.signals import Cancel, Suspend
 from engine.validation import model_errors
 from engine.waiters import LoopWaiter, ThreadWaiter
@@ -46,6 +47,53 @@ class _Request:
     timeout: float | None
     pause: Pause
     is_new: bool
+    #: None: the flow gets the answer itself; a number: it gets ``Answers``
+    quorum: int | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """How a pause is decided: by whom, how many, and what happens if nobody does."""
+
+    approvers: Sequence[str] | None = None
+    forbid_starter: bool | None = None
+    quorum: int | None = None
+    veto: str | None = None
+    escalate_after: float | None = None
+    escalate_to: Sequence[str] = ()
+    notify: str = "channel"
+    confirm: bool | None = None
+
+    def check(self, model: type[RunInput] | None) -> None:
+        """Raise ValueError naming what is wrong with these options for ``model``."""
+        if self.quorum is not None and (
+            isinstance(self.quorum, bool) or not isinstance(self.quorum, int) or self.quorum < 1
+        ):
+            raise ValueError(
+                f"quorum must be a whole number of people, 1 or more (got {self.quorum!r})"
+            )
+        if self.veto is not None:
+            if self.quorum is None:
+                raise ValueError("veto only applies to a pause with a quorum")
+            fields = model.model_fields if model is not None else {}
+            if self.veto not in fields or fields[self.veto].annotation is not bool:
+                raise ValueError(
+                    f"veto={self.veto!r} must name a bool field of the input model "
+                    f"(fields: {', '.join(fields) or 'none'})"
+                )
+        if self.escalate_after is not None:
+            if self.escalate_after <= 0:
+                raise ValueError(f"escalate_after must be positive (got {self.escalate_after})")
+            if not self.escalate_to:
+                raise ValueError("escalate_after needs escalate_to: who to add as approvers")
+        elif self.escalate_to:
+            raise ValueError("escalate_to needs escalate_after: when to add them")
+        if self.notify not in NOTIFY:
+            raise ValueError(f"notify must be one of {', '.join(NOTIFY)} (got {self.notify!r})")
+
+
+#: where a pause asks: the run's thread only, or also each approver directly
+NOTIFY = ("channel", "dm")
 
 
 def _request(
@@ -54,19 +102,20 @@ def _request(
     timeout: float | None,
     key: str | None,
     suspend: bool,
-    approvers: Sequence[str] | None,
-    forbid_starter: bool | None,
+    decision: Decision,
 ) -> _Request:
     if timeout is not None and timeout < 0:
         raise ValueError(f"timeout must not be negative (got {timeout})")
     if key is not None and not _KEY.match(key):
         raise ValueError(f"pause key {key!r} must be 1-200 letters, digits, '-', '_', '.' or ':'")
-    key = ctx.next_pause_key(key)
     model = run_input_from_type(wait_for_input) if wait_for_input is not None else None
+    decision.check(model)
+    key = ctx.next_pause_key(key)
+    approvers, forbid_starter = decision.approvers, decision.forbid_starter
     store = ctx.engine.store
     existing = store.get_pause(ctx.run_id, key)
     if existing is not None:
-        return _Request(ctx, key, model, timeout, existing, is_new=False)
+        return _Request(ctx, key, model, timeout, existing, False, decision.quorum)
     schema = model.model_json_schema() if model is not None else None
     title = schema.get("title") if schema else None
     initial: dict[str, Any] = {}
@@ -93,8 +142,18 @@ def _request(
         responder=None,
         answered_at=None,
         errors={},
+        quorum=decision.quorum or 1,
+        veto=decision.veto,
+        escalate_at=(
+            now + timedelta(seconds=decision.escalate_after)
+            if decision.escalate_after is not None
+            else None
+        ),
+        escalate_to=tuple(decision.escalate_to),
+        notify=decision.notify,
+        confirm=decision.confirm if decision.confirm is not None else ctx.flow.confirm,
     )
-    return _Request(ctx, key, model, timeout, pause, is_new=True)
+    return _Request(ctx, key, model, timeout, pause, True, decision.quorum)
 
 
 def _open(req: _Request, owner: str | None) -> None:
@@ -116,6 +175,12 @@ def _open(req: _Request, owner: str | None) -> None:
     if req.pause.deadline is not None:
         engine.timers.call_at(
             f"expire:{run_id}:{req.key}", req.pause.deadline, "engine.timers:expire_due_pauses"
+        )
+    if req.pause.escalate_at is not None and req.pause.escalated_at is None:
+        engine.timers.call_at(
+            f"escalate:{run_id}:{req.key}",
+            req.pause.escalate_at,
+            "engine.timers:escalate_due_pauses",
         )
     engine.notify()
     logger.info(
@@ -147,7 +212,7 @@ def _outcome(req: _Request, pause: Pause) -> Any:
         )
         raise PauseTimeout(ctx.run_id, req.key, req.timeout)
     try:
-        value = load_answer(req.model, pause.response)
+        value = _load(req, pause)
     except pydantic.ValidationError as exc:
         if ctx.engine.store.settle_pause(pause, False, model_errors(exc)):
             ctx.engine.notify()
@@ -157,9 +222,32 @@ def _outcome(req: _Request, pause: Pause) -> Any:
     return value
 
 
-def _handed_over(waiter: ThreadWaiter | LoopWaiter) -> Any:
+def _load(req: _Request, pause: Pause) -> Any:
+    """The validated answer, or (with a quorum) every answer with who gave it."""
+    if req.quorum is None:
+        return load_answer(req.model, pause.response)
+    answers = pause.answers or (
+        # Answered before quorums were recorded per person: one answer, as stored.
+        (GivenAnswer(pause.responder, pause.responder, None, pause.response, pause.created_at),)
+    )
+    vetoed = bool(
+        pause.veto
+        and any(isinstance(a.input, dict) and a.input.get(pause.veto) is False for a in answers)
+    )
+    return Answers(
+        answers=tuple(
+            Answered(load_answer(req.model, a.input), a.responder, a.name, a.via, a.at)
+            for a in answers
+        ),
+        quorum=pause.quorum,
+        vetoed=vetoed,
+    )
+
+
+def _handed_over(req: _Request, waiter: ThreadWaiter | LoopWaiter) -> Any:
     """The answer the resumer already validated in this process, or _WAITING."""
-    if waiter.answer is None:
+    if waiter.answer is None or req.quorum is not None:
+        # A quorum's answers come back together, with who gave them: read from the store.
         return _WAITING
     if waiter.answer.error is not None:
         raise waiter.answer.error
@@ -182,7 +270,7 @@ def _wait_sync(req: _Request) -> Any:
     try:
         _open(req, engine.claim_ownership())
         while True:
-            outcome = _handed_over(waiter)
+            outcome = _handed_over(req, waiter)
             if outcome is not _WAITING:
                 return outcome
             pause = engine.store.get_pause(run_id, req.key)
@@ -212,7 +300,7 @@ async def _wait_async(req: _Request) -> Any:
     try:
         _open(req, engine.claim_ownership())
         while True:
-            outcome = _handed_over(waiter)
+            outcome = _handed_over(req, waiter)
             if outcome is not _WAITING:
                 return outcome
             pause = engine.store.get_pause(run_id, req.key)
@@ -262,7 +350,30 @@ def pause_flow_run(
     *,
     approvers: Sequence[str] | None = None,
     forbid_starter: bool | None = None,
+    quorum: None = None,
+    veto: None = None,
+    escalate_after: float | None = None,
+    escalate_to: Sequence[str] = (),
+    notify: str = "channel",
+    confirm: bool | None = None,
 ) -> T: ...
+
+
+@overload
+def pause_flow_run(
+    wait_for_input: type[T],
+    timeout: float | None = 3600,
+    key: str | None = None,
+    *,
+    approvers: Sequence[str] | None = None,
+    forbid_starter: bool | None = None,
+    quorum: int,
+    veto: str | None = None,
+    escalate_after: float | None = None,
+    escalate_to: Sequence[str] = (),
+    notify: str = "channel",
+    confirm: bool | None = None,
+) -> Answers[T]: ...
 
 
 @overload
@@ -273,6 +384,12 @@ def pause_flow_run(
     *,
     approvers: Sequence[str] | None = None,
     forbid_starter: bool | None = None,
+    quorum: None = None,
+    veto: None = None,
+    escalate_after: float | None = None,
+    escalate_to: Sequence[str] = (),
+    notify: str = "channel",
+    confirm: bool | None = None,
 ) -> None: ...
 
 
@@ -283,14 +400,31 @@ def pause_flow_run(
     *,
     approvers: Sequence[str] | None = None,
     forbid_starter: bool | None = None,
+    quorum: int | None = None,
+    veto: str | None = None,
+    escalate_after: float | None = None,
+    escalate_to: Sequence[str] = (),
+    notify: str = "channel",
+    confirm: bool | None = None,
 ) -> Any:
     """Wait, in this process, until someone answers; return their validated input.
 
     In a sync flow it blocks; in an async flow it returns an awaitable. Called inside a
     task it pauses the task's flow. ``wait_for_input`` is a ``RunInput`` subclass, any
     pydantic model, or a plain type such as ``int`` or ``Literal["yes", "no"]`` (then the
-    bare value comes back). ``approvers`` (user or group ids) and ``forbid_starter``
-    override the flow's settings for who may answer.
+    bare value comes back).
+
+    Who decides (ids of people or groups; see ``engine.permissions``):
+
+    - ``approvers``, ``forbid_starter``: who may answer (default: the flow's settings).
+    - ``quorum=N``: wait for N different permitted people; the call then returns
+      ``Answers`` (every answer with who gave it) instead of one value. The same person
+      answering twice is refused. ``veto="field"`` names a bool field of the model: an
+      answer with it false ends the wait at once (``Answers.vetoed``).
+    - ``escalate_after`` seconds without a decision adds ``escalate_to`` to the approvers
+      (and the bot mentions them); the timer is durable and fires once across workers.
+    - ``notify="dm"`` also asks each approver in a direct message.
+    - ``confirm=True`` (default: the flow's ``confirm``) asks whoever answers to confirm.
 
     Example::
 
@@ -303,9 +437,13 @@ def pause_flow_run(
         pydantic.ValidationError: the model's own validators refused the answer; the
             refusal is stored, so asking again prefills what was sent.
         MissingContext: called outside a flow run.
+        ValueError: an option is malformed (the message names it).
     """
     ctx = require_run("pause_flow_run()")
-    req = _request(ctx, wait_for_input, timeout, key, False, approvers, forbid_starter)
+    decision = Decision(
+        approvers, forbid_starter, quorum, veto, escalate_after, escalate_to, notify, confirm
+    )
+    req = _request(ctx, wait_for_input, timeout, key, False, decision)
     if ctx.is_async and _in_event_loop():
         return _wait_async(req)
     return _wait_sync(req)
@@ -318,12 +456,19 @@ def suspend_flow_run(
     *,
     approvers: Sequence[str] | None = None,
     forbid_starter: bool | None = None,
+    quorum: int | None = None,
+    veto: str | None = None,
+    escalate_after: float | None = None,
+    escalate_to: Sequence[str] = (),
+    notify: str = "channel",
+    confirm: bool | None = None,
 ) -> Any:
     """Stop the run here, keeping no process, until someone answers.
 
     The run is stored as suspended and the flow unwinds. Once it is answered, a worker
     runs the flow again from the start with the same parameters: completed tasks return
-    their stored results and this call returns the validated input.
+    their stored results and this call returns the validated input. The options of who
+    decides are those of ``pause_flow_run``.
 
     Raises:
         UnstorableValue: a parameter or task result of the run cannot be stored, so the
@@ -332,7 +477,10 @@ def suspend_flow_run(
         pydantic.ValidationError: as for ``pause_flow_run``.
     """
     ctx = require_run("suspend_flow_run()")
-    req = _request(ctx, wait_for_input, timeout, key, True, approvers, forbid_starter)
+    decision = Decision(
+        approvers, forbid_starter, quorum, veto, escalate_after, escalate_to, notify, confirm
+    )
+    req = _request(ctx, wait_for_input, timeout, key, True, decision)
     if ctx.is_async and _in_event_loop():
         return _suspend_async(req)
     return _suspend(req)

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 import pydantic
 
 from engine import serialization
+from engine.actors import Actor, as_actor
+from engine.audit import AuditAction, AuditEntry
 from engine.context import RunContext, current_run
 from engine.errors import FlowImportError, PauseTimeout, RunCancelled, RunSuspended
 from engine.runs import RunState
@@ -31,15 +33,25 @@ def _start(flow: Flow[..., Any], parameters: dict[str, Any], started_by: str | N
     except Exception as exc:
         blob = serialization.dump(None)
         unstorable["the flow's parameters"] = exc
+    run_id = uuid.uuid4().hex
+    jsonable = serialization.jsonable(parameters)
+    # Calling a flow function runs code the caller already holds: nothing to permit, but
+    # the start is recorded like any other, as the Python API's.
+    actor = as_actor(started_by) or Actor.python()
     run = engine.store.create_run(
-        uuid.uuid4().hex,
+        run_id,
         flow.name,
         flow.ref,
         blob,
-        serialization.jsonable(parameters),
+        jsonable,
         RunState.RUNNING,
         owner=owner,
         started_by=started_by,
+        approvers=flow.approvers,
+        cancellers=flow.cancellers,
+        audit=AuditEntry(
+            AuditAction.RUN_STARTED, run_id, flow.name, actor, data={"parameters": jsonable}
+        ),
     )
     engine.notify()
     logger.info("run started", extra={"action": "run_started", "run_id": run.id, "flow": flow.name})

@@ -81,6 +81,12 @@ class EventKind(enum.StrEnum):
     INPUT_ACCEPTED = "input_accepted"
     INPUT_REJECTED = "input_rejected"
     PAUSE_TIMED_OUT = "pause_timed_out"
+    #: one answer of a quorum was stored; the pause still waits for more (data: key, count)
+    ANSWER_COUNTED = "answer_counted"
+    #: approvers were added after the pause's escalation delay (data: key, added)
+    PAUSE_ESCALATED = "pause_escalated"
+    #: a pending decision was handed to someone else (data: key, by, to)
+    PAUSE_REASSIGNED = "pause_reassigned"
 
 
 @dataclass(frozen=True)
@@ -99,6 +105,10 @@ class Run:
     owner: str | None
     result: str | None
     tags: dict[str, str] = field(default_factory=dict)
+    #: the flow's approvers when the run started (its pauses may name others)
+    approvers: tuple[str, ...] = ()
+    #: who the flow lets cancel its runs; empty means the default rule
+    cancellers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -126,6 +136,26 @@ class TaskRun:
 
 
 @dataclass(frozen=True)
+class GivenAnswer:
+    """One person's answer to a pause, as stored (a quorum keeps one per person)."""
+
+    responder: str | None
+    name: str | None
+    via: str | None
+    input: JSON
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Delegation:
+    """A pending decision handed from one person to another."""
+
+    by: str
+    to: str
+    at: datetime
+
+
+@dataclass(frozen=True)
 class Pause:
     """A request for input, and its answer once there is one."""
 
@@ -145,10 +175,30 @@ class Pause:
     responder: str | None
     answered_at: datetime | None
     errors: dict[str, str]
+    #: how many different people must answer before the flow goes on
+    quorum: int = 1
+    #: a bool field of the input; an answer with it false ends a quorum at once
+    veto: str | None = None
+    #: the answers given so far, oldest first
+    answers: tuple[GivenAnswer, ...] = ()
+    #: when more approvers are added, if nobody answered by then
+    escalate_at: datetime | None = None
+    escalate_to: tuple[str, ...] = ()
+    escalated_at: datetime | None = None
+    #: "channel" (the run's thread) or "dm" (each approver is also messaged directly)
+    notify: str = "channel"
+    #: the person answering is asked to confirm first
+    confirm: bool = False
+    delegations: tuple[Delegation, ...] = ()
 
     @property
     def wants_input(self) -> bool:
         return self.schema is not None
+
+    @property
+    def answered_by(self) -> tuple[str, ...]:
+        """Who has answered so far (ids), oldest first."""
+        return tuple(a.responder for a in self.answers if a.responder is not None)
 
 
 @dataclass(frozen=True)

@@ -20,33 +20,45 @@ from typing import Any
 import pydantic
 
 from engine import serialization
+from engine.actors import Actor, as_actor
+from engine.audit import AuditAction, AuditEntry
 from engine.dispatch import Dispatcher
 from engine.errors import (
-    AlreadyAnswered,
-    EngineError,
     FlowNotFound,
     InputInvalid,
-    InvalidTransition,
     PauseExpired,
-    ResponderNotAllowed,
     RunNotFound,
     RunNotWaiting,
     StoreError,
 )
 from engine.events import DurableConsumer, RunObserver
 from engine.input import load_answer
+from engine.interventions import Interventions
+from engine.permissions import Action, Permissions, Refusal
 from engine.registry import FlowRegistry, registry
-from engine.runs import JSON, Event, EventKind, Pause, PauseStatus, Run, RunDetail, RunState
+from engine.runs import (
+    JSON,
+    Event,
+    EventKind,
+    GivenAnswer,
+    Pause,
+    PauseStatus,
+    Run,
+    RunDetail,
+    RunState,
+)
 from engine.settings import EngineSettings
 from engine.store import SqlStore
+from engine.store.pauses import AnswerOutcome
 from engine.timers import Timers
+from engine.upkeep import Upkeep
 from engine.validation import model_errors, schema_errors
 from engine.waiters import Answer, Waiters
 
 logger = logging.getLogger(__name__)
 
 
-class Engine:
+class Engine(Interventions, Upkeep):
     """The run store plus what a process needs to wait on runs and to act on them.
 
     Example::
@@ -67,6 +79,9 @@ class Engine:
             self.settings.database_url, **({"clock": clock} if clock else {})
         )
         self.flows = flows or registry
+        self.permissions = Permissions(self.settings.admins)
+        if self.settings.audit_key is not None:
+            self.store.audit_secret = self.settings.audit_key.get_secret_value().encode()
         self.process_id = uuid.uuid4().hex
         self.waiters = Waiters()
         self.timers = Timers(self.store.engine)
@@ -214,28 +229,46 @@ class Engine:
         flow_name: str,
         parameters: Mapping[str, Any] | None = None,
         *,
-        started_by: str | None = None,
+        started_by: str | Actor | None = None,
         tags: Mapping[str, str] | None = None,
     ) -> Run:
         """Queue a run of a registered flow for a worker, with validated parameters.
 
-        ``tags`` are small labels applications read back from ``Run.tags`` (e.g. the Slack
-        channel a run was started from).
+        ``started_by`` is checked against the flow's ``starters`` (a bare id acts through the
+        Python API); the start is recorded in the audit trail with the run. ``tags`` are
+        small labels applications read back from ``Run.tags`` (e.g. the Slack channel a run
+        was started from).
+
+        Raises:
+            FlowNotFound: no flow of that name is registered.
+            NotAllowed: ``started_by`` may not start this flow (the refusal is recorded).
+            InvalidParameters: the parameters do not fit the flow's signature.
         """
         flow = self.flows.get(flow_name)
         if flow is None:
             raise FlowNotFound(flow_name)
+        actor = as_actor(started_by)
+        refusal = self.permissions.start(actor, flow.name, flow.starters)
+        if refusal is not None:
+            raise self._refuse(Action.START, actor, refusal, flow=flow.name)
         bound = flow.validate_parameters(dict(parameters or {}))
+        run_id = uuid.uuid4().hex
+        jsonable = serialization.jsonable(bound)
         run = self.store.create_run(
-            uuid.uuid4().hex,
+            run_id,
             flow.name,
             flow.ref,
             serialization.dump(bound),
-            serialization.jsonable(bound),
+            jsonable,
             RunState.SCHEDULED,
             owner=None,
-            started_by=started_by,
+            started_by=actor.id if actor else None,
             tags=dict(tags or {}),
+            approvers=flow.approvers,
+            cancellers=flow.cancellers,
+            audit=AuditEntry(
+                AuditAction.RUN_STARTED, run_id, flow.name, actor, data={"parameters": jsonable}
+            ),
         )
         self.notify()
         logger.info(
@@ -247,12 +280,20 @@ class Engine:
         self,
         run_id: str,
         run_input: Mapping[str, JSON] | None = None,
-        responder: str | None = None,
+        responder: str | Actor | None = None,
         *,
         key: str | None = None,
         responder_groups: Iterable[str] = (),
     ) -> Pause:
-        """Answer the pause a run waits on (or pause ``key``). See ``engine.resume_flow_run``."""
+        """Answer the pause a run waits on (or pause ``key``). See ``engine.resume_flow_run``.
+
+        With a quorum, an answer short of it is stored and the pause keeps waiting: the
+        returned pause has status WAITING and the answers so far.
+        """
+        actor = as_actor(responder)
+        groups = frozenset(responder_groups)
+        if actor is not None and groups:
+            actor = dataclasses.replace(actor, groups=actor.groups | groups)
         timeout = self.settings.owner_timeout_seconds
         try:
             target = self.store.resume_target(run_id, timeout)
@@ -266,21 +307,36 @@ class Engine:
         now = self.store.clock()
         if pause.deadline is not None and pause.deadline <= now:
             raise PauseExpired(run.id, pause.key, pause.deadline.isoformat())
-        self._check_responder(run, pause, responder, set(responder_groups))
         payload: dict[str, JSON] = dict(run_input or {})
+        refusal = self.permissions.answer(actor, run, pause, pause.answered_by)
+        if refusal is not None:
+            raise self._refuse_answer(actor, run, pause, refusal, payload)
         if pause.schema is not None:
             errors = schema_errors(pause.schema, payload)
-            if errors:
-                raise InputInvalid(run.id, pause.key, errors)
-        elif payload:
-            raise InputInvalid(run.id, pause.key, {"": "this pause takes no input"})
+        else:
+            errors = {"": "this pause takes no input"} if payload else {}
+        if errors:
+            self.store.record_audit(
+                AuditEntry(
+                    AuditAction.ANSWER_INVALID,
+                    run.id,
+                    run.flow_name,
+                    actor,
+                    pause.key,
+                    {"input": payload, "errors": errors},
+                )
+            )
+            raise InputInvalid(run.id, pause.key, errors)
         in_process = run.state is RunState.PAUSED and not pause.suspend
         alive = self._registered if run.owner == self.process_id else target.owner_alive
         next_state = RunState.RUNNING if in_process and alive else RunState.SCHEDULED
         # When the flow waits in this process, its model judges the answer right here, so the
-        # verdict is stored with the answer and handed over without another round trip.
+        # verdict is stored with the answer and handed over without another round trip. A
+        # quorum's answers are judged together by the flow once they are all in.
         local = (
-            self.waiters.waiting_for(run.id, pause.key) if next_state is RunState.RUNNING else None
+            self.waiters.waiting_for(run.id, pause.key)
+            if next_state is RunState.RUNNING and pause.quorum == 1
+            else None
         )
         answer: Answer | None = None
         verdict: tuple[bool, dict[str, str]] | None = None
@@ -290,13 +346,36 @@ class Engine:
                 verdict = (True, {})
             except pydantic.ValidationError as exc:
                 answer, verdict = Answer(error=exc), (False, model_errors(exc))
-        if not self.store.answer_pause(run.id, pause.key, payload, responder, next_state, verdict):
+        outcome = self.store.answer_pause(
+            run.id, pause.key, payload, actor, next_state, verdict, flow_name=run.flow_name
+        )
+        if outcome is AnswerOutcome.LOST:
             raise self._not_waiting_for(self.store.get_run(run.id), pause.key)
+        if outcome is AnswerOutcome.DUPLICATE:
+            already = Refusal(
+                f"{actor.id if actor else 'this person'} already answered; this input needs "
+                f"{pause.quorum} different people",
+                pause.approvers,
+            )
+            raise self._refuse_answer(actor, run, pause, already, payload)
+        self.notify()
+        given = GivenAnswer(
+            responder=actor.id if actor else None,
+            name=(actor.name or actor.id) if actor else None,
+            via=actor.via.value if actor else None,
+            input=payload,
+            at=self.store.clock(),
+        )
+        if outcome is AnswerOutcome.COUNTED:
+            logger.info(
+                "answer counted",
+                extra={"action": "answer_counted", "run_id": run.id, "key": pause.key},
+            )
+            return dataclasses.replace(pause, answers=(*pause.answers, given))
         if local is not None:
             local.answer = answer
             local.wake()
         self.waiters.wake(run.id)
-        self.notify()
         logger.info(
             "input received",
             extra={"action": "input_received", "run_id": run.id, "key": pause.key},
@@ -308,117 +387,10 @@ class Engine:
             pause,
             status=status,
             response=payload,
-            responder=responder,
-            answered_at=self.store.clock(),
+            responder=given.responder,
+            answered_at=given.at,
+            answers=(*pause.answers, given),
         )
-
-    def _not_waiting_for(self, run: Run, key: str) -> EngineError:
-        """Why pause ``key`` of ``run`` cannot be answered (any more)."""
-        pause = self.store.get_pause(run.id, key)
-        if pause is None:
-            return RunNotWaiting(run.id, f"{run.state.value}, with no input {key!r}")
-        if pause.status is PauseStatus.TIMED_OUT:
-            deadline = pause.deadline.isoformat() if pause.deadline else "its deadline"
-            return PauseExpired(run.id, key, deadline)
-        if pause.status is PauseStatus.CANCELLED:
-            return RunNotWaiting(run.id, RunState.CANCELLED.value)
-        if pause.status is PauseStatus.WAITING:
-            return RunNotWaiting(run.id, run.state.value)
-        return AlreadyAnswered(run.id, key, pause.responder)
-
-    def _check_responder(
-        self, run: Run, pause: Pause, responder: str | None, groups: set[str]
-    ) -> None:
-        if pause.forbid_starter and responder is not None and responder == run.started_by:
-            raise ResponderNotAllowed(
-                run.id, pause.key, responder, "the person who started a run may not answer it"
-            )
-        if pause.approvers:
-            allowed = set(pause.approvers)
-            if responder is None or not ({responder} | groups) & allowed:
-                raise ResponderNotAllowed(
-                    run.id, pause.key, responder, f"only {', '.join(pause.approvers)} may answer"
-                )
-
-    def cancel(self, run_id: str, by: str | None = None) -> Run:
-        """Cancel a run that has not finished; a waiting flow stops where it waits."""
-        run = self.get_run(run_id)
-        message = f"cancelled by {by}" if by else "cancelled"
-        if not self.store.cancel(run.id, message):
-            current = self.store.get_run(run.id).state
-            raise InvalidTransition(run.id, current.value, RunState.CANCELLED.value)
-        self._cancelled.add(run.id)
-        self.waiters.wake(run.id)
-        self.notify()
-        logger.info("run cancelled", extra={"action": "run_cancelled", "run_id": run.id})
-        return self.store.get_run(run.id)
-
-    # -- upkeep --------------------------------------------------------------------------
-
-    def expire_due_pauses(self, now: datetime | None = None) -> list[str]:
-        """Time out overdue pauses; fail runs that no live process waits for. Idempotent."""
-        now = now or self.store.clock()
-        failed: list[str] = []
-        for pause in self.store.due_pauses(now):
-            if not self.store.expire_pause(pause.run_id, pause.key):
-                continue
-            run = self.store.get_run(pause.run_id)
-            if run.state is RunState.PAUSED and self.owner_alive(run.owner):
-                continue  # the waiting flow wakes, gets PauseTimeout, and may handle it
-            message = (
-                f"waited for input {pause.key!r} until {pause.deadline:%Y-%m-%d %H:%M:%S} UTC "
-                "and nobody answered in time"
-            )
-            if self.store.transition(
-                run.id,
-                RunState.FAILED,
-                "TimedOut",
-                message,
-                expect=(RunState.PAUSED, RunState.SUSPENDED),
-                owner=None,
-            ):
-                failed.append(run.id)
-        if failed:
-            self.notify()
-        return failed
-
-    def recover_orphans(self) -> list[str]:
-        """Take over runs whose process died: paused ones wait on, running ones re-run."""
-        live = self.store.live_processes(self.settings.owner_timeout_seconds)
-        if self._registered:
-            live.add(self.process_id)
-        moved: list[str] = []
-        for run in self.store.orphans(live):
-            if run.state is RunState.PAUSED:
-                done = self.store.transition(
-                    run.id,
-                    RunState.SUSPENDED,
-                    "Suspended",
-                    "the process that was waiting is gone; answering runs the flow again",
-                    expect=(RunState.PAUSED,),
-                    expect_owner=run.owner,
-                    owner=None,
-                )
-            else:
-                done = self.store.transition(
-                    run.id,
-                    RunState.SCHEDULED,
-                    "Recovering",
-                    "the process that ran it is gone; running it again",
-                    expect=(RunState.RUNNING,),
-                    expect_owner=run.owner,
-                    owner=None,
-                )
-            if done:
-                moved.append(run.id)
-                logger.warning(
-                    "took over an orphaned run",
-                    extra={"action": "run_orphaned", "run_id": run.id, "state": run.state.value},
-                )
-        self.store.forget_dead_processes(self.settings.owner_timeout_seconds * 3)
-        if moved:
-            self.notify()
-        return moved
 
     def close(self) -> None:
         """Stop background threads and release the database."""

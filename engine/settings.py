@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from engine.errors import ConfigurationError
 
@@ -34,6 +36,23 @@ class EngineSettings(BaseSettings):
     owner_timeout_seconds: float = Field(default=10.0, gt=0)
     #: how often other processes' events are looked for on SQLite (PostgreSQL is pushed)
     poll_seconds: float = Field(default=0.002, gt=0)
+    #: ids (people or groups) who may start and cancel any run and reassign any pause;
+    #: ``SIGNOFF_ADMINS=U1,S2`` (comma-separated) or a JSON list
+    admins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    #: the name the CLI acts under when no ``--as`` is given (default: the login name)
+    operator: str | None = Field(default=None, min_length=1, max_length=200)
+    #: with a key, audit hashes are HMAC-SHA256 under it: rewriting the chain needs the key
+    audit_key: SecretStr | None = None
+
+    @field_validator("admins", mode="before")
+    @classmethod
+    def _split_admins(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
 
     @field_validator("database_url")
     @classmethod

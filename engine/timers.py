@@ -4,7 +4,7 @@ This is the only module that imports apscheduler. Jobs survive restarts because 
 live in the ``apscheduler_jobs`` table. Every process that waits on runs adds jobs, but
 only workers (``active=True``) execute them: other processes start the scheduler paused,
 which still writes jobs to the table. Several workers may fire the same job, so every
-job must be idempotent: pause expiry is a conditional update, and the bot's reminders
+job must be idempotent: pause expiry and escalation are conditional updates, and the bot's reminders
 claim their pause with ``Engine.add_metadata`` before posting.
 
 Jobs refer to functions by import path (``"package.module:function"``) so that any process
@@ -41,9 +41,16 @@ SAFETY_SWEEP_SECONDS = 30
 
 
 def expire_due_pauses() -> None:
-    """Job body: expire overdue pauses for every engine in this process."""
+    """Job body: expire overdue pauses (and escalate due ones) for every engine here."""
     for engine in list(_sweeping):
         engine.expire_due_pauses()
+        engine.escalate_due_pauses()
+
+
+def escalate_due_pauses() -> None:
+    """Job body: escalate pauses whose escalation delay has passed, for every engine here."""
+    for engine in list(_sweeping):
+        engine.escalate_due_pauses()
 
 
 class _Scheduler(BackgroundScheduler):  # type: ignore[misc]

@@ -106,6 +106,7 @@ class Worker:
     def _upkeep(self) -> None:
         self.engine.recover_orphans()
         self.engine.expire_due_pauses()
+        self.engine.escalate_due_pauses()
 
     def _claim(self) -> None:
         while not self._stop.is_set():

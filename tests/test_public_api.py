@@ -9,8 +9,15 @@ import engine.input
 def test_engine_exports() -> None:
     assert sorted(engine.__all__) == engine.__all__
     assert engine.__all__ == [
+        "Action",
+        "Actor",
         "AlreadyAnswered",
+        "Answered",
+        "Answers",
+        "AuditAction",
+        "AuditRecord",
         "ConfigurationError",
+        "Delegation",
         "DurableConsumer",
         "Engine",
         "EngineError",
@@ -21,15 +28,19 @@ def test_engine_exports() -> None:
         "FlowImportError",
         "FlowNotFound",
         "FlowPauseTimeout",
+        "GivenAnswer",
+        "GroupDirectory",
         "InputInvalid",
         "InvalidParameters",
         "InvalidTransition",
         "LogEntry",
         "MissingContext",
+        "NotAllowed",
         "Pause",
         "PauseExpired",
         "PauseStatus",
         "PauseTimeout",
+        "Refusal",
         "ResponderNotAllowed",
         "Run",
         "RunCancelled",
@@ -44,6 +55,8 @@ def test_engine_exports() -> None:
         "Task",
         "TaskRun",
         "UnstorableValue",
+        "Verification",
+        "Via",
         "Worker",
         "cancel_flow_run",
         "flow",
@@ -64,3 +77,24 @@ def test_engine_exports() -> None:
 
 def test_input_exports() -> None:
     assert engine.input.__all__ == ["AutomaticRunInput", "RunInput", "run_input_from_type"]
+
+
+def test_audit_exports() -> None:
+    import engine.audit
+
+    assert engine.audit.__all__ == [
+        "CSV_COLUMNS",
+        "GENESIS",
+        "AuditAction",
+        "AuditEntry",
+        "AuditRecord",
+        "ChainBreak",
+        "Verification",
+        "chain_hash",
+        "describe",
+        "entry_fields",
+        "render_text",
+        "verify",
+        "write_csv",
+        "write_jsonl",
+    ]

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
-from engine.runs import JSON, EventKind, Pause, PauseStatus, RunState
+from engine.actors import SYSTEM, Actor
+from engine.audit import AuditAction, AuditEntry
+from engine.runs import JSON, EventKind, GivenAnswer, Pause, PauseStatus, RunState
 from engine.store import rows
-from engine.store.base import RUNS, StoreBase
+from engine.store.audit import AuditQueries
+from engine.store.base import RUNS
 from engine.store.tables import PauseRow
 
 PAUSES = PauseRow.__table__  # type: ignore[attr-defined]
@@ -29,6 +33,12 @@ def _pause_values(pause: Pause) -> dict[str, Any]:
         "forbid_starter": pause.forbid_starter,
         "created_at": pause.created_at,
         "deadline": pause.deadline,
+        "quorum": pause.quorum,
+        "veto": pause.veto,
+        "escalate_at": pause.escalate_at,
+        "escalate_to": list(pause.escalate_to) or None,
+        "notify": pause.notify,
+        "confirm": pause.confirm,
     }
 
 
@@ -46,7 +56,27 @@ WAITING_PAUSE = (
 )
 
 
-class PauseQueries(StoreBase):
+_FLOW_OF = select(RUNS.c.flow_name).where(RUNS.c.id == bindparam("run_id"))
+
+
+class AnswerOutcome(enum.Enum):
+    """What storing one answer did."""
+
+    #: the pause has its answer (or its quorum); the run moves on
+    COMPLETE = "complete"
+    #: one more answer of a quorum; the pause still waits
+    COUNTED = "counted"
+    #: this person already answered this pause
+    DUPLICATE = "duplicate"
+    #: the pause no longer waits (someone else finished it, it timed out, ...)
+    LOST = "lost"
+
+
+class PauseQueries(AuditQueries):
+    def _flow_of(self, conn: Connection, run_id: str) -> str | None:
+        row = conn.execute(_FLOW_OF, {"run_id": run_id}).first()
+        return None if row is None else str(row[0])
+
     def get_pause(self, run_id: str, key: str) -> Pause | None:
         with self._read() as conn:
             row = conn.execute(_PAUSE, {"run_id": run_id, "key": key}).first()
@@ -111,23 +141,75 @@ class PauseQueries(StoreBase):
         run_id: str,
         key: str,
         response: JSON,
-        responder: str | None,
+        actor: Actor | None,
         next_state: RunState,
         verdict: tuple[bool, dict[str, str]] | None = None,
-    ) -> bool:
-        """Store the answer if the pause still waits; False if someone else answered first.
+        *,
+        flow_name: str | None = None,
+    ) -> AnswerOutcome:
+        """Store one answer if the pause still waits, with its audit record.
 
-        The run moves on in the same transaction: to RUNNING when its process waits for the
-        answer, or to SCHEDULED so that a worker runs the flow again. With ``verdict``
-        (accepted, errors), the flow's model already judged the answer in this process, and
-        that is recorded in the same transaction too.
+        A pause that needs one answer (or whose quorum this answer completes, or whose veto
+        field this answer sets to false) is answered: the run moves on in the same
+        transaction, to RUNNING when its process waits for the answer, or to SCHEDULED so
+        that a worker runs the flow again. With ``verdict`` (accepted, errors), the flow's
+        model already judged the answer in this process, and that is recorded too. Short of
+        its quorum, the answer is added to the pause, which keeps waiting.
         """
         now = self.clock()
-        status = PauseStatus.ANSWERED
-        if verdict is not None:
-            status = PauseStatus.ACCEPTED if verdict[0] else PauseStatus.REJECTED
+        responder = actor.id if actor else None
+        given = GivenAnswer(
+            responder=responder,
+            name=(actor.name or actor.id) if actor else None,
+            via=actor.via.value if actor else None,
+            input=response,
+            at=now,
+        )
         with self._write() as conn:
-            done = conn.execute(
+            query = select(PAUSES.c.status, PAUSES.c.quorum, PAUSES.c.veto, PAUSES.c.answers).where(
+                PAUSES.c.run_id == run_id, PAUSES.c.key == key
+            )
+            if not self.is_sqlite:
+                query = query.with_for_update()  # answers to one quorum append in turn
+            row = conn.execute(query).first()
+            if row is None or row.status != PauseStatus.WAITING.value:
+                return AnswerOutcome.LOST
+            stored = list(row.answers or [])
+            if responder is not None and any(a.get("responder") == responder for a in stored):
+                return AnswerOutcome.DUPLICATE
+            stored.append(rows.given_answer_json(given))
+            quorum = int(row.quorum or 1)
+            vetoed = bool(
+                row.veto and isinstance(response, dict) and response.get(row.veto) is False
+            )
+            flow_name = flow_name or self._flow_of(conn, run_id)
+            received = AuditEntry(
+                AuditAction.ANSWER_RECEIVED,
+                run_id,
+                flow_name,
+                actor,
+                key,
+                {"input": response, "count": len(stored), "quorum": quorum, "veto": vetoed},
+            )
+            if len(stored) < quorum and not vetoed:
+                conn.execute(
+                    update(PAUSES)
+                    .where(PAUSES.c.run_id == run_id, PAUSES.c.key == key)
+                    .values(answers=stored)
+                )
+                self._emit(
+                    conn,
+                    run_id,
+                    EventKind.ANSWER_COUNTED,
+                    {"key": key, "responder": responder, "count": len(stored), "quorum": quorum},
+                    now,
+                )
+                self._audit(conn, [received], now)
+                return AnswerOutcome.COUNTED
+            status = PauseStatus.ANSWERED
+            if verdict is not None:
+                status = PauseStatus.ACCEPTED if verdict[0] else PauseStatus.REJECTED
+            conn.execute(
                 update(PAUSES)
                 .where(
                     PAUSES.c.run_id == run_id,
@@ -137,13 +219,12 @@ class PauseQueries(StoreBase):
                 .values(
                     status=status.value,
                     errors=verdict[1] or None if verdict else None,
-                    response=response,
+                    response=response if quorum == 1 else [a["input"] for a in stored],
                     responder=responder,
                     answered_at=now,
+                    answers=stored,
                 )
             )
-            if done.rowcount != 1:
-                return False
             extra: dict[str, Any] = {}
             if next_state is RunState.SCHEDULED:
                 extra["owner"] = None
@@ -160,13 +241,43 @@ class PauseQueries(StoreBase):
                 now,
                 **extra,
             )
+            entries = [received]
             if verdict is not None:
                 data: dict[str, JSON] = {"key": key, "responder": responder}
                 if not verdict[0]:
                     data.update(errors=verdict[1], response=response)
                 kind = EventKind.INPUT_ACCEPTED if verdict[0] else EventKind.INPUT_REJECTED
                 self._emit(conn, run_id, kind, data, now)
-            return True
+                entries.append(self._verdict_entry(run_id, flow_name, key, responder, verdict))
+            self._audit(conn, entries, now)
+            return AnswerOutcome.COMPLETE
+
+    @staticmethod
+    def _verdict_entry(
+        run_id: str,
+        flow_name: str | None,
+        key: str,
+        responder: str | None,
+        verdict: tuple[bool, dict[str, str]],
+    ) -> AuditEntry:
+        """The flow's verdict, recorded as the engine's act about ``responder``'s answer."""
+        if verdict[0]:
+            return AuditEntry(
+                AuditAction.ANSWER_ACCEPTED,
+                run_id,
+                flow_name,
+                SYSTEM,
+                key,
+                {"responder": responder},
+            )
+        return AuditEntry(
+            AuditAction.ANSWER_REJECTED,
+            run_id,
+            flow_name,
+            SYSTEM,
+            key,
+            {"responder": responder, "errors": verdict[1]},
+        )
 
     def settle_pause(
         self, pause: Pause, accepted: bool, errors: dict[str, str] | None = None
@@ -193,6 +304,20 @@ class PauseQueries(StoreBase):
                 data["response"] = pause.response
             kind = EventKind.INPUT_ACCEPTED if accepted else EventKind.INPUT_REJECTED
             self._emit(conn, run_id, kind, data, now)
+            # The verdict is the flow's, on the answer as a whole (every answer of a quorum).
+            self._audit(
+                conn,
+                [
+                    self._verdict_entry(
+                        run_id,
+                        self._flow_of(conn, run_id),
+                        key,
+                        pause.responder,
+                        (accepted, errors or {}),
+                    )
+                ],
+                now,
+            )
             return True
 
     def expire_pause(self, run_id: str, key: str) -> bool:
@@ -211,6 +336,15 @@ class PauseQueries(StoreBase):
             if done.rowcount != 1:
                 return False
             self._emit(conn, run_id, EventKind.PAUSE_TIMED_OUT, {"key": key}, now)
+            self._audit(
+                conn,
+                [
+                    AuditEntry(
+                        AuditAction.TIMED_OUT, run_id, self._flow_of(conn, run_id), SYSTEM, key
+                    )
+                ],
+                now,
+            )
             return True
 
     def due_pauses(self, now: datetime) -> list[Pause]:
@@ -225,11 +359,13 @@ class PauseQueries(StoreBase):
             ).all()
         return [rows.to_pause(r) for r in found]
 
-    def cancel(self, run_id: str, message: str) -> bool:
+    def cancel(self, run_id: str, message: str, actor: Actor | None = None) -> bool:
         """Cancel a run that has not finished, and every pause it waits on."""
         now = self.clock()
         with self._write() as conn:
-            row = conn.execute(select(RUNS.c.state).where(RUNS.c.id == run_id)).first()
+            row = conn.execute(
+                select(RUNS.c.state, RUNS.c.flow_name).where(RUNS.c.id == run_id)
+            ).first()
             if row is None or RunState(row.state).is_final:
                 return False
             conn.execute(
@@ -239,5 +375,19 @@ class PauseQueries(StoreBase):
             )
             self._change_state(
                 conn, run_id, RunState.CANCELLED, "Cancelled", message, now, owner=None
+            )
+            self._audit(
+                conn,
+                [
+                    AuditEntry(
+                        AuditAction.RUN_CANCELLED,
+                        run_id,
+                        row.flow_name,
+                        actor,
+                        None,
+                        {"reason": message, "from_state": row.state},
+                    )
+                ],
+                now,
             )
             return True

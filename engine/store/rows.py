@@ -6,8 +6,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from engine.runs import (
+    Delegation,
     Event,
     EventKind,
+    GivenAnswer,
     LogEntry,
     Pause,
     PauseStatus,
@@ -41,6 +43,8 @@ def to_run(row: Any) -> Run:
         owner=row.owner,
         result=row.result,
         tags=dict(row.tags or {}),
+        approvers=tuple((row.policy or {}).get("approvers") or ()),
+        cancellers=tuple((row.policy or {}).get("cancellers") or ()),
     )
 
 
@@ -86,7 +90,39 @@ def to_pause(row: Any) -> Pause:
         responder=row.responder,
         answered_at=utc_or_none(row.answered_at),
         errors=dict(row.errors or {}),
+        quorum=int(row.quorum or 1),
+        veto=row.veto,
+        answers=tuple(to_given_answer(a) for a in row.answers or ()),
+        escalate_at=utc_or_none(row.escalate_at),
+        escalate_to=tuple(row.escalate_to or ()),
+        escalated_at=utc_or_none(row.escalated_at),
+        notify=row.notify or "channel",
+        confirm=bool(row.confirm),
+        delegations=tuple(
+            Delegation(by=d["by"], to=d["to"], at=datetime.fromisoformat(d["at"]))
+            for d in row.delegations or ()
+        ),
     )
+
+
+def to_given_answer(stored: dict[str, Any]) -> GivenAnswer:
+    return GivenAnswer(
+        responder=stored.get("responder"),
+        name=stored.get("name"),
+        via=stored.get("via"),
+        input=stored.get("input"),
+        at=datetime.fromisoformat(stored["at"]),
+    )
+
+
+def given_answer_json(answer: GivenAnswer) -> dict[str, Any]:
+    return {
+        "responder": answer.responder,
+        "name": answer.name,
+        "via": answer.via,
+        "input": answer.input,
+        "at": answer.at.isoformat(),
+    }
 
 
 def to_log(row: Any) -> LogEntry:

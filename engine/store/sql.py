@@ -9,19 +9,22 @@ which makes event ids follow commit order (a reader never skips a late-committin
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from engine.audit import AuditEntry
 from engine.errors import RunNotFound
-from engine.runs import JSON, Event, EventKind, Pause, Run, RunDetail, RunState
+from engine.runs import JSON, Event, EventKind, Pause, PauseStatus, Run, RunDetail, RunState
 from engine.store import rows
 from engine.store.base import EVENTS, RUNS
-from engine.store.pauses import PAUSES, WAITING_PAUSE, PauseQueries
+from engine.store.decisions import DecisionQueries
+from engine.store.pauses import PAUSES, WAITING_PAUSE
 from engine.store.tables import CursorRow, LogRow, MetadataRow, ProcessRow, TaskRunRow
 
 logger = logging.getLogger(__name__)
@@ -60,7 +63,7 @@ class StoredTask:
     result: bytes | None
 
 
-class SqlStore(PauseQueries):
+class SqlStore(DecisionQueries):
     """The engine's persistence, over one SQLAlchemy engine, for SQLite and PostgreSQL.
 
     Example::
@@ -130,8 +133,14 @@ class SqlStore(PauseQueries):
         owner: str | None,
         started_by: str | None,
         tags: dict[str, str] | None = None,
+        *,
+        approvers: Sequence[str] = (),
+        cancellers: Sequence[str] = (),
+        audit: AuditEntry | None = None,
     ) -> Run:
+        """Store a new run (and its audit record, written with it)."""
         now = self.clock()
+        policy = {"approvers": list(approvers), "cancellers": list(cancellers)}
         name = "Running" if state is RunState.RUNNING else "Scheduled"
         with self._write() as conn:
             conn.execute(
@@ -148,10 +157,13 @@ class SqlStore(PauseQueries):
                     owner=owner,
                     result=None,
                     tags=tags or {},
+                    policy=policy,
                     created_at=now,
                     updated_at=now,
                 )
             )
+            if audit is not None:
+                self._audit(conn, [audit], now)
             self._emit(
                 conn,
                 run_id,
@@ -172,6 +184,8 @@ class SqlStore(PauseQueries):
             owner=owner,
             result=None,
             tags=dict(tags or {}),
+            approvers=tuple(approvers),
+            cancellers=tuple(cancellers),
         )
 
     def get_run(self, run_id: str) -> Run:
@@ -227,6 +241,40 @@ class SqlStore(PauseQueries):
             query = query.where(RUNS.c.flow_name == flow_name)
         with self._read() as conn:
             return [rows.to_run(r) for r in conn.execute(query)]
+
+    def runs_started_by(self, started_by: str, limit: int) -> list[Run]:
+        """The newest runs one person started (served by an index on both columns)."""
+        query = (
+            select(*RUN_COLUMNS)
+            .where(RUNS.c.started_by == started_by)
+            .order_by(RUNS.c.created_at.desc(), RUNS.c.id)
+            .limit(limit)
+        )
+        with self._read() as conn:
+            return [rows.to_run(r) for r in conn.execute(query)]
+
+    def waiting_pauses(self, page: int = 200) -> Iterator[tuple[Run, Pause]]:
+        """Every waiting pause with its run, newest first, read a page at a time."""
+        pause_columns = [c.label(f"p_{c.name}") for c in PAUSES.c]
+        query = (
+            select(*RUN_COLUMNS, *pause_columns)
+            .join(PAUSES, PAUSES.c.run_id == RUNS.c.id)
+            .where(PAUSES.c.status == PauseStatus.WAITING.value, PAUSES.c.id < bindparam("before"))
+            .order_by(PAUSES.c.id.desc())
+            .limit(page)
+        )
+        before = 2**62
+        while True:
+            with self._read() as conn:
+                found = conn.execute(query, {"before": before}).all()
+            for row in found:
+                pause_row = SimpleNamespace(
+                    **{c.name: getattr(row, f"p_{c.name}") for c in PAUSES.c}
+                )
+                yield rows.to_run(row), rows.to_pause(pause_row)
+            if len(found) < page:
+                return
+            before = int(found[-1].p_id)
 
     def detail(self, run_id: str, log_limit: int = 200) -> RunDetail:
         run = self.get_run(run_id)

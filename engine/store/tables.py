@@ -33,7 +33,10 @@ def _utc_column(*, nullable: bool = False, index: bool = False) -> Any:
 
 class RunRow(SQLModel, table=True):
     __tablename__ = "runs"
-    __table_args__ = (Index("ix_runs_state_updated", "state", "updated_at"),)
+    __table_args__ = (
+        Index("ix_runs_state_updated", "state", "updated_at"),
+        Index("ix_runs_started_by_created", "started_by", "created_at"),
+    )
 
     id: str = Field(primary_key=True, max_length=32)
     flow_name: str = Field(index=True, max_length=200)
@@ -47,6 +50,8 @@ class RunRow(SQLModel, table=True):
     owner: str | None = Field(default=None, max_length=64, index=True)
     result: str | None = None
     tags: Any = Field(default=None, sa_column=Column(JSON, nullable=True))
+    #: the flow's rules when the run started: {"approvers": [...], "cancellers": [...]}
+    policy: Any = Field(default=None, sa_column=Column(JSON, nullable=True))
     created_at: datetime = _utc_column()
     updated_at: datetime = _utc_column()
 
@@ -73,6 +78,7 @@ class PauseRow(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("run_id", "key", name="uq_pauses_run_key"),
         Index("ix_pauses_status_deadline", "status", "deadline"),
+        Index("ix_pauses_status_escalate", "status", "escalate_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -92,6 +98,44 @@ class PauseRow(SQLModel, table=True):
     responder: str | None = Field(default=None, max_length=200)
     answered_at: datetime | None = _utc_column(nullable=True)
     errors: Any = Field(default=None, sa_column=Column(JSON, nullable=True))
+    #: how many different people must answer
+    quorum: int = 1
+    #: a bool field of the input: an answer with it false ends a quorum at once
+    veto: str | None = Field(default=None, max_length=200)
+    #: the answers so far: [{"responder", "name", "via", "input", "at"}]
+    answers: Any = Field(default=None, sa_column=Column(JSON, nullable=True))
+    escalate_at: datetime | None = _utc_column(nullable=True)
+    escalate_to: Any = Field(default=None, sa_column=Column(JSON, nullable=True))
+    escalated_at: datetime | None = _utc_column(nullable=True)
+    #: "channel" (the run's thread) or "dm" (also each approver directly)
+    notify: str = Field(default="channel", max_length=20)
+    #: the person answering confirms before the answer counts
+    confirm: bool = False
+    #: [{"from", "to", "at"}]
+    delegations: Any = Field(default=None, sa_column=Column(JSON, nullable=True))
+
+
+class AuditRow(SQLModel, table=True):
+    """One record of the audit trail. Never updated or deleted; ``seq`` has no gaps."""
+
+    __tablename__ = "audit_records"
+    __table_args__ = (
+        Index("ix_audit_records_run_seq", "run_id", "seq"),
+        Index("ix_audit_records_actor_seq", "actor_id", "seq"),
+    )
+
+    seq: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    at: datetime = _utc_column(index=True)
+    action: str = Field(max_length=40)
+    run_id: str | None = Field(default=None, max_length=32)
+    flow_name: str | None = Field(default=None, max_length=200, index=True)
+    actor_id: str | None = Field(default=None, max_length=200)
+    actor_name: str | None = Field(default=None, max_length=200)
+    via: str | None = Field(default=None, max_length=10)
+    key: str | None = Field(default=None, max_length=200)
+    data: Any = Field(default=None, sa_column=Column(JSON, nullable=True))
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64)
 
 
 class LogRow(SQLModel, table=True):

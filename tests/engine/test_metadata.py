@@ -8,7 +8,7 @@ import pytest
 from alembic import command
 
 from engine import Engine, RunNotFound, flow
-from engine.store.database import _alembic_config
+from engine.store.database import _alembic_config, write_connection
 
 
 @flow(name="md-noop")
@@ -63,7 +63,9 @@ def test_metadata_for_an_unknown_run_is_refused_by_name(engine: Engine) -> None:
 def test_schema_upgrade_keeps_stored_metadata(engine: Engine) -> None:
     run_id = finished_run(engine)
     engine.set_metadata(run_id, "slack.thread", {"channel": "C1", "ts": "1.1"})
-    with engine.store.engine.connect() as conn:
+    # A write connection (BEGIN IMMEDIATE), as the engine migrates: the engine's heartbeat
+    # writes meanwhile, and a deferred transaction could not upgrade to writing.
+    with write_connection(engine.store.engine) as conn:
         command.downgrade(_alembic_config(conn), "0002")
         conn.commit()
         command.upgrade(_alembic_config(conn), "head")

@@ -1,0 +1,110 @@
+"""Who acts on runs: ``Actor`` (a person, where they act from, their name at the time) and the
+``GroupDirectory`` protocol that tells the engine who belongs to which group.
+
+The engine knows nothing of Slack: a Slack user id, a CLI operator's name and a Python
+caller are all just ids. Rules name ids and group ids alike (``approvers=["U1", "S9"]``);
+the application that knows what a group is installs a ``GroupDirectory`` on the engine
+(the Slack bot resolves Slack user groups), and the engine asks it whether an actor belongs
+to the groups a rule names.
+"""
+
+from __future__ import annotations
+
+import enum
+import getpass
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+class Via(enum.StrEnum):
+    """Where an action came from, as the audit trail records it."""
+
+    SLACK = "slack"
+    CLI = "cli"
+    PYTHON = "python"
+    #: the engine itself: a timeout, an escalation timer
+    SYSTEM = "system"
+
+
+@dataclass(frozen=True)
+class Actor:
+    """A person (or the engine itself) acting on a run.
+
+    ``id`` is what rules name (a Slack user id, a local operator's name); ``name`` is their
+    display name at the time, kept in the audit trail because names change. ``groups`` are
+    groups the caller already knows the actor belongs to; the engine's ``GroupDirectory``
+    may add more.
+
+    Example::
+
+        Actor("U024BE7LH", name="Alice", via=Via.SLACK)
+        Actor.operator("alice")        # the CLI's named local operator
+    """
+
+    id: str
+    name: str | None = None
+    via: Via = Via.PYTHON
+    groups: frozenset[str] = field(default_factory=frozenset)
+
+    def __post_init__(self) -> None:
+        if not self.id or not self.id.strip():
+            raise ValueError("an actor needs a non-empty id")
+        if len(self.id) > 200:
+            raise ValueError(f"actor id {self.id[:20]!r}... is longer than 200 characters")
+
+    @property
+    def label(self) -> str:
+        """``Name (id)`` when the name says something the id does not."""
+        return f"{self.name} ({self.id})" if self.name and self.name != self.id else self.id
+
+    @classmethod
+    def operator(cls, name: str | None = None, *, groups: Collection[str] = ()) -> Actor:
+        """The local operator of the CLI: ``name``, or the login name of this process's user."""
+        who = name or local_user()
+        return cls(who, name=who, via=Via.CLI, groups=frozenset(groups))
+
+    @classmethod
+    def system(cls) -> Actor:
+        """The engine (or an application's own machinery) acting on its own; never refused."""
+        return SYSTEM
+
+    @classmethod
+    def python(cls, name: str | None = None) -> Actor:
+        """A caller of the Python API: ``name``, or the login name of this process's user."""
+        who = name or local_user()
+        return cls(who, name=who, via=Via.PYTHON)
+
+
+#: the engine acting on its own (timeouts, escalations); rules never refuse it
+SYSTEM = Actor("signoff", name="Signoff", via=Via.SYSTEM)
+
+
+def local_user() -> str:
+    """This process's user's login name (``operator`` when the system has none)."""
+    try:
+        return getpass.getuser() or "operator"
+    except (KeyError, OSError):
+        return "operator"
+
+
+def as_actor(who: str | Actor | None, via: Via = Via.PYTHON) -> Actor | None:
+    """An ``Actor`` from what a caller passed: an Actor as it is, a bare id as acting via ``via``."""
+    if who is None or isinstance(who, Actor):
+        return who
+    return Actor(who, name=who, via=via)
+
+
+class GroupDirectory(Protocol):
+    """Tells the engine which of some groups an actor belongs to.
+
+    The Slack bot implements it over ``usergroups.users.list``; without one, only the
+    groups an ``Actor`` carries count.
+    """
+
+    def groups_of(self, actor_id: str, candidates: Collection[str]) -> set[str]:
+        """Those of ``candidates`` (ids named by a rule) that ``actor_id`` is a member of."""
+        ...
+
+
+__all__ = ["SYSTEM", "Actor", "GroupDirectory", "Via", "as_actor", "local_user"]

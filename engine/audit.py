@@ -1,0 +1,334 @@
+"""The audit trail: an append-only, hash-chained record of who did what to which run.
+
+Every start, answer (with the values sent, and the flow's verdict), refusal, reminder,
+escalation, reassignment, cancel and timeout is one ``AuditRecord``. The store appends a
+record in the same transaction as the change it records, so it is written once, and only
+if the change happened; refusals are written on their own.
+
+Records are numbered without gaps (``seq``) and chained: each carries the hash of the one
+before it, and its own hash covers its content and that link. Editing a record changes its
+hash; deleting one leaves a gap and a broken link; ``verify`` reports the first place the
+chain breaks. With ``SIGNOFF_AUDIT_KEY`` set the hashes are HMACs, so rewriting the chain
+after an edit needs the key as well as the database.
+"""
+
+from __future__ import annotations
+
+import csv
+import enum
+import hashlib
+import hmac
+import io
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TextIO
+
+from engine.actors import Actor, Via
+
+#: the link the first record points back to
+GENESIS = "0" * 64
+
+
+class AuditAction(enum.StrEnum):
+    """What a record reports."""
+
+    RUN_STARTED = "run.started"
+    #: an answer was stored (values in ``data["input"]``); with a quorum, one per person
+    ANSWER_RECEIVED = "answer.received"
+    #: the flow's model accepted the answer
+    ANSWER_ACCEPTED = "answer.accepted"
+    #: the flow's own validators refused the answer (errors in ``data["errors"]``)
+    ANSWER_REJECTED = "answer.rejected"
+    #: the input broke the pause's schema and was not stored
+    ANSWER_INVALID = "answer.invalid"
+    #: someone tried something the rules do not allow them (``data["action"]``, ``["rule"]``)
+    REFUSED = "refused"
+    REMINDER_SENT = "reminder.sent"
+    ESCALATED = "pause.escalated"
+    REASSIGNED = "pause.reassigned"
+    RUN_CANCELLED = "run.cancelled"
+    TIMED_OUT = "pause.timed_out"
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """A record before the store numbers and chains it."""
+
+    action: AuditAction
+    run_id: str | None
+    flow_name: str | None
+    actor: Actor | None
+    key: str | None = None
+    data: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One stored record of the trail."""
+
+    seq: int
+    at: datetime
+    action: str
+    run_id: str | None
+    flow_name: str | None
+    actor_id: str | None
+    actor_name: str | None
+    via: str | None
+    key: str | None
+    data: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """The record as JSON-ready values (times in ISO 8601, UTC)."""
+        return {
+            "seq": self.seq,
+            "at": self.at.isoformat(),
+            "action": self.action,
+            "run_id": self.run_id,
+            "flow": self.flow_name,
+            "actor_id": self.actor_id,
+            "actor_name": self.actor_name,
+            "via": self.via,
+            "key": self.key,
+            "data": self.data,
+            "prev_hash": self.prev_hash,
+            "hash": self.hash,
+        }
+
+    @property
+    def who(self) -> str:
+        """``Name (id)``, or ``id``, or ``anonymous``."""
+        if self.actor_id is None:
+            return "anonymous"
+        if self.actor_name and self.actor_name != self.actor_id:
+            return f"{self.actor_name} ({self.actor_id})"
+        return self.actor_id
+
+
+def _canonical(fields: dict[str, Any]) -> bytes:
+    return json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def chain_hash(
+    *,
+    seq: int,
+    at: datetime,
+    action: str,
+    run_id: str | None,
+    flow_name: str | None,
+    actor_id: str | None,
+    actor_name: str | None,
+    via: str | None,
+    key: str | None,
+    data: dict[str, Any],
+    prev_hash: str,
+    secret: bytes | None = None,
+) -> str:
+    """The hash a record with this content and this link must carry."""
+    content = _canonical(
+        {
+            "seq": seq,
+            "at": at.isoformat(),
+            "action": action,
+            "run_id": run_id,
+            "flow": flow_name,
+            "actor_id": actor_id,
+            "actor_name": actor_name,
+            "via": via,
+            "key": key,
+            "data": data,
+            "prev": prev_hash,
+        }
+    )
+    if secret:
+        return hmac.new(secret, content, hashlib.sha256).hexdigest()
+    return hashlib.sha256(content).hexdigest()
+
+
+def entry_fields(entry: AuditEntry) -> dict[str, Any]:
+    """The columns an entry fills (the store adds seq, at and the hashes)."""
+    actor = entry.actor
+    return {
+        "action": entry.action.value,
+        "run_id": entry.run_id,
+        "flow_name": entry.flow_name,
+        "actor_id": actor.id if actor else None,
+        "actor_name": (actor.name or actor.id) if actor else None,
+        "via": actor.via.value if actor else Via.PYTHON.value,
+        "key": entry.key,
+        "data": dict(entry.data or {}),
+    }
+
+
+@dataclass(frozen=True)
+class ChainBreak:
+    """Where the chain stops holding, and why."""
+
+    seq: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class Verification:
+    """What ``verify`` found: how many records it checked, the last hash, the first break."""
+
+    checked: int
+    head: str
+    broken: ChainBreak | None
+
+    @property
+    def ok(self) -> bool:
+        return self.broken is None
+
+
+def verify(records: Iterable[AuditRecord], secret: bytes | None = None) -> Verification:
+    """Walk the records in ``seq`` order and report the first one that breaks the chain."""
+    expected_seq, prev, checked = 1, GENESIS, 0
+    for record in records:
+        if record.seq != expected_seq:
+            missing = (
+                f"record {expected_seq} is missing"
+                if record.seq > expected_seq
+                else f"record {record.seq} appears twice or out of order"
+            )
+            if record.seq > expected_seq + 1:
+                missing = f"records {expected_seq} to {record.seq - 1} are missing"
+            return Verification(checked, prev, ChainBreak(expected_seq, f"{missing} (deleted?)"))
+        if record.prev_hash != prev:
+            return Verification(
+                checked,
+                prev,
+                ChainBreak(
+                    record.seq,
+                    f"record {record.seq} does not link to record {record.seq - 1} "
+                    "(the record before it was edited or replaced)",
+                ),
+            )
+        computed = chain_hash(
+            seq=record.seq,
+            at=record.at,
+            action=record.action,
+            run_id=record.run_id,
+            flow_name=record.flow_name,
+            actor_id=record.actor_id,
+            actor_name=record.actor_name,
+            via=record.via,
+            key=record.key,
+            data=record.data,
+            prev_hash=record.prev_hash,
+            secret=secret,
+        )
+        if computed != record.hash:
+            return Verification(
+                checked,
+                prev,
+                ChainBreak(
+                    record.seq,
+                    f"record {record.seq} was changed after it was written "
+                    "(its content does not match its hash)",
+                ),
+            )
+        prev, expected_seq, checked = record.hash, expected_seq + 1, checked + 1
+    return Verification(checked, prev, None)
+
+
+CSV_COLUMNS = (
+    "seq",
+    "at",
+    "action",
+    "run_id",
+    "flow",
+    "actor_id",
+    "actor_name",
+    "via",
+    "key",
+    "data",
+    "prev_hash",
+    "hash",
+)
+
+
+def write_jsonl(records: Iterable[AuditRecord], out: TextIO) -> int:
+    """Write one JSON object per line; returns how many. Holds one record at a time."""
+    count = 0
+    dumps = json.dumps
+    for record in records:
+        out.write(dumps(record.as_dict(), ensure_ascii=False, separators=(",", ":")))
+        out.write("\n")
+        count += 1
+    return count
+
+
+def write_csv(records: Iterable[AuditRecord], out: TextIO) -> int:
+    """Write a header and one row per record (``data`` as JSON); returns how many."""
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    count = 0
+    for record in records:
+        row = record.as_dict()
+        row["data"] = json.dumps(record.data, ensure_ascii=False, separators=(",", ":"))
+        writer.writerow([row[c] for c in CSV_COLUMNS])
+        count += 1
+    return count
+
+
+def describe(record: AuditRecord) -> str:
+    """One line for people: ``time who via action details``."""
+    details = _details(record)
+    via = f" via {record.via}" if record.via else ""
+    key = f" [{record.key}]" if record.key else ""
+    return (
+        f"{record.at:%Y-%m-%d %H:%M:%S} {record.who}{via}: {record.action}{key}"
+        f"{' — ' + details if details else ''}"
+    )
+
+
+def _details(record: AuditRecord) -> str:
+    data = record.data
+    parts: list[str] = []
+    if "input" in data:
+        parts.append("input " + json.dumps(data["input"], ensure_ascii=False)[:300])
+    if "errors" in data:
+        parts.append(
+            "errors " + "; ".join(f"{k or 'input'}: {v}" for k, v in dict(data["errors"]).items())
+        )
+    for name in ("action", "rule", "to", "added", "reason", "count"):
+        if name in data and data[name] not in (None, "", []):
+            value = data[name]
+            shown = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+            parts.append(f"{name} {shown}")
+    return "; ".join(parts)
+
+
+def lines(records: Iterable[AuditRecord]) -> Iterator[str]:
+    """``describe`` for each record."""
+    for record in records:
+        yield describe(record)
+
+
+def render_text(records: Iterable[AuditRecord]) -> str:
+    buffer = io.StringIO()
+    for line in lines(records):
+        buffer.write(line + "\n")
+    return buffer.getvalue()
+
+
+__all__ = [
+    "CSV_COLUMNS",
+    "GENESIS",
+    "AuditAction",
+    "AuditEntry",
+    "AuditRecord",
+    "ChainBreak",
+    "Verification",
+    "chain_hash",
+    "describe",
+    "entry_fields",
+    "render_text",
+    "verify",
+    "write_csv",
+    "write_jsonl",
+]

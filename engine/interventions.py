@@ -1,0 +1,174 @@
+"""Acting on a run against the rules: cancelling it, handing its decision to someone else,
+and refusing (with a record in the audit trail) whoever may not.
+
+``Engine`` inherits these methods; ``Engine.submit`` and ``Engine.resume`` use the refusals.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+from engine.actors import Actor, as_actor
+from engine.audit import AuditAction, AuditEntry
+from engine.errors import (
+    AlreadyAnswered,
+    EngineError,
+    InvalidTransition,
+    NotAllowed,
+    PauseExpired,
+    ResponderNotAllowed,
+    RunNotWaiting,
+)
+from engine.oversight import Oversight
+from engine.permissions import Action, Refusal
+from engine.runs import JSON, Pause, PauseStatus, Run, RunState
+from engine.waiters import Waiters
+
+logger = logging.getLogger(__name__)
+
+
+class Interventions(Oversight):
+    """Cancel and reassign, and the refusals every action shares."""
+
+    waiters: Waiters
+    _cancelled: set[str]
+
+    def notify(self) -> None:
+        raise NotImplementedError
+
+    def _refuse(
+        self,
+        action: Action,
+        actor: Actor | None,
+        refusal: Refusal,
+        *,
+        run: Run | None = None,
+        flow: str | None = None,
+        key: str | None = None,
+        data: Mapping[str, JSON] | None = None,
+    ) -> NotAllowed:
+        """Record a refusal in the audit trail; the error to raise (nothing else changed)."""
+        flow_name = run.flow_name if run is not None else flow
+        self.store.record_audit(
+            AuditEntry(
+                AuditAction.REFUSED,
+                run.id if run is not None else None,
+                flow_name,
+                actor,
+                key,
+                {"action": action.value, "rule": refusal.reason, **dict(data or {})},
+            )
+        )
+        logger.info(
+            "action refused",
+            extra={
+                "action": "action_refused",
+                "run_id": run.id if run is not None else None,
+                "flow": flow_name,
+                "refused": action.value,
+            },
+        )
+        return NotAllowed(
+            action.value,
+            actor.id if actor else None,
+            refusal.reason,
+            run_id=run.id if run is not None else None,
+            flow=flow_name,
+            allowed=refusal.allowed,
+        )
+
+    def _refuse_answer(
+        self, actor: Actor | None, run: Run, pause: Pause, refusal: Refusal, payload: JSON
+    ) -> ResponderNotAllowed:
+        self._refuse(Action.ANSWER, actor, refusal, run=run, key=pause.key, data={"input": payload})
+        return ResponderNotAllowed(
+            run.id, pause.key, actor.id if actor else None, refusal.reason, refusal.allowed
+        )
+
+    def _not_waiting_for(self, run: Run, key: str) -> EngineError:
+        """Why pause ``key`` of ``run`` cannot be answered (any more)."""
+        pause = self.store.get_pause(run.id, key)
+        if pause is None:
+            return RunNotWaiting(run.id, f"{run.state.value}, with no input {key!r}")
+        if pause.status is PauseStatus.TIMED_OUT:
+            deadline = pause.deadline.isoformat() if pause.deadline else "its deadline"
+            return PauseExpired(run.id, key, deadline)
+        if pause.status is PauseStatus.CANCELLED:
+            return RunNotWaiting(run.id, RunState.CANCELLED.value)
+        if pause.status is PauseStatus.WAITING:
+            return RunNotWaiting(run.id, run.state.value)
+        return AlreadyAnswered(run.id, key, pause.responder)
+
+    def cancel(
+        self, run_id: str, by: str | Actor | None = None, *, reason: str | None = None
+    ) -> Run:
+        """Cancel a run that has not finished; a waiting flow stops where it waits.
+
+        ``by`` is checked against the rule for cancelling (see ``engine.permissions``); the
+        cancel is recorded in the audit trail with ``reason``.
+
+        Raises:
+            RunNotFound: no such run.
+            NotAllowed: ``by`` may not cancel it (the refusal is recorded).
+            InvalidTransition: the run has finished already.
+        """
+        actor = as_actor(by)
+        run = self._run(run_id)
+        refusal = self.permissions.cancel(
+            actor, run, run.cancellers, self.store.waiting_pause(run.id)
+        )
+        if refusal is not None:
+            raise self._refuse(Action.CANCEL, actor, refusal, run=run)
+        message = reason or (f"cancelled by {actor.label}" if actor else "cancelled")
+        if not self.store.cancel(run.id, message, actor):
+            current = self.store.get_run(run.id).state
+            raise InvalidTransition(run.id, current.value, RunState.CANCELLED.value)
+        self._cancelled.add(run.id)
+        self.waiters.wake(run.id)
+        self.notify()
+        logger.info("run cancelled", extra={"action": "run_cancelled", "run_id": run.id})
+        return self.store.get_run(run.id)
+
+    def reassign(self, run_id: str, to: str, by: str | Actor, *, key: str | None = None) -> Pause:
+        """Hand the decision a run waits on from ``by`` to ``to`` (another person's id).
+
+        ``to`` becomes an approver of the pause and ``by`` stops being one if the pause
+        named them; a pause anyone could answer becomes ``to``'s. Recorded in the audit
+        trail; applications tell ``to`` through the ``PAUSE_REASSIGNED`` event.
+
+        Raises:
+            RunNotWaiting, PauseExpired: there is nothing to hand over.
+            NotAllowed: ``by`` may not reassign it, or ``to`` could never answer it.
+        """
+        actor = as_actor(by)
+        assert actor is not None
+        run = self._run(run_id)
+        pause = self.store.get_pause(run.id, key) if key else self.store.waiting_pause(run.id)
+        if pause is None or pause.status is not PauseStatus.WAITING:
+            raise self._not_waiting_for(run, key) if key else RunNotWaiting(run.id, run.state.value)
+        refusal = self.permissions.reassign(actor, run, pause)
+        if refusal is None and not to.strip():
+            refusal = Refusal("say who to hand it to")
+        if refusal is None and to == actor.id:
+            refusal = Refusal("it is already yours; hand it to someone else")
+        if refusal is None and pause.forbid_starter and to == run.started_by:
+            refusal = Refusal("the person who started a run may not answer it")
+        if refusal is None and to in pause.answered_by:
+            refusal = Refusal(f"{to} has already answered this input")
+        if refusal is not None:
+            raise self._refuse(
+                Action.REASSIGN, actor, refusal, run=run, key=pause.key, data={"to": to}
+            )
+        changed = self.store.reassign_pause(run.id, pause.key, actor, to)
+        if changed is None:
+            raise self._not_waiting_for(self.store.get_run(run.id), pause.key)
+        self.notify()
+        logger.info(
+            "pause reassigned",
+            extra={"action": "pause_reassigned", "run_id": run.id, "key": pause.key},
+        )
+        return changed
+
+
+__all__ = ["Interventions"]

@@ -1,0 +1,141 @@
+"""The engine's side of oversight: who may act (asked without acting), the audit trail, and
+what a person's home view needs (what waits on them, what they started, what they decided).
+
+``Engine`` inherits these methods; they only read, except ``record_once``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime
+
+from engine.actors import SYSTEM, Actor, GroupDirectory
+from engine.audit import AuditAction, AuditEntry, AuditRecord, Verification, verify
+from engine.errors import FlowNotFound, RunNotFound
+from engine.permissions import Action, Permissions, Refusal
+from engine.registry import FlowRegistry
+from engine.runs import JSON, Pause, Run
+from engine.settings import EngineSettings
+from engine.store import SqlStore
+
+#: what counts as a person's decision on their home view
+DECISIONS = (
+    AuditAction.ANSWER_RECEIVED.value,
+    AuditAction.REASSIGNED.value,
+    AuditAction.RUN_CANCELLED.value,
+)
+
+
+class Oversight:
+    """Permission queries, the audit trail and per-person views, over the engine's store."""
+
+    settings: EngineSettings
+    store: SqlStore
+    flows: FlowRegistry
+    permissions: Permissions
+
+    def _run(self, run_id: str) -> Run:
+        try:
+            return self.store.get_run(run_id)
+        except RunNotFound:
+            return self.store.find_run(run_id)
+
+    def set_group_directory(self, directory: GroupDirectory | None) -> None:
+        """Tell the engine who belongs to which group (the Slack bot installs its own)."""
+        self.permissions.directory = directory
+
+    def operator(self, name: str | None = None, groups: Iterable[str] = ()) -> Actor:
+        """The CLI's named local operator: ``name``, ``SIGNOFF_OPERATOR``, or the login name."""
+        return Actor.operator(name or self.settings.operator, groups=tuple(groups))
+
+    def refusal(
+        self, action: Action, actor: Actor | None, run_id: str, key: str | None = None
+    ) -> Refusal | None:
+        """Why ``actor`` may not do ``action`` to a run now, or None; records nothing.
+
+        Applications use it to show only the buttons a person may use, and to explain.
+        """
+        run = self._run(run_id)
+        pause = self.store.get_pause(run.id, key) if key else self.store.waiting_pause(run.id)
+        if action is Action.CANCEL:
+            return self.permissions.cancel(actor, run, run.cancellers, pause)
+        if pause is None:
+            return Refusal(f"run {run.id} is not waiting for input")
+        if action is Action.REASSIGN:
+            return self.permissions.reassign(actor, run, pause)
+        return self.permissions.answer(actor, run, pause, pause.answered_by)
+
+    def may_start(self, actor: Actor | None, flow_name: str) -> Refusal | None:
+        """Why ``actor`` may not start ``flow_name``, or None; records nothing."""
+        flow = self.flows.get(flow_name)
+        if flow is None:
+            raise FlowNotFound(flow_name)
+        return self.permissions.start(actor, flow.name, flow.starters)
+
+    def record_once(
+        self,
+        run_id: str,
+        claim: str,
+        action: AuditAction,
+        *,
+        key: str | None = None,
+        data: Mapping[str, JSON] | None = None,
+        actor: Actor | None = SYSTEM,
+    ) -> bool:
+        """Claim metadata ``claim`` on a run and record ``action`` with it, unless claimed.
+
+        Of several processes doing the same thing (workers firing one reminder), exactly
+        one gets True; only that one should act::
+
+            if engine.record_once(run.id, "reminded:1", AuditAction.REMINDER_SENT, key="1"):
+                post_reminder(run)
+        """
+        run = self._run(run_id)
+        entry = AuditEntry(action, run.id, run.flow_name, actor, key, dict(data or {}))
+        return self.store.claim_and_record(run.id, claim, entry)
+
+    def audit_trail(self, run_id: str) -> list[AuditRecord]:
+        """Every audit record of one run, oldest first."""
+        return list(self.store.audit_records(run_id=self._run(run_id).id))
+
+    def audit_records(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        flow_name: str | None = None,
+    ) -> Iterator[AuditRecord]:
+        """Audit records in order, read a page at a time (constant memory), filtered by time
+        (``since`` inclusive, ``until`` exclusive) and flow."""
+        return self.store.audit_records(since=since, until=until, flow_name=flow_name)
+
+    def verify_audit(self) -> Verification:
+        """Check the whole chain; says where it first breaks, if it does."""
+        return verify(self.store.audit_records(), self.store.audit_secret)
+
+    # -- a person's view ------------------------------------------------------------------
+
+    def waiting_on(self, actor: Actor, limit: int = 20) -> list[tuple[Run, Pause]]:
+        """Runs waiting for input that ``actor`` may give now, newest first, at most ``limit``.
+
+        Waiting pauses are read a page at a time and checked against the rules, so the cost
+        follows how many runs wait, not how many are stored.
+        """
+        found: list[tuple[Run, Pause]] = []
+        for run, pause in self.store.waiting_pauses():
+            if self.permissions.answer(actor, run, pause, pause.answered_by) is None:
+                found.append((run, pause))
+                if len(found) >= limit:
+                    break
+        return found
+
+    def started_by(self, actor_id: str, limit: int = 20) -> list[Run]:
+        """The newest runs ``actor_id`` started."""
+        return self.store.runs_started_by(actor_id, limit)
+
+    def decisions_by(self, actor_id: str, limit: int = 20) -> list[AuditRecord]:
+        """``actor_id``'s newest answers, reassignments and cancels, from the audit trail."""
+        return self.store.recent_audit(actor_id=actor_id, actions=DECISIONS, limit=limit)
+
+
+__all__ = ["DECISIONS", "Oversight"]

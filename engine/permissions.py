@@ -1,0 +1,146 @@
+"""Who may do what to a run: the one rule every entry point (Slack, CLI, Python) obeys.
+
+``Engine.submit``, ``resume``, ``cancel`` and ``reassign`` ask ``Permissions`` before they
+change anything; a refusal raises ``NotAllowed`` (naming the rule) and is recorded in the
+audit trail. The rules:
+
+- **start**: the flow's ``starters``, or anyone when it names none; admins always.
+- **answer**: the pause's approvers (the flow's unless the pause names its own, plus anyone
+  added by escalation or reassignment), or anyone when there are none; never the person
+  who started the run when ``forbid_starter`` is set; with a quorum, each person once.
+  Admins do not answer by virtue of being admins: an approval is a separation of duties.
+- **cancel**: the flow's ``cancellers`` when it names some; otherwise whoever started the
+  run and whoever may answer it (anyone, for a run anyone may answer). Admins always.
+- **reassign**: whoever may answer the pause, and admins.
+
+Admins are a setting (``SIGNOFF_ADMINS``). Every list may name people and groups; group
+membership comes from the engine's ``GroupDirectory``.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Collection
+from dataclasses import dataclass
+
+from engine.actors import Actor, GroupDirectory, Via
+from engine.runs import Pause, Run
+
+
+class Action(enum.StrEnum):
+    """What someone may or may not do."""
+
+    START = "start"
+    ANSWER = "answer"
+    CANCEL = "cancel"
+    REASSIGN = "reassign"
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why an actor may not do something: the rule in words, and who may."""
+
+    reason: str
+    #: the ids (people and groups) the rule allows; empty when nobody named could
+    allowed: tuple[str, ...] = ()
+
+
+class Permissions:
+    """Evaluates the rules above for one engine (its admins and its group directory)."""
+
+    def __init__(self, admins: Collection[str], directory: GroupDirectory | None = None) -> None:
+        self.admins = tuple(admins)
+        self.directory = directory
+
+    def matches(self, actor: Actor, names: Collection[str]) -> bool:
+        """True if ``actor`` is one of ``names`` or a member of a group among them."""
+        wanted = set(names)
+        if not wanted:
+            return False
+        if actor.id in wanted or actor.groups & wanted:
+            return True
+        if self.directory is None:
+            return False
+        return bool(self.directory.groups_of(actor.id, wanted - {actor.id}))
+
+    def is_admin(self, actor: Actor | None) -> bool:
+        if actor is None:
+            return False
+        return actor.via is Via.SYSTEM or self.matches(actor, self.admins)
+
+    def start(self, actor: Actor | None, flow: str, starters: Collection[str]) -> Refusal | None:
+        """Why ``actor`` may not start ``flow``, or None."""
+        if not starters or self.is_admin(actor):
+            return None
+        if actor is not None and self.matches(actor, starters):
+            return None
+        return Refusal(
+            f"only {_names(starters)} (or an admin) may start flow {flow!r}",
+            tuple(starters) + self.admins,
+        )
+
+    def answer(
+        self, actor: Actor | None, run: Run, pause: Pause, answered_by: Collection[str] = ()
+    ) -> Refusal | None:
+        """Why ``actor`` may not answer ``pause``, or None."""
+        if actor is not None and actor.via is Via.SYSTEM:
+            return None
+        if pause.forbid_starter and actor is not None and actor.id == run.started_by:
+            return Refusal("the person who started a run may not answer it", pause.approvers)
+        if pause.approvers and (actor is None or not self.matches(actor, pause.approvers)):
+            return Refusal(f"only {_names(pause.approvers)} may answer", pause.approvers)
+        if actor is not None and actor.id in answered_by:
+            return Refusal(
+                f"{actor.id} already answered; this input needs {pause.quorum} different people",
+                pause.approvers,
+            )
+        return None
+
+    def cancel(
+        self, actor: Actor | None, run: Run, cancellers: Collection[str], pause: Pause | None
+    ) -> Refusal | None:
+        """Why ``actor`` may not cancel ``run``, or None. ``cancellers`` are the flow's."""
+        if self.is_admin(actor):
+            return None
+        if cancellers:
+            if actor is not None and self.matches(actor, cancellers):
+                return None
+            return Refusal(
+                f"only {_names(cancellers)} (or an admin) may cancel runs of {run.flow_name!r}",
+                tuple(cancellers) + self.admins,
+            )
+        approvers = tuple(pause.approvers) if pause is not None else tuple(run.approvers)
+        if not approvers:
+            return None  # anyone may answer it, so anyone may stop it
+        if actor is not None and (actor.id == run.started_by or self.matches(actor, approvers)):
+            return None
+        starter = (run.started_by,) if run.started_by else ()
+        who = ", ".join(
+            part
+            for part in (
+                "whoever started it" if run.started_by else "",
+                f"its approvers ({_names(approvers)})",
+                "an admin",
+            )
+            if part
+        )
+        return Refusal(f"only {who} may cancel this run", starter + approvers + self.admins)
+
+    def reassign(self, actor: Actor | None, run: Run, pause: Pause) -> Refusal | None:
+        """Why ``actor`` may not hand ``pause`` to someone else, or None."""
+        if self.is_admin(actor):
+            return None
+        refused = self.answer(actor, run, pause)
+        if refused is None:
+            return None
+        return Refusal(
+            f"only someone who may answer it (or an admin) may reassign it: {refused.reason}",
+            refused.allowed + self.admins,
+        )
+
+
+def _names(names: Collection[str]) -> str:
+    return ", ".join(names)
+
+
+__all__ = ["Action", "Permissions", "Refusal"]

@@ -1,0 +1,130 @@
+"""Queries for the audit trail: appending chained records, and reading them back in pages.
+
+Appends must be serialised, or two writers could link to the same predecessor. SQLite's
+write transactions already are (``BEGIN IMMEDIATE``); on PostgreSQL the appending
+transaction takes an advisory lock, held until it commits, before it reads the chain's
+head. The record is written in the caller's transaction, so it commits (or not) with the
+change it records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, insert, select, text
+
+from engine.audit import GENESIS, AuditEntry, AuditRecord, chain_hash, entry_fields
+from engine.store.base import StoreBase
+from engine.store.rows import utc
+from engine.store.tables import AuditRow
+
+AUDIT = AuditRow.__table__  # type: ignore[attr-defined]
+
+#: names the advisory lock that serialises audit appends on PostgreSQL
+_AUDIT_LOCK = 727_361_003
+_LOCK = text("SELECT pg_advisory_xact_lock(:k)")
+_HEAD = select(AUDIT.c.seq, AUDIT.c.hash).order_by(AUDIT.c.seq.desc()).limit(1)
+_INSERT = insert(AUDIT)
+#: records are read in pages of this many: memory stays flat however long the trail is
+PAGE = 2000
+
+
+def to_record(row: Any) -> AuditRecord:
+    return AuditRecord(
+        seq=int(row.seq),
+        at=utc(row.at),
+        action=row.action,
+        run_id=row.run_id,
+        flow_name=row.flow_name,
+        actor_id=row.actor_id,
+        actor_name=row.actor_name,
+        via=row.via,
+        key=row.key,
+        data=dict(row.data or {}),
+        prev_hash=row.prev_hash,
+        hash=row.hash,
+    )
+
+
+class AuditQueries(StoreBase):
+    #: set by the engine from ``SIGNOFF_AUDIT_KEY``: hashes become HMACs under this key
+    audit_secret: bytes | None = None
+
+    def _audit(self, conn: Connection, entries: Sequence[AuditEntry], at: datetime) -> None:
+        """Append ``entries`` to the chain inside the caller's write transaction."""
+        if not entries:
+            return
+        if not self.is_sqlite:
+            conn.execute(_LOCK, {"k": _AUDIT_LOCK})
+        head = conn.execute(_HEAD).first()
+        seq, prev = (int(head.seq), head.hash) if head is not None else (0, GENESIS)
+        rows = []
+        for entry in entries:
+            seq += 1
+            fields = entry_fields(entry)
+            digest = chain_hash(seq=seq, at=at, prev_hash=prev, secret=self.audit_secret, **fields)
+            rows.append({"seq": seq, "at": at, "prev_hash": prev, "hash": digest, **fields})
+            prev = digest
+        conn.execute(_INSERT, rows)
+
+    def record_audit(self, *entries: AuditEntry) -> None:
+        """Append records in a transaction of their own (refusals, which change nothing else)."""
+        now = self.clock()
+        with self._write() as conn:
+            self._audit(conn, entries, now)
+
+    def audit_records(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        flow_name: str | None = None,
+        run_id: str | None = None,
+        actor_id: str | None = None,
+        actions: Sequence[str] | None = None,
+        after_seq: int = 0,
+        page: int = PAGE,
+    ) -> Iterator[AuditRecord]:
+        """Records in ``seq`` order, read a page at a time (keyset paging: each page is one
+        short query, so neither the database nor this process holds the whole trail)."""
+        query = select(AUDIT).where(AUDIT.c.seq > bindparam("after")).order_by(AUDIT.c.seq)
+        if since is not None:
+            query = query.where(AUDIT.c.at >= since)
+        if until is not None:
+            query = query.where(AUDIT.c.at < until)
+        if flow_name is not None:
+            query = query.where(AUDIT.c.flow_name == flow_name)
+        if run_id is not None:
+            query = query.where(AUDIT.c.run_id == run_id)
+        if actor_id is not None:
+            query = query.where(AUDIT.c.actor_id == actor_id)
+        if actions:
+            query = query.where(AUDIT.c.action.in_(list(actions)))
+        query = query.limit(page)
+        position = after_seq
+        while True:
+            with self._read() as conn:
+                found = conn.execute(query, {"after": position}).all()
+            for row in found:
+                yield to_record(row)
+            if len(found) < page:
+                return
+            position = int(found[-1].seq)
+
+    def recent_audit(
+        self, *, actor_id: str, actions: Sequence[str], limit: int
+    ) -> list[AuditRecord]:
+        """The newest records by one actor (App Home's "recent decisions")."""
+        query = (
+            select(AUDIT)
+            .where(AUDIT.c.actor_id == actor_id, AUDIT.c.action.in_(list(actions)))
+            .order_by(AUDIT.c.seq.desc())
+            .limit(limit)
+        )
+        with self._read() as conn:
+            return [to_record(r) for r in conn.execute(query)]
+
+
+__all__ = ["AUDIT", "AuditQueries"]

@@ -1,0 +1,162 @@
+"""Queries that change who decides a waiting pause (escalation, reassignment), and claims
+that record an act once (a reminder posted by one of several workers)."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from engine.actors import SYSTEM, Actor
+from engine.audit import AuditAction, AuditEntry
+from engine.errors import RunNotFound
+from engine.runs import EventKind, Pause, PauseStatus
+from engine.store import rows
+from engine.store.pauses import PAUSES, PauseQueries
+from engine.store.tables import MetadataRow
+
+METADATA = MetadataRow.__table__  # type: ignore[attr-defined]
+
+
+class DecisionQueries(PauseQueries):
+    def due_escalations(self, now: datetime) -> list[Pause]:
+        """Waiting pauses whose escalation time has passed and that have not escalated."""
+        with self._read() as conn:
+            found = conn.execute(
+                select(PAUSES).where(
+                    PAUSES.c.status == PauseStatus.WAITING.value,
+                    PAUSES.c.escalate_at.is_not(None),
+                    PAUSES.c.escalate_at <= now,
+                    PAUSES.c.escalated_at.is_(None),
+                )
+            ).all()
+        return [rows.to_pause(r) for r in found]
+
+    def escalate_pause(self, run_id: str, key: str) -> Pause | None:
+        """Add the pause's ``escalate_to`` to its approvers, once; the escalated pause, or None
+        if it no longer waits or escalated already (several workers may fire the timer)."""
+        now = self.clock()
+        with self._write() as conn:
+            row = conn.execute(
+                select(PAUSES).where(PAUSES.c.run_id == run_id, PAUSES.c.key == key)
+            ).first()
+            if row is None:
+                return None
+            pause = rows.to_pause(row)
+            if pause.status is not PauseStatus.WAITING or pause.escalated_at is not None:
+                return None
+            added = [a for a in pause.escalate_to if a not in pause.approvers]
+            approvers = list(pause.approvers) + added if pause.approvers else list(pause.approvers)
+            # The guard on escalated_at makes this the one transaction that escalates.
+            done = conn.execute(
+                update(PAUSES)
+                .where(
+                    PAUSES.c.run_id == run_id,
+                    PAUSES.c.key == key,
+                    PAUSES.c.status == PauseStatus.WAITING.value,
+                    PAUSES.c.escalated_at.is_(None),
+                )
+                .values(escalated_at=now, approvers=approvers)
+            )
+            if done.rowcount != 1:
+                return None
+            data: dict[str, Any] = {"key": key, "added": added, "to": list(pause.escalate_to)}
+            self._emit(conn, run_id, EventKind.PAUSE_ESCALATED, data, now)
+            self._audit(
+                conn,
+                [
+                    AuditEntry(
+                        AuditAction.ESCALATED,
+                        run_id,
+                        self._flow_of(conn, run_id),
+                        SYSTEM,
+                        key,
+                        {"added": added, "to": list(pause.escalate_to)},
+                    )
+                ],
+                now,
+            )
+        return dataclasses.replace(pause, escalated_at=now, approvers=tuple(approvers))
+
+    def reassign_pause(self, run_id: str, key: str, actor: Actor, to: str) -> Pause | None:
+        """Hand a waiting pause from ``actor`` to ``to``; the changed pause, or None if it no
+        longer waits.
+
+        ``to`` becomes an approver; ``actor`` stops being one if the list named them. A pause
+        anyone could answer becomes ``to``'s alone.
+        """
+        now = self.clock()
+        with self._write() as conn:
+            query = select(PAUSES).where(PAUSES.c.run_id == run_id, PAUSES.c.key == key)
+            if not self.is_sqlite:
+                query = query.with_for_update()
+            row = conn.execute(query).first()
+            if row is None:
+                return None
+            pause = rows.to_pause(row)
+            if pause.status is not PauseStatus.WAITING:
+                return None
+            approvers = [a for a in pause.approvers if a != actor.id]
+            if to not in approvers:
+                approvers.append(to)
+            delegations = [
+                {"by": d.by, "to": d.to, "at": d.at.isoformat()} for d in pause.delegations
+            ]
+            delegations.append({"by": actor.id, "to": to, "at": now.isoformat()})
+            conn.execute(
+                update(PAUSES)
+                .where(PAUSES.c.run_id == run_id, PAUSES.c.key == key)
+                .values(approvers=approvers, delegations=delegations)
+            )
+            self._emit(
+                conn,
+                run_id,
+                EventKind.PAUSE_REASSIGNED,
+                {"key": key, "by": actor.id, "to": to},
+                now,
+            )
+            self._audit(
+                conn,
+                [
+                    AuditEntry(
+                        AuditAction.REASSIGNED,
+                        run_id,
+                        self._flow_of(conn, run_id),
+                        actor,
+                        key,
+                        {"to": to, "approvers_before": list(pause.approvers)},
+                    )
+                ],
+                now,
+            )
+            found = conn.execute(
+                select(PAUSES).where(PAUSES.c.run_id == run_id, PAUSES.c.key == key)
+            ).one()
+        return rows.to_pause(found)
+
+    def claim_and_record(self, run_id: str, claim: str, entry: AuditEntry) -> bool:
+        """Store metadata ``claim`` and append ``entry`` together, unless ``claim`` exists.
+
+        True if this call claimed it: of several processes, one records the act, once.
+        """
+        now = self.clock()
+        statement = (
+            self._dialect_insert(METADATA)
+            .values(run_id=run_id, key=claim, value=None)
+            .on_conflict_do_nothing()
+            .execution_options(preserve_rowcount=True)
+        )
+        with self._write() as conn:
+            try:
+                claimed = conn.execute(statement).rowcount == 1
+            except IntegrityError as exc:  # the run's foreign key: no such run
+                raise RunNotFound(run_id) from exc
+            if claimed:
+                self._audit(conn, [entry], now)
+            return bool(claimed)
+
+
+__all__ = ["DecisionQueries"]

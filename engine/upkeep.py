@@ -1,0 +1,113 @@
+"""Upkeep that any worker may do for every run: timing out pauses, escalating them, and
+taking over runs whose process died. Every step is idempotent (a conditional update in the
+store decides), so several workers doing it at once change each run once."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from engine.runs import RunState
+from engine.settings import EngineSettings
+from engine.store import SqlStore
+
+logger = logging.getLogger(__name__)
+
+
+class Upkeep:
+    """The upkeep half of ``Engine``."""
+
+    settings: EngineSettings
+    store: SqlStore
+    process_id: str
+    _registered: bool
+
+    def notify(self) -> None:
+        raise NotImplementedError
+
+    def owner_alive(self, owner: str | None) -> bool:
+        raise NotImplementedError
+
+    def expire_due_pauses(self, now: datetime | None = None) -> list[str]:
+        """Time out overdue pauses; fail runs that no live process waits for. Idempotent."""
+        now = now or self.store.clock()
+        failed: list[str] = []
+        for pause in self.store.due_pauses(now):
+            if not self.store.expire_pause(pause.run_id, pause.key):
+                continue
+            run = self.store.get_run(pause.run_id)
+            if run.state is RunState.PAUSED and self.owner_alive(run.owner):
+                continue  # the waiting flow wakes, gets PauseTimeout, and may handle it
+            message = (
+                f"waited for input {pause.key!r} until {pause.deadline:%Y-%m-%d %H:%M:%S} UTC "
+                "and nobody answered in time"
+            )
+            if self.store.transition(
+                run.id,
+                RunState.FAILED,
+                "TimedOut",
+                message,
+                expect=(RunState.PAUSED, RunState.SUSPENDED),
+                owner=None,
+            ):
+                failed.append(run.id)
+        if failed:
+            self.notify()
+        return failed
+
+    def recover_orphans(self) -> list[str]:
+        """Take over runs whose process died: paused ones wait on, running ones re-run."""
+        live = self.store.live_processes(self.settings.owner_timeout_seconds)
+        if self._registered:
+            live.add(self.process_id)
+        moved: list[str] = []
+        for run in self.store.orphans(live):
+            if run.state is RunState.PAUSED:
+                done = self.store.transition(
+                    run.id,
+                    RunState.SUSPENDED,
+                    "Suspended",
+                    "the process that was waiting is gone; answering runs the flow again",
+                    expect=(RunState.PAUSED,),
+                    expect_owner=run.owner,
+                    owner=None,
+                )
+            else:
+                done = self.store.transition(
+                    run.id,
+                    RunState.SCHEDULED,
+                    "Recovering",
+                    "the process that ran it is gone; running it again",
+                    expect=(RunState.RUNNING,),
+                    expect_owner=run.owner,
+                    owner=None,
+                )
+            if done:
+                moved.append(run.id)
+                logger.warning(
+                    "took over an orphaned run",
+                    extra={"action": "run_orphaned", "run_id": run.id, "state": run.state.value},
+                )
+        self.store.forget_dead_processes(self.settings.owner_timeout_seconds * 3)
+        if moved:
+            self.notify()
+        return moved
+
+    def escalate_due_pauses(self, now: datetime | None = None) -> list[str]:
+        """Add the escalation approvers of waiting pauses whose delay has passed. Idempotent:
+        of several workers firing the same timer, one escalates each pause."""
+        now = now or self.store.clock()
+        escalated: list[str] = []
+        for pause in self.store.due_escalations(now):
+            if self.store.escalate_pause(pause.run_id, pause.key) is not None:
+                escalated.append(pause.run_id)
+                logger.info(
+                    "pause escalated",
+                    extra={"action": "pause_escalated", "run_id": pause.run_id, "key": pause.key},
+                )
+        if escalated:
+            self.notify()
+        return escalated
+
+
+__all__ = ["Upkeep"]

@@ -1,0 +1,91 @@
+"""``signoff audit verify|export`` and the trail in ``signoff runs show``, as an operator sees them."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+from click.testing import CliRunner
+from sqlalchemy import text
+
+from bot.cli import cli
+from engine import Engine, NotAllowed, RunState, flow, pause_flow_run
+from engine.input import RunInput
+from tests.engine.test_approvals import run_in_thread, waiting_run
+
+
+class Go(RunInput):
+    approved: bool
+
+
+@flow(name="audit-cli", approvers=["alice", "bob"])
+def audit_cli() -> bool:
+    return pause_flow_run(Go, timeout=30).approved
+
+
+@flow(name="audit-cli-other")
+def audit_cli_other() -> None:
+    return None
+
+
+def invoke(database_url: str, *args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, ["--database-url", database_url, *args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_cli_acts_as_a_named_operator_and_shows_the_trail(
+    engine: Engine, database_url: str
+) -> None:
+    box = run_in_thread(audit_cli)
+    run_id = waiting_run(engine, "audit-cli")
+    code, _, err = invoke(database_url, "runs", "cancel", run_id, "--as", "mallory")
+    assert code == 1 and "mallory may not cancel" in err
+    code, out, _ = invoke(
+        database_url, "runs", "resume", run_id, "--input", '{"approved": true}', "--as", "alice"
+    )
+    assert code == 0, out
+    box["thread"].join(10)
+    assert box["result"] is True
+    code, out, _ = invoke(database_url, "runs", "show", run_id[:8])
+    assert code == 0
+    trail = out.split("Audit trail", 1)[1]
+    assert "mallory via cli: refused" in trail
+    assert "rule only its approvers (alice, bob), an admin may cancel this run" in trail
+    assert 'alice via cli: answer.received [1] — input {"approved": true}' in trail
+    code, out, _ = invoke(database_url, "runs", "show", run_id[:8], "--json")
+    actions = [r["action"] for r in json.loads(out)["audit"]]
+    assert actions[-3:] == ["refused", "answer.received", "answer.accepted"]
+
+
+def test_verify_says_where_the_chain_breaks(engine: Engine, database_url: str) -> None:
+    for _ in range(3):
+        audit_cli_other()
+    code, out, _ = invoke(database_url, "audit", "verify")
+    assert code == 0 and out.startswith("audit trail intact: 3 records")
+    with engine.store.engine.begin() as conn:
+        conn.execute(text("UPDATE audit_records SET data = NULL WHERE seq = 2"))
+    code, _, err = invoke(database_url, "audit", "verify")
+    assert code == 1
+    assert "BROKEN at record 2" in err and "1 records before it are intact" in err
+
+
+def test_export_filters_by_flow_and_time_in_both_formats(engine: Engine, database_url: str) -> None:
+    audit_cli_other()
+    try:
+        engine.cancel(engine.submit("audit-cli").id, by="nobody")
+    except NotAllowed:
+        pass
+    code, out, _ = invoke(database_url, "audit", "export", "--flow", "audit-cli-other")
+    assert code == 0
+    [record] = [json.loads(line) for line in out.splitlines()]
+    assert record["action"] == "run.started" and record["flow"] == "audit-cli-other"
+    code, out, _ = invoke(database_url, "audit", "export", "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert [r["action"] for r in rows] == ["run.started", "run.started", "refused"]
+    assert json.loads(rows[2]["data"])["action"] == "cancel"
+    code, out, _ = invoke(database_url, "audit", "export", "--since", "2999-01-01")
+    assert code == 0 and out == ""
+    code, _, err = invoke(database_url, "audit", "export", "--since", "yesterday")
+    assert code == 2 and "'yesterday' is not a date" in err
+    assert engine.list_runs([RunState.SCHEDULED], flow_name="audit-cli")

@@ -1,0 +1,327 @@
+"""Who may act, the audit trail, quorum, escalation and reassignment, through the engine's API."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+from collections.abc import Collection
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import text
+
+from engine import (
+    Engine,
+    InputInvalid,
+    NotAllowed,
+    PauseStatus,
+    ResponderNotAllowed,
+    RunState,
+    flow,
+    pause_flow_run,
+    suspend_flow_run,
+)
+from engine.actors import Actor, Via
+from engine.audit import write_csv, write_jsonl
+from engine.input import RunInput
+from tests.support.waiting import wait_for
+
+
+class Decision(RunInput):
+    approved: bool
+    comment: str = ""
+
+
+@flow(name="ap-guarded", approvers=["U_ALICE", "S_OPS"], starters=["U_CAROL"])
+def ap_guarded() -> bool:
+    return pause_flow_run(Decision, timeout=30).approved
+
+
+@flow(name="ap-quorum", approvers=["U_A", "U_B", "U_C"])
+def ap_quorum() -> list[str]:
+    answers = pause_flow_run(Decision, timeout=30, quorum=2, veto="approved")
+    return [f"{a.responder}:{a.value.approved}:{a.via}" for a in answers] + (
+        ["vetoed"] if answers.vetoed else []
+    )
+
+
+@flow(name="ap-escalate", approvers=["U_A"])
+def ap_escalate() -> bool:
+    return pause_flow_run(Decision, timeout=30, escalate_after=0.2, escalate_to=["U_BOSS"]).approved
+
+
+@flow(name="ap-suspend-quorum", approvers=["U_A", "U_B"])
+def ap_suspend_quorum() -> int:
+    answers = suspend_flow_run(Decision, quorum=2)
+    return len(answers)
+
+
+class Directory:
+    """Group membership as the bot would report it."""
+
+    def __init__(self, groups: dict[str, set[str]]) -> None:
+        self.groups = groups
+
+    def groups_of(self, actor_id: str, candidates: Collection[str]) -> set[str]:
+        return {g for g in candidates if actor_id in self.groups.get(g, set())}
+
+
+def run_in_thread(fn) -> dict:
+    box: dict = {}
+
+    def body() -> None:
+        try:
+            box["result"] = fn()
+        except BaseException as exc:
+            box["error"] = exc
+
+    thread = threading.Thread(target=body, daemon=True)
+    thread.start()
+    box["thread"] = thread
+    return box
+
+
+def waiting_run(engine: Engine, flow_name: str) -> str:
+    def found() -> str | None:
+        runs = engine.list_runs([RunState.PAUSED, RunState.SUSPENDED], flow_name=flow_name)
+        return runs[0].id if runs else None
+
+    return wait_for(found, what=f"a waiting run of {flow_name}")
+
+
+def actions(engine: Engine, run_id: str) -> list[str]:
+    return [r.action for r in engine.audit_trail(run_id)]
+
+
+def test_start_is_refused_to_people_the_flow_does_not_name_and_recorded(engine: Engine) -> None:
+    with pytest.raises(NotAllowed, match="only U_CAROL") as refused:
+        engine.submit("ap-guarded", started_by=Actor("U_MALLORY", name="Mallory", via=Via.SLACK))
+    assert refused.value.action == "start"
+    assert "U_CAROL" in refused.value.allowed
+    assert engine.list_runs(flow_name="ap-guarded") == []
+    [record] = list(engine.audit_records(flow_name="ap-guarded"))
+    assert (record.action, record.actor_id, record.actor_name, record.via) == (
+        "refused",
+        "U_MALLORY",
+        "Mallory",
+        "slack",
+    )
+    assert record.data["action"] == "start"
+    run = engine.submit("ap-guarded", started_by=Actor("U_CAROL", name="Carol", via=Via.SLACK))
+    assert [r.action for r in engine.audit_trail(run.id)] == ["run.started"]
+
+
+def test_admins_may_start_and_cancel_anything(make_engine) -> None:
+    admin_engine = make_engine(admins=["U_ROOT"])
+    run = admin_engine.submit("ap-guarded", started_by="U_ROOT")
+    cancelled = admin_engine.cancel(run.id, by="U_ROOT")
+    assert cancelled.state is RunState.CANCELLED
+
+
+def test_answer_rules_with_groups_resolved_by_the_directory(engine: Engine) -> None:
+    engine.set_group_directory(Directory({"S_OPS": {"U_OPS1"}}))
+    box = run_in_thread(ap_guarded)
+    run_id = waiting_run(engine, "ap-guarded")
+    with pytest.raises(ResponderNotAllowed, match="only U_ALICE, S_OPS may answer"):
+        engine.resume(run_id, {"approved": True}, Actor("U_EVE", name="Eve", via=Via.SLACK))
+    assert engine.get_pause(run_id, "1").status is PauseStatus.WAITING
+    engine.resume(run_id, {"approved": True, "comment": "ok"}, Actor("U_OPS1", via=Via.SLACK))
+    box["thread"].join(10)
+    assert box["result"] is True
+    trail = engine.audit_trail(run_id)
+    assert [r.action for r in trail] == [
+        "run.started",
+        "refused",
+        "answer.received",
+        "answer.accepted",
+    ]
+    assert trail[1].actor_id == "U_EVE" and trail[1].data["input"] == {"approved": True}
+    assert trail[2].data["input"] == {"approved": True, "comment": "ok"}
+    assert trail[2].via == "slack"
+
+
+def test_cancel_default_rule_starter_approvers_admins(engine: Engine) -> None:
+    box = run_in_thread(ap_guarded)
+    run_id = waiting_run(engine, "ap-guarded")
+    with pytest.raises(NotAllowed, match="only its approvers") as refused:
+        engine.cancel(run_id, by=Actor("U_EVE", via=Via.SLACK))
+    assert refused.value.action == "cancel"
+    assert engine.get_run(run_id).state is RunState.PAUSED
+    engine.cancel(run_id, by=Actor("U_ALICE", name="Alice", via=Via.SLACK))
+    box["thread"].join(10)
+    trail = engine.audit_trail(run_id)
+    assert [r.action for r in trail][-2:] == ["refused", "run.cancelled"]
+    assert trail[-1].actor_name == "Alice"
+
+
+def test_invalid_input_is_recorded_with_the_values_sent(engine: Engine) -> None:
+    box = run_in_thread(ap_guarded)
+    run_id = waiting_run(engine, "ap-guarded")
+    with pytest.raises(InputInvalid):
+        engine.resume(run_id, {"approved": "maybe"}, "U_ALICE")
+    record = engine.audit_trail(run_id)[-1]
+    assert record.action == "answer.invalid"
+    assert record.data["input"] == {"approved": "maybe"}
+    assert "approved" in record.data["errors"]
+    engine.cancel(run_id, by="U_ALICE")
+    box["thread"].join(10)
+
+
+def test_quorum_needs_distinct_people_and_gives_every_answer(engine: Engine) -> None:
+    box = run_in_thread(ap_quorum)
+    run_id = waiting_run(engine, "ap-quorum")
+    first = engine.resume(run_id, {"approved": True}, Actor("U_A", via=Via.SLACK))
+    assert first.status is PauseStatus.WAITING and first.answered_by == ("U_A",)
+    assert engine.get_pause(run_id, "1").answered_by == ("U_A",)
+    with pytest.raises(ResponderNotAllowed, match="already answered"):
+        engine.resume(run_id, {"approved": True}, Actor("U_A", via=Via.SLACK))
+    engine.resume(run_id, {"approved": True}, Actor("U_B", via=Via.CLI))
+    box["thread"].join(10)
+    assert box["result"] == ["U_A:True:slack", "U_B:True:cli"]
+    assert actions(engine, run_id).count("answer.received") == 2
+    assert actions(engine, run_id).count("refused") == 1
+
+
+def test_quorum_ends_early_on_a_veto(engine: Engine) -> None:
+    box = run_in_thread(ap_quorum)
+    run_id = waiting_run(engine, "ap-quorum")
+    engine.resume(run_id, {"approved": False, "comment": "not today"}, "U_C")
+    box["thread"].join(10)
+    assert box["result"] == ["U_C:False:python", "vetoed"]
+
+
+def test_quorum_on_a_suspended_run(engine: Engine) -> None:
+    from engine import RunSuspended, Worker
+
+    with pytest.raises(RunSuspended) as suspended:
+        ap_suspend_quorum()
+    run_id = suspended.value.run_id
+    engine.resume(run_id, {"approved": True}, "U_A")
+    assert engine.get_run(run_id).state is RunState.SUSPENDED
+    engine.resume(run_id, {"approved": True}, "U_B")
+    worker = Worker(engine)
+    worker.start()
+    try:
+        wait_for(lambda: engine.get_run(run_id).state is RunState.COMPLETED, what="completed")
+    finally:
+        worker.stop()
+    assert engine.get_run(run_id).result == "2"
+
+
+def test_veto_must_name_a_bool_field(engine: Engine) -> None:
+    @flow(name="ap-bad-veto")
+    def bad() -> None:
+        pause_flow_run(Decision, quorum=2, veto="comment")
+
+    with pytest.raises(ValueError, match="veto='comment' must name a bool field"):
+        bad()
+
+
+def test_escalation_adds_approvers_once(engine: Engine, make_engine) -> None:
+    box = run_in_thread(ap_escalate)
+    run_id = waiting_run(engine, "ap-escalate")
+    with pytest.raises(ResponderNotAllowed):
+        engine.resume(run_id, {"approved": True}, "U_BOSS")
+    other = make_engine()
+    due = engine.store.clock() + timedelta(seconds=1)
+    # Two processes sweep at once: one escalates.
+    results = [engine.escalate_due_pauses(due), other.escalate_due_pauses(due)]
+    assert sorted(len(r) for r in results) == [0, 1]
+    assert engine.get_pause(run_id, "1").approvers == ("U_A", "U_BOSS")
+    engine.resume(run_id, {"approved": True}, "U_BOSS")
+    box["thread"].join(10)
+    assert box["result"] is True
+    escalations = [r for r in engine.audit_trail(run_id) if r.action == "pause.escalated"]
+    assert len(escalations) == 1 and escalations[0].data["added"] == ["U_BOSS"]
+
+
+def test_escalation_timer_is_stored_and_fires_from_a_worker(engine: Engine) -> None:
+    from engine import Worker
+
+    box = run_in_thread(ap_escalate)
+    run_id = waiting_run(engine, "ap-escalate")
+    wait_for(
+        lambda: any(job.startswith(f"escalate:{run_id}") for job, _ in engine.timers.pending()),
+        what="the stored escalation timer",
+    )
+    worker = Worker(engine)
+    worker.start()
+    try:
+        wait_for(
+            lambda: engine.get_pause(run_id, "1").escalated_at is not None,
+            what="the escalation",
+        )
+    finally:
+        worker.stop()
+    engine.resume(run_id, {"approved": False}, "U_BOSS")
+    box["thread"].join(10)
+    assert box["result"] is False
+
+
+def test_reassign_hands_the_decision_over(engine: Engine) -> None:
+    box = run_in_thread(ap_guarded)
+    run_id = waiting_run(engine, "ap-guarded")
+    with pytest.raises(NotAllowed, match="reassign"):
+        engine.reassign(run_id, "U_EVE", by="U_EVE")
+    pause = engine.reassign(run_id, "U_DAVE", by=Actor("U_ALICE", name="Alice", via=Via.SLACK))
+    assert pause.approvers == ("S_OPS", "U_DAVE")
+    assert pause.delegations[0].by == "U_ALICE" and pause.delegations[0].to == "U_DAVE"
+    with pytest.raises(ResponderNotAllowed):
+        engine.resume(run_id, {"approved": True}, "U_ALICE")
+    engine.resume(run_id, {"approved": True}, "U_DAVE")
+    box["thread"].join(10)
+    record = next(r for r in engine.audit_trail(run_id) if r.action == "pause.reassigned")
+    assert record.actor_id == "U_ALICE" and record.data["to"] == "U_DAVE"
+
+
+def test_verify_finds_an_edited_and_a_deleted_record(engine: Engine) -> None:
+    for _ in range(3):
+        engine.submit("ap-guarded", started_by="U_CAROL")
+    assert engine.verify_audit().ok
+    assert engine.verify_audit().checked == 3
+    with engine.store.engine.begin() as conn:
+        conn.execute(text("UPDATE audit_records SET actor_id = 'U_MALLORY' WHERE seq = 2"))
+    broken = engine.verify_audit()
+    assert not broken.ok and broken.broken.seq == 2
+    assert "changed after it was written" in broken.broken.reason
+    with engine.store.engine.begin() as conn:
+        conn.execute(text("UPDATE audit_records SET actor_id = 'U_CAROL' WHERE seq = 2"))
+        conn.execute(text("DELETE FROM audit_records WHERE seq = 2"))
+    broken = engine.verify_audit()
+    assert broken.broken.seq == 2 and "missing" in broken.broken.reason
+
+
+def test_chain_stays_whole_under_concurrent_writers(engine: Engine, make_engine) -> None:
+    other = make_engine()
+    barrier = threading.Barrier(8)
+
+    def submit(which: Engine) -> None:
+        barrier.wait()
+        for _ in range(5):
+            which.submit("ap-guarded", started_by="U_CAROL")
+
+    threads = [
+        threading.Thread(target=submit, args=(engine if i % 2 else other,)) for i in range(8)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    result = engine.verify_audit()
+    assert result.ok, result.broken
+    assert result.checked == 40
+
+
+def test_export_filters_and_formats(engine: Engine) -> None:
+    run = engine.submit("ap-guarded", started_by="U_CAROL")
+    with pytest.raises(NotAllowed):
+        engine.submit("ap-guarded", started_by="U_X")
+    out = io.StringIO()
+    assert write_jsonl(engine.audit_records(flow_name="ap-guarded"), out) == 2
+    first = json.loads(out.getvalue().splitlines()[0])
+    assert first["run_id"] == run.id and first["action"] == "run.started"
+    csv_out = io.StringIO()
+    later = engine.store.clock() + timedelta(hours=1)
+    assert write_csv(engine.audit_records(since=later), csv_out) == 0
+    assert csv_out.getvalue().startswith("seq,at,action,")

@@ -15,7 +15,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import psycopg
 from sqlalchemy.engine import make_url
 
 from engine.errors import StoreError
@@ -112,6 +111,8 @@ class Dispatcher:
             self.handle(events)
 
     def _listen(self) -> None:
+        import psycopg  # the ``postgres`` extra; only PostgreSQL stores get here
+
         url = make_url(str(self.store.engine.url.render_as_string(hide_password=False)))
         conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
         while not self._stop.is_set():

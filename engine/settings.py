@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 from typing import Annotated
@@ -61,6 +62,11 @@ class EngineSettings(BaseSettings):
         if scheme not in {"sqlite", "postgresql", "postgres"}:
             raise ValueError(
                 f"unsupported database URL scheme {scheme!r}; use sqlite:///path or postgresql://..."
+            )
+        if scheme in {"postgresql", "postgres"} and importlib.util.find_spec("psycopg") is None:
+            raise ValueError(
+                "names PostgreSQL, whose driver is not installed; "
+                "install it with: pip install 'signoff[postgres]'"
             )
         return value
 

@@ -13,7 +13,7 @@ from slack_sdk.http_retry.builtin_handlers import (
     RateLimitErrorRetryHandler,
 )
 
-from bot import commands, ids, interactions, reminders
+from bot import commands, decisions, home, ids, interactions, reminders
 from bot.approvers import Approvers
 from bot.config import BotSettings
 from bot.notifier import SlackNotifier
@@ -78,9 +78,12 @@ def create_app(engine: Engine, settings: BotSettings, client: WebClient | None =
         token_verification_enabled=False,
         logger=logging.getLogger("bot.bolt"),
     )
-    approvers = Approvers(client)
-    interactions.register(app, engine, approvers)
+    # Group membership comes from Slack; the engine applies the same rules to every caller.
+    engine.set_group_directory(Approvers(client))
+    interactions.register(app, engine)
+    decisions.register(app, engine)
     commands.register(app, engine)
+    home.register(app, engine)
     return app
 
 

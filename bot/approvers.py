@@ -1,25 +1,32 @@
-"""Who may answer a pause: user ids, and members of Slack user groups (cached)."""
+"""Slack's side of who may act: user group membership for the engine (cached), the acting
+person as an engine ``Actor``, and refusals in words with mentions."""
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
+from collections.abc import Collection, Mapping
+from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.messages import who
-from engine import Pause, Run
+from engine import Action, Actor, Refusal, Run, Via
 
 logger = logging.getLogger(__name__)
 
 #: usergroups.users.list is Tier 2; membership rarely changes within a minute
 GROUP_TTL_SECONDS = 60.0
+_GROUP = re.compile(r"^S[A-Z0-9]{2,}$")
+#: Slack user and group ids inside an engine's rule text
+_ID = re.compile(r"\b[UWS][A-Z0-9]{2,}\b")
 
 
 class Approvers:
-    """Checks a Slack user against a pause's approvers."""
+    """Slack user group membership, cached; installed on the engine as its group directory."""
 
     def __init__(self, client: WebClient) -> None:
         self.client = client
@@ -44,14 +51,27 @@ class Approvers:
             self._groups[group] = (now, users)
         return users
 
-    def groups_of(self, user: str, pause: Pause) -> list[str]:
-        """The pause's approver groups that ``user`` belongs to."""
-        return [g for g in pause.approvers if g.startswith("S") and user in self.members(g)]
+    def groups_of(self, actor_id: str, candidates: Collection[str]) -> set[str]:
+        """The Slack user groups among ``candidates`` that ``actor_id`` belongs to (the
+        engine's ``GroupDirectory``)."""
+        return {g for g in candidates if _GROUP.match(g) and actor_id in self.members(g)}
 
-    def refusal(self, user: str, run: Run, pause: Pause) -> str | None:
-        """Why ``user`` may not answer, or None if they may."""
-        if pause.forbid_starter and run.started_by == user:
-            return "You started this run, so someone else has to answer it."
-        if pause.approvers and user not in pause.approvers and not self.groups_of(user, pause):
-            return "Only " + ", ".join(who(p) for p in pause.approvers) + " may answer this."
-        return None
+
+def slack_actor(user: Mapping[str, Any]) -> Actor:
+    """The person in a payload's ``user`` (or a slash command's ``user_id``/``user_name``)."""
+    user_id = str(user.get("id") or user.get("user_id"))
+    name = user.get("name") or user.get("username") or user.get("user_name")
+    return Actor(user_id, name=str(name) if name else None, via=Via.SLACK)
+
+
+def refusal_text(action: Action, actor: Actor, run: Run | None, refusal: Refusal) -> str:
+    """What a refused person is told (privately): the rule, with people as mentions."""
+    started = run is not None and actor.id == run.started_by
+    if action is Action.ANSWER and started and "started a run" in refusal.reason:
+        return "You started this run, so someone else has to answer it."
+    if "already answered" in refusal.reason:
+        return "You already answered this; it needs answers from different people."
+    if action is Action.ANSWER and refusal.allowed:
+        return "Only " + ", ".join(who(p) for p in refusal.allowed) + " may answer this."
+    reason = _ID.sub(lambda m: who(m.group(0)), refusal.reason)
+    return f"You may not {action.value} this: {reason}."

@@ -13,10 +13,20 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
 from bot import ids, messages
+from bot.approvers import refusal_text, slack_actor
 from bot.interactions import field_errors_ack, notice_view
 from bot.modals import ModalError, build_input_view
 from bot.submissions import errors_for_view, parse_submission
-from engine import Engine, EngineError, InvalidParameters, RunState
+from engine import (
+    Action,
+    Actor,
+    Engine,
+    EngineError,
+    InvalidParameters,
+    NotAllowed,
+    Refusal,
+    RunState,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -89,10 +99,20 @@ def show_text(engine: Engine, run_id: str) -> str:
     if detail.logs:
         lines.append(
             "*Log tail:*\n```"
-            + "\n".join(f"{e.level} {e.message}" for e in detail.logs[-10:])[:1500]
+            + "\n".join(f"{e.level} {e.message}" for e in detail.logs[-10:])[:1000]
             + "```"
         )
+    trail = engine.audit_trail(run.id)
+    if trail:
+        # The newest records matter most when a message has to be cut.
+        shown = [messages.audit_line(r) for r in trail[-12:]]
+        lines.append("*Audit trail:*\n" + "\n".join(shown)[-1200:])
     return "\n".join(lines)[:3900]
+
+
+def refused_text(exc: NotAllowed, actor: Actor) -> str:
+    """What a person the rules refuse is told, privately."""
+    return refusal_text(Action(exc.action), actor, None, Refusal(exc.reason, exc.allowed))
 
 
 def register(app: App, engine: Engine) -> None:
@@ -122,13 +142,14 @@ def register(app: App, engine: Engine) -> None:
         first = words[0] if words else ""
         verb = first.lower()
         user = command["user_id"]
+        actor = slack_actor(command)
         try:
             if verb == "help":
                 respond(HELP)
             elif verb == "show" and len(words) == 2:
                 respond(show_text(engine, engine.get_run(words[1]).id))
             elif verb == "cancel" and len(words) == 2:
-                run = engine.cancel(words[1], by=user)
+                run = engine.cancel(words[1], by=actor, reason=f"cancelled by {user}")
                 respond(f"Cancelled {messages.run_label(run)}.")
             elif verb == "start" and len(words) >= 2:
                 start(words[1], words[2:], command, respond, client)
@@ -146,6 +167,8 @@ def register(app: App, engine: Engine) -> None:
                 respond(text=title, blocks=messages.run_list_blocks(found, title, waiting))
             else:
                 respond(f"Unknown command `{command.get('text')}`.\n{HELP}")
+        except NotAllowed as exc:
+            respond(f":no_entry: {refused_text(exc, actor)}")
         except EngineError as exc:
             respond(f":warning: {exc}")
 
@@ -170,6 +193,10 @@ def register(app: App, engine: Engine) -> None:
                 return
             params[name] = parse_value(schema, name, value)
         missing = [p for p in schema.get("required", []) if p not in params]
+        if missing and engine.may_start(slack_actor(command), flow.name) is not None:
+            # No form for someone who may not start it: submit records the attempt and
+            # raises the refusal, by the same rule as every other entry point.
+            engine.submit(flow.name, params, started_by=slack_actor(command))
         if missing:
             meta = json.dumps(
                 {"flow": flow.name, "channel": command.get("channel_id"), "given": params}
@@ -198,7 +225,7 @@ def register(app: App, engine: Engine) -> None:
         run = engine.submit(
             flow.name,
             params,
-            started_by=command["user_id"],
+            started_by=slack_actor(command),
             tags={"slack.channel": command.get("channel_id") or ""},
         )
         logger.info(
@@ -229,9 +256,13 @@ def register(app: App, engine: Engine) -> None:
             run = engine.submit(
                 flow.name,
                 {**meta.get("given", {}), **values},
-                started_by=user,
+                started_by=slack_actor(body["user"]),
                 tags={"slack.channel": channel},
             )
+        except NotAllowed as exc:
+            refused = refused_text(exc, slack_actor(body["user"]))
+            ack(response_action="update", view=notice_view("Not allowed", refused))
+            return
         except InvalidParameters as exc:
             field_errors_ack(ack, errors_for_view(schema, exc.errors), str(exc))
             return
@@ -262,8 +293,13 @@ def register(app: App, engine: Engine) -> None:
     @app.action(ids.CANCEL_RUN)
     def cancel(ack: Ack, body: dict[str, Any], respond: Any) -> None:
         ack()
+        actor = slack_actor(body["user"])
         try:
-            run = engine.cancel(str(body["actions"][0]["value"]), by=body["user"]["id"])
+            run = engine.cancel(
+                str(body["actions"][0]["value"]), by=actor, reason=f"cancelled by {actor.id}"
+            )
             respond(text=f"Cancelled {messages.run_label(run)}.", replace_original=False)
+        except NotAllowed as exc:
+            respond(text=f":no_entry: {refused_text(exc, actor)}", replace_original=False)
         except EngineError as exc:
             respond(text=f":warning: {exc}", replace_original=False)

@@ -8,6 +8,12 @@ START_VIEW = "signoff_start"
 PROVIDE_INPUT = "provide_input"
 CANCEL_RUN = "cancel_run"
 SHOW_RUN = "show_run"
+#: a one-click decision button (the suffix is the button's position: ids must be unique)
+DECIDE = "decide"
+REASSIGN = "reassign"
+REASSIGN_VIEW = "signoff_reassign"
+#: run metadata: a direct message already sent for (pause key, user)
+DMS = "slack.dms"
 #: durable event consumer name under which the bot reads the engine's events
 CONSUMER = "slack"
 #: run metadata keys

@@ -13,17 +13,19 @@ from slack_sdk.models.blocks import MarkdownTextObject, SectionBlock
 from slack_sdk.models.views import View
 
 from bot import ids
-from bot.approvers import Approvers
+from bot.approvers import refusal_text, slack_actor
 from bot.messages import who
 from bot.modals import ModalError, build_input_view
 from bot.submissions import errors_for_view, parse_submission
 from engine import (
+    Action,
     AlreadyAnswered,
     Engine,
     EngineError,
     InputInvalid,
     PauseExpired,
     PauseStatus,
+    Refusal,
     ResponderNotAllowed,
     Run,
     RunNotFound,
@@ -78,13 +80,14 @@ def field_errors_ack(ack: Ack, block_errors: dict[str, str], fallback: str) -> N
         ack(response_action="update", view=notice_view("Not accepted", fallback))
 
 
-def register(app: App, engine: Engine, approvers: Approvers) -> None:
+def register(app: App, engine: Engine) -> None:
     """Add the input button and form listeners to ``app``."""
 
     @app.action(ids.PROVIDE_INPUT)
     def open_form(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         ack()
-        user = body["user"]["id"]
+        actor = slack_actor(body["user"])
+        user = actor.id
         run_id, _, key = str(body["actions"][0]["value"]).partition(":")
         try:
             run = engine.get_run(run_id)
@@ -97,7 +100,9 @@ def register(app: App, engine: Engine, approvers: Approvers) -> None:
         reason = stale_reason(engine, run, key or None)
         pause = engine.get_pause(run.id, key) if key else engine.waiting_pause(run.id)
         if reason is None and pause is not None:
-            reason = approvers.refusal(user, run, pause)
+            refused = engine.refusal(Action.ANSWER, actor, run.id, pause.key, record=True)
+            if refused is not None:
+                reason = refusal_text(Action.ANSWER, actor, run, refused)
         if reason is not None or pause is None:
             channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get(
                 "channel_id"
@@ -140,7 +145,7 @@ def register(app: App, engine: Engine, approvers: Approvers) -> None:
 
     @app.view(ids.INPUT_VIEW)
     def submit_form(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
-        user = body["user"]["id"]
+        actor = slack_actor(body["user"])
         meta = json.loads(view.get("private_metadata") or "{}")
         run_id, key = str(meta.get("run", "")), str(meta.get("key", ""))
         try:
@@ -164,13 +169,7 @@ def register(app: App, engine: Engine, approvers: Approvers) -> None:
             ack(response_action="errors", errors=problems)
             return
         try:
-            engine.resume(
-                run.id,
-                values,
-                responder=user,
-                key=key,
-                responder_groups=approvers.groups_of(user, pause),
-            )
+            answered = engine.resume(run.id, values, responder=actor, key=key)
         except InputInvalid as exc:
             field_errors_ack(ack, errors_for_view(schema, exc.errors), str(exc))
             return
@@ -178,14 +177,25 @@ def register(app: App, engine: Engine, approvers: Approvers) -> None:
             reason = stale_reason(engine, engine.get_run(run.id), key) or str(exc)
             ack(response_action="update", view=notice_view("Nothing to do", reason))
             return
-        except ResponderNotAllowed:
-            reason = approvers.refusal(user, run, pause) or "You may not answer this."
+        except ResponderNotAllowed as exc:
+            reason = refusal_text(Action.ANSWER, actor, run, Refusal(exc.reason, exc.allowed))
             ack(response_action="update", view=notice_view("Not allowed", reason))
             return
         except EngineError as exc:
             ack(response_action="update", view=notice_view("Something went wrong", str(exc)))
             return
-        ack()
+        if answered.status is PauseStatus.WAITING:
+            # One answer of a quorum: say so, since the prompt stays open for the others.
+            ack(
+                response_action="update",
+                view=notice_view(
+                    "Answer recorded",
+                    f"Your answer is {len(answered.answers)} of the {answered.quorum} this "
+                    "input needs; the run goes on once the others have answered.",
+                ),
+            )
+        else:
+            ack()
         logger.info(
             "input submitted", extra={"action": "input_submitted", "run_id": run.id, "key": key}
         )

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 from slack_sdk.models.blocks import (
     ActionsBlock,
     Block,
     ButtonElement,
+    ConfirmObject,
     ContextBlock,
     MarkdownTextObject,
     SectionBlock,
@@ -17,7 +20,7 @@ from slack_sdk.models.blocks import (
 
 from bot import ids
 from bot.mrkdwn import escape_mrkdwn, markdown_to_mrkdwn
-from engine import Pause, PauseStatus, Run, RunState
+from engine import AuditRecord, Pause, PauseStatus, Run, RunState
 
 _SLACK_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 _GROUP_ID = re.compile(r"^S[A-Z0-9]{2,}$")
@@ -57,6 +60,39 @@ def when(moment: datetime | None) -> str:
     return f"<!date^{epoch}^{{date_short_pretty}} {{time}}|{fallback}>"
 
 
+def cancel_confirm(run: Run) -> ConfirmObject:
+    """Slack's confirm dialog on a Cancel button: cancelling cannot be undone."""
+    return ConfirmObject(
+        title="Cancel this run?",
+        text=f"{run_label(run)} stops where it is. This cannot be undone.",
+        confirm="Cancel the run",
+        deny="Keep it",
+        style="danger",
+    )
+
+
+def audit_line(record: AuditRecord) -> str:
+    """One audit record for a Slack message: time, who (as a mention), what."""
+    actor = who(record.actor_id) if record.actor_id else "someone"
+    if record.via == "system":
+        actor = "Signoff"
+    detail = ""
+    if "input" in record.data:
+        detail = f" `{json.dumps(record.data['input'], ensure_ascii=False)[:120]}`"
+    elif record.data.get("rule"):
+        detail = f" ({escape_mrkdwn(str(record.data['rule']))[:150]})"
+    elif record.data.get("to"):
+        detail = f" to {who(str(record.data['to']))}"
+    via = f" via {record.via}" if record.via and record.via != "system" else ""
+    key = f" `{record.key}`" if record.key else ""
+    return f"• {when_short(record.at)} {actor}{via}: {record.action}{key}{detail}"
+
+
+def when_short(moment: datetime) -> str:
+    epoch = int(moment.timestamp())
+    return f"<!date^{epoch}^{{time_secs}}|{moment:%H:%M:%S} UTC>"
+
+
 def run_label(run: Run) -> str:
     return f"*{escape_mrkdwn(run.flow_name)}* run `{run.id[:8]}`"
 
@@ -84,23 +120,89 @@ def prompt_blocks(run: Run, pause: Pause, *, again: bool = False) -> list[Block]
         MarkdownTextObject(text=f"*Deadline:* {when(pause.deadline)}"),
         MarkdownTextObject(text=f"*Input:* `{pause.key}`"),
     ]
+    if pause.quorum > 1:
+        given = ", ".join(who(r) for r in pause.answered_by) or "none yet"
+        details.append(
+            MarkdownTextObject(text=f"*Answers:* {len(pause.answers)} of {pause.quorum} ({given})")
+        )
     if again and pause.initial:
         details.append(MarkdownTextObject(text="The form starts from the answer sent last time."))
     blocks.append(ContextBlock(elements=details))
     blocks.append(
-        ActionsBlock(
-            block_id=f"prompt:{pause.key}"[:255],
-            elements=[
-                ButtonElement(
-                    text="Provide input",
-                    action_id=ids.PROVIDE_INPUT,
-                    value=f"{run.id}:{pause.key}",
-                    style="primary",
-                )
-            ],
-        )
+        ActionsBlock(block_id=f"prompt:{pause.key}"[:255], elements=prompt_buttons(run, pause))
     )
     return blocks
+
+
+def prompt_buttons(run: Run, pause: Pause) -> list[ButtonElement]:
+    """One click per choice for a single decision; otherwise the button that opens the form.
+
+    Either way a Reassign button hands the decision to someone else.
+    """
+    target = f"{run.id}:{pause.key}"
+    confirm = answer_confirm(run) if pause.confirm else None
+    decision = pause.schema and single_decision(pause.schema)
+    buttons: list[ButtonElement] = []
+    if decision:
+        field, choices = decision
+        for label, value in choices:
+            buttons.append(
+                ButtonElement(
+                    text=label[:75],
+                    action_id=f"{ids.DECIDE}:{len(buttons)}",
+                    value=json.dumps({"t": target, "f": field, "v": value})[:2000],
+                    style="primary" if value is True or len(buttons) == 0 else None,
+                    confirm=confirm,
+                )
+            )
+        buttons.append(
+            ButtonElement(text="With a comment…", action_id=ids.PROVIDE_INPUT, value=target)
+        )
+    else:
+        buttons.append(
+            ButtonElement(
+                text="Provide input", action_id=ids.PROVIDE_INPUT, value=target, style="primary"
+            )
+        )
+    buttons.append(ButtonElement(text="Reassign", action_id=ids.REASSIGN, value=target))
+    return buttons
+
+
+def single_decision(schema: Mapping[str, Any]) -> tuple[str, list[tuple[str, Any]]] | None:
+    """``(field, [(label, value), ...])`` when the model is one decision plus optional text.
+
+    A decision is a required ``bool`` or a required choice of two or three strings; every
+    other field must be optional text, so that a click alone is a complete answer.
+    """
+    properties: Mapping[str, Any] = schema.get("properties") or {}
+    required = set(schema.get("required") or ())
+    decisions: list[tuple[str, list[tuple[str, Any]]]] = []
+    for name, node in properties.items():
+        title = str(node.get("title") or name)
+        if node.get("type") == "boolean" and name in required:
+            decisions.append((name, [(f"{title}: yes", True), (f"{title}: no", False)]))
+        elif (
+            name in required
+            and isinstance(node.get("enum"), list)
+            and 2 <= len(node["enum"]) <= 3
+            and all(isinstance(v, str) for v in node["enum"])
+        ):
+            decisions.append(
+                (name, [(str(v).replace("_", " ").capitalize(), v) for v in node["enum"]])
+            )
+        elif name in required or node.get("type") != "string":
+            return None
+    return decisions[0] if len(decisions) == 1 else None
+
+
+def answer_confirm(run: Run) -> ConfirmObject:
+    """The confirm dialog a flow asks for (``confirm=True``) before an answer counts."""
+    return ConfirmObject(
+        title="Send this answer?",
+        text=f"Your answer to {run_label(run)} is recorded and the run goes on.",
+        confirm="Send it",
+        deny="Not yet",
+    )
 
 
 def prompt_text(run: Run) -> str:
@@ -222,7 +324,13 @@ def run_list_blocks(runs: Sequence[Run], title: str, waiting: Iterable[str]) -> 
             )
         if not run.state.is_final:
             buttons.append(
-                ButtonElement(text="Cancel", action_id=ids.CANCEL_RUN, value=run.id, style="danger")
+                ButtonElement(
+                    text="Cancel",
+                    action_id=ids.CANCEL_RUN,
+                    value=run.id,
+                    style="danger",
+                    confirm=cancel_confirm(run),
+                )
             )
         blocks.append(ActionsBlock(block_id=f"run:{run.id}", elements=buttons))
     if len(runs) > 15:

@@ -17,15 +17,19 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
+from collections.abc import Iterable
 from typing import Any
 
 from slack_sdk import WebClient
 
-from bot import ids, messages, reminders
+from bot import home, ids, messages, reminders
+from bot.approvers import Approvers
 from bot.modals import ModalError, check_renderable
 from engine import (
     Actor,
     Engine,
+    EngineError,
     Event,
     EventKind,
     InvalidTransition,
@@ -37,6 +41,23 @@ from engine import (
 
 logger = logging.getLogger(__name__)
 
+_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
+_GROUP = re.compile(r"^S[A-Z0-9]{2,}$")
+#: at most this many people get a Home refresh or a direct message per event
+MAX_PEOPLE = 50
+#: events after which the Home tabs of the people concerned are published again
+HOME_EVENTS = frozenset(
+    {
+        EventKind.WAITING_FOR_INPUT,
+        EventKind.INPUT_RECEIVED,
+        EventKind.ANSWER_COUNTED,
+        EventKind.PAUSE_ESCALATED,
+        EventKind.PAUSE_REASSIGNED,
+        EventKind.PAUSE_TIMED_OUT,
+        EventKind.STATE_CHANGED,
+    }
+)
+
 
 class SlackNotifier:
     """A ``RunObserver`` that keeps each run's Slack thread up to date."""
@@ -45,10 +66,113 @@ class SlackNotifier:
         self.engine = engine
         self.client = client
         self.default_channel = default_channel
+        self.groups = Approvers(client)
+
+    # -- people ---------------------------------------------------------------------------
+
+    def people(self, principals: Iterable[str]) -> list[str]:
+        """User ids named, with user groups expanded to their members (capped)."""
+        found: list[str] = []
+        for principal in principals:
+            members = self.groups.members(principal) if _GROUP.match(principal) else {principal}
+            found += [m for m in sorted(members) if _USER.match(m) and m not in found]
+        return found[:MAX_PEOPLE]
+
+    def _refresh_homes(self, event: Event) -> None:
+        """Publish the Home tab of everyone an event concerns (approvers, starter, actor)."""
+        if event.kind not in HOME_EVENTS:
+            return
+        try:
+            run = self.engine.get_run(event.run_id)
+        except EngineError:
+            return
+        key = event.data.get("key")
+        pause = self.engine.get_pause(run.id, str(key)) if key else None
+        named = [*(pause.approvers if pause else run.approvers)]
+        named += [str(v) for v in (run.started_by, event.data.get("responder")) if v]
+        named += [str(event.data[k]) for k in ("by", "to") if event.data.get(k)]
+        for user in self.people(named):
+            home.publish(self.client, self.engine, user)
+
+    def _direct(self, run: Run, pause: Pause, users: Iterable[str], text: str) -> None:
+        """Message each user directly with the prompt's buttons, once per (pause, user)."""
+        for user in self.people(users):
+            claim = f"{ids.DMS}.{pause.key}.{user}"
+            if not self.engine.add_metadata(run.id, claim, None):
+                continue  # told already (this event was delivered before)
+            reply = self.client.chat_postMessage(
+                channel=user, text=text, blocks=messages.prompt_blocks(run, pause)
+            )
+            self.engine.set_metadata(run.id, claim, str(reply["ts"]))
+
+    def _counted(self, event: Event) -> None:
+        """One answer of a quorum: the prompt shows the count and who gave it."""
+        run = self.engine.get_run(event.run_id)
+        key = str(event.data["key"])
+        pause = self.engine.get_pause(run.id, key)
+        ts, thread = self._prompts(run.id).get(key), self.thread(run.id)
+        if pause is None or ts is None or thread is None:
+            return
+        if pause.status is PauseStatus.WAITING:
+            self.client.chat_update(
+                channel=thread["channel"],
+                ts=ts,
+                text=messages.prompt_text(run),
+                blocks=messages.prompt_blocks(run, pause),
+            )
+
+    def _escalated(self, event: Event) -> None:
+        run = self.engine.get_run(event.run_id)
+        key = str(event.data["key"])
+        pause = self.engine.get_pause(run.id, key)
+        thread = self.thread(run.id)
+        added = [str(a) for a in event.data.get("to") or []]
+        if thread is not None:
+            self._note_once(
+                event,
+                thread,
+                f":rotating_light: Nobody has answered input `{key}` yet: "
+                + ", ".join(messages.who(a) for a in added)
+                + " may answer it now.",
+            )
+        if pause is not None and pause.status is PauseStatus.WAITING:
+            self._counted(event)  # the prompt now names the added approvers
+            if pause.notify == "dm":
+                self._direct(run, pause, added, messages.prompt_text(run))
+
+    def _reassigned(self, event: Event) -> None:
+        run = self.engine.get_run(event.run_id)
+        key, by, to = str(event.data["key"]), str(event.data["by"]), str(event.data["to"])
+        thread = self.thread(run.id)
+        if thread is not None:
+            self._note_once(
+                event,
+                thread,
+                f":arrow_right: {messages.who(by)} handed input `{key}` to {messages.who(to)}.",
+            )
+        pause = self.engine.get_pause(run.id, key)
+        if pause is not None and pause.status is PauseStatus.WAITING:
+            self._counted(event)
+            self._direct(
+                run,
+                pause,
+                [to],
+                f"{messages.who(by)} asked you to decide: {messages.prompt_text(run)}",
+            )
 
     def on_event(self, event: Event) -> None:
+        self._handle(event)
+        self._refresh_homes(event)
+
+    def _handle(self, event: Event) -> None:
         if event.kind is EventKind.WAITING_FOR_INPUT:
             self._prompt(event)
+        elif event.kind is EventKind.ANSWER_COUNTED:
+            self._counted(event)
+        elif event.kind is EventKind.PAUSE_ESCALATED:
+            self._escalated(event)
+        elif event.kind is EventKind.PAUSE_REASSIGNED:
+            self._reassigned(event)
         elif event.kind in (
             EventKind.INPUT_RECEIVED,
             EventKind.INPUT_ACCEPTED,
@@ -127,6 +251,9 @@ class SlackNotifier:
         logger.info(
             "prompt posted", extra={"action": "prompt_posted", "run_id": run_id, "key": key}
         )
+        if pause.notify == "dm":
+            # The thread stays the record; the direct message carries the same buttons.
+            self._direct(run, pause, pause.approvers, messages.prompt_text(run))
         if pause.deadline is not None:
             reminders.schedule(self.engine, run_id, key, pause.deadline)
 

@@ -49,21 +49,42 @@ class Oversight:
         return Actor.operator(name or self.settings.operator, groups=tuple(groups))
 
     def refusal(
-        self, action: Action, actor: Actor | None, run_id: str, key: str | None = None
+        self,
+        action: Action,
+        actor: Actor | None,
+        run_id: str,
+        key: str | None = None,
+        *,
+        record: bool = False,
     ) -> Refusal | None:
-        """Why ``actor`` may not do ``action`` to a run now, or None; records nothing.
+        """Why ``actor`` may not do ``action`` to a run now, or None.
 
-        Applications use it to show only the buttons a person may use, and to explain.
+        Applications use it to show only the buttons a person may use, and to explain. With
+        ``record``, a refusal is an attempt (a click on a button) and goes in the audit trail.
         """
         run = self._run(run_id)
         pause = self.store.get_pause(run.id, key) if key else self.store.waiting_pause(run.id)
+        found: Refusal | None
         if action is Action.CANCEL:
-            return self.permissions.cancel(actor, run, run.cancellers, pause)
-        if pause is None:
+            found = self.permissions.cancel(actor, run, run.cancellers, pause)
+        elif pause is None:
             return Refusal(f"run {run.id} is not waiting for input")
-        if action is Action.REASSIGN:
-            return self.permissions.reassign(actor, run, pause)
-        return self.permissions.answer(actor, run, pause, pause.answered_by)
+        elif action is Action.REASSIGN:
+            found = self.permissions.reassign(actor, run, pause)
+        else:
+            found = self.permissions.answer(actor, run, pause, pause.answered_by)
+        if found is not None and record:
+            self.store.record_audit(
+                AuditEntry(
+                    AuditAction.REFUSED,
+                    run.id,
+                    run.flow_name,
+                    actor,
+                    pause.key if pause is not None else None,
+                    {"action": action.value, "rule": found.reason},
+                )
+            )
+        return found
 
     def may_start(self, actor: Actor | None, flow_name: str) -> Refusal | None:
         """Why ``actor`` may not start ``flow_name``, or None; records nothing."""

@@ -160,7 +160,7 @@ def test_the_root_message_follows_the_run_and_keeps_who_answered(
 ) -> None:
     run = engine.submit("dl-two-steps", {})
     root = bot.root_message(run.id)
-    assert [b["text"]["text"] for b in buttons(root)] == ["Provide input"]
+    assert [b["text"]["text"] for b in buttons(root)] == ["Provide input", "Reassign"]
     answer(bot, "bob", root, {"amount": 2})
 
     second = bot.slack.wait_for(

@@ -71,7 +71,7 @@ def test_shirt_order_loop_through_slack(engine: Engine, slack) -> None:
 
     root = sandbox.wait_for(lambda ws: ws.channel("C0GENERAL").last, timeout=10)
     assert "slack-shirt-order" in root.text and run.id[:8] in root.text
-    assert [b["text"]["text"] for b in buttons(root)] == ["Provide input"]
+    assert [b["text"]["text"] for b in buttons(root)] == ["Provide input", "Reassign"]
 
     driver.click("alice", root, action_id="provide_input")
     view = sandbox.wait_for(lambda ws: ws.open_view("U0ALICE"))

@@ -256,17 +256,21 @@ class SqlStore(DecisionQueries):
     def waiting_pauses(self, page: int = 200) -> Iterator[tuple[Run, Pause]]:
         """Every waiting pause with its run, newest first, read a page at a time."""
         pause_columns = [c.label(f"p_{c.name}") for c in PAUSES.c]
-        query = (
+        first = (
             select(*RUN_COLUMNS, *pause_columns)
             .join(PAUSES, PAUSES.c.run_id == RUNS.c.id)
-            .where(PAUSES.c.status == PauseStatus.WAITING.value, PAUSES.c.id < bindparam("before"))
+            .where(PAUSES.c.status == PauseStatus.WAITING.value)
             .order_by(PAUSES.c.id.desc())
             .limit(page)
         )
-        before = 2**62
+        later = first.where(PAUSES.c.id < bindparam("before"))
+        before: int | None = None
         while True:
             with self._read() as conn:
-                found = conn.execute(query, {"before": before}).all()
+                if before is None:
+                    found = conn.execute(first).all()
+                else:
+                    found = conn.execute(later, {"before": before}).all()
             for row in found:
                 pause_row = SimpleNamespace(
                     **{c.name: getattr(row, f"p_{c.name}") for c in PAUSES.c}

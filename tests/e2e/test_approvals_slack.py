@@ -1,0 +1,217 @@
+"""Approvals through the Slack sandbox: one-click decisions with confirmation, refusals, quorum,
+reassignment, escalation, direct messages, the Home tab and the trail in ``/runs show``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Literal
+
+import pytest
+
+from bot import ids
+from bot.testing import RunningBot, running_bot
+from engine import Engine, PauseStatus, RunState, flow, pause_flow_run
+from engine.input import RunInput
+from tests.support.waiting import wait_for
+
+
+class Go(RunInput):
+    approved: bool
+    comment: str = ""
+
+
+class Pick(RunInput):
+    size: Literal["small", "large"]
+
+
+@flow(name="sl-go", approvers=["U0ALICE", "S0OPS"], confirm=True)
+def sl_go() -> str:
+    answer = pause_flow_run(Go, timeout=600)
+    return f"{answer.approved}:{answer.comment}"
+
+
+@flow(name="sl-pick")
+def sl_pick() -> str:
+    return pause_flow_run(Pick, timeout=600).size
+
+
+@flow(name="sl-two", approvers=["U0ALICE", "U0BOB"])
+def sl_two() -> list[str]:
+    answers = pause_flow_run(Go, timeout=600, quorum=2)
+    return [str(a.responder) for a in answers]
+
+
+@flow(name="sl-dm", approvers=["U0ALICE"])
+def sl_dm() -> bool:
+    answer = pause_flow_run(
+        Go, timeout=600, notify="dm", escalate_after=300, escalate_to=["U0CAROL"]
+    )
+    return answer.approved
+
+
+@pytest.fixture
+def bot(engine: Engine) -> Iterator[RunningBot]:
+    with running_bot(engine=engine) as running:
+        running.slack.add_usergroup("S0OPS", "ops", ["U0BOB"])
+        yield running
+
+
+def buttons(message) -> list[dict]:
+    return [e for b in message.blocks if b.get("type") == "actions" for e in b["elements"]]
+
+
+def finished(engine: Engine, run_id: str):
+    return wait_for(lambda: (r := engine.get_run(run_id)).state.is_final and r, timeout=15)
+
+
+def last_ephemeral(bot: RunningBot, user: str, before: int) -> str:
+    return bot.slack.wait_for(lambda ws: ws.ephemeral(user)[before:][-1], timeout=10).text
+
+
+def test_one_click_decision_with_confirmation(engine: Engine, bot: RunningBot) -> None:
+    run = engine.submit("sl-go", {}, started_by="U0CAROL")
+    prompt = bot.root_message(run.id)
+    shown = buttons(prompt)
+    assert [b["text"]["text"] for b in shown] == [
+        "Approved: yes",
+        "Approved: no",
+        "With a comment…",
+        "Reassign",
+    ]
+    assert shown[0]["confirm"]["title"]["text"] == "Send this answer?"
+    # Someone the flow does not name is told privately, and nothing changes.
+    before = len(bot.slack.ephemeral("carol"))
+    bot.driver.click("carol", prompt, action_id=f"{ids.DECIDE}:0")
+    assert last_ephemeral(bot, "carol", before) == (
+        "Only <@U0ALICE>, <!subteam^S0OPS> may answer this."
+    )
+    assert engine.get_pause(run.id, "1").status is PauseStatus.WAITING
+    # A member of the approving group decides with one click.
+    bot.driver.click("bob", prompt, action_id=f"{ids.DECIDE}:0")
+    assert finished(engine, run.id).result == "'True:'"
+    trail = engine.audit_trail(run.id)
+    refused = next(r for r in trail if r.action == "refused")
+    assert (refused.actor_id, refused.via) == ("U0CAROL", "slack")
+    answered = next(r for r in trail if r.action == "answer.received")
+    assert (answered.actor_id, answered.actor_name, answered.via) == ("U0BOB", "bob", "slack")
+    assert answered.data["input"] == {"approved": True}
+
+
+def test_a_literal_of_two_choices_is_two_buttons_and_a_comment_opens_the_form(
+    engine: Engine, bot: RunningBot
+) -> None:
+    run = engine.submit("sl-pick", {})
+    prompt = bot.root_message(run.id)
+    assert [b["text"]["text"] for b in buttons(prompt)] == [
+        "Small",
+        "Large",
+        "With a comment…",
+        "Reassign",
+    ]
+    assert "confirm" not in buttons(prompt)[0]
+    bot.driver.click("alice", prompt, action_id=ids.PROVIDE_INPUT)
+    assert bot.slack.wait_for(lambda ws: ws.open_view("alice"), timeout=10)
+    bot.driver.submit("alice", {"size": "large"})
+    assert finished(engine, run.id).result == "'large'"
+
+
+def test_quorum_shows_the_count_and_refuses_the_same_person_twice(
+    engine: Engine, bot: RunningBot
+) -> None:
+    run = engine.submit("sl-two", {})
+    prompt = bot.root_message(run.id)
+    assert "*Answers:* 0 of 2 (none yet)" in json.dumps(prompt.blocks)
+    bot.driver.click("alice", prompt, action_id=f"{ids.DECIDE}:0")
+    counted = bot.slack.wait_for(
+        lambda ws: (
+            (m := ws.channel(bot.channel).message(prompt.ts))
+            and "1 of 2 (<@U0ALICE>)" in json.dumps(m.blocks)
+            and m
+        )
+    )
+    before = len(bot.slack.ephemeral("alice"))
+    bot.driver.click("alice", counted, action_id=f"{ids.DECIDE}:0")
+    assert "already answered" in last_ephemeral(bot, "alice", before)
+    bot.driver.click("bob", counted, action_id=f"{ids.DECIDE}:0")
+    assert finished(engine, run.id).result == "['U0ALICE', 'U0BOB']"
+
+
+def test_cancel_button_asks_for_confirmation_and_the_rule_refuses_others(
+    engine: Engine, bot: RunningBot
+) -> None:
+    run = engine.submit("sl-go", {}, started_by="U0CAROL")
+    bot.root_message(run.id)
+    bot.driver.slash_command("alice", "/runs", "")
+    listing = bot.slack.wait_for(lambda ws: ws.ephemeral("alice")[-1], timeout=10)
+    [cancel] = [b for b in buttons(listing) if b["action_id"] == ids.CANCEL_RUN]
+    assert cancel["confirm"]["confirm"]["text"] == "Cancel the run"
+    bot.slack.add_user("U0EVE", "eve")
+    bot.driver.slash_command("eve", "/runs", f"cancel {run.id}")
+    refusal = bot.slack.wait_for(lambda ws: ws.ephemeral("eve")[-1], timeout=10).text
+    assert refusal.startswith(":no_entry: You may not cancel this: only whoever started it")
+    assert engine.get_run(run.id).state is RunState.PAUSED
+    bot.driver.click("alice", listing, action_id=ids.CANCEL_RUN, value=run.id)
+    assert finished(engine, run.id).state is RunState.CANCELLED
+    assert engine.audit_trail(run.id)[-1].action == "run.cancelled"
+
+
+def test_reassign_tells_the_new_person_and_the_thread(engine: Engine, bot: RunningBot) -> None:
+    run = engine.submit("sl-go", {})
+    prompt = bot.root_message(run.id)
+    bot.driver.click("alice", prompt, action_id=ids.REASSIGN)
+    assert bot.slack.wait_for(lambda ws: ws.open_view("alice"), timeout=10)
+    reply = bot.driver.submit("alice", {"to": "U0CAROL"})
+    assert reply.status == 200 and reply.response_action == "update"
+    note = bot.slack.wait_for(
+        lambda ws: next(
+            (m for m in ws.channel(bot.channel).thread(prompt.ts) if "handed input" in m.text),
+            None,
+        ),
+        timeout=10,
+    )
+    assert "<@U0ALICE> handed input `1` to <@U0CAROL>" in note.text
+    dm = bot.slack.wait_for(lambda ws: ws.channel("U0CAROL").last, timeout=10)
+    assert "asked you to decide" in dm.text
+    bot.driver.click("carol", dm, action_id=f"{ids.DECIDE}:1")
+    assert finished(engine, run.id).result == "'False:'"
+    assert any(r.action == "pause.reassigned" for r in engine.audit_trail(run.id))
+
+
+def test_dm_prompt_escalation_and_home_tab(engine: Engine, bot: RunningBot) -> None:
+    run = engine.submit("sl-dm", {})
+    root = bot.root_message(run.id)
+    dm = bot.slack.wait_for(lambda ws: ws.channel("U0ALICE").last, timeout=10)
+    assert [b["text"]["text"] for b in buttons(dm)][:2] == ["Approved: yes", "Approved: no"]
+    # Alice opens the Home tab: the run waits on her, with its buttons.
+    bot.driver.open_home("alice")
+    home = bot.slack.wait_for(lambda ws: ws.home_view("alice"), timeout=10)
+    assert "sl-dm" in json.dumps(home.view) and "Waiting on you" in json.dumps(home.view)
+    # Nobody answered: escalation adds carol, mentions her in the thread, messages her.
+    engine.escalate_due_pauses(engine.store.clock() + timedelta(hours=1))
+    bot.slack.wait_for(
+        lambda ws: any(
+            "<@U0CAROL> may answer it now" in m.text
+            for m in ws.channel(bot.channel).thread(root.ts)
+        ),
+        timeout=10,
+    )
+    carol_dm = bot.slack.wait_for(lambda ws: ws.channel("U0CAROL").last, timeout=10)
+    bot.driver.click("carol", carol_dm, action_id=f"{ids.DECIDE}:0")
+    assert finished(engine, run.id).result == "True"
+    # Carol's Home tab is published after the event: her decision is listed.
+    bot.slack.wait_for(
+        lambda ws: (h := ws.home_view("carol")) and "answer.received" in json.dumps(h.view),
+        timeout=10,
+    )
+    actions = [r.action for r in engine.audit_trail(run.id)]
+    assert actions.count("pause.escalated") == 1
+
+
+def test_runs_show_includes_the_audit_trail(engine: Engine, bot: RunningBot) -> None:
+    run = engine.submit("sl-go", {}, started_by="U0CAROL")
+    bot.root_message(run.id)
+    bot.driver.slash_command("alice", "/runs", f"show {run.id}")
+    shown = bot.slack.wait_for(lambda ws: ws.ephemeral("alice")[-1], timeout=10).text
+    assert "*Audit trail:*" in shown and "run.started" in shown

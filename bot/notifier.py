@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
 from bot import home, ids, messages, reminders
 from bot.approvers import Approvers
@@ -92,7 +93,15 @@ class SlackNotifier:
         named += [str(v) for v in (run.started_by, event.data.get("responder")) if v]
         named += [str(event.data[k]) for k in ("by", "to") if event.data.get(k)]
         for user in self.people(named):
-            home.publish(self.client, self.engine, user)
+            try:
+                home.publish(self.client, self.engine, user)
+            except SlackApiError as exc:
+                # A Home tab is a convenience: a person Slack will not publish for (gone,
+                # not in this workspace) must not hold up the events behind this one.
+                logger.warning(
+                    "home not published",
+                    extra={"action": "home_publish_failed", "error": exc.response.get("error")},
+                )
 
     def _direct(self, run: Run, pause: Pause, users: Iterable[str], text: str) -> None:
         """Message each user directly with the prompt's buttons, once per (pause, user)."""

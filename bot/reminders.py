@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from bot import ids, messages
-from engine import Engine, EngineError, PauseStatus
+from engine import AuditAction, Engine, EngineError, PauseStatus
 
 if TYPE_CHECKING:
     from bot.notifier import SlackNotifier
@@ -111,9 +111,17 @@ def _post(notifier: SlackNotifier, run_id: str, key: str) -> bool:
     thread = notifier.thread(run_id)
     if thread is None:
         return False  # no prompt to remind of
-    # Several workers may fire the same job: the one that claims the key posts.
+    # Several workers may fire the same job: the one that claims the key posts, and the
+    # claim and its audit record are written together, so the trail has it once.
     claim = ids.reminder_key(key)
-    if not engine.add_metadata(run_id, claim, None):
+    deadline = pause.deadline.isoformat() if pause.deadline else None
+    if not engine.record_once(
+        run_id,
+        claim,
+        AuditAction.REMINDER_SENT,
+        key=key,
+        data={"deadline": deadline, "approvers": list(pause.approvers)},
+    ):
         return False
     reply = notifier.client.chat_postMessage(
         channel=thread["channel"],

@@ -89,6 +89,8 @@ def test_remind_mentions_the_approvers_once_and_only_while_waiting(
     wait_for(lambda: pending(engine, run.id) is None, timeout=10)  # answered: job dropped
     assert reminders.remind(run_id=run.id, key="1") is False
     assert len(reminders_in(bot, root.ts)) == 1
+    reminded = [r for r in engine.audit_trail(run.id) if r.action == "reminder.sent"]
+    assert len(reminded) == 1 and reminded[0].key == "1"
 
 
 def test_remind_says_anyone_and_does_nothing_once_cancelled(

@@ -23,6 +23,7 @@ __all__ = [
     "MAX_CHECKBOXES",
     "MAX_RADIO",
     "MAX_TEXT",
+    "UNTICKED",
     "Choice",
     "FieldGroup",
     "InputField",
@@ -48,6 +49,8 @@ _REFUSED_FORMATS = {
     "password": "Slack shows what is typed, so a secret must not be asked for in a modal",
 }
 ID_PATTERNS = {"user": re.compile(USER_ID_PATTERN), "channel": re.compile(CHANNEL_ID_PATTERN)}
+#: the hint under a tickbox, which is sent as False when left unticked
+UNTICKED = "Leave unticked for no."
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,9 @@ class InputField:
     def always_answered(self) -> bool:
         """An empty answer (an unticked box, an empty list) is itself a value to send."""
         return self.kind in ("boolean", "choices", "lines", "users", "channels")
+
+
+_YES_NO = (Choice(value=True, key="true", text="Yes"), Choice(value=False, key="false", text="No"))
 
 
 def block_id_for(path: str) -> str:
@@ -252,6 +258,12 @@ def _walk_object(
             default=node.get("default"),
             **_classify(node, root, path, resolved.refs),
         )
+        if entry.kind == "boolean" and not entry.optional:
+            # A tickbox must be optional in Slack (unticked is an answer), and Slack then
+            # labels it "(optional)"; a required yes/no is asked as two explicit choices.
+            entry = replace(entry, kind="choice", choices=_YES_NO)
+        elif entry.kind == "boolean":
+            entry = replace(entry, hint=f"{entry.hint} {UNTICKED}" if entry.hint else UNTICKED)
         if entry.always_answered and int(node.get("minItems", 0)) < 1:
             # An unticked box or an empty list is a real answer, so Slack must accept it.
             entry = replace(entry, optional=True)

@@ -19,6 +19,7 @@ and act on them through ``Engine`` (or the module-level functions below).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -26,6 +27,7 @@ from engine.actors import Actor, GroupDirectory, Via
 from engine.audit import AuditAction, AuditRecord, Verification
 from engine.errors import (
     AlreadyAnswered,
+    CannotSuspend,
     ConfigurationError,
     EngineError,
     FlowImportError,
@@ -49,7 +51,7 @@ from engine.errors import (
 from engine.events import DurableConsumer, RunObserver
 from engine.flows import Flow, flow
 from engine.logs import get_run_logger
-from engine.pausing import pause_flow_run, suspend_flow_run
+from engine.pausing import apause_flow_run, asuspend_flow_run, pause_flow_run, suspend_flow_run
 from engine.permissions import Action, Refusal
 from engine.quorum import Answered, Answers
 from engine.registry import load as load_flows
@@ -104,6 +106,23 @@ def resume_flow_run(
     )
 
 
+async def aresume_flow_run(
+    run_id: str,
+    run_input: Mapping[str, Any] | None = None,
+    responder: str | Actor | None = None,
+    *,
+    key: str | None = None,
+    responder_groups: Iterable[str] = (),
+) -> Pause:
+    """``resume_flow_run`` as a coroutine; the database work runs off the event loop.
+
+    (``await resume_flow_run(...)`` works too: the pause it returns may be awaited.)
+    """
+    return await asyncio.to_thread(
+        resume_flow_run, run_id, run_input, responder, key=key, responder_groups=responder_groups
+    )
+
+
 def cancel_flow_run(run_id: str, by: str | Actor | None = None) -> Run:
     """Cancel a run that has not finished; a paused flow stops where it waits.
 
@@ -121,6 +140,7 @@ __all__ = [
     "Answers",
     "AuditAction",
     "AuditRecord",
+    "CannotSuspend",
     "ConfigurationError",
     "Delegation",
     "DurableConsumer",
@@ -163,6 +183,9 @@ __all__ = [
     "Verification",
     "Via",
     "Worker",
+    "apause_flow_run",
+    "aresume_flow_run",
+    "asuspend_flow_run",
     "cancel_flow_run",
     "flow",
     "get_engine",

@@ -27,6 +27,8 @@ class RunContext:
     started_by: str | None
     #: started by this very call, so nothing is stored to replay (saves a read per task)
     fresh: bool = False
+    #: the run of the flow that called this one, for a flow called from another flow
+    parent_run_id: str | None = None
     #: calls per task name, which gives each call a key that is stable across re-runs
     task_calls: Counter[str] = field(default_factory=Counter)
     #: pause and suspend calls so far; unnamed pauses are keyed "1", "2", ...

@@ -7,7 +7,8 @@
     ├── FlowNotFound (flow)           no flow of that name is registered or importable
     ├── FlowImportError (path)        a --flows path or module could not be loaded
     ├── InvalidParameters (flow)      flow parameters do not match the function's type hints
-    ├── MissingContext                a run-only call was made outside a flow run
+    ├── MissingContext                a run-only call was made outside a flow run (also a RuntimeError)
+    ├── CannotSuspend (run_id)        this run cannot be suspended (a nested flow; also a RuntimeError)
     ├── RunNotFound (run_id)
     ├── RunNotWaiting (run_id)        resume/cancel of a run that is not waiting for input
     ├── PauseExpired (run_id, key)    the pause's deadline has passed
@@ -75,8 +76,24 @@ class InvalidParameters(EngineError):
         super().__init__(f"invalid parameters for flow {flow!r}: {detail}")
 
 
-class MissingContext(EngineError):
-    """This call only works inside a flow run."""
+class MissingContext(EngineError, RuntimeError):
+    """This call only works inside a flow run.
+
+    Also a ``RuntimeError``, as Prefect's is, so ``except RuntimeError`` code keeps working.
+    """
+
+
+class CannotSuspend(EngineError, RuntimeError):
+    """This run cannot be suspended.
+
+    Raised for a flow called from another flow: a suspend ends the process's part of the
+    run, and only the outermost run can be run again from the start. Also a
+    ``RuntimeError``, as Prefect's "Cannot suspend subflows" is.
+    """
+
+    def __init__(self, run_id: str, reason: str) -> None:
+        self.run_id = run_id
+        super().__init__(f"run {run_id} cannot be suspended: {reason}")
 
 
 class RunNotFound(EngineError):

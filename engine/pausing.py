@@ -7,6 +7,14 @@ flow again from the start, and everything already done returns its stored result
 Each call gets a key: the ``key=`` given, or its position among the run's pause and
 suspend calls ("1", "2", ...). A call whose key was already answered returns that
 answer at once, which is how a re-run gets past the pauses it passed before.
+
+``suspend_flow_run(flow_run_id=...)`` suspends another running run: the request is stored
+with an event, and the run suspends at its next task call or pause (its "boundary"). Its
+key is the ``key=`` given or a fresh ``suspend-<hex>``, outside the counter, so the run's
+own keys do not shift on the re-run.
+
+Every function has an explicit async twin (``apause_flow_run``, ``asuspend_flow_run``,
+``engine.aresume_flow_run``), as Prefect has.
 """
 
 from __future__ import annotations
@@ -15,15 +23,16 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Sequence
+import uuid
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar, overload
 
 import pydantic
 
-from engine.context import RunContext, require_run
-from engine.errors import PauseTimeout, UnstorableValue
+from engine.context import RunContext, current_run, require_run
+from engine.errors import CannotSuspend, InvalidTransition, PauseTimeout, UnstorableValue
 from engine.input import RunInput, load_answer, run_input_from_type
 from engine.quorum import Answered, Answers
 from engine.runs import GivenAnswer, Pause, PauseStatus, RunState
@@ -35,6 +44,8 @@ T = TypeVar("T")
 logger = logging.getLogger(__name__)
 
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$")
+#: run metadata under which a request to suspend at the next boundary is kept (+ its key)
+SUSPEND_REQUEST = "signoff.suspend:"
 #: the answer is not there yet
 _WAITING = object()
 
@@ -104,10 +115,7 @@ def _request(
     suspend: bool,
     decision: Decision,
 ) -> _Request:
-    if timeout is not None and timeout < 0:
-        raise ValueError(f"timeout must not be negative (got {timeout})")
-    if key is not None and not _KEY.match(key):
-        raise ValueError(f"pause key {key!r} must be 1-200 letters, digits, '-', '_', '.' or ':'")
+    _check_arguments(timeout, key)
     model = run_input_from_type(wait_for_input) if wait_for_input is not None else None
     decision.check(model)
     key = ctx.next_pause_key(key)
@@ -154,6 +162,13 @@ def _request(
         confirm=decision.confirm if decision.confirm is not None else ctx.flow.confirm,
     )
     return _Request(ctx, key, model, timeout, pause, True, decision.quorum)
+
+
+def _check_arguments(timeout: float | None, key: str | None) -> None:
+    if timeout is not None and timeout < 0:
+        raise ValueError(f"timeout must not be negative (got {timeout})")
+    if key is not None and not _KEY.match(key):
+        raise ValueError(f"pause key {key!r} must be 1-200 letters, digits, '-', '_', '.' or ':'")
 
 
 def _open(req: _Request, owner: str | None) -> None:
@@ -319,6 +334,13 @@ async def _wait_async(req: _Request) -> Any:
 
 
 def _suspend(req: _Request) -> Any:
+    if req.ctx.parent_run_id is not None:
+        raise CannotSuspend(
+            req.ctx.run_id,
+            f"its flow {req.ctx.flow.name!r} was called from the flow of run "
+            f"{req.ctx.parent_run_id}, and only that outermost run can be run again from the "
+            "start; suspend in the outer flow, or use pause_flow_run here",
+        )
     if not req.is_new:
         outcome = _outcome(req, req.pause)
         if outcome is not _WAITING:
@@ -342,10 +364,108 @@ def _in_event_loop() -> bool:
     return True
 
 
+class Done:
+    """A result that is already there, and may also be awaited.
+
+    Prefect's functions return awaitables when called from async code, so code written for
+    it says ``await suspend_flow_run(flow_run_id=...)``. The work is done by the call
+    itself, so forgetting the ``await`` loses nothing.
+    """
+
+    def __init__(self, value: Any = None) -> None:
+        self.value = value
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return self.value
+        yield  # pragma: no cover - makes this a generator, as __await__ must be
+
+
+def suspend_at_boundary(ctx: RunContext) -> None:
+    """Suspend the run here if someone asked for it with ``suspend_flow_run(flow_run_id=)``.
+
+    Called before each task call and each pause. Costs nothing unless this process heard
+    of a request for this run; a request a re-run already passed is skipped.
+    """
+    engine, run_id = ctx.engine, ctx.run_id
+    for name in sorted(engine.suspend_requests(run_id)):
+        key = name.removeprefix(SUSPEND_REQUEST)
+        request = engine.store.get_metadata(run_id, name)
+        if not isinstance(request, dict) or engine.store.get_pause(run_id, key) is not None:
+            engine.forget_suspend_request(run_id, name)
+            continue
+        if ctx.parent_run_id is not None:
+            # Refusing would fail a run nobody asked to fail; the outer run can be suspended.
+            engine.forget_suspend_request(run_id, name)
+            logger.warning(
+                "suspend request ignored: nested flow",
+                extra={"action": "suspend_request_ignored", "run_id": run_id, "key": key},
+            )
+            continue
+        timeout = request.get("timeout")
+        now = engine.store.clock()
+        pause = Pause(
+            run_id=run_id,
+            key=key,
+            suspend=True,
+            status=PauseStatus.WAITING,
+            schema=request.get("schema"),
+            title=request.get("title"),
+            description=request.get("description"),
+            initial={},
+            approvers=tuple(request.get("approvers") or ctx.flow.approvers),
+            forbid_starter=bool(request.get("forbid_starter", ctx.flow.forbid_starter)),
+            created_at=now,
+            deadline=now + timedelta(seconds=timeout) if timeout is not None else None,
+            response=None,
+            responder=None,
+            answered_at=None,
+            errors={},
+        )
+        engine.forget_suspend_request(run_id, name)
+        _suspend(_Request(ctx, key, None, timeout, pause, is_new=True))
+
+
+def _request_suspend(
+    run_id: str,
+    wait_for_input: Any,
+    timeout: float | None,
+    key: str | None,
+    approvers: Sequence[str] | None,
+    forbid_starter: bool | None,
+) -> None:
+    from engine.runtime import get_engine
+
+    _check_arguments(timeout, key)
+    engine = get_engine()
+    run = engine.get_run(run_id)
+    model = run_input_from_type(wait_for_input) if wait_for_input is not None else None
+    schema = model.model_json_schema() if model is not None else None
+    key = key or f"suspend-{uuid.uuid4().hex[:12]}"
+    request = {
+        "schema": schema,
+        "title": schema.get("title") if schema else None,
+        "description": model.signoff_description if model is not None else None,
+        "timeout": timeout,
+        "approvers": list(approvers) if approvers is not None else None,
+        **({"forbid_starter": forbid_starter} if forbid_starter is not None else {}),
+    }
+    if not engine.store.request_suspend(run.id, SUSPEND_REQUEST + key, request):
+        current = engine.store.get_run(run.id).state
+        if current is RunState.RUNNING:
+            raise ValueError(f"run {run.id} already has a request to suspend with key {key!r}")
+        raise InvalidTransition(run.id, current.value, RunState.SUSPENDED.value)
+    engine.notify()
+    logger.info(
+        "suspend requested",
+        extra={"action": "suspend_requested", "run_id": run.id, "key": key},
+    )
+
+
 @overload
 def pause_flow_run(
     wait_for_input: type[T],
     timeout: float | None = 3600,
+    poll_interval: float | None = None,
     key: str | None = None,
     *,
     approvers: Sequence[str] | None = None,
@@ -363,6 +483,7 @@ def pause_flow_run(
 def pause_flow_run(
     wait_for_input: type[T],
     timeout: float | None = 3600,
+    poll_interval: float | None = None,
     key: str | None = None,
     *,
     approvers: Sequence[str] | None = None,
@@ -380,6 +501,7 @@ def pause_flow_run(
 def pause_flow_run(
     wait_for_input: None = None,
     timeout: float | None = 3600,
+    poll_interval: float | None = None,
     key: str | None = None,
     *,
     approvers: Sequence[str] | None = None,
@@ -396,6 +518,7 @@ def pause_flow_run(
 def pause_flow_run(
     wait_for_input: Any = None,
     timeout: float | None = 3600,
+    poll_interval: float | None = None,
     key: str | None = None,
     *,
     approvers: Sequence[str] | None = None,
@@ -412,7 +535,8 @@ def pause_flow_run(
     In a sync flow it blocks; in an async flow it returns an awaitable. Called inside a
     task it pauses the task's flow. ``wait_for_input`` is a ``RunInput`` subclass, any
     pydantic model, or a plain type such as ``int`` or ``Literal["yes", "no"]`` (then the
-    bare value comes back).
+    bare value comes back). ``poll_interval`` is accepted for code written for Prefect and
+    ignored: the answer wakes the flow, nothing polls.
 
     Who decides (ids of people or groups; see ``engine.permissions``):
 
@@ -436,10 +560,12 @@ def pause_flow_run(
         PauseTimeout: nobody answered within ``timeout`` seconds (the flow may catch it).
         pydantic.ValidationError: the model's own validators refused the answer; the
             refusal is stored, so asking again prefills what was sent.
-        MissingContext: called outside a flow run.
+        MissingContext: called outside a flow run (also a ``RuntimeError``).
         ValueError: an option is malformed (the message names it).
     """
+    del poll_interval  # see the docstring
     ctx = require_run("pause_flow_run()")
+    suspend_at_boundary(ctx)
     decision = Decision(
         approvers, forbid_starter, quorum, veto, escalate_after, escalate_to, notify, confirm
     )
@@ -449,8 +575,35 @@ def pause_flow_run(
     return _wait_sync(req)
 
 
+async def apause_flow_run(
+    wait_for_input: Any = None,
+    timeout: float | None = 3600,
+    poll_interval: float | None = None,
+    key: str | None = None,
+    *,
+    approvers: Sequence[str] | None = None,
+    forbid_starter: bool | None = None,
+    quorum: int | None = None,
+    veto: str | None = None,
+    escalate_after: float | None = None,
+    escalate_to: Sequence[str] = (),
+    notify: str = "channel",
+    confirm: bool | None = None,
+) -> Any:
+    """``pause_flow_run`` as a coroutine, whatever kind of flow calls it."""
+    del poll_interval
+    ctx = require_run("apause_flow_run()")
+    suspend_at_boundary(ctx)
+    decision = Decision(
+        approvers, forbid_starter, quorum, veto, escalate_after, escalate_to, notify, confirm
+    )
+    req = _request(ctx, wait_for_input, timeout, key, False, decision)
+    return await _wait_async(req)
+
+
 def suspend_flow_run(
     wait_for_input: Any = None,
+    flow_run_id: str | None = None,
     timeout: float | None = None,
     key: str | None = None,
     *,
@@ -470,17 +623,61 @@ def suspend_flow_run(
     their stored results and this call returns the validated input. The options of who
     decides are those of ``pause_flow_run``.
 
+    With ``flow_run_id`` (from anywhere, even outside a flow) it asks that running run to
+    suspend at its next task call or pause, waiting for ``wait_for_input``, and returns
+    ``None`` at once (awaitable in async code). Code between boundaries is not
+    interrupted.
+
     Raises:
         UnstorableValue: a parameter or task result of the run cannot be stored, so the
             run could not be taken up again; nothing is suspended.
+        CannotSuspend: the flow was called from another flow (suspend the outer one).
+        InvalidTransition: ``flow_run_id`` names a run that is not running.
         PauseTimeout: on the re-run, if the suspend timed out before anyone answered.
         pydantic.ValidationError: as for ``pause_flow_run``.
+        MissingContext: called outside a flow run without ``flow_run_id``.
     """
+    current = current_run.get()
+    if flow_run_id is not None and (current is None or current.run_id != flow_run_id):
+        _request_suspend(flow_run_id, wait_for_input, timeout, key, approvers, forbid_starter)
+        return Done() if _in_event_loop() else None
     ctx = require_run("suspend_flow_run()")
+    suspend_at_boundary(ctx)
     decision = Decision(
         approvers, forbid_starter, quorum, veto, escalate_after, escalate_to, notify, confirm
     )
     req = _request(ctx, wait_for_input, timeout, key, True, decision)
     if ctx.is_async and _in_event_loop():
         return _suspend_async(req)
+    return _suspend(req)
+
+
+async def asuspend_flow_run(
+    wait_for_input: Any = None,
+    flow_run_id: str | None = None,
+    timeout: float | None = None,
+    key: str | None = None,
+    *,
+    approvers: Sequence[str] | None = None,
+    forbid_starter: bool | None = None,
+    quorum: int | None = None,
+    veto: str | None = None,
+    escalate_after: float | None = None,
+    escalate_to: Sequence[str] = (),
+    notify: str = "channel",
+    confirm: bool | None = None,
+) -> Any:
+    """``suspend_flow_run`` as a coroutine."""
+    current = current_run.get()
+    if flow_run_id is not None and (current is None or current.run_id != flow_run_id):
+        await asyncio.to_thread(
+            _request_suspend, flow_run_id, wait_for_input, timeout, key, approvers, forbid_starter
+        )
+        return None
+    ctx = require_run("asuspend_flow_run()")
+    suspend_at_boundary(ctx)
+    decision = Decision(
+        approvers, forbid_starter, quorum, veto, escalate_after, escalate_to, notify, confirm
+    )
+    req = _request(ctx, wait_for_input, timeout, key, True, decision)
     return _suspend(req)

@@ -26,6 +26,9 @@ logger = logging.getLogger(__name__)
 
 def _start(flow: Flow[..., Any], parameters: dict[str, Any], started_by: str | None) -> RunContext:
     engine = get_engine()
+    parent = current_run.get()
+    if parent is not None and started_by is None:
+        started_by = parent.started_by  # a nested flow is started by whoever started its parent
     owner = engine.claim_ownership()
     unstorable: dict[str, BaseException] = {}
     try:
@@ -55,7 +58,15 @@ def _start(flow: Flow[..., Any], parameters: dict[str, Any], started_by: str | N
     )
     engine.notify()
     logger.info("run started", extra={"action": "run_started", "run_id": run.id, "flow": flow.name})
-    ctx = RunContext(engine, run.id, flow, flow.is_async, started_by, fresh=True)
+    ctx = RunContext(
+        engine,
+        run.id,
+        flow,
+        flow.is_async,
+        started_by,
+        fresh=True,
+        parent_run_id=parent.run_id if parent is not None else None,
+    )
     ctx.unstorable.update(unstorable)
     return ctx
 

@@ -18,6 +18,7 @@ Run states and the moves between them (the letters match the README's diagram)::
 from __future__ import annotations
 
 import enum
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -87,6 +88,8 @@ class EventKind(enum.StrEnum):
     PAUSE_ESCALATED = "pause_escalated"
     #: a pending decision was handed to someone else (data: key, by, to)
     PAUSE_REASSIGNED = "pause_reassigned"
+    #: someone asked the running run to suspend at its next task or pause; data has the key
+    SUSPEND_REQUESTED = "suspend_requested"
 
 
 @dataclass(frozen=True)
@@ -199,6 +202,15 @@ class Pause:
     def answered_by(self) -> tuple[str, ...]:
         """Who has answered so far (ids), oldest first."""
         return tuple(a.responder for a in self.answers if a.responder is not None)
+
+    def __await__(self) -> Generator[Any, None, Pause]:
+        """``await resume_flow_run(...)`` gives the pause, as code written for Prefect expects.
+
+        Prefect's ``resume_flow_run`` returns an awaitable in async code. Signoff's resume
+        is already done when the call returns, so awaiting its result just hands it back.
+        """
+        return self
+        yield  # pragma: no cover - makes this a generator, as __await__ must be
 
 
 @dataclass(frozen=True)

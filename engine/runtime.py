@@ -89,6 +89,8 @@ class Engine(Interventions, Upkeep):
         self._consumers: list[DurableConsumer] = []
         self._schedule_listeners: list[Callable[[], None]] = []
         self._cancelled: set[str] = set()
+        #: run id -> keys of suspend requests this process heard of (checked at boundaries)
+        self._suspend_requests: dict[str, set[str]] = {}
         self._registered = False
         self._lock = threading.Lock()
         self._closed = threading.Event()
@@ -167,6 +169,11 @@ class Engine(Interventions, Upkeep):
                         callback()
             elif event.kind is EventKind.WAITING_FOR_INPUT:
                 self.timers.wakeup()
+            elif event.kind is EventKind.SUSPEND_REQUESTED:
+                with self._lock:
+                    self._suspend_requests.setdefault(event.run_id, set()).add(
+                        str(event.data.get("key"))
+                    )
             for observer in list(self._observers):
                 try:
                     observer.on_event(event)
@@ -177,6 +184,19 @@ class Engine(Interventions, Upkeep):
 
     def is_cancelled(self, run_id: str) -> bool:
         return run_id in self._cancelled
+
+    def suspend_requests(self, run_id: str) -> set[str]:
+        """Metadata keys of requests to suspend ``run_id`` that this process has heard of."""
+        with self._lock:
+            return set(self._suspend_requests.get(run_id, ()))
+
+    def forget_suspend_request(self, run_id: str, key: str) -> None:
+        with self._lock:
+            keys = self._suspend_requests.get(run_id)
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del self._suspend_requests[run_id]
 
     # -- reading runs --------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from typing import Any, Generic, ParamSpec, TypeVar, cast, overload
 
 from engine import serialization
 from engine.context import RunContext, current_run, current_task
+from engine.pausing import suspend_at_boundary
 from engine.runs import RunState
 from engine.signals import Cancel
 
@@ -59,6 +60,7 @@ class Task(Generic[P, R]):
     def _replay(self, ctx: RunContext) -> tuple[str, bool, Any]:
         if ctx.engine.is_cancelled(ctx.run_id):
             raise Cancel(ctx.run_id)
+        suspend_at_boundary(ctx)
         key = ctx.next_task_key(self.name)
         if ctx.fresh:
             return key, False, None

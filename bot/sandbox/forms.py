@@ -125,7 +125,8 @@ def _choose(element: Mapping[str, Any], wanted: Any) -> JsonDict:
         wanted = wanted.value
     if isinstance(wanted, Mapping):
         wanted = wanted.get("value")
-    text = str(wanted)
+    # True/False pick a yes/no choice, whose option values are JSON ("true"/"false").
+    text = ("true" if wanted else "false") if isinstance(wanted, bool) else str(wanted)
     options = _options(element)
     if not options and str(element["type"]).endswith("external_select"):
         return {"text": {"type": "plain_text", "text": text, "emoji": True}, "value": text}

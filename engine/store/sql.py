@@ -530,6 +530,24 @@ class SqlStore(DecisionQueries):
             except IntegrityError as exc:  # the only constraint left is the run's foreign key
                 raise RunNotFound(run_id) from exc
 
+    def request_suspend(self, run_id: str, key: str, request: JSON) -> bool:
+        """Store a request that a running run suspend itself, and announce it; True if stored.
+
+        Nothing is stored unless the run is running and has no request under ``key`` yet.
+        """
+        now = self.clock()
+        with self._write() as conn:
+            running = conn.execute(
+                select(RUNS.c.id).where(RUNS.c.id == run_id, RUNS.c.state == RunState.RUNNING.value)
+            ).first()
+            if running is None:
+                return False
+            statement = self._insert_metadata(run_id, key, request).on_conflict_do_nothing()
+            if conn.execute(statement).rowcount != 1:
+                return False
+            self._emit(conn, run_id, EventKind.SUSPEND_REQUESTED, {"key": key}, now)
+            return True
+
     def get_metadata(self, run_id: str, key: str) -> JSON:
         with self._read() as conn:
             row = conn.execute(

@@ -224,15 +224,34 @@ class Approval(BaseModel):
     notify: bool = True
 
 
-def test_boolean_is_one_checkbox_and_unticking_sends_false() -> None:
+def test_required_boolean_is_a_yes_no_choice_and_never_reads_optional() -> None:
     view = view_for(Approval)
     approved = input_block(view, "approved")
-    assert approved["element"]["type"] == "checkboxes"
-    assert [o["value"] for o in approved["element"]["options"]] == ["true"]
-    assert approved["optional"] is True  # else Slack would force a tick
-    assert element(view, "notify")["initial_options"] == element(view, "notify")["options"]
-    assert roundtrip(Approval, {"approved": ["Yes"]}) == Approval(approved=True)
-    assert roundtrip(Approval, {"notify": []}) == Approval(approved=False, notify=False)
+    # A tickbox would have to be optional in Slack, which labels it "(optional)".
+    assert approved["element"]["type"] == "radio_buttons"
+    assert [(o["text"]["text"], o["value"]) for o in approved["element"]["options"]] == [
+        ("Yes", "true"),
+        ("No", "false"),
+    ]
+    assert approved.get("optional", False) is False
+    assert "initial_option" not in approved["element"]  # the person must choose
+    assert roundtrip(Approval, {"approved": "Yes"}) == Approval(approved=True)
+    assert roundtrip(Approval, {"approved": "No"}) == Approval(approved=False)
+    prefilled = view_for(Approval, initial={"approved": False})
+    assert element(prefilled, "approved")["initial_option"]["value"] == "false"
+
+
+def test_boolean_with_a_default_is_one_checkbox_that_says_what_unticked_means() -> None:
+    view = view_for(Approval)
+    notify = input_block(view, "notify")
+    assert notify["element"]["type"] == "checkboxes"
+    assert [o["value"] for o in notify["element"]["options"]] == ["true"]
+    assert notify["optional"] is True  # else Slack would force a tick
+    assert notify["hint"]["text"] == "Leave unticked for no."
+    assert notify["element"]["initial_options"] == notify["element"]["options"]
+    assert roundtrip(Approval, {"approved": "Yes", "notify": []}) == Approval(
+        approved=True, notify=False
+    )
 
 
 class ShirtOrder(BaseModel):

@@ -48,10 +48,8 @@ def test_missing_null_and_empty_states_are_all_empty() -> None:
     assert errors == {}
     # Lists are always sent: clearing a prefilled list must not bring the default back.
     assert data == {"labels": [], "teams": [], "regions": [], "notes": []}
-    assert parse_submission(Approval.model_json_schema(), {}) == (
-        {"approved": False, "notify": False},
-        {},
-    )
+    # A required bool is a yes/no choice (left out when unanswered); a tickbox is sent.
+    assert parse_submission(Approval.model_json_schema(), {}) == ({"notify": False}, {})
     number = parse_submission(Sizing.model_json_schema(), {"field:limit": number_state("")})
     assert number == ({}, {})
 

@@ -1,0 +1,219 @@
+"""Code written for Prefect's interactive workflows runs unchanged apart from imports."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from engine import (
+    CannotSuspend,
+    Engine,
+    EngineError,
+    InvalidTransition,
+    MissingContext,
+    PauseStatus,
+    RunState,
+    RunSuspended,
+    Worker,
+    apause_flow_run,
+    aresume_flow_run,
+    asuspend_flow_run,
+    flow,
+    pause_flow_run,
+    resume_flow_run,
+    suspend_flow_run,
+    task,
+)
+from engine.input import RunInput
+from tests.engine.test_pause import start, waiting
+from tests.support.waiting import wait_for
+
+
+class Go(RunInput):
+    go: bool
+
+
+@pytest.fixture
+def worker(engine: Engine) -> Iterator[Worker]:
+    made = Worker(engine)
+    made.start()
+    yield made
+    made.stop()
+
+
+def final(engine: Engine, run_id: str):
+    return wait_for(
+        lambda: engine.get_run(run_id).state.is_final and engine.get_run(run_id),
+        what="the run to finish",
+    )
+
+
+def test_await_resume_flow_run_in_async_code_resumes_once(engine: Engine) -> None:
+    @flow
+    def gated():
+        return pause_flow_run(wait_for_input=Go).go
+
+    thread, box = start(gated)
+    pause = waiting(engine, "gated")
+
+    async def answer():
+        # Prefect's resume_flow_run returns an awaitable in async code.
+        return await resume_flow_run(pause.run_id, {"go": True}, responder="alice")
+
+    answered = asyncio.run(answer())
+    thread.join(10)
+    assert answered.responder == "alice" and answered.response == {"go": True}
+    assert box == {"result": True}
+    assert engine.get_pause(pause.run_id, pause.key).status is PauseStatus.ACCEPTED
+
+
+def test_async_twins_pause_and_resume(engine: Engine) -> None:
+    @flow
+    async def async_gated():
+        return await apause_flow_run(Go, timeout=60, poll_interval=10)
+
+    async def main():
+        running = asyncio.create_task(async_gated())
+        pause = await asyncio.to_thread(waiting, engine, "async-gated")
+        answered = await aresume_flow_run(pause.run_id, {"go": False}, responder="bob")
+        return answered, await running
+
+    answered, result = asyncio.run(main())
+    assert answered.responder == "bob"
+    assert result == Go(go=False)
+
+
+def test_apause_in_a_sync_flow_and_positional_poll_interval(engine: Engine) -> None:
+    @flow
+    def sync_with_async_pause():
+        first = pause_flow_run(int, 60, 5)  # Prefect's order: timeout, poll_interval
+        second = asyncio.run(apause_flow_run(int, timeout=60, key="second"))
+        return first + second
+
+    thread, box = start(sync_with_async_pause)
+    pause = waiting(engine, "sync-with-async-pause")
+    assert pause.key == "1"
+    resume_flow_run(pause.run_id, {"value": 2})
+    second = wait_for(lambda: (p := engine.waiting_pause(pause.run_id)) and p.key == "second" and p)
+    resume_flow_run(second.run_id, {"value": 3})
+    thread.join(10)
+    assert box == {"result": 5}
+
+
+def test_pause_and_suspend_outside_a_flow_raise_runtime_error(engine: Engine) -> None:
+    for call in (lambda: pause_flow_run(int), lambda: suspend_flow_run(int)):
+        with pytest.raises(RuntimeError) as raised:
+            call()
+        assert isinstance(raised.value, MissingContext) and isinstance(raised.value, EngineError)
+        assert "can only be called inside a flow run" in str(raised.value)
+    with pytest.raises(RuntimeError, match="inside a flow run"):
+        asyncio.run(apause_flow_run(int))
+
+
+STEPS: list[str] = []
+GATE = threading.Event()
+
+
+@task
+def step(name: str) -> str:
+    STEPS.append(name)
+    return name
+
+
+@flow
+def long_job() -> str:
+    step("one")
+    GATE.wait(10)
+    step("two")
+    approval = pause_flow_run(wait_for_input=Go, timeout=60)
+    return f"two done, go={approval.go}"
+
+
+def test_suspend_another_run_by_id_stops_it_at_its_next_task(
+    engine: Engine, worker: Worker
+) -> None:
+    STEPS.clear()
+    GATE.clear()
+    thread, box = start(long_job)
+    run = wait_for(lambda: STEPS == ["one"] and engine.list_runs(flow_name="long-job")[0])
+    assert suspend_flow_run(wait_for_input=Go, flow_run_id=run.id, key="hold") is None
+    wait_for(lambda: engine.suspend_requests(run.id), what="the request to reach the engine")
+    GATE.set()
+    thread.join(10)
+    assert isinstance(box.get("error"), RunSuspended)
+    suspended = engine.get_run(run.id)
+    assert suspended.state is RunState.SUSPENDED
+    pause = engine.waiting_pause(run.id)
+    assert (pause.key, pause.suspend, pause.title) == ("hold", True, "Go")
+    assert STEPS == ["one"]  # stopped before the next task
+
+    resume_flow_run(run.id, {"go": True}, responder="alice")
+    # The re-run reuses task one, runs task two, and its own pause keeps key "1".
+    own = wait_for(lambda: (p := engine.waiting_pause(run.id)) and p.key == "1" and p)
+    resume_flow_run(own.run_id, {"go": True}, responder="alice")
+    done = final(engine, run.id)
+    assert (done.state, done.result) == (RunState.COMPLETED, "'two done, go=True'")
+    assert STEPS == ["one", "two"]
+
+
+def test_suspend_by_id_of_a_run_that_is_not_running_is_refused(engine: Engine) -> None:
+    @flow
+    def quick():
+        return 1
+
+    quick()
+    run = engine.list_runs(flow_name="quick")[0]
+    with pytest.raises(InvalidTransition, match="is completed and cannot become suspended"):
+        suspend_flow_run(flow_run_id=run.id)
+
+    async def from_async_code():
+        await suspend_flow_run(flow_run_id=run.id)
+
+    with pytest.raises(InvalidTransition):
+        asyncio.run(from_async_code())
+    with pytest.raises(InvalidTransition):
+        asyncio.run(asuspend_flow_run(flow_run_id=run.id))
+
+
+def test_suspend_in_a_nested_flow_is_refused_at_once(engine: Engine) -> None:
+    @flow
+    def child():
+        return suspend_flow_run(wait_for_input=Go)
+
+    @flow
+    def parent():
+        return child()
+
+    with pytest.raises(CannotSuspend) as raised:
+        parent()
+    assert isinstance(raised.value, RuntimeError)
+    assert "called from the flow of run" in str(raised.value)
+    runs = {r.flow_name: r for r in engine.list_runs()}
+    assert runs["parent"].state is RunState.FAILED
+    assert runs["child"].state is RunState.FAILED
+    assert "cannot be suspended" in runs["child"].state_message
+    # Nothing waits for an answer that could never reach the parent.
+    assert engine.waiting_pause(runs["child"].id) is None
+    assert engine.waiting_pause(runs["parent"].id) is None
+
+
+def test_pause_in_a_nested_flow_returns_the_answer_to_the_parent(engine: Engine) -> None:
+    @flow
+    def ask():
+        return pause_flow_run(wait_for_input=Go).go
+
+    @flow
+    def outer():
+        return f"child said {ask()}"
+
+    thread, box = start(outer)
+    pause = waiting(engine, "ask")
+    parent = engine.list_runs(flow_name="outer")[0]
+    assert parent.state is RunState.RUNNING
+    resume_flow_run(pause.run_id, {"go": True})
+    thread.join(10)
+    assert box == {"result": "child said True"}
+    assert final(engine, parent.id).state is RunState.COMPLETED

@@ -80,23 +80,38 @@ __all__ = [
 ]
 
 
-def check_renderable(schema: JSONSchema) -> None:
+def check_renderable(
+    schema: JSONSchema, *, description: str | None = None, context: bool = True
+) -> None:
     """Checks that a model's JSON schema can be shown as a modal.
+
+    Counts the blocks as they will be sent: one per input and nested-model heading, plus
+    the context line, the description (at least one section; it gives way down to that
+    when the inputs need the room) and the divider between them and the inputs.
 
     Args:
         schema: The model's JSON schema.
+        description: The Markdown shown above the inputs, if any.
+        context: Whether the modal has a context line (the bot's forms always do).
 
     Raises:
         UnsupportedField: Naming the first field that cannot be shown, and why; ``field`` is
             ``""`` when the model as a whole is the problem (too many blocks).
     """
-    _renderable_layout(schema)
+    _renderable_layout(schema, description=description, context=context)
 
 
-def _renderable_layout(schema: JSONSchema) -> tuple[InputField | FieldGroup, ...]:
+def _renderable_layout(
+    schema: JSONSchema, *, description: str | None, context: bool
+) -> tuple[InputField | FieldGroup, ...]:
     layout = schema_layout(schema)
-    if len(layout) > MAX_BLOCKS:
-        raise UnsupportedField("", f"it needs {len(layout)} blocks; a modal holds {MAX_BLOCKS}")
+    around = int(context) + int(bool(description and description.strip()))
+    needed = len(layout) + around + int(bool(around and layout))
+    if needed > MAX_BLOCKS:
+        extra = f" ({len(layout)} for the fields, {needed - len(layout)} around them)"
+        raise UnsupportedField(
+            "", f"it needs {needed} blocks{extra if around else ''}; a modal holds {MAX_BLOCKS}"
+        )
     return layout
 
 
@@ -131,7 +146,7 @@ def build_input_view(
         UnsupportedField: If the schema cannot be shown as a modal.
         ModalError: If the title or submit label is empty, or the view breaks a Block Kit rule.
     """
-    layout = _renderable_layout(schema)
+    layout = _renderable_layout(schema, description=description, context=bool(context))
     if not title.strip() or not submit.strip():
         raise ModalError("a modal needs a non-empty title and submit label")
     prefill = to_jsonable_python(initial or {})  # accepts model_dump() in python mode too
@@ -144,7 +159,8 @@ def build_input_view(
     head: list[Block] = []
     if context:
         head.append(ContextBlock(elements=[MarkdownTextObject(text=clip(context, MAX_TEXT))]))
-    budget = MAX_BLOCKS - len(fields) - len(head) - 1
+    # _renderable_layout made sure at least one section fits.
+    budget = max(MAX_BLOCKS - len(fields) - len(head) - 1, 1)
     head.extend(_description_sections(description, budget) if description else [])
     if head and fields:
         head.append(DividerBlock())

@@ -236,7 +236,7 @@ class SlackNotifier:
             return  # answered already, or this event was delivered before
         if pause.schema is not None:
             try:
-                check_renderable(pause.schema)
+                check_renderable(pause.schema, description=pause.description)
             except ModalError as exc:
                 self._unrenderable(event, run, pause, str(exc))
                 return

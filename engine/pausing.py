@@ -34,6 +34,7 @@ import pydantic
 from engine.context import RunContext, current_run, require_run
 from engine.errors import CannotSuspend, InvalidTransition, PauseTimeout, UnstorableValue
 from engine.input import RunInput, load_answer, run_input_from_type
+from engine.input_schema import input_schema
 from engine.quorum import Answered, Answers
 from engine.runs import GivenAnswer, Pause, PauseStatus, RunState
 from engine.signals import Cancel, Suspend
@@ -124,7 +125,7 @@ def _request(
     existing = store.get_pause(ctx.run_id, key)
     if existing is not None:
         return _Request(ctx, key, model, timeout, existing, False, decision.quorum)
-    schema = model.model_json_schema() if model is not None else None
+    schema = input_schema(model) if model is not None else None
     title = schema.get("title") if schema else None
     initial: dict[str, Any] = {}
     if model is not None:
@@ -439,7 +440,7 @@ def _request_suspend(
     engine = get_engine()
     run = engine.get_run(run_id)
     model = run_input_from_type(wait_for_input) if wait_for_input is not None else None
-    schema = model.model_json_schema() if model is not None else None
+    schema = input_schema(model) if model is not None else None
     key = key or f"suspend-{uuid.uuid4().hex[:12]}"
     request = {
         "schema": schema,

@@ -1,16 +1,39 @@
-"""Checking input against a stored JSON schema, with one plain message per field."""
+"""Checking input against a stored JSON schema, with one plain message per field.
+
+The check is as strict as the model's types, so that a form can refuse in place every
+value the model would refuse (only the model's own validators judge later). Where JSON
+Schema and pydantic differ, pydantic-core itself decides:
+
+- ``pattern``: pydantic-core's regex engine (Rust's ``regex``, where ``$`` matches only at
+  the very end, so ``"abc\n"`` fails ``^abc$``), or Python's ``re`` for patterns Rust
+  cannot compile and for models configured with ``regex_engine="python-re"``;
+- ``format``: email addresses through ``email-validator`` (pydantic's ``EmailStr``), URLs
+  through pydantic-core's URL parser with the field's schemes and length
+  (``x-signoff-url``), dates, times, UUIDs and the like through pydantic-core;
+- ``Decimal``: its bounds, digits and places (``x-signoff-decimal``) apply whichever
+  ``anyOf`` branch (number or digit string) the value took.
+
+See ``engine.input_schema`` for the ``x-signoff-*`` keywords.
+"""
 
 from __future__ import annotations
 
 import functools
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from decimal import Decimal
 from typing import Any
 
 import pydantic
-from jsonschema import Draft202012Validator, FormatChecker
+from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError as SchemaError
+from jsonschema.protocols import Validator
+from jsonschema.validators import extend
+from pydantic_core import PydanticCustomError, SchemaValidator, core_schema
+from pydantic_core import SchemaError as CoreSchemaError
+
+from engine.input_schema import URL_KEYS
 
 _TYPE_WORDS = {
     "string": "text",
@@ -23,10 +46,13 @@ _TYPE_WORDS = {
 }
 _FORMAT_WORDS = {
     "email": "an email address",
+    "name-email": "an email address",
     "uri": "a URL",
     "date": "a date (YYYY-MM-DD)",
     "time": "a time (HH:MM)",
     "date-time": "a date and time",
+    "uuid": "a UUID",
+    "duration": "a duration",
 }
 _REQUIRED = re.compile(r"^'(?P<name>[^']+)' is a required property")
 _UNEXPECTED = re.compile(r"\('(?P<names>.+)' (?:was|were) unexpected\)")
@@ -81,9 +107,178 @@ def _describe(error: SchemaError) -> tuple[str, str]:
 
 
 @functools.lru_cache(maxsize=256)
-def _validator(schema_json: str) -> Draft202012Validator:
+def _regex(pattern: str, engine: str | None) -> SchemaValidator:
+    if engine != "python-re":
+        try:
+            return SchemaValidator(core_schema.str_schema(pattern=pattern))
+        except CoreSchemaError:
+            # pydantic cannot build such a model with the Rust engine either, so a model
+            # that has this pattern is configured with Python's.
+            pass
+    return SchemaValidator(core_schema.str_schema(pattern=pattern, regex_engine="python-re"))
+
+
+def _pattern(validator: Validator, pattern: str, instance: Any, schema: Any) -> Iterator[Any]:
+    if not isinstance(instance, str):
+        return
+    try:
+        engine = schema.get("x-signoff-regex-engine")
+        _regex(pattern, engine).validate_python(instance)
+    except pydantic.ValidationError:
+        yield SchemaError(f"{instance!r} does not match {pattern!r}")
+
+
+def _plain(schema: core_schema.CoreSchema) -> Callable[[Any], Any]:
+    return SchemaValidator(schema).validate_python
+
+
+#: formats pydantic checks, as pydantic-core checks them (emails through email-validator)
+_FORMATS: dict[str, Callable[[Any], Any]] = {
+    "email": pydantic.TypeAdapter(pydantic.EmailStr).validate_python,
+    "name-email": pydantic.TypeAdapter(pydantic.NameEmail).validate_python,
+    "date": _plain(core_schema.date_schema()),
+    "time": _plain(core_schema.time_schema()),
+    "date-time": _plain(core_schema.datetime_schema()),
+    "uuid": _plain(core_schema.uuid_schema()),
+    "duration": _plain(core_schema.timedelta_schema()),
+}
+
+
+@functools.lru_cache(maxsize=64)
+def _url(rules_json: str) -> Callable[[Any], Any]:
+    rules = json.loads(rules_json)
+    return _plain(core_schema.url_schema(**{k: rules[k] for k in URL_KEYS if k in rules}))
+
+
+def _format(validator: Validator, fmt: str, instance: Any, schema: Any) -> Iterator[Any]:
+    if not isinstance(instance, str):
+        return
+    if fmt == "uri":
+        check = _url(json.dumps(schema.get("x-signoff-url") or {}, sort_keys=True))
+    elif fmt in _FORMATS:
+        check = _FORMATS[fmt]
+    else:
+        return  # a format pydantic does not check either
+    try:
+        check(instance)
+    except (pydantic.ValidationError, PydanticCustomError, ValueError) as exc:
+        yield SchemaError(f"{instance!r} is not a valid {fmt}", cause=exc)
+
+
+@functools.lru_cache(maxsize=64)
+def _decimal_check(rules_json: str) -> SchemaValidator:
+    rules = json.loads(rules_json)
+    return SchemaValidator(core_schema.decimal_schema(**rules))
+
+
+_DECIMAL_WORDS = {
+    "greater_than_equal": "must be at least {ge}",
+    "less_than_equal": "must be at most {le}",
+    "greater_than": "must be more than {gt}",
+    "less_than": "must be less than {lt}",
+    "multiple_of": "must be a multiple of {multiple_of}",
+    "decimal_max_digits": "must have at most {max_digits} digits",
+    "decimal_max_places": "must have at most {decimal_places} decimal places",
+    "decimal_whole_digits": "must have at most {whole_digits} digits before the point",
+    "finite_number": "must be a finite number",
+}
+
+
+def _decimal(validator: Validator, rules: Any, instance: Any, schema: Any) -> Iterator[Any]:
+    if isinstance(instance, bool) or not isinstance(instance, str | int | float):
+        return  # the type check reports it
+    try:
+        _decimal_check(json.dumps(rules, sort_keys=True)).validate_python(instance)
+    except pydantic.ValidationError as exc:
+        error = exc.errors()[0]
+        words = _DECIMAL_WORDS.get(error["type"])
+        context = {**{k: str(v) for k, v in (error.get("ctx") or {}).items()}}
+        try:
+            message = words.format(**context) if words else "must be a number"
+        except KeyError:
+            message = str(error["msg"])
+        yield SchemaError(message)
+
+
+def _legacy_decimals(node: Any) -> Any:
+    """Schemas stored without ``x-signoff-decimal``: a Decimal's number bounds go on both
+    branches of its ``anyOf`` (number or digit string), so ``"-3"`` meets ``ge=0`` too."""
+    if isinstance(node, list):
+        return [_legacy_decimals(n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    found = {k: _legacy_decimals(v) for k, v in node.items()}
+    branches = found.get("anyOf")
+    if isinstance(branches, list) and "x-signoff-decimal" not in found:
+        types = {b.get("type") for b in branches if isinstance(b, dict)}
+        number = next(
+            (b for b in branches if isinstance(b, dict) and b.get("type") == "number"), None
+        )
+        if types == {"number", "string"} and number is not None:
+            keys = {
+                "minimum": "ge",
+                "maximum": "le",
+                "exclusiveMinimum": "gt",
+                "exclusiveMaximum": "lt",
+                "multipleOf": "multiple_of",
+            }
+            rules = {
+                keys[k]: format(Decimal(str(v)).normalize(), "f")
+                for k, v in number.items()
+                if k in keys
+            }
+            found["x-signoff-decimal"] = rules
+    return found
+
+
+_InputValidator: Any = extend(  # type: ignore[no-untyped-call]
+    Draft202012Validator,
+    {
+        "pattern": _pattern,
+        "format": _format,
+        "x-signoff-decimal": _decimal,
+    },
+)
+
+
+@functools.lru_cache(maxsize=256)
+def _validator(schema_json: str) -> Validator:
     # Building a validator costs more than validating; pauses reuse a handful of schemas.
-    return Draft202012Validator(json.loads(schema_json), format_checker=FormatChecker())
+    made: Validator = _InputValidator(_legacy_decimals(json.loads(schema_json)))
+    return made
+
+
+def _leaves(errors: Iterable[SchemaError]) -> Iterator[SchemaError]:
+    """The errors to show: for ``Optional[X]`` (``anyOf`` of X and null) the errors inside
+    X, each at its own field (``address.city``), rather than one at the group."""
+    for error in errors:
+        if error.validator in ("anyOf", "oneOf") and error.context:
+            by_branch: dict[Any, list[SchemaError]] = {}
+            for inner in error.context:
+                by_branch.setdefault(inner.relative_schema_path[0], []).append(inner)
+            branches = error.validator_value
+            real = [
+                inner
+                for index, inners in by_branch.items()
+                if not (isinstance(branches, list) and branches[index] == {"type": "null"})
+                for inner in [inners]
+            ]
+            if len(real) == 1 and error.instance is not None:
+                yield from _leaves(real[0])
+                continue
+        yield error
+
+
+def _told_by_decimal(error: SchemaError) -> bool:
+    """A Decimal's ``anyOf`` error when its ``x-signoff-decimal`` check says it better."""
+    instance = error.instance
+    return (
+        error.validator == "anyOf"
+        and isinstance(error.schema, Mapping)
+        and "x-signoff-decimal" in error.schema
+        and isinstance(instance, str | int | float)
+        and not isinstance(instance, bool)
+    )
 
 
 def schema_errors(schema: Mapping[str, Any], payload: Any) -> dict[str, str]:
@@ -97,7 +292,9 @@ def schema_errors(schema: Mapping[str, Any], payload: Any) -> dict[str, str]:
     """
     validator = _validator(json.dumps(schema, sort_keys=True))
     found: dict[str, list[str]] = {}
-    for error in validator.iter_errors(payload):
+    for error in _leaves(validator.iter_errors(payload)):
+        if _told_by_decimal(error):
+            continue
         path, message = _describe(error)
         if message not in found.setdefault(path, []):
             found[path].append(message)

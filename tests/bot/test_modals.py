@@ -578,7 +578,7 @@ def test_check_renderable_names_the_field_and_why(annotation: Any, field: str, r
 
 def test_check_renderable_counts_blocks() -> None:
     too_many = create_model("TooMany", **{f"f{i}": (str, ...) for i in range(101)})  # type: ignore[call-overload]
-    with pytest.raises(UnsupportedField, match="101 blocks") as caught:
+    with pytest.raises(UnsupportedField, match="103 blocks") as caught:
         check_renderable(too_many.model_json_schema())
     assert caught.value.field == ""
     with pytest.raises(UnsupportedField, match="not an object"):
@@ -596,3 +596,30 @@ def test_limits_slack_sdk_misses_are_still_caught_before_slack_sees_the_view() -
     view.to_dict()
     with pytest.raises(ModalError, match=r"breaks Block Kit rules: .*options"):
         modals._check(view)
+
+
+@pytest.mark.parametrize(
+    ("fields", "description", "fits"),
+    [
+        (98, None, True),  # 98 inputs + context + divider = 100
+        (99, None, False),
+        (97, "Read me", True),  # + one description section = 100
+        (98, "Read me", False),
+        (100, None, False),
+    ],
+)
+def test_block_limit_counts_the_blocks_around_the_inputs(
+    fields: int, description: str | None, fits: bool
+) -> None:
+    model = create_model("Wide", **{f"f{i}": (str, "x") for i in range(fields)})  # type: ignore[call-overload]
+    schema = model.model_json_schema()
+    if fits:
+        check_renderable(schema, description=description)
+        view = view_for(model, description=description, context="Run `r42`")
+        assert len(view["blocks"]) == 100 - (1 if description is None and fields < 98 else 0)
+        return
+    with pytest.raises(UnsupportedField, match=r"it needs 10[0-9] blocks .*a modal holds 100"):
+        check_renderable(schema, description=description)
+    # What the check refuses, building the view would refuse too: never a surprise on click.
+    with pytest.raises(UnsupportedField):
+        view_for(model, description=description, context="Run `r42`")

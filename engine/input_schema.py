@@ -1,0 +1,84 @@
+"""The JSON schema stored with a pause: pydantic's, plus what pydantic checks beyond it.
+
+JSON Schema cannot say everything a model's types enforce. The schema stored with a
+pause carries those rules in ``x-signoff-*`` keywords, so that ``engine.validation`` can
+refuse at resume (and the Slack form inside the modal) every value the model's types
+would refuse; only the model's own validators are left to judge after that.
+
+==========================  ==========================================================
+``x-signoff-url``           ``AnyUrl``/``HttpUrl``/... constraints: allowed schemes,
+                            maximum length, whether a host is required
+``x-signoff-decimal``       ``Decimal`` bounds, digits and decimal places (as strings)
+``x-signoff-regex-engine``  ``"python-re"`` when the model's config asks for it
+==========================  ==========================================================
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pydantic
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
+from pydantic_core import core_schema
+
+__all__ = ["URL_KEYS", "InputJsonSchema", "input_schema"]
+
+#: the url_schema options that decide whether pydantic accepts a URL
+URL_KEYS = ("allowed_schemes", "max_length", "host_required")
+_DECIMAL_KEYS = ("le", "ge", "lt", "gt", "max_digits", "decimal_places", "multiple_of")
+
+
+class InputJsonSchema(GenerateJsonSchema):
+    """pydantic's JSON schema generator, keeping the checks JSON Schema cannot express."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._regex_engines: list[str | None] = []
+
+    def model_schema(self, schema: core_schema.ModelSchema) -> JsonSchemaValue:
+        config = schema.get("config") or {}
+        self._regex_engines.append(config.get("regex_engine"))
+        try:
+            return super().model_schema(schema)
+        finally:
+            self._regex_engines.pop()
+
+    def str_schema(self, schema: core_schema.StringSchema) -> JsonSchemaValue:
+        found = super().str_schema(schema)
+        engine: str | None = schema.get("regex_engine")
+        engine = engine or next((e for e in reversed(self._regex_engines) if e), None)
+        if "pattern" in found and engine == "python-re":
+            found["x-signoff-regex-engine"] = "python-re"
+        return found
+
+    def url_schema(self, schema: core_schema.UrlSchema) -> JsonSchemaValue:
+        found = super().url_schema(schema)
+        rules = {key: schema[key] for key in URL_KEYS if schema.get(key) is not None}  # type: ignore[literal-required]
+        if rules:
+            found["x-signoff-url"] = rules
+        return found
+
+    def decimal_schema(self, schema: core_schema.DecimalSchema) -> JsonSchemaValue:
+        found = super().decimal_schema(schema)
+        rules: dict[str, Any] = {}
+        for key in _DECIMAL_KEYS:
+            value = schema.get(key)
+            if value is not None:
+                # Strings keep a bound such as 0.1 exact; a JSON float would not.
+                rules[key] = str(value) if isinstance(value, Decimal) else value
+        if schema.get("allow_inf_nan"):
+            rules["allow_inf_nan"] = True
+        found["x-signoff-decimal"] = rules
+        return found
+
+
+def input_schema(model: type[pydantic.BaseModel]) -> dict[str, Any]:
+    """The JSON schema to store for a pause that waits for ``model``.
+
+    Example::
+
+        >>> input_schema(Budget)["properties"]["amount"]["x-signoff-decimal"]
+        {'le': '1000', 'ge': '0'}
+    """
+    return model.model_json_schema(schema_generator=InputJsonSchema)

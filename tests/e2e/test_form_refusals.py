@@ -1,0 +1,144 @@
+"""What the model's types refuse is refused inside the modal, under the right input."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pydantic
+import pytest
+from pydantic import AnyUrl, EmailStr, Field, HttpUrl
+
+from bot.testing import running_bot
+from engine import Engine, PauseStatus, RunState, flow, pause_flow_run
+from engine.input import RunInput
+from tests.support.waiting import wait_for
+
+
+class Purchase(RunInput):
+    buyer: EmailStr
+    quote: HttpUrl
+    docs: AnyUrl
+    amount: Decimal = Field(ge=0, le=1000)
+    code: str = Field(pattern=r"^[A-Z]{3}$", max_length=200, description="three capitals")
+
+
+class Address(pydantic.BaseModel):
+    city: str = Field(min_length=2)
+    postcode: str = Field(pattern=r"^\d{4}$")
+
+
+class Shipping(RunInput):
+    name: str
+    address: Address | None = None
+
+
+@flow(name="form-purchase")
+def purchase() -> str:
+    answer = pause_flow_run(wait_for_input=Purchase)
+    return f"{answer.buyer} {answer.amount}"
+
+
+@flow(name="form-shipping")
+def shipping() -> str:
+    answer = pause_flow_run(wait_for_input=Shipping)
+    return answer.address.city if answer.address else "no address"
+
+
+GOOD = {
+    "buyer": "ada@example.com",
+    "quote": "https://quotes.example.com/42",
+    "docs": "https://docs.example.com/spec",
+    "amount": "12.50",
+    "code": "ABC",
+}
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("buyer", "ada@", "must be an email address"),
+        ("quote", "not a url", "must be a URL"),
+        ("quote", "ftp://quotes.example.com", "must be a URL"),
+        ("docs", "not a url", "must be a URL"),
+        ("amount", "-3", "must be at least 0"),
+        ("amount", "1000.01", "must be at most 1000"),
+        # A multiline box can send a final newline; pydantic's $ does not match before it.
+        ("code", "ABC\n", "must match the pattern ^[A-Z]{3}$"),
+    ],
+)
+def test_structural_refusals_stay_in_the_modal(
+    engine: Engine, field: str, value: str, message: str
+) -> None:
+    with running_bot(engine=engine) as bot:
+        run = engine.submit("form-purchase", {})
+        prompt = bot.root_message(run.id)
+        bot.driver.click("bob", prompt, action_id="provide_input")
+        bot.slack.wait_for(lambda ws: ws.open_view("U0BOB"))
+        reply = bot.driver.submit("bob", {**GOOD, field: value}, client_checks=False)
+        assert reply.response_action == "errors"
+        assert reply.errors == {f"field:{field}": message}
+        pause = engine.waiting_pause(run.id)
+        assert pause is not None and pause.status is PauseStatus.WAITING  # nothing resumed
+
+        assert bot.driver.submit("bob", GOOD).status == 200
+        done = wait_for(lambda: (r := engine.get_run(run.id)).state.is_final and r, timeout=15)
+        assert (done.state, done.result) == (RunState.COMPLETED, "'ada@example.com 12.50'")
+        # The model never refused anything: every refusal happened in the modal.
+        assert [p.status for p in engine.detail(run.id).pauses] == [PauseStatus.ACCEPTED]
+
+
+def test_errors_in_an_optional_nested_model_land_under_the_inner_input(engine: Engine) -> None:
+    with running_bot(engine=engine) as bot:
+        run = engine.submit("form-shipping", {})
+        prompt = bot.root_message(run.id)
+        bot.driver.click("bob", prompt, action_id="provide_input")
+        bot.slack.wait_for(lambda ws: ws.open_view("U0BOB"))
+        reply = bot.driver.submit(
+            "bob", {"name": "Ada", "address.postcode": "12"}, client_checks=False
+        )
+        assert reply.response_action == "errors"
+        assert reply.errors == {
+            "field:address.city": "is required",
+            "field:address.postcode": "must match the pattern ^\\d{4}$",
+        }
+        ok = bot.driver.submit("bob", {"address.city": "Oslo", "address.postcode": "0150"})
+        assert ok.status == 200 and ok.response_action is None
+        done = wait_for(lambda: (r := engine.get_run(run.id)).state.is_final and r, timeout=15)
+        assert done.result == "'Oslo'"
+
+
+#: 98 inputs fit beside the context line and the divider; a description is one block more.
+Wide = pydantic.create_model("Wide", __base__=RunInput, **{f"f{i}": (str, "x") for i in range(98)})  # type: ignore[call-overload]
+
+
+@flow(name="form-wide")
+def wide(described: bool) -> int:
+    model = Wide.with_initial_data(description="Check each line.") if described else Wide
+    return len(pause_flow_run(wait_for_input=model).model_dump())
+
+
+def test_the_block_limit_is_met_at_the_boundary_and_reported_at_pause_past_it(
+    engine: Engine,
+) -> None:
+    with running_bot(engine=engine) as bot:
+        fits = engine.submit("form-wide", {"described": False})
+        prompt = bot.root_message(fits.id)
+        bot.driver.click("bob", prompt, action_id="provide_input")
+        view = bot.slack.wait_for(lambda ws: ws.open_view("U0BOB"))
+        assert len(view.view["blocks"]) == 100
+        assert bot.driver.submit("bob", {}).status == 200
+
+        over = engine.submit("form-wide", {"described": True})
+        root = bot.root_message(over.id)
+        note = bot.slack.wait_for(
+            lambda ws: next(
+                (
+                    m
+                    for m in ws.channel(bot.channel).replies.get(root.ts, [])
+                    if "cannot be shown as a Slack form" in m.text
+                ),
+                None,
+            )
+        )
+        assert "101 blocks" in note.text
+        assert wait_for(lambda: engine.get_run(over.id).state is RunState.CANCELLED)

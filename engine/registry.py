@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import importlib.util
 import logging
@@ -62,15 +61,29 @@ registry = FlowRegistry()
 
 
 def load(source: str) -> None:
-    """Import a module (``pkg.flows``) or execute a file (``flows/deploy.py``) of flows.
+    """Import a module (``pkg.flows``), a file (``flows/deploy.py``) or every ``*.py`` file of
+    a directory (``flows/``) of flows.
+
+    A file is imported under its own name (``deploy``), whatever folder it is in, so values
+    pickled from it (task results, parameters) load again after the file moves to another
+    path in a new release. Its folder and the working directory go on ``sys.path`` first,
+    so a flow file can import the modules beside it, as Prefect's loader allows.
 
     Raises:
-        FlowImportError: the file or module is missing or fails to import.
+        FlowImportError: the path or module is missing or fails to import.
     """
     try:
-        if source.endswith(".py") or "/" in source or Path(source).is_file():
-            _load_file(Path(source))
+        path = Path(source).expanduser()
+        if path.is_dir():
+            files = sorted(p for p in path.glob("*.py") if not p.name.startswith("_"))
+            if not files:
+                raise FlowImportError(source, f"cannot load flows from {source}: no .py files")
+            for file in files:
+                _load_file(file)
+        elif source.endswith(".py") or "/" in source or path.is_file():
+            _load_file(path)
         else:
+            _on_path(Path.cwd())
             importlib.import_module(source)
     except FlowImportError:
         raise
@@ -80,14 +93,51 @@ def load(source: str) -> None:
         ) from exc
 
 
+def _on_path(folder: Path) -> None:
+    entry = str(folder)
+    if entry not in sys.path:
+        sys.path.insert(0, entry)
+
+
+def _module_name(path: Path) -> str:
+    """The file's own name, unless that would shadow another module."""
+    stem = path.stem
+    if not stem.isidentifier():
+        raise FlowImportError(
+            str(path), f"cannot load flows from {path}: {stem!r} is not a valid module name"
+        )
+    loaded = sys.modules.get(stem)
+    if loaded is not None:
+        # A flows file loaded before under this name (perhaps from its old path) is
+        # replaced; any other module keeps its name.
+        if hasattr(loaded, "__signoff_source__") or _origin(loaded) == path:
+            return stem
+        return _PREFIX + stem
+    spec = importlib.util.find_spec(stem)
+    if spec is not None and (spec.origin is None or Path(spec.origin).resolve() != path):
+        return _PREFIX + stem  # e.g. flows/email.py must not become the stdlib's email
+    return stem
+
+
+def _origin(module: object) -> Path | None:
+    source = getattr(module, "__signoff_source__", None) or getattr(module, "__file__", None)
+    return Path(source).resolve() if source else None
+
+
+#: the module name of a flow file whose own name is taken by another module
+_PREFIX = "signoff_flows_"
+
+
 def _load_file(path: Path) -> None:
     path = path.expanduser().resolve()
     if not path.is_file():
         raise FlowImportError(str(path), f"cannot load flows from {path}: no such file")
-    # A stable name, so every process unpickles classes from this file the same way.
-    name = "signoff_flows_" + hashlib.sha1(str(path).encode()).hexdigest()[:12]
-    if name in sys.modules:
-        return
+    _on_path(Path.cwd())
+    _on_path(path.parent)
+    name = _module_name(path)
+    existing = sys.modules.get(name)
+    if existing is not None and _origin(existing) == path:
+        return  # loaded already, perhaps imported by a flows file beside it
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise FlowImportError(str(path), f"cannot load flows from {path}: not a Python file")

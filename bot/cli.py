@@ -9,7 +9,8 @@ Example::
 
     signoff run deploy --flows flows/deploy.py --param version=1.2 --wait
     signoff worker --flows flows/deploy.py
-    signoff runs resume 3f2a9c0e --input '{"approved": true}' --as alice
+    signoff runs wait 3f2a9c0e --until paused
+    signoff runs resume 3f2a9c0e --input '{"approved": true}' --as alice --group S0SRE
 """
 
 from __future__ import annotations
@@ -29,14 +30,13 @@ from bot.cli_audit import audit
 from bot.cli_render import JSONValue, dump_json, state_line
 from bot.cli_runs import runs
 from bot.cli_session import CliSession, pass_session
+from bot.cli_wait import RECHECK_SECONDS, Until, say_no_worker, wait_for_run
 from bot.demo import demo_command
 from bot.serve import serve_command
-from engine import Engine, EngineError, Event, FlowNotFound, Run, RunState, Worker, load_flows
+from engine import EngineError, FlowNotFound, RunState, Worker, load_flows
 
 logger = logging.getLogger(__name__)
 
-#: How long ``run --wait`` waits for an event about its run before looking again anyway.
-WAIT_RECHECK_SECONDS = 1.0
 #: Final states that make ``run --wait`` exit 1.
 UNSUCCESSFUL = frozenset({RunState.FAILED, RunState.CRASHED, RunState.CANCELLED})
 #: Record attributes (passed as ``extra``) that worker log lines show after the message.
@@ -158,45 +158,6 @@ def parameter_values(
     return values
 
 
-class RunWatch:
-    """A ``RunObserver`` that sets ``changed`` whenever an event concerns one run."""
-
-    def __init__(self, run_id: str) -> None:
-        self.run_id = run_id
-        self.changed = threading.Event()
-
-    def on_event(self, event: Event) -> None:
-        """Note an event of the watched run."""
-        if event.run_id == self.run_id:
-            self.changed.set()
-
-
-def wait_for_run(engine: Engine, run_id: str) -> Run:
-    """Block until a run is final or waits for input, looking at it again on each event.
-
-    Events wake the wait; the run is also looked at every ``WAIT_RECHECK_SECONDS`` in
-    case an event was missed.
-
-    Args:
-        engine: the engine to read the run from and to observe.
-        run_id: the run's id.
-
-    Returns:
-        The run in the state it stopped in.
-    """
-    watch = RunWatch(run_id)
-    engine.add_observer(watch)
-    try:
-        while True:
-            watch.changed.clear()  # before reading, so an event during the read is kept
-            run = engine.get_run(run_id)
-            if run.state.is_final or run.state.is_waiting:
-                return run
-            watch.changed.wait(WAIT_RECHECK_SECONDS)
-    finally:
-        engine.remove_observer(watch)
-
-
 @cli.command("run")
 @click.argument("flow_name", metavar="FLOW")
 @click.option(
@@ -219,7 +180,14 @@ def wait_for_run(engine: Engine, run_id: str) -> Run:
     metavar="NAME",
     help="Who starts the run (default: SIGNOFF_OPERATOR, or your login name).",
 )
-@click.option("--wait", is_flag=True, help="Wait until the run ends or waits for input.")
+@click.option(
+    "--wait", is_flag=True, help="Wait until the run finishes; exit 1 if it did not complete."
+)
+@click.option(
+    "--until",
+    type=click.Choice(["paused", "finished"]),
+    help="With --wait (implied): stop waiting when the run pauses for input, or finishes.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the run as JSON only.")
 @pass_session
 def run(
@@ -229,9 +197,14 @@ def run(
     params: dict[str, str],
     started_by: str | None,
     wait: bool,
+    until: Until | None,
     as_json: bool,
 ) -> None:
-    """Queue a run of FLOW for a worker and print its id."""
+    """Queue a run of FLOW for a worker and print its id.
+
+    With --wait, wait for the run and print the state it stopped in. If no worker takes the
+    run within a few seconds, say so on stderr (and keep waiting).
+    """
     for source in sources:
         load_flows(source)
     engine = session.engine()
@@ -243,12 +216,12 @@ def run(
         if sources:
             raise
         raise FlowNotFound(flow_name, f"{exc}; load it with --flows PATH_OR_MODULE") from exc
-    if not wait:
+    if not wait and until is None:
         click.echo(dump_json(queued) if as_json else queued.id)
         return
     if not as_json:
         click.echo(queued.id)
-    final = wait_for_run(engine, queued.id)
+    final = wait_for_run(engine, queued.id, until or "finished", on_no_worker=say_no_worker)
     click.echo(dump_json(final) if as_json else state_line(final))
     if final.state in UNSUCCESSFUL:
         raise click.exceptions.Exit(1)
@@ -286,7 +259,7 @@ def worker(session: CliSession, sources: tuple[str, ...], concurrency: int) -> N
         running = Worker(session.engine(), flows=sources, concurrency=concurrency)
         running.start()
         try:
-            while not stop.wait(WAIT_RECHECK_SECONDS):
+            while not stop.wait(RECHECK_SECONDS):
                 pass
         finally:
             running.stop()

@@ -1,6 +1,9 @@
-"""``signoff runs``: list, inspect, answer and cancel runs.
+"""``signoff runs``: list, inspect, wait for, answer and cancel runs.
 
 RUN arguments take a run id or a unique prefix of one (as ``runs list`` shows them).
+
+``runs resume`` waits (``--verdict-timeout``) for the flow to judge the answer with its
+model, and exits 1 with the model's reasons when the model refused it.
 """
 
 from __future__ import annotations
@@ -10,10 +13,14 @@ import json
 
 import click
 
-from bot.cli_render import JSONValue, detail_text, dump_json, runs_table
+from bot.cli_render import JSONValue, detail_text, dump_json, runs_table, state_line
 from bot.cli_session import CliSession, pass_session
+from bot.cli_wait import Until, say_no_worker, wait_for_run, wait_for_verdict
 from engine import PauseStatus, RunState
 from engine.audit import describe
+
+#: Final states that make ``runs wait`` exit 1.
+_UNSUCCESSFUL = frozenset({RunState.FAILED, RunState.CRASHED, RunState.CANCELLED})
 
 _STATES = [state.value for state in RunState]
 
@@ -94,6 +101,27 @@ def show(session: CliSession, run_id: str, tail: int, as_json: bool) -> None:
         click.echo("\n".join(f"  {describe(r)}" for r in trail) or "  (none)")
 
 
+@runs.command("wait")
+@click.argument("run_id", metavar="RUN")
+@click.option(
+    "--until",
+    type=click.Choice(["paused", "finished"]),
+    default="finished",
+    show_default=True,
+    help="Stop waiting when the run pauses for input, or only when it finishes.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the run as JSON only.")
+@pass_session
+def wait(session: CliSession, run_id: str, until: Until, as_json: bool) -> None:
+    """Wait for a run to pause or finish; print its state; exit 1 if it did not complete."""
+    engine = session.engine()
+    found = engine.get_run(run_id)
+    final = wait_for_run(engine, found.id, until, on_no_worker=say_no_worker)
+    click.echo(dump_json(final) if as_json else state_line(final))
+    if final.state in _UNSUCCESSFUL:
+        raise click.exceptions.Exit(1)
+
+
 @runs.command("resume")
 @click.argument("run_id", metavar="RUN")
 @click.option(
@@ -109,13 +137,38 @@ def show(session: CliSession, run_id: str, tail: int, as_json: bool) -> None:
     metavar="NAME",
     help="Who answers (default: SIGNOFF_OPERATOR, or your login name); recorded as the CLI.",
 )
+@click.option(
+    "--group",
+    "groups",
+    multiple=True,
+    metavar="GROUP",
+    help="A user group the responder belongs to, for pauses that name groups (repeatable).",
+)
+@click.option(
+    "--verdict-timeout",
+    type=click.FloatRange(min=0),
+    default=30.0,
+    show_default=True,
+    help="Seconds to wait for the flow to accept or refuse the answer.",
+)
 @pass_session
 def resume(
-    session: CliSession, run_id: str, run_input: dict[str, JSONValue] | None, responder: str | None
+    session: CliSession,
+    run_id: str,
+    run_input: dict[str, JSONValue] | None,
+    responder: str | None,
+    groups: tuple[str, ...],
+    verdict_timeout: float,
 ) -> None:
-    """Answer the input a waiting run asks for, as a named local operator."""
+    """Answer the input a waiting run asks for, as a named local operator.
+
+    The answer is first checked against the input's schema (an error names each field and
+    nothing is stored). Then the flow judges it with its model; this waits for that
+    verdict, and exits 1 with the model's reasons if it refused the answer. The answer is
+    recorded as coming from the command line (``Via.CLI``), with the groups given.
+    """
     engine = session.engine()
-    pause = engine.resume(run_id, run_input, engine.operator(responder))
+    pause = engine.resume(run_id, run_input, engine.operator(responder, groups))
     who = f" as {pause.answers[-1].responder}" if pause.answers else ""
     if pause.status is PauseStatus.WAITING:
         click.echo(
@@ -123,7 +176,25 @@ def resume(
             f"(input {pause.key!r}){who}; it waits for more"
         )
         return
+    judged = pause if pause.status is not PauseStatus.ANSWERED else None
+    judged = judged or wait_for_verdict(engine, pause, verdict_timeout)
+    if judged.status is PauseStatus.REJECTED:
+        reasons = "; ".join(f"{k or 'input'}: {v}" for k, v in judged.errors.items())
+        click.echo(
+            f"error: the flow refused the answer to {pause.run_id} (input {pause.key!r}){who}: "
+            f"{reasons or 'its model refused it'}",
+            err=True,
+        )
+        raise click.exceptions.Exit(1)
+    if judged.status is PauseStatus.ACCEPTED:
+        click.echo(f"resumed {pause.run_id} (input {pause.key!r}){who}; the flow accepted it")
+        return
     click.echo(f"resumed {pause.run_id} (input {pause.key!r}){who}")
+    click.echo(
+        f"note: the flow has not judged the answer within {verdict_timeout:g}s "
+        "(is a worker running?); see `signoff runs show`",
+        err=True,
+    )
 
 
 @runs.command("reassign")

@@ -135,8 +135,9 @@ def serve_command() -> Any:
         "--port",
         default=3000,
         show_default=True,
+        envvar="SIGNOFF_PORT",
         type=click.IntRange(0, 65535),
-        help="Port to listen on.",
+        help="Port to listen on (0: any free port); also SIGNOFF_PORT.",
     )
     @pass_session
     def serve(session: CliSession, sources: tuple[str, ...], host: str, port: int) -> None:

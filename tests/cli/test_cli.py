@@ -11,7 +11,6 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -58,7 +57,9 @@ def broken() -> None:
 
 RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 #: How long a command may take before the test fails instead of hanging.
-COMMAND_TIMEOUT = 60
+COMMAND_TIMEOUT = 180
+#: several CLI processes per test, each seconds to start on a busy machine
+pytestmark = pytest.mark.timeout(600)
 
 
 class Cli:
@@ -100,11 +101,18 @@ class Cli:
         return detail
 
     def wait_for_state(self, run_id: str, state: str) -> dict[str, Any]:
-        def reached() -> dict[str, Any] | None:
-            detail = self.show(run_id)
-            return detail if detail["run"]["state"] == state else None
-
-        return wait_for(reached, timeout=30, what=f"run {run_id} to be {state}")
+        # Polled in this process (a CLI call costs seconds on a busy machine); the detail
+        # returned is still the CLI's own JSON.
+        engine = Engine(EngineSettings.load(database_url=self.env["SIGNOFF_DATABASE_URL"]))
+        try:
+            wait_for(
+                lambda: engine.get_run(run_id).state.value == state,
+                timeout=120,
+                what=f"run {run_id} to be {state}",
+            )
+        finally:
+            engine.close()
+        return self.show(run_id)
 
     def submit(self, flow: str, *args: str) -> str:
         out = self.ok("run", flow, "--flows", str(self.flows), *args)
@@ -137,16 +145,6 @@ class Cli:
                 process.kill()
                 codes.append(process.wait())
         return codes
-
-
-@pytest.fixture
-def cli(database_url: str, tmp_path: Path) -> Iterator[Cli]:
-    # Create the schema before any subprocess starts: processes that open a brand-new
-    # SQLite file at the same moment race on the first migration ("database is locked").
-    Engine(EngineSettings.load(database_url=database_url)).close()
-    runner = Cli(database_url, tmp_path)
-    yield runner
-    runner.stop_workers()
 
 
 def error_line(result: subprocess.CompletedProcess[str]) -> str:
@@ -191,7 +189,7 @@ def test_worker_runs_until_input_then_resume_validates_and_completes(cli: Cli) -
     assert still["pauses"][0]["status"] == "waiting"
 
     out = cli.ok("runs", "resume", run_id[:8], "--input", '{"approved": true}', "--as", "alice")
-    assert out == f"resumed {run_id} (input '1') as alice\n"
+    assert out == f"resumed {run_id} (input '1') as alice; the flow accepted it\n"
 
     done = cli.wait_for_state(run_id, "completed")
     assert done["run"]["result"] == "6"
@@ -239,10 +237,21 @@ def test_run_wait_reports_the_state_it_stops_in_and_cancel(cli: Cli) -> None:
     assert broken.returncode == 1
     assert broken.stdout.splitlines()[1].endswith("failed (Failed: RuntimeError: boom)")
 
-    paused = cli("run", "cli-approve", "--flows", str(cli.flows), "--param", "n=1", "--wait")
+    paused = cli(
+        "run", "cli-approve", "--flows", str(cli.flows), "--param", "n=1", "--until", "paused"
+    )
     paused_run = json.loads(
         cli.ok(
-            "run", "cli-approve", "--flows", str(cli.flows), "--param", "n=5", "--wait", "--json"
+            "run",
+            "cli-approve",
+            "--flows",
+            str(cli.flows),
+            "--param",
+            "n=5",
+            "--wait",
+            "--until",
+            "paused",
+            "--json",
         )
     )
     assert paused.returncode == 0

@@ -1,0 +1,133 @@
+"""Waiting from the command line: for a run to pause or finish, and for an answer's verdict.
+
+Events from any process wake the wait; the run is also looked at again every
+``RECHECK_SECONDS`` in case an event was missed, so no wait depends on one delivery.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Literal
+
+import click
+
+from engine import Engine, Event, Pause, PauseStatus, Run, RunState
+
+__all__ = [
+    "NO_WORKER_SECONDS",
+    "RECHECK_SECONDS",
+    "RunWatch",
+    "Until",
+    "say_no_worker",
+    "wait_for_run",
+    "wait_for_verdict",
+]
+
+#: How long a wait goes without an event about its run before looking again anyway.
+RECHECK_SECONDS = 1.0
+#: How long a queued run may sit untaken before the wait says that no worker took it.
+NO_WORKER_SECONDS = 5.0
+
+Until = Literal["paused", "finished"]
+
+
+class RunWatch:
+    """A ``RunObserver`` that sets ``changed`` whenever an event concerns one run."""
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        self.changed = threading.Event()
+
+    def on_event(self, event: Event) -> None:
+        """Note an event of the watched run."""
+        if event.run_id == self.run_id:
+            self.changed.set()
+
+
+def _reached(run: Run, until: Until) -> bool:
+    if run.state.is_final:
+        return True
+    return until == "paused" and run.state.is_waiting
+
+
+def wait_for_run(
+    engine: Engine,
+    run_id: str,
+    until: Until = "finished",
+    *,
+    on_no_worker: Callable[[Run], None] | None = None,
+) -> Run:
+    """Block until a run is final, or (``until="paused"``) also waits for input.
+
+    Args:
+        engine: The engine to read the run from and to observe.
+        run_id: The run's id.
+        until: ``"finished"`` waits for a final state; ``"paused"`` also stops at a pause.
+        on_no_worker: Called once if the run is still queued after ``NO_WORKER_SECONDS``
+            (no worker has taken it).
+
+    Returns:
+        The run in the state it stopped in.
+    """
+    watch = RunWatch(run_id)
+    engine.add_observer(watch)
+    queued_since: float | None = None
+    told = False
+    try:
+        while True:
+            watch.changed.clear()  # before reading, so an event during the read is kept
+            run = engine.get_run(run_id)
+            if _reached(run, until):
+                return run
+            if run.state is RunState.SCHEDULED:
+                queued_since = queued_since or time.monotonic()
+                if not told and time.monotonic() - queued_since >= NO_WORKER_SECONDS:
+                    told = True
+                    if on_no_worker is not None:
+                        on_no_worker(run)
+            else:
+                queued_since = None
+            wait = RECHECK_SECONDS
+            if queued_since is not None and not told:
+                wait = min(wait, max(queued_since + NO_WORKER_SECONDS - time.monotonic(), 0.01))
+            watch.changed.wait(wait)
+    finally:
+        engine.remove_observer(watch)
+
+
+def wait_for_verdict(engine: Engine, pause: Pause, timeout: float) -> Pause:
+    """Wait until the flow has judged an answer (accepted or rejected), up to ``timeout``.
+
+    A flow judges an answer with its model when it takes the answer: at once when it waits
+    in a live process, or when a worker runs a suspended run again.
+
+    Returns:
+        The pause as stored last: ``ACCEPTED`` or ``REJECTED`` once judged, else
+        ``ANSWERED`` (nobody judged it within ``timeout``).
+    """
+    watch = RunWatch(pause.run_id)
+    engine.add_observer(watch)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            watch.changed.clear()
+            current = engine.get_pause(pause.run_id, pause.key) or pause
+            if current.status is not PauseStatus.ANSWERED:
+                return current
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return current
+            watch.changed.wait(min(left, RECHECK_SECONDS))
+    finally:
+        engine.remove_observer(watch)
+
+
+def say_no_worker(run: Run) -> None:
+    """Tell the person on stderr that nobody has taken their queued run."""
+    click.echo(
+        f"note: no worker has taken run {run.id} after {NO_WORKER_SECONDS:g}s; start one "
+        "with `signoff worker --flows ...` (still waiting)",
+        err=True,
+    )

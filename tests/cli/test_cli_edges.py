@@ -1,0 +1,237 @@
+"""The command line tells the truth: verdicts, waiting, groups, and flows that move or grow."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from engine import Engine, EngineSettings, RunState
+from tests.cli.test_cli import Cli, error_line
+from tests.support.waiting import wait_for
+
+FLOWS = """
+import pydantic
+
+from engine import flow, pause_flow_run
+from engine.input import RunInput
+
+
+class Shirt(RunInput):
+    size: str
+    color: str
+
+    @pydantic.field_validator("color")
+    @classmethod
+    def in_stock(cls, value, info):
+        if value == "green" and info.data.get("size") == "small":
+            raise ValueError("Green is only in stock for medium and large.")
+        return value
+
+
+@flow(name="edge-shirt", approvers=["U0BOB", "S0SRE"])
+def shirt() -> str:
+    answer = pause_flow_run(wait_for_input=Shirt)
+    return f"{answer.size} {answer.color}"
+
+
+@flow(name="edge-fail")
+def fail() -> None:
+    pause_flow_run(wait_for_input=bool)
+    raise RuntimeError("boom after the answer")
+"""
+
+
+#: several CLI processes per test, each seconds to start on a busy machine
+pytestmark = pytest.mark.timeout(600)
+
+
+def use(cli: Cli, flows: str) -> None:
+    cli.flows.write_text(flows)
+
+
+def test_resume_exits_1_with_the_models_reasons_when_it_refuses(cli: Cli) -> None:
+    use(cli, FLOWS)
+    run_id = cli.submit("edge-shirt")
+    cli.start_worker()
+    cli.wait_for_state(run_id, "paused")
+
+    refused = cli(
+        "runs", "resume", run_id, "--input", '{"size": "small", "color": "green"}', "--as", "U0BOB"
+    )
+    assert refused.returncode == 1, refused.stdout
+    assert "refused the answer" in error_line(refused)
+    assert "Green is only in stock for medium and large." in refused.stderr
+    assert cli.show(run_id)["pauses"][0]["status"] == "rejected"
+
+    # The flow does not loop, so the run failed; a good answer to a new run is accepted.
+    second = cli.submit("edge-shirt")
+    cli.wait_for_state(second, "paused")
+    out = cli.ok(
+        "runs", "resume", second, "--input", '{"size": "large", "color": "red"}', "--as", "U0BOB"
+    )
+    assert out == f"resumed {second} (input '1') as U0BOB; the flow accepted it\n"
+    engine = Engine(EngineSettings.load(database_url=cli.env["SIGNOFF_DATABASE_URL"]))
+    try:
+        # The audit trail says the answer came from the command line.
+        answers = [r for r in engine.audit_trail(second) if r.actor_id == "U0BOB"]
+        assert answers and {r.via for r in answers} == {"cli"}
+    finally:
+        engine.close()
+
+
+def test_as_answers_for_a_group_member_when_told_the_group(cli: Cli) -> None:
+    use(cli, FLOWS)
+    run_id = cli.submit("edge-shirt")
+    cli.start_worker()
+    cli.wait_for_state(run_id, "paused")
+    answer = '{"size": "large", "color": "black"}'
+    refused = cli("runs", "resume", run_id, "--input", answer, "--as", "alice")
+    assert "alice may not answer" in error_line(refused)
+    out = cli.ok("runs", "resume", run_id, "--input", answer, "--as", "alice", "--group", "S0SRE")
+    assert out.startswith(f"resumed {run_id} (input '1') as alice")
+    assert cli.wait_for_state(run_id, "completed")["run"]["result"] == "'large black'"
+
+
+def test_run_wait_waits_until_the_run_finishes_and_fails_with_it(cli: Cli) -> None:
+    use(cli, FLOWS)
+    cli.start_worker()
+    waiting = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "run", "edge-fail", "--flows", str(cli.flows), "--wait"],
+        env=cli.env,
+        cwd=cli.tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        engine = Engine(EngineSettings.load(database_url=cli.env["SIGNOFF_DATABASE_URL"]))
+        try:
+            run_id = wait_for(
+                lambda: next(iter(engine.list_runs(states=[RunState.PAUSED])), None),
+                timeout=120,
+                what="the run to pause",
+            ).id
+        finally:
+            engine.close()
+        assert waiting.poll() is None  # a pause is not the end
+        cli.ok("runs", "resume", run_id, "--input", '{"value": true}')
+        out, _err = waiting.communicate(timeout=180)
+    finally:
+        if waiting.poll() is None:
+            waiting.kill()
+    assert waiting.returncode == 1
+    assert out.splitlines() == [
+        run_id,
+        f"{run_id} failed (Failed: RuntimeError: boom after the answer)",
+    ]
+
+    paused = cli("run", "edge-shirt", "--flows", str(cli.flows), "--until", "paused")
+    assert paused.returncode == 0, paused.stderr
+    paused_id, state = paused.stdout.splitlines()
+    assert state.startswith(f"{paused_id} paused")
+    again = cli("runs", "wait", paused_id[:8], "--until", "paused")
+    assert again.stdout.startswith(f"{paused_id} paused")
+
+
+def test_run_wait_says_when_no_worker_takes_the_run(cli: Cli) -> None:
+    use(cli, FLOWS)
+    waiting = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "run", "edge-shirt", "--flows", str(cli.flows), "--wait"],
+        env=cli.env,
+        cwd=cli.tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert waiting.stderr is not None
+        line = waiting.stderr.readline()  # blocks until the note, or the process ends
+        assert "no worker has taken run" in line and "signoff worker" in line
+        assert waiting.poll() is None  # it says so, and keeps waiting
+    finally:
+        waiting.terminate()
+        waiting.communicate(timeout=30)
+
+
+MOVING = """
+from dataclasses import dataclass
+
+from engine import flow, suspend_flow_run, task
+
+
+@dataclass
+class Order:
+    id: str
+    total: int
+
+
+@task
+def fetch(order_id: str) -> Order:
+    return Order(order_id, 120)
+
+
+@flow(name="edge-refund")
+def refund(order_id: str) -> str:
+    order = fetch(order_id)
+    approved = suspend_flow_run(wait_for_input=bool)
+    return f"{order.id} {order.total} {approved}"
+"""
+
+
+def test_a_suspended_run_survives_its_flows_file_moving(cli: Cli, tmp_path: Path) -> None:
+    old = tmp_path / "release-1" / "refunds.py"
+    old.parent.mkdir()
+    old.write_text(MOVING)
+    run_id = cli.ok("run", "edge-refund", "--flows", str(old), "--param", "order_id=A-1").strip()
+    first = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "worker", "--flows", str(old)],
+        env=cli.env,
+        cwd=cli.tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    cli.workers.append((first, tmp_path / "first.log"))  # stopped at the end either way
+    cli.wait_for_state(run_id, "suspended")
+    first.terminate()
+    first.wait(timeout=30)
+
+    # The next release lives elsewhere; the old path is gone.
+    new = tmp_path / "release-2" / "refunds.py"
+    new.parent.mkdir()
+    shutil.move(old, new)
+    shutil.rmtree(old.parent)
+    cli.ok("runs", "resume", run_id, "--input", '{"value": true}', "--verdict-timeout", "0")
+    cli.flows = new
+    cli.start_worker()
+    done = cli.wait_for_state(run_id, "completed")
+    # The task's stored Order (pickled from the old path) came back on the re-run.
+    assert done["run"]["result"] == "'A-1 120 True'"
+    assert done["tasks"][0]["attempts"] == 1
+
+
+def test_flows_from_a_directory_import_modules_beside_them(cli: Cli, tmp_path: Path) -> None:
+    folder = tmp_path / "flows"
+    folder.mkdir()
+    (folder / "pricing.py").write_text("def price(n: int) -> int:\n    return n * 3\n")
+    (folder / "quotes.py").write_text(
+        "from engine import flow\nfrom pricing import price\n\n\n"
+        "@flow(name='edge-quote')\ndef quote(n: int) -> int:\n    return price(n)\n"
+    )
+    (folder / "greet.py").write_text(
+        "from engine import flow\n\n\n@flow(name='edge-greet')\ndef greet() -> str:\n"
+        "    return 'hi'\n"
+    )
+    cli.flows = folder
+    cli.start_worker()
+    quoted = cli("run", "edge-quote", "--flows", "flows/", "--param", "n=4", "--wait")
+    assert quoted.returncode == 0, quoted.stderr
+    assert cli.show(quoted.stdout.split()[0])["run"]["result"] == "12"
+    greeted = cli("run", "edge-greet", "--flows", "flows", "--wait")
+    assert greeted.returncode == 0, greeted.stderr
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert "no .py files" in error_line(cli("run", "edge-greet", "--flows", str(empty)))

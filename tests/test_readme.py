@@ -33,6 +33,7 @@ import re
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -52,7 +53,7 @@ SERVERS = {
 }
 RUNNABLE = ("python", "sh")
 DIAGRAMS = ("", "text")
-_FENCE = re.compile(r"^```(?P<lang>[\w+-]*)\s*$")
+_FENCE = re.compile(r"^(?P<indent>\s*)```(?P<lang>[\w+-]*)\s*$")
 _DIRECTIVE = re.compile(r"^<!--\s*(?P<body>.+?)\s*-->\s*$")
 
 
@@ -91,14 +92,17 @@ def read_blocks(text: str) -> list[Block]:
             index += 1
             continue
         start = index
-        end = next((i for i in range(index + 1, len(lines)) if lines[i].startswith("```")), None)
+        # A block inside a list item is indented; its closing fence is too.
+        end = next(
+            (i for i in range(index + 1, len(lines)) if lines[i].strip().startswith("```")), None
+        )
         assert end is not None, f"README.md line {start + 1}: a code block is never closed"
         directives: list[str] = []
         above = start - 1
         while above >= 0 and (found := _DIRECTIVE.match(lines[above].strip())):
             directives.insert(0, found["body"])
             above -= 1
-        code = "\n".join(lines[start + 1 : end]) + "\n"
+        code = textwrap.dedent("\n".join(lines[start + 1 : end])) + "\n"
         blocks.append(Block(start + 1, fence["lang"], code, tuple(directives)))
         index = end + 1
     return blocks

@@ -227,7 +227,8 @@ def _legacy_decimals(node: Any) -> Any:
                 for k, v in number.items()
                 if k in keys
             }
-            found["x-signoff-decimal"] = rules
+            if rules:  # without bounds, a number-or-text union may be any text (float | str)
+                found["x-signoff-decimal"] = rules
     return found
 
 

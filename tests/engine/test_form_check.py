@@ -247,3 +247,12 @@ def test_python_regex_engine_of_the_model_is_followed() -> None:
     # Python's $ also matches before a final newline, and this model asked for Python's re.
     Loose.model_validate({"code": "abc\n"})
     assert schema_errors(schema, {"code": "abc\n"}) == {}
+
+
+def test_a_number_or_text_union_without_bounds_takes_any_text() -> None:
+    class Loose(RunInput):
+        value: float | str
+
+    for schema in (input_schema(Loose), Loose.model_json_schema()):
+        assert schema_errors(schema, {"value": "any text"}) == {}
+        assert schema_errors(schema, {"value": 2.5}) == {}

@@ -29,6 +29,7 @@ import click
 from bot.cli_audit import audit
 from bot.cli_render import JSONValue, dump_json, state_line
 from bot.cli_runs import runs
+from bot.cli_sandbox import sandbox_command
 from bot.cli_session import CliSession, pass_session
 from bot.cli_wait import RECHECK_SECONDS, Until, say_no_worker, wait_for_run
 from bot.demo import demo_command
@@ -273,6 +274,7 @@ cli.add_command(runs)
 cli.add_command(audit)
 cli.add_command(serve_command())
 cli.add_command(demo_command())
+cli.add_command(sandbox_command())
 # Commands defined in other modules register here, e.g. ``signoff serve`` and
 # ``signoff demo``:
 #     from bot.serve import serve

@@ -293,6 +293,24 @@ def user_demo(flows: list[str], plans: dict[str, Any]) -> None:
         demo.summary(runs)
 
 
+#: What ``demo --web`` starts for the built-in flows: the reference's two examples and a deploy.
+WEB_RUNS: list[tuple[str, dict[str, Any]]] = [
+    ("greet-user", {}),
+    ("get-shirt-order", {}),
+    ("deploy-production", {"version": "2.4.1"}),
+]
+
+
+def web_demo(flows: list[str], plans: dict[str, Any]) -> None:
+    """Start one run of each flow and serve the sandbox page, for a person to answer."""
+    from bot.cli_sandbox import serve_page
+
+    if not flows:
+        serve_page(["bot.demo_flows"], start=lambda _names: WEB_RUNS)
+        return
+    serve_page(flows, start=lambda names: [(n, _plan(plans.get(n))[0]) for n in names])
+
+
 def demo_command() -> click.Command:
     @click.command("demo")
     @click.option(
@@ -308,8 +326,16 @@ def demo_command() -> click.Command:
         help='JSON: {"flow-name": [answer, ...]} or {"flow-name": {"parameters": {...}, '
         '"answers": [...]}}; flows without an entry are asked at the prompt.',
     )
-    def demo(sources: tuple[str, ...], answers: str | None) -> None:
+    @click.option(
+        "--web",
+        is_flag=True,
+        help="Start the flows and show the sandbox in your browser, to answer them yourself.",
+    )
+    def demo(sources: tuple[str, ...], answers: str | None, web: bool) -> None:
         """See the whole loop locally: flows, Slack prompts, modals, errors, and answers."""
+        if web:
+            web_demo(list(sources), json.loads(Path(answers).read_text()) if answers else {})
+            return
         started = time.monotonic()
         if sources:
             data = json.loads(Path(answers).read_text()) if answers else {}

@@ -9,6 +9,7 @@
     ├── NoSuchUser                 the driver was given a user the workspace does not have
     ├── AppNotConnected            no Socket Mode connection to deliver to
     ├── NotAcknowledged            the app did not ack a Socket Mode envelope in time
+    ├── PageRequestInvalid         the sandbox page was asked to act as no one, or on nothing
     └── SubmitBlocked              the Slack client would not send this submission
         ├── UnknownField           a value was given for a field the view does not have
         └── FieldRejected          client-side checks failed (required, length, format, bounds)
@@ -31,6 +32,7 @@ __all__ = [
     "NoSuchUser",
     "NotAcknowledged",
     "NothingToInteractWith",
+    "PageRequestInvalid",
     "SandboxError",
     "SandboxNotRunning",
     "SubmitBlocked",
@@ -74,6 +76,10 @@ class NotAcknowledged(SandboxError):
 
     Bolt sends no ack when no listener matched, or when the listener failed before ``ack()``.
     """
+
+
+class PageRequestInvalid(SandboxError):
+    """The sandbox page got a request naming no member, no open view or no message to act on."""
 
 
 class SubmitBlocked(SandboxError):

@@ -1,0 +1,138 @@
+// The sandbox page's only script: live updates by polling /regions, and people's actions
+// sent to the server as JSON, which has the sandbox driver deliver them to the app.
+"use strict";
+
+const body = document.body;
+let key = body.dataset.key;
+const drawn = {};
+document.querySelectorAll("[data-region]").forEach((el) => { drawn[el.dataset.region] = el.innerHTML; });
+
+function user() { return new URLSearchParams(body.dataset.query).get("as"); }
+
+function toast(text) {
+  const el = document.getElementById("toast");
+  el.textContent = text;
+  el.hidden = !text;
+}
+
+async function post(route, data) {
+  const response = await fetch("/" + route, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(Object.assign({ as: user() }, data)),
+  });
+  const answer = await response.json();
+  toast(answer.error || (answer.problems || []).join("; "));
+  await refresh();
+  return answer;
+}
+
+async function refresh() {
+  const response = await fetch("/regions" + body.dataset.query + "&since=" + key);
+  const data = await response.json();
+  if (!data.regions) return;
+  key = data.key;
+  for (const [name, html] of Object.entries(data.regions)) {
+    // Only changed parts are swapped, so typing in an open modal survives new messages.
+    if (drawn[name] === html) continue;
+    drawn[name] = html;
+    const el = document.querySelector(`[data-region="${name}"]`);
+    const stick = el.querySelector(".messages");
+    const atBottom = !stick || stick.scrollHeight - stick.scrollTop - stick.clientHeight < 40;
+    el.innerHTML = html;
+    const list = el.querySelector(".messages");
+    if (list && atBottom) list.scrollTop = list.scrollHeight;
+  }
+  body.dataset.key = key;
+}
+
+async function poll() {
+  try { await refresh(); } catch (err) { toast("The sandbox is not answering: " + err); }
+  setTimeout(poll, 500);
+}
+
+function surfaceOf(el) {
+  const msg = el.closest(".msg");
+  if (msg && !el.closest("[data-view-id]")) {
+    return { kind: msg.classList.contains("ephemeral") ? "ephemeral" : "message",
+             channel: body.dataset.channel, ts: msg.dataset.ts };
+  }
+  const view = el.closest("[data-view-id]");
+  return { kind: "view", view_id: view ? view.dataset.viewId : "" };
+}
+
+// The value one element holds, as the driver takes it.
+function valueOf(el) {
+  const kind = el.dataset.kind;
+  if (kind === "checkboxes") {
+    return Array.from(el.querySelectorAll("input:checked")).map((i) => i.value);
+  }
+  if (kind === "radio_buttons") {
+    const checked = el.querySelector("input:checked");
+    return checked ? checked.value : null;
+  }
+  if (el.multiple) return Array.from(el.selectedOptions).map((o) => o.value);
+  return el.value === "" ? null : el.value;
+}
+
+function act(el, value) {
+  return post("act", { surface: surfaceOf(el), action_id: el.dataset.actionId,
+                       block_id: el.dataset.blockId, value: value });
+}
+
+document.addEventListener("click", (event) => {
+  const button = event.target.closest("button[data-live]");
+  if (button) {
+    event.preventDefault();
+    if (button.dataset.url) window.open(button.dataset.url, "_blank", "noopener");
+    if (button.hasAttribute("data-confirm")) {
+      const dialog = button.nextElementSibling;
+      dialog.returnValue = "";
+      dialog.onclose = () => { if (dialog.returnValue === "confirm") act(button, button.dataset.value || null); };
+      dialog.showModal();
+    } else {
+      act(button, button.dataset.value || null);
+    }
+    return;
+  }
+  if (event.target.closest("[data-close-modal]")) {
+    event.preventDefault();
+    post("close", {});
+    return;
+  }
+  const home = event.target.closest("[data-open-home]");
+  if (home) {
+    event.preventDefault();
+    post("home", {}).then(() => { window.location = home.getAttribute("href"); });
+  }
+});
+
+document.addEventListener("change", (event) => {
+  const who = event.target.closest("#who");
+  if (who) { window.location = who.value; return; }
+  const el = event.target.closest("[data-live]:not(button)");
+  if (el) act(el, valueOf(el));
+});
+
+document.addEventListener("submit", (event) => {
+  const form = event.target;
+  event.preventDefault();
+  if (form.id === "composer") {
+    const input = document.getElementById("composer-text");
+    post("command", { channel: body.dataset.channel, text: input.value }).then((answer) => {
+      if (answer.ok !== false) input.value = "";
+    });
+    return;
+  }
+  if (form.classList.contains("modal")) {
+    const values = {};
+    form.querySelectorAll("[data-field] [data-kind]").forEach((el) => {
+      values[el.dataset.blockId] = valueOf(el);
+    });
+    post("submit", { view_id: form.dataset.viewId, values: values });
+  }
+});
+
+const list = document.querySelector(".messages");
+if (list) list.scrollTop = list.scrollHeight;
+setTimeout(poll, 500);

@@ -79,8 +79,9 @@ def artifacts() -> Path:
 
 @pytest.fixture
 def demo_bot(tmp_path: Path) -> Iterator[RunningBot]:
-    """The bot with the demo flows, served against a fresh sandbox."""
-    with running_bot(["bot.demo_flows"], database_url=f"sqlite:///{tmp_path}/t.db") as bot:
+    """The bot with the demo flows (and one using every input), served against a fresh sandbox."""
+    flows = ["bot.demo_flows", str(Path(__file__).with_name("everything_flows.py"))]
+    with running_bot(flows, database_url=f"sqlite:///{tmp_path}/t.db") as bot:
         yield bot
 
 

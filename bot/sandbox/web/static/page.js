@@ -116,6 +116,7 @@ document.addEventListener("change", (event) => {
 
 document.addEventListener("submit", (event) => {
   const form = event.target;
+  if (form.method === "dialog") return;  // a confirm dialog closes itself
   event.preventDefault();
   if (form.id === "composer") {
     const input = document.getElementById("composer-text");

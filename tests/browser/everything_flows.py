@@ -1,0 +1,38 @@
+"""A flow whose form uses every input element Signoff's form generator makes."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Literal
+
+from pydantic import EmailStr, Field, HttpUrl
+
+from bot.inputs import SlackChannel, SlackUser, SlackUsers
+from engine import flow, pause_flow_run
+from engine.input import RunInput
+
+
+class Everything(RunInput):
+    title: str = Field(title="Title", description="A short name", min_length=3)
+    notes: Annotated[str, Field(json_schema_extra={"multiline": True})] = "first line"
+    contact: EmailStr
+    site: HttpUrl | None = None
+    replicas: int = Field(default=2, ge=1, le=9)
+    code: str = Field(default="ABC", pattern=r"^[A-Z]{3}$", title="Code")
+    approved: bool = False
+    size: Literal["small", "medium", "large"] = "medium"
+    region: Literal["eu", "us", "ap", "sa", "af", "me", "oc"] = "eu"
+    labels: list[Literal["bug", "feature", "docs"]] = ["bug"]
+    teams: list[Literal["a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l"]] = []
+    day: dt.date = dt.date(2026, 12, 1)
+    at: dt.time = dt.time(9, 30)
+    starts: dt.datetime = dt.datetime(2026, 12, 1, 13, 30, tzinfo=dt.UTC)
+    owner: SlackUser
+    reviewers: SlackUsers = []
+    channel: SlackChannel | None = None
+
+
+@flow
+def everything() -> str:
+    answer = pause_flow_run(wait_for_input=Everything)
+    return answer.model_dump_json()  # type: ignore[union-attr]

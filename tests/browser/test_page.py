@@ -1,0 +1,234 @@
+"""The sandbox page in headless Chromium: every input, errors, ephemerals, confirms, Home."""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.select import Select
+
+from bot import ids
+from bot.sandbox.web import SandboxPage
+from bot.testing import RunningBot
+from engine import RunState
+from tests.browser.helpers import (
+    button,
+    choose,
+    chosen,
+    error_under,
+    field,
+    gone,
+    open_modal,
+    type_into,
+    wait,
+)
+
+
+def test_every_input_element_is_filled_in_and_submitted(
+    browser: WebDriver, page: SandboxPage, demo_bot: RunningBot, artifacts: Path
+) -> None:
+    run = demo_bot.engine.submit("everything", {}, started_by="U0CAROL")
+    demo_bot.root_message(run.id)
+    browser.get(page.url + "?as=U0ALICE")
+    button(browser, "Provide input").click()
+    modal = open_modal(browser)
+
+    # Labels, hints, optional markers and initial values, as the form generator set them.
+    assert field(modal, "Title").text.splitlines()[0] == "Title"
+    assert "A short name" in field(modal, "Title").text
+    assert "(optional)" in field(modal, "Notes").text
+    assert "(optional)" not in field(modal, "Contact").text
+    notes = field(modal, "Notes").find_element(By.TAG_NAME, "textarea")
+    assert notes.get_attribute("value") == "first line"
+    assert chosen(modal, "Size") == ["Medium"]
+    assert chosen(modal, "Region") == ["Eu"]
+    assert chosen(modal, "Labels") == ["Bug"]
+    day = field(modal, "Day").find_element(By.TAG_NAME, "input")
+    assert day.get_attribute("value") == "2026-12-01"
+    assert field(modal, "At").find_element(By.TAG_NAME, "input").get_attribute("value") == "09:30"
+    starts = field(modal, "Starts").find_element(By.TAG_NAME, "input")
+    assert starts.get_attribute("value") == "2026-12-01T13:30"  # alice's zone is London: GMT
+    browser.save_screenshot(str(artifacts / "everything-modal.png"))
+
+    # Empty required inputs: the Slack client refuses, and says so under each of them.
+    modal.find_element(By.CSS_SELECTOR, "[data-submit]").click()
+    wait(browser, "the client's errors", lambda b: error_under(open_modal(b), "Title"))
+    modal = open_modal(browser)
+    assert error_under(modal, "Title") == "Please complete this required field."
+    assert error_under(modal, "Owner") == "Please complete this required field."
+    assert not demo_bot.slack.calls("views.update")
+
+    type_into(modal, "Title", "Ship it")
+    type_into(modal, "Contact", "ops@example.com")
+    type_into(modal, "Replicas", "3")
+    type_into(modal, "Code", "abc")  # the pattern is checked by the app, not the client
+    choose(modal, "Approved", "Yes")
+    choose(modal, "Size", "Large")
+    choose(modal, "Region", "Us")
+    choose(modal, "Labels", "Docs")
+    choose(modal, "Teams", "A", "C")
+    day = field(modal, "Day").find_element(By.TAG_NAME, "input")
+    browser.execute_script("arguments[0].value = '2026-12-24'", day)
+    choose(modal, "Owner", "@bob")
+    choose(modal, "Reviewers", "@carol")
+    choose(modal, "Channel", "#general")
+    modal.find_element(By.CSS_SELECTOR, "[data-submit]").click()
+
+    # The app answers response_action: errors; the message shows under the input, and what
+    # was typed stays.
+    wait(browser, "the app's error under Code", lambda b: error_under(open_modal(b), "Code"))
+    modal = open_modal(browser)
+    assert "pattern" in error_under(modal, "Code") or "match" in error_under(modal, "Code")
+    assert error_under(modal, "Title") == ""
+    title = field(modal, "Title").find_element(By.TAG_NAME, "input")
+    assert title.get_attribute("value") == "Ship it"
+    browser.save_screenshot(str(artifacts / "modal-errors.png"))
+
+    type_into(modal, "Code", "XYZ")
+    modal.find_element(By.CSS_SELECTOR, "[data-submit]").click()
+    wait(browser, "the modal to close", gone(".modal"))
+
+    def finished() -> object:
+        current = demo_bot.engine.get_run(run.id)
+        return current if current.state.is_final else None
+
+    done = wait(browser, "the run to finish", lambda _b: finished())
+    assert done.state == RunState.COMPLETED
+    answer = json.loads(ast.literal_eval(str(done.result)))  # the result is kept as its repr
+    assert answer == {
+        "title": "Ship it",
+        "notes": "first line",
+        "contact": "ops@example.com",
+        "site": None,
+        "replicas": 3,
+        "code": "XYZ",
+        "approved": True,
+        "size": "large",
+        "region": "us",
+        "labels": ["bug", "docs"],
+        "teams": ["a", "c"],
+        "day": "2026-12-24",
+        "at": "09:30:00",
+        "starts": "2026-12-01T13:30:00Z",
+        "owner": "U0BOB",
+        "reviewers": ["U0CAROL"],
+        "channel": "C0GENERAL",
+    }
+
+
+def test_new_messages_appear_without_a_reload(
+    browser: WebDriver, page: SandboxPage, demo_bot: RunningBot
+) -> None:
+    browser.get(page.url + "?as=U0BOB")
+    browser.execute_script("window.sameDocument = true")
+    run = demo_bot.engine.submit("greet-user", {}, started_by="U0CAROL")
+    wait(
+        browser,
+        "the new prompt",
+        lambda b: run.id[:8] in b.find_element(By.CSS_SELECTOR, "main").text,
+    )
+    assert browser.execute_script("return window.sameDocument") is True
+
+
+def test_ephemeral_messages_show_only_to_their_user(
+    browser: WebDriver, page: SandboxPage, demo_bot: RunningBot
+) -> None:
+    demo_bot.engine.submit("greet-user", {}, started_by="U0CAROL")
+    browser.get(page.url + "?as=U0ALICE")
+    composer = browser.find_element(By.ID, "composer-text")
+    composer.send_keys("/runs help")
+    browser.find_element(By.CSS_SELECTOR, "#composer button").click()
+    note = wait(
+        browser,
+        "the ephemeral answer",
+        lambda b: b.find_element(By.CSS_SELECTOR, "main .msg.ephemeral"),
+    )
+    assert "Only visible to you" in note.text
+    assert "/runs start" in note.text
+
+    Select(browser.find_element(By.ID, "who")).select_by_visible_text("@bob")
+    wait(browser, "bob's view", lambda b: "U0BOB" in b.current_url)
+    assert not browser.find_elements(By.CSS_SELECTOR, "main .msg.ephemeral")
+
+
+def test_a_confirm_dialog_asks_before_the_click_is_sent(
+    browser: WebDriver, page: SandboxPage, demo_bot: RunningBot
+) -> None:
+    run = demo_bot.engine.submit("greet-user", {}, started_by="U0CAROL")
+    demo_bot.root_message(run.id)
+    # A message as an app posts it, with the bot's own cancel button behind a confirm.
+    demo_bot.slack.client().chat_postMessage(
+        channel="C0GENERAL",
+        text="Cancel?",
+        blocks=[
+            {
+                "type": "actions",
+                "elements": [
+                    {
+                        "type": "button",
+                        "action_id": ids.CANCEL_RUN,
+                        "value": run.id,
+                        "style": "danger",
+                        "text": {"type": "plain_text", "text": "Cancel run"},
+                        "confirm": {
+                            "title": {"type": "plain_text", "text": "Cancel this run?"},
+                            "text": {"type": "mrkdwn", "text": "It *stops* for good."},
+                            "confirm": {"type": "plain_text", "text": "Cancel it"},
+                            "deny": {"type": "plain_text", "text": "Keep it"},
+                        },
+                    }
+                ],
+            }
+        ],
+    )
+    browser.get(page.url + "?as=U0ALICE")
+    button(browser, "Cancel run").click()
+    dialog = wait(
+        browser, "the confirm dialog", lambda b: b.find_element(By.CSS_SELECTOR, "dialog[open]")
+    )
+    assert "Cancel this run?" in dialog.text and "It stops for good." in dialog.text
+    dialog.find_element(By.XPATH, ".//button[normalize-space()='Keep it']").click()
+    wait(browser, "the dialog to close", gone("dialog[open]"))
+    assert demo_bot.engine.get_run(run.id).state.is_waiting
+
+    button(browser, "Cancel run").click()
+    dialog = wait(
+        browser, "the confirm dialog", lambda b: b.find_element(By.CSS_SELECTOR, "dialog[open]")
+    )
+    dialog.find_element(By.XPATH, ".//button[normalize-space()='Cancel it']").click()
+    wait(
+        browser,
+        "the run to be cancelled",
+        lambda _b: demo_bot.engine.get_run(run.id).state == RunState.CANCELLED,
+    )
+    wait(
+        browser, "the answer", lambda b: "Cancelled" in b.find_element(By.CSS_SELECTOR, "main").text
+    )
+
+
+def test_the_home_tab_shows_what_the_app_published(
+    browser: WebDriver, page: SandboxPage, demo_bot: RunningBot
+) -> None:
+    demo_bot.slack.client().views_publish(
+        user_id="U0ALICE",
+        view={
+            "type": "home",
+            "blocks": [
+                {"type": "header", "text": {"type": "plain_text", "text": "Your approvals"}},
+                {"type": "section", "text": {"type": "mrkdwn", "text": "*2* runs wait for you"}},
+            ],
+        },
+    )
+    browser.get(page.url + "?as=U0ALICE")
+    browser.find_element(By.CSS_SELECTOR, "[data-open-home]").click()
+    home = wait(browser, "the Home tab", lambda b: b.find_element(By.CSS_SELECTOR, ".home-view"))
+    assert "Your approvals" in home.text
+    assert "2 runs wait for you" in home.text
+    assert demo_bot.slack.calls("views.publish")
+
+    Select(browser.find_element(By.ID, "who")).select_by_visible_text("@bob")
+    wait(browser, "bob's Home", lambda b: "U0BOB" in b.current_url)
+    assert "has not published a Home tab" in browser.find_element(By.CSS_SELECTOR, "main").text

@@ -1,0 +1,223 @@
+"""The sandbox page without a browser: Block Kit to HTML, mrkdwn, and the page's HTTP rules."""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bot.modals import build_input_view
+from bot.sandbox.web import SandboxPage, Surface, render_blocks, to_html
+from bot.testing import RunningBot, running_bot
+from tests.browser.everything_flows import Everything
+
+NAMES = {"U0BOB": "bob", "C0GENERAL": "general"}
+
+
+def everything_html(errors: dict[str, str] | None = None) -> str:
+    view = build_input_view(
+        Everything.model_json_schema(),
+        title="Everything",
+        callback_id="run_input",
+        private_metadata="{}",
+        description="Fill in **all** of it",
+    ).to_dict()
+    surface = Surface(
+        kind="view",
+        names=NAMES,
+        view_id="V1",
+        errors=errors or {},
+        users=[("U0ALICE", "alice"), ("U0BOB", "bob")],
+        channels=[("C0GENERAL", "general")],
+        tz="Europe/London",
+    )
+    return str(render_blocks(view["blocks"], surface))
+
+
+def block(html: str, block_id: str) -> str:
+    match = re.search(
+        rf'<div class="sk-block sk-input-block[^"]*" data-block-id="{block_id}".*?</div>\n</div>|<div class="sk-block sk-input-block[^"]*" data-block-id="{block_id}".*?(?=<div class="sk-block|$)',
+        html,
+        re.S,
+    )
+    assert match, f"no input block {block_id}"
+    return match.group(0)
+
+
+def test_every_element_the_form_generator_makes_is_drawn_as_an_html_control() -> None:
+    html = everything_html()
+    expected = {
+        "title": '<input class="sk-input" type="text" data-kind="plain_text_input"',
+        "notes": '<textarea class="sk-input" rows="4" data-kind="plain_text_input"',
+        "contact": 'type="email" data-kind="email_text_input"',
+        "site": 'type="url" data-kind="url_text_input"',
+        "replicas": 'data-kind="number_input"',
+        "approved": 'type="checkbox" name="field:approved/value" value="true"',
+        "size": 'type="radio" name="field:size/value" value="medium" checked',
+        "region": '<option value="eu" selected>Eu</option>',
+        "labels": 'type="checkbox" name="field:labels/value" value="bug" checked',
+        "teams": '<select class="sk-select" multiple',
+        "day": 'type="date" data-kind="datepicker" data-block-id="field:day" data-action-id="value" name="field:day" value="2026-12-01"',
+        "at": 'type="time" data-kind="timepicker" data-block-id="field:at" data-action-id="value" name="field:at" value="09:30"',
+        "starts": 'type="datetime-local" data-kind="datetimepicker" data-block-id="field:starts" data-action-id="value" name="field:starts" value="2026-12-01T13:30"',
+        "owner": '<option value="U0BOB">@bob</option>',
+        "reviewers": 'data-kind="multi_users_select"',
+        "channel": '<option value="C0GENERAL">#general</option>',
+    }
+    for name, snippet in expected.items():
+        assert snippet in block(html, f"field:{name}"), name
+    assert '<label class="sk-label">Title</label>' in html
+    assert '<div class="sk-hint">A short name</div>' in html
+    assert (
+        '<label class="sk-label">Notes <span class="sk-optional">(optional)</span></label>' in html
+    )
+    assert ">first line</textarea>" in html
+    assert "Fill in <b>all</b> of it" in html  # the description, as mrkdwn
+
+
+def test_errors_show_under_their_inputs() -> None:
+    html = everything_html({"field:code": "String should match pattern"})
+    code = block(html, "field:code")
+    assert "has-error" in code
+    assert '<div class="sk-error" role="alert">String should match pattern</div>' in code
+    assert "sk-error" not in block(html, "field:title")
+
+
+def test_message_blocks_buttons_confirms_and_unknown_types() -> None:
+    blocks = [
+        {"type": "header", "text": {"type": "plain_text", "text": "Deploy <now>"}},
+        {"type": "divider"},
+        {
+            "type": "section",
+            "text": {"type": "mrkdwn", "text": "Approve *r42* for <@U0BOB>?"},
+            "fields": [{"type": "mrkdwn", "text": "*Env*\nprod"}],
+        },
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": "in <#C0GENERAL>"}]},
+        {
+            "type": "actions",
+            "elements": [
+                {
+                    "type": "button",
+                    "action_id": "approve",
+                    "value": "r42",
+                    "style": "primary",
+                    "text": {"type": "plain_text", "text": "Approve"},
+                    "confirm": {
+                        "title": {"type": "plain_text", "text": "Sure?"},
+                        "text": {"type": "plain_text", "text": "It goes live."},
+                        "confirm": {"type": "plain_text", "text": "Ship"},
+                        "deny": {"type": "plain_text", "text": "Wait"},
+                    },
+                },
+                {"type": "fancy_slider", "action_id": "x"},
+            ],
+        },
+        {"type": "carousel", "block_id": "c1"},
+    ]
+    html = str(render_blocks(blocks, Surface(kind="message", names=NAMES, ts="1.2")))
+    assert '<div class="sk-block sk-header" data-block-id="">Deploy &lt;now&gt;</div>' in html
+    assert '<hr class="sk-block sk-divider">' in html
+    assert 'Approve <b>r42</b> for <span class="mention">@bob</span>?' in html
+    assert '<div class="sk-field"><b>Env</b><br>prod</div>' in html
+    assert '<span class="mention channel">#general</span>' in html
+    assert (
+        'class="sk-button primary"' in html
+        and 'data-value="r42"' in html
+        and "data-confirm" in html
+    )
+    assert "<h3>Sure?</h3>" in html and ">Ship</button>" in html and ">Wait</button>" in html
+    assert "Unknown element type <code>fancy_slider</code>" in html
+    assert 'data-unknown-block="carousel">Unknown block type <code>carousel</code>' in html
+
+
+@pytest.mark.parametrize(
+    ("mrkdwn", "html"),
+    [
+        ("*bold* _it_ ~gone~ `x*y*`", "<b>bold</b> <i>it</i> <s>gone</s> <code>x*y*</code>"),
+        (
+            "<https://example.com|docs> <mailto:a@b.co>",
+            '<a href="https://example.com" target="_blank" rel="noopener noreferrer">docs</a> <a href="mailto:a@b.co" target="_blank" rel="noopener noreferrer">mailto:a@b.co</a>',
+        ),
+        ("<javascript:alert(1)|click>", "click"),
+        (
+            "&lt;script&gt;alert(1)&lt;/script&gt; <script>",
+            "&lt;script&gt;alert(1)&lt;/script&gt; script",
+        ),
+        (
+            "<!date^1795749831^{time}|03:23 UTC> <!here>",
+            '<time title="!date^1795749831^{time}">03:23 UTC</time> <span class="mention here">@here</span>',
+        ),
+        ("> quoted\nplain", "<blockquote>quoted</blockquote>plain"),
+        ("```a *b*\n<c>```", "<pre>a *b*\n&lt;c&gt;</pre>"),
+        (":warning: :no_such_emoji:", "⚠️ :no_such_emoji:"),
+        ("snake_case_name and 2*3*4", "snake_case_name and 2*3*4"),
+    ],
+)
+def test_mrkdwn_as_html(mrkdwn: str, html: str) -> None:
+    assert str(to_html(mrkdwn, NAMES)) == html
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[RunningBot, SandboxPage]]:
+    with running_bot(["bot.demo_flows"], database_url=f"sqlite:///{tmp_path}/t.db") as bot:
+        page = SandboxPage(bot.slack.workspace, bot.driver, flows=bot.engine.flows.names())
+        page.start()
+        try:
+            yield bot, page
+        finally:
+            page.stop()
+
+
+def post(url: str, body: object, content_type: str = "application/json") -> tuple[int, dict]:
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": content_type}, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_the_page_serves_loopback_and_says_it_is_local(
+    served: tuple[RunningBot, SandboxPage],
+) -> None:
+    _, page = served
+    assert page.host == "127.0.0.1"
+    with urllib.request.urlopen(page.url, timeout=10) as response:
+        html = response.read().decode()
+    assert f"serving 127.0.0.1:{page.port} only" in html
+    assert "/runs start get-shirt-order" in html
+    assert '<script src="/static/page.js"></script>' in html
+    assert "http" not in re.sub(r'https?://127\.0\.0\.1[^"]*', "", html).split("<body")[0]  # no CDN
+
+
+def test_actions_are_json_only_and_name_a_member(served: tuple[RunningBot, SandboxPage]) -> None:
+    bot, page = served
+    status, answer = post(page.url + "command", {"as": "alice", "text": "/runs help"}, "text/plain")
+    assert status == 415 and "JSON" in answer["error"]
+    status, answer = post(page.url + "command", {"as": "mallory", "text": "/runs help"})
+    assert status == 400 and "mallory" in answer["error"]
+    status, answer = post(page.url + "command", {"as": "alice", "text": "hello"})
+    assert status == 400 and "slash commands only" in answer["error"]
+    status, answer = post(page.url + "submit", {"as": "alice", "view_id": "V404", "values": {}})
+    assert status == 400 and "no longer open" in answer["error"]
+    assert not bot.slack.ephemeral("alice")
+
+    status, answer = post(page.url + "command", {"as": "alice", "text": "/runs help"})
+    assert (status, answer["ok"]) == (200, True)
+    assert "/runs start" in bot.slack.ephemeral("alice")[-1].text
+
+
+def test_a_refused_answer_is_shown_on_the_page(served: tuple[RunningBot, SandboxPage]) -> None:
+    _, page = served
+    status, answer = post(page.url + "command", {"as": "alice", "text": "/nosuchcommand"})
+    assert status == 200 and answer["ok"] is False
+    assert "the app answered HTTP 404 to /nosuchcommand" in answer["problems"][0]
+    with urllib.request.urlopen(page.url + "?as=U0ALICE", timeout=10) as response:
+        assert "the app answered HTTP 404 to /nosuchcommand" in response.read().decode()

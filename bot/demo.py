@@ -301,14 +301,20 @@ WEB_RUNS: list[tuple[str, dict[str, Any]]] = [
 ]
 
 
-def web_demo(flows: list[str], plans: dict[str, Any]) -> None:
-    """Start one run of each flow and serve the sandbox page, for a person to answer."""
+def web_demo(flows: list[str], plans: dict[str, Any], *, port: int = 8765) -> None:
+    """Start one run of each flow and serve the sandbox page, for a person to answer.
+
+    Args:
+        flows: Flow files or modules; the built-in demo flows when empty.
+        plans: The answers file's entries; only their ``parameters`` are used here.
+        port: The page's port.
+    """
     from bot.cli_sandbox import serve_page
 
     if not flows:
-        serve_page(["bot.demo_flows"], start=lambda _names: WEB_RUNS)
+        serve_page(["bot.demo_flows"], start=lambda _names: WEB_RUNS, port=port)
         return
-    serve_page(flows, start=lambda names: [(n, _plan(plans.get(n))[0]) for n in names])
+    serve_page(flows, start=lambda n: [(f, _plan(plans.get(f))[0]) for f in n], port=port)
 
 
 def demo_command() -> click.Command:
@@ -331,10 +337,18 @@ def demo_command() -> click.Command:
         is_flag=True,
         help="Start the flows and show the sandbox in your browser, to answer them yourself.",
     )
-    def demo(sources: tuple[str, ...], answers: str | None, web: bool) -> None:
+    @click.option(
+        "--port",
+        default=8765,
+        show_default=True,
+        type=click.IntRange(0, 65535),
+        help="With --web: the page's port (0: any free port).",
+    )
+    def demo(sources: tuple[str, ...], answers: str | None, web: bool, port: int) -> None:
         """See the whole loop locally: flows, Slack prompts, modals, errors, and answers."""
         if web:
-            web_demo(list(sources), json.loads(Path(answers).read_text()) if answers else {})
+            plans = json.loads(Path(answers).read_text()) if answers else {}
+            web_demo(list(sources), plans, port=port)
             return
         started = time.monotonic()
         if sources:

@@ -42,6 +42,8 @@ async function refresh() {
     el.innerHTML = html;
     const list = el.querySelector(".messages");
     if (list && atBottom) list.scrollTop = list.scrollHeight;
+    const error = name === "modal" && el.querySelector(".sk-error");
+    if (error) error.closest("[data-field]").scrollIntoView({ block: "center" });
   }
   body.dataset.key = key;
 }

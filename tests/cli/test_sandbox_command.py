@@ -1,0 +1,81 @@
+"""``signoff sandbox`` and ``signoff demo --web``: one command, then open the printed URL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from tests.support.waiting import wait_for
+
+PREFIX = "Sandbox page: "
+
+
+@contextmanager
+def command(*args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """Run ``signoff ARGS`` until the block ends (then Ctrl-C it); yield it and its URL."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()  # blocks until the page is up (or the process died)
+        assert line.startswith(PREFIX), (
+            f"no URL printed: {line!r} {process.stderr.read() if process.poll() is not None else ''}"
+        )  # type: ignore[union-attr]
+        yield process, line.removeprefix(PREFIX).strip()
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)
+
+
+def page(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.read().decode()
+
+
+def test_sandbox_serves_the_page_on_localhost_and_starts_runs(tmp_path: Path) -> None:
+    with command(
+        "--database-url",
+        f"sqlite:///{tmp_path}/t.db",
+        "sandbox",
+        "--flows",
+        "bot.demo_flows",
+        "--port",
+        "0",
+        "--start",
+        "get-shirt-order",
+    ) as (process, url):
+        assert url.startswith("http://127.0.0.1:")
+        html = wait_for(
+            lambda: (text := page(url + "?as=U0ALICE")) and "is waiting for input" in text and text,
+            timeout=20,
+            what="the run's prompt on the page",
+        )
+        assert "get-shirt-order" in html and "Provide input" in html
+    assert process.returncode == 0
+    assert "for local development" in process.stderr.read()  # type: ignore[union-attr]
+
+
+def test_demo_web_starts_the_demo_flows_for_a_person_to_answer() -> None:
+    with command("demo", "--web", "--port", "0") as (process, url):
+        html = wait_for(
+            lambda: (text := page(url)) and text.count("Provide input") >= 3 and text,
+            timeout=30,
+            what="three prompts",
+        )
+        for flow in ("greet-user", "get-shirt-order", "deploy-production"):
+            assert flow in html
+    assert process.returncode == 0

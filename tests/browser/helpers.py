@@ -13,7 +13,7 @@ from selenium.webdriver.support.select import Select
 from selenium.webdriver.support.ui import WebDriverWait
 
 T = TypeVar("T")
-TIMEOUT = 15
+TIMEOUT = 40  # generous: CI machines are shared, and a deadline costs nothing when met
 
 
 def wait(browser: WebDriver, what: str, condition: Callable[[WebDriver], T]) -> T:

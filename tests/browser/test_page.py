@@ -6,6 +6,7 @@ import ast
 import json
 from pathlib import Path
 
+import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.select import Select
@@ -26,12 +27,15 @@ from tests.browser.helpers import (
     wait,
 )
 
+# A whole loop through a real browser; slow machines get time, the waits keep deadlines.
+pytestmark = pytest.mark.timeout(300)
+
 
 def test_every_input_element_is_filled_in_and_submitted(
     browser: WebDriver, page: SandboxPage, demo_bot: RunningBot, artifacts: Path
 ) -> None:
     run = demo_bot.engine.submit("everything", {}, started_by="U0CAROL")
-    demo_bot.root_message(run.id)
+    demo_bot.root_message(run.id, timeout=40)
     browser.get(page.url + "?as=U0ALICE")
     button(browser, "Provide input").click()
     modal = open_modal(browser)
@@ -158,7 +162,7 @@ def test_a_confirm_dialog_asks_before_the_click_is_sent(
     browser: WebDriver, page: SandboxPage, demo_bot: RunningBot
 ) -> None:
     run = demo_bot.engine.submit("greet-user", {}, started_by="U0CAROL")
-    demo_bot.root_message(run.id)
+    demo_bot.root_message(run.id, timeout=40)
     # A message as an app posts it, with the bot's own cancel button behind a confirm.
     demo_bot.slack.client().chat_postMessage(
         channel="C0GENERAL",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
@@ -12,12 +13,15 @@ from bot.testing import RunningBot
 from engine import RunState
 from tests.browser.helpers import button, choose, chosen, gone, open_modal, wait
 
+# A whole loop through a real browser; slow machines get time, the waits keep deadlines.
+pytestmark = pytest.mark.timeout(300)
+
 
 def test_shirt_order_loop_with_the_mouse(
     browser: WebDriver, page: SandboxPage, demo_bot: RunningBot, artifacts: Path
 ) -> None:
     run = demo_bot.engine.submit("get-shirt-order", {}, started_by="U0CAROL")
-    demo_bot.root_message(run.id)
+    demo_bot.root_message(run.id, timeout=40)
     browser.get(page.url + "?as=U0ALICE")
 
     # The prompt in #general; its button opens the form generated from ShirtOrder.

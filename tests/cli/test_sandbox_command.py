@@ -61,7 +61,7 @@ def test_sandbox_serves_the_page_on_localhost_and_starts_runs(tmp_path: Path) ->
         assert url.startswith("http://127.0.0.1:")
         html = wait_for(
             lambda: (text := page(url + "?as=U0ALICE")) and "is waiting for input" in text and text,
-            timeout=20,
+            timeout=60,
             what="the run's prompt on the page",
         )
         assert "get-shirt-order" in html and "Provide input" in html
@@ -73,7 +73,7 @@ def test_demo_web_starts_the_demo_flows_for_a_person_to_answer() -> None:
     with command("demo", "--web", "--port", "0") as (process, url):
         html = wait_for(
             lambda: (text := page(url)) and text.count("Provide input") >= 3 and text,
-            timeout=30,
+            timeout=60,
             what="three prompts",
         )
         for flow in ("greet-user", "get-shirt-order", "deploy-production"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bot.sandbox.web
 import engine
 import engine.input
 
@@ -101,4 +102,15 @@ def test_audit_exports() -> None:
         "verify",
         "write_csv",
         "write_jsonl",
+    ]
+
+
+def test_sandbox_page_exports() -> None:
+    assert bot.sandbox.web.__all__ == [
+        "LOOPBACK",
+        "Place",
+        "SandboxPage",
+        "Surface",
+        "render_blocks",
+        "to_html",
     ]

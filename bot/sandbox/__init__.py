@@ -28,8 +28,9 @@ with ``slack.socket_driver()`` instead; the acks come back as the same :class:`A
 Modules: :mod:`.workspace` (state), :mod:`.webapi` (HTTP server) and :mod:`.methods` (Web API
 methods), :mod:`.driver` (acting as users), :mod:`.transport` (delivering over HTTP, signed),
 :mod:`.socket_mode` and :mod:`.websocket` (delivering over Socket Mode), :mod:`.forms` (filling
-in views), :mod:`.render` (text renderings), :mod:`.pytest_plugin` (the ``slack_sandbox``
-fixture; enable with ``pytest_plugins = ["bot.sandbox.pytest_plugin"]``).
+in views), :mod:`.render` (text renderings), :mod:`.web` (the sandbox as a page in a browser,
+``signoff sandbox``), :mod:`.pytest_plugin` (the ``slack_sandbox`` fixture; enable with
+``pytest_plugins = ["bot.sandbox.pytest_plugin"]``).
 """
 
 from __future__ import annotations

@@ -57,15 +57,20 @@ def test_every_input_element_is_filled_in_and_submitted(
     assert starts.get_attribute("value") == "2026-12-01T13:30"  # alice's zone is London: GMT
     browser.save_screenshot(str(artifacts / "everything-modal.png"))
 
-    # Empty required inputs: the Slack client refuses, and says so under each of them.
+    # Empty required inputs: the Slack client refuses, says so under each of them, and keeps
+    # what was typed.
+    type_into(modal, "Title", "Ship it")
     modal.find_element(By.CSS_SELECTOR, "[data-submit]").click()
-    wait(browser, "the client's errors", lambda b: error_under(open_modal(b), "Title"))
+    wait(browser, "the client's errors", lambda b: error_under(open_modal(b), "Contact"))
     modal = open_modal(browser)
-    assert error_under(modal, "Title") == "Please complete this required field."
+    assert error_under(modal, "Contact") == "Please complete this required field."
     assert error_under(modal, "Owner") == "Please complete this required field."
+    assert error_under(modal, "Title") == ""
+    assert (
+        field(modal, "Title").find_element(By.TAG_NAME, "input").get_attribute("value") == "Ship it"
+    )
     assert not demo_bot.slack.calls("views.update")
 
-    type_into(modal, "Title", "Ship it")
     type_into(modal, "Contact", "ops@example.com")
     type_into(modal, "Replicas", "3")
     type_into(modal, "Code", "abc")  # the pattern is checked by the app, not the client

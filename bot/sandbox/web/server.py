@@ -19,6 +19,7 @@ without asking first, so other sites cannot act through your browser.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -34,7 +35,7 @@ from markupsafe import Markup
 
 from bot.sandbox.driver import Driver
 from bot.sandbox.errors import PageRequestInvalid, SandboxError, SubmitBlocked
-from bot.sandbox.forms import stateful_elements
+from bot.sandbox.forms import fill_state, stateful_elements
 from bot.sandbox.records import AppResponse, EphemeralMessage, JsonDict, Message, OpenView
 from bot.sandbox.web.blocks import environment
 from bot.sandbox.web.page import REGIONS, Feedback, Place, regions, regions_key
@@ -265,7 +266,10 @@ class SandboxPage:
         try:
             response = self.driver.submit(user, values, view=top)
         except SubmitBlocked as refused:
-            # The Slack client itself refuses: the errors show and nothing is sent.
+            # The Slack client itself refuses: the errors show, what was typed stays, and
+            # nothing is sent.
+            with contextlib.suppress(SubmitBlocked):
+                self.workspace.set_view_state(top.id, fill_state(top.view, values))
             with self._lock:
                 self.feedback.errors[key] = dict(refused.errors)
             return {"ok": False, "errors": dict(refused.errors), "sent": False}

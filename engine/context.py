@@ -7,12 +7,12 @@ import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from engine.definition import FlowDefinition
 from engine.errors import MissingContext
 
 if TYPE_CHECKING:
-    from engine.flows import Flow
     from engine.runtime import Engine
 
 
@@ -22,7 +22,7 @@ class RunContext:
 
     engine: Engine
     run_id: str
-    flow: Flow[..., Any]
+    flow: FlowDefinition
     is_async: bool
     started_by: str | None
     #: started by this very call, so nothing is stored to replay (saves a read per task)

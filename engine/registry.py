@@ -8,12 +8,9 @@ import logging
 import sys
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
+from engine.definition import FlowDefinition
 from engine.errors import FlowImportError
-
-if TYPE_CHECKING:
-    from engine.flows import Flow
 
 logger = logging.getLogger(__name__)
 
@@ -22,14 +19,14 @@ class FlowRegistry:
     """Every flow defined in this process, by name. A later definition replaces an earlier one."""
 
     def __init__(self) -> None:
-        self._flows: dict[str, Flow[..., Any]] = {}
+        self._flows: dict[str, FlowDefinition] = {}
         self._lock = threading.Lock()
 
-    def add(self, flow: Flow[..., Any]) -> None:
+    def add(self, flow: FlowDefinition) -> None:
         with self._lock:
             self._flows[flow.name] = flow
 
-    def get(self, name: str) -> Flow[..., Any] | None:
+    def get(self, name: str) -> FlowDefinition | None:
         with self._lock:
             return self._flows.get(name)
 
@@ -37,7 +34,7 @@ class FlowRegistry:
         with self._lock:
             return sorted(self._flows)
 
-    def resolve(self, name: str, ref: str | None) -> Flow[..., Any]:
+    def resolve(self, name: str, ref: str | None) -> FlowDefinition:
         """The flow called ``name``, importing it from ``ref`` if this process lacks it.
 
         Raises:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pydantic
 
@@ -12,19 +12,17 @@ from engine import serialization
 from engine.actors import Actor, as_actor
 from engine.audit import AuditAction, AuditEntry
 from engine.context import RunContext, current_run
+from engine.definition import FlowDefinition
 from engine.errors import FlowImportError, PauseTimeout, RunCancelled, RunSuspended
 from engine.runs import RunState
 from engine.runtime import Engine, get_engine
 from engine.signals import Cancel, Suspend
 from engine.validation import model_errors
 
-if TYPE_CHECKING:
-    from engine.flows import Flow
-
 logger = logging.getLogger(__name__)
 
 
-def _start(flow: Flow[..., Any], parameters: dict[str, Any], started_by: str | None) -> RunContext:
+def _start(flow: FlowDefinition, parameters: dict[str, Any], started_by: str | None) -> RunContext:
     engine = get_engine()
     parent = current_run.get()
     if parent is not None and started_by is None:
@@ -72,7 +70,7 @@ def _start(flow: Flow[..., Any], parameters: dict[str, Any], started_by: str | N
 
 
 def call_flow(
-    flow: Flow[..., Any], parameters: dict[str, Any], started_by: str | None = None
+    flow: FlowDefinition, parameters: dict[str, Any], started_by: str | None = None
 ) -> Any:
     """Run a sync flow here and now; its result or its exception comes back to the caller."""
     ctx = _start(flow, parameters, started_by)
@@ -91,7 +89,7 @@ def call_flow(
 
 
 async def call_flow_async(
-    flow: Flow[..., Any], parameters: dict[str, Any], started_by: str | None = None
+    flow: FlowDefinition, parameters: dict[str, Any], started_by: str | None = None
 ) -> Any:
     """Run an async flow here and now (awaited by the caller)."""
     ctx = _start(flow, parameters, started_by)

@@ -20,7 +20,7 @@ import threading
 import weakref
 from collections.abc import Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
@@ -30,12 +30,19 @@ from apscheduler.schedulers.base import STATE_RUNNING
 if TYPE_CHECKING:
     from sqlalchemy import Engine as SqlEngine
 
-    from engine.runtime import Engine
-
 logger = logging.getLogger(__name__)
 
+
+class Sweeper(Protocol):
+    """What the sweep job calls (an ``Engine``); named here so timers need not import it."""
+
+    def expire_due_pauses(self) -> list[str]: ...
+
+    def escalate_due_pauses(self) -> list[str]: ...
+
+
 #: engines in this process whose due pauses a fired sweep job expires
-_sweeping: weakref.WeakSet[Engine] = weakref.WeakSet()
+_sweeping: weakref.WeakSet[Sweeper] = weakref.WeakSet()
 #: how often a worker sweeps even without a job, for pauses whose job was lost
 SAFETY_SWEEP_SECONDS = 30
 
@@ -68,7 +75,7 @@ class Timers:
 
     Example::
 
-        engine.timers.call_at("remind:run42", when, "bot.reminders:remind", {"run_id": "run42"})
+        engine.timers.call_at("remind:run42", when, "bot.slack.reminders:remind", {"run_id": "run42"})
     """
 
     def __init__(self, db: SqlEngine) -> None:
@@ -84,7 +91,7 @@ class Timers:
     def running(self) -> bool:
         return bool(self._scheduler.running)
 
-    def start(self, *, active: bool, engine: Engine | None = None) -> None:
+    def start(self, *, active: bool, engine: Sweeper | None = None) -> None:
         """Start the scheduler; only an active one executes jobs."""
         with self._lock:
             if not self._scheduler.running:
@@ -131,7 +138,7 @@ class Timers:
         if self._active:
             self._scheduler.wakeup()
 
-    def shutdown(self, engine: Engine | None = None) -> None:
+    def shutdown(self, engine: Sweeper | None = None) -> None:
         if engine is not None:
             _sweeping.discard(engine)
         with self._lock:

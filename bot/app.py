@@ -16,6 +16,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 from bot import commands, decisions, home, ids, interactions, reminders
 from bot.approvers import Approvers
 from bot.config import BotSettings
+from bot.metrics import MeteredWebClient
 from bot.notifier import SlackNotifier
 from engine import DurableConsumer, Engine
 
@@ -38,7 +39,7 @@ class AnyServerErrorRetryHandler(RetryHandler):
 
 def create_client(settings: BotSettings) -> WebClient:
     """A WebClient that retries rate limits (honouring Retry-After), 5xx and dropped connections."""
-    return WebClient(
+    return MeteredWebClient(
         token=settings.bot_token,
         base_url=settings.api_url,
         retry_handlers=[
@@ -73,7 +74,9 @@ def create_app(engine: Engine, settings: BotSettings, client: WebClient | None =
 
     app = App(
         client=client,
-        signing_secret=settings.signing_secret,
+        # Socket Mode frames come over our own authenticated WebSocket: nothing to sign.
+        signing_secret=settings.signing_secret or "",
+        request_verification_enabled=not settings.socket_mode,
         authorize=authorize,
         token_verification_enabled=False,
         logger=logging.getLogger("bot.bolt"),

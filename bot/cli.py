@@ -27,12 +27,16 @@ from types import FrameType
 import click
 
 from bot.cli_audit import audit
+from bot.cli_config import config
+from bot.cli_db import db
+from bot.cli_flows import flows
 from bot.cli_render import JSONValue, dump_json, state_line
 from bot.cli_runs import runs
 from bot.cli_sandbox import sandbox_command
 from bot.cli_session import CliSession, pass_session
 from bot.cli_wait import RECHECK_SECONDS, Until, say_no_worker, wait_for_run
 from bot.demo import demo_command
+from bot.logs import configure_logging
 from bot.serve import serve_command
 from engine import EngineError, FlowNotFound, RunState, Worker, load_flows
 
@@ -40,10 +44,6 @@ logger = logging.getLogger(__name__)
 
 #: Final states that make ``run --wait`` exit 1.
 UNSUCCESSFUL = frozenset({RunState.FAILED, RunState.CRASHED, RunState.CANCELLED})
-#: Record attributes (passed as ``extra``) that worker log lines show after the message.
-LOG_CONTEXT = ("run_id", "flow", "key", "state", "error")
-#: Libraries whose INFO records (migrations, scheduler jobs) say nothing about runs.
-QUIET_LOGGERS = ("alembic", "apscheduler")
 
 
 class SignoffGroup(click.Group):
@@ -68,33 +68,8 @@ class SignoffGroup(click.Group):
             ) from exc
 
 
-class LogFormatter(logging.Formatter):
-    """``time LEVEL action message key=value...``: the record's ``action`` and run ids."""
-
-    def __init__(self) -> None:
-        super().__init__("%(asctime)s %(message)s")
-
-    def formatMessage(self, record: logging.LogRecord) -> str:
-        """Format one record, defaulting ``action`` to ``-`` for records without one."""
-        action = getattr(record, "action", None) or "-"
-        context = "".join(
-            f" {name}={value}"
-            for name in LOG_CONTEXT
-            if (value := getattr(record, name, None)) is not None
-        )
-        return f"{record.asctime} {record.levelname:<7} {action:<16} {record.message}{context}"
-
-
-def configure_logging(level: int) -> None:
-    """Send log records at ``level`` and above to stderr, in ``LogFormatter``'s format."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(LogFormatter())
-    logging.basicConfig(level=level, handlers=[handler], force=True)
-    for chatty in QUIET_LOGGERS:
-        logging.getLogger(chatty).setLevel(max(level, logging.WARNING))
-
-
 @click.group(cls=SignoffGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="signoff", prog_name="signoff", message="%(prog)s %(version)s")
 @click.option(
     "-v", "--verbose", is_flag=True, help="Log to stderr and show the traceback of errors."
 )
@@ -243,9 +218,13 @@ def run(
     show_default=True,
     help="At most N runs at once.",
 )
+@click.option(
+    "--migrate", is_flag=True, help="Upgrade an outdated database schema instead of refusing it."
+)
 @pass_session
-def worker(session: CliSession, sources: tuple[str, ...], concurrency: int) -> None:
+def worker(session: CliSession, sources: tuple[str, ...], concurrency: int, migrate: bool) -> None:
     """Execute queued runs until SIGTERM or Ctrl-C."""
+    session.migrate = migrate
     configure_logging(logging.INFO)
     stop = threading.Event()
 
@@ -271,6 +250,9 @@ def worker(session: CliSession, sources: tuple[str, ...], concurrency: int) -> N
 
 
 cli.add_command(runs)
+cli.add_command(flows)
+cli.add_command(config)
+cli.add_command(db)
 cli.add_command(audit)
 cli.add_command(serve_command())
 cli.add_command(demo_command())

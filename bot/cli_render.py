@@ -155,6 +155,11 @@ def _pause_lines(pause: Pause) -> list[str]:
     return [head, *(f"  {line}" for line in _fields(fields))]
 
 
+def table_lines(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """Rows under headers, in columns as wide as their widest cell."""
+    return _table(headers, rows, indent="")
+
+
 def _fields(pairs: Sequence[tuple[str, str]]) -> list[str]:
     shown = [(k, v) for k, v in pairs if v != ""]
     width = max((len(k) for k, _ in shown), default=0)

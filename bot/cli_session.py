@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from engine import Engine, EngineSettings, get_engine, set_engine
+from engine import Engine, EngineSettings, SchemaOutdated, get_engine, set_engine
 
 
 class CliSession:
@@ -17,7 +17,15 @@ class CliSession:
     def __init__(self, *, verbose: bool = False, database_url: str | None = None) -> None:
         self.verbose = verbose
         self.database_url = database_url
+        #: upgrade an outdated schema on open (``serve``/``worker --migrate``); otherwise
+        #: an outdated database is refused, and only an empty one gets the schema
+        self.migrate = False
         self._engine: Engine | None = None
+
+    def settings(self) -> EngineSettings:
+        """The engine settings this invocation uses (``--database-url`` over the environment)."""
+        overrides = {"database_url": self.database_url} if self.database_url else {}
+        return EngineSettings.load(**overrides)
 
     def engine(self) -> Engine:
         """The process's engine, opened from ``SIGNOFF_*`` settings (and ``--database-url``).
@@ -30,10 +38,15 @@ class CliSession:
         Raises:
             ConfigurationError: a setting is malformed.
             StoreError: the database cannot be opened.
+            click.ClickException: the schema is outdated and ``migrate`` is off.
         """
         if self._engine is None:
-            overrides = {"database_url": self.database_url} if self.database_url else {}
-            self._engine = Engine(EngineSettings.load(**overrides))
+            try:
+                self._engine = Engine(self.settings(), migrate=self.migrate)
+            except SchemaOutdated as exc:
+                raise click.ClickException(
+                    f"{exc}; run 'signoff db upgrade' first, or start with --migrate"
+                ) from exc
             set_engine(self._engine)
             click.get_current_context().find_root().call_on_close(self.close)
         return get_engine()

@@ -1,11 +1,36 @@
-"""Slack settings, read from the environment once, at an entry point."""
+"""The bot's settings, read once at an entry point from the environment and a ``.env`` file.
+
+A variable set in the environment wins over the same one in ``.env`` (in the current
+directory). ``signoff config show`` prints what is in effect.
+
+- ``BotSettings``: Slack (tokens, channel, API URL) for ``serve``.
+- ``ServerSettings``: where ``serve`` listens (``SIGNOFF_HOST``, ``PORT``).
+- ``LogSettings``: log level and format, for every command.
+"""
 
 from __future__ import annotations
 
-from pydantic import Field, ValidationError, field_validator
+import logging
+from typing import Literal, Self
+
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.errors import SettingsError
+
+#: read by every settings class; the environment wins over it
+ENV_FILE = ".env"
+
+
+def settings_problems(exc: ValidationError) -> str:
+    """One line naming each wrong variable, without pydantic's ``Value error, `` prefixes."""
+    problems = []
+    for err in exc.errors():
+        message = "is not set" if err["type"] == "missing" else str(err["msg"])
+        message = message.removeprefix("Value error, ")
+        # A check across fields (no location) names its variables in its own message.
+        problems.append(f"{err['loc'][0]} {message}" if err["loc"] else message)
+    return "; ".join(problems)
 
 
 class BotSettings(BaseSettings):
@@ -16,10 +41,11 @@ class BotSettings(BaseSettings):
         settings = BotSettings.load()   # SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET, ...
     """
 
-    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, env_file=ENV_FILE)
 
     bot_token: str = Field(alias="SLACK_BOT_TOKEN")
-    signing_secret: str = Field(alias="SLACK_SIGNING_SECRET")
+    #: HTTP mode checks every request with it; Socket Mode (``SLACK_APP_TOKEN``) needs none
+    signing_secret: str | None = Field(default=None, alias="SLACK_SIGNING_SECRET")
     app_token: str | None = Field(default=None, alias="SLACK_APP_TOKEN")
     api_url: str = Field(default="https://slack.com/api/", alias="SLACK_API_URL")
     channel: str = Field(alias="SIGNOFF_CHANNEL")
@@ -52,15 +78,73 @@ class BotSettings(BaseSettings):
             raise ValueError("must name a channel id, e.g. C0123456789")
         return value.strip()
 
+    @model_validator(mode="after")
+    def _signing_secret_for_http(self) -> Self:
+        if self.app_token is None and not self.signing_secret:
+            raise ValueError(
+                "SLACK_SIGNING_SECRET is not set (HTTP mode checks requests with it; "
+                "Socket Mode, with SLACK_APP_TOKEN, needs none)"
+            )
+        return self
+
+    @property
+    def socket_mode(self) -> bool:
+        """True when an app-level token is set: Slack is reached over a WebSocket."""
+        return self.app_token is not None
+
     @classmethod
     def load(cls, **overrides: object) -> BotSettings:
         """Read settings; one clear error names each missing or malformed variable."""
         try:
             return cls(**overrides)  # type: ignore[arg-type]
         except ValidationError as exc:
-            problems = []
-            for err in exc.errors():
-                name = str(err["loc"][0]) if err["loc"] else "?"
-                message = "is not set" if err["type"] == "missing" else str(err["msg"])
-                problems.append(f"{name} {message.removeprefix('Value error, ')}")
-            raise SettingsError("; ".join(problems)) from exc
+            raise SettingsError(settings_problems(exc)) from exc
+
+
+class ServerSettings(BaseSettings):
+    """Where ``signoff serve`` listens: Slack's requests in HTTP mode, and in both modes
+    ``/healthz``, ``/readyz`` and ``/metrics``. ``--host``/``--port`` override them."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, env_file=ENV_FILE)
+
+    host: str = Field(default="127.0.0.1", alias="SIGNOFF_HOST", min_length=1)
+    #: ``PORT`` as Bolt's samples and most platforms set it; ``SIGNOFF_PORT`` wins over it
+    port: int = Field(
+        default=3000, validation_alias=AliasChoices("SIGNOFF_PORT", "PORT"), ge=0, le=65535
+    )
+
+    @classmethod
+    def load(cls, **overrides: object) -> ServerSettings:
+        """Read settings; one clear error names each malformed variable."""
+        try:
+            return cls(**overrides)  # type: ignore[arg-type]
+        except ValidationError as exc:
+            raise SettingsError(settings_problems(exc)) from exc
+
+
+class LogSettings(BaseSettings):
+    """How every ``signoff`` command logs (see ``bot.logs``)."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, env_file=ENV_FILE)
+
+    #: overrides the level a command logs at (``serve`` and ``worker``: INFO)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] | None = Field(
+        default=None, alias="SIGNOFF_LOG_LEVEL"
+    )
+    log_format: Literal["text", "json"] = Field(default="text", alias="SIGNOFF_LOG_FORMAT")
+
+    @field_validator("log_level", "log_format", mode="before")
+    @classmethod
+    def _case(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            return text.upper() if text.upper() in logging.getLevelNamesMapping() else text.lower()
+        return value
+
+    @classmethod
+    def load(cls, **overrides: object) -> LogSettings:
+        """Read settings; one clear error names each malformed variable."""
+        try:
+            return cls(**overrides)  # type: ignore[arg-type]
+        except ValidationError as exc:
+            raise SettingsError(settings_problems(exc)) from exc

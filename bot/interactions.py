@@ -12,7 +12,7 @@ from slack_sdk import WebClient
 from slack_sdk.models.blocks import MarkdownTextObject, SectionBlock
 from slack_sdk.models.views import View
 
-from bot import ids
+from bot import ids, metrics
 from bot.approvers import refusal_text, slack_actor
 from bot.messages import who
 from bot.modals import ModalError, build_input_view
@@ -196,6 +196,8 @@ def register(app: App, engine: Engine) -> None:
             )
         else:
             ack()
+        if answered.status is not PauseStatus.WAITING:
+            metrics.observe_answer(answered)
         logger.info(
             "input submitted", extra={"action": "input_submitted", "run_id": run.id, "key": key}
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Callable, Iterable
@@ -10,8 +11,9 @@ from typing import Any
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 
 from bot.app import create_app, create_client, start_notifier
-from bot.config import BotSettings
+from bot.config import BotSettings, ServerSettings
 from bot.errors import SettingsError
+from bot.metrics import Metrics, observe_timer
 from engine import Engine, Worker
 
 logger = logging.getLogger(__name__)
@@ -19,31 +21,44 @@ logger = logging.getLogger(__name__)
 StartResponse = Callable[..., Any]
 
 
+def _respond(
+    start_response: StartResponse, status: str, body: bytes, content_type: str
+) -> Iterable[bytes]:
+    start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(body)))])
+    return [body]
+
+
 def wsgi_app(
-    slack: SlackRequestHandler, engine: Engine
+    slack: SlackRequestHandler | None,
+    engine: Engine,
+    *,
+    ready: Callable[[], str | None] = lambda: None,
+    metrics: Metrics | None = None,
 ) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
-    """``POST /slack/events`` to Bolt, ``GET /healthz`` answered here, anything else 404."""
+    """``POST /slack/events`` to Bolt (HTTP mode only), and in both modes ``GET /healthz``
+    (the database answers), ``GET /readyz`` (and the process is ready: ``ready()`` returns
+    None, or why not) and ``GET /metrics`` (Prometheus); anything else 404."""
+    metrics = metrics or Metrics(engine)
 
     def application(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
-        if path == "/healthz":
+        if path in ("/healthz", "/readyz"):
             try:
                 engine.list_runs(limit=1)
-                body, status = b'{"ok": true}', "200 OK"
+                problem = ready() if path == "/readyz" else None
             except Exception:
-                body, status = (
-                    b'{"ok": false, "error": "database unavailable"}',
-                    "503 Service Unavailable",
-                )
-            start_response(
-                status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
-            )
-            return [body]
-        if path == "/slack/events":
+                problem = "database unavailable"
+            if problem is None:
+                return _respond(start_response, "200 OK", b'{"ok": true}', "application/json")
+            body = json.dumps({"ok": False, "error": problem}).encode()
+            return _respond(start_response, "503 Service Unavailable", body, "application/json")
+        if path == "/metrics":
+            body, content_type = metrics.exposition()
+            return _respond(start_response, "200 OK", body, content_type)
+        if path == "/slack/events" and slack is not None:
             result: Iterable[bytes] = slack(environ, start_response)
             return result
-        start_response("404 Not Found", [("Content-Type", "text/plain")])
-        return [b"not found"]
+        return _respond(start_response, "404 Not Found", b"not found", "text/plain")
 
     return application
 
@@ -76,21 +91,28 @@ class Server:
         return f"http://{self.host}:{self.port}"
 
     def start(self) -> None:
-        """Start the worker, the notifier and the HTTP (or Socket Mode) listener in threads."""
+        """Start the worker, the notifier, Socket Mode (when configured) and the HTTP listener.
+
+        The HTTP listener serves Slack's requests in HTTP mode; in Socket Mode it serves only
+        ``/healthz``, ``/readyz`` and ``/metrics``.
+        """
         # The notifier first: a first-ever subscription starts at the newest event.
         self._notifier = start_notifier(self.engine, self.settings, self.client)
+        self.engine.timers.on_fired(observe_timer)
         self.worker.start()
+        slack: SlackRequestHandler | None = None
         if self.settings.app_token:
             from slack_bolt.adapter.socket_mode import SocketModeHandler
 
             self._socket_handler = SocketModeHandler(self.app, self.settings.app_token)
             self._socket_handler.connect()
             logger.info("connected in Socket Mode", extra={"action": "serve_socket_mode"})
-            return
+        else:
+            slack = SlackRequestHandler(self.app)
         from waitress.server import create_server
 
         self._server = create_server(
-            wsgi_app(SlackRequestHandler(self.app), self.engine),
+            wsgi_app(slack, self.engine, ready=self.not_ready),
             host=self.host,
             port=self.port,
             threads=8,
@@ -99,6 +121,14 @@ class Server:
         self._thread = threading.Thread(target=self._server.run, name="signoff-http", daemon=True)
         self._thread.start()
         logger.info("serving", extra={"action": "serve_http", "url": self.url})
+
+    def not_ready(self) -> str | None:
+        """Why this process cannot take Slack's traffic now (``/readyz``), or None."""
+        if self._socket_handler is not None and not self._socket_handler.client.is_connected():
+            return "the Socket Mode connection to Slack is down"
+        if not self.worker.running:
+            return "the worker is not running"
+        return None
 
     def stop(self) -> None:
         if self._server is not None:
@@ -130,30 +160,48 @@ def serve_command() -> Any:
         metavar="PATH_OR_MODULE",
         help="Flows to load (repeatable).",
     )
-    @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+    @click.option(
+        "--host", metavar="ADDRESS", help="Address to listen on. [env: SIGNOFF_HOST; 127.0.0.1]"
+    )
     @click.option(
         "--port",
-        default=3000,
-        show_default=True,
-        envvar="SIGNOFF_PORT",
         type=click.IntRange(0, 65535),
-        help="Port to listen on (0: any free port); also SIGNOFF_PORT.",
+        help="Port to listen on. [env: SIGNOFF_PORT or PORT; 3000]",
+    )
+    @click.option(
+        "--migrate",
+        is_flag=True,
+        help="Upgrade an outdated database schema instead of refusing it.",
     )
     @pass_session
-    def serve(session: CliSession, sources: tuple[str, ...], host: str, port: int) -> None:
+    def serve(
+        session: CliSession,
+        sources: tuple[str, ...],
+        host: str | None,
+        port: int | None,
+        migrate: bool,
+    ) -> None:
         """Run the Slack app, a worker and the timers in one process.
 
-        HTTP mode serves POST /slack/events and GET /healthz; with SLACK_APP_TOKEN set it
-        connects in Socket Mode instead.
+        HTTP mode serves POST /slack/events; with SLACK_APP_TOKEN set it connects in
+        Socket Mode instead. Both serve GET /healthz, /readyz and /metrics.
         """
-        from bot.cli import configure_logging
+        from bot.logs import configure_logging
 
         configure_logging(logging.INFO)
         try:
             settings = BotSettings.load()
+            listen = ServerSettings.load()
         except SettingsError as exc:
             raise click.ClickException(str(exc)) from exc
-        server = Server(session.engine(), settings, flows=sources, host=host, port=port)
+        session.migrate = migrate
+        server = Server(
+            session.engine(),
+            settings,
+            flows=sources,
+            host=host or listen.host,
+            port=listen.port if port is None else port,
+        )
         stop = threading.Event()
         import signal
 
@@ -162,6 +210,10 @@ def serve_command() -> Any:
         server.start()
         if server.settings.app_token is None:
             click.echo(f"Signoff is listening on {server.url}/slack/events", err=True)
+        else:
+            click.echo(
+                f"Signoff is connected in Socket Mode; health on {server.url}/healthz", err=True
+            )
         try:
             stop.wait()
         finally:

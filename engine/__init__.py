@@ -45,6 +45,7 @@ from engine.errors import (
     RunNotFound,
     RunNotWaiting,
     RunSuspended,
+    SchemaOutdated,
     StoreError,
     UnstorableValue,
 )
@@ -55,8 +56,11 @@ from engine.pausing import apause_flow_run, asuspend_flow_run, pause_flow_run, s
 from engine.permissions import Action, Refusal
 from engine.quorum import Answered, Answers
 from engine.registry import load as load_flows
+from engine.registry import registered_flows
 from engine.runs import (
+    ConsumerLag,
     Delegation,
+    EngineStats,
     Event,
     EventKind,
     GivenAnswer,
@@ -70,6 +74,7 @@ from engine.runs import (
     TaskRun,
 )
 from engine.runtime import Engine, get_engine, set_engine
+from engine.schema import SchemaStatus, schema_status, upgrade_schema
 from engine.settings import EngineSettings
 from engine.tasks import Task, task
 from engine.validation import model_errors, schema_errors
@@ -142,11 +147,13 @@ __all__ = [
     "AuditRecord",
     "CannotSuspend",
     "ConfigurationError",
+    "ConsumerLag",
     "Delegation",
     "DurableConsumer",
     "Engine",
     "EngineError",
     "EngineSettings",
+    "EngineStats",
     "Event",
     "EventKind",
     "Flow",
@@ -175,6 +182,8 @@ __all__ = [
     "RunObserver",
     "RunState",
     "RunSuspended",
+    "SchemaOutdated",
+    "SchemaStatus",
     "StateChange",
     "StoreError",
     "Task",
@@ -193,9 +202,12 @@ __all__ = [
     "load_flows",
     "model_errors",
     "pause_flow_run",
+    "registered_flows",
     "resume_flow_run",
     "schema_errors",
+    "schema_status",
     "set_engine",
     "suspend_flow_run",
     "task",
+    "upgrade_schema",
 ]

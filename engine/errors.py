@@ -19,6 +19,7 @@
     ├── InvalidTransition (run_id, current, requested)
     ├── UnstorableValue (run_id)      a value the run must keep cannot be serialised
     └── StoreError                    the database failed; the driver error is in __cause__
+        └── SchemaOutdated (current, head)   the schema needs an upgrade that was not asked for
 
 Control flow that is not an error lives outside the tree:
 
@@ -53,9 +54,16 @@ class ConfigurationError(EngineError):
 class FlowNotFound(EngineError):
     """No flow of that name is known."""
 
-    def __init__(self, flow: str, message: str | None = None) -> None:
+    def __init__(
+        self, flow: str, message: str | None = None, *, suggestions: Sequence[str] = ()
+    ) -> None:
         self.flow = flow
-        super().__init__(message or f"no flow named {flow!r} is registered")
+        #: registered names close to ``flow`` (``access_request`` -> ``access-request``)
+        self.suggestions = tuple(suggestions)
+        hint = ""
+        if self.suggestions:
+            hint = "; did you mean " + " or ".join(repr(name) for name in self.suggestions) + "?"
+        super().__init__(message or f"no flow named {flow!r} is registered{hint}")
 
 
 class FlowImportError(EngineError):
@@ -219,6 +227,17 @@ class UnstorableValue(EngineError):
 
 class StoreError(EngineError):
     """The database failed; the driver's error is in ``__cause__``."""
+
+
+class SchemaOutdated(StoreError):
+    """The database's schema is older than this version of Signoff needs."""
+
+    def __init__(self, current: str, head: str) -> None:
+        self.current = current
+        self.head = head
+        super().__init__(
+            f"the database schema is at revision {current} and needs an upgrade to {head}"
+        )
 
 
 class PauseTimeout(Exception):

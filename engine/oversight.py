@@ -90,7 +90,7 @@ class Oversight:
         """Why ``actor`` may not start ``flow_name``, or None; records nothing."""
         flow = self.flows.get(flow_name)
         if flow is None:
-            raise FlowNotFound(flow_name)
+            raise FlowNotFound(flow_name, suggestions=self.flows.similar(flow_name))
         return self.permissions.start(actor, flow.name, flow.starters)
 
     def record_once(

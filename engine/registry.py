@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import importlib.util
 import logging
@@ -34,6 +35,18 @@ class FlowRegistry:
         with self._lock:
             return sorted(self._flows)
 
+    def all(self) -> list[FlowDefinition]:
+        """Every registered flow, by name."""
+        with self._lock:
+            return [self._flows[name] for name in sorted(self._flows)]
+
+    def similar(self, name: str) -> list[str]:
+        """Registered names close to ``name``: ``_`` for ``-``, case, and small typos."""
+        names = self.names()
+        wanted = name.strip().lower().replace("_", "-").replace(" ", "-")
+        exact = [n for n in names if n.lower().replace("_", "-") == wanted]
+        return exact or difflib.get_close_matches(wanted, names, n=3, cutoff=0.75)
+
     def resolve(self, name: str, ref: str | None) -> FlowDefinition:
         """The flow called ``name``, importing it from ``ref`` if this process lacks it.
 
@@ -55,6 +68,11 @@ class FlowRegistry:
 
 #: the process-wide registry that ``@flow`` adds to
 registry = FlowRegistry()
+
+
+def registered_flows() -> list[FlowDefinition]:
+    """Every flow defined in this process so far (``@flow`` or ``load_flows``), by name."""
+    return registry.all()
 
 
 def load(source: str) -> None:

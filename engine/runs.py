@@ -243,3 +243,24 @@ class RunDetail:
     tasks: tuple[TaskRun, ...]
     pauses: tuple[Pause, ...]
     logs: tuple[LogEntry, ...]
+
+
+@dataclass(frozen=True)
+class ConsumerLag:
+    """How far one durable consumer of the events (``slack`` posts to Slack) is behind."""
+
+    consumer: str
+    events_behind: int
+    #: age of the oldest event it has not handled; 0 when it is caught up
+    seconds_behind: float
+
+
+@dataclass(frozen=True)
+class EngineStats:
+    """Counts over the whole database, for monitoring (``Engine.stats``)."""
+
+    runs_by_state: dict[RunState, int]
+    #: prompts for input that nobody has answered yet
+    waiting_inputs: int
+    newest_event_id: int
+    consumers: tuple[ConsumerLag, ...]

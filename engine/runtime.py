@@ -38,6 +38,7 @@ from engine.permissions import Action, Permissions, Refusal
 from engine.registry import FlowRegistry, registry
 from engine.runs import (
     JSON,
+    EngineStats,
     Event,
     EventKind,
     GivenAnswer,
@@ -65,6 +66,9 @@ class Engine(Interventions, Upkeep):
 
         engine = Engine(EngineSettings.load(database_url="sqlite:///runs.db"))
         run = engine.resume(run_id, {"approved": True}, responder="alice")
+
+    ``migrate=False`` refuses a database whose schema is older than this version needs
+    (``SchemaOutdated``) instead of upgrading it; an empty database still gets the schema.
     """
 
     def __init__(
@@ -73,10 +77,15 @@ class Engine(Interventions, Upkeep):
         *,
         clock: Callable[[], datetime] | None = None,
         flows: FlowRegistry | None = None,
+        migrate: bool = True,
     ) -> None:
         self.settings = settings or EngineSettings.load()
         self.store = SqlStore.open(
-            self.settings.database_url, **({"clock": clock} if clock else {})
+            self.settings.database_url,
+            **({"clock": clock} if clock else {}),
+            pool_size=self.settings.pool_size,
+            max_overflow=self.settings.pool_max_overflow,
+            migrate=migrate,
         )
         self.flows = flows or registry
         self.permissions = Permissions(self.settings.admins)
@@ -218,6 +227,11 @@ class Engine(Interventions, Upkeep):
     def detail(self, run_id: str) -> RunDetail:
         return self.store.detail(self.get_run(run_id).id)
 
+    def stats(self) -> EngineStats:
+        """Counts over the whole database for monitoring: runs by state, waiting inputs,
+        and how far behind each durable consumer of the events is."""
+        return self.store.stats()
+
     def get_pause(self, run_id: str, key: str) -> Pause | None:
         return self.store.get_pause(run_id, key)
 
@@ -266,7 +280,7 @@ class Engine(Interventions, Upkeep):
         """
         flow = self.flows.get(flow_name)
         if flow is None:
-            raise FlowNotFound(flow_name)
+            raise FlowNotFound(flow_name, suggestions=self.flows.similar(flow_name))
         actor = as_actor(started_by)
         refusal = self.permissions.start(actor, flow.name, flow.starters)
         if refusal is not None:

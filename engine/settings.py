@@ -27,7 +27,7 @@ class EngineSettings(BaseSettings):
         settings = EngineSettings.load(database_url="sqlite:///runs.db")
     """
 
-    model_config = SettingsConfigDict(env_prefix="SIGNOFF_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="SIGNOFF_", extra="ignore", env_file=".env")
 
     #: ``sqlite:///path.db`` (the default, under ~/.signoff) or ``postgresql://user@host/db``
     database_url: str = Field(default_factory=_default_database_url)
@@ -37,6 +37,9 @@ class EngineSettings(BaseSettings):
     owner_timeout_seconds: float = Field(default=10.0, gt=0)
     #: how often other processes' events are looked for on SQLite (PostgreSQL is pushed)
     poll_seconds: float = Field(default=0.002, gt=0)
+    #: PostgreSQL: connections each process keeps open, and how many more it may open at peaks
+    pool_size: int = Field(default=10, ge=1)
+    pool_max_overflow: int = Field(default=40, ge=0)
     #: ids (people or groups) who may start and cancel any run and reassign any pause;
     #: ``SIGNOFF_ADMINS=U1,S2`` (comma-separated) or a JSON list
     admins: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -77,7 +80,8 @@ class EngineSettings(BaseSettings):
             return cls(**overrides)  # type: ignore[arg-type]
         except ValidationError as exc:
             problems = "; ".join(
-                f"SIGNOFF_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+                f"SIGNOFF_{str(err['loc'][0]).upper() if err['loc'] else '?'} "
+                f"{str(err['msg']).removeprefix('Value error, ')}"
                 for err in exc.errors()
             )
             raise ConfigurationError(f"invalid setting: {problems}") from exc

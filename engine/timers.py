@@ -18,10 +18,11 @@ import contextlib
 import logging
 import threading
 import weakref
-from collections.abc import Mapping
-from datetime import datetime
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
+from apscheduler.events import EVENT_JOB_SUBMITTED, JobSubmissionEvent
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -86,6 +87,25 @@ class Timers:
         )
         self._lock = threading.Lock()
         self._active = False
+        self._fired_listeners: list[Callable[[str, float], None]] = []
+        self._scheduler.add_listener(self._on_submitted, EVENT_JOB_SUBMITTED)
+
+    def on_fired(self, listener: Callable[[str, float], None]) -> None:
+        """Call ``listener(job_id, lag_seconds)`` whenever this process fires a job, with
+        how late it fired (metrics). Listeners run on the scheduler's thread: keep them quick."""
+        self._fired_listeners.append(listener)
+
+    def _on_submitted(self, event: JobSubmissionEvent) -> None:
+        now = datetime.now(UTC)
+        for scheduled in event.scheduled_run_times:
+            lag = (now - scheduled).total_seconds()
+            for listener in list(self._fired_listeners):
+                try:
+                    listener(event.job_id, lag)
+                except Exception:
+                    logger.exception(
+                        "timer listener failed", extra={"action": "timer_listener_failed"}
+                    )
 
     @property
     def running(self) -> bool:

@@ -75,6 +75,15 @@ class Worker:
         finally:
             self.stop()
 
+    @property
+    def running(self) -> bool:
+        """True between ``start`` and ``stop`` while its threads are alive."""
+        return (
+            bool(self._threads)
+            and not self._stop.is_set()
+            and all(thread.is_alive() for thread in self._threads)
+        )
+
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()

@@ -13,9 +13,15 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 
-from engine.errors import StoreError
+from engine.errors import SchemaOutdated, StoreError
 from engine.runs import JSON, EventKind, RunState
-from engine.store.database import create_db_engine, is_sqlite, upgrade, write_connection
+from engine.store.database import (
+    create_db_engine,
+    is_sqlite,
+    schema_revisions,
+    upgrade,
+    write_connection,
+)
 from engine.store.tables import EventRow, RunRow
 
 RUNS = RunRow.__table__  # type: ignore[attr-defined]
@@ -45,11 +51,31 @@ class StoreBase:
         self.origin = uuid.uuid4().hex
 
     @classmethod
-    def open(cls, url: str, clock: Callable[[], datetime] = utcnow) -> Self:
-        """Connect, bring the schema up to date, and return the store."""
+    def open(
+        cls,
+        url: str,
+        clock: Callable[[], datetime] = utcnow,
+        *,
+        pool_size: int = 10,
+        max_overflow: int = 40,
+        migrate: bool = True,
+    ) -> Self:
+        """Connect, check or bring the schema up to date, and return the store.
+
+        With ``migrate=False`` an empty database still gets the schema, but one at an
+        older revision is refused (``SchemaOutdated``) rather than changed.
+        """
         try:
-            engine = create_db_engine(url)
-            upgrade(engine)
+            engine = create_db_engine(url, pool_size=pool_size, max_overflow=max_overflow)
+            if migrate:
+                upgrade(engine)
+            else:
+                current, head = schema_revisions(engine)
+                if current is None:
+                    upgrade(engine)
+                elif current != head:
+                    engine.dispose()
+                    raise SchemaOutdated(current, head)
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot open the database: {exc.__class__.__name__}: {exc}") from exc
         return cls(engine, clock)

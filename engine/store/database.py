@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,6 +10,9 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from filelock import FileLock
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
@@ -34,12 +36,17 @@ def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
-def create_db_engine(url: str) -> Engine:
-    """Create a SQLAlchemy engine tuned for many short transactions from several threads."""
+def create_db_engine(url: str, *, pool_size: int = 10, max_overflow: int = 40) -> Engine:
+    """Create a SQLAlchemy engine tuned for many short transactions from several threads.
+
+    ``pool_size`` and ``max_overflow`` size PostgreSQL's connection pool (per process).
+    """
     url = normalise_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_size=10, max_overflow=40, pool_pre_ping=True)
+        return create_engine(
+            url, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True
+        )
 
     kwargs: dict[str, Any] = {"connect_args": {"check_same_thread": False, "timeout": 30}}
     if parsed.database in (None, "", ":memory:"):
@@ -80,17 +87,23 @@ def _alembic_config(connection: Connection) -> Config:
 
 @contextmanager
 def _sqlite_migration_lock(engine: Engine) -> Iterator[None]:
-    """SQLite has no advisory locks: serialise migrating processes with a lock file."""
+    """SQLite has no advisory locks: serialise migrating processes with a lock file
+    (``filelock``: flock on POSIX, LockFileEx on Windows)."""
     database = engine.url.database
     if not database or database == ":memory:":
         yield
         return
-    with open(f"{database}.migrate-lock", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with FileLock(f"{database}.migrate-lock"):
+        yield
+
+
+def schema_revisions(engine: Engine) -> tuple[str | None, str]:
+    """The database's schema revision (None for an empty database) and the newest one."""
+    with engine.connect() as connection:
+        current = MigrationContext.configure(connection).get_current_revision()
+        head = ScriptDirectory.from_config(_alembic_config(connection)).get_current_head()
+    assert head is not None, "the migrations folder has no head revision"
+    return current, head
 
 
 def upgrade(engine: Engine) -> None:

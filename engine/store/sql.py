@@ -25,6 +25,7 @@ from engine.store import rows
 from engine.store.base import EVENTS, RUNS
 from engine.store.decisions import DecisionQueries
 from engine.store.pauses import PAUSES, WAITING_PAUSE
+from engine.store.stats import StatsQueries
 from engine.store.tables import CursorRow, LogRow, MetadataRow, ProcessRow, TaskRunRow
 
 logger = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ class StoredTask:
     result: bytes | None
 
 
-class SqlStore(DecisionQueries):
+class SqlStore(DecisionQueries, StatsQueries):
     """The engine's persistence, over one SQLAlchemy engine, for SQLite and PostgreSQL.
 
     Example::

@@ -1,0 +1,81 @@
+"""Where a ``signoff`` process logs, at what level, and in which format.
+
+Two formats, chosen with ``SIGNOFF_LOG_FORMAT``:
+
+- ``text`` (the default): ``time LEVEL action message key=value...``, for a terminal.
+- ``json``: one JSON object per line (``python-json-logger``) with ``time``, ``level``,
+  ``logger``, ``action``, ``message`` and the record's ids (``run_id``, ``flow``, ...),
+  for a log pipeline. ``action`` is the stable key to filter on.
+
+``SIGNOFF_LOG_LEVEL`` (``DEBUG``, ``INFO``, ``WARNING``, ``ERROR``) overrides the level a
+command would log at.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+from pythonjsonlogger.json import JsonFormatter
+
+from bot.config import LogSettings
+
+#: Record attributes (passed as ``extra``) that text lines show after the message.
+LOG_CONTEXT = ("run_id", "flow", "key", "state", "error")
+#: Libraries whose INFO records (migrations, scheduler jobs) say nothing about runs.
+QUIET_LOGGERS = ("alembic", "apscheduler")
+
+
+class TextFormatter(logging.Formatter):
+    """``time LEVEL action message key=value...``: the record's ``action`` and run ids."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(message)s")
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        """Format one record, defaulting ``action`` to ``-`` for records without one."""
+        action = getattr(record, "action", None) or "-"
+        context = "".join(
+            f" {name}={value}"
+            for name in LOG_CONTEXT
+            if (value := getattr(record, name, None)) is not None
+        )
+        return f"{record.asctime} {record.levelname:<7} {action:<16} {record.message}{context}"
+
+
+class JsonLineFormatter(JsonFormatter):
+    """One JSON object per record; every record has an ``action`` (``null`` when unset)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            ["asctime", "levelname", "name", "message"],
+            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+            datefmt="%Y-%m-%dT%H:%M:%S%z",
+        )
+
+    def add_fields(
+        self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
+    ) -> None:
+        """Add the standard fields, then ``action`` whether or not the record set one."""
+        super().add_fields(log_data, record, message_dict)
+        log_data.setdefault("action", getattr(record, "action", None))
+
+
+def configure_logging(default_level: int, settings: LogSettings | None = None) -> None:
+    """Send log records to stderr in the configured format.
+
+    Args:
+        default_level: the level the command logs at unless ``SIGNOFF_LOG_LEVEL`` says otherwise.
+        settings: the log settings; read from the environment (and ``.env``) when None.
+
+    Raises:
+        SettingsError: ``SIGNOFF_LOG_LEVEL`` or ``SIGNOFF_LOG_FORMAT`` is malformed.
+    """
+    settings = settings or LogSettings.load()
+    level = logging.getLevelName(settings.log_level) if settings.log_level else default_level
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonLineFormatter() if settings.log_format == "json" else TextFormatter())
+    logging.basicConfig(level=level, handlers=[handler], force=True)
+    for chatty in QUIET_LOGGERS:
+        logging.getLogger(chatty).setLevel(max(level, logging.WARNING))

@@ -1,0 +1,66 @@
+"""The database schema's revision, read and upgraded on purpose (``signoff db``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from engine.errors import StoreError
+from engine.settings import EngineSettings
+from engine.store.database import create_db_engine, schema_revisions, upgrade
+
+
+@dataclass(frozen=True)
+class SchemaStatus:
+    """Where a database's schema is, against the newest revision this version knows."""
+
+    #: None for an empty database
+    current: str | None
+    head: str
+
+    @property
+    def up_to_date(self) -> bool:
+        return self.current == self.head
+
+
+def schema_status(settings: EngineSettings | None = None) -> SchemaStatus:
+    """Read the schema revision of the configured database, changing nothing.
+
+    Raises:
+        StoreError: the database cannot be reached.
+    """
+    settings = settings or EngineSettings.load()
+    try:
+        db = create_db_engine(settings.database_url)
+        try:
+            return SchemaStatus(*schema_revisions(db))
+        finally:
+            db.dispose()
+    except SQLAlchemyError as exc:
+        raise StoreError(f"cannot open the database: {exc.__class__.__name__}: {exc}") from exc
+
+
+def upgrade_schema(settings: EngineSettings | None = None) -> tuple[SchemaStatus, SchemaStatus]:
+    """Bring the configured database's schema to the newest revision.
+
+    Safe while other processes run it too (a lock serialises them). Stored runs, paused
+    or suspended, are kept: migrations only add or widen.
+
+    Returns:
+        The status before and after.
+
+    Raises:
+        StoreError: the database cannot be reached or a migration failed.
+    """
+    settings = settings or EngineSettings.load()
+    try:
+        db = create_db_engine(settings.database_url)
+        try:
+            before = SchemaStatus(*schema_revisions(db))
+            upgrade(db)
+            return before, SchemaStatus(*schema_revisions(db))
+        finally:
+            db.dispose()
+    except SQLAlchemyError as exc:
+        raise StoreError(f"cannot upgrade the database: {exc.__class__.__name__}: {exc}") from exc

@@ -1,0 +1,232 @@
+"""Operating ``signoff``: version, flows list, did-you-mean, settings from ``.env`` with
+``config show``, schema upgrades on purpose, and JSON logs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from alembic import command
+from sqlalchemy import create_engine
+
+from bot.cli import main
+from bot.config import BotSettings, LogSettings, ServerSettings
+from bot.errors import SettingsError
+from engine import ConfigurationError, EngineSettings
+from engine.store.database import _alembic_config
+from tests.support.waiting import wait_for
+
+FLOWS = '''
+from engine import flow
+
+
+@flow(approvers=["U024BE7LH"], forbid_starter=True)
+def access_request(user: str, days: int = 7) -> dict:
+    """Grant temporary access."""
+    return {"user": user, "days": days}
+'''
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    status = main(list(args))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    (tmp_path / "flows.py").write_text(FLOWS)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SIGNOFF_DATABASE_URL", f"sqlite:///{tmp_path / 'ops.db'}")
+    return tmp_path
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = run_cli(capsys, "--version")
+    assert status == 0
+    assert out.startswith("signoff 0.")
+
+
+def test_flows_list_shows_parameters_and_who_answers(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, out, _ = run_cli(capsys, "flows", "list", "--flows", "flows.py")
+    assert status == 0
+    line = next(line for line in out.splitlines() if line.startswith("access-request"))
+    assert "user: str, days: int = 7" in line
+    assert "U024BE7LH (not who started the run)" in line
+    assert "Grant temporary access." in line
+    status, out, _ = run_cli(capsys, "flows", "list", "--flows", "flows.py", "--json")
+    found = {f["name"]: f for f in json.loads(out)}
+    assert found["access-request"]["approvers"] == ["U024BE7LH"]
+    assert found["access-request"]["parameters_schema"]["required"] == ["user"]
+
+
+def test_an_unknown_flow_name_suggests_the_close_one(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, _, err = run_cli(
+        capsys, "run", "access_request", "--flows", "flows.py", "--param", "user=ada"
+    )
+    assert status == 1
+    assert "did you mean 'access-request'?" in err
+
+
+def test_settings_come_from_dot_env_and_config_show_masks_secrets(
+    project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (project / ".env").write_text(
+        "SLACK_BOT_TOKEN=xoxb-1-verysecretvalue\n"
+        "SLACK_APP_TOKEN=xapp-1-alsosecret\n"
+        "SIGNOFF_CHANNEL=C0DEPLOYS\n"
+        "PORT=8123\n"
+        "SIGNOFF_POOL_SIZE=3\n"
+    )
+    monkeypatch.setenv("SIGNOFF_DATABASE_URL", "postgresql://signoff:hunter2@db:5432/signoff")
+    # Socket Mode: no signing secret is needed.
+    settings = BotSettings.load()
+    assert (settings.channel, settings.socket_mode, settings.signing_secret) == (
+        "C0DEPLOYS",
+        True,
+        None,
+    )
+    assert ServerSettings.load().port == 8123
+    assert EngineSettings.load().pool_size == 3
+
+    status, out, _ = run_cli(capsys, "config", "show")
+    assert status == 0, out
+    assert "verysecretvalue" not in out and "alsosecret" not in out and "hunter2" not in out
+    rows = {line.split()[0]: line for line in out.splitlines()}
+    assert "xoxb-********" in rows["SLACK_BOT_TOKEN"]
+    assert ".env (SLACK_BOT_TOKEN)" in rows["SLACK_BOT_TOKEN"]
+    assert "8123" in rows["SIGNOFF_PORT"] and ".env (PORT)" in rows["SIGNOFF_PORT"]
+    assert "postgresql://signoff:********@db:5432/signoff" in rows["SIGNOFF_DATABASE_URL"]
+    assert "environment (SIGNOFF_DATABASE_URL)" in rows["SIGNOFF_DATABASE_URL"]
+
+
+def test_setting_errors_name_the_variable_without_library_prefixes(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SIGNOFF_DATABASE_URL", "mysql://x")
+    monkeypatch.setenv("SIGNOFF_POOL_SIZE", "0")
+    with pytest.raises(ConfigurationError) as engine_error:
+        EngineSettings.load()
+    message = str(engine_error.value)
+    assert "SIGNOFF_DATABASE_URL unsupported database URL scheme 'mysql'" in message
+    assert "SIGNOFF_POOL_SIZE" in message
+    assert "Value error" not in message
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-1")
+    monkeypatch.setenv("SIGNOFF_CHANNEL", "C0X")
+    with pytest.raises(SettingsError, match="^SLACK_SIGNING_SECRET is not set") as bot_error:
+        BotSettings.load()
+    assert "Value error" not in str(bot_error.value)
+    monkeypatch.setenv("SIGNOFF_LOG_FORMAT", "xml")
+    with pytest.raises(SettingsError, match="^SIGNOFF_LOG_FORMAT "):
+        LogSettings.load()
+    status, out, _ = run_cli(capsys, "config", "show")
+    assert status == 1
+    assert "problem: SIGNOFF_LOG_FORMAT" in out
+
+
+def at_revision(url: str, revision: str) -> None:
+    """A database whose schema stops at an older revision, as an older Signoff left it."""
+    db = create_engine(url)
+    with db.connect() as connection:
+        command.upgrade(_alembic_config(connection), revision)
+        connection.commit()
+    db.dispose()
+
+
+def test_an_outdated_database_is_refused_until_upgraded_on_purpose(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = os.environ["SIGNOFF_DATABASE_URL"]
+    at_revision(url, "0001")
+    status, out, _ = run_cli(capsys, "db", "current")
+    assert (status, out.split()[0]) == (1, "0001")
+    assert "signoff db upgrade" in out
+
+    status, _, err = run_cli(capsys, "runs", "list")
+    assert status == 1
+    assert len(err.strip().splitlines()) == 1
+    assert "revision 0001" in err and "signoff db upgrade" in err and "--migrate" in err
+
+    status, out, _ = run_cli(capsys, "db", "upgrade")
+    assert status == 0 and out.startswith("upgraded 0001 -> ")
+    status, out, _ = run_cli(capsys, "db", "current")
+    assert status == 0 and "(up to date)" in out
+    assert run_cli(capsys, "runs", "list")[:2] == (0, "no runs\n")
+
+
+def test_an_empty_database_gets_the_schema_without_asking(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run_cli(capsys, "runs", "list")[:2] == (0, "no runs\n")
+
+
+def test_worker_migrates_when_told_and_logs_json(project: Path) -> None:
+    url = os.environ["SIGNOFF_DATABASE_URL"]
+    at_revision(url, "0001")
+    env = {**os.environ, "SIGNOFF_LOG_FORMAT": "json", "SIGNOFF_LOG_LEVEL": "debug"}
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "worker", "--flows", "flows.py", "--migrate"],
+        cwd=project,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert worker.stderr is not None
+        started = None
+        lines = []
+        for line in worker.stderr:
+            lines.append(line)
+            record = json.loads(line)
+            if record.get("action") == "worker_started":
+                started = record
+                break
+        assert started is not None, "".join(lines)
+        assert {"time", "level", "logger", "message", "action"} <= set(started)
+        assert started["level"] == "INFO"
+        current = subprocess.run(
+            [sys.executable, "-m", "bot.cli", "db", "current"],
+            cwd=project,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert current.returncode == 0 and "(up to date)" in current.stdout
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        wait_for(lambda: worker.poll() is not None, timeout=30)
+
+
+def test_shell_completion_as_the_readme_documents(tmp_path: Path) -> None:
+    signoff = Path(sys.executable).with_name("signoff")
+    script = subprocess.run(
+        [str(signoff)],
+        env={**os.environ, "_SIGNOFF_COMPLETE": "bash_source"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "complete -o nosort -F _signoff_completion signoff" in script.stdout
+    words = subprocess.run(
+        [str(signoff)],
+        env={
+            **os.environ,
+            "_SIGNOFF_COMPLETE": "bash_complete",
+            "COMP_WORDS": "signoff fl",
+            "COMP_CWORD": "1",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "plain,flows" in words.stdout.splitlines()

@@ -1,0 +1,111 @@
+"""Health, readiness and Prometheus metrics of ``signoff serve``, in HTTP and Socket Mode."""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+
+from bot.config import BotSettings
+from bot.sandbox import SlackSandbox
+from bot.serve import Server
+from bot.testing import running_bot
+from engine import Engine, flow, pause_flow_run
+from engine.input import RunInput
+from tests.support.waiting import wait_for
+
+
+class Ok(RunInput):
+    ok: bool
+
+
+@flow(name="obs-approve")
+def obs_approve() -> bool:
+    return pause_flow_run(wait_for_input=Ok, timeout=600).ok
+
+
+def get(url: str) -> tuple[int, str, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, response.headers["Content-Type"], response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers["Content-Type"], exc.read().decode()
+
+
+def sample(text: str, name: str, **labels: str) -> float:
+    """The value of one sample in Prometheus' text format (0 when it is absent)."""
+    wanted = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    pattern = (
+        rf"^{re.escape(name)}(?:\{{{re.escape(wanted)}\}})? (\S+)$"
+        if wanted
+        else rf"^{re.escape(name)} (\S+)$"
+    )
+    found = re.search(pattern, text, re.M)
+    return float(found.group(1)) if found else 0.0
+
+
+def test_metrics_count_runs_waiting_inputs_answers_and_slack_calls(engine: Engine) -> None:
+    with running_bot(engine=engine) as bot:
+        status, content_type, before = get(f"{bot.server.url}/metrics")
+        assert status == 200 and content_type.startswith("text/plain")
+        answered_before = sample(before, "signoff_time_to_answer_seconds_count")
+
+        run = engine.submit("obs-approve", {}, started_by="U0CAROL")
+        prompt = bot.root_message(run.id)
+        _, _, waiting = get(f"{bot.server.url}/metrics")
+        assert sample(waiting, "signoff_waiting_inputs") >= 1
+        assert sample(waiting, "signoff_runs", state="paused") >= 1
+        assert sample(waiting, "signoff_slack_api_calls_total", method="chat.postMessage") >= 1
+        assert 'signoff_outbox_lag_events{consumer="slack"}' in waiting
+
+        bot.driver.click("alice", prompt, action_id="provide_input")
+        bot.slack.wait_for(lambda ws: ws.open_view("alice"), timeout=10)
+        bot.driver.submit("alice", {"ok": True})
+        wait_for(lambda: engine.get_run(run.id).state.is_final, timeout=15)
+        _, _, after = get(f"{bot.server.url}/metrics")
+        assert sample(after, "signoff_time_to_answer_seconds_count") == answered_before + 1
+        assert sample(after, "signoff_runs", state="completed") >= 1
+        assert "signoff_timer_lag_seconds_bucket" in after
+
+
+def test_healthz_and_readyz_in_http_mode(engine: Engine) -> None:
+    with running_bot(engine=engine) as bot:
+        assert get(f"{bot.server.url}/healthz")[::2] == (200, '{"ok": true}')
+        assert get(f"{bot.server.url}/readyz")[::2] == (200, '{"ok": true}')
+        bot.server.worker.stop()
+        status, _, body = get(f"{bot.server.url}/readyz")
+        assert (status, json.loads(body)["error"]) == (503, "the worker is not running")
+
+
+@pytest.fixture
+def socket_server(engine: Engine) -> Iterator[tuple[SlackSandbox, Server]]:
+    with SlackSandbox(app_token="xapp-1-obs") as sandbox:
+        # Socket Mode needs no signing secret.
+        settings = BotSettings.load(
+            bot_token=sandbox.token,
+            app_token="xapp-1-obs",
+            api_url=sandbox.api_url,
+            channel="C0GENERAL",
+        )
+        server = Server(engine, settings, port=0)
+        server.start()
+        try:
+            yield sandbox, server
+        finally:
+            server.stop()
+
+
+def test_socket_mode_serves_health_readiness_and_metrics_but_not_slack(
+    socket_server: tuple[SlackSandbox, Server],
+) -> None:
+    sandbox, server = socket_server
+    assert get(f"{server.url}/healthz")[::2] == (200, '{"ok": true}')
+    assert get(f"{server.url}/readyz")[::2] == (200, '{"ok": true}')
+    assert "signoff_runs" in get(f"{server.url}/metrics")[2]
+    # Slack's requests come over the WebSocket: the HTTP route does not exist.
+    assert get(f"{server.url}/slack/events")[0] == 404
+    assert sandbox.socket_mode.connections == 1

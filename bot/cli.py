@@ -37,6 +37,7 @@ from bot.cli_session import CliSession, pass_session
 from bot.cli_wait import RECHECK_SECONDS, Until, say_no_worker, wait_for_run
 from bot.demo import demo_command
 from bot.logs import configure_logging
+from bot.manifest import manifest_command
 from bot.serve import serve_command
 from engine import EngineError, FlowNotFound, RunState, Worker, load_flows
 
@@ -253,6 +254,7 @@ cli.add_command(runs)
 cli.add_command(flows)
 cli.add_command(config)
 cli.add_command(db)
+cli.add_command(manifest_command)
 cli.add_command(audit)
 cli.add_command(serve_command())
 cli.add_command(demo_command())

@@ -6,12 +6,13 @@ becomes ISO 8601 and every enum its value.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import enum
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import TypeAlias
+from typing import TypeAlias, cast
 
 from engine import Pause, Run, RunDetail
 
@@ -31,6 +32,10 @@ def jsonable(value: object) -> JSONValue:
     Returns:
         Data that ``json.dumps`` writes without a ``default``.
     """
+    if isinstance(value, Run):
+        data = {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        data["result"] = result_value(value.result)
+        return data
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, enum.Enum):
@@ -44,6 +49,24 @@ def jsonable(value: object) -> JSONValue:
     if isinstance(value, Iterable):
         return [jsonable(v) for v in value]
     return repr(value)
+
+
+def result_value(preview: str | None) -> JSONValue:
+    """A run's result as JSON data when it is JSON-able, else the text the engine stored.
+
+    The engine keeps a ``repr`` of the result (up to 500 characters). A repr of plain data
+    (dicts, lists, strings, numbers, booleans, None) is a Python literal: it is read back
+    with ``ast.literal_eval``, which runs no code. Anything else (an object, a cut-off
+    repr) stays text.
+    """
+    if preview is None:
+        return None
+    try:
+        value = ast.literal_eval(preview)
+        json.dumps(value, allow_nan=False)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return preview
+    return cast(JSONValue, value)
 
 
 def dump_json(value: object) -> str:

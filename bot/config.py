@@ -11,9 +11,9 @@ directory). ``signoff config show`` prints what is in effect.
 from __future__ import annotations
 
 import logging
-from typing import Literal, Self
+from typing import Literal
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic import AliasChoices, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.errors import SettingsError
@@ -22,14 +22,20 @@ from bot.errors import SettingsError
 ENV_FILE = ".env"
 
 
-def settings_problems(exc: ValidationError) -> str:
+def settings_problems(exc: ValidationError, settings: type[BaseSettings]) -> str:
     """One line naming each wrong variable, without pydantic's ``Value error, `` prefixes."""
     problems = []
     for err in exc.errors():
         message = "is not set" if err["type"] == "missing" else str(err["msg"])
         message = message.removeprefix("Value error, ")
-        # A check across fields (no location) names its variables in its own message.
-        problems.append(f"{err['loc'][0]} {message}" if err["loc"] else message)
+        name = str(err["loc"][0]) if err["loc"] else ""
+        field = settings.model_fields.get(name)
+        if field is not None:
+            chosen = field.validation_alias
+            if isinstance(chosen, AliasChoices):
+                chosen = str(chosen.choices[0])
+            name = field.alias or (chosen if isinstance(chosen, str) else name)
+        problems.append(f"{name} {message}" if name else message)
     return "; ".join(problems)
 
 
@@ -44,9 +50,12 @@ class BotSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, env_file=ENV_FILE)
 
     bot_token: str = Field(alias="SLACK_BOT_TOKEN")
-    #: HTTP mode checks every request with it; Socket Mode (``SLACK_APP_TOKEN``) needs none
-    signing_secret: str | None = Field(default=None, alias="SLACK_SIGNING_SECRET")
     app_token: str | None = Field(default=None, alias="SLACK_APP_TOKEN")
+    #: HTTP mode checks every request with it; Socket Mode (``SLACK_APP_TOKEN``) needs none.
+    #: Declared after ``app_token`` so that its check can see whether one is set.
+    signing_secret: str | None = Field(
+        default=None, alias="SLACK_SIGNING_SECRET", validate_default=True
+    )
     api_url: str = Field(default="https://slack.com/api/", alias="SLACK_API_URL")
     channel: str = Field(alias="SIGNOFF_CHANNEL")
 
@@ -78,14 +87,15 @@ class BotSettings(BaseSettings):
             raise ValueError("must name a channel id, e.g. C0123456789")
         return value.strip()
 
-    @model_validator(mode="after")
-    def _signing_secret_for_http(self) -> Self:
-        if self.app_token is None and not self.signing_secret:
+    @field_validator("signing_secret")
+    @classmethod
+    def _signing_secret_for_http(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if not value and info.data.get("app_token") is None:
             raise ValueError(
-                "SLACK_SIGNING_SECRET is not set (HTTP mode checks requests with it; "
+                "is not set (HTTP mode checks requests with it; "
                 "Socket Mode, with SLACK_APP_TOKEN, needs none)"
             )
-        return self
+        return value or None
 
     @property
     def socket_mode(self) -> bool:
@@ -98,7 +108,7 @@ class BotSettings(BaseSettings):
         try:
             return cls(**overrides)  # type: ignore[arg-type]
         except ValidationError as exc:
-            raise SettingsError(settings_problems(exc)) from exc
+            raise SettingsError(settings_problems(exc, cls)) from exc
 
 
 class ServerSettings(BaseSettings):
@@ -119,7 +129,7 @@ class ServerSettings(BaseSettings):
         try:
             return cls(**overrides)  # type: ignore[arg-type]
         except ValidationError as exc:
-            raise SettingsError(settings_problems(exc)) from exc
+            raise SettingsError(settings_problems(exc, cls)) from exc
 
 
 class LogSettings(BaseSettings):
@@ -147,4 +157,4 @@ class LogSettings(BaseSettings):
         try:
             return cls(**overrides)  # type: ignore[arg-type]
         except ValidationError as exc:
-            raise SettingsError(settings_problems(exc)) from exc
+            raise SettingsError(settings_problems(exc, cls)) from exc

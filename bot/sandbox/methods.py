@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bot.blockkit import check_message, check_view, format_problem
+from bot.manifest import bot_scopes
 from bot.sandbox.errors import ApiFailure
 from bot.sandbox.records import JsonDict
 from bot.sandbox.workspace import Workspace
@@ -21,8 +22,8 @@ __all__ = ["METHODS", "SCOPES", "call_method", "respond"]
 
 Method = Callable[[Workspace, JsonDict], JsonDict]
 
-#: Reported in auth.test's ``x-oauth-scopes`` header.
-SCOPES = "chat:write,chat:write.public,commands,im:write,users:read,usergroups:read"
+#: Reported in auth.test's ``x-oauth-scopes`` header: the app manifest's, so they never drift.
+SCOPES = ",".join(bot_scopes())
 
 
 def _str(args: JsonDict, key: str) -> str | None:

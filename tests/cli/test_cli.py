@@ -192,7 +192,7 @@ def test_worker_runs_until_input_then_resume_validates_and_completes(cli: Cli) -
     assert out == f"resumed {run_id} (input '1') as alice; the flow accepted it\n"
 
     done = cli.wait_for_state(run_id, "completed")
-    assert done["run"]["result"] == "6"
+    assert done["run"]["result"] == 6  # JSON, not a Python repr
     [pause] = done["pauses"]
     assert pause["responder"] == "alice"
     assert pause["response"] == {"approved": True}

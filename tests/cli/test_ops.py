@@ -230,3 +230,27 @@ def test_shell_completion_as_the_readme_documents(tmp_path: Path) -> None:
         timeout=60,
     )
     assert "plain,flows" in words.stdout.splitlines()
+
+
+def test_runs_show_json_gives_the_result_as_json(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from engine import Engine, EngineSettings, load_flows
+
+    load_flows(str(project / "flows.py"))
+    engine = Engine(EngineSettings.load())
+    try:
+        run = engine.submit("access-request", {"user": "ada"})
+        from engine import Worker
+
+        worker = Worker(engine)
+        worker.start()
+        try:
+            wait_for(lambda: engine.get_run(run.id).state.is_final, timeout=30)
+        finally:
+            worker.stop()
+    finally:
+        engine.close()
+    status, out, _ = run_cli(capsys, "runs", "show", run.id, "--json")
+    assert status == 0
+    assert json.loads(out)["run"]["result"] == {"user": "ada", "days": 7}

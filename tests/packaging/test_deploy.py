@@ -1,0 +1,97 @@
+"""The deployment files in ``deploy/``: what can be checked without a container runtime is
+checked (parsed and read as an operator would); the image build runs only where Docker
+answers, and is skipped with the reason otherwise."""
+
+from __future__ import annotations
+
+import configparser
+import json
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from dockerfile_parse import DockerfileParser
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+
+
+def instructions(kind: str) -> list[str]:
+    parser = DockerfileParser(path=str(DEPLOY / "Dockerfile"))
+    return [i["value"] for i in parser.structure if i["instruction"] == kind]
+
+
+def test_the_image_is_slim_runs_as_a_user_and_copies_only_what_exists() -> None:
+    parser = DockerfileParser(path=str(DEPLOY / "Dockerfile"))
+    assert all(image.endswith("-slim") for image in instructions("FROM") if " AS " not in image)
+    assert parser.baseimage.endswith("-slim")
+    stages = [i for i in parser.structure if i["instruction"] == "FROM"]
+    final = [i for i in parser.structure if i["startline"] > stages[-1]["startline"]]
+    users = [i["value"] for i in final if i["instruction"] == "USER"]
+    assert users and users[-1] not in ("root", "0"), "the final stage must not run as root"
+    for source in instructions("COPY"):
+        if source.startswith("--from="):
+            continue
+        *sources, _target = shlex.split(source)
+        for name in sources:
+            assert (ROOT / name).exists(), f"COPY {name}: not in the repository"
+    assert "-c constraints.txt" in " ".join(instructions("RUN"))
+    assert instructions("EXPOSE") == ["3000"]
+    assert "/healthz" in instructions("HEALTHCHECK")[0]
+    assert json.loads(instructions("ENTRYPOINT")[0]) == ["signoff"]
+    assert json.loads(instructions("CMD")[0])[0] == "serve"
+
+
+def test_compose_runs_postgresql_one_migration_and_two_replicas() -> None:
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    services = compose["services"]
+    replicas = [s for name, s in services.items() if name.startswith("signoff-")]
+    assert len(replicas) == 2
+    assert services["postgres"]["image"].startswith("postgres:")
+    assert services["migrate"]["command"] == ["db", "upgrade"]
+    for replica in replicas:
+        assert replica["environment"]["SIGNOFF_DATABASE_URL"].startswith(
+            "postgresql://signoff:signoff@postgres:5432/"
+        )
+        assert replica["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    assert len({r["ports"][0].split(":")[0] for r in replicas}) == 2
+
+
+def test_the_systemd_unit_serves_and_stops_with_sigterm() -> None:
+    unit = configparser.ConfigParser(strict=False, interpolation=None)
+    unit.read(DEPLOY / "signoff.service")
+    assert unit["Service"]["ExecStart"].split()[1:3] == ["serve", "--flows"]
+    assert unit["Service"]["KillSignal"] == "SIGTERM"
+    assert unit["Service"]["User"] == "signoff"
+    assert unit["Install"]["WantedBy"] == "multi-user.target"
+
+
+def test_the_image_builds_where_docker_runs(tmp_path: Path) -> None:
+    docker = shutil.which("docker")
+    if docker is None:
+        pytest.skip("no container runtime here (docker is not installed); the build is not checked")
+    info = subprocess.run([docker, "info"], capture_output=True, text=True, timeout=60)
+    if info.returncode != 0:
+        pytest.skip(
+            f"docker does not answer ({info.stderr.strip()[:200]}); the build is not checked"
+        )
+    built = subprocess.run(
+        [docker, "build", "-f", str(DEPLOY / "Dockerfile"), "-t", "signoff-test", str(ROOT)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert built.returncode == 0, built.stderr[-3000:]
+    version = subprocess.run(
+        [docker, "run", "--rm", "signoff-test", "--version"], capture_output=True, text=True
+    )
+    assert version.stdout.startswith("signoff ")
+    user = subprocess.run(
+        [docker, "run", "--rm", "--entrypoint", "id", "signoff-test", "-u"],
+        capture_output=True,
+        text=True,
+    )
+    assert user.stdout.strip() != "0"

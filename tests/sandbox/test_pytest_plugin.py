@@ -1,0 +1,54 @@
+"""The pytest plugin, as a user project sees it: installed, with no conftest.py at all."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+FLOWS = """
+from engine import flow, pause_flow_run
+from engine.input import RunInput
+
+
+class Go(RunInput):
+    go: bool
+
+
+@flow(name="plugin-approve")
+def plugin_approve() -> bool:
+    return pause_flow_run(wait_for_input=Go, timeout=60).go
+"""
+
+TESTS = """
+def test_sandbox(slack_sandbox):
+    slack_sandbox.client().chat_postMessage(channel="C0GENERAL", text="hello")
+    assert slack_sandbox.wait_for(lambda ws: ws.channel("C0GENERAL").last).text == "hello"
+
+
+def test_running_bot(signoff_bot):
+    run = signoff_bot.engine.submit("plugin-approve", {})
+    prompt = signoff_bot.root_message(run.id)
+    signoff_bot.driver.click("alice", prompt, action_id="provide_input")
+    signoff_bot.slack.wait_for(lambda ws: ws.open_view("alice"), timeout=10)
+    signoff_bot.driver.submit("alice", {"go": True})
+    done = signoff_bot.slack.wait_for(
+        lambda ws: (r := signoff_bot.engine.get_run(run.id)).state.is_final and r, timeout=15
+    )
+    assert done.state.value == "completed"
+"""
+
+
+def test_the_installed_plugin_gives_both_fixtures_without_a_conftest(tmp_path: Path) -> None:
+    (tmp_path / "flows.py").write_text(FLOWS)
+    (tmp_path / "test_mine.py").write_text(TESTS)
+    (tmp_path / "pytest.ini").write_text("[pytest]\nsignoff_flows = flows.py\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert "2 passed" in done.stdout

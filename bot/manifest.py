@@ -30,7 +30,11 @@ METHOD_SCOPES: dict[str, str | None] = {
     "chat.update": "chat:write",
     "usergroups.users.list": "usergroups:read",
     "views.open": None,
+    "views.publish": None,
 }
+
+#: Events the app listens to (``@app.event``), which Slack sends only when subscribed.
+BOT_EVENTS: tuple[str, ...] = ("app_home_opened",)
 
 #: Scopes needed for something other than a Web API call, with the reason.
 EXTRA_SCOPES: dict[str, str] = {
@@ -80,8 +84,10 @@ def build(*, socket_mode: bool = False, url: str = EXAMPLE_URL) -> dict[str, Any
         for c in COMMANDS
     ]
     interactivity: dict[str, Any] = {"is_enabled": True}
+    events: dict[str, Any] = {"bot_events": list(BOT_EVENTS)}
     if not socket_mode:
         interactivity["request_url"] = events_url
+        events = {"request_url": events_url, **events}
     return {
         "_metadata": {"major_version": 1, "minor_version": 1},
         "display_information": {
@@ -90,11 +96,13 @@ def build(*, socket_mode: bool = False, url: str = EXAMPLE_URL) -> dict[str, Any
             "background_color": "#2c2d30",
         },
         "features": {
+            "app_home": {"home_tab_enabled": True, "messages_tab_enabled": True},
             "bot_user": {"display_name": "signoff", "always_online": True},
             "slash_commands": commands,
         },
         "oauth_config": {"scopes": {"bot": bot_scopes()}},
         "settings": {
+            "event_subscriptions": events,
             "interactivity": interactivity,
             "org_deploy_enabled": False,
             "socket_mode_enabled": socket_mode,

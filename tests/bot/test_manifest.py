@@ -71,3 +71,20 @@ def test_socket_mode_and_a_url(capsys: pytest.CaptureFixture[str]) -> None:
     assert http == build(url="https://approvals.acme.test")
     assert main(["manifest", "--url", "ftp://x"]) == 2
     assert "--url" in capsys.readouterr().err
+
+
+def test_every_event_the_app_listens_to_is_subscribed() -> None:
+    listened = set()
+    for path in sorted((ROOT / "bot").rglob("*.py")):
+        if path.relative_to(ROOT / "bot").parts[0].split(".")[0] in NOT_THE_APP:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "event"
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+            ):
+                listened.add(node.args[0].value)
+    assert listened == set(build()["settings"]["event_subscriptions"]["bot_events"])

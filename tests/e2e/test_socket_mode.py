@@ -8,6 +8,8 @@ envelope; its acks come back to the driver as ``AppResponse`` objects.
 from __future__ import annotations
 
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 
 import pydantic
@@ -74,7 +76,10 @@ def test_the_app_connects_through_apps_connections_open(
         f"ws://127.0.0.1:{sandbox.socket_mode.port}/"
     )
     assert sandbox.socket_mode.connections == 1
-    assert server._server is None  # nothing listens for HTTP in Socket Mode
+    # Over HTTP, Socket Mode serves health checks and metrics only, never Slack's requests.
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(f"{server.url}/slack/events", data=b"{}", timeout=10)
+    assert refused.value.code == 404
 
 
 def test_input_round_trip_over_socket_mode(

@@ -9,9 +9,11 @@ from typing import Any
 
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 
-from bot.app import create_app, create_client, start_notifier
+from bot.app import HTTP_THREADS, check_slack, create_app, create_client, start_notifier
 from bot.config import BotSettings
-from bot.errors import SettingsError
+from bot.edge import SlackEdge
+from bot.errors import BotError
+from bot.payloads import MAX_BODY_BYTES
 from engine import Engine, Worker
 
 logger = logging.getLogger(__name__)
@@ -20,9 +22,10 @@ StartResponse = Callable[..., Any]
 
 
 def wsgi_app(
-    slack: SlackRequestHandler, engine: Engine
+    slack: Callable[[dict[str, Any], StartResponse], Iterable[bytes]], engine: Engine
 ) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
-    """``POST /slack/events`` to Bolt, ``GET /healthz`` answered here, anything else 404."""
+    """``POST /slack/events`` to ``slack`` (the edge in front of Bolt), ``GET /healthz``
+    answered here, anything else 404."""
 
     def application(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -64,7 +67,7 @@ class Server:
         self.settings = settings
         self.worker = Worker(engine, flows=flows)
         self.client = create_client(settings)
-        self.app = create_app(engine, settings, self.client)
+        self.app = create_app(engine, settings, self.client, auth=check_slack(settings))
         self.host, self.port = host, port
         self._server: Any = None
         self._thread: threading.Thread | None = None
@@ -89,11 +92,13 @@ class Server:
             return
         from waitress.server import create_server
 
+        edge = SlackEdge(SlackRequestHandler(self.app), self.engine, self.settings.signing_secret)
         self._server = create_server(
-            wsgi_app(SlackRequestHandler(self.app), self.engine),
+            wsgi_app(edge, self.engine),
             host=self.host,
             port=self.port,
-            threads=8,
+            threads=HTTP_THREADS,
+            max_request_body_size=MAX_BODY_BYTES,
         )
         self.port = int(self._server.effective_port)
         self._thread = threading.Thread(target=self._server.run, name="signoff-http", daemon=True)
@@ -151,9 +156,9 @@ def serve_command() -> Any:
         configure_logging(logging.INFO)
         try:
             settings = BotSettings.load()
-        except SettingsError as exc:
+            server = Server(session.engine(), settings, flows=sources, host=host, port=port)
+        except BotError as exc:
             raise click.ClickException(str(exc)) from exc
-        server = Server(session.engine(), settings, flows=sources, host=host, port=port)
         stop = threading.Event()
         import signal
 

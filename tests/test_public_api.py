@@ -35,6 +35,7 @@ def test_engine_exports() -> None:
         "InputInvalid",
         "InvalidParameters",
         "InvalidTransition",
+        "LeaseLost",
         "LogEntry",
         "MissingContext",
         "NotAllowed",

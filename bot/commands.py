@@ -14,8 +14,11 @@ from slack_sdk import WebClient
 
 from bot import ids, messages
 from bot.approvers import refusal_text, slack_actor
+from bot.errors import TamperedMetadata
 from bot.interactions import field_errors_ack, notice_view
 from bot.modals import ModalError, build_input_view
+from bot.payloads import BlockActions, SlashCommand, ViewSubmission
+from bot.sealing import Sealer
 from bot.submissions import errors_for_view, parse_submission
 from engine import (
     Action,
@@ -115,7 +118,12 @@ def refused_text(exc: NotAllowed, actor: Actor) -> str:
     return refusal_text(Action(exc.action), actor, None, Refusal(exc.reason, exc.allowed))
 
 
-def register(app: App, engine: Engine) -> None:
+def _action_value(click: BlockActions, action_id: str) -> str:
+    """The value of the clicked ``action_id`` button (a run id)."""
+    return next((a.value or "" for a in click.actions if a.action_id == action_id), "")
+
+
+def register(app: App, engine: Engine, sealer: Sealer) -> None:
     """Add ``/runs`` and its buttons to ``app``."""
 
     def listing(selector: str) -> tuple[str, list[Any], list[str]]:
@@ -132,17 +140,19 @@ def register(app: App, engine: Engine) -> None:
         return title, runs, waiting
 
     @app.command(ids.RUNS_COMMAND)
-    def runs(ack: Ack, command: dict[str, Any], respond: Any, client: WebClient) -> None:
+    def runs(ack: Ack, body: dict[str, Any], respond: Any, client: WebClient) -> None:
         ack()
+        command = SlashCommand.model_validate(body)
         try:
-            words = shlex.split(command.get("text") or "")
+            # Bounded: the edge refuses text longer than Slack's MAX_COMMAND_TEXT.
+            words = shlex.split(command.text)
         except ValueError as exc:
             respond(f"Could not read that: {exc}\n{HELP}")
             return
         first = words[0] if words else ""
         verb = first.lower()
-        user = command["user_id"]
-        actor = slack_actor(command)
+        user = command.user_id
+        actor = slack_actor(body)
         try:
             if verb == "help":
                 respond(HELP)
@@ -166,19 +176,19 @@ def register(app: App, engine: Engine) -> None:
                 title, found, waiting = listing(verb if verb in FILTERS else first)
                 respond(text=title, blocks=messages.run_list_blocks(found, title, waiting))
             else:
-                respond(f"Unknown command `{command.get('text')}`.\n{HELP}")
+                respond(f"Unknown command `{command.text[:200]}`.\n{HELP}")
         except NotAllowed as exc:
             respond(f":no_entry: {refused_text(exc, actor)}")
         except EngineError as exc:
             respond(f":warning: {exc}")
 
     def start(
-        flow_name: str, pairs: list[str], command: dict[str, Any], respond: Any, client: WebClient
+        flow_name: str, pairs: list[str], command: SlashCommand, respond: Any, client: WebClient
     ) -> None:
         flow = engine.flows.get(flow_name)
         if flow is None:
             known = ", ".join(engine.flows.names()) or "none"
-            respond(f":warning: No flow named `{flow_name}`. Known flows: {known}")
+            respond(f":warning: No flow named `{flow_name[:100]}`. Known flows: {known}")
             return
         try:
             schema = flow.parameters_schema()
@@ -189,18 +199,16 @@ def register(app: App, engine: Engine) -> None:
         for pair in pairs:
             name, sep, value = pair.partition("=")
             if not sep:
-                respond(f":warning: `{pair}` is not `name=value`")
+                respond(f":warning: `{pair[:100]}` is not `name=value`")
                 return
             params[name] = parse_value(schema, name, value)
         missing = [p for p in schema.get("required", []) if p not in params]
-        if missing and engine.may_start(slack_actor(command), flow.name) is not None:
+        if missing and engine.may_start(slack_actor(command.model_dump()), flow.name) is not None:
             # No form for someone who may not start it: submit records the attempt and
             # raises the refusal, by the same rule as every other entry point.
-            engine.submit(flow.name, params, started_by=slack_actor(command))
+            engine.submit(flow.name, params, started_by=slack_actor(command.model_dump()))
         if missing:
-            meta = json.dumps(
-                {"flow": flow.name, "channel": command.get("channel_id"), "given": params}
-            )
+            meta = sealer.seal({"flow": flow.name, "channel": command.channel_id, "given": params})
             if len(meta) > MAX_METADATA:
                 # Cut JSON would not parse back; the values given must travel whole.
                 respond(f":warning: Missing {', '.join(missing)}; give every parameter as k=v.")
@@ -220,13 +228,13 @@ def register(app: App, engine: Engine) -> None:
                     f":warning: Missing {', '.join(missing)}, and the parameters cannot be shown as a form: {exc}"
                 )
                 return
-            client.views_open(trigger_id=command["trigger_id"], view=view)
+            client.views_open(trigger_id=command.trigger_id, view=view)
             return
         run = engine.submit(
             flow.name,
             params,
-            started_by=slack_actor(command),
-            tags={"slack.channel": command.get("channel_id") or ""},
+            started_by=slack_actor(command.model_dump()),
+            tags={"slack.channel": command.channel_id},
         )
         logger.info(
             "run started from Slack",
@@ -235,10 +243,19 @@ def register(app: App, engine: Engine) -> None:
         respond(f"Started {messages.run_label(run)}.")
 
     @app.view(ids.START_VIEW)
-    def start_submitted(
-        ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient
-    ) -> None:
-        meta = json.loads(view.get("private_metadata") or "{}")
+    def start_submitted(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        submission = ViewSubmission.model_validate(body)
+        try:
+            meta = sealer.open(submission.view.private_metadata)
+        except TamperedMetadata:
+            ack(
+                response_action="update",
+                view=notice_view(
+                    "Not accepted", "This form was changed after it was opened; open it again."
+                ),
+            )
+            return
+        given = meta.get("given")
         flow = engine.flows.get(str(meta.get("flow")))
         if flow is None:
             ack(
@@ -247,15 +264,15 @@ def register(app: App, engine: Engine) -> None:
             )
             return
         schema = flow.parameters_schema()
-        values, problems = parse_submission(schema, view["state"]["values"])
+        values, problems = parse_submission(schema, submission.view.state.as_mapping())
         if problems:
             ack(response_action="errors", errors=problems)
             return
-        user, channel = body["user"]["id"], str(meta.get("channel") or "")
+        user, channel = submission.user.id, str(meta.get("channel") or "")
         try:
             run = engine.submit(
                 flow.name,
-                {**meta.get("given", {}), **values},
+                {**(given if isinstance(given, dict) else {}), **values},
                 started_by=slack_actor(body["user"]),
                 tags={"slack.channel": channel},
             )
@@ -283,9 +300,12 @@ def register(app: App, engine: Engine) -> None:
     @app.action(ids.SHOW_RUN)
     def show(ack: Ack, body: dict[str, Any], respond: Any) -> None:
         ack()
+        click = BlockActions.model_validate(body)
+        if click.response_url is None:
+            return  # not a click in a message: there is nowhere to answer
         try:
             respond(
-                text=show_text(engine, str(body["actions"][0]["value"])), replace_original=False
+                text=show_text(engine, _action_value(click, ids.SHOW_RUN)), replace_original=False
             )
         except EngineError as exc:
             respond(text=f":warning: {exc}", replace_original=False)
@@ -295,8 +315,11 @@ def register(app: App, engine: Engine) -> None:
         ack()
         actor = slack_actor(body["user"])
         try:
+            click = BlockActions.model_validate(body)
+            if click.response_url is None:
+                return  # not a click in a message: there is nowhere to answer
             run = engine.cancel(
-                str(body["actions"][0]["value"]), by=actor, reason=f"cancelled by {actor.id}"
+                _action_value(click, ids.CANCEL_RUN), by=actor, reason=f"cancelled by {actor.id}"
             )
             respond(text=f"Cancelled {messages.run_label(run)}.", replace_original=False)
         except NotAllowed as exc:

@@ -58,6 +58,8 @@ class BotSettings(BaseSettings):
     )
     api_url: str = Field(default="https://slack.com/api/", alias="SLACK_API_URL")
     channel: str = Field(alias="SIGNOFF_CHANNEL")
+    #: seconds to wait for Slack's answer to one Web API call
+    api_timeout: int = Field(default=30, ge=1, le=300, alias="SLACK_API_TIMEOUT")
 
     @field_validator("bot_token")
     @classmethod

@@ -4,6 +4,10 @@
 
     BotError
     ├── SettingsError        a SLACK_* / SIGNOFF_* setting is missing or malformed
+    ├── SlackUnreachable (url)            Slack's Web API did not answer at SLACK_API_URL
+    ├── TokenRefused (variable, error)    Slack refused the token that variable holds
+    ├── PayloadError         (bot.payloads) a signed request's body is malformed
+    ├── TamperedMetadata     (bot.sealing) a form's private_metadata was not sealed by us
     └── ModalError           (bot.modals) a schema cannot become a modal
         └── UnsupportedField (field, reason)
 """
@@ -17,6 +21,31 @@ class BotError(Exception):
 
 class SettingsError(BotError):
     """A setting is missing or malformed."""
+
+
+class SlackUnreachable(BotError):
+    """Slack's Web API could not be reached."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        self.url = url
+        super().__init__(f"Slack could not be reached at SLACK_API_URL={url}: {reason}")
+
+
+class TokenRefused(BotError):
+    """Slack refused a token."""
+
+    def __init__(self, variable: str, error: str) -> None:
+        self.variable = variable
+        self.error = error
+        super().__init__(f"Slack refused the token in {variable}: {error}")
+
+
+class PayloadError(BotError):
+    """A request's body is not what Slack sends; the message names what was wrong."""
+
+
+class TamperedMetadata(BotError):
+    """A form came back with ``private_metadata`` that this app did not seal."""
 
 
 class ModalError(BotError):
@@ -33,4 +62,13 @@ class UnsupportedField(ModalError):
         super().__init__(f"{where} cannot be shown in a Slack modal: {reason}")
 
 
-__all__ = ["BotError", "ModalError", "SettingsError", "UnsupportedField"]
+__all__ = [
+    "BotError",
+    "ModalError",
+    "PayloadError",
+    "SettingsError",
+    "SlackUnreachable",
+    "TamperedMetadata",
+    "TokenRefused",
+    "UnsupportedField",
+]

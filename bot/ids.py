@@ -26,3 +26,8 @@ NOTES = "slack.notes"
 def reminder_key(pause_key: str) -> str:
     """Where the ts of the reminder posted for a pause is kept (claimed before posting)."""
     return f"slack.reminder.{pause_key}"
+
+
+def posting_key(post_id: str) -> str:
+    """Where the intent to make post ``post_id`` is claimed before the call (see notifier)."""
+    return f"slack.posting.{post_id}"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from datetime import UTC, datetime
 from typing import Any
@@ -14,8 +13,11 @@ from slack_sdk.models.views import View
 
 from bot import ids, metrics
 from bot.approvers import refusal_text, slack_actor
+from bot.errors import TamperedMetadata
 from bot.messages import who
 from bot.modals import ModalError, build_input_view
+from bot.payloads import BlockActions, ViewSubmission
+from bot.sealing import Sealer
 from bot.submissions import errors_for_view, parse_submission
 from engine import (
     Action,
@@ -80,20 +82,22 @@ def field_errors_ack(ack: Ack, block_errors: dict[str, str], fallback: str) -> N
         ack(response_action="update", view=notice_view("Not accepted", fallback))
 
 
-def register(app: App, engine: Engine) -> None:
+def register(app: App, engine: Engine, sealer: Sealer) -> None:
     """Add the input button and form listeners to ``app``."""
 
     @app.action(ids.PROVIDE_INPUT)
     def open_form(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         ack()
+        click = BlockActions.model_validate(body)
+        user = click.user.id
+        action = next(a for a in click.actions if a.action_id == ids.PROVIDE_INPUT)
+        run_id, _, key = (action.value or "").partition(":")
         actor = slack_actor(body["user"])
-        user = actor.id
-        run_id, _, key = str(body["actions"][0]["value"]).partition(":")
         try:
             run = engine.get_run(run_id)
         except RunNotFound:
             client.views_open(
-                trigger_id=body["trigger_id"],
+                trigger_id=click.trigger_id,
                 view=notice_view("Nothing to do", "That run no longer exists."),
             )
             return
@@ -104,26 +108,24 @@ def register(app: App, engine: Engine) -> None:
             if refused is not None:
                 reason = refusal_text(Action.ANSWER, actor, run, refused)
         if reason is not None or pause is None:
-            channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get(
-                "channel_id"
-            )
+            channel = click.channel_id
             if channel:
                 client.chat_postEphemeral(
                     channel=channel, user=user, text=reason or "Nothing to answer."
                 )
             else:
                 client.views_open(
-                    trigger_id=body["trigger_id"], view=notice_view("Nothing to do", reason or "")
+                    trigger_id=click.trigger_id, view=notice_view("Nothing to do", reason or "")
                 )
             logger.info("answer refused", extra={"action": "answer_refused", "run_id": run.id})
             return
-        origin = body.get("container") or {}
-        metadata = json.dumps(
+        origin = click.container
+        metadata = sealer.seal(
             {
                 "run": run.id,
                 "key": pause.key,
-                "channel": origin.get("channel_id"),
-                "ts": origin.get("message_ts"),
+                "channel": origin.channel_id if origin else None,
+                "ts": origin.message_ts if origin else None,
             }
         )
         try:
@@ -138,15 +140,30 @@ def register(app: App, engine: Engine) -> None:
             )
         except ModalError as exc:
             view = notice_view("Cannot show form", f"This input cannot be shown in Slack: {exc}")
-        client.views_open(trigger_id=body["trigger_id"], view=view)
+        client.views_open(trigger_id=click.trigger_id, view=view)
         logger.info(
             "form opened", extra={"action": "form_opened", "run_id": run.id, "key": pause.key}
         )
 
     @app.view(ids.INPUT_VIEW)
-    def submit_form(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+    def submit_form(ack: Ack, body: dict[str, Any]) -> None:
+        submission = ViewSubmission.model_validate(body)
         actor = slack_actor(body["user"])
-        meta = json.loads(view.get("private_metadata") or "{}")
+        user = submission.user.id
+        try:
+            meta = sealer.open(submission.view.private_metadata)
+        except TamperedMetadata:
+            logger.warning(
+                "form with tampered metadata refused",
+                extra={"action": "form_metadata_tampered", "user": user},
+            )
+            ack(
+                response_action="update",
+                view=notice_view(
+                    "Not accepted", "This form was changed after it was opened; open it again."
+                ),
+            )
+            return
         run_id, key = str(meta.get("run", "")), str(meta.get("key", ""))
         try:
             pause = engine.get_pause(run_id, key)
@@ -164,7 +181,7 @@ def register(app: App, engine: Engine) -> None:
             )
             return
         schema = pause.schema or {"type": "object", "properties": {}}
-        values, problems = parse_submission(schema, view["state"]["values"])
+        values, problems = parse_submission(schema, submission.view.state.as_mapping())
         if problems:
             ack(response_action="errors", errors=problems)
             return

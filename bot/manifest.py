@@ -28,6 +28,9 @@ METHOD_SCOPES: dict[str, str | None] = {
     "chat.postMessage": "chat:write",
     "chat.postEphemeral": "chat:write",
     "chat.update": "chat:write",
+    # Before posting again after a lost answer, the channel or thread is searched for the post.
+    "conversations.history": "channels:history",
+    "conversations.replies": "channels:history",
     "usergroups.users.list": "usergroups:read",
     "views.open": None,
     "views.publish": None,
@@ -41,6 +44,8 @@ EXTRA_SCOPES: dict[str, str] = {
     "commands": f"the {ids.RUNS_COMMAND} slash command",
     # Prompts go to SIGNOFF_CHANNEL, which the bot need not have been invited to.
     "chat:write.public": "posting prompts in a channel the bot was not invited to",
+    # The same look-up as conversations.history, when SIGNOFF_CHANNEL is private.
+    "groups:history": "finding an earlier post in a private channel",
 }
 
 #: The slash commands the app registers (see ``bot.commands``).

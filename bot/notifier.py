@@ -11,6 +11,14 @@ post twice. Run metadata remembers what was posted:
 
 Everything else is an update of an existing message rendered from the run's current
 state, which is the same however often it is repeated.
+
+A post itself is made effectively once. Before the call, its intent is claimed in run
+metadata (``slack.posting.<post id>``) and the message carries its id in Slack message
+``metadata``. A post whose intent was claimed already may have reached Slack without its
+answer reaching us (the process died, the answer came after the client's timeout, another
+replica was cut off mid-call): the thread (or channel) is looked up first, and a message
+found there is adopted instead of posted again. Right before each post the consumer's
+lease is checked (``fence``), so a replica that lost it gives its batch up instead.
 """
 
 from __future__ import annotations
@@ -18,7 +26,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from slack_sdk import WebClient
@@ -63,10 +72,23 @@ HOME_EVENTS = frozenset(
 class SlackNotifier:
     """A ``RunObserver`` that keeps each run's Slack thread up to date."""
 
-    def __init__(self, engine: Engine, client: WebClient, default_channel: str) -> None:
+    #: the ``event_type`` of the message metadata that names each post
+    EVENT_TYPE = "signoff_post"
+    #: how far back a post is looked for, before its intent was claimed (clock skew)
+    LOOKBACK_SECONDS = 120
+
+    def __init__(
+        self,
+        engine: Engine,
+        client: WebClient,
+        default_channel: str,
+        fence: Callable[[], None] | None = None,
+    ) -> None:
         self.engine = engine
         self.client = client
         self.default_channel = default_channel
+        #: raises (``LeaseLost``) when this process may no longer post; checked per post
+        self.fence: Callable[[], None] = fence or (lambda: None)
         self.groups = Approvers(client)
 
     # -- people ---------------------------------------------------------------------------
@@ -208,10 +230,60 @@ class SlackNotifier:
         found = self.engine.get_metadata(run_id, ids.NOTES)
         return dict(found) if isinstance(found, dict) else {}
 
+    def _post(
+        self,
+        run_id: str,
+        post_id: str,
+        channel: str,
+        text: str,
+        blocks: list[Any] | None = None,
+        thread_ts: str | None = None,
+    ) -> dict[str, str]:
+        """Post a message once, whatever happened to earlier attempts; its channel and ts."""
+        marker = f"{run_id}:{post_id}"
+        intent = {"at": time.time(), "channel": channel, "thread_ts": thread_ts}
+        if not self.engine.add_metadata(run_id, ids.posting_key(post_id), intent):
+            found = self._find_post(run_id, post_id, marker)
+            if found is not None:
+                logger.info(
+                    "earlier post adopted",
+                    extra={"action": "post_reconciled", "run_id": run_id, "post": post_id},
+                )
+                return found
+        self.fence()
+        reply = self.client.chat_postMessage(
+            channel=channel,
+            text=text,
+            blocks=blocks,
+            thread_ts=thread_ts,
+            metadata={"event_type": self.EVENT_TYPE, "event_payload": {"post": marker}},
+        )
+        return {"channel": str(reply["channel"]), "ts": str(reply["ts"])}
+
+    def _find_post(self, run_id: str, post_id: str, marker: str) -> dict[str, str] | None:
+        """The message an earlier attempt posted, if Slack has it."""
+        intent = self.engine.get_metadata(run_id, ids.posting_key(post_id))
+        if not isinstance(intent, dict):
+            return None
+        channel, thread_ts = str(intent["channel"]), intent.get("thread_ts")
+        if thread_ts:
+            found = self.client.conversations_replies(
+                channel=channel, ts=str(thread_ts), include_all_metadata=True, limit=1000
+            )
+        else:
+            oldest = float(intent.get("at") or 0) - self.LOOKBACK_SECONDS
+            found = self.client.conversations_history(
+                channel=channel, oldest=f"{oldest:.6f}", include_all_metadata=True, limit=1000
+            )
+        for message in found.get("messages") or []:
+            payload = (message.get("metadata") or {}).get("event_payload") or {}
+            if payload.get("post") == marker:
+                return {"channel": str(found.get("channel") or channel), "ts": str(message["ts"])}
+        return None
+
     def _post_root(self, run: Run, text: str, blocks: list[Any]) -> dict[str, str]:
         channel = run.tags.get("slack.channel") or self.default_channel
-        reply = self.client.chat_postMessage(channel=channel, text=text, blocks=blocks)
-        thread = {"channel": str(reply["channel"]), "ts": str(reply["ts"])}
+        thread = self._post(run.id, "root", channel, text, blocks)
         self.engine.set_metadata(run.id, ids.THREAD, thread)
         return thread
 
@@ -220,10 +292,10 @@ class SlackNotifier:
         notes = self._notes(event.run_id)
         if str(event.id) in notes:
             return
-        reply = self.client.chat_postMessage(
-            channel=thread["channel"], thread_ts=thread["ts"], text=text
+        reply = self._post(
+            event.run_id, f"note.{event.id}", thread["channel"], text, thread_ts=thread["ts"]
         )
-        notes[str(event.id)] = str(reply["ts"])
+        notes[str(event.id)] = reply["ts"]
         self.engine.set_metadata(event.run_id, ids.NOTES, notes)
 
     # -- events -------------------------------------------------------------------------
@@ -232,8 +304,13 @@ class SlackNotifier:
         run_id, key = event.run_id, str(event.data["key"])
         run = self.engine.get_run(run_id)
         pause = self.engine.get_pause(run_id, key)
-        if pause is None or pause.status is not PauseStatus.WAITING or key in self._prompts(run_id):
-            return  # answered already, or this event was delivered before
+        if pause is None or key in self._prompts(run_id):
+            return  # this event was delivered before
+        if pause.status is not PauseStatus.WAITING:
+            # Answered before Slack heard of it (from the CLI, or while Slack was down):
+            # the run still gets its thread, saying who answered and how it ended.
+            self._settled_prompt(run, pause)
+            return
         if pause.schema is not None:
             try:
                 check_renderable(pause.schema, description=pause.description)
@@ -247,13 +324,14 @@ class SlackNotifier:
             )
             ts = thread["ts"]
         else:
-            reply = self.client.chat_postMessage(
-                channel=thread["channel"],
+            ts = self._post(
+                run_id,
+                f"prompt.{key}",
+                thread["channel"],
+                messages.prompt_text(run),
+                messages.prompt_blocks(run, pause, again=self._asks_again(pause)),
                 thread_ts=thread["ts"],
-                text=messages.prompt_text(run),
-                blocks=messages.prompt_blocks(run, pause, again=self._asks_again(pause)),
-            )
-            ts = str(reply["ts"])
+            )["ts"]
         prompts = self._prompts(run_id)
         prompts[key] = ts
         self.engine.set_metadata(run_id, ids.PROMPTS, prompts)
@@ -265,6 +343,32 @@ class SlackNotifier:
             self._direct(run, pause, pause.approvers, messages.prompt_text(run))
         if pause.deadline is not None:
             reminders.schedule(self.engine, run_id, key, pause.deadline)
+
+    def _settled_prompt(self, run: Run, pause: Pause) -> None:
+        """Post a prompt that was settled before it could be posted, already closed."""
+        outcome = messages.pause_outcome(pause)
+        blocks = messages.closed_prompt_blocks(run, pause, outcome)
+        thread = self.thread(run.id)
+        if thread is None:
+            thread = self._post_root(run, messages.status_line(run), blocks)
+            ts = thread["ts"]
+        else:
+            ts = self._post(
+                run.id,
+                f"prompt.{pause.key}",
+                thread["channel"],
+                outcome,
+                blocks,
+                thread_ts=thread["ts"],
+            )["ts"]
+        prompts = self._prompts(run.id)
+        prompts[pause.key] = ts
+        self.engine.set_metadata(run.id, ids.PROMPTS, prompts)
+        self._refresh_root(run, thread)
+        logger.info(
+            "settled prompt posted",
+            extra={"action": "prompt_posted_settled", "run_id": run.id, "key": pause.key},
+        )
 
     def _asks_again(self, pause: Pause) -> bool:
         """True when this pause asks for the same model as an answer that was rejected."""
@@ -286,6 +390,10 @@ class SlackNotifier:
             ],
         )
         self._note_once(event, thread, messages.unrenderable_text(pause, reason))
+        # Said once: the root message stands for this pause from now on.
+        prompts = self._prompts(run.id)
+        prompts.setdefault(pause.key, thread["ts"])
+        self.engine.set_metadata(run.id, ids.PROMPTS, prompts)
         # It may have ended meanwhile (timed out, cancelled by someone): nothing to stop.
         with contextlib.suppress(InvalidTransition):
             self.engine.cancel(

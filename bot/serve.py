@@ -10,10 +10,12 @@ from typing import Any
 
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 
-from bot.app import create_app, create_client, start_notifier
+from bot.app import HTTP_THREADS, check_slack, create_app, create_client, start_notifier
 from bot.config import BotSettings, ServerSettings
-from bot.errors import SettingsError
+from bot.edge import SlackEdge
+from bot.errors import BotError
 from bot.metrics import Metrics, observe_timer
+from bot.payloads import MAX_BODY_BYTES
 from engine import Engine, Worker
 
 logger = logging.getLogger(__name__)
@@ -29,15 +31,16 @@ def _respond(
 
 
 def wsgi_app(
-    slack: SlackRequestHandler | None,
+    slack: Callable[[dict[str, Any], StartResponse], Iterable[bytes]] | None,
     engine: Engine,
     *,
     ready: Callable[[], str | None] = lambda: None,
     metrics: Metrics | None = None,
 ) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
-    """``POST /slack/events`` to Bolt (HTTP mode only), and in both modes ``GET /healthz``
-    (the database answers), ``GET /readyz`` (and the process is ready: ``ready()`` returns
-    None, or why not) and ``GET /metrics`` (Prometheus); anything else 404."""
+    """``POST /slack/events`` to ``slack`` (the edge in front of Bolt; HTTP mode only), and
+    in both modes ``GET /healthz`` (the database answers), ``GET /readyz`` (and the process
+    is ready: ``ready()`` returns None, or why not) and ``GET /metrics`` (Prometheus);
+    anything else 404."""
     metrics = metrics or Metrics(engine)
 
     def application(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -79,7 +82,7 @@ class Server:
         self.settings = settings
         self.worker = Worker(engine, flows=flows)
         self.client = create_client(settings)
-        self.app = create_app(engine, settings, self.client)
+        self.app = create_app(engine, settings, self.client, auth=check_slack(settings))
         self.host, self.port = host, port
         self._server: Any = None
         self._thread: threading.Thread | None = None
@@ -100,7 +103,7 @@ class Server:
         self._notifier = start_notifier(self.engine, self.settings, self.client)
         self.engine.timers.on_fired(observe_timer)
         self.worker.start()
-        slack: SlackRequestHandler | None = None
+        edge: SlackEdge | None = None
         if self.settings.app_token:
             from slack_bolt.adapter.socket_mode import SocketModeHandler
 
@@ -108,14 +111,17 @@ class Server:
             self._socket_handler.connect()
             logger.info("connected in Socket Mode", extra={"action": "serve_socket_mode"})
         else:
-            slack = SlackRequestHandler(self.app)
+            edge = SlackEdge(
+                SlackRequestHandler(self.app), self.engine, self.settings.signing_secret or ""
+            )
         from waitress.server import create_server
 
         self._server = create_server(
-            wsgi_app(slack, self.engine, ready=self.not_ready),
+            wsgi_app(edge, self.engine, ready=self.not_ready),
             host=self.host,
             port=self.port,
-            threads=8,
+            threads=HTTP_THREADS,
+            max_request_body_size=MAX_BODY_BYTES,
         )
         self.port = int(self._server.effective_port)
         self._thread = threading.Thread(target=self._server.run, name="signoff-http", daemon=True)
@@ -192,16 +198,16 @@ def serve_command() -> Any:
         try:
             settings = BotSettings.load()
             listen = ServerSettings.load()
-        except SettingsError as exc:
+            session.migrate = migrate
+            server = Server(
+                session.engine(),
+                settings,
+                flows=sources,
+                host=host or listen.host,
+                port=listen.port if port is None else port,
+            )
+        except BotError as exc:
             raise click.ClickException(str(exc)) from exc
-        session.migrate = migrate
-        server = Server(
-            session.engine(),
-            settings,
-            flows=sources,
-            host=host or listen.host,
-            port=listen.port if port is None else port,
-        )
         stop = threading.Event()
         import signal
 

@@ -18,6 +18,7 @@
     ├── InputInvalid (run_id, key, errors)   input does not match the stored JSON schema
     ├── InvalidTransition (run_id, current, requested)
     ├── UnstorableValue (run_id)      a value the run must keep cannot be serialised
+    ├── LeaseLost (consumer)          another process took over a durable consumer
     └── StoreError                    the database failed; the driver error is in __cause__
         └── SchemaOutdated (current, head)   the schema needs an upgrade that was not asked for
 
@@ -223,6 +224,14 @@ class UnstorableValue(EngineError):
             f"run {run_id} cannot be stored because {what} cannot be serialised "
             f"({type(cause).__name__}: {cause}); return values that pickle can store"
         )
+
+
+class LeaseLost(EngineError):
+    """Another process holds this durable consumer's lease now."""
+
+    def __init__(self, consumer: str) -> None:
+        self.consumer = consumer
+        super().__init__(f"the lease of durable consumer {consumer!r} is held by another process")
 
 
 class StoreError(EngineError):

@@ -3,7 +3,8 @@
 - ``Engine.add_observer(o)``: every event this process sees, as it sees it; nothing is kept.
 - ``Engine.subscribe("name", o)``: a durable consumer. Its position in the events table
   is stored, so each event is delivered at least once, in order, across restarts and
-  outages; among several processes that subscribe under one name, one holds the lease.
+  outages; among several processes that subscribe under one name, one holds the lease,
+  and an observer can check it (``DurableConsumer.check_lease``) before acting.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import threading
 import uuid
 from typing import TYPE_CHECKING, Protocol
 
-from engine.errors import StoreError
+from engine.errors import LeaseLost, StoreError
 from engine.runs import Event
 
 if TYPE_CHECKING:
@@ -29,29 +30,51 @@ class RunObserver(Protocol):
 
 
 class DurableConsumer:
-    """Delivers stored events to one observer from a named, leased cursor."""
+    """Delivers stored events to one observer from a named, leased cursor.
 
-    LEASE_SECONDS = 30.0
+    The lease is short and renewed every ``RENEW_SECONDS`` by a thread of its own, also
+    while a slow batch is in flight, so a live holder keeps it and a dead one loses it
+    within ``LEASE_SECONDS``; a process waiting for it tries as often. Each time the lease
+    is taken, it is taken under a new token (a fencing token): ``check_lease()`` tells an
+    observer, before each action that must not be repeated, whether its delivery still
+    holds the lease, and a batch whose lease was lost is given up where it stands.
+    """
+
+    LEASE_SECONDS = 3.0
+    RENEW_SECONDS = 1.0
     #: how long to wait before retrying an event the observer failed on (doubles, capped)
     RETRY_SECONDS = (0.5, 30.0)
+    BATCH = 200
 
     def __init__(self, store: SqlStore, name: str, observer: RunObserver) -> None:
         self.store = store
         self.name = name
         self.observer = observer
-        self.owner = uuid.uuid4().hex
+        self._base = uuid.uuid4().hex
+        self._takes = 0
+        #: the token this process holds the lease under, or None
+        self._token: str | None = None
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(
             target=self._run, name=f"signoff-consumer-{name}", daemon=True
         )
+        self._keeper = threading.Thread(
+            target=self._keep, name=f"signoff-lease-{name}", daemon=True
+        )
         self.position: int | None = None
+
+    @property
+    def owner(self) -> str | None:
+        """The fencing token the lease is held under now (None while another holds it)."""
+        return self._token
 
     def start(self) -> None:
         """Take the cursor (creating it at the newest event) before returning, so that every
         event stored after ``subscribe`` returns is delivered."""
-        self.position = self.store.lease_cursor(self.name, self.owner, self.LEASE_SECONDS)
+        self._try_take()
         self._thread.start()
+        self._keeper.start()
 
     def poke(self) -> None:
         self._wake.set()
@@ -60,27 +83,76 @@ class DurableConsumer:
         self._stop.set()
         self._wake.set()
         self._thread.join(timeout)
+        self._keeper.join(timeout)
+        token, self._token = self._token, None
+        if token is None:
+            return
         try:
-            self.store.release_cursor(self.name, self.owner)
+            # Released at once: another process takes over without waiting for expiry.
+            self.store.release_cursor(self.name, token)
         except StoreError:
             logger.warning("could not release cursor", extra={"action": "cursor_release_failed"})
+
+    def check_lease(self) -> None:
+        """Raise ``LeaseLost`` unless this delivery still holds the lease (ask the database).
+
+        Call it right before an action that another holder would repeat (posting).
+        """
+        token = self._token
+        if token is None or not self.store.holds_cursor(self.name, token):
+            raise LeaseLost(self.name)
+
+    def _try_take(self) -> None:
+        """Take the lease under a new token if nobody holds it; renew it if we do."""
+        token = self._token
+        if token is None:
+            self._takes += 1
+            token = f"{self._base}.{self._takes}"
+        position = self.store.lease_cursor(self.name, token, self.LEASE_SECONDS)
+        if position is None:
+            if self._token is not None:
+                logger.warning(
+                    "consumer lease lost", extra={"action": "lease_lost", "consumer": self.name}
+                )
+            self._token = None
+            return
+        if self._token is None:
+            self.position = position
+            self._token = token
+            logger.info(
+                "consumer lease taken", extra={"action": "lease_taken", "consumer": self.name}
+            )
+            self._wake.set()
+
+    def _keep(self) -> None:
+        while not self._stop.wait(self.RENEW_SECONDS):
+            try:
+                self._try_take()
+            except StoreError:
+                # Not renewed: if this lasts past the lease, check_lease refuses to post.
+                logger.warning("could not renew lease", extra={"action": "lease_renew_failed"})
 
     def _run(self) -> None:
         delay = self.RETRY_SECONDS[0]
         while not self._stop.is_set():
+            token = self._token
+            if token is None:
+                self._wake.wait(self.RENEW_SECONDS)
+                self._wake.clear()
+                continue
             try:
-                position = self.store.lease_cursor(self.name, self.owner, self.LEASE_SECONDS)
-                if position is None:
-                    # Another process holds this consumer; check again before its lease ends.
-                    self._wake.wait(self.LEASE_SECONDS / 3)
-                    self._wake.clear()
-                    continue
-                self.position = position
-                delivered_all = self._deliver(position)
+                delivered_all = self._deliver(token)
                 delay = self.RETRY_SECONDS[0]
                 if delivered_all:
-                    self._wake.wait(self.LEASE_SECONDS / 3)
+                    self._wake.wait(self.RENEW_SECONDS * 10)
                     self._wake.clear()
+            except LeaseLost:
+                logger.warning(
+                    "lease lost during a batch; batch given up",
+                    extra={"action": "batch_given_up", "consumer": self.name},
+                )
+                if self._token == token:
+                    self._token = None
             except Exception:  # the observer or the store failed: keep the event, retry later
                 logger.exception(
                     "event delivery failed; will retry",
@@ -89,13 +161,19 @@ class DurableConsumer:
                 self._stop.wait(delay)
                 delay = min(delay * 2, self.RETRY_SECONDS[1])
 
-    def _deliver(self, position: int) -> bool:
-        events = self.store.events_after(position, limit=200)
+    def _deliver(self, token: str) -> bool:
+        position = self.store.cursor_position(self.name, token)
+        if position is None:
+            raise LeaseLost(self.name)
+        self.position = position
+        events = self.store.events_after(position, limit=self.BATCH)
         for event in events:
             if self._stop.is_set():
                 return True
+            if self._token != token:
+                raise LeaseLost(self.name)
             self.observer.on_event(event)
-            if not self.store.advance_cursor(self.name, self.owner, event.id):
-                return True  # lost the lease; the loop leases again
+            if not self.store.advance_cursor(self.name, token, event.id):
+                raise LeaseLost(self.name)
             self.position = event.id
-        return len(events) < 200
+        return len(events) < self.BATCH

@@ -146,14 +146,23 @@ class Engine(Interventions, Upkeep):
     def remove_observer(self, observer: RunObserver) -> None:
         self._observers.remove(observer)
 
-    def subscribe(self, consumer: str, observer: RunObserver) -> DurableConsumer:
+    def subscribe(
+        self, consumer: str, observer: RunObserver, *, start: bool = True
+    ) -> DurableConsumer:
         """Deliver stored events to ``observer`` at least once, in order, from a named cursor.
 
-        A new consumer starts with the events stored after it first subscribes.
+        A new consumer starts with the events stored after it first subscribes. With
+        ``start=False`` nothing is delivered until ``start()`` is called on the result, so
+        the observer can be handed its ``check_lease`` first::
+
+            durable = engine.subscribe("slack", notifier, start=False)
+            notifier.fence = durable.check_lease
+            durable.start()
         """
         durable = DurableConsumer(self.store, consumer, observer)
         self._consumers.append(durable)
-        durable.start()
+        if start:
+            durable.start()
         return durable
 
     def on_scheduled(self, callback: Callable[[], None]) -> None:
@@ -255,6 +264,20 @@ class Engine(Interventions, Upkeep):
 
     def get_metadata(self, run_id: str, key: str) -> JSON:
         return self.store.get_metadata(run_id, key)
+
+    def claim_once(self, key: str, seconds: float) -> bool:
+        """Claim ``key`` (at most 200 characters) for ``seconds``, for every process sharing
+        the database.
+
+        Returns True if this call claimed it, False if a claim on it has not expired yet. Of
+        several processes trying at once, exactly one gets True::
+
+            if engine.claim_once(f"request:{signature}", 300):
+                handle(request)
+        """
+        if not key or len(key) > 200:
+            raise ValueError(f"a once key has 1 to 200 characters, not {len(key)}")
+        return self.store.claim_once(key, seconds)
 
     # -- acting on runs ------------------------------------------------------------------
 

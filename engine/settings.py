@@ -80,7 +80,7 @@ class EngineSettings(BaseSettings):
             return cls(**overrides)  # type: ignore[arg-type]
         except ValidationError as exc:
             problems = "; ".join(
-                f"SIGNOFF_{str(err['loc'][0]).upper() if err['loc'] else '?'} "
+                f"SIGNOFF_{str(err['loc'][0]).upper() if err['loc'] else '?'}: "
                 f"{str(err['msg']).removeprefix('Value error, ')}"
                 for err in exc.errors()
             )

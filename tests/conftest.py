@@ -12,12 +12,19 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import hypothesis.internal.observability  # noqa: F401
+import hypothesis.strategies  # noqa: F401
 import psycopg
 import pytest
 
 from engine import Engine, EngineSettings, set_engine
 from engine.store.database import create_db_engine, upgrade
 from tests.support.postgres import PostgresCluster, PostgresUnavailable, start_cluster
+
+# Hypothesis's pytest plugin imports its internals lazily, from hooks that run while a
+# test's threads are alive; CPython 3.11's parser can fail when modules are compiled
+# concurrently (SystemError: AST constructor recursion depth mismatch). Imported above,
+# at collection, before any thread starts.
 
 FAST = {"heartbeat_seconds": 0.2, "owner_timeout_seconds": 1.0, "poll_seconds": 0.002}
 

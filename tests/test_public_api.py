@@ -37,6 +37,7 @@ def test_engine_exports() -> None:
         "InputInvalid",
         "InvalidParameters",
         "InvalidTransition",
+        "LeaseLost",
         "LogEntry",
         "MissingContext",
         "NotAllowed",

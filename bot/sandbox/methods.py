@@ -9,6 +9,7 @@ here too, with the same ``invalid_arguments``/``invalid_blocks`` messages.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -100,13 +101,29 @@ def chat_post_message(ws: Workspace, args: JsonDict) -> JsonDict:
         blocks or [],
         thread_ts=_str(args, "thread_ts"),
         reply_broadcast=_flag(args, "reply_broadcast"),
+        metadata=_metadata(args),
     )
     return {
         "ok": True,
         "channel": channel,
         "ts": message.ts,
-        "message": message.to_api(ws.team_id),
+        "message": message.to_api(ws.team_id, with_metadata=True),
     }
+
+
+def _metadata(args: JsonDict) -> JsonDict | None:
+    """Message ``metadata``: an ``event_type`` (letters, digits, ``_``, ``.``) and an object."""
+    metadata = _decoded(args, "metadata", "invalid_metadata_format")
+    if metadata is None:
+        return None
+    event_type = metadata.get("event_type") if isinstance(metadata, dict) else None
+    if (
+        not isinstance(event_type, str)
+        or not re.fullmatch(r"[A-Za-z0-9_.]{1,255}", event_type)
+        or not isinstance(metadata.get("event_payload"), dict)
+    ):
+        raise ApiFailure("invalid_metadata_format")
+    return dict(metadata)
 
 
 def chat_update(ws: Workspace, args: JsonDict) -> JsonDict:
@@ -200,7 +217,10 @@ def conversations_open(ws: Workspace, args: JsonDict) -> JsonDict:
 def conversations_history(ws: Workspace, args: JsonDict) -> JsonDict:
     """``conversations.history``: top-level messages, newest first."""
     channel = ws.channel(ws.resolve_channel(_str(args, "channel") or "", create=False))
-    messages = [m.to_api(ws.team_id) for m in reversed(channel.messages)]
+    with_metadata = _flag(args, "include_all_metadata")
+    messages = [
+        m.to_api(ws.team_id, with_metadata=with_metadata) for m in reversed(channel.messages)
+    ]
     return {"ok": True, "messages": messages, "has_more": False}
 
 
@@ -211,7 +231,9 @@ def conversations_replies(ws: Workspace, args: JsonDict) -> JsonDict:
     if parent is None:
         raise ApiFailure("thread_not_found")
     thread = [parent, *channel.thread(parent.ts)]
-    return {"ok": True, "messages": [m.to_api(ws.team_id) for m in thread], "has_more": False}
+    with_metadata = _flag(args, "include_all_metadata")
+    messages = [m.to_api(ws.team_id, with_metadata=with_metadata) for m in thread]
+    return {"ok": True, "messages": messages, "has_more": False}
 
 
 def users_info(ws: Workspace, args: JsonDict) -> JsonDict:

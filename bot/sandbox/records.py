@@ -89,6 +89,7 @@ class Message:
         thread_ts: Parent ts when this is a thread reply (or the parent itself once replied to).
         reply_broadcast: A thread reply also shown in the channel.
         edits: How many times ``chat.update``/``replace_original`` changed it.
+        metadata: The ``metadata`` posted with it (``event_type`` and ``event_payload``).
     """
 
     channel: str
@@ -100,14 +101,16 @@ class Message:
     thread_ts: str | None = None
     reply_broadcast: bool = False
     edits: int = 0
+    metadata: JsonDict | None = None
 
     @property
     def is_reply(self) -> bool:
         """True for a thread reply (not the parent)."""
         return self.thread_ts is not None and self.thread_ts != self.ts
 
-    def to_api(self, team_id: str) -> JsonDict:
-        """The ``message`` object Slack returns and puts into ``block_actions`` payloads."""
+    def to_api(self, team_id: str, *, with_metadata: bool = False) -> JsonDict:
+        """The ``message`` object Slack returns and puts into ``block_actions`` payloads
+        (``metadata`` only when asked for, as ``include_all_metadata`` does)."""
         data: JsonDict = {
             "type": "message",
             "user": self.user,
@@ -122,6 +125,8 @@ class Message:
             data["thread_ts"] = self.thread_ts
         if self.edits:
             data["edited"] = {"user": self.user, "ts": self.ts}
+        if with_metadata and self.metadata is not None:
+            data["metadata"] = self.metadata
         return data
 
 

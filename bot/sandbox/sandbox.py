@@ -165,6 +165,15 @@ class SlackSandbox:
         """
         self.server.fail_next(method, times, status=status, retry_after=retry_after, error=error)
 
+    def answer_late(self, method: str, seconds: float, times: int = 1) -> None:
+        """Let the next ``times`` calls of ``method`` take effect at once but answer only
+        after ``seconds`` (see ``WebApiServer.answer_late``).
+
+        Example:
+            >>> slack.answer_late("chat.postMessage", 5)  # stored now, answered in 5 s
+        """
+        self.server.answer_late(method, seconds, times)
+
     def issue_trigger(self, user: str) -> str:
         """A fresh trigger_id for ``user``, as if they had just clicked something."""
         return self.workspace.issue_trigger(self._uid(user))

@@ -4,7 +4,8 @@
 form-encoded or empty body; ``POST /response/<id>`` for response_urls. ``apps.connections.open``
 takes an app-level token (``xapp-...``) instead and answers a Socket Mode URL. Every request is recorded
 in the workspace's call log before the answer is sent. Tests can make the next calls of a method
-fail (429 with ``Retry-After``, 500, 503, or any ``ok: false`` error).
+fail (429 with ``Retry-After``, 500, 503, or any ``ok: false`` error), or answer late: the call
+takes effect at once and its answer comes after a delay, as from a slow Slack.
 """
 
 from __future__ import annotations
@@ -127,7 +128,10 @@ class WebApiServer:
         self.socket_mode = socket_mode
         self.app_token = app_token
         self._faults: dict[str, deque[_Fault]] = {}
+        self._delays: dict[str, deque[float]] = {}
         self._faults_lock = threading.Lock()
+        #: set on stop, so that no delayed answer holds the server up
+        self._stopping = threading.Event()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -149,6 +153,7 @@ class WebApiServer:
             return
         server = _Server(("127.0.0.1", 0), _Handler)
         server.api = self
+        self._stopping.clear()
         self._server = server
         self._thread = threading.Thread(
             target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
@@ -165,6 +170,7 @@ class WebApiServer:
         server, self._server = self._server, None
         if server is None:
             return
+        self._stopping.set()
         server.shutdown()
         server.server_close()
         if self._thread is not None:
@@ -194,6 +200,20 @@ class WebApiServer:
         with self._faults_lock:
             queue = self._faults.setdefault(method, deque())
             queue.extend(_Fault(status, retry_after, error) for _ in range(times))
+
+    def answer_late(self, method: str, seconds: float, times: int = 1) -> None:
+        """Let the next ``times`` calls of ``method`` take effect at once (a message is
+        stored) but send their answers only after ``seconds``, like a slow Slack.
+
+        A client that gives up first cannot know whether its call was done.
+        """
+        with self._faults_lock:
+            self._delays.setdefault(method, deque()).extend([seconds] * times)
+
+    def _take_delay(self, method: str) -> float:
+        with self._faults_lock:
+            queue = self._delays.get(method)
+            return queue.popleft() if queue else 0.0
 
     def _take_fault(self, method: str) -> _Fault | None:
         with self._faults_lock:
@@ -249,7 +269,13 @@ class WebApiServer:
             answer.get("error", "ok"),
             extra={"action": "sandbox_api_call", "method": method, "status": status},
         )
-        request.send_json(status, answer, headers)
+        delay = self._take_delay(method)
+        if delay:
+            self._stopping.wait(delay)
+        try:
+            request.send_json(status, answer, headers)
+        except OSError:  # the client gave up (timed out, or its process died) meanwhile
+            logger.debug("late answer not delivered", extra={"action": "sandbox_late_answer"})
 
     def _answer(
         self, method: str, args: JsonDict, authorization: str

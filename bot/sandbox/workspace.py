@@ -275,6 +275,7 @@ class Workspace:
         thread_ts: str | None = None,
         reply_broadcast: bool = False,
         user: str | None = None,
+        metadata: JsonDict | None = None,
     ) -> Message:
         """Store a new message (a thread reply when ``thread_ts`` is given)."""
         with self._change():
@@ -296,6 +297,7 @@ class Workspace:
                 bot_id=None if user else self.bot_id,
                 thread_ts=thread_ts,
                 reply_broadcast=reply_broadcast,
+                metadata=metadata,
             )
             conversation.messages.append(message)
             return copy.deepcopy(message)

@@ -11,6 +11,7 @@ from typing import Any, Self
 from sqlalchemy import Connection, Engine, insert, text, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from engine.errors import SchemaOutdated, StoreError
@@ -34,6 +35,20 @@ _EVENT_LOCK = 727_361_002
 #: the PostgreSQL NOTIFY channel that tells other processes to read new events
 NOTIFY_CHANNEL = "signoff_events"
 _LOCK_AND_NOTIFY = text("SELECT pg_advisory_xact_lock(:k), pg_notify(:channel, :origin)")
+
+
+def _open_failure(url: str, exc: Exception) -> str:
+    """One line naming the setting and, for SQLite, the file that could not be used."""
+    reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+    if isinstance(exc, OSError) and exc.strerror:
+        reason = f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        return (
+            f"SIGNOFF_DATABASE_URL names the SQLite file {parsed.database}, "
+            f"which cannot be used: {reason}"
+        )
+    return f"cannot open the database at SIGNOFF_DATABASE_URL: {reason}"
 
 
 def utcnow() -> datetime:
@@ -76,8 +91,8 @@ class StoreBase:
                 elif current != head:
                     engine.dispose()
                     raise SchemaOutdated(current, head)
-        except SQLAlchemyError as exc:
-            raise StoreError(f"cannot open the database: {exc.__class__.__name__}: {exc}") from exc
+        except (SQLAlchemyError, OSError) as exc:
+            raise StoreError(_open_failure(url, exc)) from exc
         return cls(engine, clock)
 
     def close(self) -> None:

@@ -26,7 +26,14 @@ from engine.store.base import EVENTS, RUNS
 from engine.store.decisions import DecisionQueries
 from engine.store.pauses import PAUSES, WAITING_PAUSE
 from engine.store.stats import StatsQueries
-from engine.store.tables import CursorRow, LogRow, MetadataRow, ProcessRow, TaskRunRow
+from engine.store.tables import (
+    CursorRow,
+    LogRow,
+    MetadataRow,
+    OnceKeyRow,
+    ProcessRow,
+    TaskRunRow,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +42,7 @@ LOGS = LogRow.__table__  # type: ignore[attr-defined]
 PROCESSES = ProcessRow.__table__  # type: ignore[attr-defined]
 CURSORS = CursorRow.__table__  # type: ignore[attr-defined]
 METADATA = MetadataRow.__table__  # type: ignore[attr-defined]
+ONCE_KEYS = OnceKeyRow.__table__  # type: ignore[attr-defined]
 #: what a Run needs: everything but the pickled parameters, which only a re-run reads
 RUN_COLUMNS = tuple(c for c in RUNS.c if c.name not in ("parameters", "flow_ref"))
 #: a run with its owner's last heartbeat (built once: see engine.store.pauses)
@@ -481,6 +489,26 @@ class SqlStore(DecisionQueries, StatsQueries):
             )
             return int(row.position)
 
+    def holds_cursor(self, consumer: str, owner: str) -> bool:
+        """Whether ``owner`` holds ``consumer``'s lease and it has not expired."""
+        with self._read() as conn:
+            row = conn.execute(
+                select(CURSORS.c.lease_until).where(
+                    CURSORS.c.consumer == consumer, CURSORS.c.lease_owner == owner
+                )
+            ).first()
+        return row is not None and row[0] is not None and rows.utc(row[0]) > self.clock()
+
+    def cursor_position(self, consumer: str, owner: str) -> int | None:
+        """``consumer``'s position, if ``owner`` holds its lease; else None."""
+        with self._read() as conn:
+            row = conn.execute(
+                select(CURSORS.c.position).where(
+                    CURSORS.c.consumer == consumer, CURSORS.c.lease_owner == owner
+                )
+            ).first()
+        return None if row is None else int(row[0])
+
     def advance_cursor(self, consumer: str, owner: str, position: int) -> bool:
         with self._write() as conn:
             done = conn.execute(
@@ -497,6 +525,22 @@ class SqlStore(DecisionQueries, StatsQueries):
                 .where(CURSORS.c.consumer == consumer, CURSORS.c.lease_owner == owner)
                 .values(lease_owner=None, lease_until=None)
             )
+
+    # -- keys claimed once ---------------------------------------------------------------
+
+    def claim_once(self, key: str, seconds: float) -> bool:
+        """Claim ``key`` for ``seconds``; False if it is claimed already and not expired."""
+        now = self.clock()
+        with self._write() as conn:
+            # Expired claims go first, so a key can be claimed again and the table stays small.
+            conn.execute(delete(ONCE_KEYS).where(ONCE_KEYS.c.expires_at <= now))
+            done = conn.execute(
+                self._dialect_insert(ONCE_KEYS)
+                .values(key=key, expires_at=now + timedelta(seconds=seconds))
+                .on_conflict_do_nothing()
+                .execution_options(preserve_rowcount=True)
+            )
+            return bool(done.rowcount == 1)
 
     # -- metadata -----------------------------------------------------------------------
 

@@ -195,3 +195,12 @@ class MetadataRow(SQLModel, table=True):
     run_id: str = Field(foreign_key="runs.id", primary_key=True, max_length=32)
     key: str = Field(primary_key=True, max_length=300)
     value: Any = Field(default=None, sa_column=Column(JSON, nullable=True))
+
+
+class OnceKeyRow(SQLModel, table=True):
+    """A key claimed once until it expires (e.g. a request already handled by a replica)."""
+
+    __tablename__ = "once_keys"
+
+    key: str = Field(primary_key=True, max_length=200)
+    expires_at: datetime = _utc_column(index=True)

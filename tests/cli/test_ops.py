@@ -117,7 +117,7 @@ def test_setting_errors_name_the_variable_without_library_prefixes(
     with pytest.raises(ConfigurationError) as engine_error:
         EngineSettings.load()
     message = str(engine_error.value)
-    assert "SIGNOFF_DATABASE_URL unsupported database URL scheme 'mysql'" in message
+    assert "SIGNOFF_DATABASE_URL: unsupported database URL scheme 'mysql'" in message
     assert "SIGNOFF_POOL_SIZE" in message
     assert "Value error" not in message
     monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-1")

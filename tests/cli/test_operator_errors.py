@@ -1,0 +1,94 @@
+"""What an operator sees when the environment is broken: one line naming the variable.
+
+``signoff serve`` is run as a real subprocess; Slack is the sandbox (or nothing at all).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.sandbox import SlackSandbox
+from bot.testing import running_bot
+
+
+def serve(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("SIGNOFF_", "SLACK_"))}
+    base.update(
+        SLACK_BOT_TOKEN="xoxb-operator",
+        SLACK_SIGNING_SECRET="secret",
+        SIGNOFF_CHANNEL="C0GENERAL",
+        SIGNOFF_DATABASE_URL=f"sqlite:///{tmp_path / 'signoff.db'}",
+        HOME=str(tmp_path / "home"),
+    )
+    base.update(env)
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", "serve", "--port", "0"],
+        env=base,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_unreachable_slack_is_one_line_naming_slack_api_url(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{closed_port()}/api/"
+    done = serve(tmp_path, SLACK_API_URL=url)
+    assert done.returncode == 1
+    assert lines(done.stderr) == [
+        f"error: Slack could not be reached at SLACK_API_URL={url}: [Errno 111] Connection refused"
+    ]
+
+
+def test_a_refused_token_names_its_variable_and_slacks_answer(tmp_path: Path) -> None:
+    with SlackSandbox(bot_token="xoxb-the-right-one") as slack:
+        done = serve(tmp_path, SLACK_API_URL=slack.api_url, SLACK_BOT_TOKEN="xoxb-a-wrong-one")
+    assert done.returncode == 1
+    assert lines(done.stderr) == ["error: Slack refused the token in SLACK_BOT_TOKEN: invalid_auth"]
+    assert "xoxb-a-wrong-one" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("where", "reason"),
+    [
+        ("missing/../../proc/no-such-dir/signoff.db", "No such file or directory"),
+        ("not-a-database.db", "file is not a database"),
+    ],
+)
+def test_an_unusable_sqlite_path_names_the_variable_and_the_path(
+    tmp_path: Path, where: str, reason: str
+) -> None:
+    path = tmp_path / where
+    if where == "not-a-database.db":
+        path.write_text("this is text, not SQLite\n" * 100)
+    else:
+        path = Path("/proc/no-such-dir/signoff.db")
+    done = serve(
+        tmp_path, SIGNOFF_DATABASE_URL=f"sqlite:///{path}", SLACK_API_URL="http://127.0.0.1:9/api/"
+    )
+    assert done.returncode == 1
+    (line,) = lines(done.stderr)
+    assert line.startswith(f"error: SIGNOFF_DATABASE_URL names the SQLite file {path}")
+    assert reason in line and "unexpected" not in line
+
+
+def test_serving_logs_no_bolt_token_warnings(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING), running_bot():
+        pass
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []

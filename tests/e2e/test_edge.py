@@ -1,0 +1,232 @@
+"""The Slack edge over real HTTP: forged requests get 401 before any parsing, replays do
+nothing (on any replica), malformed signed payloads get a 400 that names the problem,
+oversized input is refused at Slack's limits, and a form cannot be pointed at another run.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from urllib.parse import urlencode
+
+import pytest
+
+from bot import ids
+from bot.config import BotSettings
+from bot.sandbox.transport import AppConnection
+from bot.serve import Server
+from bot.testing import SIGNING_SECRET, RunningBot, running_bot
+from engine import Engine, EngineSettings, PauseStatus, RunState, flow, pause_flow_run
+from engine.input import RunInput
+from tests.support.waiting import wait_for
+
+
+class Go(RunInput):
+    ok: bool = True
+
+
+@flow(name="edge-wait")
+def edge_wait() -> bool:
+    return pause_flow_run(wait_for_input=Go, timeout=600).ok
+
+
+@pytest.fixture
+def bot(engine: Engine) -> Iterator[RunningBot]:
+    with running_bot(engine=engine) as running:
+        yield running
+
+
+def command_body(text: str, user: str = "U0ALICE") -> str:
+    return urlencode(
+        {
+            "command": "/runs",
+            "text": text,
+            "user_id": user,
+            "channel_id": "C0GENERAL",
+            "trigger_id": "1.2.forged",
+            "response_url": "http://127.0.0.1:9/response/none",
+        }
+    )
+
+
+def forged_requests(conn: AppConnection) -> list[tuple[str, bytes, dict[str, str]]]:
+    """Requests that fail the signature check in every way the issue saw 500s for."""
+    good = command_body("start edge-wait")
+    signed = conn.signed_headers(good)
+    now = str(int(time.time()))
+    wrong = {**signed, "X-Slack-Signature": "v0=" + "0" * 64}
+    cases = [
+        ("no headers", good.encode(), {"Content-Type": "application/x-www-form-urlencoded"}),
+        ("wrong signature", good.encode(), wrong),
+        ("signature of another body", command_body("cancel x").encode(), signed),
+        ("not UTF-8, unsigned", b"payload=\xff\xfe\xfd", {"Content-Type": "text/plain"}),
+        ("not UTF-8, wrongly signed", b"\xff\xfe{", wrong),
+        ("not JSON, wrongly signed", b"payload={nope", wrong),
+        ("JSON type, not JSON", b"{nope", {**wrong, "Content-Type": "application/json"}),
+        ("stale", good.encode(), conn.signed_headers(good, timestamp=int(time.time()) - 301)),
+        ("empty body", b"", wrong),
+        ("signature not ASCII", good.encode(), {**signed, "X-Slack-Signature": "v0=é"}),
+    ]
+    for stamp in ("abc", "1e9", "", "-5", "¹²³", " 12", now + ".5", "9" * 40):
+        cases.append(
+            (f"timestamp {stamp!r}", good.encode(), {**signed, "X-Slack-Request-Timestamp": stamp})
+        )
+    return cases
+
+
+def test_forged_requests_get_401_before_anything_is_parsed(engine: Engine, bot: RunningBot) -> None:
+    conn = AppConnection(f"{bot.server.url}/slack/events", SIGNING_SECRET)
+    cases = forged_requests(conn)
+    answers = {name: conn.raw(body, headers) for name, body, headers in cases}
+    statuses = {name: a.status for name, a in answers.items()}
+    assert statuses == {name: 401 for name in statuses}, statuses
+    # Nothing was acted on: no run started.
+    assert engine.list_runs() == []
+    # The same command, signed, does start a run: the 401s were the signature's doing.
+    assert conn.send(command_body("start edge-wait")).status == 200
+    wait_for(lambda: engine.list_runs(), timeout=10, what="the signed command's run")
+
+
+def test_a_replayed_request_does_nothing_on_any_replica(
+    engine: Engine, bot: RunningBot, database_url: str
+) -> None:
+    conn = AppConnection(f"{bot.server.url}/slack/events", SIGNING_SECRET)
+    body = command_body("start edge-wait")
+    headers = conn.signed_headers(body)
+    assert conn.raw(body, headers).status == 200
+    run = wait_for(lambda: engine.list_runs(), timeout=10)[0]
+    assert conn.raw(body, headers).status == 200  # the replay is answered ...
+
+    # ... and so is the same replay sent to another replica on the same database.
+    other_engine = Engine(EngineSettings.load(database_url=database_url, heartbeat_seconds=0.5))
+    settings = BotSettings.load(
+        bot_token=bot.slack.token,
+        signing_secret=SIGNING_SECRET,
+        api_url=bot.slack.api_url,
+        channel=bot.channel,
+    )
+    replica = Server(other_engine, settings, port=0)
+    replica.start()
+    try:
+        other = AppConnection(f"{replica.url}/slack/events", SIGNING_SECRET)
+        assert other.raw(body, headers).status == 200
+        # A fresh request through the replica still works, so the replay was recognised.
+        # (A different body: the same body signed in the same second is the same request.)
+        assert other.send(command_body("start  edge-wait")).status == 200
+        wait_for(lambda: len(engine.list_runs()) == 2, timeout=10, what="the fresh request's run")
+    finally:
+        replica.stop()
+        other_engine.close()
+    # Two requests were fresh, so two runs; the replays added none.
+    assert run.id in [r.id for r in engine.list_runs()] and len(engine.list_runs()) == 2
+
+
+def payload_body(payload: object) -> str:
+    return urlencode({"payload": json.dumps(payload)})
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "named"),
+    [
+        ("payload={not json", "application/x-www-form-urlencoded", "payload is not JSON"),
+        (payload_body([1, 2]), "application/x-www-form-urlencoded", "JSON object"),
+        (
+            payload_body({"type": "block_actions"}),
+            "application/x-www-form-urlencoded",
+            "payload.user",
+        ),
+        (
+            payload_body({"type": "block_actions", "user": {"id": 7}, "actions": []}),
+            "application/x-www-form-urlencoded",
+            "payload.user.id",
+        ),
+        (
+            payload_body(
+                {
+                    "type": "block_actions",
+                    "user": {"id": "U0ALICE"},
+                    "actions": [{"action_id": ids.PROVIDE_INPUT, "value": "x" * 5000}],
+                }
+            ),
+            "application/x-www-form-urlencoded",
+            "payload.actions.0.value",
+        ),
+        (payload_body({"type": "no_such_type"}), "application/x-www-form-urlencoded", "payload"),
+        ("command=%2Fruns&text=help", "application/x-www-form-urlencoded", "user_id"),
+        ("hello", "application/x-www-form-urlencoded", "not form-encoded"),
+        ("{}", "application/json", "body"),
+        ("[1]", "application/json", "JSON object"),
+    ],
+)
+def test_malformed_signed_payloads_get_400_naming_the_problem(
+    bot: RunningBot, body: str, content_type: str, named: str
+) -> None:
+    conn = AppConnection(f"{bot.server.url}/slack/events", SIGNING_SECRET)
+    answer = conn.raw(body, conn.signed_headers(body, content_type=content_type))
+    assert answer.status == 400
+    assert named in answer.body.decode()
+
+
+def test_a_signed_body_that_is_not_utf8_gets_400(bot: RunningBot) -> None:
+    conn = AppConnection(f"{bot.server.url}/slack/events", SIGNING_SECRET)
+    body = b"payload=\xff\xfe"
+    answer = conn.raw(body, conn.signed_headers(body))
+    assert answer.status == 400 and b"not UTF-8" in answer.body
+
+
+def test_unknown_actions_and_closed_views_are_acknowledged(bot: RunningBot) -> None:
+    conn = AppConnection(f"{bot.server.url}/slack/events", SIGNING_SECRET)
+    unknown = {
+        "type": "block_actions",
+        "user": {"id": "U0ALICE"},
+        "trigger_id": "1.2.3",
+        "actions": [{"action_id": "not_ours", "value": "x"}],
+    }
+    closed = {"type": "view_closed", "user": {"id": "U0ALICE"}, "view": {"id": "V1"}}
+    for payload in (unknown, closed):
+        assert conn.send_payload(payload).status == 200
+
+
+def test_command_text_past_slacks_limit_is_refused_and_clicks_still_answered(
+    engine: Engine, bot: RunningBot
+) -> None:
+    run = engine.submit("edge-wait", {})
+    prompt = bot.root_message(run.id)
+    conn = AppConnection(f"{bot.server.url}/slack/events", SIGNING_SECRET, timeout=30)
+    huge = command_body("show " + "'a" * 250_000)  # 500 KB, an unclosed quote every byte
+    answers: list = []
+    senders = [threading.Thread(target=lambda: answers.append(conn.send(huge))) for _ in range(5)]
+    for sender in senders:
+        sender.start()
+    bot.driver.click("alice", prompt, action_id=ids.PROVIDE_INPUT)
+    bot.slack.wait_for(lambda ws: ws.open_view("U0ALICE"), timeout=10)
+    assert bot.driver.submit("alice", {}).status == 200
+    for sender in senders:
+        sender.join(30)
+    assert [a.status for a in answers] == [400] * 5
+    assert all(b"text: String should have at most 4000 characters" in a.body for a in answers)
+    assert wait_for(lambda: engine.get_run(run.id).state is RunState.COMPLETED, timeout=15)
+
+
+def test_a_form_pointed_at_another_run_is_refused(engine: Engine, bot: RunningBot) -> None:
+    mine = engine.submit("edge-wait", {})
+    other = engine.submit("edge-wait", {})
+    prompt = bot.root_message(mine.id)
+    bot.root_message(other.id)
+    bot.driver.click("alice", prompt, action_id=ids.PROVIDE_INPUT)
+    opened = bot.slack.wait_for(lambda ws: ws.open_view("U0ALICE"), timeout=10)
+    # Someone holding a leaked secret edits the form's metadata to name the other run.
+    sealed = opened.view["private_metadata"]
+    edited = sealed.replace(mine.id, other.id)
+    assert edited != sealed
+    view = {k: opened.view[k] for k in ("type", "title", "submit", "blocks", "callback_id")}
+    bot.slack.workspace.open_modal("U0ALICE", {**view, "private_metadata": edited})
+    reply = bot.driver.submit("alice", {})
+    assert reply.status == 200 and reply.response_action == "update"
+    assert "changed after it was opened" in json.dumps(bot.slack.open_view("alice").blocks)
+    for run in (mine, other):
+        assert engine.get_pause(run.id, engine.detail(run.id).pauses[0].key).status is (
+            PauseStatus.WAITING
+        )

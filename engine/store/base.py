@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from typing import Any, Self
 
@@ -18,6 +18,7 @@ from engine.errors import StoreError
 from engine.runs import JSON, EventKind, RunState
 from engine.store.database import create_db_engine, is_sqlite, upgrade, write_connection
 from engine.store.tables import EventRow, RunRow
+from engine.store.writer import SqliteWriter
 
 RUNS = RunRow.__table__  # type: ignore[attr-defined]
 EVENTS = EventRow.__table__  # type: ignore[attr-defined]
@@ -58,6 +59,8 @@ class StoreBase:
         self.is_sqlite = is_sqlite(engine)
         #: sent with every NOTIFY, so that a listener can tell its own commits from others'
         self.origin = uuid.uuid4().hex
+        #: SQLite: writers queue here rather than in SQLite's sleeping busy handler
+        self.writer = SqliteWriter(engine.url.database) if self.is_sqlite else None
 
     @classmethod
     def open(cls, url: str, clock: Callable[[], datetime] = utcnow) -> Self:
@@ -71,6 +74,8 @@ class StoreBase:
 
     def close(self) -> None:
         self.engine.dispose()
+        if self.writer is not None:
+            self.writer.close()
 
     def _dialect_insert(self, table: Any) -> Any:
         """An INSERT that can say ON CONFLICT (both dialects spell it the same way)."""
@@ -79,8 +84,9 @@ class StoreBase:
     @contextmanager
     def _write(self) -> Iterator[Connection]:
         """A write transaction; the events it emits are appended just before it commits."""
+        turn = self.writer.turn() if self.writer is not None else nullcontext()
         try:
-            with write_connection(self.engine) as conn, conn.begin():
+            with turn, write_connection(self.engine) as conn, conn.begin():
                 # conn.info outlives the transaction (pooled connection): reset per write.
                 pending: list[dict[str, Any]] = []
                 conn.info["pending_events"] = pending

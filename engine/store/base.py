@@ -18,6 +18,7 @@ from engine.errors import StoreError
 from engine.runs import JSON, EventKind, RunState
 from engine.store.database import create_db_engine, is_sqlite, upgrade, write_connection
 from engine.store.tables import EventRow, RunRow
+from engine.store.wakeups import LocalWakeups
 from engine.store.writer import SqliteWriter
 
 RUNS = RunRow.__table__  # type: ignore[attr-defined]
@@ -61,6 +62,13 @@ class StoreBase:
         self.origin = uuid.uuid4().hex
         #: SQLite: writers queue here rather than in SQLite's sleeping busy handler
         self.writer = SqliteWriter(engine.url.database) if self.is_sqlite else None
+        database = engine.url.database
+        #: SQLite file: how a commit here wakes the other processes' dispatchers at once
+        self.wakeups = (
+            LocalWakeups(database)
+            if self.is_sqlite and database and database != ":memory:"
+            else None
+        )
 
     @classmethod
     def open(cls, url: str, clock: Callable[[], datetime] = utcnow) -> Self:
@@ -76,6 +84,8 @@ class StoreBase:
         self.engine.dispose()
         if self.writer is not None:
             self.writer.close()
+        if self.wakeups is not None:
+            self.wakeups.close()
 
     def _dialect_insert(self, table: Any) -> Any:
         """An INSERT that can say ON CONFLICT (both dialects spell it the same way)."""
@@ -85,16 +95,18 @@ class StoreBase:
     def _write(self) -> Iterator[Connection]:
         """A write transaction; the events it emits are appended just before it commits."""
         turn = self.writer.turn() if self.writer is not None else nullcontext()
+        pending: list[dict[str, Any]] = []
         try:
             with turn, write_connection(self.engine) as conn, conn.begin():
                 # conn.info outlives the transaction (pooled connection): reset per write.
-                pending: list[dict[str, Any]] = []
                 conn.info["pending_events"] = pending
                 yield conn
                 if pending:
                     self._append_events(conn, pending)
         except SQLAlchemyError as exc:
             raise StoreError(f"database write failed: {exc}") from exc
+        if pending and self.wakeups is not None:
+            self.wakeups.send()  # after the commit, so that whoever wakes finds the events
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:

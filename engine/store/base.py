@@ -8,7 +8,7 @@ from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from typing import Any, Self
 
-from sqlalchemy import Connection, Engine, insert, text, update
+from sqlalchemy import Connection, Engine, bindparam, insert, text, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
@@ -30,6 +30,8 @@ _INSERT_EVENT = insert(EVENTS)
 _EVENT_LOCK = 727_361_002
 #: the PostgreSQL NOTIFY channel that tells other processes to read new events
 NOTIFY_CHANNEL = "signoff_events"
+#: a run's new state, values bound at execution (see _change_state)
+_SET_STATE = update(RUNS).where(RUNS.c.id == bindparam("target_run"))
 _LOCK_AND_NOTIFY = text("SELECT pg_advisory_xact_lock(:k), pg_notify(:channel, :origin)")
 
 
@@ -151,13 +153,17 @@ class StoreBase:
         **columns: Any,
     ) -> bool:
         """Update the run (only where ``conditions`` hold) and record the change; True if done."""
-        done = conn.execute(
-            update(RUNS)
-            .where(RUNS.c.id == run_id, *conditions)
-            .values(
-                state=state.value, state_name=name, state_message=message, updated_at=at, **columns
-            )
-        )
+        values = {
+            "state": state.value,
+            "state_name": name,
+            "state_message": message,
+            "updated_at": at,
+            **columns,
+        }
+        if conditions:
+            done = conn.execute(update(RUNS).where(RUNS.c.id == run_id, *conditions).values(values))
+        else:  # the resume path: a statement built once, the values bound
+            done = conn.execute(_SET_STATE, {"target_run": run_id, **values})
         if done.rowcount != 1:
             return False
         self._emit(

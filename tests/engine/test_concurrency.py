@@ -5,13 +5,24 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
-from engine import Engine, RunState, flow, pause_flow_run, resume_flow_run, task
+from engine import (
+    Engine,
+    EngineSettings,
+    RunState,
+    flow,
+    pause_flow_run,
+    resume_flow_run,
+    set_engine,
+    task,
+)
 from engine.input import RunInput
+from tests.conftest import FAST
 from tests.support.waiting import wait_for
 
 
@@ -32,12 +43,28 @@ async def async_approval(tag: str) -> str:
     return f"{tag}:{answer.reason}:{doubled}"
 
 
+@pytest.fixture
+def sqlite_engines(tmp_path: Path) -> Iterator[Callable[..., Engine]]:
+    """Engines on one SQLite file, as separate processes would have (SQLite-only behaviour:
+    its writers queue on one lock, and its processes wake each other by local signals)."""
+    made: list[Engine] = []
+
+    def make(**overrides: object) -> Engine:
+        url = f"sqlite:///{tmp_path / 'shared.db'}"
+        made.append(Engine(EngineSettings.load(database_url=url, **{**FAST, **overrides})))
+        return made[-1]
+
+    yield make
+    for engine in reversed(made):
+        engine.close()
+
+
 def test_async_flows_do_not_block_their_loop_while_the_store_is_busy(
-    engine: Engine, database_url: str
+    sqlite_engines: Callable[..., Engine],
 ) -> None:
     """While another writer holds the database, the loop still serves other coroutines."""
-    if not database_url.startswith("sqlite"):
-        pytest.skip("holds SQLite's write turn; PostgreSQL writes do not queue on one lock")
+    engine = sqlite_engines()
+    previous = set_engine(engine)
     assert engine.store.writer is not None
     loop_ran = threading.Event()
     release = threading.Event()
@@ -73,6 +100,7 @@ def test_async_flows_do_not_block_their_loop_while_the_store_is_busy(
     waiting = wait_for(lambda: engine.list_runs([RunState.PAUSED]), what="the flow to pause")
     resume_flow_run(waiting[0].id, {"approved": True, "reason": "ok"})
     driver.join(30)
+    set_engine(previous)
     assert result["value"] == "a:ok:42"
     assert engine.get_run(waiting[0].id).state is RunState.COMPLETED
 
@@ -111,15 +139,13 @@ def test_many_async_runs_on_one_loop_wake_independently(engine: Engine) -> None:
     assert not engine.list_runs([RunState.PAUSED, RunState.RUNNING])
 
 
-def test_another_process_commit_wakes_a_waiting_flow_without_polling(
-    make_engine: Callable[..., Engine], database_url: str
+def test_another_process_commit_reaches_this_one_without_polling(
+    sqlite_engines: Callable[..., Engine],
 ) -> None:
     """Two engines on one SQLite file stand for two processes; the waiting one polls only
-    once a minute, so only the wake-up signal can deliver the answer in time."""
-    if not database_url.startswith("sqlite"):
-        pytest.skip("PostgreSQL wakes other processes by LISTEN/NOTIFY (tested elsewhere)")
-    waiting_side = make_engine(poll_seconds=60)
-    answering_side = make_engine(poll_seconds=60)
+    once a minute, so only the wake-up signal can deliver the event in time."""
+    waiting_side = sqlite_engines(poll_seconds=60)
+    answering_side = sqlite_engines(poll_seconds=60)
     assert waiting_side.dispatcher.poll_seconds == 60
     seen: list[str] = []
 
@@ -165,3 +191,26 @@ def test_runs_are_listed_newest_first_a_page_at_a_time(engine: Engine) -> None:
     ]
     second = engine.list_runs(flow_name="listed", limit=10, before=both[9])
     assert [r.id for r in second] == [r.id for r in both[10:20]]
+
+
+def test_a_wake_up_socket_left_by_a_killed_process_is_cleared(tmp_path: Path) -> None:
+    import socket
+
+    from engine.store.wakeups import LocalWakeups
+
+    database = str(tmp_path / "runs.db")
+    survivor, sender = LocalWakeups(database), LocalWakeups(database)
+    inbox = survivor.listen()
+    assert inbox is not None
+    # A process killed with -9 leaves its socket file behind, with nobody reading it.
+    dead = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    dead_path = survivor.folder / "999999-deadbeef"
+    dead.bind(str(dead_path))
+    dead.close()
+    try:
+        sender.send()
+        assert inbox.recv(16)  # the live process is woken
+        assert not dead_path.exists()  # and the dead one's socket is gone
+    finally:
+        survivor.close()
+        sender.close()

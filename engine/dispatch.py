@@ -76,8 +76,10 @@ class Dispatcher:
         self._urgent.set()
         self._wake.set()
         self._thread.join(5)
-        if self._listener is not None:
-            self._listener.join(5)
+        if self._inbox is not None and self.store.wakeups is not None:
+            self.store.wakeups.wake_self()
+            if self._listener is not None:
+                self._listener.join(5)
         if self._probe is not None:
             self._probe.close()
 

@@ -99,6 +99,13 @@ class LocalWakeups:
                             os.unlink(path)
                         self._seen_mtime = None
 
+    def wake_self(self) -> None:
+        """Wake this process's own listener (so that it notices it should stop, at once)."""
+        if self._inbox_path is None:
+            return
+        with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+            s.sendto(_PING, self._inbox_path)
+
     def _current_peers(self) -> list[str]:
         # The folder changes only when a process comes or goes: list it only then.
         mtime = self.folder.stat().st_mtime_ns

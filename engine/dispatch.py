@@ -33,8 +33,8 @@ _PG_SAFETY_POLL = 1.0
 _MIN_INTERVAL = 0.005
 #: SQLite without local wake-ups: the poll is all there is, so it must be short
 _SQLITE_POLL_WITHOUT_WAKEUPS = 0.002
-#: how often a blocked listener looks whether the dispatcher stopped
-_LISTEN_TIMEOUT = 0.5
+#: how often a blocked listener looks whether the dispatcher stopped (stop() wakes it too)
+_LISTEN_TIMEOUT = 5.0
 
 
 class Dispatcher:

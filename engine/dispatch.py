@@ -2,13 +2,16 @@
 
 Writers in this process call ``poke()`` after they commit; the first poke after a quiet
 spell is served at once, and a burst of them by one read every few milliseconds. Other
-processes' events are found by a short poll of the newest event id on SQLite, and by
-LISTEN/NOTIFY on PostgreSQL (with a slow poll as a safety net). Every new event is handed,
-in id order, to one callback on the dispatcher's thread.
+processes' commits wake the dispatcher at once: by LISTEN/NOTIFY on PostgreSQL, and by a
+local datagram on SQLite (``engine.store.wakeups``). A slow poll is the safety net for a
+lost signal (on SQLite, a query for the newest event id; where local wake-ups cannot be
+had, that poll runs every 2 ms at most). Every new event is handed, in id order, to one
+callback on the dispatcher's thread.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -28,6 +31,10 @@ logger = logging.getLogger(__name__)
 _PG_SAFETY_POLL = 1.0
 #: the least time between two reads prompted by this process's own commits
 _MIN_INTERVAL = 0.005
+#: SQLite without local wake-ups: the poll is all there is, so it must be short
+_SQLITE_POLL_WITHOUT_WAKEUPS = 0.002
+#: how often a blocked listener looks whether the dispatcher stopped (stop() wakes it too)
+_LISTEN_TIMEOUT = 5.0
 
 
 class Dispatcher:
@@ -38,7 +45,12 @@ class Dispatcher:
     ) -> None:
         self.store = store
         self.handle = handle
-        self.poll_seconds = poll_seconds if store.is_sqlite else _PG_SAFETY_POLL
+        self._inbox = store.wakeups.listen() if store.wakeups is not None else None
+        if not store.is_sqlite:
+            poll_seconds = _PG_SAFETY_POLL
+        elif self._inbox is None:
+            poll_seconds = min(poll_seconds, _SQLITE_POLL_WITHOUT_WAKEUPS)
+        self.poll_seconds = poll_seconds
         self.position = store.last_event_id()
         self._wake = threading.Event()
         #: set with _wake when another process committed (or on stop): no delay then
@@ -51,10 +63,9 @@ class Dispatcher:
 
     def start(self) -> None:
         self._thread.start()
-        if not self.store.is_sqlite:
-            self._listener = threading.Thread(
-                target=self._listen, name="signoff-listen", daemon=True
-            )
+        listen = self._listen if not self.store.is_sqlite else self._listen_local
+        if not self.store.is_sqlite or self._inbox is not None:
+            self._listener = threading.Thread(target=listen, name="signoff-listen", daemon=True)
             self._listener.start()
 
     def poke(self) -> None:
@@ -65,6 +76,10 @@ class Dispatcher:
         self._urgent.set()
         self._wake.set()
         self._thread.join(5)
+        if self._inbox is not None and self.store.wakeups is not None:
+            self.store.wakeups.wake_self()
+            if self._listener is not None:
+                self._listener.join(5)
         if self._probe is not None:
             self._probe.close()
 
@@ -109,6 +124,26 @@ class Dispatcher:
                 return
             self.position = events[-1].id
             self.handle(events)
+
+    def _listen_local(self) -> None:
+        inbox = self._inbox
+        assert inbox is not None
+        inbox.settimeout(_LISTEN_TIMEOUT)
+        while not self._stop.is_set():
+            try:
+                inbox.recv(16)
+            except TimeoutError:
+                continue
+            except OSError:
+                return  # closed with the store
+            # One read serves every wake-up queued so far.
+            inbox.setblocking(False)
+            with contextlib.suppress(OSError):
+                while inbox.recv(16):
+                    pass
+            inbox.settimeout(_LISTEN_TIMEOUT)
+            self._urgent.set()  # another process committed: a flow here may wait on it
+            self._wake.set()
 
     def _listen(self) -> None:
         import psycopg  # the ``postgres`` extra; only PostgreSQL stores get here

@@ -108,18 +108,29 @@ class Decision:
 NOTIFY = ("channel", "dm")
 
 
-def _request(
+def _prepare(
     ctx: RunContext,
     wait_for_input: Any,
     timeout: float | None,
     key: str | None,
-    suspend: bool,
     decision: Decision,
-) -> _Request:
+) -> tuple[str, type[RunInput] | None]:
+    """Check the call's options and give it its key (at call time, in call order)."""
     _check_arguments(timeout, key)
     model = run_input_from_type(wait_for_input) if wait_for_input is not None else None
     decision.check(model)
-    key = ctx.next_pause_key(key)
+    return ctx.next_pause_key(key), model
+
+
+def _request(
+    ctx: RunContext,
+    key: str,
+    model: type[RunInput] | None,
+    timeout: float | None,
+    suspend: bool,
+    decision: Decision,
+) -> _Request:
+    """The pause this call asks for: the stored one on a re-run, else a new one."""
     approvers, forbid_starter = decision.approvers, decision.forbid_starter
     store = ctx.engine.store
     existing = store.get_pause(ctx.run_id, key)
@@ -304,34 +315,53 @@ def _wait_sync(req: _Request) -> Any:
         engine.waiters.remove(run_id, waiter)
 
 
+def _look(req: _Request) -> Any:
+    """Read the pause again and judge where it is now."""
+    pause = req.ctx.engine.store.get_pause(req.ctx.run_id, req.key)
+    assert pause is not None
+    return _outcome(req, pause)
+
+
+def _expire(req: _Request) -> None:
+    req.ctx.engine.store.expire_pause(req.ctx.run_id, req.key)
+    req.ctx.engine.notify()
+
+
+def _open_owned(req: _Request) -> None:
+    _open(req, req.ctx.engine.claim_ownership())
+
+
 async def _wait_async(req: _Request) -> Any:
+    # Every store call is awaited on the engine's store threads: the loop never blocks.
     engine, run_id = req.ctx.engine, req.ctx.run_id
+    offload = engine.store_threads.call
     if not req.is_new:
-        outcome = _outcome(req, req.pause)
+        outcome = await offload(_outcome, req, req.pause)
         if outcome is not _WAITING:
             return outcome
     deadline = None if req.timeout is None else time.monotonic() + req.timeout
     waiter = LoopWaiter(req.key, req.model)
     engine.waiters.add(run_id, waiter)
     try:
-        _open(req, engine.claim_ownership())
+        await offload(_open_owned, req)
         while True:
             outcome = _handed_over(req, waiter)
             if outcome is not _WAITING:
                 return outcome
-            pause = engine.store.get_pause(run_id, req.key)
-            assert pause is not None
-            outcome = _outcome(req, pause)
+            outcome = await offload(_look, req)
             if outcome is not _WAITING:
                 return outcome
             remaining = _remaining(deadline)
             if remaining is not None and remaining <= 0:
-                engine.store.expire_pause(run_id, req.key)
-                engine.notify()
+                await offload(_expire, req)
                 continue
             await waiter.wait(remaining)
     finally:
         engine.waiters.remove(run_id, waiter)
+
+
+async def _pause_async(ctx: RunContext, key: str, *request: Any) -> Any:
+    return await _wait_async(await ctx.engine.store_threads.call(_request, ctx, key, *request))
 
 
 def _suspend(req: _Request) -> Any:
@@ -353,8 +383,9 @@ def _suspend(req: _Request) -> Any:
     raise Suspend(req.key)
 
 
-async def _suspend_async(req: _Request) -> Any:
-    return _suspend(req)
+async def _suspend_async(ctx: RunContext, key: str, *request: Any) -> Any:
+    offload = ctx.engine.store_threads.call
+    return await offload(_suspend, await offload(_request, ctx, key, *request))
 
 
 def _in_event_loop() -> bool:
@@ -570,10 +601,11 @@ def pause_flow_run(
     decision = Decision(
         approvers, forbid_starter, quorum, veto, escalate_after, escalate_to, notify, confirm
     )
-    req = _request(ctx, wait_for_input, timeout, key, False, decision)
+    key, model = _prepare(ctx, wait_for_input, timeout, key, decision)
+    request = (model, timeout, False, decision)
     if ctx.is_async and _in_event_loop():
-        return _wait_async(req)
-    return _wait_sync(req)
+        return _pause_async(ctx, key, *request)
+    return _wait_sync(_request(ctx, key, *request))
 
 
 async def apause_flow_run(
@@ -598,8 +630,8 @@ async def apause_flow_run(
     decision = Decision(
         approvers, forbid_starter, quorum, veto, escalate_after, escalate_to, notify, confirm
     )
-    req = _request(ctx, wait_for_input, timeout, key, False, decision)
-    return await _wait_async(req)
+    key, model = _prepare(ctx, wait_for_input, timeout, key, decision)
+    return await _pause_async(ctx, key, model, timeout, False, decision)
 
 
 def suspend_flow_run(
@@ -647,10 +679,11 @@ def suspend_flow_run(
     decision = Decision(
         approvers, forbid_starter, quorum, veto, escalate_after, escalate_to, notify, confirm
     )
-    req = _request(ctx, wait_for_input, timeout, key, True, decision)
+    key, model = _prepare(ctx, wait_for_input, timeout, key, decision)
+    request = (model, timeout, True, decision)
     if ctx.is_async and _in_event_loop():
-        return _suspend_async(req)
-    return _suspend(req)
+        return _suspend_async(ctx, key, *request)
+    return _suspend(_request(ctx, key, *request))
 
 
 async def asuspend_flow_run(
@@ -680,5 +713,5 @@ async def asuspend_flow_run(
     decision = Decision(
         approvers, forbid_starter, quorum, veto, escalate_after, escalate_to, notify, confirm
     )
-    req = _request(ctx, wait_for_input, timeout, key, True, decision)
-    return _suspend(req)
+    key, model = _prepare(ctx, wait_for_input, timeout, key, decision)
+    return await _suspend_async(ctx, key, model, timeout, True, decision)

@@ -91,19 +91,20 @@ def call_flow(
 async def call_flow_async(
     flow: FlowDefinition, parameters: dict[str, Any], started_by: str | None = None
 ) -> Any:
-    """Run an async flow here and now (awaited by the caller)."""
-    ctx = _start(flow, parameters, started_by)
+    """Run an async flow here and now (awaited by the caller); no store call blocks its loop."""
+    ctx = await get_engine().store_threads.call(_start, flow, parameters, started_by)
+    offload = ctx.engine.store_threads.call
     token = current_run.set(ctx)
     try:
         result = await flow.fn(**parameters)
     except BaseException as exc:
-        _finish_with(ctx, exc)
+        await offload(_finish_with, ctx, exc)
         if isinstance(exc, Suspend | Cancel):
             raise _for_caller(ctx, exc) from None
         raise
     finally:
         current_run.reset(token)
-    _complete(ctx, result)
+    await offload(_complete, ctx, result)
     return result
 
 
@@ -148,17 +149,19 @@ def execute_queued(ctx: RunContext, parameters: dict[str, Any]) -> None:
 
 
 async def execute_queued_async(ctx: RunContext, parameters: dict[str, Any]) -> None:
+    """Run an async flow for a worker, on the worker's loop, without blocking it."""
+    offload = ctx.engine.store_threads.call
     token = current_run.set(ctx)
     try:
         result = await ctx.flow.fn(**parameters)
     except BaseException as exc:
-        _finish_with(ctx, exc)
+        await offload(_finish_with, ctx, exc)
         if not isinstance(exc, Exception | Suspend | Cancel):
             raise
         return
     finally:
         current_run.reset(token)
-    _complete(ctx, result)
+    await offload(_complete, ctx, result)
 
 
 def _complete(ctx: RunContext, result: Any) -> None:

@@ -34,6 +34,7 @@ from engine.errors import (
 from engine.events import DurableConsumer, RunObserver
 from engine.input import load_answer
 from engine.interventions import Interventions
+from engine.offload import StoreThreads
 from engine.permissions import Action, Permissions, Refusal
 from engine.registry import FlowRegistry, registry
 from engine.runs import (
@@ -104,6 +105,8 @@ class Engine(Interventions, Upkeep):
         self._lock = threading.Lock()
         self._closed = threading.Event()
         self._heartbeat: threading.Thread | None = None
+        #: where async flows' store calls run (SQLite takes one writer at a time anyway)
+        self.store_threads = StoreThreads(4 if self.store.is_sqlite else 8)
         self.dispatcher = Dispatcher(self.store, self._dispatch, self.settings.poll_seconds)
         self.dispatcher.start()
 
@@ -230,8 +233,11 @@ class Engine(Interventions, Upkeep):
         states: Sequence[RunState] | None = None,
         flow_name: str | None = None,
         limit: int = 50,
+        before: Run | None = None,
     ) -> list[Run]:
-        return self.store.list_runs(states, flow_name, limit)
+        """Runs newest first, ``limit`` at a time; pass a page's last run as ``before`` for
+        the next page (answered from an index, however many runs are stored)."""
+        return self.store.list_runs(states, flow_name, limit, before)
 
     def detail(self, run_id: str) -> RunDetail:
         return self.store.detail(self.get_run(run_id).id)
@@ -456,6 +462,7 @@ class Engine(Interventions, Upkeep):
             consumer.stop()
         self.dispatcher.stop()
         self.timers.shutdown(self)
+        self.store_threads.close()
         if self._registered:
             with contextlib.suppress(StoreError):
                 self.store.remove_process(self.process_id)

@@ -35,8 +35,10 @@ class EngineSettings(BaseSettings):
     heartbeat_seconds: float = Field(default=2.0, gt=0)
     #: how long without a heartbeat before a process counts as gone
     owner_timeout_seconds: float = Field(default=10.0, gt=0)
-    #: how often other processes' events are looked for on SQLite (PostgreSQL is pushed)
-    poll_seconds: float = Field(default=0.002, gt=0)
+    #: SQLite: how often to look for other processes' events in case a wake-up signal was
+    #: lost (they arrive by a local signal at once; where none can be had, every 2 ms at
+    #: most). PostgreSQL pushes them by LISTEN/NOTIFY.
+    poll_seconds: float = Field(default=0.5, gt=0)
     #: PostgreSQL: connections each process keeps open, and how many more it may open at peaks
     pool_size: int = Field(default=10, ge=1)
     pool_max_overflow: int = Field(default=40, ge=0)

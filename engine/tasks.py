@@ -57,24 +57,29 @@ class Task(Generic[P, R]):
             return cast("R", self._call_async(ctx, args, kwargs))
         return self._call_sync(ctx, args, kwargs)
 
-    def _replay(self, ctx: RunContext) -> tuple[str, bool, Any]:
+    def _next_key(self, ctx: RunContext) -> str:
+        """The call's key, given at call time so that concurrent calls keep their order."""
         if ctx.engine.is_cancelled(ctx.run_id):
             raise Cancel(ctx.run_id)
         suspend_at_boundary(ctx)
-        key = ctx.next_task_key(self.name)
+        return ctx.next_task_key(self.name)
+
+    def _replay(self, ctx: RunContext, key: str) -> tuple[bool, Any]:
+        """Whether this call's result is stored (a re-run), and that result."""
         if ctx.fresh:
-            return key, False, None
+            return False, None
         stored = ctx.engine.store.completed_task(ctx.run_id, key)
         # A completed task without a stored result had an unpicklable value: run it again.
         if stored is not None and stored.result is not None:
             logger.debug(
                 "task reused", extra={"action": "task_reused", "run_id": ctx.run_id, "task": key}
             )
-            return key, True, serialization.load(stored.result)
-        return key, False, None
+            return True, serialization.load(stored.result)
+        return False, None
 
     def _call_sync(self, ctx: RunContext, args: Any, kwargs: Any) -> R:
-        key, found, value = self._replay(ctx)
+        key = self._next_key(ctx)
+        found, value = self._replay(ctx, key)
         if found:
             return cast("R", value)
         started, attempt = datetime.now(UTC), 1
@@ -97,7 +102,10 @@ class Task(Generic[P, R]):
         return result
 
     async def _call_async(self, ctx: RunContext, args: Any, kwargs: Any) -> Any:
-        key, found, value = self._replay(ctx)
+        # Store calls run on the engine's store threads: the flow's loop never blocks.
+        offload = ctx.engine.store_threads.call
+        key = self._next_key(ctx)
+        found, value = (False, None) if ctx.fresh else await offload(self._replay, ctx, key)
         if found:
             return value
         started, attempt = datetime.now(UTC), 1
@@ -109,14 +117,14 @@ class Task(Generic[P, R]):
                     break
                 except Exception as exc:
                     if attempt > self.retries:
-                        self._record(ctx, key, started, attempt, exc=exc)
+                        await offload(self._record, ctx, key, started, attempt, exc=exc)
                         raise
                     self._retrying(ctx, key, attempt, exc)
                     attempt += 1
                     await asyncio.sleep(self.retry_delay_seconds)
         finally:
             current_task.reset(token)
-        self._record(ctx, key, started, attempt, result=result)
+        await offload(self._record, ctx, key, started, attempt, result=result)
         return result
 
     def _retrying(self, ctx: RunContext, key: str, attempt: int, exc: Exception) -> None:

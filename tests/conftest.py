@@ -26,7 +26,7 @@ from tests.support.postgres import PostgresCluster, PostgresUnavailable, start_c
 # concurrently (SystemError: AST constructor recursion depth mismatch). Imported above,
 # at collection, before any thread starts.
 
-FAST = {"heartbeat_seconds": 0.2, "owner_timeout_seconds": 1.0, "poll_seconds": 0.002}
+FAST = {"heartbeat_seconds": 0.2, "owner_timeout_seconds": 1.0}
 
 
 @pytest.fixture(autouse=True)

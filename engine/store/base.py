@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from typing import Any, Self
 
-from sqlalchemy import Connection, Engine, insert, text, update
+from sqlalchemy import Connection, Engine, bindparam, insert, text, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
@@ -24,6 +24,8 @@ from engine.store.database import (
     write_connection,
 )
 from engine.store.tables import EventRow, RunRow
+from engine.store.wakeups import LocalWakeups
+from engine.store.writer import SqliteWriter
 
 RUNS = RunRow.__table__  # type: ignore[attr-defined]
 EVENTS = EventRow.__table__  # type: ignore[attr-defined]
@@ -34,6 +36,8 @@ _INSERT_EVENT = insert(EVENTS)
 _EVENT_LOCK = 727_361_002
 #: the PostgreSQL NOTIFY channel that tells other processes to read new events
 NOTIFY_CHANNEL = "signoff_events"
+#: a run's new state, values bound at execution (see _change_state)
+_SET_STATE = update(RUNS).where(RUNS.c.id == bindparam("target_run"))
 _LOCK_AND_NOTIFY = text("SELECT pg_advisory_xact_lock(:k), pg_notify(:channel, :origin)")
 
 
@@ -64,6 +68,15 @@ class StoreBase:
         self.is_sqlite = is_sqlite(engine)
         #: sent with every NOTIFY, so that a listener can tell its own commits from others'
         self.origin = uuid.uuid4().hex
+        #: SQLite: writers queue here rather than in SQLite's sleeping busy handler
+        self.writer = SqliteWriter(engine.url.database) if self.is_sqlite else None
+        database = engine.url.database
+        #: SQLite file: how a commit here wakes the other processes' dispatchers at once
+        self.wakeups = (
+            LocalWakeups(database)
+            if self.is_sqlite and database and database != ":memory:"
+            else None
+        )
 
     @classmethod
     def open(
@@ -97,6 +110,10 @@ class StoreBase:
 
     def close(self) -> None:
         self.engine.dispose()
+        if self.writer is not None:
+            self.writer.close()
+        if self.wakeups is not None:
+            self.wakeups.close()
 
     def _dialect_insert(self, table: Any) -> Any:
         """An INSERT that can say ON CONFLICT (both dialects spell it the same way)."""
@@ -105,16 +122,19 @@ class StoreBase:
     @contextmanager
     def _write(self) -> Iterator[Connection]:
         """A write transaction; the events it emits are appended just before it commits."""
+        turn = self.writer.turn() if self.writer is not None else nullcontext()
+        pending: list[dict[str, Any]] = []
         try:
-            with write_connection(self.engine) as conn, conn.begin():
+            with turn, write_connection(self.engine) as conn, conn.begin():
                 # conn.info outlives the transaction (pooled connection): reset per write.
-                pending: list[dict[str, Any]] = []
                 conn.info["pending_events"] = pending
                 yield conn
                 if pending:
                     self._append_events(conn, pending)
         except SQLAlchemyError as exc:
             raise StoreError(f"database write failed: {exc}") from exc
+        if pending and self.wakeups is not None:
+            self.wakeups.send()  # after the commit, so that whoever wakes finds the events
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
@@ -159,13 +179,17 @@ class StoreBase:
         **columns: Any,
     ) -> bool:
         """Update the run (only where ``conditions`` hold) and record the change; True if done."""
-        done = conn.execute(
-            update(RUNS)
-            .where(RUNS.c.id == run_id, *conditions)
-            .values(
-                state=state.value, state_name=name, state_message=message, updated_at=at, **columns
-            )
-        )
+        values = {
+            "state": state.value,
+            "state_name": name,
+            "state_message": message,
+            "updated_at": at,
+            **columns,
+        }
+        if conditions:
+            done = conn.execute(update(RUNS).where(RUNS.c.id == run_id, *conditions).values(values))
+        else:  # the resume path: a statement built once, the values bound
+            done = conn.execute(_SET_STATE, {"target_run": run_id, **values})
         if done.rowcount != 1:
             return False
         self._emit(

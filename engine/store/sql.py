@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from engine.audit import AuditEntry
@@ -242,14 +242,34 @@ class SqlStore(DecisionQueries, StatsQueries):
         states: Sequence[RunState] | None = None,
         flow_name: str | None = None,
         limit: int = 50,
+        before: Run | None = None,
     ) -> list[Run]:
-        query = select(*RUN_COLUMNS).order_by(RUNS.c.created_at.desc(), RUNS.c.id).limit(limit)
-        if states:
-            query = query.where(RUNS.c.state.in_([s.value for s in states]))
-        if flow_name:
-            query = query.where(RUNS.c.flow_name == flow_name)
+        """Runs newest first; for the next page, pass the last run of this one as ``before``.
+
+        Each state is read from its own range of an index on (state, created_at, id), so a
+        page costs the same with a hundred runs stored or with millions.
+        """
+
+        def page(state: str | None) -> Any:
+            query = select(*RUN_COLUMNS)
+            if state is not None:
+                query = query.where(RUNS.c.state == state)
+            if flow_name:
+                query = query.where(RUNS.c.flow_name == flow_name)
+            if before is not None:
+                query = query.where(
+                    or_(
+                        RUNS.c.created_at < before.created_at,
+                        and_(RUNS.c.created_at == before.created_at, RUNS.c.id < before.id),
+                    )
+                )
+            return query.order_by(RUNS.c.created_at.desc(), RUNS.c.id.desc()).limit(limit)
+
+        wanted = list(dict.fromkeys(s.value for s in states)) if states else [None]
         with self._read() as conn:
-            return [rows.to_run(r) for r in conn.execute(query)]
+            found = [rows.to_run(r) for state in wanted for r in conn.execute(page(state))]
+        found.sort(key=lambda run: (run.created_at, run.id), reverse=True)
+        return found[:limit]
 
     def runs_started_by(self, started_by: str, limit: int) -> list[Run]:
         """The newest runs one person started (served by an index on both columns)."""

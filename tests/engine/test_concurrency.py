@@ -1,0 +1,216 @@
+"""Many runs at once: async flows keep their loop free, processes wake each other, and
+runs are listed a page at a time."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from engine import (
+    Engine,
+    EngineSettings,
+    RunState,
+    flow,
+    pause_flow_run,
+    resume_flow_run,
+    set_engine,
+    task,
+)
+from engine.input import RunInput
+from tests.conftest import FAST
+from tests.support.waiting import wait_for
+
+
+class Approval(RunInput):
+    approved: bool
+    reason: str
+
+
+@task
+async def fetch(i: int) -> int:
+    return i * 2
+
+
+@flow(name="async-approval")
+async def async_approval(tag: str) -> str:
+    doubled = await fetch(21)
+    answer = await pause_flow_run(wait_for_input=Approval, timeout=None)
+    return f"{tag}:{answer.reason}:{doubled}"
+
+
+@pytest.fixture
+def sqlite_engines(tmp_path: Path) -> Iterator[Callable[..., Engine]]:
+    """Engines on one SQLite file, as separate processes would have (SQLite-only behaviour:
+    its writers queue on one lock, and its processes wake each other by local signals)."""
+    made: list[Engine] = []
+
+    def make(**overrides: object) -> Engine:
+        url = f"sqlite:///{tmp_path / 'shared.db'}"
+        made.append(Engine(EngineSettings.load(database_url=url, **{**FAST, **overrides})))
+        return made[-1]
+
+    yield make
+    for engine in reversed(made):
+        engine.close()
+
+
+def test_async_flows_do_not_block_their_loop_while_the_store_is_busy(
+    sqlite_engines: Callable[..., Engine],
+) -> None:
+    """While another writer holds the database, the loop still serves other coroutines."""
+    engine = sqlite_engines()
+    previous = set_engine(engine)
+    assert engine.store.writer is not None
+    loop_ran = threading.Event()
+    release = threading.Event()
+    holding = threading.Event()
+
+    def hold_the_write_turn() -> None:
+        with engine.store.writer.turn():
+            holding.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold_the_write_turn)
+    holder.start()
+    holding.wait(10)
+
+    async def main() -> str:
+        run = asyncio.ensure_future(async_approval("a"))
+        await asyncio.sleep(0)  # the flow takes its first step: it waits on the store
+        loop_ran.set()  # this line runs only if that wait left the loop free
+        return await run
+
+    result: dict[str, object] = {}
+
+    def drive() -> None:
+        result["value"] = asyncio.run(main())
+
+    driver = threading.Thread(target=drive)
+    driver.start()
+    try:
+        wait_for(loop_ran.is_set, what="the loop to run another coroutine")
+    finally:
+        release.set()
+        holder.join()
+    waiting = wait_for(lambda: engine.list_runs([RunState.PAUSED]), what="the flow to pause")
+    resume_flow_run(waiting[0].id, {"approved": True, "reason": "ok"})
+    driver.join(30)
+    set_engine(previous)
+    assert result["value"] == "a:ok:42"
+    assert engine.get_run(waiting[0].id).state is RunState.COMPLETED
+
+
+def test_many_async_runs_on_one_loop_wake_independently(engine: Engine) -> None:
+    count = 200
+
+    async def main() -> list[str]:
+        runs = [asyncio.ensure_future(async_approval(f"r{i}")) for i in range(count)]
+        waiting = await asyncio.to_thread(
+            wait_for,
+            lambda: len(engine.list_runs([RunState.PAUSED], limit=count)) == count,
+            60,
+            "every run to pause",
+        )
+        assert waiting
+        paused = engine.list_runs([RunState.PAUSED], limit=count)
+
+        def answer_all() -> None:
+            threads = [
+                threading.Thread(
+                    target=resume_flow_run, args=(run.id, {"approved": True, "reason": "ok"})
+                )
+                for run in paused
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+
+        await asyncio.to_thread(answer_all)
+        return await asyncio.gather(*runs)
+
+    results = asyncio.run(main())
+    assert sorted(results) == sorted(f"r{i}:ok:42" for i in range(count))
+    assert not engine.list_runs([RunState.PAUSED, RunState.RUNNING])
+
+
+def test_another_process_commit_reaches_this_one_without_polling(
+    sqlite_engines: Callable[..., Engine],
+) -> None:
+    """Two engines on one SQLite file stand for two processes; the waiting one polls only
+    once a minute, so only the wake-up signal can deliver the event in time."""
+    waiting_side = sqlite_engines(poll_seconds=60)
+    answering_side = sqlite_engines(poll_seconds=60)
+    assert waiting_side.dispatcher.poll_seconds == 60
+    seen: list[str] = []
+
+    class Observer:
+        def on_event(self, event) -> None:
+            seen.append(event.kind.value)
+
+    waiting_side.add_observer(Observer())
+    run_id = answering_side.store.create_run(
+        "0" * 32, "elsewhere", None, b"", {}, RunState.RUNNING, owner=None, started_by=None
+    ).id
+    wait_for(lambda: "state_changed" in seen, 10, "the other process's event")
+    assert waiting_side.get_run(run_id).state is RunState.RUNNING
+
+
+def test_runs_are_listed_newest_first_a_page_at_a_time(engine: Engine) -> None:
+    base = engine.store.clock()
+    made = []
+    for i in range(23):
+        engine.store.clock = lambda i=i: base + timedelta(seconds=i // 2)  # ties on purpose
+        state = RunState.SUSPENDED if i % 3 else RunState.SCHEDULED
+        made.append(
+            engine.store.create_run(
+                f"{i:032x}", "listed", None, b"", {}, state, owner=None, started_by=None
+            )
+        )
+    suspended = [r for r in made if r.state is RunState.SUSPENDED]
+    newest_first = sorted(suspended, key=lambda r: (r.created_at, r.id), reverse=True)
+
+    pages, before = [], None
+    while True:
+        page = engine.list_runs([RunState.SUSPENDED], limit=5, before=before)
+        if not page:
+            break
+        pages.append([r.id for r in page])
+        before = page[-1]
+    assert [rid for page in pages for rid in page] == [r.id for r in newest_first]
+    assert all(len(page) == 5 for page in pages[:-1])
+
+    both = engine.list_runs([RunState.SUSPENDED, RunState.SCHEDULED], limit=50)
+    assert [r.id for r in both] == [
+        r.id for r in sorted(made, key=lambda r: (r.created_at, r.id), reverse=True)
+    ]
+    second = engine.list_runs(flow_name="listed", limit=10, before=both[9])
+    assert [r.id for r in second] == [r.id for r in both[10:20]]
+
+
+def test_a_wake_up_socket_left_by_a_killed_process_is_cleared(tmp_path: Path) -> None:
+    import socket
+
+    from engine.store.wakeups import LocalWakeups
+
+    database = str(tmp_path / "runs.db")
+    survivor, sender = LocalWakeups(database), LocalWakeups(database)
+    inbox = survivor.listen()
+    assert inbox is not None
+    # A process killed with -9 leaves its socket file behind, with nobody reading it.
+    dead = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    dead_path = survivor.folder / "999999-deadbeef"
+    dead.bind(str(dead_path))
+    dead.close()
+    try:
+        sender.send()
+        assert inbox.recv(16)  # the live process is woken
+        assert not dead_path.exists()  # and the dead one's socket is gone
+    finally:
+        survivor.close()
+        sender.close()

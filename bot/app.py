@@ -202,7 +202,7 @@ def create_app(
     # Socket Mode may run without a signing secret; the app-level token is as secret.
     sealer = Sealer(settings.signing_secret or settings.app_token or "")
     interactions.register(app, engine, sealer)
-    decisions.register(app, engine)
+    decisions.register(app, engine, sealer)
     commands.register(app, engine, sealer)
     home.register(app, engine)
     return app

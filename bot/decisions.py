@@ -19,8 +19,10 @@ from slack_sdk.models.views import View
 
 from bot import ids
 from bot.approvers import refusal_text, slack_actor
+from bot.errors import TamperedMetadata
 from bot.interactions import notice_view, stale_reason
 from bot.messages import who
+from bot.sealing import Sealer
 from engine import (
     Action,
     AlreadyAnswered,
@@ -50,8 +52,11 @@ def _tell(client: WebClient, body: dict[str, Any], text: str) -> None:
         client.views_open(trigger_id=body["trigger_id"], view=notice_view("Signoff", text))
 
 
-def register(app: App, engine: Engine) -> None:
-    """Add the decision buttons' and the Reassign button's listeners to ``app``."""
+def register(app: App, engine: Engine, sealer: Sealer) -> None:
+    """Add the decision buttons' and the Reassign button's listeners to ``app``.
+
+    The Reassign form's ``private_metadata`` is sealed, as the input form's is.
+    """
 
     @app.action(_DECIDE)
     def decide(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
@@ -110,7 +115,7 @@ def register(app: App, engine: Engine) -> None:
             title="Reassign",
             submit="Hand it over",
             close="Cancel",
-            private_metadata=json.dumps({"run": run_id, "key": key}),
+            private_metadata=sealer.seal({"run": run_id, "key": key}),
             blocks=[
                 SectionBlock(
                     text=MarkdownTextObject(
@@ -130,7 +135,20 @@ def register(app: App, engine: Engine) -> None:
     @app.view(ids.REASSIGN_VIEW)
     def reassign(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
         actor = slack_actor(body["user"])
-        meta = json.loads(view.get("private_metadata") or "{}")
+        try:
+            meta = sealer.open(str(view.get("private_metadata") or ""))
+        except TamperedMetadata:
+            logger.warning(
+                "reassign form with tampered metadata refused",
+                extra={"action": "form_metadata_tampered", "user": actor.id},
+            )
+            ack(
+                response_action="update",
+                view=notice_view(
+                    "Not accepted", "This form was changed after it was opened; open it again."
+                ),
+            )
+            return
         chosen = (view["state"]["values"].get("to") or {}).get("user") or {}
         to = chosen.get("selected_user")
         if not to:

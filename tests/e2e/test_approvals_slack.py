@@ -179,6 +179,26 @@ def test_reassign_tells_the_new_person_and_the_thread(engine: Engine, bot: Runni
     assert any(r.action == "pause.reassigned" for r in engine.audit_trail(run.id))
 
 
+def test_a_reassign_form_pointed_at_another_run_is_refused(engine: Engine, bot: RunningBot) -> None:
+    mine = engine.submit("sl-go", {})
+    other = engine.submit("sl-go", {})
+    prompt = bot.root_message(mine.id)
+    bot.root_message(other.id)
+    bot.driver.click("alice", prompt, action_id=ids.REASSIGN)
+    opened = bot.slack.wait_for(lambda ws: ws.open_view("U0ALICE"), timeout=10)
+    # Someone holding a leaked secret edits the form's metadata to name the other run.
+    sealed = opened.view["private_metadata"]
+    edited = sealed.replace(mine.id, other.id)
+    assert edited != sealed
+    view = {k: opened.view[k] for k in ("type", "title", "submit", "blocks", "callback_id")}
+    bot.slack.workspace.open_modal("U0ALICE", {**view, "private_metadata": edited})
+    reply = bot.driver.submit("alice", {"to": "U0CAROL"})
+    assert reply.status == 200 and reply.response_action == "update"
+    assert "changed after it was opened" in json.dumps(bot.slack.open_view("alice").blocks)
+    assert not any(r.action == "pause.reassigned" for r in engine.audit_trail(other.id))
+    assert not any(r.action == "pause.reassigned" for r in engine.audit_trail(mine.id))
+
+
 def test_dm_prompt_escalation_and_home_tab(engine: Engine, bot: RunningBot) -> None:
     run = engine.submit("sl-dm", {})
     root = bot.root_message(run.id)

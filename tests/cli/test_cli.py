@@ -267,7 +267,8 @@ def test_run_wait_reports_the_state_it_stops_in_and_cancel(cli: Cli) -> None:
     )
 
     # a string parameter keeps its text even when it reads as a number
-    assert cli.wait_for_state(quick.strip(), "completed")["run"]["result"] == "'1.108'"
+    # (``--json`` gives the result as JSON: a string, not the number 1.108)
+    assert cli.wait_for_state(quick.strip(), "completed")["run"]["result"] == "1.108"
 
 
 def test_errors_are_one_line_on_stderr(cli: Cli) -> None:

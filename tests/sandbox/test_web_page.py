@@ -216,8 +216,9 @@ def test_actions_are_json_only_and_name_a_member(served: tuple[RunningBot, Sandb
 
 def test_a_refused_answer_is_shown_on_the_page(served: tuple[RunningBot, SandboxPage]) -> None:
     _, page = served
-    status, answer = post(page.url + "command", {"as": "alice", "text": "/nosuchcommand"})
+    # The app refuses /runs text past Slack's 4,000 characters with a 400.
+    status, answer = post(page.url + "command", {"as": "alice", "text": "/runs " + "x" * 4001})
     assert status == 200 and answer["ok"] is False
-    assert "the app answered HTTP 404 to /nosuchcommand" in answer["problems"][0]
+    assert "the app answered HTTP 400 to /runs" in answer["problems"][0]
     with urllib.request.urlopen(page.url + "?as=U0ALICE", timeout=10) as response:
-        assert "the app answered HTTP 404 to /nosuchcommand" in response.read().decode()
+        assert "the app answered HTTP 400 to /runs" in response.read().decode()

@@ -18,9 +18,8 @@ from engine.errors import SchemaOutdated, StoreError
 from engine.runs import JSON, EventKind, RunState
 from engine.store.database import (
     create_db_engine,
+    ensure_schema,
     is_sqlite,
-    schema_revisions,
-    upgrade,
     write_connection,
 )
 from engine.store.tables import EventRow, RunRow
@@ -95,15 +94,11 @@ class StoreBase:
         """
         try:
             engine = create_db_engine(url, pool_size=pool_size, max_overflow=max_overflow)
-            if migrate:
-                upgrade(engine)
-            else:
-                current, head = schema_revisions(engine)
-                if current is None:
-                    upgrade(engine)
-                elif current != head:
-                    engine.dispose()
-                    raise SchemaOutdated(current, head)
+            try:
+                ensure_schema(engine, migrate=migrate)
+            except SchemaOutdated:
+                engine.dispose()
+                raise
         except (SQLAlchemyError, OSError) as exc:
             raise StoreError(_open_failure(url, exc)) from exc
         return cls(engine, clock)

@@ -17,6 +17,8 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
 
+from engine.errors import SchemaOutdated
+
 logger = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -108,21 +110,37 @@ def schema_revisions(engine: Engine) -> tuple[str | None, str]:
 
 def upgrade(engine: Engine) -> None:
     """Bring the schema to the newest migration; safe to call from several processes at once."""
+    ensure_schema(engine, migrate=True)
+
+
+def ensure_schema(engine: Engine, *, migrate: bool) -> None:
+    """Give an empty database the schema, and an outdated one too when ``migrate``; otherwise
+    refuse an outdated one (``SchemaOutdated``).
+
+    The check runs under the migration lock, so a process that starts while another is
+    migrating waits for it and then sees the finished schema, not a half-migrated one.
+    """
     if is_sqlite(engine):
         with _sqlite_migration_lock(engine):
-            _upgrade(engine)
+            _ensure_schema(engine, migrate)
     else:
-        _upgrade(engine)
+        _ensure_schema(engine, migrate)
 
 
-def _upgrade(engine: Engine) -> None:
+def _ensure_schema(engine: Engine, migrate: bool) -> None:
     with engine.connect() as connection:
         if not is_sqlite(engine):
             connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _MIGRATION_LOCK})
             connection.commit()
         try:
-            command.upgrade(_alembic_config(connection), "head")
-            connection.commit()
+            config = _alembic_config(connection)
+            current = MigrationContext.configure(connection).get_current_revision()
+            head = ScriptDirectory.from_config(config).get_current_head()
+            if current != head:
+                if current is not None and not migrate:
+                    raise SchemaOutdated(str(current), str(head))
+                command.upgrade(config, "head")
+                connection.commit()
         finally:
             if not is_sqlite(engine):
                 connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _MIGRATION_LOCK})

@@ -15,6 +15,7 @@ from bot.modals import build_input_view
 from bot.sandbox.web import SandboxPage, Surface, render_blocks, to_html
 from bot.testing import RunningBot, running_bot
 from tests.browser.everything_flows import Everything
+from tests.support.waiting import wait_for
 
 NAMES = {"U0BOB": "bob", "C0GENERAL": "general"}
 
@@ -211,7 +212,9 @@ def test_actions_are_json_only_and_name_a_member(served: tuple[RunningBot, Sandb
 
     status, answer = post(page.url + "command", {"as": "alice", "text": "/runs help"})
     assert (status, answer["ok"]) == (200, True)
-    assert "/runs start" in bot.slack.ephemeral("alice")[-1].text
+    # The app's ephemeral reply reaches the sandbox after the page has its answer.
+    shown = wait_for(lambda: bot.slack.ephemeral("alice"), what="the /runs help reply")
+    assert "/runs start" in shown[-1].text
 
 
 def test_a_refused_answer_is_shown_on_the_page(served: tuple[RunningBot, SandboxPage]) -> None:

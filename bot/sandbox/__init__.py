@@ -27,10 +27,10 @@ with ``slack.socket_driver()`` instead; the acks come back as the same :class:`A
 
 Modules: :mod:`.workspace` (state), :mod:`.webapi` (HTTP server) and :mod:`.methods` (Web API
 methods), :mod:`.driver` (acting as users), :mod:`.transport` (delivering over HTTP, signed),
-:mod:`.socket_mode` and :mod:`.websocket` (delivering over Socket Mode), :mod:`.forms` (filling
-in views), :mod:`.render` (text renderings), :mod:`.web` (the sandbox as a page in a browser,
-``signoff sandbox``), :mod:`.pytest_plugin` (the ``slack_sandbox`` fixture; enable with
-``pytest_plugins = ["bot.sandbox.pytest_plugin"]``).
+:mod:`.socket_mode` (delivering over Socket Mode, on the ``websockets`` library), :mod:`.forms`
+(filling in views), :mod:`.render` (text renderings), :mod:`.web` (the sandbox as a page in a
+browser, ``signoff sandbox``), :mod:`.pytest_plugin` (the ``slack_sandbox`` and ``signoff_bot``
+fixtures, registered through the ``pytest11`` entry point once Signoff is installed).
 """
 
 from __future__ import annotations

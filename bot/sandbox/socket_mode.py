@@ -18,6 +18,9 @@ and the app acknowledges it on the same socket with ``{"envelope_id": "...", "pa
         driver = slack.socket_driver()
         assert driver.slash_command("alice", "/runs", "help").status == 200
 
+The WebSocket protocol itself (handshake, framing, pings, closing) is the ``websockets``
+library's threaded server; this module adds what is Slack's: tickets, ``hello``, envelopes.
+
 The endpoint pings every client every ``ping_interval`` seconds (0.1 by default). Clients must
 answer with pongs anyway; the short interval also lets slack_sdk's client close promptly, since
 its ``close()`` waits for a socket read that otherwise blocks for up to 3 seconds.
@@ -25,8 +28,8 @@ its ``close()`` waits for a socket read that otherwise blocks for up to 3 second
 
 from __future__ import annotations
 
-import base64
-import binascii
+import contextlib
+import http
 import json
 import logging
 import secrets
@@ -34,9 +37,14 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from websockets.exceptions import ConnectionClosed
+from websockets.frames import CloseCode
+from websockets.http11 import Request, Response
+from websockets.protocol import State
+from websockets.sync.server import Server, ServerConnection, serve
 
 from bot.sandbox.driver import Delivery, Driver
 from bot.sandbox.errors import (
@@ -47,56 +55,36 @@ from bot.sandbox.errors import (
     SandboxNotRunning,
 )
 from bot.sandbox.records import AppResponse, JsonDict
-from bot.sandbox.websocket import GOING_AWAY, WebSocket, accept_key
 from bot.sandbox.workspace import Workspace
 
-__all__ = ["SocketModeDriver", "SocketModeServer"]
+__all__ = ["MAX_MESSAGE", "SocketModeDriver", "SocketModeServer"]
 
 logger = logging.getLogger(__name__)
+# The library's own log lines. Its debug lines echo the request line, connection ticket
+# included, so they stop at INFO whatever the root level.
+_protocol_logger = logging.getLogger(f"{__name__}.protocol")
+_protocol_logger.setLevel(logging.INFO)
 
 _PATH = "/link/"
-#: Seconds a client gets to send its opening handshake; afterwards reads block indefinitely.
+#: Seconds a client gets to send its opening handshake.
 _HANDSHAKE_TIMEOUT = 5.0
-#: Seconds a client gets to drop its end after the sandbox's close frame.
+#: Seconds a client gets to answer the sandbox's close frame before the connection is cut.
 _CLOSE_GRACE = 1.0
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    endpoint: SocketModeServer
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.1"
-    timeout = _HANDSHAKE_TIMEOUT
-    # Frames are small and answered at once; Nagle would hold a ping behind an unacked envelope.
-    disable_nagle_algorithm = True
-
-    def do_GET(self) -> None:
-        self.server.endpoint.serve(self)
-
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        # Path only: the query carries the connection ticket.
-        logger.debug(
-            "GET %s -> %s",
-            urlsplit(self.path).path,
-            code,
-            extra={"action": "sandbox_socket_mode_http"},
-        )
-
-    def log_message(self, format: str, *args: Any) -> None:
-        # Only the format: its arguments may echo the raw request line, ticket included.
-        logger.debug(format, extra={"action": "sandbox_socket_mode_message"})
+#: Socket Mode envelopes are JSON of at most a few hundred KB; refuse anything absurd.
+MAX_MESSAGE = 4 * 1024 * 1024
 
 
 class _Envelope:
     """One delivery waiting for its ack."""
 
-    def __init__(self, connection: WebSocket) -> None:
+    def __init__(self, connection: ServerConnection) -> None:
         self.connection = connection
         self.answered = False
         self.ack: JsonDict | None = None
+
+
+def _is_open(connection: ServerConnection) -> bool:
+    return connection.state is State.OPEN
 
 
 class SocketModeServer:
@@ -112,11 +100,12 @@ class SocketModeServer:
         self.ping_interval = ping_interval
         self._cond = threading.Condition()
         self._tickets: set[str] = set()
-        self._connections: list[WebSocket] = []
+        self._connections: list[ServerConnection] = []
         self._handlers: set[threading.Thread] = set()
         self._envelopes: dict[str, _Envelope] = {}
-        self._server: _Server | None = None
-        self._threads: list[threading.Thread] = []
+        self._server: Server | None = None
+        self._port = 0
+        self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -126,59 +115,64 @@ class SocketModeServer:
         """The TCP port (only while running)."""
         if self._server is None:
             raise SandboxNotRunning("start the sandbox first (use it as a context manager)")
-        return int(self._server.server_address[1])
+        return self._port
 
     def start(self) -> None:
-        """Listen, and ping connected clients, on daemon threads."""
+        """Listen on a daemon thread; each connection gets a thread of its own."""
         if self._server is not None:
             return
-        server = _Server(("127.0.0.1", 0), _Handler)
-        server.endpoint = self
-        self._server = server
         self._stopping.clear()
-        self._threads = [
-            threading.Thread(
-                target=server.serve_forever,
-                kwargs={"poll_interval": 0.05},
-                name="sandbox-socket-mode",
-                daemon=True,
-            ),
-            threading.Thread(target=self._ping, name="sandbox-socket-mode-ping", daemon=True),
-        ]
-        for thread in self._threads:
-            thread.start()
+        server = serve(
+            self._run,
+            "127.0.0.1",
+            0,
+            process_request=self._refuse,
+            compression=None,  # Slack's endpoint negotiates no extension either
+            open_timeout=_HANDSHAKE_TIMEOUT,
+            ping_interval=self.ping_interval,
+            # Slack does not drop a client for a late pong within a session; neither do we.
+            ping_timeout=None,
+            close_timeout=_CLOSE_GRACE,
+            max_size=MAX_MESSAGE,
+            logger=_protocol_logger,
+        )
+        self._server = server
+        self._port = int(server.socket.getsockname()[1])
+        self._thread = threading.Thread(
+            target=server.serve_forever, name="sandbox-socket-mode", daemon=True
+        )
+        self._thread.start()
 
     def stop(self) -> None:
         """Stop listening, then close every connection (code 1001, going away).
 
-        Clients get a moment to drop their end after the close frame, as §7.1 has them do;
-        connections still open after that are cut.
+        Each client gets ``_CLOSE_GRACE`` seconds to answer the close frame, as RFC 6455 §7.1
+        has it do (slack_sdk's client drops the connection instead, which ends it as well);
+        connections still open after that are cut by the library.
         """
         server, self._server = self._server, None
         if server is None:
             return
         self._stopping.set()
-        server.shutdown()
-        server.server_close()  # refuse new connections at once, reconnecting clients included
+        server.shutdown()  # refuses new connections at once, reconnecting clients included
+        if self._thread is not None:
+            self._thread.join(timeout=_CLOSE_GRACE)
         with self._cond:
             connections, handlers = list(self._connections), list(self._handlers)
             self._tickets.clear()
-        for connection in connections:
-            connection.close(GOING_AWAY, "sandbox stopped")
-        grace_ends = time.monotonic() + _CLOSE_GRACE
-        for thread in handlers:
-            thread.join(timeout=max(0.0, grace_ends - time.monotonic()))
-        for connection in connections:
-            connection.abort()
-        for thread in [*handlers, *self._threads]:
-            thread.join(timeout=_CLOSE_GRACE)
-
-    def _ping(self) -> None:
-        while not self._stopping.wait(self.ping_interval):
-            with self._cond:
-                connections = list(self._connections)
-            for connection in connections:
-                connection.ping(b"sandbox")
+        closers = [
+            threading.Thread(
+                target=connection.close,
+                args=(CloseCode.GOING_AWAY, "sandbox stopped"),
+                name="sandbox-socket-mode-close",
+                daemon=True,
+            )
+            for connection in connections
+        ]
+        for thread in closers:
+            thread.start()
+        for thread in [*closers, *handlers]:
+            thread.join(timeout=2 * _CLOSE_GRACE)
 
     # -- connecting -------------------------------------------------------------------------
 
@@ -188,19 +182,18 @@ class SocketModeServer:
         Raises:
             ApiFailure: ``service_unavailable`` (503) while the endpoint is not running.
         """
-        server = self._server
-        if server is None:
+        if self._server is None:
             raise ApiFailure("service_unavailable", status=503)
         ticket = secrets.token_urlsafe(16)
         with self._cond:
             self._tickets.add(ticket)
-        return f"ws://127.0.0.1:{server.server_address[1]}{_PATH}?ticket={ticket}"
+        return f"ws://127.0.0.1:{self._port}{_PATH}?ticket={ticket}"
 
     @property
     def connections(self) -> int:
         """How many clients are connected now."""
         with self._cond:
-            return sum(1 for c in self._connections if c.open)
+            return sum(1 for c in self._connections if _is_open(c))
 
     def wait_for_connections(self, count: int, timeout: float = 5.0) -> None:
         """Wait until exactly ``count`` clients are connected (0: until all have gone).
@@ -214,79 +207,63 @@ class SocketModeServer:
                     f"{self.connections} Socket Mode connections after {timeout}s, not {count}"
                 )
 
-    def _refuse(self, request: _Handler) -> str | None:
-        """Why the opening handshake is refused, or None to accept it."""
+    def _refuse(self, connection: ServerConnection, request: Request) -> Response | None:
+        """Slack's part of the opening handshake: the path and the ticket.
+
+        The library checks the WebSocket part itself (``Upgrade``, the key, the version) and
+        answers a bad one with 400 or 426.
+        """
         parts = urlsplit(request.path)
-        if parts.path != _PATH:
-            request.send_error(404, "Socket Mode connections open on /link/")
-            return "not_found"
         ticket = (parse_qs(parts.query).get("ticket") or [""])[-1]
         with self._cond:
             known = ticket in self._tickets
-        if not known:
-            request.send_error(401, "unknown ticket: call apps.connections.open first")
-            return "invalid_ticket"
-        headers = request.headers
-        connection = {t.strip().lower() for t in headers.get("Connection", "").split(",")}
-        if headers.get("Upgrade", "").lower() != "websocket" or "upgrade" not in connection:
-            request.send_error(400, "expected a WebSocket upgrade")
-            return "not_websocket"
-        if headers.get("Sec-WebSocket-Version", "").strip() != "13":
-            request.send_response(426, "Upgrade Required")
-            request.send_header("Sec-WebSocket-Version", "13")
-            request.send_header("Content-Length", "0")
-            request.end_headers()
-            return "bad_version"
-        try:
-            nonce = base64.b64decode(headers.get("Sec-WebSocket-Key", ""), validate=True)
-        except binascii.Error:
-            nonce = b""
-        if len(nonce) != 16:
-            request.send_error(400, "Sec-WebSocket-Key must be 16 bytes, base64")
-            return "bad_key"
-        return None
+        if self._stopping.is_set():
+            reason, status, text = "stopping", http.HTTPStatus.SERVICE_UNAVAILABLE, "stopping"
+        elif parts.path != _PATH:
+            reason, status = "not_found", http.HTTPStatus.NOT_FOUND
+            text = "Socket Mode connections open on /link/"
+        elif not known:
+            reason, status = "invalid_ticket", http.HTTPStatus.UNAUTHORIZED
+            text = "unknown ticket: call apps.connections.open first"
+        else:
+            return None
+        logger.debug(
+            "refused a Socket Mode connection: %s",
+            reason,
+            extra={"action": "sandbox_socket_mode_refused", "reason": reason},
+        )
+        return connection.respond(status, text + "\n")
 
-    def serve(self, request: _Handler) -> None:
-        """Run one connection, handshake to close (on the connection's server thread)."""
-        request.close_connection = True
-        refused = self._refuse(request)
-        if refused:
-            logger.debug(
-                "refused a Socket Mode connection: %s",
-                refused,
-                extra={"action": "sandbox_socket_mode_refused", "reason": refused},
-            )
-            return
-        request.connection.settimeout(None)  # a quiet app is not a dead one
-        connection = WebSocket(request.rfile.read, request.connection)
+    def _run(self, connection: ServerConnection) -> None:
+        """Serve one connection after its handshake (on the connection's own thread)."""
         with self._cond:
-            if self._stopping.is_set():
-                request.send_error(503, "the sandbox is stopping")
-                return
-            # Under the lock, so that the connection counts as soon as the client sees the 101,
-            # and no envelope can overtake the hello.
-            request.send_response(101, "Switching Protocols")
-            request.send_header("Upgrade", "websocket")
-            request.send_header("Connection", "Upgrade")
-            request.send_header(
-                "Sec-WebSocket-Accept", accept_key(request.headers["Sec-WebSocket-Key"])
-            )
-            try:
-                request.end_headers()
-            except OSError:
-                return  # the client gave up while we were answering
-            self._connections.append(connection)
-            self._handlers.add(threading.current_thread())
+            # stop() closes what it finds registered; a latecomer closes itself here.
+            stopping = self._stopping.is_set()
+            if not stopping:
+                self._connections.append(connection)
+                self._handlers.add(threading.current_thread())
+        if stopping:
+            connection.close(CloseCode.GOING_AWAY, "sandbox stopped")
+            return
+        with self._cond:
             count = len(self._connections)
-            connection.send_text(json.dumps(self._hello(count)))
+            # Under the lock, so that no envelope can overtake the hello.
+            with contextlib.suppress(ConnectionClosed):  # the loop below ends at once
+                connection.send(json.dumps(self._hello(count)))
             self._cond.notify_all()
         logger.info(
             "app connected in Socket Mode",
             extra={"action": "sandbox_socket_mode_connected", "connections": count},
         )
         try:
-            while (text := connection.receive()) is not None:
-                self._acknowledge(text)
+            while True:
+                message = connection.recv()
+                if isinstance(message, bytes):
+                    connection.close(CloseCode.UNSUPPORTED_DATA, "Socket Mode speaks text")
+                    break
+                self._acknowledge(message)
+        except ConnectionClosed:
+            pass  # the client closed, or the library closed on a protocol violation
         finally:
             with self._cond:
                 self._connections.remove(connection)
@@ -331,9 +308,9 @@ class SocketModeServer:
             envelope.answered = True
             self._cond.notify_all()
 
-    def _live(self) -> WebSocket | None:
+    def _live(self) -> ServerConnection | None:
         """The newest open connection (Slack spreads envelopes; one app needs just one)."""
-        return next((c for c in reversed(self._connections) if c.open), None)
+        return next((c for c in reversed(self._connections) if _is_open(c)), None)
 
     def deliver(
         self, kind: Delivery, payload: Mapping[str, Any], *, timeout: float = 10.0
@@ -371,17 +348,20 @@ class SocketModeServer:
                 raise AppNotConnected(f"no app connected in Socket Mode within {timeout}s")
             pending = self._envelopes[envelope_id] = _Envelope(connection)
         try:
-            connection.send_text(json.dumps(envelope))
+            with contextlib.suppress(ConnectionClosed):  # reported below as "closed first"
+                connection.send(json.dumps(envelope))
             with self._cond:
+                # The connection's thread notifies when it ends, so a close is seen at once.
                 self._cond.wait_for(
-                    lambda: pending.answered or not connection.open,
+                    lambda: pending.answered or connection not in self._connections,
                     max(0.0, deadline - time.monotonic()),
                 )
         finally:
             with self._cond:
                 self._envelopes.pop(envelope_id, None)
         if not pending.answered:
-            why = "the connection closed first" if not connection.open else f"none in {timeout}s"
+            gone = not _is_open(connection)
+            why = "the connection closed first" if gone else f"none in {timeout}s"
             raise NotAcknowledged(f"the app did not ack the {kind} envelope: {why}")
         ack = pending.ack or None
         logger.debug(

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from engine import ConfigurationError, Engine, EngineSettings
+from engine.store.database import create_db_engine, schema_revisions
 from engine.store.tables import metadata
 
 
@@ -49,3 +53,36 @@ def test_default_database_needs_no_setup(tmp_path, monkeypatch) -> None:
         assert (tmp_path / ".signoff" / "signoff.db").exists()
     finally:
         engine.close()
+
+
+MIGRATE = """
+import sys
+from engine.store.database import create_db_engine, upgrade
+engine = create_db_engine(sys.argv[1])
+upgrade(engine)
+engine.dispose()
+"""
+
+
+def test_processes_migrating_one_sqlite_file_at_once_all_succeed(tmp_path) -> None:
+    # The lock beside the file (``filelock``: flock on POSIX, LockFileEx on Windows) lets one
+    # process migrate while the others wait and then find the schema finished.
+    url = f"sqlite:///{tmp_path / 'raced.db'}"
+    racers = [
+        subprocess.Popen(
+            [sys.executable, "-c", MIGRATE, url], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        for _ in range(3)
+    ]
+    outcomes = [(p.wait(timeout=120), p.stderr.read().decode()) for p in racers]
+    for p in racers:
+        p.stdout.close()
+        p.stderr.close()
+    assert [code for code, _ in outcomes] == [0, 0, 0], [err for _, err in outcomes]
+    assert (tmp_path / "raced.db.migrate-lock").exists()
+    engine = create_db_engine(url)
+    try:
+        current, head = schema_revisions(engine)
+        assert current == head
+    finally:
+        engine.dispose()

@@ -1,18 +1,15 @@
-"""Socket Mode in the sandbox: RFC 6455 framing, the WebSocket endpoint, and the driver over it.
+"""Socket Mode in the sandbox: the WebSocket endpoint, and the driver over it.
 
-Framing is checked against slack_sdk's own client-side frame code in both directions; the
-endpoint with a hand-written client (so every byte is under the test's control); the driver
+The WebSocket protocol is the ``websockets`` library's; these tests check what the sandbox adds
+(tickets, hello, envelopes and acks, pings, closing) with a client whose every frame is under
+the test's control (the library's sans-I/O client protocol over a plain socket), and the driver
 with slack_sdk's builtin ``SocketModeClient``, which is what Bolt's ``SocketModeHandler`` uses.
 """
 
 from __future__ import annotations
 
-import io
 import json
-import logging
-import os
 import socket
-import struct
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
@@ -21,139 +18,88 @@ import pytest
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.socket_mode.builtin import SocketModeClient
-from slack_sdk.socket_mode.builtin.internals import (
-    _build_data_frame_for_sending,
-    _fetch_messages,
-)
 from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
+from websockets.client import ClientProtocol
+from websockets.frames import Close, Frame, Opcode
+from websockets.http11 import Response
+from websockets.uri import parse_uri
 
 from bot.sandbox import AppNotConnected, NotAcknowledged, SlackSandbox
 from bot.sandbox.socket_mode import SocketModeServer
-from bot.sandbox.websocket import (
-    BINARY,
-    CLOSE,
-    CONTINUATION,
-    PING,
-    PONG,
-    TEXT,
-    ConnectionLost,
-    Frame,
-    ProtocolViolation,
-    accept_key,
-    encode_frame,
-    read_frame,
-)
 from bot.sandbox.workspace import Workspace
 from tests.support.waiting import wait_for
 
-# -- framing -----------------------------------------------------------------------------------
-
-
-def reader(data: bytes):
-    return io.BytesIO(data).read
-
-
-def test_accept_key_matches_rfc_6455_example() -> None:
-    assert accept_key("dGhlIHNhbXBsZSBub25jZQ==") == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
-
-
-@pytest.mark.parametrize("size", [0, 1, 125, 126, 65535, 65536, 200_000])
-def test_frames_round_trip_at_every_length_encoding(size: int) -> None:
-    payload = os.urandom(size)
-    masked = encode_frame(BINARY, payload, mask=b"\x01\x02\x03\x04")
-    assert read_frame(reader(masked)) == Frame(BINARY, payload)
-    plain = encode_frame(TEXT, payload, fin=False)
-    assert read_frame(reader(plain), masked=False) == Frame(TEXT, payload, fin=False)
-    header = 2 if size <= 125 else 4 if size <= 65535 else 10
-    assert len(plain) == header + size and len(masked) == header + 4 + size
-
-
-@pytest.mark.parametrize("text", ["", "ack", "é" * 70, "x" * 70_000])
-def test_frames_interoperate_with_slack_sdk(text: str) -> None:
-    # What slack_sdk's client sends (masked) is what the server reads ...
-    if len(text.encode()) <= 65535:  # slack_sdk cannot send longer frames
-        sent = _build_data_frame_for_sending(text, TEXT)
-        assert read_frame(reader(sent)) == Frame(TEXT, text.encode())
-    # ... and what the server sends (unmasked) is what slack_sdk's client parses.
-    data = encode_frame(TEXT, text.encode()) + encode_frame(PING, b"p")
-    stream = io.BytesIO(data)
-    messages = _fetch_messages(
-        messages=[], receive=lambda size=None: stream.read(size or 1024), logger=logging.getLogger()
-    )
-    parsed = [(h.opcode, d) for h, d in messages if h is not None]
-    assert parsed == [(TEXT, text.encode()), (PING, b"p")]
-
-
-def test_violations_and_truncation() -> None:
-    mask = b"abcd"
-    with pytest.raises(ProtocolViolation, match="must be masked"):
-        read_frame(reader(encode_frame(TEXT, b"hi")))
-    with pytest.raises(ProtocolViolation, match="unexpected mask"):
-        read_frame(reader(encode_frame(TEXT, b"hi", mask=mask)), masked=False)
-    with pytest.raises(ProtocolViolation, match="control frames"):
-        read_frame(reader(encode_frame(PING, b"x" * 126, mask=mask)))
-    with pytest.raises(ProtocolViolation, match="control frames"):
-        read_frame(reader(encode_frame(CLOSE, b"", fin=False, mask=mask)))
-    with pytest.raises(ProtocolViolation, match="reserved bits"):
-        read_frame(reader(b"\xc1\x80" + mask))
-    with pytest.raises(ProtocolViolation, match="unknown opcode"):
-        read_frame(reader(b"\x83\x80" + mask))
-    with pytest.raises(ProtocolViolation) as too_big:
-        read_frame(reader(encode_frame(TEXT, b"x" * 11, mask=mask)), max_size=10)
-    assert too_big.value.code == 1009
-    with pytest.raises(ConnectionLost):
-        read_frame(reader(encode_frame(TEXT, b"hello", mask=mask)[:-1]))
-    with pytest.raises(ConnectionLost):
-        read_frame(reader(b""))
-    with pytest.raises(ValueError, match="4 bytes"):
-        encode_frame(TEXT, b"x", mask=b"ab")
-
-
-# -- the endpoint, with a hand-written client --------------------------------------------------
+# -- the endpoint, with a client that shows every frame ----------------------------------------
 
 
 class RawClient:
-    """A WebSocket client written out by hand: handshake, masked frames, and reading frames."""
+    """A WebSocket client that sends exactly what the test asks and shows every frame it gets.
 
-    def __init__(self, url: str, *, key: str = "dGhlIHNhbXBsZSBub25jZQ==", **headers: str) -> None:
+    ``headers`` replace (or, given as "", remove) headers of the opening handshake.
+    """
+
+    def __init__(self, url: str, **headers: str) -> None:
+        self.protocol = ClientProtocol(parse_uri(url))
+        request = self.protocol.connect()
+        for name, value in headers.items():
+            name = name.replace("_", "-")
+            del request.headers[name]
+            if value:
+                request.headers[name] = value
         parts = urlsplit(url)
         self.sock = socket.create_connection((parts.hostname, parts.port), timeout=5)
-        self.file = self.sock.makefile("rb")
-        sent = {
-            "Host": f"{parts.hostname}:{parts.port}",
-            "Upgrade": "websocket",
-            "Connection": "keep-alive, Upgrade",
-            "Sec-WebSocket-Key": key,
-            "Sec-WebSocket-Version": "13",
-            **{k.replace("_", "-"): v for k, v in headers.items()},
-        }
-        lines = [f"GET {parts.path}?{parts.query} HTTP/1.1"]
-        lines += [f"{k}: {v}" for k, v in sent.items() if v]
-        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
-        self.status = int(self.file.readline().split()[1])
-        self.headers: dict[str, str] = {}
-        while (line := self.file.readline().strip()) != b"":
-            name, _, value = line.decode().partition(":")
-            self.headers[name.strip().lower()] = value.strip()
+        self.events: list = []
+        self.protocol.send_request(request)
+        self.flush()
+        response = self.event()
+        assert isinstance(response, Response), response
+        self.status = response.status_code
+        self.headers = response.headers
 
-    def send(self, opcode: int, payload: bytes = b"", *, fin: bool = True) -> None:
-        self.sock.sendall(encode_frame(opcode, payload, fin=fin, mask=os.urandom(4)))
+    def flush(self) -> None:
+        for data in self.protocol.data_to_send():
+            if data:
+                self.sock.sendall(data)
+            else:  # the protocol's end of stream: the closing handshake is over
+                self.sock.shutdown(socket.SHUT_WR)
+
+    def event(self):
+        while not self.events:
+            data = self.sock.recv(65536)
+            if data:
+                self.protocol.receive_data(data)
+            else:
+                self.protocol.receive_eof()
+            self.events.extend(self.protocol.events_received())
+            self.flush()  # the protocol answers pings and close frames by itself
+            if not data and not self.events:
+                raise EOFError("the server ended the connection")
+        return self.events.pop(0)
 
     def frame(self, *, skip_pings: bool = True) -> Frame:
         while True:
-            frame = read_frame(self.file.read, masked=False)
-            if not (skip_pings and frame.opcode == PING):
+            frame = self.event()
+            if not (skip_pings and frame.opcode == Opcode.PING):
                 return frame
 
     def json(self) -> dict:
         frame = self.frame()
-        assert frame.opcode == TEXT, frame
-        return json.loads(frame.payload)
+        assert frame.opcode == Opcode.TEXT, frame
+        return json.loads(frame.data)
+
+    def send(self, frame: Frame) -> None:
+        self.protocol.send_frame(frame)
+        self.flush()
 
     def close(self) -> None:
-        self.file.close()
         self.sock.close()
+
+
+def close_code(frame: Frame) -> tuple[int, str]:
+    assert frame.opcode == Opcode.CLOSE, frame
+    close = Close.parse(frame.data)
+    return close.code, close.reason
 
 
 @pytest.fixture
@@ -177,8 +123,7 @@ def client(endpoint: SocketModeServer) -> Iterator[RawClient]:
 
 def test_handshake_and_hello(endpoint: SocketModeServer, client: RawClient) -> None:
     assert client.status == 101
-    assert client.headers["upgrade"] == "websocket"
-    assert client.headers["sec-websocket-accept"] == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+    assert client.headers["Upgrade"] == "websocket"
     hello = client.json()
     assert hello["type"] == "hello" and hello["num_connections"] == 1
     assert hello["connection_info"] == {"app_id": "A0SIGNOFF"}
@@ -190,9 +135,9 @@ def test_handshake_and_hello(endpoint: SocketModeServer, client: RawClient) -> N
     [
         ({"path": "/elsewhere/"}, 404),
         ({"ticket": "forged"}, 401),
-        ({"Upgrade": ""}, 400),
-        ({"Sec_WebSocket_Version": "8"}, 426),
-        ({"key": "dG9vIHNob3J0"}, 400),
+        ({"Upgrade": ""}, 426),
+        ({"Sec_WebSocket_Version": "8"}, 400),
+        ({"Sec_WebSocket_Key": "dG9vIHNob3J0"}, 400),
     ],
 )
 def test_bad_handshakes_are_refused(endpoint: SocketModeServer, change: dict, status: int) -> None:
@@ -205,7 +150,7 @@ def test_bad_handshakes_are_refused(endpoint: SocketModeServer, change: dict, st
     try:
         assert raw.status == status
         if status == 426:
-            assert raw.headers["sec-websocket-version"] == "13"
+            assert raw.headers["Upgrade"] == "websocket"
     finally:
         raw.close()
     assert endpoint.connections == 0
@@ -213,8 +158,8 @@ def test_bad_handshakes_are_refused(endpoint: SocketModeServer, change: dict, st
 
 def test_pings_fragments_acks_and_close(endpoint: SocketModeServer, client: RawClient) -> None:
     client.json()  # hello
-    client.send(PING, b"session:1.5")
-    assert client.frame() == Frame(PONG, b"session:1.5")
+    client.send(Frame(Opcode.PING, b"session:1.5"))
+    assert client.frame() == Frame(Opcode.PONG, b"session:1.5")
 
     with ThreadPoolExecutor(1) as pool:
         delivery = pool.submit(endpoint.deliver, "interactive", {"type": "view_submission"})
@@ -222,15 +167,17 @@ def test_pings_fragments_acks_and_close(endpoint: SocketModeServer, client: RawC
         assert envelope["type"] == "interactive" and envelope["accepts_response_payload"]
         assert envelope["payload"] == {"type": "view_submission"}
         ack = json.dumps({"envelope_id": envelope["envelope_id"], "payload": {"x": "é"}}).encode()
-        client.send(TEXT, ack[:10], fin=False)  # fragmented, with a ping in between (§5.4)
-        client.send(PING, b"mid")
-        client.send(CONTINUATION, ack[10:])
-        assert client.frame() == Frame(PONG, b"mid")
+        # fragmented, with a ping in between (RFC 6455 §5.4)
+        client.send(Frame(Opcode.TEXT, ack[:10], fin=False))
+        client.send(Frame(Opcode.PING, b"mid"))
+        client.send(Frame(Opcode.CONT, ack[10:]))
+        assert client.frame() == Frame(Opcode.PONG, b"mid")
         answer = delivery.result(timeout=5)
     assert (answer.status, answer.json, json.loads(answer.body)) == (200, {"x": "é"}, {"x": "é"})
 
-    client.send(CLOSE, struct.pack("!H", 1000) + b"bye")
-    assert client.frame() == Frame(CLOSE, struct.pack("!H", 1000))
+    client.protocol.send_close(1000, "bye")
+    client.flush()
+    assert close_code(client.frame()) == (1000, "bye")  # echoed
     endpoint.wait_for_connections(0)
 
 
@@ -243,7 +190,9 @@ def test_events_are_not_answerable_and_empty_acks_are_empty(
         envelope = client.json()
         assert envelope["accepts_response_payload"] is False
         assert (envelope["retry_attempt"], envelope["retry_reason"]) == (0, "")
-        client.send(TEXT, json.dumps({"envelope_id": envelope["envelope_id"]}).encode())
+        client.send(
+            Frame(Opcode.TEXT, json.dumps({"envelope_id": envelope["envelope_id"]}).encode())
+        )
         answer = delivery.result(timeout=5)
     assert (answer.status, answer.body, answer.json, answer.response_action) == (
         200,
@@ -256,37 +205,54 @@ def test_events_are_not_answerable_and_empty_acks_are_empty(
 @pytest.mark.parametrize(
     ("frame", "code"),
     [
-        (encode_frame(BINARY, b"\x00", mask=b"abcd"), 1003),
-        (encode_frame(TEXT, b"\xff\xfe", mask=b"abcd"), 1007),
-        (encode_frame(CONTINUATION, b"x", mask=b"abcd"), 1002),
-        (encode_frame(TEXT, b"unmasked"), 1002),
+        (Frame(Opcode.BINARY, b"\x00"), 1003),
+        (Frame(Opcode.TEXT, b"\xff\xfe"), 1007),
+        (Frame(Opcode.CONT, b"x"), 1002),
+        (Frame(Opcode.TEXT, b"x" * (4 * 1024 * 1024 + 1)), 1009),
     ],
 )
 def test_violations_close_the_connection(
-    endpoint: SocketModeServer, client: RawClient, frame: bytes, code: int
+    endpoint: SocketModeServer, client: RawClient, frame: Frame, code: int
 ) -> None:
     client.json()
-    client.sock.sendall(frame)
-    closing = client.frame()
-    assert closing.opcode == CLOSE and struct.unpack("!H", closing.payload[:2])[0] == code
+    client.send(frame)
+    assert close_code(client.frame())[0] == code
     endpoint.wait_for_connections(0)
+
+
+def test_stray_messages_are_logged_and_ignored(
+    endpoint: SocketModeServer, client: RawClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    client.json()
+    client.send(Frame(Opcode.TEXT, b"not json"))
+    client.send(Frame(Opcode.TEXT, b'{"envelope_id": "nobody-sent-this"}'))
+    wait_for(
+        lambda: (
+            len([r for r in caplog.records if r.action == "sandbox_socket_mode_stray_message"]) == 2
+        ),
+        timeout=5,
+    )
+    assert endpoint.connections == 1
 
 
 def test_server_pings_and_goes_away_on_stop() -> None:
     server = SocketModeServer(Workspace(), ping_interval=0.01)
     server.start()
-    raw = RawClient(server.open_url())
+    url = server.open_url()
+    raw = RawClient(url)
     try:
         raw.json()
-        assert raw.frame(skip_pings=False) == Frame(PING, b"sandbox")
+        assert raw.frame(skip_pings=False).opcode == Opcode.PING
         with ThreadPoolExecutor(1) as pool:
             stopping = pool.submit(server.stop)
-            frame = raw.frame()
-            assert frame.opcode == CLOSE and struct.unpack("!H", frame.payload[:2])[0] == 1001
-            assert raw.file.read(1) == b""  # the server sends nothing after its close frame
-            raw.close()  # the client's part of the closing handshake
-            stopping.result(timeout=0.5)  # well inside the grace period
+            assert close_code(raw.frame()) == (1001, "sandbox stopped")
+            # the protocol answered the close frame; the server then ends the connection
+            with pytest.raises(EOFError):
+                raw.frame()
+            stopping.result(timeout=0.9)  # well inside the grace period
         assert server.connections == 0
+        with pytest.raises(ConnectionRefusedError):
+            RawClient(url)  # nobody listens any more
     finally:
         raw.close()
         server.stop()

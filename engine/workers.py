@@ -14,6 +14,7 @@ import threading
 from collections.abc import Iterable
 
 from engine import registry as flow_sources
+from engine.errors import StoreError
 from engine.runner import execute_queued, execute_queued_async, prepare_queued
 from engine.runtime import Engine, get_engine
 
@@ -149,6 +150,14 @@ class Worker:
         def body() -> None:
             try:
                 execute_queued(ctx, parameters)
+            except StoreError as exc:
+                # The database went away under the run: its last stored state stands, and a
+                # thread traceback on stderr would tell the operator less than this line.
+                logger.error(
+                    "run not recorded: %s",
+                    exc,
+                    extra={"action": "run_store_failed", "run_id": run_id},
+                )
             finally:
                 self._done(run_id)
 

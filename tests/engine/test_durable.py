@@ -175,3 +175,47 @@ def test_suspend_timeout_fires_from_the_stored_job_after_a_restart(
     assert "nobody answered in time" in failed.state_message
     kinds = [e.kind for e in second.store.events_after(0) if e.run_id == run.id]
     assert EventKind.PAUSE_TIMED_OUT in kinds
+
+
+def test_a_worker_run_whose_database_goes_away_logs_one_line_and_keeps_its_stored_state(
+    engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    import threading
+
+    from sqlalchemy import text
+
+    from engine import Worker, flow
+
+    started, release = threading.Event(), threading.Event()
+
+    @flow(name="outlived-store")
+    def outlived_store() -> str:
+        started.set()
+        release.wait(30)
+        return "done"
+
+    def rename(old: str, new: str) -> None:
+        with engine.store.engine.begin() as conn:
+            conn.execute(text(f"ALTER TABLE {old} RENAME TO {new}"))
+
+    worker = Worker(engine)
+    worker.start()
+    try:
+        run = engine.submit("outlived-store", {})
+        wait_for(started.is_set, timeout=15, what="the flow to start")
+        rename("runs", "runs_away")  # the run's last write will fail
+        with caplog.at_level("ERROR", logger="engine.workers"):
+            release.set()
+            failed = wait_for(
+                lambda: [
+                    r for r in caplog.records if getattr(r, "action", "") == "run_store_failed"
+                ],
+                timeout=15,
+                what="the worker to report the lost write",
+            )
+        rename("runs_away", "runs")
+    finally:
+        release.set()
+        worker.stop()
+    assert failed[0].run_id == run.id and "database write failed" in failed[0].getMessage()
+    assert engine.get_run(run.id).state is RunState.RUNNING  # nothing half-written

@@ -13,7 +13,7 @@ import json
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qs
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 from bot.errors import PayloadError
 
@@ -217,6 +217,14 @@ class UrlVerification(_Model):
     #: never sent with this type, but Bolt's middleware reads it whatever the type
     event: EventBody | None = None
 
+    @field_validator("event", mode="before")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        # Absent is fine; an explicit null would reach Bolt, which calls .get on it.
+        if value is None:
+            raise ValueError("must be an object when present")
+        return value
+
 
 class EventCallback(_Model):
     type: Literal["event_callback"]
@@ -246,7 +254,9 @@ def _problem(where: str, exc: ValidationError, *, tagged: bool = False) -> Paylo
     for err in exc.errors()[:3]:
         loc = err["loc"][1:] if tagged and len(err["loc"]) > 1 else err["loc"]
         path = ".".join(str(p) for p in (where, *loc) if p != "")
-        parts.append(f"{path}: {err['msg']}")
+        # a validator's own words, without pydantic's "Value error, " in front
+        msg = str(err["ctx"]["error"]) if err["type"] == "value_error" else err["msg"]
+        parts.append(f"{path}: {msg}")
     more = len(exc.errors()) - 3
     return PayloadError("; ".join(parts) + (f" (and {more} more)" if more > 0 else ""))
 

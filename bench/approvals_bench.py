@@ -7,8 +7,9 @@ valid hash chain), plus a few hundred runs waiting for input. Then:
 - *event to Home*: from a reassignment in the engine to the new approver's Home tab being
   published in the local Slack sandbox (the path a real event takes: outbox, durable
   consumer, notifier, ``views.publish``);
-- *audit export*: ``write_jsonl`` over every record, records per second, and the peak
-  Python memory while exporting all records vs a tenth of them (flat means constant memory).
+- *audit export*: ``Engine.export_audit`` (what ``signoff audit export`` runs) over every
+  record as JSON lines, records per second, and the peak Python memory while exporting all
+  records vs a tenth of them (flat means constant memory).
 
 Usage::
 
@@ -38,7 +39,7 @@ from sqlalchemy import insert
 from bot.home import home_view
 from bot.testing import running_bot
 from engine import Engine, EngineSettings
-from engine.audit import GENESIS, AuditAction, AuditEntry, chain_hash, entry_fields, write_jsonl
+from engine.audit import GENESIS, AuditAction, AuditEntry, chain_hash, entry_fields
 from engine.serialization import dump
 from engine.store.audit import AUDIT
 from engine.store.base import RUNS
@@ -173,14 +174,14 @@ def bench_event_to_home(engine: Engine, waiting: list[str]) -> tuple[float, floa
 
 def bench_export(engine: Engine, runs: int) -> tuple[float, float, float]:
     began = time.perf_counter()
-    count = write_jsonl(engine.audit_records(), Counting())
+    count = engine.export_audit(Counting())
     elapsed = time.perf_counter() - began
     assert count >= runs, count
     peaks = []
+    first = datetime(2026, 1, 1, tzinfo=UTC)
     for limit in (runs // 10, runs):
         tracemalloc.start()
-        records = (r for _, r in zip(range(limit), engine.audit_records(), strict=False))
-        write_jsonl(records, Counting())
+        engine.export_audit(Counting(), until=first + timedelta(seconds=limit))
         peaks.append(tracemalloc.get_traced_memory()[1] / 1e6)
         tracemalloc.stop()
     return count / elapsed, peaks[0], peaks[1]

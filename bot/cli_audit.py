@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 import click
 
 from bot.cli_session import CliSession, pass_session
-from engine.audit import write_csv, write_jsonl
 
 
 class UtcDateTime(click.ParamType[datetime]):
@@ -82,9 +81,13 @@ def export(
     """Write audit records to stdout, oldest first, a page at a time (memory stays flat)."""
     if since is not None and until is not None and until <= since:
         raise click.BadParameter("--until must be later than --since", param_hint="--until")
-    records = session.engine().audit_records(since=since, until=until, flow_name=flow_name)
-    writer = write_csv if fmt == "csv" else write_jsonl
-    count = writer(records, sys.stdout)
+    count = session.engine().export_audit(
+        sys.stdout,
+        fmt="csv" if fmt == "csv" else "jsonl",
+        since=since,
+        until=until,
+        flow_name=flow_name,
+    )
     sys.stdout.flush()
     if session.verbose:
         click.echo(f"exported {count} records", err=True)

@@ -20,10 +20,11 @@ import hashlib
 import hmac
 import io
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TextIO
+from json.encoder import encode_basestring
+from typing import Any, NamedTuple, TextIO
 
 from engine.actors import Actor, Via
 
@@ -275,6 +276,58 @@ def write_csv(records: Iterable[AuditRecord], out: TextIO) -> int:
     return count
 
 
+class ExportRow(NamedTuple):
+    """One record as the store reads it for export, in ``CSV_COLUMNS`` order: ``at`` is ISO
+    8601 text and ``data`` the stored JSON text, so exporting decodes nothing."""
+
+    seq: int
+    at: str
+    action: str
+    run_id: str | None
+    flow: str | None
+    actor_id: str | None
+    actor_name: str | None
+    via: str | None
+    key: str | None
+    data: str
+    prev_hash: str
+    hash: str
+
+
+def _text(value: str | None) -> str:
+    return "null" if value is None else encode_basestring(value)
+
+
+def export_jsonl(pages: Iterable[Sequence[ExportRow]], out: TextIO) -> int:
+    """Write pages of export rows as JSON lines (the objects ``write_jsonl`` writes, with
+    ``data`` as stored); returns how many. One page is held at a time."""
+    count = 0
+    for page in pages:
+        out.write(
+            "".join(
+                f'{{"seq":{r.seq},"at":"{r.at}","action":{_text(r.action)},'
+                f'"run_id":{_text(r.run_id)},"flow":{_text(r.flow)},'
+                f'"actor_id":{_text(r.actor_id)},"actor_name":{_text(r.actor_name)},'
+                f'"via":{_text(r.via)},"key":{_text(r.key)},"data":{r.data},'
+                f'"prev_hash":"{r.prev_hash}","hash":"{r.hash}"}}\n'
+                for r in page
+            )
+        )
+        count += len(page)
+    return count
+
+
+def export_csv(pages: Iterable[Sequence[ExportRow]], out: TextIO) -> int:
+    """Write a header and pages of export rows as CSV (``data`` as JSON); returns how many."""
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    count = 0
+    for page in pages:
+        writer.writerows(page)
+        count += len(page)
+    return count
+
+
 def describe(record: AuditRecord) -> str:
     """One line for people: ``time who via action details``."""
     details = _details(record)
@@ -323,10 +376,13 @@ __all__ = [
     "AuditEntry",
     "AuditRecord",
     "ChainBreak",
+    "ExportRow",
     "Verification",
     "chain_hash",
     "describe",
     "entry_fields",
+    "export_csv",
+    "export_jsonl",
     "render_text",
     "verify",
     "write_csv",

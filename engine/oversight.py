@@ -8,9 +8,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
+from typing import Literal, TextIO
 
 from engine.actors import SYSTEM, Actor, GroupDirectory
-from engine.audit import AuditAction, AuditEntry, AuditRecord, Verification, verify
+from engine.audit import (
+    AuditAction,
+    AuditEntry,
+    AuditRecord,
+    Verification,
+    export_csv,
+    export_jsonl,
+    verify,
+)
 from engine.errors import FlowNotFound, RunNotFound
 from engine.permissions import Action, Permissions, Refusal
 from engine.registry import FlowRegistry
@@ -129,6 +138,24 @@ class Oversight:
         """Audit records in order, read a page at a time (constant memory), filtered by time
         (``since`` inclusive, ``until`` exclusive) and flow."""
         return self.store.audit_records(since=since, until=until, flow_name=flow_name)
+
+    def export_audit(
+        self,
+        out: TextIO,
+        *,
+        fmt: Literal["jsonl", "csv"] = "jsonl",
+        since: datetime | None = None,
+        until: datetime | None = None,
+        flow_name: str | None = None,
+    ) -> int:
+        """Write the audit records (filtered as ``audit_records``) to ``out`` as JSON lines or
+        CSV, oldest first, a page at a time; returns how many. Memory stays flat::
+
+            with open("trail.jsonl", "w") as out:
+                engine.export_audit(out, since=datetime(2026, 11, 1, tzinfo=UTC))
+        """
+        pages = self.store.audit_export_pages(since=since, until=until, flow_name=flow_name)
+        return (export_csv if fmt == "csv" else export_jsonl)(pages, out)
 
     def verify_audit(self) -> Verification:
         """Check the whole chain; says where it first breaks, if it does."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import threading
@@ -23,7 +24,7 @@ from engine import (
     suspend_flow_run,
 )
 from engine.actors import Actor, Via
-from engine.audit import write_csv, write_jsonl
+from engine.audit import AuditAction, write_csv, write_jsonl
 from engine.input import RunInput
 from tests.support.waiting import wait_for
 
@@ -325,3 +326,30 @@ def test_export_filters_and_formats(engine: Engine) -> None:
     later = engine.store.clock() + timedelta(hours=1)
     assert write_csv(engine.audit_records(since=later), csv_out) == 0
     assert csv_out.getvalue().startswith("seq,at,action,")
+
+
+def test_streamed_export_matches_the_records_field_for_field(engine: Engine) -> None:
+    run = engine.submit("ap-guarded", started_by="U_CAROL")
+    odd = Actor("U_ZOE", name='Zoë "the auditor"\nO\'Brien', via=Via.CLI)
+    data = {"input": {"note": 'naïve ✓ \\ "quoted"\ttab', "n": [1, 2.5, None, True]}}
+    assert engine.record_once(run.id, "odd", AuditAction.REMINDER_SENT, data=data, actor=odd)
+    expected = io.StringIO()
+    write_jsonl(engine.audit_records(), expected)
+    streamed = io.StringIO()
+    assert engine.export_audit(streamed) == 2
+    assert [json.loads(line) for line in streamed.getvalue().splitlines()] == [
+        json.loads(line) for line in expected.getvalue().splitlines()
+    ]
+    assert json.loads(streamed.getvalue().splitlines()[1])["actor_name"] == odd.name
+    expected_csv, streamed_csv = io.StringIO(), io.StringIO()
+    write_csv(engine.audit_records(), expected_csv)
+    assert engine.export_audit(streamed_csv, fmt="csv") == 2
+
+    def rows(text: str) -> list[dict[str, object]]:
+        parsed: list[dict[str, object]] = [dict(r) for r in csv.DictReader(io.StringIO(text))]
+        for row in parsed:
+            row["data"] = json.loads(str(row["data"]))
+        return parsed
+
+    assert rows(streamed_csv.getvalue()) == rows(expected_csv.getvalue())
+    assert engine.export_audit(io.StringIO(), flow_name="no-such-flow") == 0

@@ -50,7 +50,7 @@ VARIABLES = (
     Variable("SIGNOFF_POOL_MAX_OVERFLOW", "40"),
     Variable("SIGNOFF_HEARTBEAT_SECONDS", "2"),
     Variable("SIGNOFF_OWNER_TIMEOUT_SECONDS", "10"),
-    Variable("SIGNOFF_POLL_SECONDS", "0.002"),
+    Variable("SIGNOFF_POLL_SECONDS", "0.5"),
     Variable("SIGNOFF_ADMINS", "(none)"),
     Variable("SIGNOFF_OPERATOR", "(your login name)"),
     Variable("SIGNOFF_AUDIT_KEY", "(unset: plain SHA-256)", secret=True),

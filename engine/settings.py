@@ -33,7 +33,8 @@ class EngineSettings(BaseSettings):
     database_url: str = Field(default_factory=_default_database_url)
     #: how often a process that owns runs proves it is alive
     heartbeat_seconds: float = Field(default=2.0, gt=0)
-    #: how long without a heartbeat before a process counts as gone
+    #: how long without a heartbeat before a process counts as gone (workers look for such
+    #: processes' runs every half of this)
     owner_timeout_seconds: float = Field(default=10.0, gt=0)
     #: SQLite: how often to look for other processes' events in case a wake-up signal was
     #: lost (they arrive by a local signal at once; where none can be had, every 2 ms at

@@ -5,6 +5,7 @@ store decides), so several workers doing it at once change each run once."""
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime
 
 from engine.runs import RunState
@@ -21,6 +22,8 @@ class Upkeep:
     store: SqlStore
     process_id: str
     _registered: bool
+    #: monotonic time when stale process rows are next deleted
+    _forget_due: float = 0.0
 
     def notify(self) -> None:
         raise NotImplementedError
@@ -88,7 +91,11 @@ class Upkeep:
                     "took over an orphaned run",
                     extra={"action": "run_orphaned", "run_id": run.id, "state": run.state.value},
                 )
-        self.store.forget_dead_processes(self.settings.owner_timeout_seconds * 3)
+        now = time.monotonic()
+        if now >= self._forget_due:
+            # A write: only as often as rows can have gone stale, not on every pass.
+            self.store.forget_dead_processes(self.settings.owner_timeout_seconds * 3)
+            self._forget_due = now + self.settings.owner_timeout_seconds
         if moved:
             self.notify()
         return moved

@@ -1,7 +1,8 @@
 """``Worker``: executes queued runs (new, resumed after a suspend, or recovered).
 
 A worker wakes as soon as a run is scheduled (no polling interval in this process, and
-LISTEN/NOTIFY or a short poll across processes). Sync flows run on their own threads,
+LISTEN/NOTIFY or a local datagram across processes); a slow timed pass is only the safety
+net, so an idle worker costs little. Sync flows run on their own threads,
 because a paused sync flow holds its thread; async flows share one event loop.
 It also keeps the timers running and takes over runs whose process died.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Iterable
 
 from engine import registry as flow_sources
@@ -98,25 +100,40 @@ class Worker:
             return len(self._active)
 
     def _claim_loop(self) -> None:
-        upkeep_every = self.engine.settings.heartbeat_seconds
-        self._upkeep()
+        every = self.safety_seconds
+        self._upkeep(full=True)
         self._wake.set()  # take runs queued before this worker started, at once
+        due = time.monotonic() + every
         while not self._stop.is_set():
-            woke = self._wake.wait(upkeep_every)
+            self._wake.wait(max(0.0, due - time.monotonic()))
             self._wake.clear()
             if self._stop.is_set():
                 return
             try:
-                if not woke:
-                    self._upkeep()
+                # By the clock, not only when no wake-up came: a busy worker takes over
+                # dead processes' runs too.
+                if time.monotonic() >= due:
+                    self._upkeep(full=False)
+                    due = time.monotonic() + every
                 self._claim()
             except Exception:
                 logger.exception("worker loop failed", extra={"action": "worker_error"})
 
-    def _upkeep(self) -> None:
+    @property
+    def safety_seconds(self) -> float:
+        """How often the worker looks for work that no event announced: runs of dead
+        processes (judged after ``owner_timeout_seconds``, so half of that is soon enough)
+        and scheduled runs whose event it missed. New work wakes it at once instead."""
+        settings = self.engine.settings
+        return max(settings.heartbeat_seconds, settings.owner_timeout_seconds / 2)
+
+    def _upkeep(self, *, full: bool) -> None:
         self.engine.recover_orphans()
-        self.engine.expire_due_pauses()
-        self.engine.escalate_due_pauses()
+        if full:
+            # Afterwards the durable timers (and their safety sweep) expire and escalate
+            # pauses when they are due; at start they catch up on what fell due meanwhile.
+            self.engine.expire_due_pauses()
+            self.engine.escalate_due_pauses()
 
     def _claim(self) -> None:
         while not self._stop.is_set():

@@ -107,6 +107,10 @@ def test_settings_come_from_dot_env_and_config_show_masks_secrets(
     assert "8123" in rows["SIGNOFF_PORT"] and ".env (PORT)" in rows["SIGNOFF_PORT"]
     assert "postgresql://signoff:********@db:5432/signoff" in rows["SIGNOFF_DATABASE_URL"]
     assert "environment (SIGNOFF_DATABASE_URL)" in rows["SIGNOFF_DATABASE_URL"]
+    # The defaults it shows are the engine's own.
+    for name in ("HEARTBEAT_SECONDS", "OWNER_TIMEOUT_SECONDS", "POLL_SECONDS"):
+        default = EngineSettings.model_fields[name.lower()].default
+        assert rows[f"SIGNOFF_{name}"].split()[1] == f"{default:g}", rows[f"SIGNOFF_{name}"]
 
 
 def test_setting_errors_name_the_variable_without_library_prefixes(

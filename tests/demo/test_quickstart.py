@@ -8,6 +8,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -18,6 +20,8 @@ def readme_command(marker: str) -> str:
     return match.group(1).strip()
 
 
+# A fresh venv and a pip install: minutes on a loaded machine, past the default timeout.
+@pytest.mark.timeout(600)
 def test_readme_demo_command_works_in_a_fresh_checkout(tmp_path: Path) -> None:
     checkout = tmp_path / "signoff"
     tracked = (

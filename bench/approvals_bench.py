@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import insert
 
-from bot.home import home_view
+from bot.slack.home import home_view
 from bot.testing import running_bot
 from engine import Engine, EngineSettings
 from engine.audit import GENESIS, AuditAction, AuditEntry, chain_hash, entry_fields

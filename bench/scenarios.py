@@ -288,7 +288,7 @@ class WorkerProcess:
             [
                 sys.executable,
                 "-c",
-                "import sys; from bot.cli import main; sys.exit(main())",
+                "import sys; from bot.cli.main import main; sys.exit(main())",
                 "worker",
                 "--flows",
                 str(ROOT / "bench" / "flows.py"),

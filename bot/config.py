@@ -135,7 +135,7 @@ class ServerSettings(BaseSettings):
 
 
 class LogSettings(BaseSettings):
-    """How every ``signoff`` command logs (see ``bot.logs``)."""
+    """How every ``signoff`` command logs (see ``bot.cli.logs``)."""
 
     model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, env_file=ENV_FILE)
 

@@ -6,9 +6,9 @@
     ├── SettingsError        a SLACK_* / SIGNOFF_* setting is missing or malformed
     ├── SlackUnreachable (url)            Slack's Web API did not answer at SLACK_API_URL
     ├── TokenRefused (variable, error)    Slack refused the token that variable holds
-    ├── PayloadError         (bot.payloads) a signed request's body is malformed
-    ├── TamperedMetadata     (bot.sealing) a form's private_metadata was not sealed by us
-    └── ModalError           (bot.modals) a schema cannot become a modal
+    ├── PayloadError         (bot.slack.payloads) a signed request's body is malformed
+    ├── TamperedMetadata     (bot.slack.sealing) a form's private_metadata was not sealed by us
+    └── ModalError           (bot.forms.modals) a schema cannot become a modal
         └── UnsupportedField (field, reason)
 """
 

@@ -7,7 +7,7 @@ Use them like any other annotation::
         notify: SlackChannels = []
 
 Each type validates the id's shape and marks its JSON schema with ``"x-slack": "user"`` or
-``"x-slack": "channel"``, which is how ``bot.modals`` knows to render a user or conversation
+``"x-slack": "channel"``, which is how ``bot.forms.modals`` knows to render a user or conversation
 picker instead of a text box.
 """
 

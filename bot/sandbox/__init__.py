@@ -29,8 +29,9 @@ Modules: :mod:`.workspace` (state), :mod:`.webapi` (HTTP server) and :mod:`.meth
 methods), :mod:`.driver` (acting as users), :mod:`.transport` (delivering over HTTP, signed),
 :mod:`.socket_mode` (delivering over Socket Mode, on the ``websockets`` library), :mod:`.forms`
 (filling in views), :mod:`.render` (text renderings), :mod:`.web` (the sandbox as a page in a
-browser, ``signoff sandbox``), :mod:`.pytest_plugin` (the ``slack_sandbox`` and ``signoff_bot``
-fixtures, registered through the ``pytest11`` entry point once Signoff is installed).
+browser, ``signoff sandbox``). The ``slack_sandbox`` and ``signoff_bot`` fixtures live in
+``bot.testing.pytest_plugin``, registered through the ``pytest11`` entry point once Signoff is
+installed.
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any, Literal
 
-from bot.blockkit import check_message, check_view
+from bot.forms.blockkit import check_message, check_view
 from bot.sandbox.errors import ApiFailure, FieldRejected, NoSuchUser, NothingToInteractWith
 from bot.sandbox.forms import (
     StateValues,

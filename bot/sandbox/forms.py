@@ -22,7 +22,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlsplit
 
-from bot.blockkit import STATEFUL_ELEMENT_TYPES
+from bot.forms.blockkit import STATEFUL_ELEMENT_TYPES
 from bot.sandbox.errors import FieldRejected, UnknownField
 from bot.sandbox.records import JsonDict
 

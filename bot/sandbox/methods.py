@@ -2,7 +2,7 @@
 
 Each method takes the workspace and the parsed arguments and returns Slack's JSON answer, or
 raises :class:`~bot.sandbox.workspace.ApiFailure` with the error code Slack would use. Block
-Kit payloads go through :mod:`bot.blockkit`, so a view or message Slack would refuse is refused
+Kit payloads go through :mod:`bot.forms.blockkit`, so a view or message Slack would refuse is refused
 here too, with the same ``invalid_arguments``/``invalid_blocks`` messages.
 """
 
@@ -13,11 +13,11 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from bot.blockkit import check_message, check_view, format_problem
-from bot.manifest import bot_scopes
+from bot.forms.blockkit import check_message, check_view, format_problem
 from bot.sandbox.errors import ApiFailure
 from bot.sandbox.records import JsonDict
 from bot.sandbox.workspace import Workspace
+from bot.slack.manifest import bot_scopes
 
 __all__ = ["METHODS", "SCOPES", "call_method", "respond"]
 

@@ -80,7 +80,7 @@ def artifacts() -> Path:
 @pytest.fixture
 def demo_bot(tmp_path: Path) -> Iterator[RunningBot]:
     """The bot with the demo flows (and one using every input), served against a fresh sandbox."""
-    flows = ["bot.demo_flows", str(Path(__file__).with_name("everything_flows.py"))]
+    flows = ["bot.demo.flows", str(Path(__file__).with_name("everything_flows.py"))]
     with running_bot(flows, database_url=f"sqlite:///{tmp_path}/t.db") as bot:
         yield bot
 

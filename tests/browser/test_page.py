@@ -11,8 +11,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.select import Select
 
-from bot import ids
 from bot.sandbox.web import SandboxPage
+from bot.slack import ids
 from bot.testing import RunningBot
 from engine import RunState
 from tests.browser.helpers import (

@@ -9,7 +9,7 @@ import json
 from click.testing import CliRunner
 from sqlalchemy import text
 
-from bot.cli import cli
+from bot.cli.main import cli
 from engine import Engine, NotAllowed, RunState, flow, pause_flow_run
 from engine.input import RunInput
 from tests.engine.test_approvals import run_in_thread, waiting_run

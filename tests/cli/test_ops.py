@@ -14,7 +14,7 @@ import pytest
 from alembic import command
 from sqlalchemy import create_engine
 
-from bot.cli import main
+from bot.cli.main import main
 from bot.config import BotSettings, LogSettings, ServerSettings
 from bot.errors import SettingsError
 from engine import ConfigurationError, EngineSettings

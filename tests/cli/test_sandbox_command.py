@@ -52,7 +52,7 @@ def test_sandbox_serves_the_page_on_localhost_and_starts_runs(tmp_path: Path) ->
         f"sqlite:///{tmp_path}/t.db",
         "sandbox",
         "--flows",
-        "bot.demo_flows",
+        "bot.demo.flows",
         "--port",
         "0",
         "--start",

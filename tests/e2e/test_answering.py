@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pydantic
 import pytest
 
-from bot import ids
+from bot.slack import ids
 from bot.testing import RunningBot, running_bot
 from engine import Engine, PauseStatus, PauseTimeout, RunState, flow, pause_flow_run
 from engine.input import RunInput

@@ -10,7 +10,7 @@ from typing import Literal
 
 import pytest
 
-from bot import ids
+from bot.slack import ids
 from bot.testing import RunningBot, running_bot
 from engine import Engine, PauseStatus, RunState, flow, pause_flow_run
 from engine.input import RunInput

@@ -16,9 +16,9 @@ from typing import Literal
 import pydantic
 import pytest
 
-from bot import ids
-from bot.notifier import SlackNotifier
-from bot.serve import Server
+from bot.slack import ids
+from bot.slack.notifier import SlackNotifier
+from bot.slack.server import Server
 from bot.testing import SIGNING_SECRET, RunningBot, running_bot
 from engine import Engine, RunState, flow, pause_flow_run
 from engine.input import RunInput

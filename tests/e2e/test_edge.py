@@ -13,10 +13,10 @@ from urllib.parse import urlencode
 
 import pytest
 
-from bot import ids
 from bot.config import BotSettings
 from bot.sandbox.transport import AppConnection
-from bot.serve import Server
+from bot.slack import ids
+from bot.slack.server import Server
 from bot.testing import SIGNING_SECRET, RunningBot, running_bot
 from engine import Engine, EngineSettings, PauseStatus, RunState, flow, pause_flow_run
 from engine.input import RunInput

@@ -22,10 +22,10 @@ from pathlib import Path
 
 import pytest
 
-from bot import ids
 from bot.config import BotSettings
 from bot.sandbox import SlackSandbox
-from bot.serve import Server
+from bot.slack import ids
+from bot.slack.server import Server
 from bot.testing import SIGNING_SECRET
 from engine import DurableConsumer, Engine, EngineSettings, RunState, Worker
 from tests.e2e import once_flows  # noqa: F401  (registers the flows)

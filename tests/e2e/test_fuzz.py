@@ -22,10 +22,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot import ids
 from bot.sandbox.transport import JSON as JSON_TYPE
 from bot.sandbox.transport import AppConnection
-from bot.sealing import Sealer
+from bot.slack import ids
+from bot.slack.sealing import Sealer
 from bot.testing import SIGNING_SECRET, running_bot
 from engine import RunState, flow, pause_flow_run
 from engine.input import RunInput

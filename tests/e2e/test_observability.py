@@ -12,7 +12,7 @@ import pytest
 
 from bot.config import BotSettings
 from bot.sandbox import SlackSandbox
-from bot.serve import Server
+from bot.slack.server import Server
 from bot.testing import running_bot
 from engine import Engine, flow, pause_flow_run
 from engine.input import RunInput

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot import ids, reminders
+from bot.slack import ids, reminders
 from bot.testing import RunningBot, running_bot
 from engine import Engine, PauseStatus, PauseTimeout, flow, pause_flow_run
 from engine.input import RunInput

@@ -15,10 +15,10 @@ from typing import Literal
 import pytest
 import yaml
 
-from bot import ids
 from bot.config import BotSettings
 from bot.errors import SettingsError
-from bot.sealing import Sealer
+from bot.slack import ids
+from bot.slack.sealing import Sealer
 from bot.testing import SIGNING_SECRET, RunningBot, running_bot
 from engine import Engine, RunState, flow, get_run_logger, pause_flow_run
 from engine.input import RunInput

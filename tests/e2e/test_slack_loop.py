@@ -11,7 +11,7 @@ import pydantic
 import pytest
 
 from bot.sandbox import SlackSandbox
-from bot.serve import Server
+from bot.slack.server import Server
 from bot.testing import SIGNING_SECRET, running_bot
 from engine import Engine, PauseStatus, RunState, flow, get_run_logger, pause_flow_run
 from engine.input import RunInput

@@ -17,7 +17,7 @@ import pytest
 
 from bot.config import BotSettings
 from bot.sandbox import SlackSandbox, SocketModeDriver
-from bot.serve import Server
+from bot.slack.server import Server
 from engine import Engine, PauseStatus, RunState, flow, pause_flow_run
 from engine.input import RunInput
 from tests.support.waiting import wait_for

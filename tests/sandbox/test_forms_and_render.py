@@ -8,7 +8,7 @@ from urllib.parse import unquote
 
 import pytest
 
-import bot.blockkit
+import bot.forms.blockkit
 import bot.sandbox
 from bot.sandbox import (
     Message,
@@ -282,7 +282,7 @@ def test_block_kit_builder_url():
 
 
 def test_public_api_is_pinned():
-    assert sorted(bot.blockkit.__all__) == [
+    assert sorted(bot.forms.blockkit.__all__) == [
         "INPUT_ELEMENT_TYPES",
         "STATEFUL_ELEMENT_TYPES",
         "check_message",

@@ -1,0 +1,9 @@
+"""``python -m bot.cli``: the ``signoff`` command without its console script."""
+
+from __future__ import annotations
+
+import sys
+
+from bot.cli.main import main
+
+sys.exit(main())

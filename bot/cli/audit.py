@@ -1,0 +1,93 @@
+"""``signoff audit``: check the audit trail's hash chain, and export it.
+
+Example::
+
+    signoff audit verify
+    signoff audit export --since 2026-11-01 --flow deploy --format csv > november.csv
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+
+import click
+
+from bot.cli.session import CliSession, pass_session
+
+
+class UtcDateTime(click.ParamType[datetime]):
+    """An ISO 8601 date or date-time; without a zone it is read as UTC."""
+
+    name = "DATETIME"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> datetime:
+        """Parse ``value``, failing with a message that shows the expected form."""
+        if isinstance(value, datetime):
+            return value
+        try:
+            parsed = datetime.fromisoformat(str(value))
+        except ValueError:
+            self.fail(
+                f"{value!r} is not a date or time; use e.g. 2026-11-30 or 2026-11-30T14:00:00Z",
+                param,
+                ctx,
+            )
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@click.group()
+def audit() -> None:
+    """Check and export the audit trail (who did what to which run, when, from where)."""
+
+
+@audit.command("verify")
+@pass_session
+def verify(session: CliSession) -> None:
+    """Check every record's hash and link; exit 1 and say where, if the chain breaks."""
+    result = session.engine().verify_audit()
+    if result.broken is not None:
+        click.echo(
+            f"audit trail BROKEN at record {result.broken.seq}: {result.broken.reason} "
+            f"({result.checked} records before it are intact)",
+            err=True,
+        )
+        raise click.exceptions.Exit(1)
+    click.echo(f"audit trail intact: {result.checked} records, last hash {result.head}")
+
+
+@audit.command("export")
+@click.option("--since", type=UtcDateTime(), help="Only records at or after this time (UTC).")
+@click.option("--until", type=UtcDateTime(), help="Only records before this time (UTC).")
+@click.option("--flow", "flow_name", metavar="FLOW", help="Only records about this flow.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["jsonl", "csv"]),
+    default="jsonl",
+    show_default=True,
+    help="One JSON object per line, or CSV with a header row.",
+)
+@pass_session
+def export(
+    session: CliSession,
+    since: datetime | None,
+    until: datetime | None,
+    flow_name: str | None,
+    fmt: str,
+) -> None:
+    """Write audit records to stdout, oldest first, a page at a time (memory stays flat)."""
+    if since is not None and until is not None and until <= since:
+        raise click.BadParameter("--until must be later than --since", param_hint="--until")
+    count = session.engine().export_audit(
+        sys.stdout,
+        fmt="csv" if fmt == "csv" else "jsonl",
+        since=since,
+        until=until,
+        flow_name=flow_name,
+    )
+    sys.stdout.flush()
+    if session.verbose:
+        click.echo(f"exported {count} records", err=True)

@@ -1,0 +1,138 @@
+"""``signoff config show``: every setting in effect, where it came from, secrets masked.
+
+Settings come from the environment, then a ``.env`` file in the current directory, then
+defaults. The command prints each variable once, and then any problem the settings have
+(exit status 1), so that it doubles as a check before ``serve``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import click
+from dotenv import dotenv_values
+
+from bot.cli.render import dump_json, table_lines
+from bot.cli.session import CliSession, pass_session
+from bot.config import ENV_FILE, BotSettings, LogSettings, ServerSettings
+from bot.errors import SettingsError
+from engine import EngineError
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One environment variable Signoff reads."""
+
+    name: str
+    default: str
+    secret: bool = False
+    #: other names read for the same setting, in order after ``name``
+    aliases: tuple[str, ...] = ()
+
+
+#: Every variable, in the order the README's table lists them.
+VARIABLES = (
+    Variable("SIGNOFF_DATABASE_URL", "sqlite:///~/.signoff/signoff.db"),
+    Variable("SIGNOFF_CHANNEL", "(required for serve)"),
+    Variable("SLACK_BOT_TOKEN", "(required for serve)", secret=True),
+    Variable("SLACK_SIGNING_SECRET", "(required for serve in HTTP mode)", secret=True),
+    Variable("SLACK_APP_TOKEN", "(unset: HTTP mode)", secret=True),
+    Variable("SLACK_API_URL", "https://slack.com/api/"),
+    Variable("SIGNOFF_HOST", "127.0.0.1"),
+    Variable("SIGNOFF_PORT", "3000", aliases=("PORT",)),
+    Variable("SIGNOFF_LOG_LEVEL", "(INFO for serve and worker)"),
+    Variable("SIGNOFF_LOG_FORMAT", "text"),
+    Variable("SIGNOFF_POOL_SIZE", "10"),
+    Variable("SIGNOFF_POOL_MAX_OVERFLOW", "40"),
+    Variable("SIGNOFF_HEARTBEAT_SECONDS", "2"),
+    Variable("SIGNOFF_OWNER_TIMEOUT_SECONDS", "10"),
+    Variable("SIGNOFF_POLL_SECONDS", "0.5"),
+    Variable("SIGNOFF_ADMINS", "(none)"),
+    Variable("SIGNOFF_OPERATOR", "(your login name)"),
+    Variable("SIGNOFF_AUDIT_KEY", "(unset: plain SHA-256)", secret=True),
+)
+
+
+def mask(name: str, value: str) -> str:
+    """A value safe to print: tokens keep their kind (``xoxb-``), URLs lose their password."""
+    if name.endswith(("_TOKEN", "_SECRET", "_KEY")):
+        kind, dash, _rest = value.partition("-")
+        shown = f"{kind}-" if dash and len(kind) <= 5 else ""
+        return f"{shown}******** ({len(value)} characters)"
+    if "://" in value:
+        parts = urlsplit(value)
+        if parts.password is not None:
+            host = parts.hostname or ""
+            if parts.port is not None:
+                host += f":{parts.port}"
+            netloc = f"{parts.username or ''}:********@{host}"
+            return urlunsplit(parts._replace(netloc=netloc))
+    return value
+
+
+def effective(
+    variable: Variable, environ: Mapping[str, str], dotenv: Mapping[str, str | None]
+) -> tuple[str, str]:
+    """A variable's value and where it came from: the environment, ``.env``, or the default."""
+    for name in (variable.name, *variable.aliases):
+        if name in environ:
+            return mask(variable.name, environ[name]), f"environment ({name})"
+    for name in (variable.name, *variable.aliases):
+        found = dotenv.get(name)
+        if found is not None:
+            return mask(variable.name, found), f"{ENV_FILE} ({name})"
+    return variable.default, "default"
+
+
+def problems(session: CliSession) -> list[str]:
+    """What is wrong with the settings, one line each (nothing when all is well)."""
+    found = []
+    for load in (session.settings, BotSettings.load, ServerSettings.load, LogSettings.load):
+        try:
+            load()
+        except (SettingsError, EngineError) as exc:
+            found.append(str(exc))
+    return found
+
+
+@click.group("config")
+def config() -> None:
+    """Show the settings in effect."""
+
+
+@config.command("show")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON only.")
+@pass_session
+def show(session: CliSession, as_json: bool) -> None:
+    """Print every setting, its source and value (secrets masked); exit 1 on a problem."""
+    env_file = Path(ENV_FILE)
+    dotenv = dotenv_values(env_file) if env_file.is_file() else {}
+    environ = dict(os.environ)
+    if session.database_url:
+        environ["SIGNOFF_DATABASE_URL"] = session.database_url
+    rows = [[v.name, *effective(v, environ, dotenv)] for v in VARIABLES]
+    wrong = problems(session)
+    if as_json:
+        click.echo(
+            dump_json(
+                {
+                    "settings": {
+                        name: {"value": value, "source": src} for name, value, src in rows
+                    },
+                    "problems": wrong,
+                }
+            )
+        )
+    else:
+        click.echo("\n".join(table_lines(["VARIABLE", "VALUE", "SOURCE"], rows)))
+        for line in wrong:
+            click.echo(f"problem: {line}")
+    if wrong:
+        raise click.exceptions.Exit(1)
+
+
+__all__ = ["VARIABLES", "config", "mask"]

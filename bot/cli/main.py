@@ -1,0 +1,300 @@
+"""``signoff``: start flows, run a worker, and look after runs from a terminal.
+
+Every command is thin: parse the command line, open the engine from ``SIGNOFF_*``
+settings (``--database-url`` overrides the database), call the engine's public API,
+print. An ``EngineError`` or a usage error prints one ``error: ...`` line to stderr and
+exits non-zero; ``-v`` adds the traceback. With ``--json`` stdout carries JSON only.
+
+Example::
+
+    signoff run deploy --flows flows/deploy.py --param version=1.2 --wait
+    signoff worker --flows flows/deploy.py
+    signoff runs wait 3f2a9c0e --until paused
+    signoff runs resume 3f2a9c0e --input '{"approved": true}' --as alice --group S0SRE
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import threading
+import traceback
+from collections.abc import Mapping, Sequence
+from types import FrameType
+
+import click
+
+from bot.cli.audit import audit
+from bot.cli.config import config
+from bot.cli.db import db
+from bot.cli.flows import flows
+from bot.cli.logs import configure_logging
+from bot.cli.manifest import manifest_command
+from bot.cli.render import JSONValue, dump_json, state_line
+from bot.cli.runs import runs
+from bot.cli.sandbox import sandbox_command
+from bot.cli.serve import serve_command
+from bot.cli.session import CliSession, pass_session
+from bot.cli.wait import RECHECK_SECONDS, Until, say_no_worker, wait_for_run
+from bot.demo.command import demo_command
+from engine import EngineError, FlowNotFound, RunState, Worker, load_flows
+
+logger = logging.getLogger(__name__)
+
+#: Final states that make ``run --wait`` exit 1.
+UNSUCCESSFUL = frozenset({RunState.FAILED, RunState.CRASHED, RunState.CANCELLED})
+
+
+class SignoffGroup(click.Group):
+    """The root command group: engine errors become one line (and a traceback with ``-v``)."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        """Run the chosen command, turning every other exception into a ``ClickException``."""
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except EngineError as exc:
+            if ctx.params.get("verbose"):
+                traceback.print_exc()
+            raise click.ClickException(str(exc)) from exc
+        except Exception as exc:
+            if ctx.params.get("verbose"):
+                traceback.print_exc()
+                raise click.ClickException(f"unexpected {type(exc).__name__}: {exc}") from exc
+            raise click.ClickException(
+                f"unexpected {type(exc).__name__}: {exc} (run with -v for the traceback)"
+            ) from exc
+
+
+@click.group(cls=SignoffGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="signoff", prog_name="signoff", message="%(prog)s %(version)s")
+@click.option(
+    "-v", "--verbose", is_flag=True, help="Log to stderr and show the traceback of errors."
+)
+@click.option(
+    "--database-url",
+    envvar="SIGNOFF_DATABASE_URL",
+    metavar="URL",
+    help="sqlite:///path.db or postgresql://... [env: SIGNOFF_DATABASE_URL]",
+)
+@click.pass_context
+def cli(ctx: click.Context, verbose: bool, database_url: str | None) -> None:
+    """Human-in-the-loop approvals for Python flows."""
+    ctx.obj = CliSession(verbose=verbose, database_url=database_url)
+    if verbose:
+        configure_logging(logging.INFO)
+
+
+def parse_params(
+    _ctx: click.Context, _param: click.Parameter, items: tuple[str, ...]
+) -> dict[str, str]:
+    """Split each ``--param KEY=VALUE``; the values stay text until the flow is known.
+
+    Raises:
+        click.BadParameter: an item has no ``=`` or no key.
+    """
+    parsed: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"expected KEY=VALUE, got {item!r}")
+        parsed[key.strip()] = value
+    return parsed
+
+
+def parameter_values(
+    texts: Mapping[str, str], schema: Mapping[str, object] | None
+) -> dict[str, JSONValue]:
+    """Read ``--param`` texts as JSON when they parse (numbers, true, lists, "quoted").
+
+    A parameter the flow declares as a string keeps its text as it is, so that
+    ``version=1.10`` stays ``"1.10"``. Everything else that is not JSON stays text; the
+    flow's type hints then validate the values.
+
+    Args:
+        texts: parameter name -> the text after ``=``.
+        schema: the flow's parameters JSON schema, when the flow is loaded.
+
+    Returns:
+        Parameter name -> value.
+    """
+    properties = schema.get("properties") if schema else None
+    values: dict[str, JSONValue] = {}
+    for name, text in texts.items():
+        spec = properties.get(name) if isinstance(properties, dict) else None
+        if isinstance(spec, dict) and spec.get("type") == "string":
+            values[name] = text
+            continue
+        try:
+            values[name] = json.loads(text)
+        except json.JSONDecodeError:
+            values[name] = text
+    return values
+
+
+@cli.command("run")
+@click.argument("flow_name", metavar="FLOW")
+@click.option(
+    "--flows",
+    "sources",
+    multiple=True,
+    metavar="PATH_OR_MODULE",
+    help="A flows file or module to load (repeatable).",
+)
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    metavar="KEY=VALUE",
+    callback=parse_params,
+    help="A flow parameter; the value is read as JSON when it parses (repeatable).",
+)
+@click.option(
+    "--started-by",
+    metavar="NAME",
+    help="Who starts the run (default: SIGNOFF_OPERATOR, or your login name).",
+)
+@click.option(
+    "--wait", is_flag=True, help="Wait until the run finishes; exit 1 if it did not complete."
+)
+@click.option(
+    "--until",
+    type=click.Choice(["paused", "finished"]),
+    help="With --wait (implied): stop waiting when the run pauses for input, or finishes.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the run as JSON only.")
+@pass_session
+def run(
+    session: CliSession,
+    flow_name: str,
+    sources: tuple[str, ...],
+    params: dict[str, str],
+    started_by: str | None,
+    wait: bool,
+    until: Until | None,
+    as_json: bool,
+) -> None:
+    """Queue a run of FLOW for a worker and print its id.
+
+    With --wait, wait for the run and print the state it stopped in. If no worker takes the
+    run within a few seconds, say so on stderr (and keep waiting).
+    """
+    for source in sources:
+        load_flows(source)
+    engine = session.engine()
+    flow = engine.flows.get(flow_name)
+    values = parameter_values(params, flow.parameters_schema() if flow else None)
+    try:
+        queued = engine.submit(flow_name, values, started_by=engine.operator(started_by))
+    except FlowNotFound as exc:
+        if sources:
+            raise
+        raise FlowNotFound(flow_name, f"{exc}; load it with --flows PATH_OR_MODULE") from exc
+    if not wait and until is None:
+        click.echo(dump_json(queued) if as_json else queued.id)
+        return
+    if not as_json:
+        click.echo(queued.id)
+    final = wait_for_run(engine, queued.id, until or "finished", on_no_worker=say_no_worker)
+    click.echo(dump_json(final) if as_json else state_line(final))
+    if final.state in UNSUCCESSFUL:
+        raise click.exceptions.Exit(1)
+
+
+@cli.command("worker")
+@click.option(
+    "--flows",
+    "sources",
+    multiple=True,
+    metavar="PATH_OR_MODULE",
+    help="A flows file or module to load before taking runs (repeatable).",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1),
+    default=200,
+    show_default=True,
+    help="At most N runs at once.",
+)
+@click.option(
+    "--migrate", is_flag=True, help="Upgrade an outdated database schema instead of refusing it."
+)
+@pass_session
+def worker(session: CliSession, sources: tuple[str, ...], concurrency: int, migrate: bool) -> None:
+    """Execute queued runs until SIGTERM or Ctrl-C."""
+    session.migrate = migrate
+    configure_logging(logging.INFO)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        logger.info(
+            "stopping on %s", signal.Signals(signum).name, extra={"action": "worker_stopping"}
+        )
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        running = Worker(session.engine(), flows=sources, concurrency=concurrency)
+        running.start()
+        try:
+            while not stop.wait(RECHECK_SECONDS):
+                pass
+        finally:
+            running.stop()
+            logger.info("worker stopped", extra={"action": "worker_stopped"})
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+cli.add_command(runs)
+cli.add_command(flows)
+cli.add_command(config)
+cli.add_command(db)
+cli.add_command(manifest_command)
+cli.add_command(audit)
+cli.add_command(serve_command())
+cli.add_command(demo_command())
+cli.add_command(sandbox_command())
+# Commands defined in other modules register here, e.g. ``signoff serve`` and
+# ``signoff demo``:
+#     from bot.slack.server import serve
+#     cli.add_command(serve)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(part.strip() for part in text.splitlines() if part.strip())
+
+
+def main(args: Sequence[str] | None = None) -> int:
+    """Run the ``signoff`` command line (the console script's entry point).
+
+    Args:
+        args: the arguments after the program name; ``sys.argv[1:]`` when None.
+
+    Returns:
+        The exit status: 0 on success, 1 when a command fails, 2 on a usage error.
+    """
+    try:
+        status = cli.main(
+            args=list(args) if args is not None else None,
+            prog_name="signoff",
+            standalone_mode=False,
+        )
+    except click.exceptions.NoArgsIsHelpError as exc:
+        exc.show()
+        return exc.exit_code
+    except click.UsageError as exc:
+        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
+        message = _one_line(exc.format_message()).rstrip(".")
+        click.echo(f"error: {message}{hint}", err=True)
+        return exc.exit_code
+    except click.ClickException as exc:
+        click.echo(f"error: {_one_line(exc.format_message())}", err=True)
+        return exc.exit_code
+    except click.Abort:
+        click.echo("error: interrupted", err=True)
+        return 130
+    return status if isinstance(status, int) else 0

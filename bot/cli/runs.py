@@ -1,0 +1,226 @@
+"""``signoff runs``: list, inspect, wait for, answer and cancel runs.
+
+RUN arguments take a run id or a unique prefix of one (as ``runs list`` shows them).
+
+``runs resume`` waits (``--verdict-timeout``) for the flow to judge the answer with its
+model, and exits 1 with the model's reasons when the model refused it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import click
+
+from bot.cli.render import JSONValue, detail_text, dump_json, runs_table, state_line
+from bot.cli.session import CliSession, pass_session
+from bot.cli.wait import Until, say_no_worker, wait_for_run, wait_for_verdict
+from engine import PauseStatus, RunState
+from engine.audit import describe
+
+#: Final states that make ``runs wait`` exit 1.
+_UNSUCCESSFUL = frozenset({RunState.FAILED, RunState.CRASHED, RunState.CANCELLED})
+
+_STATES = [state.value for state in RunState]
+
+
+def parse_input(_ctx: click.Context, _param: click.Parameter, raw: str | None) -> JSONValue:
+    """Parse ``--input``: a JSON object, or nothing.
+
+    Raises:
+        click.BadParameter: the text is not JSON, or not a JSON object.
+    """
+    if raw is None:
+        return None
+    try:
+        value: JSONValue = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise click.BadParameter(f"not valid JSON ({exc})") from exc
+    if not isinstance(value, dict):
+        raise click.BadParameter(f"expected a JSON object like '{{\"approved\": true}}', got {raw}")
+    return value
+
+
+@click.group()
+def runs() -> None:
+    """List, inspect, answer and cancel runs."""
+
+
+@runs.command("list")
+@click.option(
+    "--state",
+    "states",
+    multiple=True,
+    type=click.Choice(_STATES, case_sensitive=False),
+    help="Only runs in this state (repeatable).",
+)
+@click.option("--flow", "flow_name", metavar="FLOW", help="Only runs of this flow.")
+@click.option(
+    "--limit", type=click.IntRange(min=1), default=50, show_default=True, help="At most N runs."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
+@pass_session
+def list_runs(
+    session: CliSession,
+    states: tuple[str, ...],
+    flow_name: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """List the newest runs."""
+    wanted = [RunState(state.lower()) for state in states] or None
+    found = session.engine().list_runs(wanted, flow_name, limit)
+    click.echo(dump_json(found) if as_json else runs_table(found))
+
+
+@runs.command("show")
+@click.argument("run_id", metavar="RUN")
+@click.option(
+    "--tail",
+    type=click.IntRange(min=0),
+    default=20,
+    show_default=True,
+    help="How many of the last log records to show.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON only.")
+@pass_session
+def show(session: CliSession, run_id: str, tail: int, as_json: bool) -> None:
+    """Show a run: parameters, state history, tasks, pauses and the log tail."""
+    engine = session.engine()
+    detail = engine.detail(run_id)
+    trail = engine.audit_trail(detail.run.id)
+    if as_json:
+        logs = detail.logs[-tail:] if tail else ()
+        shown = json.loads(dump_json(dataclasses.replace(detail, logs=logs)))
+        shown["audit"] = [record.as_dict() for record in trail]
+        click.echo(json.dumps(shown, indent=2, ensure_ascii=False))
+    else:
+        click.echo(detail_text(detail, tail))
+        click.echo("\nAudit trail")
+        click.echo("\n".join(f"  {describe(r)}" for r in trail) or "  (none)")
+
+
+@runs.command("wait")
+@click.argument("run_id", metavar="RUN")
+@click.option(
+    "--until",
+    type=click.Choice(["paused", "finished"]),
+    default="finished",
+    show_default=True,
+    help="Stop waiting when the run pauses for input, or only when it finishes.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the run as JSON only.")
+@pass_session
+def wait(session: CliSession, run_id: str, until: Until, as_json: bool) -> None:
+    """Wait for a run to pause or finish; print its state; exit 1 if it did not complete."""
+    engine = session.engine()
+    found = engine.get_run(run_id)
+    final = wait_for_run(engine, found.id, until, on_no_worker=say_no_worker)
+    click.echo(dump_json(final) if as_json else state_line(final))
+    if final.state in _UNSUCCESSFUL:
+        raise click.exceptions.Exit(1)
+
+
+@runs.command("resume")
+@click.argument("run_id", metavar="RUN")
+@click.option(
+    "--input",
+    "run_input",
+    metavar="JSON",
+    callback=parse_input,
+    help="The answer, a JSON object (omit it for a pause that takes no input).",
+)
+@click.option(
+    "--as",
+    "responder",
+    metavar="NAME",
+    help="Who answers (default: SIGNOFF_OPERATOR, or your login name); recorded as the CLI.",
+)
+@click.option(
+    "--group",
+    "groups",
+    multiple=True,
+    metavar="GROUP",
+    help="A user group the responder belongs to, for pauses that name groups (repeatable).",
+)
+@click.option(
+    "--verdict-timeout",
+    type=click.FloatRange(min=0),
+    default=30.0,
+    show_default=True,
+    help="Seconds to wait for the flow to accept or refuse the answer.",
+)
+@pass_session
+def resume(
+    session: CliSession,
+    run_id: str,
+    run_input: dict[str, JSONValue] | None,
+    responder: str | None,
+    groups: tuple[str, ...],
+    verdict_timeout: float,
+) -> None:
+    """Answer the input a waiting run asks for, as a named local operator.
+
+    The answer is first checked against the input's schema (an error names each field and
+    nothing is stored). Then the flow judges it with its model; this waits for that
+    verdict, and exits 1 with the model's reasons if it refused the answer. The answer is
+    recorded as coming from the command line (``Via.CLI``), with the groups given.
+    """
+    engine = session.engine()
+    pause = engine.resume(run_id, run_input, engine.operator(responder, groups))
+    who = f" as {pause.answers[-1].responder}" if pause.answers else ""
+    if pause.status is PauseStatus.WAITING:
+        click.echo(
+            f"recorded answer {len(pause.answers)} of {pause.quorum} for {pause.run_id} "
+            f"(input {pause.key!r}){who}; it waits for more"
+        )
+        return
+    judged = pause if pause.status is not PauseStatus.ANSWERED else None
+    judged = judged or wait_for_verdict(engine, pause, verdict_timeout)
+    if judged.status is PauseStatus.REJECTED:
+        reasons = "; ".join(f"{k or 'input'}: {v}" for k, v in judged.errors.items())
+        click.echo(
+            f"error: the flow refused the answer to {pause.run_id} (input {pause.key!r}){who}: "
+            f"{reasons or 'its model refused it'}",
+            err=True,
+        )
+        raise click.exceptions.Exit(1)
+    if judged.status is PauseStatus.ACCEPTED:
+        click.echo(f"resumed {pause.run_id} (input {pause.key!r}){who}; the flow accepted it")
+        return
+    click.echo(f"resumed {pause.run_id} (input {pause.key!r}){who}")
+    click.echo(
+        f"note: the flow has not judged the answer within {verdict_timeout:g}s "
+        "(is a worker running?); see `signoff runs show`",
+        err=True,
+    )
+
+
+@runs.command("reassign")
+@click.argument("run_id", metavar="RUN")
+@click.option("--to", "to", required=True, metavar="ID", help="Who to hand the decision to.")
+@click.option("--as", "by", metavar="NAME", help="Who hands it over (default: the operator).")
+@pass_session
+def reassign(session: CliSession, run_id: str, to: str, by: str | None) -> None:
+    """Hand the decision a run waits on to someone else."""
+    engine = session.engine()
+    pause = engine.reassign(run_id, to, engine.operator(by))
+    click.echo(f"input {pause.key!r} of {pause.run_id} is now {to}'s to answer")
+
+
+@runs.command("cancel")
+@click.argument("run_id", metavar="RUN")
+@click.option(
+    "--as",
+    "by",
+    metavar="NAME",
+    help="Who cancels (default: SIGNOFF_OPERATOR, or your login name); recorded as the CLI.",
+)
+@pass_session
+def cancel(session: CliSession, run_id: str, by: str | None) -> None:
+    """Cancel a run that has not finished."""
+    engine = session.engine()
+    actor = engine.operator(by)
+    run = engine.cancel(run_id, actor)
+    click.echo(f"cancelled {run.id} by {actor.id}")

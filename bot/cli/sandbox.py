@@ -1,0 +1,65 @@
+"""``signoff sandbox``: the bot against the local Slack sandbox, shown as a page in a browser.
+
+    signoff sandbox --flows flows/deploy.py        # then open the printed URL
+    signoff demo --web                             # the demo's flows, started, to click through
+
+The page is served on ``127.0.0.1`` only, unless ``--host`` says otherwise; it lets anyone who
+reaches it act as any sandbox user, so it is for local development.
+"""
+
+from __future__ import annotations
+
+import click
+
+from bot.demo.page import serve_page
+from bot.sandbox.web import LOOPBACK
+
+__all__ = ["sandbox_command"]
+
+
+def sandbox_command() -> click.Command:
+    """The ``signoff sandbox`` click command."""
+
+    @click.command("sandbox")
+    @click.option(
+        "--flows",
+        "sources",
+        multiple=True,
+        metavar="PATH_OR_MODULE",
+        help="A flows file or module to load (repeatable).",
+    )
+    @click.option(
+        "--start",
+        "starts",
+        multiple=True,
+        metavar="FLOW",
+        help="Start a run of FLOW once the page is up (repeatable).",
+    )
+    @click.option("--host", default=LOOPBACK, show_default=True, help="Address the page binds.")
+    @click.option(
+        "--port",
+        default=8765,
+        show_default=True,
+        type=click.IntRange(0, 65535),
+        help="The page's port (0: any free port).",
+    )
+    @click.pass_context
+    def sandbox(
+        ctx: click.Context, sources: tuple[str, ...], starts: tuple[str, ...], host: str, port: int
+    ) -> None:
+        """Run the bot against a local Slack sandbox and show it in your browser.
+
+        Prints the page's URL. Click the buttons, fill in and submit the modals as any sandbox
+        user; start runs with /runs start FLOW in the page. Stored in a temporary SQLite file
+        unless --database-url is given.
+        """
+        database_url = getattr(ctx.find_root().obj, "database_url", None)
+        serve_page(
+            list(sources),
+            host=host,
+            port=port,
+            start=lambda _names: [(name, {}) for name in starts],
+            database_url=database_url,
+        )
+
+    return sandbox

@@ -1,0 +1,361 @@
+"""``signoff demo``: the whole loop on this machine, against the local Slack sandbox.
+
+It serves the bot on a temporary SQLite store, starts the demo flows (or yours, with
+``--flows``), plays a person's clicks and submissions, and prints what Slack would show.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from bot.sandbox import (
+    Message,
+    SlackSandbox,
+    block_kit_builder_url,
+    render_message,
+    render_mrkdwn,
+    render_view,
+)
+from bot.slack import reminders
+from bot.slack.server import Server
+from bot.testing import SIGNING_SECRET, running_bot
+from engine import Engine, Run, load_flows
+
+T = TypeVar("T")
+CHANNEL = "C0GENERAL"
+
+
+def _wait(what: str, condition: Callable[[], T | None], timeout: float = 20.0) -> T:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = condition()
+        if found:
+            return found
+        time.sleep(0.01)
+    raise click.ClickException(f"the demo timed out waiting for {what}")
+
+
+class Demo:
+    """A served bot, a sandbox workspace and a transcript printer."""
+
+    def __init__(self, engine: Engine, sandbox: SlackSandbox, server: Server) -> None:
+        self.engine = engine
+        self.sandbox = sandbox
+        self.server = server
+        self.driver = sandbox.driver(f"{server.url}/slack/events", SIGNING_SECRET)
+        self.seen: set[str] = set()
+        #: (what, link) per modal shown; printed whole at the end, where they do not break up
+        #: the transcript
+        self.builder_links: list[tuple[str, str]] = []
+
+    def say(self, text: str = "") -> None:
+        click.echo(text)
+
+    def step(self, text: str) -> None:
+        click.secho(f"▶ {text}", fg="cyan", err=True)
+
+    def show_message(self, message: Message, where: str) -> None:
+        self.say(f"── {where} " + "─" * max(0, 60 - len(where)))
+        self.say(render_message(message, self.sandbox.workspace.names()))
+
+    def prompt_for(self, run: Run) -> Message:
+        """The newest unseen message with a button for ``run`` (root or thread)."""
+
+        def find() -> Message | None:
+            channel = self.sandbox.channel(CHANNEL)
+            candidates = list(channel.messages) + [m for r in channel.replies.values() for m in r]
+            for message in candidates:
+                has_button = any(b.get("type") == "actions" for b in message.blocks)
+                if (
+                    has_button
+                    and run.id[:8] in json.dumps(message.blocks)
+                    and message.ts not in self.seen
+                ):
+                    return message
+            return None
+
+        message = _wait(f"a prompt for {run.flow_name}", find)
+        self.seen.add(message.ts)
+        return message
+
+    def answer(self, run: Run, user: str, values: dict[str, Any], note: str) -> None:
+        prompt = self.prompt_for(run)
+        self.show_message(prompt, "#general" if prompt.thread_ts in (None, prompt.ts) else "thread")
+        self.step(f"{user} clicks “Provide input”")
+        self.driver.click(user, prompt, action_id="provide_input")
+        uid = self.sandbox.user(user)
+        assert uid is not None
+        view = self.sandbox.wait_for(lambda ws: ws.open_view(uid.id), timeout=10)
+        self.say("── modal " + "─" * 52)
+        self.say(render_view(view, self.sandbox.workspace.names()))
+        self.builder_links.append(
+            (f"{run.flow_name} run {run.id[:8]}", block_kit_builder_url(view.view))
+        )
+        self.say(f"   (see it in Block Kit Builder: link [{len(self.builder_links)}] at the end)")
+        self.step(f"{user} {note}")
+        reply = self.driver.submit(user, values, client_checks=False)
+        if reply.response_action == "errors":
+            self.say("── errors shown in the modal " + "─" * 32)
+            for block, error in reply.errors.items():
+                self.say(f"   {block}: {error}")
+
+    def resubmit(self, user: str, values: dict[str, Any], note: str) -> None:
+        """Fix the modal that is still open after errors, and submit it again."""
+        self.step(f"{user} {note}")
+        reply = self.driver.submit(user, values, client_checks=False)
+        if reply.response_action == "errors":
+            for block, error in reply.errors.items():
+                self.say(f"   {block}: {error}")
+
+    def reminder(self, run: Run) -> None:
+        """Fire the run's reminder now instead of ten minutes before its deadline."""
+        pause = self.engine.waiting_pause(run.id)
+        assert pause is not None and pause.deadline is not None
+        due = reminders.reminder_time(pause.deadline, pause.created_at)
+        self.step(f"fast-forward to {due:%H:%M} UTC, when the reminder is due")
+        reminders.remind(run_id=run.id, key=pause.key)
+        self.thread_notes(run)
+
+    def refused(self, run: Run, user: str) -> None:
+        prompt = self.prompt_for(run)
+        self.seen.discard(prompt.ts)
+        self.step(f"{user} clicks “Provide input” but is not an approver")
+        self.driver.click(user, prompt, action_id="provide_input")
+        uid = self.sandbox.user(user)
+        assert uid is not None
+        notes = self.sandbox.wait_for(lambda ws: ws.ephemeral(uid.id), timeout=10)
+        self.say(
+            f"   (only {user} sees) {render_message(notes[-1], self.sandbox.workspace.names())}"
+        )
+
+    def thread_notes(self, run: Run) -> None:
+        channel = self.sandbox.channel(CHANNEL)
+        for replies in channel.replies.values():
+            for message in replies:
+                has_button = any(b.get("type") == "actions" for b in message.blocks)
+                if (
+                    not has_button
+                    and (run.id[:8] in message.text or "not accepted" in message.text)
+                    and message.ts not in self.seen
+                ):
+                    self.seen.add(message.ts)
+                    self.show_message(message, "thread")
+
+    def finish(self, run: Run) -> Run:
+        def final() -> Run | None:
+            current = self.engine.get_run(run.id)
+            return current if current.state.is_final else None
+
+        done = _wait(f"{run.flow_name} to finish", final)
+        self.thread_notes(run)
+        return done
+
+    def summary(self, runs: list[Run]) -> None:
+        self.say("── final states " + "─" * 45)
+        names = self.sandbox.workspace.names()
+        for run in runs:
+            detail = self.engine.detail(run.id)
+            answers = ", ".join(
+                f"input {p.key} {p.status.value} by {render_mrkdwn(f'<@{p.responder}>', names)}"
+                for p in detail.pauses
+                if p.responder
+            )
+            self.say(
+                f"   {run.flow_name:<18} {detail.run.state.value:<10} result={detail.run.result}  {answers}"
+            )
+        if self.builder_links:
+            self.say("── the modals in Block Kit Builder (open in a browser) " + "─" * 6)
+            for number, (what, link) in enumerate(self.builder_links, 1):
+                self.say(f"[{number}] {what}: {link}")
+
+
+@contextmanager
+def served(flows: list[str]) -> Iterator[Demo]:
+    with running_bot(flows) as bot:
+        yield Demo(bot.engine, bot.slack, bot.server)
+
+
+def _quiet_logs() -> None:
+    # The transcript is the output; flow logs and Bolt's start-up notes would interleave with it.
+    for name in ("engine", "bot", "slack_bolt", "slack_sdk", "apscheduler"):
+        logging.getLogger(name).addHandler(logging.NullHandler())
+        logging.getLogger(name).propagate = False
+
+
+def builtin_demo() -> None:
+    _quiet_logs()
+    with served(["bot.demo.flows"]) as demo:
+        runs = []
+        demo.step("starting greet-user (the reference's greeting, with initial data)")
+        greet = demo.engine.submit("greet-user", {}, started_by="U0CAROL")
+        demo.answer(greet, "alice", {"name": "Ada"}, "types “Ada” and submits")
+        runs.append(demo.finish(greet))
+
+        demo.step("starting get-shirt-order (the reference's validation loop)")
+        shirt = demo.engine.submit("get-shirt-order", {}, started_by="U0CAROL")
+        demo.answer(
+            shirt,
+            "alice",
+            {"size": "small", "color": "green"},
+            "picks small + green (out of stock)",
+        )
+        _wait(
+            "the rejection in the thread",
+            lambda: (
+                demo.engine.waiting_pause(shirt.id)
+                and any(
+                    "not accepted" in m.text
+                    for r in demo.sandbox.channel(CHANNEL).replies.values()
+                    for m in r
+                )
+            ),
+        )
+        demo.thread_notes(shirt)
+        demo.answer(shirt, "bob", {"color": "red"}, "fixes only the colour (the rest is prefilled)")
+        runs.append(demo.finish(shirt))
+
+        demo.step("starting deploy-production (approvers: bob; the starter may not approve)")
+        deploy = demo.engine.submit("deploy-production", {"version": "2.4.1"}, started_by="U0CAROL")
+        demo.refused(deploy, "alice")
+        demo.reminder(deploy)
+        demo.answer(
+            deploy, "bob", {"approve": True, "reason": "ok"}, "submits a reason that is too short"
+        )
+        demo.resubmit(
+            "bob", {"reason": "Staging soak was clean"}, "fixes the reason in the open modal"
+        )
+        runs.append(demo.finish(deploy))
+        demo.summary(runs)
+
+
+def _plan(entry: Any) -> tuple[dict[str, Any], list[dict[str, Any]] | None]:
+    """(parameters, answers) from an answers-file entry: a list of answers, or
+    ``{"parameters": {...}, "answers": [...]}``; answers None means "ask at the prompt"."""
+    if isinstance(entry, list):
+        return {}, entry
+    if isinstance(entry, dict):
+        return dict(entry.get("parameters") or {}), entry.get("answers")
+    return {}, None
+
+
+def _waiting_or_done(demo: Demo, run: Run, answered: set[str]) -> str | None:
+    """The key of a new question the run waits on, or None once the run has finished."""
+
+    def check() -> tuple[str | None] | None:
+        current = demo.engine.get_run(run.id)
+        pause = demo.engine.waiting_pause(run.id)
+        if pause is not None and current.state.is_waiting and pause.key not in answered:
+            return (pause.key,)
+        return (None,) if current.state.is_final else None
+
+    return _wait(f"{run.flow_name} to ask or finish", check)[0]
+
+
+def user_demo(flows: list[str], plans: dict[str, Any]) -> None:
+    _quiet_logs()
+    for source in flows:
+        load_flows(source)
+    with served(flows) as demo:
+        runs = []
+        for flow_name in demo.engine.flows.names():
+            parameters, answers = _plan(plans.get(flow_name))
+            demo.step(f"starting {flow_name}")
+            run = demo.engine.submit(flow_name, parameters, started_by="U0CAROL")
+            answered: set[str] = set()
+            queue = list(answers or [])
+            while (key := _waiting_or_done(demo, run, answered)) is not None:
+                answered.add(key)
+                if answers is not None and not queue:
+                    demo.engine.cancel(run.id, by="the demo: the answers file has no more answers")
+                    break
+                if queue:
+                    values = queue.pop(0)
+                else:
+                    typed = click.prompt(
+                        f"JSON answer for {flow_name} input {key} (or 'skip')",
+                        default="skip",
+                        err=True,
+                    )
+                    if typed == "skip":
+                        demo.engine.cancel(run.id, by="the demo")
+                        break
+                    values = json.loads(typed)
+                demo.answer(run, "alice", values, f"submits {json.dumps(values)}")
+            runs.append(demo.finish(run))
+        demo.summary(runs)
+
+
+#: What ``demo --web`` starts for the built-in flows: the reference's two examples and a deploy.
+WEB_RUNS: list[tuple[str, dict[str, Any]]] = [
+    ("greet-user", {}),
+    ("get-shirt-order", {}),
+    ("deploy-production", {"version": "2.4.1"}),
+]
+
+
+def web_demo(flows: list[str], plans: dict[str, Any], *, port: int = 8765) -> None:
+    """Start one run of each flow and serve the sandbox page, for a person to answer.
+
+    Args:
+        flows: Flow files or modules; the built-in demo flows when empty.
+        plans: The answers file's entries; only their ``parameters`` are used here.
+        port: The page's port.
+    """
+    from bot.demo.page import serve_page
+
+    if not flows:
+        serve_page(["bot.demo.flows"], start=lambda _names: WEB_RUNS, port=port)
+        return
+    serve_page(flows, start=lambda n: [(f, _plan(plans.get(f))[0]) for f in n], port=port)
+
+
+def demo_command() -> click.Command:
+    @click.command("demo")
+    @click.option(
+        "--flows",
+        "sources",
+        multiple=True,
+        metavar="PATH_OR_MODULE",
+        help="Your flows instead of the built-in ones.",
+    )
+    @click.option(
+        "--answers",
+        type=click.Path(exists=True, dir_okay=False),
+        help='JSON: {"flow-name": [answer, ...]} or {"flow-name": {"parameters": {...}, '
+        '"answers": [...]}}; flows without an entry are asked at the prompt.',
+    )
+    @click.option(
+        "--web",
+        is_flag=True,
+        help="Start the flows and show the sandbox in your browser, to answer them yourself.",
+    )
+    @click.option(
+        "--port",
+        default=8765,
+        show_default=True,
+        type=click.IntRange(0, 65535),
+        help="With --web: the page's port (0: any free port).",
+    )
+    def demo(sources: tuple[str, ...], answers: str | None, web: bool, port: int) -> None:
+        """See the whole loop locally: flows, Slack prompts, modals, errors, and answers."""
+        if web:
+            plans = json.loads(Path(answers).read_text()) if answers else {}
+            web_demo(list(sources), plans, port=port)
+            return
+        started = time.monotonic()
+        if sources:
+            data = json.loads(Path(answers).read_text()) if answers else {}
+            user_demo(list(sources), data)
+        else:
+            builtin_demo()
+        click.secho(f"✔ demo finished in {time.monotonic() - started:.1f}s", fg="green", err=True)
+
+    return demo

@@ -1,0 +1,87 @@
+"""The bot on a local Slack sandbox, with the sandbox's page, served until SIGINT/SIGTERM.
+
+``signoff sandbox`` and ``signoff demo --web`` both serve it. The page is served on
+``127.0.0.1`` only, unless ``host`` says otherwise; it lets anyone who reaches it act as any
+sandbox user, so it is for local development.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import signal
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from types import FrameType
+from typing import Any
+
+import click
+
+from bot.sandbox.web import LOOPBACK, SandboxPage
+from bot.testing import running_bot
+
+__all__ = ["STARTER", "serve_page"]
+
+#: Who starts the runs given with ``--start`` (a member other than the default viewer, so
+#: flows that forbid the starter from answering still let alice answer).
+STARTER = "U0CAROL"
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def serve_page(
+    flows: Sequence[str],
+    *,
+    host: str = LOOPBACK,
+    port: int = 8765,
+    start: Callable[[list[str]], Sequence[tuple[str, Mapping[str, Any]]]] | None = None,
+    database_url: str | None = None,
+) -> None:
+    """Serve the bot on a sandbox and the sandbox's page until SIGINT or SIGTERM.
+
+    Args:
+        flows: Flow files or modules to load.
+        host: Address the page binds (loopback by default).
+        port: The page's port (0: any free one).
+        start: Given the loaded flows' names, the (flow name, parameters) of runs to start
+            once everything is up.
+        database_url: The engine's store; a temporary SQLite file when None.
+    """
+    stop = threading.Event()
+
+    def on_signal(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        with running_bot(flows, database_url=database_url) as bot:
+            names = bot.engine.flows.names()
+            page = SandboxPage(bot.slack.workspace, bot.driver, host=host, port=port, flows=names)
+            page.start()
+            try:
+                for name, parameters in start(names) if start else ():
+                    bot.engine.submit(name, dict(parameters), started_by=STARTER)
+                click.echo(f"Sandbox page: {page.url}")
+                click.echo(
+                    f"Serving {page.host}:{page.port} for local development; Ctrl-C stops it.",
+                    err=True,
+                )
+                if not _is_loopback(page.host):
+                    click.secho(
+                        f"warning: {page.host} is not loopback: anyone who reaches it can act "
+                        "as any sandbox user",
+                        fg="yellow",
+                        err=True,
+                    )
+                if names:
+                    click.echo(f"Flows: {', '.join(names)} (start one with /runs start NAME)")
+                stop.wait()
+            finally:
+                page.stop()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

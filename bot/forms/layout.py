@@ -1,0 +1,377 @@
+"""Reading a model's JSON schema into the modal's layout: headings and input fields.
+
+``bot.forms.modals`` builds views from this layout and ``bot.forms.submissions`` reads answers back with
+it, so both directions agree on every block id and element kind.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from typing import Any, TypeAlias
+
+from bot.errors import UnsupportedField
+from bot.inputs import CHANNEL_ID_PATTERN, USER_ID_PATTERN
+
+__all__ = [
+    "ACTION_ID",
+    "ID_PATTERNS",
+    "MAX_BLOCKS",
+    "MAX_CHECKBOXES",
+    "MAX_RADIO",
+    "MAX_TEXT",
+    "UNTICKED",
+    "Choice",
+    "FieldGroup",
+    "InputField",
+    "JSONSchema",
+    "block_id_for",
+    "clip",
+    "schema_layout",
+]
+
+JSONSchema: TypeAlias = Mapping[str, Any]
+"""A JSON schema as produced by ``pydantic.BaseModel.model_json_schema()``."""
+
+#: The action id of every input element; the block id tells the fields apart.
+ACTION_ID = "value"
+MAX_BLOCKS = 100
+MAX_OPTIONS = 100
+MAX_RADIO = 5
+MAX_CHECKBOXES = 10
+MAX_TEXT = 3000
+_DATE_KINDS = {"date": "date", "time": "time", "date-time": "datetime"}
+_REFUSED_FORMATS = {
+    "binary": "bytes cannot be typed into a Slack text box",
+    "password": "Slack shows what is typed, so a secret must not be asked for in a modal",
+}
+ID_PATTERNS = {"user": re.compile(USER_ID_PATTERN), "channel": re.compile(CHANNEL_ID_PATTERN)}
+#: the hint under a tickbox, which is sent as False when left unticked
+UNTICKED = "Leave unticked for no."
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One option of a choice field."""
+
+    value: Any  #: the JSON value the model expects
+    key: str  #: the option's ``value`` in Slack
+    text: str  #: what the person reads
+
+
+@dataclass(frozen=True)
+class FieldGroup:
+    """A nested model: shown as a heading; its fields follow with dotted paths."""
+
+    path: str
+    title: str
+    in_required: bool  #: the key is listed in the parent's ``required``
+    nullable: bool  #: ``None`` is an accepted value (``Optional[Model]``)
+
+
+@dataclass(frozen=True)
+class InputField:
+    """One input block, and how its answer maps to a JSON value.
+
+    ``kind`` is one of: text, lines (list of str), email, url, integer, number, decimal,
+    boolean, choice, choices (list of choice), date, time, datetime, user, users, channel,
+    channels.
+    """
+
+    path: str
+    label: str
+    hint: str | None
+    kind: str
+    in_required: bool
+    nullable: bool
+    optional: bool  #: Slack lets the person leave it empty
+    default: Any = None
+    choices: tuple[Choice, ...] = ()
+    min_length: int | None = None
+    max_length: int | None = None
+    multiline: bool = False
+    minimum: Decimal | None = None
+    maximum: Decimal | None = None
+    max_items: int | None = None
+
+    @property
+    def always_answered(self) -> bool:
+        """An empty answer (an unticked box, an empty list) is itself a value to send."""
+        return self.kind in ("boolean", "choices", "lines", "users", "channels")
+
+
+_YES_NO = (Choice(value=True, key="true", text="Yes"), Choice(value=False, key="false", text="No"))
+
+
+def block_id_for(path: str) -> str:
+    """Returns the block id of the input block for a dotted field path.
+
+    Args:
+        path: Dotted path of the field, e.g. ``"address.city"``.
+
+    Returns:
+        ``"field:<path>"``, also the key for ``response_action: errors``.
+    """
+    return f"field:{path}"
+
+
+def clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def schema_layout(schema: JSONSchema) -> tuple[InputField | FieldGroup, ...]:
+    """Lays a model's JSON schema out as the modal's headings and input fields, in order.
+
+    Args:
+        schema: The model's JSON schema (with ``$defs``).
+
+    Returns:
+        One entry per nested-model heading and per input block.
+
+    Raises:
+        UnsupportedField: If a field cannot become a Slack input.
+    """
+    root = _resolve(schema, schema, "", ())
+    if not _is_object(root.node):
+        raise UnsupportedField("", "its schema is not an object with properties")
+    return tuple(_walk_object(root, schema, "", optional=False))
+
+
+# --- schema walking -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Resolved:
+    node: Mapping[str, Any]
+    nullable: bool
+    refs: tuple[str, ...]  #: the $refs followed to get here, to catch recursive models
+
+
+def _resolve(
+    node: Mapping[str, Any], root: JSONSchema, path: str, refs: tuple[str, ...]
+) -> _Resolved:
+    """Follows ``$ref`` and single ``allOf`` wrappers and takes ``null`` out of unions."""
+    merged = dict(node)
+    nullable = False
+    while True:
+        if "$ref" in merged:
+            ref = str(merged.pop("$ref"))
+            if ref in refs:
+                raise UnsupportedField(path, "its model contains itself, so the form has no end")
+            refs = (*refs, ref)
+            merged = {**_lookup(root, ref, path), **merged}
+        elif "allOf" in merged:
+            parts = merged.pop("allOf")
+            if len(parts) != 1:
+                raise UnsupportedField(path, "allOf with several schemas is not supported")
+            merged = {**parts[0], **merged}
+        elif "anyOf" in merged or "oneOf" in merged:
+            branches = merged.pop("anyOf", None) or merged.pop("oneOf")
+            rest = [b for b in branches if b.get("type") != "null"]
+            nullable = nullable or len(rest) < len(branches)
+            merged = {**_merge_union(rest, root, path, refs), **merged}
+        elif isinstance(merged.get("type"), list):
+            types = [t for t in merged["type"] if t != "null"]
+            nullable = nullable or len(types) < len(merged["type"])
+            if len(types) != 1:
+                raise UnsupportedField(path, f"a union of different types {types} is not supported")
+            merged["type"] = types[0]
+        else:
+            return _Resolved(merged, nullable, refs)
+
+
+def _merge_union(
+    branches: Sequence[Mapping[str, Any]], root: JSONSchema, path: str, refs: tuple[str, ...]
+) -> dict[str, Any]:
+    if len(branches) == 1:
+        return dict(branches[0])
+    resolved = [_resolve(b, root, path, refs).node for b in branches]
+    if resolved and all("const" in b or "enum" in b for b in resolved):
+        # Literal["a"] | Literal["b"], or several enums: one list of options.
+        return {"enum": [v for b in resolved for v in b.get("enum", [b.get("const")])]}
+    types = sorted({str(b.get("type")) for b in resolved})
+    if types == ["number", "string"]:
+        # pydantic's Decimal: a number, or a string so that no precision is lost. The bounds
+        # sit on the number branch.
+        number = next(b for b in resolved if b.get("type") == "number")
+        return {**number, "x-decimal": True}
+    if types and set(types) <= {"integer", "number"}:
+        return {"type": "number"}
+    raise UnsupportedField(
+        path, f"a union of different types ({', '.join(types)}) is not supported"
+    )
+
+
+def _lookup(root: JSONSchema, ref: str, path: str) -> Mapping[str, Any]:
+    target: Any = root if ref.startswith("#") else None
+    for part in ref[2:].split("/") if ref.startswith("#/") else []:
+        target = target.get(part) if isinstance(target, Mapping) else None
+    if not isinstance(target, Mapping):
+        raise UnsupportedField(path, f"$ref {ref!r} does not point into this schema")
+    return target
+
+
+def _is_object(node: Mapping[str, Any]) -> bool:
+    return node.get("type") == "object" or "properties" in node
+
+
+def _walk_object(
+    obj: _Resolved, root: JSONSchema, prefix: str, *, optional: bool
+) -> Iterator[InputField | FieldGroup]:
+    properties: Mapping[str, Any] = obj.node.get("properties", {})
+    # A model always lists its properties, even none; only a dict-like object lacks the key.
+    if "properties" not in obj.node:
+        reason = "a free-form mapping (dict, additionalProperties) has no fixed fields to ask for"
+        raise UnsupportedField(prefix, reason)
+    required = set(obj.node.get("required", ()))
+    # A nested model's own default ({"city": "Oslo"}) is where its fields' defaults live.
+    defaults = obj.node.get("default")
+    for name, prop in properties.items():
+        path = f"{prefix}.{name}" if prefix else name
+        if "." in name or len(block_id_for(path)) > 255:
+            raise UnsupportedField(path, "its name contains '.' or its path is over 255 characters")
+        resolved = _resolve(prop, root, path, obj.refs)
+        node = dict(resolved.node)
+        if isinstance(defaults, Mapping) and name in defaults and "default" not in prop:
+            node["default"] = defaults[name]
+        label = str(prop.get("title") or " ".join(w.capitalize() for w in name.split("_") if w))
+        in_required = name in required
+        nullable = resolved.nullable or None in node.get("enum", ())
+        slack_optional = optional or not in_required or nullable
+        if _is_object(node):
+            yield FieldGroup(path, label or name, in_required, nullable)
+            # A nested model that may be None makes its fields optional; one that always
+            # exists (required, or defaulted to an instance) keeps its fields' own rules.
+            inner = _Resolved(node, nullable, resolved.refs)
+            yield from _walk_object(inner, root, path, optional=optional or nullable)
+            continue
+        entry = InputField(
+            path=path,
+            label=label or name,
+            hint=str(prop.get("description") or node.get("description") or "") or None,
+            in_required=in_required,
+            nullable=nullable,
+            optional=slack_optional,
+            default=node.get("default"),
+            **_classify(node, root, path, resolved.refs),
+        )
+        if entry.kind == "boolean" and not entry.optional:
+            # A tickbox must be optional in Slack (unticked is an answer), and Slack then
+            # labels it "(optional)"; a required yes/no is asked as two explicit choices.
+            entry = replace(entry, kind="choice", choices=_YES_NO)
+        elif entry.kind == "boolean":
+            entry = replace(entry, hint=f"{entry.hint} {UNTICKED}" if entry.hint else UNTICKED)
+        if entry.always_answered and int(node.get("minItems", 0)) < 1:
+            # An unticked box or an empty list is a real answer, so Slack must accept it.
+            entry = replace(entry, optional=True)
+        yield entry
+
+
+def _classify(
+    node: Mapping[str, Any], root: JSONSchema, path: str, refs: tuple[str, ...]
+) -> dict[str, Any]:
+    if "const" in node or "enum" in node:
+        return {"kind": "choice", "choices": _choices(node, path)}
+    kind = node.get("type")
+    if kind == "array":
+        return _classify_array(node, root, path, refs)
+    if kind == "string":
+        fmt = node.get("format")
+        if node.get("x-slack") in ID_PATTERNS:
+            return {"kind": node["x-slack"]}
+        if fmt in _REFUSED_FORMATS:
+            raise UnsupportedField(path, _REFUSED_FORMATS[fmt])
+        if fmt in _DATE_KINDS:
+            return {"kind": _DATE_KINDS[fmt]}
+        if fmt in ("email", "uri", "iri"):
+            return {"kind": "email" if fmt == "email" else "url"}
+        max_length = node.get("maxLength")
+        long_text = max_length is not None and int(max_length) > 150
+        return {
+            "kind": "text",
+            "min_length": node.get("minLength"),
+            "max_length": max_length,
+            "multiline": long_text or node.get("multiline") is True,
+        }
+    if kind in ("integer", "number"):
+        number_kind = "decimal" if node.get("x-decimal") else str(kind)
+        return {"kind": number_kind, **_bounds(node, integer=kind == "integer")}
+    if kind == "boolean":
+        return {"kind": "boolean"}
+    if kind is None:
+        raise UnsupportedField(path, "it has no type (Any), so no input fits it")
+    raise UnsupportedField(path, f"type {kind!r} is not supported")
+
+
+def _classify_array(
+    node: Mapping[str, Any], root: JSONSchema, path: str, refs: tuple[str, ...]
+) -> dict[str, Any]:
+    if "prefixItems" in node:
+        raise UnsupportedField(path, "tuples (fixed-position lists) are not supported")
+    max_items = node.get("maxItems")
+    limit = {"max_items": int(max_items) if max_items is not None else None}
+    items = _resolve(node.get("items") or {}, root, path, refs).node
+    if "const" in items or "enum" in items:
+        return {"kind": "choices", "choices": _choices(items, path), **limit}
+    if _is_object(items):
+        raise UnsupportedField(path, "a list of nested models or mappings cannot be entered")
+    if items.get("type") == "string" and items.get("x-slack") in ID_PATTERNS:
+        return {"kind": f"{items['x-slack']}s", **limit}
+    if items.get("type") == "string" and "format" not in items:
+        return {"kind": "lines"}
+    what = items.get("format") or items.get("type") or "Any"
+    reason = f"lists of {what} values are not supported (only of str, Literal/Enum or Slack ids)"
+    raise UnsupportedField(path, reason)
+
+
+def _choices(node: Mapping[str, Any], path: str) -> tuple[Choice, ...]:
+    choices: dict[str, Choice] = {}
+    for value in node["enum"] if "enum" in node else [node["const"]]:
+        if value is None:
+            continue  # makes the field nullable; see _walk_object
+        if not isinstance(value, str | int | float | bool):
+            raise UnsupportedField(path, f"option {value!r} is not a string, number or boolean")
+        key = value if isinstance(value, str) and value else json.dumps(value)
+        if len(key) > 150:
+            raise UnsupportedField(path, f"option {key[:30]!r}… is longer than 150 characters")
+        if key in choices:
+            raise UnsupportedField(path, f"two options would both be sent as {key!r}")
+        choices[key] = Choice(value=value, key=key, text=_humanise(value))
+    if not choices:
+        raise UnsupportedField(path, "it has no options to choose from")
+    if len(choices) > MAX_OPTIONS:
+        reason = f"it has {len(choices)} options and a Slack menu holds at most {MAX_OPTIONS}"
+        raise UnsupportedField(path, reason)
+    return tuple(choices.values())
+
+
+def _humanise(value: Any) -> str:
+    if isinstance(value, str) and re.fullmatch(r"[a-z0-9]+(?:[_-][a-z0-9]+)*", value):
+        text = re.sub(r"[_-]", " ", value)
+        return clip(text[0].upper() + text[1:], 75)
+    return clip(value if isinstance(value, str) and value else json.dumps(value), 75)
+
+
+def _bounds(node: Mapping[str, Any], *, integer: bool) -> dict[str, Decimal | None]:
+    low, high = _decimal(node.get("minimum")), _decimal(node.get("maximum"))
+    # Slack bounds are inclusive. For whole numbers an exclusive bound becomes the next
+    # integer; for decimals Slack will allow the bound itself and validation refuses it.
+    if (exclusive := _decimal(node.get("exclusiveMinimum"))) is not None:
+        low = exclusive.to_integral(rounding="ROUND_FLOOR") + 1 if integer else exclusive
+    if (exclusive := _decimal(node.get("exclusiveMaximum"))) is not None:
+        high = exclusive.to_integral(rounding="ROUND_CEILING") - 1 if integer else exclusive
+    if integer:
+        low = low.to_integral(rounding="ROUND_CEILING") if low is not None else None
+        high = high.to_integral(rounding="ROUND_FLOOR") if high is not None else None
+    if low is not None and high is not None and low > high:
+        return {"minimum": None, "maximum": None}  # nothing fits; validation will say so
+    return {"minimum": low, "maximum": high}
+
+
+def _decimal(value: Any) -> Decimal | None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return Decimal(str(value)).normalize()  # pydantic writes ge=0 as 0.0; show "0"
+    return None

@@ -1,0 +1,389 @@
+"""A Block Kit modal generated from a pydantic model's JSON schema.
+
+``bot.forms.layout.schema_layout`` reads the schema into input fields and headings; this module
+turns that layout into a ``slack_sdk`` view and checks it against Block Kit's limits
+(``bot.forms.blockkit``). Each input block has ``block_id = block_id_for(path)`` and
+``action_id = "value"``. Failures raise ``bot.errors.ModalError`` or its
+``UnsupportedField``, which names the field.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime, time
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from pydantic_core import to_jsonable_python
+from slack_sdk.errors import SlackObjectFormationError
+from slack_sdk.models.blocks import (
+    Block,
+    CheckboxesElement,
+    ContextBlock,
+    ConversationMultiSelectElement,
+    ConversationSelectElement,
+    DatePickerElement,
+    DateTimePickerElement,
+    DividerBlock,
+    EmailInputElement,
+    HeaderBlock,
+    InputBlock,
+    InputInteractiveElement,
+    MarkdownTextObject,
+    NumberInputElement,
+    Option,
+    PlainTextInputElement,
+    RadioButtonsElement,
+    SectionBlock,
+    StaticMultiSelectElement,
+    StaticSelectElement,
+    TimePickerElement,
+    UrlInputElement,
+    UserMultiSelectElement,
+    UserSelectElement,
+)
+from slack_sdk.models.views import View
+
+from bot.errors import ModalError, UnsupportedField
+from bot.forms.blockkit import check_view
+from bot.forms.layout import (
+    ACTION_ID,
+    ID_PATTERNS,
+    MAX_BLOCKS,
+    MAX_CHECKBOXES,
+    MAX_RADIO,
+    MAX_TEXT,
+    Choice,
+    FieldGroup,
+    InputField,
+    JSONSchema,
+    block_id_for,
+    clip,
+    schema_layout,
+)
+from bot.forms.mrkdwn import markdown_to_mrkdwn
+
+__all__ = [
+    "ACTION_ID",
+    "Choice",
+    "FieldGroup",
+    "InputField",
+    "JSONSchema",
+    "ModalError",
+    "UnsupportedField",
+    "block_id_for",
+    "build_input_view",
+    "check_renderable",
+    "schema_layout",
+]
+
+
+def check_renderable(
+    schema: JSONSchema, *, description: str | None = None, context: bool = True
+) -> None:
+    """Checks that a model's JSON schema can be shown as a modal.
+
+    Counts the blocks as they will be sent: one per input and nested-model heading, plus
+    the context line, the description (at least one section; it gives way down to that
+    when the inputs need the room) and the divider between them and the inputs.
+
+    Args:
+        schema: The model's JSON schema.
+        description: The Markdown shown above the inputs, if any.
+        context: Whether the modal has a context line (the bot's forms always do).
+
+    Raises:
+        UnsupportedField: Naming the first field that cannot be shown, and why; ``field`` is
+            ``""`` when the model as a whole is the problem (too many blocks).
+    """
+    _renderable_layout(schema, description=description, context=context)
+
+
+def _renderable_layout(
+    schema: JSONSchema, *, description: str | None, context: bool
+) -> tuple[InputField | FieldGroup, ...]:
+    layout = schema_layout(schema)
+    around = int(context) + int(bool(description and description.strip()))
+    needed = len(layout) + around + int(bool(around and layout))
+    if needed > MAX_BLOCKS:
+        extra = f" ({len(layout)} for the fields, {needed - len(layout)} around them)"
+        raise UnsupportedField(
+            "", f"it needs {needed} blocks{extra if around else ''}; a modal holds {MAX_BLOCKS}"
+        )
+    return layout
+
+
+def build_input_view(
+    schema: JSONSchema,
+    *,
+    initial: Mapping[str, Any] | None = None,
+    title: str,
+    description: str | None = None,
+    context: str | None = None,
+    callback_id: str,
+    private_metadata: str,
+    submit: str = "Submit",
+) -> View:
+    """Builds the modal that asks a person for a model's fields.
+
+    Args:
+        schema: The input model's JSON schema.
+        initial: Values to prefill, nested like the model (e.g. a rejected submission). They
+            win over schema defaults; a value that does not fit its input is left out.
+        title: Modal title; clipped to Slack's 24 characters.
+        description: Markdown shown above the inputs.
+        context: A short mrkdwn line (flow, run, deadline) shown in a context block.
+        callback_id: The view's callback id.
+        private_metadata: Opaque reference returned with ``view_submission``.
+        submit: Label of the submit button; clipped to 24 characters.
+
+    Returns:
+        The modal, already validated by ``slack_sdk``.
+
+    Raises:
+        UnsupportedField: If the schema cannot be shown as a modal.
+        ModalError: If the title or submit label is empty, or the view breaks a Block Kit rule.
+    """
+    layout = _renderable_layout(schema, description=description, context=bool(context))
+    if not title.strip() or not submit.strip():
+        raise ModalError("a modal needs a non-empty title and submit label")
+    prefill = to_jsonable_python(initial or {})  # accepts model_dump() in python mode too
+    fields: list[Block] = []
+    for entry in layout:
+        if isinstance(entry, FieldGroup):
+            fields.append(HeaderBlock(text=clip(entry.title, 150)))
+        else:
+            fields.append(_input_block(entry, _initial_for(entry, prefill)))
+    head: list[Block] = []
+    if context:
+        head.append(ContextBlock(elements=[MarkdownTextObject(text=clip(context, MAX_TEXT))]))
+    # _renderable_layout made sure at least one section fits.
+    budget = max(MAX_BLOCKS - len(fields) - len(head) - 1, 1)
+    head.extend(_description_sections(description, budget) if description else [])
+    if head and fields:
+        head.append(DividerBlock())
+    view = View(
+        type="modal",
+        callback_id=callback_id,
+        title=clip(title, 24),
+        submit=clip(submit, 24),
+        blocks=[*head, *fields] or [SectionBlock(text="Nothing to fill in.")],
+        private_metadata=private_metadata,
+    )
+    _check(view)
+    return view
+
+
+def _check(view: View) -> None:
+    try:
+        payload = view.to_dict()
+    except SlackObjectFormationError as exc:
+        raise ModalError(f"the modal breaks a Block Kit rule: {exc}") from exc
+    # slack_sdk.models misses some limits Slack enforces (see bot.forms.blockkit).
+    if problems := check_view(payload):
+        raise ModalError("the modal breaks Block Kit rules: " + "; ".join(problems))
+
+
+def _description_sections(description: str, budget: int) -> list[Block]:
+    chunks = _split(markdown_to_mrkdwn(description), MAX_TEXT)
+    if len(chunks) > budget:
+        # The inputs are what the person must fill in, so the prose gives way.
+        chunks = chunks[: max(budget, 0)]
+        if chunks:
+            chunks[-1] = clip(chunks[-1] + " …", MAX_TEXT)
+    return [SectionBlock(text=MarkdownTextObject(text=chunk)) for chunk in chunks]
+
+
+def _split(text: str, size: int) -> list[str]:
+    chunks: list[str] = []
+    while len(text) > size:
+        # Break between paragraphs, else lines, else words, so formatting is rarely cut.
+        cuts = (text.rfind(sep, size // 2, size) for sep in ("\n\n", "\n", " "))
+        cut = next((c for c in cuts if c > 0), size)
+        chunks.append(text[:cut].rstrip())
+        text = text[cut:].lstrip("\n ")
+    return [*chunks, text] if text.strip() else chunks
+
+
+def _initial_for(entry: InputField, prefill: Any) -> Any:
+    value: Any = prefill
+    for key in entry.path.split("."):
+        if not isinstance(value, Mapping) or key not in value:
+            return entry.default
+        value = value[key]
+    return value
+
+
+# --- elements -------------------------------------------------------------------------------
+
+
+def _input_block(entry: InputField, initial: Any) -> InputBlock:
+    return InputBlock(
+        block_id=block_id_for(entry.path),
+        label=clip(entry.label, 2000),
+        hint=clip(entry.hint, 2000) if entry.hint else None,
+        element=_element(entry, initial),
+        optional=entry.optional,
+    )
+
+
+def _element(entry: InputField, initial: Any) -> InputInteractiveElement:
+    kind = entry.kind
+    if kind in ("text", "lines"):
+        low, high = entry.min_length, entry.max_length
+        return PlainTextInputElement(
+            action_id=ACTION_ID,
+            initial_value=_fit_text(entry, initial),
+            multiline=True if entry.multiline or kind == "lines" else None,
+            min_length=low if low is not None and 0 < low <= MAX_TEXT else None,
+            max_length=high if high is not None and 1 <= high <= MAX_TEXT else None,
+        )
+    if kind in ("email", "url"):
+        cls = EmailInputElement if kind == "email" else UrlInputElement
+        return cls(action_id=ACTION_ID, initial_value=_fit_text(entry, initial))
+    if kind in ("integer", "number", "decimal"):
+        return NumberInputElement(
+            action_id=ACTION_ID,
+            is_decimal_allowed=kind != "integer",
+            initial_value=_fit_number(entry, initial),
+            min_value=_number_text(entry.minimum, entry),
+            max_value=_number_text(entry.maximum, entry),
+        )
+    if kind == "boolean":
+        yes = Option(value="true", text="Yes")
+        return CheckboxesElement(
+            action_id=ACTION_ID, options=[yes], initial_options=[yes] if initial is True else None
+        )
+    if kind == "choice":
+        options = [_option(c) for c in entry.choices]
+        chosen = _fit_choices(entry, [initial])
+        picked = chosen[0] if chosen else None
+        if len(options) <= MAX_RADIO:
+            return RadioButtonsElement(action_id=ACTION_ID, options=options, initial_option=picked)
+        return StaticSelectElement(action_id=ACTION_ID, options=options, initial_option=picked)
+    if kind == "choices":
+        options = [_option(c) for c in entry.choices]
+        chosen = _fit_choices(entry, initial) if isinstance(initial, list) else []
+        if len(options) <= MAX_CHECKBOXES:
+            return CheckboxesElement(
+                action_id=ACTION_ID, options=options, initial_options=chosen or None
+            )
+        return StaticMultiSelectElement(
+            action_id=ACTION_ID,
+            options=options,
+            initial_options=chosen or None,
+            max_selected_items=entry.max_items if entry.max_items else None,
+        )
+    if kind == "date":
+        return DatePickerElement(action_id=ACTION_ID, initial_date=_fit_date(initial))
+    if kind == "time":
+        return TimePickerElement(action_id=ACTION_ID, initial_time=_fit_time(initial))
+    if kind == "datetime":
+        return DateTimePickerElement(action_id=ACTION_ID, initial_date_time=_fit_epoch(initial))
+    return _id_picker(entry, initial)
+
+
+def _id_picker(entry: InputField, initial: Any) -> InputInteractiveElement:
+    kind, cap = entry.kind, entry.max_items or None
+    if kind == "user":
+        return UserSelectElement(action_id=ACTION_ID, initial_user=_fit_id("user", initial))
+    if kind == "users":
+        users = _fit_ids("user", initial)
+        return UserMultiSelectElement(
+            action_id=ACTION_ID, initial_users=users, max_selected_items=cap
+        )
+    if kind == "channel":
+        channel = _fit_id("channel", initial)
+        return ConversationSelectElement(action_id=ACTION_ID, initial_conversation=channel)
+    channels = _fit_ids("channel", initial)
+    return ConversationMultiSelectElement(
+        action_id=ACTION_ID, initial_conversations=channels, max_selected_items=cap
+    )
+
+
+def _option(choice: Choice) -> Option:
+    return Option(value=choice.key, text=choice.text)
+
+
+def _json_key(value: Any) -> str:
+    # json.dumps tells 1, 1.5, True and "1" apart, which == does not (True == 1).
+    return json.dumps(value, sort_keys=True)
+
+
+def _fit_choices(entry: InputField, values: Sequence[Any]) -> list[Option]:
+    by_key = {_json_key(c.value): c for c in entry.choices}
+    wanted = [by_key.get(_json_key(v)) for v in values]
+    return [_option(c) for c in wanted if c is not None]
+
+
+def _fit_text(entry: InputField, value: Any) -> str | None:
+    if entry.kind == "lines" and isinstance(value, list):
+        value = "\n".join(v for v in value if isinstance(v, str))
+    limit = min(entry.max_length or MAX_TEXT, MAX_TEXT)
+    return value if isinstance(value, str) and 0 < len(value) <= limit else None
+
+
+def _fit_number(entry: InputField, value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation:
+        return None
+    if not number.is_finite() or (entry.kind == "integer" and number != number.to_integral()):
+        return None
+    if (entry.minimum is not None and number < entry.minimum) or (
+        entry.maximum is not None and number > entry.maximum
+    ):
+        return None
+    return _number_text(number, entry)
+
+
+def _number_text(number: Decimal | None, entry: InputField) -> str | None:
+    if number is None:
+        return None
+    # Slack wants plain digits: "1000", never "1E+3"; whole-number inputs never get ".0".
+    return str(int(number)) if entry.kind == "integer" else format(number, "f")
+
+
+def _fit_date(value: Any) -> str | None:
+    if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        try:
+            return date.fromisoformat(value).isoformat()
+        except ValueError:
+            return None
+    return None
+
+
+def _fit_time(value: Any) -> str | None:
+    try:
+        parsed = time.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+    return f"{parsed.hour:02d}:{parsed.minute:02d}" if parsed else None
+
+
+def _fit_epoch(value: Any) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        seconds = value
+    elif isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+        # A naive default has no zone of its own; UTC is what the submission returns too.
+        seconds = int((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp())
+    else:
+        return None
+    return seconds if 0 <= seconds <= 9_999_999_999 else None
+
+
+def _fit_id(kind: str, value: Any) -> str | None:
+    return value if isinstance(value, str) and ID_PATTERNS[kind].match(value) else None
+
+
+def _fit_ids(kind: str, value: Any) -> list[str] | None:
+    ids = [v for v in value if _fit_id(kind, v)] if isinstance(value, list) else []
+    return ids or None

@@ -1,0 +1,217 @@
+"""Reading a submitted input modal back into the model's JSON, and putting errors on it.
+
+The modal comes from ``bot.forms.modals.build_input_view``; both sides use
+``bot.forms.modals.schema_layout`` so every block id and element kind agrees.
+
+What a person's answer becomes, per input kind:
+
+===============  ===========================================================================
+text/email/url   the string; an empty box is "no answer"
+lines            list of non-blank lines, stripped; always sent (``[]`` when empty)
+integer          ``int``; "Enter a whole number" if the text is not one
+number           ``int`` when whole, else ``float``
+decimal          a plain digit string (``"12.50"``), so no precision is lost
+boolean          ``True`` when ticked, else ``False``; always sent
+choice(s)        the option's JSON value (``3`` stays an int); choices always sent as a list
+date             ``"YYYY-MM-DD"``
+time             ``"HH:MM:00"``: ISO 8601 without a zone, which pydantic reads as a naive
+                 ``time`` in the person's own clock
+datetime         ``"YYYY-MM-DDTHH:MM:SSZ"``, UTC
+user(s)          ``"U…"`` ids; channel(s) ``"C…"``/``"G…"``/``"D…"`` ids; lists always sent
+===============  ===========================================================================
+
+"No answer" leaves the key out so the model's default applies, except that a required
+nullable field becomes ``None``. A nested model that may be absent (not required, or
+``Optional``) is left out (or ``None``) when none of its fields were answered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from bot.forms.modals import (
+    ACTION_ID,
+    FieldGroup,
+    InputField,
+    JSONSchema,
+    block_id_for,
+    schema_layout,
+)
+
+__all__ = ["errors_for_view", "parse_submission"]
+
+StateValues = Mapping[str, Mapping[str, Mapping[str, Any]]]
+"""``view["state"]["values"]``: block id → action id → element state."""
+
+_SCALAR_KEYS = {
+    "date": "selected_date",
+    "time": "selected_time",
+    "datetime": "selected_date_time",
+    "user": "selected_user",
+    "channel": "selected_conversation",
+}
+_LIST_KEYS = {"users": "selected_users", "channels": "selected_conversations"}
+
+
+class _Unparsable(ValueError):
+    """An answer Slack accepted but the model cannot use; the message is shown to the person."""
+
+
+def parse_submission(
+    schema: JSONSchema, state_values: StateValues
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Turns a modal's submitted state into JSON for the input model.
+
+    Args:
+        schema: The input model's JSON schema, as given to ``build_input_view``.
+        state_values: ``view["state"]["values"]`` from the ``view_submission`` payload.
+
+    Returns:
+        ``(data, errors)``: ``data`` is nested like the model, in JSON types, ready for
+        JSON-schema validation and ``model_validate``; ``errors`` maps block ids to messages
+        for answers that could not be read (e.g. "Enter a whole number").
+    """
+    layout = schema_layout(schema)
+    values: dict[str, Any] = {}
+    answered: set[str] = set()
+    errors: dict[str, str] = {}
+    for entry in layout:
+        if isinstance(entry, FieldGroup):
+            continue
+        state = state_values.get(block_id_for(entry.path), {}).get(ACTION_ID) or {}
+        try:
+            value = _read(entry, state)
+        except _Unparsable as exc:
+            errors[block_id_for(entry.path)] = str(exc)
+            continue
+        if value is not None:
+            values[entry.path] = value
+            # An unticked box or empty list is sent, but does not count as filling a group in.
+            if value is not False and value != []:
+                answered.add(entry.path)
+        elif entry.in_required and entry.nullable:
+            values[entry.path] = None
+    # Deepest groups first, so an unanswered inner model is settled before its parent.
+    for group in sorted(
+        (e for e in layout if isinstance(e, FieldGroup)), key=lambda g: -g.path.count(".")
+    ):
+        inside = f"{group.path}."
+        if any(path.startswith(inside) for path in answered):
+            continue
+        if group.nullable or not group.in_required:
+            for path in [p for p in values if p.startswith(inside)]:
+                del values[path]
+            if group.nullable and group.in_required:
+                values[group.path] = None
+    return _nest(values), errors
+
+
+def errors_for_view(schema: JSONSchema, field_errors: Mapping[str, str]) -> dict[str, str]:
+    """Places validation errors on the modal's input blocks.
+
+    An error for a field with its own input goes on that input; one for a list item
+    (``tags.2``) on the list's input; one for a nested model (``address``) on its first
+    input; anything else (``""`` for the whole model, unknown paths) on the first input.
+
+    Args:
+        schema: The input model's JSON schema.
+        field_errors: Dotted field path → message.
+
+    Returns:
+        Block id → message, ready for ``ack(response_action="errors", errors=...)``. Several
+        messages for one block are joined with "; ". Empty when the modal has no inputs.
+    """
+    paths = [e.path for e in schema_layout(schema) if isinstance(e, InputField)]
+    if not paths:
+        return {}
+    placed: dict[str, list[str]] = {}
+    for path, message in field_errors.items():
+        target = _target(path, paths)
+        placed.setdefault(block_id_for(target), [])
+        if message not in placed[block_id_for(target)]:
+            placed[block_id_for(target)].append(message)
+    return {block_id: "; ".join(messages) for block_id, messages in placed.items()}
+
+
+def _target(path: str, paths: list[str]) -> str:
+    if path in paths:
+        return path
+    owners = [p for p in paths if path.startswith(f"{p}.")]
+    if owners:
+        return max(owners, key=len)
+    inside = [p for p in paths if path and p.startswith(f"{path}.")]
+    return inside[0] if inside else paths[0]
+
+
+def _read(entry: InputField, state: Mapping[str, Any]) -> Any:
+    kind = entry.kind
+    if kind in ("text", "email", "url"):
+        return state.get("value") or None
+    if kind == "lines":
+        text = state.get("value") or ""
+        return [line.strip() for line in text.splitlines() if line.strip()]
+    if kind in ("integer", "number", "decimal"):
+        return _number(kind, state.get("value"))
+    if kind == "boolean":
+        return bool(state.get("selected_options"))
+    if kind == "choice":
+        selected = state.get("selected_option")
+        return _choice(entry, selected) if selected else None
+    if kind == "choices":
+        return [_choice(entry, option) for option in state.get("selected_options") or []]
+    if kind in _LIST_KEYS:
+        return list(state.get(_LIST_KEYS[kind]) or [])
+    value = state.get(_SCALAR_KEYS[kind])
+    if value is None or value == "":
+        return None
+    if kind == "time":
+        return f"{value}:00" if len(str(value)) == 5 else str(value)
+    if kind == "datetime":
+        moment = datetime.fromtimestamp(int(value), tz=UTC)
+        return moment.isoformat().replace("+00:00", "Z")
+    return str(value)
+
+
+def _number(kind: str, text: Any) -> Any:
+    if text is None or str(text).strip() == "":
+        return None
+    try:
+        number = Decimal(str(text).strip())
+    except InvalidOperation:
+        number = Decimal("NaN")
+    if not number.is_finite():
+        raise _Unparsable("Enter a number")
+    whole = number == number.to_integral()
+    if kind == "integer":
+        if not whole:
+            raise _Unparsable("Enter a whole number")
+        return int(number)
+    if kind == "decimal":
+        return format(number, "f")
+    return int(number) if whole else float(number)
+
+
+def _choice(entry: InputField, option: Mapping[str, Any]) -> Any:
+    key = option.get("value")
+    for choice in entry.choices:
+        if choice.key == key:
+            return choice.value
+    # Only a stale modal (the model changed since it was opened) can send this.
+    raise _Unparsable("Choose one of the options")
+
+
+def _nest(flat: Mapping[str, Any]) -> dict[str, Any]:
+    nested: dict[str, Any] = {}
+    for path, value in flat.items():
+        *parents, leaf = path.split(".")
+        target = nested
+        for key in parents:
+            child = target.get(key)
+            if not isinstance(child, dict):
+                child = target[key] = {}
+            target = child
+        target[leaf] = value
+    return nested

@@ -1,0 +1,220 @@
+"""``create_app``: the Slack app (Bolt) over an engine, plus the notifier that posts for it."""
+
+from __future__ import annotations
+
+import logging
+import urllib.error
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from slack_bolt import App, BoltResponse
+from slack_bolt.authorization import AuthorizeResult
+from slack_bolt.error import BoltUnhandledRequestError
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry import HttpRequest, HttpResponse, RetryHandler, RetryState
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+)
+
+from bot.config import BotSettings
+from bot.errors import SlackUnreachable, TokenRefused
+from bot.slack import commands, decisions, home, ids, interactions, reminders
+from bot.slack.approvers import Approvers
+from bot.slack.metrics import MeteredWebClient
+from bot.slack.notifier import SlackNotifier
+from bot.slack.sealing import Sealer
+from engine import DurableConsumer, Engine
+
+logger = logging.getLogger(__name__)
+
+#: Listener threads: every listener acks at once and its slow part (a Slack call, a
+#: database write) takes well under a second, so this serves the HTTP threads' 16
+#: concurrent requests with room for the calls that follow an ack.
+LISTENER_THREADS = 32
+#: HTTP worker threads of ``signoff serve``.
+HTTP_THREADS = 16
+
+# The start-up check says what went wrong in one line; slack_sdk's per-attempt log lines
+# would only repeat it.
+_QUIET = logging.Logger("bot.startup_check", level=logging.CRITICAL + 1)
+
+
+#: Calls that create something: after a dropped connection, a timeout or a 5xx, Slack may
+#: have done them, so they are not retried blindly (the notifier reconciles instead).
+NOT_IDEMPOTENT = ("chat.postMessage",)
+
+
+def _idempotent(request: HttpRequest) -> bool:
+    return not request.url.rstrip("/").endswith(NOT_IDEMPOTENT)
+
+
+class AnyServerErrorRetryHandler(RetryHandler):
+    """Retries every 5xx of a call that is safe to repeat; slack_sdk's own handler only
+    retries 500 and 503."""
+
+    def _can_retry(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        return response is not None and 500 <= response.status_code < 600 and _idempotent(request)
+
+
+class SafeConnectionErrorRetryHandler(ConnectionErrorRetryHandler):
+    """Retries a dropped connection or a timeout only for calls that are safe to repeat."""
+
+    def _can_retry(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        return _idempotent(request) and bool(
+            super()._can_retry(state=state, request=request, response=response, error=error)
+        )
+
+
+def create_client(settings: BotSettings) -> WebClient:
+    """A WebClient that retries rate limits (honouring Retry-After), and 5xx and dropped
+    connections for calls that are safe to repeat; it counts every call for /metrics."""
+    return MeteredWebClient(
+        token=settings.bot_token,
+        base_url=settings.api_url,
+        timeout=int(settings.api_timeout),
+        retry_handlers=[
+            SafeConnectionErrorRetryHandler(max_retry_count=3),
+            RateLimitErrorRetryHandler(max_retry_count=5),
+            AnyServerErrorRetryHandler(max_retry_count=3),
+        ],
+    )
+
+
+def check_slack(settings: BotSettings) -> dict[str, Any]:
+    """Ask Slack who the bot token belongs to (``auth.test``), once, at start-up.
+
+    Raises:
+        SlackUnreachable: nothing answered at ``SLACK_API_URL``.
+        TokenRefused: Slack refused ``SLACK_BOT_TOKEN`` (``invalid_auth``, ...).
+    """
+    client = WebClient(token=settings.bot_token, base_url=settings.api_url, logger=_QUIET)
+    client.retry_handlers = [RateLimitErrorRetryHandler(max_retry_count=2)]
+    try:
+        return dict(client.auth_test().data)  # type: ignore[arg-type]
+    except SlackApiError as exc:
+        raise TokenRefused("SLACK_BOT_TOKEN", str(exc.response.get("error"))) from exc
+    except urllib.error.URLError as exc:
+        raise SlackUnreachable(settings.api_url, str(exc.reason)) from exc
+    except OSError as exc:  # timeouts and resets that urllib does not wrap
+        raise SlackUnreachable(settings.api_url, str(exc) or type(exc).__name__) from exc
+
+
+def _unhandled_is_acknowledged(
+    error: Exception, body: dict[str, Any], response: BoltResponse
+) -> None:
+    """A well-formed request no listener wants (a view closed, an unknown button) gets 200:
+    Slack would otherwise show the person an error for something that needs nothing. A
+    command that is not ours is told so."""
+    if isinstance(error, BoltUnhandledRequestError):
+        response.status = 200
+        command = body.get("command") if isinstance(body, dict) else None
+        response.body = f"Signoff has no command {str(command)[:32]}." if command else ""
+        response.headers["content-type"] = ["text/plain; charset=utf-8"]
+        return
+    if isinstance(error, SlackApiError):
+        # Slack refused a call made for this request (an expired trigger_id, say): the
+        # request's fault or Slack's, not a bug here.
+        logger.warning(
+            "Slack refused a call: %s",
+            error.response.get("error"),
+            extra={"action": "slack_call_refused"},
+        )
+        return
+    if isinstance(error, urllib.error.URLError):
+        logger.warning(
+            "Slack could not be reached: %s", error.reason, extra={"action": "slack_unreachable"}
+        )
+        return
+    logger.error(
+        "listener failed",
+        exc_info=(type(error), error, error.__traceback__),
+        extra={"action": "listener_failed"},
+    )
+
+
+def create_app(
+    engine: Engine,
+    settings: BotSettings,
+    client: WebClient | None = None,
+    *,
+    auth: dict[str, Any] | None = None,
+) -> App:
+    """The Bolt app with every listener registered.
+
+    ``auth`` is ``check_slack``'s answer when the caller has it already.
+
+    Example::
+
+        app = create_app(get_engine(), BotSettings.load())
+    """
+    client = client or create_client(settings)
+    auth = auth if auth is not None else check_slack(settings)
+
+    def authorize(
+        enterprise_id: str | None, team_id: str | None, logger: logging.Logger
+    ) -> AuthorizeResult:
+        # One workspace, one token: no per-request auth.test round trip.
+        return AuthorizeResult(
+            enterprise_id=enterprise_id,
+            team_id=team_id,
+            bot_token=settings.bot_token,
+            bot_id=auth.get("bot_id"),
+            bot_user_id=auth.get("user_id"),
+        )
+
+    # Bolt warns at every start when an app has a token and an authorize function; the
+    # app's client goes without one (each listener's client gets the token from authorize).
+    app_client = WebClient(
+        base_url=client.base_url, timeout=client.timeout, retry_handlers=client.retry_handlers
+    )
+    app = App(
+        client=app_client,
+        # Socket Mode frames come over our own authenticated WebSocket: nothing to sign.
+        signing_secret=settings.signing_secret or "",
+        request_verification_enabled=not settings.socket_mode,
+        authorize=authorize,
+        token_verification_enabled=False,
+        raise_error_for_unhandled_request=True,
+        listener_executor=ThreadPoolExecutor(
+            max_workers=LISTENER_THREADS, thread_name_prefix="signoff-listener"
+        ),
+        logger=logging.getLogger("bot.bolt"),
+    )
+    app.error(_unhandled_is_acknowledged)
+    # Group membership comes from Slack; the engine applies the same rules to every caller.
+    engine.set_group_directory(Approvers(client))
+    # Socket Mode may run without a signing secret; the app-level token is as secret.
+    sealer = Sealer(settings.signing_secret or settings.app_token or "")
+    interactions.register(app, engine, sealer)
+    decisions.register(app, engine, sealer)
+    commands.register(app, engine, sealer)
+    home.register(app, engine)
+    return app
+
+
+def start_notifier(
+    engine: Engine, settings: BotSettings, client: WebClient | None = None
+) -> DurableConsumer:
+    """Subscribe the Slack notifier to the engine's events, as the durable consumer ``slack``."""
+    notifier = SlackNotifier(engine, client or create_client(settings), settings.channel)
+    reminders.track(notifier)
+    durable = engine.subscribe(ids.CONSUMER, notifier, start=False)
+    notifier.fence = durable.check_lease
+    durable.start()
+    return durable

@@ -1,0 +1,77 @@
+"""Slack's side of who may act: user group membership for the engine (cached), the acting
+person as an engine ``Actor``, and refusals in words with mentions."""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Collection, Mapping
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot.slack.messages import who
+from engine import Action, Actor, Refusal, Run, Via
+
+logger = logging.getLogger(__name__)
+
+#: usergroups.users.list is Tier 2; membership rarely changes within a minute
+GROUP_TTL_SECONDS = 60.0
+_GROUP = re.compile(r"^S[A-Z0-9]{2,}$")
+#: Slack user and group ids inside an engine's rule text
+_ID = re.compile(r"\b[UWS][A-Z0-9]{2,}\b")
+
+
+class Approvers:
+    """Slack user group membership, cached; installed on the engine as its group directory."""
+
+    def __init__(self, client: WebClient) -> None:
+        self.client = client
+        self._groups: dict[str, tuple[float, frozenset[str]]] = {}
+        self._lock = threading.Lock()
+
+    def members(self, group: str) -> frozenset[str]:
+        now = time.monotonic()
+        with self._lock:
+            cached = self._groups.get(group)
+        if cached and now - cached[0] < GROUP_TTL_SECONDS:
+            return cached[1]
+        try:
+            users = frozenset(self.client.usergroups_users_list(usergroup=group).get("users") or [])
+        except SlackApiError:
+            # Not cached: a passing failure must not lock the group out for a whole TTL.
+            logger.warning(
+                "could not read user group", extra={"action": "usergroup_failed", "group": group}
+            )
+            return cached[1] if cached else frozenset()
+        with self._lock:
+            self._groups[group] = (now, users)
+        return users
+
+    def groups_of(self, actor_id: str, candidates: Collection[str]) -> set[str]:
+        """The Slack user groups among ``candidates`` that ``actor_id`` belongs to (the
+        engine's ``GroupDirectory``)."""
+        return {g for g in candidates if _GROUP.match(g) and actor_id in self.members(g)}
+
+
+def slack_actor(user: Mapping[str, Any]) -> Actor:
+    """The person in a payload's ``user`` (or a slash command's ``user_id``/``user_name``)."""
+    user_id = str(user.get("id") or user.get("user_id"))
+    name = user.get("name") or user.get("username") or user.get("user_name")
+    return Actor(user_id, name=str(name) if name else None, via=Via.SLACK)
+
+
+def refusal_text(action: Action, actor: Actor, run: Run | None, refusal: Refusal) -> str:
+    """What a refused person is told (privately): the rule, with people as mentions."""
+    started = run is not None and actor.id == run.started_by
+    if action is Action.ANSWER and started and "started a run" in refusal.reason:
+        return "You started this run, so someone else has to answer it."
+    if "already answered" in refusal.reason:
+        return "You already answered this; it needs answers from different people."
+    if action is Action.ANSWER and refusal.allowed:
+        return "Only " + ", ".join(who(p) for p in refusal.allowed) + " may answer this."
+    reason = _ID.sub(lambda m: who(m.group(0)), refusal.reason)
+    return f"You may not {action.value} this: {reason}."

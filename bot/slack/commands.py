@@ -1,0 +1,328 @@
+"""``/runs``: list, show, start and cancel runs from Slack, answered ephemerally."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shlex
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import PydanticUserError
+from slack_bolt import Ack, App
+from slack_sdk import WebClient
+
+from bot.errors import TamperedMetadata
+from bot.forms.modals import ModalError, build_input_view
+from bot.forms.submissions import errors_for_view, parse_submission
+from bot.slack import ids, messages
+from bot.slack.approvers import refusal_text, slack_actor
+from bot.slack.interactions import field_errors_ack, notice_view
+from bot.slack.payloads import BlockActions, SlashCommand, ViewSubmission
+from bot.slack.sealing import Sealer
+from engine import (
+    Action,
+    Actor,
+    Engine,
+    EngineError,
+    InvalidParameters,
+    NotAllowed,
+    Refusal,
+    RunState,
+)
+
+logger = logging.getLogger(__name__)
+
+HELP = """*`/runs`* — runs waiting for input
+*`/runs all|running|completed|failed|cancelled`* — runs in that state
+*`/runs FLOW`* — runs of one flow
+*`/runs show RUN`* — states, inputs with who gave them, and the log tail
+*`/runs start FLOW [k=v ...]`* — start a run (a form asks for missing parameters)
+*`/runs cancel RUN`* — cancel a run
+*`/runs help`* — this help"""
+
+#: Slack's limit on a view's private_metadata
+MAX_METADATA = 3000
+
+FILTERS: dict[str, list[RunState] | None] = {
+    "all": None,
+    "running": [RunState.RUNNING, RunState.SCHEDULED],
+    "waiting": [RunState.PAUSED, RunState.SUSPENDED],
+    "completed": [RunState.COMPLETED],
+    "failed": [RunState.FAILED, RunState.CRASHED],
+    "cancelled": [RunState.CANCELLED],
+}
+
+
+def _accepts_text(node: Mapping[str, Any]) -> bool:
+    """True when a parameter's schema takes a string as it is (so ``v=1.10`` stays "1.10")."""
+    if node.get("type") == "string" or any(isinstance(v, str) for v in node.get("enum", [])):
+        return True
+    return any(_accepts_text(option) for option in node.get("anyOf", []))
+
+
+def parse_value(schema: Mapping[str, Any], name: str, text: str) -> Any:
+    """``k=v`` text as the parameter's type: strings verbatim, anything else read as JSON.
+
+    Numbers and booleans also arrive as text and are coerced by the flow's validation; JSON
+    is what lets ``tags=["a","b"]`` give a list.
+    """
+    node = (schema.get("properties") or {}).get(name) or {}
+    if _accepts_text(node):
+        return text
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def show_text(engine: Engine, run_id: str) -> str:
+    detail = engine.detail(run_id)
+    run = detail.run
+    lines = [messages.status_line(run), f"Parameters: `{json.dumps(run.parameters)[:500]}`"]
+    if run.started_by:
+        lines.append(f"Started by {messages.who(run.started_by)}")
+    lines.append("*States:* " + " → ".join(f"{h.name} ({h.at:%H:%M:%S})" for h in detail.history))
+    for pause in detail.pauses:
+        answer = (
+            f" by {messages.who(pause.responder)}: `{json.dumps(pause.response)[:300]}`"
+            if pause.responder or pause.response
+            else ""
+        )
+        rejected = (
+            f" — rejected: {'; '.join(f'{k}: {v}' for k, v in pause.errors.items())}"
+            if pause.errors
+            else ""
+        )
+        lines.append(f"*Input* `{pause.key}` {pause.status.value}{answer}{rejected}")
+    for task in detail.tasks:
+        lines.append(
+            f"*Task* `{task.key}` {task.state.value} ×{task.attempts} {task.result or task.error or ''}"
+        )
+    if detail.logs:
+        lines.append(
+            "*Log tail:*\n```"
+            + "\n".join(f"{e.level} {e.message}" for e in detail.logs[-10:])[:1000]
+            + "```"
+        )
+    trail = engine.audit_trail(run.id)
+    if trail:
+        # The newest records matter most when a message has to be cut.
+        shown = [messages.audit_line(r) for r in trail[-12:]]
+        lines.append("*Audit trail:*\n" + "\n".join(shown)[-1200:])
+    return "\n".join(lines)[:3900]
+
+
+def refused_text(exc: NotAllowed, actor: Actor) -> str:
+    """What a person the rules refuse is told, privately."""
+    return refusal_text(Action(exc.action), actor, None, Refusal(exc.reason, exc.allowed))
+
+
+def _action_value(click: BlockActions, action_id: str) -> str:
+    """The value of the clicked ``action_id`` button (a run id)."""
+    return next((a.value or "" for a in click.actions if a.action_id == action_id), "")
+
+
+def register(app: App, engine: Engine, sealer: Sealer) -> None:
+    """Add ``/runs`` and its buttons to ``app``."""
+
+    def listing(selector: str) -> tuple[str, list[Any], list[str]]:
+        if selector in FILTERS:
+            runs = engine.list_runs(FILTERS[selector], limit=50)
+            title = f"Runs: {selector}"
+        elif selector:
+            runs = engine.list_runs(flow_name=selector, limit=50)
+            title = f"Runs of {selector}"
+        else:
+            runs = engine.list_runs([RunState.PAUSED, RunState.SUSPENDED], limit=50)
+            title = "Runs waiting for input"
+        waiting = [r.id for r in runs if r.state.is_waiting]
+        return title, runs, waiting
+
+    @app.command(ids.RUNS_COMMAND)
+    def runs(ack: Ack, body: dict[str, Any], respond: Any, client: WebClient) -> None:
+        ack()
+        command = SlashCommand.model_validate(body)
+        try:
+            # Bounded: the edge refuses text longer than Slack's MAX_COMMAND_TEXT.
+            words = shlex.split(command.text)
+        except ValueError as exc:
+            respond(f"Could not read that: {exc}\n{HELP}")
+            return
+        first = words[0] if words else ""
+        verb = first.lower()
+        user = command.user_id
+        actor = slack_actor(body)
+        try:
+            if verb == "help":
+                respond(HELP)
+            elif verb == "show" and len(words) == 2:
+                respond(show_text(engine, engine.get_run(words[1]).id))
+            elif verb == "cancel" and len(words) == 2:
+                run = engine.cancel(words[1], by=actor, reason=f"cancelled by {user}")
+                respond(f"Cancelled {messages.run_label(run)}.")
+            elif verb == "start" and len(words) >= 2:
+                start(words[1], words[2:], command, respond, client)
+            elif verb in ("show", "cancel", "start"):
+                respond(
+                    f"`/runs {verb}` needs {'a flow' if verb == 'start' else 'a run id'}.\n{HELP}"
+                )
+            elif len(words) <= 1 and (
+                verb in FILTERS
+                or verb == ""
+                or engine.flows.get(first)
+                or engine.list_runs(flow_name=first, limit=1)
+            ):
+                title, found, waiting = listing(verb if verb in FILTERS else first)
+                respond(text=title, blocks=messages.run_list_blocks(found, title, waiting))
+            else:
+                respond(f"Unknown command `{command.text[:200]}`.\n{HELP}")
+        except NotAllowed as exc:
+            respond(f":no_entry: {refused_text(exc, actor)}")
+        except EngineError as exc:
+            respond(f":warning: {exc}")
+
+    def start(
+        flow_name: str, pairs: list[str], command: SlashCommand, respond: Any, client: WebClient
+    ) -> None:
+        flow = engine.flows.get(flow_name)
+        if flow is None:
+            known = ", ".join(engine.flows.names()) or "none"
+            respond(f":warning: No flow named `{flow_name[:100]}`. Known flows: {known}")
+            return
+        try:
+            schema = flow.parameters_schema()
+        except PydanticUserError:
+            # Parameters of arbitrary types have no JSON schema: no form, values verbatim.
+            schema = {"type": "object", "properties": {}, "required": []}
+        params: dict[str, Any] = {}
+        for pair in pairs:
+            name, sep, value = pair.partition("=")
+            if not sep:
+                respond(f":warning: `{pair[:100]}` is not `name=value`")
+                return
+            params[name] = parse_value(schema, name, value)
+        missing = [p for p in schema.get("required", []) if p not in params]
+        if missing and engine.may_start(slack_actor(command.model_dump()), flow.name) is not None:
+            # No form for someone who may not start it: submit records the attempt and
+            # raises the refusal, by the same rule as every other entry point.
+            engine.submit(flow.name, params, started_by=slack_actor(command.model_dump()))
+        if missing:
+            meta = sealer.seal({"flow": flow.name, "channel": command.channel_id, "given": params})
+            if len(meta) > MAX_METADATA:
+                # Cut JSON would not parse back; the values given must travel whole.
+                respond(f":warning: Missing {', '.join(missing)}; give every parameter as k=v.")
+                return
+            try:
+                view = build_input_view(
+                    schema,
+                    initial=params,
+                    title=f"Start {flow.name}",
+                    description=flow.description,
+                    callback_id=ids.START_VIEW,
+                    private_metadata=meta,
+                    submit="Start",
+                )
+            except ModalError as exc:
+                respond(
+                    f":warning: Missing {', '.join(missing)}, and the parameters cannot be shown as a form: {exc}"
+                )
+                return
+            client.views_open(trigger_id=command.trigger_id, view=view)
+            return
+        run = engine.submit(
+            flow.name,
+            params,
+            started_by=slack_actor(command.model_dump()),
+            tags={"slack.channel": command.channel_id},
+        )
+        logger.info(
+            "run started from Slack",
+            extra={"action": "run_started_from_slack", "run_id": run.id, "flow": flow.name},
+        )
+        respond(f"Started {messages.run_label(run)}.")
+
+    @app.view(ids.START_VIEW)
+    def start_submitted(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        submission = ViewSubmission.model_validate(body)
+        try:
+            meta = sealer.open(submission.view.private_metadata)
+        except TamperedMetadata:
+            ack(
+                response_action="update",
+                view=notice_view(
+                    "Not accepted", "This form was changed after it was opened; open it again."
+                ),
+            )
+            return
+        given = meta.get("given")
+        flow = engine.flows.get(str(meta.get("flow")))
+        if flow is None:
+            ack(
+                response_action="update",
+                view=notice_view("Cannot start", f"No flow named `{meta.get('flow')}` any more."),
+            )
+            return
+        schema = flow.parameters_schema()
+        values, problems = parse_submission(schema, submission.view.state.as_mapping())
+        if problems:
+            ack(response_action="errors", errors=problems)
+            return
+        user, channel = submission.user.id, str(meta.get("channel") or "")
+        try:
+            run = engine.submit(
+                flow.name,
+                {**(given if isinstance(given, dict) else {}), **values},
+                started_by=slack_actor(body["user"]),
+                tags={"slack.channel": channel},
+            )
+        except NotAllowed as exc:
+            refused = refused_text(exc, slack_actor(body["user"]))
+            ack(response_action="update", view=notice_view("Not allowed", refused))
+            return
+        except InvalidParameters as exc:
+            field_errors_ack(ack, errors_for_view(schema, exc.errors), str(exc))
+            return
+        except EngineError as exc:
+            ack(response_action="update", view=notice_view("Cannot start", str(exc)))
+            return
+        ack()
+        logger.info(
+            "run started from Slack",
+            extra={"action": "run_started_from_slack", "run_id": run.id, "flow": flow.name},
+        )
+        if channel:
+            # The modal is closed; tell the starter where the run's prompts will appear.
+            client.chat_postEphemeral(
+                channel=channel, user=user, text=f"Started {messages.run_label(run)}."
+            )
+
+    @app.action(ids.SHOW_RUN)
+    def show(ack: Ack, body: dict[str, Any], respond: Any) -> None:
+        ack()
+        click = BlockActions.model_validate(body)
+        if click.response_url is None:
+            return  # not a click in a message: there is nowhere to answer
+        try:
+            respond(
+                text=show_text(engine, _action_value(click, ids.SHOW_RUN)), replace_original=False
+            )
+        except EngineError as exc:
+            respond(text=f":warning: {exc}", replace_original=False)
+
+    @app.action(ids.CANCEL_RUN)
+    def cancel(ack: Ack, body: dict[str, Any], respond: Any) -> None:
+        ack()
+        actor = slack_actor(body["user"])
+        try:
+            click = BlockActions.model_validate(body)
+            if click.response_url is None:
+                return  # not a click in a message: there is nowhere to answer
+            run = engine.cancel(
+                _action_value(click, ids.CANCEL_RUN), by=actor, reason=f"cancelled by {actor.id}"
+            )
+            respond(text=f"Cancelled {messages.run_label(run)}.", replace_original=False)
+        except NotAllowed as exc:
+            respond(text=f":no_entry: {refused_text(exc, actor)}", replace_original=False)
+        except EngineError as exc:
+            respond(text=f":warning: {exc}", replace_original=False)

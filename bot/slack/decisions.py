@@ -1,0 +1,175 @@
+"""One-click decisions on a prompt, and handing a decision to someone else ("Reassign").
+
+A click answers through ``Engine.resume`` as the clicking Slack user, so the same rules,
+quorum and audit trail apply as to the form; a refusal or a stale prompt is told to the
+person privately and changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from typing import Any
+
+from slack_bolt import Ack, App
+from slack_sdk import WebClient
+from slack_sdk.models.blocks import InputBlock, MarkdownTextObject, SectionBlock, UserSelectElement
+from slack_sdk.models.views import View
+
+from bot.errors import TamperedMetadata
+from bot.slack import ids
+from bot.slack.approvers import refusal_text, slack_actor
+from bot.slack.interactions import notice_view, stale_reason
+from bot.slack.messages import who
+from bot.slack.sealing import Sealer
+from engine import (
+    Action,
+    AlreadyAnswered,
+    Engine,
+    EngineError,
+    NotAllowed,
+    PauseExpired,
+    PauseStatus,
+    Refusal,
+    RunNotWaiting,
+)
+
+logger = logging.getLogger(__name__)
+
+_DECIDE = re.compile(rf"^{ids.DECIDE}:\d+$")
+
+
+def _tell(client: WebClient, body: dict[str, Any], text: str) -> None:
+    """Say something to the clicking person only: in the channel, or (Home, DM) as a notice."""
+    user = body["user"]["id"]
+    channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get(
+        "channel_id"
+    )
+    if channel:
+        client.chat_postEphemeral(channel=channel, user=user, text=text)
+    elif body.get("trigger_id"):
+        client.views_open(trigger_id=body["trigger_id"], view=notice_view("Signoff", text))
+
+
+def register(app: App, engine: Engine, sealer: Sealer) -> None:
+    """Add the decision buttons' and the Reassign button's listeners to ``app``.
+
+    The Reassign form's ``private_metadata`` is sealed, as the input form's is.
+    """
+
+    @app.action(_DECIDE)
+    def decide(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        ack()
+        actor = slack_actor(body["user"])
+        try:
+            chosen = json.loads(str(body["actions"][0]["value"]))
+            run_id, _, key = str(chosen["t"]).partition(":")
+            field, value = str(chosen["f"]), chosen["v"]
+        except (ValueError, KeyError, TypeError):
+            _tell(client, body, "That button is not one of Signoff's; nothing was changed.")
+            return
+        try:
+            pause = engine.resume(run_id, {field: value}, responder=actor, key=key)
+        except NotAllowed as exc:
+            run = engine.get_run(run_id)
+            _tell(
+                client,
+                body,
+                refusal_text(Action.ANSWER, actor, run, Refusal(exc.reason, exc.allowed)),
+            )
+            return
+        except (AlreadyAnswered, PauseExpired, RunNotWaiting) as exc:
+            run = engine.get_run(run_id)
+            _tell(client, body, stale_reason(engine, run, key) or str(exc))
+            return
+        except EngineError as exc:
+            _tell(client, body, f":warning: {exc}")
+            return
+        if pause.status is PauseStatus.WAITING:
+            _tell(
+                client,
+                body,
+                f"Recorded: answer {len(pause.answers)} of the {pause.quorum} this needs.",
+            )
+        logger.info(
+            "decision clicked", extra={"action": "decision_clicked", "run_id": run_id, "key": key}
+        )
+
+    @app.action(ids.REASSIGN)
+    def open_reassign(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        ack()
+        actor = slack_actor(body["user"])
+        run_id, _, key = str(body["actions"][0]["value"]).partition(":")
+        try:
+            refused = engine.refusal(Action.REASSIGN, actor, run_id, key, record=True)
+        except EngineError as exc:
+            _tell(client, body, f":warning: {exc}")
+            return
+        if refused is not None:
+            _tell(client, body, refusal_text(Action.REASSIGN, actor, None, refused))
+            return
+        view = View(
+            type="modal",
+            callback_id=ids.REASSIGN_VIEW,
+            title="Reassign",
+            submit="Hand it over",
+            close="Cancel",
+            private_metadata=sealer.seal({"run": run_id, "key": key}),
+            blocks=[
+                SectionBlock(
+                    text=MarkdownTextObject(
+                        text=f"Hand input `{key}` of run `{run_id[:8]}` to someone else. "
+                        "They are told, and you stop being asked."
+                    )
+                ),
+                InputBlock(
+                    block_id="to",
+                    label="Who should decide",
+                    element=UserSelectElement(action_id="user"),
+                ),
+            ],
+        )
+        client.views_open(trigger_id=body["trigger_id"], view=view)
+
+    @app.view(ids.REASSIGN_VIEW)
+    def reassign(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+        actor = slack_actor(body["user"])
+        try:
+            meta = sealer.open(str(view.get("private_metadata") or ""))
+        except TamperedMetadata:
+            logger.warning(
+                "reassign form with tampered metadata refused",
+                extra={"action": "form_metadata_tampered", "user": actor.id},
+            )
+            ack(
+                response_action="update",
+                view=notice_view(
+                    "Not accepted", "This form was changed after it was opened; open it again."
+                ),
+            )
+            return
+        chosen = (view["state"]["values"].get("to") or {}).get("user") or {}
+        to = chosen.get("selected_user")
+        if not to:
+            ack(response_action="errors", errors={"to": "Choose who should decide."})
+            return
+        try:
+            engine.reassign(str(meta.get("run")), str(to), actor, key=str(meta.get("key")))
+        except NotAllowed as exc:
+            ack(
+                response_action="errors",
+                errors={
+                    "to": refusal_text(
+                        Action.REASSIGN, actor, None, Refusal(exc.reason, exc.allowed)
+                    )[:150]
+                },
+            )
+            return
+        except EngineError as exc:
+            ack(response_action="update", view=notice_view("Nothing to do", str(exc)))
+            return
+        ack(
+            response_action="update",
+            view=notice_view("Reassigned", f"{who(str(to))} has been asked instead."),
+        )

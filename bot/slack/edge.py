@@ -1,0 +1,133 @@
+"""The first thing every HTTP request from Slack meets: signature, replay, then shape.
+
+In this order, before Bolt or any listener sees a byte:
+
+1. the signature is checked on the raw bytes (``v0:<timestamp>:<body>``, HMAC-SHA256 with
+   the signing secret, timestamp within five minutes); anything that fails gets 401,
+   whatever the body holds;
+2. the body is parsed into ``bot.slack.payloads``' typed models; a malformed one gets 400 with
+   a message naming what was wrong;
+3. the request is claimed once in the database (``Engine.claim_once``), keyed by its
+   signature, for as long as the signature is valid; every replica shares the claim, so
+   a replayed request is answered 200 and does nothing. Events API retries carry a new
+   signature, so an event is also claimed by its ``event_id``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import io
+import logging
+import re
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from bot.errors import PayloadError
+from bot.slack.payloads import MAX_BODY_BYTES, EventCallback, parse_request
+from engine import Engine, StoreError
+
+__all__ = ["REPLAY_WINDOW_SECONDS", "SlackEdge", "signature_is_valid"]
+
+logger = logging.getLogger(__name__)
+
+StartResponse = Callable[..., Any]
+WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+#: Slack's window: a request signed longer ago than this is refused.
+REPLAY_WINDOW_SECONDS = 300
+#: A timestamp is whole seconds; twelve digits reach far past any clock.
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")
+
+
+def signature_is_valid(
+    secret: str, body: bytes, timestamp: str | None, signature: str | None, now: float
+) -> bool:
+    """Whether ``signature`` is Slack's signature of ``body`` at ``timestamp`` (raw bytes)."""
+    if not timestamp or not signature or not _TIMESTAMP.fullmatch(timestamp):
+        return False
+    if abs(now - int(timestamp)) > REPLAY_WINDOW_SECONDS:
+        return False
+    base = b"v0:" + timestamp.encode() + b":" + body
+    expected = b"v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest().encode()
+    # WSGI hands headers over as latin-1 text, so this encoding cannot fail.
+    return hmac.compare_digest(expected, signature.encode("latin-1", "replace"))
+
+
+def _answer(
+    start_response: StartResponse, status: str, text: str, *, content_type: str = "text/plain"
+) -> list[bytes]:
+    body = text.encode()
+    start_response(
+        status,
+        [("Content-Type", f"{content_type}; charset=utf-8"), ("Content-Length", str(len(body)))],
+    )
+    return [body]
+
+
+class SlackEdge:
+    """WSGI middleware in front of Bolt's handler for ``POST /slack/events``.
+
+    Args:
+        inner: Bolt's WSGI handler.
+        engine: Where replay claims are kept (shared by every replica).
+        signing_secret: The app's signing secret.
+        clock: UNIX seconds now (tests may pass their own).
+    """
+
+    def __init__(
+        self,
+        inner: WsgiApp,
+        engine: Engine,
+        signing_secret: str,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.inner = inner
+        self.engine = engine
+        self.signing_secret = signing_secret
+        self.clock = clock
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = -1
+        if length < 0 or length > MAX_BODY_BYTES:
+            return self._refuse(start_response, "413 Content Too Large", "body_too_large")
+        body = environ["wsgi.input"].read(length) if length else b""
+        timestamp = environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP")
+        signature = environ.get("HTTP_X_SLACK_SIGNATURE")
+        if not signature_is_valid(self.signing_secret, body, timestamp, signature, self.clock()):
+            return self._refuse(start_response, "401 Unauthorized", "bad_signature")
+        try:
+            payload = parse_request(environ.get("CONTENT_TYPE", ""), body)
+        except PayloadError as exc:
+            logger.info(
+                "malformed request refused",
+                extra={"action": "request_malformed", "problem": str(exc)[:200]},
+            )
+            return _answer(start_response, "400 Bad Request", f"Malformed request: {exc}")
+        try:
+            fresh = self.engine.claim_once(f"slack:signature:{signature}", REPLAY_WINDOW_SECONDS)
+            if fresh and isinstance(payload, EventCallback) and payload.event_id:
+                fresh = self.engine.claim_once(
+                    f"slack:event:{payload.event_id}", REPLAY_WINDOW_SECONDS * 4
+                )
+        except StoreError:
+            logger.warning("cannot check for replays", extra={"action": "replay_check_failed"})
+            return _answer(
+                start_response, "503 Service Unavailable", "The database is unavailable."
+            )
+        if not fresh:
+            logger.info("replayed request ignored", extra={"action": "request_replayed"})
+            return _answer(start_response, "200 OK", "")
+        environ["wsgi.input"] = io.BytesIO(body)
+        environ["CONTENT_LENGTH"] = str(len(body))
+        return self.inner(environ, start_response)
+
+    @staticmethod
+    def _refuse(start_response: StartResponse, status: str, reason: str) -> list[bytes]:
+        logger.info("request refused", extra={"action": "request_refused", "reason": reason})
+        text = "Request too large." if reason == "body_too_large" else "Invalid signature."
+        return _answer(start_response, status, text)

@@ -1,0 +1,344 @@
+"""The messages the bot posts: prompts, status lines and thread notes, as Block Kit."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ConfirmObject,
+    ContextBlock,
+    MarkdownTextObject,
+    SectionBlock,
+)
+
+from bot.forms.mrkdwn import escape_mrkdwn, markdown_to_mrkdwn
+from bot.slack import ids
+from engine import AuditRecord, Pause, PauseStatus, Run, RunState
+
+_SLACK_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
+_GROUP_ID = re.compile(r"^S[A-Z0-9]{2,}$")
+#: the engine writes "cancelled by <who>"; the bot cancels on behalf of a Slack user id
+_CANCELLED_BY = re.compile(r"^cancelled by ([UW][A-Z0-9]{2,})$")
+#: state names are CamelCase ("TimedOut"); people read "timed out"
+_WORD_START = re.compile(r"(?<!^)(?=[A-Z])")
+
+STATE_EMOJI = {
+    RunState.SCHEDULED: ":hourglass:",
+    RunState.RUNNING: ":arrow_forward:",
+    RunState.PAUSED: ":raised_hand:",
+    RunState.SUSPENDED: ":raised_hand:",
+    RunState.COMPLETED: ":white_check_mark:",
+    RunState.FAILED: ":x:",
+    RunState.CANCELLED: ":no_entry_sign:",
+    RunState.CRASHED: ":boom:",
+}
+
+
+def who(principal: str | None) -> str:
+    """A user id as a mention, a group id as a group mention, anything else as text."""
+    if principal is None:
+        return "someone"
+    if _SLACK_ID.match(principal):
+        return f"<@{principal}>"
+    if _GROUP_ID.match(principal):
+        return f"<!subteam^{principal}>"
+    return escape_mrkdwn(principal)
+
+
+def when(moment: datetime | None) -> str:
+    if moment is None:
+        return "no deadline"
+    epoch = int(moment.timestamp())
+    fallback = moment.strftime("%Y-%m-%d %H:%M UTC")
+    return f"<!date^{epoch}^{{date_short_pretty}} {{time}}|{fallback}>"
+
+
+def cancel_confirm(run: Run) -> ConfirmObject:
+    """Slack's confirm dialog on a Cancel button: cancelling cannot be undone."""
+    return ConfirmObject(
+        title="Cancel this run?",
+        text=f"{run_label(run)} stops where it is. This cannot be undone.",
+        confirm="Cancel the run",
+        deny="Keep it",
+        style="danger",
+    )
+
+
+def audit_line(record: AuditRecord) -> str:
+    """One audit record for a Slack message: time, who (as a mention), what."""
+    actor = who(record.actor_id) if record.actor_id else "someone"
+    if record.via == "system":
+        actor = "Signoff"
+    detail = ""
+    if "input" in record.data:
+        detail = f" `{json.dumps(record.data['input'], ensure_ascii=False)[:120]}`"
+    elif record.data.get("rule"):
+        detail = f" ({escape_mrkdwn(str(record.data['rule']))[:150]})"
+    elif record.data.get("to"):
+        detail = f" to {who(str(record.data['to']))}"
+    via = f" via {record.via}" if record.via and record.via != "system" else ""
+    key = f" `{record.key}`" if record.key else ""
+    return f"• {when_short(record.at)} {actor}{via}: {record.action}{key}{detail}"
+
+
+def when_short(moment: datetime) -> str:
+    epoch = int(moment.timestamp())
+    return f"<!date^{epoch}^{{time_secs}}|{moment:%H:%M:%S} UTC>"
+
+
+def run_label(run: Run) -> str:
+    return f"*{escape_mrkdwn(run.flow_name)}* run `{run.id[:8]}`"
+
+
+def approvers_text(run: Run, pause: Pause) -> str:
+    """Who may answer ``pause``, as mentions."""
+    allowed = ", ".join(who(p) for p in pause.approvers) if pause.approvers else "anyone here"
+    if pause.forbid_starter and run.started_by:
+        allowed += f" (not {who(run.started_by)}, who started it)"
+    return allowed
+
+
+def prompt_blocks(run: Run, pause: Pause, *, again: bool = False) -> list[Block]:
+    """The message that asks for input: what, for whom, until when, and the button."""
+    heading = "needs input again" if again else "is waiting for input"
+    blocks: list[Block] = [
+        SectionBlock(text=MarkdownTextObject(text=f"{run_label(run)} {heading}"))
+    ]
+    if pause.description:
+        blocks.append(
+            SectionBlock(text=MarkdownTextObject(text=markdown_to_mrkdwn(pause.description)[:3000]))
+        )
+    details = [
+        MarkdownTextObject(text=f"*Who may answer:* {approvers_text(run, pause)}"),
+        MarkdownTextObject(text=f"*Deadline:* {when(pause.deadline)}"),
+        MarkdownTextObject(text=f"*Input:* `{pause.key}`"),
+    ]
+    if pause.quorum > 1:
+        given = ", ".join(who(r) for r in pause.answered_by) or "none yet"
+        details.append(
+            MarkdownTextObject(text=f"*Answers:* {len(pause.answers)} of {pause.quorum} ({given})")
+        )
+    if again and pause.initial:
+        details.append(MarkdownTextObject(text="The form starts from the answer sent last time."))
+    blocks.append(ContextBlock(elements=details))
+    blocks.append(
+        ActionsBlock(block_id=f"prompt:{pause.key}"[:255], elements=prompt_buttons(run, pause))
+    )
+    return blocks
+
+
+def prompt_buttons(run: Run, pause: Pause) -> list[ButtonElement]:
+    """One click per choice for a single decision; otherwise the button that opens the form.
+
+    Either way a Reassign button hands the decision to someone else.
+    """
+    target = f"{run.id}:{pause.key}"
+    confirm = answer_confirm(run) if pause.confirm else None
+    decision = pause.schema and single_decision(pause.schema)
+    buttons: list[ButtonElement] = []
+    if decision:
+        field, choices = decision
+        for label, value in choices:
+            buttons.append(
+                ButtonElement(
+                    text=label[:75],
+                    action_id=f"{ids.DECIDE}:{len(buttons)}",
+                    value=json.dumps({"t": target, "f": field, "v": value})[:2000],
+                    style="primary" if value is True or len(buttons) == 0 else None,
+                    confirm=confirm,
+                )
+            )
+        buttons.append(
+            ButtonElement(text="With a comment…", action_id=ids.PROVIDE_INPUT, value=target)
+        )
+    else:
+        buttons.append(
+            ButtonElement(
+                text="Provide input", action_id=ids.PROVIDE_INPUT, value=target, style="primary"
+            )
+        )
+    buttons.append(ButtonElement(text="Reassign", action_id=ids.REASSIGN, value=target))
+    return buttons
+
+
+def single_decision(schema: Mapping[str, Any]) -> tuple[str, list[tuple[str, Any]]] | None:
+    """``(field, [(label, value), ...])`` when the model is one decision plus optional text.
+
+    A decision is a required ``bool`` or a required choice of two or three strings; every
+    other field must be optional text, so that a click alone is a complete answer.
+    """
+    properties: Mapping[str, Any] = schema.get("properties") or {}
+    required = set(schema.get("required") or ())
+    decisions: list[tuple[str, list[tuple[str, Any]]]] = []
+    for name, node in properties.items():
+        title = str(node.get("title") or name)
+        if node.get("type") == "boolean" and name in required:
+            decisions.append((name, [(f"{title}: yes", True), (f"{title}: no", False)]))
+        elif (
+            name in required
+            and isinstance(node.get("enum"), list)
+            and 2 <= len(node["enum"]) <= 3
+            and all(isinstance(v, str) for v in node["enum"])
+        ):
+            decisions.append(
+                (name, [(str(v).replace("_", " ").capitalize(), v) for v in node["enum"]])
+            )
+        elif name in required or node.get("type") != "string":
+            return None
+    return decisions[0] if len(decisions) == 1 else None
+
+
+def answer_confirm(run: Run) -> ConfirmObject:
+    """The confirm dialog a flow asks for (``confirm=True``) before an answer counts."""
+    return ConfirmObject(
+        title="Send this answer?",
+        text=f"Your answer to {run_label(run)} is recorded and the run goes on.",
+        confirm="Send it",
+        deny="Not yet",
+    )
+
+
+def prompt_text(run: Run) -> str:
+    return f"{run.flow_name} run {run.id[:8]} is waiting for input"
+
+
+def closed_prompt_blocks(run: Run, pause: Pause, outcome: str) -> list[Block]:
+    """A prompt once nothing waits on it: the button is gone, the outcome is said."""
+    blocks: list[Block] = [
+        SectionBlock(
+            text=MarkdownTextObject(text=f"{run_label(run)} asked for input `{pause.key}`")
+        )
+    ]
+    if pause.description:
+        blocks.append(
+            SectionBlock(text=MarkdownTextObject(text=markdown_to_mrkdwn(pause.description)[:3000]))
+        )
+    blocks.append(ContextBlock(elements=[MarkdownTextObject(text=outcome)]))
+    return blocks
+
+
+def pause_outcome(pause: Pause) -> str:
+    """One line on where a request for input stands, naming who answered it."""
+    status = pause.status
+    if status in (PauseStatus.ANSWERED, PauseStatus.ACCEPTED):
+        return f":white_check_mark: Answered by {who(pause.responder)}"
+    if status is PauseStatus.REJECTED:
+        return f":warning: Answer from {who(pause.responder)} was rejected (see the thread)"
+    if status is PauseStatus.TIMED_OUT:
+        return ":alarm_clock: Nobody answered in time"
+    if status is PauseStatus.WAITING:
+        return ":hourglass: Waiting for an answer"
+    return ":no_entry_sign: Cancelled"
+
+
+def status_line(run: Run) -> str:
+    emoji = STATE_EMOJI.get(run.state, "")
+    detail = ""
+    if run.state_message and run.state.is_final:
+        by = _CANCELLED_BY.match(run.state_message)
+        message = f"cancelled by {who(by.group(1))}" if by else escape_mrkdwn(run.state_message)
+        detail = f": {message}"
+    name = run.state_name if run.state_name.lower() != run.state.value else run.state.value
+    name = _WORD_START.sub(" ", name).lower()
+    return f"{emoji} {run_label(run)} is *{escape_mrkdwn(name)}*{detail}"
+
+
+def root_blocks(run: Run, pauses: Sequence[Pause]) -> list[Block]:
+    """The run's first message once it no longer asks: status, and who gave each input.
+
+    It is kept up to date as the run moves on, so the channel shows the outcome and the
+    people who answered without opening the thread.
+    """
+    blocks: list[Block] = [text_block(status_line(run))]
+    if pauses:
+        lines = [f"• `{p.key}` {pause_outcome(p)}" for p in pauses[-20:]]
+        blocks.append(text_block("*Inputs:*\n" + "\n".join(lines)))
+    return blocks
+
+
+def rejection_text(responder: str | None, errors: Mapping[str, str], response: object) -> str:
+    lines = [f":warning: {who(responder)}'s answer was not accepted:"]
+    lines += [
+        f"• *{escape_mrkdwn(field or 'input')}*: {escape_mrkdwn(msg)}"
+        for field, msg in errors.items()
+    ]
+    if isinstance(response, Mapping) and response:
+        sent = ", ".join(f"{k}={v}" for k, v in response.items())
+        lines.append(f"They sent: `{escape_mrkdwn(sent)[:500]}`")
+    # Whether the flow asks again is only known later: the next prompt (or the run's
+    # failure) follows in this thread, so this note does not promise a form.
+    return "\n".join(lines)
+
+
+def unrenderable_text(pause: Pause, reason: str) -> str:
+    title = escape_mrkdwn(pause.title or "input")
+    return (
+        f":x: The input model *{title}* cannot be shown as a Slack form: "
+        f"{escape_mrkdwn(reason)}. The run is cancelled; change the model and start it again."
+    )
+
+
+def finished_text(run: Run) -> str:
+    """The thread note for a run that ended without completing."""
+    line = status_line(run)
+    if run.state is RunState.FAILED and (run.state_message or "").startswith("input rejected"):
+        return (
+            f"{line}\nThe answer was rejected and the flow does not ask again, so the run failed."
+        )
+    return line
+
+
+def reminder_text(run: Run, pause: Pause) -> str:
+    """A nudge before the deadline, mentioning whoever may answer ("anyone here" if open)."""
+    allowed = approvers_text(run, pause)
+    return (
+        f":bell: Reminder: {run_label(run)} is still waiting for input `{pause.key}`. "
+        f"{allowed[:1].upper()}{allowed[1:]}: please answer before {when(pause.deadline)}."
+    )
+
+
+def run_list_blocks(runs: Sequence[Run], title: str, waiting: Iterable[str]) -> list[Block]:
+    """An ephemeral list of runs, with buttons for the ones waiting for input."""
+    waiting_ids = set(waiting)
+    blocks: list[Block] = [SectionBlock(text=MarkdownTextObject(text=f"*{escape_mrkdwn(title)}*"))]
+    if not runs:
+        blocks.append(SectionBlock(text=MarkdownTextObject(text="No runs.")))
+    for run in runs[:15]:
+        line = f"{STATE_EMOJI.get(run.state, '')} {run_label(run)} · {run.state.value} · {when(run.updated_at)}"
+        section = SectionBlock(text=MarkdownTextObject(text=line))
+        blocks.append(section)
+        buttons = [ButtonElement(text="Show", action_id=ids.SHOW_RUN, value=run.id)]
+        if run.id in waiting_ids:
+            buttons.insert(
+                0,
+                ButtonElement(
+                    text="Provide input", action_id=ids.PROVIDE_INPUT, value=run.id, style="primary"
+                ),
+            )
+        if not run.state.is_final:
+            buttons.append(
+                ButtonElement(
+                    text="Cancel",
+                    action_id=ids.CANCEL_RUN,
+                    value=run.id,
+                    style="danger",
+                    confirm=cancel_confirm(run),
+                )
+            )
+        blocks.append(ActionsBlock(block_id=f"run:{run.id}", elements=buttons))
+    if len(runs) > 15:
+        blocks.append(
+            ContextBlock(elements=[MarkdownTextObject(text=f"…and {len(runs) - 15} more")])
+        )
+    return blocks
+
+
+def text_block(text: str) -> SectionBlock:
+    return SectionBlock(text=MarkdownTextObject(text=text[:3000]))

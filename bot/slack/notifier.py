@@ -1,0 +1,481 @@
+"""Turns the engine's stored events into Slack messages, at least once and in order.
+
+The bot subscribes as the durable consumer ``slack``: an event whose Slack call fails is
+retried (the WebClient also retries rate limits and server errors), so an outage delays
+messages but loses none. Delivery is at least once, so handling an event twice must not
+post twice. Run metadata remembers what was posted:
+
+- ``slack.thread``: the run's first message (channel and ts), the root of its thread;
+- ``slack.prompts``: pause key -> ts of the message asking for it;
+- ``slack.notes``: event id -> ts of the thread note posted for that event.
+
+Everything else is an update of an existing message rendered from the run's current
+state, which is the same however often it is repeated.
+
+A post itself is made effectively once. Before the call, its intent is claimed in run
+metadata (``slack.posting.<post id>``) and the message carries its id in Slack message
+``metadata``. A post whose intent was claimed already may have reached Slack without its
+answer reaching us (the process died, the answer came after the client's timeout, another
+replica was cut off mid-call): the thread (or channel) is looked up first, and a message
+found there is adopted instead of posted again. Right before each post the consumer's
+lease is checked (``fence``), so a replica that lost it gives its batch up instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot.forms.modals import ModalError, check_renderable
+from bot.slack import home, ids, messages, reminders
+from bot.slack.approvers import Approvers
+from engine import (
+    Actor,
+    Engine,
+    EngineError,
+    Event,
+    EventKind,
+    InvalidTransition,
+    Pause,
+    PauseStatus,
+    Run,
+    RunState,
+)
+
+logger = logging.getLogger(__name__)
+
+_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
+_GROUP = re.compile(r"^S[A-Z0-9]{2,}$")
+#: at most this many people get a Home refresh or a direct message per event
+MAX_PEOPLE = 50
+#: events after which the Home tabs of the people concerned are published again
+HOME_EVENTS = frozenset(
+    {
+        EventKind.WAITING_FOR_INPUT,
+        EventKind.INPUT_RECEIVED,
+        EventKind.ANSWER_COUNTED,
+        EventKind.PAUSE_ESCALATED,
+        EventKind.PAUSE_REASSIGNED,
+        EventKind.PAUSE_TIMED_OUT,
+        EventKind.STATE_CHANGED,
+    }
+)
+
+
+class SlackNotifier:
+    """A ``RunObserver`` that keeps each run's Slack thread up to date."""
+
+    #: the ``event_type`` of the message metadata that names each post
+    EVENT_TYPE = "signoff_post"
+    #: how far back a post is looked for, before its intent was claimed (clock skew)
+    LOOKBACK_SECONDS = 120
+
+    def __init__(
+        self,
+        engine: Engine,
+        client: WebClient,
+        default_channel: str,
+        fence: Callable[[], None] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.client = client
+        self.default_channel = default_channel
+        #: raises (``LeaseLost``) when this process may no longer post; checked per post
+        self.fence: Callable[[], None] = fence or (lambda: None)
+        self.groups = Approvers(client)
+
+    # -- people ---------------------------------------------------------------------------
+
+    def people(self, principals: Iterable[str]) -> list[str]:
+        """User ids named, with user groups expanded to their members (capped)."""
+        found: list[str] = []
+        for principal in principals:
+            members = self.groups.members(principal) if _GROUP.match(principal) else {principal}
+            found += [m for m in sorted(members) if _USER.match(m) and m not in found]
+        return found[:MAX_PEOPLE]
+
+    def _refresh_homes(self, event: Event) -> None:
+        """Publish the Home tab of everyone an event concerns (approvers, starter, actor)."""
+        if event.kind not in HOME_EVENTS:
+            return
+        try:
+            run = self.engine.get_run(event.run_id)
+        except EngineError:
+            return
+        key = event.data.get("key")
+        pause = self.engine.get_pause(run.id, str(key)) if key else None
+        named = [*(pause.approvers if pause else run.approvers)]
+        named += [str(v) for v in (run.started_by, event.data.get("responder")) if v]
+        named += [str(event.data[k]) for k in ("by", "to") if event.data.get(k)]
+        for user in self.people(named):
+            try:
+                home.publish(self.client, self.engine, user)
+            except SlackApiError as exc:
+                # A Home tab is a convenience: a person Slack will not publish for (gone,
+                # not in this workspace) must not hold up the events behind this one.
+                logger.warning(
+                    "home not published",
+                    extra={"action": "home_publish_failed", "error": exc.response.get("error")},
+                )
+
+    def _direct(self, run: Run, pause: Pause, users: Iterable[str], text: str) -> None:
+        """Message each user directly with the prompt's buttons, once per (pause, user)."""
+        for user in self.people(users):
+            claim = f"{ids.DMS}.{pause.key}.{user}"
+            if not self.engine.add_metadata(run.id, claim, None):
+                continue  # told already (this event was delivered before)
+            reply = self.client.chat_postMessage(
+                channel=user, text=text, blocks=messages.prompt_blocks(run, pause)
+            )
+            self.engine.set_metadata(run.id, claim, str(reply["ts"]))
+
+    def _counted(self, event: Event) -> None:
+        """One answer of a quorum: the prompt shows the count and who gave it."""
+        run = self.engine.get_run(event.run_id)
+        key = str(event.data["key"])
+        pause = self.engine.get_pause(run.id, key)
+        ts, thread = self._prompts(run.id).get(key), self.thread(run.id)
+        if pause is None or ts is None or thread is None:
+            return
+        if pause.status is PauseStatus.WAITING:
+            self.client.chat_update(
+                channel=thread["channel"],
+                ts=ts,
+                text=messages.prompt_text(run),
+                blocks=messages.prompt_blocks(run, pause),
+            )
+
+    def _escalated(self, event: Event) -> None:
+        run = self.engine.get_run(event.run_id)
+        key = str(event.data["key"])
+        pause = self.engine.get_pause(run.id, key)
+        thread = self.thread(run.id)
+        added = [str(a) for a in event.data.get("to") or []]
+        if thread is not None:
+            self._note_once(
+                event,
+                thread,
+                f":rotating_light: Nobody has answered input `{key}` yet: "
+                + ", ".join(messages.who(a) for a in added)
+                + " may answer it now.",
+            )
+        if pause is not None and pause.status is PauseStatus.WAITING:
+            self._counted(event)  # the prompt now names the added approvers
+            if pause.notify == "dm":
+                self._direct(run, pause, added, messages.prompt_text(run))
+
+    def _reassigned(self, event: Event) -> None:
+        run = self.engine.get_run(event.run_id)
+        key, by, to = str(event.data["key"]), str(event.data["by"]), str(event.data["to"])
+        thread = self.thread(run.id)
+        if thread is not None:
+            self._note_once(
+                event,
+                thread,
+                f":arrow_right: {messages.who(by)} handed input `{key}` to {messages.who(to)}.",
+            )
+        pause = self.engine.get_pause(run.id, key)
+        if pause is not None and pause.status is PauseStatus.WAITING:
+            self._counted(event)
+            self._direct(
+                run,
+                pause,
+                [to],
+                f"{messages.who(by)} asked you to decide: {messages.prompt_text(run)}",
+            )
+
+    def on_event(self, event: Event) -> None:
+        self._handle(event)
+        self._refresh_homes(event)
+
+    def _handle(self, event: Event) -> None:
+        if event.kind is EventKind.WAITING_FOR_INPUT:
+            self._prompt(event)
+        elif event.kind is EventKind.ANSWER_COUNTED:
+            self._counted(event)
+        elif event.kind is EventKind.PAUSE_ESCALATED:
+            self._escalated(event)
+        elif event.kind is EventKind.PAUSE_REASSIGNED:
+            self._reassigned(event)
+        elif event.kind in (
+            EventKind.INPUT_RECEIVED,
+            EventKind.INPUT_ACCEPTED,
+            EventKind.PAUSE_TIMED_OUT,
+        ):
+            self._close_prompt(self.engine.get_run(event.run_id), str(event.data["key"]))
+        elif event.kind is EventKind.INPUT_REJECTED:
+            self._rejected(event)
+        elif event.kind is EventKind.STATE_CHANGED and RunState(event.data["state"]).is_final:
+            self._finished(event)
+
+    # -- what was posted ----------------------------------------------------------------
+
+    def thread(self, run_id: str) -> dict[str, str] | None:
+        """The run's root message (``channel``, ``ts``), if one was posted."""
+        found = self.engine.get_metadata(run_id, ids.THREAD)
+        return dict(found) if isinstance(found, dict) else None
+
+    def _prompts(self, run_id: str) -> dict[str, str]:
+        found = self.engine.get_metadata(run_id, ids.PROMPTS)
+        return dict(found) if isinstance(found, dict) else {}
+
+    def _notes(self, run_id: str) -> dict[str, str]:
+        found = self.engine.get_metadata(run_id, ids.NOTES)
+        return dict(found) if isinstance(found, dict) else {}
+
+    def _post(
+        self,
+        run_id: str,
+        post_id: str,
+        channel: str,
+        text: str,
+        blocks: list[Any] | None = None,
+        thread_ts: str | None = None,
+    ) -> dict[str, str]:
+        """Post a message once, whatever happened to earlier attempts; its channel and ts."""
+        marker = f"{run_id}:{post_id}"
+        intent = {"at": time.time(), "channel": channel, "thread_ts": thread_ts}
+        if not self.engine.add_metadata(run_id, ids.posting_key(post_id), intent):
+            found = self._find_post(run_id, post_id, marker)
+            if found is not None:
+                logger.info(
+                    "earlier post adopted",
+                    extra={"action": "post_reconciled", "run_id": run_id, "post": post_id},
+                )
+                return found
+        self.fence()
+        reply = self.client.chat_postMessage(
+            channel=channel,
+            text=text,
+            blocks=blocks,
+            thread_ts=thread_ts,
+            metadata={"event_type": self.EVENT_TYPE, "event_payload": {"post": marker}},
+        )
+        return {"channel": str(reply["channel"]), "ts": str(reply["ts"])}
+
+    def _find_post(self, run_id: str, post_id: str, marker: str) -> dict[str, str] | None:
+        """The message an earlier attempt posted, if Slack has it."""
+        intent = self.engine.get_metadata(run_id, ids.posting_key(post_id))
+        if not isinstance(intent, dict):
+            return None
+        channel, thread_ts = str(intent["channel"]), intent.get("thread_ts")
+        if thread_ts:
+            found = self.client.conversations_replies(
+                channel=channel, ts=str(thread_ts), include_all_metadata=True, limit=1000
+            )
+        else:
+            oldest = float(intent.get("at") or 0) - self.LOOKBACK_SECONDS
+            found = self.client.conversations_history(
+                channel=channel, oldest=f"{oldest:.6f}", include_all_metadata=True, limit=1000
+            )
+        for message in found.get("messages") or []:
+            payload = (message.get("metadata") or {}).get("event_payload") or {}
+            if payload.get("post") == marker:
+                return {"channel": str(found.get("channel") or channel), "ts": str(message["ts"])}
+        return None
+
+    def _post_root(self, run: Run, text: str, blocks: list[Any]) -> dict[str, str]:
+        channel = run.tags.get("slack.channel") or self.default_channel
+        thread = self._post(run.id, "root", channel, text, blocks)
+        self.engine.set_metadata(run.id, ids.THREAD, thread)
+        return thread
+
+    def _note_once(self, event: Event, thread: dict[str, str], text: str) -> None:
+        """Post ``text`` in the thread unless this event's note was posted already."""
+        notes = self._notes(event.run_id)
+        if str(event.id) in notes:
+            return
+        reply = self._post(
+            event.run_id, f"note.{event.id}", thread["channel"], text, thread_ts=thread["ts"]
+        )
+        notes[str(event.id)] = reply["ts"]
+        self.engine.set_metadata(event.run_id, ids.NOTES, notes)
+
+    # -- events -------------------------------------------------------------------------
+
+    def _prompt(self, event: Event) -> None:
+        run_id, key = event.run_id, str(event.data["key"])
+        run = self.engine.get_run(run_id)
+        pause = self.engine.get_pause(run_id, key)
+        if pause is None or key in self._prompts(run_id):
+            return  # this event was delivered before
+        if pause.status is not PauseStatus.WAITING:
+            # Answered before Slack heard of it (from the CLI, or while Slack was down):
+            # the run still gets its thread, saying who answered and how it ended.
+            self._settled_prompt(run, pause)
+            return
+        if pause.schema is not None:
+            try:
+                check_renderable(pause.schema, description=pause.description)
+            except ModalError as exc:
+                self._unrenderable(event, run, pause, str(exc))
+                return
+        thread = self.thread(run_id)
+        if thread is None:
+            thread = self._post_root(
+                run, messages.prompt_text(run), messages.prompt_blocks(run, pause)
+            )
+            ts = thread["ts"]
+        else:
+            ts = self._post(
+                run_id,
+                f"prompt.{key}",
+                thread["channel"],
+                messages.prompt_text(run),
+                messages.prompt_blocks(run, pause, again=self._asks_again(pause)),
+                thread_ts=thread["ts"],
+            )["ts"]
+        prompts = self._prompts(run_id)
+        prompts[key] = ts
+        self.engine.set_metadata(run_id, ids.PROMPTS, prompts)
+        logger.info(
+            "prompt posted", extra={"action": "prompt_posted", "run_id": run_id, "key": key}
+        )
+        if pause.notify == "dm":
+            # The thread stays the record; the direct message carries the same buttons.
+            self._direct(run, pause, pause.approvers, messages.prompt_text(run))
+        if pause.deadline is not None:
+            reminders.schedule(self.engine, run_id, key, pause.deadline)
+
+    def _settled_prompt(self, run: Run, pause: Pause) -> None:
+        """Post a prompt that was settled before it could be posted, already closed."""
+        outcome = messages.pause_outcome(pause)
+        blocks = messages.closed_prompt_blocks(run, pause, outcome)
+        thread = self.thread(run.id)
+        if thread is None:
+            thread = self._post_root(run, messages.status_line(run), blocks)
+            ts = thread["ts"]
+        else:
+            ts = self._post(
+                run.id,
+                f"prompt.{pause.key}",
+                thread["channel"],
+                outcome,
+                blocks,
+                thread_ts=thread["ts"],
+            )["ts"]
+        prompts = self._prompts(run.id)
+        prompts[pause.key] = ts
+        self.engine.set_metadata(run.id, ids.PROMPTS, prompts)
+        self._refresh_root(run, thread)
+        logger.info(
+            "settled prompt posted",
+            extra={"action": "prompt_posted_settled", "run_id": run.id, "key": pause.key},
+        )
+
+    def _asks_again(self, pause: Pause) -> bool:
+        """True when this pause asks for the same model as an answer that was rejected."""
+        return any(
+            p.status is PauseStatus.REJECTED and p.title == pause.title
+            for p in self.engine.detail(pause.run_id).pauses
+            if p.key != pause.key
+        )
+
+    def _unrenderable(self, event: Event, run: Run, pause: Pause, reason: str) -> None:
+        # Said when the run pauses, not when someone clicks: nobody could ever answer it.
+        thread = self.thread(run.id) or self._post_root(
+            run,
+            f"{run.flow_name} cannot ask for input",
+            [
+                messages.text_block(
+                    f":x: {messages.run_label(run)} asks for input that Slack cannot show"
+                )
+            ],
+        )
+        self._note_once(event, thread, messages.unrenderable_text(pause, reason))
+        # Said once: the root message stands for this pause from now on.
+        prompts = self._prompts(run.id)
+        prompts.setdefault(pause.key, thread["ts"])
+        self.engine.set_metadata(run.id, ids.PROMPTS, prompts)
+        # It may have ended meanwhile (timed out, cancelled by someone): nothing to stop.
+        with contextlib.suppress(InvalidTransition):
+            self.engine.cancel(
+                run.id,
+                by=Actor.system(),
+                reason=f"cancelled by the Slack bot: input {pause.title} cannot be rendered ({reason})",
+            )
+        logger.warning(
+            "input model cannot be rendered; run cancelled",
+            extra={"action": "prompt_unrenderable", "run_id": run.id, "key": pause.key},
+        )
+
+    def _close_prompt(self, run: Run, key: str) -> None:
+        """Take the button off the prompt for ``key`` and say how it ended."""
+        ts = self._prompts(run.id).get(key)
+        thread = self.thread(run.id)
+        if ts is None or thread is None:
+            reminders.cancel(self.engine, run.id, key)
+            return
+        self._close_thread_prompt(run, thread, key, ts)
+        self._refresh_root(run, thread)
+
+    def _close_thread_prompt(self, run: Run, thread: dict[str, str], key: str, ts: str) -> None:
+        """Drop the pause's reminder; a prompt in the thread shows the outcome instead of a
+        button (the first message is left to ``_refresh_root``)."""
+        reminders.cancel(self.engine, run.id, key)
+        pause = self.engine.get_pause(run.id, key)
+        if ts == thread["ts"] or pause is None:
+            return
+        outcome = messages.pause_outcome(pause)
+        self.client.chat_update(
+            channel=thread["channel"],
+            ts=ts,
+            text=outcome,
+            blocks=messages.closed_prompt_blocks(run, pause, outcome),
+        )
+
+    def _refresh_root(self, run: Run, thread: dict[str, str]) -> None:
+        """Show the run's status and who gave each input on its first message.
+
+        Left alone while the first message still carries the button of a waiting pause.
+        """
+        detail = self.engine.detail(run.id)
+        run = detail.run  # the freshest state: events are handled after they happened
+        root_keys = {k for k, ts in self._prompts(run.id).items() if ts == thread["ts"]}
+        if run.state.is_waiting and any(
+            p.key in root_keys and p.status is PauseStatus.WAITING for p in detail.pauses
+        ):
+            return
+        self.client.chat_update(
+            channel=thread["channel"],
+            ts=thread["ts"],
+            text=messages.status_line(run),
+            blocks=messages.root_blocks(run, detail.pauses),
+        )
+
+    def _rejected(self, event: Event) -> None:
+        run = self.engine.get_run(event.run_id)
+        thread = self.thread(run.id)
+        if thread is None:
+            return
+        self._close_prompt(run, str(event.data["key"]))
+        errors = event.data.get("errors") or {}
+        self._note_once(
+            event,
+            thread,
+            messages.rejection_text(
+                event.data.get("responder"), errors, event.data.get("response")
+            ),
+        )
+
+    def _finished(self, event: Event) -> None:
+        run = self.engine.get_run(event.run_id)
+        thread = self.thread(run.id)
+        if thread is None:
+            return
+        for key, ts in self._prompts(run.id).items():
+            self._close_thread_prompt(run, thread, key, ts)
+        self._refresh_root(run, thread)
+        if run.state is not RunState.COMPLETED:
+            self._note_once(event, thread, messages.finished_text(run))
+        logger.info(
+            "run outcome posted",
+            extra={"action": "run_outcome_posted", "run_id": run.id, "state": run.state.value},
+        )

@@ -1,0 +1,146 @@
+"""Reminders in a run's thread shortly before a prompt's deadline.
+
+When the notifier posts a prompt whose pause has a deadline, it schedules ``remind`` as a
+durable engine timer (``engine.timers.call_at``): the job lives in the database, survives
+restarts, and is executed by whichever process runs a ``Worker`` (``signoff serve`` does).
+
+When: ``deadline - min(10 minutes, half the time from posting to the deadline)``. Long
+waits get a reminder ten minutes before the end; short ones get it halfway, so that the
+reminder is never due before the prompt has been seen and there is still time to answer.
+
+The job needs the running bot (a Slack client and the run's thread), so every notifier
+started in this process registers here (``track``). A process with a worker but no
+notifier does nothing when the job fires. A reminder is posted at most once per pause,
+and only while the pause still waits.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import weakref
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from bot.slack import ids, messages
+from engine import AuditAction, Engine, EngineError, PauseStatus
+
+logger = logging.getLogger(__name__)
+
+#: the longest lead a reminder has before the deadline
+LEAD = timedelta(minutes=10)
+#: import path of the job body, as the timer table stores it
+JOB = "bot.slack.reminders:remind"
+
+
+class SlackNotifier(Protocol):
+    """What posting a reminder needs of the notifier (``bot.slack.notifier`` registers
+    itself here, so this module does not import it)."""
+
+    @property
+    def engine(self) -> Engine: ...
+
+    @property
+    def client(self) -> Any: ...
+
+    def thread(self, run_id: str) -> dict[str, str] | None: ...
+
+
+# Weak references: a notifier lives as long as its engine's subscription; the registry
+# must not keep old engines (and their database pools) alive.
+_notifiers: list[weakref.ref[SlackNotifier]] = []
+_lock = threading.Lock()
+
+
+def track(notifier: SlackNotifier) -> None:
+    """Make ``notifier`` the newest one reminders are posted through."""
+    with _lock:
+        _notifiers[:] = [r for r in _notifiers if r() is not None and r() is not notifier]
+        _notifiers.append(weakref.ref(notifier))
+
+
+def active_notifiers() -> list[SlackNotifier]:
+    """Registered notifiers, newest first."""
+    with _lock:
+        alive = [n for n in (r() for r in reversed(_notifiers)) if n is not None]
+    return alive
+
+
+def reminder_time(deadline: datetime, now: datetime) -> datetime:
+    """``deadline - min(LEAD, (deadline - now) / 2)``."""
+    return deadline - min(LEAD, (deadline - now) / 2)
+
+
+def job_id(run_id: str, key: str) -> str:
+    return f"signoff:remind:{run_id}:{key}"
+
+
+def schedule(
+    engine: Engine, run_id: str, key: str, deadline: datetime, now: datetime | None = None
+) -> datetime | None:
+    """Set the reminder for pause ``key`` of ``run_id``; returns when it fires (None: too late)."""
+    now = now or datetime.now(UTC)
+    if deadline <= now:
+        return None
+    when = reminder_time(deadline, now)
+    engine.timers.call_at(job_id(run_id, key), when, JOB, {"run_id": run_id, "key": key})
+    logger.info(
+        "reminder scheduled",
+        extra={"action": "reminder_scheduled", "run_id": run_id, "key": key, "at": when},
+    )
+    return when
+
+
+def cancel(engine: Engine, run_id: str, key: str) -> None:
+    """Drop the reminder of a pause that no longer waits (the job would do nothing anyway)."""
+    engine.timers.cancel(job_id(run_id, key))
+
+
+def remind(run_id: str, key: str) -> bool:
+    """Job body: post the reminder for pause ``key`` if it still waits. True if posted."""
+    for notifier in active_notifiers():
+        try:
+            notifier.engine.get_run(run_id)
+        except EngineError:
+            continue  # another engine's notifier (tests run several); not this run's
+        return _post(notifier, run_id, key)
+    logger.info(
+        "no Slack notifier in this process; reminder skipped",
+        extra={"action": "reminder_skipped", "run_id": run_id, "key": key},
+    )
+    return False
+
+
+def _post(notifier: SlackNotifier, run_id: str, key: str) -> bool:
+    engine = notifier.engine
+    run = engine.get_run(run_id)
+    pause = engine.get_pause(run_id, key)
+    if pause is None or pause.status is not PauseStatus.WAITING or not run.state.is_waiting:
+        return False
+    if pause.deadline is not None and pause.deadline <= datetime.now(UTC):
+        return False
+    thread = notifier.thread(run_id)
+    if thread is None:
+        return False  # no prompt to remind of
+    # Several workers may fire the same job: the one that claims the key posts, and the
+    # claim and its audit record are written together, so the trail has it once.
+    claim = ids.reminder_key(key)
+    deadline = pause.deadline.isoformat() if pause.deadline else None
+    if not engine.record_once(
+        run_id,
+        claim,
+        AuditAction.REMINDER_SENT,
+        key=key,
+        data={"deadline": deadline, "approvers": list(pause.approvers)},
+    ):
+        return False
+    reply = notifier.client.chat_postMessage(
+        channel=thread["channel"],
+        thread_ts=thread["ts"],
+        text=messages.reminder_text(run, pause),
+    )
+    engine.set_metadata(run_id, claim, str(reply["ts"]))
+    logger.info(
+        "reminder posted", extra={"action": "reminder_posted", "run_id": run_id, "key": key}
+    )
+    return True

@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import insert
 
+from bot.backends.embedded import EmbeddedBackend
 from bot.slack.home import home_view
 from bot.testing import running_bot
 from engine import Engine, EngineSettings
@@ -144,10 +145,11 @@ def percentile(values: list[float], p: float) -> float:
 
 
 def bench_home(engine: Engine) -> tuple[float, float]:
+    backend = EmbeddedBackend(engine)
     times = []
     for i in range(30):
         began = time.perf_counter()
-        home_view(engine, f"U{(i * 7) % USERS:05d}").to_dict()
+        home_view(backend, f"U{(i * 7) % USERS:05d}").to_dict()
         times.append((time.perf_counter() - began) * 1000)
     return statistics.median(times), percentile(times, 0.95)
 

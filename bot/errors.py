@@ -8,8 +8,15 @@
     ├── TokenRefused (variable, error)    Slack refused the token that variable holds
     ├── PayloadError         (bot.slack.payloads) a signed request's body is malformed
     ├── TamperedMetadata     (bot.slack.sealing) a form's private_metadata was not sealed by us
-    └── ModalError           (bot.forms.modals) a schema cannot become a modal
-        └── UnsupportedField (field, reason)
+    ├── ModalError           (bot.forms.modals) a schema cannot become a modal
+    │   └── UnsupportedField (field, reason)
+    └── BackendError         (bot.backends) what runs the flows failed or refused
+        ├── BackendUnavailable (backend)               it did not answer (database, server)
+        ├── RunNotFound (run_id)
+        ├── FlowUnknown (flow, known)                  no flow or deployment of that name
+        ├── NotPermitted (action, actor, reason, allowed, run_id)   the rules refuse this person
+        ├── ParametersInvalid (flow, errors)           parameters break the flow's schema
+        └── RunNotChangeable (run_id, current, requested)   e.g. cancelling a finished run
 """
 
 from __future__ import annotations
@@ -62,10 +69,90 @@ class UnsupportedField(ModalError):
         super().__init__(f"{where} cannot be shown in a Slack modal: {reason}")
 
 
+class BackendError(BotError):
+    """The backend that runs the flows failed or refused; the message says what happened."""
+
+
+class BackendUnavailable(BackendError):
+    """The backend did not answer."""
+
+    def __init__(self, backend: str, reason: str) -> None:
+        self.backend = backend
+        self.reason = reason
+        super().__init__(f"the {backend} backend is unavailable: {reason}")
+
+
+class RunNotFound(BackendError):
+    """No run has that id."""
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        super().__init__(f"no run {run_id!r}")
+
+
+class FlowUnknown(BackendError):
+    """No flow (or deployment) of that name can be started."""
+
+    def __init__(self, flow: str, known: tuple[str, ...] = ()) -> None:
+        self.flow = flow
+        self.known = known
+        super().__init__(f"no flow named {flow!r}")
+
+
+class NotPermitted(BackendError):
+    """The rules do not let this person do this; nothing was changed."""
+
+    def __init__(
+        self,
+        action: str,
+        actor: str | None,
+        reason: str,
+        *,
+        allowed: tuple[str, ...] = (),
+        run_id: str | None = None,
+        message: str | None = None,
+    ) -> None:
+        self.action = action
+        self.actor = actor
+        self.reason = reason
+        self.allowed = allowed
+        self.run_id = run_id
+        super().__init__(message or f"{actor or 'someone'} may not {action}: {reason}")
+
+
+class ParametersInvalid(BackendError):
+    """Parameters do not match what the flow takes; ``errors`` names each field."""
+
+    def __init__(self, flow: str, errors: dict[str, str], message: str | None = None) -> None:
+        self.flow = flow
+        self.errors = errors
+        detail = "; ".join(f"{k or '(parameters)'}: {v}" for k, v in errors.items())
+        super().__init__(message or f"parameters for {flow!r} rejected: {detail}")
+
+
+class RunNotChangeable(BackendError):
+    """The run cannot move to that state from where it is."""
+
+    def __init__(
+        self, run_id: str, current: str, requested: str, message: str | None = None
+    ) -> None:
+        self.run_id = run_id
+        self.current = current
+        self.requested = requested
+        super().__init__(message or f"run {run_id} is {current} and cannot become {requested}")
+
+
 __all__ = [
+    "BackendError",
+    "BackendUnavailable",
     "BotError",
+    "FlowUnknown",
     "ModalError",
+    "NotPermitted",
+    "ParametersInvalid",
     "PayloadError",
+    "RunNotChangeable",
+    "RunNotFound",
     "SettingsError",
     "SlackUnreachable",
     "TamperedMetadata",

@@ -125,3 +125,71 @@ def test_sandbox_page_exports() -> None:
         "render_blocks",
         "to_html",
     ]
+
+
+def test_backends_exports() -> None:
+    import bot.backends
+    import bot.backends.embedded
+
+    assert bot.backends.__all__ == [
+        "JSON",
+        "SYSTEM",
+        "Accepted",
+        "Action",
+        "Actor",
+        "Answer",
+        "AuditRecord",
+        "Backend",
+        "BackendStats",
+        "ChangeObserver",
+        "ConsumerLag",
+        "Delegation",
+        "Denied",
+        "Event",
+        "EventKind",
+        "GivenAnswer",
+        "GroupDirectory",
+        "LogEntry",
+        "Pause",
+        "PauseStatus",
+        "Refusal",
+        "Refused",
+        "Run",
+        "RunDetail",
+        "RunState",
+        "Stale",
+        "StartForm",
+        "StateChange",
+        "TaskRun",
+        "Via",
+        "Watch",
+    ]
+    assert bot.backends.embedded.__all__ == ["EmbeddedBackend", "translated"]
+
+
+def test_bot_errors_exports() -> None:
+    import bot.errors
+
+    assert bot.errors.__all__ == [
+        "BackendError",
+        "BackendUnavailable",
+        "BotError",
+        "FlowUnknown",
+        "ModalError",
+        "NotPermitted",
+        "ParametersInvalid",
+        "PayloadError",
+        "RunNotChangeable",
+        "RunNotFound",
+        "SettingsError",
+        "SlackUnreachable",
+        "TamperedMetadata",
+        "TokenRefused",
+        "UnsupportedField",
+    ]
+
+
+def test_testing_exports() -> None:
+    import bot.testing
+
+    assert bot.testing.__all__ == ["RunningBot", "running_bot"]

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from bot.backends.embedded import EmbeddedBackend
 from bot.cli.logs import configure_logging
 from bot.cli.session import CliSession, pass_session
 from bot.config import BotSettings, ServerSettings
@@ -61,9 +62,8 @@ def serve_command() -> Any:
             listen = ServerSettings.load()
             session.migrate = migrate
             server = Server(
-                session.engine(),
+                EmbeddedBackend(session.engine(), flows=sources),
                 settings,
-                flows=sources,
                 host=host or listen.host,
                 port=listen.port if port is None else port,
             )

@@ -1,4 +1,4 @@
-"""``create_app``: the Slack app (Bolt) over an engine, plus the notifier that posts for it."""
+"""``create_app``: the Slack app (Bolt) over a backend, plus the notifier that posts for it."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from slack_sdk.http_retry.builtin_handlers import (
     RateLimitErrorRetryHandler,
 )
 
+from bot.backends import Backend, Watch
 from bot.config import BotSettings
 from bot.errors import SlackUnreachable, TokenRefused
 from bot.slack import commands, decisions, home, ids, interactions, reminders
@@ -25,7 +26,6 @@ from bot.slack.approvers import Approvers
 from bot.slack.metrics import MeteredWebClient
 from bot.slack.notifier import SlackNotifier
 from bot.slack.sealing import Sealer
-from engine import DurableConsumer, Engine
 
 logger = logging.getLogger(__name__)
 
@@ -149,7 +149,7 @@ def _unhandled_is_acknowledged(
 
 
 def create_app(
-    engine: Engine,
+    backend: Backend,
     settings: BotSettings,
     client: WebClient | None = None,
     *,
@@ -161,7 +161,7 @@ def create_app(
 
     Example::
 
-        app = create_app(get_engine(), BotSettings.load())
+        app = create_app(EmbeddedBackend(get_engine()), BotSettings.load())
     """
     client = client or create_client(settings)
     auth = auth if auth is not None else check_slack(settings)
@@ -197,24 +197,24 @@ def create_app(
         logger=logging.getLogger("bot.bolt"),
     )
     app.error(_unhandled_is_acknowledged)
-    # Group membership comes from Slack; the engine applies the same rules to every caller.
-    engine.set_group_directory(Approvers(client))
+    # Group membership comes from Slack; the backend applies the same rules to every caller.
+    backend.set_group_directory(Approvers(client))
     # Socket Mode may run without a signing secret; the app-level token is as secret.
     sealer = Sealer(settings.signing_secret or settings.app_token or "")
-    interactions.register(app, engine, sealer)
-    decisions.register(app, engine, sealer)
-    commands.register(app, engine, sealer)
-    home.register(app, engine)
+    interactions.register(app, backend, sealer)
+    decisions.register(app, backend, sealer)
+    commands.register(app, backend, sealer)
+    home.register(app, backend)
     return app
 
 
 def start_notifier(
-    engine: Engine, settings: BotSettings, client: WebClient | None = None
-) -> DurableConsumer:
-    """Subscribe the Slack notifier to the engine's events, as the durable consumer ``slack``."""
-    notifier = SlackNotifier(engine, client or create_client(settings), settings.channel)
+    backend: Backend, settings: BotSettings, client: WebClient | None = None
+) -> Watch:
+    """Subscribe the Slack notifier to the backend's run changes, as the consumer ``slack``."""
+    notifier = SlackNotifier(backend, client or create_client(settings), settings.channel)
     reminders.track(notifier)
-    durable = engine.subscribe(ids.CONSUMER, notifier, start=False)
-    notifier.fence = durable.check_lease
-    durable.start()
-    return durable
+    watch = backend.watch(ids.CONSUMER, notifier)
+    notifier.fence = watch.check_lease
+    watch.start()
+    return watch

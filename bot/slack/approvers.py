@@ -1,5 +1,5 @@
-"""Slack's side of who may act: user group membership for the engine (cached), the acting
-person as an engine ``Actor``, and refusals in words with mentions."""
+"""Slack's side of who may act: user group membership for the backend's rules (cached), the acting
+person as an ``Actor``, and refusals in words with mentions."""
 
 from __future__ import annotations
 
@@ -13,20 +13,20 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.backends import Action, Actor, Refusal, Run, Via
 from bot.slack.messages import who
-from engine import Action, Actor, Refusal, Run, Via
 
 logger = logging.getLogger(__name__)
 
 #: usergroups.users.list is Tier 2; membership rarely changes within a minute
 GROUP_TTL_SECONDS = 60.0
 _GROUP = re.compile(r"^S[A-Z0-9]{2,}$")
-#: Slack user and group ids inside an engine's rule text
+#: Slack user and group ids inside an backend's rule text
 _ID = re.compile(r"\b[UWS][A-Z0-9]{2,}\b")
 
 
 class Approvers:
-    """Slack user group membership, cached; installed on the engine as its group directory."""
+    """Slack user group membership, cached; installed on the backend as its group directory."""
 
     def __init__(self, client: WebClient) -> None:
         self.client = client
@@ -53,7 +53,7 @@ class Approvers:
 
     def groups_of(self, actor_id: str, candidates: Collection[str]) -> set[str]:
         """The Slack user groups among ``candidates`` that ``actor_id`` belongs to (the
-        engine's ``GroupDirectory``)."""
+        backend's ``GroupDirectory``)."""
         return {g for g in candidates if _GROUP.match(g) and actor_id in self.members(g)}
 
 

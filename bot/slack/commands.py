@@ -8,11 +8,11 @@ import shlex
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import PydanticUserError
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
-from bot.errors import TamperedMetadata
+from bot.backends import Action, Actor, Backend, Refusal, RunState
+from bot.errors import BackendError, NotPermitted, ParametersInvalid, TamperedMetadata
 from bot.forms.modals import ModalError, build_input_view
 from bot.forms.submissions import errors_for_view, parse_submission
 from bot.slack import ids, messages
@@ -20,16 +20,6 @@ from bot.slack.approvers import refusal_text, slack_actor
 from bot.slack.interactions import field_errors_ack, notice_view
 from bot.slack.payloads import BlockActions, SlashCommand, ViewSubmission
 from bot.slack.sealing import Sealer
-from engine import (
-    Action,
-    Actor,
-    Engine,
-    EngineError,
-    InvalidParameters,
-    NotAllowed,
-    Refusal,
-    RunState,
-)
 
 logger = logging.getLogger(__name__)
 
@@ -76,8 +66,8 @@ def parse_value(schema: Mapping[str, Any], name: str, text: str) -> Any:
         return text
 
 
-def show_text(engine: Engine, run_id: str) -> str:
-    detail = engine.detail(run_id)
+def show_text(backend: Backend, run_id: str) -> str:
+    detail = backend.detail(run_id)
     run = detail.run
     lines = [messages.status_line(run), f"Parameters: `{json.dumps(run.parameters)[:500]}`"]
     if run.started_by:
@@ -105,7 +95,7 @@ def show_text(engine: Engine, run_id: str) -> str:
             + "\n".join(f"{e.level} {e.message}" for e in detail.logs[-10:])[:1000]
             + "```"
         )
-    trail = engine.audit_trail(run.id)
+    trail = backend.audit_trail(run.id)
     if trail:
         # The newest records matter most when a message has to be cut.
         shown = [messages.audit_line(r) for r in trail[-12:]]
@@ -113,7 +103,7 @@ def show_text(engine: Engine, run_id: str) -> str:
     return "\n".join(lines)[:3900]
 
 
-def refused_text(exc: NotAllowed, actor: Actor) -> str:
+def refused_text(exc: NotPermitted, actor: Actor) -> str:
     """What a person the rules refuse is told, privately."""
     return refusal_text(Action(exc.action), actor, None, Refusal(exc.reason, exc.allowed))
 
@@ -123,18 +113,18 @@ def _action_value(click: BlockActions, action_id: str) -> str:
     return next((a.value or "" for a in click.actions if a.action_id == action_id), "")
 
 
-def register(app: App, engine: Engine, sealer: Sealer) -> None:
+def register(app: App, backend: Backend, sealer: Sealer) -> None:
     """Add ``/runs`` and its buttons to ``app``."""
 
     def listing(selector: str) -> tuple[str, list[Any], list[str]]:
         if selector in FILTERS:
-            runs = engine.list_runs(FILTERS[selector], limit=50)
+            runs = backend.list_runs(FILTERS[selector], limit=50)
             title = f"Runs: {selector}"
         elif selector:
-            runs = engine.list_runs(flow_name=selector, limit=50)
+            runs = backend.list_runs(flow_name=selector, limit=50)
             title = f"Runs of {selector}"
         else:
-            runs = engine.list_runs([RunState.PAUSED, RunState.SUSPENDED], limit=50)
+            runs = backend.list_runs([RunState.PAUSED, RunState.SUSPENDED], limit=50)
             title = "Runs waiting for input"
         waiting = [r.id for r in runs if r.state.is_waiting]
         return title, runs, waiting
@@ -157,9 +147,9 @@ def register(app: App, engine: Engine, sealer: Sealer) -> None:
             if verb == "help":
                 respond(HELP)
             elif verb == "show" and len(words) == 2:
-                respond(show_text(engine, engine.get_run(words[1]).id))
+                respond(show_text(backend, backend.get_run(words[1]).id))
             elif verb == "cancel" and len(words) == 2:
-                run = engine.cancel(words[1], by=actor, reason=f"cancelled by {user}")
+                run = backend.cancel(words[1], by=actor, reason=f"cancelled by {user}")
                 respond(f"Cancelled {messages.run_label(run)}.")
             elif verb == "start" and len(words) >= 2:
                 start(words[1], words[2:], command, respond, client)
@@ -170,31 +160,27 @@ def register(app: App, engine: Engine, sealer: Sealer) -> None:
             elif len(words) <= 1 and (
                 verb in FILTERS
                 or verb == ""
-                or engine.flows.get(first)
-                or engine.list_runs(flow_name=first, limit=1)
+                or backend.start_form(first)
+                or backend.list_runs(flow_name=first, limit=1)
             ):
                 title, found, waiting = listing(verb if verb in FILTERS else first)
                 respond(text=title, blocks=messages.run_list_blocks(found, title, waiting))
             else:
                 respond(f"Unknown command `{command.text[:200]}`.\n{HELP}")
-        except NotAllowed as exc:
+        except NotPermitted as exc:
             respond(f":no_entry: {refused_text(exc, actor)}")
-        except EngineError as exc:
+        except BackendError as exc:
             respond(f":warning: {exc}")
 
     def start(
         flow_name: str, pairs: list[str], command: SlashCommand, respond: Any, client: WebClient
     ) -> None:
-        flow = engine.flows.get(flow_name)
+        flow = backend.start_form(flow_name)
         if flow is None:
-            known = ", ".join(engine.flows.names()) or "none"
+            known = ", ".join(backend.flow_names()) or "none"
             respond(f":warning: No flow named `{flow_name[:100]}`. Known flows: {known}")
             return
-        try:
-            schema = flow.parameters_schema()
-        except PydanticUserError:
-            # Parameters of arbitrary types have no JSON schema: no form, values verbatim.
-            schema = {"type": "object", "properties": {}, "required": []}
+        schema = flow.schema
         params: dict[str, Any] = {}
         for pair in pairs:
             name, sep, value = pair.partition("=")
@@ -203,10 +189,10 @@ def register(app: App, engine: Engine, sealer: Sealer) -> None:
                 return
             params[name] = parse_value(schema, name, value)
         missing = [p for p in schema.get("required", []) if p not in params]
-        if missing and engine.may_start(slack_actor(command.model_dump()), flow.name) is not None:
-            # No form for someone who may not start it: submit records the attempt and
+        if missing and backend.may_start(slack_actor(command.model_dump()), flow.name) is not None:
+            # No form for someone who may not start it: starting records the attempt and
             # raises the refusal, by the same rule as every other entry point.
-            engine.submit(flow.name, params, started_by=slack_actor(command.model_dump()))
+            backend.start_run(flow.name, params, started_by=slack_actor(command.model_dump()))
         if missing:
             meta = sealer.seal({"flow": flow.name, "channel": command.channel_id, "given": params})
             if len(meta) > MAX_METADATA:
@@ -230,7 +216,7 @@ def register(app: App, engine: Engine, sealer: Sealer) -> None:
                 return
             client.views_open(trigger_id=command.trigger_id, view=view)
             return
-        run = engine.submit(
+        run = backend.start_run(
             flow.name,
             params,
             started_by=slack_actor(command.model_dump()),
@@ -256,34 +242,34 @@ def register(app: App, engine: Engine, sealer: Sealer) -> None:
             )
             return
         given = meta.get("given")
-        flow = engine.flows.get(str(meta.get("flow")))
+        flow = backend.start_form(str(meta.get("flow")))
         if flow is None:
             ack(
                 response_action="update",
                 view=notice_view("Cannot start", f"No flow named `{meta.get('flow')}` any more."),
             )
             return
-        schema = flow.parameters_schema()
+        schema = flow.schema
         values, problems = parse_submission(schema, submission.view.state.as_mapping())
         if problems:
             ack(response_action="errors", errors=problems)
             return
         user, channel = submission.user.id, str(meta.get("channel") or "")
         try:
-            run = engine.submit(
+            run = backend.start_run(
                 flow.name,
                 {**(given if isinstance(given, dict) else {}), **values},
                 started_by=slack_actor(body["user"]),
                 tags={"slack.channel": channel},
             )
-        except NotAllowed as exc:
+        except NotPermitted as exc:
             refused = refused_text(exc, slack_actor(body["user"]))
             ack(response_action="update", view=notice_view("Not allowed", refused))
             return
-        except InvalidParameters as exc:
+        except ParametersInvalid as exc:
             field_errors_ack(ack, errors_for_view(schema, exc.errors), str(exc))
             return
-        except EngineError as exc:
+        except BackendError as exc:
             ack(response_action="update", view=notice_view("Cannot start", str(exc)))
             return
         ack()
@@ -305,9 +291,9 @@ def register(app: App, engine: Engine, sealer: Sealer) -> None:
             return  # not a click in a message: there is nowhere to answer
         try:
             respond(
-                text=show_text(engine, _action_value(click, ids.SHOW_RUN)), replace_original=False
+                text=show_text(backend, _action_value(click, ids.SHOW_RUN)), replace_original=False
             )
-        except EngineError as exc:
+        except BackendError as exc:
             respond(text=f":warning: {exc}", replace_original=False)
 
     @app.action(ids.CANCEL_RUN)
@@ -318,11 +304,11 @@ def register(app: App, engine: Engine, sealer: Sealer) -> None:
             click = BlockActions.model_validate(body)
             if click.response_url is None:
                 return  # not a click in a message: there is nowhere to answer
-            run = engine.cancel(
+            run = backend.cancel(
                 _action_value(click, ids.CANCEL_RUN), by=actor, reason=f"cancelled by {actor.id}"
             )
             respond(text=f"Cancelled {messages.run_label(run)}.", replace_original=False)
-        except NotAllowed as exc:
+        except NotPermitted as exc:
             respond(text=f":no_entry: {refused_text(exc, actor)}", replace_original=False)
-        except EngineError as exc:
+        except BackendError as exc:
             respond(text=f":warning: {exc}", replace_original=False)

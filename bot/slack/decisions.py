@@ -1,6 +1,6 @@
 """One-click decisions on a prompt, and handing a decision to someone else ("Reassign").
 
-A click answers through ``Engine.resume`` as the clicking Slack user, so the same rules,
+A click answers through ``Backend.answer`` as the clicking Slack user, so the same rules,
 quorum and audit trail apply as to the form; a refusal or a stale prompt is told to the
 person privately and changes nothing.
 """
@@ -17,23 +17,13 @@ from slack_sdk import WebClient
 from slack_sdk.models.blocks import InputBlock, MarkdownTextObject, SectionBlock, UserSelectElement
 from slack_sdk.models.views import View
 
-from bot.errors import TamperedMetadata
+from bot.backends import Action, Backend, Denied, PauseStatus, Refusal, Refused, Stale
+from bot.errors import BackendError, NotPermitted, TamperedMetadata
 from bot.slack import ids
 from bot.slack.approvers import refusal_text, slack_actor
 from bot.slack.interactions import notice_view, stale_reason
 from bot.slack.messages import who
 from bot.slack.sealing import Sealer
-from engine import (
-    Action,
-    AlreadyAnswered,
-    Engine,
-    EngineError,
-    NotAllowed,
-    PauseExpired,
-    PauseStatus,
-    Refusal,
-    RunNotWaiting,
-)
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +42,7 @@ def _tell(client: WebClient, body: dict[str, Any], text: str) -> None:
         client.views_open(trigger_id=body["trigger_id"], view=notice_view("Signoff", text))
 
 
-def register(app: App, engine: Engine, sealer: Sealer) -> None:
+def register(app: App, backend: Backend, sealer: Sealer) -> None:
     """Add the decision buttons' and the Reassign button's listeners to ``app``.
 
     The Reassign form's ``private_metadata`` is sealed, as the input form's is.
@@ -70,22 +60,22 @@ def register(app: App, engine: Engine, sealer: Sealer) -> None:
             _tell(client, body, "That button is not one of Signoff's; nothing was changed.")
             return
         try:
-            pause = engine.resume(run_id, {field: value}, responder=actor, key=key)
-        except NotAllowed as exc:
-            run = engine.get_run(run_id)
-            _tell(
-                client,
-                body,
-                refusal_text(Action.ANSWER, actor, run, Refusal(exc.reason, exc.allowed)),
-            )
-            return
-        except (AlreadyAnswered, PauseExpired, RunNotWaiting) as exc:
-            run = engine.get_run(run_id)
-            _tell(client, body, stale_reason(engine, run, key) or str(exc))
-            return
-        except EngineError as exc:
+            outcome = backend.answer(run_id, key, {field: value}, responder=actor)
+            if isinstance(outcome, Denied):
+                run = backend.get_run(run_id)
+                _tell(client, body, refusal_text(Action.ANSWER, actor, run, outcome.refusal))
+                return
+            if isinstance(outcome, Stale):
+                run = backend.get_run(run_id)
+                _tell(client, body, stale_reason(backend, run, key) or outcome.reason)
+                return
+        except BackendError as exc:
             _tell(client, body, f":warning: {exc}")
             return
+        if isinstance(outcome, Refused):
+            _tell(client, body, f":warning: {outcome.message}")
+            return
+        pause = outcome.pause
         if pause.status is PauseStatus.WAITING:
             _tell(
                 client,
@@ -102,8 +92,8 @@ def register(app: App, engine: Engine, sealer: Sealer) -> None:
         actor = slack_actor(body["user"])
         run_id, _, key = str(body["actions"][0]["value"]).partition(":")
         try:
-            refused = engine.refusal(Action.REASSIGN, actor, run_id, key, record=True)
-        except EngineError as exc:
+            refused = backend.refusal(Action.REASSIGN, actor, run_id, key)
+        except BackendError as exc:
             _tell(client, body, f":warning: {exc}")
             return
         if refused is not None:
@@ -155,8 +145,8 @@ def register(app: App, engine: Engine, sealer: Sealer) -> None:
             ack(response_action="errors", errors={"to": "Choose who should decide."})
             return
         try:
-            engine.reassign(str(meta.get("run")), str(to), actor, key=str(meta.get("key")))
-        except NotAllowed as exc:
+            backend.reassign(str(meta.get("run")), str(to), actor, key=str(meta.get("key")))
+        except NotPermitted as exc:
             ack(
                 response_action="errors",
                 errors={
@@ -166,7 +156,7 @@ def register(app: App, engine: Engine, sealer: Sealer) -> None:
                 },
             )
             return
-        except EngineError as exc:
+        except BackendError as exc:
             ack(response_action="update", view=notice_view("Nothing to do", str(exc)))
             return
         ack(

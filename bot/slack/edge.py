@@ -7,7 +7,7 @@ In this order, before Bolt or any listener sees a byte:
    whatever the body holds;
 2. the body is parsed into ``bot.slack.payloads``' typed models; a malformed one gets 400 with
    a message naming what was wrong;
-3. the request is claimed once in the database (``Engine.claim_once``), keyed by its
+3. the request is claimed once in the database (``Backend.claim_once``), keyed by its
    signature, for as long as the signature is valid; every replica shares the claim, so
    a replayed request is answered 200 and does nothing. Events API retries carry a new
    signature, so an event is also claimed by its ``event_id``.
@@ -24,9 +24,9 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from bot.errors import PayloadError
+from bot.backends import Backend
+from bot.errors import BackendUnavailable, PayloadError
 from bot.slack.payloads import MAX_BODY_BYTES, EventCallback, parse_request
-from engine import Engine, StoreError
 
 __all__ = ["REPLAY_WINDOW_SECONDS", "SlackEdge", "signature_is_valid"]
 
@@ -71,7 +71,7 @@ class SlackEdge:
 
     Args:
         inner: Bolt's WSGI handler.
-        engine: Where replay claims are kept (shared by every replica).
+        backend: Where replay claims are kept (shared by every replica).
         signing_secret: The app's signing secret.
         clock: UNIX seconds now (tests may pass their own).
     """
@@ -79,12 +79,12 @@ class SlackEdge:
     def __init__(
         self,
         inner: WsgiApp,
-        engine: Engine,
+        backend: Backend,
         signing_secret: str,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.inner = inner
-        self.engine = engine
+        self.backend = backend
         self.signing_secret = signing_secret
         self.clock = clock
 
@@ -109,12 +109,12 @@ class SlackEdge:
             )
             return _answer(start_response, "400 Bad Request", f"Malformed request: {exc}")
         try:
-            fresh = self.engine.claim_once(f"slack:signature:{signature}", REPLAY_WINDOW_SECONDS)
+            fresh = self.backend.claim_once(f"slack:signature:{signature}", REPLAY_WINDOW_SECONDS)
             if fresh and isinstance(payload, EventCallback) and payload.event_id:
-                fresh = self.engine.claim_once(
+                fresh = self.backend.claim_once(
                     f"slack:event:{payload.event_id}", REPLAY_WINDOW_SECONDS * 4
                 )
-        except StoreError:
+        except BackendUnavailable:
             logger.warning("cannot check for replays", extra={"action": "replay_check_failed"})
             return _answer(
                 start_response, "503 Service Unavailable", "The database is unavailable."

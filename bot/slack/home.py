@@ -24,8 +24,8 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
+from bot.backends import Actor, Backend, Via
 from bot.slack import messages
-from engine import Actor, Engine, Via
 
 logger = logging.getLogger(__name__)
 
@@ -33,11 +33,11 @@ logger = logging.getLogger(__name__)
 SHOWN = 10
 
 
-def home_view(engine: Engine, user_id: str) -> View:
-    """The Home tab for ``user_id``, from the engine's current state."""
+def home_view(backend: Backend, user_id: str) -> View:
+    """The Home tab for ``user_id``, from the backend's current state."""
     actor = Actor(user_id, via=Via.SLACK)
     blocks: list[Block] = [HeaderBlock(text="Waiting on you")]
-    waiting = engine.waiting_on(actor, limit=SHOWN)
+    waiting = backend.waiting_on(actor, limit=SHOWN)
     for run, pause in waiting:
         blocks.append(
             SectionBlock(
@@ -56,12 +56,12 @@ def home_view(engine: Engine, user_id: str) -> View:
     if not waiting:
         blocks.append(_quiet("Nothing waits on you."))
     blocks += [DividerBlock(), HeaderBlock(text="Started by you")]
-    started = engine.started_by(user_id, limit=SHOWN)
+    started = backend.started_by(user_id, limit=SHOWN)
     blocks += [SectionBlock(text=MarkdownTextObject(text=messages.status_line(r))) for r in started]
     if not started:
         blocks.append(_quiet("You have not started any runs."))
     blocks += [DividerBlock(), HeaderBlock(text="Your recent decisions")]
-    decided = engine.decisions_by(user_id, limit=SHOWN)
+    decided = backend.decisions_by(user_id, limit=SHOWN)
     if decided:
         lines = "\n".join(messages.audit_line(r) for r in decided)
         blocks.append(SectionBlock(text=MarkdownTextObject(text=lines[:3000])))
@@ -74,19 +74,19 @@ def _quiet(text: str) -> ContextBlock:
     return ContextBlock(elements=[MarkdownTextObject(text=text)])
 
 
-def publish(client: WebClient, engine: Engine, user_id: str) -> None:
+def publish(client: WebClient, backend: Backend, user_id: str) -> None:
     """Publish ``user_id``'s Home tab as it is now."""
-    client.views_publish(user_id=user_id, view=home_view(engine, user_id))
+    client.views_publish(user_id=user_id, view=home_view(backend, user_id))
     logger.info("home published", extra={"action": "home_published"})
 
 
-def register(app: App, engine: Engine) -> None:
+def register(app: App, backend: Backend) -> None:
     """Publish the Home tab whenever someone opens it."""
 
     @app.event("app_home_opened")
     def opened(event: dict[str, Any], client: WebClient) -> None:
         if event.get("tab", "home") == "home":
-            publish(client, engine, str(event["user"]))
+            publish(client, backend, str(event["user"]))
 
 
 __all__ = ["home_view", "publish", "register"]

@@ -14,7 +14,7 @@ REASSIGN = "reassign"
 REASSIGN_VIEW = "signoff_reassign"
 #: run metadata: a direct message already sent for (pause key, user)
 DMS = "slack.dms"
-#: durable event consumer name under which the bot reads the engine's events
+#: durable event consumer name under which the bot reads the backend's run changes
 CONSUMER = "slack"
 #: run metadata keys
 THREAD = "slack.thread"

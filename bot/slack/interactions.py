@@ -11,7 +11,8 @@ from slack_sdk import WebClient
 from slack_sdk.models.blocks import MarkdownTextObject, SectionBlock
 from slack_sdk.models.views import View
 
-from bot.errors import TamperedMetadata
+from bot.backends import Action, Backend, Denied, PauseStatus, Refused, Run, Stale
+from bot.errors import BackendError, RunNotFound, TamperedMetadata
 from bot.forms.modals import ModalError, build_input_view
 from bot.forms.submissions import errors_for_view, parse_submission
 from bot.slack import ids, metrics
@@ -19,20 +20,6 @@ from bot.slack.approvers import refusal_text, slack_actor
 from bot.slack.messages import who
 from bot.slack.payloads import BlockActions, ViewSubmission
 from bot.slack.sealing import Sealer
-from engine import (
-    Action,
-    AlreadyAnswered,
-    Engine,
-    EngineError,
-    InputInvalid,
-    PauseExpired,
-    PauseStatus,
-    Refusal,
-    ResponderNotAllowed,
-    Run,
-    RunNotFound,
-    RunNotWaiting,
-)
 
 logger = logging.getLogger(__name__)
 
@@ -47,9 +34,9 @@ def notice_view(title: str, text: str) -> View:
     )
 
 
-def stale_reason(engine: Engine, run: Run, key: str | None) -> str | None:
+def stale_reason(backend: Backend, run: Run, key: str | None) -> str | None:
     """Why there is nothing to answer any more (already answered, timed out, ...)."""
-    pause = engine.get_pause(run.id, key) if key else engine.waiting_pause(run.id)
+    pause = backend.get_pause(run.id, key) if key else backend.waiting_pause(run.id)
     if pause is None:
         return f"This run is {run.state.value} and is not waiting for input."
     if pause.status is PauseStatus.WAITING and run.state.is_waiting:
@@ -82,7 +69,7 @@ def field_errors_ack(ack: Ack, block_errors: dict[str, str], fallback: str) -> N
         ack(response_action="update", view=notice_view("Not accepted", fallback))
 
 
-def register(app: App, engine: Engine, sealer: Sealer) -> None:
+def register(app: App, backend: Backend, sealer: Sealer) -> None:
     """Add the input button and form listeners to ``app``."""
 
     @app.action(ids.PROVIDE_INPUT)
@@ -94,17 +81,17 @@ def register(app: App, engine: Engine, sealer: Sealer) -> None:
         run_id, _, key = (action.value or "").partition(":")
         actor = slack_actor(body["user"])
         try:
-            run = engine.get_run(run_id)
+            run = backend.get_run(run_id)
         except RunNotFound:
             client.views_open(
                 trigger_id=click.trigger_id,
                 view=notice_view("Nothing to do", "That run no longer exists."),
             )
             return
-        reason = stale_reason(engine, run, key or None)
-        pause = engine.get_pause(run.id, key) if key else engine.waiting_pause(run.id)
+        reason = stale_reason(backend, run, key or None)
+        pause = backend.get_pause(run.id, key) if key else backend.waiting_pause(run.id)
         if reason is None and pause is not None:
-            refused = engine.refusal(Action.ANSWER, actor, run.id, pause.key, record=True)
+            refused = backend.refusal(Action.ANSWER, actor, run.id, pause.key)
             if refused is not None:
                 reason = refusal_text(Action.ANSWER, actor, run, refused)
         if reason is not None or pause is None:
@@ -166,8 +153,8 @@ def register(app: App, engine: Engine, sealer: Sealer) -> None:
             return
         run_id, key = str(meta.get("run", "")), str(meta.get("key", ""))
         try:
-            pause = engine.get_pause(run_id, key)
-            run = engine.get_run(run_id)
+            pause = backend.get_pause(run_id, key)
+            run = backend.get_run(run_id)
         except RunNotFound:
             ack(
                 response_action="update",
@@ -186,21 +173,22 @@ def register(app: App, engine: Engine, sealer: Sealer) -> None:
             ack(response_action="errors", errors=problems)
             return
         try:
-            answered = engine.resume(run.id, values, responder=actor, key=key)
-        except InputInvalid as exc:
-            field_errors_ack(ack, errors_for_view(schema, exc.errors), str(exc))
-            return
-        except (AlreadyAnswered, PauseExpired, RunNotWaiting) as exc:
-            reason = stale_reason(engine, engine.get_run(run.id), key) or str(exc)
-            ack(response_action="update", view=notice_view("Nothing to do", reason))
-            return
-        except ResponderNotAllowed as exc:
-            reason = refusal_text(Action.ANSWER, actor, run, Refusal(exc.reason, exc.allowed))
-            ack(response_action="update", view=notice_view("Not allowed", reason))
-            return
-        except EngineError as exc:
+            outcome = backend.answer(run.id, key, values, responder=actor)
+        except BackendError as exc:
             ack(response_action="update", view=notice_view("Something went wrong", str(exc)))
             return
+        if isinstance(outcome, Refused):
+            field_errors_ack(ack, errors_for_view(schema, outcome.errors), outcome.message)
+            return
+        if isinstance(outcome, Stale):
+            reason = stale_reason(backend, backend.get_run(run.id), key) or outcome.reason
+            ack(response_action="update", view=notice_view("Nothing to do", reason))
+            return
+        if isinstance(outcome, Denied):
+            reason = refusal_text(Action.ANSWER, actor, run, outcome.refusal)
+            ack(response_action="update", view=notice_view("Not allowed", reason))
+            return
+        answered = outcome.pause
         if answered.status is PauseStatus.WAITING:
             # One answer of a quorum: say so, since the prompt stays open for the others.
             ack(

@@ -18,13 +18,13 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
+from bot.backends import AuditRecord, Pause, PauseStatus, Run, RunState
 from bot.forms.mrkdwn import escape_mrkdwn, markdown_to_mrkdwn
 from bot.slack import ids
-from engine import AuditRecord, Pause, PauseStatus, Run, RunState
 
 _SLACK_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 _GROUP_ID = re.compile(r"^S[A-Z0-9]{2,}$")
-#: the engine writes "cancelled by <who>"; the bot cancels on behalf of a Slack user id
+#: the backend writes "cancelled by <who>"; the bot cancels on behalf of a Slack user id
 _CANCELLED_BY = re.compile(r"^cancelled by ([UW][A-Z0-9]{2,})$")
 #: state names are CamelCase ("TimedOut"); people read "timed out"
 _WORD_START = re.compile(r"(?<!^)(?=[A-Z])")

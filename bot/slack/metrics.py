@@ -7,11 +7,11 @@ Two kinds, as Prometheus expects of replicas:
   this process's timers fired. They live in ``PROCESS`` from import on.
 - Read from the database at each scrape (every replica reports the same values; take
   ``max``): runs by state, inputs waiting for an answer, and how far each consumer of the
-  events table (``slack`` posts to Slack) is behind. ``Metrics(engine)`` adds these.
+  events table (``slack`` posts to Slack) is behind. ``Metrics(backend)`` adds these.
 
 Example::
 
-    metrics = Metrics(engine)
+    metrics = Metrics(backend)
     body, content_type = metrics.exposition()
 """
 
@@ -29,7 +29,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web import SlackResponse
 
-from engine import Engine, Pause
+from bot.backends import Backend, Pause
 
 logger = logging.getLogger(__name__)
 
@@ -93,15 +93,15 @@ class MeteredWebClient(WebClient):
 
 
 class DatabaseCollector(Collector):
-    """Gauges read from the database at each scrape, through ``Engine.stats``."""
+    """Gauges read from the database at each scrape, through ``Backend.stats``."""
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
 
     def collect(self) -> Iterator[Metric]:
         """Yield the gauges; a database that cannot be read yields none (and is logged)."""
         try:
-            stats = self.engine.stats()
+            stats = self.backend.stats()
         except Exception:
             logger.warning("database stats unavailable", extra={"action": "metrics_db_failed"})
             return
@@ -134,11 +134,11 @@ class DatabaseCollector(Collector):
 
 
 class Metrics:
-    """What ``GET /metrics`` serves for one engine: this process's counts and the database's."""
+    """What ``GET /metrics`` serves for one backend: this process's counts and the database's."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, backend: Backend) -> None:
         self.database = CollectorRegistry(auto_describe=True)
-        self.database.register(DatabaseCollector(engine))
+        self.database.register(DatabaseCollector(backend))
 
     def exposition(self) -> tuple[bytes, str]:
         """The body and content type of a scrape, in Prometheus' text format."""

@@ -1,4 +1,4 @@
-"""Turns the engine's stored events into Slack messages, at least once and in order.
+"""Turns the backend's run changes into Slack messages, at least once and in order.
 
 The bot subscribes as the durable consumer ``slack``: an event whose Slack call fails is
 retried (the WebClient also retries rate limits and server errors), so an outage delays
@@ -33,21 +33,11 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.backends import Actor, Backend, Event, EventKind, Pause, PauseStatus, Run, RunState
+from bot.errors import BackendError, RunNotChangeable
 from bot.forms.modals import ModalError, check_renderable
 from bot.slack import home, ids, messages, reminders
 from bot.slack.approvers import Approvers
-from engine import (
-    Actor,
-    Engine,
-    EngineError,
-    Event,
-    EventKind,
-    InvalidTransition,
-    Pause,
-    PauseStatus,
-    Run,
-    RunState,
-)
 
 logger = logging.getLogger(__name__)
 
@@ -79,12 +69,12 @@ class SlackNotifier:
 
     def __init__(
         self,
-        engine: Engine,
+        backend: Backend,
         client: WebClient,
         default_channel: str,
         fence: Callable[[], None] | None = None,
     ) -> None:
-        self.engine = engine
+        self.backend = backend
         self.client = client
         self.default_channel = default_channel
         #: raises (``LeaseLost``) when this process may no longer post; checked per post
@@ -106,17 +96,17 @@ class SlackNotifier:
         if event.kind not in HOME_EVENTS:
             return
         try:
-            run = self.engine.get_run(event.run_id)
-        except EngineError:
+            run = self.backend.get_run(event.run_id)
+        except BackendError:
             return
         key = event.data.get("key")
-        pause = self.engine.get_pause(run.id, str(key)) if key else None
+        pause = self.backend.get_pause(run.id, str(key)) if key else None
         named = [*(pause.approvers if pause else run.approvers)]
         named += [str(v) for v in (run.started_by, event.data.get("responder")) if v]
         named += [str(event.data[k]) for k in ("by", "to") if event.data.get(k)]
         for user in self.people(named):
             try:
-                home.publish(self.client, self.engine, user)
+                home.publish(self.client, self.backend, user)
             except SlackApiError as exc:
                 # A Home tab is a convenience: a person Slack will not publish for (gone,
                 # not in this workspace) must not hold up the events behind this one.
@@ -129,18 +119,18 @@ class SlackNotifier:
         """Message each user directly with the prompt's buttons, once per (pause, user)."""
         for user in self.people(users):
             claim = f"{ids.DMS}.{pause.key}.{user}"
-            if not self.engine.add_metadata(run.id, claim, None):
+            if not self.backend.add_record(run.id, claim, None):
                 continue  # told already (this event was delivered before)
             reply = self.client.chat_postMessage(
                 channel=user, text=text, blocks=messages.prompt_blocks(run, pause)
             )
-            self.engine.set_metadata(run.id, claim, str(reply["ts"]))
+            self.backend.set_record(run.id, claim, str(reply["ts"]))
 
     def _counted(self, event: Event) -> None:
         """One answer of a quorum: the prompt shows the count and who gave it."""
-        run = self.engine.get_run(event.run_id)
+        run = self.backend.get_run(event.run_id)
         key = str(event.data["key"])
-        pause = self.engine.get_pause(run.id, key)
+        pause = self.backend.get_pause(run.id, key)
         ts, thread = self._prompts(run.id).get(key), self.thread(run.id)
         if pause is None or ts is None or thread is None:
             return
@@ -153,9 +143,9 @@ class SlackNotifier:
             )
 
     def _escalated(self, event: Event) -> None:
-        run = self.engine.get_run(event.run_id)
+        run = self.backend.get_run(event.run_id)
         key = str(event.data["key"])
-        pause = self.engine.get_pause(run.id, key)
+        pause = self.backend.get_pause(run.id, key)
         thread = self.thread(run.id)
         added = [str(a) for a in event.data.get("to") or []]
         if thread is not None:
@@ -172,7 +162,7 @@ class SlackNotifier:
                 self._direct(run, pause, added, messages.prompt_text(run))
 
     def _reassigned(self, event: Event) -> None:
-        run = self.engine.get_run(event.run_id)
+        run = self.backend.get_run(event.run_id)
         key, by, to = str(event.data["key"]), str(event.data["by"]), str(event.data["to"])
         thread = self.thread(run.id)
         if thread is not None:
@@ -181,7 +171,7 @@ class SlackNotifier:
                 thread,
                 f":arrow_right: {messages.who(by)} handed input `{key}` to {messages.who(to)}.",
             )
-        pause = self.engine.get_pause(run.id, key)
+        pause = self.backend.get_pause(run.id, key)
         if pause is not None and pause.status is PauseStatus.WAITING:
             self._counted(event)
             self._direct(
@@ -209,7 +199,7 @@ class SlackNotifier:
             EventKind.INPUT_ACCEPTED,
             EventKind.PAUSE_TIMED_OUT,
         ):
-            self._close_prompt(self.engine.get_run(event.run_id), str(event.data["key"]))
+            self._close_prompt(self.backend.get_run(event.run_id), str(event.data["key"]))
         elif event.kind is EventKind.INPUT_REJECTED:
             self._rejected(event)
         elif event.kind is EventKind.STATE_CHANGED and RunState(event.data["state"]).is_final:
@@ -219,15 +209,15 @@ class SlackNotifier:
 
     def thread(self, run_id: str) -> dict[str, str] | None:
         """The run's root message (``channel``, ``ts``), if one was posted."""
-        found = self.engine.get_metadata(run_id, ids.THREAD)
+        found = self.backend.get_record(run_id, ids.THREAD)
         return dict(found) if isinstance(found, dict) else None
 
     def _prompts(self, run_id: str) -> dict[str, str]:
-        found = self.engine.get_metadata(run_id, ids.PROMPTS)
+        found = self.backend.get_record(run_id, ids.PROMPTS)
         return dict(found) if isinstance(found, dict) else {}
 
     def _notes(self, run_id: str) -> dict[str, str]:
-        found = self.engine.get_metadata(run_id, ids.NOTES)
+        found = self.backend.get_record(run_id, ids.NOTES)
         return dict(found) if isinstance(found, dict) else {}
 
     def _post(
@@ -242,7 +232,7 @@ class SlackNotifier:
         """Post a message once, whatever happened to earlier attempts; its channel and ts."""
         marker = f"{run_id}:{post_id}"
         intent = {"at": time.time(), "channel": channel, "thread_ts": thread_ts}
-        if not self.engine.add_metadata(run_id, ids.posting_key(post_id), intent):
+        if not self.backend.add_record(run_id, ids.posting_key(post_id), intent):
             found = self._find_post(run_id, post_id, marker)
             if found is not None:
                 logger.info(
@@ -262,7 +252,7 @@ class SlackNotifier:
 
     def _find_post(self, run_id: str, post_id: str, marker: str) -> dict[str, str] | None:
         """The message an earlier attempt posted, if Slack has it."""
-        intent = self.engine.get_metadata(run_id, ids.posting_key(post_id))
+        intent = self.backend.get_record(run_id, ids.posting_key(post_id))
         if not isinstance(intent, dict):
             return None
         channel, thread_ts = str(intent["channel"]), intent.get("thread_ts")
@@ -284,7 +274,7 @@ class SlackNotifier:
     def _post_root(self, run: Run, text: str, blocks: list[Any]) -> dict[str, str]:
         channel = run.tags.get("slack.channel") or self.default_channel
         thread = self._post(run.id, "root", channel, text, blocks)
-        self.engine.set_metadata(run.id, ids.THREAD, thread)
+        self.backend.set_record(run.id, ids.THREAD, thread)
         return thread
 
     def _note_once(self, event: Event, thread: dict[str, str], text: str) -> None:
@@ -296,14 +286,14 @@ class SlackNotifier:
             event.run_id, f"note.{event.id}", thread["channel"], text, thread_ts=thread["ts"]
         )
         notes[str(event.id)] = reply["ts"]
-        self.engine.set_metadata(event.run_id, ids.NOTES, notes)
+        self.backend.set_record(event.run_id, ids.NOTES, notes)
 
     # -- events -------------------------------------------------------------------------
 
     def _prompt(self, event: Event) -> None:
         run_id, key = event.run_id, str(event.data["key"])
-        run = self.engine.get_run(run_id)
-        pause = self.engine.get_pause(run_id, key)
+        run = self.backend.get_run(run_id)
+        pause = self.backend.get_pause(run_id, key)
         if pause is None or key in self._prompts(run_id):
             return  # this event was delivered before
         if pause.status is not PauseStatus.WAITING:
@@ -334,7 +324,7 @@ class SlackNotifier:
             )["ts"]
         prompts = self._prompts(run_id)
         prompts[key] = ts
-        self.engine.set_metadata(run_id, ids.PROMPTS, prompts)
+        self.backend.set_record(run_id, ids.PROMPTS, prompts)
         logger.info(
             "prompt posted", extra={"action": "prompt_posted", "run_id": run_id, "key": key}
         )
@@ -342,7 +332,7 @@ class SlackNotifier:
             # The thread stays the record; the direct message carries the same buttons.
             self._direct(run, pause, pause.approvers, messages.prompt_text(run))
         if pause.deadline is not None:
-            reminders.schedule(self.engine, run_id, key, pause.deadline)
+            reminders.schedule(self.backend, run_id, key, pause.deadline)
 
     def _settled_prompt(self, run: Run, pause: Pause) -> None:
         """Post a prompt that was settled before it could be posted, already closed."""
@@ -363,7 +353,7 @@ class SlackNotifier:
             )["ts"]
         prompts = self._prompts(run.id)
         prompts[pause.key] = ts
-        self.engine.set_metadata(run.id, ids.PROMPTS, prompts)
+        self.backend.set_record(run.id, ids.PROMPTS, prompts)
         self._refresh_root(run, thread)
         logger.info(
             "settled prompt posted",
@@ -374,7 +364,7 @@ class SlackNotifier:
         """True when this pause asks for the same model as an answer that was rejected."""
         return any(
             p.status is PauseStatus.REJECTED and p.title == pause.title
-            for p in self.engine.detail(pause.run_id).pauses
+            for p in self.backend.detail(pause.run_id).pauses
             if p.key != pause.key
         )
 
@@ -393,10 +383,10 @@ class SlackNotifier:
         # Said once: the root message stands for this pause from now on.
         prompts = self._prompts(run.id)
         prompts.setdefault(pause.key, thread["ts"])
-        self.engine.set_metadata(run.id, ids.PROMPTS, prompts)
+        self.backend.set_record(run.id, ids.PROMPTS, prompts)
         # It may have ended meanwhile (timed out, cancelled by someone): nothing to stop.
-        with contextlib.suppress(InvalidTransition):
-            self.engine.cancel(
+        with contextlib.suppress(RunNotChangeable):
+            self.backend.cancel(
                 run.id,
                 by=Actor.system(),
                 reason=f"cancelled by the Slack bot: input {pause.title} cannot be rendered ({reason})",
@@ -411,7 +401,7 @@ class SlackNotifier:
         ts = self._prompts(run.id).get(key)
         thread = self.thread(run.id)
         if ts is None or thread is None:
-            reminders.cancel(self.engine, run.id, key)
+            reminders.cancel(self.backend, run.id, key)
             return
         self._close_thread_prompt(run, thread, key, ts)
         self._refresh_root(run, thread)
@@ -419,8 +409,8 @@ class SlackNotifier:
     def _close_thread_prompt(self, run: Run, thread: dict[str, str], key: str, ts: str) -> None:
         """Drop the pause's reminder; a prompt in the thread shows the outcome instead of a
         button (the first message is left to ``_refresh_root``)."""
-        reminders.cancel(self.engine, run.id, key)
-        pause = self.engine.get_pause(run.id, key)
+        reminders.cancel(self.backend, run.id, key)
+        pause = self.backend.get_pause(run.id, key)
         if ts == thread["ts"] or pause is None:
             return
         outcome = messages.pause_outcome(pause)
@@ -436,7 +426,7 @@ class SlackNotifier:
 
         Left alone while the first message still carries the button of a waiting pause.
         """
-        detail = self.engine.detail(run.id)
+        detail = self.backend.detail(run.id)
         run = detail.run  # the freshest state: events are handled after they happened
         root_keys = {k for k, ts in self._prompts(run.id).items() if ts == thread["ts"]}
         if run.state.is_waiting and any(
@@ -451,7 +441,7 @@ class SlackNotifier:
         )
 
     def _rejected(self, event: Event) -> None:
-        run = self.engine.get_run(event.run_id)
+        run = self.backend.get_run(event.run_id)
         thread = self.thread(run.id)
         if thread is None:
             return
@@ -466,7 +456,7 @@ class SlackNotifier:
         )
 
     def _finished(self, event: Event) -> None:
-        run = self.engine.get_run(event.run_id)
+        run = self.backend.get_run(event.run_id)
         thread = self.thread(run.id)
         if thread is None:
             return

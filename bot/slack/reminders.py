@@ -1,8 +1,8 @@
 """Reminders in a run's thread shortly before a prompt's deadline.
 
 When the notifier posts a prompt whose pause has a deadline, it schedules ``remind`` as a
-durable engine timer (``engine.timers.call_at``): the job lives in the database, survives
-restarts, and is executed by whichever process runs a ``Worker`` (``signoff serve`` does).
+durable backend timer (``Backend.call_at``): the job survives restarts, and is executed by
+a process that serves the backend (``signoff serve`` does).
 
 When: ``deadline - min(10 minutes, half the time from posting to the deadline)``. Long
 waits get a reminder ten minutes before the end; short ones get it halfway, so that the
@@ -22,8 +22,9 @@ import weakref
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from bot.backends import Backend, PauseStatus
+from bot.errors import BackendError
 from bot.slack import ids, messages
-from engine import AuditAction, Engine, EngineError, PauseStatus
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ class SlackNotifier(Protocol):
     itself here, so this module does not import it)."""
 
     @property
-    def engine(self) -> Engine: ...
+    def backend(self) -> Backend: ...
 
     @property
     def client(self) -> Any: ...
@@ -46,8 +47,8 @@ class SlackNotifier(Protocol):
     def thread(self, run_id: str) -> dict[str, str] | None: ...
 
 
-# Weak references: a notifier lives as long as its engine's subscription; the registry
-# must not keep old engines (and their database pools) alive.
+# Weak references: a notifier lives as long as its backend's subscription; the registry
+# must not keep old backends (and their database pools) alive.
 _notifiers: list[weakref.ref[SlackNotifier]] = []
 _lock = threading.Lock()
 
@@ -76,14 +77,14 @@ def job_id(run_id: str, key: str) -> str:
 
 
 def schedule(
-    engine: Engine, run_id: str, key: str, deadline: datetime, now: datetime | None = None
+    backend: Backend, run_id: str, key: str, deadline: datetime, now: datetime | None = None
 ) -> datetime | None:
     """Set the reminder for pause ``key`` of ``run_id``; returns when it fires (None: too late)."""
     now = now or datetime.now(UTC)
     if deadline <= now:
         return None
     when = reminder_time(deadline, now)
-    engine.timers.call_at(job_id(run_id, key), when, JOB, {"run_id": run_id, "key": key})
+    backend.call_at(job_id(run_id, key), when, JOB, {"run_id": run_id, "key": key})
     logger.info(
         "reminder scheduled",
         extra={"action": "reminder_scheduled", "run_id": run_id, "key": key, "at": when},
@@ -91,18 +92,18 @@ def schedule(
     return when
 
 
-def cancel(engine: Engine, run_id: str, key: str) -> None:
+def cancel(backend: Backend, run_id: str, key: str) -> None:
     """Drop the reminder of a pause that no longer waits (the job would do nothing anyway)."""
-    engine.timers.cancel(job_id(run_id, key))
+    backend.cancel_call(job_id(run_id, key))
 
 
 def remind(run_id: str, key: str) -> bool:
     """Job body: post the reminder for pause ``key`` if it still waits. True if posted."""
     for notifier in active_notifiers():
         try:
-            notifier.engine.get_run(run_id)
-        except EngineError:
-            continue  # another engine's notifier (tests run several); not this run's
+            notifier.backend.get_run(run_id)
+        except BackendError:
+            continue  # another backend's notifier (tests run several); not this run's
         return _post(notifier, run_id, key)
     logger.info(
         "no Slack notifier in this process; reminder skipped",
@@ -112,9 +113,9 @@ def remind(run_id: str, key: str) -> bool:
 
 
 def _post(notifier: SlackNotifier, run_id: str, key: str) -> bool:
-    engine = notifier.engine
-    run = engine.get_run(run_id)
-    pause = engine.get_pause(run_id, key)
+    backend = notifier.backend
+    run = backend.get_run(run_id)
+    pause = backend.get_pause(run_id, key)
     if pause is None or pause.status is not PauseStatus.WAITING or not run.state.is_waiting:
         return False
     if pause.deadline is not None and pause.deadline <= datetime.now(UTC):
@@ -125,21 +126,14 @@ def _post(notifier: SlackNotifier, run_id: str, key: str) -> bool:
     # Several workers may fire the same job: the one that claims the key posts, and the
     # claim and its audit record are written together, so the trail has it once.
     claim = ids.reminder_key(key)
-    deadline = pause.deadline.isoformat() if pause.deadline else None
-    if not engine.record_once(
-        run_id,
-        claim,
-        AuditAction.REMINDER_SENT,
-        key=key,
-        data={"deadline": deadline, "approvers": list(pause.approvers)},
-    ):
+    if not backend.claim_reminder(run_id, key, claim, deadline=pause.deadline):
         return False
     reply = notifier.client.chat_postMessage(
         channel=thread["channel"],
         thread_ts=thread["ts"],
         text=messages.reminder_text(run, pause),
     )
-    engine.set_metadata(run_id, claim, str(reply["ts"]))
+    backend.set_record(run_id, claim, str(reply["ts"]))
     logger.info(
         "reminder posted", extra={"action": "reminder_posted", "run_id": run_id, "key": key}
     )

@@ -1,4 +1,5 @@
-"""``signoff serve``: the Slack app, a worker and the timers in one process."""
+"""What ``signoff serve`` runs: the Slack app over a backend (with what the backend runs in
+this process, such as the embedded engine's worker and timers), and its HTTP listener."""
 
 from __future__ import annotations
 
@@ -10,12 +11,12 @@ from typing import Any
 
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 
+from bot.backends import Backend
 from bot.config import BotSettings
 from bot.slack.app import HTTP_THREADS, check_slack, create_app, create_client, start_notifier
 from bot.slack.edge import SlackEdge
 from bot.slack.metrics import Metrics, observe_timer
 from bot.slack.payloads import MAX_BODY_BYTES
-from engine import Engine, Worker
 
 logger = logging.getLogger(__name__)
 
@@ -31,22 +32,22 @@ def _respond(
 
 def wsgi_app(
     slack: Callable[[dict[str, Any], StartResponse], Iterable[bytes]] | None,
-    engine: Engine,
+    backend: Backend,
     *,
     ready: Callable[[], str | None] = lambda: None,
     metrics: Metrics | None = None,
 ) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
     """``POST /slack/events`` to ``slack`` (the edge in front of Bolt; HTTP mode only), and
-    in both modes ``GET /healthz`` (the database answers), ``GET /readyz`` (and the process
+    in both modes ``GET /healthz`` (the backend answers), ``GET /readyz`` (and the process
     is ready: ``ready()`` returns None, or why not) and ``GET /metrics`` (Prometheus);
     anything else 404."""
-    metrics = metrics or Metrics(engine)
+    metrics = metrics or Metrics(backend)
 
     def application(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         if path in ("/healthz", "/readyz"):
             try:
-                engine.list_runs(limit=1)
+                backend.check()
                 problem = ready() if path == "/readyz" else None
             except Exception:
                 problem = "database unavailable"
@@ -70,18 +71,16 @@ class Server:
 
     def __init__(
         self,
-        engine: Engine,
+        backend: Backend,
         settings: BotSettings,
         *,
-        flows: Iterable[str] = (),
         host: str = "127.0.0.1",
         port: int = 3000,
     ) -> None:
-        self.engine = engine
+        self.backend = backend
         self.settings = settings
-        self.worker = Worker(engine, flows=flows)
         self.client = create_client(settings)
-        self.app = create_app(engine, settings, self.client, auth=check_slack(settings))
+        self.app = create_app(backend, settings, self.client, auth=check_slack(settings))
         self.host, self.port = host, port
         self._server: Any = None
         self._thread: threading.Thread | None = None
@@ -93,15 +92,15 @@ class Server:
         return f"http://{self.host}:{self.port}"
 
     def start(self) -> None:
-        """Start the worker, the notifier, Socket Mode (when configured) and the HTTP listener.
+        """Start the backend (the embedded engine's worker), the notifier, Socket Mode (when configured) and the HTTP listener.
 
         The HTTP listener serves Slack's requests in HTTP mode; in Socket Mode it serves only
         ``/healthz``, ``/readyz`` and ``/metrics``.
         """
         # The notifier first: a first-ever subscription starts at the newest event.
-        self._notifier = start_notifier(self.engine, self.settings, self.client)
-        self.engine.timers.on_fired(observe_timer)
-        self.worker.start()
+        self._notifier = start_notifier(self.backend, self.settings, self.client)
+        self.backend.on_timer_fired(observe_timer)
+        self.backend.start()
         edge: SlackEdge | None = None
         if self.settings.app_token:
             from slack_bolt.adapter.socket_mode import SocketModeHandler
@@ -111,12 +110,12 @@ class Server:
             logger.info("connected in Socket Mode", extra={"action": "serve_socket_mode"})
         else:
             edge = SlackEdge(
-                SlackRequestHandler(self.app), self.engine, self.settings.signing_secret or ""
+                SlackRequestHandler(self.app), self.backend, self.settings.signing_secret or ""
             )
         from waitress.server import create_server
 
         self._server = create_server(
-            wsgi_app(edge, self.engine, ready=self.not_ready),
+            wsgi_app(edge, self.backend, ready=self.not_ready),
             host=self.host,
             port=self.port,
             threads=HTTP_THREADS,
@@ -131,9 +130,7 @@ class Server:
         """Why this process cannot take Slack's traffic now (``/readyz``), or None."""
         if self._socket_handler is not None and not self._socket_handler.client.is_connected():
             return "the Socket Mode connection to Slack is down"
-        if not self.worker.running:
-            return "the worker is not running"
-        return None
+        return self.backend.not_ready()
 
     def stop(self) -> None:
         if self._server is not None:
@@ -148,4 +145,4 @@ class Server:
             self._socket_handler.close()
         if self._notifier is not None:
             self._notifier.stop()
-        self.worker.stop()
+        self.backend.stop()

@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from bot.backends.embedded import EmbeddedBackend
 from bot.config import BotSettings
 from bot.sandbox import Driver, Message, SlackSandbox
 from bot.slack.server import Server
@@ -86,7 +87,7 @@ def running_bot(
                     api_url=slack.api_url,
                     channel=channel,
                 )
-                server = Server(engine, settings, flows=flows, port=0)
+                server = Server(EmbeddedBackend(engine, flows=flows), settings, port=0)
                 server.start()
                 try:
                     driver = slack.driver(f"{server.url}/slack/events", SIGNING_SECRET)

@@ -16,6 +16,7 @@ from typing import Literal
 import pydantic
 import pytest
 
+from bot.backends.embedded import EmbeddedBackend
 from bot.slack import ids
 from bot.slack.notifier import SlackNotifier
 from bot.slack.server import Server
@@ -232,7 +233,7 @@ def test_a_restarted_bot_posts_no_second_prompt(engine: Engine, bot: RunningBot)
     root = bot.root_message(run.id)
     bot.server.stop()  # possibly before the consumer stored that it delivered the event
 
-    restarted = Server(engine, bot.server.settings, port=0)
+    restarted = Server(EmbeddedBackend(engine), bot.server.settings, port=0)
     restarted.start()
     try:
         bot.driver = bot.slack.driver(f"{restarted.url}/slack/events", SIGNING_SECRET)
@@ -269,7 +270,7 @@ def test_every_event_delivered_again_posts_nothing_new(engine: Engine, bot: Runn
         return sorted((m.ts, m.text, json.dumps(m.blocks)) for m in everything)
 
     before, posted = snapshot(), len(posts(bot))
-    replay = SlackNotifier(engine, bot.slack.client(), bot.channel)
+    replay = SlackNotifier(EmbeddedBackend(engine), bot.slack.client(), bot.channel)
     for event in engine.store.events_after(0, limit=10_000):
         replay.on_event(event)
     assert len(posts(bot)) == posted

@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 
 import pytest
 
+from bot.backends.embedded import EmbeddedBackend
 from bot.config import BotSettings
 from bot.sandbox.transport import AppConnection
 from bot.slack import ids
@@ -107,7 +108,7 @@ def test_a_replayed_request_does_nothing_on_any_replica(
         api_url=bot.slack.api_url,
         channel=bot.channel,
     )
-    replica = Server(other_engine, settings, port=0)
+    replica = Server(EmbeddedBackend(other_engine), settings, port=0)
     replica.start()
     try:
         other = AppConnection(f"{replica.url}/slack/events", SIGNING_SECRET)

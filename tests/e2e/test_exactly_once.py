@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.backends.embedded import EmbeddedBackend
 from bot.config import BotSettings
 from bot.sandbox import SlackSandbox
 from bot.slack import ids
@@ -73,7 +74,7 @@ def test_a_post_answered_after_the_client_timeout_is_not_repeated(
 ) -> None:
     # Slack stores the message at once but answers after 3 s; the client gives up after 1 s.
     slack.answer_late("chat.postMessage", 3)
-    server = Server(engine, settings_for(slack, api_timeout=1), port=0)
+    server = Server(EmbeddedBackend(engine), settings_for(slack, api_timeout=1), port=0)
     server.start()
     try:
         run = engine.submit("once-amount", {})
@@ -100,7 +101,7 @@ def test_two_replicas_under_rate_limiting_post_each_prompt_once(
         Engine(EngineSettings.load(database_url=database_url, heartbeat_seconds=0.5))
         for _ in range(2)
     ]
-    servers = [Server(e, settings_for(slack), port=0) for e in engines]
+    servers = [Server(EmbeddedBackend(e), settings_for(slack), port=0) for e in engines]
     for server in servers:
         server.start()
     try:
@@ -121,7 +122,7 @@ def test_two_replicas_under_rate_limiting_post_each_prompt_once(
 def test_a_run_answered_before_slack_heard_of_it_gets_its_thread(
     engine: Engine, slack: SlackSandbox
 ) -> None:
-    server = Server(engine, settings_for(slack), port=0)
+    server = Server(EmbeddedBackend(engine), settings_for(slack), port=0)
     server.start()
     server.stop()  # the bot has subscribed once; now it is down
     worker = Worker(engine)
@@ -133,7 +134,7 @@ def test_a_run_answered_before_slack_heard_of_it_gets_its_thread(
         wait_for(lambda: engine.get_run(run.id).state is RunState.COMPLETED, timeout=15)
     finally:
         worker.stop()
-    restarted = Server(engine, settings_for(slack), port=0)
+    restarted = Server(EmbeddedBackend(engine), settings_for(slack), port=0)
     restarted.start()
     try:
 
@@ -211,7 +212,7 @@ def test_kill_9_after_slack_stored_the_prompt_posts_no_second_copy(
         if poster.poll() is None:
             kill(poster)
     assert not prompt_recorded(engine, run.id)
-    server = Server(engine, settings_for(slack), port=0)
+    server = Server(EmbeddedBackend(engine), settings_for(slack), port=0)
     server.start()
     try:
         wait_for(lambda: prompt_recorded(engine, run.id), timeout=30, what="the prompt adopted")
@@ -227,7 +228,7 @@ def test_after_the_poster_dies_another_replica_posts_within_five_seconds(
     engine: Engine, database_url: str, slack: SlackSandbox, tmp_path: Path
 ) -> None:
     poster = start_serve(slack, database_url, tmp_path)
-    standby = Server(engine, settings_for(slack), port=0)
+    standby = Server(EmbeddedBackend(engine), settings_for(slack), port=0)
     try:
         wait_for(lambda: holds_slack_lease(engine), timeout=60, what="the poster to subscribe")
         standby.start()  # second in line: the poster holds the lease

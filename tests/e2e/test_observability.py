@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from bot.backends.embedded import EmbeddedBackend
 from bot.config import BotSettings
 from bot.sandbox import SlackSandbox
 from bot.slack.server import Server
@@ -76,7 +77,7 @@ def test_healthz_and_readyz_in_http_mode(engine: Engine) -> None:
     with running_bot(engine=engine) as bot:
         assert get(f"{bot.server.url}/healthz")[::2] == (200, '{"ok": true}')
         assert get(f"{bot.server.url}/readyz")[::2] == (200, '{"ok": true}')
-        bot.server.worker.stop()
+        bot.server.backend.stop()
         status, _, body = get(f"{bot.server.url}/readyz")
         assert (status, json.loads(body)["error"]) == (503, "the worker is not running")
 
@@ -91,7 +92,7 @@ def socket_server(engine: Engine) -> Iterator[tuple[SlackSandbox, Server]]:
             api_url=sandbox.api_url,
             channel="C0GENERAL",
         )
-        server = Server(engine, settings, port=0)
+        server = Server(EmbeddedBackend(engine), settings, port=0)
         server.start()
         try:
             yield sandbox, server

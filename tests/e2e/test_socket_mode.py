@@ -15,6 +15,7 @@ from collections.abc import Iterator
 import pydantic
 import pytest
 
+from bot.backends.embedded import EmbeddedBackend
 from bot.config import BotSettings
 from bot.sandbox import SlackSandbox, SocketModeDriver
 from bot.slack.server import Server
@@ -48,7 +49,7 @@ def start_server(engine: Engine, sandbox: SlackSandbox) -> Server:
         api_url=sandbox.api_url,
         channel="C0GENERAL",
     )
-    server = Server(engine, settings, port=0)
+    server = Server(EmbeddedBackend(engine), settings, port=0)
     server.start()
     return server
 

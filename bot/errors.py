@@ -87,7 +87,7 @@ class RunNotFound(BackendError):
 
     def __init__(self, run_id: str) -> None:
         self.run_id = run_id
-        super().__init__(f"no run {run_id!r}")
+        super().__init__(f"no run with id {run_id!r}")
 
 
 class FlowUnknown(BackendError):

@@ -133,16 +133,19 @@ class Server:
         return self.backend.not_ready()
 
     def stop(self) -> None:
+        """Stop everything ``start`` started; a second call does nothing."""
         if self._server is not None:
             # Finish requests in flight before closing sockets under them.
-            server = self._server
+            server, self._server = self._server, None
             server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
             # Close the sockets on waitress's own loop thread, which may be selecting on them.
             server.trigger.pull_trigger(lambda: [c.close() for c in list(server._map.values())])
             if self._thread is not None:
                 self._thread.join(5)
         if self._socket_handler is not None:
-            self._socket_handler.close()
+            self._socket_handler, handler = None, self._socket_handler
+            handler.close()
         if self._notifier is not None:
-            self._notifier.stop()
+            self._notifier, notifier = None, self._notifier
+            notifier.stop()
         self.backend.stop()

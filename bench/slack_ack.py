@@ -1,0 +1,334 @@
+"""How fast the bot acknowledges Slack when many people submit at once.
+
+Slack waits 3 s for the answer to a ``view_submission``; the targets are tighter. Each
+scenario opens one modal per person through the local Slack sandbox and has the sandbox
+fill in and sign each person's submission. Then all of them are sent at the same moment
+from one asyncio loop (one connection each, so the sender costs next to nothing), and the
+time from a request's first byte leaving to the app's whole answer arriving is recorded,
+as Slack would see it.
+
+- *50 at once, one process, SQLite*: 50 runs wait for input; 50 people answer them.
+- *1,000 at once, two replicas, PostgreSQL*: 200 runs wait; five people answer each, half
+  of them on each replica (two ``signoff serve`` processes, as a load balancer would
+  spread them). One answer per run wins; the other 800 are told it is already answered.
+- *a slow listener*: while 50 people submit, Slack takes 2 s to answer the bot's
+  ``views.open`` for ten others clicking "Provide input" (so those listeners are stuck);
+  the submissions' acks must not wait for them.
+
+Usage::
+
+    .venv/bin/python bench/slack_ack.py             # all three scenarios
+    .venv/bin/python bench/slack_ack.py --only 50   # one of: 50, 1000, slow
+
+Prints a Markdown table; the README quotes it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, NamedTuple
+from urllib.parse import urlencode, urlsplit
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+sys.path[:0] = [str(ROOT), str(BENCH)]
+
+import flows  # noqa: E402  (the bench's flows: bench-wait with a two-field RunInput)
+from bot.slack import ids  # noqa: E402
+
+from bot.sandbox import SlackSandbox  # noqa: E402
+from bot.sandbox.records import AppResponse  # noqa: E402
+from bot.sandbox.transport import HttpDriver  # noqa: E402
+from bot.testing import SIGNING_SECRET, running_bot  # noqa: E402
+from engine import Engine, EngineSettings, RunState  # noqa: E402
+
+CHANNEL = "C0GENERAL"
+TARGETS = {"50": 100.0, "1000": 300.0, "slow": 100.0}
+
+
+class Submission(NamedTuple):
+    url: str
+    body: bytes
+    headers: dict[str, str]
+
+
+class CapturingDriver(HttpDriver):
+    """A sandbox driver that sends everything except view submissions, which it keeps
+    (built and signed exactly as it would send them) for ``send_together``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.kept: list[Submission] = []
+
+    def deliver(self, kind: Any, payload: Mapping[str, Any]) -> AppResponse:
+        if payload.get("type") != "view_submission":
+            return super().deliver(kind, payload)
+        body = urlencode({"payload": json.dumps(payload)}).encode()
+        self.kept.append(Submission(self.app_url, body, self.signed_headers(body)))
+        return AppResponse(200, b"")
+
+
+def capturing_driver(slack: SlackSandbox, url: str) -> CapturingDriver:
+    return CapturingDriver(slack.workspace, slack.base_url, url, SIGNING_SECRET, timeout=60)
+
+
+class Gate:
+    """Holds every sender until all of them have connected, then lets them go at once."""
+
+    def __init__(self, expected: int) -> None:
+        self.expected = expected
+        self.connected = 0
+        self.open = asyncio.Event()
+
+    def arrived(self) -> None:
+        self.connected += 1
+        if self.connected == self.expected:
+            self.open.set()
+
+
+async def _post(submission: Submission, gate: Gate) -> tuple[int, float]:
+    parts = urlsplit(submission.url)
+    reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+    head = "".join(f"{k}: {v}\r\n" for k, v in submission.headers.items())
+    request = (
+        f"POST {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\n{head}"
+        f"Content-Length: {len(submission.body)}\r\nConnection: close\r\n\r\n"
+    ).encode() + submission.body
+    gate.arrived()
+    await gate.open.wait()
+    began = time.perf_counter()
+    writer.write(request)
+    await writer.drain()
+    answer = await reader.read()  # the server closes the connection after its answer
+    took = (time.perf_counter() - began) * 1000
+    writer.close()
+    return int(answer.split(b" ", 2)[1]), took
+
+
+def send_together(submissions: list[Submission]) -> tuple[list[int], list[float]]:
+    """Send every submission at once; each one's HTTP status and time to answer (ms)."""
+
+    async def main() -> list[tuple[int, float]]:
+        gate = Gate(len(submissions))
+        return await asyncio.gather(*(_post(s, gate) for s in submissions))
+
+    results = asyncio.run(main())
+    return [r[0] for r in results], [r[1] for r in results]
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p * (len(ordered) - 1)))]
+
+
+def wait_until(condition: Any, timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (found := condition()):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"gave up waiting for {what}")
+        time.sleep(0.01)
+    return found
+
+
+def root_of(slack: SlackSandbox, run_id: str) -> Any:
+    return wait_until(
+        lambda: next(
+            (m for m in slack.channel(CHANNEL).messages if run_id[:8] in m.text and m.blocks),
+            None,
+        ),
+        60,
+        f"the prompt of run {run_id[:8]}",
+    )
+
+
+def open_modals(
+    slack: SlackSandbox, driver: CapturingDriver, run_ids: list[str], per_run: int
+) -> list[str]:
+    """One person per answer: each clicks "Provide input" on their run's prompt."""
+    people = []
+    for i, run_id in enumerate(run_ids):
+        root = root_of(slack, run_id)
+        for j in range(per_run):
+            user = f"UB{i:04d}{j}"
+            slack.add_user(user, f"person{i}x{j}")
+            driver.click(user, root, action_id=ids.PROVIDE_INPUT)
+            people.append(user)
+    wait_until(lambda: all(slack.workspace.open_view(u) for u in people), 60, "every modal to open")
+    return people
+
+
+def fill_in(driver: CapturingDriver, people: list[str]) -> list[Submission]:
+    """Each person fills in and submits their modal; the signed requests, not yet sent."""
+    for user in people:
+        driver.submit(user, flows.ANSWER)
+    kept, driver.kept = driver.kept, []
+    return kept
+
+
+def paused_runs(engine: Engine, count: int, timeout: float = 120) -> list[str]:
+    started = [engine.submit("bench-wait", {"tag": f"ack-{i}"}).id for i in range(count)]
+    wait_until(
+        lambda: all(engine.get_run(r).state is RunState.PAUSED for r in started),
+        timeout,
+        f"{count} runs to wait for input",
+    )
+    return started
+
+
+def fifty(count: int = 50) -> list[float]:
+    with running_bot(flows=[str(BENCH / "flows.py")]) as bot:
+        runs = paused_runs(bot.engine, count)
+        driver = capturing_driver(bot.slack, f"{bot.server.url}/slack/events")
+        requests = fill_in(driver, open_modals(bot.slack, driver, runs, 1))
+        statuses, times = send_together(requests)
+        assert statuses == [200] * count, statuses
+        wait_until(
+            lambda: all(bot.engine.get_run(r).state is RunState.COMPLETED for r in runs),
+            60,
+            "every run to finish",
+        )
+        return times
+
+
+def slow_listener(count: int = 50, stuck: int = 10) -> list[float]:
+    with running_bot(flows=[str(BENCH / "flows.py")]) as bot:
+        runs = paused_runs(bot.engine, count + stuck)
+        driver = capturing_driver(bot.slack, f"{bot.server.url}/slack/events")
+        requests = fill_in(driver, open_modals(bot.slack, driver, runs[:count], 1))
+        bot.slack.answer_late("views.open", 2.0, times=stuck)
+        clickers = []
+        for i, run_id in enumerate(runs[count:]):
+            user = f"UCLICK{i:03d}"
+            bot.slack.add_user(user, f"clicker{i}")
+            clickers.append((user, root_of(bot.slack, run_id)))
+        # The clicks are acknowledged at once; their listeners then wait on views.open.
+        for user, root in clickers:
+            driver.click(user, root, action_id=ids.PROVIDE_INPUT)
+        statuses, times = send_together(requests)
+        assert statuses == [200] * count, statuses
+        return times
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def replica(slack: SlackSandbox, url: str, tmp: Path) -> Iterator[str]:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SIGNOFF_", "SLACK_"))}
+    env.update(
+        SLACK_BOT_TOKEN=slack.token,
+        SLACK_SIGNING_SECRET=SIGNING_SECRET,
+        SLACK_API_URL=slack.api_url,
+        SIGNOFF_CHANNEL=CHANNEL,
+        SIGNOFF_DATABASE_URL=url,
+        HOME=str(tmp),
+    )
+    log = (tmp / f"replica-{port}.log").open("w")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bot.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--flows",
+            str(BENCH / "flows.py"),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_until(lambda: _answers(port), 120, f"the replica on port {port}")
+        yield f"http://127.0.0.1:{port}/slack/events"
+    finally:
+        process.terminate()
+        process.wait(30)
+        log.close()
+
+
+def _answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+def thousand(runs: int = 200, per_run: int = 5) -> list[float]:
+    from run import new_database  # bench/run.py: a fresh database on the cluster
+
+    from tests.support.postgres import start_cluster
+
+    cluster = start_cluster()
+    try:
+        url = new_database(cluster, "ack")
+        engine = Engine(EngineSettings.load(database_url=url))
+        try:
+            with (
+                tempfile.TemporaryDirectory() as tmp,
+                SlackSandbox() as slack,
+                replica(slack, url, Path(tmp)) as first,
+                replica(slack, url, Path(tmp)) as second,
+            ):
+                paused = paused_runs(engine, runs, timeout=300)
+                drivers = [capturing_driver(slack, first), capturing_driver(slack, second)]
+                people = open_modals(slack, drivers[0], paused, per_run)
+                requests = fill_in(drivers[0], people[0::2]) + fill_in(drivers[1], people[1::2])
+                statuses, times = send_together(requests)
+                assert statuses == [200] * len(requests), statuses
+                wait_until(
+                    lambda: all(engine.get_run(r).state is RunState.COMPLETED for r in paused),
+                    120,
+                    "every run to finish",
+                )
+                return times
+        finally:
+            engine.close()
+    finally:
+        cluster.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=list(TARGETS))
+    args = parser.parse_args()
+    scenarios = {
+        "50": ("50 submissions at once, one process, SQLite", fifty),
+        "1000": ("1,000 submissions at once, two replicas, PostgreSQL", thousand),
+        "slow": ("50 submissions while 10 listeners wait 2 s on views.open", slow_listener),
+    }
+    rows = []
+    for key, (label, scenario) in scenarios.items():
+        if args.only and key != args.only:
+            continue
+        times = scenario()
+        rows.append(
+            f"| {label} | {percentile(times, 0.5):.0f} / {percentile(times, 0.99):.0f} / "
+            f"{max(times):.0f} ms | p99 ≤ {TARGETS[key]:.0f} ms |"
+        )
+        print(rows[-1], file=sys.stderr, flush=True)
+    print("| scenario | ack p50 / p99 / max | target |")
+    print("|---|---|---|")
+    print("\n".join(rows))
+
+
+if __name__ == "__main__":
+    main()

@@ -45,11 +45,11 @@ ROOT = BENCH.parent
 sys.path[:0] = [str(ROOT), str(BENCH)]
 
 import flows  # noqa: E402  (the bench's flows: bench-wait with a two-field RunInput)
-from bot.slack import ids  # noqa: E402
 
 from bot.sandbox import SlackSandbox  # noqa: E402
 from bot.sandbox.records import AppResponse  # noqa: E402
 from bot.sandbox.transport import HttpDriver  # noqa: E402
+from bot.slack import ids  # noqa: E402
 from bot.testing import SIGNING_SECRET, running_bot  # noqa: E402
 from engine import Engine, EngineSettings, RunState  # noqa: E402
 

@@ -23,7 +23,7 @@ from engine.audit import (
 from engine.errors import FlowNotFound, RunNotFound
 from engine.permissions import Action, Permissions, Refusal
 from engine.registry import FlowRegistry
-from engine.runs import JSON, Pause, Run
+from engine.runs import JSON, Pause, PauseStatus, Run
 from engine.settings import EngineSettings
 from engine.store import SqlStore
 
@@ -170,11 +170,15 @@ class Oversight:
         follows how many runs wait, not how many are stored.
         """
         found: list[tuple[Run, Pause]] = []
-        for run, pause in self.store.waiting_pauses():
-            if self.permissions.answer(actor, run, pause, pause.answered_by) is None:
-                found.append((run, pause))
-                if len(found) >= limit:
-                    break
+        for waiting in self.store.waiting_inputs():
+            if self.permissions.answer_waiting(actor, waiting) is not None:
+                continue
+            pause = self.store.get_pause(waiting.run_id, waiting.key)
+            if pause is None or pause.status is not PauseStatus.WAITING:
+                continue  # answered since the scan read it
+            found.append((self.store.get_run(waiting.run_id), pause))
+            if len(found) >= limit:
+                break
         return found
 
     def started_by(self, actor_id: str, limit: int = 20) -> list[Run]:

@@ -24,7 +24,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from engine.actors import Actor, GroupDirectory, Via
-from engine.runs import Pause, Run
+from engine.runs import Pause, Run, WaitingInput
 
 
 class Action(enum.StrEnum):
@@ -83,16 +83,32 @@ class Permissions:
         self, actor: Actor | None, run: Run, pause: Pause, answered_by: Collection[str] = ()
     ) -> Refusal | None:
         """Why ``actor`` may not answer ``pause``, or None."""
+        return self.answer_waiting(
+            actor,
+            WaitingInput(
+                run.id,
+                pause.key,
+                run.started_by,
+                pause.approvers,
+                pause.forbid_starter,
+                tuple(answered_by),
+                pause.quorum,
+            ),
+        )
+
+    def answer_waiting(self, actor: Actor | None, waiting: WaitingInput) -> Refusal | None:
+        """``answer``'s rule, from the few fields of a pause that it reads."""
+        approvers = waiting.approvers
         if actor is not None and actor.via is Via.SYSTEM:
             return None
-        if pause.forbid_starter and actor is not None and actor.id == run.started_by:
-            return Refusal("the person who started a run may not answer it", pause.approvers)
-        if pause.approvers and (actor is None or not self.matches(actor, pause.approvers)):
-            return Refusal(f"only {_names(pause.approvers)} may answer", pause.approvers)
-        if actor is not None and actor.id in answered_by:
+        if waiting.forbid_starter and actor is not None and actor.id == waiting.started_by:
+            return Refusal("the person who started a run may not answer it", approvers)
+        if approvers and (actor is None or not self.matches(actor, approvers)):
+            return Refusal(f"only {_names(approvers)} may answer", approvers)
+        if actor is not None and actor.id in waiting.answered_by:
             return Refusal(
-                f"{actor.id} already answered; this input needs {pause.quorum} different people",
-                pause.approvers,
+                f"{actor.id} already answered; this input needs {waiting.quorum} different people",
+                approvers,
             )
         return None
 

@@ -159,6 +159,20 @@ class Delegation:
 
 
 @dataclass(frozen=True)
+class WaitingInput:
+    """What decides who may answer a waiting pause, without its schema or values (App Home
+    checks hundreds of these to find the few a person may answer)."""
+
+    run_id: str
+    key: str
+    started_by: str | None
+    approvers: tuple[str, ...]
+    forbid_starter: bool
+    answered_by: tuple[str, ...]
+    quorum: int
+
+
+@dataclass(frozen=True)
 class Pause:
     """A request for input, and its answer once there is one."""
 

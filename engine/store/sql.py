@@ -12,7 +12,6 @@ import logging
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, update
@@ -20,7 +19,17 @@ from sqlalchemy.exc import IntegrityError
 
 from engine.audit import AuditEntry
 from engine.errors import RunNotFound
-from engine.runs import JSON, Event, EventKind, Pause, PauseStatus, Run, RunDetail, RunState
+from engine.runs import (
+    JSON,
+    Event,
+    EventKind,
+    Pause,
+    PauseStatus,
+    Run,
+    RunDetail,
+    RunState,
+    WaitingInput,
+)
 from engine.store import rows
 from engine.store.base import EVENTS, RUNS
 from engine.store.decisions import DecisionQueries
@@ -282,12 +291,21 @@ class SqlStore(DecisionQueries, StatsQueries):
         with self._read() as conn:
             return [rows.to_run(r) for r in conn.execute(query)]
 
-    def waiting_pauses(self, page: int = 200) -> Iterator[tuple[Run, Pause]]:
-        """Every waiting pause with its run, newest first, read a page at a time."""
-        pause_columns = [c.label(f"p_{c.name}") for c in PAUSES.c]
+    def waiting_inputs(self, page: int = 500) -> Iterator[WaitingInput]:
+        """Every waiting pause's answer rule, newest first, a page at a time: a few small
+        columns per pause, so scanning hundreds of them costs little."""
         first = (
-            select(*RUN_COLUMNS, *pause_columns)
-            .join(PAUSES, PAUSES.c.run_id == RUNS.c.id)
+            select(
+                PAUSES.c.id,
+                PAUSES.c.run_id,
+                PAUSES.c.key,
+                RUNS.c.started_by,
+                PAUSES.c.approvers,
+                PAUSES.c.forbid_starter,
+                PAUSES.c.answers,
+                PAUSES.c.quorum,
+            )
+            .join(RUNS, PAUSES.c.run_id == RUNS.c.id)
             .where(PAUSES.c.status == PauseStatus.WAITING.value)
             .order_by(PAUSES.c.id.desc())
             .limit(page)
@@ -296,18 +314,24 @@ class SqlStore(DecisionQueries, StatsQueries):
         before: int | None = None
         while True:
             with self._read() as conn:
-                if before is None:
-                    found = conn.execute(first).all()
-                else:
-                    found = conn.execute(later, {"before": before}).all()
-            for row in found:
-                pause_row = SimpleNamespace(
-                    **{c.name: getattr(row, f"p_{c.name}") for c in PAUSES.c}
+                found = (
+                    conn.execute(first)
+                    if before is None
+                    else conn.execute(later, {"before": before})
+                ).all()
+            for _id, run_id, key, started_by, approvers, forbid, answers, quorum in found:
+                yield WaitingInput(
+                    run_id,
+                    key,
+                    started_by,
+                    tuple(approvers or ()),
+                    bool(forbid),
+                    tuple(a["responder"] for a in answers or () if a.get("responder")),
+                    int(quorum or 1),
                 )
-                yield rows.to_run(row), rows.to_pause(pause_row)
             if len(found) < page:
                 return
-            before = int(found[-1].p_id)
+            before = int(found[-1][0])
 
     def detail(self, run_id: str, log_limit: int = 200) -> RunDetail:
         run = self.get_run(run_id)

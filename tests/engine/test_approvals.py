@@ -353,3 +353,28 @@ def test_streamed_export_matches_the_records_field_for_field(engine: Engine) -> 
 
     assert rows(streamed_csv.getvalue()) == rows(expected_csv.getvalue())
     assert engine.export_audit(io.StringIO(), flow_name="no-such-flow") == 0
+
+
+def test_waiting_on_lists_only_what_each_person_may_answer_newest_first(engine: Engine) -> None:
+    made = []
+    for _ in range(2):
+        with pytest.raises(Exception, match="suspended"):
+            ap_suspend_quorum()
+        made.append(engine.list_runs([RunState.SUSPENDED], flow_name="ap-suspend-quorum")[0].id)
+    older, newer = made
+    alice, bob = Actor("U_A", via=Via.SLACK), Actor("U_B", via=Via.SLACK)
+    engine.resume(newer, {"approved": True}, alice)  # one of the two answers it needs
+
+    def listed(actor: Actor, limit: int = 20) -> list[str]:
+        return [run.id for run, _ in engine.waiting_on(actor, limit=limit)]
+
+    assert listed(alice) == [older]  # she already answered the newer one
+    assert listed(bob) == [newer, older]
+    assert listed(bob, limit=1) == [newer]
+    assert listed(Actor("U_NOT_AN_APPROVER", via=Via.SLACK)) == []
+    [(run, pause)] = engine.waiting_on(alice)
+    assert (run.flow_name, pause.status, pause.quorum) == (
+        "ap-suspend-quorum",
+        PauseStatus.WAITING,
+        2,
+    )

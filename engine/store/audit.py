@@ -13,7 +13,18 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Select, Text, bindparam, cast, insert, select, text
+from sqlalchemy import (
+    Connection,
+    Select,
+    String,
+    Text,
+    bindparam,
+    cast,
+    insert,
+    select,
+    text,
+    type_coerce,
+)
 
 from engine.audit import GENESIS, AuditEntry, AuditRecord, ExportRow, chain_hash, entry_fields
 from engine.store.base import StoreBase
@@ -31,14 +42,33 @@ _INSERT = insert(AUDIT)
 PAGE = 2000
 
 
-#: export columns in ``ExportRow`` order, ``data`` as its stored JSON text
-_EXPORT = select(
-    *(AUDIT.c[name] for name in ("seq", "at", "action", "run_id", "flow_name", "actor_id")),
-    *(AUDIT.c[name] for name in ("actor_name", "via", "key")),
-    cast(AUDIT.c.data, Text).label("data_json"),
-    AUDIT.c.prev_hash,
-    AUDIT.c.hash,
-)
+def _export(at: Any) -> Select[Any]:
+    """Export columns in ``ExportRow`` order, ``data`` as its stored JSON text."""
+    return select(
+        *(AUDIT.c[name] for name in ("seq",)),
+        at,
+        *(AUDIT.c[name] for name in ("action", "run_id", "flow_name", "actor_id")),
+        *(AUDIT.c[name] for name in ("actor_name", "via", "key")),
+        cast(AUDIT.c.data, Text).label("data_json"),
+        AUDIT.c.prev_hash,
+        AUDIT.c.hash,
+    )
+
+
+_EXPORT = _export(AUDIT.c.at)
+#: SQLite keeps times as text (``2026-01-01 09:30:00.000000``, UTC): reading it as text
+#: skips parsing a datetime only to format it again
+_EXPORT_SQLITE = _export(type_coerce(AUDIT.c.at, String).label("at_text"))
+
+
+def _iso_from_sqlite(text: str) -> str:
+    """``datetime.isoformat()`` of a stored SQLite time, from its text."""
+    clock = text[11:19] if text.endswith(".000000") else text[11:]
+    return f"{text[:10]}T{clock}+00:00"
+
+
+def _iso(at: datetime) -> str:
+    return (at if at.tzinfo else at.replace(tzinfo=UTC)).isoformat()
 
 
 def _filtered(
@@ -137,13 +167,14 @@ class AuditQueries(StoreBase):
     ) -> Iterator[list[ExportRow]]:
         """The same records for export, a page at a time, with ``data`` as its stored JSON
         text: an export of millions of records decodes nothing only to encode it again."""
-        query = _filtered(_EXPORT, since, until, flow_name, None, None, None)
+        base, iso = (_EXPORT_SQLITE, _iso_from_sqlite) if self.is_sqlite else (_EXPORT, _iso)
+        query = _filtered(base, since, until, flow_name, None, None, None)
         for rows in self._pages(query, 0, page):
             # tuples in _EXPORT's column order (named access costs more per row than the rest)
             yield [
                 ExportRow(
                     seq,
-                    (at if at.tzinfo else at.replace(tzinfo=UTC)).isoformat(),
+                    iso(at),
                     action,
                     run_id,
                     flow,

@@ -234,10 +234,43 @@ class Engine(Interventions, Upkeep):
         flow_name: str | None = None,
         limit: int = 50,
         before: Run | None = None,
+        *,
+        started_by: str | None = None,
+        answered_by: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
     ) -> list[Run]:
         """Runs newest first, ``limit`` at a time; pass a page's last run as ``before`` for
-        the next page (answered from an index, however many runs are stored)."""
-        return self.store.list_runs(states, flow_name, limit, before)
+        the next page (answered from an index, however many runs are stored).
+
+        Args:
+            states: Only runs in one of these states.
+            flow_name: Only runs of this flow.
+            limit: At most this many runs.
+            before: The last run of the previous page.
+            started_by: Only runs this actor id started (``Actor.id``: a Slack user id, or
+                the CLI operator's name).
+            answered_by: Only runs this actor id gave an answer to (a stored answer, as the
+                audit trail records it; refused attempts do not count).
+            since: Only runs created at or after this time.
+            until: Only runs created before this time.
+
+        Example::
+
+            page = engine.list_runs([RunState.COMPLETED], answered_by="U0BOB", limit=20)
+            more = engine.list_runs([RunState.COMPLETED], answered_by="U0BOB", limit=20,
+                                    before=page[-1])
+        """
+        return self.store.list_runs(
+            states,
+            flow_name,
+            limit,
+            before,
+            started_by=started_by,
+            answered_by=answered_by,
+            since=since,
+            until=until,
+        )
 
     def detail(self, run_id: str) -> RunDetail:
         return self.store.detail(self.get_run(run_id).id)

@@ -88,16 +88,22 @@ def state_line(run: Run) -> str:
 
 
 def runs_table(runs: Sequence[Run]) -> str:
-    """A table of runs: short id, flow, state, last update and who started each."""
+    """A table of runs: short id, flow, state, creation and last update, who started each."""
     if not runs:
         return "no runs"
     rows = [
-        [r.id[:8], r.flow_name, r.state.value, format_time(r.updated_at), r.started_by or "-"]
+        [
+            r.id[:8],
+            r.flow_name,
+            r.state.value,
+            format_time(r.created_at),
+            format_time(r.updated_at),
+            r.started_by or "-",
+        ]
         for r in runs
     ]
-    return "\n".join(
-        _table(["ID", "FLOW", "STATE", "UPDATED (UTC)", "STARTED BY"], rows, indent="")
-    )
+    headers = ["ID", "FLOW", "STATE", "CREATED (UTC)", "UPDATED (UTC)", "STARTED BY"]
+    return "\n".join(_table(headers, rows, indent=""))
 
 
 def detail_text(detail: RunDetail, tail: int) -> str:

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shlex
+from datetime import datetime
 
 import click
 
 from bot.cli.render import JSONValue, detail_text, dump_json, runs_table, state_line
 from bot.cli.session import CliSession, pass_session
+from bot.cli.times import parse_time
 from bot.cli.wait import Until, say_no_worker, wait_for_run, wait_for_verdict
-from engine import PauseStatus, RunState
+from engine import PauseStatus, RunNotFound, RunState
 from engine.audit import describe
 
 #: Final states that make ``runs wait`` exit 1.
@@ -57,7 +60,29 @@ def runs() -> None:
 )
 @click.option("--flow", "flow_name", metavar="FLOW", help="Only runs of this flow.")
 @click.option(
+    "--started-by",
+    metavar="WHO",
+    help="Only runs this person started: a Slack user id (U...) or a CLI operator name.",
+)
+@click.option(
+    "--answered-by",
+    metavar="WHO",
+    help="Only runs this person gave an answer to (a Slack user id or a CLI operator name).",
+)
+@click.option(
+    "--since",
+    callback=parse_time,
+    metavar="TIME",
+    help="Only runs created at or after TIME (e.g. 2h, 2026-11-30).",
+)
+@click.option("--until", callback=parse_time, metavar="TIME", help="Only runs created before TIME.")
+@click.option(
     "--limit", type=click.IntRange(min=1), default=50, show_default=True, help="At most N runs."
+)
+@click.option(
+    "--before",
+    metavar="RUN",
+    help="The next page: runs listed after RUN (the last run of the previous page).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
 @pass_session
@@ -65,13 +90,63 @@ def list_runs(
     session: CliSession,
     states: tuple[str, ...],
     flow_name: str | None,
+    started_by: str | None,
+    answered_by: str | None,
+    since: datetime | None,
+    until: datetime | None,
     limit: int,
+    before: str | None,
     as_json: bool,
 ) -> None:
-    """List the newest runs."""
+    """List the newest runs, filtered, a page at a time.
+
+    A full page ends with the command for the next one (on stderr), which adds
+    ``--before`` with the page's last run.
+    """
+    if since is not None and until is not None and since >= until:
+        raise click.UsageError(
+            f"--since ({since:%Y-%m-%d %H:%M:%S} UTC) must be before --until "
+            f"({until:%Y-%m-%d %H:%M:%S} UTC)"
+        )
+    engine = session.engine()
+    after = None
+    if before is not None:
+        try:
+            after = engine.get_run(before)
+        except RunNotFound:
+            raise click.BadParameter(
+                f"no run {before!r} (give a run id, or a unique prefix of one)",
+                param_hint="'--before'",
+            ) from None
     wanted = [RunState(state.lower()) for state in states] or None
-    found = session.engine().list_runs(wanted, flow_name, limit)
-    click.echo(dump_json(found) if as_json else runs_table(found))
+    # One more than shown: whether a next page exists is known without a second query.
+    found = engine.list_runs(
+        wanted,
+        flow_name,
+        limit + 1,
+        after,
+        started_by=started_by,
+        answered_by=answered_by,
+        since=since,
+        until=until,
+    )
+    page = found[:limit]
+    click.echo(dump_json(page) if as_json else runs_table(page))
+    if len(found) > limit:
+        # Times as the instants they were resolved to, so "--since 2h" does not drift.
+        given: list[tuple[str, str | None]] = [("--state", s) for s in states]
+        given += [
+            ("--flow", flow_name),
+            ("--started-by", started_by),
+            ("--answered-by", answered_by),
+            ("--since", since.isoformat() if since else None),
+            ("--until", until.isoformat() if until else None),
+            ("--limit", str(limit) if limit != 50 else None),
+            ("--before", page[-1].id),
+        ]
+        words = [click.get_current_context().command_path]
+        words += [f"{name} {shlex.quote(value)}" for name, value in given if value is not None]
+        click.echo(f"more: {' '.join(words)}{' --json' if as_json else ''}", err=True)
 
 
 @runs.command("show")

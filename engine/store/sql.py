@@ -11,13 +11,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from engine.audit import AuditEntry
+from engine.audit import AuditAction, AuditEntry
 from engine.errors import RunNotFound
 from engine.runs import (
     JSON,
@@ -31,6 +31,7 @@ from engine.runs import (
     WaitingInput,
 )
 from engine.store import rows
+from engine.store.audit import AUDIT
 from engine.store.base import EVENTS, RUNS
 from engine.store.decisions import DecisionQueries
 from engine.store.pauses import PAUSES, WAITING_PAUSE
@@ -252,12 +253,28 @@ class SqlStore(DecisionQueries, StatsQueries):
         flow_name: str | None = None,
         limit: int = 50,
         before: Run | None = None,
+        *,
+        started_by: str | None = None,
+        answered_by: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
     ) -> list[Run]:
         """Runs newest first; for the next page, pass the last run of this one as ``before``.
 
         Each state is read from its own range of an index on (state, created_at, id), so a
-        page costs the same with a hundred runs stored or with millions.
+        page costs the same with a hundred runs stored or with millions; ``flow_name`` and
+        ``started_by`` have indexes that lead with them, and ``answered_by`` is looked up in
+        the audit trail by its index on (actor_id, seq). ``since`` and ``until`` bound the
+        creation time (``since`` included, ``until`` not).
         """
+        answered = (
+            select(AUDIT.c.run_id).where(
+                AUDIT.c.actor_id == answered_by,
+                AUDIT.c.action == AuditAction.ANSWER_RECEIVED.value,
+            )
+            if answered_by is not None
+            else None
+        )
 
         def page(state: str | None) -> Any:
             query = select(*RUN_COLUMNS)
@@ -265,6 +282,15 @@ class SqlStore(DecisionQueries, StatsQueries):
                 query = query.where(RUNS.c.state == state)
             if flow_name:
                 query = query.where(RUNS.c.flow_name == flow_name)
+            if started_by is not None:
+                query = query.where(RUNS.c.started_by == started_by)
+            if answered is not None:
+                query = query.where(RUNS.c.id.in_(answered))
+            # Stored times are UTC (SQLite keeps no offset): compare in UTC.
+            if since is not None:
+                query = query.where(RUNS.c.created_at >= rows.utc(since).astimezone(UTC))
+            if until is not None:
+                query = query.where(RUNS.c.created_at < rows.utc(until).astimezone(UTC))
             if before is not None:
                 query = query.where(
                     or_(

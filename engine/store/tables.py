@@ -35,7 +35,7 @@ class RunRow(SQLModel, table=True):
     __tablename__ = "runs"
     __table_args__ = (
         Index("ix_runs_state_updated", "state", "updated_at"),
-        Index("ix_runs_started_by_created", "started_by", "created_at"),
+        Index("ix_runs_started_by_created_id", "started_by", "created_at", "id"),
         # Listing newest first, one page at a time (see SqlStore.list_runs).
         Index("ix_runs_state_created", "state", "created_at", "id"),
         Index("ix_runs_flow_created", "flow_name", "created_at", "id"),

@@ -1,0 +1,56 @@
+"""Times typed on the command line: an ISO 8601 date or time, or an age such as ``2h``.
+
+``runs list --since 2026-11-30`` (midnight UTC), ``--since 2026-11-30T09:00+01:00``, and
+``--since 90m`` (ninety minutes ago) all name an instant; a time without an offset is UTC,
+the zone every time the CLI prints is in.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+import click
+
+__all__ = ["parse_time", "read_time"]
+
+_AGE = re.compile(r"^(\d+)\s*([smhdw])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def read_time(text: str, *, now: datetime | None = None) -> datetime:
+    """The instant ``text`` names, in UTC.
+
+    Example:
+        >>> read_time("2026-11-30T09:30+01:00").isoformat()
+        '2026-11-30T08:30:00+00:00'
+
+    Raises:
+        ValueError: ``text`` is neither an ISO 8601 date or time nor an age.
+    """
+    text = text.strip()
+    age = _AGE.match(text.lower())
+    if age:
+        return (now or datetime.now(UTC)) - timedelta(**{_UNITS[age[2]]: int(age[1])})
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is not a time: give a date (2026-11-30), a UTC time (2026-11-30T09:30), "
+            "one with an offset (2026-11-30T09:30+01:00), or an age (45m, 2h, 7d, 2w)"
+        ) from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def parse_time(_ctx: click.Context, _param: click.Parameter, raw: str | None) -> datetime | None:
+    """A click callback for options that take a time; click names the option in errors.
+
+    Raises:
+        click.BadParameter: the text is not a time.
+    """
+    if raw is None:
+        return None
+    try:
+        return read_time(raw)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None

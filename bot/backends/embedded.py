@@ -231,10 +231,12 @@ class EmbeddedBackend:
         *,
         flow_name: str | None = None,
         limit: int = 50,
+        before: str | None = None,
     ) -> list[Run]:
         wanted = None if states is None else [eng.RunState(s.value) for s in states]
         with translated():
-            return [run_of(r) for r in self.engine.list_runs(wanted, flow_name, limit)]
+            after = self.engine.get_run(before) if before is not None else None
+            return [run_of(r) for r in self.engine.list_runs(wanted, flow_name, limit, after)]
 
     def detail(self, run_id: str) -> RunDetail:
         with translated():

@@ -91,8 +91,10 @@ class Backend(Protocol):
         *,
         flow_name: str | None = None,
         limit: int = 50,
+        before: str | None = None,
     ) -> list[Run]:
-        """Newest first."""
+        """Newest first; ``before`` (a run id, or a unique prefix of one) lists the page after
+        that run. Raises ``RunNotFound`` when ``before`` names no run."""
 
     def detail(self, run_id: str) -> RunDetail:
         """The run with its state history, tasks, requests for input and logs."""

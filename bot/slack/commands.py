@@ -12,7 +12,13 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
 from bot.backends import Action, Actor, Backend, Refusal, RunState
-from bot.errors import BackendError, NotPermitted, ParametersInvalid, TamperedMetadata
+from bot.errors import (
+    BackendError,
+    NotPermitted,
+    ParametersInvalid,
+    RunNotFound,
+    TamperedMetadata,
+)
 from bot.forms.modals import ModalError, build_input_view
 from bot.forms.submissions import errors_for_view, parse_submission
 from bot.slack import ids, messages
@@ -26,6 +32,7 @@ logger = logging.getLogger(__name__)
 HELP = """*`/runs`* — runs waiting for input
 *`/runs all|running|completed|failed|cancelled`* — runs in that state
 *`/runs FLOW`* — runs of one flow
+*`/runs … before=RUN`* — the next page of a list, after RUN (the list's More button)
 *`/runs show RUN`* — states, inputs with who gave them, and the log tail
 *`/runs start FLOW [k=v ...]`* — start a run (a form asks for missing parameters)
 *`/runs cancel RUN`* — cancel a run
@@ -116,18 +123,30 @@ def _action_value(click: BlockActions, action_id: str) -> str:
 def register(app: App, backend: Backend, sealer: Sealer) -> None:
     """Add ``/runs`` and its buttons to ``app``."""
 
-    def listing(selector: str) -> tuple[str, list[Any], list[str]]:
+    def listing(selector: str, before: str | None = None) -> tuple[str, list[Any], dict[str, Any]]:
+        """The title, one page of runs, and the blocks' keyword arguments for ``selector``."""
+        limit = messages.RUNS_PAGE + 1  # one more than shown: whether a next page exists
         if selector in FILTERS:
-            runs = backend.list_runs(FILTERS[selector], limit=50)
+            runs = backend.list_runs(FILTERS[selector], limit=limit, before=before)
             title = f"Runs: {selector}"
         elif selector:
-            runs = backend.list_runs(flow_name=selector, limit=50)
+            runs = backend.list_runs(flow_name=selector, limit=limit, before=before)
             title = f"Runs of {selector}"
         else:
-            runs = backend.list_runs([RunState.PAUSED, RunState.SUSPENDED], limit=50)
+            runs = backend.list_runs(
+                [RunState.PAUSED, RunState.SUSPENDED], limit=limit, before=before
+            )
             title = "Runs waiting for input"
-        waiting = [r.id for r in runs if r.state.is_waiting]
-        return title, runs, waiting
+        if before is not None:
+            title += f", older than {before[:8]}"
+        page = runs[: messages.RUNS_PAGE]
+        more = f"{selector}|{page[-1].id}" if len(runs) > len(page) else None
+        waiting = [r.id for r in page if r.state.is_waiting]
+        return title, page, {"waiting": waiting, "more": more}
+
+    def list_reply(selector: str, before: str | None) -> dict[str, Any]:
+        title, page, extra = listing(selector, before)
+        return {"text": title, "blocks": messages.run_list_blocks(page, title, **extra)}
 
     @app.command(ids.RUNS_COMMAND)
     def runs(ack: Ack, body: dict[str, Any], respond: Any, client: WebClient) -> None:
@@ -139,6 +158,9 @@ def register(app: App, backend: Backend, sealer: Sealer) -> None:
         except ValueError as exc:
             respond(f"Could not read that: {exc}\n{HELP}")
             return
+        # "before=RUN" anywhere pages a listing (the list's More button types it for you).
+        cursors = [w for w in words if w.lower().startswith("before=")]
+        words = [w for w in words if not w.lower().startswith("before=")]
         first = words[0] if words else ""
         verb = first.lower()
         user = command.user_id
@@ -163,8 +185,15 @@ def register(app: App, backend: Backend, sealer: Sealer) -> None:
                 or backend.start_form(first)
                 or backend.list_runs(flow_name=first, limit=1)
             ):
-                title, found, waiting = listing(verb if verb in FILTERS else first)
-                respond(text=title, blocks=messages.run_list_blocks(found, title, waiting))
+                before = None
+                if cursors:
+                    before = cursors[-1].partition("=")[2]
+                try:
+                    reply = list_reply(verb if verb in FILTERS else first, before)
+                except RunNotFound:
+                    respond(f":warning: `before=`: no run `{(before or '')[:40]}` to list after.")
+                    return
+                respond(**reply)
             else:
                 respond(f"Unknown command `{command.text[:200]}`.\n{HELP}")
         except NotPermitted as exc:
@@ -295,6 +324,20 @@ def register(app: App, backend: Backend, sealer: Sealer) -> None:
             )
         except BackendError as exc:
             respond(text=f":warning: {exc}", replace_original=False)
+
+    @app.action(ids.MORE_RUNS)
+    def more(ack: Ack, body: dict[str, Any], respond: Any) -> None:
+        ack()
+        click = BlockActions.model_validate(body)
+        if click.response_url is None:
+            return  # not a click in a message: there is nowhere to answer
+        selector, _, last = _action_value(click, ids.MORE_RUNS).partition("|")
+        try:
+            reply = list_reply(selector, last)
+        except BackendError as exc:
+            respond(text=f":warning: {exc}", replace_original=False)
+            return
+        respond(**reply, replace_original=False)
 
     @app.action(ids.CANCEL_RUN)
     def cancel(ack: Ack, body: dict[str, Any], respond: Any) -> None:

@@ -8,6 +8,8 @@ START_VIEW = "signoff_start"
 PROVIDE_INPUT = "provide_input"
 CANCEL_RUN = "cancel_run"
 SHOW_RUN = "show_run"
+#: the next page of a /runs list (value: "SELECTOR|LAST_RUN_ID")
+MORE_RUNS = "more_runs"
 #: a one-click decision button (the suffix is the button's position: ids must be unique)
 DECIDE = "decide"
 REASSIGN = "reassign"

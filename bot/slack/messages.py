@@ -29,6 +29,8 @@ _CANCELLED_BY = re.compile(r"^cancelled by ([UW][A-Z0-9]{2,})$")
 #: state names are CamelCase ("TimedOut"); people read "timed out"
 _WORD_START = re.compile(r"(?<!^)(?=[A-Z])")
 
+#: runs per page of a /runs list (Slack allows 50 blocks; each run takes two)
+RUNS_PAGE = 15
 STATE_EMOJI = {
     RunState.SCHEDULED: ":hourglass:",
     RunState.RUNNING: ":arrow_forward:",
@@ -304,13 +306,19 @@ def reminder_text(run: Run, pause: Pause) -> str:
     )
 
 
-def run_list_blocks(runs: Sequence[Run], title: str, waiting: Iterable[str]) -> list[Block]:
-    """An ephemeral list of runs, with buttons for the ones waiting for input."""
+def run_list_blocks(
+    runs: Sequence[Run], title: str, waiting: Iterable[str], more: str | None = None
+) -> list[Block]:
+    """An ephemeral list of runs, with buttons for the ones waiting for input.
+
+    ``more`` is the value of a "More" button that lists the next page (``/runs`` keeps it as
+    ``SELECTOR|LAST_RUN_ID``); None when this is the last page.
+    """
     waiting_ids = set(waiting)
     blocks: list[Block] = [SectionBlock(text=MarkdownTextObject(text=f"*{escape_mrkdwn(title)}*"))]
     if not runs:
         blocks.append(SectionBlock(text=MarkdownTextObject(text="No runs.")))
-    for run in runs[:15]:
+    for run in runs[:RUNS_PAGE]:
         line = f"{STATE_EMOJI.get(run.state, '')} {run_label(run)} · {run.state.value} · {when(run.updated_at)}"
         section = SectionBlock(text=MarkdownTextObject(text=line))
         blocks.append(section)
@@ -333,9 +341,19 @@ def run_list_blocks(runs: Sequence[Run], title: str, waiting: Iterable[str]) -> 
                 )
             )
         blocks.append(ActionsBlock(block_id=f"run:{run.id}", elements=buttons))
-    if len(runs) > 15:
+    if more is not None:
+        selector, _, last = more.partition("|")
+        typed = f"/runs {selector} before={last}".replace("  ", " ")
         blocks.append(
-            ContextBlock(elements=[MarkdownTextObject(text=f"…and {len(runs) - 15} more")])
+            ActionsBlock(
+                block_id="runs:more",
+                elements=[ButtonElement(text="More", action_id=ids.MORE_RUNS, value=more)],
+            )
+        )
+        blocks.append(
+            ContextBlock(
+                elements=[MarkdownTextObject(text=f"Older runs: `{escape_mrkdwn(typed)}`")]
+            )
         )
     return blocks
 

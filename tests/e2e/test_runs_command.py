@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
@@ -292,3 +293,46 @@ def test_settings_errors_name_each_variable(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("SLACK_API_URL", "http://127.0.0.1:9/api")
     settings = BotSettings.load()
     assert (settings.bot_token, settings.api_url) == ("xoxb-1", "http://127.0.0.1:9/api/")
+
+
+def test_lists_page_with_a_more_button_and_before(engine: Engine, bot: RunningBot) -> None:
+    made = [
+        engine.store.create_run(
+            uuid.uuid4().hex,
+            "rc-quick",
+            None,
+            b"",
+            {"n": i},
+            RunState.COMPLETED,
+            owner=None,
+            started_by="U0CAROL",
+        )
+        for i in range(18)
+    ]
+    newest_first = sorted(made, key=lambda r: (r.created_at, r.id), reverse=True)
+
+    def ids_in(message) -> list[str]:
+        return [
+            b["block_id"].removeprefix("run:")
+            for b in message.blocks
+            if b.get("block_id", "").startswith("run:")
+        ]
+
+    first = runs(bot, "alice", "completed")
+    assert ids_in(first) == [r.id for r in newest_first[:15]]
+    more = [e for e in buttons(first) if e["action_id"] == ids.MORE_RUNS]
+    assert [e["text"]["text"] for e in more] == ["More"]
+    assert f"/runs completed before={newest_first[14].id}" in shown(first)
+
+    before = len(bot.slack.ephemeral("alice"))
+    bot.driver.click("alice", first, action_id=ids.MORE_RUNS, value=more[0]["value"])
+    second = bot.slack.wait_for(lambda ws: ws.ephemeral("U0ALICE")[before:][-1], timeout=10)
+    assert ids_in(second) == [r.id for r in newest_first[15:]]
+    assert "older than" in second.text
+    assert not [e for e in buttons(second) if e["action_id"] == ids.MORE_RUNS]  # the last page
+
+    # the same page typed by hand, with a run id prefix as the cursor
+    typed = runs(bot, "alice", f"completed before={newest_first[14].id[:10]}")
+    assert ids_in(typed) == [r.id for r in newest_first[15:]]
+    refused = runs(bot, "alice", "completed before=nope")
+    assert "`before=`: no run `nope`" in refused.text

@@ -36,7 +36,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -137,6 +137,8 @@ def test_quickstart_blocks_run_on_a_fresh_checkout() -> None:
 class Project:
     path: Path
     env: dict[str, str]
+    #: lines of the blocks run in this project so far
+    ran: set[int] = field(default_factory=set)
 
 
 @pytest.fixture(scope="module")
@@ -284,6 +286,18 @@ def test_block_runs_as_written(block: Block, project: Project) -> None:
     if reason is not None:
         assert reason, f"{block.label}: readme-test: skip needs a reason"
         pytest.skip(f"{block.label}: {reason}")
+    # Blocks build on the ones before them. With several test processes, this one may not
+    # have run those yet: it runs them first, so every block sees the README's order.
+    for earlier in RUNS:
+        if earlier.line >= block.line:
+            break
+        if earlier.line not in project.ran and earlier.directive("skip") is None:
+            _run_block(earlier, project)
+    _run_block(block, project)
+
+
+def _run_block(block: Block, project: Project) -> None:
+    project.ran.add(block.line)
     if block.lang == "python":
         name = block.directive("file") or f"test_readme_block_{block.line}.py"
         if not block.directive("file"):

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.cli import main
+from bot.cli.main import main
 from engine import (
     Engine,
     EngineSettings,

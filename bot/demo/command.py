@@ -6,6 +6,7 @@ It serves the bot on a temporary SQLite store, starts the demo flows (or yours, 
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import time
@@ -15,7 +16,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from pydantic import PydanticUserError
 
+from bot.demo.plans import Answer, load_plans, read_answer
 from bot.sandbox import (
     Message,
     SlackSandbox,
@@ -27,10 +30,16 @@ from bot.sandbox import (
 from bot.slack import reminders
 from bot.slack.server import Server
 from bot.testing import SIGNING_SECRET, running_bot
-from engine import Engine, Run, load_flows
+from engine import Engine, Run, RunState, load_flows, registered_flows
 
 T = TypeVar("T")
 CHANNEL = "C0GENERAL"
+#: what the bot's thread note says when a run's input model cannot be a Slack form
+UNSHOWABLE = "cannot be shown as a Slack form"
+
+
+class Unshowable(Exception):
+    """The run's input cannot be shown in Slack; the message is the bot's note saying why."""
 
 
 def _wait(what: str, condition: Callable[[], T | None], timeout: float = 20.0) -> T:
@@ -73,22 +82,45 @@ class Demo:
             channel = self.sandbox.channel(CHANNEL)
             candidates = list(channel.messages) + [m for r in channel.replies.values() for m in r]
             for message in candidates:
+                if message.ts in self.seen:
+                    continue
                 has_button = any(b.get("type") == "actions" for b in message.blocks)
-                if (
-                    has_button
-                    and run.id[:8] in json.dumps(message.blocks)
-                    and message.ts not in self.seen
-                ):
+                if has_button and run.id[:8] in json.dumps(message.blocks):
                     return message
+                if UNSHOWABLE in message.text and self._of_run(message, run):
+                    return message  # no button will come: the bot said why
             return None
 
         message = _wait(f"a prompt for {run.flow_name}", find)
         self.seen.add(message.ts)
+        if UNSHOWABLE in message.text:
+            self.show_message(message, "thread")
+            raise Unshowable(render_message(message, self.sandbox.workspace.names()))
         return message
 
-    def answer(self, run: Run, user: str, values: dict[str, Any], note: str) -> None:
+    def show_prompt(self, run: Run) -> Message:
+        """Wait for ``run``'s next prompt and print it, as it appears in Slack."""
         prompt = self.prompt_for(run)
         self.show_message(prompt, "#general" if prompt.thread_ts in (None, prompt.ts) else "thread")
+        return prompt
+
+    def _of_run(self, message: Message, run: Run) -> bool:
+        """Whether ``message`` is in ``run``'s thread (its root names the run)."""
+        channel = self.sandbox.channel(CHANNEL)
+        root = next((m for m in channel.messages if m.ts == message.thread_ts), message)
+        return run.id[:8] in root.text + json.dumps(root.blocks)
+
+    def answer(
+        self,
+        run: Run,
+        user: str,
+        values: dict[str, Any],
+        note: str,
+        prompt: Message | None = None,
+    ) -> None:
+        """Show the prompt (unless ``prompt`` was shown already), click it, fill the modal."""
+        if prompt is None:
+            prompt = self.show_prompt(run)
         self.step(f"{user} clicks “Provide input”")
         self.driver.click(user, prompt, action_id="provide_input")
         uid = self.sandbox.user(user)
@@ -190,7 +222,8 @@ def _quiet_logs() -> None:
         logging.getLogger(name).propagate = False
 
 
-def builtin_demo() -> None:
+def builtin_demo() -> list[str]:
+    """The built-in flows, answered as the transcript shows; what did not complete."""
     _quiet_logs()
     with served(["bot.demo.flows"]) as demo:
         runs = []
@@ -234,6 +267,7 @@ def builtin_demo() -> None:
         )
         runs.append(demo.finish(deploy))
         demo.summary(runs)
+    return [f"{r.flow_name} {r.state.value}" for r in runs if r.state is not RunState.COMPLETED]
 
 
 def _plan(entry: Any) -> tuple[dict[str, Any], list[dict[str, Any]] | None]:
@@ -259,38 +293,86 @@ def _waiting_or_done(demo: Demo, run: Run, answered: set[str]) -> str | None:
     return _wait(f"{run.flow_name} to ask or finish", check)[0]
 
 
-def user_demo(flows: list[str], plans: dict[str, Any]) -> None:
+def _typed_answer(flow_name: str, key: str) -> dict[str, Any] | None:
+    """Ask at the prompt until the answer is a JSON object; None when the person skips."""
+    while True:
+        typed = click.prompt(
+            f"JSON answer for {flow_name} input {key} (or 'skip')", default="skip", err=True
+        )
+        if typed.strip() == "skip":
+            return None
+        try:
+            return read_answer(typed)
+        except ValueError as exc:
+            click.secho(f"   {exc}; try again", fg="yellow", err=True)
+
+
+def _parameter_names(schema: Callable[[], dict[str, Any]], fn: Callable[..., Any]) -> list[str]:
+    """The parameters a flow takes, from its schema (or, without one, its signature)."""
+    try:
+        return list(schema().get("properties", {}))
+    except PydanticUserError:  # parameters of arbitrary types have no schema
+        return list(inspect.signature(fn).parameters)
+
+
+def _read_param(text: str) -> Any:
+    """A ``--param`` value: JSON when it parses (numbers, true, lists), else the text."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def user_demo(flows: list[str], answers_file: str | None, params: dict[str, str]) -> list[str]:
+    """Run each flow of ``flows`` once, answered from the file or at the prompt.
+
+    Returns:
+        What went wrong, one line per run that failed, ran out of answers or could not be
+        shown (empty: every run went as planned).
+    """
     _quiet_logs()
     for source in flows:
         load_flows(source)
+    # Checked before the bot starts: a mistake in the file costs no waiting.
+    takes = {f.name: _parameter_names(f.parameters_schema, f.fn) for f in registered_flows()}
+    plans = load_plans(answers_file, takes, {k: _read_param(v) for k, v in params.items()})
+    problems: list[str] = []
     with served(flows) as demo:
         runs = []
-        for flow_name in demo.engine.flows.names():
-            parameters, answers = _plan(plans.get(flow_name))
+        for flow_name, plan in plans.items():
             demo.step(f"starting {flow_name}")
-            run = demo.engine.submit(flow_name, parameters, started_by="U0CAROL")
+            run = demo.engine.submit(flow_name, plan.parameters, started_by="U0CAROL")
             answered: set[str] = set()
-            queue = list(answers or [])
+            queue = list(plan.answers or [])
             while (key := _waiting_or_done(demo, run, answered)) is not None:
                 answered.add(key)
-                if answers is not None and not queue:
+                try:
+                    # The message first, as in Slack: then the answer that is typed for it.
+                    prompt = demo.show_prompt(run)
+                except Unshowable as why:
+                    demo.engine.cancel(run.id, by="the demo: its input cannot be shown")
+                    problems.append(f"{flow_name}: {why}")
+                    break
+                if plan.answers is not None and not queue:
                     demo.engine.cancel(run.id, by="the demo: the answers file has no more answers")
+                    problems.append(f"{flow_name}: {answers_file} has no answer for input {key}")
                     break
                 if queue:
-                    values = queue.pop(0)
+                    answer = queue.pop(0)
                 else:
-                    typed = click.prompt(
-                        f"JSON answer for {flow_name} input {key} (or 'skip')",
-                        default="skip",
-                        err=True,
-                    )
-                    if typed == "skip":
+                    values = _typed_answer(flow_name, key)
+                    if values is None:
                         demo.engine.cancel(run.id, by="the demo")
                         break
-                    values = json.loads(typed)
-                demo.answer(run, "alice", values, f"submits {json.dumps(values)}")
-            runs.append(demo.finish(run))
+                    answer = Answer(values, plan.user)
+                note = f"submits {json.dumps(answer.values)}"
+                demo.answer(run, answer.user, answer.values, note, prompt)
+            done = demo.finish(run)
+            if done.state in (RunState.FAILED, RunState.CRASHED):
+                problems.append(f"{flow_name} {done.state.value}: {done.state_message or ''}")
+            runs.append(done)
         demo.summary(runs)
+    return problems
 
 
 #: What ``demo --web`` starts for the built-in flows: the reference's two examples and a deploy.
@@ -330,7 +412,16 @@ def demo_command() -> click.Command:
         "--answers",
         type=click.Path(exists=True, dir_okay=False),
         help='JSON: {"flow-name": [answer, ...]} or {"flow-name": {"parameters": {...}, '
-        '"answers": [...]}}; flows without an entry are asked at the prompt.',
+        '"answers": [...], "as": "bob"}}; an answer may be {"as": "bob", "input": {...}}. '
+        "Flows without answers are asked at the prompt.",
+    )
+    @click.option(
+        "--param",
+        "params",
+        multiple=True,
+        metavar="NAME=VALUE",
+        help="A parameter for every one of your flows that takes NAME (repeatable; over the "
+        "answers file's; JSON values such as 3 or true are read as such).",
     )
     @click.option(
         "--web",
@@ -344,18 +435,38 @@ def demo_command() -> click.Command:
         type=click.IntRange(0, 65535),
         help="With --web: the page's port (0: any free port).",
     )
-    def demo(sources: tuple[str, ...], answers: str | None, web: bool, port: int) -> None:
-        """See the whole loop locally: flows, Slack prompts, modals, errors, and answers."""
+    def demo(
+        sources: tuple[str, ...],
+        answers: str | None,
+        params: tuple[str, ...],
+        web: bool,
+        port: int,
+    ) -> None:
+        """See the whole loop locally: flows, Slack prompts, modals, errors, and answers.
+
+        Exits 1 when a run failed, ran out of answers, or asked for input Slack cannot show.
+        """
+        texts: dict[str, str] = {}
+        for item in params:
+            key, sep, value = item.partition("=")
+            if not sep or not key.strip():
+                raise click.BadParameter(
+                    f"expected NAME=VALUE, got {item!r}", param_hint="'--param'"
+                )
+            texts[key.strip()] = value
+        if params and not sources:
+            raise click.UsageError("--param sets parameters of your flows: give --flows too")
         if web:
             plans = json.loads(Path(answers).read_text()) if answers else {}
             web_demo(list(sources), plans, port=port)
             return
         started = time.monotonic()
-        if sources:
-            data = json.loads(Path(answers).read_text()) if answers else {}
-            user_demo(list(sources), data)
-        else:
-            builtin_demo()
-        click.secho(f"✔ demo finished in {time.monotonic() - started:.1f}s", fg="green", err=True)
+        problems = user_demo(list(sources), answers, texts) if sources else builtin_demo()
+        took = f"{time.monotonic() - started:.1f}s"
+        if problems:
+            for problem in problems:
+                click.secho(f"✘ {problem}", fg="red", err=True)
+            raise click.ClickException(f"the demo finished in {took}, but not every run completed")
+        click.secho(f"✔ demo finished in {took}", fg="green", err=True)
 
     return demo

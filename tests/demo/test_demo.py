@@ -10,6 +10,8 @@ import textwrap
 from pathlib import Path
 from urllib.parse import unquote
 
+import pytest
+
 from bot.sandbox.render import BLOCK_KIT_BUILDER as BUILDER
 
 
@@ -118,4 +120,122 @@ def test_demo_reports_a_missing_flows_file_in_one_line(tmp_path: Path) -> None:
     done = signoff("demo", "--flows", str(tmp_path / "nope.py"), cwd=tmp_path)
     assert done.returncode == 1
     assert done.stderr.strip().startswith("error: cannot load flows from")
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+REFUND = """
+from engine import flow, pause_flow_run
+from engine.input import RunInput
+
+
+class Refund(RunInput):
+    amount: int
+    approve: bool = False
+
+
+@flow(approvers=["U0BOB"])
+def refund_customer(currency: str) -> str:
+    answer = pause_flow_run(wait_for_input=Refund)
+    return f"refunded {answer.amount} {currency}" if answer.approve else "kept"
+"""
+
+
+def test_the_answers_file_chooses_who_answers_and_param_sets_parameters(tmp_path: Path) -> None:
+    (tmp_path / "flows.py").write_text(REFUND)
+    answers = tmp_path / "answers.json"
+    answers.write_text(
+        json.dumps(
+            {
+                "refund-customer": {
+                    "as": "bob",  # only bob may answer this flow
+                    "answers": [{"amount": 30, "approve": True}],
+                    "paramters": {"currency": "USD"},  # misspelt: reported, not used
+                },
+                "refund-customers": [],  # no such flow: reported
+            }
+        )
+    )
+    done = signoff(
+        "demo", "--flows", "flows.py", "--answers", "answers.json", "--param", "currency=EUR",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "warning: answers.json: refund-customer: ignored key 'paramters'" in done.stderr
+    assert "warning: answers.json: no flow named 'refund-customers'" in done.stderr
+    assert "bob clicks" in done.stderr and "alice clicks" not in done.stderr
+    assert "refund-customer    completed  result='refunded 30 EUR'  input 1 accepted by @bob" in (
+        done.stdout
+    )
+
+
+PROBLEMS = """
+import pydantic
+from engine import flow, pause_flow_run
+
+Huge = pydantic.create_model("Huge", **{f"f{i}": (int, ...) for i in range(120)})
+
+
+@flow
+def ask(greeting: str) -> str:
+    return f"{greeting} {pause_flow_run(wait_for_input=int)}"
+
+
+@flow
+def boom() -> None:
+    raise RuntimeError("the deploy script failed")
+
+
+@flow
+def huge() -> None:
+    pause_flow_run(wait_for_input=Huge)
+"""
+
+
+def test_bad_typed_json_is_asked_again_unshowable_models_and_failures_exit_1(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "flows.py").write_text(PROBLEMS)
+    done = signoff(
+        "demo", "--flows", "flows.py", "--param", "greeting=hi",
+        cwd=tmp_path, stdin='oops\n[1]\n{"value": 2}\n',
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert "not valid JSON: Expecting value (column 1); try again" in done.stderr
+    assert "an answer is a JSON object of form values" in done.stderr
+    assert "ask                completed  result='hi 2'" in done.stdout
+    # why the model cannot be shown, in the transcript and in the reasons for exiting 1
+    assert "cannot be shown as a Slack form" in done.stdout and "a modal holds 100" in done.stdout
+    assert "✘ huge: " in done.stderr and "✘ boom failed: RuntimeError" in done.stderr
+    assert done.stderr.strip().endswith("but not every run completed")
+    # the prompt message comes before the answer typed for it
+    out = done.stdout
+    assert out.index("*ask* run") < out.index("── modal")
+
+
+@pytest.mark.parametrize(
+    ("content", "args", "message"),
+    [
+        ("{", (), "error: answers.json: not valid JSON: Expecting property name"),
+        ('["x"]', (), "error: answers.json: expected a JSON object of flow names"),
+        (
+            '{"refund-customer": {"answers": {"amount": 1}}}',
+            (),
+            "error: answers.json: refund-customer: 'answers' must be a list of answers",
+        ),
+        (
+            '{"refund-customer": {"as": "dave", "answers": []}}',
+            (),
+            "error: answers.json: refund-customer: 'as' must be one of the sandbox's users",
+        ),
+        ("{}", ("--param", "region=eu"), "error: --param region: no flow takes a parameter"),
+    ],
+)
+def test_errors_name_the_answers_file_or_the_option(
+    tmp_path: Path, content: str, args: tuple[str, ...], message: str
+) -> None:
+    (tmp_path / "flows.py").write_text(REFUND)
+    (tmp_path / "answers.json").write_text(content)
+    done = signoff("demo", "--flows", "flows.py", "--answers", "answers.json", *args, cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr.strip().startswith(message), done.stderr
     assert len(done.stderr.strip().splitlines()) == 1

@@ -1,0 +1,168 @@
+"""What ``signoff demo --flows`` does with each flow: parameters and answers, checked first.
+
+The answers file (``--answers``) maps flow names to either a list of answers or
+``{"parameters": {...}, "answers": [...], "as": "bob"}``. An answer is the form's values,
+or ``{"as": "bob", "input": {...}}`` to have someone other than the entry's person (default
+alice) give it. ``--param name=value`` sets a parameter of every flow that takes ``name``,
+over the file's. Every problem names the file (or the option) it is in; keys the demo does
+not use are reported as ignored, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+
+from bot.sandbox.workspace import DEFAULT_USERS
+
+__all__ = ["Answer", "Plan", "load_plans", "read_answer"]
+
+#: who answers when the file does not say
+DEFAULT_RESPONDER = "alice"
+_ENTRY_KEYS = ("parameters", "answers", "as")
+_USERS = tuple(user.name for user in DEFAULT_USERS)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One submission: the form's values and the sandbox user who gives them."""
+
+    values: dict[str, Any]
+    user: str = DEFAULT_RESPONDER
+
+
+@dataclass
+class Plan:
+    """A flow's parameters, and its answers (None: ask at the prompt)."""
+
+    parameters: dict[str, Any] = field(default_factory=dict)
+    answers: list[Answer] | None = None
+    user: str = DEFAULT_RESPONDER
+
+
+def _user(value: object, where: str) -> str:
+    if not isinstance(value, str) or value not in _USERS:
+        raise click.ClickException(
+            f"{where}: 'as' must be one of the sandbox's users ({', '.join(_USERS)}), "
+            f"got {json.dumps(value)}"
+        )
+    return value
+
+
+def _answer(value: object, default_user: str, where: str) -> Answer:
+    if isinstance(value, dict) and set(value) == {"as", "input"}:
+        if not isinstance(value["input"], dict):
+            raise click.ClickException(f"{where}: 'input' must be a JSON object of form values")
+        return Answer(dict(value["input"]), _user(value["as"], where))
+    if not isinstance(value, dict):
+        raise click.ClickException(
+            f"{where}: an answer is a JSON object of form values, got {json.dumps(value)[:80]}"
+        )
+    return Answer(dict(value), default_user)
+
+
+def _entry(name: str, value: object, source: str) -> Plan:
+    where = f"{source}: {name}"
+    if isinstance(value, list):
+        return Plan(
+            answers=[_answer(a, DEFAULT_RESPONDER, f"{where}[{i}]") for i, a in enumerate(value)]
+        )
+    if not isinstance(value, dict):
+        raise click.ClickException(
+            f"{where}: expected a list of answers or an object with 'parameters', "
+            f"'answers' and 'as', got {json.dumps(value)[:80]}"
+        )
+    for key in value:
+        if key not in _ENTRY_KEYS:
+            click.secho(
+                f"warning: {where}: ignored key {key!r} (the demo reads {', '.join(_ENTRY_KEYS)})",
+                fg="yellow",
+                err=True,
+            )
+    parameters = value.get("parameters") or {}
+    if not isinstance(parameters, dict):
+        raise click.ClickException(f"{where}: 'parameters' must be a JSON object")
+    user = _user(value["as"], where) if "as" in value else DEFAULT_RESPONDER
+    answers = value.get("answers")
+    if answers is not None and not isinstance(answers, list):
+        raise click.ClickException(f"{where}: 'answers' must be a list of answers")
+    return Plan(
+        dict(parameters),
+        None
+        if answers is None
+        else [_answer(a, user, f"{where}.answers[{i}]") for i, a in enumerate(answers)],
+        user,
+    )
+
+
+def load_plans(
+    path: str | None,
+    flows: Mapping[str, Sequence[str]],
+    params: Mapping[str, Any],
+) -> dict[str, Plan]:
+    """Each flow's plan from the answers file and ``--param``.
+
+    Args:
+        path: The answers file, or None.
+        flows: Flow name -> the names of its parameters.
+        params: ``--param`` values (already read as JSON where they parse).
+
+    Raises:
+        click.ClickException: The file is not JSON or has the wrong shape (the message
+            names the file and the entry), or a ``--param`` no flow takes.
+    """
+    data: object = {}
+    if path is not None:
+        try:
+            data = json.loads(Path(path).read_text())
+        except json.JSONDecodeError as exc:
+            raise click.ClickException(
+                f"{path}: not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+            ) from None
+        except OSError as exc:
+            raise click.ClickException(f"{path}: cannot read it: {exc.strerror}") from None
+        if not isinstance(data, dict):
+            raise click.ClickException(
+                f'{path}: expected a JSON object of flow names, like {{"my-flow": [...]}}'
+            )
+    plans = {name: Plan() for name in flows}
+    for name, value in data.items() if isinstance(data, dict) else ():
+        if name not in flows:
+            click.secho(
+                f"warning: {path}: no flow named {name!r} (flows: {', '.join(flows)}); "
+                "its entry is ignored",
+                fg="yellow",
+                err=True,
+            )
+            continue
+        plans[name] = _entry(name, value, str(path))
+    for key, value in params.items():
+        takers = [name for name, names in flows.items() if key in names]
+        if not takers:
+            taken = "; ".join(f"{n}: {', '.join(p) or 'none'}" for n, p in flows.items())
+            raise click.ClickException(
+                f"--param {key}: no flow takes a parameter {key!r} ({taken})"
+            )
+        for name in takers:
+            plans[name].parameters[key] = value
+    return plans
+
+
+def read_answer(typed: str) -> dict[str, Any]:
+    """An answer typed at the prompt: a JSON object.
+
+    Raises:
+        ValueError: with what is wrong, to show before asking again.
+    """
+    try:
+        value = json.loads(typed)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not valid JSON: {exc.msg} (column {exc.colno})") from None
+    if not isinstance(value, dict):
+        raise ValueError('an answer is a JSON object of form values, like {"approve": true}')
+    return value

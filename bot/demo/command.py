@@ -6,6 +6,7 @@ It serves the bot on a temporary SQLite store, starts the demo flows (or yours, 
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import logging
@@ -30,7 +31,7 @@ from bot.sandbox import (
 from bot.slack import reminders
 from bot.slack.server import Server
 from bot.testing import SIGNING_SECRET, running_bot
-from engine import Engine, Run, RunState, load_flows, registered_flows
+from engine import Engine, EngineError, Run, RunState, load_flows, registered_flows
 
 T = TypeVar("T")
 CHANNEL = "C0GENERAL"
@@ -350,7 +351,9 @@ def user_demo(flows: list[str], answers_file: str | None, params: dict[str, str]
                     # The message first, as in Slack: then the answer that is typed for it.
                     prompt = demo.show_prompt(run)
                 except Unshowable as why:
-                    demo.engine.cancel(run.id, by="the demo: its input cannot be shown")
+                    # The bot may have cancelled it already, when it found the model unshowable.
+                    with contextlib.suppress(EngineError):
+                        demo.engine.cancel(run.id, by="the demo: its input cannot be shown")
                     problems.append(f"{flow_name}: {why}")
                     break
                 if plan.answers is not None and not queue:

@@ -81,9 +81,9 @@ def test_filters_by_who_answered(engine: Engine) -> None:
     assert engine.list_runs(answered_by="U0NOBODY") == []
 
 
+# SQLite only: the plan is read with SQLite's EXPLAIN QUERY PLAN (no skipped PostgreSQL run)
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_filtered_listings_are_served_from_indexes(engine: Engine) -> None:
-    if not engine.store.is_sqlite:
-        pytest.skip("the plan is read with SQLite's EXPLAIN QUERY PLAN")
     captured: list[tuple[str, object]] = []
 
     def capture(_conn, _cursor, statement, parameters, _context, _many) -> None:

@@ -284,6 +284,9 @@ class WorkerProcess:
 
     def __init__(self, url: str, marks: Path) -> None:
         env = {**os.environ, "SIGNOFF_DATABASE_URL": url, "BENCH_MARKS": str(marks)}
+        # A file, not a pipe: nobody reads a pipe here, and once its 64 KiB fill with the
+        # worker's log lines every thread that logs blocks (1,000 runs did it).
+        self.log = marks.with_name(f"worker-{os.getpid()}-{id(self)}.log").open("w")
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -296,8 +299,7 @@ class WorkerProcess:
             env=env,
             cwd=str(ROOT),
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
+            stderr=self.log,
         )
 
     @property
@@ -311,6 +313,7 @@ class WorkerProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+        self.log.close()
 
 
 def read_marks(path: Path) -> dict[str, float]:

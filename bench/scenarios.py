@@ -26,7 +26,6 @@ import contextlib
 import gc
 import json
 import os
-import queue
 import signal
 import subprocess
 import sys
@@ -42,6 +41,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import flows  # noqa: E402
+import peers.common  # noqa: E402  (the resumers the peers use too)
 
 from engine import (  # noqa: E402
     Engine,
@@ -111,29 +111,11 @@ class Paused:
 
 
 def resume_all(ids: list[str], threads: int = RESUMERS) -> dict[str, float]:
-    """Resume every run from ``threads`` threads at once; the wall-clock start of each call."""
-    todo: queue.SimpleQueue[str] = queue.SimpleQueue()
-    for run_id in ids:
-        todo.put(run_id)
-    starts: dict[str, float] = {}
-    gate = threading.Barrier(threads)
-
-    def work() -> None:
-        gate.wait()
-        while True:
-            try:
-                run_id = todo.get_nowait()
-            except queue.Empty:
-                return
-            starts[run_id] = time.time()
-            resume_flow_run(run_id, flows.ANSWER, "bench")
-
-    pool = [threading.Thread(target=work) for _ in range(threads)]
-    for thread in pool:
-        thread.start()
-    for thread in pool:
-        thread.join()
-    return starts
+    """Resume every run from ``threads`` threads at once, as the peers are resumed; the
+    wall-clock start of each call."""
+    return peers.common.resume_all(
+        ids, lambda run_id: resume_flow_run(run_id, flows.ANSWER, "bench"), threads
+    )
 
 
 @contextlib.contextmanager

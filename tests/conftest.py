@@ -20,6 +20,7 @@ import pytest
 from engine import Engine, EngineSettings, set_engine
 from engine.store.database import create_db_engine, upgrade
 from tests.support.postgres import PostgresCluster, PostgresUnavailable, start_cluster
+from tests.support.prefect import prefect_server, require_prefect
 
 # Hypothesis's pytest plugin imports its internals lazily, from hooks that run while a
 # test's threads are alive; CPython 3.11's parser can fail when modules are compiled
@@ -102,3 +103,14 @@ def engine(make_engine: Callable[..., Engine]) -> Iterator[Engine]:
     previous = set_engine(made)
     yield made
     set_engine(previous)
+
+
+@pytest.fixture(scope="session")
+def prefect_api_url() -> Iterator[str]:
+    """A real Prefect server for this test session (see ``tests/support/prefect.py``).
+
+    Tests using it belong in the ``prefect`` xdist group, so that one worker starts it.
+    """
+    require_prefect()
+    with prefect_server() as url:
+        yield url

@@ -192,4 +192,4 @@ def test_bot_errors_exports() -> None:
 def test_testing_exports() -> None:
     import bot.testing
 
-    assert bot.testing.__all__ == ["RunningBot", "running_bot"]
+    assert bot.testing.__all__ == ["RunningBot", "ServedBot", "running_bot", "serving"]

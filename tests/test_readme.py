@@ -18,6 +18,8 @@ How the blocks run (for whoever adds one to the README):
 - A block after ``<!-- quickstart:NAME -->`` runs on a fresh checkout in
   ``tests/demo/test_quickstart.py`` (this test checks that it does).
 - ``<!-- readme-test: extra-args ARGS -->`` appends ARGS to a one-line command.
+- ``<!-- readme-test: prefect -->`` runs a block with ``PREFECT_API_URL`` set to the test
+  session's real Prefect server (``tests/support/prefect.py``), on the worker that has it.
 - ``<!-- readme-test: skip REASON -->`` skips a block, with the reason in the test report
   (only for what cannot run in a test run, such as the minutes-long benchmark).
 - Any other language fails with a message naming the block.
@@ -276,12 +278,27 @@ def _defines_tests(code: str) -> bool:
     )
 
 
-RUNS = [b for b in BLOCKS if b.lang in RUNNABLE and not b.quickstart]
+RUNS = [
+    pytest.param(
+        b,
+        id=f"line{b.line}-{b.lang}",
+        # The Prefect server starts once, on the worker of the prefect group, in minutes.
+        marks=[pytest.mark.xdist_group("prefect"), pytest.mark.timeout(900 + BLOCK_TIMEOUT)]
+        if b.directive("prefect") is not None
+        else [pytest.mark.timeout(BLOCK_TIMEOUT + 60)],
+    )
+    for b in BLOCKS
+    if b.lang in RUNNABLE and not b.quickstart
+]
 
 
-@pytest.mark.timeout(BLOCK_TIMEOUT + 60)
-@pytest.mark.parametrize("block", RUNS, ids=[f"line{b.line}-{b.lang}" for b in RUNS])
-def test_block_runs_as_written(block: Block, project: Project) -> None:
+@pytest.mark.parametrize("block", RUNS)
+def test_block_runs_as_written(
+    block: Block, project: Project, request: pytest.FixtureRequest
+) -> None:
+    if block.directive("prefect") is not None:
+        url = request.getfixturevalue("prefect_api_url")
+        project = Project(project.path, {**project.env, "PREFECT_API_URL": url})
     reason = block.directive("skip")
     if reason is not None:
         assert reason, f"{block.label}: readme-test: skip needs a reason"

@@ -38,6 +38,7 @@ from bot.cli.serve import serve_command
 from bot.cli.session import CliSession, pass_session
 from bot.cli.wait import RECHECK_SECONDS, Until, say_no_worker, wait_for_run
 from bot.demo.command import demo_command
+from bot.demo.on_prefect import prefect_demo
 from engine import EngineError, FlowNotFound, RunState, Worker, load_flows
 
 logger = logging.getLogger(__name__)
@@ -256,7 +257,7 @@ cli.add_command(db)
 cli.add_command(manifest_command)
 cli.add_command(audit)
 cli.add_command(serve_command())
-cli.add_command(demo_command())
+cli.add_command(demo_command(prefect_demo))
 cli.add_command(sandbox_command())
 # Commands defined in other modules register here, e.g. ``signoff serve`` and
 # ``signoff demo``:

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from bot.backends import Backend
 from bot.backends.embedded import EmbeddedBackend
 from bot.cli.logs import configure_logging
 from bot.cli.session import CliSession, pass_session
@@ -43,6 +44,14 @@ def serve_command() -> Any:
         is_flag=True,
         help="Upgrade an outdated database schema instead of refusing it.",
     )
+    @click.option(
+        "--backend",
+        "backend_name",
+        type=click.Choice(["embedded", "prefect"]),
+        default="embedded",
+        show_default=True,
+        help="Where flows run: Signoff's engine, or the Prefect server at PREFECT_API_URL.",
+    )
     @pass_session
     def serve(
         session: CliSession,
@@ -50,8 +59,10 @@ def serve_command() -> Any:
         host: str | None,
         port: int | None,
         migrate: bool,
+        backend_name: str,
     ) -> None:
-        """Run the Slack app, a worker and the timers in one process.
+        """Run the Slack app, a worker and the timers in one process (or, with --backend
+        prefect, the Slack app over the paused runs of a Prefect server).
 
         HTTP mode serves POST /slack/events; with SLACK_APP_TOKEN set it connects in
         Socket Mode instead. Both serve GET /healthz, /readyz and /metrics.
@@ -62,7 +73,7 @@ def serve_command() -> Any:
             listen = ServerSettings.load()
             session.migrate = migrate
             server = Server(
-                EmbeddedBackend(session.engine(), flows=sources),
+                open_backend(session, backend_name, sources),
                 settings,
                 host=host or listen.host,
                 port=listen.port if port is None else port,
@@ -85,3 +96,24 @@ def serve_command() -> Any:
             server.stop()
 
     return serve
+
+
+def open_backend(session: CliSession, name: str, sources: tuple[str, ...]) -> Backend:
+    """The backend ``--backend`` names, from its settings.
+
+    Raises:
+        SettingsError: a setting is missing or malformed (``PREFECT_API_URL``, ...).
+        click.UsageError: ``--flows`` given with the Prefect backend (Prefect runs them).
+        click.ClickException: the Prefect backend without the ``prefect`` extra installed.
+    """
+    if name != "prefect":
+        return EmbeddedBackend(session.engine(), flows=sources)
+    if sources:
+        raise click.UsageError("--flows is for the embedded engine; Prefect serves its own flows")
+    try:
+        from bot.backends.prefect import PrefectBackend, PrefectSettings
+    except ImportError as exc:
+        raise click.ClickException(
+            f"the Prefect backend needs the extra: pip install 'signoff[prefect]' ({exc})"
+        ) from exc
+    return PrefectBackend(PrefectSettings.load())

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import click
 from pydantic import PydanticUserError
@@ -43,6 +43,16 @@ class Unshowable(Exception):
     """The run's input cannot be shown in Slack; the message is the bot's note saying why."""
 
 
+class RunRef(Protocol):
+    """What the transcript needs of a run, whichever backend runs it."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def flow_name(self) -> str: ...
+
+
 def _wait(what: str, condition: Callable[[], T | None], timeout: float = 20.0) -> T:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -56,8 +66,9 @@ def _wait(what: str, condition: Callable[[], T | None], timeout: float = 20.0) -
 class Demo:
     """A served bot, a sandbox workspace and a transcript printer."""
 
-    def __init__(self, engine: Engine, sandbox: SlackSandbox, server: Server) -> None:
-        self.engine = engine
+    def __init__(self, engine: Engine | None, sandbox: SlackSandbox, server: Server) -> None:
+        #: the embedded engine; None when the flows run elsewhere (``--backend prefect``)
+        self._engine = engine
         self.sandbox = sandbox
         self.server = server
         self.driver = sandbox.driver(f"{server.url}/slack/events", SIGNING_SECRET)
@@ -65,6 +76,12 @@ class Demo:
         #: (what, link) per modal shown; printed whole at the end, where they do not break up
         #: the transcript
         self.builder_links: list[tuple[str, str]] = []
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            raise click.ClickException("this demo step needs Signoff's embedded engine")
+        return self._engine
 
     def say(self, text: str = "") -> None:
         click.echo(text)
@@ -76,7 +93,7 @@ class Demo:
         self.say(f"── {where} " + "─" * max(0, 60 - len(where)))
         self.say(render_message(message, self.sandbox.workspace.names()))
 
-    def prompt_for(self, run: Run) -> Message:
+    def prompt_for(self, run: RunRef) -> Message:
         """The newest unseen message with a button for ``run`` (root or thread)."""
 
         def find() -> Message | None:
@@ -99,13 +116,13 @@ class Demo:
             raise Unshowable(render_message(message, self.sandbox.workspace.names()))
         return message
 
-    def show_prompt(self, run: Run) -> Message:
+    def show_prompt(self, run: RunRef) -> Message:
         """Wait for ``run``'s next prompt and print it, as it appears in Slack."""
         prompt = self.prompt_for(run)
         self.show_message(prompt, "#general" if prompt.thread_ts in (None, prompt.ts) else "thread")
         return prompt
 
-    def _of_run(self, message: Message, run: Run) -> bool:
+    def _of_run(self, message: Message, run: RunRef) -> bool:
         """Whether ``message`` is in ``run``'s thread (its root names the run)."""
         channel = self.sandbox.channel(CHANNEL)
         root = next((m for m in channel.messages if m.ts == message.thread_ts), message)
@@ -113,7 +130,7 @@ class Demo:
 
     def answer(
         self,
-        run: Run,
+        run: RunRef,
         user: str,
         values: dict[str, Any],
         note: str,
@@ -169,7 +186,7 @@ class Demo:
             f"   (only {user} sees) {render_message(notes[-1], self.sandbox.workspace.names())}"
         )
 
-    def thread_notes(self, run: Run) -> None:
+    def thread_notes(self, run: RunRef) -> None:
         channel = self.sandbox.channel(CHANNEL)
         for replies in channel.replies.values():
             for message in replies:
@@ -402,7 +419,9 @@ def web_demo(flows: list[str], plans: dict[str, Any], *, port: int = 8765) -> No
     serve_page(flows, start=lambda n: [(f, _plan(plans.get(f))[0]) for f in n], port=port)
 
 
-def demo_command() -> click.Command:
+def demo_command(prefect_demo: Callable[[], None] | None = None) -> click.Command:
+    """The ``signoff demo`` command; ``prefect_demo()`` plays ``--backend prefect``."""
+
     @click.command("demo")
     @click.option(
         "--flows",
@@ -438,17 +457,36 @@ def demo_command() -> click.Command:
         type=click.IntRange(0, 65535),
         help="With --web: the page's port (0: any free port).",
     )
+    @click.option(
+        "--backend",
+        type=click.Choice(["embedded", "prefect"]),
+        default="embedded",
+        show_default=True,
+        help="Run the reference flows on Signoff's engine, or on a throwaway Prefect server.",
+    )
     def demo(
         sources: tuple[str, ...],
         answers: str | None,
         params: tuple[str, ...],
         web: bool,
         port: int,
+        backend: str,
     ) -> None:
         """See the whole loop locally: flows, Slack prompts, modals, errors, and answers.
 
         Exits 1 when a run failed, ran out of answers, or asked for input Slack cannot show.
         """
+        if backend == "prefect":
+            if sources or web or answers or params:
+                raise click.UsageError("--backend prefect plays the reference flows only")
+            if prefect_demo is None:
+                raise click.ClickException("this signoff has no Prefect demo")
+            started = time.monotonic()
+            prefect_demo()
+            click.secho(
+                f"✔ demo finished in {time.monotonic() - started:.1f}s", fg="green", err=True
+            )
+            return
         texts: dict[str, str] = {}
         for item in params:
             key, sep, value = item.partition("=")

@@ -135,7 +135,7 @@ class SlackNotifier:
         if pause is None or ts is None or thread is None:
             return
         if pause.status is PauseStatus.WAITING:
-            self.client.chat_update(
+            self._update(
                 channel=thread["channel"],
                 ts=ts,
                 text=messages.prompt_text(run),
@@ -219,6 +219,19 @@ class SlackNotifier:
     def _notes(self, run_id: str) -> dict[str, str]:
         found = self.backend.get_record(run_id, ids.NOTES)
         return dict(found) if isinstance(found, dict) else {}
+
+    def _update(self, *, channel: str, ts: str, **message: Any) -> None:
+        """Update a posted message. One that is gone from Slack (deleted by someone) stays
+        gone: the run's other messages are still updated, rather than retried for ever."""
+        try:
+            self.client.chat_update(channel=channel, ts=ts, **message)
+        except SlackApiError as exc:
+            if exc.response.get("error") not in ("message_not_found", "channel_not_found"):
+                raise
+            logger.warning(
+                "posted message is gone; not updated",
+                extra={"action": "message_gone", "channel": channel, "ts": ts},
+            )
 
     def _post(
         self,
@@ -414,7 +427,7 @@ class SlackNotifier:
         if ts == thread["ts"] or pause is None:
             return
         outcome = messages.pause_outcome(pause)
-        self.client.chat_update(
+        self._update(
             channel=thread["channel"],
             ts=ts,
             text=outcome,
@@ -433,7 +446,7 @@ class SlackNotifier:
             p.key in root_keys and p.status is PauseStatus.WAITING for p in detail.pauses
         ):
             return
-        self.client.chat_update(
+        self._update(
             channel=thread["channel"],
             ts=thread["ts"],
             text=messages.status_line(run),

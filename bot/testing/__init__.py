@@ -23,13 +23,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from bot.backends import Backend
 from bot.backends.embedded import EmbeddedBackend
 from bot.config import BotSettings
 from bot.sandbox import Driver, Message, SlackSandbox
 from bot.slack.server import Server
 from engine import Engine, EngineSettings, set_engine
 
-__all__ = ["RunningBot", "running_bot"]
+__all__ = ["RunningBot", "ServedBot", "running_bot", "serving"]
 
 SIGNING_SECRET = "sandbox-signing-secret"
 DEFAULT_CHANNEL = "C0GENERAL"
@@ -58,6 +59,51 @@ class RunningBot:
             lambda ws: next((m for m in ws.channel(where).messages if run_id[:8] in m.text), None),
             timeout=timeout,
         )
+
+
+@dataclass
+class ServedBot:
+    """What ``serving`` yields: the bot over any backend, on a fresh sandbox."""
+
+    backend: Backend
+    slack: SlackSandbox
+    server: Server
+    driver: Driver
+    channel: str = DEFAULT_CHANNEL
+
+    def root_message(self, run_id: str, channel: str | None = None, timeout: float = 10) -> Message:
+        """Wait for the first message about run ``run_id`` (see ``RunningBot.root_message``)."""
+        where = channel or self.channel
+        return self.slack.wait_for(
+            lambda ws: next((m for m in ws.channel(where).messages if run_id[:8] in m.text), None),
+            timeout=timeout,
+        )
+
+
+@contextmanager
+def serving(backend: Backend, *, channel: str = DEFAULT_CHANNEL) -> Iterator[ServedBot]:
+    """Serve the bot over ``backend`` (the Prefect one, say) against a fresh Slack sandbox.
+
+    Example::
+
+        with serving(PrefectBackend(PrefectSettings.load())) as bot:
+            run = bot.backend.start_run("greet-user/demo", {}, started_by=Actor("U0CAROL"))
+            bot.driver.click("alice", bot.root_message(run.id), action_id="provide_input")
+    """
+    with SlackSandbox() as slack:
+        settings = BotSettings.load(
+            bot_token=slack.token,
+            signing_secret=SIGNING_SECRET,
+            api_url=slack.api_url,
+            channel=channel,
+        )
+        server = Server(backend, settings, port=0)
+        server.start()
+        try:
+            driver = slack.driver(f"{server.url}/slack/events", SIGNING_SECRET)
+            yield ServedBot(backend, slack, server, driver, channel)
+        finally:
+            server.stop()
 
 
 @contextmanager

@@ -1,0 +1,13 @@
+"""The Prefect backend: Signoff's Slack side over a Prefect server (``signoff[prefect]``).
+
+``PrefectBackend(PrefectSettings.load())`` reads ``PREFECT_API_URL`` and, for Prefect
+Cloud, ``PREFECT_API_KEY``, as Prefect's own tools do. It talks to Prefect's REST API and
+its events websocket (``/events/out``).
+"""
+
+from __future__ import annotations
+
+from bot.backends.prefect.backend import PrefectBackend
+from bot.backends.prefect.settings import Permission, Permissions, PrefectSettings
+
+__all__ = ["Permission", "Permissions", "PrefectBackend", "PrefectSettings"]

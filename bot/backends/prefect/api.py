@@ -1,0 +1,295 @@
+"""``PrefectApi``: the few calls of Prefect's REST API that Signoff makes, over httpx.
+
+Signoff talks to Prefect over its public HTTP API (and, in ``watcher``, its events
+websocket) rather than through the ``prefect`` package: the bot's process then needs no
+Prefect install and no Prefect settings beyond ``PREFECT_API_URL`` and ``PREFECT_API_KEY``.
+Bodies and answers are Prefect's JSON, as documented by the server's OpenAPI schema.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import httpx
+
+from bot.errors import BackendError, BackendUnavailable, RunNotFound
+
+logger = logging.getLogger(__name__)
+
+#: JSON as Prefect sends it
+Doc = dict[str, Any]
+#: waits before retrying a call Prefect answered 503 (busy) to
+BUSY_RETRY_SECONDS = (0.1, 0.3, 1.0, 2.0)
+
+
+class PrefectApi:
+    """A thread-safe client of one Prefect API (``.../api``, or a Prefect Cloud workspace)."""
+
+    def __init__(self, api_url: str, api_key: str | None = None, timeout: float = 10.0) -> None:
+        self.api_url = api_url.rstrip("/")
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._http = httpx.Client(base_url=self.api_url, headers=headers, timeout=timeout)
+
+    def close(self) -> None:
+        self._http.close()
+
+    # -- plumbing -----------------------------------------------------------------------
+
+    def _call(
+        self, method: str, path: str, *, body: Any = None, run_id: str | None = None
+    ) -> httpx.Response:
+        for delay in (*BUSY_RETRY_SECONDS, None):
+            try:
+                response = self._http.request(method, path, json=body)
+            except httpx.HTTPError as exc:
+                raise BackendUnavailable(
+                    "prefect", f"{self.api_url} cannot be reached: {exc}"
+                ) from exc
+            # 503: the server's database was busy (SQLite's lock) and nothing was written.
+            if response.status_code != 503 or delay is None:
+                break
+            logger.info("Prefect busy; retrying", extra={"action": "prefect_busy", "path": path})
+            time.sleep(delay)
+        if response.status_code == 404 and run_id is not None and "/input/" not in path:
+            raise RunNotFound(run_id)
+        if response.status_code >= 500:
+            raise BackendUnavailable(
+                "prefect", f"it answered {response.status_code} to {method} {path}"
+            )
+        return response
+
+    @staticmethod
+    def _detail(response: httpx.Response) -> str:
+        try:
+            detail = response.json().get("detail")
+        except ValueError:
+            detail = None
+        return str(detail or response.text or response.reason_phrase)[:500]
+
+    def _json(self, method: str, path: str, *, body: Any = None, run_id: str | None = None) -> Any:
+        response = self._call(method, path, body=body, run_id=run_id)
+        if response.status_code >= 400:
+            raise BackendError(f"Prefect refused {method} {path}: {self._detail(response)}")
+        return response.json()
+
+    # -- health -------------------------------------------------------------------------
+
+    def health(self) -> None:
+        """Raise ``BackendUnavailable`` unless the server answers its health check."""
+        response = self._call("GET", "/health")
+        if response.status_code != 200:
+            raise BackendUnavailable("prefect", f"its health check answered {response.status_code}")
+
+    # -- flow runs ----------------------------------------------------------------------
+
+    def flow_run(self, run_id: str) -> Doc:
+        found: Doc = self._json("GET", f"/flow_runs/{run_id}", run_id=run_id)
+        return found
+
+    def flow_runs(
+        self,
+        *,
+        state_types: Sequence[str] | None = None,
+        flow_names: Sequence[str] | None = None,
+        ended_after: str | None = None,
+        ids: Sequence[str] | None = None,
+        tags: Sequence[str] | None = None,
+        limit: int = 50,
+    ) -> list[Doc]:
+        """Flow runs, newest first (by expected start time)."""
+        runs: Doc = {}
+        if tags:
+            runs["tags"] = {"all_": list(tags)}
+        if state_types:
+            runs["state"] = {"type": {"any_": list(state_types)}}
+        if ended_after:
+            runs["end_time"] = {"after_": ended_after}
+        if ids:
+            runs["id"] = {"any_": list(ids)}
+        body: Doc = {"limit": limit, "sort": "EXPECTED_START_TIME_DESC"}
+        if runs:
+            body["flow_runs"] = runs
+        if flow_names:
+            body["flows"] = {"name": {"any_": list(flow_names)}}
+        found: list[Doc] = self._json("POST", "/flow_runs/filter", body=body)
+        return found
+
+    def states(self, run_id: str) -> list[Doc]:
+        """Every state the run has been in, oldest first."""
+        found: list[Doc] = self._json(
+            "GET", f"/flow_run_states/?flow_run_id={run_id}", run_id=run_id
+        )
+        return sorted(found, key=lambda s: str(s.get("timestamp")))
+
+    def set_state(self, run_id: str, state: Doc, *, force: bool = False) -> Doc:
+        found: Doc = self._json(
+            "POST",
+            f"/flow_runs/{run_id}/set_state",
+            body={"state": state, "force": force},
+            run_id=run_id,
+        )
+        return found
+
+    def resume(self, run_id: str, run_input: Mapping[str, Any] | None) -> Doc:
+        """Prefect's orchestration result: ``status`` ACCEPT, REJECT or ABORT, with
+        ``details.reason``."""
+        body = {"run_input": dict(run_input) if run_input is not None else None}
+        found: Doc = self._json("POST", f"/flow_runs/{run_id}/resume", body=body, run_id=run_id)
+        return found
+
+    def logs(self, run_id: str, limit: int = 200) -> list[Doc]:
+        found: list[Doc] = self._json(
+            "POST",
+            "/logs/filter",
+            body={
+                "logs": {"flow_run_id": {"any_": [run_id]}},
+                "limit": limit,
+                "sort": "TIMESTAMP_ASC",
+            },
+        )
+        return found
+
+    # -- flow run inputs (Prefect's key-value store per run) ------------------------------
+
+    def read_input(self, run_id: str, key: str) -> Any:
+        """The JSON value stored under ``key``; None when there is none."""
+        response = self._call("GET", f"/flow_runs/{run_id}/input/{key}", run_id=run_id)
+        if response.status_code == 404:
+            return None
+        if response.status_code >= 400:
+            raise BackendError(f"Prefect refused to read input {key!r}: {self._detail(response)}")
+        try:
+            return json.loads(response.text)
+        except ValueError:
+            return response.text
+
+    def create_input(self, run_id: str, key: str, value: Any, sender: str | None = None) -> bool:
+        """Store ``value`` under ``key``; False when the key already exists."""
+        response = self._call(
+            "POST",
+            f"/flow_runs/{run_id}/input",
+            body={"key": key, "value": json.dumps(value), "sender": sender},
+            run_id=run_id,
+        )
+        if response.status_code == 409:
+            return False
+        if response.status_code == 404:
+            raise RunNotFound(run_id)
+        if response.status_code >= 400:
+            raise BackendError(f"Prefect refused to store input {key!r}: {self._detail(response)}")
+        return True
+
+    def delete_input(self, run_id: str, key: str) -> None:
+        response = self._call("DELETE", f"/flow_runs/{run_id}/input/{key}", run_id=run_id)
+        if response.status_code >= 400 and response.status_code != 404:
+            raise BackendError(f"Prefect refused to delete input {key!r}: {self._detail(response)}")
+
+    def inputs_with_prefix(self, run_id: str, prefix: str, limit: int = 100) -> list[Doc]:
+        found: list[Doc] = self._json(
+            "POST",
+            f"/flow_runs/{run_id}/input/filter",
+            body={"prefix": prefix, "limit": limit, "exclude_keys": []},
+            run_id=run_id,
+        )
+        return found
+
+    def add_tags(self, run_id: str, tags: Sequence[str]) -> None:
+        """Add ``tags`` to the run's (Prefect replaces the whole list: read, then write)."""
+        current = list(self.flow_run(run_id).get("tags") or [])
+        wanted = current + [t for t in tags if t not in current]
+        if wanted != current:
+            self._json_or_none(
+                "PATCH", f"/flow_runs/{run_id}", body={"tags": wanted}, run_id=run_id
+            )
+
+    def count_runs(self, state_types: Sequence[str]) -> int:
+        body = {"flow_runs": {"state": {"type": {"any_": list(state_types)}}}}
+        return int(self._json("POST", "/flow_runs/count", body=body))
+
+    def _json_or_none(
+        self, method: str, path: str, *, body: Any = None, run_id: str | None = None
+    ) -> Any:
+        response = self._call(method, path, body=body, run_id=run_id)
+        if response.status_code >= 400:
+            raise BackendError(f"Prefect refused {method} {path}: {self._detail(response)}")
+        return response.json() if response.content else None
+
+    # -- variables (Signoff's claims) -----------------------------------------------------
+
+    def create_variable(self, name: str, value: Any) -> bool:
+        """False when a variable of that name exists."""
+        response = self._call("POST", "/variables/", body={"name": name, "value": value})
+        if response.status_code == 409:
+            return False
+        if response.status_code >= 400:
+            raise BackendError(f"Prefect refused variable {name!r}: {self._detail(response)}")
+        return True
+
+    def read_variable(self, name: str) -> Doc | None:
+        response = self._call("GET", f"/variables/name/{name}")
+        if response.status_code == 404:
+            return None
+        if response.status_code >= 400:
+            raise BackendError(f"Prefect refused variable {name!r}: {self._detail(response)}")
+        found: Doc = response.json()
+        return found
+
+    def update_variable(self, name: str, value: Any) -> None:
+        response = self._call("PATCH", f"/variables/name/{name}", body={"value": value})
+        if response.status_code >= 400:
+            raise BackendError(f"Prefect refused variable {name!r}: {self._detail(response)}")
+
+    def delete_variable(self, name: str) -> None:
+        response = self._call("DELETE", f"/variables/name/{name}")
+        if response.status_code >= 400 and response.status_code != 404:
+            raise BackendError(f"Prefect refused variable {name!r}: {self._detail(response)}")
+
+    def variables_like(self, pattern: str, limit: int = 200) -> list[Doc]:
+        body = {"variables": {"name": {"like_": pattern}}, "limit": limit}
+        found: list[Doc] = self._json("POST", "/variables/filter", body=body)
+        return found
+
+    # -- flows and deployments ----------------------------------------------------------
+
+    def flow(self, flow_id: str) -> Doc:
+        found: Doc = self._json("GET", f"/flows/{flow_id}")
+        return found
+
+    def deployment(self, deployment_id: str) -> Doc:
+        found: Doc = self._json("GET", f"/deployments/{deployment_id}")
+        return found
+
+    def deployment_by_name(self, flow_name: str, deployment_name: str) -> Doc | None:
+        response = self._call("GET", f"/deployments/name/{flow_name}/{deployment_name}")
+        if response.status_code == 404:
+            return None
+        if response.status_code >= 400:
+            raise BackendError(f"Prefect refused to read a deployment: {self._detail(response)}")
+        found: Doc = response.json()
+        return found
+
+    def deployments(self, limit: int = 200) -> list[Doc]:
+        found: list[Doc] = self._json(
+            "POST", "/deployments/filter", body={"limit": limit, "sort": "NAME_ASC"}
+        )
+        return found
+
+    def flows(self, ids: Sequence[str]) -> list[Doc]:
+        found: list[Doc] = self._json(
+            "POST", "/flows/filter", body={"flows": {"id": {"any_": list(ids)}}, "limit": 200}
+        )
+        return found
+
+    def create_run_from_deployment(
+        self, deployment_id: str, parameters: Mapping[str, Any], tags: Sequence[str]
+    ) -> httpx.Response:
+        """The raw answer: the caller reads a refusal's detail (parameter errors)."""
+        return self._call(
+            "POST",
+            f"/deployments/{deployment_id}/create_flow_run",
+            body={"parameters": dict(parameters), "tags": list(tags)},
+        )

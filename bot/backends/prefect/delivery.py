@@ -1,0 +1,125 @@
+"""Turning a Prefect run as it is now into the changes a consumer has not been handed yet.
+
+Prefect's events say *that* a run changed; ``Delivery.sync`` reads the run and compares it
+with what this consumer was handed already, which is kept on the run as a record
+(``<consumer>.delivered``), so a restart (or another replica) neither loses nor repeats a
+change. Each change has a stable id (``<run>:<key>:<what>``), so an observer handed one
+twice after a crash can tell. What is handed:
+
+- a request that waits -> ``WAITING_FOR_INPUT``;
+- a request answered and accepted -> ``INPUT_ACCEPTED``; refused by the flow's own
+  validation -> ``INPUT_REJECTED`` (who sent what, and the flow's message);
+- a request nobody answered in time -> ``PAUSE_TIMED_OUT``;
+- a hand-over (Reassign) -> ``PAUSE_REASSIGNED``;
+- a finished run -> ``STATE_CHANGED``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from bot.backends.interface import ChangeObserver
+from bot.backends.model import JSON, Event, EventKind, Pause, PauseStatus, Run
+from bot.backends.prefect.api import Doc
+from bot.backends.prefect.records import Records
+from bot.backends.prefect.runs import fingerprint
+
+#: reads a run now: the run, Prefect's document of it, its requests for input
+ReadRun = Callable[[str], tuple[Run, Doc, list[Pause]]]
+
+
+class Delivery:
+    """Hands ``observer`` what is new about a run, for the consumer ``consumer``.
+
+    ``read`` reads a run as it is now; ``restore`` schedules the timers stored on it.
+    """
+
+    def __init__(
+        self,
+        read: ReadRun,
+        records: Records,
+        restore: Callable[[str], None],
+        consumer: str,
+        observer: ChangeObserver,
+    ) -> None:
+        self.read = read
+        self.records = records
+        self.restore = restore
+        self.consumer = consumer
+        self.observer = observer
+
+    def sync(self, run_id: str) -> str | None:
+        """Deliver what is new about ``run_id``; the run's fingerprint (``runs.fingerprint``),
+        or None when it cannot be judged yet (it paused, but the flow has not stored the
+        schema of its input yet)."""
+        run, doc, pauses = self.read(run_id)
+        state = doc.get("state") or {}
+        keyset = (state.get("state_details") or {}).get("run_input_keyset")
+        if state.get("type") == "PAUSED" and keyset:
+            waiting = next((p for p in pauses if p.status is PauseStatus.WAITING), None)
+            if waiting is not None and waiting.schema is None:
+                return None  # the flow stores the schema just after pausing
+        self.restore(run.id)
+        record = f"{self.consumer}.delivered"
+        delivered: dict[str, Any] = self.records.get(run.id, record) or {}
+        prompted: list[str] = list(delivered.get("prompted") or [])
+        settled: dict[str, str] = dict(delivered.get("settled") or {})
+        handed: list[str] = list(delivered.get("handed") or [])
+        final = delivered.get("final")
+
+        def deliver(kind: EventKind, data: dict[str, JSON], change_id: str) -> None:
+            self.observer.on_event(Event(change_id, run.id, kind, datetime.now(UTC), data))
+            self.records.set(
+                run.id,
+                record,
+                {"prompted": prompted, "settled": settled, "handed": handed, "final": final},
+            )
+
+        for pause in pauses:
+            key = pause.key
+            if pause.status is PauseStatus.REJECTED and settled.get(key) != "rejected":
+                settled[key] = "rejected"
+                deliver(
+                    EventKind.INPUT_REJECTED,
+                    {
+                        "key": key,
+                        "responder": pause.responder,
+                        "response": pause.response,
+                        "errors": pause.errors,
+                    },
+                    f"{run.id}:{key}:rejected",
+                )
+            elif pause.status is PauseStatus.ACCEPTED and key not in settled:
+                settled[key] = "accepted"
+                deliver(EventKind.INPUT_ACCEPTED, {"key": key}, f"{run.id}:{key}:accepted")
+            elif pause.status is PauseStatus.TIMED_OUT and key not in settled:
+                settled[key] = "timed_out"
+                deliver(EventKind.PAUSE_TIMED_OUT, {"key": key}, f"{run.id}:{key}:timed_out")
+        for pause in pauses:
+            if pause.status is PauseStatus.WAITING and pause.key not in prompted:
+                prompted.append(pause.key)
+                deliver(
+                    EventKind.WAITING_FOR_INPUT, {"key": pause.key}, f"{run.id}:{pause.key}:waiting"
+                )
+            for index, delegation in enumerate(pause.delegations):
+                change = f"{run.id}:{pause.key}:handed:{index}"
+                if pause.status is PauseStatus.WAITING and change not in handed:
+                    handed.append(change)
+                    deliver(
+                        EventKind.PAUSE_REASSIGNED,
+                        {"key": pause.key, "by": delegation.by, "to": delegation.to},
+                        change,
+                    )
+        if run.state.is_final and final != run.state.value:
+            final = run.state.value
+            deliver(
+                EventKind.STATE_CHANGED,
+                {"state": run.state.value, "name": run.state_name},
+                f"{run.id}:final:{run.state.value}",
+            )
+        return fingerprint(doc)
+
+
+__all__ = ["Delivery"]

@@ -1,0 +1,143 @@
+"""A throwaway Prefect server on this machine, and ``flow.serve`` processes for it.
+
+For ``signoff demo --backend prefect`` and the test suite: the server runs with SQLite in
+a temporary ``PREFECT_HOME``, from this interpreter (which has the ``signoff[prefect]``
+extra) unless another is named. Signoff itself only talks to it over HTTP.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from bot.errors import BackendUnavailable
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class LocalPrefect:
+    """Example::
+
+    with LocalPrefect() as prefect:
+        prefect.serve_flows(Path("flows.py"), "demo", deployments=3)
+        backend = PrefectBackend(PrefectSettings.load(api_url=prefect.api_url))
+    """
+
+    def __init__(self, python: str | Path | None = None, *, runner_poll_seconds: int = 1) -> None:
+        self.python = str(python or sys.executable)
+        self.home = Path(tempfile.mkdtemp(prefix="signoff-prefect-"))
+        self.port = _free_port()
+        self.api_url = f"http://127.0.0.1:{self.port}/api"
+        self.env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(self.home),
+            "PREFECT_HOME": str(self.home),
+            "PREFECT_API_URL": self.api_url,
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_UI_ENABLED": "false",
+            "PREFECT_SERVER_UI_ENABLED": "false",
+            # A served flow picks up a scheduled run within this many seconds (default 10).
+            "PREFECT_RUNNER_POLL_FREQUENCY": str(runner_poll_seconds),
+            "PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED": "false",
+            "PREFECT_SERVER_SERVICES_LATE_RUNS_ENABLED": "false",
+            "PREFECT_SERVER_SERVICES_FOREMAN_ENABLED": "false",
+        }
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    def __enter__(self) -> LocalPrefect:
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    def log(self, name: str) -> str:
+        """The output of ``server`` or of a ``flows-N`` process so far."""
+        path = self.home / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
+        with (self.home / f"{name}.log").open("ab") as out:
+            process = subprocess.Popen(
+                [self.python, *args],
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=self.home,
+            )
+        self.processes.append(process)
+        return process
+
+    def start(self, timeout: float = 900) -> None:
+        """Start the server (it migrates its new SQLite database first); return once it
+        answers its health check.
+
+        Raises:
+            BackendUnavailable: it exited or did not answer in time (its log is in the message).
+        """
+        server = self._spawn(
+            "server",
+            ["-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(self.port)],
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if server.poll() is not None:
+                self.stop()
+                raise BackendUnavailable(
+                    "prefect", f"prefect server exited: {self.log('server')[-2000:]}"
+                )
+            try:
+                if httpx.get(f"{self.api_url}/health", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise BackendUnavailable("prefect", f"prefect server did not start within {timeout:.0f}s")
+
+    def serve_flows(self, path: Path, *args: str, deployments: int, timeout: float = 120) -> None:
+        """Run ``python path *args`` (a file that calls ``serve``); return once the server
+        lists ``deployments`` deployments.
+
+        Raises:
+            BackendUnavailable: the process exited or the deployments did not appear.
+        """
+        name = f"flows-{len(self.processes)}"
+        process = self._spawn(name, [str(path), *args])
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise BackendUnavailable("prefect", f"{path} exited: {self.log(name)[-2000:]}")
+            found = httpx.post(f"{self.api_url}/deployments/filter", json={}, timeout=5).json()
+            if len(found) >= deployments:
+                return
+            time.sleep(0.1)
+        raise BackendUnavailable(
+            "prefect", f"{path} did not register {deployments} deployments in time"
+        )
+
+    def stop(self) -> None:
+        """Stop every process (flows first, the server last) and remove the home."""
+        for process in reversed(self.processes):
+            if process.poll() is None:
+                process.terminate()
+        for process in reversed(self.processes):
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5)
+        self.processes.clear()
+        shutil.rmtree(self.home, ignore_errors=True)

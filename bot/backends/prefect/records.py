@@ -1,0 +1,191 @@
+"""What Signoff keeps on a Prefect server: its records about each run, its audit entries,
+and its short-lived claims.
+
+- A record (the thread and prompts posted, posting intents, answer claims, timers) is a
+  flow run input of the run, key ``signoff-<record key>``: it lives as long as the run and
+  every bot process sees it. Creating an input is atomic (the server refuses a second one
+  under the same key), which makes ``add`` a claim exactly one process wins.
+- An audit entry is one more input, ``signoff-audit-<time>-<random>``: who did what, when.
+- A claim on a Slack request (replay protection, shared by replicas) is a Prefect variable
+  ``signoff_claim_<hash>`` holding its expiry; expired ones are removed by ``sweep``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import secrets
+import threading
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from bot.backends.model import AuditRecord
+from bot.backends.prefect import runs as prefect_runs
+from bot.backends.prefect.api import PrefectApi
+from bot.errors import BackendError
+
+logger = logging.getLogger(__name__)
+
+_KEY_CHARS = re.compile(r"[^A-Za-z0-9-]")
+AUDIT_PREFIX = "signoff-audit-"
+CLAIM_PREFIX = "signoff_claim_"
+RECONCILED_PREFIX = "signoff_reconciled_"
+
+
+def _variable_part(text: str) -> str:
+    """``text`` as part of a Prefect variable name (lowercase letters, digits, _)."""
+    return re.sub(r"[^a-z0-9_]", "_", text.lower())[:100]
+
+
+def record_key(key: str) -> str:
+    """A Signoff record key as a flow run input key (Prefect allows letters, digits, -)."""
+    return "signoff-" + _KEY_CHARS.sub("-", key)
+
+
+class Records:
+    """Signoff's records, audit entries and claims, over one Prefect API."""
+
+    def __init__(self, api: PrefectApi) -> None:
+        self.api = api
+        self._local: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    # -- records ------------------------------------------------------------------------
+
+    def get(self, run_id: str, key: str) -> Any:
+        return self.api.read_input(run_id, record_key(key))
+
+    def set(self, run_id: str, key: str, value: Any) -> None:
+        # Prefect's inputs are write-once: replace by delete and create.
+        self.api.delete_input(run_id, record_key(key))
+        self.api.create_input(run_id, record_key(key), value, sender="signoff")
+
+    def add(self, run_id: str, key: str, value: Any) -> bool:
+        return self.api.create_input(run_id, record_key(key), value, sender="signoff")
+
+    def drop(self, run_id: str, key: str) -> None:
+        self.api.delete_input(run_id, record_key(key))
+
+    def with_prefix(self, run_id: str, prefix: str) -> list[Any]:
+        found: list[Any] = []
+        for entry in self.api.inputs_with_prefix(run_id, record_key(prefix)):
+            try:
+                found.append(json.loads(entry["value"]))
+            except (ValueError, KeyError, TypeError):
+                continue
+        return found
+
+    # -- audit --------------------------------------------------------------------------
+
+    def audit(
+        self,
+        run_id: str,
+        action: str,
+        *,
+        actor_id: str | None,
+        actor_name: str | None = None,
+        via: str | None = "slack",
+        key: str | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> None:
+        """Add an entry to the run's audit trail."""
+        at = datetime.now(UTC)
+        entry = {
+            "at": at.isoformat(),
+            "action": action,
+            "actor_id": actor_id,
+            "actor_name": actor_name,
+            "via": via,
+            "key": key,
+            "data": data or {},
+        }
+        name = f"{AUDIT_PREFIX}{time.time_ns():020d}-{secrets.token_hex(4)}"
+        self.api.create_input(run_id, name, entry, sender="signoff")
+
+    def trail(self, run_id: str) -> list[AuditRecord]:
+        """The run's audit entries, oldest first."""
+        found = []
+        for entry in self.api.inputs_with_prefix(run_id, AUDIT_PREFIX, limit=1000):
+            try:
+                value = json.loads(entry["value"])
+            except (ValueError, KeyError, TypeError):
+                continue
+            found.append((str(entry.get("key")), value))
+        return [
+            AuditRecord(
+                at=prefect_runs.parse_time(str(v.get("at"))) or datetime.now(UTC),
+                action=str(v.get("action")),
+                run_id=run_id,
+                actor_id=v.get("actor_id"),
+                actor_name=v.get("actor_name"),
+                via=v.get("via"),
+                key=v.get("key"),
+                data=dict(v.get("data") or {}),
+            )
+            for _, v in sorted(found, key=lambda kv: kv[0])
+        ]
+
+    # -- claims -------------------------------------------------------------------------
+
+    def claim_once(self, key: str, seconds: float) -> bool:
+        """Claim ``key`` for ``seconds`` across every process using this server.
+
+        When Prefect cannot answer, the claim is this process's alone (logged): a Slack
+        request is then still checked against replays that reach this process, rather than
+        refused outright.
+        """
+        try:
+            return self._claim_shared(key, seconds)
+        except BackendError:
+            logger.warning(
+                "claim kept in this process only", extra={"action": "prefect_claim_local"}
+            )
+            now = time.monotonic()
+            with self._lock:
+                self._local = {k: t for k, t in self._local.items() if t > now}
+                if key in self._local:
+                    return False
+                self._local[key] = now + seconds
+                return True
+
+    def _claim_shared(self, key: str, seconds: float) -> bool:
+        name = CLAIM_PREFIX + hashlib.sha256(key.encode()).hexdigest()[:40]
+        until = time.time() + seconds
+        if self.api.create_variable(name, {"until": until}):
+            return True
+        current = self.api.read_variable(name)
+        if (
+            current is not None
+            and float((current.get("value") or {}).get("until") or 0) > time.time()
+        ):
+            return False
+        # Expired: take it over; of several processes doing so, one creates it again.
+        self.api.delete_variable(name)
+        return self.api.create_variable(name, {"until": until})
+
+    def reconciled(self, consumer: str) -> datetime | None:
+        """When ``consumer``'s last reconciliation pass began (None: never)."""
+        found = self.api.read_variable(RECONCILED_PREFIX + _variable_part(consumer))
+        at = (found or {}).get("value")
+        return prefect_runs.parse_time(at) if isinstance(at, str) else None
+
+    def set_reconciled(self, consumer: str, at: datetime) -> None:
+        name = RECONCILED_PREFIX + _variable_part(consumer)
+        if not self.api.create_variable(name, at.isoformat()):
+            self.api.update_variable(name, at.isoformat())
+
+    def sweep(self) -> int:
+        """Remove expired claims; how many were removed."""
+        removed = 0
+        for variable in self.api.variables_like(CLAIM_PREFIX + "%"):
+            until = float((variable.get("value") or {}).get("until") or 0)
+            if until <= time.time():
+                self.api.delete_variable(str(variable["name"]))
+                removed += 1
+        return removed
+
+
+__all__ = ["AUDIT_PREFIX", "Records", "record_key"]

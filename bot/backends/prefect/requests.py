@@ -1,0 +1,219 @@
+"""A Prefect run's requests for input, read from its states, inputs, logs and Signoff's records.
+
+Each ``PAUSED`` state is one request (``runs.pause_of``). Where it stands is judged from the
+run as it is now:
+
+- the run's current state is that pause and no response is stored -> ``WAITING``;
+- the run went on after it with a response, an answer record, or simply resumed ->
+  ``ACCEPTED``; but if the flow then logged a warning or an error and asked for the same
+  model again (the reference's validation loop), or failed on a validation error ->
+  ``REJECTED`` with that message as the error;
+- nobody answered before its deadline -> ``TIMED_OUT``; otherwise -> ``CANCELLED``.
+
+A request that asks again for a model whose answer was refused starts from the refused
+values, so the person corrects rather than retypes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bot.backends.model import Delegation, GivenAnswer, Pause, PauseStatus, Run, RunState
+from bot.backends.prefect import runs as prefect_runs
+from bot.backends.prefect.api import Doc
+from bot.backends.prefect.settings import Permission
+
+#: log levels that may carry the flow's reason for refusing an answer (WARNING and up)
+REFUSAL_LEVEL = 30
+
+#: reads a flow run input by key (None when absent)
+ReadInput = Callable[[str], Any]
+#: reads one of Signoff's records on the run (None when absent)
+ReadRecord = Callable[[str], Any]
+
+
+def answer_record(key: str) -> str:
+    """The record naming who answered request ``key`` (claimed before resuming)."""
+    return f"answer.{key}"
+
+
+def delegation_record(key: str) -> str:
+    """The record listing who handed request ``key`` to whom."""
+    return f"delegations.{key}"
+
+
+def approvers_after(approvers: tuple[str, ...], delegations: list[Delegation]) -> tuple[str, ...]:
+    """``approvers`` with each hand-over applied: ``to`` in, ``by`` out (a request anyone
+    could answer becomes ``to``'s)."""
+    found = list(approvers)
+    for delegation in delegations:
+        found = [a for a in found if a != delegation.by]
+        if delegation.to not in found:
+            found.append(delegation.to)
+    return tuple(found)
+
+
+def delegations_of(value: Any) -> list[Delegation]:
+    found: list[Delegation] = []
+    for item in value if isinstance(value, list) else []:
+        at = prefect_runs.parse_time(str(item.get("at") or "")) or datetime.now(UTC)
+        found.append(Delegation(by=str(item["by"]), to=str(item["to"]), at=at))
+    return found
+
+
+def read_pauses(
+    run: Run,
+    doc: Doc,
+    states: list[Doc],
+    *,
+    permission: Permission,
+    read_input: ReadInput,
+    read_record: ReadRecord,
+    logs: Callable[[], list[Doc]],
+) -> list[Pause]:
+    """Every request for input the run made, oldest first, with where each stands now."""
+    current = prefect_runs.pause_of(doc.get("state") or {})
+    pauses = prefect_runs.pauses(states)
+    found: list[Pause] = []
+    log_cache: list[list[Doc]] = []
+
+    def cached_logs() -> list[Doc]:
+        if not log_cache:
+            log_cache.append(logs())
+        return log_cache[0]
+
+    for index, pause in enumerate(pauses):
+        keyset = pause.keyset or {}
+        schema = read_input(keyset["schema"]) if keyset else None
+        description = read_input(keyset["description"]) if keyset.get("description") else None
+        response = read_input(keyset["response"]) if keyset.get("response") else None
+        answer = read_record(answer_record(pause.key)) or {}
+        later = pauses[index + 1] if index + 1 < len(pauses) else None
+        errors: dict[str, str] = {}
+        waiting = current is not None and current.key == pause.key and not answer
+        if waiting:
+            status = PauseStatus.WAITING
+        elif response is not None or answer or _resumed_after(states, pause):
+            status = PauseStatus.ACCEPTED
+            reason = _refusal(run, pause, later, schema, states, read_input, cached_logs)
+            if reason is not None:
+                status, errors = PauseStatus.REJECTED, {"": reason}
+        elif pause.deadline is not None and pause.deadline <= (
+            _left_at(states, pause) or datetime.now(UTC)
+        ):
+            status = PauseStatus.TIMED_OUT
+        else:
+            status = PauseStatus.CANCELLED
+        schema = schema if isinstance(schema, dict) else None
+        answered_at = prefect_runs.parse_time(answer.get("at")) if answer else None
+        responder = answer.get("responder") if answer else None
+        delegations = delegations_of(read_record(delegation_record(pause.key)))
+        found.append(
+            Pause(
+                run_id=run.id,
+                key=pause.key,
+                suspend=pause.suspend,
+                status=status,
+                schema=schema,
+                title=schema.get("title") if schema else None,
+                description=description if isinstance(description, str) else None,
+                initial=prefect_runs.initial_values(schema),
+                approvers=approvers_after(tuple(permission.approvers or ()), delegations),
+                forbid_starter=bool(permission.forbid_starter),
+                created_at=pause.created_at,
+                deadline=pause.deadline,
+                response=response if response is not None else answer.get("input"),
+                responder=responder,
+                answered_at=answered_at,
+                errors=errors,
+                answers=(
+                    (
+                        GivenAnswer(
+                            responder=responder,
+                            name=answer.get("name"),
+                            via="slack",
+                            input=answer.get("input"),
+                            at=answered_at,
+                        ),
+                    )
+                    if responder and answered_at
+                    else ()
+                ),
+                delegations=tuple(delegations),
+            )
+        )
+    return _prefill_asked_again(found)
+
+
+def _refusal(
+    run: Run,
+    pause: prefect_runs.PauseState,
+    later: prefect_runs.PauseState | None,
+    schema: Any,
+    states: list[Doc],
+    read_input: ReadInput,
+    logs: Callable[[], list[Doc]],
+) -> str | None:
+    """The flow's reason for refusing the answer to ``pause``, if it refused it: after the
+    answer it logged a warning or an error and then asked for the same model again, or it
+    failed on a validation error."""
+    title = schema.get("title") if isinstance(schema, dict) else None
+    left = _left_at(states, pause)
+    if later is not None:
+        if title is None or later.keyset is None:
+            return None
+        again = read_input(later.keyset["schema"])
+        if not isinstance(again, dict) or again.get("title") != title:
+            return None
+        for entry in reversed(logs()):
+            at = prefect_runs.parse_time(entry.get("timestamp"))
+            if (
+                at is not None
+                and (left is None or at >= left - timedelta(seconds=1))
+                and at <= later.created_at + timedelta(seconds=1)
+                and int(entry.get("level") or 0) >= REFUSAL_LEVEL
+            ):
+                return str(entry.get("message"))[:1500]
+        return None
+    if run.state is RunState.FAILED and "validation error" in (run.state_message or "").lower():
+        return run.state_message
+    return None
+
+
+def _resumed_after(states: list[Doc], pause: prefect_runs.PauseState) -> bool:
+    """True when the run went on after ``pause`` (running again, or rescheduled by a resumed
+    suspend) rather than ending where it waited."""
+    for state in states:
+        moment = prefect_runs.parse_time(state.get("timestamp"))
+        if moment is None or moment <= pause.created_at or state.get("type") == "PAUSED":
+            continue
+        return state.get("type") in ("RUNNING", "SCHEDULED", "PENDING", "COMPLETED")
+    return False
+
+
+def _left_at(states: list[Doc], pause: prefect_runs.PauseState) -> datetime | None:
+    """When the run left ``pause`` (its first state after it), if it has."""
+    for state in states:
+        moment = prefect_runs.parse_time(state.get("timestamp"))
+        if moment is not None and moment > pause.created_at and state.get("type") != "PAUSED":
+            return moment
+    return None
+
+
+def _prefill_asked_again(pauses: list[Pause]) -> list[Pause]:
+    found: list[Pause] = []
+    for index, pause in enumerate(pauses):
+        previous = pauses[index - 1] if index else None
+        if (
+            previous is not None
+            and previous.status is PauseStatus.REJECTED
+            and previous.title == pause.title
+            and isinstance(previous.response, dict)
+        ):
+            found.append(replace(pause, initial={**pause.initial, **previous.response}))
+        else:
+            found.append(pause)
+    return found

@@ -1,0 +1,84 @@
+"""Who may start, answer, cancel and reassign Prefect runs, by the permissions file's rules.
+
+The same rules as the embedded engine's, in the same words, so ``/runs`` and the buttons
+refuse alike whichever backend runs the flow: a rule naming nobody lets anyone; a group id
+(a Slack user group) lets its members, as the installed ``GroupDirectory`` tells.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+from bot.backends.interface import GroupDirectory
+from bot.backends.model import Actor, Pause, Refusal, Run, Via
+from bot.backends.prefect.settings import Permission
+
+
+class Rules:
+    """The rules, with the group directory the Slack side installs."""
+
+    def __init__(self) -> None:
+        self.directory: GroupDirectory | None = None
+
+    def matches(self, actor: Actor, names: Collection[str]) -> bool:
+        """True if ``actor`` is one of ``names`` or a member of a group among them."""
+        wanted = set(names)
+        if not wanted:
+            return False
+        if actor.id in wanted or actor.groups & wanted:
+            return True
+        if self.directory is None:
+            return False
+        return bool(self.directory.groups_of(actor.id, wanted - {actor.id}))
+
+    def start(self, actor: Actor, name: str, permission: Permission) -> Refusal | None:
+        starters = tuple(permission.start or ())
+        if not starters or actor.via is Via.SYSTEM or self.matches(actor, starters):
+            return None
+        return Refusal(f"only {', '.join(starters)} may start flow {name!r}", starters)
+
+    def answer(self, actor: Actor, run: Run, pause: Pause) -> Refusal | None:
+        if actor.via is Via.SYSTEM:
+            return None
+        if pause.forbid_starter and actor.id == run.started_by:
+            return Refusal("the person who started a run may not answer it", pause.approvers)
+        if pause.approvers and not self.matches(actor, pause.approvers):
+            return Refusal(f"only {', '.join(pause.approvers)} may answer", pause.approvers)
+        return None
+
+    def cancel(
+        self, actor: Actor, run: Run, permission: Permission, pause: Pause | None
+    ) -> Refusal | None:
+        if actor.via is Via.SYSTEM:
+            return None
+        cancellers = tuple(permission.cancel or ())
+        if cancellers:
+            if self.matches(actor, cancellers):
+                return None
+            return Refusal(
+                f"only {', '.join(cancellers)} may cancel runs of {run.flow_name!r}", cancellers
+            )
+        approvers = tuple(pause.approvers) if pause is not None else tuple(run.approvers)
+        if not approvers or actor.id == run.started_by or self.matches(actor, approvers):
+            return None  # anyone may answer it, so anyone may stop it
+        starter = (run.started_by,) if run.started_by else ()
+        who = ", ".join(
+            part
+            for part in (
+                "whoever started it" if run.started_by else "",
+                f"its approvers ({', '.join(approvers)})",
+            )
+            if part
+        )
+        return Refusal(f"only {who} may cancel this run", starter + approvers)
+
+    def reassign(self, actor: Actor, run: Run, pause: Pause) -> Refusal | None:
+        refused = self.answer(actor, run, pause)
+        if refused is None:
+            return None
+        return Refusal(
+            f"only someone who may answer it may reassign it: {refused.reason}", refused.allowed
+        )
+
+
+__all__ = ["Rules"]

@@ -1,0 +1,108 @@
+"""Settings of the Prefect backend, read as Prefect's own tools read them, plus Signoff's
+per-flow permissions.
+
+- ``PREFECT_API_URL``: the server's API (``http://127.0.0.1:4200/api``), or a Prefect Cloud
+  workspace URL;
+- ``PREFECT_API_KEY``: Prefect Cloud's API key (unset for a self-hosted server);
+- ``SIGNOFF_PREFECT_RECONCILE_SECONDS``: how often runs are read again in case an event
+  was missed (default 30);
+- ``SIGNOFF_PREFECT_PERMISSIONS``: a JSON file of who may answer, start and cancel, per
+  flow or deployment::
+
+      {"deploy-production": {"approvers": ["U0BOB", "S0OPS"], "forbid_starter": true,
+                             "start": ["U0CAROL"], "cancel": ["U0CAROL", "U0BOB"]},
+       "deploy-production/prod": {"start": ["U0ALICE"]}}
+
+  A deployment's entry (``flow/deployment``) overrides its flow's, field by field. A list
+  that is absent or empty lets anyone. A run tagged ``signoff.approvers:U0BOB,S0OPS`` names
+  its own approvers.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bot.errors import SettingsError
+
+
+class Permission(BaseModel):
+    """Who may do what with one flow's (or deployment's) runs; None: not said here."""
+
+    model_config = {"extra": "forbid"}
+
+    approvers: list[str] | None = None
+    forbid_starter: bool | None = None
+    start: list[str] | None = None
+    cancel: list[str] | None = None
+
+
+class Permissions(BaseModel):
+    """Entries by flow name or ``flow/deployment``."""
+
+    entries: dict[str, Permission] = Field(default_factory=dict)
+
+    @classmethod
+    def read(cls, path: Path) -> Permissions:
+        """Raises ``SettingsError`` naming the file and what is wrong in it."""
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise SettingsError(f"SIGNOFF_PREFECT_PERMISSIONS: cannot read {path}: {exc}") from exc
+        try:
+            return cls(entries=data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"][1:])
+            raise SettingsError(
+                f"SIGNOFF_PREFECT_PERMISSIONS: {path}: {where}: {first['msg']}"
+            ) from exc
+
+    def for_run(self, flow: str, deployment: str | None) -> Permission:
+        """The flow's entry overlaid with its deployment's."""
+        merged = Permission()
+        for name in (flow, f"{flow}/{deployment}" if deployment else None):
+            entry = self.entries.get(name) if name else None
+            if entry is not None:
+                merged = merged.model_copy(update=entry.model_dump(exclude_none=True))
+        return merged
+
+
+class PrefectSettings(BaseSettings):
+    """Example::
+
+    settings = PrefectSettings.load()  # PREFECT_API_URL, PREFECT_API_KEY, ...
+    """
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    api_url: str = Field(alias="PREFECT_API_URL")
+    api_key: SecretStr | None = Field(default=None, alias="PREFECT_API_KEY")
+    reconcile_seconds: float = Field(default=30.0, gt=0, alias="SIGNOFF_PREFECT_RECONCILE_SECONDS")
+    permissions_file: Path | None = Field(default=None, alias="SIGNOFF_PREFECT_PERMISSIONS")
+
+    @field_validator("api_url")
+    @classmethod
+    def _api_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL, e.g. http://127.0.0.1:4200/api")
+        return value.rstrip("/")
+
+    @classmethod
+    def load(cls, **overrides: object) -> PrefectSettings:
+        """Read settings; one clear error names each missing or malformed variable."""
+        try:
+            return cls(**overrides)  # type: ignore[arg-type]
+        except ValidationError as exc:
+            problems = []
+            for err in exc.errors():
+                name = str(err["loc"][0]) if err["loc"] else "?"
+                message = "is not set" if err["type"] == "missing" else str(err["msg"])
+                problems.append(f"{name} {message.removeprefix('Value error, ')}")
+            raise SettingsError("; ".join(problems)) from exc
+
+    def permissions(self) -> Permissions:
+        return Permissions.read(self.permissions_file) if self.permissions_file else Permissions()

@@ -1,0 +1,241 @@
+"""Watching a Prefect server: its events websocket, and a periodic reconciliation.
+
+Every ``prefect.flow-run.*`` event names a flow run; the watcher then brings that run up
+to date (``Delivery.sync``): it compares what the run looks like now with what was already
+delivered (kept on the run, so a restart neither loses nor repeats a change) and hands the
+observer what is new. The websocket makes this prompt; reconciliation makes it complete:
+at start and every ``reconcile_seconds`` it lists every paused run and every run that ended
+since the last pass, so a dropped connection or a restart misses nothing. A listed run is
+synced again only when it changed since its last sync (its state or update time), and runs
+named by events go first, so a server with many waiting runs does not delay a new prompt.
+A run whose sync fails is tried again after a growing delay (at least once delivery).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from websockets.exceptions import WebSocketException
+from websockets.sync.client import connect
+
+logger = logging.getLogger(__name__)
+
+#: Prefect emits one event per flow run state change under this prefix
+EVENT_PREFIX = "prefect.flow-run."
+RESOURCE_PREFIX = "prefect.flow-run."
+
+
+def events_url(api_url: str) -> str:
+    """``http://host/api`` -> ``ws://host/api/events/out`` (``https`` -> ``wss``)."""
+    scheme, _, rest = api_url.partition("://")
+    return f"{'wss' if scheme == 'https' else 'ws'}://{rest.rstrip('/')}/events/out"
+
+
+def event_filter(now: datetime) -> dict[str, object]:
+    """The stream's filter: flow run events from now on. The server reads a filter without
+    ``occurred`` as "until the moment it was read", which would match no later event."""
+    return {
+        "event": {"prefix": [EVENT_PREFIX]},
+        "occurred": {
+            "since": (now - timedelta(minutes=1)).isoformat(),
+            "until": (now + timedelta(days=3650)).isoformat(),
+        },
+    }
+
+
+class Watcher:
+    """Delivers run changes from a Prefect server until ``stop``.
+
+    ``sync(run_id)`` delivers what is new about one run and returns the run's fingerprint
+    (its state and update time), or None when the run is not ready to be read yet (its
+    schema not stored yet: try again shortly). ``candidates(since)`` lists the (run id,
+    fingerprint) pairs a reconciliation pass considers.
+    """
+
+    RETRY_SECONDS = (0.2, 30.0)
+    NOT_READY_SECONDS = 0.05
+
+    def __init__(
+        self,
+        *,
+        api_url: str,
+        api_key: str | None,
+        sync: Callable[[str], str | None],
+        candidates: Callable[[datetime | None], list[tuple[str, str]]],
+        reconcile_seconds: float,
+    ) -> None:
+        self.url = events_url(api_url)
+        self.api_key = api_key
+        self.sync = sync
+        self.candidates = candidates
+        self.reconcile_seconds = reconcile_seconds
+        #: runs to sync first (events, pokes, retries): run id -> when (monotonic)
+        self._due: dict[str, float] = {}
+        #: runs a reconciliation pass found changed, synced when nothing is due
+        self._background: dict[str, None] = {}
+        #: run id -> fingerprint at its last successful sync
+        self._synced: dict[str, str] = {}
+        self._failures: dict[str, int] = {}
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._reconcile_now = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._socket: object | None = None
+        self.connected = threading.Event()
+
+    def start(self) -> None:
+        """Follow events, reconcile and sync in background threads (the first pass at once)."""
+        self._stop.clear()
+        targets = ((self._listen, "events"), (self._reconciler, "reconcile"), (self._work, "sync"))
+        for target, name in targets:
+            thread = threading.Thread(target=target, name=f"signoff-prefect-{name}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._reconcile_now.set()
+        with self._cond:
+            self._cond.notify_all()
+        socket = self._socket
+        if socket is not None:
+            try:
+                socket.close()  # type: ignore[attr-defined]
+            except Exception:  # already closed by the server
+                logger.debug("events socket close failed", extra={"action": "events_close"})
+        for thread in self._threads:
+            thread.join(5)
+        self._threads.clear()
+
+    def poke(self, run_id: str, delay: float = 0.0) -> None:
+        """Sync ``run_id`` after ``delay`` seconds (sooner if already due sooner)."""
+        at = time.monotonic() + delay
+        with self._cond:
+            if run_id not in self._due or self._due[run_id] > at:
+                self._due[run_id] = at
+            self._cond.notify_all()
+
+    # -- threads ------------------------------------------------------------------------
+
+    def _listen(self) -> None:
+        delay = self.RETRY_SECONDS[0]
+        while not self._stop.is_set():
+            try:
+                with connect(self.url, subprotocols=["prefect"], open_timeout=10) as socket:  # type: ignore[list-item]
+                    self._socket = socket
+                    socket.send(json.dumps({"type": "auth", "token": self.api_key}))
+                    answer = json.loads(socket.recv(timeout=10))
+                    if answer.get("type") != "auth_success":
+                        raise ConnectionError(f"event stream refused: {answer.get('reason')}")
+                    socket.send(
+                        json.dumps(
+                            {
+                                "type": "filter",
+                                "filter": event_filter(datetime.now(UTC)),
+                                "backfill": False,
+                            }
+                        )
+                    )
+                    self.connected.set()
+                    logger.info("following Prefect events", extra={"action": "prefect_events"})
+                    # Anything that happened while disconnected is found by reconciling now.
+                    self._reconcile_now.set()
+                    delay = self.RETRY_SECONDS[0]
+                    for message in socket:
+                        self._on_message(message)
+            except (OSError, WebSocketException, ValueError, TimeoutError) as exc:
+                self.connected.clear()
+                if self._stop.is_set():
+                    return
+                logger.warning(
+                    "Prefect event stream lost; reconnecting",
+                    extra={"action": "prefect_events_lost", "error": str(exc)[:200]},
+                )
+                self._stop.wait(delay)
+                delay = min(delay * 2, self.RETRY_SECONDS[1])
+            finally:
+                self._socket = None
+
+    def _on_message(self, message: str | bytes) -> None:
+        try:
+            data = json.loads(message)
+        except ValueError:
+            return
+        event = data.get("event") or {}
+        resource = str((event.get("resource") or {}).get("prefect.resource.id") or "")
+        if data.get("type") == "event" and resource.startswith(RESOURCE_PREFIX):
+            self.poke(resource.removeprefix(RESOURCE_PREFIX))
+
+    def _reconciler(self) -> None:
+        since: datetime | None = None
+        while not self._stop.is_set():
+            began = datetime.now(UTC)
+            try:
+                found = self.candidates(since)
+            except Exception:
+                logger.exception(
+                    "reconciliation failed", extra={"action": "prefect_reconcile_failed"}
+                )
+            else:
+                with self._cond:
+                    for run_id, fingerprint in found:
+                        if self._synced.get(run_id) != fingerprint:
+                            self._background[run_id] = None
+                    self._cond.notify_all()
+                # Overlap the passes a little: a run that ended during one is in the next.
+                since = began - timedelta(seconds=60)
+            self._reconcile_now.wait(self.reconcile_seconds)
+            self._reconcile_now.clear()
+
+    def _next(self) -> str | None:
+        """The next run to sync: a due one first, else one reconciliation found; None to
+        look again (after waiting for work)."""
+        with self._cond:
+            now = time.monotonic()
+            due = [(at, run_id) for run_id, at in self._due.items() if at <= now]
+            if due:
+                run_id = min(due)[1]
+                del self._due[run_id]
+                self._background.pop(run_id, None)
+                return run_id
+            if self._background:
+                run_id = next(iter(self._background))
+                del self._background[run_id]
+                return run_id
+            wake = min(self._due.values(), default=now + 1.0) - now
+            self._cond.wait(max(0.0, min(wake, 1.0)))
+            return None
+
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            run_id = self._next()
+            if run_id is not None:
+                self._sync(run_id)
+
+    def _sync(self, run_id: str) -> None:
+        try:
+            fingerprint = self.sync(run_id)
+        except Exception:
+            failures = self._failures.get(run_id, 0) + 1
+            self._failures[run_id] = failures
+            delay = min(self.RETRY_SECONDS[0] * 2**failures, self.RETRY_SECONDS[1])
+            logger.exception(
+                "run sync failed; will retry",
+                extra={"action": "prefect_sync_failed", "run_id": run_id},
+            )
+            self.poke(run_id, delay)
+            return
+        self._failures.pop(run_id, None)
+        if fingerprint is None:
+            self.poke(run_id, self.NOT_READY_SECONDS)
+        else:
+            with self._cond:
+                self._synced[run_id] = fingerprint
+
+
+__all__ = ["Watcher", "events_url"]

@@ -1,0 +1,111 @@
+"""``signoff demo --backend prefect``: the reference flows on a real, throwaway Prefect server
+(SQLite, temporary home), answered in the local Slack sandbox through the Prefect backend.
+
+Needs the ``signoff[prefect]`` extra. The transcript is the embedded demo's (``Demo``); the
+runs are read from Prefect.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from bot.backends import Actor, PauseStatus, Run
+from bot.demo.command import CHANNEL, Demo, _quiet_logs, _wait
+
+if TYPE_CHECKING:
+    from bot.backends.prefect import PrefectBackend
+
+FLOWS = Path(__file__).with_name("prefect_flows.py")
+#: deployments prefect_flows.py serves
+DEPLOYMENTS = 5
+CAROL = Actor("U0CAROL", name="carol")
+
+
+def prefect_demo() -> None:
+    """Start a Prefect server, serve the reference flows on it, and answer them in Slack.
+
+    Raises:
+        click.ClickException: the extra is missing, or Prefect failed (its log is quoted).
+    """
+    if importlib.util.find_spec("prefect") is None:
+        raise click.ClickException(
+            "the Prefect demo needs the extra: pip install 'signoff[prefect]'"
+        )
+    from bot.backends.prefect import PrefectBackend, PrefectSettings
+    from bot.backends.prefect.local import LocalPrefect
+    from bot.errors import BackendError
+    from bot.testing import serving
+
+    _quiet_logs()
+    click.secho(
+        "▶ starting a throwaway Prefect server (SQLite; a minute or two)", fg="cyan", err=True
+    )
+    try:
+        with LocalPrefect() as prefect:
+            prefect.serve_flows(FLOWS, "demo", deployments=DEPLOYMENTS)
+            backend = PrefectBackend(PrefectSettings.load(api_url=prefect.api_url))
+            try:
+                with serving(backend) as bot:
+                    _play(Demo(None, bot.slack, bot.server), backend)
+            finally:
+                backend.close()
+    except BackendError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _finish(demo: Demo, backend: PrefectBackend, run: Run) -> Run:
+    def final() -> Run | None:
+        current = backend.get_run(run.id)
+        return current if current.state.is_final else None
+
+    done = _wait(f"{run.flow_name} to finish", final, timeout=120)
+    demo.thread_notes(run)
+    return done
+
+
+def _play(demo: Demo, backend: PrefectBackend) -> None:
+    runs: list[Run] = []
+    demo.step("starting greet-user/demo on Prefect (initial data from with_initial_data)")
+    greet = backend.start_run("greet-user/demo", {}, started_by=CAROL)
+    demo.answer(greet, "alice", {"name": "Ada"}, "types “Ada” and submits")
+    runs.append(_finish(demo, backend, greet))
+
+    demo.step("starting get-shirt-order/demo (the reference's validation loop)")
+    shirt = backend.start_run("get-shirt-order/demo", {}, started_by=CAROL)
+    demo.answer(shirt, "alice", {"size": "small", "color": "green"}, "picks small + green")
+    _wait(
+        "the rejection in the thread",
+        lambda: any(
+            "not accepted" in m.text
+            for replies in demo.sandbox.channel(CHANNEL).replies.values()
+            for m in replies
+        ),
+        timeout=60,
+    )
+    demo.thread_notes(shirt)
+    demo.answer(shirt, "bob", {"color": "red"}, "fixes only the colour (the rest is prefilled)")
+    runs.append(_finish(demo, backend, shirt))
+
+    demo.step("starting deploy-release/demo, which suspends (its process exits while it waits)")
+    deploy = backend.start_run("deploy-release/demo", {"version": "2.4.1"}, started_by=CAROL)
+    _wait(
+        "the suspended run",
+        lambda: (p := backend.waiting_pause(deploy.id)) and p.status is PauseStatus.WAITING,
+        timeout=60,
+    )
+    demo.answer(deploy, "bob", {"approved": True, "reason": "soak was clean"}, "approves")
+    runs.append(_finish(demo, backend, deploy))
+
+    demo.say("── final states on Prefect " + "─" * 34)
+    for run in runs:
+        detail = backend.detail(run.id)
+        answers = ", ".join(
+            f"input {p.key} {p.status.value} by {p.responder}" for p in detail.pauses if p.responder
+        )
+        demo.say(f"   {run.flow_name:<18} {detail.run.state_name:<10} {answers}")
+    demo.say(json.dumps({"prefect_runs": [r.id for r in runs]}))

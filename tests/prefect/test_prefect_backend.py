@@ -1,0 +1,288 @@
+"""Signoff on a real Prefect server: real flows pause, suspend, loop and time out, and
+people answer them in the local Slack sandbox. Nothing of Prefect is mocked."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.support.prefect import require_prefect
+
+try:
+    import prefect  # noqa: F401
+except ImportError:
+    require_prefect()  # skips (or fails in CI) with the command that installs the extra
+
+from bot.backends import Actor, PauseStatus, Refused, RunState
+from bot.backends.prefect import PrefectBackend, PrefectSettings
+from bot.backends.prefect.delivery import Delivery
+from bot.slack import ids
+from bot.slack.notifier import SlackNotifier
+from bot.testing import ServedBot, serving
+from tests.support.waiting import wait_for
+
+# One worker runs them all against the session's server; the first one also waits for the
+# server to start (minutes on a loaded machine).
+pytestmark = [pytest.mark.xdist_group("prefect"), pytest.mark.timeout(900)]
+
+CHANNEL = "C0GENERAL"
+CAROL, ALICE = Actor("U0CAROL"), Actor("U0ALICE")
+
+
+def buttons(message) -> list[dict]:
+    return [e for b in message.blocks if b.get("type") == "actions" for e in b["elements"]]
+
+
+def replies(bot: ServedBot, root) -> list:
+    return bot.slack.channel(CHANNEL).replies.get(root.ts, [])
+
+
+def finished(backend: PrefectBackend, run_id: str, timeout: float = 60):
+    return wait_for(
+        lambda: (r := backend.get_run(run_id)).state.is_final and r,
+        timeout=timeout,
+        what=f"Prefect run {run_id} to finish",
+    )
+
+
+def logged(backend: PrefectBackend, run_id: str, text: str) -> None:
+    """Wait for ``text`` in the run's logs (Prefect ships a run's logs in batches)."""
+    wait_for(
+        lambda: text in [e.message for e in backend.detail(run_id).logs],
+        timeout=60,
+        what=f"{text!r} in the logs of {run_id}",
+    )
+
+
+def fields(view) -> dict[str, object]:
+    """Each input block's initial value, by block id."""
+    found: dict[str, object] = {}
+    for block in view.view["blocks"]:
+        if block.get("type") == "input":
+            element = block["element"]
+            found[block["block_id"]] = element.get("initial_value") or element.get(
+                "initial_option", {}
+            ).get("value")
+    return found
+
+
+def runs(bot: ServedBot, user: str, text: str):
+    before = len(bot.slack.ephemeral(user))
+    reply = bot.driver.slash_command(user, "/runs", text)
+    assert reply.status == 200
+    return bot.slack.wait_for(lambda ws: ws.ephemeral(user)[before:][-1], timeout=30)
+
+
+def test_a_paused_prefect_run_is_answered_in_slack(bot: ServedBot) -> None:
+    backend = bot.backend
+    run = backend.start_run("greet-user/tests", {}, started_by=CAROL)
+    root = bot.root_message(run.id, timeout=60)
+    assert "greet-user" in root.text
+    assert [b["text"]["text"] for b in buttons(root)] == ["Provide input", "Reassign"]
+
+    bot.driver.click("alice", root, action_id=ids.PROVIDE_INPUT)
+    view = bot.slack.wait_for(lambda ws: ws.open_view("U0ALICE"), timeout=30)
+    # The schema Prefect stored, with with_initial_data's value as the default.
+    assert fields(view) == {"field:name": "anonymous"}
+    assert "Who are you?" in json.dumps(view.view["blocks"])
+    assert bot.driver.submit("alice", {"name": "Ada"}).response_action is None
+
+    done = finished(backend, run.id)
+    assert done.state is RunState.COMPLETED
+    detail = backend.detail(run.id)
+    logged(backend, run.id, "Hello, Ada!")
+    [asked] = detail.pauses
+    assert (asked.status, asked.responder, asked.response) == (
+        PauseStatus.ACCEPTED,
+        "U0ALICE",
+        {"name": "Ada"},
+    )
+    bot.slack.wait_for(
+        lambda ws: (
+            "Answered by <@U0ALICE>" in json.dumps(ws.channel(CHANNEL).message(root.ts).blocks)
+            and "completed" in ws.channel(CHANNEL).message(root.ts).text
+        ),
+        timeout=30,
+    )
+
+
+def test_the_validation_loop_shows_who_sent_what_and_asks_again_prefilled(bot: ServedBot) -> None:
+    backend = bot.backend
+    run = backend.start_run("get-shirt-order/tests", {}, started_by=CAROL)
+    root = bot.root_message(run.id, timeout=60)
+    bot.driver.click("alice", root, action_id=ids.PROVIDE_INPUT)
+    bot.slack.wait_for(lambda ws: ws.open_view("U0ALICE"), timeout=30)
+    bot.driver.submit("alice", {"size": "small", "color": "green"})
+
+    note = bot.slack.wait_for(
+        lambda ws: next(
+            (m for m in ws.channel(CHANNEL).replies.get(root.ts, []) if "not accepted" in m.text),
+            None,
+        ),
+        timeout=60,
+    )
+    assert "<@U0ALICE>" in note.text
+    assert "Green is only in stock" in note.text
+    assert "size=small" in note.text and "color=green" in note.text
+    again = bot.slack.wait_for(
+        lambda ws: next(
+            (m for m in ws.channel(CHANNEL).replies.get(root.ts, []) if buttons(m)), None
+        ),
+        timeout=60,
+    )
+    bot.driver.click("bob", again, action_id=ids.PROVIDE_INPUT)
+    prefilled = bot.slack.wait_for(lambda ws: ws.open_view("U0BOB"), timeout=30)
+    assert fields(prefilled) == {"field:size": "small", "field:color": "green"}
+    bot.driver.submit("bob", {"color": "red"})
+
+    done = finished(backend, run.id)
+    assert done.state is RunState.COMPLETED
+    inputs = backend.detail(run.id).pauses
+    assert [(i.status, i.responder) for i in inputs] == [
+        (PauseStatus.REJECTED, "U0ALICE"),
+        (PauseStatus.ACCEPTED, "U0BOB"),
+    ]
+    logged(backend, run.id, "Shirt order: small, red")
+
+
+def test_prefects_schema_check_comes_back_field_by_field(prefect_backend: PrefectBackend) -> None:
+    backend = prefect_backend
+    run = backend.start_run("get-shirt-order/tests", {}, started_by=CAROL)
+    waiting = wait_for(lambda: backend.waiting_pause(run.id), timeout=60, what="the pause")
+    answer = backend.answer(run.id, waiting.key, {"size": "tiny", "color": "red"}, responder=ALICE)
+    assert isinstance(answer, Refused)
+    assert list(answer.errors) == ["size"]
+    # Nothing was stored: the run still waits, and a good answer goes through.
+    assert backend.waiting_pause(run.id).key == waiting.key
+    backend.cancel(run.id, by=CAROL)
+    assert finished(backend, run.id).state is RunState.CANCELLED
+
+
+def test_a_pause_without_input_gets_a_continue_button(bot: ServedBot) -> None:
+    backend = bot.backend
+    run = backend.start_run("wait-for-go/tests", {}, started_by=CAROL)
+    root = bot.root_message(run.id, timeout=60)
+    bot.driver.click("alice", root, action_id=ids.PROVIDE_INPUT)
+    view = bot.slack.wait_for(lambda ws: ws.open_view("U0ALICE"), timeout=30)
+    assert fields(view) == {}
+    bot.driver.submit("alice", {})
+    assert finished(backend, run.id).state is RunState.COMPLETED
+    logged(backend, run.id, "went on")
+
+
+def test_an_unanswered_pause_times_out_and_the_prompt_says_so(bot: ServedBot) -> None:
+    backend = bot.backend
+    run = backend.start_run("quick-timeout/tests", {"seconds": 8}, started_by=CAROL)
+    root = bot.root_message(run.id, timeout=60)
+    assert finished(backend, run.id).state is RunState.FAILED
+    [asked] = backend.detail(run.id).pauses
+    assert asked.status is PauseStatus.TIMED_OUT
+    bot.slack.wait_for(
+        lambda ws: (
+            "Nobody answered in time" in json.dumps(ws.channel(CHANNEL).message(root.ts).blocks)
+        ),
+        timeout=30,
+    )
+    assert not buttons(bot.slack.channel(CHANNEL).message(root.ts))
+
+
+def test_runs_lists_shows_and_cancels_prefect_runs(bot: ServedBot) -> None:
+    backend = bot.backend
+    run = backend.start_run("greet-user/tests", {}, started_by=CAROL)
+    root = bot.root_message(run.id, timeout=60)
+
+    listing = runs(bot, "carol", "")
+    assert run.id[:8] in json.dumps(listing.blocks)
+    shown = runs(bot, "carol", f"show {run.id}")
+    assert "paused" in shown.text.lower() and "Pausing flow" in shown.text
+
+    cancelled = runs(bot, "carol", f"cancel {run.id}")
+    assert cancelled.text.startswith("Cancelled")
+    assert finished(backend, run.id).state is RunState.CANCELLED
+    bot.slack.wait_for(
+        lambda ws: "cancelled" in ws.channel(CHANNEL).message(root.ts).text,
+        timeout=30,
+    )
+    assert not buttons(bot.slack.channel(CHANNEL).message(root.ts))
+
+
+def test_a_suspended_run_started_from_slack_resumes_on_prefect(bot: ServedBot) -> None:
+    backend = bot.backend
+    started = runs(bot, "carol", "start deploy-release/tests version=1.2")
+    assert started.text.startswith("Started")
+    run = wait_for(
+        lambda: next(
+            (r for r in backend.list_runs([RunState.SUSPENDED]) if r.started_by == "U0CAROL"),
+            None,
+        ),
+        timeout=60,
+        what="the suspended run",
+    )
+    assert run.parameters == {"version": "1.2"}
+    root = bot.root_message(run.id, timeout=60)
+    bot.driver.click("bob", root, action_id=ids.PROVIDE_INPUT)
+    bot.slack.wait_for(lambda ws: ws.open_view("U0BOB"), timeout=30)
+    bot.driver.submit("bob", {"approved": True})
+    done = finished(backend, run.id, timeout=90)
+    assert done.state is RunState.COMPLETED
+    logged(backend, run.id, "approved=True version=1.2 replicas=2")
+
+
+def test_a_restarted_bot_neither_loses_nor_repeats_a_prompt(
+    prefect_api_url: str, prefect_backend: PrefectBackend
+) -> None:
+    backend = prefect_backend
+    run = backend.start_run("greet-user/tests", {}, started_by=CAROL)
+    with serving(backend) as first:
+        root = first.root_message(run.id, timeout=60)
+        wait_for(
+            lambda: backend.get_record(run.id, f"{ids.CONSUMER}.delivered"),
+            timeout=30,
+            what="the record of the delivered prompt",
+        )
+        sandbox_client = first.slack.client()
+        posted = len(first.slack.calls("chat.postMessage"))
+        # Another process starting up (same records on the run) posts nothing new.
+        other = PrefectBackend(PrefectSettings.load(api_url=prefect_api_url))
+        try:
+            replay = SlackNotifier(other, sandbox_client, CHANNEL)
+            delivery = Delivery(
+                other.current, other.records, other.timers.restore, ids.CONSUMER, replay
+            )
+            assert delivery.sync(run.id) is not None
+        finally:
+            other.close()
+        assert len(first.slack.calls("chat.postMessage")) == posted
+        assert first.slack.channel(CHANNEL).message(root.ts).ts == root.ts
+    backend.cancel(run.id, by=CAROL)
+    assert finished(backend, run.id).state is RunState.CANCELLED
+
+
+def test_permissions_per_deployment(prefect_api_url: str, tmp_path: Path) -> None:
+    rules = tmp_path / "permissions.json"
+    rules.write_text(
+        json.dumps(
+            {"greet-user": {"approvers": ["U0BOB"], "start": ["U0CAROL"], "cancel": ["U0CAROL"]}}
+        )
+    )
+    backend = PrefectBackend(PrefectSettings.load(api_url=prefect_api_url, permissions_file=rules))
+    try:
+        with serving(backend) as bot:
+            refused = runs(bot, "alice", "start greet-user/tests")
+            assert "may not start this" in refused.text and "<@U0CAROL>" in refused.text
+            run = backend.start_run("greet-user/tests", {}, started_by=CAROL)
+            root = bot.root_message(run.id, timeout=60)
+            assert "<@U0BOB>" in json.dumps(root.blocks)
+            bot.driver.click("alice", root, action_id=ids.PROVIDE_INPUT)
+            note = bot.slack.wait_for(
+                lambda ws: [m for m in ws.ephemeral("alice") if "may answer" in m.text],
+                timeout=30,
+            )[-1]
+            assert "Only <@U0BOB> may answer this." in note.text
+            assert "may cancel" in runs(bot, "alice", f"cancel {run.id}").text
+            backend.cancel(run.id, by=CAROL)
+            assert finished(backend, run.id).state is RunState.CANCELLED
+    finally:
+        backend.close()

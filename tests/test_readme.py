@@ -283,9 +283,10 @@ RUNS = [
         b,
         id=f"line{b.line}-{b.lang}",
         # The Prefect server starts once, on the worker of the prefect group, in minutes.
+        # The other blocks build on each other (files, database): one worker runs them in order.
         marks=[pytest.mark.xdist_group("prefect"), pytest.mark.timeout(900 + BLOCK_TIMEOUT)]
         if b.directive("prefect") is not None
-        else [pytest.mark.timeout(BLOCK_TIMEOUT + 60)],
+        else [pytest.mark.xdist_group("readme"), pytest.mark.timeout(BLOCK_TIMEOUT + 60)],
     )
     for b in BLOCKS
     if b.lang in RUNNABLE and not b.quickstart

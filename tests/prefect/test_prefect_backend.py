@@ -83,7 +83,7 @@ def test_a_paused_prefect_run_is_answered_in_slack(bot: ServedBot) -> None:
     assert [b["text"]["text"] for b in buttons(root)] == ["Provide input", "Reassign"]
 
     bot.driver.click("alice", root, action_id=ids.PROVIDE_INPUT)
-    view = bot.slack.wait_for(lambda ws: ws.open_view("U0ALICE"), timeout=30)
+    view = bot.slack.wait_for(lambda ws: ws.open_view("U0ALICE"), timeout=120)
     # The schema Prefect stored, with with_initial_data's value as the default.
     assert fields(view) == {"field:name": "anonymous"}
     assert "Who are you?" in json.dumps(view.view["blocks"])
@@ -113,7 +113,7 @@ def test_the_validation_loop_shows_who_sent_what_and_asks_again_prefilled(bot: S
     run = backend.start_run("get-shirt-order/tests", {}, started_by=CAROL)
     root = bot.root_message(run.id, timeout=60)
     bot.driver.click("alice", root, action_id=ids.PROVIDE_INPUT)
-    bot.slack.wait_for(lambda ws: ws.open_view("U0ALICE"), timeout=30)
+    bot.slack.wait_for(lambda ws: ws.open_view("U0ALICE"), timeout=120)
     bot.driver.submit("alice", {"size": "small", "color": "green"})
 
     note = bot.slack.wait_for(
@@ -133,7 +133,7 @@ def test_the_validation_loop_shows_who_sent_what_and_asks_again_prefilled(bot: S
         timeout=60,
     )
     bot.driver.click("bob", again, action_id=ids.PROVIDE_INPUT)
-    prefilled = bot.slack.wait_for(lambda ws: ws.open_view("U0BOB"), timeout=30)
+    prefilled = bot.slack.wait_for(lambda ws: ws.open_view("U0BOB"), timeout=120)
     assert fields(prefilled) == {"field:size": "small", "field:color": "green"}
     bot.driver.submit("bob", {"color": "red"})
 
@@ -165,7 +165,7 @@ def test_a_pause_without_input_gets_a_continue_button(bot: ServedBot) -> None:
     run = backend.start_run("wait-for-go/tests", {}, started_by=CAROL)
     root = bot.root_message(run.id, timeout=60)
     bot.driver.click("alice", root, action_id=ids.PROVIDE_INPUT)
-    view = bot.slack.wait_for(lambda ws: ws.open_view("U0ALICE"), timeout=30)
+    view = bot.slack.wait_for(lambda ws: ws.open_view("U0ALICE"), timeout=120)
     assert fields(view) == {}
     bot.driver.submit("alice", {})
     assert finished(backend, run.id).state is RunState.COMPLETED
@@ -223,7 +223,7 @@ def test_a_suspended_run_started_from_slack_resumes_on_prefect(bot: ServedBot) -
     assert run.parameters == {"version": "1.2"}
     root = bot.root_message(run.id, timeout=60)
     bot.driver.click("bob", root, action_id=ids.PROVIDE_INPUT)
-    bot.slack.wait_for(lambda ws: ws.open_view("U0BOB"), timeout=30)
+    bot.slack.wait_for(lambda ws: ws.open_view("U0BOB"), timeout=120)
     bot.driver.submit("bob", {"approved": True})
     done = finished(backend, run.id, timeout=90)
     assert done.state is RunState.COMPLETED

@@ -195,6 +195,7 @@ def test_runs_lists_shows_and_cancels_prefect_runs(bot: ServedBot) -> None:
 
     listing = runs(bot, "carol", "")
     assert run.id[:8] in json.dumps(listing.blocks)
+    logged(backend, run.id, "Pausing flow, execution will continue when this flow run is resumed.")
     shown = runs(bot, "carol", f"show {run.id}")
     assert "paused" in shown.text.lower() and "Pausing flow" in shown.text
 

@@ -7,8 +7,10 @@ extra) unless another is named. Signoff itself only talks to it over HTTP.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -76,6 +78,8 @@ class LocalPrefect:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 cwd=self.home,
+                # Its own process group: a runner's flow-run processes stop with it.
+                start_new_session=True,
             )
         self.processes.append(process)
         return process
@@ -132,12 +136,14 @@ class LocalPrefect:
         """Stop every process (flows first, the server last) and remove the home."""
         for process in reversed(self.processes):
             if process.poll() is None:
-                process.terminate()
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGTERM)
         for process in reversed(self.processes):
             try:
                 process.wait(20)
             except subprocess.TimeoutExpired:
-                process.kill()
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
                 process.wait(5)
         self.processes.clear()
         shutil.rmtree(self.home, ignore_errors=True)

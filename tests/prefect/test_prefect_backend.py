@@ -18,6 +18,7 @@ except ImportError:
 from bot.backends import Actor, PauseStatus, Refused, RunState
 from bot.backends.prefect import PrefectBackend, PrefectSettings
 from bot.backends.prefect.delivery import Delivery
+from bot.errors import RunNotFound
 from bot.slack import ids
 from bot.slack.notifier import SlackNotifier
 from bot.testing import ServedBot, serving
@@ -29,6 +30,8 @@ pytestmark = [pytest.mark.xdist_group("prefect"), pytest.mark.timeout(900)]
 
 CHANNEL = "C0GENERAL"
 CAROL, ALICE = Actor("U0CAROL"), Actor("U0ALICE")
+#: starts the runs of the paging test only, so other tests never mistake them for theirs
+PAGER = Actor("U0PAGER")
 
 
 def buttons(message) -> list[dict]:
@@ -207,6 +210,27 @@ def test_runs_lists_shows_and_cancels_prefect_runs(bot: ServedBot) -> None:
         timeout=30,
     )
     assert not buttons(bot.slack.channel(CHANNEL).message(root.ts))
+
+
+def test_runs_page_newest_first_from_a_run_id(prefect_backend: PrefectBackend) -> None:
+    started = [
+        prefect_backend.start_run("deploy-release/tests", {"version": f"0.{i}"}, started_by=PAGER)
+        for i in range(3)
+    ]
+    try:
+        mine = {r.id for r in started}
+        seen: list[str] = []
+        page = prefect_backend.list_runs(flow_name="deploy-release", limit=2)
+        while page and not mine <= set(seen):
+            seen += [r.id for r in page]
+            page = prefect_backend.list_runs(flow_name="deploy-release", limit=2, before=seen[-1])
+        assert len(seen) == len(set(seen)), "a run was listed on two pages"
+        assert [i for i in seen if i in mine] == [r.id for r in reversed(started)]
+        with pytest.raises(RunNotFound):
+            prefect_backend.list_runs(before="not-a-run")
+    finally:
+        for run in started:
+            prefect_backend.cancel(run.id, by=PAGER)
 
 
 def test_a_suspended_run_started_from_slack_resumes_on_prefect(bot: ServedBot) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -87,6 +88,11 @@ class PrefectApi:
     # -- flow runs ----------------------------------------------------------------------
 
     def flow_run(self, run_id: str) -> Doc:
+        try:
+            uuid.UUID(run_id)
+        except ValueError:
+            # Prefect would answer 422; to the caller it is simply no such run.
+            raise RunNotFound(run_id) from None
         found: Doc = self._json("GET", f"/flow_runs/{run_id}", run_id=run_id)
         return found
 
@@ -98,10 +104,14 @@ class PrefectApi:
         ended_after: str | None = None,
         ids: Sequence[str] | None = None,
         tags: Sequence[str] | None = None,
+        expected_before: str | None = None,
         limit: int = 50,
     ) -> list[Doc]:
-        """Flow runs, newest first (by expected start time)."""
+        """Flow runs, newest first (by expected start time); ``expected_before`` keeps those
+        expected to start at or before that time (Prefect's bound is inclusive)."""
         runs: Doc = {}
+        if expected_before:
+            runs["expected_start_time"] = {"before_": expected_before}
         if tags:
             runs["tags"] = {"all_": list(tags)}
         if state_types:

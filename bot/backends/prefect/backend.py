@@ -213,13 +213,22 @@ class PrefectBackend:
         *,
         flow_name: str | None = None,
         limit: int = 50,
+        before: str | None = None,
     ) -> list[Run]:
         types = sorted({t for s in states for t in PREFECT_TYPES[s]}) if states else None
+        after: Doc | None = self.api.flow_run(before) if before else None
         docs = self.api.flow_runs(
             state_types=types,
             flow_names=[flow_name.partition("/")[0]] if flow_name else None,
-            limit=limit,
+            expected_before=str(after["expected_start_time"]) if after else None,
+            # The bound is inclusive: room for ``before`` itself and runs tied with it.
+            limit=limit if after is None else limit + 10,
         )
+        if after is not None:
+            ids = [str(d["id"]) for d in docs]
+            if str(after["id"]) in ids:
+                docs = docs[ids.index(str(after["id"])) + 1 :]
+        docs = docs[:limit]
         found = [self._run(doc) for doc in docs]
         return [r for r in found if states is None or r.state in states]
 

@@ -24,6 +24,7 @@ from bot.backends.interface import ChangeObserver
 from bot.backends.model import JSON, Event, EventKind, Pause, PauseStatus, Run
 from bot.backends.prefect.api import Doc
 from bot.backends.prefect.records import Records
+from bot.backends.prefect.requests import refusal_pending
 from bot.backends.prefect.runs import fingerprint
 
 #: reads a run now: the run, Prefect's document of it, its requests for input
@@ -53,7 +54,8 @@ class Delivery:
     def sync(self, run_id: str) -> str | None:
         """Deliver what is new about ``run_id``; the run's fingerprint (``runs.fingerprint``),
         or None when it cannot be judged yet (it paused, but the flow has not stored the
-        schema of its input yet)."""
+        schema of its input yet, or the flow's reason for refusing the last answer may still
+        be on its way: ``requests.refusal_pending``)."""
         run, doc, pauses = self.read(run_id)
         state = doc.get("state") or {}
         keyset = (state.get("state_details") or {}).get("run_input_keyset")
@@ -61,6 +63,8 @@ class Delivery:
             waiting = next((p for p in pauses if p.status is PauseStatus.WAITING), None)
             if waiting is not None and waiting.schema is None:
                 return None  # the flow stores the schema just after pausing
+        if refusal_pending(pauses):
+            return None  # its refusal of the last answer may still be in its logs' batch
         self.restore(run.id)
         record = f"{self.consumer}.delivered"
         delivered: dict[str, Any] = self.records.get(run.id, record) or {}

@@ -16,9 +16,10 @@ values, so the person corrects rather than retypes.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
 from bot.backends.model import Delegation, GivenAnswer, Pause, PauseStatus, Run, RunState
@@ -28,6 +29,11 @@ from bot.backends.prefect.settings import Permission
 
 #: log levels that may carry the flow's reason for refusing an answer (WARNING and up)
 REFUSAL_LEVEL = 30
+
+#: how long after a flow asks again for the same model the log line saying why it refused the
+#: last answer may still be on its way (Prefect ships a run's logs in batches, 2 s apart by
+#: default); until then the last answer is neither accepted nor refused
+REFUSAL_LOG_GRACE = timedelta(seconds=10)
 
 #: reads a flow run input by key (None when absent)
 ReadInput = Callable[[str], Any]
@@ -181,6 +187,19 @@ def _refusal(
     if run.state is RunState.FAILED and "validation error" in (run.state_message or "").lower():
         return run.state_message
     return None
+
+
+def refusal_pending(pauses: Sequence[Pause], now: datetime | None = None) -> bool:
+    """True while an answer looks accepted only because the flow's reason for refusing it may
+    not have reached the server yet: the flow asked for the same model again moments ago."""
+    moment = now or datetime.now(UTC)
+    return any(
+        earlier.status is PauseStatus.ACCEPTED
+        and earlier.title is not None
+        and later.title == earlier.title
+        and moment - later.created_at < REFUSAL_LOG_GRACE
+        for earlier, later in pairwise(pauses)
+    )
 
 
 def _resumed_after(states: list[Doc], pause: prefect_runs.PauseState) -> bool:

@@ -59,6 +59,7 @@ class Watcher:
 
     RETRY_SECONDS = (0.2, 30.0)
     NOT_READY_SECONDS = 0.05
+    NOT_READY_MAX_SECONDS = 1.0
 
     def __init__(
         self,
@@ -81,6 +82,7 @@ class Watcher:
         #: run id -> fingerprint at its last successful sync
         self._synced: dict[str, str] = {}
         self._failures: dict[str, int] = {}
+        self._not_ready: dict[str, int] = {}
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._reconcile_now = threading.Event()
@@ -232,8 +234,12 @@ class Watcher:
             return
         self._failures.pop(run_id, None)
         if fingerprint is None:
-            self.poke(run_id, self.NOT_READY_SECONDS)
+            # Not ready: look again soon, then less often (each look reads the run's logs).
+            tries = self._not_ready.get(run_id, 0)
+            self._not_ready[run_id] = tries + 1
+            self.poke(run_id, min(self.NOT_READY_SECONDS * 2**tries, self.NOT_READY_MAX_SECONDS))
         else:
+            self._not_ready.pop(run_id, None)
             with self._cond:
                 self._synced[run_id] = fingerprint
 

@@ -278,6 +278,7 @@ def _defines_tests(code: str) -> bool:
     )
 
 
+RUNNABLE_BLOCKS = [b for b in BLOCKS if b.lang in RUNNABLE and not b.quickstart]
 RUNS = [
     pytest.param(
         b,
@@ -288,8 +289,7 @@ RUNS = [
         if b.directive("prefect") is not None
         else [pytest.mark.xdist_group("readme"), pytest.mark.timeout(BLOCK_TIMEOUT + 60)],
     )
-    for b in BLOCKS
-    if b.lang in RUNNABLE and not b.quickstart
+    for b in RUNNABLE_BLOCKS
 ]
 
 
@@ -306,7 +306,7 @@ def test_block_runs_as_written(
         pytest.skip(f"{block.label}: {reason}")
     # Blocks build on the ones before them. With several test processes, this one may not
     # have run those yet: it runs them first, so every block sees the README's order.
-    for earlier in RUNS:
+    for earlier in RUNNABLE_BLOCKS:
         if earlier.line >= block.line:
             break
         if earlier.line not in project.ran and earlier.directive("skip") is None:

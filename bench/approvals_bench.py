@@ -36,15 +36,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import insert
 
-from bot.backends.embedded import EmbeddedBackend
-from bot.slack.home import home_view
-from bot.testing import running_bot
-from engine import Engine, EngineSettings
-from engine.audit import GENESIS, AuditAction, AuditEntry, chain_hash, entry_fields
-from engine.serialization import dump
-from engine.store.audit import AUDIT
-from engine.store.base import RUNS
-from engine.store.pauses import PAUSES
+from signoff.bot.backends.embedded import EmbeddedBackend
+from signoff.bot.slack.home import home_view
+from signoff.bot.testing import running_bot
+from signoff.engine import Engine, EngineSettings
+from signoff.engine.audit import GENESIS, AuditAction, AuditEntry, chain_hash, entry_fields
+from signoff.engine.serialization import dump
+from signoff.engine.store.audit import AUDIT
+from signoff.engine.store.base import RUNS
+from signoff.engine.store.pauses import PAUSES
 
 USERS = 1000
 WAITING = 300

@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 import time
 
-from engine import flow, pause_flow_run, task
-from engine.input import RunInput
+from signoff.engine import flow, pause_flow_run, task
+from signoff.engine.input import RunInput
 
 MARKS: dict[str, float] = {}
 

@@ -33,12 +33,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.backends import Actor
-from bot.backends.prefect import PrefectBackend, PrefectSettings
-from bot.backends.prefect import runs as prefect_runs
-from bot.backends.prefect.local import LocalPrefect
-from bot.slack import ids
-from bot.testing import running_bot, serving
+from signoff.bot.backends import Actor
+from signoff.bot.backends.prefect import PrefectBackend, PrefectSettings
+from signoff.bot.backends.prefect import runs as prefect_runs
+from signoff.bot.backends.prefect.local import LocalPrefect
+from signoff.bot.slack import ids
+from signoff.bot.testing import running_bot, serving
 
 ROOT = Path(__file__).resolve().parent.parent
 FLOWS = ROOT / "bot" / "demo" / "prefect_flows.py"
@@ -90,7 +90,7 @@ def measure_embedded(rounds: int) -> tuple[list[float], list[float]]:
     """The same two figures for the embedded engine."""
     to_prompt: list[float] = []
     to_next_line: list[float] = []
-    with running_bot(["bot.demo.flows"]) as bot:
+    with running_bot(["signoff.bot.demo.flows"]) as bot:
         for round_ in range(rounds):
             run = bot.engine.submit("greet-user", {}, started_by="U0CAROL")
             root = bot.root_message(run.id, timeout=60)

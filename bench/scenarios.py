@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 import flows  # noqa: E402
 import peers.common  # noqa: E402  (the resumers the peers use too)
 
-from engine import (  # noqa: E402
+from signoff.engine import (  # noqa: E402
     Engine,
     EngineSettings,
     Event,
@@ -54,7 +54,7 @@ from engine import (  # noqa: E402
     set_engine,
     suspend_flow_run,
 )
-from engine import flow as flow_decorator  # noqa: E402
+from signoff.engine import flow as flow_decorator  # noqa: E402
 
 RESUMERS = 8
 
@@ -412,7 +412,7 @@ def listing(url: str, count: int) -> dict[str, object]:
 
     from sqlalchemy import insert
 
-    from engine.store.sql import RUNS
+    from signoff.engine.store.sql import RUNS
 
     with engine_on(url) as engine:
         now = datetime.now(UTC)

@@ -46,12 +46,12 @@ sys.path[:0] = [str(ROOT), str(BENCH)]
 
 import flows  # noqa: E402  (the bench's flows: bench-wait with a two-field RunInput)
 
-from bot.sandbox import SlackSandbox  # noqa: E402
-from bot.sandbox.records import AppResponse  # noqa: E402
-from bot.sandbox.transport import HttpDriver  # noqa: E402
-from bot.slack import ids  # noqa: E402
-from bot.testing import SIGNING_SECRET, running_bot  # noqa: E402
-from engine import Engine, EngineSettings, RunState  # noqa: E402
+from signoff.bot.sandbox import SlackSandbox  # noqa: E402
+from signoff.bot.sandbox.records import AppResponse  # noqa: E402
+from signoff.bot.sandbox.transport import HttpDriver  # noqa: E402
+from signoff.bot.slack import ids  # noqa: E402
+from signoff.bot.testing import SIGNING_SECRET, running_bot  # noqa: E402
+from signoff.engine import Engine, EngineSettings, RunState  # noqa: E402
 
 CHANNEL = "C0GENERAL"
 TARGETS = {"50": 100.0, "1000": 300.0, "slow": 100.0}
@@ -243,7 +243,7 @@ def replica(slack: SlackSandbox, url: str, tmp: Path) -> Iterator[str]:
         [
             sys.executable,
             "-m",
-            "bot.cli",
+            "signoff.bot.cli",
             "serve",
             "--port",
             str(port),

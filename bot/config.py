@@ -16,7 +16,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from bot.errors import SettingsError
+from signoff.bot.errors import SettingsError
 
 #: read by every settings class; the environment wins over it
 ENV_FILE = ".env"

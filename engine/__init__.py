@@ -2,8 +2,8 @@
 
 Example::
 
-    from engine import flow, get_run_logger, pause_flow_run
-    from engine.input import RunInput
+    from signoff.engine import flow, get_run_logger, pause_flow_run
+    from signoff.engine.input import RunInput
 
     class Approval(RunInput):
         approved: bool
@@ -23,9 +23,9 @@ import asyncio
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from engine.actors import Actor, GroupDirectory, Via
-from engine.audit import AuditAction, AuditRecord, Verification
-from engine.errors import (
+from signoff.engine.actors import Actor, GroupDirectory, Via
+from signoff.engine.audit import AuditAction, AuditRecord, Verification
+from signoff.engine.errors import (
     AlreadyAnswered,
     CannotSuspend,
     ConfigurationError,
@@ -50,15 +50,20 @@ from engine.errors import (
     StoreError,
     UnstorableValue,
 )
-from engine.events import DurableConsumer, RunObserver
-from engine.flows import Flow, flow
-from engine.logs import get_run_logger
-from engine.pausing import apause_flow_run, asuspend_flow_run, pause_flow_run, suspend_flow_run
-from engine.permissions import Action, Refusal
-from engine.quorum import Answered, Answers
-from engine.registry import load as load_flows
-from engine.registry import registered_flows
-from engine.runs import (
+from signoff.engine.events import DurableConsumer, RunObserver
+from signoff.engine.flows import Flow, flow
+from signoff.engine.logs import get_run_logger
+from signoff.engine.pausing import (
+    apause_flow_run,
+    asuspend_flow_run,
+    pause_flow_run,
+    suspend_flow_run,
+)
+from signoff.engine.permissions import Action, Refusal
+from signoff.engine.quorum import Answered, Answers
+from signoff.engine.registry import load as load_flows
+from signoff.engine.registry import registered_flows
+from signoff.engine.runs import (
     ConsumerLag,
     Delegation,
     EngineStats,
@@ -74,12 +79,12 @@ from engine.runs import (
     StateChange,
     TaskRun,
 )
-from engine.runtime import Engine, get_engine, set_engine
-from engine.schema import SchemaStatus, schema_status, upgrade_schema
-from engine.settings import EngineSettings
-from engine.tasks import Task, task
-from engine.validation import model_errors, schema_errors
-from engine.workers import Worker
+from signoff.engine.runtime import Engine, get_engine, set_engine
+from signoff.engine.schema import SchemaStatus, schema_status, upgrade_schema
+from signoff.engine.settings import EngineSettings
+from signoff.engine.tasks import Task, task
+from signoff.engine.validation import model_errors, schema_errors
+from signoff.engine.workers import Worker
 
 
 def resume_flow_run(
@@ -213,3 +218,8 @@ __all__ = [
     "task",
     "upgrade_schema",
 ]
+
+if __name__ == "engine":  # the reference examples' short name: be signoff.engine itself
+    from signoff import short_names
+
+    short_names.take("engine")

@@ -26,7 +26,7 @@ from datetime import datetime
 from json.encoder import encode_basestring
 from typing import Any, NamedTuple, TextIO
 
-from engine.actors import Actor, Via
+from signoff.engine.actors import Actor, Via
 
 #: the link the first record points back to
 GENESIS = "0" * 64

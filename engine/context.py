@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from engine.definition import FlowDefinition
-from engine.errors import MissingContext
+from signoff.engine.definition import FlowDefinition
+from signoff.engine.errors import MissingContext
 
 if TYPE_CHECKING:
-    from engine.runtime import Engine
+    from signoff.engine.runtime import Engine
 
 
 @dataclass

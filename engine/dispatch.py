@@ -20,10 +20,10 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
-from engine.errors import StoreError
-from engine.runs import Event
-from engine.store import SqlStore
-from engine.store.base import NOTIFY_CHANNEL
+from signoff.engine.errors import StoreError
+from signoff.engine.runs import Event
+from signoff.engine.store import SqlStore
+from signoff.engine.store.base import NOTIFY_CHANNEL
 
 logger = logging.getLogger(__name__)
 

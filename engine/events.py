@@ -14,11 +14,11 @@ import threading
 import uuid
 from typing import TYPE_CHECKING, Protocol
 
-from engine.errors import LeaseLost, StoreError
-from engine.runs import Event
+from signoff.engine.errors import LeaseLost, StoreError
+from signoff.engine.runs import Event
 
 if TYPE_CHECKING:
-    from engine.store import SqlStore
+    from signoff.engine.store import SqlStore
 
 logger = logging.getLogger(__name__)
 

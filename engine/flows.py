@@ -9,9 +9,9 @@ from typing import Any, Generic, ParamSpec, TypeVar, cast, overload
 
 import pydantic
 
-from engine.errors import InvalidParameters
-from engine.registry import registry
-from engine.validation import model_errors
+from signoff.engine.errors import InvalidParameters
+from signoff.engine.registry import registry
+from signoff.engine.validation import model_errors
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -87,7 +87,7 @@ class Flow(Generic[P, R]):
         return self.validate_parameters(dict(bound.arguments))
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
-        from engine.runner import call_flow, call_flow_async
+        from signoff.engine.runner import call_flow, call_flow_async
 
         parameters = self.bind(*args, **kwargs)
         if self.is_async:

@@ -2,7 +2,7 @@
 
 Example::
 
-    from engine.input import RunInput
+    from signoff.engine.input import RunInput
 
     class Approval(RunInput):
         approved: bool

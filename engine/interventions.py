@@ -9,9 +9,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-from engine.actors import Actor, as_actor
-from engine.audit import AuditAction, AuditEntry
-from engine.errors import (
+from signoff.engine.actors import Actor, as_actor
+from signoff.engine.audit import AuditAction, AuditEntry
+from signoff.engine.errors import (
     AlreadyAnswered,
     EngineError,
     InvalidTransition,
@@ -20,10 +20,10 @@ from engine.errors import (
     ResponderNotAllowed,
     RunNotWaiting,
 )
-from engine.oversight import Oversight
-from engine.permissions import Action, Refusal
-from engine.runs import JSON, Pause, PauseStatus, Run, RunState
-from engine.waiters import Waiters
+from signoff.engine.oversight import Oversight
+from signoff.engine.permissions import Action, Refusal
+from signoff.engine.runs import JSON, Pause, PauseStatus, Run, RunState
+from signoff.engine.waiters import Waiters
 
 logger = logging.getLogger(__name__)
 

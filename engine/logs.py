@@ -7,9 +7,9 @@ from collections.abc import MutableMapping
 from datetime import UTC, datetime
 from typing import Any
 
-from engine.context import current_run, current_task, require_run
+from signoff.engine.context import current_run, current_task, require_run
 
-_flow_logger = logging.getLogger("engine.flow_runs")
+_flow_logger = logging.getLogger("signoff.engine.flow_runs")
 
 
 class RunLogger(logging.LoggerAdapter[logging.Logger]):

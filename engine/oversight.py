@@ -10,8 +10,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Literal, TextIO
 
-from engine.actors import SYSTEM, Actor, GroupDirectory
-from engine.audit import (
+from signoff.engine.actors import SYSTEM, Actor, GroupDirectory
+from signoff.engine.audit import (
     AuditAction,
     AuditEntry,
     AuditRecord,
@@ -20,12 +20,12 @@ from engine.audit import (
     export_jsonl,
     verify,
 )
-from engine.errors import FlowNotFound, RunNotFound
-from engine.permissions import Action, Permissions, Refusal
-from engine.registry import FlowRegistry
-from engine.runs import JSON, Pause, PauseStatus, Run
-from engine.settings import EngineSettings
-from engine.store import SqlStore
+from signoff.engine.errors import FlowNotFound, RunNotFound
+from signoff.engine.permissions import Action, Permissions, Refusal
+from signoff.engine.registry import FlowRegistry
+from signoff.engine.runs import JSON, Pause, PauseStatus, Run
+from signoff.engine.settings import EngineSettings
+from signoff.engine.store import SqlStore
 
 #: what counts as a person's decision on their home view
 DECISIONS = (

@@ -31,15 +31,15 @@ from typing import Any, TypeVar, overload
 
 import pydantic
 
-from engine.context import RunContext, current_run, require_run
-from engine.errors import CannotSuspend, InvalidTransition, PauseTimeout, UnstorableValue
-from engine.input import RunInput, load_answer, run_input_from_type
-from engine.input_schema import input_schema
-from engine.quorum import Answered, Answers
-from engine.runs import GivenAnswer, Pause, PauseStatus, RunState
-from engine.signals import Cancel, Suspend
-from engine.validation import model_errors
-from engine.waiters import LoopWaiter, ThreadWaiter
+from signoff.engine.context import RunContext, current_run, require_run
+from signoff.engine.errors import CannotSuspend, InvalidTransition, PauseTimeout, UnstorableValue
+from signoff.engine.input import RunInput, load_answer, run_input_from_type
+from signoff.engine.input_schema import input_schema
+from signoff.engine.quorum import Answered, Answers
+from signoff.engine.runs import GivenAnswer, Pause, PauseStatus, RunState
+from signoff.engine.signals import Cancel, Suspend
+from signoff.engine.validation import model_errors
+from signoff.engine.waiters import LoopWaiter, ThreadWaiter
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
@@ -201,13 +201,15 @@ def _open(req: _Request, owner: str | None) -> None:
         )
     if req.pause.deadline is not None:
         engine.timers.call_at(
-            f"expire:{run_id}:{req.key}", req.pause.deadline, "engine.timers:expire_due_pauses"
+            f"expire:{run_id}:{req.key}",
+            req.pause.deadline,
+            "signoff.engine.timers:expire_due_pauses",
         )
     if req.pause.escalate_at is not None and req.pause.escalated_at is None:
         engine.timers.call_at(
             f"escalate:{run_id}:{req.key}",
             req.pause.escalate_at,
-            "engine.timers:escalate_due_pauses",
+            "signoff.engine.timers:escalate_due_pauses",
         )
     engine.notify()
     logger.info(
@@ -465,7 +467,7 @@ def _request_suspend(
     approvers: Sequence[str] | None,
     forbid_starter: bool | None,
 ) -> None:
-    from engine.runtime import get_engine
+    from signoff.engine.runtime import get_engine
 
     _check_arguments(timeout, key)
     engine = get_engine()

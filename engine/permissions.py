@@ -23,8 +23,8 @@ import enum
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from engine.actors import Actor, GroupDirectory, Via
-from engine.runs import Pause, Run, WaitingInput
+from signoff.engine.actors import Actor, GroupDirectory, Via
+from signoff.engine.runs import Pause, Run, WaitingInput
 
 
 class Action(enum.StrEnum):

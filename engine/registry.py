@@ -10,8 +10,8 @@ import sys
 import threading
 from pathlib import Path
 
-from engine.definition import FlowDefinition
-from engine.errors import FlowImportError
+from signoff.engine.definition import FlowDefinition
+from signoff.engine.errors import FlowImportError
 
 logger = logging.getLogger(__name__)
 

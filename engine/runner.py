@@ -8,16 +8,16 @@ from typing import Any
 
 import pydantic
 
-from engine import serialization
-from engine.actors import Actor, as_actor
-from engine.audit import AuditAction, AuditEntry
-from engine.context import RunContext, current_run
-from engine.definition import FlowDefinition
-from engine.errors import FlowImportError, PauseTimeout, RunCancelled, RunSuspended
-from engine.runs import RunState
-from engine.runtime import Engine, get_engine
-from engine.signals import Cancel, Suspend
-from engine.validation import model_errors
+from signoff.engine import serialization
+from signoff.engine.actors import Actor, as_actor
+from signoff.engine.audit import AuditAction, AuditEntry
+from signoff.engine.context import RunContext, current_run
+from signoff.engine.definition import FlowDefinition
+from signoff.engine.errors import FlowImportError, PauseTimeout, RunCancelled, RunSuspended
+from signoff.engine.runs import RunState
+from signoff.engine.runtime import Engine, get_engine
+from signoff.engine.signals import Cancel, Suspend
+from signoff.engine.validation import model_errors
 
 logger = logging.getLogger(__name__)
 

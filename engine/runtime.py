@@ -19,11 +19,11 @@ from typing import Any
 
 import pydantic
 
-from engine import serialization
-from engine.actors import Actor, as_actor
-from engine.audit import AuditAction, AuditEntry
-from engine.dispatch import Dispatcher
-from engine.errors import (
+from signoff.engine import serialization
+from signoff.engine.actors import Actor, as_actor
+from signoff.engine.audit import AuditAction, AuditEntry
+from signoff.engine.dispatch import Dispatcher
+from signoff.engine.errors import (
     FlowNotFound,
     InputInvalid,
     PauseExpired,
@@ -31,13 +31,13 @@ from engine.errors import (
     RunNotWaiting,
     StoreError,
 )
-from engine.events import DurableConsumer, RunObserver
-from engine.input import load_answer
-from engine.interventions import Interventions
-from engine.offload import StoreThreads
-from engine.permissions import Action, Permissions, Refusal
-from engine.registry import FlowRegistry, registry
-from engine.runs import (
+from signoff.engine.events import DurableConsumer, RunObserver
+from signoff.engine.input import load_answer
+from signoff.engine.interventions import Interventions
+from signoff.engine.offload import StoreThreads
+from signoff.engine.permissions import Action, Permissions, Refusal
+from signoff.engine.registry import FlowRegistry, registry
+from signoff.engine.runs import (
     JSON,
     EngineStats,
     Event,
@@ -49,13 +49,13 @@ from engine.runs import (
     RunDetail,
     RunState,
 )
-from engine.settings import EngineSettings
-from engine.store import SqlStore
-from engine.store.pauses import AnswerOutcome
-from engine.timers import Timers
-from engine.upkeep import Upkeep
-from engine.validation import model_errors, schema_errors
-from engine.waiters import Answer, Waiters
+from signoff.engine.settings import EngineSettings
+from signoff.engine.store import SqlStore
+from signoff.engine.store.pauses import AnswerOutcome
+from signoff.engine.timers import Timers
+from signoff.engine.upkeep import Upkeep
+from signoff.engine.validation import model_errors, schema_errors
+from signoff.engine.waiters import Answer, Waiters
 
 logger = logging.getLogger(__name__)
 

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from engine.errors import StoreError
-from engine.settings import EngineSettings
-from engine.store.database import create_db_engine, schema_revisions, upgrade
+from signoff.engine.errors import StoreError
+from signoff.engine.settings import EngineSettings
+from signoff.engine.store.database import create_db_engine, schema_revisions, upgrade
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from typing import Annotated
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from engine.errors import ConfigurationError
+from signoff.engine.errors import ConfigurationError
 
 
 def _default_database_url() -> str:

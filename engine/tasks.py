@@ -15,11 +15,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Generic, ParamSpec, TypeVar, cast, overload
 
-from engine import serialization
-from engine.context import RunContext, current_run, current_task
-from engine.pausing import suspend_at_boundary
-from engine.runs import RunState
-from engine.signals import Cancel
+from signoff.engine import serialization
+from signoff.engine.context import RunContext, current_run, current_task
+from signoff.engine.pausing import suspend_at_boundary
+from signoff.engine.runs import RunState
+from signoff.engine.signals import Cancel
 
 P = ParamSpec("P")
 R = TypeVar("R")

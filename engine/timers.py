@@ -76,7 +76,7 @@ class Timers:
 
     Example::
 
-        engine.timers.call_at("remind:run42", when, "bot.slack.reminders:remind", {"run_id": "run42"})
+        engine.timers.call_at("remind:run42", when, "signoff.bot.slack.reminders:remind", {"run_id": "run42"})
     """
 
     def __init__(self, db: SqlEngine) -> None:

@@ -8,9 +8,9 @@ import logging
 import time
 from datetime import datetime
 
-from engine.runs import RunState
-from engine.settings import EngineSettings
-from engine.store import SqlStore
+from signoff.engine.runs import RunState
+from signoff.engine.settings import EngineSettings
+from signoff.engine.store import SqlStore
 
 logger = logging.getLogger(__name__)
 

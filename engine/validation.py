@@ -33,7 +33,7 @@ from jsonschema.validators import extend
 from pydantic_core import PydanticCustomError, SchemaValidator, core_schema
 from pydantic_core import SchemaError as CoreSchemaError
 
-from engine.input_schema import URL_KEYS
+from signoff.engine.input_schema import URL_KEYS
 
 _TYPE_WORDS = {
     "string": "text",

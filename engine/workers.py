@@ -15,10 +15,10 @@ import threading
 import time
 from collections.abc import Iterable
 
-from engine import registry as flow_sources
-from engine.errors import StoreError
-from engine.runner import execute_queued, execute_queued_async, prepare_queued
-from engine.runtime import Engine, get_engine
+from signoff.engine import registry as flow_sources
+from signoff.engine.errors import StoreError
+from signoff.engine.runner import execute_queued, execute_queued_async, prepare_queued
+from signoff.engine.runtime import Engine, get_engine
 
 logger = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ import hypothesis.strategies  # noqa: F401
 import psycopg
 import pytest
 
-from engine import Engine, EngineSettings, set_engine
-from engine.store.database import create_db_engine, upgrade
+from signoff.engine import Engine, EngineSettings, set_engine
+from signoff.engine.store.database import create_db_engine, upgrade
 from tests.support.postgres import PostgresCluster, PostgresUnavailable, start_cluster
 from tests.support.prefect import prefect_server, require_prefect
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import bot.sandbox.web
-import engine
-import engine.input
+import signoff.bot.sandbox.web
+import signoff.engine
+import signoff.engine.input
 
 
 def test_engine_exports() -> None:
-    assert sorted(engine.__all__) == engine.__all__
-    assert engine.__all__ == [
+    assert sorted(signoff.engine.__all__) == signoff.engine.__all__
+    assert signoff.engine.__all__ == [
         "Action",
         "Actor",
         "AlreadyAnswered",
@@ -84,18 +84,18 @@ def test_engine_exports() -> None:
         "task",
         "upgrade_schema",
     ]
-    for name in engine.__all__:
-        assert getattr(engine, name) is not None
+    for name in signoff.engine.__all__:
+        assert getattr(signoff.engine, name) is not None
 
 
 def test_input_exports() -> None:
-    assert engine.input.__all__ == ["AutomaticRunInput", "RunInput", "run_input_from_type"]
+    assert signoff.engine.input.__all__ == ["AutomaticRunInput", "RunInput", "run_input_from_type"]
 
 
 def test_audit_exports() -> None:
-    import engine.audit
+    import signoff.engine.audit
 
-    assert engine.audit.__all__ == [
+    assert signoff.engine.audit.__all__ == [
         "CSV_COLUMNS",
         "GENESIS",
         "AuditAction",
@@ -117,7 +117,7 @@ def test_audit_exports() -> None:
 
 
 def test_sandbox_page_exports() -> None:
-    assert bot.sandbox.web.__all__ == [
+    assert signoff.bot.sandbox.web.__all__ == [
         "LOOPBACK",
         "Place",
         "SandboxPage",
@@ -128,10 +128,10 @@ def test_sandbox_page_exports() -> None:
 
 
 def test_backends_exports() -> None:
-    import bot.backends
-    import bot.backends.embedded
+    import signoff.bot.backends
+    import signoff.bot.backends.embedded
 
-    assert bot.backends.__all__ == [
+    assert signoff.bot.backends.__all__ == [
         "JSON",
         "SYSTEM",
         "Accepted",
@@ -164,13 +164,13 @@ def test_backends_exports() -> None:
         "Via",
         "Watch",
     ]
-    assert bot.backends.embedded.__all__ == ["EmbeddedBackend", "translated"]
+    assert signoff.bot.backends.embedded.__all__ == ["EmbeddedBackend", "translated"]
 
 
 def test_bot_errors_exports() -> None:
-    import bot.errors
+    import signoff.bot.errors
 
-    assert bot.errors.__all__ == [
+    assert signoff.bot.errors.__all__ == [
         "BackendError",
         "BackendUnavailable",
         "BotError",
@@ -190,6 +190,21 @@ def test_bot_errors_exports() -> None:
 
 
 def test_testing_exports() -> None:
-    import bot.testing
+    import signoff.bot.testing
 
-    assert bot.testing.__all__ == ["RunningBot", "ServedBot", "running_bot", "serving"]
+    assert signoff.bot.testing.__all__ == ["RunningBot", "ServedBot", "running_bot", "serving"]
+
+
+def test_signoff_is_the_engine_api_with_its_input_models() -> None:
+    import signoff
+    import signoff.engine.input
+
+    assert signoff.__all__ == [
+        *signoff.engine.__all__,
+        "AutomaticRunInput",
+        "RunInput",
+        "__version__",
+    ]
+    assert signoff.flow is signoff.engine.flow
+    assert signoff.RunInput is signoff.engine.input.RunInput
+    assert signoff.__version__.count(".") >= 1

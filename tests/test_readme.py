@@ -43,7 +43,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.sandbox import SlackSandbox
+from signoff.bot.sandbox import SlackSandbox
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"

@@ -9,8 +9,8 @@ implementation; the CLI, the demo and ``bot.testing`` choose one. Errors are ``b
 
 from __future__ import annotations
 
-from bot.backends.interface import Backend, ChangeObserver, GroupDirectory, Watch
-from bot.backends.model import (
+from signoff.bot.backends.interface import Backend, ChangeObserver, GroupDirectory, Watch
+from signoff.bot.backends.model import (
     JSON,
     SYSTEM,
     Accepted,

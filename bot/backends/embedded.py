@@ -21,9 +21,9 @@ from typing import Any, TypeVar
 
 from pydantic import PydanticUserError
 
-import engine as eng
-from bot.backends.interface import ChangeObserver, GroupDirectory, Watch
-from bot.backends.model import (
+from signoff import engine as eng
+from signoff.bot.backends.interface import ChangeObserver, GroupDirectory, Watch
+from signoff.bot.backends.model import (
     JSON,
     Accepted,
     Action,
@@ -51,7 +51,7 @@ from bot.backends.model import (
     TaskRun,
     Via,
 )
-from bot.errors import (
+from signoff.bot.errors import (
     BackendError,
     BackendUnavailable,
     FlowUnknown,

@@ -13,7 +13,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
-from bot.backends.model import (
+from signoff.bot.backends.model import (
     JSON,
     Action,
     Actor,

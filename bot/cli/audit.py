@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 import click
 
-from bot.cli.session import CliSession, pass_session
+from signoff.bot.cli.session import CliSession, pass_session
 
 
 class UtcDateTime(click.ParamType[datetime]):

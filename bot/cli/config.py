@@ -16,11 +16,11 @@ from urllib.parse import urlsplit, urlunsplit
 import click
 from dotenv import dotenv_values
 
-from bot.cli.render import dump_json, table_lines
-from bot.cli.session import CliSession, pass_session
-from bot.config import ENV_FILE, BotSettings, LogSettings, ServerSettings
-from bot.errors import SettingsError
-from engine import EngineError
+from signoff.bot.cli.render import dump_json, table_lines
+from signoff.bot.cli.session import CliSession, pass_session
+from signoff.bot.config import ENV_FILE, BotSettings, LogSettings, ServerSettings
+from signoff.bot.errors import SettingsError
+from signoff.engine import EngineError
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import click
 
-from bot.cli.session import CliSession, pass_session
-from engine import schema_status, upgrade_schema
+from signoff.bot.cli.session import CliSession, pass_session
+from signoff.engine import schema_status, upgrade_schema
 
 
 @click.group("db")

@@ -11,8 +11,8 @@ from typing import Any, cast
 
 import click
 
-from bot.cli.render import JSONValue, dump_json, table_lines
-from engine import Flow, load_flows, registered_flows
+from signoff.bot.cli.render import JSONValue, dump_json, table_lines
+from signoff.engine import Flow, load_flows, registered_flows
 
 
 def parameter_text(parameter: inspect.Parameter) -> str:

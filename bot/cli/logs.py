@@ -19,7 +19,7 @@ from typing import Any
 
 from pythonjsonlogger.json import JsonFormatter
 
-from bot.config import LogSettings
+from signoff.bot.config import LogSettings
 
 #: Record attributes (passed as ``extra``) that text lines show after the message.
 LOG_CONTEXT = ("run_id", "flow", "key", "state", "error")

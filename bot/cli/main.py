@@ -25,21 +25,21 @@ from types import FrameType
 
 import click
 
-from bot.cli.audit import audit
-from bot.cli.config import config
-from bot.cli.db import db
-from bot.cli.flows import flows
-from bot.cli.logs import configure_logging
-from bot.cli.manifest import manifest_command
-from bot.cli.render import JSONValue, dump_json, state_line
-from bot.cli.runs import runs
-from bot.cli.sandbox import sandbox_command
-from bot.cli.serve import serve_command
-from bot.cli.session import CliSession, pass_session
-from bot.cli.wait import RECHECK_SECONDS, Until, say_no_worker, wait_for_run
-from bot.demo.command import demo_command
-from bot.demo.on_prefect import prefect_demo
-from engine import EngineError, FlowNotFound, RunState, Worker, load_flows
+from signoff.bot.cli.audit import audit
+from signoff.bot.cli.config import config
+from signoff.bot.cli.db import db
+from signoff.bot.cli.flows import flows
+from signoff.bot.cli.logs import configure_logging
+from signoff.bot.cli.manifest import manifest_command
+from signoff.bot.cli.render import JSONValue, dump_json, state_line
+from signoff.bot.cli.runs import runs
+from signoff.bot.cli.sandbox import sandbox_command
+from signoff.bot.cli.serve import serve_command
+from signoff.bot.cli.session import CliSession, pass_session
+from signoff.bot.cli.wait import RECHECK_SECONDS, Until, say_no_worker, wait_for_run
+from signoff.bot.demo.command import demo_command
+from signoff.bot.demo.on_prefect import prefect_demo
+from signoff.engine import EngineError, FlowNotFound, RunState, Worker, load_flows
 
 logger = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from bot.slack.manifest import EXAMPLE_URL, render
+from signoff.bot.slack.manifest import EXAMPLE_URL, render
 
 __all__ = ["manifest_command"]
 

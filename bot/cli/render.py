@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TypeAlias, cast
 
-from engine import Pause, Run, RunDetail
+from signoff.engine import Pause, Run, RunDetail
 
 #: A value ``json.dumps`` can write.
 JSONValue: TypeAlias = "bool | int | float | str | list[JSONValue] | dict[str, JSONValue] | None"

@@ -15,12 +15,12 @@ from datetime import datetime
 
 import click
 
-from bot.cli.render import JSONValue, detail_text, dump_json, runs_table, state_line
-from bot.cli.session import CliSession, pass_session
-from bot.cli.times import parse_time
-from bot.cli.wait import Until, say_no_worker, wait_for_run, wait_for_verdict
-from engine import PauseStatus, RunNotFound, RunState
-from engine.audit import describe
+from signoff.bot.cli.render import JSONValue, detail_text, dump_json, runs_table, state_line
+from signoff.bot.cli.session import CliSession, pass_session
+from signoff.bot.cli.times import parse_time
+from signoff.bot.cli.wait import Until, say_no_worker, wait_for_run, wait_for_verdict
+from signoff.engine import PauseStatus, RunNotFound, RunState
+from signoff.engine.audit import describe
 
 #: Final states that make ``runs wait`` exit 1.
 _UNSUCCESSFUL = frozenset({RunState.FAILED, RunState.CRASHED, RunState.CANCELLED})

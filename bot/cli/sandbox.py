@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import click
 
-from bot.demo.page import serve_page
-from bot.sandbox.web import LOOPBACK
+from signoff.bot.demo.page import serve_page
+from signoff.bot.sandbox.web import LOOPBACK
 
 __all__ = ["sandbox_command"]
 

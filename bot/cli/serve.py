@@ -9,13 +9,13 @@ from typing import Any
 
 import click
 
-from bot.backends import Backend
-from bot.backends.embedded import EmbeddedBackend
-from bot.cli.logs import configure_logging
-from bot.cli.session import CliSession, pass_session
-from bot.config import BotSettings, ServerSettings
-from bot.errors import BotError
-from bot.slack.server import Server
+from signoff.bot.backends import Backend
+from signoff.bot.backends.embedded import EmbeddedBackend
+from signoff.bot.cli.logs import configure_logging
+from signoff.bot.cli.session import CliSession, pass_session
+from signoff.bot.config import BotSettings, ServerSettings
+from signoff.bot.errors import BotError
+from signoff.bot.slack.server import Server
 
 __all__ = ["serve_command"]
 
@@ -111,7 +111,7 @@ def open_backend(session: CliSession, name: str, sources: tuple[str, ...]) -> Ba
     if sources:
         raise click.UsageError("--flows is for the embedded engine; Prefect serves its own flows")
     try:
-        from bot.backends.prefect import PrefectBackend, PrefectSettings
+        from signoff.bot.backends.prefect import PrefectBackend, PrefectSettings
     except ImportError as exc:
         raise click.ClickException(
             f"the Prefect backend needs the extra: pip install 'signoff[prefect]' ({exc})"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from engine import Engine, EngineSettings, SchemaOutdated, get_engine, set_engine
+from signoff.engine import Engine, EngineSettings, SchemaOutdated, get_engine, set_engine
 
 
 class CliSession:

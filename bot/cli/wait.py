@@ -13,7 +13,7 @@ from typing import Literal
 
 import click
 
-from engine import Engine, Event, Pause, PauseStatus, Run, RunState
+from signoff.engine import Engine, Event, Pause, PauseStatus, Run, RunState
 
 __all__ = [
     "NO_WORKER_SECONDS",

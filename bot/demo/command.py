@@ -19,8 +19,8 @@ from typing import Any, Protocol, TypeVar
 import click
 from pydantic import PydanticUserError
 
-from bot.demo.plans import Answer, load_plans, read_answer
-from bot.sandbox import (
+from signoff.bot.demo.plans import Answer, load_plans, read_answer
+from signoff.bot.sandbox import (
     Message,
     SlackSandbox,
     block_kit_builder_url,
@@ -28,10 +28,10 @@ from bot.sandbox import (
     render_mrkdwn,
     render_view,
 )
-from bot.slack import reminders
-from bot.slack.server import Server
-from bot.testing import SIGNING_SECRET, running_bot
-from engine import Engine, EngineError, Run, RunState, load_flows, registered_flows
+from signoff.bot.slack import reminders
+from signoff.bot.slack.server import Server
+from signoff.bot.testing import SIGNING_SECRET, running_bot
+from signoff.engine import Engine, EngineError, Run, RunState, load_flows, registered_flows
 
 T = TypeVar("T")
 CHANNEL = "C0GENERAL"
@@ -243,7 +243,7 @@ def _quiet_logs() -> None:
 def builtin_demo() -> list[str]:
     """The built-in flows, answered as the transcript shows; what did not complete."""
     _quiet_logs()
-    with served(["bot.demo.flows"]) as demo:
+    with served(["signoff.bot.demo.flows"]) as demo:
         runs = []
         demo.step("starting greet-user (the reference's greeting, with initial data)")
         greet = demo.engine.submit("greet-user", {}, started_by="U0CAROL")
@@ -411,10 +411,10 @@ def web_demo(flows: list[str], plans: dict[str, Any], *, port: int = 8765) -> No
         plans: The answers file's entries; only their ``parameters`` are used here.
         port: The page's port.
     """
-    from bot.demo.page import serve_page
+    from signoff.bot.demo.page import serve_page
 
     if not flows:
-        serve_page(["bot.demo.flows"], start=lambda _names: WEB_RUNS, port=port)
+        serve_page(["signoff.bot.demo.flows"], start=lambda _names: WEB_RUNS, port=port)
         return
     serve_page(flows, start=lambda n: [(f, _plan(plans.get(f))[0]) for f in n], port=port)
 

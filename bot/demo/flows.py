@@ -6,8 +6,8 @@ from typing import Literal
 
 import pydantic
 
-from engine import flow, get_run_logger, pause_flow_run, task
-from engine.input import RunInput
+from signoff.engine import flow, get_run_logger, pause_flow_run, task
+from signoff.engine.input import RunInput
 
 
 class UserNameInput(RunInput):

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING
 
 import click
 
-from bot.backends import Actor, PauseStatus, Run
-from bot.demo.command import CHANNEL, Demo, _quiet_logs, _wait
+from signoff.bot.backends import Actor, PauseStatus, Run
+from signoff.bot.demo.command import CHANNEL, Demo, _quiet_logs, _wait
 
 if TYPE_CHECKING:
-    from bot.backends.prefect import PrefectBackend
+    from signoff.bot.backends.prefect import PrefectBackend
 
 FLOWS = Path(__file__).with_name("prefect_flows.py")
 #: deployments prefect_flows.py serves
@@ -36,10 +36,10 @@ def prefect_demo() -> None:
         raise click.ClickException(
             "the Prefect demo needs the extra: pip install 'signoff[prefect]'"
         )
-    from bot.backends.prefect import PrefectBackend, PrefectSettings
-    from bot.backends.prefect.local import LocalPrefect
-    from bot.errors import BackendError
-    from bot.testing import serving
+    from signoff.bot.backends.prefect import PrefectBackend, PrefectSettings
+    from signoff.bot.backends.prefect.local import LocalPrefect
+    from signoff.bot.errors import BackendError
+    from signoff.bot.testing import serving
 
     _quiet_logs()
     click.secho(

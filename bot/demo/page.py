@@ -16,8 +16,8 @@ from typing import Any
 
 import click
 
-from bot.sandbox.web import LOOPBACK, SandboxPage
-from bot.testing import running_bot
+from signoff.bot.sandbox.web import LOOPBACK, SandboxPage
+from signoff.bot.testing import running_bot
 
 __all__ = ["STARTER", "serve_page"]
 

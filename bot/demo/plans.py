@@ -18,7 +18,7 @@ from typing import Any
 
 import click
 
-from bot.sandbox.workspace import DEFAULT_USERS
+from signoff.bot.sandbox.workspace import DEFAULT_USERS
 
 __all__ = ["Answer", "Plan", "load_plans", "read_answer"]
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any, TypeAlias
 
-from bot.errors import UnsupportedField
-from bot.inputs import CHANNEL_ID_PATTERN, USER_ID_PATTERN
+from signoff.bot.errors import UnsupportedField
+from signoff.bot.inputs import CHANNEL_ID_PATTERN, USER_ID_PATTERN
 
 __all__ = [
     "ACTION_ID",

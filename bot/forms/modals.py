@@ -46,9 +46,9 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
-from bot.errors import ModalError, UnsupportedField
-from bot.forms.blockkit import check_view
-from bot.forms.layout import (
+from signoff.bot.errors import ModalError, UnsupportedField
+from signoff.bot.forms.blockkit import check_view
+from signoff.bot.forms.layout import (
     ACTION_ID,
     ID_PATTERNS,
     MAX_BLOCKS,
@@ -63,7 +63,7 @@ from bot.forms.layout import (
     clip,
     schema_layout,
 )
-from bot.forms.mrkdwn import markdown_to_mrkdwn
+from signoff.bot.forms.mrkdwn import markdown_to_mrkdwn
 
 __all__ = [
     "ACTION_ID",

@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from bot.forms.modals import (
+from signoff.bot.forms.modals import (
     ACTION_ID,
     FieldGroup,
     InputField,

@@ -2,7 +2,7 @@
 
 Loopback only; no network. Typical end-to-end test::
 
-    from bot.sandbox import SlackSandbox
+    from signoff.bot.sandbox import SlackSandbox
 
     with SlackSandbox() as slack:
         app = create_app(client=slack.client(), signing_secret="s3cr3t")   # your app
@@ -36,8 +36,8 @@ installed.
 
 from __future__ import annotations
 
-from bot.sandbox.driver import Driver
-from bot.sandbox.errors import (
+from signoff.bot.sandbox.driver import Driver
+from signoff.bot.sandbox.errors import (
     AppNotConnected,
     ConditionTimeout,
     FieldRejected,
@@ -49,8 +49,8 @@ from bot.sandbox.errors import (
     SubmitBlocked,
     UnknownField,
 )
-from bot.sandbox.forms import client_problems, element_state, fill_state
-from bot.sandbox.records import (
+from signoff.bot.sandbox.forms import client_problems, element_state, fill_state
+from signoff.bot.sandbox.records import (
     AppResponse,
     Call,
     Channel,
@@ -61,11 +61,16 @@ from bot.sandbox.records import (
     User,
     Usergroup,
 )
-from bot.sandbox.render import block_kit_builder_url, render_message, render_mrkdwn, render_view
-from bot.sandbox.sandbox import SlackSandbox
-from bot.sandbox.socket_mode import SocketModeDriver
-from bot.sandbox.transport import HttpDriver
-from bot.sandbox.workspace import DEFAULT_USERS, Workspace
+from signoff.bot.sandbox.render import (
+    block_kit_builder_url,
+    render_message,
+    render_mrkdwn,
+    render_view,
+)
+from signoff.bot.sandbox.sandbox import SlackSandbox
+from signoff.bot.sandbox.socket_mode import SocketModeDriver
+from signoff.bot.sandbox.transport import HttpDriver
+from signoff.bot.sandbox.workspace import DEFAULT_USERS, Workspace
 
 __all__ = [
     "DEFAULT_USERS",

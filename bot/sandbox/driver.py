@@ -29,17 +29,24 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any, Literal
 
-from bot.forms.blockkit import check_message, check_view
-from bot.sandbox.errors import ApiFailure, FieldRejected, NoSuchUser, NothingToInteractWith
-from bot.sandbox.forms import (
+from signoff.bot.forms.blockkit import check_message, check_view
+from signoff.bot.sandbox.errors import ApiFailure, FieldRejected, NoSuchUser, NothingToInteractWith
+from signoff.bot.sandbox.forms import (
     StateValues,
     client_problems,
     element_state,
     fill_state,
     stateful_elements,
 )
-from bot.sandbox.records import AppResponse, EphemeralMessage, JsonDict, Message, OpenView, User
-from bot.sandbox.workspace import Workspace
+from signoff.bot.sandbox.records import (
+    AppResponse,
+    EphemeralMessage,
+    JsonDict,
+    Message,
+    OpenView,
+    User,
+)
+from signoff.bot.sandbox.workspace import Workspace
 
 __all__ = ["VERIFICATION_TOKEN", "Delivery", "Driver"]
 

@@ -22,9 +22,9 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlsplit
 
-from bot.forms.blockkit import STATEFUL_ELEMENT_TYPES
-from bot.sandbox.errors import FieldRejected, UnknownField
-from bot.sandbox.records import JsonDict
+from signoff.bot.forms.blockkit import STATEFUL_ELEMENT_TYPES
+from signoff.bot.sandbox.errors import FieldRejected, UnknownField
+from signoff.bot.sandbox.records import JsonDict
 
 __all__ = [
     "FIELD_PREFIX",

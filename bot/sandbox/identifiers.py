@@ -12,7 +12,7 @@ import itertools
 import json
 import threading
 
-from bot.sandbox.records import JsonDict
+from signoff.bot.sandbox.records import JsonDict
 
 __all__ = ["IdSource", "fill_ids", "short_hash"]
 

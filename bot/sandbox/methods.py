@@ -13,11 +13,11 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from bot.forms.blockkit import check_message, check_view, format_problem
-from bot.sandbox.errors import ApiFailure
-from bot.sandbox.records import JsonDict
-from bot.sandbox.workspace import Workspace
-from bot.slack.manifest import bot_scopes
+from signoff.bot.forms.blockkit import check_message, check_view, format_problem
+from signoff.bot.sandbox.errors import ApiFailure
+from signoff.bot.sandbox.records import JsonDict
+from signoff.bot.sandbox.workspace import Workspace
+from signoff.bot.slack.manifest import bot_scopes
 
 __all__ = ["METHODS", "SCOPES", "call_method", "respond"]
 

@@ -19,8 +19,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
-from bot.sandbox.forms import fill_state
-from bot.sandbox.records import EphemeralMessage, JsonDict, Message, OpenView
+from signoff.bot.sandbox.forms import fill_state
+from signoff.bot.sandbox.records import EphemeralMessage, JsonDict, Message, OpenView
 
 __all__ = [
     "BLOCK_KIT_BUILDER",

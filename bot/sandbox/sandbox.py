@@ -9,11 +9,19 @@ from typing import Any, Self, TypeVar
 
 from slack_sdk import WebClient
 
-from bot.sandbox.records import Call, Channel, EphemeralMessage, Message, OpenView, User, Usergroup
-from bot.sandbox.socket_mode import SocketModeDriver, SocketModeServer
-from bot.sandbox.transport import HttpDriver
-from bot.sandbox.webapi import WebApiServer
-from bot.sandbox.workspace import DEFAULT_USERS, Workspace
+from signoff.bot.sandbox.records import (
+    Call,
+    Channel,
+    EphemeralMessage,
+    Message,
+    OpenView,
+    User,
+    Usergroup,
+)
+from signoff.bot.sandbox.socket_mode import SocketModeDriver, SocketModeServer
+from signoff.bot.sandbox.transport import HttpDriver
+from signoff.bot.sandbox.webapi import WebApiServer
+from signoff.bot.sandbox.workspace import DEFAULT_USERS, Workspace
 
 __all__ = ["SlackSandbox"]
 

@@ -46,16 +46,16 @@ from websockets.http11 import Request, Response
 from websockets.protocol import State
 from websockets.sync.server import Server, ServerConnection, serve
 
-from bot.sandbox.driver import Delivery, Driver
-from bot.sandbox.errors import (
+from signoff.bot.sandbox.driver import Delivery, Driver
+from signoff.bot.sandbox.errors import (
     ApiFailure,
     AppNotConnected,
     ConditionTimeout,
     NotAcknowledged,
     SandboxNotRunning,
 )
-from bot.sandbox.records import AppResponse, JsonDict
-from bot.sandbox.workspace import Workspace
+from signoff.bot.sandbox.records import AppResponse, JsonDict
+from signoff.bot.sandbox.workspace import Workspace
 
 __all__ = ["MAX_MESSAGE", "SocketModeDriver", "SocketModeServer"]
 

@@ -17,9 +17,9 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
 
-from bot.sandbox.driver import Delivery, Driver
-from bot.sandbox.records import AppResponse
-from bot.sandbox.workspace import Workspace
+from signoff.bot.sandbox.driver import Delivery, Driver
+from signoff.bot.sandbox.records import AppResponse
+from signoff.bot.sandbox.workspace import Workspace
 
 __all__ = ["FORM", "JSON", "AppConnection", "AppResponse", "HttpDriver"]
 

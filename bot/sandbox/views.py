@@ -14,10 +14,10 @@ import copy
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from bot.sandbox.errors import ApiFailure
-from bot.sandbox.forms import StateValues, stateful_elements
-from bot.sandbox.identifiers import IdSource, fill_ids
-from bot.sandbox.records import JsonDict
+from signoff.bot.sandbox.errors import ApiFailure
+from signoff.bot.sandbox.forms import StateValues, stateful_elements
+from signoff.bot.sandbox.identifiers import IdSource, fill_ids
+from signoff.bot.sandbox.records import JsonDict
 
 __all__ = ["MAX_STACK", "AppIdentity", "ViewStore"]
 

@@ -19,11 +19,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from bot.sandbox.errors import ApiFailure, SandboxNotRunning
-from bot.sandbox.methods import SCOPES, call_method, respond
-from bot.sandbox.records import Call, JsonDict
-from bot.sandbox.socket_mode import SocketModeServer
-from bot.sandbox.workspace import Workspace
+from signoff.bot.sandbox.errors import ApiFailure, SandboxNotRunning
+from signoff.bot.sandbox.methods import SCOPES, call_method, respond
+from signoff.bot.sandbox.records import Call, JsonDict
+from signoff.bot.sandbox.socket_mode import SocketModeServer
+from signoff.bot.sandbox.workspace import Workspace
 
 __all__ = ["WebApiServer"]
 

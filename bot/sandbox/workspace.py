@@ -15,10 +15,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Literal, TypeVar
 
-from bot.sandbox.errors import ApiFailure, ConditionTimeout
-from bot.sandbox.forms import StateValues
-from bot.sandbox.identifiers import IdSource, fill_ids
-from bot.sandbox.records import (
+from signoff.bot.sandbox.errors import ApiFailure, ConditionTimeout
+from signoff.bot.sandbox.forms import StateValues
+from signoff.bot.sandbox.identifiers import IdSource, fill_ids
+from signoff.bot.sandbox.records import (
     Call,
     Channel,
     EphemeralMessage,
@@ -28,7 +28,7 @@ from bot.sandbox.records import (
     User,
     Usergroup,
 )
-from bot.sandbox.views import AppIdentity, ViewStore
+from signoff.bot.sandbox.views import AppIdentity, ViewStore
 
 __all__ = ["DEFAULT_USERS", "ResponseUrl", "Workspace"]
 

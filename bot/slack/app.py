@@ -18,14 +18,14 @@ from slack_sdk.http_retry.builtin_handlers import (
     RateLimitErrorRetryHandler,
 )
 
-from bot.backends import Backend, Watch
-from bot.config import BotSettings
-from bot.errors import SlackUnreachable, TokenRefused
-from bot.slack import commands, decisions, home, ids, interactions, reminders
-from bot.slack.approvers import Approvers
-from bot.slack.metrics import MeteredWebClient
-from bot.slack.notifier import SlackNotifier
-from bot.slack.sealing import Sealer
+from signoff.bot.backends import Backend, Watch
+from signoff.bot.config import BotSettings
+from signoff.bot.errors import SlackUnreachable, TokenRefused
+from signoff.bot.slack import commands, decisions, home, ids, interactions, reminders
+from signoff.bot.slack.approvers import Approvers
+from signoff.bot.slack.metrics import MeteredWebClient
+from signoff.bot.slack.notifier import SlackNotifier
+from signoff.bot.slack.sealing import Sealer
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ HTTP_THREADS = 16
 
 # The start-up check says what went wrong in one line; slack_sdk's per-attempt log lines
 # would only repeat it.
-_QUIET = logging.Logger("bot.startup_check", level=logging.CRITICAL + 1)
+_QUIET = logging.Logger("signoff.bot.startup_check", level=logging.CRITICAL + 1)
 
 
 #: Calls that create something: after a dropped connection, a timeout or a 5xx, Slack may
@@ -194,7 +194,7 @@ def create_app(
         listener_executor=ThreadPoolExecutor(
             max_workers=LISTENER_THREADS, thread_name_prefix="signoff-listener"
         ),
-        logger=logging.getLogger("bot.bolt"),
+        logger=logging.getLogger("signoff.bot.bolt"),
     )
     app.error(_unhandled_is_acknowledged)
     # Group membership comes from Slack; the backend applies the same rules to every caller.

@@ -13,8 +13,8 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.backends import Action, Actor, Refusal, Run, Via
-from bot.slack.messages import who
+from signoff.bot.backends import Action, Actor, Refusal, Run, Via
+from signoff.bot.slack.messages import who
 
 logger = logging.getLogger(__name__)
 

@@ -11,21 +11,21 @@ from typing import Any
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
-from bot.backends import Action, Actor, Backend, Refusal, RunState
-from bot.errors import (
+from signoff.bot.backends import Action, Actor, Backend, Refusal, RunState
+from signoff.bot.errors import (
     BackendError,
     NotPermitted,
     ParametersInvalid,
     RunNotFound,
     TamperedMetadata,
 )
-from bot.forms.modals import ModalError, build_input_view
-from bot.forms.submissions import errors_for_view, parse_submission
-from bot.slack import ids, messages
-from bot.slack.approvers import refusal_text, slack_actor
-from bot.slack.interactions import field_errors_ack, notice_view
-from bot.slack.payloads import BlockActions, SlashCommand, ViewSubmission
-from bot.slack.sealing import Sealer
+from signoff.bot.forms.modals import ModalError, build_input_view
+from signoff.bot.forms.submissions import errors_for_view, parse_submission
+from signoff.bot.slack import ids, messages
+from signoff.bot.slack.approvers import refusal_text, slack_actor
+from signoff.bot.slack.interactions import field_errors_ack, notice_view
+from signoff.bot.slack.payloads import BlockActions, SlashCommand, ViewSubmission
+from signoff.bot.slack.sealing import Sealer
 
 logger = logging.getLogger(__name__)
 

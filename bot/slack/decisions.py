@@ -17,13 +17,13 @@ from slack_sdk import WebClient
 from slack_sdk.models.blocks import InputBlock, MarkdownTextObject, SectionBlock, UserSelectElement
 from slack_sdk.models.views import View
 
-from bot.backends import Action, Backend, Denied, PauseStatus, Refusal, Refused, Stale
-from bot.errors import BackendError, NotPermitted, TamperedMetadata
-from bot.slack import ids
-from bot.slack.approvers import refusal_text, slack_actor
-from bot.slack.interactions import notice_view, stale_reason
-from bot.slack.messages import who
-from bot.slack.sealing import Sealer
+from signoff.bot.backends import Action, Backend, Denied, PauseStatus, Refusal, Refused, Stale
+from signoff.bot.errors import BackendError, NotPermitted, TamperedMetadata
+from signoff.bot.slack import ids
+from signoff.bot.slack.approvers import refusal_text, slack_actor
+from signoff.bot.slack.interactions import notice_view, stale_reason
+from signoff.bot.slack.messages import who
+from signoff.bot.slack.sealing import Sealer
 
 logger = logging.getLogger(__name__)
 

@@ -24,9 +24,9 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from bot.backends import Backend
-from bot.errors import BackendUnavailable, PayloadError
-from bot.slack.payloads import MAX_BODY_BYTES, EventCallback, parse_request
+from signoff.bot.backends import Backend
+from signoff.bot.errors import BackendUnavailable, PayloadError
+from signoff.bot.slack.payloads import MAX_BODY_BYTES, EventCallback, parse_request
 
 __all__ = ["REPLAY_WINDOW_SECONDS", "SlackEdge", "signature_is_valid"]
 

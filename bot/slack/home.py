@@ -24,8 +24,8 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
-from bot.backends import Actor, Backend, Via
-from bot.slack import messages
+from signoff.bot.backends import Actor, Backend, Via
+from signoff.bot.slack import messages
 
 logger = logging.getLogger(__name__)
 

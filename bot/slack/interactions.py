@@ -11,15 +11,15 @@ from slack_sdk import WebClient
 from slack_sdk.models.blocks import MarkdownTextObject, SectionBlock
 from slack_sdk.models.views import View
 
-from bot.backends import Action, Backend, Denied, PauseStatus, Refused, Run, Stale
-from bot.errors import BackendError, RunNotFound, TamperedMetadata
-from bot.forms.modals import ModalError, build_input_view
-from bot.forms.submissions import errors_for_view, parse_submission
-from bot.slack import ids, metrics
-from bot.slack.approvers import refusal_text, slack_actor
-from bot.slack.messages import who
-from bot.slack.payloads import BlockActions, ViewSubmission
-from bot.slack.sealing import Sealer
+from signoff.bot.backends import Action, Backend, Denied, PauseStatus, Refused, Run, Stale
+from signoff.bot.errors import BackendError, RunNotFound, TamperedMetadata
+from signoff.bot.forms.modals import ModalError, build_input_view
+from signoff.bot.forms.submissions import errors_for_view, parse_submission
+from signoff.bot.slack import ids, metrics
+from signoff.bot.slack.approvers import refusal_text, slack_actor
+from signoff.bot.slack.messages import who
+from signoff.bot.slack.payloads import BlockActions, ViewSubmission
+from signoff.bot.slack.sealing import Sealer
 
 logger = logging.getLogger(__name__)
 

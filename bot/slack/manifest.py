@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from bot.slack import ids
+from signoff.bot.slack import ids
 
 #: The public URL placeholder that ``--url`` replaces.
 EXAMPLE_URL = "https://signoff.example.com"

@@ -18,9 +18,9 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from bot.backends import AuditRecord, Pause, PauseStatus, Run, RunState
-from bot.forms.mrkdwn import escape_mrkdwn, markdown_to_mrkdwn
-from bot.slack import ids
+from signoff.bot.backends import AuditRecord, Pause, PauseStatus, Run, RunState
+from signoff.bot.forms.mrkdwn import escape_mrkdwn, markdown_to_mrkdwn
+from signoff.bot.slack import ids
 
 _SLACK_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 _GROUP_ID = re.compile(r"^S[A-Z0-9]{2,}$")

@@ -29,7 +29,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web import SlackResponse
 
-from bot.backends import Backend, Pause
+from signoff.bot.backends import Backend, Pause
 
 logger = logging.getLogger(__name__)
 

@@ -33,11 +33,11 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.backends import Actor, Backend, Event, EventKind, Pause, PauseStatus, Run, RunState
-from bot.errors import BackendError, RunNotChangeable
-from bot.forms.modals import ModalError, check_renderable
-from bot.slack import home, ids, messages, reminders
-from bot.slack.approvers import Approvers
+from signoff.bot.backends import Actor, Backend, Event, EventKind, Pause, PauseStatus, Run, RunState
+from signoff.bot.errors import BackendError, RunNotChangeable
+from signoff.bot.forms.modals import ModalError, check_renderable
+from signoff.bot.slack import home, ids, messages, reminders
+from signoff.bot.slack.approvers import Approvers
 
 logger = logging.getLogger(__name__)
 

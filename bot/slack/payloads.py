@@ -15,7 +15,7 @@ from urllib.parse import parse_qs
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
-from bot.errors import PayloadError
+from signoff.bot.errors import PayloadError
 
 __all__ = [
     "MAX_BODY_BYTES",

@@ -22,16 +22,16 @@ import weakref
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from bot.backends import Backend, PauseStatus
-from bot.errors import BackendError
-from bot.slack import ids, messages
+from signoff.bot.backends import Backend, PauseStatus
+from signoff.bot.errors import BackendError
+from signoff.bot.slack import ids, messages
 
 logger = logging.getLogger(__name__)
 
 #: the longest lead a reminder has before the deadline
 LEAD = timedelta(minutes=10)
 #: import path of the job body, as the timer table stores it
-JOB = "bot.slack.reminders:remind"
+JOB = "signoff.bot.slack.reminders:remind"
 
 
 class SlackNotifier(Protocol):

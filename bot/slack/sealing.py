@@ -13,7 +13,7 @@ import hmac
 import json
 from typing import Any
 
-from bot.errors import TamperedMetadata
+from signoff.bot.errors import TamperedMetadata
 
 __all__ = ["Sealer"]
 

@@ -11,12 +11,18 @@ from typing import Any
 
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 
-from bot.backends import Backend
-from bot.config import BotSettings
-from bot.slack.app import HTTP_THREADS, check_slack, create_app, create_client, start_notifier
-from bot.slack.edge import SlackEdge
-from bot.slack.metrics import Metrics, observe_timer
-from bot.slack.payloads import MAX_BODY_BYTES
+from signoff.bot.backends import Backend
+from signoff.bot.config import BotSettings
+from signoff.bot.slack.app import (
+    HTTP_THREADS,
+    check_slack,
+    create_app,
+    create_client,
+    start_notifier,
+)
+from signoff.bot.slack.edge import SlackEdge
+from signoff.bot.slack.metrics import Metrics, observe_timer
+from signoff.bot.slack.payloads import MAX_BODY_BYTES
 
 logger = logging.getLogger(__name__)
 

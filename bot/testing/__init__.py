@@ -2,7 +2,7 @@
 
 Example (pytest)::
 
-    from bot.testing import running_bot
+    from signoff.bot.testing import running_bot
 
     def test_refund_needs_finance(tmp_path):
         with running_bot(flows=["flows/refunds.py"], database_url=f"sqlite:///{tmp_path}/t.db") as bot:
@@ -23,12 +23,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.backends import Backend
-from bot.backends.embedded import EmbeddedBackend
-from bot.config import BotSettings
-from bot.sandbox import Driver, Message, SlackSandbox
-from bot.slack.server import Server
-from engine import Engine, EngineSettings, set_engine
+from signoff.bot.backends import Backend
+from signoff.bot.backends.embedded import EmbeddedBackend
+from signoff.bot.config import BotSettings
+from signoff.bot.sandbox import Driver, Message, SlackSandbox
+from signoff.bot.slack.server import Server
+from signoff.engine import Engine, EngineSettings, set_engine
 
 __all__ = ["RunningBot", "ServedBot", "running_bot", "serving"]
 

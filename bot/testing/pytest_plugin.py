@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.sandbox.sandbox import SlackSandbox
+from signoff.bot.sandbox.sandbox import SlackSandbox
 
 __all__ = ["pytest_addoption", "signoff_bot", "slack_sandbox"]
 
@@ -54,7 +54,7 @@ def slack_sandbox() -> Iterator[SlackSandbox]:
 @pytest.fixture
 def signoff_bot(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[object]:
     """A running bot (``bot.testing.RunningBot``) on a fresh SQLite database."""
-    from bot.testing import running_bot  # the engine loads only for tests that use it
+    from signoff.bot.testing import running_bot  # the engine loads only for tests that use it
 
     flows = [str(source) for source in request.config.getini("signoff_flows")]
     with running_bot(flows=flows, database_url=f"sqlite:///{tmp_path / 'signoff.db'}") as bot:

@@ -6,6 +6,6 @@
 
 from __future__ import annotations
 
-from engine.store.sql import SqlStore
+from signoff.engine.store.sql import SqlStore
 
 __all__ = ["SqlStore"]

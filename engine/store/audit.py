@@ -26,10 +26,17 @@ from sqlalchemy import (
     type_coerce,
 )
 
-from engine.audit import GENESIS, AuditEntry, AuditRecord, ExportRow, chain_hash, entry_fields
-from engine.store.base import StoreBase
-from engine.store.rows import utc
-from engine.store.tables import AuditRow
+from signoff.engine.audit import (
+    GENESIS,
+    AuditEntry,
+    AuditRecord,
+    ExportRow,
+    chain_hash,
+    entry_fields,
+)
+from signoff.engine.store.base import StoreBase
+from signoff.engine.store.rows import utc
+from signoff.engine.store.tables import AuditRow
 
 AUDIT = AuditRow.__table__  # type: ignore[attr-defined]
 

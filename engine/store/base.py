@@ -14,17 +14,17 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from engine.errors import SchemaOutdated, StoreError
-from engine.runs import JSON, EventKind, RunState
-from engine.store.database import (
+from signoff.engine.errors import SchemaOutdated, StoreError
+from signoff.engine.runs import JSON, EventKind, RunState
+from signoff.engine.store.database import (
     create_db_engine,
     ensure_schema,
     is_sqlite,
     write_connection,
 )
-from engine.store.tables import EventRow, RunRow
-from engine.store.wakeups import LocalWakeups
-from engine.store.writer import SqliteWriter
+from signoff.engine.store.tables import EventRow, RunRow
+from signoff.engine.store.wakeups import LocalWakeups
+from signoff.engine.store.writer import SqliteWriter
 
 RUNS = RunRow.__table__  # type: ignore[attr-defined]
 EVENTS = EventRow.__table__  # type: ignore[attr-defined]

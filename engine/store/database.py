@@ -17,7 +17,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
 
-from engine.errors import SchemaOutdated
+from signoff.engine.errors import SchemaOutdated
 
 logger = logging.getLogger(__name__)
 

@@ -10,13 +10,13 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
-from engine.actors import SYSTEM, Actor
-from engine.audit import AuditAction, AuditEntry
-from engine.errors import RunNotFound
-from engine.runs import EventKind, Pause, PauseStatus
-from engine.store import rows
-from engine.store.pauses import PAUSES, PauseQueries
-from engine.store.tables import MetadataRow
+from signoff.engine.actors import SYSTEM, Actor
+from signoff.engine.audit import AuditAction, AuditEntry
+from signoff.engine.errors import RunNotFound
+from signoff.engine.runs import EventKind, Pause, PauseStatus
+from signoff.engine.store import rows
+from signoff.engine.store.pauses import PAUSES, PauseQueries
+from signoff.engine.store.tables import MetadataRow
 
 METADATA = MetadataRow.__table__  # type: ignore[attr-defined]
 

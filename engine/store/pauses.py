@@ -8,13 +8,13 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, select, update
 
-from engine.actors import SYSTEM, Actor
-from engine.audit import AuditAction, AuditEntry
-from engine.runs import JSON, EventKind, GivenAnswer, Pause, PauseStatus, RunState
-from engine.store import rows
-from engine.store.audit import AuditQueries
-from engine.store.base import RUNS
-from engine.store.tables import PauseRow
+from signoff.engine.actors import SYSTEM, Actor
+from signoff.engine.audit import AuditAction, AuditEntry
+from signoff.engine.runs import JSON, EventKind, GivenAnswer, Pause, PauseStatus, RunState
+from signoff.engine.store import rows
+from signoff.engine.store.audit import AuditQueries
+from signoff.engine.store.base import RUNS
+from signoff.engine.store.tables import PauseRow
 
 PAUSES = PauseRow.__table__  # type: ignore[attr-defined]
 

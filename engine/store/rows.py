@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from engine.runs import (
+from signoff.engine.runs import (
     Delegation,
     Event,
     EventKind,

@@ -17,9 +17,9 @@ from typing import Any
 from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from engine.audit import AuditAction, AuditEntry
-from engine.errors import RunNotFound
-from engine.runs import (
+from signoff.engine.audit import AuditAction, AuditEntry
+from signoff.engine.errors import RunNotFound
+from signoff.engine.runs import (
     JSON,
     Event,
     EventKind,
@@ -30,13 +30,13 @@ from engine.runs import (
     RunState,
     WaitingInput,
 )
-from engine.store import rows
-from engine.store.audit import AUDIT
-from engine.store.base import EVENTS, RUNS
-from engine.store.decisions import DecisionQueries
-from engine.store.pauses import PAUSES, WAITING_PAUSE
-from engine.store.stats import StatsQueries
-from engine.store.tables import (
+from signoff.engine.store import rows
+from signoff.engine.store.audit import AUDIT
+from signoff.engine.store.base import EVENTS, RUNS
+from signoff.engine.store.decisions import DecisionQueries
+from signoff.engine.store.pauses import PAUSES, WAITING_PAUSE
+from signoff.engine.store.stats import StatsQueries
+from signoff.engine.store.tables import (
     CursorRow,
     LogRow,
     MetadataRow,

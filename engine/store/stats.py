@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from engine.runs import ConsumerLag, EngineStats, PauseStatus, RunState
-from engine.store import rows
-from engine.store.base import EVENTS, RUNS, StoreBase
-from engine.store.tables import CursorRow, PauseRow
+from signoff.engine.runs import ConsumerLag, EngineStats, PauseStatus, RunState
+from signoff.engine.store import rows
+from signoff.engine.store.base import EVENTS, RUNS, StoreBase
+from signoff.engine.store.tables import CursorRow, PauseRow
 
 _PAUSES = PauseRow.__table__  # type: ignore[attr-defined]
 _CURSORS = CursorRow.__table__  # type: ignore[attr-defined]

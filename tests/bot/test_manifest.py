@@ -10,9 +10,9 @@ import pytest
 import yaml
 from slack_sdk import WebClient
 
-from bot.cli.main import main
-from bot.sandbox import SlackSandbox
-from bot.slack.manifest import METHOD_SCOPES, bot_scopes, build, render
+from signoff.bot.cli.main import main
+from signoff.bot.sandbox import SlackSandbox
+from signoff.bot.slack.manifest import METHOD_SCOPES, bot_scopes, build, render
 
 ROOT = Path(__file__).resolve().parents[2]
 #: the sandbox and the demo drive Slack's side; they are not the app

@@ -19,16 +19,16 @@ from pydantic import BaseModel, Field, HttpUrl, SecretStr, create_model
 from slack_sdk.models.blocks import InputBlock, Option, RadioButtonsElement
 from slack_sdk.models.views import View
 
-from bot.forms import modals
-from bot.forms.modals import (
+from signoff.bot.forms import modals
+from signoff.bot.forms.modals import (
     ModalError,
     UnsupportedField,
     block_id_for,
     build_input_view,
     check_renderable,
 )
-from bot.forms.submissions import parse_submission
-from bot.inputs import SlackChannel, SlackChannels, SlackUser, SlackUsers
+from signoff.bot.forms.submissions import parse_submission
+from signoff.bot.inputs import SlackChannel, SlackChannels, SlackUser, SlackUsers
 
 KEEP = object()
 """An answer meaning "the person did not touch this input" (Slack sends the prefill)."""

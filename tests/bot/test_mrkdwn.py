@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.forms.mrkdwn import escape_mrkdwn, markdown_to_mrkdwn
+from signoff.bot.forms.mrkdwn import escape_mrkdwn, markdown_to_mrkdwn
 
 
 @pytest.mark.parametrize(

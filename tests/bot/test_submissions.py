@@ -7,7 +7,7 @@ import pytest
 from jsonschema import Draft202012Validator
 from pydantic import BaseModel, Field, ValidationError
 
-from bot.forms.submissions import errors_for_view, parse_submission
+from signoff.bot.forms.submissions import errors_for_view, parse_submission
 from tests.bot.test_modals import (
     Address,
     Approval,

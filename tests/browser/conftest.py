@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.sandbox.web import SandboxPage
-from bot.testing import RunningBot, running_bot
+from signoff.bot.sandbox.web import SandboxPage
+from signoff.bot.testing import RunningBot, running_bot
 
 ROOT = Path(__file__).resolve().parents[2]
 #: Flags that keep Chromium off the network and quiet in a container.
@@ -80,7 +80,7 @@ def artifacts() -> Path:
 @pytest.fixture
 def demo_bot(tmp_path: Path) -> Iterator[RunningBot]:
     """The bot with the demo flows (and one using every input), served against a fresh sandbox."""
-    flows = ["bot.demo.flows", str(Path(__file__).with_name("everything_flows.py"))]
+    flows = ["signoff.bot.demo.flows", str(Path(__file__).with_name("everything_flows.py"))]
     with running_bot(flows, database_url=f"sqlite:///{tmp_path}/t.db") as bot:
         yield bot
 

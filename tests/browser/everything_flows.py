@@ -7,9 +7,9 @@ from typing import Annotated, Literal
 
 from pydantic import EmailStr, Field, HttpUrl
 
-from bot.inputs import SlackChannel, SlackUser, SlackUsers
-from engine import flow, pause_flow_run
-from engine.input import RunInput
+from signoff.bot.inputs import SlackChannel, SlackUser, SlackUsers
+from signoff.engine import flow, pause_flow_run
+from signoff.engine.input import RunInput
 
 
 class Everything(RunInput):

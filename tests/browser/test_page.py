@@ -11,10 +11,10 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.select import Select
 
-from bot.sandbox.web import SandboxPage
-from bot.slack import ids
-from bot.testing import RunningBot
-from engine import RunState
+from signoff.bot.sandbox.web import SandboxPage
+from signoff.bot.slack import ids
+from signoff.bot.testing import RunningBot
+from signoff.engine import RunState
 from tests.browser.helpers import (
     button,
     choose,

@@ -8,9 +8,9 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
-from bot.sandbox.web import SandboxPage
-from bot.testing import RunningBot
-from engine import RunState
+from signoff.bot.sandbox.web import SandboxPage
+from signoff.bot.testing import RunningBot
+from signoff.engine import RunState
 from tests.browser.helpers import button, choose, chosen, gone, open_modal, wait
 
 # A whole loop through a real browser; slow machines get time, the waits keep deadlines.

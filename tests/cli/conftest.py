@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from engine import Engine, EngineSettings
+from signoff.engine import Engine, EngineSettings
 from tests.cli.test_cli import Cli
 
 

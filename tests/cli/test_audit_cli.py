@@ -9,9 +9,9 @@ import json
 from click.testing import CliRunner
 from sqlalchemy import text
 
-from bot.cli.main import cli
-from engine import Engine, NotAllowed, RunState, flow, pause_flow_run
-from engine.input import RunInput
+from signoff.bot.cli.main import cli
+from signoff.engine import Engine, NotAllowed, RunState, flow, pause_flow_run
+from signoff.engine.input import RunInput
 from tests.engine.test_approvals import run_in_thread, waiting_run
 
 

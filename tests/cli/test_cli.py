@@ -17,12 +17,12 @@ from typing import Any
 
 import pytest
 
-from engine import Engine, EngineSettings
+from signoff.engine import Engine, EngineSettings
 from tests.support.waiting import wait_for
 
 FLOWS = """
-from engine import flow, get_run_logger, pause_flow_run, task
-from engine.input import RunInput
+from signoff.engine import flow, get_run_logger, pause_flow_run, task
+from signoff.engine.input import RunInput
 
 
 class Approval(RunInput):
@@ -80,7 +80,7 @@ class Cli:
 
     def __call__(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "bot.cli", *args],
+            [sys.executable, "-m", "signoff.bot.cli", *args],
             env=self.env,
             cwd=self.tmp_path,
             capture_output=True,
@@ -124,7 +124,7 @@ class Cli:
         log = self.tmp_path / f"worker-{len(self.workers)}.log"
         with log.open("w") as stderr:
             process = subprocess.Popen(
-                [sys.executable, "-m", "bot.cli", "worker", "--flows", str(self.flows)],
+                [sys.executable, "-m", "signoff.bot.cli", "worker", "--flows", str(self.flows)],
                 env=self.env,
                 cwd=self.tmp_path,
                 stdout=subprocess.DEVNULL,

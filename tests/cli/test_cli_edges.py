@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from engine import Engine, EngineSettings, RunState
+from signoff.engine import Engine, EngineSettings, RunState
 from tests.cli.test_cli import Cli, error_line
 from tests.support.waiting import wait_for
 
 FLOWS = """
 import pydantic
 
-from engine import flow, pause_flow_run
-from engine.input import RunInput
+from signoff.engine import flow, pause_flow_run
+from signoff.engine.input import RunInput
 
 
 class Shirt(RunInput):
@@ -100,7 +100,16 @@ def test_run_wait_waits_until_the_run_finishes_and_fails_with_it(cli: Cli) -> No
     use(cli, FLOWS)
     cli.start_worker()
     waiting = subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", "run", "edge-fail", "--flows", str(cli.flows), "--wait"],
+        [
+            sys.executable,
+            "-m",
+            "signoff.bot.cli",
+            "run",
+            "edge-fail",
+            "--flows",
+            str(cli.flows),
+            "--wait",
+        ],
         env=cli.env,
         cwd=cli.tmp_path,
         stdout=subprocess.PIPE,
@@ -140,7 +149,16 @@ def test_run_wait_waits_until_the_run_finishes_and_fails_with_it(cli: Cli) -> No
 def test_run_wait_says_when_no_worker_takes_the_run(cli: Cli) -> None:
     use(cli, FLOWS)
     waiting = subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", "run", "edge-shirt", "--flows", str(cli.flows), "--wait"],
+        [
+            sys.executable,
+            "-m",
+            "signoff.bot.cli",
+            "run",
+            "edge-shirt",
+            "--flows",
+            str(cli.flows),
+            "--wait",
+        ],
         env=cli.env,
         cwd=cli.tmp_path,
         stdout=subprocess.PIPE,
@@ -160,7 +178,7 @@ def test_run_wait_says_when_no_worker_takes_the_run(cli: Cli) -> None:
 MOVING = """
 from dataclasses import dataclass
 
-from engine import flow, suspend_flow_run, task
+from signoff.engine import flow, suspend_flow_run, task
 
 
 @dataclass
@@ -188,7 +206,7 @@ def test_a_suspended_run_survives_its_flows_file_moving(cli: Cli, tmp_path: Path
     old.write_text(MOVING)
     run_id = cli.ok("run", "edge-refund", "--flows", str(old), "--param", "order_id=A-1").strip()
     first = subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", "worker", "--flows", str(old)],
+        [sys.executable, "-m", "signoff.bot.cli", "worker", "--flows", str(old)],
         env=cli.env,
         cwd=cli.tmp_path,
         stdout=subprocess.DEVNULL,

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.sandbox import SlackSandbox
-from bot.testing import running_bot
+from signoff.bot.sandbox import SlackSandbox
+from signoff.bot.testing import running_bot
 
 
 def serve(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
@@ -29,7 +29,7 @@ def serve(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
     )
     base.update(env)
     return subprocess.run(
-        [sys.executable, "-m", "bot.cli", "serve", "--port", "0"],
+        [sys.executable, "-m", "signoff.bot.cli", "serve", "--port", "0"],
         env=base,
         capture_output=True,
         text=True,

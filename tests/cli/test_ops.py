@@ -14,15 +14,15 @@ import pytest
 from alembic import command
 from sqlalchemy import create_engine
 
-from bot.cli.main import main
-from bot.config import BotSettings, LogSettings, ServerSettings
-from bot.errors import SettingsError
-from engine import ConfigurationError, EngineSettings
-from engine.store.database import _alembic_config
+from signoff.bot.cli.main import main
+from signoff.bot.config import BotSettings, LogSettings, ServerSettings
+from signoff.bot.errors import SettingsError
+from signoff.engine import ConfigurationError, EngineSettings
+from signoff.engine.store.database import _alembic_config
 from tests.support.waiting import wait_for
 
 FLOWS = '''
-from engine import flow
+from signoff.engine import flow
 
 
 @flow(approvers=["U024BE7LH"], forbid_starter=True)
@@ -178,7 +178,7 @@ def test_worker_migrates_when_told_and_logs_json(project: Path) -> None:
     at_revision(url, "0001")
     env = {**os.environ, "SIGNOFF_LOG_FORMAT": "json", "SIGNOFF_LOG_LEVEL": "debug"}
     worker = subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", "worker", "--flows", "flows.py", "--migrate"],
+        [sys.executable, "-m", "signoff.bot.cli", "worker", "--flows", "flows.py", "--migrate"],
         cwd=project,
         env=env,
         stderr=subprocess.PIPE,
@@ -198,7 +198,7 @@ def test_worker_migrates_when_told_and_logs_json(project: Path) -> None:
         assert {"time", "level", "logger", "message", "action"} <= set(started)
         assert started["level"] == "INFO"
         current = subprocess.run(
-            [sys.executable, "-m", "bot.cli", "db", "current"],
+            [sys.executable, "-m", "signoff.bot.cli", "db", "current"],
             cwd=project,
             env=env,
             capture_output=True,
@@ -239,13 +239,13 @@ def test_shell_completion_as_the_readme_documents(tmp_path: Path) -> None:
 def test_runs_show_json_gives_the_result_as_json(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from engine import Engine, EngineSettings, load_flows
+    from signoff.engine import Engine, EngineSettings, load_flows
 
     load_flows(str(project / "flows.py"))
     engine = Engine(EngineSettings.load())
     try:
         run = engine.submit("access-request", {"user": "ada"})
-        from engine import Worker
+        from signoff.engine import Worker
 
         worker = Worker(engine)
         worker.start()

@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.cli.main import main
-from engine import (
+from signoff.bot.cli.main import main
+from signoff.engine import (
     Engine,
     EngineSettings,
     RunState,

@@ -21,7 +21,7 @@ def command(*args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
     """Run ``signoff ARGS`` until the block ends (then Ctrl-C it); yield it and its URL."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", *args],
+        [sys.executable, "-m", "signoff.bot.cli", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -52,7 +52,7 @@ def test_sandbox_serves_the_page_on_localhost_and_starts_runs(tmp_path: Path) ->
         f"sqlite:///{tmp_path}/t.db",
         "sandbox",
         "--flows",
-        "bot.demo.flows",
+        "signoff.bot.demo.flows",
         "--port",
         "0",
         "--start",

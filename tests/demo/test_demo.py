@@ -12,12 +12,12 @@ from urllib.parse import unquote
 
 import pytest
 
-from bot.sandbox.render import BLOCK_KIT_BUILDER as BUILDER
+from signoff.bot.sandbox.render import BLOCK_KIT_BUILDER as BUILDER
 
 
 def signoff(*args: str, cwd: Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "bot.cli", *args],
+        [sys.executable, "-m", "signoff.bot.cli", *args],
         capture_output=True,
         text=True,
         timeout=120,
@@ -63,8 +63,8 @@ def test_demo_runs_your_flows_with_answers_from_a_file(tmp_path: Path) -> None:
     flows.write_text(
         textwrap.dedent(
             """
-            from engine import flow, pause_flow_run
-            from engine.input import RunInput
+            from signoff.engine import flow, pause_flow_run
+            from signoff.engine.input import RunInput
 
             class Refund(RunInput):
                 amount: int
@@ -90,7 +90,7 @@ def test_demo_asks_at_the_prompt_for_flows_without_answers(tmp_path: Path) -> No
     flows.write_text(
         textwrap.dedent(
             """
-            from engine import flow, pause_flow_run
+            from signoff.engine import flow, pause_flow_run
 
             @flow
             def ask_twice(greeting: str) -> str:
@@ -124,8 +124,8 @@ def test_demo_reports_a_missing_flows_file_in_one_line(tmp_path: Path) -> None:
 
 
 REFUND = """
-from engine import flow, pause_flow_run
-from engine.input import RunInput
+from signoff.engine import flow, pause_flow_run
+from signoff.engine.input import RunInput
 
 
 class Refund(RunInput):
@@ -170,7 +170,7 @@ def test_the_answers_file_chooses_who_answers_and_param_sets_parameters(tmp_path
 
 PROBLEMS = """
 import pydantic
-from engine import flow, pause_flow_run
+from signoff.engine import flow, pause_flow_run
 
 Huge = pydantic.create_model("Huge", **{f"f{i}": (int, ...) for i in range(120)})
 

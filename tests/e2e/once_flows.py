@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from engine import flow, pause_flow_run
-from engine.input import RunInput
+from signoff.engine import flow, pause_flow_run
+from signoff.engine.input import RunInput
 
 
 class Amount(RunInput):

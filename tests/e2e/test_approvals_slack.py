@@ -10,10 +10,10 @@ from typing import Literal
 
 import pytest
 
-from bot.slack import ids
-from bot.testing import RunningBot, running_bot
-from engine import Engine, PauseStatus, RunState, flow, pause_flow_run
-from engine.input import RunInput
+from signoff.bot.slack import ids
+from signoff.bot.testing import RunningBot, running_bot
+from signoff.engine import Engine, PauseStatus, RunState, flow, pause_flow_run
+from signoff.engine.input import RunInput
 from tests.support.waiting import wait_for
 
 

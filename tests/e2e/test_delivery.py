@@ -16,13 +16,13 @@ from typing import Literal
 import pydantic
 import pytest
 
-from bot.backends.embedded import EmbeddedBackend
-from bot.slack import ids
-from bot.slack.notifier import SlackNotifier
-from bot.slack.server import Server
-from bot.testing import SIGNING_SECRET, RunningBot, running_bot
-from engine import Engine, RunState, flow, pause_flow_run
-from engine.input import RunInput
+from signoff.bot.backends.embedded import EmbeddedBackend
+from signoff.bot.slack import ids
+from signoff.bot.slack.notifier import SlackNotifier
+from signoff.bot.slack.server import Server
+from signoff.bot.testing import SIGNING_SECRET, RunningBot, running_bot
+from signoff.engine import Engine, RunState, flow, pause_flow_run
+from signoff.engine.input import RunInput
 from tests.support.waiting import wait_for
 
 

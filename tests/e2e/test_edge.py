@@ -13,14 +13,14 @@ from urllib.parse import urlencode
 
 import pytest
 
-from bot.backends.embedded import EmbeddedBackend
-from bot.config import BotSettings
-from bot.sandbox.transport import AppConnection
-from bot.slack import ids
-from bot.slack.server import Server
-from bot.testing import SIGNING_SECRET, RunningBot, running_bot
-from engine import Engine, EngineSettings, PauseStatus, RunState, flow, pause_flow_run
-from engine.input import RunInput
+from signoff.bot.backends.embedded import EmbeddedBackend
+from signoff.bot.config import BotSettings
+from signoff.bot.sandbox.transport import AppConnection
+from signoff.bot.slack import ids
+from signoff.bot.slack.server import Server
+from signoff.bot.testing import SIGNING_SECRET, RunningBot, running_bot
+from signoff.engine import Engine, EngineSettings, PauseStatus, RunState, flow, pause_flow_run
+from signoff.engine.input import RunInput
 from tests.support.waiting import wait_for
 
 

@@ -22,13 +22,13 @@ from pathlib import Path
 
 import pytest
 
-from bot.backends.embedded import EmbeddedBackend
-from bot.config import BotSettings
-from bot.sandbox import SlackSandbox
-from bot.slack import ids
-from bot.slack.server import Server
-from bot.testing import SIGNING_SECRET
-from engine import DurableConsumer, Engine, EngineSettings, RunState, Worker
+from signoff.bot.backends.embedded import EmbeddedBackend
+from signoff.bot.config import BotSettings
+from signoff.bot.sandbox import SlackSandbox
+from signoff.bot.slack import ids
+from signoff.bot.slack.server import Server
+from signoff.bot.testing import SIGNING_SECRET
+from signoff.engine import DurableConsumer, Engine, EngineSettings, RunState, Worker
 from tests.e2e import once_flows  # noqa: F401  (registers the flows)
 from tests.support.waiting import wait_for
 
@@ -169,7 +169,7 @@ def start_serve(slack: SlackSandbox, database_url: str, tmp_path: Path) -> subpr
         [
             sys.executable,
             "-m",
-            "bot.cli",
+            "signoff.bot.cli",
             "serve",
             "--port",
             "0",

@@ -8,9 +8,9 @@ import pydantic
 import pytest
 from pydantic import AnyUrl, EmailStr, Field, HttpUrl
 
-from bot.testing import running_bot
-from engine import Engine, PauseStatus, RunState, flow, pause_flow_run
-from engine.input import RunInput
+from signoff.bot.testing import running_bot
+from signoff.engine import Engine, PauseStatus, RunState, flow, pause_flow_run
+from signoff.engine.input import RunInput
 from tests.support.waiting import wait_for
 
 

@@ -22,13 +22,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.sandbox.transport import JSON as JSON_TYPE
-from bot.sandbox.transport import AppConnection
-from bot.slack import ids
-from bot.slack.sealing import Sealer
-from bot.testing import SIGNING_SECRET, running_bot
-from engine import RunState, flow, pause_flow_run
-from engine.input import RunInput
+from signoff.bot.sandbox.transport import JSON as JSON_TYPE
+from signoff.bot.sandbox.transport import AppConnection
+from signoff.bot.slack import ids
+from signoff.bot.slack.sealing import Sealer
+from signoff.bot.testing import SIGNING_SECRET, running_bot
+from signoff.engine import RunState, flow, pause_flow_run
+from signoff.engine.input import RunInput
 from tests.support.waiting import wait_for
 
 EXAMPLES = int(os.environ.get("SIGNOFF_FUZZ_EXAMPLES", "200"))

@@ -14,10 +14,10 @@ from typing import Literal
 
 import pydantic
 
-from bot.inputs import SlackChannel, SlackUser, SlackUsers
-from bot.testing import running_bot
-from engine import Engine, RunState, flow, pause_flow_run
-from engine.input import RunInput
+from signoff.bot.inputs import SlackChannel, SlackUser, SlackUsers
+from signoff.bot.testing import running_bot
+from signoff.engine import Engine, RunState, flow, pause_flow_run
+from signoff.engine.input import RunInput
 from tests.support.waiting import wait_for
 
 RECEIVED: list[RunInput] = []

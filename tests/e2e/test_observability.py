@@ -10,13 +10,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from bot.backends.embedded import EmbeddedBackend
-from bot.config import BotSettings
-from bot.sandbox import SlackSandbox
-from bot.slack.server import Server
-from bot.testing import running_bot
-from engine import Engine, flow, pause_flow_run
-from engine.input import RunInput
+from signoff.bot.backends.embedded import EmbeddedBackend
+from signoff.bot.config import BotSettings
+from signoff.bot.sandbox import SlackSandbox
+from signoff.bot.slack.server import Server
+from signoff.bot.testing import running_bot
+from signoff.engine import Engine, flow, pause_flow_run
+from signoff.engine.input import RunInput
 from tests.support.waiting import wait_for
 
 

@@ -11,10 +11,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.slack import ids, reminders
-from bot.testing import RunningBot, running_bot
-from engine import Engine, PauseStatus, PauseTimeout, flow, pause_flow_run
-from engine.input import RunInput
+from signoff.bot.slack import ids, reminders
+from signoff.bot.testing import RunningBot, running_bot
+from signoff.engine import Engine, PauseStatus, PauseTimeout, flow, pause_flow_run
+from signoff.engine.input import RunInput
 from tests.support.waiting import wait_for
 
 

@@ -16,13 +16,13 @@ from typing import Literal
 import pytest
 import yaml
 
-from bot.config import BotSettings
-from bot.errors import SettingsError
-from bot.slack import ids
-from bot.slack.sealing import Sealer
-from bot.testing import SIGNING_SECRET, RunningBot, running_bot
-from engine import Engine, RunState, flow, get_run_logger, pause_flow_run
-from engine.input import RunInput
+from signoff.bot.config import BotSettings
+from signoff.bot.errors import SettingsError
+from signoff.bot.slack import ids
+from signoff.bot.slack.sealing import Sealer
+from signoff.bot.testing import SIGNING_SECRET, RunningBot, running_bot
+from signoff.engine import Engine, RunState, flow, get_run_logger, pause_flow_run
+from signoff.engine.input import RunInput
 from tests.support.waiting import wait_for
 
 MANIFEST = Path(__file__).resolve().parents[2] / "manifest.yml"

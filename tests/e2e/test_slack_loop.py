@@ -10,11 +10,11 @@ from typing import Literal
 import pydantic
 import pytest
 
-from bot.sandbox import SlackSandbox
-from bot.slack.server import Server
-from bot.testing import SIGNING_SECRET, running_bot
-from engine import Engine, PauseStatus, RunState, flow, get_run_logger, pause_flow_run
-from engine.input import RunInput
+from signoff.bot.sandbox import SlackSandbox
+from signoff.bot.slack.server import Server
+from signoff.bot.testing import SIGNING_SECRET, running_bot
+from signoff.engine import Engine, PauseStatus, RunState, flow, get_run_logger, pause_flow_run
+from signoff.engine.input import RunInput
 
 SECRET = SIGNING_SECRET
 

@@ -15,12 +15,12 @@ from collections.abc import Iterator
 import pydantic
 import pytest
 
-from bot.backends.embedded import EmbeddedBackend
-from bot.config import BotSettings
-from bot.sandbox import SlackSandbox, SocketModeDriver
-from bot.slack.server import Server
-from engine import Engine, PauseStatus, RunState, flow, pause_flow_run
-from engine.input import RunInput
+from signoff.bot.backends.embedded import EmbeddedBackend
+from signoff.bot.config import BotSettings
+from signoff.bot.sandbox import SlackSandbox, SocketModeDriver
+from signoff.bot.slack.server import Server
+from signoff.engine import Engine, PauseStatus, RunState, flow, pause_flow_run
+from signoff.engine.input import RunInput
 from tests.support.waiting import wait_for
 
 APP_TOKEN = "xapp-1-test"

@@ -12,7 +12,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import text
 
-from engine import (
+from signoff.engine import (
     Engine,
     InputInvalid,
     NotAllowed,
@@ -23,9 +23,9 @@ from engine import (
     pause_flow_run,
     suspend_flow_run,
 )
-from engine.actors import Actor, Via
-from engine.audit import AuditAction, write_csv, write_jsonl
-from engine.input import RunInput
+from signoff.engine.actors import Actor, Via
+from signoff.engine.audit import AuditAction, write_csv, write_jsonl
+from signoff.engine.input import RunInput
 from tests.support.waiting import wait_for
 
 
@@ -193,7 +193,7 @@ def test_quorum_ends_early_on_a_veto(engine: Engine) -> None:
 
 
 def test_quorum_on_a_suspended_run(engine: Engine) -> None:
-    from engine import RunSuspended, Worker
+    from signoff.engine import RunSuspended, Worker
 
     with pytest.raises(RunSuspended) as suspended:
         ap_suspend_quorum()
@@ -238,7 +238,7 @@ def test_escalation_adds_approvers_once(engine: Engine, make_engine) -> None:
 
 
 def test_escalation_timer_is_stored_and_fires_from_a_worker(engine: Engine) -> None:
-    from engine import Worker
+    from signoff.engine import Worker
 
     box = run_in_thread(ap_escalate)
     run_id = waiting_run(engine, "ap-escalate")

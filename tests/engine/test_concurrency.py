@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from engine import (
+from signoff.engine import (
     Engine,
     EngineSettings,
     RunState,
@@ -21,7 +21,7 @@ from engine import (
     set_engine,
     task,
 )
-from engine.input import RunInput
+from signoff.engine.input import RunInput
 from tests.conftest import FAST
 from tests.support.waiting import wait_for
 
@@ -196,7 +196,7 @@ def test_runs_are_listed_newest_first_a_page_at_a_time(engine: Engine) -> None:
 def test_a_wake_up_socket_left_by_a_killed_process_is_cleared(tmp_path: Path) -> None:
     import socket
 
-    from engine.store.wakeups import LocalWakeups
+    from signoff.engine.store.wakeups import LocalWakeups
 
     database = str(tmp_path / "runs.db")
     survivor, sender = LocalWakeups(database), LocalWakeups(database)

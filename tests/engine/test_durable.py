@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from engine import Engine, EventKind, PauseStatus, RunState, load_flows, resume_flow_run
+from signoff.engine import Engine, EventKind, PauseStatus, RunState, load_flows, resume_flow_run
 from tests.support.waiting import wait_for
 
 FLOWS = textwrap.dedent(
     """
     from pathlib import Path
-    from engine import flow, pause_flow_run, task, get_run_logger
-    from engine.input import RunInput
+    from signoff.engine import flow, pause_flow_run, task, get_run_logger
+    from signoff.engine.input import RunInput
 
     LEDGER = Path(__file__).with_name("ledger.txt")
 
@@ -50,7 +50,7 @@ FLOWS = textwrap.dedent(
 WORKER = textwrap.dedent(
     """
     import sys, signal, threading
-    from engine import Worker, Engine, EngineSettings
+    from signoff.engine import Worker, Engine, EngineSettings
     settings = EngineSettings.load(heartbeat_seconds=0.2, owner_timeout_seconds=1.0)
     worker = Worker(Engine(settings), flows=[sys.argv[1]])
     stop = threading.Event()
@@ -144,7 +144,7 @@ def test_flow_in_another_process_wakes_within_a_second(
 def test_suspend_timeout_fires_from_the_stored_job_after_a_restart(
     make_engine, database_url: str, tmp_path: Path
 ) -> None:
-    from engine import Worker, flow, set_engine, suspend_flow_run
+    from signoff.engine import Worker, flow, set_engine, suspend_flow_run
 
     @flow
     def expiring() -> None:
@@ -184,7 +184,7 @@ def test_a_worker_run_whose_database_goes_away_logs_one_line_and_keeps_its_store
 
     from sqlalchemy import text
 
-    from engine import Worker, flow
+    from signoff.engine import Worker, flow
 
     started, release = threading.Event(), threading.Event()
 
@@ -204,7 +204,7 @@ def test_a_worker_run_whose_database_goes_away_logs_one_line_and_keeps_its_store
         run = engine.submit("outlived-store", {})
         wait_for(started.is_set, timeout=15, what="the flow to start")
         rename("runs", "runs_away")  # the run's last write will fail
-        with caplog.at_level("ERROR", logger="engine.workers"):
+        with caplog.at_level("ERROR", logger="signoff.engine.workers"):
             release.set()
             failed = wait_for(
                 lambda: [

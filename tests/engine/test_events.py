@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import threading
 
-from engine import Engine, Event, EventKind, RunObserver, flow, pause_flow_run, resume_flow_run
+from signoff.engine import (
+    Engine,
+    Event,
+    EventKind,
+    RunObserver,
+    flow,
+    pause_flow_run,
+    resume_flow_run,
+)
 from tests.support.waiting import wait_for
 
 
@@ -58,7 +66,7 @@ def test_observer_sees_every_change_in_order(engine: Engine) -> None:
 
 
 def test_durable_consumer_retries_and_survives_restart_without_duplicates(make_engine) -> None:
-    from engine import set_engine
+    from signoff.engine import set_engine
 
     first = make_engine()
     flaky = Recorder(fail_first=2)
@@ -95,7 +103,7 @@ def test_only_one_process_holds_a_consumer(make_engine) -> None:
     held = a.subscribe("slack", first)
     wait_for(lambda: held.position is not None)
     waiting = b.subscribe("slack", second)
-    from engine import set_engine
+    from signoff.engine import set_engine
 
     set_engine(a)
     try:

@@ -6,7 +6,15 @@ import asyncio
 
 import pytest
 
-from engine import Engine, InvalidParameters, MissingContext, RunState, flow, get_run_logger, task
+from signoff.engine import (
+    Engine,
+    InvalidParameters,
+    MissingContext,
+    RunState,
+    flow,
+    get_run_logger,
+    task,
+)
 
 
 @task

@@ -19,10 +19,10 @@ import pydantic_core
 import pytest
 from pydantic import AnyUrl, EmailStr, Field, HttpUrl
 
-from bot.inputs import SlackChannel, SlackUser
-from engine import schema_errors
-from engine.input import RunInput
-from engine.input_schema import input_schema
+from signoff.bot.inputs import SlackChannel, SlackUser
+from signoff.engine import schema_errors
+from signoff.engine.input import RunInput
+from signoff.engine.input_schema import input_schema
 
 
 class Colour(enum.Enum):

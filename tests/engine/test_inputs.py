@@ -7,7 +7,7 @@ from typing import Literal
 import pydantic
 import pytest
 
-from engine.input import AutomaticRunInput, RunInput, run_input_from_type
+from signoff.engine.input import AutomaticRunInput, RunInput, run_input_from_type
 
 
 class Approval(RunInput):

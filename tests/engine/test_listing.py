@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from sqlalchemy import event
 
-from engine import Engine, InputInvalid, RunState, RunSuspended, flow, suspend_flow_run
+from signoff.engine import Engine, InputInvalid, RunState, RunSuspended, flow, suspend_flow_run
 
 
 @flow(name="listing-ask")

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import pickle
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 from alembic import command
 
-from engine import Engine, RunNotFound, flow
-from engine.store.database import _alembic_config, write_connection
+from signoff.engine import Engine, RunNotFound, flow
+from signoff.engine.store.database import _alembic_config, write_connection
 
 
 @flow(name="md-noop")
@@ -72,3 +75,42 @@ def test_schema_upgrade_keeps_stored_metadata(engine: Engine) -> None:
         conn.commit()
     assert engine.get_metadata(run_id, "slack.thread") == {"channel": "C1", "ts": "1.1"}
     assert engine.add_metadata(run_id, "slack.reminder." + "k" * 200, "1.1") is True
+
+
+def _job_funcs(engine: Engine) -> dict[str, str]:
+    with engine.store.engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT id, job_state FROM apscheduler_jobs")).all()
+    return {job_id: pickle.loads(state)["func"] for job_id, state in rows}
+
+
+def test_timer_jobs_stored_before_the_signoff_name_call_it_after_the_upgrade(
+    engine: Engine,
+) -> None:
+    when = datetime.now(UTC) + timedelta(hours=1)
+    engine.timers.call_at("expire:r1", when, "signoff.engine.timers:expire_due_pauses")
+    with write_connection(engine.store.engine) as conn:
+        command.downgrade(_alembic_config(conn), "0007")
+        conn.commit()
+    assert _job_funcs(engine)["expire:r1"] == "signoff.engine.timers:expire_due_pauses"
+    # A reminder set by a Signoff older still, when reminders lived in bot.reminders.
+    with engine.store.engine.begin() as conn:
+        state = pickle.loads(
+            conn.execute(
+                sa.text("SELECT job_state FROM apscheduler_jobs WHERE id = 'expire:r1'")
+            ).scalar_one()
+        )
+        state.update(id="remind:r1", func="signoff.bot.reminders:remind", kwargs={"run_id": "r1"})
+        conn.execute(
+            sa.text(
+                "INSERT INTO apscheduler_jobs (id, next_run_time, job_state) VALUES (:i, :t, :s)"
+            ),
+            {"i": "remind:r1", "t": when.timestamp(), "s": pickle.dumps(state)},
+        )
+    with write_connection(engine.store.engine) as conn:
+        command.upgrade(_alembic_config(conn), "head")
+        conn.commit()
+    funcs = _job_funcs(engine)
+    assert funcs["expire:r1"] == "signoff.engine.timers:expire_due_pauses"
+    assert funcs["remind:r1"] == "signoff.bot.slack.reminders:remind"
+    # The scheduler loads them again (a job whose function cannot be imported is dropped).
+    assert {"expire:r1", "remind:r1"} <= {job_id for job_id, _ in engine.timers.pending()}

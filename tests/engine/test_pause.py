@@ -10,7 +10,7 @@ from typing import Literal
 import pydantic
 import pytest
 
-from engine import (
+from signoff.engine import (
     AlreadyAnswered,
     Engine,
     InputInvalid,
@@ -29,7 +29,7 @@ from engine import (
     resume_flow_run,
     task,
 )
-from engine.input import RunInput
+from signoff.engine.input import RunInput
 from tests.support.waiting import wait_for
 
 
@@ -350,7 +350,7 @@ def test_approvers_and_forbid_starter(engine: Engine) -> None:
     def guarded():
         return pause_flow_run(wait_for_input=Approval)
 
-    from engine.runner import call_flow
+    from signoff.engine.runner import call_flow
 
     thread, box = start(lambda: call_flow(guarded, {}, started_by="U_LEAD"))
     pause = waiting(engine)

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from engine import (
+from signoff.engine import (
     CannotSuspend,
     Engine,
     EngineError,
@@ -27,7 +27,7 @@ from engine import (
     suspend_flow_run,
     task,
 )
-from engine.input import RunInput
+from signoff.engine.input import RunInput
 from tests.engine.test_pause import start, waiting
 from tests.support.waiting import wait_for
 

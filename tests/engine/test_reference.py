@@ -8,8 +8,8 @@ from typing import Literal
 
 import pydantic
 
-from engine import Engine, PauseStatus, RunState, flow, get_run_logger, pause_flow_run
-from engine.input import RunInput
+from signoff.engine import Engine, PauseStatus, RunState, flow, get_run_logger, pause_flow_run
+from signoff.engine.input import RunInput
 from tests.support.waiting import wait_for
 
 

@@ -9,9 +9,9 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from engine import ConfigurationError, Engine, EngineSettings
-from engine.store.database import create_db_engine, schema_revisions
-from engine.store.tables import metadata
+from signoff.engine import ConfigurationError, Engine, EngineSettings
+from signoff.engine.store.database import create_db_engine, schema_revisions
+from signoff.engine.store.tables import metadata
 
 
 def test_migrations_match_the_tables(engine: Engine) -> None:
@@ -57,7 +57,7 @@ def test_default_database_needs_no_setup(tmp_path, monkeypatch) -> None:
 
 MIGRATE = """
 import sys
-from engine.store.database import create_db_engine, upgrade
+from signoff.engine.store.database import create_db_engine, upgrade
 engine = create_db_engine(sys.argv[1])
 upgrade(engine)
 engine.dispose()

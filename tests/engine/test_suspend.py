@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from engine import (
+from signoff.engine import (
     Engine,
     PauseStatus,
     RunState,
@@ -19,7 +19,7 @@ from engine import (
     suspend_flow_run,
     task,
 )
-from engine.input import RunInput
+from signoff.engine.input import RunInput
 from tests.support.waiting import wait_for
 
 CALLS: list[str] = []

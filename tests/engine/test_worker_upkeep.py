@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from engine import Engine, EngineSettings, RunState, Worker, flow
+from signoff.engine import Engine, EngineSettings, RunState, Worker, flow
 from tests.conftest import FAST
 from tests.support.waiting import wait_for
 

@@ -11,7 +11,7 @@ import pytest
 
 @pytest.fixture
 def prefect_backend(prefect_api_url: str) -> Iterator[Any]:
-    from bot.backends.prefect import PrefectBackend, PrefectSettings
+    from signoff.bot.backends.prefect import PrefectBackend, PrefectSettings
 
     backend = PrefectBackend(PrefectSettings.load(api_url=prefect_api_url, reconcile_seconds=2.0))
     try:
@@ -22,7 +22,7 @@ def prefect_backend(prefect_api_url: str) -> Iterator[Any]:
 
 @pytest.fixture
 def bot(prefect_backend: Any) -> Iterator[Any]:
-    from bot.testing import serving
+    from signoff.bot.testing import serving
 
     with serving(prefect_backend) as served:
         yield served

@@ -15,13 +15,13 @@ try:
 except ImportError:
     require_prefect()  # skips (or fails in CI) with the command that installs the extra
 
-from bot.backends import Actor, PauseStatus, Refused, RunState
-from bot.backends.prefect import PrefectBackend, PrefectSettings
-from bot.backends.prefect.delivery import Delivery
-from bot.errors import RunNotFound
-from bot.slack import ids
-from bot.slack.notifier import SlackNotifier
-from bot.testing import ServedBot, serving
+from signoff.bot.backends import Actor, PauseStatus, Refused, RunState
+from signoff.bot.backends.prefect import PrefectBackend, PrefectSettings
+from signoff.bot.backends.prefect.delivery import Delivery
+from signoff.bot.errors import RunNotFound
+from signoff.bot.slack import ids
+from signoff.bot.slack.notifier import SlackNotifier
+from signoff.bot.testing import ServedBot, serving
 from tests.support.waiting import wait_for
 
 # One worker runs them all against the session's server; the first one also waits for the

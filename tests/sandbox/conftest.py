@@ -1,7 +1,7 @@
 """Fixtures for the sandbox tests: the shipped ``slack_sandbox`` fixture and a tiny stdlib app.
 
 ``pytest_plugins`` may only be set in the root conftest, so the fixture is imported here
-instead; user projects put ``pytest_plugins = ["bot.testing.pytest_plugin"]`` in theirs.
+instead; user projects put ``pytest_plugins = ["signoff.bot.testing.pytest_plugin"]`` in theirs.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from urllib.parse import parse_qs
 import pytest
 from slack_sdk.signature import SignatureVerifier
 
-from bot.testing.pytest_plugin import slack_sandbox  # noqa: F401 - the fixture under test
+from signoff.bot.testing.pytest_plugin import slack_sandbox  # noqa: F401 - the fixture under test
 
 SECRET = "test-signing-secret"
 

@@ -1,4 +1,4 @@
-"""bot.forms.blockkit: every limit rejects its case at the right json-pointer; valid payloads pass."""
+"""signoff.bot.forms.blockkit: every limit rejects its case at the right json-pointer; valid payloads pass."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
-from bot.forms.blockkit import check_message, check_view, format_problem
+from signoff.bot.forms.blockkit import check_message, check_view, format_problem
 
 
 def pt(text: str) -> dict[str, Any]:

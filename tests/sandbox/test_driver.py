@@ -10,7 +10,7 @@ import pytest
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.webhook import WebhookClient
 
-from bot.sandbox import FieldRejected, NothingToInteractWith, UnknownField
+from signoff.bot.sandbox import FieldRejected, NothingToInteractWith, UnknownField
 
 from .conftest import SECRET
 

@@ -8,9 +8,9 @@ from urllib.parse import unquote
 
 import pytest
 
-import bot.forms.blockkit
-import bot.sandbox
-from bot.sandbox import (
+import signoff.bot.forms.blockkit
+import signoff.bot.sandbox
+from signoff.bot.sandbox import (
     Message,
     block_kit_builder_url,
     element_state,
@@ -19,7 +19,7 @@ from bot.sandbox import (
     render_mrkdwn,
     render_view,
 )
-from bot.sandbox.forms import client_problems, initial_state
+from signoff.bot.sandbox.forms import client_problems, initial_state
 
 
 def pt(text):
@@ -282,14 +282,14 @@ def test_block_kit_builder_url():
 
 
 def test_public_api_is_pinned():
-    assert sorted(bot.forms.blockkit.__all__) == [
+    assert sorted(signoff.bot.forms.blockkit.__all__) == [
         "INPUT_ELEMENT_TYPES",
         "STATEFUL_ELEMENT_TYPES",
         "check_message",
         "check_view",
         "format_problem",
     ]
-    assert sorted(bot.sandbox.__all__) == sorted(
+    assert sorted(signoff.bot.sandbox.__all__) == sorted(
         [
             "DEFAULT_USERS", "AppNotConnected", "AppResponse", "Call", "Channel",
             "ConditionTimeout", "Driver", "EphemeralMessage", "FieldRejected", "HttpDriver",
@@ -300,5 +300,5 @@ def test_public_api_is_pinned():
             "render_message", "render_mrkdwn", "render_view",
         ]
     )  # fmt: skip
-    for name in bot.sandbox.__all__:
-        assert getattr(bot.sandbox, name) is not None
+    for name in signoff.bot.sandbox.__all__:
+        assert getattr(signoff.bot.sandbox, name) is not None

@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 FLOWS = """
-from engine import flow, pause_flow_run
-from engine.input import RunInput
+from signoff.engine import flow, pause_flow_run
+from signoff.engine.input import RunInput
 
 
 class Go(RunInput):

@@ -25,9 +25,9 @@ from websockets.frames import Close, Frame, Opcode
 from websockets.http11 import Response
 from websockets.uri import parse_uri
 
-from bot.sandbox import AppNotConnected, NotAcknowledged, SlackSandbox
-from bot.sandbox.socket_mode import SocketModeServer
-from bot.sandbox.workspace import Workspace
+from signoff.bot.sandbox import AppNotConnected, NotAcknowledged, SlackSandbox
+from signoff.bot.sandbox.socket_mode import SocketModeServer
+from signoff.bot.sandbox.workspace import Workspace
 from tests.support.waiting import wait_for
 
 # -- the endpoint, with a client that shows every frame ----------------------------------------

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.forms.modals import build_input_view
-from bot.sandbox.web import SandboxPage, Surface, render_blocks, to_html
-from bot.testing import RunningBot, running_bot
+from signoff.bot.forms.modals import build_input_view
+from signoff.bot.sandbox.web import SandboxPage, Surface, render_blocks, to_html
+from signoff.bot.testing import RunningBot, running_bot
 from tests.browser.everything_flows import Everything
 from tests.support.waiting import wait_for
 
@@ -165,7 +165,7 @@ def test_mrkdwn_as_html(mrkdwn: str, html: str) -> None:
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[RunningBot, SandboxPage]]:
-    with running_bot(["bot.demo.flows"], database_url=f"sqlite:///{tmp_path}/t.db") as bot:
+    with running_bot(["signoff.bot.demo.flows"], database_url=f"sqlite:///{tmp_path}/t.db") as bot:
         page = SandboxPage(bot.slack.workspace, bot.driver, flows=bot.engine.flows.names())
         page.start()
         try:

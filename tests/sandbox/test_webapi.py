@@ -16,7 +16,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 from slack_sdk.http_retry.builtin_interval_calculators import FixedValueRetryIntervalCalculator
 from slack_sdk.webhook import WebhookClient
 
-from bot.sandbox import ConditionTimeout, SlackSandbox
+from signoff.bot.sandbox import ConditionTimeout, SlackSandbox
 
 from .conftest import FakeClock
 

@@ -40,7 +40,7 @@ def prefect_server() -> Iterator[str]:
     if running:
         yield running
         return
-    from bot.backends.prefect.local import LocalPrefect
+    from signoff.bot.backends.prefect.local import LocalPrefect
 
     prefect = LocalPrefect()
     try:

@@ -7,7 +7,7 @@ its events websocket (``/events/out``).
 
 from __future__ import annotations
 
-from bot.backends.prefect.backend import PrefectBackend
-from bot.backends.prefect.settings import Permission, Permissions, PrefectSettings
+from signoff.bot.backends.prefect.backend import PrefectBackend
+from signoff.bot.backends.prefect.settings import Permission, Permissions, PrefectSettings
 
 __all__ = ["Permission", "Permissions", "PrefectBackend", "PrefectSettings"]

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from bot.errors import BackendError, BackendUnavailable, RunNotFound
+from signoff.bot.errors import BackendError, BackendUnavailable, RunNotFound
 
 logger = logging.getLogger(__name__)
 

@@ -30,8 +30,8 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.backends.interface import ChangeObserver, GroupDirectory, Watch
-from bot.backends.model import (
+from signoff.bot.backends.interface import ChangeObserver, GroupDirectory, Watch
+from signoff.bot.backends.model import (
     JSON,
     Accepted,
     Action,
@@ -51,16 +51,16 @@ from bot.backends.model import (
     Stale,
     StartForm,
 )
-from bot.backends.prefect import runs as prefect_runs
-from bot.backends.prefect.api import Doc, PrefectApi
-from bot.backends.prefect.delivery import Delivery
-from bot.backends.prefect.records import Records
-from bot.backends.prefect.requests import answer_record, delegation_record, read_pauses
-from bot.backends.prefect.rules import Rules
-from bot.backends.prefect.settings import Permission, Permissions, PrefectSettings
-from bot.backends.prefect.timers import Timers
-from bot.backends.prefect.watcher import Watcher
-from bot.errors import (
+from signoff.bot.backends.prefect import runs as prefect_runs
+from signoff.bot.backends.prefect.api import Doc, PrefectApi
+from signoff.bot.backends.prefect.delivery import Delivery
+from signoff.bot.backends.prefect.records import Records
+from signoff.bot.backends.prefect.requests import answer_record, delegation_record, read_pauses
+from signoff.bot.backends.prefect.rules import Rules
+from signoff.bot.backends.prefect.settings import Permission, Permissions, PrefectSettings
+from signoff.bot.backends.prefect.timers import Timers
+from signoff.bot.backends.prefect.watcher import Watcher
+from signoff.bot.errors import (
     BackendError,
     FlowUnknown,
     NotPermitted,

@@ -20,12 +20,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.backends.interface import ChangeObserver
-from bot.backends.model import JSON, Event, EventKind, Pause, PauseStatus, Run
-from bot.backends.prefect.api import Doc
-from bot.backends.prefect.records import Records
-from bot.backends.prefect.requests import refusal_pending
-from bot.backends.prefect.runs import fingerprint
+from signoff.bot.backends.interface import ChangeObserver
+from signoff.bot.backends.model import JSON, Event, EventKind, Pause, PauseStatus, Run
+from signoff.bot.backends.prefect.api import Doc
+from signoff.bot.backends.prefect.records import Records
+from signoff.bot.backends.prefect.requests import refusal_pending
+from signoff.bot.backends.prefect.runs import fingerprint
 
 #: reads a run now: the run, Prefect's document of it, its requests for input
 ReadRun = Callable[[str], tuple[Run, Doc, list[Pause]]]

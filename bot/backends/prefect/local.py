@@ -20,7 +20,7 @@ from pathlib import Path
 
 import httpx
 
-from bot.errors import BackendUnavailable
+from signoff.bot.errors import BackendUnavailable
 
 
 def _free_port() -> int:

@@ -22,10 +22,10 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.backends.model import AuditRecord
-from bot.backends.prefect import runs as prefect_runs
-from bot.backends.prefect.api import PrefectApi
-from bot.errors import BackendError
+from signoff.bot.backends.model import AuditRecord
+from signoff.bot.backends.prefect import runs as prefect_runs
+from signoff.bot.backends.prefect.api import PrefectApi
+from signoff.bot.errors import BackendError
 
 logger = logging.getLogger(__name__)
 

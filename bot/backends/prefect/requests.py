@@ -22,10 +22,10 @@ from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from typing import Any
 
-from bot.backends.model import Delegation, GivenAnswer, Pause, PauseStatus, Run, RunState
-from bot.backends.prefect import runs as prefect_runs
-from bot.backends.prefect.api import Doc
-from bot.backends.prefect.settings import Permission
+from signoff.bot.backends.model import Delegation, GivenAnswer, Pause, PauseStatus, Run, RunState
+from signoff.bot.backends.prefect import runs as prefect_runs
+from signoff.bot.backends.prefect.api import Doc
+from signoff.bot.backends.prefect.settings import Permission
 
 #: log levels that may carry the flow's reason for refusing an answer (WARNING and up)
 REFUSAL_LEVEL = 30

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from bot.backends.interface import GroupDirectory
-from bot.backends.model import Actor, Pause, Refusal, Run, Via
-from bot.backends.prefect.settings import Permission
+from signoff.bot.backends.interface import GroupDirectory
+from signoff.bot.backends.model import Actor, Pause, Refusal, Run, Via
+from signoff.bot.backends.prefect.settings import Permission
 
 
 class Rules:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.backends.model import LogEntry, Run, RunState, StateChange
+from signoff.bot.backends.model import LogEntry, Run, RunState, StateChange
 
 Doc = dict[str, Any]
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from bot.errors import SettingsError
+from signoff.bot.errors import SettingsError
 
 
 class Permission(BaseModel):

@@ -21,13 +21,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from bot.forms.blockkit.rules import (
+from signoff.bot.forms.blockkit.rules import (
     INPUT_ELEMENT_TYPES,
     MESSAGE_BLOCK_LIMIT,
     STATEFUL_ELEMENT_TYPES,
     format_problem,
 )
-from bot.forms.blockkit.walker import Checker
+from signoff.bot.forms.blockkit.walker import Checker
 
 __all__ = [
     "INPUT_ELEMENT_TYPES",

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from bot.forms.blockkit.rules import (
+from signoff.bot.forms.blockkit.rules import (
     ACCESSORY_ELEMENTS,
     ACTIONS_ELEMENTS,
     DATE,

@@ -16,9 +16,9 @@ and ``static/`` (the page's one style sheet and one script; no build step, nothi
 
 from __future__ import annotations
 
-from bot.sandbox.web.blocks import Surface, render_blocks
-from bot.sandbox.web.mrkdwn import to_html
-from bot.sandbox.web.page import Place
-from bot.sandbox.web.server import LOOPBACK, SandboxPage
+from signoff.bot.sandbox.web.blocks import Surface, render_blocks
+from signoff.bot.sandbox.web.mrkdwn import to_html
+from signoff.bot.sandbox.web.page import Place
+from signoff.bot.sandbox.web.server import LOOPBACK, SandboxPage
 
 __all__ = ["LOOPBACK", "Place", "SandboxPage", "Surface", "render_blocks", "to_html"]

@@ -21,9 +21,9 @@ from zoneinfo import ZoneInfo
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup, escape
 
-from bot.sandbox.forms import StateValues, initial_state
-from bot.sandbox.records import JsonDict
-from bot.sandbox.web.mrkdwn import plain_html, to_html
+from signoff.bot.sandbox.forms import StateValues, initial_state
+from signoff.bot.sandbox.records import JsonDict
+from signoff.bot.sandbox.web.mrkdwn import plain_html, to_html
 
 __all__ = ["Surface", "environment", "render_blocks"]
 
@@ -32,7 +32,7 @@ __all__ = ["Surface", "environment", "render_blocks"]
 def environment() -> Environment:
     """The page's Jinja environment: package templates, HTML autoescaping, mrkdwn filters."""
     env = Environment(
-        loader=PackageLoader("bot.sandbox.web", "templates"),
+        loader=PackageLoader("signoff.bot.sandbox.web", "templates"),
         autoescape=select_autoescape(default=True, default_for_string=True),
         trim_blocks=True,
         lstrip_blocks=True,

@@ -15,9 +15,9 @@ from urllib.parse import urlencode
 
 from markupsafe import Markup
 
-from bot.sandbox.records import EphemeralMessage, Message, OpenView, User
-from bot.sandbox.web.blocks import Surface, environment, render_blocks
-from bot.sandbox.workspace import Workspace
+from signoff.bot.sandbox.records import EphemeralMessage, Message, OpenView, User
+from signoff.bot.sandbox.web.blocks import Surface, environment, render_blocks
+from signoff.bot.sandbox.workspace import Workspace
 
 __all__ = ["REGIONS", "Place", "regions", "regions_key"]
 

@@ -33,13 +33,13 @@ from zoneinfo import ZoneInfo
 
 from markupsafe import Markup
 
-from bot.sandbox.driver import Driver
-from bot.sandbox.errors import PageRequestInvalid, SandboxError, SubmitBlocked
-from bot.sandbox.forms import fill_state, stateful_elements
-from bot.sandbox.records import AppResponse, EphemeralMessage, JsonDict, Message, OpenView
-from bot.sandbox.web.blocks import environment
-from bot.sandbox.web.page import REGIONS, Feedback, Place, regions, regions_key
-from bot.sandbox.workspace import Workspace
+from signoff.bot.sandbox.driver import Driver
+from signoff.bot.sandbox.errors import PageRequestInvalid, SandboxError, SubmitBlocked
+from signoff.bot.sandbox.forms import fill_state, stateful_elements
+from signoff.bot.sandbox.records import AppResponse, EphemeralMessage, JsonDict, Message, OpenView
+from signoff.bot.sandbox.web.blocks import environment
+from signoff.bot.sandbox.web.page import REGIONS, Feedback, Place, regions, regions_key
+from signoff.bot.sandbox.workspace import Workspace
 
 __all__ = ["LOOPBACK", "SandboxPage"]
 
@@ -337,7 +337,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._json(200, {"key": key, "regions": {n: str(drawn[n]) for n in REGIONS}})
         elif parts.path.startswith("/static/") and parts.path[8:] in _STATIC:
             name = parts.path[8:]
-            data = files("bot.sandbox.web").joinpath("static", name).read_bytes()
+            data = files("signoff.bot.sandbox.web").joinpath("static", name).read_bytes()
             self._send(200, data, _STATIC[name])
         else:
             self._json(404, {"ok": False, "error": f"no page at {parts.path}"})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from engine.store.tables import metadata
+from signoff.engine.store.tables import metadata
 
 connection = context.config.attributes["connection"]
 context.configure(

@@ -35,6 +35,8 @@ from signoff.engine import Engine, EngineError, Run, RunState, load_flows, regis
 
 T = TypeVar("T")
 CHANNEL = "C0GENERAL"
+#: how long the transcript waits for the bot's messages after an answer or a run's end
+ANSWERED_SECONDS = 10.0
 #: what the bot's thread note says when a run's input model cannot be a Slack form
 UNSHOWABLE = "cannot be shown as a Slack form"
 
@@ -51,6 +53,10 @@ class RunRef(Protocol):
 
     @property
     def flow_name(self) -> str: ...
+
+
+def _has_button(message: Message) -> bool:
+    return any(b.get("type") == "actions" for b in message.blocks)
 
 
 def _wait(what: str, condition: Callable[[], T | None], timeout: float = 20.0) -> T:
@@ -73,6 +79,8 @@ class Demo:
         self.server = server
         self.driver = sandbox.driver(f"{server.url}/slack/events", SIGNING_SECRET)
         self.seen: set[str] = set()
+        #: each message of a run's thread as last printed, by ts: an edit is printed again
+        self.printed: dict[str, str] = {}
         #: (what, link) per modal shown; printed whole at the end, where they do not break up
         #: the transcript
         self.builder_links: list[tuple[str, str]] = []
@@ -90,8 +98,48 @@ class Demo:
         click.secho(f"▶ {text}", fg="cyan", err=True)
 
     def show_message(self, message: Message, where: str) -> None:
+        rendered = render_message(message, self.sandbox.workspace.names())
+        self.printed[message.ts] = rendered
         self.say(f"── {where} " + "─" * max(0, 60 - len(where)))
-        self.say(render_message(message, self.sandbox.workspace.names()))
+        self.say(rendered)
+
+    def _thread(self, run: RunRef) -> list[tuple[Message, str]]:
+        """The run's root message and its thread, oldest first, each with where it is."""
+        channel = self.sandbox.channel(CHANNEL)
+        root = next(
+            (m for m in channel.messages if run.id[:8] in m.text + json.dumps(m.blocks)), None
+        )
+        if root is None:
+            return []
+        return [(root, "#general")] + [(m, "thread") for m in channel.replies.get(root.ts, [])]
+
+    def _changes(self, run: RunRef) -> list[tuple[Message, str]]:
+        """Messages of the run that are new or were edited since printed, as Slack shows
+        them; prompts with buttons are left for when someone is about to click them."""
+        names = self.sandbox.workspace.names()
+        changed = []
+        for message, where in self._thread(run):
+            rendered = render_message(message, names)
+            if message.ts in self.printed:
+                if self.printed[message.ts] != rendered:
+                    changed.append((message, f"{where} (updated)"))
+            elif message.ts not in self.seen and not _has_button(message):
+                changed.append((message, where))
+        return changed
+
+    def show_changes(self, run: RunRef, *, wait: float = 0.0) -> None:
+        """Print what changed in the run's messages, after waiting up to ``wait`` seconds for
+        the first change (the bot posts after it answers Slack)."""
+        if not self._thread(run):
+            return  # the run never posted (it did not ask for input)
+        deadline = time.monotonic() + wait
+        changes = self._changes(run)
+        while not changes and time.monotonic() < deadline:
+            time.sleep(0.02)
+            changes = self._changes(run)
+        for message, where in changes:
+            self.seen.add(message.ts)
+            self.show_message(message, where)
 
     def prompt_for(self, run: RunRef) -> Message:
         """The newest unseen message with a button for ``run`` (root or thread)."""
@@ -102,8 +150,7 @@ class Demo:
             for message in candidates:
                 if message.ts in self.seen:
                     continue
-                has_button = any(b.get("type") == "actions" for b in message.blocks)
-                if has_button and run.id[:8] in json.dumps(message.blocks):
+                if _has_button(message) and run.id[:8] in json.dumps(message.blocks):
                     return message
                 if UNSHOWABLE in message.text and self._of_run(message, run):
                     return message  # no button will come: the bot said why
@@ -119,6 +166,7 @@ class Demo:
     def show_prompt(self, run: RunRef) -> Message:
         """Wait for ``run``'s next prompt and print it, as it appears in Slack."""
         prompt = self.prompt_for(run)
+        self.show_changes(run)  # what the thread says before it (a refused answer, say)
         self.show_message(prompt, "#general" if prompt.thread_ts in (None, prompt.ts) else "thread")
         return prompt
 
@@ -156,14 +204,18 @@ class Demo:
             self.say("── errors shown in the modal " + "─" * 32)
             for block, error in reply.errors.items():
                 self.say(f"   {block}: {error}")
+            return
+        self.show_changes(run, wait=ANSWERED_SECONDS)
 
-    def resubmit(self, user: str, values: dict[str, Any], note: str) -> None:
+    def resubmit(self, run: RunRef, user: str, values: dict[str, Any], note: str) -> None:
         """Fix the modal that is still open after errors, and submit it again."""
         self.step(f"{user} {note}")
         reply = self.driver.submit(user, values, client_checks=False)
         if reply.response_action == "errors":
             for block, error in reply.errors.items():
                 self.say(f"   {block}: {error}")
+            return
+        self.show_changes(run, wait=ANSWERED_SECONDS)
 
     def reminder(self, run: Run) -> None:
         """Fire the run's reminder now instead of ten minutes before its deadline."""
@@ -172,11 +224,11 @@ class Demo:
         due = reminders.reminder_time(pause.deadline, pause.created_at)
         self.step(f"fast-forward to {due:%H:%M} UTC, when the reminder is due")
         reminders.remind(run_id=run.id, key=pause.key)
-        self.thread_notes(run)
+        self.show_changes(run, wait=ANSWERED_SECONDS)
 
-    def refused(self, run: Run, user: str) -> None:
-        prompt = self.prompt_for(run)
-        self.seen.discard(prompt.ts)
+    def refused(self, run: Run, user: str) -> Message:
+        """Show the run's prompt and have ``user``, who may not answer, click it; the prompt."""
+        prompt = self.show_prompt(run)
         self.step(f"{user} clicks “Provide input” but is not an approver")
         self.driver.click(user, prompt, action_id="provide_input")
         uid = self.sandbox.user(user)
@@ -185,19 +237,11 @@ class Demo:
         self.say(
             f"   (only {user} sees) {render_message(notes[-1], self.sandbox.workspace.names())}"
         )
+        return prompt
 
     def thread_notes(self, run: RunRef) -> None:
-        channel = self.sandbox.channel(CHANNEL)
-        for replies in channel.replies.values():
-            for message in replies:
-                has_button = any(b.get("type") == "actions" for b in message.blocks)
-                if (
-                    not has_button
-                    and (run.id[:8] in message.text or "not accepted" in message.text)
-                    and message.ts not in self.seen
-                ):
-                    self.seen.add(message.ts)
-                    self.show_message(message, "thread")
+        """Print the run's new thread notes and edited messages, as they are now."""
+        self.show_changes(run)
 
     def finish(self, run: Run) -> Run:
         def final() -> Run | None:
@@ -205,8 +249,23 @@ class Demo:
             return current if current.state.is_final else None
 
         done = _wait(f"{run.flow_name} to finish", final)
-        self.thread_notes(run)
+        self.show_outcome(done, done.state.value)
         return done
+
+    def show_outcome(self, run: RunRef, state: str) -> None:
+        """Print the run's last messages once the bot has marked its prompt with how it
+        ended, ``state`` (it does so just after the run ends)."""
+        names = self.sandbox.workspace.names()
+        ended = f"is *{state}*"
+
+        def marked() -> bool:
+            thread = self._thread(run)
+            return not thread or ended in render_message(thread[0][0], names)
+
+        deadline = time.monotonic() + ANSWERED_SECONDS
+        while not marked() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self.show_changes(run)
 
     def summary(self, runs: list[Run]) -> None:
         self.say("── final states " + "─" * 45)
@@ -235,7 +294,7 @@ def served(flows: list[str]) -> Iterator[Demo]:
 
 def _quiet_logs() -> None:
     # The transcript is the output; flow logs and Bolt's start-up notes would interleave with it.
-    for name in ("engine", "bot", "slack_bolt", "slack_sdk", "apscheduler"):
+    for name in ("signoff", "slack_bolt", "slack_sdk", "apscheduler"):
         logging.getLogger(name).addHandler(logging.NullHandler())
         logging.getLogger(name).propagate = False
 
@@ -275,13 +334,20 @@ def builtin_demo() -> list[str]:
 
         demo.step("starting deploy-production (approvers: bob; the starter may not approve)")
         deploy = demo.engine.submit("deploy-production", {"version": "2.4.1"}, started_by="U0CAROL")
-        demo.refused(deploy, "alice")
+        prompt = demo.refused(deploy, "alice")
         demo.reminder(deploy)
         demo.answer(
-            deploy, "bob", {"approve": True, "reason": "ok"}, "submits a reason that is too short"
+            deploy,
+            "bob",
+            {"approve": True, "reason": "ok"},
+            "submits a reason that is too short",
+            prompt=prompt,
         )
         demo.resubmit(
-            "bob", {"reason": "Staging soak was clean"}, "fixes the reason in the open modal"
+            deploy,
+            "bob",
+            {"reason": "Staging soak was clean"},
+            "fixes the reason in the open modal",
         )
         runs.append(demo.finish(deploy))
         demo.summary(runs)

@@ -64,7 +64,7 @@ def _finish(demo: Demo, backend: PrefectBackend, run: Run) -> Run:
         return current if current.state.is_final else None
 
     done = _wait(f"{run.flow_name} to finish", final, timeout=120)
-    demo.thread_notes(run)
+    demo.show_outcome(done, done.state.value)
     return done
 
 

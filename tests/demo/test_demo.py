@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -56,6 +57,41 @@ def test_demo_prints_the_whole_loop(tmp_path: Path) -> None:
     assert "input 1 rejected by @alice, input 2 accepted by @bob" in out
     assert "deploy-production  completed" in out
     assert "demo finished in" in done.stderr
+
+
+def test_the_transcript_follows_the_order_people_see_things_in_slack(tmp_path: Path) -> None:
+    # Steps go to stderr, Slack to stdout: one pipe for both keeps their order.
+    done = subprocess.run(
+        [sys.executable, "-m", "signoff.bot.cli", "demo"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert done.returncode == 0, done.stdout[-3000:]
+    out = done.stdout
+
+    def at(text: str, after: int = 0) -> int:
+        found = out.find(text, after)
+        assert found >= 0, f"{text!r} not in the transcript after position {after}"
+        return found
+
+    # An accepted answer shows where it appears: the prompt marked with who answered and
+    # how the run ended, before the next flow starts.
+    submitted = at("alice types “Ada” and submits")
+    marked = at("• `1` :white_check_mark: Answered by @alice", submitted)
+    assert at("*greet-user* run", submitted) < marked < at("starting get-shirt-order")
+    # The refusal note comes before the prompt that asks again, as in the thread.
+    picked = at("alice picks small + green")
+    assert at("@alice's answer was not accepted", picked) < at("needs input again", picked)
+    # A message is shown before anyone clicks on it.
+    deploy = at("starting deploy-production")
+    assert at("*deploy-production* run", deploy) < at("but is not an approver", deploy)
+    # The fixed answer's outcome, then the summary.
+    fixed = at("bob fixes the reason in the open modal")
+    assert at("*deploy-production* run", fixed) < at("is *completed*", fixed) < at("final states")
 
 
 def test_demo_runs_your_flows_with_answers_from_a_file(tmp_path: Path) -> None:

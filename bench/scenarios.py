@@ -273,7 +273,7 @@ class WorkerProcess:
             [
                 sys.executable,
                 "-c",
-                "import sys; from bot.cli.main import main; sys.exit(main())",
+                "import sys; from signoff.bot.cli.main import main; sys.exit(main())",
                 "worker",
                 "--flows",
                 str(ROOT / "bench" / "flows.py"),

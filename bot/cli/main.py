@@ -261,7 +261,7 @@ cli.add_command(demo_command(prefect_demo))
 cli.add_command(sandbox_command())
 # Commands defined in other modules register here, e.g. ``signoff serve`` and
 # ``signoff demo``:
-#     from bot.slack.server import serve
+#     from signoff.bot.slack.server import serve
 #     cli.add_command(serve)
 
 

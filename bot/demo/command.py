@@ -485,8 +485,8 @@ def web_demo(flows: list[str], plans: dict[str, Any], *, port: int = 8765) -> No
     serve_page(flows, start=lambda n: [(f, _plan(plans.get(f))[0]) for f in n], port=port)
 
 
-def demo_command(prefect_demo: Callable[[], None] | None = None) -> click.Command:
-    """The ``signoff demo`` command; ``prefect_demo()`` plays ``--backend prefect``."""
+def demo_command(prefect_demo: Callable[[str | None], None] | None = None) -> click.Command:
+    """The ``signoff demo`` command; ``prefect_demo(api_url)`` plays ``--backend prefect``."""
 
     @click.command("demo")
     @click.option(
@@ -530,6 +530,12 @@ def demo_command(prefect_demo: Callable[[], None] | None = None) -> click.Comman
         show_default=True,
         help="Run the reference flows on Signoff's engine, or on a throwaway Prefect server.",
     )
+    @click.option(
+        "--prefect-url",
+        metavar="URL",
+        help="With --backend prefect: the API of a Prefect server to serve them on instead "
+        "of a throwaway one (e.g. http://127.0.0.1:4200/api).",
+    )
     def demo(
         sources: tuple[str, ...],
         answers: str | None,
@@ -537,18 +543,21 @@ def demo_command(prefect_demo: Callable[[], None] | None = None) -> click.Comman
         web: bool,
         port: int,
         backend: str,
+        prefect_url: str | None,
     ) -> None:
         """See the whole loop locally: flows, Slack prompts, modals, errors, and answers.
 
         Exits 1 when a run failed, ran out of answers, or asked for input Slack cannot show.
         """
+        if prefect_url and backend != "prefect":
+            raise click.UsageError("--prefect-url goes with --backend prefect")
         if backend == "prefect":
             if sources or web or answers or params:
                 raise click.UsageError("--backend prefect plays the reference flows only")
             if prefect_demo is None:
                 raise click.ClickException("this signoff has no Prefect demo")
             started = time.monotonic()
-            prefect_demo()
+            prefect_demo(prefect_url)
             click.secho(
                 f"✔ demo finished in {time.monotonic() - started:.1f}s", fg="green", err=True
             )

@@ -16,6 +16,7 @@ import click
 
 from signoff.bot.backends import Actor, PauseStatus, Run
 from signoff.bot.demo.command import CHANNEL, Demo, _quiet_logs, _wait
+from signoff.bot.sandbox import render_mrkdwn
 
 if TYPE_CHECKING:
     from signoff.bot.backends.prefect import PrefectBackend
@@ -26,8 +27,9 @@ DEPLOYMENTS = 5
 CAROL = Actor("U0CAROL", name="carol")
 
 
-def prefect_demo() -> None:
-    """Start a Prefect server, serve the reference flows on it, and answer them in Slack.
+def prefect_demo(api_url: str | None = None) -> None:
+    """Serve the reference flows on a Prefect server (a throwaway one started here, or the
+    one at ``api_url``) and answer them in Slack.
 
     Raises:
         click.ClickException: the extra is missing, or Prefect failed (its log is quoted).
@@ -43,10 +45,14 @@ def prefect_demo() -> None:
 
     _quiet_logs()
     click.secho(
-        "▶ starting a throwaway Prefect server (SQLite; a minute or two)", fg="cyan", err=True
+        f"▶ serving the reference flows on the Prefect server at {api_url}"
+        if api_url
+        else "▶ starting a throwaway Prefect server (SQLite; a minute or two)",
+        fg="cyan",
+        err=True,
     )
     try:
-        with LocalPrefect() as prefect:
+        with LocalPrefect(api_url=api_url) as prefect:
             prefect.serve_flows(FLOWS, "demo", deployments=DEPLOYMENTS)
             backend = PrefectBackend(PrefectSettings.load(api_url=prefect.api_url))
             try:
@@ -102,10 +108,13 @@ def _play(demo: Demo, backend: PrefectBackend) -> None:
     runs.append(_finish(demo, backend, deploy))
 
     demo.say("── final states on Prefect " + "─" * 34)
+    names = demo.sandbox.workspace.names()
     for run in runs:
         detail = backend.detail(run.id)
         answers = ", ".join(
-            f"input {p.key} {p.status.value} by {p.responder}" for p in detail.pauses if p.responder
+            f"input {p.key} {p.status.value} by {render_mrkdwn(f'<@{p.responder}>', names)}"
+            for p in detail.pauses
+            if p.responder
         )
         demo.say(f"   {run.flow_name:<18} {detail.run.state_name:<10} {answers}")
     demo.say(json.dumps({"prefect_runs": [r.id for r in runs]}))

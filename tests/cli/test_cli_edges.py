@@ -236,11 +236,11 @@ def test_flows_from_a_directory_import_modules_beside_them(cli: Cli, tmp_path: P
     folder.mkdir()
     (folder / "pricing.py").write_text("def price(n: int) -> int:\n    return n * 3\n")
     (folder / "quotes.py").write_text(
-        "from engine import flow\nfrom pricing import price\n\n\n"
+        "from signoff import flow\nfrom pricing import price\n\n\n"
         "@flow(name='edge-quote')\ndef quote(n: int) -> int:\n    return price(n)\n"
     )
     (folder / "greet.py").write_text(
-        "from engine import flow\n\n\n@flow(name='edge-greet')\ndef greet() -> str:\n"
+        "from signoff import flow\n\n\n@flow(name='edge-greet')\ndef greet() -> str:\n"
         "    return 'hi'\n"
     )
     cli.flows = folder

@@ -91,7 +91,7 @@ def test_timer_jobs_stored_before_the_signoff_name_call_it_after_the_upgrade(
     with write_connection(engine.store.engine) as conn:
         command.downgrade(_alembic_config(conn), "0007")
         conn.commit()
-    assert _job_funcs(engine)["expire:r1"] == "signoff.engine.timers:expire_due_pauses"
+    assert _job_funcs(engine)["expire:r1"] == "engine.timers:expire_due_pauses"
     # A reminder set by a Signoff older still, when reminders lived in bot.reminders.
     with engine.store.engine.begin() as conn:
         state = pickle.loads(
@@ -99,7 +99,7 @@ def test_timer_jobs_stored_before_the_signoff_name_call_it_after_the_upgrade(
                 sa.text("SELECT job_state FROM apscheduler_jobs WHERE id = 'expire:r1'")
             ).scalar_one()
         )
-        state.update(id="remind:r1", func="signoff.bot.reminders:remind", kwargs={"run_id": "r1"})
+        state.update(id="remind:r1", func="bot.reminders:remind", kwargs={"run_id": "r1"})
         conn.execute(
             sa.text(
                 "INSERT INTO apscheduler_jobs (id, next_run_time, job_state) VALUES (:i, :t, :s)"

@@ -94,7 +94,7 @@ def test_the_wheel_holds_signoff_and_the_engine_short_name_only(wheel: Path) -> 
 def test_a_project_with_its_own_bot_and_engine_runs_a_flow(
     fresh_python: Path, tmp_path: Path
 ) -> None:
-    (tmp_path / "signoff.bot.py").write_text("NAME = 'our bot'\n")
+    (tmp_path / "bot.py").write_text("NAME = 'our bot'\n")
     (tmp_path / "engine").mkdir()
     (tmp_path / "engine" / "__init__.py").write_text("NAME = 'our engine'\n")
     (tmp_path / "flows.py").write_text(FLOWS)

@@ -4,6 +4,8 @@ people answer them in the local Slack sandbox. Nothing of Prefect is mocked."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -311,3 +313,31 @@ def test_permissions_per_deployment(prefect_api_url: str, tmp_path: Path) -> Non
             assert finished(backend, run.id).state is RunState.CANCELLED
     finally:
         backend.close()
+
+
+def test_the_prefect_demo_plays_the_reference_flows(prefect_api_url: str) -> None:
+    # On the session's server (--prefect-url), rather than a throwaway one of its own.
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "signoff",
+            "demo",
+            "--backend",
+            "prefect",
+            "--prefect-url",
+            prefect_api_url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = done.stdout
+    assert "*greet-user* run" in out and 'Name (optional): [text: "anonymous"]' in out
+    assert "@alice's answer was not accepted" in out and "needs input again" in out
+    assert out.index("not accepted") < out.index("needs input again")
+    assert "── final states on Prefect" in out
+    assert "input paused-1 rejected by @alice, input paused-2 accepted by @bob" in out
+    assert "deploy-release     Completed  input suspended-1 accepted by @bob" in out
+    assert "demo finished in" in done.stderr

@@ -37,11 +37,20 @@ class LocalPrefect:
         backend = PrefectBackend(PrefectSettings.load(api_url=prefect.api_url))
     """
 
-    def __init__(self, python: str | Path | None = None, *, runner_poll_seconds: int = 1) -> None:
+    def __init__(
+        self,
+        python: str | Path | None = None,
+        *,
+        runner_poll_seconds: int = 1,
+        api_url: str | None = None,
+    ) -> None:
+        """``api_url`` names a server that is running already: ``start`` then only checks
+        it answers, and ``stop`` leaves it running."""
         self.python = str(python or sys.executable)
         self.home = Path(tempfile.mkdtemp(prefix="signoff-prefect-"))
+        self.external = api_url is not None
         self.port = _free_port()
-        self.api_url = f"http://127.0.0.1:{self.port}/api"
+        self.api_url = api_url.rstrip("/") if api_url else f"http://127.0.0.1:{self.port}/api"
         self.env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": str(self.home),
@@ -91,6 +100,9 @@ class LocalPrefect:
         Raises:
             BackendUnavailable: it exited or did not answer in time (its log is in the message).
         """
+        if self.external:
+            self._check_external(timeout=min(timeout, 30))
+            return
         server = self._spawn(
             "server",
             ["-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(self.port)],
@@ -111,9 +123,24 @@ class LocalPrefect:
         self.stop()
         raise BackendUnavailable("prefect", f"prefect server did not start within {timeout:.0f}s")
 
+    def _check_external(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if httpx.get(f"{self.api_url}/health", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError as exc:
+                if time.monotonic() >= deadline:
+                    raise BackendUnavailable(
+                        "prefect", f"{self.api_url} cannot be reached: {exc}"
+                    ) from exc
+            if time.monotonic() >= deadline:
+                raise BackendUnavailable("prefect", f"{self.api_url} failed its health check")
+            time.sleep(0.2)
+
     def serve_flows(self, path: Path, *args: str, deployments: int, timeout: float = 120) -> None:
         """Run ``python path *args`` (a file that calls ``serve``); return once the server
-        lists ``deployments`` deployments.
+        lists ``deployments`` deployments (named ``args[0]``, when given).
 
         Raises:
             BackendUnavailable: the process exited or the deployments did not appear.
@@ -124,7 +151,9 @@ class LocalPrefect:
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 raise BackendUnavailable("prefect", f"{path} exited: {self.log(name)[-2000:]}")
-            found = httpx.post(f"{self.api_url}/deployments/filter", json={}, timeout=5).json()
+            # On a shared server, count only this file's deployments.
+            wanted = {"deployments": {"name": {"any_": [args[0]]}}} if args else {}
+            found = httpx.post(f"{self.api_url}/deployments/filter", json=wanted, timeout=5).json()
             if len(found) >= deployments:
                 return
             time.sleep(0.1)
@@ -133,7 +162,8 @@ class LocalPrefect:
         )
 
     def stop(self) -> None:
-        """Stop every process (flows first, the server last) and remove the home."""
+        """Stop every process (flows first, the server last; a server this object did not
+        start keeps running) and remove the home."""
         for process in reversed(self.processes):
             if process.poll() is None:
                 with contextlib.suppress(ProcessLookupError):

@@ -24,7 +24,7 @@ branch_labels = None
 depends_on = None
 
 #: paths that moved, besides gaining the ``signoff.`` prefix
-MOVED = {"signoff.bot.reminders:remind": "signoff.bot.slack.reminders:remind"}
+MOVED = {"bot.reminders:remind": "bot.slack.reminders:remind"}
 
 
 def _upgraded(func: str) -> str:

@@ -54,6 +54,7 @@ from signoff.bot.testing import SIGNING_SECRET, running_bot  # noqa: E402
 from signoff.engine import Engine, EngineSettings, RunState  # noqa: E402
 
 CHANNEL = "C0GENERAL"
+KEEP_OPEN = json.dumps({"response_action": "errors", "errors": {}}).encode()
 TARGETS = {"50": 100.0, "1000": 300.0, "slow": 100.0}
 
 
@@ -76,7 +77,9 @@ class CapturingDriver(HttpDriver):
             return super().deliver(kind, payload)
         body = urlencode({"payload": json.dumps(payload)}).encode()
         self.kept.append(Submission(self.app_url, body, self.signed_headers(body)))
-        return AppResponse(200, b"")
+        # Not sent yet, so nothing to apply: the form stays open until the bot's views.update
+        # replaces it with the outcome (an empty "errors" answer changes no view).
+        return AppResponse.parse(200, KEEP_OPEN, {"Content-Type": "application/json"})
 
 
 def capturing_driver(slack: SlackSandbox, url: str) -> CapturingDriver:

@@ -192,7 +192,14 @@ def test_bot_errors_exports() -> None:
 def test_testing_exports() -> None:
     import signoff.bot.testing
 
-    assert signoff.bot.testing.__all__ == ["RunningBot", "ServedBot", "running_bot", "serving"]
+    assert signoff.bot.testing.__all__ == [
+        "RunningBot",
+        "ServedBot",
+        "form_errors",
+        "outcome",
+        "running_bot",
+        "serving",
+    ]
 
 
 def test_signoff_is_the_engine_api_with_its_input_models() -> None:

@@ -28,9 +28,9 @@ from signoff.bot.sandbox import (
     render_mrkdwn,
     render_view,
 )
-from signoff.bot.slack import reminders
+from signoff.bot.slack import ids, reminders
 from signoff.bot.slack.server import Server
-from signoff.bot.testing import SIGNING_SECRET, running_bot
+from signoff.bot.testing import SIGNING_SECRET, form_errors, outcome, running_bot
 from signoff.engine import Engine, EngineError, Run, RunState, load_flows, registered_flows
 
 T = TypeVar("T")
@@ -199,23 +199,35 @@ class Demo:
         )
         self.say(f"   (see it in Block Kit Builder: link [{len(self.builder_links)}] at the end)")
         self.step(f"{user} {note}")
-        reply = self.driver.submit(user, values, client_checks=False)
-        if reply.response_action == "errors":
-            self.say("── errors shown in the modal " + "─" * 32)
-            for block, error in reply.errors.items():
-                self.say(f"   {block}: {error}")
+        if self.submit(uid.id, values, heading=True):
             return
         self.show_changes(run, wait=ANSWERED_SECONDS)
 
     def resubmit(self, run: RunRef, user: str, values: dict[str, Any], note: str) -> None:
         """Fix the modal that is still open after errors, and submit it again."""
         self.step(f"{user} {note}")
-        reply = self.driver.submit(user, values, client_checks=False)
-        if reply.response_action == "errors":
-            for block, error in reply.errors.items():
-                self.say(f"   {block}: {error}")
+        uid = self.sandbox.user(user)
+        assert uid is not None
+        if self.submit(uid.id, values, heading=False):
             return
         self.show_changes(run, wait=ANSWERED_SECONDS)
+
+    def submit(self, uid: str, values: dict[str, Any], *, heading: bool) -> bool:
+        """Submit ``uid``'s modal and show what the person sees once the bot has answered:
+        errors under the inputs (the form stays open; True), or a notice, which they read
+        and close (False)."""
+        reply = self.driver.submit(uid, values, client_checks=False)
+        errors = reply.errors if reply.response_action == "errors" else {}
+        view = outcome(self.sandbox, uid, timeout=60)
+        if view.callback_id == ids.INPUT_VIEW:
+            errors = errors or form_errors(view)
+        else:
+            self.driver.close(uid)
+        if errors and heading:
+            self.say("── errors shown in the modal " + "─" * 32)
+        for block, error in errors.items():
+            self.say(f"   {block}: {error}")
+        return bool(errors)
 
     def reminder(self, run: Run) -> None:
         """Fire the run's reminder now instead of ten minutes before its deadline."""

@@ -35,6 +35,7 @@ from slack_sdk.models.blocks import (
     NumberInputElement,
     Option,
     PlainTextInputElement,
+    PlainTextObject,
     RadioButtonsElement,
     SectionBlock,
     StaticMultiSelectElement,
@@ -65,8 +66,12 @@ from signoff.bot.forms.layout import (
 )
 from signoff.bot.forms.mrkdwn import markdown_to_mrkdwn
 
+#: What starts an input's hint that shows an error (see ``build_input_view``'s ``errors``).
+ERROR_MARK = "⚠️ "
+
 __all__ = [
     "ACTION_ID",
+    "ERROR_MARK",
     "Choice",
     "FieldGroup",
     "InputField",
@@ -125,6 +130,7 @@ def build_input_view(
     callback_id: str,
     private_metadata: str,
     submit: str = "Submit",
+    errors: Mapping[str, str] | None = None,
 ) -> View:
     """Builds the modal that asks a person for a model's fields.
 
@@ -138,6 +144,9 @@ def build_input_view(
         callback_id: The view's callback id.
         private_metadata: Opaque reference returned with ``view_submission``.
         submit: Label of the submit button; clipped to 24 characters.
+        errors: Messages keyed by input ``block_id`` (as ``errors_for_view`` gives them),
+            shown in place of the input's hint. A view sent with ``views.update`` cannot
+            carry Slack's own inline errors, which only a synchronous response can.
 
     Returns:
         The modal, already validated by ``slack_sdk``.
@@ -155,7 +164,11 @@ def build_input_view(
         if isinstance(entry, FieldGroup):
             fields.append(HeaderBlock(text=clip(entry.title, 150)))
         else:
-            fields.append(_input_block(entry, _initial_for(entry, prefill)))
+            block = _input_block(entry, _initial_for(entry, prefill))
+            error = errors.get(block.block_id or "") if errors else None
+            if error:
+                block.hint = PlainTextObject(text=clip(f"{ERROR_MARK}{error}", 2000))
+            fields.append(block)
     head: list[Block] = []
     if context:
         head.append(ContextBlock(elements=[MarkdownTextObject(text=clip(context, MAX_TEXT))]))

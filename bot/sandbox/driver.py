@@ -361,8 +361,9 @@ class Driver(ABC):
         submitted["state"] = {"values": state}
         payload = self._envelope("view_submission", who)
         payload.update(view=submitted, response_urls=self._response_urls(who, top, state))
-        response = self.deliver("interactive", payload)
-        rejected = self._apply_submission(who.id, top, response)
+        with self.workspace.submitting(top.id):
+            response = self.deliver("interactive", payload)
+            rejected = self._apply_submission(who.id, top, response)
         logger.debug(
             "%s submitted %s -> %s %s",
             who.name,
@@ -416,7 +417,7 @@ class Driver(ABC):
             return tuple(problems)
         try:
             if action == "update":
-                self.workspace.update_view(new_view, view_id=top.id)
+                self.workspace.update_view(new_view, view_id=top.id, answering=True)
             else:
                 self.workspace.open_modal(user, new_view, push=True)
         except ApiFailure as failure:

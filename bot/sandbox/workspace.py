@@ -32,6 +32,10 @@ from signoff.bot.sandbox.views import AppIdentity, ViewStore
 
 __all__ = ["DEFAULT_USERS", "ResponseUrl", "Workspace"]
 
+#: Longest a views.update waits for the answer to a submission of the same view (Slack
+#: waits 3 s for that answer).
+SUBMISSION_WAIT = 5.0
+
 _T = TypeVar("_T")
 
 #: Seeded into every new workspace.
@@ -111,6 +115,8 @@ class Workspace:
         self._triggers: dict[str, _Trigger] = {}
         self._response_urls: dict[str, ResponseUrl] = {}
         self._calls: list[Call] = []
+        #: views whose submission the app has not answered yet (view id -> how many)
+        self._submitting: dict[str, int] = {}
         self.add_channel(self.default_channel, "general")
 
     @contextmanager
@@ -422,6 +428,21 @@ class Workspace:
         with self._change():
             return self._views.open_modal(user, payload, push=push)
 
+    @contextmanager
+    def submitting(self, view_id: str) -> Iterator[None]:
+        """While a submission of ``view_id`` waits for the app's answer and that answer is
+        applied, ``views.update`` calls on the view wait: Slack applies the answer to a
+        submission before later calls about the same view."""
+        with self._change():
+            self._submitting[view_id] = self._submitting.get(view_id, 0) + 1
+        try:
+            yield
+        finally:
+            with self._change():
+                self._submitting[view_id] -= 1
+                if not self._submitting[view_id]:
+                    del self._submitting[view_id]
+
     def update_view(
         self,
         payload: JsonDict,
@@ -429,9 +450,17 @@ class Workspace:
         view_id: str | None = None,
         external_id: str | None = None,
         hash_: str | None = None,
+        answering: bool = False,
     ) -> JsonDict:
-        """Replace a modal or Home view in place (``not_found``, ``hash_conflict``)."""
+        """Replace a modal or Home view in place (``not_found``, ``hash_conflict``).
+
+        An update of a view whose submission is in flight waits (up to
+        ``SUBMISSION_WAIT`` seconds) until the app's answer to it has been applied, except
+        the update that is that answer (``answering``).
+        """
         with self._change():
+            if view_id and not answering:
+                self._cond.wait_for(lambda: view_id not in self._submitting, SUBMISSION_WAIT)
             return self._views.update(
                 payload, view_id=view_id, external_id=external_id, hash_=hash_
             )

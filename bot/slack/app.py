@@ -21,8 +21,10 @@ from slack_sdk.http_retry.builtin_handlers import (
 from signoff.bot.backends import Backend, Watch
 from signoff.bot.config import BotSettings
 from signoff.bot.errors import SlackUnreachable, TokenRefused
-from signoff.bot.slack import commands, decisions, home, ids, interactions, reminders
+from signoff.bot.slack import answering, commands, decisions, home, ids, interactions, reminders
+from signoff.bot.slack.answering import Answerer
 from signoff.bot.slack.approvers import Approvers
+from signoff.bot.slack.form_schemas import FormSchemas
 from signoff.bot.slack.metrics import MeteredWebClient
 from signoff.bot.slack.notifier import SlackNotifier
 from signoff.bot.slack.sealing import Sealer
@@ -154,10 +156,17 @@ def create_app(
     client: WebClient | None = None,
     *,
     auth: dict[str, Any] | None = None,
+    answers: Answerer | None = None,
+    behind_edge: bool = False,
 ) -> App:
     """The Bolt app with every listener registered.
 
-    ``auth`` is ``check_slack``'s answer when the caller has it already.
+    ``auth`` is ``check_slack``'s answer when the caller has it already. ``answers`` takes
+    acknowledged form submissions to the backend; the caller stops it after the app (one
+    is made when not given, and finishes its work when the process exits). ``behind_edge``:
+    every HTTP request reaches the app through ``bot.slack.edge.SlackEdge``, which checks
+    the signature on the raw body and hands an interactivity payload on as JSON, so Bolt
+    does not check it again (it could not: the body it gets is not the one signed).
 
     Example::
 
@@ -187,7 +196,7 @@ def create_app(
         client=app_client,
         # Socket Mode frames come over our own authenticated WebSocket: nothing to sign.
         signing_secret=settings.signing_secret or "",
-        request_verification_enabled=not settings.socket_mode,
+        request_verification_enabled=not settings.socket_mode and not behind_edge,
         authorize=authorize,
         token_verification_enabled=False,
         raise_error_for_unhandled_request=True,
@@ -201,7 +210,9 @@ def create_app(
     backend.set_group_directory(Approvers(client))
     # Socket Mode may run without a signing secret; the app-level token is as secret.
     sealer = Sealer(settings.signing_secret or settings.app_token or "")
-    interactions.register(app, backend, sealer)
+    schemas = FormSchemas()
+    interactions.register(app, backend, schemas, sealer)
+    answering.register(app, backend, schemas, sealer, answers or Answerer(backend, client))
     decisions.register(app, backend, sealer)
     commands.register(app, backend, sealer)
     home.register(app, backend)

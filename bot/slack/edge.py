@@ -8,9 +8,15 @@ In this order, before Bolt or any listener sees a byte:
 2. the body is parsed into ``bot.slack.payloads``' typed models; a malformed one gets 400 with
    a message naming what was wrong;
 3. the request is claimed once in the database (``Backend.claim_once``), keyed by its
-   signature, for as long as the signature is valid; every replica shares the claim, so
-   a replayed request is answered 200 and does nothing. Events API retries carry a new
-   signature, so an event is also claimed by its ``event_id``.
+   signature (``replay_key``), for as long as the signature is valid; every replica shares
+   the claim, so a replayed request is answered 200 and does nothing. Events API retries
+   carry a new signature, so an event is also claimed by its ``event_id``.
+
+   The one exception is an input form's submission (``claimed_after_ack``): everything it
+   changes happens after its acknowledgement, on ``bot.slack.answering``'s pool, which
+   claims it there before the answer. A replay is then acknowledged like the original (the
+   answer goes to whoever replayed it, not to Slack) and changes nothing; the write is
+   kept off the path that has to answer Slack quickly.
 """
 
 from __future__ import annotations
@@ -26,9 +32,16 @@ from typing import Any
 
 from signoff.bot.backends import Backend
 from signoff.bot.errors import BackendUnavailable, PayloadError
-from signoff.bot.slack.payloads import MAX_BODY_BYTES, EventCallback, parse_request
+from signoff.bot.slack import ids
+from signoff.bot.slack.payloads import MAX_BODY_BYTES, EventCallback, ViewSubmission, read_request
 
-__all__ = ["REPLAY_WINDOW_SECONDS", "SlackEdge", "signature_is_valid"]
+__all__ = [
+    "REPLAY_WINDOW_SECONDS",
+    "SlackEdge",
+    "claimed_after_ack",
+    "replay_key",
+    "signature_is_valid",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +66,17 @@ def signature_is_valid(
     expected = b"v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest().encode()
     # WSGI hands headers over as latin-1 text, so this encoding cannot fail.
     return hmac.compare_digest(expected, signature.encode("latin-1", "replace"))
+
+
+def replay_key(signature: str) -> str:
+    """The ``claim_once`` key of the request signed with ``signature``."""
+    return f"slack:signature:{signature}"
+
+
+def claimed_after_ack(payload: object) -> bool:
+    """Whether the request is claimed by its listener after the ack, not here: an input
+    form's submission (see the module's docstring)."""
+    return isinstance(payload, ViewSubmission) and payload.view.callback_id == ids.INPUT_VIEW
 
 
 def _answer(
@@ -101,15 +125,22 @@ class SlackEdge:
         if not signature_is_valid(self.signing_secret, body, timestamp, signature, self.clock()):
             return self._refuse(start_response, "401 Unauthorized", "bad_signature")
         try:
-            payload = parse_request(environ.get("CONTENT_TYPE", ""), body)
+            payload, payload_json = read_request(environ.get("CONTENT_TYPE", ""), body)
         except PayloadError as exc:
             logger.info(
                 "malformed request refused",
                 extra={"action": "request_malformed", "problem": str(exc)[:200]},
             )
             return _answer(start_response, "400 Bad Request", f"Malformed request: {exc}")
+        if payload_json is not None:
+            # Bolt gets the payload as the JSON it is, instead of decoding the form again
+            # (its own signature check is off behind this edge: see ``create_app``).
+            environ["CONTENT_TYPE"] = "application/json"
+            body = payload_json.encode()
+        if claimed_after_ack(payload):
+            return self._inner(environ, start_response, body)
         try:
-            fresh = self.backend.claim_once(f"slack:signature:{signature}", REPLAY_WINDOW_SECONDS)
+            fresh = self.backend.claim_once(replay_key(str(signature)), REPLAY_WINDOW_SECONDS)
             if fresh and isinstance(payload, EventCallback) and payload.event_id:
                 fresh = self.backend.claim_once(
                     f"slack:event:{payload.event_id}", REPLAY_WINDOW_SECONDS * 4
@@ -122,6 +153,11 @@ class SlackEdge:
         if not fresh:
             logger.info("replayed request ignored", extra={"action": "request_replayed"})
             return _answer(start_response, "200 OK", "")
+        return self._inner(environ, start_response, body)
+
+    def _inner(
+        self, environ: dict[str, Any], start_response: StartResponse, body: bytes
+    ) -> Iterable[bytes]:
         environ["wsgi.input"] = io.BytesIO(body)
         environ["CONTENT_LENGTH"] = str(len(body))
         return self.inner(environ, start_response)

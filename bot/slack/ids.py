@@ -4,6 +4,8 @@ from __future__ import annotations
 
 RUNS_COMMAND = "/runs"
 INPUT_VIEW = "signoff_input"
+#: the view an input form becomes between the ack of its submission and the outcome
+SUBMITTING_VIEW = "signoff_submitting"
 START_VIEW = "signoff_start"
 PROVIDE_INPUT = "provide_input"
 CANCEL_RUN = "cancel_run"

@@ -1,8 +1,9 @@
-"""The button that opens an input form, and the form's submission that resumes the run."""
+"""The button that opens an input form, and the notices a person sees in a modal."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,14 +12,14 @@ from slack_sdk import WebClient
 from slack_sdk.models.blocks import MarkdownTextObject, SectionBlock
 from slack_sdk.models.views import View
 
-from signoff.bot.backends import Action, Backend, Denied, PauseStatus, Refused, Run, Stale
-from signoff.bot.errors import BackendError, RunNotFound, TamperedMetadata
+from signoff.bot.backends import JSON, Action, Backend, Pause, PauseStatus, Run
+from signoff.bot.errors import RunNotFound
 from signoff.bot.forms.modals import ModalError, build_input_view
-from signoff.bot.forms.submissions import errors_for_view, parse_submission
-from signoff.bot.slack import ids, metrics
+from signoff.bot.slack import ids
 from signoff.bot.slack.approvers import refusal_text, slack_actor
+from signoff.bot.slack.form_schemas import FormSchemas
 from signoff.bot.slack.messages import who
-from signoff.bot.slack.payloads import BlockActions, ViewSubmission
+from signoff.bot.slack.payloads import BlockActions
 from signoff.bot.slack.sealing import Sealer
 
 logger = logging.getLogger(__name__)
@@ -69,8 +70,38 @@ def field_errors_ack(ack: Ack, block_errors: dict[str, str], fallback: str) -> N
         ack(response_action="update", view=notice_view("Not accepted", fallback))
 
 
-def register(app: App, backend: Backend, sealer: Sealer) -> None:
-    """Add the input button and form listeners to ``app``."""
+def form_schema(pause: Pause) -> dict[str, JSON]:
+    """The schema a pause's form is built from and its submission read with."""
+    return pause.schema or {"type": "object", "properties": {}, "title": "Continue"}
+
+
+def input_view(
+    run: Run,
+    pause: Pause,
+    metadata: str,
+    initial: Mapping[str, Any],
+    errors: Mapping[str, str] | None = None,
+) -> View:
+    """The form for ``pause``, prefilled with ``initial``; ``errors`` (by block id) show under
+    their inputs. A form Slack cannot show becomes a notice saying why."""
+    try:
+        return build_input_view(
+            form_schema(pause),
+            initial=initial,
+            title=run.flow_name,
+            description=pause.description,
+            context=f"Run `{run.id[:8]}` · input `{pause.key}`",
+            callback_id=ids.INPUT_VIEW,
+            private_metadata=metadata,
+            errors=errors,
+        )
+    except ModalError as exc:
+        return notice_view("Cannot show form", f"This input cannot be shown in Slack: {exc}")
+
+
+def register(app: App, backend: Backend, schemas: FormSchemas, sealer: Sealer) -> None:
+    """Add the button that opens an input form to ``app`` (``bot.slack.answering`` takes the
+    form's submission); ``schemas`` learns each opened form's schema."""
 
     @app.action(ids.PROVIDE_INPUT)
     def open_form(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
@@ -115,94 +146,12 @@ def register(app: App, backend: Backend, sealer: Sealer) -> None:
                 "ts": origin.message_ts if origin else None,
             }
         )
-        try:
-            view = build_input_view(
-                pause.schema or {"type": "object", "properties": {}, "title": "Continue"},
-                initial=pause.initial,
-                title=run.flow_name,
-                description=pause.description,
-                context=f"Run `{run.id[:8]}` · input `{pause.key}`",
-                callback_id=ids.INPUT_VIEW,
-                private_metadata=metadata,
-            )
-        except ModalError as exc:
-            view = notice_view("Cannot show form", f"This input cannot be shown in Slack: {exc}")
-        client.views_open(trigger_id=click.trigger_id, view=view)
+        client.views_open(
+            trigger_id=click.trigger_id, view=input_view(run, pause, metadata, pause.initial)
+        )
+        # Most forms are submitted to the process that opened them: it need not read the
+        # schema again to check the submission.
+        schemas.remember(run.id, pause.key, form_schema(pause))
         logger.info(
             "form opened", extra={"action": "form_opened", "run_id": run.id, "key": pause.key}
-        )
-
-    @app.view(ids.INPUT_VIEW)
-    def submit_form(ack: Ack, body: dict[str, Any]) -> None:
-        submission = ViewSubmission.model_validate(body)
-        actor = slack_actor(body["user"])
-        user = submission.user.id
-        try:
-            meta = sealer.open(submission.view.private_metadata)
-        except TamperedMetadata:
-            logger.warning(
-                "form with tampered metadata refused",
-                extra={"action": "form_metadata_tampered", "user": user},
-            )
-            ack(
-                response_action="update",
-                view=notice_view(
-                    "Not accepted", "This form was changed after it was opened; open it again."
-                ),
-            )
-            return
-        run_id, key = str(meta.get("run", "")), str(meta.get("key", ""))
-        try:
-            pause = backend.get_pause(run_id, key)
-            run = backend.get_run(run_id)
-        except RunNotFound:
-            ack(
-                response_action="update",
-                view=notice_view("Nothing to do", "That run no longer exists."),
-            )
-            return
-        if pause is None:
-            ack(
-                response_action="update",
-                view=notice_view("Nothing to do", "That input no longer exists."),
-            )
-            return
-        schema = pause.schema or {"type": "object", "properties": {}}
-        values, problems = parse_submission(schema, submission.view.state.as_mapping())
-        if problems:
-            ack(response_action="errors", errors=problems)
-            return
-        try:
-            outcome = backend.answer(run.id, key, values, responder=actor)
-        except BackendError as exc:
-            ack(response_action="update", view=notice_view("Something went wrong", str(exc)))
-            return
-        if isinstance(outcome, Refused):
-            field_errors_ack(ack, errors_for_view(schema, outcome.errors), outcome.message)
-            return
-        if isinstance(outcome, Stale):
-            reason = stale_reason(backend, backend.get_run(run.id), key) or outcome.reason
-            ack(response_action="update", view=notice_view("Nothing to do", reason))
-            return
-        if isinstance(outcome, Denied):
-            reason = refusal_text(Action.ANSWER, actor, run, outcome.refusal)
-            ack(response_action="update", view=notice_view("Not allowed", reason))
-            return
-        answered = outcome.pause
-        if answered.status is PauseStatus.WAITING:
-            # One answer of a quorum: say so, since the prompt stays open for the others.
-            ack(
-                response_action="update",
-                view=notice_view(
-                    "Answer recorded",
-                    f"Your answer is {len(answered.answers)} of the {answered.quorum} this "
-                    "input needs; the run goes on once the others have answered.",
-                ),
-            )
-        else:
-            ack()
-        if answered.status is not PauseStatus.WAITING:
-            metrics.observe_answer(answered)
-        logger.info(
-            "input submitted", extra={"action": "input_submitted", "run_id": run.id, "key": key}
         )

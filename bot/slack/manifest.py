@@ -32,6 +32,7 @@ METHOD_SCOPES: dict[str, str | None] = {
     "conversations.replies": "channels:history",
     "usergroups.users.list": "usergroups:read",
     "views.open": None,
+    "views.update": None,
     "views.publish": None,
 }
 

@@ -36,6 +36,7 @@ __all__ = [
     "ViewState",
     "ViewSubmission",
     "parse_request",
+    "read_request",
 ]
 
 #: The largest body accepted. A modal's state (100 inputs of 3,000 characters) stays far
@@ -278,6 +279,18 @@ def parse_request(content_type: str, body: bytes) -> SlackRequest | UrlVerificat
         PayloadError: the body is not UTF-8, not the form or JSON Slack sends, or a field
             is missing, of the wrong type or longer than Slack allows. The message names it.
     """
+    return read_request(content_type, body)[0]
+
+
+def read_request(
+    content_type: str, body: bytes
+) -> tuple[SlackRequest | UrlVerification | None, str | None]:
+    """``parse_request``'s typed request, and for an interactivity payload its JSON text
+    as sent (the form field ``payload``), so that it need not be decoded again; else None.
+
+    Raises:
+        PayloadError: as ``parse_request``.
+    """
     if len(body) > MAX_BODY_BYTES:
         raise PayloadError(f"the body is larger than {MAX_BODY_BYTES} bytes")
     try:
@@ -286,7 +299,7 @@ def parse_request(content_type: str, body: bytes) -> SlackRequest | UrlVerificat
         raise PayloadError("the body is not UTF-8") from None
     if content_type.split(";", maxsplit=1)[0].strip().lower() == "application/json":
         try:
-            return _EVENT.validate_python(_json_object(text, "the body"))
+            return _EVENT.validate_python(_json_object(text, "the body")), None
         except ValidationError as exc:
             raise _problem("body", exc, tagged=True) from None
     try:
@@ -296,14 +309,15 @@ def parse_request(content_type: str, body: bytes) -> SlackRequest | UrlVerificat
     fields = {k: v[-1] for k, v in form.items()}
     if "payload" in fields:
         try:
-            return _INTERACTION.validate_python(_json_object(fields["payload"], "payload"))
+            payload = fields["payload"]
+            return _INTERACTION.validate_python(_json_object(payload, "payload")), payload
         except ValidationError as exc:
             raise _problem("payload", exc, tagged=True) from None
     if "command" in fields:
         try:
-            return SlashCommand.model_validate(fields)
+            return SlashCommand.model_validate(fields), None
         except ValidationError as exc:
             raise _problem("", exc) from None
     if "ssl_check" in fields:
-        return None
+        return None, None
     raise PayloadError("the body is neither a slash command nor an interactivity payload")

@@ -13,6 +13,7 @@ from slack_bolt.adapter.wsgi import SlackRequestHandler
 
 from signoff.bot.backends import Backend
 from signoff.bot.config import BotSettings
+from signoff.bot.slack.answering import Answerer
 from signoff.bot.slack.app import (
     HTTP_THREADS,
     check_slack,
@@ -86,7 +87,16 @@ class Server:
         self.backend = backend
         self.settings = settings
         self.client = create_client(settings)
-        self.app = create_app(backend, settings, self.client, auth=check_slack(settings))
+        self.answers: Answerer | None = Answerer(backend, self.client)
+        self.app = create_app(
+            backend,
+            settings,
+            self.client,
+            auth=check_slack(settings),
+            answers=self.answers,
+            # Over HTTP every request comes through SlackEdge (see start).
+            behind_edge=not settings.socket_mode,
+        )
         self.host, self.port = host, port
         self._server: Any = None
         self._thread: threading.Thread | None = None
@@ -121,7 +131,11 @@ class Server:
         from waitress.server import create_server
 
         self._server = create_server(
-            wsgi_app(edge, self.backend, ready=self.not_ready),
+            wsgi_app(
+                self.answers.ahead_of_answers(edge) if self.answers and edge else edge,
+                self.backend,
+                ready=self.not_ready,
+            ),
             host=self.host,
             port=self.port,
             threads=HTTP_THREADS,
@@ -151,6 +165,10 @@ class Server:
         if self._socket_handler is not None:
             self._socket_handler, handler = None, self._socket_handler
             handler.close()
+        answers, self.answers = self.answers, None
+        if answers is not None:
+            # No more submissions come in: finish the answers already acknowledged.
+            answers.stop()
         if self._notifier is not None:
             self._notifier, notifier = None, self._notifier
             notifier.stop()

@@ -26,11 +26,13 @@ from pathlib import Path
 from signoff.bot.backends import Backend
 from signoff.bot.backends.embedded import EmbeddedBackend
 from signoff.bot.config import BotSettings
-from signoff.bot.sandbox import Driver, Message, SlackSandbox
+from signoff.bot.forms.modals import ERROR_MARK
+from signoff.bot.sandbox import Driver, Message, OpenView, SlackSandbox
+from signoff.bot.slack import ids
 from signoff.bot.slack.server import Server
 from signoff.engine import Engine, EngineSettings, set_engine
 
-__all__ = ["RunningBot", "ServedBot", "running_bot", "serving"]
+__all__ = ["RunningBot", "ServedBot", "form_errors", "outcome", "running_bot", "serving"]
 
 SIGNING_SECRET = "sandbox-signing-secret"
 DEFAULT_CHANNEL = "C0GENERAL"
@@ -60,6 +62,16 @@ class RunningBot:
             timeout=timeout,
         )
 
+    def outcome(self, user: str, timeout: float = 10) -> OpenView:
+        """Wait until the modal ``user`` submitted shows what became of the answer, and
+        return that view.
+
+        The bot acknowledges a form at once with a "Submitting..." view and then replaces it
+        (``views.update``) with the outcome: "Answer recorded", the form again with errors
+        under its inputs, or a notice saying why nothing was done.
+        """
+        return outcome(self.slack, user, timeout)
+
 
 @dataclass
 class ServedBot:
@@ -78,6 +90,10 @@ class ServedBot:
             lambda ws: next((m for m in ws.channel(where).messages if run_id[:8] in m.text), None),
             timeout=timeout,
         )
+
+    def outcome(self, user: str, timeout: float = 10) -> OpenView:
+        """Wait for what became of ``user``'s submitted form (see ``RunningBot.outcome``)."""
+        return outcome(self.slack, user, timeout)
 
 
 @contextmanager
@@ -104,6 +120,31 @@ def serving(backend: Backend, *, channel: str = DEFAULT_CHANNEL) -> Iterator[Ser
             yield ServedBot(backend, slack, server, driver, channel)
         finally:
             server.stop()
+
+
+def outcome(slack: SlackSandbox, user: str, timeout: float = 10) -> OpenView:
+    """``RunningBot.outcome`` for any sandbox: ``user``'s top modal view once it is no
+    longer "Submitting..." (``user`` is an id or a handle)."""
+    return slack.wait_for(
+        lambda ws: (
+            view
+            if (view := ws.open_view(user)) is not None and view.callback_id != ids.SUBMITTING_VIEW
+            else None
+        ),
+        timeout=timeout,
+    )
+
+
+def form_errors(view: OpenView) -> dict[str, str]:
+    """The errors a form shows under its inputs after the bot refused an answer, by input
+    ``block_id`` (``field:<path>``). Errors that Slack shows itself (``response_action:
+    errors``) are in the submission's ``AppResponse.errors`` instead."""
+    found = {}
+    for block in view.blocks:
+        hint = str((block.get("hint") or {}).get("text", ""))
+        if block.get("type") == "input" and hint.startswith(ERROR_MARK):
+            found[str(block.get("block_id"))] = hint.removeprefix(ERROR_MARK)
+    return found
 
 
 @contextmanager

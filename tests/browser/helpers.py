@@ -92,6 +92,24 @@ def type_into(modal: WebElement, label: str, text: str) -> None:
         box.send_keys(text)
 
 
+def hint_under(modal: WebElement, label: str) -> str:
+    """The hint shown under the input labelled ``label`` ("" when none): where the bot puts
+    an error in a form it shows again after refusing an answer."""
+    found = field(modal, label).find_elements(By.CSS_SELECTOR, ".sk-hint")
+    return found[0].text if found else ""
+
+
+def outcome_modal(browser: WebDriver, title: str) -> WebElement:
+    """Wait for the modal titled ``title`` (what the bot shows once it has an answer)."""
+    return wait(
+        browser,
+        f"the modal {title!r}",
+        lambda b: next(
+            (m for m in b.find_elements(By.CSS_SELECTOR, ".modal") if title in m.text), None
+        ),
+    )
+
+
 def error_under(modal: WebElement, label: str) -> str:
     """The error shown under the input labelled ``label`` ("" when none)."""
     found = field(modal, label).find_elements(By.CSS_SELECTOR, ".sk-error")

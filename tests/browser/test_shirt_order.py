@@ -11,7 +11,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from signoff.bot.sandbox.web import SandboxPage
 from signoff.bot.testing import RunningBot
 from signoff.engine import RunState
-from tests.browser.helpers import button, choose, chosen, gone, open_modal, wait
+from tests.browser.helpers import button, choose, chosen, gone, open_modal, outcome_modal, wait
 
 # A whole loop through a real browser; slow machines get time, the waits keep deadlines.
 pytestmark = pytest.mark.timeout(300)
@@ -34,7 +34,10 @@ def test_shirt_order_loop_with_the_mouse(
     browser.save_screenshot(str(artifacts / "modal.png"))
     modal.find_element(By.CSS_SELECTOR, "[data-submit]").click()
 
-    # The model's own validator refuses: the modal closes, the reason shows in the thread.
+    # The model's own validator refuses: the modal says so, and the thread says why.
+    refused = outcome_modal(browser, "Not accepted")
+    assert "in-stock" in refused.text
+    refused.find_element(By.CSS_SELECTOR, "[data-close-modal]").click()
     wait(browser, "the modal to close", gone(".modal"))
     replies = wait(
         browser, "the thread link", lambda b: b.find_element(By.CSS_SELECTOR, "main a.replies")
@@ -60,6 +63,9 @@ def test_shirt_order_loop_with_the_mouse(
     choose(modal, "Color", "Red")
     modal.find_element(By.CSS_SELECTOR, "[data-submit]").click()
 
+    outcome_modal(browser, "Answer recorded").find_element(
+        By.CSS_SELECTOR, "[data-close-modal]"
+    ).click()
     wait(browser, "the modal to close", gone(".modal"))
     wait(
         browser,

@@ -59,8 +59,8 @@ def refusal(bot: RunningBot, user: str, before: int) -> str:
 
 
 def notice(bot: RunningBot, user: str) -> str:
-    view = bot.slack.open_view(user)
-    assert view is not None and view.callback_id != ids.INPUT_VIEW
+    view = bot.outcome(user)
+    assert view.callback_id != ids.INPUT_VIEW
     return json.dumps(view.blocks)
 
 
@@ -123,6 +123,7 @@ def test_two_people_submit_the_same_prompt(engine: Engine, bot: RunningBot) -> N
     open_form(bot, "alice", prompt)
     open_form(bot, "bob", prompt)
     assert bot.driver.submit("alice", {"amount": 5}).status == 200
+    assert "Answer recorded" in json.dumps(bot.outcome("alice").view)  # stored first
     late = bot.driver.submit("bob", {"amount": 9})
     assert late.status == 200 and late.response_action == "update" and not late.problems
     assert "This input was already answered by <@U0ALICE>." in notice(bot, "bob")

@@ -109,6 +109,8 @@ def answer(bot: RunningBot, user: str, message, values: dict) -> None:
     bot.driver.click(user, message, action_id=ids.PROVIDE_INPUT)
     bot.slack.wait_for(lambda ws: ws.open_view(user), timeout=10)
     assert bot.driver.submit(user, values).status == 200
+    bot.outcome(user)
+    bot.driver.close(user)  # the person reads what became of the answer and closes it
 
 
 def finished(engine: Engine, run_id: str):

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 
 import pydantic
 import pytest
 from pydantic import AnyUrl, EmailStr, Field, HttpUrl
 
-from signoff.bot.testing import running_bot
+from signoff.bot.testing import form_errors, running_bot
 from signoff.engine import Engine, PauseStatus, RunState, flow, pause_flow_run
 from signoff.engine.input import RunInput
 from tests.support.waiting import wait_for
@@ -75,12 +76,18 @@ def test_structural_refusals_stay_in_the_modal(
         bot.driver.click("bob", prompt, action_id="provide_input")
         bot.slack.wait_for(lambda ws: ws.open_view("U0BOB"))
         reply = bot.driver.submit("bob", {**GOOD, field: value}, client_checks=False)
-        assert reply.response_action == "errors"
-        assert reply.errors == {f"field:{field}": message}
+        # Acknowledged at once; the schema's verdict comes back as the form again, with the
+        # error under the input.
+        assert (reply.status, reply.response_action, reply.problems) == (200, "update", ())
+        form = bot.outcome("bob")
+        assert form.callback_id == "signoff_input"
+        assert form_errors(form) == {f"field:{field}": message}
         pause = engine.waiting_pause(run.id)
         assert pause is not None and pause.status is PauseStatus.WAITING  # nothing resumed
 
-        assert bot.driver.submit("bob", GOOD).status == 200
+        # Everything else Bob entered is still there: fixing the one field is enough.
+        assert bot.driver.submit("bob", {field: GOOD[field]}).status == 200
+        assert "Answer recorded" in json.dumps(bot.outcome("bob").view)
         done = wait_for(lambda: (r := engine.get_run(run.id)).state.is_final and r, timeout=15)
         assert (done.state, done.result) == (RunState.COMPLETED, "'ada@example.com 12.50'")
         # The model never refused anything: every refusal happened in the modal.
@@ -96,13 +103,14 @@ def test_errors_in_an_optional_nested_model_land_under_the_inner_input(engine: E
         reply = bot.driver.submit(
             "bob", {"name": "Ada", "address.postcode": "12"}, client_checks=False
         )
-        assert reply.response_action == "errors"
-        assert reply.errors == {
+        assert reply.response_action == "update"
+        assert form_errors(bot.outcome("bob")) == {
             "field:address.city": "is required",
             "field:address.postcode": "must match the pattern ^\\d{4}$",
         }
         ok = bot.driver.submit("bob", {"address.city": "Oslo", "address.postcode": "0150"})
-        assert ok.status == 200 and ok.response_action is None
+        assert ok.status == 200 and ok.response_action == "update"
+        assert "Answer recorded" in json.dumps(bot.outcome("bob").view)
         done = wait_for(lambda: (r := engine.get_run(run.id)).state.is_final and r, timeout=15)
         assert done.result == "'Oslo'"
 

@@ -8,6 +8,7 @@ back to the app, and the flow receives the validated model.
 from __future__ import annotations
 
 import enum
+import json
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import Literal
@@ -135,7 +136,8 @@ def test_every_mapping_round_trips_through_slack(engine: Engine) -> None:
                 "contact.floor": 4,
             },
         )
-        assert reply.status == 200 and reply.response_action is None, reply.text
+        assert reply.status == 200 and reply.response_action == "update", reply.text
+        assert "Answer recorded" in json.dumps(bot.outcome("alice").view)
         wait_for(lambda: engine.get_run(run.id).state is RunState.COMPLETED)
     (received,) = RECEIVED
     assert isinstance(received, Everything)

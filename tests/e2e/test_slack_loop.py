@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -12,7 +13,7 @@ import pytest
 
 from signoff.bot.sandbox import SlackSandbox
 from signoff.bot.slack.server import Server
-from signoff.bot.testing import SIGNING_SECRET, running_bot
+from signoff.bot.testing import SIGNING_SECRET, form_errors, outcome, running_bot
 from signoff.engine import Engine, PauseStatus, RunState, flow, get_run_logger, pause_flow_run
 from signoff.engine.input import RunInput
 
@@ -77,7 +78,11 @@ def test_shirt_order_loop_through_slack(engine: Engine, slack) -> None:
     view = sandbox.wait_for(lambda ws: ws.open_view("U0ALICE"))
     assert view.view["callback_id"] == "signoff_input"
     reply = driver.submit("alice", {"size": "small", "color": "green"})
-    assert reply.status == 200 and reply.response_action is None
+    assert reply.status == 200 and reply.response_action == "update"
+    # The flow waits in this process, so its model judges the answer at once.
+    refused = outcome(sandbox, "alice")
+    assert "Not accepted" in json.dumps(refused.view)
+    assert "Green is only in-stock" in json.dumps(refused.blocks)
 
     # The model's own validator refuses; the thread says who sent what and why.
     def rejection(ws):
@@ -150,8 +155,8 @@ def test_structural_errors_stay_in_the_modal_and_strangers_are_refused(
     driver.click("bob", root, action_id="provide_input")
     sandbox.wait_for(lambda ws: ws.open_view("U0BOB"))
     reply = driver.submit("bob", {"amount": 500}, client_checks=False)
-    assert reply.response_action == "errors"
-    assert reply.errors == {"field:amount": "must be at most 100"}
+    assert reply.response_action == "update"
+    assert form_errors(outcome(sandbox, "bob")) == {"field:amount": "must be at most 100"}
     assert engine.waiting_pause(run.id) is not None  # nothing was resumed
 
     assert driver.submit("bob", {"amount": 40}).status == 200

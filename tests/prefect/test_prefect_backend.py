@@ -92,7 +92,8 @@ def test_a_paused_prefect_run_is_answered_in_slack(bot: ServedBot) -> None:
     # The schema Prefect stored, with with_initial_data's value as the default.
     assert fields(view) == {"field:name": "anonymous"}
     assert "Who are you?" in json.dumps(view.view["blocks"])
-    assert bot.driver.submit("alice", {"name": "Ada"}).response_action is None
+    assert bot.driver.submit("alice", {"name": "Ada"}).response_action == "update"
+    assert "Answer recorded" in json.dumps(bot.outcome("alice", timeout=120).view)
 
     done = finished(backend, run.id)
     assert done.state is RunState.COMPLETED

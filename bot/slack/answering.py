@@ -1,0 +1,353 @@
+"""An input form's submission: acknowledged at once, answered afterwards, outcome shown.
+
+Slack waits 3 s for the answer to a ``view_submission``, and only that answer can put errors
+under a form's inputs. Resuming the run (the backend's write) is the slow part, so a
+submission goes in two steps:
+
+1. On Bolt's listener thread, only the cheap checks: open the sealed metadata, find the
+   form's schema (``FormSchemas``: in memory, or one read), read the submitted values.
+   Values that cannot be read come back inline (``response_action: errors``); otherwise the
+   acknowledgement replaces the form with a "Submitting..." view.
+2. On ``Answerer``'s own small pool: the request's replay claim (``bot.slack.edge`` left
+   it to this step, since nothing happened before), then the backend takes the answer, and
+   ``views.update`` replaces "Submitting..." with the outcome: recorded (or how many of a
+   quorum), not accepted by the flow's model, the form again with the backend's field
+   errors under their inputs and the person's values kept, nothing to do (already
+   answered, timed out), not allowed, or what went wrong.
+
+Bolt's listener threads are therefore never busy with a write, and acknowledgements of
+other requests do not queue behind answers; answers also wait (``YIELD_SECONDS`` at most)
+while other requests are being acknowledged, since with the GIL they would slow those
+down. If the process dies between the two steps the answer was never stored: the modal
+keeps saying "Submitting...", the prompt stays open, and the person can answer again.
+
+``views.update`` is sent with the view id only. Slack gives the view a new hash when it
+applies the acknowledgement's update, so the submission's hash would always conflict; and
+"Submitting..." has no inputs, so nothing the person could change is overwritten.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import urllib.error
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from slack_bolt import Ack, App, BoltRequest
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.models.views import View
+
+from signoff.bot.backends import (
+    JSON,
+    Accepted,
+    Action,
+    Actor,
+    Backend,
+    Denied,
+    PauseStatus,
+    Refused,
+)
+from signoff.bot.errors import BackendError, RunNotFound, TamperedMetadata
+from signoff.bot.forms.submissions import errors_for_view, parse_submission
+from signoff.bot.slack import ids, metrics
+from signoff.bot.slack.approvers import refusal_text, slack_actor
+from signoff.bot.slack.edge import REPLAY_WINDOW_SECONDS, replay_key
+from signoff.bot.slack.form_schemas import FormSchemas
+from signoff.bot.slack.interactions import form_schema, input_view, notice_view, stale_reason
+from signoff.bot.slack.payloads import ViewSubmission
+from signoff.bot.slack.sealing import Sealer
+
+__all__ = ["ANSWER_THREADS", "Answerer", "PendingAnswer", "register", "submitting_view"]
+
+logger = logging.getLogger(__name__)
+
+#: Threads that hand answers to the backend. An answer is mostly CPU and one short write
+#: transaction, so more threads would only compete for the GIL with the threads that
+#: acknowledge Slack; a few let PostgreSQL round trips overlap.
+ANSWER_THREADS = 4
+#: Longest an answer waits, after its own acknowledgement, for acknowledgements still in
+#: progress.
+YIELD_SECONDS = 2.0
+#: How long no request must have been acknowledged before answers go ahead of their time.
+QUIET_SECONDS = 0.05
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def submitting_view() -> View:
+    """What a person sees between the acknowledgement and the outcome."""
+    view = notice_view("Submitting...", "Recording your answer...")
+    view.callback_id = ids.SUBMITTING_VIEW
+    return view
+
+
+#: ``submitting_view`` as the acknowledgement sends it, built once: slack_sdk's
+#: ``View.to_dict`` validates the whole view each time, a quarter of a millisecond.
+_SUBMITTING = submitting_view().to_dict()
+
+
+@dataclass(frozen=True)
+class PendingAnswer:
+    """A submission that passed the cheap checks and was acknowledged."""
+
+    run_id: str
+    key: str
+    values: dict[str, Any]
+    responder: Actor
+    #: the modal to update with the outcome
+    view_id: str
+    #: the form's sealed metadata, for the form shown again after a refusal
+    metadata: str
+    schema: dict[str, JSON]
+    #: the request's replay claim, taken before the answer (None: not replayable, e.g.
+    #: delivered over Socket Mode)
+    claim: str | None = None
+
+
+class Answerer:
+    """Answers acknowledged submissions on a pool of its own and shows each outcome.
+
+    Example::
+
+        answers = Answerer(backend, client)
+        answers.submit(PendingAnswer(...))  # returns at once
+        answers.stop()  # waits for the answers already taken
+    """
+
+    def __init__(self, backend: Backend, client: WebClient, threads: int = ANSWER_THREADS) -> None:
+        self.backend = backend
+        self.client = client
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="signoff-answer")
+        self._acking = 0
+        self._last_ack = 0.0
+        self._quiet = threading.Condition()
+
+    @contextmanager
+    def acknowledging(self) -> Iterator[None]:
+        """Mark a Slack request being acknowledged: answers not yet started wait for it (at
+        most ``YIELD_SECONDS``), so that a burst of requests is acknowledged before the
+        answers it brought compete with it for the interpreter."""
+        with self._quiet:
+            self._acking += 1
+        try:
+            yield
+        finally:
+            with self._quiet:
+                self._acking -= 1
+                self._last_ack = time.monotonic()
+                if not self._acking:
+                    self._quiet.notify_all()
+
+    def ahead_of_answers(self, app: WsgiApp) -> WsgiApp:
+        """``app`` with each request marked as ``acknowledging``."""
+
+        def acknowledged_first(
+            environ: dict[str, Any], start_response: Callable[..., Any]
+        ) -> Iterable[bytes]:
+            with self.acknowledging():
+                return app(environ, start_response)
+
+        return acknowledged_first
+
+    def submit(self, pending: PendingAnswer) -> None:
+        """Answer ``pending`` soon, on the pool."""
+        self._pool.submit(self._answer, pending, time.monotonic() + YIELD_SECONDS)
+
+    def stop(self) -> None:
+        """Take no more answers; return once those taken are answered and shown."""
+        self._pool.shutdown(wait=True)
+
+    def _wait_turn(self, due: float) -> None:
+        """Wait until no request has been acknowledged for ``QUIET_SECONDS`` (a burst's
+        requests go through the HTTP threads in waves, with gaps between them), or until
+        ``due``: so a steady stream of requests delays answers by ``YIELD_SECONDS`` at
+        most, and never slows them down."""
+        with self._quiet:
+            while (now := time.monotonic()) < due:
+                if self._acking:
+                    wait = due - now
+                elif (quiet := now - self._last_ack) < QUIET_SECONDS:
+                    wait = min(QUIET_SECONDS - quiet, due - now)
+                else:
+                    return
+                self._quiet.wait(wait)
+
+    def _answer(self, pending: PendingAnswer, due: float) -> None:
+        self._wait_turn(due)
+        view: View | None
+        try:
+            view = self.outcome(pending)
+        except Exception as exc:  # nothing else would see it: it ran after the ack
+            logger.error(
+                "answer failed",
+                exc_info=True,
+                extra={"action": "answer_failed", "run_id": pending.run_id, "key": pending.key},
+            )
+            view = _not_recorded(exc)
+        if view is not None:
+            self._show(pending, view)
+
+    def outcome(self, pending: PendingAnswer) -> View | None:
+        """Hand ``pending`` to the backend; the view that tells the person what happened
+        (None: the request was a replay, and nothing was done)."""
+        backend, run_id, key = self.backend, pending.run_id, pending.key
+        try:
+            if pending.claim and not backend.claim_once(pending.claim, REPLAY_WINDOW_SECONDS):
+                logger.info(
+                    "replayed request ignored",
+                    extra={"action": "request_replayed", "run_id": run_id, "key": key},
+                )
+                return None
+            answer = backend.answer(run_id, key, pending.values, responder=pending.responder)
+        except BackendError as exc:
+            logger.warning(
+                "answer not recorded: %s",
+                exc,
+                extra={"action": "answer_not_recorded", "run_id": run_id, "key": key},
+            )
+            return _not_recorded(exc)
+        if isinstance(answer, Accepted):
+            return self._accepted(pending, answer)
+        if isinstance(answer, Refused):
+            block_errors = errors_for_view(pending.schema, answer.errors)
+            pause = backend.get_pause(run_id, key) if block_errors else None
+            if pause is None:
+                return notice_view("Not accepted", answer.message)
+            # A form sent by views.update cannot carry Slack's inline errors, so they go
+            # under the inputs as hints, with what the person entered filled back in.
+            return input_view(
+                backend.get_run(run_id), pause, pending.metadata, pending.values, block_errors
+            )
+        if isinstance(answer, Denied):
+            try:
+                run = backend.get_run(run_id)
+            except RunNotFound:
+                run = None
+            reason = refusal_text(Action.ANSWER, pending.responder, run, answer.refusal)
+            return notice_view("Not allowed", reason)
+        try:
+            reason = stale_reason(backend, backend.get_run(run_id), key) or answer.reason
+        except RunNotFound:
+            reason = answer.reason
+        return notice_view("Nothing to do", reason)
+
+    def _accepted(self, pending: PendingAnswer, accepted: Accepted) -> View:
+        answered, run_id, key = accepted.pause, pending.run_id, pending.key
+        logger.info(
+            "input submitted",
+            extra={"action": "input_submitted", "run_id": pending.run_id, "key": pending.key},
+        )
+        if answered.status is PauseStatus.WAITING:
+            # One answer of a quorum: say so, since the prompt stays open for the others.
+            return notice_view(
+                "Answer recorded",
+                f"Your answer is {len(answered.answers)} of the {answered.quorum} this "
+                "input needs; the run goes on once the others have answered.",
+            )
+        metrics.observe_answer(answered)
+        if answered.status is PauseStatus.REJECTED:
+            # The flow's model judged it at once (it waits in this process) and refused it.
+            stored = answered if answered.errors else self.backend.get_pause(run_id, key)
+            errors = stored.errors if stored is not None else {}
+            problems = "; ".join(f"{k}: {v}" if k else v for k, v in errors.items())
+            return notice_view(
+                "Not accepted",
+                f"The flow did not accept your answer: {problems or 'no reason given'}. "
+                "The run's thread says more; if the run asks again, answer its newest prompt.",
+            )
+        return notice_view(
+            "Answer recorded",
+            f"Thank you: your answer to run `{pending.run_id[:8]}` is recorded and the run "
+            "goes on.",
+        )
+
+    def _show(self, pending: PendingAnswer, view: View) -> None:
+        try:
+            self.client.views_update(view_id=pending.view_id, view=view)
+        except (SlackApiError, urllib.error.URLError, OSError) as exc:
+            # Most often the person closed the modal; the outcome also shows in the channel.
+            error = exc.response.get("error") if isinstance(exc, SlackApiError) else exc
+            logger.warning(
+                "outcome not shown in the modal: %s",
+                error,
+                extra={
+                    "action": "answer_view_not_updated",
+                    "run_id": pending.run_id,
+                    "key": pending.key,
+                },
+            )
+
+
+def _not_recorded(exc: Exception) -> View:
+    return notice_view(
+        "Something went wrong",
+        f"Your answer was not recorded: {exc}\nThe prompt stays open; please answer again.",
+    )
+
+
+def register(
+    app: App, backend: Backend, schemas: FormSchemas, sealer: Sealer, answers: Answerer
+) -> None:
+    """Add the input form's submission listener to ``app``."""
+
+    @app.view(ids.INPUT_VIEW)
+    def submit_form(ack: Ack, body: dict[str, Any], request: BoltRequest) -> None:
+        submission = ViewSubmission.model_validate(body)
+        try:
+            meta = sealer.open(submission.view.private_metadata)
+        except TamperedMetadata:
+            logger.warning(
+                "form with tampered metadata refused",
+                extra={"action": "form_metadata_tampered", "user": submission.user.id},
+            )
+            ack(
+                response_action="update",
+                view=notice_view(
+                    "Not accepted", "This form was changed after it was opened; open it again."
+                ),
+            )
+            return
+        run_id, key = str(meta.get("run", "")), str(meta.get("key", ""))
+        schema = schemas.get(run_id, key)
+        if schema is None:
+            try:
+                pause = backend.get_pause(run_id, key)
+            except RunNotFound:
+                gone = notice_view("Nothing to do", "That run no longer exists.")
+                ack(response_action="update", view=gone)
+                return
+            except BackendError as exc:
+                ack(response_action="update", view=_not_recorded(exc))
+                return
+            if pause is None:
+                gone = notice_view("Nothing to do", "That input no longer exists.")
+                ack(response_action="update", view=gone)
+                return
+            schema = form_schema(pause)
+            schemas.remember(run_id, key, schema)
+        values, problems = parse_submission(schema, submission.view.state.as_mapping())
+        if problems:
+            ack(response_action="errors", errors=problems)
+            return
+        ack(response_action="update", view=_SUBMITTING)
+        # Over HTTP the edge left this request's replay claim to the answer (see
+        # bot.slack.edge); Socket Mode requests come over our own connection, unsigned.
+        signature = request.headers.get("x-slack-signature", [None])[0]
+        answers.submit(
+            PendingAnswer(
+                run_id,
+                key,
+                values,
+                slack_actor(body["user"]),
+                submission.view.id,
+                submission.view.private_metadata,
+                schema,
+                replay_key(signature) if signature else None,
+            )
+        )

@@ -1,0 +1,329 @@
+"""A submitted form is acknowledged at once, and its outcome replaces the modal afterwards.
+
+The bot answers Slack as soon as the form's values can be read: with the errors inline when
+they cannot (``response_action: errors``), otherwise with a "Submitting..." view. The answer
+is then stored off Bolt's threads and ``views.update`` shows what came of it. Over real HTTP
+against the sandbox, on SQLite and PostgreSQL; the crash test kills a ``signoff serve``
+process between the acknowledgement and the answer.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+import pydantic
+import pytest
+
+from signoff.bot.backends.embedded import EmbeddedBackend
+from signoff.bot.config import BotSettings
+from signoff.bot.sandbox import SlackSandbox
+from signoff.bot.slack import ids
+from signoff.bot.slack.server import Server
+from signoff.bot.testing import SIGNING_SECRET, RunningBot, form_errors, outcome, running_bot
+from signoff.engine import Engine, PauseStatus, RunState, flow, pause_flow_run
+from signoff.engine.input import RunInput
+from tests.e2e import once_flows  # noqa: F401  (registers once-amount for the crash test)
+from tests.support.waiting import wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+CHANNEL = "C0GENERAL"
+
+
+class Order(RunInput):
+    item: str = pydantic.Field(min_length=3)
+    count: int = pydantic.Field(ge=1, le=10)
+    note: str = ""
+
+
+@flow(name="ack-order")
+def ack_order() -> str:
+    order = pause_flow_run(wait_for_input=Order, timeout=600)
+    return f"{order.count} x {order.item}"
+
+
+@flow(name="ack-two")
+def ack_two() -> int:
+    answers = pause_flow_run(wait_for_input=Order, timeout=600, quorum=2)
+    return len(answers)
+
+
+@pytest.fixture
+def bot(engine: Engine) -> Iterator[RunningBot]:
+    with running_bot(engine=engine) as running:
+        yield running
+
+
+def open_form(bot: RunningBot, user: str, run_id: str):
+    bot.driver.click(user, bot.root_message(run_id), action_id=ids.PROVIDE_INPUT)
+    return bot.slack.wait_for(
+        lambda ws: (v := ws.open_view(user)) and v.callback_id == ids.INPUT_VIEW and v,
+        timeout=10,
+    )
+
+
+def finished(engine: Engine, run_id: str):
+    return wait_for(lambda: (r := engine.get_run(run_id)).state.is_final and r, timeout=15)
+
+
+def shown(view) -> str:
+    return json.dumps(view.view)
+
+
+def test_an_accepted_answer_is_acknowledged_at_once_and_then_shown_recorded(
+    engine: Engine, bot: RunningBot
+) -> None:
+    run = engine.submit("ack-order", {})
+    form = open_form(bot, "alice", run.id)
+    reply = bot.driver.submit("alice", {"item": "mug", "count": 2})
+    assert (reply.status, reply.response_action, reply.problems) == (200, "update", ())
+    assert reply.json is not None and reply.json["view"]["callback_id"] == ids.SUBMITTING_VIEW
+
+    recorded = bot.outcome("alice")
+    assert recorded.id == form.id  # the same modal, updated in place
+    assert "Answer recorded" in shown(recorded) and run.id[:8] in shown(recorded)
+    [update] = bot.slack.calls("views.update")
+    assert update.ok and update.args["view_id"] == form.id
+    assert finished(engine, run.id).result == "'2 x mug'"
+
+
+def test_a_refusal_shows_the_form_again_with_the_errors_and_the_values_kept(
+    engine: Engine, bot: RunningBot
+) -> None:
+    run = engine.submit("ack-order", {})
+    open_form(bot, "bob", run.id)
+    reply = bot.driver.submit(
+        "bob", {"item": "ab", "count": 2, "note": "gift wrap"}, client_checks=False
+    )
+    assert (reply.status, reply.response_action) == (200, "update")
+
+    again = bot.outcome("bob")
+    assert again.callback_id == ids.INPUT_VIEW and again.view["submit"]["text"] == "Submit"
+    assert form_errors(again) == {"field:item": "must be at least 3 characters long"}
+    initial = {
+        b["block_id"]: b["element"].get("initial_value") for b in again.blocks if "element" in b
+    }
+    assert initial == {"field:item": "ab", "field:count": "2", "field:note": "gift wrap"}
+    assert engine.get_pause(run.id, "1").status is PauseStatus.WAITING  # nothing stored
+
+    # Fixing the one field is enough: the rest was kept.
+    assert bot.driver.submit("bob", {"item": "abc"}).status == 200
+    assert "Answer recorded" in shown(bot.outcome("bob"))
+    assert finished(engine, run.id).result == "'2 x abc'"
+    assert engine.get_pause(run.id, "1").response == {
+        "item": "abc",
+        "count": 2,
+        "note": "gift wrap",
+    }
+
+
+def test_values_that_cannot_be_read_still_come_back_inline(engine: Engine, bot: RunningBot) -> None:
+    run = engine.submit("ack-order", {})
+    form = open_form(bot, "alice", run.id)
+    reply = bot.driver.submit("alice", {"item": "mug", "count": "2.5"}, client_checks=False)
+    assert (reply.response_action, reply.errors) == (
+        "errors",
+        {"field:count": "Enter a whole number"},
+    )
+    assert bot.slack.open_view("alice").id == form.id  # still the form, as typed
+    assert not bot.slack.calls("views.update")
+    assert engine.get_pause(run.id, "1").status is PauseStatus.WAITING
+
+
+def test_stale_and_denied_answers_say_why_in_the_modal(engine: Engine, bot: RunningBot) -> None:
+    run = engine.submit("ack-order", {}, started_by="U0CAROL")
+    open_form(bot, "alice", run.id)
+    open_form(bot, "bob", run.id)
+    assert bot.driver.submit("alice", {"item": "mug", "count": 1}).status == 200
+    assert "Answer recorded" in shown(bot.outcome("alice"))
+    late = bot.driver.submit("bob", {"item": "cup", "count": 3})
+    assert late.response_action == "update"
+    stale = bot.outcome("bob")
+    assert "Nothing to do" in shown(stale) and "already answered by <@U0ALICE>" in shown(stale)
+    assert finished(engine, run.id).result == "'1 x mug'"
+
+    two = engine.submit("ack-two", {})
+    form = open_form(bot, "alice", two.id)
+    assert bot.driver.submit("alice", {"item": "mug", "count": 1}).status == 200
+    counted = bot.outcome("alice")
+    assert "Your answer is 1 of the 2 this input needs" in shown(counted)
+    # The same form, still open in another window: a second answer from the same person.
+    bot.slack.workspace.open_modal("U0ALICE", form.view)
+    assert bot.driver.submit("alice", {"item": "cup", "count": 1}).status == 200
+    denied = bot.outcome("alice")
+    assert "Not allowed" in shown(denied) and "different people" in shown(denied)
+    assert engine.get_pause(two.id, "1").status is PauseStatus.WAITING
+
+
+def test_a_modal_closed_before_the_outcome_is_logged_and_the_answer_kept(
+    engine: Engine, bot: RunningBot, caplog: pytest.LogCaptureFixture
+) -> None:
+    run = engine.submit("ack-order", {})
+    open_form(bot, "alice", run.id)
+    bot.slack.fail_next("views.update", status=200, error="not_found")
+    with caplog.at_level(logging.WARNING, logger="signoff.bot.slack.answering"):
+        assert bot.driver.submit("alice", {"item": "mug", "count": 4}).status == 200
+        assert finished(engine, run.id).result == "'4 x mug'"
+        record = wait_for(
+            lambda: next(
+                (
+                    r
+                    for r in caplog.records
+                    if getattr(r, "action", "") == "answer_view_not_updated"
+                ),
+                None,
+            ),
+            timeout=10,
+        )
+    assert record.run_id == run.id and "not_found" in record.getMessage()
+
+
+def test_a_replayed_submission_changes_nothing(
+    engine: Engine, bot: RunningBot, caplog: pytest.LogCaptureFixture
+) -> None:
+    run = engine.submit("ack-order", {})
+    open_form(bot, "alice", run.id)
+    sent: list[tuple[bytes | str, dict[str, str] | None]] = []
+    post = bot.driver.raw
+
+    def keep(body: bytes | str, headers: dict[str, str] | None = None):
+        sent.append((body, headers))
+        return post(body, headers)
+
+    bot.driver.raw = keep  # type: ignore[method-assign]  (records the exact signed bytes)
+    assert bot.driver.submit("alice", {"item": "mug", "count": 2}).status == 200
+    assert "Answer recorded" in shown(bot.outcome("alice"))
+    assert finished(engine, run.id).result == "'2 x mug'"
+
+    # The same signed bytes again, within Slack's five minutes: acknowledged like the
+    # original, then recognised before any answer and dropped.
+    with caplog.at_level(logging.INFO, logger="signoff.bot.slack.answering"):
+        assert post(*sent[-1]).status == 200
+        wait_for(
+            lambda: any(getattr(r, "action", "") == "request_replayed" for r in caplog.records),
+            timeout=10,
+        )
+    assert len(bot.slack.calls("views.update")) == 1
+    assert [r.action for r in engine.audit_trail(run.id)].count("answer.received") == 1
+    assert "Answer recorded" in shown(bot.slack.open_view("alice"))
+
+
+# -- a crash between the acknowledgement and the answer -------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_serve(slack: SlackSandbox, database_url: str, tmp_path: Path, port: int):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SIGNOFF_", "SLACK_"))}
+    env.update(
+        SLACK_BOT_TOKEN=slack.token,
+        SLACK_SIGNING_SECRET=SIGNING_SECRET,
+        SLACK_API_URL=slack.api_url,
+        SIGNOFF_CHANNEL=CHANNEL,
+        SIGNOFF_DATABASE_URL=database_url,
+        SIGNOFF_HEARTBEAT_SECONDS="0.2",
+        SIGNOFF_OWNER_TIMEOUT_SECONDS="1",
+        HOME=str(tmp_path / "home"),
+    )
+    log = (tmp_path / "serve.log").open("w")
+    command = [
+        "-m",
+        "signoff.bot.cli",
+        "serve",
+        "--port",
+        str(port),
+        "--flows",
+        "tests.e2e.once_flows",
+    ]
+    return subprocess.Popen(
+        [sys.executable, *command], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log
+    )
+
+
+@contextmanager
+def writes_held(database_url: str) -> Iterator[None]:
+    """Hold every write to the database (reads go on): on SQLite the writers' lock file
+    (Signoff's writers queue on it before they begin), on PostgreSQL the pauses table."""
+    if database_url.startswith("sqlite"):
+        path = database_url.removeprefix("sqlite:///")
+        fd = os.open(f"{path}.write-lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+        return
+    dsn = database_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(dsn) as conn:
+        conn.execute("LOCK TABLE pauses IN EXCLUSIVE MODE")
+        yield
+        conn.rollback()
+
+
+def test_a_crash_between_the_ack_and_the_answer_leaves_the_prompt_answerable(
+    engine: Engine, database_url: str, tmp_path: Path
+) -> None:
+    with SlackSandbox() as slack:
+        port = free_port()
+        serve = start_serve(slack, database_url, tmp_path, port)
+        try:
+            driver = slack.driver(f"http://127.0.0.1:{port}/slack/events", SIGNING_SECRET)
+            run = engine.submit("once-amount", {})
+            root = slack.wait_for(
+                lambda ws: next(
+                    (m for m in ws.channel(CHANNEL).messages if run.id[:8] in m.text), None
+                ),
+                timeout=60,
+            )
+            driver.click("alice", root, action_id=ids.PROVIDE_INPUT)
+            slack.wait_for(lambda ws: ws.open_view("alice"), timeout=10)
+            with writes_held(database_url):
+                reply = driver.submit("alice", {"amount": 5})
+                # Acknowledged, though the answer cannot be stored yet; then the process dies.
+                assert (reply.status, reply.response_action) == (200, "update")
+                assert slack.open_view("alice").callback_id == ids.SUBMITTING_VIEW
+                serve.send_signal(signal.SIGKILL)
+                serve.wait(10)
+        finally:
+            if serve.poll() is None:
+                serve.send_signal(signal.SIGKILL)
+                serve.wait(10)
+
+        # Nothing was stored, and the modal says "Submitting..." (the person closes it).
+        pause = engine.get_pause(run.id, "1")
+        assert (pause.status, pause.responder) == (PauseStatus.WAITING, None)
+        assert slack.open_view("alice").callback_id == ids.SUBMITTING_VIEW
+        settings = BotSettings.load(
+            bot_token=slack.token,
+            signing_secret=SIGNING_SECRET,
+            api_url=slack.api_url,
+            channel=CHANNEL,
+        )
+        server = Server(EmbeddedBackend(engine), settings, port=0)
+        server.start()
+        try:
+            # The prompt in the channel is still open: the person answers again.
+            driver = slack.driver(f"{server.url}/slack/events", SIGNING_SECRET)
+            driver.close("alice")
+            driver.click("alice", root, action_id=ids.PROVIDE_INPUT)
+            slack.wait_for(lambda ws: ws.open_view("alice"), timeout=10)
+            assert driver.submit("alice", {"amount": 6}).status == 200
+            assert "Answer recorded" in json.dumps(outcome(slack, "alice", timeout=20).view)
+            done = wait_for(lambda: (r := engine.get_run(run.id)).state.is_final and r, timeout=30)
+        finally:
+            server.stop()
+    assert (done.state, done.result) == (RunState.COMPLETED, "6")

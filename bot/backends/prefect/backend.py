@@ -422,16 +422,22 @@ class PrefectBackend:
         else:
             found = self.rules.answer(actor, run, pause)
         if found is not None:
-            self.records.audit(
-                run.id,
-                "refused",
-                actor_id=actor.id,
-                actor_name=actor.name,
-                via=actor.via.value,
-                key=pause.key if pause else None,
-                data={"action": action.value, "rule": found.reason},
-            )
+            self._audit_refusal(run.id, actor, pause.key if pause else None, action, found)
         return found
+
+    def _audit_refusal(
+        self, run_id: str, actor: Actor, key: str | None, action: Action, refusal: Refusal
+    ) -> None:
+        """Keep who was refused what, and by which rule, in the run's audit trail."""
+        self.records.audit(
+            run_id,
+            "refused",
+            actor_id=actor.id,
+            actor_name=actor.name,
+            via=actor.via.value,
+            key=key,
+            data={"action": action.value, "rule": refusal.reason},
+        )
 
     def answer(
         self, run_id: str, key: str, values: Mapping[str, JSON], *, responder: Actor
@@ -445,15 +451,7 @@ class PrefectBackend:
             return Stale(f"input {key!r} of run {run.id} closed at {pause.deadline:%H:%M} UTC")
         refused = self.rules.answer(responder, run, pause)
         if refused is not None:
-            self.records.audit(
-                run.id,
-                "refused",
-                actor_id=responder.id,
-                actor_name=responder.name,
-                via=responder.via.value,
-                key=key,
-                data={"action": Action.ANSWER.value, "rule": refused.reason},
-            )
+            self._audit_refusal(run.id, responder, key, Action.ANSWER, refused)
             return Denied(refused)
         payload = dict(values)
         # The first to claim the request answers it; a second submission finds the claim.

@@ -158,8 +158,21 @@ class Server:
             # Finish requests in flight before closing sockets under them.
             server, self._server = self._server, None
             server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
+
             # Close the sockets on waitress's own loop thread, which may be selecting on them.
-            server.trigger.pull_trigger(lambda: [c.close() for c in list(server._map.values())])
+            def close_all() -> None:
+                for channel in list(server._map.values()):
+                    channel.close()
+
+            try:
+                server.trigger.pull_trigger(close_all)
+            except OSError:
+                # The loop's wake-up pipe is gone (seen once in CI: EBADF): close from here.
+                logger.warning(
+                    "HTTP loop could not be woken; closing its sockets directly",
+                    extra={"action": "serve_stop_trigger_lost"},
+                )
+                close_all()
             if self._thread is not None:
                 self._thread.join(5)
         if self._socket_handler is not None:

@@ -1,9 +1,10 @@
 """Noticing new events, from this process at once and from other processes promptly.
 
-Writers in this process call ``poke()`` after they commit; the first poke after a quiet
-spell is served at once, and a burst of them by one read every few milliseconds. Other
-processes' commits wake the dispatcher at once: by LISTEN/NOTIFY on PostgreSQL, and by a
-local datagram on SQLite (``engine.store.wakeups``). A slow poll is the safety net for a
+Writers in this process call ``poke()`` after they commit; other processes' commits poke it
+too: by LISTEN/NOTIFY on PostgreSQL, and by a local datagram on SQLite
+(``engine.store.wakeups``). The first poke after a quiet spell is served at once, and a
+burst of them by one read every few milliseconds: under load, one read serves many
+commits, from whichever process. A slow poll is the safety net for a
 lost signal (on SQLite, a query for the newest event id; where local wake-ups cannot be
 had, that poll runs every 2 ms at most). Every new event is handed, in id order, to one
 callback on the dispatcher's thread.
@@ -53,7 +54,7 @@ class Dispatcher:
         self.poll_seconds = poll_seconds
         self.position = store.last_event_id()
         self._wake = threading.Event()
-        #: set with _wake when another process committed (or on stop): no delay then
+        #: set with _wake on stop: no delay then
         self._urgent = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="signoff-dispatch", daemon=True)
@@ -142,7 +143,6 @@ class Dispatcher:
                 while inbox.recv(16):
                     pass
             inbox.settimeout(_LISTEN_TIMEOUT)
-            self._urgent.set()  # another process committed: a flow here may wait on it
             self._wake.set()
 
     def _listen(self) -> None:
@@ -155,9 +155,7 @@ class Dispatcher:
                 with psycopg.connect(conninfo, autocommit=True) as conn:
                     conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
                     while not self._stop.is_set():
-                        for note in conn.notifies(timeout=0.25, stop_after=1):
-                            if note.payload != self.store.origin:
-                                self._urgent.set()  # a flow here may be waiting on it
+                        for _note in conn.notifies(timeout=0.25, stop_after=1):
                             self._wake.set()
             except psycopg.Error:
                 if self._stop.is_set():

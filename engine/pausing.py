@@ -298,12 +298,13 @@ def _wait_sync(req: _Request) -> Any:
     engine.waiters.add(run_id, waiter)  # before the pause is stored: no wake-up is missed
     try:
         _open(req, engine.claim_ownership())
+        # The pause just stored waits: no need to read it back. The waiter was registered
+        # before it was stored, so whatever answers it meanwhile has woken the waiter.
+        pause = req.pause
         while True:
             outcome = _handed_over(req, waiter)
             if outcome is not _WAITING:
                 return outcome
-            pause = engine.store.get_pause(run_id, req.key)
-            assert pause is not None
             outcome = _outcome(req, pause)
             if outcome is not _WAITING:
                 return outcome
@@ -311,8 +312,11 @@ def _wait_sync(req: _Request) -> Any:
             if remaining is not None and remaining <= 0:
                 engine.store.expire_pause(run_id, req.key)
                 engine.notify()
-                continue
-            waiter.wait(remaining)
+            else:
+                waiter.wait(remaining)
+            stored = engine.store.get_pause(run_id, req.key)
+            assert stored is not None
+            pause = stored
     finally:
         engine.waiters.remove(run_id, waiter)
 
@@ -346,18 +350,24 @@ async def _wait_async(req: _Request) -> Any:
     engine.waiters.add(run_id, waiter)
     try:
         await offload(_open_owned, req)
+        # As in _wait_sync: the pause just stored waits, and the waiter hears of any change.
+        if engine.is_cancelled(run_id):
+            raise Cancel(run_id)
         while True:
+            outcome = _handed_over(req, waiter)
+            if outcome is not _WAITING:
+                return outcome
+            remaining = _remaining(deadline)
+            if remaining is not None and remaining <= 0:
+                await offload(_expire, req)
+            else:
+                await waiter.wait(remaining)
             outcome = _handed_over(req, waiter)
             if outcome is not _WAITING:
                 return outcome
             outcome = await offload(_look, req)
             if outcome is not _WAITING:
                 return outcome
-            remaining = _remaining(deadline)
-            if remaining is not None and remaining <= 0:
-                await offload(_expire, req)
-                continue
-            await waiter.wait(remaining)
     finally:
         engine.waiters.remove(run_id, waiter)
 

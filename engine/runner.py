@@ -110,8 +110,7 @@ async def call_flow_async(
 
 def prepare_queued(engine: Engine, run_id: str) -> tuple[RunContext, dict[str, Any]] | None:
     """Context and parameters for a run a worker claimed; None if its flow cannot be loaded."""
-    run = engine.store.get_run(run_id)
-    ref, blob = engine.store.run_source(run_id)
+    run, ref, blob = engine.store.run_source(run_id)
     try:
         flow = engine.flows.resolve(run.flow_name, ref)
     except FlowImportError as exc:

@@ -188,7 +188,7 @@ class Engine(Interventions, Upkeep):
                 elif state == RunState.SCHEDULED.value:
                     for callback in self._schedule_listeners:
                         callback()
-            elif event.kind is EventKind.WAITING_FOR_INPUT:
+            elif event.kind is EventKind.WAITING_FOR_INPUT and event.data.get("timed", True):
                 self.timers.wakeup()
             elif event.kind is EventKind.SUSPEND_REQUESTED:
                 with self._lock:

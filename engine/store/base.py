@@ -120,7 +120,9 @@ class StoreBase:
         turn = self.writer.turn() if self.writer is not None else nullcontext()
         pending: list[dict[str, Any]] = []
         try:
-            with turn, write_connection(self.engine) as conn, conn.begin():
+            # The connection is checked out (and later returned) outside the write turn:
+            # the turn covers the transaction alone.
+            with write_connection(self.engine) as conn, turn, conn.begin():
                 # conn.info outlives the transaction (pooled connection): reset per write.
                 conn.info["pending_events"] = pending
                 yield conn

@@ -55,7 +55,30 @@ WAITING_PAUSE = (
     .limit(1)
 )
 
-
+#: the newest rejected answer in a run to a model of one title (asking again prefills it)
+_LAST_REJECTED = (
+    select(PAUSES)
+    .where(
+        PAUSES.c.run_id == bindparam("run_id"),
+        PAUSES.c.status == PauseStatus.REJECTED.value,
+        PAUSES.c.title.is_not_distinct_from(bindparam("title")),
+    )
+    .order_by(PAUSES.c.id.desc())
+    .limit(1)
+)
+#: the flow's verdict on an answered pause
+_SETTLE = (
+    update(PAUSES)
+    .where(
+        PAUSES.c.run_id == bindparam("target_run"),
+        PAUSES.c.key == bindparam("target_key"),
+        PAUSES.c.status == PauseStatus.ANSWERED.value,
+    )
+    .values(
+        status=bindparam("new_status"),
+        errors=bindparam("new_errors", type_=PAUSES.c.errors.type),
+    )
+)
 _FLOW_OF = select(RUNS.c.flow_name).where(RUNS.c.id == bindparam("run_id"))
 
 
@@ -91,16 +114,7 @@ class PauseQueries(AuditQueries):
     def last_rejected(self, run_id: str, title: str | None) -> Pause | None:
         """The newest rejected answer in this run to a model of the same title."""
         with self._read() as conn:
-            row = conn.execute(
-                select(PAUSES)
-                .where(
-                    PAUSES.c.run_id == run_id,
-                    PAUSES.c.status == PauseStatus.REJECTED.value,
-                    PAUSES.c.title == title,
-                )
-                .order_by(PAUSES.c.id.desc())
-                .limit(1)
-            ).first()
+            row = conn.execute(_LAST_REJECTED, {"run_id": run_id, "title": title}).first()
         return None if row is None else rows.to_pause(row)
 
     def open_pause(self, pause: Pause, owner: str | None) -> None:
@@ -132,7 +146,12 @@ class PauseQueries(AuditQueries):
                 conn,
                 pause.run_id,
                 EventKind.WAITING_FOR_INPUT,
-                {"key": pause.key, "suspend": state is RunState.SUSPENDED},
+                {
+                    "key": pause.key,
+                    "suspend": state is RunState.SUSPENDED,
+                    # whether it set a timer that other processes' schedulers must look at
+                    "timed": pause.deadline is not None or pause.escalate_at is not None,
+                },
                 pause.created_at,
             )
 
@@ -288,13 +307,13 @@ class PauseQueries(AuditQueries):
         status = PauseStatus.ACCEPTED if accepted else PauseStatus.REJECTED
         with self._write() as conn:
             done = conn.execute(
-                update(PAUSES)
-                .where(
-                    PAUSES.c.run_id == run_id,
-                    PAUSES.c.key == key,
-                    PAUSES.c.status == PauseStatus.ANSWERED.value,
-                )
-                .values(status=status.value, errors=errors or None)
+                _SETTLE,
+                {
+                    "target_run": run_id,
+                    "target_key": key,
+                    "new_status": status.value,
+                    "new_errors": errors or None,
+                },
             )
             if done.rowcount != 1:
                 return False

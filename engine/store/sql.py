@@ -61,6 +61,18 @@ _RUN_AND_OWNER = (
     .outerjoin(PROCESSES, PROCESSES.c.id == RUNS.c.owner)
     .where(RUNS.c.id == bindparam("run_id"))
 )
+_RUN = select(*RUN_COLUMNS).where(RUNS.c.id == bindparam("run_id"))
+#: what a worker reads to run a run it claimed
+_RUN_SOURCE = select(*RUN_COLUMNS, RUNS.c.flow_ref, RUNS.c.parameters).where(
+    RUNS.c.id == bindparam("run_id")
+)
+#: every process reads this after each burst of commits (built once, as above)
+_EVENTS_AFTER = (
+    select(EVENTS)
+    .where(EVENTS.c.id > bindparam("position"))
+    .order_by(EVENTS.c.id)
+    .limit(bindparam("limit"))
+)
 
 
 @dataclass(frozen=True)
@@ -209,7 +221,7 @@ class SqlStore(DecisionQueries, StatsQueries):
 
     def get_run(self, run_id: str) -> Run:
         with self._read() as conn:
-            row = conn.execute(select(*RUN_COLUMNS).where(RUNS.c.id == run_id)).first()
+            row = conn.execute(_RUN, {"run_id": run_id}).first()
         if row is None:
             raise RunNotFound(run_id)
         return rows.to_run(row)
@@ -239,13 +251,14 @@ class SqlStore(DecisionQueries, StatsQueries):
             raise RunNotFound(prefix)
         return rows.to_run(found[0])
 
-    def run_source(self, run_id: str) -> tuple[str | None, bytes]:
-        """The flow reference and pickled parameters a worker needs to run it again."""
+    def run_source(self, run_id: str) -> tuple[Run, str | None, bytes]:
+        """The run, with the flow reference and pickled parameters a worker needs to run it
+        (again), in one read."""
         with self._read() as conn:
-            row = conn.execute(
-                select(RUNS.c.flow_ref, RUNS.c.parameters).where(RUNS.c.id == run_id)
-            ).one()
-            return row.flow_ref, row.parameters
+            row = conn.execute(_RUN_SOURCE, {"run_id": run_id}).first()
+        if row is None:
+            raise RunNotFound(run_id)
+        return rows.to_run(row), row.flow_ref, row.parameters
 
     def list_runs(
         self,
@@ -523,9 +536,7 @@ class SqlStore(DecisionQueries, StatsQueries):
 
     def events_after(self, position: int, limit: int = 500) -> list[Event]:
         with self._read() as conn:
-            found = conn.execute(
-                select(EVENTS).where(EVENTS.c.id > position).order_by(EVENTS.c.id).limit(limit)
-            ).all()
+            found = conn.execute(_EVENTS_AFTER, {"position": position, "limit": limit}).all()
         return [rows.to_event(r) for r in found]
 
     def lease_cursor(self, consumer: str, owner: str, seconds: float) -> int | None:

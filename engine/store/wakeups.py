@@ -46,6 +46,7 @@ class LocalWakeups:
 
     def __init__(self, database: str) -> None:
         self.folder = _folder(database)
+        self._folder_path = str(self.folder)
         self._sender: socket.socket | None = None
         self._inbox: socket.socket | None = None
         self._inbox_path: str | None = None
@@ -108,7 +109,7 @@ class LocalWakeups:
 
     def _current_peers(self) -> list[str]:
         # The folder changes only when a process comes or goes: list it only then.
-        mtime = self.folder.stat().st_mtime_ns
+        mtime = os.stat(self._folder_path).st_mtime_ns  # os.stat: a commit's hot path
         if mtime != self._seen_mtime:
             self._peers = [
                 str(entry) for entry in self.folder.iterdir() if str(entry) != self._inbox_path

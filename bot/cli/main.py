@@ -20,7 +20,7 @@ import logging
 import signal
 import threading
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import FrameType
 
 import click
@@ -30,15 +30,10 @@ from signoff.bot.cli.config import config
 from signoff.bot.cli.db import db
 from signoff.bot.cli.flows import flows
 from signoff.bot.cli.logs import configure_logging
-from signoff.bot.cli.manifest import manifest_command
 from signoff.bot.cli.render import JSONValue, dump_json, state_line
 from signoff.bot.cli.runs import runs
-from signoff.bot.cli.sandbox import sandbox_command
-from signoff.bot.cli.serve import serve_command
 from signoff.bot.cli.session import CliSession, pass_session
 from signoff.bot.cli.wait import RECHECK_SECONDS, Until, say_no_worker, wait_for_run
-from signoff.bot.demo.command import demo_command
-from signoff.bot.demo.on_prefect import prefect_demo
 from signoff.engine import EngineError, FlowNotFound, RunState, Worker, load_flows
 
 logger = logging.getLogger(__name__)
@@ -47,8 +42,54 @@ logger = logging.getLogger(__name__)
 UNSUCCESSFUL = frozenset({RunState.FAILED, RunState.CRASHED, RunState.CANCELLED})
 
 
+def _serve() -> click.Command:
+    from signoff.bot.cli.serve import serve_command
+
+    return serve_command()  # type: ignore[no-any-return]
+
+
+def _demo() -> click.Command:
+    from signoff.bot.demo.command import demo_command
+    from signoff.bot.demo.on_prefect import prefect_demo
+
+    return demo_command(prefect_demo)
+
+
+def _sandbox() -> click.Command:
+    from signoff.bot.cli.sandbox import sandbox_command
+
+    return sandbox_command()
+
+
+def _manifest() -> click.Command:
+    from signoff.bot.cli.manifest import manifest_command
+
+    return manifest_command
+
+
+#: Commands that bring in the Slack app, the demo or the sandbox page, loaded when named
+#: (or listed by --help): ``signoff runs list`` and the rest start without them.
+LAZY_COMMANDS: dict[str, Callable[[], click.Command]] = {
+    "serve": _serve,
+    "demo": _demo,
+    "sandbox": _sandbox,
+    "manifest": _manifest,
+}
+
+
 class SignoffGroup(click.Group):
-    """The root command group: engine errors become one line (and a traceback with ``-v``)."""
+    """The root command group: engine errors become one line (and a traceback with ``-v``);
+    the commands in ``LAZY_COMMANDS`` are imported only when needed."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """Every command name, the lazy ones included, sorted as click shows them."""
+        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """The command called ``cmd_name``, importing it first if it is a lazy one."""
+        if cmd_name in LAZY_COMMANDS and cmd_name not in self.commands:
+            self.add_command(LAZY_COMMANDS[cmd_name](), cmd_name)
+        return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> object:
         """Run the chosen command, turning every other exception into a ``ClickException``."""
@@ -254,15 +295,7 @@ cli.add_command(runs)
 cli.add_command(flows)
 cli.add_command(config)
 cli.add_command(db)
-cli.add_command(manifest_command)
 cli.add_command(audit)
-cli.add_command(serve_command())
-cli.add_command(demo_command(prefect_demo))
-cli.add_command(sandbox_command())
-# Commands defined in other modules register here, e.g. ``signoff serve`` and
-# ``signoff demo``:
-#     from signoff.bot.slack.server import serve
-#     cli.add_command(serve)
 
 
 def _one_line(text: str) -> str:

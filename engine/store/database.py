@@ -6,22 +6,25 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from filelock import FileLock
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
 
 from signoff.engine.errors import SchemaOutdated
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 logger = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+#: The newest migration in ``MIGRATIONS`` (a test holds the two together). A database at
+#: this revision is opened without loading alembic, which costs every command a fraction of
+#: a second; anything else goes through alembic.
+HEAD_REVISION = "0008"
 #: an arbitrary constant that names the lock serialising migrations on PostgreSQL
 _MIGRATION_LOCK = 727_361_001
 
@@ -81,6 +84,8 @@ def create_db_engine(url: str, *, pool_size: int = 10, max_overflow: int = 40) -
 
 
 def _alembic_config(connection: Connection) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection
@@ -101,6 +106,9 @@ def _sqlite_migration_lock(engine: Engine) -> Iterator[None]:
 
 def schema_revisions(engine: Engine) -> tuple[str | None, str]:
     """The database's schema revision (None for an empty database) and the newest one."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
     with engine.connect() as connection:
         current = MigrationContext.configure(connection).get_current_revision()
         head = ScriptDirectory.from_config(_alembic_config(connection)).get_current_head()
@@ -118,8 +126,11 @@ def ensure_schema(engine: Engine, *, migrate: bool) -> None:
     refuse an outdated one (``SchemaOutdated``).
 
     The check runs under the migration lock, so a process that starts while another is
-    migrating waits for it and then sees the finished schema, not a half-migrated one.
+    migrating waits for it and then sees the finished schema, not a half-migrated one. A
+    database already at ``HEAD_REVISION`` needs neither: its last migration has committed.
     """
+    if _stored_revision(engine) == HEAD_REVISION:
+        return
     if is_sqlite(engine):
         with _sqlite_migration_lock(engine):
             _ensure_schema(engine, migrate)
@@ -127,7 +138,19 @@ def ensure_schema(engine: Engine, *, migrate: bool) -> None:
         _ensure_schema(engine, migrate)
 
 
+def _stored_revision(engine: Engine) -> str | None:
+    with engine.connect() as connection:
+        if not inspect(connection).has_table("alembic_version"):
+            return None
+        revision = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        return None if revision is None else str(revision)
+
+
 def _ensure_schema(engine: Engine, migrate: bool) -> None:
+    from alembic import command
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
     with engine.connect() as connection:
         if not is_sqlite(engine):
             connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _MIGRATION_LOCK})

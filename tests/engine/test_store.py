@@ -10,7 +10,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from signoff.engine import ConfigurationError, Engine, EngineSettings
-from signoff.engine.store.database import create_db_engine, schema_revisions
+from signoff.engine.store.database import HEAD_REVISION, create_db_engine, schema_revisions
 from signoff.engine.store.tables import metadata
 
 
@@ -25,6 +25,32 @@ def test_migrations_match_the_tables(engine: Engine) -> None:
             },
         )
         assert compare_metadata(context, metadata) == []
+
+
+def test_the_known_head_is_the_newest_migration(engine: Engine) -> None:
+    # An up-to-date database opens without alembic; that shortcut must name the real head.
+    assert schema_revisions(engine.store.engine) == (HEAD_REVISION, HEAD_REVISION)
+
+
+def test_opening_an_up_to_date_database_does_not_load_alembic(tmp_path) -> None:
+    url = f"sqlite:///{tmp_path}/up-to-date.db"
+    Engine(EngineSettings.load(database_url=url)).close()
+    opened = subprocess.run(
+        [sys.executable, "-c", OPEN_AND_LIST_MODULES, url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert "alembic" not in opened.stdout.split()
+
+
+OPEN_AND_LIST_MODULES = """
+import sys
+from signoff.engine import Engine, EngineSettings
+Engine(EngineSettings.load(database_url=sys.argv[1])).close()
+print(" ".join(sorted(name.split(".")[0] for name in sys.modules)))
+"""
 
 
 def test_opening_twice_is_harmless(make_engine) -> None:

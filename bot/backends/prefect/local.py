@@ -22,6 +22,9 @@ import httpx
 
 from signoff.bot.errors import BackendUnavailable
 
+#: how long stop() lets each process exit on SIGTERM before it kills it
+_STOP_GRACE_SECONDS = 5
+
 
 def _free_port() -> int:
     with socket.socket() as sock:
@@ -170,7 +173,9 @@ class LocalPrefect:
                     os.killpg(process.pid, signal.SIGTERM)
         for process in reversed(self.processes):
             try:
-                process.wait(20)
+                # A flow-serving process can take 20 s and more over SIGTERM; its home is
+                # thrown away below, so a short grace is enough.
+                process.wait(_STOP_GRACE_SECONDS)
             except subprocess.TimeoutExpired:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(process.pid, signal.SIGKILL)

@@ -28,8 +28,9 @@ import logging
 import statistics
 import sys
 import time
-from datetime import datetime
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -44,74 +45,78 @@ ROOT = Path(__file__).resolve().parent.parent
 FLOWS = ROOT / "bot" / "demo" / "prefect_flows.py"
 
 
-def paused_at(backend: PrefectBackend, run_id: str) -> datetime:
-    for state in backend.api.states(run_id):
-        if state.get("type") == "PAUSED":
-            moment = prefect_runs.parse_time(state.get("timestamp"))
-            assert moment is not None
-            return moment
-    raise AssertionError("the run never paused")
+def one_round(
+    bot: Any,
+    run_id: str,
+    round_: int,
+    paused_at: Callable[[str], float],
+    next_line_at: Callable[[str], float | None],
+) -> tuple[float, float]:
+    """Play one round on a served bot: (paused -> prompt posted, submitted -> next line)."""
+    root = bot.root_message(run_id, timeout=120)
+    posted = time.time()
+    to_prompt = posted - paused_at(run_id)
+    bot.driver.click("alice", root, action_id=ids.PROVIDE_INPUT)
+    bot.slack.wait_for(lambda ws: ws.open_view("U0ALICE"), timeout=30)
+    submitted = time.time()
+    bot.driver.submit("alice", {"name": f"bench {round_}"})
+    deadline = time.monotonic() + 60
+    line_at = next_line_at(run_id)
+    while line_at is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+        line_at = next_line_at(run_id)
+    assert line_at is not None, "the flow never went on"
+    return to_prompt, line_at - submitted
 
 
-def measure(api_url: str, deployment: str, rounds: int) -> tuple[list[float], list[float]]:
+def measure(api_url: str, deployment: str, rounds: int) -> list[tuple[float, float]]:
     """(Paused -> prompt posted, submission -> next log line) per round, in seconds."""
-    to_prompt: list[float] = []
-    to_next_line: list[float] = []
     backend = PrefectBackend(PrefectSettings.load(api_url=api_url))
+
+    def paused_at(run_id: str) -> float:
+        for state in backend.api.states(run_id):
+            if state.get("type") == "PAUSED":
+                moment = prefect_runs.parse_time(state.get("timestamp"))
+                assert moment is not None
+                return moment.timestamp()
+        raise AssertionError("the run never paused")
+
+    def next_line_at(run_id: str) -> float | None:
+        for entry in backend.api.logs(run_id):
+            if "Hello" in str(entry.get("message")):
+                moment = prefect_runs.parse_time(entry["timestamp"])
+                return None if moment is None else moment.timestamp()
+        return None
+
     try:
         with serving(backend) as bot:
+            found = []
             for round_ in range(rounds):
                 run = backend.start_run(f"greet-user/{deployment}", {}, started_by=Actor("U0CAROL"))
-                root = bot.root_message(run.id, timeout=120)
-                posted = time.time()
-                to_prompt.append(posted - paused_at(backend, run.id).timestamp())
-                bot.driver.click("alice", root, action_id=ids.PROVIDE_INPUT)
-                bot.slack.wait_for(lambda ws: ws.open_view("U0ALICE"), timeout=30)
-                submitted = time.time()
-                bot.driver.submit("alice", {"name": f"bench {round_}"})
-                line = None
-                deadline = time.monotonic() + 60
-                while line is None and time.monotonic() < deadline:
-                    line = next(
-                        (e for e in backend.api.logs(run.id) if "Hello" in str(e.get("message"))),
-                        None,
-                    )
-                    time.sleep(0.05)
-                assert line is not None, "the flow never went on"
-                at = prefect_runs.parse_time(line["timestamp"])
-                assert at is not None
-                to_next_line.append(at.timestamp() - submitted)
+                found.append(one_round(bot, run.id, round_, paused_at, next_line_at))
+            return found
     finally:
         backend.close()
-    return to_prompt, to_next_line
 
 
-def measure_embedded(rounds: int) -> tuple[list[float], list[float]]:
+def measure_embedded(rounds: int) -> list[tuple[float, float]]:
     """The same two figures for the embedded engine."""
-    to_prompt: list[float] = []
-    to_next_line: list[float] = []
+
+    def paused_at(run_id: str) -> float:
+        pause = bot.engine.waiting_pause(run_id)
+        assert pause is not None
+        return pause.created_at.timestamp()
+
+    def next_line_at(run_id: str) -> float | None:
+        line = next((e for e in bot.engine.detail(run_id).logs if "Hello" in e.message), None)
+        return None if line is None else line.at.timestamp()
+
     with running_bot(["signoff.bot.demo.flows"]) as bot:
+        found = []
         for round_ in range(rounds):
             run = bot.engine.submit("greet-user", {}, started_by="U0CAROL")
-            root = bot.root_message(run.id, timeout=60)
-            posted = time.time()
-            pause = bot.engine.waiting_pause(run.id)
-            assert pause is not None
-            to_prompt.append(posted - pause.created_at.timestamp())
-            bot.driver.click("alice", root, action_id=ids.PROVIDE_INPUT)
-            bot.slack.wait_for(lambda ws: ws.open_view("U0ALICE"), timeout=30)
-            submitted = time.time()
-            bot.driver.submit("alice", {"name": f"bench {round_}"})
-            line = None
-            deadline = time.monotonic() + 60
-            while line is None and time.monotonic() < deadline:
-                line = next(
-                    (e for e in bot.engine.detail(run.id).logs if "Hello" in e.message), None
-                )
-                time.sleep(0.01)
-            assert line is not None, "the flow never went on"
-            to_next_line.append(line.at.timestamp() - submitted)
-    return to_prompt, to_next_line
+            found.append(one_round(bot, run.id, round_, paused_at, next_line_at))
+        return found
 
 
 def main() -> None:
@@ -125,11 +130,12 @@ def main() -> None:
     args = parser.parse_args()
     logging.disable(logging.WARNING)
     if args.api_url:
-        to_prompt, to_next_line = measure(args.api_url, args.deployment, args.rounds)
+        on_prefect = measure(args.api_url, args.deployment, args.rounds)
     else:
         with LocalPrefect() as prefect:
             prefect.serve_flows(FLOWS, args.deployment, deployments=5)
-            to_prompt, to_next_line = measure(prefect.api_url, args.deployment, args.rounds)
+            on_prefect = measure(prefect.api_url, args.deployment, args.rounds)
+    embedded = measure_embedded(args.rounds)
 
     def row(name: str, values: list[float]) -> str:
         return (
@@ -137,13 +143,11 @@ def main() -> None:
             f"{min(values) * 1000:.0f}–{max(values) * 1000:.0f} ms | {len(values)} |"
         )
 
-    embedded_prompt, embedded_next = measure_embedded(args.rounds)
     print("| backend | measure | median | range | rounds |")
     print("|---|---|---|---|---|")
-    print(row("Prefect | run enters Paused → prompt posted", to_prompt))
-    print(row("Prefect | modal submitted → flow's next line", to_next_line))
-    print(row("embedded | run pauses → prompt posted", embedded_prompt))
-    print(row("embedded | modal submitted → flow's next line", embedded_next))
+    for backend, rounds in (("Prefect", on_prefect), ("embedded", embedded)):
+        print(row(f"{backend} | run pauses → prompt posted", [r[0] for r in rounds]))
+        print(row(f"{backend} | modal submitted → flow's next line", [r[1] for r in rounds]))
 
 
 if __name__ == "__main__":

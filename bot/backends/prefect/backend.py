@@ -33,6 +33,7 @@ from typing import Any
 from signoff.bot.backends.interface import ChangeObserver, GroupDirectory, Watch
 from signoff.bot.backends.model import (
     JSON,
+    SYSTEM,
     Accepted,
     Action,
     Actor,
@@ -318,9 +319,7 @@ class PrefectBackend:
         self.records.audit(
             created.id,
             "run.started",
-            actor_id=started_by.id,
-            actor_name=started_by.name,
-            via=started_by.via.value,
+            started_by,
             data={"parameters": dict(parameters)},
         )
         logger.info(
@@ -357,9 +356,7 @@ class PrefectBackend:
         self.records.audit(
             run.id,
             "run.cancelled",
-            actor_id=by.id,
-            actor_name=by.name,
-            via=by.via.value,
+            by,
             data={"reason": message},
         )
         logger.info(
@@ -432,9 +429,7 @@ class PrefectBackend:
         self.records.audit(
             run_id,
             "refused",
-            actor_id=actor.id,
-            actor_name=actor.name,
-            via=actor.via.value,
+            actor,
             key=key,
             data={"action": action.value, "rule": refusal.reason},
         )
@@ -478,9 +473,7 @@ class PrefectBackend:
         self.records.audit(
             run.id,
             "answer.received",
-            actor_id=responder.id,
-            actor_name=responder.name,
-            via=responder.via.value,
+            responder,
             key=key,
             data={"input": claim["input"]},
         )
@@ -516,9 +509,7 @@ class PrefectBackend:
         self.records.audit(
             run.id,
             "pause.reassigned",
-            actor_id=by.id,
-            actor_name=by.name,
-            via=by.via.value,
+            by,
             key=key,
             data={"to": to},
         )
@@ -561,9 +552,7 @@ class PrefectBackend:
         self.records.audit(
             run_id,
             "reminder.sent",
-            actor_id="signoff",
-            actor_name="Signoff",
-            via="system",
+            SYSTEM,
             key=key,
             data={"deadline": deadline.isoformat() if deadline else None},
         )

@@ -22,7 +22,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from signoff.bot.backends.model import AuditRecord
+from signoff.bot.backends.model import Actor, AuditRecord
 from signoff.bot.backends.prefect import runs as prefect_runs
 from signoff.bot.backends.prefect.api import PrefectApi
 from signoff.bot.errors import BackendError
@@ -84,21 +84,19 @@ class Records:
         self,
         run_id: str,
         action: str,
+        actor: Actor,
         *,
-        actor_id: str | None,
-        actor_name: str | None = None,
-        via: str | None = "slack",
         key: str | None = None,
         data: dict[str, Any] | None = None,
     ) -> None:
-        """Add an entry to the run's audit trail."""
+        """Add an entry to the run's audit trail: ``actor`` did ``action``."""
         at = datetime.now(UTC)
         entry = {
             "at": at.isoformat(),
             "action": action,
-            "actor_id": actor_id,
-            "actor_name": actor_name,
-            "via": via,
+            "actor_id": actor.id,
+            "actor_name": actor.name,
+            "via": actor.via.value,
             "key": key,
             "data": data or {},
         }

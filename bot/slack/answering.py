@@ -13,7 +13,9 @@ submission goes in two steps:
    ``views.update`` replaces "Submitting..." with the outcome: recorded (or how many of a
    quorum), not accepted by the flow's model, the form again with the backend's field
    errors under their inputs and the person's values kept, nothing to do (already
-   answered, timed out), not allowed, or what went wrong.
+   answered, timed out), not allowed, or what went wrong. Answers to one prompt reach the
+   backend in the order they were acknowledged (the first of two near-simultaneous
+   answers is the one stored); answers to different prompts do not wait for each other.
 
 Bolt's listener threads are therefore never busy with a write, and acknowledgements of
 other requests do not queue behind answers; answers also wait (``YIELD_SECONDS`` at most)
@@ -28,6 +30,7 @@ applies the acknowledgement's update, so the submission's hash would always conf
 
 from __future__ import annotations
 
+import collections
 import logging
 import threading
 import time
@@ -127,6 +130,9 @@ class Answerer:
         self._acking = 0
         self._last_ack = 0.0
         self._quiet = threading.Condition()
+        #: per prompt (run id, key), its answers not yet handed on, in acknowledgement order
+        self._queued: dict[tuple[str, str], collections.deque[PendingAnswer]] = {}
+        self._order = threading.Condition()
 
     @contextmanager
     def acknowledging(self) -> Iterator[None]:
@@ -156,8 +162,30 @@ class Answerer:
         return acknowledged_first
 
     def submit(self, pending: PendingAnswer) -> None:
-        """Answer ``pending`` soon, on the pool."""
+        """Answer ``pending`` soon, on the pool, after the answers to its prompt submitted
+        before it."""
+        with self._order:
+            self._queued.setdefault((pending.run_id, pending.key), collections.deque()).append(
+                pending
+            )
         self._pool.submit(self._answer, pending, time.monotonic() + YIELD_SECONDS)
+
+    @contextmanager
+    def _in_turn(self, pending: PendingAnswer) -> Iterator[None]:
+        """Hold ``pending``'s turn among the answers to its prompt. The pool starts tasks in
+        submission order, so an earlier answer is already running when a later one waits."""
+        prompt = (pending.run_id, pending.key)
+        with self._order:
+            self._order.wait_for(lambda: self._queued[prompt][0] is pending)
+        try:
+            yield
+        finally:
+            with self._order:
+                queue = self._queued[prompt]
+                queue.popleft()
+                if not queue:
+                    del self._queued[prompt]
+                self._order.notify_all()
 
     def stop(self) -> None:
         """Take no more answers; return once those taken are answered and shown."""
@@ -182,7 +210,8 @@ class Answerer:
         self._wait_turn(due)
         view: View | None
         try:
-            view = self.outcome(pending)
+            with self._in_turn(pending):
+                view = self.outcome(pending)
         except Exception as exc:  # nothing else would see it: it ran after the ack
             logger.error(
                 "answer failed",

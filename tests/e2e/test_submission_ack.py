@@ -17,18 +17,22 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pydantic
 import pytest
 
+from signoff.bot.backends import Actor
 from signoff.bot.backends.embedded import EmbeddedBackend
 from signoff.bot.config import BotSettings
 from signoff.bot.sandbox import SlackSandbox
 from signoff.bot.slack import ids
+from signoff.bot.slack.answering import Answerer, PendingAnswer
 from signoff.bot.slack.server import Server
 from signoff.bot.testing import SIGNING_SECRET, RunningBot, form_errors, outcome, running_bot
 from signoff.engine import Engine, PauseStatus, RunState, flow, pause_flow_run
@@ -163,6 +167,51 @@ def test_stale_and_denied_answers_say_why_in_the_modal(engine: Engine, bot: Runn
     denied = bot.outcome("alice")
     assert "Not allowed" in shown(denied) and "different people" in shown(denied)
     assert engine.get_pause(two.id, "1").status is PauseStatus.WAITING
+
+
+class AliceHeldBack(EmbeddedBackend):
+    """Alice's answer reaches the engine only once Bob's has been submitted after it: were
+    the pool's answers not kept in order, Bob's would be stored first."""
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(engine)
+        self.bob_submitted = threading.Event()
+
+    def answer(self, run_id: str, key: str, values: Any, *, responder: Actor) -> Any:
+        if responder.id == "U0ALICE":
+            assert self.bob_submitted.wait(10), "Bob's answer was never submitted"
+        return super().answer(run_id, key, values, responder=responder)
+
+
+def test_answers_to_one_prompt_are_stored_in_the_order_they_were_acknowledged(
+    engine: Engine, bot: RunningBot
+) -> None:
+    run = engine.submit("ack-order", {})
+    forms = {user: open_form(bot, user, run.id) for user in ("alice", "bob")}
+    pause = engine.waiting_pause(run.id)
+    assert pause is not None and pause.schema is not None
+    backend = AliceHeldBack(engine)
+    answers = Answerer(backend, bot.server.client)
+
+    def acknowledged(user: str, item: str) -> PendingAnswer:
+        return PendingAnswer(
+            run.id,
+            pause.key,
+            {"item": item, "count": 1},
+            Actor(f"U0{user.upper()}", name=user),
+            view_id=forms[user].id,
+            metadata="",
+            schema=pause.schema,
+        )
+
+    answers.submit(acknowledged("alice", "first"))
+    answers.submit(acknowledged("bob", "second"))
+    backend.bob_submitted.set()
+    answers.stop()
+
+    assert finished(engine, run.id).result == "'1 x first'"
+    assert "Answer recorded" in shown(bot.outcome("alice"))
+    assert "already answered by <@U0ALICE>" in shown(bot.outcome("bob"))
 
 
 def test_a_modal_closed_before_the_outcome_is_logged_and_the_answer_kept(

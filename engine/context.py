@@ -25,7 +25,8 @@ class RunContext:
     flow: FlowDefinition
     is_async: bool
     started_by: str | None
-    #: started by this very call, so nothing is stored to replay (saves a read per task)
+    #: nothing is stored to replay: started by this very call, or a claimed run that never
+    #: got as far as a task or a pause (saves a read per task, and two at the first pause)
     fresh: bool = False
     #: the run of the flow that called this one, for a flow called from another flow
     parent_run_id: str | None = None

@@ -133,13 +133,16 @@ def _request(
     """The pause this call asks for: the stored one on a re-run, else a new one."""
     approvers, forbid_starter = decision.approvers, decision.forbid_starter
     store = ctx.engine.store
-    existing = store.get_pause(ctx.run_id, key)
+    # The first pause of an execution with nothing stored: no pause to take up again, and
+    # no rejected answer to start from. Otherwise both are looked up.
+    first = ctx.fresh and ctx.pause_calls == 1
+    existing = None if first else store.get_pause(ctx.run_id, key)
     if existing is not None:
         return _Request(ctx, key, model, timeout, existing, False, decision.quorum)
     schema = input_schema(model) if model is not None else None
     title = schema.get("title") if schema else None
     initial: dict[str, Any] = {}
-    if model is not None:
+    if model is not None and not first:
         # Asking again after a rejected answer: start from what the person sent.
         rejected = store.last_rejected(ctx.run_id, title)
         if rejected is not None and isinstance(rejected.response, dict):

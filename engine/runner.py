@@ -110,7 +110,8 @@ async def call_flow_async(
 
 def prepare_queued(engine: Engine, run_id: str) -> tuple[RunContext, dict[str, Any]] | None:
     """Context and parameters for a run a worker claimed; None if its flow cannot be loaded."""
-    run, ref, blob = engine.store.run_source(run_id)
+    source = engine.store.run_source(run_id)
+    run, ref, blob = source.run, source.flow_ref, source.parameters
     try:
         flow = engine.flows.resolve(run.flow_name, ref)
     except FlowImportError as exc:
@@ -129,7 +130,9 @@ def prepare_queued(engine: Engine, run_id: str) -> tuple[RunContext, dict[str, A
         )
         return None
     parameters = serialization.load(blob)
-    return RunContext(engine, run_id, flow, flow.is_async, run.started_by), parameters
+    return RunContext(
+        engine, run_id, flow, flow.is_async, run.started_by, fresh=source.fresh
+    ), parameters
 
 
 def execute_queued(ctx: RunContext, parameters: dict[str, Any]) -> None:

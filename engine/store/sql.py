@@ -14,7 +14,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from signoff.engine.audit import AuditAction, AuditEntry
@@ -62,10 +73,17 @@ _RUN_AND_OWNER = (
     .where(RUNS.c.id == bindparam("run_id"))
 )
 _RUN = select(*RUN_COLUMNS).where(RUNS.c.id == bindparam("run_id"))
-#: what a worker reads to run a run it claimed
-_RUN_SOURCE = select(*RUN_COLUMNS, RUNS.c.flow_ref, RUNS.c.parameters).where(
-    RUNS.c.id == bindparam("run_id")
-)
+#: what a worker reads to run a run it claimed, and whether it ever got as far as a task
+#: or a pause (a run with neither has nothing to replay)
+_RUN_SOURCE = select(
+    *RUN_COLUMNS,
+    RUNS.c.flow_ref,
+    RUNS.c.parameters,
+    or_(
+        exists().where(TASKS.c.run_id == RUNS.c.id),
+        exists().where(PAUSES.c.run_id == RUNS.c.id),
+    ).label("has_history"),
+).where(RUNS.c.id == bindparam("run_id"))
 #: every process reads this after each burst of commits (built once, as above)
 _EVENTS_AFTER = (
     select(EVENTS)
@@ -84,6 +102,19 @@ class ResumeTarget:
     pause: Pause | None
     #: whether the process that owns the run has sent a heartbeat within the timeout
     owner_alive: bool
+
+
+@dataclass(frozen=True)
+class RunSource:
+    """What a worker needs to execute a run it claimed."""
+
+    run: Run
+    #: where the flow was loaded from, for a worker that does not know it by name
+    flow_ref: str | None
+    #: the pickled parameters
+    parameters: bytes
+    #: no task result or pause is stored for it yet: an execution has nothing to replay
+    fresh: bool
 
 
 @dataclass(frozen=True)
@@ -251,14 +282,13 @@ class SqlStore(DecisionQueries, StatsQueries):
             raise RunNotFound(prefix)
         return rows.to_run(found[0])
 
-    def run_source(self, run_id: str) -> tuple[Run, str | None, bytes]:
-        """The run, with the flow reference and pickled parameters a worker needs to run it
-        (again), in one read."""
+    def run_source(self, run_id: str) -> RunSource:
+        """The run, with what a worker needs to run it (again), in one read."""
         with self._read() as conn:
             row = conn.execute(_RUN_SOURCE, {"run_id": run_id}).first()
         if row is None:
             raise RunNotFound(run_id)
-        return rows.to_run(row), row.flow_ref, row.parameters
+        return RunSource(rows.to_run(row), row.flow_ref, row.parameters, not row.has_history)
 
     def list_runs(
         self,

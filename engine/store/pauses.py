@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import enum
+import functools
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, select, update
 
 from signoff.engine.actors import SYSTEM, Actor
 from signoff.engine.audit import AuditAction, AuditEntry
@@ -96,6 +97,12 @@ class AnswerOutcome(enum.Enum):
 
 
 class PauseQueries(AuditQueries):
+    @functools.cached_property
+    def _insert_pause(self) -> Any:
+        """An INSERT of a pause that leaves one already stored under its key alone (built
+        once per store: its dialect decides how ON CONFLICT is spelled)."""
+        return self._dialect_insert(PAUSES).on_conflict_do_nothing(index_elements=["run_id", "key"])
+
     def _flow_of(self, conn: Connection, run_id: str) -> str | None:
         row = conn.execute(_FLOW_OF, {"run_id": run_id}).first()
         return None if row is None else str(row[0])
@@ -126,13 +133,8 @@ class PauseQueries(AuditQueries):
         state = RunState.SUSPENDED if pause.suspend or owner is None else RunState.PAUSED
         name = "Suspended" if state is RunState.SUSPENDED else "Paused"
         with self._write() as conn:
-            existing = conn.execute(
-                select(PAUSES.c.id).where(
-                    PAUSES.c.run_id == pause.run_id, PAUSES.c.key == pause.key
-                )
-            ).first()
-            if existing is None:
-                conn.execute(insert(PAUSES).values(**_pause_values(pause)))
+            # A re-run takes up the pause it stored before: keep that one.
+            conn.execute(self._insert_pause, _pause_values(pause))
             self._change_state(
                 conn,
                 pause.run_id,

@@ -7,6 +7,7 @@ skips those runs with a reason; in CI (``CI`` set) it fails them.
 
 from __future__ import annotations
 
+import inspect
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -28,6 +29,21 @@ from tests.support.prefect import prefect_server, require_prefect
 # at collection, before any thread starts.
 
 FAST = {"heartbeat_seconds": 0.2, "owner_timeout_seconds": 1.0}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Refuse ``--dist loadgroup`` where xdist cannot group. The Prefect server and the
+    README's blocks are set up once per worker that runs their ``xdist_group``; xdist 3.8
+    groups by rewriting ``item._nodeid``, which pytest 9.2 no longer reads
+    (pytest-dev/pytest-xdist#1386), and every worker would then set them up, at minutes
+    each."""
+    if config.getoption("dist", "no") != "loadgroup":
+        return
+    if "_nodeid" not in inspect.getsource(pytest.Item.nodeid.fget):  # type: ignore[attr-defined]
+        raise pytest.UsageError(
+            f"pytest-xdist cannot group tests under pytest {pytest.__version__} "
+            "(pytest-dev/pytest-xdist#1386): install the versions in constraints.txt"
+        )
 
 
 @pytest.fixture(autouse=True)

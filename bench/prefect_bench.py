@@ -57,7 +57,11 @@ def one_round(
     posted = time.time()
     to_prompt = posted - paused_at(run_id)
     bot.driver.click("alice", root, action_id=ids.PROVIDE_INPUT)
-    bot.slack.wait_for(lambda ws: ws.open_view("U0ALICE"), timeout=30)
+    # Alice's modal from the round before still shows its outcome: wait for the new form.
+    bot.slack.wait_for(
+        lambda ws: (view := ws.open_view("U0ALICE")) and view.callback_id == ids.INPUT_VIEW,
+        timeout=30,
+    )
     submitted = time.time()
     bot.driver.submit("alice", {"name": f"bench {round_}"})
     deadline = time.monotonic() + 60

@@ -12,10 +12,8 @@ The README's reliability figures come from these tests.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +28,7 @@ from signoff.bot.slack.server import Server
 from signoff.bot.testing import SIGNING_SECRET
 from signoff.engine import DurableConsumer, Engine, EngineSettings, RunState, Worker
 from tests.e2e import once_flows  # noqa: F401  (registers the flows)
+from tests.e2e.serve_process import start_serve
 from tests.support.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -152,37 +151,6 @@ def test_a_run_answered_before_slack_heard_of_it_gets_its_thread(
 # -- other processes: the poster is a `signoff serve` subprocess, killed with SIGKILL -------
 
 
-def start_serve(slack: SlackSandbox, database_url: str, tmp_path: Path) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SIGNOFF_", "SLACK_"))}
-    env.update(
-        SLACK_BOT_TOKEN=slack.token,
-        SLACK_SIGNING_SECRET=SIGNING_SECRET,
-        SLACK_API_URL=slack.api_url,
-        SIGNOFF_CHANNEL=CHANNEL,
-        SIGNOFF_DATABASE_URL=database_url,
-        SIGNOFF_HEARTBEAT_SECONDS="0.2",
-        SIGNOFF_OWNER_TIMEOUT_SECONDS="1",
-        HOME=str(tmp_path / "home"),
-    )
-    log = (tmp_path / f"serve-{time.monotonic_ns()}.log").open("w")
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "signoff.bot.cli",
-            "serve",
-            "--port",
-            "0",
-            "--flows",
-            "tests.e2e.once_flows",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=log,
-    )
-
-
 def holds_slack_lease(engine: Engine) -> bool:
     with engine.store.engine.connect() as conn:
         from sqlalchemy import text
@@ -202,7 +170,7 @@ def test_kill_9_after_slack_stored_the_prompt_posts_no_second_copy(
     engine: Engine, database_url: str, slack: SlackSandbox, tmp_path: Path
 ) -> None:
     slack.answer_late("chat.postMessage", 60)  # stored at once, answered never (in time)
-    poster = start_serve(slack, database_url, tmp_path)
+    poster = start_serve(slack, database_url, tmp_path, CHANNEL)
     try:
         wait_for(lambda: holds_slack_lease(engine), timeout=60, what="the poster to subscribe")
         run = engine.submit("once-amount", {})
@@ -227,7 +195,7 @@ def test_kill_9_after_slack_stored_the_prompt_posts_no_second_copy(
 def test_after_the_poster_dies_another_replica_posts_within_five_seconds(
     engine: Engine, database_url: str, slack: SlackSandbox, tmp_path: Path
 ) -> None:
-    poster = start_serve(slack, database_url, tmp_path)
+    poster = start_serve(slack, database_url, tmp_path, CHANNEL)
     standby = Server(EmbeddedBackend(engine), settings_for(slack), port=0)
     try:
         wait_for(lambda: holds_slack_lease(engine), timeout=60, what="the poster to subscribe")

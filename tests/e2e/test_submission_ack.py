@@ -15,8 +15,6 @@ import logging
 import os
 import signal
 import socket
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -38,6 +36,7 @@ from signoff.bot.testing import SIGNING_SECRET, RunningBot, form_errors, outcome
 from signoff.engine import Engine, PauseStatus, RunState, flow, pause_flow_run
 from signoff.engine.input import RunInput
 from tests.e2e import once_flows  # noqa: F401  (registers once-amount for the crash test)
+from tests.e2e.serve_process import start_serve, wait_until_ready
 from tests.support.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -276,33 +275,6 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_serve(slack: SlackSandbox, database_url: str, tmp_path: Path, port: int):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SIGNOFF_", "SLACK_"))}
-    env.update(
-        SLACK_BOT_TOKEN=slack.token,
-        SLACK_SIGNING_SECRET=SIGNING_SECRET,
-        SLACK_API_URL=slack.api_url,
-        SIGNOFF_CHANNEL=CHANNEL,
-        SIGNOFF_DATABASE_URL=database_url,
-        SIGNOFF_HEARTBEAT_SECONDS="0.2",
-        SIGNOFF_OWNER_TIMEOUT_SECONDS="1",
-        HOME=str(tmp_path / "home"),
-    )
-    log = (tmp_path / "serve.log").open("w")
-    command = [
-        "-m",
-        "signoff.bot.cli",
-        "serve",
-        "--port",
-        str(port),
-        "--flows",
-        "tests.e2e.once_flows",
-    ]
-    return subprocess.Popen(
-        [sys.executable, *command], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log
-    )
-
-
 @contextmanager
 def writes_held(database_url: str) -> Iterator[None]:
     """Hold every write to the database (reads go on): on SQLite the writers' lock file
@@ -328,8 +300,9 @@ def test_a_crash_between_the_ack_and_the_answer_leaves_the_prompt_answerable(
 ) -> None:
     with SlackSandbox() as slack:
         port = free_port()
-        serve = start_serve(slack, database_url, tmp_path, port)
+        serve = start_serve(slack, database_url, tmp_path, CHANNEL, port)
         try:
+            wait_until_ready(port)
             driver = slack.driver(f"http://127.0.0.1:{port}/slack/events", SIGNING_SECRET)
             run = engine.submit("once-amount", {})
             root = slack.wait_for(

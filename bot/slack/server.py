@@ -27,6 +27,9 @@ from signoff.bot.slack.payloads import MAX_BODY_BYTES
 
 logger = logging.getLogger(__name__)
 
+#: how long stop() waits for the Socket Mode client's own threads once it has disconnected
+SOCKET_MODE_CLOSE_SECONDS = 10.0
+
 StartResponse = Callable[..., Any]
 
 
@@ -177,7 +180,18 @@ class Server:
                 self._thread.join(5)
         if self._socket_handler is not None:
             self._socket_handler, handler = None, self._socket_handler
-            handler.close()
+            # slack_sdk disconnects first, then joins its own threads without a timeout; one
+            # of those joins never returned in CI. Bound the wait, so that stopping ends.
+            closer = threading.Thread(
+                target=handler.close, name="signoff-socket-mode-close", daemon=True
+            )
+            closer.start()
+            closer.join(SOCKET_MODE_CLOSE_SECONDS)
+            if closer.is_alive():
+                logger.warning(
+                    "Socket Mode client still closing; stopping without it",
+                    extra={"action": "serve_stop_socket_mode_stuck"},
+                )
         answers, self.answers = self.answers, None
         if answers is not None:
             # No more submissions come in: finish the answers already acknowledged.

@@ -303,11 +303,15 @@ def _wait_sync(req: _Request) -> Any:
         _open(req, engine.claim_ownership())
         # The pause just stored waits: no need to read it back. The waiter was registered
         # before it was stored, so whatever answers it meanwhile has woken the waiter.
-        pause = req.pause
+        pause: Pause | None = req.pause
         while True:
+            # An answer validated in this process is handed over: nothing to read.
             outcome = _handed_over(req, waiter)
             if outcome is not _WAITING:
                 return outcome
+            if pause is None:
+                pause = engine.store.get_pause(run_id, req.key)
+                assert pause is not None
             outcome = _outcome(req, pause)
             if outcome is not _WAITING:
                 return outcome
@@ -317,9 +321,7 @@ def _wait_sync(req: _Request) -> Any:
                 engine.notify()
             else:
                 waiter.wait(remaining)
-            stored = engine.store.get_pause(run_id, req.key)
-            assert stored is not None
-            pause = stored
+            pause = None
     finally:
         engine.waiters.remove(run_id, waiter)
 

@@ -35,6 +35,7 @@ from signoff.engine.audit import (
     entry_fields,
 )
 from signoff.engine.store.base import StoreBase
+from signoff.engine.store.prepared import Prepared
 from signoff.engine.store.rows import utc
 from signoff.engine.store.tables import AuditRow
 
@@ -42,9 +43,9 @@ AUDIT = AuditRow.__table__  # type: ignore[attr-defined]
 
 #: names the advisory lock that serialises audit appends on PostgreSQL
 _AUDIT_LOCK = 727_361_003
-_LOCK = text("SELECT pg_advisory_xact_lock(:k)")
-_HEAD = select(AUDIT.c.seq, AUDIT.c.hash).order_by(AUDIT.c.seq.desc()).limit(1)
-_INSERT = insert(AUDIT)
+_LOCK = Prepared(text("SELECT pg_advisory_xact_lock(:k)"))
+_HEAD = Prepared(select(AUDIT.c.seq, AUDIT.c.hash).order_by(AUDIT.c.seq.desc()).limit(1))
+_INSERT = Prepared(insert(AUDIT))
 #: records are read in pages of this many: memory stays flat however long the trail is
 PAGE = 2000
 
@@ -128,8 +129,8 @@ class AuditQueries(StoreBase):
         if not entries:
             return
         if not self.is_sqlite:
-            conn.execute(_LOCK, {"k": _AUDIT_LOCK})
-        head = conn.execute(_HEAD).first()
+            _LOCK.execute(conn, {"k": _AUDIT_LOCK})
+        head = _HEAD.execute(conn).first()
         seq, prev = (int(head.seq), head.hash) if head is not None else (0, GENESIS)
         rows = []
         for entry in entries:
@@ -138,7 +139,7 @@ class AuditQueries(StoreBase):
             digest = chain_hash(seq=seq, at=at, prev_hash=prev, secret=self.audit_secret, **fields)
             rows.append({"seq": seq, "at": at, "prev_hash": prev, "hash": digest, **fields})
             prev = digest
-        conn.execute(_INSERT, rows)
+        _INSERT.execute(conn, rows)
 
     def record_audit(self, *entries: AuditEntry) -> None:
         """Append records in a transaction of their own (refusals, which change nothing else)."""

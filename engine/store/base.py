@@ -22,6 +22,7 @@ from signoff.engine.store.database import (
     is_sqlite,
     write_connection,
 )
+from signoff.engine.store.prepared import Prepared
 from signoff.engine.store.tables import EventRow, RunRow
 from signoff.engine.store.wakeups import LocalWakeups
 from signoff.engine.store.writer import SqliteWriter
@@ -30,14 +31,14 @@ RUNS = RunRow.__table__  # type: ignore[attr-defined]
 EVENTS = EventRow.__table__  # type: ignore[attr-defined]
 
 #: built once: constructing statements costs more than running them on SQLite
-_INSERT_EVENT = insert(EVENTS)
+_INSERT_EVENT = Prepared(insert(EVENTS))
 #: names the advisory lock that orders event ids on PostgreSQL
 _EVENT_LOCK = 727_361_002
 #: the PostgreSQL NOTIFY channel that tells other processes to read new events
 NOTIFY_CHANNEL = "signoff_events"
 #: a run's new state, values bound at execution (see _change_state)
-_SET_STATE = update(RUNS).where(RUNS.c.id == bindparam("target_run"))
-_LOCK_AND_NOTIFY = text("SELECT pg_advisory_xact_lock(:k), pg_notify(:channel, :origin)")
+_SET_STATE = Prepared(update(RUNS).where(RUNS.c.id == bindparam("target_run")))
+_LOCK_AND_NOTIFY = Prepared(text("SELECT pg_advisory_xact_lock(:k), pg_notify(:channel, :origin)"))
 
 
 def _open_failure(url: str, exc: Exception) -> str:
@@ -158,11 +159,11 @@ class StoreBase:
             # Event ids must become visible in id order, or a reader could skip one that
             # commits late: the lock orders appending transactions. The NOTIFY is delivered
             # at commit; asking for it with the lock saves a round trip.
-            conn.execute(
-                _LOCK_AND_NOTIFY,
+            _LOCK_AND_NOTIFY.execute(
+                conn,
                 {"k": _EVENT_LOCK, "channel": NOTIFY_CHANNEL, "origin": self.origin},
             )
-        conn.execute(_INSERT_EVENT, events)
+        _INSERT_EVENT.execute(conn, events)
 
     def _change_state(
         self,
@@ -184,9 +185,11 @@ class StoreBase:
             **columns,
         }
         if conditions:
-            done = conn.execute(update(RUNS).where(RUNS.c.id == run_id, *conditions).values(values))
+            done: Any = conn.execute(
+                update(RUNS).where(RUNS.c.id == run_id, *conditions).values(values)
+            )
         else:  # the resume path: a statement built once, the values bound
-            done = conn.execute(_SET_STATE, {"target_run": run_id, **values})
+            done = _SET_STATE.execute(conn, {"target_run": run_id, **values})
         if done.rowcount != 1:
             return False
         self._emit(

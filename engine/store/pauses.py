@@ -15,6 +15,7 @@ from signoff.engine.runs import JSON, EventKind, GivenAnswer, Pause, PauseStatus
 from signoff.engine.store import rows
 from signoff.engine.store.audit import AuditQueries
 from signoff.engine.store.base import RUNS
+from signoff.engine.store.prepared import Prepared
 from signoff.engine.store.tables import PauseRow
 
 PAUSES = PauseRow.__table__  # type: ignore[attr-defined]
@@ -45,11 +46,11 @@ def _pause_values(pause: Pause) -> dict[str, Any]:
 
 # Built once, with bound parameters: on the resume path, building a statement costs about
 # as much as SQLite takes to run it.
-_PAUSE = select(PAUSES).where(
-    PAUSES.c.run_id == bindparam("run_id"), PAUSES.c.key == bindparam("key")
+_PAUSE = Prepared(
+    select(PAUSES).where(PAUSES.c.run_id == bindparam("run_id"), PAUSES.c.key == bindparam("key"))
 )
 #: the pause a run waits on now (the newest, should there ever be two)
-WAITING_PAUSE = (
+WAITING_PAUSE = Prepared(
     select(PAUSES)
     .where(PAUSES.c.run_id == bindparam("run_id"), PAUSES.c.status == PauseStatus.WAITING.value)
     .order_by(PAUSES.c.id.desc())
@@ -57,7 +58,7 @@ WAITING_PAUSE = (
 )
 
 #: the newest rejected answer in a run to a model of one title (asking again prefills it)
-_LAST_REJECTED = (
+_LAST_REJECTED = Prepared(
     select(PAUSES)
     .where(
         PAUSES.c.run_id == bindparam("run_id"),
@@ -68,7 +69,7 @@ _LAST_REJECTED = (
     .limit(1)
 )
 #: the flow's verdict on an answered pause
-_SETTLE = (
+_SETTLE = Prepared(
     update(PAUSES)
     .where(
         PAUSES.c.run_id == bindparam("target_run"),
@@ -80,7 +81,23 @@ _SETTLE = (
         errors=bindparam("new_errors", type_=PAUSES.c.errors.type),
     )
 )
-_FLOW_OF = select(RUNS.c.flow_name).where(RUNS.c.id == bindparam("run_id"))
+#: what storing an answer checks first (locked on PostgreSQL: answers to a quorum append
+#: in turn; on SQLite the write transaction already excludes every other writer)
+_ANSWERING = select(PAUSES.c.status, PAUSES.c.quorum, PAUSES.c.veto, PAUSES.c.answers).where(
+    PAUSES.c.run_id == bindparam("target_run"), PAUSES.c.key == bindparam("target_key")
+)
+_ANSWERING_SQLITE = Prepared(_ANSWERING)
+_ANSWERING_LOCKED = Prepared(_ANSWERING.with_for_update())
+#: the pause as answered (or, short of its quorum, with one more answer): the columns to
+#: set come with the parameters
+_ANSWER = Prepared(
+    update(PAUSES).where(
+        PAUSES.c.run_id == bindparam("target_run"),
+        PAUSES.c.key == bindparam("target_key"),
+        PAUSES.c.status == PauseStatus.WAITING.value,
+    )
+)
+_FLOW_OF = Prepared(select(RUNS.c.flow_name).where(RUNS.c.id == bindparam("run_id")))
 
 
 class AnswerOutcome(enum.Enum):
@@ -98,30 +115,32 @@ class AnswerOutcome(enum.Enum):
 
 class PauseQueries(AuditQueries):
     @functools.cached_property
-    def _insert_pause(self) -> Any:
+    def _insert_pause(self) -> Prepared:
         """An INSERT of a pause that leaves one already stored under its key alone (built
         once per store: its dialect decides how ON CONFLICT is spelled)."""
-        return self._dialect_insert(PAUSES).on_conflict_do_nothing(index_elements=["run_id", "key"])
+        return Prepared(
+            self._dialect_insert(PAUSES).on_conflict_do_nothing(index_elements=["run_id", "key"])
+        )
 
     def _flow_of(self, conn: Connection, run_id: str) -> str | None:
-        row = conn.execute(_FLOW_OF, {"run_id": run_id}).first()
+        row = _FLOW_OF.execute(conn, {"run_id": run_id}).first()
         return None if row is None else str(row[0])
 
     def get_pause(self, run_id: str, key: str) -> Pause | None:
         with self._read() as conn:
-            row = conn.execute(_PAUSE, {"run_id": run_id, "key": key}).first()
+            row = _PAUSE.execute(conn, {"run_id": run_id, "key": key}).first()
         return None if row is None else rows.to_pause(row)
 
     def waiting_pause(self, run_id: str) -> Pause | None:
         """The pause a run is waiting on now, if any."""
         with self._read() as conn:
-            row = conn.execute(WAITING_PAUSE, {"run_id": run_id}).first()
+            row = WAITING_PAUSE.execute(conn, {"run_id": run_id}).first()
         return None if row is None else rows.to_pause(row)
 
     def last_rejected(self, run_id: str, title: str | None) -> Pause | None:
         """The newest rejected answer in this run to a model of the same title."""
         with self._read() as conn:
-            row = conn.execute(_LAST_REJECTED, {"run_id": run_id, "title": title}).first()
+            row = _LAST_REJECTED.execute(conn, {"run_id": run_id, "title": title}).first()
         return None if row is None else rows.to_pause(row)
 
     def open_pause(self, pause: Pause, owner: str | None) -> None:
@@ -134,7 +153,7 @@ class PauseQueries(AuditQueries):
         name = "Suspended" if state is RunState.SUSPENDED else "Paused"
         with self._write() as conn:
             # A re-run takes up the pause it stored before: keep that one.
-            conn.execute(self._insert_pause, _pause_values(pause))
+            self._insert_pause.execute(conn, _pause_values(pause))
             self._change_state(
                 conn,
                 pause.run_id,
@@ -187,12 +206,9 @@ class PauseQueries(AuditQueries):
             at=now,
         )
         with self._write() as conn:
-            query = select(PAUSES.c.status, PAUSES.c.quorum, PAUSES.c.veto, PAUSES.c.answers).where(
-                PAUSES.c.run_id == run_id, PAUSES.c.key == key
-            )
-            if not self.is_sqlite:
-                query = query.with_for_update()  # answers to one quorum append in turn
-            row = conn.execute(query).first()
+            target = {"target_run": run_id, "target_key": key}
+            query = _ANSWERING_SQLITE if self.is_sqlite else _ANSWERING_LOCKED
+            row = query.execute(conn, target).first()
             if row is None or row.status != PauseStatus.WAITING.value:
                 return AnswerOutcome.LOST
             stored = list(row.answers or [])
@@ -213,11 +229,7 @@ class PauseQueries(AuditQueries):
                 {"input": response, "count": len(stored), "quorum": quorum, "veto": vetoed},
             )
             if len(stored) < quorum and not vetoed:
-                conn.execute(
-                    update(PAUSES)
-                    .where(PAUSES.c.run_id == run_id, PAUSES.c.key == key)
-                    .values(answers=stored)
-                )
+                _ANSWER.execute(conn, {**target, "answers": stored})
                 self._emit(
                     conn,
                     run_id,
@@ -230,21 +242,17 @@ class PauseQueries(AuditQueries):
             status = PauseStatus.ANSWERED
             if verdict is not None:
                 status = PauseStatus.ACCEPTED if verdict[0] else PauseStatus.REJECTED
-            conn.execute(
-                update(PAUSES)
-                .where(
-                    PAUSES.c.run_id == run_id,
-                    PAUSES.c.key == key,
-                    PAUSES.c.status == PauseStatus.WAITING.value,
-                )
-                .values(
-                    status=status.value,
-                    errors=verdict[1] or None if verdict else None,
-                    response=response if quorum == 1 else [a["input"] for a in stored],
-                    responder=responder,
-                    answered_at=now,
-                    answers=stored,
-                )
+            _ANSWER.execute(
+                conn,
+                {
+                    **target,
+                    "status": status.value,
+                    "errors": verdict[1] or None if verdict else None,
+                    "response": response if quorum == 1 else [a["input"] for a in stored],
+                    "responder": responder,
+                    "answered_at": now,
+                    "answers": stored,
+                },
             )
             extra: dict[str, Any] = {}
             if next_state is RunState.SCHEDULED:
@@ -308,8 +316,8 @@ class PauseQueries(AuditQueries):
         now = self.clock()
         status = PauseStatus.ACCEPTED if accepted else PauseStatus.REJECTED
         with self._write() as conn:
-            done = conn.execute(
-                _SETTLE,
+            done = _SETTLE.execute(
+                conn,
                 {
                     "target_run": run_id,
                     "target_key": key,

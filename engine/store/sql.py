@@ -46,6 +46,7 @@ from signoff.engine.store.audit import AUDIT
 from signoff.engine.store.base import EVENTS, RUNS
 from signoff.engine.store.decisions import DecisionQueries
 from signoff.engine.store.pauses import PAUSES, WAITING_PAUSE
+from signoff.engine.store.prepared import Prepared
 from signoff.engine.store.stats import StatsQueries
 from signoff.engine.store.tables import (
     CursorRow,
@@ -67,25 +68,27 @@ ONCE_KEYS = OnceKeyRow.__table__  # type: ignore[attr-defined]
 #: what a Run needs: everything but the pickled parameters, which only a re-run reads
 RUN_COLUMNS = tuple(c for c in RUNS.c if c.name not in ("parameters", "flow_ref"))
 #: a run with its owner's last heartbeat (built once: see engine.store.pauses)
-_RUN_AND_OWNER = (
+_RUN_AND_OWNER = Prepared(
     select(*RUN_COLUMNS, PROCESSES.c.heartbeat_at)
     .outerjoin(PROCESSES, PROCESSES.c.id == RUNS.c.owner)
     .where(RUNS.c.id == bindparam("run_id"))
 )
-_RUN = select(*RUN_COLUMNS).where(RUNS.c.id == bindparam("run_id"))
+_RUN = Prepared(select(*RUN_COLUMNS).where(RUNS.c.id == bindparam("run_id")))
 #: what a worker reads to run a run it claimed, and whether it ever got as far as a task
 #: or a pause (a run with neither has nothing to replay)
-_RUN_SOURCE = select(
-    *RUN_COLUMNS,
-    RUNS.c.flow_ref,
-    RUNS.c.parameters,
-    or_(
-        exists().where(TASKS.c.run_id == RUNS.c.id),
-        exists().where(PAUSES.c.run_id == RUNS.c.id),
-    ).label("has_history"),
-).where(RUNS.c.id == bindparam("run_id"))
+_RUN_SOURCE = Prepared(
+    select(
+        *RUN_COLUMNS,
+        RUNS.c.flow_ref,
+        RUNS.c.parameters,
+        or_(
+            exists().where(TASKS.c.run_id == RUNS.c.id),
+            exists().where(PAUSES.c.run_id == RUNS.c.id),
+        ).label("has_history"),
+    ).where(RUNS.c.id == bindparam("run_id"))
+)
 #: every process reads this after each burst of commits (built once, as above)
-_EVENTS_AFTER = (
+_EVENTS_AFTER = Prepared(
     select(EVENTS)
     .where(EVENTS.c.id > bindparam("position"))
     .order_by(EVENTS.c.id)
@@ -252,7 +255,7 @@ class SqlStore(DecisionQueries, StatsQueries):
 
     def get_run(self, run_id: str) -> Run:
         with self._read() as conn:
-            row = conn.execute(_RUN, {"run_id": run_id}).first()
+            row = _RUN.execute(conn, {"run_id": run_id}).first()
         if row is None:
             raise RunNotFound(run_id)
         return rows.to_run(row)
@@ -261,10 +264,10 @@ class SqlStore(DecisionQueries, StatsQueries):
         """The run, the pause it waits on, and whether its owner lives, on one connection."""
         cutoff = self.clock() - timedelta(seconds=owner_timeout)
         with self._read() as conn:
-            row = conn.execute(_RUN_AND_OWNER, {"run_id": run_id}).first()
+            row = _RUN_AND_OWNER.execute(conn, {"run_id": run_id}).first()
             if row is None:
                 raise RunNotFound(run_id)
-            pause = conn.execute(WAITING_PAUSE, {"run_id": run_id}).first()
+            pause = WAITING_PAUSE.execute(conn, {"run_id": run_id}).first()
         heartbeat = row.heartbeat_at
         return ResumeTarget(
             run=rows.to_run(row),
@@ -285,7 +288,7 @@ class SqlStore(DecisionQueries, StatsQueries):
     def run_source(self, run_id: str) -> RunSource:
         """The run, with what a worker needs to run it (again), in one read."""
         with self._read() as conn:
-            row = conn.execute(_RUN_SOURCE, {"run_id": run_id}).first()
+            row = _RUN_SOURCE.execute(conn, {"run_id": run_id}).first()
         if row is None:
             raise RunNotFound(run_id)
         return RunSource(rows.to_run(row), row.flow_ref, row.parameters, not row.has_history)
@@ -566,7 +569,7 @@ class SqlStore(DecisionQueries, StatsQueries):
 
     def events_after(self, position: int, limit: int = 500) -> list[Event]:
         with self._read() as conn:
-            found = conn.execute(_EVENTS_AFTER, {"position": position, "limit": limit}).all()
+            found = _EVENTS_AFTER.execute(conn, {"position": position, "limit": limit}).all()
         return [rows.to_event(r) for r in found]
 
     def lease_cursor(self, consumer: str, owner: str, seconds: float) -> int | None:

@@ -34,6 +34,8 @@ _PG_SAFETY_POLL = 1.0
 _MIN_INTERVAL = 0.005
 #: SQLite without local wake-ups: the poll is all there is, so it must be short
 _SQLITE_POLL_WITHOUT_WAKEUPS = 0.002
+#: events read at a time
+_PAGE = 500
 #: how often a blocked listener looks whether the dispatcher stopped (stop() wakes it too)
 _LISTEN_TIMEOUT = 5.0
 
@@ -120,11 +122,14 @@ class Dispatcher:
 
     def _drain(self) -> None:
         while True:
-            events = self.store.events_after(self.position)
-            if not events:
+            events = self.store.events_after(self.position, _PAGE)
+            if events:
+                self.position = events[-1].id
+                self.handle(events)
+            # A short page is everything so far; a commit after the read pokes us again
+            # (the wake-up was cleared before this drain), so no second read to find none.
+            if len(events) < _PAGE:
                 return
-            self.position = events[-1].id
-            self.handle(events)
 
     def _listen_local(self) -> None:
         inbox = self._inbox

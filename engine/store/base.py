@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from typing import Any, Self
@@ -36,8 +37,20 @@ _INSERT_EVENT = Prepared(insert(EVENTS))
 _EVENT_LOCK = 727_361_002
 #: the PostgreSQL NOTIFY channel that tells other processes to read new events
 NOTIFY_CHANNEL = "signoff_events"
-#: a run's new state, values bound at execution (see _change_state)
-_SET_STATE = Prepared(update(RUNS).where(RUNS.c.id == bindparam("target_run")))
+
+
+@functools.cache
+def _set_state(expected: int, owned: bool) -> Prepared:
+    """A run's new state, only from one of ``expected`` states (bound as ``expect_0``...)
+    and, if ``owned``, only while ``expect_owner`` owns it; the values are bound too."""
+    conditions = [RUNS.c.id == bindparam("target_run")]
+    if expected:
+        conditions.append(RUNS.c.state.in_([bindparam(f"expect_{i}") for i in range(expected)]))
+    if owned:
+        conditions.append(RUNS.c.owner == bindparam("expect_owner"))
+    return Prepared(update(RUNS).where(*conditions))
+
+
 _LOCK_AND_NOTIFY = Prepared(text("SELECT pg_advisory_xact_lock(:k), pg_notify(:channel, :origin)"))
 
 
@@ -173,23 +186,28 @@ class StoreBase:
         name: str,
         message: str | None,
         at: datetime,
-        *conditions: Any,
+        *,
+        expect: Sequence[RunState] | None = None,
+        expect_owner: str | None = None,
         **columns: Any,
     ) -> bool:
-        """Update the run (only where ``conditions`` hold) and record the change; True if done."""
-        values = {
+        """Update the run (only from a state in ``expect``, only while ``expect_owner``
+        owns it) and record the change; True if done."""
+        if expect is not None and not expect:
+            return False
+        values: dict[str, Any] = {
             "state": state.value,
             "state_name": name,
             "state_message": message,
             "updated_at": at,
             **columns,
         }
-        if conditions:
-            done: Any = conn.execute(
-                update(RUNS).where(RUNS.c.id == run_id, *conditions).values(values)
-            )
-        else:  # the resume path: a statement built once, the values bound
-            done = _SET_STATE.execute(conn, {"target_run": run_id, **values})
+        expected = list(expect or ())
+        values.update({f"expect_{i}": each.value for i, each in enumerate(expected)})
+        if expect_owner is not None:
+            values["expect_owner"] = expect_owner
+        statement = _set_state(len(expected), expect_owner is not None)
+        done = statement.execute(conn, {"target_run": run_id, **values})
         if done.rowcount != 1:
             return False
         self._emit(

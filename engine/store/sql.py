@@ -8,6 +8,7 @@ which makes event ids follow commit order (a reader never skips a late-committin
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -87,6 +88,24 @@ _RUN_SOURCE = Prepared(
         ).label("has_history"),
     ).where(RUNS.c.id == bindparam("run_id"))
 )
+_INSERT_RUN = Prepared(insert(RUNS))
+_INSERT_LOGS = Prepared(insert(LOGS))
+_COMPLETED_TASK = Prepared(
+    select(TASKS.c.state, TASKS.c.result).where(
+        TASKS.c.run_id == bindparam("run_id"),
+        TASKS.c.key == bindparam("key"),
+        TASKS.c.state == RunState.COMPLETED.value,
+    )
+)
+#: the oldest scheduled runs (locked, skipping those another worker is taking, on PostgreSQL)
+_SCHEDULED = (
+    select(RUNS.c.id)
+    .where(RUNS.c.state == RunState.SCHEDULED.value)
+    .order_by(RUNS.c.updated_at, RUNS.c.id)
+    .limit(bindparam("limit"))
+)
+_SCHEDULED_SQLITE = Prepared(_SCHEDULED)
+_SCHEDULED_LOCKED = Prepared(_SCHEDULED.with_for_update(skip_locked=True))
 #: every process reads this after each burst of commits (built once, as above)
 _EVENTS_AFTER = Prepared(
     select(EVENTS)
@@ -208,24 +227,25 @@ class SqlStore(DecisionQueries, StatsQueries):
         policy = {"approvers": list(approvers), "cancellers": list(cancellers)}
         name = "Running" if state is RunState.RUNNING else "Scheduled"
         with self._write() as conn:
-            conn.execute(
-                insert(RUNS).values(
-                    id=run_id,
-                    flow_name=flow_name,
-                    flow_ref=flow_ref,
-                    parameters=parameters,
-                    parameters_json=parameters_json,
-                    state=state.value,
-                    state_name=name,
-                    state_message=None,
-                    started_by=started_by,
-                    owner=owner,
-                    result=None,
-                    tags=tags or {},
-                    policy=policy,
-                    created_at=now,
-                    updated_at=now,
-                )
+            _INSERT_RUN.execute(
+                conn,
+                {
+                    "id": run_id,
+                    "flow_name": flow_name,
+                    "flow_ref": flow_ref,
+                    "parameters": parameters,
+                    "parameters_json": parameters_json,
+                    "state": state.value,
+                    "state_name": name,
+                    "state_message": None,
+                    "started_by": started_by,
+                    "owner": owner,
+                    "result": None,
+                    "tags": tags or {},
+                    "policy": policy,
+                    "created_at": now,
+                    "updated_at": now,
+                },
             )
             if audit is not None:
                 self._audit(conn, [audit], now)
@@ -455,32 +475,28 @@ class SqlStore(DecisionQueries, StatsQueries):
         either way.
         """
         now = self.clock()
-        conditions = []
-        if expect is not None:
-            conditions.append(RUNS.c.state.in_([s.value for s in expect]))
-        if expect_owner is not None:
-            conditions.append(RUNS.c.owner == expect_owner)
         # One conditional UPDATE: the database decides who wins a race, in one round trip.
         with self._write() as conn:
             self._insert_logs(conn, run_id, logs)
             return self._change_state(
-                conn, run_id, state, name, message, now, *conditions, **columns
+                conn,
+                run_id,
+                state,
+                name,
+                message,
+                now,
+                expect=None if expect is None else tuple(expect),
+                expect_owner=expect_owner,
+                **columns,
             )
 
     def claim_scheduled(self, owner: str, limit: int) -> list[str]:
         """Atomically take up to ``limit`` scheduled runs for this process, oldest first."""
         now = self.clock()
         claimed: list[str] = []
+        query = _SCHEDULED_SQLITE if self.is_sqlite else _SCHEDULED_LOCKED
         with self._write() as conn:
-            query = (
-                select(RUNS.c.id)
-                .where(RUNS.c.state == RunState.SCHEDULED.value)
-                .order_by(RUNS.c.updated_at, RUNS.c.id)
-                .limit(limit)
-            )
-            if not self.is_sqlite:
-                query = query.with_for_update(skip_locked=True)
-            for (run_id,) in conn.execute(query).all():
+            for (run_id,) in query.execute(conn, {"limit": limit}).all():
                 self._change_state(
                     conn, run_id, RunState.RUNNING, "Running", None, now, owner=owner
                 )
@@ -501,13 +517,7 @@ class SqlStore(DecisionQueries, StatsQueries):
 
     def completed_task(self, run_id: str, key: str) -> StoredTask | None:
         with self._read() as conn:
-            row = conn.execute(
-                select(TASKS.c.state, TASKS.c.result).where(
-                    TASKS.c.run_id == run_id,
-                    TASKS.c.key == key,
-                    TASKS.c.state == RunState.COMPLETED.value,
-                )
-            ).first()
+            row = _COMPLETED_TASK.execute(conn, {"run_id": run_id, "key": key}).first()
         return None if row is None else StoredTask(RunState(row.state), row.result)
 
     def record_task(
@@ -533,15 +543,22 @@ class SqlStore(DecisionQueries, StatsQueries):
             "started_at": started_at,
             "ended_at": self.clock(),
         }
-        statement = self._dialect_insert(TASKS).values(run_id=run_id, key=key, **values)
         with self._write() as conn:
-            # A re-run records a task that failed before again: replace that record.
-            conn.execute(
-                statement.on_conflict_do_update(
-                    index_elements=[TASKS.c.run_id, TASKS.c.key], set_=values
-                )
-            )
+            self._record_task.execute(conn, {"run_id": run_id, "key": key, **values})
             self._insert_logs(conn, run_id, logs)
+
+    @functools.cached_property
+    def _record_task(self) -> Prepared:
+        """An INSERT of a task record that replaces one stored under its key: a re-run
+        records a task that failed before again (built once per store, for its dialect)."""
+        statement = self._dialect_insert(TASKS)
+        replaced = [c.name for c in TASKS.c if c.name not in ("id", "run_id", "key")]
+        return Prepared(
+            statement.on_conflict_do_update(
+                index_elements=[TASKS.c.run_id, TASKS.c.key],
+                set_={name: statement.excluded[name] for name in replaced},
+            )
+        )
 
     def add_logs(self, run_id: str, logs: Sequence[tuple[datetime, str, str, str | None]]) -> None:
         if logs:
@@ -553,8 +570,8 @@ class SqlStore(DecisionQueries, StatsQueries):
         conn: Connection, run_id: str, logs: Sequence[tuple[datetime, str, str, str | None]]
     ) -> None:
         if logs:
-            conn.execute(
-                insert(LOGS),
+            _INSERT_LOGS.execute(
+                conn,
                 [
                     {"run_id": run_id, "at": at, "level": level, "message": msg, "task_key": task}
                     for at, level, msg, task in logs

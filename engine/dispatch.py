@@ -60,6 +60,8 @@ class Dispatcher:
         self._urgent = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="signoff-dispatch", daemon=True)
+        #: PostgreSQL: where stop() tells this dispatcher's listener, and no other, to return
+        self._stop_channel = f"signoff_stop_{store.origin}"
         self._listener: threading.Thread | None = None
         # SQLite: a connection of our own, outside the pool, to ask for the newest event id.
         self._probe: Any = store.engine.raw_connection() if store.is_sqlite else None
@@ -83,6 +85,11 @@ class Dispatcher:
             self.store.wakeups.wake_self()
             if self._listener is not None:
                 self._listener.join(5)
+        if not self.store.is_sqlite and self._listener is not None:
+            # The LISTEN connection blocks until a notification: send it its own.
+            with contextlib.suppress(StoreError):
+                self.store.notify(self._stop_channel)
+            self._listener.join(5)
         if self._probe is not None:
             self._probe.close()
 
@@ -159,8 +166,9 @@ class Dispatcher:
             try:
                 with psycopg.connect(conninfo, autocommit=True) as conn:
                     conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    conn.execute(f"LISTEN {self._stop_channel}")
                     while not self._stop.is_set():
-                        for _note in conn.notifies(timeout=0.25, stop_after=1):
+                        for _note in conn.notifies(timeout=_LISTEN_TIMEOUT, stop_after=1):
                             self._wake.set()
             except psycopg.Error:
                 if self._stop.is_set():

@@ -51,6 +51,7 @@ def _set_state(expected: int, owned: bool) -> Prepared:
     return Prepared(update(RUNS).where(*conditions))
 
 
+_NOTIFY = text("SELECT pg_notify(:channel, '')")
 _LOCK_AND_NOTIFY = Prepared(text("SELECT pg_advisory_xact_lock(:k), pg_notify(:channel, :origin)"))
 
 
@@ -123,6 +124,14 @@ class StoreBase:
             self.writer.close()
         if self.wakeups is not None:
             self.wakeups.close()
+
+    def notify(self, channel: str) -> None:
+        """PostgreSQL: send an empty notification to whoever LISTENs on ``channel``."""
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(_NOTIFY, {"channel": channel})
+        except SQLAlchemyError as exc:
+            raise StoreError(f"could not notify {channel}: {exc}") from exc
 
     def _dialect_insert(self, table: Any) -> Any:
         """An INSERT that can say ON CONFLICT (both dialects spell it the same way)."""

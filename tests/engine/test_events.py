@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import threading
 
+from sqlalchemy import text
+
 from signoff.engine import (
     Engine,
     Event,
     EventKind,
     RunObserver,
+    dispatch,
     flow,
     pause_flow_run,
     resume_flow_run,
@@ -112,3 +115,24 @@ def test_only_one_process_holds_a_consumer(make_engine) -> None:
         set_engine(None)
     wait_for(lambda: any(e.data.get("state") == "completed" for e in first.seen))
     assert second.seen == [] and waiting.position is None
+
+
+def test_closing_an_engine_stops_its_listener_at_once(make_engine, monkeypatch) -> None:
+    # The listener blocks until a notification (PostgreSQL) or a datagram (SQLite), or
+    # this timeout: closing must wake it, not wait the timeout out.
+    monkeypatch.setattr(dispatch, "_LISTEN_TIMEOUT", 60.0)
+    engine = make_engine()
+    listener = engine.dispatcher._listener
+    assert listener is not None and listener.is_alive()
+    if not engine.store.is_sqlite:
+        wait_for(lambda: listening(engine), what="the LISTEN connection")
+    engine.close()
+    assert not listener.is_alive()
+
+
+def listening(engine: Engine) -> bool:
+    with engine.store.engine.connect() as conn:
+        found = conn.execute(
+            text("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'LISTEN signoff_stop_%'")
+        ).scalar()
+    return bool(found)

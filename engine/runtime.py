@@ -109,6 +109,7 @@ class Engine(Interventions, Upkeep):
         self.store_threads = StoreThreads(4 if self.store.is_sqlite else 8)
         self.dispatcher = Dispatcher(self.store, self._dispatch, self.settings.poll_seconds)
         self.dispatcher.start()
+        self.store.prepare()
 
     # -- process identity ----------------------------------------------------------------
 

@@ -45,7 +45,15 @@ AUDIT = AuditRow.__table__  # type: ignore[attr-defined]
 _AUDIT_LOCK = 727_361_003
 _LOCK = Prepared(text("SELECT pg_advisory_xact_lock(:k)"))
 _HEAD = Prepared(select(AUDIT.c.seq, AUDIT.c.hash).order_by(AUDIT.c.seq.desc()).limit(1))
-_INSERT = Prepared(insert(AUDIT))
+_INSERT = Prepared(
+    insert(AUDIT),
+    columns=[
+        (
+            *("seq", "at", "prev_hash", "hash", "action", "run_id", "flow_name"),
+            *("actor_id", "actor_name", "via", "key", "data"),
+        )
+    ],
+)
 #: records are read in pages of this many: memory stays flat however long the trail is
 PAGE = 2000
 

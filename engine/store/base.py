@@ -32,7 +32,7 @@ RUNS = RunRow.__table__  # type: ignore[attr-defined]
 EVENTS = EventRow.__table__  # type: ignore[attr-defined]
 
 #: built once: constructing statements costs more than running them on SQLite
-_INSERT_EVENT = Prepared(insert(EVENTS))
+_INSERT_EVENT = Prepared(insert(EVENTS), columns=[("run_id", "kind", "data", "at")])
 #: names the advisory lock that orders event ids on PostgreSQL
 _EVENT_LOCK = 727_361_002
 #: the PostgreSQL NOTIFY channel that tells other processes to read new events
@@ -48,7 +48,13 @@ def _set_state(expected: int, owned: bool) -> Prepared:
         conditions.append(RUNS.c.state.in_([bindparam(f"expect_{i}") for i in range(expected)]))
     if owned:
         conditions.append(RUNS.c.owner == bindparam("expect_owner"))
-    return Prepared(update(RUNS).where(*conditions))
+    # The resume path's changes, compiled ahead (see Prepared.compile_all).
+    moved = ("target_run", "state", "state_name", "state_message", "updated_at")
+    usual = [moved, (*moved, "owner")] if not expected and not owned else []
+    return Prepared(update(RUNS).where(*conditions), columns=usual)
+
+
+_set_state(0, False)  # made now, so that compile_all finds it
 
 
 _NOTIFY = text("SELECT pg_notify(:channel, '')")

@@ -95,7 +95,14 @@ _ANSWER = Prepared(
         PAUSES.c.run_id == bindparam("target_run"),
         PAUSES.c.key == bindparam("target_key"),
         PAUSES.c.status == PauseStatus.WAITING.value,
-    )
+    ),
+    columns=[
+        ("target_run", "target_key", "answers"),
+        (
+            *("target_run", "target_key", "status", "errors", "response", "responder"),
+            *("answered_at", "answers"),
+        ),
+    ],
 )
 _FLOW_OF = Prepared(select(RUNS.c.flow_name).where(RUNS.c.id == bindparam("run_id")))
 

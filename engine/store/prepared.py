@@ -19,6 +19,7 @@ Example::
 
 from __future__ import annotations
 
+import weakref
 from collections import namedtuple
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -93,10 +94,29 @@ class Prepared:
     callables with a context) are refused when first compiled.
     """
 
-    def __init__(self, statement: ClauseElement) -> None:
+    #: every statement made, so that a process can compile them all before it needs them
+    _made: weakref.WeakSet[Prepared] = weakref.WeakSet()
+
+    def __init__(self, statement: ClauseElement, *, columns: Sequence[Sequence[str]] = ()) -> None:
+        """``columns``: for an INSERT or UPDATE, the sets of parameters it is usually given,
+        compiled by ``compile_all`` ahead of the first execution."""
         self.statement = statement
         self._dml = isinstance(statement, Insert | Update)
-        self._compiled: dict[tuple[str, str, tuple[str, ...] | None], _Compiled] = {}
+        self._usual = [frozenset(keys) for keys in columns] if self._dml else [None]
+        self._compiled: dict[tuple[str, str, frozenset[str] | None], _Compiled] = {}
+        Prepared._made.add(self)
+
+    @classmethod
+    def compile_all(cls, dialect: Dialect) -> None:
+        """Compile every statement made so far for ``dialect``, with its usual parameters.
+
+        Compiling takes a few milliseconds per statement: a process does it when it starts,
+        so that the first answer it takes does not wait for it.
+        """
+        for prepared in list(cls._made):
+            for keys in prepared._usual:
+                if (dialect.name, dialect.driver, keys) not in prepared._compiled:
+                    prepared._compile(dialect, keys)
 
     def execute(self, conn: Connection, params: Params | Sequence[Params] | None = None) -> Result:
         """Execute with one set of parameters, or many (one INSERT per mapping)."""
@@ -104,7 +124,7 @@ class Prepared:
         batch = cast(Sequence[Params], params) if many else ()
         first: Params = (batch[0] if batch else {}) if many else cast(Params, params or {})
         dialect = conn.dialect
-        keys = tuple(first) if self._dml else None
+        keys = frozenset(first) if self._dml else None
         compiled = self._compiled.get((dialect.name, dialect.driver, keys))
         if compiled is None:
             compiled = self._compile(dialect, keys)
@@ -137,11 +157,11 @@ class Prepared:
             return values
         return tuple(values[name] for name in compiled.order)
 
-    def _compile(self, dialect: Dialect, keys: tuple[str, ...] | None) -> _Compiled:
+    def _compile(self, dialect: Dialect, keys: frozenset[str] | None) -> _Compiled:
         compiled = cast(
             SQLCompiler,
             self.statement.compile(
-                dialect=dialect, column_keys=list(keys) if keys is not None else None
+                dialect=dialect, column_keys=sorted(keys) if keys is not None else None
             ),
         )
         if "POSTCOMPILE" in compiled.string:

@@ -15,6 +15,8 @@ would refuse; only the model's own validators are left to judge after that.
 
 from __future__ import annotations
 
+import copy
+import weakref
 from decimal import Decimal
 from typing import Any
 
@@ -81,4 +83,14 @@ def input_schema(model: type[pydantic.BaseModel]) -> dict[str, Any]:
         >>> input_schema(Budget)["properties"]["amount"]["x-signoff-decimal"]
         {'le': '1000', 'ge': '0'}
     """
-    return model.model_json_schema(schema_generator=InputJsonSchema)
+    # Generating it takes about a millisecond, on every pause: keep one per model class
+    # (weakly, since with_initial_data makes classes) and hand out copies.
+    schema = _SCHEMAS.get(model)
+    if schema is None:
+        schema = _SCHEMAS[model] = model.model_json_schema(schema_generator=InputJsonSchema)
+    return copy.deepcopy(schema)
+
+
+_SCHEMAS: weakref.WeakKeyDictionary[type[pydantic.BaseModel], dict[str, Any]] = (
+    weakref.WeakKeyDictionary()
+)

@@ -189,9 +189,9 @@ def _check_arguments(timeout: float | None, key: str | None) -> None:
 def _open(req: _Request, owner: str | None) -> None:
     """Store the pause (or take it up again after a re-run) and set its timer."""
     engine, run_id = req.ctx.engine, req.ctx.run_id
-    engine.store.add_logs(run_id, req.ctx.take_logs())
+    logs = req.ctx.take_logs()
     if req.is_new:
-        engine.store.open_pause(req.pause, owner)
+        engine.store.open_pause(req.pause, owner, logs)
     else:
         state = RunState.PAUSED if owner else RunState.SUSPENDED
         engine.store.transition(
@@ -200,6 +200,7 @@ def _open(req: _Request, owner: str | None) -> None:
             state.value.capitalize(),
             f"waiting for input {req.key!r}",
             expect=(RunState.RUNNING,),
+            logs=logs,
             owner=owner,
         )
     if req.pause.deadline is not None:

@@ -24,14 +24,16 @@ from signoff.engine.store.database import (
     write_connection,
 )
 from signoff.engine.store.prepared import Prepared
-from signoff.engine.store.tables import EventRow, RunRow
+from signoff.engine.store.tables import EventRow, LogRow, RunRow
 from signoff.engine.store.wakeups import LocalWakeups
 from signoff.engine.store.writer import SqliteWriter
 
 RUNS = RunRow.__table__  # type: ignore[attr-defined]
 EVENTS = EventRow.__table__  # type: ignore[attr-defined]
+LOGS = LogRow.__table__  # type: ignore[attr-defined]
 
 #: built once: constructing statements costs more than running them on SQLite
+_INSERT_LOGS = Prepared(insert(LOGS))
 _INSERT_EVENT = Prepared(insert(EVENTS), columns=[("run_id", "kind", "data", "at")])
 #: names the advisory lock that orders event ids on PostgreSQL
 _EVENT_LOCK = 727_361_002
@@ -192,6 +194,19 @@ class StoreBase:
                 {"k": _EVENT_LOCK, "channel": NOTIFY_CHANNEL, "origin": self.origin},
             )
         _INSERT_EVENT.execute(conn, events)
+
+    @staticmethod
+    def _insert_logs(
+        conn: Connection, run_id: str, logs: Sequence[tuple[datetime, str, str, str | None]]
+    ) -> None:
+        if logs:
+            _INSERT_LOGS.execute(
+                conn,
+                [
+                    {"run_id": run_id, "at": at, "level": level, "message": msg, "task_key": task}
+                    for at, level, msg, task in logs
+                ],
+            )
 
     def _change_state(
         self,

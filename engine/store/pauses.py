@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import functools
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -150,8 +151,14 @@ class PauseQueries(AuditQueries):
             row = _LAST_REJECTED.execute(conn, {"run_id": run_id, "title": title}).first()
         return None if row is None else rows.to_pause(row)
 
-    def open_pause(self, pause: Pause, owner: str | None) -> None:
-        """Store the pause and move the run to PAUSED (or SUSPENDED) in one transaction.
+    def open_pause(
+        self,
+        pause: Pause,
+        owner: str | None,
+        logs: Sequence[tuple[datetime, str, str, str | None]] = (),
+    ) -> None:
+        """Store the pause and move the run to PAUSED (or SUSPENDED) in one transaction,
+        with the flow's log lines since its last write.
 
         The schema, description and state change land together, so a resume can never see
         a waiting run without its schema.
@@ -159,6 +166,7 @@ class PauseQueries(AuditQueries):
         state = RunState.SUSPENDED if pause.suspend or owner is None else RunState.PAUSED
         name = "Suspended" if state is RunState.SUSPENDED else "Paused"
         with self._write() as conn:
+            self._insert_logs(conn, pause.run_id, logs)
             # A re-run takes up the pause it stored before: keep that one.
             self._insert_pause.execute(conn, _pause_values(pause))
             self._change_state(

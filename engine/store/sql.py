@@ -16,7 +16,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
-    Connection,
     and_,
     bindparam,
     delete,
@@ -44,14 +43,13 @@ from signoff.engine.runs import (
 )
 from signoff.engine.store import rows
 from signoff.engine.store.audit import AUDIT
-from signoff.engine.store.base import EVENTS, RUNS
+from signoff.engine.store.base import EVENTS, LOGS, RUNS
 from signoff.engine.store.decisions import DecisionQueries
 from signoff.engine.store.pauses import PAUSES, WAITING_PAUSE
 from signoff.engine.store.prepared import Prepared
 from signoff.engine.store.stats import StatsQueries
 from signoff.engine.store.tables import (
     CursorRow,
-    LogRow,
     MetadataRow,
     OnceKeyRow,
     ProcessRow,
@@ -61,7 +59,6 @@ from signoff.engine.store.tables import (
 logger = logging.getLogger(__name__)
 
 TASKS = TaskRunRow.__table__  # type: ignore[attr-defined]
-LOGS = LogRow.__table__  # type: ignore[attr-defined]
 PROCESSES = ProcessRow.__table__  # type: ignore[attr-defined]
 CURSORS = CursorRow.__table__  # type: ignore[attr-defined]
 METADATA = MetadataRow.__table__  # type: ignore[attr-defined]
@@ -89,7 +86,6 @@ _RUN_SOURCE = Prepared(
     ).where(RUNS.c.id == bindparam("run_id"))
 )
 _INSERT_RUN = Prepared(insert(RUNS))
-_INSERT_LOGS = Prepared(insert(LOGS))
 _COMPLETED_TASK = Prepared(
     select(TASKS.c.state, TASKS.c.result).where(
         TASKS.c.run_id == bindparam("run_id"),
@@ -571,19 +567,6 @@ class SqlStore(DecisionQueries, StatsQueries):
         if logs:
             with self._write() as conn:
                 self._insert_logs(conn, run_id, logs)
-
-    @staticmethod
-    def _insert_logs(
-        conn: Connection, run_id: str, logs: Sequence[tuple[datetime, str, str, str | None]]
-    ) -> None:
-        if logs:
-            _INSERT_LOGS.execute(
-                conn,
-                [
-                    {"run_id": run_id, "at": at, "level": level, "message": msg, "task_key": task}
-                    for at, level, msg, task in logs
-                ],
-            )
 
     # -- events and consumers -----------------------------------------------------------
 

@@ -1,5 +1,10 @@
 """``SqlStore``: every domain query, for SQLite and PostgreSQL alike.
 
+This module holds the queries on runs and their tasks; the store takes the rest from one
+module each: ``pauses`` and ``decisions`` (inputs and who answered), ``audit`` (the hash
+chain), ``processes`` (who is alive), ``consumers`` (reading the events outbox),
+``metadata`` and ``stats``, all on ``base.StoreBase``'s transactions.
+
 Each write is one transaction that changes the rows and appends the matching events, so
 the events table is an outbox: whoever reads it in id order sees every change, in order.
 On PostgreSQL, writers that append events take a transaction-level advisory lock first,
@@ -18,21 +23,16 @@ from typing import Any
 from sqlalchemy import (
     and_,
     bindparam,
-    delete,
     exists,
-    func,
     insert,
     or_,
     select,
-    update,
 )
-from sqlalchemy.exc import IntegrityError
 
 from signoff.engine.audit import AuditAction, AuditEntry
 from signoff.engine.errors import RunNotFound
 from signoff.engine.runs import (
     JSON,
-    Event,
     EventKind,
     Pause,
     PauseStatus,
@@ -44,25 +44,20 @@ from signoff.engine.runs import (
 from signoff.engine.store import rows
 from signoff.engine.store.audit import AUDIT
 from signoff.engine.store.base import EVENTS, LOGS, RUNS
+from signoff.engine.store.consumers import ConsumerQueries
 from signoff.engine.store.decisions import DecisionQueries
+from signoff.engine.store.metadata import MetadataQueries
 from signoff.engine.store.pauses import PAUSES, WAITING_PAUSE
 from signoff.engine.store.prepared import Prepared
+from signoff.engine.store.processes import PROCESSES, ProcessQueries
 from signoff.engine.store.stats import StatsQueries
 from signoff.engine.store.tables import (
-    CursorRow,
-    MetadataRow,
-    OnceKeyRow,
-    ProcessRow,
     TaskRunRow,
 )
 
 logger = logging.getLogger(__name__)
 
 TASKS = TaskRunRow.__table__  # type: ignore[attr-defined]
-PROCESSES = ProcessRow.__table__  # type: ignore[attr-defined]
-CURSORS = CursorRow.__table__  # type: ignore[attr-defined]
-METADATA = MetadataRow.__table__  # type: ignore[attr-defined]
-ONCE_KEYS = OnceKeyRow.__table__  # type: ignore[attr-defined]
 #: what a Run needs: everything but the pickled parameters, which only a re-run reads
 RUN_COLUMNS = tuple(c for c in RUNS.c if c.name not in ("parameters", "flow_ref"))
 #: a run with its owner's last heartbeat (built once: see engine.store.pauses)
@@ -102,13 +97,6 @@ _SCHEDULED = (
 )
 _SCHEDULED_SQLITE = Prepared(_SCHEDULED)
 _SCHEDULED_LOCKED = Prepared(_SCHEDULED.with_for_update(skip_locked=True))
-#: every process reads this after each burst of commits (built once, as above)
-_EVENTS_AFTER = Prepared(
-    select(EVENTS)
-    .where(EVENTS.c.id > bindparam("position"))
-    .order_by(EVENTS.c.id)
-    .limit(bindparam("limit"))
-)
 
 
 @dataclass(frozen=True)
@@ -143,7 +131,7 @@ class StoredTask:
     result: bytes | None
 
 
-class SqlStore(DecisionQueries, StatsQueries):
+class SqlStore(DecisionQueries, StatsQueries, ProcessQueries, ConsumerQueries, MetadataQueries):
     """The engine's persistence, over one SQLAlchemy engine, for SQLite and PostgreSQL.
 
     Example::
@@ -151,54 +139,6 @@ class SqlStore(DecisionQueries, StatsQueries):
         store = SqlStore.open("sqlite:///runs.db")
         run = store.get_run(run_id)
     """
-
-    # -- processes ----------------------------------------------------------------------
-
-    def register_process(self, process_id: str, hostname: str, pid: int) -> None:
-        now = self.clock()
-        with self._write() as conn:
-            conn.execute(
-                insert(PROCESSES).values(
-                    id=process_id, hostname=hostname, pid=pid, started_at=now, heartbeat_at=now
-                )
-            )
-
-    def heartbeat(self, process_id: str) -> bool:
-        """Prove the process is alive; False if its row was removed as stale."""
-        with self._write() as conn:
-            result = conn.execute(
-                update(PROCESSES)
-                .where(PROCESSES.c.id == process_id)
-                .values(heartbeat_at=self.clock())
-            )
-            return result.rowcount == 1
-
-    def remove_process(self, process_id: str) -> None:
-        with self._write() as conn:
-            conn.execute(delete(PROCESSES).where(PROCESSES.c.id == process_id))
-
-    def live_processes(self, timeout: float) -> set[str]:
-        cutoff = self.clock() - timedelta(seconds=timeout)
-        with self._read() as conn:
-            ids = conn.execute(select(PROCESSES.c.id).where(PROCESSES.c.heartbeat_at >= cutoff))
-            return {row[0] for row in ids}
-
-    def is_alive(self, process_id: str | None, timeout: float) -> bool:
-        if process_id is None:
-            return False
-        cutoff = self.clock() - timedelta(seconds=timeout)
-        with self._read() as conn:
-            found = conn.execute(
-                select(PROCESSES.c.id).where(
-                    PROCESSES.c.id == process_id, PROCESSES.c.heartbeat_at >= cutoff
-                )
-            ).first()
-            return found is not None
-
-    def forget_dead_processes(self, timeout: float) -> None:
-        cutoff = self.clock() - timedelta(seconds=timeout)
-        with self._write() as conn:
-            conn.execute(delete(PROCESSES).where(PROCESSES.c.heartbeat_at < cutoff))
 
     # -- runs ---------------------------------------------------------------------------
 
@@ -567,159 +507,6 @@ class SqlStore(DecisionQueries, StatsQueries):
         if logs:
             with self._write() as conn:
                 self._insert_logs(conn, run_id, logs)
-
-    # -- events and consumers -----------------------------------------------------------
-
-    def last_event_id(self) -> int:
-        with self._read() as conn:
-            return int(conn.execute(select(func.coalesce(func.max(EVENTS.c.id), 0))).scalar_one())
-
-    def events_after(self, position: int, limit: int = 500) -> list[Event]:
-        with self._read() as conn:
-            found = _EVENTS_AFTER.execute(conn, {"position": position, "limit": limit}).all()
-        return [rows.to_event(r) for r in found]
-
-    def lease_cursor(self, consumer: str, owner: str, seconds: float) -> int | None:
-        """Hold ``consumer``'s cursor for ``seconds``; its position, or None if another holds it."""
-        now = self.clock()
-        until = now + timedelta(seconds=seconds)
-        with self._write() as conn:
-            row = conn.execute(select(CURSORS).where(CURSORS.c.consumer == consumer)).first()
-            if row is None:
-                # A new consumer starts at the present: it reports what happens from now on.
-                position = int(
-                    conn.execute(select(func.coalesce(func.max(EVENTS.c.id), 0))).scalar_one()
-                )
-                conn.execute(
-                    insert(CURSORS).values(
-                        consumer=consumer, position=position, lease_owner=owner, lease_until=until
-                    )
-                )
-                return position
-            held_by_other = (
-                row.lease_owner not in (None, owner)
-                and row.lease_until is not None
-                and rows.utc(row.lease_until) > now
-            )
-            if held_by_other:
-                return None
-            conn.execute(
-                update(CURSORS)
-                .where(CURSORS.c.consumer == consumer)
-                .values(lease_owner=owner, lease_until=until)
-            )
-            return int(row.position)
-
-    def holds_cursor(self, consumer: str, owner: str) -> bool:
-        """Whether ``owner`` holds ``consumer``'s lease and it has not expired."""
-        with self._read() as conn:
-            row = conn.execute(
-                select(CURSORS.c.lease_until).where(
-                    CURSORS.c.consumer == consumer, CURSORS.c.lease_owner == owner
-                )
-            ).first()
-        return row is not None and row[0] is not None and rows.utc(row[0]) > self.clock()
-
-    def cursor_position(self, consumer: str, owner: str) -> int | None:
-        """``consumer``'s position, if ``owner`` holds its lease; else None."""
-        with self._read() as conn:
-            row = conn.execute(
-                select(CURSORS.c.position).where(
-                    CURSORS.c.consumer == consumer, CURSORS.c.lease_owner == owner
-                )
-            ).first()
-        return None if row is None else int(row[0])
-
-    def advance_cursor(self, consumer: str, owner: str, position: int) -> bool:
-        with self._write() as conn:
-            done = conn.execute(
-                update(CURSORS)
-                .where(CURSORS.c.consumer == consumer, CURSORS.c.lease_owner == owner)
-                .values(position=position)
-            )
-            return done.rowcount == 1
-
-    def release_cursor(self, consumer: str, owner: str) -> None:
-        with self._write() as conn:
-            conn.execute(
-                update(CURSORS)
-                .where(CURSORS.c.consumer == consumer, CURSORS.c.lease_owner == owner)
-                .values(lease_owner=None, lease_until=None)
-            )
-
-    # -- keys claimed once ---------------------------------------------------------------
-
-    def claim_once(self, key: str, seconds: float) -> bool:
-        """Claim ``key`` for ``seconds``; False if it is claimed already and not expired."""
-        now = self.clock()
-        with self._write() as conn:
-            # Expired claims go first, so a key can be claimed again and the table stays small.
-            conn.execute(delete(ONCE_KEYS).where(ONCE_KEYS.c.expires_at <= now))
-            done = conn.execute(
-                self._dialect_insert(ONCE_KEYS)
-                .values(key=key, expires_at=now + timedelta(seconds=seconds))
-                .on_conflict_do_nothing()
-                .execution_options(preserve_rowcount=True)
-            )
-            return bool(done.rowcount == 1)
-
-    # -- metadata -----------------------------------------------------------------------
-
-    def _insert_metadata(self, run_id: str, key: str, value: JSON) -> Any:
-        # SQLAlchemy drops an INSERT's row count unless asked to keep it.
-        return (
-            self._dialect_insert(METADATA)
-            .values(run_id=run_id, key=key, value=value)
-            .execution_options(preserve_rowcount=True)
-        )
-
-    def set_metadata(self, run_id: str, key: str, value: JSON) -> None:
-        # An upsert, so that two processes setting the same key cannot collide on the insert.
-        statement = self._insert_metadata(run_id, key, value)
-        self._put_metadata(
-            run_id,
-            statement.on_conflict_do_update(
-                index_elements=[METADATA.c.run_id, METADATA.c.key],
-                set_={"value": statement.excluded.value},
-            ),
-        )
-
-    def add_metadata(self, run_id: str, key: str, value: JSON) -> bool:
-        """Store ``value`` unless ``key`` already has one; True if this call stored it."""
-        statement = self._insert_metadata(run_id, key, value).on_conflict_do_nothing()
-        return self._put_metadata(run_id, statement)
-
-    def _put_metadata(self, run_id: str, statement: Any) -> bool:
-        with self._write() as conn:
-            try:
-                return bool(conn.execute(statement).rowcount == 1)
-            except IntegrityError as exc:  # the only constraint left is the run's foreign key
-                raise RunNotFound(run_id) from exc
-
-    def request_suspend(self, run_id: str, key: str, request: JSON) -> bool:
-        """Store a request that a running run suspend itself, and announce it; True if stored.
-
-        Nothing is stored unless the run is running and has no request under ``key`` yet.
-        """
-        now = self.clock()
-        with self._write() as conn:
-            running = conn.execute(
-                select(RUNS.c.id).where(RUNS.c.id == run_id, RUNS.c.state == RunState.RUNNING.value)
-            ).first()
-            if running is None:
-                return False
-            statement = self._insert_metadata(run_id, key, request).on_conflict_do_nothing()
-            if conn.execute(statement).rowcount != 1:
-                return False
-            self._emit(conn, run_id, EventKind.SUSPEND_REQUESTED, {"key": key}, now)
-            return True
-
-    def get_metadata(self, run_id: str, key: str) -> JSON:
-        with self._read() as conn:
-            row = conn.execute(
-                select(METADATA.c.value).where(METADATA.c.run_id == run_id, METADATA.c.key == key)
-            ).first()
-        return None if row is None else row[0]
 
 
 __all__ = ["SqlStore", "StoredTask"]

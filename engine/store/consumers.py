@@ -1,0 +1,125 @@
+"""Reading the events outbox, the cursors of durable consumers, and keys claimed once.
+
+Every process reads new events in id order (``events_after``); a durable consumer keeps
+its position in a cursor that one process at a time holds on a lease, so that it resumes
+where it stopped after a restart. A key claimed once (``claim_once``) lets several
+processes agree that exactly one of them handles something, for a while.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import bindparam, delete, func, insert, select, update
+
+from signoff.engine.runs import Event
+from signoff.engine.store import rows
+from signoff.engine.store.base import EVENTS, StoreBase
+from signoff.engine.store.prepared import Prepared
+from signoff.engine.store.tables import CursorRow, OnceKeyRow
+
+CURSORS = CursorRow.__table__  # type: ignore[attr-defined]
+ONCE_KEYS = OnceKeyRow.__table__  # type: ignore[attr-defined]
+#: every process reads this after each burst of commits
+_EVENTS_AFTER = Prepared(
+    select(EVENTS)
+    .where(EVENTS.c.id > bindparam("position"))
+    .order_by(EVENTS.c.id)
+    .limit(bindparam("limit"))
+)
+
+
+class ConsumerQueries(StoreBase):
+    def last_event_id(self) -> int:
+        with self._read() as conn:
+            return int(conn.execute(select(func.coalesce(func.max(EVENTS.c.id), 0))).scalar_one())
+
+    def events_after(self, position: int, limit: int = 500) -> list[Event]:
+        with self._read() as conn:
+            found = _EVENTS_AFTER.execute(conn, {"position": position, "limit": limit}).all()
+        return [rows.to_event(r) for r in found]
+
+    def lease_cursor(self, consumer: str, owner: str, seconds: float) -> int | None:
+        """Hold ``consumer``'s cursor for ``seconds``; its position, or None if another holds it."""
+        now = self.clock()
+        until = now + timedelta(seconds=seconds)
+        with self._write() as conn:
+            row = conn.execute(select(CURSORS).where(CURSORS.c.consumer == consumer)).first()
+            if row is None:
+                # A new consumer starts at the present: it reports what happens from now on.
+                position = int(
+                    conn.execute(select(func.coalesce(func.max(EVENTS.c.id), 0))).scalar_one()
+                )
+                conn.execute(
+                    insert(CURSORS).values(
+                        consumer=consumer, position=position, lease_owner=owner, lease_until=until
+                    )
+                )
+                return position
+            held_by_other = (
+                row.lease_owner not in (None, owner)
+                and row.lease_until is not None
+                and rows.utc(row.lease_until) > now
+            )
+            if held_by_other:
+                return None
+            conn.execute(
+                update(CURSORS)
+                .where(CURSORS.c.consumer == consumer)
+                .values(lease_owner=owner, lease_until=until)
+            )
+            return int(row.position)
+
+    def holds_cursor(self, consumer: str, owner: str) -> bool:
+        """Whether ``owner`` holds ``consumer``'s lease and it has not expired."""
+        with self._read() as conn:
+            row = conn.execute(
+                select(CURSORS.c.lease_until).where(
+                    CURSORS.c.consumer == consumer, CURSORS.c.lease_owner == owner
+                )
+            ).first()
+        return row is not None and row[0] is not None and rows.utc(row[0]) > self.clock()
+
+    def cursor_position(self, consumer: str, owner: str) -> int | None:
+        """``consumer``'s position, if ``owner`` holds its lease; else None."""
+        with self._read() as conn:
+            row = conn.execute(
+                select(CURSORS.c.position).where(
+                    CURSORS.c.consumer == consumer, CURSORS.c.lease_owner == owner
+                )
+            ).first()
+        return None if row is None else int(row[0])
+
+    def advance_cursor(self, consumer: str, owner: str, position: int) -> bool:
+        with self._write() as conn:
+            done = conn.execute(
+                update(CURSORS)
+                .where(CURSORS.c.consumer == consumer, CURSORS.c.lease_owner == owner)
+                .values(position=position)
+            )
+            return done.rowcount == 1
+
+    def release_cursor(self, consumer: str, owner: str) -> None:
+        with self._write() as conn:
+            conn.execute(
+                update(CURSORS)
+                .where(CURSORS.c.consumer == consumer, CURSORS.c.lease_owner == owner)
+                .values(lease_owner=None, lease_until=None)
+            )
+
+    def claim_once(self, key: str, seconds: float) -> bool:
+        """Claim ``key`` for ``seconds``; False if it is claimed already and not expired."""
+        now = self.clock()
+        with self._write() as conn:
+            # Expired claims go first, so a key can be claimed again and the table stays small.
+            conn.execute(delete(ONCE_KEYS).where(ONCE_KEYS.c.expires_at <= now))
+            done = conn.execute(
+                self._dialect_insert(ONCE_KEYS)
+                .values(key=key, expires_at=now + timedelta(seconds=seconds))
+                .on_conflict_do_nothing()
+                .execution_options(preserve_rowcount=True)
+            )
+            return bool(done.rowcount == 1)
+
+
+__all__ = ["CURSORS", "ConsumerQueries"]

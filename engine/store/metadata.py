@@ -1,0 +1,77 @@
+"""Values a run keeps under a key (``set_metadata`` and friends), and requests to suspend a
+running run, which are stored the same way and announced by an event."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from signoff.engine.errors import RunNotFound
+from signoff.engine.runs import JSON, EventKind, RunState
+from signoff.engine.store.base import RUNS, StoreBase
+from signoff.engine.store.tables import MetadataRow
+
+METADATA = MetadataRow.__table__  # type: ignore[attr-defined]
+
+
+class MetadataQueries(StoreBase):
+    def _insert_metadata(self, run_id: str, key: str, value: JSON) -> Any:
+        # SQLAlchemy drops an INSERT's row count unless asked to keep it.
+        return (
+            self._dialect_insert(METADATA)
+            .values(run_id=run_id, key=key, value=value)
+            .execution_options(preserve_rowcount=True)
+        )
+
+    def set_metadata(self, run_id: str, key: str, value: JSON) -> None:
+        # An upsert, so that two processes setting the same key cannot collide on the insert.
+        statement = self._insert_metadata(run_id, key, value)
+        self._put_metadata(
+            run_id,
+            statement.on_conflict_do_update(
+                index_elements=[METADATA.c.run_id, METADATA.c.key],
+                set_={"value": statement.excluded.value},
+            ),
+        )
+
+    def add_metadata(self, run_id: str, key: str, value: JSON) -> bool:
+        """Store ``value`` unless ``key`` already has one; True if this call stored it."""
+        statement = self._insert_metadata(run_id, key, value).on_conflict_do_nothing()
+        return self._put_metadata(run_id, statement)
+
+    def _put_metadata(self, run_id: str, statement: Any) -> bool:
+        with self._write() as conn:
+            try:
+                return bool(conn.execute(statement).rowcount == 1)
+            except IntegrityError as exc:  # the only constraint left is the run's foreign key
+                raise RunNotFound(run_id) from exc
+
+    def request_suspend(self, run_id: str, key: str, request: JSON) -> bool:
+        """Store a request that a running run suspend itself, and announce it; True if stored.
+
+        Nothing is stored unless the run is running and has no request under ``key`` yet.
+        """
+        now = self.clock()
+        with self._write() as conn:
+            running = conn.execute(
+                select(RUNS.c.id).where(RUNS.c.id == run_id, RUNS.c.state == RunState.RUNNING.value)
+            ).first()
+            if running is None:
+                return False
+            statement = self._insert_metadata(run_id, key, request).on_conflict_do_nothing()
+            if conn.execute(statement).rowcount != 1:
+                return False
+            self._emit(conn, run_id, EventKind.SUSPEND_REQUESTED, {"key": key}, now)
+            return True
+
+    def get_metadata(self, run_id: str, key: str) -> JSON:
+        with self._read() as conn:
+            row = conn.execute(
+                select(METADATA.c.value).where(METADATA.c.run_id == run_id, METADATA.c.key == key)
+            ).first()
+        return None if row is None else row[0]
+
+
+__all__ = ["METADATA", "MetadataQueries"]

@@ -18,6 +18,18 @@ import hypothesis.strategies  # noqa: F401
 import psycopg
 import pytest
 
+# The same for what Signoff imports on first use: pytest rewrites Signoff's modules (it is
+# a pytest plugin) with ast.parse, which failed that way while a flow thread of an earlier
+# test logged its traceback (traceback formatting parses too; python/cpython#106905).
+import signoff.bot.backends.prefect.local
+import signoff.bot.cli.manifest
+import signoff.bot.cli.sandbox
+import signoff.bot.cli.serve
+import signoff.bot.demo.command
+import signoff.bot.demo.on_prefect
+import signoff.bot.demo.page
+import signoff.bot.testing
+import signoff.engine.runner  # noqa: F401
 from signoff.engine import Engine, EngineSettings, set_engine
 from signoff.engine.store.database import create_db_engine, upgrade
 from tests.support.postgres import PostgresCluster, PostgresUnavailable, start_cluster
@@ -26,7 +38,7 @@ from tests.support.prefect import prefect_server, require_prefect
 # Hypothesis's pytest plugin imports its internals lazily, from hooks that run while a
 # test's threads are alive; CPython 3.11's parser can fail when modules are compiled
 # concurrently (SystemError: AST constructor recursion depth mismatch). Imported above,
-# at collection, before any thread starts.
+# at collection, before any thread starts; so are Signoff's own lazily imported modules.
 
 FAST = {"heartbeat_seconds": 0.2, "owner_timeout_seconds": 1.0}
 

@@ -104,6 +104,11 @@ class Prepared:
         self._dml = isinstance(statement, Insert | Update)
         self._usual = [frozenset(keys) for keys in columns] if self._dml else [None]
         self._compiled: dict[tuple[str, str, frozenset[str] | None], _Compiled] = {}
+        # The row class is made here, when the module defining the statement is imported:
+        # namedtuple compiles code, and CPython 3.11 can fail compiling in two threads at
+        # once (SystemError "AST constructor recursion depth mismatch", cpython#106905).
+        returned = getattr(statement, "exported_columns", ())
+        self._row = namedtuple("Row", [c.key for c in returned]) if returned else None
         Prepared._made.add(self)
 
     @classmethod
@@ -179,7 +184,6 @@ class Prepared:
         returns = getattr(self.statement, "exported_columns", ())
         if compiled.isinsert or compiled.isupdate or compiled.isdelete:
             returns = returns if compiled.effective_returning else ()
-        names = [column.key for column in returns]
         result = tuple(
             c.type.dialect_impl(dialect).result_processor(dialect, None) for c in returns
         )
@@ -188,7 +192,7 @@ class Prepared:
             order=tuple(compiled.positiontup or ()) if compiled.positional else None,
             defaults=defaults,
             bind=bind,
-            row=namedtuple("Row", names) if names else None,
+            row=self._row if returns else None,
             result=result,
         )
         self._compiled[(dialect.name, dialect.driver, keys)] = done

@@ -1,0 +1,422 @@
+"""How a pause or suspend call waits: the pause it asks for, storing it, and turning
+where that pause stands into the call's return value or exception.
+
+``engine.pausing`` holds the public functions; this module is their machinery, shared by
+the sync and async twins and by a suspend requested from another run
+(``pausing.suspend_at_boundary``). A sync call blocks its thread on a ``ThreadWaiter``;
+an async call awaits a ``LoopWaiter`` and runs every store call on the engine's store
+threads, so its event loop never blocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import pydantic
+
+from signoff.engine.context import RunContext
+from signoff.engine.errors import CannotSuspend, PauseTimeout, UnstorableValue
+from signoff.engine.input import RunInput, load_answer, run_input_from_type
+from signoff.engine.input_schema import input_schema
+from signoff.engine.quorum import Answered, Answers
+from signoff.engine.runs import GivenAnswer, Pause, PauseStatus, RunState
+from signoff.engine.signals import Cancel, Suspend
+from signoff.engine.validation import model_errors
+from signoff.engine.waiters import LoopWaiter, ThreadWaiter
+
+logger = logging.getLogger(__name__)
+
+_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$")
+#: run metadata under which a request to suspend at the next boundary is kept (+ its key)
+SUSPEND_REQUEST = "signoff.suspend:"
+#: the answer is not there yet
+_WAITING = object()
+
+
+@dataclass
+class PauseRequest:
+    """One pause or suspend call: the run it is in, its key and model, and the pause it
+    asks for (``is_new``: not stored yet; otherwise the one a re-run takes up again)."""
+
+    ctx: RunContext
+    key: str
+    model: type[RunInput] | None
+    timeout: float | None
+    pause: Pause
+    is_new: bool
+    #: None: the flow gets the answer itself; a number: it gets ``Answers``
+    quorum: int | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """How a pause is decided: by whom, how many, and what happens if nobody does."""
+
+    approvers: Sequence[str] | None = None
+    forbid_starter: bool | None = None
+    quorum: int | None = None
+    veto: str | None = None
+    escalate_after: float | None = None
+    escalate_to: Sequence[str] = ()
+    notify: str = "channel"
+    confirm: bool | None = None
+
+    def check(self, model: type[RunInput] | None) -> None:
+        """Raise ValueError naming what is wrong with these options for ``model``."""
+        if self.quorum is not None and (
+            isinstance(self.quorum, bool) or not isinstance(self.quorum, int) or self.quorum < 1
+        ):
+            raise ValueError(
+                f"quorum must be a whole number of people, 1 or more (got {self.quorum!r})"
+            )
+        if self.veto is not None:
+            if self.quorum is None:
+                raise ValueError("veto only applies to a pause with a quorum")
+            fields = model.model_fields if model is not None else {}
+            if self.veto not in fields or fields[self.veto].annotation is not bool:
+                raise ValueError(
+                    f"veto={self.veto!r} must name a bool field of the input model "
+                    f"(fields: {', '.join(fields) or 'none'})"
+                )
+        if self.escalate_after is not None:
+            if self.escalate_after <= 0:
+                raise ValueError(f"escalate_after must be positive (got {self.escalate_after})")
+            if not self.escalate_to:
+                raise ValueError("escalate_after needs escalate_to: who to add as approvers")
+        elif self.escalate_to:
+            raise ValueError("escalate_to needs escalate_after: when to add them")
+        if self.notify not in NOTIFY:
+            raise ValueError(f"notify must be one of {', '.join(NOTIFY)} (got {self.notify!r})")
+
+
+#: where a pause asks: the run's thread only, or also each approver directly
+NOTIFY = ("channel", "dm")
+
+
+def prepare_call(
+    ctx: RunContext,
+    wait_for_input: Any,
+    timeout: float | None,
+    key: str | None,
+    decision: Decision,
+) -> tuple[str, type[RunInput] | None]:
+    """Check the call's options and give it its key (at call time, in call order)."""
+    check_arguments(timeout, key)
+    model = run_input_from_type(wait_for_input) if wait_for_input is not None else None
+    decision.check(model)
+    return ctx.next_pause_key(key), model
+
+
+def pause_request(
+    ctx: RunContext,
+    key: str,
+    model: type[RunInput] | None,
+    timeout: float | None,
+    suspend: bool,
+    decision: Decision,
+) -> PauseRequest:
+    """The pause this call asks for: the stored one on a re-run, else a new one."""
+    approvers, forbid_starter = decision.approvers, decision.forbid_starter
+    store = ctx.engine.store
+    # The first pause of an execution with nothing stored: no pause to take up again, and
+    # no rejected answer to start from. Otherwise both are looked up.
+    first = ctx.fresh and ctx.pause_calls == 1
+    existing = None if first else store.get_pause(ctx.run_id, key)
+    if existing is not None:
+        return PauseRequest(ctx, key, model, timeout, existing, False, decision.quorum)
+    schema = input_schema(model) if model is not None else None
+    title = schema.get("title") if schema else None
+    initial: dict[str, Any] = {}
+    if model is not None and not first:
+        # Asking again after a rejected answer: start from what the person sent.
+        rejected = store.last_rejected(ctx.run_id, title)
+        if rejected is not None and isinstance(rejected.response, dict):
+            initial = dict(rejected.response)
+    now = store.clock()
+    pause = Pause(
+        run_id=ctx.run_id,
+        key=key,
+        suspend=suspend,
+        status=PauseStatus.WAITING,
+        schema=schema,
+        title=title,
+        description=model.signoff_description if model is not None else None,
+        initial=initial,
+        approvers=tuple(approvers if approvers is not None else ctx.flow.approvers),
+        forbid_starter=forbid_starter if forbid_starter is not None else ctx.flow.forbid_starter,
+        created_at=now,
+        deadline=now + timedelta(seconds=timeout) if timeout is not None else None,
+        response=None,
+        responder=None,
+        answered_at=None,
+        errors={},
+        quorum=decision.quorum or 1,
+        veto=decision.veto,
+        escalate_at=(
+            now + timedelta(seconds=decision.escalate_after)
+            if decision.escalate_after is not None
+            else None
+        ),
+        escalate_to=tuple(decision.escalate_to),
+        notify=decision.notify,
+        confirm=decision.confirm if decision.confirm is not None else ctx.flow.confirm,
+    )
+    return PauseRequest(ctx, key, model, timeout, pause, True, decision.quorum)
+
+
+def check_arguments(timeout: float | None, key: str | None) -> None:
+    if timeout is not None and timeout < 0:
+        raise ValueError(f"timeout must not be negative (got {timeout})")
+    if key is not None and not _KEY.match(key):
+        raise ValueError(f"pause key {key!r} must be 1-200 letters, digits, '-', '_', '.' or ':'")
+
+
+def _open(req: PauseRequest, owner: str | None) -> None:
+    """Store the pause (or take it up again after a re-run) and set its timer."""
+    engine, run_id = req.ctx.engine, req.ctx.run_id
+    logs = req.ctx.take_logs()
+    if req.is_new:
+        engine.store.open_pause(req.pause, owner, logs)
+    else:
+        state = RunState.PAUSED if owner else RunState.SUSPENDED
+        engine.store.transition(
+            run_id,
+            state,
+            state.value.capitalize(),
+            f"waiting for input {req.key!r}",
+            expect=(RunState.RUNNING,),
+            logs=logs,
+            owner=owner,
+        )
+    if req.pause.deadline is not None:
+        engine.timers.call_at(
+            f"expire:{run_id}:{req.key}",
+            req.pause.deadline,
+            "signoff.engine.timers:expire_due_pauses",
+        )
+    if req.pause.escalate_at is not None and req.pause.escalated_at is None:
+        engine.timers.call_at(
+            f"escalate:{run_id}:{req.key}",
+            req.pause.escalate_at,
+            "signoff.engine.timers:escalate_due_pauses",
+        )
+    engine.notify()
+    logger.info(
+        "waiting for input",
+        extra={
+            "action": "run_suspended" if owner is None else "run_paused",
+            "run_id": run_id,
+            "key": req.key,
+        },
+    )
+
+
+def _outcome(req: PauseRequest, pause: Pause) -> Any:
+    """What the waiting call returns or raises, given where its pause is now."""
+    ctx = req.ctx
+    if pause.status is PauseStatus.CANCELLED or ctx.engine.is_cancelled(ctx.run_id):
+        raise Cancel(ctx.run_id)
+    if pause.status is PauseStatus.WAITING:
+        return _WAITING
+    if pause.status is PauseStatus.TIMED_OUT:
+        # The flow may catch this and go on, so the run is running again.
+        ctx.engine.store.transition(
+            ctx.run_id,
+            RunState.RUNNING,
+            "Running",
+            f"no input for {req.key!r} in time",
+            expect=(RunState.PAUSED, RunState.SUSPENDED),
+            owner=ctx.engine.claim_ownership(),
+        )
+        raise PauseTimeout(ctx.run_id, req.key, req.timeout)
+    try:
+        value = _load(req, pause)
+    except pydantic.ValidationError as exc:
+        if ctx.engine.store.settle_pause(pause, False, model_errors(exc)):
+            ctx.engine.notify()
+        raise
+    if ctx.engine.store.settle_pause(pause, accepted=True):
+        ctx.engine.notify()
+    return value
+
+
+def _load(req: PauseRequest, pause: Pause) -> Any:
+    """The validated answer, or (with a quorum) every answer with who gave it."""
+    if req.quorum is None:
+        return load_answer(req.model, pause.response)
+    answers = pause.answers or (
+        # Answered before quorums were recorded per person: one answer, as stored.
+        (GivenAnswer(pause.responder, pause.responder, None, pause.response, pause.created_at),)
+    )
+    vetoed = bool(
+        pause.veto
+        and any(isinstance(a.input, dict) and a.input.get(pause.veto) is False for a in answers)
+    )
+    return Answers(
+        answers=tuple(
+            Answered(load_answer(req.model, a.input), a.responder, a.name, a.via, a.at)
+            for a in answers
+        ),
+        quorum=pause.quorum,
+        vetoed=vetoed,
+    )
+
+
+def _handed_over(req: PauseRequest, waiter: ThreadWaiter | LoopWaiter) -> Any:
+    """The answer the resumer already validated in this process, or _WAITING."""
+    if waiter.answer is None or req.quorum is not None:
+        # A quorum's answers come back together, with who gave them: read from the store.
+        return _WAITING
+    if waiter.answer.error is not None:
+        raise waiter.answer.error
+    return waiter.answer.value
+
+
+def _remaining(deadline: float | None) -> float | None:
+    return None if deadline is None else deadline - time.monotonic()
+
+
+def wait_for_answer(req: PauseRequest) -> Any:
+    engine, run_id = req.ctx.engine, req.ctx.run_id
+    if not req.is_new:
+        outcome = _outcome(req, req.pause)
+        if outcome is not _WAITING:
+            return outcome
+    deadline = None if req.timeout is None else time.monotonic() + req.timeout
+    waiter = ThreadWaiter(req.key, req.model)
+    engine.waiters.add(run_id, waiter)  # before the pause is stored: no wake-up is missed
+    try:
+        _open(req, engine.claim_ownership())
+        # The pause just stored waits: no need to read it back. The waiter was registered
+        # before it was stored, so whatever answers it meanwhile has woken the waiter.
+        pause: Pause | None = req.pause
+        while True:
+            # An answer validated in this process is handed over: nothing to read.
+            outcome = _handed_over(req, waiter)
+            if outcome is not _WAITING:
+                return outcome
+            if pause is None:
+                pause = engine.store.get_pause(run_id, req.key)
+                assert pause is not None
+            outcome = _outcome(req, pause)
+            if outcome is not _WAITING:
+                return outcome
+            remaining = _remaining(deadline)
+            if remaining is not None and remaining <= 0:
+                engine.store.expire_pause(run_id, req.key)
+                engine.notify()
+            else:
+                waiter.wait(remaining)
+            pause = None
+    finally:
+        engine.waiters.remove(run_id, waiter)
+
+
+def _look(req: PauseRequest) -> Any:
+    """Read the pause again and judge where it is now."""
+    pause = req.ctx.engine.store.get_pause(req.ctx.run_id, req.key)
+    assert pause is not None
+    return _outcome(req, pause)
+
+
+def _expire(req: PauseRequest) -> None:
+    req.ctx.engine.store.expire_pause(req.ctx.run_id, req.key)
+    req.ctx.engine.notify()
+
+
+def _open_owned(req: PauseRequest) -> None:
+    _open(req, req.ctx.engine.claim_ownership())
+
+
+async def _wait_async(req: PauseRequest) -> Any:
+    # Every store call is awaited on the engine's store threads: the loop never blocks.
+    engine, run_id = req.ctx.engine, req.ctx.run_id
+    offload = engine.store_threads.call
+    if not req.is_new:
+        outcome = await offload(_outcome, req, req.pause)
+        if outcome is not _WAITING:
+            return outcome
+    deadline = None if req.timeout is None else time.monotonic() + req.timeout
+    waiter = LoopWaiter(req.key, req.model)
+    engine.waiters.add(run_id, waiter)
+    try:
+        await offload(_open_owned, req)
+        # As in wait_for_answer: the pause just stored waits, and the waiter hears of any change.
+        if engine.is_cancelled(run_id):
+            raise Cancel(run_id)
+        while True:
+            outcome = _handed_over(req, waiter)
+            if outcome is not _WAITING:
+                return outcome
+            remaining = _remaining(deadline)
+            if remaining is not None and remaining <= 0:
+                await offload(_expire, req)
+            else:
+                await waiter.wait(remaining)
+            outcome = _handed_over(req, waiter)
+            if outcome is not _WAITING:
+                return outcome
+            outcome = await offload(_look, req)
+            if outcome is not _WAITING:
+                return outcome
+    finally:
+        engine.waiters.remove(run_id, waiter)
+
+
+async def pause_async(ctx: RunContext, key: str, *request: Any) -> Any:
+    return await _wait_async(await ctx.engine.store_threads.call(pause_request, ctx, key, *request))
+
+
+def suspend_here(req: PauseRequest) -> Any:
+    if req.ctx.parent_run_id is not None:
+        raise CannotSuspend(
+            req.ctx.run_id,
+            f"its flow {req.ctx.flow.name!r} was called from the flow of run "
+            f"{req.ctx.parent_run_id}, and only that outermost run can be run again from the "
+            "start; suspend in the outer flow, or use pause_flow_run here",
+        )
+    if not req.is_new:
+        outcome = _outcome(req, req.pause)
+        if outcome is not _WAITING:
+            return outcome
+    if req.ctx.unstorable:
+        what, cause = next(iter(req.ctx.unstorable.items()))
+        raise UnstorableValue(req.ctx.run_id, what, cause)
+    _open(req, owner=None)
+    raise Suspend(req.key)
+
+
+async def suspend_here_async(ctx: RunContext, key: str, *request: Any) -> Any:
+    offload = ctx.engine.store_threads.call
+    return await offload(suspend_here, await offload(pause_request, ctx, key, *request))
+
+
+def in_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+__all__ = [
+    "NOTIFY",
+    "SUSPEND_REQUEST",
+    "Decision",
+    "PauseRequest",
+    "check_arguments",
+    "in_event_loop",
+    "pause_async",
+    "pause_request",
+    "prepare_call",
+    "suspend_here",
+    "suspend_here_async",
+    "wait_for_answer",
+]

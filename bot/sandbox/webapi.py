@@ -251,17 +251,18 @@ class WebApiServer:
         body = request.rfile.read(length) if length else b""
         args: JsonDict = {}
         headers: dict[str, str] = {}
-        try:
-            args = _parse_args(request.headers.get("Content-Type", ""), body, parts.query)
-        except (ValueError, UnicodeDecodeError):
-            status, answer = 200, {"ok": False, "error": "invalid_json"}
-        else:
-            if method == "response_url":
-                args["response_url_id"] = parts.path.removeprefix("/response/").strip("/")
-            status, answer, headers = self._answer(
-                method, args, request.headers.get("Authorization", "")
-            )
-        self.workspace.record(Call(method, args, self.workspace.clock(), status, answer))
+        with self.workspace.answering():
+            try:
+                args = _parse_args(request.headers.get("Content-Type", ""), body, parts.query)
+            except (ValueError, UnicodeDecodeError):
+                status, answer = 200, {"ok": False, "error": "invalid_json"}
+            else:
+                if method == "response_url":
+                    args["response_url_id"] = parts.path.removeprefix("/response/").strip("/")
+                status, answer, headers = self._answer(
+                    method, args, request.headers.get("Authorization", "")
+                )
+            self.workspace.record(Call(method, args, self.workspace.clock(), status, answer))
         logger.debug(
             "%s -> %s %s",
             method,

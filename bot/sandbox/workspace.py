@@ -125,6 +125,14 @@ class Workspace:
             yield
             self._cond.notify_all()
 
+    @contextmanager
+    def answering(self) -> Iterator[None]:
+        """Hold the workspace while one request takes effect and is logged, so that whoever
+        waits sees both or neither (a message seen before its call was logged made
+        ``calls()`` come up one short)."""
+        with self._change():
+            yield
+
     # -- waiting and the call log -----------------------------------------------------------
 
     def wait_for(self, predicate: Callable[[Workspace], _T | None], timeout: float = 5.0) -> _T:

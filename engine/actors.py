@@ -11,6 +11,7 @@ to the groups a rule names.
 from __future__ import annotations
 
 import enum
+import functools
 import getpass
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -80,8 +81,13 @@ class Actor:
 SYSTEM = Actor("signoff", name="Signoff", via=Via.SYSTEM)
 
 
+@functools.cache
 def local_user() -> str:
-    """This process's user's login name (``operator`` when the system has none)."""
+    """This process's user's login name (``operator`` when the system has none).
+
+    Looked up once per process: without ``$USER`` it is a password-database lookup, and
+    every run started from Python records who started it.
+    """
     try:
         return getpass.getuser() or "operator"
     except (KeyError, OSError):

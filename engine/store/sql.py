@@ -210,10 +210,10 @@ class SqlStore(DecisionQueries, StatsQueries, ProcessQueries, ConsumerQueries, M
         )
 
     def prepare(self) -> None:
-        """Compile the hot statements now (a few milliseconds each), rather than on the
-        first run's path; a process that runs flows calls this when it starts."""
-        for per_store in (self._insert_pause, self._record_task):
-            assert per_store is not None
+        """Compile the statements of the resume path now (a few milliseconds each), rather
+        than on the first answer; an engine calls this when it starts. (The statements
+        that take a dialect's own INSERT, for a pause and a task record, compile on their
+        first use.)"""
         Prepared.compile_all(self.engine.dialect)
 
     def get_run(self, run_id: str) -> Run:

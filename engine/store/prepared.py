@@ -133,7 +133,8 @@ class Prepared:
         compiled = self._compiled.get((dialect.name, dialect.driver, keys))
         if compiled is None:
             compiled = self._compile(dialect, keys)
-        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        driver = conn.connection.driver_connection
+        cursor = driver.cursor()  # type: ignore[union-attr]
         try:
             if many:
                 cursor.executemany(compiled.sql, [self._bind(compiled, p) for p in batch])
@@ -141,6 +142,10 @@ class Prepared:
                 cursor.execute(compiled.sql, self._bind(compiled, first))
         except dialect.loaded_dbapi.Error as exc:
             cursor.close()
+            # As Core does: a connection the server dropped is not returned to the pool.
+            dead = dialect.is_disconnect(exc, driver, cursor)
+            if dead:
+                conn.invalidate(exc)
             raise DBAPIError.instance(
                 compiled.sql,
                 params,
@@ -148,6 +153,7 @@ class Prepared:
                 dialect.loaded_dbapi.Error,
                 dialect=dialect,
                 ismulti=many,
+                connection_invalidated=dead,
             ) from exc
         return Result(cursor, compiled)
 

@@ -38,6 +38,11 @@ class RunContext:
     unstorable: dict[str, BaseException] = field(default_factory=dict)
     logs: list[tuple[datetime, str, str, str | None]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    #: the name the run is stored under (the flow's, unless it was renamed since)
+    flow_name: str = ""
+
+    def __post_init__(self) -> None:
+        self.flow_name = self.flow_name or self.flow.name
 
     def next_task_key(self, task_name: str) -> str:
         with self.lock:

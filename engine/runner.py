@@ -131,7 +131,13 @@ def prepare_queued(engine: Engine, run_id: str) -> tuple[RunContext, dict[str, A
         return None
     parameters = serialization.load(blob)
     return RunContext(
-        engine, run_id, flow, flow.is_async, run.started_by, fresh=source.fresh
+        engine,
+        run_id,
+        flow,
+        flow.is_async,
+        run.started_by,
+        fresh=source.fresh,
+        flow_name=run.flow_name,
     ), parameters
 
 

@@ -239,10 +239,10 @@ def _outcome(req: PauseRequest, pause: Pause) -> Any:
     try:
         value = _load(req, pause)
     except pydantic.ValidationError as exc:
-        if ctx.engine.store.settle_pause(pause, False, model_errors(exc)):
+        if ctx.engine.store.settle_pause(pause, False, model_errors(exc), flow_name=ctx.flow_name):
             ctx.engine.notify()
         raise
-    if ctx.engine.store.settle_pause(pause, accepted=True):
+    if ctx.engine.store.settle_pause(pause, accepted=True, flow_name=ctx.flow_name):
         ctx.engine.notify()
     return value
 

@@ -22,7 +22,6 @@ from sqlalchemy import (
     cast,
     insert,
     select,
-    text,
     type_coerce,
 )
 
@@ -41,9 +40,6 @@ from signoff.engine.store.tables import AuditRow
 
 AUDIT = AuditRow.__table__  # type: ignore[attr-defined]
 
-#: names the advisory lock that serialises audit appends on PostgreSQL
-_AUDIT_LOCK = 727_361_003
-_LOCK = Prepared(text("SELECT pg_advisory_xact_lock(:k)"))
 _HEAD = Prepared(select(AUDIT.c.seq, AUDIT.c.hash).order_by(AUDIT.c.seq.desc()).limit(1))
 _INSERT = Prepared(
     insert(AUDIT),
@@ -137,7 +133,7 @@ class AuditQueries(StoreBase):
         if not entries:
             return
         if not self.is_sqlite:
-            _LOCK.execute(conn, {"k": _AUDIT_LOCK})
+            self._lock_audit_chain(conn)
         head = _HEAD.execute(conn).first()
         seq, prev = (int(head.seq), head.hash) if head is not None else (0, GENESIS)
         rows = []

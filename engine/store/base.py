@@ -61,6 +61,18 @@ _set_state(0, False)  # made now, so that compile_all finds it
 
 _NOTIFY = text("SELECT pg_notify(:channel, '')")
 _LOCK_AND_NOTIFY = Prepared(text("SELECT pg_advisory_xact_lock(:k), pg_notify(:channel, :origin)"))
+#: names the advisory lock that serialises audit appends on PostgreSQL
+AUDIT_LOCK = 727_361_003
+_AUDIT_LOCK = Prepared(text("SELECT pg_advisory_xact_lock(:k)"))
+#: The audit chain's lock, then the events' and the NOTIFY, in one round trip. The subquery
+#: runs first (a volatile one is never pulled up), so every transaction takes the two locks
+#: in the same order, audit first, and none can deadlock on them.
+_AUDIT_THEN_EVENT_LOCK = Prepared(
+    text(
+        "SELECT pg_advisory_xact_lock(:events), pg_notify(:channel, :origin) "
+        "FROM (SELECT pg_advisory_xact_lock(:audit)) AS audit_first"
+    )
+)
 
 
 def _open_failure(url: str, exc: Exception) -> str:
@@ -156,6 +168,7 @@ class StoreBase:
             with write_connection(self.engine) as conn, turn, conn.begin():
                 # conn.info outlives the transaction (pooled connection): reset per write.
                 conn.info["pending_events"] = pending
+                conn.info["events_locked"] = False
                 yield conn
                 if pending:
                     self._append_events(conn, pending)
@@ -163,6 +176,22 @@ class StoreBase:
             raise StoreError(f"database write failed: {exc}") from exc
         if pending and self.wakeups is not None:
             self.wakeups.send()  # after the commit, so that whoever wakes finds the events
+
+    @contextmanager
+    def _write_one(self) -> Iterator[Connection]:
+        """A connection for one statement that emits no events. PostgreSQL runs it as its
+        own transaction (autocommit), without the round trips of BEGIN and COMMIT."""
+        if self.is_sqlite:
+            with self._write() as conn:
+                yield conn
+            return
+        try:
+            with self.engine.connect() as conn:
+                conn.execution_options(isolation_level="AUTOCOMMIT")
+                conn.info["pending_events"] = None  # emitting here fails loudly
+                yield conn
+        except SQLAlchemyError as exc:
+            raise StoreError(f"database write failed: {exc}") from exc
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
@@ -184,8 +213,25 @@ class StoreBase:
             {"run_id": run_id, "kind": kind.value, "data": data, "at": at}
         )
 
+    def _lock_audit_chain(self, conn: Connection) -> None:
+        """PostgreSQL: hold the audit chain's lock to the end of the transaction; when it
+        has emitted events already, take the events' lock (and send the NOTIFY) with it."""
+        if conn.info.get("pending_events"):
+            _AUDIT_THEN_EVENT_LOCK.execute(
+                conn,
+                {
+                    "audit": AUDIT_LOCK,
+                    "events": _EVENT_LOCK,
+                    "channel": NOTIFY_CHANNEL,
+                    "origin": self.origin,
+                },
+            )
+            conn.info["events_locked"] = True
+        else:
+            _AUDIT_LOCK.execute(conn, {"k": AUDIT_LOCK})
+
     def _append_events(self, conn: Connection, events: list[dict[str, Any]]) -> None:
-        if not self.is_sqlite:
+        if not self.is_sqlite and not conn.info.get("events_locked"):
             # Event ids must become visible in id order, or a reader could skip one that
             # commits late: the lock orders appending transactions. The NOTIFY is delivered
             # at commit; asking for it with the lock saves a round trip.

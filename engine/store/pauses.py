@@ -324,9 +324,16 @@ class PauseQueries(AuditQueries):
         )
 
     def settle_pause(
-        self, pause: Pause, accepted: bool, errors: dict[str, str] | None = None
+        self,
+        pause: Pause,
+        accepted: bool,
+        errors: dict[str, str] | None = None,
+        *,
+        flow_name: str | None = None,
     ) -> bool:
-        """Record the flow's verdict on an answered pause; False if it was already recorded."""
+        """Record the flow's verdict on an answered pause; False if it was already recorded.
+
+        ``flow_name``: the run's, when the caller knows it (saves reading it)."""
         run_id, key = pause.run_id, pause.key
         now = self.clock()
         status = PauseStatus.ACCEPTED if accepted else PauseStatus.REJECTED
@@ -354,7 +361,7 @@ class PauseQueries(AuditQueries):
                 [
                     self._verdict_entry(
                         run_id,
-                        self._flow_of(conn, run_id),
+                        flow_name or self._flow_of(conn, run_id),
                         key,
                         pause.responder,
                         (accepted, errors or {}),

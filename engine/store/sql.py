@@ -486,6 +486,10 @@ class SqlStore(DecisionQueries, StatsQueries, ProcessQueries, ConsumerQueries, M
             "started_at": started_at,
             "ended_at": self.clock(),
         }
+        if not logs:
+            with self._write_one() as conn:
+                self._record_task.execute(conn, {"run_id": run_id, "key": key, **values})
+            return
         with self._write() as conn:
             self._record_task.execute(conn, {"run_id": run_id, "key": key, **values})
             self._insert_logs(conn, run_id, logs)

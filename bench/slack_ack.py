@@ -7,7 +7,9 @@ from one asyncio loop (one connection each, so the sender costs next to nothing)
 time from a request's first byte leaving to the app's whole answer arriving is recorded,
 as Slack would see it.
 
-- *50 at once, one process, SQLite*: 50 runs wait for input; 50 people answer them.
+- *50 at once, one process, SQLite*: 50 runs wait for input; 50 people answer them. The
+  bot is one ``signoff serve`` process, as deployed; Slack (the sandbox) and the people
+  sending are the bench process, as they would be on other machines.
 - *1,000 at once, two replicas, PostgreSQL*: 200 runs wait; five people answer each, half
   of them on each replica (two ``signoff serve`` processes, as a load balancer would
   spread them). One answer per run wins; the other 800 are told it is already answered.
@@ -50,7 +52,7 @@ from signoff.bot.sandbox import SlackSandbox  # noqa: E402
 from signoff.bot.sandbox.records import AppResponse  # noqa: E402
 from signoff.bot.sandbox.transport import HttpDriver  # noqa: E402
 from signoff.bot.slack import ids  # noqa: E402
-from signoff.bot.testing import SIGNING_SECRET, running_bot  # noqa: E402
+from signoff.bot.testing import SIGNING_SECRET  # noqa: E402
 from signoff.engine import Engine, EngineSettings, RunState  # noqa: E402
 
 CHANNEL = "C0GENERAL"
@@ -189,15 +191,30 @@ def paused_runs(engine: Engine, count: int, timeout: float = 120) -> list[str]:
     return started
 
 
+@contextmanager
+def one_process() -> Iterator[tuple[SlackSandbox, Engine, str]]:
+    """The bot as deployed on SQLite: one ``signoff serve`` process running the bench flows.
+    Slack (the sandbox) and the people submitting are this process, as they would be
+    elsewhere, so that their work does not take the bot's interpreter lock."""
+    with tempfile.TemporaryDirectory() as tmp, SlackSandbox() as slack:
+        url = f"sqlite:///{tmp}/signoff.db"
+        engine = Engine(EngineSettings.load(database_url=url))
+        try:
+            with replica(slack, url, Path(tmp)) as app:
+                yield slack, engine, app
+        finally:
+            engine.close()
+
+
 def fifty(count: int = 50) -> list[float]:
-    with running_bot(flows=[str(BENCH / "flows.py")]) as bot:
-        runs = paused_runs(bot.engine, count)
-        driver = capturing_driver(bot.slack, f"{bot.server.url}/slack/events")
-        requests = fill_in(driver, open_modals(bot.slack, driver, runs, 1))
+    with one_process() as (slack, engine, app):
+        runs = paused_runs(engine, count)
+        driver = capturing_driver(slack, app)
+        requests = fill_in(driver, open_modals(slack, driver, runs, 1))
         statuses, times = send_together(requests)
         assert statuses == [200] * count, statuses
         wait_until(
-            lambda: all(bot.engine.get_run(r).state is RunState.COMPLETED for r in runs),
+            lambda: all(engine.get_run(r).state is RunState.COMPLETED for r in runs),
             60,
             "every run to finish",
         )
@@ -205,16 +222,16 @@ def fifty(count: int = 50) -> list[float]:
 
 
 def slow_listener(count: int = 50, stuck: int = 10) -> list[float]:
-    with running_bot(flows=[str(BENCH / "flows.py")]) as bot:
-        runs = paused_runs(bot.engine, count + stuck)
-        driver = capturing_driver(bot.slack, f"{bot.server.url}/slack/events")
-        requests = fill_in(driver, open_modals(bot.slack, driver, runs[:count], 1))
-        bot.slack.answer_late("views.open", 2.0, times=stuck)
+    with one_process() as (slack, engine, app):
+        runs = paused_runs(engine, count + stuck)
+        driver = capturing_driver(slack, app)
+        requests = fill_in(driver, open_modals(slack, driver, runs[:count], 1))
+        slack.answer_late("views.open", 2.0, times=stuck)
         clickers = []
         for i, run_id in enumerate(runs[count:]):
             user = f"UCLICK{i:03d}"
-            bot.slack.add_user(user, f"clicker{i}")
-            clickers.append((user, root_of(bot.slack, run_id)))
+            slack.add_user(user, f"clicker{i}")
+            clickers.append((user, root_of(slack, run_id)))
         # The clicks are acknowledged at once; their listeners then wait on views.open.
         for user, root in clickers:
             driver.click(user, root, action_id=ids.PROVIDE_INPUT)

@@ -4,7 +4,8 @@ Slack waits 3 s for the answer to a ``view_submission``, and only that answer ca
 under a form's inputs. Resuming the run (the backend's write) is the slow part, so a
 submission goes in two steps:
 
-1. On Bolt's listener thread, only the cheap checks: open the sealed metadata, find the
+1. ``InputForms``, on the HTTP thread (``SlackEdge`` calls it; over Socket Mode, Bolt's
+   listener does), makes only the cheap checks: open the sealed metadata, find the
    form's schema (``FormSchemas``: in memory, or one read), read the submitted values.
    Values that cannot be read come back inline (``response_action: errors``); otherwise the
    acknowledgement replaces the form with a "Submitting..." view.
@@ -17,7 +18,7 @@ submission goes in two steps:
    backend in the order they were acknowledged (the first of two near-simultaneous
    answers is the one stored); answers to different prompts do not wait for each other.
 
-Bolt's listener threads are therefore never busy with a write, and acknowledgements of
+The threads that acknowledge are therefore never busy with a write, and acknowledgements of
 other requests do not queue behind answers; answers also wait (``YIELD_SECONDS`` at most)
 while other requests are being acknowledged, since with the GIL they would slow those
 down. If the process dies between the two steps the answer was never stored: the modal
@@ -66,7 +67,14 @@ from signoff.bot.slack.interactions import form_schema, input_view, notice_view,
 from signoff.bot.slack.payloads import ViewSubmission
 from signoff.bot.slack.sealing import Sealer
 
-__all__ = ["ANSWER_THREADS", "Answerer", "PendingAnswer", "register", "submitting_view"]
+__all__ = [
+    "ANSWER_THREADS",
+    "Answerer",
+    "InputForms",
+    "PendingAnswer",
+    "register",
+    "submitting_view",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -320,55 +328,59 @@ def _not_recorded(exc: Exception) -> View:
     )
 
 
-def register(
-    app: App, backend: Backend, schemas: FormSchemas, sealer: Sealer, answers: Answerer
-) -> None:
-    """Add the input form's submission listener to ``app``."""
+class InputForms:
+    """The first step of an input form's submission: the cheap checks and what to
+    acknowledge it with. ``SlackEdge`` calls it straight from the HTTP thread; over Socket
+    Mode, Bolt's listener does (see ``register``).
 
-    @app.view(ids.INPUT_VIEW)
-    def submit_form(ack: Ack, body: dict[str, Any], request: BoltRequest) -> None:
+    Example::
+
+        forms = InputForms(backend, FormSchemas(), sealer, Answerer(backend, client))
+        reply = forms.acknowledge(payload, signature)  # {"response_action": ...}
+    """
+
+    def __init__(
+        self, backend: Backend, schemas: FormSchemas, sealer: Sealer, answers: Answerer
+    ) -> None:
+        self.backend = backend
+        self.schemas = schemas
+        self.sealer = sealer
+        self.answers = answers
+
+    def acknowledge(self, body: dict[str, Any], signature: str | None) -> dict[str, Any]:
+        """The acknowledgement of the ``view_submission`` payload ``body`` (signed with
+        ``signature`` over HTTP; None over Socket Mode), after handing a readable answer to
+        the ``Answerer``."""
         submission = ViewSubmission.model_validate(body)
         try:
-            meta = sealer.open(submission.view.private_metadata)
+            meta = self.sealer.open(submission.view.private_metadata)
         except TamperedMetadata:
             logger.warning(
                 "form with tampered metadata refused",
                 extra={"action": "form_metadata_tampered", "user": submission.user.id},
             )
-            ack(
-                response_action="update",
-                view=notice_view(
+            return _replace_with(
+                notice_view(
                     "Not accepted", "This form was changed after it was opened; open it again."
-                ),
+                )
             )
-            return
         run_id, key = str(meta.get("run", "")), str(meta.get("key", ""))
-        schema = schemas.get(run_id, key)
+        schema = self.schemas.get(run_id, key)
         if schema is None:
             try:
-                pause = backend.get_pause(run_id, key)
+                pause = self.backend.get_pause(run_id, key)
             except RunNotFound:
-                gone = notice_view("Nothing to do", "That run no longer exists.")
-                ack(response_action="update", view=gone)
-                return
+                return _replace_with(notice_view("Nothing to do", "That run no longer exists."))
             except BackendError as exc:
-                ack(response_action="update", view=_not_recorded(exc))
-                return
+                return _replace_with(_not_recorded(exc))
             if pause is None:
-                gone = notice_view("Nothing to do", "That input no longer exists.")
-                ack(response_action="update", view=gone)
-                return
+                return _replace_with(notice_view("Nothing to do", "That input no longer exists."))
             schema = form_schema(pause)
-            schemas.remember(run_id, key, schema)
+            self.schemas.remember(run_id, key, schema)
         values, problems = parse_submission(schema, submission.view.state.as_mapping())
         if problems:
-            ack(response_action="errors", errors=problems)
-            return
-        ack(response_action="update", view=_SUBMITTING)
-        # Over HTTP the edge left this request's replay claim to the answer (see
-        # bot.slack.edge); Socket Mode requests come over our own connection, unsigned.
-        signature = request.headers.get("x-slack-signature", [None])[0]
-        answers.submit(
+            return {"response_action": "errors", "errors": problems}
+        self.answers.submit(
             PendingAnswer(
                 run_id,
                 key,
@@ -377,6 +389,22 @@ def register(
                 submission.view.id,
                 submission.view.private_metadata,
                 schema,
+                # Over HTTP the edge left this request's replay claim to the answer (see
+                # bot.slack.edge); Socket Mode requests come over our own connection.
                 replay_key(signature) if signature else None,
             )
         )
+        return {"response_action": "update", "view": _SUBMITTING}
+
+
+def _replace_with(view: View) -> dict[str, Any]:
+    return {"response_action": "update", "view": view.to_dict()}
+
+
+def register(app: App, forms: InputForms) -> None:
+    """Add the input form's submission listener to ``app`` (Socket Mode's way in)."""
+
+    @app.view(ids.INPUT_VIEW)
+    def submit_form(ack: Ack, body: dict[str, Any], request: BoltRequest) -> None:
+        signature = request.headers.get("x-slack-signature", [None])[0]
+        ack(**forms.acknowledge(body, signature))

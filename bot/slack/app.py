@@ -22,7 +22,7 @@ from signoff.bot.backends import Backend, Watch
 from signoff.bot.config import BotSettings
 from signoff.bot.errors import SlackUnreachable, TokenRefused
 from signoff.bot.slack import answering, commands, decisions, home, ids, interactions, reminders
-from signoff.bot.slack.answering import Answerer
+from signoff.bot.slack.answering import Answerer, InputForms
 from signoff.bot.slack.approvers import Approvers
 from signoff.bot.slack.form_schemas import FormSchemas
 from signoff.bot.slack.metrics import MeteredWebClient
@@ -150,20 +150,26 @@ def _unhandled_is_acknowledged(
     )
 
 
+def form_sealer(settings: BotSettings) -> Sealer:
+    """What seals the metadata of the forms the app opens, and opens it again."""
+    # Socket Mode may run without a signing secret; the app-level token is as secret.
+    return Sealer(settings.signing_secret or settings.app_token or "")
+
+
 def create_app(
     backend: Backend,
     settings: BotSettings,
     client: WebClient | None = None,
     *,
     auth: dict[str, Any] | None = None,
-    answers: Answerer | None = None,
+    forms: InputForms | None = None,
     behind_edge: bool = False,
 ) -> App:
     """The Bolt app with every listener registered.
 
-    ``auth`` is ``check_slack``'s answer when the caller has it already. ``answers`` takes
-    acknowledged form submissions to the backend; the caller stops it after the app (one
-    is made when not given, and finishes its work when the process exits). ``behind_edge``:
+    ``auth`` is ``check_slack``'s answer when the caller has it already. ``forms`` takes
+    input forms' submissions (the caller stops its ``Answerer`` after the app; one is made
+    when not given, and finishes its work when the process exits). ``behind_edge``:
     every HTTP request reaches the app through ``bot.slack.edge.SlackEdge``, which checks
     the signature on the raw body and hands an interactivity payload on as JSON, so Bolt
     does not check it again (it could not: the body it gets is not the one signed).
@@ -208,11 +214,12 @@ def create_app(
     app.error(_unhandled_is_acknowledged)
     # Group membership comes from Slack; the backend applies the same rules to every caller.
     backend.set_group_directory(Approvers(client))
-    # Socket Mode may run without a signing secret; the app-level token is as secret.
-    sealer = Sealer(settings.signing_secret or settings.app_token or "")
-    schemas = FormSchemas()
-    interactions.register(app, backend, schemas, sealer)
-    answering.register(app, backend, schemas, sealer, answers or Answerer(backend, client))
+    forms = forms or InputForms(
+        backend, FormSchemas(), form_sealer(settings), Answerer(backend, client)
+    )
+    sealer = forms.sealer
+    interactions.register(app, backend, forms.schemas, sealer)
+    answering.register(app, forms)
     decisions.register(app, backend, sealer)
     commands.register(app, backend, sealer)
     home.register(app, backend)

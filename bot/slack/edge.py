@@ -17,6 +17,11 @@ In this order, before Bolt or any listener sees a byte:
    claims it there before the answer. A replay is then acknowledged like the original (the
    answer goes to whoever replayed it, not to Slack) and changes nothing; the write is
    kept off the path that has to answer Slack quickly.
+
+An input form's submission is also the one request that many people send at once (a
+release waiting on a dozen approvers): given ``forms``, the edge acknowledges it itself,
+on the HTTP thread. Bolt would hand it to a listener thread and look every 10 ms whether
+the listener acknowledged yet, which on its own costs each submission 10 ms.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import io
+import json
 import logging
 import re
 import time
@@ -98,6 +104,9 @@ class SlackEdge:
         backend: Where replay claims are kept (shared by every replica).
         signing_secret: The app's signing secret.
         clock: UNIX seconds now (tests may pass their own).
+        forms: What acknowledges an input form's submission (payload, signature): the
+            JSON to answer with (``bot.slack.answering.InputForms.acknowledge``). Without
+            it, Bolt's listener does.
     """
 
     def __init__(
@@ -106,11 +115,14 @@ class SlackEdge:
         backend: Backend,
         signing_secret: str,
         clock: Callable[[], float] = time.time,
+        *,
+        forms: Callable[[dict[str, Any], str | None], dict[str, Any]] | None = None,
     ) -> None:
         self.inner = inner
         self.backend = backend
         self.signing_secret = signing_secret
         self.clock = clock
+        self.forms = forms
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         try:
@@ -138,6 +150,8 @@ class SlackEdge:
             environ["CONTENT_TYPE"] = "application/json"
             body = payload_json.encode()
         if claimed_after_ack(payload):
+            if self.forms is not None and payload_json is not None:
+                return self._acknowledge_form(start_response, payload_json, signature)
             return self._inner(environ, start_response, body)
         try:
             fresh = self.backend.claim_once(replay_key(str(signature)), REPLAY_WINDOW_SECONDS)
@@ -154,6 +168,19 @@ class SlackEdge:
             logger.info("replayed request ignored", extra={"action": "request_replayed"})
             return _answer(start_response, "200 OK", "")
         return self._inner(environ, start_response, body)
+
+    def _acknowledge_form(
+        self, start_response: StartResponse, payload_json: str, signature: str | None
+    ) -> list[bytes]:
+        assert self.forms is not None
+        try:
+            reply = self.forms(json.loads(payload_json), signature)
+        except Exception:
+            # As Bolt answers a listener that failed: the form stays open, and Slack tells
+            # the person it could not be submitted.
+            logger.exception("form submission failed", extra={"action": "form_ack_failed"})
+            return _answer(start_response, "500 Internal Server Error", "")
+        return _answer(start_response, "200 OK", json.dumps(reply), content_type="application/json")
 
     def _inner(
         self, environ: dict[str, Any], start_response: StartResponse, body: bytes

@@ -13,15 +13,17 @@ from slack_bolt.adapter.wsgi import SlackRequestHandler
 
 from signoff.bot.backends import Backend
 from signoff.bot.config import BotSettings
-from signoff.bot.slack.answering import Answerer
+from signoff.bot.slack.answering import Answerer, InputForms
 from signoff.bot.slack.app import (
     HTTP_THREADS,
     check_slack,
     create_app,
     create_client,
+    form_sealer,
     start_notifier,
 )
 from signoff.bot.slack.edge import SlackEdge
+from signoff.bot.slack.form_schemas import FormSchemas
 from signoff.bot.slack.metrics import Metrics, observe_timer
 from signoff.bot.slack.payloads import MAX_BODY_BYTES
 
@@ -91,12 +93,13 @@ class Server:
         self.settings = settings
         self.client = create_client(settings)
         self.answers: Answerer | None = Answerer(backend, self.client)
+        self.forms = InputForms(backend, FormSchemas(), form_sealer(settings), self.answers)
         self.app = create_app(
             backend,
             settings,
             self.client,
             auth=check_slack(settings),
-            answers=self.answers,
+            forms=self.forms,
             # Over HTTP every request comes through SlackEdge (see start).
             behind_edge=not settings.socket_mode,
         )
@@ -129,7 +132,10 @@ class Server:
             logger.info("connected in Socket Mode", extra={"action": "serve_socket_mode"})
         else:
             edge = SlackEdge(
-                SlackRequestHandler(self.app), self.backend, self.settings.signing_secret or ""
+                SlackRequestHandler(self.app),
+                self.backend,
+                self.settings.signing_secret or "",
+                forms=self.forms.acknowledge,
             )
         from waitress.server import create_server
 

@@ -2,7 +2,7 @@
 
 The bot answers Slack as soon as the form's values can be read: with the errors inline when
 they cannot (``response_action: errors``), otherwise with a "Submitting..." view. The answer
-is then stored off Bolt's threads and ``views.update`` shows what came of it. Over real HTTP
+is then stored off the threads that acknowledge, and ``views.update`` shows what came of it. Over real HTTP
 against the sandbox, on SQLite and PostgreSQL; the crash test kills a ``signoff serve``
 process between the acknowledgement and the answer.
 """
@@ -30,7 +30,7 @@ from signoff.bot.backends.embedded import EmbeddedBackend
 from signoff.bot.config import BotSettings
 from signoff.bot.sandbox import SlackSandbox
 from signoff.bot.slack import ids
-from signoff.bot.slack.answering import Answerer, PendingAnswer
+from signoff.bot.slack.answering import Answerer, InputForms, PendingAnswer
 from signoff.bot.slack.server import Server
 from signoff.bot.testing import SIGNING_SECRET, RunningBot, form_errors, outcome, running_bot
 from signoff.engine import Engine, PauseStatus, RunState, flow, pause_flow_run
@@ -141,6 +141,25 @@ def test_values_that_cannot_be_read_still_come_back_inline(engine: Engine, bot: 
     assert bot.slack.open_view("alice").id == form.id  # still the form, as typed
     assert not bot.slack.calls("views.update")
     assert engine.get_pause(run.id, "1").status is PauseStatus.WAITING
+
+
+def test_a_submission_the_bot_fails_to_acknowledge_keeps_the_form_open(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(self: InputForms, body: dict[str, Any], signature: str | None) -> dict[str, Any]:
+        raise RuntimeError("a bug in acknowledging")
+
+    monkeypatch.setattr(InputForms, "acknowledge", broken)
+    with running_bot(engine=engine) as bot:
+        run = engine.submit("ack-order", {})
+        form = open_form(bot, "alice", run.id)
+        with caplog.at_level(logging.ERROR, logger="signoff.bot.slack.edge"):
+            reply = bot.driver.submit("alice", {"item": "mug", "count": 2})
+        # Slack tells the person the form could not be submitted; it stays open to retry.
+        assert reply.status == 500
+        assert bot.slack.open_view("alice").id == form.id
+        assert engine.get_pause(run.id, "1").status is PauseStatus.WAITING
+        assert [r.action for r in caplog.records] == ["form_ack_failed"]  # type: ignore[attr-defined]
 
 
 def test_stale_and_denied_answers_say_why_in_the_modal(engine: Engine, bot: RunningBot) -> None:

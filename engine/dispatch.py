@@ -4,7 +4,8 @@ Writers in this process call ``poke()`` after they commit; other processes' comm
 too: by LISTEN/NOTIFY on PostgreSQL, and by a local datagram on SQLite
 (``engine.store.wakeups``). The first poke after a quiet spell is served at once, and a
 burst of them by one read every few milliseconds: under load, one read serves many
-commits, from whichever process. A slow poll is the safety net for a
+commits, from whichever process. A poke for events that a waiting flow needs (an answer, a
+pause's timeout, a cancellation) is served at once, paced or not. A slow poll is the safety net for a
 lost signal (on SQLite, a query for the newest event id; where local wake-ups cannot be
 had, that poll runs every 2 ms at most). Every new event is handed, in id order, to one
 callback on the dispatcher's thread.
@@ -24,7 +25,8 @@ from sqlalchemy.engine import make_url
 from signoff.engine.errors import StoreError
 from signoff.engine.runs import Event
 from signoff.engine.store import SqlStore
-from signoff.engine.store.base import NOTIFY_CHANNEL
+from signoff.engine.store.base import NOTIFY_CHANNEL, PROMPT_NOTICE
+from signoff.engine.store.wakeups import PROMPT_SIGNAL
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +75,11 @@ class Dispatcher:
             self._listener = threading.Thread(target=listen, name="signoff-listen", daemon=True)
             self._listener.start()
 
-    def poke(self) -> None:
+    def poke(self, *, prompt: bool = False) -> None:
+        """New events are in; with ``prompt``, a waiting flow needs them: read at once,
+        without the pause between reads that spares a busy process."""
+        if prompt:
+            self._urgent.set()
         self._wake.set()
 
     def stop(self) -> None:
@@ -144,7 +150,7 @@ class Dispatcher:
         inbox.settimeout(_LISTEN_TIMEOUT)
         while not self._stop.is_set():
             try:
-                inbox.recv(16)
+                signals = [inbox.recv(16)]
             except TimeoutError:
                 continue
             except OSError:
@@ -152,10 +158,10 @@ class Dispatcher:
             # One read serves every wake-up queued so far.
             inbox.setblocking(False)
             with contextlib.suppress(OSError):
-                while inbox.recv(16):
-                    pass
+                while signal := inbox.recv(16):
+                    signals.append(signal)
             inbox.settimeout(_LISTEN_TIMEOUT)
-            self._wake.set()
+            self.poke(prompt=PROMPT_SIGNAL in signals)
 
     def _listen(self) -> None:
         import psycopg  # the ``postgres`` extra; only PostgreSQL stores get here
@@ -168,8 +174,8 @@ class Dispatcher:
                     conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
                     conn.execute(f"LISTEN {self._stop_channel}")
                     while not self._stop.is_set():
-                        for _note in conn.notifies(timeout=_LISTEN_TIMEOUT, stop_after=1):
-                            self._wake.set()
+                        for note in conn.notifies(timeout=_LISTEN_TIMEOUT, stop_after=1):
+                            self.poke(prompt=note.payload.endswith(f" {PROMPT_NOTICE}"))
             except psycopg.Error:
                 if self._stop.is_set():
                     return

@@ -60,7 +60,10 @@ _set_state(0, False)  # made now, so that compile_all finds it
 
 
 _NOTIFY = text("SELECT pg_notify(:channel, '')")
-_LOCK_AND_NOTIFY = Prepared(text("SELECT pg_advisory_xact_lock(:k), pg_notify(:channel, :origin)"))
+_LOCK_AND_NOTIFY = Prepared(text("SELECT pg_advisory_xact_lock(:k), pg_notify(:channel, :notice)"))
+_NOTIFY_NOW = Prepared(text("SELECT pg_notify(:channel, :notice)"))
+#: the end of a NOTIFY's payload (``<origin> <urgency>``) when its events wake a waiting flow
+PROMPT_NOTICE = "prompt"
 #: names the advisory lock that serialises audit appends on PostgreSQL
 AUDIT_LOCK = 727_361_003
 _AUDIT_LOCK = Prepared(text("SELECT pg_advisory_xact_lock(:k)"))
@@ -69,10 +72,19 @@ _AUDIT_LOCK = Prepared(text("SELECT pg_advisory_xact_lock(:k)"))
 #: in the same order, audit first, and none can deadlock on them.
 _AUDIT_THEN_EVENT_LOCK = Prepared(
     text(
-        "SELECT pg_advisory_xact_lock(:events), pg_notify(:channel, :origin) "
+        "SELECT pg_advisory_xact_lock(:events), pg_notify(:channel, :notice) "
         "FROM (SELECT pg_advisory_xact_lock(:audit)) AS audit_first"
     )
 )
+
+
+def wakes_a_flow(event: dict[str, Any]) -> bool:
+    """Whether a flow may be waiting on this (pending) event: an answer, a pause's timeout,
+    a cancellation. Other processes read such events at once, not at their paced rate."""
+    kind = event["kind"]
+    if kind == EventKind.STATE_CHANGED.value:
+        return bool(event["data"].get("state") == RunState.CANCELLED.value)
+    return kind in (EventKind.INPUT_RECEIVED.value, EventKind.PAUSE_TIMED_OUT.value)
 
 
 def _open_failure(url: str, exc: Exception) -> str:
@@ -168,14 +180,15 @@ class StoreBase:
             with write_connection(self.engine) as conn, turn, conn.begin():
                 # conn.info outlives the transaction (pooled connection): reset per write.
                 conn.info["pending_events"] = pending
-                conn.info["events_locked"] = False
+                conn.info["notice"] = None
                 yield conn
                 if pending:
                     self._append_events(conn, pending)
         except SQLAlchemyError as exc:
             raise StoreError(f"database write failed: {exc}") from exc
         if pending and self.wakeups is not None:
-            self.wakeups.send()  # after the commit, so that whoever wakes finds the events
+            # After the commit, so that whoever wakes finds the events.
+            self.wakeups.send(prompt=any(map(wakes_a_flow, pending)))
 
     @contextmanager
     def _write_one(self) -> Iterator[Connection]:
@@ -216,29 +229,39 @@ class StoreBase:
     def _lock_audit_chain(self, conn: Connection) -> None:
         """PostgreSQL: hold the audit chain's lock to the end of the transaction; when it
         has emitted events already, take the events' lock (and send the NOTIFY) with it."""
-        if conn.info.get("pending_events"):
+        pending = conn.info.get("pending_events")
+        if pending:
+            notice = self._notice(pending)
             _AUDIT_THEN_EVENT_LOCK.execute(
                 conn,
                 {
                     "audit": AUDIT_LOCK,
                     "events": _EVENT_LOCK,
                     "channel": NOTIFY_CHANNEL,
-                    "origin": self.origin,
+                    "notice": notice,
                 },
             )
-            conn.info["events_locked"] = True
+            conn.info["notice"] = notice
         else:
             _AUDIT_LOCK.execute(conn, {"k": AUDIT_LOCK})
 
+    def _notice(self, events: list[dict[str, Any]]) -> str:
+        """A NOTIFY's payload: who committed, and whether a waiting flow needs the events
+        at once (``PROMPT_NOTICE``) or they may wait for the listener's next paced read."""
+        return f"{self.origin} {PROMPT_NOTICE if any(map(wakes_a_flow, events)) else 'paced'}"
+
     def _append_events(self, conn: Connection, events: list[dict[str, Any]]) -> None:
-        if not self.is_sqlite and not conn.info.get("events_locked"):
+        if not self.is_sqlite:
             # Event ids must become visible in id order, or a reader could skip one that
             # commits late: the lock orders appending transactions. The NOTIFY is delivered
             # at commit; asking for it with the lock saves a round trip.
-            _LOCK_AND_NOTIFY.execute(
-                conn,
-                {"k": _EVENT_LOCK, "channel": NOTIFY_CHANNEL, "origin": self.origin},
-            )
+            notice, sent = self._notice(events), conn.info.get("notice")
+            if sent is None:
+                _LOCK_AND_NOTIFY.execute(
+                    conn, {"k": _EVENT_LOCK, "channel": NOTIFY_CHANNEL, "notice": notice}
+                )
+            elif notice != sent:  # events that wake a flow came after the audit's NOTIFY
+                _NOTIFY_NOW.execute(conn, {"channel": NOTIFY_CHANNEL, "notice": notice})
         _INSERT_EVENT.execute(conn, events)
 
     @staticmethod

@@ -23,8 +23,10 @@ from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
-#: what a wake-up says; its content does not matter
+#: a wake-up: new events, which may wait for the reader's next paced read
 _PING = b"\x01"
+#: a wake-up for events a waiting flow needs at once (an answer, a cancellation)
+PROMPT_SIGNAL = b"\x02"
 
 
 def _folder(database: str) -> Path:
@@ -76,8 +78,10 @@ class LocalWakeups:
         self._inbox, self._inbox_path = inbox, path
         return inbox
 
-    def send(self) -> None:
-        """Wake every other listening process; cheap, never blocks, never raises."""
+    def send(self, *, prompt: bool = False) -> None:
+        """Wake every other listening process; cheap, never blocks, never raises. With
+        ``prompt``, the events wake a waiting flow: readers should not pace their read."""
+        signal = PROMPT_SIGNAL if prompt else _PING
         if not self.supported():
             return
         with self._lock:
@@ -90,7 +94,7 @@ class LocalWakeups:
                 return
             for path in peers:
                 try:
-                    self._sender.sendto(_PING, path)
+                    self._sender.sendto(signal, path)
                 except BlockingIOError:
                     pass  # its queue is full of wake-ups already
                 except OSError as exc:
@@ -129,4 +133,4 @@ class LocalWakeups:
             self._inbox_path = None
 
 
-__all__ = ["LocalWakeups"]
+__all__ = ["PROMPT_SIGNAL", "LocalWakeups"]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 
+import psycopg
 from sqlalchemy import text
 
 from signoff.engine import (
@@ -16,6 +18,8 @@ from signoff.engine import (
     pause_flow_run,
     resume_flow_run,
 )
+from signoff.engine.store.base import NOTIFY_CHANNEL, PROMPT_NOTICE
+from signoff.engine.store.wakeups import PROMPT_SIGNAL, LocalWakeups
 from tests.support.waiting import wait_for
 
 
@@ -136,3 +140,48 @@ def listening(engine: Engine) -> bool:
             text("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'LISTEN signoff_stop_%'")
         ).scalar()
     return bool(found)
+
+
+def test_other_processes_are_told_to_read_an_answer_at_once(engine: Engine) -> None:
+    """A process reads other processes' events at a paced rate when busy, except those a
+    waiting flow needs: the wake-up for an answer says so, and the start of a run does not."""
+    store = engine.store
+    if store.is_sqlite:
+        assert store.wakeups is not None
+        listener = LocalWakeups(str(store.engine.url.database))
+        inbox = listener.listen()
+        assert inbox is not None
+        inbox.settimeout(10)
+        received = []
+
+        def heard() -> list[bytes]:
+            inbox.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                while True:
+                    received.append(inbox.recv(16))
+            return received
+    else:
+        url = store.engine.url.set(drivername="postgresql")
+        listener_conn = psycopg.connect(url.render_as_string(hide_password=False), autocommit=True)
+        listener_conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+        notes: list[bytes] = []
+
+        def heard() -> list[bytes]:
+            for note in listener_conn.notifies(timeout=0.2, stop_after=50):
+                notes.append(
+                    PROMPT_SIGNAL if note.payload.endswith(f" {PROMPT_NOTICE}") else b"paced"
+                )
+            return notes
+
+    try:
+        run_pause_and_answer(engine)
+        signals = wait_for(lambda: (found := heard()) and PROMPT_SIGNAL in found and found)
+        # The answer's commit was the one prompt wake-up; the start, the pause and the
+        # completion were paced ones.
+        assert signals.count(PROMPT_SIGNAL) == 1
+        assert len(signals) >= 3
+    finally:
+        if store.is_sqlite:
+            listener.close()
+        else:
+            listener_conn.close()

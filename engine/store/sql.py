@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections import namedtuple
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -24,6 +25,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     exists,
+    func,
     insert,
     or_,
     select,
@@ -47,7 +49,7 @@ from signoff.engine.store.base import EVENTS, LOGS, RUNS
 from signoff.engine.store.consumers import ConsumerQueries
 from signoff.engine.store.decisions import DecisionQueries
 from signoff.engine.store.metadata import MetadataQueries
-from signoff.engine.store.pauses import PAUSES, WAITING_PAUSE
+from signoff.engine.store.pauses import PAUSES
 from signoff.engine.store.prepared import Prepared
 from signoff.engine.store.processes import PROCESSES, ProcessQueries
 from signoff.engine.store.stats import StatsQueries
@@ -60,13 +62,28 @@ logger = logging.getLogger(__name__)
 TASKS = TaskRunRow.__table__  # type: ignore[attr-defined]
 #: what a Run needs: everything but the pickled parameters, which only a re-run reads
 RUN_COLUMNS = tuple(c for c in RUNS.c if c.name not in ("parameters", "flow_ref"))
-#: a run with its owner's last heartbeat (built once: see engine.store.pauses)
-_RUN_AND_OWNER = Prepared(
-    select(*RUN_COLUMNS, PROCESSES.c.heartbeat_at)
-    .outerjoin(PROCESSES, PROCESSES.c.id == RUNS.c.owner)
+_RUN = Prepared(select(*RUN_COLUMNS).where(RUNS.c.id == bindparam("run_id")))
+#: what an answer needs in one read: the run, its owner's last heartbeat, and the pause it
+#: waits on now (the newest waiting one), whose columns come last, prefixed ``pause_``
+_RESUME_TARGET = Prepared(
+    select(
+        *RUN_COLUMNS,
+        PROCESSES.c.heartbeat_at,
+        *(c.label(f"pause_{c.name}") for c in PAUSES.c),
+    )
+    .select_from(
+        RUNS.outerjoin(PROCESSES, PROCESSES.c.id == RUNS.c.owner).outerjoin(
+            PAUSES,
+            PAUSES.c.id
+            == select(func.max(PAUSES.c.id))
+            .where(PAUSES.c.run_id == RUNS.c.id, PAUSES.c.status == PauseStatus.WAITING.value)
+            .correlate(RUNS)
+            .scalar_subquery(),
+        )
+    )
     .where(RUNS.c.id == bindparam("run_id"))
 )
-_RUN = Prepared(select(*RUN_COLUMNS).where(RUNS.c.id == bindparam("run_id")))
+_PauseRow = namedtuple("_PauseRow", [c.name for c in PAUSES.c])  # type: ignore[misc]
 #: what a worker reads to run a run it claimed, and whether it ever got as far as a task
 #: or a pause (a run with neither has nothing to replay)
 _RUN_SOURCE = Prepared(
@@ -227,14 +244,14 @@ class SqlStore(DecisionQueries, StatsQueries, ProcessQueries, ConsumerQueries, M
         """The run, the pause it waits on, and whether its owner lives, on one connection."""
         cutoff = self.clock() - timedelta(seconds=owner_timeout)
         with self._read() as conn:
-            row = _RUN_AND_OWNER.execute(conn, {"run_id": run_id}).first()
-            if row is None:
-                raise RunNotFound(run_id)
-            pause = WAITING_PAUSE.execute(conn, {"run_id": run_id}).first()
+            row = _RESUME_TARGET.execute(conn, {"run_id": run_id}).first()
+        if row is None:
+            raise RunNotFound(run_id)
         heartbeat = row.heartbeat_at
+        pause: Any = _PauseRow._make(row[-len(_PauseRow._fields) :])
         return ResumeTarget(
             run=rows.to_run(row),
-            pause=None if pause is None else rows.to_pause(pause),
+            pause=None if pause.id is None else rows.to_pause(pause),
             owner_alive=heartbeat is not None and rows.utc(heartbeat) >= cutoff,
         )
 

@@ -176,7 +176,11 @@ class Answerer:
             self._queued.setdefault((pending.run_id, pending.key), collections.deque()).append(
                 pending
             )
-        self._pool.submit(self._answer, pending, time.monotonic() + YIELD_SECONDS)
+            # Under the same lock: the pool must start the answers to a prompt in their
+            # queue's order. Were two threads to interleave between the two, an answer
+            # could wait for its turn on every pool thread while the one ahead of it is
+            # still queued behind them.
+            self._pool.submit(self._answer, pending, time.monotonic() + YIELD_SECONDS)
 
     @contextmanager
     def _in_turn(self, pending: PendingAnswer) -> Iterator[None]:

@@ -232,6 +232,47 @@ def test_answers_to_one_prompt_are_stored_in_the_order_they_were_acknowledged(
     assert "already answered by <@U0ALICE>" in shown(bot.outcome("bob"))
 
 
+def test_many_people_answering_one_prompt_at_once_all_get_an_outcome(
+    engine: Engine, bot: RunningBot
+) -> None:
+    run = engine.submit("ack-order", {})
+    form = open_form(bot, "alice", run.id)
+    pause = engine.waiting_pause(run.id)
+    assert pause is not None and pause.schema is not None
+    answers = Answerer(EmbeddedBackend(engine), bot.server.client)
+    people = [f"person{i}" for i in range(48)]
+    together = threading.Barrier(16)
+
+    def acknowledge(mine: list[str]) -> None:
+        together.wait(10)
+        for user in mine:
+            answers.submit(
+                PendingAnswer(
+                    run.id,
+                    pause.key,
+                    {"item": user, "count": 1},
+                    Actor(f"U{user.upper()}", name=user),
+                    view_id=form.id,
+                    metadata="",
+                    schema=pause.schema,
+                )
+            )
+
+    # As the HTTP threads acknowledge: sixteen at a time, each handing answers on.
+    threads = [threading.Thread(target=acknowledge, args=(people[i::16],)) for i in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    stopping = threading.Thread(target=answers.stop, daemon=True)
+    stopping.start()
+    stopping.join(30)
+
+    assert not stopping.is_alive(), "answers to one prompt waited on each other for ever"
+    assert len(bot.slack.calls("views.update")) == len(people)  # an outcome for everyone
+    assert finished(engine, run.id).state is RunState.COMPLETED
+
+
 def test_a_modal_closed_before_the_outcome_is_logged_and_the_answer_kept(
     engine: Engine, bot: RunningBot, caplog: pytest.LogCaptureFixture
 ) -> None:

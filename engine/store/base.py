@@ -29,6 +29,8 @@ from signoff.engine.store.wakeups import LocalWakeups
 from signoff.engine.store.writer import SqliteWriter
 
 RUNS = RunRow.__table__  # type: ignore[attr-defined]
+#: a run's columns, without the two only a worker re-running it needs
+RUN_COLUMNS = tuple(c for c in RUNS.c if c.name not in ("parameters", "flow_ref"))
 EVENTS = EventRow.__table__  # type: ignore[attr-defined]
 LOGS = LogRow.__table__  # type: ignore[attr-defined]
 

@@ -1,9 +1,10 @@
 """``SqlStore``: every domain query, for SQLite and PostgreSQL alike.
 
 This module holds the queries on runs and their tasks; the store takes the rest from one
-module each: ``pauses`` and ``decisions`` (inputs and who answered), ``audit`` (the hash
-chain), ``processes`` (who is alive), ``consumers`` (reading the events outbox),
-``metadata`` and ``stats``, all on ``base.StoreBase``'s transactions.
+module each: ``pauses`` and ``decisions`` (inputs and who answered), ``listing`` (finding
+and paging runs), ``audit`` (the hash chain), ``processes`` (who is alive), ``consumers``
+(reading the events outbox), ``metadata`` and ``stats``, all on ``base.StoreBase``'s
+transactions.
 
 Each write is one transaction that changes the rows and appends the matching events, so
 the events table is an outbox: whoever reads it in id order sees every change, in order.
@@ -16,13 +17,12 @@ from __future__ import annotations
 import functools
 import logging
 from collections import namedtuple
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
-    and_,
     bindparam,
     exists,
     func,
@@ -31,7 +31,7 @@ from sqlalchemy import (
     select,
 )
 
-from signoff.engine.audit import AuditAction, AuditEntry
+from signoff.engine.audit import AuditEntry
 from signoff.engine.errors import RunNotFound
 from signoff.engine.runs import (
     JSON,
@@ -41,13 +41,12 @@ from signoff.engine.runs import (
     Run,
     RunDetail,
     RunState,
-    WaitingInput,
 )
 from signoff.engine.store import rows
-from signoff.engine.store.audit import AUDIT
-from signoff.engine.store.base import EVENTS, LOGS, RUNS
+from signoff.engine.store.base import EVENTS, LOGS, RUN_COLUMNS, RUNS
 from signoff.engine.store.consumers import ConsumerQueries
 from signoff.engine.store.decisions import DecisionQueries
+from signoff.engine.store.listing import ListingQueries
 from signoff.engine.store.metadata import MetadataQueries
 from signoff.engine.store.pauses import PAUSES
 from signoff.engine.store.prepared import Prepared
@@ -61,7 +60,6 @@ logger = logging.getLogger(__name__)
 
 TASKS = TaskRunRow.__table__  # type: ignore[attr-defined]
 #: what a Run needs: everything but the pickled parameters, which only a re-run reads
-RUN_COLUMNS = tuple(c for c in RUNS.c if c.name not in ("parameters", "flow_ref"))
 _RUN = Prepared(select(*RUN_COLUMNS).where(RUNS.c.id == bindparam("run_id")))
 #: what an answer needs in one read: the run, its owner's last heartbeat, and the pause it
 #: waits on now (the newest waiting one), whose columns come last, prefixed ``pause_``
@@ -148,7 +146,14 @@ class StoredTask:
     result: bytes | None
 
 
-class SqlStore(DecisionQueries, StatsQueries, ProcessQueries, ConsumerQueries, MetadataQueries):
+class SqlStore(
+    ListingQueries,
+    DecisionQueries,
+    StatsQueries,
+    ProcessQueries,
+    ConsumerQueries,
+    MetadataQueries,
+):
     """The engine's persistence, over one SQLAlchemy engine, for SQLite and PostgreSQL.
 
     Example::
@@ -255,16 +260,6 @@ class SqlStore(DecisionQueries, StatsQueries, ProcessQueries, ConsumerQueries, M
             owner_alive=heartbeat is not None and rows.utc(heartbeat) >= cutoff,
         )
 
-    def find_run(self, prefix: str) -> Run:
-        """A run by its id or by a unique prefix of it (as the CLI and /runs accept)."""
-        with self._read() as conn:
-            found = conn.execute(
-                select(*RUN_COLUMNS).where(RUNS.c.id.startswith(prefix, autoescape=True)).limit(2)
-            ).all()
-        if len(found) != 1 or not prefix:
-            raise RunNotFound(prefix)
-        return rows.to_run(found[0])
-
     def run_source(self, run_id: str) -> RunSource:
         """The run, with what a worker needs to run it (again), in one read."""
         with self._read() as conn:
@@ -272,118 +267,6 @@ class SqlStore(DecisionQueries, StatsQueries, ProcessQueries, ConsumerQueries, M
         if row is None:
             raise RunNotFound(run_id)
         return RunSource(rows.to_run(row), row.flow_ref, row.parameters, not row.has_history)
-
-    def list_runs(
-        self,
-        states: Sequence[RunState] | None = None,
-        flow_name: str | None = None,
-        limit: int = 50,
-        before: Run | None = None,
-        *,
-        started_by: str | None = None,
-        answered_by: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-    ) -> list[Run]:
-        """Runs newest first; for the next page, pass the last run of this one as ``before``.
-
-        Each state is read from its own range of an index on (state, created_at, id), so a
-        page costs the same with a hundred runs stored or with millions; ``flow_name`` and
-        ``started_by`` have indexes that lead with them, and ``answered_by`` is looked up in
-        the audit trail by its index on (actor_id, seq). ``since`` and ``until`` bound the
-        creation time (``since`` included, ``until`` not).
-        """
-        answered = (
-            select(AUDIT.c.run_id).where(
-                AUDIT.c.actor_id == answered_by,
-                AUDIT.c.action == AuditAction.ANSWER_RECEIVED.value,
-            )
-            if answered_by is not None
-            else None
-        )
-
-        def page(state: str | None) -> Any:
-            query = select(*RUN_COLUMNS)
-            if state is not None:
-                query = query.where(RUNS.c.state == state)
-            if flow_name:
-                query = query.where(RUNS.c.flow_name == flow_name)
-            if started_by is not None:
-                query = query.where(RUNS.c.started_by == started_by)
-            if answered is not None:
-                query = query.where(RUNS.c.id.in_(answered))
-            # Stored times are UTC (SQLite keeps no offset): compare in UTC.
-            if since is not None:
-                query = query.where(RUNS.c.created_at >= rows.utc(since).astimezone(UTC))
-            if until is not None:
-                query = query.where(RUNS.c.created_at < rows.utc(until).astimezone(UTC))
-            if before is not None:
-                query = query.where(
-                    or_(
-                        RUNS.c.created_at < before.created_at,
-                        and_(RUNS.c.created_at == before.created_at, RUNS.c.id < before.id),
-                    )
-                )
-            return query.order_by(RUNS.c.created_at.desc(), RUNS.c.id.desc()).limit(limit)
-
-        wanted = list(dict.fromkeys(s.value for s in states)) if states else [None]
-        with self._read() as conn:
-            found = [rows.to_run(r) for state in wanted for r in conn.execute(page(state))]
-        found.sort(key=lambda run: (run.created_at, run.id), reverse=True)
-        return found[:limit]
-
-    def runs_started_by(self, started_by: str, limit: int) -> list[Run]:
-        """The newest runs one person started (served by an index on both columns)."""
-        query = (
-            select(*RUN_COLUMNS)
-            .where(RUNS.c.started_by == started_by)
-            .order_by(RUNS.c.created_at.desc(), RUNS.c.id)
-            .limit(limit)
-        )
-        with self._read() as conn:
-            return [rows.to_run(r) for r in conn.execute(query)]
-
-    def waiting_inputs(self, page: int = 500) -> Iterator[WaitingInput]:
-        """Every waiting pause's answer rule, newest first, a page at a time: a few small
-        columns per pause, so scanning hundreds of them costs little."""
-        first = (
-            select(
-                PAUSES.c.id,
-                PAUSES.c.run_id,
-                PAUSES.c.key,
-                RUNS.c.started_by,
-                PAUSES.c.approvers,
-                PAUSES.c.forbid_starter,
-                PAUSES.c.answers,
-                PAUSES.c.quorum,
-            )
-            .join(RUNS, PAUSES.c.run_id == RUNS.c.id)
-            .where(PAUSES.c.status == PauseStatus.WAITING.value)
-            .order_by(PAUSES.c.id.desc())
-            .limit(page)
-        )
-        later = first.where(PAUSES.c.id < bindparam("before"))
-        before: int | None = None
-        while True:
-            with self._read() as conn:
-                found = (
-                    conn.execute(first)
-                    if before is None
-                    else conn.execute(later, {"before": before})
-                ).all()
-            for _id, run_id, key, started_by, approvers, forbid, answers, quorum in found:
-                yield WaitingInput(
-                    run_id,
-                    key,
-                    started_by,
-                    tuple(approvers or ()),
-                    bool(forbid),
-                    tuple(a["responder"] for a in answers or () if a.get("responder")),
-                    int(quorum or 1),
-                )
-            if len(found) < page:
-                return
-            before = int(found[-1][0])
 
     def detail(self, run_id: str, log_limit: int = 200) -> RunDetail:
         run = self.get_run(run_id)

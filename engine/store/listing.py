@@ -1,0 +1,145 @@
+"""Finding and listing runs, at any number stored: each page is one short read from an
+index range (keyset paging), and a run is found by a unique prefix of its id."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import and_, bindparam, or_, select
+
+from signoff.engine.audit import AuditAction
+from signoff.engine.errors import RunNotFound
+from signoff.engine.runs import PauseStatus, Run, RunState, WaitingInput
+from signoff.engine.store import rows
+from signoff.engine.store.audit import AUDIT
+from signoff.engine.store.base import RUN_COLUMNS, RUNS, StoreBase
+from signoff.engine.store.pauses import PAUSES
+
+
+class ListingQueries(StoreBase):
+    def find_run(self, prefix: str) -> Run:
+        """A run by its id or by a unique prefix of it (as the CLI and /runs accept)."""
+        with self._read() as conn:
+            found = conn.execute(
+                select(*RUN_COLUMNS).where(RUNS.c.id.startswith(prefix, autoescape=True)).limit(2)
+            ).all()
+        if len(found) != 1 or not prefix:
+            raise RunNotFound(prefix)
+        return rows.to_run(found[0])
+
+    def list_runs(
+        self,
+        states: Sequence[RunState] | None = None,
+        flow_name: str | None = None,
+        limit: int = 50,
+        before: Run | None = None,
+        *,
+        started_by: str | None = None,
+        answered_by: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[Run]:
+        """Runs newest first; for the next page, pass the last run of this one as ``before``.
+
+        Each state is read from its own range of an index on (state, created_at, id), so a
+        page costs the same with a hundred runs stored or with millions; ``flow_name`` and
+        ``started_by`` have indexes that lead with them, and ``answered_by`` is looked up in
+        the audit trail by its index on (actor_id, seq). ``since`` and ``until`` bound the
+        creation time (``since`` included, ``until`` not).
+        """
+        answered = (
+            select(AUDIT.c.run_id).where(
+                AUDIT.c.actor_id == answered_by,
+                AUDIT.c.action == AuditAction.ANSWER_RECEIVED.value,
+            )
+            if answered_by is not None
+            else None
+        )
+
+        def page(state: str | None) -> Any:
+            query = select(*RUN_COLUMNS)
+            if state is not None:
+                query = query.where(RUNS.c.state == state)
+            if flow_name:
+                query = query.where(RUNS.c.flow_name == flow_name)
+            if started_by is not None:
+                query = query.where(RUNS.c.started_by == started_by)
+            if answered is not None:
+                query = query.where(RUNS.c.id.in_(answered))
+            # Stored times are UTC (SQLite keeps no offset): compare in UTC.
+            if since is not None:
+                query = query.where(RUNS.c.created_at >= rows.utc(since).astimezone(UTC))
+            if until is not None:
+                query = query.where(RUNS.c.created_at < rows.utc(until).astimezone(UTC))
+            if before is not None:
+                query = query.where(
+                    or_(
+                        RUNS.c.created_at < before.created_at,
+                        and_(RUNS.c.created_at == before.created_at, RUNS.c.id < before.id),
+                    )
+                )
+            return query.order_by(RUNS.c.created_at.desc(), RUNS.c.id.desc()).limit(limit)
+
+        wanted = list(dict.fromkeys(s.value for s in states)) if states else [None]
+        with self._read() as conn:
+            found = [rows.to_run(r) for state in wanted for r in conn.execute(page(state))]
+        found.sort(key=lambda run: (run.created_at, run.id), reverse=True)
+        return found[:limit]
+
+    def runs_started_by(self, started_by: str, limit: int) -> list[Run]:
+        """The newest runs one person started (served by an index on both columns)."""
+        query = (
+            select(*RUN_COLUMNS)
+            .where(RUNS.c.started_by == started_by)
+            .order_by(RUNS.c.created_at.desc(), RUNS.c.id)
+            .limit(limit)
+        )
+        with self._read() as conn:
+            return [rows.to_run(r) for r in conn.execute(query)]
+
+    def waiting_inputs(self, page: int = 500) -> Iterator[WaitingInput]:
+        """Every waiting pause's answer rule, newest first, a page at a time: a few small
+        columns per pause, so scanning hundreds of them costs little."""
+        first = (
+            select(
+                PAUSES.c.id,
+                PAUSES.c.run_id,
+                PAUSES.c.key,
+                RUNS.c.started_by,
+                PAUSES.c.approvers,
+                PAUSES.c.forbid_starter,
+                PAUSES.c.answers,
+                PAUSES.c.quorum,
+            )
+            .join(RUNS, PAUSES.c.run_id == RUNS.c.id)
+            .where(PAUSES.c.status == PauseStatus.WAITING.value)
+            .order_by(PAUSES.c.id.desc())
+            .limit(page)
+        )
+        later = first.where(PAUSES.c.id < bindparam("before"))
+        before: int | None = None
+        while True:
+            with self._read() as conn:
+                found = (
+                    conn.execute(first)
+                    if before is None
+                    else conn.execute(later, {"before": before})
+                ).all()
+            for _id, run_id, key, started_by, approvers, forbid, answers, quorum in found:
+                yield WaitingInput(
+                    run_id,
+                    key,
+                    started_by,
+                    tuple(approvers or ()),
+                    bool(forbid),
+                    tuple(a["responder"] for a in answers or () if a.get("responder")),
+                    int(quorum or 1),
+                )
+            if len(found) < page:
+                return
+            before = int(found[-1][0])
+
+
+__all__ = ["ListingQueries"]

@@ -23,7 +23,6 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Generator, Sequence
-from datetime import timedelta
 from typing import Any, TypeVar, overload
 
 from signoff.engine.context import RunContext, current_run, require_run
@@ -31,7 +30,7 @@ from signoff.engine.errors import InvalidTransition
 from signoff.engine.input import run_input_from_type
 from signoff.engine.input_schema import input_schema
 from signoff.engine.quorum import Answers
-from signoff.engine.runs import Pause, PauseStatus, RunState
+from signoff.engine.runs import Pause, RunState
 from signoff.engine.waiting import (
     SUSPEND_REQUEST,
     Decision,
@@ -89,23 +88,18 @@ def suspend_at_boundary(ctx: RunContext) -> None:
             continue
         timeout = request.get("timeout")
         now = engine.store.clock()
-        pause = Pause(
-            run_id=run_id,
-            key=key,
+        pause = Pause.waiting(
+            run_id,
+            key,
+            now,
+            timeout,
             suspend=True,
-            status=PauseStatus.WAITING,
             schema=request.get("schema"),
             title=request.get("title"),
             description=request.get("description"),
             initial={},
             approvers=tuple(request.get("approvers") or ctx.flow.approvers),
             forbid_starter=bool(request.get("forbid_starter", ctx.flow.forbid_starter)),
-            created_at=now,
-            deadline=now + timedelta(seconds=timeout) if timeout is not None else None,
-            response=None,
-            responder=None,
-            answered_at=None,
-            errors={},
         )
         engine.forget_suspend_request(run_id, name)
         suspend_here(PauseRequest(ctx, key, None, timeout, pause, is_new=True))

@@ -20,7 +20,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Generator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 #: A JSON value as stored in the database.
@@ -207,6 +207,32 @@ class Pause:
     #: the person answering is asked to confirm first
     confirm: bool = False
     delegations: tuple[Delegation, ...] = ()
+
+    @classmethod
+    def waiting(
+        cls,
+        run_id: str,
+        key: str,
+        created_at: datetime,
+        timeout: float | None,
+        **asked: Any,
+    ) -> Pause:
+        """A pause just asked, nobody has answered it yet; ``timeout`` seconds from
+        ``created_at`` set its deadline (None: no deadline). ``asked`` gives the other
+        fields (``suspend``, ``schema``, ``title``, ``approvers``, ...)."""
+        deadline = created_at + timedelta(seconds=timeout) if timeout is not None else None
+        return cls(
+            run_id=run_id,
+            key=key,
+            status=PauseStatus.WAITING,
+            created_at=created_at,
+            deadline=deadline,
+            response=None,
+            responder=None,
+            answered_at=None,
+            errors={},
+            **asked,
+        )
 
     @property
     def wants_input(self) -> bool:

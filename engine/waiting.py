@@ -140,23 +140,18 @@ def pause_request(
         if rejected is not None and isinstance(rejected.response, dict):
             initial = dict(rejected.response)
     now = store.clock()
-    pause = Pause(
-        run_id=ctx.run_id,
-        key=key,
+    pause = Pause.waiting(
+        ctx.run_id,
+        key,
+        now,
+        timeout,
         suspend=suspend,
-        status=PauseStatus.WAITING,
         schema=schema,
         title=title,
         description=model.signoff_description if model is not None else None,
         initial=initial,
         approvers=tuple(approvers if approvers is not None else ctx.flow.approvers),
         forbid_starter=forbid_starter if forbid_starter is not None else ctx.flow.forbid_starter,
-        created_at=now,
-        deadline=now + timedelta(seconds=timeout) if timeout is not None else None,
-        response=None,
-        responder=None,
-        answered_at=None,
-        errors={},
         quorum=decision.quorum or 1,
         veto=decision.veto,
         escalate_at=(

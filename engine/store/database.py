@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from filelock import FileLock
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DisconnectionError, InvalidatePoolError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InvalidatePoolError
 from sqlalchemy.pool import StaticPool
 
 from signoff.engine.errors import SchemaOutdated
@@ -34,6 +34,8 @@ _MIGRATION_LOCK = 727_361_001
 #: transaction pays the extra round trip; a connection that sat idle, which a server restart
 #: or an idle-timeout on the network may have cut, is pinged first and replaced if dead.
 PING_AFTER_IDLE_SECONDS = 0.5
+_BEGIN_WRITE = "BEGIN IMMEDIATE"
+_BEGIN_READ = "BEGIN DEFERRED"
 
 
 def normalise_url(url: str) -> str:
@@ -95,8 +97,15 @@ def create_db_engine(
     def _begin(conn: Connection) -> None:
         # A deferred transaction that reads and then writes can fail with SQLITE_BUSY
         # without waiting; BEGIN IMMEDIATE takes the write lock first and honours busy_timeout.
-        mode = "IMMEDIATE" if conn.get_execution_options().get("sqlite_write") else "DEFERRED"
-        conn.exec_driver_sql(f"BEGIN {mode}")
+        sql = _BEGIN_WRITE if conn.get_execution_options().get("sqlite_write") else _BEGIN_READ
+        # On the driver's connection: Core's execute path costs more than BEGIN itself.
+        driver = conn.connection.driver_connection
+        try:
+            driver.execute(sql)  # type: ignore[union-attr]
+        except engine.dialect.loaded_dbapi.Error as exc:
+            raise DBAPIError.instance(
+                sql, None, exc, engine.dialect.loaded_dbapi.Error, dialect=engine.dialect
+            ) from exc
 
     return engine
 

@@ -55,7 +55,7 @@ from signoff.engine.store.pauses import AnswerOutcome
 from signoff.engine.timers import Timers
 from signoff.engine.upkeep import Upkeep
 from signoff.engine.validation import model_errors, schema_errors
-from signoff.engine.waiters import Answer, Waiters
+from signoff.engine.waiters import Answer, Delivered, Waiters
 
 logger = logging.getLogger(__name__)
 
@@ -177,9 +177,25 @@ class Engine(Interventions, Upkeep):
         """Tell this process's dispatcher that new events were stored."""
         self.dispatcher.poke()
 
+    def _deliver(self, event: Event) -> None:
+        """Hand an answer that another process stored to the flow waiting for it here, so
+        that the flow need not read it back (an event from before answers rode along, or
+        a quorum's, carries none: the flow reads its pause)."""
+        if "response" not in event.data:
+            return
+        waiter = self.waiters.waiting_for(event.run_id, str(event.data.get("key")))
+        if waiter is not None and waiter.answer is None:
+            responder = event.data.get("responder")
+            waiter.delivered = Delivered(
+                event.data["response"], None if responder is None else str(responder)
+            )
+
     def _dispatch(self, events: list[Event]) -> None:
         for event in events:
-            if event.kind in (EventKind.INPUT_RECEIVED, EventKind.PAUSE_TIMED_OUT):
+            if event.kind is EventKind.INPUT_RECEIVED:
+                self._deliver(event)
+                self.waiters.wake(event.run_id)
+            elif event.kind is EventKind.PAUSE_TIMED_OUT:
                 self.waiters.wake(event.run_id)
             elif event.kind is EventKind.STATE_CHANGED:
                 state = event.data.get("state")

@@ -1,8 +1,10 @@
 """Flows waiting for input in this process, and how they are woken.
 
-A waiter only learns "look again": it then re-reads its pause from the store, so a
+A waiter mostly learns "look again": it then re-reads its pause from the store, so a
 spurious or duplicate wake-up is harmless and a missed one is impossible (the waiter
-registers before the pause is stored).
+registers before the pause is stored). Two wake-ups carry the answer itself, so that the
+waiter has nothing to read: an answer validated by a resumer in this process (``Answer``),
+and an answer another process stored, as its event told this process (``Delivered``).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 
@@ -21,10 +24,20 @@ class Answer:
         self.error = error
 
 
+@dataclass(frozen=True)
+class Delivered:
+    """An answer another process stored for a waiter's pause, as the event it committed
+    with the answer carries it (the same transaction wrote both)."""
+
+    response: Any
+    responder: str | None
+
+
 class Waiter(Protocol):
     key: str
     model: Any
     answer: Answer | None
+    delivered: Delivered | None
 
     def wake(self) -> None: ...
 
@@ -36,6 +49,7 @@ class ThreadWaiter:
         self.key = key
         self.model = model
         self.answer: Answer | None = None
+        self.delivered: Delivered | None = None
         self._event = threading.Event()
 
     def wake(self) -> None:
@@ -54,6 +68,7 @@ class LoopWaiter:
         self.key = key
         self.model = model
         self.answer: Answer | None = None
+        self.delivered: Delivered | None = None
         self._loop = asyncio.get_running_loop()
         self._event = asyncio.Event()
 

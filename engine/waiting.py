@@ -15,7 +15,7 @@ import logging
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
@@ -274,6 +274,20 @@ def _handed_over(req: PauseRequest, waiter: ThreadWaiter | LoopWaiter) -> Any:
     return waiter.answer.value
 
 
+def _delivered(req: PauseRequest, waiter: ThreadWaiter | LoopWaiter) -> Pause | None:
+    """The pause as answered, from the answer another process's event carried; None if
+    the wake-up carried none (the pause is then read)."""
+    delivered, waiter.delivered = waiter.delivered, None
+    if delivered is None or req.quorum is not None:
+        return None
+    return replace(
+        req.pause,
+        status=PauseStatus.ANSWERED,
+        response=delivered.response,
+        responder=delivered.responder,
+    )
+
+
 def _remaining(deadline: float | None) -> float | None:
     return None if deadline is None else deadline - time.monotonic()
 
@@ -297,6 +311,7 @@ def wait_for_answer(req: PauseRequest) -> Any:
             outcome = _handed_over(req, waiter)
             if outcome is not _WAITING:
                 return outcome
+            pause = pause or _delivered(req, waiter)
             if pause is None:
                 pause = engine.store.get_pause(run_id, req.key)
                 assert pause is not None
@@ -358,7 +373,11 @@ async def _wait_async(req: PauseRequest) -> Any:
             outcome = _handed_over(req, waiter)
             if outcome is not _WAITING:
                 return outcome
-            outcome = await offload(_look, req)
+            delivered = _delivered(req, waiter)
+            if delivered is not None:
+                outcome = await offload(_outcome, req, delivered)
+            else:
+                outcome = await offload(_look, req)
             if outcome is not _WAITING:
                 return outcome
     finally:

@@ -272,9 +272,12 @@ class PauseQueries(AuditQueries):
             extra: dict[str, Any] = {}
             if next_state is RunState.SCHEDULED:
                 extra["owner"] = None
-            self._emit(
-                conn, run_id, EventKind.INPUT_RECEIVED, {"key": key, "responder": responder}, now
-            )
+            arrived: dict[str, JSON] = {"key": key, "responder": responder}
+            if quorum == 1:
+                # The flow waiting in another process takes the answer from the event, which
+                # commits with it, rather than reading the pause back.
+                arrived["response"] = response
+            self._emit(conn, run_id, EventKind.INPUT_RECEIVED, arrived, now)
             name = "Resuming" if next_state is RunState.SCHEDULED else "Running"
             self._change_state(
                 conn,

@@ -6,18 +6,21 @@ import contextlib
 import threading
 
 import psycopg
+import sqlalchemy
 from sqlalchemy import text
 
 from signoff.engine import (
     Engine,
     Event,
     EventKind,
+    PauseStatus,
     RunObserver,
     dispatch,
     flow,
     pause_flow_run,
     resume_flow_run,
 )
+from signoff.engine.input import RunInput
 from signoff.engine.store.base import NOTIFY_CHANNEL, PROMPT_NOTICE
 from signoff.engine.store.wakeups import PROMPT_SIGNAL, LocalWakeups
 from tests.support.waiting import wait_for
@@ -67,7 +70,8 @@ def test_observer_sees_every_change_in_order(engine: Engine) -> None:
         (EventKind.STATE_CHANGED, "completed"),
     ]
     received = next(e for e in recorder.seen if e.kind is EventKind.INPUT_RECEIVED)
-    assert received.data == {"key": "1", "responder": "dana"}
+    # The answer rides along, for a flow waiting in another process.
+    assert received.data == {"key": "1", "responder": "dana", "response": {"value": True}}
     ids = [e.id for e in recorder.seen]
     assert ids == sorted(ids)
 
@@ -185,3 +189,42 @@ def test_other_processes_are_told_to_read_an_answer_at_once(engine: Engine) -> N
             listener.close()
         else:
             listener_conn.close()
+
+
+class Approval(RunInput):
+    approved: bool
+    reason: str = ""
+
+
+def test_a_flow_waiting_in_another_process_takes_the_answer_from_its_event(
+    engine: Engine, make_engine
+) -> None:
+    """The answer commits with the event that wakes the waiting process, and rides along in
+    it: the flow goes on without reading its pause back, and still judges the answer."""
+    statements: list[str] = []
+    if engine.store.is_sqlite:
+        # The driver's own trace of what the waiting process asks SQLite.
+        sqlalchemy.event.listen(
+            engine.store.engine,
+            "checkout",
+            lambda dbapi, _record, _proxy: dbapi.set_trace_callback(statements.append),
+        )
+
+    @flow
+    def ask() -> Approval:
+        return pause_flow_run(wait_for_input=Approval)
+
+    box: dict = {}
+    thread = threading.Thread(target=lambda: box.setdefault("r", ask()), daemon=True)
+    thread.start()
+    pause = wait_for(lambda: (r := engine.list_runs(limit=1)) and engine.waiting_pause(r[0].id))
+    statements.clear()
+    other = make_engine()  # another process: it stores the answer, the flow judges it
+    other.resume(pause.run_id, {"approved": True, "reason": "tested"}, responder="dana")
+    thread.join(10)
+    assert box["r"] == Approval(approved=True, reason="tested")
+    settled = other.get_pause(pause.run_id, pause.key)
+    assert (settled.status, settled.responder) == (PauseStatus.ACCEPTED, "dana")
+    if engine.store.is_sqlite:
+        reads = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+        assert not [s for s in reads if "FROM pauses" in s], reads

@@ -237,8 +237,8 @@ def _outcome(req: PauseRequest, pause: Pause) -> Any:
         if ctx.engine.store.settle_pause(pause, False, model_errors(exc), flow_name=ctx.flow_name):
             ctx.engine.notify()
         raise
-    if ctx.engine.store.settle_pause(pause, accepted=True, flow_name=ctx.flow_name):
-        ctx.engine.notify()
+    # The flow has its answer: the verdict is stored on the way to its next write.
+    ctx.engine.store.accept_later(pause, flow_name=ctx.flow_name, then=ctx.engine.notify)
     return value
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
@@ -24,9 +25,12 @@ from signoff.engine.store.database import (
     write_connection,
 )
 from signoff.engine.store.prepared import Prepared
+from signoff.engine.store.riders import Riders
 from signoff.engine.store.tables import EventRow, LogRow, RunRow
 from signoff.engine.store.wakeups import LocalWakeups
 from signoff.engine.store.writer import SqliteWriter
+
+logger = logging.getLogger(__name__)
 
 RUNS = RunRow.__table__  # type: ignore[attr-defined]
 #: a run's columns, without the two only a worker re-running it needs
@@ -119,6 +123,8 @@ class StoreBase:
         #: SQLite: writers queue here rather than in SQLite's sleeping busy handler
         self.writer = SqliteWriter(engine.url.database) if self.is_sqlite else None
         database = engine.url.database
+        #: writes queued to be stored ahead of this process's next write
+        self.riders = Riders(self._store_riders)
         #: SQLite file: how a commit here wakes the other processes' dispatchers at once
         self.wakeups = (
             LocalWakeups(database)
@@ -153,6 +159,7 @@ class StoreBase:
         return cls(engine, clock)
 
     def close(self) -> None:
+        self.riders.close()
         self.engine.dispose()
         if self.writer is not None:
             self.writer.close()
@@ -173,7 +180,40 @@ class StoreBase:
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
-        """A write transaction; the events it emits are appended just before it commits."""
+        """A write transaction; the events it emits are appended just before it commits.
+        Queued writes (``riders``) are stored first, in a transaction of their own."""
+        if self.riders.pending():
+            self._store_riders_first()
+        with self._transaction() as conn:
+            yield conn
+
+    def _store_riders(self) -> None:
+        """Store every queued write in one transaction."""
+        taken = self.riders.take()
+        if not taken:
+            return
+        committed = False
+        try:
+            with self._transaction() as conn:
+                now = self.clock()
+                for rider in taken:
+                    rider.write(conn, now)
+            committed = True
+        finally:
+            self.riders.stored(taken, committed)
+
+    def _store_riders_first(self) -> None:
+        try:
+            self._store_riders()
+        except Exception as exc:
+            # They are queued again; this write goes ahead rather than fail for them.
+            logger.warning(
+                "could not store queued writes before this one",
+                extra={"action": "queued_write_failed", "error": str(exc)},
+            )
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Connection]:
         turn = self.writer.turn() if self.writer is not None else nullcontext()
         pending: list[dict[str, Any]] = []
         try:
@@ -200,6 +240,8 @@ class StoreBase:
             with self._write() as conn:
                 yield conn
             return
+        if self.riders.pending():
+            self._store_riders_first()
         try:
             with self.engine.connect() as conn:
                 conn.execution_options(isolation_level="AUTOCOMMIT")

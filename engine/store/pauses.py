@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +17,7 @@ from signoff.engine.store import rows
 from signoff.engine.store.audit import AuditQueries
 from signoff.engine.store.base import RUNS
 from signoff.engine.store.prepared import Prepared
+from signoff.engine.store.riders import Rider
 from signoff.engine.store.tables import PauseRow
 
 PAUSES = PauseRow.__table__  # type: ignore[attr-defined]
@@ -337,42 +338,66 @@ class PauseQueries(AuditQueries):
         """Record the flow's verdict on an answered pause; False if it was already recorded.
 
         ``flow_name``: the run's, when the caller knows it (saves reading it)."""
-        run_id, key = pause.run_id, pause.key
-        now = self.clock()
-        status = PauseStatus.ACCEPTED if accepted else PauseStatus.REJECTED
         with self._write() as conn:
-            done = _SETTLE.execute(
-                conn,
-                {
-                    "target_run": run_id,
-                    "target_key": key,
-                    "new_status": status.value,
-                    "new_errors": errors or None,
-                },
+            return self._settle(conn, self.clock(), pause, accepted, errors, flow_name)
+
+    def accept_later(
+        self, pause: Pause, *, flow_name: str | None, then: Callable[[], None] | None = None
+    ) -> None:
+        """Record that the flow accepted an answered pause, ahead of this process's next
+        write (``engine.store.riders``): the flow goes on without waiting for it. ``then``
+        runs once it has committed."""
+        self.riders.add(
+            Rider(
+                lambda conn, now: self._settle(conn, now, pause, True, None, flow_name),
+                {"run_id": pause.run_id, "key": pause.key},
+                then,
             )
-            if done.rowcount != 1:
-                return False
-            data: dict[str, JSON] = {"key": key, "responder": pause.responder}
-            if not accepted:
-                data["errors"] = errors or {}
-                data["response"] = pause.response
-            kind = EventKind.INPUT_ACCEPTED if accepted else EventKind.INPUT_REJECTED
-            self._emit(conn, run_id, kind, data, now)
-            # The verdict is the flow's, on the answer as a whole (every answer of a quorum).
-            self._audit(
-                conn,
-                [
-                    self._verdict_entry(
-                        run_id,
-                        flow_name or self._flow_of(conn, run_id),
-                        key,
-                        pause.responder,
-                        (accepted, errors or {}),
-                    )
-                ],
-                now,
-            )
-            return True
+        )
+
+    def _settle(
+        self,
+        conn: Connection,
+        now: datetime,
+        pause: Pause,
+        accepted: bool,
+        errors: dict[str, str] | None,
+        flow_name: str | None,
+    ) -> bool:
+        run_id, key = pause.run_id, pause.key
+        status = PauseStatus.ACCEPTED if accepted else PauseStatus.REJECTED
+        done = _SETTLE.execute(
+            conn,
+            {
+                "target_run": run_id,
+                "target_key": key,
+                "new_status": status.value,
+                "new_errors": errors or None,
+            },
+        )
+        if done.rowcount != 1:
+            return False
+        data: dict[str, JSON] = {"key": key, "responder": pause.responder}
+        if not accepted:
+            data["errors"] = errors or {}
+            data["response"] = pause.response
+        kind = EventKind.INPUT_ACCEPTED if accepted else EventKind.INPUT_REJECTED
+        self._emit(conn, run_id, kind, data, now)
+        # The verdict is the flow's, on the answer as a whole (every answer of a quorum).
+        self._audit(
+            conn,
+            [
+                self._verdict_entry(
+                    run_id,
+                    flow_name or self._flow_of(conn, run_id),
+                    key,
+                    pause.responder,
+                    (accepted, errors or {}),
+                )
+            ],
+            now,
+        )
+        return True
 
     def expire_pause(self, run_id: str, key: str) -> bool:
         """Mark a waiting pause as timed out; False if it no longer waits."""

@@ -217,9 +217,10 @@ class StoreBase:
         turn = self.writer.turn() if self.writer is not None else nullcontext()
         pending: list[dict[str, Any]] = []
         try:
-            # The connection is checked out (and later returned) outside the write turn:
-            # the turn covers the transaction alone.
-            with write_connection(self.engine) as conn, turn, conn.begin():
+            # The turn comes first: a thread waiting for it holds no connection. Otherwise
+            # a burst of writers holds one each, beyond the pool's size, and the pool opens
+            # and closes connections (and runs their PRAGMAs) to serve them.
+            with turn, write_connection(self.engine) as conn, conn.begin():
                 # conn.info outlives the transaction (pooled connection): reset per write.
                 conn.info["pending_events"] = pending
                 conn.info["notice"] = None

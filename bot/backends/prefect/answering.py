@@ -1,0 +1,206 @@
+"""Answering a Prefect run's requests for input, handing them over, and who may act on one.
+
+Answering resumes the run through Prefect's resume endpoint, whose own schema check
+decides, and whose refusal comes back naming the field (``refusals``). The first
+submission claims the request (an answer record on the run), so a second one finds it
+answered. Every refusal by the rules is kept in the run's audit trail, with the rule.
+Also here: whom requests wait on (``waiting_on``), what a person answered
+(``decisions_by``, found by the ``ANSWERED_BY`` tag), and the claim that makes one bot
+process send a request's reminder (``claim_reminder``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import UTC, datetime
+
+from signoff.bot.backends.model import (
+    JSON,
+    SYSTEM,
+    Accepted,
+    Action,
+    Actor,
+    Answer,
+    AuditRecord,
+    Delegation,
+    Denied,
+    Pause,
+    PauseStatus,
+    Refusal,
+    Refused,
+    Run,
+    Stale,
+)
+from signoff.bot.backends.prefect.reading import RunReading
+from signoff.bot.backends.prefect.refusals import field_errors
+from signoff.bot.backends.prefect.requests import answer_record, delegation_record
+from signoff.bot.backends.prefect.watcher import Watcher
+from signoff.bot.errors import BackendError, NotPermitted
+
+logger = logging.getLogger(__name__)
+
+#: tag naming who answered a run (App Home's "your recent decisions")
+ANSWERED_BY = "signoff.answered_by"
+
+
+class Answering(RunReading):
+    """Refusing, answering and reassigning requests for input; who is asked, who answered."""
+
+    #: the backend's watchers, told of a hand-over (no Prefect event follows one)
+    _watchers: list[Watcher]
+
+    def refusal(
+        self, action: Action, actor: Actor, run_id: str, key: str | None = None
+    ) -> Refusal | None:
+        doc = self.api.flow_run(run_id)
+        run = self._run(doc)
+        pause = self.get_pause(run.id, key) if key else self._waiting(doc)
+        found: Refusal | None
+        if action is Action.CANCEL:
+            found = self.rules.cancel(actor, run, self._permission(doc), pause)
+        elif pause is None:
+            return Refusal(f"run {run.id} is not waiting for input")
+        elif action is Action.REASSIGN:
+            found = self.rules.reassign(actor, run, pause)
+        else:
+            found = self.rules.answer(actor, run, pause)
+        if found is not None:
+            self._audit_refusal(run.id, actor, pause.key if pause else None, action, found)
+        return found
+
+    def _audit_refusal(
+        self, run_id: str, actor: Actor, key: str | None, action: Action, refusal: Refusal
+    ) -> None:
+        """Keep who was refused what, and by which rule, in the run's audit trail."""
+        self.records.audit(
+            run_id,
+            "refused",
+            actor,
+            key=key,
+            data={"action": action.value, "rule": refusal.reason},
+        )
+
+    def answer(
+        self, run_id: str, key: str, values: Mapping[str, JSON], *, responder: Actor
+    ) -> Answer:
+        doc = self.api.flow_run(run_id)
+        run = self._run(doc)
+        pause = self.get_pause(run.id, key)
+        if pause is None or pause.status is not PauseStatus.WAITING:
+            return Stale(f"run {run.id} is {run.state_name} and does not wait for input {key!r}")
+        if pause.deadline is not None and pause.deadline <= datetime.now(UTC):
+            return Stale(f"input {key!r} of run {run.id} closed at {pause.deadline:%H:%M} UTC")
+        refused = self.rules.answer(responder, run, pause)
+        if refused is not None:
+            self._audit_refusal(run.id, responder, key, Action.ANSWER, refused)
+            return Denied(refused)
+        payload = dict(values)
+        # The first to claim the request answers it; a second submission finds the claim.
+        claim = {
+            "responder": responder.id,
+            "name": responder.name,
+            "at": datetime.now(UTC).isoformat(),
+            "input": payload if pause.wants_input else None,
+        }
+        if not self.records.add(run.id, answer_record(key), claim):
+            return Stale(f"input {key!r} of run {run.id} was already answered")
+        try:
+            result = self.api.resume(run.id, payload if pause.wants_input else None)
+        except BaseException:
+            self.records.drop(run.id, answer_record(key))
+            raise
+        status = result.get("status")
+        if status != "ACCEPT":
+            self.records.drop(run.id, answer_record(key))
+            reason = str((result.get("details") or {}).get("reason") or status)
+            if status == "REJECT":
+                return Refused(field_errors(reason), reason.removeprefix("Reason: "))
+            return Stale(reason)
+        self.records.audit(
+            run.id,
+            "answer.received",
+            responder,
+            key=key,
+            data={"input": claim["input"]},
+        )
+        self.api.add_tags(run.id, [f"{ANSWERED_BY}:{responder.id}"])
+        logger.info(
+            "Prefect run resumed",
+            extra={"action": "prefect_run_resumed", "run_id": run.id, "key": key},
+        )
+        return Accepted(
+            replace(
+                pause,
+                status=PauseStatus.ANSWERED,
+                response=claim["input"],
+                responder=responder.id,
+                answered_at=datetime.now(UTC),
+            )
+        )
+
+    def reassign(self, run_id: str, to: str, by: Actor, *, key: str) -> Pause:
+        doc = self.api.flow_run(run_id)
+        run = self._run(doc)
+        pause = self.get_pause(run.id, key)
+        if pause is None or pause.status is not PauseStatus.WAITING:
+            raise BackendError(f"input {key!r} of run {run.id} does not wait any more")
+        refused = self.rules.reassign(by, run, pause)
+        if refused is not None:
+            raise NotPermitted(
+                "reassign", by.id, refused.reason, allowed=refused.allowed, run_id=run.id
+            )
+        handed = [*({"by": d.by, "to": d.to, "at": d.at.isoformat()} for d in pause.delegations)]
+        handed.append({"by": by.id, "to": to, "at": datetime.now(UTC).isoformat()})
+        self.records.set(run.id, delegation_record(key), handed)
+        self.records.audit(
+            run.id,
+            "pause.reassigned",
+            by,
+            key=key,
+            data={"to": to},
+        )
+        for watcher in self._watchers:
+            watcher.poke(run.id)  # no Prefect event follows a hand-over: tell the Slack side
+        found = self.get_pause(run.id, key)
+        return found or replace(
+            pause, delegations=(*pause.delegations, Delegation(by.id, to, datetime.now(UTC)))
+        )
+
+    def waiting_on(self, actor: Actor, limit: int = 20) -> list[tuple[Run, Pause]]:
+        found: list[tuple[Run, Pause]] = []
+        for doc in self.api.flow_runs(state_types=["PAUSED"], limit=100):
+            pause = self._waiting(doc)
+            if pause is not None and self.rules.answer(actor, self._run(doc), pause) is None:
+                found.append((self._run(doc), pause))
+            if len(found) >= limit:
+                break
+        return found
+
+    def decisions_by(self, actor_id: str, limit: int = 20) -> list[AuditRecord]:
+        found: list[AuditRecord] = []
+        for doc in self.api.flow_runs(tags=[f"{ANSWERED_BY}:{actor_id}"], limit=limit):
+            found += [
+                r
+                for r in self.records.trail(str(doc["id"]))
+                if r.actor_id == actor_id and r.action == "answer.received"
+            ]
+        return sorted(found, key=lambda r: r.at, reverse=True)[:limit]
+
+    def claim_reminder(
+        self, run_id: str, key: str, claim: str, *, deadline: datetime | None
+    ) -> bool:
+        if not self.records.add(run_id, claim, None):
+            return False
+        self.records.audit(
+            run_id,
+            "reminder.sent",
+            SYSTEM,
+            key=key,
+            data={"deadline": deadline.isoformat() if deadline else None},
+        )
+        return True
+
+
+__all__ = ["ANSWERED_BY", "Answering"]

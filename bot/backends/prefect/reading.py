@@ -1,0 +1,186 @@
+"""Reading a Prefect server's runs and their requests for input as Signoff's values.
+
+``RunReading`` holds what every part of ``PrefectBackend`` shares: the REST client, the
+records kept on runs, the permissions and rules, and caches of what does not change (flow
+and deployment names, a request's schema and description). It reads runs (one, a page, the
+detail, the audit trail, the counts by state) and a run's requests (``requests``), each
+with the approvers the permissions give it. ``runs`` maps Prefect's JSON; this fetches it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+from signoff.bot.backends.model import (
+    AuditRecord,
+    BackendStats,
+    Pause,
+    PauseStatus,
+    Run,
+    RunDetail,
+    RunState,
+)
+from signoff.bot.backends.prefect import runs as prefect_runs
+from signoff.bot.backends.prefect.api import Doc, PrefectApi
+from signoff.bot.backends.prefect.records import Records
+from signoff.bot.backends.prefect.requests import read_pauses
+from signoff.bot.backends.prefect.rules import Rules
+from signoff.bot.backends.prefect.settings import Permission, Permissions, PrefectSettings
+
+#: Signoff's state filter -> Prefect state types
+PREFECT_TYPES = {
+    RunState.SCHEDULED: ("SCHEDULED", "PENDING"),
+    RunState.RUNNING: ("RUNNING", "CANCELLING"),
+    RunState.PAUSED: ("PAUSED",),
+    RunState.SUSPENDED: ("PAUSED",),
+    RunState.COMPLETED: ("COMPLETED",),
+    RunState.FAILED: ("FAILED",),
+    RunState.CANCELLED: ("CANCELLED",),
+    RunState.CRASHED: ("CRASHED",),
+}
+
+
+class RunReading:
+    """Runs and requests for input read from one Prefect server, named and permissioned."""
+
+    def __init__(self, settings: PrefectSettings) -> None:
+        self.settings = settings
+        key = settings.api_key.get_secret_value() if settings.api_key else None
+        self.api = PrefectApi(settings.api_url, key)
+        self.records = Records(self.api)
+        self.permissions: Permissions = settings.permissions()
+        self.rules = Rules()
+        self._names: dict[str, str] = {}
+        self._static: dict[tuple[str, str], Any] = {}
+        self._lock = threading.Lock()
+
+    def stats(self) -> BackendStats:
+        counts: dict[RunState, int] = {}
+        for state in RunState:
+            if state is RunState.SUSPENDED:
+                continue  # counted with PAUSED: both are Prefect's PAUSED type
+            counts[state] = self.api.count_runs(PREFECT_TYPES[state])
+        return BackendStats(runs_by_state=counts, waiting_inputs=counts[RunState.PAUSED])
+
+    # -- names and permissions ------------------------------------------------------------
+
+    def _name(self, kind: str, ident: str | None) -> str | None:
+        if not ident:
+            return None
+        with self._lock:
+            known = self._names.get(f"{kind}:{ident}")
+        if known is None:
+            doc = self.api.flow(ident) if kind == "flow" else self.api.deployment(ident)
+            known = str(doc.get("name"))
+            with self._lock:
+                self._names[f"{kind}:{ident}"] = known
+        return known
+
+    def _run(self, doc: Doc) -> Run:
+        run = prefect_runs.to_run(doc, self._name("flow", str(doc["flow_id"])) or "?")
+        return replace(run, approvers=tuple(self._permission(doc).approvers or ()))
+
+    def _permission(self, doc: Doc) -> Permission:
+        flow = self._name("flow", str(doc["flow_id"])) or "?"
+        permission = self.permissions.for_run(
+            flow, self._name("deployment", doc.get("deployment_id"))
+        )
+        tagged = prefect_runs.signoff_tags(list(doc.get("tags") or [])).get("signoff.approvers")
+        if tagged:
+            names = [p.strip() for p in tagged.split(",") if p.strip()]
+            permission = permission.model_copy(update={"approvers": names})
+        return permission
+
+    # -- runs ---------------------------------------------------------------------------
+
+    def get_run(self, run_id: str) -> Run:
+        return self._run(self.api.flow_run(run_id))
+
+    def list_runs(
+        self,
+        states: Sequence[RunState] | None = None,
+        *,
+        flow_name: str | None = None,
+        limit: int = 50,
+        before: str | None = None,
+    ) -> list[Run]:
+        types = sorted({t for s in states for t in PREFECT_TYPES[s]}) if states else None
+        after: Doc | None = self.api.flow_run(before) if before else None
+        docs = self.api.flow_runs(
+            state_types=types,
+            flow_names=[flow_name.partition("/")[0]] if flow_name else None,
+            expected_before=str(after["expected_start_time"]) if after else None,
+            # The bound is inclusive: room for ``before`` itself and runs tied with it.
+            limit=limit if after is None else limit + 10,
+        )
+        if after is not None:
+            ids = [str(d["id"]) for d in docs]
+            if str(after["id"]) in ids:
+                docs = docs[ids.index(str(after["id"])) + 1 :]
+        docs = docs[:limit]
+        found = [self._run(doc) for doc in docs]
+        return [r for r in found if states is None or r.state in states]
+
+    def detail(self, run_id: str) -> RunDetail:
+        doc = self.api.flow_run(run_id)
+        states = self.api.states(str(doc["id"]))
+        logs = self.api.logs(str(doc["id"]))
+        return RunDetail(
+            run=self._run(doc),
+            history=prefect_runs.history(states),
+            tasks=(),
+            pauses=tuple(self._pauses(doc, states, logs)),
+            logs=prefect_runs.log_entries(logs),
+        )
+
+    def audit_trail(self, run_id: str) -> list[AuditRecord]:
+        return self.records.trail(self.get_run(run_id).id)
+
+    def started_by(self, actor_id: str, limit: int = 20) -> list[Run]:
+        docs = self.api.flow_runs(tags=[f"signoff.started_by:{actor_id}"], limit=limit)
+        return [self._run(doc) for doc in docs]
+
+    # -- requests for input ---------------------------------------------------------------
+
+    def _static_input(self, run_id: str, key: str) -> Any:
+        """A schema or description: written once by the flow, so read once."""
+        with self._lock:
+            if (run_id, key) in self._static:
+                return self._static[(run_id, key)]
+        value = self.api.read_input(run_id, key)
+        if value is not None and not key.endswith("-response"):
+            with self._lock:
+                self._static[(run_id, key)] = value
+        return value
+
+    def _pauses(self, doc: Doc, states: list[Doc], logs: list[Doc] | None = None) -> list[Pause]:
+        run = self._run(doc)
+        return read_pauses(
+            run,
+            doc,
+            states,
+            permission=self._permission(doc),
+            read_input=lambda key: self._static_input(run.id, key),
+            read_record=lambda key: self.records.get(run.id, key),
+            logs=(lambda: logs) if logs is not None else (lambda: self.api.logs(run.id)),
+        )
+
+    def _waiting(self, doc: Doc) -> Pause | None:
+        if (doc.get("state") or {}).get("type") != "PAUSED":
+            return None
+        pauses = self._pauses(doc, self.api.states(str(doc["id"])))
+        return next((p for p in pauses if p.status is PauseStatus.WAITING), None)
+
+    def get_pause(self, run_id: str, key: str) -> Pause | None:
+        doc = self.api.flow_run(run_id)
+        pauses = self._pauses(doc, self.api.states(str(doc["id"])))
+        return next((p for p in pauses if p.key == key), None)
+
+    def waiting_pause(self, run_id: str) -> Pause | None:
+        return self._waiting(self.api.flow_run(run_id))
+
+
+__all__ = ["PREFECT_TYPES", "RunReading"]

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import click
 
 from signoff.bot.backends import Actor, PauseStatus, Run
-from signoff.bot.demo.command import CHANNEL, Demo, _quiet_logs, _wait
+from signoff.bot.demo.transcript import CHANNEL, Demo, quiet_logs, wait_for
 from signoff.bot.sandbox import render_mrkdwn
 
 if TYPE_CHECKING:
@@ -43,7 +43,7 @@ def prefect_demo(api_url: str | None = None) -> None:
     from signoff.bot.errors import BackendError
     from signoff.bot.testing import serving
 
-    _quiet_logs()
+    quiet_logs()
     click.secho(
         f"▶ serving the reference flows on the Prefect server at {api_url}"
         if api_url
@@ -69,7 +69,7 @@ def _finish(demo: Demo, backend: PrefectBackend, run: Run) -> Run:
         current = backend.get_run(run.id)
         return current if current.state.is_final else None
 
-    done = _wait(f"{run.flow_name} to finish", final, timeout=120)
+    done = wait_for(f"{run.flow_name} to finish", final, timeout=120)
     demo.show_outcome(done, done.state.value)
     return done
 
@@ -84,7 +84,7 @@ def _play(demo: Demo, backend: PrefectBackend) -> None:
     demo.step("starting get-shirt-order/demo (the reference's validation loop)")
     shirt = backend.start_run("get-shirt-order/demo", {}, started_by=CAROL)
     demo.answer(shirt, "alice", {"size": "small", "color": "green"}, "picks small + green")
-    _wait(
+    wait_for(
         "the rejection in the thread",
         lambda: any(
             "not accepted" in m.text
@@ -99,7 +99,7 @@ def _play(demo: Demo, backend: PrefectBackend) -> None:
 
     demo.step("starting deploy-release/demo, which suspends (its process exits while it waits)")
     deploy = backend.start_run("deploy-release/demo", {"version": "2.4.1"}, started_by=CAROL)
-    _wait(
+    wait_for(
         "the suspended run",
         lambda: (p := backend.waiting_pause(deploy.id)) and p.status is PauseStatus.WAITING,
         timeout=60,

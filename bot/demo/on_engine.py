@@ -1,0 +1,183 @@
+"""``signoff demo`` on Signoff's embedded engine: the built-in reference flows, or yours
+(``--flows``) answered from the answers file or at the prompt, played on a temporary SQLite
+store and printed as a transcript (``transcript``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+from pydantic import PydanticUserError
+
+from signoff.bot.demo.plans import Answer, load_plans, read_answer
+from signoff.bot.demo.transcript import CHANNEL, Demo, Unshowable, quiet_logs, wait_for
+from signoff.bot.testing import running_bot
+from signoff.engine import EngineError, Run, RunState, load_flows, registered_flows
+
+
+@contextmanager
+def served(flows: list[str]) -> Iterator[Demo]:
+    """The bot on the embedded engine with ``flows`` loaded, served against a new sandbox."""
+    with running_bot(flows) as bot:
+        yield Demo(bot.engine, bot.slack, bot.server)
+
+
+def builtin_demo() -> list[str]:
+    """The built-in flows, answered as the transcript shows; what did not complete."""
+    quiet_logs()
+    with served(["signoff.bot.demo.flows"]) as demo:
+        runs = []
+        demo.step("starting greet-user (the reference's greeting, with initial data)")
+        greet = demo.engine.submit("greet-user", {}, started_by="U0CAROL")
+        demo.answer(greet, "alice", {"name": "Ada"}, "types “Ada” and submits")
+        runs.append(demo.finish(greet))
+
+        demo.step("starting get-shirt-order (the reference's validation loop)")
+        shirt = demo.engine.submit("get-shirt-order", {}, started_by="U0CAROL")
+        demo.answer(
+            shirt,
+            "alice",
+            {"size": "small", "color": "green"},
+            "picks small + green (out of stock)",
+        )
+        wait_for(
+            "the rejection in the thread",
+            lambda: (
+                demo.engine.waiting_pause(shirt.id)
+                and any(
+                    "not accepted" in m.text
+                    for r in demo.sandbox.channel(CHANNEL).replies.values()
+                    for m in r
+                )
+            ),
+        )
+        demo.thread_notes(shirt)
+        demo.answer(shirt, "bob", {"color": "red"}, "fixes only the colour (the rest is prefilled)")
+        runs.append(demo.finish(shirt))
+
+        demo.step("starting deploy-production (approvers: bob; the starter may not approve)")
+        deploy = demo.engine.submit("deploy-production", {"version": "2.4.1"}, started_by="U0CAROL")
+        prompt = demo.refused(deploy, "alice")
+        demo.reminder(deploy)
+        demo.answer(
+            deploy,
+            "bob",
+            {"approve": True, "reason": "ok"},
+            "submits a reason that is too short",
+            prompt=prompt,
+        )
+        demo.resubmit(
+            deploy,
+            "bob",
+            {"reason": "Staging soak was clean"},
+            "fixes the reason in the open modal",
+        )
+        runs.append(demo.finish(deploy))
+        demo.summary(runs)
+    return [f"{r.flow_name} {r.state.value}" for r in runs if r.state is not RunState.COMPLETED]
+
+
+def _waiting_or_done(demo: Demo, run: Run, answered: set[str]) -> str | None:
+    """The key of a new question the run waits on, or None once the run has finished."""
+
+    def check() -> tuple[str | None] | None:
+        current = demo.engine.get_run(run.id)
+        pause = demo.engine.waiting_pause(run.id)
+        if pause is not None and current.state.is_waiting and pause.key not in answered:
+            return (pause.key,)
+        return (None,) if current.state.is_final else None
+
+    return wait_for(f"{run.flow_name} to ask or finish", check)[0]
+
+
+def _typed_answer(flow_name: str, key: str) -> dict[str, Any] | None:
+    """Ask at the prompt until the answer is a JSON object; None when the person skips."""
+    while True:
+        typed = click.prompt(
+            f"JSON answer for {flow_name} input {key} (or 'skip')", default="skip", err=True
+        )
+        if typed.strip() == "skip":
+            return None
+        try:
+            return read_answer(typed)
+        except ValueError as exc:
+            click.secho(f"   {exc}; try again", fg="yellow", err=True)
+
+
+def _parameter_names(schema: Callable[[], dict[str, Any]], fn: Callable[..., Any]) -> list[str]:
+    """The parameters a flow takes, from its schema (or, without one, its signature)."""
+    try:
+        return list(schema().get("properties", {}))
+    except PydanticUserError:  # parameters of arbitrary types have no schema
+        return list(inspect.signature(fn).parameters)
+
+
+def _read_param(text: str) -> Any:
+    """A ``--param`` value: JSON when it parses (numbers, true, lists), else the text."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def user_demo(flows: list[str], answers_file: str | None, params: dict[str, str]) -> list[str]:
+    """Run each flow of ``flows`` once, answered from the file or at the prompt.
+
+    Returns:
+        What went wrong, one line per run that failed, ran out of answers or could not be
+        shown (empty: every run went as planned).
+    """
+    quiet_logs()
+    for source in flows:
+        load_flows(source)
+    # Checked before the bot starts: a mistake in the file costs no waiting.
+    takes = {f.name: _parameter_names(f.parameters_schema, f.fn) for f in registered_flows()}
+    plans = load_plans(answers_file, takes, {k: _read_param(v) for k, v in params.items()})
+    problems: list[str] = []
+    with served(flows) as demo:
+        runs = []
+        for flow_name, plan in plans.items():
+            demo.step(f"starting {flow_name}")
+            run = demo.engine.submit(flow_name, plan.parameters, started_by="U0CAROL")
+            answered: set[str] = set()
+            queue = list(plan.answers or [])
+            while (key := _waiting_or_done(demo, run, answered)) is not None:
+                answered.add(key)
+                try:
+                    # The message first, as in Slack: then the answer that is typed for it.
+                    prompt = demo.show_prompt(run)
+                except Unshowable as why:
+                    # The bot may have cancelled it already, when it found the model unshowable.
+                    with contextlib.suppress(EngineError):
+                        demo.engine.cancel(run.id, by="the demo: its input cannot be shown")
+                    problems.append(f"{flow_name}: {why}")
+                    break
+                if plan.answers is not None and not queue:
+                    demo.engine.cancel(run.id, by="the demo: the answers file has no more answers")
+                    problems.append(f"{flow_name}: {answers_file} has no answer for input {key}")
+                    break
+                if queue:
+                    answer = queue.pop(0)
+                else:
+                    values = _typed_answer(flow_name, key)
+                    if values is None:
+                        demo.engine.cancel(run.id, by="the demo")
+                        break
+                    answer = Answer(values, plan.user)
+                note = f"submits {json.dumps(answer.values)}"
+                demo.answer(run, answer.user, answer.values, note, prompt)
+            done = demo.finish(run)
+            if done.state in (RunState.FAILED, RunState.CRASHED):
+                problems.append(f"{flow_name} {done.state.value}: {done.state_message or ''}")
+            runs.append(done)
+        demo.summary(runs)
+    return problems
+
+
+__all__ = ["builtin_demo", "served", "user_demo"]

@@ -3,6 +3,11 @@
 All state lives behind one re-entrant lock and a condition variable. Every change notifies
 waiters, which is what lets ``wait_for`` block until the app (running on other threads) has
 done something, instead of sleeping. Readers get frozen snapshots (:mod:`.records`).
+
+The workspace itself keeps the lock, the call log and the people (members and user groups);
+the rest it keeps in stores it calls under the lock: conversations and messages
+(:mod:`.conversations`), trigger_ids and response_urls (:mod:`.triggers`), and views
+(:mod:`.views`).
 """
 
 from __future__ import annotations
@@ -12,12 +17,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
-from typing import Literal, TypeVar
+from typing import TypeVar
 
+from signoff.bot.sandbox.conversations import ConversationStore
 from signoff.bot.sandbox.errors import ApiFailure, ConditionTimeout
 from signoff.bot.sandbox.forms import StateValues
-from signoff.bot.sandbox.identifiers import IdSource, fill_ids
+from signoff.bot.sandbox.identifiers import IdSource
 from signoff.bot.sandbox.records import (
     Call,
     Channel,
@@ -28,6 +33,7 @@ from signoff.bot.sandbox.records import (
     User,
     Usergroup,
 )
+from signoff.bot.sandbox.triggers import ResponseUrl, TriggerStore
 from signoff.bot.sandbox.views import AppIdentity, ViewStore
 
 __all__ = ["DEFAULT_USERS", "ResponseUrl", "Workspace"]
@@ -44,37 +50,6 @@ DEFAULT_USERS: tuple[User, ...] = (
     User("U0BOB", "bob", "Bob Brown", "bob@example.com"),
     User("U0CAROL", "carol", "Carol Chen", "carol@example.com"),
 )
-_RESPONSE_URL_USES = 5
-_RESPONSE_URL_TTL = 30 * 60.0
-
-
-@dataclass
-class _Conversation:
-    id: str
-    name: str
-    kind: Literal["channel", "im", "mpim"]
-    members: tuple[str, ...] = ()
-    messages: list[Message] = field(default_factory=list)
-
-
-@dataclass
-class _Trigger:
-    user: str
-    issued_at: float
-    used: bool = False
-
-
-@dataclass
-class ResponseUrl:
-    """Where a ``response_url`` posts: the user, channel and (for clicks) the source message."""
-
-    id: str
-    user: str
-    channel: str
-    issued_at: float
-    message_ts: str | None = None
-    ephemeral: bool = False
-    uses: int = 0
 
 
 class Workspace:
@@ -109,11 +84,9 @@ class Workspace:
         self._ids = IdSource()
         self._users: dict[str, User] = {u.id: u for u in (*users, self.bot_user)}
         self._groups: dict[str, Usergroup] = {}
-        self._conversations: dict[str, _Conversation] = {}
-        self._ephemeral: dict[str, list[EphemeralMessage]] = {}
+        self._conversations = ConversationStore(self._ids)
         self._views = ViewStore(self._ids, AppIdentity(team_id, self.app_id, self.bot_id))
-        self._triggers: dict[str, _Trigger] = {}
-        self._response_urls: dict[str, ResponseUrl] = {}
+        self._triggers = TriggerStore(self._ids)
         self._calls: list[Call] = []
         #: views whose submission the app has not answered yet (view id -> how many)
         self._submitting: dict[str, int] = {}
@@ -213,7 +186,7 @@ class Workspace:
     def names(self) -> dict[str, str]:
         """How mentions read: member ids to handles, channel ids to names, groups to handles."""
         with self._cond:
-            names = {c.id: c.name for c in self._conversations.values() if c.kind == "channel"}
+            names = self._conversations.channel_names()
             names.update((g.id, g.handle) for g in self._groups.values())
             names.update((u.id, u.name) for u in self._users.values())
             return names
@@ -235,30 +208,14 @@ class Workspace:
     def add_channel(self, channel_id: str, name: str | None = None) -> Channel:
         """Create a channel (no-op if it exists) and return it."""
         with self._change():
-            if channel_id not in self._conversations:
-                self._conversations[channel_id] = _Conversation(
-                    channel_id, name or channel_id.lower(), "channel"
-                )
+            self._conversations.add_channel(channel_id, name)
         return self.channel(channel_id)
 
     def open_conversation(self, user_ids: Sequence[str]) -> str:
         """The DM (one user) or group DM (several) with these users, created if needed."""
         with self._change():
             members = tuple(sorted({self.require_user(u).id for u in user_ids}))
-            for conversation in self._conversations.values():
-                if conversation.kind != "channel" and conversation.members == members:
-                    return conversation.id
-            if len(members) == 1:
-                conversation_id = "D" + members[0][1:]
-                if conversation_id in self._conversations:
-                    conversation_id = self._ids.prefixed("D")
-                kind: Literal["im", "mpim"] = "im"
-            else:
-                conversation_id, kind = self._ids.prefixed("G"), "mpim"
-            self._conversations[conversation_id] = _Conversation(
-                conversation_id, ",".join(members), kind, members
-            )
-            return conversation_id
+            return self._conversations.open(members)
 
     def resolve_channel(self, ref: str, *, create: bool, allow_user: bool = True) -> str:
         """Map a ``channel`` argument (id, ``#name``, name or user id) to a conversation id.
@@ -267,12 +224,9 @@ class Workspace:
             ApiFailure: ``channel_not_found``.
         """
         with self._change():
-            name = ref.removeprefix("#")
-            if ref in self._conversations:
-                return ref
-            for conversation in self._conversations.values():
-                if conversation.kind == "channel" and conversation.name == name:
-                    return conversation.id
+            found = self._conversations.find(ref)
+            if found is not None:
+                return found
             if allow_user and ref[:1] in ("U", "W") and ref in self._users:
                 return self.open_conversation([ref])
             if create and ref[:1] in ("C", "G") and ref[1:].isalnum() and ref.isupper():
@@ -293,102 +247,49 @@ class Workspace:
     ) -> Message:
         """Store a new message (a thread reply when ``thread_ts`` is given)."""
         with self._change():
-            conversation = self._conversations.get(channel_id)
-            if conversation is None:
-                raise ApiFailure("channel_not_found")
-            if thread_ts is not None:
-                parent = self._find(conversation, thread_ts)
-                if parent is None:
-                    raise ApiFailure("thread_not_found")
-                thread_ts = parent.thread_ts or parent.ts  # replies to replies join the parent
-                self._store(conversation, replace(parent, thread_ts=thread_ts))
-            message = Message(
-                channel=channel_id,
-                ts=self._ids.ts(),
-                text=text,
-                blocks=fill_ids(blocks),
-                user=user or self.bot_user.id,
-                bot_id=None if user else self.bot_id,
+            return self._conversations.post(
+                channel_id,
+                text,
+                blocks,
                 thread_ts=thread_ts,
                 reply_broadcast=reply_broadcast,
+                user=user or self.bot_user.id,
+                bot_id=None if user else self.bot_id,
                 metadata=metadata,
             )
-            conversation.messages.append(message)
-            return copy.deepcopy(message)
 
     def update_message(
         self, channel_id: str, ts: str, text: str | None, blocks: list[JsonDict] | None
     ) -> Message:
         """Change a message; omitted text or blocks stay as they were."""
         with self._change():
-            conversation = self._conversations.get(channel_id)
-            old = self._find(conversation, ts) if conversation else None
-            if conversation is None or old is None:
-                raise ApiFailure("message_not_found")
-            new = replace(
-                old,
-                text=old.text if text is None else text,
-                blocks=old.blocks if blocks is None else fill_ids(blocks),
-                edits=old.edits + 1,
-            )
-            self._store(conversation, new)
-            return copy.deepcopy(new)
+            return self._conversations.update(channel_id, ts, text, blocks)
 
     def delete_message(self, channel_id: str, ts: str) -> None:
         """Remove a message."""
         with self._change():
-            conversation = self._conversations.get(channel_id)
-            if conversation is None or self._find(conversation, ts) is None:
-                raise ApiFailure("message_not_found")
-            conversation.messages = [m for m in conversation.messages if m.ts != ts]
-
-    @staticmethod
-    def _find(conversation: _Conversation | None, ts: str) -> Message | None:
-        if conversation is None:
-            return None
-        return next((m for m in conversation.messages if m.ts == ts), None)
-
-    @staticmethod
-    def _store(conversation: _Conversation, message: Message) -> None:
-        conversation.messages = [
-            message if m.ts == message.ts else m for m in conversation.messages
-        ]
+            self._conversations.delete(channel_id, ts)
 
     def post_ephemeral(
         self, channel_id: str, user: str, text: str, blocks: list[JsonDict], thread_ts: str | None
     ) -> EphemeralMessage:
         """Show a message to one user only."""
         with self._change():
-            message = EphemeralMessage(
-                channel_id, user, self._ids.ts(), text, fill_ids(blocks), thread_ts
-            )
-            self._ephemeral.setdefault(user, []).append(message)
-            return message
+            return self._conversations.post_ephemeral(channel_id, user, text, blocks, thread_ts)
 
     def change_ephemeral(
         self, user: str, ts: str, text: str | None, blocks: list[JsonDict] | None
     ) -> None:
         """Replace (or, with ``text`` and ``blocks`` None, delete) an ephemeral message."""
         with self._change():
-            messages = self._ephemeral.get(user, [])
-            if text is None and blocks is None:
-                self._ephemeral[user] = [m for m in messages if m.ts != ts]
-                return
-            self._ephemeral[user] = [
-                replace(m, text=text or "", blocks=fill_ids(blocks or []), edits=m.edits + 1)
-                if m.ts == ts
-                else m
-                for m in messages
-            ]
+            self._conversations.change_ephemeral(user, ts, text, blocks)
 
     # -- triggers and response_urls ---------------------------------------------------------
 
     def issue_trigger(self, user: str) -> str:
         """A new trigger_id for an interaction by ``user``."""
         with self._change():
-            trigger_id = self._ids.trigger_id()
-            self._triggers[trigger_id] = _Trigger(user, self.clock())
-            return trigger_id
+            return self._triggers.issue_trigger(user, self.clock())
 
     def exchange_trigger(self, trigger_id: str | None) -> str:
         """Use a trigger_id once and return its user.
@@ -397,37 +298,21 @@ class Workspace:
             ApiFailure: ``expired_trigger_id`` (unknown or too old) or ``exchanged_trigger_id``.
         """
         with self._change():
-            trigger = self._triggers.get(trigger_id or "")
-            if trigger is None or self.clock() - trigger.issued_at > self.trigger_ttl:
-                raise ApiFailure("expired_trigger_id")
-            if trigger.used:
-                raise ApiFailure("exchanged_trigger_id")
-            trigger.used = True
-            return trigger.user
+            return self._triggers.exchange_trigger(trigger_id, self.clock(), self.trigger_ttl)
 
     def issue_response_url(
         self, user: str, channel: str, message_ts: str | None = None, *, ephemeral: bool = False
     ) -> str:
         """Register a response_url and return its id (the path is ``/response/<id>``)."""
         with self._change():
-            url_id = self._ids.response_url_id()
-            self._response_urls[url_id] = ResponseUrl(
-                url_id, user, channel, self.clock(), message_ts, ephemeral
+            return self._triggers.issue_response_url(
+                user, channel, message_ts, ephemeral, self.clock()
             )
-            return url_id
 
     def use_response_url(self, url_id: str) -> ResponseUrl:
         """Count one use of a response_url (5 uses within 30 minutes)."""
         with self._change():
-            url = self._response_urls.get(url_id)
-            if url is None:
-                raise ApiFailure("no_such_url", status=404)
-            if self.clock() - url.issued_at > _RESPONSE_URL_TTL:
-                raise ApiFailure("expired_url", status=404)
-            if url.uses >= _RESPONSE_URL_USES:
-                raise ApiFailure("used_url", status=404)
-            url.uses += 1
-            return replace(url)
+            return self._triggers.use_response_url(url_id, self.clock())
 
     # -- views (rules in .views) -----------------------------------------------------------
 
@@ -496,38 +381,12 @@ class Workspace:
         Unknown conversations give an empty Channel, so ``wait_for`` predicates can ask early.
         """
         with self._cond:
-            uid = self.user_id(ref)
-            conversation = next(
-                (
-                    c
-                    for c in self._conversations.values()
-                    if ref == c.id
-                    or (c.kind == "channel" and c.name == ref.removeprefix("#"))
-                    or (c.kind == "im" and c.members == (uid,))
-                ),
-                None,
-            )
-            if conversation is None:
-                return Channel(ref, ref.removeprefix("#"))
-            replies: dict[str, list[Message]] = {}
-            for message in conversation.messages:
-                if message.is_reply and message.thread_ts:
-                    replies.setdefault(message.thread_ts, []).append(message)
-            return copy.deepcopy(
-                Channel(
-                    conversation.id,
-                    conversation.name,
-                    conversation.kind,
-                    conversation.members,
-                    tuple(m for m in conversation.messages if not m.is_reply or m.reply_broadcast),
-                    {ts: tuple(thread) for ts, thread in replies.items()},
-                )
-            )
+            return self._conversations.snapshot(ref, self.user_id(ref))
 
     def ephemeral(self, user: str) -> list[EphemeralMessage]:
         """Ephemeral messages ``user`` (id or handle) can currently see, oldest first."""
         with self._cond:
-            return copy.deepcopy(self._ephemeral.get(self.user_id(user), []))
+            return self._conversations.ephemeral(self.user_id(user))
 
     def view_stack(self, user: str) -> list[OpenView]:
         """``user``'s (id or handle) open modal views, root first."""

@@ -7,17 +7,14 @@ A process has one default engine, created on first use from ``SIGNOFF_*`` settin
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import os
 import socket
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
-
-import pydantic
 
 from signoff.engine import serialization
 from signoff.engine.actors import Actor, as_actor
@@ -25,42 +22,34 @@ from signoff.engine.audit import AuditAction, AuditEntry
 from signoff.engine.dispatch import Dispatcher
 from signoff.engine.errors import (
     FlowNotFound,
-    InputInvalid,
-    PauseExpired,
     RunNotFound,
-    RunNotWaiting,
     StoreError,
 )
 from signoff.engine.events import DurableConsumer, RunObserver
-from signoff.engine.input import load_answer
-from signoff.engine.interventions import Interventions
 from signoff.engine.offload import StoreThreads
-from signoff.engine.permissions import Action, Permissions, Refusal
+from signoff.engine.permissions import Action, Permissions
 from signoff.engine.registry import FlowRegistry, registry
+from signoff.engine.resuming import Resuming
 from signoff.engine.runs import (
     JSON,
     EngineStats,
     Event,
     EventKind,
-    GivenAnswer,
     Pause,
-    PauseStatus,
     Run,
     RunDetail,
     RunState,
 )
 from signoff.engine.settings import EngineSettings
 from signoff.engine.store import SqlStore
-from signoff.engine.store.pauses import AnswerOutcome
 from signoff.engine.timers import Timers
 from signoff.engine.upkeep import Upkeep
-from signoff.engine.validation import model_errors, schema_errors
-from signoff.engine.waiters import Answer, Delivered, Waiters
+from signoff.engine.waiters import Delivered, Waiters
 
 logger = logging.getLogger(__name__)
 
 
-class Engine(Interventions, Upkeep):
+class Engine(Resuming, Upkeep):
     """The run store plus what a process needs to wait on runs and to act on them.
 
     Example::
@@ -388,122 +377,6 @@ class Engine(Interventions, Upkeep):
             "run queued", extra={"action": "run_queued", "run_id": run.id, "flow": flow.name}
         )
         return run
-
-    def resume(
-        self,
-        run_id: str,
-        run_input: Mapping[str, JSON] | None = None,
-        responder: str | Actor | None = None,
-        *,
-        key: str | None = None,
-        responder_groups: Iterable[str] = (),
-    ) -> Pause:
-        """Answer the pause a run waits on (or pause ``key``). See ``engine.resume_flow_run``.
-
-        With a quorum, an answer short of it is stored and the pause keeps waiting: the
-        returned pause has status WAITING and the answers so far.
-        """
-        actor = as_actor(responder)
-        groups = frozenset(responder_groups)
-        if actor is not None and groups:
-            actor = dataclasses.replace(actor, groups=actor.groups | groups)
-        timeout = self.settings.owner_timeout_seconds
-        try:
-            target = self.store.resume_target(run_id, timeout)
-        except RunNotFound:
-            target = self.store.resume_target(self.store.find_run(run_id).id, timeout)
-        run, pause = target.run, target.pause
-        if key is not None and (pause is None or pause.key != key):
-            raise self._not_waiting_for(run, key)
-        if pause is None or not run.state.is_waiting:
-            raise RunNotWaiting(run.id, run.state.value)
-        now = self.store.clock()
-        if pause.deadline is not None and pause.deadline <= now:
-            raise PauseExpired(run.id, pause.key, pause.deadline.isoformat())
-        payload: dict[str, JSON] = dict(run_input or {})
-        refusal = self.permissions.answer(actor, run, pause, pause.answered_by)
-        if refusal is not None:
-            raise self._refuse_answer(actor, run, pause, refusal, payload)
-        if pause.schema is not None:
-            errors = schema_errors(pause.schema, payload)
-        else:
-            errors = {"": "this pause takes no input"} if payload else {}
-        if errors:
-            self.store.record_audit(
-                AuditEntry(
-                    AuditAction.ANSWER_INVALID,
-                    run.id,
-                    run.flow_name,
-                    actor,
-                    pause.key,
-                    {"input": payload, "errors": errors},
-                )
-            )
-            raise InputInvalid(run.id, pause.key, errors)
-        in_process = run.state is RunState.PAUSED and not pause.suspend
-        alive = self._registered if run.owner == self.process_id else target.owner_alive
-        next_state = RunState.RUNNING if in_process and alive else RunState.SCHEDULED
-        # When the flow waits in this process, its model judges the answer right here, so the
-        # verdict is stored with the answer and handed over without another round trip. A
-        # quorum's answers are judged together by the flow once they are all in.
-        local = (
-            self.waiters.waiting_for(run.id, pause.key)
-            if next_state is RunState.RUNNING and pause.quorum == 1
-            else None
-        )
-        answer: Answer | None = None
-        verdict: tuple[bool, dict[str, str]] | None = None
-        if local is not None:
-            try:
-                answer = Answer(value=load_answer(local.model, payload))
-                verdict = (True, {})
-            except pydantic.ValidationError as exc:
-                answer, verdict = Answer(error=exc), (False, model_errors(exc))
-        outcome = self.store.answer_pause(
-            run.id, pause.key, payload, actor, next_state, verdict, flow_name=run.flow_name
-        )
-        if outcome is AnswerOutcome.LOST:
-            raise self._not_waiting_for(self.store.get_run(run.id), pause.key)
-        if outcome is AnswerOutcome.DUPLICATE:
-            already = Refusal(
-                f"{actor.id if actor else 'this person'} already answered; this input needs "
-                f"{pause.quorum} different people",
-                pause.approvers,
-            )
-            raise self._refuse_answer(actor, run, pause, already, payload)
-        self.notify()
-        given = GivenAnswer(
-            responder=actor.id if actor else None,
-            name=(actor.name or actor.id) if actor else None,
-            via=actor.via.value if actor else None,
-            input=payload,
-            at=self.store.clock(),
-        )
-        if outcome is AnswerOutcome.COUNTED:
-            logger.info(
-                "answer counted",
-                extra={"action": "answer_counted", "run_id": run.id, "key": pause.key},
-            )
-            return dataclasses.replace(pause, answers=(*pause.answers, given))
-        if local is not None:
-            local.answer = answer
-            local.wake()
-        self.waiters.wake(run.id)
-        logger.info(
-            "input received",
-            extra={"action": "input_received", "run_id": run.id, "key": pause.key},
-        )
-        status = PauseStatus.ANSWERED
-        if verdict is not None:
-            status = PauseStatus.ACCEPTED if verdict[0] else PauseStatus.REJECTED
-        return dataclasses.replace(
-            pause,
-            status=status,
-            response=payload,
-            responder=given.responder,
-            answered_at=given.at,
-            answers=(*pause.answers, given),
-        )
 
     def close(self) -> None:
         """Stop background threads and release the database."""

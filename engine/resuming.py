@@ -1,0 +1,152 @@
+"""Answering the pause a run waits on: ``Engine.resume``, behind ``resume_flow_run``.
+
+An answer is checked (the run waits, the pause has not expired, the person may answer, the
+input fits the pause's schema) and stored with its audit record in one transaction. When
+the flow waits in this process, its model judges the answer here and the verdict is stored
+with it; a flow waiting in another process learns of the answer from the event stored
+with it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Iterable, Mapping
+
+import pydantic
+
+from signoff.engine.actors import Actor, as_actor
+from signoff.engine.audit import AuditAction, AuditEntry
+from signoff.engine.errors import InputInvalid, PauseExpired, RunNotFound, RunNotWaiting
+from signoff.engine.input import load_answer
+from signoff.engine.interventions import Interventions
+from signoff.engine.permissions import Refusal
+from signoff.engine.runs import JSON, GivenAnswer, Pause, PauseStatus, RunState
+from signoff.engine.store.pauses import AnswerOutcome
+from signoff.engine.validation import model_errors, schema_errors
+from signoff.engine.waiters import Answer
+
+logger = logging.getLogger(__name__)
+
+
+class Resuming(Interventions):
+    """``resume``: the engine's part in answering a pause."""
+
+    process_id: str
+    _registered: bool
+
+    def resume(
+        self,
+        run_id: str,
+        run_input: Mapping[str, JSON] | None = None,
+        responder: str | Actor | None = None,
+        *,
+        key: str | None = None,
+        responder_groups: Iterable[str] = (),
+    ) -> Pause:
+        """Answer the pause a run waits on (or pause ``key``). See ``engine.resume_flow_run``.
+
+        With a quorum, an answer short of it is stored and the pause keeps waiting: the
+        returned pause has status WAITING and the answers so far.
+        """
+        actor = as_actor(responder)
+        groups = frozenset(responder_groups)
+        if actor is not None and groups:
+            actor = dataclasses.replace(actor, groups=actor.groups | groups)
+        timeout = self.settings.owner_timeout_seconds
+        try:
+            target = self.store.resume_target(run_id, timeout)
+        except RunNotFound:
+            target = self.store.resume_target(self.store.find_run(run_id).id, timeout)
+        run, pause = target.run, target.pause
+        if key is not None and (pause is None or pause.key != key):
+            raise self._not_waiting_for(run, key)
+        if pause is None or not run.state.is_waiting:
+            raise RunNotWaiting(run.id, run.state.value)
+        now = self.store.clock()
+        if pause.deadline is not None and pause.deadline <= now:
+            raise PauseExpired(run.id, pause.key, pause.deadline.isoformat())
+        payload: dict[str, JSON] = dict(run_input or {})
+        refusal = self.permissions.answer(actor, run, pause, pause.answered_by)
+        if refusal is not None:
+            raise self._refuse_answer(actor, run, pause, refusal, payload)
+        if pause.schema is not None:
+            errors = schema_errors(pause.schema, payload)
+        else:
+            errors = {"": "this pause takes no input"} if payload else {}
+        if errors:
+            self.store.record_audit(
+                AuditEntry(
+                    AuditAction.ANSWER_INVALID,
+                    run.id,
+                    run.flow_name,
+                    actor,
+                    pause.key,
+                    {"input": payload, "errors": errors},
+                )
+            )
+            raise InputInvalid(run.id, pause.key, errors)
+        in_process = run.state is RunState.PAUSED and not pause.suspend
+        alive = self._registered if run.owner == self.process_id else target.owner_alive
+        next_state = RunState.RUNNING if in_process and alive else RunState.SCHEDULED
+        # When the flow waits in this process, its model judges the answer right here, so the
+        # verdict is stored with the answer and handed over without another round trip. A
+        # quorum's answers are judged together by the flow once they are all in.
+        local = (
+            self.waiters.waiting_for(run.id, pause.key)
+            if next_state is RunState.RUNNING and pause.quorum == 1
+            else None
+        )
+        answer: Answer | None = None
+        verdict: tuple[bool, dict[str, str]] | None = None
+        if local is not None:
+            try:
+                answer = Answer(value=load_answer(local.model, payload))
+                verdict = (True, {})
+            except pydantic.ValidationError as exc:
+                answer, verdict = Answer(error=exc), (False, model_errors(exc))
+        outcome = self.store.answer_pause(
+            run.id, pause.key, payload, actor, next_state, verdict, flow_name=run.flow_name
+        )
+        if outcome is AnswerOutcome.LOST:
+            raise self._not_waiting_for(self.store.get_run(run.id), pause.key)
+        if outcome is AnswerOutcome.DUPLICATE:
+            already = Refusal(
+                f"{actor.id if actor else 'this person'} already answered; this input needs "
+                f"{pause.quorum} different people",
+                pause.approvers,
+            )
+            raise self._refuse_answer(actor, run, pause, already, payload)
+        self.notify()
+        given = GivenAnswer(
+            responder=actor.id if actor else None,
+            name=(actor.name or actor.id) if actor else None,
+            via=actor.via.value if actor else None,
+            input=payload,
+            at=self.store.clock(),
+        )
+        if outcome is AnswerOutcome.COUNTED:
+            logger.info(
+                "answer counted",
+                extra={"action": "answer_counted", "run_id": run.id, "key": pause.key},
+            )
+            return dataclasses.replace(pause, answers=(*pause.answers, given))
+        if local is not None:
+            local.answer = answer
+            local.wake()
+        self.waiters.wake(run.id)
+        logger.info(
+            "input received",
+            extra={"action": "input_received", "run_id": run.id, "key": pause.key},
+        )
+        status = PauseStatus.ANSWERED
+        if verdict is not None:
+            status = PauseStatus.ACCEPTED if verdict[0] else PauseStatus.REJECTED
+        return dataclasses.replace(
+            pause,
+            status=status,
+            response=payload,
+            responder=given.responder,
+            answered_at=given.at,
+            answers=(*pause.answers, given),
+        )

@@ -25,7 +25,9 @@ with ``slack.socket_driver()`` instead; the acks come back as the same :class:`A
         assert driver.slash_command("alice", "/runs", "help").status == 200
         handler.close()                                        # before the sandbox stops
 
-Modules: :mod:`.workspace` (state), :mod:`.webapi` (HTTP server) and :mod:`.methods` (Web API
+Modules: :mod:`.workspace` (state, kept in :mod:`.conversations`, :mod:`.triggers`,
+:mod:`.views` and :mod:`.records`, with ids from :mod:`.identifiers`), :mod:`.errors` (the
+error Slack would return), :mod:`.webapi` (HTTP server) and :mod:`.methods` (Web API
 methods), :mod:`.driver` (acting as users), :mod:`.transport` (delivering over HTTP, signed),
 :mod:`.socket_mode` (delivering over Socket Mode, on the ``websockets`` library), :mod:`.forms`
 (filling in views), :mod:`.render` (text renderings), :mod:`.web` (the sandbox as a page in a

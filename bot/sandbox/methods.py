@@ -1,7 +1,7 @@
 """The Web API methods the emulator implements, and ``response_url`` posts.
 
 Each method takes the workspace and the parsed arguments and returns Slack's JSON answer, or
-raises :class:`~bot.sandbox.workspace.ApiFailure` with the error code Slack would use. Block
+raises :class:`~bot.sandbox.errors.ApiFailure` with the error code Slack would use. Block
 Kit payloads go through :mod:`bot.forms.blockkit`, so a view or message Slack would refuse is refused
 here too, with the same ``invalid_arguments``/``invalid_blocks`` messages.
 """

@@ -128,6 +128,9 @@ class Prepared:
         many = isinstance(params, list | tuple)
         batch = cast(Sequence[Params], params) if many else ()
         first: Params = (batch[0] if batch else {}) if many else cast(Params, params or {})
+        # One row goes as one execute: psycopg runs executemany in a pipeline of its own,
+        # which costs more Python than the statement (most batches here hold one event).
+        many = many and len(batch) != 1
         dialect = conn.dialect
         keys = frozenset(first) if self._dml else None
         compiled = self._compiled.get((dialect.name, dialect.driver, keys))

@@ -205,8 +205,6 @@ class SqlStore(
                     "updated_at": now,
                 },
             )
-            if audit is not None:
-                self._audit(conn, [audit], now)
             self._emit(
                 conn,
                 run_id,
@@ -214,6 +212,10 @@ class SqlStore(
                 {"state": state.value, "name": name, "message": None, "flow": flow_name},
                 now,
             )
+            if audit is not None:
+                # After the event: on PostgreSQL the audit chain's lock and the events'
+                # lock are then taken in one statement.
+                self._audit(conn, [audit], now)
         return Run(
             id=run_id,
             flow_name=flow_name,

@@ -179,12 +179,16 @@ class StoreBase:
         return sqlite_insert(table) if self.is_sqlite else postgresql_insert(table)
 
     @contextmanager
-    def _write(self) -> Iterator[Connection]:
+    def _write(self, *, urgent: bool = False) -> Iterator[Connection]:
         """A write transaction; the events it emits are appended just before it commits.
-        Queued writes (``riders``) are stored first, in a transaction of their own."""
+        Queued writes (``riders``) are stored first, in a transaction of their own.
+
+        ``urgent``: on SQLite, this process's other queued writers let it go first (see
+        ``SqliteWriter.turn``).
+        """
         if self.riders.pending():
             self._store_riders_first()
-        with self._transaction() as conn:
+        with self._transaction(urgent) as conn:
             yield conn
 
     def _store_riders(self) -> None:
@@ -213,8 +217,8 @@ class StoreBase:
             )
 
     @contextmanager
-    def _transaction(self) -> Iterator[Connection]:
-        turn = self.writer.turn() if self.writer is not None else nullcontext()
+    def _transaction(self, urgent: bool = False) -> Iterator[Connection]:
+        turn = self.writer.turn(urgent) if self.writer is not None else nullcontext()
         pending: list[dict[str, Any]] = []
         try:
             # The turn comes first: a thread waiting for it holds no connection. Otherwise

@@ -221,7 +221,9 @@ class PauseQueries(AuditQueries):
             input=response,
             at=now,
         )
-        with self._write() as conn:
+        # Someone waits on an answer (the flow, and the person who gave it): it goes ahead
+        # of this process's queued bookkeeping writes.
+        with self._write(urgent=True) as conn:
             target = {"target_run": run_id, "target_key": key}
             query = _ANSWERING_SQLITE if self.is_sqlite else _ANSWERING_LOCKED
             row = query.execute(conn, target).first()

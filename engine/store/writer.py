@@ -31,27 +31,29 @@ logger = logging.getLogger(__name__)
 
 class _FairLock:
     """A lock granted in arrival order (``threading.Lock`` lets a releaser barge back in,
-    which starves waiters under a steady stream of writes)."""
+    which starves waiters under a steady stream of writes), urgent waiters first."""
 
     def __init__(self) -> None:
         self._mutex = threading.Lock()
         self._held = False
         self._queue: collections.deque[threading.Lock] = collections.deque()
+        self._urgent: collections.deque[threading.Lock] = collections.deque()
 
-    def acquire(self) -> None:
+    def acquire(self, urgent: bool = False) -> None:
         with self._mutex:
             if not self._held:
                 self._held = True
                 return
             turn = threading.Lock()
             turn.acquire()
-            self._queue.append(turn)
+            (self._urgent if urgent else self._queue).append(turn)
         turn.acquire()  # released by the holder that hands the lock to us
 
     def release(self) -> None:
         with self._mutex:
-            if self._queue:
-                self._queue.popleft().release()  # stays held: ownership passes on
+            waiting = self._urgent or self._queue
+            if waiting:
+                waiting.popleft().release()  # stays held: ownership passes on
             else:
                 self._held = False
 
@@ -81,9 +83,13 @@ class SqliteWriter:
                 )
 
     @contextmanager
-    def turn(self) -> Iterator[None]:
-        """Hold the write turn: this thread is the only Signoff writer on the file."""
-        self._threads.acquire()
+    def turn(self, urgent: bool = False) -> Iterator[None]:
+        """Hold the write turn: this thread is the only Signoff writer on the file.
+
+        ``urgent``: a write someone is waiting on (an answer, which a flow waits for) goes
+        ahead of this process's other queued writes; urgent ones keep their arrival order.
+        """
+        self._threads.acquire(urgent)
         try:
             if self._file is not None and fcntl is not None:
                 fcntl.flock(self._file, fcntl.LOCK_EX)

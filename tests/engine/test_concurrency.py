@@ -14,6 +14,7 @@ import pytest
 from signoff.engine import (
     Engine,
     EngineSettings,
+    EventKind,
     RunState,
     flow,
     pause_flow_run,
@@ -214,3 +215,59 @@ def test_a_wake_up_socket_left_by_a_killed_process_is_cleared(tmp_path: Path) ->
     finally:
         survivor.close()
         sender.close()
+
+
+def test_an_answer_goes_ahead_of_the_writes_queued_before_it(
+    sqlite_engines: Callable[..., Engine],
+) -> None:
+    """On SQLite a process's writers queue for the write turn in arrival order, except an
+    answer, which a waiting flow and the person who gave it wait on: it goes first."""
+    engine = sqlite_engines()
+    previous = set_engine(engine)
+    writer = engine.store.writer
+    assert writer is not None
+
+    @flow(name="waits-for-approval")
+    def waits() -> str:
+        return pause_flow_run(wait_for_input=Approval, timeout=None).reason
+
+    result: dict[str, str] = {}
+    flow_thread = threading.Thread(target=lambda: result.setdefault("reason", waits()))
+    flow_thread.start()
+    paused = wait_for(lambda: engine.list_runs([RunState.PAUSED]), what="the flow to pause")
+    release, holding = threading.Event(), threading.Event()
+
+    def hold_the_write_turn() -> None:
+        with writer.turn():
+            holding.set()
+            release.wait(30)
+
+    threads = [threading.Thread(target=hold_the_write_turn)]
+    threads[0].start()
+    holding.wait(10)
+    try:
+        for i in range(3):  # bookkeeping writes, queued before the answer
+            threads.append(
+                threading.Thread(target=engine.submit, args=("async-approval", {"tag": str(i)}))
+            )
+            threads[-1].start()
+        wait_for(lambda: len(writer._threads._queue) == 3, what="three queued writes")
+        answer = threading.Thread(
+            target=resume_flow_run, args=(paused[0].id, {"approved": True, "reason": "now"})
+        )
+        threads.append(answer)
+        answer.start()
+        wait_for(lambda: len(writer._threads._urgent) == 1, what="the answer to queue")
+    finally:
+        release.set()
+        for thread in threads:
+            thread.join(30)
+    flow_thread.join(30)
+    set_engine(previous)
+    assert result["reason"] == "now"
+    events = engine.store.events_after(0, 1000)
+    received = next(e.id for e in events if e.kind is EventKind.INPUT_RECEIVED)
+    submitted = [
+        e.id for e in events if e.data.get("state") == "scheduled" and e.run_id != paused[0].id
+    ]
+    assert len(submitted) == 3 and received < min(submitted)

@@ -17,6 +17,7 @@ from signoff.engine.errors import FlowImportError, PauseTimeout, RunCancelled, R
 from signoff.engine.runs import RunState
 from signoff.engine.runtime import Engine, get_engine
 from signoff.engine.signals import Cancel, Suspend
+from signoff.engine.store.sql import RunSource
 from signoff.engine.validation import model_errors
 
 logger = logging.getLogger(__name__)
@@ -108,10 +109,10 @@ async def call_flow_async(
     return result
 
 
-def prepare_queued(engine: Engine, run_id: str) -> tuple[RunContext, dict[str, Any]] | None:
+def prepare_queued(engine: Engine, source: RunSource) -> tuple[RunContext, dict[str, Any]] | None:
     """Context and parameters for a run a worker claimed; None if its flow cannot be loaded."""
-    source = engine.store.run_source(run_id)
     run, ref, blob = source.run, source.flow_ref, source.parameters
+    run_id = run.id
     try:
         flow = engine.flows.resolve(run.flow_name, ref)
     except FlowImportError as exc:

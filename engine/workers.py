@@ -19,6 +19,7 @@ from signoff.engine import registry as flow_sources
 from signoff.engine.errors import StoreError
 from signoff.engine.runner import execute_queued, execute_queued_async, prepare_queued
 from signoff.engine.runtime import Engine, get_engine
+from signoff.engine.store.sql import RunSource
 
 logger = logging.getLogger(__name__)
 
@@ -144,13 +145,14 @@ class Worker:
             if not claimed:
                 return
             self.engine.notify()
-            for run_id in claimed:
-                self._execute(run_id)
+            for source in claimed:
+                self._execute(source)
 
-    def _execute(self, run_id: str) -> None:
-        prepared = prepare_queued(self.engine, run_id)
+    def _execute(self, source: RunSource) -> None:
+        prepared = prepare_queued(self.engine, source)
         if prepared is None:
             return
+        run_id = source.run.id
         ctx, parameters = prepared
         with self._lock:
             self._active.add(run_id)

@@ -14,6 +14,7 @@ which makes event ids follow commit order (a reader never skips a late-committin
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 from collections import namedtuple
@@ -84,16 +85,14 @@ _RESUME_TARGET = Prepared(
 _PauseRow = namedtuple("_PauseRow", [c.name for c in PAUSES.c])  # type: ignore[misc]
 #: what a worker reads to run a run it claimed, and whether it ever got as far as a task
 #: or a pause (a run with neither has nothing to replay)
-_RUN_SOURCE = Prepared(
-    select(
-        *RUN_COLUMNS,
-        RUNS.c.flow_ref,
-        RUNS.c.parameters,
-        or_(
-            exists().where(TASKS.c.run_id == RUNS.c.id),
-            exists().where(PAUSES.c.run_id == RUNS.c.id),
-        ).label("has_history"),
-    ).where(RUNS.c.id == bindparam("run_id"))
+_SOURCE_COLUMNS = (
+    *RUN_COLUMNS,
+    RUNS.c.flow_ref,
+    RUNS.c.parameters,
+    or_(
+        exists().where(TASKS.c.run_id == RUNS.c.id),
+        exists().where(PAUSES.c.run_id == RUNS.c.id),
+    ).label("has_history"),
 )
 _INSERT_RUN = Prepared(insert(RUNS))
 _COMPLETED_TASK = Prepared(
@@ -103,15 +102,16 @@ _COMPLETED_TASK = Prepared(
         TASKS.c.state == RunState.COMPLETED.value,
     )
 )
-#: the oldest scheduled runs (locked, skipping those another worker is taking, on PostgreSQL)
+#: the oldest scheduled runs, with what a worker needs to run them (locked, skipping those
+#: another worker is taking, on PostgreSQL)
 _SCHEDULED = (
-    select(RUNS.c.id)
+    select(*_SOURCE_COLUMNS)
     .where(RUNS.c.state == RunState.SCHEDULED.value)
     .order_by(RUNS.c.updated_at, RUNS.c.id)
     .limit(bindparam("limit"))
 )
 _SCHEDULED_SQLITE = Prepared(_SCHEDULED)
-_SCHEDULED_LOCKED = Prepared(_SCHEDULED.with_for_update(skip_locked=True))
+_SCHEDULED_LOCKED = Prepared(_SCHEDULED.with_for_update(of=RUNS, skip_locked=True))
 
 
 @dataclass(frozen=True)
@@ -262,14 +262,6 @@ class SqlStore(
             owner_alive=heartbeat is not None and rows.utc(heartbeat) >= cutoff,
         )
 
-    def run_source(self, run_id: str) -> RunSource:
-        """The run, with what a worker needs to run it (again), in one read."""
-        with self._read() as conn:
-            row = _RUN_SOURCE.execute(conn, {"run_id": run_id}).first()
-        if row is None:
-            raise RunNotFound(run_id)
-        return RunSource(rows.to_run(row), row.flow_ref, row.parameters, not row.has_history)
-
     def detail(self, run_id: str, log_limit: int = 200) -> RunDetail:
         run = self.get_run(run_id)
         with self._read() as conn:
@@ -335,17 +327,26 @@ class SqlStore(
                 **columns,
             )
 
-    def claim_scheduled(self, owner: str, limit: int) -> list[str]:
-        """Atomically take up to ``limit`` scheduled runs for this process, oldest first."""
+    def claim_scheduled(self, owner: str, limit: int) -> list[RunSource]:
+        """Atomically take up to ``limit`` scheduled runs for this process, oldest first,
+        with what it needs to run them (read in the same statement)."""
         now = self.clock()
-        claimed: list[str] = []
+        claimed: list[RunSource] = []
         query = _SCHEDULED_SQLITE if self.is_sqlite else _SCHEDULED_LOCKED
         with self._write() as conn:
-            for (run_id,) in query.execute(conn, {"limit": limit}).all():
+            for row in query.execute(conn, {"limit": limit}).all():
                 self._change_state(
-                    conn, run_id, RunState.RUNNING, "Running", None, now, owner=owner
+                    conn, row.id, RunState.RUNNING, "Running", None, now, owner=owner
                 )
-                claimed.append(run_id)
+                run = dataclasses.replace(
+                    rows.to_run(row),
+                    state=RunState.RUNNING,
+                    state_name="Running",
+                    state_message=None,
+                    updated_at=now,
+                    owner=owner,
+                )
+                claimed.append(RunSource(run, row.flow_ref, row.parameters, not row.has_history))
         return claimed
 
     def orphans(self, live: set[str]) -> list[Run]:

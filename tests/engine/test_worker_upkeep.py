@@ -41,7 +41,7 @@ def test_a_busy_worker_still_takes_over_the_runs_of_a_dead_process(
         # it claims straight after submitting), then goes away with it.
         for attempt in range(20):
             run = dying.submit("upkeep-noop", {"n": -attempt})
-            if run.id in dying.store.claim_scheduled(dying.process_id, 1):
+            if [s.run.id for s in dying.store.claim_scheduled(dying.process_id, 1)] == [run.id]:
                 break
         else:
             raise AssertionError("the worker claimed every run first")

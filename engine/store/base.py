@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import logging
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
@@ -29,8 +28,6 @@ from signoff.engine.store.riders import Riders
 from signoff.engine.store.tables import EventRow, LogRow, RunRow
 from signoff.engine.store.wakeups import LocalWakeups
 from signoff.engine.store.writer import SqliteWriter
-
-logger = logging.getLogger(__name__)
 
 RUNS = RunRow.__table__  # type: ignore[attr-defined]
 #: a run's columns, without the two only a worker re-running it needs
@@ -187,7 +184,8 @@ class StoreBase:
         ``SqliteWriter.turn``).
         """
         if self.riders.pending():
-            self._store_riders_first()
+            # Queued ones first; should they fail, they are queued again and this goes ahead.
+            self.riders.store_now()
         with self._transaction(urgent) as conn:
             yield conn
 
@@ -205,16 +203,6 @@ class StoreBase:
             committed = True
         finally:
             self.riders.stored(taken, committed)
-
-    def _store_riders_first(self) -> None:
-        try:
-            self._store_riders()
-        except Exception as exc:
-            # They are queued again; this write goes ahead rather than fail for them.
-            logger.warning(
-                "could not store queued writes before this one",
-                extra={"action": "queued_write_failed", "error": str(exc)},
-            )
 
     @contextmanager
     def _transaction(self, urgent: bool = False) -> Iterator[Connection]:
@@ -246,7 +234,8 @@ class StoreBase:
                 yield conn
             return
         if self.riders.pending():
-            self._store_riders_first()
+            # Queued ones first; should they fail, they are queued again and this goes ahead.
+            self.riders.store_now()
         try:
             with self.engine.connect() as conn:
                 conn.execution_options(isolation_level="AUTOCOMMIT")

@@ -122,7 +122,7 @@ class Riders:
         if thread is not None:
             thread.join(10)
         if self.pending():
-            self._store_logged()
+            self.store_now()
 
     def _run(self) -> None:
         while True:
@@ -132,13 +132,14 @@ class Riders:
                 return  # close() stores the rest on its own thread
             with self._changed:
                 queued = bool(self._queued)
-            if queued and not self._store_logged():
+            if queued and not self.store_now():
                 with self._changed:
                     worst = max((r.attempts for r in self._queued), default=0)
                 self._closed.wait(_RETRY_AFTER * worst)  # back off, unless closing
 
-    def _store_logged(self) -> bool:
-        """Store what is queued; False (logged) if that failed."""
+    def store_now(self) -> bool:
+        """Store what is queued, on this thread; False (logged, and queued again) if that
+        failed: the caller goes on either way."""
         try:
             self._store_queued()
         except Exception as exc:

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TypeVar, cast
 
-from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+from selenium.common.exceptions import (
+    NoSuchElementException,
+    StaleElementReferenceException,
+    WebDriverException,
+)
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
@@ -24,8 +28,18 @@ def wait(browser: WebDriver, what: str, condition: Callable[[WebDriver], T]) -> 
         TIMEOUT,
         ignored_exceptions=(NoSuchElementException, StaleElementReferenceException),
     )
-    result: T = waiting.until(condition, message=f"waiting for {what}")
-    return result
+
+    def settled(b: WebDriver) -> T | bool:
+        try:
+            return condition(b)
+        except WebDriverException as exc:
+            # A link the page follows after a click (the Home tab) may still be loading:
+            # the browser refuses to look at a page it is leaving. Look again.
+            if "aborted by navigation" in (exc.msg or ""):
+                return False
+            raise
+
+    return cast(T, waiting.until(settled, message=f"waiting for {what}"))
 
 
 def gone(selector: str) -> Callable[[WebDriver], bool]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, Self
 
@@ -21,6 +21,7 @@ from signoff.engine.store.database import (
     create_db_engine,
     ensure_schema,
     is_sqlite,
+    open_write_connection,
     write_connection,
 )
 from signoff.engine.store.prepared import Prepared
@@ -119,6 +120,8 @@ class StoreBase:
         self.origin = uuid.uuid4().hex
         #: SQLite: writers queue here rather than in SQLite's sleeping busy handler
         self.writer = SqliteWriter(engine.url.database) if self.is_sqlite else None
+        #: SQLite: the one connection every write transaction uses, under the writer's turn
+        self._writing: Connection | None = None
         database = engine.url.database
         #: writes queued to be stored ahead of this process's next write
         self.riders = Riders(self._store_riders)
@@ -157,6 +160,11 @@ class StoreBase:
 
     def close(self) -> None:
         self.riders.close()
+        if self.writer is not None:
+            with self.writer.turn():
+                if self._writing is not None:
+                    self._writing.close()
+                    self._writing = None
         self.engine.dispose()
         if self.writer is not None:
             self.writer.close()
@@ -206,13 +214,9 @@ class StoreBase:
 
     @contextmanager
     def _transaction(self, urgent: bool = False) -> Iterator[Connection]:
-        turn = self.writer.turn(urgent) if self.writer is not None else nullcontext()
         pending: list[dict[str, Any]] = []
         try:
-            # The turn comes first: a thread waiting for it holds no connection. Otherwise
-            # a burst of writers holds one each, beyond the pool's size, and the pool opens
-            # and closes connections (and runs their PRAGMAs) to serve them.
-            with turn, write_connection(self.engine) as conn, conn.begin():
+            with self._writer_connection(urgent) as conn, conn.begin():
                 # conn.info outlives the transaction (pooled connection): reset per write.
                 conn.info["pending_events"] = pending
                 conn.info["notice"] = None
@@ -224,6 +228,27 @@ class StoreBase:
         if pending and self.wakeups is not None:
             # After the commit, so that whoever wakes finds the events.
             self.wakeups.send(prompt=any(map(wakes_a_flow, pending)))
+
+    @contextmanager
+    def _writer_connection(self, urgent: bool) -> Iterator[Connection]:
+        """A connection to write on: on SQLite, the writer's own, held between writes
+        (there is one writer at a time, and checking a connection out of the pool and
+        back in cost more than the transaction's statements)."""
+        if self.writer is None:
+            with write_connection(self.engine) as conn:
+                yield conn
+            return
+        with self.writer.turn(urgent):
+            held = self._writing
+            if held is None or held.closed or held.invalidated:
+                held = self._writing = open_write_connection(self.engine)
+            try:
+                yield held
+            except BaseException:
+                # Rare, and the connection's state is unknown: the next write starts afresh.
+                self._writing = None
+                held.close()
+                raise
 
     @contextmanager
     def _write_one(self) -> Iterator[Connection]:

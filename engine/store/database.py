@@ -103,8 +103,17 @@ def create_db_engine(
         try:
             driver.execute(sql)  # type: ignore[union-attr]
         except engine.dialect.loaded_dbapi.Error as exc:
+            # As Core does: a connection that is gone is not used again.
+            dead = engine.dialect.is_disconnect(exc, driver, None)
+            if dead:
+                conn.invalidate(exc)
             raise DBAPIError.instance(
-                sql, None, exc, engine.dialect.loaded_dbapi.Error, dialect=engine.dialect
+                sql,
+                None,
+                exc,
+                engine.dialect.loaded_dbapi.Error,
+                dialect=engine.dialect,
+                connection_invalidated=dead,
             ) from exc
 
     return engine
@@ -223,8 +232,14 @@ def _ensure_schema(engine: Engine, migrate: bool) -> None:
     logger.debug("schema up to date", extra={"action": "schema_upgraded"})
 
 
+def open_write_connection(engine: Engine) -> Connection:
+    """A connection whose transactions take the SQLite write lock at BEGIN; the caller
+    closes it."""
+    return engine.connect().execution_options(sqlite_write=True)
+
+
 @contextmanager
 def write_connection(engine: Engine) -> Iterator[Connection]:
     """A connection whose transaction takes the SQLite write lock at BEGIN."""
-    with engine.connect().execution_options(sqlite_write=True) as connection:
+    with open_write_connection(engine) as connection:
         yield connection

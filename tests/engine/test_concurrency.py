@@ -271,3 +271,21 @@ def test_an_answer_goes_ahead_of_the_writes_queued_before_it(
         e.id for e in events if e.data.get("state") == "scheduled" and e.run_id != paused[0].id
     ]
     assert len(submitted) == 3 and received < min(submitted)
+
+
+def test_writes_go_on_after_the_writer_connection_dies(
+    sqlite_engines: Callable[..., Engine],
+) -> None:
+    """On SQLite every write uses one connection held between writes. If that connection
+    dies, the write on it fails with a StoreError and the next write opens a new one."""
+    from signoff.engine.errors import StoreError
+
+    engine = sqlite_engines()
+    first = engine.submit("async-approval", {"tag": "before"})
+    held = engine.store._writing
+    assert held is not None
+    held.connection.driver_connection.close()  # type: ignore[union-attr]
+    with pytest.raises(StoreError, match="closed database"):
+        engine.submit("async-approval", {"tag": "lost"})
+    second = engine.submit("async-approval", {"tag": "after"})
+    assert [r.id for r in engine.list_runs([RunState.SCHEDULED])] == [second.id, first.id]

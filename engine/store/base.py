@@ -244,8 +244,9 @@ class StoreBase:
                 held = self._writing = open_write_connection(self.engine)
             try:
                 yield held
-            except BaseException:
+            except SQLAlchemyError:
                 # Rare, and the connection's state is unknown: the next write starts afresh.
+                # (Other errors come from the caller, after its transaction rolled back.)
                 self._writing = None
                 held.close()
                 raise

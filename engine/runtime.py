@@ -19,7 +19,7 @@ from typing import Any
 from signoff.engine import serialization
 from signoff.engine.actors import Actor, as_actor
 from signoff.engine.audit import AuditAction, AuditEntry
-from signoff.engine.dispatch import Dispatcher
+from signoff.engine.dispatch import Dispatcher, Interest
 from signoff.engine.errors import (
     FlowNotFound,
     RunNotFound,
@@ -47,6 +47,19 @@ from signoff.engine.upkeep import Upkeep
 from signoff.engine.waiters import Delivered, Waiters
 
 logger = logging.getLogger(__name__)
+
+#: The events ``Engine._dispatch`` acts on without observers (keep the two together).
+_ACTED_ON = Interest(
+    kinds=frozenset(
+        {
+            EventKind.INPUT_RECEIVED,
+            EventKind.PAUSE_TIMED_OUT,
+            EventKind.WAITING_FOR_INPUT,
+            EventKind.SUSPEND_REQUESTED,
+        }
+    ),
+    states=frozenset({RunState.CANCELLED, RunState.SCHEDULED}),
+)
 
 
 class Engine(Resuming, Upkeep):
@@ -96,7 +109,9 @@ class Engine(Resuming, Upkeep):
         self._heartbeat: threading.Thread | None = None
         #: where async flows' store calls run (SQLite takes one writer at a time anyway)
         self.store_threads = StoreThreads(4 if self.store.is_sqlite else 8)
-        self.dispatcher = Dispatcher(self.store, self._dispatch, self.settings.poll_seconds)
+        self.dispatcher = Dispatcher(
+            self.store, self._dispatch, self.settings.poll_seconds, self._interest
+        )
         self.dispatcher.start()
         self.store.prepare()
 
@@ -178,6 +193,10 @@ class Engine(Resuming, Upkeep):
             waiter.delivered = Delivered(
                 event.data["response"], None if responder is None else str(responder)
             )
+
+    def _interest(self) -> Interest | None:
+        """Every event while an observer is to see each; else only what ``_dispatch`` acts on."""
+        return None if self._observers else _ACTED_ON
 
     def _dispatch(self, events: list[Event]) -> None:
         for event in events:

@@ -8,11 +8,12 @@ processes agree that exactly one of them handles something, for a while.
 
 from __future__ import annotations
 
+import functools
 from datetime import timedelta
 
-from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, literal, or_, select, update
 
-from signoff.engine.runs import Event
+from signoff.engine.runs import Event, EventKind, RunState
 from signoff.engine.store import rows
 from signoff.engine.store.base import EVENTS, StoreBase
 from signoff.engine.store.prepared import Prepared
@@ -28,6 +29,29 @@ _EVENTS_AFTER = Prepared(
     .limit(bindparam("limit"))
 )
 
+_NEWEST_EVENT = Prepared(select(func.coalesce(func.max(EVENTS.c.id), 0).label("newest")))
+
+
+@functools.cache
+def _events_of(kinds: frozenset[EventKind], states: frozenset[RunState]) -> Prepared:
+    """Events of ``kinds``, and state changes into ``states``, in an id range (bounds bound
+    as ``position`` and ``upto``). Kinds and states are literals: few sets are ever asked."""
+    state = EVENTS.c.data["state"].as_string()
+    chosen = [EVENTS.c.kind == literal(kind.value) for kind in sorted(kinds)]
+    if states:
+        chosen.append(
+            and_(
+                EVENTS.c.kind == literal(EventKind.STATE_CHANGED.value),
+                or_(*(state == literal(s.value) for s in sorted(states))),
+            )
+        )
+    return Prepared(
+        select(EVENTS)
+        .where(EVENTS.c.id > bindparam("position"), EVENTS.c.id <= bindparam("upto"), or_(*chosen))
+        .order_by(EVENTS.c.id)
+        .limit(bindparam("limit"))
+    )
+
 
 class ConsumerQueries(StoreBase):
     def last_event_id(self) -> int:
@@ -38,6 +62,43 @@ class ConsumerQueries(StoreBase):
         with self._read() as conn:
             found = _EVENTS_AFTER.execute(conn, {"position": position, "limit": limit}).all()
         return [rows.to_event(r) for r in found]
+
+    def expect_events_of(
+        self, kinds: frozenset[EventKind], states: frozenset[RunState] = frozenset()
+    ) -> None:
+        """Build the statement ``events_of_after`` uses for these now, at start-up, so that
+        ``prepare`` compiles it too (building one on a busy thread risks cpython#106905)."""
+        _events_of(frozenset(kinds), frozenset(states))
+
+    def events_of_after(
+        self,
+        position: int,
+        kinds: frozenset[EventKind],
+        states: frozenset[RunState] = frozenset(),
+        limit: int = 500,
+    ) -> tuple[list[Event], int]:
+        """The events after ``position`` of ``kinds``, and the state changes into
+        ``states``, and the position to read on from: past the last event returned when
+        ``limit`` were, else past every event stored when this read began (the others were
+        of no interest).
+
+        Example::
+
+            cancels, position = store.events_of_after(0, frozenset(), {RunState.CANCELLED})
+        """
+        with self._read() as conn:
+            # Event ids become visible in id order (one writer on SQLite; a lock on
+            # PostgreSQL), so every event up to the newest seen here is already readable.
+            upto = int(_NEWEST_EVENT.execute(conn).scalar())
+            if upto <= position:
+                return [], position
+            found = (
+                _events_of(frozenset(kinds), frozenset(states))
+                .execute(conn, {"position": position, "upto": upto, "limit": limit})
+                .all()
+            )
+        events = [rows.to_event(r) for r in found]
+        return events, events[-1].id if len(events) == limit else upto
 
     def lease_cursor(self, consumer: str, owner: str, seconds: float) -> int | None:
         """Hold ``consumer``'s cursor for ``seconds``; its position, or None if another holds it."""

@@ -228,3 +228,36 @@ def test_a_flow_waiting_in_another_process_takes_the_answer_from_its_event(
     if engine.store.is_sqlite:
         reads = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
         assert not [s for s in reads if "FROM pauses" in s], reads
+
+
+def test_a_process_without_observers_reads_only_what_it_acts_on(engine: Engine) -> None:
+    """The events a process acts on (answers, cancellations, new runs...) come back alone,
+    with the position past every event stored; an observer added later sees every kind."""
+    from signoff.engine import RunState
+
+    first = run_pause_and_answer(engine)
+    events, position = engine.store.events_of_after(
+        0, frozenset({EventKind.INPUT_RECEIVED}), frozenset({RunState.COMPLETED})
+    )
+    assert [(e.run_id, e.kind, e.data.get("state")) for e in events] == [
+        (first, EventKind.INPUT_RECEIVED, None),
+        (first, EventKind.STATE_CHANGED, RunState.COMPLETED.value),
+    ]
+    assert position == engine.store.last_event_id()
+    # A page of ``limit`` events ends at the last one returned: more may follow.
+    page, at = engine.store.events_of_after(
+        0, frozenset({EventKind.INPUT_RECEIVED}), frozenset({RunState.COMPLETED}), limit=1
+    )
+    assert [e.kind for e in page] == [EventKind.INPUT_RECEIVED] and at == page[0].id
+    assert engine.store.events_of_after(position, frozenset(EventKind)) == ([], position)
+
+    recorder = Recorder()
+    engine.add_observer(recorder)
+    second = run_pause_and_answer(engine)
+    wait_for(
+        lambda: any(
+            e.run_id == second and e.data.get("state") == "completed" for e in recorder.seen
+        )
+    )
+    kinds = {e.kind for e in recorder.seen if e.run_id == second}
+    assert {EventKind.WAITING_FOR_INPUT, EventKind.INPUT_ACCEPTED} <= kinds

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -17,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from signoff.engine.errors import SchemaOutdated, StoreError
 from signoff.engine.runs import JSON, EventKind, RunState
+from signoff.engine.store.checkpoints import Checkpointer
 from signoff.engine.store.database import (
     create_db_engine,
     ensure_schema,
@@ -29,6 +31,8 @@ from signoff.engine.store.riders import Riders
 from signoff.engine.store.tables import EventRow, LogRow, RunRow
 from signoff.engine.store.wakeups import LocalWakeups
 from signoff.engine.store.writer import SqliteWriter
+
+logger = logging.getLogger(__name__)
 
 RUNS = RunRow.__table__  # type: ignore[attr-defined]
 #: a run's columns, without the two only a worker re-running it needs
@@ -82,6 +86,10 @@ _AUDIT_THEN_EVENT_LOCK = Prepared(
 )
 
 
+class _RiderFailed(Exception):
+    """A queued write failed in the transaction that carried it (the cause says why)."""
+
+
 def wakes_a_flow(event: dict[str, Any]) -> bool:
     """Whether a flow may be waiting on this (pending) event: an answer, a pause's timeout,
     a cancellation. Other processes read such events at once, not at their paced rate."""
@@ -125,6 +133,12 @@ class StoreBase:
         database = engine.url.database
         #: writes queued to be stored ahead of this process's next write
         self.riders = Riders(self._store_riders)
+        #: SQLite file: copies the write-ahead log into the database, after commits
+        self.checkpointer = (
+            Checkpointer(database)
+            if self.is_sqlite and database and database != ":memory:"
+            else None
+        )
         #: SQLite file: how a commit here wakes the other processes' dispatchers at once
         self.wakeups = (
             LocalWakeups(database)
@@ -165,6 +179,8 @@ class StoreBase:
                 if self._writing is not None:
                     self._writing.close()
                     self._writing = None
+        if self.checkpointer is not None:
+            self.checkpointer.close()
         self.engine.dispose()
         if self.writer is not None:
             self.writer.close()
@@ -186,14 +202,36 @@ class StoreBase:
     @contextmanager
     def _write(self, *, urgent: bool = False) -> Iterator[Connection]:
         """A write transaction; the events it emits are appended just before it commits.
-        Queued writes (``riders``) are stored first, in a transaction of their own.
+        Queued writes (``riders``) go first, in the same transaction: one BEGIN, COMMIT
+        and write turn serve both.
 
         ``urgent``: on SQLite, this process's other queued writers let it go first (see
         ``SqliteWriter.turn``).
         """
-        if self.riders.pending():
-            # Queued ones first; should they fail, they are queued again and this goes ahead.
-            self.riders.store_now()
+        taken = self.riders.take() if self.riders.pending() else []
+        if taken:
+            committed = theirs = False
+            try:
+                with self._transaction(urgent) as conn:
+                    try:
+                        now = self.clock()
+                        for rider in taken:
+                            rider.write(conn, now)
+                    except Exception as exc:
+                        theirs = True
+                        raise _RiderFailed() from exc
+                    yield conn
+                committed = True
+                return
+            except _RiderFailed as exc:
+                # Rolled back: they are queued again, and this write goes ahead alone.
+                logger.warning(
+                    "could not store queued writes; trying again",
+                    extra={"action": "queued_write_failed", "error": str(exc.__cause__)},
+                )
+            finally:
+                # A failure of this write's own is not held against them.
+                self.riders.stored(taken, committed, counts=theirs)
         with self._transaction(urgent) as conn:
             yield conn
 
@@ -225,6 +263,8 @@ class StoreBase:
                     self._append_events(conn, pending)
         except SQLAlchemyError as exc:
             raise StoreError(f"database write failed: {exc}") from exc
+        if self.checkpointer is not None:
+            self.checkpointer.committed()
         if pending and self.wakeups is not None:
             # After the commit, so that whoever wakes finds the events.
             self.wakeups.send(prompt=any(map(wakes_a_flow, pending)))

@@ -16,6 +16,7 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError, InvalidatePoolError
 from sqlalchemy.pool import StaticPool
 
 from signoff.engine.errors import SchemaOutdated
+from signoff.engine.store.checkpoints import BACKSTOP_PAGES
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -91,6 +92,9 @@ def create_db_engine(
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
+        # Checkpoints run on a thread of their own (store.checkpoints); a commit does one
+        # only past this backstop.
+        cursor.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
         cursor.close()
 
     @event.listens_for(engine, "begin")

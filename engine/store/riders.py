@@ -6,13 +6,15 @@ record). The flow has its answer by then, and nothing it does next depends on th
 waiting for it would only delay the flow's next line by a transaction (several round trips
 on PostgreSQL). So the verdict is queued here, and the flow goes on.
 
-A queued write is stored before any later write of this process begins, in a transaction
-of its own, by whichever thread writes next (usually the flow's own next step) or else by
-a background thread at once. A write that starts while queued ones are being stored waits
-for them to commit. So a run's events keep their order (a verdict's before the run's next
-state), and several verdicts queued under load go in one transaction. A write that fails
-is queued again and retried; after ``ATTEMPTS`` failures it is dropped and logged, and the
-answer stays stored as ANSWERED, which the run judges again if it runs again.
+A queued write is stored by the next write of this process, at the start of that write's
+transaction (usually the flow's own next step: one transaction then does both), or else by
+a background thread within ``CARRY_WINDOW``. A write that starts while queued ones are
+being stored waits for them to commit. So a run's events keep their order (a verdict's
+before the run's next state), and several verdicts queued under load go in one
+transaction. A queued write that fails is queued again and retried; after ``ATTEMPTS``
+failures it is dropped and logged, and the answer stays stored as ANSWERED, which the run
+judges again if it runs again. A transaction that fails for its other write's reason does
+not count against the queued ones it carried.
 """
 
 from __future__ import annotations
@@ -31,6 +33,10 @@ logger = logging.getLogger(__name__)
 ATTEMPTS = 5
 #: the background thread's pause after a failed try, growing with each failure
 _RETRY_AFTER = 0.05
+#: How long the background thread leaves queued writes for the process's next write to
+#: carry. A flow's next write usually comes within it, and one transaction instead of two
+#: halves the time a busy worker holds SQLite's write lock for the pair.
+CARRY_WINDOW = 0.005
 
 
 @dataclass
@@ -83,16 +89,18 @@ class Riders:
             self._storing = bool(taken)
             return taken
 
-    def stored(self, taken: list[Rider], committed: bool) -> None:
-        """Report on what ``take`` returned: committed, or to be tried again."""
+    def stored(self, taken: list[Rider], committed: bool, *, counts: bool = True) -> None:
+        """Report on what ``take`` returned: committed, or to be tried again. A failure
+        ``counts`` against them unless the transaction failed for another write's reason."""
         if not taken:
             return
         dropped: list[Rider] = []
         with self._changed:
             self._storing = False
             if not committed:
-                for rider in taken:
-                    rider.attempts += 1
+                if counts:
+                    for rider in taken:
+                        rider.attempts += 1
                 retry = [r for r in taken if r.attempts < ATTEMPTS]
                 dropped = [r for r in taken if r.attempts >= ATTEMPTS]
                 self._queued[:0] = retry
@@ -127,9 +135,9 @@ class Riders:
     def _run(self) -> None:
         while True:
             self._wake.wait()
-            self._wake.clear()
-            if self._closed.is_set():
+            if self._closed.wait(CARRY_WINDOW):
                 return  # close() stores the rest on its own thread
+            self._wake.clear()
             with self._changed:
                 queued = bool(self._queued)
             if queued and not self.store_now():
@@ -151,4 +159,4 @@ class Riders:
         return True
 
 
-__all__ = ["ATTEMPTS", "Rider", "Riders"]
+__all__ = ["ATTEMPTS", "CARRY_WINDOW", "Rider", "Riders"]

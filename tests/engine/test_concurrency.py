@@ -289,3 +289,30 @@ def test_writes_go_on_after_the_writer_connection_dies(
         engine.submit("async-approval", {"tag": "lost"})
     second = engine.submit("async-approval", {"tag": "after"})
     assert [r.id for r in engine.list_runs([RunState.SCHEDULED])] == [second.id, first.id]
+
+
+def test_writes_reach_the_database_file_soon_after_they_commit(
+    sqlite_engines: Callable[..., Engine], tmp_path: Path
+) -> None:
+    """On SQLite a commit goes to the write-ahead log; a background checkpoint copies it
+    into the database file shortly after (a commit never waits for one), so the file on
+    its own, as a plain copy of it would be, holds the run."""
+    import sqlite3
+
+    engine = sqlite_engines()
+    run = engine.submit("async-approval", {"tag": "copied"})
+
+    def in_the_file() -> bool:
+        # immutable=1: read the file as it is, ignoring the log beside it
+        file = sqlite3.connect(f"file:{tmp_path / 'shared.db'}?immutable=1", uri=True)
+        try:
+            return bool(file.execute("SELECT 1 FROM runs WHERE id = ?", (run.id,)).fetchall())
+        except sqlite3.OperationalError:  # not even the tables yet: they are in the log too
+            return False
+        finally:
+            file.close()
+
+    wait_for(in_the_file, what="the run to reach the database file")
+    with engine.store.engine.connect() as conn:
+        backstop = conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar()
+    assert backstop == 10_000  # commits checkpoint only past the backstop

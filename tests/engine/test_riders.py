@@ -133,3 +133,33 @@ def test_a_queued_write_that_fails_is_tried_again_and_at_last_dropped_with_a_log
     )
     assert dropped[0].run_id == "broken"
     assert done == ["flaky"] and not engine.store.riders.pending()
+
+
+def test_the_next_write_carries_queued_ones_and_its_own_failures_are_not_theirs(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Queued writes go in the process's next write transaction. When that write fails for
+    its own reason they are rolled back with it and queued again, without losing a try."""
+    from signoff.engine.store import riders
+
+    monkeypatch.setattr(riders, "CARRY_WINDOW", 60.0)  # the background thread keeps out
+    stored: list[str] = []
+    engine.store.riders.add(
+        Rider(
+            lambda _conn, _now: stored.append("written"),
+            {"run_id": "r"},
+            lambda: stored.append("committed"),
+        )
+    )
+    for _ in range(ATTEMPTS + 2):
+        with pytest.raises(ValueError), engine.store._write():
+            raise ValueError("this write's own mistake")
+    assert stored == ["written"] * (ATTEMPTS + 2) and engine.store.riders.pending()
+
+    @flow(name="carries-the-queued-write")
+    def carrier() -> None:
+        return None
+
+    run = engine.submit("carries-the-queued-write", {})  # the next write that succeeds
+    assert stored[-2:] == ["written", "committed"] and not engine.store.riders.pending()
+    assert engine.get_run(run.id).flow_name == "carries-the-queued-write"

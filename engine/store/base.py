@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -130,6 +131,10 @@ class StoreBase:
         self.writer = SqliteWriter(engine.url.database) if self.is_sqlite else None
         #: SQLite: the one connection every write transaction uses, under the writer's turn
         self._writing: Connection | None = None
+        #: SQLite: a connection held for reading events, which a process does after each
+        #: burst of commits (one thread at a time reads on it)
+        self._events_reading: Connection | None = None
+        self._events_lock = threading.Lock()
         database = engine.url.database
         #: writes queued to be stored ahead of this process's next write
         self.riders = Riders(self._store_riders)
@@ -181,6 +186,10 @@ class StoreBase:
                     self._writing = None
         if self.checkpointer is not None:
             self.checkpointer.close()
+        with self._events_lock:
+            if self._events_reading is not None:
+                self._events_reading.close()
+                self._events_reading = None
         self.engine.dispose()
         if self.writer is not None:
             self.writer.close()
@@ -321,6 +330,26 @@ class StoreBase:
                 yield conn
         except SQLAlchemyError as exc:
             raise StoreError(f"database read failed: {exc}") from exc
+
+    @contextmanager
+    def _read_events(self) -> Iterator[Connection]:
+        """A connection to read events on: on SQLite, one held for it (checking one out of
+        the pool and back costs more than reading a few events)."""
+        if not self.is_sqlite:
+            with self._read() as conn:
+                yield conn
+            return
+        with self._events_lock:
+            held = self._events_reading
+            if held is None or held.closed or held.invalidated:
+                held = self._events_reading = self.engine.connect()
+            try:
+                # Each statement runs on its own (no BEGIN): it sees what is committed now.
+                yield held
+            except SQLAlchemyError as exc:
+                self._events_reading = None
+                held.close()
+                raise StoreError(f"database read failed: {exc}") from exc
 
     def _emit(
         self, conn: Connection, run_id: str, kind: EventKind, data: dict[str, JSON], at: datetime

@@ -59,7 +59,7 @@ class ConsumerQueries(StoreBase):
             return int(conn.execute(select(func.coalesce(func.max(EVENTS.c.id), 0))).scalar_one())
 
     def events_after(self, position: int, limit: int = 500) -> list[Event]:
-        with self._read() as conn:
+        with self._read_events() as conn:
             found = _EVENTS_AFTER.execute(conn, {"position": position, "limit": limit}).all()
         return [rows.to_event(r) for r in found]
 
@@ -86,7 +86,7 @@ class ConsumerQueries(StoreBase):
 
             cancels, position = store.events_of_after(0, frozenset(), {RunState.CANCELLED})
         """
-        with self._read() as conn:
+        with self._read_events() as conn:
             # Event ids become visible in id order (one writer on SQLite; a lock on
             # PostgreSQL), so every event up to the newest seen here is already readable.
             upto = int(_NEWEST_EVENT.execute(conn).scalar())

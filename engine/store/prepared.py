@@ -42,12 +42,26 @@ class _Compiled:
     sql: str
     #: bound names in the order the driver takes them (None: the driver takes a mapping)
     order: tuple[str, ...] | None
-    #: every bound name with the value it takes when the caller leaves it out
-    defaults: dict[str, Any]
-    bind: dict[str, Processor]
+    #: every bound name, with its conversion and the value it takes (converted already)
+    #: when the caller leaves it out
+    binds: tuple[tuple[str, Processor, Any], ...]
     #: a row's fields, with the conversion each value needs (None: no rows)
     row: Any
     result: tuple[Processor, ...]
+
+
+#: a default its conversion refuses (a placeholder): the caller must give the value
+_UNCONVERTIBLE = object()
+
+
+def _converted(process: Processor, default: Any) -> Any:
+    """A default converted once, when compiled: literals (a JSON path, a kind) are fixed."""
+    if process is None:
+        return default
+    try:
+        return process(default)
+    except (TypeError, ValueError):
+        return _UNCONVERTIBLE
 
 
 class Result:
@@ -137,14 +151,16 @@ class Prepared:
         if compiled is None:
             compiled = self._compile(dialect, keys)
         driver = conn.connection.driver_connection
-        cursor = driver.cursor()  # type: ignore[union-attr]
+        cursor = None
         try:
+            cursor = driver.cursor()  # type: ignore[union-attr]
             if many:
                 cursor.executemany(compiled.sql, [self._bind(compiled, p) for p in batch])
             else:
                 cursor.execute(compiled.sql, self._bind(compiled, first))
         except dialect.loaded_dbapi.Error as exc:
-            cursor.close()
+            if cursor is not None:
+                cursor.close()
             # As Core does: a connection the server dropped is not returned to the pool.
             dead = dialect.is_disconnect(exc, driver, cursor)
             if dead:
@@ -163,10 +179,12 @@ class Prepared:
     @staticmethod
     def _bind(compiled: _Compiled, params: Params) -> Any:
         values = {}
-        for name, default in compiled.defaults.items():
-            value = params.get(name, default)
-            process = compiled.bind[name]
-            values[name] = value if process is None else process(value)
+        for name, process, default in compiled.binds:
+            if name in params or default is _UNCONVERTIBLE:
+                value = params[name]
+                values[name] = value if process is None else process(value)
+            else:
+                values[name] = default
         if compiled.order is None:
             return values
         return tuple(values[name] for name in compiled.order)
@@ -199,8 +217,9 @@ class Prepared:
         done = _Compiled(
             sql=compiled.string,
             order=tuple(compiled.positiontup or ()) if compiled.positional else None,
-            defaults=defaults,
-            bind=bind,
+            binds=tuple(
+                (name, bind[name], _converted(bind[name], v)) for name, v in defaults.items()
+            ),
             row=self._row if returns else None,
             result=result,
         )

@@ -316,3 +316,22 @@ def test_writes_reach_the_database_file_soon_after_they_commit(
     with engine.store.engine.connect() as conn:
         backstop = conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar()
     assert backstop == 10_000  # commits checkpoint only past the backstop
+
+
+def test_events_are_read_again_after_the_events_connection_dies(
+    sqlite_engines: Callable[..., Engine],
+) -> None:
+    """On SQLite a process reads events on a connection it holds. If that connection dies,
+    that read fails with a StoreError and the next one opens a new connection."""
+    from signoff.engine.errors import StoreError
+
+    engine = sqlite_engines()
+    run = engine.submit("async-approval", {"tag": "read"})
+    assert [e.run_id for e in engine.store.events_after(0)] == [run.id]
+    with engine.store._events_lock:  # not while the dispatcher reads on it
+        held = engine.store._events_reading
+        assert held is not None
+        held.connection.driver_connection.close()  # type: ignore[union-attr]
+    with pytest.raises(StoreError, match="closed database"):
+        engine.store.events_after(0)
+    assert [e.run_id for e in engine.store.events_after(0)] == [run.id]

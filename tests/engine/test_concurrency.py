@@ -319,19 +319,23 @@ def test_writes_reach_the_database_file_soon_after_they_commit(
 
 
 def test_events_are_read_again_after_the_events_connection_dies(
-    sqlite_engines: Callable[..., Engine],
+    sqlite_engines: Callable[..., Engine], tmp_path: Path
 ) -> None:
     """On SQLite a process reads events on a connection it holds. If that connection dies,
     that read fails with a StoreError and the next one opens a new connection."""
     from signoff.engine.errors import StoreError
+    from signoff.engine.store import SqlStore
 
-    engine = sqlite_engines()
-    run = engine.submit("async-approval", {"tag": "read"})
-    assert [e.run_id for e in engine.store.events_after(0)] == [run.id]
-    with engine.store._events_lock:  # not while the dispatcher reads on it
-        held = engine.store._events_reading
+    run = sqlite_engines().submit("async-approval", {"tag": "read"})
+    # A store of its own, without a dispatcher that could meet the dead connection first.
+    store = SqlStore.open(f"sqlite:///{tmp_path / 'shared.db'}")
+    try:
+        assert [e.run_id for e in store.events_after(0)] == [run.id]
+        held = store._events_reading
         assert held is not None
         held.connection.driver_connection.close()  # type: ignore[union-attr]
-    with pytest.raises(StoreError, match="closed database"):
-        engine.store.events_after(0)
-    assert [e.run_id for e in engine.store.events_after(0)] == [run.id]
+        with pytest.raises(StoreError, match="closed database"):
+            store.events_after(0)
+        assert [e.run_id for e in store.events_after(0)] == [run.id]
+    finally:
+        store.close()

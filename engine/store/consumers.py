@@ -29,13 +29,12 @@ _EVENTS_AFTER = Prepared(
     .limit(bindparam("limit"))
 )
 
-_NEWEST_EVENT = Prepared(select(func.coalesce(func.max(EVENTS.c.id), 0).label("newest")))
-
 
 @functools.cache
 def _events_of(kinds: frozenset[EventKind], states: frozenset[RunState]) -> Prepared:
-    """Events of ``kinds``, and state changes into ``states``, in an id range (bounds bound
-    as ``position`` and ``upto``). Kinds and states are literals: few sets are ever asked."""
+    """The newest event id, with the events after ``position`` up to it of ``kinds`` and
+    the state changes into ``states`` (one row with only the id when there are none): one
+    round trip. Kinds and states are literals: few sets are ever asked."""
     state = EVENTS.c.data["state"].as_string()
     chosen = [EVENTS.c.kind == literal(kind.value) for kind in sorted(kinds)]
     if states:
@@ -45,9 +44,11 @@ def _events_of(kinds: frozenset[EventKind], states: frozenset[RunState]) -> Prep
                 or_(*(state == literal(s.value) for s in sorted(states))),
             )
         )
+    newest = select(func.coalesce(func.max(EVENTS.c.id), 0).label("newest")).subquery("newest")
+    wanted = and_(EVENTS.c.id > bindparam("position"), EVENTS.c.id <= newest.c.newest, or_(*chosen))
     return Prepared(
-        select(EVENTS)
-        .where(EVENTS.c.id > bindparam("position"), EVENTS.c.id <= bindparam("upto"), or_(*chosen))
+        select(newest.c.newest, *EVENTS.c)
+        .select_from(newest.outerjoin(EVENTS, wanted))
         .order_by(EVENTS.c.id)
         .limit(bindparam("limit"))
     )
@@ -89,15 +90,13 @@ class ConsumerQueries(StoreBase):
         with self._read_events() as conn:
             # Event ids become visible in id order (one writer on SQLite; a lock on
             # PostgreSQL), so every event up to the newest seen here is already readable.
-            upto = int(_NEWEST_EVENT.execute(conn).scalar())
-            if upto <= position:
-                return [], position
             found = (
                 _events_of(frozenset(kinds), frozenset(states))
-                .execute(conn, {"position": position, "upto": upto, "limit": limit})
+                .execute(conn, {"position": position, "limit": limit})
                 .all()
             )
-        events = [rows.to_event(r) for r in found]
+        upto = max(int(found[0].newest), position) if found else position
+        events = [rows.to_event(r) for r in found if r.id is not None]
         return events, events[-1].id if len(events) == limit else upto
 
     def lease_cursor(self, consumer: str, owner: str, seconds: float) -> int | None:

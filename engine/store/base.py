@@ -21,6 +21,7 @@ from signoff.engine.errors import SchemaOutdated, StoreError
 from signoff.engine.runs import JSON, EventKind, RunState
 from signoff.engine.store.checkpoints import Checkpointer
 from signoff.engine.store.database import (
+    HeldConnection,
     create_db_engine,
     ensure_schema,
     is_sqlite,
@@ -130,10 +131,10 @@ class StoreBase:
         #: SQLite: writers queue here rather than in SQLite's sleeping busy handler
         self.writer = SqliteWriter(engine.url.database) if self.is_sqlite else None
         #: SQLite: the one connection every write transaction uses, under the writer's turn
-        self._writing: Connection | None = None
+        self._writing = HeldConnection(lambda: open_write_connection(engine))
         #: SQLite: a connection held for reading events, which a process does after each
-        #: burst of commits (one thread at a time reads on it)
-        self._events_reading: Connection | None = None
+        #: burst of commits (one thread at a time reads on it, under the lock)
+        self._events_reading = HeldConnection(engine.connect)
         self._events_lock = threading.Lock()
         database = engine.url.database
         #: writes queued to be stored ahead of this process's next write
@@ -181,15 +182,11 @@ class StoreBase:
         self.riders.close()
         if self.writer is not None:
             with self.writer.turn():
-                if self._writing is not None:
-                    self._writing.close()
-                    self._writing = None
+                self._writing.close()
         if self.checkpointer is not None:
             self.checkpointer.close()
         with self._events_lock:
-            if self._events_reading is not None:
-                self._events_reading.close()
-                self._events_reading = None
+            self._events_reading.close()
         self.engine.dispose()
         if self.writer is not None:
             self.writer.close()
@@ -287,18 +284,8 @@ class StoreBase:
             with write_connection(self.engine) as conn:
                 yield conn
             return
-        with self.writer.turn(urgent):
-            held = self._writing
-            if held is None or held.closed or held.invalidated:
-                held = self._writing = open_write_connection(self.engine)
-            try:
-                yield held
-            except SQLAlchemyError:
-                # Rare, and the connection's state is unknown: the next write starts afresh.
-                # (Other errors come from the caller, after its transaction rolled back.)
-                self._writing = None
-                held.close()
-                raise
+        with self.writer.turn(urgent), self._writing.use() as conn:
+            yield conn
 
     @contextmanager
     def _write_one(self) -> Iterator[Connection]:
@@ -339,17 +326,12 @@ class StoreBase:
             with self._read() as conn:
                 yield conn
             return
-        with self._events_lock:
-            held = self._events_reading
-            if held is None or held.closed or held.invalidated:
-                held = self._events_reading = self.engine.connect()
-            try:
-                # Each statement runs on its own (no BEGIN): it sees what is committed now.
-                yield held
-            except SQLAlchemyError as exc:
-                self._events_reading = None
-                held.close()
-                raise StoreError(f"database read failed: {exc}") from exc
+        try:
+            # Each statement runs on its own (no BEGIN): it sees what is committed now.
+            with self._events_lock, self._events_reading.use() as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            raise StoreError(f"database read failed: {exc}") from exc
 
     def _emit(
         self, conn: Connection, run_id: str, kind: EventKind, data: dict[str, JSON], at: datetime

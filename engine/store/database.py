@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from filelock import FileLock
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, DisconnectionError, InvalidatePoolError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InvalidatePoolError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
 from signoff.engine.errors import SchemaOutdated
@@ -234,6 +234,47 @@ def _ensure_schema(engine: Engine, migrate: bool) -> None:
                 connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _MIGRATION_LOCK})
                 connection.commit()
     logger.debug("schema up to date", extra={"action": "schema_upgraded"})
+
+
+class HeldConnection:
+    """One connection kept between uses, for work that one thread at a time does (the
+    caller serialises ``use``); a connection that died, or failed a use, is replaced.
+
+    Example::
+
+        events = HeldConnection(engine.connect)
+        with lock, events.use() as conn:
+            ...
+        events.close()
+    """
+
+    def __init__(self, connect: Callable[[], Connection]) -> None:
+        self._connect = connect
+        self._connection: Connection | None = None
+
+    @property
+    def current(self) -> Connection | None:
+        """The connection held now, if any."""
+        return self._connection
+
+    @contextmanager
+    def use(self) -> Iterator[Connection]:
+        held = self._connection
+        if held is None or held.closed or held.invalidated:
+            held = self._connection = self._connect()
+        try:
+            yield held
+        except SQLAlchemyError:
+            # Rare, and the connection's state is unknown: the next use starts afresh.
+            # (Other errors come from the caller, after its own rollback.)
+            self._connection = None
+            held.close()
+            raise
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
 
 
 def open_write_connection(engine: Engine) -> Connection:

@@ -282,7 +282,7 @@ def test_writes_go_on_after_the_writer_connection_dies(
 
     engine = sqlite_engines()
     first = engine.submit("async-approval", {"tag": "before"})
-    held = engine.store._writing
+    held = engine.store._writing.current
     assert held is not None
     held.connection.driver_connection.close()  # type: ignore[union-attr]
     with pytest.raises(StoreError, match="closed database"):
@@ -331,7 +331,7 @@ def test_events_are_read_again_after_the_events_connection_dies(
     store = SqlStore.open(f"sqlite:///{tmp_path / 'shared.db'}")
     try:
         assert [e.run_id for e in store.events_after(0)] == [run.id]
-        held = store._events_reading
+        held = store._events_reading.current
         assert held is not None
         held.connection.driver_connection.close()  # type: ignore[union-attr]
         with pytest.raises(StoreError, match="closed database"):

@@ -3,7 +3,8 @@
 A worker wakes as soon as a run is scheduled (no polling interval in this process, and
 LISTEN/NOTIFY or a local datagram across processes); a slow timed pass is only the safety
 net, so an idle worker costs little. Sync flows run on their own threads,
-because a paused sync flow holds its thread; async flows share one event loop.
+because a paused sync flow holds its thread (threads are kept a while and reused, since
+starting one costs more than a short run); async flows share one event loop.
 It also keeps the timers running and takes over runs whose process died.
 """
 
@@ -11,9 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import queue
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from signoff.engine import registry as flow_sources
 from signoff.engine.errors import StoreError
@@ -22,6 +24,58 @@ from signoff.engine.runtime import Engine, get_engine
 from signoff.engine.store.sql import RunSource
 
 logger = logging.getLogger(__name__)
+
+
+class _RunThreads:
+    """Daemon threads for sync runs: one per run in progress, each kept ``idle_seconds``
+    after its run ends to take the next one.
+
+    Not a ``ThreadPoolExecutor``: its threads are joined when the interpreter exits, and a
+    thread here may hold a flow paused for days; nor does it need a size, since a paused
+    run holds its thread and the worker's ``concurrency`` already bounds them.
+    """
+
+    def __init__(self, idle_seconds: float = 30.0) -> None:
+        self._idle_seconds = idle_seconds
+        # None tells a thread to end. Jobs are put under the lock, so that a thread that
+        # finds the queue empty under it knows that nothing was handed to it.
+        self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._idle = 0  # threads waiting for a job, less the jobs handed to them
+        self._closed = False
+
+    def submit(self, job: Callable[[], None]) -> None:
+        with self._lock:
+            if self._idle:
+                self._idle -= 1
+                self._jobs.put(job)
+                return
+        threading.Thread(target=self._serve, args=(job,), name="signoff-run", daemon=True).start()
+
+    def close(self) -> None:
+        """End the idle threads now; the others end when their runs do."""
+        with self._lock:
+            self._closed = True
+            for _ in range(self._idle):
+                self._jobs.put(None)
+            self._idle = 0
+
+    def _serve(self, job: Callable[[], None] | None) -> None:
+        while job is not None:
+            job()
+            with self._lock:
+                if self._closed:
+                    return
+                self._idle += 1
+            try:
+                job = self._jobs.get(timeout=self._idle_seconds)
+            except queue.Empty:
+                with self._lock:
+                    try:
+                        job = self._jobs.get_nowait()  # handed over as the wait ran out
+                    except queue.Empty:
+                        self._idle -= 1
+                        return
 
 
 class Worker:
@@ -50,6 +104,7 @@ class Worker:
         self._lock = threading.Lock()
         self._loop = asyncio.new_event_loop()
         self._threads: list[threading.Thread] = []
+        self._run_threads = _RunThreads()
 
     def start(self) -> None:
         """Start claiming runs in background threads."""
@@ -94,6 +149,7 @@ class Worker:
         self._loop.call_soon_threadsafe(self._loop.stop)
         for thread in self._threads:
             thread.join(5)
+        self._run_threads.close()
 
     @property
     def active_runs(self) -> int:
@@ -180,7 +236,7 @@ class Worker:
             finally:
                 self._done(run_id)
 
-        threading.Thread(target=body, name=f"signoff-run-{run_id[:8]}", daemon=True).start()
+        self._run_threads.submit(body)
 
     def _done(self, run_id: str) -> None:
         with self._lock:

@@ -25,7 +25,9 @@ class ProcessQueries(StoreBase):
 
     def heartbeat(self, process_id: str) -> bool:
         """Prove the process is alive; False if its row was removed as stale."""
-        with self._write() as conn:
+        # One statement on its own: on PostgreSQL it runs without BEGIN and COMMIT, which
+        # matters to an idle worker, whose CPU is mostly its heartbeat.
+        with self._write_one() as conn:
             result = conn.execute(
                 update(PROCESSES)
                 .where(PROCESSES.c.id == process_id)

@@ -396,7 +396,12 @@ def main() -> None:
     parser.add_argument("--no-peers", action="store_true", help="measure Signoff alone")
     parser.add_argument("--repeats", type=int, default=2, help="interleaved rounds (default 2)")
     parser.add_argument("--cold-rounds", type=int, default=3, help="fresh processes per cold round")
-    parser.add_argument("--idle-seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--idle-seconds",
+        type=float,
+        default=30.0,
+        help="how long the idle worker is watched (CPU counts in 10 ms ticks; default 30)",
+    )
     parser.add_argument("--async-runs", type=int, default=10_000)
     parser.add_argument("--listed-sqlite", type=int, default=100_000)
     parser.add_argument("--listed-postgresql", type=int, default=1_000_000)

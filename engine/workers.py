@@ -11,6 +11,7 @@ It also keeps the timers running and takes over runs whose process died.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import queue
 import threading
@@ -62,7 +63,9 @@ class _RunThreads:
 
     def _serve(self, job: Callable[[], None] | None) -> None:
         while job is not None:
-            job()
+            # In an empty context, as on a new thread: a context variable one run sets
+            # is not seen by the next run this thread takes.
+            contextvars.Context().run(job)
             with self._lock:
                 if self._closed:
                     return

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from contextvars import ContextVar
 
 from signoff.engine import Engine, RunState, Worker, flow
 from tests.support.waiting import wait_for
@@ -22,6 +23,16 @@ def threads_together(n: int) -> int:
     # Returns only once all five runs are in progress at the same time.
     _together.wait()
     return n
+
+
+_leftover: ContextVar[int | None] = ContextVar("leftover", default=None)
+
+
+@flow(name="threads-context")
+def threads_context(n: int) -> str:
+    seen = _leftover.get()
+    _leftover.set(n)  # and never reset: the next run on this thread must not see it
+    return repr(seen)
 
 
 def _run_threads() -> set[threading.Thread]:
@@ -62,5 +73,26 @@ def test_runs_in_progress_together_each_have_a_thread(make_engine: Callable[...,
         assert states == [RunState.COMPLETED] * 5
         assert [engine.get_run(r.id).result for r in runs] == [str(n) for n in range(5)]
         assert len(_run_threads() - earlier) == 5  # kept for the next runs
+    finally:
+        worker.stop()
+
+
+def test_a_reused_thread_starts_each_run_in_a_fresh_context(
+    make_engine: Callable[..., Engine],
+) -> None:
+    engine = make_engine()
+    worker = Worker(engine)
+    earlier = _run_threads()
+    worker.start()
+    try:
+        results = []
+        for n in range(5):
+            run = engine.submit("threads-context", {"n": n})
+            wait_for(lambda run=run: _finished(engine, [run.id]), 15)
+            results.append(engine.get_run(run.id).result)
+        # Five runs on at most two threads: some thread ran a second one...
+        assert 1 <= len(_run_threads() - earlier) <= 2
+        # ...and no run saw what the run before it on that thread left behind.
+        assert set(results) == {repr(repr(None))}
     finally:
         worker.stop()

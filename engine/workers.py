@@ -226,6 +226,8 @@ class Worker:
             return
 
         def body() -> None:
+            thread = threading.current_thread()
+            thread.name = f"signoff-run-{run_id[:8]}"  # names the run in thread dumps
             try:
                 execute_queued(ctx, parameters)
             except StoreError as exc:
@@ -237,6 +239,7 @@ class Worker:
                     extra={"action": "run_store_failed", "run_id": run_id},
                 )
             finally:
+                thread.name = "signoff-run"
                 self._done(run_id)
 
         self._run_threads.submit(body)

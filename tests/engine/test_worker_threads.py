@@ -36,7 +36,8 @@ def threads_context(n: int) -> str:
 
 
 def _run_threads() -> set[threading.Thread]:
-    return {t for t in threading.enumerate() if t.name == "signoff-run"}
+    # Named after the run while they run one (signoff-run-3f2a9c0e).
+    return {t for t in threading.enumerate() if t.name.startswith("signoff-run")}
 
 
 def _finished(engine: Engine, run_ids: list[str]) -> list[RunState] | None:

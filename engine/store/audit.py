@@ -4,7 +4,8 @@ Appends must be serialised, or two writers could link to the same predecessor. S
 write transactions already are (``BEGIN IMMEDIATE``); on PostgreSQL the appending
 transaction takes an advisory lock, held until it commits, before it reads the chain's
 head. The record is written in the caller's transaction, so it commits (or not) with the
-change it records.
+change it records: queued, and inserted as the transaction ends, with its events (see
+``appending``); a second append in the same transaction chains to the first.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from sqlalchemy import (
     Text,
     bindparam,
     cast,
-    insert,
     select,
     type_coerce,
 )
@@ -41,15 +41,6 @@ from signoff.engine.store.tables import AuditRow
 AUDIT = AuditRow.__table__  # type: ignore[attr-defined]
 
 _HEAD = Prepared(select(AUDIT.c.seq, AUDIT.c.hash).order_by(AUDIT.c.seq.desc()).limit(1))
-_INSERT = Prepared(
-    insert(AUDIT),
-    columns=[
-        (
-            *("seq", "at", "prev_hash", "hash", "action", "run_id", "flow_name"),
-            *("actor_id", "actor_name", "via", "key", "data"),
-        )
-    ],
-)
 #: records are read in pages of this many: memory stays flat however long the trail is
 PAGE = 2000
 
@@ -132,10 +123,17 @@ class AuditQueries(StoreBase):
         """Append ``entries`` to the chain inside the caller's write transaction."""
         if not entries:
             return
-        if not self.is_sqlite:
-            self._lock_audit_chain(conn)
-        head = _HEAD.execute(conn).first()
-        seq, prev = (int(head.seq), head.hash) if head is not None else (0, GENESIS)
+        queued: list[dict[str, Any]] | None = conn.info.get("pending_audit")
+        if queued is None:
+            raise RuntimeError("audit records are written in a write transaction (_write)")
+        if queued:
+            # This transaction holds the chain (and its lock): its own last record is the head.
+            seq, prev = queued[-1]["seq"], queued[-1]["hash"]
+        else:
+            if not self.is_sqlite:
+                self._lock_audit_chain(conn)
+            head = _HEAD.execute(conn).first()
+            seq, prev = (int(head.seq), head.hash) if head is not None else (0, GENESIS)
         rows = []
         for entry in entries:
             seq += 1
@@ -143,7 +141,8 @@ class AuditQueries(StoreBase):
             digest = chain_hash(seq=seq, at=at, prev_hash=prev, secret=self.audit_secret, **fields)
             rows.append({"seq": seq, "at": at, "prev_hash": prev, "hash": digest, **fields})
             prev = digest
-        _INSERT.execute(conn, rows)
+        # Appended as the transaction ends, with its events (see appending).
+        queued.extend(rows)
 
     def record_audit(self, *entries: AuditEntry) -> None:
         """Append records in a transaction of their own (refusals, which change nothing else)."""

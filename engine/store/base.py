@@ -11,7 +11,18 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, Self
 
-from sqlalchemy import Connection, Engine, bindparam, insert, text, update
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Engine,
+    bindparam,
+    func,
+    insert,
+    select,
+    text,
+    true,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
@@ -19,6 +30,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from signoff.engine.errors import SchemaOutdated, StoreError
 from signoff.engine.runs import JSON, EventKind, RunState
+from signoff.engine.store import appending
 from signoff.engine.store.checkpoints import Checkpointer
 from signoff.engine.store.database import (
     HeldConnection,
@@ -44,7 +56,6 @@ LOGS = LogRow.__table__  # type: ignore[attr-defined]
 
 #: built once: constructing statements costs more than running them on SQLite
 _INSERT_LOGS = Prepared(insert(LOGS))
-_INSERT_EVENT = Prepared(insert(EVENTS), columns=[("run_id", "kind", "data", "at")])
 #: names the advisory lock that orders event ids on PostgreSQL
 _EVENT_LOCK = 727_361_002
 #: the PostgreSQL NOTIFY channel that tells other processes to read new events
@@ -67,6 +78,42 @@ def _set_state(expected: int, owned: bool) -> Prepared:
 
 
 _set_state(0, False)  # made now, so that compile_all finds it
+
+
+@functools.cache
+def _set_state_alone(expected: int, owned: bool, columns: frozenset[str]) -> Prepared:
+    """PostgreSQL: ``_set_state``, the events' lock with its NOTIFY, and the STATE_CHANGED
+    event in one statement, which runs in autocommit as a transaction of its own: one round
+    trip where BEGIN, UPDATE, lock, INSERT and COMMIT took five. The event is inserted
+    only if the run changed, and its id is drawn after the lock is taken (a row of the
+    join needs both sides). New values are bound as ``new_state``..., the rest as in
+    ``_set_state``."""
+    conditions = [RUNS.c.id == bindparam("target_run")]
+    if expected:
+        conditions.append(RUNS.c.state.in_([bindparam(f"expect_{i}") for i in range(expected)]))
+    if owned:
+        conditions.append(RUNS.c.owner == bindparam("expect_owner"))
+    names = ("state", "state_name", "state_message", "updated_at", *sorted(columns))
+    changed = (
+        update(RUNS)
+        .where(*conditions)
+        .values({n: bindparam(f"new_{n}", type_=RUNS.c[n].type) for n in names})
+        .returning(RUNS.c.id)
+        .cte("changed")
+    )
+    locked = select(
+        func.pg_advisory_xact_lock(bindparam("lock_key", type_=BigInteger)),
+        func.pg_notify(bindparam("channel"), bindparam("notice")),
+    ).subquery("locked")
+    event = select(
+        changed.c.id,
+        bindparam("kind", type_=EVENTS.c.kind.type),
+        bindparam("data", type_=EVENTS.c.data.type),
+        bindparam("at", type_=EVENTS.c.at.type),
+    ).select_from(changed.join(locked, true()))
+    return Prepared(
+        insert(EVENTS).from_select(["run_id", "kind", "data", "at"], event).returning(EVENTS.c.id)
+    )
 
 
 _NOTIFY = text("SELECT pg_notify(:channel, '')")
@@ -259,14 +306,18 @@ class StoreBase:
     @contextmanager
     def _transaction(self, urgent: bool = False) -> Iterator[Connection]:
         pending: list[dict[str, Any]] = []
+        audit: list[dict[str, Any]] = []
         try:
             with self._writer_connection(urgent) as conn, conn.begin():
                 # conn.info outlives the transaction (pooled connection): reset per write.
                 conn.info["pending_events"] = pending
+                conn.info["pending_audit"] = audit
                 conn.info["notice"] = None
                 yield conn
                 if pending:
-                    self._append_events(conn, pending)
+                    self._lock_events(conn, pending)
+                if pending or audit:
+                    appending.append(conn, pending, audit, postgres=not self.is_sqlite)
         except SQLAlchemyError as exc:
             raise StoreError(f"database write failed: {exc}") from exc
         if self.checkpointer is not None:
@@ -301,7 +352,8 @@ class StoreBase:
         try:
             with self.engine.connect() as conn:
                 conn.execution_options(isolation_level="AUTOCOMMIT")
-                conn.info["pending_events"] = None  # emitting here fails loudly
+                # emitting or auditing here fails loudly
+                conn.info["pending_events"] = conn.info["pending_audit"] = None
                 yield conn
         except SQLAlchemyError as exc:
             raise StoreError(f"database write failed: {exc}") from exc
@@ -365,19 +417,21 @@ class StoreBase:
         at once (``PROMPT_NOTICE``) or they may wait for the listener's next paced read."""
         return f"{self.origin} {PROMPT_NOTICE if any(map(wakes_a_flow, events)) else 'paced'}"
 
-    def _append_events(self, conn: Connection, events: list[dict[str, Any]]) -> None:
-        if not self.is_sqlite:
-            # Event ids must become visible in id order, or a reader could skip one that
-            # commits late: the lock orders appending transactions. The NOTIFY is delivered
-            # at commit; asking for it with the lock saves a round trip.
-            notice, sent = self._notice(events), conn.info.get("notice")
-            if sent is None:
-                _LOCK_AND_NOTIFY.execute(
-                    conn, {"k": _EVENT_LOCK, "channel": NOTIFY_CHANNEL, "notice": notice}
-                )
-            elif notice != sent:  # events that wake a flow came after the audit's NOTIFY
-                _NOTIFY_NOW.execute(conn, {"channel": NOTIFY_CHANNEL, "notice": notice})
-        _INSERT_EVENT.execute(conn, events)
+    def _lock_events(self, conn: Connection, events: list[dict[str, Any]]) -> None:
+        """PostgreSQL: take the events' lock (and ask for the NOTIFY) before they are
+        appended, unless the audit chain's lock took it already."""
+        if self.is_sqlite:
+            return
+        # Event ids must become visible in id order, or a reader could skip one that
+        # commits late: the lock orders appending transactions. The NOTIFY is delivered
+        # at commit; asking for it with the lock saves a round trip.
+        notice, sent = self._notice(events), conn.info.get("notice")
+        if sent is None:
+            _LOCK_AND_NOTIFY.execute(
+                conn, {"k": _EVENT_LOCK, "channel": NOTIFY_CHANNEL, "notice": notice}
+            )
+        elif notice != sent:  # events that wake a flow came after the audit's NOTIFY
+            _NOTIFY_NOW.execute(conn, {"channel": NOTIFY_CHANNEL, "notice": notice})
 
     @staticmethod
     def _insert_logs(
@@ -432,3 +486,44 @@ class StoreBase:
             at,
         )
         return True
+
+    def _change_state_alone(
+        self,
+        run_id: str,
+        state: RunState,
+        name: str,
+        message: str | None,
+        at: datetime,
+        *,
+        expect: Sequence[RunState] | None = None,
+        expect_owner: str | None = None,
+        **columns: Any,
+    ) -> bool:
+        """PostgreSQL: ``_change_state`` as a transaction of its own, in one round trip
+        (see ``_set_state_alone``); True if done."""
+        if expect is not None and not expect:
+            return False
+        event = {
+            "kind": EventKind.STATE_CHANGED.value,
+            "data": {"state": state.value, "name": name, "message": message},
+        }
+        values: dict[str, Any] = {
+            "target_run": run_id,
+            "new_state": state.value,
+            "new_state_name": name,
+            "new_state_message": message,
+            "new_updated_at": at,
+            **{f"new_{column}": value for column, value in columns.items()},
+            "lock_key": _EVENT_LOCK,
+            "channel": NOTIFY_CHANNEL,
+            "notice": self._notice([event]),
+            "at": at,
+            **event,
+        }
+        expected = list(expect or ())
+        values.update({f"expect_{i}": each.value for i, each in enumerate(expected)})
+        if expect_owner is not None:
+            values["expect_owner"] = expect_owner
+        statement = _set_state_alone(len(expected), expect_owner is not None, frozenset(columns))
+        with self._write_one() as conn:
+            return statement.execute(conn, values).first() is not None

@@ -312,6 +312,18 @@ class SqlStore(
         either way.
         """
         now = self.clock()
+        expected = None if expect is None else tuple(expect)
+        if not self.is_sqlite and not logs:
+            return self._change_state_alone(
+                run_id,
+                state,
+                name,
+                message,
+                now,
+                expect=expected,
+                expect_owner=expect_owner,
+                **columns,
+            )
         # One conditional UPDATE: the database decides who wins a race, in one round trip.
         with self._write() as conn:
             self._insert_logs(conn, run_id, logs)
@@ -322,7 +334,7 @@ class SqlStore(
                 name,
                 message,
                 now,
-                expect=None if expect is None else tuple(expect),
+                expect=expected,
                 expect_owner=expect_owner,
                 **columns,
             )

@@ -74,6 +74,13 @@ def test_observer_sees_every_change_in_order(engine: Engine) -> None:
     assert received.data == {"key": "1", "responder": "dana", "response": {"value": True}}
     ids = [e.id for e in recorder.seen]
     assert ids == sorted(ids)
+    # The answer's two audit records were stored in the same statement as its events (on
+    # PostgreSQL): chained in order, each to the one before.
+    records = [r for r in engine.audit_records() if r.run_id == run_id]
+    assert [r.action for r in records] == ["run.started", "answer.received", "answer.accepted"]
+    assert [r.seq for r in records] == [1, 2, 3]
+    assert records[2].prev_hash == records[1].hash and records[1].prev_hash == records[0].hash
+    assert engine.verify_audit().ok
 
 
 def test_durable_consumer_retries_and_survives_restart_without_duplicates(make_engine) -> None:
@@ -261,3 +268,30 @@ def test_a_process_without_observers_reads_only_what_it_acts_on(engine: Engine) 
     )
     kinds = {e.kind for e in recorder.seen if e.run_id == second}
     assert {EventKind.WAITING_FOR_INPUT, EventKind.INPUT_ACCEPTED} <= kinds
+
+
+def test_a_state_change_that_loses_its_race_records_nothing(engine: Engine) -> None:
+    """A change conditioned on the run's state (a completion that a cancellation beat) is
+    refused whole: no new state and no event in the run's history; one that applies
+    records its one event with it (on PostgreSQL both are a single statement)."""
+    from signoff.engine import RunState
+
+    run_id = run_pause_and_answer(engine)
+    history = [s.state for s in engine.detail(run_id).history]
+    assert history[-1] is RunState.COMPLETED
+    refused = engine.store.transition(
+        run_id, RunState.FAILED, "Failed", "late", expect=(RunState.RUNNING,)
+    )
+    assert refused is False
+    assert engine.get_run(run_id).state is RunState.COMPLETED
+    assert [s.state for s in engine.detail(run_id).history] == history
+
+    applied = engine.store.transition(
+        run_id, RunState.CANCELLED, "Cancelled", "by hand", expect=(RunState.COMPLETED,)
+    )
+    assert applied is True
+    run = engine.get_run(run_id)
+    assert (run.state, run.state_message) == (RunState.CANCELLED, "by hand")
+    after = engine.detail(run_id).history
+    assert [s.state for s in after] == [*history, RunState.CANCELLED]
+    assert after[-1].message == "by hand"

@@ -62,15 +62,33 @@ _EVENT_LOCK = 727_361_002
 NOTIFY_CHANNEL = "signoff_events"
 
 
-@functools.cache
-def _set_state(expected: int, owned: bool) -> Prepared:
-    """A run's new state, only from one of ``expected`` states (bound as ``expect_0``...)
-    and, if ``owned``, only while ``expect_owner`` owns it; the values are bound too."""
+def _guarded(expected: int, owned: bool) -> list[Any]:
+    """The run ``target_run``, only in one of ``expected`` states (bound as ``expect_0``...)
+    and, if ``owned``, only while ``expect_owner`` owns it."""
     conditions = [RUNS.c.id == bindparam("target_run")]
     if expected:
         conditions.append(RUNS.c.state.in_([bindparam(f"expect_{i}") for i in range(expected)]))
     if owned:
         conditions.append(RUNS.c.owner == bindparam("expect_owner"))
+    return conditions
+
+
+def _guard_values(
+    run_id: str, expect: Sequence[RunState] | None, expect_owner: str | None
+) -> dict[str, Any]:
+    """The values ``_guarded`` binds."""
+    values: dict[str, Any] = {"target_run": run_id}
+    values.update({f"expect_{i}": each.value for i, each in enumerate(expect or ())})
+    if expect_owner is not None:
+        values["expect_owner"] = expect_owner
+    return values
+
+
+@functools.cache
+def _set_state(expected: int, owned: bool) -> Prepared:
+    """A run's new state, where ``_guarded`` finds it; the new values are bound by their
+    columns' names."""
+    conditions = _guarded(expected, owned)
     # The resume path's changes, compiled ahead (see Prepared.compile_all).
     moved = ("target_run", "state", "state_name", "state_message", "updated_at")
     usual = [moved, (*moved, "owner")] if not expected and not owned else []
@@ -88,11 +106,7 @@ def _set_state_alone(expected: int, owned: bool, columns: frozenset[str]) -> Pre
     only if the run changed, and its id is drawn after the lock is taken (a row of the
     join needs both sides). New values are bound as ``new_state``..., the rest as in
     ``_set_state``."""
-    conditions = [RUNS.c.id == bindparam("target_run")]
-    if expected:
-        conditions.append(RUNS.c.state.in_([bindparam(f"expect_{i}") for i in range(expected)]))
-    if owned:
-        conditions.append(RUNS.c.owner == bindparam("expect_owner"))
+    conditions = _guarded(expected, owned)
     names = ("state", "state_name", "state_message", "updated_at", *sorted(columns))
     changed = (
         update(RUNS)
@@ -469,13 +483,10 @@ class StoreBase:
             "state_message": message,
             "updated_at": at,
             **columns,
+            **_guard_values(run_id, expect, expect_owner),
         }
-        expected = list(expect or ())
-        values.update({f"expect_{i}": each.value for i, each in enumerate(expected)})
-        if expect_owner is not None:
-            values["expect_owner"] = expect_owner
-        statement = _set_state(len(expected), expect_owner is not None)
-        done = statement.execute(conn, {"target_run": run_id, **values})
+        statement = _set_state(len(expect or ()), expect_owner is not None)
+        done = statement.execute(conn, values)
         if done.rowcount != 1:
             return False
         self._emit(
@@ -508,22 +519,20 @@ class StoreBase:
             "data": {"state": state.value, "name": name, "message": message},
         }
         values: dict[str, Any] = {
-            "target_run": run_id,
             "new_state": state.value,
             "new_state_name": name,
             "new_state_message": message,
             "new_updated_at": at,
             **{f"new_{column}": value for column, value in columns.items()},
+            **_guard_values(run_id, expect, expect_owner),
             "lock_key": _EVENT_LOCK,
             "channel": NOTIFY_CHANNEL,
             "notice": self._notice([event]),
             "at": at,
             **event,
         }
-        expected = list(expect or ())
-        values.update({f"expect_{i}": each.value for i, each in enumerate(expected)})
-        if expect_owner is not None:
-            values["expect_owner"] = expect_owner
-        statement = _set_state_alone(len(expected), expect_owner is not None, frozenset(columns))
+        statement = _set_state_alone(
+            len(expect or ()), expect_owner is not None, frozenset(columns)
+        )
         with self._write_one() as conn:
             return statement.execute(conn, values).first() is not None

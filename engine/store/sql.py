@@ -312,7 +312,7 @@ class SqlStore(
         either way.
         """
         now = self.clock()
-        expected = None if expect is None else tuple(expect)
+        guard = None if expect is None else tuple(expect)
         if not self.is_sqlite and not logs:
             return self._change_state_alone(
                 run_id,
@@ -320,7 +320,7 @@ class SqlStore(
                 name,
                 message,
                 now,
-                expect=expected,
+                expect=guard,
                 expect_owner=expect_owner,
                 **columns,
             )
@@ -334,7 +334,7 @@ class SqlStore(
                 name,
                 message,
                 now,
-                expect=expected,
+                expect=guard,
                 expect_owner=expect_owner,
                 **columns,
             )

@@ -8,6 +8,13 @@ arrays back into rows (one statement text, whatever the number of rows, which ps
 prepares on the server after a few uses). Events are inserted in the order they were
 emitted (``WITH ORDINALITY``), so their ids follow it.
 
+Event ids must become visible in id order, or a reader could skip one that commits late:
+on PostgreSQL a transaction holds an advisory lock from drawing its first event id to its
+commit. The statement that inserts the events takes it (and asks for the NOTIFY, which is
+delivered at commit), so the lock is held for that statement and the COMMIT alone: a
+transaction that also appends to the audit chain took the chain's lock earlier, and
+always in that order, chain then events, so no two can deadlock on them.
+
 Example::
 
     append(conn, events=[{"run_id": run_id, "kind": "state_changed", ...}], audit=[])
@@ -16,9 +23,18 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import BindParameter, Connection, String, Table, bindparam, insert, text
+from sqlalchemy import (
+    BigInteger,
+    BindParameter,
+    Connection,
+    String,
+    Table,
+    bindparam,
+    insert,
+    text,
+)
 from sqlalchemy.dialects import postgresql
 
 from signoff.engine.store.prepared import Prepared
@@ -35,6 +51,14 @@ AUDIT_COLUMNS = (
 
 _INSERT_EVENT = Prepared(insert(EVENTS), columns=[EVENT_COLUMNS])
 _INSERT_AUDIT = Prepared(insert(AUDIT), columns=[AUDIT_COLUMNS])
+
+
+class EventLock(NamedTuple):
+    """PostgreSQL: the advisory lock that orders event ids, and the NOTIFY to send."""
+
+    key: int
+    channel: str
+    notice: str
 
 
 def _unnested(
@@ -64,11 +88,22 @@ def _unnested(
 
 _EVENTS_SQL, _EVENT_BINDS = _unnested(EVENTS, EVENT_COLUMNS, "event")
 _AUDIT_SQL, _AUDIT_BINDS = _unnested(AUDIT, AUDIT_COLUMNS, "audit")
-_EVENTS_UNNESTED = Prepared(text(_EVENTS_SQL).bindparams(*_EVENT_BINDS))
+#: The events' lock and the NOTIFY, joined to the events' rows: every row needs the lock's
+#: row first, so the lock is held before the first event id is drawn, and to the commit.
+_LOCKED = (
+    "locked AS MATERIALIZED (SELECT pg_advisory_xact_lock(:lock_key), pg_notify(:channel, :notice))"
+)
+_LOCKED_EVENTS_SQL = _EVENTS_SQL.replace(" FROM unnest(", " FROM locked, unnest(", 1)
+_LOCK_BINDS = [bindparam("lock_key", type_=BigInteger), bindparam("channel"), bindparam("notice")]
+_EVENTS_UNNESTED = Prepared(
+    text(f"WITH {_LOCKED} {_LOCKED_EVENTS_SQL}").bindparams(*_EVENT_BINDS, *_LOCK_BINDS)
+)
 _AUDIT_UNNESTED = Prepared(text(_AUDIT_SQL).bindparams(*_AUDIT_BINDS))
 #: a data-modifying WITH always runs to completion, though nothing reads from it
 _BOTH_UNNESTED = Prepared(
-    text(f"WITH recorded AS ({_AUDIT_SQL}) {_EVENTS_SQL}").bindparams(*_AUDIT_BINDS, *_EVENT_BINDS)
+    text(f"WITH recorded AS ({_AUDIT_SQL}), {_LOCKED} {_LOCKED_EVENTS_SQL}").bindparams(
+        *_AUDIT_BINDS, *_EVENT_BINDS, *_LOCK_BINDS
+    )
 )
 
 
@@ -83,32 +118,32 @@ def append(
     events: Sequence[Mapping[str, Any]],
     audit: Sequence[Mapping[str, Any]],
     *,
-    postgres: bool,
+    postgres: EventLock | None = None,
 ) -> None:
     """Insert ``events`` (``EVENT_COLUMNS``) and ``audit`` records (``AUDIT_COLUMNS``) in
-    the caller's transaction. On PostgreSQL the caller holds the locks that order them."""
-    if not postgres:
+    the caller's transaction. On PostgreSQL (``postgres``) the statement that inserts the
+    events also takes the lock that orders them and sends the NOTIFY; the caller holds
+    the audit chain's lock already."""
+    if postgres is None:
         if audit:
             _INSERT_AUDIT.execute(conn, list(audit))
         if events:
             _INSERT_EVENT.execute(conn, list(events))
         return
-    if audit and events:
-        _BOTH_UNNESTED.execute(
-            conn,
-            {
-                **_arrays(audit, AUDIT_COLUMNS, "audit"),
-                **_arrays(events, EVENT_COLUMNS, "event"),
-            },
-        )
-    elif len(events) == 1:
-        _INSERT_EVENT.execute(conn, events[0])
-    elif events:
-        _EVENTS_UNNESTED.execute(conn, _arrays(events, EVENT_COLUMNS, "event"))
-    elif len(audit) == 1:
-        _INSERT_AUDIT.execute(conn, audit[0])
-    elif audit:
-        _AUDIT_UNNESTED.execute(conn, _arrays(audit, AUDIT_COLUMNS, "audit"))
+    if not events:
+        if audit:
+            _AUDIT_UNNESTED.execute(conn, _arrays(audit, AUDIT_COLUMNS, "audit"))
+        return
+    values = {
+        **_arrays(events, EVENT_COLUMNS, "event"),
+        "lock_key": postgres.key,
+        "channel": postgres.channel,
+        "notice": postgres.notice,
+    }
+    if audit:
+        _BOTH_UNNESTED.execute(conn, {**values, **_arrays(audit, AUDIT_COLUMNS, "audit")})
+    else:
+        _EVENTS_UNNESTED.execute(conn, values)
 
 
-__all__ = ["AUDIT_COLUMNS", "EVENT_COLUMNS", "append"]
+__all__ = ["AUDIT_COLUMNS", "EVENT_COLUMNS", "EventLock", "append"]

@@ -131,22 +131,11 @@ def _set_state_alone(expected: int, owned: bool, columns: frozenset[str]) -> Pre
 
 
 _NOTIFY = text("SELECT pg_notify(:channel, '')")
-_LOCK_AND_NOTIFY = Prepared(text("SELECT pg_advisory_xact_lock(:k), pg_notify(:channel, :notice)"))
-_NOTIFY_NOW = Prepared(text("SELECT pg_notify(:channel, :notice)"))
 #: the end of a NOTIFY's payload (``<origin> <urgency>``) when its events wake a waiting flow
 PROMPT_NOTICE = "prompt"
 #: names the advisory lock that serialises audit appends on PostgreSQL
 AUDIT_LOCK = 727_361_003
 _AUDIT_LOCK = Prepared(text("SELECT pg_advisory_xact_lock(:k)"))
-#: The audit chain's lock, then the events' and the NOTIFY, in one round trip. The subquery
-#: runs first (a volatile one is never pulled up), so every transaction takes the two locks
-#: in the same order, audit first, and none can deadlock on them.
-_AUDIT_THEN_EVENT_LOCK = Prepared(
-    text(
-        "SELECT pg_advisory_xact_lock(:events), pg_notify(:channel, :notice) "
-        "FROM (SELECT pg_advisory_xact_lock(:audit)) AS audit_first"
-    )
-)
 
 
 class _RiderFailed(Exception):
@@ -326,12 +315,9 @@ class StoreBase:
                 # conn.info outlives the transaction (pooled connection): reset per write.
                 conn.info["pending_events"] = pending
                 conn.info["pending_audit"] = audit
-                conn.info["notice"] = None
                 yield conn
-                if pending:
-                    self._lock_events(conn, pending)
                 if pending or audit:
-                    appending.append(conn, pending, audit, postgres=not self.is_sqlite)
+                    appending.append(conn, pending, audit, postgres=self._event_lock(pending))
         except SQLAlchemyError as exc:
             raise StoreError(f"database write failed: {exc}") from exc
         if self.checkpointer is not None:
@@ -408,44 +394,21 @@ class StoreBase:
         )
 
     def _lock_audit_chain(self, conn: Connection) -> None:
-        """PostgreSQL: hold the audit chain's lock to the end of the transaction; when it
-        has emitted events already, take the events' lock (and send the NOTIFY) with it."""
-        pending = conn.info.get("pending_events")
-        if pending:
-            notice = self._notice(pending)
-            _AUDIT_THEN_EVENT_LOCK.execute(
-                conn,
-                {
-                    "audit": AUDIT_LOCK,
-                    "events": _EVENT_LOCK,
-                    "channel": NOTIFY_CHANNEL,
-                    "notice": notice,
-                },
-            )
-            conn.info["notice"] = notice
-        else:
-            _AUDIT_LOCK.execute(conn, {"k": AUDIT_LOCK})
+        """PostgreSQL: hold the audit chain's lock to the end of the transaction (before
+        the events' lock, which the events' INSERT takes; see ``appending``)."""
+        _AUDIT_LOCK.execute(conn, {"k": AUDIT_LOCK})
 
     def _notice(self, events: list[dict[str, Any]]) -> str:
         """A NOTIFY's payload: who committed, and whether a waiting flow needs the events
         at once (``PROMPT_NOTICE``) or they may wait for the listener's next paced read."""
         return f"{self.origin} {PROMPT_NOTICE if any(map(wakes_a_flow, events)) else 'paced'}"
 
-    def _lock_events(self, conn: Connection, events: list[dict[str, Any]]) -> None:
-        """PostgreSQL: take the events' lock (and ask for the NOTIFY) before they are
-        appended, unless the audit chain's lock took it already."""
+    def _event_lock(self, events: list[dict[str, Any]]) -> appending.EventLock | None:
+        """PostgreSQL: the lock and NOTIFY the INSERT of ``events`` takes; None on SQLite,
+        whose one writer at a time orders them."""
         if self.is_sqlite:
-            return
-        # Event ids must become visible in id order, or a reader could skip one that
-        # commits late: the lock orders appending transactions. The NOTIFY is delivered
-        # at commit; asking for it with the lock saves a round trip.
-        notice, sent = self._notice(events), conn.info.get("notice")
-        if sent is None:
-            _LOCK_AND_NOTIFY.execute(
-                conn, {"k": _EVENT_LOCK, "channel": NOTIFY_CHANNEL, "notice": notice}
-            )
-        elif notice != sent:  # events that wake a flow came after the audit's NOTIFY
-            _NOTIFY_NOW.execute(conn, {"channel": NOTIFY_CHANNEL, "notice": notice})
+            return None
+        return appending.EventLock(_EVENT_LOCK, NOTIFY_CHANNEL, self._notice(events))
 
     @staticmethod
     def _insert_logs(

@@ -8,8 +8,9 @@ transactions.
 
 Each write is one transaction that changes the rows and appends the matching events, so
 the events table is an outbox: whoever reads it in id order sees every change, in order.
-On PostgreSQL, writers that append events take a transaction-level advisory lock first,
-which makes event ids follow commit order (a reader never skips a late-committing id).
+On PostgreSQL, writers that append events take a transaction-level advisory lock as they
+insert them, which makes event ids follow commit order (a reader never skips a
+late-committing id; see ``appending``).
 """
 
 from __future__ import annotations
@@ -213,8 +214,6 @@ class SqlStore(
                 now,
             )
             if audit is not None:
-                # After the event: on PostgreSQL the audit chain's lock and the events'
-                # lock are then taken in one statement.
                 self._audit(conn, [audit], now)
         return Run(
             id=run_id,

@@ -295,3 +295,44 @@ def test_a_state_change_that_loses_its_race_records_nothing(engine: Engine) -> N
     after = engine.detail(run_id).history
     assert [s.state for s in after] == [*history, RunState.CANCELLED]
     assert after[-1].message == "by hand"
+
+
+def test_a_reader_racing_many_writers_misses_no_event(engine: Engine) -> None:
+    """Event ids become visible in id order however many writers commit at once: a reader
+    that keeps a position and reads while they commit (as every durable consumer, such as
+    the Slack notifier, does) ends up with every event, none skipped."""
+
+    @flow(name="ev-race")
+    def tick(n: int) -> int:
+        return n
+
+    writers_done = threading.Event()
+    read: list[int] = []
+
+    def reader() -> None:
+        position = 0
+        while True:
+            finished = writers_done.is_set()  # read once more after the last commit
+            events = engine.store.events_after(position, 50)
+            if events:
+                read.extend(e.id for e in events)
+                position = events[-1].id
+            elif finished:
+                return
+
+    def writer() -> None:
+        for n in range(25):
+            tick(n)
+
+    reading = threading.Thread(target=reader, daemon=True)
+    reading.start()
+    writers = [threading.Thread(target=writer, daemon=True) for _ in range(6)]
+    for thread in writers:
+        thread.start()
+    for thread in writers:
+        thread.join(60)
+    writers_done.set()
+    reading.join(60)
+    stored = [e.id for e in engine.store.events_after(0, 10_000)]
+    assert len(stored) >= 6 * 25 * 2
+    assert read == stored

@@ -18,10 +18,8 @@ from __future__ import annotations
 import json
 import logging
 import signal
-import threading
 import traceback
 from collections.abc import Callable, Mapping, Sequence
-from types import FrameType
 
 import click
 
@@ -33,7 +31,8 @@ from signoff.bot.cli.logs import configure_logging
 from signoff.bot.cli.render import JSONValue, dump_json, state_line
 from signoff.bot.cli.runs import runs
 from signoff.bot.cli.session import CliSession, pass_session
-from signoff.bot.cli.wait import RECHECK_SECONDS, Until, say_no_worker, wait_for_run
+from signoff.bot.cli.wait import Until, say_no_worker, wait_for_run
+from signoff.bot.stopping import stop_signals, wait_until
 from signoff.engine import EngineError, FlowNotFound, RunState, Worker, load_flows
 
 logger = logging.getLogger(__name__)
@@ -268,27 +267,18 @@ def worker(session: CliSession, sources: tuple[str, ...], concurrency: int, migr
     """Execute queued runs until SIGTERM or Ctrl-C."""
     session.migrate = migrate
     configure_logging(logging.INFO)
-    stop = threading.Event()
 
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        logger.info(
-            "stopping on %s", signal.Signals(signum).name, extra={"action": "worker_stopping"}
-        )
-        stop.set()
+    def on_signal(signum: signal.Signals) -> None:
+        logger.info("stopping on %s", signum.name, extra={"action": "worker_stopping"})
 
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
+    with stop_signals(on_signal) as stop:
         running = Worker(session.engine(), flows=sources, concurrency=concurrency)
         running.start()
         try:
-            while not stop.wait(RECHECK_SECONDS):
-                pass
+            wait_until(stop)
         finally:
             running.stop()
             logger.info("worker stopped", extra={"action": "worker_stopped"})
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 cli.add_command(runs)

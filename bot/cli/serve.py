@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import signal
-import threading
 from typing import Any
 
 import click
@@ -16,6 +14,7 @@ from signoff.bot.cli.session import CliSession, pass_session
 from signoff.bot.config import BotSettings, ServerSettings
 from signoff.bot.errors import BotError
 from signoff.bot.slack.server import Server
+from signoff.bot.stopping import stop_signals, wait_until
 
 __all__ = ["serve_command"]
 
@@ -80,20 +79,19 @@ def serve_command() -> Any:
             )
         except BotError as exc:
             raise click.ClickException(str(exc)) from exc
-        stop = threading.Event()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: stop.set())
-        server.start()
-        if server.settings.app_token is None:
-            click.echo(f"Signoff is listening on {server.url}/slack/events", err=True)
-        else:
-            click.echo(
-                f"Signoff is connected in Socket Mode; health on {server.url}/healthz", err=True
-            )
-        try:
-            stop.wait()
-        finally:
-            server.stop()
+        with stop_signals() as stop:
+            server.start()
+            if server.settings.app_token is None:
+                click.echo(f"Signoff is listening on {server.url}/slack/events", err=True)
+            else:
+                click.echo(
+                    f"Signoff is connected in Socket Mode; health on {server.url}/healthz",
+                    err=True,
+                )
+            try:
+                wait_until(stop)
+            finally:
+                server.stop()
 
     return serve
 

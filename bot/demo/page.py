@@ -8,15 +8,13 @@ sandbox user, so it is for local development.
 from __future__ import annotations
 
 import ipaddress
-import signal
-import threading
 from collections.abc import Callable, Mapping, Sequence
-from types import FrameType
 from typing import Any
 
 import click
 
 from signoff.bot.sandbox.web import LOOPBACK, SandboxPage
+from signoff.bot.stopping import stop_signals, wait_until
 from signoff.bot.testing import running_bot
 
 __all__ = ["STARTER", "serve_page"]
@@ -51,37 +49,27 @@ def serve_page(
             once everything is up.
         database_url: The engine's store; a temporary SQLite file when None.
     """
-    stop = threading.Event()
-
-    def on_signal(_signum: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        with running_bot(flows, database_url=database_url) as bot:
-            names = bot.engine.flows.names()
-            page = SandboxPage(bot.slack.workspace, bot.driver, host=host, port=port, flows=names)
-            page.start()
-            try:
-                for name, parameters in start(names) if start else ():
-                    bot.engine.submit(name, dict(parameters), started_by=STARTER)
-                click.echo(f"Sandbox page: {page.url}")
-                click.echo(
-                    f"Serving {page.host}:{page.port} for local development; Ctrl-C stops it.",
+    with stop_signals() as stop, running_bot(flows, database_url=database_url) as bot:
+        names = bot.engine.flows.names()
+        page = SandboxPage(bot.slack.workspace, bot.driver, host=host, port=port, flows=names)
+        page.start()
+        try:
+            for name, parameters in start(names) if start else ():
+                bot.engine.submit(name, dict(parameters), started_by=STARTER)
+            click.echo(f"Sandbox page: {page.url}")
+            click.echo(
+                f"Serving {page.host}:{page.port} for local development; Ctrl-C stops it.",
+                err=True,
+            )
+            if not _is_loopback(page.host):
+                click.secho(
+                    f"warning: {page.host} is not loopback: anyone who reaches it can act "
+                    "as any sandbox user",
+                    fg="yellow",
                     err=True,
                 )
-                if not _is_loopback(page.host):
-                    click.secho(
-                        f"warning: {page.host} is not loopback: anyone who reaches it can act "
-                        "as any sandbox user",
-                        fg="yellow",
-                        err=True,
-                    )
-                if names:
-                    click.echo(f"Flows: {', '.join(names)} (start one with /runs start NAME)")
-                stop.wait()
-            finally:
-                page.stop()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+            if names:
+                click.echo(f"Flows: {', '.join(names)} (start one with /runs start NAME)")
+            wait_until(stop)
+        finally:
+            page.stop()

@@ -6,11 +6,13 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from tests.support.signals import signal_a_thread_but_the_main_one
 from tests.support.waiting import wait_for
 
 PREFIX = "Sandbox page: "
@@ -78,4 +80,16 @@ def test_demo_web_starts_the_demo_flows_for_a_person_to_answer() -> None:
         )
         for flow in ("greet-user", "get-shirt-order", "deploy-production"):
             assert flow in html
+    assert process.returncode == 0
+
+
+def test_ctrl_c_stops_the_demo_whichever_thread_the_signal_reaches() -> None:
+    """Python runs signal handlers on the main thread only; a signal delivered to another
+    thread used to leave the main thread asleep in an untimed wait, and the command running."""
+    with command("demo", "--web", "--port", "0") as (process, url):
+        wait_for(lambda: page(url).count("Provide input") >= 3, timeout=60, what="three prompts")
+        signal_a_thread_but_the_main_one(process.pid, signal.SIGINT)
+        began = time.monotonic()
+        process.wait(timeout=20)
+        assert time.monotonic() - began < 10
     assert process.returncode == 0

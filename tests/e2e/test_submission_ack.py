@@ -16,6 +16,7 @@ import os
 import signal
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -37,6 +38,7 @@ from signoff.engine import Engine, PauseStatus, RunState, flow, pause_flow_run
 from signoff.engine.input import RunInput
 from tests.e2e import once_flows  # noqa: F401  (registers once-amount for the crash test)
 from tests.e2e.serve_process import start_serve, wait_until_ready
+from tests.support.signals import signal_a_thread_but_the_main_one
 from tests.support.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -409,3 +411,23 @@ def test_a_crash_between_the_ack_and_the_answer_leaves_the_prompt_answerable(
         finally:
             server.stop()
     assert (done.state, done.result) == (RunState.COMPLETED, "6")
+
+
+def test_serve_stops_on_sigterm_whichever_thread_the_signal_reaches(
+    database_url: str, tmp_path: Path
+) -> None:
+    """An orchestrator's SIGTERM may reach any thread of ``signoff serve``; it stops
+    cleanly either way (it used to sleep on until killed)."""
+    with SlackSandbox() as slack:
+        port = free_port()
+        serve = start_serve(slack, database_url, tmp_path, CHANNEL, port)
+        try:
+            wait_until_ready(port)
+            signal_a_thread_but_the_main_one(serve.pid, signal.SIGTERM)
+            began = time.monotonic()
+            assert serve.wait(timeout=20) == 0
+            assert time.monotonic() - began < 10
+        finally:
+            if serve.poll() is None:
+                serve.kill()
+                serve.wait(10)

@@ -17,7 +17,7 @@ try:
 except ImportError:
     require_prefect()  # skips (or fails in CI) with the command that installs the extra
 
-from signoff.bot.backends import Actor, PauseStatus, Refused, RunState
+from signoff.bot.backends import Actor, PauseStatus, Refused, RunState, Stale
 from signoff.bot.backends.prefect import PrefectBackend, PrefectSettings
 from signoff.bot.backends.prefect.delivery import Delivery
 from signoff.bot.errors import RunNotFound
@@ -164,6 +164,50 @@ def test_prefects_schema_check_comes_back_field_by_field(prefect_backend: Prefec
     assert backend.waiting_pause(run.id).key == waiting.key
     backend.cancel(run.id, by=CAROL)
     assert finished(backend, run.id).state is RunState.CANCELLED
+
+
+def test_a_pause_whose_schema_is_not_stored_yet_waits_for_nothing_until_it_is(
+    prefect_backend: PrefectBackend,
+) -> None:
+    # Prefect's flow pauses first and stores its input's schema just after; in between,
+    # an answer would be refused with "schema not found", and a form would have no fields.
+    backend = prefect_backend
+    api = backend.api
+    flow_id = api.deployment_by_name("get-shirt-order", "tests")["flow_id"]
+    keyset = {part: f"paused-1-{part}" for part in ("schema", "description", "response")}
+    created = api._json(
+        "POST",
+        "/flow_runs/",
+        body={
+            "flow_id": flow_id,
+            "name": "schema-not-stored-yet",
+            "state": {
+                "type": "PAUSED",
+                "name": "Paused",
+                "state_details": {"pause_key": "1", "run_input_keyset": keyset},
+            },
+        },
+    )
+    run_id = str(created["id"])
+    try:
+        assert backend.waiting_pause(run_id) is None
+        early = backend.answer(
+            run_id, "paused-1", {"size": "small", "color": "red"}, responder=ALICE
+        )
+        assert isinstance(early, Stale) and "does not wait for input" in early.reason
+        schema = {
+            "title": "ShirtOrder",
+            "type": "object",
+            "properties": {"size": {"type": "string", "enum": ["small", "large"]}},
+            "required": ["size"],
+        }
+        api.create_input(run_id, keyset["schema"], schema)
+        waiting = backend.waiting_pause(run_id)
+        assert waiting is not None and waiting.key == "paused-1" and waiting.wants_input
+        answer = backend.answer(run_id, waiting.key, {"size": "tiny"}, responder=ALICE)
+        assert isinstance(answer, Refused) and list(answer.errors) == ["size"]
+    finally:
+        backend.cancel(run_id, by=CAROL)
 
 
 def test_a_pause_without_input_gets_a_continue_button(bot: ServedBot) -> None:

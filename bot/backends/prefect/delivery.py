@@ -25,7 +25,7 @@ from signoff.bot.backends.model import JSON, Event, EventKind, Pause, PauseStatu
 from signoff.bot.backends.prefect.api import Doc
 from signoff.bot.backends.prefect.records import Records
 from signoff.bot.backends.prefect.requests import refusal_pending
-from signoff.bot.backends.prefect.runs import fingerprint
+from signoff.bot.backends.prefect.runs import fingerprint, pause_of
 
 #: reads a run now: the run, Prefect's document of it, its requests for input
 ReadRun = Callable[[str], tuple[Run, Doc, list[Pause]]]
@@ -57,12 +57,9 @@ class Delivery:
         schema of its input yet, or the flow's reason for refusing the last answer may still
         be on its way: ``requests.refusal_pending``)."""
         run, doc, pauses = self.read(run_id)
-        state = doc.get("state") or {}
-        keyset = (state.get("state_details") or {}).get("run_input_keyset")
-        if state.get("type") == "PAUSED" and keyset:
-            waiting = next((p for p in pauses if p.status is PauseStatus.WAITING), None)
-            if waiting is not None and waiting.schema is None:
-                return None  # the flow stores the schema just after pausing
+        current = pause_of(doc.get("state") or {})
+        if current is not None and all(p.key != current.key for p in pauses):
+            return None  # the flow stores the schema just after pausing
         if refusal_pending(pauses):
             return None  # its refusal of the last answer may still be in its logs' batch
         self.restore(run.id)

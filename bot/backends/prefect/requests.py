@@ -100,6 +100,10 @@ def read_pauses(
         later = pauses[index + 1] if index + 1 < len(pauses) else None
         errors: dict[str, str] = {}
         waiting = current is not None and current.key == pause.key and not answer
+        if waiting and keyset and schema is None:
+            # The flow pauses first and stores the schema just after: until then there is
+            # no form to show, and Prefect would refuse any answer ("schema not found").
+            continue
         if waiting:
             status = PauseStatus.WAITING
         elif response is not None or answer or _resumed_after(states, pause):

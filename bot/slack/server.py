@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -33,6 +34,61 @@ logger = logging.getLogger(__name__)
 SOCKET_MODE_CLOSE_SECONDS = 10.0
 
 StartResponse = Callable[..., Any]
+
+#: waitress's logger for requests that wait for a free HTTP thread
+QUEUE_LOGGER = "waitress.queue"
+#: at most one backlog line per this many seconds (see ``BacklogWarnings``)
+BACKLOG_REPORT_SECONDS = 10.0
+
+
+class BacklogWarnings(logging.Filter):
+    """Folds waitress's "Task queue depth is N" warnings into one line per ``interval``.
+
+    Waitress warns once for every request that arrives while its threads are busy, from the
+    thread that reads every connection and under the lock its threads take work with: a
+    burst of 500 submissions wrote 500 lines without an ``action``, and a slow log pipe
+    would have held up the HTTP server. The first warning goes through, the rest are
+    counted, and the next one after ``interval`` reports the deepest backlog since the
+    previous line (action ``http_backlog``).
+    """
+
+    def __init__(
+        self,
+        interval: float = BACKLOG_REPORT_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__()
+        self.interval = interval
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._deepest = 0
+        self._reported_at: float | None = None
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if not (isinstance(args, tuple) and len(args) == 1 and isinstance(args[0], int)):
+            return True  # not the warning this folds: leave it alone
+        now = self.clock()
+        with self._lock:
+            self._deepest = max(self._deepest, args[0])
+            if self._reported_at is not None and now - self._reported_at < self.interval:
+                return False
+            deepest, self._deepest, self._reported_at = self._deepest, 0, now
+        record.msg = "HTTP requests waiting for a free thread: %d at most since the last report"
+        record.args = (deepest,)
+        record.action = "http_backlog"
+        return True
+
+
+def fold_backlog_warnings() -> BacklogWarnings:
+    """Install ``BacklogWarnings`` on waitress's queue logger, once per process."""
+    queue_logger = logging.getLogger(QUEUE_LOGGER)
+    for existing in queue_logger.filters:
+        if isinstance(existing, BacklogWarnings):
+            return existing
+    folding = BacklogWarnings()
+    queue_logger.addFilter(folding)
+    return folding
 
 
 def _respond(
@@ -138,6 +194,8 @@ class Server:
                 forms=self.forms.acknowledge,
             )
         from waitress.server import create_server
+
+        fold_backlog_warnings()
 
         self._server = create_server(
             wsgi_app(

@@ -34,6 +34,7 @@ logger = logging.getLogger(__name__)
 SOCKET_MODE_CLOSE_SECONDS = 10.0
 
 StartResponse = Callable[..., Any]
+WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 #: waitress's logger for requests that wait for a free HTTP thread
 QUEUE_LOGGER = "waitress.queue"
@@ -160,6 +161,8 @@ class Server:
             behind_edge=not settings.socket_mode,
         )
         self.host, self.port = host, port
+        #: the WSGI application the HTTP listener serves (set by ``start``)
+        self.application: WsgiApp | None = None
         self._server: Any = None
         self._thread: threading.Thread | None = None
         self._socket_handler: Any = None
@@ -197,12 +200,13 @@ class Server:
 
         fold_backlog_warnings()
 
+        self.application = wsgi_app(
+            self.answers.ahead_of_answers(edge) if self.answers and edge else edge,
+            self.backend,
+            ready=self.not_ready,
+        )
         self._server = create_server(
-            wsgi_app(
-                self.answers.ahead_of_answers(edge) if self.answers and edge else edge,
-                self.backend,
-                ready=self.not_ready,
-            ),
+            self.application,
             host=self.host,
             port=self.port,
             threads=HTTP_THREADS,

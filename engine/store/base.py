@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 import uuid
@@ -11,18 +10,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, Self
 
-from sqlalchemy import (
-    BigInteger,
-    Connection,
-    Engine,
-    bindparam,
-    func,
-    insert,
-    select,
-    text,
-    true,
-    update,
-)
+from sqlalchemy import Connection, Engine, insert, text
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
@@ -30,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from signoff.engine.errors import SchemaOutdated, StoreError
 from signoff.engine.runs import JSON, EventKind, RunState
-from signoff.engine.store import appending
+from signoff.engine.store import appending, state_changes
 from signoff.engine.store.checkpoints import Checkpointer
 from signoff.engine.store.database import (
     HeldConnection,
@@ -60,74 +48,6 @@ _INSERT_LOGS = Prepared(insert(LOGS))
 _EVENT_LOCK = 727_361_002
 #: the PostgreSQL NOTIFY channel that tells other processes to read new events
 NOTIFY_CHANNEL = "signoff_events"
-
-
-def _guarded(expected: int, owned: bool) -> list[Any]:
-    """The run ``target_run``, only in one of ``expected`` states (bound as ``expect_0``...)
-    and, if ``owned``, only while ``expect_owner`` owns it."""
-    conditions = [RUNS.c.id == bindparam("target_run")]
-    if expected:
-        conditions.append(RUNS.c.state.in_([bindparam(f"expect_{i}") for i in range(expected)]))
-    if owned:
-        conditions.append(RUNS.c.owner == bindparam("expect_owner"))
-    return conditions
-
-
-def _guard_values(
-    run_id: str, expect: Sequence[RunState] | None, expect_owner: str | None
-) -> dict[str, Any]:
-    """The values ``_guarded`` binds."""
-    values: dict[str, Any] = {"target_run": run_id}
-    values.update({f"expect_{i}": each.value for i, each in enumerate(expect or ())})
-    if expect_owner is not None:
-        values["expect_owner"] = expect_owner
-    return values
-
-
-@functools.cache
-def _set_state(expected: int, owned: bool) -> Prepared:
-    """A run's new state, where ``_guarded`` finds it; the new values are bound by their
-    columns' names."""
-    conditions = _guarded(expected, owned)
-    # The resume path's changes, compiled ahead (see Prepared.compile_all).
-    moved = ("target_run", "state", "state_name", "state_message", "updated_at")
-    usual = [moved, (*moved, "owner")] if not expected and not owned else []
-    return Prepared(update(RUNS).where(*conditions), columns=usual)
-
-
-_set_state(0, False)  # made now, so that compile_all finds it
-
-
-@functools.cache
-def _set_state_alone(expected: int, owned: bool, columns: frozenset[str]) -> Prepared:
-    """PostgreSQL: ``_set_state``, the events' lock with its NOTIFY, and the STATE_CHANGED
-    event in one statement, which runs in autocommit as a transaction of its own: one round
-    trip where BEGIN, UPDATE, lock, INSERT and COMMIT took five. The event is inserted
-    only if the run changed, and its id is drawn after the lock is taken (a row of the
-    join needs both sides). New values are bound as ``new_state``..., the rest as in
-    ``_set_state``."""
-    conditions = _guarded(expected, owned)
-    names = ("state", "state_name", "state_message", "updated_at", *sorted(columns))
-    changed = (
-        update(RUNS)
-        .where(*conditions)
-        .values({n: bindparam(f"new_{n}", type_=RUNS.c[n].type) for n in names})
-        .returning(RUNS.c.id)
-        .cte("changed")
-    )
-    locked = select(
-        func.pg_advisory_xact_lock(bindparam("lock_key", type_=BigInteger)),
-        func.pg_notify(bindparam("channel"), bindparam("notice")),
-    ).subquery("locked")
-    event = select(
-        changed.c.id,
-        bindparam("kind", type_=EVENTS.c.kind.type),
-        bindparam("data", type_=EVENTS.c.data.type),
-        bindparam("at", type_=EVENTS.c.at.type),
-    ).select_from(changed.join(locked, true()))
-    return Prepared(
-        insert(EVENTS).from_select(["run_id", "kind", "data", "at"], event).returning(EVENTS.c.id)
-    )
 
 
 _NOTIFY = text("SELECT pg_notify(:channel, '')")
@@ -446,9 +366,9 @@ class StoreBase:
             "state_message": message,
             "updated_at": at,
             **columns,
-            **_guard_values(run_id, expect, expect_owner),
+            **state_changes.guard_values(run_id, expect, expect_owner),
         }
-        statement = _set_state(len(expect or ()), expect_owner is not None)
+        statement = state_changes.set_state(len(expect or ()), expect_owner is not None)
         done = statement.execute(conn, values)
         if done.rowcount != 1:
             return False
@@ -474,7 +394,7 @@ class StoreBase:
         **columns: Any,
     ) -> bool:
         """PostgreSQL: ``_change_state`` as a transaction of its own, in one round trip
-        (see ``_set_state_alone``); True if done."""
+        (see ``state_changes.set_state_alone``); True if done."""
         if expect is not None and not expect:
             return False
         event = {
@@ -487,14 +407,14 @@ class StoreBase:
             "new_state_message": message,
             "new_updated_at": at,
             **{f"new_{column}": value for column, value in columns.items()},
-            **_guard_values(run_id, expect, expect_owner),
+            **state_changes.guard_values(run_id, expect, expect_owner),
             "lock_key": _EVENT_LOCK,
             "channel": NOTIFY_CHANNEL,
             "notice": self._notice([event]),
             "at": at,
             **event,
         }
-        statement = _set_state_alone(
+        statement = state_changes.set_state_alone(
             len(expect or ()), expect_owner is not None, frozenset(columns)
         )
         with self._write_one() as conn:

@@ -1,0 +1,100 @@
+"""The statements that change a run's state, each guarded by what the run must be now.
+
+A change can require the run to be in one of some states (``expect``) and owned by a
+process (``expect_owner``); a change whose run is no longer so changes nothing, and the
+caller learns it from the row count. ``set_state`` is the UPDATE alone, for a write
+transaction that stores more; ``set_state_alone`` is PostgreSQL's whole state change in
+one autocommit statement (the UPDATE, the events' lock with its NOTIFY, the event).
+Both are built once per shape and kept (``functools.cache``).
+
+Example::
+
+    statement = set_state(1, False)
+    statement.execute(conn, {**guard_values(run_id, [RunState.RUNNING], None), ...})
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import BigInteger, bindparam, func, insert, select, true, update
+
+from signoff.engine.runs import RunState
+from signoff.engine.store.prepared import Prepared
+from signoff.engine.store.tables import EventRow, RunRow
+
+RUNS = RunRow.__table__  # type: ignore[attr-defined]
+EVENTS = EventRow.__table__  # type: ignore[attr-defined]
+
+
+def guarded(expected: int, owned: bool) -> list[Any]:
+    """The run ``target_run``, only in one of ``expected`` states (bound as ``expect_0``...)
+    and, if ``owned``, only while ``expect_owner`` owns it."""
+    conditions = [RUNS.c.id == bindparam("target_run")]
+    if expected:
+        conditions.append(RUNS.c.state.in_([bindparam(f"expect_{i}") for i in range(expected)]))
+    if owned:
+        conditions.append(RUNS.c.owner == bindparam("expect_owner"))
+    return conditions
+
+
+def guard_values(
+    run_id: str, expect: Sequence[RunState] | None, expect_owner: str | None
+) -> dict[str, Any]:
+    """The values ``guarded`` binds."""
+    values: dict[str, Any] = {"target_run": run_id}
+    values.update({f"expect_{i}": each.value for i, each in enumerate(expect or ())})
+    if expect_owner is not None:
+        values["expect_owner"] = expect_owner
+    return values
+
+
+@functools.cache
+def set_state(expected: int, owned: bool) -> Prepared:
+    """A run's new state, where ``guarded`` finds it; the new values are bound by their
+    columns' names."""
+    conditions = guarded(expected, owned)
+    # The resume path's changes, compiled ahead (see Prepared.compile_all).
+    moved = ("target_run", "state", "state_name", "state_message", "updated_at")
+    usual = [moved, (*moved, "owner")] if not expected and not owned else []
+    return Prepared(update(RUNS).where(*conditions), columns=usual)
+
+
+set_state(0, False)  # made now, so that compile_all finds it
+
+
+@functools.cache
+def set_state_alone(expected: int, owned: bool, columns: frozenset[str]) -> Prepared:
+    """PostgreSQL: ``set_state``, the events' lock with its NOTIFY, and the STATE_CHANGED
+    event in one statement, which runs in autocommit as a transaction of its own: one round
+    trip where BEGIN, UPDATE, lock, INSERT and COMMIT took five. The event is inserted
+    only if the run changed, and its id is drawn after the lock is taken (a row of the
+    join needs both sides). New values are bound as ``new_state``..., the rest as in
+    ``set_state``."""
+    conditions = guarded(expected, owned)
+    names = ("state", "state_name", "state_message", "updated_at", *sorted(columns))
+    changed = (
+        update(RUNS)
+        .where(*conditions)
+        .values({n: bindparam(f"new_{n}", type_=RUNS.c[n].type) for n in names})
+        .returning(RUNS.c.id)
+        .cte("changed")
+    )
+    locked = select(
+        func.pg_advisory_xact_lock(bindparam("lock_key", type_=BigInteger)),
+        func.pg_notify(bindparam("channel"), bindparam("notice")),
+    ).subquery("locked")
+    event = select(
+        changed.c.id,
+        bindparam("kind", type_=EVENTS.c.kind.type),
+        bindparam("data", type_=EVENTS.c.data.type),
+        bindparam("at", type_=EVENTS.c.at.type),
+    ).select_from(changed.join(locked, true()))
+    return Prepared(
+        insert(EVENTS).from_select(["run_id", "kind", "data", "at"], event).returning(EVENTS.c.id)
+    )
+
+
+__all__ = ["guard_values", "guarded", "set_state", "set_state_alone"]

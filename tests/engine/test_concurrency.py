@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy
 
 from signoff.engine import (
     Engine,
@@ -23,7 +24,8 @@ from signoff.engine import (
     task,
 )
 from signoff.engine.input import RunInput
-from tests.conftest import FAST
+from tests.conftest import FAST, new_pg_database
+from tests.support.postgres import PostgresCluster
 from tests.support.waiting import wait_for
 
 
@@ -342,3 +344,40 @@ def test_events_are_read_again_after_the_events_connection_dies(
         assert [e.run_id for e in store.events_after(0)] == [run.id]
     finally:
         store.close()
+
+
+@flow(name="pool-bound")
+def pool_bound() -> None:
+    pass
+
+
+def test_many_runs_finishing_at_once_open_no_connections_beyond_the_pool(
+    pg_cluster: PostgresCluster | None,
+) -> None:
+    """On PostgreSQL, 40 threads storing a state change at once (as 40 flows finishing
+    together in a worker do) share the pool's connections instead of each opening one past
+    it: every connection past the pool is a new server process, closed again on return."""
+    if pg_cluster is None:
+        pytest.skip("PostgreSQL binaries (initdb, pg_ctl) are not installed")
+    url = new_pg_database(pg_cluster)
+    made = Engine(EngineSettings.load(database_url=url, **{**FAST, "pool_size": 3}))
+    try:
+        run_ids = [made.submit("pool-bound", {}).id for _ in range(40)]
+        opened: list[object] = []
+        sqlalchemy.event.listen(made.store.engine.pool, "connect", lambda *_: opened.append(1))
+        start = threading.Barrier(len(run_ids))
+
+        def finish(run_id: str) -> None:
+            start.wait()
+            made.store.transition(run_id, RunState.CANCELLED, "Cancelled", "all at once")
+
+        threads = [threading.Thread(target=finish, args=(r,)) for r in run_ids]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert {made.get_run(r).state for r in run_ids} == {RunState.CANCELLED}
+        # Up to the pool's 3 (some may be open already); without the bound, about 37.
+        assert len(opened) <= 3
+    finally:
+        made.close()

@@ -27,6 +27,7 @@ from signoff.bot.cli.audit import audit
 from signoff.bot.cli.config import config
 from signoff.bot.cli.db import db
 from signoff.bot.cli.flows import flows
+from signoff.bot.cli.heap import settle_after_start
 from signoff.bot.cli.logs import configure_logging
 from signoff.bot.cli.render import JSONValue, dump_json, state_line
 from signoff.bot.cli.runs import runs
@@ -274,6 +275,7 @@ def worker(session: CliSession, sources: tuple[str, ...], concurrency: int, migr
     with stop_signals(on_signal) as stop:
         running = Worker(session.engine(), flows=sources, concurrency=concurrency)
         running.start()
+        settle_after_start()
         try:
             wait_until(stop)
         finally:

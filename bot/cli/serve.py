@@ -9,6 +9,7 @@ import click
 
 from signoff.bot.backends import Backend
 from signoff.bot.backends.embedded import EmbeddedBackend
+from signoff.bot.cli.heap import settle_after_start
 from signoff.bot.cli.logs import configure_logging
 from signoff.bot.cli.session import CliSession, pass_session
 from signoff.bot.config import BotSettings, ServerSettings
@@ -81,6 +82,7 @@ def serve_command() -> Any:
             raise click.ClickException(str(exc)) from exc
         with stop_signals() as stop:
             server.start()
+            settle_after_start()
             if server.settings.app_token is None:
                 click.echo(f"Signoff is listening on {server.url}/slack/events", err=True)
             else:

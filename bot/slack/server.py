@@ -23,7 +23,7 @@ from signoff.bot.slack.app import (
     form_sealer,
     start_notifier,
 )
-from signoff.bot.slack.edge import SlackEdge
+from signoff.bot.slack.edge import SlackEdge, WsgiApp
 from signoff.bot.slack.form_schemas import FormSchemas
 from signoff.bot.slack.metrics import Metrics, observe_timer
 from signoff.bot.slack.payloads import MAX_BODY_BYTES
@@ -34,7 +34,6 @@ logger = logging.getLogger(__name__)
 SOCKET_MODE_CLOSE_SECONDS = 10.0
 
 StartResponse = Callable[..., Any]
-WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 #: waitress's logger for requests that wait for a free HTTP thread
 QUEUE_LOGGER = "waitress.queue"

@@ -9,9 +9,10 @@ comes from Slack, and a longer value is refused before any slow work is done wit
 
 from __future__ import annotations
 
+import codecs
 import json
 from typing import Annotated, Any, Literal
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, unquote_plus
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
@@ -282,6 +283,43 @@ def parse_request(content_type: str, body: bytes) -> SlackRequest | UrlVerificat
     return read_request(content_type, body)[0]
 
 
+def _form_fields(text: str) -> dict[str, str]:
+    """The fields of a form-encoded body (the last value of each), as ``parse_qs`` reads them.
+
+    An interactivity body is one field, ``payload=`` and a few kilobytes of JSON in which
+    every quote, brace and colon is escaped: ``parse_qs`` unescapes those one by one in
+    Python, which was half of the bot's own time per acknowledgement (0.1 to 0.2 ms).
+    ``unquote_form`` does the same in C.
+    """
+    if text.startswith("payload=") and "&" not in text:
+        # One field; any "&" within the JSON would have come escaped.
+        return {"payload": unquote_form(text[len("payload=") :])}
+    try:
+        form = parse_qs(text, keep_blank_values=True, strict_parsing=bool(text))
+    except ValueError as exc:
+        raise PayloadError(f"the body is not form-encoded: {exc}") from None
+    return {k: v[-1] for k, v in form.items()}
+
+
+def unquote_form(value: str) -> str:
+    """``urllib.parse.unquote_plus(value)``, with every ``%XX`` decoded in one C pass.
+
+    Each ``%`` becomes ``\\x`` (after doubling any backslash already there), so that
+    ``codecs.escape_decode`` turns the escapes into their bytes. A ``%`` not followed by
+    two hex digits makes that fail, and then ``unquote_plus`` decides, as it always did.
+
+    >>> unquote_form("%7B%22a%22%3A+%2250%25%22%7D")
+    '{"a": "50%"}'
+    """
+    try:
+        raw = value.replace("+", " ").encode()
+        escaped = raw.replace(b"\\", b"\\\\").replace(b"%", b"\\x")
+        decoded: bytes = codecs.escape_decode(escaped)[0]
+    except ValueError:  # a stray "%", or a lone surrogate that UTF-8 cannot encode
+        return unquote_plus(value)
+    return decoded.decode("utf-8", "replace")
+
+
 def read_request(
     content_type: str, body: bytes
 ) -> tuple[SlackRequest | UrlVerification | None, str | None]:
@@ -302,11 +340,7 @@ def read_request(
             return _EVENT.validate_python(_json_object(text, "the body")), None
         except ValidationError as exc:
             raise _problem("body", exc, tagged=True) from None
-    try:
-        form = parse_qs(text, keep_blank_values=True, strict_parsing=bool(text))
-    except ValueError as exc:
-        raise PayloadError(f"the body is not form-encoded: {exc}") from None
-    fields = {k: v[-1] for k, v in form.items()}
+    fields = _form_fields(text)
     if "payload" in fields:
         try:
             payload = fields["payload"]

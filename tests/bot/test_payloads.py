@@ -1,0 +1,58 @@
+"""Reading Slack's form-encoded bodies: what a person typed reaches the bot unchanged."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import quote, unquote_plus, urlencode
+
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from signoff.bot.slack.payloads import ViewSubmission, parse_request, unquote_form
+
+FORM = "application/x-www-form-urlencoded"
+
+#: escapes, stray and half escapes, pluses, backslashes (what the fast path rewrites) and
+#: any other text, including characters UTF-8 cannot encode
+_PIECES = st.one_of(
+    st.sampled_from(["%", "%2", "%25", "%zz", "+", "\\", "\\x", "%5C", "%E2%9C%93", "%C3", "%FF"]),
+    st.from_regex(r"%[0-9A-Fa-f]{2}", fullmatch=True),
+    st.text(),
+)
+
+
+@given(st.lists(_PIECES).map("".join))
+@example("\ud800%41")
+@example("%4%41")
+def test_form_values_decode_exactly_as_urllib_decodes_them(value: str) -> None:
+    assert unquote_form(value) == unquote_plus(value)
+
+
+def submission(typed: str) -> dict[str, Any]:
+    return {
+        "type": "view_submission",
+        "user": {"id": "U1"},
+        "view": {
+            "id": "V1",
+            "type": "modal",
+            "callback_id": "signoff_input",
+            "private_metadata": "",
+            "state": {"values": {"field:note": {"value": {"type": "x", "value": typed}}}},
+        },
+    }
+
+
+@given(st.text(max_size=3000))  # Slack's longest text input
+@example('50% "done" & {ok}: 100%25 \\ ✓ é')
+def test_whatever_a_person_typed_reads_back_as_typed(typed: str) -> None:
+    body = urlencode({"payload": json.dumps(submission(typed))}).encode()
+    payload = parse_request(FORM, body)
+    assert isinstance(payload, ViewSubmission)
+    assert payload.view.state.as_mapping()["field:note"]["value"]["value"] == typed
+
+
+def test_a_payload_field_beside_others_is_still_read_as_a_form() -> None:
+    body = "payload=" + quote(json.dumps(submission("hi"))) + "&extra=1"
+    payload = parse_request(FORM, body.encode())
+    assert isinstance(payload, ViewSubmission)

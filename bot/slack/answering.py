@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, overload
 
 from slack_bolt import Ack, App, BoltRequest
 from slack_sdk import WebClient
@@ -64,6 +64,7 @@ from signoff.bot.slack.approvers import refusal_text, slack_actor
 from signoff.bot.slack.edge import REPLAY_WINDOW_SECONDS, replay_key
 from signoff.bot.slack.form_schemas import FormSchemas
 from signoff.bot.slack.interactions import form_schema, input_view, notice_view, stale_reason
+from signoff.bot.slack.listener import WsgiApp
 from signoff.bot.slack.payloads import ViewSubmission
 from signoff.bot.slack.sealing import Sealer
 
@@ -87,8 +88,6 @@ ANSWER_THREADS = 4
 YIELD_SECONDS = 2.0
 #: How long no request must have been acknowledged before answers go ahead of their time.
 QUIET_SECONDS = 0.05
-
-WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
 def submitting_view() -> View:
@@ -351,10 +350,23 @@ class InputForms:
         self.sealer = sealer
         self.answers = answers
 
-    def acknowledge(self, body: dict[str, Any], signature: str | None) -> dict[str, Any]:
+    @overload
+    def acknowledge(
+        self, body: dict[str, Any], signature: str | None, at_once: Literal[False] = False
+    ) -> dict[str, Any]: ...
+
+    @overload
+    def acknowledge(
+        self, body: dict[str, Any], signature: str | None, at_once: bool
+    ) -> dict[str, Any] | None: ...
+
+    def acknowledge(
+        self, body: dict[str, Any], signature: str | None, at_once: bool = False
+    ) -> dict[str, Any] | None:
         """The acknowledgement of the ``view_submission`` payload ``body`` (signed with
         ``signature`` over HTTP; None over Socket Mode), after handing a readable answer to
-        the ``Answerer``."""
+        the ``Answerer``. With ``at_once``, None instead when that needs the backend (the
+        form's schema is not in memory): the caller must not wait."""
         submission = ViewSubmission.model_validate(body)
         try:
             meta = self.sealer.open(submission.view.private_metadata)
@@ -371,6 +383,8 @@ class InputForms:
         run_id, key = str(meta.get("run", "")), str(meta.get("key", ""))
         schema = self.schemas.get(run_id, key)
         if schema is None:
+            if at_once:
+                return None
             try:
                 pause = self.backend.get_pause(run_id, key)
             except RunNotFound:

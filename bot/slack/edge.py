@@ -19,9 +19,12 @@ In this order, before Bolt or any listener sees a byte:
    kept off the path that has to answer Slack quickly.
 
 An input form's submission is also the one request that many people send at once (a
-release waiting on a dozen approvers): given ``forms``, the edge acknowledges it itself,
-on the HTTP thread. Bolt would hand it to a listener thread and look every 10 ms whether
-the listener acknowledged yet, which on its own costs each submission 10 ms.
+release waiting on a dozen approvers): given ``forms``, the edge acknowledges it itself.
+Bolt would hand it to a listener thread and look every 10 ms whether the listener
+acknowledged yet, which on its own costs each submission 10 ms. ``answer_at_once`` gives
+the answers that need no I/O (refusals, and a form's acknowledgement when its schema is in
+memory) on the HTTP listener's event loop, without a hand-off to a thread
+(``bot.slack.listener``).
 """
 
 from __future__ import annotations
@@ -34,11 +37,12 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 from signoff.bot.backends import Backend
 from signoff.bot.errors import BackendUnavailable, PayloadError
 from signoff.bot.slack import ids
+from signoff.bot.slack.listener import StartResponse, WsgiApp
 from signoff.bot.slack.payloads import MAX_BODY_BYTES, EventCallback, ViewSubmission, read_request
 
 __all__ = [
@@ -51,8 +55,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-StartResponse = Callable[..., Any]
-WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 #: Slack's window: a request signed longer ago than this is refused.
 REPLAY_WINDOW_SECONDS = 300
@@ -96,6 +98,40 @@ def _answer(
     return [body]
 
 
+class _Reply(NamedTuple):
+    """An answer the edge gives itself: a refusal, or an input form's acknowledgement."""
+
+    status: str
+    text: str
+    content_type: str = "text/plain"
+
+    def send(self, start_response: StartResponse) -> list[bytes]:
+        return _answer(start_response, self.status, self.text, content_type=self.content_type)
+
+
+def _refused(status: str, reason: str) -> _Reply:
+    logger.info("request refused", extra={"action": "request_refused", "reason": reason})
+    text = "Request too large." if reason == "body_too_large" else "Invalid signature."
+    return _Reply(status, text)
+
+
+class _Checked(NamedTuple):
+    """A request whose signature and shape passed."""
+
+    body: bytes
+    signature: str | None
+    payload: object
+    payload_json: str | None
+
+
+#: where ``answer_at_once`` leaves what it checked, for ``__call__``
+_CHECKED = "signoff.edge.checked"
+
+#: ``InputForms.acknowledge``: (payload, signature, at once) to the JSON to answer with, or
+#: None when it cannot answer at once
+FormAcknowledger = Callable[[dict[str, Any], str | None, bool], dict[str, Any] | None]
+
+
 class SlackEdge:
     """WSGI middleware in front of Bolt's handler for ``POST /slack/events``.
 
@@ -116,7 +152,7 @@ class SlackEdge:
         signing_secret: str,
         clock: Callable[[], float] = time.time,
         *,
-        forms: Callable[[dict[str, Any], str | None], dict[str, Any]] | None = None,
+        forms: FormAcknowledger | None = None,
     ) -> None:
         self.inner = inner
         self.backend = backend
@@ -125,17 +161,45 @@ class SlackEdge:
         self.forms = forms
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        checked = environ.pop(_CHECKED, None) or self._check(environ)
+        if isinstance(checked, _Reply):
+            return checked.send(start_response)
+        return self._dispatch(checked, environ, start_response)
+
+    def answer_at_once(
+        self, environ: dict[str, Any], start_response: StartResponse
+    ) -> Iterable[bytes] | None:
+        """The answer to the request in ``environ``, if it needs no I/O: a refusal, or an
+        input form's submission acknowledged from memory. Otherwise None, and ``environ``
+        keeps what was checked, for this edge to answer it (as a WSGI application) on a
+        thread that may wait."""
+        checked = self._check(environ)
+        if isinstance(checked, _Reply):
+            return checked.send(start_response)
+        if (
+            self.forms is not None
+            and checked.payload_json is not None
+            and claimed_after_ack(checked.payload)
+        ):
+            reply = self._form_reply(checked, at_once=True)
+            if reply is not None:
+                return reply.send(start_response)
+        environ[_CHECKED] = checked
+        return None
+
+    def _check(self, environ: dict[str, Any]) -> _Checked | _Reply:
+        """Steps 1 and 2 of the module's docstring: signature, then shape."""
         try:
             length = int(environ.get("CONTENT_LENGTH") or 0)
         except ValueError:
             length = -1
         if length < 0 or length > MAX_BODY_BYTES:
-            return self._refuse(start_response, "413 Content Too Large", "body_too_large")
+            return _refused("413 Content Too Large", "body_too_large")
         body = environ["wsgi.input"].read(length) if length else b""
         timestamp = environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP")
         signature = environ.get("HTTP_X_SLACK_SIGNATURE")
         if not signature_is_valid(self.signing_secret, body, timestamp, signature, self.clock()):
-            return self._refuse(start_response, "401 Unauthorized", "bad_signature")
+            return _refused("401 Unauthorized", "bad_signature")
         try:
             payload, payload_json = read_request(environ.get("CONTENT_TYPE", ""), body)
         except PayloadError as exc:
@@ -143,18 +207,29 @@ class SlackEdge:
                 "malformed request refused",
                 extra={"action": "request_malformed", "problem": str(exc)[:200]},
             )
-            return _answer(start_response, "400 Bad Request", f"Malformed request: {exc}")
-        if payload_json is not None:
+            return _Reply("400 Bad Request", f"Malformed request: {exc}")
+        return _Checked(body, signature, payload, payload_json)
+
+    def _dispatch(
+        self, checked: _Checked, environ: dict[str, Any], start_response: StartResponse
+    ) -> Iterable[bytes]:
+        """Step 3: the replay claim, then Bolt (or an input form's acknowledgement)."""
+        body, payload = checked.body, checked.payload
+        if checked.payload_json is not None:
             # Bolt gets the payload as the JSON it is, instead of decoding the form again
             # (its own signature check is off behind this edge: see ``create_app``).
             environ["CONTENT_TYPE"] = "application/json"
-            body = payload_json.encode()
+            body = checked.payload_json.encode()
         if claimed_after_ack(payload):
-            if self.forms is not None and payload_json is not None:
-                return self._acknowledge_form(start_response, payload_json, signature)
+            if self.forms is not None and checked.payload_json is not None:
+                reply = self._form_reply(checked, at_once=False)
+                assert reply is not None  # it may wait, so it always answers
+                return reply.send(start_response)
             return self._inner(environ, start_response, body)
         try:
-            fresh = self.backend.claim_once(replay_key(str(signature)), REPLAY_WINDOW_SECONDS)
+            fresh = self.backend.claim_once(
+                replay_key(str(checked.signature)), REPLAY_WINDOW_SECONDS
+            )
             if fresh and isinstance(payload, EventCallback) and payload.event_id:
                 fresh = self.backend.claim_once(
                     f"slack:event:{payload.event_id}", REPLAY_WINDOW_SECONDS * 4
@@ -169,18 +244,19 @@ class SlackEdge:
             return _answer(start_response, "200 OK", "")
         return self._inner(environ, start_response, body)
 
-    def _acknowledge_form(
-        self, start_response: StartResponse, payload_json: str, signature: str | None
-    ) -> list[bytes]:
-        assert self.forms is not None
+    def _form_reply(self, checked: _Checked, *, at_once: bool) -> _Reply | None:
+        """An input form's acknowledgement; None when it cannot be given ``at_once``."""
+        assert self.forms is not None and checked.payload_json is not None
         try:
-            reply = self.forms(json.loads(payload_json), signature)
+            reply = self.forms(json.loads(checked.payload_json), checked.signature, at_once)
         except Exception:
             # As Bolt answers a listener that failed: the form stays open, and Slack tells
             # the person it could not be submitted.
             logger.exception("form submission failed", extra={"action": "form_ack_failed"})
-            return _answer(start_response, "500 Internal Server Error", "")
-        return _answer(start_response, "200 OK", json.dumps(reply), content_type="application/json")
+            return _Reply("500 Internal Server Error", "")
+        if reply is None:
+            return None
+        return _Reply("200 OK", json.dumps(reply), content_type="application/json")
 
     def _inner(
         self, environ: dict[str, Any], start_response: StartResponse, body: bytes
@@ -188,9 +264,3 @@ class SlackEdge:
         environ["wsgi.input"] = io.BytesIO(body)
         environ["CONTENT_LENGTH"] = str(len(body))
         return self.inner(environ, start_response)
-
-    @staticmethod
-    def _refuse(start_response: StartResponse, status: str, reason: str) -> list[bytes]:
-        logger.info("request refused", extra={"action": "request_refused", "reason": reason})
-        text = "Request too large." if reason == "body_too_large" else "Invalid signature."
-        return _answer(start_response, status, text)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -23,8 +22,9 @@ from signoff.bot.slack.app import (
     form_sealer,
     start_notifier,
 )
-from signoff.bot.slack.edge import SlackEdge, WsgiApp
+from signoff.bot.slack.edge import SlackEdge
 from signoff.bot.slack.form_schemas import FormSchemas
+from signoff.bot.slack.listener import AtOnce, HttpListener, StartResponse, WsgiApp
 from signoff.bot.slack.metrics import Metrics, observe_timer
 from signoff.bot.slack.payloads import MAX_BODY_BYTES
 
@@ -32,63 +32,6 @@ logger = logging.getLogger(__name__)
 
 #: how long stop() waits for the Socket Mode client's own threads once it has disconnected
 SOCKET_MODE_CLOSE_SECONDS = 10.0
-
-StartResponse = Callable[..., Any]
-
-#: waitress's logger for requests that wait for a free HTTP thread
-QUEUE_LOGGER = "waitress.queue"
-#: at most one backlog line per this many seconds (see ``BacklogWarnings``)
-BACKLOG_REPORT_SECONDS = 10.0
-
-
-class BacklogWarnings(logging.Filter):
-    """Folds waitress's "Task queue depth is N" warnings into one line per ``interval``.
-
-    Waitress warns once for every request that arrives while its threads are busy, from the
-    thread that reads every connection and under the lock its threads take work with: a
-    burst of 500 submissions wrote 500 lines without an ``action``, and a slow log pipe
-    would have held up the HTTP server. The first warning goes through, the rest are
-    counted, and the next one after ``interval`` reports the deepest backlog since the
-    previous line (action ``http_backlog``).
-    """
-
-    def __init__(
-        self,
-        interval: float = BACKLOG_REPORT_SECONDS,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        super().__init__()
-        self.interval = interval
-        self.clock = clock
-        self._lock = threading.Lock()
-        self._deepest = 0
-        self._reported_at: float | None = None
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        args = record.args
-        if not (isinstance(args, tuple) and len(args) == 1 and isinstance(args[0], int)):
-            return True  # not the warning this folds: leave it alone
-        now = self.clock()
-        with self._lock:
-            self._deepest = max(self._deepest, args[0])
-            if self._reported_at is not None and now - self._reported_at < self.interval:
-                return False
-            deepest, self._deepest, self._reported_at = self._deepest, 0, now
-        record.msg = "HTTP requests waiting for a free thread: %d at most since the last report"
-        record.args = (deepest,)
-        record.action = "http_backlog"
-        return True
-
-
-def fold_backlog_warnings() -> BacklogWarnings:
-    """Install ``BacklogWarnings`` on waitress's queue logger, once per process."""
-    queue_logger = logging.getLogger(QUEUE_LOGGER)
-    for existing in queue_logger.filters:
-        if isinstance(existing, BacklogWarnings):
-            return existing
-    folding = BacklogWarnings()
-    queue_logger.addFilter(folding)
-    return folding
 
 
 def _respond(
@@ -162,8 +105,7 @@ class Server:
         self.host, self.port = host, port
         #: the WSGI application the HTTP listener serves (set by ``start``)
         self.application: WsgiApp | None = None
-        self._server: Any = None
-        self._thread: threading.Thread | None = None
+        self._listener: HttpListener | None = None
         self._socket_handler: Any = None
         self._notifier: Any = None
 
@@ -195,26 +137,39 @@ class Server:
                 self.settings.signing_secret or "",
                 forms=self.forms.acknowledge,
             )
-        from waitress.server import create_server
-
-        fold_backlog_warnings()
-
         self.application = wsgi_app(
             self.answers.ahead_of_answers(edge) if self.answers and edge else edge,
             self.backend,
             ready=self.not_ready,
         )
-        self._server = create_server(
+        self._listener = HttpListener(
             self.application,
             host=self.host,
             port=self.port,
             threads=HTTP_THREADS,
-            max_request_body_size=MAX_BODY_BYTES,
+            at_once=self._at_once(edge) if edge else None,
+            max_body=MAX_BODY_BYTES,
         )
-        self.port = int(self._server.effective_port)
-        self._thread = threading.Thread(target=self._server.run, name="signoff-http", daemon=True)
-        self._thread.start()
+        self._listener.start()
+        self.port = self._listener.port
         logger.info("serving", extra={"action": "serve_http", "url": self.url})
+
+    def _at_once(self, edge: SlackEdge) -> AtOnce:
+        """What the listener answers on its event loop: Slack's requests that the edge can
+        answer without I/O (see ``SlackEdge.answer_at_once``)."""
+        answers = self.answers
+
+        def at_once(
+            environ: dict[str, Any], start_response: StartResponse
+        ) -> Iterable[bytes] | None:
+            if environ["PATH_INFO"] != "/slack/events":
+                return None
+            if answers is None:
+                return edge.answer_at_once(environ, start_response)
+            with answers.acknowledging():
+                return edge.answer_at_once(environ, start_response)
+
+        return at_once
 
     def not_ready(self) -> str | None:
         """Why this process cannot take Slack's traffic now (``/readyz``), or None."""
@@ -224,27 +179,10 @@ class Server:
 
     def stop(self) -> None:
         """Stop everything ``start`` started; a second call does nothing."""
-        if self._server is not None:
-            # Finish requests in flight before closing sockets under them.
-            server, self._server = self._server, None
-            server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
-
-            # Close the sockets on waitress's own loop thread, which may be selecting on them.
-            def close_all() -> None:
-                for channel in list(server._map.values()):
-                    channel.close()
-
-            try:
-                server.trigger.pull_trigger(close_all)
-            except OSError:
-                # The loop's wake-up pipe is gone (seen once in CI: EBADF): close from here.
-                logger.warning(
-                    "HTTP loop could not be woken; closing its sockets directly",
-                    extra={"action": "serve_stop_trigger_lost"},
-                )
-                close_all()
-            if self._thread is not None:
-                self._thread.join(5)
+        if self._listener is not None:
+            # Finishes the requests in flight before it closes their sockets.
+            listener, self._listener = self._listener, None
+            listener.stop()
         if self._socket_handler is not None:
             self._socket_handler, handler = None, self._socket_handler
             # slack_sdk disconnects first, then joins its own threads without a timeout; one

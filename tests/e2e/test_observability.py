@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import re
 import urllib.error
 import urllib.request
@@ -14,7 +13,7 @@ import pytest
 from signoff.bot.backends.embedded import EmbeddedBackend
 from signoff.bot.config import BotSettings
 from signoff.bot.sandbox import SlackSandbox
-from signoff.bot.slack.server import QUEUE_LOGGER, BacklogWarnings, Server, fold_backlog_warnings
+from signoff.bot.slack.server import Server
 from signoff.bot.testing import running_bot
 from signoff.engine import Engine, flow, pause_flow_run
 from signoff.engine.input import RunInput
@@ -111,45 +110,3 @@ def test_socket_mode_serves_health_readiness_and_metrics_but_not_slack(
     # Slack's requests come over the WebSocket: the HTTP route does not exist.
     assert get(f"{server.url}/slack/events")[0] == 404
     assert sandbox.socket_mode.connections == 1
-
-
-def test_a_burst_of_waiting_requests_logs_one_backlog_line_not_one_per_request(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    # Waitress warns for every request that finds its threads busy; with no threads at all,
-    # each of these 200 requests would be a line of its own.
-    from waitress.task import ThreadedTaskDispatcher
-
-    fold_backlog_warnings()
-    dispatcher = ThreadedTaskDispatcher()
-    with caplog.at_level(logging.WARNING, logger=QUEUE_LOGGER):
-        for _ in range(200):
-            dispatcher.add_task(object())
-    backlog = [r for r in caplog.records if r.name == QUEUE_LOGGER]
-    assert len(backlog) <= 1
-    assert all(getattr(r, "action", None) == "http_backlog" for r in backlog)
-    fold_backlog_warnings()  # a second server in the process installs nothing more
-    assert sum(isinstance(f, BacklogWarnings) for f in logging.getLogger(QUEUE_LOGGER).filters) == 1
-
-
-def test_the_next_backlog_line_reports_the_deepest_backlog_since_the_last(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    from waitress.task import ThreadedTaskDispatcher
-
-    now = [100.0]
-    queue_logger = logging.getLogger("tests.waitress.queue")
-    queue_logger.addFilter(BacklogWarnings(interval=10.0, clock=lambda: now[0]))
-    dispatcher = ThreadedTaskDispatcher()
-    dispatcher.queue_logger = queue_logger
-    with caplog.at_level(logging.WARNING, logger=queue_logger.name):
-        for _ in range(30):
-            dispatcher.add_task(object())
-        now[0] += 10.0
-        dispatcher.queue.clear()
-        dispatcher.add_task(object())
-    lines = [r.getMessage() for r in caplog.records if r.name == queue_logger.name]
-    assert lines == [
-        "HTTP requests waiting for a free thread: 1 at most since the last report",
-        "HTTP requests waiting for a free thread: 30 at most since the last report",
-    ]

@@ -1,0 +1,266 @@
+"""The HTTP listener of ``signoff serve``: uvicorn on an event loop thread of its own, in
+front of the bot's WSGI application.
+
+Slack's traffic comes in bursts (a release waiting on a dozen approvers, a thousand people
+answering a poll), and each request must be answered within 3 s. A thread-per-request
+WSGI server parses every request in Python on one thread and hands it to another and back;
+with the interpreter lock that cost about half a millisecond per request on top of the
+bot's own work. Here uvicorn reads each request with httptools (in C) and:
+
+- a request that ``at_once`` can answer without waiting on anything (an input form's
+  submission: signature, parsing, the form's checks, all in memory) is answered on the
+  loop itself, with no hand-off;
+- every other request runs the WSGI application on a pool of ``threads`` threads, since
+  it may wait on the database or on Bolt's listeners.
+
+A body longer than ``max_body`` gets 413 without being read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import uvicorn
+
+__all__ = ["AtOnce", "HttpListener", "StartResponse", "WsgiApp", "wsgi_environ"]
+
+logger = logging.getLogger(__name__)
+
+StartResponse = Callable[..., Any]
+WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+#: Answers a request on the event loop, or returns None to leave it to the pool. Called
+#: like a WSGI application; it must not block.
+AtOnce = Callable[[dict[str, Any], StartResponse], Iterable[bytes] | None]
+
+#: connections the kernel holds for the listener while it is busy (a burst of submissions
+#: arrives as one connection each)
+BACKLOG = 2048
+#: how long ``stop`` lets requests in flight finish
+STOP_SECONDS = 5
+#: how long ``start`` waits for the loop to take connections
+START_SECONDS = 10.0
+
+_Reply = tuple[int, list[tuple[bytes, bytes]], bytes]
+
+
+class _Collected:
+    """A WSGI ``start_response`` that keeps what it was given."""
+
+    def __init__(self) -> None:
+        self.status = 500
+        self.headers: list[tuple[bytes, bytes]] = []
+
+    def __call__(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
+        self.status = int(status.split(" ", 1)[0])
+        self.headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]
+
+
+def _run(
+    application: Callable[..., Iterable[bytes] | None], environ: dict[str, Any]
+) -> _Reply | None:
+    collected = _Collected()
+    result = application(environ, collected)
+    if result is None:
+        return None
+    try:
+        body = b"".join(result)
+    finally:
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
+    return collected.status, collected.headers, body
+
+
+def _plain(status: int, text: str) -> _Reply:
+    body = text.encode()
+    headers = [(b"content-type", b"text/plain; charset=utf-8")]
+    return status, [*headers, (b"content-length", str(len(body)).encode())], body
+
+
+def wsgi_environ(scope: dict[str, Any], body: bytes) -> dict[str, Any]:
+    """The WSGI environ (PEP 3333) of the ASGI request ``scope`` with ``body``."""
+    server = scope.get("server") or ("localhost", 0)
+    client = scope.get("client") or ("", 0)
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": scope["method"],
+        "SCRIPT_NAME": scope.get("root_path", "").encode().decode("latin-1"),
+        "PATH_INFO": scope["path"].encode().decode("latin-1"),
+        "QUERY_STRING": scope["query_string"].decode("latin-1"),
+        "SERVER_NAME": str(server[0]),
+        "SERVER_PORT": str(server[1]),
+        "SERVER_PROTOCOL": f"HTTP/{scope['http_version']}",
+        "REMOTE_ADDR": str(client[0]),
+        "CONTENT_LENGTH": str(len(body)),
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": scope.get("scheme", "http"),
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
+    }
+    for raw_name, raw_value in scope["headers"]:
+        name = raw_name.decode("latin-1").upper().replace("-", "_")
+        if name == "CONTENT_LENGTH":
+            continue  # the body as read is what counts
+        key = name if name == "CONTENT_TYPE" else f"HTTP_{name}"
+        value = raw_value.decode("latin-1")
+        environ[key] = f"{environ[key]},{value}" if key in environ else value
+    return environ
+
+
+class HttpListener:
+    """Serves ``application`` over HTTP from a thread of its own.
+
+    Example::
+
+        listener = HttpListener(app, host="127.0.0.1", port=0)
+        listener.start()  # returns once connections are taken
+        print(listener.port)
+        listener.stop()  # finishes the requests in flight first
+
+    Args:
+        application: The bot's WSGI application.
+        host, port: Where to listen (port 0: any free port; ``port`` then tells which).
+        threads: The pool that runs ``application``.
+        at_once: Answers what it can on the loop (see the module's docstring).
+        max_body: Longest body read; a longer one gets 413.
+    """
+
+    def __init__(
+        self,
+        application: WsgiApp,
+        *,
+        host: str,
+        port: int,
+        threads: int,
+        at_once: AtOnce | None = None,
+        max_body: int,
+    ) -> None:
+        self.application = application
+        self.at_once = at_once
+        self.max_body = max_body
+        self.host, self.port = host, port
+        self._threads = threads
+        self._pool: ThreadPoolExecutor | None = None
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Listen, and return once the loop takes connections.
+
+        Raises:
+            OSError: the address cannot be bound (in use, say).
+            RuntimeError: the loop did not start within ``START_SECONDS``.
+        """
+        sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((self.host, self.port))
+            # Listening already: connections made before the loop runs wait in the backlog.
+            sock.listen(BACKLOG)
+        except OSError:
+            sock.close()
+            raise
+        self.port = int(sock.getsockname()[1])
+        self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="signoff-http")
+        config = uvicorn.Config(
+            self._asgi,
+            http="httptools",
+            ws="none",
+            interface="asgi3",
+            lifespan="off",
+            proxy_headers=False,
+            loop="asyncio",
+            log_config=None,
+            log_level="warning",
+            access_log=False,
+            backlog=BACKLOG,
+            timeout_graceful_shutdown=STOP_SECONDS,
+            server_header=False,
+        )
+        server = self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=server.run, kwargs={"sockets": [sock]}, name="signoff-http-loop", daemon=True
+        )
+        self._thread.start()
+        deadline = time.monotonic() + START_SECONDS
+        while not server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"the HTTP listener on {self.host}:{self.port} did not start")
+            time.sleep(0.005)
+
+    def stop(self) -> None:
+        """Stop taking connections, let requests in flight finish (``STOP_SECONDS`` at
+        most), then stop the loop and the pool. A second call does nothing."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.should_exit = True
+            if self._thread is not None:
+                self._thread.join(STOP_SECONDS + 5)
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    async def _asgi(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        reply = await self._reply(scope, receive)
+        status, headers, body = reply
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _reply(self, scope: dict[str, Any], receive: Any) -> _Reply:
+        body = await self._body(scope, receive)
+        if body is None:
+            logger.info(
+                "request refused", extra={"action": "request_refused", "reason": "body_too_large"}
+            )
+            return _plain(413, "Request too large.")
+        environ = wsgi_environ(scope, body)
+        try:
+            if self.at_once is not None and (reply := _run(self.at_once, environ)) is not None:
+                return reply
+            environ["wsgi.input"] = io.BytesIO(body)
+            assert self._pool is not None
+            loop = asyncio.get_running_loop()
+            reply = await loop.run_in_executor(self._pool, _run, self.application, environ)
+        except Exception:
+            logger.exception(
+                "HTTP request failed",
+                extra={"action": "http_request_failed", "path": environ["PATH_INFO"][:200]},
+            )
+            return _plain(500, "Internal Server Error")
+        assert reply is not None  # a WSGI application always answers
+        return reply
+
+    async def _body(self, scope: dict[str, Any], receive: Any) -> bytes | None:
+        """The request's body, or None when it is longer than ``max_body`` (by its
+        Content-Length, before any of it is read, or as it arrives)."""
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                try:
+                    if int(value) > self.max_body:
+                        return None
+                except ValueError:
+                    pass  # httptools refuses a malformed length before the app sees it
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body:
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body"):
+                return b"".join(chunks)

@@ -62,7 +62,7 @@ from signoff.bot.forms.submissions import errors_for_view, parse_submission
 from signoff.bot.slack import ids, metrics
 from signoff.bot.slack.approvers import refusal_text, slack_actor
 from signoff.bot.slack.edge import REPLAY_WINDOW_SECONDS, replay_key
-from signoff.bot.slack.form_schemas import FormSchemas
+from signoff.bot.slack.form_schemas import FormSchemas, uncarried
 from signoff.bot.slack.interactions import form_schema, input_view, notice_view, stale_reason
 from signoff.bot.slack.listener import WsgiApp
 from signoff.bot.slack.payloads import ViewSubmission
@@ -382,6 +382,10 @@ class InputForms:
             )
         run_id, key = str(meta.get("run", "")), str(meta.get("key", ""))
         schema = self.schemas.get(run_id, key)
+        if schema is None and isinstance(meta.get("schema"), str):
+            # Opened on another replica: the form carries its schema (sealed).
+            schema = uncarried(meta["schema"])
+            self.schemas.remember(run_id, key, schema)
         if schema is None:
             if at_once:
                 return None

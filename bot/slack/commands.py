@@ -25,7 +25,7 @@ from signoff.bot.slack import ids, messages
 from signoff.bot.slack.approvers import refusal_text, slack_actor
 from signoff.bot.slack.interactions import field_errors_ack, notice_view
 from signoff.bot.slack.payloads import BlockActions, SlashCommand, ViewSubmission
-from signoff.bot.slack.sealing import Sealer
+from signoff.bot.slack.sealing import MAX_METADATA, Sealer
 
 logger = logging.getLogger(__name__)
 
@@ -38,8 +38,6 @@ HELP = """*`/runs`* — runs waiting for input
 *`/runs cancel RUN`* — cancel a run
 *`/runs help`* — this help"""
 
-#: Slack's limit on a view's private_metadata
-MAX_METADATA = 3000
 
 FILTERS: dict[str, list[RunState] | None] = {
     "all": None,

@@ -17,10 +17,10 @@ from signoff.bot.errors import RunNotFound
 from signoff.bot.forms.modals import ModalError, build_input_view
 from signoff.bot.slack import ids
 from signoff.bot.slack.approvers import refusal_text, slack_actor
-from signoff.bot.slack.form_schemas import FormSchemas
+from signoff.bot.slack.form_schemas import FormSchemas, carried
 from signoff.bot.slack.messages import who
 from signoff.bot.slack.payloads import BlockActions
-from signoff.bot.slack.sealing import Sealer
+from signoff.bot.slack.sealing import MAX_METADATA, Sealer
 
 logger = logging.getLogger(__name__)
 
@@ -138,20 +138,24 @@ def register(app: App, backend: Backend, schemas: FormSchemas, sealer: Sealer) -
             logger.info("answer refused", extra={"action": "answer_refused", "run_id": run.id})
             return
         origin = click.container
-        metadata = sealer.seal(
-            {
-                "run": run.id,
-                "key": pause.key,
-                "channel": origin.channel_id if origin else None,
-                "ts": origin.message_ts if origin else None,
-            }
-        )
+        schema = form_schema(pause)
+        meta: dict[str, JSON] = {
+            "run": run.id,
+            "key": pause.key,
+            "channel": origin.channel_id if origin else None,
+            "ts": origin.message_ts if origin else None,
+        }
+        metadata = sealer.seal(meta)
+        if (schema_text := carried(schema)) is not None:
+            # So that any replica can check the submission (see bot.slack.form_schemas).
+            with_schema = sealer.seal({**meta, "schema": schema_text})
+            metadata = with_schema if len(with_schema) <= MAX_METADATA else metadata
         client.views_open(
             trigger_id=click.trigger_id, view=input_view(run, pause, metadata, pause.initial)
         )
         # Most forms are submitted to the process that opened them: it need not read the
         # schema again to check the submission.
-        schemas.remember(run.id, pause.key, form_schema(pause))
+        schemas.remember(run.id, pause.key, schema)
         logger.info(
             "form opened", extra={"action": "form_opened", "run_id": run.id, "key": pause.key}
         )

@@ -15,7 +15,10 @@ from typing import Any
 
 from signoff.bot.errors import TamperedMetadata
 
-__all__ = ["Sealer"]
+__all__ = ["MAX_METADATA", "Sealer"]
+
+#: Slack's limit on a view's ``private_metadata``
+MAX_METADATA = 3000
 
 _PURPOSE = b"signoff private_metadata v1"
 #: "v1." + 43 characters of base64 + "."

@@ -145,6 +145,37 @@ def test_values_that_cannot_be_read_still_come_back_inline(engine: Engine, bot: 
     assert engine.get_pause(run.id, "1").status is PauseStatus.WAITING
 
 
+class WatchedBackend(EmbeddedBackend):
+    """The embedded backend, counting the pauses it reads."""
+
+    pauses_read = 0
+
+    def get_pause(self, run_id: str, key: str) -> Any:
+        self.pauses_read += 1
+        return super().get_pause(run_id, key)
+
+
+def test_a_form_opened_on_one_replica_is_checked_by_another_without_reading_the_database(
+    engine: Engine, bot: RunningBot, make_engine: Any
+) -> None:
+    run = engine.submit("ack-order", {})
+    open_form(bot, "alice", run.id)  # on the first replica
+    backend = WatchedBackend(make_engine())
+    other = Server(backend, bot.server.settings, port=0)
+    other.start()
+    try:
+        driver = bot.slack.driver(f"{other.url}/slack/events", SIGNING_SECRET)
+        reply = driver.submit("alice", {"item": "mug", "count": "2.5"}, client_checks=False)
+        # The form carried its schema: the second replica read the values with it.
+        assert reply.errors == {"field:count": "Enter a whole number"}
+        assert backend.pauses_read == 0
+        assert driver.submit("alice", {"count": 2}).status == 200
+        assert "Answer recorded" in shown(bot.outcome("alice"))
+        assert finished(engine, run.id).result == "'2 x mug'"
+    finally:
+        other.stop()
+
+
 def test_a_submission_the_bot_fails_to_acknowledge_keeps_the_form_open(
     engine: Engine, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

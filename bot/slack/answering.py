@@ -146,6 +146,9 @@ class Answerer:
         """Mark a Slack request being acknowledged: answers not yet started wait for it (at
         most ``YIELD_SECONDS``), so that a burst of requests is acknowledged before the
         answers it brought compete with it for the interpreter."""
+        # No notify: acknowledgements on the HTTP loop come one after another, and waking
+        # every waiting answer after each would cost more than the ack itself. Waiting
+        # answers look again every QUIET_SECONDS instead (``_wait_turn``).
         with self._quiet:
             self._acking += 1
         try:
@@ -154,8 +157,6 @@ class Answerer:
             with self._quiet:
                 self._acking -= 1
                 self._last_ack = time.monotonic()
-                if not self._acking:
-                    self._quiet.notify_all()
 
     def ahead_of_answers(self, app: WsgiApp) -> WsgiApp:
         """``app`` with each request marked as ``acknowledging``."""
@@ -210,7 +211,7 @@ class Answerer:
         with self._quiet:
             while (now := time.monotonic()) < due:
                 if self._acking:
-                    wait = due - now
+                    wait = min(QUIET_SECONDS, due - now)
                 elif (quiet := now - self._last_ack) < QUIET_SECONDS:
                     wait = min(QUIET_SECONDS - quiet, due - now)
                 else:

@@ -113,9 +113,7 @@ def test_the_application_sees_the_request_as_wsgi_describes_it(
     assert environ["SERVER_PROTOCOL"] == "HTTP/1.1"
 
 
-def test_a_body_past_the_limit_gets_413_before_it_is_sent(
-    listener: HttpListener, app: App
-) -> None:
+def test_a_body_past_the_limit_gets_413_before_it_is_sent(listener: HttpListener, app: App) -> None:
     with socket.create_connection(("127.0.0.1", listener.port), timeout=10) as sock:
         sock.sendall(
             f"POST /slack/events HTTP/1.1\r\nHost: x\r\nContent-Length: {MAX_BODY + 1}\r\n\r\n".encode()

@@ -55,7 +55,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-
 #: Slack's window: a request signed longer ago than this is refused.
 REPLAY_WINDOW_SECONDS = 300
 #: A timestamp is whole seconds; twelve digits reach far past any clock.

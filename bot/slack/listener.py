@@ -49,7 +49,7 @@ STOP_SECONDS = 5
 #: how long ``start`` waits for the loop to take connections
 START_SECONDS = 10.0
 
-_Reply = tuple[int, list[tuple[bytes, bytes]], bytes]
+_Response = tuple[int, list[tuple[bytes, bytes]], bytes]
 
 
 class _Collected:
@@ -66,7 +66,7 @@ class _Collected:
 
 def _run(
     application: Callable[..., Iterable[bytes] | None], environ: dict[str, Any]
-) -> _Reply | None:
+) -> _Response | None:
     collected = _Collected()
     result = application(environ, collected)
     if result is None:
@@ -80,7 +80,7 @@ def _run(
     return collected.status, collected.headers, body
 
 
-def _plain(status: int, text: str) -> _Reply:
+def _plain(status: int, text: str) -> _Response:
     body = text.encode()
     headers = [(b"content-type", b"text/plain; charset=utf-8")]
     return status, [*headers, (b"content-length", str(len(body)).encode())], body
@@ -220,7 +220,7 @@ class HttpListener:
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
-    async def _reply(self, scope: dict[str, Any], receive: Any) -> _Reply:
+    async def _reply(self, scope: dict[str, Any], receive: Any) -> _Response:
         body = await self._body(scope, receive)
         if body is None:
             logger.info(

@@ -3,10 +3,11 @@
 A transaction queues both as it goes (``StoreBase._emit``, ``AuditQueries._audit``) and
 stores them just before it commits. On SQLite each kind is one INSERT, with no round trip
 to pay. On PostgreSQL every statement is one, so the audit records and the events go
-together in a single statement: each column is bound as an array and ``unnest`` turns the
-arrays back into rows (one statement text, whatever the number of rows, which psycopg
-prepares on the server after a few uses). Events are inserted in the order they were
-emitted (``WITH ORDINALITY``), so their ids follow it.
+together in a single statement: each kind is bound as one JSON array, which
+``json_to_recordset`` turns back into rows (one statement text, whatever the number of
+rows, which psycopg prepares on the server after a few uses; and one ``json.dumps``, where
+an array per column had psycopg adapt every value in Python). Events are inserted in the
+order they were emitted (``WITH ORDINALITY``), so their ids follow it.
 
 Event ids must become visible in id order, or a reader could skip one that commits late:
 on PostgreSQL a transaction holds an advisory lock from drawing its first event id to its
@@ -22,12 +23,14 @@ Example::
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
-    BindParameter,
     Connection,
     String,
     Table,
@@ -61,56 +64,83 @@ class EventLock(NamedTuple):
     notice: str
 
 
-def _unnested(
-    table: Table, columns: Sequence[str], prefix: str
-) -> tuple[str, list[BindParameter[Any]]]:
-    """``INSERT INTO table (columns) SELECT ... FROM unnest(<one array per column>)``,
-    rows in array order; the arrays are bound as ``<prefix>_<column>``."""
+def _json_columns(table: Table, columns: Sequence[str]) -> frozenset[str]:
+    return frozenset(c for c in columns if isinstance(table.c[c].type, JSON))
+
+
+def _from_json(table: Table, columns: Sequence[str], name: str) -> str:
+    """``INSERT INTO table (columns) SELECT ... FROM json_to_recordset(:name)``, rows in
+    the order of the JSON array bound as ``name``.
+
+    A JSON column's value comes as its own JSON text, cast back: PostgreSQL's JSON
+    functions refuse to take apart a value holding ``\\u0000``, which a JSON column
+    stores as it is given."""
     dialect = postgresql.psycopg.dialect()  # type: ignore[no-untyped-call]
-    binds: list[BindParameter[Any]] = []
-    arrays: list[str] = []
-    for name in columns:
-        column_type = table.c[name].type
-        binds.append(bindparam(f"{prefix}_{name}", type_=postgresql.ARRAY(column_type)))
+    as_text = _json_columns(table, columns)
+    defined: list[str] = []
+    for column in columns:
+        column_type = table.c[column].type
         # Strings without their length: the column refuses one too long, where a cast to
         # VARCHAR(n) would cut it short.
         underlying = getattr(column_type, "impl_instance", column_type)  # sqlmodel's AutoString
-        spelled = "VARCHAR" if isinstance(underlying, String) else column_type.compile(dialect)
-        arrays.append(f"CAST(:{prefix}_{name} AS {spelled}[])")
+        if column in as_text:
+            spelled = "TEXT"
+        elif isinstance(underlying, String):
+            spelled = "VARCHAR"
+        else:
+            spelled = column_type.compile(dialect)
+        defined.append(f"{column} {spelled}")
     listed = ", ".join(columns)
-    sql = (
-        f"INSERT INTO {table.name} ({listed}) SELECT {listed} "
-        f"FROM unnest({', '.join(arrays)}) WITH ORDINALITY AS given({listed}, position) "
-        "ORDER BY position"
+    selected = ", ".join(f"CAST({c} AS JSON)" if c in as_text else c for c in columns)
+    return (
+        f"INSERT INTO {table.name} ({listed}) SELECT {selected} "
+        f"FROM ROWS FROM (json_to_recordset(CAST(:{name} AS JSON)) AS ({', '.join(defined)})) "
+        f"WITH ORDINALITY AS given({listed}, position) ORDER BY position"
     )
-    return sql, binds
 
 
-_EVENTS_SQL, _EVENT_BINDS = _unnested(EVENTS, EVENT_COLUMNS, "event")
-_AUDIT_SQL, _AUDIT_BINDS = _unnested(AUDIT, AUDIT_COLUMNS, "audit")
+_EVENTS_SQL = _from_json(EVENTS, EVENT_COLUMNS, "events")
+_AUDIT_SQL = _from_json(AUDIT, AUDIT_COLUMNS, "audit")
 #: The events' lock and the NOTIFY, joined to the events' rows: every row needs the lock's
 #: row first, so the lock is held before the first event id is drawn, and to the commit.
 _LOCKED = (
     "locked AS MATERIALIZED (SELECT pg_advisory_xact_lock(:lock_key), pg_notify(:channel, :notice))"
 )
-_LOCKED_EVENTS_SQL = _EVENTS_SQL.replace(" FROM unnest(", " FROM locked, unnest(", 1)
+_LOCKED_EVENTS_SQL = _EVENTS_SQL.replace(" FROM ROWS FROM (", " FROM locked, ROWS FROM (", 1)
 _LOCK_BINDS = [bindparam("lock_key", type_=BigInteger), bindparam("channel"), bindparam("notice")]
-_EVENTS_UNNESTED = Prepared(
-    text(f"WITH {_LOCKED} {_LOCKED_EVENTS_SQL}").bindparams(*_EVENT_BINDS, *_LOCK_BINDS)
-)
-_AUDIT_UNNESTED = Prepared(text(_AUDIT_SQL).bindparams(*_AUDIT_BINDS))
+_EVENTS_FROM_JSON = Prepared(text(f"WITH {_LOCKED} {_LOCKED_EVENTS_SQL}").bindparams(*_LOCK_BINDS))
+_AUDIT_FROM_JSON = Prepared(text(_AUDIT_SQL))
 #: a data-modifying WITH always runs to completion, though nothing reads from it
-_BOTH_UNNESTED = Prepared(
+_BOTH_FROM_JSON = Prepared(
     text(f"WITH recorded AS ({_AUDIT_SQL}), {_LOCKED} {_LOCKED_EVENTS_SQL}").bindparams(
-        *_AUDIT_BINDS, *_EVENT_BINDS, *_LOCK_BINDS
+        *_LOCK_BINDS
     )
 )
 
 
-def _arrays(
-    rows: Sequence[Mapping[str, Any]], columns: Sequence[str], prefix: str
-) -> dict[str, list[Any]]:
-    return {f"{prefix}_{name}": [row[name] for row in rows] for name in columns}
+def _json_default(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not stored as JSON")
+
+
+_EVENT_JSON = _json_columns(EVENTS, EVENT_COLUMNS)
+_AUDIT_JSON = _json_columns(AUDIT, AUDIT_COLUMNS)
+
+
+def _rows_json(
+    rows: Sequence[Mapping[str, Any]], columns: Sequence[str], as_text: frozenset[str]
+) -> str:
+    """The rows as one JSON array: one C call, where binding an array per column had
+    psycopg adapt every value in Python. JSON columns go as their own text (``_from_json``)."""
+    dumps = json.dumps
+    return dumps(
+        [
+            {name: dumps(row[name]) if name in as_text else row[name] for name in columns}
+            for row in rows
+        ],
+        default=_json_default,
+    )
 
 
 def append(
@@ -132,18 +162,20 @@ def append(
         return
     if not events:
         if audit:
-            _AUDIT_UNNESTED.execute(conn, _arrays(audit, AUDIT_COLUMNS, "audit"))
+            _AUDIT_FROM_JSON.execute(conn, {"audit": _rows_json(audit, AUDIT_COLUMNS, _AUDIT_JSON)})
         return
     values = {
-        **_arrays(events, EVENT_COLUMNS, "event"),
+        "events": _rows_json(events, EVENT_COLUMNS, _EVENT_JSON),
         "lock_key": postgres.key,
         "channel": postgres.channel,
         "notice": postgres.notice,
     }
     if audit:
-        _BOTH_UNNESTED.execute(conn, {**values, **_arrays(audit, AUDIT_COLUMNS, "audit")})
+        _BOTH_FROM_JSON.execute(
+            conn, {**values, "audit": _rows_json(audit, AUDIT_COLUMNS, _AUDIT_JSON)}
+        )
     else:
-        _EVENTS_UNNESTED.execute(conn, values)
+        _EVENTS_FROM_JSON.execute(conn, values)
 
 
 __all__ = ["AUDIT_COLUMNS", "EVENT_COLUMNS", "EventLock", "append"]

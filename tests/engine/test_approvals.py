@@ -169,6 +169,26 @@ def test_invalid_input_is_recorded_with_the_values_sent(engine: Engine) -> None:
     box["thread"].join(10)
 
 
+#: text an answer may carry that a careless encoding would change or refuse
+AWKWARD = "nul \x00, quotes \" ', backslash \\, emoji \U0001f680, é, new\nline, tab\t; " + "long " * 2000
+
+
+def test_any_text_in_an_answer_is_stored_exactly_and_the_chain_still_verifies(
+    engine: Engine,
+) -> None:
+    box = run_in_thread(ap_guarded)
+    run_id = waiting_run(engine, "ap-guarded")
+    alice = Actor("U_ALICE", name="Zoë \"Z\" O'Brien \\ \U0001f680", via=Via.SLACK)
+    engine.resume(run_id, {"approved": True, "comment": AWKWARD}, alice)
+    box["thread"].join(10)
+    assert box["result"] is True
+    assert engine.get_pause(run_id, "1").response == {"approved": True, "comment": AWKWARD}
+    (received,) = [r for r in engine.audit_trail(run_id) if r.action == "answer.received"]
+    assert received.data["input"]["comment"] == AWKWARD
+    assert received.actor_name == alice.name
+    assert engine.verify_audit().ok
+
+
 def test_quorum_needs_distinct_people_and_gives_every_answer(engine: Engine) -> None:
     box = run_in_thread(ap_quorum)
     run_id = waiting_run(engine, "ap-quorum")

@@ -170,7 +170,9 @@ def test_invalid_input_is_recorded_with_the_values_sent(engine: Engine) -> None:
 
 
 #: text an answer may carry that a careless encoding would change or refuse
-AWKWARD = "nul \x00, quotes \" ', backslash \\, emoji \U0001f680, é, new\nline, tab\t; " + "long " * 2000
+AWKWARD = (
+    "nul \x00, quotes \" ', backslash \\, emoji \U0001f680, é, new\nline, tab\t; " + "long " * 2000
+)
 
 
 def test_any_text_in_an_answer_is_stored_exactly_and_the_chain_still_verifies(
@@ -178,7 +180,7 @@ def test_any_text_in_an_answer_is_stored_exactly_and_the_chain_still_verifies(
 ) -> None:
     box = run_in_thread(ap_guarded)
     run_id = waiting_run(engine, "ap-guarded")
-    alice = Actor("U_ALICE", name="Zoë \"Z\" O'Brien \\ \U0001f680", via=Via.SLACK)
+    alice = Actor("U_ALICE", name='Zoë "Z" O\'Brien \\ \U0001f680', via=Via.SLACK)
     engine.resume(run_id, {"approved": True, "comment": AWKWARD}, alice)
     box["thread"].join(10)
     assert box["result"] is True

@@ -33,7 +33,7 @@ from signoff.engine.audit import (
     chain_hash,
     entry_fields,
 )
-from signoff.engine.store.base import StoreBase
+from signoff.engine.store.base import AUDIT_LOCKED, StoreBase
 from signoff.engine.store.prepared import Prepared
 from signoff.engine.store.rows import utc
 from signoff.engine.store.tables import AuditRow
@@ -130,7 +130,7 @@ class AuditQueries(StoreBase):
             # This transaction holds the chain (and its lock): its own last record is the head.
             seq, prev = queued[-1]["seq"], queued[-1]["hash"]
         else:
-            if not self.is_sqlite:
+            if not self.is_sqlite and not conn.info.get(AUDIT_LOCKED):
                 self._lock_audit_chain(conn)
             head = _HEAD.execute(conn).first()
             seq, prev = (int(head.seq), head.hash) if head is not None else (0, GENESIS)

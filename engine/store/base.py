@@ -57,6 +57,9 @@ PROMPT_NOTICE = "prompt"
 #: names the advisory lock that serialises audit appends on PostgreSQL
 AUDIT_LOCK = 727_361_003
 _AUDIT_LOCK = Prepared(text("SELECT pg_advisory_xact_lock(:k)"))
+#: in a write connection's ``info``: its transaction holds the audit chain's lock already
+#: (a statement that took it with other work; ``AuditQueries._audit`` then skips taking it)
+AUDIT_LOCKED = "signoff.audit_locked"
 
 
 class _RiderFailed(Exception):
@@ -244,6 +247,7 @@ class StoreBase:
                 # conn.info outlives the transaction (pooled connection): reset per write.
                 conn.info["pending_events"] = pending
                 conn.info["pending_audit"] = audit
+                conn.info[AUDIT_LOCKED] = False
                 yield conn
                 if pending or audit:
                     appending.append(conn, pending, audit, postgres=self._event_lock(pending))
@@ -381,6 +385,19 @@ class StoreBase:
         done = statement.execute(conn, values)
         if done.rowcount != 1:
             return False
+        self._state_changed(conn, run_id, state, name, message, at)
+        return True
+
+    def _state_changed(
+        self,
+        conn: Connection,
+        run_id: str,
+        state: RunState,
+        name: str,
+        message: str | None,
+        at: datetime,
+    ) -> None:
+        """Record that the run changed state, in the caller's transaction."""
         self._emit(
             conn,
             run_id,
@@ -388,7 +405,6 @@ class StoreBase:
             {"state": state.value, "name": name, "message": message},
             at,
         )
-        return True
 
     def _change_state_alone(
         self,

@@ -8,14 +8,14 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import BigInteger, Connection, bindparam, func, select, update
 
 from signoff.engine.actors import SYSTEM, Actor
 from signoff.engine.audit import AuditAction, AuditEntry
 from signoff.engine.runs import JSON, EventKind, GivenAnswer, Pause, PauseStatus, RunState
 from signoff.engine.store import rows
 from signoff.engine.store.audit import AuditQueries
-from signoff.engine.store.base import RUNS
+from signoff.engine.store.base import AUDIT_LOCK, AUDIT_LOCKED, RUNS
 from signoff.engine.store.prepared import Prepared
 from signoff.engine.store.riders import Rider
 from signoff.engine.store.tables import PauseRow
@@ -90,6 +90,48 @@ _ANSWERING = select(PAUSES.c.status, PAUSES.c.quorum, PAUSES.c.veto, PAUSES.c.an
 )
 _ANSWERING_SQLITE = Prepared(_ANSWERING)
 _ANSWERING_LOCKED = Prepared(_ANSWERING.with_for_update())
+
+
+@functools.cache
+def _answered_and_moved(owner_cleared: bool) -> Prepared:
+    """PostgreSQL: the pause as answered, the run moved on, and the audit chain's lock, in
+    one statement where three took a round trip each. Reads ``moved``: whether the run
+    changed (it always should: its pause was locked while waiting)."""
+    answered = (
+        update(PAUSES)
+        .where(
+            PAUSES.c.run_id == bindparam("target_run"),
+            PAUSES.c.key == bindparam("target_key"),
+            PAUSES.c.status == PauseStatus.WAITING.value,
+        )
+        .values(
+            {
+                name: bindparam(f"new_{name}", type_=PAUSES.c[name].type)
+                for name in ("status", "response", "responder", "answered_at", "errors", "answers")
+            }
+        )
+        .returning(PAUSES.c.id)
+        .cte("answered")
+    )
+    names = ("state", "state_name", "state_message", "updated_at")
+    values: dict[str, Any] = {n: bindparam(f"new_{n}", type_=RUNS.c[n].type) for n in names}
+    if owner_cleared:
+        values["owner"] = None
+    moved = (
+        update(RUNS)
+        .where(RUNS.c.id == bindparam("target_run"))
+        .values(values)
+        .returning(RUNS.c.id)
+        .cte("moved")
+    )
+    return Prepared(
+        select(
+            select(func.count()).select_from(moved).scalar_subquery().label("moved"),
+            func.pg_advisory_xact_lock(bindparam("audit_lock", type_=BigInteger)).label("lock"),
+        ).add_cte(answered)
+    )
+
+
 #: the pause as answered (or, short of its quorum, with one more answer): the columns to
 #: set come with the parameters
 _ANSWER = Prepared(
@@ -260,21 +302,14 @@ class PauseQueries(AuditQueries):
             status = PauseStatus.ANSWERED
             if verdict is not None:
                 status = PauseStatus.ACCEPTED if verdict[0] else PauseStatus.REJECTED
-            _ANSWER.execute(
-                conn,
-                {
-                    **target,
-                    "status": status.value,
-                    "errors": verdict[1] or None if verdict else None,
-                    "response": response if quorum == 1 else [a["input"] for a in stored],
-                    "responder": responder,
-                    "answered_at": now,
-                    "answers": stored,
-                },
-            )
-            extra: dict[str, Any] = {}
-            if next_state is RunState.SCHEDULED:
-                extra["owner"] = None
+            answered = {
+                "status": status.value,
+                "errors": verdict[1] or None if verdict else None,
+                "response": response if quorum == 1 else [a["input"] for a in stored],
+                "responder": responder,
+                "answered_at": now,
+                "answers": stored,
+            }
             arrived: dict[str, JSON] = {"key": key, "responder": responder}
             if quorum == 1:
                 # The flow waiting in another process takes the answer from the event, which
@@ -282,15 +317,32 @@ class PauseQueries(AuditQueries):
                 arrived["response"] = response
             self._emit(conn, run_id, EventKind.INPUT_RECEIVED, arrived, now)
             name = "Resuming" if next_state is RunState.SCHEDULED else "Running"
-            self._change_state(
-                conn,
-                run_id,
-                next_state,
-                name,
-                f"input {key!r} from {responder or 'anonymous'}",
-                now,
-                **extra,
-            )
+            message = f"input {key!r} from {responder or 'anonymous'}"
+            owner_cleared = next_state is RunState.SCHEDULED
+            if self.is_sqlite:
+                _ANSWER.execute(conn, {**target, **answered})
+                extra = {"owner": None} if owner_cleared else {}
+                self._change_state(conn, run_id, next_state, name, message, now, **extra)
+            else:
+                moved = (
+                    _answered_and_moved(owner_cleared)
+                    .execute(
+                        conn,
+                        {
+                            **target,
+                            **{f"new_{column}": value for column, value in answered.items()},
+                            "new_state": next_state.value,
+                            "new_state_name": name,
+                            "new_state_message": message,
+                            "new_updated_at": now,
+                            "audit_lock": AUDIT_LOCK,
+                        },
+                    )
+                    .first()
+                )
+                conn.info[AUDIT_LOCKED] = True
+                if moved is not None and moved.moved:
+                    self._state_changed(conn, run_id, next_state, name, message, now)
             entries = [received]
             if verdict is not None:
                 data: dict[str, JSON] = {"key": key, "responder": responder}

@@ -158,7 +158,8 @@ def append(
         if audit:
             _INSERT_AUDIT.execute(conn, list(audit))
         if events:
-            _INSERT_EVENT.execute(conn, list(events))
+            # Only the columns: a pending event may carry marks of its own (``_emit``).
+            _INSERT_EVENT.execute(conn, [{c: e[c] for c in EVENT_COLUMNS} for e in events])
         return
     if not events:
         if audit:

@@ -52,6 +52,8 @@ NOTIFY_CHANNEL = "signoff_events"
 
 
 _NOTIFY = text("SELECT pg_notify(:channel, '')")
+#: marks a pending event whose flow has it already (see ``_emit``); it is not stored
+HANDED_OVER = "handed_over"
 #: the end of a NOTIFY's payload (``<origin> <urgency>``) when its events wake a waiting flow
 PROMPT_NOTICE = "prompt"
 #: names the advisory lock that serialises audit appends on PostgreSQL
@@ -69,6 +71,8 @@ class _RiderFailed(Exception):
 def wakes_a_flow(event: dict[str, Any]) -> bool:
     """Whether a flow may be waiting on this (pending) event: an answer, a pause's timeout,
     a cancellation. Other processes read such events at once, not at their paced rate."""
+    if event.get(HANDED_OVER):
+        return False
     kind = event["kind"]
     if kind == EventKind.STATE_CHANGED.value:
         return bool(event["data"].get("state") == RunState.CANCELLED.value)
@@ -319,12 +323,23 @@ class StoreBase:
             raise StoreError(f"database read failed: {exc}") from exc
 
     def _emit(
-        self, conn: Connection, run_id: str, kind: EventKind, data: dict[str, JSON], at: datetime
+        self,
+        conn: Connection,
+        run_id: str,
+        kind: EventKind,
+        data: dict[str, JSON],
+        at: datetime,
+        *,
+        handed_over: bool = False,
     ) -> None:
-        """Queue an event for the outbox; it is stored with the transaction or not at all."""
-        conn.info["pending_events"].append(
-            {"run_id": run_id, "kind": kind.value, "data": data, "at": at}
-        )
+        """Queue an event for the outbox; it is stored with the transaction or not at all.
+
+        ``handed_over``: the flow it concerns has it already (an answer this process gave
+        to the flow waiting here), so no process needs to read it at once."""
+        event: dict[str, Any] = {"run_id": run_id, "kind": kind.value, "data": data, "at": at}
+        if handed_over:
+            event[HANDED_OVER] = True
+        conn.info["pending_events"].append(event)
 
     def _lock_audit_chain(self, conn: Connection) -> None:
         """PostgreSQL: hold the audit chain's lock to the end of the transaction (before

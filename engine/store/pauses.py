@@ -315,7 +315,15 @@ class PauseQueries(AuditQueries):
                 # The flow waiting in another process takes the answer from the event, which
                 # commits with it, rather than reading the pause back.
                 arrived["response"] = response
-            self._emit(conn, run_id, EventKind.INPUT_RECEIVED, arrived, now)
+            # With a verdict, the flow waits here and is handed the answer by this process.
+            self._emit(
+                conn,
+                run_id,
+                EventKind.INPUT_RECEIVED,
+                arrived,
+                now,
+                handed_over=verdict is not None,
+            )
             name = "Resuming" if next_state is RunState.SCHEDULED else "Running"
             message = f"input {key!r} from {responder or 'anonymous'}"
             owner_cleared = next_state is RunState.SCHEDULED

@@ -6,6 +6,7 @@ import contextlib
 import threading
 
 import psycopg
+import pytest
 import sqlalchemy
 from sqlalchemy import text
 
@@ -15,6 +16,7 @@ from signoff.engine import (
     EventKind,
     PauseStatus,
     RunObserver,
+    RunState,
     dispatch,
     flow,
     pause_flow_run,
@@ -40,7 +42,10 @@ class Recorder:
             self.seen.append(event)
 
 
-def run_pause_and_answer(engine: Engine) -> str:
+def run_pause_and_answer(engine: Engine, answerer: Engine | None = None) -> str:
+    """A run of a flow in ``engine``'s process that waits for input, answered by
+    ``answerer`` (by default, that same process)."""
+
     @flow
     def ask() -> bool:
         return pause_flow_run(wait_for_input=bool)
@@ -49,8 +54,12 @@ def run_pause_and_answer(engine: Engine) -> str:
     thread = threading.Thread(target=lambda: box.setdefault("r", ask()), daemon=True)
     thread.start()
     pause = wait_for(lambda: (r := engine.list_runs(limit=1)) and engine.waiting_pause(r[0].id))
-    resume_flow_run(pause.run_id, {"value": True}, responder="dana")
+    if answerer is None:
+        resume_flow_run(pause.run_id, {"value": True}, responder="dana")
+    else:
+        answerer.resume(pause.run_id, {"value": True}, "dana")
     thread.join(10)
+    assert box.get("r") is True
     return pause.run_id
 
 
@@ -153,9 +162,15 @@ def listening(engine: Engine) -> bool:
     return bool(found)
 
 
-def test_other_processes_are_told_to_read_an_answer_at_once(engine: Engine) -> None:
+@pytest.mark.parametrize("answered_in", ["another process", "the flow's own process"])
+def test_only_an_answer_for_a_flow_waiting_elsewhere_is_read_at_once(
+    engine: Engine, make_engine, answered_in: str
+) -> None:
     """A process reads other processes' events at a paced rate when busy, except those a
-    waiting flow needs: the wake-up for an answer says so, and the start of a run does not."""
+    waiting flow needs: the wake-up for an answer given in another process than the flow's
+    says so. The flow's own process hands its answer over itself, so that answer, like the
+    start, the pause and the completion, hurries no one."""
+    answerer = make_engine() if answered_in == "another process" else None
     store = engine.store
     if store.is_sqlite:
         assert store.wakeups is not None
@@ -185,12 +200,13 @@ def test_other_processes_are_told_to_read_an_answer_at_once(engine: Engine) -> N
             return notes
 
     try:
-        run_pause_and_answer(engine)
-        signals = wait_for(lambda: (found := heard()) and PROMPT_SIGNAL in found and found)
-        # The answer's commit was the one prompt wake-up; the start, the pause and the
-        # completion were paced ones.
-        assert signals.count(PROMPT_SIGNAL) == 1
-        assert len(signals) >= 3
+        run_id = run_pause_and_answer(engine, answerer)
+        wait_for(lambda: engine.get_run(run_id).state is RunState.COMPLETED)
+        # Every commit has sent its wake-up by now: the start, the pause, the answer and
+        # the completion, at least.
+        wait_for(lambda: len(heard()) >= 3)
+        signals = heard()
+        assert signals.count(PROMPT_SIGNAL) == (1 if answerer is not None else 0)
     finally:
         if store.is_sqlite:
             listener.close()
@@ -240,7 +256,6 @@ def test_a_flow_waiting_in_another_process_takes_the_answer_from_its_event(
 def test_a_process_without_observers_reads_only_what_it_acts_on(engine: Engine) -> None:
     """The events a process acts on (answers, cancellations, new runs...) come back alone,
     with the position past every event stored; an observer added later sees every kind."""
-    from signoff.engine import RunState
 
     first = run_pause_and_answer(engine)
     events, position = engine.store.events_of_after(
@@ -274,7 +289,6 @@ def test_a_state_change_that_loses_its_race_records_nothing(engine: Engine) -> N
     """A change conditioned on the run's state (a completion that a cancellation beat) is
     refused whole: no new state and no event in the run's history; one that applies
     records its one event with it (on PostgreSQL both are a single statement)."""
-    from signoff.engine import RunState
 
     run_id = run_pause_and_answer(engine)
     history = [s.state for s in engine.detail(run_id).history]

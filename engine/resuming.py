@@ -106,7 +106,14 @@ class Resuming(Interventions):
             except pydantic.ValidationError as exc:
                 answer, verdict = Answer(error=exc), (False, model_errors(exc))
         outcome = self.store.answer_pause(
-            run.id, pause.key, payload, actor, next_state, verdict, flow_name=run.flow_name
+            run.id,
+            pause.key,
+            payload,
+            actor,
+            next_state,
+            verdict,
+            flow_name=run.flow_name,
+            known=pause,
         )
         if outcome is AnswerOutcome.LOST:
             raise self._not_waiting_for(self.store.get_run(run.id), pause.key)

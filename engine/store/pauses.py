@@ -8,12 +8,12 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Connection, bindparam, func, select, update
+from sqlalchemy import BigInteger, Connection, bindparam, exists, func, select, update
 
 from signoff.engine.actors import SYSTEM, Actor
 from signoff.engine.audit import AuditAction, AuditEntry
 from signoff.engine.runs import JSON, EventKind, GivenAnswer, Pause, PauseStatus, RunState
-from signoff.engine.store import rows
+from signoff.engine.store import rows, state_changes
 from signoff.engine.store.audit import AuditQueries
 from signoff.engine.store.base import AUDIT_LOCK, AUDIT_LOCKED, RUNS
 from signoff.engine.store.prepared import Prepared
@@ -94,9 +94,9 @@ _ANSWERING_LOCKED = Prepared(_ANSWERING.with_for_update())
 
 @functools.cache
 def _answered_and_moved(owner_cleared: bool) -> Prepared:
-    """PostgreSQL: the pause as answered, the run moved on, and the audit chain's lock, in
-    one statement where three took a round trip each. Reads ``moved``: whether the run
-    changed (it always should: its pause was locked while waiting)."""
+    """PostgreSQL: the pause as answered if it still waits, then the run moved on, and the
+    audit chain's lock, in one statement where three took a round trip each. Reads
+    ``answered`` (whether the pause still waited) and ``moved`` (whether the run changed)."""
     answered = (
         update(PAUSES)
         .where(
@@ -117,18 +117,20 @@ def _answered_and_moved(owner_cleared: bool) -> Prepared:
     values: dict[str, Any] = {n: bindparam(f"new_{n}", type_=RUNS.c[n].type) for n in names}
     if owner_cleared:
         values["owner"] = None
+    # Reading ``answered`` makes the pause's row change (and lock) first, as everywhere.
     moved = (
         update(RUNS)
-        .where(RUNS.c.id == bindparam("target_run"))
+        .where(RUNS.c.id == bindparam("target_run"), exists(select(answered.c.id)))
         .values(values)
         .returning(RUNS.c.id)
         .cte("moved")
     )
     return Prepared(
         select(
+            select(func.count()).select_from(answered).scalar_subquery().label("answered"),
             select(func.count()).select_from(moved).scalar_subquery().label("moved"),
             func.pg_advisory_xact_lock(bindparam("audit_lock", type_=BigInteger)).label("lock"),
-        ).add_cte(answered)
+        )
     )
 
 
@@ -244,6 +246,7 @@ class PauseQueries(AuditQueries):
         verdict: tuple[bool, dict[str, str]] | None = None,
         *,
         flow_name: str | None = None,
+        known: Pause | None = None,
     ) -> AnswerOutcome:
         """Store one answer if the pause still waits, with its audit record.
 
@@ -253,6 +256,10 @@ class PauseQueries(AuditQueries):
         that a worker runs the flow again. With ``verdict`` (accepted, errors), the flow's
         model already judged the answer in this process, and that is recorded too. Short of
         its quorum, the answer is added to the pause, which keeps waiting.
+
+        ``known``: the pause as the caller read it. Its quorum and veto field never change;
+        on PostgreSQL a pause that needs one answer is then answered without reading it
+        first (the UPDATE finds whether it still waits, under its row's lock).
         """
         now = self.clock()
         responder = actor.id if actor else None
@@ -267,18 +274,21 @@ class PauseQueries(AuditQueries):
         # of this process's queued bookkeeping writes.
         with self._write(urgent=True) as conn:
             target = {"target_run": run_id, "target_key": key}
-            query = _ANSWERING_SQLITE if self.is_sqlite else _ANSWERING_LOCKED
-            row = query.execute(conn, target).first()
-            if row is None or row.status != PauseStatus.WAITING.value:
-                return AnswerOutcome.LOST
-            stored = list(row.answers or [])
-            if responder is not None and any(a.get("responder") == responder for a in stored):
-                return AnswerOutcome.DUPLICATE
+            if not self.is_sqlite and known is not None and known.quorum <= 1:
+                # Nobody answered before (a first answer completes it): nothing to read.
+                stored: list[dict[str, Any]] = []
+                quorum, veto = 1, known.veto
+            else:
+                query = _ANSWERING_SQLITE if self.is_sqlite else _ANSWERING_LOCKED
+                row = query.execute(conn, target).first()
+                if row is None or row.status != PauseStatus.WAITING.value:
+                    return AnswerOutcome.LOST
+                stored = list(row.answers or [])
+                if responder is not None and any(a.get("responder") == responder for a in stored):
+                    return AnswerOutcome.DUPLICATE
+                quorum, veto = int(row.quorum or 1), row.veto
             stored.append(rows.given_answer_json(given))
-            quorum = int(row.quorum or 1)
-            vetoed = bool(
-                row.veto and isinstance(response, dict) and response.get(row.veto) is False
-            )
+            vetoed = bool(veto and isinstance(response, dict) and response.get(veto) is False)
             flow_name = flow_name or self._flow_of(conn, run_id)
             received = AuditEntry(
                 AuditAction.ANSWER_RECEIVED,
@@ -310,29 +320,28 @@ class PauseQueries(AuditQueries):
                 "answered_at": now,
                 "answers": stored,
             }
-            arrived: dict[str, JSON] = {"key": key, "responder": responder}
-            if quorum == 1:
-                # The flow waiting in another process takes the answer from the event, which
-                # commits with it, rather than reading the pause back.
-                arrived["response"] = response
-            # With a verdict, the flow waits here and is handed the answer by this process.
-            self._emit(
-                conn,
-                run_id,
-                EventKind.INPUT_RECEIVED,
-                arrived,
-                now,
-                handed_over=verdict is not None,
-            )
             name = "Resuming" if next_state is RunState.SCHEDULED else "Running"
             message = f"input {key!r} from {responder or 'anonymous'}"
             owner_cleared = next_state is RunState.SCHEDULED
             if self.is_sqlite:
                 _ANSWER.execute(conn, {**target, **answered})
-                extra = {"owner": None} if owner_cleared else {}
-                self._change_state(conn, run_id, next_state, name, message, now, **extra)
-            else:
                 moved = (
+                    state_changes.set_state(0, False)
+                    .execute(
+                        conn,
+                        {
+                            **state_changes.guard_values(run_id, None, None),
+                            "state": next_state.value,
+                            "state_name": name,
+                            "state_message": message,
+                            "updated_at": now,
+                            **({"owner": None} if owner_cleared else {}),
+                        },
+                    )
+                    .rowcount
+                )
+            else:
+                done = (
                     _answered_and_moved(owner_cleared)
                     .execute(
                         conn,
@@ -349,8 +358,26 @@ class PauseQueries(AuditQueries):
                     .first()
                 )
                 conn.info[AUDIT_LOCKED] = True
-                if moved is not None and moved.moved:
-                    self._state_changed(conn, run_id, next_state, name, message, now)
+                if not done.answered:
+                    # Answered, ended or gone since the caller read it: nothing was written.
+                    return AnswerOutcome.LOST
+                moved = done.moved
+            arrived: dict[str, JSON] = {"key": key, "responder": responder}
+            if quorum == 1:
+                # The flow waiting in another process takes the answer from the event, which
+                # commits with it, rather than reading the pause back.
+                arrived["response"] = response
+            # With a verdict, the flow waits here and is handed the answer by this process.
+            self._emit(
+                conn,
+                run_id,
+                EventKind.INPUT_RECEIVED,
+                arrived,
+                now,
+                handed_over=verdict is not None,
+            )
+            if moved:
+                self._state_changed(conn, run_id, next_state, name, message, now)
             entries = [received]
             if verdict is not None:
                 data: dict[str, JSON] = {"key": key, "responder": responder}

@@ -235,6 +235,10 @@ def test_two_racing_resumes_exactly_one_wins(engine: Engine) -> None:
     assert all(f"already answered by {winners[0]}" in str(exc) for exc in losers)
     thread.join(10)
     assert engine.get_pause(pause.run_id, pause.key).responder == winners[0]
+    # The losers wrote nothing: one answer in the trail, and the chain still verifies.
+    trail = [r.action for r in engine.audit_trail(pause.run_id)]
+    assert trail.count("answer.received") == 1
+    assert engine.verify_audit().ok
 
 
 def test_a_stale_answer_never_answers_the_next_question(engine: Engine) -> None:

@@ -22,7 +22,7 @@ from signoff.engine.input import load_answer
 from signoff.engine.interventions import Interventions
 from signoff.engine.permissions import Refusal
 from signoff.engine.runs import JSON, GivenAnswer, Pause, PauseStatus, RunState
-from signoff.engine.store.pauses import AnswerOutcome
+from signoff.engine.store.answers import AnswerOutcome
 from signoff.engine.validation import model_errors, schema_errors
 from signoff.engine.waiters import Answer
 

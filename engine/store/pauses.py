@@ -1,21 +1,21 @@
-"""Queries for requests for input: opening, answering, settling and expiring pauses."""
+"""Queries for requests for input: opening, settling, expiring and cancelling pauses
+(answering them is ``engine.store.answers``)."""
 
 from __future__ import annotations
 
-import enum
 import functools
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Connection, bindparam, exists, func, select, update
+from sqlalchemy import Connection, bindparam, select, update
 
 from signoff.engine.actors import SYSTEM, Actor
 from signoff.engine.audit import AuditAction, AuditEntry
-from signoff.engine.runs import JSON, EventKind, GivenAnswer, Pause, PauseStatus, RunState
-from signoff.engine.store import rows, state_changes
+from signoff.engine.runs import JSON, EventKind, Pause, PauseStatus, RunState
+from signoff.engine.store import rows
 from signoff.engine.store.audit import AuditQueries
-from signoff.engine.store.base import AUDIT_LOCK, AUDIT_LOCKED, RUNS
+from signoff.engine.store.base import RUNS
 from signoff.engine.store.prepared import Prepared
 from signoff.engine.store.riders import Rider
 from signoff.engine.store.tables import PauseRow
@@ -83,87 +83,7 @@ _SETTLE = Prepared(
         errors=bindparam("new_errors", type_=PAUSES.c.errors.type),
     )
 )
-#: what storing an answer checks first (locked on PostgreSQL: answers to a quorum append
-#: in turn; on SQLite the write transaction already excludes every other writer)
-_ANSWERING = select(PAUSES.c.status, PAUSES.c.quorum, PAUSES.c.veto, PAUSES.c.answers).where(
-    PAUSES.c.run_id == bindparam("target_run"), PAUSES.c.key == bindparam("target_key")
-)
-_ANSWERING_SQLITE = Prepared(_ANSWERING)
-_ANSWERING_LOCKED = Prepared(_ANSWERING.with_for_update())
-
-
-@functools.cache
-def _answered_and_moved(owner_cleared: bool) -> Prepared:
-    """PostgreSQL: the pause as answered if it still waits, then the run moved on, and the
-    audit chain's lock, in one statement where three took a round trip each. Reads
-    ``answered`` (whether the pause still waited) and ``moved`` (whether the run changed)."""
-    answered = (
-        update(PAUSES)
-        .where(
-            PAUSES.c.run_id == bindparam("target_run"),
-            PAUSES.c.key == bindparam("target_key"),
-            PAUSES.c.status == PauseStatus.WAITING.value,
-        )
-        .values(
-            {
-                name: bindparam(f"new_{name}", type_=PAUSES.c[name].type)
-                for name in ("status", "response", "responder", "answered_at", "errors", "answers")
-            }
-        )
-        .returning(PAUSES.c.id)
-        .cte("answered")
-    )
-    names = ("state", "state_name", "state_message", "updated_at")
-    values: dict[str, Any] = {n: bindparam(f"new_{n}", type_=RUNS.c[n].type) for n in names}
-    if owner_cleared:
-        values["owner"] = None
-    # Reading ``answered`` makes the pause's row change (and lock) first, as everywhere.
-    moved = (
-        update(RUNS)
-        .where(RUNS.c.id == bindparam("target_run"), exists(select(answered.c.id)))
-        .values(values)
-        .returning(RUNS.c.id)
-        .cte("moved")
-    )
-    return Prepared(
-        select(
-            select(func.count()).select_from(answered).scalar_subquery().label("answered"),
-            select(func.count()).select_from(moved).scalar_subquery().label("moved"),
-            func.pg_advisory_xact_lock(bindparam("audit_lock", type_=BigInteger)).label("lock"),
-        )
-    )
-
-
-#: the pause as answered (or, short of its quorum, with one more answer): the columns to
-#: set come with the parameters
-_ANSWER = Prepared(
-    update(PAUSES).where(
-        PAUSES.c.run_id == bindparam("target_run"),
-        PAUSES.c.key == bindparam("target_key"),
-        PAUSES.c.status == PauseStatus.WAITING.value,
-    ),
-    columns=[
-        ("target_run", "target_key", "answers"),
-        (
-            *("target_run", "target_key", "status", "errors", "response", "responder"),
-            *("answered_at", "answers"),
-        ),
-    ],
-)
 _FLOW_OF = Prepared(select(RUNS.c.flow_name).where(RUNS.c.id == bindparam("run_id")))
-
-
-class AnswerOutcome(enum.Enum):
-    """What storing one answer did."""
-
-    #: the pause has its answer (or its quorum); the run moves on
-    COMPLETE = "complete"
-    #: one more answer of a quorum; the pause still waits
-    COUNTED = "counted"
-    #: this person already answered this pause
-    DUPLICATE = "duplicate"
-    #: the pause no longer waits (someone else finished it, it timed out, ...)
-    LOST = "lost"
 
 
 class PauseQueries(AuditQueries):
@@ -235,159 +155,6 @@ class PauseQueries(AuditQueries):
                 },
                 pause.created_at,
             )
-
-    def answer_pause(
-        self,
-        run_id: str,
-        key: str,
-        response: JSON,
-        actor: Actor | None,
-        next_state: RunState,
-        verdict: tuple[bool, dict[str, str]] | None = None,
-        *,
-        flow_name: str | None = None,
-        known: Pause | None = None,
-    ) -> AnswerOutcome:
-        """Store one answer if the pause still waits, with its audit record.
-
-        A pause that needs one answer (or whose quorum this answer completes, or whose veto
-        field this answer sets to false) is answered: the run moves on in the same
-        transaction, to RUNNING when its process waits for the answer, or to SCHEDULED so
-        that a worker runs the flow again. With ``verdict`` (accepted, errors), the flow's
-        model already judged the answer in this process, and that is recorded too. Short of
-        its quorum, the answer is added to the pause, which keeps waiting.
-
-        ``known``: the pause as the caller read it. Its quorum and veto field never change;
-        on PostgreSQL a pause that needs one answer is then answered without reading it
-        first (the UPDATE finds whether it still waits, under its row's lock).
-        """
-        now = self.clock()
-        responder = actor.id if actor else None
-        given = GivenAnswer(
-            responder=responder,
-            name=(actor.name or actor.id) if actor else None,
-            via=actor.via.value if actor else None,
-            input=response,
-            at=now,
-        )
-        # Someone waits on an answer (the flow, and the person who gave it): it goes ahead
-        # of this process's queued bookkeeping writes.
-        with self._write(urgent=True) as conn:
-            target = {"target_run": run_id, "target_key": key}
-            if not self.is_sqlite and known is not None and known.quorum <= 1:
-                # Nobody answered before (a first answer completes it): nothing to read.
-                stored: list[dict[str, Any]] = []
-                quorum, veto = 1, known.veto
-            else:
-                query = _ANSWERING_SQLITE if self.is_sqlite else _ANSWERING_LOCKED
-                row = query.execute(conn, target).first()
-                if row is None or row.status != PauseStatus.WAITING.value:
-                    return AnswerOutcome.LOST
-                stored = list(row.answers or [])
-                if responder is not None and any(a.get("responder") == responder for a in stored):
-                    return AnswerOutcome.DUPLICATE
-                quorum, veto = int(row.quorum or 1), row.veto
-            stored.append(rows.given_answer_json(given))
-            vetoed = bool(veto and isinstance(response, dict) and response.get(veto) is False)
-            flow_name = flow_name or self._flow_of(conn, run_id)
-            received = AuditEntry(
-                AuditAction.ANSWER_RECEIVED,
-                run_id,
-                flow_name,
-                actor,
-                key,
-                {"input": response, "count": len(stored), "quorum": quorum, "veto": vetoed},
-            )
-            if len(stored) < quorum and not vetoed:
-                _ANSWER.execute(conn, {**target, "answers": stored})
-                self._emit(
-                    conn,
-                    run_id,
-                    EventKind.ANSWER_COUNTED,
-                    {"key": key, "responder": responder, "count": len(stored), "quorum": quorum},
-                    now,
-                )
-                self._audit(conn, [received], now)
-                return AnswerOutcome.COUNTED
-            status = PauseStatus.ANSWERED
-            if verdict is not None:
-                status = PauseStatus.ACCEPTED if verdict[0] else PauseStatus.REJECTED
-            answered = {
-                "status": status.value,
-                "errors": verdict[1] or None if verdict else None,
-                "response": response if quorum == 1 else [a["input"] for a in stored],
-                "responder": responder,
-                "answered_at": now,
-                "answers": stored,
-            }
-            name = "Resuming" if next_state is RunState.SCHEDULED else "Running"
-            message = f"input {key!r} from {responder or 'anonymous'}"
-            owner_cleared = next_state is RunState.SCHEDULED
-            if self.is_sqlite:
-                _ANSWER.execute(conn, {**target, **answered})
-                moved = (
-                    state_changes.set_state(0, False)
-                    .execute(
-                        conn,
-                        {
-                            **state_changes.guard_values(run_id, None, None),
-                            "state": next_state.value,
-                            "state_name": name,
-                            "state_message": message,
-                            "updated_at": now,
-                            **({"owner": None} if owner_cleared else {}),
-                        },
-                    )
-                    .rowcount
-                )
-            else:
-                done = (
-                    _answered_and_moved(owner_cleared)
-                    .execute(
-                        conn,
-                        {
-                            **target,
-                            **{f"new_{column}": value for column, value in answered.items()},
-                            "new_state": next_state.value,
-                            "new_state_name": name,
-                            "new_state_message": message,
-                            "new_updated_at": now,
-                            "audit_lock": AUDIT_LOCK,
-                        },
-                    )
-                    .first()
-                )
-                conn.info[AUDIT_LOCKED] = True
-                if not done.answered:
-                    # Answered, ended or gone since the caller read it: nothing was written.
-                    return AnswerOutcome.LOST
-                moved = done.moved
-            arrived: dict[str, JSON] = {"key": key, "responder": responder}
-            if quorum == 1:
-                # The flow waiting in another process takes the answer from the event, which
-                # commits with it, rather than reading the pause back.
-                arrived["response"] = response
-            # With a verdict, the flow waits here and is handed the answer by this process.
-            self._emit(
-                conn,
-                run_id,
-                EventKind.INPUT_RECEIVED,
-                arrived,
-                now,
-                handed_over=verdict is not None,
-            )
-            if moved:
-                self._state_changed(conn, run_id, next_state, name, message, now)
-            entries = [received]
-            if verdict is not None:
-                data: dict[str, JSON] = {"key": key, "responder": responder}
-                if not verdict[0]:
-                    data.update(errors=verdict[1], response=response)
-                kind = EventKind.INPUT_ACCEPTED if verdict[0] else EventKind.INPUT_REJECTED
-                self._emit(conn, run_id, kind, data, now)
-                entries.append(self._verdict_entry(run_id, flow_name, key, responder, verdict))
-            self._audit(conn, entries, now)
-            return AnswerOutcome.COMPLETE
 
     @staticmethod
     def _verdict_entry(

@@ -45,6 +45,7 @@ from signoff.engine.runs import (
     RunState,
 )
 from signoff.engine.store import rows
+from signoff.engine.store.answers import AnswerQueries
 from signoff.engine.store.base import EVENTS, LOGS, RUN_COLUMNS, RUNS
 from signoff.engine.store.consumers import ConsumerQueries
 from signoff.engine.store.decisions import DecisionQueries
@@ -149,6 +150,7 @@ class StoredTask:
 
 class SqlStore(
     ListingQueries,
+    AnswerQueries,
     DecisionQueries,
     StatsQueries,
     ProcessQueries,

@@ -23,10 +23,14 @@ from signoff.engine.store.base import AUDIT_LOCK, AUDIT_LOCKED, RUNS
 from signoff.engine.store.pauses import PAUSES, PauseQueries
 from signoff.engine.store.prepared import Prepared
 
+#: the pause ``target_key`` of run ``target_run``
+_TARGET = (PAUSES.c.run_id == bindparam("target_run"), PAUSES.c.key == bindparam("target_key"))
+#: ... while it waits
+_WAITING_TARGET = (*_TARGET, PAUSES.c.status == PauseStatus.WAITING.value)
 #: what storing an answer checks first (locked on PostgreSQL: answers to a quorum append
 #: in turn; on SQLite the write transaction already excludes every other writer)
 _ANSWERING = select(PAUSES.c.status, PAUSES.c.quorum, PAUSES.c.veto, PAUSES.c.answers).where(
-    PAUSES.c.run_id == bindparam("target_run"), PAUSES.c.key == bindparam("target_key")
+    *_TARGET
 )
 _ANSWERING_SQLITE = Prepared(_ANSWERING)
 _ANSWERING_LOCKED = Prepared(_ANSWERING.with_for_update())
@@ -39,11 +43,7 @@ def _answered_and_moved(owner_cleared: bool) -> Prepared:
     ``answered`` (whether the pause still waited) and ``moved`` (whether the run changed)."""
     answered = (
         update(PAUSES)
-        .where(
-            PAUSES.c.run_id == bindparam("target_run"),
-            PAUSES.c.key == bindparam("target_key"),
-            PAUSES.c.status == PauseStatus.WAITING.value,
-        )
+        .where(*_WAITING_TARGET)
         .values(
             {
                 name: bindparam(f"new_{name}", type_=PAUSES.c[name].type)
@@ -77,11 +77,7 @@ def _answered_and_moved(owner_cleared: bool) -> Prepared:
 #: the pause as answered (or, short of its quorum, with one more answer): the columns to
 #: set come with the parameters
 _ANSWER = Prepared(
-    update(PAUSES).where(
-        PAUSES.c.run_id == bindparam("target_run"),
-        PAUSES.c.key == bindparam("target_key"),
-        PAUSES.c.status == PauseStatus.WAITING.value,
-    ),
+    update(PAUSES).where(*_WAITING_TARGET),
     columns=[
         ("target_run", "target_key", "answers"),
         (

@@ -5,6 +5,10 @@ input fits the pause's schema) and stored with its audit record in one transacti
 the flow waits in this process, its model judges the answer here and the verdict is stored
 with it; a flow waiting in another process learns of the answer from the event stored
 with it.
+
+When the flow waits in this process, its waiter holds the pause as stored, so the run is
+not read first: the answer's UPDATE checks that the run and the pause are still as the
+waiter saw them, and anything else takes the usual path (read, check, store).
 """
 
 from __future__ import annotations
@@ -21,10 +25,10 @@ from signoff.engine.errors import InputInvalid, PauseExpired, RunNotFound, RunNo
 from signoff.engine.input import load_answer
 from signoff.engine.interventions import Interventions
 from signoff.engine.permissions import Refusal
-from signoff.engine.runs import JSON, GivenAnswer, Pause, PauseStatus, RunState
+from signoff.engine.runs import JSON, GivenAnswer, Pause, PauseStatus, RunState, WaitingInput
 from signoff.engine.store.answers import AnswerOutcome
 from signoff.engine.validation import model_errors, schema_errors
-from signoff.engine.waiters import Answer
+from signoff.engine.waiters import Answer, Waiter
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +57,10 @@ class Resuming(Interventions):
         groups = frozenset(responder_groups)
         if actor is not None and groups:
             actor = dataclasses.replace(actor, groups=actor.groups | groups)
+        payload: dict[str, JSON] = dict(run_input or {})
+        answered = self._answer_waiting_here(run_id, key, actor, payload)
+        if answered is not None:
+            return answered
         timeout = self.settings.owner_timeout_seconds
         try:
             target = self.store.resume_target(run_id, timeout)
@@ -66,14 +74,10 @@ class Resuming(Interventions):
         now = self.store.clock()
         if pause.deadline is not None and pause.deadline <= now:
             raise PauseExpired(run.id, pause.key, pause.deadline.isoformat())
-        payload: dict[str, JSON] = dict(run_input or {})
         refusal = self.permissions.answer(actor, run, pause, pause.answered_by)
         if refusal is not None:
             raise self._refuse_answer(actor, run, pause, refusal, payload)
-        if pause.schema is not None:
-            errors = schema_errors(pause.schema, payload)
-        else:
-            errors = {"": "this pause takes no input"} if payload else {}
+        errors = _input_errors(pause, payload)
         if errors:
             self.store.record_audit(
                 AuditEntry(
@@ -97,14 +101,7 @@ class Resuming(Interventions):
             if next_state is RunState.RUNNING and pause.quorum == 1
             else None
         )
-        answer: Answer | None = None
-        verdict: tuple[bool, dict[str, str]] | None = None
-        if local is not None:
-            try:
-                answer = Answer(value=load_answer(local.model, payload))
-                verdict = (True, {})
-            except pydantic.ValidationError as exc:
-                answer, verdict = Answer(error=exc), (False, model_errors(exc))
+        answer, verdict = _judged(local, payload)
         outcome = self.store.answer_pause(
             run.id,
             pause.key,
@@ -124,6 +121,67 @@ class Resuming(Interventions):
                 pause.approvers,
             )
             raise self._refuse_answer(actor, run, pause, already, payload)
+        return self._answered(pause, actor, payload, outcome, local, answer, verdict)
+
+    def _answer_waiting_here(
+        self, run_id: str, key: str | None, actor: Actor | None, payload: dict[str, JSON]
+    ) -> Pause | None:
+        """The common case, answered without reading the run first: its flow waits in this
+        process for a pause that one answer completes, and the waiter holds that pause as
+        stored (``Asked``). Storing the answer checks that the run and the pause are still
+        so. None when anything is otherwise, nothing stored: someone else answered, the
+        pause was escalated or reassigned, this answer is refused or does not fit. The
+        caller then reads the run and takes the usual path, which also reports what is
+        wrong."""
+        local = self.waiters.waiting_for(run_id, key) if self._registered else None
+        asked = local.asked if local is not None else None
+        if local is None or asked is None:
+            return None
+        pause = asked.pause
+        if pause.quorum != 1 or pause.escalated_at is not None or pause.delegations:
+            return None
+        if pause.deadline is not None and pause.deadline <= self.store.clock():
+            return None
+        waiting = WaitingInput(
+            run_id,
+            pause.key,
+            asked.started_by,
+            pause.approvers,
+            pause.forbid_starter,
+            (),
+            pause.quorum,
+        )
+        if self.permissions.answer_waiting(actor, waiting) is not None:
+            return None
+        if _input_errors(pause, payload):
+            return None
+        answer, verdict = _judged(local, payload)
+        outcome = self.store.answer_pause(
+            run_id,
+            pause.key,
+            payload,
+            actor,
+            RunState.RUNNING,
+            verdict,
+            flow_name=asked.flow_name,
+            known=pause,
+            still_paused_by=self.process_id,
+        )
+        if outcome is not AnswerOutcome.COMPLETE:
+            return None
+        return self._answered(pause, actor, payload, outcome, local, answer, verdict)
+
+    def _answered(
+        self,
+        pause: Pause,
+        actor: Actor | None,
+        payload: dict[str, JSON],
+        outcome: AnswerOutcome,
+        local: Waiter | None,
+        answer: Answer | None,
+        verdict: tuple[bool, dict[str, str]] | None,
+    ) -> Pause:
+        """After the answer is stored: wake whoever waits for it, and the pause as it is now."""
         self.notify()
         given = GivenAnswer(
             responder=actor.id if actor else None,
@@ -132,19 +190,20 @@ class Resuming(Interventions):
             input=payload,
             at=self.store.clock(),
         )
+        run_id = pause.run_id
         if outcome is AnswerOutcome.COUNTED:
             logger.info(
                 "answer counted",
-                extra={"action": "answer_counted", "run_id": run.id, "key": pause.key},
+                extra={"action": "answer_counted", "run_id": run_id, "key": pause.key},
             )
             return dataclasses.replace(pause, answers=(*pause.answers, given))
         if local is not None:
             local.answer = answer
             local.wake()
-        self.waiters.wake(run.id)
+        self.waiters.wake(run_id)
         logger.info(
             "input received",
-            extra={"action": "input_received", "run_id": run.id, "key": pause.key},
+            extra={"action": "input_received", "run_id": run_id, "key": pause.key},
         )
         status = PauseStatus.ANSWERED
         if verdict is not None:
@@ -157,3 +216,23 @@ class Resuming(Interventions):
             answered_at=given.at,
             answers=(*pause.answers, given),
         )
+
+
+def _input_errors(pause: Pause, payload: dict[str, JSON]) -> dict[str, str]:
+    """What is wrong with ``payload`` as input to ``pause`` (its schema's check)."""
+    if pause.schema is not None:
+        return schema_errors(pause.schema, payload)
+    return {"": "this pause takes no input"} if payload else {}
+
+
+def _judged(
+    local: Waiter | None, payload: dict[str, JSON]
+) -> tuple[Answer | None, tuple[bool, dict[str, str]] | None]:
+    """The answer as the waiting flow's model reads it, and the verdict (accepted, errors):
+    both None without a waiter here to judge it."""
+    if local is None:
+        return None, None
+    try:
+        return Answer(value=load_answer(local.model, payload)), (True, {})
+    except pydantic.ValidationError as exc:
+        return Answer(error=exc), (False, model_errors(exc))

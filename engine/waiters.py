@@ -15,6 +15,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from signoff.engine.runs import Pause
+
 
 class Answer:
     """An answer handed straight to a waiter in this process, already validated."""
@@ -33,11 +35,25 @@ class Delivered:
     responder: str | None
 
 
+@dataclass(frozen=True)
+class Asked:
+    """What a waiting flow asked, as it stored it: its pause, and its run's flow and
+    starter. With it, a resumer in this process judges an answer without reading the run
+    back; storing the answer then checks that nothing of it changed since
+    (``SqlStore.answer_pause``'s ``still_paused_by``)."""
+
+    pause: Pause
+    flow_name: str
+    started_by: str | None
+
+
 class Waiter(Protocol):
     key: str
     model: Any
     answer: Answer | None
     delivered: Delivered | None
+    #: set once the pause is stored
+    asked: Asked | None
 
     def wake(self) -> None: ...
 
@@ -50,6 +66,7 @@ class ThreadWaiter:
         self.model = model
         self.answer: Answer | None = None
         self.delivered: Delivered | None = None
+        self.asked: Asked | None = None
         self._event = threading.Event()
 
     def wake(self) -> None:
@@ -69,6 +86,7 @@ class LoopWaiter:
         self.model = model
         self.answer: Answer | None = None
         self.delivered: Delivered | None = None
+        self.asked: Asked | None = None
         self._loop = asyncio.get_running_loop()
         self._event = asyncio.Event()
 
@@ -109,10 +127,14 @@ class Waiters:
         for waiter in waiting:
             waiter.wake()
 
-    def waiting_for(self, run_id: str, key: str) -> Waiter | None:
-        """The waiter in this process for pause ``key`` of ``run_id``, if any."""
+    def waiting_for(self, run_id: str, key: str | None) -> Waiter | None:
+        """The waiter in this process for pause ``key`` of ``run_id``, if any; with
+        ``key`` None, the run's one waiter (None if it has several)."""
         with self._lock:
-            return next((w for w in self._by_run.get(run_id, ()) if w.key == key), None)
+            waiting = self._by_run.get(run_id, ())
+            if key is None:
+                return next(iter(waiting)) if len(waiting) == 1 else None
+            return next((w for w in waiting if w.key == key), None)
 
     def __contains__(self, run_id: str) -> bool:
         with self._lock:

@@ -29,7 +29,7 @@ from signoff.engine.quorum import Answered, Answers
 from signoff.engine.runs import GivenAnswer, Pause, PauseStatus, RunState
 from signoff.engine.signals import Cancel, Suspend
 from signoff.engine.validation import model_errors
-from signoff.engine.waiters import LoopWaiter, ThreadWaiter
+from signoff.engine.waiters import Asked, LoopWaiter, ThreadWaiter
 
 logger = logging.getLogger(__name__)
 
@@ -288,6 +288,10 @@ def _delivered(req: PauseRequest, waiter: ThreadWaiter | LoopWaiter) -> Pause | 
     )
 
 
+def _asked(req: PauseRequest) -> Asked:
+    return Asked(req.pause, req.ctx.flow_name, req.ctx.started_by)
+
+
 def _remaining(deadline: float | None) -> float | None:
     return None if deadline is None else deadline - time.monotonic()
 
@@ -303,6 +307,7 @@ def wait_for_answer(req: PauseRequest) -> Any:
     engine.waiters.add(run_id, waiter)  # before the pause is stored: no wake-up is missed
     try:
         _open(req, engine.claim_ownership())
+        waiter.asked = _asked(req)
         # The pause just stored waits: no need to read it back. The waiter was registered
         # before it was stored, so whatever answers it meanwhile has woken the waiter.
         pause: Pause | None = req.pause
@@ -358,6 +363,7 @@ async def _wait_async(req: PauseRequest) -> Any:
     engine.waiters.add(run_id, waiter)
     try:
         await offload(_open_owned, req)
+        waiter.asked = _asked(req)
         # As in wait_for_answer: the pause just stored waits, and the waiter hears of any change.
         if engine.is_cancelled(run_id):
             raise Cancel(run_id)

@@ -5,6 +5,9 @@ already excludes every other writer). On PostgreSQL a pause that needs one answe
 read first: one statement marks it answered if it still waits, moves the run on and takes
 the audit chain's lock (``_answered_and_moved``); a quorum's pause is read under its row
 lock first, so that its answers append in turn.
+
+An answer judged from what a waiter in this process saw (``still_paused_by``) is stored
+only if the run is still paused by that process and the pause's approvers unchanged.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import enum
 import functools
 from typing import Any
 
-from sqlalchemy import BigInteger, bindparam, exists, func, select, update
+from sqlalchemy import BigInteger, and_, bindparam, exists, func, select, update
 
 from signoff.engine.actors import Actor
 from signoff.engine.audit import AuditAction, AuditEntry
@@ -27,23 +30,48 @@ from signoff.engine.store.prepared import Prepared
 _TARGET = (PAUSES.c.run_id == bindparam("target_run"), PAUSES.c.key == bindparam("target_key"))
 #: ... while it waits
 _WAITING_TARGET = (*_TARGET, PAUSES.c.status == PauseStatus.WAITING.value)
+#: Every change to a waiting pause's approvers sets one of these: a pause with neither is
+#: as it was stored, as far as who may answer it goes.
+_AS_STORED = (PAUSES.c.escalated_at.is_(None), PAUSES.c.delegations.is_(None))
+#: the run of the answer, paused by process ``paused_by``
+_PAUSED_BY = (
+    RUNS.c.id == bindparam("target_run"),
+    RUNS.c.state == RunState.PAUSED.value,
+    RUNS.c.owner == bindparam("paused_by"),
+)
 #: what storing an answer checks first (locked on PostgreSQL: answers to a quorum append
-#: in turn; on SQLite the write transaction already excludes every other writer)
-_ANSWERING = select(PAUSES.c.status, PAUSES.c.quorum, PAUSES.c.veto, PAUSES.c.answers).where(
-    *_TARGET
+#: in turn; on SQLite the write transaction already excludes every other writer), and
+#: whether the pause and its run are as a waiter in this process saw them
+_ANSWERING = (
+    select(
+        PAUSES.c.status,
+        PAUSES.c.quorum,
+        PAUSES.c.veto,
+        PAUSES.c.answers,
+        and_(*_AS_STORED).label("as_stored"),
+        RUNS.c.state,
+        RUNS.c.owner,
+    )
+    .join_from(PAUSES, RUNS, RUNS.c.id == PAUSES.c.run_id)
+    .where(*_TARGET)
 )
 _ANSWERING_SQLITE = Prepared(_ANSWERING)
-_ANSWERING_LOCKED = Prepared(_ANSWERING.with_for_update())
+_ANSWERING_LOCKED = Prepared(_ANSWERING.with_for_update(of=PAUSES))
 
 
 @functools.cache
-def _answered_and_moved(owner_cleared: bool) -> Prepared:
+def _answered_and_moved(owner_cleared: bool, still_paused: bool) -> Prepared:
     """PostgreSQL: the pause as answered if it still waits, then the run moved on, and the
     audit chain's lock, in one statement where three took a round trip each. Reads
-    ``answered`` (whether the pause still waited) and ``moved`` (whether the run changed)."""
+    ``answered`` (whether the pause still waited) and ``moved`` (whether the run changed).
+
+    ``still_paused``: only if the pause is as stored and its run paused by ``paused_by``."""
+    guards: tuple[Any, ...] = ()
+    if still_paused:
+        guards = (*_AS_STORED, exists(select(RUNS.c.id).where(*_PAUSED_BY)))
     answered = (
         update(PAUSES)
-        .where(*_WAITING_TARGET)
+        .where(*_WAITING_TARGET, *guards)
         .values(
             {
                 name: bindparam(f"new_{name}", type_=PAUSES.c[name].type)
@@ -60,7 +88,10 @@ def _answered_and_moved(owner_cleared: bool) -> Prepared:
     # Reading ``answered`` makes the pause's row change (and lock) first, as everywhere.
     moved = (
         update(RUNS)
-        .where(RUNS.c.id == bindparam("target_run"), exists(select(answered.c.id)))
+        .where(
+            *(_PAUSED_BY if still_paused else (RUNS.c.id == bindparam("target_run"),)),
+            exists(select(answered.c.id)),
+        )
         .values(values)
         .returning(RUNS.c.id)
         .cte("moved")
@@ -88,6 +119,10 @@ _ANSWER = Prepared(
 )
 
 
+class _Changed(Exception):
+    """The run changed under an answer that expected it unchanged: roll back."""
+
+
 class AnswerOutcome(enum.Enum):
     """What storing one answer did."""
 
@@ -113,6 +148,7 @@ class AnswerQueries(PauseQueries):
         *,
         flow_name: str | None = None,
         known: Pause | None = None,
+        still_paused_by: str | None = None,
     ) -> AnswerOutcome:
         """Store one answer if the pause still waits, with its audit record.
 
@@ -126,7 +162,31 @@ class AnswerQueries(PauseQueries):
         ``known``: the pause as the caller read it. Its quorum and veto field never change;
         on PostgreSQL a pause that needs one answer is then answered without reading it
         first (the UPDATE finds whether it still waits, under its row's lock).
+
+        ``still_paused_by``: the caller judged the answer from ``known`` and what a waiter in
+        process ``still_paused_by`` saw, without reading the run. It is stored only if the
+        run is still PAUSED by that process and the pause was neither escalated nor
+        reassigned since; otherwise nothing is written, and the outcome is LOST.
         """
+        try:
+            return self._answer_pause(
+                run_id, key, response, actor, next_state, verdict, flow_name, known, still_paused_by
+            )
+        except _Changed:
+            return AnswerOutcome.LOST
+
+    def _answer_pause(
+        self,
+        run_id: str,
+        key: str,
+        response: JSON,
+        actor: Actor | None,
+        next_state: RunState,
+        verdict: tuple[bool, dict[str, str]] | None,
+        flow_name: str | None,
+        known: Pause | None,
+        still_paused_by: str | None,
+    ) -> AnswerOutcome:
         now = self.clock()
         responder = actor.id if actor else None
         given = GivenAnswer(
@@ -148,6 +208,12 @@ class AnswerQueries(PauseQueries):
                 query = _ANSWERING_SQLITE if self.is_sqlite else _ANSWERING_LOCKED
                 row = query.execute(conn, target).first()
                 if row is None or row.status != PauseStatus.WAITING.value:
+                    return AnswerOutcome.LOST
+                if still_paused_by is not None and not (
+                    row.as_stored
+                    and row.state == RunState.PAUSED.value
+                    and row.owner == still_paused_by
+                ):
                     return AnswerOutcome.LOST
                 stored = list(row.answers or [])
                 if responder is not None and any(a.get("responder") == responder for a in stored):
@@ -208,7 +274,7 @@ class AnswerQueries(PauseQueries):
                 )
             else:
                 done = (
-                    _answered_and_moved(owner_cleared)
+                    _answered_and_moved(owner_cleared, still_paused_by is not None)
                     .execute(
                         conn,
                         {
@@ -219,6 +285,7 @@ class AnswerQueries(PauseQueries):
                             "new_state_message": message,
                             "new_updated_at": now,
                             "audit_lock": AUDIT_LOCK,
+                            "paused_by": still_paused_by,
                         },
                     )
                     .first()
@@ -227,6 +294,9 @@ class AnswerQueries(PauseQueries):
                 if not done.answered:
                     # Answered, ended or gone since the caller read it: nothing was written.
                     return AnswerOutcome.LOST
+                if still_paused_by is not None and not done.moved:
+                    # The run changed after the statement's snapshot: undo the pause's answer.
+                    raise _Changed(run_id)
                 moved = done.moved
             arrived: dict[str, JSON] = {"key": key, "responder": responder}
             if quorum == 1:

@@ -241,6 +241,31 @@ def test_two_racing_resumes_exactly_one_wins(engine: Engine) -> None:
     assert engine.verify_audit().ok
 
 
+def test_an_answer_here_after_another_process_took_the_run_over_schedules_it(
+    engine: Engine,
+) -> None:
+    # The answering process holds the waiting flow, but it was judged gone (a long stall)
+    # and its run taken over: the answer sends the run to a worker, as from anywhere else.
+    @flow
+    def deploy():
+        return pause_flow_run(wait_for_input=Approval).approved
+
+    thread, box = start(deploy)
+    pause = waiting(engine)
+    assert engine.store.transition(
+        pause.run_id,
+        RunState.SUSPENDED,
+        "Suspended",
+        "the process that was waiting is gone",
+        expect=(RunState.PAUSED,),
+        owner=None,
+    )
+    answered = resume_flow_run(pause.run_id, {"approved": True}, responder="alice")
+    assert answered.status is PauseStatus.ANSWERED
+    assert engine.get_run(pause.run_id).state is RunState.SCHEDULED
+    thread.join(10)
+
+
 def test_a_stale_answer_never_answers_the_next_question(engine: Engine) -> None:
     @flow
     def hold():

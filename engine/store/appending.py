@@ -101,6 +101,11 @@ def _from_json(table: Table, columns: Sequence[str], name: str) -> str:
 
 _EVENTS_SQL = _from_json(EVENTS, EVENT_COLUMNS, "events")
 _AUDIT_SQL = _from_json(AUDIT, AUDIT_COLUMNS, "audit")
+#: the audit records, only if the chain's head is still the record whose hash is ``head``
+_AUDIT_AFTER_SQL = _AUDIT_SQL.replace(
+    " ORDER BY position",
+    " WHERE (SELECT hash FROM audit_records ORDER BY seq DESC LIMIT 1) = :head ORDER BY position",
+)
 #: The events' lock and the NOTIFY, joined to the events' rows: every row needs the lock's
 #: row first, so the lock is held before the first event id is drawn, and to the commit.
 _LOCKED = (
@@ -113,6 +118,13 @@ _AUDIT_FROM_JSON = Prepared(text(_AUDIT_SQL))
 #: a data-modifying WITH always runs to completion, though nothing reads from it
 _BOTH_FROM_JSON = Prepared(
     text(f"WITH recorded AS ({_AUDIT_SQL}), {_LOCKED} {_LOCKED_EVENTS_SQL}").bindparams(
+        *_LOCK_BINDS
+    )
+)
+#: ... the audit records after ``head``: the statement's row count is theirs
+_AUDIT_AFTER_FROM_JSON = Prepared(text(_AUDIT_AFTER_SQL))
+_BOTH_AFTER_FROM_JSON = Prepared(
+    text(f"WITH {_LOCKED}, stored AS ({_LOCKED_EVENTS_SQL}) {_AUDIT_AFTER_SQL}").bindparams(
         *_LOCK_BINDS
     )
 )
@@ -149,34 +161,47 @@ def append(
     audit: Sequence[Mapping[str, Any]],
     *,
     postgres: EventLock | None = None,
-) -> None:
+    head: str | None = None,
+) -> bool:
     """Insert ``events`` (``EVENT_COLUMNS``) and ``audit`` records (``AUDIT_COLUMNS``) in
     the caller's transaction. On PostgreSQL (``postgres``) the statement that inserts the
     events also takes the lock that orders them and sends the NOTIFY; the caller holds
-    the audit chain's lock already."""
+    the audit chain's lock already.
+
+    ``head`` (PostgreSQL): the hash of the record the first of ``audit`` chains to, as the
+    caller last knew the chain without reading it. The records are inserted only if that
+    is still the chain's head; False if it is not (the events are inserted either way)."""
     if postgres is None:
         if audit:
             _INSERT_AUDIT.execute(conn, list(audit))
         if events:
             # Only the columns: a pending event may carry marks of its own (``_emit``).
             _INSERT_EVENT.execute(conn, [{c: e[c] for c in EVENT_COLUMNS} for e in events])
-        return
+        return True
+    recorded: dict[str, Any] = {}
+    if audit:
+        recorded["audit"] = _rows_json(audit, AUDIT_COLUMNS, _AUDIT_JSON)
+        if head is not None:
+            recorded["head"] = head
     if not events:
         if audit:
-            _AUDIT_FROM_JSON.execute(conn, {"audit": _rows_json(audit, AUDIT_COLUMNS, _AUDIT_JSON)})
-        return
+            statement = _AUDIT_FROM_JSON if head is None else _AUDIT_AFTER_FROM_JSON
+            inserted = statement.execute(conn, recorded).rowcount
+            return head is None or inserted > 0
+        return True
     values = {
         "events": _rows_json(events, EVENT_COLUMNS, _EVENT_JSON),
         "lock_key": postgres.key,
         "channel": postgres.channel,
         "notice": postgres.notice,
     }
-    if audit:
-        _BOTH_FROM_JSON.execute(
-            conn, {**values, "audit": _rows_json(audit, AUDIT_COLUMNS, _AUDIT_JSON)}
-        )
-    else:
+    if not audit:
         _EVENTS_FROM_JSON.execute(conn, values)
+        return True
+    if head is None:
+        _BOTH_FROM_JSON.execute(conn, {**values, **recorded})
+        return True
+    return _BOTH_AFTER_FROM_JSON.execute(conn, {**values, **recorded}).rowcount > 0
 
 
 __all__ = ["AUDIT_COLUMNS", "EVENT_COLUMNS", "EventLock", "append"]

@@ -62,6 +62,9 @@ _AUDIT_LOCK = Prepared(text("SELECT pg_advisory_xact_lock(:k)"))
 #: in a write connection's ``info``: its transaction holds the audit chain's lock already
 #: (a statement that took it with other work; ``AuditQueries._audit`` then skips taking it)
 AUDIT_LOCKED = "signoff.audit_locked"
+#: in a write connection's ``info``: the hash of the record its audit records were chained
+#: to without reading the chain, which inserting them checks (``AuditQueries._append``)
+ASSUMED_HEAD = "signoff.assumed_head"
 
 
 class _RiderFailed(Exception):
@@ -252,9 +255,10 @@ class StoreBase:
                 conn.info["pending_events"] = pending
                 conn.info["pending_audit"] = audit
                 conn.info[AUDIT_LOCKED] = False
+                conn.info[ASSUMED_HEAD] = None
                 yield conn
                 if pending or audit:
-                    appending.append(conn, pending, audit, postgres=self._event_lock(pending))
+                    self._append(conn, pending, audit)
         except SQLAlchemyError as exc:
             raise StoreError(f"database write failed: {exc}") from exc
         if self.checkpointer is not None:
@@ -340,6 +344,12 @@ class StoreBase:
         if handed_over:
             event[HANDED_OVER] = True
         conn.info["pending_events"].append(event)
+
+    def _append(
+        self, conn: Connection, events: list[dict[str, Any]], audit: list[dict[str, Any]]
+    ) -> None:
+        """Store the transaction's queued events and audit records, as it ends."""
+        appending.append(conn, events, audit, postgres=self._event_lock(events))
 
     def _lock_audit_chain(self, conn: Connection) -> None:
         """PostgreSQL: hold the audit chain's lock to the end of the transaction (before

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import threading
 from collections.abc import Collection
 from datetime import timedelta
@@ -315,8 +316,13 @@ def test_verify_finds_an_edited_and_a_deleted_record(engine: Engine) -> None:
     assert broken.broken.seq == 2 and "missing" in broken.broken.reason
 
 
-def test_chain_stays_whole_under_concurrent_writers(engine: Engine, make_engine) -> None:
+def test_chain_stays_whole_under_concurrent_writers(
+    engine: Engine, make_engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Two processes' stores: on PostgreSQL each chains to the head it appended last, and
+    # finds it moved whenever the other appended in between.
     other = make_engine()
+    caplog.set_level(logging.DEBUG, logger="signoff.engine.store.audit")
     barrier = threading.Barrier(8)
 
     def submit(which: Engine) -> None:
@@ -334,6 +340,8 @@ def test_chain_stays_whole_under_concurrent_writers(engine: Engine, make_engine)
     result = engine.verify_audit()
     assert result.ok, result.broken
     assert result.checked == 40
+    if not engine.store.is_sqlite:
+        assert any(getattr(r, "action", None) == "audit_head_moved" for r in caplog.records)
 
 
 def test_export_filters_and_formats(engine: Engine) -> None:

@@ -1,10 +1,10 @@
 """Storing an answer to a pause: one more of a quorum, or the one that moves the run on.
 
-On SQLite the answer reads the pause, then writes it and the run (the write transaction
-already excludes every other writer). On PostgreSQL a pause that needs one answer is not
-read first: one statement marks it answered if it still waits, moves the run on and takes
-the audit chain's lock (``_answered_and_moved``); a quorum's pause is read under its row
-lock first, so that its answers append in turn.
+A pause that needs one answer is not read first: its UPDATE finds whether it still waits.
+On PostgreSQL one statement marks it answered, moves the run on and takes the audit
+chain's lock (``_answered_and_moved``); on SQLite, whose write transaction excludes every
+other writer, they are two. A quorum's pause is read first (under its row lock on
+PostgreSQL), so that its answers append in turn.
 
 An answer judged from what a waiter in this process saw (``still_paused_by``) is stored
 only if the run is still paused by that process and the pause's approvers unchanged.
@@ -107,15 +107,20 @@ def _answered_and_moved(owner_cleared: bool, still_paused: bool) -> Prepared:
 
 #: the pause as answered (or, short of its quorum, with one more answer): the columns to
 #: set come with the parameters
+_ANSWERED_COLUMNS = (
+    *("target_run", "target_key", "status", "errors", "response", "responder"),
+    *("answered_at", "answers"),
+)
 _ANSWER = Prepared(
     update(PAUSES).where(*_WAITING_TARGET),
-    columns=[
-        ("target_run", "target_key", "answers"),
-        (
-            *("target_run", "target_key", "status", "errors", "response", "responder"),
-            *("answered_at", "answers"),
-        ),
-    ],
+    columns=[("target_run", "target_key", "answers"), _ANSWERED_COLUMNS],
+)
+#: SQLite: the pause as answered, if it is as stored and its run paused by ``paused_by``
+_ANSWER_AS_SEEN = Prepared(
+    update(PAUSES).where(
+        *_WAITING_TARGET, *_AS_STORED, exists(select(RUNS.c.id).where(*_PAUSED_BY))
+    ),
+    columns=[(*_ANSWERED_COLUMNS, "paused_by")],
 )
 
 
@@ -200,8 +205,9 @@ class AnswerQueries(PauseQueries):
         # of this process's queued bookkeeping writes.
         with self._write(urgent=True) as conn:
             target = {"target_run": run_id, "target_key": key}
-            if not self.is_sqlite and known is not None and known.quorum <= 1:
-                # Nobody answered before (a first answer completes it): nothing to read.
+            if known is not None and known.quorum <= 1:
+                # Nobody answered before (a first answer completes it): nothing to read;
+                # the UPDATE finds whether the pause still waits.
                 stored: list[dict[str, Any]] = []
                 quorum, veto = 1, known.veto
             else:
@@ -256,7 +262,14 @@ class AnswerQueries(PauseQueries):
             message = f"input {key!r} from {responder or 'anonymous'}"
             owner_cleared = next_state is RunState.SCHEDULED
             if self.is_sqlite:
-                _ANSWER.execute(conn, {**target, **answered})
+                if still_paused_by is None:
+                    done = _ANSWER.execute(conn, {**target, **answered})
+                else:
+                    seen = {**target, **answered, "paused_by": still_paused_by}
+                    done = _ANSWER_AS_SEEN.execute(conn, seen)
+                if not done.rowcount:
+                    # Answered, ended or gone since the caller read it: nothing was written.
+                    return AnswerOutcome.LOST
                 moved = (
                     state_changes.set_state(0, False)
                     .execute(

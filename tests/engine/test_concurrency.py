@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
+import psycopg
 import pytest
 import sqlalchemy
 
@@ -16,6 +17,7 @@ from signoff.engine import (
     Engine,
     EngineSettings,
     EventKind,
+    PauseStatus,
     RunState,
     flow,
     pause_flow_run,
@@ -380,4 +382,64 @@ def test_many_runs_finishing_at_once_open_no_connections_beyond_the_pool(
         # Up to the pool's 3 (some may be open already); without the bound, about 37.
         assert len(opened) <= 3
     finally:
+        made.close()
+
+
+@flow(name="taken-over-mid-answer")
+def taken_over_mid_answer() -> bool:
+    return pause_flow_run(wait_for_input=Approval, timeout=None).approved
+
+
+def test_a_run_taken_over_while_its_answer_is_stored_is_answered_as_from_elsewhere(
+    pg_cluster: PostgresCluster | None,
+) -> None:
+    """PostgreSQL: an answer given in the process where the flow waits finds the run
+    paused there, then waits on the run's row while another process takes the run over.
+    Nothing of that answer stays: it is stored again as from any other process (the run
+    goes to a worker), once, and the audit chain still verifies."""
+    if pg_cluster is None:
+        pytest.skip("PostgreSQL binaries (initdb, pg_ctl) are not installed")
+    url = new_pg_database(pg_cluster)
+    made = Engine(EngineSettings.load(database_url=url, **FAST))
+    previous = set_engine(made)
+    other = psycopg.connect(url.replace("postgresql+psycopg", "postgresql"))
+    watcher = psycopg.connect(url.replace("postgresql+psycopg", "postgresql"), autocommit=True)
+    try:
+        flow_done: dict[str, object] = {}
+        flow_thread = threading.Thread(
+            target=lambda: flow_done.setdefault("result", taken_over_mid_answer()), daemon=True
+        )
+        flow_thread.start()
+        run_id = wait_for(
+            lambda: next(iter(made.list_runs([RunState.PAUSED])), None), what="the paused run"
+        ).id
+        other.execute("SELECT 1 FROM runs WHERE id = %s FOR UPDATE", (run_id,))
+        answered: dict[str, object] = {}
+        answering = threading.Thread(
+            target=lambda: answered.setdefault(
+                "pause", resume_flow_run(run_id, {"approved": True, "reason": "ok"}, "alice")
+            ),
+            daemon=True,
+        )
+        answering.start()
+        wait_for(
+            lambda: watcher.execute(
+                "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND query LIKE 'WITH answered AS%'"
+            ).fetchone(),
+            what="the answer waiting on the run's row",
+        )
+        other.execute("UPDATE runs SET state = 'suspended', owner = NULL WHERE id = %s", (run_id,))
+        other.commit()
+        answering.join(10)
+        assert answered["pause"].status is PauseStatus.ANSWERED  # type: ignore[attr-defined]
+        assert made.get_run(run_id).state is RunState.SCHEDULED
+        trail = [r.action for r in made.audit_trail(run_id)]
+        assert trail.count("answer.received") == 1
+        assert made.verify_audit().ok
+        flow_thread.join(10)
+    finally:
+        other.close()
+        watcher.close()
+        set_engine(previous)
         made.close()

@@ -7,11 +7,13 @@ head. The record is written in the caller's transaction, so it commits (or not) 
 change it records: queued, and inserted as the transaction ends, with its events (see
 ``appending``); a second append in the same transaction chains to the first.
 
-On PostgreSQL a process does not read the head it appended last: it chains to it, and
-the INSERT (under the lock) stores the records only if that is still the head. When
-another process appended meanwhile, the head is read and the records chained to it
-again, in the same transaction: a round trip fewer while the lock is held, whenever one
-process writes most of the trail.
+On PostgreSQL a process that has the chain to itself does not read the head it appended
+last: it chains to it, and the INSERT (under the lock) stores the records only if that is
+still the head. When another process appended meanwhile, the head is read and the records
+chained to it again, in the same transaction, and the process reads the head before
+appending until it finds nobody else appended since its own last record: a round trip
+fewer while the lock is held when one process writes the trail, and no extra ones when
+several take turns.
 """
 
 from __future__ import annotations
@@ -133,6 +135,10 @@ class AuditQueries(StoreBase):
     #: PostgreSQL: (seq, hash) of the last record this process appended; the chain's head
     #: unless another process appended since (checked as the records are inserted)
     _last_appended: tuple[int, str] | None = None
+    #: PostgreSQL: another process appended since this one's last append, the last time
+    #: it looked. While so, the head is read: taking it on trust would mostly miss, and a
+    #: miss costs two round trips under the chain's lock where the read costs one.
+    _chain_shared: bool = True
 
     def _audit(self, conn: Connection, entries: Sequence[AuditEntry], at: datetime) -> None:
         """Append ``entries`` to the chain inside the caller's write transaction."""
@@ -150,8 +156,10 @@ class AuditQueries(StoreBase):
             if not conn.info.get(AUDIT_LOCKED):
                 self._lock_audit_chain(conn)
             last = self._last_appended
-            if last is None:
+            if last is None or self._chain_shared:
                 seq, prev = self._head(conn)
+                # Alone on the chain since the last append: take the head on trust next time.
+                self._chain_shared = (seq, prev) != last
             else:
                 seq, prev = last
                 conn.info[ASSUMED_HEAD] = prev
@@ -183,6 +191,7 @@ class AuditQueries(StoreBase):
         if not appending.append(conn, events, audit, postgres=lock, head=assumed):
             # Another process appended since this one last did: chain to the head now.
             logger.debug("audit chain moved", extra={"action": "audit_head_moved"})
+            self._chain_shared = True
             self._link(audit, *self._head(conn))
             appending.append(conn, [], audit, postgres=lock)
         if audit and not self.is_sqlite:

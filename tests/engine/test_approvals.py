@@ -316,13 +316,27 @@ def test_verify_finds_an_edited_and_a_deleted_record(engine: Engine) -> None:
     assert broken.broken.seq == 2 and "missing" in broken.broken.reason
 
 
-def test_chain_stays_whole_under_concurrent_writers(
+def test_a_process_that_trusts_the_chain_head_finds_it_moved(
     engine: Engine, make_engine, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # Two processes' stores: on PostgreSQL each chains to the head it appended last, and
-    # finds it moved whenever the other appended in between.
+    # Two processes' stores. On PostgreSQL one that appended twice in a row takes its own
+    # last record as the head; when the other appended in between, its INSERT finds the
+    # head moved and the records are chained again in the same transaction.
     other = make_engine()
     caplog.set_level(logging.DEBUG, logger="signoff.engine.store.audit")
+    for _ in range(3):
+        engine.submit("ap-guarded", started_by="U_CAROL")
+    other.submit("ap-guarded", started_by="U_CAROL")
+    engine.submit("ap-guarded", started_by="U_CAROL")
+    result = engine.verify_audit()
+    assert result.ok, result.broken
+    assert result.checked == 5
+    if not engine.store.is_sqlite:
+        assert any(getattr(r, "action", None) == "audit_head_moved" for r in caplog.records)
+
+
+def test_chain_stays_whole_under_concurrent_writers(engine: Engine, make_engine) -> None:
+    other = make_engine()
     barrier = threading.Barrier(8)
 
     def submit(which: Engine) -> None:
@@ -340,8 +354,6 @@ def test_chain_stays_whole_under_concurrent_writers(
     result = engine.verify_audit()
     assert result.ok, result.broken
     assert result.checked == 40
-    if not engine.store.is_sqlite:
-        assert any(getattr(r, "action", None) == "audit_head_moved" for r in caplog.records)
 
 
 def test_export_filters_and_formats(engine: Engine) -> None:

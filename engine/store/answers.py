@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import enum
 import functools
-from typing import Any
+from collections.abc import Callable
+from typing import Any, ParamSpec
 
 from sqlalchemy import BigInteger, and_, bindparam, exists, func, select, update
 
@@ -25,6 +26,8 @@ from signoff.engine.store import rows, state_changes
 from signoff.engine.store.base import AUDIT_LOCK, AUDIT_LOCKED, RUNS
 from signoff.engine.store.pauses import PAUSES, PauseQueries
 from signoff.engine.store.prepared import Prepared
+
+P = ParamSpec("P")
 
 #: the pause ``target_key`` of run ``target_run``
 _TARGET = (PAUSES.c.run_id == bindparam("target_run"), PAUSES.c.key == bindparam("target_key"))
@@ -128,6 +131,19 @@ class _Changed(Exception):
     """The run changed under an answer that expected it unchanged: roll back."""
 
 
+def _lost_if_changed(method: Callable[P, AnswerOutcome]) -> Callable[P, AnswerOutcome]:
+    """``method``, with a rolled-back answer (``_Changed``) reported as LOST."""
+
+    @functools.wraps(method)
+    def answering(*args: P.args, **kwargs: P.kwargs) -> AnswerOutcome:
+        try:
+            return method(*args, **kwargs)
+        except _Changed:
+            return AnswerOutcome.LOST
+
+    return answering
+
+
 class AnswerOutcome(enum.Enum):
     """What storing one answer did."""
 
@@ -142,6 +158,7 @@ class AnswerOutcome(enum.Enum):
 
 
 class AnswerQueries(PauseQueries):
+    @_lost_if_changed
     def answer_pause(
         self,
         run_id: str,
@@ -173,25 +190,6 @@ class AnswerQueries(PauseQueries):
         run is still PAUSED by that process and the pause was neither escalated nor
         reassigned since; otherwise nothing is written, and the outcome is LOST.
         """
-        try:
-            return self._answer_pause(
-                run_id, key, response, actor, next_state, verdict, flow_name, known, still_paused_by
-            )
-        except _Changed:
-            return AnswerOutcome.LOST
-
-    def _answer_pause(
-        self,
-        run_id: str,
-        key: str,
-        response: JSON,
-        actor: Actor | None,
-        next_state: RunState,
-        verdict: tuple[bool, dict[str, str]] | None,
-        flow_name: str | None,
-        known: Pause | None,
-        still_paused_by: str | None,
-    ) -> AnswerOutcome:
         now = self.clock()
         responder = actor.id if actor else None
         given = GivenAnswer(

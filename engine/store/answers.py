@@ -17,7 +17,7 @@ import functools
 from collections.abc import Callable
 from typing import Any, ParamSpec
 
-from sqlalchemy import BigInteger, and_, bindparam, exists, func, select, update
+from sqlalchemy import BigInteger, bindparam, exists, func, select, update
 
 from signoff.engine.actors import Actor
 from signoff.engine.audit import AuditAction, AuditEntry
@@ -42,24 +42,13 @@ _PAUSED_BY = (
     RUNS.c.state == RunState.PAUSED.value,
     RUNS.c.owner == bindparam("paused_by"),
 )
-#: what storing an answer checks first (locked on PostgreSQL: answers to a quorum append
-#: in turn; on SQLite the write transaction already excludes every other writer), and
-#: whether the pause and its run are as a waiter in this process saw them
-_ANSWERING = (
-    select(
-        PAUSES.c.status,
-        PAUSES.c.quorum,
-        PAUSES.c.veto,
-        PAUSES.c.answers,
-        and_(*_AS_STORED).label("as_stored"),
-        RUNS.c.state,
-        RUNS.c.owner,
-    )
-    .join_from(PAUSES, RUNS, RUNS.c.id == PAUSES.c.run_id)
-    .where(*_TARGET)
+#: what storing an answer to a quorum checks first (locked on PostgreSQL: its answers
+#: append in turn; on SQLite the write transaction already excludes every other writer)
+_ANSWERING = select(PAUSES.c.status, PAUSES.c.quorum, PAUSES.c.veto, PAUSES.c.answers).where(
+    *_TARGET
 )
 _ANSWERING_SQLITE = Prepared(_ANSWERING)
-_ANSWERING_LOCKED = Prepared(_ANSWERING.with_for_update(of=PAUSES))
+_ANSWERING_LOCKED = Prepared(_ANSWERING.with_for_update())
 
 
 @functools.cache
@@ -188,8 +177,11 @@ class AnswerQueries(PauseQueries):
         ``still_paused_by``: the caller judged the answer from ``known`` and what a waiter in
         process ``still_paused_by`` saw, without reading the run. It is stored only if the
         run is still PAUSED by that process and the pause was neither escalated nor
-        reassigned since; otherwise nothing is written, and the outcome is LOST.
+        reassigned since; otherwise nothing is written, and the outcome is LOST. Only for a
+        pause that needs one answer (``known.quorum`` 1).
         """
+        if still_paused_by is not None and (known is None or known.quorum != 1):
+            raise ValueError("still_paused_by is for a known pause that needs one answer")
         now = self.clock()
         responder = actor.id if actor else None
         given = GivenAnswer(
@@ -212,12 +204,6 @@ class AnswerQueries(PauseQueries):
                 query = _ANSWERING_SQLITE if self.is_sqlite else _ANSWERING_LOCKED
                 row = query.execute(conn, target).first()
                 if row is None or row.status != PauseStatus.WAITING.value:
-                    return AnswerOutcome.LOST
-                if still_paused_by is not None and not (
-                    row.as_stored
-                    and row.state == RunState.PAUSED.value
-                    and row.owner == still_paused_by
-                ):
                     return AnswerOutcome.LOST
                 stored = list(row.answers or [])
                 if responder is not None and any(a.get("responder") == responder for a in stored):

@@ -25,6 +25,13 @@ logger = logging.getLogger(__name__)
 Doc = dict[str, Any]
 #: waits before retrying a call Prefect answered 503 (busy) to
 BUSY_RETRY_SECONDS = (0.1, 0.3, 1.0, 2.0)
+#: an idle connection is dropped after this long: under the 5 s after which Prefect's
+#: server (uvicorn) closes it, so a request is not sent down a connection being closed
+KEEPALIVE_SECONDS = 2.0
+#: calls that change nothing, or set a value outright: safe to send again when the
+#: connection fails under them (a POST to ``.../filter`` or ``.../count`` only reads)
+_IDEMPOTENT_METHODS = frozenset({"GET", "PUT", "PATCH", "DELETE"})
+_READING_SUFFIXES = ("/filter", "/count")
 
 
 class PrefectApi:
@@ -33,7 +40,12 @@ class PrefectApi:
     def __init__(self, api_url: str, api_key: str | None = None, timeout: float = 10.0) -> None:
         self.api_url = api_url.rstrip("/")
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._http = httpx.Client(base_url=self.api_url, headers=headers, timeout=timeout)
+        self._http = httpx.Client(
+            base_url=self.api_url,
+            headers=headers,
+            timeout=timeout,
+            limits=httpx.Limits(keepalive_expiry=KEEPALIVE_SECONDS),
+        )
 
     def close(self) -> None:
         self._http.close()
@@ -43,9 +55,10 @@ class PrefectApi:
     def _call(
         self, method: str, path: str, *, body: Any = None, run_id: str | None = None
     ) -> httpx.Response:
+        resendable = method in _IDEMPOTENT_METHODS or path.endswith(_READING_SUFFIXES)
         for delay in (*BUSY_RETRY_SECONDS, None):
             try:
-                response = self._http.request(method, path, json=body)
+                response = self._send(method, path, body, resendable=resendable)
             except httpx.HTTPError as exc:
                 raise BackendUnavailable(
                     "prefect", f"{self.api_url} cannot be reached: {exc}"
@@ -62,6 +75,21 @@ class PrefectApi:
                 "prefect", f"it answered {response.status_code} to {method} {path}"
             )
         return response
+
+    def _send(self, method: str, path: str, body: Any, *, resendable: bool) -> httpx.Response:
+        try:
+            return self._http.request(method, path, json=body)
+        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
+            # A kept-alive connection the server (or a proxy) closed as this request went
+            # out. Sent again on a new connection, unless the call may have taken effect:
+            # a second resume or input would be refused, and read as someone else's.
+            if not resendable:
+                raise
+            logger.info(
+                "Prefect dropped the connection; sending again",
+                extra={"action": "prefect_connection_dropped", "path": path, "error": str(exc)},
+            )
+            return self._http.request(method, path, json=body)
 
     @staticmethod
     def _detail(response: httpx.Response) -> str:

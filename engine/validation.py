@@ -18,6 +18,7 @@ See ``engine.input_schema`` for the ``x-signoff-*`` keywords.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import re
@@ -247,6 +248,15 @@ def _validator(schema_json: str) -> Validator:
     # Building a validator costs more than validating; pauses reuse a handful of schemas.
     made: Validator = _InputValidator(_legacy_decimals(json.loads(schema_json)))
     return made
+
+
+def prepare_schema(schema: Mapping[str, Any]) -> None:
+    """Build the check of ``schema`` now (it is kept), so that the first answer checked
+    against it in this process does not wait for it. Never raises: a schema that cannot be
+    checked is reported by the answer's own check, as without this."""
+    # Checking something (an empty object) also readies what the first check runs.
+    with contextlib.suppress(Exception):
+        schema_errors(schema, {})
 
 
 def _leaves(errors: Iterable[SchemaError]) -> Iterator[SchemaError]:

@@ -14,6 +14,7 @@ import asyncio
 import logging
 import re
 import time
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
@@ -28,7 +29,7 @@ from signoff.engine.input_schema import input_schema
 from signoff.engine.quorum import Answered, Answers
 from signoff.engine.runs import GivenAnswer, Pause, PauseStatus, RunState
 from signoff.engine.signals import Cancel, Suspend
-from signoff.engine.validation import model_errors
+from signoff.engine.validation import model_errors, prepare_schema
 from signoff.engine.waiters import Asked, LoopWaiter, ThreadWaiter
 
 logger = logging.getLogger(__name__)
@@ -38,6 +39,11 @@ _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$")
 SUSPEND_REQUEST = "signoff.suspend:"
 #: the answer is not there yet
 _WAITING = object()
+
+
+#: models whose answers' schema check this process has built (weakly: with_initial_data
+#: makes classes)
+_READIED: weakref.WeakSet[type[RunInput]] = weakref.WeakSet()
 
 
 @dataclass
@@ -176,6 +182,11 @@ def check_arguments(timeout: float | None, key: str | None) -> None:
 def _open(req: PauseRequest, owner: str | None) -> None:
     """Store the pause (or take it up again after a re-run) and set its timer."""
     engine, run_id = req.ctx.engine, req.ctx.run_id
+    if req.pause.schema is not None and req.model is not None and req.model not in _READIED:
+        # An answer given in this process is checked against the schema: the check is
+        # built now, once per model, rather than on the first answer's clock.
+        prepare_schema(req.pause.schema)
+        _READIED.add(req.model)
     logs = req.ctx.take_logs()
     if req.is_new:
         engine.store.open_pause(req.pause, owner, logs)

@@ -26,6 +26,7 @@ from signoff.engine.store import rows, state_changes
 from signoff.engine.store.base import AUDIT_LOCK, AUDIT_LOCKED, RUNS
 from signoff.engine.store.pauses import PAUSES, PauseQueries
 from signoff.engine.store.prepared import Prepared
+from signoff.engine.store.sharing import SharedWriteFailed
 
 P = ParamSpec("P")
 
@@ -179,9 +180,36 @@ class AnswerQueries(PauseQueries):
         run is still PAUSED by that process and the pause was neither escalated nor
         reassigned since; otherwise nothing is written, and the outcome is LOST. Only for a
         pause that needs one answer (``known.quorum`` 1).
+
+        On PostgreSQL, answers given with ``still_paused_by`` at the same moment share a
+        transaction (``sharing``); one that another's failure rolled back is stored again,
+        alone.
         """
         if still_paused_by is not None and (known is None or known.quorum != 1):
             raise ValueError("still_paused_by is for a known pause that needs one answer")
+        given = (run_id, key, response, actor, next_state, verdict, flow_name, known)
+        if still_paused_by is not None and not self.is_sqlite:
+            try:
+                return self._answer(*given, still_paused_by, shared=True)
+            except SharedWriteFailed:
+                pass
+        return self._answer(*given, still_paused_by, shared=False)
+
+    def _answer(
+        self,
+        run_id: str,
+        key: str,
+        response: JSON,
+        actor: Actor | None,
+        next_state: RunState,
+        verdict: tuple[bool, dict[str, str]] | None,
+        flow_name: str | None,
+        known: Pause | None,
+        still_paused_by: str | None,
+        *,
+        shared: bool,
+    ) -> AnswerOutcome:
+        """``answer_pause``, in a shared transaction or one of its own."""
         now = self.clock()
         responder = actor.id if actor else None
         given = GivenAnswer(
@@ -193,7 +221,7 @@ class AnswerQueries(PauseQueries):
         )
         # Someone waits on an answer (the flow, and the person who gave it): it goes ahead
         # of this process's queued bookkeeping writes.
-        with self._write(urgent=True) as conn:
+        with self._write(urgent=True, shared=shared) as conn:
             target = {"target_run": run_id, "target_key": key}
             if known is not None and known.quorum <= 1:
                 # Nobody answered before (a first answer completes it): nothing to read;

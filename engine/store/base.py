@@ -13,7 +13,7 @@ from typing import Any, Self
 from sqlalchemy import Connection, Engine, insert, text
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import RootTransaction, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import QueuePool
 
@@ -31,6 +31,7 @@ from signoff.engine.store.database import (
 )
 from signoff.engine.store.prepared import Prepared
 from signoff.engine.store.riders import Riders
+from signoff.engine.store.sharing import SharedTransactions
 from signoff.engine.store.tables import EventRow, LogRow, RunRow
 from signoff.engine.store.wakeups import LocalWakeups
 from signoff.engine.store.writer import SqliteWriter
@@ -113,6 +114,10 @@ class StoreBase:
         self.writer = SqliteWriter(engine.url.database) if self.is_sqlite else None
         #: SQLite: the one connection every write transaction uses, under the writer's turn
         self._writing = HeldConnection(lambda: open_write_connection(engine))
+        #: PostgreSQL: the transaction answers given at the same moment share
+        self._sharing = (
+            None if self.is_sqlite else SharedTransactions(self._begin_shared, self._append)
+        )
         #: SQLite: a connection held for reading events, which a process does after each
         #: burst of commits (one thread at a time reads on it, under the lock)
         self._events_reading = HeldConnection(engine.connect)
@@ -195,14 +200,25 @@ class StoreBase:
         return sqlite_insert(table) if self.is_sqlite else postgresql_insert(table)
 
     @contextmanager
-    def _write(self, *, urgent: bool = False) -> Iterator[Connection]:
+    def _write(self, *, urgent: bool = False, shared: bool = False) -> Iterator[Connection]:
         """A write transaction; the events it emits are appended just before it commits.
         Queued writes (``riders``) go first, in the same transaction: one BEGIN, COMMIT
         and write turn serve both.
 
         ``urgent``: on SQLite, this process's other queued writers let it go first (see
         ``SqliteWriter.turn``).
+
+        ``shared``: on PostgreSQL, a transaction that other shared writes of this process
+        may join (``sharing``), without queued writes; raises ``SharedWriteFailed`` when
+        another write in it failed, so that the caller writes again without ``shared``.
         """
+        if shared and self._sharing is not None:
+            try:
+                with self._sharing.transaction() as conn:
+                    yield conn
+            except SQLAlchemyError as exc:
+                raise StoreError(f"database write failed: {exc}") from exc
+            return
         taken = self.riders.take() if self.riders.pending() else []
         if taken:
             committed = theirs = False
@@ -244,6 +260,18 @@ class StoreBase:
             committed = True
         finally:
             self.riders.stored(taken, committed)
+
+    def _begin_shared(self) -> tuple[Connection, RootTransaction]:
+        """PostgreSQL: a connection and a transaction for ``sharing`` to share."""
+        conn = open_write_connection(self.engine)
+        try:
+            transaction = conn.begin()
+        except BaseException:
+            conn.close()
+            raise
+        conn.info[AUDIT_LOCKED] = False
+        conn.info[ASSUMED_HEAD] = None
+        return conn, transaction
 
     @contextmanager
     def _transaction(self, urgent: bool = False) -> Iterator[Connection]:

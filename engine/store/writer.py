@@ -29,7 +29,7 @@ except ImportError:  # not on Windows: the busy handler alone orders processes t
 logger = logging.getLogger(__name__)
 
 
-class _FairLock:
+class FairLock:
     """A lock granted in arrival order (``threading.Lock`` lets a releaser barge back in,
     which starves waiters under a steady stream of writes), urgent waiters first."""
 
@@ -48,6 +48,11 @@ class _FairLock:
             turn.acquire()
             (self._urgent if urgent else self._queue).append(turn)
         turn.acquire()  # released by the holder that hands the lock to us
+
+    def waiting(self) -> bool:
+        """Whether a thread waits for the lock."""
+        with self._mutex:
+            return bool(self._urgent or self._queue)
 
     def release(self) -> None:
         with self._mutex:
@@ -69,7 +74,7 @@ class SqliteWriter:
     """
 
     def __init__(self, database: str | None) -> None:
-        self._threads = _FairLock()
+        self._threads = FairLock()
         self._file: int | None = None
         if fcntl is not None and database and database != ":memory:":
             path = Path(database).expanduser()
@@ -107,4 +112,4 @@ class SqliteWriter:
             self._file = None
 
 
-__all__ = ["SqliteWriter"]
+__all__ = ["FairLock", "SqliteWriter"]

@@ -1,0 +1,166 @@
+"""Answers given in one process at the same moment: on PostgreSQL they share a transaction
+(``engine/store/sharing.py``), and one that fails takes none of the others with it."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable
+
+import psycopg
+import pytest
+
+from signoff.engine import (
+    Engine,
+    EngineSettings,
+    PauseStatus,
+    RunState,
+    flow,
+    pause_flow_run,
+    resume_flow_run,
+    set_engine,
+)
+from signoff.engine.input import RunInput
+from tests.conftest import FAST, new_pg_database
+from tests.support.postgres import PostgresCluster
+from tests.support.waiting import wait_for
+
+
+class Approval(RunInput):
+    approved: bool
+    reason: str
+
+
+@flow(name="shared-answer")
+def wait_for_approval(tag: str) -> str:
+    answer = pause_flow_run(wait_for_input=Approval, timeout=None)
+    return f"{tag}:{answer.reason}"
+
+
+def _paused(engine: Engine, tags: list[str]) -> tuple[list[threading.Thread], dict[str, str]]:
+    """A flow waiting in this process for each tag; the run id of each tag."""
+
+    def run(tag: str) -> None:
+        # A flow whose run another process takes over ends here with an error of its own.
+        with contextlib.suppress(Exception):
+            wait_for_approval(tag)
+
+    threads = [threading.Thread(target=run, args=(tag,), daemon=True) for tag in tags]
+    for thread in threads:
+        thread.start()
+    runs = wait_for(
+        lambda: (
+            (found := engine.list_runs([RunState.PAUSED])) and len(found) == len(tags) and found
+        ),
+        what="every flow to pause",
+    )
+    return threads, {run.parameters["tag"]: run.id for run in runs}
+
+
+def test_many_answers_at_once_each_reach_their_flow_with_one_audit_record_each(
+    make_engine: Callable[..., Engine],
+) -> None:
+    """24 flows waiting in one process, answered by 8 threads at once: every flow gets its
+    own answer, each answer is recorded once with who gave it, and the chain verifies."""
+    engine = make_engine()
+    previous = set_engine(engine)
+    try:
+        tags = [f"t{i}" for i in range(24)]
+        threads, run_ids = _paused(engine, tags)
+        todo = list(tags)
+        lock = threading.Lock()
+
+        def answer() -> None:
+            while True:
+                with lock:
+                    if not todo:
+                        return
+                    tag = todo.pop()
+                resume_flow_run(run_ids[tag], {"approved": True, "reason": f"r-{tag}"}, f"u-{tag}")
+
+        resumers = [threading.Thread(target=answer) for _ in range(8)]
+        for thread in resumers:
+            thread.start()
+        for thread in resumers + threads:
+            thread.join(30)
+        for tag, run_id in run_ids.items():
+            run = engine.get_run(run_id)
+            assert run.state is RunState.COMPLETED
+            assert run.result == repr(f"{tag}:r-{tag}")
+            received = [r for r in engine.audit_trail(run_id) if r.action == "answer.received"]
+            assert [r.actor_id for r in received] == [f"u-{tag}"]
+        assert engine.verify_audit().ok
+    finally:
+        set_engine(previous)
+
+
+def test_an_answer_that_fails_in_a_shared_transaction_takes_none_of_the_others_with_it(
+    pg_cluster: PostgresCluster | None,
+) -> None:
+    """PostgreSQL: Bob's answer shares a transaction with Alice's, and fails in it (another
+    process took Bob's run over while his answer waited on the run's row). The transaction
+    rolls back, Alice's answer is stored again alone, and Carol's, queued behind them, goes
+    ahead: both flows finish with their answers, Bob's run goes to a worker with his
+    answer, each answer is recorded once, and the audit chain verifies."""
+    if pg_cluster is None:
+        pytest.skip("PostgreSQL binaries (initdb, pg_ctl) are not installed")
+    url = new_pg_database(pg_cluster)
+    made = Engine(EngineSettings.load(database_url=url, **FAST))
+    previous = set_engine(made)
+    plain = url.replace("postgresql+psycopg", "postgresql")
+    other = psycopg.connect(plain)
+    watcher = psycopg.connect(plain, autocommit=True)
+    sharing = made.store._sharing
+    assert sharing is not None
+    turns = sharing._turns
+    try:
+        threads, run_ids = _paused(made, ["alice", "bob", "carol"])
+        other.execute("SELECT 1 FROM runs WHERE id = %s FOR UPDATE", (run_ids["bob"],))
+        answered: dict[str, object] = {}
+
+        def answer(who: str) -> None:
+            reply = {"approved": True, "reason": f"from {who}"}
+            answered[who] = resume_flow_run(run_ids[who], reply, who)
+
+        turns.acquire()  # hold the shared transaction's turn while the three queue
+        answering = []
+        for position, who in enumerate(["alice", "bob", "carol"], start=1):
+            answering.append(threading.Thread(target=answer, args=(who,), daemon=True))
+            answering[-1].start()
+            wait_for(lambda n=position: len(turns._queue) == n, what=f"{who}'s answer to queue")
+        turns.release()
+        wait_for(
+            lambda: watcher.execute(
+                "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND query LIKE 'WITH answered AS%'"
+            ).fetchone(),
+            what="Bob's answer waiting on his run's row, in Alice's transaction",
+        )
+        other.execute(
+            "UPDATE runs SET state = 'suspended', owner = NULL WHERE id = %s", (run_ids["bob"],)
+        )
+        other.commit()
+        for thread in answering:
+            thread.join(10)
+        assert set(answered) == {"alice", "bob", "carol"}
+        assert answered["bob"].status is PauseStatus.ANSWERED  # type: ignore[attr-defined]
+        assert made.get_run(run_ids["bob"]).state is RunState.SCHEDULED
+        for who in ("alice", "carol"):
+            run = wait_for(
+                lambda run_id=run_ids[who]: (
+                    (found := made.get_run(run_id)).state is RunState.COMPLETED and found
+                ),
+                what=f"{who}'s flow to finish",
+            )
+            assert run.result == repr(f"{who}:from {who}")
+        for who, run_id in run_ids.items():
+            trail = [r.action for r in made.audit_trail(run_id)]
+            assert trail.count("answer.received") == 1, who
+        assert made.verify_audit().ok
+        for thread in threads:
+            thread.join(10)
+    finally:
+        other.close()
+        watcher.close()
+        set_engine(previous)
+        made.close()

@@ -47,7 +47,7 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlalchemy.engine import RootTransaction
 
-from signoff.engine.store.writer import FairLock
+from signoff.engine.store.turns import FairLock
 
 #: The most writes one transaction carries. The first of them returns only when the last
 #: commits, so this bounds what sharing can add to a write's wait. (2, 4 and 8 measured

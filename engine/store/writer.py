@@ -11,14 +11,14 @@ busy handler remains a fallback for writers that are not Signoff processes.
 
 from __future__ import annotations
 
-import collections
 import logging
 import os
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
+
+from signoff.engine.store.turns import FairLock
 
 fcntl: ModuleType | None
 try:
@@ -27,40 +27,6 @@ except ImportError:  # not on Windows: the busy handler alone orders processes t
     fcntl = None
 
 logger = logging.getLogger(__name__)
-
-
-class FairLock:
-    """A lock granted in arrival order (``threading.Lock`` lets a releaser barge back in,
-    which starves waiters under a steady stream of writes), urgent waiters first."""
-
-    def __init__(self) -> None:
-        self._mutex = threading.Lock()
-        self._held = False
-        self._queue: collections.deque[threading.Lock] = collections.deque()
-        self._urgent: collections.deque[threading.Lock] = collections.deque()
-
-    def acquire(self, urgent: bool = False) -> None:
-        with self._mutex:
-            if not self._held:
-                self._held = True
-                return
-            turn = threading.Lock()
-            turn.acquire()
-            (self._urgent if urgent else self._queue).append(turn)
-        turn.acquire()  # released by the holder that hands the lock to us
-
-    def waiting(self) -> bool:
-        """Whether a thread waits for the lock."""
-        with self._mutex:
-            return bool(self._urgent or self._queue)
-
-    def release(self) -> None:
-        with self._mutex:
-            waiting = self._urgent or self._queue
-            if waiting:
-                waiting.popleft().release()  # stays held: ownership passes on
-            else:
-                self._held = False
 
 
 class SqliteWriter:
@@ -112,4 +78,4 @@ class SqliteWriter:
             self._file = None
 
 
-__all__ = ["FairLock", "SqliteWriter"]
+__all__ = ["SqliteWriter"]

@@ -136,6 +136,9 @@ def test_an_answer_that_fails_in_a_shared_transaction_takes_none_of_the_others_w
             ).fetchone(),
             what="Bob's answer waiting on his run's row, in Alice's transaction",
         )
+        # Alice's answer is stored but not committed: it waits for Bob's, in one transaction.
+        seen = watcher.execute("SELECT state FROM runs WHERE id = %s", (run_ids["alice"],))
+        assert seen.fetchone() == ("paused",)
         other.execute(
             "UPDATE runs SET state = 'suspended', owner = NULL WHERE id = %s", (run_ids["bob"],)
         )

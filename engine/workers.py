@@ -105,6 +105,9 @@ class Worker:
         self._stop = threading.Event()
         self._active: set[str] = set()
         self._lock = threading.Lock()
+        #: the last look for runs stopped at ``concurrency``: runs may still wait for room,
+        #: so a run's end looks again (otherwise nothing does until a run is scheduled)
+        self._full = False
         self._loop = asyncio.new_event_loop()
         self._threads: list[threading.Thread] = []
         self._run_threads = _RunThreads()
@@ -197,8 +200,10 @@ class Worker:
 
     def _claim(self) -> None:
         while not self._stop.is_set():
-            free = self.concurrency - self.active_runs
-            if free <= 0:
+            with self._lock:
+                free = self.concurrency - len(self._active)
+                self._full = free <= 0
+            if self._full:
                 return
             claimed = self.engine.store.claim_scheduled(self.engine.process_id, min(free, 20))
             if not claimed:
@@ -247,4 +252,8 @@ class Worker:
     def _done(self, run_id: str) -> None:
         with self._lock:
             self._active.discard(run_id)
-        self._wake.set()
+            full = self._full
+        # Only when runs may wait for the room: looking costs a transaction, and a run
+        # scheduled meanwhile wakes the worker anyway.
+        if full:
+            self._wake.set()

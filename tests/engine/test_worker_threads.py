@@ -1,5 +1,6 @@
 """A worker's sync runs: each in progress has a thread of its own (a paused run holds
-it), and the threads of finished runs are reused rather than started anew."""
+it), the threads of finished runs are reused rather than started anew, and no more than
+``concurrency`` are in progress at once."""
 
 from __future__ import annotations
 
@@ -22,6 +23,17 @@ def threads_quick(n: int) -> int:
 def threads_together(n: int) -> int:
     # Returns only once all five runs are in progress at the same time.
     _together.wait()
+    return n
+
+
+_released = {n: threading.Event() for n in range(3)}
+
+
+@flow(name="threads-held")
+def threads_held(n: int) -> int:
+    # Stays in progress until the test lets it finish.
+    if not _released[n].wait(30):
+        raise TimeoutError(f"run {n} was never released")
     return n
 
 
@@ -96,4 +108,32 @@ def test_a_reused_thread_starts_each_run_in_a_fresh_context(
         # ...and no run saw what the run before it on that thread left behind.
         assert set(results) == {repr(repr(None))}
     finally:
+        worker.stop()
+
+
+def test_a_full_worker_takes_a_waiting_run_as_soon_as_one_ends(
+    make_engine: Callable[..., Engine],
+) -> None:
+    # Its timed look for work comes every 30 s here: only the run's end can be in time.
+    engine = make_engine(heartbeat_seconds=5.0, owner_timeout_seconds=60.0)
+    worker = Worker(engine, concurrency=2)
+    for released in _released.values():
+        released.clear()
+    worker.start()
+    try:
+        runs = [engine.submit("threads-held", {"n": n}) for n in range(3)]
+        _released[2].set()  # the third finishes as soon as it runs
+        wait_for(
+            lambda: [engine.get_run(r.id).state for r in runs[:2]] == [RunState.RUNNING] * 2,
+            15,
+            "two runs in progress",
+        )
+        # Two at once: the third waits for room.
+        assert engine.get_run(runs[2].id).state is RunState.SCHEDULED
+        _released[0].set()
+        states = wait_for(lambda: _finished(engine, [runs[0].id, runs[2].id]), 10)
+        assert states == [RunState.COMPLETED, RunState.COMPLETED]
+        assert engine.get_run(runs[1].id).state is RunState.RUNNING
+    finally:
+        _released[1].set()
         worker.stop()

@@ -203,7 +203,7 @@ class Worker:
             with self._lock:
                 free = self.concurrency - len(self._active)
                 self._full = free <= 0
-            if self._full:
+            if free <= 0:
                 return
             claimed = self.engine.store.claim_scheduled(self.engine.process_id, min(free, 20))
             if not claimed:

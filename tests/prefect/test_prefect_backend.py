@@ -379,7 +379,9 @@ def test_the_prefect_demo_plays_the_reference_flows(prefect_api_url: str) -> Non
     )
     assert done.returncode == 0, done.stderr[-3000:]
     out = done.stdout
-    assert "*greet-user* run" in out and 'Name (optional): [text: "anonymous"]' in out
+    # Its progress went to stderr: what it says if the transcript is missing.
+    assert "*greet-user* run" in out, (out[-2000:], done.stderr[-3000:])
+    assert 'Name (optional): [text: "anonymous"]' in out
     assert "@alice's answer was not accepted" in out and "needs input again" in out
     assert out.index("not accepted") < out.index("needs input again")
     assert "── final states on Prefect" in out

@@ -177,6 +177,11 @@ def measure(
     results.add(store, "Signoff", "worker-single", found["single"])
     results.values[(store, "idle_cpu")].append(found["idle_cpu_share"])
     results.values[(store, "rss_sync_worker")].append(found["rss_kib_per_run"])
+    if store == "PostgreSQL":
+        say("worker, 100 resumers")
+        found = signoff("worker", url("worker"), 100, idle_seconds=0.5, resumers=100)
+        results.add(store, "Signoff", "worker-100", found["latencies"])
+        results.values[(store, "sessions_100")].append(found["sessions_opened"])
     say("overhead")
     found = signoff("overhead", url("overhead"), 200)
     results.add(store, "Signoff", "noop", found["noop"])
@@ -206,6 +211,7 @@ def latency_table(results: Results, stores: list[str]) -> list[str]:
         ("burst-async", "100 runs, 8 concurrent resumers, async flows on one loop"),
         ("worker", "100 runs waiting in a `signoff worker`, resumed from another process"),
         ("worker-single", "1 run in a `signoff worker`, resumed from another process"),
+        ("worker-100", "100 runs in a `signoff worker`, 100 concurrent resumers"),
     ]
     peer_names = list(PEERS)
     head = [
@@ -314,6 +320,15 @@ def targets_table(results: Results, stores: list[str], args: argparse.Namespace)
             0.010,
             found and f"{ms(found.p50)} ms",
         )
+        sessions = results.value(store, "sessions_100")
+        if sessions is not None:
+            add(
+                store,
+                "100 resumers at once: server sessions opened (pool of 10; report)",
+                sessions,
+                None,
+                f"{sessions:.0f}",
+            )
         idle = results.value(store, "idle_cpu")
         add(
             store,

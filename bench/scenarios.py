@@ -9,8 +9,8 @@ Scenarios (latency = wall-clock from the resume call to the flow's line after it
 - ``burst``: N sync flows waiting in this process (a thread each), 8 resumer threads.
 - ``burst-async``: N async flows waiting on one event loop, 8 resumer threads.
 - ``worker``: N runs waiting in a ``signoff worker`` process, resumed from this one by 8
-  threads; also the worker's idle CPU and RSS growth per waiting run, and one-at-a-time
-  cross-process resumes.
+  threads (``--resumers``); also the worker's idle CPU and RSS growth per waiting run,
+  one-at-a-time cross-process resumes, and the server sessions the resumes opened.
 - ``throughput``: N runs that each start, pause, get resumed and complete, with
   ``--workers`` worker processes.
 - ``memory-async``: RSS growth per waiting async run with N waiting.
@@ -35,6 +35,8 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+
+import sqlalchemy
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -318,7 +320,9 @@ def worker_alive(engine: Engine) -> bool:
     return len(engine.store.live_processes(engine.settings.owner_timeout_seconds)) >= 1
 
 
-def worker(url: str, count: int, idle_seconds: float = 10.0) -> dict[str, object]:
+def worker(
+    url: str, count: int, idle_seconds: float = 10.0, resumers: int = RESUMERS
+) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as tmp, engine_on(url) as engine:
         marks = Path(tmp) / "marks"
         paused = Paused(engine)
@@ -347,13 +351,18 @@ def worker(url: str, count: int, idle_seconds: float = 10.0) -> dict[str, object
                 engine.submit("bench-wait", {"tag": f"w{i}"})
             ids = paused.wait_for(first + count)[first:]
             grown = rss_kib(proc.pid) - before
-            starts = by_tag(engine, resume_all(ids))
+            opened: list[object] = []  # each a new server session on PostgreSQL
+            sqlalchemy.event.listen(
+                engine.store.engine.pool, "connect", lambda *_: opened.append(1)
+            )
+            starts = by_tag(engine, resume_all(ids, resumers))
             wait_until(lambda: len(read_marks(marks)) >= 30 + count, 120, "every mark")
             return {
                 "latencies": latencies(starts, read_marks(marks)),
                 "single": single,
                 "idle_cpu_share": idle,
                 "rss_kib_per_run": grown / count,
+                "sessions_opened": len(opened),
             }
         finally:
             proc.stop()
@@ -481,12 +490,13 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=100)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--idle-seconds", type=float, default=10.0)
+    parser.add_argument("--resumers", type=int, default=RESUMERS)
     args = parser.parse_args()
     kwargs: dict[str, object] = {}
     if args.scenario == "throughput":
         kwargs["workers"] = args.workers
     if args.scenario == "worker":
-        kwargs["idle_seconds"] = args.idle_seconds
+        kwargs.update(idle_seconds=args.idle_seconds, resumers=args.resumers)
     result = SCENARIOS[args.scenario](args.url, args.count, **kwargs)
     print(json.dumps(result), flush=True)
 

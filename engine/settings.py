@@ -40,7 +40,8 @@ class EngineSettings(BaseSettings):
     #: lost (they arrive by a local signal at once; where none can be had, every 2 ms at
     #: most). PostgreSQL pushes them by LISTEN/NOTIFY.
     poll_seconds: float = Field(default=0.5, gt=0)
-    #: PostgreSQL: connections each process keeps open, and how many more it may open at peaks
+    #: PostgreSQL: connections each process keeps open (its threads wait for one of them),
+    #: and how many more it may open (the event reader's, and past a 5 s wait)
     pool_size: int = Field(default=10, ge=1)
     pool_max_overflow: int = Field(default=40, ge=0)
     #: ids (people or groups) who may start and cancel any run and reassign any pause;

@@ -6,7 +6,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from typing import Any, Self
 
@@ -32,6 +32,7 @@ from signoff.engine.store.database import (
 from signoff.engine.store.prepared import Prepared
 from signoff.engine.store.riders import Riders
 from signoff.engine.store.sharing import SharedTransactions
+from signoff.engine.store.slots import ConnectionSlots
 from signoff.engine.store.tables import EventRow, LogRow, RunRow
 from signoff.engine.store.wakeups import LocalWakeups
 from signoff.engine.store.writer import SqliteWriter
@@ -122,13 +123,11 @@ class StoreBase:
         #: burst of commits (one thread at a time reads on it, under the lock)
         self._events_reading = HeldConnection(engine.connect)
         self._events_lock = threading.Lock()
-        # PostgreSQL: one-statement writes (a flow's completion, a task record, a heartbeat)
-        # take at most the pool's size of connections at once. Past it, the pool opens a
-        # connection for each checkout and closes it on return: a new server process each
-        # time, which 100 flows finishing together in a worker did 41 times per 100 runs.
-        # Waiting for a pooled connection costs less; these writes hold it for one statement.
-        self._one_statement_slots = threading.BoundedSemaphore(
-            engine.pool.size() if isinstance(engine.pool, QueuePool) else 1
+        #: PostgreSQL: threads wait for a pooled connection rather than open one past it
+        self._slots = ConnectionSlots(
+            engine.pool.size()
+            if not self.is_sqlite and isinstance(engine.pool, QueuePool)
+            else None
         )
         database = engine.url.database
         #: writes queued to be stored ahead of this process's next write
@@ -301,7 +300,7 @@ class StoreBase:
         (there is one writer at a time, and checking a connection out of the pool and
         back in cost more than the transaction's statements)."""
         if self.writer is None:
-            with write_connection(self.engine) as conn:
+            with self._slots.taken(), write_connection(self.engine) as conn:
                 yield conn
             return
         with self.writer.turn(urgent), self._writing.use() as conn:
@@ -319,7 +318,7 @@ class StoreBase:
             # Queued ones first; should they fail, they are queued again and this goes ahead.
             self.riders.store_now()
         try:
-            with self._one_statement_slots, self.engine.connect() as conn:
+            with self._slots.taken(), self.engine.connect() as conn:
                 conn.execution_options(isolation_level="AUTOCOMMIT")
                 # emitting or auditing here fails loudly
                 conn.info["pending_events"] = conn.info["pending_audit"] = None
@@ -328,9 +327,10 @@ class StoreBase:
             raise StoreError(f"database write failed: {exc}") from exc
 
     @contextmanager
-    def _read(self) -> Iterator[Connection]:
+    def _read(self, *, slotted: bool = True) -> Iterator[Connection]:
+        """A connection to read on; ``slotted=False``: without waiting for a slot."""
         try:
-            with self.engine.connect() as conn:
+            with self._slots.taken() if slotted else nullcontext(), self.engine.connect() as conn:
                 if not self.is_sqlite:
                     # PostgreSQL reads at READ COMMITTED see a fresh snapshot per statement
                     # anyway; autocommit saves the BEGIN and ROLLBACK round trips.
@@ -344,7 +344,8 @@ class StoreBase:
         """A connection to read events on: on SQLite, one held for it (checking one out of
         the pool and back costs more than reading a few events)."""
         if not self.is_sqlite:
-            with self._read() as conn:
+            # One thread reads events, and it hands answers to flows: it does not queue.
+            with self._read(slotted=False) as conn:
                 yield conn
             return
         try:

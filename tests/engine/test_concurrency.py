@@ -19,10 +19,12 @@ from signoff.engine import (
     EventKind,
     PauseStatus,
     RunState,
+    RunSuspended,
     flow,
     pause_flow_run,
     resume_flow_run,
     set_engine,
+    suspend_flow_run,
     task,
 )
 from signoff.engine.input import RunInput
@@ -382,6 +384,59 @@ def test_many_runs_finishing_at_once_open_no_connections_beyond_the_pool(
         # Up to the pool's 3 (some may be open already); without the bound, about 37.
         assert len(opened) <= 3
     finally:
+        made.close()
+
+
+@flow(name="pool-answered")
+def pool_answered() -> bool:
+    return suspend_flow_run(wait_for_input=Approval).approved
+
+
+def test_a_hundred_people_answering_at_once_open_no_connections_beyond_the_pool(
+    pg_cluster: PostgresCluster | None,
+) -> None:
+    """On PostgreSQL, 100 threads answering 100 suspended runs at once (a burst of Slack
+    submissions to one bot) wait for the pool's connections instead of each opening one
+    past it, and every answer is stored once."""
+    if pg_cluster is None:
+        pytest.skip("PostgreSQL binaries (initdb, pg_ctl) are not installed")
+    url = new_pg_database(pg_cluster)
+    made = Engine(EngineSettings.load(database_url=url, **{**FAST, "pool_size": 3}))
+    previous = set_engine(made)
+    try:
+        run_ids = []
+        for _ in range(100):
+            with pytest.raises(RunSuspended) as stopped:
+                pool_answered()
+            run_ids.append(stopped.value.run_id)
+        opened: list[object] = []
+        sqlalchemy.event.listen(made.store.engine.pool, "connect", lambda *_: opened.append(1))
+        start = threading.Barrier(len(run_ids))
+        failed: list[BaseException] = []
+
+        def answer(index: int, run_id: str) -> None:
+            start.wait()
+            try:
+                resume_flow_run(run_id, {"approved": True, "reason": "ok"}, f"U{index:03d}")
+            except BaseException as exc:
+                failed.append(exc)
+
+        threads = [threading.Thread(target=answer, args=item) for item in enumerate(run_ids)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert failed == []
+        assert {made.get_run(r).state for r in run_ids} == {RunState.SCHEDULED}
+        for index, run_id in enumerate(run_ids):
+            received = [r for r in made.audit_trail(run_id) if r.action == "answer.received"]
+            assert [r.actor_id for r in received] == [f"U{index:03d}"]
+        assert made.verify_audit().ok
+        # The pool's 3 (some may be open already), and the event reader's, which does not
+        # wait behind the answers; each thread opening its own, about 43.
+        assert len(opened) <= 4
+    finally:
+        set_engine(previous)
         made.close()
 
 

@@ -182,6 +182,7 @@ def measure(
         found = signoff("worker", url("worker"), 100, idle_seconds=0.5, resumers=100)
         results.add(store, "Signoff", "worker-100", found["latencies"])
         results.values[(store, "sessions_100")].append(found["sessions_opened"])
+        results.values[(store, "pool_size")].append(found["pool_size"])
     say("overhead")
     found = signoff("overhead", url("overhead"), 200)
     results.add(store, "Signoff", "noop", found["noop"])
@@ -324,7 +325,8 @@ def targets_table(results: Results, stores: list[str], args: argparse.Namespace)
         if sessions is not None:
             add(
                 store,
-                "100 resumers at once: server sessions opened (pool of 10; report)",
+                "100 resumers at once: server sessions opened "
+                f"(pool of {results.value(store, 'pool_size'):.0f}; report)",
                 sessions,
                 None,
                 f"{sessions:.0f}",

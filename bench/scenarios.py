@@ -363,6 +363,7 @@ def worker(
                 "idle_cpu_share": idle,
                 "rss_kib_per_run": grown / count,
                 "sessions_opened": len(opened),
+                "pool_size": engine.settings.pool_size,
             }
         finally:
             proc.stop()

@@ -4,6 +4,7 @@ runs are listed a page at a time."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -28,6 +29,7 @@ from signoff.engine import (
     task,
 )
 from signoff.engine.input import RunInput
+from signoff.engine.store import slots
 from tests.conftest import FAST, new_pg_database
 from tests.support.postgres import PostgresCluster
 from tests.support.waiting import wait_for
@@ -437,6 +439,41 @@ def test_a_hundred_people_answering_at_once_open_no_connections_beyond_the_pool(
         assert len(opened) <= 4
     finally:
         set_engine(previous)
+        made.close()
+
+
+def test_a_thread_waits_for_the_pools_connection_but_never_for_its_own(
+    pg_cluster: PostgresCluster | None,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """PostgreSQL with a pool of 1, held by a transaction: a read inside that transaction
+    (its own thread) goes ahead at once, and a read from another thread waits, then goes
+    past the pool after the wait limit rather than hang, and says so in the log."""
+    if pg_cluster is None:
+        pytest.skip("PostgreSQL binaries (initdb, pg_ctl) are not installed")
+    monkeypatch.setattr(slots, "WAIT_LIMIT", 0.5)
+    caplog.set_level(logging.WARNING, logger="signoff.engine.store.slots")
+    url = new_pg_database(pg_cluster)
+    made = Engine(EngineSettings.load(database_url=url, **{**FAST, "pool_size": 1}))
+
+    def timed_out(record: logging.LogRecord) -> bool:
+        return getattr(record, "action", None) == "connection_slot_timeout"
+
+    try:
+        run_id = made.submit("pool-bound", {}).id
+        read_elsewhere: dict[str, object] = {}
+        with made.store._write():
+            assert made.get_run(run_id).flow_name == "pool-bound"
+            assert not [r for r in caplog.records if timed_out(r)]
+            other = threading.Thread(
+                target=lambda: read_elsewhere.setdefault("run", made.get_run(run_id))
+            )
+            other.start()
+            other.join(30)  # the transaction is still open: the pool's one connection is held
+            assert read_elsewhere["run"].flow_name == "pool-bound"  # type: ignore[attr-defined]
+        assert [r.slots for r in caplog.records if timed_out(r)] == [1]
+    finally:
         made.close()
 
 

@@ -98,6 +98,10 @@ def _answered_and_moved(owner_cleared: bool, still_paused: bool) -> Prepared:
     )
 
 
+for _cleared in (False, True):  # made now, so that an engine compiles them as it starts
+    _answered_and_moved(_cleared, False)
+    _answered_and_moved(_cleared, True)
+
 #: the pause as answered (or, short of its quorum, with one more answer): the columns to
 #: set come with the parameters
 _ANSWERED_COLUMNS = (

@@ -23,6 +23,14 @@ from signoff.engine.store.tables import PauseRow
 PAUSES = PauseRow.__table__  # type: ignore[attr-defined]
 
 
+#: the columns ``_pause_values`` gives
+_PAUSE_COLUMNS = (
+    *("run_id", "key", "suspend", "status", "input_schema", "title", "description"),
+    *("initial", "approvers", "forbid_starter", "created_at", "deadline", "quorum", "veto"),
+    *("escalate_at", "escalate_to", "notify", "confirm"),
+)
+
+
 def _pause_values(pause: Pause) -> dict[str, Any]:
     return {
         "run_id": pause.run_id,
@@ -83,7 +91,7 @@ _SETTLING = (
         errors=bindparam("new_errors", type_=PAUSES.c.errors.type),
     )
 )
-_SETTLE = Prepared(_SETTLING)
+_SETTLE = Prepared(_SETTLING, columns=[("target_run", "target_key", "new_status", "new_errors")])
 #: PostgreSQL: the verdict and the audit chain's lock (recording it needs the lock) in one
 #: statement where they took two round trips; reads ``settled``
 _SETTLE_LOCKING = Prepared(
@@ -104,7 +112,9 @@ class PauseQueries(AuditQueries):
         """An INSERT of a pause that leaves one already stored under its key alone (built
         once per store: its dialect decides how ON CONFLICT is spelled)."""
         return Prepared(
-            self._dialect_insert(PAUSES).on_conflict_do_nothing(index_elements=["run_id", "key"])
+            self._dialect_insert(PAUSES).on_conflict_do_nothing(index_elements=["run_id", "key"]),
+            columns=[_PAUSE_COLUMNS],
+            dialect=self.engine.dialect.name,
         )
 
     def _flow_of(self, conn: Connection, run_id: str) -> str | None:

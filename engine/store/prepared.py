@@ -19,6 +19,7 @@ Example::
 
 from __future__ import annotations
 
+import threading
 import weakref
 from collections import namedtuple
 from collections.abc import Callable, Mapping, Sequence
@@ -111,13 +112,25 @@ class Prepared:
     #: every statement made, so that a process can compile them all before it needs them
     _made: weakref.WeakSet[Prepared] = weakref.WeakSet()
 
-    def __init__(self, statement: ClauseElement, *, columns: Sequence[Sequence[str]] = ()) -> None:
+    def __init__(
+        self,
+        statement: ClauseElement,
+        *,
+        columns: Sequence[Sequence[str]] = (),
+        dialect: str | None = None,
+    ) -> None:
         """``columns``: for an INSERT or UPDATE, the sets of parameters it is usually given,
-        compiled by ``compile_all`` ahead of the first execution."""
+        compiled by ``compile_all`` ahead of the first execution. ``dialect``: the one
+        dialect a statement is written for (its own ON CONFLICT, say), which
+        ``compile_all`` compiles it for alone."""
         self.statement = statement
+        self._dialect = dialect
         self._dml = isinstance(statement, Insert | Update)
         self._usual = [frozenset(keys) for keys in columns] if self._dml else [None]
         self._compiled: dict[tuple[str, str, frozenset[str] | None], _Compiled] = {}
+        # Threads that need the same compilation at once wait for the first: each would
+        # otherwise spend the milliseconds it takes, holding the GIL in turn.
+        self._compiling = threading.Lock()
         # The row class is made here, when the module defining the statement is imported:
         # namedtuple compiles code, and CPython 3.11 can fail compiling in two threads at
         # once (SystemError "AST constructor recursion depth mismatch", cpython#106905).
@@ -133,6 +146,8 @@ class Prepared:
         so that the first answer it takes does not wait for it.
         """
         for prepared in list(cls._made):
+            if prepared._dialect not in (None, dialect.name):
+                continue
             for keys in prepared._usual:
                 if (dialect.name, dialect.driver, keys) not in prepared._compiled:
                     prepared._compile(dialect, keys)
@@ -190,6 +205,11 @@ class Prepared:
         return tuple(values[name] for name in compiled.order)
 
     def _compile(self, dialect: Dialect, keys: frozenset[str] | None) -> _Compiled:
+        with self._compiling:
+            done = self._compiled.get((dialect.name, dialect.driver, keys))
+            return done if done is not None else self._compile_now(dialect, keys)
+
+    def _compile_now(self, dialect: Dialect, keys: frozenset[str] | None) -> _Compiled:
         compiled = cast(
             SQLCompiler,
             self.statement.compile(

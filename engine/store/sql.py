@@ -96,7 +96,18 @@ _SOURCE_COLUMNS = (
         exists().where(PAUSES.c.run_id == RUNS.c.id),
     ).label("has_history"),
 )
-_INSERT_RUN = Prepared(insert(RUNS))
+#: the columns ``create_run`` gives
+_RUN_COLUMNS = (
+    *("id", "flow_name", "flow_ref", "parameters", "parameters_json", "state", "state_name"),
+    *("state_message", "started_by", "owner", "result", "tags", "policy", "created_at"),
+    "updated_at",
+)
+_INSERT_RUN = Prepared(insert(RUNS), columns=[_RUN_COLUMNS])
+#: the columns ``record_task`` gives
+_TASK_COLUMNS = (
+    *("run_id", "key", "task_name", "state", "attempts", "result", "result_preview", "error"),
+    *("started_at", "ended_at"),
+)
 _COMPLETED_TASK = Prepared(
     select(TASKS.c.state, TASKS.c.result).where(
         TASKS.c.run_id == bindparam("run_id"),
@@ -235,10 +246,10 @@ class SqlStore(
         )
 
     def prepare(self) -> None:
-        """Compile the statements of the resume path now (a few milliseconds each), rather
-        than on the first answer; an engine calls this when it starts. (The statements
-        that take a dialect's own INSERT, for a pause and a task record, compile on their
-        first use.)"""
+        """Compile the statements of a run's life now (a few milliseconds each), rather
+        than on the first run's or answer's clock; an engine calls this when it starts."""
+        # Made on first use (their dialect spells ON CONFLICT): made now, compiled below.
+        _ = self._insert_pause, self._record_task
         Prepared.compile_all(self.engine.dialect)
 
     def get_run(self, run_id: str) -> Run:
@@ -420,7 +431,9 @@ class SqlStore(
             statement.on_conflict_do_update(
                 index_elements=[TASKS.c.run_id, TASKS.c.key],
                 set_={name: statement.excluded[name] for name in replaced},
-            )
+            ),
+            columns=[_TASK_COLUMNS],
+            dialect=self.engine.dialect.name,
         )
 
     def add_logs(self, run_id: str, logs: Sequence[tuple[datetime, str, str, str | None]]) -> None:

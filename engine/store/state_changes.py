@@ -51,18 +51,32 @@ def guard_values(
     return values
 
 
+#: The changes of a run's life, as (how many states they expect, the columns they set
+#: besides the state): compiled as an engine starts (``Prepared.compile_all``), rather
+#: than on the first run's clock.
+_LIFE: tuple[tuple[int, frozenset[str]], ...] = (
+    (0, frozenset()),  # answered: the flow goes on here
+    (0, frozenset({"owner"})),  # ... or in a worker
+    (1, frozenset({"owner"})),  # paused again
+    (1, frozenset({"owner", "result"})),  # completed
+    (2, frozenset({"owner"})),  # failed, or timed out
+)
+_STATE = ("state", "state_name", "state_message", "updated_at")
+
+
+def _guard_names(expected: int, owned: bool) -> tuple[str, ...]:
+    """The names ``guard_values`` binds for this shape."""
+    owner = ("expect_owner",) if owned else ()
+    return ("target_run", *(f"expect_{i}" for i in range(expected)), *owner)
+
+
 @functools.cache
 def set_state(expected: int, owned: bool) -> Prepared:
     """A run's new state, where ``guarded`` finds it; the new values are bound by their
     columns' names."""
-    conditions = guarded(expected, owned)
-    # The resume path's changes, compiled ahead (see Prepared.compile_all).
-    moved = ("target_run", "state", "state_name", "state_message", "updated_at")
-    usual = [moved, (*moved, "owner")] if not expected and not owned else []
-    return Prepared(update(RUNS).where(*conditions), columns=usual)
-
-
-set_state(0, False)  # made now, so that compile_all finds it
+    guard = _guard_names(expected, owned)
+    usual = [(*guard, *_STATE, *cols) for n, cols in _LIFE if n == expected and not owned]
+    return Prepared(update(RUNS).where(*guarded(expected, owned)), columns=usual)
 
 
 @functools.cache
@@ -92,9 +106,20 @@ def set_state_alone(expected: int, owned: bool, columns: frozenset[str]) -> Prep
         bindparam("data", type_=EVENTS.c.data.type),
         bindparam("at", type_=EVENTS.c.at.type),
     ).select_from(changed.join(locked, true()))
-    return Prepared(
-        insert(EVENTS).from_select(["run_id", "kind", "data", "at"], event).returning(EVENTS.c.id)
+    bound = (
+        *(f"new_{n}" for n in names),
+        *_guard_names(expected, owned),
+        *("lock_key", "channel", "notice", "kind", "data", "at"),
     )
+    return Prepared(
+        insert(EVENTS).from_select(["run_id", "kind", "data", "at"], event).returning(EVENTS.c.id),
+        columns=[bound],
+    )
+
+
+for _expected, _columns in _LIFE:
+    set_state(_expected, False)
+    set_state_alone(_expected, False, _columns)
 
 
 __all__ = ["guard_values", "guarded", "set_state", "set_state_alone"]

@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 
+import pydantic
 import pytest
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from signoff.engine import Engine
+from signoff.engine import (
+    Engine,
+    RunState,
+    flow,
+    pause_flow_run,
+    resume_flow_run,
+    set_engine,
+    task,
+)
+from signoff.engine.input import RunInput
 from signoff.engine.store.base import RUNS
 from signoff.engine.store.pauses import PAUSES
 from signoff.engine.store.prepared import Prepared
 from signoff.engine.store.tables import TaskRunRow
+from tests.support.waiting import wait_for
 
 TASKS = TaskRunRow.__table__  # type: ignore[attr-defined]
 AT = datetime(2026, 11, 30, 12, 0, 0, 123456, tzinfo=UTC)
@@ -111,3 +124,91 @@ def test_a_statement_rendered_per_execution_is_refused(engine: Engine) -> None:
     )
     with engine.store.engine.connect() as conn, pytest.raises(ValueError, match="rendering"):
         expanding.execute(conn, {"ids": ["a", "b"]})
+
+
+class Refund(RunInput):
+    amount: int
+    reason: str
+
+    @pydantic.field_validator("amount")
+    @classmethod
+    def within_limit(cls, amount: int) -> int:
+        if amount > 100:
+            raise ValueError("at most 100")
+        return amount
+
+
+@task
+def look_up(order: str) -> str:
+    return order.upper()
+
+
+@flow(name="refund")
+def refund(order: str) -> str:
+    while True:  # as the interactive-workflows guide does: ask again until the input is valid
+        try:
+            answer = pause_flow_run(wait_for_input=Refund, timeout=None)
+        except pydantic.ValidationError:
+            continue
+        return f"{look_up(order)}:{answer.amount}"
+
+
+@flow(name="refund-that-fails")
+def refund_that_fails() -> None:
+    pause_flow_run(wait_for_input=Refund, timeout=None)
+    raise RuntimeError("the payment provider is down")
+
+
+def test_a_runs_life_runs_on_statements_compiled_as_the_engine_started(
+    make_engine: Callable[..., Engine], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Compiling a statement takes milliseconds: the first answer a process takes (and the
+    first run it starts, pauses, completes or fails) must not wait for it."""
+    for prepared in list(Prepared._made):
+        prepared._compiled.clear()
+    engine = make_engine()
+    previous = set_engine(engine)
+    late: list[str] = []
+    compile_now = Prepared._compile_now
+
+    def compiling(self: Prepared, *args: object) -> object:
+        late.append(" ".join(str(self.statement).split())[:80])
+        return compile_now(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Prepared, "_compile_now", compiling)
+    try:
+        results: dict[str, object] = {}
+
+        def start(name: str, call: Callable[[], object]) -> threading.Thread:
+            def run() -> None:
+                try:
+                    results[name] = call()
+                except Exception as exc:
+                    results[name] = exc
+
+            thread = threading.Thread(target=run)
+            thread.start()
+            return thread
+
+        threads = [start("refund", lambda: refund("a-1")), start("fails", refund_that_fails)]
+        for name, answers in (
+            ("refund", [{"amount": 500, "reason": "broken"}, {"amount": 50, "reason": "late"}]),
+            ("refund-that-fails", [{"amount": 5, "reason": "late"}]),
+        ):
+            for answer in answers:
+                run = wait_for(
+                    lambda name=name: next(
+                        (r for r in engine.list_runs(flow_name=name) if r.state is RunState.PAUSED),
+                        None,
+                    ),
+                    what=f"{name} to wait for input",
+                )
+                # Stored with the run moved on (RUNNING): the next wait is the next pause.
+                resume_flow_run(run.id, answer, "U1")
+        for thread in threads:
+            thread.join(10)
+    finally:
+        set_engine(previous)
+    assert results["refund"] == "A-1:50"
+    assert isinstance(results["fails"], RuntimeError)
+    assert late == []

@@ -28,7 +28,8 @@ from sqlalchemy.engine import make_url
 from signoff.engine.errors import StoreError
 from signoff.engine.runs import Event, EventKind, RunState
 from signoff.engine.store import SqlStore
-from signoff.engine.store.base import NOTIFY_CHANNEL, PROMPT_NOTICE
+from signoff.engine.store.base import NOTIFY_CHANNEL
+from signoff.engine.store.urgency import PROMPT_NOTICE
 from signoff.engine.store.wakeups import PROMPT_SIGNAL
 
 logger = logging.getLogger(__name__)

@@ -185,14 +185,13 @@ class AnswerQueries(PauseQueries):
         reassigned since; otherwise nothing is written, and the outcome is LOST. Only for a
         pause that needs one answer (``known.quorum`` 1).
 
-        On PostgreSQL, answers given with ``still_paused_by`` at the same moment share a
-        transaction (``sharing``); one that another's failure rolled back is stored again,
-        alone.
+        Answers given with ``still_paused_by`` at the same moment share a transaction
+        (``sharing``); one that another's failure rolled back is stored again, alone.
         """
         if still_paused_by is not None and (known is None or known.quorum != 1):
             raise ValueError("still_paused_by is for a known pause that needs one answer")
         given = (run_id, key, response, actor, next_state, verdict, flow_name, known)
-        if still_paused_by is not None and not self.is_sqlite:
+        if still_paused_by is not None:
             try:
                 return self._answer(*given, still_paused_by, shared=True)
             except SharedWriteFailed:

@@ -6,14 +6,14 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager, nullcontext
 from datetime import UTC, datetime
 from typing import Any, Self
 
 from sqlalchemy import Connection, Engine, insert, text
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import RootTransaction, make_url
+from sqlalchemy.engine import RootTransaction
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import QueuePool
 
@@ -26,14 +26,16 @@ from signoff.engine.store.database import (
     create_db_engine,
     ensure_schema,
     is_sqlite,
+    open_failure,
     open_write_connection,
     write_connection,
 )
 from signoff.engine.store.prepared import Prepared
 from signoff.engine.store.riders import Riders
-from signoff.engine.store.sharing import SharedTransactions
+from signoff.engine.store.sharing import Release, SharedTransactions
 from signoff.engine.store.slots import ConnectionSlots
 from signoff.engine.store.tables import EventRow, LogRow, RunRow
+from signoff.engine.store.urgency import HANDED_OVER, PROMPT_NOTICE, wakes_a_flow
 from signoff.engine.store.wakeups import LocalWakeups
 from signoff.engine.store.writer import SqliteWriter
 
@@ -54,10 +56,6 @@ NOTIFY_CHANNEL = "signoff_events"
 
 
 _NOTIFY = text("SELECT pg_notify(:channel, '')")
-#: marks a pending event whose flow has it already (see ``_emit``); it is not stored
-HANDED_OVER = "handed_over"
-#: the end of a NOTIFY's payload (``<origin> <urgency>``) when its events wake a waiting flow
-PROMPT_NOTICE = "prompt"
 #: names the advisory lock that serialises audit appends on PostgreSQL
 AUDIT_LOCK = 727_361_003
 _AUDIT_LOCK = Prepared(text("SELECT pg_advisory_xact_lock(:k)"))
@@ -71,31 +69,6 @@ ASSUMED_HEAD = "signoff.assumed_head"
 
 class _RiderFailed(Exception):
     """A queued write failed in the transaction that carried it (the cause says why)."""
-
-
-def wakes_a_flow(event: dict[str, Any]) -> bool:
-    """Whether a flow may be waiting on this (pending) event: an answer, a pause's timeout,
-    a cancellation. Other processes read such events at once, not at their paced rate."""
-    if event.get(HANDED_OVER):
-        return False
-    kind = event["kind"]
-    if kind == EventKind.STATE_CHANGED.value:
-        return bool(event["data"].get("state") == RunState.CANCELLED.value)
-    return kind in (EventKind.INPUT_RECEIVED.value, EventKind.PAUSE_TIMED_OUT.value)
-
-
-def _open_failure(url: str, exc: Exception) -> str:
-    """One line naming the setting and, for SQLite, the file that could not be used."""
-    reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-    if isinstance(exc, OSError) and exc.strerror:
-        reason = f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        return (
-            f"SIGNOFF_DATABASE_URL names the SQLite file {parsed.database}, "
-            f"which cannot be used: {reason}"
-        )
-    return f"cannot open the database at SIGNOFF_DATABASE_URL: {reason}"
 
 
 def utcnow() -> datetime:
@@ -115,10 +88,8 @@ class StoreBase:
         self.writer = SqliteWriter(engine.url.database) if self.is_sqlite else None
         #: SQLite: the one connection every write transaction uses, under the writer's turn
         self._writing = HeldConnection(lambda: open_write_connection(engine))
-        #: PostgreSQL: the transaction answers given at the same moment share
-        self._sharing = (
-            None if self.is_sqlite else SharedTransactions(self._begin_shared, self._append)
-        )
+        #: the transaction answers given at the same moment share
+        self._sharing = SharedTransactions(self._begin_shared, self._append, self._committed)
         #: SQLite: a connection held for reading events, which a process does after each
         #: burst of commits (one thread at a time reads on it, under the lock)
         self._events_reading = HeldConnection(engine.connect)
@@ -168,7 +139,7 @@ class StoreBase:
                 engine.dispose()
                 raise
         except (SQLAlchemyError, OSError) as exc:
-            raise StoreError(_open_failure(url, exc)) from exc
+            raise StoreError(open_failure(url, exc)) from exc
         return cls(engine, clock)
 
     def close(self) -> None:
@@ -207,11 +178,11 @@ class StoreBase:
         ``urgent``: on SQLite, this process's other queued writers let it go first (see
         ``SqliteWriter.turn``).
 
-        ``shared``: on PostgreSQL, a transaction that other shared writes of this process
-        may join (``sharing``), without queued writes; raises ``SharedWriteFailed`` when
+        ``shared``: a transaction that other shared writes of this process may join
+        (``sharing``), without queued writes; urgent on SQLite; raises ``SharedWriteFailed`` when
         another write in it failed, so that the caller writes again without ``shared``.
         """
-        if shared and self._sharing is not None:
+        if shared:
             try:
                 with self._sharing.transaction() as conn:
                     yield conn
@@ -260,17 +231,42 @@ class StoreBase:
         finally:
             self.riders.stored(taken, committed)
 
-    def _begin_shared(self) -> tuple[Connection, RootTransaction]:
-        """PostgreSQL: a connection and a transaction for ``sharing`` to share."""
-        conn = open_write_connection(self.engine)
+    def _begin_shared(self) -> tuple[Connection, RootTransaction, Release]:
+        """A connection and a transaction for ``sharing`` to share, and how to give the
+        connection back: on SQLite the writer's own, under the write turn held until then
+        (an answer's: someone waits on it)."""
+        held = ExitStack()
+        if self.writer is None:
+            conn = held.enter_context(open_write_connection(self.engine))
+        else:
+            held.enter_context(self.writer.turn(urgent=True))
+            conn = held.enter_context(self._writing.use())
         try:
             transaction = conn.begin()
-        except BaseException:
-            conn.close()
+        except BaseException as exc:
+            held.__exit__(type(exc), exc, exc.__traceback__)
             raise
         conn.info[AUDIT_LOCKED] = False
         conn.info[ASSUMED_HEAD] = None
-        return conn, transaction
+
+        def release(failure: BaseException | None) -> None:
+            # A database error passes through ``HeldConnection.use``, which then drops
+            # the connection as in doubt.
+            if failure is None:
+                held.close()
+            else:
+                held.__exit__(type(failure), failure, failure.__traceback__)
+
+        return conn, transaction, release
+
+    def _committed(self, events: list[dict[str, Any]]) -> None:
+        """After a commit that stored ``events``: on SQLite, copy the log on and wake
+        the other processes."""
+        if self.checkpointer is not None:
+            self.checkpointer.committed()
+        if events and self.wakeups is not None:
+            # After the commit, so that whoever wakes finds the events.
+            self.wakeups.send(prompt=any(map(wakes_a_flow, events)))
 
     @contextmanager
     def _transaction(self, urgent: bool = False) -> Iterator[Connection]:
@@ -288,11 +284,7 @@ class StoreBase:
                     self._append(conn, pending, audit)
         except SQLAlchemyError as exc:
             raise StoreError(f"database write failed: {exc}") from exc
-        if self.checkpointer is not None:
-            self.checkpointer.committed()
-        if pending and self.wakeups is not None:
-            # After the commit, so that whoever wakes finds the events.
-            self.wakeups.send(prompt=any(map(wakes_a_flow, pending)))
+        self._committed(pending)
 
     @contextmanager
     def _writer_connection(self, urgent: bool) -> Iterator[Connection]:

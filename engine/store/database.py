@@ -277,6 +277,20 @@ class HeldConnection:
             self._connection = None
 
 
+def open_failure(url: str, exc: Exception) -> str:
+    """One line naming the setting and, for SQLite, the file that could not be used."""
+    reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+    if isinstance(exc, OSError) and exc.strerror:
+        reason = f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        return (
+            f"SIGNOFF_DATABASE_URL names the SQLite file {parsed.database}, "
+            f"which cannot be used: {reason}"
+        )
+    return f"cannot open the database at SIGNOFF_DATABASE_URL: {reason}"
+
+
 def open_write_connection(engine: Engine) -> Connection:
     """A connection whose transactions take the SQLite write lock at BEGIN; the caller
     closes it."""

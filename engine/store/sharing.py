@@ -1,35 +1,40 @@
-"""PostgreSQL: answers to flows waiting in this process, given at the same moment, share
-one transaction.
+"""Answers to flows waiting in this process, given at the same moment, share one
+transaction.
 
-Every answer appends to the audit chain, whose lock it holds from its first statement to
-its commit: answers queue on that lock one transaction at a time, and each transaction is
-four round trips (BEGIN, the answer, its events and audit records, COMMIT), each costing
-the answering process CPU of its own. So a write that may share (``transaction``) does
-not wait for the lock on a connection of its own: it queues in this process, behind the
-shared transaction open now. When a write's statements are done and another waits, the
-transaction stays open and passes to it; the last one appends every write's events and
-audit records in one statement and commits for all. Under a burst, an answer then costs
-about two round trips, and each one's caller still returns only once its answer committed.
+Every answer appends to the audit chain, and holds the chain from its first statement to
+its commit: on PostgreSQL its lock, on SQLite the database's one write lock. Answers
+therefore queue one transaction at a time. On PostgreSQL each transaction is four round
+trips (BEGIN, the answer, its events and audit records, COMMIT), each costing the
+answering process CPU of its own; on SQLite each COMMIT writes every page the answer
+touched (the pause's, the run's, the events' and the trail's, with their indexes) to the
+write-ahead log, and the next answer writes most of the same pages again. So a write that
+may share (``transaction``) does not wait for the lock on a transaction of its own: it
+queues in this process, behind the shared transaction open now. When a write's statements
+are done and another waits, the transaction stays open and passes to it; the last one
+appends every write's events and audit records and commits for all. Under a burst, an
+answer then costs about two round trips (PostgreSQL) or a fraction of a commit (SQLite),
+and each one's caller still returns only once its answer committed.
 
 Only answers to flows waiting here share (``AnswerQueries.answer_pause``): answers to
-flows waiting in another process gained nothing measurable from it, the flows' process
-being the busier one, and their commits then reached it in bursts.
+flows waiting in another process gained nothing measurable from it on PostgreSQL, the
+flows' process being the busier one, and their commits then reached it in bursts.
 
 The writes of a shared transaction cannot be undone one by one (a savepoint would cost
 the round trips saved). Should one fail, the transaction rolls back for all: that write
 raises its own error, and the others ``SharedWriteFailed``, on which their caller stores
 them again, alone.
 
-The chain's lock is taken by the first write, and the others then lock their own rows
-while holding it, where a write alone locks its rows first. A transaction of another
-process that locked one of those rows and then waits for the chain's lock (cancelling
-that very run at that moment) therefore deadlocks with the shared one; PostgreSQL breaks
-it after ``deadlock_timeout`` (1 s by default) by failing one of the two, which reports a
-clear error and stores nothing. Both are rare together; nothing is lost or corrupted.
+On PostgreSQL the chain's lock is taken by the first write, and the others then lock
+their own rows while holding it, where a write alone locks its rows first. A transaction
+of another process that locked one of those rows and then waits for the chain's lock
+(cancelling that very run at that moment) therefore deadlocks with the shared one;
+PostgreSQL breaks it after ``deadlock_timeout`` (1 s by default) by failing one of the
+two, which reports a clear error and stores nothing. Both are rare together; nothing is
+lost or corrupted. (SQLite has no row locks: its write lock is all there is.)
 
 Example::
 
-    sharing = SharedTransactions(begin, append)
+    sharing = SharedTransactions(begin, append, committed)
     try:
         with sharing.transaction() as conn:
             ...  # this write's statements; its events go to conn.info["pending_events"]
@@ -42,7 +47,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeAlias
 
 from sqlalchemy import Connection
 from sqlalchemy.engine import RootTransaction
@@ -55,6 +60,12 @@ from signoff.engine.store.turns import FairLock
 SHARED_LIMIT = 4
 
 
+#: a finished transaction's connection given back; with the failure that ended it, if any
+Release: TypeAlias = Callable[[BaseException | None], None]
+#: the events a transaction stored, once it committed
+Committed: TypeAlias = Callable[[list[dict[str, Any]]], None]
+
+
 class SharedWriteFailed(Exception):
     """Another write in the same shared transaction failed, and took this one with it:
     nothing of this write was stored. Store it again, alone. (Caught by the store: never
@@ -64,11 +75,17 @@ class SharedWriteFailed(Exception):
 class _Shared:
     """A transaction open across several writers' turns."""
 
-    __slots__ = ("audit", "connection", "done", "events", "failure", "transaction", "writes")
+    __slots__ = (
+        *("audit", "connection", "done", "events", "failure", "release", "transaction"),
+        "writes",
+    )
 
-    def __init__(self, connection: Connection, transaction: RootTransaction) -> None:
+    def __init__(
+        self, connection: Connection, transaction: RootTransaction, release: Release
+    ) -> None:
         self.connection = connection
         self.transaction = transaction
+        self.release = release
         #: every write's events and audit records, appended as the transaction ends
         self.events: list[dict[str, Any]] = []
         self.audit: list[dict[str, Any]] = []
@@ -81,17 +98,21 @@ class _Shared:
 class SharedTransactions:
     """The transaction this process's shareable writes take turns in.
 
-    ``begin``: a connection (checked out for this transaction) and its transaction.
+    ``begin``: a connection taken for this transaction, its transaction, and how to give
+    the connection back once the transaction ended.
     ``append``: stores the events and audit records queued, before the commit.
+    ``committed``: told the events stored, after the commit.
     """
 
     def __init__(
         self,
-        begin: Callable[[], tuple[Connection, RootTransaction]],
+        begin: Callable[[], tuple[Connection, RootTransaction, Release]],
         append: Callable[[Connection, list[dict[str, Any]], list[dict[str, Any]]], None],
+        committed: Committed | None = None,
     ) -> None:
         self._begin = begin
         self._append = append
+        self._committed = committed
         self._turns = FairLock()
         #: the transaction open now, which the next write joins
         self._open: _Shared | None = None
@@ -149,10 +170,12 @@ class SharedTransactions:
         finally:
             shared.failure = failure
             try:
-                shared.connection.close()
+                shared.release(failure)
             finally:
                 shared.done.set()
                 self._turns.release()
+        if self._committed is not None:
+            self._committed(shared.events)
 
 
-__all__ = ["SHARED_LIMIT", "SharedTransactions", "SharedWriteFailed"]
+__all__ = ["SHARED_LIMIT", "Committed", "Release", "SharedTransactions", "SharedWriteFailed"]

@@ -23,7 +23,8 @@ from signoff.engine import (
     resume_flow_run,
 )
 from signoff.engine.input import RunInput
-from signoff.engine.store.base import NOTIFY_CHANNEL, PROMPT_NOTICE
+from signoff.engine.store.base import NOTIFY_CHANNEL
+from signoff.engine.store.urgency import PROMPT_NOTICE
 from signoff.engine.store.wakeups import PROMPT_SIGNAL, LocalWakeups
 from tests.support.waiting import wait_for
 

@@ -1,11 +1,13 @@
-"""Answers given in one process at the same moment: on PostgreSQL they share a transaction
+"""Answers given in one process at the same moment share a transaction
 (``engine/store/sharing.py``), and one that fails takes none of the others with it."""
 
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -15,6 +17,7 @@ from signoff.engine import (
     EngineSettings,
     PauseStatus,
     RunState,
+    StoreError,
     flow,
     pause_flow_run,
     resume_flow_run,
@@ -165,5 +168,70 @@ def test_an_answer_that_fails_in_a_shared_transaction_takes_none_of_the_others_w
     finally:
         other.close()
         watcher.close()
+        set_engine(previous)
+        made.close()
+
+
+def test_on_sqlite_an_answer_the_database_refuses_takes_none_of_the_others_with_it(
+    tmp_path: Path,
+) -> None:
+    """SQLite: Alice's, Bob's and Carol's answers arrive together; a trigger (as a
+    database administrator might add) refuses Bob's inside the transaction Alice's opened.
+    Bob is told the database refused his answer, and his flow still waits for one. Alice's
+    answer is stored again alone, Carol's goes ahead, and both flows finish with them.
+    The next answer, Bob's again once the trigger is gone, is stored as usual."""
+    database = tmp_path / "signoff.db"
+    made = Engine(EngineSettings.load(database_url=f"sqlite:///{database}", **FAST))
+    previous = set_engine(made)
+    turns = made.store._sharing._turns
+    try:
+        threads, run_ids = _paused(made, ["alice", "bob", "carol"])
+        with sqlite3.connect(database) as admin:
+            admin.execute(
+                "CREATE TRIGGER refuse_bob BEFORE UPDATE OF responder ON pauses "
+                "WHEN NEW.responder = 'bob' BEGIN SELECT RAISE(ABORT, 'bob may not answer'); END"
+            )
+        answered: dict[str, object] = {}
+
+        def answer(who: str) -> None:
+            try:
+                answered[who] = resume_flow_run(
+                    run_ids[who], {"approved": True, "reason": who}, who
+                )
+            except StoreError as exc:
+                answered[who] = exc
+
+        turns.acquire()  # hold the shared transaction's turn while the three queue
+        answering = []
+        for position, who in enumerate(["alice", "bob", "carol"], start=1):
+            answering.append(threading.Thread(target=answer, args=(who,), daemon=True))
+            answering[-1].start()
+            wait_for(lambda n=position: len(turns._queue) == n, what=f"{who}'s answer to queue")
+        turns.release()
+        for thread in answering:
+            thread.join(10)
+        assert isinstance(answered["bob"], StoreError)
+        assert "bob may not answer" in str(answered["bob"])
+        assert made.get_run(run_ids["bob"]).state is RunState.PAUSED
+        for who in ("alice", "carol"):
+            assert answered[who].status is PauseStatus.ACCEPTED  # type: ignore[attr-defined]
+            run = wait_for(
+                lambda run_id=run_ids[who]: (
+                    (found := made.get_run(run_id)).state is RunState.COMPLETED and found
+                ),
+                what=f"{who}'s flow to finish",
+            )
+            assert run.result == repr(f"{who}:{who}")
+        with sqlite3.connect(database) as admin:
+            admin.execute("DROP TRIGGER refuse_bob")
+        resume_flow_run(run_ids["bob"], {"approved": True, "reason": "bob"}, "bob")
+        for thread in threads:
+            thread.join(10)
+        assert made.get_run(run_ids["bob"]).result == repr("bob:bob")
+        for who, run_id in run_ids.items():
+            trail = [r.action for r in made.audit_trail(run_id)]
+            assert trail.count("answer.received") == 1, who
+        assert made.verify_audit().ok
+    finally:
         set_engine(previous)
         made.close()

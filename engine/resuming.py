@@ -182,6 +182,13 @@ class Resuming(Interventions):
         verdict: tuple[bool, dict[str, str]] | None,
     ) -> Pause:
         """After the answer is stored: wake whoever waits for it, and the pause as it is now."""
+        run_id = pause.run_id
+        if outcome is not AnswerOutcome.COUNTED:
+            # The flow first: this process's observers (the dispatcher) can wait their turn.
+            if local is not None:
+                local.answer = answer
+                local.wake()
+            self.waiters.wake(run_id)
         self.notify()
         given = GivenAnswer(
             responder=actor.id if actor else None,
@@ -190,17 +197,12 @@ class Resuming(Interventions):
             input=payload,
             at=self.store.clock(),
         )
-        run_id = pause.run_id
         if outcome is AnswerOutcome.COUNTED:
             logger.info(
                 "answer counted",
                 extra={"action": "answer_counted", "run_id": run_id, "key": pause.key},
             )
             return dataclasses.replace(pause, answers=(*pause.answers, given))
-        if local is not None:
-            local.answer = answer
-            local.wake()
-        self.waiters.wake(run_id)
         logger.info(
             "input received",
             extra={"action": "input_received", "run_id": run_id, "key": pause.key},

@@ -60,6 +60,22 @@ def _paused(engine: Engine, tags: list[str]) -> tuple[list[threading.Thread], di
     return threads, {run.parameters["tag"]: run.id for run in runs}
 
 
+def _queued_together(
+    engine: Engine, answer: Callable[[str], None], people: list[str]
+) -> list[threading.Thread]:
+    """Each person's answer started in a thread of its own, all of them queued for the
+    engine's shared transaction (in that order) before any goes ahead."""
+    turns = engine.store._sharing._turns
+    turns.acquire()  # hold the shared transaction's turn while they queue
+    answering = []
+    for position, who in enumerate(people, start=1):
+        answering.append(threading.Thread(target=answer, args=(who,), daemon=True))
+        answering[-1].start()
+        wait_for(lambda n=position: len(turns._queue) == n, what=f"{who}'s answer to queue")
+    turns.release()
+    return answering
+
+
 def test_many_answers_at_once_each_reach_their_flow_with_one_audit_record_each(
     make_engine: Callable[..., Engine],
 ) -> None:
@@ -113,9 +129,6 @@ def test_an_answer_that_fails_in_a_shared_transaction_takes_none_of_the_others_w
     plain = url.replace("postgresql+psycopg", "postgresql")
     other = psycopg.connect(plain)
     watcher = psycopg.connect(plain, autocommit=True)
-    sharing = made.store._sharing
-    assert sharing is not None
-    turns = sharing._turns
     try:
         threads, run_ids = _paused(made, ["alice", "bob", "carol"])
         other.execute("SELECT 1 FROM runs WHERE id = %s FOR UPDATE", (run_ids["bob"],))
@@ -125,13 +138,7 @@ def test_an_answer_that_fails_in_a_shared_transaction_takes_none_of_the_others_w
             reply = {"approved": True, "reason": f"from {who}"}
             answered[who] = resume_flow_run(run_ids[who], reply, who)
 
-        turns.acquire()  # hold the shared transaction's turn while the three queue
-        answering = []
-        for position, who in enumerate(["alice", "bob", "carol"], start=1):
-            answering.append(threading.Thread(target=answer, args=(who,), daemon=True))
-            answering[-1].start()
-            wait_for(lambda n=position: len(turns._queue) == n, what=f"{who}'s answer to queue")
-        turns.release()
+        answering = _queued_together(made, answer, ["alice", "bob", "carol"])
         wait_for(
             lambda: watcher.execute(
                 "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
@@ -183,7 +190,6 @@ def test_on_sqlite_an_answer_the_database_refuses_takes_none_of_the_others_with_
     database = tmp_path / "signoff.db"
     made = Engine(EngineSettings.load(database_url=f"sqlite:///{database}", **FAST))
     previous = set_engine(made)
-    turns = made.store._sharing._turns
     try:
         threads, run_ids = _paused(made, ["alice", "bob", "carol"])
         with sqlite3.connect(database) as admin:
@@ -201,13 +207,7 @@ def test_on_sqlite_an_answer_the_database_refuses_takes_none_of_the_others_with_
             except StoreError as exc:
                 answered[who] = exc
 
-        turns.acquire()  # hold the shared transaction's turn while the three queue
-        answering = []
-        for position, who in enumerate(["alice", "bob", "carol"], start=1):
-            answering.append(threading.Thread(target=answer, args=(who,), daemon=True))
-            answering[-1].start()
-            wait_for(lambda n=position: len(turns._queue) == n, what=f"{who}'s answer to queue")
-        turns.release()
+        answering = _queued_together(made, answer, ["alice", "bob", "carol"])
         for thread in answering:
             thread.join(10)
         assert isinstance(answered["bob"], StoreError)

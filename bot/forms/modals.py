@@ -48,7 +48,7 @@ from slack_sdk.models.blocks import (
 from slack_sdk.models.views import View
 
 from signoff.bot.errors import ModalError, UnsupportedField
-from signoff.bot.forms.blockkit import check_view
+from signoff.bot.forms.blockkit import DATETIME_SECONDS, check_view
 from signoff.bot.forms.layout import (
     ACTION_ID,
     ID_PATTERNS,
@@ -390,7 +390,9 @@ def _fit_epoch(value: Any) -> int | None:
         seconds = int((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp())
     else:
         return None
-    return seconds if 0 <= seconds <= 9_999_999_999 else None
+    # Slack takes 10 digits only: a moment before September 2001 is left out, as any
+    # initial value the input cannot show is.
+    return seconds if seconds in DATETIME_SECONDS else None
 
 
 def _fit_id(kind: str, value: Any) -> str | None:

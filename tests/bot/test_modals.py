@@ -379,6 +379,14 @@ def test_date_time_and_datetime_pickers() -> None:
     )
 
 
+def test_a_moment_slack_cannot_show_in_ten_digits_is_left_out_and_the_modal_opens() -> None:
+    # Slack's datetime picker takes 10-digit UNIX seconds only (2001-09-09 01:46:40 UTC on).
+    view = view_for(Window, initial={"ends": "2001-09-09T01:46:39Z"})
+    assert "initial_date_time" not in element(view, "ends")
+    view = view_for(Window, initial={"ends": "2001-09-09T01:46:40Z"})
+    assert element(view, "ends")["initial_date_time"] == 1_000_000_000
+
+
 # --- Slack users and conversations ---------------------------------------------------------
 
 

@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from signoff.bot.forms.blockkit.rules import (
+    DATETIME_SECONDS,
     INPUT_ELEMENT_TYPES,
     MESSAGE_BLOCK_LIMIT,
     STATEFUL_ELEMENT_TYPES,
@@ -30,6 +31,7 @@ from signoff.bot.forms.blockkit.rules import (
 from signoff.bot.forms.blockkit.walker import Checker
 
 __all__ = [
+    "DATETIME_SECONDS",
     "INPUT_ELEMENT_TYPES",
     "STATEFUL_ELEMENT_TYPES",
     "check_message",

@@ -53,6 +53,8 @@ VIEW_BLOCK_LIMIT: Final = 100
 MESSAGE_BLOCK_LIMIT: Final = 50
 DATE: Final = re.compile(r"\d{4}-\d{2}-\d{2}")
 TIME: Final = re.compile(r"(?:[01]\d|2[0-3]):[0-5]\d")
+#: a datetime picker's ``initial_date_time``: UNIX seconds, in exactly 10 digits
+DATETIME_SECONDS: Final = range(1_000_000_000, 10_000_000_000)
 
 
 def format_problem(message: str, pointer: str) -> str:

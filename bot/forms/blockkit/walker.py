@@ -11,6 +11,7 @@ from signoff.bot.forms.blockkit.rules import (
     ACCESSORY_ELEMENTS,
     ACTIONS_ELEMENTS,
     DATE,
+    DATETIME_SECONDS,
     ID_ELEMENTS,
     INPUT_ELEMENT_TYPES,
     OPTION_ELEMENTS,
@@ -424,7 +425,7 @@ class Checker:
             value = el["initial_date_time"]
             if not isinstance(value, int) or isinstance(value, bool):
                 self.error(f"{ptr}/initial_date_time", "must provide an integer (UNIX seconds)")
-            elif not 1_000_000_000 <= value <= 9_999_999_999:
+            elif value not in DATETIME_SECONDS:
                 self.error(f"{ptr}/initial_date_time", "must be a 10-digit UNIX time in seconds")
         elif kind == "rich_text_input" and el.get("initial_value") is not None:
             initial = el["initial_value"]

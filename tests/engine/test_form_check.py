@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import json
 import uuid
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -17,6 +18,8 @@ from typing import Annotated, Any, Literal
 import pydantic
 import pydantic_core
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import AnyUrl, EmailStr, Field, HttpUrl
 
 from signoff.bot.inputs import SlackChannel, SlackUser
@@ -256,3 +259,76 @@ def test_a_number_or_text_union_without_bounds_takes_any_text() -> None:
     for schema in (input_schema(Loose), Loose.model_json_schema()):
         assert schema_errors(schema, {"value": "any text"}) == {}
         assert schema_errors(schema, {"value": 2.5}) == {}
+
+
+# -- the same agreement, on values Hypothesis draws ------------------------------------------
+
+_SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=12)
+)
+_JSON = st.recursive(
+    _SCALARS,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+
+
+def _near(value: Any) -> st.SearchStrategy[Any]:
+    """Values a character or a hair away from ``value``: where checks tend to disagree."""
+    if isinstance(value, bool) or value is None:
+        return st.just(value)
+    if isinstance(value, int | float):
+        step = st.sampled_from([-1, -0.01, -1e-9, 0, 1e-9, 0.01, 1])
+        return step.map(lambda d: value + d) | step.map(lambda d: str(value + d))
+    if isinstance(value, str):
+        edits = st.tuples(st.integers(0, len(value)), st.text(max_size=2), st.integers(0, 2))
+        return edits.map(lambda e: value[: e[0]] + e[1] + value[e[0] + e[2] :])
+    if isinstance(value, list):
+        return st.lists(st.sampled_from(value) if value else _SCALARS, max_size=len(value) + 1)
+    if isinstance(value, dict):
+        return st.fixed_dictionaries({k: _near(v) for k, v in value.items()})
+    return st.just(value)
+
+
+def _drawn(good: list[Any], bad: list[Any]) -> st.SearchStrategy[Any]:
+    known = good + bad
+    return _JSON | st.sampled_from(known) | st.sampled_from(known).flatmap(_near)
+
+
+@pytest.mark.parametrize(
+    ("annotation", "good", "bad"),
+    [pytest.param(a, g, b, id=name) for name, a, g, b in CORPUS],
+)
+def test_on_any_value_a_passed_check_means_the_model_accepts(
+    annotation: Any, good: list[Any], bad: list[Any]
+) -> None:
+    model = model_for(annotation)
+    schema = input_schema(model)
+
+    @settings(max_examples=150, deadline=None, derandomize=True)
+    @given(value=_drawn(good, bad))
+    def check(value: Any) -> None:
+        errors = schema_errors(schema, {"v": value})
+        if not errors:
+            assert model_accepts(model, value), f"the check passed {value!r}; the model refuses it"
+        elif model_accepts_strictly(model, value):
+            raise AssertionError(
+                f"the check refuses {value!r} ({errors}); strict JSON types take it"
+            )
+
+    check()
+
+
+def model_accepts_strictly(model: type[RunInput], value: Any) -> bool:
+    """Whether the model takes ``value`` as JSON with no coercion between JSON types."""
+    try:
+        model.model_validate_json(json.dumps({"v": value}), strict=True)
+    except pydantic.ValidationError:
+        return False
+    return True

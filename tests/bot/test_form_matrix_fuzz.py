@@ -1,4 +1,5 @@
-"""Any model the pause-time check accepts opens as a modal Slack takes, whatever it is prefilled with.
+"""Any model the pause-time check accepts opens as a modal Slack takes, and any submission of
+it gets an answer.
 
 A run that pauses on a model its modal cannot show is reported at once, in the run's
 thread (``check_renderable``). The promise is that every other model opens when someone
@@ -21,6 +22,9 @@ from pydantic import Field
 from signoff.bot.errors import UnsupportedField
 from signoff.bot.forms.blockkit import check_view
 from signoff.bot.forms.modals import build_input_view, check_renderable
+from signoff.bot.forms.submissions import errors_for_view, parse_submission
+from signoff.engine import schema_errors
+from signoff.engine.input_schema import input_schema
 
 _TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=300)
 _LONG_TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=3000)
@@ -116,7 +120,7 @@ models = st.dictionaries(_NAMES, _FIELD | _INNER, max_size=12).map(_model)
 def test_a_model_that_passes_the_pause_time_check_always_opens(
     model: type[pydantic.BaseModel], prefill: dict[str, Any], description: str | None
 ) -> None:
-    schema = model.model_json_schema()
+    schema = input_schema(model)  # what a pause stores
     try:
         check_renderable(schema, description=description)
     except UnsupportedField:
@@ -137,3 +141,63 @@ def _fields_prefill(model: type[pydantic.BaseModel], drawn: dict[str, Any]) -> d
     """The drawn JSON, put under the model's own field names too (where it matters)."""
     names = list(model.model_fields)
     return {name: value for name, value in zip(names, drawn.values(), strict=False)}
+
+
+@st.composite
+def _typed(draw: st.DrawFn, element: dict[str, Any]) -> dict[str, Any]:
+    """What a person could leave in ``element``: anything the Slack client lets through."""
+    kind = element["type"]
+    if kind in ("plain_text_input", "email_text_input", "url_text_input"):
+        return {"type": kind, "value": draw(st.none() | _TEXT)}
+    if kind == "number_input":
+        typed = st.integers().map(str) | st.decimals(allow_nan=False).map(str) | _TEXT
+        return {"type": kind, "value": draw(st.none() | typed)}
+    options = [o for g in element.get("option_groups", []) for o in g["options"]]
+    options += element.get("options", [])
+    if kind in ("radio_buttons", "static_select"):
+        return {"type": kind, "selected_option": draw(st.none() | st.sampled_from(options))}
+    if kind in ("checkboxes", "multi_static_select"):
+        picked = st.lists(st.sampled_from(options), unique_by=lambda o: o["value"])
+        return {"type": kind, "selected_options": draw(picked)}
+    if kind == "datepicker":
+        return {"type": kind, "selected_date": draw(st.none() | st.dates().map(str))}
+    if kind == "timepicker":
+        return {
+            "type": kind,
+            "selected_time": draw(st.none() | st.times().map(lambda t: f"{t:%H:%M}")),
+        }
+    assert kind == "datetimepicker", kind
+    return {"type": kind, "selected_date_time": draw(st.none() | st.integers(10**9, 10**10 - 1))}
+
+
+@settings(
+    max_examples=200,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(model=models, data=st.data())
+def test_whatever_is_submitted_gets_an_answer_on_its_inputs_or_a_model(
+    model: type[pydantic.BaseModel], data: st.DataObject
+) -> None:
+    schema = input_schema(model)  # what a pause stores
+    try:
+        check_renderable(schema)
+    except UnsupportedField:
+        return
+    view = build_input_view(
+        schema, title="Input needed", callback_id="run_input", private_metadata="r42"
+    ).to_dict()
+    inputs = {b["block_id"]: b for b in view["blocks"] if b["type"] == "input"}
+    state = {
+        block_id: {"value": data.draw(_typed(block["element"]), label=block_id)}
+        for block_id, block in inputs.items()
+    }
+    values, unreadable = parse_submission(schema, state)
+    assert set(unreadable) <= set(inputs)
+    if unreadable:
+        return  # shown under those inputs
+    refused = errors_for_view(schema, schema_errors(schema, values))
+    assert set(refused) <= set(inputs)
+    if not refused:
+        model.model_validate(values)  # only a model's own validators may refuse now

@@ -19,9 +19,11 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 from pydantic import BaseModel, Field
 
+from signoff.bot.forms.modals import build_input_view
 from signoff.bot.forms.submissions import parse_submission
 from signoff.bot.inputs import SlackChannel, SlackUser, SlackUsers
-from tests.bot.test_modals import slack_state, view_for
+from signoff.engine.input_schema import input_schema
+from tests.bot.test_modals import slack_state
 
 
 class Region(enum.Enum):
@@ -101,8 +103,14 @@ releases = st.builds(
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(release=releases)
 def test_a_prefilled_form_submitted_untouched_gives_the_same_values(release: Release) -> None:
-    schema = Release.model_json_schema()
-    view = view_for(Release, initial=release.model_dump(mode="json"))
+    schema = input_schema(Release)  # what a pause stores
+    view = build_input_view(
+        schema,
+        initial=release.model_dump(mode="json"),
+        title="Input needed",
+        callback_id="run_input",
+        private_metadata="r42",
+    ).to_dict()
     data, errors = parse_submission(schema, slack_state(view, {}))
     assert errors == {}
     Draft202012Validator(schema).validate(data)

@@ -100,7 +100,12 @@ releases = st.builds(
 )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=300,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(release=releases)
 def test_a_prefilled_form_submitted_untouched_gives_the_same_values(release: Release) -> None:
     schema = input_schema(Release)  # what a pause stores

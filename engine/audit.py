@@ -263,15 +263,29 @@ def write_jsonl(records: Iterable[AuditRecord], out: TextIO) -> int:
     return count
 
 
+#: A spreadsheet runs a cell that starts with one of these as a formula (OWASP's list). A
+#: person's Slack name is theirs to choose, so a CSV export starts such a cell with ``'``,
+#: which spreadsheets show as text; JSON lines keep every value exactly.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _spreadsheet_row(row: Iterable[Any]) -> list[Any]:
+    return [
+        f"'{value}" if isinstance(value, str) and value.startswith(_FORMULA_START) else value
+        for value in row
+    ]
+
+
 def write_csv(records: Iterable[AuditRecord], out: TextIO) -> int:
-    """Write a header and one row per record (``data`` as JSON); returns how many."""
+    """Write a header and one row per record (``data`` as JSON); returns how many. A text
+    cell a spreadsheet would run as a formula starts with ``'``."""
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     count = 0
     for record in records:
         row = record.as_dict()
         row["data"] = json.dumps(record.data, ensure_ascii=False, separators=(",", ":"))
-        writer.writerow([row[c] for c in CSV_COLUMNS])
+        writer.writerow(_spreadsheet_row(row[c] for c in CSV_COLUMNS))
         count += 1
     return count
 
@@ -318,12 +332,13 @@ def export_jsonl(pages: Iterable[Sequence[ExportRow]], out: TextIO) -> int:
 
 
 def export_csv(pages: Iterable[Sequence[ExportRow]], out: TextIO) -> int:
-    """Write a header and pages of export rows as CSV (``data`` as JSON); returns how many."""
+    """Write a header and pages of export rows as CSV (``data`` as JSON); returns how many.
+    A text cell a spreadsheet would run as a formula starts with ``'``."""
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     count = 0
     for page in pages:
-        writer.writerows(page)
+        writer.writerows(map(_spreadsheet_row, page))
         count += len(page)
     return count
 

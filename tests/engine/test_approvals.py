@@ -397,6 +397,26 @@ def test_streamed_export_matches_the_records_field_for_field(engine: Engine) -> 
     assert engine.export_audit(io.StringIO(), flow_name="no-such-flow") == 0
 
 
+def test_a_name_a_spreadsheet_would_run_as_a_formula_is_exported_to_csv_as_text(
+    engine: Engine,
+) -> None:
+    run = engine.submit("ap-guarded", started_by="U_CAROL")
+    sly = Actor("U_SLY", name='=HYPERLINK("https://evil.example","open me")', via=Via.SLACK)
+    assert engine.record_once(run.id, "sly", AuditAction.REMINDER_SENT, actor=sly)
+    for export in (
+        lambda out: engine.export_audit(out, fmt="csv"),
+        lambda out: write_csv(engine.audit_records(), out),
+    ):
+        out = io.StringIO()
+        export(out)
+        names = [row["actor_name"] for row in csv.DictReader(io.StringIO(out.getvalue()))]
+        assert names[-1] == "'" + str(sly.name)
+    lines = io.StringIO()
+    engine.export_audit(lines)
+    assert json.loads(lines.getvalue().splitlines()[-1])["actor_name"] == sly.name
+    assert engine.verify_audit().ok
+
+
 def test_waiting_on_lists_only_what_each_person_may_answer_newest_first(engine: Engine) -> None:
     made = []
     for _ in range(2):

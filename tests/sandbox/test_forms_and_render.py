@@ -283,6 +283,7 @@ def test_block_kit_builder_url():
 
 def test_public_api_is_pinned():
     assert sorted(signoff.bot.forms.blockkit.__all__) == [
+        "DATETIME_SECONDS",
         "INPUT_ELEMENT_TYPES",
         "STATEFUL_ELEMENT_TYPES",
         "check_message",

@@ -9,33 +9,12 @@ Example::
 from __future__ import annotations
 
 import sys
-from datetime import UTC, datetime
+from datetime import datetime
 
 import click
 
 from signoff.bot.cli.session import CliSession, pass_session
-
-
-class UtcDateTime(click.ParamType[datetime]):
-    """An ISO 8601 date or date-time; without a zone it is read as UTC."""
-
-    name = "DATETIME"
-
-    def convert(
-        self, value: object, param: click.Parameter | None, ctx: click.Context | None
-    ) -> datetime:
-        """Parse ``value``, failing with a message that shows the expected form."""
-        if isinstance(value, datetime):
-            return value
-        try:
-            parsed = datetime.fromisoformat(str(value))
-        except ValueError:
-            self.fail(
-                f"{value!r} is not a date or time; use e.g. 2026-11-30 or 2026-11-30T14:00:00Z",
-                param,
-                ctx,
-            )
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+from signoff.bot.cli.times import parse_time
 
 
 @click.group()
@@ -59,8 +38,13 @@ def verify(session: CliSession) -> None:
 
 
 @audit.command("export")
-@click.option("--since", type=UtcDateTime(), help="Only records at or after this time (UTC).")
-@click.option("--until", type=UtcDateTime(), help="Only records before this time (UTC).")
+@click.option(
+    "--since",
+    callback=parse_time,
+    metavar="TIME",
+    help="Only records at or after TIME (e.g. 7d, 2026-11-30).",
+)
+@click.option("--until", callback=parse_time, metavar="TIME", help="Only records before TIME.")
 @click.option("--flow", "flow_name", metavar="FLOW", help="Only records about this flow.")
 @click.option(
     "--format",

@@ -255,7 +255,7 @@ def run(
 )
 @click.option(
     "--concurrency",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=10_000),
     default=200,
     show_default=True,
     help="At most N runs at once.",

@@ -26,6 +26,8 @@ from signoff.engine.audit import describe
 _UNSUCCESSFUL = frozenset({RunState.FAILED, RunState.CRASHED, RunState.CANCELLED})
 
 _STATES = [state.value for state in RunState]
+#: the most runs (or log records) one command prints; a larger number is refused by name
+MAX_PAGE = 10_000
 
 
 def parse_input(_ctx: click.Context, _param: click.Parameter, raw: str | None) -> JSONValue:
@@ -77,7 +79,11 @@ def runs() -> None:
 )
 @click.option("--until", callback=parse_time, metavar="TIME", help="Only runs created before TIME.")
 @click.option(
-    "--limit", type=click.IntRange(min=1), default=50, show_default=True, help="At most N runs."
+    "--limit",
+    type=click.IntRange(min=1, max=MAX_PAGE),
+    default=50,
+    show_default=True,
+    help="At most N runs (--before pages on).",
 )
 @click.option(
     "--before",
@@ -153,7 +159,7 @@ def list_runs(
 @click.argument("run_id", metavar="RUN")
 @click.option(
     "--tail",
-    type=click.IntRange(min=0),
+    type=click.IntRange(min=0, max=MAX_PAGE),
     default=20,
     show_default=True,
     help="How many of the last log records to show.",
@@ -221,7 +227,7 @@ def wait(session: CliSession, run_id: str, until: Until, as_json: bool) -> None:
 )
 @click.option(
     "--verdict-timeout",
-    type=click.FloatRange(min=0),
+    type=click.FloatRange(min=0, max=86_400),
     default=30.0,
     show_default=True,
     help="Seconds to wait for the flow to accept or refuse the answer.",

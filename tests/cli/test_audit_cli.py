@@ -86,6 +86,8 @@ def test_export_filters_by_flow_and_time_in_both_formats(engine: Engine, databas
     assert json.loads(rows[2]["data"])["action"] == "cancel"
     code, out, _ = invoke(database_url, "audit", "export", "--since", "2999-01-01")
     assert code == 0 and out == ""
+    code, out, _ = invoke(database_url, "audit", "export", "--since", "1h")  # an age, as in runs
+    assert code == 0 and len(out.splitlines()) == 3
     code, _, err = invoke(database_url, "audit", "export", "--since", "yesterday")
-    assert code == 2 and "'yesterday' is not a date" in err
+    assert code == 2 and "'yesterday' is not a time" in err and "an age (45m" in err
     assert engine.list_runs([RunState.SCHEDULED], flow_name="audit-cli")

@@ -153,6 +153,8 @@ def test_pages_end_with_the_command_for_the_next_one(
         ),
         (["--before", "nope"], "'--before': no run 'nope'"),
         (["--limit", "0"], "'--limit'"),
+        # past what the database's integers hold: refused by name, not an OverflowError
+        (["--limit", "99999999999999999999"], "1<=x<=10000"),
         (["--state", "asleep"], "'--state'"),
     ],
 )

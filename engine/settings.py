@@ -7,10 +7,14 @@ import json
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from signoff.engine.errors import ConfigurationError
+
+#: the longest interval a setting in seconds may name (a day): a longer one is a typo, and
+#: an infinite one overflows the timers that use it
+_DAY = 86_400
 
 
 def _default_database_url() -> str:
@@ -32,14 +36,14 @@ class EngineSettings(BaseSettings):
     #: ``sqlite:///path.db`` (the default, under ~/.signoff) or ``postgresql://user@host/db``
     database_url: str = Field(default_factory=_default_database_url)
     #: how often a process that owns runs proves it is alive
-    heartbeat_seconds: float = Field(default=2.0, gt=0)
+    heartbeat_seconds: float = Field(default=2.0, gt=0, le=_DAY, allow_inf_nan=False)
     #: how long without a heartbeat before a process counts as gone (workers look for such
     #: processes' runs every half of this)
-    owner_timeout_seconds: float = Field(default=10.0, gt=0)
+    owner_timeout_seconds: float = Field(default=10.0, gt=0, le=_DAY, allow_inf_nan=False)
     #: SQLite: how often to look for other processes' events in case a wake-up signal was
     #: lost (they arrive by a local signal at once; where none can be had, every 2 ms at
     #: most). PostgreSQL pushes them by LISTEN/NOTIFY.
-    poll_seconds: float = Field(default=0.5, gt=0)
+    poll_seconds: float = Field(default=0.5, gt=0, le=_DAY, allow_inf_nan=False)
     #: PostgreSQL: connections each process keeps open (its threads wait for one of them),
     #: and how many more it may open (the event reader's, and past a 5 s wait)
     pool_size: int = Field(default=10, ge=1)
@@ -77,6 +81,18 @@ class EngineSettings(BaseSettings):
             )
         return value
 
+    @model_validator(mode="after")
+    def _heartbeat_within_timeout(self) -> EngineSettings:
+        # A process proves it lives every heartbeat; one that misses a beat must not look
+        # gone already, or another worker takes over runs it still runs.
+        if self.heartbeat_seconds * 2 > self.owner_timeout_seconds:
+            raise ValueError(
+                f"SIGNOFF_HEARTBEAT_SECONDS ({self.heartbeat_seconds:g}) must be at most half "
+                f"SIGNOFF_OWNER_TIMEOUT_SECONDS ({self.owner_timeout_seconds:g}): a process "
+                "would look gone between its heartbeats, and its runs be taken over"
+            )
+        return self
+
     @classmethod
     def load(cls, **overrides: object) -> EngineSettings:
         """Read settings from the environment, raising one clear error naming the variable."""
@@ -84,8 +100,8 @@ class EngineSettings(BaseSettings):
             return cls(**overrides)  # type: ignore[arg-type]
         except ValidationError as exc:
             problems = "; ".join(
-                f"SIGNOFF_{str(err['loc'][0]).upper() if err['loc'] else '?'}: "
-                f"{str(err['msg']).removeprefix('Value error, ')}"
+                (f"SIGNOFF_{str(err['loc'][0]).upper()}: " if err["loc"] else "")
+                + str(err["msg"]).removeprefix("Value error, ")
                 for err in exc.errors()
             )
             raise ConfigurationError(f"invalid setting: {problems}") from exc

@@ -71,6 +71,30 @@ def test_bad_settings_name_the_variable(monkeypatch) -> None:
         EngineSettings.load()
 
 
+@pytest.mark.parametrize(
+    ("variables", "message"),
+    [
+        # a worker would take over the runs of a process between two of its heartbeats
+        (
+            {"SIGNOFF_HEARTBEAT_SECONDS": "6"},
+            r"SIGNOFF_HEARTBEAT_SECONDS \(6\) must be at most half SIGNOFF_OWNER_TIMEOUT_SECONDS \(10\)",
+        ),
+        # an infinite interval overflows the timers that wait on it
+        ({"SIGNOFF_OWNER_TIMEOUT_SECONDS": "1e400"}, "SIGNOFF_OWNER_TIMEOUT_SECONDS: .*finite"),
+        ({"SIGNOFF_POLL_SECONDS": "nan"}, "SIGNOFF_POLL_SECONDS: .*finite"),
+        ({"SIGNOFF_POLL_SECONDS": "100000"}, "SIGNOFF_POLL_SECONDS: .*86400"),
+    ],
+)
+def test_intervals_that_cannot_work_are_refused_by_name(
+    monkeypatch: pytest.MonkeyPatch, variables: dict[str, str], message: str
+) -> None:
+    monkeypatch.setenv("SIGNOFF_DATABASE_URL", "sqlite:///x.db")
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigurationError, match=message):
+        EngineSettings.load()
+
+
 def test_default_database_needs_no_setup(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))
     engine = Engine()

@@ -81,7 +81,14 @@ class PrefectSettings(BaseSettings):
 
     api_url: str = Field(alias="PREFECT_API_URL")
     api_key: SecretStr | None = Field(default=None, alias="PREFECT_API_KEY")
-    reconcile_seconds: float = Field(default=30.0, gt=0, alias="SIGNOFF_PREFECT_RECONCILE_SECONDS")
+    #: at most a day; an infinite interval overflows the timer that waits on it
+    reconcile_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=86_400,
+        allow_inf_nan=False,
+        alias="SIGNOFF_PREFECT_RECONCILE_SECONDS",
+    )
     permissions_file: Path | None = Field(default=None, alias="SIGNOFF_PREFECT_PERMISSIONS")
 
     @field_validator("api_url")

@@ -14,7 +14,7 @@ from datetime import datetime
 import click
 
 from signoff.bot.cli.session import CliSession, pass_session
-from signoff.bot.cli.times import parse_time
+from signoff.bot.cli.times import time_range_options
 
 
 @click.group()
@@ -38,13 +38,7 @@ def verify(session: CliSession) -> None:
 
 
 @audit.command("export")
-@click.option(
-    "--since",
-    callback=parse_time,
-    metavar="TIME",
-    help="Only records at or after TIME (e.g. 7d, 2026-11-30).",
-)
-@click.option("--until", callback=parse_time, metavar="TIME", help="Only records before TIME.")
+@time_range_options("records")
 @click.option("--flow", "flow_name", metavar="FLOW", help="Only records about this flow.")
 @click.option(
     "--format",

@@ -17,7 +17,7 @@ import click
 
 from signoff.bot.cli.render import JSONValue, detail_text, dump_json, runs_table, state_line
 from signoff.bot.cli.session import CliSession, pass_session
-from signoff.bot.cli.times import parse_time
+from signoff.bot.cli.times import time_range_options
 from signoff.bot.cli.wait import Until, say_no_worker, wait_for_run, wait_for_verdict
 from signoff.engine import PauseStatus, RunNotFound, RunState
 from signoff.engine.audit import describe
@@ -71,13 +71,7 @@ def runs() -> None:
     metavar="WHO",
     help="Only runs this person gave an answer to (a Slack user id or a CLI operator name).",
 )
-@click.option(
-    "--since",
-    callback=parse_time,
-    metavar="TIME",
-    help="Only runs created at or after TIME (e.g. 2h, 2026-11-30).",
-)
-@click.option("--until", callback=parse_time, metavar="TIME", help="Only runs created before TIME.")
+@time_range_options("runs created")
 @click.option(
     "--limit",
     type=click.IntRange(min=1, max=MAX_PAGE),

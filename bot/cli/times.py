@@ -8,11 +8,15 @@ the zone every time the CLI prints is in.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 
 import click
 
-__all__ = ["parse_time", "read_time"]
+__all__ = ["parse_time", "read_time", "time_range_options"]
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 _AGE = re.compile(r"^(\d+)\s*([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -54,3 +58,28 @@ def parse_time(_ctx: click.Context, _param: click.Parameter, raw: str | None) ->
         return read_time(raw)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
+
+
+def time_range_options(what: str) -> Callable[[F], F]:
+    """``--since`` and ``--until`` for a command, each taking what ``read_time`` reads.
+
+    Example::
+
+        @click.command()
+        @time_range_options("runs created")
+        def list_runs(since: datetime | None, until: datetime | None) -> None: ...
+    """
+    since = click.option(
+        "--since",
+        callback=parse_time,
+        metavar="TIME",
+        help=f"Only {what} at or after TIME (e.g. 2h, 2026-11-30).",
+    )
+    until = click.option(
+        "--until", callback=parse_time, metavar="TIME", help=f"Only {what} before TIME."
+    )
+
+    def decorate(command: F) -> F:
+        return since(until(command))
+
+    return decorate

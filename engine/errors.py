@@ -20,7 +20,8 @@
     ├── UnstorableValue (run_id)      a value the run must keep cannot be serialised
     ├── LeaseLost (consumer)          another process took over a durable consumer
     └── StoreError                    the database failed; the driver error is in __cause__
-        └── SchemaOutdated (current, head)   the schema needs an upgrade that was not asked for
+        ├── SchemaOutdated (current, head)   the schema needs an upgrade that was not asked for
+        └── DatabaseNotFound (path)   a SQLite file that was to be read, not made, is not there
 
 Control flow that is not an error lives outside the tree:
 
@@ -247,6 +248,14 @@ class SchemaOutdated(StoreError):
         super().__init__(
             f"the database schema is at revision {current} and needs an upgrade to {head}"
         )
+
+
+class DatabaseNotFound(StoreError):
+    """The SQLite database file is not there; opening it without ``create`` made nothing."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        super().__init__(f"there is no database at {path}: nothing has been stored there yet")
 
 
 class PauseTimeout(Exception):

@@ -72,6 +72,8 @@ class Engine(Resuming, Upkeep):
 
     ``migrate=False`` refuses a database whose schema is older than this version needs
     (``SchemaOutdated``) instead of upgrading it; an empty database still gets the schema.
+    ``create=False`` refuses a SQLite file that is not there (``DatabaseNotFound``) instead
+    of making it: for tools that only look at or act on runs already stored.
     """
 
     def __init__(
@@ -81,6 +83,7 @@ class Engine(Resuming, Upkeep):
         clock: Callable[[], datetime] | None = None,
         flows: FlowRegistry | None = None,
         migrate: bool = True,
+        create: bool = True,
     ) -> None:
         self.settings = settings or EngineSettings.load()
         self.store = SqlStore.open(
@@ -89,6 +92,7 @@ class Engine(Resuming, Upkeep):
             pool_size=self.settings.pool_size,
             max_overflow=self.settings.pool_max_overflow,
             migrate=migrate,
+            create=create,
         )
         self.flows = flows or registry
         self.permissions = Permissions(self.settings.admins)

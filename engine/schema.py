@@ -6,9 +6,14 @@ from dataclasses import dataclass
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from signoff.engine.errors import StoreError
+from signoff.engine.errors import DatabaseNotFound, StoreError
 from signoff.engine.settings import EngineSettings
-from signoff.engine.store.database import create_db_engine, schema_revisions, upgrade
+from signoff.engine.store.database import (
+    HEAD_REVISION,
+    create_db_engine,
+    schema_revisions,
+    upgrade,
+)
 
 
 @dataclass(frozen=True)
@@ -18,6 +23,8 @@ class SchemaStatus:
     #: None for an empty database
     current: str | None
     head: str
+    #: False for a SQLite file that is not there yet (reading it made nothing)
+    exists: bool = True
 
     @property
     def up_to_date(self) -> bool:
@@ -32,11 +39,13 @@ def schema_status(settings: EngineSettings | None = None) -> SchemaStatus:
     """
     settings = settings or EngineSettings.load()
     try:
-        db = create_db_engine(settings.database_url)
+        db = create_db_engine(settings.database_url, create=False)
         try:
             return SchemaStatus(*schema_revisions(db))
         finally:
             db.dispose()
+    except DatabaseNotFound:
+        return SchemaStatus(None, HEAD_REVISION, exists=False)
     except SQLAlchemyError as exc:
         raise StoreError(f"cannot open the database: {exc.__class__.__name__}: {exc}") from exc
 

@@ -20,6 +20,7 @@ def test_engine_exports() -> None:
         "CannotSuspend",
         "ConfigurationError",
         "ConsumerLag",
+        "DatabaseNotFound",
         "Delegation",
         "DurableConsumer",
         "Engine",

@@ -23,7 +23,9 @@ def db() -> None:
 def current(session: CliSession) -> None:
     """Print the schema revision; exit 1 when it needs an upgrade."""
     status = schema_status(session.settings())
-    shown = status.current or "none (empty database)"
+    shown = status.current or (
+        "none (empty database)" if status.exists else "none (no database yet)"
+    )
     if status.up_to_date:
         click.echo(f"{shown} (up to date)")
         return

@@ -225,6 +225,7 @@ def run(
     """
     for source in sources:
         load_flows(source)
+    session.create = True
     engine = session.engine()
     flow = engine.flows.get(flow_name)
     values = parameter_values(params, flow.parameters_schema() if flow else None)
@@ -267,6 +268,7 @@ def run(
 def worker(session: CliSession, sources: tuple[str, ...], concurrency: int, migrate: bool) -> None:
     """Execute queued runs until SIGTERM or Ctrl-C."""
     session.migrate = migrate
+    session.create = True
     configure_logging(logging.INFO)
 
     def on_signal(signum: signal.Signals) -> None:

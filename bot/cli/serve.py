@@ -72,6 +72,7 @@ def serve_command() -> Any:
             settings = BotSettings.load()
             listen = ServerSettings.load()
             session.migrate = migrate
+            session.create = True
             server = Server(
                 open_backend(session, backend_name, sources),
                 settings,

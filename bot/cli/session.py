@@ -8,7 +8,14 @@ from __future__ import annotations
 
 import click
 
-from signoff.engine import Engine, EngineSettings, SchemaOutdated, get_engine, set_engine
+from signoff.engine import (
+    DatabaseNotFound,
+    Engine,
+    EngineSettings,
+    SchemaOutdated,
+    get_engine,
+    set_engine,
+)
 
 
 class CliSession:
@@ -20,6 +27,10 @@ class CliSession:
         #: upgrade an outdated schema on open (``serve``/``worker --migrate``); otherwise
         #: an outdated database is refused, and only an empty one gets the schema
         self.migrate = False
+        #: make a SQLite file that is not there yet (the commands that store runs: ``run``,
+        #: ``worker``, ``serve``); the others only look at or act on stored runs, and a
+        #: path with a typo in it gets an error rather than an empty database
+        self.create = False
         self._engine: Engine | None = None
 
     def settings(self) -> EngineSettings:
@@ -38,14 +49,20 @@ class CliSession:
         Raises:
             ConfigurationError: a setting is malformed.
             StoreError: the database cannot be opened.
-            click.ClickException: the schema is outdated and ``migrate`` is off.
+            click.ClickException: the schema is outdated and ``migrate`` is off, or the
+                SQLite file is not there and ``create`` is off.
         """
         if self._engine is None:
             try:
-                self._engine = Engine(self.settings(), migrate=self.migrate)
+                self._engine = Engine(self.settings(), migrate=self.migrate, create=self.create)
             except SchemaOutdated as exc:
                 raise click.ClickException(
                     f"{exc}; run 'signoff db upgrade' first, or start with --migrate"
+                ) from exc
+            except DatabaseNotFound as exc:
+                raise click.ClickException(
+                    f"{exc}; check SIGNOFF_DATABASE_URL (or --database-url): 'signoff "
+                    "worker', 'signoff run' or 'signoff db upgrade' makes the database"
                 ) from exc
             set_engine(self._engine)
             click.get_current_context().find_root().call_on_close(self.close)

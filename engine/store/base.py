@@ -125,14 +125,19 @@ class StoreBase:
         pool_size: int = 10,
         max_overflow: int = 40,
         migrate: bool = True,
+        create: bool = True,
     ) -> Self:
         """Connect, check or bring the schema up to date, and return the store.
 
         With ``migrate=False`` an empty database still gets the schema, but one at an
-        older revision is refused (``SchemaOutdated``) rather than changed.
+        older revision is refused (``SchemaOutdated``) rather than changed. With
+        ``create=False`` a SQLite file that is not there is refused (``DatabaseNotFound``)
+        rather than made.
         """
         try:
-            engine = create_db_engine(url, pool_size=pool_size, max_overflow=max_overflow)
+            engine = create_db_engine(
+                url, pool_size=pool_size, max_overflow=max_overflow, create=create
+            )
             try:
                 ensure_schema(engine, migrate=migrate)
             except SchemaOutdated:

@@ -15,7 +15,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InvalidatePoolError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
-from signoff.engine.errors import SchemaOutdated
+from signoff.engine.errors import DatabaseNotFound, SchemaOutdated
 from signoff.engine.store.checkpoints import BACKSTOP_PAGES
 
 if TYPE_CHECKING:
@@ -57,11 +57,14 @@ def create_db_engine(
     pool_size: int = 10,
     max_overflow: int = 40,
     ping_after_idle: float = PING_AFTER_IDLE_SECONDS,
+    create: bool = True,
 ) -> Engine:
     """Create a SQLAlchemy engine tuned for many short transactions from several threads.
 
     ``pool_size`` and ``max_overflow`` size PostgreSQL's connection pool (per process);
     a pooled connection idle for ``ping_after_idle`` seconds or more is pinged before use.
+    ``create=False``: a SQLite file that is not there is not made (``DatabaseNotFound``),
+    nor its folder.
     """
     url = normalise_url(url)
     parsed = make_url(url)
@@ -78,7 +81,10 @@ def create_db_engine(
     if parsed.database in (None, "", ":memory:"):
         kwargs["poolclass"] = StaticPool
     else:
-        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        path = Path(parsed.database).expanduser()
+        if not create and not path.exists():
+            raise DatabaseNotFound(str(path.absolute()))
+        path.parent.mkdir(parents=True, exist_ok=True)
         kwargs["pool_size"] = 20
         kwargs["max_overflow"] = 40
     engine = create_engine(url, **kwargs)

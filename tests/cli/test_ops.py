@@ -18,7 +18,7 @@ from signoff.bot.cli.main import main
 from signoff.bot.config import BotSettings, LogSettings, ServerSettings
 from signoff.bot.errors import SettingsError
 from signoff.engine import ConfigurationError, EngineSettings
-from signoff.engine.store.database import _alembic_config
+from signoff.engine.store.database import HEAD_REVISION, _alembic_config
 from tests.support.waiting import wait_for
 
 FLOWS = '''
@@ -170,7 +170,35 @@ def test_an_outdated_database_is_refused_until_upgraded_on_purpose(
 def test_an_empty_database_gets_the_schema_without_asking(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    (project / "ops.db").touch()  # an empty file, as a sqlite3 shell or a volume mount leaves
     assert run_cli(capsys, "runs", "list")[:2] == (0, "no runs\n")
+
+
+def test_a_database_path_nothing_stored_at_is_an_error_not_an_empty_list(
+    project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    typo = project / "typo" / "ops.db"
+    monkeypatch.setenv("SIGNOFF_DATABASE_URL", f"sqlite:///{typo}")
+    for command_line in (("runs", "list"), ("runs", "show", "abc"), ("audit", "verify")):
+        status, out, err = run_cli(capsys, *command_line)
+        assert (status, out) == (1, ""), command_line
+        assert err.startswith(f"error: there is no database at {typo}: ")
+        assert "SIGNOFF_DATABASE_URL" in err and len(err.strip().splitlines()) == 1
+    status, out, _ = run_cli(capsys, "db", "current")
+    assert status == 1
+    assert (
+        out
+        == f"none (no database yet) (needs an upgrade to {HEAD_REVISION}: run 'signoff db upgrade')\n"
+    )
+    assert not typo.parent.exists()  # looking made neither the file nor its folder
+
+    # Storing a run makes it (and its folder), as a worker or the Slack app would.
+    status, out, _ = run_cli(
+        capsys, "run", "access-request", "--flows", "flows.py", "--param", "user=ada"
+    )
+    assert status == 0 and typo.exists()
+    status, out, _ = run_cli(capsys, "runs", "list")
+    assert status == 0 and "access-request" in out
 
 
 def test_worker_migrates_when_told_and_logs_json(project: Path) -> None:

@@ -251,11 +251,20 @@ class SchemaOutdated(StoreError):
 
 
 class DatabaseNotFound(StoreError):
-    """The SQLite database file is not there; opening it without ``create`` made nothing."""
+    """The SQLite database file is not there; opening it without ``create`` made nothing.
+
+    ``path`` is ``:memory:`` for an in-memory database, which is new in every process."""
 
     def __init__(self, path: str) -> None:
         self.path = path
-        super().__init__(f"there is no database at {path}: nothing has been stored there yet")
+        if path == ":memory:":
+            message = (
+                "the database is in memory (sqlite:// with no file path), so it is new and "
+                "empty in every process"
+            )
+        else:
+            message = f"there is no database at {path}: nothing has been stored there yet"
+        super().__init__(message)
 
 
 class PauseTimeout(Exception):

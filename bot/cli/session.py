@@ -60,10 +60,13 @@ class CliSession:
                     f"{exc}; run 'signoff db upgrade' first, or start with --migrate"
                 ) from exc
             except DatabaseNotFound as exc:
-                raise click.ClickException(
-                    f"{exc}; check SIGNOFF_DATABASE_URL (or --database-url): 'signoff "
-                    "worker', 'signoff run' or 'signoff db upgrade' makes the database"
-                ) from exc
+                hint = (
+                    "give SIGNOFF_DATABASE_URL (or --database-url) a file: sqlite:///path.db"
+                    if exc.path == ":memory:"
+                    else "check SIGNOFF_DATABASE_URL (or --database-url): 'signoff worker', "
+                    "'signoff run' or 'signoff db upgrade' makes the database"
+                )
+                raise click.ClickException(f"{exc}; {hint}") from exc
             set_engine(self._engine)
             click.get_current_context().find_root().call_on_close(self.close)
         return get_engine()

@@ -64,7 +64,7 @@ def create_db_engine(
     ``pool_size`` and ``max_overflow`` size PostgreSQL's connection pool (per process);
     a pooled connection idle for ``ping_after_idle`` seconds or more is pinged before use.
     ``create=False``: a SQLite file that is not there is not made (``DatabaseNotFound``),
-    nor its folder.
+    nor its folder; nor is an in-memory database, which would be new and empty.
     """
     url = normalise_url(url)
     parsed = make_url(url)
@@ -79,6 +79,8 @@ def create_db_engine(
 
     kwargs: dict[str, Any] = {"connect_args": {"check_same_thread": False, "timeout": 30}}
     if parsed.database in (None, "", ":memory:"):
+        if not create:
+            raise DatabaseNotFound(":memory:")
         kwargs["poolclass"] = StaticPool
     else:
         path = Path(parsed.database).expanduser()

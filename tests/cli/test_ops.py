@@ -201,6 +201,18 @@ def test_a_database_path_nothing_stored_at_is_an_error_not_an_empty_list(
     assert status == 0 and "access-request" in out
 
 
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///", "sqlite:///:memory:"])
+def test_an_in_memory_database_is_refused_where_runs_are_looked_at(
+    project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    # sqlite:/// is what a template such as sqlite:///$DB_PATH gives with the variable unset.
+    monkeypatch.setenv("SIGNOFF_DATABASE_URL", url)
+    status, out, err = run_cli(capsys, "runs", "list")
+    assert (status, out) == (1, "")
+    assert err.startswith("error: the database is in memory")
+    assert "sqlite:///path.db" in err
+
+
 def test_worker_migrates_when_told_and_logs_json(project: Path) -> None:
     url = os.environ["SIGNOFF_DATABASE_URL"]
     at_revision(url, "0001")

@@ -95,7 +95,9 @@ class SignoffGroup(click.Group):
         """Run the chosen command, turning every other exception into a ``ClickException``."""
         try:
             return super().invoke(ctx)
-        except (click.ClickException, click.exceptions.Exit, click.Abort):
+        # A reader of stdout that went away (``signoff runs list | head``) is click's to
+        # handle: it ends the command quietly, with status 1.
+        except (click.ClickException, click.exceptions.Exit, click.Abort, BrokenPipeError):
             raise
         except EngineError as exc:
             if ctx.params.get("verbose"):

@@ -298,3 +298,21 @@ def test_runs_show_json_gives_the_result_as_json(
     status, out, _ = run_cli(capsys, "runs", "show", run.id, "--json")
     assert status == 0
     assert json.loads(out)["run"]["result"] == {"user": "ada", "days": 7}
+
+
+def test_a_reader_that_stops_reading_ends_the_command_quietly(project: Path) -> None:
+    # As in `signoff manifest | head -1` once head has exited: the pipe has no reader left.
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "signoff.bot.cli", "manifest"],
+            cwd=project,
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        os.close(write_end)
+    assert (done.returncode, done.stderr) == (1, "")  # no 'error: ...BrokenPipeError'

@@ -137,13 +137,16 @@ def parse_params(
     """Split each ``--param KEY=VALUE``; the values stay text until the flow is known.
 
     Raises:
-        click.BadParameter: an item has no ``=`` or no key.
+        click.BadParameter: an item has no ``=`` or no key, or a key comes twice.
     """
     parsed: dict[str, str] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise click.BadParameter(f"expected KEY=VALUE, got {item!r}")
+        if key.strip() in parsed:
+            # Which one was meant? Taking the last would run with a value nobody checked.
+            raise click.BadParameter(f"{key.strip()!r} is given twice")
         parsed[key.strip()] = value
     return parsed
 

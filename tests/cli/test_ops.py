@@ -316,3 +316,13 @@ def test_a_reader_that_stops_reading_ends_the_command_quietly(project: Path) -> 
     finally:
         os.close(write_end)
     assert (done.returncode, done.stderr) == (1, "")  # no 'error: ...BrokenPipeError'
+
+
+def test_a_parameter_given_twice_is_refused_by_name(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ("run", "access-request", "--flows", "flows.py", "--param", "user=ada")
+    status, out, err = run_cli(capsys, *args, "--param", "days=3", "--param", "days=30")
+    assert (status, out) == (2, "")
+    assert err.startswith("error: Invalid value for '--param': 'days' is given twice")
+    assert not (project / "ops.db").exists()  # refused before anything was stored

@@ -34,17 +34,28 @@ def parse_input(_ctx: click.Context, _param: click.Parameter, raw: str | None) -
     """Parse ``--input``: a JSON object, or nothing.
 
     Raises:
-        click.BadParameter: the text is not JSON, or not a JSON object.
+        click.BadParameter: the text is not JSON, not a JSON object, or names a field twice.
     """
     if raw is None:
         return None
     try:
-        value: JSONValue = json.loads(raw)
+        value: JSONValue = json.loads(raw, object_pairs_hook=_fields_once)
     except json.JSONDecodeError as exc:
         raise click.BadParameter(f"not valid JSON ({exc})") from exc
     if not isinstance(value, dict):
         raise click.BadParameter(f"expected a JSON object like '{{\"approved\": true}}', got {raw}")
     return value
+
+
+def _fields_once(pairs: list[tuple[str, JSONValue]]) -> dict[str, JSONValue]:
+    """A JSON object's fields, refusing a name that comes twice: JSON parsers keep the last,
+    and an answer such as ``{"approve": true, "approve": false}`` has no one meaning."""
+    fields: dict[str, JSONValue] = {}
+    for name, value in pairs:
+        if name in fields:
+            raise click.BadParameter(f"the field {name!r} is given twice")
+        fields[name] = value
+    return fields
 
 
 @click.group()

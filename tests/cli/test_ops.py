@@ -326,3 +326,12 @@ def test_a_parameter_given_twice_is_refused_by_name(
     assert (status, out) == (2, "")
     assert err.startswith("error: Invalid value for '--param': 'days' is given twice")
     assert not (project / "ops.db").exists()  # refused before anything was stored
+
+
+def test_an_answer_naming_a_field_twice_is_refused_before_anything_is_stored(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    answer = '{"approve": true, "approve": false}'  # json.loads would keep the last
+    status, out, err = run_cli(capsys, "runs", "resume", "abc", "--input", answer, "--as", "bob")
+    assert (status, out) == (2, "")
+    assert err.startswith("error: Invalid value for '--input': the field 'approve' is given twice")

@@ -48,6 +48,7 @@ from signoff.engine.errors import (
     RunNotWaiting,
     RunSuspended,
     SchemaOutdated,
+    SchemaTooNew,
     StoreError,
     UnstorableValue,
 )
@@ -193,6 +194,7 @@ __all__ = [
     "RunSuspended",
     "SchemaOutdated",
     "SchemaStatus",
+    "SchemaTooNew",
     "StateChange",
     "StoreError",
     "Task",

@@ -21,6 +21,7 @@
     ├── LeaseLost (consumer)          another process took over a durable consumer
     └── StoreError                    the database failed; the driver error is in __cause__
         ├── SchemaOutdated (current, head)   the schema needs an upgrade that was not asked for
+        ├── SchemaTooNew (current, head)     a newer Signoff upgraded the schema past this one
         └── DatabaseNotFound (path)   a SQLite file that was to be read, not made, is not there
 
 Control flow that is not an error lives outside the tree:
@@ -247,6 +248,19 @@ class SchemaOutdated(StoreError):
         self.head = head
         super().__init__(
             f"the database schema is at revision {current} and needs an upgrade to {head}"
+        )
+
+
+class SchemaTooNew(StoreError):
+    """The database's schema is at a revision this version of Signoff does not know."""
+
+    def __init__(self, current: str, head: str) -> None:
+        self.current = current
+        self.head = head
+        super().__init__(
+            f"the database schema is at revision {current}, which this version of Signoff "
+            f"does not know (its newest is {head}): a newer Signoff upgraded it, so run "
+            "that version or a later one"
         )
 
 

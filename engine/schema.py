@@ -11,6 +11,7 @@ from signoff.engine.settings import EngineSettings
 from signoff.engine.store.database import (
     HEAD_REVISION,
     create_db_engine,
+    is_known_revision,
     schema_revisions,
     upgrade,
 )
@@ -29,6 +30,11 @@ class SchemaStatus:
     @property
     def up_to_date(self) -> bool:
         return self.current == self.head
+
+    @property
+    def known(self) -> bool:
+        """False when a newer Signoff upgraded the schema past what this version knows."""
+        return self.current is None or is_known_revision(self.current)
 
 
 def schema_status(settings: EngineSettings | None = None) -> SchemaStatus:

@@ -58,6 +58,7 @@ def test_engine_exports() -> None:
         "RunSuspended",
         "SchemaOutdated",
         "SchemaStatus",
+        "SchemaTooNew",
         "StateChange",
         "StoreError",
         "Task",

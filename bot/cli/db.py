@@ -21,7 +21,8 @@ def db() -> None:
 @db.command("current")
 @pass_session
 def current(session: CliSession) -> None:
-    """Print the schema revision; exit 1 when it needs an upgrade."""
+    """Print the schema revision; exit 1 when it needs an upgrade (or is newer than this
+    version of Signoff knows)."""
     status = schema_status(session.settings())
     shown = status.current or (
         "none (empty database)" if status.exists else "none (no database yet)"
@@ -29,6 +30,12 @@ def current(session: CliSession) -> None:
     if status.up_to_date:
         click.echo(f"{shown} (up to date)")
         return
+    if not status.known:
+        click.echo(
+            f"{shown} (newer than this version of Signoff knows, whose newest is "
+            f"{status.head}: a newer Signoff upgraded it; run that version or a later one)"
+        )
+        raise click.exceptions.Exit(1)
     click.echo(f"{shown} (needs an upgrade to {status.head}: run 'signoff db upgrade')")
     raise click.exceptions.Exit(1)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -15,7 +16,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InvalidatePoolError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
-from signoff.engine.errors import DatabaseNotFound, SchemaOutdated
+from signoff.engine.errors import DatabaseNotFound, SchemaOutdated, SchemaTooNew
 from signoff.engine.store.checkpoints import BACKSTOP_PAGES
 
 if TYPE_CHECKING:
@@ -156,13 +157,27 @@ def _ping_idle_connections(engine: Engine, after: float) -> None:
             raise error(f"pooled connection failed its ping: {exc}") from exc
 
 
-def _alembic_config(connection: Connection) -> Config:
+def _alembic_config(connection: Connection | None = None) -> Config:
     from alembic.config import Config
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
-    config.attributes["connection"] = connection
+    if connection is not None:
+        config.attributes["connection"] = connection
     return config
+
+
+@functools.cache
+def _known_revisions() -> frozenset[str]:
+    from alembic.script import ScriptDirectory
+
+    scripts = ScriptDirectory.from_config(_alembic_config())
+    return frozenset(script.revision for script in scripts.walk_revisions())
+
+
+def is_known_revision(revision: str) -> bool:
+    """Whether ``revision`` is one of this version's migrations (not a newer version's)."""
+    return revision in _known_revisions()
 
 
 @contextmanager
@@ -196,7 +211,8 @@ def upgrade(engine: Engine) -> None:
 
 def ensure_schema(engine: Engine, *, migrate: bool) -> None:
     """Give an empty database the schema, and an outdated one too when ``migrate``; otherwise
-    refuse an outdated one (``SchemaOutdated``).
+    refuse an outdated one (``SchemaOutdated``). One a newer Signoff upgraded is refused
+    either way (``SchemaTooNew``).
 
     The check runs under the migration lock, so a process that starts while another is
     migrating waits for it and then sees the finished schema, not a half-migrated one. A
@@ -232,6 +248,9 @@ def _ensure_schema(engine: Engine, migrate: bool) -> None:
             config = _alembic_config(connection)
             current = MigrationContext.configure(connection).get_current_revision()
             head = ScriptDirectory.from_config(config).get_current_head()
+            if current is not None and not is_known_revision(current):
+                # Upgrading or running on it would fail in ways that name neither version.
+                raise SchemaTooNew(str(current), str(head))
             if current != head:
                 if current is not None and not migrate:
                     raise SchemaOutdated(str(current), str(head))

@@ -167,6 +167,27 @@ def test_an_outdated_database_is_refused_until_upgraded_on_purpose(
     assert run_cli(capsys, "runs", "list")[:2] == (0, "no runs\n")
 
 
+def test_a_database_a_newer_signoff_upgraded_is_refused_with_what_to_run(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = os.environ["SIGNOFF_DATABASE_URL"]
+    at_revision(url, "head")
+    db = create_engine(url)
+    with db.begin() as connection:
+        connection.exec_driver_sql("UPDATE alembic_version SET version_num = '0999'")
+    db.dispose()
+    status, out, _ = run_cli(capsys, "db", "current")
+    assert status == 1
+    assert out.startswith(
+        f"0999 (newer than this version of Signoff knows, whose newest is {HEAD_REVISION}"
+    )
+    for command_line in (("runs", "list"), ("db", "upgrade")):
+        status, _, err = run_cli(capsys, *command_line)
+        assert status == 1 and len(err.strip().splitlines()) == 1
+        assert err.startswith("error: the database schema is at revision 0999, which this version")
+        assert "run that version or a later one" in err
+
+
 def test_an_empty_database_gets_the_schema_without_asking(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -8,8 +8,16 @@ import sys
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import text
 
-from signoff.engine import ConfigurationError, Engine, EngineSettings
+from signoff.engine import (
+    ConfigurationError,
+    Engine,
+    EngineSettings,
+    SchemaTooNew,
+    flow,
+    schema_status,
+)
 from signoff.engine.store.database import HEAD_REVISION, create_db_engine, schema_revisions
 from signoff.engine.store.tables import metadata
 
@@ -30,6 +38,33 @@ def test_migrations_match_the_tables(engine: Engine) -> None:
 def test_the_known_head_is_the_newest_migration(engine: Engine) -> None:
     # An up-to-date database opens without alembic; that shortcut must name the real head.
     assert schema_revisions(engine.store.engine) == (HEAD_REVISION, HEAD_REVISION)
+
+
+@flow(name="store-test-kept")
+def kept_flow() -> None:
+    return None
+
+
+def test_a_schema_a_newer_signoff_upgraded_is_refused_by_name_and_left_as_it_is(
+    engine: Engine, database_url: str
+) -> None:
+    kept = engine.submit("store-test-kept", {})
+    engine.close()
+    db = create_db_engine(database_url)
+    with db.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '0999'"))
+    db.dispose()
+    for migrate in (False, True):
+        with pytest.raises(SchemaTooNew) as refused:
+            Engine(EngineSettings.load(database_url=database_url), migrate=migrate)
+        assert (refused.value.current, refused.value.head) == ("0999", HEAD_REVISION)
+        assert "a newer Signoff upgraded it" in str(refused.value)
+    status = schema_status(EngineSettings.load(database_url=database_url))
+    assert (status.current, status.known, status.up_to_date) == ("0999", False, False)
+    db = create_db_engine(database_url)
+    with db.connect() as conn:
+        assert conn.execute(text("SELECT id FROM runs")).scalars().all() == [kept.id]
+    db.dispose()
 
 
 def test_opening_an_up_to_date_database_does_not_load_alembic(tmp_path) -> None:

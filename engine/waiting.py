@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import re
 import time
 import weakref
@@ -92,8 +93,7 @@ class Decision:
                     f"(fields: {', '.join(fields) or 'none'})"
                 )
         if self.escalate_after is not None:
-            if self.escalate_after <= 0:
-                raise ValueError(f"escalate_after must be positive (got {self.escalate_after})")
+            check_seconds("escalate_after", self.escalate_after, zero_allowed=False)
             if not self.escalate_to:
                 raise ValueError("escalate_after needs escalate_to: who to add as approvers")
         elif self.escalate_to:
@@ -172,9 +172,40 @@ def pause_request(
     return PauseRequest(ctx, key, model, timeout, pause, True, decision.quorum)
 
 
+#: the longest a pause may wait, or wait before escalating (100 years): a longer time is a
+#: mistake, and an infinite one (or one past the year 9999) has no date to store
+MAX_WAIT_SECONDS = 100 * 365 * 86_400
+
+
+def check_seconds(
+    name: str, value: object, *, zero_allowed: bool = True, otherwise: str = ""
+) -> None:
+    """Raise naming ``name`` unless ``value`` is a number of seconds a pause can wait;
+    ``otherwise`` ends the message with what to give instead (``", or None to ..."``).
+
+    Raises:
+        TypeError: not a number (a bool, a string, ...).
+        ValueError: negative (or zero, without ``zero_allowed``), infinite, NaN, or over
+            ``MAX_WAIT_SECONDS``.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be a number of seconds (got {value!r})")
+    low = "from 0" if zero_allowed else "more than 0 and"
+    if (
+        not math.isfinite(value)
+        or value < 0
+        or (value == 0 and not zero_allowed)
+        or value > MAX_WAIT_SECONDS
+    ):
+        raise ValueError(
+            f"{name} must be {low} up to {MAX_WAIT_SECONDS:,} seconds (100 years)"
+            f"{otherwise} (got {value!r})"
+        )
+
+
 def check_arguments(timeout: float | None, key: str | None) -> None:
-    if timeout is not None and timeout < 0:
-        raise ValueError(f"timeout must not be negative (got {timeout})")
+    if timeout is not None:
+        check_seconds("timeout", timeout, otherwise=", or None to wait with no deadline")
     if key is not None and not _KEY.match(key):
         raise ValueError(f"pause key {key!r} must be 1-200 letters, digits, '-', '_', '.' or ':'")
 

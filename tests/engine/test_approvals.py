@@ -242,6 +242,20 @@ def test_veto_must_name_a_bool_field(engine: Engine) -> None:
         bad()
 
 
+def test_escalation_options_that_cannot_work_are_refused_by_name(engine: Engine) -> None:
+    @flow(name="ap-bad-escalation")
+    def bad(after: object, to: list[str]) -> None:
+        pause_flow_run(Decision, escalate_after=after, escalate_to=to)  # type: ignore[arg-type]
+
+    for after in (0, -5, float("inf"), 4e9):
+        with pytest.raises(ValueError, match=r"^escalate_after must be more than 0 and up to "):
+            bad(after, ["U_BOSS"])
+    with pytest.raises(TypeError, match=r"^escalate_after must be a number of seconds"):
+        bad("1h", ["U_BOSS"])
+    with pytest.raises(ValueError, match="escalate_after needs escalate_to"):
+        bad(60, [])
+
+
 def test_escalation_adds_approvers_once(engine: Engine, make_engine) -> None:
     box = run_in_thread(ap_escalate)
     run_id = waiting_run(engine, "ap-escalate")

@@ -11,7 +11,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import shlex
+import sys
 from datetime import datetime
+from typing import NoReturn
 
 import click
 
@@ -34,12 +36,18 @@ def parse_input(_ctx: click.Context, _param: click.Parameter, raw: str | None) -
     """Parse ``--input``: a JSON object, or nothing.
 
     Raises:
-        click.BadParameter: the text is not JSON, not a JSON object, or names a field twice.
+        click.BadParameter: the text is not JSON (Python's own ``Infinity`` and ``NaN``
+            included), not a JSON object, names a field twice, or holds a number too long.
     """
     if raw is None:
         return None
     try:
-        value: JSONValue = json.loads(raw, object_pairs_hook=_fields_once)
+        value: JSONValue = json.loads(
+            raw,
+            object_pairs_hook=_fields_once,
+            parse_constant=_not_json,
+            parse_int=_whole_number,
+        )
     except json.JSONDecodeError as exc:
         raise click.BadParameter(f"not valid JSON ({exc})") from exc
     if not isinstance(value, dict):
@@ -56,6 +64,18 @@ def _fields_once(pairs: list[tuple[str, JSONValue]]) -> dict[str, JSONValue]:
             raise click.BadParameter(f"the field {name!r} is given twice")
         fields[name] = value
     return fields
+
+
+def _not_json(word: str) -> NoReturn:
+    """Python's json reads ``Infinity``, ``-Infinity`` and ``NaN``; JSON has none of them."""
+    raise click.BadParameter(f"{word} is not a JSON number")
+
+
+def _whole_number(digits: str) -> int:
+    limit = sys.get_int_max_str_digits()
+    if limit and len(digits.lstrip("-")) > limit:
+        raise click.BadParameter(f"a number has more than {limit:,} digits")
+    return int(digits)
 
 
 @click.group()

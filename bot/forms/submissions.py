@@ -27,6 +27,7 @@ nullable field becomes ``None``. A nested model that may be absent (not required
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -184,6 +185,8 @@ def _number(kind: str, text: Any) -> Any:
         number = Decimal("NaN")
     if not number.is_finite():
         raise _Unparsable("Enter a number")
+    if kind == "number" and not math.isfinite(float(number)):
+        raise _Unparsable("Enter a smaller number")  # past what a float holds (1e309)
     whole = number == number.to_integral()
     if kind == "integer":
         if not whole:

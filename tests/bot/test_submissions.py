@@ -37,6 +37,15 @@ def test_unreadable_numbers_come_back_keyed_by_block_id(typed: str, message: str
     assert "ratio" not in data
 
 
+def test_a_number_past_what_a_float_holds_is_refused_in_the_modal() -> None:
+    schema = Sizing.model_json_schema()
+    for typed in ("1e400", "-2e308", "9" * 400):
+        data, errors = parse_submission(schema, {"field:ratio": number_state(typed)})
+        assert (data.get("ratio"), errors) == (None, {"field:ratio": "Enter a smaller number"})
+    data, errors = parse_submission(schema, {"field:ratio": number_state("1e300")})
+    assert (data["ratio"], errors) == (10**300, {})  # the model's bounds judge it next
+
+
 def test_missing_null_and_empty_states_are_all_empty() -> None:
     schema = Tags.model_json_schema()
     empty: dict[str, Any] = {

@@ -356,3 +356,10 @@ def test_an_answer_naming_a_field_twice_is_refused_before_anything_is_stored(
     status, out, err = run_cli(capsys, "runs", "resume", "abc", "--input", answer, "--as", "bob")
     assert (status, out) == (2, "")
     assert err.startswith("error: Invalid value for '--input': the field 'approve' is given twice")
+    for answer, why in [
+        ('{"amount": Infinity}', "Infinity is not a JSON number"),
+        ('{"amount": [1, NaN]}', "NaN is not a JSON number"),
+        ('{"amount": ' + "9" * 5000 + "}", "a number has more than 4,300 digits"),
+    ]:
+        status, _, err = run_cli(capsys, "runs", "resume", "abc", "--input", answer)
+        assert status == 2 and err.startswith(f"error: Invalid value for '--input': {why}")

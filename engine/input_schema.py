@@ -24,6 +24,8 @@ import pydantic
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import core_schema
 
+from signoff.engine.serialization import unstorable_numbers
+
 __all__ = ["URL_KEYS", "InputJsonSchema", "input_schema"]
 
 #: the url_schema options that decide whether pydantic accepts a URL
@@ -87,7 +89,13 @@ def input_schema(model: type[pydantic.BaseModel]) -> dict[str, Any]:
     # (weakly, since with_initial_data makes classes) and hand out copies.
     schema = _SCHEMAS.get(model)
     if schema is None:
-        schema = _SCHEMAS[model] = model.model_json_schema(schema_generator=InputJsonSchema)
+        schema = model.model_json_schema(schema_generator=InputJsonSchema)
+        for path, why in unstorable_numbers(schema).items():
+            raise ValueError(
+                f"{model.__name__}'s JSON schema cannot be stored: the number at {path} "
+                f"{why} (a default or initial value of its fields)"
+            )
+        _SCHEMAS[model] = schema
     return copy.deepcopy(schema)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
+from signoff.engine import serialization
 from signoff.engine.actors import Actor, as_actor
 from signoff.engine.audit import AuditAction, AuditEntry
 from signoff.engine.errors import (
@@ -81,7 +82,9 @@ class Interventions(Oversight):
     def _refuse_answer(
         self, actor: Actor | None, run: Run, pause: Pause, refusal: Refusal, payload: JSON
     ) -> ResponderNotAllowed:
-        self._refuse(Action.ANSWER, actor, refusal, run=run, key=pause.key, data={"input": payload})
+        # As given, unchecked: recorded as JSON can hold it (an infinite float by its name).
+        given = serialization.jsonable(payload)
+        self._refuse(Action.ANSWER, actor, refusal, run=run, key=pause.key, data={"input": given})
         return ResponderNotAllowed(
             run.id, pause.key, actor.id if actor else None, refusal.reason, refusal.allowed
         )

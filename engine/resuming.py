@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping
 
 import pydantic
 
+from signoff.engine import serialization
 from signoff.engine.actors import Actor, as_actor
 from signoff.engine.audit import AuditAction, AuditEntry
 from signoff.engine.errors import InputInvalid, PauseExpired, RunNotFound, RunNotWaiting
@@ -86,7 +87,8 @@ class Resuming(Interventions):
                     run.flow_name,
                     actor,
                     pause.key,
-                    {"input": payload, "errors": errors},
+                    # as JSON can hold it: what the check refused may be anything
+                    {"input": serialization.jsonable(payload), "errors": errors},
                 )
             )
             raise InputInvalid(run.id, pause.key, errors)

@@ -2,12 +2,17 @@
 
 They are pickled, because a re-run must get back the very types it produced; JSON previews
 go beside them for people to read. The database is the engine's own, so unpickling what it
-holds is as trusted as the flow code itself.
+holds is as trusted as the flow code itself. What is stored as JSON cannot hold an
+infinite or NaN float, nor an integer too long to write out (``unstorable_numbers`` finds
+them): previews put them in words instead.
 """
 
 from __future__ import annotations
 
+import math
 import pickle
+import sys
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic_core import to_jsonable_python
@@ -25,10 +30,63 @@ def load(blob: bytes) -> Any:
 
 
 def jsonable(value: Any) -> Any:
-    """A JSON-friendly rendering of ``value`` for display; never fails."""
-    return to_jsonable_python(value, fallback=repr)
+    """A JSON-friendly rendering of ``value`` for display; never fails. A number JSON text
+    cannot hold (``inf``, ``nan``, an integer of more digits than Python writes out) shows
+    as words, as other values JSON cannot hold do."""
+    return _shown(to_jsonable_python(value, fallback=repr))
+
+
+def unstorable_numbers(value: Any, at: tuple[Any, ...] = ()) -> dict[str, str]:
+    """Where a JSON-like ``value`` holds a number JSON text cannot hold, and why, by field
+    path (``""`` for the value itself). Nothing holding one can be stored.
+
+    Example::
+
+        >>> unstorable_numbers({"price": float("inf"), "tags": [1.5, float("nan")]})
+        {'price': 'must be a finite number', 'tags.1': 'must be a finite number'}
+    """
+    if isinstance(value, Mapping):
+        return {
+            p: why for k, v in value.items() for p, why in unstorable_numbers(v, (*at, k)).items()
+        }
+    if isinstance(value, list | tuple):
+        return {
+            p: why
+            for i, v in enumerate(value)
+            for p, why in unstorable_numbers(v, (*at, i)).items()
+        }
+    why = _why_unstorable(value)
+    return {".".join(str(part) for part in at): why} if why else {}
+
+
+def _why_unstorable(value: Any) -> str | None:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "must be a finite number"  # JSON has no Infinity or NaN
+    if isinstance(value, int) and not isinstance(value, bool):
+        # Python refuses to write out (or read) an integer of more digits than this.
+        digits = sys.get_int_max_str_digits()
+        if digits and value.bit_length() > digits * _BITS_PER_DIGIT:
+            return f"must have at most {digits:,} digits"
+    return None
+
+
+_BITS_PER_DIGIT = math.log2(10)
+
+
+def _shown(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _shown(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_shown(item) for item in value]
+    if _why_unstorable(value) is None:
+        return value
+    return repr(value) if isinstance(value, float) else "(a number too long to show)"
 
 
 def preview(value: Any) -> str:
-    text = repr(value)
+    """``repr(value)``, cut to ``PREVIEW_LIMIT`` characters; never fails: it is only shown."""
+    try:
+        text = repr(value)
+    except Exception as exc:  # a broken __repr__, an int too long to write out, ...
+        text = f"<{type(value).__name__} that cannot be shown: {exc}>"
     return text if len(text) <= PREVIEW_LIMIT else text[: PREVIEW_LIMIT - 1] + "…"

@@ -35,6 +35,7 @@ from pydantic_core import PydanticCustomError, SchemaValidator, core_schema
 from pydantic_core import SchemaError as CoreSchemaError
 
 from signoff.engine.input_schema import URL_KEYS
+from signoff.engine.serialization import unstorable_numbers
 
 _TYPE_WORDS = {
     "string": "text",
@@ -303,6 +304,9 @@ def schema_errors(schema: Mapping[str, Any], payload: Any) -> dict[str, str]:
     """
     validator = _validator(json.dumps(schema, sort_keys=True))
     found: dict[str, list[str]] = {}
+    for path, why in unstorable_numbers(payload).items():
+        # inf, nan, or an integer too long to write out (a Python caller can pass them)
+        found[path] = [why]
     for error in _leaves(validator.iter_errors(payload)):
         if _told_by_decimal(error):
             continue

@@ -23,7 +23,6 @@ Example::
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -40,6 +39,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql
 
+from signoff.engine.store.database import json_text
 from signoff.engine.store.prepared import Prepared
 from signoff.engine.store.tables import AuditRow, EventRow
 
@@ -145,7 +145,7 @@ def _rows_json(
 ) -> str:
     """The rows as one JSON array: one C call, where binding an array per column had
     psycopg adapt every value in Python. JSON columns go as their own text (``_from_json``)."""
-    dumps = json.dumps
+    dumps = json_text
     return dumps(
         [
             {name: dumps(row[name]) if name in as_text else row[name] for name in columns}

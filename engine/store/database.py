@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -52,6 +53,12 @@ def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
+#: How a JSON column's value becomes text: standard JSON only. Python's ``json`` writes
+#: ``Infinity`` and ``NaN``, which PostgreSQL refuses and other readers of a SQLite file
+#: cannot parse; the engine's checks refuse such values by name before they get here.
+json_text = functools.partial(json.dumps, allow_nan=False)
+
+
 def create_db_engine(
     url: str,
     *,
@@ -73,12 +80,19 @@ def create_db_engine(
         # Last in, first out: the connections in use stay warm (no ping), and those beyond
         # what the load needs sit idle until pinged, rather than every one going cold in turn.
         engine = create_engine(
-            url, pool_size=pool_size, max_overflow=max_overflow, pool_use_lifo=True
+            url,
+            pool_size=pool_size,
+            max_overflow=max_overflow,
+            pool_use_lifo=True,
+            json_serializer=json_text,
         )
         _ping_idle_connections(engine, ping_after_idle)
         return engine
 
-    kwargs: dict[str, Any] = {"connect_args": {"check_same_thread": False, "timeout": 30}}
+    kwargs: dict[str, Any] = {
+        "connect_args": {"check_same_thread": False, "timeout": 30},
+        "json_serializer": json_text,
+    }
     if parsed.database in (None, "", ":memory:"):
         if not create:
             raise DatabaseNotFound(":memory:")

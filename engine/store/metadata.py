@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from signoff.engine.errors import RunNotFound
 from signoff.engine.runs import JSON, EventKind, RunState
+from signoff.engine.serialization import unstorable_numbers
 from signoff.engine.store.base import RUNS, StoreBase
 from signoff.engine.store.tables import MetadataRow
 
@@ -18,6 +19,9 @@ METADATA = MetadataRow.__table__  # type: ignore[attr-defined]
 
 class MetadataQueries(StoreBase):
     def _insert_metadata(self, run_id: str, key: str, value: JSON) -> Any:
+        for path, why in unstorable_numbers(value).items():
+            where = f"the number at {path}" if path else "its number"
+            raise ValueError(f"metadata {key!r} of run {run_id} cannot be stored: {where} {why}")
         # SQLAlchemy drops an INSERT's row count unless asked to keep it.
         return (
             self._dialect_insert(METADATA)

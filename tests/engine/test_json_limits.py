@@ -1,0 +1,164 @@
+"""Numbers JSON text cannot hold (infinite and NaN floats, integers too long for Python to
+write out), on both stores: each is refused by name where it would be stored, or shown in
+words where only a preview is stored, and never reaches the database (PostgreSQL refuses
+such JSON outright; a SQLite file would hold text other readers cannot parse)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from sqlalchemy import text
+
+from signoff.engine import (
+    Engine,
+    InputInvalid,
+    ResponderNotAllowed,
+    RunState,
+    RunSuspended,
+    flow,
+    suspend_flow_run,
+    task,
+)
+from signoff.engine.input import RunInput
+
+INF, NAN = float("inf"), float("nan")
+
+
+class Refund(RunInput):
+    amount: float
+    note: str = ""
+
+
+@flow(name="json-limits-refund", approvers=["U_FIN"])
+def refund(limit: float) -> float:
+    answer = suspend_flow_run(wait_for_input=Refund)
+    return min(answer.amount, limit)
+
+
+@flow(name="json-limits-count")
+def count(n: int) -> int:
+    return n
+
+
+@flow(name="json-limits-bad-default")
+def bad_default() -> None:
+    suspend_flow_run(wait_for_input=Refund.with_initial_data(amount=NAN))
+
+
+def suspended(engine: Engine, limit: float) -> str:
+    with pytest.raises(RunSuspended) as stopped:
+        refund(limit)
+    return stopped.value.run_id
+
+
+def stored_json_is_standard(engine: Engine) -> None:
+    """Every JSON value the database holds parses as standard JSON (no Infinity, no NaN)."""
+    with engine.store.engine.connect() as conn:
+        for table, column in [("runs", "parameters_json"), ("pauses", "response")]:
+            for (value,) in conn.execute(text(f"SELECT {column} FROM {table}")):
+                assert "Infinity" not in str(value) and "NaN" not in str(value)
+        for (data,) in conn.execute(text("SELECT data FROM audit_records")):
+            assert "Infinity" not in str(data) and "NaN" not in str(data)
+
+
+def test_a_parameter_json_cannot_hold_is_kept_and_shown_by_its_name(engine: Engine) -> None:
+    run_id = suspended(engine, INF)
+    assert engine.get_run(run_id).parameters == {"limit": "inf"}
+    queued = engine.submit("json-limits-refund", {"limit": NAN})
+    assert queued.parameters == {"limit": "nan"}
+    huge = engine.submit("json-limits-count", {"n": 10**5000})
+    assert huge.parameters == {"n": "(a number too long to show)"}
+    assert [r.data["parameters"] for r in engine.audit_trail(queued.id)] == [{"limit": "nan"}]
+    # The flow itself gets the real value back (it is pickled, not JSON).
+    engine.resume(run_id, {"amount": 12.5}, "U_FIN")
+    assert engine.get_run(run_id).state is RunState.SCHEDULED
+    stored_json_is_standard(engine)
+
+
+def test_an_answer_json_cannot_hold_is_refused_by_field_and_the_run_waits(
+    engine: Engine,
+) -> None:
+    run_id = suspended(engine, 100.0)
+    for amount in (INF, -INF, NAN):
+        with pytest.raises(InputInvalid) as refused:
+            engine.resume(run_id, {"amount": amount, "note": "x"}, "U_FIN")
+        assert refused.value.errors == {"amount": "must be a finite number"}
+    with pytest.raises(InputInvalid) as nested:
+        engine.resume(run_id, {"amount": 1.0, "note": [1.0, NAN]}, "U_FIN")
+    assert nested.value.errors["note.1"] == "must be a finite number"
+    with pytest.raises(InputInvalid) as long:
+        engine.resume(run_id, {"amount": 10**5000}, "U_FIN")
+    assert long.value.errors == {"amount": "must have at most 4,300 digits"}
+    # Someone who may not answer is refused, and the refusal is recorded with what they sent.
+    with pytest.raises(ResponderNotAllowed):
+        engine.resume(run_id, {"amount": INF}, "U_SOMEONE")
+    trail = engine.audit_trail(run_id)
+    invalid = [r for r in trail if r.action == "answer.invalid"]
+    assert [r.data["input"]["amount"] for r in invalid][:4] == ["inf", "-inf", "nan", 1.0]
+    assert invalid[3].data["input"]["note"] == [1.0, "nan"]
+    assert invalid[4].data["input"]["amount"] == "(a number too long to show)"
+    refused_record = next(r for r in trail if r.action == "refused")
+    assert refused_record.data["input"] == {"amount": "inf"}
+    assert engine.get_run(run_id).state is RunState.SUSPENDED
+    engine.resume(run_id, {"amount": 40.0}, "U_FIN")
+    assert engine.get_pause(run_id, "1").response == {"amount": 40.0}
+    stored_json_is_standard(engine)
+    assert engine.verify_audit().ok
+
+
+def test_a_model_whose_schema_json_cannot_hold_is_refused_at_the_pause(engine: Engine) -> None:
+    with pytest.raises(
+        ValueError,
+        match=r"^Refund's JSON schema cannot be stored: the number at properties\.amount\.default "
+        r"must be a finite number",
+    ):
+        bad_default()
+    (run,) = engine.list_runs(flow_name="json-limits-bad-default")
+    assert run.state is RunState.FAILED and "properties.amount.default" in (run.state_message or "")
+
+
+def test_metadata_json_cannot_hold_is_refused_by_key(engine: Engine) -> None:
+    run_id = suspended(engine, 1.0)
+    with pytest.raises(
+        ValueError,
+        match=r"^metadata 'ticket' of run \w+ cannot be stored: the "
+        r"number at refs\.1 must be a finite number$",
+    ):
+        engine.set_metadata(run_id, "ticket", {"refs": [1, NAN]})
+    with pytest.raises(
+        ValueError,
+        match=r"^metadata 'score' of run \w+ cannot be stored: its "
+        r"number must be a finite number$",
+    ):
+        engine.add_metadata(run_id, "score", INF)
+    with pytest.raises(ValueError, match=r"the number at 0 must have at most 4,300 digits$"):
+        engine.set_metadata(run_id, "big", [10**5000])
+    assert engine.get_metadata(run_id, "ticket") is None
+    engine.set_metadata(run_id, "score", 0.5)
+    assert math.isclose(engine.get_metadata(run_id, "score"), 0.5)
+
+
+class Unshowable:
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr today")
+
+
+@task
+def huge_result() -> int:
+    return 10**5000
+
+
+@flow(name="json-limits-unshowable")
+def unshowable() -> Unshowable:
+    huge_result()
+    return Unshowable()
+
+
+def test_a_result_that_cannot_be_written_out_does_not_fail_the_run(engine: Engine) -> None:
+    assert isinstance(unshowable(), Unshowable)
+    (run,) = engine.list_runs(flow_name="json-limits-unshowable")
+    assert run.state is RunState.COMPLETED
+    assert run.result == "<Unshowable that cannot be shown: no repr today>"
+    (step,) = engine.detail(run.id).tasks
+    assert step.result is not None and step.result.startswith("<int that cannot be shown: ")

@@ -214,6 +214,9 @@ def register(app: App, backend: Backend, sealer: Sealer) -> None:
             if not sep:
                 respond(f":warning: `{pair[:100]}` is not `name=value`")
                 return
+            if name in params:
+                respond(f":warning: `{name[:100]}` is given twice; give each parameter once")
+                return
             params[name] = parse_value(schema, name, value)
         missing = [p for p in schema.get("required", []) if p not in params]
         if missing and backend.may_start(slack_actor(command.model_dump()), flow.name) is not None:

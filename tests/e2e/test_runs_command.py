@@ -242,6 +242,9 @@ def test_help_and_unknown_subcommands(engine: Engine, bot: RunningBot) -> None:
     assert "no run with id 'nope'" in runs(bot, "alice", "show nope").text
     assert "No flow named `nope`" in runs(bot, "alice", "start nope").text
     assert "Could not read that" in runs(bot, "alice", 'start "unclosed').text
+    twice = runs(bot, "alice", "start rc-deploy service=api version=1 version=2").text
+    assert twice == ":warning: `version` is given twice; give each parameter once"
+    assert engine.list_runs(flow_name="rc-deploy") == []  # nothing was started
 
 
 # -- configuration ------------------------------------------------------------------------

@@ -2,13 +2,15 @@
 
 Settings come from the environment, then a ``.env`` file in the current directory, then
 defaults. The command prints each variable once, and then any problem the settings have
-(exit status 1), so that it doubles as a check before ``serve``.
+(exit status 1), so that it doubles as a check before ``serve``; and a warning for each
+``SIGNOFF_`` variable that is no setting (a typo leaves the real one at its default).
 """
 
 from __future__ import annotations
 
+import difflib
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -42,6 +44,7 @@ VARIABLES = (
     Variable("SLACK_SIGNING_SECRET", "(required for serve in HTTP mode)", secret=True),
     Variable("SLACK_APP_TOKEN", "(unset: HTTP mode)", secret=True),
     Variable("SLACK_API_URL", "https://slack.com/api/"),
+    Variable("SLACK_API_TIMEOUT", "30"),
     Variable("SIGNOFF_HOST", "127.0.0.1"),
     Variable("SIGNOFF_PORT", "3000", aliases=("PORT",)),
     Variable("SIGNOFF_LOG_LEVEL", "(INFO for serve and worker)"),
@@ -54,7 +57,13 @@ VARIABLES = (
     Variable("SIGNOFF_ADMINS", "(none)"),
     Variable("SIGNOFF_OPERATOR", "(your login name)"),
     Variable("SIGNOFF_AUDIT_KEY", "(unset: plain SHA-256)", secret=True),
+    Variable("PREFECT_API_URL", "(required for --backend prefect)"),
+    Variable("PREFECT_API_KEY", "(unset: a server without auth)", secret=True),
+    Variable("SIGNOFF_PREFECT_RECONCILE_SECONDS", "30"),
+    Variable("SIGNOFF_PREFECT_PERMISSIONS", "(unset: no rules beyond run tags)"),
 )
+#: every name a setting is read from
+KNOWN = frozenset(name for v in VARIABLES for name in (v.name, *v.aliases))
 
 
 def mask(name: str, value: str) -> str:
@@ -88,6 +97,17 @@ def effective(
     return variable.default, "default"
 
 
+def unknown_names(names: Iterable[str]) -> list[str]:
+    """A warning for each ``SIGNOFF_`` name that is no setting: most likely a typo, which
+    would otherwise leave the setting at its default without a word."""
+    found = []
+    for name in sorted(n for n in set(names) if n.startswith("SIGNOFF_") and n not in KNOWN):
+        close = difflib.get_close_matches(name, KNOWN, n=1, cutoff=0.8)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        found.append(f"{name} is not a setting Signoff reads{hint}")
+    return found
+
+
 def problems(session: CliSession) -> list[str]:
     """What is wrong with the settings, one line each (nothing when all is well)."""
     found = []
@@ -116,6 +136,7 @@ def show(session: CliSession, as_json: bool) -> None:
         environ["SIGNOFF_DATABASE_URL"] = session.database_url
     rows = [[v.name, *effective(v, environ, dotenv)] for v in VARIABLES]
     wrong = problems(session)
+    unknown = unknown_names([*environ, *dotenv])
     if as_json:
         click.echo(
             dump_json(
@@ -124,6 +145,7 @@ def show(session: CliSession, as_json: bool) -> None:
                         name: {"value": value, "source": src} for name, value, src in rows
                     },
                     "problems": wrong,
+                    "warnings": unknown,
                 }
             )
         )
@@ -131,8 +153,10 @@ def show(session: CliSession, as_json: bool) -> None:
         click.echo("\n".join(table_lines(["VARIABLE", "VALUE", "SOURCE"], rows)))
         for line in wrong:
             click.echo(f"problem: {line}")
+        for line in unknown:
+            click.echo(f"warning: {line}")
     if wrong:
         raise click.exceptions.Exit(1)
 
 
-__all__ = ["VARIABLES", "config", "mask"]
+__all__ = ["KNOWN", "VARIABLES", "config", "mask", "unknown_names"]

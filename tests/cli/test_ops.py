@@ -12,8 +12,11 @@ from pathlib import Path
 
 import pytest
 from alembic import command
+from pydantic import AliasChoices
 from sqlalchemy import create_engine
 
+from signoff.bot.backends.prefect import PrefectSettings
+from signoff.bot.cli.config import KNOWN
 from signoff.bot.cli.main import main
 from signoff.bot.config import BotSettings, LogSettings, ServerSettings
 from signoff.bot.errors import SettingsError
@@ -107,10 +110,42 @@ def test_settings_come_from_dot_env_and_config_show_masks_secrets(
     assert "8123" in rows["SIGNOFF_PORT"] and ".env (PORT)" in rows["SIGNOFF_PORT"]
     assert "postgresql://signoff:********@db:5432/signoff" in rows["SIGNOFF_DATABASE_URL"]
     assert "environment (SIGNOFF_DATABASE_URL)" in rows["SIGNOFF_DATABASE_URL"]
+    assert not [line for line in out.splitlines() if line.startswith("warning:")]
     # The defaults it shows are the engine's own.
     for name in ("HEARTBEAT_SECONDS", "OWNER_TIMEOUT_SECONDS", "POLL_SECONDS"):
         default = EngineSettings.model_fields[name.lower()].default
         assert rows[f"SIGNOFF_{name}"].split()[1] == f"{default:g}", rows[f"SIGNOFF_{name}"]
+
+
+def test_config_show_warns_of_a_signoff_variable_that_is_no_setting(
+    project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (project / ".env").write_text("SIGNOFF_POLL_SECOND=3\n")
+    monkeypatch.setenv("SIGNOFF_DATABSE_URL", "sqlite:///typo.db")
+    monkeypatch.setenv("SIGNOFF_TEAM", "payments")  # someone's own variable: named, no guess
+    _, out, _ = run_cli(capsys, "config", "show")
+    assert [line for line in out.splitlines() if line.startswith("warning:")] == [
+        "warning: SIGNOFF_DATABSE_URL is not a setting Signoff reads; did you mean "
+        "SIGNOFF_DATABASE_URL?",
+        "warning: SIGNOFF_POLL_SECOND is not a setting Signoff reads; did you mean "
+        "SIGNOFF_POLL_SECONDS?",
+        "warning: SIGNOFF_TEAM is not a setting Signoff reads",
+    ]
+    _, out, _ = run_cli(capsys, "config", "show", "--json")
+    assert len(json.loads(out)["warnings"]) == 3
+
+
+def test_every_variable_a_settings_class_reads_is_shown() -> None:
+    read: set[str] = set()
+    for settings in (EngineSettings, BotSettings, ServerSettings, LogSettings, PrefectSettings):
+        prefix = settings.model_config.get("env_prefix", "")
+        for name, field in settings.model_fields.items():
+            aliases = field.validation_alias
+            if isinstance(aliases, AliasChoices):
+                read.update(str(choice) for choice in aliases.choices)
+            else:
+                read.add(str(aliases or field.alias or f"{prefix}{name}".upper()))
+    assert read <= KNOWN, read - KNOWN
 
 
 def test_setting_errors_name_the_variable_without_library_prefixes(

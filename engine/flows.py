@@ -17,8 +17,24 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
+#: the longest flow or task name the store keeps (and so the longest one accepted)
+MAX_NAME = 200
+
+
 def _default_name(fn: Callable[..., Any]) -> str:
     return fn.__name__.replace("_", "-")
+
+
+def checked_name(kind: str, name: str) -> str:
+    """``name``, if the store can keep it as a ``kind`` name; ValueError naming it if not.
+
+    Checked when the function is decorated, not when its first run is stored: the one
+    store would refuse it there and the other cut nothing, so both refuse it here."""
+    if len(name) > MAX_NAME:
+        raise ValueError(
+            f"{kind} name {name[:40]!r}... is {len(name)} characters; at most {MAX_NAME}"
+        )
+    return name
 
 
 def _ref(fn: Callable[..., Any]) -> str | None:
@@ -48,7 +64,7 @@ class Flow(Generic[P, R]):
         confirm: bool = False,
     ) -> None:
         self.fn = fn
-        self.name = name or _default_name(fn)
+        self.name = checked_name("flow", name or _default_name(fn))
         self.description = description or inspect.getdoc(fn)
         self.approvers = tuple(approvers)
         self.forbid_starter = forbid_starter

@@ -77,6 +77,10 @@ class InputJsonSchema(GenerateJsonSchema):
         return found
 
 
+#: the longest title (the model's) a pause keeps
+MAX_TITLE = 200
+
+
 def input_schema(model: type[pydantic.BaseModel]) -> dict[str, Any]:
     """The JSON schema to store for a pause that waits for ``model``.
 
@@ -94,6 +98,12 @@ def input_schema(model: type[pydantic.BaseModel]) -> dict[str, Any]:
             raise ValueError(
                 f"{model.__name__}'s JSON schema cannot be stored: the number at {path} "
                 f"{why} (a default or initial value of its fields)"
+            )
+        title = str(schema.get("title") or "")
+        if len(title) > MAX_TITLE:
+            raise ValueError(
+                f"{model.__name__}'s title {title[:40]!r}... is {len(title)} characters; a "
+                f"pause keeps at most {MAX_TITLE}"
             )
         _SCHEMAS[model] = schema
     return copy.deepcopy(schema)

@@ -17,6 +17,7 @@ from typing import Any, Generic, ParamSpec, TypeVar, cast, overload
 
 from signoff.engine import serialization
 from signoff.engine.context import RunContext, current_run, current_task
+from signoff.engine.flows import checked_name
 from signoff.engine.pausing import suspend_at_boundary
 from signoff.engine.runs import RunState
 from signoff.engine.signals import Cancel
@@ -41,7 +42,7 @@ class Task(Generic[P, R]):
         if retries < 0 or retry_delay_seconds < 0:
             raise ValueError("retries and retry_delay_seconds must not be negative")
         self.fn = fn
-        self.name = name or fn.__name__.replace("_", "-")
+        self.name = checked_name("task", name or fn.__name__.replace("_", "-"))
         self.retries = retries
         self.retry_delay_seconds = retry_delay_seconds
         self.is_async = inspect.iscoroutinefunction(fn)

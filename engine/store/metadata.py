@@ -17,8 +17,16 @@ from signoff.engine.store.tables import MetadataRow
 METADATA = MetadataRow.__table__  # type: ignore[attr-defined]
 
 
+#: the longest metadata key kept
+MAX_KEY = 300
+
+
 class MetadataQueries(StoreBase):
     def _insert_metadata(self, run_id: str, key: str, value: JSON) -> Any:
+        if len(key) > MAX_KEY:
+            raise ValueError(
+                f"metadata key {key[:40]!r}... is {len(key)} characters; at most {MAX_KEY}"
+            )
         for path, why in unstorable_numbers(value).items():
             where = f"the number at {path}" if path else "its number"
             raise ValueError(f"metadata {key!r} of run {run_id} cannot be stored: {where} {why}")

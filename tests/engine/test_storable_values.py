@@ -1,12 +1,15 @@
-"""Numbers JSON text cannot hold (infinite and NaN floats, integers too long for Python to
-write out), on both stores: each is refused by name where it would be stored, or shown in
-words where only a preview is stored, and never reaches the database (PostgreSQL refuses
-such JSON outright; a SQLite file would hold text other readers cannot parse)."""
+"""Values the store cannot keep, on both stores alike: numbers JSON text cannot hold
+(infinite and NaN floats, integers too long for Python to write out) and names longer than
+their columns. Each is refused by name where it would be stored, or shown in words where
+only a preview is stored, and never reaches the database: PostgreSQL would refuse it
+there with a driver error (failing the run), and a SQLite file would keep JSON other
+readers cannot parse, or a name PostgreSQL would not take."""
 
 from __future__ import annotations
 
 import math
 
+import pydantic
 import pytest
 from sqlalchemy import text
 
@@ -162,3 +165,46 @@ def test_a_result_that_cannot_be_written_out_does_not_fail_the_run(engine: Engin
     assert run.result == "<Unshowable that cannot be shown: no repr today>"
     (step,) = engine.detail(run.id).tasks
     assert step.result is not None and step.result.startswith("<int that cannot be shown: ")
+
+
+def test_a_flow_or_task_name_longer_than_the_store_keeps_is_refused_when_decorated() -> None:
+    with pytest.raises(
+        ValueError, match=r"^flow name 'ffff.*'\.\.\. is 201 characters; at most 200$"
+    ):
+        flow(name="f" * 201)(lambda: None)
+    with pytest.raises(
+        ValueError, match=r"^task name 'tttt.*'\.\.\. is 300 characters; at most 200$"
+    ):
+        task(name="t" * 300)(lambda: None)
+    assert flow(name="f" * 200)(lambda: None).name == "f" * 200
+
+
+class LongTitled(RunInput):
+    model_config = pydantic.ConfigDict(title="Approve " + "x" * 200)
+    approved: bool
+
+
+@flow(name="json-limits-long-title")
+def long_title() -> None:
+    suspend_flow_run(wait_for_input=LongTitled)
+
+
+def test_a_model_title_longer_than_a_pause_keeps_is_refused_at_the_pause(engine: Engine) -> None:
+    with pytest.raises(
+        ValueError,
+        match=r"^LongTitled's title 'Approve x+'\.\.\. is 208 characters; a "
+        r"pause keeps at most 200$",
+    ):
+        long_title()
+    (run,) = engine.list_runs(flow_name="json-limits-long-title")
+    assert run.state is RunState.FAILED
+
+
+def test_a_metadata_key_longer_than_the_store_keeps_is_refused(engine: Engine) -> None:
+    run_id = suspended(engine, 1.0)
+    with pytest.raises(
+        ValueError, match=r"^metadata key 'k+'\.\.\. is 301 characters; at most 300$"
+    ):
+        engine.set_metadata(run_id, "k" * 301, 1)
+    engine.set_metadata(run_id, "k" * 300, 1)
+    assert engine.get_metadata(run_id, "k" * 300) == 1

@@ -53,6 +53,8 @@ class Actor:
             raise ValueError("an actor needs a non-empty id")
         if len(self.id) > 200:
             raise ValueError(f"actor id {self.id[:20]!r}... is longer than 200 characters")
+        if self.name is not None and len(self.name) > 200:
+            raise ValueError(f"actor name {self.name[:20]!r}... is longer than 200 characters")
 
     @property
     def label(self) -> str:

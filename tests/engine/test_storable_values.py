@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import text
 
 from signoff.engine import (
+    Actor,
     Engine,
     InputInvalid,
     ResponderNotAllowed,
@@ -208,3 +209,14 @@ def test_a_metadata_key_longer_than_the_store_keeps_is_refused(engine: Engine) -
         engine.set_metadata(run_id, "k" * 301, 1)
     engine.set_metadata(run_id, "k" * 300, 1)
     assert engine.get_metadata(run_id, "k" * 300) == 1
+
+
+def test_an_actor_id_or_name_longer_than_the_audit_keeps_is_refused(engine: Engine) -> None:
+    run_id = suspended(engine, 1.0)
+    with pytest.raises(ValueError, match=r"^actor id 'u+'\.\.\. is longer than 200 characters$"):
+        engine.resume(run_id, {"amount": 1.0}, "u" * 201)
+    with pytest.raises(ValueError, match=r"^actor name 'n+'\.\.\. is longer than 200 characters$"):
+        engine.resume(run_id, {"amount": 1.0}, Actor("U_FIN", name="n" * 201))
+    assert engine.get_run(run_id).state is RunState.SUSPENDED
+    engine.resume(run_id, {"amount": 1.0}, Actor("U_FIN", name="n" * 200))
+    assert engine.audit_trail(run_id)[-1].actor_name == "n" * 200

@@ -26,12 +26,30 @@ class RunLogger(logging.LoggerAdapter[logging.Logger]):
     def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
         ctx = current_run.get()
         if ctx is not None and level >= logging.INFO:
-            text = str(msg) % args if args else str(msg)
+            text = stored_text(msg, args)
             with ctx.lock:
                 ctx.logs.append(
                     (datetime.now(UTC), logging.getLevelName(level), text, current_task.get())
                 )
         super().log(level, msg, *args, **kwargs)
+
+
+#: the longest message kept with a run; the rest is cut, with a note of how much
+MAX_LOG_TEXT = 100_000
+
+
+def stored_text(msg: object, args: tuple[Any, ...]) -> str:
+    """The message as ``logging`` renders it (``%`` with ``args``, one mapping included),
+    cut to ``MAX_LOG_TEXT``. A call whose arguments do not fit its format keeps both, as
+    ``logging`` goes on after such a call rather than failing the flow."""
+    record = logging.LogRecord(_flow_logger.name, logging.INFO, "", 0, msg, args, None)
+    try:
+        text = record.getMessage()
+    except Exception as exc:  # what a format and its arguments raise: TypeError, KeyError...
+        text = f"{msg} {args!r} (the arguments do not fit the message: {exc})"
+    if len(text) > MAX_LOG_TEXT:
+        text = f"{text[:MAX_LOG_TEXT]}… ({len(text) - MAX_LOG_TEXT:,} characters more)"
+    return text
 
 
 def get_run_logger() -> RunLogger:

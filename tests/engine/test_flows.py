@@ -91,6 +91,23 @@ def test_failed_flow_records_the_error(engine: Engine) -> None:
     assert (run.state, run.state_message) == (RunState.FAILED, "RuntimeError: disk full")
 
 
+def test_a_log_call_whose_arguments_do_not_fit_is_kept_not_fatal(engine: Engine) -> None:
+    @flow(name="loose-logs")
+    def loose() -> str:
+        log = get_run_logger()
+        log.info("got %s", 1, 2)  # noqa: PLE1205 - one too many: logging goes on, so do we
+        log.info("%(who)s approved", {"who": "bob"})  # one mapping, as logging takes it
+        log.warning("x" * 100_010)
+        return "done"
+
+    assert loose() == "done"
+    (run,) = engine.list_runs(flow_name="loose-logs")
+    first, mapped, long = [entry.message for entry in engine.detail(run.id).logs]
+    assert first.startswith("got %s (1, 2) (the arguments do not fit the message: not all")
+    assert mapped == "bob approved"
+    assert long == "x" * 100_000 + "… (10 characters more)"
+
+
 def test_tasks_outside_flows_are_plain_calls_and_logger_needs_a_run() -> None:
     @task
     def inc(x: int) -> int:

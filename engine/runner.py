@@ -197,7 +197,7 @@ def failure_message(exc: BaseException) -> str:
     if isinstance(exc, pydantic.ValidationError):
         detail = "; ".join(f"{k or 'input'}: {v}" for k, v in model_errors(exc).items())
         return f"input rejected by {exc.title}: {detail}"
-    return f"{type(exc).__name__}: {exc}"
+    return serialization.error_text(exc)
 
 
 def _finish_with(ctx: RunContext, exc: BaseException) -> None:

@@ -83,6 +83,23 @@ def _shown(value: Any) -> Any:
     return repr(value) if isinstance(value, float) else "(a number too long to show)"
 
 
+#: the longest error text kept with a run or task (its state message)
+ERROR_LIMIT = 10_000
+
+
+def error_text(exc: BaseException) -> str:
+    """``Type: message`` for a failed run or task, cut to ``ERROR_LIMIT`` characters; never
+    fails, so that recording a failure cannot raise something other than the failure."""
+    try:
+        message = str(exc)
+    except Exception as broken:  # an exception whose __str__ raises
+        message = f"(its message cannot be shown: {type(broken).__name__}: {broken})"
+    text = f"{type(exc).__name__}: {message}"
+    if len(text) > ERROR_LIMIT:
+        text = f"{text[:ERROR_LIMIT]}… ({len(text) - ERROR_LIMIT:,} characters more)"
+    return text
+
+
 def preview(value: Any) -> str:
     """``repr(value)``, cut to ``PREVIEW_LIMIT`` characters; never fails: it is only shown."""
     try:

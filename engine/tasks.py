@@ -130,7 +130,8 @@ class Task(Generic[P, R]):
 
     def _retrying(self, ctx: RunContext, key: str, attempt: int, exc: Exception) -> None:
         message = (
-            f"task {key} failed ({type(exc).__name__}: {exc}); retry {attempt} of {self.retries}"
+            f"task {key} failed ({serialization.error_text(exc)}); retry {attempt} of "
+            f"{self.retries}"
         )
         with ctx.lock:
             ctx.logs.append((datetime.now(UTC), "WARNING", message, key))
@@ -160,7 +161,7 @@ class Task(Generic[P, R]):
             attempts,
             blob,
             None if exc else serialization.preview(result),
-            f"{type(exc).__name__}: {exc}" if exc else None,
+            serialization.error_text(exc) if exc else None,
             started,
             ctx.take_logs(),
         )

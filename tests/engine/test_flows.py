@@ -108,6 +108,38 @@ def test_a_log_call_whose_arguments_do_not_fit_is_kept_not_fatal(engine: Engine)
     assert long == "x" * 100_000 + "… (10 characters more)"
 
 
+class Unprintable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("no message today")
+
+
+def test_a_failure_is_recorded_and_raised_as_it_was_whatever_its_message(
+    engine: Engine,
+) -> None:
+    @task
+    def unprintable() -> None:
+        raise Unprintable()
+
+    @flow(name="fails-oddly")
+    def oddly(long: bool) -> None:
+        if long:
+            raise ValueError("x" * 20_000)
+        unprintable()
+
+    with pytest.raises(Unprintable):  # the flow's own error, not one from recording it
+        oddly(False)
+    with pytest.raises(ValueError):
+        oddly(True)
+    runs = {r.parameters["long"]: r for r in engine.list_runs(flow_name="fails-oddly")}
+    short, long = runs[False], runs[True]
+    assert (
+        short.state_message
+        == "Unprintable: (its message cannot be shown: RuntimeError: no message today)"
+    )
+    assert engine.detail(short.id).tasks[0].error == short.state_message
+    assert long.state_message == "ValueError: " + "x" * 9_988 + "… (10,012 characters more)"
+
+
 def test_tasks_outside_flows_are_plain_calls_and_logger_needs_a_run() -> None:
     @task
     def inc(x: int) -> int:

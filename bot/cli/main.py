@@ -176,7 +176,7 @@ def parameter_values(
             continue
         try:
             values[name] = json.loads(text)
-        except json.JSONDecodeError:
+        except ValueError:  # not JSON, or a number too long to read: the flow's types judge it
             values[name] = text
     return values
 

@@ -384,6 +384,15 @@ def test_a_parameter_given_twice_is_refused_by_name(
     assert not (project / "ops.db").exists()  # refused before anything was stored
 
 
+def test_a_parameter_too_long_to_read_as_a_number_is_judged_by_the_flow(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ("run", "access-request", "--flows", "flows.py", "--param", "user=ada")
+    status, _, err = run_cli(capsys, *args, "--param", "days=" + "9" * 5000)
+    assert status == 1
+    assert err.startswith("error: invalid parameters for flow 'access-request': days: ")
+
+
 def test_an_answer_naming_a_field_twice_is_refused_before_anything_is_stored(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -14,7 +14,7 @@ from datetime import datetime
 import click
 
 from signoff.bot.cli.session import CliSession, pass_session
-from signoff.bot.cli.times import time_range_options
+from signoff.bot.cli.times import check_range, time_range_options
 
 
 @click.group()
@@ -57,8 +57,7 @@ def export(
     fmt: str,
 ) -> None:
     """Write audit records to stdout, oldest first, a page at a time (memory stays flat)."""
-    if since is not None and until is not None and until <= since:
-        raise click.BadParameter("--until must be later than --since", param_hint="--until")
+    check_range(since, until)
     count = session.engine().export_audit(
         sys.stdout,
         fmt="csv" if fmt == "csv" else "jsonl",

@@ -19,7 +19,7 @@ import click
 
 from signoff.bot.cli.render import JSONValue, detail_text, dump_json, runs_table, state_line
 from signoff.bot.cli.session import CliSession, pass_session
-from signoff.bot.cli.times import time_range_options
+from signoff.bot.cli.times import check_range, time_range_options
 from signoff.bot.cli.wait import Until, say_no_worker, wait_for_run, wait_for_verdict
 from signoff.engine import PauseStatus, RunNotFound, RunState
 from signoff.engine.audit import describe
@@ -134,11 +134,7 @@ def list_runs(
     A full page ends with the command for the next one (on stderr), which adds
     ``--before`` with the page's last run.
     """
-    if since is not None and until is not None and since >= until:
-        raise click.UsageError(
-            f"--since ({since:%Y-%m-%d %H:%M:%S} UTC) must be before --until "
-            f"({until:%Y-%m-%d %H:%M:%S} UTC)"
-        )
+    check_range(since, until)
     engine = session.engine()
     after = None
     if before is not None:

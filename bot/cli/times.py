@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import click
 
-__all__ = ["parse_time", "read_time", "time_range_options"]
+__all__ = ["check_range", "parse_time", "read_time", "time_range_options"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -35,7 +35,10 @@ def read_time(text: str, *, now: datetime | None = None) -> datetime:
     text = text.strip()
     age = _AGE.match(text.lower())
     if age:
-        return (now or datetime.now(UTC)) - timedelta(**{_UNITS[age[2]]: int(age[1])})
+        try:
+            return (now or datetime.now(UTC)) - timedelta(**{_UNITS[age[2]]: int(age[1])})
+        except OverflowError:
+            raise ValueError(f"{text!r} reaches back before the year 1") from None
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
@@ -58,6 +61,19 @@ def parse_time(_ctx: click.Context, _param: click.Parameter, raw: str | None) ->
         return read_time(raw)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
+
+
+def check_range(since: datetime | None, until: datetime | None) -> None:
+    """Refuse a ``--since`` that is not before ``--until``: the range would hold nothing.
+
+    Raises:
+        click.UsageError: naming both instants.
+    """
+    if since is not None and until is not None and since >= until:
+        raise click.UsageError(
+            f"--since ({since:%Y-%m-%d %H:%M:%S} UTC) must be before --until "
+            f"({until:%Y-%m-%d %H:%M:%S} UTC)"
+        )
 
 
 def time_range_options(what: str) -> Callable[[F], F]:

@@ -90,4 +90,9 @@ def test_export_filters_by_flow_and_time_in_both_formats(engine: Engine, databas
     assert code == 0 and len(out.splitlines()) == 3
     code, _, err = invoke(database_url, "audit", "export", "--since", "yesterday")
     assert code == 2 and "'yesterday' is not a time" in err and "an age (45m" in err
+    # the same words as runs list's, from the one check
+    code, _, err = invoke(database_url, "audit", "export", "--since", "2h", "--until", "3h")
+    assert code == 2 and "must be before --until" in err
+    code, _, err = invoke(database_url, "audit", "export", "--since", "100000000d")
+    assert code == 2 and "'100000000d' reaches back before the year 1" in err
     assert engine.list_runs([RunState.SCHEDULED], flow_name="audit-cli")

@@ -151,6 +151,7 @@ def test_pages_end_with_the_command_for_the_next_one(
             ["--since", "2026-11-03", "--until", "2026-11-02"],
             "--since (2026-11-03 00:00:00 UTC) must be before --until",
         ),
+        (["--since", "99999999w"], "'--since': '99999999w' reaches back before the year 1"),
         (["--before", "nope"], "'--before': no run 'nope'"),
         (["--limit", "0"], "'--limit'"),
         # past what the database's integers hold: refused by name, not an OverflowError

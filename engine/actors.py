@@ -100,6 +100,8 @@ def as_actor(who: str | Actor | None, via: Via = Via.PYTHON) -> Actor | None:
     """An ``Actor`` from what a caller passed: an Actor as it is, a bare id as acting via ``via``."""
     if who is None or isinstance(who, Actor):
         return who
+    if not isinstance(who, str):
+        raise TypeError(f"a person is a user id (str) or an Actor, not {type(who).__name__}")
     return Actor(who, name=who, via=via)
 
 

@@ -55,6 +55,12 @@ class Resuming(Interventions):
         returned pause has status WAITING and the answers so far.
         """
         actor = as_actor(responder)
+        if run_input is not None and (
+            not isinstance(run_input, Mapping) or not all(isinstance(k, str) for k in run_input)
+        ):
+            raise TypeError(
+                f"run_input is a mapping of field names (str) to values, not {run_input!r:.60}"
+            )
         groups = frozenset(responder_groups)
         if actor is not None and groups:
             actor = dataclasses.replace(actor, groups=actor.groups | groups)

@@ -376,6 +376,10 @@ class Engine(Resuming, Upkeep):
         refusal = self.permissions.start(actor, flow.name, flow.starters)
         if refusal is not None:
             raise self._refuse(Action.START, actor, refusal, flow=flow.name)
+        if parameters is not None and not isinstance(parameters, Mapping):
+            raise TypeError(
+                f"parameters is a mapping of names to values, not {type(parameters).__name__}"
+            )
         bound = flow.validate_parameters(dict(parameters or {}))
         run_id = uuid.uuid4().hex
         jsonable = serialization.jsonable(bound)

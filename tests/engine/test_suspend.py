@@ -121,6 +121,27 @@ def test_answered_pauses_return_their_input_on_a_rerun(engine: Engine, worker: W
     assert seen == [1, 1]  # the re-run passed the answered pause without asking again
 
 
+def test_answers_parameters_and_people_of_the_wrong_type_are_refused_by_name(
+    engine: Engine,
+) -> None:
+    with pytest.raises(RunSuspended) as stopped:
+        refund("A-7")
+    run_id = stopped.value.run_id
+    for wrong, shown in [([1, 2], "[1, 2]"), ("yes", "'yes'"), ({1: True}, "{1: True}")]:
+        with pytest.raises(TypeError) as refused:
+            resume_flow_run(run_id, wrong, "U1")  # type: ignore[arg-type]
+        assert (
+            str(refused.value)
+            == f"run_input is a mapping of field names (str) to values, not {shown}"
+        )
+    with pytest.raises(TypeError, match="^a person is a user id \\(str\\) or an Actor, not int$"):
+        resume_flow_run(run_id, {"amount": 1, "approve": True}, 5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="^parameters is a mapping of names to values, not list$"):
+        engine.submit("refund", [1])  # type: ignore[arg-type]
+    assert engine.get_run(run_id).state is RunState.SUSPENDED  # none of it was stored
+    assert [r.id for r in engine.list_runs()] == [run_id]
+
+
 def test_unstorable_result_is_a_clear_error_when_suspending(engine: Engine) -> None:
     @task
     def open_lock():

@@ -202,7 +202,17 @@ class Worker:
         while not self._stop.is_set():
             with self._lock:
                 free = self.concurrency - len(self._active)
-                self._full = free <= 0
+                was_full, self._full = self._full, free <= 0
+            if free <= 0 and not was_full:
+                # Paused runs hold their place too: an operator sees why queued runs wait.
+                logger.warning(
+                    "worker full: %d runs in progress (paused ones included); queued runs "
+                    "wait until one ends (--concurrency)",
+                    self.concurrency,
+                    extra={"action": "worker_full", "concurrency": self.concurrency},
+                )
+            elif free > 0 and was_full:
+                logger.info("worker has room again", extra={"action": "worker_room"})
             if free <= 0:
                 return
             claimed = self.engine.store.claim_scheduled(self.engine.process_id, min(free, 20))

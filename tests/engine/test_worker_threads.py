@@ -4,9 +4,12 @@ it), the threads of finished runs are reused rather than started anew, and no mo
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from contextvars import ContextVar
+
+import pytest
 
 from signoff.engine import Engine, RunState, Worker, flow
 from tests.support.waiting import wait_for
@@ -112,8 +115,9 @@ def test_a_reused_thread_starts_each_run_in_a_fresh_context(
 
 
 def test_a_full_worker_takes_a_waiting_run_as_soon_as_one_ends(
-    make_engine: Callable[..., Engine],
+    make_engine: Callable[..., Engine], caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="signoff.engine.workers")
     # Its timed look for work comes every 30 s here: only the run's end can be in time.
     engine = make_engine(heartbeat_seconds=5.0, owner_timeout_seconds=60.0)
     worker = Worker(engine, concurrency=2)
@@ -128,12 +132,19 @@ def test_a_full_worker_takes_a_waiting_run_as_soon_as_one_ends(
             15,
             "two runs in progress",
         )
-        # Two at once: the third waits for room.
+        # Two at once: the third waits for room, and the worker says why, once.
         assert engine.get_run(runs[2].id).state is RunState.SCHEDULED
+        full = [r for r in caplog.records if getattr(r, "action", None) == "worker_full"]
+        assert [r.getMessage() for r in full] == [
+            "worker full: 2 runs in progress (paused ones included); queued runs wait until "
+            "one ends (--concurrency)"
+        ]
         _released[0].set()
         states = wait_for(lambda: _finished(engine, [runs[0].id, runs[2].id]), 10)
         assert states == [RunState.COMPLETED, RunState.COMPLETED]
         assert engine.get_run(runs[1].id).state is RunState.RUNNING
+        actions = [getattr(r, "action", None) for r in caplog.records]
+        assert actions.count("worker_full") >= 1 and "worker_room" in actions
     finally:
         _released[1].set()
         worker.stop()

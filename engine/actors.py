@@ -55,6 +55,8 @@ class Actor:
             raise ValueError(f"actor id {self.id[:20]!r}... is longer than 200 characters")
         if self.name is not None and len(self.name) > 200:
             raise ValueError(f"actor name {self.name[:20]!r}... is longer than 200 characters")
+        if "\x00" in self.id or "\x00" in (self.name or ""):
+            raise ValueError(f"actor {self.id[:20]!r} has a NUL character in its id or name")
 
     @property
     def label(self) -> str:

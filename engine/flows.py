@@ -34,6 +34,8 @@ def checked_name(kind: str, name: str) -> str:
         raise ValueError(
             f"{kind} name {name[:40]!r}... is {len(name)} characters; at most {MAX_NAME}"
         )
+    if "\x00" in name:
+        raise ValueError(f"{kind} name {name!r} has a NUL character")
     return name
 
 

@@ -123,7 +123,9 @@ class Interventions(Oversight):
         )
         if refusal is not None:
             raise self._refuse(Action.CANCEL, actor, refusal, run=run)
-        message = reason or (f"cancelled by {actor.label}" if actor else "cancelled")
+        message = serialization.storable_text(
+            reason or (f"cancelled by {actor.label}" if actor else "cancelled")
+        )
         if not self.store.cancel(run.id, message, actor):
             current = self.store.get_run(run.id).state
             raise InvalidTransition(run.id, current.value, RunState.CANCELLED.value)

@@ -87,6 +87,13 @@ def _shown(value: Any) -> Any:
 ERROR_LIMIT = 10_000
 
 
+def storable_text(text: str) -> str:
+    """``text`` with each NUL character written ``\\x00``, as ``repr`` would: PostgreSQL's
+    text columns cannot hold NUL, and a message (an error's, a log line's) may carry one
+    from binary data. Other characters are kept as they are."""
+    return text.replace("\x00", "\\x00") if "\x00" in text else text
+
+
 def error_text(exc: BaseException) -> str:
     """``Type: message`` for a failed run or task, cut to ``ERROR_LIMIT`` characters; never
     fails, so that recording a failure cannot raise something other than the failure."""
@@ -94,7 +101,7 @@ def error_text(exc: BaseException) -> str:
         message = str(exc)
     except Exception as broken:  # an exception whose __str__ raises
         message = f"(its message cannot be shown: {type(broken).__name__}: {broken})"
-    text = f"{type(exc).__name__}: {message}"
+    text = storable_text(f"{type(exc).__name__}: {message}")
     if len(text) > ERROR_LIMIT:
         text = f"{text[:ERROR_LIMIT]}… ({len(text) - ERROR_LIMIT:,} characters more)"
     return text

@@ -29,6 +29,7 @@ from signoff.engine.input import RunInput, load_answer, run_input_from_type
 from signoff.engine.input_schema import input_schema
 from signoff.engine.quorum import Answered, Answers
 from signoff.engine.runs import GivenAnswer, Pause, PauseStatus, RunState
+from signoff.engine.serialization import storable_text
 from signoff.engine.signals import Cancel, Suspend
 from signoff.engine.validation import model_errors, prepare_schema
 from signoff.engine.waiters import Asked, LoopWaiter, ThreadWaiter
@@ -154,7 +155,11 @@ def pause_request(
         suspend=suspend,
         schema=schema,
         title=title,
-        description=model.signoff_description if model is not None else None,
+        description=(
+            storable_text(model.signoff_description)
+            if model is not None and model.signoff_description
+            else None
+        ),
         initial=initial,
         approvers=tuple(approvers if approvers is not None else ctx.flow.approvers),
         forbid_starter=forbid_starter if forbid_starter is not None else ctx.flow.forbid_starter,

@@ -27,6 +27,8 @@ class MetadataQueries(StoreBase):
             raise ValueError(
                 f"metadata key {key[:40]!r}... is {len(key)} characters; at most {MAX_KEY}"
             )
+        if "\x00" in key:
+            raise ValueError(f"metadata key {key!r} has a NUL character")
         for path, why in unstorable_numbers(value).items():
             where = f"the number at {path}" if path else "its number"
             raise ValueError(f"metadata {key!r} of run {run_id} cannot be stored: {where} {why}")

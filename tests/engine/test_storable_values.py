@@ -21,6 +21,7 @@ from signoff.engine import (
     RunState,
     RunSuspended,
     flow,
+    get_run_logger,
     suspend_flow_run,
     task,
 )
@@ -220,3 +221,43 @@ def test_an_actor_id_or_name_longer_than_the_audit_keeps_is_refused(engine: Engi
     assert engine.get_run(run_id).state is RunState.SUSPENDED
     engine.resume(run_id, {"amount": 1.0}, Actor("U_FIN", name="n" * 200))
     assert engine.audit_trail(run_id)[-1].actor_name == "n" * 200
+
+
+@flow(name="json-limits-nul")
+def nul_bytes(fail: bool) -> str:
+    get_run_logger().info("read b'\x00\x01'")
+    if fail:
+        raise ValueError("bad byte \x00 at 3")
+    answer = suspend_flow_run(wait_for_input=Refund.with_initial_data(description="a\x00b"))
+    return answer.note
+
+
+def test_a_nul_character_in_text_the_store_keeps_is_written_out_not_fatal(
+    engine: Engine,
+) -> None:
+    # PostgreSQL's text columns cannot hold NUL: the run's failure and its log line were
+    # lost with the write that carried them, leaving the run RUNNING.
+    with pytest.raises(ValueError, match="bad byte \x00 at 3"):
+        nul_bytes(True)
+    with pytest.raises(RunSuspended) as stopped:
+        nul_bytes(False)
+    failed, waiting = (
+        next(r for r in engine.list_runs(flow_name="json-limits-nul") if r.parameters["fail"] is f)
+        for f in (True, False)
+    )
+    assert failed.state is RunState.FAILED
+    assert failed.state_message == "ValueError: bad byte \\x00 at 3"
+    assert [log.message for log in engine.detail(failed.id).logs] == [
+        "read b'\\x00\x01'"
+    ]  # only NUL is written out
+    assert engine.get_pause(waiting.id, "1").description == "a\\x00b"
+    # JSON keeps it as it is (\u0000): the answer and its audit record are whole.
+    engine.resume(stopped.value.run_id, {"amount": 1.0, "note": "x\x00y"}, "U_FIN")
+    assert engine.get_pause(waiting.id, "1").response == {"amount": 1.0, "note": "x\x00y"}
+    for refused in (
+        lambda: engine.set_metadata(waiting.id, "k\x00", 1),
+        lambda: engine.resume(waiting.id, {"amount": 1.0}, "U\x00FIN"),
+        lambda: flow(name="a\x00b")(lambda: None),
+    ):
+        with pytest.raises(ValueError, match="has a NUL character"):
+            refused()

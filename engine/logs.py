@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from signoff.engine.context import current_run, current_task, require_run
-from signoff.engine.serialization import storable_text
+from signoff.engine.serialization import clipped, storable_text
 
 _flow_logger = logging.getLogger("signoff.engine.flow_runs")
 
@@ -48,10 +48,7 @@ def stored_text(msg: object, args: tuple[Any, ...]) -> str:
         text = record.getMessage()
     except Exception as exc:  # what a format and its arguments raise: TypeError, KeyError...
         text = f"{msg} {args!r} (the arguments do not fit the message: {exc})"
-    text = storable_text(text)
-    if len(text) > MAX_LOG_TEXT:
-        text = f"{text[:MAX_LOG_TEXT]}… ({len(text) - MAX_LOG_TEXT:,} characters more)"
-    return text
+    return clipped(storable_text(text), MAX_LOG_TEXT)
 
 
 def get_run_logger() -> RunLogger:

@@ -101,10 +101,14 @@ def error_text(exc: BaseException) -> str:
         message = str(exc)
     except Exception as broken:  # an exception whose __str__ raises
         message = f"(its message cannot be shown: {type(broken).__name__}: {broken})"
-    text = storable_text(f"{type(exc).__name__}: {message}")
-    if len(text) > ERROR_LIMIT:
-        text = f"{text[:ERROR_LIMIT]}… ({len(text) - ERROR_LIMIT:,} characters more)"
-    return text
+    return clipped(storable_text(f"{type(exc).__name__}: {message}"), ERROR_LIMIT)
+
+
+def clipped(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, saying how many more there were."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text) - limit:,} characters more)"
 
 
 def preview(value: Any) -> str:

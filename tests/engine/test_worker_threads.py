@@ -134,7 +134,11 @@ def test_a_full_worker_takes_a_waiting_run_as_soon_as_one_ends(
         )
         # Two at once: the third waits for room, and the worker says why, once.
         assert engine.get_run(runs[2].id).state is RunState.SCHEDULED
-        full = [r for r in caplog.records if getattr(r, "action", None) == "worker_full"]
+        full = wait_for(
+            lambda: [r for r in caplog.records if getattr(r, "action", None) == "worker_full"],
+            15,
+            "the worker to say it is full",
+        )
         assert [r.getMessage() for r in full] == [
             "worker full: 2 runs in progress (paused ones included); queued runs wait until "
             "one ends (--concurrency)"

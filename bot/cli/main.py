@@ -29,17 +29,16 @@ from signoff.bot.cli.db import db
 from signoff.bot.cli.flows import flows
 from signoff.bot.cli.heap import settle_after_start
 from signoff.bot.cli.logs import configure_logging
-from signoff.bot.cli.render import JSONValue, dump_json, state_line
+from signoff.bot.cli.render import JSONValue, dump_json
 from signoff.bot.cli.runs import runs
 from signoff.bot.cli.session import CliSession, pass_session
-from signoff.bot.cli.wait import Until, say_no_worker, wait_for_run
+from signoff.bot.cli.wait import Until, report_wait, say_no_worker, timeout_option, wait_for_run
 from signoff.bot.stopping import stop_signals, wait_until
-from signoff.engine import EngineError, FlowNotFound, RunState, Worker, load_flows
+from signoff.engine import EngineError, FlowNotFound, Worker, load_flows
 
 logger = logging.getLogger(__name__)
 
 #: Final states that make ``run --wait`` exit 1.
-UNSUCCESSFUL = frozenset({RunState.FAILED, RunState.CRASHED, RunState.CANCELLED})
 
 
 def _serve() -> click.Command:
@@ -211,6 +210,7 @@ def parameter_values(
     type=click.Choice(["paused", "finished"]),
     help="With --wait (implied): stop waiting when the run pauses for input, or finishes.",
 )
+@timeout_option
 @click.option("--json", "as_json", is_flag=True, help="Print the run as JSON only.")
 @pass_session
 def run(
@@ -221,12 +221,14 @@ def run(
     started_by: str | None,
     wait: bool,
     until: Until | None,
+    timeout: float | None,
     as_json: bool,
 ) -> None:
     """Queue a run of FLOW for a worker and print its id.
 
     With --wait, wait for the run and print the state it stopped in. If no worker takes the
-    run within a few seconds, say so on stderr (and keep waiting).
+    run within a few seconds, say so on stderr (and keep waiting). --timeout (implies
+    --wait) gives up after so many seconds, with exit status 124.
     """
     for source in sources:
         load_flows(source)
@@ -240,15 +242,15 @@ def run(
         if sources:
             raise
         raise FlowNotFound(flow_name, f"{exc}; load it with --flows PATH_OR_MODULE") from exc
-    if not wait and until is None:
+    if not wait and until is None and timeout is None:
         click.echo(dump_json(queued) if as_json else queued.id)
         return
     if not as_json:
         click.echo(queued.id)
-    final = wait_for_run(engine, queued.id, until or "finished", on_no_worker=say_no_worker)
-    click.echo(dump_json(final) if as_json else state_line(final))
-    if final.state in UNSUCCESSFUL:
-        raise click.exceptions.Exit(1)
+    final = wait_for_run(
+        engine, queued.id, until or "finished", on_no_worker=say_no_worker, timeout=timeout
+    )
+    report_wait(final, until or "finished", as_json=as_json, timeout=timeout)
 
 
 @cli.command("worker")

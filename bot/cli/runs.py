@@ -17,15 +17,21 @@ from typing import NoReturn
 
 import click
 
-from signoff.bot.cli.render import JSONValue, detail_text, dump_json, runs_table, state_line
+from signoff.bot.cli.render import JSONValue, detail_text, dump_json, runs_table
 from signoff.bot.cli.session import CliSession, pass_session
 from signoff.bot.cli.times import check_range, time_range_options
-from signoff.bot.cli.wait import Until, say_no_worker, wait_for_run, wait_for_verdict
+from signoff.bot.cli.wait import (
+    Until,
+    report_wait,
+    say_no_worker,
+    timeout_option,
+    wait_for_run,
+    wait_for_verdict,
+)
 from signoff.engine import PauseStatus, RunNotFound, RunState
 from signoff.engine.audit import describe
 
 #: Final states that make ``runs wait`` exit 1.
-_UNSUCCESSFUL = frozenset({RunState.FAILED, RunState.CRASHED, RunState.CANCELLED})
 
 _STATES = [state.value for state in RunState]
 #: the most runs (or log records) one command prints; a larger number is refused by name
@@ -212,16 +218,18 @@ def show(session: CliSession, run_id: str, tail: int, as_json: bool) -> None:
     show_default=True,
     help="Stop waiting when the run pauses for input, or only when it finishes.",
 )
+@timeout_option
 @click.option("--json", "as_json", is_flag=True, help="Print the run as JSON only.")
 @pass_session
-def wait(session: CliSession, run_id: str, until: Until, as_json: bool) -> None:
-    """Wait for a run to pause or finish; print its state; exit 1 if it did not complete."""
+def wait(
+    session: CliSession, run_id: str, until: Until, timeout: float | None, as_json: bool
+) -> None:
+    """Wait for a run to pause or finish; print its state; exit 1 if it did not complete
+    (124 if --timeout ran out first)."""
     engine = session.engine()
     found = engine.get_run(run_id)
-    final = wait_for_run(engine, found.id, until, on_no_worker=say_no_worker)
-    click.echo(dump_json(final) if as_json else state_line(final))
-    if final.state in _UNSUCCESSFUL:
-        raise click.exceptions.Exit(1)
+    final = wait_for_run(engine, found.id, until, on_no_worker=say_no_worker, timeout=timeout)
+    report_wait(final, until, as_json=as_json, timeout=timeout)
 
 
 @runs.command("resume")

@@ -13,14 +13,19 @@ from typing import Literal
 
 import click
 
+from signoff.bot.cli.render import dump_json, state_line
 from signoff.engine import Engine, Event, Pause, PauseStatus, Run, RunState
 
 __all__ = [
     "NO_WORKER_SECONDS",
     "RECHECK_SECONDS",
+    "TIMED_OUT",
+    "UNSUCCESSFUL",
     "RunWatch",
     "Until",
+    "report_wait",
     "say_no_worker",
+    "timeout_option",
     "wait_for_run",
     "wait_for_verdict",
 ]
@@ -31,6 +36,19 @@ RECHECK_SECONDS = 1.0
 NO_WORKER_SECONDS = 5.0
 
 Until = Literal["paused", "finished"]
+
+#: final states a wait reports with exit status 1
+UNSUCCESSFUL = frozenset({RunState.FAILED, RunState.CRASHED, RunState.CANCELLED})
+#: the exit status of a wait that ran out of time, as ``timeout(1)`` gives
+TIMED_OUT = 124
+
+#: ``--timeout`` for the commands that wait for a run (at most a week)
+timeout_option = click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, max=7 * 86_400),
+    metavar="SECONDS",
+    help="Give up after SECONDS: exit 124, the run left as it is.",
+)
 
 
 class RunWatch:
@@ -58,8 +76,10 @@ def wait_for_run(
     until: Until = "finished",
     *,
     on_no_worker: Callable[[Run], None] | None = None,
+    timeout: float | None = None,
 ) -> Run:
-    """Block until a run is final, or (``until="paused"``) also waits for input.
+    """Block until a run is final, or (``until="paused"``) also waits for input, or
+    ``timeout`` seconds have passed.
 
     Args:
         engine: The engine to read the run from and to observe.
@@ -69,8 +89,9 @@ def wait_for_run(
             (no worker has taken it).
 
     Returns:
-        The run in the state it stopped in.
+        The run in the state it stopped in, or as it was when the time ran out.
     """
+    deadline = None if timeout is None else time.monotonic() + timeout
     watch = RunWatch(run_id)
     engine.add_observer(watch)
     queued_since: float | None = None
@@ -79,7 +100,7 @@ def wait_for_run(
         while True:
             watch.changed.clear()  # before reading, so an event during the read is kept
             run = engine.get_run(run_id)
-            if _reached(run, until):
+            if _reached(run, until) or (deadline is not None and time.monotonic() >= deadline):
                 return run
             if run.state is RunState.SCHEDULED:
                 queued_since = queued_since or time.monotonic()
@@ -92,6 +113,8 @@ def wait_for_run(
             wait = RECHECK_SECONDS
             if queued_since is not None and not told:
                 wait = min(wait, max(queued_since + NO_WORKER_SECONDS - time.monotonic(), 0.01))
+            if deadline is not None:
+                wait = min(wait, max(deadline - time.monotonic(), 0.0))
             watch.changed.wait(wait)
     finally:
         engine.remove_observer(watch)
@@ -122,6 +145,20 @@ def wait_for_verdict(engine: Engine, pause: Pause, timeout: float) -> Pause:
             watch.changed.wait(min(left, RECHECK_SECONDS))
     finally:
         engine.remove_observer(watch)
+
+
+def report_wait(run: Run, until: Until, *, as_json: bool, timeout: float | None) -> None:
+    """Print where a wait left the run, and end with its exit status: 1 if the run ended
+    without completing, ``TIMED_OUT`` if it got neither as far as ``until`` in time."""
+    click.echo(dump_json(run) if as_json else state_line(run))
+    if run.state in UNSUCCESSFUL:
+        raise click.exceptions.Exit(1)
+    if not _reached(run, until):
+        click.echo(
+            f"error: run {run.id} is still {run.state.value} after {timeout:g}s (--timeout)",
+            err=True,
+        )
+        raise click.exceptions.Exit(TIMED_OUT)
 
 
 def say_no_worker(run: Run) -> None:

@@ -407,3 +407,22 @@ def test_an_answer_naming_a_field_twice_is_refused_before_anything_is_stored(
     ]:
         status, _, err = run_cli(capsys, "runs", "resume", "abc", "--input", answer)
         assert status == 2 and err.startswith(f"error: Invalid value for '--input': {why}")
+
+
+def test_a_wait_with_a_timeout_gives_up_with_124_and_leaves_the_run(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # No worker runs here, so the run stays queued.
+    args = ("run", "access-request", "--flows", "flows.py", "--param", "user=ada")
+    status, out, err = run_cli(capsys, *args, "--timeout", "0.2")
+    run_id = out.split()[0]
+    assert status == 124
+    assert out.splitlines()[1] == f"{run_id} scheduled (Scheduled)"
+    assert err == f"error: run {run_id} is still scheduled after 0.2s (--timeout)\n"
+    status, out, err = run_cli(
+        capsys, "runs", "wait", run_id, "--until", "paused", "--timeout", "0"
+    )
+    assert (status, err) == (124, f"error: run {run_id} is still scheduled after 0s (--timeout)\n")
+    status, _, _ = run_cli(capsys, "runs", "cancel", run_id)
+    status, out, err = run_cli(capsys, "runs", "wait", run_id, "--timeout", "60")
+    assert (status, out.split()[1], err) == (1, "cancelled", "")  # ended: no need to wait

@@ -31,7 +31,7 @@ from signoff.bot.cli.heap import settle_after_start
 from signoff.bot.cli.logs import configure_logging
 from signoff.bot.cli.render import JSONValue, dump_json
 from signoff.bot.cli.runs import runs
-from signoff.bot.cli.session import CliSession, pass_session
+from signoff.bot.cli.session import CliSession, check_person, pass_session
 from signoff.bot.cli.wait import Until, report_wait, say_no_worker, timeout_option, wait_for_run
 from signoff.bot.stopping import stop_signals, wait_until
 from signoff.engine import EngineError, FlowNotFound, Worker, load_flows
@@ -200,6 +200,7 @@ def parameter_values(
 @click.option(
     "--started-by",
     metavar="NAME",
+    callback=check_person,
     help="Who starts the run (default: SIGNOFF_OPERATOR, or your login name).",
 )
 @click.option(

@@ -18,7 +18,7 @@ from typing import NoReturn
 import click
 
 from signoff.bot.cli.render import JSONValue, detail_text, dump_json, runs_table
-from signoff.bot.cli.session import CliSession, pass_session
+from signoff.bot.cli.session import CliSession, check_person, pass_session
 from signoff.bot.cli.times import check_range, time_range_options
 from signoff.bot.cli.wait import (
     Until,
@@ -245,6 +245,7 @@ def wait(
     "--as",
     "responder",
     metavar="NAME",
+    callback=check_person,
     help="Who answers (default: SIGNOFF_OPERATOR, or your login name); recorded as the CLI.",
 )
 @click.option(
@@ -309,8 +310,16 @@ def resume(
 
 @runs.command("reassign")
 @click.argument("run_id", metavar="RUN")
-@click.option("--to", "to", required=True, metavar="ID", help="Who to hand the decision to.")
-@click.option("--as", "by", metavar="NAME", help="Who hands it over (default: the operator).")
+@click.option(
+    "--to", "to", required=True, metavar="ID", callback=check_person, help="Who to hand it to."
+)
+@click.option(
+    "--as",
+    "by",
+    metavar="NAME",
+    callback=check_person,
+    help="Who hands it over (default: the operator).",
+)
 @pass_session
 def reassign(session: CliSession, run_id: str, to: str, by: str | None) -> None:
     """Hand the decision a run waits on to someone else."""
@@ -325,6 +334,7 @@ def reassign(session: CliSession, run_id: str, to: str, by: str | None) -> None:
     "--as",
     "by",
     metavar="NAME",
+    callback=check_person,
     help="Who cancels (default: SIGNOFF_OPERATOR, or your login name); recorded as the CLI.",
 )
 @pass_session

@@ -9,6 +9,7 @@ from __future__ import annotations
 import click
 
 from signoff.engine import (
+    Actor,
     DatabaseNotFound,
     Engine,
     EngineSettings,
@@ -77,6 +78,21 @@ class CliSession:
             opened, self._engine = self._engine, None
             set_engine(None)
             opened.close()
+
+
+def check_person(_ctx: click.Context, _param: click.Parameter, name: str | None) -> str | None:
+    """A click callback for options naming a person (``--as``, ``--started-by``, ``--to``):
+    refused by name here, with the option, if the engine could not record them.
+
+    Raises:
+        click.BadParameter: too long, empty, or holding a NUL character.
+    """
+    if name is not None:
+        try:
+            Actor(name)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
+    return name
 
 
 #: Passes the invocation's ``CliSession`` as a command's first argument.

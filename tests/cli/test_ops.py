@@ -426,3 +426,24 @@ def test_a_wait_with_a_timeout_gives_up_with_124_and_leaves_the_run(
     status, _, _ = run_cli(capsys, "runs", "cancel", run_id)
     status, out, err = run_cli(capsys, "runs", "wait", run_id, "--timeout", "60")
     assert (status, out.split()[1], err) == (1, "cancelled", "")  # ended: no need to wait
+
+
+@pytest.mark.parametrize(
+    ("command_line", "option"),
+    [
+        (("runs", "resume", "abc", "--as", "a" * 201), "--as"),
+        (("runs", "cancel", "abc", "--as", ""), "--as"),
+        (("runs", "reassign", "abc", "--to", "U\x001"), "--to"),
+        (
+            ("run", "access-request", "--flows", "flows.py", "--started-by", "b" * 300),
+            "--started-by",
+        ),
+    ],
+)
+def test_a_person_the_audit_trail_cannot_record_is_refused_by_option(
+    project: Path, capsys: pytest.CaptureFixture[str], command_line: tuple[str, ...], option: str
+) -> None:
+    status, out, err = run_cli(capsys, *command_line)
+    assert (status, out) == (2, "")
+    assert err.startswith(f"error: Invalid value for '{option}': ")  # not "unexpected ValueError"
+    assert not (project / "ops.db").exists()  # refused before anything was opened

@@ -54,6 +54,6 @@ class FlowDefinition(Protocol):
         """Coerce and check parameters; raises ``InvalidParameters``."""
         ...
 
-    def parameters_schema(self) -> dict[str, Any]:
-        """The JSON schema of the parameters."""
+    def parameters_schema(self) -> dict[str, Any] | None:
+        """The JSON schema of the parameters; None when a parameter's type has none."""
         ...

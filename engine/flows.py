@@ -93,9 +93,14 @@ class Flow(Generic[P, R]):
             raise InvalidParameters(self.name, model_errors(exc)) from exc
         return {name: getattr(model, name) for name in self.signature.parameters}
 
-    def parameters_schema(self) -> dict[str, Any]:
-        """The JSON schema of the flow's parameters (to build a form for starting it)."""
-        return self.parameters_model.model_json_schema()
+    def parameters_schema(self) -> dict[str, Any] | None:
+        """The JSON schema of the flow's parameters (to build a form for starting it), or
+        None when a parameter's type has none (an arbitrary class): such a flow takes its
+        parameters from code or as JSON, and its type hints judge them."""
+        try:
+            return self.parameters_model.model_json_schema()
+        except pydantic.PydanticUserError:
+            return None
 
     def bind(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         try:

@@ -19,8 +19,6 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from pydantic import PydanticUserError
-
 from signoff import engine as eng
 from signoff.bot.backends.interface import ChangeObserver, GroupDirectory, Watch
 from signoff.bot.backends.model import (
@@ -253,10 +251,7 @@ class EmbeddedBackend:
         found = self.engine.flows.get(flow)
         if found is None:
             return None
-        try:
-            schema = found.parameters_schema()
-        except PydanticUserError:
-            schema = dict(EMPTY_SCHEMA)
+        schema = found.parameters_schema() or dict(EMPTY_SCHEMA)
         return StartForm(found.name, schema, found.description)
 
     def may_start(self, actor: Actor, flow: str) -> Refusal | None:

@@ -8,12 +8,11 @@ from __future__ import annotations
 import contextlib
 import inspect
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import click
-from pydantic import PydanticUserError
 
 from signoff.bot.demo.plans import Answer, load_plans, read_answer
 from signoff.bot.demo.transcript import CHANNEL, Demo, Unshowable, quiet_logs, wait_for
@@ -110,19 +109,11 @@ def _typed_answer(flow_name: str, key: str) -> dict[str, Any] | None:
             click.secho(f"   {exc}; try again", fg="yellow", err=True)
 
 
-def _parameter_names(schema: Callable[[], dict[str, Any]], fn: Callable[..., Any]) -> list[str]:
-    """The parameters a flow takes, from its schema (or, without one, its signature)."""
-    try:
-        return list(schema().get("properties", {}))
-    except PydanticUserError:  # parameters of arbitrary types have no schema
-        return list(inspect.signature(fn).parameters)
-
-
 def _read_param(text: str) -> Any:
     """A ``--param`` value: JSON when it parses (numbers, true, lists), else the text."""
     try:
         return json.loads(text)
-    except json.JSONDecodeError:
+    except ValueError:  # not JSON, or a number too long to read
         return text
 
 
@@ -137,7 +128,7 @@ def user_demo(flows: list[str], answers_file: str | None, params: dict[str, str]
     for source in flows:
         load_flows(source)
     # Checked before the bot starts: a mistake in the file costs no waiting.
-    takes = {f.name: _parameter_names(f.parameters_schema, f.fn) for f in registered_flows()}
+    takes = {f.name: list(inspect.signature(f.fn).parameters) for f in registered_flows()}
     plans = load_plans(answers_file, takes, {k: _read_param(v) for k, v in params.items()})
     problems: list[str] = []
     with served(flows) as demo:

@@ -447,3 +447,34 @@ def test_a_person_the_audit_trail_cannot_record_is_refused_by_option(
     assert (status, out) == (2, "")
     assert err.startswith(f"error: Invalid value for '{option}': ")  # not "unexpected ValueError"
     assert not (project / "ops.db").exists()  # refused before anything was opened
+
+
+ODD_FLOWS = '''
+from signoff.engine import flow
+
+
+class Ticket:
+    """A parameter type with no JSON schema: runs get it from code."""
+
+
+@flow
+def odd_params(ticket: Ticket, n: int = 1) -> int:
+    return n
+'''
+
+
+def test_a_flow_whose_parameters_have_no_json_schema_is_listed_and_judged_by_its_types(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (project / "odd.py").write_text(ODD_FLOWS)
+    status, out, _ = run_cli(capsys, "flows", "list", "--flows", "odd.py", "--json")
+    listed = {flow["name"]: flow for flow in json.loads(out)}
+    assert status == 0 and listed["odd-params"]["parameters_schema"] is None
+    status, _, err = run_cli(
+        capsys, "run", "odd-params", "--flows", "odd.py", "--param", "ticket=1"
+    )
+    assert status == 1  # the flow's types refuse it, by name: not "unexpected Pydantic..."
+    assert (
+        err
+        == "error: invalid parameters for flow 'odd-params': ticket: Input should be an instance of Ticket\n"
+    )

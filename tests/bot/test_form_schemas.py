@@ -9,7 +9,7 @@ from pydantic import Field, create_model
 
 from signoff.bot.slack.form_schemas import MAX_CARRIED, carried, uncarried
 from signoff.bot.slack.sealing import MAX_METADATA, Sealer
-from tests.bot.test_modals import ShirtOrder
+from tests.bot.test_modal_elements import ShirtOrder
 
 
 def test_a_schema_comes_back_from_the_form_exactly() -> None:

@@ -23,7 +23,7 @@ from signoff.bot.forms.modals import build_input_view
 from signoff.bot.forms.submissions import parse_submission
 from signoff.bot.inputs import SlackChannel, SlackUser, SlackUsers
 from signoff.engine.input_schema import input_schema
-from tests.bot.test_modals import slack_state
+from tests.bot.slack_answers import slack_state
 
 
 class Region(enum.Enum):

@@ -8,15 +8,14 @@ from jsonschema import Draft202012Validator
 from pydantic import BaseModel, Field, ValidationError
 
 from signoff.bot.forms.submissions import errors_for_view, parse_submission
-from tests.bot.test_modals import (
+from tests.bot.slack_answers import slack_state, view_for
+from tests.bot.test_modal_elements import (
     Address,
     Approval,
     ShirtOrder,
     Sizing,
     Tags,
     Window,
-    slack_state,
-    view_for,
 )
 
 

@@ -1,0 +1,209 @@
+"""The view around a modal's inputs, and what cannot be a modal: titles, descriptions,
+Slack's block limits, and the field that cannot be shown named with why.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any, Literal
+
+import pytest
+from jsonschema import Draft202012Validator
+from pydantic import BaseModel, SecretStr, create_model
+from slack_sdk.models.blocks import InputBlock, Option, RadioButtonsElement
+from slack_sdk.models.views import View
+
+from signoff.bot.forms import modals
+from signoff.bot.forms.modals import (
+    ModalError,
+    UnsupportedField,
+    build_input_view,
+    check_renderable,
+)
+from signoff.bot.forms.submissions import parse_submission
+from tests.bot.slack_answers import element, input_block, slack_state, view_for
+from tests.bot.test_modal_elements import Address, ShirtOrder
+
+# --- the view around the inputs ------------------------------------------------------------
+
+
+def test_title_submit_description_and_context() -> None:
+    description = "## Deploy\n\nPlease **check** the [diff](https://x.io/d).\n\n" + "word " * 1000
+    view = view_for(
+        ShirtOrder,
+        title="Choose the shirt for the offsite",
+        submit="Send my answer right now please",
+        description=description,
+        context="Flow *deploy* · run `r42`",
+    )
+    assert view["title"]["text"] == "Choose the shirt for th…"
+    assert len(view["submit"]["text"]) == 24
+    assert view["blocks"][0] == {
+        "type": "context",
+        "elements": [{"type": "mrkdwn", "text": "Flow *deploy* · run `r42`"}],
+    }
+    sections = [b for b in view["blocks"] if b["type"] == "section"]
+    assert len(sections) == 2  # over 3000 characters
+    assert sections[0]["text"]["text"].startswith(
+        "*Deploy*\n\nPlease *check* the <https://x.io/d|diff>."
+    )
+    assert all(len(s["text"]["text"]) <= 3000 for s in sections)
+    assert view["blocks"][3]["type"] == "divider"
+    assert view["callback_id"] == "run_input"
+    assert view["private_metadata"] == "r42"
+
+
+def test_description_gives_way_when_inputs_need_the_blocks() -> None:
+    many = create_model("Many", **{f"f{i}": (str, "x") for i in range(97)})  # type: ignore[call-overload]
+    view = view_for(many, description="para\n\n" * 2000, context="ctx")
+    assert len(view["blocks"]) == 100
+    assert [b["type"] for b in view["blocks"][:3]] == ["context", "section", "divider"]
+    assert view["blocks"][1]["text"]["text"].endswith("…")
+
+
+def test_empty_model_still_makes_a_valid_view() -> None:
+    view = view_for(create_model("Nothing"))
+    assert [b["type"] for b in view["blocks"]] == ["section"]
+
+
+def test_bad_title_or_metadata_raise_modal_error() -> None:
+    schema = ShirtOrder.model_json_schema()
+    with pytest.raises(ModalError, match="title"):
+        build_input_view(schema, title=" ", callback_id="c", private_metadata="")
+    with pytest.raises(ModalError, match="private_metadata"):
+        build_input_view(schema, title="t", callback_id="c", private_metadata="x" * 3001)
+
+
+def test_hand_written_schema_forms() -> None:
+    schema = {
+        "type": "object",
+        "$defs": {"Level": {"enum": ["low", "high", None]}},
+        "properties": {
+            "name": {"type": ["string", "null"], "title": "Name"},
+            "level": {"allOf": [{"$ref": "#/$defs/Level"}], "default": "high"},
+            "amount": {"anyOf": [{"type": "integer"}, {"type": "number"}]},
+            "flag": {"const": True},
+            # pydantic < 2.12 wrote Decimal with a pattern on the string branch.
+            "price": {
+                "anyOf": [
+                    {"type": "number", "exclusiveMinimum": 0},
+                    {"type": "string", "pattern": r"^(?!^[-+.]*$)[+-]?0*\d*\.?\d*$"},
+                ],
+                "default": "9.90",
+            },
+        },
+        "required": ["name", "level", "amount", "flag"],
+    }
+    check_renderable(schema)
+    view = build_input_view(schema, title="t", callback_id="c", private_metadata="").to_dict()
+    assert input_block(view, "name")["optional"] is True
+    level = input_block(view, "level")
+    assert level["optional"] is True
+    assert level["element"]["initial_option"]["value"] == "high"
+    assert element(view, "amount")["is_decimal_allowed"] is True
+    assert [o["value"] for o in element(view, "flag")["options"]] == ["true"]
+    price = element(view, "price")
+    assert (price["min_value"], price["initial_value"]) == ("0", "9.90")
+    state = slack_state(view, {"level": None, "amount": "2.5", "flag": "true", "price": "1e1"})
+    data, errors = parse_submission(schema, state)
+    assert errors == {}
+    assert data == {"name": None, "level": None, "amount": 2.5, "flag": True, "price": "10"}
+    Draft202012Validator(schema).validate(data)
+
+
+# --- what cannot be a modal ----------------------------------------------------------------
+
+
+class Inner(BaseModel):
+    extras: dict[str, int]
+
+
+class Outer(BaseModel):
+    inner: Inner
+
+
+class Node(BaseModel):
+    name: str
+    child: Node | None = None
+
+
+Big = enum.Enum("Big", {f"V{i}": f"v{i}" for i in range(101)})  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("annotation", "field", "reason"),
+    [
+        (dict[str, int], "value", "free-form mapping"),
+        (list[Address], "value", "list of nested models"),
+        (list[dict[str, int]], "value", "list of nested models or mappings"),
+        (tuple[int, int], "value", "tuples"),
+        (int | str, "value", "union of different types (integer, string)"),
+        (Literal["x" * 151], "value", "longer than 150 characters"),
+        (Big, "value", "101 options"),
+        (list[Big], "value", "101 options"),
+        (bytes, "value", "bytes"),
+        (SecretStr, "value", "secret"),
+        (Any, "value", "no type (Any)"),
+        (list[int], "value", "lists of integer values"),
+        (Outer, "value.inner.extras", "free-form mapping"),
+        (Node, "value.child", "contains itself"),
+    ],
+)
+def test_check_renderable_names_the_field_and_why(annotation: Any, field: str, reason: str) -> None:
+    model = create_model("Wrapper", value=(annotation, ...))
+    with pytest.raises(UnsupportedField, match="cannot be shown") as caught:
+        check_renderable(model.model_json_schema())
+    assert caught.value.field == field
+    assert reason in caught.value.reason
+    assert repr(field) in str(caught.value)
+    with pytest.raises(UnsupportedField):
+        view_for(model)
+
+
+def test_check_renderable_counts_blocks() -> None:
+    too_many = create_model("TooMany", **{f"f{i}": (str, ...) for i in range(101)})  # type: ignore[call-overload]
+    with pytest.raises(UnsupportedField, match="103 blocks") as caught:
+        check_renderable(too_many.model_json_schema())
+    assert caught.value.field == ""
+    with pytest.raises(UnsupportedField, match="not an object"):
+        check_renderable({"type": "string"})
+
+
+def test_limits_slack_sdk_misses_are_still_caught_before_slack_sees_the_view() -> None:
+    # slack_sdk builds radio buttons with eleven options without complaint; Slack refuses them.
+    options = [Option(text=f"o{i}", value=str(i)) for i in range(11)]
+    view = View(
+        type="modal",
+        title="Input needed",
+        blocks=[InputBlock(label="Pick", element=RadioButtonsElement(options=options))],
+    )
+    view.to_dict()
+    with pytest.raises(ModalError, match=r"breaks Block Kit rules: .*options"):
+        modals._check(view)
+
+
+@pytest.mark.parametrize(
+    ("fields", "description", "fits"),
+    [
+        (98, None, True),  # 98 inputs + context + divider = 100
+        (99, None, False),
+        (97, "Read me", True),  # + one description section = 100
+        (98, "Read me", False),
+        (100, None, False),
+    ],
+)
+def test_block_limit_counts_the_blocks_around_the_inputs(
+    fields: int, description: str | None, fits: bool
+) -> None:
+    model = create_model("Wide", **{f"f{i}": (str, "x") for i in range(fields)})  # type: ignore[call-overload]
+    schema = model.model_json_schema()
+    if fits:
+        check_renderable(schema, description=description)
+        view = view_for(model, description=description, context="Run `r42`")
+        assert len(view["blocks"]) == 100 - (1 if description is None and fields < 98 else 0)
+        return
+    with pytest.raises(UnsupportedField, match=r"it needs 10[0-9] blocks .*a modal holds 100"):
+        check_renderable(schema, description=description)
+    # What the check refuses, building the view would refuse too: never a surprise on click.
+    with pytest.raises(UnsupportedField):
+        view_for(model, description=description, context="Run `r42`")

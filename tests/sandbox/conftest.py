@@ -125,3 +125,9 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+@pytest.fixture
+def driver(slack_sandbox: Any, tiny_app: TinyApp) -> Any:  # noqa: F811 - requests the fixture above
+    """The sandbox's driver, sending signed requests to the tiny app."""
+    return slack_sandbox.driver(tiny_app.url, SECRET)

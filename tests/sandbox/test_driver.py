@@ -1,4 +1,4 @@
-"""The driver: signed Slack requests to a tiny stdlib app, and what Slack does with the answers."""
+"""The driver: signed Slack requests to a tiny stdlib app (signing, slash commands, clicks)."""
 
 from __future__ import annotations
 

@@ -27,6 +27,7 @@ from signoff.engine.actors import Actor, GroupDirectory, Via
 from signoff.engine.audit import AuditAction, AuditRecord, Verification
 from signoff.engine.errors import (
     AlreadyAnswered,
+    AlreadyWaiting,
     CannotSuspend,
     ConfigurationError,
     DatabaseNotFound,
@@ -47,6 +48,7 @@ from signoff.engine.errors import (
     RunNotFound,
     RunNotWaiting,
     RunSuspended,
+    RunTakenOver,
     SchemaOutdated,
     SchemaTooNew,
     StoreError,
@@ -149,6 +151,7 @@ __all__ = [
     "Action",
     "Actor",
     "AlreadyAnswered",
+    "AlreadyWaiting",
     "Answered",
     "Answers",
     "AuditAction",
@@ -192,6 +195,7 @@ __all__ = [
     "RunObserver",
     "RunState",
     "RunSuspended",
+    "RunTakenOver",
     "SchemaOutdated",
     "SchemaStatus",
     "SchemaTooNew",

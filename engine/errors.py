@@ -17,6 +17,8 @@
     │   └── ResponderNotAllowed (run_id, key, responder)    ... answering this pause
     ├── InputInvalid (run_id, key, errors)   input does not match the stored JSON schema
     ├── InvalidTransition (run_id, current, requested)
+    ├── AlreadyWaiting (run_id, key)  a second pause while the run waits on one (also a RuntimeError)
+    ├── RunTakenOver (run_id)         another process runs it now: this one was taken for dead
     ├── UnstorableValue (run_id)      a value the run must keep cannot be serialised
     ├── LeaseLost (consumer)          another process took over a durable consumer
     └── StoreError                    the database failed; the driver error is in __cause__
@@ -214,6 +216,30 @@ class InvalidTransition(EngineError):
         self.current = current
         self.requested = requested
         super().__init__(f"run {run_id} is {current} and cannot become {requested}")
+
+
+class AlreadyWaiting(EngineError, RuntimeError):
+    """The run already waits for input: it waits on one pause at a time."""
+
+    def __init__(self, run_id: str, key: str | None) -> None:
+        self.run_id = run_id
+        self.key = key
+        waiting = f"input {key!r}" if key is not None else "input"
+        super().__init__(
+            f"run {run_id} already waits for {waiting}; a run waits on one pause at a time, "
+            "so await its pauses one after another"
+        )
+
+
+class RunTakenOver(EngineError):
+    """Another process runs this run now; this one stopped running it."""
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        super().__init__(
+            f"run {run_id} is run by another process now (this one went quiet for longer than "
+            "owner_timeout_seconds and was taken for dead); this process stopped running it"
+        )
 
 
 class UnstorableValue(EngineError):

@@ -13,10 +13,16 @@ from signoff.engine.actors import Actor, as_actor
 from signoff.engine.audit import AuditAction, AuditEntry
 from signoff.engine.context import RunContext, current_run
 from signoff.engine.definition import FlowDefinition
-from signoff.engine.errors import FlowImportError, PauseTimeout, RunCancelled, RunSuspended
+from signoff.engine.errors import (
+    FlowImportError,
+    PauseTimeout,
+    RunCancelled,
+    RunSuspended,
+    RunTakenOver,
+)
 from signoff.engine.runs import RunState
 from signoff.engine.runtime import Engine, get_engine
-from signoff.engine.signals import Cancel, Suspend
+from signoff.engine.signals import Cancel, Suspend, TakenOver
 from signoff.engine.store.sql import RunSource
 from signoff.engine.validation import model_errors
 
@@ -80,7 +86,7 @@ def call_flow(
         result = flow.fn(**parameters)
     except BaseException as exc:
         _finish_with(ctx, exc)
-        if isinstance(exc, Suspend | Cancel):
+        if isinstance(exc, Suspend | Cancel | TakenOver):
             raise _for_caller(ctx, exc) from None
         raise
     finally:
@@ -100,7 +106,7 @@ async def call_flow_async(
         result = await flow.fn(**parameters)
     except BaseException as exc:
         await offload(_finish_with, ctx, exc)
-        if isinstance(exc, Suspend | Cancel):
+        if isinstance(exc, Suspend | Cancel | TakenOver):
             raise _for_caller(ctx, exc) from None
         raise
     finally:
@@ -149,7 +155,7 @@ def execute_queued(ctx: RunContext, parameters: dict[str, Any]) -> None:
         result = ctx.flow.fn(**parameters)
     except BaseException as exc:
         _finish_with(ctx, exc)
-        if not isinstance(exc, Exception | Suspend | Cancel):
+        if not isinstance(exc, Exception | Suspend | Cancel | TakenOver):
             raise
         return
     finally:
@@ -165,7 +171,7 @@ async def execute_queued_async(ctx: RunContext, parameters: dict[str, Any]) -> N
         result = await ctx.flow.fn(**parameters)
     except BaseException as exc:
         await offload(_finish_with, ctx, exc)
-        if not isinstance(exc, Exception | Suspend | Cancel):
+        if not isinstance(exc, Exception | Suspend | Cancel | TakenOver):
             raise
         return
     finally:
@@ -174,17 +180,21 @@ async def execute_queued_async(ctx: RunContext, parameters: dict[str, Any]) -> N
 
 
 def _complete(ctx: RunContext, result: Any) -> None:
-    ctx.engine.store.transition(
+    done = ctx.engine.store.transition(
         ctx.run_id,
         RunState.COMPLETED,
         "Completed",
         None,
         expect=(RunState.RUNNING,),
+        expect_owner=ctx.engine.process_id,
         logs=ctx.take_logs(),
         owner=None,
         result=serialization.preview(result),
     )
     ctx.engine.notify()
+    if not done:
+        _outcome_dropped(ctx, "completed")
+        return
     logger.info(
         "run completed",
         extra={"action": "run_completed", "run_id": ctx.run_id, "flow": ctx.flow.name},
@@ -203,21 +213,25 @@ def failure_message(exc: BaseException) -> str:
 def _finish_with(ctx: RunContext, exc: BaseException) -> None:
     """Record how the flow stopped. Suspend and cancel were recorded where they happened."""
     store = ctx.engine.store
-    if isinstance(exc, Suspend | Cancel):
+    if isinstance(exc, Suspend | Cancel | TakenOver):
         store.add_logs(ctx.run_id, ctx.take_logs())
         return
     state = RunState.FAILED if isinstance(exc, Exception) else RunState.CRASHED
     name = "TimedOut" if isinstance(exc, PauseTimeout) else state.value.capitalize()
-    store.transition(
+    done = store.transition(
         ctx.run_id,
         state,
         name,
         failure_message(exc),
         expect=(RunState.RUNNING, RunState.PAUSED),
+        expect_owner=ctx.engine.process_id,
         logs=ctx.take_logs(),
         owner=None,
     )
     ctx.engine.notify()
+    if not done:
+        _outcome_dropped(ctx, name.lower())
+        return
     logger.info(
         "run failed",
         extra={
@@ -229,9 +243,27 @@ def _finish_with(ctx: RunContext, exc: BaseException) -> None:
     )
 
 
+def _outcome_dropped(ctx: RunContext, outcome: str) -> None:
+    """The run was no longer this process's to end: cancelled meanwhile (it stays so), or
+    taken over by another process (which ends it)."""
+    if ctx.engine.is_cancelled(ctx.run_id):
+        return
+    logger.warning(
+        "run not ended here: another process runs it now, or it ended meanwhile",
+        extra={
+            "action": "run_outcome_dropped",
+            "run_id": ctx.run_id,
+            "flow": ctx.flow.name,
+            "outcome": outcome,
+        },
+    )
+
+
 def _for_caller(ctx: RunContext, exc: BaseException) -> BaseException:
     if isinstance(exc, Suspend):
         return RunSuspended(ctx.run_id, exc.key)
     if isinstance(exc, Cancel):
         return RunCancelled(ctx.run_id)
+    if isinstance(exc, TakenOver):
+        return RunTakenOver(ctx.run_id)
     return exc

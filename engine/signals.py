@@ -21,3 +21,12 @@ class Cancel(BaseException):
     def __init__(self, run_id: str) -> None:
         super().__init__(run_id)
         self.run_id = run_id
+
+
+class TakenOver(BaseException):
+    """Unwinds a flow whose run another process took over (this one was taken for dead):
+    nothing more of this execution is stored."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(run_id)
+        self.run_id = run_id

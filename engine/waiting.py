@@ -24,13 +24,13 @@ from typing import Any
 import pydantic
 
 from signoff.engine.context import RunContext
-from signoff.engine.errors import CannotSuspend, PauseTimeout, UnstorableValue
+from signoff.engine.errors import AlreadyWaiting, CannotSuspend, PauseTimeout, UnstorableValue
 from signoff.engine.input import RunInput, load_answer, run_input_from_type
 from signoff.engine.input_schema import input_schema
 from signoff.engine.quorum import Answered, Answers
 from signoff.engine.runs import GivenAnswer, Pause, PauseStatus, RunState
 from signoff.engine.serialization import storable_text
-from signoff.engine.signals import Cancel, Suspend
+from signoff.engine.signals import Cancel, Suspend, TakenOver
 from signoff.engine.validation import model_errors, prepare_schema
 from signoff.engine.waiters import Asked, LoopWaiter, ThreadWaiter
 
@@ -225,18 +225,21 @@ def _open(req: PauseRequest, owner: str | None) -> None:
         _READIED.add(req.model)
     logs = req.ctx.take_logs()
     if req.is_new:
-        engine.store.open_pause(req.pause, owner, logs)
+        opened = engine.store.open_pause(req.pause, owner, logs, runner=engine.process_id)
     else:
         state = RunState.PAUSED if owner else RunState.SUSPENDED
-        engine.store.transition(
+        opened = engine.store.transition(
             run_id,
             state,
             state.value.capitalize(),
             f"waiting for input {req.key!r}",
             expect=(RunState.RUNNING,),
+            expect_owner=engine.process_id,
             logs=logs,
             owner=owner,
         )
+    if not opened:
+        raise _not_opened(req)
     if req.pause.deadline is not None:
         engine.timers.call_at(
             f"expire:{run_id}:{req.key}",
@@ -379,6 +382,22 @@ def wait_for_answer(req: PauseRequest) -> Any:
             pause = None
     finally:
         engine.waiters.remove(run_id, waiter)
+
+
+def _not_opened(req: PauseRequest) -> BaseException:
+    """Why a pause could not be opened: its run is not RUNNING in this process any more."""
+    engine, run_id = req.ctx.engine, req.ctx.run_id
+    run = engine.store.get_run(run_id)
+    if run.state is RunState.CANCELLED or engine.is_cancelled(run_id):
+        return Cancel(run_id)
+    if run.owner == engine.process_id and run.state.is_waiting:
+        waiting = engine.store.waiting_pause(run_id)
+        return AlreadyWaiting(run_id, waiting.key if waiting is not None else None)
+    logger.warning(
+        "run taken over by another process",
+        extra={"action": "run_taken_over", "run_id": run_id, "key": req.key},
+    )
+    return TakenOver(run_id)
 
 
 def _look(req: PauseRequest) -> Any:

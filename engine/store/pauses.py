@@ -143,9 +143,13 @@ class PauseQueries(AuditQueries):
         pause: Pause,
         owner: str | None,
         logs: Sequence[tuple[datetime, str, str, str | None]] = (),
-    ) -> None:
+        *,
+        runner: str | None = None,
+    ) -> bool:
         """Store the pause and move the run to PAUSED (or SUSPENDED) in one transaction,
-        with the flow's log lines since its last write.
+        with the flow's log lines since its last write. False, with only the logs stored,
+        when the run is no longer RUNNING (cancelled, or already waiting on another pause)
+        or, with ``runner``, no longer run by that process (another took it over).
 
         The schema, description and state change land together, so a resume can never see
         a waiting run without its schema.
@@ -154,17 +158,21 @@ class PauseQueries(AuditQueries):
         name = "Suspended" if state is RunState.SUSPENDED else "Paused"
         with self._write() as conn:
             self._insert_logs(conn, pause.run_id, logs)
-            # A re-run takes up the pause it stored before: keep that one.
-            self._insert_pause.execute(conn, _pause_values(pause))
-            self._change_state(
+            moved = self._change_state(
                 conn,
                 pause.run_id,
                 state,
                 name,
                 f"waiting for input {pause.key!r}",
                 pause.created_at,
+                expect=(RunState.RUNNING,),
+                expect_owner=runner,
                 owner=owner,
             )
+            if not moved:
+                return False
+            # A re-run takes up the pause it stored before: keep that one.
+            self._insert_pause.execute(conn, _pause_values(pause))
             self._emit(
                 conn,
                 pause.run_id,
@@ -177,6 +185,7 @@ class PauseQueries(AuditQueries):
                 },
                 pause.created_at,
             )
+        return True
 
     @staticmethod
     def _verdict_entry(

@@ -51,15 +51,16 @@ def guard_values(
     return values
 
 
-#: The changes of a run's life, as (how many states they expect, the columns they set
-#: besides the state): compiled as an engine starts (``Prepared.compile_all``), rather
-#: than on the first run's clock.
-_LIFE: tuple[tuple[int, frozenset[str]], ...] = (
-    (0, frozenset()),  # answered: the flow goes on here
-    (0, frozenset({"owner"})),  # ... or in a worker
-    (1, frozenset({"owner"})),  # paused again
-    (1, frozenset({"owner", "result"})),  # completed
-    (2, frozenset({"owner"})),  # failed, or timed out
+#: The changes of a run's life, as (how many states they expect, whether the process
+#: running it must still own it, the columns they set besides the state): compiled as an
+#: engine starts (``Prepared.compile_all``), rather than on the first run's clock.
+_LIFE: tuple[tuple[int, bool, frozenset[str]], ...] = (
+    (0, False, frozenset()),  # answered: the flow goes on here
+    (0, False, frozenset({"owner"})),  # ... or in a worker
+    (1, True, frozenset({"owner"})),  # paused again
+    (1, True, frozenset({"owner", "result"})),  # completed
+    (2, True, frozenset({"owner"})),  # failed
+    (2, False, frozenset({"owner"})),  # timed out
 )
 _STATE = ("state", "state_name", "state_message", "updated_at")
 
@@ -75,7 +76,7 @@ def set_state(expected: int, owned: bool) -> Prepared:
     """A run's new state, where ``guarded`` finds it; the new values are bound by their
     columns' names."""
     guard = _guard_names(expected, owned)
-    usual = [(*guard, *_STATE, *cols) for n, cols in _LIFE if n == expected and not owned]
+    usual = [(*guard, *_STATE, *cols) for n, o, cols in _LIFE if (n, o) == (expected, owned)]
     return Prepared(update(RUNS).where(*guarded(expected, owned)), columns=usual)
 
 
@@ -117,9 +118,9 @@ def set_state_alone(expected: int, owned: bool, columns: frozenset[str]) -> Prep
     )
 
 
-for _expected, _columns in _LIFE:
-    set_state(_expected, False)
-    set_state_alone(_expected, False, _columns)
+for _expected, _owned, _columns in _LIFE:
+    set_state(_expected, _owned)
+    set_state_alone(_expected, _owned, _columns)
 
 
 __all__ = ["guard_values", "guarded", "set_state", "set_state_alone"]

@@ -1,0 +1,148 @@
+"""A run's execution writes only while the run is still its own: a run cancelled while its
+flow runs stays cancelled, a run another process took over is left to that process, and a
+run waits on one pause at a time."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable
+
+import pytest
+
+from signoff.engine import (
+    AlreadyWaiting,
+    Engine,
+    RunCancelled,
+    RunNotWaiting,
+    RunState,
+    RunTakenOver,
+    cancel_flow_run,
+    flow,
+    pause_flow_run,
+    resume_flow_run,
+    suspend_flow_run,
+)
+from tests.engine.test_pause import start, waiting
+from tests.support.waiting import wait_for
+
+GO = threading.Event()
+
+
+@flow(name="cancelled-then-pauses")
+def cancelled_then_pauses() -> int:
+    GO.wait(10)
+    return pause_flow_run(int, timeout=None)
+
+
+@flow(name="cancelled-then-suspends")
+def cancelled_then_suspends() -> int:
+    GO.wait(10)
+    return suspend_flow_run(int)
+
+
+@flow(name="taken-over-then-pauses")
+def taken_over_then_pauses() -> int:
+    GO.wait(10)
+    return pause_flow_run(int, timeout=None)
+
+
+@flow(name="taken-over-then-completes")
+def taken_over_then_completes() -> str:
+    GO.wait(10)
+    return "done here"
+
+
+@flow(name="two-pauses-at-once")
+async def two_pauses_at_once() -> list[object]:
+    return await asyncio.gather(
+        pause_flow_run(int, key="first", timeout=None),
+        pause_flow_run(int, key="second", timeout=None),
+        return_exceptions=True,
+    )
+
+
+@pytest.fixture(autouse=True)
+def closed_gate() -> None:
+    GO.clear()
+
+
+def running(engine: Engine, flow_name: str) -> str:
+    return wait_for(
+        lambda: next(iter(engine.list_runs([RunState.RUNNING], flow_name=flow_name)), None),
+        what=f"a running run of {flow_name}",
+    ).id
+
+
+@pytest.mark.parametrize("called", [cancelled_then_pauses, cancelled_then_suspends])
+def test_a_run_cancelled_while_its_flow_runs_is_not_paused_by_it_afterwards(
+    engine: Engine, called: Callable[[], int]
+) -> None:
+    thread, box = start(called)
+    run_id = running(engine, called.name)  # type: ignore[attr-defined]
+    cancel_flow_run(run_id, by="U0ALICE")
+    GO.set()
+    thread.join(10)
+    assert isinstance(box.get("error"), RunCancelled)
+    assert engine.get_run(run_id).state is RunState.CANCELLED
+    assert engine.waiting_pause(run_id) is None
+    assert not engine.list_runs([RunState.PAUSED, RunState.SUSPENDED])
+    with pytest.raises(RunNotWaiting, match="cancelled"):
+        resume_flow_run(run_id, {"value": 1})
+
+
+def take_over(other: Engine, run_id: str) -> None:
+    """What a worker does to a run whose process it took for dead (it stopped beating)."""
+    assert other.store.transition(
+        run_id, RunState.RUNNING, "Running", expect=(RunState.RUNNING,), owner=other.process_id
+    )
+
+
+def test_a_process_taken_for_dead_does_not_pause_a_run_another_process_took_over(
+    engine: Engine, make_engine: Callable[..., Engine]
+) -> None:
+    other = make_engine()
+    thread, box = start(taken_over_then_pauses)
+    run_id = running(engine, "taken-over-then-pauses")
+    take_over(other, run_id)
+    GO.set()
+    thread.join(10)
+    assert isinstance(box.get("error"), RunTakenOver)
+    assert "run by another process" in str(box["error"])
+    run = other.get_run(run_id)
+    assert (run.state, run.owner) == (RunState.RUNNING, other.process_id)
+    assert other.waiting_pause(run_id) is None
+
+
+def test_a_process_taken_for_dead_does_not_complete_a_run_another_process_took_over(
+    engine: Engine, make_engine: Callable[..., Engine], caplog: pytest.LogCaptureFixture
+) -> None:
+    other = make_engine()
+    thread, box = start(taken_over_then_completes)
+    run_id = running(engine, "taken-over-then-completes")
+    take_over(other, run_id)
+    with caplog.at_level(logging.WARNING, logger="signoff.engine.runner"):
+        GO.set()
+        thread.join(10)
+    assert box == {"result": "done here"}  # the caller holds what its own call returned
+    run = other.get_run(run_id)
+    assert (run.state, run.owner, run.result) == (RunState.RUNNING, other.process_id, None)
+    dropped = [r for r in caplog.records if getattr(r, "action", None) == "run_outcome_dropped"]
+    assert [(r.run_id, r.outcome) for r in dropped] == [(run_id, "completed")]  # type: ignore[attr-defined]
+
+
+def test_a_second_pause_while_the_run_waits_on_one_is_refused_by_name(engine: Engine) -> None:
+    box: dict[str, object] = {}
+    thread = threading.Thread(target=lambda: box.update(result=asyncio.run(two_pauses_at_once())))
+    thread.start()
+    pause = waiting(engine, "two-pauses-at-once")
+    resume_flow_run(pause.run_id, {"value": 7}, key=pause.key)
+    thread.join(10)
+    results = box["result"]
+    assert isinstance(results, list)
+    refused = next(r for r in results if isinstance(r, AlreadyWaiting))
+    assert refused.run_id == pause.run_id
+    assert f"already waits for input {pause.key!r}" in str(refused)
+    assert 7 in results
+    assert engine.get_run(pause.run_id).state is RunState.COMPLETED

@@ -38,12 +38,19 @@ import re
 import time
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
+from urllib.parse import parse_qsl
 
 from signoff.bot.backends import Backend
 from signoff.bot.errors import BackendUnavailable, PayloadError
 from signoff.bot.slack import ids
 from signoff.bot.slack.listener import StartResponse, WsgiApp
-from signoff.bot.slack.payloads import MAX_BODY_BYTES, EventCallback, ViewSubmission, read_request
+from signoff.bot.slack.payloads import (
+    MAX_BODY_BYTES,
+    EventCallback,
+    SlashCommand,
+    ViewSubmission,
+    read_request,
+)
 
 __all__ = [
     "REPLAY_WINDOW_SECONDS",
@@ -219,6 +226,11 @@ class SlackEdge:
             # (its own signature check is off behind this edge: see ``create_app``).
             environ["CONTENT_TYPE"] = "application/json"
             body = checked.payload_json.encode()
+        elif isinstance(payload, SlashCommand):
+            # As JSON too: Bolt takes a form body with the word "payload" anywhere in it (a
+            # command's text, a channel's name) for an interactivity payload, and drops it.
+            environ["CONTENT_TYPE"] = "application/json"
+            body = json.dumps(dict(parse_qsl(body.decode(), keep_blank_values=True))).encode()
         if claimed_after_ack(payload):
             if self.forms is not None and checked.payload_json is not None:
                 reply = self._form_reply(checked, at_once=False)

@@ -163,6 +163,19 @@ def test_start_with_parameters_posts_the_prompt_where_it_was_typed(
     assert bot.slack.channel(bot.channel).messages == ()
 
 
+def test_the_word_payload_in_a_command_or_its_channel_is_just_text(
+    engine: Engine, bot: RunningBot
+) -> None:
+    """Bolt reads any form body holding "payload" as an interactivity payload; a command
+    reaches it as JSON, so the word is just part of the text."""
+    bot.slack.add_channel("C0PAYLOADS", "payload-team")
+    answer = runs(bot, "alice", "start rc-quick n=payload", channel="C0PAYLOADS")
+    assert answer.text.startswith(":warning: invalid parameters for flow 'rc-quick': n: ")
+    answer = runs(bot, "alice", "start rc-quick n=3", channel="C0PAYLOADS")
+    assert answer.text.startswith("Started *rc-quick* run")
+    assert runs(bot, "alice", "payload").text.startswith("Unknown command `payload`.")
+
+
 def test_start_without_a_required_parameter_opens_a_form(engine: Engine, bot: RunningBot) -> None:
     bot.driver.slash_command("carol", "/runs", "start rc-deploy version=2", channel="C0OPS")
     form = bot.slack.wait_for(lambda ws: ws.open_view("U0CAROL"))

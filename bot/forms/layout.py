@@ -23,6 +23,7 @@ __all__ = [
     "MAX_CHECKBOXES",
     "MAX_RADIO",
     "MAX_TEXT",
+    "TICKED",
     "UNTICKED",
     "Choice",
     "FieldGroup",
@@ -38,6 +39,8 @@ JSONSchema: TypeAlias = Mapping[str, Any]
 
 #: The action id of every input element; the block id tells the fields apart.
 ACTION_ID = "value"
+#: the value of a boolean's one tickbox option
+TICKED = "true"
 MAX_BLOCKS = 100
 MAX_OPTIONS = 100
 MAX_RADIO = 5

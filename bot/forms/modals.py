@@ -56,6 +56,7 @@ from signoff.bot.forms.layout import (
     MAX_CHECKBOXES,
     MAX_RADIO,
     MAX_TEXT,
+    TICKED,
     Choice,
     FieldGroup,
     InputField,
@@ -265,7 +266,7 @@ def _element(entry: InputField, initial: Any) -> InputInteractiveElement:
             max_value=_number_text(entry.maximum, entry),
         )
     if kind == "boolean":
-        yes = Option(value="true", text="Yes")
+        yes = Option(value=TICKED, text="Yes")
         return CheckboxesElement(
             action_id=ACTION_ID, options=[yes], initial_options=[yes] if initial is True else None
         )

@@ -33,6 +33,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from signoff.bot.forms.layout import TICKED
 from signoff.bot.forms.modals import (
     ACTION_ID,
     FieldGroup,
@@ -55,6 +56,9 @@ _SCALAR_KEYS = {
     "channel": "selected_conversation",
 }
 _LIST_KEYS = {"users": "selected_users", "channels": "selected_conversations"}
+#: The most digits a number's whole part may have: past it Python will not write an int
+#: out, and Signoff's stores refuse it.
+MAX_DIGITS = 4300
 
 
 class _Unparsable(ValueError):
@@ -157,7 +161,11 @@ def _read(entry: InputField, state: Mapping[str, Any]) -> Any:
     if kind in ("integer", "number", "decimal"):
         return _number(kind, state.get("value"))
     if kind == "boolean":
-        return bool(state.get("selected_options"))
+        ticked = state.get("selected_options") or []
+        if any(not isinstance(o, Mapping) or o.get("value") != TICKED for o in ticked):
+            # Only a forged or stale submission can send another option.
+            raise _Unparsable("Tick the box or leave it empty")
+        return bool(ticked)
     if kind == "choice":
         selected = state.get("selected_option")
         return _choice(entry, selected) if selected else None
@@ -171,7 +179,11 @@ def _read(entry: InputField, state: Mapping[str, Any]) -> Any:
     if kind == "time":
         return f"{value}:00" if len(str(value)) == 5 else str(value)
     if kind == "datetime":
-        moment = datetime.fromtimestamp(int(value), tz=UTC)
+        try:
+            moment = datetime.fromtimestamp(int(value), tz=UTC)
+        except (TypeError, ValueError, OverflowError, OSError):
+            # Slack's picker sends seconds since 1970; nothing else is a moment.
+            raise _Unparsable("Choose a date and time between the years 1 and 9999") from None
         return moment.isoformat().replace("+00:00", "Z")
     return str(value)
 
@@ -185,6 +197,11 @@ def _number(kind: str, text: Any) -> Any:
         number = Decimal("NaN")
     if not number.is_finite():
         raise _Unparsable("Enter a number")
+    if number and number.adjusted() >= MAX_DIGITS:
+        # Writing out 1e999999 takes seconds and a megabyte; JSON cannot hold it either.
+        raise _Unparsable("Enter a smaller number")
+    if kind == "decimal" and -number.as_tuple().exponent > MAX_DIGITS:  # type: ignore[operator]
+        raise _Unparsable("Enter fewer decimal places")
     if kind == "number" and not math.isfinite(float(number)):
         raise _Unparsable("Enter a smaller number")  # past what a float holds (1e309)
     whole = number == number.to_integral()

@@ -45,6 +45,47 @@ def test_a_number_past_what_a_float_holds_is_refused_in_the_modal() -> None:
     assert (data["ratio"], errors) == (10**300, {})  # the model's bounds judge it next
 
 
+def test_numbers_too_long_to_write_out_are_refused_in_the_modal_at_once() -> None:
+    """1e999999 as an integer is a million digits: refused by its size, not written out
+    (that took 30 s, past Slack's 3 s), and never 'something went wrong'."""
+    schema = Sizing.model_json_schema()
+    for field, typed, message in [
+        ("replicas", "1e999999", "Enter a smaller number"),
+        ("replicas", "1e5000", "Enter a smaller number"),
+        ("replicas", "9" * 4301, "Enter a smaller number"),
+        ("budget", "1e999999", "Enter a smaller number"),
+        ("budget", "1e-999999", "Enter fewer decimal places"),
+    ]:
+        data, errors = parse_submission(schema, {f"field:{field}": number_state(typed)})
+        assert (data.get(field), errors) == (None, {f"field:{field}": message}), typed
+    data, errors = parse_submission(schema, {"field:replicas": number_state("1e4000")})
+    assert (data["replicas"], errors) == (10**4000, {})  # the model's bounds judge it next
+
+
+def test_a_moment_no_calendar_holds_is_refused_in_the_modal() -> None:
+    schema = Window.model_json_schema()
+    for sent in (10**12, -(10**12), 2**63, "soon"):
+        state = {"field:starts": {"value": {"type": "datetimepicker", "selected_date_time": sent}}}
+        data, errors = parse_submission(schema, state)
+        assert errors == {"field:starts": "Choose a date and time between the years 1 and 9999"}
+        assert "starts" not in data
+
+
+def test_a_tickbox_option_that_was_not_offered_is_refused() -> None:
+    schema = Approval.model_json_schema()
+
+    def ticked(*values: str) -> dict[str, Any]:
+        options = [{"text": {"type": "plain_text", "text": "Yes"}, "value": v} for v in values]
+        return {"field:notify": {"value": {"type": "checkboxes", "selected_options": options}}}
+
+    assert parse_submission(schema, ticked("true"))[0]["notify"] is True
+    data, errors = parse_submission(schema, ticked("no-thanks"))
+    assert ("notify" not in data, errors) == (
+        True,
+        {"field:notify": "Tick the box or leave it empty"},
+    )
+
+
 def test_missing_null_and_empty_states_are_all_empty() -> None:
     schema = Tags.model_json_schema()
     empty: dict[str, Any] = {

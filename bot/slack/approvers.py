@@ -57,11 +57,17 @@ class Approvers:
         return {g for g in candidates if _GROUP.match(g) and actor_id in self.members(g)}
 
 
+#: the longest display name an actor carries (what the audit trail stores)
+MAX_NAME = 200
+
+
 def slack_actor(user: Mapping[str, Any]) -> Actor:
     """The person in a payload's ``user`` (or a slash command's ``user_id``/``user_name``)."""
     user_id = str(user.get("id") or user.get("user_id"))
     name = user.get("name") or user.get("username") or user.get("user_name")
-    return Actor(user_id, name=str(name) if name else None, via=Via.SLACK)
+    # The name is only shown beside the id: as much of it as the audit trail keeps.
+    shown = str(name).replace("\x00", "")[:MAX_NAME] if name else None
+    return Actor(user_id, name=shown or None, via=Via.SLACK)
 
 
 def refusal_text(action: Action, actor: Actor, run: Run | None, refusal: Refusal) -> str:

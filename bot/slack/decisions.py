@@ -14,6 +14,7 @@ from typing import Any
 
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 from slack_sdk.models.blocks import InputBlock, MarkdownTextObject, SectionBlock, UserSelectElement
 from slack_sdk.models.views import View
 
@@ -40,6 +41,26 @@ def _tell(client: WebClient, body: dict[str, Any], text: str) -> None:
         client.chat_postEphemeral(channel=channel, user=user, text=text)
     elif body.get("trigger_id"):
         client.views_open(trigger_id=body["trigger_id"], view=notice_view("Signoff", text))
+
+
+def _cannot_decide(client: WebClient, user: str) -> str | None:
+    """Why Slack user ``user`` cannot be handed a decision (not a person in the workspace),
+    or None. When Slack cannot say, the reassign goes ahead: the rules still apply."""
+    try:
+        found = client.users_info(user=user).get("user") or {}
+    except SlackApiError as exc:
+        if exc.response.get("error") == "user_not_found":
+            return "There is no such person in this workspace."
+        logger.warning(
+            "cannot look up the person a decision is handed to",
+            extra={"action": "reassign_lookup_failed", "error": exc.response.get("error")},
+        )
+        return None
+    if found.get("deleted"):
+        return f"{user} has left this workspace."
+    if found.get("is_bot") or found.get("is_app_user"):
+        return "Choose a person: an app cannot decide."
+    return None
 
 
 def register(app: App, backend: Backend, sealer: Sealer) -> None:
@@ -123,7 +144,7 @@ def register(app: App, backend: Backend, sealer: Sealer) -> None:
         client.views_open(trigger_id=body["trigger_id"], view=view)
 
     @app.view(ids.REASSIGN_VIEW)
-    def reassign(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+    def reassign(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient) -> None:
         actor = slack_actor(body["user"])
         try:
             meta = sealer.open(str(view.get("private_metadata") or ""))
@@ -139,10 +160,15 @@ def register(app: App, backend: Backend, sealer: Sealer) -> None:
                 ),
             )
             return
-        chosen = (view["state"]["values"].get("to") or {}).get("user") or {}
+        values = (view.get("state") or {}).get("values") or {}
+        chosen = (values.get("to") or {}).get("user") or {}
         to = chosen.get("selected_user")
         if not to:
             ack(response_action="errors", errors={"to": "Choose who should decide."})
+            return
+        problem = _cannot_decide(client, str(to))
+        if problem is not None:
+            ack(response_action="errors", errors={"to": problem})
             return
         try:
             backend.reassign(str(meta.get("run")), str(to), actor, key=str(meta.get("key")))

@@ -85,7 +85,8 @@ def register(app: App, backend: Backend) -> None:
 
     @app.event("app_home_opened")
     def opened(event: dict[str, Any], client: WebClient) -> None:
-        if event.get("tab", "home") == "home":
+        # The edge refused a malformed user id; an event without one names nobody.
+        if event.get("tab", "home") == "home" and event.get("user"):
             publish(client, backend, str(event["user"]))
 
 

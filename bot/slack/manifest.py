@@ -31,6 +31,8 @@ METHOD_SCOPES: dict[str, str | None] = {
     "conversations.history": "channels:history",
     "conversations.replies": "channels:history",
     "usergroups.users.list": "usergroups:read",
+    # A decision is handed only to a person who is in the workspace.
+    "users.info": "users:read",
     "views.open": None,
     "views.update": None,
     "views.publish": None,

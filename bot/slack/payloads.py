@@ -46,7 +46,9 @@ MAX_BODY_BYTES = 2 * 1024 * 1024
 #: The longest slash command text read. Slack's message box takes 4,000 characters.
 MAX_COMMAND_TEXT = 4000
 
-SlackId = Annotated[str, Field(min_length=1, max_length=64)]
+#: a user, channel, team or user group id (U024BE7LH): letters and digits only, so that an
+#: id with a space, a NUL or markup in it is refused here rather than stored or shown
+SlackId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9]+$")]
 Short = Annotated[str, Field(max_length=255)]
 
 
@@ -207,7 +209,7 @@ class EventBody(_Model):
     model_config = ConfigDict(extra="allow", frozen=True)
 
     type: Short
-    user: Annotated[str, Field(max_length=64)] | None = None
+    user: SlackId | None = None
     channel: Annotated[str, Field(max_length=64)] | None = None
     bot_id: Annotated[str, Field(max_length=64)] | None = None
     subtype: Short | None = None

@@ -6,9 +6,12 @@ import json
 from typing import Any
 from urllib.parse import quote, unquote_plus, urlencode
 
+import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from signoff.bot.errors import PayloadError
+from signoff.bot.slack.approvers import MAX_NAME, slack_actor
 from signoff.bot.slack.payloads import ViewSubmission, parse_request, unquote_form
 
 FORM = "application/x-www-form-urlencoded"
@@ -56,3 +59,19 @@ def test_a_payload_field_beside_others_is_still_read_as_a_form() -> None:
     body = "payload=" + quote(json.dumps(submission("hi"))) + "&extra=1"
     payload = parse_request(FORM, body.encode())
     assert isinstance(payload, ViewSubmission)
+
+
+@pytest.mark.parametrize("user_id", ["U0\x00ALICE", "U0 ALICE", "<@U0ALICE>", ""])
+def test_a_user_id_slack_never_sends_is_refused_by_field(user_id: str) -> None:
+    command = {"command": "/runs", "user_id": user_id, "response_url": "https://x.io/r"}
+    with pytest.raises(PayloadError, match="user_id"):
+        parse_request(FORM, urlencode(command).encode())
+    event = {"type": "event_callback", "event": {"type": "app_home_opened", "user": user_id}}
+    with pytest.raises(PayloadError, match="user"):
+        parse_request("application/json", json.dumps(event).encode())
+
+
+def test_a_display_name_is_kept_only_as_far_as_the_audit_trail_holds_it() -> None:
+    actor = slack_actor({"id": "U0ALICE", "name": "al\x00ice" + "e" * 300})
+    assert actor.id == "U0ALICE"
+    assert actor.name == "alice" + "e" * (MAX_NAME - 5)

@@ -179,6 +179,30 @@ def test_reassign_tells_the_new_person_and_the_thread(engine: Engine, bot: Runni
     assert any(r.action == "pause.reassigned" for r in engine.audit_trail(run.id))
 
 
+def test_a_decision_is_handed_only_to_a_person_in_the_workspace(
+    engine: Engine, bot: RunningBot
+) -> None:
+    run = engine.submit("sl-go", {})
+    prompt = bot.root_message(run.id)
+    bot.driver.click("alice", prompt, action_id=ids.REASSIGN)
+    bot.slack.wait_for(lambda ws: ws.open_view("alice"), timeout=10)
+    for to, error in [
+        ("U0NOBODY", "There is no such person in this workspace."),
+        (bot.slack.workspace.bot_user.id, "Choose a person: an app cannot decide."),
+    ]:
+        reply = bot.driver.submit("alice", {"to": to})
+        assert (reply.status, reply.response_action) == (200, "errors")
+        assert reply.json is not None and reply.json["errors"] == {"to": error}
+    assert not any(r.action == "pause.reassigned" for r in engine.audit_trail(run.id))
+    # Submitted without the form's state (only a forged request can): asked to choose.
+    opened = bot.slack.open_view("alice")
+    view = {k: v for k, v in opened.view.items() if k != "state"}
+    forged = {"type": "view_submission", "user": {"id": "U0ALICE"}, "view": view}
+    reply = bot.driver.deliver("interactive", forged)
+    assert reply.json is not None
+    assert (reply.status, reply.json["errors"]) == (200, {"to": "Choose who should decide."})
+
+
 def test_a_reassign_form_pointed_at_another_run_is_refused(engine: Engine, bot: RunningBot) -> None:
     mine = engine.submit("sl-go", {})
     other = engine.submit("sl-go", {})

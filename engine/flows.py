@@ -75,8 +75,8 @@ class Flow(Generic[P, R]):
         self.confirm = confirm
         self.is_async = inspect.iscoroutinefunction(fn)
         self.ref = _ref(fn)
-        self.signature = inspect.signature(fn)
-        self.parameters_model = _parameters_model(self.name, self.signature)
+        self.signature = _signature(fn)
+        self.parameters_model = _parameters_model(self.name, self.signature, fn.__module__)
         self.__doc__ = fn.__doc__
         self.__name__ = fn.__name__
         self.__wrapped__ = fn
@@ -91,6 +91,9 @@ class Flow(Generic[P, R]):
             model = self.parameters_model.model_validate(values)
         except pydantic.ValidationError as exc:
             raise InvalidParameters(self.name, model_errors(exc)) from exc
+        except pydantic.PydanticUserError as exc:
+            # A type hint naming what only a type checker imports: nothing can be judged.
+            raise InvalidParameters(self.name, {"": f"its type hints cannot be read: {exc}"}) from exc
         return {name: getattr(model, name) for name in self.signature.parameters}
 
     def parameters_schema(self) -> dict[str, Any] | None:
@@ -121,7 +124,19 @@ class Flow(Generic[P, R]):
         return f"<Flow {self.name}>"
 
 
-def _parameters_model(name: str, signature: inspect.Signature) -> type[pydantic.BaseModel]:
+def _signature(fn: Callable[..., Any]) -> inspect.Signature:
+    """``fn``'s signature, its string annotations (``from __future__ import annotations``)
+    read as the types they name in ``fn``'s module."""
+    try:
+        return inspect.signature(fn, eval_str=True)
+    except Exception:
+        # A name only importable for type checkers: pydantic resolves what it can later.
+        return inspect.signature(fn)
+
+
+def _parameters_model(
+    name: str, signature: inspect.Signature, module: str
+) -> type[pydantic.BaseModel]:
     fields: dict[str, Any] = {}
     for param in signature.parameters.values():
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
@@ -132,6 +147,7 @@ def _parameters_model(name: str, signature: inspect.Signature) -> type[pydantic.
     return pydantic.create_model(
         f"{name}-parameters",
         __config__=pydantic.ConfigDict(extra="forbid", arbitrary_types_allowed=True),
+        __module__=module,
         **fields,
     )
 

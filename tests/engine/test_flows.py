@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 
 import pytest
 
@@ -148,3 +149,19 @@ def test_tasks_outside_flows_are_plain_calls_and_logger_needs_a_run() -> None:
     assert inc(1) == 2
     with pytest.raises(MissingContext, match="get_run_logger"):
         double(3)
+
+
+@flow(name="future-annotations")
+def future_annotations(when: dt.datetime, count: int = 1) -> str:
+    return f"{when.isoformat()} x{count}"
+
+
+def test_a_flow_in_a_module_with_postponed_annotations_takes_its_parameters_by_type() -> None:
+    """This module has ``from __future__ import annotations``: the hints are strings naming
+    what this module imports (``dt``), read in this module, not in the engine's."""
+    given = future_annotations.validate_parameters({"when": "2026-01-02T03:04:05Z"})
+    assert given == {"when": dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC), "count": 1}
+    schema = future_annotations.parameters_schema()
+    assert schema is not None and schema["properties"]["when"]["format"] == "date-time"
+    with pytest.raises(InvalidParameters, match="when"):
+        future_annotations.validate_parameters({"when": "soon"})

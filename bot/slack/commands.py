@@ -218,6 +218,16 @@ def register(app: App, backend: Backend, sealer: Sealer) -> None:
                 respond(f":warning: `{name[:100]}` is given twice; give each parameter once")
                 return
             params[name] = parse_value(schema, name, value)
+        takes = schema.get("properties")
+        unknown = [n for n in params if isinstance(takes, dict) and n not in takes]
+        if unknown and isinstance(takes, dict):
+            # Refused here: a form cannot show, nor let anyone remove, a parameter it lacks.
+            listed = ", ".join(f"`{n}`" for n in takes) or "no parameters"
+            respond(
+                f":warning: Flow `{flow.name}` has no parameter `{unknown[0][:100]}`; "
+                f"it takes {listed}"
+            )
+            return
         missing = [p for p in schema.get("required", []) if p not in params]
         if missing and backend.may_start(slack_actor(command.model_dump()), flow.name) is not None:
             # No form for someone who may not start it: starting records the attempt and

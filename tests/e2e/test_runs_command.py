@@ -176,6 +176,18 @@ def test_the_word_payload_in_a_command_or_its_channel_is_just_text(
     assert runs(bot, "alice", "payload").text.startswith("Unknown command `payload`.")
 
 
+def test_start_with_a_parameter_the_flow_does_not_take_names_it_and_opens_nothing(
+    engine: Engine, bot: RunningBot
+) -> None:
+    for text in ("start rc-deploy version=2 lable=x", "start rc-deploy service=api lable=x"):
+        answer = runs(bot, "carol", text)
+        assert answer.text == (
+            ":warning: Flow `rc-deploy` has no parameter `lable`; it takes `service`, `version`"
+        )
+    assert bot.slack.open_view("U0CAROL") is None
+    assert engine.list_runs(flow_name="rc-deploy") == []
+
+
 def test_start_without_a_required_parameter_opens_a_form(engine: Engine, bot: RunningBot) -> None:
     bot.driver.slash_command("carol", "/runs", "start rc-deploy version=2", channel="C0OPS")
     form = bot.slack.wait_for(lambda ws: ws.open_view("U0CAROL"))

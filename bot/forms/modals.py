@@ -67,6 +67,9 @@ from signoff.bot.forms.layout import (
 )
 from signoff.bot.forms.mrkdwn import markdown_to_mrkdwn
 
+#: the most items a multi-select may let a person pick (``max_selected_items``)
+MAX_SELECTED = 100
+
 #: What starts an input's hint that shows an error (see ``build_input_view``'s ``errors``).
 ERROR_MARK = "⚠️ "
 
@@ -105,6 +108,21 @@ def check_renderable(
             ``""`` when the model as a whole is the problem (too many blocks).
     """
     _renderable_layout(schema, description=description, context=context)
+    try:
+        # Built as it will be sent, so that what only Block Kit's rules refuse is caught
+        # now, when the flow asks, and not when someone clicks.
+        build_input_view(
+            schema,
+            title="Check",
+            description=description,
+            context="check" if context else None,
+            callback_id="check",
+            private_metadata="",
+        )
+    except UnsupportedField:
+        raise
+    except ModalError as exc:
+        raise UnsupportedField("", str(exc)) from exc
 
 
 def _renderable_layout(
@@ -247,6 +265,10 @@ def _element(entry: InputField, initial: Any) -> InputInteractiveElement:
     kind = entry.kind
     if kind in ("text", "lines"):
         low, high = entry.min_length, entry.max_length
+        if low is not None and high is not None and low > high:
+            raise UnsupportedField(
+                entry.path, f"it must be at least {low} and at most {high} long: nothing fits"
+            )
         return PlainTextInputElement(
             action_id=ACTION_ID,
             initial_value=_fit_text(entry, initial),
@@ -288,7 +310,7 @@ def _element(entry: InputField, initial: Any) -> InputInteractiveElement:
             action_id=ACTION_ID,
             options=options,
             initial_options=chosen or None,
-            max_selected_items=entry.max_items if entry.max_items else None,
+            max_selected_items=_most_selected(entry),
         )
     if kind == "date":
         return DatePickerElement(action_id=ACTION_ID, initial_date=_fit_date(initial))
@@ -300,7 +322,7 @@ def _element(entry: InputField, initial: Any) -> InputInteractiveElement:
 
 
 def _id_picker(entry: InputField, initial: Any) -> InputInteractiveElement:
-    kind, cap = entry.kind, entry.max_items or None
+    kind, cap = entry.kind, _most_selected(entry)
     if kind == "user":
         return UserSelectElement(action_id=ACTION_ID, initial_user=_fit_id("user", initial))
     if kind == "users":
@@ -315,6 +337,12 @@ def _id_picker(entry: InputField, initial: Any) -> InputInteractiveElement:
     return ConversationMultiSelectElement(
         action_id=ACTION_ID, initial_conversations=channels, max_selected_items=cap
     )
+
+
+def _most_selected(entry: InputField) -> int | None:
+    """A multi-select's ``max_selected_items``: the model's bound, within the 100 Slack
+    allows (a bound above that only limits what a form cannot reach anyway)."""
+    return min(entry.max_items, MAX_SELECTED) if entry.max_items else None
 
 
 def _option(choice: Choice) -> Option:

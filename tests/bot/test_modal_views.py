@@ -5,11 +5,11 @@ Slack's block limits, and the field that cannot be shown named with why.
 from __future__ import annotations
 
 import enum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import pytest
 from jsonschema import Draft202012Validator
-from pydantic import BaseModel, SecretStr, create_model
+from pydantic import BaseModel, Field, SecretStr, create_model
 from slack_sdk.models.blocks import InputBlock, Option, RadioButtonsElement
 from slack_sdk.models.views import View
 
@@ -21,6 +21,7 @@ from signoff.bot.forms.modals import (
     check_renderable,
 )
 from signoff.bot.forms.submissions import parse_submission
+from signoff.bot.inputs import SlackUsers
 from tests.bot.slack_answers import element, input_block, slack_state, view_for
 from tests.bot.test_modal_elements import Address, ShirtOrder
 
@@ -128,6 +129,7 @@ class Node(BaseModel):
 
 
 Big = enum.Enum("Big", {f"V{i}": f"v{i}" for i in range(101)})  # type: ignore[misc]
+Twenty = enum.Enum("Twenty", {f"V{i}": f"v{i}" for i in range(20)})  # type: ignore[misc]
 
 
 @pytest.mark.parametrize(
@@ -147,6 +149,7 @@ Big = enum.Enum("Big", {f"V{i}": f"v{i}" for i in range(101)})  # type: ignore[m
         (list[int], "value", "lists of integer values"),
         (Outer, "value.inner.extras", "free-form mapping"),
         (Node, "value.child", "contains itself"),
+        (Annotated[str, Field(min_length=5, max_length=3)], "value", "nothing fits"),
     ],
 )
 def test_check_renderable_names_the_field_and_why(annotation: Any, field: str, reason: str) -> None:
@@ -207,3 +210,17 @@ def test_block_limit_counts_the_blocks_around_the_inputs(
     # What the check refuses, building the view would refuse too: never a surprise on click.
     with pytest.raises(UnsupportedField):
         view_for(model, description=description, context="Run `r42`")
+
+
+def test_a_bound_past_what_slack_lets_a_person_pick_is_held_to_slacks() -> None:
+    """A model may allow 500 people or 200 picks; Slack's multi-selects stop at 100, so
+    the form does, and the modal still opens."""
+    many = create_model(
+        "Many",
+        people=(SlackUsers, Field(default=[], max_length=500)),
+        labels=(list[Twenty], Field(default=[], max_length=200)),  # type: ignore[valid-type]
+    )
+    check_renderable(many.model_json_schema())
+    view = view_for(many)
+    assert element(view, "people")["max_selected_items"] == 100
+    assert element(view, "labels")["max_selected_items"] == 100

@@ -83,11 +83,15 @@ class BackendUnavailable(BackendError):
 
 
 class RunNotFound(BackendError):
-    """No run has that id."""
+    """No run has that id (or, with ``several``, more than one run starts with it)."""
 
-    def __init__(self, run_id: str) -> None:
+    def __init__(self, run_id: str, *, several: bool = False) -> None:
         self.run_id = run_id
-        super().__init__(f"no run with id {run_id!r}")
+        self.several = several
+        if several:
+            super().__init__(f"more than one run id starts with {run_id!r}; give more of it")
+        else:
+            super().__init__(f"no run with id {run_id!r}")
 
 
 class FlowUnknown(BackendError):

@@ -93,7 +93,9 @@ class Flow(Generic[P, R]):
             raise InvalidParameters(self.name, model_errors(exc)) from exc
         except pydantic.PydanticUserError as exc:
             # A type hint naming what only a type checker imports: nothing can be judged.
-            raise InvalidParameters(self.name, {"": f"its type hints cannot be read: {exc}"}) from exc
+            raise InvalidParameters(
+                self.name, {"": f"its type hints cannot be read: {exc}"}
+            ) from exc
         return {name: getattr(model, name) for name in self.signature.parameters}
 
     def parameters_schema(self) -> dict[str, Any] | None:

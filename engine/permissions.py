@@ -131,16 +131,12 @@ class Permissions:
         if actor is not None and (actor.id == run.started_by or self.matches(actor, approvers)):
             return None
         starter = (run.started_by,) if run.started_by else ()
-        who = ", ".join(
-            part
-            for part in (
-                "whoever started it" if run.started_by else "",
-                f"its approvers ({_names(approvers)})",
-                "an admin",
-            )
-            if part
+        who = ["whoever started it"] if run.started_by else []
+        who += [f"its approvers ({_names(approvers)})", "an admin"]
+        return Refusal(
+            f"only {', '.join(who[:-1])} or {who[-1]} may cancel this run",
+            starter + approvers + self.admins,
         )
-        return Refusal(f"only {who} may cancel this run", starter + approvers + self.admins)
 
     def reassign(self, actor: Actor | None, run: Run, pause: Pause) -> Refusal | None:
         """Why ``actor`` may not hand ``pause`` to someone else, or None."""

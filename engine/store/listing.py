@@ -26,7 +26,7 @@ class ListingQueries(StoreBase):
                 select(*RUN_COLUMNS).where(RUNS.c.id.startswith(prefix, autoescape=True)).limit(2)
             ).all()
         if len(found) != 1 or not prefix:
-            raise RunNotFound(prefix)
+            raise RunNotFound(prefix, several=len(found) > 1 and bool(prefix))
         return rows.to_run(found[0])
 
     def list_runs(

@@ -7,7 +7,15 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from sqlalchemy import event
 
-from signoff.engine import Engine, InputInvalid, RunState, RunSuspended, flow, suspend_flow_run
+from signoff.engine import (
+    Engine,
+    InputInvalid,
+    RunNotFound,
+    RunState,
+    RunSuspended,
+    flow,
+    suspend_flow_run,
+)
 
 
 @flow(name="listing-ask")
@@ -110,3 +118,14 @@ def test_filtered_listings_are_served_from_indexes(engine: Engine) -> None:
             assert "SEARCH runs USING" in plan and "SCAN" not in plan, plan
             if "audit_records" not in plan:  # the newest first straight from the index
                 assert "TEMP B-TREE" not in plan, plan
+
+
+def test_a_prefix_of_several_run_ids_asks_for_more_of_it(engine: Engine) -> None:
+    made = [suspended(engine, n, "U0ALICE") for n in range(17)]
+    # 17 ids over 16 hex digits: at least two start with the same one.
+    shared = next(d for d in "0123456789abcdef" if sum(i.startswith(d) for i in made) > 1)
+    with pytest.raises(RunNotFound, match=f"more than one run id starts with '{shared}'"):
+        engine.get_run(shared)
+    assert engine.get_run(made[0][:12]).id == made[0]
+    with pytest.raises(RunNotFound, match="no run with id 'zz'"):
+        engine.get_run("zz")

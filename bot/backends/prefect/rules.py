@@ -62,14 +62,8 @@ class Rules:
         if not approvers or actor.id == run.started_by or self.matches(actor, approvers):
             return None  # anyone may answer it, so anyone may stop it
         starter = (run.started_by,) if run.started_by else ()
-        who = ", ".join(
-            part
-            for part in (
-                "whoever started it" if run.started_by else "",
-                f"its approvers ({', '.join(approvers)})",
-            )
-            if part
-        )
+        approved = f"its approvers ({', '.join(approvers)})"
+        who = f"whoever started it or {approved}" if run.started_by else approved
         return Refusal(f"only {who} may cancel this run", starter + approvers)
 
     def reassign(self, actor: Actor, run: Run, pause: Pause) -> Refusal | None:

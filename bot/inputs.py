@@ -27,10 +27,11 @@ __all__ = [
     "SlackUsers",
 ]
 
-#: Workspace users start with U; Enterprise Grid org-wide users start with W.
-USER_ID_PATTERN = r"^[UW][A-Z0-9]{2,}$"
+#: Workspace users start with U; Enterprise Grid org-wide users start with W. (At most 64
+#: characters, as every Slack id: what a select element can be given.)
+USER_ID_PATTERN = r"^[UW][A-Z0-9]{2,63}$"
 #: Public channels C, private channels and group DMs G, direct messages D.
-CHANNEL_ID_PATTERN = r"^[CGD][A-Z0-9]{2,}$"
+CHANNEL_ID_PATTERN = r"^[CGD][A-Z0-9]{2,63}$"
 
 _USER_ID = re.compile(USER_ID_PATTERN)
 _CHANNEL_ID = re.compile(CHANNEL_ID_PATTERN)

@@ -298,8 +298,11 @@ class Handover(BaseModel):
 
 
 def test_users_and_conversations_pickers() -> None:
-    view = view_for(Handover, initial={"room": "not-a-channel"})
+    # A prefill no Slack id looks like (a stale model's, or 300 characters) is left out.
+    initial = {"room": "not-a-channel", "owner": "U" + "0" * 300, "notify": ["C" + "1" * 300]}
+    view = view_for(Handover, initial=initial)
     assert element(view, "owner") == {"type": "users_select", "action_id": "value"}
+    assert "initial_conversations" not in element(view, "notify")
     assert element(view, "reviewers")["initial_users"] == ["U0REVIEW1"]
     assert element(view, "reviewers")["type"] == "multi_users_select"
     assert element(view, "room") == {"type": "conversations_select", "action_id": "value"}

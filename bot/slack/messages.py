@@ -192,9 +192,18 @@ def single_decision(schema: Mapping[str, Any]) -> tuple[str, list[tuple[str, Any
             decisions.append(
                 (name, [(str(v).replace("_", " ").capitalize(), v) for v in node["enum"]])
             )
-        elif name in required or node.get("type") != "string":
+        elif name in required or not _text(node):
             return None
     return decisions[0] if len(decisions) == 1 else None
+
+
+def _text(node: Mapping[str, Any]) -> bool:
+    """Whether a field's schema is text (``str``, or ``str | None``)."""
+    branches = node.get("anyOf")
+    if isinstance(branches, list):
+        types = {b.get("type") for b in branches if isinstance(b, Mapping)}
+        return len(branches) == 2 and types == {"string", "null"}
+    return node.get("type") == "string"
 
 
 def answer_confirm(run: Run) -> ConfirmObject:

@@ -1,0 +1,45 @@
+"""Which models a prompt answers with one click: one decision, plus only optional text."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel
+
+from signoff.bot.slack.messages import single_decision
+
+
+class Approve(BaseModel):
+    approved: bool
+    comment: str | None = None
+
+
+class Route(BaseModel):
+    route: Literal["canary", "full", "abort"]
+    note: str = ""
+
+
+class Sized(BaseModel):
+    approved: bool
+    replicas: int | None = None
+
+
+class Two(BaseModel):
+    approved: bool
+    urgent: bool
+
+
+def test_one_decision_with_optional_text_gets_a_button_per_choice() -> None:
+    assert single_decision(Approve.model_json_schema()) == (
+        "approved",
+        [("Approved: yes", True), ("Approved: no", False)],
+    )
+    assert single_decision(Route.model_json_schema()) == (
+        "route",
+        [("Canary", "canary"), ("Full", "full"), ("Abort", "abort")],
+    )
+
+
+def test_anything_a_click_cannot_answer_gets_the_form_only() -> None:
+    assert single_decision(Sized.model_json_schema()) is None
+    assert single_decision(Two.model_json_schema()) is None

@@ -105,6 +105,12 @@ class Permissions:
             return Refusal("the person who started a run may not answer it", approvers)
         if approvers and (actor is None or not self.matches(actor, approvers)):
             return Refusal(f"only {_names(approvers)} may answer", approvers)
+        if actor is None and waiting.quorum > 1:
+            return Refusal(
+                f"this input needs {waiting.quorum} different people, and an answer without "
+                "who gave it cannot be told apart from another",
+                approvers,
+            )
         if actor is not None and actor.id in waiting.answered_by:
             return Refusal(
                 f"{actor.id} already answered; this input needs {waiting.quorum} different people",

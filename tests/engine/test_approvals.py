@@ -53,6 +53,12 @@ def ap_escalate() -> bool:
     return pause_flow_run(Decision, timeout=30, escalate_after=0.2, escalate_to=["U_BOSS"]).approved
 
 
+@flow(name="ap-open-quorum")
+def ap_open_quorum() -> list[str]:
+    answers = pause_flow_run(Decision, timeout=30, quorum=2)
+    return [f"{a.responder}:{a.value.approved}" for a in answers.answers]
+
+
 @flow(name="ap-suspend-quorum", approvers=["U_A", "U_B"])
 def ap_suspend_quorum() -> int:
     answers = suspend_flow_run(Decision, quorum=2)
@@ -205,6 +211,21 @@ def test_quorum_needs_distinct_people_and_gives_every_answer(engine: Engine) -> 
     assert box["result"] == ["U_A:True:slack", "U_B:True:cli"]
     assert actions(engine, run_id).count("answer.received") == 2
     assert actions(engine, run_id).count("refused") == 1
+
+
+def test_a_quorum_open_to_anyone_counts_only_answers_that_say_who_gave_them(
+    engine: Engine,
+) -> None:
+    box = run_in_thread(ap_open_quorum)
+    run_id = waiting_run(engine, "ap-open-quorum")
+    for _ in range(2):
+        with pytest.raises(ResponderNotAllowed, match="needs 2 different people"):
+            engine.resume(run_id, {"approved": True})
+    assert engine.get_pause(run_id, "1").answered_by == ()
+    engine.resume(run_id, {"approved": True}, "U_X")
+    engine.resume(run_id, {"approved": False}, "U_Y")
+    box["thread"].join(10)
+    assert box["result"] == ["U_X:True", "U_Y:False"]
 
 
 def test_quorum_ends_early_on_a_veto(engine: Engine) -> None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import contextvars
 import threading
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from signoff.engine.definition import FlowDefinition
 from signoff.engine.errors import MissingContext
@@ -54,6 +55,28 @@ class RunContext:
             # The counter moves on even for named pauses, so later unnamed keys stay stable.
             self.pause_calls += 1
             return key or str(self.pause_calls)
+
+    def calls_mark(self) -> tuple[int, Counter[str]]:
+        """Where the pause and task counters stand, for ``calls_since``."""
+        with self.lock:
+            return self.pause_calls, Counter(self.task_calls)
+
+    def calls_since(self, mark: tuple[int, Counter[str]]) -> dict[str, Any] | None:
+        """The pause and task calls made since ``mark`` (None: none), as a task records
+        them: ``{"pauses": 1, "tasks": {"notify": 2}}``."""
+        with self.lock:
+            pauses = self.pause_calls - mark[0]
+            tasks = {n: c - mark[1][n] for n, c in self.task_calls.items() if c != mark[1][n]}
+        return {"pauses": pauses, "tasks": tasks} if pauses or tasks else None
+
+    def skip_calls(self, made: Mapping[str, Any] | None) -> None:
+        """Count calls a reused task made inside it as made again (``calls_since``)."""
+        if not made:
+            return
+        with self.lock:
+            self.pause_calls += int(made.get("pauses") or 0)
+            for name, count in (made.get("tasks") or {}).items():
+                self.task_calls[str(name)] += int(count)
 
     def take_logs(self) -> list[tuple[datetime, str, str, str | None]]:
         with self.lock:

@@ -11,6 +11,7 @@ import asyncio
 import inspect
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Generic, ParamSpec, TypeVar, cast, overload
@@ -75,6 +76,8 @@ class Task(Generic[P, R]):
             logger.debug(
                 "task reused", extra={"action": "task_reused", "run_id": ctx.run_id, "task": key}
             )
+            # Its body does not run: the calls it made count as made, for the keys after it.
+            ctx.skip_calls(stored.inner_calls)
             return True, serialization.load(stored.result)
         return False, None
 
@@ -83,7 +86,7 @@ class Task(Generic[P, R]):
         found, value = self._replay(ctx, key)
         if found:
             return cast("R", value)
-        started, attempt = datetime.now(UTC), 1
+        started, attempt, mark = datetime.now(UTC), 1, ctx.calls_mark()
         token = current_task.set(key)
         try:
             while True:
@@ -92,14 +95,14 @@ class Task(Generic[P, R]):
                     break
                 except Exception as exc:
                     if attempt > self.retries:
-                        self._record(ctx, key, started, attempt, exc=exc)
+                        self._record(ctx, key, started, attempt, mark, exc=exc)
                         raise
                     self._retrying(ctx, key, attempt, exc)
                     attempt += 1
                     time.sleep(self.retry_delay_seconds)
         finally:
             current_task.reset(token)
-        self._record(ctx, key, started, attempt, result=result)
+        self._record(ctx, key, started, attempt, mark, result=result)
         return result
 
     async def _call_async(self, ctx: RunContext, args: Any, kwargs: Any) -> Any:
@@ -109,7 +112,7 @@ class Task(Generic[P, R]):
         found, value = (False, None) if ctx.fresh else await offload(self._replay, ctx, key)
         if found:
             return value
-        started, attempt = datetime.now(UTC), 1
+        started, attempt, mark = datetime.now(UTC), 1, ctx.calls_mark()
         token = current_task.set(key)
         try:
             while True:
@@ -118,14 +121,14 @@ class Task(Generic[P, R]):
                     break
                 except Exception as exc:
                     if attempt > self.retries:
-                        await offload(self._record, ctx, key, started, attempt, exc=exc)
+                        await offload(self._record, ctx, key, started, attempt, mark, exc=exc)
                         raise
                     self._retrying(ctx, key, attempt, exc)
                     attempt += 1
                     await asyncio.sleep(self.retry_delay_seconds)
         finally:
             current_task.reset(token)
-        await offload(self._record, ctx, key, started, attempt, result=result)
+        await offload(self._record, ctx, key, started, attempt, mark, result=result)
         return result
 
     def _retrying(self, ctx: RunContext, key: str, attempt: int, exc: Exception) -> None:
@@ -143,6 +146,7 @@ class Task(Generic[P, R]):
         key: str,
         started: datetime,
         attempts: int,
+        mark: tuple[int, Counter[str]],
         *,
         result: Any = None,
         exc: Exception | None = None,
@@ -164,6 +168,7 @@ class Task(Generic[P, R]):
             serialization.error_text(exc) if exc else None,
             started,
             ctx.take_logs(),
+            ctx.calls_since(mark),
         )
 
     def __repr__(self) -> str:

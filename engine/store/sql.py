@@ -106,10 +106,10 @@ _INSERT_RUN = Prepared(insert(RUNS), columns=[_RUN_COLUMNS])
 #: the columns ``record_task`` gives
 _TASK_COLUMNS = (
     *("run_id", "key", "task_name", "state", "attempts", "result", "result_preview", "error"),
-    *("started_at", "ended_at"),
+    *("started_at", "ended_at", "inner_calls"),
 )
 _COMPLETED_TASK = Prepared(
-    select(TASKS.c.state, TASKS.c.result).where(
+    select(TASKS.c.state, TASKS.c.result, TASKS.c.inner_calls).where(
         TASKS.c.run_id == bindparam("run_id"),
         TASKS.c.key == bindparam("key"),
         TASKS.c.state == RunState.COMPLETED.value,
@@ -157,6 +157,8 @@ class StoredTask:
 
     state: RunState
     result: bytes | None
+    #: the pause and task calls made inside it (see ``RunContext.calls_since``)
+    inner_calls: dict[str, Any] | None = None
 
 
 class SqlStore(
@@ -388,7 +390,9 @@ class SqlStore(
     def completed_task(self, run_id: str, key: str) -> StoredTask | None:
         with self._read() as conn:
             row = _COMPLETED_TASK.execute(conn, {"run_id": run_id, "key": key}).first()
-        return None if row is None else StoredTask(RunState(row.state), row.result)
+        if row is None:
+            return None
+        return StoredTask(RunState(row.state), row.result, row.inner_calls)
 
     def record_task(
         self,
@@ -402,6 +406,7 @@ class SqlStore(
         error: str | None,
         started_at: datetime,
         logs: Sequence[tuple[datetime, str, str, str | None]] = (),
+        inner_calls: dict[str, Any] | None = None,
     ) -> None:
         values = {
             "task_name": task_name,
@@ -412,6 +417,7 @@ class SqlStore(
             "error": error,
             "started_at": started_at,
             "ended_at": self.clock(),
+            "inner_calls": inner_calls,
         }
         if not logs:
             with self._write_one() as conn:

@@ -75,6 +75,10 @@ class TaskRunRow(SQLModel, table=True):
     error: str | None = None
     started_at: datetime = _utc_column()
     ended_at: datetime | None = _utc_column(nullable=True)
+    #: the pause and task calls made inside the task (``{"pauses": 1, "tasks": {"x": 2}}``;
+    #: null: none): a re-run that reuses the task's result counts them as made, so that the
+    #: calls after it get the keys they had
+    inner_calls: Any = Field(default=None, sa_column=Column(JSON, nullable=True))
 
 
 class PauseRow(SQLModel, table=True):

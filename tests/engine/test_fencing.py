@@ -54,18 +54,26 @@ def taken_over_then_completes() -> str:
     return "done here"
 
 
+REFUSED = threading.Event()
+
+
+async def pause_or_refusal(key: str) -> object:
+    try:
+        return await pause_flow_run(int, key=key, timeout=None)
+    except AlreadyWaiting as exc:
+        REFUSED.set()
+        return exc
+
+
 @flow(name="two-pauses-at-once")
 async def two_pauses_at_once() -> list[object]:
-    return await asyncio.gather(
-        pause_flow_run(int, key="first", timeout=None),
-        pause_flow_run(int, key="second", timeout=None),
-        return_exceptions=True,
-    )
+    return list(await asyncio.gather(pause_or_refusal("first"), pause_or_refusal("second")))
 
 
 @pytest.fixture(autouse=True)
 def closed_gate() -> None:
     GO.clear()
+    REFUSED.clear()
 
 
 def running(engine: Engine, flow_name: str) -> str:
@@ -137,6 +145,9 @@ def test_a_second_pause_while_the_run_waits_on_one_is_refused_by_name(engine: En
     thread = threading.Thread(target=lambda: box.update(result=asyncio.run(two_pauses_at_once())))
     thread.start()
     pause = waiting(engine, "two-pauses-at-once")
+    # Answered once the other pause was refused: answered before, the run would be running
+    # again and the other pause would open in turn.
+    assert REFUSED.wait(10)
     resume_flow_run(pause.run_id, {"value": 7}, key=pause.key)
     thread.join(10)
     results = box["result"]

@@ -51,6 +51,31 @@ def refund(order: str) -> str:
     return pay_back(answer.amount)
 
 
+@task
+def ask_inside() -> int:
+    CALLS.append("ask inside")
+    return pause_flow_run(int, timeout=None)
+
+
+@task
+def inner(i: int) -> int:
+    CALLS.append(f"inner {i}")
+    return i
+
+
+@task
+def outer() -> int:
+    return inner(1) + 10
+
+
+@flow(name="calls-inside-tasks")
+def calls_inside_tasks() -> list[int]:
+    asked = ask_inside()  # its pause is "1"
+    wrapped = outer()  # calls inner: "inner-1"
+    answer = suspend_flow_run(int)  # "2"
+    return [asked, wrapped, answer, inner(5)]  # "inner-2"
+
+
 @pytest.fixture
 def worker(engine: Engine) -> Iterator[Worker]:
     CALLS.clear()
@@ -119,6 +144,34 @@ def test_answered_pauses_return_their_input_on_a_rerun(engine: Engine, worker: W
     assert done.result == "(1, 'two')"
     assert second.key == "2"
     assert seen == [1, 1]  # the re-run passed the answered pause without asking again
+
+
+def test_a_rerun_that_reuses_tasks_keeps_the_keys_of_the_calls_made_inside_them(
+    engine: Engine, worker: Worker
+) -> None:
+    """A reused task's body does not run again; the pauses and tasks it called still count,
+    so the suspend after it is "2" again (it got task 1's answer) and inner(5) is not
+    handed inner(1)'s stored result."""
+    box: dict[str, object] = {}
+
+    def call() -> None:
+        try:
+            calls_inside_tasks()
+        except RunSuspended as exc:
+            box["suspended"] = exc.run_id
+
+    thread = threading.Thread(target=call)
+    thread.start()
+    running = wait_for(lambda: engine.list_runs([RunState.PAUSED]), what="the task's pause")
+    assert engine.waiting_pause(running[0].id).key == "1"
+    resume_flow_run(running[0].id, {"value": 1})
+    thread.join(10)
+    run_id = box["suspended"]
+    assert engine.waiting_pause(run_id).key == "2"
+    resume_flow_run(run_id, {"value": 2})
+    run = wait_for(lambda: (r := engine.get_run(run_id)).state.is_final and r, timeout=15)
+    assert (run.state, run.result) == (RunState.COMPLETED, "[1, 11, 2, 5]")
+    assert CALLS == ["ask inside", "inner 1", "inner 5"]
 
 
 def test_answers_parameters_and_people_of_the_wrong_type_are_refused_by_name(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import threading
 from collections import Counter
@@ -90,6 +91,24 @@ current_run: contextvars.ContextVar[RunContext | None] = contextvars.ContextVar(
 current_task: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "signoff_task", default=None
 )
+#: whether the task running now is a coroutine function (None: no task runs)
+task_is_async: contextvars.ContextVar[bool | None] = contextvars.ContextVar(
+    "signoff_task_is_async", default=None
+)
+
+
+def awaited_here(ctx: RunContext) -> bool:
+    """Whether a pause or suspend called now is awaited: inside a task, when that task is
+    async (a sync task of an async flow blocks, as its other calls do); else when the flow
+    is. Either way only with an event loop running in this thread."""
+    in_task = task_is_async.get()
+    if not (ctx.is_async if in_task is None else in_task):
+        return False
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def require_run(what: str) -> RunContext:

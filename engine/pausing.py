@@ -25,7 +25,7 @@ import uuid
 from collections.abc import Generator, Sequence
 from typing import Any, TypeVar, overload
 
-from signoff.engine.context import RunContext, current_run, require_run
+from signoff.engine.context import RunContext, awaited_here, current_run, require_run
 from signoff.engine.errors import InvalidTransition
 from signoff.engine.input import run_input_from_type
 from signoff.engine.input_schema import input_schema
@@ -251,7 +251,7 @@ def pause_flow_run(
     )
     key, model = prepare_call(ctx, wait_for_input, timeout, key, decision)
     request = (model, timeout, False, decision)
-    if ctx.is_async and in_event_loop():
+    if awaited_here(ctx):
         return pause_async(ctx, key, *request)
     return wait_for_answer(pause_request(ctx, key, *request))
 
@@ -329,7 +329,7 @@ def suspend_flow_run(
     )
     key, model = prepare_call(ctx, wait_for_input, timeout, key, decision)
     request = (model, timeout, True, decision)
-    if ctx.is_async and in_event_loop():
+    if awaited_here(ctx):
         return suspend_here_async(ctx, key, *request)
     return suspend_here(pause_request(ctx, key, *request))
 

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any, Generic, ParamSpec, TypeVar, cast, overload
 
 from signoff.engine import serialization
-from signoff.engine.context import RunContext, current_run, current_task
+from signoff.engine.context import RunContext, current_run, current_task, task_is_async
 from signoff.engine.flows import checked_name
 from signoff.engine.pausing import suspend_at_boundary
 from signoff.engine.runs import RunState
@@ -87,7 +87,7 @@ class Task(Generic[P, R]):
         if found:
             return cast("R", value)
         started, attempt, mark = datetime.now(UTC), 1, ctx.calls_mark()
-        token = current_task.set(key)
+        token, sync = current_task.set(key), task_is_async.set(False)
         try:
             while True:
                 try:
@@ -101,6 +101,7 @@ class Task(Generic[P, R]):
                     attempt += 1
                     time.sleep(self.retry_delay_seconds)
         finally:
+            task_is_async.reset(sync)
             current_task.reset(token)
         self._record(ctx, key, started, attempt, mark, result=result)
         return result
@@ -113,7 +114,7 @@ class Task(Generic[P, R]):
         if found:
             return value
         started, attempt, mark = datetime.now(UTC), 1, ctx.calls_mark()
-        token = current_task.set(key)
+        token, awaited = current_task.set(key), task_is_async.set(True)
         try:
             while True:
                 try:
@@ -127,6 +128,7 @@ class Task(Generic[P, R]):
                     attempt += 1
                     await asyncio.sleep(self.retry_delay_seconds)
         finally:
+            task_is_async.reset(awaited)
             current_task.reset(token)
         await offload(self._record, ctx, key, started, attempt, mark, result=result)
         return result

@@ -437,3 +437,43 @@ def test_resume_wakes_the_flow_without_polling(engine: Engine) -> None:
     resume_flow_run(pause.run_id)
     thread.join(10)
     assert marks["woke"] - marks["resumed"] < 0.5
+
+
+@task
+def sync_task_that_pauses() -> int:
+    return pause_flow_run(int, timeout=30)
+
+
+@task
+async def async_task_that_pauses() -> int:
+    return await pause_flow_run(int, timeout=30)
+
+
+@flow(name="async-flow-sync-task")
+async def async_flow_sync_task() -> int:
+    return sync_task_that_pauses() + 1
+
+
+@flow(name="sync-flow-async-task")
+def sync_flow_async_task() -> int:
+    return asyncio.run(async_task_that_pauses()) + 1
+
+
+@pytest.mark.parametrize(
+    ("called", "name"),
+    [
+        (lambda: asyncio.run(async_flow_sync_task()), "async-flow-sync-task"),
+        (sync_flow_async_task, "sync-flow-async-task"),
+    ],
+)
+def test_a_pause_in_a_task_waits_as_its_task_does_not_as_its_flow(
+    engine: Engine, called, name: str
+) -> None:
+    """A sync task of an async flow blocks on the pause (it was handed a coroutine nobody
+    awaited, and the run completed without asking); an async task of a sync flow awaits it."""
+    thread, box = start(called)
+    pause = waiting(engine, name)
+    resume_flow_run(pause.run_id, {"value": 41}, "U0ALICE")
+    thread.join(10)
+    assert box == {"result": 42}
+    assert engine.get_run(pause.run_id).state is RunState.COMPLETED

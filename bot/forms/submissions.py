@@ -94,8 +94,9 @@ def parse_submission(
             continue
         if value is not None:
             values[entry.path] = value
-            # An unticked box or empty list is sent, but does not count as filling a group in.
-            if value is not False and value != []:
+            # An unticked box, an empty list or a default left as prefilled is sent, but
+            # does not count as filling a group in.
+            if value is not False and value != [] and value != entry.default:
                 answered.add(entry.path)
         elif entry.in_required and entry.nullable:
             values[entry.path] = None

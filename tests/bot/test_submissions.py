@@ -86,6 +86,27 @@ def test_a_tickbox_option_that_was_not_offered_is_refused() -> None:
     )
 
 
+class Server(BaseModel):
+    host: str
+    port: int = 80
+
+
+class Deploy(BaseModel):
+    target: Server | None = None
+
+
+def test_an_optional_group_left_with_only_its_defaults_is_not_given() -> None:
+    """Its port shows 80 (the default) and its host is empty: sent as opened, the group is
+    None, as it was, not a Server without a host that the form refuses."""
+    schema = Deploy.model_json_schema()
+    view = view_for(Deploy)
+    data, errors = parse_submission(schema, slack_state(view, {}))
+    assert (data.get("target"), errors) == (None, {})
+    assert Deploy.model_validate(data) == Deploy()
+    data, errors = parse_submission(schema, slack_state(view, {"target.host": "db1"}))
+    assert Deploy.model_validate(data) == Deploy(target=Server(host="db1"))
+
+
 def test_missing_null_and_empty_states_are_all_empty() -> None:
     schema = Tags.model_json_schema()
     empty: dict[str, Any] = {

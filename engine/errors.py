@@ -24,6 +24,7 @@
     └── StoreError                    the database failed; the driver error is in __cause__
         ├── SchemaOutdated (current, head)   the schema needs an upgrade that was not asked for
         ├── SchemaTooNew (current, head)     a newer Signoff upgraded the schema past this one
+        ├── NotSignoffDatabase (reason)      the database is another application's
         └── DatabaseNotFound (path)   a SQLite file that was to be read, not made, is not there
 
 Control flow that is not an error lives outside the tree:
@@ -291,6 +292,17 @@ class SchemaTooNew(StoreError):
             f"the database schema is at revision {current}, which this version of Signoff "
             f"does not know (its newest is {head}): a newer Signoff upgraded it, so run "
             "that version or a later one"
+        )
+
+
+class NotSignoffDatabase(StoreError):
+    """The database holds another application's data, not Signoff's: nothing was changed."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(
+            f"the database is not Signoff's: {reason}; point SIGNOFF_DATABASE_URL at Signoff's "
+            "own database (a new SQLite path, or a PostgreSQL database for Signoff)"
         )
 
 

@@ -43,6 +43,7 @@ def test_engine_exports() -> None:
         "LogEntry",
         "MissingContext",
         "NotAllowed",
+        "NotSignoffDatabase",
         "Pause",
         "PauseExpired",
         "PauseStatus",

@@ -17,7 +17,12 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InvalidatePoolError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
-from signoff.engine.errors import DatabaseNotFound, SchemaOutdated, SchemaTooNew
+from signoff.engine.errors import (
+    DatabaseNotFound,
+    NotSignoffDatabase,
+    SchemaOutdated,
+    SchemaTooNew,
+)
 from signoff.engine.store.checkpoints import BACKSTOP_PAGES
 
 if TYPE_CHECKING:
@@ -207,15 +212,40 @@ def _sqlite_migration_lock(engine: Engine) -> Iterator[None]:
 
 
 def schema_revisions(engine: Engine) -> tuple[str | None, str]:
-    """The database's schema revision (None for an empty database) and the newest one."""
+    """The database's schema revision (None for an empty database) and the newest one.
+
+    Raises:
+        NotSignoffDatabase: the database is another application's (``check_ours``).
+    """
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
 
     with engine.connect() as connection:
         current = MigrationContext.configure(connection).get_current_revision()
+        check_ours(connection, current)
         head = ScriptDirectory.from_config(_alembic_config(connection)).get_current_head()
     assert head is not None, "the migrations folder has no head revision"
     return current, head
+
+
+def check_ours(connection: Connection, revision: str | None) -> None:
+    """Refuse a database that another application keeps: one whose migration revision is
+    not of Signoff's numbering (``0009``; another tool's alembic writes hashes), or a SQLite
+    file that has tables but no Signoff schema. (A PostgreSQL database may hold other
+    applications' tables beside Signoff's.)
+
+    Raises:
+        NotSignoffDatabase: naming what was found.
+    """
+    if revision is not None and not (revision.isdigit() and len(revision) == 4):
+        raise NotSignoffDatabase(f"its schema is at revision {revision!r}, another tool's")
+    if revision is None and connection.dialect.name == "sqlite":
+        tables = sorted(inspect(connection).get_table_names())
+        if tables:
+            shown = ", ".join(tables[:3]) + (", ..." if len(tables) > 3 else "")
+            raise NotSignoffDatabase(
+                f"the SQLite file holds tables ({shown}) and no Signoff schema"
+            )
 
 
 def upgrade(engine: Engine) -> None:
@@ -261,6 +291,7 @@ def _ensure_schema(engine: Engine, migrate: bool) -> None:
         try:
             config = _alembic_config(connection)
             current = MigrationContext.configure(connection).get_current_revision()
+            check_ours(connection, current)
             head = ScriptDirectory.from_config(config).get_current_head()
             if current is not None and not is_known_revision(current):
                 # Upgrading or running on it would fail in ways that name neither version.

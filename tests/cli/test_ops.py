@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -200,6 +201,46 @@ def test_an_outdated_database_is_refused_until_upgraded_on_purpose(
     status, out, _ = run_cli(capsys, "db", "current")
     assert status == 0 and "(up to date)" in out
     assert run_cli(capsys, "runs", "list")[:2] == (0, "no runs\n")
+
+
+@pytest.mark.parametrize(
+    ("made", "reason"),
+    [
+        (
+            ["CREATE TABLE customers (id INTEGER)"],
+            "the SQLite file holds tables (customers) and no Signoff schema",
+        ),
+        (
+            [
+                "CREATE TABLE alembic_version (version_num VARCHAR(32))",
+                "INSERT INTO alembic_version VALUES ('3f2a9c0e1b7d')",
+            ],
+            "its schema is at revision '3f2a9c0e1b7d', another tool's",
+        ),
+    ],
+)
+def test_another_applications_database_is_refused_and_left_as_it_was(
+    project: Path, capsys: pytest.CaptureFixture[str], made: list[str], reason: str
+) -> None:
+    path = project / "theirs.db"
+    with sqlite3.connect(path) as theirs:
+        for statement in made:
+            theirs.execute(statement)
+
+    def tables() -> list[str]:
+        with sqlite3.connect(path) as theirs:
+            return [r[0] for r in theirs.execute("SELECT name FROM sqlite_master")]
+
+    before = tables()
+    url = f"sqlite:///{path}"
+    for command_line in (("db", "current"), ("runs", "list"), ("db", "upgrade"), ("worker",)):
+        status, _, err = run_cli(capsys, "--database-url", url, *command_line)
+        assert status == 1, command_line
+        assert err == (
+            f"error: the database is not Signoff's: {reason}; point SIGNOFF_DATABASE_URL at "
+            "Signoff's own database (a new SQLite path, or a PostgreSQL database for Signoff)\n"
+        )
+    assert tables() == before  # nothing of Signoff's was added
 
 
 def test_a_database_a_newer_signoff_upgraded_is_refused_with_what_to_run(

@@ -19,7 +19,7 @@ import click
 
 from signoff.bot.cli.render import JSONValue, detail_text, dump_json, runs_table
 from signoff.bot.cli.session import CliSession, check_person, pass_session
-from signoff.bot.cli.times import check_range, time_range_options
+from signoff.bot.cli.times import Seconds, check_range, time_range_options
 from signoff.bot.cli.wait import (
     Until,
     report_wait,
@@ -257,7 +257,7 @@ def wait(
 )
 @click.option(
     "--verdict-timeout",
-    type=click.FloatRange(min=0, max=86_400),
+    type=Seconds(86_400),
     default=30.0,
     show_default=True,
     help="Seconds to wait for the flow to accept or refuse the answer.",

@@ -7,6 +7,7 @@ the zone every time the CLI prints is in.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -14,12 +15,28 @@ from typing import Any, TypeVar
 
 import click
 
-__all__ = ["check_range", "parse_time", "read_time", "time_range_options"]
+__all__ = ["Seconds", "check_range", "parse_time", "read_time", "time_range_options"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 _AGE = re.compile(r"^(\d+)\s*([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+class Seconds(click.FloatRange):
+    """A number of seconds from 0 to ``most``: ``nan`` and ``inf`` are refused by name
+    (click's range lets ``nan`` through, and a wait for ``nan`` seconds never ends)."""
+
+    name = "seconds"
+
+    def __init__(self, most: float) -> None:
+        super().__init__(min=0, max=most)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        seconds = super().convert(value, param, ctx)
+        if not math.isfinite(seconds):
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        return seconds
 
 
 def read_time(text: str, *, now: datetime | None = None) -> datetime:
@@ -46,7 +63,11 @@ def read_time(text: str, *, now: datetime | None = None) -> datetime:
             f"{text!r} is not a time: give a date (2026-11-30), a UTC time (2026-11-30T09:30), "
             "one with an offset (2026-11-30T09:30+01:00), or an age (45m, 2h, 7d, 2w)"
         ) from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    try:
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except OverflowError:
+        # 9999-12-31T23:59-01:00 is in the year 10000 in UTC; 0001-01-01T00:00+01:00 in 0.
+        raise ValueError(f"{text!r} is outside the years 1 to 9999 in UTC") from None
 
 
 def parse_time(_ctx: click.Context, _param: click.Parameter, raw: str | None) -> datetime | None:

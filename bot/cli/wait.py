@@ -14,6 +14,7 @@ from typing import Literal
 import click
 
 from signoff.bot.cli.render import dump_json, state_line
+from signoff.bot.cli.times import Seconds
 from signoff.engine import Engine, Event, Pause, PauseStatus, Run, RunState
 
 __all__ = [
@@ -45,7 +46,7 @@ TIMED_OUT = 124
 #: ``--timeout`` for the commands that wait for a run (at most a week)
 timeout_option = click.option(
     "--timeout",
-    type=click.FloatRange(min=0, max=7 * 86_400),
+    type=Seconds(7 * 86_400),
     metavar="SECONDS",
     help="Give up after SECONDS: exit 124, the run left as it is.",
 )

@@ -96,7 +96,7 @@ def parse_submission(
             values[entry.path] = value
             # An unticked box, an empty list or a default left as prefilled is sent, but
             # does not count as filling a group in.
-            if value is not False and value != [] and value != entry.default:
+            if value is not False and value not in ([], entry.default):
                 answered.add(entry.path)
         elif entry.in_required and entry.nullable:
             values[entry.path] = None

@@ -469,6 +469,24 @@ def test_a_wait_with_a_timeout_gives_up_with_124_and_leaves_the_run(
     assert (status, out.split()[1], err) == (1, "cancelled", "")  # ended: no need to wait
 
 
+@pytest.mark.parametrize("seconds", ["nan", "inf", "-1", "1e400"])
+@pytest.mark.parametrize(
+    "command_line",
+    [
+        ("runs", "wait", "abc", "--timeout"),
+        ("run", "access-request", "--flows", "flows.py", "--timeout"),
+        ("runs", "resume", "abc", "--input", "{}", "--verdict-timeout"),
+    ],
+)
+def test_a_wait_for_no_number_of_seconds_is_refused_by_option(
+    project: Path, capsys: pytest.CaptureFixture[str], command_line: tuple[str, ...], seconds: str
+) -> None:
+    """A wait of nan seconds never ended (and --verdict-timeout nan spun a core)."""
+    status, out, err = run_cli(capsys, *command_line, seconds)
+    assert (status, out) == (2, "")
+    assert f"Invalid value for '{command_line[-1]}'" in err
+
+
 @pytest.mark.parametrize(
     ("command_line", "option"),
     [

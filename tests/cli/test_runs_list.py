@@ -152,6 +152,14 @@ def test_pages_end_with_the_command_for_the_next_one(
             "--since (2026-11-03 00:00:00 UTC) must be before --until",
         ),
         (["--since", "99999999w"], "'--since': '99999999w' reaches back before the year 1"),
+        (
+            ["--since", "9999-12-31T23:59:59-01:00"],
+            "'--since': '9999-12-31T23:59:59-01:00' is outside the years 1 to 9999 in UTC",
+        ),
+        (
+            ["--until", "0001-01-01T00:00+01:00"],
+            "'--until': '0001-01-01T00:00+01:00' is outside the years 1 to 9999 in UTC",
+        ),
         (["--before", "nope"], "'--before': no run 'nope'"),
         (["--limit", "0"], "'--limit'"),
         # past what the database's integers hold: refused by name, not an OverflowError

@@ -11,7 +11,9 @@ from signoff.engine.settings import EngineSettings
 from signoff.engine.store.database import (
     HEAD_REVISION,
     create_db_engine,
+    failure_reason,
     is_known_revision,
+    open_failure,
     schema_revisions,
     upgrade,
 )
@@ -53,7 +55,7 @@ def schema_status(settings: EngineSettings | None = None) -> SchemaStatus:
     except DatabaseNotFound:
         return SchemaStatus(None, HEAD_REVISION, exists=False)
     except SQLAlchemyError as exc:
-        raise StoreError(f"cannot open the database: {exc.__class__.__name__}: {exc}") from exc
+        raise StoreError(open_failure(settings.database_url, exc)) from exc
 
 
 def upgrade_schema(settings: EngineSettings | None = None) -> tuple[SchemaStatus, SchemaStatus]:
@@ -78,4 +80,4 @@ def upgrade_schema(settings: EngineSettings | None = None) -> tuple[SchemaStatus
         finally:
             db.dispose()
     except SQLAlchemyError as exc:
-        raise StoreError(f"cannot upgrade the database: {exc.__class__.__name__}: {exc}") from exc
+        raise StoreError(f"cannot upgrade the database: {failure_reason(exc)}") from exc

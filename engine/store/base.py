@@ -25,6 +25,7 @@ from signoff.engine.store.database import (
     HeldConnection,
     create_db_engine,
     ensure_schema,
+    failure_reason,
     is_sqlite,
     open_failure,
     open_write_connection,
@@ -168,7 +169,7 @@ class StoreBase:
             with self.engine.begin() as conn:
                 conn.execute(_NOTIFY, {"channel": channel})
         except SQLAlchemyError as exc:
-            raise StoreError(f"could not notify {channel}: {exc}") from exc
+            raise StoreError(f"could not notify {channel}: {failure_reason(exc)}") from exc
 
     def _dialect_insert(self, table: Any) -> Any:
         """An INSERT that can say ON CONFLICT (both dialects spell it the same way)."""
@@ -192,7 +193,7 @@ class StoreBase:
                 with self._sharing.transaction() as conn:
                     yield conn
             except SQLAlchemyError as exc:
-                raise StoreError(f"database write failed: {exc}") from exc
+                raise StoreError(f"database write failed: {failure_reason(exc)}") from exc
             return
         taken = self.riders.take() if self.riders.pending() else []
         if taken:
@@ -288,7 +289,7 @@ class StoreBase:
                 if pending or audit:
                     self._append(conn, pending, audit)
         except SQLAlchemyError as exc:
-            raise StoreError(f"database write failed: {exc}") from exc
+            raise StoreError(f"database write failed: {failure_reason(exc)}") from exc
         self._committed(pending)
 
     @contextmanager
@@ -321,7 +322,7 @@ class StoreBase:
                 conn.info["pending_events"] = conn.info["pending_audit"] = None
                 yield conn
         except SQLAlchemyError as exc:
-            raise StoreError(f"database write failed: {exc}") from exc
+            raise StoreError(f"database write failed: {failure_reason(exc)}") from exc
 
     @contextmanager
     def _read(self, *, slotted: bool = True) -> Iterator[Connection]:
@@ -334,7 +335,7 @@ class StoreBase:
                     conn.execution_options(isolation_level="AUTOCOMMIT")
                 yield conn
         except SQLAlchemyError as exc:
-            raise StoreError(f"database read failed: {exc}") from exc
+            raise StoreError(f"database read failed: {failure_reason(exc)}") from exc
 
     @contextmanager
     def _read_events(self) -> Iterator[Connection]:
@@ -350,7 +351,7 @@ class StoreBase:
             with self._events_lock, self._events_reading.use() as conn:
                 yield conn
         except SQLAlchemyError as exc:
-            raise StoreError(f"database read failed: {exc}") from exc
+            raise StoreError(f"database read failed: {failure_reason(exc)}") from exc
 
     def _emit(
         self,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -349,9 +350,20 @@ class HeldConnection:
             self._connection = None
 
 
+def failure_reason(exc: BaseException) -> str:
+    """The database's own one-line reason for ``exc``: the driver's message, without the
+    statement and its parameters (which would put stored values in a log or a terminal)
+    or SQLAlchemy's link to its documentation."""
+    driver = getattr(exc, "orig", None)
+    text = str(driver if driver is not None else exc)
+    text = re.split(r"\s*\[SQL: |\s*\(Background on this error at:", text, maxsplit=1)[0]
+    lines = text.strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
 def open_failure(url: str, exc: Exception) -> str:
     """One line naming the setting and, for SQLite, the file that could not be used."""
-    reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+    reason = failure_reason(exc)
     if isinstance(exc, OSError) and exc.strerror:
         reason = f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
     parsed = make_url(url)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+import sqlalchemy
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 
 from signoff.engine import (
     ConfigurationError,
@@ -18,7 +20,12 @@ from signoff.engine import (
     flow,
     schema_status,
 )
-from signoff.engine.store.database import HEAD_REVISION, create_db_engine, schema_revisions
+from signoff.engine.store.database import (
+    HEAD_REVISION,
+    create_db_engine,
+    failure_reason,
+    schema_revisions,
+)
 from signoff.engine.store.tables import metadata
 
 
@@ -171,3 +178,21 @@ def test_processes_migrating_one_sqlite_file_at_once_all_succeed(tmp_path) -> No
         assert current == head
     finally:
         engine.dispose()
+
+
+def test_a_database_failure_is_told_without_the_statement_or_its_values(tmp_path: Path) -> None:
+    """What a user sees of a failed write: the database's reason, not the INSERT with the
+    run's parameters in it (nor SQLAlchemy's link)."""
+    db = create_engine(f"sqlite:///{tmp_path / 'x.db'}")
+    try:
+        with db.begin() as connection:
+            connection.exec_driver_sql("CREATE TABLE t (v TEXT NOT NULL)")
+        with pytest.raises(sqlalchemy.exc.IntegrityError) as failed, db.begin() as connection:
+            connection.execute(sqlalchemy.text("INSERT INTO t VALUES (:v)"), {"v": None})
+        with pytest.raises(sqlalchemy.exc.OperationalError) as missing, db.begin() as connection:
+            connection.execute(sqlalchemy.text("INSERT INTO nope VALUES (:v)"), {"v": "s3cret"})
+    finally:
+        db.dispose()
+    assert failure_reason(failed.value) == "NOT NULL constraint failed: t.v"
+    assert failure_reason(missing.value) == "no such table: nope"
+    assert "s3cret" in str(missing.value)  # what SQLAlchemy's own message would have shown

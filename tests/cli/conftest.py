@@ -1,7 +1,9 @@
-"""The ``cli`` fixture: the command line against this test's database."""
+"""The ``cli`` fixture: the command line against this test's database; and the logging
+set-up each in-process ``main()`` call makes, undone after each test."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,3 +21,15 @@ def cli(database_url: str, tmp_path: Path) -> Iterator[Cli]:
     runner = Cli(database_url, tmp_path)
     yield runner
     runner.stop_workers()
+
+
+@pytest.fixture(autouse=True)
+def logging_as_it_was() -> Iterator[None]:
+    """A command configures logging to the stderr of its process, which in a test is the
+    test's captured stream, closed once the test ends; the next test's log lines must not
+    go there ("Logging error ... I/O operation on closed file")."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)

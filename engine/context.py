@@ -42,6 +42,9 @@ class RunContext:
     lock: threading.Lock = field(default_factory=threading.Lock)
     #: the name the run is stored under (the flow's, unless it was renamed since)
     flow_name: str = ""
+    #: the key of a pause the flow stopped awaiting (its await was cancelled), which the
+    #: flow's next write ends first (``waiting.give_up_abandoned``)
+    abandoned: str | None = None
 
     def __post_init__(self) -> None:
         self.flow_name = self.flow_name or self.flow.name

@@ -25,6 +25,7 @@ from signoff.engine.runtime import Engine, get_engine
 from signoff.engine.signals import Cancel, Suspend, TakenOver
 from signoff.engine.store.sql import RunSource
 from signoff.engine.validation import model_errors
+from signoff.engine.waiting import give_up_abandoned
 
 logger = logging.getLogger(__name__)
 
@@ -180,6 +181,7 @@ async def execute_queued_async(ctx: RunContext, parameters: dict[str, Any]) -> N
 
 
 def _complete(ctx: RunContext, result: Any) -> None:
+    give_up_abandoned(ctx)
     done = ctx.engine.store.transition(
         ctx.run_id,
         RunState.COMPLETED,
@@ -216,6 +218,9 @@ def _finish_with(ctx: RunContext, exc: BaseException) -> None:
     if isinstance(exc, Suspend | Cancel | TakenOver):
         store.add_logs(ctx.run_id, ctx.take_logs())
         return
+    if isinstance(exc, Exception):
+        # The flow went on after it stopped awaiting a pause, and then failed.
+        give_up_abandoned(ctx)
     state = RunState.FAILED if isinstance(exc, Exception) else RunState.CRASHED
     name = "TimedOut" if isinstance(exc, PauseTimeout) else state.value.capitalize()
     done = store.transition(

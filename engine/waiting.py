@@ -223,6 +223,7 @@ def _open(req: PauseRequest, owner: str | None) -> None:
         # built now, once per model, rather than on the first answer's clock.
         prepare_schema(req.pause.schema)
         _READIED.add(req.model)
+    give_up_abandoned(req.ctx)
     logs = req.ctx.take_logs()
     if req.is_new:
         opened = engine.store.open_pause(req.pause, owner, logs, runner=engine.process_id)
@@ -427,8 +428,10 @@ async def _wait_async(req: PauseRequest) -> Any:
     deadline = None if req.timeout is None else time.monotonic() + req.timeout
     waiter = LoopWaiter(req.key, req.model)
     engine.waiters.add(run_id, waiter)
+    opened = False
     try:
         await offload(_open_owned, req)
+        opened = True
         waiter.asked = _asked(req)
         # As in wait_for_answer: the pause just stored waits, and the waiter hears of any change.
         if engine.is_cancelled(run_id):
@@ -452,8 +455,39 @@ async def _wait_async(req: PauseRequest) -> Any:
                 outcome = await offload(_look, req)
             if outcome is not _WAITING:
                 return outcome
+    except asyncio.CancelledError:
+        if opened:
+            # The flow stopped awaiting (asyncio.wait_for, a cancelled task). If it goes on,
+            # its next write ends this pause first; if the process is shutting down, the
+            # pause stays, and a worker takes the run over as from any process that died.
+            req.ctx.abandoned = req.key
+        raise
     finally:
         engine.waiters.remove(run_id, waiter)
+
+
+def give_up_abandoned(ctx: RunContext) -> None:
+    """End the pause the flow stopped awaiting, before the flow's next write: the pause no
+    longer waits (timed out, as the flow's own wait did) and the run is running again."""
+    key, ctx.abandoned = ctx.abandoned, None
+    if key is None:
+        return
+    engine = ctx.engine
+    if engine.store.expire_pause(ctx.run_id, key):
+        engine.store.transition(
+            ctx.run_id,
+            RunState.RUNNING,
+            "Running",
+            f"stopped waiting for input {key!r}",
+            expect=(RunState.PAUSED,),
+            expect_owner=engine.process_id,
+            owner=engine.process_id,
+        )
+        engine.notify()
+        logger.info(
+            "flow stopped waiting",
+            extra={"action": "pause_abandoned", "run_id": ctx.run_id, "key": key},
+        )
 
 
 async def pause_async(ctx: RunContext, key: str, *request: Any) -> Any:
@@ -498,6 +532,7 @@ __all__ = [
     "Decision",
     "PauseRequest",
     "check_arguments",
+    "give_up_abandoned",
     "in_event_loop",
     "pause_async",
     "pause_request",

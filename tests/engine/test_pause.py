@@ -477,3 +477,22 @@ def test_a_pause_in_a_task_waits_as_its_task_does_not_as_its_flow(
     thread.join(10)
     assert box == {"result": 42}
     assert engine.get_run(pause.run_id).state is RunState.COMPLETED
+
+
+@flow(name="gives-up-waiting")
+async def gives_up_waiting() -> str:
+    try:
+        return str(await asyncio.wait_for(pause_flow_run(int, timeout=60), 0.2))
+    except TimeoutError:
+        return "went on without an answer"
+
+
+def test_a_flow_that_stops_awaiting_its_pause_ends_it_and_completes(engine: Engine) -> None:
+    """asyncio.wait_for cancelled the wait: the run completes with what the flow returned
+    (it stayed paused, and the answer then ran the whole flow again in a worker)."""
+    assert asyncio.run(gives_up_waiting()) == "went on without an answer"
+    (run,) = engine.list_runs(flow_name="gives-up-waiting")
+    assert (run.state, run.result) == (RunState.COMPLETED, "'went on without an answer'")
+    assert engine.get_pause(run.id, "1").status is PauseStatus.TIMED_OUT
+    with pytest.raises(RunNotWaiting, match="completed"):
+        resume_flow_run(run.id, {"value": 1})

@@ -33,6 +33,7 @@ from signoff.bot.cli.render import JSONValue, dump_json
 from signoff.bot.cli.runs import runs
 from signoff.bot.cli.session import CliSession, check_person, pass_session
 from signoff.bot.cli.wait import Until, report_wait, say_no_worker, timeout_option, wait_for_run
+from signoff.bot.errors import BotError
 from signoff.bot.stopping import stop_signals, wait_until
 from signoff.engine import EngineError, FlowNotFound, Worker, load_flows
 
@@ -98,7 +99,9 @@ class SignoffGroup(click.Group):
         # handle: it ends the command quietly, with status 1.
         except (click.ClickException, click.exceptions.Exit, click.Abort, BrokenPipeError):
             raise
-        except EngineError as exc:
+        except (EngineError, BotError) as exc:
+            # Both trees hold errors that say in one line what is wrong (a setting, a flow
+            # file that cannot be loaded, a run that is not there).
             if ctx.params.get("verbose"):
                 traceback.print_exc()
             raise click.ClickException(str(exc)) from exc

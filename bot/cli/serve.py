@@ -14,6 +14,7 @@ from signoff.bot.cli.logs import configure_logging
 from signoff.bot.cli.session import CliSession, pass_session
 from signoff.bot.config import BotSettings, ServerSettings
 from signoff.bot.errors import BotError
+from signoff.bot.slack.listener import listen_failure
 from signoff.bot.slack.server import Server
 from signoff.bot.stopping import stop_signals, wait_until
 
@@ -82,7 +83,11 @@ def serve_command() -> Any:
         except BotError as exc:
             raise click.ClickException(str(exc)) from exc
         with stop_signals() as stop:
-            server.start()
+            try:
+                server.start()
+            except OSError as exc:
+                server.stop()  # what started before the listener failed
+                raise click.ClickException(listen_failure(server.host, server.port, exc)) from exc
             settle_after_start()
             if server.settings.app_token is None:
                 click.echo(f"Signoff is listening on {server.url}/slack/events", err=True)

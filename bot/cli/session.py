@@ -58,7 +58,8 @@ class CliSession:
                 self._engine = Engine(self.settings(), migrate=self.migrate, create=self.create)
             except SchemaOutdated as exc:
                 raise click.ClickException(
-                    f"{exc}; run 'signoff db upgrade' first, or start with --migrate"
+                    f"{exc}; run 'signoff db upgrade' first (signoff worker and signoff serve "
+                    "also take --migrate)"
                 ) from exc
             except DatabaseNotFound as exc:
                 hint = (

@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from signoff.bot.sandbox.web import LOOPBACK, SandboxPage
+from signoff.bot.slack.listener import listen_failure
 from signoff.bot.stopping import stop_signals, wait_until
 from signoff.bot.testing import running_bot
 
@@ -51,8 +52,11 @@ def serve_page(
     """
     with stop_signals() as stop, running_bot(flows, database_url=database_url) as bot:
         names = bot.engine.flows.names()
-        page = SandboxPage(bot.slack.workspace, bot.driver, host=host, port=port, flows=names)
-        page.start()
+        try:
+            page = SandboxPage(bot.slack.workspace, bot.driver, host=host, port=port, flows=names)
+            page.start()
+        except OSError as exc:
+            raise click.ClickException(listen_failure(host, port, exc)) from exc
         try:
             for name, parameters in start(names) if start else ():
                 bot.engine.submit(name, dict(parameters), started_by=STARTER)

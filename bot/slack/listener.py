@@ -118,6 +118,13 @@ def wsgi_environ(scope: dict[str, Any], body: bytes) -> dict[str, Any]:
     return environ
 
 
+def listen_failure(host: str, port: int, exc: OSError) -> str:
+    """One line saying why ``host:port`` cannot be listened on (in use, not this machine's
+    address, a name that does not resolve)."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    return f"cannot listen on {host}:{port}: {reason}"
+
+
 class HttpListener:
     """Serves ``application`` over HTTP from a thread of its own.
 

@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -182,6 +184,36 @@ def at_revision(url: str, revision: str) -> None:
     db.dispose()
 
 
+def test_a_port_in_use_is_named_in_one_line_and_nothing_keeps_running(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        threads = threading.active_count()
+        for command_line in (
+            ("sandbox", "--flows", "flows.py", "--port", str(port)),
+            ("demo", "--web", "--port", str(port)),
+        ):
+            status, _, err = run_cli(capsys, *command_line)
+            assert status == 1, command_line
+            assert err == f"error: cannot listen on 127.0.0.1:{port}: Address already in use\n"
+        wait_for(lambda: threading.active_count() <= threads, what="the started parts stopped")
+
+
+def test_a_malformed_log_setting_is_named_in_one_line(
+    project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SIGNOFF_LOG_LEVEL", "LOUD")
+    status, _, err = run_cli(capsys, "worker")
+    assert status == 1 and err.startswith("error: SIGNOFF_LOG_LEVEL"), err
+    assert "unexpected" not in err and len(err.strip().splitlines()) == 1
+    # -v shows the traceback too; the error still ends it, in one line
+    status, _, err = run_cli(capsys, "-v", "runs", "list")
+    assert status == 1 and err.splitlines()[-1].startswith("error: SIGNOFF_LOG_LEVEL"), err
+
+
 def test_an_outdated_database_is_refused_until_upgraded_on_purpose(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -194,7 +226,8 @@ def test_an_outdated_database_is_refused_until_upgraded_on_purpose(
     status, _, err = run_cli(capsys, "runs", "list")
     assert status == 1
     assert len(err.strip().splitlines()) == 1
-    assert "revision 0001" in err and "signoff db upgrade" in err and "--migrate" in err
+    assert "revision 0001" in err and "signoff db upgrade" in err
+    assert "(signoff worker and signoff serve also take --migrate)" in err
 
     status, out, _ = run_cli(capsys, "db", "upgrade")
     assert status == 0 and out.startswith("upgraded 0001 -> ")

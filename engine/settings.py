@@ -9,6 +9,8 @@ from typing import Annotated
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from signoff.engine.errors import ConfigurationError
 
@@ -74,6 +76,18 @@ class EngineSettings(BaseSettings):
             raise ValueError(
                 f"unsupported database URL scheme {scheme!r}; use sqlite:///path or postgresql://..."
             )
+        driver = value.split(":", 1)[0].partition("+")[2]
+        if driver and driver not in {"pysqlite", "psycopg"}:
+            ours = "sqlite:///path" if scheme == "sqlite" else "postgresql://..."
+            raise ValueError(
+                f"names the driver {driver!r}; Signoff connects with its own (psycopg 3 for "
+                f"PostgreSQL): write {ours} without a driver"
+            )
+        try:
+            parsed = make_url(value)
+            parsed.port  # noqa: B018 - read to check it: the URL's parser leaves that to use
+        except (ValueError, ArgumentError) as exc:
+            raise ValueError(f"is not a database URL: {exc}") from None
         if scheme in {"postgresql", "postgres"} and importlib.util.find_spec("psycopg") is None:
             raise ValueError(
                 "names PostgreSQL, whose driver is not installed; "

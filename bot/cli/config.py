@@ -73,7 +73,12 @@ def mask(name: str, value: str) -> str:
         shown = f"{kind}-" if dash and len(kind) <= 5 else ""
         return f"{shown}******** ({len(value)} characters)"
     if "://" in value:
-        parts = urlsplit(value)
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 - read to check it
+        except ValueError:
+            # Not a URL the settings accept (they say why); any password in it stays hidden.
+            return value if "@" not in value else "******** (not a URL)"
         if parts.password is not None:
             host = parts.hostname or ""
             if parts.port is not None:

@@ -101,6 +101,22 @@ def test_opening_twice_is_harmless(make_engine) -> None:
     assert second.list_runs() == []
 
 
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("postgresql://postgres@127.0.0.1:notaport/db", "is not a database URL: invalid literal"),
+        ("postgresql://u@[::1/db", "is not a database URL"),
+        ("postgresql+psycopg2://u@h/db", "names the driver 'psycopg2'; Signoff connects with"),
+        ("postgresql+asyncpg://u@h/db", "names the driver 'asyncpg'"),
+        ("sqlite+aiosqlite:///x.db", "names the driver 'aiosqlite'"),
+    ],
+)
+def test_a_database_url_signoff_cannot_use_is_refused_by_name(url: str, reason: str) -> None:
+    with pytest.raises(ConfigurationError) as refused:
+        EngineSettings.load(database_url=url)
+    assert f"SIGNOFF_DATABASE_URL: {reason}" in str(refused.value)
+
+
 def test_bad_settings_name_the_variable(monkeypatch) -> None:
     monkeypatch.setenv("SIGNOFF_DATABASE_URL", "mysql://x")
     with pytest.raises(

@@ -9,6 +9,7 @@ from typing import Any, Generic, ParamSpec, TypeVar, cast, overload
 
 import pydantic
 
+from signoff.engine import serialization
 from signoff.engine.errors import InvalidParameters
 from signoff.engine.registry import registry
 from signoff.engine.validation import model_errors
@@ -96,7 +97,12 @@ class Flow(Generic[P, R]):
             raise InvalidParameters(
                 self.name, {"": f"its type hints cannot be read: {exc}"}
             ) from exc
-        return {name: getattr(model, name) for name in self.signature.parameters}
+        bound = {name: getattr(model, name) for name in self.signature.parameters}
+        # Kept pickled and shown as JSON: only text that UTF-8 cannot hold is refused.
+        unstorable = serialization.unstorable_values(bound, numbers=False)
+        if unstorable:
+            raise InvalidParameters(self.name, unstorable)
+        return bound
 
     def parameters_schema(self) -> dict[str, Any] | None:
         """The JSON schema of the flow's parameters (to build a form for starting it), or

@@ -24,7 +24,7 @@ import pydantic
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import core_schema
 
-from signoff.engine.serialization import unstorable_numbers
+from signoff.engine.serialization import unstorable_values
 
 __all__ = ["URL_KEYS", "InputJsonSchema", "input_schema"]
 
@@ -94,7 +94,7 @@ def input_schema(model: type[pydantic.BaseModel]) -> dict[str, Any]:
     schema = _SCHEMAS.get(model)
     if schema is None:
         schema = model.model_json_schema(schema_generator=InputJsonSchema)
-        for path, why in unstorable_numbers(schema).items():
+        for path, why in unstorable_values(schema).items():
             raise ValueError(
                 f"{model.__name__}'s JSON schema cannot be stored: the number at {path} "
                 f"{why} (a default or initial value of its fields)"

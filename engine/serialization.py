@@ -3,8 +3,8 @@
 They are pickled, because a re-run must get back the very types it produced; JSON previews
 go beside them for people to read. The database is the engine's own, so unpickling what it
 holds is as trusted as the flow code itself. What is stored as JSON cannot hold an
-infinite or NaN float, nor an integer too long to write out (``unstorable_numbers`` finds
-them): previews put them in words instead.
+infinite or NaN float, an integer too long to write out, nor text with a lone surrogate
+(``unstorable_values`` finds them): previews put the numbers in words instead.
 """
 
 from __future__ import annotations
@@ -36,30 +36,43 @@ def jsonable(value: Any) -> Any:
     return _shown(to_jsonable_python(value, fallback=repr))
 
 
-def unstorable_numbers(value: Any, at: tuple[Any, ...] = ()) -> dict[str, str]:
-    """Where a JSON-like ``value`` holds a number JSON text cannot hold, and why, by field
-    path (``""`` for the value itself). Nothing holding one can be stored.
+def unstorable_values(
+    value: Any, at: tuple[Any, ...] = (), *, numbers: bool = True
+) -> dict[str, str]:
+    """Where a JSON-like ``value`` holds a number JSON text cannot hold, or text UTF-8
+    cannot, and why, by field path (``""`` for the value itself). Nothing holding one can
+    be stored. ``numbers=False``: text only (for values kept pickled, shown in words).
 
     Example::
 
-        >>> unstorable_numbers({"price": float("inf"), "tags": [1.5, float("nan")]})
+        >>> unstorable_values({"price": float("inf"), "tags": [1.5, float("nan")]})
         {'price': 'must be a finite number', 'tags.1': 'must be a finite number'}
     """
     if isinstance(value, Mapping):
         return {
-            p: why for k, v in value.items() for p, why in unstorable_numbers(v, (*at, k)).items()
+            p: why
+            for k, v in value.items()
+            for p, why in unstorable_values(v, (*at, k), numbers=numbers).items()
         }
     if isinstance(value, list | tuple):
         return {
             p: why
             for i, v in enumerate(value)
-            for p, why in unstorable_numbers(v, (*at, i)).items()
+            for p, why in unstorable_values(v, (*at, i), numbers=numbers).items()
         }
-    why = _why_unstorable(value)
+    why = _why_unstorable(value, numbers)
     return {".".join(str(part) for part in at): why} if why else {}
 
 
-def _why_unstorable(value: Any) -> str | None:
+def _why_unstorable(value: Any, numbers: bool) -> str | None:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "must be text (it holds a lone surrogate, as from bytes that are not UTF-8)"
+        return None
+    if not numbers:
+        return None
     if isinstance(value, float) and not math.isfinite(value):
         return "must be a finite number"  # JSON has no Infinity or NaN
     if isinstance(value, int) and not isinstance(value, bool):
@@ -78,8 +91,10 @@ def _shown(value: Any) -> Any:
         return {key: _shown(item) for key, item in value.items()}
     if isinstance(value, list):
         return [_shown(item) for item in value]
-    if _why_unstorable(value) is None:
+    if _why_unstorable(value, numbers=True) is None:
         return value
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
     return repr(value) if isinstance(value, float) else "(a number too long to show)"
 
 
@@ -88,10 +103,17 @@ ERROR_LIMIT = 10_000
 
 
 def storable_text(text: str) -> str:
-    """``text`` with each NUL character written ``\\x00``, as ``repr`` would: PostgreSQL's
-    text columns cannot hold NUL, and a message (an error's, a log line's) may carry one
+    """``text`` with each NUL character written ``\\x00`` and each lone surrogate
+    ``\\udcff``, as ``repr`` would: PostgreSQL's text columns cannot hold NUL, no UTF-8
+    text holds a lone surrogate, and a message (an error's, a log line's) may carry either
     from binary data. Other characters are kept as they are."""
-    return text.replace("\x00", "\\x00") if "\x00" in text else text
+    if "\x00" in text:
+        text = text.replace("\x00", "\\x00")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
 
 
 def error_text(exc: BaseException) -> str:

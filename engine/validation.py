@@ -35,7 +35,7 @@ from pydantic_core import PydanticCustomError, SchemaValidator, core_schema
 from pydantic_core import SchemaError as CoreSchemaError
 
 from signoff.engine.input_schema import URL_KEYS
-from signoff.engine.serialization import unstorable_numbers
+from signoff.engine.serialization import unstorable_values
 
 _TYPE_WORDS = {
     "string": "text",
@@ -304,7 +304,7 @@ def schema_errors(schema: Mapping[str, Any], payload: Any) -> dict[str, str]:
     """
     validator = _validator(json.dumps(schema, sort_keys=True))
     found: dict[str, list[str]] = {}
-    for path, why in unstorable_numbers(payload).items():
+    for path, why in unstorable_values(payload).items():
         # inf, nan, or an integer too long to write out (a Python caller can pass them)
         found[path] = [why]
     for error in _leaves(validator.iter_errors(payload)):

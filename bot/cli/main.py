@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import signal
+import sys
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 
@@ -307,6 +308,14 @@ def _one_line(text: str) -> str:
     return " ".join(part.strip() for part in text.splitlines() if part.strip())
 
 
+def _is_text(arg: str) -> bool:
+    try:
+        arg.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def main(args: Sequence[str] | None = None) -> int:
     """Run the ``signoff`` command line (the console script's entry point).
 
@@ -316,9 +325,17 @@ def main(args: Sequence[str] | None = None) -> int:
     Returns:
         The exit status: 0 on success, 1 when a command fails, 2 on a usage error.
     """
+    given = list(args) if args is not None else sys.argv[1:]
+    for position, arg in enumerate(given, start=1):
+        if not _is_text(arg):
+            # Bytes that are not UTF-8 reach Python as lone surrogates, which no store, log
+            # or audit record can hold: refused here for every option at once.
+            shown = arg.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+            click.echo(f"error: argument {position} ({shown!r}) is not UTF-8 text", err=True)
+            return 2
     try:
         status = cli.main(
-            args=list(args) if args is not None else None,
+            args=given,
             prog_name="signoff",
             standalone_mode=False,
         )

@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from signoff.engine.errors import RunNotFound
 from signoff.engine.runs import JSON, EventKind, RunState
-from signoff.engine.serialization import unstorable_numbers
+from signoff.engine.serialization import unstorable_values
 from signoff.engine.store.base import RUNS, StoreBase
 from signoff.engine.store.tables import MetadataRow
 
@@ -29,7 +29,7 @@ class MetadataQueries(StoreBase):
             )
         if "\x00" in key:
             raise ValueError(f"metadata key {key!r} has a NUL character")
-        for path, why in unstorable_numbers(value).items():
+        for path, why in unstorable_values(value).items():
             where = f"the number at {path}" if path else "its number"
             raise ValueError(f"metadata {key!r} of run {run_id} cannot be stored: {where} {why}")
         # SQLAlchemy drops an INSERT's row count unless asked to keep it.

@@ -184,6 +184,25 @@ def at_revision(url: str, revision: str) -> None:
     db.dispose()
 
 
+def test_an_argument_that_is_not_utf8_is_refused_by_position(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Bytes that are not UTF-8 (a shell's $'\\xff') reached stores and the audit hash as
+    lone surrogates: "unexpected UnicodeEncodeError" from whichever option took them."""
+    unreadable = b"caf\xe9".decode("utf-8", "surrogateescape")
+    for command_line in (
+        ("runs", "list", "--flow", unreadable),
+        ("runs", "resume", "abc", "--as", unreadable),
+        ("run", "access-request", "--flows", "flows.py", "--param", f"user={unreadable}"),
+    ):
+        status, out, err = run_cli(capsys, *command_line)
+        assert (status, out) == (2, "")
+        given = next(a for a in command_line if unreadable in a)
+        shown = given.replace(unreadable, "caf\\\\xe9")
+        position = command_line.index(given) + 1
+        assert err == f"error: argument {position} ('{shown}') is not UTF-8 text\n"
+
+
 def test_a_port_in_use_is_named_in_one_line_and_nothing_keeps_running(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

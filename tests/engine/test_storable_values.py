@@ -17,6 +17,7 @@ from signoff.engine import (
     Actor,
     Engine,
     InputInvalid,
+    InvalidParameters,
     ResponderNotAllowed,
     RunState,
     RunSuspended,
@@ -261,3 +262,37 @@ def test_a_nul_character_in_text_the_store_keeps_is_written_out_not_fatal(
     ):
         with pytest.raises(ValueError, match="has a NUL character"):
             refused()
+
+
+@flow(name="json-limits-surrogate")
+def surrogate_text(label: str, fail: bool) -> str:
+    if fail:
+        raise ValueError("cannot read " + UNREADABLE)
+    return label
+
+
+UNREADABLE = b"\xff".decode("utf-8", "surrogateescape")
+
+
+def test_text_with_a_lone_surrogate_is_refused_by_field_or_written_out(engine: Engine) -> None:
+    """Bytes that are not UTF-8 reach Python as lone surrogates (\\udcff), which neither the
+    store nor the audit trail's hash can encode: "unexpected UnicodeEncodeError" before."""
+    bad = "caf\udce9"
+    with pytest.raises(InvalidParameters) as parameters:
+        surrogate_text(bad, False)
+    assert parameters.value.errors == {
+        "label": "must be text (it holds a lone surrogate, as from bytes that are not UTF-8)"
+    }
+    run_id = suspended(engine, 100.0)
+    with pytest.raises(InputInvalid) as answer:
+        engine.resume(run_id, {"amount": 1.0, "note": bad}, "U_FIN")
+    assert list(answer.value.errors) == ["note"]
+    with pytest.raises(ValueError, match="lone surrogate") as metadata:
+        engine.set_metadata(run_id, "note", {"text": bad})
+    assert "text" in str(metadata.value)
+    # A failure's message is kept, its surrogate written out as repr would.
+    with pytest.raises(ValueError):
+        surrogate_text("ok", True)
+    failed = engine.list_runs([RunState.FAILED], flow_name="json-limits-surrogate")[0]
+    assert failed.state_message == "ValueError: cannot read \\udcff"
+    assert engine.verify_audit().ok

@@ -280,6 +280,46 @@ def test_runs_page_newest_first_from_a_run_id(prefect_backend: PrefectBackend) -
             prefect_backend.cancel(run.id, by=PAGER)
 
 
+def test_runs_expected_at_the_same_moment_are_each_listed_once_across_pages(
+    prefect_backend: PrefectBackend, prefect_api_url: str
+) -> None:
+    """A cron tick schedules many runs for one moment; Prefect's sort leaves their order
+    open, and paging from one of them dropped some (29 made, 26 listed)."""
+    import httpx
+
+    api = prefect_api_url.rstrip("/")
+    flows = {f["id"]: f["name"] for f in httpx.post(f"{api}/flows/filter", json={}).json()}
+    deployments = httpx.post(f"{api}/deployments/filter", json={}).json()
+    deployment = next(d["id"] for d in deployments if flows[d["flow_id"]] == "deploy-release")
+    tick = {"type": "SCHEDULED", "state_details": {"scheduled_time": "2031-01-01T00:00:00Z"}}
+
+    def create(version: str) -> str | None:
+        created = httpx.post(
+            f"{api}/deployments/{deployment}/create_flow_run",
+            json={"parameters": {"version": version}, "state": tick},
+        )
+        # A busy Prefect server answers 503 for a moment; the run is then asked for again.
+        return str(created.json()["id"]) if created.status_code < 300 else None
+
+    made = [wait_for(lambda v=str(i): create(v), what="a scheduled run") for i in range(7)]
+    try:
+        seen: list[str] = []
+        page = prefect_backend.list_runs([RunState.SCHEDULED], flow_name="deploy-release", limit=2)
+        while page:
+            seen += [r.id for r in page]
+            page = prefect_backend.list_runs(
+                [RunState.SCHEDULED], flow_name="deploy-release", limit=2, before=seen[-1]
+            )
+        assert len(seen) == len(set(seen)), "a run was listed on two pages"
+        assert sorted(i for i in seen if i in made) == sorted(made)
+    finally:
+        for run_id in made:
+            httpx.post(
+                f"{api}/flow_runs/{run_id}/set_state",
+                json={"state": {"type": "CANCELLED"}, "force": True},
+            )
+
+
 def test_a_suspended_run_started_from_slack_resumes_on_prefect(bot: ServedBot) -> None:
     backend = bot.backend
     started = runs(bot, "carol", "start deploy-release/tests version=1.2")

@@ -133,13 +133,18 @@ class PrefectApi:
         ids: Sequence[str] | None = None,
         tags: Sequence[str] | None = None,
         expected_before: str | None = None,
+        expected_after: str | None = None,
         limit: int = 50,
+        offset: int = 0,
     ) -> list[Doc]:
-        """Flow runs, newest first (by expected start time); ``expected_before`` keeps those
-        expected to start at or before that time (Prefect's bound is inclusive)."""
+        """Flow runs, newest first (by expected start time; runs expected at the same time
+        come in no set order); ``expected_before`` and ``expected_after`` keep those expected
+        to start at or before, at or after, that time (Prefect's bounds are inclusive)."""
         runs: Doc = {}
-        if expected_before:
-            runs["expected_start_time"] = {"before_": expected_before}
+        if expected_before or expected_after:
+            runs["expected_start_time"] = {
+                k: v for k, v in (("before_", expected_before), ("after_", expected_after)) if v
+            }
         if tags:
             runs["tags"] = {"all_": list(tags)}
         if state_types:
@@ -148,7 +153,7 @@ class PrefectApi:
             runs["end_time"] = {"after_": ended_after}
         if ids:
             runs["id"] = {"any_": list(ids)}
-        body: Doc = {"limit": limit, "sort": "EXPECTED_START_TIME_DESC"}
+        body: Doc = {"limit": limit, "offset": offset, "sort": "EXPECTED_START_TIME_DESC"}
         if runs:
             body["flow_runs"] = runs
         if flow_names:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from signoff.bot.backends.model import (
@@ -108,19 +109,17 @@ class RunReading:
         before: str | None = None,
     ) -> list[Run]:
         types = sorted({t for s in states for t in PREFECT_TYPES[s]}) if states else None
-        after: Doc | None = self.api.flow_run(before) if before else None
-        docs = self.api.flow_runs(
-            state_types=types,
-            flow_names=[flow_name.partition("/")[0]] if flow_name else None,
-            expected_before=str(after["expected_start_time"]) if after else None,
-            # The bound is inclusive: room for ``before`` itself and runs tied with it.
-            limit=limit if after is None else limit + 10,
-        )
-        if after is not None:
-            ids = [str(d["id"]) for d in docs]
-            if str(after["id"]) in ids:
-                docs = docs[ids.index(str(after["id"])) + 1 :]
-        docs = docs[:limit]
+        query = _Query(self.api, types, [flow_name.partition("/")[0]] if flow_name else None)
+        if before is None:
+            docs = query.newest(limit)
+        else:
+            # Keyset paging on (expected start, id), newest first: runs expected at the same
+            # moment (a cron tick's) are ordered by id, which Prefect's sort leaves open.
+            after = self.api.flow_run(before)
+            at = _moment(after)
+            docs = [d for d in query.at(at) if str(d["id"]) < str(after["id"])][:limit]
+            if len(docs) < limit:
+                docs += query.newest(limit - len(docs), before=at)
         found = [self._run(doc) for doc in docs]
         return [r for r in found if states is None or r.state in states]
 
@@ -181,6 +180,55 @@ class RunReading:
 
     def waiting_pause(self, run_id: str) -> Pause | None:
         return self._waiting(self.api.flow_run(run_id))
+
+
+#: runs read per request when collecting those expected at one moment
+_TIED_PAGE = 200
+
+
+def _moment(doc: Doc) -> datetime:
+    """When a run is expected to start (its creation, for a run Prefect gives none)."""
+    text = str(doc.get("expected_start_time") or doc.get("created") or "0001-01-01T00:00:00Z")
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _newest_first(docs: list[Doc]) -> list[Doc]:
+    return sorted(docs, key=lambda d: (_moment(d), str(d["id"])), reverse=True)
+
+
+class _Query:
+    """Flow runs of some states and flows, read newest first in a total order."""
+
+    def __init__(self, api: PrefectApi, types: list[str] | None, flows: list[str] | None) -> None:
+        self.api, self.types, self.flows = api, types, flows
+
+    def newest(self, limit: int, before: datetime | None = None) -> list[Doc]:
+        """The first ``limit`` runs expected strictly before ``before`` (any, without)."""
+        bound = None if before is None else (before - timedelta(microseconds=1)).isoformat()
+        docs = self._read(expected_before=bound, limit=limit)
+        if len(docs) == limit:
+            # The page may have cut a group of runs expected at its last moment anywhere:
+            # take the whole group, in id order, and cut it there instead.
+            last = _moment(docs[-1])
+            docs = [d for d in docs if _moment(d) > last] + self.at(last)
+        return _newest_first(docs)[:limit]
+
+    def at(self, moment: datetime) -> list[Doc]:
+        """Every run expected at exactly ``moment``, newest id first."""
+        found: list[Doc] = []
+        while True:
+            page = self._read(
+                expected_before=moment.isoformat(),
+                expected_after=moment.isoformat(),
+                limit=_TIED_PAGE,
+                offset=len(found),
+            )
+            found += page
+            if len(page) < _TIED_PAGE:
+                return _newest_first(found)
+
+    def _read(self, **bounds: Any) -> list[Doc]:
+        return self.api.flow_runs(state_types=self.types, flow_names=self.flows, **bounds)
 
 
 __all__ = ["PREFECT_TYPES", "RunReading"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -157,6 +158,11 @@ def test_message_blocks_buttons_confirms_and_unknown_types() -> None:
         ("```a *b*\n<c>```", "<pre>a *b*\n&lt;c&gt;</pre>"),
         (":warning: :no_such_emoji:", "⚠️ :no_such_emoji:"),
         ("snake_case_name and 2*3*4", "snake_case_name and 2*3*4"),
+        # A NUL in the text is not where a token goes back in: it failed the whole page.
+        (
+            "a` \x000\x00 `b <@U0BOB> \x000\x00",
+            'a<code> \ufffd0\ufffd </code>b <span class="mention">@bob</span> \ufffd0\ufffd',
+        ),
     ],
 )
 def test_mrkdwn_as_html(mrkdwn: str, html: str) -> None:
@@ -215,6 +221,29 @@ def test_actions_are_json_only_and_name_a_member(served: tuple[RunningBot, Sandb
     # The app's ephemeral reply reaches the sandbox after the page has its answer.
     shown = wait_for(lambda: bot.slack.ephemeral("alice"), what="the /runs help reply")
     assert "/runs start" in shown[-1].text
+
+
+def test_malformed_actions_get_a_4xx_never_a_dropped_connection(
+    served: tuple[RunningBot, SandboxPage],
+) -> None:
+    _, page = served
+    for surface in ("message", ["x"], 3):
+        status, answer = post(page.url + "act", {"as": "alice", "surface": surface})
+        assert status == 400 and "'surface' must be an object" in answer["error"]
+    deep = b'{"as": "alice", "surface": ' + b'{"a": ' * 100_000 + b"{}" + b"}" * 100_001
+    request = urllib.request.Request(
+        page.url + "act", data=deep, headers={"Content-Type": "application/json"}
+    )
+    with pytest.raises(urllib.error.HTTPError) as nested:
+        urllib.request.urlopen(request, timeout=10)
+    assert nested.value.code == 400
+    # A negative length: the server refuses it rather than reading until the client gives up.
+    with socket.create_connection((page.host, page.port), timeout=10) as raw:
+        raw.sendall(
+            b"POST /act HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: -1\r\n\r\n"
+        )
+        assert raw.recv(100).startswith(b"HTTP/1.0 413")
 
 
 def test_a_refused_answer_is_shown_on_the_page(served: tuple[RunningBot, SandboxPage]) -> None:

@@ -114,6 +114,9 @@ def to_html(text: str, names: Mapping[str, str] | None = None) -> Markup:
         names: Ids to handles and channel names, for mentions (``<@U0BOB>`` -> ``@bob``).
     """
     known = names or {}
+    # NUL marks where a token goes back in (``_inline``); one in the text itself is shown
+    # as the replacement character, as a browser shows what it cannot.
+    text = text.replace("\x00", "\ufffd")
     parts: list[str] = []
     last = 0
     for match in _FENCE.finditer(text):

@@ -50,6 +50,10 @@ LOOPBACK = "127.0.0.1"
 _STATIC = {"page.css": "text/css; charset=utf-8", "page.js": "text/javascript; charset=utf-8"}
 
 
+#: the largest request body the page reads (its own requests are a few kilobytes)
+MAX_BODY = 1_000_000
+
+
 class SandboxPage:
     """Serves the sandbox as a Slack-like page and turns clicks into the driver's requests.
 
@@ -207,9 +211,11 @@ class SandboxPage:
                 self.feedback.notices[user] = "; ".join(problems)
         return {"ok": not problems, "status": response.status, "problems": problems}
 
-    def _target(
-        self, user: str, surface: Mapping[str, Any]
-    ) -> Message | EphemeralMessage | OpenView:
+    def _target(self, user: str, surface: object) -> Message | EphemeralMessage | OpenView:
+        if not isinstance(surface, Mapping):
+            raise PageRequestInvalid(
+                "'surface' must be an object (kind, and channel/ts or view_id)"
+            )
         kind = surface.get("kind")
         if kind == "message":
             found = self.workspace.channel(str(surface.get("channel"))).message(
@@ -349,16 +355,28 @@ class _Handler(BaseHTTPRequestHandler):
             return
         try:
             length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if not 0 <= length <= MAX_BODY:
+            # A negative length would block reading to the end of a stream that stays open.
+            self._json(413, {"ok": False, "error": f"send a body of 0 to {MAX_BODY} bytes"})
+            return
+        try:
             body = json.loads(self.rfile.read(length) or b"{}")
             if not isinstance(body, dict):
                 raise PageRequestInvalid("the body must be a JSON object")
             body["route"] = route
             answer = self.page.act(body)
-        except (ValueError, PageRequestInvalid) as exc:
+        except (ValueError, RecursionError, PageRequestInvalid) as exc:
             self._json(400, {"ok": False, "error": str(exc)})
             return
         except SandboxError as exc:
             self._json(409, {"ok": False, "error": str(exc)})
+            return
+        except Exception as exc:
+            # The page's own fault: said so to the page, whose connection must not just drop.
+            logger.exception("sandbox page request failed", extra={"action": "sandbox_page_failed"})
+            self._json(500, {"ok": False, "error": f"the sandbox failed: {type(exc).__name__}"})
             return
         self._json(200, answer)
 

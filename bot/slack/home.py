@@ -25,6 +25,7 @@ from slack_sdk.models.blocks import (
 from slack_sdk.models.views import View
 
 from signoff.bot.backends import Actor, Backend, Via
+from signoff.bot.errors import BackendError
 from signoff.bot.slack import messages
 
 logger = logging.getLogger(__name__)
@@ -75,8 +76,18 @@ def _quiet(text: str) -> ContextBlock:
 
 
 def publish(client: WebClient, backend: Backend, user_id: str) -> None:
-    """Publish ``user_id``'s Home tab as it is now."""
-    client.views_publish(user_id=user_id, view=home_view(backend, user_id))
+    """Publish ``user_id``'s Home tab as it is now (or, when the runs cannot be read, a
+    tab that says so, rather than the one they had)."""
+    try:
+        view = home_view(backend, user_id)
+    except BackendError as exc:
+        logger.warning(
+            "cannot read runs for the Home tab",
+            extra={"action": "home_failed", "error": str(exc)[:300]},
+        )
+        text = f"Signoff cannot read runs just now: {exc}. Open this tab again in a moment."
+        view = View(type="home", blocks=[SectionBlock(text=MarkdownTextObject(text=text[:3000]))])
+    client.views_publish(user_id=user_id, view=view)
     logger.info("home published", extra={"action": "home_published"})
 
 

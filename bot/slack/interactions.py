@@ -13,7 +13,7 @@ from slack_sdk.models.blocks import MarkdownTextObject, SectionBlock
 from slack_sdk.models.views import View
 
 from signoff.bot.backends import JSON, Action, Backend, Pause, PauseStatus, Run
-from signoff.bot.errors import RunNotFound
+from signoff.bot.errors import BackendError, RunNotFound
 from signoff.bot.forms.modals import ModalError, build_input_view
 from signoff.bot.slack import ids
 from signoff.bot.slack.approvers import refusal_text, slack_actor
@@ -113,18 +113,31 @@ def register(app: App, backend: Backend, schemas: FormSchemas, sealer: Sealer) -
         actor = slack_actor(body["user"])
         try:
             run = backend.get_run(run_id)
+            reason = stale_reason(backend, run, key or None)
+            pause = backend.get_pause(run.id, key) if key else backend.waiting_pause(run.id)
+            if reason is None and pause is not None:
+                refused = backend.refusal(Action.ANSWER, actor, run.id, pause.key)
+                if refused is not None:
+                    reason = refusal_text(Action.ANSWER, actor, run, refused)
         except RunNotFound:
             client.views_open(
                 trigger_id=click.trigger_id,
                 view=notice_view("Nothing to do", "That run no longer exists."),
             )
             return
-        reason = stale_reason(backend, run, key or None)
-        pause = backend.get_pause(run.id, key) if key else backend.waiting_pause(run.id)
-        if reason is None and pause is not None:
-            refused = backend.refusal(Action.ANSWER, actor, run.id, pause.key)
-            if refused is not None:
-                reason = refusal_text(Action.ANSWER, actor, run, refused)
+        except BackendError as exc:
+            # The person clicked and waits: say so, rather than nothing happening.
+            logger.warning(
+                "cannot open an input form",
+                extra={"action": "form_open_failed", "run_id": run_id, "error": str(exc)[:300]},
+            )
+            client.views_open(
+                trigger_id=click.trigger_id,
+                view=notice_view(
+                    "Try again shortly", f"Signoff cannot read this run just now: {exc}"[:3000]
+                ),
+            )
+            return
         if reason is not None or pause is None:
             channel = click.channel_id
             if channel:

@@ -1,0 +1,75 @@
+"""While the backend cannot be read (the database or the Prefect server is down), a click
+and the Home tab say so to the person, instead of nothing happening."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from signoff.bot.backends.embedded import EmbeddedBackend
+from signoff.bot.errors import BackendUnavailable
+from signoff.bot.slack import ids
+from signoff.bot.slack.server import Server
+from signoff.bot.testing import SIGNING_SECRET, RunningBot, running_bot
+from signoff.engine import Engine, flow, pause_flow_run
+
+
+@flow(name="outage-ask")
+def outage_ask() -> int:
+    return pause_flow_run(int, timeout=600)
+
+
+class Outage(EmbeddedBackend):
+    """The embedded backend, unreadable while ``down`` is set (as when its store is)."""
+
+    down = threading.Event()
+
+    def _check(self) -> None:
+        if self.down.is_set():
+            raise BackendUnavailable("embedded", "the database did not answer")
+
+    def get_run(self, run_id: str) -> Any:
+        self._check()
+        return super().get_run(run_id)
+
+    def waiting_on(self, actor: Any, limit: int = 20) -> Any:
+        self._check()
+        return super().waiting_on(actor, limit)
+
+
+@pytest.fixture
+def bot(engine: Engine) -> Iterator[RunningBot]:
+    with running_bot(engine=engine) as running:
+        yield running
+
+
+def test_a_click_and_the_home_tab_say_when_runs_cannot_be_read(
+    engine: Engine, bot: RunningBot, make_engine: Any
+) -> None:
+    run = engine.submit("outage-ask", {})
+    prompt = bot.root_message(run.id)
+    backend = Outage(make_engine())
+    other = Server(backend, bot.server.settings, port=0)
+    other.start()
+    try:
+        driver = bot.slack.driver(f"{other.url}/slack/events", SIGNING_SECRET)
+        Outage.down.set()
+        driver.click("alice", prompt, action_id=ids.PROVIDE_INPUT)
+        notice = bot.slack.wait_for(lambda ws: ws.open_view("alice"), timeout=10)
+        assert "Signoff cannot read this run just now" in json.dumps(notice.view)
+        assert "the database did not answer" in json.dumps(notice.view)
+        driver.open_home("bob")
+        home = bot.slack.wait_for(lambda ws: ws.home_view("bob"), timeout=10)
+        assert "Signoff cannot read runs just now" in json.dumps(home.view)
+        Outage.down.clear()
+        driver.open_home("bob")
+        bot.slack.wait_for(
+            lambda ws: "Waiting on you" in json.dumps(ws.home_view("bob").view), timeout=10
+        )
+    finally:
+        Outage.down.clear()
+        other.stop()

@@ -177,6 +177,7 @@ class EmbeddedBackend:
     """
 
     name = "embedded"
+    answerable_elsewhere = False
 
     def __init__(self, engine: eng.Engine, *, flows: Iterable[str] = ()) -> None:
         self.engine = engine

@@ -59,6 +59,9 @@ class Backend(Protocol):
 
     #: short name for logs and errors ("embedded", "prefect")
     name: str
+    #: whether a request for input can be answered outside Slack too (Prefect's own UI):
+    #: one Slack cannot show is then left to that, not cancelled
+    answerable_elsewhere: bool
 
     # -- lifecycle ----------------------------------------------------------------------
 

@@ -288,11 +288,16 @@ def rejection_text(responder: str | None, errors: Mapping[str, str], response: o
     return "\n".join(lines)
 
 
-def unrenderable_text(pause: Pause, reason: str) -> str:
-    title = escape_mrkdwn(pause.title or "input")
+def unrenderable_text(pause: Pause, reason: str, *, cancelled: bool = True) -> str:
+    title = escape_mrkdwn(pause.title or f"for {pause.key}")
+    then = (
+        "The run is cancelled; change the model and start it again."
+        if cancelled
+        else "Answer it where the run runs (Prefect's UI), or change the model."
+    )
     return (
         f":x: The input model *{title}* cannot be shown as a Slack form: "
-        f"{escape_mrkdwn(reason)}. The run is cancelled; change the model and start it again."
+        f"{escape_mrkdwn(reason)}. {then}"
     )
 
 

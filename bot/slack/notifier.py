@@ -392,22 +392,29 @@ class SlackNotifier:
                 )
             ],
         )
-        self._note_once(event, thread, messages.unrenderable_text(pause, reason))
+        elsewhere = self.backend.answerable_elsewhere
+        self._note_once(
+            event, thread, messages.unrenderable_text(pause, reason, cancelled=not elsewhere)
+        )
         # Said once: the root message stands for this pause from now on.
         prompts = self._prompts(run.id)
         prompts.setdefault(pause.key, thread["ts"])
         self.backend.set_record(run.id, ids.PROMPTS, prompts)
-        # It may have ended meanwhile (timed out, cancelled by someone): nothing to stop.
+        logger.warning(
+            "input model cannot be rendered",
+            extra={"action": "prompt_unrenderable", "run_id": run.id, "key": pause.key},
+        )
+        if elsewhere:
+            return  # someone may still answer it where it runs (Prefect's UI)
+        # Nobody could ever answer it. It may have ended meanwhile (timed out, cancelled by
+        # someone): nothing to stop.
+        what = repr(pause.title) if pause.title else f"for {pause.key!r}"
         with contextlib.suppress(RunNotChangeable):
             self.backend.cancel(
                 run.id,
                 by=Actor.system(),
-                reason=f"cancelled by the Slack bot: input {pause.title} cannot be rendered ({reason})",
+                reason=f"cancelled by the Slack bot: input {what} cannot be shown ({reason})",
             )
-        logger.warning(
-            "input model cannot be rendered; run cancelled",
-            extra={"action": "prompt_unrenderable", "run_id": run.id, "key": pause.key},
-        )
 
     def _close_prompt(self, run: Run, key: str) -> None:
         """Take the button off the prompt for ``key`` and say how it ended."""

@@ -135,8 +135,8 @@ def test_an_unrenderable_model_is_reported_when_the_run_pauses(
 
     run = finished(engine, run.id)
     assert run.state is RunState.CANCELLED
-    assert "input Counts cannot be rendered" in (run.state_message or "")
-    final = root_when(bot, root.ts, "is *cancelled*", "cannot be rendered")
+    assert "input 'Counts' cannot be shown" in (run.state_message or "")
+    final = root_when(bot, root.ts, "is *cancelled*", "cannot be shown")
     assert not buttons(final)
     assert bot.slack.calls("views.open") == []  # nobody had to click to find out
 

@@ -62,6 +62,7 @@ class PrefectBackend(RunControl, Answering):
     """The ``Backend`` over one Prefect server (or Prefect Cloud workspace)."""
 
     name = "prefect"
+    answerable_elsewhere = True
 
     def __init__(self, settings: PrefectSettings) -> None:
         super().__init__(settings)

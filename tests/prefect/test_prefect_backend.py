@@ -152,6 +152,18 @@ def test_the_validation_loop_shows_who_sent_what_and_asks_again_prefilled(bot: S
     ]
     logged(backend, run.id, "Shirt order: small, red")
 
+    # The flow's verdicts are in the trail, as the engine keeps them.
+    def verdicts() -> set[tuple[str, object]]:
+        trail = backend.audit_trail(run.id)
+        return {
+            (r.action, r.data.get("responder")) for r in trail if r.action.startswith("answer.")
+        }
+
+    wait_for(
+        lambda: {("answer.rejected", "U0ALICE"), ("answer.accepted", "U0BOB")} <= verdicts(),
+        what="the verdicts in the audit trail",
+    )
+
 
 def test_prefects_schema_check_comes_back_field_by_field(prefect_backend: PrefectBackend) -> None:
     backend = prefect_backend
@@ -394,6 +406,10 @@ def test_permissions_per_deployment(prefect_api_url: str, tmp_path: Path) -> Non
             )[-1]
             assert "Only <@U0BOB> may answer this." in note.text
             assert "may cancel" in runs(bot, "alice", f"cancel {run.id}").text
+            refusals = [
+                r.data["action"] for r in backend.audit_trail(run.id) if r.action == "refused"
+            ]
+            assert "cancel" in refusals  # recorded, as the embedded engine records it
             backend.cancel(run.id, by=CAROL)
             assert finished(backend, run.id).state is RunState.CANCELLED
     finally:

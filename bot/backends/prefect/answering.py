@@ -70,18 +70,6 @@ class Answering(RunReading):
             self._audit_refusal(run.id, actor, pause.key if pause else None, action, found)
         return found
 
-    def _audit_refusal(
-        self, run_id: str, actor: Actor, key: str | None, action: Action, refusal: Refusal
-    ) -> None:
-        """Keep who was refused what, and by which rule, in the run's audit trail."""
-        self.records.audit(
-            run_id,
-            "refused",
-            actor,
-            key=key,
-            data={"action": action.value, "rule": refusal.reason},
-        )
-
     def answer(
         self, run_id: str, key: str, values: Mapping[str, JSON], *, responder: Actor
     ) -> Answer:
@@ -148,6 +136,7 @@ class Answering(RunReading):
             raise BackendError(f"input {key!r} of run {run.id} does not wait any more")
         refused = self.rules.reassign(by, run, pause)
         if refused is not None:
+            self._audit_refusal(run.id, by, key, Action.REASSIGN, refused)
             raise NotPermitted(
                 "reassign", by.id, refused.reason, allowed=refused.allowed, run_id=run.id
             )

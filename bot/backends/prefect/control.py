@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-from signoff.bot.backends.model import JSON, Actor, Refusal, Run, RunState, StartForm
+from signoff.bot.backends.model import JSON, Action, Actor, Refusal, Run, RunState, StartForm
 from signoff.bot.backends.prefect.api import Doc
 from signoff.bot.backends.prefect.reading import RunReading
 from signoff.bot.backends.prefect.refusals import field_errors
@@ -115,6 +115,7 @@ class RunControl(RunReading):
             raise RunNotChangeable(run.id, run.state.value, RunState.CANCELLED.value)
         refused = self.rules.cancel(by, run, self._permission(doc), self._waiting(doc))
         if refused is not None:
+            self._audit_refusal(run.id, by, None, Action.CANCEL, refused)
             raise NotPermitted(
                 "cancel", by.id, refused.reason, allowed=refused.allowed, run_id=run.id
             )

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from signoff.bot.backends.interface import ChangeObserver
-from signoff.bot.backends.model import JSON, Event, EventKind, Pause, PauseStatus, Run
+from signoff.bot.backends.model import JSON, SYSTEM, Event, EventKind, Pause, PauseStatus, Run
 from signoff.bot.backends.prefect.api import Doc
 from signoff.bot.backends.prefect.records import Records
 from signoff.bot.backends.prefect.requests import refusal_pending
@@ -82,6 +82,14 @@ class Delivery:
             key = pause.key
             if pause.status is PauseStatus.REJECTED and settled.get(key) != "rejected":
                 settled[key] = "rejected"
+                # The flow's verdict, as the engine records it: its act about that answer.
+                self.records.audit(
+                    run.id,
+                    "answer.rejected",
+                    SYSTEM,
+                    key=key,
+                    data={"responder": pause.responder, "errors": dict(pause.errors or {})},
+                )
                 deliver(
                     EventKind.INPUT_REJECTED,
                     {
@@ -94,6 +102,9 @@ class Delivery:
                 )
             elif pause.status is PauseStatus.ACCEPTED and key not in settled:
                 settled[key] = "accepted"
+                self.records.audit(
+                    run.id, "answer.accepted", SYSTEM, key=key, data={"responder": pause.responder}
+                )
                 deliver(EventKind.INPUT_ACCEPTED, {"key": key}, f"{run.id}:{key}:accepted")
             elif pause.status is PauseStatus.TIMED_OUT and key not in settled:
                 settled[key] = "timed_out"

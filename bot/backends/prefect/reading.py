@@ -16,10 +16,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from signoff.bot.backends.model import (
+    Action,
+    Actor,
     AuditRecord,
     BackendStats,
     Pause,
     PauseStatus,
+    Refusal,
     Run,
     RunDetail,
     RunState,
@@ -122,6 +125,18 @@ class RunReading:
                 docs += query.newest(limit - len(docs), before=at)
         found = [self._run(doc) for doc in docs]
         return [r for r in found if states is None or r.state in states]
+
+    def _audit_refusal(
+        self, run_id: str, actor: Actor, key: str | None, action: Action, refusal: Refusal
+    ) -> None:
+        """Keep who was refused what, and by which rule, in the run's audit trail."""
+        self.records.audit(
+            run_id,
+            "refused",
+            actor,
+            key=key,
+            data={"action": action.value, "rule": refusal.reason},
+        )
 
     def detail(self, run_id: str) -> RunDetail:
         doc = self.api.flow_run(run_id)

@@ -314,7 +314,9 @@ def suspend_flow_run(
             run could not be taken up again; nothing is suspended.
         CannotSuspend: the flow was called from another flow (suspend the outer one).
         InvalidTransition: ``flow_run_id`` names a run that is not running.
-        PauseTimeout: on the re-run, if the suspend timed out before anyone answered.
+        PauseTimeout: on a re-run that reaches a suspend whose timeout passed unanswered.
+            (Nothing runs a suspended flow meanwhile: when its timeout passes, the run
+            fails as TimedOut, as Prefect fails it.)
         pydantic.ValidationError: as for ``pause_flow_run``.
         MissingContext: called outside a flow run without ``flow_run_id``.
     """

@@ -9,15 +9,14 @@ plays are ``on_engine`` (the default) and ``on_prefect`` (``--backend prefect``)
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import click
 
 from signoff.bot.demo.on_engine import builtin_demo, user_demo
+from signoff.bot.demo.plans import read_answers_file
 
 
 def _plan(entry: Any) -> tuple[dict[str, Any], list[dict[str, Any]] | None]:
@@ -142,7 +141,11 @@ def demo_command(prefect_demo: Callable[[str | None], None] | None = None) -> cl
         if params and not sources:
             raise click.UsageError("--param sets parameters of your flows: give --flows too")
         if web:
-            plans = json.loads(Path(answers).read_text()) if answers else {}
+            plans = read_answers_file(answers) if answers else {}
+            if not isinstance(plans, dict):
+                raise click.ClickException(
+                    f'{answers}: expected a JSON object of flow names, like {{"my-flow": [...]}}'
+                )
             web_demo(list(sources), plans, port=port)
             return
         started = time.monotonic()

@@ -20,7 +20,7 @@ import click
 
 from signoff.bot.sandbox.workspace import DEFAULT_USERS
 
-__all__ = ["Answer", "Plan", "load_plans", "read_answer"]
+__all__ = ["Answer", "Plan", "load_plans", "read_answer", "read_answers_file"]
 
 #: who answers when the file does not say
 DEFAULT_RESPONDER = "alice"
@@ -100,6 +100,24 @@ def _entry(name: str, value: object, source: str) -> Plan:
     )
 
 
+def read_answers_file(path: str) -> object:
+    """The JSON in the answers file at ``path``.
+
+    Raises:
+        click.ClickException: It cannot be read, is not UTF-8 or is not JSON (named).
+    """
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise click.ClickException(
+            f"{path}: not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise click.ClickException(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise click.ClickException(f"{path}: cannot read it: {exc.strerror}") from None
+
+
 def load_plans(
     path: str | None,
     flows: Mapping[str, Sequence[str]],
@@ -118,14 +136,7 @@ def load_plans(
     """
     data: object = {}
     if path is not None:
-        try:
-            data = json.loads(Path(path).read_text())
-        except json.JSONDecodeError as exc:
-            raise click.ClickException(
-                f"{path}: not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
-            ) from None
-        except OSError as exc:
-            raise click.ClickException(f"{path}: cannot read it: {exc.strerror}") from None
+        data = read_answers_file(path)
         if not isinstance(data, dict):
             raise click.ClickException(
                 f'{path}: expected a JSON object of flow names, like {{"my-flow": [...]}}'

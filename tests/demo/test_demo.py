@@ -252,6 +252,7 @@ def test_bad_typed_json_is_asked_again_unshowable_models_and_failures_exit_1(
     ("content", "args", "message"),
     [
         ("{", (), "error: answers.json: not valid JSON: Expecting property name"),
+        ("\udcff\udcfe", (), "error: answers.json: not UTF-8 text (byte 0)"),
         ('["x"]', (), "error: answers.json: expected a JSON object of flow names"),
         (
             '{"refund-customer": {"answers": {"amount": 1}}}',
@@ -270,7 +271,7 @@ def test_errors_name_the_answers_file_or_the_option(
     tmp_path: Path, content: str, args: tuple[str, ...], message: str
 ) -> None:
     (tmp_path / "flows.py").write_text(REFUND)
-    (tmp_path / "answers.json").write_text(content)
+    (tmp_path / "answers.json").write_bytes(content.encode("utf-8", "surrogateescape"))
     done = signoff("demo", "--flows", "flows.py", "--answers", "answers.json", *args, cwd=tmp_path)
     assert done.returncode == 1
     assert done.stderr.strip().startswith(message), done.stderr

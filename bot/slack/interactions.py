@@ -15,6 +15,7 @@ from slack_sdk.models.views import View
 from signoff.bot.backends import JSON, Action, Backend, Pause, PauseStatus, Run
 from signoff.bot.errors import BackendError, RunNotFound
 from signoff.bot.forms.modals import ModalError, build_input_view
+from signoff.bot.forms.mrkdwn import escape_mrkdwn
 from signoff.bot.slack import ids
 from signoff.bot.slack.approvers import refusal_text, slack_actor
 from signoff.bot.slack.form_schemas import FormSchemas, carried
@@ -38,6 +39,9 @@ def notice_view(title: str, text: str) -> View:
 def stale_reason(backend: Backend, run: Run, key: str | None) -> str | None:
     """Why there is nothing to answer any more (already answered, timed out, ...)."""
     pause = backend.get_pause(run.id, key) if key else backend.waiting_pause(run.id)
+    if pause is None and key:
+        # Only a forged button, or one from a run stored elsewhere, names another key.
+        return f"This run has asked for no input named `{escape_mrkdwn(key[:100])}`."
     if pause is None:
         return f"This run is {run.state.value} and is not waiting for input."
     if pause.status is PauseStatus.WAITING and run.state.is_waiting:

@@ -237,3 +237,21 @@ def test_a_form_pointed_at_another_run_is_refused(engine: Engine, bot: RunningBo
         assert engine.get_pause(run.id, engine.detail(run.id).pauses[0].key).status is (
             PauseStatus.WAITING
         )
+
+
+def test_a_button_naming_an_input_the_run_never_asked_for_says_so(
+    engine: Engine, bot: RunningBot
+) -> None:
+    run = engine.submit("edge-wait", {})
+    bot.root_message(run.id)
+    conn = AppConnection(f"{bot.server.url}/slack/events", SIGNING_SECRET)
+    forged = {
+        "type": "block_actions",
+        "user": {"id": "U0ALICE"},
+        "trigger_id": bot.slack.workspace.issue_trigger("U0ALICE"),
+        "channel": {"id": bot.channel},
+        "actions": [{"action_id": ids.PROVIDE_INPUT, "value": f"{run.id}:no-such-key"}],
+    }
+    assert conn.send_payload(forged).status == 200
+    told = bot.slack.wait_for(lambda ws: ws.ephemeral("U0ALICE"), timeout=10)
+    assert told[-1].text == "This run has asked for no input named `no-such-key`."

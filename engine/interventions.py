@@ -129,11 +129,23 @@ class Interventions(Oversight):
         if not self.store.cancel(run.id, message, actor):
             current = self.store.get_run(run.id).state
             raise InvalidTransition(run.id, current.value, RunState.CANCELLED.value)
-        self._cancelled.add(run.id)
-        self.waiters.wake(run.id)
+        self._stopped(run.id)
+        self._cancel_children(run.id, actor)
         self.notify()
-        logger.info("run cancelled", extra={"action": "run_cancelled", "run_id": run.id})
         return self.store.get_run(run.id)
+
+    def _stopped(self, run_id: str) -> None:
+        self._cancelled.add(run_id)
+        self.waiters.wake(run_id)
+        logger.info("run cancelled", extra={"action": "run_cancelled", "run_id": run_id})
+
+    def _cancel_children(self, run_id: str, actor: Actor | None) -> None:
+        """Cancel the runs of the flows ``run_id``'s flow called (and theirs), as part of
+        cancelling it: the person who cancelled it is recorded, with why."""
+        for child in self.store.unfinished_children(run_id):
+            if self.store.cancel(child, f"its parent run {run_id} was cancelled", actor):
+                self._stopped(child)
+            self._cancel_children(child, actor)
 
     def reassign(self, run_id: str, to: str, by: str | Actor, *, key: str | None = None) -> Pause:
         """Hand the decision a run waits on from ``by`` to ``to`` (another person's id).

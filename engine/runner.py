@@ -61,6 +61,7 @@ def _start(flow: FlowDefinition, parameters: dict[str, Any], started_by: str | N
         audit=AuditEntry(
             AuditAction.RUN_STARTED, run_id, flow.name, actor, data={"parameters": jsonable}
         ),
+        parent_run_id=parent.run_id if parent is not None else None,
     )
     engine.notify()
     logger.info("run started", extra={"action": "run_started", "run_id": run.id, "flow": flow.name})

@@ -327,6 +327,15 @@ class PauseQueries(AuditQueries):
             ).all()
         return [rows.to_pause(r) for r in found]
 
+    def unfinished_children(self, run_id: str) -> list[str]:
+        """The runs of flows that run ``run_id``'s flow called, not finished yet."""
+        final = [s.value for s in RunState if s.is_final]
+        with self._read() as conn:
+            found = conn.execute(
+                select(RUNS.c.id).where(RUNS.c.parent_run_id == run_id, RUNS.c.state.not_in(final))
+            ).all()
+        return [row.id for row in found]
+
     def cancel(self, run_id: str, message: str, actor: Actor | None = None) -> bool:
         """Cancel a run that has not finished, and every pause it waits on."""
         now = self.clock()

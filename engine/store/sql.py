@@ -100,7 +100,7 @@ _SOURCE_COLUMNS = (
 _RUN_COLUMNS = (
     *("id", "flow_name", "flow_ref", "parameters", "parameters_json", "state", "state_name"),
     *("state_message", "started_by", "owner", "result", "tags", "policy", "created_at"),
-    "updated_at",
+    *("updated_at", "parent_run_id"),
 )
 _INSERT_RUN = Prepared(insert(RUNS), columns=[_RUN_COLUMNS])
 #: the columns ``record_task`` gives
@@ -195,8 +195,10 @@ class SqlStore(
         approvers: Sequence[str] = (),
         cancellers: Sequence[str] = (),
         audit: AuditEntry | None = None,
+        parent_run_id: str | None = None,
     ) -> Run:
-        """Store a new run (and its audit record, written with it)."""
+        """Store a new run (and its audit record, written with it); ``parent_run_id``: the
+        run whose flow called this one's."""
         now = self.clock()
         policy = {"approvers": list(approvers), "cancellers": list(cancellers)}
         name = "Running" if state is RunState.RUNNING else "Scheduled"
@@ -219,6 +221,7 @@ class SqlStore(
                     "policy": policy,
                     "created_at": now,
                     "updated_at": now,
+                    "parent_run_id": parent_run_id,
                 },
             )
             self._emit(

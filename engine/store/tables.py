@@ -58,6 +58,8 @@ class RunRow(SQLModel, table=True):
     policy: Any = Field(default=None, sa_column=Column(JSON, nullable=True))
     created_at: datetime = _utc_column()
     updated_at: datetime = _utc_column()
+    #: the run whose flow called this run's flow (a nested flow); cancelling it cancels this
+    parent_run_id: str | None = Field(default=None, max_length=32, index=True)
 
 
 class TaskRunRow(SQLModel, table=True):

@@ -15,12 +15,15 @@ from signoff.engine import (
     InvalidTransition,
     MissingContext,
     PauseStatus,
+    RunCancelled,
+    RunNotWaiting,
     RunState,
     RunSuspended,
     Worker,
     apause_flow_run,
     aresume_flow_run,
     asuspend_flow_run,
+    cancel_flow_run,
     flow,
     pause_flow_run,
     resume_flow_run,
@@ -217,3 +220,28 @@ def test_pause_in_a_nested_flow_returns_the_answer_to_the_parent(engine: Engine)
     thread.join(10)
     assert box == {"result": "child said True"}
     assert final(engine, parent.id).state is RunState.COMPLETED
+
+
+def test_cancelling_a_parent_cancels_the_nested_flow_waiting_under_it(engine: Engine) -> None:
+    @flow(name="nested-ask")
+    def nested_ask():
+        return pause_flow_run(wait_for_input=Go).go
+
+    @flow(name="nested-outer")
+    def nested_outer():
+        return nested_ask()
+
+    thread, box = start(nested_outer)
+    pause = waiting(engine, "nested-ask")
+    parent = engine.list_runs(flow_name="nested-outer")[0]
+    cancel_flow_run(parent.id, by="U0ALICE")
+    thread.join(10)
+    assert isinstance(box.get("error"), RunCancelled)
+    child = engine.get_run(pause.run_id)
+    assert child.state is RunState.CANCELLED
+    assert child.state_message == f"its parent run {parent.id} was cancelled"
+    assert engine.waiting_pause(child.id) is None  # its prompt is closed, not left open
+    with pytest.raises(RunNotWaiting):
+        resume_flow_run(child.id, {"go": True})
+    cancels = [r for r in engine.audit_trail(child.id) if r.action == "run.cancelled"]
+    assert [r.actor_id for r in cancels] == ["U0ALICE"]

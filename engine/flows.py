@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import inspect
 import sys
+import warnings
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, Generic, ParamSpec, TypeVar, cast, overload
 
 import pydantic
+from pydantic.json_schema import PydanticJsonSchemaWarning
 
 from signoff.engine import serialization
 from signoff.engine.errors import InvalidParameters
@@ -109,7 +111,11 @@ class Flow(Generic[P, R]):
         None when a parameter's type has none (an arbitrary class): such a flow takes its
         parameters from code or as JSON, and its type hints judge them."""
         try:
-            return self.parameters_model.model_json_schema()
+            with warnings.catch_warnings():
+                # A default JSON cannot show (bytes) is left out of the schema, which is
+                # what the warning says on every start otherwise.
+                warnings.simplefilter("ignore", PydanticJsonSchemaWarning)
+                return self.parameters_model.model_json_schema()
         except pydantic.PydanticUserError:
             return None
 

@@ -165,3 +165,16 @@ def test_a_flow_in_a_module_with_postponed_annotations_takes_its_parameters_by_t
     assert schema is not None and schema["properties"]["when"]["format"] == "date-time"
     with pytest.raises(InvalidParameters, match="when"):
         future_annotations.validate_parameters({"when": "soon"})
+
+
+@flow(name="bytes-default")
+def bytes_default(blob: bytes = b"\xff") -> int:
+    return len(blob)
+
+
+def test_a_default_json_cannot_show_is_left_out_of_the_schema_without_a_warning(
+    recwarn: pytest.WarningsRecorder,
+) -> None:
+    schema = bytes_default.parameters_schema()
+    assert schema is not None and "default" not in schema["properties"]["blob"]
+    assert not [w for w in recwarn if "PydanticJsonSchemaWarning" in w.category.__name__]

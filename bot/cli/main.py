@@ -129,6 +129,11 @@ class SignoffGroup(click.Group):
 @click.pass_context
 def cli(ctx: click.Context, verbose: bool, database_url: str | None) -> None:
     """Human-in-the-loop approvals for Python flows."""
+    if database_url is not None and not database_url.strip():
+        # Not the default database: an empty value is a mistake (an unset shell variable).
+        raise click.BadParameter(
+            "is empty; give a database URL or leave it out", ctx=ctx, param_hint="'--database-url'"
+        )
     ctx.obj = CliSession(verbose=verbose, database_url=database_url)
     if verbose:
         configure_logging(logging.INFO)

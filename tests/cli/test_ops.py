@@ -184,6 +184,15 @@ def at_revision(url: str, revision: str) -> None:
     db.dispose()
 
 
+def test_an_empty_database_url_is_refused_not_taken_for_the_default(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, out, err = run_cli(capsys, "--database-url", "", "runs", "list")
+    assert (status, out) == (2, "")
+    assert err.startswith("error: Invalid value for '--database-url': is empty")
+    assert not (project / "home" / ".signoff").exists()
+
+
 def test_an_argument_that_is_not_utf8_is_refused_by_position(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

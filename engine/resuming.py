@@ -22,11 +22,18 @@ import pydantic
 from signoff.engine import serialization
 from signoff.engine.actors import Actor, as_actor
 from signoff.engine.audit import AuditAction, AuditEntry
-from signoff.engine.errors import InputInvalid, PauseExpired, RunNotFound, RunNotWaiting
+from signoff.engine.errors import (
+    AlreadyAnswered,
+    EngineError,
+    InputInvalid,
+    PauseExpired,
+    RunNotFound,
+    RunNotWaiting,
+)
 from signoff.engine.input import load_answer
 from signoff.engine.interventions import Interventions
 from signoff.engine.permissions import Refusal
-from signoff.engine.runs import JSON, GivenAnswer, Pause, PauseStatus, RunState, WaitingInput
+from signoff.engine.runs import JSON, GivenAnswer, Pause, PauseStatus, Run, RunState, WaitingInput
 from signoff.engine.store.answers import AnswerOutcome
 from signoff.engine.validation import model_errors, schema_errors
 from signoff.engine.waiters import Answer, Waiter
@@ -77,7 +84,7 @@ class Resuming(Interventions):
         if key is not None and (pause is None or pause.key != key):
             raise self._not_waiting_for(run, key)
         if pause is None or not run.state.is_waiting:
-            raise RunNotWaiting(run.id, run.state.value)
+            raise self._nothing_waits(run)
         now = self.store.clock()
         if pause.deadline is not None and pause.deadline <= now:
             raise PauseExpired(run.id, pause.key, pause.deadline.isoformat())
@@ -130,6 +137,15 @@ class Resuming(Interventions):
             )
             raise self._refuse_answer(actor, run, pause, already, payload)
         return self._answered(pause, actor, payload, outcome, local, answer, verdict)
+
+    def _nothing_waits(self, run: Run) -> EngineError:
+        """Why a run that waits on no pause cannot be answered: someone answered its last
+        one (the loser of two racing answers learns who won), or it is not waiting."""
+        latest = self.store.latest_pause(run.id)
+        answered = (PauseStatus.ANSWERED, PauseStatus.ACCEPTED, PauseStatus.REJECTED)
+        if latest is not None and latest.status in answered and run.state is not RunState.CANCELLED:
+            return AlreadyAnswered(run.id, latest.key, latest.responder)
+        return RunNotWaiting(run.id, run.state.value)
 
     def _answer_waiting_here(
         self, run_id: str, key: str | None, actor: Actor | None, payload: dict[str, JSON]

@@ -67,6 +67,14 @@ WAITING_PAUSE = Prepared(
     .limit(1)
 )
 
+#: the newest pause of a run, whatever its status
+_LATEST_PAUSE = Prepared(
+    select(PAUSES)
+    .where(PAUSES.c.run_id == bindparam("run_id"))
+    .order_by(PAUSES.c.id.desc())
+    .limit(1)
+)
+
 #: the newest rejected answer in a run to a model of one title (asking again prefills it)
 _LAST_REJECTED = Prepared(
     select(PAUSES)
@@ -130,6 +138,12 @@ class PauseQueries(AuditQueries):
         """The pause a run is waiting on now, if any."""
         with self._read() as conn:
             row = WAITING_PAUSE.execute(conn, {"run_id": run_id}).first()
+        return None if row is None else rows.to_pause(row)
+
+    def latest_pause(self, run_id: str) -> Pause | None:
+        """The newest pause of a run, whatever its status."""
+        with self._read() as conn:
+            row = _LATEST_PAUSE.execute(conn, {"run_id": run_id}).first()
         return None if row is None else rows.to_pause(row)
 
     def last_rejected(self, run_id: str, title: str | None) -> Pause | None:

@@ -285,6 +285,23 @@ def test_a_stale_answer_never_answers_the_next_question(engine: Engine) -> None:
     assert isinstance(box["error"], RunCancelled)
 
 
+def test_the_loser_of_two_answers_learns_who_won_even_once_the_run_finished(
+    engine: Engine,
+) -> None:
+    @flow(name="answered-once")
+    def answered_once():
+        return pause_flow_run(wait_for_input=Approval).approved
+
+    thread, box = start(answered_once)
+    pause = waiting(engine, "answered-once")
+    resume_flow_run(pause.run_id, {"approved": True}, responder="alice")
+    thread.join(10)
+    assert engine.get_run(pause.run_id).state is RunState.COMPLETED
+    # The second answer, without a key (as the CLI gives it), arrives after the flow ended.
+    with pytest.raises(AlreadyAnswered, match="already answered by alice"):
+        resume_flow_run(pause.run_id, {"approved": False}, responder="bob")
+
+
 def test_resume_errors_for_unknown_finished_and_expired_runs(engine: Engine) -> None:
     with pytest.raises(RunNotFound, match="no run with id 'nope'"):
         resume_flow_run("nope", {})

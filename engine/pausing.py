@@ -25,6 +25,13 @@ import uuid
 from collections.abc import Generator, Sequence
 from typing import Any, TypeVar, overload
 
+from signoff.engine.asking import (
+    Decision,
+    PauseRequest,
+    check_arguments,
+    pause_request,
+    prepare_call,
+)
 from signoff.engine.context import RunContext, awaited_here, current_run, require_run
 from signoff.engine.errors import InvalidTransition
 from signoff.engine.input import run_input_from_type
@@ -33,13 +40,8 @@ from signoff.engine.quorum import Answers
 from signoff.engine.runs import Pause, RunState
 from signoff.engine.waiting import (
     SUSPEND_REQUEST,
-    Decision,
-    PauseRequest,
-    check_arguments,
     in_event_loop,
     pause_async,
-    pause_request,
-    prepare_call,
     suspend_here,
     suspend_here_async,
     wait_for_answer,

@@ -13,7 +13,7 @@ from datetime import datetime
 
 import click
 
-from signoff.bot.cli.session import CliSession, pass_session
+from signoff.bot.cli.session import CliSession, check_filled, pass_session
 from signoff.bot.cli.times import check_range, time_range_options
 
 
@@ -39,7 +39,13 @@ def verify(session: CliSession) -> None:
 
 @audit.command("export")
 @time_range_options("records")
-@click.option("--flow", "flow_name", metavar="FLOW", help="Only records about this flow.")
+@click.option(
+    "--flow",
+    "flow_name",
+    metavar="FLOW",
+    callback=check_filled,
+    help="Only records about this flow.",
+)
 @click.option(
     "--format",
     "fmt",

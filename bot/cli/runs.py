@@ -18,7 +18,7 @@ from typing import NoReturn
 import click
 
 from signoff.bot.cli.render import JSONValue, detail_text, dump_json, runs_table
-from signoff.bot.cli.session import CliSession, check_person, pass_session
+from signoff.bot.cli.session import CliSession, check_filled, check_person, pass_session
 from signoff.bot.cli.times import Seconds, check_range, time_range_options
 from signoff.bot.cli.wait import (
     Until,
@@ -97,7 +97,9 @@ def runs() -> None:
     type=click.Choice(_STATES, case_sensitive=False),
     help="Only runs in this state (repeatable).",
 )
-@click.option("--flow", "flow_name", metavar="FLOW", help="Only runs of this flow.")
+@click.option(
+    "--flow", "flow_name", metavar="FLOW", callback=check_filled, help="Only runs of this flow."
+)
 @click.option(
     "--started-by",
     metavar="WHO",

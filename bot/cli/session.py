@@ -96,5 +96,17 @@ def check_person(_ctx: click.Context, _param: click.Parameter, name: str | None)
     return name
 
 
+def check_filled(_ctx: click.Context, _param: click.Parameter, text: str | None) -> str | None:
+    """A click callback for a filter such as ``--flow``: an empty value is refused (an
+    unset shell variable), rather than filtering on nothing.
+
+    Raises:
+        click.BadParameter: empty or only spaces.
+    """
+    if text is not None and not text.strip():
+        raise click.BadParameter("is empty; give a name or leave the option out")
+    return text
+
+
 #: Passes the invocation's ``CliSession`` as a command's first argument.
 pass_session = click.make_pass_decorator(CliSession, ensure=True)

@@ -95,4 +95,6 @@ def test_export_filters_by_flow_and_time_in_both_formats(engine: Engine, databas
     assert code == 2 and "must be before --until" in err
     code, _, err = invoke(database_url, "audit", "export", "--since", "100000000d")
     assert code == 2 and "'100000000d' reaches back before the year 1" in err
+    code, _, err = invoke(database_url, "audit", "export", "--flow", "")
+    assert code == 2 and "'--flow': is empty" in err  # as runs list says it
     assert engine.list_runs([RunState.SCHEDULED], flow_name="audit-cli")

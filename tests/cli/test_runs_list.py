@@ -165,6 +165,7 @@ def test_pages_end_with_the_command_for_the_next_one(
         # past what the database's integers hold: refused by name, not an OverflowError
         (["--limit", "99999999999999999999"], "1<=x<=10000"),
         (["--state", "asleep"], "'--state'"),
+        (["--flow", ""], "'--flow': is empty"),
     ],
 )
 def test_bad_filter_values_name_the_option(

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
 
 import pydantic
 
@@ -78,10 +79,59 @@ def _start(flow: FlowDefinition, parameters: dict[str, Any], started_by: str | N
     return ctx
 
 
+class _NestedCall(NamedTuple):
+    """A flow called from another flow's run: the call's key in that run, and the result
+    an earlier execution of that run stored for it (``found``)."""
+
+    parent: RunContext
+    key: str
+    found: bool
+    result: Any
+    started: datetime
+
+
+def _nested_call(flow: FlowDefinition) -> _NestedCall | None:
+    """For a flow called inside another flow's run, its call as that run keeps it: a re-run
+    of the outer run (after a suspend) gets a nested flow's result back, as a task's,
+    rather than running it (and asking its questions) again. None for a top-level call."""
+    parent = current_run.get()
+    if parent is None:
+        return None
+    key = parent.next_task_key(f"flow:{flow.name}")
+    stored = None if parent.fresh else parent.engine.store.completed_task(parent.run_id, key)
+    if stored is not None and stored.result is not None:
+        return _NestedCall(parent, key, True, serialization.load(stored.result), datetime.now(UTC))
+    return _NestedCall(parent, key, False, None, datetime.now(UTC))
+
+
+def _record_nested(call: _NestedCall | None, flow: FlowDefinition, result: Any) -> None:
+    """Keep a nested flow's result with the run that called it, for its re-runs."""
+    if call is None:
+        return
+    try:
+        blob = serialization.dump(result)
+    except Exception:
+        return  # not kept: a re-run runs the nested flow again
+    call.parent.engine.store.record_task(
+        call.parent.run_id,
+        call.key,
+        flow.name,
+        RunState.COMPLETED,
+        1,
+        blob,
+        serialization.preview(result),
+        None,
+        call.started,
+    )
+
+
 def call_flow(
     flow: FlowDefinition, parameters: dict[str, Any], started_by: str | None = None
 ) -> Any:
     """Run a sync flow here and now; its result or its exception comes back to the caller."""
+    nested = _nested_call(flow)
+    if nested is not None and nested.found:
+        return nested.result
     ctx = _start(flow, parameters, started_by)
     token = current_run.set(ctx)
     try:
@@ -94,6 +144,7 @@ def call_flow(
     finally:
         current_run.reset(token)
     _complete(ctx, result)
+    _record_nested(nested, flow, result)
     return result
 
 
@@ -101,6 +152,9 @@ async def call_flow_async(
     flow: FlowDefinition, parameters: dict[str, Any], started_by: str | None = None
 ) -> Any:
     """Run an async flow here and now (awaited by the caller); no store call blocks its loop."""
+    nested = await get_engine().store_threads.call(_nested_call, flow)
+    if nested is not None and nested.found:
+        return nested.result
     ctx = await get_engine().store_threads.call(_start, flow, parameters, started_by)
     offload = ctx.engine.store_threads.call
     token = current_run.set(ctx)
@@ -114,6 +168,7 @@ async def call_flow_async(
     finally:
         current_run.reset(token)
     await offload(_complete, ctx, result)
+    await offload(_record_nested, nested, flow, result)
     return result
 
 

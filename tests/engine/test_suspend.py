@@ -76,6 +76,18 @@ def calls_inside_tasks() -> list[int]:
     return [asked, wrapped, answer, inner(5)]  # "inner-2"
 
 
+@flow(name="asks-inside")
+def asks_inside() -> int:
+    CALLS.append("child body")
+    return pause_flow_run(int, timeout=None)
+
+
+@flow(name="calls-a-flow-then-suspends")
+def calls_a_flow_then_suspends() -> list[int]:
+    first = asks_inside()
+    return [first, suspend_flow_run(int)]
+
+
 @pytest.fixture
 def worker(engine: Engine) -> Iterator[Worker]:
     CALLS.clear()
@@ -172,6 +184,30 @@ def test_a_rerun_that_reuses_tasks_keeps_the_keys_of_the_calls_made_inside_them(
     run = wait_for(lambda: (r := engine.get_run(run_id)).state.is_final and r, timeout=15)
     assert (run.state, run.result) == (RunState.COMPLETED, "[1, 11, 2, 5]")
     assert CALLS == ["ask inside", "inner 1", "inner 5"]
+
+
+def test_a_rerun_gets_a_nested_flows_result_back_instead_of_asking_again(
+    engine: Engine, worker: Worker
+) -> None:
+    box: dict[str, object] = {}
+
+    def call() -> None:
+        try:
+            calls_a_flow_then_suspends()
+        except RunSuspended as exc:
+            box["suspended"] = exc.run_id
+
+    thread = threading.Thread(target=call)
+    thread.start()
+    child = wait_for(lambda: engine.list_runs([RunState.PAUSED], flow_name="asks-inside"))[0]
+    resume_flow_run(child.id, {"value": 1})
+    thread.join(10)
+    run_id = box["suspended"]
+    resume_flow_run(run_id, {"value": 2})
+    run = wait_for(lambda: (r := engine.get_run(run_id)).state.is_final and r, timeout=15)
+    assert (run.state, run.result) == (RunState.COMPLETED, "[1, 2]")
+    assert CALLS == ["child body"]  # the re-run did not run it, nor ask it, again
+    assert len(engine.list_runs(flow_name="asks-inside")) == 1
 
 
 def test_answers_parameters_and_people_of_the_wrong_type_are_refused_by_name(

@@ -45,6 +45,8 @@ class RunContext:
     #: the key of a pause the flow stopped awaiting (its await was cancelled), which the
     #: flow's next write ends first (``waiting.give_up_abandoned``)
     abandoned: str | None = None
+    #: whether this execution called another flow (whose run may be left when it ends)
+    called_flows: bool = False
 
     def __post_init__(self) -> None:
         self.flow_name = self.flow_name or self.flow.name

@@ -21,7 +21,7 @@ from signoff.engine.errors import (
     RunSuspended,
     RunTakenOver,
 )
-from signoff.engine.runs import RunState
+from signoff.engine.runs import Run, RunState
 from signoff.engine.runtime import Engine, get_engine
 from signoff.engine.signals import Cancel, Suspend, TakenOver
 from signoff.engine.store.sql import RunSource
@@ -81,27 +81,72 @@ def _start(flow: FlowDefinition, parameters: dict[str, Any], started_by: str | N
 
 class _NestedCall(NamedTuple):
     """A flow called from another flow's run: the call's key in that run, and the result
-    an earlier execution of that run stored for it (``found``)."""
+    an earlier execution of that run stored for it (``found``), or the run an earlier
+    execution left unfinished (``left``: its process died while the nested flow ran)."""
 
     parent: RunContext
     key: str
     found: bool
     result: Any
     started: datetime
+    left: Run | None = None
 
 
 def _nested_call(flow: FlowDefinition) -> _NestedCall | None:
     """For a flow called inside another flow's run, its call as that run keeps it: a re-run
-    of the outer run (after a suspend) gets a nested flow's result back, as a task's,
-    rather than running it (and asking its questions) again. None for a top-level call."""
+    of the outer run (after a suspend, or after its process died) gets a nested flow's
+    result back, as a task's, or takes up the nested run it left unfinished, rather than
+    running it (and asking its questions) again. None for a top-level call."""
     parent = current_run.get()
     if parent is None:
         return None
+    now = datetime.now(UTC)
+    parent.called_flows = True
     key = parent.next_task_key(f"flow:{flow.name}")
-    stored = None if parent.fresh else parent.engine.store.completed_task(parent.run_id, key)
+    if parent.fresh:
+        return _NestedCall(parent, key, False, None, now)
+    store = parent.engine.store
+    stored = store.completed_task(parent.run_id, key)
     if stored is not None and stored.result is not None:
-        return _NestedCall(parent, key, True, serialization.load(stored.result), datetime.now(UTC))
-    return _NestedCall(parent, key, False, None, datetime.now(UTC))
+        return _NestedCall(parent, key, True, serialization.load(stored.result), now)
+    return _NestedCall(
+        parent, key, False, None, now, store.unfinished_child(parent.run_id, flow.name)
+    )
+
+
+def _take_up(flow: FlowDefinition, call: _NestedCall) -> RunContext | None:
+    """Run a nested run left unfinished again, here: its answered pauses and completed tasks
+    come back as stored, and a pause that still waits is taken up, not asked again. None
+    when there is none to take up (or it finished meanwhile): the call starts a new run."""
+    if call.left is None:
+        return None
+    engine = call.parent.engine
+    owner = engine.claim_ownership()
+    taken = engine.store.transition(
+        call.left.id,
+        RunState.RUNNING,
+        "Running",
+        f"run again by its outer run {call.parent.run_id}",
+        expect=(RunState.RUNNING, RunState.PAUSED, RunState.SUSPENDED, RunState.SCHEDULED),
+        owner=owner,
+    )
+    if not taken:
+        return None
+    engine.notify()
+    logger.info(
+        "nested run taken up",
+        extra={"action": "nested_run_taken_up", "run_id": call.left.id, "flow": flow.name},
+    )
+    return RunContext(
+        engine,
+        call.left.id,
+        flow,
+        flow.is_async,
+        call.left.started_by,
+        fresh=False,
+        parent_run_id=call.parent.run_id,
+        flow_name=call.left.flow_name,
+    )
 
 
 def _record_nested(call: _NestedCall | None, flow: FlowDefinition, result: Any) -> None:
@@ -132,7 +177,8 @@ def call_flow(
     nested = _nested_call(flow)
     if nested is not None and nested.found:
         return nested.result
-    ctx = _start(flow, parameters, started_by)
+    taken = _take_up(flow, nested) if nested is not None else None
+    ctx = taken if taken is not None else _start(flow, parameters, started_by)
     token = current_run.set(ctx)
     try:
         result = flow.fn(**parameters)
@@ -152,10 +198,14 @@ async def call_flow_async(
     flow: FlowDefinition, parameters: dict[str, Any], started_by: str | None = None
 ) -> Any:
     """Run an async flow here and now (awaited by the caller); no store call blocks its loop."""
-    nested = await get_engine().store_threads.call(_nested_call, flow)
+    offload = get_engine().store_threads.call
+    nested = await offload(_nested_call, flow)
     if nested is not None and nested.found:
         return nested.result
-    ctx = await get_engine().store_threads.call(_start, flow, parameters, started_by)
+    taken: RunContext | None = await offload(_take_up, flow, nested) if nested is not None else None
+    ctx: RunContext = (
+        taken if taken is not None else await offload(_start, flow, parameters, started_by)
+    )
     offload = ctx.engine.store_threads.call
     token = current_run.set(ctx)
     try:
@@ -253,6 +303,7 @@ def _complete(ctx: RunContext, result: Any) -> None:
     if not done:
         _outcome_dropped(ctx, "completed")
         return
+    _end_nested(ctx)
     logger.info(
         "run completed",
         extra={"action": "run_completed", "run_id": ctx.run_id, "flow": ctx.flow.name},
@@ -293,6 +344,7 @@ def _finish_with(ctx: RunContext, exc: BaseException) -> None:
     if not done:
         _outcome_dropped(ctx, name.lower())
         return
+    _end_nested(ctx)
     logger.info(
         "run failed",
         extra={
@@ -302,6 +354,17 @@ def _finish_with(ctx: RunContext, exc: BaseException) -> None:
             "error": type(exc).__name__,
         },
     )
+
+
+def _end_nested(ctx: RunContext) -> None:
+    """A run that ended leaves no run of a flow it called waiting: one an earlier execution
+    left unfinished, and this one never reached, is cancelled (no worker runs it alone)."""
+    if ctx.fresh and not ctx.called_flows:
+        return  # nothing it called: no query on the common path
+    store = ctx.engine.store
+    for child in store.unfinished_children(ctx.run_id):
+        if store.cancel(child, f"its outer run {ctx.run_id} ended without it"):
+            ctx.engine.notify()
 
 
 def _outcome_dropped(ctx: RunContext, outcome: str) -> None:

@@ -119,7 +119,9 @@ _COMPLETED_TASK = Prepared(
 #: another worker is taking, on PostgreSQL)
 _SCHEDULED = (
     select(*_SOURCE_COLUMNS)
-    .where(RUNS.c.state == RunState.SCHEDULED.value)
+    # A nested flow's run is run again by its outer run's re-run, which takes it up; alone,
+    # its result would reach no one.
+    .where(RUNS.c.state == RunState.SCHEDULED.value, RUNS.c.parent_run_id.is_(None))
     .order_by(RUNS.c.updated_at, RUNS.c.id)
     .limit(bindparam("limit"))
 )

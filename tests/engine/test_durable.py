@@ -44,6 +44,15 @@ FLOWS = textwrap.dedent(
         answer = pause_flow_run(wait_for_input=Go, timeout=600)
         get_run_logger().info("woke")
         return finish(note) if answer.approved else "no"
+
+    @flow(name="durable-child")
+    def durable_child() -> bool:
+        return pause_flow_run(wait_for_input=Go, timeout=600).approved
+
+    @flow(name="durable-parent")
+    def durable_parent(name: str) -> str:
+        note = prepare(name)
+        return finish(note) if durable_child() else "no"
     """
 )
 
@@ -119,6 +128,44 @@ def test_paused_run_survives_kill_9_and_completes_without_repeating_tasks(
     assert (tmp_path / "ledger.txt").read_text().splitlines() == ["prepare", "finish"]
     pause = engine.get_pause(run.id, "1")
     assert (pause.status, pause.responder) == (PauseStatus.ACCEPTED, "alice")
+
+
+def test_a_nested_flow_paused_when_its_process_died_is_taken_up_by_the_outer_rerun(
+    engine: Engine, database_url: str, tmp_path: Path
+) -> None:
+    """The outer run is run again by another worker; it takes the nested run up where it
+    waits, so the one question is asked once and its answer reaches the outer flow."""
+    flows = tmp_path / "flows.py"
+    flows.write_text(FLOWS)
+    load_flows(str(flows))
+    first = spawn_worker(flows, database_url)
+    try:
+        parent = engine.submit("durable-parent", {"name": "db"})
+        child = wait_for(
+            lambda: engine.list_runs([RunState.PAUSED], flow_name="durable-child"),
+            what="the nested flow's pause",
+        )[0]
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait(10)
+    finally:
+        stop(first)
+    second = spawn_worker(flows, database_url)
+    try:
+        wait_for(
+            lambda: (
+                engine.get_run(child.id).state is RunState.PAUSED
+                and engine.get_run(child.id).owner not in (None, child.owner)
+            ),
+            what="the outer run's re-run to take the nested run up",
+        )
+        resume_flow_run(child.id, {"approved": True}, responder="alice")
+        done = wait_for(lambda: (r := engine.get_run(parent.id)).state.is_final and r, timeout=20)
+    finally:
+        stop(second)
+    assert (done.state, done.result) == (RunState.COMPLETED, "'PREPARED DB'")
+    assert [r.id for r in engine.list_runs(flow_name="durable-child")] == [child.id]
+    assert engine.get_run(child.id).state is RunState.COMPLETED
+    assert (tmp_path / "ledger.txt").read_text().splitlines() == ["prepare", "finish"]
 
 
 def test_flow_in_another_process_wakes_within_a_second(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 from collections.abc import Iterator
 
@@ -245,3 +246,47 @@ def test_cancelling_a_parent_cancels_the_nested_flow_waiting_under_it(engine: En
         resume_flow_run(child.id, {"go": True})
     cancels = [r for r in engine.audit_trail(child.id) if r.action == "run.cancelled"]
     assert [r.actor_id for r in cancels] == ["U0ALICE"]
+
+
+LEAVE = threading.Event()
+
+
+@flow(name="left-behind")
+def left_behind() -> bool:
+    return pause_flow_run(wait_for_input=Go, timeout=60).go
+
+
+LEFT_ENDED: list[BaseException] = []
+
+
+def run_left_behind() -> None:
+    try:
+        left_behind()
+    except RunCancelled as exc:  # what its caller (this thread) hears once it is cancelled
+        LEFT_ENDED.append(exc)
+
+
+@flow(name="leaves-a-flow-behind")
+def leaves_a_flow_behind() -> str:
+    context = contextvars.copy_context()
+    threading.Thread(target=context.run, args=(run_left_behind,), daemon=True).start()
+    LEAVE.wait(10)
+    return "done without it"
+
+
+def test_a_run_that_ends_cancels_the_flow_it_called_and_left_waiting(engine: Engine) -> None:
+    LEAVE.clear()
+    LEFT_ENDED.clear()
+    thread, box = start(leaves_a_flow_behind)
+    pause = waiting(engine, "left-behind")
+    LEAVE.set()
+    thread.join(10)
+    assert box == {"result": "done without it"}
+    child = wait_for(
+        lambda: (r := engine.get_run(pause.run_id)).state is RunState.CANCELLED and r,
+        what="the left run cancelled",
+    )
+    assert (
+        child.state_message.startswith("its outer run ")
+        and "ended without it" in child.state_message
+    )

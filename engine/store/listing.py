@@ -17,6 +17,9 @@ from signoff.engine.store.audit import AUDIT
 from signoff.engine.store.base import RUN_COLUMNS, RUNS, StoreBase
 from signoff.engine.store.pauses import PAUSES
 
+#: the states a run ends in
+_FINAL = [s.value for s in RunState if s.is_final]
+
 
 class ListingQueries(StoreBase):
     def find_run(self, prefix: str) -> Run:
@@ -28,6 +31,30 @@ class ListingQueries(StoreBase):
         if len(found) != 1 or not prefix:
             raise RunNotFound(prefix, several=len(found) > 1 and bool(prefix))
         return rows.to_run(found[0])
+
+    def unfinished_child(self, run_id: str, flow_name: str) -> Run | None:
+        """The oldest run of flow ``flow_name`` that ``run_id``'s flow called and that has not
+        finished (its process died while it ran or waited), if any."""
+        with self._read() as conn:
+            row = conn.execute(
+                select(*RUN_COLUMNS)
+                .where(
+                    RUNS.c.parent_run_id == run_id,
+                    RUNS.c.flow_name == flow_name,
+                    RUNS.c.state.not_in(_FINAL),
+                )
+                .order_by(RUNS.c.created_at, RUNS.c.id)
+                .limit(1)
+            ).first()
+        return None if row is None else rows.to_run(row)
+
+    def unfinished_children(self, run_id: str) -> list[str]:
+        """The runs of flows that run ``run_id``'s flow called, not finished yet."""
+        with self._read() as conn:
+            found = conn.execute(
+                select(RUNS.c.id).where(RUNS.c.parent_run_id == run_id, RUNS.c.state.not_in(_FINAL))
+            ).all()
+        return [row.id for row in found]
 
     def list_runs(
         self,

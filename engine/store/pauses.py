@@ -12,10 +12,10 @@ from sqlalchemy import BigInteger, Connection, bindparam, func, select, update
 
 from signoff.engine.actors import SYSTEM, Actor
 from signoff.engine.audit import AuditAction, AuditEntry
-from signoff.engine.runs import JSON, EventKind, Pause, PauseStatus, Run, RunState
+from signoff.engine.runs import JSON, EventKind, Pause, PauseStatus, RunState
 from signoff.engine.store import rows
 from signoff.engine.store.audit import AuditQueries
-from signoff.engine.store.base import AUDIT_LOCK, AUDIT_LOCKED, RUN_COLUMNS, RUNS
+from signoff.engine.store.base import AUDIT_LOCK, AUDIT_LOCKED, RUNS
 from signoff.engine.store.prepared import Prepared
 from signoff.engine.store.riders import Rider
 from signoff.engine.store.tables import PauseRow
@@ -340,32 +340,6 @@ class PauseQueries(AuditQueries):
                 )
             ).all()
         return [rows.to_pause(r) for r in found]
-
-    def unfinished_child(self, run_id: str, flow_name: str) -> Run | None:
-        """The oldest run of flow ``flow_name`` that ``run_id``'s flow called and that has not
-        finished (its process died while it ran or waited), if any."""
-        final = [s.value for s in RunState if s.is_final]
-        with self._read() as conn:
-            row = conn.execute(
-                select(*RUN_COLUMNS)
-                .where(
-                    RUNS.c.parent_run_id == run_id,
-                    RUNS.c.flow_name == flow_name,
-                    RUNS.c.state.not_in(final),
-                )
-                .order_by(RUNS.c.created_at, RUNS.c.id)
-                .limit(1)
-            ).first()
-        return None if row is None else rows.to_run(row)
-
-    def unfinished_children(self, run_id: str) -> list[str]:
-        """The runs of flows that run ``run_id``'s flow called, not finished yet."""
-        final = [s.value for s in RunState if s.is_final]
-        with self._read() as conn:
-            found = conn.execute(
-                select(RUNS.c.id).where(RUNS.c.parent_run_id == run_id, RUNS.c.state.not_in(final))
-            ).all()
-        return [row.id for row in found]
 
     def cancel(self, run_id: str, message: str, actor: Actor | None = None) -> bool:
         """Cancel a run that has not finished, and every pause it waits on."""

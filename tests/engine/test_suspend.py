@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -88,6 +88,21 @@ def calls_a_flow_then_suspends() -> list[int]:
     return [first, suspend_flow_run(int)]
 
 
+def until_suspended(called: Callable[[], object]) -> tuple[threading.Thread, dict[str, str]]:
+    """Call a flow on a thread; ``box["suspended"]`` gets its run id once it suspends."""
+    box: dict[str, str] = {}
+
+    def call() -> None:
+        try:
+            called()
+        except RunSuspended as exc:
+            box["suspended"] = exc.run_id
+
+    thread = threading.Thread(target=call)
+    thread.start()
+    return thread, box
+
+
 @pytest.fixture
 def worker(engine: Engine) -> Iterator[Worker]:
     CALLS.clear()
@@ -164,16 +179,7 @@ def test_a_rerun_that_reuses_tasks_keeps_the_keys_of_the_calls_made_inside_them(
     """A reused task's body does not run again; the pauses and tasks it called still count,
     so the suspend after it is "2" again (it got task 1's answer) and inner(5) is not
     handed inner(1)'s stored result."""
-    box: dict[str, object] = {}
-
-    def call() -> None:
-        try:
-            calls_inside_tasks()
-        except RunSuspended as exc:
-            box["suspended"] = exc.run_id
-
-    thread = threading.Thread(target=call)
-    thread.start()
+    thread, box = until_suspended(calls_inside_tasks)
     running = wait_for(lambda: engine.list_runs([RunState.PAUSED]), what="the task's pause")
     assert engine.waiting_pause(running[0].id).key == "1"
     resume_flow_run(running[0].id, {"value": 1})
@@ -189,16 +195,7 @@ def test_a_rerun_that_reuses_tasks_keeps_the_keys_of_the_calls_made_inside_them(
 def test_a_rerun_gets_a_nested_flows_result_back_instead_of_asking_again(
     engine: Engine, worker: Worker
 ) -> None:
-    box: dict[str, object] = {}
-
-    def call() -> None:
-        try:
-            calls_a_flow_then_suspends()
-        except RunSuspended as exc:
-            box["suspended"] = exc.run_id
-
-    thread = threading.Thread(target=call)
-    thread.start()
+    thread, box = until_suspended(calls_a_flow_then_suspends)
     child = wait_for(lambda: engine.list_runs([RunState.PAUSED], flow_name="asks-inside"))[0]
     resume_flow_run(child.id, {"value": 1})
     thread.join(10)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from collections.abc import Iterable, Mapping
 
 import pydantic
@@ -212,6 +213,10 @@ class Resuming(Interventions):
             if local is not None:
                 local.answer = answer
                 local.wake()
+                # Give the woken flow the interpreter now: its next line is what the person
+                # answering waits for, and the rest of this call is bookkeeping. (Without
+                # this, the flow waits until this thread blocks or its time slice ends.)
+                time.sleep(0)
             self.waiters.wake(run_id)
         self.notify()
         given = GivenAnswer(

@@ -94,7 +94,8 @@ def _answered_and_moved(owner_cleared: bool, still_paused: bool) -> Prepared:
             select(func.count()).select_from(answered).scalar_subquery().label("answered"),
             select(func.count()).select_from(moved).scalar_subquery().label("moved"),
             func.pg_advisory_xact_lock(bindparam("audit_lock", type_=BigInteger)).label("lock"),
-        )
+        ),
+        dialect="postgresql",
     )
 
 

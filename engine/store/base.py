@@ -88,7 +88,7 @@ class StoreBase:
         #: SQLite: writers queue here rather than in SQLite's sleeping busy handler
         self.writer = SqliteWriter(engine.url.database) if self.is_sqlite else None
         #: SQLite: the one connection every write transaction uses, under the writer's turn
-        self._writing = HeldConnection(lambda: open_write_connection(engine))
+        self._writing = HeldConnection(self._open_writing)
         #: the transaction answers given at the same moment share
         self._sharing = SharedTransactions(self._begin_shared, self._append, self._committed)
         #: SQLite: a connection held for reading events, which a process does after each
@@ -162,6 +162,15 @@ class StoreBase:
             self.writer.close()
         if self.wakeups is not None:
             self.wakeups.close()
+
+    def _open_writing(self) -> Connection:
+        conn = open_write_connection(self.engine)
+        try:
+            Prepared.ready_writes(conn)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
 
     def notify(self, channel: str) -> None:
         """PostgreSQL: send an empty notification to whoever LISTENs on ``channel``."""

@@ -19,6 +19,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import weakref
 from collections import namedtuple
@@ -151,6 +152,34 @@ class Prepared:
             for keys in prepared._usual:
                 if (dialect.name, dialect.driver, keys) not in prepared._compiled:
                     prepared._compile(dialect, keys)
+
+    @classmethod
+    def ready_writes(cls, conn: Connection) -> None:
+        """SQLite: parse every write statement compiled so far on ``conn`` now.
+
+        SQLite's driver keeps the statements a connection parsed (``cached_statements``, 128
+        by default), and parsing one costs a few times what running it does. A process
+        holds one connection for all its writes, so readying that connection when it opens
+        keeps the parsing off the first answer's clock (about 0.1 ms of it).
+        """
+        dialect = conn.dialect
+        if dialect.name != "sqlite":
+            return
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            for prepared in list(cls._made):
+                if not prepared._dml:
+                    continue
+                for (name, driver, _keys), compiled in list(prepared._compiled.items()):
+                    if (name, driver) != (dialect.name, dialect.driver):
+                        continue
+                    # The driver parses (and keeps) the statement before it looks at the
+                    # rows; given none, it runs nothing. One it cannot parse fails as it
+                    # would have anyway, when it is run.
+                    with contextlib.suppress(dialect.loaded_dbapi.Error):
+                        cursor.executemany(compiled.sql, [])
+        finally:
+            cursor.close()
 
     def execute(self, conn: Connection, params: Params | Sequence[Params] | None = None) -> Result:
         """Execute with one set of parameters, or many (one INSERT per mapping)."""

@@ -118,6 +118,24 @@ def test_a_driver_error_is_raised_as_sqlalchemys(engine: Engine) -> None:
         assert conn.execute(select(RUNS.c.id)).all() == [("r1",)]
 
 
+def test_readying_the_write_connection_changes_nothing_stored(engine: Engine) -> None:
+    """A process readies its write connection for the statements of a run's life (so the
+    first answer does not wait while SQLite parses them): that must write nothing."""
+    db = engine.store.engine
+    insert_run = Prepared(insert(RUNS))
+    set_state = Prepared(update(RUNS).where(RUNS.c.id == bindparam("target_run")))
+    with db.begin() as conn:
+        insert_run.execute(conn, run_values("r1"))
+        set_state.execute(conn, {"target_run": "r1", "state": "PAUSED", "updated_at": AT})
+    with db.connect() as conn:
+        before = [tuple(row) for row in conn.execute(select(RUNS)).all()]
+        Prepared.ready_writes(conn)
+        after = [tuple(row) for row in conn.execute(select(RUNS)).all()]
+        states = conn.execute(select(RUNS.c.state)).scalars().all()
+    assert after == before
+    assert states == ["PAUSED"]
+
+
 def test_a_statement_rendered_per_execution_is_refused(engine: Engine) -> None:
     expanding = Prepared(
         select(PAUSES).where(PAUSES.c.run_id.in_(bindparam("ids", expanding=True)))

@@ -110,6 +110,8 @@ def pause_of(pause: eng.Pause) -> Pause:
         status=PauseStatus(pause.status.value),
         answers=tuple(_copy(a, GivenAnswer) for a in pause.answers),
         delegations=tuple(_copy(d, Delegation) for d in pause.delegations),
+        # The engine stores a pause with its schema: whoever may answer it can.
+        unanswerable=None,
     )
 
 

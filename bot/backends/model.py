@@ -220,6 +220,8 @@ class Pause:
     #: decision buttons ask "are you sure?" first
     confirm: bool = False
     delegations: tuple[Delegation, ...] = ()
+    #: why nobody can answer this request although it waits (its form was never stored)
+    unanswerable: str | None = None
 
     @property
     def wants_input(self) -> bool:

@@ -48,6 +48,12 @@ def stale_reason(backend: Backend, run: Run, key: str | None) -> str | None:
         # The deadline may have passed before the timer marked the pause as timed out.
         if pause.deadline is not None and pause.deadline <= datetime.now(UTC):
             return "Nobody answered in time, so this input is closed."
+        if pause.unanswerable is not None:
+            return (
+                f"Nobody can answer this input: {escape_mrkdwn(pause.unanswerable)}. "
+                f"Cancel the run (`/runs cancel {run.id[:8]}`), and start it again if it is "
+                "still needed."
+            )
         return None
     if pause.status in (PauseStatus.ANSWERED, PauseStatus.ACCEPTED):
         return f"This input was already answered by {who(pause.responder)}."

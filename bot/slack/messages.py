@@ -301,6 +301,17 @@ def unrenderable_text(pause: Pause, reason: str, *, cancelled: bool = True) -> s
     )
 
 
+def unanswerable_text(pause: Pause) -> str:
+    """The thread note for a request nobody can answer (``Pause.unanswerable`` says why)."""
+    title = escape_mrkdwn(pause.title or f"for {pause.key}")
+    return (
+        f":x: Nobody can answer the input *{title}*: "
+        f"{escape_mrkdwn(pause.unanswerable or 'it cannot be answered')}. "
+        f"Cancel the run (`/runs cancel {pause.run_id[:8]}`), and start it again if it is "
+        "still needed."
+    )
+
+
 def finished_text(run: Run) -> str:
     """The thread note for a run that ended without completing."""
     line = status_line(run)

@@ -314,6 +314,10 @@ class SlackNotifier:
             # the run still gets its thread, saying who answered and how it ended.
             self._settled_prompt(run, pause)
             return
+        if pause.unanswerable is not None:
+            note = messages.unanswerable_text(pause)
+            self._cannot_ask(event, run, pause, note, "prompt_unanswerable")
+            return
         if pause.schema is not None:
             try:
                 check_renderable(pause.schema, description=pause.description)
@@ -381,29 +385,32 @@ class SlackNotifier:
             if p.key != pause.key
         )
 
-    def _unrenderable(self, event: Event, run: Run, pause: Pause, reason: str) -> None:
-        # Said when the run pauses, not when someone clicks: nobody could ever answer it.
+    def _cannot_ask(self, event: Event, run: Run, pause: Pause, note: str, action: str) -> None:
+        """Say once, in the run's thread, why nobody can answer ``pause`` from Slack (no
+        button): when the run pauses, not when someone clicks. ``action``: the log's key."""
         thread = self.thread(run.id) or self._post_root(
             run,
-            f"{run.flow_name} cannot ask for input",
+            f"{run.flow_name} run {run.id[:8]} cannot ask for input",
             [
                 messages.text_block(
-                    f":x: {messages.run_label(run)} asks for input that Slack cannot show"
+                    f":x: {messages.run_label(run)} asks for input that cannot be given here"
                 )
             ],
         )
-        elsewhere = self.backend.answerable_elsewhere
-        self._note_once(
-            event, thread, messages.unrenderable_text(pause, reason, cancelled=not elsewhere)
-        )
+        self._note_once(event, thread, note)
         # Said once: the root message stands for this pause from now on.
         prompts = self._prompts(run.id)
         prompts.setdefault(pause.key, thread["ts"])
         self.backend.set_record(run.id, ids.PROMPTS, prompts)
         logger.warning(
-            "input model cannot be rendered",
-            extra={"action": "prompt_unrenderable", "run_id": run.id, "key": pause.key},
+            "input cannot be asked for",
+            extra={"action": action, "run_id": run.id, "key": pause.key},
         )
+
+    def _unrenderable(self, event: Event, run: Run, pause: Pause, reason: str) -> None:
+        elsewhere = self.backend.answerable_elsewhere
+        note = messages.unrenderable_text(pause, reason, cancelled=not elsewhere)
+        self._cannot_ask(event, run, pause, note, "prompt_unrenderable")
         if elsewhere:
             return  # someone may still answer it where it runs (Prefect's UI)
         # Nobody could ever answer it. It may have ended meanwhile (timed out, cancelled by

@@ -178,6 +178,31 @@ def test_prefects_schema_check_comes_back_field_by_field(prefect_backend: Prefec
     assert finished(backend, run.id).state is RunState.CANCELLED
 
 
+#: the flow run inputs of a first pause, as Prefect names them
+KEYSET = {part: f"paused-1-{part}" for part in ("schema", "description", "response")}
+
+
+def paused_without_schema(backend: PrefectBackend, name: str) -> str:
+    """A run paused for input whose schema is not stored (as between the flow's pause and
+    its storing the schema, or for good when its process died in between)."""
+    api = backend.api
+    flow_id = api.deployment_by_name("get-shirt-order", "tests")["flow_id"]
+    created = api._json(
+        "POST",
+        "/flow_runs/",
+        body={
+            "flow_id": flow_id,
+            "name": name,
+            "state": {
+                "type": "PAUSED",
+                "name": "Paused",
+                "state_details": {"pause_key": "1", "run_input_keyset": KEYSET},
+            },
+        },
+    )
+    return str(created["id"])
+
+
 def test_a_pause_whose_schema_is_not_stored_yet_waits_for_nothing_until_it_is(
     prefect_backend: PrefectBackend,
 ) -> None:
@@ -185,22 +210,8 @@ def test_a_pause_whose_schema_is_not_stored_yet_waits_for_nothing_until_it_is(
     # an answer would be refused with "schema not found", and a form would have no fields.
     backend = prefect_backend
     api = backend.api
-    flow_id = api.deployment_by_name("get-shirt-order", "tests")["flow_id"]
-    keyset = {part: f"paused-1-{part}" for part in ("schema", "description", "response")}
-    created = api._json(
-        "POST",
-        "/flow_runs/",
-        body={
-            "flow_id": flow_id,
-            "name": "schema-not-stored-yet",
-            "state": {
-                "type": "PAUSED",
-                "name": "Paused",
-                "state_details": {"pause_key": "1", "run_input_keyset": keyset},
-            },
-        },
-    )
-    run_id = str(created["id"])
+    keyset = KEYSET
+    run_id = paused_without_schema(backend, "schema-not-stored-yet")
     try:
         assert backend.waiting_pause(run_id) is None
         early = backend.answer(
@@ -220,6 +231,40 @@ def test_a_pause_whose_schema_is_not_stored_yet_waits_for_nothing_until_it_is(
         assert isinstance(answer, Refused) and list(answer.errors) == ["size"]
     finally:
         backend.cancel(run_id, by=CAROL)
+
+
+def test_a_pause_whose_schema_never_comes_is_reported_as_unanswerable(
+    prefect_api_url: str,
+) -> None:
+    # The flow's process died between pausing and storing the schema: nobody can answer the
+    # run, in Slack or in Prefect's UI. After the wait, the thread says so, with no button.
+    settings = PrefectSettings.load(
+        api_url=prefect_api_url, reconcile_seconds=2.0, schema_wait_seconds=1.0
+    )
+    backend = PrefectBackend(settings)
+    try:
+        with serving(backend) as bot:
+            run_id = paused_without_schema(backend, "schema-never-stored")
+            root = bot.root_message(run_id, timeout=60)
+            assert "cannot ask for input" in root.text
+            assert not buttons(root)
+            note = bot.slack.wait_for(
+                lambda ws: next(
+                    (r for r in ws.channel(CHANNEL).replies.get(root.ts, []) if "Nobody" in r.text),
+                    None,
+                ),
+                timeout=30,
+            )
+            assert "did not store the input's schema within 1 s" in note.text
+            assert f"/runs cancel {run_id[:8]}" in note.text
+            waiting = backend.waiting_pause(run_id)
+            assert waiting is not None and waiting.unanswerable is not None
+            answer = backend.answer(run_id, waiting.key, {"size": "small"}, responder=ALICE)
+            assert isinstance(answer, Stale) and "cannot be answered" in answer.reason
+            backend.cancel(run_id, by=CAROL)
+            assert finished(backend, run_id).state is RunState.CANCELLED
+    finally:
+        backend.close()
 
 
 def test_a_pause_without_input_gets_a_continue_button(bot: ServedBot) -> None:

@@ -80,6 +80,8 @@ class Answering(RunReading):
             return Stale(f"run {run.id} is {run.state_name} and does not wait for input {key!r}")
         if pause.deadline is not None and pause.deadline <= datetime.now(UTC):
             return Stale(f"input {key!r} of run {run.id} closed at {pause.deadline:%H:%M} UTC")
+        if pause.unanswerable is not None:
+            return Stale(f"input {key!r} of run {run.id} cannot be answered: {pause.unanswerable}")
         refused = self.rules.answer(responder, run, pause)
         if refused is not None:
             self._audit_refusal(run.id, responder, key, Action.ANSWER, refused)

@@ -113,7 +113,8 @@ class RunControl(RunReading):
         run = self._run(doc)
         if run.state.is_final:
             raise RunNotChangeable(run.id, run.state.value, RunState.CANCELLED.value)
-        refused = self.rules.cancel(by, run, self._permission(doc), self._waiting(doc))
+        waiting = self._waiting(doc)
+        refused = self.rules.cancel(by, run, self._permission(doc), waiting)
         if refused is not None:
             self._audit_refusal(run.id, by, None, Action.CANCEL, refused)
             raise NotPermitted(
@@ -122,9 +123,11 @@ class RunControl(RunReading):
         state = doc.get("state") or {}
         # A run with a live process (running, or paused in its process) is asked to stop
         # (Cancelling, which its runner or worker acts on); one without is cancelled outright.
+        # So is a pause whose flow never stored its input's schema: its process is gone.
         live = state.get("type") in ("RUNNING", "CANCELLING") or (
             state.get("type") == "PAUSED"
             and not (state.get("state_details") or {}).get("pause_reschedule")
+            and (waiting is None or waiting.unanswerable is None)
         )
         kind, label = ("CANCELLING", "Cancelling") if live else ("CANCELLED", "Cancelled")
         message = reason or f"cancelled by {by.id}"

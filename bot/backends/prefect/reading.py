@@ -180,6 +180,7 @@ class RunReading:
             read_input=lambda key: self._static_input(run.id, key),
             read_record=lambda key: self.records.get(run.id, key),
             logs=(lambda: logs) if logs is not None else (lambda: self.api.logs(run.id)),
+            schema_wait=timedelta(seconds=self.settings.schema_wait_seconds),
         )
 
     def _waiting(self, doc: Doc) -> Pause | None:

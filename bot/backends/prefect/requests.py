@@ -79,8 +79,12 @@ def read_pauses(
     read_input: ReadInput,
     read_record: ReadRecord,
     logs: Callable[[], list[Doc]],
+    schema_wait: timedelta = timedelta(seconds=30),
 ) -> list[Pause]:
-    """Every request for input the run made, oldest first, with where each stands now."""
+    """Every request for input the run made, oldest first, with where each stands now.
+
+    A request whose schema the flow has not stored yet is left out for ``schema_wait``
+    after it was made, and then listed as waiting but ``unanswerable``."""
     current = prefect_runs.pause_of(doc.get("state") or {})
     pauses = prefect_runs.pauses(states)
     found: list[Pause] = []
@@ -100,10 +104,19 @@ def read_pauses(
         later = pauses[index + 1] if index + 1 < len(pauses) else None
         errors: dict[str, str] = {}
         waiting = current is not None and current.key == pause.key and not answer
+        unanswerable = None
         if waiting and keyset and schema is None:
             # The flow pauses first and stores the schema just after: until then there is
             # no form to show, and Prefect would refuse any answer ("schema not found").
-            continue
+            if datetime.now(UTC) - pause.created_at < schema_wait:
+                continue
+            # Past the wait, the flow is not going to store it (its process stopped, most
+            # likely): say so rather than keep the request out of sight.
+            unanswerable = (
+                f"the flow paused for input but did not store the input's schema within "
+                f"{schema_wait.total_seconds():g} s (its process may have stopped), so "
+                "Prefect cannot take an answer"
+            )
         if waiting:
             status = PauseStatus.WAITING
         elif response is not None or answer or _resumed_after(states, pause):
@@ -153,6 +166,7 @@ def read_pauses(
                     else ()
                 ),
                 delegations=tuple(delegations),
+                unanswerable=unanswerable,
             )
         )
     return _prefill_asked_again(found)

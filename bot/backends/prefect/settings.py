@@ -6,6 +6,9 @@ per-flow permissions.
 - ``PREFECT_API_KEY``: Prefect Cloud's API key (unset for a self-hosted server);
 - ``SIGNOFF_PREFECT_RECONCILE_SECONDS``: how often runs are read again in case an event
   was missed (default 30);
+- ``SIGNOFF_PREFECT_SCHEMA_WAIT_SECONDS``: how long a run may stay paused for input
+  without its flow storing the input's schema (which it does just after pausing) before
+  Signoff says that nobody can answer it (default 30);
 - ``SIGNOFF_PREFECT_PERMISSIONS``: a JSON file of who may answer, start and cancel, per
   flow or deployment::
 
@@ -88,6 +91,13 @@ class PrefectSettings(BaseSettings):
         le=86_400,
         allow_inf_nan=False,
         alias="SIGNOFF_PREFECT_RECONCILE_SECONDS",
+    )
+    schema_wait_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=86_400,
+        allow_inf_nan=False,
+        alias="SIGNOFF_PREFECT_SCHEMA_WAIT_SECONDS",
     )
     permissions_file: Path | None = Field(default=None, alias="SIGNOFF_PREFECT_PERMISSIONS")
 

@@ -64,12 +64,21 @@ class LocalWakeups:
         """Bind this process's socket; None (poll instead) if that is not possible here."""
         if not self.supported():
             return None
+        path = str(self.folder / f"{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        inbox: socket.socket | None = None
         try:
-            self.folder.mkdir(mode=0o700, exist_ok=True)
-            path = str(self.folder / f"{os.getpid()}-{uuid.uuid4().hex[:8]}")
             inbox = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-            inbox.bind(path)
+            try:
+                self.folder.mkdir(mode=0o700, exist_ok=True)
+                inbox.bind(path)
+            except FileNotFoundError:
+                # The last process to leave removed the folder just after we made sure of
+                # it (``close``): make it again.
+                self.folder.mkdir(mode=0o700, exist_ok=True)
+                inbox.bind(path)
         except OSError as exc:
+            if inbox is not None:
+                inbox.close()
             logger.warning(
                 "no local wake-ups; other processes' events are found by polling",
                 extra={"action": "wakeups_unavailable", "error": str(exc)},
@@ -129,6 +138,10 @@ class LocalWakeups:
             if self._inbox_path is not None:
                 with contextlib.suppress(OSError):
                     os.unlink(self._inbox_path)
+                # The last process to leave removes the folder (rmdir fails while it holds
+                # another's socket), so that every database used once does not leave one.
+                with contextlib.suppress(OSError):
+                    os.rmdir(self._folder_path)
             self._inbox = self._sender = None
             self._inbox_path = None
 

@@ -220,6 +220,35 @@ def test_a_wake_up_socket_left_by_a_killed_process_is_cleared(tmp_path: Path) ->
         sender.close()
 
 
+def test_the_last_process_to_leave_a_database_removes_its_wake_up_folder(
+    tmp_path: Path,
+) -> None:
+    """Each SQLite file gets a folder of wake-up sockets in the temporary directory: it
+    stays while a process listens, and goes with the last one (or each test database,
+    each throwaway file, would leave one behind for good)."""
+    from signoff.engine.store.wakeups import LocalWakeups
+
+    database = str(tmp_path / "runs.db")
+    first, second, sender = (LocalWakeups(database) for _ in range(3))
+    assert first.listen() is not None
+    inbox = second.listen()
+    assert inbox is not None
+    first.close()
+    assert second.folder.is_dir()  # the other process still listens there
+    sender.send()
+    assert inbox.recv(16)
+    second.close()
+    assert not second.folder.exists()
+    # A process that comes later (or raced the removal) makes the folder again.
+    again = LocalWakeups(database)
+    try:
+        assert again.listen() is not None and again.folder.is_dir()
+    finally:
+        again.close()
+        sender.close()
+    assert not again.folder.exists()
+
+
 def test_an_answer_goes_ahead_of_the_writes_queued_before_it(
     sqlite_engines: Callable[..., Engine],
 ) -> None:

@@ -151,6 +151,22 @@ def test_every_variable_a_settings_class_reads_is_shown() -> None:
     assert read <= KNOWN, read - KNOWN
 
 
+@pytest.mark.parametrize(
+    "variable", ["SIGNOFF_PREFECT_RECONCILE_SECONDS", "SIGNOFF_PREFECT_SCHEMA_WAIT_SECONDS"]
+)
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [("0", "greater than 0"), ("inf", "finite"), ("90000", "less than or equal to 86400")],
+)
+def test_prefect_intervals_refuse_what_no_timer_can_wait(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, why: str
+) -> None:
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:4200/api")
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError, match=f"^{variable} .*{why}"):
+        PrefectSettings.load()
+
+
 def test_setting_errors_name_the_variable_without_library_prefixes(
     project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

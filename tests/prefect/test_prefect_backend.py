@@ -44,6 +44,16 @@ def replies(bot: ServedBot, root) -> list:
     return bot.slack.channel(CHANNEL).replies.get(root.ts, [])
 
 
+def reply_saying(bot: ServedBot, root, text: str, timeout: float = 60):
+    """Wait for the first reply in ``root``'s thread that contains ``text``."""
+    return bot.slack.wait_for(
+        lambda ws: next(
+            (m for m in ws.channel(CHANNEL).replies.get(root.ts, []) if text in m.text), None
+        ),
+        timeout=timeout,
+    )
+
+
 def finished(backend: PrefectBackend, run_id: str, timeout: float = 60):
     return wait_for(
         lambda: (r := backend.get_run(run_id)).state.is_final and r,
@@ -122,13 +132,7 @@ def test_the_validation_loop_shows_who_sent_what_and_asks_again_prefilled(bot: S
     bot.slack.wait_for(lambda ws: ws.open_view("U0ALICE"), timeout=120)
     bot.driver.submit("alice", {"size": "small", "color": "green"})
 
-    note = bot.slack.wait_for(
-        lambda ws: next(
-            (m for m in ws.channel(CHANNEL).replies.get(root.ts, []) if "not accepted" in m.text),
-            None,
-        ),
-        timeout=60,
-    )
+    note = reply_saying(bot, root, "not accepted")
     assert "<@U0ALICE>" in note.text
     assert "Green is only in stock" in note.text
     assert "size=small" in note.text and "color=green" in note.text
@@ -248,13 +252,7 @@ def test_a_pause_whose_schema_never_comes_is_reported_as_unanswerable(
             root = bot.root_message(run_id, timeout=60)
             assert "cannot ask for input" in root.text
             assert not buttons(root)
-            note = bot.slack.wait_for(
-                lambda ws: next(
-                    (r for r in ws.channel(CHANNEL).replies.get(root.ts, []) if "Nobody" in r.text),
-                    None,
-                ),
-                timeout=30,
-            )
+            note = reply_saying(bot, root, "Nobody can answer", timeout=30)
             assert "did not store the input's schema within 1 s" in note.text
             assert f"/runs cancel {run_id[:8]}" in note.text
             waiting = backend.waiting_pause(run_id)

@@ -25,11 +25,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from signoff.bot.errors import SettingsError
+
+#: an interval: more than nothing, at most a day (an infinite one overflows the timer that
+#: waits on it)
+Seconds = Annotated[float, Field(gt=0, le=86_400, allow_inf_nan=False)]
 
 
 class Permission(BaseModel):
@@ -84,21 +89,8 @@ class PrefectSettings(BaseSettings):
 
     api_url: str = Field(alias="PREFECT_API_URL")
     api_key: SecretStr | None = Field(default=None, alias="PREFECT_API_KEY")
-    #: at most a day; an infinite interval overflows the timer that waits on it
-    reconcile_seconds: float = Field(
-        default=30.0,
-        gt=0,
-        le=86_400,
-        allow_inf_nan=False,
-        alias="SIGNOFF_PREFECT_RECONCILE_SECONDS",
-    )
-    schema_wait_seconds: float = Field(
-        default=30.0,
-        gt=0,
-        le=86_400,
-        allow_inf_nan=False,
-        alias="SIGNOFF_PREFECT_SCHEMA_WAIT_SECONDS",
-    )
+    reconcile_seconds: Seconds = Field(default=30.0, alias="SIGNOFF_PREFECT_RECONCILE_SECONDS")
+    schema_wait_seconds: Seconds = Field(default=30.0, alias="SIGNOFF_PREFECT_SCHEMA_WAIT_SECONDS")
     permissions_file: Path | None = Field(default=None, alias="SIGNOFF_PREFECT_PERMISSIONS")
 
     @field_validator("api_url")

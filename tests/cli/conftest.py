@@ -1,4 +1,5 @@
-"""The ``cli`` fixture: the command line against this test's database; and the logging
+"""The ``cli`` fixture: the command line against this test's database; ``project``: a
+folder with a flows file and a SQLite database to run ``signoff`` in; and the logging
 set-up each in-process ``main()`` call makes, undone after each test."""
 
 from __future__ import annotations
@@ -11,6 +12,24 @@ import pytest
 
 from signoff.engine import Engine, EngineSettings
 from tests.cli.test_cli import Cli
+
+FLOWS = '''
+from signoff.engine import flow
+
+
+@flow(approvers=["U024BE7LH"], forbid_starter=True)
+def access_request(user: str, days: int = 7) -> dict:
+    """Grant temporary access."""
+    return {"user": user, "days": days}
+'''
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    (tmp_path / "flows.py").write_text(FLOWS)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SIGNOFF_DATABASE_URL", f"sqlite:///{tmp_path / 'ops.db'}")
+    return tmp_path
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
-"""Operating ``signoff``: version, flows list, did-you-mean, settings from ``.env`` with
-``config show``, schema upgrades on purpose, and JSON logs."""
+"""Operating ``signoff``: version, flows list, did-you-mean, one-line errors, schema upgrades
+on purpose, and JSON logs. (Settings and ``config show``: ``test_config``.)"""
 
 from __future__ import annotations
 
@@ -15,41 +15,12 @@ from pathlib import Path
 
 import pytest
 from alembic import command
-from pydantic import AliasChoices
 from sqlalchemy import create_engine
 
-from signoff.bot.backends.prefect import PrefectSettings
-from signoff.bot.cli.config import KNOWN
-from signoff.bot.cli.main import main
-from signoff.bot.config import BotSettings, LogSettings, ServerSettings
-from signoff.bot.errors import SettingsError
-from signoff.engine import ConfigurationError, EngineSettings
+from signoff.engine import EngineSettings
 from signoff.engine.store.database import HEAD_REVISION, _alembic_config
+from tests.cli.in_process import run_cli
 from tests.support.waiting import wait_for
-
-FLOWS = '''
-from signoff.engine import flow
-
-
-@flow(approvers=["U024BE7LH"], forbid_starter=True)
-def access_request(user: str, days: int = 7) -> dict:
-    """Grant temporary access."""
-    return {"user": user, "days": days}
-'''
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    status = main(list(args))
-    out, err = capsys.readouterr()
-    return status, out, err
-
-
-@pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    (tmp_path / "flows.py").write_text(FLOWS)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("SIGNOFF_DATABASE_URL", f"sqlite:///{tmp_path / 'ops.db'}")
-    return tmp_path
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
@@ -81,123 +52,6 @@ def test_an_unknown_flow_name_suggests_the_close_one(
     )
     assert status == 1
     assert "did you mean 'access-request'?" in err
-
-
-def test_settings_come_from_dot_env_and_config_show_masks_secrets(
-    project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    (project / ".env").write_text(
-        "SLACK_BOT_TOKEN=xoxb-1-verysecretvalue\n"
-        "SLACK_APP_TOKEN=xapp-1-alsosecret\n"
-        "SIGNOFF_CHANNEL=C0DEPLOYS\n"
-        "PORT=8123\n"
-        "SIGNOFF_POOL_SIZE=3\n"
-    )
-    monkeypatch.setenv("SIGNOFF_DATABASE_URL", "postgresql://signoff:hunter2@db:5432/signoff")
-    # Socket Mode: no signing secret is needed.
-    settings = BotSettings.load()
-    assert (settings.channel, settings.socket_mode, settings.signing_secret) == (
-        "C0DEPLOYS",
-        True,
-        None,
-    )
-    assert ServerSettings.load().port == 8123
-    assert EngineSettings.load().pool_size == 3
-
-    status, out, _ = run_cli(capsys, "config", "show")
-    assert status == 0, out
-    assert "verysecretvalue" not in out and "alsosecret" not in out and "hunter2" not in out
-    rows = {line.split()[0]: line for line in out.splitlines()}
-    assert "xoxb-********" in rows["SLACK_BOT_TOKEN"]
-    assert ".env (SLACK_BOT_TOKEN)" in rows["SLACK_BOT_TOKEN"]
-    assert "8123" in rows["SIGNOFF_PORT"] and ".env (PORT)" in rows["SIGNOFF_PORT"]
-    assert "postgresql://signoff:********@db:5432/signoff" in rows["SIGNOFF_DATABASE_URL"]
-    assert "environment (SIGNOFF_DATABASE_URL)" in rows["SIGNOFF_DATABASE_URL"]
-    assert not [line for line in out.splitlines() if line.startswith("warning:")]
-    # The defaults it shows are the engine's own.
-    for name in ("HEARTBEAT_SECONDS", "OWNER_TIMEOUT_SECONDS", "POLL_SECONDS"):
-        default = EngineSettings.model_fields[name.lower()].default
-        assert rows[f"SIGNOFF_{name}"].split()[1] == f"{default:g}", rows[f"SIGNOFF_{name}"]
-
-
-def test_config_show_warns_of_a_signoff_variable_that_is_no_setting(
-    project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    (project / ".env").write_text("SIGNOFF_POLL_SECOND=3\n")
-    monkeypatch.setenv("SIGNOFF_DATABSE_URL", "sqlite:///typo.db")
-    monkeypatch.setenv("SIGNOFF_TEAM", "payments")  # someone's own variable: named, no guess
-    _, out, _ = run_cli(capsys, "config", "show")
-    assert [line for line in out.splitlines() if line.startswith("warning:")] == [
-        "warning: SIGNOFF_DATABSE_URL is not a setting Signoff reads; did you mean "
-        "SIGNOFF_DATABASE_URL?",
-        "warning: SIGNOFF_POLL_SECOND is not a setting Signoff reads; did you mean "
-        "SIGNOFF_POLL_SECONDS?",
-        "warning: SIGNOFF_TEAM is not a setting Signoff reads",
-    ]
-    _, out, _ = run_cli(capsys, "config", "show", "--json")
-    assert len(json.loads(out)["warnings"]) == 3
-
-
-def test_every_variable_a_settings_class_reads_is_shown() -> None:
-    read: set[str] = set()
-    for settings in (EngineSettings, BotSettings, ServerSettings, LogSettings, PrefectSettings):
-        prefix = settings.model_config.get("env_prefix", "")
-        for name, field in settings.model_fields.items():
-            aliases = field.validation_alias
-            if isinstance(aliases, AliasChoices):
-                read.update(str(choice) for choice in aliases.choices)
-            else:
-                read.add(str(aliases or field.alias or f"{prefix}{name}".upper()))
-    assert read <= KNOWN, read - KNOWN
-
-
-@pytest.mark.parametrize(
-    "variable", ["SIGNOFF_PREFECT_RECONCILE_SECONDS", "SIGNOFF_PREFECT_SCHEMA_WAIT_SECONDS"]
-)
-@pytest.mark.parametrize(
-    ("value", "why"),
-    [("0", "greater than 0"), ("inf", "finite"), ("90000", "less than or equal to 86400")],
-)
-def test_prefect_intervals_refuse_what_no_timer_can_wait(
-    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, why: str
-) -> None:
-    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:4200/api")
-    monkeypatch.setenv(variable, value)
-    with pytest.raises(SettingsError, match=f"^{variable} .*{why}"):
-        PrefectSettings.load()
-
-
-def test_setting_errors_name_the_variable_without_library_prefixes(
-    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setenv("SIGNOFF_DATABASE_URL", "mysql://x")
-    monkeypatch.setenv("SIGNOFF_POOL_SIZE", "0")
-    with pytest.raises(ConfigurationError) as engine_error:
-        EngineSettings.load()
-    message = str(engine_error.value)
-    assert "SIGNOFF_DATABASE_URL: unsupported database URL scheme 'mysql'" in message
-    assert "SIGNOFF_POOL_SIZE" in message
-    assert "Value error" not in message
-    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-1")
-    monkeypatch.setenv("SIGNOFF_CHANNEL", "C0X")
-    with pytest.raises(SettingsError, match="^SLACK_SIGNING_SECRET is not set") as bot_error:
-        BotSettings.load()
-    assert "Value error" not in str(bot_error.value)
-    monkeypatch.setenv("SIGNOFF_LOG_FORMAT", "xml")
-    with pytest.raises(SettingsError, match="^SIGNOFF_LOG_FORMAT "):
-        LogSettings.load()
-    status, out, _ = run_cli(capsys, "config", "show")
-    assert status == 1
-    assert "problem: SIGNOFF_LOG_FORMAT" in out
-
-
-def at_revision(url: str, revision: str) -> None:
-    """A database whose schema stops at an older revision, as an older Signoff left it."""
-    db = create_engine(url)
-    with db.connect() as connection:
-        command.upgrade(_alembic_config(connection), revision)
-        connection.commit()
-    db.dispose()
 
 
 def test_an_empty_database_url_is_refused_not_taken_for_the_default(
@@ -246,16 +100,13 @@ def test_a_port_in_use_is_named_in_one_line_and_nothing_keeps_running(
         wait_for(lambda: threading.active_count() <= threads, what="the started parts stopped")
 
 
-def test_a_malformed_log_setting_is_named_in_one_line(
-    project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("SIGNOFF_LOG_LEVEL", "LOUD")
-    status, _, err = run_cli(capsys, "worker")
-    assert status == 1 and err.startswith("error: SIGNOFF_LOG_LEVEL"), err
-    assert "unexpected" not in err and len(err.strip().splitlines()) == 1
-    # -v shows the traceback too; the error still ends it, in one line
-    status, _, err = run_cli(capsys, "-v", "runs", "list")
-    assert status == 1 and err.splitlines()[-1].startswith("error: SIGNOFF_LOG_LEVEL"), err
+def at_revision(url: str, revision: str) -> None:
+    """A database whose schema stops at an older revision, as an older Signoff left it."""
+    db = create_engine(url)
+    with db.connect() as connection:
+        command.upgrade(_alembic_config(connection), revision)
+        connection.commit()
+    db.dispose()
 
 
 def test_an_outdated_database_is_refused_until_upgraded_on_purpose(
@@ -453,7 +304,7 @@ def test_shell_completion_as_the_readme_documents(tmp_path: Path) -> None:
 def test_runs_show_json_gives_the_result_as_json(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from signoff.engine import Engine, EngineSettings, load_flows
+    from signoff.engine import Engine, load_flows
 
     load_flows(str(project / "flows.py"))
     engine = Engine(EngineSettings.load())

@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from signoff.bot.cli.main import main
 from signoff.engine import (
     Engine,
     EngineSettings,
@@ -20,6 +19,7 @@ from signoff.engine import (
     set_engine,
     suspend_flow_run,
 )
+from tests.cli.in_process import run_cli
 
 BASE = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 
@@ -27,12 +27,6 @@ BASE = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 @flow(name="list-ask")
 def list_ask() -> int:
     return suspend_flow_run(wait_for_input=int)
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    status = main(list(args))
-    out, err = capsys.readouterr()
-    return status, out, err
 
 
 def ids(out: str) -> list[str]:

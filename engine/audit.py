@@ -109,8 +109,13 @@ class AuditRecord:
         return self.actor_id
 
 
+#: a record's content as its hash reads it: keys sorted, compact, UTF-8 (one encoder for
+#: every record: ``json.dumps`` builds one per call when given options)
+_canonical_text = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+
+
 def _canonical(fields: dict[str, Any]) -> bytes:
-    return json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return _canonical_text(fields).encode()
 
 
 def chain_hash(

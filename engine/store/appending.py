@@ -23,6 +23,7 @@ Example::
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -140,18 +141,21 @@ _EVENT_JSON = _json_columns(EVENTS, EVENT_COLUMNS)
 _AUDIT_JSON = _json_columns(AUDIT, AUDIT_COLUMNS)
 
 
+#: the rows' array, times included (JSON columns are already text by then)
+_rows_array = json.JSONEncoder(allow_nan=False, default=_json_default).encode
+
+
 def _rows_json(
     rows: Sequence[Mapping[str, Any]], columns: Sequence[str], as_text: frozenset[str]
 ) -> str:
     """The rows as one JSON array: one C call, where binding an array per column had
     psycopg adapt every value in Python. JSON columns go as their own text (``_from_json``)."""
     dumps = json_text
-    return dumps(
+    return _rows_array(
         [
             {name: dumps(row[name]) if name in as_text else row[name] for name in columns}
             for row in rows
-        ],
-        default=_json_default,
+        ]
     )
 
 

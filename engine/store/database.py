@@ -62,7 +62,8 @@ def is_sqlite(engine: Engine) -> bool:
 #: How a JSON column's value becomes text: standard JSON only. Python's ``json`` writes
 #: ``Infinity`` and ``NaN``, which PostgreSQL refuses and other readers of a SQLite file
 #: cannot parse; the engine's checks refuse such values by name before they get here.
-json_text = functools.partial(json.dumps, allow_nan=False)
+#: One encoder for every value: ``json.dumps`` given any option builds a new one per call.
+json_text = json.JSONEncoder(allow_nan=False).encode
 
 
 def create_db_engine(

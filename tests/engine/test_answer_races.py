@@ -1,0 +1,125 @@
+"""Answers that race: two at once, one after another process took the run over, one for a
+question already answered, and one after the run finished."""
+
+from __future__ import annotations
+
+import threading
+
+import pydantic
+import pytest
+
+from signoff.engine import (
+    AlreadyAnswered,
+    Engine,
+    PauseStatus,
+    RunCancelled,
+    RunState,
+    flow,
+    pause_flow_run,
+    resume_flow_run,
+)
+from signoff.engine.input import RunInput
+from tests.support.running import start, waiting
+from tests.support.waiting import wait_for
+
+
+class Approval(RunInput):
+    approved: bool
+    reason: str = pydantic.Field(default="", max_length=20)
+
+
+def test_two_racing_resumes_exactly_one_wins(engine: Engine) -> None:
+    @flow
+    def deploy():
+        return pause_flow_run(wait_for_input=Approval)
+
+    thread, box = start(deploy)
+    pause = waiting(engine)
+    barrier = threading.Barrier(8)
+    outcomes: list = []
+
+    def answer(who: str) -> None:
+        barrier.wait()
+        try:
+            resume_flow_run(pause.run_id, {"approved": True}, responder=who, key=pause.key)
+            outcomes.append(("won", who))
+        except AlreadyAnswered as exc:
+            outcomes.append(("lost", exc))
+
+    racers = [threading.Thread(target=answer, args=(f"user{i}",)) for i in range(8)]
+    for racer in racers:
+        racer.start()
+    for racer in racers:
+        racer.join(10)
+    winners = [who for verdict, who in outcomes if verdict == "won"]
+    assert len(winners) == 1
+    losers = [exc for verdict, exc in outcomes if verdict == "lost"]
+    assert len(losers) == 7
+    assert all(f"already answered by {winners[0]}" in str(exc) for exc in losers)
+    thread.join(10)
+    assert engine.get_pause(pause.run_id, pause.key).responder == winners[0]
+    # The losers wrote nothing: one answer in the trail, and the chain still verifies.
+    trail = [r.action for r in engine.audit_trail(pause.run_id)]
+    assert trail.count("answer.received") == 1
+    assert engine.verify_audit().ok
+
+
+def test_an_answer_here_after_another_process_took_the_run_over_schedules_it(
+    engine: Engine,
+) -> None:
+    # The answering process holds the waiting flow, but it was judged gone (a long stall)
+    # and its run taken over: the answer sends the run to a worker, as from anywhere else.
+    @flow
+    def deploy():
+        return pause_flow_run(wait_for_input=Approval).approved
+
+    thread, box = start(deploy)
+    pause = waiting(engine)
+    assert engine.store.transition(
+        pause.run_id,
+        RunState.SUSPENDED,
+        "Suspended",
+        "the process that was waiting is gone",
+        expect=(RunState.PAUSED,),
+        owner=None,
+    )
+    answered = resume_flow_run(pause.run_id, {"approved": True}, responder="alice")
+    assert answered.status is PauseStatus.ANSWERED
+    assert engine.get_run(pause.run_id).state is RunState.SCHEDULED
+    thread.join(10)
+
+
+def test_a_stale_answer_never_answers_the_next_question(engine: Engine) -> None:
+    @flow
+    def hold():
+        pause_flow_run(wait_for_input=Approval)
+        pause_flow_run(wait_for_input=Approval)
+
+    thread, box = start(hold)
+    first = waiting(engine)
+    resume_flow_run(first.run_id, {"approved": True}, responder="alice", key="1")
+    second = wait_for(lambda: engine.get_pause(first.run_id, "2"))
+    with pytest.raises(AlreadyAnswered, match="input '1' of run .* already answered by alice"):
+        resume_flow_run(first.run_id, {"approved": False}, responder="bob", key="1")
+    assert engine.get_pause(first.run_id, "2").status is PauseStatus.WAITING
+    assert second.status is PauseStatus.WAITING
+    engine.cancel(first.run_id)
+    thread.join(10)
+    assert isinstance(box["error"], RunCancelled)
+
+
+def test_the_loser_of_two_answers_learns_who_won_even_once_the_run_finished(
+    engine: Engine,
+) -> None:
+    @flow(name="answered-once")
+    def answered_once():
+        return pause_flow_run(wait_for_input=Approval).approved
+
+    thread, box = start(answered_once)
+    pause = waiting(engine, "answered-once")
+    resume_flow_run(pause.run_id, {"approved": True}, responder="alice")
+    thread.join(10)
+    assert engine.get_run(pause.run_id).state is RunState.COMPLETED
+    # The second answer, without a key (as the CLI gives it), arrives after the flow ended.
+    with pytest.raises(AlreadyAnswered, match="already answered by alice"):
+        resume_flow_run(pause.run_id, {"approved": False}, responder="bob")

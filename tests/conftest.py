@@ -43,6 +43,13 @@ from tests.support.prefect import prefect_server, require_prefect
 FAST = {"heartbeat_seconds": 0.2, "owner_timeout_seconds": 1.0}
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Import what ``st.from_regex`` imports on first use, before any test runs (see above;
+    not at conftest import: that module reads Hypothesis's Unicode tables, which Hypothesis
+    refuses to do while plugins load)."""
+    import hypothesis.strategies._internal.regex  # noqa: F401
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """Refuse ``--dist loadgroup`` where xdist cannot group. The Prefect server and the
     README's blocks are set up once per worker that runs their ``xdist_group``; xdist 3.8

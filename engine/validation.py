@@ -37,6 +37,10 @@ from pydantic_core import SchemaError as CoreSchemaError
 from signoff.engine.input_schema import URL_KEYS
 from signoff.engine.serialization import unstorable_values
 
+#: a schema (or a field's rules) as the key its built check is kept under: the same JSON
+#: text for the same content, whatever its key order
+_cache_key = json.JSONEncoder(sort_keys=True).encode
+
 _TYPE_WORDS = {
     "string": "text",
     "integer": "a whole number",
@@ -156,7 +160,7 @@ def _format(validator: Validator, fmt: str, instance: Any, schema: Any) -> Itera
     if not isinstance(instance, str):
         return
     if fmt == "uri":
-        check = _url(json.dumps(schema.get("x-signoff-url") or {}, sort_keys=True))
+        check = _url(_cache_key(schema.get("x-signoff-url") or {}))
     elif fmt in _FORMATS:
         check = _FORMATS[fmt]
     else:
@@ -190,7 +194,7 @@ def _decimal(validator: Validator, rules: Any, instance: Any, schema: Any) -> It
     if isinstance(instance, bool) or not isinstance(instance, str | int | float):
         return  # the type check reports it
     try:
-        _decimal_check(json.dumps(rules, sort_keys=True)).validate_python(instance)
+        _decimal_check(_cache_key(rules)).validate_python(instance)
     except pydantic.ValidationError as exc:
         error = exc.errors()[0]
         words = _DECIMAL_WORDS.get(error["type"])
@@ -302,7 +306,7 @@ def schema_errors(schema: Mapping[str, Any], payload: Any) -> dict[str, str]:
         ...                "required": ["n"]}, {})
         {'n': 'is required'}
     """
-    validator = _validator(json.dumps(schema, sort_keys=True))
+    validator = _validator(_cache_key(schema))
     found: dict[str, list[str]] = {}
     for path, why in unstorable_values(payload).items():
         # inf, nan, or an integer too long to write out (a Python caller can pass them)

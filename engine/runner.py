@@ -97,21 +97,31 @@ def _nested_call(flow: FlowDefinition) -> _NestedCall | None:
     of the outer run (after a suspend, or after its process died) gets a nested flow's
     result back, as a task's, or takes up the nested run it left unfinished, rather than
     running it (and asking its questions) again. None for a top-level call."""
+    call = _nested_here(flow)
+    if call is None or call.parent.fresh:
+        return call
+    return _stored_nested(call, flow)
+
+
+def _nested_here(flow: FlowDefinition) -> _NestedCall | None:
+    """A nested call's key in its outer run, taken as it is called, on the caller's thread
+    (keys follow call order, as tasks' do); None for a top-level call."""
     parent = current_run.get()
     if parent is None:
         return None
-    now = datetime.now(UTC)
     parent.called_flows = True
     key = parent.next_task_key(f"flow:{flow.name}")
-    if parent.fresh:
-        return _NestedCall(parent, key, False, None, now)
-    store = parent.engine.store
-    stored = store.completed_task(parent.run_id, key)
+    return _NestedCall(parent, key, False, None, datetime.now(UTC))
+
+
+def _stored_nested(call: _NestedCall, flow: FlowDefinition) -> _NestedCall:
+    """What an earlier execution of the outer run left for this call: its result, or the
+    nested run it left unfinished."""
+    store = call.parent.engine.store
+    stored = store.completed_task(call.parent.run_id, call.key)
     if stored is not None and stored.result is not None:
-        return _NestedCall(parent, key, True, serialization.load(stored.result), now)
-    return _NestedCall(
-        parent, key, False, None, now, store.unfinished_child(parent.run_id, flow.name)
-    )
+        return call._replace(found=True, result=serialization.load(stored.result))
+    return call._replace(left=store.unfinished_child(call.parent.run_id, flow.name))
 
 
 def _take_up(flow: FlowDefinition, call: _NestedCall) -> RunContext | None:
@@ -199,7 +209,9 @@ async def call_flow_async(
 ) -> Any:
     """Run an async flow here and now (awaited by the caller); no store call blocks its loop."""
     offload = get_engine().store_threads.call
-    nested = await offload(_nested_call, flow)
+    nested = _nested_here(flow)
+    if nested is not None and not nested.parent.fresh:
+        nested = await offload(_stored_nested, nested, flow)
     if nested is not None and nested.found:
         return nested.result
     taken: RunContext | None = await offload(_take_up, flow, nested) if nested is not None else None
@@ -218,7 +230,8 @@ async def call_flow_async(
     finally:
         current_run.reset(token)
     await offload(_complete, ctx, result)
-    await offload(_record_nested, nested, flow, result)
+    if nested is not None:
+        await offload(_record_nested, nested, flow, result)
     return result
 
 

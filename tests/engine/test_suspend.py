@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable, Iterator
 
@@ -86,6 +87,19 @@ def asks_inside() -> int:
 def calls_a_flow_then_suspends() -> list[int]:
     first = asks_inside()
     return [first, suspend_flow_run(int)]
+
+
+@flow(name="scaled")
+async def scaled(i: int) -> int:
+    CALLS.append(f"scaled {i}")
+    await asyncio.sleep(0)
+    return i * 10
+
+
+@flow(name="gathers-flows-then-suspends")
+async def gathers_flows_then_suspends() -> list[int]:
+    results = await asyncio.gather(*(scaled(i) for i in (1, 2, 3)))
+    return [*results, await suspend_flow_run(int)]
 
 
 def until_suspended(called: Callable[[], object]) -> tuple[threading.Thread, dict[str, str]]:
@@ -205,6 +219,21 @@ def test_a_rerun_gets_a_nested_flows_result_back_instead_of_asking_again(
     assert (run.state, run.result) == (RunState.COMPLETED, "[1, 2]")
     assert CALLS == ["child body"]  # the re-run did not run it, nor ask it, again
     assert len(engine.list_runs(flow_name="asks-inside")) == 1
+
+
+def test_a_rerun_gets_nested_async_flows_results_back_in_the_order_they_were_called(
+    engine: Engine, worker: Worker
+) -> None:
+    # Three nested flows run at once: each call's key is taken as it is called, so each
+    # result comes back to its own call on the re-run, and none runs again.
+    with pytest.raises(RunSuspended) as stopped:
+        asyncio.run(gathers_flows_then_suspends())
+    run_id = stopped.value.run_id
+    resume_flow_run(run_id, {"value": 4})
+    run = wait_for(lambda: (r := engine.get_run(run_id)).state.is_final and r, timeout=15)
+    assert (run.state, run.result) == (RunState.COMPLETED, "[10, 20, 30, 4]")
+    assert sorted(CALLS) == ["scaled 1", "scaled 2", "scaled 3"]
+    assert len(engine.list_runs(flow_name="scaled")) == 3
 
 
 def test_answers_parameters_and_people_of_the_wrong_type_are_refused_by_name(

@@ -214,7 +214,9 @@ async def call_flow_async(
         nested = await offload(_stored_nested, nested, flow)
     if nested is not None and nested.found:
         return nested.result
-    taken: RunContext | None = await offload(_take_up, flow, nested) if nested is not None else None
+    taken: RunContext | None = None
+    if nested is not None and nested.left is not None:  # a nested run left unfinished
+        taken = await offload(_take_up, flow, nested)
     ctx: RunContext = (
         taken if taken is not None else await offload(_start, flow, parameters, started_by)
     )

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
@@ -285,13 +287,27 @@ def execute_queued(ctx: RunContext, parameters: dict[str, Any]) -> None:
     _complete(ctx, result)
 
 
-async def execute_queued_async(ctx: RunContext, parameters: dict[str, Any]) -> None:
-    """Run an async flow for a worker, on the worker's loop, without blocking it."""
+async def execute_queued_async(
+    ctx: RunContext,
+    parameters: dict[str, Any],
+    *,
+    stopping: Callable[[], bool] = lambda: False,
+) -> None:
+    """Run an async flow for a worker, on the worker's loop, without blocking it.
+
+    Cancelled while the worker is ``stopping``, the run records nothing: it stays as stored
+    (running, or waiting for input) for another process to take over."""
     offload = ctx.engine.store_threads.call
     token = current_run.set(ctx)
     try:
         result = await ctx.flow.fn(**parameters)
     except BaseException as exc:
+        if isinstance(exc, asyncio.CancelledError) and stopping():
+            logger.info(
+                "run left to another process",
+                extra={"action": "run_left", "run_id": ctx.run_id, "flow": ctx.flow.name},
+            )
+            raise
         await offload(_finish_with, ctx, exc)
         if not isinstance(exc, Exception | Suspend | Cancel | TakenOver):
             raise

@@ -11,6 +11,7 @@ It also keeps the timers running and takes over runs whose process died.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import logging
 import queue
@@ -25,6 +26,9 @@ from signoff.engine.runtime import Engine, get_engine
 from signoff.engine.store.sql import RunSource
 
 logger = logging.getLogger(__name__)
+
+#: how long a stopping worker waits for its async runs to stop where they are
+_LET_GO_SECONDS = 5.0
 
 
 class _RunThreads:
@@ -150,12 +154,32 @@ class Worker:
         )
 
     def stop(self) -> None:
+        """Stop taking runs. Runs still going are left as stored: another process takes them
+        over as from a process that died (this one's record goes when its engine closes)."""
         self._stop.set()
         self._wake.set()
-        self._loop.call_soon_threadsafe(self._loop.stop)
+        if not self._loop.is_closed():  # not stopped already
+            if self._loop.is_running():
+                let_go = asyncio.run_coroutine_threadsafe(self._let_go(), self._loop)
+                with contextlib.suppress(Exception):
+                    let_go.result(_LET_GO_SECONDS + 1)
+            self._loop.call_soon_threadsafe(self._loop.stop)
         for thread in self._threads:
             thread.join(5)
+        if not self._loop.is_running():
+            self._loop.close()
         self._run_threads.close()
+
+    async def _let_go(self) -> None:
+        """End the async runs on this worker's loop: cancelled, each stops where it is and
+        records nothing (``execute_queued_async``), instead of being destroyed with the loop
+        mid-await (which asyncio reports as an error, run by run)."""
+        this = asyncio.current_task()
+        going = [task for task in asyncio.all_tasks() if task is not this]
+        for task in going:
+            task.cancel()
+        if going:
+            await asyncio.wait(going, timeout=_LET_GO_SECONDS)
 
     @property
     def active_runs(self) -> int:
@@ -235,7 +259,7 @@ class Worker:
         )
         if ctx.flow.is_async:
             future = asyncio.run_coroutine_threadsafe(
-                execute_queued_async(ctx, parameters), self._loop
+                execute_queued_async(ctx, parameters, stopping=self._stop.is_set), self._loop
             )
             future.add_done_callback(lambda _f: self._done(run_id))
             return

@@ -1,13 +1,26 @@
-"""A worker's timed pass: what no event announces (runs of dead processes) is still found,
-by the clock, however busy the worker is; and it runs seldom enough for an idle worker to
-cost little (measured by ``bench/scenarios.py worker``)."""
+"""A worker's upkeep: what no event announces (runs of dead processes) is still found, by
+the clock, however busy the worker is, and seldom enough for an idle worker to cost little
+(measured by ``bench/scenarios.py worker``); a worker that stops leaves its runs, quietly,
+for another to take over."""
 
 from __future__ import annotations
 
+import gc
+import logging
 import threading
 from collections.abc import Callable
 
-from signoff.engine import Engine, EngineSettings, RunState, Worker, flow
+import pytest
+
+from signoff.engine import (
+    Engine,
+    EngineSettings,
+    RunState,
+    Worker,
+    flow,
+    pause_flow_run,
+    resume_flow_run,
+)
 from tests.conftest import FAST
 from tests.support.waiting import wait_for
 
@@ -15,6 +28,11 @@ from tests.support.waiting import wait_for
 @flow(name="upkeep-noop")
 def upkeep_noop(n: int) -> int:
     return n
+
+
+@flow(name="upkeep-waits-async")
+async def upkeep_waits_async() -> int:
+    return await pause_flow_run(int, timeout=60)
 
 
 def test_a_busy_worker_still_takes_over_the_runs_of_a_dead_process(
@@ -56,3 +74,49 @@ def test_the_timed_pass_follows_the_owner_timeout(make_engine: Callable[..., Eng
     assert (
         Worker(make_engine(heartbeat_seconds=2.0, owner_timeout_seconds=10.0)).safety_seconds == 5.0
     )
+
+
+def test_a_stopping_worker_leaves_its_async_runs_quietly_for_another_to_take_over(
+    engine: Engine, database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    leaving = Engine(EngineSettings.load(database_url=database_url, **FAST))
+    worker = Worker(leaving)
+    worker.start()
+    runs = [engine.submit("upkeep-waits-async", {}).id for _ in range(3)]
+    try:
+        wait_for(
+            lambda: all(engine.get_run(r).state is RunState.PAUSED for r in runs),
+            what="the runs to wait for input",
+        )
+        with caplog.at_level(logging.INFO):
+            worker.stop()
+            leaving.close()
+            gc.collect()  # a run's coroutine destroyed with the loop would be reported now
+    finally:
+        worker.stop()
+        leaving.close()
+    # Nothing reported as an error, and each run said where it went.
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    left = sorted(r.run_id for r in caplog.records if getattr(r, "action", "") == "run_left")
+    assert left == sorted(runs)
+    # Nothing recorded: the runs still wait for input, not crashed; another worker takes
+    # them over, and an answer finishes each.
+    assert {engine.get_run(r).state for r in runs} == {RunState.PAUSED}
+    taker = Worker(engine)
+    taker.start()
+    try:
+        for n, run_id in enumerate(runs):
+            wait_for(
+                lambda run_id=run_id: engine.get_run(run_id).state is RunState.SUSPENDED,
+                what="the run to be taken over",
+            )
+            resume_flow_run(run_id, {"value": n})
+        done = [
+            wait_for(lambda run_id=run_id: (r := engine.get_run(run_id)).state.is_final and r)
+            for run_id in runs
+        ]
+    finally:
+        taker.stop()
+    assert [(r.state, r.result) for r in done] == [
+        (RunState.COMPLETED, str(n)) for n in range(len(runs))
+    ]

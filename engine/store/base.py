@@ -18,8 +18,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import QueuePool
 
 from signoff.engine.errors import SchemaOutdated, StoreError
-from signoff.engine.runs import JSON, EventKind, RunState
-from signoff.engine.store import appending, state_changes
+from signoff.engine.runs import JSON, EventKind
+from signoff.engine.store import appending
 from signoff.engine.store.checkpoints import Checkpointer
 from signoff.engine.store.database import (
     HeldConnection,
@@ -51,7 +51,7 @@ LOGS = LogRow.__table__  # type: ignore[attr-defined]
 #: built once: constructing statements costs more than running them on SQLite
 _INSERT_LOGS = Prepared(insert(LOGS))
 #: names the advisory lock that orders event ids on PostgreSQL
-_EVENT_LOCK = 727_361_002
+EVENT_LOCK = 727_361_002
 #: the PostgreSQL NOTIFY channel that tells other processes to read new events
 NOTIFY_CHANNEL = "signoff_events"
 
@@ -402,7 +402,7 @@ class StoreBase:
         whose one writer at a time orders them."""
         if self.is_sqlite:
             return None
-        return appending.EventLock(_EVENT_LOCK, NOTIFY_CHANNEL, self._notice(events))
+        return appending.EventLock(EVENT_LOCK, NOTIFY_CHANNEL, self._notice(events))
 
     @staticmethod
     def _insert_logs(
@@ -416,92 +416,3 @@ class StoreBase:
                     for at, level, msg, task in logs
                 ],
             )
-
-    def _change_state(
-        self,
-        conn: Connection,
-        run_id: str,
-        state: RunState,
-        name: str,
-        message: str | None,
-        at: datetime,
-        *,
-        expect: Sequence[RunState] | None = None,
-        expect_owner: str | None = None,
-        **columns: Any,
-    ) -> bool:
-        """Update the run (only from a state in ``expect``, only while ``expect_owner``
-        owns it) and record the change; True if done."""
-        if expect is not None and not expect:
-            return False
-        values: dict[str, Any] = {
-            "state": state.value,
-            "state_name": name,
-            "state_message": message,
-            "updated_at": at,
-            **columns,
-            **state_changes.guard_values(run_id, expect, expect_owner),
-        }
-        statement = state_changes.set_state(len(expect or ()), expect_owner is not None)
-        done = statement.execute(conn, values)
-        if done.rowcount != 1:
-            return False
-        self._state_changed(conn, run_id, state, name, message, at)
-        return True
-
-    def _state_changed(
-        self,
-        conn: Connection,
-        run_id: str,
-        state: RunState,
-        name: str,
-        message: str | None,
-        at: datetime,
-    ) -> None:
-        """Record that the run changed state, in the caller's transaction."""
-        self._emit(
-            conn,
-            run_id,
-            EventKind.STATE_CHANGED,
-            {"state": state.value, "name": name, "message": message},
-            at,
-        )
-
-    def _change_state_alone(
-        self,
-        run_id: str,
-        state: RunState,
-        name: str,
-        message: str | None,
-        at: datetime,
-        *,
-        expect: Sequence[RunState] | None = None,
-        expect_owner: str | None = None,
-        **columns: Any,
-    ) -> bool:
-        """PostgreSQL: ``_change_state`` as a transaction of its own, in one round trip
-        (see ``state_changes.set_state_alone``); True if done."""
-        if expect is not None and not expect:
-            return False
-        event = {
-            "kind": EventKind.STATE_CHANGED.value,
-            "data": {"state": state.value, "name": name, "message": message},
-        }
-        values: dict[str, Any] = {
-            "new_state": state.value,
-            "new_state_name": name,
-            "new_state_message": message,
-            "new_updated_at": at,
-            **{f"new_{column}": value for column, value in columns.items()},
-            **state_changes.guard_values(run_id, expect, expect_owner),
-            "lock_key": _EVENT_LOCK,
-            "channel": NOTIFY_CHANNEL,
-            "notice": self._notice([event]),
-            "at": at,
-            **event,
-        }
-        statement = state_changes.set_state_alone(
-            len(expect or ()), expect_owner is not None, frozenset(columns)
-        )
-        with self._write_one() as conn:
-            return statement.execute(conn, values).first() is not None

@@ -18,6 +18,7 @@ from signoff.engine.store.audit import AuditQueries
 from signoff.engine.store.base import AUDIT_LOCK, AUDIT_LOCKED, RUNS
 from signoff.engine.store.prepared import Prepared
 from signoff.engine.store.riders import Rider
+from signoff.engine.store.state_changes import StateChangeQueries
 from signoff.engine.store.tables import PauseRow
 
 PAUSES = PauseRow.__table__  # type: ignore[attr-defined]
@@ -114,7 +115,7 @@ _SETTLE_LOCKING = Prepared(
 _FLOW_OF = Prepared(select(RUNS.c.flow_name).where(RUNS.c.id == bindparam("run_id")))
 
 
-class PauseQueries(AuditQueries):
+class PauseQueries(AuditQueries, StateChangeQueries):
     @functools.cached_property
     def _insert_pause(self) -> Prepared:
         """An INSERT of a pause that leaves one already stored under its key alone (built

@@ -5,7 +5,8 @@ process (``expect_owner``); a change whose run is no longer so changes nothing, 
 caller learns it from the row count. ``set_state`` is the UPDATE alone, for a write
 transaction that stores more; ``set_state_alone`` is PostgreSQL's whole state change in
 one autocommit statement (the UPDATE, the events' lock with its NOTIFY, the event).
-Both are built once per shape and kept (``functools.cache``).
+Both are built once per shape and kept (``functools.cache``). ``StateChangeQueries`` runs
+them and records each change as an event.
 
 Example::
 
@@ -17,11 +18,13 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, bindparam, func, insert, select, true, update
+from sqlalchemy import BigInteger, Connection, bindparam, func, insert, select, true, update
 
-from signoff.engine.runs import RunState
+from signoff.engine.runs import EventKind, RunState
+from signoff.engine.store.base import EVENT_LOCK, NOTIFY_CHANNEL, StoreBase
 from signoff.engine.store.prepared import Prepared
 from signoff.engine.store.tables import EventRow, RunRow
 
@@ -123,4 +126,95 @@ for _expected, _owned, _columns in _LIFE:
     set_state_alone(_expected, _owned, _columns)
 
 
-__all__ = ["guard_values", "guarded", "set_state", "set_state_alone"]
+class StateChangeQueries(StoreBase):
+    """Changing a run's state with the statements above, and recording the change."""
+
+    def _change_state(
+        self,
+        conn: Connection,
+        run_id: str,
+        state: RunState,
+        name: str,
+        message: str | None,
+        at: datetime,
+        *,
+        expect: Sequence[RunState] | None = None,
+        expect_owner: str | None = None,
+        **columns: Any,
+    ) -> bool:
+        """Update the run (only from a state in ``expect``, only while ``expect_owner``
+        owns it) and record the change; True if done."""
+        if expect is not None and not expect:
+            return False
+        values: dict[str, Any] = {
+            "state": state.value,
+            "state_name": name,
+            "state_message": message,
+            "updated_at": at,
+            **columns,
+            **guard_values(run_id, expect, expect_owner),
+        }
+        statement = set_state(len(expect or ()), expect_owner is not None)
+        done = statement.execute(conn, values)
+        if done.rowcount != 1:
+            return False
+        self._state_changed(conn, run_id, state, name, message, at)
+        return True
+
+    def _state_changed(
+        self,
+        conn: Connection,
+        run_id: str,
+        state: RunState,
+        name: str,
+        message: str | None,
+        at: datetime,
+    ) -> None:
+        """Record that the run changed state, in the caller's transaction."""
+        self._emit(
+            conn,
+            run_id,
+            EventKind.STATE_CHANGED,
+            {"state": state.value, "name": name, "message": message},
+            at,
+        )
+
+    def _change_state_alone(
+        self,
+        run_id: str,
+        state: RunState,
+        name: str,
+        message: str | None,
+        at: datetime,
+        *,
+        expect: Sequence[RunState] | None = None,
+        expect_owner: str | None = None,
+        **columns: Any,
+    ) -> bool:
+        """PostgreSQL: ``_change_state`` as a transaction of its own, in one round trip
+        (see ``set_state_alone``); True if done."""
+        if expect is not None and not expect:
+            return False
+        event = {
+            "kind": EventKind.STATE_CHANGED.value,
+            "data": {"state": state.value, "name": name, "message": message},
+        }
+        values: dict[str, Any] = {
+            "new_state": state.value,
+            "new_state_name": name,
+            "new_state_message": message,
+            "new_updated_at": at,
+            **{f"new_{column}": value for column, value in columns.items()},
+            **guard_values(run_id, expect, expect_owner),
+            "lock_key": EVENT_LOCK,
+            "channel": NOTIFY_CHANNEL,
+            "notice": self._notice([event]),
+            "at": at,
+            **event,
+        }
+        statement = set_state_alone(len(expect or ()), expect_owner is not None, frozenset(columns))
+        with self._write_one() as conn:
+            return statement.execute(conn, values).first() is not None
+
+
+__all__ = ["StateChangeQueries", "guard_values", "guarded", "set_state", "set_state_alone"]

@@ -19,7 +19,7 @@ import threading
 import time
 
 import flows
-from scenarios import Paused, engine_on
+from measuring import Paused, engine_on
 
 from signoff.engine import resume_flow_run
 

@@ -16,6 +16,9 @@ Scenarios (latency = wall-clock from the resume call to the flow's line after it
 - ``memory-async``: RSS growth per waiting async run with N waiting.
 - ``overhead``: a no-op flow and a flow with 10 tasks, and process memory per suspended run.
 - ``listing``: N suspended runs stored; time to list the first page and a later page.
+
+``worker`` and ``throughput`` live in ``worker_scenarios``; what every scenario measures
+with (waiting runs collected from events, the resumers, RSS and CPU time) in ``measuring``.
 """
 
 from __future__ import annotations
@@ -25,119 +28,34 @@ import asyncio
 import contextlib
 import gc
 import json
-import os
-import signal
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-import sqlalchemy
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
+import flows
+from measuring import (
+    RESUMERS,
+    Paused,
+    by_tag,
+    engine_on,
+    latencies,
+    resume_all,
+    rss_kib,
+)
+from worker_scenarios import throughput, worker
 
-import flows  # noqa: E402
-import peers.common  # noqa: E402  (the resumers the peers use too)
-
-from signoff.engine import (  # noqa: E402
-    Engine,
-    EngineSettings,
-    Event,
-    EventKind,
+from signoff.engine import (
     RunState,
     RunSuspended,
     resume_flow_run,
-    set_engine,
     suspend_flow_run,
 )
-from signoff.engine import flow as flow_decorator  # noqa: E402
-
-RESUMERS = 8
-
-
-def rss_kib(pid: int | str = "self") -> int:
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of a process and its threads."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 600, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"gave up waiting for {what}")
-        time.sleep(0.005)
-
-
-class Paused:
-    """Collects the ids of runs that start waiting for input, from the engine's events."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.ids: list[str] = []
-        self.done: set[str] = set()
-        self._lock = threading.Lock()
-        self.arrived = threading.Condition(self._lock)
-        engine.add_observer(self)
-
-    def on_event(self, event: Event) -> None:
-        with self.arrived:
-            if event.kind is EventKind.WAITING_FOR_INPUT:
-                self.ids.append(event.run_id)
-            elif event.kind is EventKind.STATE_CHANGED and event.data.get("state") in (
-                RunState.COMPLETED.value,
-                RunState.FAILED.value,
-                RunState.CRASHED.value,
-            ):
-                self.done.add(event.run_id)
-            self.arrived.notify_all()
-
-    def wait_for(self, count: int, timeout: float = 600) -> list[str]:
-        with self.arrived:
-            if not self.arrived.wait_for(lambda: len(self.ids) >= count, timeout):
-                raise TimeoutError(f"only {len(self.ids)} of {count} runs paused")
-            return list(self.ids)
-
-
-def resume_all(ids: list[str], threads: int = RESUMERS) -> dict[str, float]:
-    """Resume every run from ``threads`` threads at once, as the peers are resumed; the
-    wall-clock start of each call."""
-    return peers.common.resume_all(
-        ids, lambda run_id: resume_flow_run(run_id, flows.ANSWER, "bench"), threads
-    )
-
-
-@contextlib.contextmanager
-def engine_on(url: str) -> Iterator[Engine]:
-    engine = Engine(EngineSettings.load(database_url=url))
-    set_engine(engine)
-    try:
-        yield engine
-    finally:
-        set_engine(None)
-        engine.close()
-
-
-def by_tag(engine: Engine, starts: dict[str, float]) -> dict[str, float]:
-    return {engine.get_run(rid).parameters["tag"]: at for rid, at in starts.items()}
-
-
-def latencies(starts_by_tag: dict[str, float], marks: dict[str, float]) -> list[float]:
-    return [marks[tag] - start for tag, start in starts_by_tag.items()]
-
+from signoff.engine import flow as flow_decorator
 
 # -- in this process ----------------------------------------------------------------------
 
@@ -264,159 +182,6 @@ def overhead(url: str, count: int) -> dict[str, object]:
         gc.collect()
         per_suspended = (rss_kib() - before) / 1000
     return {"noop": noop, "ten_tasks": ten, "rss_kib_per_suspended_run": per_suspended}
-
-
-# -- across processes ---------------------------------------------------------------------
-
-
-class WorkerProcess:
-    """A ``signoff worker`` in its own process, running the bench flows."""
-
-    def __init__(self, url: str, marks: Path) -> None:
-        env = {**os.environ, "SIGNOFF_DATABASE_URL": url, "BENCH_MARKS": str(marks)}
-        # A file, not a pipe: nobody reads a pipe here, and once its 64 KiB fill with the
-        # worker's log lines every thread that logs blocks (1,000 runs did it).
-        self.log = marks.with_name(f"worker-{os.getpid()}-{id(self)}.log").open("w")
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                "import sys; from signoff.bot.cli.main import main; sys.exit(main())",
-                "worker",
-                "--flows",
-                str(ROOT / "bench" / "flows.py"),
-            ],
-            env=env,
-            cwd=str(ROOT),
-            stdout=subprocess.DEVNULL,
-            stderr=self.log,
-        )
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def stop(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.log.close()
-
-
-def read_marks(path: Path) -> dict[str, float]:
-    if not path.exists():
-        return {}
-    marks = {}
-    for line in path.read_text().splitlines():
-        tag, at = line.split()
-        marks[tag] = float(at)
-    return marks
-
-
-def worker_alive(engine: Engine) -> bool:
-    return len(engine.store.live_processes(engine.settings.owner_timeout_seconds)) >= 1
-
-
-def worker(
-    url: str, count: int, idle_seconds: float = 10.0, resumers: int = RESUMERS
-) -> dict[str, object]:
-    with tempfile.TemporaryDirectory() as tmp, engine_on(url) as engine:
-        marks = Path(tmp) / "marks"
-        paused = Paused(engine)
-        proc = WorkerProcess(url, marks)
-        try:
-            wait_until(lambda: worker_alive(engine), 60, "the worker to start")
-            time.sleep(1.0)  # let its start-up work finish before judging it idle
-            cpu_before, wall_before = cpu_seconds(proc.pid), time.monotonic()
-            time.sleep(idle_seconds)
-            idle = (cpu_seconds(proc.pid) - cpu_before) / (time.monotonic() - wall_before)
-
-            # One at a time: the cross-process wake-up alone.
-            single = []
-            for i in range(30):
-                tag = f"one-{i}"
-                engine.submit("bench-wait", {"tag": tag})
-                run_id = paused.wait_for(i + 1)[i]
-                began = time.time()
-                resume_flow_run(run_id, flows.ANSWER, "bench")
-                wait_until(lambda tag=tag: tag in read_marks(marks), 30, "the worker's mark")
-                single.append(read_marks(marks)[tag] - began)
-
-            before = rss_kib(proc.pid)
-            first = len(paused.ids)
-            for i in range(count):
-                engine.submit("bench-wait", {"tag": f"w{i}"})
-            ids = paused.wait_for(first + count)[first:]
-            grown = rss_kib(proc.pid) - before
-            opened: list[object] = []  # each a new server session on PostgreSQL
-            sqlalchemy.event.listen(
-                engine.store.engine.pool, "connect", lambda *_: opened.append(1)
-            )
-            starts = by_tag(engine, resume_all(ids, resumers))
-            wait_until(lambda: len(read_marks(marks)) >= 30 + count, 120, "every mark")
-            return {
-                "latencies": latencies(starts, read_marks(marks)),
-                "single": single,
-                "idle_cpu_share": idle,
-                "rss_kib_per_run": grown / count,
-                "sessions_opened": len(opened),
-                "pool_size": engine.settings.pool_size,
-            }
-        finally:
-            proc.stop()
-
-
-def throughput(url: str, count: int, workers: int = 1) -> dict[str, object]:
-    with tempfile.TemporaryDirectory() as tmp, engine_on(url) as engine:
-        marks = Path(tmp) / "marks"
-        paused = Paused(engine)
-        procs = [WorkerProcess(url, marks) for _ in range(workers)]
-        try:
-            wait_until(
-                lambda: len(engine.store.live_processes(60)) >= workers, 60, "workers to start"
-            )
-            time.sleep(0.5)
-            began = time.perf_counter()
-            stop = threading.Event()
-            resumed: set[str] = set()
-
-            def resumer(index: int) -> None:
-                # Each resumer answers every 8th run that pauses, as soon as it pauses.
-                seen = 0
-                while not stop.is_set():
-                    with paused.arrived:
-                        paused.arrived.wait_for(
-                            lambda seen=seen: len(paused.ids) > seen or stop.is_set()
-                        )
-                        fresh = paused.ids[seen:]
-                    seen += len(fresh)
-                    for run_id in fresh:
-                        if hash(run_id) % RESUMERS == index and run_id not in resumed:
-                            resumed.add(run_id)
-                            resume_flow_run(run_id, flows.ANSWER, "bench")
-
-            pool = [threading.Thread(target=resumer, args=(i,)) for i in range(RESUMERS)]
-            for thread in pool:
-                thread.start()
-            for i in range(count):
-                engine.submit("bench-wait", {"tag": f"t{i}"})
-            with paused.arrived:
-                finished = paused.arrived.wait_for(lambda: len(paused.done) >= count, 600)
-            elapsed = time.perf_counter() - began
-            stop.set()
-            with paused.arrived:
-                paused.arrived.notify_all()
-            for thread in pool:
-                thread.join()
-            if not finished:
-                raise TimeoutError(f"only {len(paused.done)} of {count} runs completed")
-            return {"seconds": elapsed, "runs": count, "workers": workers}
-        finally:
-            for proc in procs:
-                proc.stop()
 
 
 # -- scale --------------------------------------------------------------------------------

@@ -53,7 +53,7 @@ ROOT = BENCH.parent
 sys.path[:0] = [str(ROOT), str(BENCH)]
 
 import flows  # noqa: E402  (the bench's flows: bench-wait with a two-field RunInput)
-from scenarios import cpu_seconds, engine_on  # noqa: E402
+from measuring import cpu_seconds, engine_on  # noqa: E402
 
 from signoff.bot.sandbox import SlackSandbox  # noqa: E402
 from signoff.bot.sandbox.records import AppResponse  # noqa: E402

@@ -1,0 +1,118 @@
+"""What every benchmark scenario measures with: waiting runs collected from the engine's
+events, the resumers, the latencies paired by tag, and a process's RSS and CPU time.
+
+Example::
+
+    with engine_on("sqlite:///bench.db") as engine:
+        paused = Paused(engine)
+        ...  # start runs that pause
+        starts = by_tag(engine, resume_all(paused.wait_for(100)))
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import flows  # noqa: E402
+import peers.common  # noqa: E402  (the resumers the peers use too)
+
+from signoff.engine import (  # noqa: E402
+    Engine,
+    EngineSettings,
+    Event,
+    EventKind,
+    RunState,
+    resume_flow_run,
+    set_engine,
+)
+
+#: resumer threads, as the peers are measured
+RESUMERS = 8
+
+
+def rss_kib(pid: int | str = "self") -> int:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process and its threads."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 600, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"gave up waiting for {what}")
+        time.sleep(0.005)
+
+
+class Paused:
+    """Collects the ids of runs that start waiting for input, from the engine's events."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.ids: list[str] = []
+        self.done: set[str] = set()
+        self._lock = threading.Lock()
+        self.arrived = threading.Condition(self._lock)
+        engine.add_observer(self)
+
+    def on_event(self, event: Event) -> None:
+        with self.arrived:
+            if event.kind is EventKind.WAITING_FOR_INPUT:
+                self.ids.append(event.run_id)
+            elif event.kind is EventKind.STATE_CHANGED and event.data.get("state") in (
+                RunState.COMPLETED.value,
+                RunState.FAILED.value,
+                RunState.CRASHED.value,
+            ):
+                self.done.add(event.run_id)
+            self.arrived.notify_all()
+
+    def wait_for(self, count: int, timeout: float = 600) -> list[str]:
+        with self.arrived:
+            if not self.arrived.wait_for(lambda: len(self.ids) >= count, timeout):
+                raise TimeoutError(f"only {len(self.ids)} of {count} runs paused")
+            return list(self.ids)
+
+
+def resume_all(ids: list[str], threads: int = RESUMERS) -> dict[str, float]:
+    """Resume every run from ``threads`` threads at once, as the peers are resumed; the
+    wall-clock start of each call."""
+    return peers.common.resume_all(
+        ids, lambda run_id: resume_flow_run(run_id, flows.ANSWER, "bench"), threads
+    )
+
+
+@contextlib.contextmanager
+def engine_on(url: str) -> Iterator[Engine]:
+    engine = Engine(EngineSettings.load(database_url=url))
+    set_engine(engine)
+    try:
+        yield engine
+    finally:
+        set_engine(None)
+        engine.close()
+
+
+def by_tag(engine: Engine, starts: dict[str, float]) -> dict[str, float]:
+    return {engine.get_run(rid).parameters["tag"]: at for rid, at in starts.items()}
+
+
+def latencies(starts_by_tag: dict[str, float], marks: dict[str, float]) -> list[float]:
+    return [marks[tag] - start for tag, start in starts_by_tag.items()]

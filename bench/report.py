@@ -210,30 +210,19 @@ def targets_table(results: Results, stores: list[str], args: argparse.Namespace)
                 None,
                 seconds is not None and f"{seconds:.2f} s",
             )
-        kib = results.value(store, "rss_async")
-        add(
-            store,
-            f"RSS per waiting async run ({args.async_runs:,} waiting): ≤ 20 KiB",
-            kib,
-            20,
-            kib is not None and f"{kib:.1f} KiB",
+        memory = (
+            ("rss_async", f"RSS per waiting async run ({args.async_runs:,} waiting): ≤ 20 KiB", 20),
+            (
+                "rss_sync_worker",
+                "RSS per waiting sync run in a worker (100 waiting): ≤ 100 KiB",
+                100,
+            ),
+            ("rss_suspended", "process memory per suspended run (1,000 suspended): none", 1),
         )
-        kib = results.value(store, "rss_sync_worker")
-        add(
-            store,
-            "RSS per waiting sync run in a worker (100 waiting): ≤ 100 KiB",
-            kib,
-            100,
-            kib is not None and f"{kib:.1f} KiB",
-        )
-        kib = results.value(store, "rss_suspended")
-        add(
-            store,
-            "process memory per suspended run (1,000 suspended): none",
-            kib,
-            1,
-            kib is not None and f"{kib:.2f} KiB",
-        )
+        for name, target, limit in memory:
+            kib = results.value(store, name)
+            places = 2 if name == "rss_suspended" else 1
+            add(store, target, kib, limit, kib is not None and f"{kib:.{places}f} KiB")
         found = lat(store, "Signoff", "noop")
         add(
             store, "no-op flow: ≤ 2 ms", found and found.p50, 0.002, found and f"{ms(found.p50)} ms"

@@ -12,11 +12,11 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,6 +38,8 @@ from signoff.engine import (  # noqa: E402
 
 #: resumer threads, as the peers are measured
 RESUMERS = 8
+#: waits between checks every 5 ms: a check reads the worker's marks file
+wait_until = functools.partial(peers.common.wait_until, every=0.005)
 
 
 def rss_kib(pid: int | str = "self") -> int:
@@ -52,14 +54,6 @@ def cpu_seconds(pid: int) -> float:
     """User plus system CPU time of a process and its threads."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 600, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"gave up waiting for {what}")
-        time.sleep(0.005)
 
 
 class Paused:
@@ -112,7 +106,3 @@ def engine_on(url: str) -> Iterator[Engine]:
 
 def by_tag(engine: Engine, starts: dict[str, float]) -> dict[str, float]:
     return {engine.get_run(rid).parameters["tag"]: at for rid, at in starts.items()}
-
-
-def latencies(starts_by_tag: dict[str, float], marks: dict[str, float]) -> list[float]:
-    return [marks[tag] - start for tag, start in starts_by_tag.items()]

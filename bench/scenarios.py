@@ -43,10 +43,10 @@ from measuring import (
     Paused,
     by_tag,
     engine_on,
-    latencies,
     resume_all,
     rss_kib,
 )
+from peers.common import latencies
 from worker_scenarios import throughput, worker
 
 from signoff.engine import (

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import io
 import json
 import os
@@ -53,6 +54,7 @@ ROOT = BENCH.parent
 sys.path[:0] = [str(ROOT), str(BENCH)]
 
 import flows  # noqa: E402  (the bench's flows: bench-wait with a two-field RunInput)
+import peers.common  # noqa: E402
 from measuring import cpu_seconds, engine_on  # noqa: E402
 
 from signoff.bot.sandbox import SlackSandbox  # noqa: E402
@@ -159,18 +161,13 @@ def send_together(submissions: list[Submission], bots: list[Replica]) -> Burst:
     return Burst([r[1] for r in results], spent * 1000 / len(submissions))
 
 
+#: waits between checks every 10 ms: a check walks the channel's messages
+wait_until = functools.partial(peers.common.wait_until, every=0.01)
+
+
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(p * (len(ordered) - 1)))]
-
-
-def wait_until(condition: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (found := condition()):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"gave up waiting for {what}")
-        time.sleep(0.01)
-    return found
 
 
 def root_of(slack: SlackSandbox, run_id: str) -> Any:

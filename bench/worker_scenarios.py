@@ -22,11 +22,11 @@ from measuring import (
     by_tag,
     cpu_seconds,
     engine_on,
-    latencies,
     resume_all,
     rss_kib,
     wait_until,
 )
+from peers.common import latencies
 
 from signoff.engine import Engine, resume_flow_run
 

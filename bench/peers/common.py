@@ -12,8 +12,11 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
 from pydantic import BaseModel
+
+T = TypeVar("T")
 
 ANSWER = {"approved": True, "reason": "looks good"}
 RESUMERS = 8
@@ -57,12 +60,16 @@ def latencies(starts: dict[str, float], marks: dict[str, float]) -> list[float]:
     return [marks[key] - start for key, start in starts.items()]
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = 300, what: str = "") -> None:
+def wait_until(
+    condition: Callable[[], T], timeout: float = 300, what: str = "", every: float = 0.002
+) -> T:
+    """Check ``condition`` every ``every`` seconds until it holds; what it returned then."""
     deadline = time.monotonic() + timeout
-    while not condition():
+    while not (found := condition()):
         if time.monotonic() > deadline:
             raise TimeoutError(f"gave up waiting for {what}")
-        time.sleep(0.002)
+        time.sleep(every)
+    return found
 
 
 def emit(result: dict[str, object]) -> None:

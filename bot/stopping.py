@@ -1,5 +1,5 @@
 """How the long-running commands (``serve``, ``worker``, ``demo --web``, ``sandbox``) wait
-for SIGINT or SIGTERM.
+for SIGINT or SIGTERM, and how every other command unwinds on SIGTERM.
 
 Python runs a signal's handler on the main thread, but the kernel may deliver a signal to
 any of the process's threads. A main thread blocked without a timeout (``Event.wait()``)
@@ -14,6 +14,11 @@ Example::
         server.start()
         wait_until(stop)
         server.stop()
+
+The other commands (``run --wait``, ``runs wait``, ...) end on SIGTERM the way they end
+on Ctrl-C: ``Terminated`` is raised in the main thread, and the command's ``finally``
+blocks close its engine. Python's default would end the process on the spot, leaving its
+wake-up socket behind and its database connections to time out.
 """
 
 from __future__ import annotations
@@ -50,6 +55,32 @@ def stop_signals(
             signal.signal(sig, handler)
 
 
+class Terminated(BaseException):
+    """SIGTERM arrived while a command ran; raised in the main thread to unwind it.
+
+    Not an error, and not an ``Exception``: like ``KeyboardInterrupt``, it passes through
+    the ``except Exception`` of code it interrupts."""
+
+
+@contextmanager
+def unwind_on_sigterm() -> Iterator[None]:
+    """Within the block, SIGTERM raises ``Terminated`` in the main thread. Elsewhere than
+    the main thread (a test calling the command line in a thread), nothing changes: only
+    the main thread may set a handler."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def raise_terminated(_signum: int, _frame: FrameType | None) -> None:
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def wait_until(stop: threading.Event) -> None:
     """Block until ``stop`` is set, waking every ``SLICE_SECONDS`` so that a signal's
     handler gets the main thread (see the module's docstring)."""
@@ -57,4 +88,4 @@ def wait_until(stop: threading.Event) -> None:
         pass
 
 
-__all__ = ["SLICE_SECONDS", "stop_signals", "wait_until"]
+__all__ = ["SLICE_SECONDS", "Terminated", "stop_signals", "unwind_on_sigterm", "wait_until"]

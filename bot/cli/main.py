@@ -35,12 +35,10 @@ from signoff.bot.cli.runs import runs
 from signoff.bot.cli.session import CliSession, check_person, pass_session
 from signoff.bot.cli.wait import Until, report_wait, say_no_worker, timeout_option, wait_for_run
 from signoff.bot.errors import BotError
-from signoff.bot.stopping import stop_signals, wait_until
+from signoff.bot.stopping import Terminated, stop_signals, unwind_on_sigterm, wait_until
 from signoff.engine import EngineError, FlowNotFound, Worker, load_flows
 
 logger = logging.getLogger(__name__)
-
-#: Final states that make ``run --wait`` exit 1.
 
 
 def _serve() -> click.Command:
@@ -339,11 +337,15 @@ def main(args: Sequence[str] | None = None) -> int:
             click.echo(f"error: argument {position} ({shown!r}) is not UTF-8 text", err=True)
             return 2
     try:
-        status = cli.main(
-            args=given,
-            prog_name="signoff",
-            standalone_mode=False,
-        )
+        with unwind_on_sigterm():
+            status = cli.main(
+                args=given,
+                prog_name="signoff",
+                standalone_mode=False,
+            )
+    except Terminated:
+        click.echo("error: terminated", err=True)
+        return 128 + signal.SIGTERM
     except click.exceptions.NoArgsIsHelpError as exc:
         exc.show()
         return exc.exit_code

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from signoff.engine import Engine, EngineSettings, RunState
+from signoff.engine.store.wakeups import LocalWakeups
 from tests.cli.test_cli import Cli, error_line
 from tests.support.waiting import wait_for
 
@@ -172,7 +173,15 @@ def test_run_wait_says_when_no_worker_takes_the_run(cli: Cli) -> None:
         assert waiting.poll() is None  # it says so, and keeps waiting
     finally:
         waiting.terminate()
-        waiting.communicate(timeout=30)
+        _out, err = waiting.communicate(timeout=30)
+    # SIGTERM ends the wait as Ctrl-C would: the engine closed, its wake-up socket gone.
+    assert waiting.returncode == 143, err
+    assert err.rstrip().endswith("error: terminated")
+    url = cli.env["SIGNOFF_DATABASE_URL"]
+    if url.startswith("sqlite"):
+        folder = LocalWakeups(url.split(":///", 1)[1]).folder
+        left = [entry.name for entry in folder.iterdir()] if folder.exists() else []
+        assert not [name for name in left if name.startswith(f"{waiting.pid}-")]
 
 
 MOVING = """

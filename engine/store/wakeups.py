@@ -5,7 +5,8 @@ for a prompt cross-process resume keeps an idle process busy. So every process t
 events binds a Unix datagram socket in a folder named after the database file, and a
 writer that committed events sends one byte to each socket there. A datagram is a hint
 ("read the events table"), never the data: a lost one costs only the slow safety poll.
-Sockets left by a killed process refuse datagrams and are removed by the next sender.
+Sockets left by a killed process refuse datagrams and are removed by the next sender, or
+by the last process to leave, which removes the folder too.
 """
 
 from __future__ import annotations
@@ -130,6 +131,24 @@ class LocalWakeups:
             self._seen_mtime = mtime
         return self._peers
 
+    def _remove_dead_sockets(self) -> None:
+        """Remove the sockets of processes killed before they could (``kill -9``), then
+        the folder if that emptied it. A live process's socket takes the byte as a hint."""
+        with contextlib.suppress(OSError):
+            entries = list(self.folder.iterdir())
+            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as probe:
+                probe.setblocking(False)
+                for entry in entries:
+                    try:
+                        probe.sendto(_PING, str(entry))
+                    except BlockingIOError:
+                        pass  # alive, with wake-ups queued
+                    except OSError as exc:
+                        if exc.errno in (errno.ECONNREFUSED, errno.ENOENT):
+                            with contextlib.suppress(OSError):
+                                os.unlink(entry)
+            os.rmdir(self._folder_path)
+
     def close(self) -> None:
         with self._lock:
             for sock in (self._inbox, self._sender):
@@ -140,8 +159,10 @@ class LocalWakeups:
                     os.unlink(self._inbox_path)
                 # The last process to leave removes the folder (rmdir fails while it holds
                 # another's socket), so that every database used once does not leave one.
-                with contextlib.suppress(OSError):
+                try:
                     os.rmdir(self._folder_path)
+                except OSError:
+                    self._remove_dead_sockets()
             self._inbox = self._sender = None
             self._inbox_path = None
 

@@ -249,6 +249,23 @@ def test_the_last_process_to_leave_a_database_removes_its_wake_up_folder(
     assert not again.folder.exists()
 
 
+def test_the_last_live_process_removes_the_folder_past_a_killed_ones_socket(
+    tmp_path: Path,
+) -> None:
+    import socket
+
+    from signoff.engine.store.wakeups import LocalWakeups
+
+    database = str(tmp_path / "runs.db")
+    survivor = LocalWakeups(database)
+    assert survivor.listen() is not None
+    # Killed with -9 while the survivor ran, before anyone sent a wake-up that found it.
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as dead:
+        dead.bind(str(survivor.folder / "999999-deadbeef"))
+    survivor.close()
+    assert not survivor.folder.exists()
+
+
 def test_an_answer_goes_ahead_of_the_writes_queued_before_it(
     sqlite_engines: Callable[..., Engine],
 ) -> None:

@@ -37,6 +37,21 @@ def _folder(database: str) -> Path:
     return Path(tempfile.gettempdir()) / f"signoff-{user}-{digest[:20]}"
 
 
+def _wake(sender: socket.socket, path: str, signal: bytes) -> bool:
+    """Send ``signal`` to the socket at ``path`` (``sender`` does not block); False if
+    nobody reads it any more (its process died without cleaning up), and it was removed."""
+    try:
+        sender.sendto(signal, path)
+    except BlockingIOError:
+        pass  # its queue is full of wake-ups already
+    except OSError as exc:
+        if exc.errno in (errno.ECONNREFUSED, errno.ENOENT):
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+            return False
+    return True
+
+
 class LocalWakeups:
     """Send and receive "new events" hints among processes using one SQLite file.
 
@@ -103,16 +118,8 @@ class LocalWakeups:
             except OSError:
                 return
             for path in peers:
-                try:
-                    self._sender.sendto(signal, path)
-                except BlockingIOError:
-                    pass  # its queue is full of wake-ups already
-                except OSError as exc:
-                    if exc.errno in (errno.ECONNREFUSED, errno.ENOENT):
-                        # Nobody reads it any more: the process died without cleaning up.
-                        with contextlib.suppress(OSError):
-                            os.unlink(path)
-                        self._seen_mtime = None
+                if not _wake(self._sender, path, signal):
+                    self._seen_mtime = None
 
     def wake_self(self) -> None:
         """Wake this process's own listener (so that it notices it should stop, at once)."""
@@ -139,14 +146,7 @@ class LocalWakeups:
             with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as probe:
                 probe.setblocking(False)
                 for entry in entries:
-                    try:
-                        probe.sendto(_PING, str(entry))
-                    except BlockingIOError:
-                        pass  # alive, with wake-ups queued
-                    except OSError as exc:
-                        if exc.errno in (errno.ECONNREFUSED, errno.ENOENT):
-                            with contextlib.suppress(OSError):
-                                os.unlink(entry)
+                    _wake(probe, str(entry), _PING)
             os.rmdir(self._folder_path)
 
     def close(self) -> None:

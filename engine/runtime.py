@@ -114,7 +114,11 @@ class Engine(Resuming, Upkeep):
         #: where async flows' store calls run (SQLite takes one writer at a time anyway)
         self.store_threads = StoreThreads(4 if self.store.is_sqlite else 8)
         self.dispatcher = Dispatcher(
-            self.store, self._dispatch, self.settings.poll_seconds, self._interest
+            self.store,
+            self._dispatch,
+            self.settings.poll_seconds,
+            self._interest,
+            self.waiters.any_waiting,
         )
         self.dispatcher.start()
         self.store.prepare()

@@ -136,6 +136,11 @@ class Waiters:
                 return next(iter(waiting)) if len(waiting) == 1 else None
             return next((w for w in waiting if w.key == key), None)
 
+    def any_waiting(self) -> bool:
+        """Whether any flow of this process waits."""
+        with self._lock:
+            return bool(self._by_run)
+
     def __contains__(self, run_id: str) -> bool:
         with self._lock:
             return run_id in self._by_run

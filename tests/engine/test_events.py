@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
+from typing import Any
 
 import psycopg
 import pytest
@@ -26,6 +28,7 @@ from signoff.engine.input import RunInput
 from signoff.engine.store.base import NOTIFY_CHANNEL
 from signoff.engine.store.urgency import PROMPT_NOTICE
 from signoff.engine.store.wakeups import PROMPT_SIGNAL, LocalWakeups
+from tests.support.running import start
 from tests.support.waiting import wait_for
 
 
@@ -213,6 +216,48 @@ def test_only_an_answer_for_a_flow_waiting_elsewhere_is_read_at_once(
             listener.close()
         else:
             listener_conn.close()
+
+
+def test_a_process_where_no_flow_waits_reads_its_own_answers_at_a_paced_rate(
+    engine: Engine, make_engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process that only answers (a bot replica, a script) has no one to hurry for: the
+    wake-ups of its own answers are read at its paced rate, at most one read per interval,
+    not one per answer, and the flows waiting elsewhere still get every answer."""
+
+    @flow
+    def ask() -> bool:
+        return pause_flow_run(wait_for_input=bool)
+
+    count = 30
+    started = [start(ask) for _ in range(count)]
+    waiting_runs = wait_for(
+        lambda: (r := engine.list_runs([RunState.PAUSED], limit=count)) and len(r) == count and r,
+        what="every run waiting for input",
+    )
+    answerer = make_engine()
+    reads: list[float] = []
+    read_events = answerer.store.events_of_after
+
+    def noted_read(*args: Any, **kwargs: Any) -> tuple[list[Event], int]:
+        reads.append(time.monotonic())
+        return read_events(*args, **kwargs)
+
+    # The dispatcher's reads of new events, counted on their way to the database.
+    monkeypatch.setattr(answerer.store, "events_of_after", noted_read)
+    began = time.monotonic()
+    for run in waiting_runs:
+        answerer.resume(run.id, {"value": True}, responder="dana")
+    for thread, box in started:
+        thread.join(10)
+        assert box["result"] is True
+    # Every answer's wake-up has come back to the answerer once it has read past them all.
+    last = answerer.store.last_event_id()
+    wait_for(lambda: answerer.dispatcher.position >= last, what="the answerer's reads")
+    ended = time.monotonic()
+    during = [at for at in reads if began <= at <= ended]
+    assert during, "the answerer never read the events"
+    assert len(during) <= 2 + (ended - began) / dispatch._MIN_INTERVAL
 
 
 class Approval(RunInput):

@@ -6,9 +6,9 @@ too: by LISTEN/NOTIFY on PostgreSQL, and by a local datagram on SQLite
 burst of them by one read every 20 ms: under load, one read serves many
 commits, from whichever process. A poke for events that a waiting flow needs (an answer, a
 pause's timeout, a cancellation) is served at once, paced or not, while a flow waits in
-this process; where none waits (a process that only answers), paced reads serve it. A slow
-poll is the safety net for a lost signal (on SQLite, a query for the newest event id; where local wake-ups cannot be
-had, that poll runs every 2 ms at most). Every new event is handed, in id order, to one
+this process; where none waits (a process that only answers), paced reads serve it. A
+slow poll is the safety net for a lost signal (on SQLite, a query for the newest event
+id; where local wake-ups cannot be had, that poll runs every 2 ms at most). Every new event is handed, in id order, to one
 callback on the dispatcher's thread. A process that offers no one every event (no
 observers) reads only the events it acts on (its ``Interest``); the callback then learns of
 the others only that they came, by being called.
@@ -111,8 +111,8 @@ class Dispatcher:
         """New events are in; with ``prompt``, a waiting flow may need them: read at once,
         without the pause between reads that spares a busy process, if one waits here."""
         # A process where no flow waits has no one to hurry for. Reading at once after
-        # every answer it gave cost an answering process a round trip and its CPU per
-        # answer (a worker's 100 runs on PostgreSQL: p50 28-34 -> 22-25 ms).
+        # every answer it gave cost an answering process a round trip per answer and a
+        # quarter of its CPU (PostgreSQL: 1.6-1.8 -> 1.2 ms per answer; bench/HISTORY.md).
         if prompt and self.someone_waits():
             self._urgent.set()
         self._wake.set()

@@ -476,14 +476,15 @@ def test_the_prefect_demo_plays_the_reference_flows(prefect_api_url: str) -> Non
         text=True,
         timeout=600,
     )
-    assert done.returncode == 0, done.stderr[-3000:]
     out = done.stdout
-    # Its progress went to stderr: what it says if the transcript is missing.
-    assert "*greet-user* run" in out, (out[-2000:], done.stderr[-3000:])
-    assert 'Name (optional): [text: "anonymous"]' in out
-    assert "@alice's answer was not accepted" in out and "needs input again" in out
-    assert out.index("not accepted") < out.index("needs input again")
-    assert "── final states on Prefect" in out
-    assert "input paused-1 rejected by @alice, input paused-2 accepted by @bob" in out
-    assert "deploy-release     Completed  input suspended-1 accepted by @bob" in out
-    assert "demo finished in" in done.stderr
+    # The transcript and its progress (on stderr) say where a failed demo stopped.
+    seen = f"exit status {done.returncode}\nstdout:\n{out[-4000:]}\nstderr:\n{done.stderr[-3000:]}"
+    assert done.returncode == 0, seen
+    assert "demo finished in" in done.stderr, seen
+    assert "*greet-user* run" in out, seen
+    assert 'Name (optional): [text: "anonymous"]' in out, seen
+    assert "@alice's answer was not accepted" in out and "needs input again" in out, seen
+    assert out.index("not accepted") < out.index("needs input again"), seen
+    assert "── final states on Prefect" in out, seen
+    assert "input paused-1 rejected by @alice, input paused-2 accepted by @bob" in out, seen
+    assert "deploy-release     Completed  input suspended-1 accepted by @bob" in out, seen

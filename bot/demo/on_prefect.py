@@ -117,4 +117,5 @@ def _play(demo: Demo, backend: PrefectBackend) -> None:
             if p.responder
         )
         demo.say(f"   {run.flow_name:<18} {detail.run.state_name:<10} {answers}")
+    demo.links()
     demo.say(json.dumps({"prefect_runs": [r.id for r in runs]}))

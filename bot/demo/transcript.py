@@ -301,6 +301,11 @@ class Demo:
             self.say(
                 f"   {run.flow_name:<18} {detail.run.state.value:<10} result={detail.run.result}  {answers}"
             )
+        self.links()
+
+    def links(self) -> None:
+        """Print the Block Kit Builder link of each modal shown (the transcript promised them
+        "at the end")."""
         if self.builder_links:
             self.say("── the modals in Block Kit Builder (open in a browser) " + "─" * 6)
             for number, (what, link) in enumerate(self.builder_links, 1):

@@ -4,6 +4,7 @@ people answer them in the local Slack sandbox. Nothing of Prefect is mocked."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -483,6 +484,10 @@ def test_the_prefect_demo_plays_the_reference_flows(prefect_api_url: str) -> Non
     assert "demo finished in" in done.stderr, seen
     assert "*greet-user* run" in out, seen
     assert 'Name (optional): [text: "anonymous"]' in out, seen
+    # each modal's Block Kit Builder link, at the end as the transcript says
+    links = re.findall(r"^\[\d+\] [\w-]+ run \w{8}: https://\S+$", out, re.MULTILINE)
+    assert len(links) == out.count("── modal ") == 4, seen
+    assert out.index("link [4] at the end") < out.index(links[0]), seen
     assert "@alice's answer was not accepted" in out and "needs input again" in out, seen
     assert out.index("not accepted") < out.index("needs input again"), seen
     assert "── final states on Prefect" in out, seen

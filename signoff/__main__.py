@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from signoff.bot.cli.main import main
 
-main()
+sys.exit(main())

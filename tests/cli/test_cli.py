@@ -294,3 +294,24 @@ def test_errors_are_one_line_on_stderr(cli: Cli) -> None:
     assert "JSON object" in error_line(bad_input)
 
     assert cli.json("runs", "list") == []
+
+
+def test_python_dash_m_signoff_exits_with_the_commands_status(cli: Cli) -> None:
+    # A script or a service unit that runs ``python -m signoff`` learns of failures as it
+    # would from the ``signoff`` script.
+    def module(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "signoff", *args],
+            env=cli.env,
+            cwd=cli.tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=COMMAND_TIMEOUT,
+        )
+
+    missing = module("runs", "show", "deadbeef")
+    assert missing.returncode == 1
+    assert error_line(missing) == "error: no run with id 'deadbeef'"
+    assert module("runs", "list", "--state", "bogus").returncode == 2
+    listed = module("runs", "list", "--json")
+    assert listed.returncode == 0 and json.loads(listed.stdout) == []

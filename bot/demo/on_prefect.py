@@ -25,6 +25,11 @@ FLOWS = Path(__file__).with_name("prefect_flows.py")
 #: deployments prefect_flows.py serves
 DEPLOYMENTS = 5
 CAROL = Actor("U0CAROL", name="carol")
+#: How long a run may take to ask for input, and then to finish once answered. Prefect
+#: starts each flow run in a process of its own (seconds to import Prefect), after its
+#: runner's next poll; on a busy machine, and on a server other work shares, that can
+#: take far longer than the embedded engine's moment.
+PREFECT_SECONDS = 120.0
 
 
 def prefect_demo(api_url: str | None = None) -> None:
@@ -57,7 +62,9 @@ def prefect_demo(api_url: str | None = None) -> None:
             backend = PrefectBackend(PrefectSettings.load(api_url=prefect.api_url))
             try:
                 with serving(backend) as bot:
-                    _play(Demo(None, bot.slack, bot.server), backend)
+                    _play(
+                        Demo(None, bot.slack, bot.server, prompt_seconds=PREFECT_SECONDS), backend
+                    )
             finally:
                 backend.close()
     except BackendError as exc:
@@ -69,7 +76,7 @@ def _finish(demo: Demo, backend: PrefectBackend, run: Run) -> Run:
         current = backend.get_run(run.id)
         return current if current.state.is_final else None
 
-    done = wait_for(f"{run.flow_name} to finish", final, timeout=120)
+    done = wait_for(f"{run.flow_name} to finish", final, timeout=PREFECT_SECONDS)
     demo.show_outcome(done, done.state.value)
     return done
 
@@ -91,7 +98,7 @@ def _play(demo: Demo, backend: PrefectBackend) -> None:
             for replies in demo.sandbox.channel(CHANNEL).replies.values()
             for m in replies
         ),
-        timeout=60,
+        timeout=PREFECT_SECONDS,
     )
     demo.thread_notes(shirt)
     demo.answer(shirt, "bob", {"color": "red"}, "fixes only the colour (the rest is prefilled)")
@@ -102,7 +109,7 @@ def _play(demo: Demo, backend: PrefectBackend) -> None:
     wait_for(
         "the suspended run",
         lambda: (p := backend.waiting_pause(deploy.id)) and p.status is PauseStatus.WAITING,
-        timeout=60,
+        timeout=PREFECT_SECONDS,
     )
     demo.answer(deploy, "bob", {"approved": True, "reason": "soak was clean"}, "approves")
     runs.append(_finish(demo, backend, deploy))

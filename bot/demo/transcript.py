@@ -81,9 +81,18 @@ def quiet_logs() -> None:
 class Demo:
     """A served bot, a sandbox workspace and a transcript printer."""
 
-    def __init__(self, engine: Engine | None, sandbox: SlackSandbox, server: Server) -> None:
+    def __init__(
+        self,
+        engine: Engine | None,
+        sandbox: SlackSandbox,
+        server: Server,
+        *,
+        prompt_seconds: float = 20.0,
+    ) -> None:
         #: the embedded engine; None when the flows run elsewhere (``--backend prefect``)
         self._engine = engine
+        #: how long a run may take to ask for input (a Prefect flow run starts a process)
+        self.prompt_seconds = prompt_seconds
         self.sandbox = sandbox
         self.server = server
         self.driver = sandbox.driver(f"{server.url}/slack/events", SIGNING_SECRET)
@@ -165,7 +174,7 @@ class Demo:
                     return message  # no button will come: the bot said why
             return None
 
-        message = wait_for(f"a prompt for {run.flow_name}", find)
+        message = wait_for(f"a prompt for {run.flow_name}", find, timeout=self.prompt_seconds)
         self.seen.add(message.ts)
         if UNSHOWABLE in message.text:
             self.show_message(message, "thread")

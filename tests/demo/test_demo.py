@@ -8,12 +8,17 @@ import re
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
+from types import SimpleNamespace
 from urllib.parse import unquote
 
+import click
 import pytest
 
+from signoff.bot.demo.transcript import Demo
 from signoff.bot.sandbox.render import BLOCK_KIT_BUILDER as BUILDER
+from signoff.bot.testing import running_bot
 
 
 def signoff(*args: str, cwd: Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -276,3 +281,15 @@ def test_errors_name_the_answers_file_or_the_option(
     assert done.returncode == 1
     assert done.stderr.strip().startswith(message), done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_the_transcript_waits_for_a_prompt_as_long_as_it_is_told() -> None:
+    # The Prefect demo gives a flow run's process minutes to ask; a run that never asks
+    # ends the demo, after the time given, with an error naming the flow.
+    with running_bot(["signoff.bot.demo.flows"]) as bot:
+        demo = Demo(bot.engine, bot.slack, bot.server, prompt_seconds=0.5)
+        never_asks = SimpleNamespace(id="0" * 32, flow_name="greet-user")
+        started = time.monotonic()
+        with pytest.raises(click.ClickException, match="waiting for a prompt for greet-user"):
+            demo.prompt_for(never_asks)
+        assert 0.5 <= time.monotonic() - started < 10

@@ -78,9 +78,11 @@ class Cli:
         }
         self.workers: list[tuple[subprocess.Popen[str], Path]] = []
 
-    def __call__(self, *args: str) -> subprocess.CompletedProcess[str]:
+    def __call__(
+        self, *args: str, module: str = "signoff.bot.cli"
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "signoff.bot.cli", *args],
+            [sys.executable, "-m", module, *args],
             env=self.env,
             cwd=self.tmp_path,
             capture_output=True,
@@ -299,19 +301,9 @@ def test_errors_are_one_line_on_stderr(cli: Cli) -> None:
 def test_python_dash_m_signoff_exits_with_the_commands_status(cli: Cli) -> None:
     # A script or a service unit that runs ``python -m signoff`` learns of failures as it
     # would from the ``signoff`` script.
-    def module(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "signoff", *args],
-            env=cli.env,
-            cwd=cli.tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=COMMAND_TIMEOUT,
-        )
-
-    missing = module("runs", "show", "deadbeef")
+    missing = cli("runs", "show", "deadbeef", module="signoff")
     assert missing.returncode == 1
     assert error_line(missing) == "error: no run with id 'deadbeef'"
-    assert module("runs", "list", "--state", "bogus").returncode == 2
-    listed = module("runs", "list", "--json")
+    assert cli("runs", "list", "--state", "bogus", module="signoff").returncode == 2
+    listed = cli("runs", "list", "--json", module="signoff")
     assert listed.returncode == 0 and json.loads(listed.stdout) == []

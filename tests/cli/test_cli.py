@@ -63,7 +63,8 @@ pytestmark = pytest.mark.timeout(600)
 
 
 class Cli:
-    """Runs ``python -m bot.cli`` against one test database, and owns worker processes."""
+    """Runs the command line (``python -m signoff.bot.cli``) against one test database, and
+    owns worker processes."""
 
     def __init__(self, database_url: str, tmp_path: Path) -> None:
         self.tmp_path = tmp_path

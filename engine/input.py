@@ -19,6 +19,8 @@ from typing import Any, ClassVar, TypeVar, cast
 import pydantic
 from pydantic import BaseModel, ConfigDict
 
+from signoff.engine.input_schema import REQUIRED_KEYWORD
+
 __all__ = ["AutomaticRunInput", "RunInput", "run_input_from_type"]
 
 M = TypeVar("M", bound="RunInput")
@@ -52,8 +54,14 @@ class RunInput(BaseModel):
         fields: dict[str, Any] = {}
         for name, value in defaults.items():
             # Keep the field's title, description and constraints; only the default changes.
-            info = copy.copy(cls.model_fields[name])
+            original = cls.model_fields[name]
+            info = copy.copy(original)
             info.default, info.default_factory = value, None
+            # An answer that leaves the field out gets the initial value checked like any
+            # other (a nested model's dict becomes the model; a value out of bounds is refused).
+            info.validate_default = True
+            if original.is_required():
+                info.json_schema_extra = _marked_required(original.json_schema_extra)
             fields[name] = (info.annotation, info)
         model: Any = pydantic.create_model(
             cls.__name__, __base__=cls, __module__=cls.__module__, **fields
@@ -63,6 +71,17 @@ class RunInput(BaseModel):
             description if description is not None else getattr(cls, "signoff_description", None)
         )
         return model
+
+
+def _marked_required(extra: Any) -> Any:
+    if callable(extra):
+
+        def update(schema: dict[str, Any]) -> None:
+            extra(schema)
+            schema[REQUIRED_KEYWORD] = True
+
+        return update
+    return {**(extra or {}), REQUIRED_KEYWORD: True}
 
 
 class AutomaticRunInput(RunInput):

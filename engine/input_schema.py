@@ -10,6 +10,10 @@ would refuse; only the model's own validators are left to judge after that.
                             maximum length, whether a host is required
 ``x-signoff-decimal``       ``Decimal`` bounds, digits and decimal places (as strings)
 ``x-signoff-regex-engine``  ``"python-re"`` when the model's config asks for it
+``x-signoff-required``      ``true`` on a field the model requires that
+                            ``with_initial_data`` gave a value: a form still asks for it
+                            (starting from that value), while an answer given in code may
+                            leave it out and get the value, as with Prefect
 ==========================  ==========================================================
 """
 
@@ -26,7 +30,10 @@ from pydantic_core import core_schema
 
 from signoff.engine.serialization import unstorable_values
 
-__all__ = ["URL_KEYS", "InputJsonSchema", "input_schema"]
+__all__ = ["REQUIRED_KEYWORD", "URL_KEYS", "InputJsonSchema", "input_schema"]
+
+#: see ``x-signoff-required`` above
+REQUIRED_KEYWORD = "x-signoff-required"
 
 #: the url_schema options that decide whether pydantic accepts a URL
 URL_KEYS = ("allowed_schemes", "max_length", "host_required")

@@ -39,6 +39,8 @@ JSONSchema: TypeAlias = Mapping[str, Any]
 
 #: The action id of every input element; the block id tells the fields apart.
 ACTION_ID = "value"
+#: the engine's mark on a required field that ``with_initial_data`` gave a value
+REQUIRED_KEYWORD = "x-signoff-required"
 #: the value of a boolean's one tickbox option
 TICKED = "true"
 MAX_BLOCKS = 100
@@ -73,6 +75,7 @@ class FieldGroup:
     title: str
     in_required: bool  #: the key is listed in the parent's ``required``
     nullable: bool  #: ``None`` is an accepted value (``Optional[Model]``)
+    prefilled: bool = False  #: it has a default (an instance), which the form shows
 
 
 @dataclass(frozen=True)
@@ -241,11 +244,14 @@ def _walk_object(
         if isinstance(defaults, Mapping) and name in defaults and "default" not in prop:
             node["default"] = defaults[name]
         label = str(prop.get("title") or " ".join(w.capitalize() for w in name.split("_") if w))
-        in_required = name in required
+        # with_initial_data gives a required field a default, only so that code may leave it
+        # out (as with Prefect); a person still has to answer it (engine.input_schema).
+        in_required = name in required or prop.get(REQUIRED_KEYWORD) is True
         nullable = resolved.nullable or None in node.get("enum", ())
         slack_optional = optional or not in_required or nullable
         if _is_object(node):
-            yield FieldGroup(path, label or name, in_required, nullable)
+            prefilled = isinstance(node.get("default"), Mapping)
+            yield FieldGroup(path, label or name, in_required, nullable, prefilled)
             # A nested model that may be None makes its fields optional; one that always
             # exists (required, or defaulted to an instance) keeps its fields' own rules.
             inner = _Resolved(node, nullable, resolved.refs)

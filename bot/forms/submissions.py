@@ -105,7 +105,9 @@ def parse_submission(
         (e for e in layout if isinstance(e, FieldGroup)), key=lambda g: -g.path.count(".")
     ):
         inside = f"{group.path}."
-        if any(path.startswith(inside) for path in answered):
+        # A model the form showed filled in (its default) is sent as shown, so the model
+        # checks those values rather than falling back to its default unchecked.
+        if group.prefilled or any(path.startswith(inside) for path in answered):
             continue
         if group.nullable or not group.in_required:
             for path in [p for p in values if p.startswith(inside)]:

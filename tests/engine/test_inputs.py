@@ -31,6 +31,63 @@ def test_with_initial_data_keeps_the_name_constraints_and_stores_a_description()
     assert Approval.signoff_description is None
 
 
+class Address(pydantic.BaseModel):
+    city: str
+    postcode: str = pydantic.Field(pattern=r"^\d{4}$")
+
+
+class Shipping(RunInput):
+    address: Address
+    quantity: int = pydantic.Field(ge=1, le=10)
+    note: str = ""
+
+
+def test_an_initial_value_left_out_of_an_answer_is_checked_like_one_given() -> None:
+    model = Shipping.with_initial_data(address={"city": "Oslo", "postcode": "0150"}, quantity=2)
+    # As with Prefect, code may answer without the prefilled fields and get their values...
+    answer = model.model_validate({})
+    # ...as the model's types make them, not as the raw dict they were given.
+    assert answer.address == Address(city="Oslo", postcode="0150")
+    assert answer.quantity == 2
+
+    wrong = Shipping.with_initial_data(address={"city": "Oslo", "postcode": "oslo"}, quantity=500)
+    with pytest.raises(pydantic.ValidationError) as refused:
+        wrong.model_validate({})
+    assert sorted(e["loc"] for e in refused.value.errors()) == [
+        ("address", "postcode"),
+        ("quantity",),
+    ]
+    # An answer that gives the fields is checked as ever.
+    assert wrong.model_validate(
+        {"address": {"city": "Oslo", "postcode": "0150"}, "quantity": 3}
+    ).quantity == 3
+
+
+def test_a_required_field_given_an_initial_value_is_marked_for_forms_to_ask() -> None:
+    model = Shipping.with_initial_data(address={"city": "Oslo", "postcode": "0150"}, note="hi")
+    schema = model.model_json_schema()
+    assert "address" not in schema["required"]  # Prefect's schema: the default makes it optional
+    assert schema["properties"]["address"]["x-signoff-required"] is True
+    # A field that had a default already stays optional for the form too.
+    assert "x-signoff-required" not in schema["properties"]["note"]
+    assert "x-signoff-required" not in schema["properties"]["quantity"]  # not given a value
+
+
+def test_the_required_mark_keeps_a_fields_own_schema_extras() -> None:
+    def extra(schema: dict[str, object]) -> None:
+        schema["examples"] = ["0150"]
+
+    class Tagged(RunInput):
+        code: str = pydantic.Field(json_schema_extra=extra)
+        label: str = pydantic.Field(json_schema_extra={"examples": ["x"]})
+
+    props = Tagged.with_initial_data(code="a", label="b").model_json_schema()["properties"]
+    assert props["code"]["examples"] == ["0150"] and props["code"]["x-signoff-required"]
+    assert props["label"]["examples"] == ["x"] and props["label"]["x-signoff-required"]
+    # The model the keywords were copied from is left as it was.
+    assert "x-signoff-required" not in Tagged.model_json_schema()["properties"]["label"]
+
+
 def test_with_initial_data_refuses_unknown_fields() -> None:
     with pytest.raises(
         ValueError, match="Approval has no field 'colour'; its fields are approved, note"

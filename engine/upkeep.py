@@ -32,15 +32,32 @@ class Upkeep:
         raise NotImplementedError
 
     def expire_due_pauses(self, now: datetime | None = None) -> list[str]:
-        """Time out overdue pauses; fail runs that no live process waits for. Idempotent."""
+        """Time out overdue pauses. Idempotent.
+
+        A flow still waiting in a live process wakes and gets ``PauseTimeout``. A paused
+        run whose process is gone is run again, so that its flow gets ``PauseTimeout`` at
+        the same call and may handle it, as it would have. A suspended run fails, as
+        Prefect fails it. Returns the ids of the runs settled or run again.
+        """
         now = now or self.store.clock()
-        failed: list[str] = []
+        settled: list[str] = []
         for pause in self.store.due_pauses(now):
             if not self.store.expire_pause(pause.run_id, pause.key):
                 continue
             run = self.store.get_run(pause.run_id)
             if run.state is RunState.PAUSED and self.owner_alive(run.owner):
                 continue  # the waiting flow wakes, gets PauseTimeout, and may handle it
+            if not pause.suspend and self.store.transition(
+                run.id,
+                RunState.SCHEDULED,
+                "Recovering",
+                f"nobody answered input {pause.key!r} in time and the process that waited "
+                "is gone; running the flow again, where the pause raises PauseTimeout",
+                expect=(RunState.PAUSED, RunState.SUSPENDED),
+                owner=None,
+            ):
+                settled.append(run.id)
+                continue
             message = (
                 f"waited for input {pause.key!r} until {pause.deadline:%Y-%m-%d %H:%M:%S} UTC "
                 "and nobody answered in time"
@@ -53,10 +70,10 @@ class Upkeep:
                 expect=(RunState.PAUSED, RunState.SUSPENDED),
                 owner=None,
             ):
-                failed.append(run.id)
-        if failed:
+                settled.append(run.id)
+        if settled:
             self.notify()
-        return failed
+        return settled
 
     def recover_orphans(self) -> list[str]:
         """Take over runs whose process died: paused ones wait on, running ones re-run."""

@@ -18,7 +18,7 @@ from tests.support.waiting import wait_for
 FLOWS = textwrap.dedent(
     """
     from pathlib import Path
-    from signoff.engine import flow, pause_flow_run, task, get_run_logger
+    from signoff.engine import PauseTimeout, flow, pause_flow_run, task, get_run_logger
     from signoff.engine.input import RunInput
 
     LEDGER = Path(__file__).with_name("ledger.txt")
@@ -48,6 +48,17 @@ FLOWS = textwrap.dedent(
     @flow(name="durable-child")
     def durable_child() -> bool:
         return pause_flow_run(wait_for_input=Go, timeout=600).approved
+
+    @flow(name="durable-deadline")
+    def durable_deadline(name: str, catch: bool) -> str:
+        note = prepare(name)
+        try:
+            pause_flow_run(wait_for_input=Go, timeout=4)
+        except PauseTimeout:
+            if not catch:
+                raise
+            return finish(f"{note}: nobody answered")
+        return "answered"
 
     @flow(name="durable-parent")
     def durable_parent(name: str) -> str:
@@ -128,6 +139,43 @@ def test_paused_run_survives_kill_9_and_completes_without_repeating_tasks(
     assert (tmp_path / "ledger.txt").read_text().splitlines() == ["prepare", "finish"]
     pause = engine.get_pause(run.id, "1")
     assert (pause.status, pause.responder) == (PauseStatus.ACCEPTED, "alice")
+
+
+@pytest.mark.parametrize("catch", [True, False])
+def test_a_pause_whose_process_died_still_raises_its_timeout_in_the_flow(
+    engine: Engine, database_url: str, tmp_path: Path, catch: bool
+) -> None:
+    flows = tmp_path / "flows.py"
+    flows.write_text(FLOWS)
+    load_flows(str(flows))
+    first = spawn_worker(flows, database_url)
+    try:
+        run = engine.submit("durable-deadline", {"name": "db", "catch": catch})
+        # Its deadline's timer is stored just after the pause (else the sweep, every 30 s,
+        # would find it).
+        wait_for(
+            lambda: f"expire:{run.id}:1" in [job for job, _ in engine.timers.pending()],
+            what="the pause's timer",
+        )
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait(10)
+    finally:
+        stop(first)
+
+    # Nobody answers; a new worker takes the run over, and the deadline passes.
+    second = spawn_worker(flows, database_url)
+    try:
+        done = wait_for(lambda: (r := engine.get_run(run.id)).state.is_final and r, timeout=30)
+    finally:
+        stop(second)
+    if catch:
+        # The flow's own `except PauseTimeout` ran, as it would have in the first process.
+        assert (done.state, done.result) == (RunState.COMPLETED, "'PREPARED DB: NOBODY ANSWERED'")
+        assert (tmp_path / "ledger.txt").read_text().splitlines() == ["prepare", "finish"]
+    else:
+        assert (done.state, done.state_name) == (RunState.FAILED, "TimedOut")
+        assert (tmp_path / "ledger.txt").read_text().splitlines() == ["prepare"]
+    assert engine.get_pause(run.id, "1").status is PauseStatus.TIMED_OUT
 
 
 def test_a_nested_flow_paused_when_its_process_died_is_taken_up_by_the_outer_rerun(

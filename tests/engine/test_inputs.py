@@ -58,9 +58,12 @@ def test_an_initial_value_left_out_of_an_answer_is_checked_like_one_given() -> N
         ("quantity",),
     ]
     # An answer that gives the fields is checked as ever.
-    assert wrong.model_validate(
-        {"address": {"city": "Oslo", "postcode": "0150"}, "quantity": 3}
-    ).quantity == 3
+    assert (
+        wrong.model_validate(
+            {"address": {"city": "Oslo", "postcode": "0150"}, "quantity": 3}
+        ).quantity
+        == 3
+    )
 
 
 def test_a_required_field_given_an_initial_value_is_marked_for_forms_to_ask() -> None:

@@ -61,13 +61,34 @@ def escalate_due_pauses() -> None:
         engine.escalate_due_pauses()
 
 
+#: how soon the scheduler tries again after its job store failed (a new job wakes it sooner)
+RETRY_SECONDS = 5.0
+
+
 class _Scheduler(BackgroundScheduler):  # type: ignore[misc]
+    _failing = False
+
     def _process_jobs(self) -> float | None:
         # APScheduler 3 processes jobs once more if shutdown() lands between its wake-up and
         # its paused check, and then fails to submit to the closed executor.
         if self.state != STATE_RUNNING:
             return None
-        result: float | None = super()._process_jobs()
+        try:
+            result: float | None = super()._process_jobs()
+        except Exception:
+            # APScheduler lets a failed write of a fired job (a database locked or down)
+            # end its thread, and with it every later timer of this process. Try again.
+            if not self._failing:
+                logger.exception(
+                    "timers failed; trying again every %g s",
+                    RETRY_SECONDS,
+                    extra={"action": "timers_failed"},
+                )
+            self._failing = True
+            return RETRY_SECONDS
+        if self._failing:
+            self._failing = False
+            logger.info("timers work again", extra={"action": "timers_recovered"})
         return result
 
 

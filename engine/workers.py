@@ -29,6 +29,8 @@ logger = logging.getLogger(__name__)
 
 #: how long a stopping worker waits for its async runs to stop where they are
 _LET_GO_SECONDS = 5.0
+#: how soon a worker whose loop failed (its database down) tries again
+_RETRY_SECONDS = 1.0
 
 
 class _RunThreads:
@@ -188,11 +190,12 @@ class Worker:
 
     def _claim_loop(self) -> None:
         every = self.safety_seconds
-        self._upkeep(full=True)
-        self._wake.set()  # take runs queued before this worker started, at once
-        due = time.monotonic() + every
+        # At once: upkeep (catching up on timers that fell due while no worker ran) and
+        # the runs queued before this worker started.
+        due, full, failures = time.monotonic(), True, 0
         while not self._stop.is_set():
-            self._wake.wait(max(0.0, due - time.monotonic()))
+            # While failing, wake-ups (a reconnecting LISTEN sends some) do not hurry it.
+            (self._stop if failures else self._wake).wait(max(0.0, due - time.monotonic()))
             self._wake.clear()
             if self._stop.is_set():
                 return
@@ -200,11 +203,24 @@ class Worker:
                 # By the clock, not only when no wake-up came: a busy worker takes over
                 # dead processes' runs too.
                 if time.monotonic() >= due:
-                    self._upkeep(full=False)
-                    due = time.monotonic() + every
+                    self._upkeep(full=full)
+                    full, due = False, time.monotonic() + every
                 self._claim()
             except Exception:
-                logger.exception("worker loop failed", extra={"action": "worker_error"})
+                # The database is down, most likely: one traceback, then quiet retries
+                # (a second apart at most) until it answers, rather than a busy loop.
+                if failures == 0:
+                    logger.exception("worker loop failed", extra={"action": "worker_error"})
+                failures += 1
+                due = time.monotonic() + min(every, _RETRY_SECONDS)
+                continue
+            if failures:
+                logger.info(
+                    "worker loop works again after %d failed attempts",
+                    failures,
+                    extra={"action": "worker_recovered", "failures": failures},
+                )
+                failures = 0
 
     @property
     def safety_seconds(self) -> float:

@@ -4,6 +4,7 @@ idle: such a connection is pinged before use and replaced."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 
@@ -16,6 +17,7 @@ from signoff.engine.store import SqlStore
 from signoff.engine.store.database import create_db_engine
 from tests.conftest import new_pg_database
 from tests.support.postgres import PostgresCluster
+from tests.support.waiting import wait_for
 
 
 @pytest.fixture
@@ -81,3 +83,97 @@ def test_a_connection_dropped_while_in_use_fails_one_call_and_is_not_reused(pg_u
     with pytest.raises(StoreError, match="database read failed"):
         store.get_run("r1")
     assert store.get_run("r1").started_by == "alice"
+
+
+def refuse_connections(url: str, refuse: bool) -> None:
+    """Make ``url``'s database refuse new connections (and end the open ones), or allow them
+    again: an outage of that database alone, as a stopped server would be for its clients."""
+    name = make_url(url).database
+    with psycopg.connect(
+        f"host=127.0.0.1 port={make_url(url).port} user=postgres", autocommit=True
+    ) as admin:
+        admin.execute(f"ALTER DATABASE {name} ALLOW_CONNECTIONS {'false' if refuse else 'true'}")
+    if refuse:
+        drop_connections(url)
+
+
+def test_a_worker_whose_database_is_down_logs_once_retries_quietly_and_says_when_it_is_back(
+    pg_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from signoff.engine import Engine, EngineSettings, Worker
+
+    settings = EngineSettings.load(
+        database_url=pg_url, heartbeat_seconds=0.5, owner_timeout_seconds=4.0
+    )
+    engine = Engine(settings)
+    worker = Worker(engine)
+    worker.start()
+    try:
+        caplog.set_level("INFO", logger="signoff.engine.workers")
+        refuse_connections(pg_url, True)
+        wait_for(lambda: _actions(caplog, "worker_error"), what="the failure's log line")
+        # Two seconds of outage: the loop looks about once a second, with no traceback each
+        # time (it used to retry at once, thousands of tracebacks a second).
+        time.sleep(2)
+        refuse_connections(pg_url, False)
+        wait_for(lambda: _actions(caplog, "worker_recovered"), what="the recovery's log line")
+    finally:
+        refuse_connections(pg_url, False)
+        worker.stop()
+        engine.close()
+    assert len(_actions(caplog, "worker_error")) == 1
+    (recovered,) = _actions(caplog, "worker_recovered")
+    assert 1 <= recovered.failures <= 6  # type: ignore[attr-defined]
+
+
+def _actions(caplog: pytest.LogCaptureFixture, action: str) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if getattr(r, "action", None) == action]
+
+
+#: calls of ``_fired`` by the timers, in this process
+FIRED: list[str] = []
+
+
+def _fired(name: str) -> None:
+    FIRED.append(name)
+
+
+def test_timers_outlive_a_failed_write_of_their_jobs(
+    pg_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from datetime import UTC, datetime
+
+    from signoff.engine import Engine, EngineSettings
+
+    engine = Engine(EngineSettings.load(database_url=pg_url))
+    admin = psycopg.connect(
+        f"host=127.0.0.1 port={make_url(pg_url).port} user=postgres "
+        f"dbname={make_url(pg_url).database}",
+        autocommit=True,
+    )
+    try:
+        # Reading due jobs works, removing a fired one fails: as when another process
+        # holds the table's lock past the timeout, or the server goes away mid-call.
+        admin.execute(
+            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'the disk is full'; END $$"
+        )
+        admin.execute(
+            "CREATE TRIGGER refuse BEFORE DELETE OR UPDATE ON apscheduler_jobs "
+            "FOR EACH ROW EXECUTE FUNCTION refuse()"
+        )
+        engine.timers.start(active=True)
+        path = f"{__name__}:_fired"
+        engine.timers.call_at("t:first", datetime.now(UTC), path, {"name": "first"})
+        wait_for(lambda: "first" in FIRED, what="the first timer")
+        wait_for(
+            lambda: any(getattr(r, "action", None) == "timers_failed" for r in caplog.records),
+            what="the failed write's log line",
+        )
+        admin.execute("DROP TRIGGER refuse ON apscheduler_jobs")
+        # APScheduler's thread used to end on that failure, and no timer fired again.
+        engine.timers.call_at("t:second", datetime.now(UTC), path, {"name": "second"})
+        wait_for(lambda: "second" in FIRED, what="a timer after the failure")
+    finally:
+        admin.close()
+        engine.close()

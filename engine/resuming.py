@@ -114,7 +114,7 @@ class Resuming(Interventions):
         # quorum's answers are judged together by the flow once they are all in.
         local = (
             self.waiters.waiting_for(run.id, pause.key)
-            if next_state is RunState.RUNNING and pause.quorum == 1
+            if next_state is RunState.RUNNING and pause.quorum == 1 and run.owner == self.process_id
             else None
         )
         answer, verdict = _judged(local, payload)
@@ -127,6 +127,7 @@ class Resuming(Interventions):
             verdict,
             flow_name=run.flow_name,
             known=pause,
+            waits_in=run.owner if next_state is RunState.RUNNING else None,
         )
         if outcome is AnswerOutcome.LOST:
             raise self._not_waiting_for(self.store.get_run(run.id), pause.key)

@@ -193,7 +193,9 @@ class Engine(Resuming, Upkeep):
         """Hand an answer that another process stored to the flow waiting for it here, so
         that the flow need not read it back (an event from before answers rode along, or
         a quorum's, carries none: the flow reads its pause)."""
-        if "response" not in event.data:
+        if "response" not in event.data or event.data.get("owner") != self.process_id:
+            # Not for a flow waiting here (or from before answers named their process):
+            # a waiter woken by the event reads its pause and its run.
             return
         waiter = self.waiters.waiting_for(event.run_id, str(event.data.get("key")))
         if waiter is not None and waiter.answer is None:

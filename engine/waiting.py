@@ -91,8 +91,13 @@ def _open(req: PauseRequest, owner: str | None) -> None:
     )
 
 
-def _outcome(req: PauseRequest, pause: Pause) -> Any:
-    """What the waiting call returns or raises, given where its pause is now."""
+def _outcome(req: PauseRequest, pause: Pause, *, read: bool = False) -> Any:
+    """What the waiting call returns or raises, given where its pause is now.
+
+    ``read``: the pause was read back after a wake-up rather than handed over with its
+    run's state, so the run may have been taken over meanwhile (this process was taken
+    for dead): its answer then belongs to the process that runs it now.
+    """
     ctx = req.ctx
     if pause.status is PauseStatus.CANCELLED or ctx.engine.is_cancelled(ctx.run_id):
         raise Cancel(ctx.run_id)
@@ -100,15 +105,22 @@ def _outcome(req: PauseRequest, pause: Pause) -> Any:
         return _WAITING
     if pause.status is PauseStatus.TIMED_OUT:
         # The flow may catch this and go on, so the run is running again.
-        ctx.engine.store.transition(
+        moved = ctx.engine.store.transition(
             ctx.run_id,
             RunState.RUNNING,
             "Running",
             f"no input for {req.key!r} in time",
-            expect=(RunState.PAUSED, RunState.SUSPENDED),
+            expect=(RunState.PAUSED,) if read else (RunState.PAUSED, RunState.SUSPENDED),
+            expect_owner=ctx.engine.process_id if read else None,
             owner=ctx.engine.claim_ownership(),
         )
+        if read and not moved:
+            raise _taken_over(req)
         raise PauseTimeout(ctx.run_id, req.key, req.timeout)
+    if read:
+        run = ctx.engine.store.get_run(ctx.run_id)
+        if run.owner != ctx.engine.process_id:
+            raise _taken_over(req)
     try:
         value = _load(req, pause)
     except pydantic.ValidationError as exc:
@@ -195,10 +207,11 @@ def wait_for_answer(req: PauseRequest) -> Any:
             if outcome is not _WAITING:
                 return outcome
             pause = pause or _delivered(req, waiter)
+            read = pause is None
             if pause is None:
                 pause = engine.store.get_pause(run_id, req.key)
                 assert pause is not None
-            outcome = _outcome(req, pause)
+            outcome = _outcome(req, pause, read=read)
             if outcome is not _WAITING:
                 return outcome
             remaining = _remaining(deadline)
@@ -212,6 +225,14 @@ def wait_for_answer(req: PauseRequest) -> Any:
         engine.waiters.remove(run_id, waiter)
 
 
+def _taken_over(req: PauseRequest) -> TakenOver:
+    logger.warning(
+        "run taken over by another process",
+        extra={"action": "run_taken_over", "run_id": req.ctx.run_id, "key": req.key},
+    )
+    return TakenOver(req.ctx.run_id)
+
+
 def _not_opened(req: PauseRequest) -> BaseException:
     """Why a pause could not be opened: its run is not RUNNING in this process any more."""
     engine, run_id = req.ctx.engine, req.ctx.run_id
@@ -221,18 +242,14 @@ def _not_opened(req: PauseRequest) -> BaseException:
     if run.owner == engine.process_id and run.state.is_waiting:
         waiting = engine.store.waiting_pause(run_id)
         return AlreadyWaiting(run_id, waiting.key if waiting is not None else None)
-    logger.warning(
-        "run taken over by another process",
-        extra={"action": "run_taken_over", "run_id": run_id, "key": req.key},
-    )
-    return TakenOver(run_id)
+    return _taken_over(req)
 
 
 def _look(req: PauseRequest) -> Any:
     """Read the pause again and judge where it is now."""
     pause = req.ctx.engine.store.get_pause(req.ctx.run_id, req.key)
     assert pause is not None
-    return _outcome(req, pause)
+    return _outcome(req, pause, read=True)
 
 
 def _expire(req: PauseRequest) -> None:

@@ -166,6 +166,7 @@ class AnswerQueries(PauseQueries):
         flow_name: str | None = None,
         known: Pause | None = None,
         still_paused_by: str | None = None,
+        waits_in: str | None = None,
     ) -> AnswerOutcome:
         """Store one answer if the pause still waits, with its audit record.
 
@@ -186,18 +187,23 @@ class AnswerQueries(PauseQueries):
         reassigned since; otherwise nothing is written, and the outcome is LOST. Only for a
         pause that needs one answer (``known.quorum`` 1).
 
+        ``waits_in``: the process whose flow waits for the answer (the run's owner), when
+        ``next_state`` is RUNNING; the answer's event names it, so that only that process
+        hands the answer to its flow (``still_paused_by`` names it too).
+
         Answers given with ``still_paused_by`` at the same moment share a transaction
         (``sharing``); one that another's failure rolled back is stored again, alone.
         """
         if still_paused_by is not None and (known is None or known.quorum != 1):
             raise ValueError("still_paused_by is for a known pause that needs one answer")
         given = (run_id, key, response, actor, next_state, verdict, flow_name, known)
+        waits_in = still_paused_by or waits_in
         if still_paused_by is not None:
             try:
-                return self._answer(*given, still_paused_by, shared=True)
+                return self._answer(*given, still_paused_by, waits_in, shared=True)
             except SharedWriteFailed:
                 pass
-        return self._answer(*given, still_paused_by, shared=False)
+        return self._answer(*given, still_paused_by, waits_in, shared=False)
 
     def _answer(
         self,
@@ -210,6 +216,7 @@ class AnswerQueries(PauseQueries):
         flow_name: str | None,
         known: Pause | None,
         still_paused_by: str | None,
+        waits_in: str | None,
         *,
         shared: bool,
     ) -> AnswerOutcome:
@@ -332,6 +339,9 @@ class AnswerQueries(PauseQueries):
                 # The flow waiting in another process takes the answer from the event, which
                 # commits with it, rather than reading the pause back.
                 arrived["response"] = response
+                if next_state is RunState.RUNNING and waits_in is not None:
+                    # Only that process's flow: one taken for dead may wait there too.
+                    arrived["owner"] = waits_in
             # With a verdict, the flow waits here and is handed the answer by this process.
             self._emit(
                 conn,

@@ -18,6 +18,7 @@ from signoff.engine import (
     EventKind,
     PauseStatus,
     RunState,
+    RunTakenOver,
     flow,
     pause_flow_run,
     resume_flow_run,
@@ -27,6 +28,7 @@ from signoff.engine import (
 from signoff.engine.input import RunInput
 from tests.conftest import FAST, new_pg_database
 from tests.support.postgres import PostgresCluster
+from tests.support.running import start
 from tests.support.waiting import wait_for
 
 
@@ -413,11 +415,7 @@ def test_a_run_taken_over_while_its_answer_is_stored_is_answered_as_from_elsewhe
     other = psycopg.connect(url.replace("postgresql+psycopg", "postgresql"))
     watcher = psycopg.connect(url.replace("postgresql+psycopg", "postgresql"), autocommit=True)
     try:
-        flow_done: dict[str, object] = {}
-        flow_thread = threading.Thread(
-            target=lambda: flow_done.setdefault("result", taken_over_mid_answer()), daemon=True
-        )
-        flow_thread.start()
+        flow_thread, flow_done = start(taken_over_mid_answer)
         run_id = wait_for(
             lambda: next(iter(made.list_runs([RunState.PAUSED])), None), what="the paused run"
         ).id
@@ -446,6 +444,8 @@ def test_a_run_taken_over_while_its_answer_is_stored_is_answered_as_from_elsewhe
         assert trail.count("answer.received") == 1
         assert made.verify_audit().ok
         flow_thread.join(10)
+        # The flow waiting here does not go on as well: the worker runs it again.
+        assert isinstance(flow_done.get("error"), RunTakenOver)
     finally:
         other.close()
         watcher.close()

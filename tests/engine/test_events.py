@@ -83,8 +83,13 @@ def test_observer_sees_every_change_in_order(engine: Engine) -> None:
         (EventKind.STATE_CHANGED, "completed"),
     ]
     received = next(e for e in recorder.seen if e.kind is EventKind.INPUT_RECEIVED)
-    # The answer rides along, for a flow waiting in another process.
-    assert received.data == {"key": "1", "responder": "dana", "response": {"value": True}}
+    # The answer rides along, for a flow waiting in another process: the one named.
+    assert received.data == {
+        "key": "1",
+        "responder": "dana",
+        "response": {"value": True},
+        "owner": engine.process_id,
+    }
     ids = [e.id for e in recorder.seen]
     assert ids == sorted(ids)
     # The answer's two audit records were stored in the same statement as its events (on

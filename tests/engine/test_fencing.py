@@ -140,6 +140,66 @@ def test_a_process_taken_for_dead_does_not_complete_a_run_another_process_took_o
     assert [(r.run_id, r.outcome) for r in dropped] == [(run_id, "completed")]  # type: ignore[attr-defined]
 
 
+AFTER_THE_ANSWER: list[int] = []
+
+
+@flow(name="taken-over-while-paused")
+def taken_over_while_paused() -> int:
+    value = pause_flow_run(int, timeout=None)
+    AFTER_THE_ANSWER.append(value)  # stands for a deploy: it must happen once
+    return value
+
+
+def paused_then_taken_over(engine: Engine, other: Engine) -> tuple[threading.Thread, dict, str]:
+    """A flow paused in ``engine``'s process, which ``other`` took for dead while it was
+    paused (as a worker does when heartbeats stop, in an outage of the database)."""
+    AFTER_THE_ANSWER.clear()
+    thread, box = start(taken_over_while_paused)
+    run_id = waiting(engine, "taken-over-while-paused").run_id
+    assert other.store.transition(
+        run_id, RunState.SUSPENDED, "Suspended", expect=(RunState.PAUSED,), owner=None
+    )
+    return thread, box, run_id
+
+
+@pytest.mark.parametrize("where", ["here", "elsewhere"])
+def test_a_flow_taken_for_dead_while_paused_does_not_go_on_when_answered(
+    engine: Engine, make_engine: Callable[..., Engine], where: str
+) -> None:
+    other = make_engine()
+    other.claim_ownership()
+    thread, box, run_id = paused_then_taken_over(engine, other)
+    (engine if where == "here" else other).resume(run_id, {"value": 7}, "alice")
+    thread.join(10)
+    assert isinstance(box.get("error"), RunTakenOver)
+    # Answered as a suspended run: the run is queued to run again, in one process only.
+    assert AFTER_THE_ANSWER == []
+    run = other.get_run(run_id)
+    assert (run.state, run.owner) == (RunState.SCHEDULED, None)
+
+
+def test_a_flow_taken_for_dead_does_not_take_the_answer_meant_for_the_new_owner(
+    engine: Engine, make_engine: Callable[..., Engine]
+) -> None:
+    other = make_engine()
+    other.claim_ownership()
+    thread, box, run_id = paused_then_taken_over(engine, other)
+    # The new owner ran the flow again, and it waits at the same pause, in that process.
+    assert other.store.transition(
+        run_id,
+        RunState.PAUSED,
+        "Paused",
+        expect=(RunState.SUSPENDED,),
+        owner=other.process_id,
+    )
+    other.resume(run_id, {"value": 7}, "alice")
+    thread.join(10)
+    assert isinstance(box.get("error"), RunTakenOver)
+    assert AFTER_THE_ANSWER == []
+    run = other.get_run(run_id)
+    assert (run.state, run.owner) == (RunState.RUNNING, other.process_id)
+
+
 def test_a_second_pause_while_the_run_waits_on_one_is_refused_by_name(engine: Engine) -> None:
     box: dict[str, object] = {}
     thread = threading.Thread(target=lambda: box.update(result=asyncio.run(two_pauses_at_once())))

@@ -22,6 +22,7 @@ from signoff.engine.errors import (
     RunCancelled,
     RunSuspended,
     RunTakenOver,
+    StoreError,
 )
 from signoff.engine.runs import Run, RunState
 from signoff.engine.runtime import Engine, get_engine
@@ -273,10 +274,14 @@ def prepare_queued(engine: Engine, source: RunSource) -> tuple[RunContext, dict[
 
 
 def execute_queued(ctx: RunContext, parameters: dict[str, Any]) -> None:
-    """Run a sync flow for a worker; every outcome is recorded, nothing is raised."""
+    """Run a sync flow for a worker; every outcome is recorded, nothing is raised but a
+    ``StoreError``: the database failed under the run, which the worker then hands back
+    to be run again (as after a crash) rather than recording the failure as the flow's."""
     token = current_run.set(ctx)
     try:
         result = ctx.flow.fn(**parameters)
+    except StoreError:
+        raise
     except BaseException as exc:
         _finish_with(ctx, exc)
         if not isinstance(exc, Exception | Suspend | Cancel | TakenOver):
@@ -296,11 +301,14 @@ async def execute_queued_async(
     """Run an async flow for a worker, on the worker's loop, without blocking it.
 
     Cancelled while the worker is ``stopping``, the run records nothing: it stays as stored
-    (running, or waiting for input) for another process to take over."""
+    (running, or waiting for input) for another process to take over. A ``StoreError`` is
+    raised, as by ``execute_queued``."""
     offload = ctx.engine.store_threads.call
     token = current_run.set(ctx)
     try:
         result = await ctx.flow.fn(**parameters)
+    except StoreError:
+        raise
     except BaseException as exc:
         if isinstance(exc, asyncio.CancelledError) and stopping():
             logger.info(

@@ -11,6 +11,7 @@ It also keeps the timers running and takes over runs whose process died.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import contextvars
 import logging
@@ -22,6 +23,7 @@ from collections.abc import Callable, Iterable
 from signoff.engine import registry as flow_sources
 from signoff.engine.errors import StoreError
 from signoff.engine.runner import execute_queued, execute_queued_async, prepare_queued
+from signoff.engine.runs import RunState
 from signoff.engine.runtime import Engine, get_engine
 from signoff.engine.store.sql import RunSource
 
@@ -110,6 +112,8 @@ class Worker:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._active: set[str] = set()
+        #: runs whose execution here the database failed under: handed back once it answers
+        self._unrecorded: set[str] = set()
         self._lock = threading.Lock()
         #: the last look for runs stopped at ``concurrency``: runs may still wait for room,
         #: so a run's end looks again (otherwise nothing does until a run is scheduled)
@@ -205,6 +209,7 @@ class Worker:
                 if time.monotonic() >= due:
                     self._upkeep(full=full)
                     full, due = False, time.monotonic() + every
+                self._hand_back()
                 self._claim()
             except Exception:
                 # The database is down, most likely: one traceback, then quiet retries
@@ -237,6 +242,41 @@ class Worker:
             # pauses when they are due; at start they catch up on what fell due meanwhile.
             self.engine.expire_due_pauses()
             self.engine.escalate_due_pauses()
+
+    def _hand_back(self) -> None:
+        """Queue again the runs the database failed under here: their last stored state is
+        not how they ended, and this live process would otherwise hold them forever."""
+        with self._lock:
+            unrecorded = list(self._unrecorded)
+        for run_id in unrecorded:
+            if self.engine.store.transition(
+                run_id,
+                RunState.SCHEDULED,
+                "Recovering",
+                "the database failed while the run went on in this process; running it again",
+                expect=(RunState.RUNNING, RunState.PAUSED),
+                expect_owner=self.engine.process_id,
+                owner=None,
+            ):
+                self.engine.notify()
+                logger.info(
+                    "run queued again after the database failed under it",
+                    extra={"action": "run_requeued", "run_id": run_id},
+                )
+            # Otherwise it was cancelled or taken over meanwhile: not this process's.
+            with self._lock:
+                self._unrecorded.discard(run_id)
+
+    def _store_failed(self, run_id: str, exc: StoreError) -> None:
+        # A thread traceback on stderr would tell the operator less than this line.
+        logger.error(
+            "run not recorded: %s; it runs again once the database answers",
+            exc,
+            extra={"action": "run_store_failed", "run_id": run_id},
+        )
+        with self._lock:
+            self._unrecorded.add(run_id)
+        self._wake.set()
 
     def _claim(self) -> None:
         while not self._stop.is_set():
@@ -277,7 +317,14 @@ class Worker:
             future = asyncio.run_coroutine_threadsafe(
                 execute_queued_async(ctx, parameters, stopping=self._stop.is_set), self._loop
             )
-            future.add_done_callback(lambda _f: self._done(run_id))
+
+            def finished(done: concurrent.futures.Future[None]) -> None:
+                failure = None if done.cancelled() else done.exception()
+                if isinstance(failure, StoreError):
+                    self._store_failed(run_id, failure)
+                self._done(run_id)
+
+            future.add_done_callback(finished)
             return
 
         def body() -> None:
@@ -286,13 +333,7 @@ class Worker:
             try:
                 execute_queued(ctx, parameters)
             except StoreError as exc:
-                # The database went away under the run: its last stored state stands, and a
-                # thread traceback on stderr would tell the operator less than this line.
-                logger.error(
-                    "run not recorded: %s",
-                    exc,
-                    extra={"action": "run_store_failed", "run_id": run_id},
-                )
+                self._store_failed(run_id, exc)
             finally:
                 thread.name = "signoff-run"
                 self._done(run_id)

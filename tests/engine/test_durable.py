@@ -272,22 +272,31 @@ def test_suspend_timeout_fires_from_the_stored_job_after_a_restart(
     assert EventKind.PAUSE_TIMED_OUT in kinds
 
 
-def test_a_worker_run_whose_database_goes_away_logs_one_line_and_keeps_its_stored_state(
-    engine: Engine, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize("lost", ["runs", "task_runs"])
+def test_a_worker_run_whose_database_fails_under_it_logs_one_line_and_runs_again(
+    engine: Engine, caplog: pytest.LogCaptureFixture, lost: str
 ) -> None:
+    """The database fails the run's last write (``runs``) or its task's record
+    (``task_runs``, as a full disk fails a large write but not a small one): the run is not
+    failed as if its flow had failed, nor left running under a live worker; once the
+    database answers again, the worker queues it again and it completes."""
     import threading
 
     from sqlalchemy import text
 
-    from signoff.engine import Worker, flow
+    from signoff.engine import Worker, flow, task
 
     started, release = threading.Event(), threading.Event()
 
-    @flow(name="outlived-store")
+    @task
+    def step() -> str:
+        return "stepped"
+
+    @flow(name=f"outlived-store-{lost}")
     def outlived_store() -> str:
         started.set()
         release.wait(30)
-        return "done"
+        return f"done, {step()}"
 
     def rename(old: str, new: str) -> None:
         with engine.store.engine.begin() as conn:
@@ -296,10 +305,10 @@ def test_a_worker_run_whose_database_goes_away_logs_one_line_and_keeps_its_store
     worker = Worker(engine)
     worker.start()
     try:
-        run = engine.submit("outlived-store", {})
+        run = engine.submit(f"outlived-store-{lost}", {})
         wait_for(started.is_set, timeout=15, what="the flow to start")
-        rename("runs", "runs_away")  # the run's last write will fail
-        with caplog.at_level("ERROR", logger="signoff.engine.workers"):
+        rename(lost, f"{lost}_away")  # the run's next write will fail
+        with caplog.at_level("INFO", logger="signoff.engine.workers"):
             release.set()
             failed = wait_for(
                 lambda: [
@@ -308,9 +317,27 @@ def test_a_worker_run_whose_database_goes_away_logs_one_line_and_keeps_its_store
                 timeout=15,
                 what="the worker to report the lost write",
             )
-        rename("runs_away", "runs")
+            rename(f"{lost}_away", lost)
+            done = wait_for(
+                lambda: (r := engine.get_run(run.id)).state.is_final and r,
+                timeout=15,
+                what="the run to be run again",
+            )
     finally:
         release.set()
         worker.stop()
     assert failed[0].run_id == run.id and "database write failed" in failed[0].getMessage()
-    assert engine.get_run(run.id).state is RunState.RUNNING  # nothing half-written
+    assert (done.state, done.result) == (RunState.COMPLETED, "'done, stepped'")
+    states = [
+        (e.data.get("state"), e.data.get("name"))
+        for e in engine.store.events_after(0)
+        if e.run_id == run.id and "state" in e.data
+    ]
+    # Never failed: queued again, run again.
+    assert states == [
+        ("scheduled", "Scheduled"),
+        ("running", "Running"),
+        ("scheduled", "Recovering"),
+        ("running", "Running"),
+        ("completed", "Completed"),
+    ]

@@ -237,12 +237,14 @@ class Resuming(Interventions):
             "input received",
             extra={"action": "input_received", "run_id": run_id, "key": pause.key},
         )
-        status = PauseStatus.ANSWERED
+        status, errors = PauseStatus.ANSWERED, pause.errors
         if verdict is not None:
             status = PauseStatus.ACCEPTED if verdict[0] else PauseStatus.REJECTED
+            errors = verdict[1]
         return dataclasses.replace(
             pause,
             status=status,
+            errors=errors,
             response=payload,
             responder=given.responder,
             answered_at=given.at,

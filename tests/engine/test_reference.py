@@ -8,7 +8,15 @@ from typing import Literal
 
 import pydantic
 
-from signoff.engine import Engine, PauseStatus, RunState, flow, get_run_logger, pause_flow_run
+from signoff.engine import (
+    Engine,
+    Pause,
+    PauseStatus,
+    RunState,
+    flow,
+    get_run_logger,
+    pause_flow_run,
+)
 from signoff.engine.input import RunInput
 from tests.support.waiting import wait_for
 
@@ -132,6 +140,37 @@ def test_shirt_order_loop(engine: Engine) -> None:
     assert second.status is PauseStatus.ACCEPTED
     assert detail.logs[-1].message == "Shirt order: medium, green"
     assert "Invalid size and color combination" in detail.logs[0].message
+
+
+def test_the_answer_a_flows_model_refuses_comes_back_to_the_answerer_with_the_reasons(
+    engine: Engine,
+) -> None:
+    @flow
+    def get_shirt_order():
+        try:
+            return pause_flow_run(wait_for_input=ShirtOrder)
+        except pydantic.ValidationError:
+            return None
+
+    returned: list[Pause] = []
+
+    def answer() -> None:
+        pause = wait_for(
+            lambda: next(
+                (p for r in engine.list_runs(limit=1) if (p := engine.waiting_pause(r.id))), None
+            )
+        )
+        returned.append(engine.resume(pause.run_id, {"size": "small", "color": "green"}, "al"))
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    assert get_shirt_order() is None
+    thread.join(10)
+    # The caller (the bot, a script) can tell the person why, without reading the pause.
+    assert returned[0].status is PauseStatus.REJECTED
+    assert returned[0].errors == {
+        "color": "Green is only in-stock for medium, large, and XL sizes."
+    }
 
 
 def test_shirt_order_without_loop_fails_the_run_naming_the_error(engine: Engine) -> None:

@@ -47,9 +47,12 @@ class RunContext:
     abandoned: str | None = None
     #: whether this execution called another flow (whose run may be left when it ends)
     called_flows: bool = False
+    #: ``Engine.heartbeat_lapses()`` when the run last knew it was this process's
+    lapses_seen: int = 0
 
     def __post_init__(self) -> None:
         self.flow_name = self.flow_name or self.flow.name
+        self.lapses_seen = self.engine.heartbeat_lapses()
 
     def next_task_key(self, task_name: str) -> str:
         with self.lock:

@@ -11,6 +11,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -108,6 +109,9 @@ class Engine(Resuming, Upkeep):
         #: run id -> keys of suspend requests this process heard of (checked at boundaries)
         self._suspend_requests: dict[str, set[str]] = {}
         self._registered = False
+        #: monotonic time of the last heartbeat stored (or of registering)
+        self._beat_at = time.monotonic()
+        self._lapses = 0
         self._lock = threading.Lock()
         self._closed = threading.Event()
         self._heartbeat: threading.Thread | None = None
@@ -131,6 +135,7 @@ class Engine(Resuming, Upkeep):
             if not self._registered:
                 self.store.register_process(self.process_id, socket.gethostname(), os.getpid())
                 self._registered = True
+                self._beat_at = time.monotonic()
                 self._heartbeat = threading.Thread(
                     target=self._beat, name="signoff-heartbeat", daemon=True
                 )
@@ -143,8 +148,21 @@ class Engine(Resuming, Upkeep):
                 if not self.store.heartbeat(self.process_id):
                     # Another process judged us gone and removed the row; come back.
                     self.store.register_process(self.process_id, socket.gethostname(), os.getpid())
+                now = time.monotonic()
+                if now - self._beat_at > self.settings.owner_timeout_seconds / 2:
+                    self._lapses += 1  # this process stood still (a stop, a long pause)
+                self._beat_at = now
             except StoreError:
+                self._lapses += 1
                 logger.warning("heartbeat failed", extra={"action": "heartbeat_failed"})
+
+    def heartbeat_lapses(self) -> int:
+        """How many times this process's heartbeat failed or came late, so far (and now):
+        each time, another process may have taken it for dead and its runs over. A run
+        checks it still owns itself before a task when this has changed since it last
+        looked (``tasks.Task``): no read on the common path."""
+        late = time.monotonic() - self._beat_at > self.settings.owner_timeout_seconds / 2
+        return self._lapses + (1 if self._registered and late else 0)
 
     def owner_alive(self, owner: str | None) -> bool:
         if owner is None:

@@ -21,7 +21,7 @@ from signoff.engine.context import RunContext, current_run, current_task, task_i
 from signoff.engine.flows import checked_name
 from signoff.engine.pausing import suspend_at_boundary
 from signoff.engine.runs import RunState
-from signoff.engine.signals import Cancel
+from signoff.engine.signals import Cancel, TakenOver
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -66,8 +66,23 @@ class Task(Generic[P, R]):
         suspend_at_boundary(ctx)
         return ctx.next_task_key(self.name)
 
+    def _still_ours(self, ctx: RunContext, lapses: int) -> None:
+        """Raise TakenOver if another process runs this run now: this one missed
+        heartbeats (a database outage, a long stop), and the task's body must not run in
+        both."""
+        if ctx.engine.store.get_run(ctx.run_id).owner != ctx.engine.process_id:
+            logger.warning(
+                "run taken over by another process",
+                extra={"action": "run_taken_over", "run_id": ctx.run_id, "task": self.name},
+            )
+            raise TakenOver(ctx.run_id)
+        ctx.lapses_seen = lapses
+
     def _replay(self, ctx: RunContext, key: str) -> tuple[bool, Any]:
         """Whether this call's result is stored (a re-run), and that result."""
+        lapses = ctx.engine.heartbeat_lapses()
+        if lapses != ctx.lapses_seen:
+            self._still_ours(ctx, lapses)
         if ctx.fresh:
             return False, None
         stored = ctx.engine.store.completed_task(ctx.run_id, key)
@@ -110,7 +125,8 @@ class Task(Generic[P, R]):
         # Store calls run on the engine's store threads: the flow's loop never blocks.
         offload = ctx.engine.store_threads.call
         key = self._next_key(ctx)
-        found, value = (False, None) if ctx.fresh else await offload(self._replay, ctx, key)
+        looks = not ctx.fresh or ctx.engine.heartbeat_lapses() != ctx.lapses_seen
+        found, value = await offload(self._replay, ctx, key) if looks else (False, None)
         if found:
             return value
         started, attempt, mark = datetime.now(UTC), 1, ctx.calls_mark()

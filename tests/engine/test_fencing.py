@@ -10,6 +10,7 @@ import threading
 from collections.abc import Callable
 
 import pytest
+from sqlalchemy import text
 
 from signoff.engine import (
     AlreadyWaiting,
@@ -23,6 +24,7 @@ from signoff.engine import (
     pause_flow_run,
     resume_flow_run,
     suspend_flow_run,
+    task,
 )
 from tests.engine.test_pause import start, waiting
 from tests.support.waiting import wait_for
@@ -198,6 +200,53 @@ def test_a_flow_taken_for_dead_does_not_take_the_answer_meant_for_the_new_owner(
     assert AFTER_THE_ANSWER == []
     run = other.get_run(run_id)
     assert (run.state, run.owner) == (RunState.RUNNING, other.process_id)
+
+
+DEPLOYS: list[str] = []
+
+
+@task
+def deploy_step() -> str:
+    DEPLOYS.append("deployed")  # a side effect that must happen once
+    return "deployed"
+
+
+@flow(name="missed-heartbeats-then-runs-a-task")
+def missed_heartbeats_then_runs_a_task() -> str:
+    GO.wait(10)
+    return deploy_step()
+
+
+@pytest.mark.parametrize("taken_over", [True, False])
+def test_a_process_that_missed_heartbeats_runs_no_task_of_a_run_taken_over_meanwhile(
+    engine: Engine, make_engine: Callable[..., Engine], taken_over: bool
+) -> None:
+    DEPLOYS.clear()
+    other = make_engine()
+    thread, box = start(missed_heartbeats_then_runs_a_task)
+    run_id = running(engine, "missed-heartbeats-then-runs-a-task")
+    # Heartbeats fail for a moment (the database had an outage), long enough that another
+    # process may judge this one dead; then they work again.
+    lapses = engine.heartbeat_lapses()
+    rename(engine, "processes", "processes_away")
+    wait_for(lambda: engine.heartbeat_lapses() > lapses, what="a failed heartbeat")
+    rename(engine, "processes_away", "processes")
+    if taken_over:
+        take_over(other, run_id)
+    GO.set()
+    thread.join(10)
+    if taken_over:
+        assert isinstance(box.get("error"), RunTakenOver)
+        assert DEPLOYS == []  # the new owner deploys, not this process as well
+    else:
+        assert box.get("result") == "deployed"
+        assert DEPLOYS == ["deployed"]
+        assert engine.get_run(run_id).state is RunState.COMPLETED
+
+
+def rename(engine: Engine, old: str, new: str) -> None:
+    with engine.store.engine.begin() as conn:
+        conn.execute(text(f"ALTER TABLE {old} RENAME TO {new}"))
 
 
 def test_a_second_pause_while_the_run_waits_on_one_is_refused_by_name(engine: Engine) -> None:

@@ -38,8 +38,9 @@ def test_demo_prints_the_whole_loop(tmp_path: Path) -> None:
     out = done.stdout
     # the channel messages, with the prompt button
     assert "*greet-user* run" in out and "[ Provide input ]" in out
-    # each modal as a readable form, prefilled, with a Block Kit Builder link
-    assert 'Name (optional): [text: "anonymous"]' in out
+    # each modal as a readable form, prefilled (and still required: the model requires a
+    # name), with a Block Kit Builder link
+    assert 'Name: [text: "anonymous"]' in out
     links = re.findall(r"^\[\d+\] [\w-]+ run \w{8}: (https://\S+)$", out, re.MULTILINE)
     assert len(links) == out.count("── modal ") == 4
     first = json.loads(unquote(links[0].removeprefix(BUILDER)))  # whole, so it opens

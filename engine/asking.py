@@ -115,10 +115,10 @@ def pause_request(
     title = schema.get("title") if schema else None
     initial: dict[str, Any] = {}
     if model is not None and not first:
-        # Asking again after a rejected answer: start from what the person sent.
-        rejected = store.last_rejected(ctx.run_id, title)
-        if rejected is not None and isinstance(rejected.response, dict):
-            initial = dict(rejected.response)
+        # Asking again right after the flow refused an answer to the same model: start from
+        # what the person sent (the form fills the fields it lacks from the model's defaults
+        # and with_initial_data). Any other pause starts from those alone.
+        initial = store.refused_just_before(ctx.run_id, title) or {}
     now = store.clock()
     pause = Pause.waiting(
         ctx.run_id,

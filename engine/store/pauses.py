@@ -76,14 +76,11 @@ _LATEST_PAUSE = Prepared(
     .limit(1)
 )
 
-#: the newest rejected answer in a run to a model of one title (asking again prefills it)
-_LAST_REJECTED = Prepared(
-    select(PAUSES)
-    .where(
-        PAUSES.c.run_id == bindparam("run_id"),
-        PAUSES.c.status == PauseStatus.REJECTED.value,
-        PAUSES.c.title.is_not_distinct_from(bindparam("title")),
-    )
+#: what a new pause may start from: the run's newest pause, whether it was refused, and for
+#: which model (only these columns: the schema and the rest are not needed)
+_LATEST_VERDICT = Prepared(
+    select(PAUSES.c.status, PAUSES.c.title, PAUSES.c.response)
+    .where(PAUSES.c.run_id == bindparam("run_id"))
     .order_by(PAUSES.c.id.desc())
     .limit(1)
 )
@@ -147,11 +144,22 @@ class PauseQueries(AuditQueries, StateChangeQueries):
             row = _LATEST_PAUSE.execute(conn, {"run_id": run_id}).first()
         return None if row is None else rows.to_pause(row)
 
-    def last_rejected(self, run_id: str, title: str | None) -> Pause | None:
-        """The newest rejected answer in this run to a model of the same title."""
+    def refused_just_before(self, run_id: str, title: str | None) -> dict[str, Any] | None:
+        """The answer to the run's newest pause if the flow refused it and that pause asked
+        for a model of this title (a new pause asking again starts from it); else None.
+
+        Only the newest pause counts: once a later question was asked, an older refusal is
+        no longer what the person is fixing. (Read through the run's (run_id, key) index.)"""
         with self._read() as conn:
-            row = _LAST_REJECTED.execute(conn, {"run_id": run_id, "title": title}).first()
-        return None if row is None else rows.to_pause(row)
+            row = _LATEST_VERDICT.execute(conn, {"run_id": run_id}).first()
+        if (
+            row is None
+            or row.status != PauseStatus.REJECTED.value
+            or row.title != title
+            or not isinstance(row.response, dict)
+        ):
+            return None
+        return dict(row.response)
 
     def open_pause(
         self,

@@ -173,6 +173,40 @@ def test_the_answer_a_flows_model_refuses_comes_back_to_the_answerer_with_the_re
     }
 
 
+def test_only_the_ask_right_after_a_refusal_starts_from_the_refused_answer(
+    engine: Engine,
+) -> None:
+    def ask(model):
+        while True:
+            try:
+                return pause_flow_run(wait_for_input=model)
+            except pydantic.ValidationError:
+                pass
+
+    @flow
+    def two_shirts():
+        first = ask(ShirtOrder)
+        second = ask(ShirtOrder.with_initial_data(size="xlarge", color="black"))
+        return first.size, second.size
+
+    answer_when_waiting(
+        engine,
+        [
+            {"size": "small", "color": "green"},  # refused
+            {"size": "medium", "color": "red"},
+            {"size": "xlarge", "color": "black"},
+        ],
+    )
+    assert two_shirts() == ("medium", "xlarge")
+    refused, fixed, second_shirt = engine.detail(engine.list_runs()[0].id).pauses
+    assert refused.status is PauseStatus.REJECTED
+    assert fixed.initial == {"size": "small", "color": "green"}
+    # A new question after an accepted answer starts from its own initial data, not from
+    # a refusal two questions back.
+    assert second_shirt.initial == {}
+    assert second_shirt.schema["properties"]["size"]["default"] == "xlarge"
+
+
 def test_shirt_order_without_loop_fails_the_run_naming_the_error(engine: Engine) -> None:
     @flow
     def get_shirt_order():

@@ -20,6 +20,7 @@ and act on them through ``Engine`` (or the module-level functions below).
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -83,6 +84,7 @@ from signoff.engine.runs import (
     RunState,
     StateChange,
     TaskRun,
+    run_id_text,
 )
 from signoff.engine.runtime import Engine, get_engine, set_engine
 from signoff.engine.schema import SchemaStatus, schema_status, upgrade_schema
@@ -93,7 +95,7 @@ from signoff.engine.workers import Worker
 
 
 def resume_flow_run(
-    run_id: str,
+    flow_run_id: str | uuid.UUID,
     run_input: Mapping[str, Any] | None = None,
     responder: str | Actor | None = None,
     *,
@@ -104,7 +106,8 @@ def resume_flow_run(
 
     The input is checked against the JSON schema stored with the pause before anything
     is stored; when two answers race, exactly one wins. With ``key``, only that pause is
-    answered (a stale form cannot answer a later question).
+    answered (a stale form cannot answer a later question). ``flow_run_id`` is the run's
+    id, a unique prefix of it, or (as Prefect takes it) a ``uuid.UUID``.
 
     Example::
 
@@ -118,12 +121,16 @@ def resume_flow_run(
             audit trail, like every answer).
     """
     return get_engine().resume(
-        run_id, run_input, responder, key=key, responder_groups=responder_groups
+        run_id_text(flow_run_id),
+        run_input,
+        responder,
+        key=key,
+        responder_groups=responder_groups,
     )
 
 
 async def aresume_flow_run(
-    run_id: str,
+    flow_run_id: str | uuid.UUID,
     run_input: Mapping[str, Any] | None = None,
     responder: str | Actor | None = None,
     *,
@@ -135,17 +142,22 @@ async def aresume_flow_run(
     (``await resume_flow_run(...)`` works too: the pause it returns may be awaited.)
     """
     return await asyncio.to_thread(
-        resume_flow_run, run_id, run_input, responder, key=key, responder_groups=responder_groups
+        resume_flow_run,
+        flow_run_id,
+        run_input,
+        responder,
+        key=key,
+        responder_groups=responder_groups,
     )
 
 
-def cancel_flow_run(run_id: str, by: str | Actor | None = None) -> Run:
+def cancel_flow_run(flow_run_id: str | uuid.UUID, by: str | Actor | None = None) -> Run:
     """Cancel a run that has not finished; a paused flow stops where it waits.
 
     Raises:
         NotAllowed: ``by`` may not cancel it (see ``engine.permissions``).
     """
-    return get_engine().cancel(run_id, by)
+    return get_engine().cancel(flow_run_id, by)
 
 
 __all__ = [

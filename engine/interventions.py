@@ -7,6 +7,7 @@ and refusing (with a record in the audit trail) whoever may not.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Mapping
 
 from signoff.engine import serialization
@@ -104,7 +105,7 @@ class Interventions(Oversight):
         return AlreadyAnswered(run.id, key, pause.responder)
 
     def cancel(
-        self, run_id: str, by: str | Actor | None = None, *, reason: str | None = None
+        self, run_id: str | uuid.UUID, by: str | Actor | None = None, *, reason: str | None = None
     ) -> Run:
         """Cancel a run that has not finished; a waiting flow stops where it waits.
 
@@ -147,7 +148,9 @@ class Interventions(Oversight):
                 self._stopped(child)
             self._cancel_children(child, actor)
 
-    def reassign(self, run_id: str, to: str, by: str | Actor, *, key: str | None = None) -> Pause:
+    def reassign(
+        self, run_id: str | uuid.UUID, to: str, by: str | Actor, *, key: str | None = None
+    ) -> Pause:
         """Hand the decision a run waits on from ``by`` to ``to`` (another person's id).
 
         ``to`` becomes an approver of the pause and ``by`` stops being one if the pause

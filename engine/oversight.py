@@ -6,6 +6,7 @@ what a person's home view needs (what waits on them, what they started, what the
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Literal, TextIO
@@ -23,7 +24,7 @@ from signoff.engine.audit import (
 from signoff.engine.errors import FlowNotFound, RunNotFound
 from signoff.engine.permissions import Action, Permissions, Refusal
 from signoff.engine.registry import FlowRegistry
-from signoff.engine.runs import JSON, Pause, PauseStatus, Run
+from signoff.engine.runs import JSON, Pause, PauseStatus, Run, run_id_text
 from signoff.engine.settings import EngineSettings
 from signoff.engine.store import SqlStore
 
@@ -43,7 +44,8 @@ class Oversight:
     flows: FlowRegistry
     permissions: Permissions
 
-    def _run(self, run_id: str) -> Run:
+    def _run(self, run_id: str | uuid.UUID) -> Run:
+        run_id = run_id_text(run_id)
         try:
             return self.store.get_run(run_id)
         except RunNotFound:

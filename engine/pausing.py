@@ -37,7 +37,7 @@ from signoff.engine.errors import InvalidTransition
 from signoff.engine.input import run_input_from_type
 from signoff.engine.input_schema import input_schema
 from signoff.engine.quorum import Answers
-from signoff.engine.runs import Pause, RunState
+from signoff.engine.runs import Pause, RunState, run_id_text
 from signoff.engine.waiting import (
     SUSPEND_REQUEST,
     in_event_loop,
@@ -286,7 +286,7 @@ async def apause_flow_run(
 
 def suspend_flow_run(
     wait_for_input: Any = None,
-    flow_run_id: str | None = None,
+    flow_run_id: str | uuid.UUID | None = None,
     timeout: float | None = None,
     key: str | None = None,
     *,
@@ -306,10 +306,10 @@ def suspend_flow_run(
     their stored results and this call returns the validated input. The options of who
     decides are those of ``pause_flow_run``.
 
-    With ``flow_run_id`` (from anywhere, even outside a flow) it asks that running run to
-    suspend at its next task call or pause, waiting for ``wait_for_input``, and returns
-    ``None`` at once (awaitable in async code). Code between boundaries is not
-    interrupted.
+    With ``flow_run_id`` (a run id, also as a ``uuid.UUID``; from anywhere, even outside a
+    flow) it asks that running run to suspend at its next task call or pause, waiting for
+    ``wait_for_input``, and returns ``None`` at once (awaitable in async code). Code
+    between boundaries is not interrupted.
 
     Raises:
         UnstorableValue: a parameter or task result of the run cannot be stored, so the
@@ -323,6 +323,8 @@ def suspend_flow_run(
         MissingContext: called outside a flow run without ``flow_run_id``.
     """
     current = current_run.get()
+    if flow_run_id is not None:
+        flow_run_id = run_id_text(flow_run_id)
     if flow_run_id is not None and (current is None or current.run_id != flow_run_id):
         _request_suspend(flow_run_id, wait_for_input, timeout, key, approvers, forbid_starter)
         return Done() if in_event_loop() else None
@@ -340,7 +342,7 @@ def suspend_flow_run(
 
 async def asuspend_flow_run(
     wait_for_input: Any = None,
-    flow_run_id: str | None = None,
+    flow_run_id: str | uuid.UUID | None = None,
     timeout: float | None = None,
     key: str | None = None,
     *,
@@ -355,6 +357,8 @@ async def asuspend_flow_run(
 ) -> Any:
     """``suspend_flow_run`` as a coroutine."""
     current = current_run.get()
+    if flow_run_id is not None:
+        flow_run_id = run_id_text(flow_run_id)
     if flow_run_id is not None and (current is None or current.run_id != flow_run_id):
         await asyncio.to_thread(
             _request_suspend, flow_run_id, wait_for_input, timeout, key, approvers, forbid_starter

@@ -18,6 +18,7 @@ Run states and the moves between them (the letters match the README's diagram)::
 from __future__ import annotations
 
 import enum
+import uuid
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -25,6 +26,26 @@ from typing import Any
 
 #: A JSON value as stored in the database.
 JSON = Any
+
+
+def run_id_text(run_id: str | uuid.UUID) -> str:
+    """A run id as the engine writes it (32 hex digits), given as that, as a ``uuid.UUID``
+    or as a UUID's text with dashes (code written for Prefect passes either as
+    ``flow_run_id``). Any other text (a prefix of an id, say) is returned as it is.
+
+    Raises:
+        TypeError: ``run_id`` is neither text nor a ``uuid.UUID``.
+    """
+    if isinstance(run_id, uuid.UUID):
+        return run_id.hex
+    if not isinstance(run_id, str):
+        raise TypeError(f"a run id is text or a uuid.UUID, not {type(run_id).__name__}")
+    if len(run_id) == 36 and run_id.count("-") == 4:
+        try:
+            return uuid.UUID(run_id).hex
+        except ValueError:
+            pass
+    return run_id
 
 
 class RunState(enum.StrEnum):

@@ -40,6 +40,7 @@ from signoff.engine.runs import (
     Run,
     RunDetail,
     RunState,
+    run_id_text,
 )
 from signoff.engine.settings import EngineSettings
 from signoff.engine.store import SqlStore
@@ -274,8 +275,9 @@ class Engine(Resuming, Upkeep):
 
     # -- reading runs --------------------------------------------------------------------
 
-    def get_run(self, run_id: str) -> Run:
-        """A run by id, or by a unique prefix of its id."""
+    def get_run(self, run_id: str | uuid.UUID) -> Run:
+        """A run by id (also as a ``uuid.UUID`` or with dashes), or by a unique prefix."""
+        run_id = run_id_text(run_id)
         try:
             return self.store.get_run(run_id)
         except RunNotFound:

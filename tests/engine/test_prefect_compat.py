@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import threading
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -105,6 +106,38 @@ def test_apause_in_a_sync_flow_and_positional_poll_interval(engine: Engine) -> N
     resume_flow_run(second.run_id, {"value": 3})
     thread.join(10)
     assert box == {"result": 5}
+
+
+def test_run_ids_as_prefect_passes_them_flow_run_id_and_uuids(engine: Engine) -> None:
+    @flow
+    def twice():
+        return pause_flow_run(int, timeout=60) + pause_flow_run(int, timeout=60)
+
+    thread, box = start(twice)
+    pause = waiting(engine, "twice")
+    as_uuid = uuid.UUID(pause.run_id)
+    assert engine.get_run(as_uuid).id == engine.get_run(str(as_uuid)).id == pause.run_id
+    # Prefect's own call: resume_flow_run(flow_run_id: UUID, run_input=...)
+    first = resume_flow_run(flow_run_id=as_uuid, run_input={"value": 2})
+    assert (first.key, first.status) == ("1", PauseStatus.ACCEPTED)
+    wait_for(lambda: (p := engine.waiting_pause(pause.run_id)) and p.key == "2")
+    asyncio.run(aresume_flow_run(flow_run_id=str(as_uuid), run_input={"value": 3}))
+    thread.join(10)
+    assert box == {"result": 5}
+    with pytest.raises(TypeError, match="a run id is text or a uuid.UUID, not int"):
+        resume_flow_run(42, {"value": 1})  # type: ignore[arg-type]
+
+    @flow
+    def held():
+        return pause_flow_run(int, timeout=60)
+
+    thread, box = start(held)
+    other = waiting(engine, "held")
+    assert cancel_flow_run(flow_run_id=uuid.UUID(other.run_id)).state is RunState.CANCELLED
+    thread.join(10)
+    assert isinstance(box.get("error"), RunCancelled)
+    with pytest.raises(InvalidTransition, match="is cancelled and cannot become suspended"):
+        suspend_flow_run(flow_run_id=uuid.UUID(other.run_id))
 
 
 def test_pause_and_suspend_outside_a_flow_raise_runtime_error(engine: Engine) -> None:

@@ -11,11 +11,12 @@
     ├── CannotSuspend (run_id)        this run cannot be suspended (a nested flow; also a RuntimeError)
     ├── RunNotFound (run_id)
     ├── RunNotWaiting (run_id)        resume/cancel of a run that is not waiting for input
-    ├── PauseExpired (run_id, key)    the pause's deadline has passed
+    ├── PauseExpired (run_id, key)    the pause's deadline has passed (also a PauseTimeout)
     ├── AlreadyAnswered (run_id, key, responder)
     ├── NotAllowed (action, actor, run_id, flow, allowed)   the rules refuse this person
     │   └── ResponderNotAllowed (run_id, key, responder)    ... answering this pause
     ├── InputInvalid (run_id, key, errors)   input does not match the stored JSON schema
+    │                                 (also a RuntimeError)
     ├── InvalidTransition (run_id, current, requested)
     ├── AlreadyWaiting (run_id, key)  a second pause while the run waits on one (also a RuntimeError)
     ├── RunTakenOver (run_id)         another process runs it now: this one was taken for dead
@@ -29,8 +30,9 @@
 
 Control flow that is not an error lives outside the tree:
 
-- ``PauseTimeout`` (an ``Exception``) is raised inside a flow when nobody answered in time;
-  the flow may catch it.
+- ``PauseTimeout`` (an ``Exception``; Prefect's ``FlowPauseTimeout``) is raised inside a
+  flow when nobody answered in time; the flow may catch it. ``PauseExpired``, raised to
+  an answer that came too late, is one too, as Prefect raises ``FlowPauseTimeout`` there.
 - ``RunSuspended`` is raised to the caller of a flow that suspended itself; it carries the run id.
 - ``RunCancelled`` is raised to the caller of a flow whose run was cancelled.
 
@@ -40,6 +42,23 @@ The class docstring is the default message, so every class reads as the fact it 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+
+
+# Defined before the tree's classes because PauseExpired is also one (Prefect raises its
+# FlowPauseTimeout for both).
+class PauseTimeout(Exception):
+    """Nobody answered the pause in time."""
+
+    def __init__(
+        self, run_id: str, key: str, timeout: float | None, *, message: str | None = None
+    ) -> None:
+        self.run_id = run_id
+        self.key = key
+        self.timeout = timeout
+        waited = f" for {timeout:g}s" if timeout is not None else ""
+        super().__init__(
+            message or f"run {run_id} waited{waited} for input {key!r} and nobody answered in time"
+        )
 
 
 class EngineError(Exception):
@@ -131,13 +150,24 @@ class RunNotWaiting(EngineError):
         super().__init__(f"run {run_id} is not waiting for input (it is {state})")
 
 
-class PauseExpired(EngineError):
-    """The pause's deadline has passed."""
+class PauseExpired(EngineError, PauseTimeout):
+    """The pause's deadline has passed: it can no longer be answered.
+
+    Raised to whoever answers too late. Also a ``PauseTimeout`` (``FlowPauseTimeout``), as
+    Prefect's late ``resume_flow_run`` raises, so code written for it catches it; its
+    ``run_id`` is the run that was answered, not the run whose code called resume.
+    """
 
     def __init__(self, run_id: str, key: str, deadline: str) -> None:
-        self.run_id = run_id
-        self.key = key
-        super().__init__(f"run {run_id} stopped waiting for input {key!r} at {deadline}")
+        self.deadline = deadline
+        # PauseTimeout's own constructor: EngineError's would hand it only the message.
+        PauseTimeout.__init__(
+            self,
+            run_id,
+            key,
+            None,
+            message=f"run {run_id} stopped waiting for input {key!r} at {deadline}",
+        )
 
 
 class AlreadyAnswered(EngineError):
@@ -201,8 +231,11 @@ class ResponderNotAllowed(NotAllowed):
         )
 
 
-class InputInvalid(EngineError):
-    """The input does not match the schema the run waits for."""
+class InputInvalid(EngineError, RuntimeError):
+    """The input does not match the schema the run waits for.
+
+    Also a ``RuntimeError``, as Prefect's "Cannot resume this run: ..." is.
+    """
 
     def __init__(self, run_id: str, key: str, errors: Mapping[str, str]) -> None:
         self.run_id = run_id
@@ -321,19 +354,6 @@ class DatabaseNotFound(StoreError):
         else:
             message = f"there is no database at {path}: nothing has been stored there yet"
         super().__init__(message)
-
-
-class PauseTimeout(Exception):
-    """Nobody answered the pause in time."""
-
-    def __init__(self, run_id: str, key: str, timeout: float | None) -> None:
-        self.run_id = run_id
-        self.key = key
-        self.timeout = timeout
-        waited = f" for {timeout:g}s" if timeout is not None else ""
-        super().__init__(
-            f"run {run_id} waited{waited} for input {key!r} and nobody answered in time"
-        )
 
 
 class RunSuspended(Exception):

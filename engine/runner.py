@@ -18,6 +18,7 @@ from signoff.engine.context import RunContext, current_run
 from signoff.engine.definition import FlowDefinition
 from signoff.engine.errors import (
     FlowImportError,
+    PauseExpired,
     PauseTimeout,
     RunCancelled,
     RunSuspended,
@@ -349,8 +350,15 @@ def _complete(ctx: RunContext, result: Any) -> None:
     )
 
 
+def _timed_out(exc: BaseException) -> bool:
+    """Whether the flow failed because nobody answered one of its pauses in time. Not a
+    PauseExpired (a PauseTimeout for Prefect's sake): that is the flow's own late answer
+    to another run, a failure like any other."""
+    return isinstance(exc, PauseTimeout) and not isinstance(exc, PauseExpired)
+
+
 def failure_message(exc: BaseException) -> str:
-    if isinstance(exc, PauseTimeout):
+    if _timed_out(exc):
         return str(exc)
     if isinstance(exc, pydantic.ValidationError):
         detail = "; ".join(f"{k or 'input'}: {v}" for k, v in model_errors(exc).items())
@@ -368,7 +376,7 @@ def _finish_with(ctx: RunContext, exc: BaseException) -> None:
         # The flow went on after it stopped awaiting a pause, and then failed.
         give_up_abandoned(ctx)
     state = RunState.FAILED if isinstance(exc, Exception) else RunState.CRASHED
-    name = "TimedOut" if isinstance(exc, PauseTimeout) else state.value.capitalize()
+    name = "TimedOut" if _timed_out(exc) else state.value.capitalize()
     done = store.transition(
         ctx.run_id,
         state,

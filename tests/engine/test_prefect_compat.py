@@ -7,6 +7,7 @@ import contextvars
 import threading
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 
@@ -14,8 +15,11 @@ from signoff.engine import (
     CannotSuspend,
     Engine,
     EngineError,
+    FlowPauseTimeout,
+    InputInvalid,
     InvalidTransition,
     MissingContext,
+    PauseExpired,
     PauseStatus,
     RunCancelled,
     RunNotWaiting,
@@ -138,6 +142,40 @@ def test_run_ids_as_prefect_passes_them_flow_run_id_and_uuids(engine: Engine) ->
     assert isinstance(box.get("error"), RunCancelled)
     with pytest.raises(InvalidTransition, match="is cancelled and cannot become suspended"):
         suspend_flow_run(flow_run_id=uuid.UUID(other.run_id))
+
+
+def test_resume_errors_are_the_exceptions_prefect_raises(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    @flow
+    def later():
+        return suspend_flow_run(Go, timeout=60)
+
+    with pytest.raises(RunSuspended) as suspended:
+        later()
+    run_id = suspended.value.run_id
+    # Prefect: input its schema refuses is RuntimeError("Cannot resume this run: ...").
+    with pytest.raises(RuntimeError, match="go: must be true or false") as refused:
+        resume_flow_run(run_id, {"go": "yes"})
+    assert isinstance(refused.value, InputInvalid)
+    deadline = engine.waiting_pause(run_id).deadline
+    monkeypatch.setattr(engine.store, "clock", lambda: deadline + timedelta(seconds=1))
+    # Prefect: a resume after the pause's deadline raises FlowPauseTimeout.
+    with pytest.raises(FlowPauseTimeout, match="stopped waiting for input '1'") as late:
+        resume_flow_run(run_id, {"go": True})
+    assert isinstance(late.value, PauseExpired)
+    assert (late.value.run_id, late.value.key) == (run_id, "1")
+
+    @flow
+    def answers_late():
+        resume_flow_run(run_id, {"go": True})
+
+    with pytest.raises(PauseExpired):
+        answers_late()
+    failed = engine.list_runs(flow_name="answers-late")[0]
+    # None of this flow's own pauses timed out: it failed as on any other error.
+    assert (failed.state, failed.state_name) == (RunState.FAILED, "Failed")
+    assert failed.state_message.startswith(f"PauseExpired: run {run_id} stopped waiting")
 
 
 def test_pause_and_suspend_outside_a_flow_raise_runtime_error(engine: Engine) -> None:

@@ -6,8 +6,14 @@ refuse at resume (and the Slack form inside the modal) every value the model's t
 would refuse; only the model's own validators are left to judge after that.
 
 ==========================  ==========================================================
-``x-signoff-url``           ``AnyUrl``/``HttpUrl``/... constraints: allowed schemes,
-                            maximum length, whether a host is required
+``x-signoff-url``           ``AnyUrl``/``HttpUrl``/``PostgresDsn``/... constraints:
+                            allowed schemes, maximum length, whether a host is required
+``x-signoff-temporal``      a ``date``/``datetime``/``time``/``timedelta``'s rules: the
+                            pydantic-core ``type``, bounds (``gt``/``ge``/``lt``/``le``,
+                            ISO 8601 text), ``now_op`` (``PastDate``, ``FutureDatetime``,
+                            ...) with ``now_utc_offset``, and ``tz_constraint``
+                            (``AwareDatetime``: ``"aware"``, ``NaiveDatetime``:
+                            ``"naive"``, or an offset in seconds)
 ``x-signoff-decimal``       ``Decimal`` bounds, digits and decimal places (as strings)
 ``x-signoff-regex-engine``  ``"python-re"`` when the model's config asks for it
 ``x-signoff-required``      ``true`` on a field the model requires that
@@ -26,11 +32,11 @@ from typing import Any
 
 import pydantic
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
-from pydantic_core import core_schema
+from pydantic_core import core_schema, to_jsonable_python
 
 from signoff.engine.serialization import unstorable_values
 
-__all__ = ["REQUIRED_KEYWORD", "URL_KEYS", "InputJsonSchema", "input_schema"]
+__all__ = ["REQUIRED_KEYWORD", "TEMPORAL_KEYS", "URL_KEYS", "InputJsonSchema", "input_schema"]
 
 #: see ``x-signoff-required`` above
 REQUIRED_KEYWORD = "x-signoff-required"
@@ -38,6 +44,9 @@ REQUIRED_KEYWORD = "x-signoff-required"
 #: the url_schema options that decide whether pydantic accepts a URL
 URL_KEYS = ("allowed_schemes", "max_length", "host_required")
 _DECIMAL_KEYS = ("le", "ge", "lt", "gt", "max_digits", "decimal_places", "multiple_of")
+#: the date/datetime/time/timedelta schema options that decide whether pydantic accepts one
+#: (besides its format): bounds, relative to now, and time zone
+TEMPORAL_KEYS = ("gt", "ge", "lt", "le", "now_op", "now_utc_offset", "tz_constraint")
 
 
 class InputJsonSchema(GenerateJsonSchema):
@@ -70,6 +79,25 @@ class InputJsonSchema(GenerateJsonSchema):
             found["x-signoff-url"] = rules
         return found
 
+    def multi_host_url_schema(self, schema: core_schema.MultiHostUrlSchema) -> JsonSchemaValue:
+        found = super().multi_host_url_schema(schema)
+        rules = {key: schema[key] for key in URL_KEYS if schema.get(key) is not None}  # type: ignore[literal-required]
+        if rules:
+            found["x-signoff-url"] = rules
+        return found
+
+    def date_schema(self, schema: core_schema.DateSchema) -> JsonSchemaValue:
+        return _with_temporal(super().date_schema(schema), schema)
+
+    def datetime_schema(self, schema: core_schema.DatetimeSchema) -> JsonSchemaValue:
+        return _with_temporal(super().datetime_schema(schema), schema)
+
+    def time_schema(self, schema: core_schema.TimeSchema) -> JsonSchemaValue:
+        return _with_temporal(super().time_schema(schema), schema)
+
+    def timedelta_schema(self, schema: core_schema.TimedeltaSchema) -> JsonSchemaValue:
+        return _with_temporal(super().timedelta_schema(schema), schema)
+
     def decimal_schema(self, schema: core_schema.DecimalSchema) -> JsonSchemaValue:
         found = super().decimal_schema(schema)
         rules: dict[str, Any] = {}
@@ -82,6 +110,18 @@ class InputJsonSchema(GenerateJsonSchema):
             rules["allow_inf_nan"] = True
         found["x-signoff-decimal"] = rules
         return found
+
+
+def _with_temporal(found: JsonSchemaValue, schema: Any) -> JsonSchemaValue:
+    """``found`` with ``x-signoff-temporal`` when ``schema`` (a pydantic-core date,
+    datetime, time or timedelta schema) has rules JSON Schema's format does not carry."""
+    # Bounds become ISO 8601 text (a duration too: "P1DT5S"), as pydantic writes them.
+    rules = {
+        key: to_jsonable_python(schema[key]) for key in TEMPORAL_KEYS if schema.get(key) is not None
+    }
+    if rules:
+        found["x-signoff-temporal"] = {"type": schema["type"], **rules}
+    return found
 
 
 #: the longest title (the model's) a pause keeps

@@ -9,9 +9,17 @@ Schema and pydantic differ, pydantic-core itself decides:
   cannot compile and for models configured with ``regex_engine="python-re"``;
 - ``format``: email addresses through ``email-validator`` (pydantic's ``EmailStr``), URLs
   through pydantic-core's URL parser with the field's schemes and length
-  (``x-signoff-url``), dates, times, UUIDs and the like through pydantic-core;
+  (``x-signoff-url``), IP addresses, interfaces and networks through ``ipaddress`` (as
+  pydantic checks them), dates, times, UUIDs (and their version) and the like through
+  pydantic-core;
+- dates, datetimes, times and durations: their bounds, "in the past/future" and time
+  zone rules (``x-signoff-temporal``) through pydantic-core;
 - ``Decimal``: its bounds, digits and places (``x-signoff-decimal``) apply whichever
   ``anyOf`` branch (number or digit string) the value took.
+
+Not checked here, so only the model refuses them (after the answer is stored): strict mode
+(``StrictInt``, ``strict=True``), keys of a ``dict`` that are not text, ``Json[...]``,
+base64 (``Base64Str``...), and paths that must exist (``FilePath``...).
 
 See ``engine.input_schema`` for the ``x-signoff-*`` keywords.
 """
@@ -20,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import ipaddress
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -36,6 +45,7 @@ from pydantic_core import SchemaError as CoreSchemaError
 
 from signoff.engine.input_schema import URL_KEYS
 from signoff.engine.serialization import unstorable_values
+from signoff.engine.temporal_rules import temporal_errors
 
 #: a schema (or a field's rules) as the key its built check is kept under: the same JSON
 #: text for the same content, whatever its key order
@@ -50,6 +60,8 @@ _TYPE_WORDS = {
     "object": "a group of fields",
     "null": "empty",
 }
+#: the versions pydantic's UUID1 ... UUID8 check (there is no UUID2)
+_UUID_VERSIONS = (1, 3, 4, 5, 6, 7, 8)
 _FORMAT_WORDS = {
     "email": "an email address",
     "name-email": "an email address",
@@ -58,7 +70,18 @@ _FORMAT_WORDS = {
     "time": "a time (HH:MM)",
     "date-time": "a date and time",
     "uuid": "a UUID",
+    **{f"uuid{version}": f"a version {version} UUID" for version in _UUID_VERSIONS},
     "duration": "a duration",
+    "ipv4": "an IPv4 address",
+    "ipv6": "an IPv6 address",
+    "ipvanyaddress": "an IP address",
+    "ipv4interface": "an IPv4 address with a prefix length (10.0.0.1/24)",
+    "ipv6interface": "an IPv6 address with a prefix length (2001:db8::1/64)",
+    "ipvanyinterface": "an IP address with a prefix length (10.0.0.1/24)",
+    "ipv4network": "an IPv4 network (10.0.0.0/24)",
+    "ipv6network": "an IPv6 network (2001:db8::/64)",
+    "ipvanynetwork": "an IP network (10.0.0.0/24)",
+    "multi-host-uri": "a URL",
 }
 _REQUIRED = re.compile(r"^'(?P<name>[^']+)' is a required property")
 _UNEXPECTED = re.compile(r"\('(?P<names>.+)' (?:was|were) unexpected\)")
@@ -138,7 +161,9 @@ def _plain(schema: core_schema.CoreSchema) -> Callable[[Any], Any]:
     return SchemaValidator(schema).validate_python
 
 
-#: formats pydantic checks, as pydantic-core checks them (emails through email-validator)
+#: formats pydantic checks, as pydantic checks them: emails through email-validator, IP
+#: addresses with ``ipaddress`` (pydantic's validators call the same constructors; the
+#: ``ip_*`` functions try IPv4, then IPv6, as ``IPvAny*`` do), the rest through pydantic-core
 _FORMATS: dict[str, Callable[[Any], Any]] = {
     "email": pydantic.TypeAdapter(pydantic.EmailStr).validate_python,
     "name-email": pydantic.TypeAdapter(pydantic.NameEmail).validate_python,
@@ -146,25 +171,46 @@ _FORMATS: dict[str, Callable[[Any], Any]] = {
     "time": _plain(core_schema.time_schema()),
     "date-time": _plain(core_schema.datetime_schema()),
     "uuid": _plain(core_schema.uuid_schema()),
+    **{
+        f"uuid{version}": _plain(core_schema.uuid_schema(version=version))  # type: ignore[arg-type]
+        for version in _UUID_VERSIONS
+    },
     "duration": _plain(core_schema.timedelta_schema()),
+    "ipv4": ipaddress.IPv4Address,
+    "ipv6": ipaddress.IPv6Address,
+    "ipvanyaddress": ipaddress.ip_address,
+    "ipv4interface": ipaddress.IPv4Interface,
+    "ipv6interface": ipaddress.IPv6Interface,
+    "ipvanyinterface": ipaddress.ip_interface,
+    "ipv4network": ipaddress.IPv4Network,
+    "ipv6network": ipaddress.IPv6Network,
+    "ipvanynetwork": ipaddress.ip_network,
+}
+#: the URL kinds and the pydantic-core schema that parses each
+_URL_SCHEMAS: dict[str, Callable[..., core_schema.CoreSchema]] = {
+    "uri": core_schema.url_schema,
+    "multi-host-uri": core_schema.multi_host_url_schema,
 }
 
 
 @functools.lru_cache(maxsize=64)
-def _url(rules_json: str) -> Callable[[Any], Any]:
+def _url(fmt: str, rules_json: str) -> Callable[[Any], Any]:
     rules = json.loads(rules_json)
-    return _plain(core_schema.url_schema(**{k: rules[k] for k in URL_KEYS if k in rules}))
+    return _plain(_URL_SCHEMAS[fmt](**{k: rules[k] for k in URL_KEYS if k in rules}))
 
 
 def _format(validator: Validator, fmt: str, instance: Any, schema: Any) -> Iterator[Any]:
     if not isinstance(instance, str):
         return
-    if fmt == "uri":
-        check = _url(_cache_key(schema.get("x-signoff-url") or {}))
+    if fmt in _URL_SCHEMAS:
+        check = _url(fmt, _cache_key(schema.get("x-signoff-url") or {}))
     elif fmt in _FORMATS:
         check = _FORMATS[fmt]
     else:
-        return  # a format pydantic does not check either
+        # Formats pydantic does not check (password, binary, path) or that need more than
+        # a format to check (base64: the engine does not know whether it decodes to text);
+        # the module's docstring lists them.
+        return
     try:
         check(instance)
     except (pydantic.ValidationError, PydanticCustomError, ValueError) as exc:
@@ -244,6 +290,7 @@ _InputValidator: Any = extend(  # type: ignore[no-untyped-call]
         "pattern": _pattern,
         "format": _format,
         "x-signoff-decimal": _decimal,
+        "x-signoff-temporal": temporal_errors,
     },
 )
 

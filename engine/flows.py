@@ -166,6 +166,24 @@ def _parameters_model(
     )
 
 
+#: Prefect's @flow options that Signoff's flows do not have (yet), and why; the TypeError
+#: for one says so, where Python's would only call it unexpected
+_PREFECT_ONLY = {
+    "retries": "flow retries are not implemented yet (a task's are: @task(retries=N))",
+    "retry_delay_seconds": "flow retries are not implemented yet (a task's are)",
+    "timeout_seconds": "flow timeouts are not implemented yet (a pause's timeout= is)",
+    "log_prints": "print() is not captured; log with get_run_logger()",
+    **dict.fromkeys(
+        (
+            *("version", "flow_run_name", "task_runner", "validate_parameters"),
+            *("persist_result", "result_storage", "result_serializer", "cache_result_in_memory"),
+            *("on_completion", "on_failure", "on_cancellation", "on_crashed", "on_running"),
+        ),
+        "Signoff's flows do not have this Prefect option",
+    ),
+}
+
+
 @overload
 def flow(fn: Callable[P, R], /) -> Flow[P, R]: ...
 
@@ -194,6 +212,7 @@ def flow(
     starters: Sequence[str] = (),
     cancellers: Sequence[str] = (),
     confirm: bool = False,
+    **others: Any,
 ) -> Flow[P, R] | Callable[[Callable[P, R]], Flow[P, R]]:
     """Make a function a flow: each call is a run, recorded with its states, tasks and logs.
 
@@ -213,7 +232,15 @@ def flow(
         @flow(name="deploy", approvers=["U024BE7LH"])
         def deploy(service: str, version: str) -> None:
             ...
+
+    Raises:
+        TypeError: an option Signoff's flows do not have; Prefect's (``retries``,
+            ``timeout_seconds``, ``log_prints``, ...) are named as not supported.
     """
+    for option in others:
+        if option in _PREFECT_ONLY:
+            raise TypeError(f"@flow({option}=...) is not supported: {_PREFECT_ONLY[option]}")
+        raise TypeError(f"flow() got an unexpected keyword argument {option!r}")
 
     def decorate(fn: Callable[P, R]) -> Flow[P, R]:
         made = Flow(

@@ -178,3 +178,17 @@ def test_a_default_json_cannot_show_is_left_out_of_the_schema_without_a_warning(
     schema = bytes_default.parameters_schema()
     assert schema is not None and "default" not in schema["properties"]["blob"]
     assert not [w for w in recwarn if "PydanticJsonSchemaWarning" in w.category.__name__]
+
+
+def test_prefects_flow_options_signoff_lacks_are_named_as_not_supported() -> None:
+    def body() -> None: ...
+
+    for option, value, why in [
+        ("retries", 1, "flow retries are not implemented yet"),
+        ("timeout_seconds", 60, "flow timeouts are not implemented yet"),
+        ("log_prints", True, "print\\(\\) is not captured; log with get_run_logger\\(\\)"),
+    ]:
+        with pytest.raises(TypeError, match=f"^@flow\\({option}=...\\) is not supported: {why}"):
+            flow(**{option: value})(body)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'aprovers'"):
+        flow(aprovers=["U0BOB"])(body)  # a typo is not a Prefect option

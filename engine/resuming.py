@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+import uuid
 from collections.abc import Iterable, Mapping
 
 import pydantic
@@ -34,7 +35,16 @@ from signoff.engine.errors import (
 from signoff.engine.input import load_answer
 from signoff.engine.interventions import Interventions
 from signoff.engine.permissions import Refusal
-from signoff.engine.runs import JSON, GivenAnswer, Pause, PauseStatus, Run, RunState, WaitingInput
+from signoff.engine.runs import (
+    JSON,
+    GivenAnswer,
+    Pause,
+    PauseStatus,
+    Run,
+    RunState,
+    WaitingInput,
+    run_id_text,
+)
 from signoff.engine.store.answers import AnswerOutcome
 from signoff.engine.validation import model_errors, schema_errors
 from signoff.engine.waiters import Answer, Waiter
@@ -50,7 +60,7 @@ class Resuming(Interventions):
 
     def resume(
         self,
-        run_id: str,
+        run_id: str | uuid.UUID,
         run_input: Mapping[str, JSON] | None = None,
         responder: str | Actor | None = None,
         *,
@@ -62,6 +72,7 @@ class Resuming(Interventions):
         With a quorum, an answer short of it is stored and the pause keeps waiting: the
         returned pause has status WAITING and the answers so far.
         """
+        run_id = run_id_text(run_id)
         actor = as_actor(responder)
         if run_input is not None and (
             not isinstance(run_input, Mapping) or not all(isinstance(k, str) for k in run_input)

@@ -115,7 +115,8 @@ def test_apause_in_a_sync_flow_and_positional_poll_interval(engine: Engine) -> N
 def test_run_ids_as_prefect_passes_them_flow_run_id_and_uuids(engine: Engine) -> None:
     @flow
     def twice():
-        return pause_flow_run(int, timeout=60) + pause_flow_run(int, timeout=60)
+        asked = [pause_flow_run(int, timeout=60) for _ in range(3)]
+        return sum(asked)
 
     thread, box = start(twice)
     pause = waiting(engine, "twice")
@@ -126,8 +127,12 @@ def test_run_ids_as_prefect_passes_them_flow_run_id_and_uuids(engine: Engine) ->
     assert (first.key, first.status) == ("1", PauseStatus.ACCEPTED)
     wait_for(lambda: (p := engine.waiting_pause(pause.run_id)) and p.key == "2")
     asyncio.run(aresume_flow_run(flow_run_id=str(as_uuid), run_input={"value": 3}))
+    wait_for(lambda: (p := engine.waiting_pause(pause.run_id)) and p.key == "3")
+    # The engine's own method takes them too (the bot and the CLI answer through it).
+    third = engine.resume(as_uuid, {"value": 4}, "alice")
+    assert (third.key, third.status) == ("3", PauseStatus.ACCEPTED)
     thread.join(10)
-    assert box == {"result": 5}
+    assert box == {"result": 9}
     with pytest.raises(TypeError, match="a run id is text or a uuid.UUID, not int"):
         resume_flow_run(42, {"value": 1})  # type: ignore[arg-type]
 

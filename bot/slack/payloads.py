@@ -270,6 +270,9 @@ def _json_object(text: str, where: str) -> dict[str, Any]:
         value = json.loads(text)
     except ValueError as exc:
         raise PayloadError(f"{where} is not JSON: {exc}") from None
+    except RecursionError:
+        # json.loads recurses once per level: "[" * 100_000 would otherwise be a 500.
+        raise PayloadError(f"{where} is JSON nested too deeply to read") from None
     if not isinstance(value, dict):
         raise PayloadError(f"{where} must be a JSON object, not {type(value).__name__}")
     return value

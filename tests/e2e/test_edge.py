@@ -124,6 +124,10 @@ def test_a_replayed_request_does_nothing_on_any_replica(
     assert run.id in [r.id for r in engine.list_runs()] and len(engine.list_runs()) == 2
 
 
+#: 200 KB of correctly formed JSON, nested far deeper than Python's recursion limit
+DEEP = "[" * 100_000 + "]" * 100_000
+
+
 def payload_body(payload: object) -> str:
     return urlencode({"payload": json.dumps(payload)})
 
@@ -158,6 +162,14 @@ def payload_body(payload: object) -> str:
         ("command=%2Fruns&text=help", "application/x-www-form-urlencoded", "user_id"),
         ("hello", "application/x-www-form-urlencoded", "not form-encoded"),
         ("{}", "application/json", "body"),
+        # json.loads recurses once per level, and used to raise RecursionError (a 500)
+        pytest.param(DEEP, "application/json", "the body is JSON nested", id="deep-json"),
+        pytest.param(
+            urlencode({"payload": DEEP}),
+            "application/x-www-form-urlencoded",
+            "payload is JSON nested too deeply",
+            id="deep-payload",
+        ),
         ("[1]", "application/json", "JSON object"),
         # found by 10,000 fuzzed payloads: Bolt's middleware calls .get on a null event
         (

@@ -58,6 +58,8 @@ json_values = st.recursive(
 )
 huge = st.sampled_from([5_000, 70_000, 300_000]).map(lambda n: "x" * n)
 texts = st.text(max_size=40) | huge | json_values.map(json.dumps)
+#: JSON nested about as deep as Python's parser goes, and far deeper (it recurses per level)
+deep_json = st.sampled_from([900, 970, 975, 1_000, 100_000]).map(lambda n: "[" * n + "]" * n)
 
 
 def fuzz_strategies(run_ids: list[str], sealer: Sealer, workspace) -> st.SearchStrategy:
@@ -157,8 +159,16 @@ def fuzz_strategies(run_ids: list[str], sealer: Sealer, workspace) -> st.SearchS
             "response_url": texts,
         },
     ).map(lambda fields: ("form", urlencode(fields)))
+    deep = (
+        deep_json.map(lambda j: ("json", j))
+        | deep_json.map(lambda j: ("form", urlencode({"payload": j})))
+        | deep_json.map(
+            lambda j: ("form", urlencode({"payload": f'{{"type": "block_actions", "x": {j}}}'}))
+        )
+    )
     raw = (
-        st.binary(max_size=200).map(lambda b: ("form", b))
+        deep
+        | st.binary(max_size=200).map(lambda b: ("form", b))
         | json_values.map(lambda v: ("json", json.dumps(v)))
         | st.fixed_dictionaries(
             {"type": st.sampled_from(["event_callback", "url_verification"]) | texts},

@@ -58,6 +58,7 @@ from signoff.bot.backends import (
     Refused,
 )
 from signoff.bot.errors import BackendError, RunNotFound, TamperedMetadata
+from signoff.bot.forms.layout import MAX_TEXT, clip
 from signoff.bot.forms.submissions import errors_for_view, parse_submission
 from signoff.bot.slack import ids, metrics
 from signoff.bot.slack.approvers import refusal_text, slack_actor
@@ -100,6 +101,14 @@ def submitting_view() -> View:
 #: ``submitting_view`` as the acknowledgement sends it, built once: slack_sdk's
 #: ``View.to_dict`` validates the whole view each time, a quarter of a millisecond.
 _SUBMITTING = submitting_view().to_dict()
+#: what replaces "Submitting..." when the outcome's own view cannot be sent
+_UNSHOWN = notice_view(
+    "Answer sent",
+    "Signoff cannot show what became of your answer here. The run's thread in the channel "
+    "shows whether it was recorded.",
+).to_dict()
+#: room for a reason (a model's refusal, an error) in a notice, beside the words around it
+_REASON_ROOM = MAX_TEXT - 300
 
 
 @dataclass(frozen=True)
@@ -297,9 +306,12 @@ class Answerer:
             stored = answered if answered.errors else self.backend.get_pause(run_id, key)
             errors = stored.errors if stored is not None else {}
             problems = "; ".join(f"{k}: {v}" if k else v for k, v in errors.items())
+            # Clipped here, so that the advice after it is not cut off (a model's refusal
+            # may list every value it allows; the thread's note shows more of it).
+            reason = clip(problems, _REASON_ROOM) if problems else "no reason given"
             return notice_view(
                 "Not accepted",
-                f"The flow did not accept your answer: {problems or 'no reason given'}. "
+                f"The flow did not accept your answer: {reason}. "
                 "The run's thread says more; if the run asks again, answer its newest prompt.",
             )
         return notice_view(
@@ -308,7 +320,8 @@ class Answerer:
             "goes on.",
         )
 
-    def _show(self, pending: PendingAnswer, view: View) -> None:
+    def _show(self, pending: PendingAnswer, view: View | dict[str, Any]) -> None:
+        where = {"run_id": pending.run_id, "key": pending.key}
         try:
             self.client.views_update(view_id=pending.view_id, view=view)
         except (SlackApiError, urllib.error.URLError, OSError) as exc:
@@ -317,18 +330,26 @@ class Answerer:
             logger.warning(
                 "outcome not shown in the modal: %s",
                 error,
-                extra={
-                    "action": "answer_view_not_updated",
-                    "run_id": pending.run_id,
-                    "key": pending.key,
-                },
+                extra={"action": "answer_view_not_updated", **where},
             )
+        except Exception:
+            # A view slack_sdk refuses to send (SlackObjectFormationError): nothing else would
+            # see this, since it runs on the pool after the ack. Rather than leave the modal
+            # on "Submitting..." for ever, show that the answer went, and where to look.
+            logger.error(
+                "outcome view could not be sent",
+                exc_info=True,
+                extra={"action": "answer_view_not_updated", **where},
+            )
+            if view is not _UNSHOWN:
+                self._show(pending, _UNSHOWN)
 
 
 def _not_recorded(exc: Exception) -> View:
     return notice_view(
         "Something went wrong",
-        f"Your answer was not recorded: {exc}\nThe prompt stays open; please answer again.",
+        f"Your answer was not recorded: {clip(str(exc), _REASON_ROOM)}\n"
+        "The prompt stays open; please answer again.",
     )
 
 

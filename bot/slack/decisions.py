@@ -20,10 +20,11 @@ from slack_sdk.models.views import View
 
 from signoff.bot.backends import Action, Backend, Denied, PauseStatus, Refusal, Refused, Stale
 from signoff.bot.errors import BackendError, NotPermitted, TamperedMetadata
+from signoff.bot.forms.layout import clip
 from signoff.bot.slack import ids
 from signoff.bot.slack.approvers import refusal_text, slack_actor
 from signoff.bot.slack.interactions import notice_view, stale_reason
-from signoff.bot.slack.messages import who
+from signoff.bot.slack.messages import MAX_MESSAGE_TEXT, who
 from signoff.bot.slack.sealing import Sealer
 
 logger = logging.getLogger(__name__)
@@ -38,7 +39,8 @@ def _tell(client: WebClient, body: dict[str, Any], text: str) -> None:
         "channel_id"
     )
     if channel:
-        client.chat_postEphemeral(channel=channel, user=user, text=text)
+        # A model's refusal can be longer than a message may be.
+        client.chat_postEphemeral(channel=channel, user=user, text=clip(text, MAX_MESSAGE_TEXT))
     elif body.get("trigger_id"):
         client.views_open(trigger_id=body["trigger_id"], view=notice_view("Signoff", text))
 

@@ -14,6 +14,7 @@ from slack_sdk.models.views import View
 
 from signoff.bot.backends import JSON, Action, Backend, Pause, PauseStatus, Run
 from signoff.bot.errors import BackendError, RunNotFound
+from signoff.bot.forms.layout import MAX_TEXT, clip
 from signoff.bot.forms.modals import ModalError, build_input_view
 from signoff.bot.forms.mrkdwn import escape_mrkdwn
 from signoff.bot.slack import ids
@@ -27,12 +28,16 @@ logger = logging.getLogger(__name__)
 
 
 def notice_view(title: str, text: str) -> View:
-    """A modal that only says something (no inputs, so no submit button)."""
+    """A modal that only says something (no inputs, so no submit button).
+
+    ``text`` is clipped to a section's 3,000 characters: it often carries a flow's own
+    words (a model's refusal), and slack_sdk refuses to send a longer section at all.
+    """
     return View(
         type="modal",
-        title=title[:24],
+        title=clip(title, 24),
         close="Close",
-        blocks=[SectionBlock(text=MarkdownTextObject(text=text))],
+        blocks=[SectionBlock(text=MarkdownTextObject(text=clip(text, MAX_TEXT)))],
     )
 
 

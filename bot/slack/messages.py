@@ -19,6 +19,7 @@ from slack_sdk.models.blocks import (
 )
 
 from signoff.bot.backends import AuditRecord, Pause, PauseStatus, Run, RunState
+from signoff.bot.forms.layout import MAX_TEXT, clip
 from signoff.bot.forms.mrkdwn import escape_mrkdwn, markdown_to_mrkdwn
 from signoff.bot.slack import ids
 
@@ -31,6 +32,11 @@ _WORD_START = re.compile(r"(?<!^)(?=[A-Z])")
 
 #: runs per page of a /runs list (Slack allows 50 blocks; each run takes two)
 RUNS_PAGE = 15
+#: the longest text of a message; past it Slack refuses the message (``msg_too_long``)
+MAX_MESSAGE_TEXT = 40_000
+#: the longest reason (a run's failure, a model's refusal) quoted in a status line, which
+#: must fit a section (``MAX_TEXT``) with the run's name around it
+MAX_REASON = 2000
 STATE_EMOJI = {
     RunState.SCHEDULED: ":hourglass:",
     RunState.RUNNING: ":arrow_forward:",
@@ -254,7 +260,11 @@ def status_line(run: Run) -> str:
     detail = ""
     if run.state_message and run.state.is_final:
         by = _CANCELLED_BY.match(run.state_message)
-        message = f"cancelled by {who(by.group(1))}" if by else escape_mrkdwn(run.state_message)
+        message = (
+            f"cancelled by {who(by.group(1))}"
+            if by
+            else escape_mrkdwn(clip(run.state_message, MAX_REASON))
+        )
         detail = f": {message}"
     name = run.state_name if run.state_name.lower() != run.state.value else run.state.value
     name = _WORD_START.sub(" ", name).lower()
@@ -275,17 +285,19 @@ def root_blocks(run: Run, pauses: Sequence[Pause]) -> list[Block]:
 
 
 def rejection_text(responder: str | None, errors: Mapping[str, str], response: object) -> str:
+    """The thread's note on an answer the flow's model refused: each field's reason (a
+    model's own words, clipped to a section's length), and what was sent."""
     lines = [f":warning: {who(responder)}'s answer was not accepted:"]
     lines += [
-        f"• *{escape_mrkdwn(field or 'input')}*: {escape_mrkdwn(msg)}"
+        f"• *{escape_mrkdwn(clip(field or 'input', 200))}*: {escape_mrkdwn(clip(msg, MAX_TEXT))}"
         for field, msg in errors.items()
     ]
     if isinstance(response, Mapping) and response:
         sent = ", ".join(f"{k}={v}" for k, v in response.items())
-        lines.append(f"They sent: `{escape_mrkdwn(sent)[:500]}`")
+        lines.append(f"They sent: `{escape_mrkdwn(clip(sent, 500))}`")
     # Whether the flow asks again is only known later: the next prompt (or the run's
     # failure) follows in this thread, so this note does not promise a form.
-    return "\n".join(lines)
+    return clip("\n".join(lines), MAX_MESSAGE_TEXT)
 
 
 def unrenderable_text(pause: Pause, reason: str, *, cancelled: bool = True) -> str:

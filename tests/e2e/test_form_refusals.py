@@ -9,7 +9,8 @@ import pydantic
 import pytest
 from pydantic import AnyUrl, EmailStr, Field, HttpUrl
 
-from signoff.bot.testing import form_errors, running_bot
+from signoff.bot.sandbox import Message
+from signoff.bot.testing import RunningBot, form_errors, running_bot
 from signoff.engine import Engine, PauseStatus, RunState, flow, pause_flow_run
 from signoff.engine.input import RunInput
 from tests.support.waiting import wait_for
@@ -150,3 +151,103 @@ def test_the_block_limit_is_met_at_the_boundary_and_reported_at_pause_past_it(
         )
         assert "101 blocks" in note.text
         assert wait_for(lambda: engine.get_run(over.id).state is RunState.CANCELLED)
+
+
+def regions(count: int) -> list[str]:
+    return [f"region-{i:04d}-{'x' * 20}" for i in range(count)]
+
+
+def refuse_unknown(value: str, known: list[str]) -> str:
+    if value not in known:
+        raise ValueError(f"{value!r} is not a known region; choose one of: {', '.join(known)}")
+    return value
+
+
+class Pick(RunInput):
+    """Refuses with some 3,700 characters: more than a section of a modal holds."""
+
+    region: str
+
+    @pydantic.field_validator("region")
+    @classmethod
+    def known(cls, value: str) -> str:
+        return refuse_unknown(value, regions(120))
+
+
+class PickAmongMany(RunInput):
+    """Refuses with some 60,000 characters: more than a Slack message holds."""
+
+    region: str
+
+    @pydantic.field_validator("region")
+    @classmethod
+    def known(cls, value: str) -> str:
+        return refuse_unknown(value, regions(2000))
+
+
+@flow(name="form-long-refusal")
+def long_refusal() -> str:
+    try:
+        return pause_flow_run(wait_for_input=Pick, timeout=600).region
+    except pydantic.ValidationError:
+        return "refused"
+
+
+@flow(name="form-longer-refusal")
+def longer_refusal() -> str:
+    return pause_flow_run(wait_for_input=PickAmongMany, timeout=600).region
+
+
+def thread_note(bot: RunningBot, root_ts: str, words: str) -> Message:
+    return bot.slack.wait_for(
+        lambda ws: next(
+            (m for m in ws.channel(bot.channel).thread(root_ts) if words in m.text), None
+        ),
+        timeout=10,
+    )
+
+
+def test_a_refusal_longer_than_a_modal_section_is_shown_clipped(engine: Engine) -> None:
+    with running_bot(engine=engine) as bot:
+        run = engine.submit("form-long-refusal", {})
+        prompt = bot.root_message(run.id)
+        bot.driver.click("bob", prompt, action_id="provide_input")
+        bot.slack.wait_for(lambda ws: ws.open_view("U0BOB"))
+        assert bot.driver.submit("bob", {"region": "mars"}).status == 200
+
+        # The modal did not stay on "Submitting...": it shows the start of the model's
+        # words, cut to a section's 3,000 characters, and the advice after them.
+        notice = bot.outcome("bob")
+        assert notice.view["title"]["text"] == "Not accepted"
+        text = notice.view["blocks"][0]["text"]["text"]
+        assert len(text) <= 3000
+        assert "'mars' is not a known region; choose one of: region-0000-" in text
+        assert "…" in text and "region-0119" not in text
+        assert text.endswith("if the run asks again, answer its newest prompt.")
+        # The thread's note quotes the refusal too.
+        note = thread_note(bot, prompt.ts, "answer was not accepted")
+        assert "'mars' is not a known region" in note.text
+        done = wait_for(lambda: (r := engine.get_run(run.id)).state.is_final and r, timeout=15)
+        assert done.result == "'refused'"
+
+
+def test_a_refusal_longer_than_a_message_still_reaches_the_thread(engine: Engine) -> None:
+    with running_bot(engine=engine) as bot:
+        run = engine.submit("form-longer-refusal", {})
+        prompt = bot.root_message(run.id)
+        bot.driver.click("bob", prompt, action_id="provide_input")
+        bot.slack.wait_for(lambda ws: ws.open_view("U0BOB"))
+        assert bot.driver.submit("bob", {"region": "mars"}).status == 200
+        assert "not a known region" in json.dumps(bot.outcome("bob").view)
+
+        # The flow does not catch the refusal, so the run fails with the model's 60,000
+        # characters as its reason; the thread's notes and the first message still say so.
+        note = thread_note(bot, prompt.ts, "answer was not accepted")
+        assert "'mars' is not a known region" in note.text and len(note.text) <= 40_000
+        failed = thread_note(bot, prompt.ts, "is *failed*")
+        assert "input rejected by PickAmongMany" in failed.text
+        bot.slack.wait_for(
+            lambda ws: (
+                "is *failed*" in json.dumps(ws.channel(bot.channel).message(prompt.ts).blocks)
+            )
+        )

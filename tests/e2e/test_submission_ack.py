@@ -25,6 +25,8 @@ from typing import Any
 import psycopg
 import pydantic
 import pytest
+from slack_sdk.models.blocks import SectionBlock
+from slack_sdk.models.views import View
 
 from signoff.bot.backends import Actor
 from signoff.bot.backends.embedded import EmbeddedBackend
@@ -327,6 +329,47 @@ def test_a_modal_closed_before_the_outcome_is_logged_and_the_answer_kept(
             timeout=10,
         )
     assert record.run_id == run.id and "not_found" in record.getMessage()
+
+
+class UnsendableOutcome(Answerer):
+    """Answers as the bot does, and then has an outcome that slack_sdk refuses to send (a
+    title past 24 characters), as a refusal longer than a section once was."""
+
+    def outcome(self, pending: PendingAnswer) -> View | None:
+        super().outcome(pending)
+        return View(type="modal", title="x" * 30, blocks=[SectionBlock(text="recorded")])
+
+
+def test_an_outcome_that_cannot_be_sent_is_logged_and_the_modal_moves_on(
+    engine: Engine, bot: RunningBot, caplog: pytest.LogCaptureFixture
+) -> None:
+    run = engine.submit("ack-order", {})
+    form = open_form(bot, "alice", run.id)
+    pause = engine.waiting_pause(run.id)
+    assert pause is not None and pause.schema is not None
+    answers = UnsendableOutcome(EmbeddedBackend(engine), bot.server.client)
+    with caplog.at_level(logging.ERROR, logger="signoff.bot.slack.answering"):
+        answers.submit(
+            PendingAnswer(
+                run.id,
+                pause.key,
+                {"item": "mug", "count": 3},
+                Actor("U0ALICE", name="alice"),
+                view_id=form.id,
+                metadata="",
+                schema=pause.schema,
+            )
+        )
+        answers.stop()
+
+    assert finished(engine, run.id).result == "'3 x mug'"  # the answer counted
+    # The person is told where to look, rather than left on the form (or "Submitting...").
+    notice = bot.slack.open_view("alice")
+    assert notice is not None and "cannot show what became of your answer" in shown(notice)
+    # and the log says why, under the same key as any other outcome not shown.
+    failed = [r for r in caplog.records if getattr(r, "action", "") == "answer_view_not_updated"]
+    assert [(r.levelname, r.run_id) for r in failed] == [("ERROR", run.id)]
+    assert failed[0].exc_info is not None
 
 
 def test_a_replayed_submission_changes_nothing(

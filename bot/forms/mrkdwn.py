@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from markdown_it import MarkdownIt
 from markdown_it.tree import SyntaxTreeNode
 
-__all__ = ["escape_mrkdwn", "markdown_to_mrkdwn"]
+__all__ = ["escape_mrkdwn", "markdown_to_mrkdwn", "unescape_mrkdwn"]
 
 # Raw HTML is off so that "<b>" in a description is shown, not silently dropped.
 _PARSER = MarkdownIt("commonmark", {"html": False}).enable("strikethrough")
@@ -42,6 +42,19 @@ def escape_mrkdwn(text: str) -> str:
         The text with ``&``, ``<`` and ``>`` replaced by HTML entities.
     """
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def unescape_mrkdwn(text: str) -> str:
+    """Undoes ``escape_mrkdwn``: text as Slack sends it (a slash command's ``text``) back to
+    what the person typed.
+
+    Args:
+        text: Text with ``&amp;``, ``&lt;`` and ``&gt;`` in it.
+
+    Returns:
+        The text with those three entities replaced by ``&``, ``<`` and ``>``.
+    """
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
 def markdown_to_mrkdwn(text: str) -> str:

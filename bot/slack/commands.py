@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
+import re
 import shlex
 from collections.abc import Mapping
 from typing import Any
@@ -20,6 +22,7 @@ from signoff.bot.errors import (
     TamperedMetadata,
 )
 from signoff.bot.forms.modals import ModalError, build_input_view
+from signoff.bot.forms.mrkdwn import escape_mrkdwn, unescape_mrkdwn
 from signoff.bot.forms.submissions import errors_for_view, parse_submission
 from signoff.bot.slack import ids, messages
 from signoff.bot.slack.approvers import refusal_text, slack_actor
@@ -34,7 +37,7 @@ HELP = """*`/runs`* — runs waiting for input
 *`/runs FLOW`* — runs of one flow
 *`/runs … before=RUN`* — the next page of a list, after RUN (the list's More button)
 *`/runs show RUN`* — states, inputs with who gave them, and the log tail
-*`/runs start FLOW [k=v ...]`* — start a run (a form asks for missing parameters)
+*`/runs start FLOW [k=v ...]`* — start a run (a form asks for missing parameters); `k='two words'`, `tags=["a","b"]`
 *`/runs cancel RUN`* — cancel a run
 *`/runs help`* — this help"""
 
@@ -56,11 +59,61 @@ def _accepts_text(node: Mapping[str, Any]) -> bool:
     return any(_accepts_text(option) for option in node.get("anyOf", []))
 
 
+#: a ``name=`` whose value starts as JSON does: a list, an object or a double-quoted string
+_JSON_PAIR = re.compile(r"""[^\s'"\\=]+=(?=[\[{"])""")
+_JSON = json.JSONDecoder()
+
+
+def command_words(text: str) -> list[str]:
+    """The words of ``/runs`` text, as Slack sends it.
+
+    Words are split as a shell splits them (``name='two words'``, ``name="two words"``),
+    except that a ``name=`` value that is JSON as typed stays whole, spaces and quotes
+    included: ``tags=["a b","c"]`` and ``meta={"k": 1}`` are one word each, for
+    ``parse_value`` to read as JSON, and ``name="a\u00e9"`` is read as a JSON string.
+    Slack sends ``&``, ``<`` and ``>`` as ``&amp;``, ``&lt;`` and ``&gt;``; they are
+    turned back first.
+
+    Raises:
+        ValueError: a quote is not closed.
+    """
+    text = unescape_mrkdwn(text)
+    words: list[str] = []
+    position = 0
+    while True:
+        while position < len(text) and text[position].isspace():
+            position += 1
+        if position == len(text):
+            return words
+        if pair := _JSON_PAIR.match(text, position):
+            try:
+                value, end = _JSON.raw_decode(text, pair.end())
+            except ValueError:
+                end = 0  # not JSON after all: read as a shell would
+            if end and (end == len(text) or text[end].isspace()):
+                # A string is given as JSON reads it; a list or an object as typed.
+                as_typed = value if isinstance(value, str) else text[pair.end() : end]
+                words.append(pair.group() + as_typed)
+                position = end
+                continue
+        # One word as a shell reads it; the rest of the text is left for the next.
+        stream = io.StringIO(text[position:])
+        lexer = shlex.shlex(stream, posix=True)
+        lexer.whitespace_split = True
+        lexer.commenters = ""
+        word = lexer.get_token()
+        rest = stream.read()
+        if word is None:  # only whitespace was left (cannot happen: skipped above)
+            return words
+        words.append(word)
+        position = len(text) - len(rest)
+
+
 def parse_value(schema: Mapping[str, Any], name: str, text: str) -> Any:
     """``k=v`` text as the parameter's type: strings verbatim, anything else read as JSON.
 
     Numbers and booleans also arrive as text and are coerced by the flow's validation; JSON
-    is what lets ``tags=["a","b"]`` give a list.
+    is what lets ``tags=["a","b"]`` give a list (``command_words`` keeps it whole).
     """
     node = (schema.get("properties") or {}).get(name) or {}
     if _accepts_text(node):
@@ -152,7 +205,7 @@ def register(app: App, backend: Backend, sealer: Sealer) -> None:
         command = SlashCommand.model_validate(body)
         try:
             # Bounded: the edge refuses text longer than Slack's MAX_COMMAND_TEXT.
-            words = shlex.split(command.text)
+            words = command_words(command.text)
         except ValueError as exc:
             respond(f"Could not read that: {exc}\n{HELP}")
             return
@@ -193,7 +246,8 @@ def register(app: App, backend: Backend, sealer: Sealer) -> None:
                     return
                 respond(**reply)
             else:
-                respond(f"Unknown command `{command.text[:200]}`.\n{HELP}")
+                typed = escape_mrkdwn(unescape_mrkdwn(command.text)[:200])
+                respond(f"Unknown command `{typed}`.\n{HELP}")
         except NotPermitted as exc:
             respond(f":no_entry: {refused_text(exc, actor)}")
         except BackendError as exc:

@@ -45,6 +45,11 @@ def rc_quick(n: int = 1) -> int:
     return n * 2
 
 
+@flow(name="rc-tags")
+def rc_tags(tags: list[str], name: str = "", limits: dict[str, int] | None = None) -> int:
+    return len(tags)
+
+
 @flow(name="rc-broken")
 def rc_broken() -> None:
     raise RuntimeError("boom")
@@ -161,6 +166,38 @@ def test_start_with_parameters_posts_the_prompt_where_it_was_typed(
     prompt = bot.root_message(run.id, "C0DEPLOYS")
     assert buttons(prompt)
     assert bot.slack.channel(bot.channel).messages == ()
+
+
+def test_start_reads_values_typed_as_json_and_quoted_words_as_before(
+    engine: Engine, bot: RunningBot
+) -> None:
+    def started(text: str) -> dict[str, object]:
+        """The parameters the run got (an unset optional one left out)."""
+        answer = runs(bot, "alice", text)
+        assert answer.text.startswith("Started *rc-tags* run"), answer.text
+        parameters = engine.get_run(answer.text.split("`")[1]).parameters
+        return {k: v for k, v in parameters.items() if v is not None}
+
+    # A list, an object, or a string in double quotes, as JSON reads them: spaces inside
+    # a list do not split it.
+    typed = 'start rc-tags tags=["a b","c"] limits={"cpu": 2, "gpu": 0} name="two words"'
+    assert started(typed) == {
+        "tags": ["a b", "c"],
+        "limits": {"cpu": 2, "gpu": 0},
+        "name": "two words",
+    }
+    # Single quotes work as a shell's, as they always did, for text and for JSON alike.
+    assert started("""start rc-tags tags='["x"]' name='two words'""") == {
+        "tags": ["x"],
+        "name": "two words",
+    }
+    # Slack sends &, < and > as &amp;, &lt; and &gt;: the flow gets what was typed.
+    assert started('start rc-tags tags=["&lt;b&gt; &amp; c"] name="R&amp;D"') == {
+        "tags": ["<b> & c"],
+        "name": "R&D",
+    }
+    # Text for a text parameter stays text, even when it looks like JSON.
+    assert started('start rc-tags tags=[] name=["draft"]')["name"] == '["draft"]'
 
 
 def test_the_word_payload_in_a_command_or_its_channel_is_just_text(

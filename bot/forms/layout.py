@@ -30,6 +30,7 @@ __all__ = [
     "InputField",
     "JSONSchema",
     "block_id_for",
+    "choice_labels",
     "clip",
     "schema_layout",
 ]
@@ -348,19 +349,44 @@ def _choices(node: Mapping[str, Any], path: str) -> tuple[Choice, ...]:
             raise UnsupportedField(path, f"option {key[:30]!r}… is longer than 150 characters")
         if key in choices:
             raise UnsupportedField(path, f"two options would both be sent as {key!r}")
-        choices[key] = Choice(value=value, key=key, text=_humanise(value))
+        choices[key] = Choice(value=value, key=key, text="")
     if not choices:
         raise UnsupportedField(path, "it has no options to choose from")
     if len(choices) > MAX_OPTIONS:
         reason = f"it has {len(choices)} options and a Slack menu holds at most {MAX_OPTIONS}"
         raise UnsupportedField(path, reason)
-    return tuple(choices.values())
+    labels = choice_labels([c.value for c in choices.values()])
+    return tuple(replace(c, text=label) for c, label in zip(choices.values(), labels, strict=True))
+
+
+def choice_labels(values: Sequence[Any]) -> list[str]:
+    """What a person reads for each of one field's choices, in the form and on a prompt's
+    buttons alike: ``needs_work`` reads "Needs work".
+
+    When two choices would read the same (``approve`` and ``Approve``, ``eu_west`` and
+    ``eu-west``), every choice of the field reads as its value instead, so that no two
+    look alike and all are written the same way.
+
+    Args:
+        values: The field's choices, as the model's JSON schema lists them.
+
+    Returns:
+        One label per value, at most 75 characters (Slack's limit for an option's text).
+    """
+    labels = [_humanise(value) for value in values]
+    if len(set(labels)) < len(labels):
+        return [_as_written(value) for value in values]
+    return labels
 
 
 def _humanise(value: Any) -> str:
     if isinstance(value, str) and re.fullmatch(r"[a-z0-9]+(?:[_-][a-z0-9]+)*", value):
         text = re.sub(r"[_-]", " ", value)
         return clip(text[0].upper() + text[1:], 75)
+    return _as_written(value)
+
+
+def _as_written(value: Any) -> str:
     return clip(value if isinstance(value, str) and value else json.dumps(value), 75)
 
 

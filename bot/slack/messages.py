@@ -19,7 +19,7 @@ from slack_sdk.models.blocks import (
 )
 
 from signoff.bot.backends import AuditRecord, Pause, PauseStatus, Run, RunState
-from signoff.bot.forms.layout import MAX_TEXT, clip
+from signoff.bot.forms.layout import MAX_TEXT, choice_labels, clip
 from signoff.bot.forms.mrkdwn import escape_mrkdwn, markdown_to_mrkdwn
 from signoff.bot.slack import ids
 
@@ -195,9 +195,9 @@ def single_decision(schema: Mapping[str, Any]) -> tuple[str, list[tuple[str, Any
             and 2 <= len(node["enum"]) <= 3
             and all(isinstance(v, str) for v in node["enum"])
         ):
-            decisions.append(
-                (name, [(str(v).replace("_", " ").capitalize(), v) for v in node["enum"]])
-            )
+            # Labelled as the form labels them, so that two choices never read the same.
+            labels = choice_labels(node["enum"])
+            decisions.append((name, list(zip(labels, node["enum"], strict=True))))
         elif name in required or not _text(node):
             return None
     return decisions[0] if len(decisions) == 1 else None

@@ -19,6 +19,15 @@ class Route(BaseModel):
     note: str = ""
 
 
+class Review(BaseModel):
+    verdict: Literal["approve", "Approve", "needs_work"]
+
+
+class Region(BaseModel):
+    region: Literal["eu_west", "eu-west"]
+    note: str | None = None
+
+
 class Sized(BaseModel):
     approved: bool
     replicas: int | None = None
@@ -37,6 +46,18 @@ def test_one_decision_with_optional_text_gets_a_button_per_choice() -> None:
     assert single_decision(Route.model_json_schema()) == (
         "route",
         [("Canary", "canary"), ("Full", "full"), ("Abort", "abort")],
+    )
+
+
+def test_choices_that_would_read_alike_get_buttons_labelled_as_written() -> None:
+    # As in the form: "Approve" / "Approve" would be two buttons nobody could tell apart.
+    assert single_decision(Review.model_json_schema()) == (
+        "verdict",
+        [("approve", "approve"), ("Approve", "Approve"), ("needs_work", "needs_work")],
+    )
+    assert single_decision(Region.model_json_schema()) == (
+        "region",
+        [("eu_west", "eu_west"), ("eu-west", "eu-west")],
     )
 
 

@@ -222,6 +222,30 @@ def test_enums_literals_and_const_unions() -> None:
     assert roundtrip(Routing, {"region": "Us east"}).level is None
 
 
+class Lookalikes(BaseModel):
+    verdict: Literal["approve", "Approve", "needs_work"]
+    env: Literal["eu_west", "eu-west", "us"] = "us"
+    tags: list[Literal["high_risk", "high-risk", "low"]] = []
+    size: Literal["small", "x_large"] = "small"
+
+
+def test_choices_that_would_read_alike_read_as_their_values() -> None:
+    view = view_for(Lookalikes, initial={"verdict": "Approve"})
+
+    def texts(path: str) -> list[str]:
+        return [o["text"]["text"] for o in element(view, path)["options"]]
+
+    # "Approve" twice, "Eu west" twice, "High risk" twice: the whole field reads as written.
+    assert texts("verdict") == ["approve", "Approve", "needs_work"]
+    assert texts("env") == ["eu_west", "eu-west", "us"]
+    assert texts("tags") == ["high_risk", "high-risk", "low"]
+    assert texts("size") == ["Small", "X large"]  # no two alike: humanised as before
+    assert element(view, "verdict")["initial_option"]["text"]["text"] == "Approve"
+
+    result = roundtrip(Lookalikes, {"verdict": "Approve", "env": "eu-west", "tags": ["high_risk"]})
+    assert result == Lookalikes(verdict="Approve", env="eu-west", tags=["high_risk"])
+
+
 class Tags(BaseModel):
     labels: list[Literal["bug", "feature", "docs"]] = ["bug"]
     teams: list[Literal["a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l"]] = Field(

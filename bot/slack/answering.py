@@ -59,6 +59,7 @@ from signoff.bot.backends import (
 )
 from signoff.bot.errors import BackendError, RunNotFound, TamperedMetadata
 from signoff.bot.forms.layout import MAX_TEXT, clip
+from signoff.bot.forms.mrkdwn import escape_mrkdwn
 from signoff.bot.forms.submissions import errors_for_view, parse_submission
 from signoff.bot.slack import ids, metrics
 from signoff.bot.slack.approvers import refusal_text, slack_actor
@@ -268,7 +269,7 @@ class Answerer:
             block_errors = errors_for_view(pending.schema, answer.errors)
             pause = backend.get_pause(run_id, key) if block_errors else None
             if pause is None:
-                return notice_view("Not accepted", answer.message)
+                return notice_view("Not accepted", escape_mrkdwn(answer.message))
             # A form sent by views.update cannot carry Slack's inline errors, so they go
             # under the inputs as hints, with what the person entered filled back in.
             return input_view(
@@ -308,7 +309,7 @@ class Answerer:
             problems = "; ".join(f"{k}: {v}" if k else v for k, v in errors.items())
             # Clipped here, so that the advice after it is not cut off (a model's refusal
             # may list every value it allows; the thread's note shows more of it).
-            reason = clip(problems, _REASON_ROOM) if problems else "no reason given"
+            reason = clip(escape_mrkdwn(problems), _REASON_ROOM) if problems else "no reason given"
             return notice_view(
                 "Not accepted",
                 f"The flow did not accept your answer: {reason}. "
@@ -348,7 +349,7 @@ class Answerer:
 def _not_recorded(exc: Exception) -> View:
     return notice_view(
         "Something went wrong",
-        f"Your answer was not recorded: {clip(str(exc), _REASON_ROOM)}\n"
+        f"Your answer was not recorded: {clip(escape_mrkdwn(str(exc)), _REASON_ROOM)}\n"
         "The prompt stays open; please answer again.",
     )
 

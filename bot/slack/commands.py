@@ -21,6 +21,7 @@ from signoff.bot.errors import (
     RunNotFound,
     TamperedMetadata,
 )
+from signoff.bot.forms.layout import clip
 from signoff.bot.forms.modals import ModalError, build_input_view
 from signoff.bot.forms.mrkdwn import escape_mrkdwn, unescape_mrkdwn
 from signoff.bot.forms.submissions import errors_for_view, parse_submission
@@ -127,32 +128,27 @@ def parse_value(schema: Mapping[str, Any], name: str, text: str) -> Any:
 def show_text(backend: Backend, run_id: str) -> str:
     detail = backend.detail(run_id)
     run = detail.run
-    lines = [messages.status_line(run), f"Parameters: `{json.dumps(run.parameters)[:500]}`"]
+    lines = [messages.status_line(run), f"Parameters: `{messages.json_text(run.parameters, 500)}`"]
     if run.started_by:
         lines.append(f"Started by {messages.who(run.started_by)}")
     lines.append("*States:* " + " → ".join(f"{h.name} ({h.at:%H:%M:%S})" for h in detail.history))
     for pause in detail.pauses:
         answer = (
-            f" by {messages.who(pause.responder)}: `{json.dumps(pause.response)[:300]}`"
+            f" by {messages.who(pause.responder)}: `{messages.json_text(pause.response, 300)}`"
             if pause.responder or pause.response
             else ""
         )
-        rejected = (
-            f" — rejected: {'; '.join(f'{k}: {v}' for k, v in pause.errors.items())}"
-            if pause.errors
-            else ""
-        )
+        problems = "; ".join(f"{k}: {v}" for k, v in pause.errors.items())
+        rejected = f" — rejected: {escape_mrkdwn(clip(problems, 500))}" if problems else ""
         lines.append(f"*Input* `{pause.key}` {pause.status.value}{answer}{rejected}")
     for task in detail.tasks:
+        outcome = escape_mrkdwn(clip(task.result or task.error or "", 300))
         lines.append(
-            f"*Task* `{task.key}` {task.state.value} ×{task.attempts} {task.result or task.error or ''}"
+            f"*Task* `{escape_mrkdwn(task.key)}` {task.state.value} ×{task.attempts} {outcome}"
         )
     if detail.logs:
-        lines.append(
-            "*Log tail:*\n```"
-            + "\n".join(f"{e.level} {e.message}" for e in detail.logs[-10:])[:1000]
-            + "```"
-        )
+        tail = "\n".join(f"{e.level} {e.message}" for e in detail.logs[-10:])
+        lines.append("*Log tail:*\n```" + escape_mrkdwn(clip(tail, 1000)) + "```")
     trail = backend.audit_trail(run.id)
     if trail:
         # The newest records matter most when a message has to be cut.

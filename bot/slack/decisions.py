@@ -21,6 +21,7 @@ from slack_sdk.models.views import View
 from signoff.bot.backends import Action, Backend, Denied, PauseStatus, Refusal, Refused, Stale
 from signoff.bot.errors import BackendError, NotPermitted, TamperedMetadata
 from signoff.bot.forms.layout import clip
+from signoff.bot.forms.mrkdwn import escape_mrkdwn
 from signoff.bot.slack import ids
 from signoff.bot.slack.approvers import refusal_text, slack_actor
 from signoff.bot.slack.interactions import notice_view, stale_reason
@@ -96,7 +97,7 @@ def register(app: App, backend: Backend, sealer: Sealer) -> None:
             _tell(client, body, f":warning: {exc}")
             return
         if isinstance(outcome, Refused):
-            _tell(client, body, f":warning: {outcome.message}")
+            _tell(client, body, f":warning: {escape_mrkdwn(outcome.message)}")
             return
         pause = outcome.pause
         if pause.status is PauseStatus.WAITING:

@@ -79,6 +79,13 @@ def cancel_confirm(run: Run) -> ConfirmObject:
     )
 
 
+def json_text(value: object, limit: int) -> str:
+    """``value`` as JSON for a message (a run's parameters, an answer): characters as they
+    are, not ``\\u`` escapes, cut to ``limit`` characters, and with ``&``, ``<`` and ``>``
+    escaped, so that markup someone typed (``<!channel>``) is shown, not acted on."""
+    return escape_mrkdwn(clip(json.dumps(value, ensure_ascii=False), limit))
+
+
 def audit_line(record: AuditRecord) -> str:
     """One audit record for a Slack message: time, who (as a mention), what."""
     actor = who(record.actor_id) if record.actor_id else "someone"
@@ -86,7 +93,7 @@ def audit_line(record: AuditRecord) -> str:
         actor = "Signoff"
     detail = ""
     if "input" in record.data:
-        detail = f" `{json.dumps(record.data['input'], ensure_ascii=False)[:120]}`"
+        detail = f" `{json_text(record.data['input'], 120)}`"
     elif record.data.get("rule"):
         detail = f" ({escape_mrkdwn(str(record.data['rule']))[:150]})"
     elif record.data.get("to"):

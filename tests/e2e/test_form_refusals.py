@@ -251,3 +251,36 @@ def test_a_refusal_longer_than_a_message_still_reaches_the_thread(engine: Engine
                 "is *failed*" in json.dumps(ws.channel(bot.channel).message(prompt.ts).blocks)
             )
         )
+
+
+class Codename(RunInput):
+    codename: str
+
+    @pydantic.field_validator("codename")
+    @classmethod
+    def not_taken(cls, value: str) -> str:
+        raise ValueError(f"{value} is taken")
+
+
+@flow(name="form-echoing-refusal")
+def echoing_refusal() -> str:
+    try:
+        return pause_flow_run(wait_for_input=Codename, timeout=600).codename
+    except pydantic.ValidationError:
+        return "refused"
+
+
+def test_markup_in_a_refusal_is_shown_as_text_in_the_modal(engine: Engine) -> None:
+    with running_bot(engine=engine) as bot:
+        run = engine.submit("form-echoing-refusal", {})
+        prompt = bot.root_message(run.id)
+        bot.driver.click("bob", prompt, action_id="provide_input")
+        bot.slack.wait_for(lambda ws: ws.open_view("U0BOB"))
+        assert bot.driver.submit("bob", {"codename": "<!channel> & co"}).status == 200
+
+        # The model quoted what Bob typed; the modal shows it, as the thread does, rather
+        # than letting Slack read it as a mention of everyone.
+        text = bot.outcome("bob").view["blocks"][0]["text"]["text"]
+        assert "codename: &lt;!channel&gt; &amp; co is taken" in text
+        note = thread_note(bot, prompt.ts, "answer was not accepted")
+        assert "&lt;!channel&gt; &amp; co is taken" in note.text

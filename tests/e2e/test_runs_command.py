@@ -152,6 +152,24 @@ def test_show_gives_states_inputs_with_who_and_the_log_tail(
     assert bot.slack.ephemeral("alice")[before - 1].text == listing.text  # still there
 
 
+def test_show_writes_text_as_typed_and_typed_markup_as_text(
+    engine: Engine, bot: RunningBot
+) -> None:
+    run = engine.submit("rc-deploy", {"service": "Zoë Müller 🎉"})
+    prompt = bot.root_message(run.id)
+    bot.driver.click("bob", prompt, action_id=ids.PROVIDE_INPUT)
+    bot.slack.wait_for(lambda ws: ws.open_view("U0BOB"))
+    bot.driver.submit("bob", {"decision": "approve", "note": "café ✅ <!channel> <@U0ALICE>"})
+    finished(engine, run.id)
+
+    text = runs(bot, "alice", f"show {run.id[:8]}").text
+    # As the thread shows them: characters as typed, not as \u escapes ...
+    assert '"service": "Zoë Müller 🎉"' in text and "\\u" not in text
+    # ... and markup someone typed shown as text, so that nobody is notified by it.
+    assert '"note": "café ✅ &lt;!channel&gt; &lt;@U0ALICE&gt;"' in text
+    assert "<!channel>" not in text and "<@U0ALICE>" not in text
+
+
 def test_start_with_parameters_posts_the_prompt_where_it_was_typed(
     engine: Engine, bot: RunningBot
 ) -> None:

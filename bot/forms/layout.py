@@ -244,7 +244,8 @@ def _walk_object(
         node = dict(resolved.node)
         if isinstance(defaults, Mapping) and name in defaults and "default" not in prop:
             node["default"] = defaults[name]
-        label = str(prop.get("title") or " ".join(w.capitalize() for w in name.split("_") if w))
+        title = str(prop.get("title") or "").strip()
+        label = title or " ".join(w.capitalize() for w in name.split("_") if w)
         # with_initial_data gives a required field a default, only so that code may leave it
         # out (as with Prefect); a person still has to answer it (engine.input_schema).
         in_required = name in required or prop.get(REQUIRED_KEYWORD) is True

@@ -224,3 +224,10 @@ def test_a_bound_past_what_slack_lets_a_person_pick_is_held_to_slacks() -> None:
     view = view_for(many)
     assert element(view, "people")["max_selected_items"] == 100
     assert element(view, "labels")["max_selected_items"] == 100
+
+
+def test_a_blank_field_title_gives_way_to_the_fields_name() -> None:
+    # Slack refuses a view whose input has a blank label: the whole form would not open.
+    blank = create_model("Blank", release_notes=(str, Field(title="   ")))
+    (label,) = [b["label"]["text"] for b in view_for(blank)["blocks"] if b["type"] == "input"]
+    assert label == "Release Notes"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import enum
 import functools
 import getpass
+import re
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -57,6 +58,13 @@ class Actor:
             raise ValueError(f"actor name {self.name[:20]!r}... is longer than 200 characters")
         if "\x00" in self.id or "\x00" in (self.name or ""):
             raise ValueError(f"actor {self.id[:20]!r} has a NUL character in its id or name")
+        check_one_line(self.id, "actor id")
+        if self.name is not None:
+            check_one_line(self.name, "actor name")
+        for group in self.groups:
+            if not group.strip():
+                raise ValueError(f"actor {self.id[:20]!r} names an empty group")
+            check_one_line(group, "group id")
 
     @property
     def label(self) -> str:
@@ -79,6 +87,34 @@ class Actor:
         """A caller of the Python API: ``name``, or the login name of this process's user."""
         who = name or local_user()
         return cls(who, name=who, via=Via.PYTHON)
+
+
+#: C0 and C1 control characters (Unicode category Cc: newlines, ESC, ...) and the line and
+#: paragraph separators: in an id or a name they would start a new line, or a terminal
+#: escape, in ``runs show``'s audit trail and ``runs list``'s table, so a person's name
+#: could forge lines there
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def check_one_line(value: str, what: str) -> str:
+    """``value``, if it is one line of printable text; ``what`` names it in the error.
+
+    Raises:
+        ValueError: ``value`` holds a control character or a line separator.
+    """
+    found = _CONTROL.search(value)
+    if found is not None:
+        raise ValueError(
+            f"{what} {value[:40]!r} holds a control character "
+            f"(U+{ord(found.group()):04X}); ids and names are one line of printable text"
+        )
+    return value
+
+
+def printable(text: str) -> str:
+    """``text`` with each control character written out (``\\n``, ``\\x1b``), for a
+    terminal: what was stored before ids and names were checked still shows as one line."""
+    return _CONTROL.sub(lambda found: found.group().encode("unicode_escape").decode(), text)
 
 
 #: the engine acting on its own (timeouts, escalations); rules never refuse it
@@ -119,4 +155,13 @@ class GroupDirectory(Protocol):
         ...
 
 
-__all__ = ["SYSTEM", "Actor", "GroupDirectory", "Via", "as_actor", "local_user"]
+__all__ = [
+    "SYSTEM",
+    "Actor",
+    "GroupDirectory",
+    "Via",
+    "as_actor",
+    "check_one_line",
+    "local_user",
+    "printable",
+]

@@ -26,7 +26,7 @@ from datetime import datetime
 from json.encoder import encode_basestring
 from typing import Any, NamedTuple, TextIO
 
-from signoff.engine.actors import Actor, Via
+from signoff.engine.actors import Actor, Via, printable
 
 #: the link the first record points back to
 GENESIS = "0" * 64
@@ -353,7 +353,8 @@ def describe(record: AuditRecord) -> str:
     details = _details(record)
     via = f" via {record.via}" if record.via else ""
     key = f" [{record.key}]" if record.key else ""
-    return (
+    # Written out, not printed: a stored newline or terminal escape must not forge a line.
+    return printable(
         f"{record.at:%Y-%m-%d %H:%M:%S} {record.who}{via}: {record.action}{key}"
         f"{' — ' + details if details else ''}"
     )

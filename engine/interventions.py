@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Mapping
 
 from signoff.engine import serialization
-from signoff.engine.actors import Actor, as_actor
+from signoff.engine.actors import Actor, as_actor, check_one_line
 from signoff.engine.audit import AuditAction, AuditEntry
 from signoff.engine.errors import (
     AlreadyAnswered,
@@ -163,6 +163,7 @@ class Interventions(Oversight):
         """
         actor = as_actor(by)
         assert actor is not None
+        check_one_line(to, "the id to reassign to")
         run = self._run(run_id)
         pause = self.store.get_pause(run.id, key) if key else self.store.waiting_pause(run.id)
         if pause is None or pause.status is not PauseStatus.WAITING:

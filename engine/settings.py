@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from signoff.engine.actors import check_one_line
 from signoff.engine.errors import ConfigurationError
 
 #: the longest interval a setting in seconds may name (a day): a longer one is a typo, and
@@ -67,6 +68,12 @@ class EngineSettings(BaseSettings):
                 return json.loads(text)
             return [part.strip() for part in text.split(",") if part.strip()]
         return value
+
+    @field_validator("operator")
+    @classmethod
+    def _operator_one_line(cls, value: str | None) -> str | None:
+        # The CLI records whoever it acts as under this name, in the trail that people read.
+        return value if value is None else check_one_line(value, "the operator name")
 
     @field_validator("database_url")
     @classmethod

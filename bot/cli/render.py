@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import TypeAlias, cast
 
 from signoff.engine import Pause, Run, RunDetail
+from signoff.engine.actors import printable
 
 #: A value ``json.dumps`` can write.
 JSONValue: TypeAlias = "bool | int | float | str | list[JSONValue] | dict[str, JSONValue] | None"
@@ -196,6 +197,8 @@ def _fields(pairs: Sequence[tuple[str, str]]) -> list[str]:
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], indent: str = "  ") -> list[str]:
+    # A stored newline or terminal escape (from before names were checked) stays in its cell.
+    rows = [[printable(cell) for cell in row] for row in rows]
     widths = [max(len(c) for c in column) for column in zip(headers, *rows, strict=True)]
     return [
         indent + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()

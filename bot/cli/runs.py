@@ -18,7 +18,13 @@ from typing import NoReturn
 import click
 
 from signoff.bot.cli.render import JSONValue, detail_text, dump_json, runs_table
-from signoff.bot.cli.session import CliSession, check_filled, check_person, pass_session
+from signoff.bot.cli.session import (
+    CliSession,
+    check_filled,
+    check_groups,
+    check_person,
+    pass_session,
+)
 from signoff.bot.cli.times import Seconds, check_range, time_range_options
 from signoff.bot.cli.wait import (
     Until,
@@ -255,6 +261,7 @@ def wait(
     "groups",
     multiple=True,
     metavar="GROUP",
+    callback=check_groups,
     help="A user group the responder belongs to, for pauses that name groups (repeatable).",
 )
 @click.option(

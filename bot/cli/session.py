@@ -17,6 +17,7 @@ from signoff.engine import (
     get_engine,
     set_engine,
 )
+from signoff.engine.actors import check_one_line
 
 
 class CliSession:
@@ -94,6 +95,26 @@ def check_person(_ctx: click.Context, _param: click.Parameter, name: str | None)
         except ValueError as exc:
             raise click.BadParameter(str(exc)) from None
     return name
+
+
+def check_groups(
+    _ctx: click.Context, _param: click.Parameter, groups: tuple[str, ...]
+) -> tuple[str, ...]:
+    """A click callback for ``--group`` (repeatable): each names a group the engine can
+    record, refused by name here otherwise.
+
+    Raises:
+        click.BadParameter: a group is empty (an unset shell variable) or holds a control
+            character.
+    """
+    for group in groups:
+        if not group.strip():
+            raise click.BadParameter("is empty; give a group id or leave the option out")
+        try:
+            check_one_line(group, "group id")
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
+    return groups
 
 
 def check_filled(_ctx: click.Context, _param: click.Parameter, text: str | None) -> str | None:

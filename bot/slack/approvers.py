@@ -23,6 +23,9 @@ GROUP_TTL_SECONDS = 60.0
 _GROUP = re.compile(r"^S[A-Z0-9]{2,}$")
 #: Slack user and group ids inside an backend's rule text
 _ID = re.compile(r"\b[UWS][A-Z0-9]{2,}\b")
+#: control characters (NUL, newlines, ESC, ...) and line separators, which the engine
+#: refuses in names: they could forge lines in a run's trail as a terminal shows it
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 class Approvers:
@@ -65,8 +68,9 @@ def slack_actor(user: Mapping[str, Any]) -> Actor:
     """The person in a payload's ``user`` (or a slash command's ``user_id``/``user_name``)."""
     user_id = str(user.get("id") or user.get("user_id"))
     name = user.get("name") or user.get("username") or user.get("user_name")
-    # The name is only shown beside the id: as much of it as the audit trail keeps.
-    shown = str(name).replace("\x00", "")[:MAX_NAME] if name else None
+    # The name is only shown beside the id: as much of it as the audit trail keeps, on one
+    # line (a display name is its owner's to choose; refusing it would lock them out).
+    shown = _CONTROL.sub("", str(name))[:MAX_NAME].strip() if name else None
     return Actor(user_id, name=shown or None, via=Via.SLACK)
 
 

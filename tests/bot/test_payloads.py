@@ -75,3 +75,7 @@ def test_a_display_name_is_kept_only_as_far_as_the_audit_trail_holds_it() -> Non
     actor = slack_actor({"id": "U0ALICE", "name": "al\x00ice" + "e" * 300})
     assert actor.id == "U0ALICE"
     assert actor.name == "alice" + "e" * (MAX_NAME - 5)
+    # A name the engine would refuse (it could forge a line in a run's trail) is kept on
+    # one line, and its owner can still act.
+    forged = slack_actor({"id": "U0EVE", "name": "eve\n  2026-12-04 U0BOB: run.cancelled\x1b"})
+    assert forged.name == "eve  2026-12-04 U0BOB: run.cancelled"

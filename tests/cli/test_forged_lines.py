@@ -1,0 +1,98 @@
+"""A person's id or name cannot forge lines in what ``runs show`` and ``runs list`` print:
+control characters (newlines, ESC, line separators) are refused wherever a person is
+named, and what was stored before that check is written out on its one line."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from signoff.engine import Actor, Engine, EngineSettings, load_flows
+from tests.cli.in_process import run_cli
+
+#: what a tester passed as a name: a second line that reads like a Slack cancel
+FORGED = "eve\n  2026-12-04 09:00:00 U0BOB via slack: run.cancelled"
+
+
+@pytest.mark.parametrize(
+    ("command_line", "option"),
+    [
+        (("run", "access-request", "--flows", "flows.py", "--started-by", FORGED), "--started-by"),
+        (("runs", "resume", "abc", "--input", "{}", "--as", "alice\x1b[2J"), "--as"),
+        (("runs", "cancel", "abc", "--as", "alice\u2028bob"), "--as"),
+        (("runs", "reassign", "abc", "--to", "U0BOB\r"), "--to"),
+        (("runs", "resume", "abc", "--input", "{}", "--group", "S0SRE\n"), "--group"),
+    ],
+)
+def test_a_name_with_a_control_character_is_refused_by_option(
+    project: Path, capsys: pytest.CaptureFixture[str], command_line: tuple[str, ...], option: str
+) -> None:
+    status, out, err = run_cli(capsys, *command_line)
+    assert (status, out) == (2, "")
+    assert err.startswith(f"error: Invalid value for '{option}': ")
+    assert "control character (U+00" in err or "U+2028" in err
+    assert len(err.splitlines()) == 1  # the refusal itself forges no line
+    assert not (project / "ops.db").exists()  # refused before anything was opened
+
+
+def test_signoff_operator_with_a_newline_is_refused_naming_the_variable(
+    project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SIGNOFF_OPERATOR", FORGED)
+    status, out, err = run_cli(
+        capsys, "run", "access-request", "--flows", "flows.py", "--param", "user=ada"
+    )
+    assert (status, out) == (1, "")
+    assert err.startswith("error: invalid setting: SIGNOFF_OPERATOR: the operator name 'eve\\n")
+    assert "control character (U+000A)" in err and len(err.splitlines()) == 1
+
+
+def test_the_python_api_refuses_such_ids_and_names_by_field(engine: Engine) -> None:
+    with pytest.raises(ValueError, match=r"^actor id 'eve\\n .* \(U\+000A\)"):
+        engine.submit("access-request", {"user": "ada"}, started_by=FORGED)
+    with pytest.raises(ValueError, match=r"^actor name 'Al\\x1bice' .* \(U\+001B\)"):
+        Actor("U0ALICE", name="Al\x1bice")
+    with pytest.raises(ValueError, match=r"^group id 'S0\\x85' .* \(U\+0085\)"):
+        Actor("U0ALICE", groups=frozenset({"S0\x85"}))
+    with pytest.raises(ValueError, match=r"^the id to reassign to 'U0BOB\\n"):
+        engine.reassign("no-such-run", "U0BOB\n", "alice")
+    assert Actor("U0ALICE", name="Ålice 🎉 O'Brien").name == "Ålice 🎉 O'Brien"
+
+
+def test_a_name_stored_before_the_check_shows_on_its_own_line(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, run_id, _ = run_cli(
+        capsys, "run", "access-request", "--flows", "flows.py", "--param", "user=ada"
+    )
+    assert status == 0
+    # As an older Signoff let it through: the name, in the run and in its audit record.
+    database = create_engine(f"sqlite:///{project / 'ops.db'}")
+    with database.begin() as conn:
+        conn.execute(text("UPDATE runs SET started_by = :who"), {"who": FORGED})
+        conn.execute(
+            text("UPDATE audit_records SET actor_id = :who, actor_name = :who"), {"who": FORGED}
+        )
+    database.dispose()
+    status, out, _ = run_cli(capsys, "runs", "show", run_id.strip())
+    assert status == 0
+    trail = out.split("Audit trail\n", 1)[1].splitlines()
+    assert len(trail) == 1
+    assert (
+        "eve\\n  2026-12-04 09:00:00 U0BOB via slack: run.cancelled via cli: run.started"
+        in trail[0]
+    )
+    status, out, _ = run_cli(capsys, "runs", "list")
+    assert status == 0 and len(out.splitlines()) == 2  # the header and the one run
+
+
+@pytest.fixture
+def engine(project: Path) -> Iterator[Engine]:
+    """An engine on the project's database, with its flows loaded."""
+    load_flows("flows.py")
+    made = Engine(EngineSettings.load())
+    yield made
+    made.close()

@@ -13,7 +13,7 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 import click
 from dotenv import dotenv_values
@@ -67,8 +67,14 @@ VARIABLES = (
 KNOWN = frozenset(name for v in VARIABLES for name in (v.name, *v.aliases))
 
 
+#: Words in a URL's query parameter names that mark their values as secrets: libpq reads
+#: ``password`` and ``sslpassword`` from the query string as well as from the user info.
+SECRET_WORDS = ("password", "secret", "token", "key")
+
+
 def mask(name: str, value: str) -> str:
-    """A value safe to print: tokens keep their kind (``xoxb-``), URLs lose their password."""
+    """A value safe to print: tokens keep their kind (``xoxb-``), URLs lose their password,
+    in the user info or in the query string."""
     if name.endswith(("_TOKEN", "_SECRET", "_KEY")):
         kind, dash, _rest = value.partition("-")
         shown = f"{kind}-" if dash and len(kind) <= 5 else ""
@@ -79,14 +85,30 @@ def mask(name: str, value: str) -> str:
             parts.port  # noqa: B018 - read to check it
         except ValueError:
             # Not a URL the settings accept (they say why); any password in it stays hidden.
-            return value if "@" not in value else "******** (not a URL)"
+            return value if "@" not in value and "?" not in value else "******** (not a URL)"
         if parts.password is not None:
             host = parts.hostname or ""
             if parts.port is not None:
                 host += f":{parts.port}"
             netloc = f"{parts.username or ''}:********@{host}"
-            return urlunsplit(parts._replace(netloc=netloc))
+            value = urlunsplit(parts._replace(netloc=netloc))
+        if parts.query:
+            # Rebuilt by hand: urlunsplit would write sqlite:////abs as sqlite:///abs.
+            head, _, rest = value.partition("?")
+            query, hash_, fragment = rest.partition("#")
+            value = f"{head}?{_masked_query(query)}{hash_}{fragment}"
     return value
+
+
+def _masked_query(query: str) -> str:
+    """The query string with the value of each parameter that names a secret masked; the
+    rest kept as written."""
+    masked = []
+    for pair in query.split("&"):
+        key, equals, _value = pair.partition("=")
+        secret = equals and any(word in unquote_plus(key).lower() for word in SECRET_WORDS)
+        masked.append(f"{key}=********" if secret else pair)
+    return "&".join(masked)
 
 
 def effective(

@@ -135,3 +135,38 @@ def test_a_malformed_log_setting_is_named_in_one_line(
     # -v shows the traceback too; the error still ends it, in one line
     status, _, err = run_cli(capsys, "-v", "runs", "list")
     assert status == 1 and err.splitlines()[-1].startswith("error: SIGNOFF_LOG_LEVEL"), err
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        (
+            "postgresql://app@db.internal/signoff?password=Sup3rS3cret",
+            "postgresql://app@db.internal/signoff?password=********",
+        ),
+        (
+            "postgresql://app:Sup3rS3cret@db/signoff?sslmode=require&sslpassword=Sup3rS3cret",
+            "postgresql://app:********@db/signoff?sslmode=require&sslpassword=********",
+        ),
+        (
+            "postgresql:///signoff?host=/run/pg&PassWord=Sup3rS3cret&api%5Fkey=Sup3rS3cret",
+            "postgresql:///signoff?host=/run/pg&PassWord=********&api%5Fkey=********",
+        ),
+        ("postgresql://db:port/signoff?password=Sup3rS3cret", "******** (not a URL)"),
+    ],
+)
+def test_config_show_masks_a_password_in_the_query_string(
+    project: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    url: str,
+    shown: str,
+) -> None:
+    monkeypatch.setenv("SIGNOFF_DATABASE_URL", url)
+    _, out, _ = run_cli(capsys, "config", "show")
+    assert "Sup3rS3cret" not in out
+    [row] = [line for line in out.splitlines() if line.startswith("SIGNOFF_DATABASE_URL ")]
+    assert shown in row
+    _, out, _ = run_cli(capsys, "config", "show", "--json")
+    assert "Sup3rS3cret" not in out
+    assert json.loads(out)["settings"]["SIGNOFF_DATABASE_URL"]["value"] == shown

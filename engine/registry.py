@@ -85,8 +85,13 @@ def load(source: str) -> None:
     so a flow file can import the modules beside it, as Prefect's loader allows.
 
     Raises:
-        FlowImportError: the path or module is missing or fails to import.
+        FlowImportError: the path or module is empty, missing or fails to import.
     """
+    if not source.strip():
+        # Path("") is the working directory: every .py file in it would be imported (run).
+        raise FlowImportError(
+            source, f"cannot load flows from {source!r}: no path or module given (an empty value)"
+        )
     try:
         path = Path(source).expanduser()
         if path.is_dir():

@@ -12,6 +12,7 @@ from typing import Any, cast
 import click
 
 from signoff.bot.cli.render import JSONValue, dump_json, table_lines
+from signoff.bot.cli.session import check_each_filled
 from signoff.engine import Flow, load_flows, registered_flows
 
 
@@ -55,6 +56,7 @@ def flows() -> None:
     "--flows",
     "sources",
     multiple=True,
+    callback=check_each_filled,
     required=True,
     metavar="PATH_OR_MODULE",
     help="A flows file or module to load (repeatable).",

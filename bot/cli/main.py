@@ -32,7 +32,7 @@ from signoff.bot.cli.heap import settle_after_start
 from signoff.bot.cli.logs import configure_logging
 from signoff.bot.cli.render import JSONValue, dump_json
 from signoff.bot.cli.runs import runs
-from signoff.bot.cli.session import CliSession, check_person, pass_session
+from signoff.bot.cli.session import CliSession, check_each_filled, check_person, pass_session
 from signoff.bot.cli.wait import Until, report_wait, say_no_worker, timeout_option, wait_for_run
 from signoff.bot.errors import BotError
 from signoff.bot.stopping import Terminated, stop_signals, unwind_on_sigterm, wait_until
@@ -193,6 +193,7 @@ def parameter_values(
     "--flows",
     "sources",
     multiple=True,
+    callback=check_each_filled,
     metavar="PATH_OR_MODULE",
     help="A flows file or module to load (repeatable).",
 )
@@ -266,6 +267,7 @@ def run(
     "--flows",
     "sources",
     multiple=True,
+    callback=check_each_filled,
     metavar="PATH_OR_MODULE",
     help="A flows file or module to load before taking runs (repeatable).",
 )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import click
 
+from signoff.bot.cli.session import check_each_filled
 from signoff.bot.demo.page import serve_page
 from signoff.bot.sandbox.web import LOOPBACK
 
@@ -25,6 +26,7 @@ def sandbox_command() -> click.Command:
         "--flows",
         "sources",
         multiple=True,
+        callback=check_each_filled,
         metavar="PATH_OR_MODULE",
         help="A flows file or module to load (repeatable).",
     )

@@ -11,7 +11,7 @@ from signoff.bot.backends import Backend
 from signoff.bot.backends.embedded import EmbeddedBackend
 from signoff.bot.cli.heap import settle_after_start
 from signoff.bot.cli.logs import configure_logging
-from signoff.bot.cli.session import CliSession, pass_session
+from signoff.bot.cli.session import CliSession, check_each_filled, pass_session
 from signoff.bot.config import BotSettings, ServerSettings
 from signoff.bot.errors import BotError
 from signoff.bot.slack.listener import listen_failure
@@ -29,6 +29,7 @@ def serve_command() -> Any:
         "--flows",
         "sources",
         multiple=True,
+        callback=check_each_filled,
         metavar="PATH_OR_MODULE",
         help="Flows to load (repeatable).",
     )

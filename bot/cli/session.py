@@ -129,5 +129,19 @@ def check_filled(_ctx: click.Context, _param: click.Parameter, text: str | None)
     return text
 
 
+def check_each_filled(
+    _ctx: click.Context, _param: click.Parameter, texts: tuple[str, ...]
+) -> tuple[str, ...]:
+    """``check_filled`` for a repeatable option such as ``--flows``: ``--flows ""`` (an
+    unset shell variable) would otherwise name the working directory.
+
+    Raises:
+        click.BadParameter: a value is empty or only spaces.
+    """
+    if any(not text.strip() for text in texts):
+        raise click.BadParameter("is empty; give a path or module, or leave the option out")
+    return texts
+
+
 #: Passes the invocation's ``CliSession`` as a command's first argument.
 pass_session = click.make_pass_decorator(CliSession, ensure=True)

@@ -1,0 +1,42 @@
+"""An empty value (an unset shell variable: ``--flows "$FLOWS"``) is refused by option, the
+way ``--flow ""`` is, instead of meaning "everything" or "nobody"."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from signoff.engine import FlowImportError, load_flows
+from tests.cli.in_process import run_cli
+
+#: a file beside the flows that must never be run as one: it leaves a mark when imported
+TRAP = 'from pathlib import Path\n\nPath("trap-was-imported").touch()\n'
+
+
+@pytest.mark.parametrize(
+    "command_line",
+    [
+        ("run", "access-request", "--param", "user=ada", "--flows"),
+        ("worker", "--flows"),
+        ("flows", "list", "--flows"),
+        ("sandbox", "--flows", "flows.py", "--flows"),
+        ("serve", "--flows"),
+    ],
+)
+@pytest.mark.parametrize("empty", ["", "  "])
+def test_an_empty_flows_value_is_refused_and_imports_nothing(
+    project: Path, capsys: pytest.CaptureFixture[str], command_line: tuple[str, ...], empty: str
+) -> None:
+    (project / "trap.py").write_text(TRAP)
+    status, out, err = run_cli(capsys, *command_line, empty)
+    assert (status, out) == (2, "")
+    assert err.startswith("error: Invalid value for '--flows': is empty;")
+    assert not (project / "trap-was-imported").exists()
+
+
+def test_loading_an_empty_source_from_python_is_refused(project: Path) -> None:
+    (project / "trap.py").write_text(TRAP)
+    with pytest.raises(FlowImportError, match=r"cannot load flows from '': no path or module"):
+        load_flows("")
+    assert not (project / "trap-was-imported").exists()

@@ -102,6 +102,13 @@ class EngineSettings(BaseSettings):
             )
         return value
 
+    @property
+    def in_memory(self) -> bool:
+        """Whether the database is SQLite in memory (``sqlite://``, ``sqlite:///``,
+        ``sqlite:///:memory:``): new and empty in every process, gone when the process ends."""
+        parsed = make_url(self.database_url)
+        return parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:")
+
     @model_validator(mode="after")
     def _heartbeat_within_timeout(self) -> EngineSettings:
         # A process proves it lives every heartbeat; one that misses a beat must not look

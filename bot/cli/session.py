@@ -10,6 +10,7 @@ import click
 
 from signoff.engine import (
     Actor,
+    ConfigurationError,
     DatabaseNotFound,
     Engine,
     EngineSettings,
@@ -36,9 +37,22 @@ class CliSession:
         self._engine: Engine | None = None
 
     def settings(self) -> EngineSettings:
-        """The engine settings this invocation uses (``--database-url`` over the environment)."""
+        """The engine settings this invocation uses (``--database-url`` over the environment).
+
+        Raises:
+            ConfigurationError: a setting is malformed, or the database is SQLite in memory:
+                each command is a process of its own, so whatever one stored (a run, a
+                schema upgrade) would be gone before the next looked.
+        """
         overrides = {"database_url": self.database_url} if self.database_url else {}
-        return EngineSettings.load(**overrides)
+        settings = EngineSettings.load(**overrides)
+        if settings.in_memory:
+            raise ConfigurationError(
+                "the database is in memory (sqlite:// with no file path), so it is new and "
+                "empty in every process; give SIGNOFF_DATABASE_URL (or --database-url) a "
+                "file: sqlite:///path.db"
+            )
+        return settings
 
     def engine(self) -> Engine:
         """The process's engine, opened from ``SIGNOFF_*`` settings (and ``--database-url``).
@@ -63,13 +77,10 @@ class CliSession:
                     "also take --migrate)"
                 ) from exc
             except DatabaseNotFound as exc:
-                hint = (
-                    "give SIGNOFF_DATABASE_URL (or --database-url) a file: sqlite:///path.db"
-                    if exc.path == ":memory:"
-                    else "check SIGNOFF_DATABASE_URL (or --database-url): 'signoff worker', "
+                raise click.ClickException(
+                    f"{exc}; check SIGNOFF_DATABASE_URL (or --database-url): 'signoff worker', "
                     "'signoff run' or 'signoff db upgrade' makes the database"
-                )
-                raise click.ClickException(f"{exc}; {hint}") from exc
+                ) from exc
             set_engine(self._engine)
             click.get_current_context().find_root().call_on_close(self.close)
         return get_engine()

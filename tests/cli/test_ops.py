@@ -227,15 +227,29 @@ def test_a_database_path_nothing_stored_at_is_an_error_not_an_empty_list(
 
 
 @pytest.mark.parametrize("url", ["sqlite://", "sqlite:///", "sqlite:///:memory:"])
-def test_an_in_memory_database_is_refused_where_runs_are_looked_at(
+def test_an_in_memory_database_is_refused_by_every_command(
     project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, url: str
 ) -> None:
+    """Each command is a process of its own: a run queued, a worker started or a schema
+    upgraded there was reported done and gone at once (and 'db current' then asked for
+    the upgrade again)."""
     # sqlite:/// is what a template such as sqlite:///$DB_PATH gives with the variable unset.
     monkeypatch.setenv("SIGNOFF_DATABASE_URL", url)
-    status, out, err = run_cli(capsys, "runs", "list")
-    assert (status, out) == (1, "")
-    assert err.startswith("error: the database is in memory")
-    assert "sqlite:///path.db" in err
+    for command_line in (
+        ("runs", "list"),
+        ("audit", "verify"),
+        ("run", "access-request", "--flows", "flows.py", "--param", "user=ada"),
+        ("worker", "--flows", "flows.py"),
+        ("db", "upgrade"),
+        ("db", "current"),
+    ):
+        status, out, err = run_cli(capsys, *command_line)
+        assert (status, out) == (1, ""), command_line
+        assert err.startswith("error: the database is in memory"), command_line
+        assert "give SIGNOFF_DATABASE_URL (or --database-url) a file: sqlite:///path.db" in err
+    status, out, _ = run_cli(capsys, "config", "show")
+    assert status == 1
+    assert "problem: the database is in memory" in out
 
 
 def test_worker_migrates_when_told_and_logs_json(project: Path) -> None:

@@ -54,7 +54,7 @@ def schema_status(settings: EngineSettings | None = None) -> SchemaStatus:
             db.dispose()
     except DatabaseNotFound:
         return SchemaStatus(None, HEAD_REVISION, exists=False)
-    except SQLAlchemyError as exc:
+    except (SQLAlchemyError, OSError) as exc:
         raise StoreError(open_failure(settings.database_url, exc)) from exc
 
 
@@ -72,12 +72,18 @@ def upgrade_schema(settings: EngineSettings | None = None) -> tuple[SchemaStatus
     """
     settings = settings or EngineSettings.load()
     try:
+        # Opening: a SQLite path whose folder cannot be made (a file is in the way, a
+        # read-only location) fails here, with an OSError as often as a driver error.
         db = create_db_engine(settings.database_url)
-        try:
-            before = SchemaStatus(*schema_revisions(db))
-            upgrade(db)
-            return before, SchemaStatus(*schema_revisions(db))
-        finally:
-            db.dispose()
+        before = SchemaStatus(*schema_revisions(db))
+    except (SQLAlchemyError, OSError) as exc:
+        raise StoreError(open_failure(settings.database_url, exc)) from exc
+    try:
+        upgrade(db)
+        return before, SchemaStatus(*schema_revisions(db))
     except SQLAlchemyError as exc:
         raise StoreError(f"cannot upgrade the database: {failure_reason(exc)}") from exc
+    except OSError as exc:  # the migration lock file beside a SQLite database
+        raise StoreError(open_failure(settings.database_url, exc)) from exc
+    finally:
+        db.dispose()

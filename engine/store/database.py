@@ -367,6 +367,8 @@ def open_failure(url: str, exc: Exception) -> str:
     reason = failure_reason(exc)
     if isinstance(exc, OSError) and exc.strerror:
         reason = f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+        if isinstance(exc, FileExistsError) and Path(exc.filename or "").is_file():
+            reason = f"{exc.filename} is a file, not a folder"
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         return (

@@ -252,6 +252,37 @@ def test_an_in_memory_database_is_refused_by_every_command(
     assert "problem: the database is in memory" in out
 
 
+@pytest.mark.parametrize(
+    ("where", "reason"),
+    [
+        ("notdb.db/x.db", "{project}/notdb.db is a file, not a folder"),
+        ("/proc/no-such-folder/x.db", "No such file or directory: /proc/no-such-folder"),
+        ("/proc/self/x.db", "unable to open database file"),  # read-only, even for root
+    ],
+)
+def test_a_database_path_that_cannot_be_made_is_one_line_naming_the_variable(
+    project: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    where: str,
+    reason: str,
+) -> None:
+    (project / "notdb.db").write_text("a file where the database's folder would be\n")
+    path = project / where  # an absolute 'where' stays as it is
+    monkeypatch.setenv("SIGNOFF_DATABASE_URL", f"sqlite:///{path}")
+    for command_line in (
+        ("db", "upgrade"),
+        ("run", "access-request", "--flows", "flows.py", "--param", "user=ada"),
+        ("worker", "--flows", "flows.py"),
+    ):
+        status, out, err = run_cli(capsys, *command_line)
+        assert (status, out) == (1, ""), command_line
+        assert err == (
+            f"error: SIGNOFF_DATABASE_URL names the SQLite file {path}, which cannot be used: "
+            f"{reason.format(project=project)}\n"
+        ), command_line
+
+
 def test_worker_migrates_when_told_and_logs_json(project: Path) -> None:
     url = os.environ["SIGNOFF_DATABASE_URL"]
     at_revision(url, "0001")

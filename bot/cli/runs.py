@@ -109,11 +109,13 @@ def runs() -> None:
 @click.option(
     "--started-by",
     metavar="WHO",
+    callback=check_filled,
     help="Only runs this person started: a Slack user id (U...) or a CLI operator name.",
 )
 @click.option(
     "--answered-by",
     metavar="WHO",
+    callback=check_filled,
     help="Only runs this person gave an answer to (a Slack user id or a CLI operator name).",
 )
 @time_range_options("runs created")

@@ -40,3 +40,21 @@ def test_loading_an_empty_source_from_python_is_refused(project: Path) -> None:
     with pytest.raises(FlowImportError, match=r"cannot load flows from '': no path or module"):
         load_flows("")
     assert not (project / "trap-was-imported").exists()
+
+
+@pytest.mark.parametrize(
+    ("command_line", "option"),
+    [
+        (("runs", "list", "--started-by", ""), "--started-by"),
+        (("runs", "list", "--answered-by", " "), "--answered-by"),
+        (("runs", "resume", "abc", "--input", "{}", "--group", ""), "--group"),
+    ],
+)
+def test_an_empty_person_or_group_is_refused_by_option(
+    project: Path, capsys: pytest.CaptureFixture[str], command_line: tuple[str, ...], option: str
+) -> None:
+    """An empty --started-by listed nobody's runs ("no runs"), as if there were none."""
+    run_cli(capsys, "run", "access-request", "--flows", "flows.py", "--param", "user=ada")
+    status, out, err = run_cli(capsys, *command_line)
+    assert (status, out) == (2, "")
+    assert err.startswith(f"error: Invalid value for '{option}': is empty;")

@@ -156,10 +156,12 @@ def list_runs(
     if before is not None:
         try:
             after = engine.get_run(before)
-        except RunNotFound:
+        except RunNotFound as exc:
+            problem = f"no run {before!r}"
+            if exc.several:
+                problem = f"more than one run id starts with {before!r}"
             raise click.BadParameter(
-                f"no run {before!r} (give a run id, or a unique prefix of one)",
-                param_hint="'--before'",
+                f"{problem} (give a run id, or a unique prefix of one)", param_hint="'--before'"
             ) from None
     wanted = [RunState(state.lower()) for state in states] or None
     # One more than shown: whether a next page exists is known without a second query.

@@ -168,3 +168,25 @@ def test_bad_filter_values_name_the_option(
     status, out, err = run_cli(capsys, "runs", "list", *args)
     assert status == 2 and out == ""
     assert err.startswith("error: ") and names in err, err
+
+
+def test_an_ambiguous_before_says_so_rather_than_no_run(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SIGNOFF_DATABASE_URL", database_url)
+    engine = Engine(EngineSettings.load(database_url=database_url))
+    try:
+        for run_id in ("1a" + "0" * 30, "1b" + "0" * 30):
+            engine.store.create_run(
+                run_id, "even", None, b"", {}, RunState.COMPLETED, owner=None, started_by="carol"
+            )
+    finally:
+        engine.close()
+    status, out, err = run_cli(capsys, "runs", "list", "--before", "1")
+    assert (status, out) == (2, "")
+    assert "'--before': more than one run id starts with '1' (give a run id, or a unique" in err
+    status, out, err = run_cli(capsys, "runs", "list", "--before", "2")
+    assert (status, out) == (2, "")
+    assert "'--before': no run '2' (give a run id, or a unique prefix of one)" in err
+    status, out, _ = run_cli(capsys, "runs", "list", "--before", "1b")
+    assert status == 0 and out.splitlines()[1].startswith("1a000000")

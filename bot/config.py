@@ -11,8 +11,11 @@ directory). ``signoff config show`` prints what is in effect.
 from __future__ import annotations
 
 import logging
+import os
+from pathlib import Path
 from typing import Literal
 
+from dotenv import dotenv_values
 from pydantic import AliasChoices, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -23,20 +26,51 @@ ENV_FILE = ".env"
 
 
 def settings_problems(exc: ValidationError, settings: type[BaseSettings]) -> str:
-    """One line naming each wrong variable, without pydantic's ``Value error, `` prefixes."""
+    """One line naming each wrong variable, without pydantic's ``Value error, `` prefixes.
+
+    A setting read from one of several variables (``SIGNOFF_PORT`` or ``PORT``) is named by
+    the one its value came from: pydantic names the first, whichever was set.
+    """
     problems = []
     for err in exc.errors():
         message = "is not set" if err["type"] == "missing" else str(err["msg"])
         message = message.removeprefix("Value error, ")
         name = str(err["loc"][0]) if err["loc"] else ""
-        field = settings.model_fields.get(name)
-        if field is not None:
-            chosen = field.validation_alias
-            if isinstance(chosen, AliasChoices):
-                chosen = str(chosen.choices[0])
-            name = field.alias or (chosen if isinstance(chosen, str) else name)
+        variables = _variables(settings, name)
+        if variables:
+            missing = err["type"] == "missing"
+            name = variables[0] if missing else _given_by(variables, err.get("input"))
         problems.append(f"{name} {message}" if name else message)
     return "; ".join(problems)
+
+
+def _variables(settings: type[BaseSettings], name: str) -> list[str]:
+    """The variables a setting is read from, in order, for a field name or any of them."""
+    for field_name, field in settings.model_fields.items():
+        chosen = field.validation_alias
+        if isinstance(chosen, AliasChoices):
+            variables = [str(choice) for choice in chosen.choices]
+        elif isinstance(chosen, str):
+            variables = [chosen]
+        else:
+            variables = [field.alias] if field.alias else []
+        if name == field_name or name in variables:
+            return variables
+    return []
+
+
+def _given_by(variables: list[str], value: object) -> str:
+    """Which of ``variables`` holds ``value``: the environment first, then ``.env``, each
+    looked up as the settings look them up (names in any case)."""
+    env_file = Path(ENV_FILE)
+    dotenv = dotenv_values(env_file) if env_file.is_file() else {}
+    for source in (os.environ, dotenv):
+        found = {key.upper(): (key, given) for key, given in source.items()}
+        for variable in variables:
+            key, given = found.get(variable.upper(), (variable, None))
+            if given is not None and given == value:
+                return key  # as it was spelled (``port`` is read as ``PORT``)
+    return variables[0]
 
 
 class BotSettings(BaseSettings):

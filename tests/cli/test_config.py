@@ -170,3 +170,33 @@ def test_config_show_masks_a_password_in_the_query_string(
     _, out, _ = run_cli(capsys, "config", "show", "--json")
     assert "Sup3rS3cret" not in out
     assert json.loads(out)["settings"]["SIGNOFF_DATABASE_URL"]["value"] == shown
+
+
+@pytest.mark.parametrize(
+    ("set_in", "expected"),
+    [
+        ({"PORT": "abc"}, "PORT"),
+        ({"port": "abc"}, "port"),
+        ({"SIGNOFF_PORT": "abc"}, "SIGNOFF_PORT"),
+        ({"SIGNOFF_PORT": "abc", "PORT": "8080"}, "SIGNOFF_PORT"),
+        ({"PORT": "abc", ".env": "SIGNOFF_PORT=80\n"}, "PORT"),  # the environment wins
+        ({".env": "PORT=abc\n"}, "PORT"),
+    ],
+)
+def test_a_malformed_port_is_named_by_the_variable_that_was_set(
+    project: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    set_in: dict[str, str],
+    expected: str,
+) -> None:
+    for name, value in set_in.items():
+        if name == ".env":
+            (project / ".env").write_text(value)
+        else:
+            monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError) as error:
+        ServerSettings.load()
+    assert str(error.value).startswith(f"{expected} ")
+    _, out, _ = run_cli(capsys, "config", "show")
+    assert f"problem: {expected} Input should be" in out

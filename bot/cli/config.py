@@ -47,7 +47,7 @@ VARIABLES = (
     Variable("SLACK_API_TIMEOUT", "30"),
     Variable("SIGNOFF_HOST", "127.0.0.1"),
     Variable("SIGNOFF_PORT", "3000", aliases=("PORT",)),
-    Variable("SIGNOFF_LOG_LEVEL", "(INFO for serve and worker)"),
+    Variable("SIGNOFF_LOG_LEVEL", "(INFO for serve and worker, else WARNING)"),
     Variable("SIGNOFF_LOG_FORMAT", "text"),
     Variable("SIGNOFF_POOL_SIZE", "10"),
     Variable("SIGNOFF_POOL_MAX_OVERFLOW", "40"),

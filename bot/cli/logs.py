@@ -62,6 +62,23 @@ class JsonLineFormatter(JsonFormatter):
         log_data.setdefault("action", getattr(record, "action", None))
 
 
+class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to ``sys.stderr`` as it is when a record is emitted, as logging's last resort
+    does: a command run in-process (a test, click's ``CliRunner``) has its stderr swapped
+    for a while, and a thread's later warning must not go to the closed stand-in."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass  # always sys.stderr
+
+
 def configure_logging(default_level: int, settings: LogSettings | None = None) -> None:
     """Send log records to stderr in the configured format.
 
@@ -74,7 +91,7 @@ def configure_logging(default_level: int, settings: LogSettings | None = None) -
     """
     settings = settings or LogSettings.load()
     level = logging.getLevelName(settings.log_level) if settings.log_level else default_level
-    handler = logging.StreamHandler(sys.stderr)
+    handler = StderrHandler()
     handler.setFormatter(JsonLineFormatter() if settings.log_format == "json" else TextFormatter())
     logging.basicConfig(level=level, handlers=[handler], force=True)
     for chatty in QUIET_LOGGERS:

@@ -34,7 +34,8 @@ from signoff.bot.cli.render import JSONValue, dump_json
 from signoff.bot.cli.runs import runs
 from signoff.bot.cli.session import CliSession, check_each_filled, check_person, pass_session
 from signoff.bot.cli.wait import Until, report_wait, say_no_worker, timeout_option, wait_for_run
-from signoff.bot.errors import BotError
+from signoff.bot.config import LogSettings
+from signoff.bot.errors import BotError, SettingsError
 from signoff.bot.stopping import Terminated, stop_signals, unwind_on_sigterm, wait_until
 from signoff.engine import EngineError, FlowNotFound, Worker, load_flows
 
@@ -76,6 +77,12 @@ LAZY_COMMANDS: dict[str, Callable[[], click.Command]] = {
 }
 
 
+#: the options that show a command's help
+HELP_OPTIONS = frozenset({"-h", "--help"})
+#: ``ctx.meta`` key: the command line asks for a command's help
+ASKS_FOR_HELP = "signoff.asks_for_help"
+
+
 class SignoffGroup(click.Group):
     """The root command group: engine errors become one line (and a traceback with ``-v``);
     the commands in ``LAZY_COMMANDS`` are imported only when needed."""
@@ -92,6 +99,8 @@ class SignoffGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> object:
         """Run the chosen command, turning every other exception into a ``ClickException``."""
+        # Read before click hands them to the command (the root's callback sees none).
+        ctx.meta[ASKS_FOR_HELP] = bool(HELP_OPTIONS.intersection(ctx.args))
         try:
             return super().invoke(ctx)
         # A reader of stdout that went away (``signoff runs list | head``) is click's to
@@ -113,7 +122,7 @@ class SignoffGroup(click.Group):
             ) from exc
 
 
-@click.group(cls=SignoffGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=SignoffGroup, context_settings={"help_option_names": sorted(HELP_OPTIONS)})
 @click.version_option(package_name="signoff", prog_name="signoff", message="%(prog)s %(version)s")
 @click.option(
     "-v", "--verbose", is_flag=True, help="Log to stderr and show the traceback of errors."
@@ -133,8 +142,16 @@ def cli(ctx: click.Context, verbose: bool, database_url: str | None) -> None:
             "is empty; give a database URL or leave it out", ctx=ctx, param_hint="'--database-url'"
         )
     ctx.obj = CliSession(verbose=verbose, database_url=database_url)
-    if verbose:
-        configure_logging(logging.INFO)
+    # Every command logs alike: warnings (a database outage's "LISTEN connection lost") go
+    # to stderr in the configured format, and a malformed log setting stops the command.
+    level = logging.INFO if verbose else logging.WARNING
+    try:
+        configure_logging(level)
+    except SettingsError:
+        # 'config show' lists it among the problems; help is shown whatever the settings.
+        if ctx.invoked_subcommand != "config" and not ctx.meta.get(ASKS_FOR_HELP):
+            raise
+        configure_logging(level, LogSettings.model_construct())
 
 
 def parse_params(

@@ -1,0 +1,100 @@
+"""Every command logs alike: a malformed ``SIGNOFF_LOG_LEVEL`` or ``SIGNOFF_LOG_FORMAT``
+stops it with one line naming the variable, and its warnings reach stderr in the
+configured format (not only ``worker``'s and ``serve``'s, nor only with ``-v``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy.engine import make_url
+
+from signoff.engine import Engine, EngineSettings, RunState
+from tests.cli.in_process import run_cli
+from tests.engine.test_reconnect import drop_connections, pg_url  # noqa: F401 - a fixture
+from tests.support.waiting import wait_for
+
+COMMANDS = [
+    ("runs", "list"),
+    ("runs", "show", "abc"),
+    ("audit", "verify"),
+    ("audit", "export"),
+    ("db", "current"),
+    ("flows", "list", "--flows", "flows.py"),
+]
+
+
+@pytest.mark.parametrize("command_line", COMMANDS)
+@pytest.mark.parametrize(
+    ("variable", "value", "says"),
+    [
+        ("SIGNOFF_LOG_LEVEL", "verbose", "Input should be 'DEBUG', 'INFO', 'WARNING' or 'ERROR'"),
+        ("SIGNOFF_LOG_FORMAT", "xml", "Input should be 'text' or 'json'"),
+    ],
+)
+def test_a_malformed_log_setting_stops_every_command_by_name(
+    project: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    command_line: tuple[str, ...],
+    variable: str,
+    value: str,
+    says: str,
+) -> None:
+    monkeypatch.setenv(variable, value)
+    status, out, err = run_cli(capsys, *command_line)
+    assert (status, out, err) == (1, "", f"error: {variable} {says}\n")
+    # Help is still there to read, and config show lists the setting as a problem.
+    status, out, _ = run_cli(capsys, *command_line[:2], "--help")
+    assert status == 0 and out.startswith("Usage: signoff ")
+    status, out, _ = run_cli(capsys, "config", "show")
+    assert status == 1 and f"problem: {variable} {says}" in out
+
+
+def test_runs_wait_logs_a_lost_listen_connection_as_configured(pg_url: str) -> None:  # noqa: F811
+    """During a PostgreSQL outage 'runs wait' printed bare 'LISTEN connection lost' lines."""
+    engine = Engine(EngineSettings.load(database_url=pg_url))
+    try:
+        run = engine.store.create_run(
+            "a" * 32, "deploy", None, b"", {}, RunState.SCHEDULED, None, "ada"
+        )
+    finally:
+        engine.close()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SIGNOFF_")}
+    env.update(SIGNOFF_DATABASE_URL=pg_url, SIGNOFF_LOG_FORMAT="json")
+    waiting = subprocess.Popen(
+        [sys.executable, "-m", "signoff.bot.cli", "runs", "wait", run.id, "--timeout", "60"],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(lambda: listening(pg_url), timeout=30, what="runs wait to LISTEN")
+        drop_connections(pg_url)
+        assert waiting.stderr is not None
+        lost = None
+        for line in waiting.stderr:
+            record = json.loads(line)  # every line a JSON object, as SIGNOFF_LOG_FORMAT says
+            if record["action"] == "listen_reconnect":
+                lost = record
+                break
+        assert lost is not None
+        assert (lost["level"], lost["message"]) == ("WARNING", "LISTEN connection lost")
+    finally:
+        waiting.terminate()
+        waiting.wait(30)
+
+
+def listening(url: str) -> bool:
+    parsed = make_url(url)
+    with psycopg.connect(f"host=127.0.0.1 port={parsed.port} user=postgres") as admin:
+        found = admin.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND query LIKE 'LISTEN%%'",
+            [parsed.database],
+        ).fetchone()
+    return found is not None and found[0] > 0

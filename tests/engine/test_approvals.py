@@ -407,7 +407,8 @@ def test_export_filters_and_formats(engine: Engine) -> None:
 
 def test_streamed_export_matches_the_records_field_for_field(engine: Engine) -> None:
     run = engine.submit("ap-guarded", started_by="U_CAROL")
-    odd = Actor("U_ZOE", name='Zoë "the auditor"\nO\'Brien', via=Via.CLI)
+    # Quotes, a backslash and non-ASCII text: each escaped its own way in JSON and CSV.
+    odd = Actor("U_ZOE", name='Zoë "the auditor" O\'Brien \\ ✓', via=Via.CLI)
     data = {"input": {"note": 'naïve ✓ \\ "quoted"\ttab', "n": [1, 2.5, None, True]}}
     assert engine.record_once(run.id, "odd", AuditAction.REMINDER_SENT, data=data, actor=odd)
     expected = io.StringIO()

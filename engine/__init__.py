@@ -29,6 +29,7 @@ from signoff.engine.audit import AuditAction, AuditRecord, Verification
 from signoff.engine.errors import (
     AlreadyAnswered,
     AlreadyWaiting,
+    AuditRecordUnreadable,
     CannotSuspend,
     ConfigurationError,
     DatabaseNotFound,
@@ -169,6 +170,7 @@ __all__ = [
     "Answers",
     "AuditAction",
     "AuditRecord",
+    "AuditRecordUnreadable",
     "CannotSuspend",
     "ConfigurationError",
     "ConsumerLag",

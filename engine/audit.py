@@ -81,10 +81,15 @@ class AuditRecord:
     data: dict[str, Any]
     prev_hash: str
     hash: str
+    #: set when the stored row cannot be read back (it was changed outside Signoff): what
+    #: is wrong with it. The fields that could not be read are empty (``seq`` 0, ``at``
+    #: 1970, ``data`` {}); ``verify`` reports the record as the place the chain breaks.
+    problem: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        """The record as JSON-ready values (times in ISO 8601, UTC)."""
-        return {
+        """The record as JSON-ready values (times in ISO 8601, UTC), with ``problem`` when
+        it cannot be read."""
+        shown = {
             "seq": self.seq,
             "at": self.at.isoformat(),
             "action": self.action,
@@ -98,6 +103,9 @@ class AuditRecord:
             "prev_hash": self.prev_hash,
             "hash": self.hash,
         }
+        if self.problem is not None:
+            shown["problem"] = self.problem
+        return shown
 
     @property
     def who(self) -> str:
@@ -194,6 +202,9 @@ def verify(records: Iterable[AuditRecord], secret: bytes | None = None) -> Verif
     """Walk the records in ``seq`` order and report the first one that breaks the chain."""
     expected_seq, prev, checked = 1, GENESIS, 0
     for record in records:
+        if record.problem is not None and record.seq <= 0:  # its number cannot be read
+            where = ChainBreak(expected_seq, _unreadable(record, expected_seq))
+            return Verification(checked, prev, where)
         if record.seq != expected_seq:
             missing = (
                 f"record {expected_seq} is missing"
@@ -203,6 +214,8 @@ def verify(records: Iterable[AuditRecord], secret: bytes | None = None) -> Verif
             if record.seq > expected_seq + 1:
                 missing = f"records {expected_seq} to {record.seq - 1} are missing"
             return Verification(checked, prev, ChainBreak(expected_seq, f"{missing} (deleted?)"))
+        if record.problem is not None:
+            return Verification(checked, prev, ChainBreak(record.seq, _unreadable(record)))
         if record.prev_hash != prev:
             return Verification(
                 checked,
@@ -348,8 +361,17 @@ def export_csv(pages: Iterable[Sequence[ExportRow]], out: TextIO) -> int:
     return count
 
 
+def _unreadable(record: AuditRecord, seq: int | None = None) -> str:
+    """What is said of a record that cannot be read (one whose ``problem`` is set);
+    ``seq``: its place in the chain, when its own number is what cannot be read."""
+    seq = seq or record.seq
+    return f"{f'record {seq}' if seq else 'a record'} cannot be read ({record.problem})"
+
+
 def describe(record: AuditRecord) -> str:
-    """One line for people: ``time who via action details``."""
+    """One line for people: ``time who via action details``, or that it cannot be read."""
+    if record.problem is not None:
+        return printable(_unreadable(record))
     details = _details(record)
     via = f" via {record.via}" if record.via else ""
     key = f" [{record.key}]" if record.key else ""

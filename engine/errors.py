@@ -26,7 +26,8 @@
         ├── SchemaOutdated (current, head)   the schema needs an upgrade that was not asked for
         ├── SchemaTooNew (current, head)     a newer Signoff upgraded the schema past this one
         ├── NotSignoffDatabase (reason)      the database is another application's
-        └── DatabaseNotFound (path)   a SQLite file that was to be read, not made, is not there
+        ├── DatabaseNotFound (path)   a SQLite file that was to be read, not made, is not there
+        └── AuditRecordUnreadable (seq, reason)  a stored audit record was edited out of shape
 
 Control flow that is not an error lives outside the tree:
 
@@ -354,6 +355,18 @@ class DatabaseNotFound(StoreError):
         else:
             message = f"there is no database at {path}: nothing has been stored there yet"
         super().__init__(message)
+
+
+class AuditRecordUnreadable(StoreError):
+    """A stored audit record cannot be read: it was changed outside Signoff."""
+
+    def __init__(self, seq: object, reason: str) -> None:
+        self.seq = seq
+        self.reason = reason
+        shown = seq if isinstance(seq, int) else repr(seq)
+        super().__init__(
+            f"audit record {shown} cannot be read ({reason}): it was changed outside Signoff"
+        )
 
 
 class RunSuspended(Exception):

@@ -18,6 +18,7 @@ def test_engine_exports() -> None:
         "Answers",
         "AuditAction",
         "AuditRecord",
+        "AuditRecordUnreadable",
         "CannotSuspend",
         "ConfigurationError",
         "ConsumerLag",

@@ -58,6 +58,7 @@ from signoff.bot.errors import (
     RunNotChangeable,
     RunNotFound,
 )
+from signoff.engine.audit import describe
 
 T = TypeVar("T")
 
@@ -120,6 +121,10 @@ def event_of(event: eng.Event) -> Event:
 
 
 def audit_of(record: eng.AuditRecord) -> AuditRecord:
+    if record.problem is not None:
+        # Changed outside Signoff: say so where the action would be, not show a 1970 time
+        # and empty data as if they were what happened.
+        return _copy(record, AuditRecord, action=describe(record), data={})
     return _copy(record, AuditRecord)
 
 

@@ -15,6 +15,7 @@ import click
 
 from signoff.bot.cli.session import CliSession, check_filled, pass_session
 from signoff.bot.cli.times import check_range, time_range_options
+from signoff.engine import AuditRecordUnreadable
 
 
 @click.group()
@@ -64,13 +65,21 @@ def export(
 ) -> None:
     """Write audit records to stdout, oldest first, a page at a time (memory stays flat)."""
     check_range(since, until)
-    count = session.engine().export_audit(
-        sys.stdout,
-        fmt="csv" if fmt == "csv" else "jsonl",
-        since=since,
-        until=until,
-        flow_name=flow_name,
-    )
+    try:
+        count = session.engine().export_audit(
+            sys.stdout,
+            fmt="csv" if fmt == "csv" else "jsonl",
+            since=since,
+            until=until,
+            flow_name=flow_name,
+        )
+    except AuditRecordUnreadable as exc:
+        # Copying its stored text would write a line that is not JSON; nothing is skipped
+        # silently either: the export ends there, and says so.
+        sys.stdout.flush()
+        raise click.ClickException(
+            f"{exc}; the export stops before it (the records before it were written)"
+        ) from exc
     sys.stdout.flush()
     if session.verbose:
         click.echo(f"exported {count} records", err=True)

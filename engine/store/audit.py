@@ -18,6 +18,7 @@ several take turns.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
@@ -29,7 +30,9 @@ from sqlalchemy import (
     String,
     Text,
     bindparam,
+    case,
     cast,
+    func,
     select,
     type_coerce,
 )
@@ -42,6 +45,7 @@ from signoff.engine.audit import (
     chain_hash,
     entry_fields,
 )
+from signoff.engine.errors import AuditRecordUnreadable
 from signoff.engine.store import appending
 from signoff.engine.store.base import ASSUMED_HEAD, AUDIT_LOCKED, StoreBase
 from signoff.engine.store.prepared import Prepared
@@ -72,10 +76,52 @@ def _export(at: Any) -> Select[Any]:
     )
 
 
-_EXPORT = _export(AUDIT.c.at)
+_DIGITS = "[0-9][0-9]"
+#: a time as SQLite holds it: ``2026-01-01 09:30:00.000000``
+_SQLITE_TIME = f"{_DIGITS * 2}-{_DIGITS}-{_DIGITS} {_DIGITS}:{_DIGITS}:{_DIGITS}.{_DIGITS * 3}"
+#: Why a row cannot be exported as it is stored (None when it can), judged by the database
+#: as it reads the row: export copies stored text, so a row edited outside Signoff (data
+#: that is not a JSON object, a time or number that is none) would make a line that is not
+#: JSON. SQLite keeps any value in any column; PostgreSQL's types hold all but ``data``'s.
+_UNEXPORTABLE_SQLITE = case(
+    (func.typeof(AUDIT.c.seq) != "integer", "its number is not a whole number"),
+    # The form SQLAlchemy writes, which export turns into ISO 8601 by slicing the text.
+    (~type_coerce(AUDIT.c.at, String).op("GLOB")(_SQLITE_TIME), "its time is not a time"),
+    (AUDIT.c.data.is_(None) | (type_coerce(AUDIT.c.data, String) == "null"), None),
+    (func.json_valid(AUDIT.c.data) == 0, "its data is not JSON"),
+    # Valid JSON that Signoff wrote (compactly): an object starts with its brace.
+    (func.substr(AUDIT.c.data, 1, 1) != "{", "its data is not a JSON object"),
+    else_=None,
+).label("unexportable")
+_UNEXPORTABLE_POSTGRES = case(
+    (
+        func.json_typeof(AUDIT.c.data).not_in(["object", "null"]),
+        "its data is not a JSON object",
+    ),
+    else_=None,
+).label("unexportable")
+_EXPORT = _export(AUDIT.c.at).add_columns(_UNEXPORTABLE_POSTGRES)
 #: SQLite keeps times as text (``2026-01-01 09:30:00.000000``, UTC): reading it as text
 #: skips parsing a datetime only to format it again
-_EXPORT_SQLITE = _export(type_coerce(AUDIT.c.at, String).label("at_text"))
+_EXPORT_SQLITE = _export(type_coerce(AUDIT.c.at, String).label("at_text")).add_columns(
+    _UNEXPORTABLE_SQLITE
+)
+
+
+def _record_columns(at: Any) -> Select[Any]:
+    """Every column of a record, ``data`` as its stored JSON text: decoded row by row (see
+    ``to_record``), so that one row edited outside Signoff is named rather than failing
+    the whole page as the JSON type's decoding would."""
+    return select(
+        *(c for c in AUDIT.c if c.name not in ("at", "data")),
+        at.label("at"),
+        cast(AUDIT.c.data, Text).label("data"),
+    )
+
+
+_RECORDS = _record_columns(AUDIT.c.at)
+#: SQLite's times as their stored text, parsed row by row too
+_RECORDS_SQLITE = _record_columns(type_coerce(AUDIT.c.at, String))
 
 
 def _iso_from_sqlite(text: str) -> str:
@@ -112,10 +158,43 @@ def _filtered(
     return query
 
 
+#: what an unreadable record shows for a time it does not have
+_NO_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def to_record(row: Any) -> AuditRecord:
+    """A record from a row of ``_RECORDS`` (``data`` as text; on SQLite ``at`` as text too).
+
+    A row edited outside Signoff (a time or number that is none, data that is not a JSON
+    object) still becomes a record: its ``problem`` says what cannot be read, and the
+    fields that could not be read are left empty (``seq`` 0, ``at`` 1970, ``data`` {}).
+    """
+    problems: list[str] = []
+    seq = row.seq
+    if not isinstance(seq, int):
+        problems.append(f"its number {seq!r} is not a whole number")
+        seq = 0
+    at = row.at
+    if not isinstance(at, datetime):
+        try:
+            at = datetime.fromisoformat(at)
+        except (TypeError, ValueError):
+            problems.append(f"its time {at!r} is not a time")
+            at = _NO_TIME
+    data: Any = {}
+    if row.data is not None:
+        try:
+            data = json.loads(row.data)
+        except ValueError as exc:
+            problems.append(f"its data is not JSON: {exc}")
+        if data is None:
+            data = {}
+        elif not isinstance(data, dict):
+            problems.append(f"its data is not a JSON object: {row.data[:40]!r}")
+            data = {}
     return AuditRecord(
-        seq=int(row.seq),
-        at=utc(row.at),
+        seq=seq,
+        at=utc(at),
         action=row.action,
         run_id=row.run_id,
         flow_name=row.flow_name,
@@ -123,9 +202,10 @@ def to_record(row: Any) -> AuditRecord:
         actor_name=row.actor_name,
         via=row.via,
         key=row.key,
-        data=dict(row.data or {}),
+        data=data,
         prev_hash=row.prev_hash,
         hash=row.hash,
+        problem="; ".join(problems) or None,
     )
 
 
@@ -218,7 +298,8 @@ class AuditQueries(StoreBase):
     ) -> Iterator[AuditRecord]:
         """Records in ``seq`` order, read a page at a time (keyset paging: each page is one
         short query, so neither the database nor this process holds the whole trail)."""
-        query = _filtered(select(AUDIT), since, until, flow_name, run_id, actor_id, actions)
+        records = _RECORDS_SQLITE if self.is_sqlite else _RECORDS
+        query = _filtered(records, since, until, flow_name, run_id, actor_id, actions)
         for rows in self._pages(query, after_seq, page):
             yield from map(to_record, rows)
 
@@ -231,41 +312,56 @@ class AuditQueries(StoreBase):
         page: int = PAGE,
     ) -> Iterator[list[ExportRow]]:
         """The same records for export, a page at a time, with ``data`` as its stored JSON
-        text: an export of millions of records decodes nothing only to encode it again."""
+        text: an export of millions of records decodes nothing only to encode it again.
+
+        Raises:
+            AuditRecordUnreadable: a record was edited outside Signoff so that it cannot be
+                exported as it is stored (raised after the page's records before it).
+        """
         base, iso = (_EXPORT_SQLITE, _iso_from_sqlite) if self.is_sqlite else (_EXPORT, _iso)
         query = _filtered(base, since, until, flow_name, None, None, None)
         for rows in self._pages(query, 0, page):
-            # tuples in _EXPORT's column order (named access costs more per row than the rest)
-            yield [
-                ExportRow(
-                    seq,
-                    iso(at),
-                    action,
-                    run_id,
-                    flow,
-                    actor_id,
-                    actor_name,
-                    via,
-                    key,
-                    data if data and data != "null" else "{}",
-                    prev_hash,
-                    digest,
-                )
-                for (
-                    seq,
-                    at,
-                    action,
-                    run_id,
-                    flow,
-                    actor_id,
-                    actor_name,
-                    via,
-                    key,
-                    data,
-                    prev_hash,
-                    digest,
-                ) in rows
-            ]
+            bad = next((row for row in rows if row.unexportable is not None), None)
+            if bad is not None:
+                if bad is not rows[0]:
+                    yield self._export_rows(rows[: rows.index(bad)], iso)
+                raise AuditRecordUnreadable(bad.seq, bad.unexportable)
+            yield self._export_rows(rows, iso)
+
+    @staticmethod
+    def _export_rows(rows: Sequence[Any], iso: Any) -> list[ExportRow]:
+        # tuples in _EXPORT's column order (named access costs more per row than the rest)
+        return [
+            ExportRow(
+                seq,
+                iso(at),
+                action,
+                run_id,
+                flow,
+                actor_id,
+                actor_name,
+                via,
+                key,
+                data if data and data != "null" else "{}",
+                prev_hash,
+                digest,
+            )
+            for (
+                seq,
+                at,
+                action,
+                run_id,
+                flow,
+                actor_id,
+                actor_name,
+                via,
+                key,
+                data,
+                prev_hash,
+                digest,
+                _unexportable,
+            ) in rows
+        ]
 
     def _pages(self, query: Select[Any], after_seq: int, page: int) -> Iterator[Sequence[Any]]:
         query = query.where(AUDIT.c.seq > bindparam("after")).order_by(AUDIT.c.seq).limit(page)
@@ -277,14 +373,15 @@ class AuditQueries(StoreBase):
                 yield found
             if len(found) < page:
                 return
-            position = int(found[-1].seq)
+            # As stored: a SQLite seq edited into text sorts after every number, and pages go on.
+            position = found[-1].seq
 
     def recent_audit(
         self, *, actor_id: str, actions: Sequence[str], limit: int
     ) -> list[AuditRecord]:
         """The newest records by one actor (App Home's "recent decisions")."""
         query = (
-            select(AUDIT)
+            (_RECORDS_SQLITE if self.is_sqlite else _RECORDS)
             .where(AUDIT.c.actor_id == actor_id, AUDIT.c.action.in_(list(actions)))
             .order_by(AUDIT.c.seq.desc())
             .limit(limit)

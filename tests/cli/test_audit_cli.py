@@ -6,6 +6,7 @@ import csv
 import io
 import json
 
+import pytest
 from click.testing import CliRunner
 from sqlalchemy import text
 
@@ -98,3 +99,64 @@ def test_export_filters_by_flow_and_time_in_both_formats(engine: Engine, databas
     code, _, err = invoke(database_url, "audit", "export", "--flow", "")
     assert code == 2 and "'--flow': is empty" in err  # as runs list says it
     assert engine.list_runs([RunState.SCHEDULED], flow_name="audit-cli")
+
+
+#: edits a person with the database's shell could make to record 2, and what verify says
+UNREADABLE = [
+    ("data = '[1,2]'", "its data is not a JSON object: '[1,2]'"),
+    ("data = '{not json'", "its data is not JSON: Expecting property name"),
+    ("at = 'yesterday'", "its time 'yesterday' is not a time"),
+]
+
+
+@pytest.mark.parametrize(("edit", "problem"), UNREADABLE)
+def test_a_record_that_cannot_be_read_is_named_by_verify_show_and_export(
+    engine: Engine, database_url: str, edit: str, problem: str
+) -> None:
+    if not engine.store.is_sqlite and edit != UNREADABLE[0][0]:
+        pytest.skip("PostgreSQL's column types refuse that edit")
+    for _ in range(3):
+        audit_cli_other()
+    with engine.store.engine.begin() as conn:
+        run_id = conn.execute(text("SELECT run_id FROM audit_records WHERE seq = 2")).scalar()
+        conn.execute(text(f"UPDATE audit_records SET {edit} WHERE seq = 2"))
+
+    code, out, err = invoke(database_url, "audit", "verify")
+    assert (code, out) == (1, "")
+    assert err.startswith(f"audit trail BROKEN at record 2: record 2 cannot be read ({problem}")
+    assert err.endswith("(1 records before it are intact)\n")
+
+    code, out, _ = invoke(database_url, "runs", "show", run_id)
+    assert code == 0 and run_id in out and "audit-cli-other" in out  # the run is still shown
+    assert out.split("Audit trail\n", 1)[1].startswith(f"  record 2 cannot be read ({problem}")
+    code, out, _ = invoke(database_url, "runs", "show", run_id, "--json")
+    assert code == 0 and json.loads(out)["audit"][0]["problem"].startswith(problem)
+
+    for fmt in ("jsonl", "csv"):
+        code, out, err = invoke(database_url, "audit", "export", "--format", fmt)
+        assert code == 1
+        assert err.startswith("Error: audit record 2 cannot be read (its ")  # click's own words
+        assert "the export stops before it" in err
+        written = out.splitlines()
+        if fmt == "jsonl":
+            assert [json.loads(line)["seq"] for line in written] == [1]  # every line JSON
+        else:
+            assert [row["seq"] for row in csv.DictReader(io.StringIO(out))] == ["1"]
+
+
+def test_a_record_number_edited_into_text_is_named(engine: Engine, database_url: str) -> None:
+    if not engine.store.is_sqlite:
+        pytest.skip("PostgreSQL's column types refuse that edit")
+    for _ in range(3):
+        audit_cli_other()
+    with engine.store.engine.begin() as conn:
+        conn.execute(text("UPDATE audit_records SET seq = 'abc' WHERE seq = 3"))
+    code, _, err = invoke(database_url, "audit", "verify")
+    assert code == 1
+    assert err.startswith(
+        "audit trail BROKEN at record 3: record 3 cannot be read "
+        "(its number 'abc' is not a whole number)"
+    )
+    code, out, err = invoke(database_url, "audit", "export")
+    assert code == 1 and [json.loads(line)["seq"] for line in out.splitlines()] == [1, 2]
+    assert err.startswith("Error: audit record 'abc' cannot be read (its number is not a whole")

@@ -183,28 +183,61 @@ class ChainBreak:
 
     seq: int
     reason: str
+    #: no record from ``seq`` on verifies with the key ``verify`` was given (or, given
+    #: none, without a key): most likely a wrong or changed ``SIGNOFF_AUDIT_KEY`` (or a
+    #: missing one) rather than an edit; the chain is not verified either way
+    key_mismatch: bool = False
 
 
 @dataclass(frozen=True)
 class Verification:
-    """What ``verify`` found: how many records it checked, the last hash, the first break."""
+    """What ``verify`` found: how many records it checked, the last hash, the first break,
+    and how many records at the start were hashed without the key it was given."""
 
     checked: int
     head: str
     broken: ChainBreak | None
+    #: with a key: the records at the start of the trail hashed without it, because they
+    #: were written before ``SIGNOFF_AUDIT_KEY`` was set (0 without a key)
+    unkeyed: int = 0
 
     @property
     def ok(self) -> bool:
         return self.broken is None
 
 
+def _content_hash(record: AuditRecord, secret: bytes | None) -> str:
+    return chain_hash(
+        seq=record.seq,
+        at=record.at,
+        action=record.action,
+        run_id=record.run_id,
+        flow_name=record.flow_name,
+        actor_id=record.actor_id,
+        actor_name=record.actor_name,
+        via=record.via,
+        key=record.key,
+        data=record.data,
+        prev_hash=record.prev_hash,
+        secret=secret,
+    )
+
+
 def verify(records: Iterable[AuditRecord], secret: bytes | None = None) -> Verification:
-    """Walk the records in ``seq`` order and report the first one that breaks the chain."""
-    expected_seq, prev, checked = 1, GENESIS, 0
-    for record in records:
+    """Walk the records in ``seq`` order and report the first one that breaks the chain.
+
+    With ``secret`` (``SIGNOFF_AUDIT_KEY``), records are HMACs under it, except that the
+    trail may begin with records hashed without a key: those written before the key was
+    set. Only such a leading run is accepted (its length is ``unkeyed``), never a record
+    without the key after one with it, so whoever lacks the key cannot rewrite keyed
+    records as unkeyed ones without the chain breaking.
+    """
+    expected_seq, prev, checked, unkeyed = 1, GENESIS, 0, 0
+    later = iter(records)
+    for record in later:
         if record.problem is not None and record.seq <= 0:  # its number cannot be read
             where = ChainBreak(expected_seq, _unreadable(record, expected_seq))
-            return Verification(checked, prev, where)
+            return Verification(checked, prev, where, unkeyed)
         if record.seq != expected_seq:
             missing = (
                 f"record {expected_seq} is missing"
@@ -213,45 +246,79 @@ def verify(records: Iterable[AuditRecord], secret: bytes | None = None) -> Verif
             )
             if record.seq > expected_seq + 1:
                 missing = f"records {expected_seq} to {record.seq - 1} are missing"
-            return Verification(checked, prev, ChainBreak(expected_seq, f"{missing} (deleted?)"))
+            where = ChainBreak(expected_seq, f"{missing} (deleted?)")
+            return Verification(checked, prev, where, unkeyed)
         if record.problem is not None:
-            return Verification(checked, prev, ChainBreak(record.seq, _unreadable(record)))
+            return Verification(checked, prev, ChainBreak(record.seq, _unreadable(record)), unkeyed)
         if record.prev_hash != prev:
-            return Verification(
-                checked,
-                prev,
-                ChainBreak(
-                    record.seq,
-                    f"record {record.seq} does not link to record {record.seq - 1} "
-                    "(the record before it was edited or replaced)",
-                ),
+            where = ChainBreak(
+                record.seq,
+                f"record {record.seq} does not link to record {record.seq - 1} "
+                "(the record before it was edited or replaced)",
             )
-        computed = chain_hash(
-            seq=record.seq,
-            at=record.at,
-            action=record.action,
-            run_id=record.run_id,
-            flow_name=record.flow_name,
-            actor_id=record.actor_id,
-            actor_name=record.actor_name,
-            via=record.via,
-            key=record.key,
-            data=record.data,
-            prev_hash=record.prev_hash,
-            secret=secret,
-        )
-        if computed != record.hash:
-            return Verification(
-                checked,
-                prev,
-                ChainBreak(
-                    record.seq,
-                    f"record {record.seq} was changed after it was written "
-                    "(its content does not match its hash)",
-                ),
+            return Verification(checked, prev, where, unkeyed)
+        if _content_hash(record, secret) != record.hash:
+            # Without the key: written before it was set, if no record before it has the key.
+            before_key = (
+                secret and unkeyed == checked and _content_hash(record, None) == record.hash
             )
+            if not before_key:
+                keyed = bool(secret) and checked > unkeyed  # a record before it has the key
+                where = _mismatch(record, secret, keyed=keyed, later=later)
+                return Verification(checked, prev, where, unkeyed)
+            unkeyed += 1
         prev, expected_seq, checked = record.hash, expected_seq + 1, checked + 1
-    return Verification(checked, prev, None)
+    return Verification(checked, prev, None, unkeyed)
+
+
+def _mismatch(
+    record: AuditRecord, secret: bytes | None, *, keyed: bool, later: Iterator[AuditRecord]
+) -> ChainBreak:
+    """Why ``record``'s hash does not match its content under ``secret``: an edit, a
+    record rewritten without the key, or (when no record from it on matches) the key.
+    ``keyed``: a record before it verified with the key, which is then not in doubt."""
+    seq = record.seq
+    changed = f"record {seq} was changed after it was written (its content does not match its hash)"
+    if keyed and _content_hash(record, None) == record.hash:
+        return ChainBreak(
+            seq,
+            f"record {seq} is hashed without SIGNOFF_AUDIT_KEY after records hashed with it "
+            "(rewritten by someone without the key, or the key was unset for a while)",
+        )
+    if keyed:
+        return ChainBreak(seq, changed)
+    # No record so far has this key (or verify was given none): an edit, unless no record
+    # from here on matches either (with the key, or as one written before it was set),
+    # which points at the key instead. Read on only until one matches (the next, mostly):
+    # the rest of the trail is never held.
+    more = False
+    for other in later:
+        more = True
+        if other.problem is None and other.hash in (
+            _content_hash(other, secret),
+            _content_hash(other, None),
+        ):
+            return ChainBreak(seq, changed)
+    if not more:  # the last record: either may be true
+        hint = (
+            "SIGNOFF_AUDIT_KEY is not the key it was written with"
+            if secret
+            else "it was written with SIGNOFF_AUDIT_KEY, which is not set"
+        )
+        return ChainBreak(seq, f"record {seq} was changed after it was written, or {hint}")
+    if secret:
+        return ChainBreak(
+            seq,
+            f"no record from {seq} on verifies with SIGNOFF_AUDIT_KEY: it is not the key they "
+            "were written with (a wrong or changed key?), or every one of them was changed",
+            key_mismatch=True,
+        )
+    return ChainBreak(
+        seq,
+        f"no record from {seq} on verifies without a key: they were written with "
+        "SIGNOFF_AUDIT_KEY set (set it to verify them), or every one of them was changed",
+        key_mismatch=True,
+    )
 
 
 CSV_COLUMNS = (

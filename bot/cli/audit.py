@@ -29,13 +29,18 @@ def verify(session: CliSession) -> None:
     """Check every record's hash and link; exit 1 and say where, if the chain breaks."""
     result = session.engine().verify_audit()
     if result.broken is not None:
+        # A key that matches nothing is not evidence of an edit: say which it looks like.
+        verdict = "NOT VERIFIED from" if result.broken.key_mismatch else "BROKEN at"
         click.echo(
-            f"audit trail BROKEN at record {result.broken.seq}: {result.broken.reason} "
+            f"audit trail {verdict} record {result.broken.seq}: {result.broken.reason} "
             f"({result.checked} records before it are intact)",
             err=True,
         )
         raise click.exceptions.Exit(1)
     click.echo(f"audit trail intact: {result.checked} records, last hash {result.head}")
+    if result.unkeyed:
+        which = "record 1 was" if result.unkeyed == 1 else f"records 1-{result.unkeyed} were"
+        click.echo(f"{which} written before SIGNOFF_AUDIT_KEY was set (hashed without it)")
 
 
 @audit.command("export")

@@ -1,0 +1,149 @@
+"""The audit trail's hash chain across ``SIGNOFF_AUDIT_KEY`` being set: a trail begun
+without the key still verifies once it is set (its first records reported as written
+before the key), a wrong key is told from an edit, and whoever lacks the key cannot pass
+keyed records off as unkeyed ones."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from sqlalchemy import text
+
+from signoff.engine import Engine, flow, set_engine
+from signoff.engine.audit import chain_hash
+from tests.cli.test_audit_cli import invoke
+
+
+@flow(name="audit-chain")
+def audit_chain() -> None:
+    return None
+
+
+def runs_on(engine: Engine, count: int) -> None:
+    previous = set_engine(engine)
+    try:
+        for _ in range(count):
+            audit_chain()
+    finally:
+        set_engine(previous)
+
+
+@pytest.fixture
+def trail(make_engine: Callable[..., Engine]) -> Engine:
+    """Records 1-2 written without a key, 3-4 after SIGNOFF_AUDIT_KEY was set to k1; the
+    engine returned has the key."""
+    runs_on(make_engine(), 2)
+    keyed = make_engine(audit_key="k1")
+    runs_on(keyed, 2)
+    return keyed
+
+
+def verify_cli(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, key: str | None
+) -> tuple[int, str, str]:
+    if key is None:
+        monkeypatch.delenv("SIGNOFF_AUDIT_KEY", raising=False)
+    else:
+        monkeypatch.setenv("SIGNOFF_AUDIT_KEY", key)
+    return invoke(database_url, "audit", "verify")
+
+
+def rewrite(engine: Engine, seq: int, actor_name: str, secret: bytes | None) -> None:
+    """Edit record ``seq``'s actor name and hash it again (with ``secret``, or without a key
+    as someone without it would); the link of the record after it still holds."""
+    [record] = [r for r in engine.audit_records() if r.seq == seq]
+    digest = chain_hash(
+        seq=record.seq,
+        at=record.at,
+        action=record.action,
+        run_id=record.run_id,
+        flow_name=record.flow_name,
+        actor_id=record.actor_id,
+        actor_name=actor_name,
+        via=record.via,
+        key=record.key,
+        data=record.data,
+        prev_hash=record.prev_hash,
+        secret=secret,
+    )
+    with engine.store.engine.begin() as conn:
+        conn.execute(
+            text("UPDATE audit_records SET actor_name = :name, hash = :hash WHERE seq = :seq"),
+            {"name": actor_name, "hash": digest, "seq": seq},
+        )
+        # The next record links to the hash it was written after; keep that link whole too.
+        conn.execute(
+            text("UPDATE audit_records SET prev_hash = :hash WHERE seq = :next"),
+            {"hash": digest, "next": seq + 1},
+        )
+
+
+def test_a_trail_begun_without_the_key_verifies_once_it_is_set(
+    trail: Engine, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    found = trail.verify_audit()
+    assert (found.ok, found.checked, found.unkeyed) == (True, 4, 2)
+    code, out, _ = verify_cli(database_url, monkeypatch, "k1")
+    assert code == 0
+    assert out.splitlines()[0].startswith("audit trail intact: 4 records, last hash ")
+    assert out.splitlines()[1] == (
+        "records 1-2 were written before SIGNOFF_AUDIT_KEY was set (hashed without it)"
+    )
+    # Without the key the keyed records cannot be checked, and it says why.
+    code, _, err = verify_cli(database_url, monkeypatch, None)
+    assert code == 1
+    assert err == (
+        "audit trail NOT VERIFIED from record 3: no record from 3 on verifies without a key: "
+        "they were written with SIGNOFF_AUDIT_KEY set (set it to verify them), or every one "
+        "of them was changed (2 records before it are intact)\n"
+    )
+
+
+def test_a_wrong_or_changed_key_is_told_from_an_edit(
+    trail: Engine, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, _, err = verify_cli(database_url, monkeypatch, "k2")
+    assert code == 1
+    assert err.startswith(
+        "audit trail NOT VERIFIED from record 3: no record from 3 on verifies with "
+        "SIGNOFF_AUDIT_KEY: it is not the key they were written with (a wrong or changed key?)"
+    )
+    # An edit in the keyed part is an edit, with the right key.
+    with trail.store.engine.begin() as conn:
+        conn.execute(text("UPDATE audit_records SET actor_name = 'mallory' WHERE seq = 3"))
+    code, _, err = verify_cli(database_url, monkeypatch, "k1")
+    assert code == 1
+    assert err.startswith(
+        "audit trail BROKEN at record 3: record 3 was changed after it was written"
+    )
+
+
+def test_keyed_records_cannot_be_passed_off_as_written_before_the_key(
+    trail: Engine, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Someone with the database but not the key edits record 4 and hashes it without a
+    key, as the records before the key were: only a leading run of such records passes."""
+    rewrite(trail, 4, "mallory", secret=None)
+    code, _, err = verify_cli(database_url, monkeypatch, "k1")
+    assert code == 1
+    assert err.startswith(
+        "audit trail BROKEN at record 4: record 4 is hashed without SIGNOFF_AUDIT_KEY after "
+        "records hashed with it"
+    )
+    # Hashed with the key, the same edit passes: the key is what the chain's trust rests on.
+    rewrite(trail, 4, "mallory", secret=b"k1")
+    assert verify_cli(database_url, monkeypatch, "k1")[0] == 0
+
+
+def test_an_edit_before_the_key_was_set_is_still_an_edit(
+    trail: Engine, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with trail.store.engine.begin() as conn:
+        conn.execute(text("UPDATE audit_records SET actor_name = 'mallory' WHERE seq = 1"))
+    for key in ("k1", "k2", None):  # the records after it show the key is not at fault
+        code, _, err = verify_cli(database_url, monkeypatch, key)
+        assert code == 1
+        assert err.startswith(
+            "audit trail BROKEN at record 1: record 1 was changed after it was written"
+        ), key

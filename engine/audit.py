@@ -20,7 +20,7 @@ import hashlib
 import hmac
 import io
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from json.encoder import encode_basestring
@@ -223,8 +223,16 @@ def _content_hash(record: AuditRecord, secret: bytes | None) -> str:
     )
 
 
-def verify(records: Iterable[AuditRecord], secret: bytes | None = None) -> Verification:
+def verify(
+    records: Iterable[AuditRecord],
+    secret: bytes | None = None,
+    heads: Mapping[int, str] | None = None,
+) -> Verification:
     """Walk the records in ``seq`` order and report the first one that breaks the chain.
+
+    A chain read forward cannot show that records were cut from its end: ``heads`` (record
+    number -> the hash it had, as an earlier ``verify`` reported the last one) are checked
+    too, and the chain breaks where one is gone or holds another hash.
 
     With ``secret`` (``SIGNOFF_AUDIT_KEY``), records are HMACs under it, except that the
     trail may begin with records hashed without a key: those written before the key was
@@ -267,7 +275,22 @@ def verify(records: Iterable[AuditRecord], secret: bytes | None = None) -> Verif
                 where = _mismatch(record, secret, keyed=keyed, later=later)
                 return Verification(checked, prev, where, unkeyed)
             unkeyed += 1
+        if heads and record.seq in heads and heads[record.seq] != record.hash:
+            where = ChainBreak(
+                record.seq,
+                f"record {record.seq}'s hash is {record.hash}, not {heads[record.seq]} as "
+                "given: the trail was rewritten from there or before",
+            )
+            return Verification(checked, prev, where, unkeyed)
         prev, expected_seq, checked = record.hash, expected_seq + 1, checked + 1
+    gone = sorted(seq for seq in heads or () if seq > checked)
+    if gone:
+        where = ChainBreak(
+            checked + 1,
+            f"the trail ends at record {checked}, but record {gone[-1]} was given with its "
+            f"hash: records from {checked + 1} on were deleted",
+        )
+        return Verification(checked, prev, where, unkeyed)
     return Verification(checked, prev, None, unkeyed)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import Literal, TextIO
 
@@ -16,6 +17,7 @@ from signoff.engine.audit import (
     AuditAction,
     AuditEntry,
     AuditRecord,
+    ChainBreak,
     Verification,
     export_csv,
     export_jsonl,
@@ -159,9 +161,37 @@ class Oversight:
         pages = self.store.audit_export_pages(since=since, until=until, flow_name=flow_name)
         return (export_csv if fmt == "csv" else export_jsonl)(pages, out)
 
-    def verify_audit(self) -> Verification:
-        """Check the whole chain; says where it first breaks, if it does."""
-        return verify(self.store.audit_records(), self.store.audit_secret)
+    def verify_audit(self, heads: Mapping[int, str] | None = None) -> Verification:
+        """Check the whole chain; says where it first breaks, if it does.
+
+        A hash chain alone cannot show that its newest records were deleted. ``heads``
+        (record number -> hash, such as the last hash an earlier check reported, kept
+        elsewhere) must still be there; and every run created since the trail began must
+        still have the record of its start, or the chain breaks after its last record.
+        """
+        found = verify(self.store.audit_records(), self.store.audit_secret, heads)
+        if found.broken is not None:
+            return found
+        unrecorded = self.store.runs_without_start_record(limit=4)
+        if not unrecorded:
+            return found
+        shown = ", ".join(unrecorded[:3]) + (" and more" if len(unrecorded) > 3 else "")
+        why = (
+            f"runs {shown} have no record of their start"
+            if len(unrecorded) > 1
+            else f"run {shown} has no record of its start"
+        )
+        if found.checked:
+            why += (
+                f", though records 1-{found.checked} hold: records after {found.checked} "
+                "were deleted"
+            )
+        else:
+            why += (
+                ": the trail holds no records (were they deleted? runs started before "
+                "Signoff kept an audit trail have none)"
+            )
+        return replace(found, broken=ChainBreak(found.checked + 1, why))
 
     # -- a person's view ------------------------------------------------------------------
 

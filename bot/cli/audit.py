@@ -23,11 +23,53 @@ def audit() -> None:
     """Check and export the audit trail (who did what to which run, when, from where)."""
 
 
+def parse_heads(
+    _ctx: click.Context, _param: click.Parameter, given: tuple[str, ...]
+) -> dict[int, str]:
+    """``--head SEQ:HASH`` (repeatable): record number -> the hash it must still have.
+
+    Raises:
+        click.BadParameter: not a record number and a 64-digit hex hash, or a number twice.
+    """
+    heads: dict[int, str] = {}
+    for text in given:
+        seq, _, digest = text.strip().partition(":")
+        digest = digest.lower()
+        if not seq.isdigit() or int(seq) < 1 or len(digest) != 64 or not _is_hex(digest):
+            raise click.BadParameter(
+                f"{text!r} is not SEQ:HASH (a record number, a colon and the 64 hex digits "
+                "'audit verify' printed as the last hash)"
+            )
+        if int(seq) in heads and heads[int(seq)] != digest:
+            raise click.BadParameter(f"record {int(seq)} is given twice, with two hashes")
+        heads[int(seq)] = digest
+    return heads
+
+
+def _is_hex(text: str) -> bool:
+    return all(c in "0123456789abcdef" for c in text)
+
+
 @audit.command("verify")
+@click.option(
+    "--head",
+    "heads",
+    multiple=True,
+    metavar="SEQ:HASH",
+    callback=parse_heads,
+    help="A record and its hash from an earlier check, kept elsewhere: fail unless the "
+    "trail still holds it (the chain alone cannot show that its newest records were "
+    "deleted). Repeatable.",
+)
 @pass_session
-def verify(session: CliSession) -> None:
-    """Check every record's hash and link; exit 1 and say where, if the chain breaks."""
-    result = session.engine().verify_audit()
+def verify(session: CliSession, heads: dict[int, str]) -> None:
+    """Check every record's hash and link; exit 1 and say where, if the chain breaks.
+
+    Also fails when a run has no record of its start, or a --head record is gone or
+    changed. Keep the SEQ:HASH it prints (posted somewhere else, daily, say) and pass it
+    to a later check with --head.
+    """
+    result = session.engine().verify_audit(heads)
     if result.broken is not None:
         # A key that matches nothing is not evidence of an edit: say which it looks like.
         verdict = "NOT VERIFIED from" if result.broken.key_mismatch else "BROKEN at"
@@ -41,6 +83,10 @@ def verify(session: CliSession) -> None:
     if result.unkeyed:
         which = "record 1 was" if result.unkeyed == 1 else f"records 1-{result.unkeyed} were"
         click.echo(f"{which} written before SIGNOFF_AUDIT_KEY was set (hashed without it)")
+    for seq in sorted(heads):
+        click.echo(f"record {seq} still has the hash given with --head")
+    if result.checked:
+        click.echo(f"keep {result.checked}:{result.head} to check later with --head")
 
 
 @audit.command("export")

@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, or_, select
+from sqlalchemy import and_, bindparam, func, literal, or_, select
 
 from signoff.engine.audit import AuditAction
 from signoff.engine.errors import RunNotFound
@@ -21,7 +21,33 @@ from signoff.engine.store.pauses import PAUSES
 _FINAL = [s.value for s in RunState if s.is_final]
 
 
+#: The first instant any run can have been created at (runs created before the trail's
+#: first record predate it, and have no records of their own).
+_TRAIL_BEGAN = func.coalesce(
+    select(func.min(AUDIT.c.at)).scalar_subquery(), literal(datetime(1, 1, 1, tzinfo=UTC))
+)
+#: Runs created since the audit trail began that have no record of their start: served by
+#: the index on runs' creation time, and a probe per run into its records by run id.
+_UNRECORDED = (
+    select(RUNS.c.id)
+    .where(
+        RUNS.c.created_at >= _TRAIL_BEGAN,
+        ~select(AUDIT.c.seq)
+        .where(AUDIT.c.run_id == RUNS.c.id, AUDIT.c.action == AuditAction.RUN_STARTED.value)
+        .exists(),
+    )
+    .order_by(RUNS.c.created_at, RUNS.c.id)
+    .limit(bindparam("limit"))
+)
+
+
 class ListingQueries(StoreBase):
+    def runs_without_start_record(self, limit: int) -> list[str]:
+        """Ids of runs created since the audit trail's first record (any run, when it has
+        none) that have no ``run.started`` record, oldest first, at most ``limit``."""
+        with self._read() as conn:
+            return list(conn.execute(_UNRECORDED, {"limit": limit}).scalars())
+
     def find_run(self, prefix: str) -> Run:
         """A run by its id or by a unique prefix of it (as the CLI and /runs accept)."""
         with self._read() as conn:

@@ -10,13 +10,18 @@ from collections.abc import Callable
 import pytest
 from sqlalchemy import text
 
-from signoff.engine import Engine, flow, set_engine
+from signoff.engine import Engine, NotAllowed, flow, set_engine
 from signoff.engine.audit import chain_hash
 from tests.cli.test_audit_cli import invoke
 
 
 @flow(name="audit-chain")
 def audit_chain() -> None:
+    return None
+
+
+@flow(name="audit-chain-guarded", cancellers=["alice"])
+def audit_chain_guarded() -> None:
     return None
 
 
@@ -147,3 +152,82 @@ def test_an_edit_before_the_key_was_set_is_still_an_edit(
         assert err.startswith(
             "audit trail BROKEN at record 1: record 1 was changed after it was written"
         ), key
+
+
+def last_head(database_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """What 'audit verify' tells the operator to keep: ``SEQ:HASH`` of the last record."""
+    code, out, _ = verify_cli(database_url, monkeypatch, None)
+    assert code == 0, out
+    keep = out.splitlines()[-1]
+    assert keep.startswith("keep ") and keep.endswith(" to check later with --head")
+    return keep.split()[1]
+
+
+def test_records_cut_from_the_end_are_caught_by_a_kept_head(
+    engine: Engine, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runs_on(engine, 1)
+    with pytest.raises(NotAllowed):
+        engine.cancel(engine.submit("audit-chain-guarded").id, by="mallory")  # records 2, 3
+    head = last_head(database_url, monkeypatch)
+    assert head.startswith("3:")
+    code, out, _ = invoke(database_url, "audit", "verify", "--head", head)
+    assert code == 0 and "record 3 still has the hash given with --head" in out
+    with engine.store.engine.begin() as conn:
+        conn.execute(text("DELETE FROM audit_records WHERE seq = 3"))  # the refusal
+    # The chain alone still holds: nothing says a record followed record 2 ...
+    assert verify_cli(database_url, monkeypatch, None)[0] == 0
+    # ... but the head kept elsewhere does.
+    code, _, err = invoke(database_url, "audit", "verify", "--head", head)
+    assert code == 1
+    assert err == (
+        "audit trail BROKEN at record 3: the trail ends at record 2, but record 3 was given "
+        "with its hash: records from 3 on were deleted (2 records before it are intact)\n"
+    )
+
+
+def test_a_run_whose_start_record_was_cut_breaks_the_trail(
+    engine: Engine, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runs_on(engine, 3)
+    newest = engine.list_runs(limit=1)[0].id
+    with engine.store.engine.begin() as conn:
+        conn.execute(text("DELETE FROM audit_records WHERE seq = 3"))
+    code, _, err = verify_cli(database_url, monkeypatch, None)
+    assert code == 1
+    assert err == (
+        f"audit trail BROKEN at record 3: run {newest} has no record of its start, though "
+        "records 1-2 hold: records after 2 were deleted (2 records before it are intact)\n"
+    )
+    with engine.store.engine.begin() as conn:
+        conn.execute(text("DELETE FROM audit_records"))
+    code, _, err = verify_cli(database_url, monkeypatch, None)
+    assert code == 1
+    assert err.startswith("audit trail BROKEN at record 1: runs ")
+    assert "have no record of their start: the trail holds no records (were they deleted?" in err
+
+
+def test_a_trail_rewritten_without_a_key_is_caught_by_a_kept_head(
+    engine: Engine, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runs_on(engine, 3)
+    head = last_head(database_url, monkeypatch)
+    # Someone edits record 2 and hashes it and the record after it again: without a key,
+    # the chain holds.
+    rewrite(engine, 2, "mallory", secret=None)
+    [third] = [r for r in engine.audit_records() if r.seq == 3]
+    rewrite(engine, 3, str(third.actor_name), secret=None)  # only its link changed
+    assert verify_cli(database_url, monkeypatch, None)[0] == 0
+    code, _, err = invoke(database_url, "audit", "verify", "--head", head)
+    assert code == 1
+    assert err.startswith("audit trail BROKEN at record 3: record 3's hash is ")
+    assert f", not {head[2:]} as given: the trail was rewritten from there or before" in err
+
+
+@pytest.mark.parametrize("given", ["3", "3:abc", "x:" + "0" * 64, "0:" + "0" * 64, ":"])
+def test_a_head_that_is_not_seq_colon_hash_is_refused_by_option(
+    database_url: str, given: str
+) -> None:
+    code, out, err = invoke(database_url, "audit", "verify", "--head", given)
+    assert (code, out) == (2, "")
+    assert "Invalid value for '--head'" in err and "is not SEQ:HASH" in err

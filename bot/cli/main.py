@@ -125,7 +125,10 @@ class SignoffGroup(click.Group):
 @click.group(cls=SignoffGroup, context_settings={"help_option_names": sorted(HELP_OPTIONS)})
 @click.version_option(package_name="signoff", prog_name="signoff", message="%(prog)s %(version)s")
 @click.option(
-    "-v", "--verbose", is_flag=True, help="Log to stderr and show the traceback of errors."
+    "-v",
+    "--verbose",
+    is_flag=True,
+    help="Log INFO records too (warnings always go to stderr) and show errors' tracebacks.",
 )
 @click.option(
     "--database-url",

@@ -191,7 +191,7 @@ def table_lines(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[s
 
 
 def _fields(pairs: Sequence[tuple[str, str]]) -> list[str]:
-    shown = [(k, v) for k, v in pairs if v != ""]
+    shown = [(k, printable(v)) for k, v in pairs if v != ""]
     width = max((len(k) for k, _ in shown), default=0)
     return [f"  {k:<{width}}  {v}" for k, v in shown]
 

@@ -79,6 +79,8 @@ def test_a_name_stored_before_the_check_shows_on_its_own_line(
     database.dispose()
     status, out, _ = run_cli(capsys, "runs", "show", run_id.strip())
     assert status == 0
+    assert "  started by  eve\\n  2026-12-04 09:00:00 U0BOB via slack" in out
+    assert not [line for line in out.splitlines() if line.startswith("  2026-12-04 09:00:00")]
     trail = out.split("Audit trail\n", 1)[1].splitlines()
     assert len(trail) == 1
     assert (

@@ -19,10 +19,9 @@ from signoff.engine.audit import (
     AuditRecord,
     ChainBreak,
     Verification,
-    export_csv,
-    export_jsonl,
     verify,
 )
+from signoff.engine.audit_export import export_csv, export_jsonl
 from signoff.engine.errors import FlowNotFound, RunNotFound
 from signoff.engine.permissions import Action, Permissions, Refusal
 from signoff.engine.registry import FlowRegistry

@@ -100,23 +100,26 @@ def test_input_exports() -> None:
 
 def test_audit_exports() -> None:
     import signoff.engine.audit
+    import signoff.engine.audit_export
 
     assert signoff.engine.audit.__all__ == [
-        "CSV_COLUMNS",
         "GENESIS",
         "AuditAction",
         "AuditEntry",
         "AuditRecord",
         "ChainBreak",
-        "ExportRow",
         "Verification",
         "chain_hash",
         "describe",
         "entry_fields",
-        "export_csv",
-        "export_jsonl",
         "render_text",
         "verify",
+    ]
+    assert signoff.engine.audit_export.__all__ == [
+        "CSV_COLUMNS",
+        "ExportRow",
+        "export_csv",
+        "export_jsonl",
         "write_csv",
         "write_jsonl",
     ]

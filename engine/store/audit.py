@@ -41,10 +41,10 @@ from signoff.engine.audit import (
     GENESIS,
     AuditEntry,
     AuditRecord,
-    ExportRow,
     chain_hash,
     entry_fields,
 )
+from signoff.engine.audit_export import ExportRow
 from signoff.engine.errors import AuditRecordUnreadable
 from signoff.engine.store import appending
 from signoff.engine.store.base import ASSUMED_HEAD, AUDIT_LOCKED, StoreBase

@@ -25,7 +25,8 @@ from signoff.engine import (
     suspend_flow_run,
 )
 from signoff.engine.actors import Actor, Via
-from signoff.engine.audit import AuditAction, write_csv, write_jsonl
+from signoff.engine.audit import AuditAction
+from signoff.engine.audit_export import write_csv, write_jsonl
 from signoff.engine.input import RunInput
 from tests.support.waiting import wait_for
 

@@ -6,6 +6,7 @@ Events from any process wake the wait; the run is also looked at again every
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -15,10 +16,11 @@ import click
 
 from signoff.bot.cli.render import dump_json, state_line
 from signoff.bot.cli.times import Seconds
-from signoff.engine import Engine, Event, Pause, PauseStatus, Run, RunState
+from signoff.engine import Engine, Event, Pause, PauseStatus, Run, RunState, StoreError
 
 __all__ = [
     "NO_WORKER_SECONDS",
+    "OUTAGE_SECONDS",
     "RECHECK_SECONDS",
     "TIMED_OUT",
     "UNSUCCESSFUL",
@@ -35,6 +37,11 @@ __all__ = [
 RECHECK_SECONDS = 1.0
 #: How long a queued run may sit untaken before the wait says that no worker took it.
 NO_WORKER_SECONDS = 5.0
+#: How long a wait keeps trying while the database does not answer (a restart, a
+#: failover) before it gives up with the database's error.
+OUTAGE_SECONDS = 60.0
+
+logger = logging.getLogger(__name__)
 
 Until = Literal["paused", "finished"]
 
@@ -96,11 +103,31 @@ def wait_for_run(
     watch = RunWatch(run_id)
     engine.add_observer(watch)
     queued_since: float | None = None
+    failing_since: float | None = None
     told = False
     try:
         while True:
             watch.changed.clear()  # before reading, so an event during the read is kept
-            run = engine.get_run(run_id)
+            try:
+                run = engine.get_run(run_id)
+            except StoreError as exc:
+                # A pipeline's wait should outlast a database restart, not fail on it.
+                now = time.monotonic()
+                if failing_since is None:
+                    failing_since = now
+                    logger.warning(
+                        "could not read the run; trying again for up to %g s: %s",
+                        OUTAGE_SECONDS,
+                        exc,
+                        extra={"action": "wait_read_failed", "run_id": run_id},
+                    )
+                if now - failing_since >= OUTAGE_SECONDS or (
+                    deadline is not None and now >= deadline
+                ):
+                    raise
+                watch.changed.wait(RECHECK_SECONDS)
+                continue
+            failing_since = None
             if _reached(run, until) or (deadline is not None and time.monotonic() >= deadline):
                 return run
             if run.state is RunState.SCHEDULED:

@@ -16,7 +16,11 @@ from sqlalchemy.engine import make_url
 
 from signoff.engine import Engine, EngineSettings, RunState
 from tests.cli.in_process import run_cli
-from tests.engine.test_reconnect import drop_connections, pg_url  # noqa: F401 - a fixture
+from tests.engine.test_reconnect import (  # noqa: F401 - pg_url is a fixture
+    drop_connections,
+    pg_url,
+    refuse_connections,
+)
 from tests.support.waiting import wait_for
 
 COMMANDS = [
@@ -74,7 +78,7 @@ def test_runs_wait_logs_a_lost_listen_connection_as_configured(pg_url: str) -> N
         text=True,
     )
     try:
-        wait_for(lambda: listening(pg_url), timeout=30, what="runs wait to LISTEN")
+        wait_for(lambda: listening(pg_url), timeout=30, what="runs wait to read the run")
         drop_connections(pg_url)
         assert waiting.stderr is not None
         lost = None
@@ -91,10 +95,57 @@ def test_runs_wait_logs_a_lost_listen_connection_as_configured(pg_url: str) -> N
 
 
 def listening(url: str) -> bool:
+    """Whether 'runs wait' has started waiting: it LISTENs, and has read the run (it is
+    past opening the database, whose failure would end it at once, as it should)."""
     parsed = make_url(url)
     with psycopg.connect(f"host=127.0.0.1 port={parsed.port} user=postgres") as admin:
         found = admin.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND query LIKE 'LISTEN%%'",
+            "SELECT bool_or(query LIKE 'LISTEN%%'), bool_or(query LIKE 'SELECT runs.id%%') "
+            "FROM pg_stat_activity WHERE datname = %s",
             [parsed.database],
         ).fetchone()
-    return found is not None and found[0] > 0
+    return found is not None and bool(found[0]) and bool(found[1])
+
+
+def test_runs_wait_outlasts_a_database_outage(pg_url: str) -> None:  # noqa: F811
+    """A deploy pipeline's 'runs wait' failed on the first read that met the outage."""
+    engine = Engine(EngineSettings.load(database_url=pg_url))
+    try:
+        run = engine.store.create_run(
+            "b" * 32, "deploy", None, b"", {}, RunState.SCHEDULED, None, "ada"
+        )
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SIGNOFF_")}
+        env.update(SIGNOFF_DATABASE_URL=pg_url, SIGNOFF_LOG_FORMAT="json")
+        waiting = subprocess.Popen(
+            [sys.executable, "-m", "signoff.bot.cli", "runs", "wait", run.id, "--timeout", "60"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            wait_for(lambda: listening(pg_url), timeout=30, what="runs wait to read the run")
+            refuse_connections(pg_url, True)
+            assert waiting.stderr is not None
+            read_failed = None
+            for line in waiting.stderr:
+                record = json.loads(line)
+                if record["action"] == "wait_read_failed":
+                    read_failed = record
+                    break
+            assert read_failed is not None and read_failed["level"] == "WARNING"
+            refuse_connections(pg_url, False)
+            assert engine.store.transition(
+                run.id, RunState.COMPLETED, "Completed", expect=(RunState.SCHEDULED,)
+            )
+            engine.notify()
+            out, _ = waiting.communicate(timeout=30)
+        finally:
+            refuse_connections(pg_url, False)
+            if waiting.poll() is None:
+                waiting.terminate()
+                waiting.wait(30)
+    finally:
+        engine.close()
+    assert waiting.returncode == 0
+    assert out.startswith(f"{run.id} completed")

@@ -135,8 +135,9 @@ class Driver(ABC):
     ) -> AppResponse:
         """Run ``/command text`` as ``user`` in ``channel`` (default: the workspace's #general).
 
-        A non-empty answer is shown like Slack does: ephemeral to the user, or in the channel
-        for ``{"response_type": "in_channel"}``.
+        ``text`` is what the user types; like Slack, the sandbox sends its ``&``, ``<`` and
+        ``>`` as ``&amp;``, ``&lt;`` and ``&gt;``. A non-empty answer is shown like Slack
+        does: ephemeral to the user, or in the channel for ``{"response_type": "in_channel"}``.
         """
         ws = self.workspace
         who = self._user(user)
@@ -156,7 +157,8 @@ class Driver(ABC):
             "user_id": who.id,
             "user_name": who.name,
             "command": command,
-            "text": text,
+            # As Slack does: these three arrive escaped, whatever the command's should_escape.
+            "text": text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"),
             "api_app_id": ws.app_id,
             "is_enterprise_install": "false",
             "response_url": self._response_url(ws.issue_response_url(who.id, channel_id)),

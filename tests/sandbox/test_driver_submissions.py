@@ -292,5 +292,6 @@ def test_app_home_opened_event(slack_sandbox, driver, tiny_app):
 
 
 def test_slash_command_form_is_plain_form_not_payload(driver, tiny_app):
-    driver.slash_command("alice", "/runs", "a b&c")
-    assert parse_qs(tiny_app.last.raw.decode())["text"] == ["a b&c"]
+    driver.slash_command("alice", "/runs", "a b&c <d>")
+    # Slack escapes these three in a command's text; the app gets them so.
+    assert parse_qs(tiny_app.last.raw.decode())["text"] == ["a b&amp;c &lt;d&gt;"]

@@ -234,7 +234,9 @@ def _walk_object(
         reason = "a free-form mapping (dict, additionalProperties) has no fixed fields to ask for"
         raise UnsupportedField(prefix, reason)
     required = set(obj.node.get("required", ()))
-    # A nested model's own default ({"city": "Oslo"}) is where its fields' defaults live.
+    # A nested model's own default ({"city": "Oslo", "zip": "0150"}), an instance given as
+    # the field's default or by with_initial_data, holds the values its fields start from;
+    # they win over the fields' own defaults (zip: None), as they do in the model.
     defaults = obj.node.get("default")
     for name, prop in properties.items():
         path = f"{prefix}.{name}" if prefix else name
@@ -242,7 +244,7 @@ def _walk_object(
             raise UnsupportedField(path, "its name contains '.' or its path is over 255 characters")
         resolved = _resolve(prop, root, path, obj.refs)
         node = dict(resolved.node)
-        if isinstance(defaults, Mapping) and name in defaults and "default" not in prop:
+        if isinstance(defaults, Mapping) and name in defaults:
             node["default"] = defaults[name]
         title = str(prop.get("title") or "").strip()
         label = title or " ".join(w.capitalize() for w in name.split("_") if w)

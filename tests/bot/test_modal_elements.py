@@ -373,3 +373,19 @@ def test_nested_models_are_flattened_under_headings() -> None:
     )
     assert filled.billing == Address(city="Tromsø")
     assert filled.gift == Address(city="Paris", zip_code="75001")
+
+
+class Parcel(BaseModel):
+    gift: Address = Address(city="Oslo", zip_code="0150")
+    billing: Address | None = Address(city="Bergen", zip_code="5003")
+
+
+def test_a_nested_models_default_fills_in_its_fields_over_their_own_defaults() -> None:
+    """A model's default (or ``with_initial_data``'s) is an instance: its values are what
+    the form shows, down to fields that have defaults of their own (``zip_code=None``)."""
+    view = view_for(Parcel)
+    assert element(view, "gift.zip_code")["initial_value"] == "0150"
+    assert element(view, "billing.city")["initial_value"] == "Bergen"
+    assert element(view, "billing.zip_code")["initial_value"] == "5003"
+    assert roundtrip(Parcel, {}) == Parcel()
+    assert roundtrip(Parcel, {"gift.zip_code": None}).gift == Address(city="Oslo")

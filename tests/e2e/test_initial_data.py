@@ -30,6 +30,16 @@ class Order(RunInput):
     reason: str
 
 
+class Contact(pydantic.BaseModel):
+    city: str
+    postcode: str | None = None
+    floor: int = 1
+
+
+class Delivery(RunInput):
+    contact: Contact | None = None
+
+
 @flow(name="initial-shipping")
 def shipping(address: dict[str, Any]) -> str:
     answer = pause_flow_run(wait_for_input=Shipping.with_initial_data(address=address))
@@ -41,6 +51,13 @@ def order(quantity: int) -> str:
     model = Order.with_initial_data(quantity=quantity, reason="looks fine")
     answer = pause_flow_run(wait_for_input=model)
     return f"{answer.quantity} {answer.reason}"
+
+
+@flow(name="initial-delivery")
+def delivery() -> str:
+    start = Contact(city="Oslo", postcode="0150", floor=3)
+    answer = pause_flow_run(wait_for_input=Delivery.with_initial_data(contact=start))
+    return repr(answer.contact)
 
 
 def _open_form(bot: Any, run_id: str) -> dict[str, Any]:
@@ -106,3 +123,16 @@ def test_a_required_field_stays_required_when_prefilled(engine: Engine, quantity
         done = _finished(engine, run.id)
         assert (done.state, done.result) == (RunState.COMPLETED, "'3 ship'")
         assert "Answer recorded" in json.dumps(bot.outcome("bob").view)
+
+
+def test_every_value_of_a_prefilled_nested_model_shows_and_comes_back(engine: Engine) -> None:
+    """The instance given to with_initial_data fills in its fields that have defaults of
+    their own (postcode=None, floor=1) too, and reaches the flow as it was given."""
+    with running_bot(engine=engine) as bot:
+        run = engine.submit("initial-delivery", {})
+        inputs = _open_form(bot, run.id)
+        assert inputs["field:contact.postcode"]["element"]["initial_value"] == "0150"
+        assert inputs["field:contact.floor"]["element"]["initial_value"] == "3"
+        assert bot.driver.submit("bob", {}).status == 200  # as prefilled
+        done = _finished(engine, run.id)
+        assert done.result == repr(repr(Contact(city="Oslo", postcode="0150", floor=3)))

@@ -16,6 +16,8 @@ Schema and pydantic differ, pydantic-core itself decides:
   zone rules (``x-signoff-temporal``) through pydantic-core;
 - ``Decimal``: its bounds, digits and places (``x-signoff-decimal``) apply whichever
   ``anyOf`` branch (number or digit string) the value took.
+- ``multipleOf`` on a float: pydantic's tolerance (a remainder within a billionth of the
+  step), so that ``0.3`` is a multiple of ``0.1`` as it is to the model.
 
 Not checked here, so only the model refuses them (after the answer is stored): strict mode
 (``StrictInt``, ``strict=True``), keys of a ``dict`` that are not text, ``Json[...]``,
@@ -157,6 +159,29 @@ def _pattern(validator: Validator, pattern: str, instance: Any, schema: Any) -> 
         yield SchemaError(f"{instance!r} does not match {pattern!r}")
 
 
+@functools.lru_cache(maxsize=64)
+def _float_multiple(step: float) -> SchemaValidator:
+    return SchemaValidator(core_schema.float_schema(multiple_of=step))
+
+
+def _multiple_of(validator: Validator, step: Any, instance: Any, schema: Any) -> Iterator[Any]:
+    numbers = (instance, step)
+    if any(isinstance(n, bool) or not isinstance(n, int | float) for n in numbers):
+        return  # the type check reports it
+    if isinstance(instance, int) and isinstance(step, int):
+        failed = step != 0 and instance % step != 0  # whole numbers: exact, in both
+    else:
+        # pydantic lets a float be off by a billionth of the step (0.3 is a multiple of
+        # 0.1 to a float field); JSON Schema's exact quotient would refuse it.
+        try:
+            _float_multiple(float(step)).validate_python(float(instance))
+            failed = False
+        except (pydantic.ValidationError, OverflowError):
+            failed = True
+    if failed:
+        yield SchemaError(f"{instance!r} is not a multiple of {step!r}")
+
+
 def _plain(schema: core_schema.CoreSchema) -> Callable[[Any], Any]:
     return SchemaValidator(schema).validate_python
 
@@ -289,6 +314,7 @@ _InputValidator: Any = extend(  # type: ignore[no-untyped-call]
     {
         "pattern": _pattern,
         "format": _format,
+        "multipleOf": _multiple_of,
         "x-signoff-decimal": _decimal,
         "x-signoff-temporal": temporal_errors,
     },

@@ -106,6 +106,13 @@ CORPUS: list[tuple[str, Any, list[Any], list[Any]]] = [
         [0, -1, 1.51, None],
     ),
     (
+        "float multiple",
+        Annotated[float, Field(multiple_of=0.1)],
+        [0.3, 0.7, 2.3, 1, 0, -0.3, 1e20],
+        [0.25, 0.05, 0.31, 123456789.1],
+    ),
+    ("float multiple of a whole step", Annotated[float, Field(multiple_of=5)], [10, 15.0], [12.5]),
+    (
         "decimal bounds",
         Annotated[Decimal, Field(ge=0, le=1000)],
         ["0", "12.50", "1000", 12.5, 0, 1000],

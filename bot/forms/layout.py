@@ -103,6 +103,9 @@ class InputField:
     minimum: Decimal | None = None
     maximum: Decimal | None = None
     max_items: int | None = None
+    #: a datetime's answer has no time zone (``NaiveDatetime``: the schema's
+    #: ``x-signoff-temporal`` says ``tz_constraint: naive``)
+    naive: bool = False
 
     @property
     def always_answered(self) -> bool:
@@ -298,7 +301,9 @@ def _classify(
         if fmt in _REFUSED_FORMATS:
             raise UnsupportedField(path, _REFUSED_FORMATS[fmt])
         if fmt in _DATE_KINDS:
-            return {"kind": _DATE_KINDS[fmt]}
+            rules = node.get("x-signoff-temporal")
+            naive = isinstance(rules, Mapping) and rules.get("tz_constraint") == "naive"
+            return {"kind": _DATE_KINDS[fmt], "naive": naive}
         if fmt in ("email", "uri", "iri"):
             return {"kind": "email" if fmt == "email" else "url"}
         max_length = node.get("maxLength")

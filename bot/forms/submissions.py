@@ -16,7 +16,8 @@ choice(s)        the option's JSON value (``3`` stays an int); choices always se
 date             ``"YYYY-MM-DD"``
 time             ``"HH:MM:00"``: ISO 8601 without a zone, which pydantic reads as a naive
                  ``time`` in the person's own clock
-datetime         ``"YYYY-MM-DDTHH:MM:SSZ"``, UTC
+datetime         ``"YYYY-MM-DDTHH:MM:SSZ"``, UTC; without the ``Z`` for a ``NaiveDatetime``,
+                 which refuses a zone
 user(s)          ``"U…"`` ids; channel(s) ``"C…"``/``"G…"``/``"D…"`` ids; lists always sent
 ===============  ===========================================================================
 
@@ -187,6 +188,8 @@ def _read(entry: InputField, state: Mapping[str, Any]) -> Any:
         except (TypeError, ValueError, OverflowError, OSError):
             # Slack's picker sends seconds since 1970; nothing else is a moment.
             raise _Unparsable("Choose a date and time between the years 1 and 9999") from None
+        if entry.naive:
+            return moment.replace(tzinfo=None).isoformat()
         return moment.isoformat().replace("+00:00", "Z")
     return str(value)
 

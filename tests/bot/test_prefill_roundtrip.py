@@ -17,7 +17,7 @@ from typing import Literal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, NaiveDatetime
 
 from signoff.bot.forms.modals import build_input_view
 from signoff.bot.forms.submissions import parse_submission
@@ -52,6 +52,7 @@ class Release(BaseModel):
     day: dt.date
     at: dt.time = dt.time(9, 30)
     when: dt.datetime | None = None
+    local: NaiveDatetime | None = None
     owner: SlackUser
     room: SlackChannel | None = None
     reviewers: SlackUsers = []
@@ -93,6 +94,7 @@ releases = st.builds(
     # a time picker holds hours and minutes
     at=st.times().map(lambda t: t.replace(second=0, microsecond=0)),
     when=st.none() | _MOMENT,
+    local=st.none() | _MOMENT.map(lambda moment: moment.replace(tzinfo=None)),
     owner=_USER,
     room=st.none() | _CHANNEL,
     reviewers=st.lists(_USER, max_size=4, unique=True),

@@ -5,9 +5,11 @@ from typing import Any
 
 import pytest
 from jsonschema import Draft202012Validator
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, NaiveDatetime, ValidationError
 
 from signoff.bot.forms.submissions import errors_for_view, parse_submission
+from signoff.engine import schema_errors
+from signoff.engine.input_schema import input_schema
 from tests.bot.slack_answers import slack_state, view_for
 from tests.bot.test_modal_elements import (
     Address,
@@ -151,6 +153,24 @@ def test_times_and_datetimes_are_iso_strings() -> None:
         {},
     )
     assert Window.model_validate(data).starts == dt.datetime(2025, 1, 31, 13, 30, tzinfo=dt.UTC)
+
+
+class Shift(BaseModel):
+    starts: NaiveDatetime
+    ends: NaiveDatetime | None = None
+
+
+def test_a_naive_datetime_is_answered_in_utc_without_a_zone() -> None:
+    """Slack's picker gives a moment, which datetimes take in UTC; a ``NaiveDatetime``
+    refuses a zone, so it gets the same UTC time without one (every answer was refused)."""
+    schema = input_schema(Shift)  # what a pause stores, with the model's time zone rule
+    state = {
+        "field:starts": {"value": {"type": "datetimepicker", "selected_date_time": 1738330200}}
+    }
+    data, errors = parse_submission(schema, state)
+    assert (data, errors) == ({"starts": "2025-01-31T13:30:00"}, {})
+    assert schema_errors(schema, data) == {}
+    assert Shift.model_validate(data) == Shift(starts=dt.datetime(2025, 1, 31, 13, 30))
 
 
 class Invoice(BaseModel):

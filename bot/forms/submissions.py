@@ -21,8 +21,8 @@ datetime         ``"YYYY-MM-DDTHH:MM:SSZ"``, UTC; without the ``Z`` for a ``Naiv
 user(s)          ``"U…"`` ids; channel(s) ``"C…"``/``"G…"``/``"D…"`` ids; lists always sent
 ===============  ===========================================================================
 
-"No answer" leaves the key out so the model's default applies, except that a required
-nullable field becomes ``None``. A nested model that may be absent (not required, or
+"No answer" leaves the key out so the model's default applies, except that a nullable
+field becomes ``None`` when it is required or its default (shown in the form) is not None. A nested model that may be absent (not required, or
 ``Optional``) is left out (or ``None``) when none of its fields were answered.
 """
 
@@ -99,7 +99,10 @@ def parse_submission(
             # does not count as filling a group in.
             if value is not False and value not in ([], entry.default):
                 answered.add(entry.path)
-        elif entry.in_required and entry.nullable:
+        elif entry.nullable and (entry.in_required or entry.default is not None):
+            # Left empty, where the model takes None: a required field gets it, and so does
+            # one whose default the form showed (the person emptied the box, and must not
+            # get the value they took out).
             values[entry.path] = None
     # Deepest groups first, so an unanswered inner model is settled before its parent.
     for group in sorted(

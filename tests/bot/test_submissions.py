@@ -9,8 +9,9 @@ from pydantic import BaseModel, Field, NaiveDatetime, ValidationError
 
 from signoff.bot.forms.submissions import errors_for_view, parse_submission
 from signoff.engine import schema_errors
+from signoff.engine.input import RunInput
 from signoff.engine.input_schema import input_schema
-from tests.bot.slack_answers import slack_state, view_for
+from tests.bot.slack_answers import element, slack_state, view_for
 from tests.bot.test_modal_elements import (
     Address,
     Approval,
@@ -153,6 +154,29 @@ def test_times_and_datetimes_are_iso_strings() -> None:
         {},
     )
     assert Window.model_validate(data).starts == dt.datetime(2025, 1, 31, 13, 30, tzinfo=dt.UTC)
+
+
+class Review(RunInput):
+    note: str | None = None
+    score: int | None = Field(default=None, ge=1, le=5)
+
+
+def test_emptying_a_prefilled_optional_input_answers_none_not_the_prefill() -> None:
+    """The person saw the box empty when they submitted; the model has a value for that
+    (None), so the prefill must not come back in its place."""
+    model = Review.with_initial_data(note="LGTM", score=4)
+    schema = input_schema(model)
+    view = view_for(model)
+    assert (element(view, "note")["initial_value"], element(view, "score")["initial_value"]) == (
+        "LGTM",
+        "4",
+    )
+    data, errors = parse_submission(schema, slack_state(view, {"note": None, "score": None}))
+    assert (data, errors) == ({"note": None, "score": None}, {})
+    assert schema_errors(schema, data) == {}
+    assert model.model_validate(data).model_dump() == {"note": None, "score": None}
+    untouched, _ = parse_submission(schema, slack_state(view, {}))
+    assert model.model_validate(untouched).model_dump() == {"note": "LGTM", "score": 4}
 
 
 class Shift(BaseModel):

@@ -49,6 +49,8 @@ MAX_OPTIONS = 100
 MAX_RADIO = 5
 MAX_CHECKBOXES = 10
 MAX_TEXT = 3000
+#: the longest text of an option (and of a button)
+_LABEL = 75
 _DATE_KINDS = {"date": "date", "time": "time", "date-time": "datetime"}
 _REFUSED_FORMATS = {
     "binary": "bytes cannot be typed into a Slack text box",
@@ -378,24 +380,52 @@ def choice_labels(values: Sequence[Any]) -> list[str]:
     Args:
         values: The field's choices, as the model's JSON schema lists them.
 
+    Values longer than a label that read alike up to its end keep their ends too
+    (``Restart … engineer: primary``); failing that, they are numbered (``2. …``).
+
     Returns:
         One label per value, at most 75 characters (Slack's limit for an option's text).
     """
     labels = [_humanise(value) for value in values]
     if len(set(labels)) < len(labels):
-        return [_as_written(value) for value in values]
+        labels = [_as_written(value) for value in values]
+    for distinct in (_with_ends, _numbered):
+        if len(set(labels)) == len(labels):
+            break
+        alike = {label for label in labels if labels.count(label) > 1}
+        labels = [
+            distinct(index, value) if label in alike else label
+            for index, (value, label) in enumerate(zip(values, labels, strict=True))
+        ]
     return labels
 
 
 def _humanise(value: Any) -> str:
     if isinstance(value, str) and re.fullmatch(r"[a-z0-9]+(?:[_-][a-z0-9]+)*", value):
         text = re.sub(r"[_-]", " ", value)
-        return clip(text[0].upper() + text[1:], 75)
+        return clip(text[0].upper() + text[1:], _LABEL)
     return _as_written(value)
 
 
+def _written(value: Any) -> str:
+    return value if isinstance(value, str) and value else json.dumps(value)
+
+
 def _as_written(value: Any) -> str:
-    return clip(value if isinstance(value, str) and value else json.dumps(value), 75)
+    return clip(_written(value), _LABEL)
+
+
+def _with_ends(index: int, value: Any) -> str:
+    text = _written(value)
+    if len(text) <= _LABEL:
+        return text
+    head = (_LABEL - 1) // 2
+    return f"{text[:head].rstrip()}…{text[-(_LABEL - 1 - head) :].lstrip()}"
+
+
+def _numbered(index: int, value: Any) -> str:
+    number = f"{index + 1}. "
+    return number + clip(_written(value), _LABEL - len(number))
 
 
 def _bounds(node: Mapping[str, Any], *, integer: bool) -> dict[str, Decimal | None]:

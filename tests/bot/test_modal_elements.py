@@ -246,6 +246,32 @@ def test_choices_that_would_read_alike_read_as_their_values() -> None:
     assert result == Lookalikes(verdict="Approve", env="eu-west", tags=["high_risk"])
 
 
+class Runbook(enum.Enum):
+    PRIMARY = "Restart the payment service in every region, then page the on-call engineer: primary"
+    BACKUP = "Restart the payment service in every region, then page the on-call engineer: backup"
+    EAST = f"{'x' * 80}east{'y' * 40}"
+    WEST = f"{'x' * 80}west{'y' * 40}"
+
+
+class LongChoices(BaseModel):
+    step: Runbook
+    steps: list[Runbook] = []
+
+
+def test_long_choices_alike_in_their_first_75_characters_still_read_apart() -> None:
+    """An option's text holds 75 characters: values alike that far must not all read as
+    the same clipped text, which left the person guessing."""
+    view = view_for(LongChoices)
+    for path in ("step", "steps"):
+        texts = [o["text"]["text"] for o in element(view, path)["options"]]
+        assert len(set(texts)) == len(texts), texts
+        assert all(len(text) <= 75 for text in texts)
+    texts = [o["text"]["text"] for o in element(view, "step")["options"]]
+    assert texts[0].endswith("engineer: primary") and texts[1].endswith("engineer: backup")
+    assert roundtrip(LongChoices, {"step": texts[1]}).step is Runbook.BACKUP
+    assert roundtrip(LongChoices, {"step": texts[3]}).step is Runbook.WEST
+
+
 class Tags(BaseModel):
     labels: list[Literal["bug", "feature", "docs"]] = ["bug"]
     teams: list[Literal["a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l"]] = Field(

@@ -125,7 +125,7 @@ def errors_for_view(schema: JSONSchema, field_errors: Mapping[str, str]) -> dict
     """Places validation errors on the modal's input blocks.
 
     An error for a field with its own input goes on that input; one for a list item
-    (``tags.2``) on the list's input; one for a nested model (``address``) on its first
+    (``tags.2``) on the list's input, saying which (``item 3: ...``); one for a nested model (``address``) on its first
     input; anything else (``""`` for the whole model, unknown paths) on the first input.
 
     Args:
@@ -142,10 +142,19 @@ def errors_for_view(schema: JSONSchema, field_errors: Mapping[str, str]) -> dict
     placed: dict[str, list[str]] = {}
     for path, message in field_errors.items():
         target = _target(path, paths)
-        placed.setdefault(block_id_for(target), [])
-        if message not in placed[block_id_for(target)]:
-            placed[block_id_for(target)].append(message)
+        shown = placed.setdefault(block_id_for(target), [])
+        if (said := _about_item(path, target, message)) not in shown:
+            shown.append(said)
     return {block_id: "; ".join(messages) for block_id, messages in placed.items()}
+
+
+def _about_item(path: str, target: str, message: str) -> str:
+    """``message`` about ``path``, shown on ``target``'s input: one input holds a whole
+    list, so an error about one of its items (``tags.2``) says which (``item 3: ...``)."""
+    if not path.startswith(f"{target}."):
+        return message
+    item = path.removeprefix(f"{target}.").split(".")[0]
+    return f"item {int(item) + 1}: {message}" if item.isdigit() else message
 
 
 def _target(path: str, paths: list[str]) -> str:

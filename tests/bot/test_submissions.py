@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
 from jsonschema import Draft202012Validator
@@ -245,7 +245,23 @@ def test_errors_for_view_places_every_error_on_an_input_block() -> None:
     )
     assert errors == {
         "field:size": "Too big; Order cannot ship today; Odd",
-        "field:tags": "Too long",
+        "field:tags": "item 3: Too long",
         "field:address.city": "Unknown city; Address is incomplete",
     }
     assert errors_for_view({"type": "object", "properties": {}}, {"": "x"}) == {}
+
+
+class Hosts(BaseModel):
+    names: list[Annotated[str, Field(max_length=8)]]
+
+
+def test_an_error_about_one_item_of_a_list_says_which() -> None:
+    """One input holds the whole list; without its number, the person must guess which
+    of their lines is too long."""
+    schema = input_schema(Hosts)
+    data, _ = parse_submission(
+        schema, slack_state(view_for(Hosts), {"names": "db1\nweb-frontend-1\ndb2"})
+    )
+    assert errors_for_view(schema, schema_errors(schema, data)) == {
+        "field:names": "item 2: must be at most 8 characters long"
+    }

@@ -108,6 +108,8 @@ class InputField:
     #: a datetime's answer has no time zone (``NaiveDatetime``: the schema's
     #: ``x-signoff-temporal`` says ``tz_constraint: naive``)
     naive: bool = False
+    #: a list whose repeated items count once (a ``set``: ``uniqueItems``)
+    unique: bool = False
 
     @property
     def always_answered(self) -> bool:
@@ -341,7 +343,7 @@ def _classify_array(
     if items.get("type") == "string" and items.get("x-slack") in ID_PATTERNS:
         return {"kind": f"{items['x-slack']}s", **limit}
     if items.get("type") == "string" and "format" not in items:
-        return {"kind": "lines"}
+        return {"kind": "lines", "unique": node.get("uniqueItems") is True}
     what = items.get("format") or items.get("type") or "Any"
     reason = f"lists of {what} values are not supported (only of str, Literal/Enum or Slack ids)"
     raise UnsupportedField(path, reason)

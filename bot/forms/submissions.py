@@ -7,7 +7,8 @@ What a person's answer becomes, per input kind:
 
 ===============  ===========================================================================
 text/email/url   the string; an empty box is "no answer"
-lines            list of non-blank lines, stripped; always sent (``[]`` when empty)
+lines            list of non-blank lines, stripped (once each for a set); always sent
+                 (``[]`` when empty)
 integer          ``int``; "Enter a whole number" if the text is not one
 number           ``int`` when whole, else ``float``
 decimal          a plain digit string (``"12.50"``), so no precision is lost
@@ -173,7 +174,10 @@ def _read(entry: InputField, state: Mapping[str, Any]) -> Any:
         return state.get("value") or None
     if kind == "lines":
         text = state.get("value") or ""
-        return [line.strip() for line in text.splitlines() if line.strip()]
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        # A set takes a line typed twice once, as the model would (its schema's
+        # uniqueItems would otherwise refuse what the model accepts).
+        return list(dict.fromkeys(lines)) if entry.unique else lines
     if kind in ("integer", "number", "decimal"):
         return _number(kind, state.get("value"))
     if kind == "boolean":

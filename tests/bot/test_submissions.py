@@ -251,6 +251,22 @@ def test_errors_for_view_places_every_error_on_an_input_block() -> None:
     assert errors_for_view({"type": "object", "properties": {}}, {"": "x"}) == {}
 
 
+class Pool(BaseModel):
+    hosts: set[str] = Field(min_length=2)
+
+
+def test_a_line_repeated_in_a_set_counts_once_as_the_model_counts_it() -> None:
+    """A set takes a repeated item once; the form must not refuse what the model takes."""
+    schema = input_schema(Pool)
+    view = view_for(Pool)
+    data, errors = parse_submission(schema, slack_state(view, {"hosts": "db1\ndb2\n db1"}))
+    assert (data, errors) == ({"hosts": ["db1", "db2"]}, {})
+    assert schema_errors(schema, data) == {}
+    assert Pool.model_validate(data) == Pool(hosts={"db1", "db2"})
+    data, _ = parse_submission(schema, slack_state(view, {"hosts": "db1\ndb1"}))
+    assert list(schema_errors(schema, data)) == ["hosts"]  # one host, where two are needed
+
+
 class Hosts(BaseModel):
     names: list[Annotated[str, Field(max_length=8)]]
 

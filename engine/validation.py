@@ -129,12 +129,27 @@ def _describe(error: SchemaError) -> tuple[str, str]:
         "minItems": lambda: f"needs at least {expected} items",
         "maxItems": lambda: f"takes at most {expected} items",
         "pattern": lambda: f"must match the pattern {expected}",
-        "format": lambda: f"must be {_FORMAT_WORDS.get(str(expected), str(expected))}",
+        "format": lambda: _format_words(error),
         "multipleOf": lambda: f"must be a multiple of {expected}",
         "uniqueItems": lambda: "must not repeat items",
     }
     describe = messages.get(str(kind))
     return path, describe() if describe else error.message
+
+
+def _format_words(error: SchemaError) -> str:
+    """What a value of the error's ``format`` must be; for a URL of a scheme its field
+    does not take (``ftp://...`` for an ``HttpUrl``), which schemes it takes."""
+    fmt = str(error.validator_value)
+    words = f"must be {_FORMAT_WORDS.get(fmt, fmt)}"
+    rules = error.schema.get("x-signoff-url") if isinstance(error.schema, Mapping) else None
+    schemes = rules.get("allowed_schemes") if isinstance(rules, Mapping) else None
+    typed = error.instance if isinstance(error.instance, str) else ""
+    if not isinstance(schemes, list) or not schemes or fmt not in _URL_SCHEMAS:
+        return words
+    if any(typed.lower().startswith(f"{scheme}:") for scheme in schemes):
+        return words  # of a scheme it takes, and still not a URL it takes ("https://")
+    return f"{words} starting with " + " or ".join(f"{scheme}://" for scheme in schemes)
 
 
 @functools.lru_cache(maxsize=256)

@@ -59,8 +59,9 @@ GOOD = {
     ("field", "value", "message"),
     [
         ("buyer", "ada@", "must be an email address"),
-        ("quote", "not a url", "must be a URL"),
-        ("quote", "ftp://quotes.example.com", "must be a URL"),
+        ("quote", "not a url", "must be a URL starting with http:// or https://"),
+        # A URL all the same: the message says which ones the field takes.
+        ("quote", "ftp://quotes.example.com", "must be a URL starting with http:// or https://"),
         ("docs", "not a url", "must be a URL"),
         ("amount", "-3", "must be at least 0"),
         ("amount", "1000.01", "must be at most 1000"),

@@ -312,10 +312,15 @@ def test_messages_name_what_was_wrong() -> None:
     assert schema_errors(schema, bad) == {
         "amount": "must be at least 0",
         "code": "must match the pattern ^[A-Z]{3}$",
-        "link": "must be a URL",
+        "link": "must be a URL starting with http:// or https://",
         "owner": "must be an email address",
     }
     assert schema_errors(schema, {**bad, "amount": "1000.01"})["amount"] == "must be at most 1000"
+    # A URL of a scheme the field does not take is a URL: say which schemes it takes.
+    assert schema_errors(schema, {**bad, "link": "ftp://example.com"})["link"] == (
+        "must be a URL starting with http:// or https://"
+    )
+    assert schema_errors(schema, {**bad, "link": "https://"})["link"] == "must be a URL"
 
 
 def test_messages_of_the_rules_of_addresses_dates_and_times_read_well() -> None:

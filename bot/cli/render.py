@@ -172,15 +172,28 @@ def _pause_lines(pause: Pause) -> list[str]:
     ]
     if pause.approvers:
         fields.append(("approvers", ", ".join(pause.approvers)))
-    if pause.responder is not None or pause.answered_at is not None:
-        fields.append(
+    if pause.quorum > 1 or len(pause.answers) > 1:
+        # Each answer with who gave it, when and from where: the pause's responder is only
+        # the last of them, and its response the list of their inputs.
+        fields.append(("answers", f"{len(pause.answers)} of {pause.quorum}"))
+        fields += [
             (
-                "answered",
-                f"by {pause.responder or '(anonymous)'} at {format_time(pause.answered_at)}",
+                f"answer {n}",
+                f"by {a.responder or '(anonymous)'} via {a.via or '-'} at {format_time(a.at)}: "
+                + _compact(a.input),
             )
-        )
-    if pause.response is not None:
-        fields.append(("response", _compact(pause.response)))
+            for n, a in enumerate(pause.answers, 1)
+        ]
+    else:
+        if pause.responder is not None or pause.answered_at is not None:
+            fields.append(
+                (
+                    "answered",
+                    f"by {pause.responder or '(anonymous)'} at {format_time(pause.answered_at)}",
+                )
+            )
+        if pause.response is not None:
+            fields.append(("response", _compact(pause.response)))
     fields += [(f"error {k or '(input)'}", v) for k, v in pause.errors.items()]
     return [head, *(f"  {line}" for line in _fields(fields))]
 

@@ -138,6 +138,14 @@ def show_text(backend: Backend, run_id: str) -> str:
             if pause.responder or pause.response
             else ""
         )
+        if pause.quorum > 1 or len(pause.answers) > 1:
+            # Each answer with who gave it: the pause's responder is only the last of them.
+            given = [
+                f"{messages.who(a.responder)}: `{messages.json_text(a.input, 150)}`"
+                for a in pause.answers
+            ]
+            answer = f", {len(pause.answers)} of {pause.quorum} answers"
+            answer += f" ({'; '.join(given)})" if given else ""
         problems = "; ".join(f"{k}: {v}" for k, v in pause.errors.items())
         rejected = f" — rejected: {escape_mrkdwn(clip(problems, 500))}" if problems else ""
         lines.append(f"*Input* `{pause.key}` {pause.status.value}{answer}{rejected}")

@@ -20,7 +20,7 @@ from signoff.bot.forms.mrkdwn import escape_mrkdwn
 from signoff.bot.slack import ids
 from signoff.bot.slack.approvers import refusal_text, slack_actor
 from signoff.bot.slack.form_schemas import FormSchemas, carried
-from signoff.bot.slack.messages import who
+from signoff.bot.slack.messages import responders_text
 from signoff.bot.slack.payloads import BlockActions
 from signoff.bot.slack.sealing import MAX_METADATA, Sealer
 
@@ -61,11 +61,11 @@ def stale_reason(backend: Backend, run: Run, key: str | None) -> str | None:
             )
         return None
     if pause.status in (PauseStatus.ANSWERED, PauseStatus.ACCEPTED):
-        return f"This input was already answered by {who(pause.responder)}."
+        return f"This input was already answered by {responders_text(pause)}."
     if pause.status is PauseStatus.REJECTED:
         return (
-            f"This input was already answered by {who(pause.responder)}, and the answer was "
-            "not accepted. If the run asks again, use the newest prompt in its thread."
+            f"This input was already answered by {responders_text(pause)}, and the answer "
+            "was not accepted. If the run asks again, use the newest prompt in its thread."
         )
     if pause.status is PauseStatus.TIMED_OUT:
         return "Nobody answered in time, so this input is closed."

@@ -248,13 +248,32 @@ def closed_prompt_blocks(run: Run, pause: Pause, outcome: str) -> list[Block]:
     return blocks
 
 
+def responders_text(pause: Pause) -> str:
+    """Who answered ``pause``, as mentions: each person a quorum counted, in the order they
+    answered (the pause's ``responder`` is only the last of them), and whose "no" ended it
+    early when one did."""
+    if pause.quorum <= 1 and len(pause.answers) <= 1:
+        return who(pause.responder)
+    named = pause.answered_by or ((pause.responder,) if pause.responder else ())
+    text = ", ".join(who(r) for r in named) or who(None)
+    last = pause.answers[-1] if pause.answers else None
+    if (
+        pause.veto
+        and last is not None
+        and isinstance(last.input, Mapping)
+        and last.input.get(pause.veto) is False
+    ):
+        text += f" ({who(last.responder)} vetoed it)"
+    return text
+
+
 def pause_outcome(pause: Pause) -> str:
     """One line on where a request for input stands, naming who answered it."""
     status = pause.status
     if status in (PauseStatus.ANSWERED, PauseStatus.ACCEPTED):
-        return f":white_check_mark: Answered by {who(pause.responder)}"
+        return f":white_check_mark: Answered by {responders_text(pause)}"
     if status is PauseStatus.REJECTED:
-        return f":warning: Answer from {who(pause.responder)} was rejected (see the thread)"
+        return f":warning: Answer from {responders_text(pause)} was rejected (see the thread)"
     if status is PauseStatus.TIMED_OUT:
         return ":alarm_clock: Nobody answered in time"
     if status is PauseStatus.WAITING:

@@ -25,6 +25,11 @@ def audit_cli() -> bool:
     return pause_flow_run(Go, timeout=30).approved
 
 
+@flow(name="audit-cli-quorum", approvers=["alice", "bob", "carol"])
+def audit_cli_quorum() -> int:
+    return len(pause_flow_run(Go, timeout=30, quorum=2))
+
+
 @flow(name="audit-cli-other")
 def audit_cli_other() -> None:
     return None
@@ -57,6 +62,41 @@ def test_cli_acts_as_a_named_operator_and_shows_the_trail(
     code, out, _ = invoke(database_url, "runs", "show", run_id[:8], "--json")
     actions = [r["action"] for r in json.loads(out)["audit"]]
     assert actions[-3:] == ["refused", "answer.received", "answer.accepted"]
+
+
+def test_runs_show_gives_each_answer_of_a_quorum_with_who_gave_it(
+    engine: Engine, database_url: str
+) -> None:
+    box = run_in_thread(audit_cli_quorum)
+    run_id = waiting_run(engine, "audit-cli-quorum")
+    for who, approved in (("bob", "true"), ("carol", "false")):
+        code, out, err = invoke(
+            database_url,
+            "runs",
+            "resume",
+            run_id,
+            "--input",
+            f'{{"approved": {approved}}}',
+            "--as",
+            who,
+        )
+        assert code == 0, err
+    box["thread"].join(10)
+    assert box["result"] == 2
+    code, out, _ = invoke(database_url, "runs", "show", run_id[:8])
+    assert code == 0
+    pauses = out.split("Pauses", 1)[1].split("Logs", 1)[0]
+    fields = {
+        name: value.strip()
+        for name, value in (line.strip().split("  ", 1) for line in pauses.splitlines()[2:] if line)
+    }
+    # Not "answered by carol" with both inputs as her response: each person's own answer.
+    assert "answered" not in fields and "response" not in fields
+    assert fields["answers"] == "2 of 2"
+    assert fields["answer 1"].startswith("by bob via cli at ")
+    assert fields["answer 1"].endswith(': {"approved": true}')
+    assert fields["answer 2"].startswith("by carol via cli at ")
+    assert fields["answer 2"].endswith(': {"approved": false}')
 
 
 def test_verify_says_where_the_chain_breaks(engine: Engine, database_url: str) -> None:

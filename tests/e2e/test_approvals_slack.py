@@ -43,6 +43,17 @@ def sl_two() -> list[str]:
     return [str(a.responder) for a in answers]
 
 
+@flow(name="sl-two-of-three", approvers=["U0ALICE", "U0BOB", "U0CAROL"])
+def sl_two_of_three() -> list[str]:
+    answers = pause_flow_run(Go, timeout=600, quorum=2)
+    return [str(a.responder) for a in answers]
+
+
+@flow(name="sl-veto", approvers=["U0ALICE", "U0BOB", "U0CAROL"])
+def sl_veto() -> bool:
+    return pause_flow_run(Go, timeout=600, quorum=2, veto="approved").vetoed
+
+
 @flow(name="sl-dm", approvers=["U0ALICE"])
 def sl_dm() -> bool:
     answer = pause_flow_run(
@@ -136,6 +147,55 @@ def test_quorum_shows_the_count_and_refuses_the_same_person_twice(
     assert "already answered" in last_ephemeral(bot, "alice", before)
     bot.driver.click("bob", counted, action_id=f"{ids.DECIDE}:0")
     assert finished(engine, run.id).result == "['U0ALICE', 'U0BOB']"
+
+
+def test_a_quorum_is_shown_as_answered_by_everyone_it_counted(
+    engine: Engine, bot: RunningBot
+) -> None:
+    run = engine.submit("sl-two-of-three", {})
+    prompt = bot.root_message(run.id)
+    # Carol opens the form too, and is still filling it in when the quorum is reached.
+    bot.driver.click("carol", prompt, action_id=ids.PROVIDE_INPUT)
+    assert bot.slack.wait_for(lambda ws: ws.open_view("carol"), timeout=10)
+    bot.driver.click("alice", prompt, action_id=f"{ids.DECIDE}:0")
+    wait_for(lambda: engine.get_pause(run.id, "1").answered_by == ("U0ALICE",))
+    bot.driver.click("bob", prompt, action_id=f"{ids.DECIDE}:1")
+    assert finished(engine, run.id).result == "['U0ALICE', 'U0BOB']"
+    # The first message names both people, not only the one whose answer came last.
+    bot.slack.wait_for(
+        lambda ws: (
+            "Answered by <@U0ALICE>, <@U0BOB>"
+            in json.dumps(ws.channel(bot.channel).message(prompt.ts).blocks)
+        ),
+        timeout=10,
+    )
+    # So does the form sent too late, and /runs show, with each answer.
+    bot.driver.submit("carol", {"approved": True})
+    assert json.dumps(bot.outcome("carol").view["blocks"]).count(
+        "This input was already answered by <@U0ALICE>, <@U0BOB>."
+    )
+    bot.driver.slash_command("alice", "/runs", f"show {run.id}")
+    shown = bot.slack.wait_for(lambda ws: ws.ephemeral("alice")[-1], timeout=10).text
+    assert (
+        '*Input* `1` accepted, 2 of 2 answers (<@U0ALICE>: `{"approved": true}`; '
+        '<@U0BOB>: `{"approved": false}`)' in shown
+    )
+
+
+def test_a_vetoed_quorum_says_whose_no_ended_it(engine: Engine, bot: RunningBot) -> None:
+    run = engine.submit("sl-veto", {})
+    prompt = bot.root_message(run.id)
+    bot.driver.click("carol", prompt, action_id=f"{ids.DECIDE}:0")
+    wait_for(lambda: engine.get_pause(run.id, "1").answered_by == ("U0CAROL",))
+    bot.driver.click("bob", prompt, action_id=f"{ids.DECIDE}:1")
+    assert finished(engine, run.id).result == "True"
+    bot.slack.wait_for(
+        lambda ws: (
+            "Answered by <@U0CAROL>, <@U0BOB> (<@U0BOB> vetoed it)"
+            in json.dumps(ws.channel(bot.channel).message(prompt.ts).blocks)
+        ),
+        timeout=10,
+    )
 
 
 def test_cancel_button_asks_for_confirmation_and_the_rule_refuses_others(

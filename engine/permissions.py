@@ -11,7 +11,7 @@ audit trail. The rules:
   Admins do not answer by virtue of being admins: an approval is a separation of duties.
 - **cancel**: the flow's ``cancellers`` when it names some; otherwise whoever started the
   run and whoever may answer it (anyone, for a run anyone may answer). Admins always.
-- **reassign**: whoever may answer the pause, and admins.
+- **reassign**: whoever may answer the pause and has not answered it yet, and admins.
 
 Admins are a setting (``SIGNOFF_ADMINS``). Every list may name people and groups; group
 membership comes from the engine's ``GroupDirectory``.
@@ -149,6 +149,14 @@ class Permissions:
         if self.is_admin(actor):
             return None
         refused = self.answer(actor, run, pause)
+        if refused is None and actor is not None and actor.id in pause.answered_by:
+            # Their answer stays counted: handing the decision on as well would let one
+            # person choose a second of a quorum's people.
+            return Refusal(
+                f"{actor.id} already answered it; that answer counts, so there is no "
+                "decision of theirs left to hand over",
+                self.admins,
+            )
         if refused is None:
             return None
         return Refusal(

@@ -79,6 +79,8 @@ def refusal_text(action: Action, actor: Actor, run: Run | None, refusal: Refusal
     started = run is not None and actor.id == run.started_by
     if action is Action.ANSWER and started and "started a run" in refusal.reason:
         return "You started this run, so someone else has to answer it."
+    if action is Action.REASSIGN and "already answered" in refusal.reason:
+        return "You already answered this, so there is no decision of yours left to hand over."
     if "already answered" in refusal.reason:
         return "You already answered this; it needs answers from different people."
     if action is Action.ANSWER and refusal.allowed:

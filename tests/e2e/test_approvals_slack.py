@@ -175,11 +175,31 @@ def test_a_quorum_is_shown_as_answered_by_everyone_it_counted(
         "This input was already answered by <@U0ALICE>, <@U0BOB>."
     )
     bot.driver.slash_command("alice", "/runs", f"show {run.id}")
-    shown = bot.slack.wait_for(lambda ws: ws.ephemeral("alice")[-1], timeout=10).text
+    shown = bot.slack.wait_for(
+        lambda ws: next((e.text for e in ws.ephemeral("alice") if "*Input*" in e.text), None),
+        timeout=10,
+    )
     assert (
         '*Input* `1` accepted, 2 of 2 answers (<@U0ALICE>: `{"approved": true}`; '
         '<@U0BOB>: `{"approved": false}`)' in shown
     )
+
+
+def test_whoever_answered_a_quorum_is_told_they_cannot_hand_it_on(
+    engine: Engine, bot: RunningBot
+) -> None:
+    run = engine.submit("sl-two-of-three", {})
+    prompt = bot.root_message(run.id)
+    before = len(bot.slack.ephemeral("bob"))
+    bot.driver.click("bob", prompt, action_id=f"{ids.DECIDE}:0")
+    assert last_ephemeral(bot, "bob", before) == "Recorded: answer 1 of the 2 this needs."
+    before = len(bot.slack.ephemeral("bob"))
+    bot.driver.click("bob", prompt, action_id=ids.REASSIGN)
+    assert last_ephemeral(bot, "bob", before) == (
+        "You already answered this, so there is no decision of yours left to hand over."
+    )
+    assert bot.slack.open_view("bob") is None
+    assert engine.get_pause(run.id, "1").approvers == ("U0ALICE", "U0BOB", "U0CAROL")
 
 
 def test_a_vetoed_quorum_says_whose_no_ended_it(engine: Engine, bot: RunningBot) -> None:

@@ -335,6 +335,26 @@ def test_reassign_hands_the_decision_over(engine: Engine) -> None:
     assert record.actor_id == "U_ALICE" and record.data["to"] == "U_DAVE"
 
 
+def test_who_answered_a_quorum_has_no_decision_left_to_hand_over(
+    engine: Engine, make_engine
+) -> None:
+    box = run_in_thread(ap_quorum)
+    run_id = waiting_run(engine, "ap-quorum")
+    engine.resume(run_id, {"approved": True}, "U_A")
+    # U_A's answer counts; handing the pause on would let U_A pick the second person too.
+    with pytest.raises(NotAllowed, match="U_A already answered it"):
+        engine.reassign(run_id, "U_D", by="U_A")
+    assert engine.get_pause(run_id, "1").approvers == ("U_A", "U_B", "U_C")
+    refused = engine.audit_trail(run_id)[-1]
+    assert (refused.action, refused.actor_id, refused.data["to"]) == ("refused", "U_A", "U_D")
+    # Someone who has not answered yet still may, and so may an admin.
+    engine.reassign(run_id, "U_D", by="U_B")
+    make_engine(admins=["U_ROOT"]).reassign(run_id, "U_E", by="U_ROOT")
+    engine.resume(run_id, {"approved": True}, "U_D")
+    box["thread"].join(10)
+    assert box["result"] == ["U_A:True:python", "U_D:True:python"]
+
+
 def test_verify_finds_an_edited_and_a_deleted_record(engine: Engine) -> None:
     for _ in range(3):
         engine.submit("ap-guarded", started_by="U_CAROL")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -361,11 +362,23 @@ def finished_text(run: Run) -> str:
 
 
 def reminder_text(run: Run, pause: Pause) -> str:
-    """A nudge before the deadline, mentioning whoever may answer ("anyone here" if open)."""
+    """A nudge before the deadline, mentioning whoever may answer ("anyone here" if open).
+
+    A quorum's reminder says how many answers it still lacks, and does not mention the
+    people who have answered already (they cannot answer again)."""
+    answered = set(pause.answered_by)
+    remaining = tuple(a for a in pause.approvers if a not in answered)
+    if remaining and remaining != pause.approvers:
+        pause = dataclasses.replace(pause, approvers=remaining)
     allowed = approvers_text(run, pause)
+    text = f":bell: Reminder: {run_label(run)} is still waiting for input `{pause.key}`."
+    if pause.quorum > 1:
+        text += f" It has {len(pause.answers)} of the {pause.quorum} answers it needs"
+        if answered:
+            text += f" ({', '.join(who(r) for r in pause.answered_by)} answered)"
+        text += "."
     return (
-        f":bell: Reminder: {run_label(run)} is still waiting for input `{pause.key}`. "
-        f"{allowed[:1].upper()}{allowed[1:]}: please answer before {when(pause.deadline)}."
+        f"{text} {allowed[:1].upper()}{allowed[1:]}: please answer before {when(pause.deadline)}."
     )
 
 

@@ -35,6 +35,15 @@ def rm_open(timeout: float = 3600) -> str:
         return "nobody"
 
 
+class Go(RunInput):
+    approved: bool
+
+
+@flow(name="rm-quorum", approvers=["U0ALICE", "U0BOB", "S0SRE"])
+def rm_quorum() -> int:
+    return len(pause_flow_run(wait_for_input=Go, timeout=3600, quorum=2))
+
+
 @pytest.fixture
 def bot(engine: Engine) -> Iterator[RunningBot]:
     with running_bot(engine=engine) as running:
@@ -107,6 +116,21 @@ def test_remind_says_anyone_and_does_nothing_once_cancelled(
     wait_for(lambda: engine.get_pause(run.id, "1").status is PauseStatus.CANCELLED)
     assert reminders.remind(run_id=run.id, key="1") is False
     assert reminders.remind(run_id="no-such-run", key="1") is False
+
+
+def test_a_quorum_reminder_says_what_is_missing_and_spares_who_answered(
+    engine: Engine, bot: RunningBot
+) -> None:
+    run = engine.submit("rm-quorum", {})
+    root = bot.root_message(run.id)
+    wait_for(lambda: pending(engine, run.id), timeout=5)  # the prompt is recorded
+    engine.resume(run.id, {"approved": True}, "U0BOB")
+    assert reminders.remind(run_id=run.id, key="1") is True
+    [reminder] = reminders_in(bot, root.ts)
+    assert "It has 1 of the 2 answers it needs (<@U0BOB> answered)." in reminder.text
+    # Bob cannot answer again: he is not asked to.
+    assert "<@U0ALICE>, <!subteam^S0SRE>: please answer before" in reminder.text
+    assert reminder.text.count("<@U0BOB>") == 1
 
 
 def test_the_stored_job_fires_by_itself_before_the_deadline(

@@ -18,6 +18,8 @@ REASSIGN = "reassign"
 REASSIGN_VIEW = "signoff_reassign"
 #: run metadata: a direct message already sent for (pause key, user)
 DMS = "slack.dms"
+#: run metadata: pause key -> the direct prompts sent for it (channel and ts)
+DM_PROMPTS = "slack.dm_prompts"
 #: durable event consumer name under which the bot reads the backend's run changes
 CONSUMER = "slack"
 #: run metadata keys

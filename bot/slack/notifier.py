@@ -7,7 +7,8 @@ post twice. Run metadata remembers what was posted:
 
 - ``slack.thread``: the run's first message (channel and ts), the root of its thread;
 - ``slack.prompts``: pause key -> ts of the message asking for it;
-- ``slack.notes``: event id -> ts of the thread note posted for that event.
+- ``slack.notes``: event id -> ts of the thread note posted for that event;
+- ``slack.dms.*`` and ``slack.dm_prompts``: the prompts sent directly (``direct``).
 
 Everything else is an update of an existing message rendered from the run's current
 state, which is the same however often it is repeated.
@@ -38,6 +39,7 @@ from signoff.bot.errors import BackendError, RunNotChangeable
 from signoff.bot.forms.modals import ModalError, check_renderable
 from signoff.bot.slack import home, ids, messages, reminders
 from signoff.bot.slack.approvers import Approvers
+from signoff.bot.slack.direct import DirectPrompts
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +82,7 @@ class SlackNotifier:
         #: raises (``LeaseLost``) when this process may no longer post; checked per post
         self.fence: Callable[[], None] = fence or (lambda: None)
         self.groups = Approvers(client)
+        self.direct = DirectPrompts(backend, client, self.people, self._update)
 
     # -- people ---------------------------------------------------------------------------
 
@@ -115,32 +118,23 @@ class SlackNotifier:
                     extra={"action": "home_publish_failed", "error": exc.response.get("error")},
                 )
 
-    def _direct(self, run: Run, pause: Pause, users: Iterable[str], text: str) -> None:
-        """Message each user directly with the prompt's buttons, once per (pause, user)."""
-        for user in self.people(users):
-            claim = f"{ids.DMS}.{pause.key}.{user}"
-            if not self.backend.add_record(run.id, claim, None):
-                continue  # told already (this event was delivered before)
-            reply = self.client.chat_postMessage(
-                channel=user, text=text, blocks=messages.prompt_blocks(run, pause)
-            )
-            self.backend.set_record(run.id, claim, str(reply["ts"]))
-
     def _counted(self, event: Event) -> None:
-        """One answer of a quorum: the prompt shows the count and who gave it."""
+        """One answer of a quorum (or new approvers): the prompts show the count, who gave
+        it and who may answer now."""
         run = self.backend.get_run(event.run_id)
         key = str(event.data["key"])
         pause = self.backend.get_pause(run.id, key)
-        ts, thread = self._prompts(run.id).get(key), self.thread(run.id)
-        if pause is None or ts is None or thread is None:
+        if pause is None or pause.status is not PauseStatus.WAITING:
             return
-        if pause.status is PauseStatus.WAITING:
+        ts, thread = self._prompts(run.id).get(key), self.thread(run.id)
+        if ts is not None and thread is not None:
             self._update(
                 channel=thread["channel"],
                 ts=ts,
                 text=messages.prompt_text(run),
                 blocks=messages.prompt_blocks(run, pause),
             )
+        self.direct.refresh(run, pause)
 
     def _escalated(self, event: Event) -> None:
         run = self.backend.get_run(event.run_id)
@@ -159,7 +153,7 @@ class SlackNotifier:
         if pause is not None and pause.status is PauseStatus.WAITING:
             self._counted(event)  # the prompt now names the added approvers
             if pause.notify == "dm":
-                self._direct(run, pause, added, messages.prompt_text(run))
+                self.direct.send(run, pause, added, messages.prompt_text(run))
 
     def _reassigned(self, event: Event) -> None:
         run = self.backend.get_run(event.run_id)
@@ -174,7 +168,7 @@ class SlackNotifier:
         pause = self.backend.get_pause(run.id, key)
         if pause is not None and pause.status is PauseStatus.WAITING:
             self._counted(event)
-            self._direct(
+            self.direct.send(
                 run,
                 pause,
                 [to],
@@ -347,7 +341,7 @@ class SlackNotifier:
         )
         if pause.notify == "dm":
             # The thread stays the record; the direct message carries the same buttons.
-            self._direct(run, pause, pause.approvers, messages.prompt_text(run))
+            self.direct.send(run, pause, pause.approvers, messages.prompt_text(run))
         if pause.deadline is not None:
             reminders.schedule(self.backend, run_id, key, pause.deadline)
 
@@ -438,6 +432,8 @@ class SlackNotifier:
         button (the first message is left to ``_refresh_root``)."""
         reminders.cancel(self.backend, run.id, key)
         pause = self.backend.get_pause(run.id, key)
+        if pause is not None and pause.status is not PauseStatus.WAITING:
+            self.direct.close(run, pause)
         if ts == thread["ts"] or pause is None:
             return
         outcome = messages.pause_outcome(pause)

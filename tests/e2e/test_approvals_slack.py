@@ -49,6 +49,11 @@ def sl_two_of_three() -> list[str]:
     return [str(a.responder) for a in answers]
 
 
+@flow(name="sl-dm-two", approvers=["U0ALICE", "U0BOB", "U0CAROL"])
+def sl_dm_two() -> int:
+    return len(pause_flow_run(Go, timeout=600, quorum=2, notify="dm"))
+
+
 @flow(name="sl-veto", approvers=["U0ALICE", "U0BOB", "U0CAROL"])
 def sl_veto() -> bool:
     return pause_flow_run(Go, timeout=600, quorum=2, veto="approved").vetoed
@@ -331,6 +336,33 @@ def test_dm_prompt_escalation_and_home_tab(engine: Engine, bot: RunningBot) -> N
     )
     actions = [r.action for r in engine.audit_trail(run.id)]
     assert actions.count("pause.escalated") == 1
+
+
+def test_direct_prompts_follow_the_count_and_lose_their_buttons_once_decided(
+    engine: Engine, bot: RunningBot
+) -> None:
+    def dm_of(user: str, text: str):
+        return bot.slack.wait_for(
+            lambda ws: (m := ws.channel(user).last) and text in json.dumps(m.blocks) and m,
+            timeout=10,
+        )
+
+    decided = engine.submit("sl-dm-two", {})
+    prompt = bot.root_message(decided.id)
+    dm_of("U0CAROL", "0 of 2 (none yet)")
+    bot.driver.click("alice", prompt, action_id=f"{ids.DECIDE}:0")
+    assert buttons(dm_of("U0CAROL", "1 of 2 (<@U0ALICE>)"))
+    bot.driver.click("bob", dm_of("U0BOB", "1 of 2 (<@U0ALICE>)"), action_id=f"{ids.DECIDE}:1")
+    assert finished(engine, decided.id).result == "2"
+    # Carol's message no longer offers a decision that was made: it says who made it.
+    closed = dm_of("U0CAROL", "Answered by <@U0ALICE>, <@U0BOB>")
+    assert buttons(closed) == [] and "waiting for input" not in closed.text
+
+    cancelled = engine.submit("sl-dm-two", {})
+    bot.root_message(cancelled.id)
+    dm_of("U0CAROL", f"run `{cancelled.id[:8]}` is waiting for input")
+    engine.cancel(cancelled.id, by="U0ALICE")
+    assert buttons(dm_of("U0CAROL", ":no_entry_sign: Cancelled")) == []
 
 
 def test_runs_show_includes_the_audit_trail(engine: Engine, bot: RunningBot) -> None:

@@ -382,6 +382,18 @@ def reminder_text(run: Run, pause: Pause) -> str:
     )
 
 
+def escalation_text(key: str, added: Sequence[str], pause: Pause | None) -> str:
+    """The thread note when a pause's escalation adds approvers: the pause went unanswered,
+    or (a quorum) short of the answers it needs."""
+    waiting = pause is not None and pause.status is PauseStatus.WAITING
+    given = len(pause.answers) if pause is not None and waiting else 0
+    if pause is not None and given:
+        missing = f"Input `{key}` has {given} of the {pause.quorum} answers it needs"
+    else:
+        missing = f"Nobody has answered input `{key}` yet"
+    return f":rotating_light: {missing}: {', '.join(who(a) for a in added)} may answer it now."
+
+
 def run_list_blocks(
     runs: Sequence[Run], title: str, waiting: Iterable[str], more: str | None = None
 ) -> list[Block]:

@@ -143,13 +143,7 @@ class SlackNotifier:
         thread = self.thread(run.id)
         added = [str(a) for a in event.data.get("to") or []]
         if thread is not None:
-            self._note_once(
-                event,
-                thread,
-                f":rotating_light: Nobody has answered input `{key}` yet: "
-                + ", ".join(messages.who(a) for a in added)
-                + " may answer it now.",
-            )
+            self._note_once(event, thread, messages.escalation_text(key, added, pause))
         if pause is not None and pause.status is PauseStatus.WAITING:
             self._counted(event)  # the prompt now names the added approvers
             if pause.notify == "dm":

@@ -54,6 +54,12 @@ def sl_dm_two() -> int:
     return len(pause_flow_run(Go, timeout=600, quorum=2, notify="dm"))
 
 
+@flow(name="sl-two-escalated", approvers=["U0ALICE", "U0BOB"])
+def sl_two_escalated() -> int:
+    answers = pause_flow_run(Go, timeout=600, quorum=2, escalate_after=300, escalate_to=["U0CAROL"])
+    return len(answers)
+
+
 @flow(name="sl-veto", approvers=["U0ALICE", "U0BOB", "U0CAROL"])
 def sl_veto() -> bool:
     return pause_flow_run(Go, timeout=600, quorum=2, veto="approved").vetoed
@@ -363,6 +369,27 @@ def test_direct_prompts_follow_the_count_and_lose_their_buttons_once_decided(
     dm_of("U0CAROL", f"run `{cancelled.id[:8]}` is waiting for input")
     engine.cancel(cancelled.id, by="U0ALICE")
     assert buttons(dm_of("U0CAROL", ":no_entry_sign: Cancelled")) == []
+
+
+def test_escalating_a_quorum_with_an_answer_says_how_many_it_has(
+    engine: Engine, bot: RunningBot
+) -> None:
+    run = engine.submit("sl-two-escalated", {})
+    prompt = bot.root_message(run.id)
+    bot.driver.click("alice", prompt, action_id=f"{ids.DECIDE}:0")
+    wait_for(lambda: engine.get_pause(run.id, "1").answered_by == ("U0ALICE",))
+    engine.escalate_due_pauses(engine.store.clock() + timedelta(hours=1))
+    note = bot.slack.wait_for(
+        lambda ws: next(
+            (m for m in ws.channel(bot.channel).thread(prompt.ts) if "rotating_light" in m.text),
+            None,
+        ),
+        timeout=10,
+    )
+    # Not "Nobody has answered": Alice has; the quorum lacks one more person.
+    assert note.text == (
+        ":rotating_light: Input `1` has 1 of the 2 answers it needs: <@U0CAROL> may answer it now."
+    )
 
 
 def test_runs_show_includes_the_audit_trail(engine: Engine, bot: RunningBot) -> None:

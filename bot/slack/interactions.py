@@ -20,7 +20,7 @@ from signoff.bot.forms.mrkdwn import escape_mrkdwn
 from signoff.bot.slack import ids
 from signoff.bot.slack.approvers import refusal_text, slack_actor
 from signoff.bot.slack.form_schemas import FormSchemas, carried
-from signoff.bot.slack.messages import responders_text
+from signoff.bot.slack.messages import responders_text, timed_out_text
 from signoff.bot.slack.payloads import BlockActions
 from signoff.bot.slack.sealing import MAX_METADATA, Sealer
 
@@ -52,7 +52,7 @@ def stale_reason(backend: Backend, run: Run, key: str | None) -> str | None:
     if pause.status is PauseStatus.WAITING and run.state.is_waiting:
         # The deadline may have passed before the timer marked the pause as timed out.
         if pause.deadline is not None and pause.deadline <= datetime.now(UTC):
-            return "Nobody answered in time, so this input is closed."
+            return f"{timed_out_text(pause)}, so this input is closed."
         if pause.unanswerable is not None:
             return (
                 f"Nobody can answer this input: {escape_mrkdwn(pause.unanswerable)}. "
@@ -68,7 +68,7 @@ def stale_reason(backend: Backend, run: Run, key: str | None) -> str | None:
             "was not accepted. If the run asks again, use the newest prompt in its thread."
         )
     if pause.status is PauseStatus.TIMED_OUT:
-        return "Nobody answered in time, so this input is closed."
+        return f"{timed_out_text(pause)}, so this input is closed."
     if pause.status is PauseStatus.WAITING:
         return f"This run is {run.state.value} and is not waiting for input."
     return "This run was cancelled."

@@ -276,10 +276,20 @@ def pause_outcome(pause: Pause) -> str:
     if status is PauseStatus.REJECTED:
         return f":warning: Answer from {responders_text(pause)} was rejected (see the thread)"
     if status is PauseStatus.TIMED_OUT:
-        return ":alarm_clock: Nobody answered in time"
+        return f":alarm_clock: {timed_out_text(pause)}"
     if status is PauseStatus.WAITING:
         return ":hourglass: Waiting for an answer"
     return ":no_entry_sign: Cancelled"
+
+
+def timed_out_text(pause: Pause) -> str:
+    """Why a pause past its deadline is closed: nobody answered, or (a quorum) too few."""
+    if not pause.answers:
+        return "Nobody answered in time"
+    return (
+        f"Only {len(pause.answers)} of the {pause.quorum} answers it needed came in time "
+        f"(from {responders_text(pause)})"
+    )
 
 
 def status_line(run: Run) -> str:

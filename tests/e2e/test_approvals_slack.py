@@ -12,7 +12,7 @@ import pytest
 
 from signoff.bot.slack import ids
 from signoff.bot.testing import RunningBot, running_bot
-from signoff.engine import Engine, PauseStatus, RunState, flow, pause_flow_run
+from signoff.engine import Engine, PauseStatus, PauseTimeout, RunState, flow, pause_flow_run
 from signoff.engine.input import RunInput
 from tests.support.waiting import wait_for
 
@@ -58,6 +58,14 @@ def sl_dm_two() -> int:
 def sl_two_escalated() -> int:
     answers = pause_flow_run(Go, timeout=600, quorum=2, escalate_after=300, escalate_to=["U0CAROL"])
     return len(answers)
+
+
+@flow(name="sl-two-in-time", approvers=["U0ALICE", "U0BOB", "U0CAROL"])
+def sl_two_in_time() -> str:
+    try:
+        return str(len(pause_flow_run(Go, timeout=600, quorum=2)))
+    except PauseTimeout:
+        return "too few"
 
 
 @flow(name="sl-veto", approvers=["U0ALICE", "U0BOB", "U0CAROL"])
@@ -390,6 +398,27 @@ def test_escalating_a_quorum_with_an_answer_says_how_many_it_has(
     assert note.text == (
         ":rotating_light: Input `1` has 1 of the 2 answers it needs: <@U0CAROL> may answer it now."
     )
+
+
+def test_a_quorum_short_at_its_deadline_says_who_answered_in_time(
+    engine: Engine, bot: RunningBot
+) -> None:
+    run = engine.submit("sl-two-in-time", {})
+    prompt = bot.root_message(run.id)
+    bot.driver.click("carol", prompt, action_id=ids.PROVIDE_INPUT)
+    assert bot.slack.wait_for(lambda ws: ws.open_view("carol"), timeout=10)
+    bot.driver.click("alice", prompt, action_id=f"{ids.DECIDE}:0")
+    wait_for(lambda: engine.get_pause(run.id, "1").answered_by == ("U0ALICE",))
+    engine.expire_due_pauses(engine.store.clock() + timedelta(hours=1))
+    assert finished(engine, run.id).result == "'too few'"
+    # Not "Nobody answered in time": Alice did, and the quorum needed one more.
+    short = "Only 1 of the 2 answers it needed came in time (from <@U0ALICE>)"
+    bot.slack.wait_for(
+        lambda ws: short in json.dumps(ws.channel(bot.channel).message(prompt.ts).blocks),
+        timeout=10,
+    )
+    bot.driver.submit("carol", {"approved": True})
+    assert f"{short}, so this input is closed." in json.dumps(bot.outcome("carol").view)
 
 
 def test_runs_show_includes_the_audit_trail(engine: Engine, bot: RunningBot) -> None:

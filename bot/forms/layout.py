@@ -168,6 +168,9 @@ def _resolve(
     node: Mapping[str, Any], root: JSONSchema, path: str, refs: tuple[str, ...]
 ) -> _Resolved:
     """Follows ``$ref`` and single ``allOf`` wrappers and takes ``null`` out of unions."""
+    if not isinstance(node, Mapping):
+        shown = clip(json.dumps(node, default=repr), 60)
+        raise UnsupportedField(path, f"its schema is malformed: {shown} is not a JSON object")
     merged = dict(node)
     nullable = False
     while True:
@@ -178,16 +181,21 @@ def _resolve(
             refs = (*refs, ref)
             merged = {**_lookup(root, ref, path), **merged}
         elif "allOf" in merged:
-            parts = merged.pop("allOf")
+            parts = _schemas(merged.pop("allOf"), path, "allOf")
             if len(parts) != 1:
                 raise UnsupportedField(path, "allOf with several schemas is not supported")
             merged = {**parts[0], **merged}
         elif "anyOf" in merged or "oneOf" in merged:
-            branches = merged.pop("anyOf", None) or merged.pop("oneOf")
+            word = "anyOf" if "anyOf" in merged else "oneOf"
+            branches = _schemas(merged.pop(word), path, word)
+            if not branches:
+                raise _malformed(path, word, "a non-empty list of schemas", branches)
             rest = [b for b in branches if b.get("type") != "null"]
             nullable = nullable or len(rest) < len(branches)
             merged = {**_merge_union(rest, root, path, refs), **merged}
         elif isinstance(merged.get("type"), list):
+            if not all(isinstance(t, str) for t in merged["type"]):
+                raise _malformed(path, "type", "a name or a list of names", merged["type"])
             types = [t for t in merged["type"] if t != "null"]
             nullable = nullable or len(types) < len(merged["type"])
             if len(types) != 1:
@@ -228,6 +236,40 @@ def _lookup(root: JSONSchema, ref: str, path: str) -> Mapping[str, Any]:
     return target
 
 
+def _malformed(path: str, keyword: str, wanted: str, found: Any) -> UnsupportedField:
+    """A schema that no model produces (hand-written, or stored by another program, as
+    Prefect's server stores what a flow sent): named, rather than failing deeper down."""
+    shown = clip(json.dumps(found, default=repr), 60)
+    return UnsupportedField(path, f"its schema is malformed: {keyword} is {shown}, not {wanted}")
+
+
+def _schemas(value: Any, path: str, keyword: str) -> list[Mapping[str, Any]]:
+    """``value`` as a list of schemas (``allOf``, ``anyOf``, ``oneOf``)."""
+    if not isinstance(value, list) or not all(isinstance(v, Mapping) for v in value):
+        raise _malformed(path, keyword, "a list of schemas", value)
+    return value
+
+
+def _count(node: Mapping[str, Any], keyword: str, path: str) -> int | None:
+    """A length or item count keyword (``maxLength``, ``minItems``...), if given."""
+    value = node.get(keyword)
+    if value is None:
+        return None
+    # JSON Schema counts 10.0 as a whole number too.
+    whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+    if isinstance(value, bool) or not whole or value < 0:
+        raise _malformed(path, keyword, "a whole number of at least 0", value)
+    return int(value)
+
+
+def _options(node: Mapping[str, Any], path: str) -> list[Any]:
+    """A node's ``enum`` (none: empty)."""
+    options = node.get("enum", [])
+    if not isinstance(options, list):
+        raise _malformed(path, "enum", "a list of options", options)
+    return options
+
+
 def _is_object(node: Mapping[str, Any]) -> bool:
     return node.get("type") == "object" or "properties" in node
 
@@ -240,7 +282,12 @@ def _walk_object(
     if "properties" not in obj.node:
         reason = "a free-form mapping (dict, additionalProperties) has no fixed fields to ask for"
         raise UnsupportedField(prefix, reason)
-    required = set(obj.node.get("required", ()))
+    if not isinstance(properties, Mapping):
+        raise _malformed(prefix, "properties", "an object of field schemas", properties)
+    listed = obj.node.get("required", [])
+    if not isinstance(listed, list) or not all(isinstance(n, str) for n in listed):
+        raise _malformed(prefix, "required", "a list of field names", listed)
+    required = set(listed)
     # A nested model's own default ({"city": "Oslo", "zip": "0150"}), an instance given as
     # the field's default or by with_initial_data, holds the values its fields start from;
     # they win over the fields' own defaults (zip: None), as they do in the model.
@@ -258,7 +305,7 @@ def _walk_object(
         # with_initial_data gives a required field a default, only so that code may leave it
         # out (as with Prefect); a person still has to answer it (engine.input_schema).
         in_required = name in required or prop.get(REQUIRED_KEYWORD) is True
-        nullable = resolved.nullable or None in node.get("enum", ())
+        nullable = resolved.nullable or None in _options(node, path)
         slack_optional = optional or not in_required or nullable
         if _is_object(node):
             prefilled = isinstance(node.get("default"), Mapping)
@@ -284,7 +331,7 @@ def _walk_object(
             entry = replace(entry, kind="choice", choices=_YES_NO)
         elif entry.kind == "boolean":
             entry = replace(entry, hint=f"{entry.hint} {UNTICKED}" if entry.hint else UNTICKED)
-        if entry.always_answered and int(node.get("minItems", 0)) < 1:
+        if entry.always_answered and (_count(node, "minItems", path) or 0) < 1:
             # An unticked box or an empty list is a real answer, so Slack must accept it.
             entry = replace(entry, optional=True)
         yield entry
@@ -296,6 +343,9 @@ def _classify(
     if "const" in node or "enum" in node:
         return {"kind": "choice", "choices": _choices(node, path)}
     kind = node.get("type")
+    for keyword in ("format", "x-slack"):
+        if not isinstance(node.get(keyword, ""), str):
+            raise _malformed(path, keyword, "a name", node[keyword])
     if kind == "array":
         return _classify_array(node, root, path, refs)
     if kind == "string":
@@ -310,11 +360,11 @@ def _classify(
             return {"kind": _DATE_KINDS[fmt], "naive": naive}
         if fmt in ("email", "uri", "iri"):
             return {"kind": "email" if fmt == "email" else "url"}
-        max_length = node.get("maxLength")
-        long_text = max_length is not None and int(max_length) > 150
+        max_length = _count(node, "maxLength", path)
+        long_text = max_length is not None and max_length > 150
         return {
             "kind": "text",
-            "min_length": node.get("minLength"),
+            "min_length": _count(node, "minLength", path),
             "max_length": max_length,
             "multiline": long_text or node.get("multiline") is True,
         }
@@ -333,8 +383,7 @@ def _classify_array(
 ) -> dict[str, Any]:
     if "prefixItems" in node:
         raise UnsupportedField(path, "tuples (fixed-position lists) are not supported")
-    max_items = node.get("maxItems")
-    limit = {"max_items": int(max_items) if max_items is not None else None}
+    limit = {"max_items": _count(node, "maxItems", path)}
     items = _resolve(node.get("items") or {}, root, path, refs).node
     if "const" in items or "enum" in items:
         return {"kind": "choices", "choices": _choices(items, path), **limit}
@@ -351,7 +400,7 @@ def _classify_array(
 
 def _choices(node: Mapping[str, Any], path: str) -> tuple[Choice, ...]:
     choices: dict[str, Choice] = {}
-    for value in node["enum"] if "enum" in node else [node["const"]]:
+    for value in _options(node, path) if "enum" in node else [node["const"]]:
         if value is None:
             continue  # makes the field nullable; see _walk_object
         if not isinstance(value, str | int | float | bool):

@@ -172,6 +172,49 @@ def test_check_renderable_counts_blocks() -> None:
         check_renderable({"type": "string"})
 
 
+def _one(**node: Any) -> dict[str, Any]:
+    return {"type": "object", "properties": {"a": node}}
+
+
+@pytest.mark.parametrize(
+    ("schema", "field", "reason"),
+    [
+        ({"type": "object", "properties": ["a"]}, "", 'properties is ["a"]'),
+        ({"type": "object", "properties": None}, "", "properties is null"),
+        ({"type": "object", "properties": {"a": 5}}, "a", "5 is not a JSON object"),
+        ({"type": "object", "properties": {}, "required": 5}, "", "required is 5"),
+        ({"type": "object", "properties": {}, "required": [{}]}, "", "not a list of field names"),
+        (_one(anyOf={"type": "string"}), "a", "anyOf is"),
+        (_one(anyOf=[]), "a", "anyOf is [], not a non-empty list"),
+        (_one(oneOf=["string"]), "a", "oneOf is"),
+        (_one(allOf=["x"]), "a", "allOf is"),
+        (_one(enum="abc"), "a", 'enum is "abc"'),
+        (_one(type="array", items=[{"type": "string"}]), "a", "is not a JSON object"),
+        (_one(type="string", maxLength="abc"), "a", 'maxLength is "abc"'),
+        (_one(type="string", minLength=-5), "a", "minLength is -5"),
+        (_one(type="array", items={"type": "string"}, minItems="x"), "a", "minItems"),
+        (_one(type=[1, 2]), "a", "type is [1, 2]"),
+        (_one(type="string", format=["x"]), "a", 'format is ["x"]'),
+        ("hello", "", '"hello" is not a JSON object'),
+    ],
+)
+def test_a_malformed_schema_is_named_not_crashed_on(schema: Any, field: str, reason: str) -> None:
+    """A schema no model produces (Prefect's server stores whatever a flow sent): the form
+    cannot be shown, and says what is wrong, rather than failing with a TypeError that the
+    bot would retry for ever."""
+    with pytest.raises(UnsupportedField, match="malformed") as caught:
+        check_renderable(schema)
+    assert caught.value.field == field
+    assert reason in caught.value.reason
+
+
+def test_a_whole_number_written_as_a_float_is_a_length() -> None:
+    schema = _one(type="string", maxLength=200.0)
+    check_renderable(schema)
+    view = build_input_view(schema, title="t", callback_id="c", private_metadata="").to_dict()
+    assert element(view, "a")["multiline"] is True
+
+
 def test_limits_slack_sdk_misses_are_still_caught_before_slack_sees_the_view() -> None:
     # slack_sdk builds radio buttons with eleven options without complaint; Slack refuses them.
     options = [Option(text=f"o{i}", value=str(i)) for i in range(11)]

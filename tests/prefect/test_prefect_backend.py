@@ -266,6 +266,40 @@ def test_a_pause_whose_schema_never_comes_is_reported_as_unanswerable(
         backend.close()
 
 
+def test_a_malformed_schema_stored_by_the_flow_is_reported_and_the_run_stays_cancellable(
+    bot: ServedBot,
+) -> None:
+    # Prefect stores whatever the flow sent as the schema, and its server fails on every
+    # answer to a broken one. Reading such a run failed with a TypeError: no prompt, a
+    # traceback every retry, and neither /runs show nor cancel worked.
+    backend = bot.backend
+    api = backend.api
+    broken = paused_without_schema(backend, "schema-properties-a-list")
+    api.create_input(broken, KEYSET["schema"], {"type": "object", "properties": ["size"]})
+    not_an_object = paused_without_schema(backend, "schema-a-string")
+    api.create_input(not_an_object, KEYSET["schema"], "size")
+
+    root = bot.root_message(broken, timeout=60)
+    assert "cannot ask for input" in root.text and not buttons(root)
+    note = reply_saying(bot, root, "cannot be shown as a Slack form")
+    assert "its schema is malformed: properties is" in note.text
+    [asked] = backend.detail(broken).pauses
+    assert asked.status is PauseStatus.WAITING and asked.initial == {}
+
+    other = bot.root_message(not_an_object, timeout=60)
+    assert "cannot ask for input" in other.text and not buttons(other)
+    note = reply_saying(bot, other, "Nobody can answer")
+    assert 'is not a JSON object ("size")' in note.text
+    refused = backend.answer(not_an_object, "paused-1", {"size": "small"}, responder=ALICE)
+    assert isinstance(refused, Stale) and "cannot be answered" in refused.reason
+
+    # Its process may be alive (it is asked to stop); this one has none, so it is ended here.
+    assert backend.cancel(broken, by=CAROL).state_name == "Cancelling"
+    api.set_state(broken, {"type": "CANCELLED", "name": "Cancelled"}, force=True)
+    backend.cancel(not_an_object, by=CAROL)
+    assert finished(backend, not_an_object).state is RunState.CANCELLED
+
+
 def test_a_pause_without_input_gets_a_continue_button(bot: ServedBot) -> None:
     backend = bot.backend
     run = backend.start_run("wait-for-go/tests", {}, started_by=CAROL)

@@ -16,6 +16,7 @@ values, so the person corrects rather than retypes.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -84,7 +85,8 @@ def read_pauses(
     """Every request for input the run made, oldest first, with where each stands now.
 
     A request whose schema the flow has not stored yet is left out for ``schema_wait``
-    after it was made, and then listed as waiting but ``unanswerable``."""
+    after it was made, and then listed as waiting but ``unanswerable``; so is one whose
+    stored schema is not a JSON object at once."""
     current = prefect_runs.pause_of(doc.get("state") or {})
     pauses = prefect_runs.pauses(states)
     found: list[Pause] = []
@@ -116,6 +118,15 @@ def read_pauses(
                 f"the flow paused for input but did not store the input's schema within "
                 f"{schema_wait.total_seconds():g} s (its process may have stopped), so "
                 "Prefect cannot take an answer"
+            )
+        elif waiting and keyset and not isinstance(schema, dict):
+            # Prefect's server fails on every answer to such a schema (and its UI cannot
+            # show it): no form could help, so say so rather than offer an empty one.
+            shown = json.dumps(schema)
+            unanswerable = (
+                f"the schema the flow stored for the input is not a JSON object "
+                f"({shown if len(shown) <= 40 else shown[:39] + '…'}), so Prefect cannot "
+                "take an answer"
             )
         if waiting:
             status = PauseStatus.WAITING

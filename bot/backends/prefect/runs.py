@@ -155,5 +155,11 @@ def pauses(states: list[Doc]) -> list[PauseState]:
 def initial_values(schema: Doc | None) -> dict[str, Any]:
     """The form's starting values: the schema's defaults (``with_initial_data`` puts its
     values there)."""
-    props = (schema or {}).get("properties") or {}
-    return {name: node["default"] for name, node in props.items() if "default" in node}
+    props = (schema or {}).get("properties")
+    if not isinstance(props, dict):
+        return {}  # a malformed schema (stored by the flow): the form says what is wrong
+    return {
+        name: node["default"]
+        for name, node in props.items()
+        if isinstance(node, dict) and "default" in node
+    }

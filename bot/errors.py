@@ -85,13 +85,13 @@ class BackendUnavailable(BackendError):
 class RunNotFound(BackendError):
     """No run has that id (or, with ``several``, more than one run starts with it)."""
 
-    def __init__(self, run_id: str, *, several: bool = False) -> None:
+    def __init__(self, run_id: str, *, several: bool = False, hint: str | None = None) -> None:
         self.run_id = run_id
         self.several = several
         if several:
             super().__init__(f"more than one run id starts with {run_id!r}; give more of it")
         else:
-            super().__init__(f"no run with id {run_id!r}")
+            super().__init__(f"no run with id {run_id!r}" + (f" ({hint})" if hint else ""))
 
 
 class FlowUnknown(BackendError):

@@ -54,7 +54,7 @@ class Answering(RunReading):
     def refusal(
         self, action: Action, actor: Actor, run_id: str, key: str | None = None
     ) -> Refusal | None:
-        doc = self.api.flow_run(run_id)
+        doc = self._doc(run_id)
         run = self._run(doc)
         pause = self.get_pause(run.id, key) if key else self._waiting(doc)
         found: Refusal | None
@@ -73,7 +73,7 @@ class Answering(RunReading):
     def answer(
         self, run_id: str, key: str, values: Mapping[str, JSON], *, responder: Actor
     ) -> Answer:
-        doc = self.api.flow_run(run_id)
+        doc = self._doc(run_id)
         run = self._run(doc)
         pause = self.get_pause(run.id, key)
         if pause is None or pause.status is not PauseStatus.WAITING:
@@ -131,7 +131,7 @@ class Answering(RunReading):
         )
 
     def reassign(self, run_id: str, to: str, by: Actor, *, key: str) -> Pause:
-        doc = self.api.flow_run(run_id)
+        doc = self._doc(run_id)
         run = self._run(doc)
         pause = self.get_pause(run.id, key)
         if pause is None or pause.status is not PauseStatus.WAITING:

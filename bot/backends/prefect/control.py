@@ -109,7 +109,7 @@ class RunControl(RunReading):
         return created
 
     def cancel(self, run_id: str, *, by: Actor, reason: str | None = None) -> Run:
-        doc = self.api.flow_run(run_id)
+        doc = self._doc(run_id)
         run = self._run(doc)
         if run.state.is_final:
             raise RunNotChangeable(run.id, run.state.value, RunState.CANCELLED.value)

@@ -9,7 +9,9 @@ with the approvers the permissions give it. ``runs`` maps Prefect's JSON; this f
 
 from __future__ import annotations
 
+import string
 import threading
+import uuid
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -33,6 +35,10 @@ from signoff.bot.backends.prefect.records import Records
 from signoff.bot.backends.prefect.requests import read_pauses
 from signoff.bot.backends.prefect.rules import Rules
 from signoff.bot.backends.prefect.settings import Permission, Permissions, PrefectSettings
+from signoff.bot.errors import RunNotFound
+
+#: runs of each kind (waiting, newest) a prefix of a run id is looked for among
+PREFIX_SCAN = 200
 
 #: Signoff's state filter -> Prefect state types
 PREFECT_TYPES = {
@@ -100,8 +106,42 @@ class RunReading:
 
     # -- runs ---------------------------------------------------------------------------
 
+    def _doc(self, run_id: str) -> Doc:
+        """A run's document by its id, or by a unique prefix of it: Slack shows a run's first
+        8 characters, and ``/runs show``, ``cancel`` and ``before=`` take what it shows.
+
+        Prefect cannot filter runs by a prefix of their id, so a prefix is looked for among
+        the runs waiting for input and the newest ones (``PREFIX_SCAN`` of each).
+
+        Raises:
+            RunNotFound: no such run, or several runs start with the prefix.
+        """
+        try:
+            uuid.UUID(run_id)
+        except ValueError:
+            pass
+        else:
+            return self.api.flow_run(run_id)
+        wanted = run_id.replace("-", "").lower()
+        if not wanted or len(wanted) > 32 or not set(wanted) <= set(string.hexdigits):
+            raise RunNotFound(run_id)
+        docs = [
+            *self.api.flow_runs(state_types=["PAUSED"], limit=PREFIX_SCAN),
+            *self.api.flow_runs(limit=PREFIX_SCAN),
+        ]
+        found = {str(d["id"]): d for d in docs if str(d["id"]).replace("-", "").startswith(wanted)}
+        if len(found) > 1:
+            raise RunNotFound(run_id, several=True)
+        if not found:
+            hint = (
+                f"a part of an id is looked for among the runs waiting for input and the "
+                f"{PREFIX_SCAN} newest only; give the whole id"
+            )
+            raise RunNotFound(run_id, hint=hint)
+        return next(iter(found.values()))
+
     def get_run(self, run_id: str) -> Run:
-        return self._run(self.api.flow_run(run_id))
+        return self._run(self._doc(run_id))
 
     def list_runs(
         self,
@@ -118,7 +158,7 @@ class RunReading:
         else:
             # Keyset paging on (expected start, id), newest first: runs expected at the same
             # moment (a cron tick's) are ordered by id, which Prefect's sort leaves open.
-            after = self.api.flow_run(before)
+            after = self._doc(before)
             at = _moment(after)
             docs = [d for d in query.at(at) if str(d["id"]) < str(after["id"])][:limit]
             if len(docs) < limit:
@@ -139,7 +179,7 @@ class RunReading:
         )
 
     def detail(self, run_id: str) -> RunDetail:
-        doc = self.api.flow_run(run_id)
+        doc = self._doc(run_id)
         states = self.api.states(str(doc["id"]))
         logs = self.api.logs(str(doc["id"]))
         return RunDetail(
@@ -190,12 +230,12 @@ class RunReading:
         return next((p for p in pauses if p.status is PauseStatus.WAITING), None)
 
     def get_pause(self, run_id: str, key: str) -> Pause | None:
-        doc = self.api.flow_run(run_id)
+        doc = self._doc(run_id)
         pauses = self._pauses(doc, self.api.states(str(doc["id"])))
         return next((p for p in pauses if p.key == key), None)
 
     def waiting_pause(self, run_id: str) -> Pause | None:
-        return self._waiting(self.api.flow_run(run_id))
+        return self._waiting(self._doc(run_id))
 
 
 #: runs read per request when collecting those expected at one moment
@@ -247,4 +287,4 @@ class _Query:
         return self.api.flow_runs(state_types=self.types, flow_names=self.flows, **bounds)
 
 
-__all__ = ["PREFECT_TYPES", "RunReading"]
+__all__ = ["PREFECT_TYPES", "PREFIX_SCAN", "RunReading"]

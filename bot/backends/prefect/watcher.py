@@ -23,6 +23,8 @@ from datetime import UTC, datetime, timedelta
 from websockets.exceptions import WebSocketException
 from websockets.sync.client import connect
 
+from signoff.bot.errors import BackendUnavailable
+
 logger = logging.getLogger(__name__)
 
 #: Prefect emits one event per flow run state change under this prefix
@@ -179,6 +181,12 @@ class Watcher:
             began = datetime.now(UTC)
             try:
                 found = self.candidates(since)
+            except BackendUnavailable as exc:
+                # Expected while the server restarts: one line each pass, not a traceback.
+                logger.warning(
+                    "reconciliation failed: Prefect is unavailable; trying again",
+                    extra={"action": "prefect_reconcile_failed", "error": str(exc)[:300]},
+                )
             except Exception:
                 logger.exception(
                     "reconciliation failed", extra={"action": "prefect_reconcile_failed"}
@@ -222,14 +230,17 @@ class Watcher:
     def _sync(self, run_id: str) -> None:
         try:
             fingerprint = self.sync(run_id)
-        except Exception:
+        except Exception as exc:
             failures = self._failures.get(run_id, 0) + 1
             self._failures[run_id] = failures
             delay = min(self.RETRY_SECONDS[0] * 2**failures, self.RETRY_SECONDS[1])
-            logger.exception(
-                "run sync failed; will retry",
-                extra={"action": "prefect_sync_failed", "run_id": run_id},
-            )
+            extra = {"action": "prefect_sync_failed", "run_id": run_id, "retry_in": delay}
+            if isinstance(exc, BackendUnavailable):
+                # Expected while the server restarts: one line each try, not a traceback.
+                extra["error"] = str(exc)[:300]
+                logger.warning("run sync failed: Prefect is unavailable; will retry", extra=extra)
+            else:
+                logger.exception("run sync failed; will retry", extra=extra)
             self.poke(run_id, delay)
             return
         self._failures.pop(run_id, None)

@@ -7,6 +7,7 @@ import json
 import re
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ try:
 except ImportError:
     require_prefect()  # skips (or fails in CI) with the command that installs the extra
 
-from signoff.bot.backends import Actor, PauseStatus, Refused, RunState, Stale
+from signoff.bot.backends import SYSTEM, Actor, PauseStatus, Refused, RunState, Stale
 from signoff.bot.backends.prefect import PrefectBackend, PrefectSettings
 from signoff.bot.backends.prefect.delivery import Delivery
 from signoff.bot.errors import RunNotFound
@@ -302,6 +303,23 @@ def test_a_malformed_schema_stored_by_the_flow_is_reported_and_the_run_stays_can
     assert finished(backend, not_an_object).state is RunState.CANCELLED
 
 
+def test_the_audit_trail_is_in_the_order_things_happened(prefect_backend: PrefectBackend) -> None:
+    # An answer is recorded once Prefect accepted it; the watcher, woken by the run's
+    # Resuming event, could record "answer.accepted" first, and the trail read backwards.
+    backend = prefect_backend
+    run_id = paused_without_schema(backend, "audit-order")
+    try:
+        submitted = datetime.now(UTC)
+        backend.records.audit(run_id, "answer.accepted", SYSTEM, key="paused-1")
+        backend.records.audit(run_id, "answer.received", ALICE, key="paused-1", at=submitted)
+        assert [r.action for r in backend.audit_trail(run_id)] == [
+            "answer.received",
+            "answer.accepted",
+        ]
+    finally:
+        backend.cancel(run_id, by=CAROL)
+
+
 def test_a_pause_without_input_gets_a_continue_button(bot: ServedBot) -> None:
     backend = bot.backend
     run = backend.start_run("wait-for-go/tests", {}, started_by=CAROL)
@@ -436,6 +454,8 @@ def test_a_suspended_run_started_from_slack_resumes_on_prefect(bot: ServedBot) -
     done = finished(backend, run.id, timeout=90)
     assert done.state is RunState.COMPLETED
     logged(backend, run.id, "approved=True version=1.2 replicas=2")
+    answered = [r.action for r in backend.audit_trail(run.id) if r.action.startswith("answer.")]
+    assert answered == ["answer.received", "answer.accepted"]
 
 
 def test_a_restarted_bot_neither_loses_nor_repeats_a_prompt(

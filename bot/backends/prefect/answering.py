@@ -87,11 +87,12 @@ class Answering(RunReading):
             self._audit_refusal(run.id, responder, key, Action.ANSWER, refused)
             return Denied(refused)
         payload = dict(values)
+        claimed_at = datetime.now(UTC)
         # The first to claim the request answers it; a second submission finds the claim.
         claim = {
             "responder": responder.id,
             "name": responder.name,
-            "at": datetime.now(UTC).isoformat(),
+            "at": claimed_at.isoformat(),
             "input": payload if pause.wants_input else None,
         }
         if not self.records.add(run.id, answer_record(key), claim):
@@ -114,6 +115,7 @@ class Answering(RunReading):
             responder,
             key=key,
             data={"input": claim["input"]},
+            at=claimed_at,
         )
         self.api.add_tags(run.id, [f"{ANSWERED_BY}:{responder.id}"])
         logger.info(

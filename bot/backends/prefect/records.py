@@ -19,7 +19,7 @@ import re
 import secrets
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from signoff.bot.backends.model import Actor, AuditRecord
@@ -33,6 +33,7 @@ _KEY_CHARS = re.compile(r"[^A-Za-z0-9-]")
 AUDIT_PREFIX = "signoff-audit-"
 CLAIM_PREFIX = "signoff_claim_"
 RECONCILED_PREFIX = "signoff_reconciled_"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _variable_part(text: str) -> str:
@@ -88,9 +89,13 @@ class Records:
         *,
         key: str | None = None,
         data: dict[str, Any] | None = None,
+        at: datetime | None = None,
     ) -> None:
-        """Add an entry to the run's audit trail: ``actor`` did ``action``."""
-        at = datetime.now(UTC)
+        """Add an entry to the run's audit trail: ``actor`` did ``action`` (``at``: when,
+        if earlier than now). The trail is ordered by that time, not by when it was stored:
+        an answer is recorded after Prefect resumed the run, by which time the watcher may
+        have recorded that the run took it."""
+        at = at or datetime.now(UTC)
         entry = {
             "at": at.isoformat(),
             "action": action,
@@ -100,7 +105,8 @@ class Records:
             "key": key,
             "data": data or {},
         }
-        name = f"{AUDIT_PREFIX}{time.time_ns():020d}-{secrets.token_hex(4)}"
+        nanoseconds = (at - _EPOCH) // timedelta(microseconds=1) * 1000
+        name = f"{AUDIT_PREFIX}{nanoseconds:020d}-{secrets.token_hex(4)}"
         self.api.create_input(run_id, name, entry, sender="signoff")
 
     def trail(self, run_id: str) -> list[AuditRecord]:

@@ -4,6 +4,7 @@ people answer them in the local Slack sandbox. Nothing of Prefect is mocked."""
 from __future__ import annotations
 
 import json
+import logging
 import re
 import subprocess
 import sys
@@ -19,7 +20,7 @@ try:
 except ImportError:
     require_prefect()  # skips (or fails in CI) with the command that installs the extra
 
-from signoff.bot.backends import SYSTEM, Actor, PauseStatus, Refused, RunState, Stale
+from signoff.bot.backends import SYSTEM, Actor, Event, PauseStatus, Refused, RunState, Stale
 from signoff.bot.backends.prefect import PrefectBackend, PrefectSettings
 from signoff.bot.backends.prefect.delivery import Delivery
 from signoff.bot.errors import RunNotFound
@@ -36,6 +37,11 @@ CHANNEL = "C0GENERAL"
 CAROL, ALICE = Actor("U0CAROL"), Actor("U0ALICE")
 #: starts the runs of the paging test only, so other tests never mistake them for theirs
 PAGER = Actor("U0PAGER")
+
+
+class _Nobody:
+    def on_event(self, event: Event) -> None:
+        raise AssertionError(f"a deleted run has nothing to deliver: {event}")
 
 
 def buttons(message) -> list[dict]:
@@ -318,6 +324,32 @@ def test_the_audit_trail_is_in_the_order_things_happened(prefect_backend: Prefec
         ]
     finally:
         backend.cancel(run_id, by=CAROL)
+
+
+def test_a_run_deleted_in_prefect_is_dropped_not_retried_for_ever(
+    prefect_backend: PrefectBackend, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Prefect emits no event when a run is deleted; one the watcher was about to sync
+    # failed with "no run with id" and was retried, with a traceback, for as long as the
+    # bot ran.
+    backend = prefect_backend
+    run_id = paused_without_schema(backend, "deleted")
+    wait_for(
+        lambda: backend.api._call("DELETE", f"/flow_runs/{run_id}").status_code == 204,
+        timeout=30,
+        what="the run deleted",
+    )
+    backend.watch("deleted-test", _Nobody()).start()
+    [watcher] = backend._watchers
+    caplog.set_level(logging.INFO, logger="signoff.bot.backends.prefect.watcher")
+    watcher.poke(run_id)
+    wait_for(
+        lambda: any(getattr(r, "action", None) == "prefect_run_gone" for r in caplog.records),
+        timeout=30,
+        what="the deleted run dropped",
+    )
+    assert run_id not in watcher._due
+    assert not [r for r in caplog.records if getattr(r, "action", None) == "prefect_sync_failed"]
 
 
 def test_a_pause_without_input_gets_a_continue_button(bot: ServedBot) -> None:

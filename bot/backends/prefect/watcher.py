@@ -8,7 +8,8 @@ at start and every ``reconcile_seconds`` it lists every paused run and every run
 since the last pass, so a dropped connection or a restart misses nothing. A listed run is
 synced again only when it changed since its last sync (its state or update time), and runs
 named by events go first, so a server with many waiting runs does not delay a new prompt.
-A run whose sync fails is tried again after a growing delay (at least once delivery).
+A run whose sync fails is tried again after a growing delay (at least once delivery);
+one deleted meanwhile (Prefect emits no event for that) is dropped.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from websockets.exceptions import WebSocketException
 from websockets.sync.client import connect
 
-from signoff.bot.errors import BackendUnavailable
+from signoff.bot.errors import BackendUnavailable, RunNotFound
 
 logger = logging.getLogger(__name__)
 
@@ -230,6 +231,20 @@ class Watcher:
     def _sync(self, run_id: str) -> None:
         try:
             fingerprint = self.sync(run_id)
+        except RunNotFound:
+            # Deleted (in Prefect's UI, or by a retention policy): there is nothing left to
+            # deliver, and trying again would fail for ever.
+            logger.info(
+                "Prefect run is gone; no longer followed",
+                extra={"action": "prefect_run_gone", "run_id": run_id},
+            )
+            with self._cond:
+                self._due.pop(run_id, None)
+                self._background.pop(run_id, None)
+                self._synced.pop(run_id, None)
+            self._failures.pop(run_id, None)
+            self._not_ready.pop(run_id, None)
+            return
         except Exception as exc:
             failures = self._failures.get(run_id, 0) + 1
             self._failures[run_id] = failures

@@ -105,7 +105,11 @@ class BotSettings(BaseSettings):
     @field_validator("app_token")
     @classmethod
     def _app_token(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith("xapp-"):
+        # Empty is unset, as for the signing secret: compose's ``${SLACK_APP_TOKEN:-}`` and a
+        # systemd EnvironmentFile's ``SLACK_APP_TOKEN=`` set it so in HTTP mode.
+        if value is None or not value.strip():
+            return None
+        if not value.startswith("xapp-"):
             raise ValueError("must be an app-level token starting with xapp-")
         return value
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import configparser
 import json
+import re
 import shlex
 import shutil
 import subprocess
@@ -14,6 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 from dockerfile_parse import DockerfileParser
+
+from signoff.bot.config import BotSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -58,6 +61,44 @@ def test_compose_runs_postgresql_one_migration_and_two_replicas() -> None:
         )
         assert replica["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
     assert len({r["ports"][0].split(":")[0] for r in replicas}) == 2
+
+
+def compose_environment(shell: dict[str, str]) -> dict[str, str]:
+    """A replica's environment as compose sets it from ``shell``: ``${NAME:-default}`` is
+    the default when NAME is unset or empty, ``${NAME:?message}`` is NAME's value."""
+
+    def value(found: re.Match[str]) -> str:
+        name, kind, rest = found.groups()
+        if shell.get(name):
+            return shell[name]
+        assert kind == ":-", f"compose refuses to start without {name}: {rest}"
+        return rest
+
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    environment = compose["services"]["signoff-1"]["environment"]
+    return {k: re.sub(r"\$\{(\w+)(:-|:\?)([^}]*)\}", value, v) for k, v in environment.items()}
+
+
+@pytest.mark.parametrize(
+    ("shell", "socket_mode"),
+    [
+        # The README's command: HTTP mode, no SLACK_APP_TOKEN in the shell.
+        (
+            {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s", "SIGNOFF_CHANNEL": "C0"},
+            False,
+        ),
+        ({"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_APP_TOKEN": "xapp-1", "SIGNOFF_CHANNEL": "C0"}, True),
+    ],
+)
+def test_compose_starts_the_replicas_in_either_mode(
+    shell: dict[str, str], socket_mode: bool, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # compose sets a variable the shell left unset to "" (SLACK_APP_TOKEN in HTTP mode,
+    # SLACK_SIGNING_SECRET in Socket Mode): the replicas must read that as unset.
+    monkeypatch.chdir(tmp_path)  # no .env
+    for name, given in compose_environment(shell).items():
+        monkeypatch.setenv(name, given)
+    assert BotSettings.load().socket_mode is socket_mode
 
 
 def test_the_systemd_unit_serves_and_stops_with_sigterm() -> None:

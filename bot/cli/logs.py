@@ -21,14 +21,22 @@ from pythonjsonlogger.json import JsonFormatter
 
 from signoff.bot.config import LogSettings
 
-#: Record attributes (passed as ``extra``) that text lines show after the message.
+#: Record attributes (passed as ``extra``) that text lines show first after the message;
+#: every other ``extra`` follows them, in the order the call gave it.
 LOG_CONTEXT = ("run_id", "flow", "key", "state", "error")
+#: What every record has, and so is no ``extra``; ``color_message`` is uvicorn's message
+#: again with terminal colours.
+_NOT_EXTRA = frozenset(
+    [*vars(logging.LogRecord("", 0, "", 0, "", (), None)), "message", "asctime", "taskName"]
+) | {"action", "color_message"}
 #: Libraries whose INFO records (migrations, scheduler jobs) say nothing about runs.
 QUIET_LOGGERS = ("alembic", "apscheduler")
 
 
 class TextFormatter(logging.Formatter):
-    """``time LEVEL action message key=value...``: the record's ``action`` and run ids."""
+    """``time LEVEL action message key=value...``: the record's ``action``, then its run ids
+    and everything else it was given as ``extra`` (why a request was refused, which user
+    group could not be read), which the JSON format carries too."""
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(message)s")
@@ -36,10 +44,12 @@ class TextFormatter(logging.Formatter):
     def formatMessage(self, record: logging.LogRecord) -> str:
         """Format one record, defaulting ``action`` to ``-`` for records without one."""
         action = getattr(record, "action", None) or "-"
+        extras = [name for name in vars(record) if name not in _NOT_EXTRA]
+        names = [*LOG_CONTEXT, *(name for name in extras if name not in LOG_CONTEXT)]
         context = "".join(
             f" {name}={value}"
-            for name in LOG_CONTEXT
-            if (value := getattr(record, name, None)) is not None
+            for name in names
+            if not name.startswith("_") and (value := getattr(record, name, None)) is not None
         )
         return f"{record.asctime} {record.levelname:<7} {action:<16} {record.message}{context}"
 

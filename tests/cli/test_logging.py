@@ -5,15 +5,21 @@ configured format (not only ``worker``'s and ``serve``'s, nor only with ``-v``).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
+from signoff.bot.cli.logs import configure_logging
+from signoff.bot.config import LogSettings
+from signoff.bot.testing import running_bot
 from signoff.engine import Engine, EngineSettings, RunState
 from tests.cli.in_process import run_cli
 from tests.engine.test_reconnect import (  # noqa: F401 - pg_url is a fixture
@@ -149,3 +155,23 @@ def test_runs_wait_outlasts_a_database_outage(pg_url: str) -> None:  # noqa: F81
         engine.close()
     assert waiting.returncode == 0
     assert out.startswith(f"{run.id} completed")
+
+
+def test_text_lines_carry_what_each_record_was_given(
+    engine: Engine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Text lines showed only run ids: 'request refused' without its reason, 'serving'
+    without its URL, where the JSON format had them."""
+    configure_logging(logging.INFO, LogSettings(log_format="text"))
+    with running_bot(engine=engine) as bot:
+        forged = urllib.request.Request(
+            f"{bot.server.url}/slack/events", data=b"command=%2Fruns", method="POST"
+        )
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(forged, timeout=10)
+        assert refused.value.code == 401
+        url = bot.server.url
+    lines = capsys.readouterr().err.splitlines()
+    assert any(line.endswith(f"serving url={url}") for line in lines), lines
+    refusals = [line for line in lines if " request_refused " in line]
+    assert refusals and refusals[0].endswith("request refused reason=bad_signature"), refusals

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 from typing import Any
 
 import click
@@ -19,6 +20,8 @@ from signoff.bot.slack.server import Server
 from signoff.bot.stopping import stop_signals, wait_until
 
 __all__ = ["serve_command"]
+
+logger = logging.getLogger(__name__)
 
 
 def serve_command() -> Any:
@@ -83,7 +86,11 @@ def serve_command() -> Any:
             )
         except BotError as exc:
             raise click.ClickException(str(exc)) from exc
-        with stop_signals() as stop:
+
+        def on_signal(signum: signal.Signals) -> None:
+            logger.info("stopping on %s", signum.name, extra={"action": "serve_stopping"})
+
+        with stop_signals(on_signal) as stop:
             try:
                 server.start()
             except OSError as exc:
@@ -101,6 +108,7 @@ def serve_command() -> Any:
                 wait_until(stop)
             finally:
                 server.stop()
+                logger.info("serve stopped", extra={"action": "serve_stopped"})
 
     return serve
 

@@ -505,3 +505,8 @@ def test_serve_stops_on_sigterm_whichever_thread_the_signal_reaches(
             if serve.poll() is None:
                 serve.kill()
                 serve.wait(10)
+    # It says why it stopped, and that it did, as the worker does.
+    (log,) = tmp_path.glob("serve-*.log")
+    actions = [line.split()[3] for line in log.read_text().splitlines() if line[:2] == "20"]
+    assert "serve_stopping" in actions and actions[-1] == "serve_stopped", actions
+    assert "stopping on SIGTERM" in log.read_text()

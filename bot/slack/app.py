@@ -10,6 +10,10 @@ from typing import Any
 from slack_bolt import App, BoltResponse
 from slack_bolt.authorization import AuthorizeResult
 from slack_bolt.error import BoltUnhandledRequestError
+from slack_bolt.logger.messages import (
+    warning_client_prioritized_and_token_skipped,
+    warning_token_skipped,
+)
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry import HttpRequest, HttpResponse, RetryHandler, RetryState
@@ -41,6 +45,22 @@ HTTP_THREADS = 16
 # The start-up check says what went wrong in one line; slack_sdk's per-attempt log lines
 # would only repeat it.
 _QUIET = logging.Logger("signoff.bot.startup_check", level=logging.CRITICAL + 1)
+
+
+class _TokenFromAuthorize(logging.Filter):
+    """Drops Bolt's start-up warnings that the token it found is not used: Bolt reads
+    ``SLACK_BOT_TOKEN`` from the environment whatever it is given, where Signoff's settings
+    put it too, and the app's listeners get the very same token from ``authorize``."""
+
+    UNUSED = frozenset((warning_client_prioritized_and_token_skipped(), warning_token_skipped()))
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() not in self.UNUSED
+
+
+#: The logger Bolt logs to, without its start-up noise.
+_BOLT_LOGGER = logging.getLogger("signoff.bot.bolt")
+_BOLT_LOGGER.addFilter(_TokenFromAuthorize())
 
 
 #: Calls that create something: after a dropped connection, a timeout or a 5xx, Slack may
@@ -194,7 +214,8 @@ def create_app(
         )
 
     # Bolt warns at every start when an app has a token and an authorize function; the
-    # app's client goes without one (each listener's client gets the token from authorize).
+    # app's client goes without one (each listener's client gets the token from authorize),
+    # and _TokenFromAuthorize drops the warning about the one Bolt reads from the environment.
     app_client = WebClient(
         base_url=client.base_url, timeout=client.timeout, retry_handlers=client.retry_handlers
     )
@@ -209,7 +230,7 @@ def create_app(
         listener_executor=ThreadPoolExecutor(
             max_workers=LISTENER_THREADS, thread_name_prefix="signoff-listener"
         ),
-        logger=logging.getLogger("signoff.bot.bolt"),
+        logger=_BOLT_LOGGER,
     )
     app.error(_unhandled_is_acknowledged)
     # Group membership comes from Slack; the backend applies the same rules to every caller.

@@ -510,3 +510,23 @@ def test_serve_stops_on_sigterm_whichever_thread_the_signal_reaches(
     actions = [line.split()[3] for line in log.read_text().splitlines() if line[:2] == "20"]
     assert "serve_stopping" in actions and actions[-1] == "serve_stopped", actions
     assert "stopping on SIGTERM" in log.read_text()
+
+
+def test_serve_starts_without_a_warning_when_its_token_is_in_the_environment(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Bolt reads SLACK_BOT_TOKEN from the environment itself and warned at every start
+    that it would not use it, which trains operators to skip warnings."""
+    with SlackSandbox() as slack:
+        port = free_port()
+        serve = start_serve(slack, database_url, tmp_path, CHANNEL, port)
+        try:
+            wait_until_ready(port)
+            serve.send_signal(signal.SIGTERM)
+            assert serve.wait(timeout=20) == 0
+        finally:
+            if serve.poll() is None:
+                serve.kill()
+                serve.wait(10)
+    (log,) = tmp_path.glob("serve-*.log")
+    assert not [line for line in log.read_text().splitlines() if " WARNING " in line]

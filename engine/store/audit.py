@@ -86,7 +86,8 @@ _SQLITE_TIME = f"{_DIGITS * 2}-{_DIGITS}-{_DIGITS} {_DIGITS}:{_DIGITS}:{_DIGITS}
 _UNEXPORTABLE_SQLITE = case(
     (func.typeof(AUDIT.c.seq) != "integer", "its number is not a whole number"),
     # The form SQLAlchemy writes, which export turns into ISO 8601 by slicing the text.
-    (~type_coerce(AUDIT.c.at, String).op("GLOB")(_SQLITE_TIME), "its time is not a time"),
+    # A comparison (a boolean): NOT on a String, as a plain op() gives, warns at import.
+    (~type_coerce(AUDIT.c.at, String).bool_op("GLOB")(_SQLITE_TIME), "its time is not a time"),
     (AUDIT.c.data.is_(None) | (type_coerce(AUDIT.c.data, String) == "null"), None),
     (func.json_valid(AUDIT.c.data) == 0, "its data is not JSON"),
     # Valid JSON that Signoff wrote (compactly): an object starts with its brace.

@@ -63,7 +63,8 @@ COMMANDS: tuple[dict[str, Any], ...] = (
 HEADER = """\
 # Slack app manifest for Signoff, printed by `signoff manifest{options}`.
 # Create the app at https://api.slack.com/apps -> "From an app manifest" and paste this.
-# Scopes are only those the code needs: one per Web API method it calls (bot/manifest.py).
+# Scopes are only those the code needs: one per Web API method it calls
+# (bot/slack/manifest.py).
 """
 
 
@@ -103,7 +104,13 @@ def build(*, socket_mode: bool = False, url: str = EXAMPLE_URL) -> dict[str, Any
             "background_color": "#2c2d30",
         },
         "features": {
-            "app_home": {"home_tab_enabled": True, "messages_tab_enabled": True},
+            # The Messages tab shows direct prompts and reassignments; the app reads no
+            # messages, so people cannot write there (they would get no answer).
+            "app_home": {
+                "home_tab_enabled": True,
+                "messages_tab_enabled": True,
+                "messages_tab_read_only_enabled": True,
+            },
             "bot_user": {"display_name": "signoff", "always_online": True},
             "slash_commands": commands,
         },

@@ -4,6 +4,7 @@ that ``manifest.yml``, the code and the sandbox's scopes cannot drift apart."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -55,9 +56,9 @@ def test_manifest_yml_is_the_commands_output(capsys: pytest.CaptureFixture[str])
 def test_every_web_api_method_the_code_calls_has_its_scope_and_no_more() -> None:
     called = web_api_methods_called()
     missing = {m: where for m, where in called.items() if m not in METHOD_SCOPES}
-    assert not missing, f"add these methods and their scopes to bot/manifest.py: {missing}"
+    assert not missing, f"add these methods and their scopes to bot/slack/manifest.py: {missing}"
     unused = sorted(set(METHOD_SCOPES) - set(called))
-    assert not unused, f"bot/manifest.py lists methods the code never calls: {unused}"
+    assert not unused, f"bot/slack/manifest.py lists methods the code never calls: {unused}"
 
 
 def test_the_sandbox_grants_the_manifests_scopes() -> None:
@@ -82,7 +83,8 @@ def test_socket_mode_and_a_url(capsys: pytest.CaptureFixture[str]) -> None:
     assert "--url" in capsys.readouterr().err
 
 
-def test_every_event_the_app_listens_to_is_subscribed() -> None:
+def listeners(kind: str) -> set[object]:
+    """What the app's ``@app.<kind>(...)`` listeners (``event``, ``message``) listen to."""
     listened = set()
     for path in sorted((ROOT / "bot").rglob("*.py")):
         if path.relative_to(ROOT / "bot").parts[0].split(".")[0] in NOT_THE_APP:
@@ -91,9 +93,29 @@ def test_every_event_the_app_listens_to_is_subscribed() -> None:
             if (
                 isinstance(node, ast.Call)
                 and isinstance(node.func, ast.Attribute)
-                and node.func.attr == "event"
-                and node.args
-                and isinstance(node.args[0], ast.Constant)
+                and node.func.attr == kind
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id == "app"
             ):
-                listened.add(node.args[0].value)
+                first = node.args[0] if node.args else None
+                listened.add(first.value if isinstance(first, ast.Constant) else None)
+    return listened
+
+
+def test_every_event_the_app_listens_to_is_subscribed() -> None:
+    listened = listeners("event")
     assert listened == set(build()["settings"]["event_subscriptions"]["bot_events"])
+
+
+def test_the_messages_tab_shows_the_apps_messages_but_takes_none() -> None:
+    """Direct prompts (notify="dm") and reassignments arrive in the Messages tab; the app
+    reads no messages, so what someone typed there went unanswered."""
+    assert not listeners("message") and "message" not in listeners("event")
+    app_home = build()["features"]["app_home"]
+    assert app_home["messages_tab_enabled"] is True
+    assert app_home["messages_tab_read_only_enabled"] is True
+
+
+def test_the_header_names_the_module_that_builds_the_manifest() -> None:
+    named = re.search(r"\((bot/[\w/]+\.py)\)", render())
+    assert named is not None and (ROOT / named.group(1)).is_file()

@@ -69,6 +69,17 @@ class EngineSettings(BaseSettings):
             return [part.strip() for part in text.split(",") if part.strip()]
         return value
 
+    @field_validator("audit_key")
+    @classmethod
+    def _audit_key_given(cls, value: SecretStr | None) -> SecretStr | None:
+        # An empty key would hash the trail with no key at all, while the variable looks
+        # set (``SIGNOFF_AUDIT_KEY=${KEY}`` with KEY unset): refused, not taken for none.
+        if value is not None and not value.get_secret_value().strip():
+            raise ValueError(
+                "is empty; set a key, or leave the variable out to hash the trail without one"
+            )
+        return value
+
     @field_validator("operator")
     @classmethod
     def _operator_one_line(cls, value: str | None) -> str | None:

@@ -200,3 +200,18 @@ def test_a_malformed_port_is_named_by_the_variable_that_was_set(
     assert str(error.value).startswith(f"{expected} ")
     _, out, _ = run_cli(capsys, "config", "show")
     assert f"problem: {expected} Input should be" in out
+
+
+@pytest.mark.parametrize("value", ["", "   "])
+def test_an_empty_audit_key_is_refused_rather_than_taken_for_none(
+    project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    """An empty key (``SIGNOFF_AUDIT_KEY=${KEY}`` with KEY unset) hashed the trail without
+    any key, while ``config show`` listed a key as set from the environment."""
+    monkeypatch.setenv("SIGNOFF_AUDIT_KEY", value)
+    with pytest.raises(ConfigurationError, match="SIGNOFF_AUDIT_KEY: is empty"):
+        EngineSettings.load()
+    status, out, _ = run_cli(capsys, "config", "show")
+    assert status == 1 and "problem: invalid setting: SIGNOFF_AUDIT_KEY: is empty" in out
+    status, _, err = run_cli(capsys, "audit", "verify")
+    assert status == 1 and "SIGNOFF_AUDIT_KEY: is empty" in err

@@ -9,6 +9,7 @@ defaults. The command prints each variable once, and then any problem the settin
 from __future__ import annotations
 
 import difflib
+import logging
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -23,6 +24,8 @@ from signoff.bot.cli.session import CliSession, pass_session
 from signoff.bot.config import ENV_FILE, BotSettings, LogSettings, ServerSettings
 from signoff.bot.errors import SettingsError
 from signoff.engine import EngineError
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -136,6 +139,16 @@ def unknown_names(names: Iterable[str]) -> list[str]:
     return found
 
 
+def warn_of_unknown_names() -> None:
+    """Log a warning for each ``SIGNOFF_`` variable in the environment or ``.env`` that is
+    no setting: ``serve`` and ``worker`` call it as they start, since a typo there (in
+    ``SIGNOFF_DATABASE_URL``, say) leaves a replica on the default without a word."""
+    env_file = Path(ENV_FILE)
+    dotenv = dotenv_values(env_file) if env_file.is_file() else {}
+    for line in unknown_names([*os.environ, *dotenv]):
+        logger.warning(line, extra={"action": "setting_unknown"})
+
+
 def problems(session: CliSession) -> list[str]:
     """What is wrong with the settings, one line each (nothing when all is well)."""
     found = []
@@ -187,4 +200,4 @@ def show(session: CliSession, as_json: bool) -> None:
         raise click.exceptions.Exit(1)
 
 
-__all__ = ["KNOWN", "VARIABLES", "config", "mask", "unknown_names"]
+__all__ = ["KNOWN", "VARIABLES", "config", "mask", "unknown_names", "warn_of_unknown_names"]

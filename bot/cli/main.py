@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 import click
 
 from signoff.bot.cli.audit import audit
-from signoff.bot.cli.config import config
+from signoff.bot.cli.config import config, warn_of_unknown_names
 from signoff.bot.cli.db import db
 from signoff.bot.cli.flows import flows
 from signoff.bot.cli.heap import settle_after_start
@@ -307,6 +307,7 @@ def worker(session: CliSession, sources: tuple[str, ...], concurrency: int, migr
     session.migrate = migrate
     session.create = True
     configure_logging(logging.INFO)
+    warn_of_unknown_names()
 
     def on_signal(signum: signal.Signals) -> None:
         logger.info("stopping on %s", signum.name, extra={"action": "worker_stopping"})

@@ -10,6 +10,7 @@ import click
 
 from signoff.bot.backends import Backend
 from signoff.bot.backends.embedded import EmbeddedBackend
+from signoff.bot.cli.config import warn_of_unknown_names
 from signoff.bot.cli.heap import settle_after_start
 from signoff.bot.cli.logs import configure_logging
 from signoff.bot.cli.session import CliSession, check_each_filled, pass_session
@@ -73,6 +74,7 @@ def serve_command() -> Any:
         Socket Mode instead. Both serve GET /healthz, /readyz and /metrics.
         """
         configure_logging(logging.INFO)
+        warn_of_unknown_names()
         try:
             settings = BotSettings.load()
             listen = ServerSettings.load()

@@ -510,3 +510,32 @@ def test_a_flow_whose_parameters_have_no_json_schema_is_listed_and_judged_by_its
         err
         == "error: invalid parameters for flow 'odd-params': ticket: Input should be an instance of Ticket\n"
     )
+
+
+def test_a_worker_warns_of_a_signoff_variable_that_is_no_setting(project: Path) -> None:
+    """A typo in SIGNOFF_DATABASE_URL left a worker on the default database, silently:
+    only 'config show' named it."""
+    (project / ".env").write_text("SIGNOFF_POLL_SECOND=3\n")
+    env = {**os.environ, "SIGNOFF_DATABSE_URL": "postgresql://db/signoff"}
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "signoff.bot.cli", "worker", "--flows", "flows.py"],
+        cwd=project,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert worker.stderr is not None
+        lines = []
+        for line in worker.stderr:
+            lines.append(line)
+            if " worker_started " in line:
+                break
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        wait_for(lambda: worker.poll() is not None, timeout=30)
+    warnings = [line.split(" ", 4)[-1].strip() for line in lines if " setting_unknown " in line]
+    assert warnings == [
+        "SIGNOFF_DATABSE_URL is not a setting Signoff reads; did you mean SIGNOFF_DATABASE_URL?",
+        "SIGNOFF_POLL_SECOND is not a setting Signoff reads; did you mean SIGNOFF_POLL_SECONDS?",
+    ], lines

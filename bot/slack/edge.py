@@ -10,7 +10,9 @@ In this order, before Bolt or any listener sees a byte:
 3. the request is claimed once in the database (``Backend.claim_once``), keyed by its
    signature (``replay_key``), for as long as the signature is valid; every replica shares
    the claim, so a replayed request is answered 200 and does nothing. Events API retries
-   carry a new signature, so an event is also claimed by its ``event_id``.
+   carry a new signature, so an event is also claimed by its ``event_id``. While the
+   database cannot be reached, nothing is acted on: a slash command is answered with a
+   line saying so (``DATABASE_DOWN``), anything else 503.
 
    The one exception is an input form's submission (``claimed_after_ack``): everything it
    changes happens after its acknowledgement, on ``bot.slack.answering``'s pool, which
@@ -53,6 +55,7 @@ from signoff.bot.slack.payloads import (
 )
 
 __all__ = [
+    "DATABASE_DOWN",
     "REPLAY_WINDOW_SECONDS",
     "SlackEdge",
     "claimed_after_ack",
@@ -85,6 +88,12 @@ def signature_is_valid(
 def replay_key(signature: str) -> str:
     """The ``claim_once`` key of the request signed with ``signature``."""
     return f"slack:signature:{signature}"
+
+
+#: What someone who typed a command is told while the database cannot be reached.
+DATABASE_DOWN = (
+    "Signoff cannot reach its database just now, so nothing was done. Try again in a minute."
+)
 
 
 def claimed_after_ack(payload: object) -> bool:
@@ -247,6 +256,10 @@ class SlackEdge:
                 )
         except BackendUnavailable:
             logger.warning("cannot check for replays", extra={"action": "replay_check_failed"})
+            if isinstance(payload, SlashCommand):
+                # Slack shows a command's plain-text answer to the person who typed it, and a
+                # 503 as its own error: they are told, and nothing was acted on.
+                return _answer(start_response, "200 OK", DATABASE_DOWN)
             return _answer(
                 start_response, "503 Service Unavailable", "The database is unavailable."
             )

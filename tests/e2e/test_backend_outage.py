@@ -16,6 +16,7 @@ from signoff.bot.slack import ids
 from signoff.bot.slack.server import Server
 from signoff.bot.testing import SIGNING_SECRET, RunningBot, running_bot
 from signoff.engine import Engine, flow, pause_flow_run
+from tests.engine.test_reconnect import pg_url, refuse_connections  # noqa: F401 - a fixture
 
 
 @flow(name="outage-ask")
@@ -73,3 +74,19 @@ def test_a_click_and_the_home_tab_say_when_runs_cannot_be_read(
     finally:
         Outage.down.clear()
         other.stop()
+
+
+def test_runs_typed_while_the_database_is_down_says_so_and_does_nothing(pg_url: str) -> None:  # noqa: F811
+    """With PostgreSQL refusing connections, the replay check before every listener failed
+    and Slack got a 503: '/runs' ended in Slack's own error, not a word from Signoff."""
+    with running_bot(database_url=pg_url) as bot:
+        refuse_connections(pg_url, True)
+        try:
+            reply = bot.driver.slash_command("alice", "/runs", "start outage-ask")
+        finally:
+            refuse_connections(pg_url, False)
+        assert (reply.status, reply.problems) == (200, ())
+        (said,) = bot.slack.workspace.ephemeral("U0ALICE")
+        assert "Signoff cannot reach its database just now" in said.text
+        assert "nothing was done" in said.text
+        assert bot.engine.list_runs() == []

@@ -17,9 +17,9 @@ the fixtures without any ``conftest.py``::
 
 ``signoff_bot`` is a running bot (``bot.testing.RunningBot``) on a fresh SQLite database
 with a worker, served against a fresh sandbox. It loads the flows listed in the
-``signoff_flows`` ini option (files or modules, one per line) and every flow the test
-modules define. Each test gets its own; both fixtures stop when the test ends. Outside
-pytest, use ``with SlackSandbox() as slack: ...`` or ``with running_bot(...) as bot: ...``.
+``signoff_flows`` ini option (files or modules, one per line; a file's path is read from
+the ini file's folder) and every flow the test modules define. Each test gets its own;
+both fixtures stop when the test ends. Outside pytest, use ``with SlackSandbox() as slack: ...`` or ``with running_bot(...) as bot: ...``.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import pytest
 
 from signoff.bot.sandbox.sandbox import SlackSandbox
 
-__all__ = ["pytest_addoption", "signoff_bot", "slack_sandbox"]
+__all__ = ["listed_flows", "pytest_addoption", "signoff_bot", "slack_sandbox"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -42,6 +42,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type="linelist",
         default=[],
     )
+
+
+def listed_flows(config: pytest.Config) -> list[str]:
+    """The ``signoff_flows`` entries: a file or folder is found beside the ini file that
+    lists it, wherever pytest runs (an editor runs one test from its own folder); a
+    module name (``myteam.flows``) is kept as written."""
+    base = config.inipath.parent if config.inipath is not None else config.rootpath
+    found = []
+    for entry in config.getini("signoff_flows"):
+        path = base / str(entry)
+        found.append(str(path) if path.exists() else str(entry))
+    return found
 
 
 @pytest.fixture
@@ -56,6 +68,6 @@ def signoff_bot(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[obje
     """A running bot (``bot.testing.RunningBot``) on a fresh SQLite database."""
     from signoff.bot.testing import running_bot  # the engine loads only for tests that use it
 
-    flows = [str(source) for source in request.config.getini("signoff_flows")]
+    flows = listed_flows(request.config)
     with running_bot(flows=flows, database_url=f"sqlite:///{tmp_path / 'signoff.db'}") as bot:
         yield bot

@@ -52,3 +52,22 @@ def test_the_installed_plugin_gives_both_fixtures_without_a_conftest(tmp_path: P
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     assert "2 passed" in done.stdout
+
+
+def test_flows_listed_in_the_ini_file_are_found_from_any_directory(tmp_path: Path) -> None:
+    """``signoff_flows = flows/approve.py`` was read from the working directory: pytest run
+    in ``tests/`` (as an editor runs one test) could not load the flows."""
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "flows" / "approve.py").write_text(FLOWS)
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_mine.py").write_text(TESTS)
+    (tmp_path / "pytest.ini").write_text("[pytest]\nsignoff_flows = flows/approve.py\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist"],
+        cwd=tmp_path / "tests",
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert "2 passed" in done.stdout

@@ -113,6 +113,9 @@ class Engine(Resuming, Upkeep):
         #: monotonic time of the last heartbeat stored (or of registering)
         self._beat_at = time.monotonic()
         self._lapses = 0
+        #: monotonic time since which this process's heartbeats have been stored without a
+        #: failure; None while they fail (see ``judges_others``)
+        self._reaching_since: float | None = float("-inf")
         self._lock = threading.Lock()
         self._closed = threading.Event()
         self._heartbeat: threading.Thread | None = None
@@ -153,8 +156,11 @@ class Engine(Resuming, Upkeep):
                 if now - self._beat_at > self.settings.owner_timeout_seconds / 2:
                     self._lapses += 1  # this process stood still (a stop, a long pause)
                 self._beat_at = now
+                if self._reaching_since is None:
+                    self._reaching_since = now
             except StoreError:
                 self._lapses += 1
+                self._reaching_since = None
                 logger.warning("heartbeat failed", extra={"action": "heartbeat_failed"})
 
     def heartbeat_lapses(self) -> int:
@@ -164,6 +170,16 @@ class Engine(Resuming, Upkeep):
         looked (``tasks.Task``): no read on the common path."""
         late = time.monotonic() - self._beat_at > self.settings.owner_timeout_seconds / 2
         return self._lapses + (1 if self._registered and late else 0)
+
+    def judges_others(self) -> bool:
+        """Whether this process may take another for dead by its stale heartbeat: not until
+        its own heartbeats have been stored for an owner timeout since they last failed. An
+        outage of the database stops every process's heartbeats, so right after one each
+        looks dead, though the live ones beat again within ``heartbeat_seconds``."""
+        since = self._reaching_since
+        return since is not None and (
+            time.monotonic() - since >= self.settings.owner_timeout_seconds
+        )
 
     def owner_alive(self, owner: str | None) -> bool:
         if owner is None:

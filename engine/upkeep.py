@@ -24,11 +24,16 @@ class Upkeep:
     _registered: bool
     #: monotonic time when stale process rows are next deleted
     _forget_due: float = 0.0
+    #: whether ``recover_orphans`` said it waits after an outage (said once per outage)
+    _deferred: bool = False
 
     def notify(self) -> None:
         raise NotImplementedError
 
     def owner_alive(self, owner: str | None) -> bool:
+        raise NotImplementedError
+
+    def judges_others(self) -> bool:
         raise NotImplementedError
 
     def expire_due_pauses(self, now: datetime | None = None) -> list[str]:
@@ -76,7 +81,21 @@ class Upkeep:
         return settled
 
     def recover_orphans(self) -> list[str]:
-        """Take over runs whose process died: paused ones wait on, running ones re-run."""
+        """Take over runs whose process died: paused ones wait on, running ones re-run.
+
+        Not while this process is just back from an outage of the database (``judges_others``):
+        the others' heartbeats stopped with its own, and taking their waiting runs for
+        orphans would run each flow again from its start."""
+        if not self.judges_others():
+            if not self._deferred:
+                self._deferred = True
+                logger.info(
+                    "not taking over other processes' runs until they have had time to "
+                    "send a heartbeat again after this process lost the database",
+                    extra={"action": "orphans_deferred"},
+                )
+            return []
+        self._deferred = False
         live = self.store.live_processes(self.settings.owner_timeout_seconds)
         if self._registered:
             live.add(self.process_id)

@@ -12,10 +12,18 @@ import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
-from signoff.engine import RunState, StoreError
+from signoff.engine import (
+    Engine,
+    EngineSettings,
+    RunState,
+    StoreError,
+    Worker,
+    flow,
+    pause_flow_run,
+)
 from signoff.engine.store import SqlStore
 from signoff.engine.store.database import create_db_engine
-from tests.conftest import new_pg_database
+from tests.conftest import FAST, new_pg_database
 from tests.support.postgres import PostgresCluster
 from tests.support.waiting import wait_for
 
@@ -177,3 +185,62 @@ def test_timers_outlive_a_failed_write_of_their_jobs(
     finally:
         admin.close()
         engine.close()
+
+
+#: starts of ``reconnect_waits``: code outside any task, run again only with the flow
+STARTS: list[str] = []
+
+
+@flow(name="reconnect-waits")
+def reconnect_waits(tag: str) -> int:
+    STARTS.append(tag)
+    return pause_flow_run(int, timeout=60)
+
+
+def test_an_outage_every_process_had_makes_none_of_them_look_dead_afterwards(
+    pg_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Two live processes lose the database together for longer than the owner timeout, so
+    # every heartbeat stored is stale when it comes back. The first to look for orphans
+    # used to take the other's waiting run over, and answering it ran the flow again.
+    caplog.set_level("INFO", logger="signoff.engine.upkeep")
+    settings = EngineSettings.load(database_url=pg_url, **FAST)
+    waiting, judging = Engine(settings), Engine(settings)
+    worker = Worker(waiting)
+    worker.start()
+    judging.claim_ownership()
+    try:
+        run = waiting.submit("reconnect-waits", {"tag": "outage"})
+        wait_for(lambda: waiting.get_run(run.id).state is RunState.PAUSED, what="the pause")
+        refuse_connections(pg_url, True)
+        began, lapses = time.monotonic(), judging.heartbeat_lapses()
+        wait_for(
+            lambda: (
+                time.monotonic() - began > 2 * settings.owner_timeout_seconds
+                and judging.heartbeat_lapses() > lapses
+            ),
+            what="an outage longer than the owner timeout",
+        )
+        refuse_connections(pg_url, False)
+        assert judging.recover_orphans() == []  # before the other could beat again
+        assert _actions(caplog, "orphans_deferred")
+        wait_for(lambda: judging.judges_others(), what="the judge to be back long enough")
+        assert judging.recover_orphans() == []  # the other beat meanwhile: alive
+        assert judging.get_run(run.id).state is RunState.PAUSED
+        judging.resume(run.id, {"value": 7}, responder="alice")
+        done = wait_for(lambda: (r := judging.get_run(run.id)).state.is_final and r, 15)
+        assert (done.state, done.result, STARTS.count("outage")) == (RunState.COMPLETED, "7", 1)
+
+        # A process that is really gone is still taken over, once the judge can tell.
+        second = waiting.submit("reconnect-waits", {"tag": "gone"})
+        wait_for(lambda: waiting.get_run(second.id).state is RunState.PAUSED, what="the pause")
+    finally:
+        refuse_connections(pg_url, False)
+        worker.stop()
+        waiting.close()
+    try:
+        taken = wait_for(lambda: judging.recover_orphans(), timeout=10, what="the takeover")
+        assert taken == [second.id]
+        assert judging.get_run(second.id).state is RunState.SUSPENDED
+    finally:
+        judging.close()

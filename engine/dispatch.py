@@ -42,6 +42,9 @@ _PG_SAFETY_POLL = 1.0
 #: cancellation is read for at once. 20 ms rather than 5 cut a busy worker's reads, and
 #: their CPU, by three quarters (1,000 runs through one worker: 9.3 s -> 7.6-8.2 s).
 _MIN_INTERVAL = 0.02
+#: seconds between tries to read events while the database fails (it used to be ten
+#: polls: on PostgreSQL, a flow heard its answer up to 10 s after an outage ended)
+_READ_RETRY_SECONDS = 1.0
 #: SQLite without local wake-ups: the poll is all there is, so it must be short
 _SQLITE_POLL_WITHOUT_WAKEUPS = 0.002
 #: events read at a time
@@ -136,6 +139,7 @@ class Dispatcher:
 
     def _run(self) -> None:
         drained_at = 0.0
+        failures = 0
         while not self._stop.is_set():
             poked = self._wake.wait(self.poll_seconds)
             if poked:
@@ -152,10 +156,23 @@ class Dispatcher:
                     drained_at = time.monotonic()
                     self._drain()
             except StoreError:
-                logger.warning("could not read events", extra={"action": "event_read_failed"})
-                self._stop.wait(self.poll_seconds * 10)
+                # Said once per outage, then tried again each second: a flow waiting here
+                # hears nothing (its answer, a cancel) until a read works again.
+                if failures == 0:
+                    logger.warning("could not read events", extra={"action": "event_read_failed"})
+                failures += 1
+                self._stop.wait(_READ_RETRY_SECONDS)
+                self._wake.set()  # the next try reads, whatever the poll would say
+                continue
             except Exception:
                 logger.exception("event handler failed", extra={"action": "dispatch_failed"})
+            if failures:
+                logger.info(
+                    "events read again after %d failed tries",
+                    failures,
+                    extra={"action": "event_read_recovered", "failures": failures},
+                )
+                failures = 0
 
     def _changed(self) -> bool:
         """Whether the database may hold events not yet handed on (always, on PostgreSQL's

@@ -244,3 +244,35 @@ def test_an_outage_every_process_had_makes_none_of_them_look_dead_afterwards(
         assert judging.get_run(second.id).state is RunState.SUSPENDED
     finally:
         judging.close()
+
+
+def test_a_waiting_flow_hears_its_answer_within_seconds_of_an_outage_ending(
+    pg_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A failed read of events used to put the reader to sleep for ten polls (10 s on
+    # PostgreSQL): a flow answered just after an outage waited that long to go on.
+    caplog.set_level("INFO", logger="signoff.engine.dispatch")
+    settings = EngineSettings.load(database_url=pg_url, **FAST)
+    waiting, answering = Engine(settings), Engine(settings)
+    worker = Worker(waiting)
+    worker.start()
+    try:
+        run = waiting.submit("reconnect-waits", {"tag": "heard"})
+        wait_for(lambda: waiting.get_run(run.id).state is RunState.PAUSED, what="the pause")
+        refuse_connections(pg_url, True)
+        wait_for(lambda: _actions(caplog, "event_read_failed"), what="a failed read of events")
+        refuse_connections(pg_url, False)
+        # Its heartbeat back, the waiting process is taken for alive: the answer is for it.
+        wait_for(lambda: answering.owner_alive(waiting.process_id), what="a heartbeat")
+        answering.resume(run.id, {"value": 3}, responder="alice")
+        answered = time.monotonic()
+        done = wait_for(lambda: (r := answering.get_run(run.id)).state.is_final and r, 15)
+        heard = time.monotonic() - answered
+    finally:
+        refuse_connections(pg_url, False)
+        worker.stop()
+        waiting.close()
+        answering.close()
+    assert (done.state, done.result, STARTS.count("heard")) == (RunState.COMPLETED, "3", 1)
+    assert heard < 4, f"the flow heard its answer {heard:.1f} s after it was given"
+    assert _actions(caplog, "event_read_recovered")

@@ -58,6 +58,9 @@ class Resuming(Interventions):
     process_id: str
     _registered: bool
 
+    def judges_others(self) -> bool:
+        raise NotImplementedError
+
     def resume(
         self,
         run_id: str | uuid.UUID,
@@ -118,7 +121,13 @@ class Resuming(Interventions):
             )
             raise InputInvalid(run.id, pause.key, errors)
         in_process = run.state is RunState.PAUSED and not pause.suspend
-        alive = self._registered if run.owner == self.process_id else target.owner_alive
+        if run.owner == self.process_id:
+            alive = self._registered
+        else:
+            # Just back from an outage, this process cannot tell a dead owner from one that
+            # has not beaten again yet. The answer is left for the owner either way: should
+            # it be dead, the run is taken over as RUNNING and runs again then.
+            alive = target.owner_alive or not self.judges_others()
         next_state = RunState.RUNNING if in_process and alive else RunState.SCHEDULED
         # When the flow waits in this process, its model judges the answer right here, so the
         # verdict is stored with the answer and handed over without another round trip. A

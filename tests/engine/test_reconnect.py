@@ -276,3 +276,36 @@ def test_a_waiting_flow_hears_its_answer_within_seconds_of_an_outage_ending(
     assert (done.state, done.result, STARTS.count("heard")) == (RunState.COMPLETED, "3", 1)
     assert heard < 4, f"the flow heard its answer {heard:.1f} s after it was given"
     assert _actions(caplog, "event_read_recovered")
+
+
+def test_an_answer_given_just_after_an_outage_goes_to_the_flow_waiting_for_it(
+    pg_url: str,
+) -> None:
+    # Answered before the waiting process has beaten again, the run used to be queued to run
+    # again, as if that process had died: its flow ran a second time from the start.
+    settings = EngineSettings.load(database_url=pg_url, **FAST)
+    waiting, answering = Engine(settings), Engine(settings)
+    worker = Worker(waiting)
+    worker.start()
+    answering.claim_ownership()  # a bot replica: it runs flows too
+    try:
+        run = waiting.submit("reconnect-waits", {"tag": "answered"})
+        wait_for(lambda: waiting.get_run(run.id).state is RunState.PAUSED, what="the pause")
+        refuse_connections(pg_url, True)
+        began, lapses = time.monotonic(), answering.heartbeat_lapses()
+        wait_for(
+            lambda: (
+                time.monotonic() - began > 2 * settings.owner_timeout_seconds
+                and answering.heartbeat_lapses() > lapses
+            ),
+            what="an outage longer than the owner timeout",
+        )
+        refuse_connections(pg_url, False)
+        answering.resume(run.id, {"value": 5}, responder="alice")
+        done = wait_for(lambda: (r := answering.get_run(run.id)).state.is_final and r, 15)
+    finally:
+        refuse_connections(pg_url, False)
+        worker.stop()
+        waiting.close()
+        answering.close()
+    assert (done.state, done.result, STARTS.count("answered")) == (RunState.COMPLETED, "5", 1)

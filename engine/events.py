@@ -134,6 +134,8 @@ class DurableConsumer:
 
     def _run(self) -> None:
         delay = self.RETRY_SECONDS[0]
+        #: tries in a row the store failed (the database is down, most likely)
+        outage = 0
         while not self._stop.is_set():
             token = self._token
             if token is None:
@@ -143,6 +145,13 @@ class DurableConsumer:
             try:
                 delivered_all = self._deliver(token)
                 delay = self.RETRY_SECONDS[0]
+                if outage:
+                    logger.info(
+                        "events delivered again after %d failed tries",
+                        outage,
+                        extra={"action": "consumer_recovered", "consumer": self.name},
+                    )
+                    outage = 0
                 if delivered_all:
                     self._wake.wait(self.RENEW_SECONDS * 10)
                     self._wake.clear()
@@ -153,7 +162,19 @@ class DurableConsumer:
                 )
                 if self._token == token:
                     self._token = None
-            except Exception:  # the observer or the store failed: keep the event, retry later
+            except StoreError as exc:
+                # The database is down: said once, then tried again every second, as the
+                # worker does. Backing off (up to 30 s) left the observer (Slack) silent
+                # that long after the database came back.
+                if outage == 0:
+                    logger.warning(
+                        "cannot deliver events: %s; trying again every second",
+                        exc,
+                        extra={"action": "consumer_store_failed", "consumer": self.name},
+                    )
+                outage += 1
+                self._stop.wait(self.RENEW_SECONDS)
+            except Exception:  # the observer failed: keep the event, retry later
                 logger.exception(
                     "event delivery failed; will retry",
                     extra={"action": "event_delivery_failed", "consumer": self.name},

@@ -15,6 +15,7 @@ from sqlalchemy.engine import make_url
 from signoff.engine import (
     Engine,
     EngineSettings,
+    Event,
     RunState,
     StoreError,
     Worker,
@@ -309,3 +310,45 @@ def test_an_answer_given_just_after_an_outage_goes_to_the_flow_waiting_for_it(
         waiting.close()
         answering.close()
     assert (done.state, done.result, STARTS.count("answered")) == (RunState.COMPLETED, "5", 1)
+
+
+def test_a_durable_consumer_delivers_within_seconds_of_an_outage_ending(
+    pg_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The consumer (Slack's, in the bot) backed off from a failing database as from a
+    # failing observer, doubling up to 30 s: Slack stayed silent that long after an outage.
+    caplog.set_level("INFO", logger="signoff.engine.events")
+    engine = Engine(EngineSettings.load(database_url=pg_url, **FAST))
+    seen: list[Event] = []
+
+    class Observer:
+        def on_event(self, event: Event) -> None:
+            seen.append(event)
+
+    durable = engine.subscribe("outage-test", Observer())
+    try:
+        first = engine.submit("reconnect-waits", {"tag": "consumed"})
+        wait_for(lambda: any(e.run_id == first.id for e in seen), what="the first event")
+        refuse_connections(pg_url, True)
+        durable.poke()  # it looks at once, and fails
+        wait_for(
+            lambda: (
+                _actions(caplog, "consumer_store_failed")
+                or _actions(caplog, "event_delivery_failed")
+            ),
+            what="a failed delivery",
+        )
+        began = time.monotonic()
+        wait_for(lambda: time.monotonic() - began > 4, what="four seconds of outage")
+        refuse_connections(pg_url, False)
+        back = time.monotonic()
+        second = engine.submit("reconnect-waits", {"tag": "consumed"})
+        wait_for(lambda: any(e.run_id == second.id for e in seen), 15, what="the next event")
+        silent = time.monotonic() - back
+    finally:
+        refuse_connections(pg_url, False)
+        engine.close()
+    assert silent < 2.5, f"events were delivered {silent:.1f} s after the database came back"
+    assert len(_actions(caplog, "consumer_store_failed")) == 1
+    assert _actions(caplog, "consumer_recovered")
+    assert not _actions(caplog, "event_delivery_failed")  # no traceback per try

@@ -229,16 +229,29 @@ class Dispatcher:
 
         url = make_url(str(self.store.engine.url.render_as_string(hide_password=False)))
         conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        #: tries to connect since the connection was lost (0: connected, or never lost)
+        lost = 0
         while not self._stop.is_set():
             try:
                 with psycopg.connect(conninfo, autocommit=True) as conn:
                     conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
                     conn.execute(f"LISTEN {self._stop_channel}")
+                    if lost:
+                        logger.info(
+                            "LISTEN connection back after %d tries",
+                            lost,
+                            extra={"action": "listen_reconnected", "tries": lost},
+                        )
+                        lost = 0
+                        # What was notified while it was down is read now, not at the poll.
+                        self.poke(prompt=True)
                     while not self._stop.is_set():
                         for note in conn.notifies(timeout=_LISTEN_TIMEOUT, stop_after=1):
                             self.poke(prompt=note.payload.endswith(f" {PROMPT_NOTICE}"))
             except psycopg.Error:
                 if self._stop.is_set():
                     return
-                logger.warning("LISTEN connection lost", extra={"action": "listen_reconnect"})
+                if lost == 0:  # said once per outage, not once a second while it lasts
+                    logger.warning("LISTEN connection lost", extra={"action": "listen_reconnect"})
+                lost += 1
                 self._stop.wait(1.0)

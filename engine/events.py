@@ -125,12 +125,27 @@ class DurableConsumer:
             self._wake.set()
 
     def _keep(self) -> None:
+        failures = 0
         while not self._stop.wait(self.RENEW_SECONDS):
             try:
                 self._try_take()
             except StoreError:
                 # Not renewed: if this lasts past the lease, check_lease refuses to post.
-                logger.warning("could not renew lease", extra={"action": "lease_renew_failed"})
+                # Said once per outage, not once a second while it lasts.
+                if failures == 0:
+                    logger.warning(
+                        "could not renew or take the lease",
+                        extra={"action": "lease_renew_failed", "consumer": self.name},
+                    )
+                failures += 1
+                continue
+            if failures:
+                logger.info(
+                    "lease renewed or taken again after %d failed tries",
+                    failures,
+                    extra={"action": "lease_renew_recovered", "consumer": self.name},
+                )
+                failures = 0
 
     def _run(self) -> None:
         delay = self.RETRY_SECONDS[0]

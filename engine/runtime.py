@@ -158,10 +158,12 @@ class Engine(Resuming, Upkeep):
                 self._beat_at = now
                 if self._reaching_since is None:
                     self._reaching_since = now
+                    logger.info("heartbeat stored again", extra={"action": "heartbeat_recovered"})
             except StoreError:
                 self._lapses += 1
+                if self._reaching_since is not None:  # once per outage, not once a beat
+                    logger.warning("heartbeat failed", extra={"action": "heartbeat_failed"})
                 self._reaching_since = None
-                logger.warning("heartbeat failed", extra={"action": "heartbeat_failed"})
 
     def heartbeat_lapses(self) -> int:
         """How many times this process's heartbeat failed or came late, so far (and now):

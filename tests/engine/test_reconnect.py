@@ -352,3 +352,40 @@ def test_a_durable_consumer_delivers_within_seconds_of_an_outage_ending(
     assert len(_actions(caplog, "consumer_store_failed")) == 1
     assert _actions(caplog, "consumer_recovered")
     assert not _actions(caplog, "event_delivery_failed")  # no traceback per try
+
+
+def test_an_outage_is_logged_once_per_kind_and_its_end_too(
+    pg_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A process's heartbeat, its lease on a durable consumer and its LISTEN connection each
+    # logged a warning per try, every second or faster: a ten-minute outage wrote
+    # thousands of lines per process, and nothing said when it was over.
+    caplog.set_level("INFO", logger="signoff.engine")
+    engine = Engine(EngineSettings.load(database_url=pg_url, **FAST))
+    worker = Worker(engine)
+    worker.start()
+
+    class Observer:
+        def on_event(self, event: Event) -> None:
+            pass
+
+    engine.subscribe("outage-logs", Observer())
+    try:
+        refuse_connections(pg_url, True)
+        began = time.monotonic()
+        wait_for(lambda: time.monotonic() - began > 3, what="three seconds of outage")
+        refuse_connections(pg_url, False)
+        recoveries = ("heartbeat_recovered", "lease_renew_recovered", "listen_reconnected")
+        wait_for(
+            lambda: all(_actions(caplog, action) for action in recoveries),
+            what="each to say it works again",
+        )
+    finally:
+        refuse_connections(pg_url, False)
+        worker.stop()
+        engine.close()
+    counts = {
+        action: len(_actions(caplog, action))
+        for action in ("heartbeat_failed", "lease_renew_failed", "listen_reconnect", *recoveries)
+    }
+    assert counts == dict.fromkeys(counts, 1)

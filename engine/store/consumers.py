@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 from datetime import timedelta
 
-from sqlalchemy import and_, bindparam, delete, func, insert, literal, or_, select, update
+from sqlalchemy import and_, bindparam, delete, func, literal, or_, select, update
 
 from signoff.engine.runs import Event, EventKind, RunState
 from signoff.engine.store import rows
@@ -100,35 +100,42 @@ class ConsumerQueries(StoreBase):
         return events, events[-1].id if len(events) == limit else upto
 
     def lease_cursor(self, consumer: str, owner: str, seconds: float) -> int | None:
-        """Hold ``consumer``'s cursor for ``seconds``; its position, or None if another holds it."""
+        """Hold ``consumer``'s cursor for ``seconds``; its position, or None if another holds it.
+
+        Taken in one conditional statement: processes that find the cursor free at the same
+        moment (replicas started together) make one holder, where reading it first and
+        writing it after made each believe it held the lease (or failed the second with a
+        duplicate key, for a cursor not made yet).
+        """
         now = self.clock()
         until = now + timedelta(seconds=seconds)
+        free = or_(
+            CURSORS.c.lease_owner.is_(None),
+            CURSORS.c.lease_owner == owner,
+            CURSORS.c.lease_until.is_(None),
+            CURSORS.c.lease_until <= now,
+        )
         with self._write() as conn:
-            row = conn.execute(select(CURSORS).where(CURSORS.c.consumer == consumer)).first()
-            if row is None:
-                # A new consumer starts at the present: it reports what happens from now on.
-                position = int(
-                    conn.execute(select(func.coalesce(func.max(EVENTS.c.id), 0))).scalar_one()
-                )
-                conn.execute(
-                    insert(CURSORS).values(
-                        consumer=consumer, position=position, lease_owner=owner, lease_until=until
-                    )
-                )
-                return position
-            held_by_other = (
-                row.lease_owner not in (None, owner)
-                and row.lease_until is not None
-                and rows.utc(row.lease_until) > now
-            )
-            if held_by_other:
-                return None
-            conn.execute(
+            taken = conn.execute(
                 update(CURSORS)
-                .where(CURSORS.c.consumer == consumer)
+                .where(CURSORS.c.consumer == consumer, free)
                 .values(lease_owner=owner, lease_until=until)
+                .returning(CURSORS.c.position)
+            ).first()
+            if taken is not None:
+                return int(taken.position)
+            # Held by another, or not made yet: a new consumer starts at the present, and
+            # reports what happens from now on. Of two making it at once, one does.
+            position = int(
+                conn.execute(select(func.coalesce(func.max(EVENTS.c.id), 0))).scalar_one()
             )
-            return int(row.position)
+            made = conn.execute(
+                self._dialect_insert(CURSORS)
+                .values(consumer=consumer, position=position, lease_owner=owner, lease_until=until)
+                .on_conflict_do_nothing()
+                .returning(CURSORS.c.position)
+            ).first()
+            return None if made is None else position
 
     def holds_cursor(self, consumer: str, owner: str) -> bool:
         """Whether ``owner`` holds ``consumer``'s lease and it has not expired."""

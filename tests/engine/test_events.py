@@ -11,6 +11,7 @@ import psycopg
 import pytest
 import sqlalchemy
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 from signoff.engine import (
     Engine,
@@ -25,9 +26,13 @@ from signoff.engine import (
     resume_flow_run,
 )
 from signoff.engine.input import RunInput
+from signoff.engine.store import SqlStore
 from signoff.engine.store.base import NOTIFY_CHANNEL
+from signoff.engine.store.database import create_db_engine
 from signoff.engine.store.urgency import PROMPT_NOTICE
 from signoff.engine.store.wakeups import PROMPT_SIGNAL, LocalWakeups
+from tests.conftest import new_pg_database
+from tests.support.postgres import PostgresCluster
 from tests.support.running import start
 from tests.support.waiting import wait_for
 
@@ -401,3 +406,54 @@ def test_a_reader_racing_many_writers_misses_no_event(engine: Engine) -> None:
     stored = [e.id for e in engine.store.events_after(0, 10_000)]
     assert len(stored) >= 6 * 25 * 2
     assert read == stored
+
+
+@pytest.mark.parametrize("cursor", ["new", "released"])
+def test_two_processes_taking_a_free_consumer_at_once_make_one_holder(
+    pg_cluster: PostgresCluster | None, cursor: str
+) -> None:
+    """Replicas started together (compose starts two) both saw the consumer free and both
+    took it: a cursor not made yet failed the second with a unique violation, and a released
+    one was held by both, each posting to Slack until the next renewal."""
+    if pg_cluster is None:
+        pytest.skip("PostgreSQL binaries (initdb, pg_ctl) are not installed")
+    url = new_pg_database(pg_cluster)
+    stores = [SqlStore(create_db_engine(url)) for _ in range(2)]
+    if cursor == "released":
+        assert stores[0].lease_cursor("slack", "earlier", 3.0) == 0
+        stores[0].release_cursor("slack", "earlier")
+    taken: dict[int, object] = {}
+
+    def take(i: int) -> None:
+        try:
+            taken[i] = stores[i].lease_cursor("slack", f"replica-{i}", 3.0)
+        except Exception as exc:
+            taken[i] = exc
+
+    database = make_url(url).database
+    conninfo = f"host=127.0.0.1 port={pg_cluster.port} user=postgres dbname={database}"
+    try:
+        with psycopg.connect(conninfo) as holder, psycopg.connect(conninfo) as watcher:
+            # Both read the cursor, then queue on the table's lock to write it.
+            holder.execute("LOCK TABLE event_cursors IN EXCLUSIVE MODE")
+            threads = [threading.Thread(target=take, args=(i,)) for i in range(2)]
+            for thread in threads:
+                thread.start()
+
+            def queued() -> bool:
+                row = watcher.execute(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE datname = %s AND wait_event_type = 'Lock'",
+                    [database],
+                ).fetchone()
+                watcher.rollback()
+                return row == (2,)
+
+            wait_for(queued, what="both replicas to wait for the cursor's table")
+            holder.commit()
+            for thread in threads:
+                thread.join(10)
+    finally:
+        for store in stores:
+            store.close()
+    assert sorted(taken.values(), key=repr) == [0, None], taken

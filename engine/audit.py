@@ -221,6 +221,17 @@ def _content_hash(record: AuditRecord, secret: bytes | None) -> str:
     )
 
 
+def written_with(record: AuditRecord, secret: bytes | None) -> bool:
+    """Whether ``record`` is hashed as a process with ``secret`` (``SIGNOFF_AUDIT_KEY``)
+    hashes: with it, or without a key (written before it was set). When the newest record is
+    not, appending after it breaks the chain: another process writes with another key."""
+    if record.problem is not None:
+        return True  # unreadable: ``audit verify`` names it; nothing to say about the key
+    if _content_hash(record, secret) == record.hash:
+        return True
+    return secret is not None and _content_hash(record, None) == record.hash
+
+
 def verify(
     records: Iterable[AuditRecord],
     secret: bytes | None = None,
@@ -405,4 +416,5 @@ __all__ = [
     "entry_fields",
     "render_text",
     "verify",
+    "written_with",
 ]

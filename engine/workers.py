@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Iterable
 
 from signoff.engine import registry as flow_sources
+from signoff.engine.audit import written_with
 from signoff.engine.errors import StoreError
 from signoff.engine.runner import execute_queued, execute_queued_async, prepare_queued
 from signoff.engine.runs import RunState
@@ -125,6 +126,7 @@ class Worker:
     def start(self) -> None:
         """Start claiming runs in background threads."""
         self.engine.claim_ownership()
+        self._check_audit_key()
         self.engine.on_scheduled(self._wake.set)
         self.engine.timers.start(active=True, engine=self.engine)
         loop_thread = threading.Thread(
@@ -137,6 +139,27 @@ class Worker:
         logger.info(
             "worker started",
             extra={"action": "worker_started", "flows": self.engine.flows.names()},
+        )
+
+    def _check_audit_key(self) -> None:
+        """Say so at start when the newest audit record is not hashed as this process
+        hashes: replicas with different ``SIGNOFF_AUDIT_KEY`` values (or one without) make a
+        chain that ``audit verify`` can only report as edited, and nothing said so when
+        the records were written."""
+        newest = self.engine.store.newest_audit_record()
+        if newest is None or written_with(newest, self.engine.store.audit_secret):
+            return
+        keyed = self.engine.store.audit_secret is not None
+        logger.error(
+            "the newest audit record (%d) is not hashed with %s: another process writes "
+            "the audit trail with %s, and records from both break its chain; give every "
+            "replica the same SIGNOFF_AUDIT_KEY (if they have it, record %d was changed: "
+            "see signoff audit verify)",
+            newest.seq,
+            "this process's SIGNOFF_AUDIT_KEY" if keyed else "no key (SIGNOFF_AUDIT_KEY is unset)",
+            "another key" if keyed else "a key",
+            newest.seq,
+            extra={"action": "audit_key_mismatch", "seq": newest.seq},
         )
 
     def run(self) -> None:

@@ -114,6 +114,7 @@ def test_audit_exports() -> None:
         "entry_fields",
         "render_text",
         "verify",
+        "written_with",
     ]
     assert signoff.engine.audit_export.__all__ == [
         "CSV_COLUMNS",

@@ -285,6 +285,12 @@ class AuditQueries(StoreBase):
         with self._write() as conn:
             self._audit(conn, entries, now)
 
+    def newest_audit_record(self) -> AuditRecord | None:
+        """The last record of the chain, or None while there is none."""
+        with self._read() as conn:
+            seq, _ = self._head(conn)
+        return next(self.audit_records(after_seq=seq - 1, page=1), None) if seq else None
+
     def audit_records(
         self,
         *,

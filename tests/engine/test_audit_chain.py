@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 from sqlalchemy import text
 
-from signoff.engine import Engine, NotAllowed, flow, set_engine
+from signoff.engine import Engine, NotAllowed, Worker, flow, set_engine
 from signoff.engine.audit import chain_hash
 from tests.cli.test_audit_cli import invoke
 
@@ -231,3 +231,36 @@ def test_a_head_that_is_not_seq_colon_hash_is_refused_by_option(
     code, out, err = invoke(database_url, "audit", "verify", "--head", given)
     assert (code, out) == (2, "")
     assert "Invalid value for '--head'" in err and "is not SEQ:HASH" in err
+
+
+@pytest.mark.parametrize(
+    ("key", "refused"), [("k1", False), ("k2", True), (None, True)], ids=["same", "other", "none"]
+)
+def test_a_worker_says_at_start_when_the_trail_is_written_with_another_key(
+    trail: Engine,
+    make_engine: Callable[..., Engine],
+    caplog: pytest.LogCaptureFixture,
+    key: str | None,
+    refused: bool,
+) -> None:
+    # Replicas given different keys (or one none) wrote a trail that audit verify could
+    # only call edited, and nothing said so while it was written.
+    replica = make_engine(**({"audit_key": key} if key else {}))
+    worker = Worker(replica)
+    worker.start()
+    worker.stop()
+    said = [r for r in caplog.records if getattr(r, "action", None) == "audit_key_mismatch"]
+    assert bool(said) is refused
+    if said:
+        assert said[0].levelname == "ERROR" and "record (4)" in said[0].getMessage()
+        assert "same SIGNOFF_AUDIT_KEY" in said[0].getMessage()
+
+
+def test_a_worker_with_the_key_set_on_a_trail_begun_without_it_says_nothing(
+    make_engine: Callable[..., Engine], caplog: pytest.LogCaptureFixture
+) -> None:
+    runs_on(make_engine(), 2)
+    worker = Worker(make_engine(audit_key="k1"))
+    worker.start()
+    worker.stop()
+    assert not [r for r in caplog.records if getattr(r, "action", None) == "audit_key_mismatch"]

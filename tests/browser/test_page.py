@@ -7,7 +7,9 @@ import json
 from pathlib import Path
 
 import pytest
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.select import Select
 
@@ -257,3 +259,31 @@ def test_the_home_tab_shows_what_the_app_published(
         Select(browser.find_element(By.ID, "who")).select_by_visible_text("@bob")
         wait(browser, "bob's Home", lambda b: "U0BOB" in b.current_url)
         assert "has not published a Home tab" in browser.find_element(By.CSS_SELECTOR, "main").text
+
+
+def _in_modal(browser: WebDriver) -> bool:
+    return bool(browser.execute_script("return !!document.activeElement.closest('.modal')"))
+
+
+def test_an_open_modal_has_the_keyboard(
+    browser: WebDriver, page: SandboxPage, demo_bot: RunningBot
+) -> None:
+    """As in Slack: focus moves into the modal, Tab stays in it (Enter on a button behind
+    it would send that click), and Escape closes it."""
+    run = demo_bot.engine.submit("get-shirt-order", {}, started_by="U0CAROL")
+    demo_bot.root_message(run.id, timeout=40)
+    browser.get(page.url + "?as=U0ALICE")
+    button(browser, "Provide input").send_keys(Keys.ENTER)
+    open_modal(browser)
+    wait(browser, "focus in the modal", _in_modal)
+    assert browser.switch_to.active_element.get_attribute("value") == "small"  # the first field
+    for _ in range(12):  # more stops than the modal has: round it, never behind it
+        ActionChains(browser).send_keys(Keys.TAB).perform()
+        assert _in_modal(browser), browser.switch_to.active_element.get_attribute("outerHTML")
+    ActionChains(browser).send_keys(Keys.ESCAPE).perform()
+    wait(browser, "the modal to close", gone(".modal"))
+    assert demo_bot.slack.workspace.view_stack("U0ALICE") == []
+    # Behind it again, the page takes the keyboard as before.
+    button(browser, "Provide input").send_keys(Keys.ENTER)
+    open_modal(browser)
+    wait(browser, "focus in the reopened modal", _in_modal)

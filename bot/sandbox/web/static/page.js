@@ -44,9 +44,47 @@ async function refresh() {
     if (list && atBottom) list.scrollTop = list.scrollHeight;
     const error = name === "modal" && el.querySelector(".sk-error");
     if (error) error.closest("[data-field]").scrollIntoView({ block: "center" });
+    if (name === "modal") holdKeyboard();
   }
   body.dataset.key = key;
 }
+
+// An open modal has the keyboard, as in Slack: what is behind it cannot be tabbed to or
+// pressed (Enter on a button behind it would send that click), focus moves into it when it
+// opens or is redrawn, and Escape closes it.
+function holdKeyboard() {
+  const modal = document.querySelector("[data-region=modal] .modal");
+  document.querySelectorAll(".topbar, .app").forEach((el) => { el.inert = !!modal; });
+  if (!modal || modal.contains(document.activeElement)) return;
+  const error = modal.querySelector(".has-error [data-kind], .has-error input");
+  const first = modal.querySelector("[data-field] [data-kind]:not(.sk-choices), [data-field] input");
+  const target = error || first || modal.querySelector("[data-submit], [data-close-modal]");
+  if (target) target.focus({ preventScroll: !!modal.querySelector(".sk-error") });
+}
+
+document.addEventListener("keydown", (event) => {
+  const modal = document.querySelector("[data-region=modal] .modal");
+  // A confirm dialog takes its own keys.
+  if (!modal || event.defaultPrevented || document.querySelector("dialog[open]")) return;
+  if (event.key === "Escape") {
+    event.preventDefault();
+    post("close", {});
+  } else if (event.key === "Tab") {
+    // Round the modal's controls: past its last, back to its first (and the other way).
+    const stops = Array.from(modal.querySelectorAll("button, input, select, textarea"))
+      .filter((el) => !el.disabled && el.offsetParent !== null);
+    if (!stops.length) return;
+    const [first, last] = [stops[0], stops[stops.length - 1]];
+    const inside = modal.contains(document.activeElement);
+    if (event.shiftKey && (!inside || document.activeElement === first)) {
+      event.preventDefault();
+      last.focus();
+    } else if (!event.shiftKey && (!inside || document.activeElement === last)) {
+      event.preventDefault();
+      first.focus();
+    }
+  }
+});
 
 async function poll() {
   try { await refresh(); } catch (err) { toast("The sandbox is not answering: " + err); }
@@ -138,4 +176,5 @@ document.addEventListener("submit", (event) => {
 
 const list = document.querySelector(".messages");
 if (list) list.scrollTop = list.scrollHeight;
+holdKeyboard();
 setTimeout(poll, 500);

@@ -307,8 +307,9 @@ def _mismatch(
     record: AuditRecord, secret: bytes | None, *, keyed: bool, later: Iterator[AuditRecord]
 ) -> ChainBreak:
     """Why ``record``'s hash does not match its content under ``secret``: an edit, a
-    record rewritten without the key, or (when no record from it on matches) the key.
-    ``keyed``: a record before it verified with the key, which is then not in doubt."""
+    record rewritten without the key, or another key (no record from it on matches, or a
+    run of them does not and the ones after it do: the key was changed part-way).
+    ``keyed``: a record before it verified with the key."""
     seq = record.seq
     changed = f"record {seq} was changed after it was written (its content does not match its hash)"
     if keyed and _content_hash(record, None) == record.hash:
@@ -317,27 +318,44 @@ def _mismatch(
             f"record {seq} is hashed without SIGNOFF_AUDIT_KEY after records hashed with it "
             "(rewritten by someone without the key, or the key was unset for a while)",
         )
-    if keyed:
-        return ChainBreak(seq, changed)
-    # No record so far has this key (or verify was given none): an edit, unless no record
-    # from here on matches either (with the key, or as one written before it was set),
-    # which points at the key instead. Read on only until one matches (the next, mostly):
-    # the rest of the trail is never held.
-    more = False
+    # Read on only until a record matches (the next, mostly): the rest of the trail is
+    # never held. One record that does not, between ones that do, was edited.
+    last, matched = seq, None
     for other in later:
-        more = True
         if other.problem is None and other.hash in (
             _content_hash(other, secret),
             _content_hash(other, None),
         ):
+            matched = other.seq
+            break
+        last = other.seq
+    if matched is not None:
+        if keyed or last == seq or not secret:
+            # With the key before and after them (or no key at all), it is not in doubt.
             return ChainBreak(seq, changed)
-    if not more:  # the last record: either may be true
-        hint = (
-            "SIGNOFF_AUDIT_KEY is not the key it was written with"
-            if secret
-            else "it was written with SIGNOFF_AUDIT_KEY, which is not set"
+        return ChainBreak(
+            seq,
+            f"records {seq} to {last} do not verify with SIGNOFF_AUDIT_KEY, though record "
+            f"{matched} after them does: they were written with another key (was the key "
+            f"changed at record {matched}?), or every one of them was changed",
+            key_mismatch=True,
         )
+    if last == seq:  # the last record: either may be true
+        if keyed:
+            hint = "it was written with another SIGNOFF_AUDIT_KEY"
+        elif secret:
+            hint = "SIGNOFF_AUDIT_KEY is not the key it was written with"
+        else:
+            hint = "it was written with SIGNOFF_AUDIT_KEY, which is not set"
         return ChainBreak(seq, f"record {seq} was changed after it was written, or {hint}")
+    if keyed:
+        return ChainBreak(
+            seq,
+            f"no record from {seq} on verifies with SIGNOFF_AUDIT_KEY, though the records "
+            "before them do: they were written with another key (was the key changed at "
+            f"record {seq}?), or every one of them was changed",
+            key_mismatch=True,
+        )
     if secret:
         return ChainBreak(
             seq,

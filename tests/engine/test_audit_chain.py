@@ -124,6 +124,53 @@ def test_a_wrong_or_changed_key_is_told_from_an_edit(
     )
 
 
+def test_a_key_changed_part_way_is_told_from_an_edit(
+    trail: Engine,
+    make_engine: Callable[..., Engine],
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """SIGNOFF_AUDIT_KEY changed from k1 to k2 after record 4 (records 5-6 under k2): no
+    record was edited, and neither key is reported as finding an edit."""
+    runs_on(make_engine(audit_key="k2"), 2)
+    code, _, err = verify_cli(database_url, monkeypatch, "k1")
+    assert code == 1
+    assert err.startswith(
+        "audit trail NOT VERIFIED from record 5: no record from 5 on verifies with "
+        "SIGNOFF_AUDIT_KEY, though the records before them do: they were written with "
+        "another key (was the key changed at record 5?), or every one of them was changed"
+    ), err
+    code, _, err = verify_cli(database_url, monkeypatch, "k2")
+    assert code == 1
+    assert err.startswith(
+        "audit trail NOT VERIFIED from record 3: records 3 to 4 do not verify with "
+        "SIGNOFF_AUDIT_KEY, though record 5 after them does: they were written with another "
+        "key (was the key changed at record 5?), or every one of them was changed"
+    ), err
+    # One record edited among those the key verifies is still an edit.
+    with trail.store.engine.begin() as conn:
+        conn.execute(text("UPDATE audit_records SET actor_name = 'mallory' WHERE seq = 3"))
+    code, _, err = verify_cli(database_url, monkeypatch, "k1")
+    assert err.startswith(
+        "audit trail BROKEN at record 3: record 3 was changed after it was written"
+    ), err
+
+
+def test_the_last_record_under_another_key_may_be_either(
+    trail: Engine,
+    make_engine: Callable[..., Engine],
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    runs_on(make_engine(audit_key="k2"), 1)
+    code, _, err = verify_cli(database_url, monkeypatch, "k1")
+    assert code == 1
+    assert err.startswith(
+        "audit trail BROKEN at record 5: record 5 was changed after it was written, or it "
+        "was written with another SIGNOFF_AUDIT_KEY"
+    ), err
+
+
 def test_keyed_records_cannot_be_passed_off_as_written_before_the_key(
     trail: Engine, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -262,8 +262,10 @@ def register(app: App, backend: Backend, sealer: Sealer) -> None:
     ) -> None:
         flow = backend.start_form(flow_name)
         if flow is None:
-            known = ", ".join(backend.flow_names()) or "none"
-            respond(f":warning: No flow named `{flow_name[:100]}`. Known flows: {known}")
+            # Names are shown as typed: in code spans, with Slack's control characters escaped.
+            known = ", ".join(f"`{escape_mrkdwn(n)}`" for n in backend.flow_names()) or "none"
+            shown = escape_mrkdwn(flow_name[:100])
+            respond(f":warning: No flow named `{shown}`. Known flows: {known}")
             return
         schema = flow.schema
         params: dict[str, Any] = {}

@@ -55,6 +55,11 @@ def rc_broken() -> None:
     raise RuntimeError("boom")
 
 
+@flow(name="rc-<odd> & *bold*")
+def rc_odd() -> None:
+    return None
+
+
 @pytest.fixture
 def bot(engine: Engine) -> Iterator[RunningBot]:
     with running_bot(engine=engine) as running:
@@ -322,6 +327,10 @@ def test_help_and_unknown_subcommands(engine: Engine, bot: RunningBot) -> None:
     assert "needs a run id" in runs(bot, "alice", "show").text
     assert "no run with id 'nope'" in runs(bot, "alice", "show nope").text
     assert "No flow named `nope`" in runs(bot, "alice", "start nope").text
+    # Flow names and the typed name read as written, not as Slack markup.
+    known = runs(bot, "alice", "start <x>").text
+    assert "No flow named `&lt;x&gt;`" in known
+    assert "`rc-&lt;odd&gt; &amp; *bold*`" in known and "`rc-deploy`" in known
     assert "Could not read that" in runs(bot, "alice", 'start "unclosed').text
     twice = runs(bot, "alice", "start rc-deploy service=api version=1 version=2").text
     assert twice == ":warning: `version` is given twice; give each parameter once"

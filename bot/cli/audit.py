@@ -75,7 +75,7 @@ def verify(session: CliSession, heads: dict[int, str]) -> None:
         verdict = "NOT VERIFIED from" if result.broken.key_mismatch else "BROKEN at"
         click.echo(
             f"audit trail {verdict} record {result.broken.seq}: {result.broken.reason} "
-            f"({result.checked} records before it are intact)",
+            f"({_intact(result.checked)})",
             err=True,
         )
         raise click.exceptions.Exit(1)
@@ -132,5 +132,16 @@ def export(
             f"{exc}; the export stops before it (the records before it were written)"
         ) from exc
     sys.stdout.flush()
-    if session.verbose:
-        click.echo(f"exported {count} records", err=True)
+    if count == 0:
+        # An empty export looks like a failure (or a typo in --flow): say it matched nothing.
+        click.echo("no audit records match; nothing exported", err=True)
+    elif session.verbose:
+        click.echo(f"exported {count} record{'' if count == 1 else 's'}", err=True)
+
+
+def _intact(checked: int) -> str:
+    if checked == 0:
+        return "no record before it"
+    if checked == 1:
+        return "1 record before it is intact"
+    return f"{checked} records before it are intact"

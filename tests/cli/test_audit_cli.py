@@ -108,7 +108,7 @@ def test_verify_says_where_the_chain_breaks(engine: Engine, database_url: str) -
         conn.execute(text("UPDATE audit_records SET data = NULL WHERE seq = 2"))
     code, _, err = invoke(database_url, "audit", "verify")
     assert code == 1
-    assert "BROKEN at record 2" in err and "1 records before it are intact" in err
+    assert "BROKEN at record 2" in err and "1 record before it is intact" in err
 
 
 def test_export_filters_by_flow_and_time_in_both_formats(engine: Engine, database_url: str) -> None:
@@ -125,8 +125,11 @@ def test_export_filters_by_flow_and_time_in_both_formats(engine: Engine, databas
     rows = list(csv.DictReader(io.StringIO(out)))
     assert [r["action"] for r in rows] == ["run.started", "run.started", "refused"]
     assert json.loads(rows[2]["data"])["action"] == "cancel"
-    code, out, _ = invoke(database_url, "audit", "export", "--since", "2999-01-01")
+    code, out, err = invoke(database_url, "audit", "export", "--since", "2999-01-01")
     assert code == 0 and out == ""
+    assert err == "no audit records match; nothing exported\n"  # on stderr: out stays empty
+    code, out, err = invoke(database_url, "audit", "export", "--flow", "audit-cli-typo")
+    assert code == 0 and out == "" and "no audit records match" in err
     code, out, _ = invoke(database_url, "audit", "export", "--since", "1h")  # an age, as in runs
     assert code == 0 and len(out.splitlines()) == 3
     code, _, err = invoke(database_url, "audit", "export", "--since", "yesterday")
@@ -167,7 +170,7 @@ def test_a_record_that_cannot_be_read_is_named_by_verify_show_and_export(
     code, out, err = invoke(database_url, "audit", "verify")
     assert (code, out) == (1, "")
     assert err.startswith(f"audit trail BROKEN at record 2: record 2 cannot be read ({problem}")
-    assert err.endswith("(1 records before it are intact)\n")
+    assert err.endswith("(1 record before it is intact)\n")
 
     code, out, _ = invoke(database_url, "runs", "show", run_id)
     assert code == 0 and run_id in out and "audit-cli-other" in out  # the run is still shown

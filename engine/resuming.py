@@ -58,7 +58,7 @@ class Resuming(Interventions):
     process_id: str
     _registered: bool
 
-    def judges_others(self) -> bool:
+    def judges_others(self, owner_timeout: float | None = None) -> bool:
         raise NotImplementedError
 
     def resume(
@@ -127,7 +127,7 @@ class Resuming(Interventions):
             # Just back from an outage, this process cannot tell a dead owner from one that
             # has not beaten again yet. The answer is left for the owner either way: should
             # it be dead, the run is taken over as RUNNING and runs again then.
-            alive = target.owner_alive or not self.judges_others()
+            alive = target.owner_alive or not self.judges_others(target.owner_timeout)
         next_state = RunState.RUNNING if in_process and alive else RunState.SCHEDULED
         # When the flow waits in this process, its model judges the answer right here, so the
         # verdict is stored with the answer and handed over without another round trip. A

@@ -137,7 +137,7 @@ class Engine(Resuming, Upkeep):
         """Register this process as one that runs flows, and keep proving it is alive."""
         with self._lock:
             if not self._registered:
-                self.store.register_process(self.process_id, socket.gethostname(), os.getpid())
+                self._register()
                 self._registered = True
                 self._beat_at = time.monotonic()
                 self._heartbeat = threading.Thread(
@@ -146,12 +146,22 @@ class Engine(Resuming, Upkeep):
                 self._heartbeat.start()
         return self.process_id
 
+    def _register(self) -> None:
+        # With the owner timeout this process keeps to, by which the others judge it (not
+        # by theirs: a replica may be set to beat more slowly than they do).
+        self.store.register_process(
+            self.process_id,
+            socket.gethostname(),
+            os.getpid(),
+            owner_timeout=self.settings.owner_timeout_seconds,
+        )
+
     def _beat(self) -> None:
         while not self._closed.wait(self.settings.heartbeat_seconds):
             try:
                 if not self.store.heartbeat(self.process_id):
                     # Another process judged us gone and removed the row; come back.
-                    self.store.register_process(self.process_id, socket.gethostname(), os.getpid())
+                    self._register()
                 now = time.monotonic()
                 if now - self._beat_at > self.settings.owner_timeout_seconds / 2:
                     self._lapses += 1  # this process stood still (a stop, a long pause)
@@ -173,15 +183,16 @@ class Engine(Resuming, Upkeep):
         late = time.monotonic() - self._beat_at > self.settings.owner_timeout_seconds / 2
         return self._lapses + (1 if self._registered and late else 0)
 
-    def judges_others(self) -> bool:
-        """Whether this process may take another for dead by its stale heartbeat: not until
-        its own heartbeats have been stored for an owner timeout since they last failed. An
-        outage of the database stops every process's heartbeats, so right after one each
-        looks dead, though the live ones beat again within ``heartbeat_seconds``."""
+    def judges_others(self, owner_timeout: float | None = None) -> bool:
+        """Whether this process may take another, which declared ``owner_timeout`` (this
+        process's own when None), for dead by its stale heartbeat: not until its own
+        heartbeats have been stored for that long since they last failed. An outage of the
+        database stops every process's heartbeats, so right after one each looks dead,
+        though the live ones beat again within their heartbeat interval (at most half
+        their owner timeout)."""
         since = self._reaching_since
-        return since is not None and (
-            time.monotonic() - since >= self.settings.owner_timeout_seconds
-        )
+        timeout = self.settings.owner_timeout_seconds if owner_timeout is None else owner_timeout
+        return since is not None and time.monotonic() - since >= timeout
 
     def owner_alive(self, owner: str | None) -> bool:
         if owner is None:

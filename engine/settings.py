@@ -40,8 +40,9 @@ class EngineSettings(BaseSettings):
     database_url: str = Field(default_factory=_default_database_url)
     #: how often a process that owns runs proves it is alive
     heartbeat_seconds: float = Field(default=2.0, gt=0, le=_DAY, allow_inf_nan=False)
-    #: how long without a heartbeat before a process counts as gone (workers look for such
-    #: processes' runs every half of this)
+    #: how long without a heartbeat before this process counts as gone: stored with the
+    #: process, so that every other judges it by this figure, whatever its own (workers look
+    #: for gone processes' runs every half of their own)
     owner_timeout_seconds: float = Field(default=10.0, gt=0, le=_DAY, allow_inf_nan=False)
     #: SQLite: how often to look for other processes' events in case a wake-up signal was
     #: lost (they arrive by a local signal at once; where none can be had, every 2 ms at

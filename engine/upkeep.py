@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from signoff.engine.runs import RunState
 from signoff.engine.settings import EngineSettings
@@ -33,7 +33,7 @@ class Upkeep:
     def owner_alive(self, owner: str | None) -> bool:
         raise NotImplementedError
 
-    def judges_others(self) -> bool:
+    def judges_others(self, owner_timeout: float | None = None) -> bool:
         raise NotImplementedError
 
     def expire_due_pauses(self, now: datetime | None = None) -> list[str]:
@@ -83,20 +83,30 @@ class Upkeep:
     def recover_orphans(self) -> list[str]:
         """Take over runs whose process died: paused ones wait on, running ones re-run.
 
-        Not while this process is just back from an outage of the database (``judges_others``):
-        the others' heartbeats stopped with its own, and taking their waiting runs for
-        orphans would run each flow again from its start."""
+        Each process is judged by the owner timeout it declared, not by this one's: a
+        replica set to beat more slowly than this one is alive between its beats. Not while
+        this process is just back from an outage of the database (``judges_others``): the
+        others' heartbeats stopped with its own, and taking their waiting runs for orphans
+        would run each flow again from its start."""
         if not self.judges_others():
-            if not self._deferred:
-                self._deferred = True
-                logger.info(
-                    "not taking over other processes' runs until they have had time to "
-                    "send a heartbeat again after this process lost the database",
-                    extra={"action": "orphans_deferred"},
-                )
+            self._defer()
             return []
-        self._deferred = False
-        live = self.store.live_processes(self.settings.owner_timeout_seconds)
+        own = self.settings.owner_timeout_seconds
+        now = self.store.clock()
+        beats = self.store.processes()
+        live = {beat.id for beat in beats if beat.alive(now, own)}
+        # A stale process that declared a longer timeout than this one's may not have had
+        # time to beat again since this process's outage ended: judged once it has.
+        waiting = {
+            beat.id
+            for beat in beats
+            if beat.id not in live and not self.judges_others(beat.timeout(own))
+        }
+        if waiting:
+            self._defer()
+            live |= waiting
+        else:
+            self._deferred = False
         if self._registered:
             live.add(self.process_id)
         moved: list[str] = []
@@ -127,14 +137,29 @@ class Upkeep:
                     "took over an orphaned run",
                     extra={"action": "run_orphaned", "run_id": run.id, "state": run.state.value},
                 )
-        now = time.monotonic()
-        if now >= self._forget_due:
-            # A write: only as often as rows can have gone stale, not on every pass.
-            self.store.forget_dead_processes(self.settings.owner_timeout_seconds * 3)
-            self._forget_due = now + self.settings.owner_timeout_seconds
+        if time.monotonic() >= self._forget_due:
+            # A write: only as often as rows can have gone stale, not on every pass. A row
+            # goes once its process has been silent for three of its own owner timeouts.
+            stale: dict[str, datetime] = {}
+            for beat in beats:
+                cutoff = now - timedelta(seconds=beat.timeout(own) * 3)
+                if beat.id not in live and beat.heartbeat_at < cutoff:
+                    stale[beat.id] = cutoff
+            self.store.forget_processes(stale)
+            self._forget_due = time.monotonic() + own
         if moved:
             self.notify()
         return moved
+
+    def _defer(self) -> None:
+        """Say once per outage that this process leaves other processes' runs for now."""
+        if not self._deferred:
+            self._deferred = True
+            logger.info(
+                "not taking over other processes' runs until they have had time to "
+                "send a heartbeat again after this process lost the database",
+                extra={"action": "orphans_deferred"},
+            )
 
     def escalate_due_pauses(self, now: datetime | None = None) -> list[str]:
         """Add the escalation approvers of waiting pauses whose delay has passed. Idempotent:

@@ -21,7 +21,7 @@ import logging
 from collections import namedtuple
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -31,7 +31,9 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    type_coerce,
 )
+from sqlalchemy.types import NullType
 
 from signoff.engine.audit import AuditEntry
 from signoff.engine.errors import RunNotFound
@@ -53,7 +55,7 @@ from signoff.engine.store.listing import ListingQueries
 from signoff.engine.store.metadata import MetadataQueries
 from signoff.engine.store.pauses import PAUSES
 from signoff.engine.store.prepared import Prepared
-from signoff.engine.store.processes import PROCESSES, ProcessQueries
+from signoff.engine.store.processes import PROCESSES, ProcessQueries, judge_alive
 from signoff.engine.store.stats import StatsQueries
 from signoff.engine.store.tables import (
     TaskRunRow,
@@ -64,12 +66,16 @@ logger = logging.getLogger(__name__)
 TASKS = TaskRunRow.__table__  # type: ignore[attr-defined]
 #: what a Run needs: everything but the pickled parameters, which only a re-run reads
 _RUN = Prepared(select(*RUN_COLUMNS).where(RUNS.c.id == bindparam("run_id")))
-#: what an answer needs in one read: the run, its owner's last heartbeat, and the pause it
+#: what an answer needs in one read: the run, its owner's last heartbeat and declared owner
+#: timeout, and the pause it
 #: waits on now (the newest waiting one), whose columns come last, prefixed ``pause_``
 _RESUME_TARGET = Prepared(
     select(
         *RUN_COLUMNS,
         PROCESSES.c.heartbeat_at,
+        # Both drivers hand back a float as it is, but psycopg's Float result processor
+        # needs the column's type code, which a statement compiled ahead (Prepared) lacks.
+        type_coerce(PROCESSES.c.owner_timeout_seconds, NullType()).label("owner_timeout_seconds"),
         *(c.label(f"pause_{c.name}") for c in PAUSES.c),
     )
     .select_from(
@@ -136,8 +142,11 @@ class ResumeTarget:
     run: Run
     #: the pause the run waits on now, if any
     pause: Pause | None
-    #: whether the process that owns the run has sent a heartbeat within the timeout
+    #: whether the process that owns the run has sent a heartbeat within its owner timeout
     owner_alive: bool
+    #: the owner timeout the owner is judged by: the one it declared, or for a row that
+    #: declares none, the one ``resume_target`` was given
+    owner_timeout: float
 
 
 @dataclass(frozen=True)
@@ -267,18 +276,21 @@ class SqlStore(
         return rows.to_run(row)
 
     def resume_target(self, run_id: str, owner_timeout: float) -> ResumeTarget:
-        """The run, the pause it waits on, and whether its owner lives, on one connection."""
-        cutoff = self.clock() - timedelta(seconds=owner_timeout)
+        """The run, the pause it waits on, and whether its owner lives (by the owner
+        timeout it declared; ``owner_timeout`` for a row that declares none), on one
+        connection."""
+        now = self.clock()
         with self._read() as conn:
             row = _RESUME_TARGET.execute(conn, {"run_id": run_id}).first()
         if row is None:
             raise RunNotFound(run_id)
-        heartbeat = row.heartbeat_at
+        declared = row.owner_timeout_seconds
         pause: Any = _PauseRow._make(row[-len(_PauseRow._fields) :])
         return ResumeTarget(
             run=rows.to_run(row),
             pause=None if pause.id is None else rows.to_pause(pause),
-            owner_alive=heartbeat is not None and rows.utc(heartbeat) >= cutoff,
+            owner_alive=judge_alive(row.heartbeat_at, declared, now, owner_timeout),
+            owner_timeout=owner_timeout if declared is None else declared,
         )
 
     def detail(self, run_id: str, log_limit: int = 200) -> RunDetail:

@@ -184,6 +184,10 @@ class ProcessRow(SQLModel, table=True):
     pid: int
     started_at: datetime = _utc_column()
     heartbeat_at: datetime = _utc_column()
+    #: how long without a heartbeat before this process counts as gone, as it declared when
+    #: it registered (replicas may beat at different rates); None in a row stored before
+    #: processes declared it, which each observer judges by its own owner timeout
+    owner_timeout_seconds: float | None = None
 
 
 class CursorRow(SQLModel, table=True):

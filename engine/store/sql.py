@@ -67,8 +67,8 @@ TASKS = TaskRunRow.__table__  # type: ignore[attr-defined]
 #: what a Run needs: everything but the pickled parameters, which only a re-run reads
 _RUN = Prepared(select(*RUN_COLUMNS).where(RUNS.c.id == bindparam("run_id")))
 #: what an answer needs in one read: the run, its owner's last heartbeat and declared owner
-#: timeout, and the pause it
-#: waits on now (the newest waiting one), whose columns come last, prefixed ``pause_``
+#: timeout, and the pause it waits on now (the newest waiting one), whose columns come
+#: last, prefixed ``pause_``
 _RESUME_TARGET = Prepared(
     select(
         *RUN_COLUMNS,

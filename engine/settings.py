@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 from pathlib import Path
 from typing import Annotated
 
@@ -63,12 +64,7 @@ class EngineSettings(BaseSettings):
     @field_validator("admins", mode="before")
     @classmethod
     def _split_admins(cls, value: object) -> object:
-        if isinstance(value, str):
-            text = value.strip()
-            if text.startswith("["):
-                return json.loads(text)
-            return [part.strip() for part in text.split(",") if part.strip()]
-        return value
+        return _admin_ids(value) if isinstance(value, str) else value
 
     @field_validator("audit_key")
     @classmethod
@@ -139,9 +135,52 @@ class EngineSettings(BaseSettings):
         try:
             return cls(**overrides)  # type: ignore[arg-type]
         except ValidationError as exc:
-            problems = "; ".join(
-                (f"SIGNOFF_{str(err['loc'][0]).upper()}: " if err["loc"] else "")
-                + str(err["msg"]).removeprefix("Value error, ")
-                for err in exc.errors()
+            raise ConfigurationError(f"invalid setting: {_problems(exc)}") from exc
+
+
+def _admin_ids(text: str) -> list[str]:
+    """The ids ``SIGNOFF_ADMINS`` names: separated by commas, or a JSON list.
+
+    Raises:
+        ValueError: the text is JSON but no list of ids (an object, a list holding numbers
+            or empty texts), or an id has quotes or brackets in it: taken as they are, these
+            would name admins nobody is, and leave the real ones without their rights.
+    """
+    text = text.strip()
+    if not text.startswith(("[", "{")):
+        ids = [part.strip() for part in text.split(",") if part.strip()]
+        for number, found in enumerate(ids, start=1):
+            if _NOT_IN_IDS.search(found):
+                raise ValueError(f"id {number} ({found!r}) has quotes or brackets in it; {_SHAPE}")
+        return ids
+    try:
+        parsed = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"is not a JSON list ({exc}); {_SHAPE}") from None
+    if not isinstance(parsed, list):  # text that starts with "{"
+        raise ValueError(f"is a JSON object, not a list; {_SHAPE}")
+    for number, item in enumerate(parsed, start=1):
+        if not isinstance(item, str) or not item.strip():
+            raise ValueError(
+                f"item {number} ({json.dumps(item)}) is not an id (a non-empty text); {_SHAPE}"
             )
-            raise ConfigurationError(f"invalid setting: {problems}") from exc
+    return [item.strip() for item in parsed]
+
+
+#: what ``SIGNOFF_ADMINS`` takes, said in each error about it
+_SHAPE = 'give ids separated by commas (U0ALICE,S0OPS) or a JSON list (["U0ALICE", "S0OPS"])'
+#: characters no person's or group's id holds: they are left over from JSON or shell quoting
+_NOT_IN_IDS = re.compile(r"[\"'\[\]{}]")
+
+
+def _problems(exc: ValidationError) -> str:
+    """One part per variable, naming it once, with what is wrong with it (with each item
+    of a list, when several are wrong), without pydantic's ``Value error, `` prefixes."""
+    found: dict[str, list[str]] = {}
+    for err in exc.errors():
+        loc = err["loc"]
+        message = str(err["msg"]).removeprefix("Value error, ")
+        if len(loc) > 1 and isinstance(loc[1], int):
+            message = f"item {loc[1] + 1}: {message}"
+        found.setdefault(f"SIGNOFF_{str(loc[0]).upper()}: " if loc else "", []).append(message)
+    return "; ".join(name + "; ".join(messages) for name, messages in found.items())

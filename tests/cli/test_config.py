@@ -215,3 +215,87 @@ def test_an_empty_audit_key_is_refused_rather_than_taken_for_none(
     assert status == 1 and "problem: invalid setting: SIGNOFF_AUDIT_KEY: is empty" in out
     status, _, err = run_cli(capsys, "audit", "verify")
     assert status == 1 and "SIGNOFF_AUDIT_KEY: is empty" in err
+
+
+#: what every error about SIGNOFF_ADMINS says it takes
+ADMINS_SHAPE = 'give ids separated by commas (U0ALICE,S0OPS) or a JSON list (["U0ALICE", "S0OPS"])'
+
+
+@pytest.mark.parametrize(
+    ("value", "admins"),
+    [
+        ("U0ALICE,S0OPS", ["U0ALICE", "S0OPS"]),
+        (" U0ALICE , ,S0OPS ", ["U0ALICE", "S0OPS"]),
+        ('["U0ALICE", " S0OPS "]', ["U0ALICE", "S0OPS"]),
+        ("[]", []),
+        ("", []),
+    ],
+)
+def test_admins_are_read_from_commas_or_a_json_list(
+    monkeypatch: pytest.MonkeyPatch, value: str, admins: list[str]
+) -> None:
+    monkeypatch.setenv("SIGNOFF_ADMINS", value)
+    assert EngineSettings.load().admins == admins
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        # was taken as one admin whose id was the whole text: nobody had the rights
+        ('{"U0ALICE": true}', "is a JSON object, not a list"),
+        ('{"admins": ["U0ALICE"]}', "is a JSON object, not a list"),
+        ("[U0ALICE]", "is not a JSON list (Expecting value: line 1 column 2 (char 1))"),
+        ("[1, 2]", "item 1 (1) is not an id (a non-empty text)"),
+        ('["U0ALICE", ""]', 'item 2 ("") is not an id (a non-empty text)'),
+        # quotes an env file kept (docker's --env-file does): admins '"U0ALICE' and 'S0OPS"'
+        ('"U0ALICE,S0OPS"', "id 1 ('\"U0ALICE') has quotes or brackets in it"),
+    ],
+)
+def test_admins_in_another_shape_are_refused_naming_the_variable_once(
+    project: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    value: str,
+    why: str,
+) -> None:
+    monkeypatch.setenv("SIGNOFF_ADMINS", value)
+    expected = f"invalid setting: SIGNOFF_ADMINS: {why}; {ADMINS_SHAPE}"
+    with pytest.raises(ConfigurationError) as error:
+        EngineSettings.load()
+    assert str(error.value) == expected
+    status, out, _ = run_cli(capsys, "config", "show")
+    assert status == 1 and f"problem: {expected}" in out.splitlines()
+    status, _, err = run_cli(capsys, "runs", "list")
+    assert status == 1 and err == f"error: {expected}\n"
+
+
+def test_each_setting_is_named_once_however_many_of_its_items_are_wrong() -> None:
+    with pytest.raises(ConfigurationError) as error:
+        EngineSettings.load(admins=[1, "U0ALICE", 2], pool_size=0)
+    message = str(error.value)
+    assert message.count("SIGNOFF_ADMINS") == 1 and message.count("SIGNOFF_POOL_SIZE") == 1
+    assert "SIGNOFF_ADMINS: item 1: Input should be a valid string; item 3: " in message
+
+
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        ('["U0BOB"]', "holds a list; it must hold a JSON object of flow"),
+        ('"deploy"', 'holds "deploy"; it must hold a JSON object of flow'),
+        (
+            '{"deploy": ["U0BOB"], "audit": {"approvers": "U0BOB", "start": [""]}}',
+            'deploy: must be an object of rules, e.g. {"approvers": ["U0BOB"]}; '
+            "audit.approvers: Input should be a valid list; audit.start: holds an empty id",
+        ),
+    ],
+)
+def test_a_prefect_permissions_file_of_another_shape_is_refused_naming_the_variable_once(
+    project: Path, monkeypatch: pytest.MonkeyPatch, content: str, why: str
+) -> None:
+    (project / "rules.json").write_text(content)
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:4200/api")
+    monkeypatch.setenv("SIGNOFF_PREFECT_PERMISSIONS", "rules.json")
+    with pytest.raises(SettingsError) as error:
+        PrefectSettings.load().permissions()
+    assert str(error.value).startswith(f"SIGNOFF_PREFECT_PERMISSIONS: rules.json: {why}")
+    assert str(error.value).count("SIGNOFF_PREFECT_PERMISSIONS") == 1

@@ -47,6 +47,21 @@ class Permission(BaseModel):
     start: list[str] | None = None
     cancel: list[str] | None = None
 
+    @field_validator("approvers", "start", "cancel")
+    @classmethod
+    def _ids_given(cls, value: list[str] | None) -> list[str] | None:
+        # An empty id matches nobody: the rule would look set and let no one through.
+        if value is not None and not all(item.strip() for item in value):
+            raise ValueError("holds an empty id")
+        return value
+
+
+#: what the file holds, said in each error about its shape
+_SHAPE = (
+    'a JSON object of flow (or "flow/deployment") names to rules, e.g. '
+    '{"deploy": {"approvers": ["U0BOB"], "start": ["U0CAROL"]}}'
+)
+
 
 class Permissions(BaseModel):
     """Entries by flow name or ``flow/deployment``."""
@@ -55,19 +70,27 @@ class Permissions(BaseModel):
 
     @classmethod
     def read(cls, path: Path) -> Permissions:
-        """Raises ``SettingsError`` naming the file and what is wrong in it."""
+        """Raises ``SettingsError`` naming the variable once, the file, and each thing
+        wrong in it."""
+        where = f"SIGNOFF_PREFECT_PERMISSIONS: {path}"
         try:
             data = json.loads(path.read_text())
         except (OSError, ValueError) as exc:
             raise SettingsError(f"SIGNOFF_PREFECT_PERMISSIONS: cannot read {path}: {exc}") from exc
+        if not isinstance(data, dict):
+            kind = "a list" if isinstance(data, list) else f"{json.dumps(data)[:40]}"
+            raise SettingsError(f"{where}: holds {kind}; it must hold {_SHAPE}")
         try:
             return cls(entries=data)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"][1:])
-            raise SettingsError(
-                f"SIGNOFF_PREFECT_PERMISSIONS: {path}: {where}: {first['msg']}"
-            ) from exc
+            problems = []
+            for err in exc.errors():
+                path_in_file = ".".join(str(part) for part in err["loc"][1:])
+                message = str(err["msg"]).removeprefix("Value error, ")
+                if err["type"] in {"dict_type", "model_type"}:
+                    message = 'must be an object of rules, e.g. {"approvers": ["U0BOB"]}'
+                problems.append(f"{path_in_file}: {message}")
+            raise SettingsError(f"{where}: {'; '.join(problems)}") from exc
 
     def for_run(self, flow: str, deployment: str | None) -> Permission:
         """The flow's entry overlaid with its deployment's."""

@@ -4,6 +4,8 @@ Settings come from the environment, then a ``.env`` file in the current director
 defaults. The command prints each variable once, and then any problem the settings have
 (exit status 1), so that it doubles as a check before ``serve``; and a warning for each
 ``SIGNOFF_`` variable that is no setting (a typo leaves the real one at its default).
+The Prefect backend's settings (and its permissions file) are checked when any of them
+is set: only ``serve --backend prefect`` reads them.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import difflib
 import logging
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote_plus, urlsplit, urlunsplit
@@ -68,6 +70,8 @@ VARIABLES = (
 )
 #: every name a setting is read from
 KNOWN = frozenset(name for v in VARIABLES for name in (v.name, *v.aliases))
+#: the names only the Prefect backend reads
+PREFECT = frozenset(name for name in KNOWN if name.startswith(("PREFECT_", "SIGNOFF_PREFECT_")))
 
 
 #: Words in a URL's query parameter names that mark their values as secrets: libpq reads
@@ -149,15 +153,40 @@ def warn_of_unknown_names() -> None:
         logger.warning(line, extra={"action": "setting_unknown"})
 
 
-def problems(session: CliSession) -> list[str]:
-    """What is wrong with the settings, one line each (nothing when all is well)."""
+def problems(session: CliSession, given: Iterable[str]) -> list[str]:
+    """What is wrong with the settings, one line each (nothing when all is well).
+
+    ``given`` are the names set in the environment or ``.env``: a Prefect variable among
+    them gets the Prefect backend's settings checked too, as ``serve --backend prefect``
+    reads them.
+    """
+    loads: list[Callable[[], object]] = [
+        session.settings,
+        BotSettings.load,
+        ServerSettings.load,
+        LogSettings.load,
+    ]
+    if PREFECT.intersection(name.upper() for name in given):  # read in any case
+        loads.append(_load_prefect_settings)
     found = []
-    for load in (session.settings, BotSettings.load, ServerSettings.load, LogSettings.load):
+    for load in loads:
         try:
             load()
         except (SettingsError, EngineError) as exc:
             found.append(str(exc))
     return found
+
+
+def _load_prefect_settings() -> None:
+    """Read the Prefect backend's settings and its permissions file, as ``serve`` does."""
+    try:
+        from signoff.bot.backends.prefect import PrefectSettings
+    except ImportError as exc:
+        raise SettingsError(
+            "the Prefect backend's variables are set, but not its extra: "
+            f"pip install 'signoff[prefect]' ({exc})"
+        ) from exc
+    PrefectSettings.load().permissions()
 
 
 @click.group("config")
@@ -176,7 +205,7 @@ def show(session: CliSession, as_json: bool) -> None:
     if session.database_url:
         environ["SIGNOFF_DATABASE_URL"] = session.database_url
     rows = [[v.name, *effective(v, environ, dotenv)] for v in VARIABLES]
-    wrong = problems(session)
+    wrong = problems(session, [*environ, *(name for name, value in dotenv.items() if value)])
     unknown = unknown_names([*environ, *dotenv])
     if as_json:
         click.echo(

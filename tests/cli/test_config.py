@@ -10,7 +10,7 @@ import pytest
 from pydantic import AliasChoices
 
 from signoff.bot.backends.prefect import PrefectSettings
-from signoff.bot.cli.config import KNOWN
+from signoff.bot.cli.config import KNOWN, PREFECT
 from signoff.bot.config import BotSettings, LogSettings, ServerSettings
 from signoff.bot.errors import SettingsError
 from signoff.engine import ConfigurationError, EngineSettings
@@ -299,3 +299,82 @@ def test_a_prefect_permissions_file_of_another_shape_is_refused_naming_the_varia
         PrefectSettings.load().permissions()
     assert str(error.value).startswith(f"SIGNOFF_PREFECT_PERMISSIONS: rules.json: {why}")
     assert str(error.value).count("SIGNOFF_PREFECT_PERMISSIONS") == 1
+
+
+@pytest.mark.parametrize(
+    ("set_in", "problem"),
+    [
+        (
+            {"PREFECT_API_URL": "127.0.0.1:4200/api"},
+            "PREFECT_API_URL must be an http(s) URL, e.g. http://127.0.0.1:4200/api",
+        ),
+        (
+            {
+                "PREFECT_API_URL": "http://127.0.0.1:4200/api",
+                "SIGNOFF_PREFECT_RECONCILE_SECONDS": "1m",
+            },
+            "SIGNOFF_PREFECT_RECONCILE_SECONDS Input should be a valid number",
+        ),
+        (
+            {
+                ".env": "PREFECT_API_URL=http://127.0.0.1:4200/api\nSIGNOFF_PREFECT_SCHEMA_WAIT_SECONDS=0\n"
+            },
+            "SIGNOFF_PREFECT_SCHEMA_WAIT_SECONDS Input should be greater than 0",
+        ),
+        (
+            {"SIGNOFF_PREFECT_PERMISSIONS": "rules.json"},
+            "PREFECT_API_URL is not set",
+        ),
+        (
+            {
+                "PREFECT_API_URL": "http://127.0.0.1:4200/api",
+                "SIGNOFF_PREFECT_PERMISSIONS": "rules.json",
+            },
+            "SIGNOFF_PREFECT_PERMISSIONS: rules.json: holds a list; it must hold a JSON object",
+        ),
+        (
+            {
+                "PREFECT_API_URL": "http://127.0.0.1:4200/api",
+                "SIGNOFF_PREFECT_PERMISSIONS": "nothere.json",
+            },
+            "SIGNOFF_PREFECT_PERMISSIONS: cannot read nothere.json: ",
+        ),
+    ],
+)
+def test_config_show_checks_the_prefect_backends_settings_as_serve_reads_them(
+    project: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    set_in: dict[str, str],
+    problem: str,
+) -> None:
+    """Each passed ``config show`` and stopped ``serve --backend prefect``."""
+    (project / "rules.json").write_text('["U0BOB"]')
+    for name, value in set_in.items():
+        if name == ".env":
+            (project / ".env").write_text(value)
+        else:
+            monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError) as error:
+        PrefectSettings.load().permissions()
+    assert str(error.value).startswith(problem)
+    status, out, _ = run_cli(capsys, "config", "show")
+    assert status == 1
+    assert [line for line in out.splitlines() if line.startswith(f"problem: {problem}")], out
+    _, out, _ = run_cli(capsys, "config", "show", "--json")
+    assert [line for line in json.loads(out)["problems"] if line.startswith(problem)]
+
+
+def test_config_show_leaves_the_prefect_backend_alone_when_none_of_its_settings_is_set(
+    project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (project / ".env").write_text(
+        "SLACK_BOT_TOKEN=xoxb-1\nSLACK_APP_TOKEN=xapp-1\nSIGNOFF_CHANNEL=C0DEPLOYS\n"
+    )
+    for name in PREFECT:
+        monkeypatch.delenv(name, raising=False)
+    status, out, _ = run_cli(capsys, "config", "show")
+    assert status == 0 and "problem:" not in out, out
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:4200/api")
+    status, out, _ = run_cli(capsys, "config", "show")
+    assert status == 0 and "problem:" not in out, out

@@ -1,5 +1,5 @@
-"""Settings of the Prefect backend, read as Prefect's own tools read them, plus Signoff's
-per-flow permissions.
+"""Settings of the Prefect backend, read as Prefect's own tools read them (and, as every
+Signoff setting, from a ``.env`` file too), plus Signoff's per-flow permissions.
 
 - ``PREFECT_API_URL``: the server's API (``http://127.0.0.1:4200/api``), or a Prefect Cloud
   workspace URL;
@@ -30,6 +30,7 @@ from typing import Annotated
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from signoff.bot.config import ENV_FILE, settings_problems
 from signoff.bot.errors import SettingsError
 
 #: an interval: more than nothing, at most a day (an infinite one overflows the timer that
@@ -108,7 +109,7 @@ class PrefectSettings(BaseSettings):
     settings = PrefectSettings.load()  # PREFECT_API_URL, PREFECT_API_KEY, ...
     """
 
-    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, env_file=ENV_FILE)
 
     api_url: str = Field(alias="PREFECT_API_URL")
     api_key: SecretStr | None = Field(default=None, alias="PREFECT_API_KEY")
@@ -129,12 +130,12 @@ class PrefectSettings(BaseSettings):
         try:
             return cls(**overrides)  # type: ignore[arg-type]
         except ValidationError as exc:
-            problems = []
-            for err in exc.errors():
-                name = str(err["loc"][0]) if err["loc"] else "?"
-                message = "is not set" if err["type"] == "missing" else str(err["msg"])
-                problems.append(f"{name} {message.removeprefix('Value error, ')}")
-            raise SettingsError("; ".join(problems)) from exc
+            raise SettingsError(settings_problems(exc, cls)) from exc
 
     def permissions(self) -> Permissions:
+        """The rules in ``SIGNOFF_PREFECT_PERMISSIONS``'s file (none when it is unset).
+
+        Raises:
+            SettingsError: the file cannot be read, or holds no rules of the right shape.
+        """
         return Permissions.read(self.permissions_file) if self.permissions_file else Permissions()

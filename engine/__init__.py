@@ -19,10 +19,10 @@ and act on them through ``Engine`` (or the module-level functions below).
 
 from __future__ import annotations
 
-import asyncio
+import importlib
 import uuid
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from signoff.engine.actors import Actor, GroupDirectory, Via
 from signoff.engine.audit import AuditAction, AuditRecord, Verification
@@ -58,14 +58,6 @@ from signoff.engine.errors import (
     UnstorableValue,
 )
 from signoff.engine.events import DurableConsumer, RunObserver
-from signoff.engine.flows import Flow, flow
-from signoff.engine.logs import get_run_logger
-from signoff.engine.pausing import (
-    apause_flow_run,
-    asuspend_flow_run,
-    pause_flow_run,
-    suspend_flow_run,
-)
 from signoff.engine.permissions import Action, Refusal
 from signoff.engine.quorum import Answered, Answers
 from signoff.engine.registry import load as load_flows
@@ -87,12 +79,57 @@ from signoff.engine.runs import (
     TaskRun,
     run_id_text,
 )
-from signoff.engine.runtime import Engine, get_engine, set_engine
-from signoff.engine.schema import SchemaStatus, schema_status, upgrade_schema
-from signoff.engine.settings import EngineSettings
-from signoff.engine.tasks import Task, task
-from signoff.engine.validation import model_errors, schema_errors
-from signoff.engine.workers import Worker
+
+if TYPE_CHECKING:
+    from signoff.engine.flows import Flow, flow
+    from signoff.engine.logs import get_run_logger
+    from signoff.engine.pausing import (
+        apause_flow_run,
+        asuspend_flow_run,
+        pause_flow_run,
+        suspend_flow_run,
+    )
+    from signoff.engine.runtime import Engine, get_engine, set_engine
+    from signoff.engine.schema import SchemaStatus, schema_status, upgrade_schema
+    from signoff.engine.settings import EngineSettings
+    from signoff.engine.tasks import Task, task
+    from signoff.engine.validation import model_errors, schema_errors
+    from signoff.engine.workers import Worker
+
+#: The names above that bring in the database layer, jsonschema or pydantic settings, by
+#: the module that defines them. Each is imported when first used (PEP 562), so that what
+#: needs none of them (the ``signoff`` command's start and ``--help``, code that only
+#: catches the errors or reads a ``Run``) does not pay for them.
+_LAZY = {
+    "signoff.engine.flows": ("Flow", "flow"),
+    "signoff.engine.logs": ("get_run_logger",),
+    "signoff.engine.pausing": (
+        "apause_flow_run",
+        "asuspend_flow_run",
+        "pause_flow_run",
+        "suspend_flow_run",
+    ),
+    "signoff.engine.runtime": ("Engine", "get_engine", "set_engine"),
+    "signoff.engine.schema": ("SchemaStatus", "schema_status", "upgrade_schema"),
+    "signoff.engine.settings": ("EngineSettings",),
+    "signoff.engine.tasks": ("Task", "task"),
+    "signoff.engine.validation": ("model_errors", "schema_errors"),
+    "signoff.engine.workers": ("Worker",),
+}
+_HOMES = {name: module for module, names in _LAZY.items() for name in names}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value  # found directly from now on
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_HOMES})
 
 
 def resume_flow_run(
@@ -121,6 +158,8 @@ def resume_flow_run(
         ResponderNotAllowed: ``responder`` may not answer this pause (recorded in the
             audit trail, like every answer).
     """
+    from signoff.engine.runtime import get_engine
+
     return get_engine().resume(
         run_id_text(flow_run_id),
         run_input,
@@ -142,6 +181,8 @@ async def aresume_flow_run(
 
     (``await resume_flow_run(...)`` works too: the pause it returns may be awaited.)
     """
+    import asyncio  # here: it takes longer to import than the rest of this module
+
     return await asyncio.to_thread(
         resume_flow_run,
         flow_run_id,
@@ -158,6 +199,8 @@ def cancel_flow_run(flow_run_id: str | uuid.UUID, by: str | Actor | None = None)
     Raises:
         NotAllowed: ``by`` may not cancel it (see ``engine.permissions``).
     """
+    from signoff.engine.runtime import get_engine
+
     return get_engine().cancel(flow_run_id, by)
 
 

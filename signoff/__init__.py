@@ -23,15 +23,49 @@ In a source checkout ``signoff/engine`` and ``signoff/bot`` are links to the rep
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from signoff import engine as _engine
-from signoff.engine import *  # noqa: F403  (the engine's public API is Signoff's)
-from signoff.engine.input import AutomaticRunInput, RunInput
 
-try:
-    __version__ = version("signoff")
-except PackageNotFoundError:  # a source tree that was never installed
-    __version__ = "0+unknown"
+if TYPE_CHECKING:
+    from signoff.engine import *  # noqa: F403  (the engine's public API is Signoff's)
+    from signoff.engine.input import AutomaticRunInput as AutomaticRunInput
+    from signoff.engine.input import RunInput as RunInput
 
-__all__ = [*_engine.__all__, "AutomaticRunInput", "RunInput", "__version__"]  # noqa: PLE0604
+    __version__: str
+
+#: names taken from ``signoff.engine.input``; every other one is ``signoff.engine``'s
+_INPUT = ("AutomaticRunInput", "RunInput")
+
+
+def __getattr__(name: str) -> Any:
+    # Each name is taken from the engine when first used, so that the ``signoff`` command
+    # (which lives in this package) starts without the database layer (see engine's
+    # ``_LAZY``) and without reading the installed version.
+    if name in _engine.__all__:
+        value = getattr(_engine, name)
+    elif name in _INPUT:
+        value = getattr(importlib.import_module("signoff.engine.input"), name)
+    elif name == "__version__":
+        value = _version()
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("signoff")
+    except PackageNotFoundError:  # a source tree that was never installed
+        return "0+unknown"
+
+
+__all__ = [*_engine.__all__, *_INPUT, "__version__"]  # noqa: PLE0604

@@ -10,7 +10,6 @@ from __future__ import annotations
 import click
 
 from signoff.bot.cli.session import CliSession, pass_session
-from signoff.engine import schema_status, upgrade_schema
 
 
 @click.group("db")
@@ -23,6 +22,8 @@ def db() -> None:
 def current(session: CliSession) -> None:
     """Print the schema revision; exit 1 when it needs an upgrade (or is newer than this
     version of Signoff knows)."""
+    from signoff.engine import schema_status  # the migrations: here, not at every start
+
     status = schema_status(session.settings())
     shown = status.current or (
         "none (empty database)" if status.exists else "none (no database yet)"
@@ -44,6 +45,8 @@ def current(session: CliSession) -> None:
 @pass_session
 def upgrade(session: CliSession) -> None:
     """Bring the schema to the newest revision; runs and pauses are kept."""
+    from signoff.engine import upgrade_schema
+
     before, after = upgrade_schema(session.settings())
     if before.current == after.current:
         click.echo(f"{after.current} (already up to date)")

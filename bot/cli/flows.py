@@ -7,13 +7,16 @@ parameters (with types and defaults) and who may answer its prompts. It opens no
 from __future__ import annotations
 
 import inspect
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import click
 
 from signoff.bot.cli.render import JSONValue, dump_json, table_lines
 from signoff.bot.cli.session import check_each_filled
-from signoff.engine import Flow, load_flows, registered_flows
+from signoff.engine import load_flows, registered_flows
+
+if TYPE_CHECKING:
+    from signoff.engine import Flow
 
 
 def parameter_text(parameter: inspect.Parameter) -> str:

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pythonjsonlogger.json import JsonFormatter
 
-from signoff.bot.config import LogSettings
+if TYPE_CHECKING:
+    from signoff.bot.config import LogSettings
 
 #: Record attributes (passed as ``extra``) that text lines show first after the message;
 #: every other ``extra`` follows them, in the order the call gave it.
@@ -99,6 +100,10 @@ def configure_logging(default_level: int, settings: LogSettings | None = None) -
     Raises:
         SettingsError: ``SIGNOFF_LOG_LEVEL`` or ``SIGNOFF_LOG_FORMAT`` is malformed.
     """
+    # Imported here, as the command starts: reading settings costs a tenth of a second to
+    # import (pydantic-settings), which ``signoff --help`` need not pay.
+    from signoff.bot.config import LogSettings
+
     settings = settings or LogSettings.load()
     level = logging.getLevelName(settings.log_level) if settings.log_level else default_level
     handler = StderrHandler()

@@ -21,11 +21,11 @@ import signal
 import sys
 import traceback
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 import click
 
 from signoff.bot.cli.audit import audit
-from signoff.bot.cli.config import config, warn_of_unknown_names
 from signoff.bot.cli.db import db
 from signoff.bot.cli.flows import flows
 from signoff.bot.cli.heap import settle_after_start
@@ -34,10 +34,9 @@ from signoff.bot.cli.render import JSONValue, dump_json
 from signoff.bot.cli.runs import runs
 from signoff.bot.cli.session import CliSession, check_each_filled, check_person, pass_session
 from signoff.bot.cli.wait import Until, report_wait, say_no_worker, timeout_option, wait_for_run
-from signoff.bot.config import LogSettings
 from signoff.bot.errors import BotError, SettingsError
 from signoff.bot.stopping import Terminated, stop_signals, unwind_on_sigterm, wait_until
-from signoff.engine import EngineError, FlowNotFound, Worker, load_flows
+from signoff.engine import EngineError, FlowNotFound, load_flows
 
 logger = logging.getLogger(__name__)
 
@@ -67,13 +66,41 @@ def _manifest() -> click.Command:
     return manifest_command
 
 
-#: Commands that bring in the Slack app, the demo or the sandbox page, loaded when named
-#: (or listed by --help): ``signoff runs list`` and the rest start without them.
-LAZY_COMMANDS: dict[str, Callable[[], click.Command]] = {
-    "serve": _serve,
-    "demo": _demo,
-    "sandbox": _sandbox,
-    "manifest": _manifest,
+def _config() -> click.Command:
+    from signoff.bot.cli.config import config
+
+    return config
+
+
+@dataclass(frozen=True)
+class LazyCommand:
+    """A command imported only when it is named."""
+
+    load: Callable[[], click.Command]
+    #: the first paragraph of its help, which ``signoff --help`` lists it by without
+    #: importing it (tests/cli/test_startup.py checks that it is the command's own)
+    summary: str
+
+
+#: Commands that bring in the Slack app, the demo, the sandbox page or the settings
+#: classes (pydantic-settings), loaded when named: ``signoff --help``, ``signoff runs
+#: list`` and the rest start without them.
+LAZY_COMMANDS: dict[str, LazyCommand] = {
+    "config": LazyCommand(_config, "Show the settings in effect."),
+    "demo": LazyCommand(
+        _demo, "See the whole loop locally: flows, Slack prompts, modals, errors, and answers."
+    ),
+    "manifest": LazyCommand(
+        _manifest, "Print the Slack app manifest: the code's commands and only the scopes it needs."
+    ),
+    "sandbox": LazyCommand(
+        _sandbox, "Run the bot against a local Slack sandbox and show it in your browser."
+    ),
+    "serve": LazyCommand(
+        _serve,
+        "Run the Slack app, a worker and the timers in one process (or, with --backend "
+        "prefect, the Slack app over the paused runs of a Prefect server).",
+    ),
 }
 
 
@@ -94,8 +121,15 @@ class SignoffGroup(click.Group):
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         """The command called ``cmd_name``, importing it first if it is a lazy one."""
         if cmd_name in LAZY_COMMANDS and cmd_name not in self.commands:
-            self.add_command(LAZY_COMMANDS[cmd_name](), cmd_name)
+            self.add_command(LAZY_COMMANDS[cmd_name].load(), cmd_name)
         return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """List the commands as click does, each lazy one not imported yet by its summary."""
+        stand_ins = {
+            name: click.Command(name, help=lazy.summary) for name, lazy in LAZY_COMMANDS.items()
+        }
+        click.Group(commands={**stand_ins, **self.commands}).format_commands(ctx, formatter)
 
     def invoke(self, ctx: click.Context) -> object:
         """Run the chosen command, turning every other exception into a ``ClickException``."""
@@ -154,6 +188,8 @@ def cli(ctx: click.Context, verbose: bool, database_url: str | None) -> None:
         # 'config show' lists it among the problems; help is shown whatever the settings.
         if ctx.invoked_subcommand != "config" and not ctx.meta.get(ASKS_FOR_HELP):
             raise
+        from signoff.bot.config import LogSettings  # imported by configure_logging already
+
         configure_logging(level, LogSettings.model_construct())
 
 
@@ -304,6 +340,9 @@ def run(
 @pass_session
 def worker(session: CliSession, sources: tuple[str, ...], concurrency: int, migrate: bool) -> None:
     """Execute queued runs until SIGTERM or Ctrl-C."""
+    from signoff.bot.cli.config import warn_of_unknown_names
+    from signoff.engine import Worker
+
     session.migrate = migrate
     session.create = True
     configure_logging(logging.INFO)
@@ -325,7 +364,6 @@ def worker(session: CliSession, sources: tuple[str, ...], concurrency: int, migr
 
 cli.add_command(runs)
 cli.add_command(flows)
-cli.add_command(config)
 cli.add_command(db)
 cli.add_command(audit)
 

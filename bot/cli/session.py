@@ -1,24 +1,21 @@
 """What one ``signoff`` invocation shares between its commands: flags and the engine.
 
 The engine is opened on first use, not when the command line is parsed, so ``--help``
-and usage errors never touch the database.
+and usage errors never touch the database (nor import it: the engine's heavier parts are
+imported where they are used).
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
-from signoff.engine import (
-    Actor,
-    ConfigurationError,
-    DatabaseNotFound,
-    Engine,
-    EngineSettings,
-    SchemaOutdated,
-    get_engine,
-    set_engine,
-)
+from signoff.engine import Actor, ConfigurationError, DatabaseNotFound, SchemaOutdated
 from signoff.engine.actors import check_one_line
+
+if TYPE_CHECKING:
+    from signoff.engine import Engine, EngineSettings
 
 
 class CliSession:
@@ -44,6 +41,8 @@ class CliSession:
                 each command is a process of its own, so whatever one stored (a run, a
                 schema upgrade) would be gone before the next looked.
         """
+        from signoff.engine import EngineSettings
+
         overrides = {"database_url": self.database_url} if self.database_url else {}
         settings = EngineSettings.load(**overrides)
         if settings.in_memory:
@@ -68,6 +67,8 @@ class CliSession:
             click.ClickException: the schema is outdated and ``migrate`` is off, or the
                 SQLite file is not there and ``create`` is off.
         """
+        from signoff.engine import Engine, get_engine, set_engine
+
         if self._engine is None:
             try:
                 self._engine = Engine(self.settings(), migrate=self.migrate, create=self.create)
@@ -87,6 +88,8 @@ class CliSession:
 
     def close(self) -> None:
         """Stop the engine's threads and release the database."""
+        from signoff.engine import set_engine
+
         if self._engine is not None:
             opened, self._engine = self._engine, None
             set_engine(None)

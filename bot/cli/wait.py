@@ -10,13 +10,16 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import click
 
 from signoff.bot.cli.render import dump_json, state_line
 from signoff.bot.cli.times import Seconds
-from signoff.engine import Engine, Event, Pause, PauseStatus, Run, RunState, StoreError
+from signoff.engine import Event, Pause, PauseStatus, Run, RunState, StoreError
+
+if TYPE_CHECKING:
+    from signoff.engine import Engine
 
 __all__ = [
     "NO_WORKER_SECONDS",

@@ -124,10 +124,10 @@ def _describe(error: SchemaError) -> tuple[str, str]:
         "maximum": lambda: f"must be at most {expected}",
         "exclusiveMinimum": lambda: f"must be more than {expected}",
         "exclusiveMaximum": lambda: f"must be less than {expected}",
-        "minLength": lambda: f"must be at least {expected} characters long",
-        "maxLength": lambda: f"must be at most {expected} characters long",
-        "minItems": lambda: f"needs at least {expected} items",
-        "maxItems": lambda: f"takes at most {expected} items",
+        "minLength": lambda: f"must be at least {_count(expected, 'character')} long",
+        "maxLength": lambda: f"must be at most {_count(expected, 'character')} long",
+        "minItems": lambda: f"needs at least {_count(expected, 'item')}",
+        "maxItems": lambda: f"takes at most {_count(expected, 'item')}",
         "pattern": lambda: f"must match the pattern {expected}",
         "format": lambda: _format_words(error),
         "multipleOf": lambda: f"must be a multiple of {expected}",
@@ -135,6 +135,11 @@ def _describe(error: SchemaError) -> tuple[str, str]:
     }
     describe = messages.get(str(kind))
     return path, describe() if describe else error.message
+
+
+def _count(number: Any, noun: str) -> str:
+    """``1 item``, ``2 items``: the noun agrees with the number shown."""
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
 def _format_words(error: SchemaError) -> str:

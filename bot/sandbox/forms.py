@@ -308,6 +308,10 @@ def _number_problem(element: Mapping[str, Any], raw: str) -> str | None:
     return None
 
 
+def _characters(count: int) -> str:
+    return "1 character" if count == 1 else f"{count} characters"
+
+
 def client_problems(view: Mapping[str, Any], state: StateValues) -> dict[str, str]:
     """What the Slack client would say before sending this submission (empty: it would send).
 
@@ -329,9 +333,9 @@ def client_problems(view: Mapping[str, Any], state: StateValues) -> dict[str, st
         if kind == "plain_text_input" and isinstance(raw, str):
             low, high = element.get("min_length"), element.get("max_length")
             if low is not None and len(raw) < low:
-                problem = f"Please enter at least {low} characters."
+                problem = f"Please enter at least {_characters(low)}."
             elif high is not None and len(raw) > high:
-                problem = f"Please enter no more than {high} characters."
+                problem = f"Please enter no more than {_characters(high)}."
         elif kind == "number_input" and isinstance(raw, str):
             problem = _number_problem(element, raw)
         elif kind == "email_text_input" and not _EMAIL.fullmatch(str(raw)):

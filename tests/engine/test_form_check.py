@@ -323,6 +323,29 @@ def test_messages_name_what_was_wrong() -> None:
     assert schema_errors(schema, {**bad, "link": "https://"})["link"] == "must be a URL"
 
 
+def test_counts_in_messages_agree_with_their_number() -> None:
+    class Tags(RunInput):
+        one: list[str] = Field(min_length=1, max_length=1)
+        some: list[str] = Field(min_length=2, max_length=3)
+        letter: str = Field(min_length=1, max_length=1)
+        word: str = Field(min_length=2, max_length=5)
+
+    schema = input_schema(Tags)
+    assert schema_errors(schema, {"one": [], "some": ["a"], "letter": "", "word": "a"}) == {
+        "one": "needs at least 1 item",
+        "some": "needs at least 2 items",
+        "letter": "must be at least 1 character long",
+        "word": "must be at least 2 characters long",
+    }
+    too_many = {"one": ["a", "b"], "some": ["a"] * 4, "letter": "ab", "word": "abcdef"}
+    assert schema_errors(schema, too_many) == {
+        "one": "takes at most 1 item",
+        "some": "takes at most 3 items",
+        "letter": "must be at most 1 character long",
+        "word": "must be at most 5 characters long",
+    }
+
+
 def test_messages_of_the_rules_of_addresses_dates_and_times_read_well() -> None:
     class Server(RunInput):
         ip: ipaddress.IPv4Address

@@ -147,6 +147,25 @@ def test_client_problems_for_bounds_and_urls():
     }
 
 
+def test_client_problems_for_lengths_count_in_the_singular_and_plural():
+    def text(block_id: str, low: int, high: int) -> dict:
+        element = {"type": "plain_text_input", "action_id": "v"}
+        return {
+            "type": "input",
+            "block_id": block_id,
+            "label": pt(block_id),
+            "element": {**element, "min_length": low, "max_length": high},
+        }
+
+    view = {"blocks": [text("one", 1, 1), text("few", 2, 3), text("long", 3, 9)]}
+    state = fill_state(view, {"one": "ab", "few": "abcd", "long": "ab"})
+    assert client_problems(view, state) == {
+        "one": "Please enter no more than 1 character.",
+        "few": "Please enter no more than 3 characters.",
+        "long": "Please enter at least 3 characters.",
+    }
+
+
 VIEW = {
     "type": "modal",
     "callback_id": "run_input",

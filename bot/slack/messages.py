@@ -456,5 +456,11 @@ def run_list_blocks(
     return blocks
 
 
+def thread_restarted_block() -> ContextBlock:
+    """Said on a run's first message posted again, after someone deleted the first one."""
+    text = ":information_source: This run's first message was deleted; its thread goes on here."
+    return ContextBlock(elements=[MarkdownTextObject(text=text)])
+
+
 def text_block(text: str) -> SectionBlock:
     return SectionBlock(text=MarkdownTextObject(text=text[:3000]))

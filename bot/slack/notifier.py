@@ -13,13 +13,10 @@ post twice. Run metadata remembers what was posted:
 Everything else is an update of an existing message rendered from the run's current
 state, which is the same however often it is repeated.
 
-A post itself is made effectively once. Before the call, its intent is claimed in run
-metadata (``slack.posting.<post id>``) and the message carries its id in Slack message
-``metadata``. A post whose intent was claimed already may have reached Slack without its
-answer reaching us (the process died, the answer came after the client's timeout, another
-replica was cut off mid-call): the thread (or channel) is looked up first, and a message
-found there is adopted instead of posted again. Right before each post the consumer's
-lease is checked (``fence``), so a replica that lost it gives its batch up instead.
+A post itself is made effectively once (``posting``). A reply whose thread is gone
+(someone deleted the run's first message, so Slack answers ``thread_not_found``) is not
+retried there: the run's first message is posted again, from the run's current state,
+and the thread goes on under it (``thread_gone``).
 """
 
 from __future__ import annotations
@@ -27,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -40,6 +36,7 @@ from signoff.bot.forms.modals import ModalError, check_renderable
 from signoff.bot.slack import home, ids, messages, reminders
 from signoff.bot.slack.approvers import Approvers
 from signoff.bot.slack.direct import DirectPrompts
+from signoff.bot.slack.posting import Poster, ThreadGone
 
 logger = logging.getLogger(__name__)
 
@@ -64,11 +61,6 @@ HOME_EVENTS = frozenset(
 class SlackNotifier:
     """A ``RunObserver`` that keeps each run's Slack thread up to date."""
 
-    #: the ``event_type`` of the message metadata that names each post
-    EVENT_TYPE = "signoff_post"
-    #: how far back a post is looked for, before its intent was claimed (clock skew)
-    LOOKBACK_SECONDS = 120
-
     def __init__(
         self,
         backend: Backend,
@@ -81,8 +73,15 @@ class SlackNotifier:
         self.default_channel = default_channel
         #: raises (``LeaseLost``) when this process may no longer post; checked per post
         self.fence: Callable[[], None] = fence or (lambda: None)
+        # Through a method: the server installs its lease check after construction.
+        self.poster = Poster(backend, client, self._check_fence)
+        self._update = self.poster.update
+        self._post = self.poster.post
         self.groups = Approvers(client)
         self.direct = DirectPrompts(backend, client, self.people, self._update)
+
+    def _check_fence(self) -> None:
+        self.fence()
 
     # -- people ---------------------------------------------------------------------------
 
@@ -208,84 +207,92 @@ class SlackNotifier:
         found = self.backend.get_record(run_id, ids.NOTES)
         return dict(found) if isinstance(found, dict) else {}
 
-    def _update(self, *, channel: str, ts: str, **message: Any) -> None:
-        """Update a posted message. One that is gone from Slack (deleted by someone) stays
-        gone: the run's other messages are still updated, rather than retried for ever."""
-        try:
-            self.client.chat_update(channel=channel, ts=ts, **message)
-        except SlackApiError as exc:
-            if exc.response.get("error") not in ("message_not_found", "channel_not_found"):
-                raise
-            logger.warning(
-                "posted message is gone; not updated",
-                extra={"action": "message_gone", "channel": channel, "ts": ts},
-            )
-
-    def _post(
-        self,
-        run_id: str,
-        post_id: str,
-        channel: str,
-        text: str,
-        blocks: list[Any] | None = None,
-        thread_ts: str | None = None,
-    ) -> dict[str, str]:
-        """Post a message once, whatever happened to earlier attempts; its channel and ts."""
-        marker = f"{run_id}:{post_id}"
-        intent = {"at": time.time(), "channel": channel, "thread_ts": thread_ts}
-        if not self.backend.add_record(run_id, ids.posting_key(post_id), intent):
-            found = self._find_post(run_id, post_id, marker)
-            if found is not None:
-                logger.info(
-                    "earlier post adopted",
-                    extra={"action": "post_reconciled", "run_id": run_id, "post": post_id},
-                )
-                return found
-        self.fence()
-        reply = self.client.chat_postMessage(
-            channel=channel,
-            text=text,
-            blocks=blocks,
-            thread_ts=thread_ts,
-            metadata={"event_type": self.EVENT_TYPE, "event_payload": {"post": marker}},
-        )
-        return {"channel": str(reply["channel"]), "ts": str(reply["ts"])}
-
-    def _find_post(self, run_id: str, post_id: str, marker: str) -> dict[str, str] | None:
-        """The message an earlier attempt posted, if Slack has it."""
-        intent = self.backend.get_record(run_id, ids.posting_key(post_id))
-        if not isinstance(intent, dict):
-            return None
-        channel, thread_ts = str(intent["channel"]), intent.get("thread_ts")
-        if thread_ts:
-            found = self.client.conversations_replies(
-                channel=channel, ts=str(thread_ts), include_all_metadata=True, limit=1000
-            )
-        else:
-            oldest = float(intent.get("at") or 0) - self.LOOKBACK_SECONDS
-            found = self.client.conversations_history(
-                channel=channel, oldest=f"{oldest:.6f}", include_all_metadata=True, limit=1000
-            )
-        for message in found.get("messages") or []:
-            payload = (message.get("metadata") or {}).get("event_payload") or {}
-            if payload.get("post") == marker:
-                return {"channel": str(found.get("channel") or channel), "ts": str(message["ts"])}
-        return None
-
     def _post_root(self, run: Run, text: str, blocks: list[Any]) -> dict[str, str]:
         channel = run.tags.get("slack.channel") or self.default_channel
         thread = self._post(run.id, "root", channel, text, blocks)
         self.backend.set_record(run.id, ids.THREAD, thread)
         return thread
 
+    def reply(
+        self,
+        run_id: str,
+        thread: dict[str, str],
+        post_id: str,
+        text: str,
+        blocks: list[Any] | None = None,
+    ) -> dict[str, str]:
+        """Post in the run's thread, once. If Slack no longer has the thread (its first
+        message was deleted), the thread starts again under a new first message and the
+        reply goes there: trying the gone thread again would hold up the run's events for
+        ever."""
+        try:
+            return self._post(run_id, post_id, thread["channel"], text, blocks, thread["ts"])
+        except ThreadGone:
+            thread = self._restart_thread(run_id, thread)
+        return self._post(run_id, post_id, thread["channel"], text, blocks, thread["ts"])
+
+    def _restart_thread(self, run_id: str, gone: dict[str, str]) -> dict[str, str]:
+        """Post the run's first message again, from its current state, in place of ``gone``.
+
+        It carries the button of a waiting pause whose prompt was the deleted message, so
+        the run can still be answered; pauses the deleted message stood for now point at
+        the new one.
+        """
+        detail = self.backend.detail(run_id)
+        run, prompts = detail.run, self._prompts(run_id)
+        on_root = {key for key, ts in prompts.items() if ts == gone["ts"]}
+        asking = next(
+            (
+                p
+                for p in detail.pauses
+                if p.key in on_root and p.status is PauseStatus.WAITING and self._askable(p)
+            ),
+            None,
+        )
+        if asking is not None:
+            text, blocks = messages.prompt_text(run), messages.prompt_blocks(run, asking)
+        else:
+            text, blocks = messages.status_line(run), messages.root_blocks(run, detail.pauses)
+        blocks.insert(1, messages.thread_restarted_block())
+        # One new first message per deleted one, whatever is retried.
+        thread = self._post(run_id, f"root.{gone['ts']}", gone["channel"], text, blocks)
+        self.backend.set_record(run_id, ids.THREAD, thread)
+        self.backend.set_record(
+            run_id,
+            ids.PROMPTS,
+            {k: thread["ts"] if k in on_root else v for k, v in prompts.items()},
+        )
+        logger.warning(
+            "run's first message is gone; posted again with its thread",
+            extra={
+                "action": "thread_gone",
+                "run_id": run_id,
+                "channel": gone["channel"],
+                "ts": gone["ts"],
+                "new_ts": thread["ts"],
+            },
+        )
+        return thread
+
+    @staticmethod
+    def _askable(pause: Pause) -> bool:
+        """True when Slack can show a button and form for ``pause``."""
+        if pause.unanswerable is not None:
+            return False
+        if pause.schema is None:
+            return True
+        try:
+            check_renderable(pause.schema, description=pause.description)
+        except ModalError:
+            return False
+        return True
+
     def _note_once(self, event: Event, thread: dict[str, str], text: str) -> None:
         """Post ``text`` in the thread unless this event's note was posted already."""
         notes = self._notes(event.run_id)
         if str(event.id) in notes:
             return
-        reply = self._post(
-            event.run_id, f"note.{event.id}", thread["channel"], text, thread_ts=thread["ts"]
-        )
+        reply = self.reply(event.run_id, thread, f"note.{event.id}", text)
         notes[str(event.id)] = reply["ts"]
         self.backend.set_record(event.run_id, ids.NOTES, notes)
 
@@ -319,13 +326,12 @@ class SlackNotifier:
             )
             ts = thread["ts"]
         else:
-            ts = self._post(
+            ts = self.reply(
                 run_id,
+                thread,
                 f"prompt.{key}",
-                thread["channel"],
                 messages.prompt_text(run),
                 messages.prompt_blocks(run, pause, again=self._asks_again(pause)),
-                thread_ts=thread["ts"],
             )["ts"]
         prompts = self._prompts(run_id)
         prompts[key] = ts
@@ -348,18 +354,11 @@ class SlackNotifier:
             thread = self._post_root(run, messages.status_line(run), blocks)
             ts = thread["ts"]
         else:
-            ts = self._post(
-                run.id,
-                f"prompt.{pause.key}",
-                thread["channel"],
-                outcome,
-                blocks,
-                thread_ts=thread["ts"],
-            )["ts"]
+            ts = self.reply(run.id, thread, f"prompt.{pause.key}", outcome, blocks)["ts"]
         prompts = self._prompts(run.id)
         prompts[pause.key] = ts
         self.backend.set_record(run.id, ids.PROMPTS, prompts)
-        self._refresh_root(run, thread)
+        self._refresh_root(run, self.thread(run.id) or thread)
         logger.info(
             "settled prompt posted",
             extra={"action": "prompt_posted_settled", "run_id": run.id, "key": pause.key},

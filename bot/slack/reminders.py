@@ -41,10 +41,16 @@ class SlackNotifier(Protocol):
     @property
     def backend(self) -> Backend: ...
 
-    @property
-    def client(self) -> Any: ...
-
     def thread(self, run_id: str) -> dict[str, str] | None: ...
+
+    def reply(
+        self,
+        run_id: str,
+        thread: dict[str, str],
+        post_id: str,
+        text: str,
+        blocks: list[Any] | None = None,
+    ) -> dict[str, str]: ...
 
 
 # Weak references: a notifier lives as long as its backend's subscription; the registry
@@ -128,12 +134,8 @@ def _post(notifier: SlackNotifier, run_id: str, key: str) -> bool:
     claim = ids.reminder_key(key)
     if not backend.claim_reminder(run_id, key, claim, deadline=pause.deadline):
         return False
-    reply = notifier.client.chat_postMessage(
-        channel=thread["channel"],
-        thread_ts=thread["ts"],
-        text=messages.reminder_text(run, pause),
-    )
-    backend.set_record(run_id, claim, str(reply["ts"]))
+    reply = notifier.reply(run_id, thread, f"reminder.{key}", messages.reminder_text(run, pause))
+    backend.set_record(run_id, claim, reply["ts"])
     logger.info(
         "reminder posted", extra={"action": "reminder_posted", "run_id": run_id, "key": key}
     )

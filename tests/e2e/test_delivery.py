@@ -10,6 +10,7 @@ without losing any, and neither a restart nor a redelivered event posts twice.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from typing import Literal
 
@@ -190,6 +191,45 @@ def test_a_timed_out_run_says_so_on_its_root_message(engine: Engine, bot: Runnin
     assert not buttons(final)
     assert finished(engine, run.id).state is RunState.FAILED
     reply_with(bot, root.ts, "nobody answered in time")
+
+
+def test_a_deleted_first_message_gets_a_new_thread_for_the_run(
+    engine: Engine, bot: RunningBot, caplog: pytest.LogCaptureFixture
+) -> None:
+    run = engine.submit("dl-retry", {})
+    root = bot.root_message(run.id)
+    bot.driver.click("bob", root, action_id=ids.PROVIDE_INPUT)
+    bot.slack.wait_for(lambda ws: ws.open_view("bob"), timeout=10)
+    # Someone deletes the run's message while Bob has its form open: replies to its
+    # thread now fail with thread_not_found.
+    bot.slack.workspace.delete_message(bot.channel, root.ts)
+    with caplog.at_level(logging.WARNING, logger="signoff.bot.slack"):
+        assert bot.driver.submit("bob", {"size": "small", "color": "green"}).status == 200
+        bot.outcome("bob")
+        bot.driver.close("bob")
+
+        # The run's thread starts again under a new first message, which says why.
+        new_root = bot.root_message(run.id)
+        assert new_root.ts != root.ts and "was deleted" in json.dumps(new_root.blocks)
+        rejected = reply_with(bot, new_root.ts, "not accepted")
+        assert "Green is only in stock" in rejected.text
+        again = bot.slack.wait_for(
+            lambda ws: next(
+                (m for m in ws.channel(bot.channel).thread(new_root.ts) if buttons(m)), None
+            ),
+            timeout=10,
+        )
+        answer(bot, "bob", again, {"size": "medium", "color": "green"})
+        assert finished(engine, run.id).state is RunState.COMPLETED
+        root_when(bot, new_root.ts, "is *completed*", "Answered by <@U0BOB>")
+
+    gone = [r for r in caplog.records if getattr(r, "action", None) == "thread_gone"]
+    assert len(gone) == 1 and getattr(gone[0], "run_id", None) == run.id
+    failed = [c for c in bot.slack.calls("chat.postMessage") if c.error == "thread_not_found"]
+    assert len(failed) == 1  # noticed once; nothing was tried again in the old thread
+    assert [m.ts for m in bot.slack.channel(bot.channel).messages if run.id[:8] in m.text] == [
+        new_root.ts
+    ]
 
 
 # -- delivery -----------------------------------------------------------------------------

@@ -148,3 +148,27 @@ def test_the_stored_job_fires_by_itself_before_the_deadline(
     wait_for(lambda: engine.get_run(run.id).state.is_final, timeout=10)
     assert engine.get_run(run.id).result == "'nobody'"
     assert len(reminders_in(bot, root.ts)) == 1
+
+
+def test_a_reminder_for_a_deleted_prompt_posts_the_prompt_again(
+    engine: Engine, bot: RunningBot
+) -> None:
+    run = engine.submit("rm-open", {}, started_by="U0CAROL")
+    root = bot.root_message(run.id)
+    wait_for(lambda: pending(engine, run.id), timeout=5)  # the prompt is recorded
+    bot.slack.workspace.delete_message(bot.channel, root.ts)  # its button with it
+
+    assert reminders.remind(run_id=run.id, key="1") is True
+    again = bot.root_message(run.id)
+    assert again.ts != root.ts and "was deleted" in str(again.blocks)
+    [reminder] = reminders_in(bot, again.ts)
+    assert engine.get_metadata(run.id, ids.reminder_key("1")) == reminder.ts
+    # The new first message asks in place of the deleted one: answering it ends the run.
+    bot.driver.click("alice", again, action_id=ids.PROVIDE_INPUT)
+    bot.slack.wait_for(lambda ws: ws.open_view("alice"))
+    assert bot.driver.submit("alice", {"ok": True}).status == 200
+    wait_for(lambda: engine.get_run(run.id).state.is_final, timeout=10)
+    assert engine.get_run(run.id).result == "'True'"
+    bot.slack.wait_for(
+        lambda ws: "is *completed*" in ws.channel(bot.channel).message(again.ts).text
+    )

@@ -1,0 +1,142 @@
+"""Slack posts made effectively once, and updates of messages that may be gone.
+
+A post's intent is claimed in run metadata (``slack.posting.<post id>``) before the call,
+and the message carries its id in Slack message ``metadata``. A post whose intent was
+claimed already may have reached Slack without its answer reaching us (the process died,
+the answer came after the client's timeout, another replica was cut off mid-call): the
+thread (or channel) is looked up first, and a message found there is adopted instead of
+posted again. Right before each post the consumer's lease is checked (``fence``), so a
+replica that lost it gives its batch up instead.
+
+Someone may delete what was posted. An update of a deleted message is skipped
+(``message_gone``); a reply into the thread of a deleted message raises
+:class:`ThreadGone`, for the caller to decide where the reply goes instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from signoff.bot.backends import Backend
+from signoff.bot.slack import ids
+
+__all__ = ["Poster", "ThreadGone"]
+
+logger = logging.getLogger(__name__)
+
+#: what Slack answers for a message (or its conversation) that is no longer there
+_MESSAGE_GONE = ("message_not_found", "channel_not_found")
+
+
+class ThreadGone(Exception):
+    """The message a reply was for is gone from Slack (deleted): ``thread_not_found``."""
+
+    def __init__(self, channel: str, thread_ts: str) -> None:
+        super().__init__(f"thread {thread_ts} in {channel} is gone (thread_not_found)")
+        self.channel = channel
+        self.thread_ts = thread_ts
+
+
+class Poster:
+    """Posts and updates for one backend's runs."""
+
+    #: the ``event_type`` of the message metadata that names each post
+    EVENT_TYPE = "signoff_post"
+    #: how far back a post is looked for, before its intent was claimed (clock skew)
+    LOOKBACK_SECONDS = 120
+
+    def __init__(self, backend: Backend, client: WebClient, fence: Callable[[], None]) -> None:
+        self.backend = backend
+        self.client = client
+        #: raises (``LeaseLost``) when this process may no longer post; checked per post
+        self.fence = fence
+
+    def update(self, *, channel: str, ts: str, **message: Any) -> None:
+        """Update a posted message. One that is gone from Slack (deleted by someone) stays
+        gone: the run's other messages are still updated, rather than retried for ever."""
+        try:
+            self.client.chat_update(channel=channel, ts=ts, **message)
+        except SlackApiError as exc:
+            if exc.response.get("error") not in _MESSAGE_GONE:
+                raise
+            logger.warning(
+                "posted message is gone; not updated",
+                extra={"action": "message_gone", "channel": channel, "ts": ts},
+            )
+
+    def post(
+        self,
+        run_id: str,
+        post_id: str,
+        channel: str,
+        text: str,
+        blocks: list[Any] | None = None,
+        thread_ts: str | None = None,
+    ) -> dict[str, str]:
+        """Post a message once, whatever happened to earlier attempts; its channel and ts.
+
+        Raises:
+            ThreadGone: ``thread_ts`` names a message Slack no longer has.
+        """
+        marker = f"{run_id}:{post_id}"
+        intent = {"at": time.time(), "channel": channel, "thread_ts": thread_ts}
+        key = ids.posting_key(post_id)
+        if not self.backend.add_record(run_id, key, intent):
+            earlier = self.backend.get_record(run_id, key)
+            found = self._find(marker, earlier) if isinstance(earlier, dict) else None
+            if found is not None:
+                logger.info(
+                    "earlier post adopted",
+                    extra={"action": "post_reconciled", "run_id": run_id, "post": post_id},
+                )
+                return found
+            if isinstance(earlier, dict) and (
+                earlier.get("channel"),
+                earlier.get("thread_ts"),
+            ) != (channel, thread_ts):
+                # Going elsewhere now (the thread it was for is gone): a later attempt must
+                # look for it where it goes.
+                self.backend.set_record(run_id, key, intent)
+        self.fence()
+        try:
+            reply = self.client.chat_postMessage(
+                channel=channel,
+                text=text,
+                blocks=blocks,
+                thread_ts=thread_ts,
+                metadata={"event_type": self.EVENT_TYPE, "event_payload": {"post": marker}},
+            )
+        except SlackApiError as exc:
+            if thread_ts and exc.response.get("error") == "thread_not_found":
+                raise ThreadGone(channel, thread_ts) from exc
+            raise
+        return {"channel": str(reply["channel"]), "ts": str(reply["ts"])}
+
+    def _find(self, marker: str, intent: dict[str, Any]) -> dict[str, str] | None:
+        """The message an earlier attempt posted, if Slack has it."""
+        channel, thread_ts = str(intent["channel"]), intent.get("thread_ts")
+        if thread_ts:
+            try:
+                found = self.client.conversations_replies(
+                    channel=channel, ts=str(thread_ts), include_all_metadata=True, limit=1000
+                )
+            except SlackApiError as exc:
+                if exc.response.get("error") != "thread_not_found":
+                    raise
+                return None  # the thread is gone, with anything posted in it
+        else:
+            oldest = float(intent.get("at") or 0) - self.LOOKBACK_SECONDS
+            found = self.client.conversations_history(
+                channel=channel, oldest=f"{oldest:.6f}", include_all_metadata=True, limit=1000
+            )
+        for message in found.get("messages") or []:
+            payload = (message.get("metadata") or {}).get("event_payload") or {}
+            if payload.get("post") == marker:
+                return {"channel": str(found.get("channel") or channel), "ts": str(message["ts"])}
+        return None

@@ -19,11 +19,12 @@ from slack_sdk.models.blocks import InputBlock, MarkdownTextObject, SectionBlock
 from slack_sdk.models.views import View
 
 from signoff.bot.backends import Action, Backend, Denied, PauseStatus, Refusal, Refused, Stale
-from signoff.bot.errors import BackendError, NotPermitted, TamperedMetadata
+from signoff.bot.errors import BackendError, NotPermitted, RunNotFound, TamperedMetadata
 from signoff.bot.forms.layout import clip
 from signoff.bot.forms.mrkdwn import escape_mrkdwn
 from signoff.bot.slack import ids
 from signoff.bot.slack.approvers import refusal_text, slack_actor
+from signoff.bot.slack.deleted import GONE, close_pressed_prompt
 from signoff.bot.slack.interactions import notice_view, stale_reason
 from signoff.bot.slack.messages import MAX_MESSAGE_TEXT, who
 from signoff.bot.slack.sealing import Sealer
@@ -93,6 +94,10 @@ def register(app: App, backend: Backend, sealer: Sealer) -> None:
                 run = backend.get_run(run_id)
                 _tell(client, body, stale_reason(backend, run, key) or outcome.reason)
                 return
+        except RunNotFound:
+            _tell(client, body, GONE)
+            close_pressed_prompt(client, body, run_id)
+            return
         except BackendError as exc:
             _tell(client, body, f":warning: {exc}")
             return
@@ -117,6 +122,10 @@ def register(app: App, backend: Backend, sealer: Sealer) -> None:
         run_id, _, key = str(body["actions"][0]["value"]).partition(":")
         try:
             refused = backend.refusal(Action.REASSIGN, actor, run_id, key)
+        except RunNotFound:
+            _tell(client, body, GONE)
+            close_pressed_prompt(client, body, run_id)
+            return
         except BackendError as exc:
             _tell(client, body, f":warning: {exc}")
             return

@@ -19,6 +19,7 @@ from signoff.bot.forms.modals import ModalError, build_input_view
 from signoff.bot.forms.mrkdwn import escape_mrkdwn
 from signoff.bot.slack import ids
 from signoff.bot.slack.approvers import refusal_text, slack_actor
+from signoff.bot.slack.deleted import GONE, close_pressed_prompt
 from signoff.bot.slack.form_schemas import FormSchemas, carried
 from signoff.bot.slack.messages import responders_text, timed_out_text
 from signoff.bot.slack.payloads import BlockActions
@@ -135,10 +136,8 @@ def register(app: App, backend: Backend, schemas: FormSchemas, sealer: Sealer) -
                 if refused is not None:
                     reason = refusal_text(Action.ANSWER, actor, run, refused)
         except RunNotFound:
-            client.views_open(
-                trigger_id=click.trigger_id,
-                view=notice_view("Nothing to do", "That run no longer exists."),
-            )
+            client.views_open(trigger_id=click.trigger_id, view=notice_view("Nothing to do", GONE))
+            close_pressed_prompt(client, body, run_id)
             return
         except BackendError as exc:
             # The person clicked and waits: say so, rather than nothing happening.

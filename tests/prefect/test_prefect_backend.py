@@ -352,6 +352,42 @@ def test_a_run_deleted_in_prefect_is_dropped_not_retried_for_ever(
     assert not [r for r in caplog.records if getattr(r, "action", None) == "prefect_sync_failed"]
 
 
+def delete_in_prefect(backend: PrefectBackend, run_id: str) -> None:
+    wait_for(
+        lambda: backend.api._call("DELETE", f"/flow_runs/{run_id}").status_code == 204,
+        timeout=30,
+        what="the run deleted",
+    )
+
+
+def test_a_button_of_a_run_deleted_in_prefect_says_so_and_the_prompt_loses_its_buttons(
+    bot: ServedBot,
+) -> None:
+    backend = bot.backend
+    asked = backend.start_run("greet-user/tests", {}, started_by=CAROL)
+    handed = backend.start_run("greet-user/tests", {}, started_by=CAROL)
+    asked_root = bot.root_message(asked.id, timeout=60)
+    handed_root = bot.root_message(handed.id, timeout=60)
+    delete_in_prefect(backend, asked.id)
+    delete_in_prefect(backend, handed.id)
+
+    bot.driver.click("alice", asked_root, action_id=ids.PROVIDE_INPUT)
+    notice = bot.slack.wait_for(lambda ws: ws.open_view("U0ALICE"), timeout=30)
+    assert "no longer exists" in json.dumps(notice.view)
+    bot.driver.click("bob", handed_root, action_id=ids.REASSIGN)
+    told = bot.slack.wait_for(lambda ws: ws.ephemeral("U0BOB"), timeout=30)
+    assert "no longer exists" in told[-1].text
+
+    for root, run in ((asked_root, asked), (handed_root, handed)):
+        closed = bot.slack.wait_for(
+            lambda ws, root=root: not buttons(m := ws.channel(CHANNEL).message(root.ts)) and m,
+            timeout=30,
+        )
+        assert run.id[:8] in closed.text and "deleted" in closed.text
+        assert "greet-user" in json.dumps(closed.blocks)  # what it was about stays
+        assert "was deleted" in json.dumps(closed.blocks)
+
+
 def test_a_pause_without_input_gets_a_continue_button(bot: ServedBot) -> None:
     backend = bot.backend
     run = backend.start_run("wait-for-go/tests", {}, started_by=CAROL)

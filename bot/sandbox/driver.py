@@ -25,7 +25,7 @@ import copy
 import logging
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Literal
 
@@ -470,6 +470,25 @@ class Driver(ABC):
             "is_ext_shared_channel": False,
         }
         return self.deliver("events_api", body)
+
+    def change_usergroup(self, group_id: str, users: Sequence[str]) -> AppResponse:
+        """An admin gives user group ``group_id`` these members (ids or handles): the
+        workspace changes and the app gets ``subteam_members_changed``, as from Slack."""
+        ids = [self._user(u).id for u in users]
+        group, added, removed = self.workspace.change_usergroup_members(group_id, ids)
+        event: JsonDict = {
+            "type": "subteam_members_changed",
+            "subteam_id": group.id,
+            "team_id": self.workspace.team_id,
+            "date_previous_update": int(time.time()) - 1,
+            "date_update": int(time.time()),
+            "added_users": added,
+            "added_users_count": str(len(added)),
+            "removed_users": removed,
+            "removed_users_count": str(len(removed)),
+            "event_ts": f"{time.time():.6f}",
+        }
+        return self.event(event)
 
     def open_home(self, user: str) -> AppResponse:
         """``user`` opens the app's Home tab (an ``app_home_opened`` event)."""

@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import TypeVar
 
 from signoff.bot.sandbox.conversations import ConversationStore
@@ -164,6 +165,20 @@ class Workspace:
         with self._change():
             self._groups[group_id] = group
         return group
+
+    def change_usergroup_members(
+        self, group_id: str, users: Sequence[str]
+    ) -> tuple[Usergroup, list[str], list[str]]:
+        """Give the existing user group ``group_id`` these members; the group, and who was
+        added and removed (what ``subteam_members_changed`` reports)."""
+        with self._change():
+            old = self._groups.get(group_id)
+            if old is None:
+                raise ValueError(f"no user group {group_id!r} in the sandbox: add_usergroup it")
+            new = replace(old, users=tuple(users))
+            self._groups[group_id] = new
+        added = [u for u in new.users if u not in old.users]
+        return new, added, [u for u in old.users if u not in new.users]
 
     def user(self, user_id: str) -> User | None:
         """The member with this id, or None."""

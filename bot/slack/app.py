@@ -25,7 +25,16 @@ from slack_sdk.http_retry.builtin_handlers import (
 from signoff.bot.backends import Backend, Watch
 from signoff.bot.config import BotSettings
 from signoff.bot.errors import SlackUnreachable, TokenRefused
-from signoff.bot.slack import answering, commands, decisions, home, ids, interactions, reminders
+from signoff.bot.slack import (
+    answering,
+    approvers,
+    commands,
+    decisions,
+    home,
+    ids,
+    interactions,
+    reminders,
+)
 from signoff.bot.slack.answering import Answerer, InputForms
 from signoff.bot.slack.approvers import Approvers
 from signoff.bot.slack.form_schemas import FormSchemas
@@ -234,7 +243,8 @@ def create_app(
     )
     app.error(_unhandled_is_acknowledged)
     # Group membership comes from Slack; the backend applies the same rules to every caller.
-    backend.set_group_directory(Approvers(client))
+    groups = Approvers(client)
+    backend.set_group_directory(groups)
     forms = forms or InputForms(
         backend, FormSchemas(), form_sealer(settings), Answerer(backend, client)
     )
@@ -244,6 +254,7 @@ def create_app(
     decisions.register(app, backend, sealer)
     commands.register(app, backend, sealer)
     home.register(app, backend)
+    approvers.register(app, groups)
     return app
 
 

@@ -10,6 +10,7 @@ import time
 from collections.abc import Collection, Mapping
 from typing import Any
 
+from slack_bolt import App
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
@@ -18,7 +19,9 @@ from signoff.bot.slack.messages import who
 
 logger = logging.getLogger(__name__)
 
-#: usergroups.users.list is Tier 2; membership rarely changes within a minute
+#: usergroups.users.list is Tier 2, so members are cached. A change Slack tells us of
+#: (``subteam_members_changed``, ``subteam_updated``) drops the entry at once in the process
+#: that gets the event; this bounds how stale the others (and a missed event) can be.
 GROUP_TTL_SECONDS = 60.0
 _GROUP = re.compile(r"^S[A-Z0-9]{2,}$")
 #: Slack user and group ids inside an backend's rule text
@@ -54,10 +57,38 @@ class Approvers:
             self._groups[group] = (now, users)
         return users
 
+    def forget(self, group: str) -> None:
+        """Drop what is cached about ``group``: Slack said its members changed."""
+        with self._lock:
+            self._groups.pop(group, None)
+
     def groups_of(self, actor_id: str, candidates: Collection[str]) -> set[str]:
         """The Slack user groups among ``candidates`` that ``actor_id`` belongs to (the
         backend's ``GroupDirectory``)."""
         return {g for g in candidates if _GROUP.match(g) and actor_id in self.members(g)}
+
+
+def register(app: App, groups: Approvers) -> None:
+    """Forget a user group's cached members as soon as Slack says they changed, so that
+    someone removed from an approving group cannot answer for the rest of the TTL."""
+
+    @app.event("subteam_members_changed")
+    def members_changed(event: dict[str, Any]) -> None:
+        _changed(groups, event.get("subteam_id"))
+
+    @app.event("subteam_updated")
+    def updated(event: dict[str, Any]) -> None:
+        # Also sent when a group is disabled, which empties it for our purposes.
+        _changed(groups, (event.get("subteam") or {}).get("id"))
+
+
+def _changed(groups: Approvers, group: object) -> None:
+    if isinstance(group, str) and _GROUP.match(group):
+        groups.forget(group)
+        logger.info(
+            "user group changed; members read again when next needed",
+            extra={"action": "usergroup_changed", "group": group},
+        )
 
 
 #: the longest display name an actor carries (what the audit trail stores)

@@ -39,7 +39,9 @@ METHOD_SCOPES: dict[str, str | None] = {
 }
 
 #: Events the app listens to (``@app.event``), which Slack sends only when subscribed.
-BOT_EVENTS: tuple[str, ...] = ("app_home_opened",)
+#: A user group's changes drop its cached members (``bot.slack.approvers``); both need
+#: ``usergroups:read``, which ``usergroups.users.list`` already asks for.
+BOT_EVENTS: tuple[str, ...] = ("app_home_opened", "subteam_members_changed", "subteam_updated")
 
 #: Scopes needed for something other than a Web API call, with the reason.
 EXTRA_SCOPES: dict[str, str] = {

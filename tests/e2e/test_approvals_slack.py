@@ -129,6 +129,28 @@ def test_one_click_decision_with_confirmation(engine: Engine, bot: RunningBot) -
     assert answered.data["input"] == {"approved": True}
 
 
+def test_a_change_to_an_approving_group_applies_at_once(engine: Engine, bot: RunningBot) -> None:
+    run = engine.submit("sl-go", {}, started_by="U0ALICE")
+    prompt = bot.root_message(run.id)
+    before = len(bot.slack.ephemeral("carol"))
+    bot.driver.click("carol", prompt, action_id=f"{ids.DECIDE}:0")  # S0OPS is read (Bob)
+    assert "may answer this" in last_ephemeral(bot, "carol", before)
+
+    # Bob leaves the group and Carol joins it: Slack tells the app, which stops trusting
+    # what it read a moment ago (it used to, for a minute).
+    assert bot.driver.change_usergroup("S0OPS", ["carol"]).status == 200
+    before = len(bot.slack.ephemeral("bob"))
+    bot.driver.click("bob", prompt, action_id=f"{ids.DECIDE}:0")
+    assert last_ephemeral(bot, "bob", before) == (
+        "Only <@U0ALICE>, <!subteam^S0OPS> may answer this."
+    )
+    assert engine.get_pause(run.id, "1").status is PauseStatus.WAITING
+    bot.driver.click("carol", prompt, action_id=f"{ids.DECIDE}:0")
+    assert finished(engine, run.id).result == "'True:'"
+    answered = next(r for r in engine.audit_trail(run.id) if r.action == "answer.received")
+    assert answered.actor_id == "U0CAROL"
+
+
 def test_a_literal_of_two_choices_is_two_buttons_and_a_comment_opens_the_form(
     engine: Engine, bot: RunningBot
 ) -> None:

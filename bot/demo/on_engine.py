@@ -14,8 +14,9 @@ from typing import Any
 
 import click
 
-from signoff.bot.demo.plans import Answer, load_plans, read_answer
+from signoff.bot.demo.plans import Answer, Plan, load_plans, read_answer
 from signoff.bot.demo.transcript import CHANNEL, Demo, Unshowable, quiet_logs, wait_for
+from signoff.bot.sandbox import Message
 from signoff.bot.testing import running_bot
 from signoff.engine import EngineError, Run, RunState, load_flows, registered_flows
 
@@ -109,6 +110,55 @@ def _typed_answer(flow_name: str, key: str) -> dict[str, Any] | None:
             click.secho(f"   {exc}; try again", fg="yellow", err=True)
 
 
+def _answer_input(
+    demo: Demo,
+    run: Run,
+    plan: Plan,
+    queue: list[Answer],
+    key: str,
+    prompt: Message,
+    answers_file: str | None,
+) -> str | None:
+    """Answer the input ``key`` the run waits on, from ``queue`` or at the prompt.
+
+    An answer the form refuses (a required field left out, a reason too short) leaves the
+    form open with its errors and the run waiting on the same input, so the next answer
+    goes into that form, as a person would fix it; one from someone else is given after
+    the first person closes theirs.
+
+    Returns:
+        None once an answer was sent on; otherwise why the run was cancelled ("" when
+        the person chose to skip, which is no problem).
+    """
+    open_form: str | None = None  # whose form still shows errors
+    while True:
+        if plan.answers is not None and not queue:
+            if open_form is not None:
+                demo.close_form(open_form)
+            demo.engine.cancel(run.id, by="the demo: the answers file has no more answers")
+            return f"{answers_file} has no answer for input {key}"
+        if queue:
+            answer = queue.pop(0)
+        else:
+            values = _typed_answer(run.flow_name, key)
+            if values is None:
+                if open_form is not None:
+                    demo.close_form(open_form)
+                demo.engine.cancel(run.id, by="the demo")
+                return ""
+            answer = Answer(values, plan.user)
+        note = f"submits {json.dumps(answer.values)}"
+        if open_form == answer.user:
+            refused = demo.resubmit(run, answer.user, answer.values, note)
+        else:
+            if open_form is not None:
+                demo.close_form(open_form)
+            refused = demo.answer(run, answer.user, answer.values, note, prompt)
+        if not refused:
+            return None
+        open_form = answer.user
+
+
 def _read_param(text: str) -> Any:
     """A ``--param`` value: JSON when it parses (numbers, true, lists), else the text."""
     try:
@@ -149,20 +199,11 @@ def user_demo(flows: list[str], answers_file: str | None, params: dict[str, str]
                         demo.engine.cancel(run.id, by="the demo: its input cannot be shown")
                     problems.append(f"{flow_name}: {why}")
                     break
-                if plan.answers is not None and not queue:
-                    demo.engine.cancel(run.id, by="the demo: the answers file has no more answers")
-                    problems.append(f"{flow_name}: {answers_file} has no answer for input {key}")
+                problem = _answer_input(demo, run, plan, queue, key, prompt, answers_file)
+                if problem is not None:
+                    if problem:
+                        problems.append(f"{flow_name}: {problem}")
                     break
-                if queue:
-                    answer = queue.pop(0)
-                else:
-                    values = _typed_answer(flow_name, key)
-                    if values is None:
-                        demo.engine.cancel(run.id, by="the demo")
-                        break
-                    answer = Answer(values, plan.user)
-                note = f"submits {json.dumps(answer.values)}"
-                demo.answer(run, answer.user, answer.values, note, prompt)
             done = demo.finish(run)
             if done.state in (RunState.FAILED, RunState.CRASHED):
                 problems.append(f"{flow_name} {done.state.value}: {done.state_message or ''}")

@@ -201,8 +201,13 @@ class Demo:
         values: dict[str, Any],
         note: str,
         prompt: Message | None = None,
-    ) -> None:
-        """Show the prompt (unless ``prompt`` was shown already), click it, fill the modal."""
+    ) -> bool:
+        """Show the prompt (unless ``prompt`` was shown already), click it, fill the modal.
+
+        Returns:
+            True when the form refused the values and stays open with its errors (the run
+            still waits on the same input); False once the answer was sent on.
+        """
         if prompt is None:
             prompt = self.show_prompt(run)
         self.step(f"{user} clicks “Provide input”")
@@ -218,17 +223,27 @@ class Demo:
         self.say(f"   (see it in Block Kit Builder: link [{len(self.builder_links)}] at the end)")
         self.step(f"{user} {note}")
         if self.submit(uid.id, values, heading=True):
-            return
+            return True
         self.show_changes(run, wait=ANSWERED_SECONDS)
+        return False
 
-    def resubmit(self, run: RunRef, user: str, values: dict[str, Any], note: str) -> None:
-        """Fix the modal that is still open after errors, and submit it again."""
+    def resubmit(self, run: RunRef, user: str, values: dict[str, Any], note: str) -> bool:
+        """Fix the modal that is still open after errors, and submit it again; True, as for
+        ``answer``, when it still shows errors."""
         self.step(f"{user} {note}")
         uid = self.sandbox.user(user)
         assert uid is not None
         if self.submit(uid.id, values, heading=False):
-            return
+            return True
         self.show_changes(run, wait=ANSWERED_SECONDS)
+        return False
+
+    def close_form(self, user: str) -> None:
+        """Close the modal ``user`` left open with errors (someone else answers instead)."""
+        uid = self.sandbox.user(user)
+        assert uid is not None
+        self.step(f"{user} closes the form")
+        self.driver.close(uid.id)
 
     def submit(self, uid: str, values: dict[str, Any], *, heading: bool) -> bool:
         """Submit ``uid``'s modal and show what the person sees once the bot has answered:

@@ -210,6 +210,59 @@ def test_the_answers_file_chooses_who_answers_and_param_sets_parameters(tmp_path
     )
 
 
+DEPLOY = """
+import pydantic
+from signoff.engine import flow, pause_flow_run
+from signoff.engine.input import RunInput
+
+
+class Approval(RunInput):
+    approve: bool
+    reason: str = pydantic.Field(min_length=3)
+
+
+@flow
+def deploy() -> str:
+    answer = pause_flow_run(wait_for_input=Approval)
+    return f"{answer.approve} {answer.reason}"
+"""
+
+
+@pytest.mark.parametrize("source", ["file", "prompt"])
+def test_an_answer_the_form_refuses_is_fixed_in_the_open_form_by_the_next_one(
+    tmp_path: Path, source: str
+) -> None:
+    # The form's own check keeps the modal open and the run waiting on the same input: the
+    # next answer goes into that form, as a person fixes what the errors point at, rather
+    # than the demo waiting for a new question that never comes.
+    (tmp_path / "flows.py").write_text(DEPLOY)
+    answers = [{"approve": True, "reason": "ok"}, {"reason": "soak was clean"}]
+    if source == "file":
+        (tmp_path / "answers.json").write_text(json.dumps({"deploy": answers}))
+        args, stdin = ("--answers", "answers.json"), None
+    else:
+        args, stdin = (), "".join(json.dumps(a) + "\n" for a in answers)
+    started = time.monotonic()
+    done = signoff("demo", "--flows", "flows.py", *args, cwd=tmp_path, stdin=stdin)
+    assert done.returncode == 0, done.stderr
+    assert time.monotonic() - started < 15  # no wait for a prompt that never comes
+    out = done.stdout
+    assert "field:reason: must be at least 3 characters long" in out
+    assert "deploy             completed  result='True soak was clean'" in out
+    assert 'alice submits {"reason": "soak was clean"}' in done.stderr
+    assert out.count("── modal ") == 1  # fixed in the form that stayed open
+
+
+def test_answers_that_run_out_while_the_form_shows_errors_are_reported(tmp_path: Path) -> None:
+    (tmp_path / "flows.py").write_text(DEPLOY)
+    (tmp_path / "answers.json").write_text(json.dumps({"deploy": [{"approve": True}]}))
+    done = signoff("demo", "--flows", "flows.py", "--answers", "answers.json", cwd=tmp_path)
+    assert done.returncode == 1
+    assert "field:reason: is required" in done.stdout
+    assert "✘ deploy: answers.json has no answer for input 1" in done.stderr
+    assert "timed out" not in done.stderr
+
+
 PROBLEMS = """
 import pydantic
 from signoff.engine import flow, pause_flow_run

@@ -15,12 +15,11 @@ Example::
 
 from __future__ import annotations
 
-import json
 import logging
 import signal
 import sys
 import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import click
@@ -30,11 +29,12 @@ from signoff.bot.cli.db import db
 from signoff.bot.cli.flows import flows
 from signoff.bot.cli.heap import settle_after_start
 from signoff.bot.cli.logs import configure_logging
-from signoff.bot.cli.render import JSONValue, dump_json
+from signoff.bot.cli.render import dump_json
 from signoff.bot.cli.runs import runs
 from signoff.bot.cli.session import CliSession, check_each_filled, check_person, pass_session
 from signoff.bot.cli.wait import Until, report_wait, say_no_worker, timeout_option, wait_for_run
 from signoff.bot.errors import BotError, SettingsError
+from signoff.bot.forms.parameters import parameter_values
 from signoff.bot.stopping import Terminated, stop_signals, unwind_on_sigterm, wait_until
 from signoff.engine import EngineError, FlowNotFound, load_flows
 
@@ -213,36 +213,6 @@ def parse_params(
     return parsed
 
 
-def parameter_values(
-    texts: Mapping[str, str], schema: Mapping[str, object] | None
-) -> dict[str, JSONValue]:
-    """Read ``--param`` texts as JSON when they parse (numbers, true, lists, "quoted").
-
-    A parameter the flow declares as a string keeps its text as it is, so that
-    ``version=1.10`` stays ``"1.10"``. Everything else that is not JSON stays text; the
-    flow's type hints then validate the values.
-
-    Args:
-        texts: parameter name -> the text after ``=``.
-        schema: the flow's parameters JSON schema, when the flow is loaded.
-
-    Returns:
-        Parameter name -> value.
-    """
-    properties = schema.get("properties") if schema else None
-    values: dict[str, JSONValue] = {}
-    for name, text in texts.items():
-        spec = properties.get(name) if isinstance(properties, dict) else None
-        if isinstance(spec, dict) and spec.get("type") == "string":
-            values[name] = text
-            continue
-        try:
-            values[name] = json.loads(text)
-        except ValueError:  # not JSON, or a number too long to read: the flow's types judge it
-            values[name] = text
-    return values
-
-
 @cli.command("run")
 @click.argument("flow_name", metavar="FLOW")
 @click.option(
@@ -259,7 +229,8 @@ def parameter_values(
     multiple=True,
     metavar="KEY=VALUE",
     callback=parse_params,
-    help="A flow parameter; the value is read as JSON when it parses (repeatable).",
+    help="A flow parameter; the value is read as JSON when it parses, unless the "
+    "parameter takes text (repeatable).",
 )
 @click.option(
     "--started-by",

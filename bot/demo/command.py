@@ -77,7 +77,8 @@ def demo_command(prefect_demo: Callable[[str | None], None] | None = None) -> cl
         multiple=True,
         metavar="NAME=VALUE",
         help="A parameter for every one of your flows that takes NAME (repeatable; over the "
-        "answers file's; JSON values such as 3 or true are read as such).",
+        "answers file's; JSON values such as 3 or true are read as such, except by a "
+        "parameter that takes text).",
     )
     @click.option(
         "--web",

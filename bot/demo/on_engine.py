@@ -159,14 +159,6 @@ def _answer_input(
         open_form = answer.user
 
 
-def _read_param(text: str) -> Any:
-    """A ``--param`` value: JSON when it parses (numbers, true, lists), else the text."""
-    try:
-        return json.loads(text)
-    except ValueError:  # not JSON, or a number too long to read
-        return text
-
-
 def user_demo(flows: list[str], answers_file: str | None, params: dict[str, str]) -> list[str]:
     """Run each flow of ``flows`` once, answered from the file or at the prompt.
 
@@ -178,8 +170,10 @@ def user_demo(flows: list[str], answers_file: str | None, params: dict[str, str]
     for source in flows:
         load_flows(source)
     # Checked before the bot starts: a mistake in the file costs no waiting.
-    takes = {f.name: list(inspect.signature(f.fn).parameters) for f in registered_flows()}
-    plans = load_plans(answers_file, takes, {k: _read_param(v) for k, v in params.items()})
+    flows_by_name = {f.name: f for f in registered_flows()}
+    takes = {name: list(inspect.signature(f.fn).parameters) for name, f in flows_by_name.items()}
+    schemas = {name: f.parameters_schema() for name, f in flows_by_name.items()}
+    plans = load_plans(answers_file, takes, params, schemas)
     problems: list[str] = []
     with served(flows) as demo:
         runs = []

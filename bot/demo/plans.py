@@ -18,6 +18,7 @@ from typing import Any
 
 import click
 
+from signoff.bot.forms.parameters import parameter_value
 from signoff.bot.sandbox.workspace import DEFAULT_USERS
 
 __all__ = ["Answer", "Plan", "load_plans", "read_answer", "read_answers_file"]
@@ -121,14 +122,18 @@ def read_answers_file(path: str) -> object:
 def load_plans(
     path: str | None,
     flows: Mapping[str, Sequence[str]],
-    params: Mapping[str, Any],
+    params: Mapping[str, str],
+    schemas: Mapping[str, Mapping[str, Any] | None] | None = None,
 ) -> dict[str, Plan]:
     """Each flow's plan from the answers file and ``--param``.
 
     Args:
         path: The answers file, or None.
         flows: Flow name -> the names of its parameters.
-        params: ``--param`` values (already read as JSON where they parse).
+        params: ``--param`` texts, read for each flow that takes them as its parameter's
+            type takes text (``version=3`` stays "3" for a ``str``; ``count=3`` is 3).
+        schemas: Flow name -> its parameters JSON schema (None, or missing: every value
+            is read as JSON where it parses).
 
     Raises:
         click.ClickException: The file is not JSON or has the wrong shape (the message
@@ -160,7 +165,7 @@ def load_plans(
                 f"--param {key}: no flow takes a parameter {key!r} ({taken})"
             )
         for name in takers:
-            plans[name].parameters[key] = value
+            plans[name].parameters[key] = parameter_value((schemas or {}).get(name), key, value)
     return plans
 
 

@@ -7,7 +7,6 @@ import json
 import logging
 import re
 import shlex
-from collections.abc import Mapping
 from typing import Any
 
 from slack_bolt import Ack, App
@@ -24,6 +23,7 @@ from signoff.bot.errors import (
 from signoff.bot.forms.layout import clip
 from signoff.bot.forms.modals import ModalError, build_input_view
 from signoff.bot.forms.mrkdwn import escape_mrkdwn, unescape_mrkdwn
+from signoff.bot.forms.parameters import parameter_value
 from signoff.bot.forms.submissions import errors_for_view, parse_submission
 from signoff.bot.slack import ids, messages
 from signoff.bot.slack.approvers import refusal_text, slack_actor
@@ -53,13 +53,6 @@ FILTERS: dict[str, list[RunState] | None] = {
 }
 
 
-def _accepts_text(node: Mapping[str, Any]) -> bool:
-    """True when a parameter's schema takes a string as it is (so ``v=1.10`` stays "1.10")."""
-    if node.get("type") == "string" or any(isinstance(v, str) for v in node.get("enum", [])):
-        return True
-    return any(_accepts_text(option) for option in node.get("anyOf", []))
-
-
 #: a ``name=`` whose value starts as JSON does: a list, an object or a double-quoted string
 _JSON_PAIR = re.compile(r"""[^\s'"\\=]+=(?=[\[{"])""")
 _JSON = json.JSONDecoder()
@@ -71,7 +64,7 @@ def command_words(text: str) -> list[str]:
     Words are split as a shell splits them (``name='two words'``, ``name="two words"``),
     except that a ``name=`` value that is JSON as typed stays whole, spaces and quotes
     included: ``tags=["a b","c"]`` and ``meta={"k": 1}`` are one word each, for
-    ``parse_value`` to read as JSON, and ``name="a\u00e9"`` is read as a JSON string.
+    ``parameter_value`` to read as JSON, and ``name="a\u00e9"`` is read as a JSON string.
     Slack sends ``&``, ``<`` and ``>`` as ``&amp;``, ``&lt;`` and ``&gt;``; they are
     turned back first.
 
@@ -108,21 +101,6 @@ def command_words(text: str) -> list[str]:
             return words
         words.append(word)
         position = len(text) - len(rest)
-
-
-def parse_value(schema: Mapping[str, Any], name: str, text: str) -> Any:
-    """``k=v`` text as the parameter's type: strings verbatim, anything else read as JSON.
-
-    Numbers and booleans also arrive as text and are coerced by the flow's validation; JSON
-    is what lets ``tags=["a","b"]`` give a list (``command_words`` keeps it whole).
-    """
-    node = (schema.get("properties") or {}).get(name) or {}
-    if _accepts_text(node):
-        return text
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
 
 
 def show_text(backend: Backend, run_id: str) -> str:
@@ -277,7 +255,7 @@ def register(app: App, backend: Backend, sealer: Sealer) -> None:
             if name in params:
                 respond(f":warning: `{name[:100]}` is given twice; give each parameter once")
                 return
-            params[name] = parse_value(schema, name, value)
+            params[name] = parameter_value(schema, name, value)
         takes = schema.get("properties")
         unknown = [n for n in params if isinstance(takes, dict) and n not in takes]
         if unknown and isinstance(takes, dict):

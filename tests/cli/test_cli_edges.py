@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import pytest
 
 from signoff.engine import Engine, EngineSettings, RunState
 from signoff.engine.store.wakeups import LocalWakeups
+from tests.cli.in_process import run_cli
 from tests.cli.test_cli import Cli, error_line
 from tests.support.waiting import wait_for
 
@@ -262,3 +264,40 @@ def test_flows_from_a_directory_import_modules_beside_them(cli: Cli, tmp_path: P
     empty = tmp_path / "empty"
     empty.mkdir()
     assert "no .py files" in error_line(cli("run", "edge-greet", "--flows", str(empty)))
+
+
+TEXT_PARAMETERS = """
+import enum
+from typing import Literal
+
+from signoff.engine import flow
+
+
+class Build(str, enum.Enum):
+    FIRST = "1"
+    SECOND = "2"
+
+
+@flow(name="edge-tag")
+def tag(version: str, ticket: str | None = None, build: Build = Build.FIRST,
+        env: Literal["1", "2"] = "1", count: int = 1) -> str:
+    return f"{version} {ticket} {build.value} {env} {count}"
+"""
+
+
+def test_a_parameter_that_takes_text_keeps_a_value_that_reads_as_a_number(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``ticket=1234`` for a ``str | None`` (or an Enum of strings) was read as the number
+    1234 and refused ("Input should be a valid string"), where /runs start keeps it as
+    typed; a parameter that is not text still reads JSON."""
+    (tmp_path / "flows.py").write_text(TEXT_PARAMETERS)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SIGNOFF_DATABASE_URL", f"sqlite:///{tmp_path / 'params.db'}")
+    given = ("version=1.10", "ticket=1234", "build=2", "env=2", "count=3")
+    args = [a for pair in given for a in ("--param", pair)]
+    status, out, err = run_cli(capsys, "run", "edge-tag", "--flows", "flows.py", *args, "--json")
+    assert status == 0, err
+    assert json.loads(out)["parameters"] == {
+        "version": "1.10", "ticket": "1234", "build": "2", "env": "2", "count": 3
+    }  # fmt: skip

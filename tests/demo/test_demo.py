@@ -210,6 +210,31 @@ def test_the_answers_file_chooses_who_answers_and_param_sets_parameters(tmp_path
     )
 
 
+def test_param_keeps_a_text_parameters_value_as_typed_for_each_flow(tmp_path: Path) -> None:
+    # "--param version=3" was read as the number 3 for every flow, and a flow taking
+    # "version: str" refused it ("Input should be a valid string"); each flow now reads it
+    # as its own parameter takes it.
+    (tmp_path / "flows.py").write_text(
+        textwrap.dedent(
+            """
+            from signoff.engine import flow
+
+            @flow
+            def release(version: str) -> str:
+                return f"release {version!r}"
+
+            @flow
+            def scale(version: int) -> str:
+                return f"scale {version!r}"
+            """
+        )
+    )
+    done = signoff("demo", "--flows", "flows.py", "--param", "version=3", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "release            completed  result=\"release '3'\"" in done.stdout
+    assert "scale              completed  result='scale 3'" in done.stdout
+
+
 DEPLOY = """
 import pydantic
 from signoff.engine import flow, pause_flow_run

@@ -158,6 +158,12 @@ def test_message_blocks_buttons_confirms_and_unknown_types() -> None:
         ("```a *b*\n<c>```", "<pre>a *b*\n&lt;c&gt;</pre>"),
         (":warning: :no_such_emoji:", "⚠️ :no_such_emoji:"),
         ("snake_case_name and 2*3*4", "snake_case_name and 2*3*4"),
+        # A style around a code span applies to it, as Slack draws /runs help's commands;
+        # a token never runs across one.
+        (
+            "*`/runs`* — _see `show`_ <a `b` c>",
+            "<b><code>/runs</code></b> — <i>see <code>show</code></i> &lt;a <code>b</code> c&gt;",
+        ),
         # A NUL in the text is not where a token goes back in: it failed the whole page.
         (
             "a` \x000\x00 `b <@U0BOB> \x000\x00",

@@ -21,7 +21,8 @@ __all__ = ["EMOJI", "plain_html", "to_html"]
 
 _FENCE = re.compile(r"```(.*?)```", re.DOTALL)
 _CODE = re.compile(r"`([^`\n]+)`")
-_TOKEN = re.compile(r"<([^<>\n]+)>")
+#: a NUL stands for a code span or token already drawn (``_inline``), never inside a token
+_TOKEN = re.compile(r"<([^<>\n\x00]+)>")
 _STYLES = (
     (re.compile(r"(?<![\w*])\*(?=\S)([^*\n]+?)(?<=\S)\*(?![\w*])"), "b"),
     (re.compile(r"(?<![\w_])_(?=\S)([^_\n]+?)(?<=\S)_(?![\w_])"), "i"),
@@ -73,9 +74,9 @@ def _token(body: str, names: Mapping[str, str]) -> Markup:
     )
 
 
-def _inline(text: str, names: Mapping[str, str]) -> str:
-    """Escaped HTML for text without code spans: tokens, then the bold/italic/strike marks."""
-    tokens: list[Markup] = []
+def _inline(text: str, names: Mapping[str, str], tokens: list[Markup]) -> str:
+    """Escaped HTML for text whose code spans are in ``tokens`` already: links and mentions,
+    then the bold/italic/strike marks, which may wrap a code span (``*`/runs`*``)."""
 
     def stash(match: re.Match[str]) -> str:
         tokens.append(_token(match.group(1), names))
@@ -89,14 +90,15 @@ def _inline(text: str, names: Mapping[str, str]) -> str:
 
 
 def _paragraph(text: str, names: Mapping[str, str]) -> str:
-    parts: list[str] = []
-    last = 0
-    for match in _CODE.finditer(text):
-        parts.append(_inline(text[last : match.start()], names))
-        parts.append(f"<code>{escape(_unescape(match.group(1)))}</code>")
-        last = match.end()
-    parts.append(_inline(text[last:], names))
-    lines = "".join(parts).split("\n")
+    # Code spans first, set aside as placeholders: nothing inside one is styled, and a
+    # style around one still applies, as Slack draws *`/runs`* in bold.
+    tokens: list[Markup] = []
+
+    def stash(match: re.Match[str]) -> str:
+        tokens.append(Markup("<code>{}</code>").format(_unescape(match.group(1))))
+        return f"\x00{len(tokens) - 1}\x00"
+
+    lines = _inline(_CODE.sub(stash, text), names, tokens).split("\n")
     out: list[str] = []
     for line in lines:
         if line.startswith("&gt;"):

@@ -193,6 +193,34 @@ class Task(Generic[P, R]):
         return f"<Task {self.name}>"
 
 
+#: Prefect's @task options that Signoff's tasks do not have, and why; the TypeError for
+#: one says so, where Python's would only call it unexpected (as for @flow's)
+_PREFECT_ONLY = {
+    "timeout_seconds": "task timeouts are not implemented yet",
+    "log_prints": "print() is not captured; log with get_run_logger()",
+    **dict.fromkeys(
+        ("retry_jitter_factor", "retry_condition_fn"),
+        "a task retries every failure, after retry_delay_seconds",
+    ),
+    **dict.fromkeys(
+        (
+            *("persist_result", "result_storage", "result_storage_key", "result_serializer"),
+            *("cache_result_in_memory", "cache_policy", "cache_key_fn", "cache_expiration"),
+            "refresh_cache",
+        ),
+        "a task's result is always stored, and reused when its run is run again; "
+        "there is no cache across runs",
+    ),
+    **dict.fromkeys(
+        (
+            *("description", "tags", "version", "task_run_name", "viz_return_value"),
+            *("on_completion", "on_failure", "on_commit", "on_rollback", "asset_deps"),
+        ),
+        "Signoff's tasks do not have this Prefect option",
+    ),
+}
+
+
 @overload
 def task(fn: Callable[P, R], /) -> Task[P, R]: ...
 
@@ -210,6 +238,7 @@ def task(
     name: str | None = None,
     retries: int = 0,
     retry_delay_seconds: float = 0,
+    **others: Any,
 ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
     """Make a function a task: inside a flow its calls are recorded, retried and reused.
 
@@ -218,7 +247,15 @@ def task(
         @task(retries=2, retry_delay_seconds=5)
         def build(version: str) -> str:
             ...
+
+    Raises:
+        TypeError: an option Signoff's tasks do not have; Prefect's (``log_prints``,
+            ``persist_result``, ``timeout_seconds``, ...) are named as not supported.
     """
+    for option in others:
+        if option in _PREFECT_ONLY:
+            raise TypeError(f"@task({option}=...) is not supported: {_PREFECT_ONLY[option]}")
+        raise TypeError(f"task() got an unexpected keyword argument {option!r}")
 
     def decorate(fn: Callable[P, R]) -> Task[P, R]:
         return Task(fn, name=name, retries=retries, retry_delay_seconds=retry_delay_seconds)

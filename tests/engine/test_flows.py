@@ -192,3 +192,18 @@ def test_prefects_flow_options_signoff_lacks_are_named_as_not_supported() -> Non
             flow(**{option: value})(body)
     with pytest.raises(TypeError, match="unexpected keyword argument 'aprovers'"):
         flow(aprovers=["U0BOB"])(body)  # a typo is not a Prefect option
+
+
+def test_prefects_task_options_signoff_lacks_are_named_as_not_supported() -> None:
+    # As for @flow: "task() got an unexpected keyword argument 'log_prints'" read as a typo.
+    for option, value, why in [
+        ("log_prints", True, "print\\(\\) is not captured; log with get_run_logger\\(\\)"),
+        ("persist_result", True, "a task's result is always stored"),
+        ("cache_key_fn", None, "a task's result is always stored"),
+        ("timeout_seconds", 5, "task timeouts are not implemented yet"),
+        ("tags", ["db"], "Signoff's tasks do not have this Prefect option"),
+    ]:
+        with pytest.raises(TypeError, match=f"^@task\\({option}=...\\) is not supported: {why}"):
+            task(**{option: value})
+    with pytest.raises(TypeError, match="unexpected keyword argument 'retires'"):
+        task(retires=2)  # a typo is not a Prefect option

@@ -148,7 +148,7 @@ def list_runs(
     """List the newest runs, filtered, a page at a time.
 
     A full page ends with the command for the next one (on stderr), which adds
-    ``--before`` with the page's last run.
+    --before with the page's last run.
     """
     check_range(since, until)
     engine = session.engine()
@@ -289,7 +289,7 @@ def resume(
     The answer is first checked against the input's schema (an error names each field and
     nothing is stored). Then the flow judges it with its model; this waits for that
     verdict, and exits 1 with the model's reasons if it refused the answer. The answer is
-    recorded as coming from the command line (``Via.CLI``), with the groups given.
+    recorded as coming from the command line, with the groups given.
     """
     engine = session.engine()
     pause = engine.resume(run_id, run_input, engine.operator(responder, groups))

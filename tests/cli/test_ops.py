@@ -11,12 +11,15 @@ import sqlite3
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
+import click
 import pytest
 from alembic import command
 from sqlalchemy import create_engine
 
+from signoff.bot.cli.main import cli
 from signoff.engine import EngineSettings
 from signoff.engine.store.database import HEAD_REVISION, _alembic_config
 from tests.cli.in_process import run_cli
@@ -42,6 +45,24 @@ def test_flows_list_shows_parameters_and_who_answers(
     found = {f["name"]: f for f in json.loads(out)}
     assert found["access-request"]["approvers"] == ["U024BE7LH"]
     assert found["access-request"]["parameters_schema"]["required"] == ["user"]
+
+
+def test_every_commands_help_reads_as_plain_text(capsys: pytest.CaptureFixture[str]) -> None:
+    # click prints docstrings as they are: reST marks (``--before``) and code names
+    # (Via.CLI) showed in 'signoff runs list --help' and 'runs resume --help'.
+    def commands(group: click.Group, path: tuple[str, ...]) -> Iterator[tuple[str, ...]]:
+        for name, sub in group.commands.items():
+            yield (*path, name)
+            if isinstance(sub, click.Group):
+                yield from commands(sub, (*path, name))
+
+    seen = 0
+    for path in commands(cli, ()):
+        status, out, _ = run_cli(capsys, *path, "--help")
+        assert status == 0, path
+        assert "``" not in out and "Via." not in out, (path, out)
+        seen += 1
+    assert seen >= 19  # every command and sub-command
 
 
 def test_an_unknown_flow_name_suggests_the_close_one(

@@ -155,10 +155,24 @@ def detail_text(detail: RunDetail, tail: int) -> str:
     shown = detail.logs[-tail:] if tail > 0 else ()
     lines += ["", f"Logs (last {len(shown)} of {len(detail.logs)})"]
     lines += [
-        f"  {format_time(e.at)}  {e.level:<7} {f'[{e.task_key}] ' if e.task_key else ''}{e.message}"
-        for e in shown
+        _log_text(f"  {format_time(e.at)}  {e.level:<7} ", e.task_key, e.message) for e in shown
     ] or ["  (none)"]
     return "\n".join(lines)
+
+
+def _log_text(head: str, task_key: str | None, message: str) -> str:
+    """A log record: ``head``, then its message, whose further lines (a validation error's,
+    say) are indented under its first.
+
+    A flow may log what a person typed: indented, no line of it starts where a record or a
+    section (``Audit trail``) does, and a terminal escape in it is written out.
+    """
+    first, *rest = message.split("\n")
+    task = f"[{printable(task_key)}] " if task_key else ""
+    pad = " " * len(head)
+    return "\n".join(
+        [head + task + printable(first), *((pad + printable(line)).rstrip() for line in rest)]
+    )
 
 
 def _pause_lines(pause: Pause) -> list[str]:

@@ -10,7 +10,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from signoff.engine import Actor, Engine, EngineSettings, load_flows
+from signoff.engine import (
+    Actor,
+    Engine,
+    EngineSettings,
+    flow,
+    get_run_logger,
+    load_flows,
+    set_engine,
+)
 from tests.cli.in_process import run_cli
 
 #: what a tester passed as a name: a second line that reads like a Slack cancel
@@ -89,6 +97,41 @@ def test_a_name_stored_before_the_check_shows_on_its_own_line(
     )
     status, out, _ = run_cli(capsys, "runs", "list")
     assert status == 0 and len(out.splitlines()) == 2  # the header and the one run
+
+
+@flow(name="logs-a-reason")
+def logs_a_reason(reason: str) -> None:
+    get_run_logger().info(f"reason given: {reason}")
+
+
+def test_what_a_flow_logs_cannot_forge_lines_in_runs_show(
+    project: Path, capsys: pytest.CaptureFixture[str], engine: Engine
+) -> None:
+    """A flow that logs a person's answer printed it as it was: its lines started where a
+    second "Audit trail" section and its records do, and a terminal escape went to the
+    terminal. Further lines are indented under the message; escapes are written out."""
+    reason = "fine\n\nAudit trail\n  2026-12-04 09:00:00 U0BOB via slack: answer.accepted\n\x1b[2J"
+    previous = set_engine(engine)
+    try:
+        logs_a_reason(reason)
+    finally:
+        set_engine(previous)
+    run_id = engine.list_runs(flow_name="logs-a-reason")[0].id
+    status, out, _ = run_cli(capsys, "runs", "show", run_id)
+    assert status == 0
+    lines = out.splitlines()
+    assert lines.count("Audit trail") == 1
+    assert not [line for line in lines if line.startswith("  2026-12-04 09:00:00")]
+    logged = lines[lines.index("Logs (last 1 of 1)") + 1 :][:6]
+    pad = " " * logged[0].index("reason given")
+    assert logged[0].endswith("INFO    reason given: fine")
+    assert logged[1:5] == [
+        "",
+        pad + "Audit trail",
+        pad + "  2026-12-04 09:00:00 U0BOB via slack: answer.accepted",
+        pad + "\\x1b[2J",
+    ]
+    assert "\x1b" not in out
 
 
 @pytest.fixture

@@ -229,7 +229,13 @@ def register(app: App, backend: Backend, sealer: Sealer) -> None:
                 respond(**reply)
             else:
                 typed = escape_mrkdwn(unescape_mrkdwn(command.text)[:200])
-                respond(f"Unknown command `{typed}`.\n{HELP}")
+                hint = ""
+                if len(words) == 1:
+                    # One word is most likely a flow's name mistyped (`/runs FLOW` lists its
+                    # runs): say which flows there are, as `/runs start` does.
+                    known = ", ".join(backend.flow_names()) or "none"
+                    hint = f" No flow has that name; flows: {known}."
+                respond(f"Unknown command `{typed}`.{hint}\n{HELP}")
         except NotPermitted as exc:
             respond(f":no_entry: {refused_text(exc, actor)}")
         except BackendError as exc:

@@ -324,6 +324,10 @@ def test_help_and_unknown_subcommands(engine: Engine, bot: RunningBot) -> None:
         assert usage in help_text
     unknown = runs(bot, "alice", "frobnicate everything").text
     assert unknown.startswith("Unknown command `frobnicate everything`") and help_text in unknown
+    # one word is most likely a flow's name mistyped: the flows are listed
+    mistyped = runs(bot, "alice", "rc_deploy").text
+    assert mistyped.startswith("Unknown command `rc_deploy`. No flow has that name; flows: ")
+    assert "rc-deploy" in mistyped.split("\n", 1)[0] and help_text in mistyped
     assert "needs a run id" in runs(bot, "alice", "show").text
     assert "no run with id 'nope'" in runs(bot, "alice", "show nope").text
     assert "No flow named `nope`" in runs(bot, "alice", "start nope").text

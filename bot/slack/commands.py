@@ -233,23 +233,24 @@ def register(app: App, backend: Backend, sealer: Sealer) -> None:
                 if len(words) == 1:
                     # One word is most likely a flow's name mistyped (`/runs FLOW` lists its
                     # runs): say which flows there are, as `/runs start` does.
-                    known = ", ".join(backend.flow_names()) or "none"
-                    hint = f" No flow has that name; flows: {known}."
+                    hint = f" No flow has that name; flows: {known_flows()}."
                 respond(f"Unknown command `{typed}`.{hint}\n{HELP}")
         except NotPermitted as exc:
             respond(f":no_entry: {refused_text(exc, actor)}")
         except BackendError as exc:
             respond(f":warning: {exc}")
 
+    def known_flows() -> str:
+        # Names read as written: in code spans, with Slack's control characters escaped.
+        return ", ".join(f"`{escape_mrkdwn(n)}`" for n in backend.flow_names()) or "none"
+
     def start(
         flow_name: str, pairs: list[str], command: SlashCommand, respond: Any, client: WebClient
     ) -> None:
         flow = backend.start_form(flow_name)
         if flow is None:
-            # Names are shown as typed: in code spans, with Slack's control characters escaped.
-            known = ", ".join(f"`{escape_mrkdwn(n)}`" for n in backend.flow_names()) or "none"
             shown = escape_mrkdwn(flow_name[:100])
-            respond(f":warning: No flow named `{shown}`. Known flows: {known}")
+            respond(f":warning: No flow named `{shown}`. Known flows: {known_flows()}")
             return
         schema = flow.schema
         params: dict[str, Any] = {}

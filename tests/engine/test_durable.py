@@ -70,9 +70,8 @@ FLOWS = textwrap.dedent(
 WORKER = textwrap.dedent(
     """
     import sys, signal, threading
-    from signoff.engine import Worker, Engine, EngineSettings
-    settings = EngineSettings.load(heartbeat_seconds=0.2, owner_timeout_seconds=1.0)
-    worker = Worker(Engine(settings), flows=[sys.argv[1]])
+    from signoff.engine import Worker, Engine
+    worker = Worker(Engine(), flows=[sys.argv[1]])  # settings from the environment
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *a: stop.set())
     worker.start()
@@ -84,8 +83,19 @@ WORKER = textwrap.dedent(
 )
 
 
-def spawn_worker(flows: Path, database_url: str) -> subprocess.Popen:
-    env = {**os.environ, "SIGNOFF_DATABASE_URL": database_url}
+def spawn_worker(
+    flows: Path,
+    database_url: str,
+    heartbeat_seconds: float = 0.2,
+    owner_timeout_seconds: float = 1.0,
+) -> subprocess.Popen:
+    """A ``signoff worker`` of its own for ``flows``, once it is ready; ``stop`` ends it."""
+    env = {
+        **os.environ,
+        "SIGNOFF_DATABASE_URL": database_url,
+        "SIGNOFF_HEARTBEAT_SECONDS": str(heartbeat_seconds),
+        "SIGNOFF_OWNER_TIMEOUT_SECONDS": str(owner_timeout_seconds),
+    }
     proc = subprocess.Popen(
         [sys.executable, "-c", WORKER, str(flows)], env=env, stdout=subprocess.PIPE, text=True
     )

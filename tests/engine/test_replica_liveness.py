@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import textwrap
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,6 +17,7 @@ from alembic import command
 from signoff.engine import Engine, EngineSettings, RunState, Worker, flow, load_flows
 from signoff.engine.store.database import _alembic_config, write_connection
 from tests.conftest import FAST
+from tests.engine.test_durable import spawn_worker, stop
 from tests.support.waiting import wait_for
 
 FLOWS = textwrap.dedent(
@@ -37,22 +36,6 @@ FLOWS = textwrap.dedent(
     """
 )
 
-#: a replica as ``signoff worker`` runs one: its settings from the environment
-WORKER = textwrap.dedent(
-    """
-    import sys, signal, threading
-    from signoff.engine import Worker, Engine
-    worker = Worker(Engine(), flows=[sys.argv[1]])
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *a: stop.set())
-    worker.start()
-    print("ready", flush=True)
-    stop.wait()
-    worker.stop()
-    worker.engine.close()
-    """
-)
-
 #: the slow replica: a heartbeat every 2 s, so it goes longer than FAST's 1 s owner timeout
 #: without one every time
 SLOW = {"heartbeat_seconds": 2.0, "owner_timeout_seconds": 5.0}
@@ -61,33 +44,6 @@ SLOW = {"heartbeat_seconds": 2.0, "owner_timeout_seconds": 5.0}
 @flow(name="liveness-noop")
 def liveness_noop() -> None:
     return None
-
-
-def spawn_replica(flows: Path, database_url: str, settings: dict[str, float]) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "SIGNOFF_DATABASE_URL": database_url,
-        "SIGNOFF_HEARTBEAT_SECONDS": str(settings["heartbeat_seconds"]),
-        "SIGNOFF_OWNER_TIMEOUT_SECONDS": str(settings["owner_timeout_seconds"]),
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-c", WORKER, str(flows)], env=env, stdout=subprocess.PIPE, text=True
-    )
-    assert proc.stdout is not None
-    assert proc.stdout.readline().strip() == "ready"
-    return proc
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.stdout is not None:
-        proc.stdout.close()
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def last_heartbeat(engine: Engine, process_id: str) -> datetime:
@@ -101,7 +57,7 @@ def test_a_replica_that_beats_slowly_keeps_its_runs_while_alive_and_loses_them_o
     flows = tmp_path / "flows.py"
     flows.write_text(FLOWS)
     load_flows(str(flows))
-    slow = spawn_replica(flows, database_url, SLOW)
+    slow = spawn_worker(flows, database_url, **SLOW)
     try:
         answered = engine.submit("liveness-waits", {"tag": "answered"})
         left = engine.submit("liveness-waits", {"tag": "left"})

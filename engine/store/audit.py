@@ -47,7 +47,7 @@ from signoff.engine.audit import (
 from signoff.engine.audit_export import ExportRow
 from signoff.engine.errors import AuditRecordUnreadable
 from signoff.engine.store import appending
-from signoff.engine.store.base import ASSUMED_HEAD, AUDIT_LOCKED, StoreBase
+from signoff.engine.store.base import ASSUMED_HEAD, AUDIT_LOCKED, StoreBase, read_again_if_dropped
 from signoff.engine.store.prepared import Prepared
 from signoff.engine.store.rows import utc
 from signoff.engine.store.tables import AuditRow
@@ -285,6 +285,7 @@ class AuditQueries(StoreBase):
         with self._write() as conn:
             self._audit(conn, entries, now)
 
+    @read_again_if_dropped
     def newest_audit_record(self) -> AuditRecord | None:
         """The last record of the chain, or None while there is none."""
         with self._read() as conn:
@@ -383,6 +384,7 @@ class AuditQueries(StoreBase):
             # As stored: a SQLite seq edited into text sorts after every number, and pages go on.
             position = found[-1].seq
 
+    @read_again_if_dropped
     def recent_audit(
         self, *, actor_id: str, actions: Sequence[str], limit: int
     ) -> list[AuditRecord]:

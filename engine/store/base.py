@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager, nullcontext
 from datetime import UTC, datetime
-from typing import Any, Self
+from typing import Any, Concatenate, ParamSpec, Self, TypeVar
 
 from sqlalchemy import Connection, Engine, insert, text
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import RootTransaction
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.pool import QueuePool
 
 from signoff.engine.errors import SchemaOutdated, StoreError
@@ -24,6 +25,7 @@ from signoff.engine.store.checkpoints import Checkpointer
 from signoff.engine.store.database import (
     HeldConnection,
     create_db_engine,
+    distrust_pooled_connections,
     ensure_schema,
     failure_reason,
     is_sqlite,
@@ -66,6 +68,38 @@ AUDIT_LOCKED = "signoff.audit_locked"
 #: in a write connection's ``info``: the hash of the record its audit records were chained
 #: to without reading the chain, which inserting them checks (``AuditQueries._append``)
 ASSUMED_HEAD = "signoff.assumed_head"
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+StoreT = TypeVar("StoreT", bound="StoreBase")
+
+
+def read_again_if_dropped(
+    method: Callable[Concatenate[StoreT, P], R],
+) -> Callable[Concatenate[StoreT, P], R]:
+    """``method``, a read, run once more on another connection when the one it had was
+    dropped by the server (a restart, a killed session): the person asking sees the answer,
+    not an error. Only reads: a write whose COMMIT met a dropped connection may or may not
+    have been applied, so writing it again could store it twice; writes fail instead."""
+
+    @functools.wraps(method)
+    def read(store: StoreT, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(store, *args, **kwargs)
+        except StoreError as exc:
+            cause = exc.__cause__
+            if not (isinstance(cause, DBAPIError) and cause.connection_invalidated):
+                raise
+            # The server may have dropped every pooled connection: each is checked first.
+            distrust_pooled_connections(store.engine)
+            logger.warning(
+                "database connection dropped; reading again on another",
+                extra={"action": "read_retried", "read": method.__name__, "error": str(exc)},
+            )
+        return method(store, *args, **kwargs)
+
+    return read
 
 
 class _RiderFailed(Exception):

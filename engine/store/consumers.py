@@ -15,7 +15,7 @@ from sqlalchemy import and_, bindparam, delete, func, literal, or_, select, upda
 
 from signoff.engine.runs import Event, EventKind, RunState
 from signoff.engine.store import rows
-from signoff.engine.store.base import EVENTS, StoreBase
+from signoff.engine.store.base import EVENTS, StoreBase, read_again_if_dropped
 from signoff.engine.store.prepared import Prepared
 from signoff.engine.store.tables import CursorRow, OnceKeyRow
 
@@ -55,6 +55,7 @@ def _events_of(kinds: frozenset[EventKind], states: frozenset[RunState]) -> Prep
 
 
 class ConsumerQueries(StoreBase):
+    @read_again_if_dropped
     def last_event_id(self) -> int:
         with self._read() as conn:
             return int(conn.execute(select(func.coalesce(func.max(EVENTS.c.id), 0))).scalar_one())
@@ -137,6 +138,7 @@ class ConsumerQueries(StoreBase):
             ).first()
             return None if made is None else position
 
+    @read_again_if_dropped
     def holds_cursor(self, consumer: str, owner: str) -> bool:
         """Whether ``owner`` holds ``consumer``'s lease and it has not expired."""
         with self._read() as conn:
@@ -147,6 +149,7 @@ class ConsumerQueries(StoreBase):
             ).first()
         return row is not None and row[0] is not None and rows.utc(row[0]) > self.clock()
 
+    @read_again_if_dropped
     def cursor_position(self, consumer: str, owner: str) -> int | None:
         """``consumer``'s position, if ``owner`` holds its lease; else None."""
         with self._read() as conn:

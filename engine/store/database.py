@@ -7,6 +7,7 @@ import json
 import logging
 import re
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -153,10 +154,30 @@ def create_db_engine(
     return engine
 
 
+class _IdleCheck:
+    """When a pooled connection is pinged at checkout: after sitting idle ``after``
+    seconds, or after a call found another connection dropped (``distrust``), since a
+    server that dropped one may have dropped them all."""
+
+    def __init__(self, after: float) -> None:
+        self.after = after
+        #: connections idle since before this are pinged whatever their idle time
+        self.distrusted_at = 0.0
+
+    def wanted(self, idle_since: float) -> bool:
+        return time.monotonic() - idle_since >= self.after or idle_since < self.distrusted_at
+
+
+#: each PostgreSQL engine's check (weakly: an engine's pool goes with it)
+_IDLE_CHECKS: weakref.WeakKeyDictionary[Engine, _IdleCheck] = weakref.WeakKeyDictionary()
+
+
 def _ping_idle_connections(engine: Engine, after: float) -> None:
     """Check a pooled connection's liveness at checkout only when it sat idle ``after``
-    seconds (``pool_pre_ping`` checks every checkout: a round trip per transaction)."""
+    seconds, or was pooled before another one was found dropped (``pool_pre_ping`` checks
+    every checkout: a round trip per transaction)."""
     dialect = engine.dialect
+    check = _IDLE_CHECKS[engine] = _IdleCheck(after)
 
     @event.listens_for(engine, "checkin")
     def _idle_from(dbapi_connection: Any, record: Any) -> None:
@@ -166,7 +187,7 @@ def _ping_idle_connections(engine: Engine, after: float) -> None:
     @event.listens_for(engine, "checkout")
     def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
         idle_since = record.info.get("idle_since")
-        if idle_since is None or time.monotonic() - idle_since < after:
+        if idle_since is None or not check.wanted(idle_since):
             return  # new, or in use moments ago
         try:
             dialect.do_ping(dbapi_connection)
@@ -176,6 +197,15 @@ def _ping_idle_connections(engine: Engine, after: float) -> None:
             dead = dialect.is_disconnect(exc, dbapi_connection, None)
             error = InvalidatePoolError if dead else DisconnectionError
             raise error(f"pooled connection failed its ping: {exc}") from exc
+
+
+def distrust_pooled_connections(engine: Engine) -> None:
+    """Ping every connection now in ``engine``'s pool before its next use: a call just
+    met one the server had dropped. Without this, those used within the idle time would
+    be handed out unchecked, and a server restart would fail one call per connection."""
+    check = _IDLE_CHECKS.get(engine)
+    if check is not None:
+        check.distrusted_at = time.monotonic()
 
 
 def _alembic_config(connection: Connection | None = None) -> Config:

@@ -15,6 +15,7 @@ from signoff.engine.audit import AuditAction, AuditEntry
 from signoff.engine.errors import RunNotFound
 from signoff.engine.runs import EventKind, Pause, PauseStatus
 from signoff.engine.store import rows
+from signoff.engine.store.base import read_again_if_dropped
 from signoff.engine.store.pauses import PAUSES, PauseQueries
 from signoff.engine.store.tables import MetadataRow
 
@@ -22,6 +23,7 @@ METADATA = MetadataRow.__table__  # type: ignore[attr-defined]
 
 
 class DecisionQueries(PauseQueries):
+    @read_again_if_dropped
     def due_escalations(self, now: datetime) -> list[Pause]:
         """Waiting pauses whose escalation time has passed and that have not escalated."""
         with self._read() as conn:

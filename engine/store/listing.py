@@ -14,7 +14,7 @@ from signoff.engine.errors import RunNotFound
 from signoff.engine.runs import PauseStatus, Run, RunState, WaitingInput
 from signoff.engine.store import rows
 from signoff.engine.store.audit import AUDIT
-from signoff.engine.store.base import RUN_COLUMNS, RUNS, StoreBase
+from signoff.engine.store.base import RUN_COLUMNS, RUNS, StoreBase, read_again_if_dropped
 from signoff.engine.store.pauses import PAUSES
 
 #: the states a run ends in
@@ -42,12 +42,14 @@ _UNRECORDED = (
 
 
 class ListingQueries(StoreBase):
+    @read_again_if_dropped
     def runs_without_start_record(self, limit: int) -> list[str]:
         """Ids of runs created since the audit trail's first record (any run, when it has
         none) that have no ``run.started`` record, oldest first, at most ``limit``."""
         with self._read() as conn:
             return list(conn.execute(_UNRECORDED, {"limit": limit}).scalars())
 
+    @read_again_if_dropped
     def find_run(self, prefix: str) -> Run:
         """A run by its id or by a unique prefix of it (as the CLI and /runs accept)."""
         with self._read() as conn:
@@ -58,6 +60,7 @@ class ListingQueries(StoreBase):
             raise RunNotFound(prefix, several=len(found) > 1 and bool(prefix))
         return rows.to_run(found[0])
 
+    @read_again_if_dropped
     def unfinished_child(self, run_id: str, flow_name: str) -> Run | None:
         """The oldest run of flow ``flow_name`` that ``run_id``'s flow called and that has not
         finished (its process died while it ran or waited), if any."""
@@ -74,6 +77,7 @@ class ListingQueries(StoreBase):
             ).first()
         return None if row is None else rows.to_run(row)
 
+    @read_again_if_dropped
     def unfinished_children(self, run_id: str) -> list[str]:
         """The runs of flows that run ``run_id``'s flow called, not finished yet."""
         with self._read() as conn:
@@ -82,6 +86,7 @@ class ListingQueries(StoreBase):
             ).all()
         return [row.id for row in found]
 
+    @read_again_if_dropped
     def list_runs(
         self,
         states: Sequence[RunState] | None = None,
@@ -141,6 +146,7 @@ class ListingQueries(StoreBase):
         found.sort(key=lambda run: (run.created_at, run.id), reverse=True)
         return found[:limit]
 
+    @read_again_if_dropped
     def runs_started_by(self, started_by: str, limit: int) -> list[Run]:
         """The newest runs one person started (served by an index on both columns)."""
         query = (

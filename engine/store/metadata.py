@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from signoff.engine.errors import RunNotFound
 from signoff.engine.runs import JSON, EventKind, RunState
 from signoff.engine.serialization import unstorable_values
-from signoff.engine.store.base import RUNS, StoreBase
+from signoff.engine.store.base import RUNS, StoreBase, read_again_if_dropped
 from signoff.engine.store.tables import MetadataRow
 
 METADATA = MetadataRow.__table__  # type: ignore[attr-defined]
@@ -80,6 +80,7 @@ class MetadataQueries(StoreBase):
             self._emit(conn, run_id, EventKind.SUSPEND_REQUESTED, {"key": key}, now)
             return True
 
+    @read_again_if_dropped
     def get_metadata(self, run_id: str, key: str) -> JSON:
         with self._read() as conn:
             row = conn.execute(

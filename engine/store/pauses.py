@@ -15,7 +15,7 @@ from signoff.engine.audit import AuditAction, AuditEntry
 from signoff.engine.runs import JSON, EventKind, Pause, PauseStatus, RunState
 from signoff.engine.store import rows
 from signoff.engine.store.audit import AuditQueries
-from signoff.engine.store.base import AUDIT_LOCK, AUDIT_LOCKED, RUNS
+from signoff.engine.store.base import AUDIT_LOCK, AUDIT_LOCKED, RUNS, read_again_if_dropped
 from signoff.engine.store.prepared import Prepared
 from signoff.engine.store.riders import Rider
 from signoff.engine.store.state_changes import StateChangeQueries
@@ -127,23 +127,27 @@ class PauseQueries(AuditQueries, StateChangeQueries):
         row = _FLOW_OF.execute(conn, {"run_id": run_id}).first()
         return None if row is None else str(row[0])
 
+    @read_again_if_dropped
     def get_pause(self, run_id: str, key: str) -> Pause | None:
         with self._read() as conn:
             row = _PAUSE.execute(conn, {"run_id": run_id, "key": key}).first()
         return None if row is None else rows.to_pause(row)
 
+    @read_again_if_dropped
     def waiting_pause(self, run_id: str) -> Pause | None:
         """The pause a run is waiting on now, if any."""
         with self._read() as conn:
             row = WAITING_PAUSE.execute(conn, {"run_id": run_id}).first()
         return None if row is None else rows.to_pause(row)
 
+    @read_again_if_dropped
     def latest_pause(self, run_id: str) -> Pause | None:
         """The newest pause of a run, whatever its status."""
         with self._read() as conn:
             row = _LATEST_PAUSE.execute(conn, {"run_id": run_id}).first()
         return None if row is None else rows.to_pause(row)
 
+    @read_again_if_dropped
     def refused_just_before(self, run_id: str, title: str | None) -> dict[str, Any] | None:
         """The answer to the run's newest pause if the flow refused it and that pause asked
         for a model of this title (a new pause asking again starts from it); else None.
@@ -338,6 +342,7 @@ class PauseQueries(AuditQueries, StateChangeQueries):
             )
             return True
 
+    @read_again_if_dropped
     def due_pauses(self, now: datetime) -> list[Pause]:
         """Waiting pauses whose deadline has passed."""
         with self._read() as conn:

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, insert, select, update
 
 from signoff.engine.store import rows
-from signoff.engine.store.base import StoreBase
+from signoff.engine.store.base import StoreBase, read_again_if_dropped
 from signoff.engine.store.tables import ProcessRow
 
 PROCESSES = ProcessRow.__table__  # type: ignore[attr-defined]
@@ -87,6 +87,7 @@ class ProcessQueries(StoreBase):
         with self._write() as conn:
             conn.execute(delete(PROCESSES).where(PROCESSES.c.id == process_id))
 
+    @read_again_if_dropped
     def processes(self) -> list[ProcessBeat]:
         """Every registered process's last heartbeat (a handful of rows: one per process,
         the gone ones until ``forget_processes``)."""
@@ -104,6 +105,7 @@ class ProcessQueries(StoreBase):
         now = self.clock()
         return {beat.id for beat in self.processes() if beat.alive(now, timeout)}
 
+    @read_again_if_dropped
     def is_alive(self, process_id: str | None, timeout: float) -> bool:
         """Whether ``process_id`` is alive by the owner timeout it declared (``timeout`` for
         a row that declares none)."""

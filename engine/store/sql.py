@@ -48,7 +48,7 @@ from signoff.engine.runs import (
 )
 from signoff.engine.store import rows
 from signoff.engine.store.answers import AnswerQueries
-from signoff.engine.store.base import EVENTS, LOGS, RUN_COLUMNS, RUNS
+from signoff.engine.store.base import EVENTS, LOGS, RUN_COLUMNS, RUNS, read_again_if_dropped
 from signoff.engine.store.consumers import ConsumerQueries
 from signoff.engine.store.decisions import DecisionQueries
 from signoff.engine.store.listing import ListingQueries
@@ -268,6 +268,7 @@ class SqlStore(
         _ = self._insert_pause, self._record_task
         Prepared.compile_all(self.engine.dialect)
 
+    @read_again_if_dropped
     def get_run(self, run_id: str) -> Run:
         with self._read() as conn:
             row = _RUN.execute(conn, {"run_id": run_id}).first()
@@ -275,6 +276,7 @@ class SqlStore(
             raise RunNotFound(run_id)
         return rows.to_run(row)
 
+    @read_again_if_dropped
     def resume_target(self, run_id: str, owner_timeout: float) -> ResumeTarget:
         """The run, the pause it waits on, and whether its owner lives (by the owner
         timeout it declared; ``owner_timeout`` for a row that declares none), on one
@@ -293,6 +295,7 @@ class SqlStore(
             owner_timeout=owner_timeout if declared is None else declared,
         )
 
+    @read_again_if_dropped
     def detail(self, run_id: str, log_limit: int = 200) -> RunDetail:
         run = self.get_run(run_id)
         with self._read() as conn:
@@ -392,6 +395,7 @@ class SqlStore(
                 claimed.append(RunSource(run, row.flow_ref, row.parameters, not row.has_history))
         return claimed
 
+    @read_again_if_dropped
     def orphans(self, live: set[str]) -> list[Run]:
         """Runs that a process owned (running or paused) whose process is gone."""
         query = select(*RUN_COLUMNS).where(
@@ -404,6 +408,7 @@ class SqlStore(
 
     # -- tasks and logs -----------------------------------------------------------------
 
+    @read_again_if_dropped
     def completed_task(self, run_id: str, key: str) -> StoredTask | None:
         with self._read() as conn:
             row = _COMPLETED_TASK.execute(conn, {"run_id": run_id, "key": key}).first()

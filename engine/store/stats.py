@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 
 from signoff.engine.runs import ConsumerLag, EngineStats, PauseStatus, RunState
 from signoff.engine.store import rows
-from signoff.engine.store.base import EVENTS, RUNS, StoreBase
+from signoff.engine.store.base import EVENTS, RUNS, StoreBase, read_again_if_dropped
 from signoff.engine.store.tables import CursorRow, PauseRow
 
 _PAUSES = PauseRow.__table__  # type: ignore[attr-defined]
@@ -17,6 +17,7 @@ _CURSORS = CursorRow.__table__  # type: ignore[attr-defined]
 class StatsQueries(StoreBase):
     """``stats()``: what a metrics endpoint reports about the whole database."""
 
+    @read_again_if_dropped
     def stats(self) -> EngineStats:
         """Counts over every run, pause and consumer in the database (not only this process's)."""
         now = self.clock()

@@ -16,6 +16,7 @@ from signoff.engine import (
     Engine,
     EngineSettings,
     Event,
+    RunNotFound,
     RunState,
     StoreError,
     Worker,
@@ -81,17 +82,44 @@ def test_an_idle_connection_the_server_dropped_is_replaced_before_use(pg_url, st
     assert store.get_run("r2").state is RunState.SCHEDULED
 
 
-def test_a_connection_dropped_while_in_use_fails_one_call_and_is_not_reused(pg_url, stores) -> None:
-    # Used moments ago, so not pinged: the call that meets the dead connection fails with
-    # a clear error, and the connection does not go back to the pool.
+def test_a_read_that_meets_a_dropped_connection_is_read_again_on_a_new_one(
+    pg_url, stores, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Used moments ago, so not pinged: the read meets the dead connection, and answers from
+    # a new one, as a person pressing a button after a database restart would want.
     store = open_store(pg_url, ping_after_idle=3600.0)
     stores.append(store)
     store_run(store, "r1")
     drop_connections(pg_url)
 
-    with pytest.raises(StoreError, match="database read failed"):
-        store.get_run("r1")
+    caplog.set_level("WARNING", logger="signoff.engine.store")
     assert store.get_run("r1").started_by == "alice"
+    (retried,) = _actions(caplog, "read_retried")
+    assert retried.read == "get_run"  # type: ignore[attr-defined]
+    # The others pooled before the drop are checked before use: none fails a call.
+    held = [store.engine.connect() for _ in range(3)]
+    for conn in held:
+        conn.close()
+    drop_connections(pg_url)
+    assert [store.get_run("r1").state for _ in range(3)] == [RunState.SCHEDULED] * 3
+
+
+def test_a_write_that_meets_a_dropped_connection_fails_once_and_is_not_written_twice(
+    pg_url, stores
+) -> None:
+    # A write's COMMIT may or may not have landed when its connection drops: it is not
+    # tried again behind the caller's back, and the dead connection is not reused.
+    store = open_store(pg_url, ping_after_idle=3600.0)
+    stores.append(store)
+    store_run(store, "r1")
+    drop_connections(pg_url)
+
+    with pytest.raises(StoreError, match="database write failed"):
+        store_run(store, "r2")
+    with pytest.raises(RunNotFound):
+        store.get_run("r2")
+    store_run(store, "r2")
+    assert store.get_run("r2").state is RunState.SCHEDULED
 
 
 def refuse_connections(url: str, refuse: bool) -> None:
@@ -264,9 +292,9 @@ def test_a_waiting_flow_hears_its_answer_within_seconds_of_an_outage_ending(
         wait_for(lambda: _actions(caplog, "event_read_failed"), what="a failed read of events")
         refuse_connections(pg_url, False)
         # Its heartbeat back, the waiting process is taken for alive: the answer is for it.
-        # (The answering process's pooled connection may not have been used during the
-        # outage: the first read to meet it fails, as a dropped connection's first call does.)
-        wait_for(lambda: _alive_yet(answering, waiting.process_id), what="a heartbeat")
+        # (The answering process's pooled connection was dropped in the outage: its first
+        # read is read again on a new one, so no call fails.)
+        wait_for(lambda: answering.owner_alive(waiting.process_id), what="a heartbeat")
         answering.resume(run.id, {"value": 3}, responder="alice")
         answered = time.monotonic()
         done = wait_for(lambda: (r := answering.get_run(run.id)).state.is_final and r, 15)
@@ -391,10 +419,3 @@ def test_an_outage_is_logged_once_per_kind_and_its_end_too(
         for action in ("heartbeat_failed", "lease_renew_failed", "listen_reconnect", *recoveries)
     }
     assert counts == dict.fromkeys(counts, 1)
-
-
-def _alive_yet(observer: Engine, process_id: str) -> bool:
-    try:
-        return observer.owner_alive(process_id)
-    except StoreError:
-        return False

@@ -27,6 +27,7 @@ from typing import Any
 from sqlalchemy.engine import make_url
 
 from signoff.engine.errors import StoreError
+from signoff.engine.outages import Outage
 from signoff.engine.runs import Event, EventKind, RunState
 from signoff.engine.store import SqlStore
 from signoff.engine.store.base import NOTIFY_CHANNEL
@@ -139,7 +140,13 @@ class Dispatcher:
 
     def _run(self) -> None:
         drained_at = 0.0
-        failures = 0
+        outage = Outage(
+            logger,
+            "event_read_failed",
+            "event_read_recovered",
+            failed="could not read events",
+            recovered="events read again after %d failed tries",
+        )
         while not self._stop.is_set():
             poked = self._wake.wait(self.poll_seconds)
             if poked:
@@ -158,21 +165,13 @@ class Dispatcher:
             except StoreError:
                 # Said once per outage, then tried again each second: a flow waiting here
                 # hears nothing (its answer, a cancel) until a read works again.
-                if failures == 0:
-                    logger.warning("could not read events", extra={"action": "event_read_failed"})
-                failures += 1
+                outage.failed()
                 self._stop.wait(_READ_RETRY_SECONDS)
                 self._wake.set()  # the next try reads, whatever the poll would say
                 continue
             except Exception:
                 logger.exception("event handler failed", extra={"action": "dispatch_failed"})
-            if failures:
-                logger.info(
-                    "events read again after %d failed tries",
-                    failures,
-                    extra={"action": "event_read_recovered", "failures": failures},
-                )
-                failures = 0
+            outage.over()
 
     def _changed(self) -> bool:
         """Whether the database may hold events not yet handed on (always, on PostgreSQL's
@@ -229,20 +228,20 @@ class Dispatcher:
 
         url = make_url(str(self.store.engine.url.render_as_string(hide_password=False)))
         conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
-        #: tries to connect since the connection was lost (0: connected, or never lost)
-        lost = 0
+        outage = Outage(
+            logger,
+            "listen_reconnect",
+            "listen_reconnected",
+            failed="LISTEN connection lost",
+            recovered="LISTEN connection back after %d tries",
+        )
         while not self._stop.is_set():
             try:
                 with psycopg.connect(conninfo, autocommit=True) as conn:
                     conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
                     conn.execute(f"LISTEN {self._stop_channel}")
-                    if lost:
-                        logger.info(
-                            "LISTEN connection back after %d tries",
-                            lost,
-                            extra={"action": "listen_reconnected", "tries": lost},
-                        )
-                        lost = 0
+                    if outage.failures:
+                        outage.over()
                         # What was notified while it was down is read now, not at the poll.
                         self.poke(prompt=True)
                     while not self._stop.is_set():
@@ -251,7 +250,5 @@ class Dispatcher:
             except psycopg.Error:
                 if self._stop.is_set():
                     return
-                if lost == 0:  # said once per outage, not once a second while it lasts
-                    logger.warning("LISTEN connection lost", extra={"action": "listen_reconnect"})
-                lost += 1
+                outage.failed()
                 self._stop.wait(1.0)

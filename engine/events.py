@@ -15,6 +15,7 @@ import uuid
 from typing import TYPE_CHECKING, Protocol
 
 from signoff.engine.errors import LeaseLost, StoreError
+from signoff.engine.outages import Outage
 from signoff.engine.runs import Event
 
 if TYPE_CHECKING:
@@ -125,32 +126,33 @@ class DurableConsumer:
             self._wake.set()
 
     def _keep(self) -> None:
-        failures = 0
+        outage = Outage(
+            logger,
+            "lease_renew_failed",
+            "lease_renew_recovered",
+            failed="could not renew or take the lease",
+            recovered="lease renewed or taken again after %d failed tries",
+            consumer=self.name,
+        )
         while not self._stop.wait(self.RENEW_SECONDS):
             try:
                 self._try_take()
             except StoreError:
                 # Not renewed: if this lasts past the lease, check_lease refuses to post.
-                # Said once per outage, not once a second while it lasts.
-                if failures == 0:
-                    logger.warning(
-                        "could not renew or take the lease",
-                        extra={"action": "lease_renew_failed", "consumer": self.name},
-                    )
-                failures += 1
+                outage.failed()
                 continue
-            if failures:
-                logger.info(
-                    "lease renewed or taken again after %d failed tries",
-                    failures,
-                    extra={"action": "lease_renew_recovered", "consumer": self.name},
-                )
-                failures = 0
+            outage.over()
 
     def _run(self) -> None:
         delay = self.RETRY_SECONDS[0]
-        #: tries in a row the store failed (the database is down, most likely)
-        outage = 0
+        outage = Outage(
+            logger,
+            "consumer_store_failed",
+            "consumer_recovered",
+            failed="cannot deliver events: %s; trying again every second",
+            recovered="events delivered again after %d failed tries",
+            consumer=self.name,
+        )
         while not self._stop.is_set():
             token = self._token
             if token is None:
@@ -160,13 +162,7 @@ class DurableConsumer:
             try:
                 delivered_all = self._deliver(token)
                 delay = self.RETRY_SECONDS[0]
-                if outage:
-                    logger.info(
-                        "events delivered again after %d failed tries",
-                        outage,
-                        extra={"action": "consumer_recovered", "consumer": self.name},
-                    )
-                    outage = 0
+                outage.over()
                 if delivered_all:
                     self._wake.wait(self.RENEW_SECONDS * 10)
                     self._wake.clear()
@@ -178,16 +174,10 @@ class DurableConsumer:
                 if self._token == token:
                     self._token = None
             except StoreError as exc:
-                # The database is down: said once, then tried again every second, as the
-                # worker does. Backing off (up to 30 s) left the observer (Slack) silent
-                # that long after the database came back.
-                if outage == 0:
-                    logger.warning(
-                        "cannot deliver events: %s; trying again every second",
-                        exc,
-                        extra={"action": "consumer_store_failed", "consumer": self.name},
-                    )
-                outage += 1
+                # The database is down, most likely: said once, then tried again every
+                # second, as the worker does. Backing off (up to 30 s) left the observer
+                # (Slack) silent that long after the database came back.
+                outage.failed(exc)
                 self._stop.wait(self.RENEW_SECONDS)
             except Exception:  # the observer failed: keep the event, retry later
                 logger.exception(

@@ -28,6 +28,8 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import STATE_RUNNING
 
+from signoff.engine.outages import Outage
+
 if TYPE_CHECKING:
     from sqlalchemy import Engine as SqlEngine
 
@@ -66,7 +68,15 @@ RETRY_SECONDS = 5.0
 
 
 class _Scheduler(BackgroundScheduler):  # type: ignore[misc]
-    _failing = False
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._outage = Outage(
+            logger,
+            "timers_failed",
+            "timers_recovered",
+            failed="timers failed; trying again every %g s",
+            recovered="timers work again after %d failed tries",
+        )
 
     def _process_jobs(self) -> float | None:
         # APScheduler 3 processes jobs once more if shutdown() lands between its wake-up and
@@ -78,17 +88,9 @@ class _Scheduler(BackgroundScheduler):  # type: ignore[misc]
         except Exception:
             # APScheduler lets a failed write of a fired job (a database locked or down)
             # end its thread, and with it every later timer of this process. Try again.
-            if not self._failing:
-                logger.exception(
-                    "timers failed; trying again every %g s",
-                    RETRY_SECONDS,
-                    extra={"action": "timers_failed"},
-                )
-            self._failing = True
+            self._outage.failed(RETRY_SECONDS, traceback=True)
             return RETRY_SECONDS
-        if self._failing:
-            self._failing = False
-            logger.info("timers work again", extra={"action": "timers_recovered"})
+        self._outage.over()
         return result
 
 

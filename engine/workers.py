@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable
 from signoff.engine import registry as flow_sources
 from signoff.engine.audit import written_with
 from signoff.engine.errors import StoreError
+from signoff.engine.outages import Outage
 from signoff.engine.runner import execute_queued, execute_queued_async, prepare_queued
 from signoff.engine.runs import RunState
 from signoff.engine.runtime import Engine, get_engine
@@ -219,10 +220,17 @@ class Worker:
         every = self.safety_seconds
         # At once: upkeep (catching up on timers that fell due while no worker ran) and
         # the runs queued before this worker started.
-        due, full, failures = time.monotonic(), True, 0
+        due, full = time.monotonic(), True
+        outage = Outage(
+            logger,
+            "worker_error",
+            "worker_recovered",
+            failed="worker loop failed",
+            recovered="worker loop works again after %d failed attempts",
+        )
         while not self._stop.is_set():
             # While failing, wake-ups (a reconnecting LISTEN sends some) do not hurry it.
-            (self._stop if failures else self._wake).wait(max(0.0, due - time.monotonic()))
+            (self._stop if outage.failures else self._wake).wait(max(0.0, due - time.monotonic()))
             self._wake.clear()
             if self._stop.is_set():
                 return
@@ -237,18 +245,10 @@ class Worker:
             except Exception:
                 # The database is down, most likely: one traceback, then quiet retries
                 # (a second apart at most) until it answers, rather than a busy loop.
-                if failures == 0:
-                    logger.exception("worker loop failed", extra={"action": "worker_error"})
-                failures += 1
+                outage.failed(traceback=True)
                 due = time.monotonic() + min(every, _RETRY_SECONDS)
                 continue
-            if failures:
-                logger.info(
-                    "worker loop works again after %d failed attempts",
-                    failures,
-                    extra={"action": "worker_recovered", "failures": failures},
-                )
-                failures = 0
+            outage.over()
 
     @property
     def safety_seconds(self) -> float:

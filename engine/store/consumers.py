@@ -60,6 +60,7 @@ class ConsumerQueries(StoreBase):
         with self._read() as conn:
             return int(conn.execute(select(func.coalesce(func.max(EVENTS.c.id), 0))).scalar_one())
 
+    @read_again_if_dropped
     def events_after(self, position: int, limit: int = 500) -> list[Event]:
         with self._read_events() as conn:
             found = _EVENTS_AFTER.execute(conn, {"position": position, "limit": limit}).all()
@@ -72,6 +73,7 @@ class ConsumerQueries(StoreBase):
         ``prepare`` compiles it too (building one on a busy thread risks cpython#106905)."""
         _events_of(frozenset(kinds), frozenset(states))
 
+    @read_again_if_dropped
     def events_of_after(
         self,
         position: int,

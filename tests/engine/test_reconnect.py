@@ -16,6 +16,7 @@ from signoff.engine import (
     Engine,
     EngineSettings,
     Event,
+    EventKind,
     RunNotFound,
     RunState,
     StoreError,
@@ -102,6 +103,35 @@ def test_a_read_that_meets_a_dropped_connection_is_read_again_on_a_new_one(
         conn.close()
     drop_connections(pg_url)
     assert [store.get_run("r1").state for _ in range(3)] == [RunState.SCHEDULED] * 3
+
+
+#: reads a process makes on its own, each with what it returns as a list
+LOOP_READS = {
+    # the dispatcher's, which hands a waiting flow its answer
+    "events_after": lambda store: [e.kind for e in store.events_after(0)],
+    "events_of_after": lambda store: [
+        e.kind for e in store.events_of_after(0, frozenset(EventKind), frozenset(RunState))[0]
+    ],
+}
+
+
+@pytest.mark.parametrize("read", sorted(LOOP_READS))
+def test_the_reads_of_background_loops_are_read_again_on_a_new_connection(
+    pg_url, stores, caplog: pytest.LogCaptureFixture, read: str
+) -> None:
+    # They failed once, and a flow waiting here heard its answer a second late, after a
+    # logged "could not read events".
+    store = open_store(pg_url, ping_after_idle=3600.0)
+    stores.append(store)
+    store_run(store, "r1")
+    before = LOOP_READS[read](store)
+    assert before
+    drop_connections(pg_url)
+
+    caplog.set_level("WARNING", logger="signoff.engine.store")
+    assert LOOP_READS[read](store) == before
+    (retried,) = _actions(caplog, "read_retried")
+    assert retried.read == read  # type: ignore[attr-defined]
 
 
 def test_a_write_that_meets_a_dropped_connection_fails_once_and_is_not_written_twice(

@@ -375,14 +375,21 @@ class AuditQueries(StoreBase):
         query = query.where(AUDIT.c.seq > bindparam("after")).order_by(AUDIT.c.seq).limit(page)
         position = after_seq
         while True:
-            with self._read() as conn:
-                found = conn.execute(query, {"after": position}).all()
+            found = self._audit_page(query, position)
             if found:
                 yield found
             if len(found) < page:
                 return
             # As stored: a SQLite seq edited into text sorts after every number, and pages go on.
             position = found[-1].seq
+
+    @read_again_if_dropped
+    def _audit_page(self, query: Select[Any], after: int) -> Sequence[Any]:
+        """One page of ``_pages``: a read of its own, so that a dropped connection costs it
+        a second read and not an export or a verification an error (a decorator on the
+        generator would cover none of its reads)."""
+        with self._read() as conn:
+            return conn.execute(query, {"after": after}).all()
 
     @read_again_if_dropped
     def recent_audit(

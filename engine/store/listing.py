@@ -180,12 +180,11 @@ class ListingQueries(StoreBase):
         later = first.where(PAUSES.c.id < bindparam("before"))
         before: int | None = None
         while True:
-            with self._read() as conn:
-                found = (
-                    conn.execute(first)
-                    if before is None
-                    else conn.execute(later, {"before": before})
-                ).all()
+            found = (
+                self._waiting_inputs_page(first, {})
+                if before is None
+                else self._waiting_inputs_page(later, {"before": before})
+            )
             for _id, run_id, key, started_by, approvers, forbid, answers, quorum in found:
                 yield WaitingInput(
                     run_id,
@@ -199,6 +198,14 @@ class ListingQueries(StoreBase):
             if len(found) < page:
                 return
             before = int(found[-1][0])
+
+    @read_again_if_dropped
+    def _waiting_inputs_page(self, query: Any, params: dict[str, Any]) -> Sequence[Any]:
+        """One page of ``waiting_inputs``: a read of its own, so that a dropped connection
+        costs it a second read and not the Home tab's "Waiting on you" an error (a
+        decorator on the generator would cover none of its reads)."""
+        with self._read() as conn:
+            return conn.execute(query, params).all()
 
 
 __all__ = ["ListingQueries"]

@@ -25,7 +25,6 @@ from signoff.engine.store.checkpoints import Checkpointer
 from signoff.engine.store.database import (
     HeldConnection,
     create_db_engine,
-    distrust_pooled_connections,
     ensure_schema,
     failure_reason,
     is_sqlite,
@@ -91,8 +90,8 @@ def read_again_if_dropped(
             cause = exc.__cause__
             if not (isinstance(cause, DBAPIError) and cause.connection_invalidated):
                 raise
-            # The server may have dropped every pooled connection: each is checked first.
-            distrust_pooled_connections(store.engine)
+            # The pool's other connections are checked or replaced already (``Prepared``,
+            # or Core's own handling of a disconnect): the second try gets a live one.
             logger.warning(
                 "database connection dropped; reading again on another",
                 extra={"action": "read_retried", "read": method.__name__, "error": str(exc)},

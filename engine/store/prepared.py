@@ -35,6 +35,8 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import Insert, Update
 from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
+from signoff.engine.store.database import distrust_pooled_connections
+
 Params = Mapping[str, Any]
 Processor = Callable[[Any], Any] | None
 
@@ -205,10 +207,13 @@ class Prepared:
         except dialect.loaded_dbapi.Error as exc:
             if cursor is not None:
                 cursor.close()
-            # As Core does: a connection the server dropped is not returned to the pool.
+            # As Core does: a connection the server dropped is not returned to the pool, and
+            # the others, which the server (restarted) may have dropped too, are not handed
+            # out unchecked (Core replaces them; here each is pinged before its next use).
             dead = dialect.is_disconnect(exc, driver, cursor)
             if dead:
                 conn.invalidate(exc)
+                distrust_pooled_connections(conn.engine)
             raise DBAPIError.instance(
                 compiled.sql,
                 params,

@@ -1,6 +1,6 @@
 """A PostgreSQL server that drops its connections (a restart, a failover, an idle timeout on
-the network) costs the store at most one failed call, and none for a connection that sat
-idle: such a connection is pinged before use and replaced."""
+the network) costs the store no read and at most one failed write, and nothing for a
+connection that sat idle: such a connection is pinged before use and replaced."""
 
 from __future__ import annotations
 
@@ -196,6 +196,25 @@ def test_a_write_that_meets_a_dropped_connection_fails_once_and_is_not_written_t
         store.get_run("r2")
     store_run(store, "r2")
     assert store.get_run("r2").state is RunState.SCHEDULED
+
+
+def test_after_a_write_met_a_dropped_connection_the_next_writes_do_not(pg_url, stores) -> None:
+    # Its statement run on the driver's cursor (Prepared), a failed write took only its own
+    # connection out of the pool, where Core takes out every one made before: each other
+    # connection used moments before the restart then failed a write of its own, as soon
+    # as writes came in at once (people answering together).
+    store = open_store(pg_url, ping_after_idle=3600.0)
+    stores.append(store)
+    held = [store.engine.connect() for _ in range(3)]
+    for conn in held:
+        conn.close()
+    drop_connections(pg_url)
+
+    with pytest.raises(StoreError, match="database write failed"):
+        store_run(store, "r1")
+    with store.engine.connect(), store.engine.connect():  # two writes under way elsewhere
+        store_run(store, "r2")
+    assert [run.id for run in store.list_runs()] == ["r2"]
 
 
 def refuse_connections(url: str, refuse: bool) -> None:

@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any, TypeAlias
 
 from signoff.bot.errors import UnsupportedField
+from signoff.bot.forms.labels import choice_labels, clip
 from signoff.bot.inputs import CHANNEL_ID_PATTERN, USER_ID_PATTERN
 
 __all__ = [
@@ -30,8 +31,6 @@ __all__ = [
     "InputField",
     "JSONSchema",
     "block_id_for",
-    "choice_labels",
-    "clip",
     "schema_layout",
 ]
 
@@ -49,8 +48,6 @@ MAX_OPTIONS = 100
 MAX_RADIO = 5
 MAX_CHECKBOXES = 10
 MAX_TEXT = 3000
-#: the longest text of an option (and of a button)
-_LABEL = 75
 _DATE_KINDS = {"date": "date", "time": "time", "date-time": "datetime"}
 _REFUSED_FORMATS = {
     "binary": "bytes cannot be typed into a Slack text box",
@@ -130,10 +127,6 @@ def block_id_for(path: str) -> str:
         ``"field:<path>"``, also the key for ``response_action: errors``.
     """
     return f"field:{path}"
-
-
-def clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def schema_layout(schema: JSONSchema) -> tuple[InputField | FieldGroup, ...]:
@@ -418,65 +411,6 @@ def _choices(node: Mapping[str, Any], path: str) -> tuple[Choice, ...]:
         raise UnsupportedField(path, reason)
     labels = choice_labels([c.value for c in choices.values()])
     return tuple(replace(c, text=label) for c, label in zip(choices.values(), labels, strict=True))
-
-
-def choice_labels(values: Sequence[Any]) -> list[str]:
-    """What a person reads for each of one field's choices, in the form and on a prompt's
-    buttons alike: ``needs_work`` reads "Needs work".
-
-    When two choices would read the same (``approve`` and ``Approve``, ``eu_west`` and
-    ``eu-west``), every choice of the field reads as its value instead, so that no two
-    look alike and all are written the same way.
-
-    Args:
-        values: The field's choices, as the model's JSON schema lists them.
-
-    Values longer than a label that read alike up to its end keep their ends too
-    (``Restart … engineer: primary``); failing that, they are numbered (``2. …``).
-
-    Returns:
-        One label per value, at most 75 characters (Slack's limit for an option's text).
-    """
-    labels = [_humanise(value) for value in values]
-    if len(set(labels)) < len(labels):
-        labels = [_as_written(value) for value in values]
-    for distinct in (_with_ends, _numbered):
-        if len(set(labels)) == len(labels):
-            break
-        alike = {label for label in labels if labels.count(label) > 1}
-        labels = [
-            distinct(index, value) if label in alike else label
-            for index, (value, label) in enumerate(zip(values, labels, strict=True))
-        ]
-    return labels
-
-
-def _humanise(value: Any) -> str:
-    if isinstance(value, str) and re.fullmatch(r"[a-z0-9]+(?:[_-][a-z0-9]+)*", value):
-        text = re.sub(r"[_-]", " ", value)
-        return clip(text[0].upper() + text[1:], _LABEL)
-    return _as_written(value)
-
-
-def _written(value: Any) -> str:
-    return value if isinstance(value, str) and value else json.dumps(value)
-
-
-def _as_written(value: Any) -> str:
-    return clip(_written(value), _LABEL)
-
-
-def _with_ends(index: int, value: Any) -> str:
-    text = _written(value)
-    if len(text) <= _LABEL:
-        return text
-    head = (_LABEL - 1) // 2
-    return f"{text[:head].rstrip()}…{text[-(_LABEL - 1 - head) :].lstrip()}"
-
-
-def _numbered(index: int, value: Any) -> str:
-    number = f"{index + 1}. "
-    return number + clip(_written(value), _LABEL - len(number))
 
 
 def _bounds(node: Mapping[str, Any], *, integer: bool) -> dict[str, Decimal | None]:

@@ -49,6 +49,7 @@ from slack_sdk.models.views import View
 
 from signoff.bot.errors import ModalError, UnsupportedField
 from signoff.bot.forms.blockkit import DATETIME_SECONDS, check_view
+from signoff.bot.forms.labels import clip
 from signoff.bot.forms.layout import (
     ACTION_ID,
     ID_PATTERNS,
@@ -62,7 +63,6 @@ from signoff.bot.forms.layout import (
     InputField,
     JSONSchema,
     block_id_for,
-    clip,
     schema_layout,
 )
 from signoff.bot.forms.mrkdwn import markdown_to_mrkdwn

@@ -58,7 +58,8 @@ from signoff.bot.backends import (
     Refused,
 )
 from signoff.bot.errors import BackendError, RunNotFound, TamperedMetadata
-from signoff.bot.forms.layout import MAX_TEXT, clip
+from signoff.bot.forms.labels import clip
+from signoff.bot.forms.layout import MAX_TEXT
 from signoff.bot.forms.mrkdwn import escape_mrkdwn
 from signoff.bot.forms.submissions import errors_for_view, parse_submission
 from signoff.bot.slack import ids, metrics

@@ -20,7 +20,7 @@ from signoff.bot.errors import (
     RunNotFound,
     TamperedMetadata,
 )
-from signoff.bot.forms.layout import clip
+from signoff.bot.forms.labels import clip
 from signoff.bot.forms.modals import ModalError, build_input_view
 from signoff.bot.forms.mrkdwn import escape_mrkdwn, unescape_mrkdwn
 from signoff.bot.forms.parameters import parameter_value

@@ -20,7 +20,7 @@ from slack_sdk.models.views import View
 
 from signoff.bot.backends import Action, Backend, Denied, PauseStatus, Refusal, Refused, Stale
 from signoff.bot.errors import BackendError, NotPermitted, RunNotFound, TamperedMetadata
-from signoff.bot.forms.layout import clip
+from signoff.bot.forms.labels import clip
 from signoff.bot.forms.mrkdwn import escape_mrkdwn
 from signoff.bot.slack import ids
 from signoff.bot.slack.approvers import refusal_text, slack_actor

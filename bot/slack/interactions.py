@@ -14,7 +14,8 @@ from slack_sdk.models.views import View
 
 from signoff.bot.backends import JSON, Action, Backend, Pause, PauseStatus, Run
 from signoff.bot.errors import BackendError, RunNotFound
-from signoff.bot.forms.layout import MAX_TEXT, clip
+from signoff.bot.forms.labels import clip
+from signoff.bot.forms.layout import MAX_TEXT
 from signoff.bot.forms.modals import ModalError, build_input_view
 from signoff.bot.forms.mrkdwn import escape_mrkdwn
 from signoff.bot.slack import ids

@@ -20,7 +20,8 @@ from slack_sdk.models.blocks import (
 )
 
 from signoff.bot.backends import AuditRecord, Pause, PauseStatus, Run, RunState
-from signoff.bot.forms.layout import MAX_TEXT, choice_labels, clip
+from signoff.bot.forms.labels import choice_labels, clip
+from signoff.bot.forms.layout import MAX_TEXT
 from signoff.bot.forms.mrkdwn import escape_mrkdwn, markdown_to_mrkdwn
 from signoff.bot.slack import ids
 

@@ -46,6 +46,7 @@ from signoff.bot.sandbox.records import (
     OpenView,
     User,
 )
+from signoff.bot.sandbox.targets import Target, as_it_is_now, find_element
 from signoff.bot.sandbox.workspace import Workspace
 
 __all__ = ["VERIFICATION_TOKEN", "Delivery", "Driver"]
@@ -55,8 +56,6 @@ logger = logging.getLogger(__name__)
 #: The deprecated verification token Slack still puts into payloads.
 VERIFICATION_TOKEN = "sandbox-verification-token"
 
-
-Target = Message | EphemeralMessage | OpenView
 
 #: What is delivered, named as Socket Mode names its envelopes.
 Delivery = Literal["slash_commands", "interactive", "events_api"]
@@ -191,48 +190,6 @@ class Driver(ABC):
 
     # -- clicks -----------------------------------------------------------------------------
 
-    def _fresh(self, target: Target) -> tuple[list[JsonDict], Target]:
-        ws = self.workspace
-        fresh: Target | None
-        if isinstance(target, Message):
-            fresh = ws.channel(target.channel).message(target.ts)
-        elif isinstance(target, EphemeralMessage):
-            fresh = next((m for m in ws.ephemeral(target.user) if m.ts == target.ts), None)
-        else:
-            views = [*ws.view_stack(target.user), ws.home_view(target.user)]
-            fresh = next((v for v in views if v is not None and v.id == target.id), None)
-        if fresh is None:
-            raise NothingToInteractWith(f"{type(target).__name__} is gone from the workspace")
-        return fresh.blocks, fresh
-
-    @staticmethod
-    def _find_element(
-        blocks: list[JsonDict], action_id: str, value: object, block_id: str | None
-    ) -> tuple[JsonDict, JsonDict]:
-        found: list[tuple[JsonDict, JsonDict]] = []
-        for block in blocks:
-            elements = list(block.get("elements", [])) if block.get("type") == "actions" else []
-            elements += [block[key] for key in ("accessory", "element") if key in block]
-            found += [
-                (block, el)
-                for el in elements
-                if isinstance(el, dict)
-                and el.get("action_id") == action_id
-                and block_id in (None, block.get("block_id"))
-            ]
-        buttons = [f for f in found if f[1].get("type") == "button"]
-        if value is not None and buttons:
-            found = [f for f in buttons if f[1].get("value") == value]
-        if not found:
-            known = sorted(
-                {str(el.get("action_id")) for b in blocks for el in b.get("elements", [])}
-                | {str(b[k].get("action_id")) for b in blocks for k in ("accessory",) if k in b}
-            )
-            raise NothingToInteractWith(
-                f"no element with action_id={action_id!r} value={value!r}; there are: {known}"
-            )
-        return found[0]
-
     def click(
         self,
         user: str,
@@ -257,8 +214,8 @@ class Driver(ABC):
             The app's answer (Slack ignores its body for block_actions).
         """
         who = self._user(user)
-        blocks, fresh = self._fresh(target)
-        block, element = self._find_element(blocks, action_id, value, block_id)
+        blocks, fresh = as_it_is_now(self.workspace, target)
+        block, element = find_element(blocks, action_id, value, block_id)
         action: JsonDict = {
             "type": element["type"],
             "block_id": block.get("block_id"),

@@ -9,9 +9,10 @@ suspend calls ("1", "2", ...). A call whose key was already answered returns tha
 answer at once, which is how a re-run gets past the pauses it passed before.
 
 ``suspend_flow_run(flow_run_id=...)`` suspends another running run: the request is stored
-with an event, and the run suspends at its next task call or pause (its "boundary"). Its
-key is the ``key=`` given or a fresh ``suspend-<hex>``, outside the counter, so the run's
-own keys do not shift on the re-run.
+with an event, and the run suspends at its next task call or pause, or where it returns or
+raises if it meets neither first (its "boundaries", as Prefect's). Its key is the
+``key=`` given or a fresh ``suspend-<hex>``, outside the counter, so the run's own keys
+do not shift on the re-run.
 
 Every function has an explicit async twin (``apause_flow_run``, ``asuspend_flow_run``,
 ``engine.aresume_flow_run``), as Prefect has.
@@ -307,9 +308,9 @@ def suspend_flow_run(
     decides are those of ``pause_flow_run``.
 
     With ``flow_run_id`` (a run id, also as a ``uuid.UUID``; from anywhere, even outside a
-    flow) it asks that running run to suspend at its next task call or pause, waiting for
-    ``wait_for_input``, and returns ``None`` at once (awaitable in async code). Code
-    between boundaries is not interrupted.
+    flow) it asks that running run to suspend at its next task call or pause (or where it
+    returns or raises, if sooner), waiting for ``wait_for_input``, and returns ``None`` at
+    once (awaitable in async code). Code between boundaries is not interrupted.
 
     Raises:
         UnstorableValue: a parameter or task result of the run cannot be stored, so the

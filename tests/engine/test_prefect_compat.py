@@ -239,6 +239,62 @@ def test_suspend_another_run_by_id_stops_it_at_its_next_task(
     assert STEPS == ["one", "two"]
 
 
+FINISH = threading.Event()
+FINISHED: list[str] = []
+
+
+@flow(name="ends-soon")
+def ends_soon(fail: bool) -> str:
+    FINISHED.append("body")
+    FINISH.wait(10)
+    if fail:
+        raise ValueError("broke after the request")
+    return "finished"
+
+
+@flow(name="ends-soon-async")
+async def ends_soon_async(fail: bool) -> str:
+    FINISHED.append("body")
+    await asyncio.to_thread(FINISH.wait, 10)
+    if fail:
+        raise ValueError("broke after the request")
+    return "finished"
+
+
+@pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
+@pytest.mark.parametrize("fail", [False, True], ids=["returns", "raises"])
+def test_a_run_asked_to_suspend_that_ends_first_suspends_at_its_end(
+    engine: Engine, worker: Worker, fail: bool, is_async: bool
+) -> None:
+    """As Prefect's flow return and exception are suspension boundaries: the request is not
+    dropped by a run that reaches no task call or pause before it ends."""
+    FINISH.clear()
+    FINISHED.clear()
+    call = (lambda: asyncio.run(ends_soon_async(fail))) if is_async else (lambda: ends_soon(fail))
+    thread, box = start(call)
+    name = "ends-soon-async" if is_async else "ends-soon"
+    run = wait_for(lambda: FINISHED and engine.list_runs(flow_name=name)[0])
+    suspend_flow_run(wait_for_input=Go, flow_run_id=run.id, key="hold")
+    wait_for(lambda: engine.suspend_requests(run.id), what="the request to reach the engine")
+    FINISH.set()
+    thread.join(10)
+    assert isinstance(box.get("error"), RunSuspended), box
+    assert engine.get_run(run.id).state is RunState.SUSPENDED
+    pause = engine.waiting_pause(run.id)
+    assert (pause.key, pause.suspend, pause.title) == ("hold", True, "Go")
+
+    resume_flow_run(run.id, {"go": True}, responder="alice")
+    done = final(engine, run.id)
+    assert FINISHED == ["body", "body"]  # run again from the start, as a suspend is
+    if fail:
+        assert (done.state, done.state_message) == (
+            RunState.FAILED,
+            "ValueError: broke after the request",
+        )
+    else:
+        assert (done.state, done.result) == (RunState.COMPLETED, "'finished'")
+
+
 def test_suspend_by_id_of_a_run_that_is_not_running_is_refused(engine: Engine) -> None:
     @flow
     def quick():

@@ -7,7 +7,8 @@ from collections.abc import MutableMapping
 from datetime import UTC, datetime
 from typing import Any
 
-from signoff.engine.context import current_run, current_task, require_run
+from signoff.engine.context import current_run, current_task
+from signoff.engine.errors import MissingContext
 from signoff.engine.serialization import clipped, storable_text
 
 _flow_logger = logging.getLogger("signoff.engine.flow_runs")
@@ -54,6 +55,9 @@ def stored_text(msg: object, args: tuple[Any, ...]) -> str:
 def get_run_logger() -> RunLogger:
     """A logger for the current flow or task run; its records are stored with the run.
 
+    In a task called outside any flow (as a plain function) it logs as the task, and
+    nothing is stored: there is no run.
+
     Example::
 
         @flow
@@ -61,9 +65,14 @@ def get_run_logger() -> RunLogger:
             get_run_logger().info("starting")
 
     Raises:
-        MissingContext: called outside a flow run.
+        MissingContext: called outside a flow run and outside a task.
     """
-    ctx = require_run("get_run_logger()")
+    ctx = current_run.get()
+    if ctx is None:
+        task = current_task.get()
+        if task is None:
+            raise MissingContext("get_run_logger() can only be called inside a flow run or a task")
+        return RunLogger(_flow_logger, {"action": "task_log", "task": task})
     return RunLogger(
         _flow_logger,
         {

@@ -54,10 +54,29 @@ class Task(Generic[P, R]):
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         ctx = current_run.get()
         if ctx is None:  # outside a flow a task is just its function
-            return self.fn(*args, **kwargs)
+            return self._call_alone(args, kwargs)
         if self.is_async:
             return cast("R", self._call_async(ctx, args, kwargs))
         return self._call_sync(ctx, args, kwargs)
+
+    def _call_alone(self, args: Any, kwargs: Any) -> R:
+        """The function, called with no run, but known as this task: ``get_run_logger()``
+        in it logs (nothing is stored), as in a Prefect task called outside a flow, so a
+        task can be tried or tested by calling it."""
+        if self.is_async:
+            return cast("R", self._call_alone_async(args, kwargs))
+        token = current_task.set(self.name)
+        try:
+            return self.fn(*args, **kwargs)
+        finally:
+            current_task.reset(token)
+
+    async def _call_alone_async(self, args: Any, kwargs: Any) -> Any:
+        token = current_task.set(self.name)
+        try:
+            return await cast("Any", self.fn)(*args, **kwargs)
+        finally:
+            current_task.reset(token)
 
     def _next_key(self, ctx: RunContext) -> str:
         """The call's key, given at call time so that concurrent calls keep their order."""

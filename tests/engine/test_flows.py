@@ -141,14 +141,30 @@ def test_a_failure_is_recorded_and_raised_as_it_was_whatever_its_message(
     assert long.state_message == "ValueError: " + "x" * 9_988 + "… (10,012 characters more)"
 
 
-def test_tasks_outside_flows_are_plain_calls_and_logger_needs_a_run() -> None:
+def test_tasks_outside_flows_are_plain_calls_that_may_log(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """As a Prefect task called outside a flow, one that logs can be called to try it."""
+
     @task
     def inc(x: int) -> int:
         return x + 1
 
+    @task
+    async def noted(x: int) -> int:
+        get_run_logger().warning("noting %s", x)
+        return x
+
     assert inc(1) == 2
-    with pytest.raises(MissingContext, match="get_run_logger"):
-        double(3)
+    with caplog.at_level("INFO", logger="signoff.engine.flow_runs"):
+        assert double(3) == 6
+        assert asyncio.run(noted(4)) == 4
+    assert [(r.getMessage(), getattr(r, "task", None)) for r in caplog.records] == [
+        ("doubling 3", "double"),
+        ("noting 4", "noted"),
+    ]
+    with pytest.raises(MissingContext, match=r"^get_run_logger\(\) can only be called inside a "):
+        get_run_logger()
 
 
 @flow(name="future-annotations")

@@ -19,6 +19,9 @@ from typing import Any, ClassVar, TypeVar, cast
 import pydantic
 from pydantic import BaseModel, ConfigDict
 
+# pydantic's model metaclass, which has no public name; it has been here throughout 2.x.
+from pydantic._internal._model_construction import ModelMetaclass
+
 from signoff.engine.input_schema import REQUIRED_KEYWORD
 
 __all__ = ["AutomaticRunInput", "RunInput", "run_input_from_type"]
@@ -26,7 +29,33 @@ __all__ = ["AutomaticRunInput", "RunInput", "run_input_from_type"]
 M = TypeVar("M", bound="RunInput")
 
 
-class RunInput(BaseModel):
+#: Prefect's ``RunInput`` class members that Signoff's lacks: its messages between runs and
+#: the keyset primitives under them. Signoff's input always answers a pause.
+PREFECT_ONLY = frozenset(
+    (
+        *("receive", "send_to", "asend_to", "respond", "arespond"),
+        *("save", "asave", "load", "aload", "load_from_flow_run_input"),
+        *("keyset_from_type", "subclass_from_base_model_type"),
+    )
+)
+
+
+class _RunInputType(ModelMetaclass):
+    """Names Prefect's members that Signoff's ``RunInput`` lacks, where pydantic's
+    ``AttributeError`` would say only the bare name (``AttributeError: receive``)."""
+
+    def __getattr__(cls, name: str) -> Any:
+        if name in PREFECT_ONLY:
+            raise AttributeError(
+                f"{cls.__name__}.{name}: Prefect's RunInput.{name} is not part of Signoff, "
+                "whose input always comes from a person answering a pause "
+                "(pause_flow_run or suspend_flow_run with wait_for_input)"
+            )
+        # pydantic's own (its private attributes), defined only when not type checking
+        return super().__getattr__(name)  # type: ignore[misc]
+
+
+class RunInput(BaseModel, metaclass=_RunInputType):
     """A pydantic model that a flow can wait for. Unknown fields are refused."""
 
     model_config = ConfigDict(extra="forbid")

@@ -103,6 +103,23 @@ def test_run_input_refuses_unknown_keys() -> None:
         Approval.model_validate({"approved": True, "surprise": 1})
 
 
+def test_prefects_messaging_members_are_named_as_not_part_of_signoff() -> None:
+    """Code ported from Prefect's send/receive gets an error saying what is missing and
+    why, not pydantic's bare ``AttributeError: receive``."""
+    for name in ("receive", "send_to", "respond", "save", "load", "keyset_from_type"):
+        with pytest.raises(AttributeError) as raised:
+            getattr(Approval, name)
+        assert str(raised.value).startswith(
+            f"Approval.{name}: Prefect's RunInput.{name} is not part of Signoff, whose input "
+            "always comes from a person answering a pause"
+        )
+    with pytest.raises(AttributeError, match="^not_a_member$"):
+        Approval.not_a_member  # noqa: B018 - anything else is pydantic's own error
+    plain = run_input_from_type(int)
+    with pytest.raises(AttributeError, match=r"^intAutomaticRunInput\.receive: Prefect's"):
+        plain.receive  # noqa: B018
+
+
 def test_plain_models_and_types_are_wrapped() -> None:
     class Place(pydantic.BaseModel):
         city: str

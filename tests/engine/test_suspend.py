@@ -187,6 +187,31 @@ def test_answered_pauses_return_their_input_on_a_rerun(engine: Engine, worker: W
     assert seen == [1, 1]  # the re-run passed the answered pause without asking again
 
 
+@task(retries=2)
+def ask_for_a_number() -> int:
+    CALLS.append("ask")
+    return suspend_flow_run(int)
+
+
+@flow(name="suspends-in-a-task")
+def suspends_in_a_task() -> int:
+    return ask_for_a_number() + 1
+
+
+def test_suspend_inside_a_task_suspends_its_flow(engine: Engine, worker: Worker) -> None:
+    """Where Prefect refuses ("Cannot suspend task runs."), the task's flow suspends, as a
+    pause in a task pauses it; the task is not retried, and runs again on the re-run."""
+    with pytest.raises(RunSuspended) as raised:
+        suspends_in_a_task()
+    run_id = raised.value.run_id
+    assert engine.get_run(run_id).state is RunState.SUSPENDED
+    assert CALLS == ["ask"]
+    resume_flow_run(run_id, {"value": 41})
+    done = wait_for(lambda: engine.get_run(run_id).state.is_final and engine.get_run(run_id))
+    assert (done.state, done.result) == (RunState.COMPLETED, "42")
+    assert CALLS == ["ask", "ask"]
+
+
 def test_a_rerun_that_reuses_tasks_keeps_the_keys_of_the_calls_made_inside_them(
     engine: Engine, worker: Worker
 ) -> None:

@@ -137,6 +137,14 @@ def run_input_from_type(input_type: Any) -> type[RunInput]:
                 {"__module__": input_type.__module__},
             ),
         )
+    if isinstance(input_type, BaseModel):
+        # A likely slip for initial values; pydantic's own error would not say so.
+        model_name = type(input_type).__name__
+        raise TypeError(
+            f"wait_for_input takes a model class, not an instance ({input_type!r}): pass "
+            f"{model_name}, or {model_name}.with_initial_data(...) for the values the form "
+            "starts with"
+        )
     name = getattr(input_type, "__name__", None) or type(input_type).__name__
     try:
         model = pydantic.create_model(

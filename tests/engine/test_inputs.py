@@ -133,6 +133,16 @@ def test_plain_models_and_types_are_wrapped() -> None:
     assert run_input_from_type(Approval) is Approval
 
 
+def test_a_model_instance_given_as_the_input_type_is_named_with_what_to_pass() -> None:
+    with pytest.raises(TypeError) as raised:
+        run_input_from_type(Approval(approved=True))
+    assert str(raised.value) == (
+        "wait_for_input takes a model class, not an instance (Approval(approved=True, "
+        "note='')): pass Approval, or Approval.with_initial_data(...) for the values the "
+        "form starts with"
+    )
+
+
 def test_legacy_validator_with_values_runs() -> None:
     class Order(RunInput):
         size: Literal["small", "large"]

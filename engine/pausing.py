@@ -24,7 +24,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Generator, Sequence
-from typing import Any, TypeVar, overload
+from typing import Any, Never, TypeVar, overload
 
 from signoff.engine.asking import (
     Decision,
@@ -144,6 +144,24 @@ def _request_suspend(
     )
 
 
+#: Prefect 2's pause options, which Prefect 3 (and Signoff) moved to ``suspend_flow_run``
+_PREFECT2_PAUSE = {
+    "reschedule": "to end the execution and run the flow again once answered, call "
+    "suspend_flow_run",
+    "flow_run_id": "to stop another run, call suspend_flow_run(flow_run_id=...)",
+}
+
+
+def _refuse_prefect2(name: str, options: dict[str, Any]) -> None:
+    """Raise the TypeError Python would for an unknown keyword, saying what to call instead
+    for Prefect 2's (whose code passes them, and would otherwise learn only that they are
+    unexpected)."""
+    for option in options:
+        if option in _PREFECT2_PAUSE:
+            raise TypeError(f"{name}({option}=...) is Prefect 2's; {_PREFECT2_PAUSE[option]}")
+        raise TypeError(f"{name}() got an unexpected keyword argument {option!r}")
+
+
 @overload
 def pause_flow_run(
     wait_for_input: type[T],
@@ -212,6 +230,7 @@ def pause_flow_run(
     escalate_to: Sequence[str] = (),
     notify: str = "channel",
     confirm: bool | None = None,
+    **prefect2: Any,
 ) -> Any:
     """Wait, in this process, until someone answers; return their validated input.
 
@@ -245,8 +264,10 @@ def pause_flow_run(
             refusal is stored, so asking again prefills what was sent.
         MissingContext: called outside a flow run (also a ``RuntimeError``).
         ValueError: an option is malformed (the message names it).
+        TypeError: Prefect 2's ``reschedule`` or ``flow_run_id`` (named, with what to use).
     """
     del poll_interval  # see the docstring
+    _refuse_prefect2("pause_flow_run", prefect2)
     ctx = require_run("pause_flow_run()")
     suspend_at_boundary(ctx)
     decision = Decision(
@@ -273,9 +294,11 @@ async def apause_flow_run(
     escalate_to: Sequence[str] = (),
     notify: str = "channel",
     confirm: bool | None = None,
+    **prefect2: Never,
 ) -> Any:
     """``pause_flow_run`` as a coroutine, whatever kind of flow calls it."""
     del poll_interval
+    _refuse_prefect2("apause_flow_run", prefect2)
     ctx = require_run("apause_flow_run()")
     suspend_at_boundary(ctx)
     decision = Decision(

@@ -193,6 +193,29 @@ def test_pause_and_suspend_outside_a_flow_raise_runtime_error(engine: Engine) ->
         asyncio.run(apause_flow_run(int))
 
 
+def test_prefect_2_pause_options_say_what_to_call_instead(engine: Engine) -> None:
+    @flow
+    def prefect_2_style(option: str):
+        return pause_flow_run(int, timeout=60, **{option: True})
+
+    with pytest.raises(TypeError) as raised:
+        prefect_2_style("reschedule")
+    assert str(raised.value) == (
+        "pause_flow_run(reschedule=...) is Prefect 2's; to end the execution and run the "
+        "flow again once answered, call suspend_flow_run"
+    )
+    with pytest.raises(TypeError, match=r"call suspend_flow_run\(flow_run_id=\.\.\.\)$"):
+        prefect_2_style("flow_run_id")
+    with pytest.raises(TypeError, match=r"^apause_flow_run\(reschedule=\.\.\.\) is Prefect 2's"):
+        asyncio.run(apause_flow_run(int, reschedule=True))
+    with pytest.raises(
+        TypeError, match=r"^pause_flow_run\(\) got an unexpected keyword argument 'colour'$"
+    ):
+        prefect_2_style("colour")
+    assert engine.list_runs(flow_name="prefect-2-style")[0].state is RunState.FAILED
+    assert engine.waiting_pause(engine.list_runs(flow_name="prefect-2-style")[0].id) is None
+
+
 STEPS: list[str] = []
 GATE = threading.Event()
 

@@ -106,7 +106,8 @@ class InvalidParameters(EngineError):
     def __init__(self, flow: str, errors: Mapping[str, str]) -> None:
         self.flow = flow
         self.errors = dict(errors)
-        detail = "; ".join(f"{k}: {v}" for k, v in self.errors.items())
+        # "" holds what concerns no one parameter (the call's shape): said without a name.
+        detail = "; ".join(f"{k}: {v}" if k else v for k, v in self.errors.items())
         super().__init__(f"invalid parameters for flow {flow!r}: {detail}")
 
 

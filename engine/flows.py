@@ -123,6 +123,16 @@ class Flow(Generic[P, R]):
         try:
             bound = self.signature.bind(*args, **kwargs)
         except TypeError as exc:
+            if "return_state" in kwargs and "return_state" not in self.signature.parameters:
+                # Prefect's call option, common in code and tests written for it.
+                raise InvalidParameters(
+                    self.name,
+                    {
+                        "": f"{exc}: return_state is Prefect's; calling a Signoff flow "
+                        "returns its result or raises its error (its run's state is stored: "
+                        "signoff runs show)"
+                    },
+                ) from exc
             raise InvalidParameters(self.name, {"": str(exc)}) from exc
         return self.validate_parameters(dict(bound.arguments))
 

@@ -76,8 +76,18 @@ def test_bad_parameters_name_the_field_and_record_nothing(engine: Engine) -> Non
 
     with pytest.raises(InvalidParameters, match="invalid parameters for flow 'typed': n: "):
         typed("abc")
-    with pytest.raises(InvalidParameters, match="missing a required argument: 'n'"):
+    with pytest.raises(InvalidParameters) as missing:
         typed()
+    assert str(missing.value) == (
+        "invalid parameters for flow 'typed': missing a required argument: 'n'"
+    )
+    with pytest.raises(InvalidParameters) as prefects:
+        typed(1, return_state=True)
+    assert str(prefects.value) == (
+        "invalid parameters for flow 'typed': got an unexpected keyword argument "
+        "'return_state': return_state is Prefect's; calling a Signoff flow returns its "
+        "result or raises its error (its run's state is stored: signoff runs show)"
+    )
     assert engine.list_runs() == []
 
 

@@ -183,6 +183,51 @@ def test_resume_errors_are_the_exceptions_prefect_raises(
     assert failed.state_message.startswith(f"PauseExpired: run {run_id} stopped waiting")
 
 
+def test_default_timeouts_are_prefects_an_hour_to_pause_none_to_suspend(engine: Engine) -> None:
+    @flow
+    def asks_with_defaults() -> bool:
+        return pause_flow_run(Go).go
+
+    thread, box = start(asks_with_defaults)
+    paused = waiting(engine)
+    assert paused.deadline - paused.created_at == timedelta(seconds=3600)
+    resume_flow_run(paused.run_id, {"go": True})
+    thread.join(10)
+    assert box == {"result": True}
+
+    @flow
+    def suspends_with_defaults() -> bool:
+        return suspend_flow_run(Go).go
+
+    with pytest.raises(RunSuspended) as suspended:
+        suspends_with_defaults()
+    pause = engine.waiting_pause(suspended.value.run_id)
+    assert pause.suspend and pause.deadline is None  # waits until someone answers
+
+
+def test_a_named_pause_still_moves_the_counter_for_the_unnamed_ones_after_it(
+    engine: Engine,
+) -> None:
+    """Prefect's keys: key="approve", then two unnamed pauses, are approve, 2 and 3."""
+
+    @flow
+    def three_questions() -> list[int]:
+        return [pause_flow_run(int, key="approve"), pause_flow_run(int), pause_flow_run(int)]
+
+    thread, box = start(three_questions)
+    run_id = waiting(engine).run_id
+    keys: list[str] = []
+    for answer in (1, 2, 3):
+        pause = wait_for(
+            lambda: (p := engine.waiting_pause(run_id)) and p.key not in keys and p,
+            what="the next question",
+        )
+        keys.append(pause.key)
+        resume_flow_run(pause.run_id, {"value": answer})
+    thread.join(10)
+    assert (keys, box) == (["approve", "2", "3"], {"result": [1, 2, 3]})
+
+
 def test_pause_and_suspend_outside_a_flow_raise_runtime_error(engine: Engine) -> None:
     for call in (lambda: pause_flow_run(int), lambda: suspend_flow_run(int)):
         with pytest.raises(RuntimeError) as raised:

@@ -34,7 +34,7 @@ from signoff.engine.asking import (
     prepare_call,
 )
 from signoff.engine.context import RunContext, awaited_here, current_run, require_run
-from signoff.engine.errors import InvalidTransition
+from signoff.engine.errors import CannotSuspend, InvalidTransition
 from signoff.engine.input import run_input_from_type
 from signoff.engine.input_schema import input_schema
 from signoff.engine.quorum import Answers
@@ -121,6 +121,15 @@ def _request_suspend(
     check_arguments(timeout, key)
     engine = get_engine()
     run = engine.get_run(run_id)
+    parent = engine.store.parent_run(run.id)
+    if parent is not None:
+        # Refused here, as Prefect refuses ("Cannot suspend subflows"): accepted, it could
+        # only be dropped at the run's next boundary, unseen by whoever asked.
+        raise CannotSuspend(
+            run.id,
+            f"its flow {run.flow_name!r} was called from the flow of run {parent}, and only "
+            f"that outermost run can be run again from the start; suspend run {parent}",
+        )
     model = run_input_from_type(wait_for_input) if wait_for_input is not None else None
     schema = input_schema(model) if model is not None else None
     key = key or f"suspend-{uuid.uuid4().hex[:12]}"
@@ -338,7 +347,8 @@ def suspend_flow_run(
     Raises:
         UnstorableValue: a parameter or task result of the run cannot be stored, so the
             run could not be taken up again; nothing is suspended.
-        CannotSuspend: the flow was called from another flow (suspend the outer one).
+        CannotSuspend: the flow (or with ``flow_run_id``, that run's flow) was called from
+            another flow (suspend the outer one).
         InvalidTransition: ``flow_run_id`` names a run that is not running.
         PauseTimeout: on a re-run that reaches a suspend whose timeout passed unanswered.
             (Nothing runs a suspended flow meanwhile: when its timeout passes, the run

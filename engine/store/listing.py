@@ -78,6 +78,20 @@ class ListingQueries(StoreBase):
         return None if row is None else rows.to_run(row)
 
     @read_again_if_dropped
+    def parent_run(self, run_id: str) -> str | None:
+        """The run whose flow called ``run_id``'s flow; None for a top-level run.
+
+        Raises:
+            RunNotFound: no run has that id.
+        """
+        with self._read() as conn:
+            row = conn.execute(select(RUNS.c.parent_run_id).where(RUNS.c.id == run_id)).first()
+        if row is None:
+            raise RunNotFound(run_id)
+        parent: str | None = row.parent_run_id
+        return parent
+
+    @read_again_if_dropped
     def unfinished_children(self, run_id: str) -> list[str]:
         """The runs of flows that run ``run_id``'s flow called, not finished yet."""
         with self._read() as conn:

@@ -404,6 +404,43 @@ def test_suspend_in_a_nested_flow_is_refused_at_once(engine: Engine) -> None:
     assert engine.waiting_pause(runs["parent"].id) is None
 
 
+NESTED_GATE = threading.Event()
+
+
+@flow(name="nested-worker")
+def nested_worker() -> str:
+    NESTED_GATE.wait(10)
+    return step("nested")
+
+
+@flow(name="calls-nested-worker")
+def calls_nested_worker() -> str:
+    return nested_worker()
+
+
+def test_suspend_by_id_of_a_nested_run_is_refused_naming_the_outer_run(engine: Engine) -> None:
+    """Prefect refuses it ("Cannot suspend subflows."); accepted, the request would be
+    dropped unseen at the nested run's next task."""
+    NESTED_GATE.clear()
+    thread, box = start(calls_nested_worker)
+    child = wait_for(lambda: engine.list_runs(flow_name="nested-worker")[:1])[0]
+    parent = engine.list_runs(flow_name="calls-nested-worker")[0]
+    with pytest.raises(CannotSuspend) as refused:
+        suspend_flow_run(wait_for_input=Go, flow_run_id=child.id)
+    assert isinstance(refused.value, RuntimeError)
+    assert str(refused.value) == (
+        f"run {child.id} cannot be suspended: its flow 'nested-worker' was called from the "
+        f"flow of run {parent.id}, and only that outermost run can be run again from the "
+        f"start; suspend run {parent.id}"
+    )
+    with pytest.raises(CannotSuspend):
+        asyncio.run(asuspend_flow_run(flow_run_id=child.id))
+    assert engine.suspend_requests(child.id) == set()
+    NESTED_GATE.set()
+    thread.join(10)
+    assert box == {"result": "nested"}
+
+
 def test_pause_in_a_nested_flow_returns_the_answer_to_the_parent(engine: Engine) -> None:
     @flow
     def ask():

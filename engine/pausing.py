@@ -141,11 +141,15 @@ def _request_suspend(
         "approvers": list(approvers) if approvers is not None else None,
         **({"forbid_starter": forbid_starter} if forbid_starter is not None else {}),
     }
-    if not engine.store.request_suspend(run.id, SUSPEND_REQUEST + key, request):
+    if not engine.store.request_suspend(run.id, SUSPEND_REQUEST, key, request):
         current = engine.store.get_run(run.id).state
-        if current is RunState.RUNNING:
-            raise ValueError(f"run {run.id} already has a request to suspend with key {key!r}")
-        raise InvalidTransition(run.id, current.value, RunState.SUSPENDED.value)
+        if current is not RunState.RUNNING:
+            raise InvalidTransition(run.id, current.value, RunState.SUSPENDED.value)
+        unmet = engine.store.unmet_suspend_request(run.id, SUSPEND_REQUEST) or key
+        raise ValueError(
+            f"run {run.id} already has a request to suspend with key {unmet!r}, not met "
+            "yet: the run suspends once, at its next task call or pause (or its end)"
+        )
     engine.notify()
     logger.info(
         "suspend requested",

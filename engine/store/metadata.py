@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import literal, select
 from sqlalchemy.exc import IntegrityError
 
 from signoff.engine.errors import RunNotFound
 from signoff.engine.runs import JSON, EventKind, RunState
 from signoff.engine.serialization import unstorable_values
 from signoff.engine.store.base import RUNS, StoreBase, read_again_if_dropped
+from signoff.engine.store.pauses import PAUSES
 from signoff.engine.store.tables import MetadataRow
 
 METADATA = MetadataRow.__table__  # type: ignore[attr-defined]
@@ -62,23 +63,35 @@ class MetadataQueries(StoreBase):
             except IntegrityError as exc:  # the only constraint left is the run's foreign key
                 raise RunNotFound(run_id) from exc
 
-    def request_suspend(self, run_id: str, key: str, request: JSON) -> bool:
-        """Store a request that a running run suspend itself, and announce it; True if stored.
+    def request_suspend(self, run_id: str, prefix: str, key: str, request: JSON) -> bool:
+        """Store a request that a running run suspend itself (under ``prefix`` + ``key``,
+        the key of the pause it asks for), and announce it; True if stored.
 
-        Nothing is stored unless the run is running and has no request under ``key`` yet.
+        Nothing is stored unless the run is running and has no request it has not met yet
+        (under any key): it suspends once for all of them, as Prefect's run, suspended at
+        the first request, refuses the next.
         """
         now = self.clock()
         with self._write() as conn:
             running = conn.execute(
                 select(RUNS.c.id).where(RUNS.c.id == run_id, RUNS.c.state == RunState.RUNNING.value)
             ).first()
-            if running is None:
+            if running is None or conn.execute(_unmet(run_id, prefix)).first() is not None:
                 return False
-            statement = self._insert_metadata(run_id, key, request).on_conflict_do_nothing()
+            name = prefix + key
+            statement = self._insert_metadata(run_id, name, request).on_conflict_do_nothing()
             if conn.execute(statement).rowcount != 1:
                 return False
-            self._emit(conn, run_id, EventKind.SUSPEND_REQUESTED, {"key": key}, now)
+            self._emit(conn, run_id, EventKind.SUSPEND_REQUESTED, {"key": name}, now)
             return True
+
+    @read_again_if_dropped
+    def unmet_suspend_request(self, run_id: str, prefix: str) -> str | None:
+        """The key (after ``prefix``) of a request to suspend ``run_id`` that it has not met
+        yet (no pause has that key), if there is one."""
+        with self._read() as conn:
+            row = conn.execute(_unmet(run_id, prefix)).first()
+        return None if row is None else str(row.key)[len(prefix) :]
 
     @read_again_if_dropped
     def get_metadata(self, run_id: str, key: str) -> JSON:
@@ -87,6 +100,25 @@ class MetadataQueries(StoreBase):
                 select(METADATA.c.value).where(METADATA.c.run_id == run_id, METADATA.c.key == key)
             ).first()
         return None if row is None else row[0]
+
+
+def _unmet(run_id: str, prefix: str) -> Any:
+    """Requests to suspend ``run_id`` (metadata keyed ``prefix`` + pause key) whose pause
+    does not exist: the run has not met them yet."""
+    met = (
+        select(PAUSES.c.key)
+        .where(PAUSES.c.run_id == run_id, literal(prefix) + PAUSES.c.key == METADATA.c.key)
+        .exists()
+    )
+    return (
+        select(METADATA.c.key)
+        .where(
+            METADATA.c.run_id == run_id,
+            METADATA.c.key.startswith(prefix, autoescape=True),
+            ~met,
+        )
+        .limit(1)
+    )
 
 
 __all__ = ["METADATA", "MetadataQueries"]

@@ -363,6 +363,33 @@ def test_a_run_asked_to_suspend_that_ends_first_suspends_at_its_end(
         assert (done.state, done.result) == (RunState.COMPLETED, "'finished'")
 
 
+def test_a_second_request_to_suspend_a_run_is_refused_and_it_is_asked_once(
+    engine: Engine, worker: Worker
+) -> None:
+    """As in Prefect, where the first request suspends the run and the next is refused:
+    two people asking (or one asking twice) must not make the run stop twice."""
+    FINISH.clear()
+    FINISHED.clear()
+    thread, box = start(lambda: ends_soon(False))
+    run = wait_for(lambda: FINISHED and engine.list_runs(flow_name="ends-soon")[0])
+    suspend_flow_run(flow_run_id=run.id, key="first")
+    for again in ("second", None):
+        with pytest.raises(ValueError) as refused:
+            suspend_flow_run(flow_run_id=run.id, key=again)
+        assert str(refused.value) == (
+            f"run {run.id} already has a request to suspend with key 'first', not met yet: "
+            "the run suspends once, at its next task call or pause (or its end)"
+        )
+    wait_for(lambda: engine.suspend_requests(run.id), what="the request to reach the engine")
+    FINISH.set()
+    thread.join(10)
+    assert isinstance(box.get("error"), RunSuspended)
+    resume_flow_run(run.id)
+    done = final(engine, run.id)
+    assert (done.state, FINISHED) == (RunState.COMPLETED, ["body", "body"])
+    assert [p.key for p in engine.detail(run.id).pauses] == ["first"]
+
+
 def test_suspend_by_id_of_a_run_that_is_not_running_is_refused(engine: Engine) -> None:
     @flow
     def quick():

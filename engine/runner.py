@@ -24,6 +24,7 @@ from signoff.engine.errors import (
     RunSuspended,
     RunTakenOver,
     StoreError,
+    UnstorableValue,
 )
 from signoff.engine.pausing import suspend_at_boundary
 from signoff.engine.runs import Run, RunState
@@ -347,8 +348,18 @@ def _suspend_if_asked(ctx: RunContext) -> None:
     Raises:
         Suspend: there was a request; the run is stored as suspended.
     """
-    if ctx.engine.suspend_requests(ctx.run_id):
+    if not ctx.engine.suspend_requests(ctx.run_id):
+        return
+    try:
         suspend_at_boundary(ctx)
+    except UnstorableValue as exc:
+        # The flow did its work: it ends as it would have, rather than fail for a request
+        # it cannot honour (a value a re-run needs cannot be stored; the error names it).
+        logger.warning(
+            "suspend request not honoured: %s",
+            exc,
+            extra={"action": "suspend_request_dropped", "run_id": ctx.run_id},
+        )
 
 
 def _suspended_instead(ctx: RunContext, exc: BaseException) -> BaseException:

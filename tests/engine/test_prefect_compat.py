@@ -363,6 +363,34 @@ def test_a_run_asked_to_suspend_that_ends_first_suspends_at_its_end(
         assert (done.state, done.result) == (RunState.COMPLETED, "'finished'")
 
 
+@task
+def open_lock() -> threading.Lock:
+    return threading.Lock()
+
+
+@flow(name="ends-holding-a-lock")
+def ends_holding_a_lock() -> str:
+    open_lock()  # a result no re-run could get back
+    FINISHED.append("body")
+    FINISH.wait(10)
+    return "finished"
+
+
+def test_a_run_that_cannot_be_suspended_at_its_end_completes_as_it_would_have(
+    engine: Engine,
+) -> None:
+    FINISH.clear()
+    FINISHED.clear()
+    thread, box = start(ends_holding_a_lock)
+    run = wait_for(lambda: FINISHED and engine.list_runs(flow_name="ends-holding-a-lock")[0])
+    suspend_flow_run(flow_run_id=run.id)
+    wait_for(lambda: engine.suspend_requests(run.id), what="the request to reach the engine")
+    FINISH.set()
+    thread.join(10)
+    assert box == {"result": "finished"}
+    assert engine.get_run(run.id).state is RunState.COMPLETED
+
+
 def test_a_second_request_to_suspend_a_run_is_refused_and_it_is_asked_once(
     engine: Engine, worker: Worker
 ) -> None:

@@ -167,6 +167,13 @@ class Resuming(Interventions):
         answered = (PauseStatus.ANSWERED, PauseStatus.ACCEPTED, PauseStatus.REJECTED)
         if latest is not None and latest.status in answered and run.state is not RunState.CANCELLED:
             return AlreadyAnswered(run.id, latest.key, latest.responder)
+        if run.state is RunState.RUNNING:
+            # Most likely meant: the question a flow it called asks, in that flow's own run.
+            for child in self.store.unfinished_children(run.id):
+                if self.store.waiting_pause(child) is not None:
+                    return RunNotWaiting(
+                        run.id, f"running; a flow it called waits for input in run {child}"
+                    )
         return RunNotWaiting(run.id, run.state.value)
 
     def _answer_waiting_here(

@@ -509,6 +509,12 @@ def test_pause_in_a_nested_flow_returns_the_answer_to_the_parent(engine: Engine)
     pause = waiting(engine, "ask")
     parent = engine.list_runs(flow_name="outer")[0]
     assert parent.state is RunState.RUNNING
+    with pytest.raises(RunNotWaiting) as parent_not_waiting:
+        resume_flow_run(parent.id, {"go": True})
+    assert str(parent_not_waiting.value) == (
+        f"run {parent.id} is not waiting for input (it is running; a flow it called waits "
+        f"for input in run {pause.run_id})"
+    )
     resume_flow_run(pause.run_id, {"go": True})
     thread.join(10)
     assert box == {"result": "child said True"}

@@ -34,11 +34,12 @@ from signoff.engine.asking import (
     prepare_call,
 )
 from signoff.engine.context import RunContext, awaited_here, current_run, require_run
-from signoff.engine.errors import CannotSuspend, InvalidTransition
+from signoff.engine.errors import CannotSuspend, InvalidTransition, StoreError, UnstorableValue
 from signoff.engine.input import run_input_from_type
 from signoff.engine.input_schema import input_schema
 from signoff.engine.quorum import Answers
 from signoff.engine.runs import Pause, RunState, run_id_text
+from signoff.engine.signals import Suspend
 from signoff.engine.waiting import (
     SUSPEND_REQUEST,
     in_event_loop,
@@ -106,6 +107,47 @@ def suspend_at_boundary(ctx: RunContext) -> None:
         )
         engine.forget_suspend_request(run_id, name)
         suspend_here(PauseRequest(ctx, key, None, timeout, pause, is_new=True))
+
+
+def suspend_at_end(ctx: RunContext) -> None:
+    """The flow returned: a request to suspend it (``suspend_flow_run(flow_run_id=)``)
+    that met no task call or pause is honoured here, as Prefect's flow return is a
+    suspension boundary, rather than dropped by a run that ends. Costs nothing without one.
+
+    Raises:
+        Suspend: there was a request; the run is stored as suspended.
+    """
+    if not ctx.engine.suspend_requests(ctx.run_id):
+        return
+    try:
+        suspend_at_boundary(ctx)
+    except UnstorableValue as exc:
+        # The flow did its work: it ends as it would have, rather than fail for a request
+        # it cannot honour (a value a re-run needs cannot be stored; the error names it).
+        logger.warning(
+            "suspend request not honoured: %s",
+            exc,
+            extra={"action": "suspend_request_dropped", "run_id": ctx.run_id},
+        )
+
+
+def suspended_instead(ctx: RunContext, exc: BaseException) -> BaseException:
+    """The flow raised ``exc``: with a request to suspend it pending, the run suspends (a
+    ``Suspend`` is returned to record instead of the failure), as with Prefect, whose
+    exception is a suspension boundary too. A signal, or no request: ``exc`` itself."""
+    if not isinstance(exc, Exception) or isinstance(exc, StoreError):
+        return exc
+    try:
+        suspend_at_end(ctx)
+    except Suspend as suspend:
+        return suspend
+    except StoreError:
+        raise
+    except Exception:
+        # Whatever else stopped the suspend, the run fails with the flow's own error,
+        # which is the one its author needs to see.
+        return exc
+    return exc
 
 
 def _request_suspend(

@@ -24,9 +24,8 @@ from signoff.engine.errors import (
     RunSuspended,
     RunTakenOver,
     StoreError,
-    UnstorableValue,
 )
-from signoff.engine.pausing import suspend_at_boundary
+from signoff.engine.pausing import suspend_at_end, suspended_instead
 from signoff.engine.runs import Run, RunState
 from signoff.engine.runtime import Engine, get_engine
 from signoff.engine.signals import Cancel, Suspend, TakenOver
@@ -198,9 +197,9 @@ def call_flow(
     token = current_run.set(ctx)
     try:
         result = flow.fn(**parameters)
-        _suspend_if_asked(ctx)
+        suspend_at_end(ctx)
     except BaseException as exc:
-        exc = _suspended_instead(ctx, exc)
+        exc = suspended_instead(ctx, exc)
         _finish_with(ctx, exc)
         if isinstance(exc, Suspend | Cancel | TakenOver):
             raise _for_caller(ctx, exc) from None
@@ -233,10 +232,10 @@ async def call_flow_async(
     try:
         result = await flow.fn(**parameters)
         if ctx.engine.suspend_requests(ctx.run_id):
-            await offload(_suspend_if_asked, ctx)
+            await offload(suspend_at_end, ctx)
     except BaseException as exc:
         if ctx.engine.suspend_requests(ctx.run_id):
-            exc = await offload(_suspended_instead, ctx, exc)
+            exc = await offload(suspended_instead, ctx, exc)
         await offload(_finish_with, ctx, exc)
         if isinstance(exc, Suspend | Cancel | TakenOver):
             raise _for_caller(ctx, exc) from None
@@ -289,11 +288,11 @@ def execute_queued(ctx: RunContext, parameters: dict[str, Any]) -> None:
     token = current_run.set(ctx)
     try:
         result = ctx.flow.fn(**parameters)
-        _suspend_if_asked(ctx)
+        suspend_at_end(ctx)
     except StoreError:
         raise
     except BaseException as exc:
-        exc = _suspended_instead(ctx, exc)
+        exc = suspended_instead(ctx, exc)
         _finish_with(ctx, exc)
         if not isinstance(exc, Exception | Suspend | Cancel | TakenOver):
             raise
@@ -319,7 +318,7 @@ async def execute_queued_async(
     try:
         result = await ctx.flow.fn(**parameters)
         if ctx.engine.suspend_requests(ctx.run_id):
-            await offload(_suspend_if_asked, ctx)
+            await offload(suspend_at_end, ctx)
     except StoreError:
         raise
     except BaseException as exc:
@@ -330,7 +329,7 @@ async def execute_queued_async(
             )
             raise
         if ctx.engine.suspend_requests(ctx.run_id):
-            exc = await offload(_suspended_instead, ctx, exc)
+            exc = await offload(suspended_instead, ctx, exc)
         await offload(_finish_with, ctx, exc)
         if not isinstance(exc, Exception | Suspend | Cancel | TakenOver):
             raise
@@ -338,47 +337,6 @@ async def execute_queued_async(
     finally:
         current_run.reset(token)
     await offload(_complete, ctx, result)
-
-
-def _suspend_if_asked(ctx: RunContext) -> None:
-    """The flow returned: a request to suspend it (``suspend_flow_run(flow_run_id=)``)
-    that met no task call or pause is honoured here, as Prefect's flow return is a
-    suspension boundary, rather than dropped by a run that ends. Costs nothing without one.
-
-    Raises:
-        Suspend: there was a request; the run is stored as suspended.
-    """
-    if not ctx.engine.suspend_requests(ctx.run_id):
-        return
-    try:
-        suspend_at_boundary(ctx)
-    except UnstorableValue as exc:
-        # The flow did its work: it ends as it would have, rather than fail for a request
-        # it cannot honour (a value a re-run needs cannot be stored; the error names it).
-        logger.warning(
-            "suspend request not honoured: %s",
-            exc,
-            extra={"action": "suspend_request_dropped", "run_id": ctx.run_id},
-        )
-
-
-def _suspended_instead(ctx: RunContext, exc: BaseException) -> BaseException:
-    """The flow raised ``exc``: with a request to suspend it pending, the run suspends (a
-    ``Suspend`` is returned to record instead of the failure), as with Prefect, whose
-    exception is a suspension boundary too. A signal, or no request: ``exc`` itself."""
-    if not isinstance(exc, Exception) or isinstance(exc, StoreError):
-        return exc
-    try:
-        _suspend_if_asked(ctx)
-    except Suspend as suspend:
-        return suspend
-    except StoreError:
-        raise
-    except Exception:
-        # The suspend could not be stored (a value the re-run needs cannot be): the run
-        # fails with the flow's own error, which is the one its author needs to see.
-        return exc
-    return exc
 
 
 def _complete(ctx: RunContext, result: Any) -> None:

@@ -6,7 +6,7 @@ import inspect
 import sys
 import warnings
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any, Generic, ParamSpec, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, cast, overload
 
 import pydantic
 from pydantic.json_schema import PydanticJsonSchemaWarning
@@ -144,8 +144,27 @@ class Flow(Generic[P, R]):
             return cast("R", call_flow_async(self, parameters))
         return cast("R", call_flow(self, parameters))
 
+    if not TYPE_CHECKING:  # a type checker keeps reporting unknown attributes
+
+        def __getattr__(self, name: str) -> Any:
+            # Only for names the instance lacks: Prefect's say what to do instead.
+            if name in _PREFECT_MEMBERS:
+                raise AttributeError(f"Flow.{name} is Prefect's: {_PREFECT_MEMBERS[name]}")
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
     def __repr__(self) -> str:
         return f"<Flow {self.name}>"
+
+
+#: Prefect's Flow members that Signoff's lack, and what to do instead
+_PREFECT_MEMBERS = {
+    **dict.fromkeys(
+        ("serve", "deploy", "to_deployment", "from_source"),
+        "Signoff's workers run flows (signoff worker --flows FILE), and signoff run or "
+        "/runs start starts one",
+    ),
+    "with_options": "make another flow from the function with @flow(name=..., ...)",
+}
 
 
 def _signature(fn: Callable[..., Any]) -> inspect.Signature:

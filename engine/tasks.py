@@ -14,7 +14,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Generic, ParamSpec, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, cast, overload
 
 from signoff.engine import serialization
 from signoff.engine.context import RunContext, current_run, current_task, task_is_async
@@ -208,8 +208,30 @@ class Task(Generic[P, R]):
             ctx.calls_since(mark),
         )
 
+    if not TYPE_CHECKING:  # a type checker keeps reporting unknown attributes
+
+        def __getattr__(self, name: str) -> Any:
+            # Only for names the instance lacks: Prefect's say what to do instead.
+            if name in _PREFECT_MEMBERS:
+                raise AttributeError(f"Task.{name} is Prefect's: {_PREFECT_MEMBERS[name]}")
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
     def __repr__(self) -> str:
         return f"<Task {self.name}>"
+
+
+#: Prefect's Task members that Signoff's lack, and what to do instead
+_PREFECT_MEMBERS = {
+    **dict.fromkeys(
+        ("submit", "map"),
+        "call the task itself; an async task's calls run concurrently under asyncio.gather",
+    ),
+    **dict.fromkeys(
+        ("apply_async", "delay"),
+        "Signoff runs tasks inside their flow's run, not on background task workers",
+    ),
+    "with_options": "make another task from the function with @task(name=..., retries=...)",
+}
 
 
 #: Prefect's @task options that Signoff's tasks do not have, and why; the TypeError for

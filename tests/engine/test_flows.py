@@ -177,6 +177,25 @@ def test_tasks_outside_flows_are_plain_calls_that_may_log(
         get_run_logger()
 
 
+def test_prefects_task_and_flow_members_say_what_to_do_instead() -> None:
+    @flow
+    def plain() -> None: ...
+
+    with pytest.raises(AttributeError) as submit:
+        double.submit(1)
+    assert str(submit.value) == (
+        "Task.submit is Prefect's: call the task itself; an async task's calls run "
+        "concurrently under asyncio.gather"
+    )
+    with pytest.raises(AttributeError, match=r"^Task\.map is Prefect's: call the task itself"):
+        double.map([1, 2])
+    with pytest.raises(AttributeError, match=r"^Flow\.serve is Prefect's: Signoff's workers"):
+        plain.serve()
+    with pytest.raises(AttributeError, match="^'Task' object has no attribute 'nothing'$"):
+        double.nothing  # noqa: B018
+    assert not hasattr(plain, "deploy") and hasattr(plain, "fn")
+
+
 @flow(name="future-annotations")
 def future_annotations(when: dt.datetime, count: int = 1) -> str:
     return f"{when.isoformat()} x{count}"

@@ -14,7 +14,7 @@ Example::
 from __future__ import annotations
 
 import copy
-from typing import Any, ClassVar, TypeVar, cast
+from typing import Any, ClassVar, SupportsIndex, TypeVar, cast
 
 import pydantic
 from pydantic import BaseModel, ConfigDict
@@ -62,6 +62,17 @@ class RunInput(BaseModel, metaclass=_RunInputType):
 
     #: Markdown shown above the form, set by ``with_initial_data(description=...)``
     signoff_description: ClassVar[str | None] = None
+    #: for a class made at run time (``with_initial_data``, a plain model wrapped), the
+    #: class it was made from, which ``pickle`` can find by name where it cannot find this
+    signoff_origin: ClassVar[type[BaseModel] | None] = None
+
+    def __reduce_ex__(self, protocol: SupportsIndex) -> str | tuple[Any, ...]:
+        origin = type(self).signoff_origin
+        if origin is None:
+            return super().__reduce_ex__(protocol)
+        # Kept as the class it was made from (the same fields, only other defaults), so a
+        # task may return an answer, and a run be suspended or taken up, with it.
+        return (_restored, (origin, self.__getstate__()))
 
     @classmethod
     def with_initial_data(cls, description: str | None = None, **defaults: Any) -> type[RunInput]:
@@ -96,10 +107,18 @@ class RunInput(BaseModel, metaclass=_RunInputType):
             cls.__name__, __base__=cls, __module__=cls.__module__, **fields
         )
         model.__qualname__ = cls.__qualname__
+        model.signoff_origin = cls.signoff_origin or cls
         model.signoff_description = (
             description if description is not None else getattr(cls, "signoff_description", None)
         )
         return model
+
+
+def _restored(cls: type[BaseModel], state: dict[Any, Any]) -> BaseModel:
+    """A value pickled by ``RunInput.__reduce_ex__``, as an instance of ``cls``."""
+    value = cls.__new__(cls)
+    value.__setstate__(state)
+    return value
 
 
 def _marked_required(extra: Any) -> Any:
@@ -129,7 +148,7 @@ def run_input_from_type(input_type: Any) -> type[RunInput]:
     if isinstance(input_type, type) and issubclass(input_type, RunInput):
         return input_type
     if isinstance(input_type, type) and issubclass(input_type, BaseModel):
-        return cast(
+        wrapped = cast(
             "type[RunInput]",
             type(
                 f"{input_type.__name__}RunInput",
@@ -137,6 +156,8 @@ def run_input_from_type(input_type: Any) -> type[RunInput]:
                 {"__module__": input_type.__module__},
             ),
         )
+        wrapped.signoff_origin = input_type
+        return wrapped
     if isinstance(input_type, BaseModel):
         # A likely slip for initial values; pydantic's own error would not say so.
         model_name = type(input_type).__name__

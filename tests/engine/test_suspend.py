@@ -6,6 +6,7 @@ import asyncio
 import threading
 from collections.abc import Callable, Iterator
 
+import pydantic
 import pytest
 
 from signoff.engine import (
@@ -210,6 +211,54 @@ def test_suspend_inside_a_task_suspends_its_flow(engine: Engine, worker: Worker)
     done = wait_for(lambda: engine.get_run(run_id).state.is_final and engine.get_run(run_id))
     assert (done.state, done.result) == (RunState.COMPLETED, "42")
     assert CALLS == ["ask", "ask"]
+
+
+class Contact(pydantic.BaseModel):
+    email: str
+
+
+@task
+def ask_refund(total: int) -> Refund:
+    CALLS.append("ask refund")
+    return pause_flow_run(Refund.with_initial_data(amount=total), timeout=None)
+
+
+@task
+def ask_contact() -> Contact:
+    CALLS.append("ask contact")
+    return pause_flow_run(Contact, timeout=None)
+
+
+@flow(name="keeps-answers-from-tasks")
+def keeps_answers_from_tasks() -> str:
+    refund, contact = ask_refund(120), ask_contact()
+    suspend_flow_run()
+    kinds = f"{type(refund).__name__}/{type(contact).__name__}"
+    return f"{refund.amount} to {contact.email} ({kinds})"
+
+
+def test_answers_to_models_made_at_run_time_are_task_results_a_rerun_gets_back(
+    engine: Engine, worker: Worker
+) -> None:
+    """with_initial_data and a plain pydantic model make classes pickle cannot find by name;
+    a task returning such an answer could not be stored, and the run not suspended."""
+    thread, box = until_suspended(keeps_answers_from_tasks)
+    run_id = wait_for(
+        lambda: (r := engine.list_runs(limit=1)) and engine.waiting_pause(r[0].id)
+    ).run_id
+    resume_flow_run(run_id, {"approve": True})
+    wait_for(lambda: (p := engine.waiting_pause(run_id)) and p.key == "2")
+    resume_flow_run(run_id, {"email": "a@example.com"})
+    thread.join(10)
+    assert box == {"suspended": run_id}
+    resume_flow_run(run_id)
+    done = wait_for(lambda: engine.get_run(run_id).state.is_final and engine.get_run(run_id))
+    # Given back as the classes they were made from: the same fields and values.
+    assert (done.state, done.result) == (
+        RunState.COMPLETED,
+        "'120 to a@example.com (Refund/Contact)'",
+    )
+    assert CALLS == ["ask refund", "ask contact"]  # not asked again
 
 
 def test_a_rerun_that_reuses_tasks_keeps_the_keys_of_the_calls_made_inside_them(

@@ -50,8 +50,13 @@ def test_flows_list_shows_parameters_and_who_answers(
 def test_every_commands_help_reads_as_plain_text(capsys: pytest.CaptureFixture[str]) -> None:
     # click prints docstrings as they are: reST marks (``--before``) and code names
     # (Via.CLI) showed in 'signoff runs list --help' and 'runs resume --help'.
+    # Asked as click asks a group (list_commands, get_command): commands load lazily, so
+    # ``group.commands`` holds only those some earlier test happened to load.
+    context = click.Context(cli)
+
     def commands(group: click.Group, path: tuple[str, ...]) -> Iterator[tuple[str, ...]]:
-        for name, sub in group.commands.items():
+        for name in group.list_commands(context):
+            sub = group.get_command(context, name)
             yield (*path, name)
             if isinstance(sub, click.Group):
                 yield from commands(sub, (*path, name))

@@ -14,6 +14,7 @@ import pydantic
 from signoff.engine import serialization
 from signoff.engine.actors import Actor, as_actor
 from signoff.engine.audit import AuditAction, AuditEntry
+from signoff.engine.console import show_runs_if_unconfigured
 from signoff.engine.context import RunContext, current_run
 from signoff.engine.definition import FlowDefinition
 from signoff.engine.errors import (
@@ -37,6 +38,7 @@ logger = logging.getLogger(__name__)
 
 
 def _start(flow: FlowDefinition, parameters: dict[str, Any], started_by: str | None) -> RunContext:
+    show_runs_if_unconfigured()
     engine = get_engine()
     parent = current_run.get()
     if parent is not None and started_by is None:

@@ -86,7 +86,9 @@ def _open(req: PauseRequest, owner: str | None) -> None:
         extra={
             "action": "run_suspended" if owner is None else "run_paused",
             "run_id": run_id,
+            "flow": req.ctx.flow_name,
             "key": req.key,
+            "takes_input": req.pause.schema is not None,
         },
     )
 

@@ -1,0 +1,100 @@
+"""A script that runs flows and configures no logging sees its runs on stderr, with how to
+answer a pause; one that configures logging sees only what it configured."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from signoff.engine import Engine, EngineSettings, RunState
+from tests.support.waiting import wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+
+GREETING = """
+    from signoff.engine import flow, get_run_logger, pause_flow_run
+    from signoff.engine.input import RunInput
+
+
+    class UserNameInput(RunInput):
+        name: str
+
+
+    @flow
+    def greet_user():
+        user_input = pause_flow_run(wait_for_input=UserNameInput)
+        get_run_logger().info("Hello, %s!", user_input.name)
+
+
+    {configure}
+    greet_user()
+"""
+
+
+def start(tmp_path: Path, configure: str = "") -> tuple[subprocess.Popen[str], Path, str]:
+    script = tmp_path / "greeting.py"
+    script.write_text(textwrap.dedent(GREETING.format(configure=configure)))
+    url = f"sqlite:///{tmp_path}/signoff.db"
+    errors = tmp_path / "stderr.txt"
+    env = {**os.environ, "SIGNOFF_DATABASE_URL": url, "PYTHONPATH": str(ROOT)}
+    with errors.open("w") as err:
+        proc = subprocess.Popen([sys.executable, str(script)], env=env, stderr=err, text=True)
+    return proc, errors, url
+
+
+def answer_when_waiting(url: str) -> str:
+    engine = Engine(EngineSettings.load(database_url=url))
+    try:
+        waiting = wait_for(
+            lambda: engine.list_runs(states=[RunState.PAUSED]), 30, "the run to pause"
+        )
+        engine.resume(waiting[0].id, {"name": "Ada"}, responder="ada")
+        return waiting[0].id
+    finally:
+        engine.close()
+
+
+def test_a_script_that_configured_no_logging_shows_its_run_and_how_to_answer(
+    tmp_path: Path,
+) -> None:
+    proc, errors, url = start(tmp_path)
+    try:
+        wait_for(lambda: "waiting for input" in errors.read_text(), 30, "the pause's line")
+        run_id = answer_when_waiting(url)
+        assert proc.wait(30) == 0
+    finally:
+        proc.kill()
+    lines = errors.read_text().splitlines()
+    short = run_id[:8]
+    assert [line.split(maxsplit=2)[2] for line in lines] == [
+        f"greet-user {short}: run started",
+        f"greet-user {short}: waiting for input; answer it in Slack (signoff serve) or "
+        f"with: signoff runs resume {short} --input '{{...}}'",
+        f"greet-user {short}: Hello, Ada!",
+        f"greet-user {short}: run completed",
+    ]
+
+
+@pytest.mark.parametrize(
+    "configure",
+    [
+        "import logging; logging.basicConfig(level=logging.WARNING)",
+        "import logging; logging.getLogger('signoff').setLevel(logging.ERROR)",
+    ],
+    ids=["root-handler", "signoff-level"],
+)
+def test_a_script_that_configured_logging_sees_only_what_it_configured(
+    tmp_path: Path, configure: str
+) -> None:
+    proc, errors, url = start(tmp_path, configure)
+    try:
+        answer_when_waiting(url)
+        assert proc.wait(30) == 0
+    finally:
+        proc.kill()
+    assert errors.read_text() == ""

@@ -297,8 +297,12 @@ class SqlStore(
 
     @read_again_if_dropped
     def detail(self, run_id: str, log_limit: int = 200) -> RunDetail:
-        run = self.get_run(run_id)
+        # The run is read here, not by ``get_run``: that is a read tried again of its own,
+        # so a dropped connection could have had the run tried four times, not twice.
         with self._read() as conn:
+            row = _RUN.execute(conn, {"run_id": run_id}).first()
+            if row is None:
+                raise RunNotFound(run_id)
             history = conn.execute(
                 # The state history is the run's STATE_CHANGED events: stored once, read here.
                 select(EVENTS)
@@ -320,7 +324,7 @@ class SqlStore(
                 .limit(log_limit)
             ).all()
         return RunDetail(
-            run=run,
+            run=rows.to_run(row),
             history=tuple(rows.to_state(r) for r in history),
             tasks=tuple(rows.to_task(r) for r in tasks),
             pauses=tuple(rows.to_pause(r) for r in pauses),

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
+from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
 from signoff.engine import (
@@ -106,6 +107,39 @@ def test_a_read_that_meets_a_dropped_connection_is_read_again_on_a_new_one(
         conn.close()
     drop_connections(pg_url)
     assert [store.get_run("r1").state for _ in range(3)] == [RunState.SCHEDULED] * 3
+
+
+def test_a_runs_detail_is_read_on_one_connection_and_read_again_at_most_once(
+    pg_url, stores, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The bot reads a run's detail to redraw its message after each button press. It read
+    # the run through get_run, a read tried again of its own, on a second connection: two
+    # checkouts, and up to four tries of the run when a connection dropped.
+    store = open_store(pg_url, ping_after_idle=3600.0)
+    stores.append(store)
+    store_run(store, "r1")
+    checkouts: list[object] = []
+    event.listen(store.engine, "checkout", lambda *args: checkouts.append(args[0]))
+    before = store.detail("r1")
+    assert len(checkouts) == 1
+    drop_connections(pg_url)
+
+    caplog.set_level("WARNING", logger="signoff.engine.store")
+    assert store.detail("r1") == before
+    (retried,) = _actions(caplog, "read_retried")
+    assert retried.read == "detail"  # type: ignore[attr-defined]
+    with pytest.raises(RunNotFound):
+        store.detail("r2")
+    # The engine's, by a full id too (by a prefix, the id is found first).
+    engine = Engine(EngineSettings.load(database_url=pg_url))
+    try:
+        event.listen(engine.store.engine, "checkout", lambda *args: checkouts.append(args[0]))
+        checkouts.clear()
+        assert engine.detail("r1").run.started_by == "alice"
+        assert len(checkouts) == 1
+        assert engine.detail("r").run.id == "r1"
+    finally:
+        engine.close()
 
 
 #: reads a process makes on its own, each with what it returns as a list

@@ -35,6 +35,8 @@ logger = logging.getLogger(__name__)
 _LET_GO_SECONDS = 5.0
 #: how soon a worker whose loop failed (its database down) tries again
 _RETRY_SECONDS = 1.0
+#: the longest a run whose writes keep failing here waits before it is run again
+_RERUN_BACKOFF_MAX_SECONDS = 60.0
 
 
 class _RunThreads:
@@ -114,8 +116,13 @@ class Worker:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._active: set[str] = set()
-        #: runs whose execution here the database failed under: handed back once it answers
-        self._unrecorded: set[str] = set()
+        #: runs whose execution here the database failed under, with when to hand each
+        #: back (it then runs again, here or on another replica) once the database answers
+        self._unrecorded: dict[str, float] = {}
+        #: how many times in a row each run's writes failed here: a write the database
+        #: keeps failing (a full disk takes a run's large write but not the small one that
+        #: queues it again) would otherwise run its flow again and again, many times a second
+        self._store_failures: dict[str, int] = {}
         self._lock = threading.Lock()
         #: the last look for runs stopped at ``concurrency``: runs may still wait for room,
         #: so a run's end looks again (otherwise nothing does until a run is scheduled)
@@ -230,7 +237,8 @@ class Worker:
         )
         while not self._stop.is_set():
             # While failing, wake-ups (a reconnecting LISTEN sends some) do not hurry it.
-            (self._stop if outage.failures else self._wake).wait(max(0.0, due - time.monotonic()))
+            until = min(due, self._next_hand_back())
+            (self._stop if outage.failures else self._wake).wait(max(0.0, until - time.monotonic()))
             self._wake.clear()
             if self._stop.is_set():
                 return
@@ -266,11 +274,17 @@ class Worker:
             self.engine.expire_due_pauses()
             self.engine.escalate_due_pauses()
 
-    def _hand_back(self) -> None:
-        """Queue again the runs the database failed under here: their last stored state is
-        not how they ended, and this live process would otherwise hold them forever."""
+    def _next_hand_back(self) -> float:
         with self._lock:
-            unrecorded = list(self._unrecorded)
+            return min(self._unrecorded.values(), default=float("inf"))
+
+    def _hand_back(self) -> None:
+        """Queue again the runs the database failed under here, each once its wait is over:
+        their last stored state is not how they ended, and this live process would
+        otherwise hold them forever."""
+        now = time.monotonic()
+        with self._lock:
+            unrecorded = [run_id for run_id, at in self._unrecorded.items() if at <= now]
         for run_id in unrecorded:
             if self.engine.store.transition(
                 run_id,
@@ -288,18 +302,29 @@ class Worker:
                 )
             # Otherwise it was cancelled or taken over meanwhile: not this process's.
             with self._lock:
-                self._unrecorded.discard(run_id)
+                self._unrecorded.pop(run_id, None)
 
     def _store_failed(self, run_id: str, exc: StoreError) -> None:
+        with self._lock:
+            failures = self._store_failures[run_id] = self._store_failures.get(run_id, 0) + 1
+            # 1 s, 2 s, 4 s ... 60 s: a short outage costs a second; a write that keeps
+            # failing costs a run of its flow a minute, not a hot loop of them.
+            wait = min(_RETRY_SECONDS * 2 ** (failures - 1), _RERUN_BACKOFF_MAX_SECONDS)
+            self._unrecorded[run_id] = time.monotonic() + wait
         # A thread traceback on stderr would tell the operator less than this line.
         logger.error(
-            "run not recorded: %s; it runs again once the database answers",
+            "run not recorded: %s; it runs again in %gs, once the database answers "
+            "(failed writes in a row: %d)",
             exc,
-            extra={"action": "run_store_failed", "run_id": run_id},
+            wait,
+            failures,
+            extra={"action": "run_store_failed", "run_id": run_id, "failures": failures},
         )
-        with self._lock:
-            self._unrecorded.add(run_id)
         self._wake.set()
+
+    def _recorded(self, run_id: str) -> None:
+        with self._lock:
+            self._store_failures.pop(run_id, None)
 
     def _claim(self) -> None:
         while not self._stop.is_set():
@@ -345,6 +370,8 @@ class Worker:
                 failure = None if done.cancelled() else done.exception()
                 if isinstance(failure, StoreError):
                     self._store_failed(run_id, failure)
+                else:
+                    self._recorded(run_id)
                 self._done(run_id)
 
             future.add_done_callback(finished)
@@ -357,6 +384,8 @@ class Worker:
                 execute_queued(ctx, parameters)
             except StoreError as exc:
                 self._store_failed(run_id, exc)
+            else:
+                self._recorded(run_id)
             finally:
                 thread.name = "signoff-run"
                 self._done(run_id)

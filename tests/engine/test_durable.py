@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -351,3 +352,81 @@ def test_a_worker_run_whose_database_fails_under_it_logs_one_line_and_runs_again
         ("running", "Running"),
         ("completed", "Completed"),
     ]
+
+
+def refuse_task_results(engine: Engine, refuse: bool) -> None:
+    """Make the database refuse (or take again) every write of a task's result, as a full
+    disk refuses a large write while the small ones around it still fit."""
+    from sqlalchemy import text
+
+    sqlite = engine.store.engine.dialect.name == "sqlite"
+    if refuse and sqlite:
+        statements = [
+            f"CREATE TRIGGER refuse_{op} BEFORE {op} ON task_runs "
+            "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
+            for op in ("INSERT", "UPDATE")
+        ]
+    elif refuse:
+        statements = [
+            "CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION "
+            "'could not extend file: No space left on device'; END $$ LANGUAGE plpgsql",
+            "CREATE TRIGGER refuse BEFORE INSERT OR UPDATE ON task_runs "
+            "FOR EACH ROW EXECUTE FUNCTION refuse()",
+        ]
+    elif sqlite:
+        statements = ["DROP TRIGGER refuse_INSERT", "DROP TRIGGER refuse_UPDATE"]
+    else:
+        statements = ["DROP TRIGGER refuse ON task_runs", "DROP FUNCTION refuse()"]
+    with engine.store.engine.begin() as conn:
+        for statement in statements:
+            conn.execute(text(statement))
+
+
+def test_a_run_whose_writes_keep_failing_runs_again_later_each_time_not_in_a_hot_loop(
+    engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A full disk fails a run's large write but not the small one that queues it again:
+    the worker ran the flow (and its task, whose result it could not store) again at once,
+    hundreds of times a second, logging each. Now each rerun waits twice as long."""
+    from signoff.engine import Worker, flow, task
+
+    starts: list[float] = []
+
+    @task
+    def step() -> str:
+        return "stepped"
+
+    @flow(name="store-keeps-failing")
+    def store_keeps_failing() -> str:
+        starts.append(time.monotonic())
+        return f"done, {step()}"
+
+    def failures() -> list[logging.LogRecord]:
+        return [r for r in caplog.records if getattr(r, "action", "") == "run_store_failed"]
+
+    refuse_task_results(engine, True)
+    worker = Worker(engine)
+    try:
+        with caplog.at_level("INFO", logger="signoff.engine.workers"):
+            worker.start()
+            run = engine.submit("store-keeps-failing", {})
+            failed = wait_for(
+                lambda: len(failures()) >= 3 and failures(),
+                timeout=20,
+                what="the run's write to fail three times",
+            )
+            refuse_task_results(engine, False)
+            done = wait_for(
+                lambda: (r := engine.get_run(run.id)).state.is_final and r,
+                timeout=20,
+                what="the run to complete once the database takes its writes",
+            )
+    finally:
+        worker.stop()
+    # The flow ran again a second, then two seconds, after its failures.
+    assert starts[1] - starts[0] >= 1.0 and starts[2] - starts[1] >= 2.0
+    assert [r.getMessage().split("; ")[1] for r in failed[:3]] == [
+        f"it runs again in {wait}s, once the database answers (failed writes in a row: {n})"
+        for n, wait in ((1, 1), (2, 2), (3, 4))
+    ]
+    assert (done.state, done.result) == (RunState.COMPLETED, "'done, stepped'")

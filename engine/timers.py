@@ -67,9 +67,28 @@ def escalate_due_pauses() -> None:
 RETRY_SECONDS = 5.0
 
 
+class _JobStore(SQLAlchemyJobStore):  # type: ignore[misc]
+    """The job table, whose failed read of due jobs the scheduler is told of
+    (``read_error``): APScheduler itself logs a warning of its own at each failed read
+    (every 10 s while the database is down) and never says when reads work again."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.read_error: Exception | None = None
+
+    def get_due_jobs(self, now: datetime) -> list[Any]:
+        try:
+            jobs: list[Any] = super().get_due_jobs(now)
+        except Exception as exc:
+            self.read_error = exc
+            return []
+        return jobs
+
+
 class _Scheduler(BackgroundScheduler):  # type: ignore[misc]
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, store: _JobStore, **kwargs: Any) -> None:
+        super().__init__(jobstores={"default": store}, **kwargs)
+        self._store = store
         self._outage = Outage(
             logger,
             "timers_failed",
@@ -83,11 +102,15 @@ class _Scheduler(BackgroundScheduler):  # type: ignore[misc]
         # its paused check, and then fails to submit to the closed executor.
         if self.state != STATE_RUNNING:
             return None
+        self._store.read_error = None
         try:
             result: float | None = super()._process_jobs()
+            if self._store.read_error is not None:
+                raise self._store.read_error
         except Exception:
-            # APScheduler lets a failed write of a fired job (a database locked or down)
-            # end its thread, and with it every later timer of this process. Try again.
+            # The due jobs could not be read, or a fired job's write failed (a database
+            # locked or down), which APScheduler lets end its thread, and with it every
+            # later timer of this process. Try again.
             self._outage.failed(RETRY_SECONDS, traceback=True)
             return RETRY_SECONDS
         self._outage.over()
@@ -104,7 +127,7 @@ class Timers:
 
     def __init__(self, db: SqlEngine) -> None:
         self._scheduler = _Scheduler(
-            jobstores={"default": SQLAlchemyJobStore(engine=db, tablename="apscheduler_jobs")},
+            _JobStore(engine=db, tablename="apscheduler_jobs"),
             job_defaults={"coalesce": True, "misfire_grace_time": None, "max_instances": 1},
             timezone="UTC",
         )

@@ -345,6 +345,42 @@ def test_timers_outlive_a_failed_write_of_their_jobs(
         engine.close()
 
 
+def test_timers_that_cannot_read_their_jobs_say_so_once_and_when_they_work_again(
+    pg_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """APScheduler caught a failed read of due jobs itself: a warning of its own, with no
+    action, every 10 s for as long as the database was down, and nothing when it was back;
+    ``timers_failed`` was never logged."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import text
+
+    engine = Engine(EngineSettings.load(database_url=pg_url))
+
+    def rename(old: str, new: str) -> None:
+        with engine.store.engine.begin() as conn:
+            conn.execute(text(f"ALTER TABLE {old} RENAME TO {new}"))
+
+    try:
+        caplog.set_level("INFO", logger="signoff.engine.timers")
+        engine.timers.start(active=True)
+        rename("apscheduler_jobs", "apscheduler_jobs_away")  # reads of due jobs fail
+        engine.timers.wakeup()
+        failed = wait_for(lambda: _actions(caplog, "timers_failed"), what="the timers' failed read")
+        rename("apscheduler_jobs_away", "apscheduler_jobs")
+        path = f"{__name__}:_fired"
+        engine.timers.call_at("t:after-read", datetime.now(UTC), path, {"name": "after-read"})
+        wait_for(lambda: "after-read" in FIRED, what="a timer once the jobs can be read")
+        recovered = wait_for(
+            lambda: _actions(caplog, "timers_recovered"), what="the timers' recovery"
+        )
+    finally:
+        engine.close()
+    assert len(failed) == 1 and "apscheduler_jobs" in str(failed[0].exc_info[1])
+    assert recovered[0].getMessage().startswith("timers work again after ")
+    assert not [r for r in caplog.records if r.name.startswith("apscheduler")]
+
+
 #: starts of ``reconnect_waits``: code outside any task, run again only with the flow
 STARTS: list[str] = []
 

@@ -110,6 +110,9 @@ def create_db_engine(
         if not create and not path.exists():
             raise DatabaseNotFound(str(path.absolute()))
         path.parent.mkdir(parents=True, exist_ok=True)
+        # SQLite itself takes '~' for a folder of that name: the file would be looked for
+        # (and its folder made) in two places.
+        url = parsed.set(database=str(path)).render_as_string(hide_password=False)
         kwargs["pool_size"] = 20
         kwargs["max_overflow"] = 40
     engine = create_engine(url, **kwargs)

@@ -252,6 +252,28 @@ def test_a_database_path_nothing_stored_at_is_an_error_not_an_empty_list(
     assert status == 0 and "access-request" in out
 
 
+def test_a_database_path_under_the_home_folder_is_the_one_used(
+    project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``~`` as the default's own URL has it (``sqlite:///~/.signoff/signoff.db``): its
+    folder was made under the home folder, and then SQLite looked for a folder named '~'
+    ('unable to open database file')."""
+    monkeypatch.setenv("HOME", str(project / "home"))
+    monkeypatch.setenv("SIGNOFF_DATABASE_URL", "sqlite:///~/.signoff/signoff.db")
+    assert run_cli(capsys, "db", "upgrade")[:2] == (
+        0,
+        f"upgraded an empty database -> {HEAD_REVISION}\n",
+    )
+    status, out, _ = run_cli(
+        capsys, "run", "access-request", "--flows", "flows.py", "--param", "user=ada"
+    )
+    assert status == 0
+    status, listed, _ = run_cli(capsys, "runs", "list")
+    assert status == 0 and out.strip()[:8] in listed
+    assert (project / "home" / ".signoff" / "signoff.db").is_file()
+    assert not (project / "~").exists()
+
+
 @pytest.mark.parametrize("url", ["sqlite://", "sqlite:///", "sqlite:///:memory:"])
 def test_an_in_memory_database_is_refused_by_every_command(
     project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, url: str

@@ -86,6 +86,12 @@ class EngineSettings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _known_scheme(cls, value: str) -> str:
+        if ":" not in value and (
+            value.startswith(("/", ".", "~")) or value.endswith((".db", ".sqlite", ".sqlite3"))
+        ):
+            # A path where a URL belongs: say which URL it meant, rather than call the
+            # whole path a scheme.
+            raise ValueError(f"is a file path, not a URL: write sqlite:///{value}")
         scheme = value.split(":", 1)[0].split("+", 1)[0]
         if scheme not in {"sqlite", "postgresql", "postgres"}:
             raise ValueError(
@@ -103,6 +109,12 @@ class EngineSettings(BaseSettings):
             parsed.port  # noqa: B018 - read to check it: the URL's parser leaves that to use
         except (ValueError, ArgumentError) as exc:
             raise ValueError(f"is not a database URL: {exc}") from None
+        if scheme == "sqlite" and parsed.host:
+            # sqlite://x.db: the file's name read as a host, and the database in memory.
+            raise ValueError(
+                f"names {parsed.host!r} as a host, after two slashes; a SQLite file takes "
+                f"three: sqlite:///{parsed.host}{'/' + parsed.database if parsed.database else ''}"
+            )
         if scheme in {"postgresql", "postgres"} and importlib.util.find_spec("psycopg") is None:
             raise ValueError(
                 "names PostgreSQL, whose driver is not installed; "

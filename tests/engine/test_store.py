@@ -109,6 +109,23 @@ def test_opening_twice_is_harmless(make_engine) -> None:
         ("postgresql+psycopg2://u@h/db", "names the driver 'psycopg2'; Signoff connects with"),
         ("postgresql+asyncpg://u@h/db", "names the driver 'asyncpg'"),
         ("sqlite+aiosqlite:///x.db", "names the driver 'aiosqlite'"),
+        # Taken for in-memory databases ('sqlite:// with no file path') or for a scheme.
+        (
+            "sqlite://runs.db",
+            "names 'runs.db' as a host, after two slashes; a SQLite file "
+            "takes three: sqlite:///runs.db",
+        ),
+        (
+            "sqlite://data/runs.db",
+            "names 'data' as a host, after two slashes; a SQLite file takes three: "
+            "sqlite:///data/runs.db",
+        ),
+        ("~/signoff/runs", "is a file path, not a URL: write sqlite:///~/signoff/runs"),
+        (
+            "/var/lib/signoff/runs.db",
+            "is a file path, not a URL: write sqlite:////var/lib/signoff/runs.db",
+        ),
+        ("runs.db", "is a file path, not a URL: write sqlite:///runs.db"),
     ],
 )
 def test_a_database_url_signoff_cannot_use_is_refused_by_name(url: str, reason: str) -> None:

@@ -44,6 +44,11 @@ _MIGRATION_LOCK = 727_361_001
 #: transaction pays the extra round trip; a connection that sat idle, which a server restart
 #: or an idle-timeout on the network may have cut, is pinged first and replaced if dead.
 PING_AFTER_IDLE_SECONDS = 0.5
+#: How long a new PostgreSQL connection may take before it fails, unless the URL says
+#: (``?connect_timeout=``). libpq waits for ever: a server behind a firewall that drops
+#: packets, or one that hangs, held ``serve`` at start with nothing logged, and a health
+#: check or an outage's retry for as long as it lasted.
+CONNECT_TIMEOUT_SECONDS = 10
 _BEGIN_WRITE = "BEGIN IMMEDIATE"
 _BEGIN_READ = "BEGIN DEFERRED"
 
@@ -87,12 +92,18 @@ def create_db_engine(
     if parsed.get_backend_name() != "sqlite":
         # Last in, first out: the connections in use stay warm (no ping), and those beyond
         # what the load needs sit idle until pinged, rather than every one going cold in turn.
+        waits = (
+            {}
+            if "connect_timeout" in parsed.query
+            else {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
+        )
         engine = create_engine(
             url,
             pool_size=pool_size,
             max_overflow=max_overflow,
             pool_use_lifo=True,
             json_serializer=json_text,
+            connect_args=waits,
         )
         _ping_idle_connections(engine, ping_after_idle)
         return engine

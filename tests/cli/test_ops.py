@@ -21,6 +21,7 @@ from sqlalchemy import create_engine
 
 from signoff.bot.cli.main import cli
 from signoff.engine import EngineSettings
+from signoff.engine.store import database
 from signoff.engine.store.database import HEAD_REVISION, _alembic_config
 from tests.cli.in_process import run_cli
 from tests.support.waiting import wait_for
@@ -329,6 +330,32 @@ def test_a_database_path_that_cannot_be_made_is_one_line_naming_the_variable(
             f"error: SIGNOFF_DATABASE_URL names the SQLite file {path}, which cannot be used: "
             f"{reason.format(project=project)}\n"
         ), command_line
+
+
+def test_a_postgresql_server_that_never_answers_fails_the_command_in_time(
+    project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server behind a firewall that drops packets, or a hung one: the connection is
+    made and nothing comes back. Every command (serve at start, with nothing logged)
+    waited for ever; now it fails after the connect timeout, saying so."""
+    monkeypatch.setattr(database, "CONNECT_TIMEOUT_SECONDS", 1)
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # the kernel completes connections; nobody ever answers them
+        port = silent.getsockname()[1]
+        monkeypatch.setenv("SIGNOFF_DATABASE_URL", f"postgresql://signoff@127.0.0.1:{port}/db")
+        outcome: list[tuple[int, str, str]] = []
+        command = threading.Thread(
+            target=lambda: outcome.append(run_cli(capsys, "db", "current")), daemon=True
+        )
+        command.start()
+        command.join(30)
+    assert outcome, "db current still waits for the server"
+    status, out, err = outcome[0]
+    assert (status, out) == (1, "")
+    assert err == (
+        "error: cannot open the database at SIGNOFF_DATABASE_URL: connection timeout expired\n"
+    )
 
 
 def test_worker_migrates_when_told_and_logs_json(project: Path) -> None:

@@ -250,13 +250,22 @@ async def call_flow_async(
     return result
 
 
-def prepare_queued(engine: Engine, source: RunSource) -> tuple[RunContext, dict[str, Any]] | None:
-    """Context and parameters for a run a worker claimed; None if its flow cannot be loaded."""
+def prepare_queued(
+    engine: Engine, source: RunSource, *, others_may_import: Callable[[], bool] | None = None
+) -> tuple[RunContext, dict[str, Any]] | None:
+    """Context and parameters for a run a worker claimed; None if its flow cannot be loaded
+    here, in which case the run crashes, or, when ``others_may_import()`` (other workers
+    are alive, which may have the flow), is queued again for them (``run_left_queued``)."""
     run, ref, blob = source.run, source.flow_ref, source.parameters
     run_id = run.id
     try:
         flow = engine.flows.resolve(run.flow_name, ref)
     except FlowImportError as exc:
+        # During a rolling upgrade, an old worker does not have a flow the new release
+        # added; nor does a worker started with other --flows than its peers.
+        if others_may_import is not None and others_may_import():
+            _leave_queued(engine, run_id, run.flow_name, exc)
+            return None
         engine.store.transition(
             run_id,
             RunState.CRASHED,
@@ -370,6 +379,29 @@ def _timed_out(exc: BaseException) -> bool:
     PauseExpired (a PauseTimeout for Prefect's sake): that is the flow's own late answer
     to another run, a failure like any other."""
     return isinstance(exc, PauseTimeout) and not isinstance(exc, PauseExpired)
+
+
+def _leave_queued(engine: Engine, run_id: str, flow_name: str, exc: FlowImportError) -> None:
+    reason = f"process {engine.process_id} cannot import flow {flow_name!r}: {exc}"
+    if engine.store.transition(
+        run_id,
+        RunState.SCHEDULED,
+        "Scheduled",
+        f"{reason}; left queued for a worker that can",
+        expect=(RunState.RUNNING,),
+        expect_owner=engine.process_id,
+        owner=None,
+    ):
+        engine.notify()
+        logger.warning(
+            "flow not importable here; run left queued for a worker that can import it",
+            extra={
+                "action": "run_left_queued",
+                "run_id": run_id,
+                "flow": flow_name,
+                "error": str(exc),
+            },
+        )
 
 
 def failure_message(exc: BaseException) -> str:

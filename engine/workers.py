@@ -123,6 +123,9 @@ class Worker:
         #: keeps failing (a full disk takes a run's large write but not the small one that
         #: queues it again) would otherwise run its flow again and again, many times a second
         self._store_failures: dict[str, int] = {}
+        #: runs whose flow this process could not import, left queued for other workers:
+        #: not claimed here again
+        self._not_importable: set[str] = set()
         self._lock = threading.Lock()
         #: the last look for runs stopped at ``concurrency``: runs may still wait for room,
         #: so a run's end looks again (otherwise nothing does until a run is scheduled)
@@ -343,7 +346,9 @@ class Worker:
                 logger.info("worker has room again", extra={"action": "worker_room"})
             if free <= 0:
                 return
-            claimed = self.engine.store.claim_scheduled(self.engine.process_id, min(free, 20))
+            with self._lock:
+                skip = frozenset(self._not_importable)
+            claimed = self.engine.store.claim_scheduled(self.engine.process_id, min(free, 20), skip)
             if not claimed:
                 return
             self.engine.notify()
@@ -351,10 +356,22 @@ class Worker:
                 self._execute(source)
 
     def _execute(self, source: RunSource) -> None:
-        prepared = prepare_queued(self.engine, source)
+        run_id = source.run.id
+
+        def others_may_import() -> bool:
+            # Other live processes may have the flow this one lacks: the run is left to
+            # them, and not taken here again.
+            settings = self.engine.settings
+            live = self.engine.store.live_processes(settings.owner_timeout_seconds)
+            others = bool(live - {self.engine.process_id})
+            if others:
+                with self._lock:
+                    self._not_importable.add(run_id)
+            return others
+
+        prepared = prepare_queued(self.engine, source, others_may_import=others_may_import)
         if prepared is None:
             return
-        run_id = source.run.id
         ctx, parameters = prepared
         with self._lock:
             self._active.add(run_id)

@@ -19,7 +19,7 @@ import dataclasses
 import functools
 import logging
 from collections import namedtuple
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -377,14 +377,25 @@ class SqlStore(
                 **columns,
             )
 
-    def claim_scheduled(self, owner: str, limit: int) -> list[RunSource]:
+    def claim_scheduled(
+        self, owner: str, limit: int, skip: Collection[str] = ()
+    ) -> list[RunSource]:
         """Atomically take up to ``limit`` scheduled runs for this process, oldest first,
-        with what it needs to run them (read in the same statement)."""
+        with what it needs to run them (read in the same statement); none of ``skip``."""
         now = self.clock()
         claimed: list[RunSource] = []
-        query = _SCHEDULED_SQLITE if self.is_sqlite else _SCHEDULED_LOCKED
         with self._write() as conn:
-            for row in query.execute(conn, {"limit": limit}).all():
+            if skip:
+                # Rare (runs whose flow this process cannot import): not worth a prepared
+                # statement, which cannot take a list of ids.
+                query = _SCHEDULED.where(RUNS.c.id.not_in(sorted(skip)))
+                if not self.is_sqlite:
+                    query = query.with_for_update(of=RUNS, skip_locked=True)
+                found = list(conn.execute(query, {"limit": limit}).all())
+            else:
+                prepared = _SCHEDULED_SQLITE if self.is_sqlite else _SCHEDULED_LOCKED
+                found = prepared.execute(conn, {"limit": limit}).all()
+            for row in found:
                 self._change_state(
                     conn, row.id, RunState.RUNNING, "Running", None, now, owner=owner
                 )

@@ -371,6 +371,53 @@ def test_run_whose_flow_cannot_be_imported_crashes_with_the_reason(
     assert "No module named 'no_such_module_xyz'" in done.state_message
 
 
+def test_a_run_whose_flow_only_another_worker_has_is_left_to_it(
+    engine: Engine, worker: Worker, make_engine: Callable[..., Engine]
+) -> None:
+    """A rolling upgrade that adds a flow: a run of it that a worker of the old release
+    took crashed ('no worker can import flow'), though the new release's workers could
+    run it. While other workers live, it is queued again for them, and not taken here."""
+    newer = make_engine()  # the new release's process, alive but not taking runs yet
+    newer.claim_ownership()
+    run = engine.store.create_run(
+        "a" * 32,
+        "added-in-release",
+        "module_of_the_next_release:added",
+        b"\x80\x04}\x94.",
+        {},
+        RunState.SCHEDULED,
+        owner=None,
+        started_by=None,
+    )
+    engine.notify()
+    left = wait_for(
+        lambda: (r := engine.get_run(run.id)).state_message and r,
+        what="the old worker to leave the run queued",
+    )
+    assert left.state is RunState.SCHEDULED
+    assert left.state_message == (
+        f"process {engine.process_id} cannot import flow 'added-in-release': cannot load "
+        "flows from module_of_the_next_release: ModuleNotFoundError: No module named "
+        "'module_of_the_next_release'; left queued for a worker that can"
+    )
+
+    @flow(name="added-in-release")
+    def added() -> str:  # the new release's worker has it
+        return "ran where it could"
+
+    new_worker = Worker(newer)
+    new_worker.start()
+    try:
+        done = wait_for(
+            lambda: (r := engine.get_run(run.id)).state.is_final and r,
+            what="the new release's worker to run it",
+        )
+    finally:
+        new_worker.stop()
+    assert (done.state, done.result) == (RunState.COMPLETED, "'ran where it could'")
+    assert done.owner is None
+
+
 def test_tasks_retry_then_fail_the_run(engine: Engine) -> None:
     attempts: list[int] = []
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import shlex
 import sys
 from datetime import datetime
@@ -34,8 +35,11 @@ from signoff.bot.cli.wait import (
     wait_for_run,
     wait_for_verdict,
 )
+from signoff.bot.stopping import Terminated
 from signoff.engine import PauseStatus, RunNotFound, RunState
 from signoff.engine.audit import describe
+
+logger = logging.getLogger(__name__)
 
 #: Final states that make ``runs wait`` exit 1.
 
@@ -301,7 +305,23 @@ def resume(
         )
         return
     judged = pause if pause.status is not PauseStatus.ANSWERED else None
-    judged = judged or wait_for_verdict(engine, pause, verdict_timeout)
+    try:
+        if judged is None:
+            logger.info(
+                "answer stored; waiting up to %gs for the flow to judge it",
+                verdict_timeout,
+                extra={"action": "verdict_wait", "run_id": pause.run_id, "key": pause.key},
+            )
+            judged = wait_for_verdict(engine, pause, verdict_timeout)
+    except (KeyboardInterrupt, Terminated):
+        # Stopped in the wait (up to 30 s, longer than people wait at a prompt): without
+        # this, nothing said whether the answer counted, and answering again is refused.
+        click.echo(
+            f"stored the answer to {pause.run_id} (input {pause.key!r}){who}; stopped "
+            "before the flow judged it: see `signoff runs show`",
+            err=True,
+        )
+        raise
     if judged.status is PauseStatus.REJECTED:
         reasons = "; ".join(f"{k or 'input'}: {v}" for k, v in judged.errors.items())
         click.echo(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 from datetime import datetime
@@ -222,6 +223,40 @@ def test_worker_runs_until_input_then_resume_validates_and_completes(cli: Cli) -
     assert worker.returncode == 0
     assert "run_claimed" in log
     assert "worker_stopped" in log
+
+
+@pytest.mark.parametrize(("sig", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_resume_stopped_while_it_waits_for_the_verdict_says_the_answer_is_stored(
+    cli: Cli, sig: signal.Signals, status: int
+) -> None:
+    """Ctrl-C (or SIGTERM) in the wait for the flow's verdict printed 'Aborted!' or 'error:
+    terminated' alone: nothing said that the answer had been stored."""
+    run_id = cli.submit("cli-approve", "--param", "n=3")
+    cli.start_worker()
+    cli.wait_for_state(run_id, "paused")
+    assert cli.stop_workers() == [0]  # nobody left to judge the answer
+    resume = subprocess.Popen(
+        [sys.executable, "-m", "signoff.bot.cli", "runs", "resume", run_id, "--as", "alice"]
+        + ["--input", '{"approved": true}'],
+        env={**cli.env, "SIGNOFF_LOG_LEVEL": "INFO"},  # to see when it waits
+        cwd=cli.tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert resume.stderr is not None
+    logged: list[str] = []
+    while not logged or ("verdict_wait" not in logged[-1] and logged[-1]):
+        logged.append(resume.stderr.readline())  # '' once the command has ended
+    assert "verdict_wait" in logged[-1], logged
+    resume.send_signal(sig)
+    out, err = resume.communicate(timeout=COMMAND_TIMEOUT)
+    assert (resume.returncode, out) == (status, "")
+    assert cli.show(run_id)["pauses"][0]["responder"] == "alice"
+    assert err.startswith(
+        f"stored the answer to {run_id} (input '1') as alice; stopped before the flow "
+        "judged it: see `signoff runs show`\n"
+    ), err
 
 
 def test_run_wait_reports_the_state_it_stops_in_and_cancel(cli: Cli) -> None:

@@ -7,7 +7,8 @@ Two kinds, as Prometheus expects of replicas:
   this process's timers fired. They live in ``PROCESS`` from import on.
 - Read from the database at each scrape (every replica reports the same values; take
   ``max``): runs by state, inputs waiting for an answer, and how far each consumer of the
-  events table (``slack`` posts to Slack) is behind. ``Metrics(backend)`` adds these.
+  events table (``slack`` posts to Slack) is behind, and whether the read worked
+  (``signoff_backend_up``). ``Metrics(backend)`` adds these.
 
 Example::
 
@@ -99,12 +100,23 @@ class DatabaseCollector(Collector):
         self.backend = backend
 
     def collect(self) -> Iterator[Metric]:
-        """Yield the gauges; a database that cannot be read yields none (and is logged)."""
+        """Yield the gauges. A backend that cannot be read yields ``signoff_backend_up`` 0
+        and no others (and is logged): an alert on ``signoff_backend_up == 0`` fires then,
+        where one on the missing gauges would only go quiet."""
+        up = GaugeMetricFamily(
+            "signoff_backend_up",
+            "1 when the runs' store (the database, or the Prefect server) answered this "
+            "scrape, else 0.",
+        )
         try:
             stats = self.backend.stats()
         except Exception:
             logger.warning("database stats unavailable", extra={"action": "metrics_db_failed"})
+            up.add_metric([], 0)
+            yield up
             return
+        up.add_metric([], 1)
+        yield up
         runs = GaugeMetricFamily(
             "signoff_runs", "Runs in the database, by state.", labels=["state"]
         )

@@ -90,3 +90,22 @@ def test_runs_typed_while_the_database_is_down_says_so_and_does_nothing(pg_url: 
         assert "Signoff cannot reach its database just now" in said.text
         assert "nothing was done" in said.text
         assert bot.engine.list_runs() == []
+
+
+def test_metrics_say_the_database_is_down_rather_than_go_quiet(pg_url: str) -> None:  # noqa: F811
+    """The database's gauges vanished from /metrics while it was down, so an alert on them
+    went quiet instead of firing; ``signoff_backend_up`` says 0 then."""
+    from tests.e2e.test_observability import get, sample
+
+    with running_bot(database_url=pg_url) as bot:
+        assert sample(get(f"{bot.server.url}/metrics")[2], "signoff_backend_up") == 1
+        refuse_connections(pg_url, True)
+        try:
+            status, _, down = get(f"{bot.server.url}/metrics")
+        finally:
+            refuse_connections(pg_url, False)
+        assert status == 200
+        assert "signoff_backend_up 0.0" in down
+        assert "signoff_waiting_inputs" not in down
+        assert "signoff_slack_api_calls_total" in down  # this process's own counts stay
+        assert sample(get(f"{bot.server.url}/metrics")[2], "signoff_backend_up") == 1

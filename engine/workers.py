@@ -337,9 +337,10 @@ class Worker:
             if free <= 0 and not was_full:
                 # Paused runs hold their place too: an operator sees why queued runs wait.
                 logger.warning(
-                    "worker full: %d runs in progress (paused ones included); queued runs "
+                    "worker full: %d %s in progress (paused ones included); queued runs "
                     "wait until one ends (--concurrency)",
                     self.concurrency,
+                    "run" if self.concurrency == 1 else "runs",
                     extra={"action": "worker_full", "concurrency": self.concurrency},
                 )
             elif free > 0 and was_full:

@@ -152,3 +152,27 @@ def test_a_full_worker_takes_a_waiting_run_as_soon_as_one_ends(
     finally:
         _released[1].set()
         worker.stop()
+
+
+def test_a_worker_of_one_says_it_is_full_with_one_run(
+    make_engine: Callable[..., Engine], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="signoff.engine.workers")
+    engine = make_engine()
+    worker = Worker(engine, concurrency=1)
+    for released in _released.values():
+        released.clear()
+    worker.start()
+    try:
+        runs = [engine.submit("threads-held", {"n": n}) for n in range(2)]
+        full = wait_for(
+            lambda: [r for r in caplog.records if getattr(r, "action", None) == "worker_full"],
+            15,
+            "the worker to say it is full",
+        )
+        assert full[0].getMessage().startswith("worker full: 1 run in progress (")
+    finally:
+        for released in _released.values():
+            released.set()
+        wait_for(lambda: _finished(engine, [r.id for r in runs]), 15, "both runs to end")
+        worker.stop()

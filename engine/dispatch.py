@@ -31,6 +31,7 @@ from signoff.engine.outages import Outage
 from signoff.engine.runs import Event, EventKind, RunState
 from signoff.engine.store import SqlStore
 from signoff.engine.store.base import NOTIFY_CHANNEL
+from signoff.engine.store.database import pg_connection_options
 from signoff.engine.store.urgency import PROMPT_NOTICE
 from signoff.engine.store.wakeups import PROMPT_SIGNAL
 
@@ -227,7 +228,8 @@ class Dispatcher:
         import psycopg  # the ``postgres`` extra; only PostgreSQL stores get here
 
         url = make_url(str(self.store.engine.url.render_as_string(hide_password=False)))
-        conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        given = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        conninfo = psycopg.conninfo.make_conninfo(given, **pg_connection_options(given))
         outage = Outage(
             logger,
             "listen_reconnect",

@@ -49,6 +49,19 @@ PING_AFTER_IDLE_SECONDS = 0.5
 #: packets, or one that hangs, held ``serve`` at start with nothing logged, and a health
 #: check or an outage's retry for as long as it lasted.
 CONNECT_TIMEOUT_SECONDS = 10
+#: libpq settings every PostgreSQL connection gets unless its URL gives its own: the
+#: connect timeout above, and how soon a peer that vanished without a word (a failover, a
+#: NAT or firewall that dropped the flow) is noticed. The system's default keepalive idle
+#: time is two hours, so a query or a LISTEN on such a connection hung that long;
+#: ``tcp_user_timeout`` (ms) bounds a send the peer never acknowledges.
+PG_CONNECTION_DEFAULTS: dict[str, int] = {
+    "connect_timeout": CONNECT_TIMEOUT_SECONDS,
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 30_000,
+}
 _BEGIN_WRITE = "BEGIN IMMEDIATE"
 _BEGIN_READ = "BEGIN DEFERRED"
 
@@ -92,11 +105,7 @@ def create_db_engine(
     if parsed.get_backend_name() != "sqlite":
         # Last in, first out: the connections in use stay warm (no ping), and those beyond
         # what the load needs sit idle until pinged, rather than every one going cold in turn.
-        waits = (
-            {}
-            if "connect_timeout" in parsed.query
-            else {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
-        )
+        waits = pg_connection_options(url)
         engine = create_engine(
             url,
             pool_size=pool_size,
@@ -184,6 +193,13 @@ class _IdleCheck:
 
 #: each PostgreSQL engine's check (weakly: an engine's pool goes with it)
 _IDLE_CHECKS: weakref.WeakKeyDictionary[Engine, _IdleCheck] = weakref.WeakKeyDictionary()
+
+
+def pg_connection_options(url: str) -> dict[str, int]:
+    """``PG_CONNECTION_DEFAULTS`` that PostgreSQL ``url`` does not set itself, as keyword
+    arguments to ``psycopg.connect`` (the pool's connections and the LISTEN one alike)."""
+    given = make_url(url).query
+    return {name: value for name, value in PG_CONNECTION_DEFAULTS.items() if name not in given}
 
 
 def _ping_idle_connections(engine: Engine, after: float) -> None:

@@ -338,7 +338,7 @@ def test_a_postgresql_server_that_never_answers_fails_the_command_in_time(
     """A server behind a firewall that drops packets, or a hung one: the connection is
     made and nothing comes back. Every command (serve at start, with nothing logged)
     waited for ever; now it fails after the connect timeout, saying so."""
-    monkeypatch.setattr(database, "CONNECT_TIMEOUT_SECONDS", 1)
+    monkeypatch.setitem(database.PG_CONNECTION_DEFAULTS, "connect_timeout", 1)
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)  # the kernel completes connections; nobody ever answers them

@@ -584,3 +584,25 @@ def test_an_outage_is_logged_once_per_kind_and_its_end_too(
         for action in ("heartbeat_failed", "lease_renew_failed", "listen_reconnect", *recoveries)
     }
     assert counts == dict.fromkeys(counts, 1)
+
+
+def test_connections_notice_a_peer_that_vanished_within_a_minute_not_two_hours(
+    pg_url, stores
+) -> None:
+    # A failover or a firewall that drops the flow sends nothing: with the system's
+    # keepalive defaults a query or a LISTEN on such a connection hung for two hours.
+    store = open_store(pg_url, ping_after_idle=0.5)
+    stores.append(store)
+    with store.engine.connect() as conn:
+        given = conn.connection.driver_connection.info.get_parameters()  # type: ignore[union-attr]
+    assert {k: given.get(k) for k in ("keepalives_idle", "keepalives_count")} == {
+        "keepalives_idle": "30",
+        "keepalives_count": "3",
+    }
+    assert given.get("tcp_user_timeout") == "30000"
+    # What the URL says wins.
+    mine = open_store(f"{pg_url}?keepalives_idle=5", ping_after_idle=0.5)
+    stores.append(mine)
+    with mine.engine.connect() as conn:
+        given = conn.connection.driver_connection.info.get_parameters()  # type: ignore[union-attr]
+    assert given.get("keepalives_idle") == "5"

@@ -40,7 +40,10 @@ def settings_problems(exc: ValidationError, settings: type[BaseSettings]) -> str
         if variables:
             missing = err["type"] == "missing"
             name = variables[0] if missing else _given_by(variables, err.get("input"))
-        problems.append(f"{name} {message}" if name else message)
+        # Our own checks' messages go on from the name ("must be ..."); pydantic's own
+        # are sentences of their own ("Input should be a valid integer").
+        joined = " " if err["type"] in ("missing", "value_error") else ": "
+        problems.append(f"{name}{joined}{message}" if name else message)
     return "; ".join(problems)
 
 

@@ -58,12 +58,12 @@ def test_a_malformed_log_setting_stops_every_command_by_name(
 ) -> None:
     monkeypatch.setenv(variable, value)
     status, out, err = run_cli(capsys, *command_line)
-    assert (status, out, err) == (1, "", f"error: {variable} {says}\n")
+    assert (status, out, err) == (1, "", f"error: {variable}: {says}\n")
     # Help is still there to read, and config show lists the setting as a problem.
     status, out, _ = run_cli(capsys, *command_line[:2], "--help")
     assert status == 0 and out.startswith("Usage: signoff ")
     status, out, _ = run_cli(capsys, "config", "show")
-    assert status == 1 and f"problem: {variable} {says}" in out
+    assert status == 1 and f"problem: {variable}: {says}" in out
 
 
 def test_runs_wait_logs_a_lost_listen_connection_as_configured(pg_url: str) -> None:  # noqa: F811

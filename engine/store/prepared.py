@@ -223,6 +223,13 @@ class Prepared:
                 ismulti=many,
                 connection_invalidated=dead,
             ) from exc
+        except BaseException as exc:
+            if not isinstance(exc, Exception):
+                # Ctrl-C or SIGTERM while the driver waited for the server: the connection
+                # is mid-exchange, and the pool's ROLLBACK on it would fail with a logged
+                # traceback. As Core does with such an exception, it is dropped instead.
+                conn.invalidate()
+            raise
         return Result(cursor, compiled)
 
     @staticmethod

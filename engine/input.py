@@ -14,7 +14,7 @@ Example::
 from __future__ import annotations
 
 import copy
-from typing import Any, ClassVar, SupportsIndex, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, SupportsIndex, TypeVar, cast
 
 import pydantic
 from pydantic import BaseModel, ConfigDict
@@ -46,13 +46,17 @@ class _RunInputType(ModelMetaclass):
 
     def __getattr__(cls, name: str) -> Any:
         if name in PREFECT_ONLY:
-            raise AttributeError(
-                f"{cls.__name__}.{name}: Prefect's RunInput.{name} is not part of Signoff, "
-                "whose input always comes from a person answering a pause "
-                "(pause_flow_run or suspend_flow_run with wait_for_input)"
-            )
+            raise _not_in_signoff(cls, name)
         # pydantic's own (its private attributes), defined only when not type checking
         return super().__getattr__(name)  # type: ignore[misc]
+
+
+def _not_in_signoff(cls: type, name: str) -> AttributeError:
+    return AttributeError(
+        f"{cls.__name__}.{name}: Prefect's RunInput.{name} is not part of Signoff, "
+        "whose input always comes from a person answering a pause "
+        "(pause_flow_run or suspend_flow_run with wait_for_input)"
+    )
 
 
 class RunInput(BaseModel, metaclass=_RunInputType):
@@ -65,6 +69,16 @@ class RunInput(BaseModel, metaclass=_RunInputType):
     #: for a class made at run time (``with_initial_data``, a plain model wrapped), the
     #: class it was made from, which ``pickle`` can find by name where it cannot find this
     signoff_origin: ClassVar[type[BaseModel] | None] = None
+
+    if not TYPE_CHECKING:  # as pydantic's own, so that mypy still checks attribute names
+
+        def __getattr__(self, name: str) -> Any:
+            # Most of Prefect's messaging is called on an instance (``answer.respond(...)``,
+            # ``Place(...).send_to(run_id)``): say why, as for the class, rather than
+            # pydantic's "'Place' object has no attribute 'send_to'".
+            if name in PREFECT_ONLY:
+                raise _not_in_signoff(type(self), name)
+            return super().__getattr__(name)
 
     def __reduce_ex__(self, protocol: SupportsIndex) -> str | tuple[Any, ...]:
         origin = type(self).signoff_origin

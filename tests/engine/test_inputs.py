@@ -120,6 +120,31 @@ def test_prefects_messaging_members_are_named_as_not_part_of_signoff() -> None:
         plain.receive  # noqa: B018
 
 
+class Noted(RunInput):
+    approved: bool
+    _seen: int = pydantic.PrivateAttr(default=0)
+
+
+def test_prefects_messaging_on_an_answer_is_named_as_not_part_of_signoff() -> None:
+    """Prefect calls most of it on an instance: ``answer.respond(...)``,
+    ``Place(...).send_to(run_id)``. Those say why too, not just "no attribute"."""
+    answer = Noted(approved=True)
+    for name in ("send_to", "asend_to", "respond", "arespond", "save"):
+        with pytest.raises(AttributeError) as raised:
+            getattr(answer, name)
+        assert str(raised.value).startswith(
+            f"Noted.{name}: Prefect's RunInput.{name} is not part of Signoff, whose input "
+            "always comes from a person answering a pause"
+        )
+    wrapped = run_input_from_type(Address)(city="Oslo", postcode="0150")
+    with pytest.raises(AttributeError, match=r"^AddressRunInput\.send_to: Prefect's"):
+        wrapped.send_to("run")
+    # pydantic's own attributes and errors are as they were
+    assert answer._seen == 0 and answer.approved is True
+    with pytest.raises(AttributeError, match="^'Noted' object has no attribute 'nothing'$"):
+        answer.nothing  # noqa: B018
+
+
 def test_plain_models_and_types_are_wrapped() -> None:
     class Place(pydantic.BaseModel):
         city: str

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import MutableMapping
 from datetime import UTC, datetime
 from typing import Any
@@ -28,7 +29,7 @@ class RunLogger(logging.LoggerAdapter[logging.Logger]):
     def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
         ctx = current_run.get()
         if ctx is not None and level >= logging.INFO:
-            text = stored_text(msg, args)
+            text = stored_text(msg, args, kwargs.get("exc_info"))
             with ctx.lock:
                 ctx.logs.append(
                     (datetime.now(UTC), logging.getLevelName(level), text, current_task.get())
@@ -40,16 +41,38 @@ class RunLogger(logging.LoggerAdapter[logging.Logger]):
 MAX_LOG_TEXT = 100_000
 
 
-def stored_text(msg: object, args: tuple[Any, ...]) -> str:
+def stored_text(msg: object, args: tuple[Any, ...], exc_info: object = None) -> str:
     """The message as ``logging`` renders it (``%`` with ``args``, one mapping included),
     cut to ``MAX_LOG_TEXT``. A call whose arguments do not fit its format keeps both, as
-    ``logging`` goes on after such a call rather than failing the flow."""
+    ``logging`` goes on after such a call rather than failing the flow. With ``exc_info``
+    (``log.exception(...)``, ``exc_info=True`` or an exception), the traceback follows
+    the message, as a handler writes it: it is what the reader of the run needs most."""
     record = logging.LogRecord(_flow_logger.name, logging.INFO, "", 0, msg, args, None)
     try:
         text = record.getMessage()
     except Exception as exc:  # what a format and its arguments raise: TypeError, KeyError...
         text = f"{msg} {args!r} (the arguments do not fit the message: {exc})"
+    trace = _traceback(exc_info)
+    if trace:
+        text += "\n" + trace
     return clipped(storable_text(text), MAX_LOG_TEXT)
+
+
+def _traceback(exc_info: object) -> str:
+    """The traceback ``logging`` would write for a call's ``exc_info``, or ''."""
+    if not exc_info:
+        return ""
+    # As logging.Logger._log reads it: an exception, a (type, value, tb) tuple, or true.
+    if isinstance(exc_info, BaseException):
+        exc_info = (type(exc_info), exc_info, exc_info.__traceback__)
+    elif not isinstance(exc_info, tuple):
+        exc_info = sys.exc_info()
+    if exc_info[0] is None:  # exc_info=True outside an except block: nothing to show
+        return ""
+    return _formatter.formatException(exc_info)
+
+
+_formatter = logging.Formatter()
 
 
 def get_run_logger() -> RunLogger:

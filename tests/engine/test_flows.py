@@ -119,6 +119,38 @@ def test_a_log_call_whose_arguments_do_not_fit_is_kept_not_fatal(engine: Engine)
     assert long == "x" * 100_000 + "… (10 characters more)"
 
 
+def test_a_logged_exception_keeps_its_traceback_with_the_run(engine: Engine) -> None:
+    """``log.exception(...)`` stores the traceback after the message, as Prefect's run logs
+    (and any logging handler) show it; the message alone would not say what went wrong."""
+
+    @task
+    def lookup() -> None:
+        try:
+            {}["region"]
+        except KeyError:
+            get_run_logger().exception("lookup failed for %s", "eu")
+
+    @flow(name="logs-exceptions")
+    def logs_exceptions() -> str:
+        lookup()
+        log = get_run_logger()
+        try:
+            raise ValueError("bad version")
+        except ValueError as exc:
+            log.error("as an exception", exc_info=exc)
+        log.error("no exception being handled", exc_info=True)
+        return "done"
+
+    assert logs_exceptions() == "done"
+    (run,) = engine.list_runs(flow_name="logs-exceptions")
+    in_task, given, nothing = [entry.message for entry in engine.detail(run.id).logs]
+    assert in_task.startswith("lookup failed for eu\nTraceback (most recent call last):\n")
+    assert in_task.endswith("\nKeyError: 'region'")
+    assert given.startswith("as an exception\nTraceback (most recent call last):\n")
+    assert given.endswith("\nValueError: bad version")
+    assert nothing == "no exception being handled"
+
+
 class Unprintable(Exception):
     def __str__(self) -> str:
         raise RuntimeError("no message today")

@@ -15,7 +15,7 @@ from typing import Any
 from signoff.engine.context import RunContext
 from signoff.engine.input import RunInput, run_input_from_type
 from signoff.engine.input_schema import input_schema
-from signoff.engine.runs import Pause
+from signoff.engine.runs import Pause, PauseStatus
 from signoff.engine.serialization import storable_text
 
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}$")
@@ -110,6 +110,8 @@ def pause_request(
     first = ctx.fresh and ctx.pause_calls == 1
     existing = None if first else store.get_pause(ctx.run_id, key)
     if existing is not None:
+        if existing.status in _ENDED_UNANSWERED and ctx.asked_again(key):
+            raise _asked_again(key, existing)
         return PauseRequest(ctx, key, model, timeout, existing, False, decision.quorum)
     schema = input_schema(model) if model is not None else None
     title = schema.get("title") if schema else None
@@ -148,6 +150,29 @@ def pause_request(
         confirm=decision.confirm if decision.confirm is not None else ctx.flow.confirm,
     )
     return PauseRequest(ctx, key, model, timeout, pause, True, decision.quorum)
+
+
+#: a pause that ended without an answer the flow can use: asking it again by its key
+#: would only raise again (and a loop that catches that would spin without asking anyone)
+_ENDED_UNANSWERED = (PauseStatus.REJECTED, PauseStatus.TIMED_OUT)
+
+
+def _asked_again(key: str, pause: Pause) -> ValueError:
+    """The error for a named pause asked again after it ended without a usable answer.
+
+    As with Prefect, a key answered before returns its answer at once, which is how a
+    re-run gets past it; an answer the model refused would be refused again at once.
+    """
+    why = (
+        "nobody answered it in time"
+        if pause.status is PauseStatus.TIMED_OUT
+        else f"the answer to it was refused by {pause.title or 'the model'}"
+    )
+    return ValueError(
+        f"pause key {key!r} was already asked in run {pause.run_id} and {why}, so it "
+        "cannot be asked again: each question needs a key of its own (leave key out, and "
+        f'each call gets the next number, or put the attempt in it: f"{key}-{{attempt}}")'
+    )
 
 
 #: the longest a pause may wait, or wait before escalating (100 years): a longer time is a

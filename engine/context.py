@@ -36,6 +36,8 @@ class RunContext:
     task_calls: Counter[str] = field(default_factory=Counter)
     #: pause and suspend calls so far; unnamed pauses are keyed "1", "2", ...
     pause_calls: int = 0
+    #: calls per ``key=`` given, in this execution (a named pause asked again)
+    named_calls: Counter[str] = field(default_factory=Counter)
     #: task results kept in memory because pickle refused them
     unstorable: dict[str, BaseException] = field(default_factory=dict)
     logs: list[tuple[datetime, str, str, str | None]] = field(default_factory=list)
@@ -63,7 +65,14 @@ class RunContext:
         with self.lock:
             # The counter moves on even for named pauses, so later unnamed keys stay stable.
             self.pause_calls += 1
+            if key:
+                self.named_calls[key] += 1
             return key or str(self.pause_calls)
+
+    def asked_again(self, key: str) -> bool:
+        """Whether this execution already made a call with ``key=key`` before this one."""
+        with self.lock:
+            return self.named_calls[key] > 1
 
     def calls_mark(self) -> tuple[int, Counter[str]]:
         """Where the pause and task counters stand, for ``calls_since``."""

@@ -318,7 +318,8 @@ def pause_flow_run(
         pydantic.ValidationError: the model's own validators refused the answer; the
             refusal is stored, so asking again prefills what was sent.
         MissingContext: called outside a flow run (also a ``RuntimeError``).
-        ValueError: an option is malformed (the message names it).
+        ValueError: an option is malformed, or a ``key`` is asked again after its answer
+            was refused or it timed out (the message names it).
         TypeError: Prefect 2's ``reschedule`` or ``flow_run_id`` (named, with what to use).
     """
     del poll_interval  # see the docstring

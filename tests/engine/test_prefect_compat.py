@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 
+import pydantic
 import pytest
 
 from signoff.engine import (
@@ -226,6 +227,64 @@ def test_a_named_pause_still_moves_the_counter_for_the_unnamed_ones_after_it(
         resume_flow_run(pause.run_id, {"value": answer})
     thread.join(10)
     assert (keys, box) == (["approve", "2", "3"], {"result": [1, 2, 3]})
+
+
+class Order(RunInput):
+    count: int
+
+    @pydantic.field_validator("count")
+    @classmethod
+    def positive(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError("must be 1 or more")
+        return value
+
+
+def test_a_named_pause_asked_again_after_a_refusal_or_timeout_is_refused(
+    engine: Engine,
+) -> None:
+    """An answered key asked again returns its answer (test_pause.py), as Prefect's. But
+    the reference's retry loop with a key= would get the refusal back at once, forever
+    (Prefect's does), asking no one: refused, naming the key."""
+
+    refusals: list[str] = []
+
+    @flow(name="named-retry-loop")
+    def named_retry_loop() -> Order:
+        order = None
+        while order is None and len(refusals) < 100:
+            try:
+                order = pause_flow_run(Order, key="order")
+            except pydantic.ValidationError as exc:
+                refusals.append(str(exc))
+        assert order is not None
+        return order
+
+    thread, box = start(named_retry_loop)
+    run_id = waiting(engine, "named-retry-loop").run_id
+    resume_flow_run(run_id, {"count": 0})
+    thread.join(10)
+    assert len(refusals) == 1  # refused once, then the loop stops instead of spinning
+    assert isinstance(box.get("error"), ValueError)
+    assert str(box["error"]) == (
+        f"pause key 'order' was already asked in run {run_id} and the answer to it was "
+        "refused by Order, so it cannot be asked again: each question needs a key of its "
+        "own (leave key out, and each call gets the next number, or put the attempt in it: "
+        'f"order-{attempt}")'
+    )
+    assert engine.get_run(run_id).state is RunState.FAILED
+
+    @flow(name="named-timeout-loop")
+    def named_timeout_loop() -> int | None:
+        for _ in range(3):
+            try:
+                return pause_flow_run(int, timeout=0, key="late")
+            except FlowPauseTimeout:
+                continue
+        return None
+
+    with pytest.raises(ValueError, match=r"'late' was .* and nobody answered it in time, so"):
+        named_timeout_loop()
 
 
 def test_pause_and_suspend_outside_a_flow_raise_runtime_error(engine: Engine) -> None:

@@ -9,8 +9,8 @@ suspend calls ("1", "2", ...). A call whose key was already answered returns tha
 answer at once, which is how a re-run gets past the pauses it passed before.
 
 ``suspend_flow_run(flow_run_id=...)`` suspends another running run: the request is stored
-with an event, and the run suspends at its next task call or pause, or where it returns or
-raises if it meets neither first (its "boundaries", as Prefect's). Its key is the
+with an event, and the run suspends at its next task call, flow call or pause, or where
+it returns or raises if it meets none first (its "boundaries", as Prefect's). Its key is the
 ``key=`` given or a fresh ``suspend-<hex>``, outside the counter, so the run's own keys
 do not shift on the re-run.
 
@@ -72,8 +72,8 @@ class Done:
 def suspend_at_boundary(ctx: RunContext) -> None:
     """Suspend the run here if someone asked for it with ``suspend_flow_run(flow_run_id=)``.
 
-    Called before each task call and each pause. Costs nothing unless this process heard
-    of a request for this run; a request a re-run already passed is skipped.
+    Called before each task call, flow call and pause. Costs nothing unless this process
+    heard of a request for this run; a request a re-run already passed is skipped.
     """
     engine, run_id = ctx.engine, ctx.run_id
     for name in sorted(engine.suspend_requests(run_id)):
@@ -190,7 +190,7 @@ def _request_suspend(
         unmet = engine.store.unmet_suspend_request(run.id, SUSPEND_REQUEST) or key
         raise ValueError(
             f"run {run.id} already has a request to suspend with key {unmet!r}, not met "
-            "yet: the run suspends once, at its next task call or pause (or its end)"
+            "yet: the run suspends once, at its next task call, flow call or pause (or its end)"
         )
     engine.notify()
     logger.info(
@@ -387,8 +387,8 @@ def suspend_flow_run(
     decides are those of ``pause_flow_run``.
 
     With ``flow_run_id`` (a run id, also as a ``uuid.UUID``; from anywhere, even outside a
-    flow) it asks that running run to suspend at its next task call or pause (or where it
-    returns or raises, if sooner), waiting for ``wait_for_input``, and returns ``None`` at
+    flow) it asks that running run to suspend at its next task call, flow call or pause (or
+    where it returns or raises, if sooner), waiting for ``wait_for_input``, and returns ``None`` at
     once (awaitable in async code). Code between boundaries is not interrupted.
 
     Raises:

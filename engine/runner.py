@@ -26,7 +26,7 @@ from signoff.engine.errors import (
     RunTakenOver,
     StoreError,
 )
-from signoff.engine.pausing import suspend_at_end, suspended_instead
+from signoff.engine.pausing import suspend_at_boundary, suspend_at_end, suspended_instead
 from signoff.engine.runs import Run, RunState
 from signoff.engine.runtime import Engine, get_engine
 from signoff.engine.signals import Cancel, Suspend, TakenOver
@@ -116,6 +116,9 @@ def _nested_here(flow: FlowDefinition) -> _NestedCall | None:
     parent = current_run.get()
     if parent is None:
         return None
+    # A flow call is a suspension boundary, as a task call is (and as Prefect's is): a run
+    # asked to suspend stops here rather than run the called flow first.
+    suspend_at_boundary(parent)
     parent.called_flows = True
     key = parent.next_task_key(f"flow:{flow.name}")
     return _NestedCall(parent, key, False, None, datetime.now(UTC))

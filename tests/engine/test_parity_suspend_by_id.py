@@ -134,7 +134,7 @@ def test_a_second_request_to_suspend_a_run_is_refused_and_it_is_asked_once(
             suspend_flow_run(flow_run_id=run.id, key=again)
         assert str(refused.value) == (
             f"run {run.id} already has a request to suspend with key 'first', not met yet: "
-            "the run suspends once, at its next task call or pause (or its end)"
+            "the run suspends once, at its next task call, flow call or pause (or its end)"
         )
     wait_for(lambda: engine.suspend_requests(run.id), what="the request to reach the engine")
     FINISH.set()
@@ -181,3 +181,58 @@ def test_suspend_by_id_of_a_nested_run_is_refused_naming_the_outer_run(engine: E
     NESTED_GATE.set()
     thread.join(10)
     assert box == {"result": "nested"}
+
+
+CALLED: list[str] = []
+
+
+@flow(name="called-after-request")
+def called_after_request() -> str:
+    CALLED.append("child")
+    return "child done"
+
+
+@flow(name="called-after-request-async")
+async def called_after_request_async() -> str:
+    CALLED.append("child")
+    return "child done"
+
+
+@flow(name="calls-a-flow-after-request")
+def calls_a_flow_after_request() -> str:
+    CALLED.append("parent")
+    FINISH.wait(10)
+    return called_after_request()
+
+
+@flow(name="calls-a-flow-after-request-async")
+async def calls_a_flow_after_request_async() -> str:
+    CALLED.append("parent")
+    await asyncio.to_thread(FINISH.wait, 10)
+    return await called_after_request_async()
+
+
+@pytest.mark.parametrize("is_async", [False, True], ids=["sync", "async"])
+def test_a_run_asked_to_suspend_stops_before_the_flow_it_calls_next(
+    engine: Engine, worker: Worker, is_async: bool
+) -> None:
+    """A flow call is a suspension boundary, as in Prefect
+    (test_child_flow_stops_at_suspension_boundary): the called flow does not run first."""
+    FINISH.clear()
+    CALLED.clear()
+    outer = calls_a_flow_after_request_async if is_async else calls_a_flow_after_request
+    name = "calls-a-flow-after-request" + ("-async" if is_async else "")
+    thread, box = start((lambda: asyncio.run(outer())) if is_async else outer)
+    run = wait_for(lambda: CALLED and engine.list_runs(flow_name=name)[0])
+    suspend_flow_run(flow_run_id=run.id, key="hold")
+    wait_for(lambda: engine.suspend_requests(run.id), what="the request to reach the engine")
+    FINISH.set()
+    thread.join(10)
+    assert isinstance(box.get("error"), RunSuspended), box
+    assert CALLED == ["parent"]  # the called flow never started
+    assert [r.flow_name for r in engine.list_runs() if r.flow_name.startswith("called-")] == []
+
+    resume_flow_run(run.id)
+    done = final(engine, run.id)
+    assert (done.state, done.result) == (RunState.COMPLETED, "'child done'")
+    assert CALLED == ["parent", "parent", "child"]

@@ -209,6 +209,9 @@ def check_seconds(
 def check_arguments(timeout: float | None, key: str | None) -> None:
     if timeout is not None:
         check_seconds("timeout", timeout, otherwise=", or None to wait with no deadline")
+    if key is not None and not isinstance(key, str):
+        # re's own error would not say which argument: "expected string ..., got 'int'"
+        raise TypeError(f"pause key must be text (got {key!r})")
     if key is not None and not _KEY.match(key):
         raise ValueError(f"pause key {key!r} must be 1-200 letters, digits, '-', '_', '.' or ':'")
 

@@ -253,6 +253,8 @@ def test_negative_timeout_and_bad_keys_are_refused(engine: Engine) -> None:
             bad(wrong, None)
     with pytest.raises(ValueError, match="pause key 'has space'"):
         bad(1, "has space")
+    with pytest.raises(TypeError, match=r"^pause key must be text \(got 5\)$"):
+        bad(1, 5)
 
 
 def test_pause_outside_a_flow_is_a_clear_error() -> None:

@@ -212,7 +212,8 @@ def check_arguments(timeout: float | None, key: str | None) -> None:
     if key is not None and not isinstance(key, str):
         # re's own error would not say which argument: "expected string ..., got 'int'"
         raise TypeError(f"pause key must be text (got {key!r})")
-    if key is not None and not _KEY.match(key):
+    # An empty key is no key, as Prefect's ``key or str(counter)``: the call is numbered.
+    if key and not _KEY.match(key):
         raise ValueError(f"pause key {key!r} must be 1-200 letters, digits, '-', '_', '.' or ':'")
 
 

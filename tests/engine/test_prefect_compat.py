@@ -287,6 +287,24 @@ def test_a_named_pause_asked_again_after_a_refusal_or_timeout_is_refused(
         named_timeout_loop()
 
 
+def test_an_empty_key_is_no_key_and_the_call_is_numbered(engine: Engine) -> None:
+    """Prefect's pause_key = key or str(counter): code passing key="" (an unset setting,
+    say) runs as it does there."""
+
+    @flow(name="empty-key")
+    def empty_key() -> int:
+        return pause_flow_run(int, key="") + pause_flow_run(int, key="")
+
+    thread, box = start(empty_key)
+    first = waiting(engine, "empty-key")
+    assert first.key == "1"
+    resume_flow_run(first.run_id, {"value": 1})
+    second = wait_for(lambda: (p := engine.waiting_pause(first.run_id)) and p.key == "2" and p)
+    resume_flow_run(second.run_id, {"value": 2})
+    thread.join(10)
+    assert box == {"result": 3}
+
+
 def test_pause_and_suspend_outside_a_flow_raise_runtime_error(engine: Engine) -> None:
     for call in (lambda: pause_flow_run(int), lambda: suspend_flow_run(int)):
         with pytest.raises(RuntimeError) as raised:

@@ -47,6 +47,10 @@ class Task(Generic[P, R]):
         self.retries = retries
         self.retry_delay_seconds = retry_delay_seconds
         self.is_async = inspect.iscoroutinefunction(fn)
+        try:
+            self.signature: inspect.Signature | None = inspect.signature(fn)
+        except (TypeError, ValueError):  # some callables made in C have none to read
+            self.signature = None
         self.__doc__ = fn.__doc__
         self.__name__ = fn.__name__
         self.__wrapped__ = fn
@@ -55,9 +59,29 @@ class Task(Generic[P, R]):
         ctx = current_run.get()
         if ctx is None:  # outside a flow a task is just its function
             return self._call_alone(args, kwargs)
+        self._check_arguments(args, kwargs)
         if self.is_async:
             return cast("R", self._call_async(ctx, args, kwargs))
         return self._call_sync(ctx, args, kwargs)
+
+    def _check_arguments(self, args: Any, kwargs: Any) -> None:
+        """Raise TypeError for a call the function cannot take, before it counts as a task
+        run: retrying it could only fail the same way (Prefect binds first, too).
+
+        Raises:
+            TypeError: naming the task; Prefect's call options say what to do instead.
+        """
+        if self.signature is None:
+            return
+        try:
+            self.signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            for option, instead in _PREFECT_CALL_OPTIONS.items():
+                if option in kwargs and option not in self.signature.parameters:
+                    raise TypeError(
+                        f"task {self.name!r}: {option} is Prefect's; {instead}"
+                    ) from None
+            raise TypeError(f"task {self.name!r} cannot take these arguments: {exc}") from None
 
     def _call_alone(self, args: Any, kwargs: Any) -> R:
         """The function, called with no run, but known as this task: ``get_run_logger()``
@@ -231,6 +255,15 @@ _PREFECT_MEMBERS = {
         "Signoff runs tasks inside their flow's run, not on background task workers",
     ),
     "with_options": "make another task from the function with @task(name=..., retries=...)",
+}
+
+
+#: Prefect's options of a task call, and what to do instead
+_PREFECT_CALL_OPTIONS = {
+    "return_state": "calling a Signoff task returns its result or raises its error (its "
+    "state is stored with the run: signoff runs show)",
+    "wait_for": "a task call runs when it is called, after the calls before it have "
+    "returned (async ones: after those awaited before it)",
 }
 
 

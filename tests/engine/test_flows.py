@@ -183,6 +183,50 @@ def test_a_failure_is_recorded_and_raised_as_it_was_whatever_its_message(
     assert long.state_message == "ValueError: " + "x" * 9_988 + "… (10,012 characters more)"
 
 
+def test_a_task_called_with_arguments_it_cannot_take_fails_at_once(engine: Engine) -> None:
+    """Not retried (it could only fail the same way) nor recorded as a task run, as
+    Prefect binds a call's parameters before it makes a task run; Prefect's call options
+    say what to do instead."""
+    attempts: list[int] = []
+
+    @task(retries=3)
+    def add(x: int) -> int:
+        attempts.append(x)
+        return x + 1
+
+    @task(retries=3)
+    async def add_later(x: int) -> int:
+        attempts.append(x)
+        return x + 1
+
+    @flow(name="bad-task-calls")
+    def bad_task_calls(how: str) -> int:
+        if how == "too many":
+            return add(1, 2)  # type: ignore[call-arg]
+        if how == "async":
+            return asyncio.run(add_later(y=1))  # type: ignore[call-arg]
+        return add(1, return_state=True)  # type: ignore[call-arg]
+
+    with pytest.raises(TypeError) as too_many:
+        bad_task_calls("too many")
+    assert (
+        str(too_many.value)
+        == "task 'add' cannot take these arguments: too many positional arguments"
+    )
+    with pytest.raises(TypeError, match=r"^task 'add-later' cannot take these arguments: "):
+        bad_task_calls("async")
+    with pytest.raises(TypeError) as prefects:
+        bad_task_calls("return state")
+    assert str(prefects.value) == (
+        "task 'add': return_state is Prefect's; calling a Signoff task returns its result or "
+        "raises its error (its state is stored with the run: signoff runs show)"
+    )
+    assert attempts == []
+    for run in engine.list_runs(flow_name="bad-task-calls"):
+        assert run.state is RunState.FAILED
+        assert engine.detail(run.id).tasks == ()  # no task run, so no retries either
+
+
 def test_tasks_outside_flows_are_plain_calls_that_may_log(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

@@ -40,6 +40,8 @@ _SHOWN = frozenset(
     }
 )
 _WAITING = ("run_paused", "run_suspended")
+#: what flows and tasks log themselves (``get_run_logger()``)
+_LOGGED = ("flow_log", "task_log")
 
 _lock = threading.Lock()
 _checked = False
@@ -51,6 +53,10 @@ class _Format(logging.Formatter):
         flow = getattr(record, "flow", None)
         short = str(run_id)[:8] if run_id else ""
         where = " ".join(part for part in (flow, short) if part)
+        task = getattr(record, "task", None)
+        if task and getattr(record, "action", None) in _LOGGED:
+            # which task logged it, as Prefect's "Task run 'greet-0' - ..." says
+            where = f"{where} [{task}]" if where else f"[{task}]"
         text = f"{self.formatTime(record, '%H:%M:%S')} {record.levelname:<7} "
         text += f"{where}: {record.getMessage()}" if where else record.getMessage()
         if getattr(record, "action", None) in _WAITING:

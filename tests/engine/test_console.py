@@ -17,7 +17,7 @@ from tests.support.waiting import wait_for
 ROOT = Path(__file__).resolve().parents[2]
 
 GREETING = """
-    from signoff.engine import flow, get_run_logger, pause_flow_run
+    from signoff.engine import flow, get_run_logger, pause_flow_run, task
     from signoff.engine.input import RunInput
 
 
@@ -25,10 +25,16 @@ GREETING = """
         name: str
 
 
+    @task
+    def note(name):
+        get_run_logger().info("greeted %s", name)
+
+
     @flow
     def greet_user():
         user_input = pause_flow_run(wait_for_input=UserNameInput)
         get_run_logger().info("Hello, %s!", user_input.name)
+        note(user_input.name)
 
 
     {configure}
@@ -76,6 +82,7 @@ def test_a_script_that_configured_no_logging_shows_its_run_and_how_to_answer(
         f"greet-user {short}: waiting for input; answer it in Slack (signoff serve) or "
         f"with: signoff runs resume {short} --input '{{...}}'",
         f"greet-user {short}: Hello, Ada!",
+        f"greet-user {short} [note-1]: greeted Ada",  # which task logged it
         f"greet-user {short}: run completed",
     ]
 

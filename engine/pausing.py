@@ -39,6 +39,7 @@ from signoff.engine.input import run_input_from_type
 from signoff.engine.input_schema import input_schema
 from signoff.engine.quorum import Answers
 from signoff.engine.runs import Pause, RunState, run_id_text
+from signoff.engine.serialization import storable_text
 from signoff.engine.signals import Suspend
 from signoff.engine.waiting import (
     SUSPEND_REQUEST,
@@ -178,7 +179,13 @@ def _request_suspend(
     request = {
         "schema": schema,
         "title": schema.get("title") if schema else None,
-        "description": model.signoff_description if model is not None else None,
+        # written out as the run's own pause writes it: PostgreSQL's text cannot hold NUL,
+        # and the write that failed would be the asked run's, at its next boundary
+        "description": (
+            storable_text(model.signoff_description)
+            if model is not None and model.signoff_description
+            else None
+        ),
         "timeout": timeout,
         "approvers": list(approvers) if approvers is not None else None,
         **({"forbid_starter": forbid_starter} if forbid_starter is not None else {}),

@@ -8,6 +8,7 @@ readers cannot parse, or a name PostgreSQL would not take."""
 from __future__ import annotations
 
 import math
+import threading
 
 import pydantic
 import pytest
@@ -27,6 +28,8 @@ from signoff.engine import (
     task,
 )
 from signoff.engine.input import RunInput
+from tests.support.running import start
+from tests.support.waiting import wait_for
 
 INF, NAN = float("inf"), float("nan")
 
@@ -262,6 +265,37 @@ def test_a_nul_character_in_text_the_store_keeps_is_written_out_not_fatal(
     ):
         with pytest.raises(ValueError, match="has a NUL character"):
             refused()
+
+
+ASKED = threading.Event()
+
+
+@flow(name="json-limits-nul-asked")
+def nul_asked() -> str:
+    ASKED.wait(10)
+    return nul_step()
+
+
+@task
+def nul_step() -> str:
+    return "stepped"
+
+
+def test_a_nul_character_in_a_description_asked_for_by_id_is_written_out(
+    engine: Engine,
+) -> None:
+    """The same through suspend_flow_run(flow_run_id=...): on PostgreSQL the asked run
+    failed at its next task with "database write failed: ... cannot contain NUL"."""
+    ASKED.clear()
+    thread, box = start(nul_asked)
+    run = wait_for(lambda: engine.list_runs(flow_name="json-limits-nul-asked")[:1])[0]
+    suspend_flow_run(Refund.with_initial_data(description="a\x00b"), flow_run_id=run.id, key="k")
+    wait_for(lambda: engine.suspend_requests(run.id), what="the request to reach the engine")
+    ASKED.set()
+    thread.join(10)
+    assert isinstance(box.get("error"), RunSuspended), box
+    assert engine.get_run(run.id).state is RunState.SUSPENDED
+    assert engine.get_pause(run.id, "k").description == "a\\x00b"
 
 
 @flow(name="json-limits-surrogate")

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
-import socket
 import threading
 import time
 import uuid
@@ -27,6 +25,7 @@ from signoff.engine.errors import (
     StoreError,
 )
 from signoff.engine.events import DurableConsumer, RunObserver
+from signoff.engine.liveness import Liveness
 from signoff.engine.offload import StoreThreads
 from signoff.engine.permissions import Action, Permissions
 from signoff.engine.registry import FlowRegistry, registry
@@ -64,7 +63,7 @@ _ACTED_ON = Interest(
 )
 
 
-class Engine(Resuming, Upkeep):
+class Engine(Liveness, Resuming, Upkeep):
     """The run store plus what a process needs to wait on runs and to act on them.
 
     Example::
@@ -109,16 +108,9 @@ class Engine(Resuming, Upkeep):
         self._cancelled: set[str] = set()
         #: run id -> keys of suspend requests this process heard of (checked at boundaries)
         self._suspend_requests: dict[str, set[str]] = {}
-        self._registered = False
-        #: monotonic time of the last heartbeat stored (or of registering)
         self._beat_at = time.monotonic()
-        self._lapses = 0
-        #: monotonic time since which this process's heartbeats have been stored without a
-        #: failure; None while they fail (see ``judges_others``)
-        self._reaching_since: float | None = float("-inf")
         self._lock = threading.Lock()
         self._closed = threading.Event()
-        self._heartbeat: threading.Thread | None = None
         #: where async flows' store calls run (SQLite takes one writer at a time anyway)
         self.store_threads = StoreThreads(4 if self.store.is_sqlite else 8)
         self.dispatcher = Dispatcher(
@@ -130,76 +122,6 @@ class Engine(Resuming, Upkeep):
         )
         self.dispatcher.start()
         self.store.prepare()
-
-    # -- process identity ----------------------------------------------------------------
-
-    def claim_ownership(self) -> str:
-        """Register this process as one that runs flows, and keep proving it is alive."""
-        with self._lock:
-            if not self._registered:
-                self._register()
-                self._registered = True
-                self._beat_at = time.monotonic()
-                self._heartbeat = threading.Thread(
-                    target=self._beat, name="signoff-heartbeat", daemon=True
-                )
-                self._heartbeat.start()
-        return self.process_id
-
-    def _register(self) -> None:
-        # With the owner timeout this process keeps to, by which the others judge it (not
-        # by theirs: a replica may be set to beat more slowly than they do).
-        self.store.register_process(
-            self.process_id,
-            socket.gethostname(),
-            os.getpid(),
-            owner_timeout=self.settings.owner_timeout_seconds,
-        )
-
-    def _beat(self) -> None:
-        while not self._closed.wait(self.settings.heartbeat_seconds):
-            try:
-                if not self.store.heartbeat(self.process_id):
-                    # Another process judged us gone and removed the row; come back.
-                    self._register()
-                now = time.monotonic()
-                if now - self._beat_at > self.settings.owner_timeout_seconds / 2:
-                    self._lapses += 1  # this process stood still (a stop, a long pause)
-                self._beat_at = now
-                if self._reaching_since is None:
-                    self._reaching_since = now
-                    logger.info("heartbeat stored again", extra={"action": "heartbeat_recovered"})
-            except StoreError:
-                self._lapses += 1
-                if self._reaching_since is not None:  # once per outage, not once a beat
-                    logger.warning("heartbeat failed", extra={"action": "heartbeat_failed"})
-                self._reaching_since = None
-
-    def heartbeat_lapses(self) -> int:
-        """How many times this process's heartbeat failed or came late, so far (and now):
-        each time, another process may have taken it for dead and its runs over. A run
-        checks it still owns itself before a task when this has changed since it last
-        looked (``tasks.Task``): no read on the common path."""
-        late = time.monotonic() - self._beat_at > self.settings.owner_timeout_seconds / 2
-        return self._lapses + (1 if self._registered and late else 0)
-
-    def judges_others(self, owner_timeout: float | None = None) -> bool:
-        """Whether this process may take another, which declared ``owner_timeout`` (this
-        process's own when None), for dead by its stale heartbeat: not until its own
-        heartbeats have been stored for that long since they last failed. An outage of the
-        database stops every process's heartbeats, so right after one each looks dead,
-        though the live ones beat again within their heartbeat interval (at most half
-        their owner timeout)."""
-        since = self._reaching_since
-        timeout = self.settings.owner_timeout_seconds if owner_timeout is None else owner_timeout
-        return since is not None and time.monotonic() - since >= timeout
-
-    def owner_alive(self, owner: str | None) -> bool:
-        if owner is None:
-            return False
-        if owner == self.process_id:
-            return self._registered
-        return self.store.is_alive(owner, self.settings.owner_timeout_seconds)
 
     # -- events --------------------------------------------------------------------------
 

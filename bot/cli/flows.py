@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, cast
 import click
 
 from signoff.bot.cli.render import JSONValue, dump_json, table_lines
-from signoff.bot.cli.session import check_each_filled
+from signoff.bot.cli.session import flows_option
 from signoff.engine import load_flows, registered_flows
 
 if TYPE_CHECKING:
@@ -55,15 +55,7 @@ def flows() -> None:
 
 
 @flows.command("list")
-@click.option(
-    "--flows",
-    "sources",
-    multiple=True,
-    callback=check_each_filled,
-    required=True,
-    metavar="PATH_OR_MODULE",
-    help="A flows file or module to load (repeatable).",
-)
+@flows_option(required=True)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
 def list_flows(sources: tuple[str, ...], as_json: bool) -> None:
     """List flows: name, parameters, and who may answer their prompts."""

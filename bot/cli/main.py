@@ -31,7 +31,7 @@ from signoff.bot.cli.heap import settle_after_start
 from signoff.bot.cli.logs import configure_logging
 from signoff.bot.cli.render import dump_json
 from signoff.bot.cli.runs import runs
-from signoff.bot.cli.session import CliSession, check_each_filled, check_person, pass_session
+from signoff.bot.cli.session import CliSession, check_person, flows_option, pass_session
 from signoff.bot.cli.wait import Until, report_wait, say_no_worker, timeout_option, wait_for_run
 from signoff.bot.errors import BotError, SettingsError
 from signoff.bot.forms.parameters import parameter_values
@@ -215,14 +215,7 @@ def parse_params(
 
 @cli.command("run")
 @click.argument("flow_name", metavar="FLOW")
-@click.option(
-    "--flows",
-    "sources",
-    multiple=True,
-    callback=check_each_filled,
-    metavar="PATH_OR_MODULE",
-    help="A flows file or module to load (repeatable).",
-)
+@flows_option()
 @click.option(
     "--param",
     "params",
@@ -290,14 +283,7 @@ def run(
 
 
 @cli.command("worker")
-@click.option(
-    "--flows",
-    "sources",
-    multiple=True,
-    callback=check_each_filled,
-    metavar="PATH_OR_MODULE",
-    help="A flows file or module to load before taking runs (repeatable).",
-)
+@flows_option("A flows file or module to load before taking runs (repeatable).")
 @click.option(
     "--concurrency",
     type=click.IntRange(min=1, max=10_000),

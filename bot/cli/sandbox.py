@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import click
 
-from signoff.bot.cli.session import check_each_filled
+from signoff.bot.cli.session import flows_option
 from signoff.bot.demo.page import serve_page
 from signoff.bot.sandbox.web import LOOPBACK
 
@@ -22,14 +22,7 @@ def sandbox_command() -> click.Command:
     """The ``signoff sandbox`` click command."""
 
     @click.command("sandbox")
-    @click.option(
-        "--flows",
-        "sources",
-        multiple=True,
-        callback=check_each_filled,
-        metavar="PATH_OR_MODULE",
-        help="A flows file or module to load (repeatable).",
-    )
+    @flows_option()
     @click.option(
         "--start",
         "starts",

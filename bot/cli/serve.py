@@ -13,7 +13,7 @@ from signoff.bot.backends.embedded import EmbeddedBackend
 from signoff.bot.cli.config import warn_of_unknown_names
 from signoff.bot.cli.heap import settle_after_start
 from signoff.bot.cli.logs import configure_logging
-from signoff.bot.cli.session import CliSession, check_each_filled, pass_session
+from signoff.bot.cli.session import CliSession, flows_option, pass_session
 from signoff.bot.config import BotSettings, ServerSettings
 from signoff.bot.errors import BotError
 from signoff.bot.slack.listener import listen_failure
@@ -29,14 +29,7 @@ def serve_command() -> Any:
     """The ``signoff serve`` click command."""
 
     @click.command("serve")
-    @click.option(
-        "--flows",
-        "sources",
-        multiple=True,
-        callback=check_each_filled,
-        metavar="PATH_OR_MODULE",
-        help="Flows to load (repeatable).",
-    )
+    @flows_option("Flows to load (repeatable).")
     @click.option(
         "--host", metavar="ADDRESS", help="Address to listen on. [env: SIGNOFF_HOST; 127.0.0.1]"
     )

@@ -7,7 +7,8 @@ imported where they are used).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -16,6 +17,8 @@ from signoff.engine.actors import check_one_line
 
 if TYPE_CHECKING:
     from signoff.engine import Engine, EngineSettings
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class CliSession:
@@ -155,6 +158,24 @@ def check_each_filled(
     if any(not text.strip() for text in texts):
         raise click.BadParameter("is empty; give a path or module, or leave the option out")
     return texts
+
+
+def flows_option(
+    help_text: str = "A flows file or module to load (repeatable).",
+    *,
+    required: bool = False,
+) -> Callable[[F], F]:
+    """``--flows PATH_OR_MODULE`` (repeatable, none empty), passed as ``sources``: the same
+    option wherever a command loads flows, worded for what it loads them for."""
+    return click.option(
+        "--flows",
+        "sources",
+        multiple=True,
+        callback=check_each_filled,
+        required=required,
+        metavar="PATH_OR_MODULE",
+        help=help_text,
+    )
 
 
 #: Passes the invocation's ``CliSession`` as a command's first argument.

@@ -6,6 +6,9 @@ directory). ``signoff config show`` prints what is in effect.
 - ``BotSettings``: Slack (tokens, channel, API URL) for ``serve``.
 - ``ServerSettings``: where ``serve`` listens (``SIGNOFF_HOST``, ``PORT``).
 - ``LogSettings``: log level and format, for every command.
+
+Each (and the Prefect backend's) is an ``EnvSettings``, whose ``load`` names every wrong
+variable in one ``SettingsError``.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
 from dotenv import dotenv_values
 from pydantic import AliasChoices, Field, ValidationError, ValidationInfo, field_validator
@@ -76,15 +79,28 @@ def _given_by(variables: list[str], value: object) -> str:
     return variables[0]
 
 
-class BotSettings(BaseSettings):
+class EnvSettings(BaseSettings):
+    """Settings read from the environment and ``ENV_FILE``, each field from the variable its
+    alias names; ``load`` refuses malformed ones with one ``SettingsError`` naming each."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, env_file=ENV_FILE)
+
+    @classmethod
+    def load(cls, **overrides: object) -> Self:
+        """Read settings; one clear error names each missing or malformed variable."""
+        try:
+            return cls(**overrides)  # type: ignore[arg-type]
+        except ValidationError as exc:
+            raise SettingsError(settings_problems(exc, cls)) from exc
+
+
+class BotSettings(EnvSettings):
     """What the Slack app needs. Each field is read from the variable named beside it.
 
     Example::
 
         settings = BotSettings.load()   # SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET, ...
     """
-
-    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, env_file=ENV_FILE)
 
     bot_token: str = Field(alias="SLACK_BOT_TOKEN")
     app_token: str | None = Field(default=None, alias="SLACK_APP_TOKEN")
@@ -145,20 +161,10 @@ class BotSettings(BaseSettings):
         """True when an app-level token is set: Slack is reached over a WebSocket."""
         return self.app_token is not None
 
-    @classmethod
-    def load(cls, **overrides: object) -> BotSettings:
-        """Read settings; one clear error names each missing or malformed variable."""
-        try:
-            return cls(**overrides)  # type: ignore[arg-type]
-        except ValidationError as exc:
-            raise SettingsError(settings_problems(exc, cls)) from exc
 
-
-class ServerSettings(BaseSettings):
+class ServerSettings(EnvSettings):
     """Where ``signoff serve`` listens: Slack's requests in HTTP mode, and in both modes
     ``/healthz``, ``/readyz`` and ``/metrics``. ``--host``/``--port`` override them."""
-
-    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, env_file=ENV_FILE)
 
     host: str = Field(default="127.0.0.1", alias="SIGNOFF_HOST", min_length=1)
     #: ``PORT`` as Bolt's samples and most platforms set it; ``SIGNOFF_PORT`` wins over it
@@ -166,19 +172,9 @@ class ServerSettings(BaseSettings):
         default=3000, validation_alias=AliasChoices("SIGNOFF_PORT", "PORT"), ge=0, le=65535
     )
 
-    @classmethod
-    def load(cls, **overrides: object) -> ServerSettings:
-        """Read settings; one clear error names each malformed variable."""
-        try:
-            return cls(**overrides)  # type: ignore[arg-type]
-        except ValidationError as exc:
-            raise SettingsError(settings_problems(exc, cls)) from exc
 
-
-class LogSettings(BaseSettings):
+class LogSettings(EnvSettings):
     """How every ``signoff`` command logs (see ``bot.cli.logs``)."""
-
-    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, env_file=ENV_FILE)
 
     #: overrides the level a command logs at (``serve`` and ``worker``: INFO)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] | None = Field(
@@ -193,11 +189,3 @@ class LogSettings(BaseSettings):
             text = value.strip()
             return text.upper() if text.upper() in logging.getLevelNamesMapping() else text.lower()
         return value
-
-    @classmethod
-    def load(cls, **overrides: object) -> LogSettings:
-        """Read settings; one clear error names each malformed variable."""
-        try:
-            return cls(**overrides)  # type: ignore[arg-type]
-        except ValidationError as exc:
-            raise SettingsError(settings_problems(exc, cls)) from exc

@@ -28,9 +28,8 @@ from pathlib import Path
 from typing import Annotated
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from signoff.bot.config import ENV_FILE, settings_problems
+from signoff.bot.config import EnvSettings
 from signoff.bot.errors import SettingsError
 
 #: an interval: more than nothing, at most a day (an infinite one overflows the timer that
@@ -103,13 +102,11 @@ class Permissions(BaseModel):
         return merged
 
 
-class PrefectSettings(BaseSettings):
+class PrefectSettings(EnvSettings):
     """Example::
 
     settings = PrefectSettings.load()  # PREFECT_API_URL, PREFECT_API_KEY, ...
     """
-
-    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, env_file=ENV_FILE)
 
     api_url: str = Field(alias="PREFECT_API_URL")
     api_key: SecretStr | None = Field(default=None, alias="PREFECT_API_KEY")
@@ -123,14 +120,6 @@ class PrefectSettings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http(s) URL, e.g. http://127.0.0.1:4200/api")
         return value.rstrip("/")
-
-    @classmethod
-    def load(cls, **overrides: object) -> PrefectSettings:
-        """Read settings; one clear error names each missing or malformed variable."""
-        try:
-            return cls(**overrides)  # type: ignore[arg-type]
-        except ValidationError as exc:
-            raise SettingsError(settings_problems(exc, cls)) from exc
 
     def permissions(self) -> Permissions:
         """The rules in ``SIGNOFF_PREFECT_PERMISSIONS``'s file (none when it is unset).

@@ -38,15 +38,11 @@ SIGNING_SECRET = "sandbox-signing-secret"
 DEFAULT_CHANNEL = "C0GENERAL"
 
 
-@dataclass
-class RunningBot:
-    """What ``running_bot`` yields."""
+class _InSandbox:
+    """What a bot under test waits for in its Slack sandbox (``RunningBot``, ``ServedBot``)."""
 
-    engine: Engine
     slack: SlackSandbox
-    server: Server
-    driver: Driver
-    channel: str = DEFAULT_CHANNEL
+    channel: str
 
     def root_message(self, run_id: str, channel: str | None = None, timeout: float = 10) -> Message:
         """Wait for the first message about run ``run_id`` (its prompt, the thread's root).
@@ -74,7 +70,18 @@ class RunningBot:
 
 
 @dataclass
-class ServedBot:
+class RunningBot(_InSandbox):
+    """What ``running_bot`` yields."""
+
+    engine: Engine
+    slack: SlackSandbox
+    server: Server
+    driver: Driver
+    channel: str = DEFAULT_CHANNEL
+
+
+@dataclass
+class ServedBot(_InSandbox):
     """What ``serving`` yields: the bot over any backend, on a fresh sandbox."""
 
     backend: Backend
@@ -82,18 +89,6 @@ class ServedBot:
     server: Server
     driver: Driver
     channel: str = DEFAULT_CHANNEL
-
-    def root_message(self, run_id: str, channel: str | None = None, timeout: float = 10) -> Message:
-        """Wait for the first message about run ``run_id`` (see ``RunningBot.root_message``)."""
-        where = channel or self.channel
-        return self.slack.wait_for(
-            lambda ws: next((m for m in ws.channel(where).messages if run_id[:8] in m.text), None),
-            timeout=timeout,
-        )
-
-    def outcome(self, user: str, timeout: float = 10) -> OpenView:
-        """Wait for what became of ``user``'s submitted form (see ``RunningBot.outcome``)."""
-        return outcome(self.slack, user, timeout)
 
 
 @contextmanager

@@ -73,18 +73,10 @@ class InputJsonSchema(GenerateJsonSchema):
         return found
 
     def url_schema(self, schema: core_schema.UrlSchema) -> JsonSchemaValue:
-        found = super().url_schema(schema)
-        rules = {key: schema[key] for key in URL_KEYS if schema.get(key) is not None}  # type: ignore[literal-required]
-        if rules:
-            found["x-signoff-url"] = rules
-        return found
+        return _with_url_rules(super().url_schema(schema), schema)
 
     def multi_host_url_schema(self, schema: core_schema.MultiHostUrlSchema) -> JsonSchemaValue:
-        found = super().multi_host_url_schema(schema)
-        rules = {key: schema[key] for key in URL_KEYS if schema.get(key) is not None}  # type: ignore[literal-required]
-        if rules:
-            found["x-signoff-url"] = rules
-        return found
+        return _with_url_rules(super().multi_host_url_schema(schema), schema)
 
     def date_schema(self, schema: core_schema.DateSchema) -> JsonSchemaValue:
         return _with_temporal(super().date_schema(schema), schema)
@@ -110,6 +102,15 @@ class InputJsonSchema(GenerateJsonSchema):
             rules["allow_inf_nan"] = True
         found["x-signoff-decimal"] = rules
         return found
+
+
+def _with_url_rules(found: JsonSchemaValue, schema: Any) -> JsonSchemaValue:
+    """``found`` with ``x-signoff-url`` when ``schema`` (a pydantic-core URL or multi-host
+    URL schema) has rules JSON Schema's format does not carry."""
+    rules = {key: schema[key] for key in URL_KEYS if schema.get(key) is not None}
+    if rules:
+        found["x-signoff-url"] = rules
+    return found
 
 
 def _with_temporal(found: JsonSchemaValue, schema: Any) -> JsonSchemaValue:

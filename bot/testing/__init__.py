@@ -162,20 +162,8 @@ def running_bot(
             engine = Engine(EngineSettings.load(database_url=url, heartbeat_seconds=0.5))
         previous = set_engine(engine)
         try:
-            with SlackSandbox() as slack:
-                settings = BotSettings.load(
-                    bot_token=slack.token,
-                    signing_secret=SIGNING_SECRET,
-                    api_url=slack.api_url,
-                    channel=channel,
-                )
-                server = Server(EmbeddedBackend(engine, flows=flows), settings, port=0)
-                server.start()
-                try:
-                    driver = slack.driver(f"{server.url}/slack/events", SIGNING_SECRET)
-                    yield RunningBot(engine, slack, server, driver, channel)
-                finally:
-                    server.stop()
+            with serving(EmbeddedBackend(engine, flows=flows), channel=channel) as served:
+                yield RunningBot(engine, served.slack, served.server, served.driver, channel)
         finally:
             set_engine(previous)
             if own:

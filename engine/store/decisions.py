@@ -26,16 +26,11 @@ class DecisionQueries(PauseQueries):
     @read_again_if_dropped
     def due_escalations(self, now: datetime) -> list[Pause]:
         """Waiting pauses whose escalation time has passed and that have not escalated."""
-        with self._read() as conn:
-            found = conn.execute(
-                select(PAUSES).where(
-                    PAUSES.c.status == PauseStatus.WAITING.value,
-                    PAUSES.c.escalate_at.is_not(None),
-                    PAUSES.c.escalate_at <= now,
-                    PAUSES.c.escalated_at.is_(None),
-                )
-            ).all()
-        return [rows.to_pause(r) for r in found]
+        return self._waiting_pauses(
+            PAUSES.c.escalate_at.is_not(None),
+            PAUSES.c.escalate_at <= now,
+            PAUSES.c.escalated_at.is_(None),
+        )
 
     def escalate_pause(self, run_id: str, key: str) -> Pause | None:
         """Add the pause's ``escalate_to`` to its approvers, once; the escalated pause, or None

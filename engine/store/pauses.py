@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Connection, bindparam, func, select, update
+from sqlalchemy import BigInteger, ColumnElement, Connection, bindparam, func, select, update
 
 from signoff.engine.actors import SYSTEM, Actor
 from signoff.engine.audit import AuditAction, AuditEntry
@@ -345,13 +345,13 @@ class PauseQueries(AuditQueries, StateChangeQueries):
     @read_again_if_dropped
     def due_pauses(self, now: datetime) -> list[Pause]:
         """Waiting pauses whose deadline has passed."""
+        return self._waiting_pauses(PAUSES.c.deadline.is_not(None), PAUSES.c.deadline <= now)
+
+    def _waiting_pauses(self, *conditions: ColumnElement[bool]) -> list[Pause]:
+        """Waiting pauses that meet every one of ``conditions`` (a timer's due ones)."""
         with self._read() as conn:
             found = conn.execute(
-                select(PAUSES).where(
-                    PAUSES.c.status == PauseStatus.WAITING.value,
-                    PAUSES.c.deadline.is_not(None),
-                    PAUSES.c.deadline <= now,
-                )
+                select(PAUSES).where(PAUSES.c.status == PauseStatus.WAITING.value, *conditions)
             ).all()
         return [rows.to_pause(r) for r in found]
 

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import logging
-import os
-import signal
-import subprocess
-import sys
 import textwrap
 import time
 from pathlib import Path
 
 import pytest
 
-from signoff.engine import Engine, EventKind, PauseStatus, RunState, load_flows, resume_flow_run
+from signoff.engine import Engine, EventKind, PauseStatus, RunState, resume_flow_run
 from tests.support.waiting import wait_for
+from tests.support.worker_process import flows_file, kill_9, worker_process
 
 FLOWS = textwrap.dedent(
     """
@@ -68,74 +65,23 @@ FLOWS = textwrap.dedent(
     """
 )
 
-WORKER = textwrap.dedent(
-    """
-    import sys, signal, threading
-    from signoff.engine import Worker, Engine
-    worker = Worker(Engine(), flows=[sys.argv[1]])  # settings from the environment
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *a: stop.set())
-    worker.start()
-    print("ready", flush=True)
-    stop.wait()
-    worker.stop()
-    worker.engine.close()
-    """
-)
 
-
-def spawn_worker(
-    flows: Path,
-    database_url: str,
-    heartbeat_seconds: float = 0.2,
-    owner_timeout_seconds: float = 1.0,
-) -> subprocess.Popen:
-    """A ``signoff worker`` of its own for ``flows``, once it is ready; ``stop`` ends it."""
-    env = {
-        **os.environ,
-        "SIGNOFF_DATABASE_URL": database_url,
-        "SIGNOFF_HEARTBEAT_SECONDS": str(heartbeat_seconds),
-        "SIGNOFF_OWNER_TIMEOUT_SECONDS": str(owner_timeout_seconds),
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-c", WORKER, str(flows)], env=env, stdout=subprocess.PIPE, text=True
-    )
-    assert proc.stdout is not None
-    assert proc.stdout.readline().strip() == "ready"
-    return proc
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.stdout is not None:
-        proc.stdout.close()
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+@pytest.fixture
+def flows(tmp_path: Path) -> Path:
+    return flows_file(tmp_path, FLOWS)
 
 
 def test_paused_run_survives_kill_9_and_completes_without_repeating_tasks(
-    engine: Engine, database_url: str, tmp_path: Path
+    engine: Engine, database_url: str, tmp_path: Path, flows: Path
 ) -> None:
-    flows = tmp_path / "flows.py"
-    flows.write_text(FLOWS)
-    load_flows(str(flows))
-    first = spawn_worker(flows, database_url)
-    try:
+    with worker_process(flows, database_url) as first:
         run = engine.submit("durable", {"name": "db"})
         wait_for(lambda: engine.get_run(run.id).state is RunState.PAUSED, what="the pause")
         owner = engine.get_run(run.id).owner
-        os.kill(first.pid, signal.SIGKILL)
-        first.wait(10)
-    finally:
-        stop(first)
+        kill_9(first)
     assert engine.get_run(run.id).state is RunState.PAUSED  # nobody has noticed yet
 
-    second = spawn_worker(flows, database_url)
-    try:
+    with worker_process(flows, database_url):
         suspended = wait_for(
             lambda: (r := engine.get_run(run.id)).state is RunState.SUSPENDED and r,
             what="the new worker to notice the dead owner",
@@ -144,8 +90,6 @@ def test_paused_run_survives_kill_9_and_completes_without_repeating_tasks(
         assert "the process that was waiting is gone" in suspended.state_message
         resume_flow_run(run.id, {"approved": True}, responder="alice")
         done = wait_for(lambda: (r := engine.get_run(run.id)).state.is_final and r, timeout=20)
-    finally:
-        stop(second)
     assert (done.state, done.result) == (RunState.COMPLETED, "'PREPARED DB'")
     assert (tmp_path / "ledger.txt").read_text().splitlines() == ["prepare", "finish"]
     pause = engine.get_pause(run.id, "1")
@@ -154,13 +98,9 @@ def test_paused_run_survives_kill_9_and_completes_without_repeating_tasks(
 
 @pytest.mark.parametrize("catch", [True, False])
 def test_a_pause_whose_process_died_still_raises_its_timeout_in_the_flow(
-    engine: Engine, database_url: str, tmp_path: Path, catch: bool
+    engine: Engine, database_url: str, tmp_path: Path, flows: Path, catch: bool
 ) -> None:
-    flows = tmp_path / "flows.py"
-    flows.write_text(FLOWS)
-    load_flows(str(flows))
-    first = spawn_worker(flows, database_url)
-    try:
+    with worker_process(flows, database_url) as first:
         run = engine.submit("durable-deadline", {"name": "db", "catch": catch})
         # Its deadline's timer is stored just after the pause (else the sweep, every 30 s,
         # would find it).
@@ -168,17 +108,11 @@ def test_a_pause_whose_process_died_still_raises_its_timeout_in_the_flow(
             lambda: f"expire:{run.id}:1" in [job for job, _ in engine.timers.pending()],
             what="the pause's timer",
         )
-        os.kill(first.pid, signal.SIGKILL)
-        first.wait(10)
-    finally:
-        stop(first)
+        kill_9(first)
 
     # Nobody answers; a new worker takes the run over, and the deadline passes.
-    second = spawn_worker(flows, database_url)
-    try:
+    with worker_process(flows, database_url):
         done = wait_for(lambda: (r := engine.get_run(run.id)).state.is_final and r, timeout=30)
-    finally:
-        stop(second)
     if catch:
         # The flow's own `except PauseTimeout` ran, as it would have in the first process.
         assert (done.state, done.result) == (RunState.COMPLETED, "'PREPARED DB: NOBODY ANSWERED'")
@@ -190,26 +124,18 @@ def test_a_pause_whose_process_died_still_raises_its_timeout_in_the_flow(
 
 
 def test_a_nested_flow_paused_when_its_process_died_is_taken_up_by_the_outer_rerun(
-    engine: Engine, database_url: str, tmp_path: Path
+    engine: Engine, database_url: str, tmp_path: Path, flows: Path
 ) -> None:
     """The outer run is run again by another worker; it takes the nested run up where it
     waits, so the one question is asked once and its answer reaches the outer flow."""
-    flows = tmp_path / "flows.py"
-    flows.write_text(FLOWS)
-    load_flows(str(flows))
-    first = spawn_worker(flows, database_url)
-    try:
+    with worker_process(flows, database_url) as first:
         parent = engine.submit("durable-parent", {"name": "db"})
         child = wait_for(
             lambda: engine.list_runs([RunState.PAUSED], flow_name="durable-child"),
             what="the nested flow's pause",
         )[0]
-        os.kill(first.pid, signal.SIGKILL)
-        first.wait(10)
-    finally:
-        stop(first)
-    second = spawn_worker(flows, database_url)
-    try:
+        kill_9(first)
+    with worker_process(flows, database_url):
         wait_for(
             lambda: (
                 engine.get_run(child.id).state is RunState.PAUSED
@@ -219,8 +145,6 @@ def test_a_nested_flow_paused_when_its_process_died_is_taken_up_by_the_outer_rer
         )
         resume_flow_run(child.id, {"approved": True}, responder="alice")
         done = wait_for(lambda: (r := engine.get_run(parent.id)).state.is_final and r, timeout=20)
-    finally:
-        stop(second)
     assert (done.state, done.result) == (RunState.COMPLETED, "'PREPARED DB'")
     assert [r.id for r in engine.list_runs(flow_name="durable-child")] == [child.id]
     assert engine.get_run(child.id).state is RunState.COMPLETED
@@ -228,20 +152,14 @@ def test_a_nested_flow_paused_when_its_process_died_is_taken_up_by_the_outer_rer
 
 
 def test_flow_in_another_process_wakes_within_a_second(
-    engine: Engine, database_url: str, tmp_path: Path
+    engine: Engine, database_url: str, flows: Path
 ) -> None:
-    flows = tmp_path / "flows.py"
-    flows.write_text(FLOWS)
-    load_flows(str(flows))
-    worker = spawn_worker(flows, database_url)
-    try:
+    with worker_process(flows, database_url):
         run = engine.submit("durable", {"name": "x"})
         wait_for(lambda: engine.get_run(run.id).state is RunState.PAUSED)
         resumed_at = time.time()
         resume_flow_run(run.id, {"approved": False})
         done = wait_for(lambda: (r := engine.get_run(run.id)).state.is_final and r)
-    finally:
-        stop(worker)
     woke = next(log for log in engine.detail(run.id).logs if log.message == "woke")
     assert done.result == "'no'"
     assert woke.at.timestamp() - resumed_at < 1.0

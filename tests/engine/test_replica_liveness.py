@@ -5,8 +5,6 @@ beats slowly for dead, and its runs over."""
 
 from __future__ import annotations
 
-import os
-import signal
 import textwrap
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,11 +12,11 @@ from pathlib import Path
 import sqlalchemy as sa
 from alembic import command
 
-from signoff.engine import Engine, EngineSettings, RunState, Worker, flow, load_flows
+from signoff.engine import Engine, EngineSettings, RunState, Worker, flow
 from signoff.engine.store.database import _alembic_config, write_connection
 from tests.conftest import FAST
-from tests.engine.test_durable import spawn_worker, stop
 from tests.support.waiting import wait_for
+from tests.support.worker_process import flows_file, kill_9, worker_process
 
 FLOWS = textwrap.dedent(
     """
@@ -54,11 +52,8 @@ def last_heartbeat(engine: Engine, process_id: str) -> datetime:
 def test_a_replica_that_beats_slowly_keeps_its_runs_while_alive_and_loses_them_once_it_stops(
     engine: Engine, database_url: str, tmp_path: Path
 ) -> None:
-    flows = tmp_path / "flows.py"
-    flows.write_text(FLOWS)
-    load_flows(str(flows))
-    slow = spawn_worker(flows, database_url, **SLOW)
-    try:
+    flows = flows_file(tmp_path, FLOWS)
+    with worker_process(flows, database_url, **SLOW) as slow:
         answered = engine.submit("liveness-waits", {"tag": "answered"})
         left = engine.submit("liveness-waits", {"tag": "left"})
         for run in (answered, left):
@@ -91,8 +86,7 @@ def test_a_replica_that_beats_slowly_keeps_its_runs_while_alive_and_loses_them_o
 
             # Killed, it sends no heartbeat again and leaves its row: its waiting run is
             # taken over once it has been silent for the timeout it declared.
-            os.kill(slow.pid, signal.SIGKILL)
-            slow.wait(10)
+            kill_9(slow)
             silent_since = last_heartbeat(engine, owner)
             taken = wait_for(
                 lambda: (r := engine.get_run(left.id)).state is RunState.SUSPENDED and r,
@@ -101,8 +95,6 @@ def test_a_replica_that_beats_slowly_keeps_its_runs_while_alive_and_loses_them_o
             )
         finally:
             worker.stop()
-    finally:
-        stop(slow)
     assert taken.owner is None
     assert taken.updated_at - silent_since >= timedelta(seconds=SLOW["owner_timeout_seconds"])
     # Neither flow ran again from its start.

@@ -14,6 +14,7 @@ from signoff.bot.slack import ids
 from signoff.bot.testing import RunningBot, running_bot
 from signoff.engine import Engine, PauseStatus, PauseTimeout, RunState, flow, pause_flow_run
 from signoff.engine.input import RunInput
+from tests.support.threads import reply_with
 from tests.support.waiting import wait_for
 
 
@@ -94,6 +95,13 @@ def buttons(message) -> list[dict]:
 
 def finished(engine: Engine, run_id: str):
     return wait_for(lambda: (r := engine.get_run(run_id)).state.is_final and r, timeout=15)
+
+
+def root_shows(bot: RunningBot, ts: str, words: str) -> None:
+    """Wait until the run's first message (``ts``) shows ``words`` in its blocks."""
+    bot.slack.wait_for(
+        lambda ws: words in json.dumps(ws.channel(bot.channel).message(ts).blocks), timeout=10
+    )
 
 
 def last_ephemeral(bot: RunningBot, user: str, before: int) -> str:
@@ -203,13 +211,7 @@ def test_a_quorum_is_shown_as_answered_by_everyone_it_counted(
     bot.driver.click("bob", prompt, action_id=f"{ids.DECIDE}:1")
     assert finished(engine, run.id).result == "['U0ALICE', 'U0BOB']"
     # The first message names both people, not only the one whose answer came last.
-    bot.slack.wait_for(
-        lambda ws: (
-            "Answered by <@U0ALICE>, <@U0BOB>"
-            in json.dumps(ws.channel(bot.channel).message(prompt.ts).blocks)
-        ),
-        timeout=10,
-    )
+    root_shows(bot, prompt.ts, "Answered by <@U0ALICE>, <@U0BOB>")
     # So does the form sent too late, and /runs show, with each answer.
     bot.driver.submit("carol", {"approved": True})
     assert json.dumps(bot.outcome("carol").view["blocks"]).count(
@@ -250,13 +252,7 @@ def test_a_vetoed_quorum_says_whose_no_ended_it(engine: Engine, bot: RunningBot)
     wait_for(lambda: engine.get_pause(run.id, "1").answered_by == ("U0CAROL",))
     bot.driver.click("bob", prompt, action_id=f"{ids.DECIDE}:1")
     assert finished(engine, run.id).result == "True"
-    bot.slack.wait_for(
-        lambda ws: (
-            "Answered by <@U0CAROL>, <@U0BOB> (<@U0BOB> vetoed it)"
-            in json.dumps(ws.channel(bot.channel).message(prompt.ts).blocks)
-        ),
-        timeout=10,
-    )
+    root_shows(bot, prompt.ts, "Answered by <@U0CAROL>, <@U0BOB> (<@U0BOB> vetoed it)")
 
 
 def test_cancel_button_asks_for_confirmation_and_the_rule_refuses_others(
@@ -285,13 +281,7 @@ def test_reassign_tells_the_new_person_and_the_thread(engine: Engine, bot: Runni
     assert bot.slack.wait_for(lambda ws: ws.open_view("alice"), timeout=10)
     reply = bot.driver.submit("alice", {"to": "U0CAROL"})
     assert reply.status == 200 and reply.response_action == "update"
-    note = bot.slack.wait_for(
-        lambda ws: next(
-            (m for m in ws.channel(bot.channel).thread(prompt.ts) if "handed input" in m.text),
-            None,
-        ),
-        timeout=10,
-    )
+    note = reply_with(bot, prompt.ts, "handed input")
     assert "<@U0ALICE> handed input `1` to <@U0CAROL>" in note.text
     dm = bot.slack.wait_for(lambda ws: ws.channel("U0CAROL").last, timeout=10)
     assert "asked you to decide" in dm.text
@@ -355,13 +345,7 @@ def test_dm_prompt_escalation_and_home_tab(engine: Engine, bot: RunningBot) -> N
     assert "sl-dm" in json.dumps(home.view) and "Waiting on you" in json.dumps(home.view)
     # Nobody answered: escalation adds carol, mentions her in the thread, messages her.
     engine.escalate_due_pauses(engine.store.clock() + timedelta(hours=1))
-    bot.slack.wait_for(
-        lambda ws: any(
-            "<@U0CAROL> may answer it now" in m.text
-            for m in ws.channel(bot.channel).thread(root.ts)
-        ),
-        timeout=10,
-    )
+    reply_with(bot, root.ts, "<@U0CAROL> may answer it now")
     carol_dm = bot.slack.wait_for(lambda ws: ws.channel("U0CAROL").last, timeout=10)
     bot.driver.click("carol", carol_dm, action_id=f"{ids.DECIDE}:0")
     assert finished(engine, run.id).result == "True"
@@ -409,13 +393,7 @@ def test_escalating_a_quorum_with_an_answer_says_how_many_it_has(
     bot.driver.click("alice", prompt, action_id=f"{ids.DECIDE}:0")
     wait_for(lambda: engine.get_pause(run.id, "1").answered_by == ("U0ALICE",))
     engine.escalate_due_pauses(engine.store.clock() + timedelta(hours=1))
-    note = bot.slack.wait_for(
-        lambda ws: next(
-            (m for m in ws.channel(bot.channel).thread(prompt.ts) if "rotating_light" in m.text),
-            None,
-        ),
-        timeout=10,
-    )
+    note = reply_with(bot, prompt.ts, "rotating_light")
     # Not "Nobody has answered": Alice has; the quorum lacks one more person.
     assert note.text == (
         ":rotating_light: Input `1` has 1 of the 2 answers it needs: <@U0CAROL> may answer it now."
@@ -435,10 +413,7 @@ def test_a_quorum_short_at_its_deadline_says_who_answered_in_time(
     assert finished(engine, run.id).result == "'too few'"
     # Not "Nobody answered in time": Alice did, and the quorum needed one more.
     short = "Only 1 of the 2 answers it needed came in time (from <@U0ALICE>)"
-    bot.slack.wait_for(
-        lambda ws: short in json.dumps(ws.channel(bot.channel).message(prompt.ts).blocks),
-        timeout=10,
-    )
+    root_shows(bot, prompt.ts, short)
     bot.driver.submit("carol", {"approved": True})
     assert f"{short}, so this input is closed." in json.dumps(bot.outcome("carol").view)
 

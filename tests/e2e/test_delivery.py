@@ -24,6 +24,7 @@ from signoff.bot.slack.server import Server
 from signoff.bot.testing import SIGNING_SECRET, RunningBot, running_bot
 from signoff.engine import Engine, RunState, flow, pause_flow_run
 from signoff.engine.input import RunInput
+from tests.support.threads import reply_with
 from tests.support.waiting import wait_for
 
 
@@ -97,13 +98,6 @@ def root_when(bot: RunningBot, ts: str, *needles: str, timeout: float = 10):
         return all(n in shown for n in needles) and message
 
     return bot.slack.wait_for(ready, timeout=timeout)
-
-
-def reply_with(bot: RunningBot, ts: str, needle: str, timeout: float = 10):
-    return bot.slack.wait_for(
-        lambda ws: next((m for m in ws.channel(bot.channel).thread(ts) if needle in m.text), None),
-        timeout=timeout,
-    )
 
 
 def answer(bot: RunningBot, user: str, message, values: dict) -> None:

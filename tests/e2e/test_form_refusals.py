@@ -9,10 +9,11 @@ import pydantic
 import pytest
 from pydantic import AnyUrl, EmailStr, Field, HttpUrl
 
-from signoff.bot.sandbox import Message
+from signoff.bot.sandbox import Message, OpenView
 from signoff.bot.testing import RunningBot, form_errors, running_bot
 from signoff.engine import Engine, PauseStatus, RunState, flow, pause_flow_run
 from signoff.engine.input import RunInput
+from tests.support.threads import reply_with
 from tests.support.waiting import wait_for
 
 
@@ -55,6 +56,13 @@ GOOD = {
 }
 
 
+def bob_opens_form(bot: RunningBot, run_id: str) -> tuple[Message, OpenView]:
+    """Bob clicks the run's prompt; the prompt, and the form it opened for him."""
+    prompt = bot.root_message(run_id)
+    bot.driver.click("bob", prompt, action_id="provide_input")
+    return prompt, bot.slack.wait_for(lambda ws: ws.open_view("U0BOB"))
+
+
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
@@ -74,9 +82,7 @@ def test_structural_refusals_stay_in_the_modal(
 ) -> None:
     with running_bot(engine=engine) as bot:
         run = engine.submit("form-purchase", {})
-        prompt = bot.root_message(run.id)
-        bot.driver.click("bob", prompt, action_id="provide_input")
-        bot.slack.wait_for(lambda ws: ws.open_view("U0BOB"))
+        bob_opens_form(bot, run.id)
         reply = bot.driver.submit("bob", {**GOOD, field: value}, client_checks=False)
         # Acknowledged at once; the schema's verdict comes back as the form again, with the
         # error under the input.
@@ -99,9 +105,7 @@ def test_structural_refusals_stay_in_the_modal(
 def test_errors_in_an_optional_nested_model_land_under_the_inner_input(engine: Engine) -> None:
     with running_bot(engine=engine) as bot:
         run = engine.submit("form-shipping", {})
-        prompt = bot.root_message(run.id)
-        bot.driver.click("bob", prompt, action_id="provide_input")
-        bot.slack.wait_for(lambda ws: ws.open_view("U0BOB"))
+        bob_opens_form(bot, run.id)
         reply = bot.driver.submit(
             "bob", {"name": "Ada", "address.postcode": "12"}, client_checks=False
         )
@@ -132,9 +136,7 @@ def test_the_block_limit_is_met_at_the_boundary_and_reported_at_pause_past_it(
 ) -> None:
     with running_bot(engine=engine) as bot:
         fits = engine.submit("form-wide", {"described": False})
-        prompt = bot.root_message(fits.id)
-        bot.driver.click("bob", prompt, action_id="provide_input")
-        view = bot.slack.wait_for(lambda ws: ws.open_view("U0BOB"))
+        _, view = bob_opens_form(bot, fits.id)
         assert len(view.view["blocks"]) == 100
         assert bot.driver.submit("bob", {}).status == 200
 
@@ -199,21 +201,10 @@ def longer_refusal() -> str:
     return pause_flow_run(wait_for_input=PickAmongMany, timeout=600).region
 
 
-def thread_note(bot: RunningBot, root_ts: str, words: str) -> Message:
-    return bot.slack.wait_for(
-        lambda ws: next(
-            (m for m in ws.channel(bot.channel).thread(root_ts) if words in m.text), None
-        ),
-        timeout=10,
-    )
-
-
 def test_a_refusal_longer_than_a_modal_section_is_shown_clipped(engine: Engine) -> None:
     with running_bot(engine=engine) as bot:
         run = engine.submit("form-long-refusal", {})
-        prompt = bot.root_message(run.id)
-        bot.driver.click("bob", prompt, action_id="provide_input")
-        bot.slack.wait_for(lambda ws: ws.open_view("U0BOB"))
+        prompt, _ = bob_opens_form(bot, run.id)
         assert bot.driver.submit("bob", {"region": "mars"}).status == 200
 
         # The modal did not stay on "Submitting...": it shows the start of the model's
@@ -226,7 +217,7 @@ def test_a_refusal_longer_than_a_modal_section_is_shown_clipped(engine: Engine) 
         assert "…" in text and "region-0119" not in text
         assert text.endswith("if the run asks again, answer its newest prompt.")
         # The thread's note quotes the refusal too.
-        note = thread_note(bot, prompt.ts, "answer was not accepted")
+        note = reply_with(bot, prompt.ts, "answer was not accepted")
         assert "'mars' is not a known region" in note.text
         done = wait_for(lambda: (r := engine.get_run(run.id)).state.is_final and r, timeout=15)
         assert done.result == "'refused'"
@@ -235,17 +226,15 @@ def test_a_refusal_longer_than_a_modal_section_is_shown_clipped(engine: Engine) 
 def test_a_refusal_longer_than_a_message_still_reaches_the_thread(engine: Engine) -> None:
     with running_bot(engine=engine) as bot:
         run = engine.submit("form-longer-refusal", {})
-        prompt = bot.root_message(run.id)
-        bot.driver.click("bob", prompt, action_id="provide_input")
-        bot.slack.wait_for(lambda ws: ws.open_view("U0BOB"))
+        prompt, _ = bob_opens_form(bot, run.id)
         assert bot.driver.submit("bob", {"region": "mars"}).status == 200
         assert "not a known region" in json.dumps(bot.outcome("bob").view)
 
         # The flow does not catch the refusal, so the run fails with the model's 60,000
         # characters as its reason; the thread's notes and the first message still say so.
-        note = thread_note(bot, prompt.ts, "answer was not accepted")
+        note = reply_with(bot, prompt.ts, "answer was not accepted")
         assert "'mars' is not a known region" in note.text and len(note.text) <= 40_000
-        failed = thread_note(bot, prompt.ts, "is *failed*")
+        failed = reply_with(bot, prompt.ts, "is *failed*")
         assert "input rejected by PickAmongMany" in failed.text
         bot.slack.wait_for(
             lambda ws: (
@@ -274,14 +263,12 @@ def echoing_refusal() -> str:
 def test_markup_in_a_refusal_is_shown_as_text_in_the_modal(engine: Engine) -> None:
     with running_bot(engine=engine) as bot:
         run = engine.submit("form-echoing-refusal", {})
-        prompt = bot.root_message(run.id)
-        bot.driver.click("bob", prompt, action_id="provide_input")
-        bot.slack.wait_for(lambda ws: ws.open_view("U0BOB"))
+        prompt, _ = bob_opens_form(bot, run.id)
         assert bot.driver.submit("bob", {"codename": "<!channel> & co"}).status == 200
 
         # The model quoted what Bob typed; the modal shows it, as the thread does, rather
         # than letting Slack read it as a mention of everyone.
         text = bot.outcome("bob").view["blocks"][0]["text"]["text"]
         assert "codename: &lt;!channel&gt; &amp; co is taken" in text
-        note = thread_note(bot, prompt.ts, "answer was not accepted")
+        note = reply_with(bot, prompt.ts, "answer was not accepted")
         assert "&lt;!channel&gt; &amp; co is taken" in note.text

@@ -391,6 +391,20 @@ def reconnect_waits(tag: str) -> int:
     return pause_flow_run(int, timeout=60)
 
 
+def outage_past_owner_timeout(pg_url: str, engine: Engine) -> None:
+    """Refuse connections until twice ``engine``'s owner timeout has passed and one of
+    its heartbeats has failed; they stay refused."""
+    refuse_connections(pg_url, True)
+    began, lapses = time.monotonic(), engine.heartbeat_lapses()
+    wait_for(
+        lambda: (
+            time.monotonic() - began > 2 * engine.settings.owner_timeout_seconds
+            and engine.heartbeat_lapses() > lapses
+        ),
+        what="an outage longer than the owner timeout",
+    )
+
+
 def test_an_outage_every_process_had_makes_none_of_them_look_dead_afterwards(
     pg_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -406,15 +420,7 @@ def test_an_outage_every_process_had_makes_none_of_them_look_dead_afterwards(
     try:
         run = waiting.submit("reconnect-waits", {"tag": "outage"})
         wait_for(lambda: waiting.get_run(run.id).state is RunState.PAUSED, what="the pause")
-        refuse_connections(pg_url, True)
-        began, lapses = time.monotonic(), judging.heartbeat_lapses()
-        wait_for(
-            lambda: (
-                time.monotonic() - began > 2 * settings.owner_timeout_seconds
-                and judging.heartbeat_lapses() > lapses
-            ),
-            what="an outage longer than the owner timeout",
-        )
+        outage_past_owner_timeout(pg_url, judging)
         refuse_connections(pg_url, False)
         assert judging.recover_orphans() == []  # before the other could beat again
         assert _actions(caplog, "orphans_deferred")
@@ -487,15 +493,7 @@ def test_an_answer_given_just_after_an_outage_goes_to_the_flow_waiting_for_it(
     try:
         run = waiting.submit("reconnect-waits", {"tag": "answered"})
         wait_for(lambda: waiting.get_run(run.id).state is RunState.PAUSED, what="the pause")
-        refuse_connections(pg_url, True)
-        began, lapses = time.monotonic(), answering.heartbeat_lapses()
-        wait_for(
-            lambda: (
-                time.monotonic() - began > 2 * settings.owner_timeout_seconds
-                and answering.heartbeat_lapses() > lapses
-            ),
-            what="an outage longer than the owner timeout",
-        )
+        outage_past_owner_timeout(pg_url, answering)
         refuse_connections(pg_url, False)
         answering.resume(run.id, {"value": 5}, responder="alice")
         done = wait_for(lambda: (r := answering.get_run(run.id)).state.is_final and r, 15)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 
 import pydantic
@@ -377,11 +378,13 @@ def test_a_run_whose_flow_only_another_worker_has_is_left_to_it(
     """A rolling upgrade that adds a flow: a run of it that a worker of the old release
     took crashed ('no worker can import flow'), though the new release's workers could
     run it. While other workers live, it is queued again for them, and not taken here."""
+    # A name of its own per run of this test: the flow, once defined below, stays known.
+    name = f"added-in-release-{uuid.uuid4().hex[:8]}"
     newer = make_engine()  # the new release's process, alive but not taking runs yet
     newer.claim_ownership()
     run = engine.store.create_run(
         "a" * 32,
-        "added-in-release",
+        name,
         "module_of_the_next_release:added",
         b"\x80\x04}\x94.",
         {},
@@ -392,16 +395,17 @@ def test_a_run_whose_flow_only_another_worker_has_is_left_to_it(
     engine.notify()
     left = wait_for(
         lambda: (r := engine.get_run(run.id)).state_message and r,
-        what="the old worker to leave the run queued",
+        30,
+        "the old worker to leave the run queued",
     )
     assert left.state is RunState.SCHEDULED
     assert left.state_message == (
-        f"process {engine.process_id} cannot import flow 'added-in-release': cannot load "
+        f"process {engine.process_id} cannot import flow {name!r}: cannot load "
         "flows from module_of_the_next_release: ModuleNotFoundError: No module named "
         "'module_of_the_next_release'; left queued for a worker that can"
     )
 
-    @flow(name="added-in-release")
+    @flow(name=name)
     def added() -> str:  # the new release's worker has it
         return "ran where it could"
 

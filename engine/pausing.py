@@ -24,6 +24,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Generator, Sequence
+from datetime import timedelta
 from typing import Any, Never, TypeVar, overload
 
 from signoff.engine.asking import (
@@ -105,6 +106,18 @@ def suspend_at_boundary(ctx: RunContext) -> None:
             initial={},
             approvers=tuple(request.get("approvers") or ctx.flow.approvers),
             forbid_starter=bool(request.get("forbid_starter", ctx.flow.forbid_starter)),
+            quorum=int(request.get("quorum") or 1),
+            veto=request.get("veto"),
+            escalate_at=(
+                now + timedelta(seconds=float(request["escalate_after"]))
+                if request.get("escalate_after") is not None
+                else None
+            ),
+            escalate_to=tuple(request.get("escalate_to") or ()),
+            notify=str(request.get("notify") or "channel"),
+            confirm=bool(
+                request["confirm"] if request.get("confirm") is not None else ctx.flow.confirm
+            ),
         )
         engine.forget_suspend_request(run_id, name)
         suspend_here(PauseRequest(ctx, key, None, timeout, pause, is_new=True))
@@ -156,8 +169,7 @@ def _request_suspend(
     wait_for_input: Any,
     timeout: float | None,
     key: str | None,
-    approvers: Sequence[str] | None,
-    forbid_starter: bool | None,
+    decision: Decision,
 ) -> None:
     from signoff.engine.runtime import get_engine
 
@@ -174,6 +186,7 @@ def _request_suspend(
             f"that outermost run can be run again from the start; suspend run {parent}",
         )
     model = run_input_from_type(wait_for_input) if wait_for_input is not None else None
+    decision.check(model)
     schema = input_schema(model) if model is not None else None
     key = key or f"suspend-{uuid.uuid4().hex[:12]}"
     request = {
@@ -187,8 +200,19 @@ def _request_suspend(
             else None
         ),
         "timeout": timeout,
-        "approvers": list(approvers) if approvers is not None else None,
-        **({"forbid_starter": forbid_starter} if forbid_starter is not None else {}),
+        "approvers": list(decision.approvers) if decision.approvers is not None else None,
+        **(
+            {"forbid_starter": decision.forbid_starter}
+            if decision.forbid_starter is not None
+            else {}
+        ),
+        # who decides, as for the run's own pauses (the flow's confirm when not given)
+        "quorum": decision.quorum,
+        "veto": decision.veto,
+        "escalate_after": decision.escalate_after,
+        "escalate_to": list(decision.escalate_to),
+        "notify": decision.notify,
+        "confirm": decision.confirm,
     }
     if not engine.store.request_suspend(run.id, SUSPEND_REQUEST, key, request):
         current = engine.store.get_run(run.id).state
@@ -395,8 +419,9 @@ def suspend_flow_run(
 
     With ``flow_run_id`` (a run id, also as a ``uuid.UUID``; from anywhere, even outside a
     flow) it asks that running run to suspend at its next task call, flow call or pause (or
-    where it returns or raises, if sooner), waiting for ``wait_for_input``, and returns ``None`` at
-    once (awaitable in async code). Code between boundaries is not interrupted.
+    where it returns or raises, if sooner), waiting for ``wait_for_input`` and decided as
+    the options say, and returns ``None`` at once (awaitable in async code). Code between
+    boundaries is not interrupted.
 
     Raises:
         UnstorableValue: a parameter or task result of the run cannot be stored, so the
@@ -413,14 +438,14 @@ def suspend_flow_run(
     current = current_run.get()
     if flow_run_id is not None:
         flow_run_id = run_id_text(flow_run_id)
-    if flow_run_id is not None and (current is None or current.run_id != flow_run_id):
-        _request_suspend(flow_run_id, wait_for_input, timeout, key, approvers, forbid_starter)
-        return Done() if in_event_loop() else None
-    ctx = require_run("suspend_flow_run()")
-    suspend_at_boundary(ctx)
     decision = Decision(
         approvers, forbid_starter, quorum, veto, escalate_after, escalate_to, notify, confirm
     )
+    if flow_run_id is not None and (current is None or current.run_id != flow_run_id):
+        _request_suspend(flow_run_id, wait_for_input, timeout, key, decision)
+        return Done() if in_event_loop() else None
+    ctx = require_run("suspend_flow_run()")
+    suspend_at_boundary(ctx)
     key, model = prepare_call(ctx, wait_for_input, timeout, key, decision)
     request = (model, timeout, True, decision)
     if awaited_here(ctx):
@@ -447,15 +472,15 @@ async def asuspend_flow_run(
     current = current_run.get()
     if flow_run_id is not None:
         flow_run_id = run_id_text(flow_run_id)
+    decision = Decision(
+        approvers, forbid_starter, quorum, veto, escalate_after, escalate_to, notify, confirm
+    )
     if flow_run_id is not None and (current is None or current.run_id != flow_run_id):
         await asyncio.to_thread(
-            _request_suspend, flow_run_id, wait_for_input, timeout, key, approvers, forbid_starter
+            _request_suspend, flow_run_id, wait_for_input, timeout, key, decision
         )
         return None
     ctx = require_run("asuspend_flow_run()")
     suspend_at_boundary(ctx)
-    decision = Decision(
-        approvers, forbid_starter, quorum, veto, escalate_after, escalate_to, notify, confirm
-    )
     key, model = prepare_call(ctx, wait_for_input, timeout, key, decision)
     return await suspend_here_async(ctx, key, model, timeout, True, decision)

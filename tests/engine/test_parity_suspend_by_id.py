@@ -236,3 +236,51 @@ def test_a_run_asked_to_suspend_stops_before_the_flow_it_calls_next(
     done = final(engine, run.id)
     assert (done.state, done.result) == (RunState.COMPLETED, "'child done'")
     assert CALLED == ["parent", "parent", "child"]
+
+
+@flow(name="decided-by-two", confirm=True)
+def decided_by_two() -> str:
+    FINISHED.append("body")
+    FINISH.wait(10)
+    return step("decided")
+
+
+def test_a_suspend_asked_by_id_is_decided_as_its_options_say(
+    engine: Engine, worker: Worker
+) -> None:
+    """quorum, notify, escalation and confirm were dropped from a suspend asked by id (and
+    the flow's own confirm too): one answer from anyone resumed it."""
+    FINISH.clear()
+    FINISHED.clear()
+    thread, box = start(decided_by_two)
+    run = wait_for(lambda: FINISHED and engine.list_runs(flow_name="decided-by-two")[0])
+    with pytest.raises(ValueError, match="^veto only applies to a pause with a quorum$"):
+        suspend_flow_run(Go, flow_run_id=run.id, veto="go")
+    suspend_flow_run(
+        Go,
+        flow_run_id=run.id,
+        key="hold",
+        quorum=2,
+        notify="dm",
+        escalate_after=600,
+        escalate_to=["S0ONCALL"],
+    )
+    wait_for(lambda: engine.suspend_requests(run.id), what="the request to reach the engine")
+    FINISH.set()
+    thread.join(10)
+    assert isinstance(box.get("error"), RunSuspended), box
+    pause = engine.waiting_pause(run.id)
+    assert (pause.key, pause.quorum, pause.notify, pause.confirm, pause.escalate_to) == (
+        "hold",
+        2,
+        "dm",
+        True,  # the flow's
+        ("S0ONCALL",),
+    )
+    assert pause.escalate_at is not None
+    resume_flow_run(run.id, {"go": True}, responder="U0ALICE")
+    assert engine.get_run(run.id).state is RunState.SUSPENDED  # one of two
+    resume_flow_run(run.id, {"go": True}, responder="U0BOB")
+    done = final(engine, run.id)
+    assert (done.state, done.result) == (RunState.COMPLETED, "'decided'")
+    assert engine.get_pause(run.id, "hold").answered_by == ("U0ALICE", "U0BOB")

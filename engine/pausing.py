@@ -223,6 +223,8 @@ def _request_suspend(
             f"run {run.id} already has a request to suspend with key {unmet!r}, not met "
             "yet: the run suspends once, at its next task call, flow call or pause (or its end)"
         )
+    # The run may be this process's: it must not end before the request's event comes back.
+    engine.heard_suspend_request(run.id, SUSPEND_REQUEST + key)
     engine.notify()
     logger.info(
         "suspend requested",

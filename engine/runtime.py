@@ -216,6 +216,12 @@ class Engine(Liveness, Resuming, Upkeep):
         with self._lock:
             return set(self._suspend_requests.get(run_id, ()))
 
+    def heard_suspend_request(self, run_id: str, key: str) -> None:
+        """Note a request to suspend ``run_id`` made in this process, before its event comes
+        back: a run here that ends right after the request then suspends, as asked."""
+        with self._lock:
+            self._suspend_requests.setdefault(run_id, set()).add(key)
+
     def forget_suspend_request(self, run_id: str, key: str) -> None:
         with self._lock:
             keys = self._suspend_requests.get(run_id)

@@ -284,3 +284,21 @@ def test_a_suspend_asked_by_id_is_decided_as_its_options_say(
     done = final(engine, run.id)
     assert (done.state, done.result) == (RunState.COMPLETED, "'decided'")
     assert engine.get_pause(run.id, "hold").answered_by == ("U0ALICE", "U0BOB")
+
+
+def test_a_run_in_this_process_that_ends_right_after_the_request_suspends(
+    engine: Engine,
+) -> None:
+    """Once suspend_flow_run(flow_run_id=...) has returned, a run of this process does not
+    complete before the request's event comes back to it (it did, and the request was
+    left unmet: the caller had been told nothing of it)."""
+    FINISH.clear()
+    FINISHED.clear()
+    thread, box = start(lambda: ends_soon(False))
+    run = wait_for(lambda: FINISHED and engine.list_runs(flow_name="ends-soon")[0])
+    suspend_flow_run(flow_run_id=run.id, key="now")
+    FINISH.set()  # at once: no waiting for the engine to hear of it
+    thread.join(10)
+    assert isinstance(box.get("error"), RunSuspended), box
+    assert engine.get_run(run.id).state is RunState.SUSPENDED
+    assert engine.waiting_pause(run.id).key == "now"

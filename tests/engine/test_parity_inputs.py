@@ -1,10 +1,11 @@
 """Cases from Prefect's own tests and experiments (prefect-semantics.md §1.4, §1.6, §2.3,
 §4.1, §4.3) that the other engine tests do not cover: how strictly an answer is read, an
-optional field's initial value, a tuple, and a pause inside a task that times out or is
-retried."""
+optional field's initial value, a tuple, a pause inside a task that times out or is
+retried, and an async flow asking an answered key again."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Tuple  # noqa: UP035 - Prefect's own test spells it so
 
 import pytest
@@ -14,6 +15,7 @@ from signoff.engine import (
     FlowPauseTimeout,
     InputInvalid,
     RunState,
+    apause_flow_run,
     flow,
     pause_flow_run,
     resume_flow_run,
@@ -136,3 +138,18 @@ def test_a_task_retried_after_its_answer_asks_again_rather_than_reuse_it(
     resume_flow_run(second.run_id, {"value": 11})
     thread.join(10)
     assert (box, SEEN, [first.key, second.key]) == ({"result": 11}, [10, 11], ["1", "2"])
+
+
+def test_an_async_flow_asking_an_answered_key_again_gets_the_answer(engine: Engine) -> None:
+    """Prefect's async "already fired" path returned None instead of the stored input
+    (fixed in 3.9.1); test_pause.py covers the sync one."""
+
+    @flow(name="async-same-key")
+    async def async_same_key() -> tuple[int, int]:
+        first = await pause_flow_run(int, timeout=60, key="once")
+        return first, await apause_flow_run(int, timeout=60, key="once")
+
+    thread, box = start(lambda: asyncio.run(async_same_key()))
+    resume_flow_run(waiting(engine, "async-same-key").run_id, {"value": 5})
+    thread.join(10)
+    assert box == {"result": (5, 5)}

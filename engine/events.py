@@ -83,8 +83,11 @@ class DurableConsumer:
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
         self._wake.set()
-        self._thread.join(timeout)
-        self._keeper.join(timeout)
+        for thread in (self._thread, self._keeper):
+            # Not started when ``start`` failed (the database refused the lease's write):
+            # the process is stopping with that error, which this must not replace.
+            if thread.ident is not None:
+                thread.join(timeout)
         token, self._token = self._token, None
         if token is None:
             return

@@ -12,10 +12,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psycopg
 import pytest
+from sqlalchemy import make_url
 
 from signoff.bot.sandbox import SlackSandbox
 from signoff.bot.testing import running_bot
+from tests.engine.test_reconnect import pg_url  # noqa: F401 - a fixture
 
 
 def serve(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
@@ -86,6 +89,25 @@ def test_an_unusable_sqlite_path_names_the_variable_and_the_path(
     (line,) = lines(done.stderr)
     assert line.startswith(f"error: SIGNOFF_DATABASE_URL names the SQLite file {path}")
     assert reason in line and "unexpected" not in line
+
+
+def test_a_database_that_refuses_writes_is_one_line_not_a_traceback(
+    tmp_path: Path,
+    pg_url: str,  # noqa: F811
+) -> None:
+    # As a read replica (or a database set read-only) in SIGNOFF_DATABASE_URL refuses them:
+    # the schema reads fine, and the first write, taking Slack's posting lease, fails.
+    url = make_url(pg_url)
+    with psycopg.connect(
+        host=url.host, port=url.port, user=url.username, dbname="postgres", autocommit=True
+    ) as conn:
+        conn.execute(f"ALTER DATABASE {url.database} SET default_transaction_read_only = on")
+    with SlackSandbox() as slack:
+        done = serve(tmp_path, SIGNOFF_DATABASE_URL=pg_url, SLACK_API_URL=slack.api_url)
+    assert done.returncode == 1
+    assert lines(done.stderr) == [
+        "error: database write failed: cannot execute UPDATE in a read-only transaction"
+    ]
 
 
 def test_serving_logs_no_bolt_token_warnings(caplog: pytest.LogCaptureFixture) -> None:

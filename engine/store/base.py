@@ -31,6 +31,7 @@ from signoff.engine.store.database import (
     open_failure,
     open_write_connection,
     write_connection,
+    write_failure,
 )
 from signoff.engine.store.prepared import Prepared
 from signoff.engine.store.riders import Riders
@@ -235,7 +236,7 @@ class StoreBase:
                 with self._sharing.transaction() as conn:
                     yield conn
             except SQLAlchemyError as exc:
-                raise StoreError(f"database write failed: {failure_reason(exc)}") from exc
+                raise StoreError(write_failure(self.engine, exc)) from exc
             return
         taken = self.riders.take() if self.riders.pending() else []
         if taken:
@@ -331,7 +332,7 @@ class StoreBase:
                 if pending or audit:
                     self._append(conn, pending, audit)
         except SQLAlchemyError as exc:
-            raise StoreError(f"database write failed: {failure_reason(exc)}") from exc
+            raise StoreError(write_failure(self.engine, exc)) from exc
         self._committed(pending)
 
     @contextmanager
@@ -364,7 +365,7 @@ class StoreBase:
                 conn.info["pending_events"] = conn.info["pending_audit"] = None
                 yield conn
         except SQLAlchemyError as exc:
-            raise StoreError(f"database write failed: {failure_reason(exc)}") from exc
+            raise StoreError(write_failure(self.engine, exc)) from exc
 
     @contextmanager
     def _read(self, *, slotted: bool = True) -> Iterator[Connection]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import re
 import time
 import weakref
@@ -431,11 +432,46 @@ def open_failure(url: str, exc: Exception) -> str:
             reason = f"{exc.filename} is a file, not a folder"
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        read_only = _read_only_parts(Path(parsed.database).expanduser(), exc)
         return (
             f"SIGNOFF_DATABASE_URL names the SQLite file {parsed.database}, "
-            f"which cannot be used: {reason}"
+            f"which cannot be used: {reason}{read_only}"
         )
     return f"cannot open the database at SIGNOFF_DATABASE_URL: {reason}"
+
+
+def write_failure(engine: Engine, exc: Exception) -> str:
+    """One line for a write the database refused; for a SQLite file this process may read
+    but not write, naming the setting, the file and what is read-only."""
+    reason = failure_reason(exc)
+    database = engine.url.database if is_sqlite(engine) else None
+    if database and database != ":memory:":
+        read_only = _read_only_parts(Path(database), exc)
+        if read_only:
+            return (
+                f"database write failed: {reason}: SIGNOFF_DATABASE_URL names the SQLite "
+                f"file {database}{read_only}"
+            )
+    return f"database write failed: {reason}"
+
+
+def _read_only_parts(path: Path, exc: Exception) -> str:
+    """What of ``path`` and its folder this process cannot write, when SQLite refused it
+    for that: SQLite's own words ('unable to open database file', 'attempt to write a
+    readonly database') name neither, and the file reads fine in a file manager."""
+    code = str(getattr(getattr(exc, "orig", exc), "sqlite_errorname", ""))
+    if not code.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN")) or not path.exists():
+        return ""
+    parts = []
+    if not os.access(path, os.W_OK):
+        parts.append("the file is read-only to this process")
+    if not os.access(path.parent, os.W_OK):
+        # Without the log files beside it, SQLite cannot even read a database in WAL mode.
+        parts.append(
+            f"its folder {path.parent} is read-only to this process, and SQLite keeps "
+            f"{path.name}-wal and {path.name}-shm beside the file"
+        )
+    return f" ({'; '.join(parts)})" if parts else ""
 
 
 def open_write_connection(engine: Engine) -> Connection:

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -330,6 +331,58 @@ def test_a_database_path_that_cannot_be_made_is_one_line_naming_the_variable(
             f"error: SIGNOFF_DATABASE_URL names the SQLite file {path}, which cannot be used: "
             f"{reason.format(project=project)}\n"
         ), command_line
+
+
+@contextmanager
+def read_only(path: Path) -> Iterator[None]:
+    """``path`` read-only to this process: by its mode, or, for root, whom modes do not
+    stop, by the immutable attribute."""
+    mode = path.stat().st_mode
+    path.chmod(mode & ~0o222)
+    immutable = False
+    try:
+        if os.access(path, os.W_OK):
+            made = subprocess.run(["chattr", "+i", str(path)], capture_output=True, check=False)
+            immutable = made.returncode == 0
+            if not immutable or os.access(path, os.W_OK):
+                pytest.skip(f"cannot make {path} read-only to this process")
+        yield
+    finally:
+        if immutable:
+            subprocess.run(["chattr", "-i", str(path)], check=True)
+        path.chmod(mode)
+
+
+def test_a_read_only_sqlite_file_or_folder_is_named_with_what_is_read_only(
+    project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A volume mounted read-only, or one made by another user than the service's.
+    folder = project / "data"
+    path = folder / "ops.db"
+    monkeypatch.setenv("SIGNOFF_DATABASE_URL", f"sqlite:///{path}")
+    assert run_cli(capsys, "db", "upgrade")[0] == 0
+    start = ("run", "access-request", "--flows", "flows.py", "--param", "user=ada")
+
+    with read_only(folder):
+        for command_line in (("runs", "list"), start):
+            status, out, err = run_cli(capsys, *command_line)
+            assert (status, out) == (1, ""), command_line
+            assert err == (
+                f"error: SIGNOFF_DATABASE_URL names the SQLite file {path}, which cannot be "
+                f"used: unable to open database file (its folder {folder} is read-only to "
+                "this process, and SQLite keeps ops.db-wal and ops.db-shm beside the file)\n"
+            ), command_line
+
+    with read_only(path):
+        assert run_cli(capsys, "runs", "list")[:2] == (0, "no runs\n")  # reads still work
+        for command_line in (start, ("worker", "--flows", "flows.py")):
+            status, out, err = run_cli(capsys, *command_line)
+            assert (status, out) == (1, ""), command_line
+            assert err == (
+                "error: database write failed: attempt to write a readonly database: "
+                f"SIGNOFF_DATABASE_URL names the SQLite file {path} (the file is read-only "
+                "to this process)\n"
+            ), command_line
 
 
 def test_a_postgresql_server_that_never_answers_fails_the_command_in_time(

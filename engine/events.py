@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from typing import TYPE_CHECKING, Protocol
 
@@ -46,6 +47,8 @@ class DurableConsumer:
     #: how long to wait before retrying an event the observer failed on (doubles, capped)
     RETRY_SECONDS = (0.5, 30.0)
     BATCH = 200
+    #: how long stopping waits for a delivery in flight, in all
+    STOP_SECONDS = 5.0
 
     def __init__(self, store: SqlStore, name: str, observer: RunObserver) -> None:
         self.store = store
@@ -80,16 +83,30 @@ class DurableConsumer:
     def poke(self) -> None:
         self._wake.set()
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop delivering; wait up to ``timeout`` (``STOP_SECONDS``) in all for a delivery
+        in flight (a post to a slow Slack), and release the lease unless it is still going.
+        Stopping again does nothing (the Slack app stops its consumer, then its engine)."""
+        if self._stop.is_set():
+            return
         self._stop.set()
         self._wake.set()
+        deadline = time.monotonic() + (self.STOP_SECONDS if timeout is None else timeout)
         for thread in (self._thread, self._keeper):
             # Not started when ``start`` failed (the database refused the lease's write):
             # the process is stopping with that error, which this must not replace.
             if thread.ident is not None:
-                thread.join(timeout)
+                thread.join(max(0.0, deadline - time.monotonic()))
         token, self._token = self._token, None
         if token is None:
+            return
+        if self._thread.is_alive():
+            # Released, the lease would let another replica post the event in flight again
+            # before this post lands; it runs out within LEASE_SECONDS instead.
+            logger.warning(
+                "stopped with a delivery still in flight; its lease is left to run out",
+                extra={"action": "consumer_left_busy", "consumer": self.name},
+            )
             return
         try:
             # Released at once: another process takes over without waiting for expiry.

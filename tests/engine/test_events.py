@@ -14,6 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from signoff.engine import (
+    DurableConsumer,
     Engine,
     Event,
     EventKind,
@@ -166,6 +167,51 @@ def test_closing_an_engine_stops_its_listener_at_once(make_engine, monkeypatch) 
         wait_for(lambda: listening(engine), what="the LISTEN connection")
     engine.close()
     assert not listener.is_alive()
+
+
+@flow(name="ev-stuck")
+def stuck_flow() -> int:
+    return 1
+
+
+class Stuck:
+    """An observer whose delivery hangs, as a post to a Slack that does not answer."""
+
+    def __init__(self) -> None:
+        self.delivering = threading.Event()
+        self.release = threading.Event()
+
+    def on_event(self, event: Event) -> None:
+        self.delivering.set()
+        self.release.wait(60)
+
+
+def test_closing_with_a_delivery_in_flight_waits_once_and_keeps_its_lease(
+    make_engine, monkeypatch
+) -> None:
+    """``signoff serve`` stopped while a post to Slack hung waited out the consumer's stop
+    twice (the Slack app's, then the engine's): 10 s, past compose's grace before SIGKILL;
+    and it then released the lease, so that another replica could post the same prompt
+    while this post was still on its way."""
+    monkeypatch.setattr(DurableConsumer, "STOP_SECONDS", 2.0)
+    a, b = make_engine(), make_engine()
+    stuck = Stuck()
+    consumer = a.subscribe("slack", stuck)
+    wait_for(lambda: consumer.position is not None)
+    a.submit(stuck_flow.name)  # queued: its event is the delivery that hangs
+    wait_for(stuck.delivering.is_set, what="a delivery in flight")
+    began = time.monotonic()
+    consumer.stop()
+    a.close()
+    assert 2.0 <= time.monotonic() - began < 3.5
+    try:
+        # Another process waits for the lease to run out rather than take it at once.
+        later = Recorder()
+        taken = b.subscribe("slack", later)
+        assert taken.owner is None
+        wait_for(lambda: taken.owner is not None, timeout=DurableConsumer.LEASE_SECONDS + 3)
+    finally:
+        stuck.release.set()
 
 
 def listening(engine: Engine) -> bool:

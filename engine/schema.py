@@ -79,8 +79,10 @@ def upgrade_schema(settings: EngineSettings | None = None) -> tuple[SchemaStatus
     except (SQLAlchemyError, OSError) as exc:
         raise StoreError(open_failure(settings.database_url, exc)) from exc
     try:
-        upgrade(db)
-        return before, SchemaStatus(*schema_revisions(db))
+        # Another process may have upgraded it while this one waited for the lock: what
+        # this one found then says whether it upgraded anything.
+        found = upgrade(db)
+        return SchemaStatus(found, before.head), SchemaStatus(*schema_revisions(db))
     except SQLAlchemyError as exc:
         raise StoreError(f"cannot upgrade the database: {failure_reason(exc)}") from exc
     except OSError as exc:  # the migration lock file beside a SQLite database

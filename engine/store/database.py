@@ -311,12 +311,17 @@ def check_ours(connection: Connection, revision: str | None) -> None:
             )
 
 
-def upgrade(engine: Engine) -> None:
-    """Bring the schema to the newest migration; safe to call from several processes at once."""
-    ensure_schema(engine, migrate=True)
+def upgrade(engine: Engine) -> str | None:
+    """Bring the schema to the newest migration; safe to call from several processes at once.
+
+    Returns:
+        The revision this call found once it held the migration lock (None: an empty
+        database): the newest one when another process upgraded it meanwhile.
+    """
+    return ensure_schema(engine, migrate=True)
 
 
-def ensure_schema(engine: Engine, *, migrate: bool) -> None:
+def ensure_schema(engine: Engine, *, migrate: bool) -> str | None:
     """Give an empty database the schema, and an outdated one too when ``migrate``; otherwise
     refuse an outdated one (``SchemaOutdated``). One a newer Signoff upgraded is refused
     either way (``SchemaTooNew``).
@@ -324,14 +329,16 @@ def ensure_schema(engine: Engine, *, migrate: bool) -> None:
     The check runs under the migration lock, so a process that starts while another is
     migrating waits for it and then sees the finished schema, not a half-migrated one. A
     database already at ``HEAD_REVISION`` needs neither: its last migration has committed.
+
+    Returns:
+        The revision found under the lock, before any migration this call made.
     """
     if _stored_revision(engine) == HEAD_REVISION:
-        return
+        return HEAD_REVISION
     if is_sqlite(engine):
         with _sqlite_migration_lock(engine):
-            _ensure_schema(engine, migrate)
-    else:
-        _ensure_schema(engine, migrate)
+            return _ensure_schema(engine, migrate)
+    return _ensure_schema(engine, migrate)
 
 
 def _stored_revision(engine: Engine) -> str | None:
@@ -342,7 +349,7 @@ def _stored_revision(engine: Engine) -> str | None:
         return None if revision is None else str(revision)
 
 
-def _ensure_schema(engine: Engine, migrate: bool) -> None:
+def _ensure_schema(engine: Engine, migrate: bool) -> str | None:
     from alembic import command
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
@@ -369,6 +376,7 @@ def _ensure_schema(engine: Engine, migrate: bool) -> None:
                 connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _MIGRATION_LOCK})
                 connection.commit()
     logger.debug("schema up to date", extra={"action": "schema_upgraded"})
+    return None if current is None else str(current)
 
 
 class HeldConnection:

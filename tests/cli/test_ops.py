@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import click
+import psycopg
 import pytest
 from alembic import command
 from sqlalchemy import create_engine
@@ -25,6 +26,7 @@ from signoff.engine import EngineSettings
 from signoff.engine.store import database
 from signoff.engine.store.database import HEAD_REVISION, _alembic_config
 from tests.cli.in_process import run_cli
+from tests.support.postgres import PostgresCluster
 from tests.support.waiting import wait_for
 
 
@@ -409,6 +411,54 @@ def test_a_postgresql_server_that_never_answers_fails_the_command_in_time(
     assert err == (
         "error: cannot open the database at SIGNOFF_DATABASE_URL: connection timeout expired\n"
     )
+
+
+def test_upgrades_run_at_once_say_which_one_upgraded(
+    pg_cluster: PostgresCluster | None, tmp_path: Path
+) -> None:
+    """Each of several ``db upgrade`` run at the same moment (a migration job per replica)
+    said it had upgraded the database, while one had and the others had waited for it."""
+    if pg_cluster is None:
+        pytest.skip("PostgreSQL binaries (initdb, pg_ctl) are not installed")
+    server = f"host=127.0.0.1 port={pg_cluster.port} user=postgres"
+    name = f"t_{os.urandom(6).hex()}"
+    with psycopg.connect(f"{server} dbname=postgres", autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    url = pg_cluster.url(name)
+    at_revision(url, "0001")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SIGNOFF_")}
+    env.update(SIGNOFF_DATABASE_URL=url, HOME=str(tmp_path))
+    with psycopg.connect(f"{server} dbname={name}", autocommit=True) as holder:
+        # Holding the migration lock, so that all of them are waiting for it at once.
+        holder.execute("SELECT pg_advisory_lock(%s)", (database._MIGRATION_LOCK,))
+        upgrades = [
+            subprocess.Popen(
+                [sys.executable, "-m", "signoff", "db", "upgrade"],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(3)
+        ]
+
+        def waiting() -> bool:
+            found = holder.execute(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+                "AND objid = %s",
+                (database._MIGRATION_LOCK,),
+            ).fetchone()
+            return found is not None and found[0] == len(upgrades)
+
+        wait_for(waiting, timeout=30, what="every upgrade to wait for the migration lock")
+        holder.execute("SELECT pg_advisory_unlock(%s)", (database._MIGRATION_LOCK,))
+    said = sorted(upgrade.communicate(timeout=60)[0] for upgrade in upgrades)
+    assert [upgrade.returncode for upgrade in upgrades] == [0, 0, 0]
+    assert said == [
+        f"{HEAD_REVISION} (already up to date)\n",
+        f"{HEAD_REVISION} (already up to date)\n",
+        f"upgraded 0001 -> {HEAD_REVISION}\n",
+    ]
 
 
 def test_worker_migrates_when_told_and_logs_json(project: Path) -> None:

@@ -64,9 +64,13 @@ class Terminated(BaseException):
 
 @contextmanager
 def unwind_on_sigterm() -> Iterator[None]:
-    """Within the block, SIGTERM raises ``Terminated`` in the main thread. Elsewhere than
-    the main thread (a test calling the command line in a thread), nothing changes: only
-    the main thread may set a handler."""
+    """Within the block, SIGTERM raises ``Terminated`` in the main thread, and Ctrl-C
+    ``KeyboardInterrupt`` once: a second Ctrl-C ends the process at once, as the signal's
+    default does. Python raised one ``KeyboardInterrupt`` per Ctrl-C, and a second one
+    landing in the first one's unwinding, inside a lock's release in ``threading``, failed
+    the command with 'unexpected RuntimeError: release unlocked lock'. Elsewhere than the
+    main thread (a test calling the command line in a thread), nothing changes: only the
+    main thread may set a handler."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -74,11 +78,27 @@ def unwind_on_sigterm() -> Iterator[None]:
     def raise_terminated(_signum: int, _frame: FrameType | None) -> None:
         raise Terminated
 
+    interrupted = False
+
+    def interrupt_once(_signum: int, _frame: FrameType | None) -> None:
+        nonlocal interrupted
+        if interrupted:
+            return  # a second Ctrl-C pressed before this handler ran
+        interrupted = True
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        raise KeyboardInterrupt
+
     previous = signal.signal(signal.SIGTERM, raise_terminated)
+    # Not where SIGINT is ignored (a job started in the background by a script), which
+    # stays so, as Python leaves it.
+    own_sigint = signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    previous_sigint = signal.signal(signal.SIGINT, interrupt_once) if own_sigint else None
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+        if previous_sigint is not None:
+            signal.signal(signal.SIGINT, previous_sigint)
 
 
 def wait_until(stop: threading.Event) -> None:

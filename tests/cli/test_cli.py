@@ -259,6 +259,27 @@ def test_a_resume_stopped_while_it_waits_for_the_verdict_says_the_answer_is_stor
     ), err
 
 
+def test_a_second_ctrl_c_while_a_command_unwinds_ends_it_at_once_without_a_traceback() -> None:
+    """Ctrl-C pressed twice: the second ``KeyboardInterrupt`` landed in the first one's
+    unwinding, once inside a lock's release in ``threading`` (``run --wait``), which failed
+    the command with 'unexpected RuntimeError: release unlocked lock'. The second one now
+    ends the process as the signal's default does."""
+    command = """if True:
+        import signal
+        from signoff.bot.stopping import unwind_on_sigterm
+        with unwind_on_sigterm():
+            try:
+                signal.raise_signal(signal.SIGINT)  # Ctrl-C
+            except KeyboardInterrupt:
+                signal.raise_signal(signal.SIGINT)  # again, while the first one unwinds
+                print("unwound after the second Ctrl-C")
+    """
+    done = subprocess.run(
+        [sys.executable, "-c", command], capture_output=True, text=True, timeout=60
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (-signal.SIGINT, "", "")
+
+
 def test_run_wait_reports_the_state_it_stops_in_and_cancel(cli: Cli) -> None:
     cli.start_worker()
 

@@ -111,7 +111,9 @@ class Server:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        # An IPv6 address goes in brackets, or the URL cannot be parsed (nor opened).
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
 
     def start(self) -> None:
         """Start the backend (the embedded engine's worker), the notifier, Socket Mode (when configured) and the HTTP listener.

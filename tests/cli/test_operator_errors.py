@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import signal
 import socket
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import psycopg
@@ -21,7 +24,7 @@ from signoff.bot.testing import running_bot
 from tests.engine.test_reconnect import pg_url  # noqa: F401 - a fixture
 
 
-def serve(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+def serve_env(tmp_path: Path, **env: str) -> dict[str, str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith(("SIGNOFF_", "SLACK_"))}
     base.update(
         SLACK_BOT_TOKEN="xoxb-operator",
@@ -31,9 +34,13 @@ def serve(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
         HOME=str(tmp_path / "home"),
     )
     base.update(env)
+    return base
+
+
+def serve(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "signoff.bot.cli", "serve", "--port", "0"],
-        env=base,
+        env=serve_env(tmp_path, **env),
         capture_output=True,
         text=True,
         timeout=60,
@@ -108,6 +115,35 @@ def test_a_database_that_refuses_writes_is_one_line_not_a_traceback(
     assert lines(done.stderr) == [
         "error: database write failed: cannot execute UPDATE in a read-only transaction"
     ]
+
+
+def test_serve_on_an_ipv6_address_prints_a_url_that_opens(tmp_path: Path) -> None:
+    """'--host ::1' printed http://::1:PORT/slack/events, which no client can parse."""
+    with socket.socket(socket.AF_INET6) as probe:
+        try:
+            probe.bind(("::1", 0))
+        except OSError:
+            pytest.skip("this host has no IPv6 loopback")
+    with SlackSandbox() as slack:
+        serving = subprocess.Popen(
+            [sys.executable, "-m", "signoff.bot.cli", "serve", "--host", "::1", "--port", "0"],
+            env=serve_env(tmp_path, SLACK_API_URL=slack.api_url),
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert serving.stderr is not None
+            line = "started"
+            while line and "is listening on" not in line:
+                line = serving.stderr.readline()  # '' once it has ended
+            url = line.strip().rsplit(" ", 1)[-1]
+            assert re.fullmatch(r"http://\[::1\]:\d+/slack/events", url), line
+            health = url.removesuffix("/slack/events") + "/healthz"
+            with urllib.request.urlopen(health, timeout=10) as reply:
+                assert reply.status == 200
+        finally:
+            serving.send_signal(signal.SIGTERM)
+            serving.communicate(timeout=30)
 
 
 def test_serving_logs_no_bolt_token_warnings(caplog: pytest.LogCaptureFixture) -> None:

@@ -92,6 +92,18 @@ class Cli:
             timeout=COMMAND_TIMEOUT,
         )
 
+    def popen(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+        """``signoff ARGS`` started and left running, its output piped: for a command
+        that waits (``--wait``, ``runs wait``), watched while it does."""
+        return subprocess.Popen(
+            [sys.executable, "-m", "signoff.bot.cli", *args],
+            env=self.env if env is None else env,
+            cwd=self.tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
     def ok(self, *args: str) -> str:
         result = self(*args)
         assert result.returncode == 0, f"{args} exited {result.returncode}: {result.stderr}"
@@ -235,14 +247,9 @@ def test_a_resume_stopped_while_it_waits_for_the_verdict_says_the_answer_is_stor
     cli.start_worker()
     cli.wait_for_state(run_id, "paused")
     assert cli.stop_workers() == [0]  # nobody left to judge the answer
-    resume = subprocess.Popen(
-        [sys.executable, "-m", "signoff.bot.cli", "runs", "resume", run_id, "--as", "alice"]
-        + ["--input", '{"approved": true}'],
+    resume = cli.popen(
+        *("runs", "resume", run_id, "--as", "alice", "--input", '{"approved": true}'),
         env={**cli.env, "SIGNOFF_LOG_LEVEL": "INFO"},  # to see when it waits
-        cwd=cli.tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
     )
     assert resume.stderr is not None
     logged: list[str] = []

@@ -102,23 +102,7 @@ def test_as_answers_for_a_group_member_when_told_the_group(cli: Cli) -> None:
 def test_run_wait_waits_until_the_run_finishes_and_fails_with_it(cli: Cli) -> None:
     use(cli, FLOWS)
     cli.start_worker()
-    waiting = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "signoff.bot.cli",
-            "run",
-            "edge-fail",
-            "--flows",
-            str(cli.flows),
-            "--wait",
-        ],
-        env=cli.env,
-        cwd=cli.tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    waiting = cli.popen("run", "edge-fail", "--flows", str(cli.flows), "--wait")
     try:
         engine = Engine(EngineSettings.load(database_url=cli.env["SIGNOFF_DATABASE_URL"]))
         try:
@@ -151,23 +135,7 @@ def test_run_wait_waits_until_the_run_finishes_and_fails_with_it(cli: Cli) -> No
 
 def test_run_wait_says_when_no_worker_takes_the_run(cli: Cli) -> None:
     use(cli, FLOWS)
-    waiting = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "signoff.bot.cli",
-            "run",
-            "edge-shirt",
-            "--flows",
-            str(cli.flows),
-            "--wait",
-        ],
-        env=cli.env,
-        cwd=cli.tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    waiting = cli.popen("run", "edge-shirt", "--flows", str(cli.flows), "--wait")
     try:
         assert waiting.stderr is not None
         line = waiting.stderr.readline()  # blocks until the note, or the process ends

@@ -14,6 +14,7 @@ from signoff.bot.slack import ids
 from signoff.bot.testing import RunningBot, running_bot
 from signoff.engine import Engine, PauseStatus, PauseTimeout, RunState, flow, pause_flow_run
 from signoff.engine.input import RunInput
+from tests.support.forging import reopen_pointed_at
 from tests.support.threads import reply_with
 from tests.support.waiting import wait_for
 
@@ -322,11 +323,7 @@ def test_a_reassign_form_pointed_at_another_run_is_refused(engine: Engine, bot: 
     bot.driver.click("alice", prompt, action_id=ids.REASSIGN)
     opened = bot.slack.wait_for(lambda ws: ws.open_view("U0ALICE"), timeout=10)
     # Someone holding a leaked secret edits the form's metadata to name the other run.
-    sealed = opened.view["private_metadata"]
-    edited = sealed.replace(mine.id, other.id)
-    assert edited != sealed
-    view = {k: opened.view[k] for k in ("type", "title", "submit", "blocks", "callback_id")}
-    bot.slack.workspace.open_modal("U0ALICE", {**view, "private_metadata": edited})
+    reopen_pointed_at(bot, "U0ALICE", opened, mine.id, other.id)
     reply = bot.driver.submit("alice", {"to": "U0CAROL"})
     assert reply.status == 200 and reply.response_action == "update"
     assert "changed after it was opened" in json.dumps(bot.slack.open_view("alice").blocks)

@@ -21,6 +21,7 @@ from signoff.bot.slack.server import Server
 from signoff.bot.testing import SIGNING_SECRET, RunningBot, running_bot
 from signoff.engine import Engine, EngineSettings, PauseStatus, RunState, flow, pause_flow_run
 from signoff.engine.input import RunInput
+from tests.support.forging import reopen_pointed_at
 from tests.support.waiting import wait_for
 
 
@@ -237,11 +238,7 @@ def test_a_form_pointed_at_another_run_is_refused(engine: Engine, bot: RunningBo
     bot.driver.click("alice", prompt, action_id=ids.PROVIDE_INPUT)
     opened = bot.slack.wait_for(lambda ws: ws.open_view("U0ALICE"), timeout=10)
     # Someone holding a leaked secret edits the form's metadata to name the other run.
-    sealed = opened.view["private_metadata"]
-    edited = sealed.replace(mine.id, other.id)
-    assert edited != sealed
-    view = {k: opened.view[k] for k in ("type", "title", "submit", "blocks", "callback_id")}
-    bot.slack.workspace.open_modal("U0ALICE", {**view, "private_metadata": edited})
+    reopen_pointed_at(bot, "U0ALICE", opened, mine.id, other.id)
     reply = bot.driver.submit("alice", {})
     assert reply.status == 200 and reply.response_action == "update"
     assert "changed after it was opened" in json.dumps(bot.slack.open_view("alice").blocks)

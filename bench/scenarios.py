@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import gc
 import json
+import logging
 import sys
 import threading
 import time
@@ -258,6 +259,9 @@ def main() -> None:
     parser.add_argument("--idle-seconds", type=float, default=10.0)
     parser.add_argument("--resumers", type=int, default=RESUMERS)
     args = parser.parse_args()
+    # As a service embedding the engine would: without it, the engine shows every run's
+    # start, pause and end on stderr (``engine/console.py``), which is not what is measured.
+    logging.basicConfig(level=logging.WARNING)
     kwargs: dict[str, object] = {}
     if args.scenario == "throughput":
         kwargs["workers"] = args.workers

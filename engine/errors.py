@@ -29,6 +29,9 @@
         ├── DatabaseNotFound (path)   a SQLite file that was to be read, not made, is not there
         └── AuditRecordUnreadable (seq, reason)  a stored audit record was edited out of shape
 
+(The store's ``NotCommitted``, a ``StoreError`` for a write the server rolled back when it
+dropped the connection, is the store's cue to write again: ``engine.store.dropped``.)
+
 Control flow that is not an error lives outside the tree:
 
 - ``PauseTimeout`` (an ``Exception``; Prefect's ``FlowPauseTimeout``) is raised inside a

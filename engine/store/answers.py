@@ -24,6 +24,7 @@ from signoff.engine.audit import AuditAction, AuditEntry
 from signoff.engine.runs import JSON, EventKind, GivenAnswer, Pause, PauseStatus, RunState
 from signoff.engine.store import rows, state_changes
 from signoff.engine.store.base import AUDIT_LOCK, AUDIT_LOCKED, RUNS
+from signoff.engine.store.dropped import write_again_if_dropped
 from signoff.engine.store.pauses import PAUSES, PauseQueries
 from signoff.engine.store.prepared import Prepared
 from signoff.engine.store.sharing import SharedWriteFailed
@@ -153,6 +154,7 @@ class AnswerOutcome(enum.Enum):
 
 
 class AnswerQueries(PauseQueries):
+    @write_again_if_dropped
     @_lost_if_changed
     def answer_pause(
         self,

@@ -47,7 +47,8 @@ from signoff.engine.audit import (
 from signoff.engine.audit_export import ExportRow
 from signoff.engine.errors import AuditRecordUnreadable
 from signoff.engine.store import appending
-from signoff.engine.store.base import ASSUMED_HEAD, AUDIT_LOCKED, StoreBase, read_again_if_dropped
+from signoff.engine.store.base import ASSUMED_HEAD, AUDIT_LOCKED, StoreBase
+from signoff.engine.store.dropped import read_again_if_dropped, write_again_if_dropped
 from signoff.engine.store.prepared import Prepared
 from signoff.engine.store.rows import utc
 from signoff.engine.store.tables import AuditRow
@@ -279,6 +280,7 @@ class AuditQueries(StoreBase):
             # Before the commit: should it fail, the next append finds the head moved.
             self._last_appended = (audit[-1]["seq"], audit[-1]["hash"])
 
+    @write_again_if_dropped
     def record_audit(self, *entries: AuditEntry) -> None:
         """Append records in a transaction of their own (refusals, which change nothing else)."""
         now = self.clock()

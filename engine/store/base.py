@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager, nullcontext
 from datetime import UTC, datetime
-from typing import Any, Concatenate, ParamSpec, Self, TypeVar
+from typing import Any, Self
 
 from sqlalchemy import Connection, Engine, insert, text
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import RootTransaction
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import QueuePool
 
 from signoff.engine.errors import SchemaOutdated, StoreError
@@ -33,6 +32,7 @@ from signoff.engine.store.database import (
     write_connection,
     write_failure,
 )
+from signoff.engine.store.dropped import failed_write
 from signoff.engine.store.prepared import Prepared
 from signoff.engine.store.riders import Riders
 from signoff.engine.store.sharing import Release, SharedTransactions
@@ -68,38 +68,6 @@ AUDIT_LOCKED = "signoff.audit_locked"
 #: in a write connection's ``info``: the hash of the record its audit records were chained
 #: to without reading the chain, which inserting them checks (``AuditQueries._append``)
 ASSUMED_HEAD = "signoff.assumed_head"
-
-
-P = ParamSpec("P")
-R = TypeVar("R")
-StoreT = TypeVar("StoreT", bound="StoreBase")
-
-
-def read_again_if_dropped(
-    method: Callable[Concatenate[StoreT, P], R],
-) -> Callable[Concatenate[StoreT, P], R]:
-    """``method``, a read, run once more on another connection when the one it had was
-    dropped by the server (a restart, a killed session): the person asking sees the answer,
-    not an error. Only reads: a write whose COMMIT met a dropped connection may or may not
-    have been applied, so writing it again could store it twice; writes fail instead."""
-
-    @functools.wraps(method)
-    def read(store: StoreT, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return method(store, *args, **kwargs)
-        except StoreError as exc:
-            cause = exc.__cause__
-            if not (isinstance(cause, DBAPIError) and cause.connection_invalidated):
-                raise
-            # The pool's other connections are checked or replaced already (``Prepared``,
-            # or Core's own handling of a disconnect): the second try gets a live one.
-            logger.warning(
-                "database connection dropped; reading again on another",
-                extra={"action": "read_retried", "read": method.__name__, "error": str(exc)},
-            )
-        return method(store, *args, **kwargs)
-
-    return read
 
 
 class _RiderFailed(Exception):
@@ -232,11 +200,14 @@ class StoreBase:
         another write in it failed, so that the caller writes again without ``shared``.
         """
         if shared:
+            done = False
             try:
                 with self._sharing.transaction() as conn:
                     yield conn
+                    done = True  # the others' statements, or the COMMIT, may follow
             except SQLAlchemyError as exc:
-                raise StoreError(write_failure(self.engine, exc)) from exc
+                message = write_failure(self.engine, exc)
+                raise failed_write(message, exc, commit_sent=done) from exc
             return
         taken = self.riders.take() if self.riders.pending() else []
         if taken:
@@ -321,6 +292,7 @@ class StoreBase:
     def _transaction(self, urgent: bool = False) -> Iterator[Connection]:
         pending: list[dict[str, Any]] = []
         audit: list[dict[str, Any]] = []
+        committing = False
         try:
             with self._writer_connection(urgent) as conn, conn.begin():
                 # conn.info outlives the transaction (pooled connection): reset per write.
@@ -331,8 +303,10 @@ class StoreBase:
                 yield conn
                 if pending or audit:
                     self._append(conn, pending, audit)
+                committing = True  # leaving the block sends the COMMIT
         except SQLAlchemyError as exc:
-            raise StoreError(write_failure(self.engine, exc)) from exc
+            message = write_failure(self.engine, exc)
+            raise failed_write(message, exc, commit_sent=committing) from exc
         self._committed(pending)
 
     @contextmanager

@@ -15,7 +15,8 @@ from sqlalchemy import and_, bindparam, delete, func, literal, or_, select, upda
 
 from signoff.engine.runs import Event, EventKind, RunState
 from signoff.engine.store import rows
-from signoff.engine.store.base import EVENTS, StoreBase, read_again_if_dropped
+from signoff.engine.store.base import EVENTS, StoreBase
+from signoff.engine.store.dropped import read_again_if_dropped, write_again_if_dropped
 from signoff.engine.store.prepared import Prepared
 from signoff.engine.store.tables import CursorRow, OnceKeyRow
 
@@ -102,6 +103,7 @@ class ConsumerQueries(StoreBase):
         events = [rows.to_event(r) for r in found if r.id is not None]
         return events, events[-1].id if len(events) == limit else upto
 
+    @write_again_if_dropped
     def lease_cursor(self, consumer: str, owner: str, seconds: float) -> int | None:
         """Hold ``consumer``'s cursor for ``seconds``; its position, or None if another holds it.
 
@@ -162,6 +164,7 @@ class ConsumerQueries(StoreBase):
             ).first()
         return None if row is None else int(row[0])
 
+    @write_again_if_dropped
     def advance_cursor(self, consumer: str, owner: str, position: int) -> bool:
         with self._write() as conn:
             done = conn.execute(
@@ -171,6 +174,7 @@ class ConsumerQueries(StoreBase):
             )
             return done.rowcount == 1
 
+    @write_again_if_dropped
     def release_cursor(self, consumer: str, owner: str) -> None:
         with self._write() as conn:
             conn.execute(
@@ -179,6 +183,7 @@ class ConsumerQueries(StoreBase):
                 .values(lease_owner=None, lease_until=None)
             )
 
+    @write_again_if_dropped
     def claim_once(self, key: str, seconds: float) -> bool:
         """Claim ``key`` for ``seconds``; False if it is claimed already and not expired."""
         now = self.clock()

@@ -15,7 +15,7 @@ from signoff.engine.audit import AuditAction, AuditEntry
 from signoff.engine.errors import RunNotFound
 from signoff.engine.runs import EventKind, Pause, PauseStatus
 from signoff.engine.store import rows
-from signoff.engine.store.base import read_again_if_dropped
+from signoff.engine.store.dropped import read_again_if_dropped, write_again_if_dropped
 from signoff.engine.store.pauses import PAUSES, PauseQueries
 from signoff.engine.store.tables import MetadataRow
 
@@ -32,6 +32,7 @@ class DecisionQueries(PauseQueries):
             PAUSES.c.escalated_at.is_(None),
         )
 
+    @write_again_if_dropped
     def escalate_pause(self, run_id: str, key: str) -> Pause | None:
         """Add the pause's ``escalate_to`` to its approvers, once; the escalated pause, or None
         if it no longer waits or escalated already (several workers may fire the timer)."""
@@ -78,6 +79,7 @@ class DecisionQueries(PauseQueries):
             )
         return dataclasses.replace(pause, escalated_at=now, approvers=tuple(approvers))
 
+    @write_again_if_dropped
     def reassign_pause(self, run_id: str, key: str, actor: Actor, to: str) -> Pause | None:
         """Hand a waiting pause from ``actor`` to ``to``; the changed pause, or None if it no
         longer waits.
@@ -134,6 +136,7 @@ class DecisionQueries(PauseQueries):
             ).one()
         return rows.to_pause(found)
 
+    @write_again_if_dropped
     def claim_and_record(self, run_id: str, claim: str, entry: AuditEntry) -> bool:
         """Store metadata ``claim`` and append ``entry`` together, unless ``claim`` exists.
 

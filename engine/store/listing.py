@@ -14,7 +14,8 @@ from signoff.engine.errors import RunNotFound
 from signoff.engine.runs import PauseStatus, Run, RunState, WaitingInput
 from signoff.engine.store import rows
 from signoff.engine.store.audit import AUDIT
-from signoff.engine.store.base import RUN_COLUMNS, RUNS, StoreBase, read_again_if_dropped
+from signoff.engine.store.base import RUN_COLUMNS, RUNS, StoreBase
+from signoff.engine.store.dropped import read_again_if_dropped
 from signoff.engine.store.pauses import PAUSES
 
 #: the states a run ends in

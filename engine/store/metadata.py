@@ -11,7 +11,8 @@ from sqlalchemy.exc import IntegrityError
 from signoff.engine.errors import RunNotFound
 from signoff.engine.runs import JSON, EventKind, RunState
 from signoff.engine.serialization import unstorable_values
-from signoff.engine.store.base import RUNS, StoreBase, read_again_if_dropped
+from signoff.engine.store.base import RUNS, StoreBase
+from signoff.engine.store.dropped import read_again_if_dropped, write_again_if_dropped
 from signoff.engine.store.pauses import PAUSES
 from signoff.engine.store.tables import MetadataRow
 
@@ -56,6 +57,7 @@ class MetadataQueries(StoreBase):
         statement = self._insert_metadata(run_id, key, value).on_conflict_do_nothing()
         return self._put_metadata(run_id, statement)
 
+    @write_again_if_dropped
     def _put_metadata(self, run_id: str, statement: Any) -> bool:
         with self._write() as conn:
             try:
@@ -63,6 +65,7 @@ class MetadataQueries(StoreBase):
             except IntegrityError as exc:  # the only constraint left is the run's foreign key
                 raise RunNotFound(run_id) from exc
 
+    @write_again_if_dropped
     def request_suspend(self, run_id: str, prefix: str, key: str, request: JSON) -> bool:
         """Store a request that a running run suspend itself (under ``prefix`` + ``key``,
         the key of the pause it asks for), and announce it; True if stored.

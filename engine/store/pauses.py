@@ -15,7 +15,8 @@ from signoff.engine.audit import AuditAction, AuditEntry
 from signoff.engine.runs import JSON, EventKind, Pause, PauseStatus, RunState
 from signoff.engine.store import rows
 from signoff.engine.store.audit import AuditQueries
-from signoff.engine.store.base import AUDIT_LOCK, AUDIT_LOCKED, RUNS, read_again_if_dropped
+from signoff.engine.store.base import AUDIT_LOCK, AUDIT_LOCKED, RUNS
+from signoff.engine.store.dropped import read_again_if_dropped, write_again_if_dropped
 from signoff.engine.store.prepared import Prepared
 from signoff.engine.store.riders import Rider
 from signoff.engine.store.state_changes import StateChangeQueries
@@ -165,6 +166,7 @@ class PauseQueries(AuditQueries, StateChangeQueries):
             return None
         return dict(row.response)
 
+    @write_again_if_dropped
     def open_pause(
         self,
         pause: Pause,
@@ -241,6 +243,7 @@ class PauseQueries(AuditQueries, StateChangeQueries):
             {"responder": responder, "errors": verdict[1]},
         )
 
+    @write_again_if_dropped
     def settle_pause(
         self,
         pause: Pause,
@@ -315,6 +318,7 @@ class PauseQueries(AuditQueries, StateChangeQueries):
         )
         return True
 
+    @write_again_if_dropped
     def expire_pause(self, run_id: str, key: str) -> bool:
         """Mark a waiting pause as timed out; False if it no longer waits."""
         now = self.clock()
@@ -355,6 +359,7 @@ class PauseQueries(AuditQueries, StateChangeQueries):
             ).all()
         return [rows.to_pause(r) for r in found]
 
+    @write_again_if_dropped
     def cancel(self, run_id: str, message: str, actor: Actor | None = None) -> bool:
         """Cancel a run that has not finished, and every pause it waits on."""
         now = self.clock()

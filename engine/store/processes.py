@@ -15,7 +15,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, insert, select, update
 
 from signoff.engine.store import rows
-from signoff.engine.store.base import StoreBase, read_again_if_dropped
+from signoff.engine.store.base import StoreBase
+from signoff.engine.store.dropped import read_again_if_dropped, write_again_if_dropped
 from signoff.engine.store.tables import ProcessRow
 
 PROCESSES = ProcessRow.__table__  # type: ignore[attr-defined]
@@ -53,6 +54,7 @@ def judge_alive(
 
 
 class ProcessQueries(StoreBase):
+    @write_again_if_dropped
     def register_process(
         self, process_id: str, hostname: str, pid: int, owner_timeout: float
     ) -> None:
@@ -83,6 +85,7 @@ class ProcessQueries(StoreBase):
             )
             return result.rowcount == 1
 
+    @write_again_if_dropped
     def remove_process(self, process_id: str) -> None:
         with self._write() as conn:
             conn.execute(delete(PROCESSES).where(PROCESSES.c.id == process_id))
@@ -121,6 +124,7 @@ class ProcessQueries(StoreBase):
             return False
         return judge_alive(found.heartbeat_at, found.owner_timeout_seconds, self.clock(), timeout)
 
+    @write_again_if_dropped
     def forget_processes(self, stale_before: Mapping[str, datetime]) -> None:
         """Delete the rows of gone processes: each named one whose last heartbeat is still
         older than its cutoff (one that beat since it was judged keeps its row)."""

@@ -19,7 +19,7 @@ import dataclasses
 import functools
 import logging
 from collections import namedtuple
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -48,9 +48,10 @@ from signoff.engine.runs import (
 )
 from signoff.engine.store import rows
 from signoff.engine.store.answers import AnswerQueries
-from signoff.engine.store.base import EVENTS, LOGS, RUN_COLUMNS, RUNS, read_again_if_dropped
+from signoff.engine.store.base import EVENTS, LOGS, RUN_COLUMNS, RUNS
 from signoff.engine.store.consumers import ConsumerQueries
 from signoff.engine.store.decisions import DecisionQueries
+from signoff.engine.store.dropped import read_again_if_dropped, write_again_if_dropped
 from signoff.engine.store.listing import ListingQueries
 from signoff.engine.store.metadata import MetadataQueries
 from signoff.engine.store.pauses import PAUSES
@@ -191,6 +192,7 @@ class SqlStore(
 
     # -- runs ---------------------------------------------------------------------------
 
+    @write_again_if_dropped
     def create_run(
         self,
         run_id: str,
@@ -331,14 +333,16 @@ class SqlStore(
             logs=tuple(rows.to_log(r) for r in reversed(logs)),
         )
 
+    @write_again_if_dropped
     def transition(
         self,
+        /,
         run_id: str,
         state: RunState,
         name: str,
         message: str | None = None,
         *,
-        expect: Iterable[RunState] | None = None,
+        expect: Collection[RunState] | None = None,
         expect_owner: str | None = None,
         logs: Sequence[tuple[datetime, str, str, str | None]] = (),
         **columns: Any,
@@ -377,6 +381,7 @@ class SqlStore(
                 **columns,
             )
 
+    @write_again_if_dropped
     def claim_scheduled(
         self, owner: str, limit: int, skip: Collection[str] = ()
     ) -> list[RunSource]:
@@ -431,6 +436,7 @@ class SqlStore(
             return None
         return StoredTask(RunState(row.state), row.result, row.inner_calls)
 
+    @write_again_if_dropped
     def record_task(
         self,
         run_id: str,
@@ -479,6 +485,7 @@ class SqlStore(
             dialect=self.engine.dialect.name,
         )
 
+    @write_again_if_dropped
     def add_logs(self, run_id: str, logs: Sequence[tuple[datetime, str, str, str | None]]) -> None:
         if logs:
             with self._write() as conn:

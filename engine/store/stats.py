@@ -7,7 +7,8 @@ from sqlalchemy import func, select
 
 from signoff.engine.runs import ConsumerLag, EngineStats, PauseStatus, RunState
 from signoff.engine.store import rows
-from signoff.engine.store.base import EVENTS, RUNS, StoreBase, read_again_if_dropped
+from signoff.engine.store.base import EVENTS, RUNS, StoreBase
+from signoff.engine.store.dropped import read_again_if_dropped
 from signoff.engine.store.tables import CursorRow, PauseRow
 
 _PAUSES = PauseRow.__table__  # type: ignore[attr-defined]

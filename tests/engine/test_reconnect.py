@@ -1,6 +1,7 @@
 """A PostgreSQL server that drops its connections (a restart, a failover, an idle timeout on
-the network) costs the store no read and at most one failed write, and nothing for a
-connection that sat idle: such a connection is pinged before use and replaced."""
+the network) costs the store no read, and no write but one whose COMMIT, or whose statement
+run alone, met the drop; nothing for a connection that sat idle: such a connection is
+pinged before use and replaced."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from signoff.engine import (
 )
 from signoff.engine.audit import AuditEntry
 from signoff.engine.store import SqlStore
+from signoff.engine.store.answers import AnswerOutcome
 from signoff.engine.store.database import create_db_engine
 from tests.conftest import FAST, new_pg_database
 from tests.support.postgres import PostgresCluster
@@ -214,22 +216,106 @@ def test_a_read_made_a_page_at_a_time_reads_the_page_again_on_a_new_connection(
     assert retried.read == read  # type: ignore[attr-defined]
 
 
-def test_a_write_that_meets_a_dropped_connection_fails_once_and_is_not_written_twice(
+def test_a_write_that_meets_a_dropped_connection_before_its_commit_is_written_again(
+    pg_url, stores, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The server ends a transaction whose session it drops: nothing of it is stored, so it
+    # is written once more on a new connection. It failed, and the first person to press
+    # a button after a database restart saw an error.
+    store = open_store(pg_url, ping_after_idle=3600.0)
+    stores.append(store)
+    store_run(store, "r1")
+    drop_connections(pg_url)
+
+    caplog.set_level("WARNING", logger="signoff.engine.store")
+    store_run(store, "r2")
+    assert [run.id for run in store.list_runs()] == ["r2", "r1"]
+    (retried,) = _actions(caplog, "write_retried")
+    assert retried.write == "create_run"  # type: ignore[attr-defined]
+    # The Slack app's replay claim, the first write of every button press, likewise.
+    drop_connections(pg_url)
+    assert store.claim_once("request:abc", 60) is True
+    assert store.claim_once("request:abc", 60) is False
+    assert [r.write for r in _actions(caplog, "write_retried")] == ["create_run", "claim_once"]  # type: ignore[attr-defined]
+
+
+def test_an_answer_to_a_flow_waiting_here_that_meets_a_dropped_connection_is_stored_once(
+    pg_url, stores, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Answers to flows waiting in this process share a transaction (``sharing``): one that
+    # met the drop before the COMMIT is written again like any other write.
+    store = open_store(pg_url, ping_after_idle=3600.0)
+    stores.append(store)
+    store.create_run("r1", "deploy", None, b"", {}, RunState.RUNNING, "p1", "alice")
+    asked = Pause.waiting(
+        "r1",
+        "approve",
+        store.clock(),
+        None,
+        suspend=False,
+        schema={"type": "object"},
+        title=None,
+        description=None,
+        initial={},
+        approvers=(),
+        forbid_starter=False,
+    )
+    assert store.open_pause(asked, owner="p1")
+    drop_connections(pg_url)
+
+    caplog.set_level("WARNING", logger="signoff.engine.store")
+    outcome = store.answer_pause(
+        "r1", "approve", {"ok": True}, None, RunState.RUNNING, known=asked, still_paused_by="p1"
+    )
+    assert outcome is AnswerOutcome.COMPLETE
+    (retried,) = _actions(caplog, "write_retried")
+    assert retried.write == "answer_pause"  # type: ignore[attr-defined]
+    answered = store.get_run("r1")
+    assert answered.state is RunState.RUNNING
+    received = [r for r in store.audit_records() if r.action == AuditAction.ANSWER_RECEIVED]
+    assert len(received) == 1
+
+
+def test_a_write_whose_commit_meets_a_dropped_connection_fails_and_is_not_written_twice(
+    pg_url, stores, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A COMMIT sent on a connection that then drops may or may not have been applied:
+    # writing it again could store it twice, so the caller hears of the failure.
+    store = open_store(pg_url, ping_after_idle=3600.0)
+    stores.append(store)
+    store_run(store, "r1")
+    dropping = [True]
+
+    @event.listens_for(store.engine, "commit")
+    def _drop_before_commit(_conn: object) -> None:
+        if dropping:
+            dropping.clear()
+            drop_connections(pg_url)
+
+    caplog.set_level("WARNING", logger="signoff.engine.store")
+    with pytest.raises(StoreError, match="database write failed"):
+        store_run(store, "r2")
+    assert not _actions(caplog, "write_retried")
+    with pytest.raises(RunNotFound):
+        store.get_run("r2")
+    store_run(store, "r2")
+    assert store.get_run("r2").state is RunState.SCHEDULED
+
+
+def test_a_statement_written_on_its_own_that_meets_a_dropped_connection_fails_once(
     pg_url, stores
 ) -> None:
-    # A write's COMMIT may or may not have landed when its connection drops: it is not
-    # tried again behind the caller's back, and the dead connection is not reused.
+    # Without a transaction (autocommit), the server may have run the statement before the
+    # connection went: it is not sent again.
     store = open_store(pg_url, ping_after_idle=3600.0)
     stores.append(store)
     store_run(store, "r1")
     drop_connections(pg_url)
 
     with pytest.raises(StoreError, match="database write failed"):
-        store_run(store, "r2")
-    with pytest.raises(RunNotFound):
-        store.get_run("r2")
-    store_run(store, "r2")
-    assert store.get_run("r2").state is RunState.SCHEDULED
+        store.transition("r1", RunState.RUNNING, "Running")
+    assert store.get_run("r1").state is RunState.SCHEDULED
+    assert store.transition("r1", RunState.RUNNING, "Running")
 
 
 def test_after_a_write_met_a_dropped_connection_the_next_writes_do_not(pg_url, stores) -> None:
@@ -244,11 +330,10 @@ def test_after_a_write_met_a_dropped_connection_the_next_writes_do_not(pg_url, s
         conn.close()
     drop_connections(pg_url)
 
-    with pytest.raises(StoreError, match="database write failed"):
-        store_run(store, "r1")
+    store_run(store, "r1")  # meets the drop, and is written again
     with store.engine.connect(), store.engine.connect():  # two writes under way elsewhere
         store_run(store, "r2")
-    assert [run.id for run in store.list_runs()] == ["r2"]
+    assert [run.id for run in store.list_runs()] == ["r2", "r1"]
 
 
 def refuse_connections(url: str, refuse: bool) -> None:

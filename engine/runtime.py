@@ -398,6 +398,8 @@ class Engine(Liveness, Resuming, Upkeep):
     def close(self) -> None:
         """Stop background threads and release the database."""
         self._closed.set()
+        with contextlib.suppress(StoreError):
+            self.suspend_own_paused()
         for consumer in self._consumers:
             consumer.stop()
         self.dispatcher.stop()

@@ -151,6 +151,23 @@ class Upkeep:
             self.notify()
         return moved
 
+    def suspend_own_paused(self) -> list[str]:
+        """As this process stops: suspend its paused runs, whose flows wait here for an
+        answer nobody will hand them now. Answering one runs its flow again on a worker,
+        as for a process that died; until now such runs read "paused" until another
+        process took this one for gone, an owner timeout later."""
+        if not self._registered:
+            return []
+        suspended = self.store.suspend_paused(
+            self.process_id, "the process that was waiting stopped; answering runs the flow again"
+        )
+        if suspended:
+            logger.info(
+                "suspended the runs waiting in this process as it stops",
+                extra={"action": "paused_runs_suspended", "runs": len(suspended)},
+            )
+        return suspended
+
     def _defer(self) -> None:
         """Say once per outage that this process leaves other processes' runs for now."""
         if not self._deferred:

@@ -25,6 +25,7 @@ from sqlalchemy import BigInteger, Connection, bindparam, func, insert, select, 
 
 from signoff.engine.runs import EventKind, RunState
 from signoff.engine.store.base import EVENT_LOCK, NOTIFY_CHANNEL, StoreBase
+from signoff.engine.store.dropped import write_again_if_dropped
 from signoff.engine.store.prepared import Prepared
 from signoff.engine.store.tables import EventRow, RunRow
 
@@ -178,6 +179,29 @@ class StateChangeQueries(StoreBase):
             {"state": state.value, "name": name, "message": message},
             at,
         )
+
+    @write_again_if_dropped
+    def suspend_paused(self, owner: str, message: str) -> list[str]:
+        """Suspend every run paused in process ``owner`` (its flows wait there for an
+        answer), in one transaction; the ids of those suspended."""
+        now = self.clock()
+        with self._write() as conn:
+            found = conn.execute(
+                update(RUNS)
+                .where(RUNS.c.owner == owner, RUNS.c.state == RunState.PAUSED.value)
+                .values(
+                    state=RunState.SUSPENDED.value,
+                    state_name="Suspended",
+                    state_message=message,
+                    updated_at=now,
+                    owner=None,
+                )
+                .returning(RUNS.c.id)
+            )
+            suspended = sorted(row.id for row in found)
+            for run_id in suspended:
+                self._state_changed(conn, run_id, RunState.SUSPENDED, "Suspended", message, now)
+        return suspended
 
     def _change_state_alone(
         self,

@@ -519,15 +519,15 @@ def test_an_outage_every_process_had_makes_none_of_them_look_dead_afterwards(
         # A process that is really gone is still taken over, once the judge can tell.
         second = waiting.submit("reconnect-waits", {"tag": "gone"})
         wait_for(lambda: waiting.get_run(second.id).state is RunState.PAUSED, what="the pause")
-    finally:
-        refuse_connections(pg_url, False)
         worker.stop()
-        waiting.close()
-    try:
+        waiting._closed.set()  # its heartbeat stops, as a killed process's would
         taken = wait_for(lambda: judging.recover_orphans(), timeout=10, what="the takeover")
         assert taken == [second.id]
         assert judging.get_run(second.id).state is RunState.SUSPENDED
     finally:
+        refuse_connections(pg_url, False)
+        worker.stop()
+        waiting.close()
         judging.close()
 
 

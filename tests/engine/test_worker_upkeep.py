@@ -1,7 +1,7 @@
 """A worker's upkeep: what no event announces (runs of dead processes) is still found, by
 the clock, however busy the worker is, and seldom enough for an idle worker to cost little
 (measured by ``bench/scenarios.py worker``); a worker that stops leaves its runs, quietly,
-for another to take over."""
+for another to take over, its waiting ones suspended at once."""
 
 from __future__ import annotations
 
@@ -99,17 +99,20 @@ def test_a_stopping_worker_leaves_its_async_runs_quietly_for_another_to_take_ove
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
     left = sorted(r.run_id for r in caplog.records if getattr(r, "action", "") == "run_left")
     assert left == sorted(runs)
-    # Nothing recorded: the runs still wait for input, not crashed; another worker takes
-    # them over, and an answer finishes each.
-    assert {engine.get_run(r).state for r in runs} == {RunState.PAUSED}
+    # Not crashed: the runs still wait for input, suspended as the process stopped (they
+    # read "paused" until another process took it for gone); an answer finishes each on
+    # another worker.
+    stopped = [engine.get_run(r) for r in runs]
+    assert {(r.state, r.owner) for r in stopped} == {(RunState.SUSPENDED, None)}
+    assert stopped[0].state_message == (
+        "the process that was waiting stopped; answering runs the flow again"
+    )
+    (said,) = [r for r in caplog.records if getattr(r, "action", "") == "paused_runs_suspended"]
+    assert said.runs == len(runs)  # type: ignore[attr-defined]
     taker = Worker(engine)
     taker.start()
     try:
         for n, run_id in enumerate(runs):
-            wait_for(
-                lambda run_id=run_id: engine.get_run(run_id).state is RunState.SUSPENDED,
-                what="the run to be taken over",
-            )
             resume_flow_run(run_id, {"value": n})
         done = [
             wait_for(lambda run_id=run_id: (r := engine.get_run(run_id)).state.is_final and r)

@@ -31,7 +31,15 @@ from typing import Any
 
 import uvicorn
 
-__all__ = ["AtOnce", "HttpListener", "StartResponse", "WsgiApp", "wsgi_environ"]
+__all__ = [
+    "AtOnce",
+    "HttpListener",
+    "StartResponse",
+    "WsgiApp",
+    "address_family",
+    "http_url",
+    "wsgi_environ",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -118,6 +126,21 @@ def wsgi_environ(scope: dict[str, Any], body: bytes) -> dict[str, Any]:
     return environ
 
 
+def address_family(host: str) -> socket.AddressFamily:
+    """The socket family that listens on ``host``: IPv6 for an IPv6 address (``::1``, ``::``)."""
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def http_url(host: str, port: int) -> str:
+    """``http://host:port``, with an IPv6 address in brackets (``http://[::1]:3000``):
+    unbracketed, no browser nor curl can parse it."""
+    return (
+        f"http://[{host}]:{port}"
+        if address_family(host) == socket.AF_INET6
+        else f"http://{host}:{port}"
+    )
+
+
 def listen_failure(host: str, port: int, exc: OSError) -> str:
     """One line saying why ``host:port`` cannot be listened on (in use, not this machine's
     address, a name that does not resolve)."""
@@ -169,7 +192,7 @@ class HttpListener:
             OSError: the address cannot be bound (in use, say).
             RuntimeError: the loop did not start within ``START_SECONDS``.
         """
-        sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET)
+        sock = socket.socket(address_family(self.host))
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((self.host, self.port))

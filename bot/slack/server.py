@@ -24,7 +24,7 @@ from signoff.bot.slack.app import (
 )
 from signoff.bot.slack.edge import SlackEdge
 from signoff.bot.slack.form_schemas import FormSchemas
-from signoff.bot.slack.listener import AtOnce, HttpListener, StartResponse, WsgiApp
+from signoff.bot.slack.listener import AtOnce, HttpListener, StartResponse, WsgiApp, http_url
 from signoff.bot.slack.metrics import Metrics, observe_timer
 from signoff.bot.slack.payloads import MAX_BODY_BYTES
 
@@ -111,9 +111,7 @@ class Server:
 
     @property
     def url(self) -> str:
-        # An IPv6 address goes in brackets, or the URL cannot be parsed (nor opened).
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return http_url(self.host, self.port)
 
     def start(self) -> None:
         """Start the backend (the embedded engine's worker), the notifier, Socket Mode (when configured) and the HTTP listener.

@@ -22,6 +22,7 @@ from sqlalchemy import make_url
 from signoff.bot.sandbox import SlackSandbox
 from signoff.bot.testing import running_bot
 from tests.engine.test_reconnect import pg_url  # noqa: F401 - a fixture
+from tests.support.ipv6 import skip_without_ipv6_loopback
 
 
 def serve_env(tmp_path: Path, **env: str) -> dict[str, str]:
@@ -119,11 +120,7 @@ def test_a_database_that_refuses_writes_is_one_line_not_a_traceback(
 
 def test_serve_on_an_ipv6_address_prints_a_url_that_opens(tmp_path: Path) -> None:
     """'--host ::1' printed http://::1:PORT/slack/events, which no client can parse."""
-    with socket.socket(socket.AF_INET6) as probe:
-        try:
-            probe.bind(("::1", 0))
-        except OSError:
-            pytest.skip("this host has no IPv6 loopback")
+    skip_without_ipv6_loopback()
     with SlackSandbox() as slack:
         serving = subprocess.Popen(
             [sys.executable, "-m", "signoff.bot.cli", "serve", "--host", "::1", "--port", "0"],

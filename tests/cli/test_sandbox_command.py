@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from tests.support.ipv6 import skip_without_ipv6_loopback
 from tests.support.signals import signal_a_thread_but_the_main_one
 from tests.support.waiting import wait_for
 
@@ -69,6 +71,18 @@ def test_sandbox_serves_the_page_on_localhost_and_starts_runs(tmp_path: Path) ->
         assert "get-shirt-order" in html and "Provide input" in html
     assert process.returncode == 0
     assert "for local development" in process.stderr.read()  # type: ignore[union-attr]
+
+
+def test_sandbox_on_an_ipv6_address_prints_a_url_that_opens(tmp_path: Path) -> None:
+    """'--host ::1' could not listen at all ("Address family for hostname not supported"),
+    and its URL would have read http://::1:PORT/, which no client can parse."""
+    skip_without_ipv6_loopback()
+    with command(
+        "--database-url", f"sqlite:///{tmp_path}/t.db", "sandbox", "--host", "::1", "--port", "0"
+    ) as (process, url):
+        assert re.fullmatch(r"http://\[::1\]:\d+/", url), url
+        assert "Provide input" not in page(url)  # it opens (no runs were started)
+    assert process.returncode == 0
 
 
 def test_demo_web_starts_the_demo_flows_for_a_person_to_answer() -> None:

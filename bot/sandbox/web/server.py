@@ -40,6 +40,7 @@ from signoff.bot.sandbox.records import AppResponse, EphemeralMessage, JsonDict,
 from signoff.bot.sandbox.web.blocks import environment
 from signoff.bot.sandbox.web.page import REGIONS, Feedback, Place, regions, regions_key
 from signoff.bot.sandbox.workspace import Workspace
+from signoff.bot.slack.listener import address_family, http_url
 
 __all__ = ["LOOPBACK", "SandboxPage"]
 
@@ -92,8 +93,7 @@ class SandboxPage:
         self.feedback = Feedback()
         self.default_user = workspace.user_id(default_user)
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer((host, port), _Handler)
-        self._server.daemon_threads = True
+        self._server = _PageServer(host, port)
         self._server.page = self  # type: ignore[attr-defined]
         self._thread: threading.Thread | None = None
 
@@ -109,8 +109,8 @@ class SandboxPage:
 
     @property
     def url(self) -> str:
-        """The page's address, e.g. ``http://127.0.0.1:8765/``."""
-        return f"http://{self.host}:{self.port}/"
+        """The page's address, e.g. ``http://127.0.0.1:8765/`` (``http://[::1]:8765/``)."""
+        return f"{http_url(self.host, self.port)}/"
 
     def start(self) -> None:
         """Serve in a background thread until :meth:`stop`."""
@@ -306,6 +306,15 @@ class SandboxPage:
 
     def _home(self, user: str, _body: Mapping[str, Any]) -> JsonDict:
         return self._answer(user, self.driver.open_home(user), "opening the Home tab")
+
+
+class _PageServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, host: str, port: int) -> None:
+        # The class's family is IPv4's, which cannot bind an IPv6 address such as ::1.
+        self.address_family = address_family(host)
+        super().__init__((host, port), _Handler)
 
 
 class _Handler(BaseHTTPRequestHandler):

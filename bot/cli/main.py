@@ -51,7 +51,7 @@ def _demo() -> click.Command:
     from signoff.bot.demo.command import demo_command
     from signoff.bot.demo.on_prefect import prefect_demo
 
-    return demo_command(prefect_demo)
+    return demo_command(flows_option, prefect_demo)
 
 
 def _sandbox() -> click.Command:

@@ -11,12 +11,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import click
 
 from signoff.bot.demo.on_engine import builtin_demo, user_demo
 from signoff.bot.demo.plans import read_answers_file
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class FlowsOption(Protocol):
+    """The CLI's ``--flows`` option (``signoff.bot.cli.session.flows_option``), given its help."""
+
+    def __call__(self, help_text: str) -> Callable[[F], F]: ...
 
 
 def _plan(entry: Any) -> tuple[dict[str, Any], list[dict[str, Any]] | None]:
@@ -53,17 +61,20 @@ def web_demo(flows: list[str], plans: dict[str, Any], *, port: int = 8765) -> No
     serve_page(flows, start=lambda n: [(f, _plan(plans.get(f))[0]) for f in n], port=port)
 
 
-def demo_command(prefect_demo: Callable[[str | None], None] | None = None) -> click.Command:
-    """The ``signoff demo`` command; ``prefect_demo(api_url)`` plays ``--backend prefect``."""
+def demo_command(
+    flows_option: FlowsOption,
+    prefect_demo: Callable[[str | None], None] | None = None,
+) -> click.Command:
+    """The ``signoff demo`` command.
+
+    Args:
+        flows_option: The CLI's ``--flows`` option, given its help text (the CLI's, so that
+            ``--flows`` is checked the same way in every command; the CLI sits above the demo).
+        prefect_demo: ``prefect_demo(api_url)`` plays ``--backend prefect``.
+    """
 
     @click.command("demo")
-    @click.option(
-        "--flows",
-        "sources",
-        multiple=True,
-        metavar="PATH_OR_MODULE",
-        help="Your flows instead of the built-in ones.",
-    )
+    @flows_option("Your flows instead of the built-in ones.")
     @click.option(
         "--answers",
         type=click.Path(exists=True, dir_okay=False),

@@ -22,6 +22,8 @@ TRAP = 'from pathlib import Path\n\nPath("trap-was-imported").touch()\n'
         ("flows", "list", "--flows"),
         ("sandbox", "--flows", "flows.py", "--flows"),
         ("serve", "--flows"),
+        ("demo", "--flows"),
+        ("demo", "--web", "--flows", "flows.py", "--flows"),
     ],
 )
 @pytest.mark.parametrize("empty", ["", "  "])

@@ -143,6 +143,8 @@ class RunNotChangeable(BackendError):
         self.run_id = run_id
         self.current = current
         self.requested = requested
+        if message is None and current == requested:  # cancelling a cancelled run, say
+            message = f"run {run_id} is already {current}"
         super().__init__(message or f"run {run_id} is {current} and cannot become {requested}")
 
 

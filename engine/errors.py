@@ -258,7 +258,10 @@ class InvalidTransition(EngineError):
         self.run_id = run_id
         self.current = current
         self.requested = requested
-        super().__init__(f"run {run_id} is {current} and cannot become {requested}")
+        if current == requested:  # cancelling a cancelled run, say
+            super().__init__(f"run {run_id} is already {current}")
+        else:
+            super().__init__(f"run {run_id} is {current} and cannot become {requested}")
 
 
 class AlreadyWaiting(EngineError, RuntimeError):

@@ -328,8 +328,16 @@ def test_run_wait_reports_the_state_it_stops_in_and_cancel(cli: Cli) -> None:
     assert out == f"cancelled {paused_run['id']} by bob\n"
     cancelled = cli.wait_for_state(paused_run["id"], "cancelled")
     assert cancelled["run"]["state_message"] == "cancelled by bob"
-    assert "is cancelled and cannot become cancelled" in error_line(
-        cli("runs", "cancel", paused_run["id"])
+    # Cancelling again is refused as cancelling a completed run is (exit 1), saying plainly why.
+    again = cli("runs", "cancel", paused_run["id"])
+    assert (again.returncode, error_line(again)) == (
+        1,
+        f"error: run {paused_run['id']} is already cancelled",
+    )
+    completed = cli("runs", "cancel", run_id)
+    assert (completed.returncode, error_line(completed)) == (
+        1,
+        f"error: run {run_id} is completed and cannot become cancelled",
     )
 
     # a string parameter keeps its text even when it reads as a number

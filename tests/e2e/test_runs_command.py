@@ -315,7 +315,7 @@ def test_cancel_by_command_and_by_button(engine: Engine, bot: RunningBot) -> Non
     assert "cancelled by U0BOB" in (engine.get_run(second.id).state_message or "")
 
     # Cancelling what already ended is refused with the reason.
-    assert "cannot become cancelled" in runs(bot, "alice", f"cancel {first.id}").text
+    assert f"run {first.id} is already cancelled" in runs(bot, "alice", f"cancel {first.id}").text
 
 
 def test_help_and_unknown_subcommands(engine: Engine, bot: RunningBot) -> None:

@@ -311,7 +311,7 @@ def test_cancel_stops_a_paused_flow(engine: Engine) -> None:
     assert isinstance(box["error"], RunCancelled)
     assert (run.state, run.state_message) == (RunState.CANCELLED, "cancelled by carol")
     assert engine.get_pause(pause.run_id, pause.key).status is PauseStatus.CANCELLED
-    with pytest.raises(InvalidTransition, match="is cancelled and cannot become cancelled"):
+    with pytest.raises(InvalidTransition, match="is already cancelled"):
         engine.cancel(pause.run_id)
 
 

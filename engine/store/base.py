@@ -37,6 +37,7 @@ from signoff.engine.store.prepared import Prepared
 from signoff.engine.store.riders import Riders
 from signoff.engine.store.sharing import Release, SharedTransactions
 from signoff.engine.store.slots import ConnectionSlots
+from signoff.engine.store.sqlite_files import sqlite_file
 from signoff.engine.store.tables import EventRow, LogRow, RunRow
 from signoff.engine.store.urgency import HANDED_OVER, PROMPT_NOTICE, wakes_a_flow
 from signoff.engine.store.wakeups import LocalWakeups
@@ -88,7 +89,8 @@ class StoreBase:
         #: sent with every NOTIFY, so that a listener can tell its own commits from others'
         self.origin = uuid.uuid4().hex
         #: SQLite: writers queue here rather than in SQLite's sleeping busy handler
-        self.writer = SqliteWriter(engine.url.database) if self.is_sqlite else None
+        database = sqlite_file(engine.url) if self.is_sqlite else None
+        self.writer = SqliteWriter(str(database) if database else None) if self.is_sqlite else None
         #: SQLite: the one connection every write transaction uses, under the writer's turn
         self._writing = HeldConnection(self._open_writing)
         #: the transaction answers given at the same moment share
@@ -103,21 +105,12 @@ class StoreBase:
             if not self.is_sqlite and isinstance(engine.pool, QueuePool)
             else None
         )
-        database = engine.url.database
         #: writes queued to be stored ahead of this process's next write
         self.riders = Riders(self._store_riders)
         #: SQLite file: copies the write-ahead log into the database, after commits
-        self.checkpointer = (
-            Checkpointer(database)
-            if self.is_sqlite and database and database != ":memory:"
-            else None
-        )
+        self.checkpointer = Checkpointer(str(database)) if database else None
         #: SQLite file: how a commit here wakes the other processes' dispatchers at once
-        self.wakeups = (
-            LocalWakeups(database)
-            if self.is_sqlite and database and database != ":memory:"
-            else None
-        )
+        self.wakeups = LocalWakeups(str(database)) if database else None
 
     @classmethod
     def open(

@@ -27,6 +27,7 @@ from signoff.engine.errors import (
     SchemaTooNew,
 )
 from signoff.engine.store.checkpoints import BACKSTOP_PAGES
+from signoff.engine.store.sqlite_files import opened_read_only, sqlite_file, sqlite_url
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -122,18 +123,16 @@ def create_db_engine(
         "connect_args": {"check_same_thread": False, "timeout": 30},
         "json_serializer": json_text,
     }
-    if parsed.database in (None, "", ":memory:"):
+    path = sqlite_file(parsed)
+    if path is None:
         if not create:
             raise DatabaseNotFound(":memory:")
         kwargs["poolclass"] = StaticPool
     else:
-        path = Path(parsed.database).expanduser()
         if not create and not path.exists():
             raise DatabaseNotFound(str(path.absolute()))
         path.parent.mkdir(parents=True, exist_ok=True)
-        # SQLite itself takes '~' for a folder of that name: the file would be looked for
-        # (and its folder made) in two places.
-        url = parsed.set(database=str(path)).render_as_string(hide_password=False)
+        url = sqlite_url(parsed).render_as_string(hide_password=False)
         kwargs["pool_size"] = 20
         kwargs["max_overflow"] = 40
     engine = create_engine(url, **kwargs)
@@ -266,8 +265,8 @@ def is_known_revision(revision: str) -> bool:
 def _sqlite_migration_lock(engine: Engine) -> Iterator[None]:
     """SQLite has no advisory locks: serialise migrating processes with a lock file
     (``filelock``: flock on POSIX, LockFileEx on Windows)."""
-    database = engine.url.database
-    if not database or database == ":memory:":
+    database = sqlite_file(engine.url)
+    if database is None:
         yield
         return
     with FileLock(f"{database}.migrate-lock"):
@@ -439,10 +438,11 @@ def open_failure(url: str, exc: Exception) -> str:
         if isinstance(exc, FileExistsError) and Path(exc.filename or "").is_file():
             reason = f"{exc.filename} is a file, not a folder"
     parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        read_only = _read_only_parts(Path(parsed.database).expanduser(), exc)
+    path = sqlite_file(parsed) if parsed.get_backend_name() == "sqlite" else None
+    if path is not None:
+        read_only = _read_only_parts(path, exc)
         return (
-            f"SIGNOFF_DATABASE_URL names the SQLite file {parsed.database}, "
+            f"SIGNOFF_DATABASE_URL names the SQLite file {path}, "
             f"which cannot be used: {reason}{read_only}"
         )
     return f"cannot open the database at SIGNOFF_DATABASE_URL: {reason}"
@@ -452,9 +452,14 @@ def write_failure(engine: Engine, exc: Exception) -> str:
     """One line for a write the database refused; for a SQLite file this process may read
     but not write, naming the setting, the file and what is read-only."""
     reason = failure_reason(exc)
-    database = engine.url.database if is_sqlite(engine) else None
-    if database and database != ":memory:":
-        read_only = _read_only_parts(Path(database), exc)
+    database = sqlite_file(engine.url) if is_sqlite(engine) else None
+    if database is not None:
+        if opened_read_only(engine.url):
+            return (
+                f"database write failed: {reason}: SIGNOFF_DATABASE_URL opens the SQLite "
+                f"file {database} read-only"
+            )
+        read_only = _read_only_parts(database, exc)
         if read_only:
             return (
                 f"database write failed: {reason}: SIGNOFF_DATABASE_URL names the SQLite "

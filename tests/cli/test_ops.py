@@ -390,6 +390,37 @@ def test_a_read_only_sqlite_file_or_folder_is_named_with_what_is_read_only(
             ), command_line
 
 
+def test_a_read_only_sqlite_url_reads_and_refuses_writes_in_one_line(
+    project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """'?mode=ro' was dropped (with a SAWarning) and the file written anyway; a 'file:' URI
+    with uri=true was looked for in a folder called 'file:' (and its lock file made there)."""
+    start = ("run", "access-request", "--flows", "flows.py", "--param", "user=ada")
+    assert run_cli(capsys, *start)[0] == 0
+    path = project / "ops.db"
+    for url, shown in (
+        (f"sqlite:///{path}?mode=ro", path),
+        (f"sqlite:///file:{path}?mode=ro&uri=true", path),
+        ("sqlite:///file:ops.db?mode=ro&uri=true", "ops.db"),
+    ):
+        monkeypatch.setenv("SIGNOFF_DATABASE_URL", url)
+        status, out, err = run_cli(capsys, "runs", "list")
+        assert (status, err, out.count("access-request")) == (0, "", 1), url
+        status, out, err = run_cli(capsys, *start)
+        assert (status, out) == (1, ""), url
+        assert err == (
+            "error: database write failed: attempt to write a readonly database: "
+            f"SIGNOFF_DATABASE_URL opens the SQLite file {shown} read-only\n"
+        ), url
+
+    # A URI that may write writes to the file it names.
+    monkeypatch.setenv("SIGNOFF_DATABASE_URL", "sqlite:///file:ops.db?uri=true")
+    assert run_cli(capsys, *start)[0] == 0
+    monkeypatch.setenv("SIGNOFF_DATABASE_URL", f"sqlite:///{path}")
+    assert run_cli(capsys, "runs", "list")[1].count("access-request") == 2
+    assert not [p.name for p in project.iterdir() if p.name.startswith("file:")]
+
+
 def test_a_postgresql_server_that_never_answers_fails_the_command_in_time(
     project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

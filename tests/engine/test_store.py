@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -178,6 +180,26 @@ def test_default_database_needs_no_setup(tmp_path, monkeypatch) -> None:
         assert (tmp_path / ".signoff" / "signoff.db").exists()
     finally:
         engine.close()
+
+
+@pytest.mark.parametrize("uri", ["file:{path}", "file://{path}", "file://localhost{path}"])
+def test_a_sqlite_uri_opens_the_file_it_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, uri: str
+) -> None:
+    """Its lock files went to a folder literally called 'file:' (or 'file:/tmp/...')."""
+    monkeypatch.chdir(tmp_path)  # where a folder called 'file:' would be made
+    path = tmp_path / "my runs.db"
+    url = f"sqlite:///{uri.format(path=urllib.parse.quote(str(path)))}?uri=true"
+    engine = Engine(EngineSettings.load(database_url=url))
+    try:
+        kept = engine.submit("store-test-kept", {})
+    finally:
+        engine.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT id FROM runs").fetchall() == [(kept.id,)]
+    made = {p.name for p in tmp_path.iterdir()}
+    assert {"my runs.db", "my runs.db.write-lock", "my runs.db.migrate-lock"} <= made, made
+    assert not [name for name in made if "file:" in name or "%20" in name], made
 
 
 MIGRATE = """

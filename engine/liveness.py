@@ -69,7 +69,10 @@ class Liveness:
                 self._beat_at = now
                 if self._reaching_since is None:
                     self._reaching_since = now
-                    logger.info("heartbeat stored again", extra={"action": "heartbeat_recovered"})
+                    # At the failure's level: wherever "heartbeat failed" shows, so does this.
+                    logger.warning(
+                        "heartbeat stored again", extra={"action": "heartbeat_recovered"}
+                    )
             except StoreError:
                 self._lapses += 1
                 if self._reaching_since is not None:  # once per outage, not once a beat

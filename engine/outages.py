@@ -4,7 +4,10 @@ The loops that reach the database on their own (the worker's, the reader of even
 LISTEN connection, the event consumers, the timers) fail on every try while it is down,
 and try again about once a second. A line per try would bury the two that matter, so each
 loop keeps an ``Outage``: the first failure is logged under the loop's own ``action``,
-later ones are only counted, and the first success after them is logged with the count::
+later ones are only counted, and the first success after them is logged with the count,
+as a warning: wherever the failure shows (a command logging warnings only), its end shows
+too, or the outage would look as if it had never ended. (Not as an error, when the failure
+was one: an alert on errors should not fire again for the recovery.)::
 
     outage = Outage(logger, "event_read_failed", "event_read_recovered",
                     failed="could not read events",
@@ -57,8 +60,10 @@ class Outage:
         self.failures += 1
 
     def over(self) -> None:
-        """A success: if it ends an outage, that is logged, with how many tries failed."""
+        """A success: if it ends an outage, that is logged as a warning, with how many
+        tries failed."""
         if self.failures:
             message, extra = self._recovered
-            self._logger.info(message, self.failures, extra={**extra, "failures": self.failures})
+            extra = {**extra, "failures": self.failures}
+            self._logger.warning(message, self.failures, extra=extra)
             self.failures = 0

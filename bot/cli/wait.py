@@ -130,6 +130,13 @@ def wait_for_run(
                     raise
                 watch.changed.wait(RECHECK_SECONDS)
                 continue
+            if failing_since is not None:
+                # At the failure's level, so that the warning is never left standing alone.
+                logger.warning(
+                    "read the run again after %.0f s",
+                    time.monotonic() - failing_since,
+                    extra={"action": "wait_read_recovered", "run_id": run_id},
+                )
             failing_since = None
             if _reached(run, until) or (deadline is not None and time.monotonic() >= deadline):
                 return run

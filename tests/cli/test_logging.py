@@ -9,9 +9,11 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import IO
 
 import psycopg
 import pytest
@@ -113,8 +115,34 @@ def listening(url: str) -> bool:
     return found is not None and bool(found[0]) and bool(found[1])
 
 
-def test_runs_wait_outlasts_a_database_outage(pg_url: str) -> None:  # noqa: F811
-    """A deploy pipeline's 'runs wait' failed on the first read that met the outage."""
+#: each outage's first line (by its action), and the line that says it is over
+RECOVERIES = {
+    "wait_read_failed": "wait_read_recovered",
+    "listen_reconnect": "listen_reconnected",
+    "event_read_failed": "event_read_recovered",
+    "heartbeat_failed": "heartbeat_recovered",
+    "worker_error": "worker_recovered",
+    "timers_failed": "timers_recovered",
+    "lease_renew_failed": "lease_renew_recovered",
+    "consumer_store_failed": "consumer_recovered",
+}
+
+
+def read_json_lines(stream: IO[str], into: list[dict[str, str]]) -> None:
+    """Append each JSON line of ``stream`` to ``into`` until it ends (a line of anything
+    else, a traceback say, is kept as its text)."""
+    for line in stream:
+        try:
+            into.append(json.loads(line))
+        except ValueError:
+            into.append({"action": "", "text": line})
+
+
+def test_runs_wait_outlasts_a_database_outage_and_says_when_it_is_over(
+    pg_url: str,  # noqa: F811
+) -> None:
+    """A deploy pipeline's 'runs wait' failed on the first read that met the outage. Then
+    it showed the outage's warnings but not their ends, logged at INFO, below its level."""
     engine = Engine(EngineSettings.load(database_url=pg_url))
     try:
         run = engine.store.create_run(
@@ -129,32 +157,43 @@ def test_runs_wait_outlasts_a_database_outage(pg_url: str) -> None:  # noqa: F81
             stderr=subprocess.PIPE,
             text=True,
         )
+        logged: list[dict[str, str]] = []
+        assert waiting.stderr is not None
+        reader = threading.Thread(target=read_json_lines, args=(waiting.stderr, logged))
+        reader.start()
+
+        def actions() -> set[str]:
+            return {record["action"] for record in list(logged)}
+
         try:
             wait_for(lambda: listening(pg_url), timeout=30, what="runs wait to read the run")
             refuse_connections(pg_url, True)
-            assert waiting.stderr is not None
-            read_failed = None
-            for line in waiting.stderr:
-                record = json.loads(line)
-                if record["action"] == "wait_read_failed":
-                    read_failed = record
-                    break
-            assert read_failed is not None and read_failed["level"] == "WARNING"
+            wait_for(lambda: "wait_read_failed" in actions(), timeout=30, what="the outage")
             refuse_connections(pg_url, False)
+            wait_for(
+                lambda: {RECOVERIES[a] for a in actions() if a in RECOVERIES} <= actions(),
+                timeout=30,
+                what=f"each outage line's end, in {logged}",
+            )
             assert engine.store.transition(
                 run.id, RunState.COMPLETED, "Completed", expect=(RunState.SCHEDULED,)
             )
             engine.notify()
-            out, _ = waiting.communicate(timeout=30)
+            out = waiting.stdout.read()  # type: ignore[union-attr]
+            waiting.wait(30)
         finally:
             refuse_connections(pg_url, False)
             if waiting.poll() is None:
                 waiting.terminate()
                 waiting.wait(30)
+            reader.join(30)
     finally:
         engine.close()
     assert waiting.returncode == 0
     assert out.startswith(f"{run.id} completed")
+    ends = [r for r in logged if r["action"] in RECOVERIES.values()]
+    assert {r["level"] for r in ends} == {"WARNING"}, ends
+    assert {r["action"] for r in ends} >= {"wait_read_recovered"}
 
 
 def test_text_lines_carry_what_each_record_was_given(

@@ -78,6 +78,26 @@ def store_run(store: SqlStore, run_id: str) -> None:
     store.create_run(run_id, "deploy", None, b"", {}, RunState.SCHEDULED, None, "alice")
 
 
+def waiting_run(store: SqlStore, owner: str | None) -> Pause:
+    """Store run r1 (owned by ``owner``) waiting for input 'approve', paused in process p1."""
+    store.create_run("r1", "deploy", None, b"", {}, RunState.RUNNING, owner, "alice")
+    asked = Pause.waiting(
+        "r1",
+        "approve",
+        store.clock(),
+        None,
+        suspend=False,
+        schema={"type": "object"},
+        title=None,
+        description=None,
+        initial={},
+        approvers=(),
+        forbid_starter=False,
+    )
+    assert store.open_pause(asked, owner="p1")
+    return asked
+
+
 def test_an_idle_connection_the_server_dropped_is_replaced_before_use(pg_url, stores) -> None:
     store = open_store(pg_url, ping_after_idle=0.0)
     stores.append(store)
@@ -190,21 +210,7 @@ def test_a_read_made_a_page_at_a_time_reads_the_page_again_on_a_new_connection(
     # published just after a database restart said "Signoff cannot read runs just now".
     store = open_store(pg_url, ping_after_idle=3600.0)
     stores.append(store)
-    store.create_run("r1", "deploy", None, b"", {}, RunState.RUNNING, None, "alice")
-    asked = Pause.waiting(
-        "r1",
-        "approve",
-        store.clock(),
-        None,
-        suspend=False,
-        schema={"type": "object"},
-        title=None,
-        description=None,
-        initial={},
-        approvers=(),
-        forbid_starter=False,
-    )
-    assert store.open_pause(asked, owner="p1")
+    waiting_run(store, owner=None)
     store.record_audit(AuditEntry(AuditAction.RUN_STARTED, "r1", "deploy", None))
     before = PAGED_READS[read](store)
     assert before
@@ -246,21 +252,7 @@ def test_an_answer_to_a_flow_waiting_here_that_meets_a_dropped_connection_is_sto
     # met the drop before the COMMIT is written again like any other write.
     store = open_store(pg_url, ping_after_idle=3600.0)
     stores.append(store)
-    store.create_run("r1", "deploy", None, b"", {}, RunState.RUNNING, "p1", "alice")
-    asked = Pause.waiting(
-        "r1",
-        "approve",
-        store.clock(),
-        None,
-        suspend=False,
-        schema={"type": "object"},
-        title=None,
-        description=None,
-        initial={},
-        approvers=(),
-        forbid_starter=False,
-    )
-    assert store.open_pause(asked, owner="p1")
+    asked = waiting_run(store, owner="p1")
     drop_connections(pg_url)
 
     caplog.set_level("WARNING", logger="signoff.engine.store")

@@ -26,7 +26,7 @@ from signoff.bot.backends.prefect.delivery import Delivery
 from signoff.bot.errors import RunNotFound
 from signoff.bot.slack import ids
 from signoff.bot.slack.notifier import SlackNotifier
-from signoff.bot.testing import ServedBot, serving
+from signoff.bot.testing import ServedBot, form_errors, serving
 from tests.support.waiting import wait_for
 
 # One worker runs them all against the session's server; the first one also waits for the
@@ -213,6 +213,48 @@ def paused_without_schema(backend: PrefectBackend, name: str) -> str:
         },
     )
     return str(created["id"])
+
+
+#: what Prefect stores for ``class Target(RunInput): host: IPv4Address; ticket: str =
+#: Field(pattern=...)``
+TARGET_SCHEMA = {
+    "title": "Target",
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "host": {"title": "Host", "type": "string", "format": "ipv4"},
+        "ticket": {"title": "Ticket", "type": "string", "pattern": "^[A-Z]+-[0-9]+$"},
+    },
+    "required": ["host", "ticket"],
+}
+
+
+def test_the_form_refuses_every_value_the_model_would_refuse_each_under_its_field(
+    bot: ServedBot,
+) -> None:
+    # Prefect's own check names only its first error, in JSON Schema's words, and checks no
+    # format: "not-an-ip" went through, the form said "Answer recorded", and the flow
+    # failed on the model's ValidationError.
+    backend = bot.backend
+    run_id = paused_without_schema(backend, "typed-answers")
+    backend.api.create_input(run_id, KEYSET["schema"], TARGET_SCHEMA)
+    try:
+        root = bot.root_message(run_id, timeout=60)
+        bot.driver.click("alice", root, action_id=ids.PROVIDE_INPUT)
+        bot.slack.wait_for(lambda ws: ws.open_view("U0ALICE"), timeout=60)
+        bot.driver.submit("alice", {"host": "10.0.0.300", "ticket": "ops 12"})
+        assert form_errors(bot.outcome("alice", timeout=60)) == {
+            "field:host": "must be an IPv4 address",
+            "field:ticket": "must match the pattern ^[A-Z]+-[0-9]+$",
+        }
+        bot.driver.submit("alice", {"host": "not-an-ip", "ticket": "OPS-12"})
+        assert form_errors(bot.outcome("alice", timeout=60)) == {
+            "field:host": "must be an IPv4 address"
+        }
+        waiting = backend.waiting_pause(run_id)
+        assert waiting is not None and waiting.key == "paused-1"
+    finally:
+        backend.api.set_state(run_id, {"type": "CANCELLED", "name": "Cancelled"}, force=True)
 
 
 def test_a_pause_whose_schema_is_not_stored_yet_waits_for_nothing_until_it_is(

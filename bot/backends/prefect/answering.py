@@ -1,7 +1,9 @@
 """Answering a Prefect run's requests for input, handing them over, and who may act on one.
 
-Answering resumes the run through Prefect's resume endpoint, whose own schema check
-decides, and whose refusal comes back naming the field (``refusals``). The first
+Answering first checks the answer against the stored schema as Signoff's own engine does
+(every field at once, formats too, as strict as the model's types), then resumes the run
+through Prefect's resume endpoint, whose own schema check decides last, and whose refusal
+comes back naming the field (``refusals``). The first
 submission claims the request (an answer record on the run), so a second one finds it
 answered. Every refusal by the rules is kept in the run's audit trail, with the rule.
 Also here: whom requests wait on (``waiting_on``), what a person answered
@@ -38,6 +40,7 @@ from signoff.bot.backends.prefect.refusals import field_errors
 from signoff.bot.backends.prefect.requests import answer_record, delegation_record
 from signoff.bot.backends.prefect.watcher import Watcher
 from signoff.bot.errors import BackendError, NotPermitted
+from signoff.engine import schema_errors
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +90,13 @@ class Answering(RunReading):
             self._audit_refusal(run.id, responder, key, Action.ANSWER, refused)
             return Denied(refused)
         payload = dict(values)
+        if pause.wants_input and pause.schema is not None:
+            # Prefect's check names only its first error and checks no format, so an answer
+            # its model refuses ("not-an-ip" for an IPv4Address) would resume the run and
+            # fail the flow; this one names every field the model would refuse.
+            errors = schema_errors(pause.schema, payload)
+            if errors:
+                return Refused(errors, "; ".join(f"{k or 'input'}: {v}" for k, v in errors.items()))
         claimed_at = datetime.now(UTC)
         # The first to claim the request answers it; a second submission finds the claim.
         claim = {

@@ -64,6 +64,9 @@ class EventKind(enum.StrEnum):
     #: ``data`` has ``key``, ``responder``, ``response`` and ``errors``
     INPUT_REJECTED = "input_rejected"
     PAUSE_TIMED_OUT = "pause_timed_out"
+    #: a request closed unanswered while its run is still ending (Prefect's Cancelling,
+    #: which nothing may act on for a run without a runner or worker); ``data["key"]``
+    PAUSE_CANCELLED = "pause_cancelled"
     #: one answer of a quorum was stored; the request still waits for more
     ANSWER_COUNTED = "answer_counted"
     #: approvers were added after the request's escalation delay (``data["to"]``)

@@ -53,6 +53,7 @@ HOME_EVENTS = frozenset(
         EventKind.PAUSE_ESCALATED,
         EventKind.PAUSE_REASSIGNED,
         EventKind.PAUSE_TIMED_OUT,
+        EventKind.PAUSE_CANCELLED,
         EventKind.STATE_CHANGED,
     }
 )
@@ -185,6 +186,7 @@ class SlackNotifier:
             EventKind.INPUT_RECEIVED,
             EventKind.INPUT_ACCEPTED,
             EventKind.PAUSE_TIMED_OUT,
+            EventKind.PAUSE_CANCELLED,
         ):
             self._close_prompt(self.backend.get_run(event.run_id), str(event.data["key"]))
         elif event.kind is EventKind.INPUT_REJECTED:

@@ -483,6 +483,28 @@ def test_runs_lists_shows_and_cancels_prefect_runs(bot: ServedBot) -> None:
     assert not buttons(bot.slack.channel(CHANNEL).message(root.ts))
 
 
+def test_cancelling_a_paused_run_nothing_stops_closes_its_prompt(bot: ServedBot) -> None:
+    # A flow run without a deployment (``python flow.py``) has no runner or worker to act on
+    # Cancelling: Prefect shows it Cancelling until its pause times out, and its prompt
+    # kept saying it waits for input, with its buttons, after "/runs cancel" said Cancelled.
+    backend = bot.backend
+    run_id = paused_without_schema(backend, "cancelled-in-process")
+    backend.api.create_input(run_id, KEYSET["schema"], TARGET_SCHEMA)
+    try:
+        root = bot.root_message(run_id, timeout=60)
+        assert buttons(root)
+        assert runs(bot, "carol", f"cancel {run_id[:8]}").text.startswith("Cancelled")
+        assert backend.get_run(run_id).state_name == "Cancelling"
+        closed = bot.slack.wait_for(
+            lambda ws: not buttons(m := ws.channel(CHANNEL).message(root.ts)) and m,
+            timeout=30,
+        )
+        assert "cancelling" in closed.text
+        assert "`paused-1` :no_entry_sign: Cancelled" in json.dumps(closed.blocks)
+    finally:
+        backend.api.set_state(run_id, {"type": "CANCELLED", "name": "Cancelled"}, force=True)
+
+
 def test_runs_page_newest_first_from_a_run_id(prefect_backend: PrefectBackend) -> None:
     started = [
         prefect_backend.start_run("deploy-release/tests", {"version": f"0.{i}"}, started_by=PAGER)

@@ -10,6 +10,8 @@ twice after a crash can tell. What is handed:
 - a request answered and accepted -> ``INPUT_ACCEPTED``; refused by the flow's own
   validation -> ``INPUT_REJECTED`` (who sent what, and the flow's message);
 - a request nobody answered in time -> ``PAUSE_TIMED_OUT``;
+- a request prompted for and then cancelled before the run ended -> ``PAUSE_CANCELLED``
+  (a run Prefect leaves Cancelling, such as one without a runner, keeps no open prompt);
 - a hand-over (Reassign) -> ``PAUSE_REASSIGNED``;
 - a finished run -> ``STATE_CHANGED``.
 """
@@ -109,6 +111,14 @@ class Delivery:
             elif pause.status is PauseStatus.TIMED_OUT and key not in settled:
                 settled[key] = "timed_out"
                 deliver(EventKind.PAUSE_TIMED_OUT, {"key": key}, f"{run.id}:{key}:timed_out")
+            elif (
+                pause.status is PauseStatus.CANCELLED
+                and key in prompted
+                and key not in settled
+                and not run.state.is_final  # an ended run's prompt closes with the run
+            ):
+                settled[key] = "cancelled"
+                deliver(EventKind.PAUSE_CANCELLED, {"key": key}, f"{run.id}:{key}:cancelled")
         for pause in pauses:
             if pause.status is PauseStatus.WAITING and pause.key not in prompted:
                 prompted.append(pause.key)

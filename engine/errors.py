@@ -11,6 +11,7 @@
     ├── CannotSuspend (run_id)        this run cannot be suspended (a nested flow; also a RuntimeError)
     ├── RunNotFound (run_id)
     ├── RunNotWaiting (run_id)        resume/cancel of a run that is not waiting for input
+    │                                 (also importable as Prefect's NotPausedError)
     ├── PauseExpired (run_id, key)    the pause's deadline has passed (also a PauseTimeout)
     ├── AlreadyAnswered (run_id, key, responder)
     ├── NotAllowed (action, actor, run_id, flow, allowed)   the rules refuse this person
@@ -393,5 +394,6 @@ class RunCancelled(Exception):
         super().__init__(f"run {run_id} was cancelled")
 
 
-#: Prefect's name for the same thing, so code written for it reads the same.
+#: Prefect's names for the same things, so code written for it reads the same.
 FlowPauseTimeout = PauseTimeout
+NotPausedError = RunNotWaiting

@@ -44,6 +44,7 @@ def test_engine_exports() -> None:
         "LogEntry",
         "MissingContext",
         "NotAllowed",
+        "NotPausedError",
         "NotSignoffDatabase",
         "Pause",
         "PauseExpired",

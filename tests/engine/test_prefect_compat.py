@@ -20,6 +20,7 @@ from signoff.engine import (
     InputInvalid,
     InvalidTransition,
     MissingContext,
+    NotPausedError,
     PauseExpired,
     PauseStatus,
     RunCancelled,
@@ -182,6 +183,11 @@ def test_resume_errors_are_the_exceptions_prefect_raises(
     # None of this flow's own pauses timed out: it failed as on any other error.
     assert (failed.state, failed.state_name) == (RunState.FAILED, "Failed")
     assert failed.state_message.startswith(f"PauseExpired: run {run_id} stopped waiting")
+    # Prefect: a run that is not paused raises NotPausedError.
+    monkeypatch.undo()
+    engine.cancel(run_id)
+    with pytest.raises(NotPausedError, match=f"run {run_id} is not waiting for input"):
+        resume_flow_run(run_id, {"go": True})
 
 
 def test_default_timeouts_are_prefects_an_hour_to_pause_none_to_suspend(engine: Engine) -> None:

@@ -418,13 +418,15 @@ class SqlStore(
     @read_again_if_dropped
     def orphans(self, live: set[str]) -> list[Run]:
         """Runs that a process owned (running or paused) whose process is gone."""
+        # Filtered in the database: a process with 10,000 runs waiting would otherwise
+        # have them all read and converted on every pass of every worker.
         query = select(*RUN_COLUMNS).where(
             RUNS.c.state.in_([RunState.RUNNING.value, RunState.PAUSED.value]),
             RUNS.c.owner.is_not(None),
+            RUNS.c.owner.not_in(sorted(live)),
         )
         with self._read() as conn:
-            found = [rows.to_run(r) for r in conn.execute(query)]
-        return [run for run in found if run.owner not in live]
+            return [rows.to_run(r) for r in conn.execute(query)]
 
     # -- tasks and logs -----------------------------------------------------------------
 

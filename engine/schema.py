@@ -8,12 +8,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from signoff.engine.errors import DatabaseNotFound, StoreError
 from signoff.engine.settings import EngineSettings
-from signoff.engine.store.database import (
+from signoff.engine.store.database import create_db_engine, failure_reason, open_failure
+from signoff.engine.store.revisions import (
     HEAD_REVISION,
-    create_db_engine,
-    failure_reason,
     is_known_revision,
-    open_failure,
     schema_revisions,
     upgrade,
 )

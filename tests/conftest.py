@@ -31,7 +31,8 @@ import signoff.bot.demo.page
 import signoff.bot.testing
 import signoff.engine.runner  # noqa: F401
 from signoff.engine import Engine, EngineSettings, set_engine
-from signoff.engine.store.database import create_db_engine, upgrade
+from signoff.engine.store.database import create_db_engine
+from signoff.engine.store.revisions import upgrade
 from tests.support.postgres import PostgresCluster, PostgresUnavailable, start_cluster
 from tests.support.prefect import prefect_server, require_prefect
 

@@ -24,7 +24,6 @@ from signoff.engine.store.checkpoints import Checkpointer
 from signoff.engine.store.database import (
     HeldConnection,
     create_db_engine,
-    ensure_schema,
     failure_reason,
     is_sqlite,
     open_failure,
@@ -34,6 +33,7 @@ from signoff.engine.store.database import (
 )
 from signoff.engine.store.dropped import failed_write
 from signoff.engine.store.prepared import Prepared
+from signoff.engine.store.revisions import ensure_schema
 from signoff.engine.store.riders import Riders
 from signoff.engine.store.sharing import Release, SharedTransactions
 from signoff.engine.store.slots import ConnectionSlots

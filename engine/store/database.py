@@ -1,8 +1,8 @@
-"""Opening the database: URL normalisation, SQLite tuning, and schema migrations."""
+"""Opening the database: URL normalisation, SQLite tuning, pooled connections kept alive,
+and failures in one line. (The schema's revisions: ``revisions``.)"""
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import os
@@ -14,33 +14,22 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from filelock import FileLock
-from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InvalidatePoolError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
 from signoff.engine.errors import (
     DatabaseNotFound,
-    NotSignoffDatabase,
-    SchemaOutdated,
-    SchemaTooNew,
 )
 from signoff.engine.store.checkpoints import BACKSTOP_PAGES
 from signoff.engine.store.sqlite_files import opened_read_only, sqlite_file, sqlite_url
 
 if TYPE_CHECKING:
-    from alembic.config import Config
+    pass
 
 logger = logging.getLogger(__name__)
 
-MIGRATIONS = Path(__file__).with_name("migrations")
-#: The newest migration in ``MIGRATIONS`` (a test holds the two together). A database at
-#: this revision is opened without loading alembic, which costs every command a fraction of
-#: a second; anything else goes through alembic.
-HEAD_REVISION = "0011"
-#: an arbitrary constant that names the lock serialising migrations on PostgreSQL
-_MIGRATION_LOCK = 727_361_001
 #: A pooled PostgreSQL connection returned to the pool this recently is handed out without
 #: a liveness check (HikariCP skips its check within the same 0.5 s). Under load no
 #: transaction pays the extra round trip; a connection that sat idle, which a server restart
@@ -236,146 +225,6 @@ def distrust_pooled_connections(engine: Engine) -> None:
     check = _IDLE_CHECKS.get(engine)
     if check is not None:
         check.distrusted_at = time.monotonic()
-
-
-def _alembic_config(connection: Connection | None = None) -> Config:
-    from alembic.config import Config
-
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    if connection is not None:
-        config.attributes["connection"] = connection
-    return config
-
-
-@functools.cache
-def _known_revisions() -> frozenset[str]:
-    from alembic.script import ScriptDirectory
-
-    scripts = ScriptDirectory.from_config(_alembic_config())
-    return frozenset(script.revision for script in scripts.walk_revisions())
-
-
-def is_known_revision(revision: str) -> bool:
-    """Whether ``revision`` is one of this version's migrations (not a newer version's)."""
-    return revision in _known_revisions()
-
-
-@contextmanager
-def _sqlite_migration_lock(engine: Engine) -> Iterator[None]:
-    """SQLite has no advisory locks: serialise migrating processes with a lock file
-    (``filelock``: flock on POSIX, LockFileEx on Windows)."""
-    database = sqlite_file(engine.url)
-    if database is None:
-        yield
-        return
-    with FileLock(f"{database}.migrate-lock"):
-        yield
-
-
-def schema_revisions(engine: Engine) -> tuple[str | None, str]:
-    """The database's schema revision (None for an empty database) and the newest one.
-
-    Raises:
-        NotSignoffDatabase: the database is another application's (``check_ours``).
-    """
-    from alembic.runtime.migration import MigrationContext
-    from alembic.script import ScriptDirectory
-
-    with engine.connect() as connection:
-        current = MigrationContext.configure(connection).get_current_revision()
-        check_ours(connection, current)
-        head = ScriptDirectory.from_config(_alembic_config(connection)).get_current_head()
-    assert head is not None, "the migrations folder has no head revision"
-    return current, head
-
-
-def check_ours(connection: Connection, revision: str | None) -> None:
-    """Refuse a database that another application keeps: one whose migration revision is
-    not of Signoff's numbering (``0009``; another tool's alembic writes hashes), or a SQLite
-    file that has tables but no Signoff schema. (A PostgreSQL database may hold other
-    applications' tables beside Signoff's.)
-
-    Raises:
-        NotSignoffDatabase: naming what was found.
-    """
-    if revision is not None and not (revision.isdigit() and len(revision) == 4):
-        raise NotSignoffDatabase(f"its schema is at revision {revision!r}, another tool's")
-    if revision is None and connection.dialect.name == "sqlite":
-        tables = sorted(inspect(connection).get_table_names())
-        if tables:
-            shown = ", ".join(tables[:3]) + (", ..." if len(tables) > 3 else "")
-            raise NotSignoffDatabase(
-                f"the SQLite file holds tables ({shown}) and no Signoff schema"
-            )
-
-
-def upgrade(engine: Engine) -> str | None:
-    """Bring the schema to the newest migration; safe to call from several processes at once.
-
-    Returns:
-        The revision this call found once it held the migration lock (None: an empty
-        database): the newest one when another process upgraded it meanwhile.
-    """
-    return ensure_schema(engine, migrate=True)
-
-
-def ensure_schema(engine: Engine, *, migrate: bool) -> str | None:
-    """Give an empty database the schema, and an outdated one too when ``migrate``; otherwise
-    refuse an outdated one (``SchemaOutdated``). One a newer Signoff upgraded is refused
-    either way (``SchemaTooNew``).
-
-    The check runs under the migration lock, so a process that starts while another is
-    migrating waits for it and then sees the finished schema, not a half-migrated one. A
-    database already at ``HEAD_REVISION`` needs neither: its last migration has committed.
-
-    Returns:
-        The revision found under the lock, before any migration this call made.
-    """
-    if _stored_revision(engine) == HEAD_REVISION:
-        return HEAD_REVISION
-    if is_sqlite(engine):
-        with _sqlite_migration_lock(engine):
-            return _ensure_schema(engine, migrate)
-    return _ensure_schema(engine, migrate)
-
-
-def _stored_revision(engine: Engine) -> str | None:
-    with engine.connect() as connection:
-        if not inspect(connection).has_table("alembic_version"):
-            return None
-        revision = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
-        return None if revision is None else str(revision)
-
-
-def _ensure_schema(engine: Engine, migrate: bool) -> str | None:
-    from alembic import command
-    from alembic.runtime.migration import MigrationContext
-    from alembic.script import ScriptDirectory
-
-    with engine.connect() as connection:
-        if not is_sqlite(engine):
-            connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _MIGRATION_LOCK})
-            connection.commit()
-        try:
-            config = _alembic_config(connection)
-            current = MigrationContext.configure(connection).get_current_revision()
-            check_ours(connection, current)
-            head = ScriptDirectory.from_config(config).get_current_head()
-            if current is not None and not is_known_revision(current):
-                # Upgrading or running on it would fail in ways that name neither version.
-                raise SchemaTooNew(str(current), str(head))
-            if current != head:
-                if current is not None and not migrate:
-                    raise SchemaOutdated(str(current), str(head))
-                command.upgrade(config, "head")
-                connection.commit()
-        finally:
-            if not is_sqlite(engine):
-                connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _MIGRATION_LOCK})
-                connection.commit()
-    logger.debug("schema up to date", extra={"action": "schema_upgraded"})
-    return None if current is None else str(current)
 
 
 class HeldConnection:

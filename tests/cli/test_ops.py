@@ -23,8 +23,8 @@ from sqlalchemy import create_engine
 
 from signoff.bot.cli.main import cli
 from signoff.engine import EngineSettings
-from signoff.engine.store import database
-from signoff.engine.store.database import HEAD_REVISION, _alembic_config
+from signoff.engine.store import database, revisions
+from signoff.engine.store.revisions import HEAD_REVISION, _alembic_config
 from tests.cli.in_process import run_cli
 from tests.support.postgres import PostgresCluster
 from tests.support.waiting import wait_for
@@ -464,7 +464,7 @@ def test_upgrades_run_at_once_say_which_one_upgraded(
     env.update(SIGNOFF_DATABASE_URL=url, HOME=str(tmp_path))
     with psycopg.connect(f"{server} dbname={name}", autocommit=True) as holder:
         # Holding the migration lock, so that all of them are waiting for it at once.
-        holder.execute("SELECT pg_advisory_lock(%s)", (database._MIGRATION_LOCK,))
+        holder.execute("SELECT pg_advisory_lock(%s)", (revisions._MIGRATION_LOCK,))
         upgrades = [
             subprocess.Popen(
                 [sys.executable, "-m", "signoff", "db", "upgrade"],
@@ -480,12 +480,12 @@ def test_upgrades_run_at_once_say_which_one_upgraded(
             found = holder.execute(
                 "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
                 "AND objid = %s",
-                (database._MIGRATION_LOCK,),
+                (revisions._MIGRATION_LOCK,),
             ).fetchone()
             return found is not None and found[0] == len(upgrades)
 
         wait_for(waiting, timeout=30, what="every upgrade to wait for the migration lock")
-        holder.execute("SELECT pg_advisory_unlock(%s)", (database._MIGRATION_LOCK,))
+        holder.execute("SELECT pg_advisory_unlock(%s)", (revisions._MIGRATION_LOCK,))
     said = sorted(upgrade.communicate(timeout=60)[0] for upgrade in upgrades)
     assert [upgrade.returncode for upgrade in upgrades] == [0, 0, 0]
     assert said == [

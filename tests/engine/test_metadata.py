@@ -11,7 +11,8 @@ import sqlalchemy as sa
 from alembic import command
 
 from signoff.engine import Engine, RunNotFound, flow
-from signoff.engine.store.database import _alembic_config, write_connection
+from signoff.engine.store.database import write_connection
+from signoff.engine.store.revisions import _alembic_config
 
 
 @flow(name="md-noop")

@@ -13,7 +13,8 @@ import sqlalchemy as sa
 from alembic import command
 
 from signoff.engine import Engine, EngineSettings, RunState, Worker, flow
-from signoff.engine.store.database import _alembic_config, write_connection
+from signoff.engine.store.database import write_connection
+from signoff.engine.store.revisions import _alembic_config
 from tests.conftest import FAST
 from tests.support.waiting import wait_for
 from tests.support.worker_process import flows_file, kill_9, worker_process

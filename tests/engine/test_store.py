@@ -22,12 +22,8 @@ from signoff.engine import (
     flow,
     schema_status,
 )
-from signoff.engine.store.database import (
-    HEAD_REVISION,
-    create_db_engine,
-    failure_reason,
-    schema_revisions,
-)
+from signoff.engine.store.database import create_db_engine, failure_reason
+from signoff.engine.store.revisions import HEAD_REVISION, schema_revisions
 from signoff.engine.store.tables import metadata
 
 
@@ -204,7 +200,8 @@ def test_a_sqlite_uri_opens_the_file_it_names(
 
 MIGRATE = """
 import sys
-from signoff.engine.store.database import create_db_engine, upgrade
+from signoff.engine.store.database import create_db_engine
+from signoff.engine.store.revisions import upgrade
 engine = create_db_engine(sys.argv[1])
 upgrade(engine)
 engine.dispose()

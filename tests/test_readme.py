@@ -307,11 +307,16 @@ def test_block_runs_as_written(
     # Blocks build on the ones before them. With several test processes, this one may not
     # have run those yet: it runs them first, so every block sees the README's order. A
     # Prefect block stands alone: it talks to the Prefect server, not to the files and
-    # database the blocks before it made.
+    # database the blocks before it made, so it neither runs them first nor is run first
+    # (here, without the server, it would fail).
     for earlier in RUNNABLE_BLOCKS if block.directive("prefect") is None else ():
         if earlier.line >= block.line:
             break
-        if earlier.line not in project.ran and earlier.directive("skip") is None:
+        if (
+            earlier.line not in project.ran
+            and earlier.directive("skip") is None
+            and earlier.directive("prefect") is None
+        ):
             _run_block(earlier, project)
     _run_block(block, project)
 

@@ -5,7 +5,8 @@ defaults. The command prints each variable once, and then any problem the settin
 (exit status 1), so that it doubles as a check before ``serve``; and a warning for each
 ``SIGNOFF_`` variable that is no setting (a typo leaves the real one at its default).
 The Prefect backend's settings (and its permissions file) are checked when any of them
-is set: only ``serve --backend prefect`` reads them.
+is set: only ``serve --backend prefect`` and the ``runs`` commands given ``--backend
+prefect`` read them.
 """
 
 from __future__ import annotations

@@ -14,11 +14,18 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TypeAlias, cast
 
-from signoff.engine import Pause, Run, RunDetail
+from signoff import engine
+from signoff.bot.backends import model
 from signoff.engine.actors import printable
 
 #: A value ``json.dumps`` can write.
 JSONValue: TypeAlias = "bool | int | float | str | list[JSONValue] | dict[str, JSONValue] | None"
+
+#: A run, its detail and its requests for input, as the engine or a backend (Prefect's)
+#: gives them: the fields shown have the same names in both.
+Run: TypeAlias = "engine.Run | model.Run"
+RunDetail: TypeAlias = "engine.RunDetail | model.RunDetail"
+Pause: TypeAlias = "engine.Pause | model.Pause"
 
 #: How many characters of a result or an error a table cell shows.
 PREVIEW_WIDTH = 60
@@ -33,7 +40,7 @@ def jsonable(value: object) -> JSONValue:
     Returns:
         Data that ``json.dumps`` writes without a ``default``.
     """
-    if isinstance(value, Run):
+    if isinstance(value, engine.Run | model.Run):
         data = {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
         data["result"] = result_value(value.result)
         return data
@@ -186,17 +193,21 @@ def _pause_lines(pause: Pause) -> list[str]:
     ]
     if pause.approvers:
         fields.append(("approvers", ", ".join(pause.approvers)))
-    if pause.quorum > 1 or len(pause.answers) > 1:
+    if pause.status.value == "waiting":
+        # What an answer (``runs resume --input``) must hold, as the form would ask it.
+        fields += _input_fields(pause.schema)
+    answers: Sequence[engine.GivenAnswer | model.GivenAnswer] = pause.answers
+    if pause.quorum > 1 or len(answers) > 1:
         # Each answer with who gave it, when and from where: the pause's responder is only
         # the last of them, and its response the list of their inputs.
-        fields.append(("answers", f"{len(pause.answers)} of {pause.quorum}"))
+        fields.append(("answers", f"{len(answers)} of {pause.quorum}"))
         fields += [
             (
                 f"answer {n}",
                 f"by {a.responder or '(anonymous)'} via {a.via or '-'} at {format_time(a.at)}: "
                 + _compact(a.input),
             )
-            for n, a in enumerate(pause.answers, 1)
+            for n, a in enumerate(answers, 1)
         ]
     else:
         if pause.responder is not None or pause.answered_at is not None:
@@ -210,6 +221,48 @@ def _pause_lines(pause: Pause) -> list[str]:
             fields.append(("response", _compact(pause.response)))
     fields += [(f"error {k or '(input)'}", v) for k, v in pause.errors.items()]
     return [head, *(f"  {line}" for line in _fields(fields))]
+
+
+def _input_fields(schema: Mapping[str, object] | None) -> list[tuple[str, str]]:
+    """One ``field NAME`` line per field of a waiting pause's input schema: its type,
+    whether it is required or its default, the values it may take, and its description."""
+    if schema is None:
+        return [("input", "none (resume it without --input)")]
+    properties = schema.get("properties")
+    if not isinstance(properties, Mapping) or not properties:
+        return [("input", "an empty object: --input '{}'")]
+    required = schema.get("required")
+    needed = set(required) if isinstance(required, list) else set()
+    shown: list[tuple[str, str]] = []
+    for name, given in properties.items():
+        node: Mapping[str, object] = given if isinstance(given, Mapping) else {}
+        parts = [_field_type(node)]
+        if name in needed:
+            parts.append("required")
+        elif "default" in node:
+            parts.append(f"default {_compact(node['default'])}")
+        allowed, description = node.get("enum"), node.get("description")
+        if isinstance(allowed, list):
+            parts.append("one of " + ", ".join(_compact(v) for v in allowed))
+        if isinstance(description, str):
+            parts.append(description)
+        shown.append((f"field {name}", "; ".join(parts)))
+    return shown
+
+
+def _field_type(node: Mapping[str, object]) -> str:
+    """A field's JSON type, ``a or b`` for a union, ``object`` when the schema names none."""
+    options = node.get("anyOf")
+    if isinstance(options, list):
+        kinds = [_field_type(o) for o in options if isinstance(o, Mapping)]
+        return " or ".join(dict.fromkeys(kinds)) or "any"
+    kind = node.get("type")
+    if isinstance(kind, str):
+        fmt = node.get("format")
+        return f"{kind} ({fmt})" if isinstance(fmt, str) else kind
+    if "$ref" in node:
+        return "object"
+    return "any"
 
 
 def table_lines(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:

@@ -4,6 +4,10 @@ RUN arguments take a run id or a unique prefix of one (as ``runs list`` shows th
 
 ``runs resume`` waits (``--verdict-timeout``) for the flow to judge the answer with its
 model, and exits 1 with the model's reasons when the model refused it.
+
+Each command takes ``--backend prefect`` to act on the Prefect server at
+``PREFECT_API_URL`` instead (``on_backend``); options only Signoff's engine can honour are
+then refused by name.
 """
 
 from __future__ import annotations
@@ -12,13 +16,29 @@ import dataclasses
 import json
 import logging
 import shlex
-import sys
+from collections.abc import Sequence
 from datetime import datetime
-from typing import NoReturn
 
 import click
 
-from signoff.bot.cli.render import JSONValue, detail_text, dump_json, runs_table
+from signoff.bot.backends import RunState as BackendRunState
+from signoff.bot.cli import on_backend
+from signoff.bot.cli.backend import (
+    BackendName,
+    backend_option,
+    not_on_prefect,
+    prefect_for_command,
+)
+from signoff.bot.cli.json_input import parse_input
+from signoff.bot.cli.render import (
+    JSONValue,
+    Run,
+    RunDetail,
+    detail_text,
+    dump_json,
+    jsonable,
+    runs_table,
+)
 from signoff.bot.cli.session import (
     CliSession,
     check_filled,
@@ -47,51 +67,18 @@ _STATES = [state.value for state in RunState]
 #: the most runs (or log records) one command prints; a larger number is refused by name
 MAX_PAGE = 10_000
 
-
-def parse_input(_ctx: click.Context, _param: click.Parameter, raw: str | None) -> JSONValue:
-    """Parse ``--input``: a JSON object, or nothing.
-
-    Raises:
-        click.BadParameter: the text is not JSON (Python's own ``Infinity`` and ``NaN``
-            included), not a JSON object, names a field twice, or holds a number too long.
-    """
-    if raw is None:
-        return None
-    try:
-        value: JSONValue = json.loads(
-            raw,
-            object_pairs_hook=_fields_once,
-            parse_constant=_not_json,
-            parse_int=_whole_number,
-        )
-    except json.JSONDecodeError as exc:
-        raise click.BadParameter(f"not valid JSON ({exc})") from exc
-    if not isinstance(value, dict):
-        raise click.BadParameter(f"expected a JSON object like '{{\"approved\": true}}', got {raw}")
-    return value
+#: ``--backend`` of every ``runs`` command
+on_which_backend = backend_option(
+    "Whose runs: Signoff's engine (SIGNOFF_DATABASE_URL), or the Prefect server at PREFECT_API_URL."
+)
 
 
-def _fields_once(pairs: list[tuple[str, JSONValue]]) -> dict[str, JSONValue]:
-    """A JSON object's fields, refusing a name that comes twice: JSON parsers keep the last,
-    and an answer such as ``{"approve": true, "approve": false}`` has no one meaning."""
-    fields: dict[str, JSONValue] = {}
-    for name, value in pairs:
-        if name in fields:
-            raise click.BadParameter(f"the field {name!r} is given twice")
-        fields[name] = value
-    return fields
-
-
-def _not_json(word: str) -> NoReturn:
-    """Python's json reads ``Infinity``, ``-Infinity`` and ``NaN``; JSON has none of them."""
-    raise click.BadParameter(f"{word} is not a JSON number")
-
-
-def _whole_number(digits: str) -> int:
-    limit = sys.get_int_max_str_digits()
-    if limit and len(digits.lstrip("-")) > limit:
-        raise click.BadParameter(f"a number has more than {limit:,} digits")
-    return int(digits)
+def _embedded_only(given: dict[str, object], why: str) -> None:
+    """Refuse, by name, the first option in ``given`` (option -> value) that is set: the
+    Prefect backend has nothing to do it with."""
+    for option, value in given.items():
+        if value not in (None, False, (), ""):
+            raise not_on_prefect(option, why)
 
 
 @click.group()
@@ -136,6 +123,7 @@ def runs() -> None:
     help="The next page: runs listed after RUN (the last run of the previous page).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
+@on_which_backend
 @pass_session
 def list_runs(
     session: CliSession,
@@ -148,13 +136,71 @@ def list_runs(
     limit: int,
     before: str | None,
     as_json: bool,
+    backend_name: BackendName,
 ) -> None:
     """List the newest runs, filtered, a page at a time.
 
     A full page ends with the command for the next one (on stderr), which adds
-    --before with the page's last run.
+    --before with the page's last run. With --backend prefect, --state, --flow (a flow,
+    or FLOW/DEPLOYMENT's flow), --limit and --before filter and page Prefect's runs.
     """
     check_range(since, until)
+    found: Sequence[Run]
+    if backend_name == "prefect":
+        _embedded_only(
+            {
+                "--started-by": started_by,
+                "--answered-by": answered_by,
+                "--since": since,
+                "--until": until,
+            },
+            "Prefect cannot filter its runs by it",
+        )
+        backend = prefect_for_command(session)
+        last = on_backend.run_named(backend, before, "--before").id if before else None
+        # One more than shown: whether a next page exists is known without a second query.
+        found = backend.list_runs(
+            [BackendRunState(s.lower()) for s in states] or None,
+            flow_name=flow_name,
+            limit=limit + 1,
+            before=last,
+        )
+    else:
+        found = _engine_page(
+            session, states, flow_name, started_by, answered_by, since, until, limit, before
+        )
+    page = found[:limit]
+    click.echo(dump_json(page) if as_json else runs_table(page))
+    if len(found) > limit:
+        # Times as the instants they were resolved to, so "--since 2h" does not drift.
+        given: list[tuple[str, str | None]] = [("--state", s) for s in states]
+        given += [
+            ("--flow", flow_name),
+            ("--started-by", started_by),
+            ("--answered-by", answered_by),
+            ("--since", since.isoformat() if since else None),
+            ("--until", until.isoformat() if until else None),
+            ("--limit", str(limit) if limit != 50 else None),
+            ("--before", page[-1].id),
+            ("--backend", backend_name if backend_name != "embedded" else None),
+        ]
+        words = [click.get_current_context().command_path]
+        words += [f"{name} {shlex.quote(value)}" for name, value in given if value is not None]
+        click.echo(f"more: {' '.join(words)}{' --json' if as_json else ''}", err=True)
+
+
+def _engine_page(
+    session: CliSession,
+    states: tuple[str, ...],
+    flow_name: str | None,
+    started_by: str | None,
+    answered_by: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    limit: int,
+    before: str | None,
+) -> Sequence[Run]:
+    """Up to ``limit`` + 1 runs of Signoff's engine, filtered, after ``before``."""
     engine = session.engine()
     after = None
     if before is not None:
@@ -169,7 +215,7 @@ def list_runs(
             ) from None
     wanted = [RunState(state.lower()) for state in states] or None
     # One more than shown: whether a next page exists is known without a second query.
-    found = engine.list_runs(
+    return engine.list_runs(
         wanted,
         flow_name,
         limit + 1,
@@ -179,23 +225,6 @@ def list_runs(
         since=since,
         until=until,
     )
-    page = found[:limit]
-    click.echo(dump_json(page) if as_json else runs_table(page))
-    if len(found) > limit:
-        # Times as the instants they were resolved to, so "--since 2h" does not drift.
-        given: list[tuple[str, str | None]] = [("--state", s) for s in states]
-        given += [
-            ("--flow", flow_name),
-            ("--started-by", started_by),
-            ("--answered-by", answered_by),
-            ("--since", since.isoformat() if since else None),
-            ("--until", until.isoformat() if until else None),
-            ("--limit", str(limit) if limit != 50 else None),
-            ("--before", page[-1].id),
-        ]
-        words = [click.get_current_context().command_path]
-        words += [f"{name} {shlex.quote(value)}" for name, value in given if value is not None]
-        click.echo(f"more: {' '.join(words)}{' --json' if as_json else ''}", err=True)
 
 
 @runs.command("show")
@@ -208,21 +237,36 @@ def list_runs(
     help="How many of the last log records to show.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON only.")
+@on_which_backend
 @pass_session
-def show(session: CliSession, run_id: str, tail: int, as_json: bool) -> None:
-    """Show a run: parameters, state history, tasks, pauses and the log tail."""
-    engine = session.engine()
-    detail = engine.detail(run_id)
-    trail = engine.audit_trail(detail.run.id)
+def show(
+    session: CliSession, run_id: str, tail: int, as_json: bool, backend_name: BackendName
+) -> None:
+    """Show a run: parameters, state history, tasks, pauses (what a waiting one's input
+    holds, who answered) and the log tail, then its audit trail."""
+    detail: RunDetail
+    audit: list[JSONValue]
+    if backend_name == "prefect":
+        backend = prefect_for_command(session)
+        detail = backend.detail(run_id)
+        trail = backend.audit_trail(detail.run.id)
+        audit = [jsonable(record) for record in trail]
+        lines = [on_backend.audit_line(record) for record in trail]
+    else:
+        engine = session.engine()
+        detail = engine.detail(run_id)
+        engine_trail = engine.audit_trail(detail.run.id)
+        audit = [record.as_dict() for record in engine_trail]
+        lines = [describe(record) for record in engine_trail]
     if as_json:
         logs = detail.logs[-tail:] if tail else ()
-        shown = json.loads(dump_json(dataclasses.replace(detail, logs=logs)))
-        shown["audit"] = [record.as_dict() for record in trail]
+        shown = json.loads(dump_json(dataclasses.replace(detail, logs=logs)))  # type: ignore[arg-type]
+        shown["audit"] = audit
         click.echo(json.dumps(shown, indent=2, ensure_ascii=False))
     else:
         click.echo(detail_text(detail, tail))
         click.echo("\nAudit trail")
-        click.echo("\n".join(f"  {describe(r)}" for r in trail) or "  (none)")
+        click.echo("\n".join(f"  {line}" for line in lines) or "  (none)")
 
 
 @runs.command("wait")
@@ -236,12 +280,28 @@ def show(session: CliSession, run_id: str, tail: int, as_json: bool) -> None:
 )
 @timeout_option
 @click.option("--json", "as_json", is_flag=True, help="Print the run as JSON only.")
+@on_which_backend
 @pass_session
 def wait(
-    session: CliSession, run_id: str, until: Until, timeout: float | None, as_json: bool
+    session: CliSession,
+    run_id: str,
+    until: Until,
+    timeout: float | None,
+    as_json: bool,
+    backend_name: BackendName,
 ) -> None:
     """Wait for a run to pause or finish; print its state; exit 1 if it did not complete
     (124 if --timeout ran out first)."""
+    if backend_name == "prefect":
+        backend = prefect_for_command(session)
+        run = backend.get_run(run_id)
+        report_wait(
+            on_backend.wait_for_run(backend, run.id, until, timeout),
+            until,
+            as_json=as_json,
+            timeout=timeout,
+        )
+        return
     engine = session.engine()
     found = engine.get_run(run_id)
     final = wait_for_run(engine, found.id, until, on_no_worker=say_no_worker, timeout=timeout)
@@ -277,8 +337,9 @@ def wait(
     type=Seconds(86_400),
     default=30.0,
     show_default=True,
-    help="Seconds to wait for the flow to accept or refuse the answer.",
+    help="Seconds to wait for the flow to accept or refuse the answer (not with Prefect).",
 )
+@on_which_backend
 @pass_session
 def resume(
     session: CliSession,
@@ -287,6 +348,7 @@ def resume(
     responder: str | None,
     groups: tuple[str, ...],
     verdict_timeout: float,
+    backend_name: BackendName,
 ) -> None:
     """Answer the input a waiting run asks for, as a named local operator.
 
@@ -294,7 +356,22 @@ def resume(
     nothing is stored). Then the flow judges it with its model; this waits for that
     verdict, and exits 1 with the model's reasons if it refused the answer. The answer is
     recorded as coming from the command line, with the groups given.
+
+    With --backend prefect the answer goes through the same check and claim as a Slack
+    form's, then Prefect resumes the run; Prefect reports no verdict, so none is awaited.
     """
+    if backend_name == "prefect":
+        source = click.get_current_context().get_parameter_source("verdict_timeout")
+        if source is not click.core.ParameterSource.DEFAULT:
+            raise not_on_prefect(
+                "--verdict-timeout",
+                "Prefect does not report whether the flow accepted an answer; the run's "
+                "logs and state (`signoff runs show --backend prefect RUN`) show what it did",
+            )
+        backend = prefect_for_command(session)
+        actor = on_backend.operator(responder, groups)
+        click.echo(on_backend.resume(backend, run_id, run_input, actor))
+        return
     engine = session.engine()
     pause = engine.resume(run_id, run_input, engine.operator(responder, groups))
     who = f" as {pause.answers[-1].responder}" if pause.answers else ""
@@ -353,9 +430,16 @@ def resume(
     callback=check_person,
     help="Who hands it over (default: the operator).",
 )
+@on_which_backend
 @pass_session
-def reassign(session: CliSession, run_id: str, to: str, by: str | None) -> None:
+def reassign(
+    session: CliSession, run_id: str, to: str, by: str | None, backend_name: BackendName
+) -> None:
     """Hand the decision a run waits on to someone else."""
+    if backend_name == "prefect":
+        backend = prefect_for_command(session)
+        click.echo(on_backend.reassign(backend, run_id, to, on_backend.operator(by)))
+        return
     engine = session.engine()
     pause = engine.reassign(run_id, to, engine.operator(by))
     click.echo(f"input {pause.key!r} of {pause.run_id} is now {to}'s to answer")
@@ -370,9 +454,14 @@ def reassign(session: CliSession, run_id: str, to: str, by: str | None) -> None:
     callback=check_person,
     help="Who cancels (default: SIGNOFF_OPERATOR, or your login name); recorded as the CLI.",
 )
+@on_which_backend
 @pass_session
-def cancel(session: CliSession, run_id: str, by: str | None) -> None:
+def cancel(session: CliSession, run_id: str, by: str | None, backend_name: BackendName) -> None:
     """Cancel a run that has not finished."""
+    if backend_name == "prefect":
+        backend = prefect_for_command(session)
+        click.echo(on_backend.cancel(backend, run_id, on_backend.operator(by)))
+        return
     engine = session.engine()
     actor = engine.operator(by)
     run = engine.cancel(run_id, actor)

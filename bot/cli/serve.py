@@ -8,8 +8,7 @@ from typing import Any
 
 import click
 
-from signoff.bot.backends import Backend
-from signoff.bot.backends.embedded import EmbeddedBackend
+from signoff.bot.cli.backend import backend_option, open_backend
 from signoff.bot.cli.config import warn_of_unknown_names
 from signoff.bot.cli.heap import settle_after_start
 from signoff.bot.cli.logs import configure_logging
@@ -43,14 +42,7 @@ def serve_command() -> Any:
         is_flag=True,
         help="Upgrade an outdated database schema instead of refusing it.",
     )
-    @click.option(
-        "--backend",
-        "backend_name",
-        type=click.Choice(["embedded", "prefect"]),
-        default="embedded",
-        show_default=True,
-        help="Where flows run: Signoff's engine, or the Prefect server at PREFECT_API_URL.",
-    )
+    @backend_option("Where flows run: Signoff's engine, or the Prefect server at PREFECT_API_URL.")
     @pass_session
     def serve(
         session: CliSession,
@@ -106,24 +98,3 @@ def serve_command() -> Any:
                 logger.info("serve stopped", extra={"action": "serve_stopped"})
 
     return serve
-
-
-def open_backend(session: CliSession, name: str, sources: tuple[str, ...]) -> Backend:
-    """The backend ``--backend`` names, from its settings.
-
-    Raises:
-        SettingsError: a setting is missing or malformed (``PREFECT_API_URL``, ...).
-        click.UsageError: ``--flows`` given with the Prefect backend (Prefect runs them).
-        click.ClickException: the Prefect backend without the ``prefect`` extra installed.
-    """
-    if name != "prefect":
-        return EmbeddedBackend(session.engine(), flows=sources)
-    if sources:
-        raise click.UsageError("--flows is for the embedded engine; Prefect serves its own flows")
-    try:
-        from signoff.bot.backends.prefect import PrefectBackend, PrefectSettings
-    except ImportError as exc:
-        raise click.ClickException(
-            f"the Prefect backend needs the extra: pip install 'signoff[prefect]' ({exc})"
-        ) from exc
-    return PrefectBackend(PrefectSettings.load())

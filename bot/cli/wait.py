@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Literal
 
 import click
 
+from signoff.bot.backends import model
 from signoff.bot.cli.render import dump_json, state_line
 from signoff.bot.cli.times import Seconds
 from signoff.engine import Event, Pause, PauseStatus, Run, RunState, StoreError
@@ -75,7 +76,7 @@ class RunWatch:
             self.changed.set()
 
 
-def _reached(run: Run, until: Until) -> bool:
+def _reached(run: Run | model.Run, until: Until) -> bool:
     if run.state.is_final:
         return True
     return until == "paused" and run.state.is_waiting
@@ -185,7 +186,9 @@ def wait_for_verdict(engine: Engine, pause: Pause, timeout: float) -> Pause:
         engine.remove_observer(watch)
 
 
-def report_wait(run: Run, until: Until, *, as_json: bool, timeout: float | None) -> None:
+def report_wait(
+    run: Run | model.Run, until: Until, *, as_json: bool, timeout: float | None
+) -> None:
     """Print where a wait left the run, and end with its exit status: 1 if the run ended
     without completing, ``TIMED_OUT`` if it got neither as far as ``until`` in time."""
     click.echo(dump_json(run) if as_json else state_line(run))

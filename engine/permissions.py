@@ -7,7 +7,8 @@ audit trail. The rules:
 - **start**: the flow's ``starters``, or anyone when it names none; admins always.
 - **answer**: the pause's approvers (the flow's unless the pause names its own, plus anyone
   added by escalation or reassignment), or anyone when there are none; never the person
-  who started the run when ``forbid_starter`` is set; with a quorum, each person once.
+  who started the run when ``forbid_starter`` is set; with a quorum, each person once;
+  never someone who handed the decision on (reassigned it), until it is handed back.
   Admins do not answer by virtue of being admins: an approval is a separation of duties.
 - **cancel**: the flow's ``cancellers`` when it names some; otherwise whoever started the
   run and whoever may answer it (anyone, for a run anyone may answer). Admins always.
@@ -24,7 +25,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from signoff.engine.actors import Actor, GroupDirectory, Via
-from signoff.engine.runs import Pause, Run, WaitingInput
+from signoff.engine.runs import Pause, Run, WaitingInput, handed_on
 
 
 class Action(enum.StrEnum):
@@ -93,6 +94,7 @@ class Permissions:
                 pause.forbid_starter,
                 tuple(answered_by),
                 pause.quorum,
+                handed_on((d.by, d.to) for d in pause.delegations),
             ),
         )
 
@@ -105,6 +107,15 @@ class Permissions:
             return Refusal("the person who started a run may not answer it", approvers)
         if approvers and (actor is None or not self.matches(actor, approvers)):
             return Refusal(f"only {_names(approvers)} may answer", approvers)
+        if actor is not None:
+            # Reassigning takes the person off the list, but not out of a group on it: they
+            # gave the decision away, so their group no longer answers through them.
+            to = next((to for by, to in waiting.handed_on if by == actor.id), None)
+            if to is not None:
+                return Refusal(
+                    f"{actor.id} handed it to {to}, so the decision is no longer theirs",
+                    tuple(a for a in approvers if a != actor.id),
+                )
         if actor is None and waiting.quorum > 1:
             return Refusal(
                 f"this input needs {waiting.quorum} different people, and an answer without "

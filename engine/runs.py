@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import enum
 import uuid
-from collections.abc import Generator
+from collections.abc import Generator, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -179,6 +179,16 @@ class Delegation:
     at: datetime
 
 
+def handed_on(delegations: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    """Who handed a pause on and has not had it handed back, with whom they handed it to,
+    from its ``(by, to)`` hand-overs, oldest first."""
+    current: dict[str, str] = {}
+    for by, to in delegations:
+        current[by] = to
+        current.pop(to, None)
+    return tuple(current.items())
+
+
 @dataclass(frozen=True)
 class WaitingInput:
     """What decides who may answer a waiting pause, without its schema or values (App Home
@@ -191,6 +201,9 @@ class WaitingInput:
     forbid_starter: bool
     answered_by: tuple[str, ...]
     quorum: int
+    #: ``(by, to)``: who handed the decision on, and to whom (see ``handed_on``); they no
+    #: longer answer it, not even through a group that stays among its approvers
+    handed_on: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

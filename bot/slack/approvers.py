@@ -26,6 +26,8 @@ GROUP_TTL_SECONDS = 60.0
 _GROUP = re.compile(r"^S[A-Z0-9]{2,}$")
 #: Slack user and group ids inside an backend's rule text
 _ID = re.compile(r"\b[UWS][A-Z0-9]{2,}\b")
+#: the engine's refusal of someone who reassigned a decision: who, and to whom
+_HANDED = re.compile(r"(\S+) handed it to (\S+), so the decision is no longer theirs")
 #: control characters (NUL, newlines, ESC, ...) and line separators, which the engine
 #: refuses in names: they could forge lines in a run's trail as a terminal shows it
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
@@ -114,6 +116,9 @@ def refusal_text(action: Action, actor: Actor, run: Run | None, refusal: Refusal
         return "You already answered this, so there is no decision of yours left to hand over."
     if "already answered" in refusal.reason:
         return "You already answered this; it needs answers from different people."
+    handed = _HANDED.search(refusal.reason)
+    if handed is not None and handed.group(1) == actor.id:
+        return f"You handed this to {who(handed.group(2))}, so it is no longer yours to decide."
     if action is Action.ANSWER and refusal.allowed:
         return "Only " + ", ".join(who(p) for p in refusal.allowed) + " may answer this."
     reason = _ID.sub(lambda m: who(m.group(0)), refusal.reason)

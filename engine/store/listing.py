@@ -11,7 +11,7 @@ from sqlalchemy import and_, bindparam, func, literal, or_, select
 
 from signoff.engine.audit import AuditAction
 from signoff.engine.errors import RunNotFound
-from signoff.engine.runs import PauseStatus, Run, RunState, WaitingInput
+from signoff.engine.runs import PauseStatus, Run, RunState, WaitingInput, handed_on
 from signoff.engine.store import rows
 from signoff.engine.store.audit import AUDIT
 from signoff.engine.store.base import RUN_COLUMNS, RUNS, StoreBase
@@ -186,6 +186,7 @@ class ListingQueries(StoreBase):
                 PAUSES.c.forbid_starter,
                 PAUSES.c.answers,
                 PAUSES.c.quorum,
+                PAUSES.c.delegations,
             )
             .join(RUNS, PAUSES.c.run_id == RUNS.c.id)
             .where(PAUSES.c.status == PauseStatus.WAITING.value)
@@ -200,7 +201,7 @@ class ListingQueries(StoreBase):
                 if before is None
                 else self._waiting_inputs_page(later, {"before": before})
             )
-            for _id, run_id, key, started_by, approvers, forbid, answers, quorum in found:
+            for _id, run_id, key, started_by, approvers, forbid, answers, quorum, handed in found:
                 yield WaitingInput(
                     run_id,
                     key,
@@ -209,6 +210,7 @@ class ListingQueries(StoreBase):
                     bool(forbid),
                     tuple(a["responder"] for a in answers or () if a.get("responder")),
                     int(quorum or 1),
+                    handed_on((d["by"], d["to"]) for d in handed or ()),
                 )
             if len(found) < page:
                 return

@@ -291,6 +291,31 @@ def test_reassign_tells_the_new_person_and_the_thread(engine: Engine, bot: Runni
     assert any(r.action == "pause.reassigned" for r in engine.audit_trail(run.id))
 
 
+def test_a_group_member_who_handed_a_decision_on_is_told_it_is_no_longer_theirs(
+    engine: Engine, bot: RunningBot
+) -> None:
+    run = engine.submit("sl-go", {})
+    prompt = bot.root_message(run.id)
+    bot.driver.click("bob", prompt, action_id=ids.REASSIGN)  # bob answers through S0OPS
+    assert bot.slack.wait_for(lambda ws: ws.open_view("bob"), timeout=10)
+    assert bot.driver.submit("bob", {"to": "U0CAROL"}).response_action == "update"
+    reply_with(bot, prompt.ts, "<@U0BOB> handed input `1` to <@U0CAROL>")
+    # His Home tab no longer lists it as waiting on him, and his click changes nothing.
+    bot.driver.open_home("bob")
+    bot.slack.wait_for(
+        lambda ws: (h := ws.home_view("bob")) and "Nothing waits on you." in json.dumps(h.view),
+        timeout=10,
+    )
+    before = len(bot.slack.ephemeral("bob"))
+    bot.driver.click("bob", prompt, action_id=f"{ids.DECIDE}:0")
+    assert last_ephemeral(bot, "bob", before) == (
+        "You handed this to <@U0CAROL>, so it is no longer yours to decide."
+    )
+    assert engine.get_pause(run.id, "1").status is PauseStatus.WAITING
+    bot.driver.click("carol", prompt, action_id=f"{ids.DECIDE}:1")
+    assert finished(engine, run.id).result == "'False:'"
+
+
 def test_a_decision_is_handed_only_to_a_person_in_the_workspace(
     engine: Engine, bot: RunningBot
 ) -> None:

@@ -355,6 +355,30 @@ def test_who_answered_a_quorum_has_no_decision_left_to_hand_over(
     assert box["result"] == ["U_A:True:python", "U_D:True:python"]
 
 
+def test_a_group_member_who_handed_the_decision_on_may_no_longer_answer_it(
+    engine: Engine,
+) -> None:
+    engine.set_group_directory(Directory({"S_OPS": {"U_OPS1", "U_OPS2"}}))
+    box = run_in_thread(ap_guarded)
+    run_id = waiting_run(engine, "ap-guarded")
+    ops1 = Actor("U_OPS1", via=Via.SLACK)
+    # U_OPS1 answers through the group, which stays an approver for the rest of it.
+    assert [run.id for run, _ in engine.waiting_on(ops1)] == [run_id]
+    assert engine.reassign(run_id, "U_DAVE", by=ops1).approvers == ("U_ALICE", "S_OPS", "U_DAVE")
+    with pytest.raises(ResponderNotAllowed, match="U_OPS1 handed it to U_DAVE"):
+        engine.resume(run_id, {"approved": True}, ops1)
+    assert engine.waiting_on(ops1) == []
+    with pytest.raises(NotAllowed, match="reassign"):
+        engine.reassign(run_id, "U_EVE", by=ops1)
+    # The rest of the group still may, and so may the person it was handed to, who may
+    # also hand it back.
+    assert [run.id for run, _ in engine.waiting_on(Actor("U_OPS2", via=Via.SLACK))] == [run_id]
+    engine.reassign(run_id, "U_OPS1", by="U_DAVE")
+    engine.resume(run_id, {"approved": True}, ops1)
+    box["thread"].join(10)
+    assert box["result"] is True
+
+
 def test_verify_finds_an_edited_and_a_deleted_record(engine: Engine) -> None:
     for _ in range(3):
         engine.submit("ap-guarded", started_by="U_CAROL")

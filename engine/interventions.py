@@ -24,7 +24,7 @@ from signoff.engine.errors import (
 )
 from signoff.engine.oversight import Oversight
 from signoff.engine.permissions import Action, Refusal
-from signoff.engine.runs import JSON, Pause, PauseStatus, Run, RunState
+from signoff.engine.runs import JSON, Pause, PauseStatus, Run, RunState, handed_on
 from signoff.engine.waiters import Waiters
 
 logger = logging.getLogger(__name__)
@@ -177,6 +177,8 @@ class Interventions(Oversight):
             refusal = Refusal("the person who started a run may not answer it")
         if refusal is None and to in pause.answered_by:
             refusal = Refusal(f"{to} has already answered this input")
+        if refusal is None and pause.quorum > 1:
+            refusal = self._quorum_shrinks(pause, to)
         if refusal is not None:
             raise self._refuse(
                 Action.REASSIGN, actor, refusal, run=run, key=pause.key, data={"to": to}
@@ -190,6 +192,24 @@ class Interventions(Oversight):
             extra={"action": "pause_reassigned", "run_id": run.id, "key": pause.key},
         )
         return changed
+
+    def _quorum_shrinks(self, pause: Pause, to: str) -> Refusal | None:
+        """Why handing ``pause``, which needs several people, to ``to`` would leave fewer
+        people who may answer it, or None. (The list loses whoever hands it on.)"""
+        if not pause.approvers:
+            return Refusal(
+                f"anyone may answer it, and it needs {pause.quorum} different people: "
+                f"{to} alone is not enough; ask them to answer it instead"
+            )
+        # Someone who handed it on may not answer it, even through a group: handing it back
+        # to them adds one.
+        handed = dict(handed_on((d.by, d.to) for d in pause.delegations))
+        if to not in handed and self.permissions.matches(Actor(to), pause.approvers):
+            return Refusal(
+                f"{to} may already answer it, and it needs {pause.quorum} different people; "
+                "hand it to someone who may not yet"
+            )
+        return None
 
 
 __all__ = ["Interventions"]

@@ -246,6 +246,22 @@ def test_whoever_answered_a_quorum_is_told_they_cannot_hand_it_on(
     assert engine.get_pause(run.id, "1").approvers == ("U0ALICE", "U0BOB", "U0CAROL")
 
 
+def test_a_quorum_handed_to_someone_who_may_already_answer_it_is_refused_in_the_form(
+    engine: Engine, bot: RunningBot
+) -> None:
+    run = engine.submit("sl-two-of-three", {})
+    prompt = bot.root_message(run.id)
+    bot.driver.click("alice", prompt, action_id=ids.REASSIGN)
+    assert bot.slack.wait_for(lambda ws: ws.open_view("alice"), timeout=10)
+    reply = bot.driver.submit("alice", {"to": "U0BOB"})
+    assert (reply.status, reply.response_action) == (200, "errors")
+    assert reply.json is not None and reply.json["errors"] == {
+        "to": "You may not reassign this: <@U0BOB> may already answer it, and it needs 2 "
+        "different people; hand it to someone who may not yet."
+    }
+    assert engine.get_pause(run.id, "1").approvers == ("U0ALICE", "U0BOB", "U0CAROL")
+
+
 def test_a_vetoed_quorum_says_whose_no_ended_it(engine: Engine, bot: RunningBot) -> None:
     run = engine.submit("sl-veto", {})
     prompt = bot.root_message(run.id)

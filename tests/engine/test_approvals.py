@@ -355,6 +355,35 @@ def test_who_answered_a_quorum_has_no_decision_left_to_hand_over(
     assert box["result"] == ["U_A:True:python", "U_D:True:python"]
 
 
+def test_a_quorum_is_never_handed_to_fewer_people_than_it_needs(engine: Engine) -> None:
+    box = run_in_thread(ap_quorum)
+    run_id = waiting_run(engine, "ap-quorum")
+    # Handed to someone who may already answer, it would wait on U_B and U_C alone.
+    with pytest.raises(NotAllowed, match="U_B may already answer it, and it needs 2 different"):
+        engine.reassign(run_id, "U_B", by="U_A")
+    assert engine.get_pause(run_id, "1").approvers == ("U_A", "U_B", "U_C")
+    refused = engine.audit_trail(run_id)[-1]
+    assert (refused.action, refused.actor_id, refused.data["to"]) == ("refused", "U_A", "U_B")
+    engine.reassign(run_id, "U_D", by="U_A")
+    engine.resume(run_id, {"approved": True}, "U_B")
+    engine.resume(run_id, {"approved": True}, "U_D")
+    box["thread"].join(10)
+    assert box["result"] == ["U_B:True:python", "U_D:True:python"]
+
+    # A quorum anyone may answer would become one person's alone: it could never end.
+    box = run_in_thread(ap_open_quorum)
+    run_id = waiting_run(engine, "ap-open-quorum")
+    with pytest.raises(
+        NotAllowed, match="anyone may answer it, and it needs 2 different people: U_D alone"
+    ):
+        engine.reassign(run_id, "U_D", by="U_A")
+    assert engine.get_pause(run_id, "1").approvers == ()
+    engine.resume(run_id, {"approved": True}, "U_A")
+    engine.resume(run_id, {"approved": False}, "U_D")
+    box["thread"].join(10)
+    assert box["result"] == ["U_A:True", "U_D:False"]
+
+
 def test_a_group_member_who_handed_the_decision_on_may_no_longer_answer_it(
     engine: Engine,
 ) -> None:

@@ -111,6 +111,41 @@ def check_one_line(value: str, what: str) -> str:
     return value
 
 
+def checked_ids(option: str, value: object) -> tuple[str, ...]:
+    """The ids of people and groups an option such as ``approvers`` names, as a tuple.
+
+    Raises:
+        TypeError: ``value`` is one text (it would be read letter by letter: ``"U0BOB"``
+            as the ids ``U``, ``0``, ``B``...), not a collection, or holds something that
+            is no text.
+        ValueError: an id is empty, longer than 200 characters, or not one line.
+    """
+    if isinstance(value, str | bytes):
+        raise TypeError(
+            f"{option} must be a list of user or group ids, not one text: "
+            f"write {option}=[{value!r}]"
+        )
+    if not isinstance(value, Collection):
+        raise TypeError(f"{option} must be a list of user or group ids (got {value!r:.60})")
+    ids = tuple(value)
+    for number, found in enumerate(ids, start=1):
+        if not isinstance(found, str):
+            raise TypeError(
+                f"{option} holds {found!r:.60} (id {number}); ids of people and groups are text"
+            )
+        if not found.strip():
+            raise ValueError(f"{option} holds an empty id (id {number}); name a person or a group")
+        if len(found) > 200:
+            raise ValueError(f"{option} holds id {found[:20]!r}..., longer than 200 characters")
+        if found != found.strip():
+            raise ValueError(
+                f"{option} holds {found!r} (id {number}), with spaces around it: it would "
+                "match nobody"
+            )
+        check_one_line(found, f"{option} id")
+    return ids
+
+
 def printable(text: str) -> str:
     """``text`` with each control character written out (``\\n``, ``\\x1b``), for a
     terminal: what was stored before ids and names were checked still shows as one line."""
@@ -162,6 +197,7 @@ __all__ = [
     "Via",
     "as_actor",
     "check_one_line",
+    "checked_ids",
     "local_user",
     "printable",
 ]

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from signoff.engine.actors import checked_ids
 from signoff.engine.context import RunContext
 from signoff.engine.input import RunInput, run_input_from_type
 from signoff.engine.input_schema import input_schema
@@ -51,6 +52,9 @@ class Decision:
 
     def check(self, model: type[RunInput] | None) -> None:
         """Raise ValueError naming what is wrong with these options for ``model``."""
+        if self.approvers is not None:
+            checked_ids("approvers", self.approvers)
+        checked_ids("escalate_to", self.escalate_to)
         if self.quorum is not None and (
             isinstance(self.quorum, bool) or not isinstance(self.quorum, int) or self.quorum < 1
         ):

@@ -12,6 +12,7 @@ import pydantic
 from pydantic.json_schema import PydanticJsonSchemaWarning
 
 from signoff.engine import serialization
+from signoff.engine.actors import checked_ids
 from signoff.engine.errors import InvalidParameters
 from signoff.engine.registry import registry
 from signoff.engine.validation import model_errors
@@ -71,10 +72,10 @@ class Flow(Generic[P, R]):
         self.fn = fn
         self.name = checked_name("flow", name or _default_name(fn))
         self.description = description or inspect.getdoc(fn)
-        self.approvers = tuple(approvers)
+        self.approvers = checked_ids("approvers", approvers)
         self.forbid_starter = forbid_starter
-        self.starters = tuple(starters)
-        self.cancellers = tuple(cancellers)
+        self.starters = checked_ids("starters", starters)
+        self.cancellers = checked_ids("cancellers", cancellers)
         self.confirm = confirm
         self.is_async = inspect.iscoroutinefunction(fn)
         self.ref = _ref(fn)
@@ -264,7 +265,10 @@ def flow(
 
     Raises:
         TypeError: an option Signoff's flows do not have; Prefect's (``retries``,
-            ``timeout_seconds``, ``log_prints``, ...) are named as not supported.
+            ``timeout_seconds``, ``log_prints``, ...) are named as not supported. Or
+            ``approvers``, ``starters`` or ``cancellers`` is not a list of ids (one id
+            given as text, say).
+        ValueError: one of those lists holds an empty id, or one with spaces around it.
     """
     for option in others:
         if option in _PREFECT_ONLY:

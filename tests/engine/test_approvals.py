@@ -9,6 +9,7 @@ import logging
 import threading
 from collections.abc import Collection
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -276,6 +277,39 @@ def test_escalation_options_that_cannot_work_are_refused_by_name(engine: Engine)
         bad("1h", ["U_BOSS"])
     with pytest.raises(ValueError, match="escalate_after needs escalate_to"):
         bad(60, [])
+
+
+def test_who_may_act_is_a_list_of_ids_and_anything_else_is_refused_by_name(
+    engine: Engine,
+) -> None:
+    # One id given as text would be read letter by letter: "U0BOB" as U, 0, B, O, B.
+    for option in ("approvers", "starters", "cancellers"):
+        with pytest.raises(TypeError, match=rf"^{option} must be a list .*\[\'U0BOB\'\]"):
+            flow(name=f"ap-bad-{option}", **{option: "U0BOB"})(lambda: None)
+    with pytest.raises(ValueError, match=r"^approvers holds an empty id \(id 2\)"):
+        flow(name="ap-bad-empty", approvers=["U0BOB", ""])(lambda: None)
+    with pytest.raises(ValueError, match=r"^starters holds ' U0BOB' \(id 1\), with spaces"):
+        flow(name="ap-bad-spaces", starters=[" U0BOB"])(lambda: None)
+    with pytest.raises(TypeError, match=r"^cancellers holds 7 \(id 1\)"):
+        flow(name="ap-bad-number", cancellers=[7])(lambda: None)
+
+    @flow(name="ap-bad-pause")
+    def bad(approvers: Any = None, escalate_after: float | None = None, escalate_to: Any = ()):
+        pause_flow_run(
+            Decision,
+            timeout=30,
+            approvers=approvers,
+            escalate_after=escalate_after,
+            escalate_to=escalate_to,
+        )
+
+    with pytest.raises(TypeError, match=r"^approvers must be a list .*\['S0SRE'\]"):
+        bad(approvers="S0SRE")
+    with pytest.raises(TypeError, match=r"^escalate_to must be a list .*\['S0ONCALL'\]"):
+        bad(escalate_after=60, escalate_to="S0ONCALL")
+    with pytest.raises(ValueError, match=r"^escalate_to holds an empty id \(id 1\)"):
+        bad(escalate_after=60, escalate_to=[" "])
+    assert engine.list_runs([RunState.PAUSED], flow_name="ap-bad-pause") == []
 
 
 def test_escalation_adds_approvers_once(engine: Engine, make_engine) -> None:

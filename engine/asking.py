@@ -56,10 +56,13 @@ class Decision:
             checked_ids("approvers", self.approvers)
         checked_ids("escalate_to", self.escalate_to)
         if self.quorum is not None and (
-            isinstance(self.quorum, bool) or not isinstance(self.quorum, int) or self.quorum < 1
+            isinstance(self.quorum, bool)
+            or not isinstance(self.quorum, int)
+            or not 1 <= self.quorum <= MAX_QUORUM
         ):
             raise ValueError(
-                f"quorum must be a whole number of people, 1 or more (got {self.quorum!r})"
+                f"quorum must be a whole number of people, from 1 up to {MAX_QUORUM:,} "
+                f"(got {self.quorum!r:.60})"
             )
         if self.veto is not None:
             if self.quorum is None:
@@ -79,6 +82,10 @@ class Decision:
         if self.notify not in NOTIFY:
             raise ValueError(f"notify must be one of {', '.join(NOTIFY)} (got {self.notify!r})")
 
+
+#: the most people a pause may wait for: more is a mistake, and past 2**31 - 1 PostgreSQL
+#: cannot store it at all (SQLite can, so the mistake would pass there unnoticed)
+MAX_QUORUM = 1000
 
 #: where a pause asks: the run's thread only, or also each approver directly
 NOTIFY = ("channel", "dm")
@@ -222,6 +229,7 @@ def check_arguments(timeout: float | None, key: str | None) -> None:
 
 
 __all__ = [
+    "MAX_QUORUM",
     "MAX_WAIT_SECONDS",
     "NOTIFY",
     "Decision",

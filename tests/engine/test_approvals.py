@@ -256,6 +256,24 @@ def test_quorum_on_a_suspended_run(engine: Engine) -> None:
     assert engine.get_run(run_id).result == "2"
 
 
+def test_a_quorum_that_is_no_number_of_people_is_refused_alike_on_either_database(
+    engine: Engine,
+) -> None:
+    @flow(name="ap-bad-quorum")
+    def bad(quorum: Any) -> None:
+        pause_flow_run(Decision, timeout=30, quorum=quorum)
+
+    for quorum in (0, -1, True, 2.5, "2"):
+        with pytest.raises(ValueError, match=r"^quorum must be a whole number of people"):
+            bad(quorum)
+    # Past what a pause can wait for: on PostgreSQL this was the database's own error
+    # ("integer out of range"), and SQLite stored a pause no one could ever complete.
+    for quorum in (1001, 10**12):
+        with pytest.raises(ValueError, match=rf"^quorum must be .* up to 1,000 \(got {quorum}\)"):
+            bad(quorum)
+    assert engine.list_runs([RunState.PAUSED], flow_name="ap-bad-quorum") == []
+
+
 def test_veto_must_name_a_bool_field(engine: Engine) -> None:
     @flow(name="ap-bad-veto")
     def bad() -> None:

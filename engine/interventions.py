@@ -165,9 +165,32 @@ class Interventions(Oversight):
         assert actor is not None
         check_one_line(to, "the id to reassign to")
         run = self._run(run_id)
-        pause = self.store.get_pause(run.id, key) if key else self.store.waiting_pause(run.id)
-        if pause is None or pause.status is not PauseStatus.WAITING:
-            raise self._not_waiting_for(run, key) if key else RunNotWaiting(run.id, run.state.value)
+        while True:
+            pause = self.store.get_pause(run.id, key) if key else self.store.waiting_pause(run.id)
+            if pause is None or pause.status is not PauseStatus.WAITING:
+                raise (
+                    self._not_waiting_for(run, key)
+                    if key
+                    else RunNotWaiting(run.id, run.state.value)
+                )
+            self._check_reassign(run, pause, actor, to)
+            changed = self.store.reassign_pause(run.id, pause.key, actor, to, known=pause)
+            # Changed since it was judged (the same person handing it on twice at once, an
+            # answer, an escalation): judged again, as it is now. Each time, another write
+            # committed, so this ends.
+            if changed != "changed":
+                break
+        if changed is None:
+            raise self._not_waiting_for(self.store.get_run(run.id), pause.key)
+        self.notify()
+        logger.info(
+            "pause reassigned",
+            extra={"action": "pause_reassigned", "run_id": run.id, "key": pause.key},
+        )
+        return changed
+
+    def _check_reassign(self, run: Run, pause: Pause, actor: Actor, to: str) -> None:
+        """Raise (and record) the refusal if ``actor`` may not hand ``pause`` to ``to``."""
         refusal = self.permissions.reassign(actor, run, pause)
         if refusal is None and not to.strip():
             refusal = Refusal("say who to hand it to")
@@ -183,15 +206,6 @@ class Interventions(Oversight):
             raise self._refuse(
                 Action.REASSIGN, actor, refusal, run=run, key=pause.key, data={"to": to}
             )
-        changed = self.store.reassign_pause(run.id, pause.key, actor, to)
-        if changed is None:
-            raise self._not_waiting_for(self.store.get_run(run.id), pause.key)
-        self.notify()
-        logger.info(
-            "pause reassigned",
-            extra={"action": "pause_reassigned", "run_id": run.id, "key": pause.key},
-        )
-        return changed
 
     def _quorum_shrinks(self, pause: Pause, to: str) -> Refusal | None:
         """Why handing ``pause``, which needs several people, to ``to`` would leave fewer

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -80,12 +80,18 @@ class DecisionQueries(PauseQueries):
         return dataclasses.replace(pause, escalated_at=now, approvers=tuple(approvers))
 
     @write_again_if_dropped
-    def reassign_pause(self, run_id: str, key: str, actor: Actor, to: str) -> Pause | None:
+    def reassign_pause(
+        self, run_id: str, key: str, actor: Actor, to: str, known: Pause | None = None
+    ) -> Pause | Literal["changed"] | None:
         """Hand a waiting pause from ``actor`` to ``to``; the changed pause, or None if it no
         longer waits.
 
         ``to`` becomes an approver; ``actor`` stops being one if the list named them. A pause
         anyone could answer becomes ``to``'s alone.
+
+        ``known``: the pause as the caller read it to judge the hand-over. If who may answer
+        it changed since (its approvers, answers or hand-overs), nothing is written and the
+        result is ``"changed"``: the caller judges it again as it is now.
         """
         now = self.clock()
         with self._write() as conn:
@@ -98,6 +104,8 @@ class DecisionQueries(PauseQueries):
             pause = rows.to_pause(row)
             if pause.status is not PauseStatus.WAITING:
                 return None
+            if known is not None and _deciders(pause) != _deciders(known):
+                return "changed"
             approvers = [a for a in pause.approvers if a != actor.id]
             if to not in approvers:
                 approvers.append(to)
@@ -157,6 +165,15 @@ class DecisionQueries(PauseQueries):
             if claimed:
                 self._audit(conn, [entry], now)
             return bool(claimed)
+
+
+def _deciders(pause: Pause) -> tuple[object, ...]:
+    """What decides who may answer ``pause`` and who may hand it on."""
+    return (
+        pause.approvers,
+        pause.answered_by,
+        tuple((d.by, d.to) for d in pause.delegations),
+    )
 
 
 __all__ = ["DecisionQueries"]

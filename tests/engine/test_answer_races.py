@@ -11,6 +11,7 @@ import pytest
 from signoff.engine import (
     AlreadyAnswered,
     Engine,
+    NotAllowed,
     PauseStatus,
     RunCancelled,
     RunState,
@@ -123,3 +124,64 @@ def test_the_loser_of_two_answers_learns_who_won_even_once_the_run_finished(
     # The second answer, without a key (as the CLI gives it), arrives after the flow ended.
     with pytest.raises(AlreadyAnswered, match="already answered by alice"):
         resume_flow_run(pause.run_id, {"approved": False}, responder="bob")
+
+
+class MeetingDirectory:
+    """Group membership for S_OPS whose first ``meet`` look-ups wait for each other, so that
+    that many callers all pass the rule before any of them writes."""
+
+    def __init__(self, members: set[str], meet: int) -> None:
+        self.members = members
+        self.barrier = threading.Barrier(meet, timeout=10)
+        self.calls = 0
+        self.lock = threading.Lock()
+
+    def groups_of(self, actor_id: str, candidates) -> set[str]:
+        with self.lock:
+            self.calls += 1
+            first = self.calls <= self.barrier.parties
+        if first:
+            self.barrier.wait()
+        return {g for g in candidates if g == "S_OPS" and actor_id in self.members}
+
+
+def test_one_person_handing_a_decision_to_two_people_at_once_hands_it_to_one(
+    engine: Engine, make_engine
+) -> None:
+    @flow(name="handed-twice", approvers=["S_OPS"])
+    def handed_twice():
+        return pause_flow_run(wait_for_input=Approval).approved
+
+    other = make_engine()
+    directory = MeetingDirectory({"U_OPS1"}, meet=2)
+    for each in (engine, other):
+        each.set_group_directory(directory)
+    thread, box = start(handed_twice)
+    pause = waiting(engine, "handed-twice")
+    outcomes: dict[str, object] = {}
+
+    def hand(to: str, by_engine: Engine) -> None:
+        try:
+            outcomes[to] = by_engine.reassign(pause.run_id, to, by="U_OPS1").approvers
+        except NotAllowed as exc:
+            outcomes[to] = exc
+
+    racers = [
+        threading.Thread(target=hand, args=("U_X", engine)),
+        threading.Thread(target=hand, args=("U_Y", other)),
+    ]
+    for racer in racers:
+        racer.start()
+    for racer in racers:
+        racer.join(10)
+    # Both passed the rule before either wrote; the second to write finds the decision
+    # already handed on, and is refused as it would be a moment later.
+    [(winner, approvers)] = [(to, o) for to, o in outcomes.items() if isinstance(o, tuple)]
+    [refused] = [o for o in outcomes.values() if isinstance(o, NotAllowed)]
+    assert approvers == ("S_OPS", winner)
+    assert f"U_OPS1 handed it to {winner}" in str(refused)
+    assert engine.get_pause(pause.run_id, pause.key).approvers == ("S_OPS", winner)
+    handed = [r for r in engine.audit_trail(pause.run_id) if r.action == "pause.reassigned"]
+    assert [r.data["to"] for r in handed] == [winner]
+    engine.cancel(pause.run_id, by=winner)
+    thread.join(10)

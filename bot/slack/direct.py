@@ -52,8 +52,15 @@ class DirectPrompts:
         self.update = update
 
     def send(self, run: Run, pause: Pause, users: Iterable[str], text: str) -> None:
-        """Message each user directly with the prompt's buttons, once per (pause, user)."""
+        """Message each user directly with the prompt's buttons, once per (pause, user),
+        except those its rules would refuse: the run's starter under ``forbid_starter``
+        (named in a group of approvers), and whoever already answered it."""
+        refused = {a.responder for a in pause.answers if a.responder}
+        if pause.forbid_starter and run.started_by:
+            refused.add(run.started_by)
         for user in self.people(users):
+            if user in refused:
+                continue
             claim = f"{ids.DMS}.{pause.key}.{user}"
             if not self.backend.add_record(run.id, claim, None):
                 continue  # told already (this event was delivered before)

@@ -83,6 +83,11 @@ def sl_dm() -> bool:
     return answer.approved
 
 
+@flow(name="sl-dm-release", approvers=["S0REL"], forbid_starter=True)
+def sl_dm_release() -> bool:
+    return pause_flow_run(Go, timeout=600, notify="dm").approved
+
+
 @pytest.fixture
 def bot(engine: Engine) -> Iterator[RunningBot]:
     with running_bot(engine=engine) as running:
@@ -421,6 +426,21 @@ def test_direct_prompts_follow_the_count_and_lose_their_buttons_once_decided(
     dm_of("U0CAROL", f"run `{cancelled.id[:8]}` is waiting for input")
     engine.cancel(cancelled.id, by="U0ALICE")
     assert buttons(dm_of("U0CAROL", ":no_entry_sign: Cancelled")) == []
+
+
+def test_direct_prompts_skip_the_starter_whom_the_rule_refuses(
+    engine: Engine, bot: RunningBot
+) -> None:
+    bot.slack.add_usergroup("S0REL", "release", ["U0BOB", "U0CAROL"])
+    run = engine.submit("sl-dm-release", {}, started_by="U0BOB")
+    bot.root_message(run.id)
+    dm = bot.slack.wait_for(lambda ws: ws.channel("U0CAROL").last, timeout=10)
+    assert [b["text"]["text"] for b in buttons(dm)][:2] == ["Approved: yes", "Approved: no"]
+    # Bob is in the approving group but started the run: a prompt whose buttons would only
+    # tell him so is not sent to him (members are messaged in order: his came first).
+    assert not bot.slack.channel("U0BOB").messages
+    bot.driver.click("carol", dm, action_id=f"{ids.DECIDE}:0")
+    assert finished(engine, run.id).result == "True"
 
 
 def test_escalating_a_quorum_with_an_answer_says_how_many_it_has(

@@ -30,17 +30,13 @@ from signoff.bot.backends import (
     Stale,
     Via,
 )
+from signoff.bot.cli.wait import RECHECK_SECONDS, ReadOutage
 from signoff.bot.errors import BackendUnavailable, RunNotFound
 from signoff.engine import Actor as EngineActor
 from signoff.engine.audit import AuditRecord as EngineAuditRecord
 from signoff.engine.audit import describe
 
 logger = logging.getLogger(__name__)
-
-#: how often ``wait_for_run`` reads the run again (the backend sends the CLI no events)
-RECHECK_SECONDS = 1.0
-#: how long a wait keeps trying while the backend does not answer (a restart)
-OUTAGE_SECONDS = 60.0
 
 
 def operator(name: str | None, groups: Collection[str] = ()) -> Actor:
@@ -164,7 +160,7 @@ def wait_for_run(backend: Backend, run_id: str, until: str, timeout: float | Non
     wait would find nothing to answer. The wait ends once the request can be read.
     """
     deadline = None if timeout is None else time.monotonic() + timeout
-    failing_since: float | None = None
+    outage = ReadOutage(run_id, deadline)
     idle = threading.Event()  # never set: a wait that a Ctrl-C still interrupts
     while True:
         try:
@@ -175,20 +171,11 @@ def wait_for_run(backend: Backend, run_id: str, until: str, timeout: float | Non
                 and backend.waiting_pause(run.id) is not None
             )
         except BackendUnavailable as exc:
-            now = time.monotonic()
-            if failing_since is None:
-                failing_since = now
-                logger.warning(
-                    "could not read the run; trying again for up to %g s: %s",
-                    OUTAGE_SECONDS,
-                    exc,
-                    extra={"action": "wait_read_failed", "run_id": run_id},
-                )
-            if now - failing_since >= OUTAGE_SECONDS or (deadline is not None and now >= deadline):
+            if outage.failed(exc):
                 raise
             idle.wait(RECHECK_SECONDS)
             continue
-        failing_since = None
+        outage.over()
         if run.state.is_final or asking or (deadline is not None and time.monotonic() >= deadline):
             return run
         wait = RECHECK_SECONDS

@@ -28,6 +28,7 @@ __all__ = [
     "RECHECK_SECONDS",
     "TIMED_OUT",
     "UNSUCCESSFUL",
+    "ReadOutage",
     "RunWatch",
     "Until",
     "report_wait",
@@ -53,6 +54,44 @@ Until = Literal["paused", "finished"]
 UNSUCCESSFUL = frozenset({RunState.FAILED, RunState.CRASHED, RunState.CANCELLED})
 #: the exit status of a wait that ran out of time, as ``timeout(1)`` gives
 TIMED_OUT = 124
+
+
+class ReadOutage:
+    """A wait's failed reads of its run while the database or the server does not answer:
+    the first is logged (``wait_read_failed``), the wait gives up once they have failed for
+    ``OUTAGE_SECONDS`` or its deadline has passed, and the first read after them is logged
+    too (``wait_read_recovered``, at the failure's level: never a warning left alone)."""
+
+    def __init__(self, run_id: str, deadline: float | None) -> None:
+        self._run_id = run_id
+        self._deadline = deadline
+        self._since: float | None = None
+
+    def failed(self, exc: Exception) -> bool:
+        """Note a failed read; True when the wait should give up (re-raise ``exc``)."""
+        now = time.monotonic()
+        if self._since is None:
+            self._since = now
+            logger.warning(
+                "could not read the run; trying again for up to %g s: %s",
+                OUTAGE_SECONDS,
+                exc,
+                extra={"action": "wait_read_failed", "run_id": self._run_id},
+            )
+        return now - self._since >= OUTAGE_SECONDS or (
+            self._deadline is not None and now >= self._deadline
+        )
+
+    def over(self) -> None:
+        """A read worked: if reads had failed, say that they work again."""
+        if self._since is not None:
+            logger.warning(
+                "read the run again after %.0f s",
+                time.monotonic() - self._since,
+                extra={"action": "wait_read_recovered", "run_id": self._run_id},
+            )
+            self._since = None
+
 
 #: ``--timeout`` for the commands that wait for a run (at most a week)
 timeout_option = click.option(
@@ -107,7 +146,7 @@ def wait_for_run(
     watch = RunWatch(run_id)
     engine.add_observer(watch)
     queued_since: float | None = None
-    failing_since: float | None = None
+    outage = ReadOutage(run_id, deadline)
     told = False
     try:
         while True:
@@ -116,29 +155,11 @@ def wait_for_run(
                 run = engine.get_run(run_id)
             except StoreError as exc:
                 # A pipeline's wait should outlast a database restart, not fail on it.
-                now = time.monotonic()
-                if failing_since is None:
-                    failing_since = now
-                    logger.warning(
-                        "could not read the run; trying again for up to %g s: %s",
-                        OUTAGE_SECONDS,
-                        exc,
-                        extra={"action": "wait_read_failed", "run_id": run_id},
-                    )
-                if now - failing_since >= OUTAGE_SECONDS or (
-                    deadline is not None and now >= deadline
-                ):
+                if outage.failed(exc):
                     raise
                 watch.changed.wait(RECHECK_SECONDS)
                 continue
-            if failing_since is not None:
-                # At the failure's level, so that the warning is never left standing alone.
-                logger.warning(
-                    "read the run again after %.0f s",
-                    time.monotonic() - failing_since,
-                    extra={"action": "wait_read_recovered", "run_id": run_id},
-                )
-            failing_since = None
+            outage.over()
             if _reached(run, until) or (deadline is not None and time.monotonic() >= deadline):
                 return run
             if run.state is RunState.SCHEDULED:

@@ -55,6 +55,7 @@ class RunContext:
     def __post_init__(self) -> None:
         self.flow_name = self.flow_name or self.flow.name
         self.lapses_seen = self.engine.heartbeat_lapses()
+        self.engine.heard.executing(self)
 
     def next_task_key(self, task_name: str) -> str:
         with self.lock:

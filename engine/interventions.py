@@ -22,6 +22,7 @@ from signoff.engine.errors import (
     ResponderNotAllowed,
     RunNotWaiting,
 )
+from signoff.engine.heard import Heard
 from signoff.engine.oversight import Oversight
 from signoff.engine.permissions import Action, Refusal
 from signoff.engine.runs import JSON, Pause, PauseStatus, Run, RunState, handed_on
@@ -34,7 +35,7 @@ class Interventions(Oversight):
     """Cancel and reassign, and the refusals every action shares."""
 
     waiters: Waiters
-    _cancelled: set[str]
+    heard: Heard
 
     def notify(self) -> None:
         raise NotImplementedError
@@ -136,7 +137,7 @@ class Interventions(Oversight):
         return self.store.get_run(run.id)
 
     def _stopped(self, run_id: str) -> None:
-        self._cancelled.add(run_id)
+        self.heard.cancelled(run_id)
         self.waiters.wake(run_id)
         logger.info("run cancelled", extra={"action": "run_cancelled", "run_id": run_id})
 

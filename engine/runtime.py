@@ -25,6 +25,7 @@ from signoff.engine.errors import (
     StoreError,
 )
 from signoff.engine.events import DurableConsumer, RunObserver
+from signoff.engine.heard import Heard
 from signoff.engine.liveness import Liveness
 from signoff.engine.offload import StoreThreads
 from signoff.engine.permissions import Action, Permissions
@@ -105,9 +106,8 @@ class Engine(Liveness, Resuming, Upkeep):
         self._observers: list[RunObserver] = []
         self._consumers: list[DurableConsumer] = []
         self._schedule_listeners: list[Callable[[], None]] = []
-        self._cancelled: set[str] = set()
-        #: run id -> keys of suspend requests this process heard of (checked at boundaries)
-        self._suspend_requests: dict[str, set[str]] = {}
+        #: runs heard cancelled, and suspend requests heard (checked at boundaries)
+        self.heard = Heard()
         self._beat_at = time.monotonic()
         self._lock = threading.Lock()
         self._closed = threading.Event()
@@ -188,7 +188,7 @@ class Engine(Liveness, Resuming, Upkeep):
             elif event.kind is EventKind.STATE_CHANGED:
                 state = event.data.get("state")
                 if state == RunState.CANCELLED.value:
-                    self._cancelled.add(event.run_id)
+                    self.heard.cancelled(event.run_id)
                     self.waiters.wake(event.run_id)
                 elif state == RunState.SCHEDULED.value:
                     for callback in self._schedule_listeners:
@@ -196,10 +196,7 @@ class Engine(Liveness, Resuming, Upkeep):
             elif event.kind is EventKind.WAITING_FOR_INPUT and event.data.get("timed", True):
                 self.timers.wakeup()
             elif event.kind is EventKind.SUSPEND_REQUESTED:
-                with self._lock:
-                    self._suspend_requests.setdefault(event.run_id, set()).add(
-                        str(event.data.get("key"))
-                    )
+                self.heard.suspend_requested(event.run_id, str(event.data.get("key")))
             for observer in list(self._observers):
                 try:
                     observer.on_event(event)
@@ -209,26 +206,19 @@ class Engine(Liveness, Resuming, Upkeep):
             consumer.poke()
 
     def is_cancelled(self, run_id: str) -> bool:
-        return run_id in self._cancelled
+        return self.heard.is_cancelled(run_id)
 
     def suspend_requests(self, run_id: str) -> set[str]:
         """Metadata keys of requests to suspend ``run_id`` that this process has heard of."""
-        with self._lock:
-            return set(self._suspend_requests.get(run_id, ()))
+        return self.heard.suspend_requests(run_id)
 
     def heard_suspend_request(self, run_id: str, key: str) -> None:
         """Note a request to suspend ``run_id`` made in this process, before its event comes
         back: a run here that ends right after the request then suspends, as asked."""
-        with self._lock:
-            self._suspend_requests.setdefault(run_id, set()).add(key)
+        self.heard.suspend_requested(run_id, key)
 
     def forget_suspend_request(self, run_id: str, key: str) -> None:
-        with self._lock:
-            keys = self._suspend_requests.get(run_id)
-            if keys is not None:
-                keys.discard(key)
-                if not keys:
-                    del self._suspend_requests[run_id]
+        self.heard.forget_suspend_request(run_id, key)
 
     # -- reading runs --------------------------------------------------------------------
 

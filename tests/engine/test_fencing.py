@@ -26,6 +26,7 @@ from signoff.engine import (
     suspend_flow_run,
     task,
 )
+from signoff.engine.heard import Heard
 from tests.engine.test_pause import start, waiting
 from tests.support.waiting import wait_for
 
@@ -266,3 +267,37 @@ def test_a_second_pause_while_the_run_waits_on_one_is_refused_by_name(engine: En
     assert f"already waits for input {pause.key!r}" in str(refused)
     assert 7 in results
     assert engine.get_run(pause.run_id).state is RunState.COMPLETED
+
+
+@flow(name="queued-elsewhere")
+def queued_elsewhere() -> None:
+    return None
+
+
+def test_a_process_forgets_cancellations_of_runs_it_does_not_run_but_not_its_own(
+    engine: Engine, make_engine: Callable[..., Engine]
+) -> None:
+    # A replica hears every run's cancellation; what it keeps must not grow with them.
+    now = [0.0]
+    engine.heard = Heard(grace=60.0, clock=lambda: now[0])
+    thread, box = start(cancelled_then_pauses)
+    mine = running(engine, "cancelled-then-pauses")
+    other = make_engine()
+    elsewhere = [other.submit("queued-elsewhere").id for _ in range(20)]
+    for run_id in elsewhere:
+        other.cancel(run_id, by="U0ALICE")
+    wait_for(lambda: all(engine.is_cancelled(r) for r in elsewhere), what="cancellations heard")
+    now[0] = 61.0
+    cancel_flow_run(mine, by="U0ALICE")  # heard after the grace: the others lapse
+    assert not any(engine.is_cancelled(r) for r in elsewhere)
+    assert len(engine.heard) == 1
+    now[0] = 200.0
+    later = other.submit("queued-elsewhere").id
+    other.cancel(later, by="U0ALICE")
+    wait_for(lambda: engine.is_cancelled(later), what="a later cancellation heard")
+    # The run executing here still knows it was cancelled, however long ago it heard.
+    assert engine.is_cancelled(mine)
+    assert len(engine.heard) == 2
+    GO.set()
+    thread.join(10)
+    assert isinstance(box.get("error"), RunCancelled)

@@ -143,6 +143,12 @@ def show_text(backend: Backend, run_id: str) -> str:
     return "\n".join(lines)[:3900]
 
 
+def warning(exc: BackendError) -> str:
+    """A backend's error as a warning line: its message is plain text, and may hold what
+    someone typed or a button carried (a run id), which must not become a mention or a link."""
+    return f":warning: {escape_mrkdwn(str(exc))}"
+
+
 def refused_text(exc: NotPermitted, actor: Actor) -> str:
     """What a person the rules refuse is told, privately."""
     return refusal_text(Action(exc.action), actor, None, Refusal(exc.reason, exc.allowed))
@@ -224,7 +230,8 @@ def register(app: App, backend: Backend, sealer: Sealer) -> None:
                 try:
                     reply = list_reply(verb if verb in FILTERS else first, before)
                 except RunNotFound:
-                    respond(f":warning: `before=`: no run `{(before or '')[:40]}` to list after.")
+                    shown = escape_mrkdwn((before or "")[:40])
+                    respond(f":warning: `before=`: no run `{shown}` to list after.")
                     return
                 respond(**reply)
             else:
@@ -238,7 +245,7 @@ def register(app: App, backend: Backend, sealer: Sealer) -> None:
         except NotPermitted as exc:
             respond(f":no_entry: {refused_text(exc, actor)}")
         except BackendError as exc:
-            respond(f":warning: {exc}")
+            respond(warning(exc))
 
     def known_flows() -> str:
         # Names read as written: in code spans, with Slack's control characters escaped.
@@ -257,10 +264,12 @@ def register(app: App, backend: Backend, sealer: Sealer) -> None:
         for pair in pairs:
             name, sep, value = pair.partition("=")
             if not sep:
-                respond(f":warning: `{pair[:100]}` is not `name=value`")
+                respond(f":warning: `{escape_mrkdwn(pair[:100])}` is not `name=value`")
                 return
             if name in params:
-                respond(f":warning: `{name[:100]}` is given twice; give each parameter once")
+                respond(
+                    f":warning: `{escape_mrkdwn(name[:100])}` is given twice; give each parameter once"
+                )
                 return
             params[name] = parameter_value(schema, name, value)
         takes = schema.get("properties")
@@ -269,7 +278,7 @@ def register(app: App, backend: Backend, sealer: Sealer) -> None:
             # Refused here: a form cannot show, nor let anyone remove, a parameter it lacks.
             listed = ", ".join(f"`{n}`" for n in takes) or "no parameters"
             respond(
-                f":warning: Flow `{flow.name}` has no parameter `{unknown[0][:100]}`; "
+                f":warning: Flow `{flow.name}` has no parameter `{escape_mrkdwn(unknown[0][:100])}`; "
                 f"it takes {listed}"
             )
             return
@@ -355,7 +364,10 @@ def register(app: App, backend: Backend, sealer: Sealer) -> None:
             field_errors_ack(ack, errors_for_view(schema, exc.errors), str(exc))
             return
         except BackendError as exc:
-            ack(response_action="update", view=notice_view("Cannot start", str(exc)))
+            ack(
+                response_action="update",
+                view=notice_view("Cannot start", escape_mrkdwn(str(exc))),
+            )
             return
         ack()
         logger.info(
@@ -379,7 +391,7 @@ def register(app: App, backend: Backend, sealer: Sealer) -> None:
                 text=show_text(backend, _action_value(click, ids.SHOW_RUN)), replace_original=False
             )
         except BackendError as exc:
-            respond(text=f":warning: {exc}", replace_original=False)
+            respond(text=warning(exc), replace_original=False)
 
     @app.action(ids.MORE_RUNS)
     def more(ack: Ack, body: dict[str, Any], respond: Any) -> None:
@@ -391,7 +403,7 @@ def register(app: App, backend: Backend, sealer: Sealer) -> None:
         try:
             reply = list_reply(selector, last)
         except BackendError as exc:
-            respond(text=f":warning: {exc}", replace_original=False)
+            respond(text=warning(exc), replace_original=False)
             return
         respond(**reply, replace_original=False)
 
@@ -410,4 +422,4 @@ def register(app: App, backend: Backend, sealer: Sealer) -> None:
         except NotPermitted as exc:
             respond(text=f":no_entry: {refused_text(exc, actor)}", replace_original=False)
         except BackendError as exc:
-            respond(text=f":warning: {exc}", replace_original=False)
+            respond(text=warning(exc), replace_original=False)

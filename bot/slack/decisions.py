@@ -99,7 +99,7 @@ def register(app: App, backend: Backend, sealer: Sealer) -> None:
             close_pressed_prompt(client, body, run_id)
             return
         except BackendError as exc:
-            _tell(client, body, f":warning: {exc}")
+            _tell(client, body, f":warning: {escape_mrkdwn(str(exc))}")
             return
         if isinstance(outcome, Refused):
             _tell(client, body, f":warning: {escape_mrkdwn(outcome.message)}")
@@ -127,7 +127,7 @@ def register(app: App, backend: Backend, sealer: Sealer) -> None:
             close_pressed_prompt(client, body, run_id)
             return
         except BackendError as exc:
-            _tell(client, body, f":warning: {exc}")
+            _tell(client, body, f":warning: {escape_mrkdwn(str(exc))}")
             return
         if refused is not None:
             _tell(client, body, refusal_text(Action.REASSIGN, actor, None, refused))
@@ -195,7 +195,10 @@ def register(app: App, backend: Backend, sealer: Sealer) -> None:
             )
             return
         except BackendError as exc:
-            ack(response_action="update", view=notice_view("Nothing to do", str(exc)))
+            ack(
+                response_action="update",
+                view=notice_view("Nothing to do", escape_mrkdwn(str(exc))),
+            )
             return
         ack(
             response_action="update",

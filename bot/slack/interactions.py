@@ -149,7 +149,8 @@ def register(app: App, backend: Backend, schemas: FormSchemas, sealer: Sealer) -
             client.views_open(
                 trigger_id=click.trigger_id,
                 view=notice_view(
-                    "Try again shortly", f"Signoff cannot read this run just now: {exc}"[:3000]
+                    "Try again shortly",
+                    f"Signoff cannot read this run just now: {escape_mrkdwn(str(exc))}"[:3000],
                 ),
             )
             return

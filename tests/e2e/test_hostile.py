@@ -7,6 +7,8 @@ prompt it was sent from, is left as it was.
 
 from __future__ import annotations
 
+import json
+import logging
 import re
 from collections.abc import Iterator
 
@@ -17,6 +19,7 @@ from signoff.bot.slack import ids
 from signoff.bot.testing import SIGNING_SECRET, RunningBot, running_bot
 from signoff.engine import Engine, flow, pause_flow_run
 from signoff.engine.input import RunInput
+from tests.support.waiting import wait_for
 
 #: markup Slack acts on: a special mention (@channel, @here), a person, a channel, or a link
 LIVE_MARKUP = re.compile(r"<[!@#]|<https?:")
@@ -94,3 +97,69 @@ def test_markup_in_a_list_buttons_value_comes_back_as_text(bot: RunningBot, acti
     )
     assert "no run with id" in told.args["text"]
     assert not LIVE_MARKUP.search(told.args["text"]), told.args["text"]
+
+
+def buttons(message) -> list[dict]:
+    return [e for b in message.blocks if b.get("type") == "actions" for e in b["elements"]]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        f"{'0' * 32}:1",  # PROVIDE_INPUT: a run that does not exist
+        '{"t": "<!here>:1", "f": "ok", "v": true}',  # a decision for one
+    ],
+)
+def test_a_click_naming_a_run_that_does_not_exist_leaves_the_prompt_pressed(
+    engine: Engine, bot: RunningBot, value: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="signoff.bot.slack.deleted")
+    run = engine.submit("hostile-wait", {})
+    prompt = bot.root_message(run.id)
+    action_id = ids.PROVIDE_INPUT if value.endswith(":1") else f"{ids.DECIDE}:0"
+    # Slack's payload for a press on the prompt, but carrying another button's value.
+    forged_click(bot, action_id, value, prompt)
+    told = bot.slack.wait_for(
+        lambda ws: ws.open_view("U0ALICE") or ws.ephemeral("U0ALICE"), timeout=10
+    )
+    shown = str(told.view) if hasattr(told, "view") else told[-1].text
+    assert "no longer exists" in shown
+    settled = wait_for(
+        lambda: [
+            a
+            for r in caplog.records
+            if (a := getattr(r, "action", "")).startswith("deleted_run_prompt")
+        ],
+        what="the pressed message closed or kept",
+    )
+    # The prompt is about a run that does exist and waits: it keeps its buttons and words.
+    assert settled == ["deleted_run_prompt_kept"]
+    kept = bot.slack.workspace.channel(bot.channel).message(prompt.ts)
+    assert buttons(kept) == buttons(prompt) and kept.text == prompt.text
+    assert not bot.slack.workspace.calls("chat.update")
+    # ... and the run is answered from it as before.
+    bot.slack.workspace.close_views("U0ALICE", all_views=True)
+    bot.driver.click("alice", kept, action_id=ids.PROVIDE_INPUT)
+    bot.slack.wait_for(
+        lambda ws: (v := ws.open_view("U0ALICE")) and v.callback_id == ids.INPUT_VIEW
+    )
+    assert bot.driver.submit("alice", {"ok": True}).status == 200
+    assert "Answer recorded" in str(bot.outcome("alice").view)
+
+
+def test_the_prompt_of_a_run_that_is_gone_still_loses_its_buttons(
+    engine: Engine, bot: RunningBot
+) -> None:
+    run = engine.submit("hostile-wait", {})
+    prompt = bot.root_message(run.id)
+    # A prompt whose run was since deleted, as a backend that deletes runs leaves it: its
+    # buttons name a run that no longer exists, and one of them is pressed.
+    gone = "f" * 32
+    blocks = json.loads(json.dumps(prompt.blocks).replace(run.id, gone))
+    bot.slack.workspace.update_message(bot.channel, prompt.ts, prompt.text, blocks)
+    orphan = bot.slack.workspace.channel(bot.channel).message(prompt.ts)
+    forged_click(bot, ids.PROVIDE_INPUT, f"{gone}:1", orphan)
+    closed = bot.slack.wait_for(
+        lambda ws: not buttons(m := ws.channel(bot.channel).message(prompt.ts)) and m, timeout=10
+    )
+    assert "was deleted" in json.dumps(closed.blocks)

@@ -75,7 +75,9 @@ def parameter_value(schema: Mapping[str, Any] | None, name: str, text: str) -> A
         return text
     try:
         return json.loads(text)
-    except ValueError:  # not JSON, or a number too long to read: the flow's types judge it
+    except (ValueError, RecursionError):
+        # Not JSON, a number too long to read, or nesting deeper than the parser recurses:
+        # the flow's types judge the text.
         return text
 
 

@@ -82,8 +82,10 @@ def command_words(text: str) -> list[str]:
         if pair := _JSON_PAIR.match(text, position):
             try:
                 value, end = _JSON.raw_decode(text, pair.end())
-            except ValueError:
-                end = 0  # not JSON after all: read as a shell would
+            except (ValueError, RecursionError):
+                # Not JSON after all, or nested past what the parser reads (it recurses
+                # once per level): read as a shell would.
+                end = 0
             if end and (end == len(text) or text[end].isspace()):
                 # A string is given as JSON reads it; a list or an object as typed.
                 as_typed = value if isinstance(value, str) else text[pair.end() : end]

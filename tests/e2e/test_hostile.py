@@ -163,3 +163,14 @@ def test_the_prompt_of_a_run_that_is_gone_still_loses_its_buttons(
         lambda ws: not buttons(m := ws.channel(bot.channel).message(prompt.ts)) and m, timeout=10
     )
     assert "was deleted" in json.dumps(closed.blocks)
+
+
+@pytest.mark.parametrize("nested", ["[" * 1500 + "]" * 1500, "[" * 3000])
+def test_a_parameter_nested_deeper_than_json_reads_is_refused_by_name(
+    engine: Engine, bot: RunningBot, nested: str
+) -> None:
+    reply = typed(bot, f"start hostile-wait count={nested}")
+    assert "invalid parameters for flow 'hostile-wait': count:" in reply
+    assert engine.list_runs() == []
+    # /runs still answers, and starts the flow when asked properly.
+    assert "Started" in typed(bot, "start hostile-wait count=2")

@@ -81,7 +81,9 @@ def register(app: App, backend: Backend, sealer: Sealer) -> None:
             chosen = json.loads(str(body["actions"][0]["value"]))
             run_id, _, key = str(chosen["t"]).partition(":")
             field, value = str(chosen["f"]), chosen["v"]
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):
+            # RecursionError: JSON nested deeper than the parser recurses, which no button
+            # of Signoff's carries.
             _tell(client, body, "That button is not one of Signoff's; nothing was changed.")
             return
         try:

@@ -174,3 +174,15 @@ def test_a_parameter_nested_deeper_than_json_reads_is_refused_by_name(
     assert engine.list_runs() == []
     # /runs still answers, and starts the flow when asked properly.
     assert "Started" in typed(bot, "start hostile-wait count=2")
+
+
+@pytest.mark.parametrize("value", ["[" * 999 + "]" * 999, "[" * 1990])
+def test_a_decision_button_nested_deeper_than_json_reads_is_refused(
+    engine: Engine, bot: RunningBot, value: str
+) -> None:
+    run = engine.submit("hostile-wait", {})
+    bot.root_message(run.id)
+    forged_click(bot, f"{ids.DECIDE}:0", value)
+    told = bot.slack.wait_for(lambda ws: ws.ephemeral("U0ALICE"), timeout=10)
+    assert told[-1].text == "That button is not one of Signoff's; nothing was changed."
+    assert engine.get_pause(run.id, "1").status.value == "waiting"

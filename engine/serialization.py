@@ -116,6 +116,19 @@ def storable_text(text: str) -> str:
     return text
 
 
+def is_storable_text(text: str) -> bool:
+    """Whether ``text`` can be stored as it is: it holds no NUL and no lone surrogate (see
+    ``storable_text``). No stored id, key or name holds either, so a lookup by such text
+    finds nothing; the drivers would refuse to send it rather than match nothing."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def error_text(exc: BaseException) -> str:
     """``Type: message`` for a failed run or task, cut to ``ERROR_LIMIT`` characters; never
     fails, so that recording a failure cannot raise something other than the failure."""

@@ -12,6 +12,7 @@ from sqlalchemy import and_, bindparam, func, literal, or_, select
 from signoff.engine.audit import AuditAction
 from signoff.engine.errors import RunNotFound
 from signoff.engine.runs import PauseStatus, Run, RunState, WaitingInput, handed_on
+from signoff.engine.serialization import is_storable_text
 from signoff.engine.store import rows
 from signoff.engine.store.audit import AUDIT
 from signoff.engine.store.base import RUN_COLUMNS, RUNS, StoreBase
@@ -53,6 +54,8 @@ class ListingQueries(StoreBase):
     @read_again_if_dropped
     def find_run(self, prefix: str) -> Run:
         """A run by its id or by a unique prefix of it (as the CLI and /runs accept)."""
+        if not is_storable_text(prefix):
+            raise RunNotFound(prefix)
         with self._read() as conn:
             found = conn.execute(
                 select(*RUN_COLUMNS).where(RUNS.c.id.startswith(prefix, autoescape=True)).limit(2)
@@ -122,6 +125,8 @@ class ListingQueries(StoreBase):
         the audit trail by its index on (actor_id, seq). ``since`` and ``until`` bound the
         creation time (``since`` included, ``until`` not).
         """
+        if not all(is_storable_text(t) for t in (flow_name, started_by, answered_by) if t):
+            return []  # no run has such a flow's name, nor was started or answered by one
         answered = (
             select(AUDIT.c.run_id).where(
                 AUDIT.c.actor_id == answered_by,

@@ -13,6 +13,7 @@ from sqlalchemy import BigInteger, ColumnElement, Connection, bindparam, func, s
 from signoff.engine.actors import SYSTEM, Actor
 from signoff.engine.audit import AuditAction, AuditEntry
 from signoff.engine.runs import JSON, EventKind, Pause, PauseStatus, RunState
+from signoff.engine.serialization import is_storable_text
 from signoff.engine.store import rows
 from signoff.engine.store.audit import AuditQueries
 from signoff.engine.store.base import AUDIT_LOCK, AUDIT_LOCKED, RUNS
@@ -130,6 +131,8 @@ class PauseQueries(AuditQueries, StateChangeQueries):
 
     @read_again_if_dropped
     def get_pause(self, run_id: str, key: str) -> Pause | None:
+        if not (is_storable_text(run_id) and is_storable_text(key)):
+            return None
         with self._read() as conn:
             row = _PAUSE.execute(conn, {"run_id": run_id, "key": key}).first()
         return None if row is None else rows.to_pause(row)
@@ -137,6 +140,8 @@ class PauseQueries(AuditQueries, StateChangeQueries):
     @read_again_if_dropped
     def waiting_pause(self, run_id: str) -> Pause | None:
         """The pause a run is waiting on now, if any."""
+        if not is_storable_text(run_id):
+            return None
         with self._read() as conn:
             row = WAITING_PAUSE.execute(conn, {"run_id": run_id}).first()
         return None if row is None else rows.to_pause(row)

@@ -46,6 +46,7 @@ from signoff.engine.runs import (
     RunDetail,
     RunState,
 )
+from signoff.engine.serialization import is_storable_text
 from signoff.engine.store import rows
 from signoff.engine.store.answers import AnswerQueries
 from signoff.engine.store.base import EVENTS, LOGS, RUN_COLUMNS, RUNS
@@ -272,6 +273,8 @@ class SqlStore(
 
     @read_again_if_dropped
     def get_run(self, run_id: str) -> Run:
+        if not is_storable_text(run_id):
+            raise RunNotFound(run_id)
         with self._read() as conn:
             row = _RUN.execute(conn, {"run_id": run_id}).first()
         if row is None:
@@ -283,6 +286,8 @@ class SqlStore(
         """The run, the pause it waits on, and whether its owner lives (by the owner
         timeout it declared; ``owner_timeout`` for a row that declares none), on one
         connection."""
+        if not is_storable_text(run_id):
+            raise RunNotFound(run_id)
         now = self.clock()
         with self._read() as conn:
             row = _RESUME_TARGET.execute(conn, {"run_id": run_id}).first()
@@ -301,6 +306,8 @@ class SqlStore(
     def detail(self, run_id: str, log_limit: int = 200) -> RunDetail:
         # The run is read here, not by ``get_run``: that is a read tried again of its own,
         # so a dropped connection could have had the run tried four times, not twice.
+        if not is_storable_text(run_id):
+            raise RunNotFound(run_id)
         with self._read() as conn:
             row = _RUN.execute(conn, {"run_id": run_id}).first()
             if row is None:

@@ -186,3 +186,49 @@ def test_a_decision_button_nested_deeper_than_json_reads_is_refused(
     told = bot.slack.wait_for(lambda ws: ws.ephemeral("U0ALICE"), timeout=10)
     assert told[-1].text == "That button is not one of Signoff's; nothing was changed."
     assert engine.get_pause(run.id, "1").status.value == "waiting"
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("show \x00", "no run with id"),
+        ("cancel \x00", "no run with id"),
+        ("all before=\x00", "no run"),
+        ("\x00", "Unknown command"),
+    ],
+)
+def test_a_nul_typed_where_a_run_or_flow_goes_is_no_such_run_not_an_outage(
+    bot: RunningBot, text: str, says: str
+) -> None:
+    # PostgreSQL cannot hold a NUL in text: no stored run or flow can be named by one.
+    reply = typed(bot, text)
+    assert says in reply and "unavailable" not in reply, reply
+
+
+@pytest.mark.parametrize(
+    ("action_id", "value"),
+    [
+        (ids.PROVIDE_INPUT, "\x00:1"),
+        (ids.PROVIDE_INPUT, "{run}:\x00"),
+        (ids.REASSIGN, "\x00:1"),
+        (ids.REASSIGN, "{run}:\x00"),
+        (f"{ids.DECIDE}:0", '{{"t": "\\u0000:1", "f": "ok", "v": true}}'),
+        (f"{ids.DECIDE}:0", '{{"t": "{run}:\\u0000", "f": "ok", "v": true}}'),
+        # JSON in a value can carry a lone surrogate, which no database stores (the edge
+        # refuses one in the value itself)
+        (f"{ids.DECIDE}:0", '{{"t": "\\ud800:1", "f": "ok", "v": true}}'),
+    ],
+)
+def test_a_nul_or_a_lone_surrogate_in_a_buttons_value_is_no_such_run(
+    engine: Engine, bot: RunningBot, action_id: str, value: str
+) -> None:
+    run = engine.submit("hostile-wait", {})
+    bot.root_message(run.id)
+    forged_click(bot, action_id, value.format(run=run.id))
+    told = bot.slack.wait_for(
+        lambda ws: ws.open_view("U0ALICE") or ws.ephemeral("U0ALICE"), timeout=10
+    )
+    shown = json.dumps(told.view) if hasattr(told, "view") else told[-1].text
+    assert "unavailable" not in shown and "cannot read" not in shown, shown
+    assert "no longer exists" in shown or "no input named" in shown or "not waiting" in shown, shown
+    assert engine.get_pause(run.id, "1").status.value == "waiting"

@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from collections.abc import Iterator
 
 import pytest
 
-from signoff.bot.sandbox.transport import AppConnection
+from signoff.bot.sandbox.transport import JSON, AppConnection
 from signoff.bot.slack import ids
 from signoff.bot.testing import SIGNING_SECRET, RunningBot, running_bot
 from signoff.engine import Engine, flow, pause_flow_run
@@ -232,3 +233,36 @@ def test_a_nul_or_a_lone_surrogate_in_a_buttons_value_is_no_such_run(
     assert "unavailable" not in shown and "cannot read" not in shown, shown
     assert "no longer exists" in shown or "no input named" in shown or "not waiting" in shown, shown
     assert engine.get_pause(run.id, "1").status.value == "waiting"
+
+
+def test_an_event_slack_delivers_again_is_acted_on_once(bot: RunningBot) -> None:
+    ws = bot.slack.workspace
+    body = json.dumps(
+        {
+            "type": "event_callback",
+            "team_id": ws.team_id,
+            "api_app_id": ws.app_id,
+            "event_id": "Ev0HOSTILE01",
+            "event_time": int(time.time()),
+            "event": {
+                "type": "app_home_opened",
+                "user": "U0ALICE",
+                "channel": ws.open_conversation(["U0ALICE"]),
+                "tab": "home",
+                "event_ts": f"{time.time():.6f}",
+            },
+        }
+    )
+    conn = AppConnection(f"{bot.server.url}/slack/events", SIGNING_SECRET)
+    assert conn.send(body, JSON).status == 200
+    bot.slack.wait_for(lambda ws: ws.home_view("U0ALICE"), timeout=10)
+    published = len(ws.calls("views.publish"))
+    # Slack's retries: the same body, signed again a moment later, saying which retry it is.
+    for attempt, stamp in ((1, 1), (2, 2)):
+        headers = conn.signed_headers(body, timestamp=int(time.time()) + stamp, content_type=JSON)
+        headers |= {"X-Slack-Retry-Num": str(attempt), "X-Slack-Retry-Reason": "http_timeout"}
+        assert conn.raw(body, headers).status == 200
+    # A fresh event (another id) is still acted on, after the retries.
+    assert bot.driver.open_home("alice").status == 200
+    bot.slack.wait_for(lambda ws: len(ws.calls("views.publish")) > published, timeout=10)
+    assert len(ws.calls("views.publish")) == published + 1

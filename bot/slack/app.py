@@ -37,6 +37,7 @@ from signoff.bot.slack import (
 )
 from signoff.bot.slack.answering import Answerer, InputForms
 from signoff.bot.slack.approvers import Approvers
+from signoff.bot.slack.failures import log_failure
 from signoff.bot.slack.form_schemas import FormSchemas
 from signoff.bot.slack.metrics import MeteredWebClient
 from signoff.bot.slack.notifier import SlackNotifier
@@ -158,25 +159,7 @@ def _unhandled_is_acknowledged(
         response.body = f"Signoff has no command {str(command)[:32]}." if command else ""
         response.headers["content-type"] = ["text/plain; charset=utf-8"]
         return
-    if isinstance(error, SlackApiError):
-        # Slack refused a call made for this request (an expired trigger_id, say): the
-        # request's fault or Slack's, not a bug here.
-        logger.warning(
-            "Slack refused a call: %s",
-            error.response.get("error"),
-            extra={"action": "slack_call_refused"},
-        )
-        return
-    if isinstance(error, urllib.error.URLError):
-        logger.warning(
-            "Slack could not be reached: %s", error.reason, extra={"action": "slack_unreachable"}
-        )
-        return
-    logger.error(
-        "listener failed",
-        exc_info=(type(error), error, error.__traceback__),
-        extra={"action": "listener_failed"},
-    )
+    log_failure(error)
 
 
 def form_sealer(settings: BotSettings) -> Sealer:

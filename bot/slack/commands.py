@@ -27,6 +27,7 @@ from signoff.bot.forms.parameters import parameter_value
 from signoff.bot.forms.submissions import errors_for_view, parse_submission
 from signoff.bot.slack import ids, messages
 from signoff.bot.slack.approvers import refusal_text, slack_actor
+from signoff.bot.slack.failures import reported
 from signoff.bot.slack.interactions import field_errors_ack, notice_view
 from signoff.bot.slack.payloads import BlockActions, SlashCommand, ViewSubmission
 from signoff.bot.slack.sealing import MAX_METADATA, Sealer
@@ -190,6 +191,7 @@ def register(app: App, backend: Backend, sealer: Sealer) -> None:
         return {"text": title, "blocks": messages.run_list_blocks(page, title, **extra)}
 
     @app.command(ids.RUNS_COMMAND)
+    @reported
     def runs(ack: Ack, body: dict[str, Any], respond: Any, client: WebClient) -> None:
         ack()
         command = SlashCommand.model_validate(body)
@@ -383,6 +385,7 @@ def register(app: App, backend: Backend, sealer: Sealer) -> None:
             )
 
     @app.action(ids.SHOW_RUN)
+    @reported
     def show(ack: Ack, body: dict[str, Any], respond: Any) -> None:
         ack()
         click = BlockActions.model_validate(body)
@@ -396,6 +399,7 @@ def register(app: App, backend: Backend, sealer: Sealer) -> None:
             respond(text=warning(exc), replace_original=False)
 
     @app.action(ids.MORE_RUNS)
+    @reported
     def more(ack: Ack, body: dict[str, Any], respond: Any) -> None:
         ack()
         click = BlockActions.model_validate(body)
@@ -410,6 +414,7 @@ def register(app: App, backend: Backend, sealer: Sealer) -> None:
         respond(**reply, replace_original=False)
 
     @app.action(ids.CANCEL_RUN)
+    @reported
     def cancel(ack: Ack, body: dict[str, Any], respond: Any) -> None:
         ack()
         actor = slack_actor(body["user"])

@@ -25,6 +25,7 @@ from signoff.bot.forms.mrkdwn import escape_mrkdwn
 from signoff.bot.slack import ids
 from signoff.bot.slack.approvers import refusal_text, slack_actor
 from signoff.bot.slack.deleted import GONE, close_pressed_prompt
+from signoff.bot.slack.failures import reported
 from signoff.bot.slack.interactions import notice_view, stale_reason
 from signoff.bot.slack.messages import MAX_MESSAGE_TEXT, who
 from signoff.bot.slack.sealing import Sealer
@@ -74,6 +75,7 @@ def register(app: App, backend: Backend, sealer: Sealer) -> None:
     """
 
     @app.action(_DECIDE)
+    @reported
     def decide(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         ack()
         actor = slack_actor(body["user"])
@@ -118,6 +120,7 @@ def register(app: App, backend: Backend, sealer: Sealer) -> None:
         )
 
     @app.action(ids.REASSIGN)
+    @reported
     def open_reassign(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         ack()
         actor = slack_actor(body["user"])

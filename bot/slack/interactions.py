@@ -21,6 +21,7 @@ from signoff.bot.forms.mrkdwn import escape_mrkdwn
 from signoff.bot.slack import ids
 from signoff.bot.slack.approvers import refusal_text, slack_actor
 from signoff.bot.slack.deleted import GONE, close_pressed_prompt
+from signoff.bot.slack.failures import reported
 from signoff.bot.slack.form_schemas import FormSchemas, carried
 from signoff.bot.slack.messages import responders_text, timed_out_text
 from signoff.bot.slack.payloads import BlockActions
@@ -121,6 +122,7 @@ def register(app: App, backend: Backend, schemas: FormSchemas, sealer: Sealer) -
     form's submission); ``schemas`` learns each opened form's schema."""
 
     @app.action(ids.PROVIDE_INPUT)
+    @reported
     def open_form(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         ack()
         click = BlockActions.model_validate(body)

@@ -43,8 +43,9 @@ __all__ = [
 #: The largest body accepted. A modal's state (100 inputs of 3,000 characters) stays far
 #: below it once form-encoded.
 MAX_BODY_BYTES = 2 * 1024 * 1024
-#: The longest slash command text read. Slack's message box takes 4,000 characters.
-MAX_COMMAND_TEXT = 4000
+#: The longest slash command text read: Slack's message box takes 4,000 characters, and
+#: Slack sends each ``&``, ``<`` and ``>`` typed as an entity of up to five (``&amp;``).
+MAX_COMMAND_TEXT = 4000 * 5
 
 #: a user, channel, team or user group id (U024BE7LH): letters and digits only, so that an
 #: id with a space, a NUL or markup in it is refused here rather than stored or shown

@@ -209,6 +209,18 @@ def test_unknown_actions_and_closed_views_are_acknowledged(bot: RunningBot) -> N
         assert conn.send_payload(payload).status == 200
 
 
+def test_command_text_as_long_as_slack_takes_is_read_even_when_slack_escaped_it(
+    bot: RunningBot,
+) -> None:
+    # 4,000 characters typed, each of which Slack sends as an entity four or five long.
+    typed = "show " + "<&>" * 1331
+    before = len(bot.slack.ephemeral("alice"))
+    answer = bot.driver.slash_command("alice", "/runs", typed)
+    assert answer.status == 200
+    told = bot.slack.wait_for(lambda ws: ws.ephemeral("alice")[before:] or None, timeout=10)
+    assert "no run with id" in told[-1].text
+
+
 def test_command_text_past_slacks_limit_is_refused_and_clicks_still_answered(
     engine: Engine, bot: RunningBot
 ) -> None:
@@ -226,7 +238,7 @@ def test_command_text_past_slacks_limit_is_refused_and_clicks_still_answered(
     for sender in senders:
         sender.join(30)
     assert [a.status for a in answers] == [400] * 5
-    assert all(b"text: String should have at most 4000 characters" in a.body for a in answers)
+    assert all(b"text: String should have at most 20000 characters" in a.body for a in answers)
     assert wait_for(lambda: engine.get_run(run.id).state is RunState.COMPLETED, timeout=15)
 
 

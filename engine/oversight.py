@@ -79,6 +79,8 @@ class Oversight:
         found: Refusal | None
         if action is Action.CANCEL:
             found = self.permissions.cancel(actor, run, run.cancellers, pause)
+        elif pause is None and key and run.state.is_waiting:
+            return Refusal(f"run {run.id} has asked for no input named {key[:100]!r}")
         elif pause is None:
             return Refusal(f"run {run.id} is not waiting for input")
         elif action is Action.REASSIGN:

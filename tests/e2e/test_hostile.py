@@ -235,6 +235,22 @@ def test_a_nul_or_a_lone_surrogate_in_a_buttons_value_is_no_such_run(
     assert engine.get_pause(run.id, "1").status.value == "waiting"
 
 
+@pytest.mark.parametrize("action_id", [ids.PROVIDE_INPUT, ids.REASSIGN])
+def test_a_button_naming_an_input_the_run_never_asked_for_says_so(
+    engine: Engine, bot: RunningBot, action_id: str
+) -> None:
+    run = engine.submit("hostile-wait", {})
+    bot.root_message(run.id)
+    forged_click(bot, action_id, f"{run.id}:bogus")
+    told = bot.slack.wait_for(
+        lambda ws: ws.open_view("U0ALICE") or ws.ephemeral("U0ALICE"), timeout=10
+    )
+    shown = json.dumps(told.view) if hasattr(told, "view") else told[-1].text
+    assert "no input named" in shown and "bogus" in shown, shown
+    assert "not waiting" not in shown, shown
+    assert engine.get_pause(run.id, "1").status.value == "waiting"
+
+
 def test_an_event_slack_delivers_again_is_acted_on_once(bot: RunningBot) -> None:
     ws = bot.slack.workspace
     body = json.dumps(

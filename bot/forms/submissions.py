@@ -226,6 +226,9 @@ def _number(kind: str, text: Any) -> Any:
         raise _Unparsable("Enter fewer decimal places")
     if kind == "number" and not math.isfinite(float(number)):
         raise _Unparsable("Enter a smaller number")  # past what a float holds (1e309)
+    if kind == "number" and number and float(number) == 0:
+        # Closer to zero than a float holds (1e-400): read as 0 it would be another answer.
+        raise _Unparsable("Enter a number further from zero")
     whole = number == number.to_integral()
     if kind == "integer":
         if not whole:

@@ -48,6 +48,20 @@ def test_a_number_past_what_a_float_holds_is_refused_in_the_modal() -> None:
     assert (data["ratio"], errors) == (10**300, {})  # the model's bounds judge it next
 
 
+def test_a_number_closer_to_zero_than_a_float_holds_is_refused_not_read_as_zero() -> None:
+    schema = Sizing.model_json_schema()
+    for typed in ("1e-400", "-1e-999999"):
+        data, errors = parse_submission(schema, {"field:ratio": number_state(typed)})
+        assert (data.get("ratio"), errors) == (
+            None,
+            {"field:ratio": "Enter a number further from zero"},
+        )
+    data, errors = parse_submission(schema, {"field:ratio": number_state("1e-300")})
+    assert (data["ratio"], errors) == (1e-300, {})
+    data, errors = parse_submission(schema, {"field:ratio": number_state("0.0")})
+    assert (data["ratio"], errors) == (0, {})
+
+
 def test_numbers_too_long_to_write_out_are_refused_in_the_modal_at_once() -> None:
     """1e999999 as an integer is a million digits: refused by its size, not written out
     (that took 30 s, past Slack's 3 s), and never 'something went wrong'."""

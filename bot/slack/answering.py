@@ -65,6 +65,7 @@ from signoff.bot.forms.submissions import errors_for_view, parse_submission
 from signoff.bot.slack import ids, metrics
 from signoff.bot.slack.approvers import refusal_text, slack_actor
 from signoff.bot.slack.edge import REPLAY_WINDOW_SECONDS, replay_key
+from signoff.bot.slack.failures import reported
 from signoff.bot.slack.form_schemas import FormSchemas, uncarried
 from signoff.bot.slack.interactions import form_schema, input_view, notice_view, stale_reason
 from signoff.bot.slack.listener import WsgiApp
@@ -451,6 +452,7 @@ def register(app: App, forms: InputForms) -> None:
     """Add the input form's submission listener to ``app`` (Socket Mode's way in)."""
 
     @app.view(ids.INPUT_VIEW)
+    @reported
     def submit_form(ack: Ack, body: dict[str, Any], request: BoltRequest) -> None:
         signature = request.headers.get("x-slack-signature", [None])[0]
         ack(**forms.acknowledge(body, signature))

@@ -327,6 +327,7 @@ def register(app: App, backend: Backend, sealer: Sealer) -> None:
         respond(f"Started {messages.run_label(run)}.")
 
     @app.view(ids.START_VIEW)
+    @reported
     def start_submitted(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         submission = ViewSubmission.model_validate(body)
         try:

@@ -161,6 +161,7 @@ def register(app: App, backend: Backend, sealer: Sealer) -> None:
         client.views_open(trigger_id=body["trigger_id"], view=view)
 
     @app.view(ids.REASSIGN_VIEW)
+    @reported
     def reassign(ack: Ack, body: dict[str, Any], view: dict[str, Any], client: WebClient) -> None:
         actor = slack_actor(body["user"])
         try:

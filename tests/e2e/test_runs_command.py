@@ -267,6 +267,22 @@ def test_start_without_a_required_parameter_opens_a_form(engine: Engine, bot: Ru
     assert note[-1].text.startswith("Started *rc-deploy* run") and note[-1].channel == "C0OPS"
 
 
+def test_a_start_form_whose_note_slack_refuses_still_closes_at_once(
+    engine: Engine, bot: RunningBot
+) -> None:
+    bot.driver.slash_command("carol", "/runs", "start rc-deploy", channel="C0OPS")
+    bot.slack.wait_for(lambda ws: ws.open_view("U0CAROL"))
+    # The run starts, then Slack refuses the note saying so (the channel was archived).
+    bot.slack.fail_next("chat.postEphemeral", status=200, error="is_archived")
+    began = time.monotonic()
+    reply = bot.driver.submit("carol", {"service": "search"})
+    assert reply.status == 200 and reply.response_action is None and not reply.problems
+    assert time.monotonic() - began < 2.5  # within Slack's 3 s: the modal closes
+    run = wait_for(lambda: engine.list_runs(flow_name="rc-deploy"), timeout=5)[0]
+    assert run.parameters == {"service": "search", "version": "latest"}
+    bot.root_message(run.id, "C0OPS")
+
+
 def test_a_start_form_for_a_flow_that_is_gone_says_so(engine: Engine, bot: RunningBot) -> None:
     # A form opened before a deploy removed the flow: answered with a notice, not a 500.
     bot.slack.workspace.open_modal(

@@ -8,7 +8,10 @@ with it.
 
 When the flow waits in this process, its waiter holds the pause as stored, so the run is
 not read first: the answer's UPDATE checks that the run and the pause are still as the
-waiter saw them, and anything else takes the usual path (read, check, store).
+waiter saw them, and anything else takes the usual path (read, check, store). On that path
+the answer is stored only if the run is still in the state, and with the owner, it was read
+with (they chose where the flow goes on); should another process have taken the run over
+in between, the answer is read and checked again.
 """
 
 from __future__ import annotations
@@ -51,6 +54,10 @@ from signoff.engine.waiters import Answer, Waiter
 
 logger = logging.getLogger(__name__)
 
+#: how many times an answer reads the run again when the run changed between its read and
+#: the answer's write (another process taking the run over moves it on at most twice)
+_ATTEMPTS = 3
+
 
 class Resuming(Interventions):
     """``resume``: the engine's part in answering a pause."""
@@ -90,6 +97,26 @@ class Resuming(Interventions):
         answered = self._answer_waiting_here(run_id, key, actor, payload)
         if answered is not None:
             return answered
+        attempt = 1
+        while (
+            answered := self._answer_as_read(run_id, key, actor, payload, last=attempt == _ATTEMPTS)
+        ) is None:
+            attempt += 1
+        return answered
+
+    def _answer_as_read(
+        self,
+        run_id: str,
+        key: str | None,
+        actor: Actor | None,
+        payload: dict[str, JSON],
+        *,
+        last: bool,
+    ) -> Pause | None:
+        """The usual path: read the run and its pause, check, and store the answer if the
+        run is still as read. None when the run changed in between (another process took
+        it over, say) and its pause still waits, unless this is the ``last`` attempt: the
+        caller reads it again."""
         timeout = self.settings.owner_timeout_seconds
         try:
             target = self.store.resume_target(run_id, timeout)
@@ -148,9 +175,14 @@ class Resuming(Interventions):
             flow_name=run.flow_name,
             known=pause,
             waits_in=run.owner if next_state is RunState.RUNNING else None,
+            expect_run=(run.state, run.owner),
         )
         if outcome is AnswerOutcome.LOST:
-            raise self._not_waiting_for(self.store.get_run(run.id), pause.key)
+            now_run = self.store.get_run(run.id)
+            latest = self.store.get_pause(run.id, pause.key)
+            if not last and latest is not None and latest.status is PauseStatus.WAITING:
+                return None  # the run changed under the answer, which its pause still awaits
+            raise self._not_waiting_for(now_run, pause.key)
         if outcome is AnswerOutcome.DUPLICATE:
             already = Refusal(
                 f"{actor.id if actor else 'this person'} already answered; this input needs "

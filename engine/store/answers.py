@@ -53,15 +53,36 @@ _ANSWERING_SQLITE = Prepared(_ANSWERING)
 _ANSWERING_LOCKED = Prepared(_ANSWERING.with_for_update())
 
 
+#: the run of the answer, still in the state and with the owner the caller read
+_AS_READ = (
+    RUNS.c.id == bindparam("target_run"),
+    RUNS.c.state == bindparam("expect_state"),
+    RUNS.c.owner.is_not_distinct_from(bindparam("expect_owner")),
+)
+
+
+class _Guard(enum.Enum):
+    """What the run must still be for an answer to move it on."""
+
+    #: nothing (no caller read the run)
+    NONE = "none"
+    #: paused by the process ``paused_by``, and the pause as stored (``still_paused_by``)
+    PAUSED_BY = "paused_by"
+    #: in the state and with the owner the caller read (``expect_run``)
+    AS_READ = "as_read"
+
+
 @functools.cache
-def _answered_and_moved(owner_cleared: bool, still_paused: bool) -> Prepared:
+def _answered_and_moved(owner_cleared: bool, guard: _Guard) -> Prepared:
     """PostgreSQL: the pause as answered if it still waits, then the run moved on, and the
     audit chain's lock, in one statement where three took a round trip each. Reads
     ``answered`` (whether the pause still waited) and ``moved`` (whether the run changed).
 
-    ``still_paused``: only if the pause is as stored and its run paused by ``paused_by``."""
+    ``guard``: what the run must still be. The run's UPDATE checks it again after waiting
+    for the row (another process taking the run over holds it), so ``answered`` without
+    ``moved`` means the run changed meanwhile."""
     guards: tuple[Any, ...] = ()
-    if still_paused:
+    if guard is _Guard.PAUSED_BY:
         guards = (*_AS_STORED, exists(select(RUNS.c.id).where(*_PAUSED_BY)))
     answered = (
         update(PAUSES)
@@ -79,13 +100,13 @@ def _answered_and_moved(owner_cleared: bool, still_paused: bool) -> Prepared:
     values: dict[str, Any] = {n: bindparam(f"new_{n}", type_=RUNS.c[n].type) for n in names}
     if owner_cleared:
         values["owner"] = None
+    run: tuple[Any, ...] = (RUNS.c.id == bindparam("target_run"),)
+    if guard is not _Guard.NONE:
+        run = _PAUSED_BY if guard is _Guard.PAUSED_BY else _AS_READ
     # Reading ``answered`` makes the pause's row change (and lock) first, as everywhere.
     moved = (
         update(RUNS)
-        .where(
-            *(_PAUSED_BY if still_paused else (RUNS.c.id == bindparam("target_run"),)),
-            exists(select(answered.c.id)),
-        )
+        .where(*run, exists(select(answered.c.id)))
         .values(values)
         .returning(RUNS.c.id)
         .cte("moved")
@@ -101,8 +122,18 @@ def _answered_and_moved(owner_cleared: bool, still_paused: bool) -> Prepared:
 
 
 for _cleared in (False, True):  # made now, so that an engine compiles them as it starts
-    _answered_and_moved(_cleared, False)
-    _answered_and_moved(_cleared, True)
+    for _guard in _Guard:
+        _answered_and_moved(_cleared, _guard)
+
+_RUN_MOVED = ("state", "state_name", "state_message", "updated_at")
+#: SQLite: the run moved on, if still in the state and with the owner the caller read
+_MOVE_AS_READ = Prepared(
+    update(RUNS).where(*_AS_READ),
+    columns=[
+        (*("target_run", "expect_state", "expect_owner"), *_RUN_MOVED, *owner)
+        for owner in ((), ("owner",))
+    ],
+)
 
 #: the pause as answered (or, short of its quorum, with one more answer): the columns to
 #: set come with the parameters
@@ -169,6 +200,7 @@ class AnswerQueries(PauseQueries):
         known: Pause | None = None,
         still_paused_by: str | None = None,
         waits_in: str | None = None,
+        expect_run: tuple[RunState, str | None] | None = None,
     ) -> AnswerOutcome:
         """Store one answer if the pause still waits, with its audit record.
 
@@ -193,6 +225,11 @@ class AnswerQueries(PauseQueries):
         ``next_state`` is RUNNING; the answer's event names it, so that only that process
         hands the answer to its flow (``still_paused_by`` names it too).
 
+        ``expect_run``: the run's state and owner as the caller read them, from which it
+        chose ``next_state``. The answer is stored only if the run is still so when it
+        moves it on (another process may have taken the run over since); otherwise nothing
+        is written, and the outcome is LOST.
+
         Answers given with ``still_paused_by`` at the same moment share a transaction
         (``sharing``); one that another's failure rolled back is stored again, alone.
         """
@@ -201,11 +238,12 @@ class AnswerQueries(PauseQueries):
         given = (run_id, key, response, actor, next_state, verdict, flow_name, known)
         waits_in = still_paused_by or waits_in
         if still_paused_by is not None:
+            expect_run = None  # still_paused_by checks more
             try:
-                return self._answer(*given, still_paused_by, waits_in, shared=True)
+                return self._answer(*given, still_paused_by, waits_in, None, shared=True)
             except SharedWriteFailed:
                 pass
-        return self._answer(*given, still_paused_by, waits_in, shared=False)
+        return self._answer(*given, still_paused_by, waits_in, expect_run, shared=False)
 
     def _answer(
         self,
@@ -219,6 +257,7 @@ class AnswerQueries(PauseQueries):
         known: Pause | None,
         still_paused_by: str | None,
         waits_in: str | None,
+        expect_run: tuple[RunState, str | None] | None,
         *,
         shared: bool,
     ) -> AnswerOutcome:
@@ -295,24 +334,36 @@ class AnswerQueries(PauseQueries):
                 if not done.rowcount:
                     # Answered, ended or gone since the caller read it: nothing was written.
                     return AnswerOutcome.LOST
-                moved = (
-                    state_changes.set_state(0, False)
-                    .execute(
-                        conn,
-                        {
-                            **state_changes.guard_values(run_id, None, None),
-                            "state": next_state.value,
-                            "state_name": name,
-                            "state_message": message,
-                            "updated_at": now,
-                            **({"owner": None} if owner_cleared else {}),
-                        },
+                new = {
+                    "state": next_state.value,
+                    "state_name": name,
+                    "state_message": message,
+                    "updated_at": now,
+                    **({"owner": None} if owner_cleared else {}),
+                }
+                if expect_run is None:
+                    guard = state_changes.guard_values(run_id, None, None)
+                    moved = (
+                        state_changes.set_state(0, False).execute(conn, {**guard, **new}).rowcount
                     )
-                    .rowcount
-                )
+                else:
+                    as_read = {"expect_state": expect_run[0].value, "expect_owner": expect_run[1]}
+                    moved = _MOVE_AS_READ.execute(
+                        conn, {"target_run": run_id, **as_read, **new}
+                    ).rowcount
+                    if not moved:
+                        # The run changed since the caller read it: undo the pause's answer.
+                        raise _Changed(run_id)
             else:
+                guard_kind = (
+                    _Guard.PAUSED_BY
+                    if still_paused_by is not None
+                    else _Guard.NONE
+                    if expect_run is None
+                    else _Guard.AS_READ
+                )
                 done = (
-                    _answered_and_moved(owner_cleared, still_paused_by is not None)
+                    _answered_and_moved(owner_cleared, guard_kind)
                     .execute(
                         conn,
                         {
@@ -324,6 +375,8 @@ class AnswerQueries(PauseQueries):
                             "new_updated_at": now,
                             "audit_lock": AUDIT_LOCK,
                             "paused_by": still_paused_by,
+                            "expect_state": expect_run[0].value if expect_run else None,
+                            "expect_owner": expect_run[1] if expect_run else None,
                         },
                     )
                     .first()
@@ -332,7 +385,7 @@ class AnswerQueries(PauseQueries):
                 if not done.answered:
                     # Answered, ended or gone since the caller read it: nothing was written.
                     return AnswerOutcome.LOST
-                if still_paused_by is not None and not done.moved:
+                if guard_kind is not _Guard.NONE and not done.moved:
                     # The run changed after the statement's snapshot: undo the pause's answer.
                     raise _Changed(run_id)
                 moved = done.moved

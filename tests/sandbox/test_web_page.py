@@ -254,8 +254,8 @@ def test_malformed_actions_get_a_4xx_never_a_dropped_connection(
 
 def test_a_refused_answer_is_shown_on_the_page(served: tuple[RunningBot, SandboxPage]) -> None:
     _, page = served
-    # The app refuses /runs text past Slack's 4,000 characters with a 400.
-    status, answer = post(page.url + "command", {"as": "alice", "text": "/runs " + "x" * 4001})
+    # The app refuses /runs text longer than Slack sends (4,000 characters, escaped) with a 400.
+    status, answer = post(page.url + "command", {"as": "alice", "text": "/runs " + "x" * 20_001})
     assert status == 200 and answer["ok"] is False
     assert "the app answered HTTP 400 to /runs" in answer["problems"][0]
     with urllib.request.urlopen(page.url + "?as=U0ALICE", timeout=10) as response:

@@ -96,3 +96,30 @@ def page(demo_bot: RunningBot) -> Iterator[SandboxPage]:
         yield served
     finally:
         served.stop()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> object:
+    report = yield
+    if report.when == "call" and report.failed:
+        item.stash[_FAILED] = True
+    return report
+
+
+_FAILED = pytest.StashKey[bool]()
+
+
+@pytest.fixture(autouse=True)
+def screenshot_on_failure(request: pytest.FixtureRequest, artifacts: Path) -> Iterator[None]:
+    """What the browser showed when a test failed, with its window's size, for people to
+    look at (a failure in CI is otherwise only a selector and a point)."""
+    yield
+    if not request.node.stash.get(_FAILED, False) or "browser" not in request.fixturenames:
+        return
+    browser = request.getfixturevalue("browser")
+    name = f"failed-{request.node.name}"
+    browser.get_screenshot_as_file(str(artifacts / f"{name}.png"))
+    size = browser.get_window_size()
+    (artifacts / f"{name}.html").write_text(
+        f"<!-- window {size['width']}x{size['height']} -->\n{browser.page_source}"
+    )

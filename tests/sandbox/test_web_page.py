@@ -14,6 +14,7 @@ import pytest
 
 from signoff.bot.forms.modals import build_input_view
 from signoff.bot.sandbox.web import SandboxPage, Surface, render_blocks, to_html
+from signoff.bot.sandbox.web.server import SHOWN_FLOWS
 from signoff.bot.testing import RunningBot, running_bot
 from tests.browser.everything_flows import Everything
 from tests.support.waiting import wait_for
@@ -205,9 +206,26 @@ def test_the_page_serves_loopback_and_says_it_is_local(
     with urllib.request.urlopen(page.url, timeout=10) as response:
         html = response.read().decode()
     assert f"serving 127.0.0.1:{page.port} only" in html
-    assert "/runs start get-shirt-order" in html
+    assert f"/runs start {page.flows[0]}" in html
     assert '<script src="/static/page.js"></script>' in html
     assert "http" not in re.sub(r'https?://127\.0\.0\.1[^"]*', "", html).split("<body")[0]  # no CDN
+
+
+def test_a_process_with_many_flows_suggests_a_few_and_counts_the_rest(
+    served: tuple[RunningBot, SandboxPage],
+) -> None:
+    bot, _ = served
+    many = [f"flow-{i:03}" for i in range(150)]
+    page = SandboxPage(bot.slack.workspace, bot.driver, flows=many)
+    page.start()
+    try:
+        with urllib.request.urlopen(page.url, timeout=10) as response:
+            html = response.read().decode()
+    finally:
+        page.stop()
+    hint = html.split('<div class="hint-line">', 1)[1].split("</div>", 1)[0]
+    assert hint.count("/runs start ") == SHOWN_FLOWS
+    assert "/runs start flow-000" in hint and f"and {150 - SHOWN_FLOWS} more" in hint
 
 
 def test_actions_are_json_only_and_name_a_member(served: tuple[RunningBot, SandboxPage]) -> None:

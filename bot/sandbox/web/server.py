@@ -55,6 +55,11 @@ _STATIC = {"page.css": "text/css; charset=utf-8", "page.js": "text/javascript; c
 MAX_BODY = 1_000_000
 
 
+#: flows suggested under the composer by name; the rest are counted (a process with a
+#: hundred flows would otherwise push the conversation off the page)
+SHOWN_FLOWS = 8
+
+
 class SandboxPage:
     """Serves the sandbox as a Slack-like page and turns clicks into the driver's requests.
 
@@ -165,6 +170,7 @@ class SandboxPage:
                 key=regions_key(parts),
                 users=users,
                 flows=self.flows,
+                shown_flows=SHOWN_FLOWS,
                 bind=f"{self.host}:{self.port}",
             )
         )

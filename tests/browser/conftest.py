@@ -69,12 +69,19 @@ def browser() -> Iterator[object]:
         shutil.rmtree(profile, ignore_errors=True)
 
 
+#: read as the tests are collected: each test then runs without SIGNOFF_* variables
+ARTIFACTS = Path(os.environ.get("SIGNOFF_ARTIFACTS") or ROOT / "build" / "browser")
+
+
+def _artifacts_path() -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS
+
+
 @pytest.fixture(scope="session")
 def artifacts() -> Path:
     """Where screenshots are written (kept after the run, for people and CI to look at)."""
-    path = Path(os.environ.get("SIGNOFF_ARTIFACTS") or ROOT / "build" / "browser")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return _artifacts_path()
 
 
 @pytest.fixture
@@ -100,26 +107,17 @@ def page(demo_bot: RunningBot) -> Iterator[SandboxPage]:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> object:
-    report = yield
-    if report.when == "call" and report.failed:
-        item.stash[_FAILED] = True
-    return report
-
-
-_FAILED = pytest.StashKey[bool]()
-
-
-@pytest.fixture(autouse=True)
-def screenshot_on_failure(request: pytest.FixtureRequest, artifacts: Path) -> Iterator[None]:
     """What the browser showed when a test failed, with its window's size, for people to
-    look at (a failure in CI is otherwise only a selector and a point)."""
-    yield
-    if not request.node.stash.get(_FAILED, False) or "browser" not in request.fixturenames:
-        return
-    browser = request.getfixturevalue("browser")
-    name = f"failed-{request.node.name}"
-    browser.get_screenshot_as_file(str(artifacts / f"{name}.png"))
-    size = browser.get_window_size()
-    (artifacts / f"{name}.html").write_text(
-        f"<!-- window {size['width']}x{size['height']} -->\n{browser.page_source}"
-    )
+    look at (a failure in CI is otherwise only a selector and a point). Taken here, while
+    the test's page still serves."""
+    report = yield
+    browser = getattr(item, "funcargs", {}).get("browser")
+    if report.when == "call" and report.failed and browser is not None:
+        artifacts = item.funcargs.get("artifacts") or _artifacts_path()
+        name = f"failed-{item.name}"
+        browser.get_screenshot_as_file(str(artifacts / f"{name}.png"))
+        size = browser.get_window_size()
+        (artifacts / f"{name}.html").write_text(
+            f"<!-- window {size['width']}x{size['height']} -->\n{browser.page_source}"
+        )
+    return report

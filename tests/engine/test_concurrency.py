@@ -399,70 +399,28 @@ def taken_over_mid_answer() -> bool:
     return pause_flow_run(wait_for_input=Approval, timeout=None).approved
 
 
-def test_a_run_taken_over_while_its_answer_is_stored_is_answered_as_from_elsewhere(
-    pg_cluster: PostgresCluster | None,
-) -> None:
-    """PostgreSQL: an answer given in the process where the flow waits finds the run
-    paused there, then waits on the run's row while another process takes the run over.
-    Nothing of that answer stays: it is stored again as from any other process (the run
-    goes to a worker), once, and the audit chain still verifies."""
-    if pg_cluster is None:
-        pytest.skip("PostgreSQL binaries (initdb, pg_ctl) are not installed")
-    url = new_pg_database(pg_cluster)
-    made = Engine(EngineSettings.load(database_url=url, **FAST))
-    previous = set_engine(made)
-    other = psycopg.connect(url.replace("postgresql+psycopg", "postgresql"))
-    watcher = psycopg.connect(url.replace("postgresql+psycopg", "postgresql"), autocommit=True)
-    try:
-        flow_thread, flow_done = start(taken_over_mid_answer)
-        run_id = wait_for(
-            lambda: next(iter(made.list_runs([RunState.PAUSED])), None), what="the paused run"
-        ).id
-        other.execute("SELECT 1 FROM runs WHERE id = %s FOR UPDATE", (run_id,))
-        answered: dict[str, object] = {}
-        answering = threading.Thread(
-            target=lambda: answered.setdefault(
-                "pause", resume_flow_run(run_id, {"approved": True, "reason": "ok"}, "alice")
-            ),
-            daemon=True,
-        )
-        answering.start()
-        wait_for(
-            lambda: watcher.execute(
-                "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                "AND query LIKE 'WITH answered AS%'"
-            ).fetchone(),
-            what="the answer waiting on the run's row",
-        )
-        other.execute("UPDATE runs SET state = 'suspended', owner = NULL WHERE id = %s", (run_id,))
-        other.commit()
-        answering.join(10)
-        assert answered["pause"].status is PauseStatus.ANSWERED  # type: ignore[attr-defined]
-        assert made.get_run(run_id).state is RunState.SCHEDULED
-        trail = [r.action for r in made.audit_trail(run_id)]
-        assert trail.count("answer.received") == 1
-        assert made.verify_audit().ok
-        flow_thread.join(10)
-        # The flow waiting here does not go on as well: the worker runs it again.
-        assert isinstance(flow_done.get("error"), RunTakenOver)
-    finally:
-        other.close()
-        watcher.close()
-        set_engine(previous)
-        made.close()
-
-
 @flow(name="taken-over-mid-reassigned-answer")
 def taken_over_mid_reassigned_answer() -> bool:
     return pause_flow_run(wait_for_input=Approval, timeout=None, approvers=["bob"]).approved
 
 
-def test_a_run_taken_over_between_reading_it_and_storing_its_answer_is_not_set_running(
-    pg_cluster: PostgresCluster | None,
+@pytest.mark.parametrize(
+    "reassigned",
+    [
+        # The answer finds the run paused here without reading it (the waiter's view).
+        False,
+        # A reassigned pause: the answer reads the run, then stores the answer.
+        True,
+    ],
+)
+def test_a_run_taken_over_while_its_answer_is_stored_is_answered_as_from_elsewhere(
+    pg_cluster: PostgresCluster | None, reassigned: bool
 ) -> None:
-    """PostgreSQL: an answer that reads the run (a reassigned pause takes that path) and
-    then waits on the run's row while another process takes the run over does not move the
-    run to RUNNING under the new owner's feet: it is stored as from any other process."""
+    """PostgreSQL: an answer given in the process where the flow waits finds the run
+    paused there, then waits on the run's row while another process takes the run over.
+    Nothing of that answer stays, and the run is not moved on under the new owner: the
+    answer is stored again as from any other process (the run goes to a worker), once,
+    and the audit chain still verifies."""
     if pg_cluster is None:
         pytest.skip("PostgreSQL binaries (initdb, pg_ctl) are not installed")
     url = new_pg_database(pg_cluster)
@@ -471,11 +429,14 @@ def test_a_run_taken_over_between_reading_it_and_storing_its_answer_is_not_set_r
     other = psycopg.connect(url.replace("postgresql+psycopg", "postgresql"))
     watcher = psycopg.connect(url.replace("postgresql+psycopg", "postgresql"), autocommit=True)
     try:
-        flow_thread, flow_done = start(taken_over_mid_reassigned_answer)
+        flow_thread, flow_done = start(
+            taken_over_mid_reassigned_answer if reassigned else taken_over_mid_answer
+        )
         run_id = wait_for(
             lambda: next(iter(made.list_runs([RunState.PAUSED])), None), what="the paused run"
         ).id
-        made.reassign(run_id, "alice", "bob")
+        if reassigned:
+            made.reassign(run_id, "alice", "bob")
         other.execute("SELECT 1 FROM runs WHERE id = %s FOR UPDATE", (run_id,))
         answered: dict[str, object] = {}
         answering = threading.Thread(
@@ -502,6 +463,7 @@ def test_a_run_taken_over_between_reading_it_and_storing_its_answer_is_not_set_r
         assert trail.count("answer.received") == 1
         assert made.verify_audit().ok
         flow_thread.join(10)
+        # The flow waiting here does not go on as well: the worker runs it again.
         assert isinstance(flow_done.get("error"), RunTakenOver)
     finally:
         other.close()

@@ -287,3 +287,30 @@ def test_an_open_modal_has_the_keyboard(
     button(browser, "Provide input").send_keys(Keys.ENTER)
     open_modal(browser)
     wait(browser, "focus in the reopened modal", _in_modal)
+
+
+def test_every_input_in_a_modal_is_named_by_its_label(
+    browser: WebDriver, page: SandboxPage, demo_bot: RunningBot
+) -> None:
+    """Clicking a label puts the caret in its input, and a screen reader names each input
+    (and each group of choices) by the label above it, as in Slack."""
+    run = demo_bot.engine.submit("everything", {}, started_by="U0CAROL")
+    demo_bot.root_message(run.id, timeout=40)
+    browser.get(page.url + "?as=U0ALICE")
+    button(browser, "Provide input").click()
+    modal = open_modal(browser)
+
+    field(modal, "Contact").find_element(By.CSS_SELECTOR, ".sk-label").click()
+    focused = browser.switch_to.active_element
+    assert focused.get_attribute("data-block-id") == "field:contact"
+
+    unnamed = []
+    for block in modal.find_elements(By.CSS_SELECTOR, "[data-field]"):
+        label = block.find_element(By.CSS_SELECTOR, ".sk-label").text
+        control = block.find_element(By.CSS_SELECTOR, "[data-kind]")
+        role = control.aria_role
+        if control.get_attribute("data-kind") in ("checkboxes", "radio_buttons"):
+            assert role in ("group", "radiogroup"), (label, role)
+        if control.accessible_name.strip() != label:
+            unnamed.append((label, control.accessible_name))
+    assert unnamed == []

@@ -52,8 +52,13 @@ def block(html: str, block_id: str) -> str:
     return match.group(0)
 
 
+def _without_label_ties(html: str) -> str:
+    """``html`` without the ids that tie labels to inputs (hashes, checked on their own)."""
+    return re.sub(r' (?:id|for|aria-labelledby)="in-[^"]*"', "", html)
+
+
 def test_every_element_the_form_generator_makes_is_drawn_as_an_html_control() -> None:
-    html = everything_html()
+    html = _without_label_ties(everything_html())
     expected = {
         "title": '<input class="sk-input" type="text" data-kind="plain_text_input"',
         "notes": '<textarea class="sk-input" rows="4" data-kind="plain_text_input"',
@@ -81,6 +86,18 @@ def test_every_element_the_form_generator_makes_is_drawn_as_an_html_control() ->
     )
     assert ">first line</textarea>" in html
     assert "Fill in <b>all</b> of it" in html  # the description, as mrkdwn
+
+
+def test_labels_name_their_inputs_and_groups_of_choices() -> None:
+    html = everything_html()
+    title = re.search(r'<label class="sk-label" id="(in-V1-\w+)-label" for="(\1)">Title', html)
+    assert title, block(html, "field:title")
+    assert f'type="text" id="{title.group(1)}" data-kind="plain_text_input"' in html
+    size = block(html, "field:size")
+    label = re.search(r'<label class="sk-label" id="([^"]+)">Size', size)
+    assert label, size
+    assert f'role="radiogroup" aria-labelledby="{label.group(1)}"' in size
+    assert 'role="group"' in block(html, "field:labels")
 
 
 def test_errors_show_under_their_inputs() -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -79,6 +80,12 @@ class Surface:
             return initial_state(element)
         except KeyError:  # not a stateful element (buttons, unknown kinds)
             return {}
+
+    def control_id(self, block_id: str) -> str:
+        """A document-wide unique id for the input of block ``block_id``, for its label to
+        point at (block ids are any text and repeat across views; element ids may not)."""
+        digest = hashlib.sha1(block_id.encode(), usedforsecurity=False).hexdigest()[:12]
+        return f"in-{self.view_id or self.ts}-{digest}"
 
     @staticmethod
     def chosen(value: Mapping[str, Any]) -> set[str]:

@@ -314,3 +314,36 @@ def test_every_input_in_a_modal_is_named_by_its_label(
         if control.accessible_name.strip() != label:
             unnamed.append((label, control.accessible_name))
     assert unnamed == []
+
+
+def _toast(browser: WebDriver) -> str:
+    shown = browser.find_element(By.ID, "toast")
+    return str(shown.text) if shown.is_displayed() else ""
+
+
+def test_the_page_says_while_the_sandbox_is_not_answering_and_recovers_when_it_is_back(
+    browser: WebDriver, page: SandboxPage, demo_bot: RunningBot
+) -> None:
+    run = demo_bot.engine.submit("greet-user", {}, started_by="U0CAROL")
+    demo_bot.root_message(run.id, timeout=40)
+    browser.get(page.url + "?as=U0ALICE")
+    button(browser, "Provide input")
+    port = page.port
+    page.stop()  # the sandbox stopped (Ctrl-C, a crash, a restart)
+
+    said = wait(browser, "word that the sandbox is down", lambda b: _toast(b))
+    assert "not answering" in said and "Failed to fetch" not in said, said
+    assert "nothing you do here is sent" in said
+    browser.execute_script("document.querySelector('#toast').hidden = true")
+    button(browser, "Provide input").click()  # a click while it is down says so again
+    wait(browser, "word that the click was not sent", lambda b: "not answering" in _toast(b))
+    assert demo_bot.engine.get_run(run.id).state.is_waiting
+
+    back = SandboxPage(demo_bot.slack.workspace, demo_bot.driver, port=port)
+    back.start()
+    try:
+        wait(browser, "the notice to go once the sandbox answers", lambda b: not _toast(b))
+        button(browser, "Provide input").click()
+        open_modal(browser)
+    finally:
+        back.stop()

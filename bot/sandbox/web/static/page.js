@@ -15,21 +15,48 @@ function toast(text) {
   el.hidden = !text;
 }
 
+// Said while the sandbox does not answer (stopped, restarting): the page keeps what it shows,
+// so say plainly that acting on it does nothing, and take it back once the sandbox answers.
+const UNREACHABLE = "The sandbox is not answering, so nothing you do here is sent. "
+  + "Is it still running? This page reconnects by itself when it is back.";
+let unreachable = false;
+
+function reached(yes) {
+  if (yes && unreachable && document.getElementById("toast").textContent === UNREACHABLE) toast("");
+  if (!yes) toast(UNREACHABLE);
+  unreachable = !yes;
+}
+
+// The sandbox's JSON answer to a request; throws a TypeError when it cannot be reached.
+async function ask(url, options) {
+  const response = await fetch(url, options);
+  try {
+    return await response.json();
+  } catch (err) {
+    return { ok: false, error: "The sandbox answered HTTP " + response.status + " without JSON." };
+  }
+}
+
 async function post(route, data) {
-  const response = await fetch("/" + route, {
-    method: "POST",
-    headers: { "Content-Type": "application/json" },
-    body: JSON.stringify(Object.assign({ as: user() }, data)),
-  });
-  const answer = await response.json();
+  let answer;
+  try {
+    answer = await ask("/" + route, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(Object.assign({ as: user() }, data)),
+    });
+  } catch (err) {
+    reached(false);
+    return { ok: false, error: UNREACHABLE };
+  }
+  reached(true);
   toast(answer.error || (answer.problems || []).join("; "));
-  await refresh();
+  await refresh().catch(() => reached(false));
   return answer;
 }
 
 async function refresh() {
-  const response = await fetch("/regions" + body.dataset.query + "&since=" + key);
-  const data = await response.json();
+  const data = await ask("/regions" + body.dataset.query + "&since=" + key);
   if (!data.regions) return;
   key = data.key;
   for (const [name, html] of Object.entries(data.regions)) {
@@ -87,7 +114,12 @@ document.addEventListener("keydown", (event) => {
 });
 
 async function poll() {
-  try { await refresh(); } catch (err) { toast("The sandbox is not answering: " + err); }
+  try {
+    await refresh();
+    reached(true);
+  } catch (err) {
+    if (!unreachable) reached(false);
+  }
   setTimeout(poll, 500);
 }
 

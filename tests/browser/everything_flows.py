@@ -1,4 +1,5 @@
-"""A flow whose form uses every input element Signoff's form generator makes."""
+"""Flows for the page's tests: one whose form uses every input element Signoff's form
+generator makes, one whose texts hold a word longer than any line."""
 
 from __future__ import annotations
 
@@ -36,3 +37,19 @@ class Everything(RunInput):
 def everything() -> str:
     answer = pause_flow_run(wait_for_input=Everything)
     return answer.model_dump_json()  # type: ignore[union-attr]
+
+
+#: One word longer than any line: a URL, a hash, a path someone pasted.
+LONG_WORD = "https://example.com/" + "a1b2c3" * 60
+
+
+class LongWords(RunInput):
+    target: str = Field(title=f"Target {LONG_WORD}", description=f"See {LONG_WORD}")
+
+
+@flow
+def long_words() -> str:
+    answer = pause_flow_run(
+        wait_for_input=LongWords.with_initial_data(description=f"Deploys `{LONG_WORD}`")
+    )
+    return answer.target  # type: ignore[union-attr]

@@ -347,3 +347,30 @@ def test_the_page_says_while_the_sandbox_is_not_answering_and_recovers_when_it_i
         open_modal(browser)
     finally:
         back.stop()
+
+
+def _overflows(browser: WebDriver, selector: str) -> int:
+    """How many pixels ``selector`` is wider than its box (0: it wraps, nothing to scroll)."""
+    return int(
+        browser.execute_script(
+            "const el = document.querySelector(arguments[0]);"
+            "return el.scrollWidth - el.clientWidth;",
+            selector,
+        )
+    )
+
+
+def test_a_word_longer_than_a_line_wraps_instead_of_widening_the_page(
+    browser: WebDriver, page: SandboxPage, demo_bot: RunningBot
+) -> None:
+    run = demo_bot.engine.submit("long-words", {}, started_by="U0CAROL")
+    prompt = demo_bot.root_message(run.id, timeout=40)
+    browser.get(page.url + f"?as=U0ALICE&thread={prompt.ts}")  # the prompt in its thread too
+    button(browser, "Provide input")
+    assert _overflows(browser, "main .messages") == 0
+    assert _overflows(browser, ".thread .pane-body") == 0
+
+    button(browser, "Provide input", within="main").click()
+    modal = open_modal(browser)
+    assert "Target https://example.com/" in field(modal, "Target").text
+    assert _overflows(browser, ".modal-body") == 0

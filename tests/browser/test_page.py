@@ -374,3 +374,30 @@ def test_a_word_longer_than_a_line_wraps_instead_of_widening_the_page(
     modal = open_modal(browser)
     assert "Target https://example.com/" in field(modal, "Target").text
     assert _overflows(browser, ".modal-body") == 0
+
+
+def test_an_error_under_a_group_of_choices_takes_the_keyboard_there_and_is_read_with_it(
+    browser: WebDriver, page: SandboxPage, demo_bot: RunningBot
+) -> None:
+    """Submitted with nothing chosen, the form says so under Size and Color: the keyboard
+    lands in Size, whose error (and hint) a screen reader reads with it."""
+    run = demo_bot.engine.submit("get-shirt-order", {}, started_by="U0CAROL")
+    demo_bot.root_message(run.id, timeout=40)
+    browser.get(page.url + "?as=U0ALICE")
+    button(browser, "Provide input").send_keys(Keys.ENTER)
+    open_modal(browser).find_element(By.CSS_SELECTOR, "[data-submit]").send_keys(Keys.ENTER)
+    wait(browser, "the client's errors", lambda b: error_under(open_modal(b), "Size"))
+
+    focused = wait(
+        browser,
+        "the keyboard in the first input in error",
+        lambda b: (
+            b.switch_to.active_element.get_attribute("name") == "field:size/value"
+            and b.switch_to.active_element
+        ),
+    )
+    group = focused.find_element(By.XPATH, "ancestor::*[@data-kind][1]")
+    assert group.get_attribute("aria-invalid") == "true"
+    described = (group.get_attribute("aria-describedby") or "").split()
+    said = [browser.find_element(By.ID, ref).text for ref in described]
+    assert "Please complete this required field." in said

@@ -53,8 +53,9 @@ def block(html: str, block_id: str) -> str:
 
 
 def _without_label_ties(html: str) -> str:
-    """``html`` without the ids that tie labels to inputs (hashes, checked on their own)."""
-    return re.sub(r' (?:id|for|aria-labelledby)="in-[^"]*"', "", html)
+    """``html`` without the ids that tie labels, hints and errors to inputs (hashes, checked
+    on their own)."""
+    return re.sub(r' (?:id|for|aria-labelledby|aria-describedby)="in-[^"]*"', "", html)
 
 
 def test_every_element_the_form_generator_makes_is_drawn_as_an_html_control() -> None:
@@ -92,7 +93,7 @@ def test_labels_name_their_inputs_and_groups_of_choices() -> None:
     html = everything_html()
     title = re.search(r'<label class="sk-label" id="(in-V1-\w+)-label" for="(\1)">Title', html)
     assert title, block(html, "field:title")
-    assert f'type="text" id="{title.group(1)}" data-kind="plain_text_input"' in html
+    assert re.search(f'type="text" id="{title.group(1)}" [^>]*data-kind="plain_text_input"', html)
     size = block(html, "field:size")
     label = re.search(r'<label class="sk-label" id="([^"]+)">Size', size)
     assert label, size
@@ -101,11 +102,24 @@ def test_labels_name_their_inputs_and_groups_of_choices() -> None:
 
 
 def test_errors_show_under_their_inputs() -> None:
-    html = everything_html({"field:code": "String should match pattern"})
+    html = everything_html(
+        {"field:code": "String should match pattern", "field:title": "Too short"}
+    )
     code = block(html, "field:code")
     assert "has-error" in code
-    assert '<div class="sk-error" role="alert">String should match pattern</div>' in code
-    assert "sk-error" not in block(html, "field:title")
+    assert (
+        '<div class="sk-error" role="alert">String should match pattern</div>'
+        in _without_label_ties(code)
+    )
+    assert "sk-error" not in block(html, "field:replicas")
+    assert 'aria-describedby="in-V1-' not in block(html, "field:replicas")  # nothing to read
+    # Read with its input, before the input's hint.
+    title = block(html, "field:title")
+    control = re.search(r'aria-describedby="([^"]+)" aria-invalid="true" data-kind', title)
+    assert control, title
+    error, hint = control.group(1).split()
+    assert f'<div class="sk-error" id="{error}" role="alert">Too short' in title
+    assert f'<div class="sk-hint" id="{hint}">A short name' in title
 
 
 def test_message_blocks_buttons_confirms_and_unknown_types() -> None:

@@ -83,7 +83,8 @@ function holdKeyboard() {
   const modal = document.querySelector("[data-region=modal] .modal");
   document.querySelectorAll(".topbar, .app").forEach((el) => { el.inert = !!modal; });
   if (!modal || modal.contains(document.activeElement)) return;
-  const error = modal.querySelector(".has-error [data-kind], .has-error input");
+  // The first input in error (a group of choices is not focusable, its first choice is).
+  const error = modal.querySelector(".has-error :is(input, select, textarea)");
   const first = modal.querySelector("[data-field] [data-kind]:not(.sk-choices), [data-field] input");
   const target = error || first || modal.querySelector("[data-submit], [data-close-modal]");
   if (target) target.focus({ preventScroll: !!modal.querySelector(".sk-error") });

@@ -82,7 +82,16 @@ async function refresh() {
 function holdKeyboard() {
   const modal = document.querySelector("[data-region=modal] .modal");
   document.querySelectorAll(".topbar, .app").forEach((el) => { el.inert = !!modal; });
-  if (!modal || modal.contains(document.activeElement)) return;
+  if (!modal) {
+    // Closed: the keyboard goes back to the control that opened it, as in Slack, so
+    // keyboard-only use goes on from where it was (the part may have been redrawn since).
+    const back = opener && opener();
+    opener = null;
+    const lost = !document.activeElement || document.activeElement === document.body;
+    if (back && lost) back.focus();
+    return;
+  }
+  if (modal.contains(document.activeElement)) return;
   // The first input in error (a group of choices is not focusable, its first choice is).
   const error = modal.querySelector(".has-error :is(input, select, textarea)");
   const first = modal.querySelector("[data-field] [data-kind]:not(.sk-choices), [data-field] input");
@@ -148,7 +157,27 @@ function valueOf(el) {
   return el.value === "" ? null : el.value;
 }
 
+// Finds again the control last acted on (a button that may open a modal), once redrawn.
+let opener = null;
+
+function remember(el) {
+  if (el.closest("[data-region=modal]")) return;
+  const region = el.closest("[data-region]");
+  const msg = el.closest(".msg");
+  const same = (other) => other.dataset.actionId === el.dataset.actionId
+    && other.dataset.blockId === el.dataset.blockId
+    && (other.dataset.value || "") === (el.dataset.value || "")
+    && (!msg || (other.closest(".msg") || {}).dataset?.ts === msg.dataset.ts);
+  opener = () => {
+    if (el.isConnected) return el;
+    if (!region) return null;
+    const found = document.querySelector(`[data-region="${region.dataset.region}"]`);
+    return Array.from(found.querySelectorAll("[data-live]")).find(same) || null;
+  };
+}
+
 function act(el, value) {
+  remember(el);
   return post("act", { surface: surfaceOf(el), action_id: el.dataset.actionId,
                        block_id: el.dataset.blockId, value: value });
 }
@@ -193,6 +222,7 @@ document.addEventListener("submit", (event) => {
   event.preventDefault();
   if (form.id === "composer") {
     const input = document.getElementById("composer-text");
+    remember(input);  // a command may open a form; closing it comes back here
     post("command", { channel: body.dataset.channel, text: input.value }).then((answer) => {
       if (answer.ok !== false) input.value = "";
     });

@@ -407,3 +407,40 @@ def test_an_error_under_a_group_of_choices_takes_the_keyboard_there_and_is_read_
     described = (group.get_attribute("aria-describedby") or "").split()
     said = [browser.find_element(By.ID, ref).text for ref in described]
     assert "Please complete this required field." in said
+
+
+def test_answering_a_run_halfway_up_a_busy_channel_keeps_the_channel_where_it_was(
+    browser: WebDriver, page: SandboxPage, demo_bot: RunningBot
+) -> None:
+    """Dozens of runs waiting: the one answered is updated in place, and the channel stays
+    scrolled to it instead of jumping to the top."""
+    runs = [demo_bot.engine.submit("greet-user", {}, started_by="U0CAROL") for _ in range(30)]
+    prompts = [demo_bot.root_message(run.id, timeout=40) for run in runs]
+    browser.get(page.url + "?as=U0ALICE")
+    shown = wait(
+        browser,
+        "a prompt halfway up",
+        lambda b: b.find_element(By.CSS_SELECTOR, f'main .msg[data-ts="{prompts[12].ts}"]'),
+    )
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", shown)
+    scrolled = browser.execute_script("return document.querySelector('main .messages').scrollTop")
+    assert scrolled > 0
+    shown.find_element(By.XPATH, ".//button[normalize-space()='Provide input']").click()
+    modal = open_modal(browser)
+    assert runs[12].id[:8] in modal.text
+    type_into(modal, "Name", "zed")
+    modal.find_element(By.CSS_SELECTOR, "[data-submit]").click()
+    outcome_modal(browser, "Answer recorded").find_element(
+        By.CSS_SELECTOR, "[data-close-modal]"
+    ).click()
+    wait(browser, "the modal to close", gone(".modal"))
+    wait(
+        browser,
+        "the prompt to show the answer",
+        lambda b: (
+            "Provide input"
+            not in b.find_element(By.CSS_SELECTOR, f'main .msg[data-ts="{prompts[12].ts}"]').text
+        ),
+    )
+    now = browser.execute_script("return document.querySelector('main .messages').scrollTop")
+    assert abs(now - scrolled) < 40, (scrolled, now)

@@ -64,11 +64,15 @@ async function refresh() {
     if (drawn[name] === html) continue;
     drawn[name] = html;
     const el = document.querySelector(`[data-region="${name}"]`);
-    const stick = el.querySelector(".messages");
-    const atBottom = !stick || stick.scrollHeight - stick.scrollTop - stick.clientHeight < 40;
+    // A redrawn pane keeps its place: at the bottom it follows new messages, anywhere else
+    // (answering a run halfway up a busy channel) it stays there instead of jumping to the top.
+    const panes = ".messages, [data-region=thread] .pane-body";
+    const was = el.querySelector(panes);
+    const atBottom = !was || was.scrollHeight - was.scrollTop - was.clientHeight < 40;
+    const top = was ? was.scrollTop : 0;
     el.innerHTML = html;
-    const list = el.querySelector(".messages");
-    if (list && atBottom) list.scrollTop = list.scrollHeight;
+    const list = el.querySelector(panes);
+    if (list) list.scrollTop = atBottom ? list.scrollHeight : top;
     const error = name === "modal" && el.querySelector(".sk-error");
     if (error) error.closest("[data-field]").scrollIntoView({ block: "center" });
     if (name === "modal") holdKeyboard();

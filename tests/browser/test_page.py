@@ -444,3 +444,41 @@ def test_answering_a_run_halfway_up_a_busy_channel_keeps_the_channel_where_it_wa
     )
     now = browser.execute_script("return document.querySelector('main .messages').scrollTop")
     assert abs(now - scrolled) < 40, (scrolled, now)
+
+
+def test_what_was_typed_into_a_modal_survives_reloading_the_page(
+    browser: WebDriver, page: SandboxPage, demo_bot: RunningBot
+) -> None:
+    """The modal stays open across a reload (the sandbox holds it); so does what was typed
+    and chosen in it, though nothing reaches the app before Submit."""
+    run = demo_bot.engine.submit("everything", {}, started_by="U0CAROL")
+    demo_bot.root_message(run.id, timeout=40)
+    browser.get(page.url + "?as=U0ALICE")
+    button(browser, "Provide input").click()
+    modal = open_modal(browser)
+    type_into(modal, "Title", "Typed before the reload")
+    type_into(modal, "Notes", "")
+    choose(modal, "Size", "Large")
+    choose(modal, "Labels", "Docs")
+    choose(modal, "Teams", "B", "D")
+    choose(modal, "Owner", "@bob")
+
+    browser.refresh()
+    modal = open_modal(browser)
+    title = field(modal, "Title").find_element(By.TAG_NAME, "input")
+    assert title.get_attribute("value") == "Typed before the reload"
+    assert field(modal, "Notes").find_element(By.TAG_NAME, "textarea").get_attribute("value") == ""
+    assert chosen(modal, "Size") == ["Large"]
+    assert chosen(modal, "Labels") == ["Bug", "Docs"]
+    assert chosen(modal, "Teams") == ["B", "D"]
+    assert chosen(modal, "Owner") == ["@bob"]
+    assert chosen(modal, "Region") == ["Eu"]  # untouched: as the app set it
+
+    # Closed and opened again, the form starts afresh, as in Slack.
+    modal.find_element(By.CSS_SELECTOR, "footer [data-close-modal]").click()
+    wait(browser, "the modal to close", gone(".modal"))
+    button(browser, "Provide input").click()
+    modal = open_modal(browser)
+    browser.refresh()
+    modal = open_modal(browser)
+    assert field(modal, "Title").find_element(By.TAG_NAME, "input").get_attribute("value") == ""

@@ -180,6 +180,40 @@ function remember(el) {
   };
 }
 
+// What was typed and chosen in the open modal, kept by this tab: the app hears of it only on
+// Submit, and the modal stays open across a reload, so a reload must not lose it.
+function draftKey(form) { return "signoff-draft:" + user() + ":" + form.dataset.viewId; }
+
+function fields(form) { return form.querySelectorAll("[data-field] [data-kind]"); }
+
+function saveDraft(form) {
+  const values = {};
+  fields(form).forEach((el) => { values[el.dataset.blockId] = valueOf(el); });
+  sessionStorage.setItem(draftKey(form), JSON.stringify(values));
+}
+
+function restoreDraft(form) {
+  const saved = JSON.parse(sessionStorage.getItem(draftKey(form)) || "null");
+  if (!saved) return;
+  fields(form).forEach((el) => {
+    if (!(el.dataset.blockId in saved)) return;
+    const value = saved[el.dataset.blockId];
+    const many = [].concat(value === null ? [] : value);
+    if (el.dataset.kind === "checkboxes" || el.dataset.kind === "radio_buttons") {
+      el.querySelectorAll("input").forEach((i) => { i.checked = many.includes(i.value); });
+    } else if (el.multiple) {
+      Array.from(el.options).forEach((o) => { o.selected = many.includes(o.value); });
+    } else {
+      el.value = value === null ? "" : value;
+    }
+  });
+}
+
+["input", "change"].forEach((type) => document.addEventListener(type, (event) => {
+  const form = event.target.closest("form.modal");
+  if (form) saveDraft(form);
+}));
+
 function act(el, value) {
   remember(el);
   return post("act", { surface: surfaceOf(el), action_id: el.dataset.actionId,
@@ -234,14 +268,14 @@ document.addEventListener("submit", (event) => {
   }
   if (form.classList.contains("modal")) {
     const values = {};
-    form.querySelectorAll("[data-field] [data-kind]").forEach((el) => {
-      values[el.dataset.blockId] = valueOf(el);
-    });
+    fields(form).forEach((el) => { values[el.dataset.blockId] = valueOf(el); });
     post("submit", { view_id: form.dataset.viewId, values: values });
   }
 });
 
 const list = document.querySelector(".messages");
 if (list) list.scrollTop = list.scrollHeight;
+const reloaded = document.querySelector("[data-region=modal] form.modal");
+if (reloaded) restoreDraft(reloaded);
 holdKeyboard();
 setTimeout(poll, 500);

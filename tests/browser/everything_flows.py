@@ -53,3 +53,15 @@ def long_words() -> str:
         wait_for_input=LongWords.with_initial_data(description=f"Deploys `{LONG_WORD}`")
     )
     return answer.target  # type: ignore[union-attr]
+
+
+class RightToLeft(RunInput):
+    """A form written in Arabic: the page sets such text right to left, as Slack does."""
+
+    note: str = Field(title="ملاحظة", description="اكتب ملاحظة قصيرة")
+
+
+@flow(name="right-to-left")
+def right_to_left() -> str:
+    answer = pause_flow_run(wait_for_input=RightToLeft.with_initial_data(description="مرحبا"))
+    return answer.note  # type: ignore[union-attr]

@@ -11,6 +11,7 @@ from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.select import Select
 
 from signoff.bot.sandbox.web import SandboxPage
@@ -380,6 +381,30 @@ def test_a_word_longer_than_a_line_wraps_instead_of_widening_the_page(
     modal = open_modal(browser)
     assert "Target https://example.com/" in field(modal, "Target").text
     assert _overflows(browser, ".modal-body") == 0
+
+
+def test_right_to_left_text_is_set_right_to_left_and_left_to_right_text_is_not(
+    browser: WebDriver, page: SandboxPage, demo_bot: RunningBot
+) -> None:
+    run = demo_bot.engine.submit("right-to-left", {}, started_by="U0CAROL")
+    demo_bot.root_message(run.id, timeout=40)
+    browser.get(page.url + "?as=U0ALICE")
+    button(browser, "Provide input").click()
+    modal = open_modal(browser)
+    note = field(modal, "ملاحظة")
+
+    def rtl(selector: str, within: WebElement) -> bool:
+        element = within.find_element(By.CSS_SELECTOR, selector)
+        return bool(browser.execute_script("return arguments[0].matches(':dir(rtl)')", element))
+
+    assert rtl(".sk-label", note) and rtl(".sk-hint", note)
+    assert rtl(".sk-text", modal)  # the description
+    typed = note.find_element(By.CSS_SELECTOR, ".sk-input")
+    typed.send_keys("شكرا")
+    assert rtl(".sk-input", note)
+    typed.clear()
+    typed.send_keys("thanks")
+    assert not rtl(".sk-input", note)
 
 
 def test_an_error_under_a_group_of_choices_takes_the_keyboard_there_and_is_read_with_it(

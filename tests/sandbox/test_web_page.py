@@ -61,8 +61,8 @@ def _without_label_ties(html: str) -> str:
 def test_every_element_the_form_generator_makes_is_drawn_as_an_html_control() -> None:
     html = _without_label_ties(everything_html())
     expected = {
-        "title": '<input class="sk-input" type="text" data-kind="plain_text_input"',
-        "notes": '<textarea class="sk-input" rows="4" data-kind="plain_text_input"',
+        "title": '<input class="sk-input" dir="auto" type="text" data-kind="plain_text_input"',
+        "notes": '<textarea class="sk-input" dir="auto" rows="4" data-kind="plain_text_input"',
         "contact": 'type="email" data-kind="email_text_input"',
         "site": 'type="url" data-kind="url_text_input"',
         "replicas": 'data-kind="number_input"',
@@ -80,10 +80,11 @@ def test_every_element_the_form_generator_makes_is_drawn_as_an_html_control() ->
     }
     for name, snippet in expected.items():
         assert snippet in block(html, f"field:{name}"), name
-    assert '<label class="sk-label">Title</label>' in html
-    assert '<div class="sk-hint">A short name</div>' in html
+    assert '<label class="sk-label" dir="auto">Title</label>' in html
+    assert '<div class="sk-hint" dir="auto">A short name</div>' in html
     assert (
-        '<label class="sk-label">Notes <span class="sk-optional">(optional)</span></label>' in html
+        '<label class="sk-label" dir="auto">Notes <span class="sk-optional">(optional)</span>'
+        "</label>" in html
     )
     assert ">first line</textarea>" in html
     assert "Fill in <b>all</b> of it" in html  # the description, as mrkdwn
@@ -91,11 +92,13 @@ def test_every_element_the_form_generator_makes_is_drawn_as_an_html_control() ->
 
 def test_labels_name_their_inputs_and_groups_of_choices() -> None:
     html = everything_html()
-    title = re.search(r'<label class="sk-label" id="(in-V1-\w+)-label" for="(\1)">Title', html)
+    title = re.search(
+        r'<label class="sk-label" dir="auto" id="(in-V1-\w+)-label" for="(\1)">Title', html
+    )
     assert title, block(html, "field:title")
     assert re.search(f'type="text" id="{title.group(1)}" [^>]*data-kind="plain_text_input"', html)
     size = block(html, "field:size")
-    label = re.search(r'<label class="sk-label" id="([^"]+)">Size', size)
+    label = re.search(r'<label class="sk-label" dir="auto" id="([^"]+)">Size', size)
     assert label, size
     assert f'role="radiogroup" aria-labelledby="{label.group(1)}"' in size
     assert 'role="group"' in block(html, "field:labels")
@@ -119,7 +122,7 @@ def test_errors_show_under_their_inputs() -> None:
     assert control, title
     error, hint = control.group(1).split()
     assert f'<div class="sk-error" id="{error}" role="alert">Too short' in title
-    assert f'<div class="sk-hint" id="{hint}">A short name' in title
+    assert f'<div class="sk-hint" dir="auto" id="{hint}">A short name' in title
 
 
 def test_message_blocks_buttons_confirms_and_unknown_types() -> None:

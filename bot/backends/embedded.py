@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -363,7 +363,10 @@ class EmbeddedBackend:
 
     # -- changes ------------------------------------------------------------------------
 
-    def watch(self, consumer: str, observer: ChangeObserver) -> Watch:
+    def watch(
+        self, consumer: str, observer: ChangeObserver, *, kept: Collection[str] = ()
+    ) -> Watch:
+        """``kept`` is not needed: the engine's runs are never deleted under the bot."""
         with translated():
             return _Watch(self.engine.subscribe(consumer, _Observer(observer), start=False))
 

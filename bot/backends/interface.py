@@ -171,10 +171,17 @@ class Backend(Protocol):
 
     # -- changes ------------------------------------------------------------------------
 
-    def watch(self, consumer: str, observer: ChangeObserver) -> Watch:
+    def watch(
+        self, consumer: str, observer: ChangeObserver, *, kept: Collection[str] = ()
+    ) -> Watch:
         """A subscription that, once started, delivers run changes to ``observer``, at least
         once and in order per run, across restarts under the same ``consumer`` name; of the
-        processes using one name, one delivers at a time."""
+        processes using one name, one delivers at a time.
+
+        ``kept``: record keys the observer still needs once a run is deleted under the
+        backend (where it posted about the run). A backend whose runs can be deleted so
+        keeps a copy of them apart from the run, from when they are set until the run ends,
+        and hands it over with ``RUN_DELETED``; one whose runs cannot be, ignores it."""
 
     # -- the Slack side's durable records and timers ---------------------------------------
 

@@ -74,6 +74,10 @@ class EventKind(enum.StrEnum):
     #: a pending decision was handed to someone else (``data``: key, by, to)
     PAUSE_REASSIGNED = "pause_reassigned"
     SUSPEND_REQUESTED = "suspend_requested"
+    #: the run is gone from the backend (deleted where it ran, as in Prefect's UI), and
+    #: its records with it: ``data["records"]`` holds the consumer's records named in
+    #: ``Backend.watch``'s ``kept``, as they were last set
+    RUN_DELETED = "run_deleted"
 
 
 class Via(enum.StrEnum):

@@ -247,7 +247,7 @@ def start_notifier(
     """Subscribe the Slack notifier to the backend's run changes, as the consumer ``slack``."""
     notifier = SlackNotifier(backend, client or create_client(settings), settings.channel)
     reminders.track(notifier)
-    watch = backend.watch(ids.CONSUMER, notifier)
+    watch = backend.watch(ids.CONSUMER, notifier, kept=SlackNotifier.KEPT)
     notifier.fence = watch.check_lease
     watch.start()
     return watch

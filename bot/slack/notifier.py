@@ -33,7 +33,7 @@ from slack_sdk.errors import SlackApiError
 from signoff.bot.backends import Actor, Backend, Event, EventKind, Pause, PauseStatus, Run, RunState
 from signoff.bot.errors import BackendError, RunNotChangeable
 from signoff.bot.forms.modals import ModalError, check_renderable
-from signoff.bot.slack import home, ids, messages, reminders
+from signoff.bot.slack import deleted, home, ids, messages, reminders
 from signoff.bot.slack.approvers import Approvers
 from signoff.bot.slack.direct import DirectPrompts
 from signoff.bot.slack.posting import Poster, ThreadGone
@@ -61,6 +61,10 @@ HOME_EVENTS = frozenset(
 
 class SlackNotifier:
     """A ``RunObserver`` that keeps each run's Slack thread up to date."""
+
+    #: the records of where a run's messages are, which closing them needs once the run
+    #: is deleted under the bot (``Backend.watch``)
+    KEPT = (ids.THREAD, ids.PROMPTS, ids.DM_PROMPTS)
 
     def __init__(
         self,
@@ -174,7 +178,14 @@ class SlackNotifier:
         self._refresh_homes(event)
 
     def _handle(self, event: Event) -> None:
-        if event.kind is EventKind.WAITING_FOR_INPUT:
+        if event.kind is EventKind.RUN_DELETED:
+            found = event.data.get("records")
+            records = dict(found) if isinstance(found, dict) else {}
+            deleted.close_deleted_run(self.client, self._update, event.run_id, records)
+            prompts = records.get(ids.PROMPTS)
+            for key in prompts if isinstance(prompts, dict) else {}:
+                reminders.cancel(self.backend, event.run_id, str(key))
+        elif event.kind is EventKind.WAITING_FOR_INPUT:
             self._prompt(event)
         elif event.kind is EventKind.ANSWER_COUNTED:
             self._counted(event)

@@ -8,6 +8,7 @@ import logging
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,7 +21,16 @@ try:
 except ImportError:
     require_prefect()  # skips (or fails in CI) with the command that installs the extra
 
-from signoff.bot.backends import SYSTEM, Actor, Event, PauseStatus, Refused, RunState, Stale
+from signoff.bot.backends import (
+    SYSTEM,
+    Actor,
+    Event,
+    EventKind,
+    PauseStatus,
+    Refused,
+    RunState,
+    Stale,
+)
 from signoff.bot.backends.prefect import PrefectBackend, PrefectSettings
 from signoff.bot.backends.prefect.delivery import Delivery
 from signoff.bot.errors import RunNotFound
@@ -402,9 +412,22 @@ def delete_in_prefect(backend: PrefectBackend, run_id: str) -> None:
     )
 
 
+@pytest.fixture
+def slow_bot(prefect_api_url: str) -> Iterator[ServedBot]:
+    """A bot whose reconciliation (which finds deleted runs) waits an hour after its first."""
+    backend = PrefectBackend(PrefectSettings.load(api_url=prefect_api_url, reconcile_seconds=3600))
+    try:
+        with serving(backend) as served:
+            yield served
+    finally:
+        backend.close()
+
+
 def test_a_button_of_a_run_deleted_in_prefect_says_so_and_the_prompt_loses_its_buttons(
-    bot: ServedBot,
+    slow_bot: ServedBot,
 ) -> None:
+    # Pressed before reconciliation finds the run deleted.
+    bot = slow_bot
     backend = bot.backend
     asked = backend.start_run("greet-user/tests", {}, started_by=CAROL)
     handed = backend.start_run("greet-user/tests", {}, started_by=CAROL)
@@ -428,6 +451,68 @@ def test_a_button_of_a_run_deleted_in_prefect_says_so_and_the_prompt_loses_its_b
         assert run.id[:8] in closed.text and "deleted" in closed.text
         assert "greet-user" in json.dumps(closed.blocks)  # what it was about stays
         assert "was deleted" in json.dumps(closed.blocks)
+
+
+def test_a_run_deleted_in_prefect_closes_its_prompt_without_anyone_pressing_it(
+    bot: ServedBot,
+) -> None:
+    # Prefect emits no event for a deletion, and the run's records (where its prompt is)
+    # go with it: the prompt kept its buttons until someone pressed one.
+    backend = bot.backend
+    run = backend.start_run("greet-user/tests", {}, started_by=CAROL)
+    root = bot.root_message(run.id, timeout=60)
+    assert buttons(root)
+    wait_for(
+        lambda: backend.get_record(run.id, f"{ids.CONSUMER}.delivered"),
+        timeout=30,
+        what="the prompt recorded as delivered",
+    )
+    delete_in_prefect(backend, run.id)
+
+    closed = bot.slack.wait_for(
+        lambda ws: not buttons(m := ws.channel(CHANNEL).message(root.ts)) and m, timeout=30
+    )
+    assert run.id[:8] in closed.text and "was deleted" in closed.text
+    assert "greet-user" in json.dumps(closed.blocks)  # what it was about stays
+    assert "was deleted" in json.dumps(closed.blocks)
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    def on_event(self, event: Event) -> None:
+        self.events.append(event)
+
+
+def test_a_run_deleted_while_the_bot_was_stopped_is_found_when_it_starts_again(
+    prefect_api_url: str, prefect_backend: PrefectBackend
+) -> None:
+    # The run's records went with it, and nothing of it is paused or ended any more: only
+    # the copy kept apart from the run says there is a prompt to close.
+    backend = prefect_backend
+    run = backend.start_run("greet-user/tests", {}, started_by=CAROL)
+    with serving(backend) as first:
+        root = first.root_message(run.id, timeout=60)
+        wait_for(
+            lambda: backend.get_record(run.id, f"{ids.CONSUMER}.delivered"),
+            timeout=30,
+            what="the prompt recorded as delivered",
+        )
+    delete_in_prefect(backend, run.id)
+    restarted = PrefectBackend(PrefectSettings.load(api_url=prefect_api_url, reconcile_seconds=2))
+    recorder = _Recorder()
+    try:
+        restarted.watch(ids.CONSUMER, recorder, kept=SlackNotifier.KEPT).start()
+        deleted = wait_for(
+            lambda: next((e for e in recorder.events if e.run_id == run.id), None),
+            timeout=30,
+            what="the deletion delivered",
+        )
+        assert deleted.kind is EventKind.RUN_DELETED
+        assert deleted.data["records"][ids.THREAD] == {"channel": CHANNEL, "ts": root.ts}
+    finally:
+        restarted.close()
 
 
 def test_a_pause_without_input_gets_a_continue_button(bot: ServedBot) -> None:

@@ -291,8 +291,8 @@ class PrefectApi:
         if response.status_code >= 400 and response.status_code != 404:
             raise BackendError(f"Prefect refused variable {name!r}: {self._detail(response)}")
 
-    def variables_like(self, pattern: str, limit: int = 200) -> list[Doc]:
-        body = {"variables": {"name": {"like_": pattern}}, "limit": limit}
+    def variables_like(self, pattern: str, limit: int = 200, offset: int = 0) -> list[Doc]:
+        body = {"variables": {"name": {"like_": pattern}}, "limit": limit, "offset": offset}
         found: list[Doc] = self._json("POST", "/variables/filter", body=body)
         return found
 

@@ -27,7 +27,7 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -42,6 +42,9 @@ from signoff.bot.backends.prefect.refusals import field_errors
 from signoff.bot.backends.prefect.settings import PrefectSettings
 from signoff.bot.backends.prefect.timers import Timers
 from signoff.bot.backends.prefect.watcher import Watcher
+
+#: run ids looked up per request when checking which kept runs still exist
+_IDS_PAGE = 200
 
 
 class _Watch:
@@ -68,6 +71,8 @@ class PrefectBackend(RunControl, Answering):
         super().__init__(settings)
         self.timers = Timers(self._store_call, self._forget_call, self._stored_calls)
         self._watchers: list[Watcher] = []
+        #: consumer -> the record keys it keeps past a run's deletion (``watch``)
+        self._kept: dict[str, frozenset[str]] = {}
         self._started = False
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -102,15 +107,19 @@ class PrefectBackend(RunControl, Answering):
 
     # -- changes ------------------------------------------------------------------------
 
-    def watch(self, consumer: str, observer: ChangeObserver) -> Watch:
+    def watch(
+        self, consumer: str, observer: ChangeObserver, *, kept: Collection[str] = ()
+    ) -> Watch:
         key = self.settings.api_key.get_secret_value() if self.settings.api_key else None
         delivery = Delivery(self.current, self.records, self.timers.restore, consumer, observer)
+        self._kept[consumer] = frozenset(kept)
         watcher = Watcher(
             api_url=self.settings.api_url,
             api_key=key,
             sync=delivery.sync,
             candidates=lambda since: self._candidates(consumer, since),
             reconcile_seconds=self.settings.reconcile_seconds,
+            gone=delivery.gone,
         )
         self._watchers.append(watcher)
         return _Watch(watcher)
@@ -126,7 +135,22 @@ class PrefectBackend(RunControl, Answering):
         ended = self.api.flow_runs(ended_after=after.isoformat(), limit=200)
         self.records.set_reconciled(consumer, began - timedelta(seconds=60))
         found = {str(doc["id"]): prefect_runs.fingerprint(doc) for doc in [*paused, *ended]}
+        found.update(self._kept_runs(consumer, set(found)))
         return list(found.items())
+
+    def _kept_runs(self, consumer: str, listed: set[str]) -> dict[str, str]:
+        """Runs whose records ``consumer`` kept (it posted about them and their end was
+        not delivered) that are neither paused nor just ended: a deleted one is listed
+        (as ``deleted``), to be found gone; one that still exists, by its fingerprint."""
+        missing = [r for r in self.records.kept_runs(consumer) if r not in listed]
+        found: dict[str, str] = {}
+        for start in range(0, len(missing), _IDS_PAGE):
+            some = missing[start : start + _IDS_PAGE]
+            docs = {str(d["id"]): d for d in self.api.flow_runs(ids=some, limit=len(some))}
+            found.update(
+                {r: prefect_runs.fingerprint(docs[r]) if r in docs else "deleted" for r in some}
+            )
+        return found
 
     def current(self, run_id: str) -> tuple[Run, Doc, list[Pause]]:
         """The run, its Prefect document and its requests, read now (for ``Delivery``)."""
@@ -139,10 +163,22 @@ class PrefectBackend(RunControl, Answering):
         return self.records.get(run_id, key)
 
     def set_record(self, run_id: str, key: str, value: JSON) -> None:
+        # Kept first: a run deleted just now refuses the record, and its deletion is then
+        # delivered with the copy, which says where the message just posted is.
+        self._keep(run_id, key, value)
         self.records.set(run_id, key, value)
 
     def add_record(self, run_id: str, key: str, value: JSON) -> bool:
-        return self.records.add(run_id, key, value)
+        added = self.records.add(run_id, key, value)
+        if added:
+            self._keep(run_id, key, value)
+        return added
+
+    def _keep(self, run_id: str, key: str, value: JSON) -> None:
+        """Copy a record a consumer keeps past the run's deletion (``watch``'s ``kept``)."""
+        for consumer, keys in list(self._kept.items()):
+            if key in keys:
+                self.records.keep(consumer, run_id, key, value)
 
     def claim_once(self, key: str, seconds: float) -> bool:
         return self.records.claim_once(key, seconds)

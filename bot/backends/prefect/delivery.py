@@ -13,7 +13,9 @@ twice after a crash can tell. What is handed:
 - a request prompted for and then cancelled before the run ended -> ``PAUSE_CANCELLED``
   (a run Prefect leaves Cancelling, such as one without a runner, keeps no open prompt);
 - a hand-over (Reassign) -> ``PAUSE_REASSIGNED``;
-- a finished run -> ``STATE_CHANGED``.
+- a finished run -> ``STATE_CHANGED``;
+- a run deleted in Prefect (``gone``) -> ``RUN_DELETED``, with the consumer's records kept
+  apart from the run (``Records.keep``), since the run's own went with it.
 """
 
 from __future__ import annotations
@@ -141,7 +143,27 @@ class Delivery:
                 {"state": run.state.value, "name": run.state_name},
                 f"{run.id}:final:{run.state.value}",
             )
+        if run.state.is_final:
+            # Its prompts are closed: a later deletion leaves nothing open to close.
+            self.records.forget_kept(self.consumer, run.id)
         return fingerprint(doc)
+
+    def gone(self, run_id: str) -> None:
+        """Deliver that ``run_id`` was deleted, if the consumer kept records about it (it
+        posted about the run, and neither the run's end nor its deletion was delivered)."""
+        kept = self.records.kept(self.consumer, run_id)
+        if kept is None:
+            return
+        self.observer.on_event(
+            Event(
+                f"{run_id}:deleted",
+                run_id,
+                EventKind.RUN_DELETED,
+                datetime.now(UTC),
+                {"records": kept},
+            )
+        )
+        self.records.forget_kept(self.consumer, run_id)
 
 
 __all__ = ["Delivery"]

@@ -8,6 +8,9 @@ and its short-lived claims.
 - An audit entry is one more input, ``signoff-audit-<time>-<random>``: who did what, when.
 - A claim on a Slack request (replay protection, shared by replicas) is a Prefect variable
   ``signoff_claim_<hash>`` holding its expiry; expired ones are removed by ``sweep``.
+- A consumer's records it needs once a run is deleted (where it posted about the run: a
+  deletion takes the run's inputs with it) are copied, as they are set, to a variable
+  ``signoff_kept_<consumer>_<run id>``, removed once the run's end or deletion is delivered.
 """
 
 from __future__ import annotations
@@ -33,12 +36,25 @@ _KEY_CHARS = re.compile(r"[^A-Za-z0-9-]")
 AUDIT_PREFIX = "signoff-audit-"
 CLAIM_PREFIX = "signoff_claim_"
 RECONCILED_PREFIX = "signoff_reconciled_"
+KEPT_PREFIX = "signoff_kept_"
+#: Prefect's limit on a variable's value, as compact JSON
+MAX_VARIABLE_CHARS = 5000
+#: variables read per request when listing the kept copies
+_VARIABLE_PAGE = 200
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _variable_part(text: str) -> str:
     """``text`` as part of a Prefect variable name (lowercase letters, digits, _)."""
     return re.sub(r"[^a-z0-9_]", "_", text.lower())[:100]
+
+
+def _kept_name(consumer: str, run_id: str) -> str:
+    return f"{KEPT_PREFIX}{_variable_part(consumer)}_{run_id.replace('-', '').lower()}"
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
 
 
 def record_key(key: str) -> str:
@@ -78,6 +94,60 @@ class Records:
             except (ValueError, KeyError, TypeError):
                 continue
         return found
+
+    # -- copies kept past the run --------------------------------------------------------
+
+    def keep(self, consumer: str, run_id: str, key: str, value: Any) -> None:
+        """Copy record ``key`` of ``run_id`` where ``consumer`` still finds it once the run
+        is deleted. A copy that would pass Prefect's limit on a variable is left out (and
+        logged): the others are still kept."""
+        name = _kept_name(consumer, run_id)
+        found = self.api.read_variable(name)
+        current = (found or {}).get("value")
+        records = dict(current.get("records") or {}) if isinstance(current, dict) else {}
+        if records.get(key) == value and found is not None:
+            return
+        records[key] = value
+        kept = {"run_id": run_id, "records": records}
+        if len(_compact(kept).encode()) > MAX_VARIABLE_CHARS:
+            logger.warning(
+                "record too long to keep past the run",
+                extra={"action": "prefect_kept_too_long", "run_id": run_id, "key": key},
+            )
+            return
+        if found is None and self.api.create_variable(name, kept):
+            return
+        self.api.update_variable(name, kept)
+
+    def kept(self, consumer: str, run_id: str) -> dict[str, Any] | None:
+        """The records kept for ``consumer`` about ``run_id``; None when none are."""
+        found = self.api.read_variable(_kept_name(consumer, run_id))
+        value = (found or {}).get("value")
+        if not isinstance(value, dict):
+            return None
+        return dict(value.get("records") or {})
+
+    def kept_runs(self, consumer: str) -> list[str]:
+        """Ids of the runs with records kept for ``consumer``."""
+        prefix = _kept_name(consumer, "")
+        found: list[str] = []
+        offset = 0
+        while True:
+            # ``_`` matches any one character in LIKE: names are compared exactly below.
+            page = self.api.variables_like(prefix + "%", _VARIABLE_PAGE, offset=offset)
+            offset += len(page)
+            found += [
+                str(v["value"]["run_id"])
+                for v in page
+                if str(v.get("name")).startswith(prefix)
+                and isinstance(v.get("value"), dict)
+                and v["value"].get("run_id")
+            ]
+            if len(page) < _VARIABLE_PAGE:
+                return found
+
+    def forget_kept(self, consumer: str, run_id: str) -> None:
+        self.api.delete_variable(_kept_name(consumer, run_id))
 
     # -- audit --------------------------------------------------------------------------
 

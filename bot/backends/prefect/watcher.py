@@ -8,8 +8,11 @@ at start and every ``reconcile_seconds`` it lists every paused run and every run
 since the last pass, so a dropped connection or a restart misses nothing. A listed run is
 synced again only when it changed since its last sync (its state or update time), and runs
 named by events go first, so a server with many waiting runs does not delay a new prompt.
-A run whose sync fails is tried again after a growing delay (at least once delivery);
-one deleted meanwhile (Prefect emits no event for that) is dropped.
+A run whose sync fails is tried again after a growing delay (at least once delivery).
+Prefect emits no event when a run is deleted: a reconciliation pass also lists the runs
+whose records the consumer kept apart from them (``Records.keep``), which a deletion
+leaves behind, so a deleted one is synced, found gone, and handed to ``gone`` (which
+delivers the deletion) before it is dropped.
 """
 
 from __future__ import annotations
@@ -57,7 +60,8 @@ class Watcher:
     ``sync(run_id)`` delivers what is new about one run and returns the run's fingerprint
     (its state and update time), or None when the run is not ready to be read yet (its
     schema not stored yet: try again shortly). ``candidates(since)`` lists the (run id,
-    fingerprint) pairs a reconciliation pass considers.
+    fingerprint) pairs a reconciliation pass considers. ``gone(run_id)`` delivers that a
+    run was deleted; raising makes it tried again later, as a failed sync is.
     """
 
     RETRY_SECONDS = (0.2, 30.0)
@@ -72,11 +76,13 @@ class Watcher:
         sync: Callable[[str], str | None],
         candidates: Callable[[datetime | None], list[tuple[str, str]]],
         reconcile_seconds: float,
+        gone: Callable[[str], None] = lambda run_id: None,
     ) -> None:
         self.url = events_url(api_url)
         self.api_key = api_key
         self.sync = sync
         self.candidates = candidates
+        self.gone = gone
         self.reconcile_seconds = reconcile_seconds
         #: runs to sync first (events, pokes, retries): run id -> when (monotonic)
         self._due: dict[str, float] = {}
@@ -232,31 +238,10 @@ class Watcher:
         try:
             fingerprint = self.sync(run_id)
         except RunNotFound:
-            # Deleted (in Prefect's UI, or by a retention policy): there is nothing left to
-            # deliver, and trying again would fail for ever.
-            logger.info(
-                "Prefect run is gone; no longer followed",
-                extra={"action": "prefect_run_gone", "run_id": run_id},
-            )
-            with self._cond:
-                self._due.pop(run_id, None)
-                self._background.pop(run_id, None)
-                self._synced.pop(run_id, None)
-            self._failures.pop(run_id, None)
-            self._not_ready.pop(run_id, None)
+            self._deleted(run_id)
             return
         except Exception as exc:
-            failures = self._failures.get(run_id, 0) + 1
-            self._failures[run_id] = failures
-            delay = min(self.RETRY_SECONDS[0] * 2**failures, self.RETRY_SECONDS[1])
-            extra = {"action": "prefect_sync_failed", "run_id": run_id, "retry_in": delay}
-            if isinstance(exc, BackendUnavailable):
-                # Expected while the server restarts: one line each try, not a traceback.
-                extra["error"] = str(exc)[:300]
-                logger.warning("run sync failed: Prefect is unavailable; will retry", extra=extra)
-            else:
-                logger.exception("run sync failed; will retry", extra=extra)
-            self.poke(run_id, delay)
+            self._retry(run_id, exc)
             return
         self._failures.pop(run_id, None)
         if fingerprint is None:
@@ -268,6 +253,39 @@ class Watcher:
             self._not_ready.pop(run_id, None)
             with self._cond:
                 self._synced[run_id] = fingerprint
+
+    def _deleted(self, run_id: str) -> None:
+        """Deliver the deletion of ``run_id`` (in Prefect's UI, or by a retention policy),
+        then stop following it: syncing it again would fail for ever."""
+        try:
+            self.gone(run_id)
+        except Exception as exc:
+            self._retry(run_id, exc)
+            return
+        logger.info(
+            "Prefect run is gone; no longer followed",
+            extra={"action": "prefect_run_gone", "run_id": run_id},
+        )
+        with self._cond:
+            self._due.pop(run_id, None)
+            self._background.pop(run_id, None)
+            self._synced.pop(run_id, None)
+        self._failures.pop(run_id, None)
+        self._not_ready.pop(run_id, None)
+
+    def _retry(self, run_id: str, exc: Exception) -> None:
+        """Sync ``run_id`` again after a delay growing with its failures."""
+        failures = self._failures.get(run_id, 0) + 1
+        self._failures[run_id] = failures
+        delay = min(self.RETRY_SECONDS[0] * 2**failures, self.RETRY_SECONDS[1])
+        extra = {"action": "prefect_sync_failed", "run_id": run_id, "retry_in": delay}
+        if isinstance(exc, BackendUnavailable):
+            # Expected while the server restarts: one line each try, not a traceback.
+            extra["error"] = str(exc)[:300]
+            logger.warning("run sync failed: Prefect is unavailable; will retry", extra=extra)
+        else:
+            logger.exception("run sync failed; will retry", extra=extra)
+        self.poke(run_id, delay)
 
 
 __all__ = ["Watcher", "events_url"]

@@ -218,6 +218,33 @@ def test_runs_cancel_and_reassign_act_on_a_paused_prefect_run(
     assert error_of(again) == f"error: run {run_id} is already cancelled"
 
 
+def test_a_prefect_request_is_not_handed_to_someone_its_rules_refuse(
+    cli: PrefectCli, prefect_backend: PrefectBackend, tmp_path: Path
+) -> None:
+    # Handed to the run's starter under forbid_starter, the request was left to nobody:
+    # the starter is refused as the starter, everyone else as not the approver.
+    rules = tmp_path / "permissions.json"
+    rules.write_text(json.dumps({"greet-user": {"approvers": ["U0BOB"], "forbid_starter": True}}))
+    cli.env["SIGNOFF_PREFECT_PERMISSIONS"] = str(rules)
+    run_id = paused(prefect_backend, "greet-user/tests")
+    reassign = ("runs", "reassign", "--backend", "prefect", run_id)
+
+    refused = cli(*reassign, "--to", "U0CAROL", "--as", "U0BOB")
+    assert error_of(refused) == (
+        "error: U0BOB may not reassign: the person who started a run may not answer it"
+    )
+    trail = cli.json("runs", "show", "--backend", "prefect", run_id)["audit"]
+    assert [(r["action"], r["actor_id"], r["data"]) for r in trail][-1] == (
+        "refused",
+        "U0BOB",
+        {"action": "reassign", "rule": "the person who started a run may not answer it"},
+    )
+    # Nothing was handed over: the approver still answers it.
+    answer = ("--input", '{"name": "Ada"}', "--as", "U0BOB")
+    out = cli.ok("runs", "resume", "--backend", "prefect", run_id, *answer)
+    assert out == f"resumed {run_id} (input 'paused-1') as U0BOB\n"
+
+
 @pytest.mark.parametrize(
     ("args", "option"),
     [

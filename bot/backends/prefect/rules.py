@@ -74,5 +74,12 @@ class Rules:
             f"only someone who may answer it may reassign it: {refused.reason}", refused.allowed
         )
 
+    def hand_to(self, run: Run, pause: Pause, to: str) -> Refusal | None:
+        """Why ``pause`` may not be handed to ``to`` (as the engine refuses it): they could
+        never answer it, which would leave it to nobody."""
+        if pause.forbid_starter and to == run.started_by:
+            return Refusal("the person who started a run may not answer it")
+        return None
+
 
 __all__ = ["Rules"]

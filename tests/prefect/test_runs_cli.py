@@ -245,6 +245,27 @@ def test_a_prefect_request_is_not_handed_to_someone_its_rules_refuse(
     assert out == f"resumed {run_id} (input 'paused-1') as U0BOB\n"
 
 
+def test_who_handed_a_prefect_request_on_no_longer_answers_it_through_a_group(
+    cli: PrefectCli, prefect_backend: PrefectBackend, tmp_path: Path
+) -> None:
+    # Handing it on takes bob off the list, not out of the group on it: he gave the
+    # decision away, and still answered it as a member of S0OPS.
+    rules = tmp_path / "permissions.json"
+    rules.write_text(json.dumps({"greet-user": {"approvers": ["U0BOB", "S0OPS"]}}))
+    cli.env["SIGNOFF_PREFECT_PERMISSIONS"] = str(rules)
+    run_id = paused(prefect_backend, "greet-user/tests")
+    cli.ok("runs", "reassign", "--backend", "prefect", run_id, "--to", "U0ALICE", "--as", "U0BOB")
+
+    resume = ("runs", "resume", "--backend", "prefect", run_id, "--input", '{"name": "Ada"}')
+    refused = cli(*resume, "--as", "U0BOB", "--group", "S0OPS")
+    assert error_of(refused) == (
+        f"error: U0BOB may not answer run {run_id}: U0BOB handed it to U0ALICE, so the "
+        "decision is no longer theirs (who may: S0OPS, U0ALICE)"
+    )
+    out = cli.ok(*resume, "--as", "U0ALICE")
+    assert out == f"resumed {run_id} (input 'paused-1') as U0ALICE\n"
+
+
 @pytest.mark.parametrize(
     ("args", "option"),
     [

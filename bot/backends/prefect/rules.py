@@ -44,6 +44,19 @@ class Rules:
             return Refusal("the person who started a run may not answer it", pause.approvers)
         if pause.approvers and not self.matches(actor, pause.approvers):
             return Refusal(f"only {', '.join(pause.approvers)} may answer", pause.approvers)
+        # Handing it on takes the person off the list, but not out of a group on it: they
+        # gave the decision away, so their group no longer answers through them (unless it
+        # was handed back to them since).
+        handed: dict[str, str] = {}
+        for delegation in pause.delegations:
+            handed[delegation.by] = delegation.to
+            handed.pop(delegation.to, None)
+        to = handed.get(actor.id)
+        if to is not None:
+            return Refusal(
+                f"{actor.id} handed it to {to}, so the decision is no longer theirs",
+                tuple(a for a in pause.approvers if a != actor.id),
+            )
         return None
 
     def cancel(

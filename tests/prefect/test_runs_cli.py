@@ -239,6 +239,12 @@ def test_a_prefect_request_is_not_handed_to_someone_its_rules_refuse(
         "U0BOB",
         {"action": "reassign", "rule": "the person who started a run may not answer it"},
     )
+    # Handed to themselves, it was recorded as handed over and announced in the thread.
+    itself = cli(*reassign, "--to", "U0BOB", "--as", "U0BOB")
+    assert error_of(itself) == (
+        "error: U0BOB may not reassign: it is already yours; hand it to someone else"
+    )
+    assert prefect_backend.waiting_pause(run_id).delegations == ()
     # Nothing was handed over: the approver still answers it.
     answer = ("--input", '{"name": "Ada"}', "--as", "U0BOB")
     out = cli.ok("runs", "resume", "--backend", "prefect", run_id, *answer)

@@ -148,7 +148,7 @@ class Answering(RunReading):
         pause = self.get_pause(run.id, key)
         if pause is None or pause.status is not PauseStatus.WAITING:
             raise BackendError(f"input {key!r} of run {run.id} does not wait any more")
-        refused = self.rules.reassign(by, run, pause) or self.rules.hand_to(run, pause, to)
+        refused = self.rules.reassign(by, run, pause) or self.rules.hand_to(run, pause, by, to)
         if refused is not None:
             self._audit_refusal(run.id, by, key, Action.REASSIGN, refused)
             raise NotPermitted(

@@ -87,9 +87,11 @@ class Rules:
             f"only someone who may answer it may reassign it: {refused.reason}", refused.allowed
         )
 
-    def hand_to(self, run: Run, pause: Pause, to: str) -> Refusal | None:
-        """Why ``pause`` may not be handed to ``to`` (as the engine refuses it): they could
-        never answer it, which would leave it to nobody."""
+    def hand_to(self, run: Run, pause: Pause, by: Actor, to: str) -> Refusal | None:
+        """Why ``by`` may not hand ``pause`` to ``to`` (as the engine refuses it): it is
+        theirs already, or ``to`` could never answer it, which would leave it to nobody."""
+        if to == by.id:
+            return Refusal("it is already yours; hand it to someone else")
         if pause.forbid_starter and to == run.started_by:
             return Refusal("the person who started a run may not answer it")
         return None

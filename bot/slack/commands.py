@@ -406,7 +406,8 @@ def register(app: App, backend: Backend, sealer: Sealer) -> None:
         click = BlockActions.model_validate(body)
         if click.response_url is None:
             return  # not a click in a message: there is nowhere to answer
-        selector, _, last = _action_value(click, ids.MORE_RUNS).partition("|")
+        # The run id is after the last "|": a flow's name may hold one, a run id never does.
+        selector, _, last = _action_value(click, ids.MORE_RUNS).rpartition("|")
         try:
             reply = list_reply(selector, last)
         except BackendError as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -441,8 +442,11 @@ def run_list_blocks(
             )
         blocks.append(ActionsBlock(block_id=f"run:{run.id}", elements=buttons))
     if more is not None:
-        selector, _, last = more.partition("|")
-        typed = f"/runs {selector} before={last}".replace("  ", " ")
+        selector, _, last = more.rpartition("|")
+        # Quoted as /runs reads words, so that a flow's name with spaces stays one word.
+        typed = " ".join(
+            ["/runs", *([shlex.quote(selector)] if selector else []), f"before={last}"]
+        )
         blocks.append(
             ActionsBlock(
                 block_id="runs:more",

@@ -6,7 +6,9 @@ URLs match the app, and settings errors name the variable that is wrong.
 
 from __future__ import annotations
 
+import html
 import json
+import shlex
 import time
 import uuid
 from collections.abc import Iterator
@@ -450,3 +452,40 @@ def test_lists_page_with_a_more_button_and_before(engine: Engine, bot: RunningBo
     assert ids_in(typed) == [r.id for r in newest_first[15:]]
     refused = runs(bot, "alice", "completed before=nope")
     assert "`before=`: no run `nope`" in refused.text
+
+
+@pytest.mark.parametrize("flow_name", ["deploy|prod", "nightly backup", "it's <odd> & |x|"])
+def test_more_pages_a_flow_whose_name_has_a_bar_or_spaces(
+    engine: Engine, bot: RunningBot, flow_name: str
+) -> None:
+    made = [
+        engine.store.create_run(
+            uuid.uuid4().hex,
+            flow_name,
+            None,
+            b"",
+            {},
+            RunState.COMPLETED,
+            owner=None,
+            started_by=None,
+        )
+        for _ in range(17)
+    ]
+    newest_first = [r.id for r in sorted(made, key=lambda r: (r.created_at, r.id), reverse=True)]
+
+    def ids_in(message) -> list[str]:
+        return [b["block_id"][4:] for b in message.blocks if b.get("block_id", "")[:4] == "run:"]
+
+    quoted = shlex.quote(flow_name)
+    first = runs(bot, "alice", quoted)
+    assert ids_in(first) == newest_first[:15]
+    more = next(e for e in buttons(first) if e["action_id"] == ids.MORE_RUNS)
+    before = len(bot.slack.ephemeral("alice"))
+    bot.driver.click("alice", first, action_id=ids.MORE_RUNS, value=more["value"])
+    second = bot.slack.wait_for(lambda ws: ws.ephemeral("U0ALICE")[before:][-1], timeout=10)
+    assert ids_in(second) == newest_first[15:], second.text
+
+    # The command the list shows for the next page, typed as shown, lists that page too.
+    hint = next(b for b in first.blocks if b["type"] == "context")["elements"][0]["text"]
+    typed = html.unescape(hint.split("`")[1]).removeprefix("/runs ")
+    assert ids_in(runs(bot, "alice", typed)) == newest_first[15:]

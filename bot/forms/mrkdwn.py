@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from markdown_it import MarkdownIt
 from markdown_it.tree import SyntaxTreeNode
 
-__all__ = ["escape_mrkdwn", "markdown_to_mrkdwn", "unescape_mrkdwn"]
+__all__ = ["escape_clipped", "escape_mrkdwn", "markdown_to_mrkdwn", "unescape_mrkdwn"]
 
 # Raw HTML is off so that "<b>" in a description is shown, not silently dropped.
 _PARSER = MarkdownIt("commonmark", {"html": False}).enable("strikethrough")
@@ -42,6 +42,31 @@ def escape_mrkdwn(text: str) -> str:
         The text with ``&``, ``<`` and ``>`` replaced by HTML entities.
     """
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def escape_clipped(text: str, limit: int) -> str:
+    """``escape_mrkdwn(text)`` in at most ``limit`` characters: cut, with an ellipsis, where
+    the escaped text would grow past it (each ``&``, ``<`` and ``>`` takes four or five), and
+    never in the middle of an entity.
+
+    Args:
+        text: Plain text.
+        limit: The most characters the escaped text may take (at least 1).
+
+    Returns:
+        The escaped text, whole if it fits.
+    """
+    escaped = escape_mrkdwn(text)
+    if len(escaped) <= limit:
+        return escaped
+    kept, room = [], limit - 1  # one for the ellipsis
+    for char in text:
+        written = escape_mrkdwn(char)
+        if len(written) > room:
+            break
+        kept.append(written)
+        room -= len(written)
+    return "".join(kept).rstrip() + "…"
 
 
 def unescape_mrkdwn(text: str) -> str:

@@ -23,7 +23,7 @@ from slack_sdk.models.blocks import (
 from signoff.bot.backends import AuditRecord, Pause, PauseStatus, Run, RunState
 from signoff.bot.forms.labels import choice_labels, clip
 from signoff.bot.forms.layout import MAX_TEXT
-from signoff.bot.forms.mrkdwn import escape_mrkdwn, markdown_to_mrkdwn
+from signoff.bot.forms.mrkdwn import escape_clipped, escape_mrkdwn, markdown_to_mrkdwn
 from signoff.bot.slack import ids
 
 _SLACK_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
@@ -295,19 +295,20 @@ def timed_out_text(pause: Pause) -> str:
 
 
 def status_line(run: Run) -> str:
+    """The run's name and state, and how it ended: one section's text (``MAX_TEXT``)."""
     emoji = STATE_EMOJI.get(run.state, "")
-    detail = ""
-    if run.state_message and run.state.is_final:
-        by = _CANCELLED_BY.match(run.state_message)
-        message = (
-            f"cancelled by {who(by.group(1))}"
-            if by
-            else escape_mrkdwn(clip(run.state_message, MAX_REASON))
-        )
-        detail = f": {message}"
     name = run.state_name if run.state_name.lower() != run.state.value else run.state.value
     name = _WORD_START.sub(" ", name).lower()
-    return f"{emoji} {run_label(run)} is *{escape_mrkdwn(name)}*{detail}"
+    line = f"{emoji} {run_label(run)} is *{escape_mrkdwn(name)}*"
+    if run.state_message and run.state.is_final:
+        by = _CANCELLED_BY.match(run.state_message)
+        # Measured once escaped: an error page's "<" and "&" take four or five characters.
+        room = min(MAX_REASON, MAX_TEXT - len(line) - 2)
+        message = (
+            f"cancelled by {who(by.group(1))}" if by else escape_clipped(run.state_message, room)
+        )
+        line += f": {message}"
+    return line
 
 
 def root_blocks(run: Run, pauses: Sequence[Pause]) -> list[Block]:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from signoff.bot.forms.mrkdwn import escape_mrkdwn, markdown_to_mrkdwn
+from signoff.bot.forms.mrkdwn import escape_clipped, escape_mrkdwn, markdown_to_mrkdwn
 
 
 @pytest.mark.parametrize(
@@ -54,3 +54,11 @@ def test_paragraphs_are_separated_by_blank_lines() -> None:
 
 def test_escape() -> None:
     assert escape_mrkdwn("a&b<c>d") == "a&amp;b&lt;c&gt;d"
+
+
+def test_escaped_text_is_cut_to_its_length_once_escaped_never_inside_an_entity() -> None:
+    assert escape_clipped("a<b", 6) == "a&lt;b"
+    assert escape_clipped("a<b&c", 8) == "a&lt;b…"  # "&amp;" would not fit whole
+    assert escape_clipped("<" * 100, 10) == "&lt;&lt;…"
+    page = "<p>&nbsp;</p>" * 500
+    assert len(escape_clipped(page, 2000)) <= 2000

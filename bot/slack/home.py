@@ -26,7 +26,7 @@ from slack_sdk.models.views import View
 
 from signoff.bot.backends import Actor, Backend, Via
 from signoff.bot.errors import BackendError
-from signoff.bot.slack import messages
+from signoff.bot.slack import ids, messages
 
 logger = logging.getLogger(__name__)
 
@@ -38,8 +38,9 @@ def home_view(backend: Backend, user_id: str) -> View:
     """The Home tab for ``user_id``, from the backend's current state."""
     actor = Actor(user_id, via=Via.SLACK)
     blocks: list[Block] = [HeaderBlock(text="Waiting on you")]
-    waiting = backend.waiting_on(actor, limit=SHOWN)
-    for run, pause in waiting:
+    # One more than shown: whether more wait than the tab lists is known from the same scan.
+    waiting = backend.waiting_on(actor, limit=SHOWN + 1)
+    for run, pause in waiting[:SHOWN]:
         blocks.append(
             SectionBlock(
                 text=MarkdownTextObject(
@@ -56,6 +57,13 @@ def home_view(backend: Backend, user_id: str) -> View:
         )
     if not waiting:
         blocks.append(_quiet("Nothing waits on you."))
+    elif len(waiting) > SHOWN:
+        blocks.append(
+            _quiet(
+                f"The {SHOWN} newest of more than {SHOWN} runs waiting on you. Answer these "
+                f"to see the next, or list every run waiting for input with `{ids.RUNS_COMMAND}`."
+            )
+        )
     blocks += [DividerBlock(), HeaderBlock(text="Started by you")]
     started = backend.started_by(user_id, limit=SHOWN)
     blocks += [SectionBlock(text=MarkdownTextObject(text=messages.status_line(r))) for r in started]

@@ -4,12 +4,16 @@ runs' names and failures hold."""
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
+from signoff.bot.slack.home import SHOWN
 from signoff.bot.testing import RunningBot, running_bot
 from signoff.engine import Engine, RunState, flow
+from signoff.engine.runs import Pause
 from tests.support.waiting import wait_for
 
 #: what a flow that calls a web service may well raise: the error page it got back
@@ -41,3 +45,48 @@ def test_a_run_that_failed_with_an_error_page_is_listed_within_a_sections_length
     )
     line = next(b["text"]["text"] for b in home.view["blocks"] if run.id[:8] in json.dumps(b))
     assert "is *failed*: RuntimeError: &lt;html&gt;" in line and line.endswith("…")
+
+
+def asking(engine: Engine, approvers: tuple[str, ...]) -> str:
+    """A run suspended for a yes/no from ``approvers``, stored as a flow would store it."""
+    run_id = uuid.uuid4().hex
+    at = engine.store.clock()
+    engine.store.create_run(
+        run_id, "home-ask", None, b"", {}, RunState.RUNNING, owner=None, started_by="U0CAROL"
+    )
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": {"ok": {"type": "boolean"}},
+        "required": ["ok"],
+    }
+    pause = Pause.waiting(
+        run_id,
+        "1",
+        at,
+        None,
+        suspend=True,
+        schema=schema,
+        title=None,
+        description=None,
+        initial={},
+        approvers=approvers,
+        forbid_starter=False,
+    )
+    assert engine.store.open_pause(pause, None)
+    return run_id
+
+
+def test_more_runs_waiting_on_you_than_shown_says_so(engine: Engine, bot: RunningBot) -> None:
+    mine = [asking(engine, ("U0ALICE",)) for _ in range(SHOWN + 2)]
+    for _ in range(5):
+        asking(engine, ("U0BOB",))
+
+    bot.driver.open_home("alice")
+    home = bot.slack.wait_for(lambda ws: ws.home_view("alice"), timeout=10)
+    waiting = [b for b in home.view["blocks"] if b.get("block_id", "").startswith("home:")]
+    assert [b["block_id"].split(":")[1] for b in waiting] == mine[::-1][:SHOWN]
+    assert "The 10 newest of more than 10 runs waiting on you" in json.dumps(home.view)
+
+    bot.driver.open_home("bob")
+    home = bot.slack.wait_for(lambda ws: ws.home_view("bob"), timeout=10)
+    assert "more than" not in json.dumps(home.view)  # all five are shown

@@ -233,9 +233,14 @@ def register(app: App, backend: Backend, sealer: Sealer) -> None:
                     before = cursors[-1].partition("=")[2]
                 try:
                     reply = list_reply(verb if verb in FILTERS else first, before)
-                except RunNotFound:
+                except RunNotFound as exc:
                     shown = escape_mrkdwn((before or "")[:40])
-                    respond(f":warning: `before=`: no run `{shown}` to list after.")
+                    problem = (
+                        f"more than one run id starts with `{shown}`; give more of it"
+                        if exc.several
+                        else f"no run `{shown}` to list after"
+                    )
+                    respond(f":warning: `before=`: {problem}.")
                     return
                 respond(**reply)
             else:

@@ -489,3 +489,17 @@ def test_more_pages_a_flow_whose_name_has_a_bar_or_spaces(
     hint = next(b for b in first.blocks if b["type"] == "context")["elements"][0]["text"]
     typed = html.unescape(hint.split("`")[1]).removeprefix("/runs ")
     assert ids_in(runs(bot, "alice", typed)) == newest_first[15:]
+
+
+def test_a_before_that_starts_several_run_ids_says_so(engine: Engine, bot: RunningBot) -> None:
+    for run_id in ("1a" + "0" * 30, "1b" + "0" * 30, "2c" + "0" * 30):
+        engine.store.create_run(
+            run_id, "rc-quick", None, b"", {}, RunState.COMPLETED, owner=None, started_by=None
+        )
+    ambiguous = runs(bot, "alice", "all before=1").text
+    assert (
+        ambiguous == ":warning: `before=`: more than one run id starts with `1`; give more of it."
+    )
+    unknown = runs(bot, "alice", "all before=3").text
+    assert unknown == ":warning: `before=`: no run `3` to list after."
+    assert "1a000000" in shown(runs(bot, "alice", "all before=1b"))

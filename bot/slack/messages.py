@@ -40,6 +40,8 @@ MAX_MESSAGE_TEXT = 40_000
 #: the longest reason (a run's failure, a model's refusal) quoted in a status line, which
 #: must fit a section (``MAX_TEXT``) with the run's name around it
 MAX_REASON = 2000
+#: the longest text of a confirm dialog (a Cancel button's, an answer's)
+MAX_CONFIRM = 300
 STATE_EMOJI = {
     RunState.SCHEDULED: ":hourglass:",
     RunState.RUNNING: ":arrow_forward:",
@@ -71,11 +73,19 @@ def when(moment: datetime | None) -> str:
     return f"<!date^{epoch}^{{date_short_pretty}} {{time}}|{fallback}>"
 
 
+def confirm_text(before: str, run: Run, after: str) -> str:
+    """``before``, the run's label and ``after``, as a confirm dialog's text: the flow's name
+    is cut so that the whole fits ``MAX_CONFIRM`` once escaped."""
+    tail = f"* run `{run.id[:8]}`{after}"
+    room = MAX_CONFIRM - len(before) - 1 - len(tail)
+    return f"{before}*{escape_clipped(run.flow_name, room)}{tail}"
+
+
 def cancel_confirm(run: Run) -> ConfirmObject:
     """Slack's confirm dialog on a Cancel button: cancelling cannot be undone."""
     return ConfirmObject(
         title="Cancel this run?",
-        text=f"{run_label(run)} stops where it is. This cannot be undone.",
+        text=confirm_text("", run, " stops where it is. This cannot be undone."),
         confirm="Cancel the run",
         deny="Keep it",
         style="danger",
@@ -226,7 +236,7 @@ def answer_confirm(run: Run) -> ConfirmObject:
     """The confirm dialog a flow asks for (``confirm=True``) before an answer counts."""
     return ConfirmObject(
         title="Send this answer?",
-        text=f"Your answer to {run_label(run)} is recorded and the run goes on.",
+        text=confirm_text("Your answer to ", run, " is recorded and the run goes on."),
         confirm="Send it",
         deny="Not yet",
     )

@@ -503,3 +503,18 @@ def test_a_before_that_starts_several_run_ids_says_so(engine: Engine, bot: Runni
     unknown = runs(bot, "alice", "all before=3").text
     assert unknown == ":warning: `before=`: no run `3` to list after."
     assert "1a000000" in shown(runs(bot, "alice", "all before=1b"))
+
+
+def test_a_long_flow_name_full_of_markup_still_lists_with_its_cancel_button(
+    engine: Engine, bot: RunningBot
+) -> None:
+    name = "R&D <ops> & go " * 13  # 195 characters; twice that once <, > and & are escaped
+    run = engine.store.create_run(
+        uuid.uuid4().hex, name, None, b"", {}, RunState.RUNNING, owner=None, started_by=None
+    )
+    listing = runs(bot, "alice", "all")
+    assert run.id[:8] in shown(listing)
+    [cancel] = [e for e in buttons(listing) if e["action_id"] == ids.CANCEL_RUN]
+    asked = cancel["confirm"]["text"]["text"]
+    assert len(asked) <= 300 and asked.startswith("*R&amp;D &lt;ops&gt; &amp; go")
+    assert asked.endswith(f"…* run `{run.id[:8]}` stops where it is. This cannot be undone.")

@@ -6,7 +6,9 @@ Signoff's own database instead would fail."""
 from __future__ import annotations
 
 import json
+import logging
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +25,7 @@ except ImportError:
 
 from signoff.bot.backends import Actor, PauseStatus, RunState
 from signoff.bot.backends.prefect import PrefectBackend
+from tests.cli.in_process import run_cli
 from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.xdist_group("prefect"), pytest.mark.timeout(900)]
@@ -306,3 +309,54 @@ def test_without_prefect_api_url_the_command_names_the_setting(
     assert error_of(cli("runs", "list", "--backend", "prefect")) == (
         "error: PREFECT_API_URL is not set"
     )
+
+
+def test_runs_list_of_only_suspended_runs_pages_through_the_paused_ones_between(
+    prefect_api_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Prefect has one PAUSED type for paused and suspended runs: a page of one of them
+    must still hold --limit runs when more exist, and end with the command for the next."""
+    import httpx
+
+    api = prefect_api_url.rstrip("/")
+
+    def posted(path: str, body: dict[str, Any]) -> str | None:
+        # A busy Prefect server answers 503 for a moment; it is then asked again.
+        answer = httpx.post(f"{api}{path}", json=body)
+        return str(answer.json()["id"]) if answer.status_code < 300 else None
+
+    flow_id = wait_for(lambda: posted("/flows/", {"name": "paging-states"}), what="a flow")
+
+    def create(suspended: bool) -> str:
+        state = {
+            "type": "PAUSED",
+            "name": "Suspended" if suspended else "Paused",
+            "state_details": {"pause_reschedule": suspended},
+        }
+        body = {"flow_id": flow_id, "state": state}
+        return wait_for(lambda: posted("/flow_runs/", body), what="a paused run")
+
+    # Newest first: suspended, paused, suspended, paused, suspended, paused.
+    made = [create(suspended=i % 2 == 1) for i in range(6)]
+    monkeypatch.setenv("PREFECT_API_URL", prefect_api_url)
+    # The command logs to this test's captured stderr: later tests must not log there.
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        args = ["runs", "list", "--backend", "prefect", "--flow", "paging-states"]
+        args += ["--state", "suspended", "--limit", "2"]
+        status, out, err = run_cli(capsys, *args, "--json")
+        assert status == 0, err
+        assert [r["id"] for r in json.loads(out)] == [made[5], made[3]]
+        assert err.startswith("more: ") and f" --before {made[3]} " in err, err
+        next_page = [w for w in shlex.split(err.removeprefix("more: "))[1:] if w != "--json"]
+        status, out, err = run_cli(capsys, *next_page, "--json")
+        assert (status, [r["id"] for r in json.loads(out)], err) == (0, [made[1]], "")
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        for run_id in made:
+            httpx.post(
+                f"{api}/flow_runs/{run_id}/set_state",
+                json={"state": {"type": "CANCELLED"}, "force": True},
+            )

@@ -153,18 +153,18 @@ class RunReading:
     ) -> list[Run]:
         types = sorted({t for s in states for t in PREFECT_TYPES[s]}) if states else None
         query = _Query(self.api, types, [flow_name.partition("/")[0]] if flow_name else None)
-        if before is None:
-            docs = query.newest(limit)
-        else:
-            # Keyset paging on (expected start, id), newest first: runs expected at the same
-            # moment (a cron tick's) are ordered by id, which Prefect's sort leaves open.
-            after = self._doc(before)
-            at = _moment(after)
-            docs = [d for d in query.at(at) if str(d["id"]) < str(after["id"])][:limit]
+        after = None if before is None else self._doc(before)
+        found: list[Run] = []
+        while len(found) < limit:
+            docs = query.page(limit, after)
+            runs = [self._run(doc) for doc in docs]
+            # One Prefect type can hold states not asked for (PAUSED: paused and suspended
+            # runs): read on past them, so that a page is short only at the end.
+            found += [r for r in runs if states is None or r.state in states]
             if len(docs) < limit:
-                docs += query.newest(limit - len(docs), before=at)
-        found = [self._run(doc) for doc in docs]
-        return [r for r in found if states is None or r.state in states]
+                break
+            after = docs[-1]
+        return found[:limit]
 
     def _audit_refusal(
         self, run_id: str, actor: Actor, key: str | None, action: Action, refusal: Refusal
@@ -257,6 +257,20 @@ class _Query:
 
     def __init__(self, api: PrefectApi, types: list[str] | None, flows: list[str] | None) -> None:
         self.api, self.types, self.flows = api, types, flows
+
+    def page(self, limit: int, after: Doc | None) -> list[Doc]:
+        """The first ``limit`` runs listed after the run ``after`` (from the newest, without).
+
+        Keyset paging on (expected start, id), newest first: runs expected at the same
+        moment (a cron tick's) are ordered by id, which Prefect's sort leaves open.
+        """
+        if after is None:
+            return self.newest(limit)
+        at = _moment(after)
+        docs = [d for d in self.at(at) if str(d["id"]) < str(after["id"])][:limit]
+        if len(docs) < limit:
+            docs += self.newest(limit - len(docs), before=at)
+        return docs
 
     def newest(self, limit: int, before: datetime | None = None) -> list[Doc]:
         """The first ``limit`` runs expected strictly before ``before`` (any, without)."""

@@ -33,6 +33,7 @@ from signoff.bot.backends import (
 )
 from signoff.bot.backends.prefect import PrefectBackend, PrefectSettings
 from signoff.bot.backends.prefect.delivery import Delivery
+from signoff.bot.backends.prefect.watcher import Watcher
 from signoff.bot.errors import RunNotFound
 from signoff.bot.slack import ids
 from signoff.bot.slack.notifier import SlackNotifier
@@ -404,6 +405,39 @@ def test_a_run_deleted_in_prefect_is_dropped_not_retried_for_ever(
     assert not [r for r in caplog.records if getattr(r, "action", None) == "prefect_sync_failed"]
 
 
+def stored_events(backend: PrefectBackend, run_id: str) -> list[object]:
+    found = backend.api._json(
+        "POST",
+        "/events/filter",
+        body={"filter": {"any_resource": {"id": [f"prefect.flow-run.{run_id}"]}}},
+    )
+    return list(found.get("events") or [])
+
+
+def test_a_run_that_paused_just_before_the_event_stream_connected_is_synced_at_once(
+    prefect_backend: PrefectBackend,
+) -> None:
+    # The server takes the stream's filter some time after it is sent; a run that paused
+    # before then was only found by the next reconciliation (30 s by default), so its
+    # prompt came that much later. The stream now replays the last minute first.
+    backend = prefect_backend
+    run_id = paused_without_schema(backend, "paused-before-connect")
+    wait_for(lambda: stored_events(backend, run_id), timeout=30, what="the pause stored")
+    synced: list[str] = []
+    watcher = Watcher(
+        api_url=backend.settings.api_url,
+        api_key=None,
+        sync=lambda run: synced.append(run) or "seen",
+        candidates=lambda since: [],  # reconciliation finds nothing: events alone
+        reconcile_seconds=3600,
+    )
+    watcher.start()
+    try:
+        wait_for(lambda: run_id in synced, timeout=30, what="the paused run synced")
+    finally:
+        watcher.stop()
+
+
 def delete_in_prefect(backend: PrefectBackend, run_id: str) -> None:
     wait_for(
         lambda: backend.api._call("DELETE", f"/flow_runs/{run_id}").status_code == 204,
@@ -433,6 +467,14 @@ def test_a_button_of_a_run_deleted_in_prefect_says_so_and_the_prompt_loses_its_b
     handed = backend.start_run("greet-user/tests", {}, started_by=CAROL)
     asked_root = bot.root_message(asked.id, timeout=60)
     handed_root = bot.root_message(handed.id, timeout=60)
+    for run in (asked, handed):
+        # Deleted before the bot stored where its prompt is, the run is found gone by that
+        # write, and its prompt closed before anyone could press it.
+        wait_for(
+            lambda run=run: backend.get_record(run.id, f"{ids.CONSUMER}.delivered"),
+            timeout=30,
+            what="the prompt recorded as delivered",
+        )
     delete_in_prefect(backend, asked.id)
     delete_in_prefect(backend, handed.id)
 

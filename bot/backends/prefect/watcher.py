@@ -8,6 +8,9 @@ at start and every ``reconcile_seconds`` it lists every paused run and every run
 since the last pass, so a dropped connection or a restart misses nothing. A listed run is
 synced again only when it changed since its last sync (its state or update time), and runs
 named by events go first, so a server with many waiting runs does not delay a new prompt.
+Each connection asks the server to replay the events since shortly before the last one
+seen (or before connecting, the first time): the server takes a filter some time after
+it is sent, and a run that paused in between would otherwise wait for the next pass.
 A run whose sync fails is tried again after a growing delay (at least once delivery).
 Prefect emits no event when a run is deleted: a reconciliation pass also lists the runs
 whose records the consumer kept apart from them (``Records.keep``), which a deletion
@@ -42,13 +45,19 @@ def events_url(api_url: str) -> str:
     return f"{'wss' if scheme == 'https' else 'ws'}://{rest.rstrip('/')}/events/out"
 
 
-def event_filter(now: datetime) -> dict[str, object]:
-    """The stream's filter: flow run events from now on. The server reads a filter without
-    ``occurred`` as "until the moment it was read", which would match no later event."""
+#: how far before ``since`` a connection's replay starts: events are stored a little late
+#: and clocks differ, and a replayed event costs one read of its run
+REPLAY_MARGIN = timedelta(minutes=1)
+
+
+def event_filter(since: datetime, now: datetime) -> dict[str, object]:
+    """The stream's filter: flow run events from a little before ``since`` on (replayed
+    when asked for, then live). The server reads a filter without an ``occurred`` end as
+    "until the moment it was read", which would match no later event."""
     return {
         "event": {"prefix": [EVENT_PREFIX]},
         "occurred": {
-            "since": (now - timedelta(minutes=1)).isoformat(),
+            "since": (since - REPLAY_MARGIN).isoformat(),
             "until": (now + timedelta(days=3650)).isoformat(),
         },
     }
@@ -97,6 +106,8 @@ class Watcher:
         self._reconcile_now = threading.Event()
         self._threads: list[threading.Thread] = []
         self._socket: object | None = None
+        #: when the latest event seen occurred: the next connection replays from there
+        self._seen_until: datetime | None = None
         self.connected = threading.Event()
 
     def start(self) -> None:
@@ -143,13 +154,11 @@ class Watcher:
                     answer = json.loads(socket.recv(timeout=10))
                     if answer.get("type") != "auth_success":
                         raise ConnectionError(f"event stream refused: {answer.get('reason')}")
+                    now = datetime.now(UTC)
+                    since = min(self._seen_until or now, now)
                     socket.send(
                         json.dumps(
-                            {
-                                "type": "filter",
-                                "filter": event_filter(datetime.now(UTC)),
-                                "backfill": False,
-                            }
+                            {"type": "filter", "filter": event_filter(since, now), "backfill": True}
                         )
                     )
                     self.connected.set()
@@ -181,6 +190,15 @@ class Watcher:
         resource = str((event.get("resource") or {}).get("prefect.resource.id") or "")
         if data.get("type") == "event" and resource.startswith(RESOURCE_PREFIX):
             self.poke(resource.removeprefix(RESOURCE_PREFIX))
+            self._saw(event.get("occurred"))
+
+    def _saw(self, occurred: object) -> None:
+        try:
+            at = datetime.fromisoformat(str(occurred))
+        except ValueError:
+            return  # an event without a readable time moves nothing
+        if at.tzinfo is not None and (self._seen_until is None or at > self._seen_until):
+            self._seen_until = at
 
     def _reconciler(self) -> None:
         since: datetime | None = None

@@ -31,7 +31,13 @@ from signoff.bot.cli.heap import settle_after_start
 from signoff.bot.cli.logs import configure_logging
 from signoff.bot.cli.render import dump_json
 from signoff.bot.cli.runs import runs
-from signoff.bot.cli.session import CliSession, check_person, flows_option, pass_session
+from signoff.bot.cli.session import (
+    CliSession,
+    check_person,
+    flows_option,
+    name_database_source,
+    pass_session,
+)
 from signoff.bot.cli.wait import Until, report_wait, say_no_worker, timeout_option, wait_for_run
 from signoff.bot.errors import BotError, SettingsError
 from signoff.bot.forms.parameters import parameter_values
@@ -146,7 +152,7 @@ class SignoffGroup(click.Group):
             # file that cannot be loaded, a run that is not there).
             if ctx.params.get("verbose"):
                 traceback.print_exc()
-            raise click.ClickException(str(exc)) from exc
+            raise click.ClickException(name_database_source(str(exc), ctx)) from exc
         except Exception as exc:
             if ctx.params.get("verbose"):
                 traceback.print_exc()

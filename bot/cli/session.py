@@ -82,8 +82,12 @@ class CliSession:
                 ) from exc
             except DatabaseNotFound as exc:
                 raise click.ClickException(
-                    f"{exc}; check SIGNOFF_DATABASE_URL (or --database-url): 'signoff worker', "
-                    "'signoff run' or 'signoff db upgrade' makes the database"
+                    name_database_source(
+                        f"{exc}; check SIGNOFF_DATABASE_URL (or --database-url): "
+                        "'signoff worker', 'signoff run' or 'signoff db upgrade' makes the "
+                        "database",
+                        click.get_current_context(),
+                    )
                 ) from exc
             set_engine(self._engine)
             click.get_current_context().find_root().call_on_close(self.close)
@@ -97,6 +101,29 @@ class CliSession:
             opened, self._engine = self._engine, None
             set_engine(None)
             opened.close()
+
+
+#: what the engine calls the setting that names the database, and how it names it in its
+#: errors (it knows only the variable)
+DATABASE_VARIABLE = "SIGNOFF_DATABASE_URL"
+_SOURCE_WORDING = (
+    (f"{DATABASE_VARIABLE} (or --database-url)", "--database-url"),
+    (f"the database at {DATABASE_VARIABLE}", "the database given with --database-url"),
+    (DATABASE_VARIABLE, "--database-url"),
+)
+
+
+def name_database_source(message: str, ctx: click.Context) -> str:
+    """``message`` (an engine or settings error) naming where the database URL came from:
+    ``--database-url`` when it was typed on the command line, where the engine's wording
+    sends the operator to ``SIGNOFF_DATABASE_URL``, which may name another database or none.
+    """
+    typed = ctx.find_root().get_parameter_source("database_url")
+    if typed is not click.core.ParameterSource.COMMANDLINE:
+        return message
+    for engine_words, ours in _SOURCE_WORDING:
+        message = message.replace(engine_words, ours)
+    return message
 
 
 def check_person(_ctx: click.Context, _param: click.Parameter, name: str | None) -> str | None:

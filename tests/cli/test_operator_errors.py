@@ -99,6 +99,61 @@ def test_an_unusable_sqlite_path_names_the_variable_and_the_path(
     assert reason in line and "unexpected" not in line
 
 
+def signoff(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "signoff.bot.cli", *args],
+        env=serve_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "command", "says"),
+    [
+        (
+            "postgresql://signoff@127.0.0.1:{port}/db",
+            "runs list",
+            "cannot open the database given with --database-url: ",
+        ),
+        (
+            "sqlite:////proc/no-such-dir/signoff.db",
+            "db upgrade",
+            "--database-url names the SQLite file /proc/no-such-dir/signoff.db",
+        ),
+        ("sqlite:///{tmp}/none.db", "runs list", "there is no database at "),
+        ("/tmp/signoff.db", "runs list", "invalid setting: --database-url: is a file path"),
+    ],
+)
+def test_a_database_given_with_the_flag_is_named_by_the_flag(
+    tmp_path: Path, url: str, command: str, says: str
+) -> None:
+    """The URL came from --database-url (SIGNOFF_DATABASE_URL names a good database), yet
+    the error sent the operator to SIGNOFF_DATABASE_URL."""
+    url = url.format(port=closed_port(), tmp=tmp_path)
+    done = signoff(tmp_path, "--database-url", url, *command.split())
+    assert done.returncode == 1
+    (line,) = lines(done.stderr)
+    assert line.startswith(f"error: {says}"), line
+    assert "SIGNOFF_DATABASE_URL" not in line
+    assert "--database-url" in line
+
+
+def test_a_database_from_the_variable_is_still_named_by_the_variable(tmp_path: Path) -> None:
+    env_url = f"postgresql://signoff@127.0.0.1:{closed_port()}/db"
+    done = subprocess.run(
+        [sys.executable, "-m", "signoff.bot.cli", "runs", "list"],
+        env=serve_env(tmp_path, SIGNOFF_DATABASE_URL=env_url),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    (line,) = lines(done.stderr)
+    assert line.startswith("error: cannot open the database at SIGNOFF_DATABASE_URL: "), line
+
+
 def test_a_database_that_refuses_writes_is_one_line_not_a_traceback(
     tmp_path: Path,
     pg_url: str,  # noqa: F811

@@ -195,7 +195,8 @@ def test_another_applications_database_is_refused_and_left_as_it_was(
         status, _, err = run_cli(capsys, "--database-url", url, *command_line)
         assert status == 1, command_line
         assert err == (
-            f"error: the database is not Signoff's: {reason}; point SIGNOFF_DATABASE_URL at "
+            # Named as it was given: by the flag, not the variable.
+            f"error: the database is not Signoff's: {reason}; point --database-url at "
             "Signoff's own database (a new SQLite path, or a PostgreSQL database for Signoff)\n"
         )
     assert tables() == before  # nothing of Signoff's was added

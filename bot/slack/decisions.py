@@ -18,7 +18,16 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.models.blocks import InputBlock, MarkdownTextObject, SectionBlock, UserSelectElement
 from slack_sdk.models.views import View
 
-from signoff.bot.backends import Action, Backend, Denied, PauseStatus, Refusal, Refused, Stale
+from signoff.bot.backends import (
+    Action,
+    Backend,
+    Denied,
+    Pause,
+    PauseStatus,
+    Refusal,
+    Refused,
+    Stale,
+)
 from signoff.bot.errors import BackendError, NotPermitted, RunNotFound, TamperedMetadata
 from signoff.bot.forms.labels import clip
 from signoff.bot.forms.mrkdwn import escape_mrkdwn
@@ -27,12 +36,13 @@ from signoff.bot.slack.approvers import refusal_text, slack_actor
 from signoff.bot.slack.deleted import GONE, close_pressed_prompt
 from signoff.bot.slack.failures import reported
 from signoff.bot.slack.interactions import notice_view, stale_reason
-from signoff.bot.slack.messages import MAX_MESSAGE_TEXT, who
+from signoff.bot.slack.messages import MAX_MESSAGE_TEXT, single_decision, who
 from signoff.bot.slack.sealing import Sealer
 
 logger = logging.getLogger(__name__)
 
 _DECIDE = re.compile(rf"^{ids.DECIDE}:\d+$")
+NOT_OURS = "That button is not one of Signoff's; nothing was changed."
 
 
 def _tell(client: WebClient, body: dict[str, Any], text: str) -> None:
@@ -68,6 +78,35 @@ def _cannot_decide(client: WebClient, user: str) -> str | None:
     return None
 
 
+def _pressed(action: dict[str, Any]) -> tuple[str, str, dict[str, Any] | int]:
+    """The run id and input key a decision button names, and the answer it stands for: the
+    choice's number (its ``action_id`` ends in it), or, on a button posted before they were
+    looked up, the answer itself (``{"t": "RUN:KEY", "f": field, "v": value}``).
+
+    Raises:
+        ValueError, KeyError, TypeError, RecursionError: the button is not one of Signoff's.
+    """
+    value = str(action["value"])
+    if value.startswith(("{", "[")):
+        chosen = json.loads(value)
+        run_id, _, key = str(chosen["t"]).partition(":")
+        return run_id, key, {str(chosen["f"]): chosen["v"]}
+    run_id, colon, key = value.partition(":")
+    if not colon:
+        raise ValueError(f"a decision button's value names no input: {value[:40]!r}")
+    return run_id, key, int(str(action["action_id"]).rpartition(":")[2])
+
+
+def _choice(pause: Pause, number: int) -> dict[str, Any] | None:
+    """The answer the ``number``-th decision button of ``pause``'s prompt gives, or None when
+    its model has no such button."""
+    decision = single_decision(pause.schema) if pause.schema else None
+    if decision is None or not 0 <= number < len(decision[1]):
+        return None
+    field, choices = decision
+    return {field: choices[number][1]}
+
+
 def register(app: App, backend: Backend, sealer: Sealer) -> None:
     """Add the decision buttons' and the Reassign button's listeners to ``app``.
 
@@ -80,16 +119,26 @@ def register(app: App, backend: Backend, sealer: Sealer) -> None:
         ack()
         actor = slack_actor(body["user"])
         try:
-            chosen = json.loads(str(body["actions"][0]["value"]))
-            run_id, _, key = str(chosen["t"]).partition(":")
-            field, value = str(chosen["f"]), chosen["v"]
+            run_id, key, chosen = _pressed(body["actions"][0])
         except (ValueError, KeyError, TypeError, RecursionError):
             # RecursionError: JSON nested deeper than the parser recurses, which no button
             # of Signoff's carries.
-            _tell(client, body, "That button is not one of Signoff's; nothing was changed.")
+            _tell(client, body, NOT_OURS)
             return
         try:
-            outcome = backend.answer(run_id, key, {field: value}, responder=actor)
+            if isinstance(chosen, int):
+                pause = backend.get_pause(run_id, key)
+                if pause is None:
+                    run = backend.get_run(run_id)
+                    _tell(client, body, stale_reason(backend, run, key) or NOT_OURS)
+                    return
+                answer = _choice(pause, chosen)
+                if answer is None:
+                    _tell(client, body, NOT_OURS)
+                    return
+            else:
+                answer = chosen
+            outcome = backend.answer(run_id, key, answer, responder=actor)
             if isinstance(outcome, Denied):
                 run = backend.get_run(run_id)
                 _tell(client, body, refusal_text(Action.ANSWER, actor, run, outcome.refusal))

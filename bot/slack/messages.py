@@ -172,13 +172,14 @@ def prompt_buttons(run: Run, pause: Pause) -> list[ButtonElement]:
     decision = pause.schema and single_decision(pause.schema)
     buttons: list[ButtonElement] = []
     if decision:
-        field, choices = decision
-        for label, value in choices:
+        for label, value in decision[1]:
             buttons.append(
                 ButtonElement(
                     text=label[:75],
+                    # The choice is looked up by the button's number when clicked: the
+                    # field and the value, as JSON, may be longer than a value may be.
                     action_id=f"{ids.DECIDE}:{len(buttons)}",
-                    value=json.dumps({"t": target, "f": field, "v": value})[:2000],
+                    value=target,
                     style="primary" if value is True or len(buttons) == 0 else None,
                     confirm=confirm,
                 )

@@ -5,20 +5,30 @@ headings or real lists, and ``&``, ``<`` and ``>`` must be escaped as HTML entit
 with markdown-it-py (CommonMark plus strikethrough, raw HTML off) and walk the syntax tree, so
 the output follows the structure the author meant rather than a pile of regex rewrites.
 
-Known gaps, because mrkdwn has no escape character: a literal ``*``, ``_``, ``~`` or `````
-in the source (for instance ``\\*``) may still be read as formatting by Slack, and emphasis
-inside a word (``foo**bar**``) is not rendered by Slack.
+mrkdwn has no escape character either, so a ``*``, ``_``, ``~`` or ````` meant as itself (a
+flow's name, ``\\*`` in Markdown) goes out as the fallback text of a date token whose format
+is not a date (``<!date^0^{_}|*>``): Slack shows a fallback as written, never as formatting.
+Known gap: emphasis inside a word (``foo**bar**``) is not rendered by Slack.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 
 from markdown_it import MarkdownIt
 from markdown_it.tree import SyntaxTreeNode
 
-__all__ = ["escape_clipped", "escape_mrkdwn", "markdown_to_mrkdwn", "unescape_mrkdwn"]
+__all__ = [
+    "clip_mrkdwn",
+    "escape_clipped",
+    "escape_mrkdwn",
+    "literal_clipped",
+    "literal_mrkdwn",
+    "markdown_to_mrkdwn",
+    "unescape_mrkdwn",
+]
 
 # Raw HTML is off so that "<b>" in a description is shown, not silently dropped.
 _PARSER = MarkdownIt("commonmark", {"html": False}).enable("strikethrough")
@@ -30,6 +40,11 @@ _MENTION = re.compile(
 )
 _HAS_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 _RULE = "―" * 10
+#: what Slack reads as bold, italic, strike and code; ``:`` too in a name, as in ``:x:``
+_FORMATTING = re.compile(r"[*_~`]")
+_FORMATTING_OR_EMOJI = re.compile(r"[*_~`:]")
+#: a ``<...>`` token cut off by a length limit
+_OPEN_TOKEN = re.compile(r"<[^<>]*$")
 
 
 def escape_mrkdwn(text: str) -> str:
@@ -44,6 +59,23 @@ def escape_mrkdwn(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def literal_mrkdwn(text: str, *, emoji: bool = False) -> str:
+    """``text`` as mrkdwn that Slack shows exactly as written: ``&``, ``<`` and ``>``
+    escaped, and each formatting character in a date token's fallback, which Slack shows
+    as it is (so ``*`` in a flow's name neither ends the bold around it nor starts one).
+
+    Args:
+        text: Plain text: a name, a title, a field's name.
+        emoji: Whether ``:code:`` in it may still show as an emoji (text an author wrote,
+            as in a description); a name's colons are kept as colons.
+
+    Returns:
+        The mrkdwn, to put inside formatting (``*{...}*``) or beside it.
+    """
+    special = _FORMATTING if emoji else _FORMATTING_OR_EMOJI
+    return special.sub(lambda m: f"<!date^0^{{_}}|{m.group(0)}>", escape_mrkdwn(text))
+
+
 def escape_clipped(text: str, limit: int) -> str:
     """``escape_mrkdwn(text)`` in at most ``limit`` characters: cut, with an ellipsis, where
     the escaped text would grow past it (each ``&``, ``<`` and ``>`` takes four or five), and
@@ -56,17 +88,51 @@ def escape_clipped(text: str, limit: int) -> str:
     Returns:
         The escaped text, whole if it fits.
     """
-    escaped = escape_mrkdwn(text)
+    return _clipped(text, limit, escape_mrkdwn)
+
+
+def literal_clipped(text: str, limit: int) -> str:
+    """``literal_mrkdwn(text)`` in at most ``limit`` characters, cut as ``escape_clipped``
+    cuts: with an ellipsis, never inside an entity or a date token.
+
+    Args:
+        text: Plain text.
+        limit: The most characters the mrkdwn may take (at least 1).
+
+    Returns:
+        The mrkdwn, whole if it fits.
+    """
+    return _clipped(text, limit, literal_mrkdwn)
+
+
+def _clipped(text: str, limit: int, escape: Callable[[str], str]) -> str:
+    escaped = escape(text)
     if len(escaped) <= limit:
         return escaped
     kept, room = [], limit - 1  # one for the ellipsis
     for char in text:
-        written = escape_mrkdwn(char)
+        written = escape(char)
         if len(written) > room:
             break
         kept.append(written)
         room -= len(written)
     return "".join(kept).rstrip() + "…"
+
+
+def clip_mrkdwn(text: str, limit: int) -> str:
+    """mrkdwn cut to ``limit`` characters (a section's 3,000) without leaving half a token
+    (a link, a mention, a date token carrying a ``*``) at the end.
+
+    Args:
+        text: mrkdwn.
+        limit: The most characters it may take.
+
+    Returns:
+        The text, whole if it fits.
+    """
+    if len(text) <= limit:
+        return text
+    return _OPEN_TOKEN.sub("", text[:limit])
 
 
 def unescape_mrkdwn(text: str) -> str:
@@ -152,14 +218,14 @@ def _list(node: SyntaxTreeNode) -> str:
     return ("\n" if tight else "\n\n").join(items)
 
 
-def _inline(nodes: Sequence[SyntaxTreeNode], *, bold: bool = False) -> str:
-    return "".join(_span(node, bold=bold) for node in nodes)
+def _inline(nodes: Sequence[SyntaxTreeNode], *, bold: bool = False, in_link: bool = False) -> str:
+    return "".join(_span(node, bold=bold, in_link=in_link) for node in nodes)
 
 
-def _span(node: SyntaxTreeNode, *, bold: bool) -> str:
+def _span(node: SyntaxTreeNode, *, bold: bool, in_link: bool) -> str:
     kind = node.type
     if kind == "text":
-        return _text(node.content)
+        return _text(node.content, in_link=in_link)
     if kind == "softbreak":
         return " "
     if kind == "hardbreak":
@@ -167,17 +233,20 @@ def _span(node: SyntaxTreeNode, *, bold: bool) -> str:
     if kind == "code_inline":
         return f"`{escape_mrkdwn(node.content)}`"
     if kind == "strong":
-        inner = _inline(node.children, bold=True)
+        inner = _inline(node.children, bold=True, in_link=in_link)
         # Slack has no nested bold, and "**" would show up literally.
         return inner if bold else f"*{inner}*"
     if kind == "em":
-        return f"_{_inline(node.children, bold=bold)}_"
+        return f"_{_inline(node.children, bold=bold, in_link=in_link)}_"
     if kind == "s":
-        return f"~{_inline(node.children, bold=bold)}~"
+        return f"~{_inline(node.children, bold=bold, in_link=in_link)}~"
     if kind in ("link", "image"):
         target = str(node.attrs.get("href" if kind == "link" else "src", ""))
-        return _link(target, _inline(node.children, bold=bold))
-    return _inline(node.children, bold=bold) if node.children else _text(node.content)
+        linked = bool(_HAS_SCHEME.match(target))
+        return _link(target, _inline(node.children, bold=bold, in_link=in_link or linked))
+    if node.children:
+        return _inline(node.children, bold=bold, in_link=in_link)
+    return _text(node.content, in_link=in_link)
 
 
 def _link(target: str, label: str) -> str:
@@ -190,12 +259,15 @@ def _link(target: str, label: str) -> str:
     return f"<{url}|{label}>"
 
 
-def _text(text: str) -> str:
+def _text(text: str, *, in_link: bool = False) -> str:
+    # Text is what the author meant as itself: its "*" or "_" (written "\\*") is not
+    # formatting. A link's label cannot hold a date token, so there it is only escaped.
+    written = escape_mrkdwn if in_link else partial(literal_mrkdwn, emoji=True)
     parts: list[str] = []
     position = 0
     for mention in _MENTION.finditer(text):
-        parts.append(escape_mrkdwn(text[position : mention.start()]))
+        parts.append(written(text[position : mention.start()]))
         parts.append(mention.group(0))
         position = mention.end()
-    parts.append(escape_mrkdwn(text[position:]))
+    parts.append(written(text[position:]))
     return "".join(parts)

@@ -26,6 +26,7 @@ from slack_sdk.models.views import View
 
 from signoff.bot.backends import Actor, Backend, Via
 from signoff.bot.errors import BackendError
+from signoff.bot.forms.mrkdwn import clip_mrkdwn
 from signoff.bot.slack import ids, messages
 
 logger = logging.getLogger(__name__)
@@ -73,7 +74,7 @@ def home_view(backend: Backend, user_id: str) -> View:
     decided = backend.decisions_by(user_id, limit=SHOWN)
     if decided:
         lines = "\n".join(messages.audit_line(r) for r in decided)
-        blocks.append(SectionBlock(text=MarkdownTextObject(text=lines[:3000])))
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=clip_mrkdwn(lines, 3000))))
     else:
         blocks.append(_quiet("No decisions yet."))
     return View(type="home", blocks=blocks)

@@ -23,7 +23,14 @@ from slack_sdk.models.blocks import (
 from signoff.bot.backends import AuditRecord, Pause, PauseStatus, Run, RunState
 from signoff.bot.forms.labels import choice_labels, clip
 from signoff.bot.forms.layout import MAX_TEXT
-from signoff.bot.forms.mrkdwn import escape_clipped, escape_mrkdwn, markdown_to_mrkdwn
+from signoff.bot.forms.mrkdwn import (
+    clip_mrkdwn,
+    escape_clipped,
+    escape_mrkdwn,
+    literal_clipped,
+    literal_mrkdwn,
+    markdown_to_mrkdwn,
+)
 from signoff.bot.slack import ids
 
 _SLACK_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
@@ -42,6 +49,9 @@ MAX_MESSAGE_TEXT = 40_000
 MAX_REASON = 2000
 #: the longest text of a confirm dialog (a Cancel button's, an answer's)
 MAX_CONFIRM = 300
+#: the most a flow's name takes in a line, as mrkdwn: its formatting characters take
+#: fifteen each (``literal_mrkdwn``), and the line must fit a section with it
+MAX_NAME_TEXT = 1500
 STATE_EMOJI = {
     RunState.SCHEDULED: ":hourglass:",
     RunState.RUNNING: ":arrow_forward:",
@@ -75,10 +85,10 @@ def when(moment: datetime | None) -> str:
 
 def confirm_text(before: str, run: Run, after: str) -> str:
     """``before``, the run's label and ``after``, as a confirm dialog's text: the flow's name
-    is cut so that the whole fits ``MAX_CONFIRM`` once escaped."""
+    is cut so that the whole fits ``MAX_CONFIRM`` once escaped (``literal_clipped``)."""
     tail = f"* run `{run.id[:8]}`{after}"
     room = MAX_CONFIRM - len(before) - 1 - len(tail)
-    return f"{before}*{escape_clipped(run.flow_name, room)}{tail}"
+    return f"{before}*{literal_clipped(run.flow_name, room)}{tail}"
 
 
 def cancel_confirm(run: Run) -> ConfirmObject:
@@ -122,7 +132,9 @@ def when_short(moment: datetime) -> str:
 
 
 def run_label(run: Run) -> str:
-    return f"*{escape_mrkdwn(run.flow_name)}* run `{run.id[:8]}`"
+    """The run as people know it: its flow's name in bold, shown as written (a ``*`` or
+    ``_`` in it is not formatting), and its short id."""
+    return f"*{literal_clipped(run.flow_name, MAX_NAME_TEXT)}* run `{run.id[:8]}`"
 
 
 def approvers_text(run: Run, pause: Pause) -> str:
@@ -141,7 +153,11 @@ def prompt_blocks(run: Run, pause: Pause, *, again: bool = False) -> list[Block]
     ]
     if pause.description:
         blocks.append(
-            SectionBlock(text=MarkdownTextObject(text=markdown_to_mrkdwn(pause.description)[:3000]))
+            SectionBlock(
+                text=MarkdownTextObject(
+                    text=clip_mrkdwn(markdown_to_mrkdwn(pause.description), 3000)
+                )
+            )
         )
     details = [
         MarkdownTextObject(text=f"*Who may answer:* {approvers_text(run, pause)}"),
@@ -256,7 +272,11 @@ def closed_prompt_blocks(run: Run, pause: Pause, outcome: str) -> list[Block]:
     ]
     if pause.description:
         blocks.append(
-            SectionBlock(text=MarkdownTextObject(text=markdown_to_mrkdwn(pause.description)[:3000]))
+            SectionBlock(
+                text=MarkdownTextObject(
+                    text=clip_mrkdwn(markdown_to_mrkdwn(pause.description), 3000)
+                )
+            )
         )
     blocks.append(ContextBlock(elements=[MarkdownTextObject(text=outcome)]))
     return blocks
@@ -340,7 +360,7 @@ def rejection_text(responder: str | None, errors: Mapping[str, str], response: o
     model's own words, clipped to a section's length), and what was sent."""
     lines = [f":warning: {who(responder)}'s answer was not accepted:"]
     lines += [
-        f"• *{escape_mrkdwn(clip(field or 'input', 200))}*: {escape_mrkdwn(clip(msg, MAX_TEXT))}"
+        f"• *{literal_mrkdwn(clip(field or 'input', 200))}*: {escape_mrkdwn(clip(msg, MAX_TEXT))}"
         for field, msg in errors.items()
     ]
     if isinstance(response, Mapping) and response:
@@ -352,7 +372,7 @@ def rejection_text(responder: str | None, errors: Mapping[str, str], response: o
 
 
 def unrenderable_text(pause: Pause, reason: str, *, cancelled: bool = True) -> str:
-    title = escape_mrkdwn(pause.title or f"for {pause.key}")
+    title = literal_mrkdwn(pause.title or f"for {pause.key}")
     then = (
         "The run is cancelled; change the model and start it again."
         if cancelled
@@ -366,7 +386,7 @@ def unrenderable_text(pause: Pause, reason: str, *, cancelled: bool = True) -> s
 
 def unanswerable_text(pause: Pause) -> str:
     """The thread note for a request nobody can answer (``Pause.unanswerable`` says why)."""
-    title = escape_mrkdwn(pause.title or f"for {pause.key}")
+    title = literal_mrkdwn(pause.title or f"for {pause.key}")
     return (
         f":x: Nobody can answer the input *{title}*: "
         f"{escape_mrkdwn(pause.unanswerable or 'it cannot be answered')}. "
@@ -427,7 +447,9 @@ def run_list_blocks(
     ``SELECTOR|LAST_RUN_ID``); None when this is the last page.
     """
     waiting_ids = set(waiting)
-    blocks: list[Block] = [SectionBlock(text=MarkdownTextObject(text=f"*{escape_mrkdwn(title)}*"))]
+    blocks: list[Block] = [
+        SectionBlock(text=MarkdownTextObject(text=f"*{literal_clipped(title, MAX_NAME_TEXT)}*"))
+    ]
     if not runs:
         blocks.append(SectionBlock(text=MarkdownTextObject(text="No runs.")))
     for run in runs[:RUNS_PAGE]:
@@ -480,4 +502,4 @@ def thread_restarted_block() -> ContextBlock:
 
 
 def text_block(text: str) -> SectionBlock:
-    return SectionBlock(text=MarkdownTextObject(text=text[:3000]))
+    return SectionBlock(text=MarkdownTextObject(text=clip_mrkdwn(text, 3000)))

@@ -2,7 +2,14 @@ from __future__ import annotations
 
 import pytest
 
-from signoff.bot.forms.mrkdwn import escape_clipped, escape_mrkdwn, markdown_to_mrkdwn
+from signoff.bot.forms.mrkdwn import (
+    clip_mrkdwn,
+    escape_clipped,
+    escape_mrkdwn,
+    literal_clipped,
+    literal_mrkdwn,
+    markdown_to_mrkdwn,
+)
 
 
 @pytest.mark.parametrize(
@@ -62,3 +69,21 @@ def test_escaped_text_is_cut_to_its_length_once_escaped_never_inside_an_entity()
     assert escape_clipped("<" * 100, 10) == "&lt;&lt;…"
     page = "<p>&nbsp;</p>" * 500
     assert len(escape_clipped(page, 2000)) <= 2000
+
+
+def test_formatting_characters_meant_as_themselves_go_in_a_date_tokens_fallback() -> None:
+    assert literal_mrkdwn("a*b_c~d`e:x:") == (
+        "a<!date^0^{_}|*>b<!date^0^{_}|_>c<!date^0^{_}|~>d<!date^0^{_}|`>e"
+        "<!date^0^{_}|:>x<!date^0^{_}|:>"
+    )
+    assert literal_mrkdwn("a<b> & :x:", emoji=True) == "a&lt;b&gt; &amp; :x:"
+    # Markdown's escaped characters are text; a link's label only escapes (no token fits).
+    assert markdown_to_mrkdwn("\\*not bold\\*") == "<!date^0^{_}|*>not bold<!date^0^{_}|*>"
+    assert markdown_to_mrkdwn("[a_b](https://x.io) :rocket:") == "<https://x.io|a_b> :rocket:"
+
+
+def test_literal_text_and_mrkdwn_are_never_cut_inside_a_token() -> None:
+    assert literal_clipped("ab*c", 16) == "ab…"  # the token would not fit whole
+    assert literal_clipped("ab*cd", 18) == "ab<!date^0^{_}|*>…"
+    assert clip_mrkdwn("x <!date^0^{_}|*> y", 8) == "x "
+    assert clip_mrkdwn("short", 8) == "short"

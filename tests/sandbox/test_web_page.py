@@ -199,6 +199,12 @@ def test_message_blocks_buttons_confirms_and_unknown_types() -> None:
             "*`/runs`* — _see `show`_ <a `b` c>",
             "<b><code>/runs</code></b> — <i>see <code>show</code></i> &lt;a <code>b</code> c&gt;",
         ),
+        # A date token is whole: the backtick in its fallback (a character shown as itself)
+        # opens no code span with the next one, and bold around it holds.
+        (
+            "*a<!date^0^{_}|`>b<!date^0^{_}|`>c*",
+            '<b>a<time title="!date^0^{_}">`</time>b<time title="!date^0^{_}">`</time>c</b>',
+        ),
         # A NUL in the text is not where a token goes back in: it failed the whole page.
         (
             "a` \x000\x00 `b <@U0BOB> \x000\x00",

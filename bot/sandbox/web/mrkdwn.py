@@ -23,6 +23,7 @@ _FENCE = re.compile(r"```(.*?)```", re.DOTALL)
 _CODE = re.compile(r"`([^`\n]+)`")
 #: a NUL stands for a code span or token already drawn (``_inline``), never inside a token
 _TOKEN = re.compile(r"<([^<>\n\x00]+)>")
+_DATE = re.compile(r"<(!date\^[^<>\n\x00]+)>")
 _STYLES = (
     (re.compile(r"(?<![\w*])\*(?=\S)([^*\n]+?)(?<=\S)\*(?![\w*])"), "b"),
     (re.compile(r"(?<![\w_])_(?=\S)([^_\n]+?)(?<=\S)_(?![\w_])"), "i"),
@@ -98,6 +99,13 @@ def _paragraph(text: str, names: Mapping[str, str]) -> str:
         tokens.append(Markup("<code>{}</code>").format(_unescape(match.group(1))))
         return f"\x00{len(tokens) - 1}\x00"
 
+    def stash_date(match: re.Match[str]) -> str:
+        tokens.append(_token(match.group(1), names))
+        return f"\x00{len(tokens) - 1}\x00"
+
+    # A date token is whole before anything else is read: a backtick in its fallback text
+    # (how an app shows one as itself) neither opens nor closes a code span.
+    text = _DATE.sub(stash_date, text)
     lines = _inline(_CODE.sub(stash, text), names, tokens).split("\n")
     out: list[str] = []
     for line in lines:

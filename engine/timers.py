@@ -15,6 +15,7 @@ process; applications add their own (the Slack bot's reminders) through ``Timers
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import threading
 import weakref
@@ -65,6 +66,18 @@ def escalate_due_pauses() -> None:
 
 #: how soon the scheduler tries again after its job store failed (a new job wakes it sooner)
 RETRY_SECONDS = 5.0
+#: the job table's id column (APScheduler's ``VARCHAR(191)``; PostgreSQL enforces it)
+STORED_ID_LENGTH = 191
+
+
+def stored_id(job_id: str) -> str:
+    """``job_id`` as the job table holds it: itself when it fits, else its start and a
+    digest of the whole (ids name a run and a pause key, together up to about 250
+    characters, and must stay distinct)."""
+    if len(job_id) <= STORED_ID_LENGTH:
+        return job_id
+    digest = hashlib.sha256(job_id.encode()).hexdigest()
+    return f"{job_id[: STORED_ID_LENGTH - len(digest) - 1]}#{digest}"
 
 
 class _JobStore(SQLAlchemyJobStore):  # type: ignore[misc]
@@ -183,7 +196,12 @@ class Timers:
         if not self._scheduler.running:
             self.start(active=False)
         self._scheduler.add_job(
-            func, "date", run_date=when, id=job_id, kwargs=dict(kwargs or {}), replace_existing=True
+            func,
+            "date",
+            run_date=when,
+            id=stored_id(job_id),
+            kwargs=dict(kwargs or {}),
+            replace_existing=True,
         )
         logger.debug("timer set", extra={"action": "timer_set", "job_id": job_id})
 
@@ -191,10 +209,10 @@ class Timers:
         if not self._scheduler.running:
             self.start(active=False)
         with contextlib.suppress(JobLookupError):
-            self._scheduler.remove_job(job_id)
+            self._scheduler.remove_job(stored_id(job_id))
 
     def pending(self) -> list[tuple[str, datetime | None]]:
-        """Ids and next run times of stored jobs."""
+        """Ids (as stored: see ``stored_id``) and next run times of stored jobs."""
         if not self._scheduler.running:
             self.start(active=False)
         return [(job.id, job.next_run_time) for job in self._scheduler.get_jobs()]

@@ -13,6 +13,7 @@ from alembic import command
 from signoff.engine import Engine, RunNotFound, flow
 from signoff.engine.store.database import write_connection
 from signoff.engine.store.revisions import _alembic_config
+from signoff.engine.timers import stored_id
 
 
 @flow(name="md-noop")
@@ -115,3 +116,20 @@ def test_timer_jobs_stored_before_the_signoff_name_call_it_after_the_upgrade(
     assert funcs["remind:r1"] == "signoff.bot.slack.reminders:remind"
     # The scheduler loads them again (a job whose function cannot be imported is dropped).
     assert {"expire:r1", "remind:r1"} <= {job_id for job_id, _ in engine.timers.pending()}
+
+
+def test_timers_with_ids_past_the_job_table_column_are_set_kept_apart_and_cancelled(
+    engine: Engine,
+) -> None:
+    # A reminder's id holds its run and pause key (up to about 250 characters); the job
+    # table's id column holds 191, which PostgreSQL enforces.
+    when = datetime.now(UTC) + timedelta(hours=1)
+    first, second = (f"signoff:remind:{'r' * 36}:{'k' * 199}{end}" for end in "12")
+    for job_id in (first, second):
+        engine.timers.call_at(job_id, when, "signoff.engine.timers:expire_due_pauses")
+    assert len(engine.timers.pending()) == 2
+    engine.timers.cancel(first)
+    [(kept, _)] = engine.timers.pending()
+    assert kept == stored_id(second) and kept.startswith("signoff:remind:")
+    engine.timers.cancel(second)
+    assert engine.timers.pending() == []

@@ -391,3 +391,23 @@ def test_a_flow_that_stops_awaiting_its_pause_ends_it_and_completes(engine: Engi
     assert engine.get_pause(run.id, "1").status is PauseStatus.TIMED_OUT
     with pytest.raises(RunNotWaiting, match="completed"):
         resume_flow_run(run.id, {"value": 1})
+
+
+def test_a_pause_key_of_the_longest_length_with_a_deadline_waits_and_resumes(
+    engine: Engine,
+) -> None:
+    # The deadline's timer id holds the key; past 191 characters PostgreSQL's job table
+    # refused it and the run failed at its pause ("value too long").
+    key = "k" * 200
+
+    @flow
+    def deploy():
+        return pause_flow_run(wait_for_input=Approval, key=key, timeout=600).approved
+
+    thread, box = start(deploy)
+    pause = waiting(engine)
+    assert pause.key == key
+    assert engine.get_run(pause.run_id).state is RunState.PAUSED
+    resume_flow_run(pause.run_id, {"approved": True}, key=key, responder="alice")
+    thread.join(10)
+    assert box == {"result": True}

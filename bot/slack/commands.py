@@ -22,7 +22,7 @@ from signoff.bot.errors import (
 )
 from signoff.bot.forms.labels import clip
 from signoff.bot.forms.modals import ModalError, build_input_view
-from signoff.bot.forms.mrkdwn import escape_mrkdwn, unescape_mrkdwn
+from signoff.bot.forms.mrkdwn import escape_mrkdwn, literal_mrkdwn, unescape_mrkdwn
 from signoff.bot.forms.parameters import parameter_value
 from signoff.bot.forms.submissions import errors_for_view, parse_submission
 from signoff.bot.slack import ids, messages
@@ -285,10 +285,10 @@ def register(app: App, backend: Backend, sealer: Sealer) -> None:
         unknown = [n for n in params if isinstance(takes, dict) and n not in takes]
         if unknown and isinstance(takes, dict):
             # Refused here: a form cannot show, nor let anyone remove, a parameter it lacks.
-            listed = ", ".join(f"`{n}`" for n in takes) or "no parameters"
+            listed = ", ".join(f"`{escape_mrkdwn(n)}`" for n in takes) or "no parameters"
             respond(
-                f":warning: Flow `{flow.name}` has no parameter `{escape_mrkdwn(unknown[0][:100])}`; "
-                f"it takes {listed}"
+                f":warning: Flow *{literal_mrkdwn(flow.name)}* has no parameter "
+                f"`{escape_mrkdwn(unknown[0][:100])}`; it takes {listed}"
             )
             return
         missing = [p for p in schema.get("required", []) if p not in params]
@@ -350,7 +350,10 @@ def register(app: App, backend: Backend, sealer: Sealer) -> None:
         if flow is None:
             ack(
                 response_action="update",
-                view=notice_view("Cannot start", f"No flow named `{meta.get('flow')}` any more."),
+                view=notice_view(
+                    "Cannot start",
+                    f"No flow named *{literal_mrkdwn(str(meta.get('flow')))}* any more.",
+                ),
             )
             return
         schema = flow.schema

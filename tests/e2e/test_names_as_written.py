@@ -99,3 +99,16 @@ def test_runs_list_home_and_confirm_show_the_name_as_written(
     assert bold(waiting) == [NAME]
     assert seen(waiting).startswith(f"{NAME} run {run.id[:8]} asks for input 1 (deadline: ")
     assert bold(started)[0] == NAME
+
+
+@flow(name="ship*it*_`now`")
+def ship(version: str = "1") -> str:
+    return version
+
+
+def test_an_unknown_parameter_names_the_flow_as_written(bot: RunningBot) -> None:
+    # The name went into a code span as it was: its backticks ended the code early.
+    assert bot.driver.slash_command("alice", "/runs", "start ship*it*_`now` size=3").status == 200
+    told = bot.slack.wait_for(lambda ws: ws.ephemeral("alice"), timeout=10)[-1]
+    assert seen(told.text) == "⚠️ Flow ship*it*_`now` has no parameter size; it takes version"
+    assert bold(told.text) == ["ship*it*_`now`"]

@@ -245,7 +245,7 @@ def test_start_with_a_parameter_the_flow_does_not_take_names_it_and_opens_nothin
     for text in ("start rc-deploy version=2 lable=x", "start rc-deploy service=api lable=x"):
         answer = runs(bot, "carol", text)
         assert answer.text == (
-            ":warning: Flow `rc-deploy` has no parameter `lable`; it takes `service`, `version`"
+            ":warning: Flow *rc-deploy* has no parameter `lable`; it takes `service`, `version`"
         )
     assert bot.slack.open_view("U0CAROL") is None
     assert engine.list_runs(flow_name="rc-deploy") == []

@@ -84,11 +84,28 @@ _SQLITE_TIME = f"{_DIGITS * 2}-{_DIGITS}-{_DIGITS} {_DIGITS}:{_DIGITS}:{_DIGITS}
 #: as it reads the row: export copies stored text, so a row edited outside Signoff (data
 #: that is not a JSON object, a time or number that is none) would make a line that is not
 #: JSON. SQLite keeps any value in any column; PostgreSQL's types hold all but ``data``'s.
+#: the text columns, by the name a record's reader knows each by
+_TEXT_COLUMNS = {
+    "action": "action",
+    "run_id": "run_id",
+    "flow_name": "flow",
+    "actor_id": "actor_id",
+    "actor_name": "actor_name",
+    "via": "via",
+    "key": "key",
+    "prev_hash": "prev_hash",
+    "hash": "hash",
+}
 _UNEXPORTABLE_SQLITE = case(
     (func.typeof(AUDIT.c.seq) != "integer", "its number is not a whole number"),
     # The form SQLAlchemy writes, which export turns into ISO 8601 by slicing the text.
     # A comparison (a boolean): NOT on a String, as a plain op() gives, warns at import.
     (~type_coerce(AUDIT.c.at, String).bool_op("GLOB")(_SQLITE_TIME), "its time is not a time"),
+    # sqlite3's X'..' stores bytes in a text column: copied out, they are no one's name
+    *(
+        (func.typeof(AUDIT.c[column]) == "blob", f"its {name} is not text")
+        for column, name in _TEXT_COLUMNS.items()
+    ),
     (AUDIT.c.data.is_(None) | (type_coerce(AUDIT.c.data, String) == "null"), None),
     (func.json_valid(AUDIT.c.data) == 0, "its data is not JSON"),
     # Valid JSON that Signoff wrote (compactly): an object starts with its brace.
@@ -168,8 +185,9 @@ def to_record(row: Any) -> AuditRecord:
     """A record from a row of ``_RECORDS`` (``data`` as text; on SQLite ``at`` as text too).
 
     A row edited outside Signoff (a time or number that is none, data that is not a JSON
-    object) still becomes a record: its ``problem`` says what cannot be read, and the
-    fields that could not be read are left empty (``seq`` 0, ``at`` 1970, ``data`` {}).
+    object, bytes in a text column) still becomes a record: its ``problem`` says what
+    cannot be read, and the fields that could not be read are left empty (``seq`` 0, ``at``
+    1970, ``data`` {}, text None or "").
     """
     problems: list[str] = []
     seq = row.seq
@@ -183,6 +201,13 @@ def to_record(row: Any) -> AuditRecord:
         except (TypeError, ValueError):
             problems.append(f"its time {at!r} is not a time")
             at = _NO_TIME
+    texts: dict[str, str | None] = {}
+    for column, name in _TEXT_COLUMNS.items():
+        value = getattr(row, column)
+        if value is not None and not isinstance(value, str):
+            problems.append(f"its {name} is not text: {value!r:.60}")
+            value = None
+        texts[column] = value
     data: Any = {}
     if row.data is not None:
         try:
@@ -197,16 +222,16 @@ def to_record(row: Any) -> AuditRecord:
     return AuditRecord(
         seq=seq,
         at=utc(at),
-        action=row.action,
-        run_id=row.run_id,
-        flow_name=row.flow_name,
-        actor_id=row.actor_id,
-        actor_name=row.actor_name,
-        via=row.via,
-        key=row.key,
+        action=texts["action"] or "",
+        run_id=texts["run_id"],
+        flow_name=texts["flow_name"],
+        actor_id=texts["actor_id"],
+        actor_name=texts["actor_name"],
+        via=texts["via"],
+        key=texts["key"],
         data=data,
-        prev_hash=row.prev_hash,
-        hash=row.hash,
+        prev_hash=texts["prev_hash"] or "",
+        hash=texts["hash"] or "",
         problem="; ".join(problems) or None,
     )
 

@@ -149,6 +149,9 @@ UNREADABLE = [
     ("data = '[1,2]'", "its data is not a JSON object: '[1,2]'"),
     ("data = '{not json'", "its data is not JSON: Expecting property name"),
     ("at = 'yesterday'", "its time 'yesterday' is not a time"),
+    # SQLite keeps bytes in a text column (sqlite3's X'..'); they are not a name or a hash
+    ("actor_name = X'4D'", "its actor_name is not text: b'M'"),
+    ("hash = X'00'", "its hash is not text: b'\\x00'"),
 ]
 
 

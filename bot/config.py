@@ -13,16 +13,18 @@ variable in one ``SettingsError``.
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 from pathlib import Path
 from typing import Literal, Self
 
 from dotenv import dotenv_values
+from dotenv.parser import parse_stream
 from pydantic import AliasChoices, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from signoff.bot.errors import SettingsError
+from signoff.bot.errors import EnvFileUnreadable, SettingsError
 
 #: read by every settings class; the environment wins over it
 ENV_FILE = ".env"
@@ -77,6 +79,38 @@ def _given_by(variables: list[str], value: object) -> str:
             if given is not None and given == value:
                 return key  # as it was spelled (``port`` is read as ``PORT``)
     return variables[0]
+
+
+def check_env_file() -> list[str]:
+    """Read ``ENV_FILE`` once as the settings will; one warning for each line that is not
+    ``NAME=value`` (the settings skip it), numbered but not quoted: it may hold a token.
+
+    python-dotenv's own warning for such a line is silenced: it names no file, and comes
+    again for every settings class that reads the file.
+
+    Raises:
+        EnvFileUnreadable: the file is not UTF-8 text (every settings class would fail on
+            it) or cannot be read.
+    """
+    logging.getLogger("dotenv.main").setLevel(logging.ERROR)
+    env_file = Path(ENV_FILE)
+    try:
+        content = env_file.read_bytes() if env_file.is_file() else b""
+    except OSError as exc:
+        raise EnvFileUnreadable(f"{ENV_FILE} cannot be read: {exc.strerror}") from exc
+    try:
+        text = content.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = content.count(b"\n", 0, exc.start) + 1
+        raise EnvFileUnreadable(
+            f"{ENV_FILE} is not UTF-8 text: line {line} holds byte "
+            f"0x{content[exc.start]:02x}; save it as UTF-8"
+        ) from exc
+    return [
+        f"{ENV_FILE} line {binding.original.line} is not NAME=value; it is ignored"
+        for binding in parse_stream(io.StringIO(text))
+        if binding.error
+    ]
 
 
 class EnvSettings(BaseSettings):

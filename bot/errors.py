@@ -4,6 +4,7 @@
 
     BotError
     ├── SettingsError        a SLACK_* / SIGNOFF_* setting is missing or malformed
+    │   └── EnvFileUnreadable    .env cannot be read as text
     ├── SlackUnreachable (url)            Slack's Web API did not answer at SLACK_API_URL
     ├── TokenRefused (variable, error)    Slack refused the token that variable holds
     ├── PayloadError         (bot.slack.payloads) a signed request's body is malformed
@@ -28,6 +29,10 @@ class BotError(Exception):
 
 class SettingsError(BotError):
     """A setting is missing or malformed."""
+
+
+class EnvFileUnreadable(SettingsError):
+    """The ``.env`` file cannot be read as text, so no setting can be read from it."""
 
 
 class SlackUnreachable(BotError):

@@ -39,7 +39,7 @@ from signoff.bot.cli.session import (
     pass_session,
 )
 from signoff.bot.cli.wait import Until, report_wait, say_no_worker, timeout_option, wait_for_run
-from signoff.bot.errors import BotError, SettingsError
+from signoff.bot.errors import BotError, EnvFileUnreadable, SettingsError
 from signoff.bot.forms.parameters import parameter_values
 from signoff.bot.stopping import Terminated, stop_signals, unwind_on_sigterm, wait_until
 from signoff.engine import EngineError, FlowNotFound, load_flows
@@ -185,18 +185,26 @@ def cli(ctx: click.Context, verbose: bool, database_url: str | None) -> None:
             "is empty; give a database URL or leave it out", ctx=ctx, param_hint="'--database-url'"
         )
     ctx.obj = CliSession(verbose=verbose, database_url=database_url)
+    from signoff.bot.config import LogSettings, check_env_file
+
     # Every command logs alike: warnings (a database outage's "LISTEN connection lost") go
     # to stderr in the configured format, and a malformed log setting stops the command.
     level = logging.INFO if verbose else logging.WARNING
+    ignored: list[str] = []
     try:
+        ignored = check_env_file()  # a .env that is not text stops every command but help
         configure_logging(level)
-    except SettingsError:
-        # 'config show' lists it among the problems; help is shown whatever the settings.
-        if ctx.invoked_subcommand != "config" and not ctx.meta.get(ASKS_FOR_HELP):
+    except SettingsError as exc:
+        # 'config show' lists a malformed setting among the problems (but cannot read a
+        # .env that is not text); help is shown whatever the settings.
+        shown_by_config = ctx.invoked_subcommand == "config"
+        if not ctx.meta.get(ASKS_FOR_HELP) and (
+            isinstance(exc, EnvFileUnreadable) or not shown_by_config
+        ):
             raise
-        from signoff.bot.config import LogSettings  # imported by configure_logging already
-
         configure_logging(level, LogSettings.model_construct())
+    for line in ignored:
+        logger.warning(line, extra={"action": "env_line_ignored"})
 
 
 def parse_params(

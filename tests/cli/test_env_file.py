@@ -1,0 +1,48 @@
+"""A ``.env`` file that cannot be read as settings is named, as an operator sees it: the
+real ``signoff`` command in the folder that holds the file."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def signoff(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SIGNOFF_", "SLACK_"))}
+    env.update(SIGNOFF_DATABASE_URL=f"sqlite:///{folder / 'env.db'}", PYTHONPATH=str(ROOT))
+    return subprocess.run(
+        [sys.executable, "-m", "signoff.bot.cli", *args],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_a_dot_env_that_is_not_utf8_is_named_with_its_line(tmp_path: Path) -> None:
+    # Saved by an editor in Latin-1: the é of a channel's comment is one byte, 0xE9.
+    (tmp_path / ".env").write_bytes(b"SIGNOFF_OPERATOR=alice\n# caf\xe9 channel\n")
+    for args in (["manifest"], ["config", "show"]):
+        done = signoff(tmp_path, *args)
+        assert done.returncode == 1, done
+        assert done.stderr.splitlines() == [
+            "error: .env is not UTF-8 text: line 2 holds byte 0xe9; save it as UTF-8"
+        ]
+
+
+def test_a_dot_env_line_that_is_no_setting_is_named_once_without_its_text(
+    tmp_path: Path,
+) -> None:
+    # A space for the '=': dotenv skips the line, so the token is left unset
+    (tmp_path / ".env").write_text("SIGNOFF_OPERATOR=alice\nSLACK_BOT_TOKEN xoxb-secret\n")
+    done = signoff(tmp_path, "manifest")
+    assert done.returncode == 0, done
+    warnings = done.stderr.splitlines()
+    assert len(warnings) == 1, done.stderr
+    assert warnings[0].endswith(".env line 2 is not NAME=value; it is ignored")
+    assert "xoxb-secret" not in done.stderr and "python-dotenv" not in done.stderr

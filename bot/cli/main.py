@@ -15,7 +15,9 @@ Example::
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 import signal
 import sys
 import traceback
@@ -154,12 +156,39 @@ class SignoffGroup(click.Group):
                 traceback.print_exc()
             raise click.ClickException(name_database_source(str(exc), ctx)) from exc
         except Exception as exc:
+            if isinstance(exc, OSError) and _stdout_unwritable(exc):
+                # A full disk under `audit export > trail.jsonl`: the output is cut short.
+                raise click.ClickException(
+                    f"cannot write to standard output: {exc.strerror or exc}"
+                ) from exc
             if ctx.params.get("verbose"):
                 traceback.print_exc()
                 raise click.ClickException(f"unexpected {type(exc).__name__}: {exc}") from exc
             raise click.ClickException(
                 f"unexpected {type(exc).__name__}: {exc} (run with -v for the traceback)"
             ) from exc
+
+
+#: what a write to a full disk or quota fails with
+_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
+def _stdout_unwritable(exc: OSError) -> bool:
+    """True when ``exc`` is a write to standard output that the disk refused (``audit
+    export > trail.jsonl`` on a full disk): the only file a command writes without naming
+    it (the database's files fail as database errors). Standard output is then pointed at
+    the null device, so that Python's own flush at exit does not fail again and print a
+    second error."""
+    if exc.errno not in _FULL or exc.filename is not None:
+        return False
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass  # no standard output to point elsewhere
+    finally:
+        os.close(null)
+    return True
 
 
 @click.group(cls=SignoffGroup, context_settings={"help_option_names": sorted(HELP_OPTIONS)})

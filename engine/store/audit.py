@@ -80,10 +80,6 @@ def _export(at: Any) -> Select[Any]:
 _DIGITS = "[0-9][0-9]"
 #: a time as SQLite holds it: ``2026-01-01 09:30:00.000000``
 _SQLITE_TIME = f"{_DIGITS * 2}-{_DIGITS}-{_DIGITS} {_DIGITS}:{_DIGITS}:{_DIGITS}.{_DIGITS * 3}"
-#: Why a row cannot be exported as it is stored (None when it can), judged by the database
-#: as it reads the row: export copies stored text, so a row edited outside Signoff (data
-#: that is not a JSON object, a time or number that is none) would make a line that is not
-#: JSON. SQLite keeps any value in any column; PostgreSQL's types hold all but ``data``'s.
 #: the text columns, by the name a record's reader knows each by
 _TEXT_COLUMNS = {
     "action": "action",
@@ -96,6 +92,10 @@ _TEXT_COLUMNS = {
     "prev_hash": "prev_hash",
     "hash": "hash",
 }
+#: Why a row cannot be exported as it is stored (None when it can), judged by the database
+#: as it reads the row: export copies stored text, so a row edited outside Signoff (data
+#: that is not a JSON object, a time or number that is none) would make a line that is not
+#: JSON. SQLite keeps any value in any column; PostgreSQL's types hold all but ``data``'s.
 _UNEXPORTABLE_SQLITE = case(
     (func.typeof(AUDIT.c.seq) != "integer", "its number is not a whole number"),
     # The form SQLAlchemy writes, which export turns into ISO 8601 by slicing the text.

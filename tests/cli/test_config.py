@@ -382,3 +382,32 @@ def test_config_show_leaves_the_prefect_backend_alone_when_none_of_its_settings_
     monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:4200/api")
     status, out, _ = run_cli(capsys, "config", "show")
     assert status == 0 and "problem:" not in out, out
+
+
+@pytest.mark.parametrize(
+    ("rule", "value"),
+    [("quorum", 2), ("veto", "approved"), ("escalate_after", 3600), ("escalate_to", ["S0OPS"])],
+)
+def test_an_engine_only_rule_in_a_prefect_permissions_file_says_where_it_works(
+    project: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    rule: str,
+    value: object,
+) -> None:
+    # Refused as "Extra inputs are not permitted", which read as a typo to fix.
+    (project / "rules.json").write_text(
+        json.dumps({"deploy/prod": {"approvers": ["U0BOB", "U0ALICE"], rule: value}})
+    )
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:4200/api")
+    monkeypatch.setenv("SIGNOFF_PREFECT_PERMISSIONS", "rules.json")
+    status, _, err = run_cli(capsys, "runs", "list", "--backend", "prefect")
+    assert status == 1
+    [line] = err.splitlines()
+    assert line.startswith(f"error: SIGNOFF_PREFECT_PERMISSIONS: rules.json: deploy/prod.{rule}: ")
+    assert "only with the embedded engine backend (--backend embedded)" in line
+    assert f"pause_flow_run(..., {rule}=" in line
+    assert "Extra inputs" not in line
+    status, out, _ = run_cli(capsys, "config", "show")
+    assert status == 1
+    assert f"problem: {line.removeprefix('error: ')}" in out.splitlines()

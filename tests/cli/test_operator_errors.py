@@ -173,6 +173,29 @@ def test_a_database_that_refuses_writes_is_one_line_not_a_traceback(
     ]
 
 
+def test_serve_on_prefect_refuses_a_quorum_in_its_permissions_naming_the_engine(
+    tmp_path: Path,
+) -> None:
+    # Before, "deploy.quorum: Extra inputs are not permitted", as for a typo.
+    rules = tmp_path / "rules.json"
+    rules.write_text('{"deploy": {"approvers": ["U0BOB", "U0ALICE"], "quorum": 2}}')
+    done = subprocess.run(
+        [sys.executable, "-m", "signoff.bot.cli", "serve", "--port", "0", "--backend", "prefect"],
+        env=serve_env(
+            tmp_path,
+            PREFECT_API_URL=f"http://127.0.0.1:{closed_port()}/api",
+            SIGNOFF_PREFECT_PERMISSIONS=str(rules),
+        ),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    [line] = lines(done.stderr)
+    assert line.startswith(f"error: SIGNOFF_PREFECT_PERMISSIONS: {rules}: deploy.quorum: ")
+    assert "only with the embedded engine backend (--backend embedded)" in line
+
+
 def test_serve_on_an_ipv6_address_prints_a_url_that_opens(tmp_path: Path) -> None:
     """'--host ::1' printed http://::1:PORT/slack/events, which no client can parse."""
     skip_without_ipv6_loopback()

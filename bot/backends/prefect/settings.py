@@ -18,7 +18,8 @@ Signoff setting, from a ``.env`` file too), plus Signoff's per-flow permissions.
 
   A deployment's entry (``flow/deployment``) overrides its flow's, field by field. A list
   that is absent or empty lets anyone. A run tagged ``signoff.approvers:U0BOB,S0OPS`` names
-  its own approvers.
+  its own approvers. Quorums, vetoes and escalation are the embedded engine's alone: such
+  a rule is refused saying so (``ENGINE_ONLY``).
 """
 
 from __future__ import annotations
@@ -56,6 +57,25 @@ class Permission(BaseModel):
         return value
 
 
+#: rules of the embedded engine's pauses that a Prefect pause (one answer, no timer of
+#: Signoff's) cannot follow: refused as that, not as a misspelt rule
+ENGINE_ONLY = {
+    "quorum": "a quorum (several people answering one pause)",
+    "veto": "a veto (a quorum's answer that ends it at once)",
+    "escalate_after": "escalation (approvers added after a while)",
+    "escalate_to": "escalation (approvers added after a while)",
+}
+
+
+def _engine_only(rule: str) -> str:
+    return (
+        f"{ENGINE_ONLY[rule]} is available only with the embedded engine backend "
+        f"(--backend embedded), set by the flow: pause_flow_run(..., {rule}=...). A Prefect "
+        "pause takes one answer from one of the approvers: remove this rule, or run the "
+        "flow on Signoff's engine"
+    )
+
+
 #: what the file holds, said in each error about its shape
 _SHAPE = (
     'a JSON object of flow (or "flow/deployment") names to rules, e.g. '
@@ -89,6 +109,8 @@ class Permissions(BaseModel):
                 message = str(err["msg"]).removeprefix("Value error, ")
                 if err["type"] in {"dict_type", "model_type"}:
                     message = 'must be an object of rules, e.g. {"approvers": ["U0BOB"]}'
+                elif err["type"] == "extra_forbidden" and err["loc"][-1] in ENGINE_ONLY:
+                    message = _engine_only(str(err["loc"][-1]))
                 problems.append(f"{path_in_file}: {message}")
             raise SettingsError(f"{where}: {'; '.join(problems)}") from exc
 

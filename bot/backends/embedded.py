@@ -185,6 +185,7 @@ class EmbeddedBackend:
 
     name = "embedded"
     answerable_elsewhere = False
+    deletes_runs = False
 
     def __init__(self, engine: eng.Engine, *, flows: Iterable[str] = ()) -> None:
         self.engine = engine

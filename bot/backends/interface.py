@@ -62,6 +62,9 @@ class Backend(Protocol):
     #: whether a request for input can be answered outside Slack too (Prefect's own UI):
     #: one Slack cannot show is then left to that, not cancelled
     answerable_elsewhere: bool
+    #: whether a run can be deleted where it ran (Prefect's UI), which a watch then tells
+    #: as ``RUN_DELETED`` with the records it was asked to keep
+    deletes_runs: bool
 
     # -- lifecycle ----------------------------------------------------------------------
 

@@ -27,6 +27,9 @@ THREAD = "slack.thread"
 PROMPTS = "slack.prompts"
 #: event id -> ts of the thread note posted for it, so a redelivered event posts nothing
 NOTES = "slack.notes"
+#: the people whose Home tab was published because of the run (it is listed there), so
+#: that they get it again once the run is deleted
+HOMES = "slack.homes"
 
 
 def reminder_key(pause_key: str) -> str:

@@ -8,7 +8,8 @@ post twice. Run metadata remembers what was posted:
 - ``slack.thread``: the run's first message (channel and ts), the root of its thread;
 - ``slack.prompts``: pause key -> ts of the message asking for it;
 - ``slack.notes``: event id -> ts of the thread note posted for that event;
-- ``slack.dms.*`` and ``slack.dm_prompts``: the prompts sent directly (``direct``).
+- ``slack.dms.*`` and ``slack.dm_prompts``: the prompts sent directly (``direct``);
+- ``slack.homes``: whose Home tab lists the run (``home``), published again on its deletion.
 
 Everything else is an update of an existing message rendered from the run's current
 state, which is the same however often it is repeated.
@@ -28,10 +29,9 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
 
 from signoff.bot.backends import Actor, Backend, Event, EventKind, Pause, PauseStatus, Run, RunState
-from signoff.bot.errors import BackendError, RunNotChangeable
+from signoff.bot.errors import RunNotChangeable
 from signoff.bot.forms.modals import ModalError, check_renderable
 from signoff.bot.slack import deleted, home, ids, messages, reminders
 from signoff.bot.slack.approvers import Approvers
@@ -44,27 +44,14 @@ _USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
 _GROUP = re.compile(r"^S[A-Z0-9]{2,}$")
 #: at most this many people get a Home refresh or a direct message per event
 MAX_PEOPLE = 50
-#: events after which the Home tabs of the people concerned are published again
-HOME_EVENTS = frozenset(
-    {
-        EventKind.WAITING_FOR_INPUT,
-        EventKind.INPUT_RECEIVED,
-        EventKind.ANSWER_COUNTED,
-        EventKind.PAUSE_ESCALATED,
-        EventKind.PAUSE_REASSIGNED,
-        EventKind.PAUSE_TIMED_OUT,
-        EventKind.PAUSE_CANCELLED,
-        EventKind.STATE_CHANGED,
-    }
-)
 
 
 class SlackNotifier:
     """A ``RunObserver`` that keeps each run's Slack thread up to date."""
 
     #: the records of where a run's messages are, which closing them needs once the run
-    #: is deleted under the bot (``Backend.watch``)
-    KEPT = (ids.THREAD, ids.PROMPTS, ids.DM_PROMPTS)
+    #: is deleted under the bot (``Backend.watch``), and whose Home tabs list it
+    KEPT = (ids.THREAD, ids.PROMPTS, ids.DM_PROMPTS, ids.HOMES)
 
     def __init__(
         self,
@@ -84,6 +71,7 @@ class SlackNotifier:
         self._post = self.poster.post
         self.groups = Approvers(client)
         self.direct = DirectPrompts(backend, client, self.people, self._update)
+        self.homes = home.HomeTabs(backend, client, self.people)
 
     def _check_fence(self) -> None:
         self.fence()
@@ -97,30 +85,6 @@ class SlackNotifier:
             members = self.groups.members(principal) if _GROUP.match(principal) else {principal}
             found += [m for m in sorted(members) if _USER.match(m) and m not in found]
         return found[:MAX_PEOPLE]
-
-    def _refresh_homes(self, event: Event) -> None:
-        """Publish the Home tab of everyone an event concerns (approvers, starter, actor)."""
-        if event.kind not in HOME_EVENTS:
-            return
-        try:
-            run = self.backend.get_run(event.run_id)
-        except BackendError:
-            return
-        key = event.data.get("key")
-        pause = self.backend.get_pause(run.id, str(key)) if key else None
-        named = [*(pause.approvers if pause else run.approvers)]
-        named += [str(v) for v in (run.started_by, event.data.get("responder")) if v]
-        named += [str(event.data[k]) for k in ("by", "to") if event.data.get(k)]
-        for user in self.people(named):
-            try:
-                home.publish(self.client, self.backend, user)
-            except SlackApiError as exc:
-                # A Home tab is a convenience: a person Slack will not publish for (gone,
-                # not in this workspace) must not hold up the events behind this one.
-                logger.warning(
-                    "home not published",
-                    extra={"action": "home_publish_failed", "error": exc.response.get("error")},
-                )
 
     def _counted(self, event: Event) -> None:
         """One answer of a quorum (or new approvers): the prompts show the count, who gave
@@ -175,7 +139,7 @@ class SlackNotifier:
 
     def on_event(self, event: Event) -> None:
         self._handle(event)
-        self._refresh_homes(event)
+        self.homes.refresh(event)
 
     def _handle(self, event: Event) -> None:
         if event.kind is EventKind.RUN_DELETED:

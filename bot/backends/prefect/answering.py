@@ -48,6 +48,17 @@ logger = logging.getLogger(__name__)
 ANSWERED_BY = "signoff.answered_by"
 
 
+#: where a request stands once someone answered it
+_ANSWERED = frozenset({PauseStatus.ANSWERED, PauseStatus.ACCEPTED, PauseStatus.REJECTED})
+
+
+def _answered_first(run_id: str, key: str, responder: str | None) -> Stale:
+    """A second answer's refusal, naming the first answerer in the embedded engine's words
+    (the claim on the request holds them; a request answered in Prefect itself has none)."""
+    who = responder or "someone outside Signoff (in Prefect's UI or API)"
+    return Stale(f"input {key!r} of run {run_id} was already answered by {who}")
+
+
 class Answering(RunReading):
     """Refusing, answering and reassigning requests for input; who is asked, who answered."""
 
@@ -79,6 +90,8 @@ class Answering(RunReading):
         doc = self._doc(run_id)
         run = self._run(doc)
         pause = self.get_pause(run.id, key)
+        if pause is not None and pause.status in _ANSWERED:
+            return _answered_first(run.id, key, pause.responder)
         if pause is None or pause.status is not PauseStatus.WAITING:
             return Stale(f"run {run.id} is {run.state_name} and does not wait for input {key!r}")
         if pause.deadline is not None and pause.deadline <= datetime.now(UTC):
@@ -106,7 +119,9 @@ class Answering(RunReading):
             "input": payload if pause.wants_input else None,
         }
         if not self.records.add(run.id, answer_record(key), claim):
-            return Stale(f"input {key!r} of run {run.id} was already answered")
+            first = self.records.get(run.id, answer_record(key))
+            found = first.get("responder") if isinstance(first, dict) else None
+            return _answered_first(run.id, key, str(found) if found else None)
         try:
             result = self.api.resume(run.id, payload if pause.wants_input else None)
         except BaseException:

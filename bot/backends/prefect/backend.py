@@ -66,6 +66,7 @@ class PrefectBackend(RunControl, Answering):
 
     name = "prefect"
     answerable_elsewhere = True
+    deletes_runs = True
 
     def __init__(self, settings: PrefectSettings) -> None:
         super().__init__(settings)

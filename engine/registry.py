@@ -8,6 +8,8 @@ import importlib.util
 import logging
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from signoff.engine.definition import FlowDefinition
@@ -17,15 +19,43 @@ logger = logging.getLogger(__name__)
 
 
 class FlowRegistry:
-    """Every flow defined in this process, by name. A later definition replaces an earlier one."""
+    """Every flow defined in this process, by name. A later definition replaces an earlier
+    one; while ``load`` runs, one from another file is also noted as a clash, which it
+    refuses."""
 
     def __init__(self) -> None:
         self._flows: dict[str, FlowDefinition] = {}
+        #: name -> the file each flow defined during the current ``load`` came from
+        self._loading: dict[str, str] | None = None
+        self._clashes: list[tuple[str, str, str]] = []
         self._lock = threading.Lock()
 
     def add(self, flow: FlowDefinition) -> None:
         with self._lock:
+            if self._loading is not None:
+                # Read now: its module is the one being imported (a module of the same
+                # name imported later replaces it in sys.modules).
+                where = _where(flow)
+                earlier = self._loading.setdefault(flow.name, where)
+                if earlier != where:
+                    self._clashes.append((flow.name, earlier, where))
             self._flows[flow.name] = flow
+
+    @contextmanager
+    def loading(self) -> Iterator[list[tuple[str, str, str]]]:
+        """Note every flow defined inside, and yield the (name, earlier file, later file)
+        of each name defined in two files. Nested, the outermost one notes all."""
+        with self._lock:
+            outermost = self._loading is None
+            if outermost:
+                self._loading, self._clashes = {}, []
+            clashes = self._clashes
+        try:
+            yield clashes
+        finally:
+            if outermost:
+                with self._lock:
+                    self._loading = None
 
     def get(self, name: str) -> FlowDefinition | None:
         with self._lock:
@@ -75,42 +105,73 @@ def registered_flows() -> list[FlowDefinition]:
     return registry.all()
 
 
-def load(source: str) -> None:
-    """Import a module (``pkg.flows``), a file (``flows/deploy.py``) or every ``*.py`` file of
-    a directory (``flows/``) of flows.
+def _where(flow: FlowDefinition) -> str:
+    """The file a flow was defined in (else its module)."""
+    name = flow.ref.rpartition(":")[0] if flow.ref else "?"
+    module = sys.modules.get(name)
+    origin = _origin(module) if module is not None else None
+    return str(origin) if origin is not None else name
+
+
+def load(*sources: str) -> None:
+    """Import modules (``pkg.flows``), files (``flows/deploy.py``) or every ``*.py`` file of
+    directories (``flows/``) of flows.
 
     A file is imported under its own name (``deploy``), whatever folder it is in, so values
     pickled from it (task results, parameters) load again after the file moves to another
     path in a new release. Its folder and the working directory go on ``sys.path`` first,
     so a flow file can import the modules beside it, as Prefect's loader allows.
 
+    Example::
+
+        load_flows("flows/deploy.py", "flows/access.py")
+
     Raises:
-        FlowImportError: the path or module is empty, missing or fails to import.
+        FlowImportError: a path or module is empty, missing or fails to import, or two
+            files among them define a flow of the same name (whichever came last would
+            run, and a replica given them in another order would run the other).
     """
+    with registry.loading() as clashes:
+        for source in sources:
+            _load_one(source)
+            if clashes:
+                name, earlier, later = clashes[0]
+                raise FlowImportError(
+                    source,
+                    f"cannot load flows from {source}: flow {name!r} is defined in both "
+                    f"{earlier} and {later}; give one of them another name (@flow(name=...))",
+                )
+
+
+def _load_one(source: str) -> None:
     if not source.strip():
         # Path("") is the working directory: every .py file in it would be imported (run).
         raise FlowImportError(
             source, f"cannot load flows from {source!r}: no path or module given (an empty value)"
         )
     try:
-        path = Path(source).expanduser()
-        if path.is_dir():
-            files = sorted(p for p in path.glob("*.py") if not p.name.startswith("_"))
-            if not files:
-                raise FlowImportError(source, f"cannot load flows from {source}: no .py files")
-            for file in files:
-                _load_file(file)
-        elif source.endswith(".py") or "/" in source or path.is_file():
-            _load_file(path)
-        else:
-            _on_path(Path.cwd())
-            importlib.import_module(source)
+        _load(source)
     except FlowImportError:
         raise
     except Exception as exc:
         raise FlowImportError(
             source, f"cannot load flows from {source}: {type(exc).__name__}: {exc}"
         ) from exc
+
+
+def _load(source: str) -> None:
+    path = Path(source).expanduser()
+    if path.is_dir():
+        files = sorted(p for p in path.glob("*.py") if not p.name.startswith("_"))
+        if not files:
+            raise FlowImportError(source, f"cannot load flows from {source}: no .py files")
+        for file in files:
+            _load_file(file)
+    elif source.endswith(".py") or "/" in source or path.is_file():
+        _load_file(path)
+    else:
+        _on_path(Path.cwd())
+        importlib.import_module(source)
 
 
 def _on_path(folder: Path) -> None:

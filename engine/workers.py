@@ -109,8 +109,7 @@ class Worker:
         flows: Iterable[str] = (),
         concurrency: int = 200,
     ) -> None:
-        for source in flows:
-            flow_sources.load(source)
+        flow_sources.load(*flows)
         self.engine = engine or get_engine()
         self.concurrency = concurrency
         self._wake = threading.Event()

@@ -190,8 +190,7 @@ class EmbeddedBackend:
     def __init__(self, engine: eng.Engine, *, flows: Iterable[str] = ()) -> None:
         self.engine = engine
         with translated():
-            for source in flows:
-                eng.load_flows(source)
+            eng.load_flows(*flows)
         self.worker: eng.Worker | None = None
 
     # -- lifecycle ----------------------------------------------------------------------

@@ -59,8 +59,7 @@ def flows() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
 def list_flows(sources: tuple[str, ...], as_json: bool) -> None:
     """List flows: name, parameters, and who may answer their prompts."""
-    for source in sources:
-        load_flows(source)
+    load_flows(*sources)
     found = [cast("Flow[..., Any]", f) for f in registered_flows()]
     if as_json:
         click.echo(dump_json([flow_json(f) for f in found]))

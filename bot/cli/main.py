@@ -302,8 +302,7 @@ def run(
     run within a few seconds, say so on stderr (and keep waiting). --timeout (implies
     --wait) gives up after so many seconds, with exit status 124.
     """
-    for source in sources:
-        load_flows(source)
+    load_flows(*sources)
     session.create = True
     engine = session.engine()
     flow = engine.flows.get(flow_name)

@@ -1,0 +1,74 @@
+"""Two flows files that define a flow of the same name are refused by name, as an
+operator starting a worker sees it: otherwise the one loaded last would run, silently,
+and a replica given the files in another order would run the other."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+DEPLOY = """
+from signoff.engine import flow
+
+
+@flow(name="deploy")
+def deploy_{which}() -> str:
+    return "{which}"
+"""
+
+
+def signoff(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SIGNOFF_", "SLACK_"))}
+    env.update(SIGNOFF_DATABASE_URL=f"sqlite:///{folder / 'flows.db'}", PYTHONPATH=str(ROOT))
+    return subprocess.run(
+        [sys.executable, "-m", "signoff.bot.cli", *args],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize(
+    "sources", [["--flows", "flows"], ["--flows", "flows/blue.py", "--flows", "flows/green.py"]]
+)
+@pytest.mark.parametrize("command", [["flows", "list"], ["worker"]])
+def test_two_files_defining_one_flow_name_are_refused_naming_both(
+    tmp_path: Path, command: list[str], sources: list[str]
+) -> None:
+    (tmp_path / "flows").mkdir()
+    for which in ("blue", "green"):
+        (tmp_path / "flows" / f"{which}.py").write_text(DEPLOY.format(which=which))
+    done = signoff(tmp_path, *command, *sources)
+    assert done.returncode == 1, done
+    [line] = done.stderr.splitlines()
+    blue, green = (tmp_path / "flows" / f"{w}.py" for w in ("blue", "green"))
+    assert line.endswith(
+        f"flow 'deploy' is defined in both {blue} and {green}; give one of them another "
+        "name (@flow(name=...))"
+    ), line
+
+
+def test_a_flow_imported_by_the_file_beside_it_is_defined_once(tmp_path: Path) -> None:
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "flows" / "blue.py").write_text(DEPLOY.format(which="blue"))
+    (tmp_path / "flows" / "more.py").write_text("from blue import deploy_blue  # noqa\n")
+    done = signoff(tmp_path, "flows", "list", "--flows", "flows")
+    assert done.returncode == 0, done.stderr
+    assert "deploy" in done.stdout
+
+
+def test_one_file_named_as_a_module_and_as_a_path_is_one_definition(tmp_path: Path) -> None:
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "flows" / "__init__.py").write_text("")
+    (tmp_path / "flows" / "blue.py").write_text(DEPLOY.format(which="blue"))
+    done = signoff(tmp_path, "flows", "list", "--flows", "flows.blue", "--flows", "flows/blue.py")
+    assert done.returncode == 0, done.stderr
+    assert "deploy" in done.stdout

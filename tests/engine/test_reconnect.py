@@ -553,7 +553,8 @@ def test_a_waiting_flow_hears_its_answer_within_seconds_of_an_outage_ending(
         waiting.close()
         answering.close()
     assert (done.state, done.result, STARTS.count("heard")) == (RunState.COMPLETED, "3", 1)
-    assert heard < 4, f"the flow heard its answer {heard:.1f} s after it was given"
+    # Ten polls were 10 s; the bound leaves room for a loaded machine's reconnects.
+    assert heard < 8, f"the flow heard its answer {heard:.1f} s after it was given"
     assert _actions(caplog, "event_read_recovered")
 
 

@@ -3,25 +3,14 @@ real ``signoff`` command in the folder that holds the file."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.command import signoff_in
 
 
 def signoff(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SIGNOFF_", "SLACK_"))}
-    env.update(SIGNOFF_DATABASE_URL=f"sqlite:///{folder / 'env.db'}", PYTHONPATH=str(ROOT))
-    return subprocess.run(
-        [sys.executable, "-m", "signoff.bot.cli", *args],
-        cwd=folder,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return signoff_in(folder, *args, database="env.db")
 
 
 def test_a_dot_env_that_is_not_utf8_is_named_with_its_line(tmp_path: Path) -> None:

@@ -4,14 +4,12 @@ and a replica given the files in another order would run the other."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.command import signoff_in
 
 DEPLOY = """
 from signoff.engine import flow
@@ -24,16 +22,7 @@ def deploy_{which}() -> str:
 
 
 def signoff(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SIGNOFF_", "SLACK_"))}
-    env.update(SIGNOFF_DATABASE_URL=f"sqlite:///{folder / 'flows.db'}", PYTHONPATH=str(ROOT))
-    return subprocess.run(
-        [sys.executable, "-m", "signoff.bot.cli", *args],
-        cwd=folder,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return signoff_in(folder, *args, database="flows.db")
 
 
 @pytest.mark.parametrize(

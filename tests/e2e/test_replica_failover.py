@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from signoff.bot.sandbox import SlackSandbox
+from signoff.bot.sandbox import Message, SlackSandbox
 from signoff.bot.slack import ids
 from signoff.bot.testing import SIGNING_SECRET
-from signoff.engine import Engine, RunState
+from signoff.engine import Engine, Run, RunState
 from tests.e2e import once_flows  # noqa: F401  (registers once-amount)
 from tests.e2e.serve_process import start_serve, wait_until_ready
 from tests.e2e.test_submission_ack import writes_held
@@ -40,6 +40,17 @@ def owner_pid(engine: Engine, run_id: str) -> int | None:
     return int(row[0]) if row is not None else None
 
 
+def prompted_run(engine: Engine, slack: SlackSandbox) -> tuple[Run, Message]:
+    """A run of ``once-amount`` waiting for its amount, and the message that asks for it."""
+    run = engine.submit("once-amount", {})
+    wait_for(lambda: engine.get_run(run.id).state is RunState.PAUSED, timeout=30)
+    root = slack.wait_for(
+        lambda ws: next((m for m in ws.channel(CHANNEL).messages if run.id[:8] in m.text), None),
+        timeout=30,
+    )
+    return run, root
+
+
 @pytest.fixture
 def slack() -> Iterator[SlackSandbox]:
     with SlackSandbox() as sandbox:
@@ -55,14 +66,7 @@ def test_a_run_whose_replica_was_killed_is_answered_through_the_other(
     try:
         for port in ports:
             wait_until_ready(port)
-        run = engine.submit("once-amount", {})
-        wait_for(lambda: engine.get_run(run.id).state is RunState.PAUSED, timeout=30)
-        root = slack.wait_for(
-            lambda ws: next(
-                (m for m in ws.channel(CHANNEL).messages if run.id[:8] in m.text), None
-            ),
-            timeout=30,
-        )
+        run, root = prompted_run(engine, slack)
         pid = owner_pid(engine, run.id)
         [dead] = [r for r in replicas if r.pid == pid]
         [(alive, port)] = [(r, p) for r, p in zip(replicas, ports, strict=True) if r is not dead]
@@ -101,14 +105,7 @@ def test_a_run_waiting_when_serve_is_stopped_is_answered_after_the_restart(
     serve = start_serve(slack, database_url, tmp_path, CHANNEL, port)
     try:
         wait_until_ready(port)
-        run = engine.submit("once-amount", {})
-        wait_for(lambda: engine.get_run(run.id).state is RunState.PAUSED, timeout=30)
-        root = slack.wait_for(
-            lambda ws: next(
-                (m for m in ws.channel(CHANNEL).messages if run.id[:8] in m.text), None
-            ),
-            timeout=30,
-        )
+        run, root = prompted_run(engine, slack)
         serve.send_signal(signal.SIGTERM)
         assert serve.wait(10) == 0  # a clean stop, as systemd and compose expect
         assert engine.get_run(run.id).state is RunState.SUSPENDED
@@ -134,14 +131,7 @@ def test_an_answer_in_flight_when_serve_is_stopped_is_kept(
     serve = start_serve(slack, database_url, tmp_path, CHANNEL, port)
     try:
         wait_until_ready(port)
-        run = engine.submit("once-amount", {})
-        wait_for(lambda: engine.get_run(run.id).state is RunState.PAUSED, timeout=30)
-        root = slack.wait_for(
-            lambda ws: next(
-                (m for m in ws.channel(CHANNEL).messages if run.id[:8] in m.text), None
-            ),
-            timeout=30,
-        )
+        run, root = prompted_run(engine, slack)
         driver = slack.driver(f"http://127.0.0.1:{port}/slack/events", SIGNING_SECRET)
         driver.click("alice", root, action_id=ids.PROVIDE_INPUT)
         slack.wait_for(lambda ws: ws.open_view("alice"), timeout=10)

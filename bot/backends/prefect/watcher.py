@@ -15,7 +15,9 @@ A run whose sync fails is tried again after a growing delay (at least once deliv
 Prefect emits no event when a run is deleted: a reconciliation pass also lists the runs
 whose records the consumer kept apart from them (``Records.keep``), which a deletion
 leaves behind, so a deleted one is synced, found gone, and handed to ``gone`` (which
-delivers the deletion) before it is dropped.
+delivers the deletion) before it is dropped. Its id is remembered (the latest
+``GONE_REMEMBERED``): a replay after reconnecting brings the run's old events again, and
+each would otherwise cost a read that finds it gone once more.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import json
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -74,6 +77,8 @@ class Watcher:
     """
 
     RETRY_SECONDS = (0.2, 30.0)
+    #: how many deleted runs' ids are remembered (a run id is never used again)
+    GONE_REMEMBERED = 10_000
     NOT_READY_SECONDS = 0.05
     NOT_READY_MAX_SECONDS = 1.0
 
@@ -101,6 +106,8 @@ class Watcher:
         self._synced: dict[str, str] = {}
         self._failures: dict[str, int] = {}
         self._not_ready: dict[str, int] = {}
+        #: runs found deleted, oldest first: their events are ignored
+        self._gone: OrderedDict[str, None] = OrderedDict()
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._reconcile_now = threading.Event()
@@ -138,6 +145,8 @@ class Watcher:
         """Sync ``run_id`` after ``delay`` seconds (sooner if already due sooner)."""
         at = time.monotonic() + delay
         with self._cond:
+            if run_id in self._gone:
+                return
             if run_id not in self._due or self._due[run_id] > at:
                 self._due[run_id] = at
             self._cond.notify_all()
@@ -219,7 +228,7 @@ class Watcher:
             else:
                 with self._cond:
                     for run_id, fingerprint in found:
-                        if self._synced.get(run_id) != fingerprint:
+                        if run_id not in self._gone and self._synced.get(run_id) != fingerprint:
                             self._background[run_id] = None
                     self._cond.notify_all()
                 # Overlap the passes a little: a run that ended during one is in the next.
@@ -288,6 +297,9 @@ class Watcher:
             self._due.pop(run_id, None)
             self._background.pop(run_id, None)
             self._synced.pop(run_id, None)
+            self._gone[run_id] = None
+            if len(self._gone) > self.GONE_REMEMBERED:
+                self._gone.popitem(last=False)
         self._failures.pop(run_id, None)
         self._not_ready.pop(run_id, None)
 

@@ -91,18 +91,19 @@ def escape_clipped(text: str, limit: int) -> str:
     return _clipped(text, limit, escape_mrkdwn)
 
 
-def literal_clipped(text: str, limit: int) -> str:
-    """``literal_mrkdwn(text)`` in at most ``limit`` characters, cut as ``escape_clipped``
-    cuts: with an ellipsis, never inside an entity or a date token.
+def literal_clipped(text: str, limit: int, *, emoji: bool = False) -> str:
+    """``literal_mrkdwn(text, emoji=emoji)`` in at most ``limit`` characters, cut as
+    ``escape_clipped`` cuts: with an ellipsis, never inside an entity or a date token.
 
     Args:
         text: Plain text.
         limit: The most characters the mrkdwn may take (at least 1).
+        emoji: As for ``literal_mrkdwn``.
 
     Returns:
         The mrkdwn, whole if it fits.
     """
-    return _clipped(text, limit, literal_mrkdwn)
+    return _clipped(text, limit, partial(literal_mrkdwn, emoji=emoji))
 
 
 def _clipped(text: str, limit: int, escape: Callable[[str], str]) -> str:

@@ -25,7 +25,6 @@ from signoff.bot.forms.labels import choice_labels, clip
 from signoff.bot.forms.layout import MAX_TEXT
 from signoff.bot.forms.mrkdwn import (
     clip_mrkdwn,
-    escape_clipped,
     escape_mrkdwn,
     literal_clipped,
     literal_mrkdwn,
@@ -334,9 +333,13 @@ def status_line(run: Run) -> str:
     if run.state_message and run.state.is_final:
         by = _CANCELLED_BY.match(run.state_message)
         # Measured once escaped: an error page's "<" and "&" take four or five characters.
+        # Shown as written: "**kwargs" or "_id_" in an error is not formatting. Its colons
+        # stay colons ("ValueError: ..."), which only a ":name:" would turn into an emoji.
         room = min(MAX_REASON, MAX_TEXT - len(line) - 2)
         message = (
-            f"cancelled by {who(by.group(1))}" if by else escape_clipped(run.state_message, room)
+            f"cancelled by {who(by.group(1))}"
+            if by
+            else literal_clipped(run.state_message, room, emoji=True)
         )
         line += f": {message}"
     return line

@@ -379,6 +379,28 @@ def _is_text(arg: str) -> bool:
     return True
 
 
+def _misplaced(exc: click.UsageError) -> str | None:
+    """For an option of ``signoff`` itself given after a command (``signoff runs list
+    --database-url URL``, as many tools allow): where it goes instead."""
+    ctx = exc.ctx
+    if not isinstance(exc, click.NoSuchOption) or ctx is None or ctx.parent is None:
+        return None
+    root = ctx.find_root()
+    for param in root.command.params:
+        if isinstance(param, click.Option) and exc.option_name in param.opts + param.secondary_opts:
+            if param.is_eager:  # --version: not a setting for the command
+                return (
+                    f"{exc.option_name} is an option of signoff itself: signoff {exc.option_name}"
+                )
+            value = "" if param.is_flag else f" {param.metavar or 'VALUE'}"
+            rest = ctx.command_path.removeprefix(root.command_path).strip()
+            return (
+                f"{exc.option_name} is an option of signoff itself and goes before the command: "
+                f"signoff {exc.option_name}{value} {rest} ..."
+            )
+    return None
+
+
 def main(args: Sequence[str] | None = None) -> int:
     """Run the ``signoff`` command line (the console script's entry point).
 
@@ -412,7 +434,7 @@ def main(args: Sequence[str] | None = None) -> int:
     except click.UsageError as exc:
         hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
         message = _one_line(exc.format_message()).rstrip(".")
-        click.echo(f"error: {message}{hint}", err=True)
+        click.echo(f"error: {_misplaced(exc) or message + hint}", err=True)
         return exc.exit_code
     except click.ClickException as exc:
         click.echo(f"error: {_one_line(exc.format_message())}", err=True)

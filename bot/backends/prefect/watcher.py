@@ -289,10 +289,6 @@ class Watcher:
         except Exception as exc:
             self._retry(run_id, exc)
             return
-        logger.info(
-            "Prefect run is gone; no longer followed",
-            extra={"action": "prefect_run_gone", "run_id": run_id},
-        )
         with self._cond:
             self._due.pop(run_id, None)
             self._background.pop(run_id, None)
@@ -302,6 +298,11 @@ class Watcher:
                 self._gone.popitem(last=False)
         self._failures.pop(run_id, None)
         self._not_ready.pop(run_id, None)
+        # Said once it is true: whoever reads the line finds the run no longer followed.
+        logger.info(
+            "Prefect run is gone; no longer followed",
+            extra={"action": "prefect_run_gone", "run_id": run_id},
+        )
 
     def _retry(self, run_id: str, exc: Exception) -> None:
         """Sync ``run_id`` again after a delay growing with its failures."""

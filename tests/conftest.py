@@ -106,15 +106,27 @@ def new_pg_database(cluster: PostgresCluster) -> str:
     return cluster.url(name)
 
 
+def drop_pg_database(cluster: PostgresCluster, url: str) -> None:
+    """Drop a test's database once the test is over, closing what still holds it."""
+    name = url.rsplit("/", 1)[1]
+    with psycopg.connect(
+        f"host=127.0.0.1 port={cluster.port} user=postgres dbname=postgres", autocommit=True
+    ) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def database_url(
     request: pytest.FixtureRequest, tmp_path: Path, pg_cluster: PostgresCluster | None
-) -> str:
+) -> Iterator[str]:
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'signoff.db'}"
+        yield f"sqlite:///{tmp_path / 'signoff.db'}"
+        return
     if pg_cluster is None:
         pytest.skip("PostgreSQL binaries (initdb, pg_ctl) are not installed")
-    return new_pg_database(pg_cluster)
+    url = new_pg_database(pg_cluster)
+    yield url
+    drop_pg_database(pg_cluster, url)
 
 
 @pytest.fixture

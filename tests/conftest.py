@@ -78,7 +78,7 @@ def clean_environ(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 @pytest.fixture(scope="session")
 def pg_cluster() -> Iterator[PostgresCluster | None]:
     try:
-        cluster = start_cluster()
+        cluster = start_cluster(in_memory=True)
     except (PostgresUnavailable, OSError) as exc:
         if os.environ.get("CI"):
             pytest.fail(f"PostgreSQL is required in CI: {exc}")

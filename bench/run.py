@@ -235,9 +235,7 @@ def new_database(cluster, scenario: str) -> str:
     import psycopg
 
     name = f"bench_{scenario.replace('-', '_')}_{os.urandom(3).hex()}"
-    with psycopg.connect(
-        f"host=127.0.0.1 port={cluster.port} user=postgres dbname=postgres", autocommit=True
-    ) as conn:
+    with psycopg.connect(cluster.admin_conninfo, autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {name}")
     return cluster.url(name)
 

@@ -85,9 +85,7 @@ def pg_cluster() -> Iterator[PostgresCluster | None]:
         yield None
         return
     try:
-        with psycopg.connect(
-            f"host=127.0.0.1 port={cluster.port} user=postgres dbname=postgres", autocommit=True
-        ) as conn:
+        with psycopg.connect(cluster.admin_conninfo, autocommit=True) as conn:
             conn.execute("CREATE DATABASE signoff_template")
         migrated = create_db_engine(cluster.url("signoff_template"))
         upgrade(migrated)
@@ -99,9 +97,7 @@ def pg_cluster() -> Iterator[PostgresCluster | None]:
 
 def new_pg_database(cluster: PostgresCluster) -> str:
     name = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(
-        f"host=127.0.0.1 port={cluster.port} user=postgres dbname=postgres", autocommit=True
-    ) as conn:
+    with psycopg.connect(cluster.admin_conninfo, autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {name} TEMPLATE signoff_template")
     return cluster.url(name)
 
@@ -109,9 +105,7 @@ def new_pg_database(cluster: PostgresCluster) -> str:
 def drop_pg_database(cluster: PostgresCluster, url: str) -> None:
     """Drop a test's database once the test is over, closing what still holds it."""
     name = url.rsplit("/", 1)[1]
-    with psycopg.connect(
-        f"host=127.0.0.1 port={cluster.port} user=postgres dbname=postgres", autocommit=True
-    ) as conn:
+    with psycopg.connect(cluster.admin_conninfo, autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 

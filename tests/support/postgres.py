@@ -73,6 +73,11 @@ class PostgresCluster:
     def url(self, database: str = "postgres") -> str:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
 
+    @property
+    def admin_conninfo(self) -> str:
+        """psycopg's connection string for the ``postgres`` database, to make others."""
+        return f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres"
+
     def _cmd(self, *args: str) -> list[str]:
         if self.run_as:
             return ["runuser", "-u", self.run_as, "--", *args]
@@ -118,8 +123,9 @@ def start_cluster(*, in_memory: bool = False) -> PostgresCluster:
     )
     options = (
         f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300"
-        " -c max_wal_size=256MB"
     )
+    if in_memory:
+        options += " -c max_wal_size=256MB"  # the log is memory too
     subprocess.run(
         cluster._cmd(
             str(bindir / "pg_ctl"),

@@ -65,6 +65,25 @@ logger = logging.getLogger(__name__)
 _protocol_logger = logging.getLogger(f"{__name__}.protocol")
 _protocol_logger.setLevel(logging.INFO)
 
+
+class _RefusedHandshakeLine(logging.Filter):
+    """The library logs a client's malformed handshake (which the client was already
+    answered with a 4xx) as an ERROR with a traceback; it is the client's mistake, said in
+    one warning line with the reason."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg == "opening handshake failed" and record.exc_info:
+            reason = record.exc_info[1]
+            record.msg = "Socket Mode client's opening handshake refused: %s"
+            record.args = (reason,)
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.exc_info = record.exc_text = None
+            record.action = "socket_handshake_refused"
+        return True
+
+
+_protocol_logger.addFilter(_RefusedHandshakeLine())
+
 _PATH = "/link/"
 #: Seconds a client gets to send its opening handshake.
 _HANDSHAKE_TIMEOUT = 5.0

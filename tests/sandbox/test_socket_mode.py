@@ -9,6 +9,7 @@ with slack_sdk's builtin ``SocketModeClient``, which is what Bolt's ``SocketMode
 from __future__ import annotations
 
 import json
+import logging
 import socket
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -140,7 +141,10 @@ def test_handshake_and_hello(endpoint: SocketModeServer, client: RawClient) -> N
         ({"Sec_WebSocket_Key": "dG9vIHNob3J0"}, 400),
     ],
 )
-def test_bad_handshakes_are_refused(endpoint: SocketModeServer, change: dict, status: int) -> None:
+def test_bad_handshakes_are_refused(
+    endpoint: SocketModeServer, change: dict, status: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    malformed = status in (400, 426)  # refused by the WebSocket library, not the sandbox
     url = endpoint.open_url()
     if "path" in change:
         url = url.replace("/link/", change.pop("path"))
@@ -154,6 +158,17 @@ def test_bad_handshakes_are_refused(endpoint: SocketModeServer, change: dict, st
     finally:
         raw.close()
     assert endpoint.connections == 0
+    if malformed:
+        # The client's mistake is one warning line naming it, not an error's traceback.
+        [line] = wait_for(
+            lambda: [r for r in caplog.records if r.levelno >= logging.WARNING],
+            what="the refused handshake's log line",
+        )
+        assert (line.levelname, line.exc_info) == ("WARNING", None)
+        assert line.action == "socket_handshake_refused"  # type: ignore[attr-defined]
+        assert line.getMessage().startswith("Socket Mode client's opening handshake refused: ")
+        assert "Sec-WebSocket" in line.getMessage() or "Upgrade" in line.getMessage()
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 def test_pings_fragments_acks_and_close(endpoint: SocketModeServer, client: RawClient) -> None:

@@ -6,7 +6,9 @@ Example::
     with engine_on("sqlite:///bench.db") as engine:
         paused = Paused(engine)
         ...  # start runs that pause
-        starts = by_tag(engine, resume_all(paused.wait_for(100)))
+        ids = paused.wait_for(100)
+        tags = tags_of(engine, ids)
+        starts = by_tag(tags, resume_all(ids))
 """
 
 from __future__ import annotations
@@ -104,5 +106,11 @@ def engine_on(url: str) -> Iterator[Engine]:
         engine.close()
 
 
-def by_tag(engine: Engine, starts: dict[str, float]) -> dict[str, float]:
-    return {engine.get_run(rid).parameters["tag"]: at for rid, at in starts.items()}
+def tags_of(engine: Engine, ids: list[str]) -> dict[str, str]:
+    """Each run's tag, read before the resumes start: reading them after would put the
+    bench's own queries beside the flows still finishing, in the measured window."""
+    return {run_id: engine.get_run(run_id).parameters["tag"] for run_id in ids}
+
+
+def by_tag(tags: dict[str, str], starts: dict[str, float]) -> dict[str, float]:
+    return {tags[run_id]: at for run_id, at in starts.items()}

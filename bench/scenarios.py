@@ -46,6 +46,7 @@ from measuring import (
     engine_on,
     resume_all,
     rss_kib,
+    tags_of,
 )
 from peers.common import latencies
 from worker_scenarios import throughput, worker
@@ -100,7 +101,8 @@ def burst(url: str, count: int) -> dict[str, object]:
             thread.start()
         ids = paused.wait_for(count)
         grown = rss_kib() - before
-        starts = by_tag(engine, resume_all(ids))
+        tags = tags_of(engine, ids)
+        starts = by_tag(tags, resume_all(ids))
         for thread in threads:
             thread.join()
         return {"latencies": latencies(starts, flows.MARKS), "rss_kib_per_run": grown / count}
@@ -116,10 +118,11 @@ def burst_async(url: str, count: int) -> dict[str, object]:
             tasks = [asyncio.ensure_future(flows.wait_once_async(f"a{i}")) for i in range(count)]
             ids = await asyncio.to_thread(paused.wait_for, count)
             grown = rss_kib() - before
+            tags = tags_of(engine, ids)
             starts = await asyncio.to_thread(resume_all, ids)
             await asyncio.gather(*tasks)
             return {
-                "latencies": latencies(by_tag(engine, starts), flows.MARKS),
+                "latencies": latencies(by_tag(tags, starts), flows.MARKS),
                 "rss_kib_per_run": grown / count,
             }
 

@@ -24,6 +24,7 @@ from measuring import (
     engine_on,
     resume_all,
     rss_kib,
+    tags_of,
     wait_until,
 )
 from peers.common import latencies
@@ -117,7 +118,8 @@ def worker(
             sqlalchemy.event.listen(
                 engine.store.engine.pool, "connect", lambda *_: opened.append(1)
             )
-            starts = by_tag(engine, resume_all(ids, resumers))
+            tags = tags_of(engine, ids)
+            starts = by_tag(tags, resume_all(ids, resumers))
             wait_until(lambda: len(read_marks(marks)) >= 30 + count, 120, "every mark")
             return {
                 "latencies": latencies(starts, read_marks(marks)),

@@ -11,13 +11,13 @@ from sqlalchemy import and_, bindparam, func, literal, or_, select
 
 from signoff.engine.audit import AuditAction
 from signoff.engine.errors import RunNotFound
-from signoff.engine.runs import PauseStatus, Run, RunState, WaitingInput, handed_on
+from signoff.engine.runs import Run, RunState, WaitingInput, handed_on
 from signoff.engine.serialization import is_storable_text
 from signoff.engine.store import rows
 from signoff.engine.store.audit import AUDIT
 from signoff.engine.store.base import RUN_COLUMNS, RUNS, StoreBase
 from signoff.engine.store.dropped import read_again_if_dropped
-from signoff.engine.store.pauses import PAUSES
+from signoff.engine.store.pauses import IS_WAITING, PAUSES
 
 #: the states a run ends in
 _FINAL = [s.value for s in RunState if s.is_final]
@@ -194,7 +194,7 @@ class ListingQueries(StoreBase):
                 PAUSES.c.delegations,
             )
             .join(RUNS, PAUSES.c.run_id == RUNS.c.id)
-            .where(PAUSES.c.status == PauseStatus.WAITING.value)
+            .where(IS_WAITING)
             .order_by(PAUSES.c.id.desc())
             .limit(page)
         )

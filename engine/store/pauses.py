@@ -8,7 +8,16 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, Connection, bindparam, func, select, update
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Connection,
+    bindparam,
+    func,
+    literal_column,
+    select,
+    update,
+)
 
 from signoff.engine.actors import SYSTEM, Actor
 from signoff.engine.audit import AuditAction, AuditEntry
@@ -24,6 +33,9 @@ from signoff.engine.store.state_changes import StateChangeQueries
 from signoff.engine.store.tables import PauseRow
 
 PAUSES = PauseRow.__table__  # type: ignore[attr-defined]
+#: "the pause waits", as the partial indexes on waiting pauses say it (``WAITING_ONLY``):
+#: a query over every waiting pause (the timers' sweeps, listings) needs it to use them
+IS_WAITING = PAUSES.c.status == literal_column(f"'{PauseStatus.WAITING.value}'")
 
 
 #: the columns ``_pause_values`` gives
@@ -359,9 +371,7 @@ class PauseQueries(AuditQueries, StateChangeQueries):
     def _waiting_pauses(self, *conditions: ColumnElement[bool]) -> list[Pause]:
         """Waiting pauses that meet every one of ``conditions`` (a timer's due ones)."""
         with self._read() as conn:
-            found = conn.execute(
-                select(PAUSES).where(PAUSES.c.status == PauseStatus.WAITING.value, *conditions)
-            ).all()
+            found = conn.execute(select(PAUSES).where(IS_WAITING, *conditions)).all()
         return [rows.to_pause(r) for r in found]
 
     @write_again_if_dropped

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from signoff.engine.runs import ConsumerLag, EngineStats, PauseStatus, RunState
+from signoff.engine.runs import ConsumerLag, EngineStats, RunState
 from signoff.engine.store import rows
 from signoff.engine.store.base import EVENTS, RUNS, StoreBase
 from signoff.engine.store.dropped import read_again_if_dropped
-from signoff.engine.store.tables import CursorRow, PauseRow
+from signoff.engine.store.pauses import IS_WAITING, PAUSES
+from signoff.engine.store.tables import CursorRow
 
-_PAUSES = PauseRow.__table__  # type: ignore[attr-defined]
 _CURSORS = CursorRow.__table__  # type: ignore[attr-defined]
 
 
@@ -31,9 +31,7 @@ class StatsQueries(StoreBase):
             }
             waiting = int(
                 conn.execute(
-                    select(func.count())
-                    .select_from(_PAUSES)
-                    .where(_PAUSES.c.status == PauseStatus.WAITING.value)
+                    select(func.count()).select_from(PAUSES).where(IS_WAITING)
                 ).scalar_one()
             )
             newest = int(conn.execute(select(func.coalesce(func.max(EVENTS.c.id), 0))).scalar_one())

@@ -18,10 +18,22 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     UniqueConstraint,
+    text,
 )
 from sqlmodel import Field, SQLModel
 
+from signoff.engine.runs import PauseStatus
+
 metadata = SQLModel.metadata
+#: The condition of the pause indexes that hold waiting pauses only. A query is served by
+#: them when its WHERE says the same with a literal (``pauses.IS_WAITING``): a bound
+#: parameter proves nothing to the planner about which rows it selects.
+WAITING_ONLY = f"status = '{PauseStatus.WAITING.value}'"
+
+
+def _where(condition: str) -> dict[str, Any]:
+    """A partial index's condition, on both databases."""
+    return {"postgresql_where": text(condition), "sqlite_where": text(condition)}
 
 
 def _utc_column(*, nullable: bool = False, index: bool = False) -> Any:
@@ -87,8 +99,19 @@ class PauseRow(SQLModel, table=True):
     __tablename__ = "pauses"
     __table_args__ = (
         UniqueConstraint("run_id", "key", name="uq_pauses_run_key"),
-        Index("ix_pauses_status_deadline", "status", "deadline"),
-        Index("ix_pauses_status_escalate", "status", "escalate_at"),
+        # Waiting pauses only (migration 0012 says why). The timers' two name in their
+        # condition what only the timers' sweeps ask, so no lookup of a run can use them.
+        Index("ix_pauses_waiting_run", "run_id", "id", **_where(WAITING_ONLY)),
+        Index(
+            "ix_pauses_waiting_deadline",
+            "deadline",
+            **_where(f"{WAITING_ONLY} AND deadline IS NOT NULL"),
+        ),
+        Index(
+            "ix_pauses_waiting_escalate",
+            "escalate_at",
+            **_where(f"{WAITING_ONLY} AND escalate_at IS NOT NULL AND escalated_at IS NULL"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)

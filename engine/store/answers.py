@@ -28,6 +28,7 @@ from signoff.engine.store.dropped import write_again_if_dropped
 from signoff.engine.store.pauses import PAUSES, PauseQueries
 from signoff.engine.store.prepared import Prepared
 from signoff.engine.store.sharing import SharedWriteFailed
+from signoff.engine.store.state_changes import checked
 
 P = ParamSpec("P")
 
@@ -41,8 +42,8 @@ _AS_STORED = (PAUSES.c.escalated_at.is_(None), PAUSES.c.delegations.is_(None))
 #: the run of the answer, paused by process ``paused_by``
 _PAUSED_BY = (
     RUNS.c.id == bindparam("target_run"),
-    RUNS.c.state == RunState.PAUSED.value,
-    RUNS.c.owner == bindparam("paused_by"),
+    checked(RUNS.c.state) == RunState.PAUSED.value,
+    checked(RUNS.c.owner) == bindparam("paused_by"),
 )
 #: what storing an answer to a quorum checks first (locked on PostgreSQL: its answers
 #: append in turn; on SQLite the write transaction already excludes every other writer)
@@ -56,7 +57,7 @@ _ANSWERING_LOCKED = Prepared(_ANSWERING.with_for_update())
 #: the run of the answer, still in the state and with the owner the caller read
 _AS_READ = (
     RUNS.c.id == bindparam("target_run"),
-    RUNS.c.state == bindparam("expect_state"),
+    checked(RUNS.c.state) == bindparam("expect_state"),
     RUNS.c.owner.is_not_distinct_from(bindparam("expect_owner")),
 )
 

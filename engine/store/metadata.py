@@ -14,6 +14,7 @@ from signoff.engine.serialization import unstorable_values
 from signoff.engine.store.base import RUNS, StoreBase
 from signoff.engine.store.dropped import read_again_if_dropped, write_again_if_dropped
 from signoff.engine.store.pauses import PAUSES
+from signoff.engine.store.state_changes import checked
 from signoff.engine.store.tables import MetadataRow
 
 METADATA = MetadataRow.__table__  # type: ignore[attr-defined]
@@ -77,7 +78,9 @@ class MetadataQueries(StoreBase):
         now = self.clock()
         with self._write() as conn:
             running = conn.execute(
-                select(RUNS.c.id).where(RUNS.c.id == run_id, RUNS.c.state == RunState.RUNNING.value)
+                select(RUNS.c.id).where(
+                    RUNS.c.id == run_id, checked(RUNS.c.state) == RunState.RUNNING.value
+                )
             ).first()
             if running is None or conn.execute(_unmet(run_id, prefix)).first() is not None:
                 return False

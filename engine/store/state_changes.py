@@ -33,14 +33,25 @@ RUNS = RunRow.__table__  # type: ignore[attr-defined]
 EVENTS = EventRow.__table__  # type: ignore[attr-defined]
 
 
+def checked(column: Any) -> Any:
+    """``column`` as a condition checked on a row found by its key, never a way to find
+    rows. PostgreSQL, with statistics that had not seen the value (the id of a process
+    started since, a state no run was in when they were taken), otherwise found the run
+    through that column's index, reading every run with the value: 567 pages for one run
+    among 40,000 paused. An expression on the column matches no index; a NOT NULL column,
+    or a value that is never empty, makes ``coalesce`` change nothing else."""
+    return func.coalesce(column, "")
+
+
 def guarded(expected: int, owned: bool) -> list[Any]:
     """The run ``target_run``, only in one of ``expected`` states (bound as ``expect_0``...)
     and, if ``owned``, only while ``expect_owner`` owns it."""
     conditions = [RUNS.c.id == bindparam("target_run")]
     if expected:
-        conditions.append(RUNS.c.state.in_([bindparam(f"expect_{i}") for i in range(expected)]))
+        states: list[Any] = [bindparam(f"expect_{i}") for i in range(expected)]
+        conditions.append(checked(RUNS.c.state).in_(states))
     if owned:
-        conditions.append(RUNS.c.owner == bindparam("expect_owner"))
+        conditions.append(checked(RUNS.c.owner) == bindparam("expect_owner"))
     return conditions
 
 

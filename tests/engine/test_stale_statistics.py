@@ -1,6 +1,7 @@
-"""A run's own lookups read that run's pauses, however many others wait and whatever the
-planner's statistics say; the timers' sweeps and the count of waiting pauses are served by
-indexes over waiting pauses only (migration 0012)."""
+"""A lookup of one run reads that run's rows, however many other runs wait and whatever
+PostgreSQL's statistics say: they may date from before any run was paused, or before the
+process that owns them started. The timers' sweeps and the count of waiting pauses are
+served by indexes over waiting pauses only (migration 0012)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ import pytest
 from sqlalchemy import Connection, event, select
 
 from signoff.engine import Engine, PauseStatus, RunState, RunSuspended, flow, suspend_flow_run
-from signoff.engine.store.answers import _WAITING_TARGET
+from signoff.engine.store.answers import _PAUSED_BY, _WAITING_TARGET
 from signoff.engine.store.pauses import PAUSES, WAITING_PAUSE
 from signoff.engine.store.sql import _RESUME_TARGET
+from signoff.engine.store.state_changes import guard_values, guarded
 from signoff.engine.store.tables import RunRow
 
 RUNS = RunRow.__table__  # type: ignore[attr-defined]
@@ -105,6 +107,45 @@ def test_a_run_s_lookups_read_its_rows_when_statistics_say_few_pauses_wait(
     answered = engine.resume(run_id, {"value": 7}, "U0BOB")
     assert answered.status is PauseStatus.ANSWERED
     assert engine.get_run(run_id).state is RunState.SCHEDULED
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_a_run_s_state_changes_find_it_by_id_when_statistics_never_saw_its_state_or_owner(
+    engine: Engine,
+) -> None:
+    db = engine.store.engine
+    owner = "e0" * 16
+    # Statistics taken while every run had finished, and none since.
+    finished = suspended_run()
+    engine.cancel(finished, "done")
+    with db.begin() as conn:
+        _copies(conn, finished, 200, PauseStatus.CANCELLED.value, "finished")
+    with db.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql("ANALYZE runs")
+        conn.exec_driver_sql("ALTER TABLE runs SET (autovacuum_enabled = false)")
+    # Then a process none of them had seen paused thousands of runs.
+    run_id = suspended_run()
+    with db.begin() as conn:
+        conn.execute(
+            RUNS.update()
+            .where(RUNS.c.id == run_id)
+            .values(state=RunState.PAUSED.value, owner=owner)
+        )
+        _copies(conn, run_id, OTHERS_WAITING, PauseStatus.WAITING.value, "paused")
+
+    with db.connect() as conn:
+        reads = {
+            "state change": _pages_read(
+                conn,
+                select(RUNS.c.id).where(*guarded(1, True)),
+                **guard_values(run_id, [RunState.PAUSED], owner),
+            ),
+            "answer's run": _pages_read(
+                conn, select(RUNS.c.id).where(*_PAUSED_BY), target_run=run_id, paused_by=owner
+            ),
+        }
+    # Through the state or owner index: 62 pages at 5,000 paused; by the run's id: a few.
+    assert all(pages <= 10 for pages in reads.values()), reads
 
 
 def test_the_sweeps_and_the_waiting_count_are_served_by_the_waiting_pause_indexes(

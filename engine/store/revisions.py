@@ -161,9 +161,6 @@ def _ensure_schema(engine: Engine, migrate: bool) -> str | None:
             if current != head:
                 if current is not None and not migrate:
                     raise SchemaOutdated(str(current), str(head))
-                # Ends the read above, so that the migrations' transaction is alembic's
-                # own: on PostgreSQL, 0012 commits it to build indexes CONCURRENTLY.
-                connection.commit()
                 command.upgrade(config, "head")
                 connection.commit()
         finally:

@@ -189,6 +189,5 @@ def test_process_rows_stored_before_the_upgrade_are_judged_by_the_observers_time
         assert "owner_timeout_seconds" not in columns
         ids = set(conn.execute(sa.text("SELECT id FROM processes")).scalars())
         assert {"old-alive", engine.process_id} <= ids
-        conn.commit()  # the migrations' transaction is alembic's own (0012 commits it)
         command.upgrade(_alembic_config(conn), "head")
         conn.commit()

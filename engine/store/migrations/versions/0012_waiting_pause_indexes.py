@@ -51,27 +51,12 @@ def downgrade() -> None:
 
 
 def _swap(made: _Indexes, dropped: _Indexes) -> None:
-    """Make the indexes ``made``, then drop those ``dropped``: the timers' sweeps always
-    have one. On PostgreSQL each is built and dropped CONCURRENTLY, outside the migration's
-    transaction, so that the replicas still running go on writing pauses meanwhile."""
-    concurrently = op.get_bind().dialect.name == "postgresql"
-
-    def run() -> None:
-        for name, (columns, condition) in made.items():
-            where = None if condition is None else sa.text(condition)
-            op.create_index(
-                name,
-                "pauses",
-                columns,
-                postgresql_where=where,
-                sqlite_where=where,
-                postgresql_concurrently=concurrently,
-            )
-        for name in dropped:
-            op.drop_index(name, table_name="pauses", postgresql_concurrently=concurrently)
-
-    if concurrently:
-        with op.get_context().autocommit_block():
-            run()
-    else:
-        run()
+    """Make the indexes ``made``, then drop those ``dropped``, in the migration's
+    transaction. Not CONCURRENTLY: that waits for every transaction with an older
+    snapshot, and another process's upgrade waiting for the migration lock holds one;
+    the two waited for each other until PostgreSQL ended one as a deadlock."""
+    for name, (columns, condition) in made.items():
+        where = None if condition is None else sa.text(condition)
+        op.create_index(name, "pauses", columns, postgresql_where=where, sqlite_where=where)
+    for name in dropped:
+        op.drop_index(name, table_name="pauses")

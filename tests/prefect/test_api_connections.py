@@ -88,3 +88,76 @@ def test_a_resume_on_a_dropped_connection_is_not_sent_twice(
     with pytest.raises(BackendUnavailable, match="cannot be reached"):
         api.resume(RUN_ID, {"approved": True})
     assert seen == [f"GET /api/flow_runs/{RUN_ID}", f"POST /api/flow_runs/{RUN_ID}/resume"]
+
+
+class _StoresInputs(BaseHTTPRequestHandler):
+    """Flow run inputs, as Prefect stores them; the first request to store one is dropped,
+    before or after it is stored (``drop``), as a connection that failed under it."""
+
+    protocol_version = "HTTP/1.1"
+    seen: list[str]
+    stored: dict[str, dict[str, str]]
+    drop: list[str]  # "before" or "after", used once
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+        self.seen.append(f"POST {self.path}")
+        if self.path.endswith("/input/filter"):
+            found = [e for k, e in self.stored.items() if k.startswith(body["prefix"])]
+            return self._answer(200, found)
+        when = self.drop.pop() if self.drop else None
+        if when == "before":
+            return self._hang_up()
+        if body["key"] in self.stored:
+            return self._answer(409, {"detail": "exists"})
+        self.stored[body["key"]] = body
+        if when == "after":
+            return self._hang_up()
+        return self._answer(201, body)
+
+    def _hang_up(self) -> None:
+        self.close_connection = True
+        self.connection.close()
+
+    def _answer(self, status: int, found: object) -> None:
+        data = json.dumps(found).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("drop", "theirs", "created", "requests"),
+    [
+        pytest.param("before", False, True, ["input", "filter", "input"], id="lost-unstored"),
+        pytest.param("after", False, True, ["input", "filter"], id="lost-stored"),
+        pytest.param("before", True, False, ["input", "filter"], id="another-s"),
+    ],
+)
+def test_an_input_stored_on_a_dropped_connection_is_told_apart_by_its_mark(
+    drop: str, theirs: bool, created: bool, requests: list[str]
+) -> None:
+    # Prefect's server closes a connection right after a 500 it raised: the next request
+    # sent down it was reported as Prefect being unavailable, stored or not.
+    seen: list[str] = []
+    stored = {"signoff-claim": {"key": "signoff-claim", "sender": "signoff 0"}} if theirs else {}
+    handler = type("Handler", (_StoresInputs,), {"seen": seen, "stored": stored, "drop": [drop]})
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    api = PrefectApi(f"http://127.0.0.1:{httpd.server_address[1]}/api")
+    try:
+        assert api.create_input(RUN_ID, "signoff-claim", {"by": "U0BOB"}, "signoff") is created
+    finally:
+        api.close()
+        httpd.shutdown()
+        httpd.server_close()
+    base = f"POST /api/flow_runs/{RUN_ID}/input"
+    assert seen == [base if r == "input" else f"{base}/filter" for r in requests]
+    assert len(stored) == 1
+    if created:
+        assert json.loads(stored["signoff-claim"]["value"]) == {"by": "U0BOB"}

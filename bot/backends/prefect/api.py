@@ -32,6 +32,8 @@ KEEPALIVE_SECONDS = 2.0
 #: connection fails under them (a POST to ``.../filter`` or ``.../count`` only reads)
 _IDEMPOTENT_METHODS = frozenset({"GET", "PUT", "PATCH", "DELETE"})
 _READING_SUFFIXES = ("/filter", "/count")
+#: a connection that failed under a request, which the server may or may not have handled
+_DROPPED = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
 
 
 class PrefectApi:
@@ -79,7 +81,7 @@ class PrefectApi:
     def _send(self, method: str, path: str, body: Any, *, resendable: bool) -> httpx.Response:
         try:
             return self._http.request(method, path, json=body)
-        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
+        except _DROPPED as exc:
             # A kept-alive connection the server (or a proxy) closed as this request went
             # out. Sent again on a new connection, unless the call may have taken effect:
             # a second resume or input would be refused, and read as someone else's.
@@ -211,13 +213,29 @@ class PrefectApi:
             return response.text
 
     def create_input(self, run_id: str, key: str, value: Any, sender: str | None = None) -> bool:
-        """Store ``value`` under ``key``; False when the key already exists."""
-        response = self._call(
-            "POST",
-            f"/flow_runs/{run_id}/input",
-            body={"key": key, "value": json.dumps(value), "sender": sender},
-            run_id=run_id,
-        )
+        """Store ``value`` under ``key``; False when the key already exists.
+
+        The sender stored carries a mark of this call. When the connection drops under
+        the request (Prefect's server closes one right after a 500 it raised, while the
+        connection may already be back in the pool), whether the input was stored is
+        unknown: it is looked up, and it is this call's if it bears the mark; if it is not
+        there, the request is sent again. Without that, a dropped request was reported
+        as Prefect being unavailable, though it may well have stored the input.
+        """
+        stamp = f"{sender or 'signoff'} {uuid.uuid4().hex[:12]}"
+        body = {"key": key, "value": json.dumps(value), "sender": stamp}
+        try:
+            return self._store_input(run_id, key, body)
+        except BackendUnavailable as exc:
+            if not isinstance(exc.__cause__, _DROPPED):
+                raise
+        found = next((e for e in self.inputs_with_prefix(run_id, key) if e.get("key") == key), None)
+        if found is None:
+            return self._store_input(run_id, key, body)
+        return found.get("sender") == stamp
+
+    def _store_input(self, run_id: str, key: str, body: Doc) -> bool:
+        response = self._call("POST", f"/flow_runs/{run_id}/input", body=body, run_id=run_id)
         if response.status_code == 409:
             return False
         if response.status_code == 404:

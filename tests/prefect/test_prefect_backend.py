@@ -402,8 +402,12 @@ def test_a_run_deleted_in_prefect_is_dropped_not_retried_for_ever(
     [watcher] = backend._watchers
     caplog.set_level(logging.INFO, logger="signoff.bot.backends.prefect.watcher")
     watcher.poke(run_id)
+    # This run's: the server is shared, and other tests' runs are deleted meanwhile.
     wait_for(
-        lambda: any(getattr(r, "action", None) == "prefect_run_gone" for r in caplog.records),
+        lambda: any(
+            getattr(r, "action", None) == "prefect_run_gone" and r.run_id == run_id
+            for r in caplog.records
+        ),
         timeout=30,
         what="the deleted run dropped",
     )

@@ -6,8 +6,10 @@ A process has one default engine, created on first use from ``SIGNOFF_*`` settin
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
+import os
 import threading
 import time
 import uuid
@@ -385,6 +387,11 @@ class Engine(Liveness, Resuming, Upkeep):
         )
         return run
 
+    @property
+    def closed(self) -> bool:
+        """Whether ``close`` was called."""
+        return self._closed.is_set()
+
     def close(self) -> None:
         """Stop background threads and release the database."""
         self._closed.set()
@@ -406,12 +413,24 @@ _default_lock = threading.Lock()
 
 
 def get_engine() -> Engine:
-    """The process's engine, created from ``SIGNOFF_*`` settings on first use."""
+    """The process's engine, created from ``SIGNOFF_*`` settings on first use, and closed
+    as the interpreter exits (unless closed before)."""
     global _default
     with _default_lock:
         if _default is None:
             _default = Engine()
+            atexit.register(_close_at_exit, _default, os.getpid())
         return _default
+
+
+def _close_at_exit(engine: Engine, pid: int) -> None:
+    """Close an engine that ``get_engine`` made, which a script never closes itself: its
+    process leaves the process table (where workers would count it alive for an owner
+    timeout), its runs still paused are suspended (answering one runs the flow again on a
+    worker), and its wake-up socket goes. Not in a child forked since: the engine, its
+    process row and its runs are the parent's."""
+    if os.getpid() == pid and not engine.closed:
+        engine.close()
 
 
 def set_engine(engine: Engine | None) -> Engine | None:

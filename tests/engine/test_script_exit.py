@@ -1,0 +1,88 @@
+"""A script that uses the engine ``get_engine`` made, and never closes it, leaves nothing
+behind as it exits: not its process in the process table (where a worker would count it
+alive for an owner timeout), not its wake-up socket, and not a run reading "paused" with
+nobody left to hand it the answer."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from signoff.engine import Engine, EngineSettings, RunState
+from signoff.engine.store.wakeups import LocalWakeups
+
+ROOT = Path(__file__).resolve().parents[2]
+
+COMPLETES = """
+    from signoff.engine import flow
+
+    @flow
+    def hello():
+        return "hi"
+
+    print(hello())
+"""
+
+LEAVES_A_PAUSE = """
+    import threading, time
+    from signoff.engine import RunState, flow, get_engine, pause_flow_run
+    from signoff.engine.input import RunInput
+
+    class Go(RunInput):
+        ok: bool
+
+    @flow
+    def deploy():
+        pause_flow_run(wait_for_input=Go)
+
+    threading.Thread(target=deploy, daemon=True).start()
+    deadline = time.monotonic() + 30
+    while not get_engine().list_runs(states=[RunState.PAUSED]):
+        assert time.monotonic() < deadline, "the flow never paused"
+        time.sleep(0.02)
+    print("exiting")
+"""
+
+
+def run_script(tmp_path: Path, source: str) -> str:
+    """Run ``source`` as a script on a database of its own, to its end; the database's URL."""
+    script = tmp_path / "script.py"
+    script.write_text(textwrap.dedent(source))
+    url = f"sqlite:///{tmp_path}/signoff.db"
+    env = {**os.environ, "SIGNOFF_DATABASE_URL": url, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    return url
+
+
+def test_a_script_that_ends_leaves_no_process_and_no_socket_behind(tmp_path: Path) -> None:
+    url = run_script(tmp_path, COMPLETES)
+    folder = LocalWakeups(str(tmp_path / "signoff.db")).folder
+    # Nothing else used this database: its wake-up folder went with the script's socket.
+    assert not folder.exists() or list(folder.iterdir()) == []
+    engine = Engine(EngineSettings.load(database_url=url))
+    try:
+        (run,) = engine.list_runs()
+        assert run.state is RunState.COMPLETED
+        others = engine.store.live_processes(3600) - {engine.process_id}
+        assert others == set(), "the script's process is still taken for alive"
+    finally:
+        engine.close()
+
+
+def test_a_run_paused_when_its_script_exits_is_suspended_for_a_worker(tmp_path: Path) -> None:
+    url = run_script(tmp_path, LEAVES_A_PAUSE)
+    engine = Engine(EngineSettings.load(database_url=url))
+    try:
+        (run,) = engine.list_runs()
+        # Not "paused" in a process that is gone: answering it runs the flow again.
+        assert run.state is RunState.SUSPENDED
+        engine.resume(run.id, {"ok": True}, responder="ada")
+        assert engine.get_run(run.id).state is RunState.SCHEDULED
+    finally:
+        engine.close()

@@ -238,8 +238,10 @@ class Worker:
             recovered="worker loop works again after %d failed attempts",
         )
         while not self._stop.is_set():
-            # While failing, wake-ups (a reconnecting LISTEN sends some) do not hurry it.
-            until = min(due, self._next_hand_back())
+            # While failing, neither wake-ups (a reconnecting LISTEN sends some) nor runs due
+            # to be queued again hurry it: a hand-back that failed stays due, so waiting for
+            # it would retry at once, thousands of times a second, until the database is back.
+            until = due if outage.failures else min(due, self._next_hand_back())
             (self._stop if outage.failures else self._wake).wait(max(0.0, until - time.monotonic()))
             self._wake.clear()
             if self._stop.is_set():

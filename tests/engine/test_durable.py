@@ -272,6 +272,72 @@ def test_a_worker_run_whose_database_fails_under_it_logs_one_line_and_runs_again
     ]
 
 
+def test_a_worker_that_cannot_queue_a_run_again_in_an_outage_tries_once_a_second(
+    engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A run's write failed, and then the database stayed down: the worker's loop, whose
+    queuing of that run again kept failing, tried again at once rather than a second later,
+    tens of thousands of times in a few seconds (a core at full load), each a new try to
+    reach the database. It now tries about once a second, and the run still runs again and
+    completes once the database is back."""
+    import threading
+
+    from sqlalchemy import text
+
+    from signoff.engine import Worker, flow
+
+    started, release = threading.Event(), threading.Event()
+
+    @flow(name="outlived-outage")
+    def outlived_outage() -> str:
+        started.set()
+        release.wait(30)
+        return "done"
+
+    def rename(old: str, new: str) -> None:
+        with engine.store.engine.begin() as conn:
+            conn.execute(text(f"ALTER TABLE {old} RENAME TO {new}"))
+
+    def logged(action: str) -> list[logging.LogRecord]:
+        return [r for r in caplog.records if getattr(r, "action", "") == action]
+
+    worker = Worker(engine)
+    worker.start()
+    try:
+        run = engine.submit("outlived-outage", {})
+        wait_for(started.is_set, timeout=15, what="the flow to start")
+        with caplog.at_level("INFO", logger="signoff.engine.workers"):
+            # Every read and write of runs fails from now on: the run's last write, the
+            # worker's looks for work, and its queuing of the run again.
+            rename("runs", "runs_away")
+            began = time.monotonic()
+            release.set()
+            wait_for(lambda: logged("run_store_failed"), timeout=15, what="the lost write")
+            # The outage's length, not a wait for anything: the run is due to be queued
+            # again after 1 s of it, and the loop fails at that every time it tries.
+            time.sleep(1.5)
+            rename("runs_away", "runs")
+            outage = time.monotonic() - began
+            (recovered,) = wait_for(
+                lambda: logged("worker_recovered"), timeout=15, what="the loop to work again"
+            )
+            done = wait_for(
+                lambda: (r := engine.get_run(run.id)).state.is_final and r,
+                timeout=15,
+                what="the run to be run again",
+            )
+    finally:
+        release.set()
+        worker.stop()
+    # A try a second at most (every half second with these test settings' short upkeep).
+    every = min(worker.safety_seconds, 1.0)
+    failures: int = recovered.failures  # type: ignore[attr-defined]
+    assert 1 <= failures <= outage / every + 2, f"{failures} failed attempts in {outage:.1f} s"
+    assert len(logged("worker_error")) == 1
+    assert [r.run_id for r in logged("run_requeued")] == [run.id]  # type: ignore[attr-defined]
+    assert (done.state, done.result) == (RunState.COMPLETED, "'done'")
+
+
 def refuse_task_results(engine: Engine, refuse: bool) -> None:
     """Make the database refuse (or take again) every write of a task's result, as a full
     disk refuses a large write while the small ones around it still fit."""

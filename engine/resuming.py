@@ -22,8 +22,6 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping
 
-import pydantic
-
 from signoff.engine import serialization
 from signoff.engine.actors import Actor, as_actor
 from signoff.engine.audit import AuditAction, AuditEntry
@@ -49,7 +47,7 @@ from signoff.engine.runs import (
     run_id_text,
 )
 from signoff.engine.store.answers import AnswerOutcome
-from signoff.engine.validation import model_errors, schema_errors
+from signoff.engine.validation import refusal_errors, schema_errors
 from signoff.engine.waiters import Answer, Waiter
 
 logger = logging.getLogger(__name__)
@@ -322,10 +320,16 @@ def _judged(
     local: Waiter | None, payload: dict[str, JSON]
 ) -> tuple[Answer | None, tuple[bool, dict[str, str]] | None]:
     """The answer as the waiting flow's model reads it, and the verdict (accepted, errors):
-    both None without a waiter here to judge it."""
+    both None without a waiter here to judge it.
+
+    The model reads it as the flow would: in (a copy of) the flow's context, so that its
+    validators see the run (``get_run_logger``); and whatever they raise, not only a
+    ValidationError, is the flow's to raise from its pause and a refusal to record."""
     if local is None:
         return None, None
     try:
-        return Answer(value=load_answer(local.model, payload)), (True, {})
-    except pydantic.ValidationError as exc:
-        return Answer(error=exc), (False, model_errors(exc))
+        # A copy: two answers racing each judge in a context of their own.
+        value = local.context.copy().run(load_answer, local.model, payload)
+    except Exception as exc:
+        return Answer(error=exc), (False, refusal_errors(exc))
+    return Answer(value=value), (True, {})

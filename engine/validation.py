@@ -46,7 +46,7 @@ from pydantic_core import PydanticCustomError, SchemaValidator, core_schema
 from pydantic_core import SchemaError as CoreSchemaError
 
 from signoff.engine.input_schema import URL_KEYS
-from signoff.engine.serialization import unstorable_values
+from signoff.engine.serialization import error_text, unstorable_values
 from signoff.engine.temporal_rules import temporal_errors
 
 #: a schema (or a field's rules) as the key its built check is kept under: the same JSON
@@ -423,3 +423,12 @@ def model_errors(exc: pydantic.ValidationError) -> dict[str, str]:
             message = message.removeprefix(prefix)
         found.setdefault(path, []).append(message)
     return {path: "; ".join(messages) for path, messages in found.items()}
+
+
+def refusal_errors(exc: Exception) -> dict[str, str]:
+    """Why the flow's model refused an answer, as ``{field path: message}``: a
+    ValidationError's messages by field, or the whole answer's (under ``""``) when loading
+    it raised anything else (a validator's ``v.strip()`` on None: AttributeError)."""
+    if isinstance(exc, pydantic.ValidationError):
+        return model_errors(exc)
+    return {"": f"loading the answer raised {error_text(exc)}"}

@@ -10,6 +10,7 @@ and an answer another process stored, as its event told this process (``Delivere
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 from collections import defaultdict
 from dataclasses import dataclass
@@ -54,6 +55,9 @@ class Waiter(Protocol):
     delivered: Delivered | None
     #: set once the pause is stored
     asked: Asked | None
+    #: the waiting flow's context, as it was when it started waiting: a resumer in this
+    #: process judges an answer in a copy of it, as though the flow loaded the answer
+    context: contextvars.Context
 
     def wake(self) -> None: ...
 
@@ -67,6 +71,7 @@ class ThreadWaiter:
         self.answer: Answer | None = None
         self.delivered: Delivered | None = None
         self.asked: Asked | None = None
+        self.context = contextvars.copy_context()
         self._event = threading.Event()
 
     def wake(self) -> None:
@@ -87,6 +92,7 @@ class LoopWaiter:
         self.answer: Answer | None = None
         self.delivered: Delivered | None = None
         self.asked: Asked | None = None
+        self.context = contextvars.copy_context()
         self._loop = asyncio.get_running_loop()
         self._event = asyncio.Event()
 

@@ -17,8 +17,6 @@ import weakref
 from dataclasses import replace
 from typing import Any
 
-import pydantic
-
 from signoff.engine.asking import PauseRequest, pause_request
 from signoff.engine.context import RunContext
 from signoff.engine.errors import AlreadyWaiting, CannotSuspend, PauseTimeout, UnstorableValue
@@ -26,7 +24,7 @@ from signoff.engine.input import RunInput, load_answer
 from signoff.engine.quorum import Answered, Answers
 from signoff.engine.runs import GivenAnswer, Pause, PauseStatus, RunState
 from signoff.engine.signals import Cancel, Suspend, TakenOver
-from signoff.engine.validation import model_errors, prepare_schema
+from signoff.engine.validation import prepare_schema, refusal_errors
 from signoff.engine.waiters import Asked, LoopWaiter, ThreadWaiter
 
 logger = logging.getLogger(__name__)
@@ -125,8 +123,11 @@ def _outcome(req: PauseRequest, pause: Pause, *, read: bool = False) -> Any:
             raise _taken_over(req)
     try:
         value = _load(req, pause)
-    except pydantic.ValidationError as exc:
-        if ctx.engine.store.settle_pause(pause, False, model_errors(exc), flow_name=ctx.flow_name):
+    except Exception as exc:
+        # Not only a ValidationError: a validator may raise anything, which the flow raises
+        # as Prefect's does, and the answer is refused for it (nobody waits for a verdict).
+        errors = refusal_errors(exc)
+        if ctx.engine.store.settle_pause(pause, False, errors, flow_name=ctx.flow_name):
             ctx.engine.notify()
         raise
     # The flow has its answer: the verdict is stored on the way to its next write.

@@ -14,6 +14,8 @@ from signoff.engine import Engine, EngineSettings, RunState
 from signoff.engine.store.wakeups import LocalWakeups
 from tests.cli.in_process import run_cli
 from tests.cli.test_cli import Cli, error_line
+from tests.engine.test_model_validators import strips_a_note
+from tests.support.running import start, waiting
 from tests.support.waiting import wait_for
 
 FLOWS = """
@@ -84,6 +86,29 @@ def test_resume_exits_1_with_the_models_reasons_when_it_refuses(cli: Cli) -> Non
         assert answers and {r.via for r in answers} == {"cli"}
     finally:
         engine.close()
+
+
+def test_resume_exits_1_at_once_when_the_models_validator_raises_something_else(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A validator raising AttributeError (``v.strip()`` on None) left no verdict: the
+    command waited out --verdict-timeout and exited 0, saying no worker judged it. The
+    flow raises it, and the command reports the refusal as it does a ValidationError."""
+    monkeypatch.setenv("SIGNOFF_DATABASE_URL", engine.settings.database_url)
+    thread, box = start(strips_a_note)
+    pause = waiting(engine, "strips-a-note")
+    status, out, err = run_cli(
+        capsys, "runs", "resume", pause.run_id, "--input", '{"note": null}', "--as", "alice",
+        "--verdict-timeout", "20",
+    )  # fmt: skip
+    assert (status, out) == (1, ""), err
+    assert err.splitlines()[-1] == (
+        f"error: the flow refused the answer to {pause.run_id} (input '1') as alice: "
+        "input: loading the answer raised AttributeError: 'NoneType' object has no "
+        "attribute 'strip'"
+    )
+    thread.join(10)
+    assert box == {"result": "flow saw the error"}
 
 
 def test_as_answers_for_a_group_member_when_told_the_group(cli: Cli) -> None:

@@ -155,7 +155,8 @@ def resume_flow_run(
     Raises:
         RunNotFound, RunNotWaiting, PauseExpired: there is nothing to answer.
         InputInvalid: the input breaks the schema; ``errors`` names each field.
-        AlreadyAnswered: someone answered first; it names them.
+        AlreadyAnswered: someone answered first; it names them. (Also a
+            ``RunNotWaiting``, as Prefect's second resume is a ``NotPausedError``.)
         ResponderNotAllowed: ``responder`` may not answer this pause (recorded in the
             audit trail, like every answer).
     """

@@ -8,12 +8,13 @@
     ├── FlowImportError (path)        a --flows path or module could not be loaded
     ├── InvalidParameters (flow)      flow parameters do not match the function's type hints
     ├── MissingContext                a run-only call was made outside a flow run (also a RuntimeError)
-    ├── CannotSuspend (run_id)        this run cannot be suspended (a nested flow; also a RuntimeError)
+    ├── CannotSuspend (run_id)        this run cannot be suspended (a nested flow, or one not
+    │                                 running; also a RuntimeError)
     ├── RunNotFound (run_id)
     ├── RunNotWaiting (run_id)        resume/cancel of a run that is not waiting for input
-    │                                 (also importable as Prefect's NotPausedError)
+    │   │                             (also importable as Prefect's NotPausedError)
+    │   └── AlreadyAnswered (run_id, key, responder)   ... because someone answered it first
     ├── PauseExpired (run_id, key)    the pause's deadline has passed (also a PauseTimeout)
-    ├── AlreadyAnswered (run_id, key, responder)
     ├── NotAllowed (action, actor, run_id, flow, allowed)   the rules refuse this person
     │   └── ResponderNotAllowed (run_id, key, responder)    ... answering this pause
     ├── InputInvalid (run_id, key, errors)   input does not match the stored JSON schema
@@ -52,18 +53,31 @@ from collections.abc import Mapping, Sequence
 # Defined before the tree's classes because PauseExpired is also one (Prefect raises its
 # FlowPauseTimeout for both).
 class PauseTimeout(Exception):
-    """Nobody answered the pause in time."""
+    """Nobody answered the pause in time.
+
+    Also made as Prefect makes its ``FlowPauseTimeout``, from a message alone
+    (``FlowPauseTimeout("Flow run was paused and never resumed.")``, in a mock or a
+    re-raise); ``run_id`` and ``key`` are then None.
+    """
 
     def __init__(
-        self, run_id: str, key: str, timeout: float | None, *, message: str | None = None
+        self,
+        run_id: str | None = None,
+        key: str | None = None,
+        timeout: float | None = None,
+        *,
+        message: str | None = None,
     ) -> None:
+        if key is None and message is None:
+            # Prefect's form: the one argument is the message.
+            run_id, message = None, run_id
         self.run_id = run_id
         self.key = key
         self.timeout = timeout
         waited = f" for {timeout:g}s" if timeout is not None else ""
-        super().__init__(
-            message or f"run {run_id} waited{waited} for input {key!r} and nobody answered in time"
-        )
+        if message is None and key is not None:
+            message = f"run {run_id} waited{waited} for input {key!r} and nobody answered in time"
+        super().__init__(message or (self.__doc__ or "").splitlines()[0])
 
 
 class EngineError(Exception):
@@ -126,8 +140,10 @@ class CannotSuspend(EngineError, RuntimeError):
     """This run cannot be suspended.
 
     Raised for a flow called from another flow: a suspend ends the process's part of the
-    run, and only the outermost run can be run again from the start. Also a
-    ``RuntimeError``, as Prefect's "Cannot suspend subflows" is.
+    run, and only the outermost run can be run again from the start. Raised too when
+    ``suspend_flow_run(flow_run_id=...)`` names a run that is not running. Also a
+    ``RuntimeError``, as Prefect's "Cannot suspend subflows" and "Flow run cannot be
+    suspended" are.
     """
 
     def __init__(self, run_id: str, reason: str) -> None:
@@ -148,12 +164,25 @@ class RunNotFound(EngineError):
 
 
 class RunNotWaiting(EngineError):
-    """The run is not waiting for input."""
+    """The run is not waiting for input.
 
-    def __init__(self, run_id: str, state: str) -> None:
+    Also made as Prefect makes its ``NotPausedError``, from a message alone
+    (``NotPausedError("Cannot resume a run that isn't paused!")``); ``run_id`` and
+    ``state`` are then None.
+    """
+
+    def __init__(
+        self, run_id: str | None = None, state: str | None = None, *, message: str | None = None
+    ) -> None:
+        if state is None and message is None:
+            # Prefect's form: the one argument is the message.
+            run_id, message = None, run_id
         self.run_id = run_id
+        #: what the run is instead (its state, and why where that says too little)
         self.state = state
-        super().__init__(f"run {run_id} is not waiting for input (it is {state})")
+        if message is None and run_id is not None:
+            message = f"run {run_id} is not waiting for input (it is {state})"
+        super().__init__(message or "The run is not waiting for input.")
 
 
 class PauseExpired(EngineError, PauseTimeout):
@@ -176,15 +205,21 @@ class PauseExpired(EngineError, PauseTimeout):
         )
 
 
-class AlreadyAnswered(EngineError):
-    """Someone else answered this pause first."""
+class AlreadyAnswered(RunNotWaiting):
+    """Someone else answered this pause first.
+
+    Also a ``RunNotWaiting`` (``NotPausedError``): the run no longer waits for it, and
+    Prefect raises ``NotPausedError`` for a second resume, so code written for it catches
+    this too. ``state`` is None: what is known is that the pause was answered.
+    """
 
     def __init__(self, run_id: str, key: str, responder: str | None) -> None:
-        self.run_id = run_id
         self.key = key
         self.responder = responder
         who = responder or "someone without a name"
-        super().__init__(f"input {key!r} of run {run_id} was already answered by {who}")
+        super().__init__(
+            run_id, message=f"input {key!r} of run {run_id} was already answered by {who}"
+        )
 
 
 class NotAllowed(EngineError):

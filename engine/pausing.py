@@ -35,7 +35,7 @@ from signoff.engine.asking import (
     prepare_call,
 )
 from signoff.engine.context import RunContext, awaited_here, current_run, require_run
-from signoff.engine.errors import CannotSuspend, InvalidTransition, StoreError, UnstorableValue
+from signoff.engine.errors import CannotSuspend, StoreError, UnstorableValue
 from signoff.engine.input import run_input_from_type
 from signoff.engine.input_schema import input_schema
 from signoff.engine.quorum import Answers
@@ -217,7 +217,8 @@ def _request_suspend(
     if not engine.store.request_suspend(run.id, SUSPEND_REQUEST, key, request):
         current = engine.store.get_run(run.id).state
         if current is not RunState.RUNNING:
-            raise InvalidTransition(run.id, current.value, RunState.SUSPENDED.value)
+            # CannotSuspend is a RuntimeError, as Prefect's refusal here is.
+            raise CannotSuspend(run.id, f"it is {current.value}, not running")
         unmet = engine.store.unmet_suspend_request(run.id, SUSPEND_REQUEST) or key
         raise ValueError(
             f"run {run.id} already has a request to suspend with key {unmet!r}, not met "
@@ -429,8 +430,8 @@ def suspend_flow_run(
         UnstorableValue: a parameter or task result of the run cannot be stored, so the
             run could not be taken up again; nothing is suspended.
         CannotSuspend: the flow (or with ``flow_run_id``, that run's flow) was called from
-            another flow (suspend the outer one).
-        InvalidTransition: ``flow_run_id`` names a run that is not running.
+            another flow (suspend the outer one), or ``flow_run_id`` names a run that is not
+            running (also a ``RuntimeError``, as Prefect's).
         PauseTimeout: on a re-run that reaches a suspend whose timeout passed unanswered.
             (Nothing runs a suspended flow meanwhile: when its timeout passes, the run
             fails as TimedOut, as Prefect fails it.)

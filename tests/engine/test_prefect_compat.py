@@ -18,7 +18,6 @@ from signoff.engine import (
     EngineError,
     FlowPauseTimeout,
     InputInvalid,
-    InvalidTransition,
     MissingContext,
     NotPausedError,
     PauseExpired,
@@ -147,7 +146,7 @@ def test_run_ids_as_prefect_passes_them_flow_run_id_and_uuids(engine: Engine) ->
     assert cancel_flow_run(flow_run_id=uuid.UUID(other.run_id)).state is RunState.CANCELLED
     thread.join(10)
     assert isinstance(box.get("error"), RunCancelled)
-    with pytest.raises(InvalidTransition, match="is cancelled and cannot become suspended"):
+    with pytest.raises(CannotSuspend, match=f"^run {other.run_id} cannot be suspended: it is "):
         suspend_flow_run(flow_run_id=uuid.UUID(other.run_id))
 
 
@@ -397,16 +396,21 @@ def test_suspend_by_id_of_a_run_that_is_not_running_is_refused(engine: Engine) -
 
     quick()
     run = engine.list_runs(flow_name="quick")[0]
-    with pytest.raises(InvalidTransition, match="is completed and cannot become suspended"):
+    # Prefect: RuntimeError("Flow run cannot be suspended. Received unexpected state ...").
+    refused = f"^run {run.id} cannot be suspended: it is completed, not running$"
+    with pytest.raises(RuntimeError, match=refused) as raised:
         suspend_flow_run(flow_run_id=run.id)
+    assert isinstance(raised.value, CannotSuspend) and raised.value.run_id == run.id
 
     async def from_async_code():
         await suspend_flow_run(flow_run_id=run.id)
 
-    with pytest.raises(InvalidTransition):
+    with pytest.raises(RuntimeError, match=refused):
         asyncio.run(from_async_code())
-    with pytest.raises(InvalidTransition):
+    with pytest.raises(RuntimeError, match=refused):
         asyncio.run(asuspend_flow_run(flow_run_id=run.id))
+    assert engine.get_run(run.id).state is RunState.COMPLETED  # nothing was asked of it
+    assert not engine.suspend_requests(run.id)
 
 
 def test_suspend_in_a_nested_flow_is_refused_at_once(engine: Engine) -> None:

@@ -14,6 +14,7 @@ Example::
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, SupportsIndex, TypeVar, cast
 
 import pydantic
@@ -23,8 +24,9 @@ from pydantic import BaseModel, ConfigDict
 from pydantic._internal._model_construction import ModelMetaclass
 
 from signoff.engine.input_schema import REQUIRED_KEYWORD
+from signoff.engine.quorum import Answers
 
-__all__ = ["AutomaticRunInput", "RunInput", "run_input_from_type"]
+__all__ = ["AutomaticRunInput", "RunInput", "RunInputMetadata", "run_input_from_type"]
 
 M = TypeVar("M", bound="RunInput")
 
@@ -38,6 +40,25 @@ PREFECT_ONLY = frozenset(
         *("keyset_from_type", "subclass_from_base_model_type"),
     )
 )
+
+
+@dataclass(frozen=True)
+class RunInputMetadata:
+    """Where an answer came from: ``answer.metadata``, as Prefect's ``RunInput.metadata``."""
+
+    #: the key of the pause it answered ("1", or the ``key=`` given); Prefect's is the
+    #: keyset's response key ("paused-1-response"), which names nothing in Signoff
+    key: str
+    #: None: a person answered a pause (Prefect's, after a pause, is None too)
+    sender: str | None
+    #: the id of the run that waited for it
+    receiver: str
+
+
+#: where an answer keeps its metadata: in the instance ``__dict__``, as a
+#: ``functools.cached_property`` keeps its value, so that pydantic leaves it out of ``==``,
+#: ``model_dump`` and validation; a field's name cannot start with "_"
+_METADATA = "_signoff_metadata"
 
 
 class _RunInputType(ModelMetaclass):
@@ -70,9 +91,25 @@ class RunInput(BaseModel, metaclass=_RunInputType):
     #: class it was made from, which ``pickle`` can find by name where it cannot find this
     signoff_origin: ClassVar[type[BaseModel] | None] = None
 
-    if not TYPE_CHECKING:  # as pydantic's own, so that mypy still checks attribute names
+    if TYPE_CHECKING:
+
+        @property
+        def metadata(self) -> RunInputMetadata:
+            """Where this answer came from (a model made by hand has none)."""
+            ...
+
+    else:  # as pydantic's own, so that mypy still checks attribute names
 
         def __getattr__(self, name: str) -> Any:
+            if name == "metadata":
+                # Not a property: a model's own field named "metadata" comes first.
+                found = self.__dict__.get(_METADATA)
+                if found is None:
+                    raise AttributeError(
+                        f"{type(self).__name__}.metadata: only an answer that "
+                        "pause_flow_run or suspend_flow_run returned has metadata"
+                    )
+                return found
             # Most of Prefect's messaging is called on an instance (``answer.respond(...)``,
             # ``Place(...).send_to(run_id)``): say why, as for the class, rather than
             # pydantic's "'Place' object has no attribute 'send_to'".
@@ -192,6 +229,17 @@ def run_input_from_type(input_type: Any) -> type[RunInput]:
 
 def is_automatic(model: type[RunInput]) -> bool:
     return issubclass(model, AutomaticRunInput)
+
+
+def with_metadata(answer: Any, run_id: str, key: str) -> Any:
+    """``answer`` as the flow gets it, with ``metadata`` naming the pause (each one of a
+    quorum's ``Answers``); a plain value (``int``, ...) has none, as in Prefect."""
+    metadata = RunInputMetadata(key=key, sender=None, receiver=run_id)
+    for value in answer.values if isinstance(answer, Answers) else (answer,):
+        if isinstance(value, RunInput):
+            # Kept out of pydantic's sight (see _METADATA); frozen models take it too.
+            value.__dict__[_METADATA] = metadata
+    return answer
 
 
 def load_answer(model: type[RunInput] | None, response: Any) -> Any:

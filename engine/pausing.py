@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Generator, Sequence
+from collections.abc import Awaitable, Generator, Sequence
 from datetime import timedelta
 from typing import Any, Never, TypeVar, overload
 
@@ -36,7 +36,7 @@ from signoff.engine.asking import (
 )
 from signoff.engine.context import RunContext, awaited_here, current_run, require_run
 from signoff.engine.errors import CannotSuspend, StoreError, UnstorableValue
-from signoff.engine.input import run_input_from_type
+from signoff.engine.input import run_input_from_type, with_metadata
 from signoff.engine.input_schema import input_schema
 from signoff.engine.quorum import Answers
 from signoff.engine.runs import Pause, RunState, run_id_text
@@ -69,6 +69,10 @@ class Done:
     def __await__(self) -> Generator[Any, None, Any]:
         return self.value
         yield  # pragma: no cover - makes this a generator, as __await__ must be
+
+
+async def _answered_async(ctx: RunContext, key: str, answer: Awaitable[Any]) -> Any:
+    return with_metadata(await answer, ctx.run_id, key)
 
 
 def suspend_at_boundary(ctx: RunContext) -> None:
@@ -366,8 +370,8 @@ def pause_flow_run(
     key, model = prepare_call(ctx, wait_for_input, timeout, key, decision)
     request = (model, timeout, False, decision)
     if awaited_here(ctx):
-        return pause_async(ctx, key, *request)
-    return wait_for_answer(pause_request(ctx, key, *request))
+        return _answered_async(ctx, key, pause_async(ctx, key, *request))
+    return with_metadata(wait_for_answer(pause_request(ctx, key, *request)), ctx.run_id, key)
 
 
 async def apause_flow_run(
@@ -395,7 +399,7 @@ async def apause_flow_run(
         approvers, forbid_starter, quorum, veto, escalate_after, escalate_to, notify, confirm
     )
     key, model = prepare_call(ctx, wait_for_input, timeout, key, decision)
-    return await pause_async(ctx, key, model, timeout, False, decision)
+    return await _answered_async(ctx, key, pause_async(ctx, key, model, timeout, False, decision))
 
 
 def suspend_flow_run(
@@ -452,8 +456,8 @@ def suspend_flow_run(
     key, model = prepare_call(ctx, wait_for_input, timeout, key, decision)
     request = (model, timeout, True, decision)
     if awaited_here(ctx):
-        return suspend_here_async(ctx, key, *request)
-    return suspend_here(pause_request(ctx, key, *request))
+        return _answered_async(ctx, key, suspend_here_async(ctx, key, *request))
+    return with_metadata(suspend_here(pause_request(ctx, key, *request)), ctx.run_id, key)
 
 
 async def asuspend_flow_run(
@@ -486,4 +490,6 @@ async def asuspend_flow_run(
     ctx = require_run("asuspend_flow_run()")
     suspend_at_boundary(ctx)
     key, model = prepare_call(ctx, wait_for_input, timeout, key, decision)
-    return await suspend_here_async(ctx, key, model, timeout, True, decision)
+    return await _answered_async(
+        ctx, key, suspend_here_async(ctx, key, model, timeout, True, decision)
+    )

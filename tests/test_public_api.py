@@ -96,7 +96,12 @@ def test_engine_exports() -> None:
 
 
 def test_input_exports() -> None:
-    assert signoff.engine.input.__all__ == ["AutomaticRunInput", "RunInput", "run_input_from_type"]
+    assert signoff.engine.input.__all__ == [
+        "AutomaticRunInput",
+        "RunInput",
+        "RunInputMetadata",
+        "run_input_from_type",
+    ]
 
 
 def test_audit_exports() -> None:

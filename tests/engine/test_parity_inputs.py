@@ -1,7 +1,7 @@
 """Cases from Prefect's own tests and experiments (prefect-semantics.md §1.4, §1.6, §2.3,
 §4.1, §4.3) that the other engine tests do not cover: how strictly an answer is read, an
 optional field's initial value, a tuple, a pause inside a task that times out or is
-retried, and an async flow asking an answered key again."""
+retried, an async flow asking an answered key again, and an answer's metadata."""
 
 from __future__ import annotations
 
@@ -15,13 +15,16 @@ from signoff.engine import (
     FlowPauseTimeout,
     InputInvalid,
     RunState,
+    RunSuspended,
+    Worker,
     apause_flow_run,
     flow,
     pause_flow_run,
     resume_flow_run,
+    suspend_flow_run,
     task,
 )
-from signoff.engine.input import RunInput
+from signoff.engine.input import RunInput, RunInputMetadata
 from tests.support.running import start, waiting
 from tests.support.waiting import wait_for
 
@@ -153,3 +156,93 @@ def test_an_async_flow_asking_an_answered_key_again_gets_the_answer(engine: Engi
     resume_flow_run(waiting(engine, "async-same-key").run_id, {"value": 5})
     thread.join(10)
     assert box == {"result": (5, 5)}
+
+
+class Approval(RunInput):
+    approved: bool
+
+
+def test_an_answer_says_which_pause_of_which_run_it_answered(engine: Engine) -> None:
+    """Prefect's test_load_populates_metadata: after a pause, metadata is (key, sender=None,
+    receiver=the run). The key is the pause's ("1", or the key= given), which Signoff's
+    resume and CLI take; Prefect's is its keyset's "paused-1-response"."""
+
+    @flow(name="metadata-pause")
+    def metadata_pause() -> tuple[Approval, Approval]:
+        return pause_flow_run(Approval, timeout=60), pause_flow_run(
+            Approval, timeout=60, key="final"
+        )
+
+    thread, box = start(metadata_pause)
+    first = waiting(engine, "metadata-pause")
+    resume_flow_run(first.run_id, {"approved": True})
+    wait_for(lambda: (p := engine.waiting_pause(first.run_id)) and p.key == "final")
+    resume_flow_run(first.run_id, {"approved": False})
+    thread.join(10)
+    answer, final = box["result"]
+    assert answer.metadata == RunInputMetadata(key="1", sender=None, receiver=first.run_id)
+    assert final.metadata == RunInputMetadata(key="final", sender=None, receiver=first.run_id)
+    # Where it came from is not what it is: the answer equals the model made by hand.
+    assert (answer, answer.model_dump()) == (Approval(approved=True), {"approved": True})
+    with pytest.raises(AttributeError, match=r"^Approval.metadata: only an answer that "):
+        Approval(approved=True).metadata  # noqa: B018 - the access is the test
+
+
+@flow(name="metadata-suspend")
+def metadata_suspend() -> RunInputMetadata:
+    return suspend_flow_run(Approval).metadata
+
+
+def test_a_suspended_or_async_answer_has_metadata_too(engine: Engine) -> None:
+    with pytest.raises(RunSuspended) as suspended:
+        metadata_suspend()
+    run_id = suspended.value.run_id
+    resume_flow_run(run_id, {"approved": True})
+    worker = Worker(engine)  # the re-run, which gets the stored answer back
+    worker.start()
+    try:
+        done = wait_for(lambda: (r := engine.get_run(run_id)).state.is_final and r)
+    finally:
+        worker.stop()
+    assert (done.state, done.result) == (
+        RunState.COMPLETED,
+        f"RunInputMetadata(key='1', sender=None, receiver='{run_id}')",
+    )
+
+    @flow(name="metadata-async")
+    async def metadata_async() -> list[RunInputMetadata]:
+        paused = await pause_flow_run(Approval, timeout=60)
+        explicit = await apause_flow_run(Approval, timeout=60, key="twin")
+        return [paused.metadata, explicit.metadata]
+
+    thread, box = start(lambda: asyncio.run(metadata_async()))
+    pause = waiting(engine, "metadata-async")
+    resume_flow_run(pause.run_id, {"approved": True})
+    wait_for(lambda: (p := engine.waiting_pause(pause.run_id)) and p.key == "twin")
+    resume_flow_run(pause.run_id, {"approved": True})
+    thread.join(10)
+    assert [(m.key, m.receiver) for m in box["result"]] == [
+        ("1", pause.run_id),
+        ("twin", pause.run_id),
+    ]
+
+
+def test_each_answer_of_a_quorum_has_metadata(engine: Engine) -> None:
+    @flow(name="metadata-quorum")
+    def metadata_quorum() -> list[RunInputMetadata]:
+        return [a.value.metadata for a in pause_flow_run(Approval, timeout=60, quorum=2)]
+
+    thread, box = start(metadata_quorum)
+    pause = waiting(engine, "metadata-quorum")
+    resume_flow_run(pause.run_id, {"approved": True}, responder="alice")
+    resume_flow_run(pause.run_id, {"approved": False}, responder="bob")
+    thread.join(10)
+    assert box == {"result": [RunInputMetadata("1", None, pause.run_id)] * 2}
+
+
+class Note(RunInput):
+    metadata: str
+
+
+def test_a_field_named_metadata_is_the_field() -> None:
+    assert Note(metadata="from the form").metadata == "from the form"

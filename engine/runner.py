@@ -427,11 +427,12 @@ def _finish_with(ctx: RunContext, exc: BaseException) -> None:
         give_up_abandoned(ctx)
     state = RunState.FAILED if isinstance(exc, Exception) else RunState.CRASHED
     name = "TimedOut" if _timed_out(exc) else state.value.capitalize()
+    message = failure_message(exc)
     done = store.transition(
         ctx.run_id,
         state,
         name,
-        failure_message(exc),
+        message,
         expect=(RunState.RUNNING, RunState.PAUSED),
         expect_owner=ctx.engine.process_id,
         logs=ctx.take_logs(),
@@ -442,13 +443,20 @@ def _finish_with(ctx: RunContext, exc: BaseException) -> None:
         _outcome_dropped(ctx, name.lower())
         return
     _end_nested(ctx)
-    logger.info(
-        "run failed",
+    # An error, with why, as Prefect's "Finished in state Failed('...')": whoever watches
+    # the console or a worker's log sees the reason, not only that it failed. The stored
+    # message, not the traceback, unless debugging.
+    logger.error(
+        "%s: %s",
+        "run failed" if name == "Failed" else f"run failed ({name})",
+        message,
+        exc_info=exc if logger.isEnabledFor(logging.DEBUG) else None,
         extra={
             "action": "run_failed",
             "run_id": ctx.run_id,
             "flow": ctx.flow.name,
             "error": type(exc).__name__,
+            "state": name,
         },
     )
 

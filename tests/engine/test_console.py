@@ -105,3 +105,38 @@ def test_a_script_that_configured_logging_sees_only_what_it_configured(
     finally:
         proc.kill()
     assert errors.read_text() == ""
+
+
+FAILING = """
+    from signoff.engine import flow
+
+
+    @flow
+    def copy_reports():
+        raise ValueError("bucket 'reports' is gone")
+
+
+    try:
+        copy_reports()
+    except ValueError:
+        pass
+"""
+
+
+def test_a_run_that_fails_shows_why_as_an_error(tmp_path: Path) -> None:
+    """Prefect logs ERROR "Finished in state Failed('...')": the reason, not only the fact."""
+    script = tmp_path / "failing.py"
+    script.write_text(textwrap.dedent(FAILING))
+    env = {**os.environ, "SIGNOFF_DATABASE_URL": f"sqlite:///{tmp_path}/signoff.db"}
+    env["PYTHONPATH"] = str(ROOT)
+    done = subprocess.run(
+        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    started, failed = (line.split(maxsplit=1)[1] for line in done.stderr.splitlines())
+    short = started.split()[2].rstrip(":")
+    assert started == f"INFO    copy-reports {short}: run started"
+    assert failed == (
+        f"ERROR   copy-reports {short}: run failed: ValueError: bucket 'reports' is gone"
+    )
+    assert "Traceback" not in done.stderr  # the reason, not the whole traceback

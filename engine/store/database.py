@@ -131,7 +131,11 @@ def create_db_engine(
         # We issue BEGIN ourselves (below) so that writers can take the lock up front.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
+        # WAL is a property of the file, and switching to it rewrites the file's header:
+        # another application's file is left in its own mode (every command refuses it,
+        # after connecting, by ``revisions.check_ours``).
+        if not _foreign_sqlite(cursor):
+            cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
@@ -164,6 +168,27 @@ def create_db_engine(
             ) from exc
 
     return engine
+
+
+def is_signoff_revision(revision: str) -> bool:
+    """Whether a migration revision is of Signoff's numbering (``0009``); another tool's
+    alembic writes hashes."""
+    return revision.isdigit() and len(revision) == 4
+
+
+def _foreign_sqlite(cursor: Any) -> bool:
+    """Whether the SQLite file ``cursor`` reads holds tables but no Signoff schema, or a
+    schema at another tool's revision: what ``revisions.check_ours`` refuses, read with
+    the driver's cursor as the connection is being made."""
+    tables = {
+        row[0] for row in cursor.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+    }
+    if not tables:
+        return False
+    if "alembic_version" not in tables:
+        return True
+    revisions = [row[0] for row in cursor.execute("SELECT version_num FROM alembic_version")]
+    return not revisions or not all(is_signoff_revision(str(r)) for r in revisions)
 
 
 class _IdleCheck:

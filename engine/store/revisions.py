@@ -14,7 +14,7 @@ from filelock import FileLock
 from sqlalchemy import Connection, Engine, inspect, text
 
 from signoff.engine.errors import NotSignoffDatabase, SchemaOutdated, SchemaTooNew
-from signoff.engine.store.database import is_sqlite
+from signoff.engine.store.database import is_signoff_revision, is_sqlite
 from signoff.engine.store.sqlite_files import sqlite_file
 
 if TYPE_CHECKING:
@@ -92,7 +92,7 @@ def check_ours(connection: Connection, revision: str | None) -> None:
     Raises:
         NotSignoffDatabase: naming what was found.
     """
-    if revision is not None and not (revision.isdigit() and len(revision) == 4):
+    if revision is not None and not is_signoff_revision(revision):
         raise NotSignoffDatabase(f"its schema is at revision {revision!r}, another tool's")
     if revision is None and connection.dialect.name == "sqlite":
         tables = sorted(inspect(connection).get_table_names())
@@ -125,20 +125,25 @@ def ensure_schema(engine: Engine, *, migrate: bool) -> str | None:
     Returns:
         The revision found under the lock, before any migration this call made.
     """
-    if _stored_revision(engine) == HEAD_REVISION:
-        return HEAD_REVISION
+    with engine.connect() as connection:
+        stored = _stored_revision(connection)
+        if stored == HEAD_REVISION:
+            return HEAD_REVISION
+        if is_sqlite(engine):
+            # Refused before the lock is taken: its file, beside another application's
+            # database, would be something written there.
+            check_ours(connection, stored)
     if is_sqlite(engine):
         with _sqlite_migration_lock(engine):
             return _ensure_schema(engine, migrate)
     return _ensure_schema(engine, migrate)
 
 
-def _stored_revision(engine: Engine) -> str | None:
-    with engine.connect() as connection:
-        if not inspect(connection).has_table("alembic_version"):
-            return None
-        revision = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
-        return None if revision is None else str(revision)
+def _stored_revision(connection: Connection) -> str | None:
+    if not inspect(connection).has_table("alembic_version"):
+        return None
+    revision = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    return None if revision is None else str(revision)
 
 
 def _ensure_schema(engine: Engine, migrate: bool) -> str | None:

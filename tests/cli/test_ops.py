@@ -190,8 +190,18 @@ def test_another_applications_database_is_refused_and_left_as_it_was(
             return [r[0] for r in theirs.execute("SELECT name FROM sqlite_master")]
 
     before = tables()
+    # Read-only commands too: connecting turned the file to WAL (its header rewritten)
+    # and the schema check left a migration lock file beside it.
+    their_bytes = path.read_bytes()
+    beside = sorted(p.name for p in project.iterdir())
     url = f"sqlite:///{path}"
-    for command_line in (("db", "current"), ("runs", "list"), ("db", "upgrade"), ("worker",)):
+    for command_line in (
+        ("db", "current"),
+        ("runs", "list"),
+        ("audit", "verify"),
+        ("db", "upgrade"),
+        ("worker",),
+    ):
         status, _, err = run_cli(capsys, "--database-url", url, *command_line)
         assert status == 1, command_line
         assert err == (
@@ -199,6 +209,8 @@ def test_another_applications_database_is_refused_and_left_as_it_was(
             f"error: the database is not Signoff's: {reason}; point --database-url at "
             "Signoff's own database (a new SQLite path, or a PostgreSQL database for Signoff)\n"
         )
+    assert path.read_bytes() == their_bytes
+    assert sorted(p.name for p in project.iterdir()) == beside
     assert tables() == before  # nothing of Signoff's was added
 
 

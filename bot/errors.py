@@ -8,6 +8,7 @@
     ├── SlackUnreachable (url)            Slack's Web API did not answer at SLACK_API_URL
     ├── TokenRefused (variable, error)    Slack refused the token that variable holds
     ├── PayloadError         (bot.slack.payloads) a signed request's body is malformed
+    ├── JsonTooDeep (limit)  (bot.forms.json_text) typed JSON nests past the limit (a ValueError)
     ├── TamperedMetadata     (bot.slack.sealing) a form's private_metadata was not sealed by us
     ├── ModalError           (bot.forms.modals) a schema cannot become a modal
     │   └── UnsupportedField (field, reason)
@@ -54,6 +55,15 @@ class TokenRefused(BotError):
 
 class PayloadError(BotError):
     """A request's body is not what Slack sends; the message names what was wrong."""
+
+
+class JsonTooDeep(BotError, ValueError):
+    """JSON a person typed (a parameter, an answer) nests deeper than ``limit`` levels of
+    lists and objects. Also a ValueError: it is JSON that cannot be read."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        super().__init__(f"JSON nested too deeply (more than {limit} levels of lists and objects)")
 
 
 class TamperedMetadata(BotError):
@@ -158,6 +168,7 @@ __all__ = [
     "BackendUnavailable",
     "BotError",
     "FlowUnknown",
+    "JsonTooDeep",
     "ModalError",
     "NotPermitted",
     "ParametersInvalid",

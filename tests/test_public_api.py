@@ -191,6 +191,7 @@ def test_bot_errors_exports() -> None:
         "BackendUnavailable",
         "BotError",
         "FlowUnknown",
+        "JsonTooDeep",
         "ModalError",
         "NotPermitted",
         "ParametersInvalid",

@@ -1,7 +1,8 @@
 """``--input``: an answer given on the command line, a JSON object read strictly.
 
-Stricter than ``json.loads``: a field named twice, Python's ``Infinity`` and ``NaN``, and a
-number longer than Python reads are each refused by name, not read as some value.
+Stricter than ``json.loads``: a field named twice, Python's ``Infinity`` and ``NaN``, a
+number longer than Python reads, and nesting past ``MAX_NESTING`` levels are each refused
+by name, not read as some value (or failing later, inside the engine).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from typing import NoReturn
 import click
 
 from signoff.bot.cli.render import JSONValue
+from signoff.bot.errors import JsonTooDeep
+from signoff.bot.forms.json_text import read_json
 
 
 def parse_input(_ctx: click.Context, _param: click.Parameter, raw: str | None) -> JSONValue:
@@ -20,12 +23,13 @@ def parse_input(_ctx: click.Context, _param: click.Parameter, raw: str | None) -
 
     Raises:
         click.BadParameter: the text is not JSON (Python's own ``Infinity`` and ``NaN``
-            included), not a JSON object, names a field twice, or holds a number too long.
+            included), not a JSON object, names a field twice, holds a number too long, or
+            nests too deeply.
     """
     if raw is None:
         return None
     try:
-        value: JSONValue = json.loads(
+        value: JSONValue = read_json(
             raw,
             object_pairs_hook=_fields_once,
             parse_constant=_not_json,
@@ -33,6 +37,8 @@ def parse_input(_ctx: click.Context, _param: click.Parameter, raw: str | None) -
         )
     except json.JSONDecodeError as exc:
         raise click.BadParameter(f"not valid JSON ({exc})") from exc
+    except JsonTooDeep as exc:
+        raise click.BadParameter(str(exc)) from exc
     if not isinstance(value, dict):
         raise click.BadParameter(f"expected a JSON object like '{{\"approved\": true}}', got {raw}")
     return value

@@ -23,6 +23,7 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import click
 
@@ -41,8 +42,8 @@ from signoff.bot.cli.session import (
     pass_session,
 )
 from signoff.bot.cli.wait import Until, report_wait, say_no_worker, timeout_option, wait_for_run
-from signoff.bot.errors import BotError, EnvFileUnreadable, SettingsError
-from signoff.bot.forms.parameters import parameter_values
+from signoff.bot.errors import BotError, EnvFileUnreadable, JsonTooDeep, SettingsError
+from signoff.bot.forms.parameters import parameter_value
 from signoff.bot.stopping import Terminated, stop_signals, unwind_on_sigterm, wait_until
 from signoff.engine import EngineError, FlowNotFound, load_flows
 
@@ -306,7 +307,13 @@ def run(
     session.create = True
     engine = session.engine()
     flow = engine.flows.get(flow_name)
-    values = parameter_values(params, flow.parameters_schema() if flow else None)
+    schema = flow.parameters_schema() if flow else None
+    values: dict[str, Any] = {}
+    for name, text in params.items():
+        try:
+            values[name] = parameter_value(schema, name, text)
+        except JsonTooDeep as exc:
+            raise click.BadParameter(f"{name}: {exc}", param_hint="'--param'") from exc
     try:
         queued = engine.submit(flow_name, values, started_by=engine.operator(started_by))
     except FlowNotFound as exc:

@@ -18,6 +18,7 @@ from typing import Any
 
 import click
 
+from signoff.bot.errors import JsonTooDeep
 from signoff.bot.forms.parameters import parameter_value
 from signoff.bot.sandbox.workspace import DEFAULT_USERS
 
@@ -137,7 +138,8 @@ def load_plans(
 
     Raises:
         click.ClickException: The file is not JSON or has the wrong shape (the message
-            names the file and the entry), or a ``--param`` no flow takes.
+            names the file and the entry), or a ``--param`` no flow takes or that is JSON
+            nested too deeply.
     """
     data: object = {}
     if path is not None:
@@ -165,7 +167,11 @@ def load_plans(
                 f"--param {key}: no flow takes a parameter {key!r} ({taken})"
             )
         for name in takers:
-            plans[name].parameters[key] = parameter_value((schemas or {}).get(name), key, value)
+            try:
+                read = parameter_value((schemas or {}).get(name), key, value)
+            except JsonTooDeep as exc:
+                raise click.ClickException(f"--param {key}: {exc}") from exc
+            plans[name].parameters[key] = read
     return plans
 
 

@@ -5,7 +5,7 @@ A parameter that takes text (``str``, ``str | None``, a ``Literal`` or ``Enum`` 
 gets the text as it was typed, so that ``version=1.10`` stays ``"1.10"`` and
 ``ticket=1234`` stays ``"1234"``. Any other parameter's text is read as JSON when it can be
 (``count=3``, ``dry_run=true``, ``tags=["a","b"]``) and otherwise left as text for the
-flow's type hints to judge.
+flow's type hints to judge; JSON nested too deeply to store is refused (``JsonTooDeep``).
 
     >>> schema = {"properties": {"ticket": {"anyOf": [{"type": "string"}, {"type": "null"}]}}}
     >>> parameter_values({"ticket": "1234", "count": "3"}, schema)
@@ -14,9 +14,11 @@ flow's type hints to judge.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
+
+from signoff.bot.errors import JsonTooDeep
+from signoff.bot.forms.json_text import read_json
 
 __all__ = ["accepts_text", "parameter_value", "parameter_values"]
 
@@ -68,19 +70,29 @@ def parameter_value(schema: Mapping[str, Any] | None, name: str, text: str) -> A
             type without one), when every value is read as JSON where it parses.
         name: The parameter.
         text: What was typed after ``name=``.
+
+    Raises:
+        JsonTooDeep: the text is JSON nested past ``json_text.MAX_NESTING`` levels, for a
+            parameter that does not take text.
     """
     properties = schema.get("properties") if schema else None
     node = properties.get(name) if isinstance(properties, Mapping) else None
     if isinstance(node, Mapping) and accepts_text(node, schema):
         return text
     try:
-        return json.loads(text)
-    except (ValueError, RecursionError):
-        # Not JSON, a number too long to read, or nesting deeper than the parser recurses:
-        # the flow's types judge the text.
+        return read_json(text)
+    except JsonTooDeep:
+        # As text, the flow would say it is not a list or an object, which it is.
+        raise
+    except ValueError:
+        # Not JSON, or a number too long to read: the flow's types judge the text.
         return text
 
 
 def parameter_values(texts: Mapping[str, str], schema: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Every ``name -> text`` of ``texts`` read by ``parameter_value``."""
+    """Every ``name -> text`` of ``texts`` read by ``parameter_value``.
+
+    Raises:
+        JsonTooDeep: as ``parameter_value``.
+    """
     return {name: parameter_value(schema, name, text) for name, text in texts.items()}

@@ -15,6 +15,7 @@ from slack_sdk import WebClient
 from signoff.bot.backends import Action, Actor, Backend, Refusal, RunState
 from signoff.bot.errors import (
     BackendError,
+    JsonTooDeep,
     NotPermitted,
     ParametersInvalid,
     RunNotFound,
@@ -280,7 +281,11 @@ def register(app: App, backend: Backend, sealer: Sealer) -> None:
                     f":warning: `{escape_mrkdwn(name[:100])}` is given twice; give each parameter once"
                 )
                 return
-            params[name] = parameter_value(schema, name, value)
+            try:
+                params[name] = parameter_value(schema, name, value)
+            except JsonTooDeep as exc:
+                respond(f":warning: `{escape_mrkdwn(name[:100])}`: {exc}")
+                return
         takes = schema.get("properties")
         unknown = [n for n in params if isinstance(takes, dict) and n not in takes]
         if unknown and isinstance(takes, dict):

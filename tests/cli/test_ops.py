@@ -22,6 +22,7 @@ from alembic import command
 from sqlalchemy import create_engine
 
 from signoff.bot.cli.main import cli
+from signoff.bot.forms.json_text import MAX_NESTING, read_json
 from signoff.engine import EngineSettings
 from signoff.engine.store import database, revisions
 from signoff.engine.store.revisions import HEAD_REVISION, _alembic_config
@@ -764,3 +765,46 @@ def test_a_worker_warns_of_a_signoff_variable_that_is_no_setting(project: Path) 
         "SIGNOFF_DATABSE_URL is not a setting Signoff reads; did you mean SIGNOFF_DATABASE_URL?",
         "SIGNOFF_POLL_SECOND is not a setting Signoff reads; did you mean SIGNOFF_POLL_SECONDS?",
     ], lines
+
+
+def nested(levels: int) -> str:
+    return "[" * levels + "]" * levels
+
+
+@pytest.mark.parametrize("levels", [101, 300, 500, 2000])
+def test_an_answer_nested_too_deeply_is_refused_by_option_before_anything_is_stored(
+    project: Path, capsys: pytest.CaptureFixture[str], levels: int
+) -> None:
+    # It failed inside the engine: "unexpected ValueError: Maximum serialization depth
+    # exceeded" (300), a RecursionError (500, 2000), or was stored as a refused answer.
+    answer = '{"approve": true, "note": ' + nested(levels) + "}"
+    status, out, err = run_cli(capsys, "runs", "resume", "abc", "--input", answer, "--as", "bob")
+    assert (status, out) == (2, "")
+    assert err.startswith(
+        "error: Invalid value for '--input': JSON nested too deeply "
+        "(more than 100 levels of lists and objects)"
+    )
+    assert not (project / "ops.db").exists()
+
+
+@pytest.mark.parametrize("levels", [101, 1000, 5000])
+def test_a_parameter_nested_too_deeply_is_refused_by_name(
+    project: Path, capsys: pytest.CaptureFixture[str], levels: int
+) -> None:
+    # At 1000 levels it was passed on as text: "days: Input should be a valid integer".
+    args = ("run", "access-request", "--flows", "flows.py", "--param", "user=ada")
+    status, out, err = run_cli(capsys, *args, "--param", "days=" + nested(levels))
+    assert (status, out) == (2, "")
+    assert err.startswith(
+        "error: Invalid value for '--param': days: JSON nested too deeply "
+        "(more than 100 levels of lists and objects)"
+    )
+    # A parameter that takes text takes it as typed, however it nests.
+    status, out, err = run_cli(
+        capsys, "run", "access-request", "--flows", "flows.py", "--param", "user=" + nested(levels)
+    )
+    assert status == 0, err
+
+
+def test_json_nested_up_to_the_limit_is_read() -> None:
+    assert read_json(nested(MAX_NESTING)) is not None

@@ -3,13 +3,20 @@
 Stricter than ``json.loads``: a field named twice, Python's ``Infinity`` and ``NaN``, a
 number longer than Python reads, and nesting past ``MAX_NESTING`` levels are each refused
 by name, not read as some value (or failing later, inside the engine).
+
+A number with a fraction or an exponent is read exactly (``Decimal``) and settled once the
+input's schema is known (``exact_numbers``): a ``Decimal`` field gets its digits as text,
+as a Slack form sends them, so ``12345678901234567.89`` is not rounded to a float; any
+other field gets a float.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from typing import NoReturn
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any, NoReturn
 
 import click
 
@@ -34,6 +41,7 @@ def parse_input(_ctx: click.Context, _param: click.Parameter, raw: str | None) -
             object_pairs_hook=_fields_once,
             parse_constant=_not_json,
             parse_int=_whole_number,
+            parse_float=Decimal,
         )
     except json.JSONDecodeError as exc:
         raise click.BadParameter(f"not valid JSON ({exc})") from exc
@@ -67,4 +75,76 @@ def _whole_number(digits: str) -> int:
     return int(digits)
 
 
-__all__ = ["parse_input"]
+def exact_numbers(
+    values: Mapping[str, Any], schema: Mapping[str, Any] | None
+) -> dict[str, JSONValue]:
+    """``values`` as ``parse_input`` read them, with each number it read exactly made a
+    float, or, where ``schema`` (the input's) takes a ``Decimal`` (``x-signoff-decimal``),
+    its digits as text: such a field takes a digit string, which keeps every digit.
+
+    Example::
+
+        >>> schema = {"properties": {"amount": {"x-signoff-decimal": {}}}}
+        >>> exact_numbers({"amount": Decimal("0.1000000000000000000001"), "f": Decimal("1.5")}, schema)
+        {'amount': '0.1000000000000000000001', 'f': 1.5}
+    """
+    root = schema or {}
+    return {name: _settled(value, _field(root, root, name), root) for name, value in values.items()}
+
+
+def _settled(value: Any, node: object, root: Mapping[str, Any]) -> Any:
+    if isinstance(value, Decimal):
+        return format(value, "f") if _takes_decimal(node, root, 0) else float(value)
+    if isinstance(value, dict):
+        return {k: _settled(v, _field(node, root, k), root) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_settled(v, _item(node, root, i), root) for i, v in enumerate(value)]
+    return value
+
+
+#: how many ``$ref`` and ``anyOf`` steps are followed to find what a field takes
+_MAX_STEPS = 20
+
+
+def _choices(node: object, root: Mapping[str, Any], steps: int = 0) -> list[Mapping[str, Any]]:
+    """``node`` and what its ``$ref``, ``anyOf``, ``oneOf`` and ``allOf`` lead to."""
+    if not isinstance(node, Mapping) or steps > _MAX_STEPS:
+        return []
+    found = [node]
+    ref = node.get("$ref")
+    defs = root.get("$defs")
+    if isinstance(ref, str) and ref.startswith("#/$defs/") and isinstance(defs, Mapping):
+        found += _choices(defs.get(ref.removeprefix("#/$defs/")), root, steps + 1)
+    for word in ("anyOf", "oneOf", "allOf"):
+        branches = node.get(word)
+        for branch in branches if isinstance(branches, list) else ():
+            found += _choices(branch, root, steps + 1)
+    return found
+
+
+def _takes_decimal(node: object, root: Mapping[str, Any], steps: int) -> bool:
+    return any("x-signoff-decimal" in choice for choice in _choices(node, root))
+
+
+def _field(node: object, root: Mapping[str, Any], name: str) -> object:
+    for choice in _choices(node, root):
+        properties = choice.get("properties")
+        if isinstance(properties, Mapping) and name in properties:
+            return properties[name]
+    for choice in _choices(node, root):
+        if isinstance(choice.get("additionalProperties"), Mapping):
+            return choice["additionalProperties"]
+    return None
+
+
+def _item(node: object, root: Mapping[str, Any], index: int) -> object:
+    for choice in _choices(node, root):
+        prefix = choice.get("prefixItems")
+        if isinstance(prefix, list) and index < len(prefix):
+            return prefix[index]
+        if isinstance(choice.get("items"), Mapping):
+            return choice["items"]
+    return None
+
+
+__all__ = ["exact_numbers", "parse_input"]

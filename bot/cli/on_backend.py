@@ -30,6 +30,7 @@ from signoff.bot.backends import (
     Stale,
     Via,
 )
+from signoff.bot.cli.json_input import exact_numbers
 from signoff.bot.cli.wait import RECHECK_SECONDS, ReadOutage
 from signoff.bot.errors import BackendUnavailable, RunNotFound
 from signoff.engine import Actor as EngineActor
@@ -113,7 +114,8 @@ def resume(backend: Backend, run_id: str, values: Mapping[str, JSON] | None, by:
             f"input {pause.key!r} of run {run.id} takes no input; leave --input out",
             param_hint="'--input'",
         )
-    outcome = backend.answer(run.id, pause.key, dict(values or {}), responder=by)
+    answer = exact_numbers(values or {}, pause.schema)
+    outcome = backend.answer(run.id, pause.key, answer, responder=by)
     if isinstance(outcome, Refused):
         detail = "; ".join(f"{k or '(input)'}: {v}" for k, v in outcome.errors.items())
         raise click.ClickException(f"input for run {run.id} rejected: {detail}")

@@ -29,7 +29,7 @@ from signoff.bot.cli.backend import (
     not_on_prefect,
     prefect_for_command,
 )
-from signoff.bot.cli.json_input import parse_input
+from signoff.bot.cli.json_input import exact_numbers, parse_input
 from signoff.bot.cli.render import (
     JSONValue,
     Run,
@@ -56,7 +56,7 @@ from signoff.bot.cli.wait import (
     wait_for_verdict,
 )
 from signoff.bot.stopping import Terminated
-from signoff.engine import PauseStatus, RunNotFound, RunState
+from signoff.engine import Engine, EngineError, Pause, PauseStatus, RunNotFound, RunState
 from signoff.engine.audit import describe
 
 logger = logging.getLogger(__name__)
@@ -373,6 +373,9 @@ def resume(
         click.echo(on_backend.resume(backend, run_id, run_input, actor))
         return
     engine = session.engine()
+    if run_input is not None:
+        waiting = _waiting_pause(engine, run_id)
+        run_input = exact_numbers(run_input, waiting.schema if waiting else None)
     pause = engine.resume(run_id, run_input, engine.operator(responder, groups))
     who = f" as {pause.answers[-1].responder}" if pause.answers else ""
     if pause.status is PauseStatus.WAITING:
@@ -466,3 +469,13 @@ def cancel(session: CliSession, run_id: str, by: str | None, backend_name: Backe
     actor = engine.operator(by)
     run = engine.cancel(run_id, actor)
     click.echo(f"cancelled {run.id} by {actor.id}")
+
+
+def _waiting_pause(engine: Engine, run_id: str) -> Pause | None:
+    """The pause run ``run_id`` (or a prefix) waits on, for its schema; None when there is
+    none or the run cannot be read, which ``Engine.resume`` then reports."""
+    try:
+        run = engine.get_run(run_id)
+    except EngineError:
+        return None
+    return engine.waiting_pause(run.id)

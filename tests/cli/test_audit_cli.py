@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from decimal import Decimal
 
 import pytest
 from click.testing import CliRunner
@@ -28,6 +29,17 @@ def audit_cli() -> bool:
 @flow(name="audit-cli-quorum", approvers=["alice", "bob", "carol"])
 def audit_cli_quorum() -> int:
     return len(pause_flow_run(Go, timeout=30, quorum=2))
+
+
+class Payment(RunInput):
+    amount: Decimal
+    tip: Decimal | None = None
+    ratio: float = 0.0
+
+
+@flow(name="audit-cli-payment")
+def audit_cli_payment() -> Payment:
+    return pause_flow_run(Payment, timeout=30)
 
 
 @flow(name="audit-cli-other")
@@ -62,6 +74,25 @@ def test_cli_acts_as_a_named_operator_and_shows_the_trail(
     code, out, _ = invoke(database_url, "runs", "show", run_id[:8], "--json")
     actions = [r["action"] for r in json.loads(out)["audit"]]
     assert actions[-3:] == ["refused", "answer.received", "answer.accepted"]
+
+
+def test_a_decimal_answered_as_a_json_number_keeps_every_digit(
+    engine: Engine, database_url: str
+) -> None:
+    # It reached the flow as 12345678901234568, and the audit record as 1.2345678901234568e16.
+    box = run_in_thread(audit_cli_payment)
+    run_id = waiting_run(engine, "audit-cli-payment")
+    answer = '{"amount": 12345678901234567.89, "tip": 0.1000000000000000000001, "ratio": 0.25}'
+    code, out, err = invoke(database_url, "runs", "resume", run_id, "--input", answer)
+    assert code == 0, err
+    box["thread"].join(10)
+    assert box["result"] == Payment(
+        amount=Decimal("12345678901234567.89"), tip=Decimal("0.1000000000000000000001"), ratio=0.25
+    )
+    code, out, _ = invoke(database_url, "runs", "show", run_id, "--json")
+    received = next(r for r in json.loads(out)["audit"] if r["action"] == "answer.received")
+    assert '"12345678901234567.89"' in json.dumps(received)
+    assert '"0.1000000000000000000001"' in json.dumps(received)
 
 
 def test_runs_show_gives_each_answer_of_a_quorum_with_who_gave_it(

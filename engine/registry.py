@@ -20,13 +20,13 @@ logger = logging.getLogger(__name__)
 
 class FlowRegistry:
     """Every flow defined in this process, by name. A later definition replaces an earlier
-    one; while ``load`` runs, one from another file is also noted as a clash, which it
-    refuses."""
+    one; while ``load`` runs, one from another file or another function is also noted as a
+    clash, which it refuses."""
 
     def __init__(self) -> None:
         self._flows: dict[str, FlowDefinition] = {}
-        #: name -> the file each flow defined during the current ``load`` came from
-        self._loading: dict[str, str] | None = None
+        #: name -> the file and function of each flow defined during the current ``load``
+        self._loading: dict[str, tuple[str, str]] | None = None
         self._clashes: list[tuple[str, str, str]] = []
         self._lock = threading.Lock()
 
@@ -35,10 +35,18 @@ class FlowRegistry:
             if self._loading is not None:
                 # Read now: its module is the one being imported (a module of the same
                 # name imported later replaces it in sys.modules).
+                # The file and the function: two in one file clash as two files do.
                 where = _where(flow)
-                earlier = self._loading.setdefault(flow.name, where)
+                function = flow.ref.rpartition(":")[2] if flow.ref else "?"
+                earlier, earlier_function = self._loading.setdefault(
+                    flow.name, (where, function)
+                )
                 if earlier != where:
                     self._clashes.append((flow.name, earlier, where))
+                elif earlier_function != function:
+                    self._clashes.append(
+                        (flow.name, f"{where} ({earlier_function})", f"{where} ({function})")
+                    )
             self._flows[flow.name] = flow
 
     @contextmanager
@@ -128,7 +136,7 @@ def load(*sources: str) -> None:
 
     Raises:
         FlowImportError: a path or module is empty, missing or fails to import, or two
-            files among them define a flow of the same name (whichever came last would
+            definitions among them (in two files, or one) give a flow the same name (whichever came last would
             run, and a replica given them in another order would run the other).
     """
     with registry.loading() as clashes:
@@ -153,7 +161,8 @@ def _load_one(source: str) -> None:
         _load(source)
     except FlowImportError:
         raise
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
+        # SystemExit too: a flows file that calls sys.exit() ended every command silently.
         raise FlowImportError(
             source, f"cannot load flows from {source}: {type(exc).__name__}: {exc}"
         ) from exc

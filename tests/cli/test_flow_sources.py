@@ -61,3 +61,27 @@ def test_one_file_named_as_a_module_and_as_a_path_is_one_definition(tmp_path: Pa
     done = signoff(tmp_path, "flows", "list", "--flows", "flows.blue", "--flows", "flows/blue.py")
     assert done.returncode == 0, done.stderr
     assert "deploy" in done.stdout
+
+
+def test_one_file_defining_one_flow_name_twice_is_refused_naming_both(tmp_path: Path) -> None:
+    # It was accepted silently, and the second definition ran.
+    (tmp_path / "flows.py").write_text(
+        DEPLOY.format(which="blue") + DEPLOY.format(which="green").split("\n", 2)[2]
+    )
+    done = signoff(tmp_path, "flows", "list", "--flows", "flows.py")
+    assert done.returncode == 1, done
+    [line] = done.stderr.splitlines()
+    file = tmp_path / "flows.py"
+    assert line.endswith(
+        f"flow 'deploy' is defined in both {file} (deploy_blue) and {file} (deploy_green); "
+        "give one of them another name (@flow(name=...))"
+    ), line
+
+
+def test_a_flows_file_that_exits_is_named_as_one_that_fails_to_import(tmp_path: Path) -> None:
+    # Every command ended with status 3 and said nothing.
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "exits.py").write_text("import sys\nsys.exit(3)\n")
+    done = signoff(tmp_path, "flows", "list", "--flows", "bad/")
+    assert done.returncode == 1, done
+    assert done.stderr == "error: cannot load flows from bad/: SystemExit: 3\n"

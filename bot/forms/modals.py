@@ -48,7 +48,7 @@ from slack_sdk.models.blocks import (
 from slack_sdk.models.views import View
 
 from signoff.bot.errors import ModalError, UnsupportedField
-from signoff.bot.forms.blockkit import DATETIME_SECONDS, check_view
+from signoff.bot.forms.blockkit import DATETIME_SECONDS, VIEW_SIZE_LIMIT, check_view, view_size
 from signoff.bot.forms.labels import clip
 from signoff.bot.forms.layout import (
     ACTION_ID,
@@ -69,6 +69,8 @@ from signoff.bot.forms.mrkdwn import markdown_to_mrkdwn
 
 #: the most items a multi-select may let a person pick (``max_selected_items``)
 MAX_SELECTED = 100
+#: Slack's limit on a view's ``private_metadata``, which the bot's forms may fill
+MAX_METADATA = 3000
 
 #: What starts an input's hint that shows an error (see ``build_input_view``'s ``errors``).
 ERROR_MARK = "⚠️ "
@@ -96,7 +98,9 @@ def check_renderable(
 
     Counts the blocks as they will be sent: one per input and nested-model heading, plus
     the context line, the description (at least one section; it gives way down to that
-    when the inputs need the room) and the divider between them and the inputs.
+    when the inputs need the room) and the divider between them and the inputs. Measures
+    the view too, with the longest title and ``private_metadata`` a form may carry, since
+    Slack refuses one over ``VIEW_SIZE_LIMIT`` bytes whatever its parts.
 
     Args:
         schema: The model's JSON schema.
@@ -113,11 +117,11 @@ def check_renderable(
         # now, when the flow asks, and not when someone clicks.
         build_input_view(
             schema,
-            title="Check",
+            title="x" * 24,
             description=description,
             context="check" if context else None,
             callback_id="check",
-            private_metadata="",
+            private_metadata="x" * MAX_METADATA,
         )
     except UnsupportedField:
         raise
@@ -213,9 +217,25 @@ def _check(view: View) -> None:
         payload = view.to_dict()
     except SlackObjectFormationError as exc:
         raise ModalError(f"the modal breaks a Block Kit rule: {exc}") from exc
+    if too_large := _too_large(payload):
+        raise ModalError(too_large)
     # slack_sdk.models misses some limits Slack enforces (see bot.forms.blockkit).
     if problems := check_view(payload):
         raise ModalError("the modal breaks Block Kit rules: " + "; ".join(problems))
+
+
+def _too_large(payload: Mapping[str, Any]) -> str | None:
+    """Why Slack would refuse ``payload`` as too large, naming the field that takes most."""
+    size = view_size(payload)
+    if size <= VIEW_SIZE_LIMIT:
+        return None
+    inputs = [b for b in payload.get("blocks") or [] if b.get("type") == "input"]
+    biggest = max(inputs, key=view_size, default=None)
+    most = ""
+    if biggest is not None:
+        name = str(biggest.get("block_id", "")).removeprefix(block_id_for(""))
+        most = f" (the largest field, {name!r}, takes {view_size(biggest):,})"
+    return f"it is {size:,} bytes as sent to Slack, and a modal holds {VIEW_SIZE_LIMIT:,}{most}"
 
 
 def _description_sections(description: str, budget: int) -> list[Block]:
@@ -268,6 +288,13 @@ def _element(entry: InputField, initial: Any) -> InputInteractiveElement:
         if low is not None and high is not None and low > high:
             raise UnsupportedField(
                 entry.path, f"it must be at least {low} and at most {high} long: nothing fits"
+            )
+        if low is not None and low > MAX_TEXT:
+            # Slack would take no min_length over its box's size, and no answer could pass.
+            raise UnsupportedField(
+                entry.path,
+                f"it must be at least {low} long and a Slack text box holds {MAX_TEXT}: "
+                "nothing fits",
             )
         return PlainTextInputElement(
             action_id=ACTION_ID,

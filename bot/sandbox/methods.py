@@ -13,7 +13,13 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from signoff.bot.forms.blockkit import check_message, check_view, format_problem
+from signoff.bot.forms.blockkit import (
+    VIEW_SIZE_LIMIT,
+    check_message,
+    check_view,
+    format_problem,
+    view_size,
+)
 from signoff.bot.sandbox.errors import ApiFailure
 from signoff.bot.sandbox.records import JsonDict
 from signoff.bot.sandbox.workspace import Workspace
@@ -69,6 +75,11 @@ def _view_arg(args: JsonDict, kind: str) -> JsonDict:
     view = _decoded(args, "view", "invalid_arguments")
     if view is None:
         raise ApiFailure("invalid_arguments", [format_problem("missing required field: view", "")])
+    raw = args.get("view")
+    # As sent: the form field's text, or (in a JSON body) the view written as slack_sdk does.
+    size = len(raw.encode()) if isinstance(raw, str) else view_size(view)
+    if size > VIEW_SIZE_LIMIT:
+        raise ApiFailure("view_too_large")
     problems = check_view(view)
     if not problems and view.get("type") != kind:
         problems = [format_problem(f"must be {kind} for this method", "/view/type")]

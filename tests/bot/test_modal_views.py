@@ -14,6 +14,7 @@ from slack_sdk.models.blocks import InputBlock, Option, RadioButtonsElement
 from slack_sdk.models.views import View
 
 from signoff.bot.forms import modals
+from signoff.bot.forms.blockkit import VIEW_SIZE_LIMIT, view_size
 from signoff.bot.forms.modals import (
     ModalError,
     UnsupportedField,
@@ -150,6 +151,8 @@ Twenty = enum.Enum("Twenty", {f"V{i}": f"v{i}" for i in range(20)})  # type: ign
         (Outer, "value.inner.extras", "free-form mapping"),
         (Node, "value.child", "contains itself"),
         (Annotated[str, Field(min_length=5, max_length=3)], "value", "nothing fits"),
+        # Slack's box holds 3,000 characters, so no answer could be long enough.
+        (Annotated[str, Field(min_length=3001)], "value", "holds 3000: nothing fits"),
     ],
 )
 def test_check_renderable_names_the_field_and_why(annotation: Any, field: str, reason: str) -> None:
@@ -170,6 +173,55 @@ def test_check_renderable_counts_blocks() -> None:
     assert caught.value.field == ""
     with pytest.raises(UnsupportedField, match="not an object"):
         check_renderable({"type": "string"})
+
+
+_LONG_OPTIONS = Literal[tuple(f"option {i} " + "x" * 60 for i in range(100))]  # type: ignore[valid-type]
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        # 32 blocks, each option within Slack's limits: some 630 kB in all
+        {f"f{i}": (_LONG_OPTIONS, ...) for i in range(30)},
+        # 92 blocks, labels and hints within 2,000 characters: some 385 kB
+        {f"f{i}": (str, Field(title="T" * 2000, description="D" * 2000)) for i in range(90)},
+    ],
+)
+def test_a_form_larger_than_slack_takes_is_refused_before_anyone_clicks(
+    fields: dict[str, Any],
+) -> None:
+    """Slack refuses a view over about 250 kB (``view_too_large``) however few its blocks."""
+    model = create_model("Huge", **fields)  # type: ignore[call-overload]
+    with pytest.raises(
+        UnsupportedField, match=r"bytes as sent to Slack, and a modal holds 250,000"
+    ) as caught:
+        check_renderable(model.model_json_schema())
+    assert caught.value.field == ""
+    assert "the largest field, 'f" in caught.value.reason
+    with pytest.raises(ModalError, match="250,000"):
+        view_for(model)
+
+
+def test_the_size_check_leaves_room_for_the_metadata_a_form_carries() -> None:
+    """What passes the check at pause still fits when the form is opened with the longest
+    title and ``private_metadata`` (a sealed schema) it may carry."""
+    field = (str, Field(title="T" * 2000, description="D" * 2000))
+    for count in range(50, 70):
+        model = create_model("Wide", **{f"f{i}": field for i in range(count)})  # type: ignore[call-overload]
+        try:
+            check_renderable(model.model_json_schema())
+        except UnsupportedField:
+            break
+        view = build_input_view(
+            model.model_json_schema(),
+            title="x" * 24,
+            context="Run `r42` · input `approval`",
+            callback_id="run_input",
+            private_metadata="m" * 3000,
+        )
+        assert view_size(view.to_dict()) <= VIEW_SIZE_LIMIT
+    else:
+        pytest.fail("no model was too large")
 
 
 def _one(**node: Any) -> dict[str, Any]:

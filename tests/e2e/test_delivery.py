@@ -74,6 +74,30 @@ def dl_amount(timeout: float = 600) -> int:
     return pause_flow_run(wait_for_input=Amount, timeout=timeout).amount
 
 
+_LONG_OPTIONS = Literal[tuple(f"option {i} " + "x" * 60 for i in range(100))]  # type: ignore[valid-type]
+#: 30 menus of 100 long options: each within Slack's limits, some 630 kB in all
+Inventory = pydantic.create_model(  # type: ignore[call-overload]
+    "Inventory",
+    __base__=RunInput,
+    __module__=__name__,
+    **{f"f{i}": (list[_LONG_OPTIONS], []) for i in range(30)},
+)
+
+
+class Essay(RunInput):
+    essay: str = pydantic.Field(min_length=3001)
+
+
+@flow(name="dl-too-large")
+def dl_too_large() -> int:
+    return len(pause_flow_run(wait_for_input=Inventory, timeout=600).model_dump())
+
+
+@flow(name="dl-unfillable")
+def dl_unfillable() -> int:
+    return len(pause_flow_run(wait_for_input=Essay, timeout=600).essay)
+
+
 @flow(name="dl-unrenderable")
 def dl_unrenderable() -> int:
     return sum(pause_flow_run(wait_for_input=Counts, timeout=600).counts.values())
@@ -133,6 +157,24 @@ def test_an_unrenderable_model_is_reported_when_the_run_pauses(
     assert "input 'Counts' cannot be shown" in (run.state_message or "")
     final = root_when(bot, root.ts, "is *cancelled*", "cannot be shown")
     assert not buttons(final)
+    assert bot.slack.calls("views.open") == []  # nobody had to click to find out
+
+
+@pytest.mark.parametrize(
+    ("name", "model", "reason"),
+    [
+        ("dl-too-large", "*Inventory*", "and a modal holds 250,000"),
+        ("dl-unfillable", "*Essay*", "a Slack text box holds 3000: nothing fits"),
+    ],
+)
+def test_a_form_slack_would_refuse_or_nobody_could_fill_is_reported_when_the_run_pauses(
+    engine: Engine, bot: RunningBot, name: str, model: str, reason: str
+) -> None:
+    run = engine.submit(name, {})
+    root = bot.root_message(run.id)
+    note = reply_with(bot, root.ts, "cannot be shown as a Slack form")
+    assert model in note.text and reason in note.text
+    assert finished(engine, run.id).state is RunState.CANCELLED
     assert bot.slack.calls("views.open") == []  # nobody had to click to find out
 
 

@@ -305,9 +305,11 @@ def test_public_api_is_pinned():
         "DATETIME_SECONDS",
         "INPUT_ELEMENT_TYPES",
         "STATEFUL_ELEMENT_TYPES",
+        "VIEW_SIZE_LIMIT",
         "check_message",
         "check_view",
         "format_problem",
+        "view_size",
     ]
     assert sorted(signoff.bot.sandbox.__all__) == sorted(
         [

@@ -206,6 +206,25 @@ def test_invalid_view_gets_slack_error_format(slack_sandbox, client):
     }
 
 
+def test_a_view_too_large_is_refused_as_slack_refuses_it(slack_sandbox, client):
+    """Each part within its own limit, the whole over 250,000 bytes: ``view_too_large``."""
+    block = MODAL["blocks"][0]
+    blocks = [
+        {**block, "block_id": f"field:f{i}", "label": {"type": "plain_text", "text": "L" * 2000},
+         "hint": {"type": "plain_text", "text": "H" * 2000}}
+        for i in range(60)
+    ]  # fmt: skip
+    view = {**MODAL, "blocks": blocks}
+    trigger = slack_sandbox.issue_trigger("alice")
+    assert error_of(client.views_open, trigger_id=trigger, view=view).data == {
+        "ok": False,
+        "error": "view_too_large",
+    }
+    assert slack_sandbox.open_view("alice") is None
+    fits = {**MODAL, "blocks": blocks[:50]}  # some 210 kB
+    assert client.views_open(trigger_id=slack_sandbox.issue_trigger("alice"), view=fits)["ok"]
+
+
 def test_view_stack_update_and_hash(slack_sandbox, client):
     root = client.views_open(trigger_id=slack_sandbox.issue_trigger("alice"), view=MODAL)["view"]
     for _ in range(2):

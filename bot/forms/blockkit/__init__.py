@@ -26,7 +26,9 @@ from signoff.bot.forms.blockkit.rules import (
     INPUT_ELEMENT_TYPES,
     MESSAGE_BLOCK_LIMIT,
     STATEFUL_ELEMENT_TYPES,
+    VIEW_SIZE_LIMIT,
     format_problem,
+    view_size,
 )
 from signoff.bot.forms.blockkit.walker import Checker
 
@@ -34,9 +36,11 @@ __all__ = [
     "DATETIME_SECONDS",
     "INPUT_ELEMENT_TYPES",
     "STATEFUL_ELEMENT_TYPES",
+    "VIEW_SIZE_LIMIT",
     "check_message",
     "check_view",
     "format_problem",
+    "view_size",
 ]
 
 
@@ -49,6 +53,8 @@ def check_view(view: Mapping[str, Any]) -> list[str]:
 
     Returns:
         One ``[ERROR] ... [json-pointer:/view/...]`` string per problem; empty if valid.
+        A view larger than ``VIEW_SIZE_LIMIT`` (``view_size``) gets one at ``/view``; Slack
+        answers that one with ``view_too_large`` rather than ``invalid_arguments``.
     """
     if not isinstance(view, Mapping):
         return [format_problem("must be an object", "/view")]

@@ -6,6 +6,7 @@ The figures come from Slack's reference pages and from payloads the real Web API
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from typing import Any, Final, Literal
@@ -50,11 +51,27 @@ ID_ELEMENTS: Final = {
 }
 PASSIVE_BLOCKS: Final = frozenset({"divider", "rich_text", "video", "file", "call", "table"})
 VIEW_BLOCK_LIMIT: Final = 100
+#: Slack refuses a larger view (its JSON, in bytes) with ``view_too_large``: "about 250 kB"
+#: in Slack's error list; we take the lower reading, 250,000 rather than 256,000.
+VIEW_SIZE_LIMIT: Final = 250_000
 MESSAGE_BLOCK_LIMIT: Final = 50
 DATE: Final = re.compile(r"\d{4}-\d{2}-\d{2}")
 TIME: Final = re.compile(r"(?:[01]\d|2[0-3]):[0-5]\d")
 #: a datetime picker's ``initial_date_time``: UNIX seconds, in exactly 10 digits
 DATETIME_SECONDS: Final = range(1_000_000_000, 10_000_000_000)
+
+
+def view_size(view: Any) -> int:
+    """The size of ``view`` as Slack receives it: the bytes of its JSON as ``slack_sdk``
+    writes it (``json.dumps``' defaults, so text beyond ASCII counts as its escapes).
+
+    Args:
+        view: The view, as a dict.
+
+    Returns:
+        The number of bytes.
+    """
+    return len(json.dumps(view, default=str).encode())
 
 
 def format_problem(message: str, pointer: str) -> str:

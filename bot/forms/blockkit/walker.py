@@ -18,9 +18,11 @@ from signoff.bot.forms.blockkit.rules import (
     PASSIVE_BLOCKS,
     TIME,
     VIEW_BLOCK_LIMIT,
+    VIEW_SIZE_LIMIT,
     Obj,
     Surface,
     format_problem,
+    view_size,
 )
 
 
@@ -147,6 +149,9 @@ class Checker:
             self.error(ptr, "missing required field: blocks")
         else:
             self.blocks(raw_blocks, f"{ptr}/blocks", VIEW_BLOCK_LIMIT, allow_empty=False)
+        # Every part may be within its own limit and the whole still too large.
+        if (size := view_size(view)) > VIEW_SIZE_LIMIT:
+            self.error(ptr, f"must be no larger than {VIEW_SIZE_LIMIT} bytes, not {size}")
 
     def blocks(self, blocks: Any, ptr: str, limit: int, *, allow_empty: bool) -> None:
         if not isinstance(blocks, Sequence) or isinstance(blocks, str | bytes):

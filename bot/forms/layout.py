@@ -318,9 +318,11 @@ def _walk_object(
             default=node.get("default"),
             **_classify(node, root, path, resolved.refs),
         )
-        if entry.kind == "boolean" and not entry.optional:
+        if entry.kind == "boolean" and (not entry.optional or entry.nullable):
             # A tickbox must be optional in Slack (unticked is an answer), and Slack then
             # labels it "(optional)"; a required yes/no is asked as two explicit choices.
+            # So is one that may be None: a tickbox has no third state, and would answer
+            # "No" for whoever left it alone; nothing chosen answers None.
             entry = replace(entry, kind="choice", choices=_YES_NO)
         elif entry.kind == "boolean":
             entry = replace(entry, hint=f"{entry.hint} {UNTICKED}" if entry.hint else UNTICKED)

@@ -12,7 +12,8 @@ lines            list of non-blank lines, stripped (once each for a set); always
 integer          ``int``; "Enter a whole number" if the text is not one
 number           ``int`` when whole, else ``float``
 decimal          a plain digit string (``"12.50"``), so no precision is lost
-boolean          ``True`` when ticked, else ``False``; always sent
+boolean          ``True`` when ticked, else ``False``; always sent (a bool that may be None
+                 is a Yes/No choice instead)
 choice(s)        the option's JSON value (``3`` stays an int); choices always sent as a list
 date             ``"YYYY-MM-DD"``
 time             ``"HH:MM:00"``: ISO 8601 without a zone, which pydantic reads as a naive
@@ -23,8 +24,11 @@ user(s)          ``"U…"`` ids; channel(s) ``"C…"``/``"G…"``/``"D…"`` ids
 ===============  ===========================================================================
 
 "No answer" leaves the key out so the model's default applies, except that a nullable
-field becomes ``None`` when it is required or its default (shown in the form) is not None. A nested model that may be absent (not required, or
-``Optional``) is left out (or ``None``) when none of its fields were answered.
+field becomes ``None`` when it is required or its default (shown in the form) is not None
+and not ``""`` (an empty box shows that). A nullable list whose default is None answers None
+when left empty, not ``[]``; a nullable bool is a Yes/No choice, None when neither is
+chosen. A nested model that may be absent (not required, or ``Optional``) is left out (or
+``None``) when none of its fields were answered.
 """
 
 from __future__ import annotations
@@ -58,6 +62,7 @@ _SCALAR_KEYS = {
     "channel": "selected_conversation",
 }
 _LIST_KEYS = {"users": "selected_users", "channels": "selected_conversations"}
+_TEXT_KINDS = ("text", "email", "url")
 #: The most digits a number's whole part may have: past it Python will not write an int
 #: out, and Signoff's stores refuse it.
 MAX_DIGITS = 4300
@@ -94,16 +99,16 @@ def parse_submission(
         except _Unparsable as exc:
             errors[block_id_for(entry.path)] = str(exc)
             continue
+        if value == [] and entry.nullable and entry.default is None:
+            # A list that may be None and starts as None shows empty: left so, it stays None.
+            value = None
         if value is not None:
             values[entry.path] = value
             # An unticked box, an empty list or a default left as prefilled is sent, but
             # does not count as filling a group in.
             if value is not False and value not in ([], entry.default):
                 answered.add(entry.path)
-        elif entry.nullable and (entry.in_required or entry.default is not None):
-            # Left empty, where the model takes None: a required field gets it, and so does
-            # one whose default the form showed (the person emptied the box, and must not
-            # get the value they took out).
+        elif entry.nullable and _emptied(entry):
             values[entry.path] = None
     # Deepest groups first, so an unanswered inner model is settled before its parent.
     for group in sorted(
@@ -168,9 +173,21 @@ def _target(path: str, paths: list[str]) -> str:
     return inside[0] if inside else paths[0]
 
 
+def _emptied(entry: InputField) -> bool:
+    """Whether a field that may be None, left empty, answers None rather than its default.
+
+    A required field has no default to fall back on. One whose default the form showed
+    was emptied by the person, who must not get back the value they took out. But ``""``
+    shows as an empty box, so a box left so gives it back (by leaving the field out).
+    """
+    if entry.default is None:
+        return entry.in_required
+    return not (entry.default == "" and entry.kind in _TEXT_KINDS)
+
+
 def _read(entry: InputField, state: Mapping[str, Any]) -> Any:
     kind = entry.kind
-    if kind in ("text", "email", "url"):
+    if kind in _TEXT_KINDS:
         return state.get("value") or None
     if kind == "lines":
         text = state.get("value") or ""

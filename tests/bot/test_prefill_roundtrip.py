@@ -2,9 +2,11 @@
 
 A flow that asks again after a refusal, or pauses with ``with_initial_data``, prefills the
 modal; the person often submits it as it is. Hypothesis draws the values (text of any
-script and length, numbers of any size, dates, times, ids, nested models, lists) and each
-must survive the trip: model → modal's initial values → Slack's view state (kept as the
-client keeps untouched inputs, through JSON) → parsed submission → validated model.
+script and length, numbers of any size, dates, times, ids, nested models, lists, and
+``None`` or ``""`` where the model allows them) and each must survive the trip: model →
+modal's initial values → Slack's view state (kept as the client keeps untouched inputs,
+through JSON) → parsed submission → validated model. They must also survive it as the
+model's defaults (``with_initial_data``), which is how a form starts that nobody refused.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pydantic import BaseModel, Field, NaiveDatetime
 from signoff.bot.forms.modals import build_input_view
 from signoff.bot.forms.submissions import parse_submission
 from signoff.bot.inputs import SlackChannel, SlackUser, SlackUsers
+from signoff.engine.input import RunInput
 from signoff.engine.input_schema import input_schema
 from tests.bot.slack_answers import slack_state
 
@@ -37,7 +40,7 @@ class Contact(BaseModel):
     floor: int = 1
 
 
-class Release(BaseModel):
+class Release(RunInput):
     title: str = Field(min_length=1, max_length=150)
     notes: str = Field(default="", max_length=3000, json_schema_extra={"multiline": True})
     nickname: str | None = None
@@ -57,7 +60,17 @@ class Release(BaseModel):
     room: SlackChannel | None = None
     reviewers: SlackUsers = []
     contact: Contact
+    # None, Yes or No: left alone, the form must not answer "No" for the person
+    signed: bool | None = None
+    # shown as an empty box, as None would be; an empty box gives the default back
+    memo: str | None = ""
+    items: list[str] | None = None
+    picks: list[Literal["a", "b"]] | None = None
 
+
+#: lists the form shows empty both as None and as []: prefilled with [] (not by default),
+#: the empty input answers None
+_NULLABLE_LISTS = ("items", "picks")
 
 #: what one line of a single-line input can hold (a newline would end it)
 _LINE = st.characters(
@@ -99,6 +112,10 @@ releases = st.builds(
     room=st.none() | _CHANNEL,
     reviewers=st.lists(_USER, max_size=4, unique=True),
     contact=st.builds(Contact, city=_TEXT.filter(lambda c: len(c) <= 100), floor=st.integers()),
+    signed=st.none() | st.booleans(),
+    memo=st.just("") | _TEXT,
+    items=st.none() | st.lists(_TEXT.map(str.strip).filter(bool), max_size=3),
+    picks=st.none() | st.sets(st.sampled_from(["a", "b"])).map(lambda s: sorted(s)),
 )
 
 
@@ -121,4 +138,26 @@ def test_a_prefilled_form_submitted_untouched_gives_the_same_values(release: Rel
     data, errors = parse_submission(schema, slack_state(view, {}))
     assert errors == {}
     Draft202012Validator(schema).validate(data)
-    assert Release.model_validate(data) == release
+    shown = {k: None for k in _NULLABLE_LISTS if getattr(release, k) == []}
+    assert Release.model_validate(data) == release.model_copy(update=shown)
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(release=releases)
+def test_a_form_started_from_defaults_submitted_untouched_gives_the_defaults(
+    release: Release,
+) -> None:
+    model = Release.with_initial_data(**release.model_dump(mode="json"))
+    schema = input_schema(model)
+    view = build_input_view(
+        schema, title="Input needed", callback_id="run_input", private_metadata="r42"
+    ).to_dict()
+    data, errors = parse_submission(schema, slack_state(view, {}))
+    assert errors == {}
+    Draft202012Validator(schema).validate(data)
+    assert model.model_validate(data).model_dump() == release.model_dump()

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import pytest
 from jsonschema import Draft202012Validator
@@ -11,7 +11,7 @@ from signoff.bot.forms.submissions import errors_for_view, parse_submission
 from signoff.engine import schema_errors
 from signoff.engine.input import RunInput
 from signoff.engine.input_schema import input_schema
-from tests.bot.slack_answers import element, slack_state, view_for
+from tests.bot.slack_answers import element, input_block, slack_state, view_for
 from tests.bot.test_modal_elements import (
     Address,
     Approval,
@@ -191,6 +191,38 @@ def test_emptying_a_prefilled_optional_input_answers_none_not_the_prefill() -> N
     assert model.model_validate(data).model_dump() == {"note": None, "score": None}
     untouched, _ = parse_submission(schema, slack_state(view, {}))
     assert model.model_validate(untouched).model_dump() == {"note": "LGTM", "score": 4}
+
+
+class Survey(BaseModel):
+    agreed: bool | None = None
+    comment: str | None = ""
+    notes: list[str] | None = None
+    labels: list[Literal["a", "b"]] | None = None
+
+
+def test_a_form_of_defaults_submitted_untouched_gives_the_defaults() -> None:
+    """Nobody chose "No", so the flow must not get it; an empty box shows "" and gives it
+    back; a list that starts as None stays None rather than becoming []."""
+    schema = input_schema(Survey)
+    view = view_for(Survey)
+    agreed = element(view, "agreed")
+    assert agreed["type"] == "radio_buttons" and "initial_option" not in agreed
+    assert [o["text"]["text"] for o in agreed["options"]] == ["Yes", "No"]
+    assert input_block(view, "agreed")["optional"] is True
+    data, errors = parse_submission(schema, slack_state(view, {}))
+    assert errors == {}
+    assert Survey.model_validate(data) == Survey()
+    assert Survey.model_validate(data).model_dump() == {
+        "agreed": None,
+        "comment": "",
+        "notes": None,
+        "labels": None,
+    }
+    chosen = {"agreed": "No", "comment": "fine", "notes": "x", "labels": ["B"]}
+    data, _ = parse_submission(schema, slack_state(view, chosen))
+    assert Survey.model_validate(data) == Survey(
+        agreed=False, comment="fine", notes=["x"], labels=["b"]
+    )
 
 
 class Shift(BaseModel):

@@ -5,6 +5,7 @@ spurious or duplicate wake-up is harmless and a missed one is impossible (the wa
 registers before the pause is stored). Two wake-ups carry the answer itself, so that the
 waiter has nothing to read: an answer validated by a resumer in this process (``Answer``),
 and an answer another process stored, as its event told this process (``Delivered``).
+One tells it to stop: this process runs its run again (``Waiters.run_again``).
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ class Waiter(Protocol):
     #: the waiting flow's context, as it was when it started waiting: a resumer in this
     #: process judges an answer in a copy of it, as though the flow loaded the answer
     context: contextvars.Context
+    #: this process claimed the run again: the waiting flow was taken for dead, and stops
+    taken_over: bool
 
     def wake(self) -> None: ...
 
@@ -72,6 +75,7 @@ class ThreadWaiter:
         self.delivered: Delivered | None = None
         self.asked: Asked | None = None
         self.context = contextvars.copy_context()
+        self.taken_over = False
         self._event = threading.Event()
 
     def wake(self) -> None:
@@ -93,6 +97,7 @@ class LoopWaiter:
         self.delivered: Delivered | None = None
         self.asked: Asked | None = None
         self.context = contextvars.copy_context()
+        self.taken_over = False
         self._loop = asyncio.get_running_loop()
         self._event = asyncio.Event()
 
@@ -131,6 +136,18 @@ class Waiters:
         with self._lock:
             waiting = list(self._by_run.get(run_id, ()))
         for waiter in waiting:
+            waiter.wake()
+
+    def run_again(self, run_id: str) -> None:
+        """This process claimed ``run_id`` to run it again: a flow of it still waiting here
+        stood still long enough to be taken for dead (its answer, if any, is the new
+        execution's). Such waiters are told to stop, and no answer is handed to them.
+
+        Owner checks cannot tell the two apart: both executions belong to this process."""
+        with self._lock:
+            stale = self._by_run.pop(run_id, ())
+        for waiter in stale:
+            waiter.taken_over = True
             waiter.wake()
 
     def waiting_for(self, run_id: str, key: str | None) -> Waiter | None:

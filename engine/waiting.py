@@ -91,12 +91,19 @@ def _open(req: PauseRequest, owner: str | None) -> None:
     )
 
 
-def _outcome(req: PauseRequest, pause: Pause, *, read: bool = False) -> Any:
+def _outcome(
+    req: PauseRequest,
+    pause: Pause,
+    *,
+    read: bool = False,
+    waiter: ThreadWaiter | LoopWaiter | None = None,
+) -> Any:
     """What the waiting call returns or raises, given where its pause is now.
 
     ``read``: the pause was read back after a wake-up rather than handed over with its
     run's state, so the run may have been taken over meanwhile (this process was taken
-    for dead): its answer then belongs to the process that runs it now.
+    for dead): its answer then belongs to the process that runs it now, which may be this
+    very process's worker running it again (then ``waiter`` was told so).
     """
     ctx = req.ctx
     if pause.status is PauseStatus.CANCELLED or ctx.engine.is_cancelled(ctx.run_id):
@@ -119,7 +126,9 @@ def _outcome(req: PauseRequest, pause: Pause, *, read: bool = False) -> Any:
         raise PauseTimeout(ctx.run_id, req.key, req.timeout)
     if read:
         run = ctx.engine.store.get_run(ctx.run_id)
-        if run.owner != ctx.engine.process_id:
+        # The flag after the read: this process's claim sets it before the claim commits,
+        # so a run read as claimed here again is never taken for this waiter's.
+        if run.owner != ctx.engine.process_id or (waiter is not None and waiter.taken_over):
             raise _taken_over(req)
     try:
         value = _load(req, pause)
@@ -205,6 +214,8 @@ def wait_for_answer(req: PauseRequest) -> Any:
         # before it was stored, so whatever answers it meanwhile has woken the waiter.
         pause: Pause | None = req.pause
         while True:
+            if waiter.taken_over:
+                raise _taken_over(req)
             # An answer validated in this process is handed over: nothing to read.
             outcome = _handed_over(req, waiter)
             if outcome is not _WAITING:
@@ -214,7 +225,7 @@ def wait_for_answer(req: PauseRequest) -> Any:
             if pause is None:
                 pause = engine.store.get_pause(run_id, req.key)
                 assert pause is not None
-            outcome = _outcome(req, pause, read=read)
+            outcome = _outcome(req, pause, read=read, waiter=waiter)
             if outcome is not _WAITING:
                 return outcome
             remaining = _remaining(deadline)
@@ -248,11 +259,11 @@ def _not_opened(req: PauseRequest) -> BaseException:
     return _taken_over(req)
 
 
-def _look(req: PauseRequest) -> Any:
+def _look(req: PauseRequest, waiter: LoopWaiter) -> Any:
     """Read the pause again and judge where it is now."""
     pause = req.ctx.engine.store.get_pause(req.ctx.run_id, req.key)
     assert pause is not None
-    return _outcome(req, pause, read=True)
+    return _outcome(req, pause, read=True, waiter=waiter)
 
 
 def _expire(req: PauseRequest) -> None:
@@ -292,6 +303,8 @@ async def _wait_async(req: PauseRequest) -> Any:
                 await offload(_expire, req)
             else:
                 await waiter.wait(remaining)
+            if waiter.taken_over:
+                raise _taken_over(req)
             outcome = _handed_over(req, waiter)
             if outcome is not _WAITING:
                 return outcome
@@ -299,7 +312,7 @@ async def _wait_async(req: PauseRequest) -> Any:
             if delivered is not None:
                 outcome = await offload(_outcome, req, delivered)
             else:
-                outcome = await offload(_look, req)
+                outcome = await offload(_look, req, waiter)
             if outcome is not _WAITING:
                 return outcome
     except asyncio.CancelledError:

@@ -18,6 +18,7 @@ import logging
 import queue
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 
 from signoff.engine import registry as flow_sources
@@ -114,7 +115,9 @@ class Worker:
         self.concurrency = concurrency
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._active: set[str] = set()
+        #: runs executing here, with how many executions: one taken for dead while it stood
+        #: still may not have stopped yet when this worker runs its run again
+        self._active: Counter[str] = Counter()
         #: runs whose execution here the database failed under, with when to hand each
         #: back (it then runs again, here or on another replica) once the database answers
         self._unrecorded: dict[str, float] = {}
@@ -350,7 +353,14 @@ class Worker:
                 return
             with self._lock:
                 skip = frozenset(self._not_importable)
-            claimed = self.engine.store.claim_scheduled(self.engine.process_id, min(free, 20), skip)
+            claimed = self.engine.store.claim_scheduled(
+                self.engine.process_id,
+                min(free, 20),
+                skip,
+                # A flow of the run still paused here stood still and was taken for dead:
+                # the run is this process's again, and only the new execution goes on.
+                before_commit=self.engine.waiters.run_again,
+            )
             if not claimed:
                 return
             self.engine.notify()
@@ -376,7 +386,7 @@ class Worker:
             return
         ctx, parameters = prepared
         with self._lock:
-            self._active.add(run_id)
+            self._active[run_id] += 1
         logger.info(
             "run taken", extra={"action": "run_claimed", "run_id": run_id, "flow": ctx.flow.name}
         )
@@ -413,7 +423,9 @@ class Worker:
 
     def _done(self, run_id: str) -> None:
         with self._lock:
-            self._active.discard(run_id)
+            self._active[run_id] -= 1
+            if self._active[run_id] <= 0:
+                del self._active[run_id]
             full = self._full
         # Only when runs may wait for the room: looking costs a transaction, and a run
         # scheduled meanwhile wakes the worker anyway.

@@ -19,7 +19,7 @@ import dataclasses
 import functools
 import logging
 from collections import namedtuple
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -390,10 +390,18 @@ class SqlStore(
 
     @write_again_if_dropped
     def claim_scheduled(
-        self, owner: str, limit: int, skip: Collection[str] = ()
+        self,
+        owner: str,
+        limit: int,
+        skip: Collection[str] = (),
+        before_commit: Callable[[str], None] | None = None,
     ) -> list[RunSource]:
         """Atomically take up to ``limit`` scheduled runs for this process, oldest first,
-        with what it needs to run them (read in the same statement); none of ``skip``."""
+        with what it needs to run them (read in the same statement); none of ``skip``.
+
+        ``before_commit`` is called with each claimed run's id before the claim commits:
+        whatever this process still runs of it from before learns that it lost the run
+        ahead of anyone who could read the run as claimed by this process."""
         now = self.clock()
         claimed: list[RunSource] = []
         with self._write() as conn:
@@ -420,6 +428,9 @@ class SqlStore(
                     owner=owner,
                 )
                 claimed.append(RunSource(run, row.flow_ref, row.parameters, not row.has_history))
+            if before_commit is not None:
+                for source in claimed:
+                    before_commit(source.run.id)
         return claimed
 
     @read_again_if_dropped

@@ -19,6 +19,7 @@ from signoff.engine import (
     RunNotWaiting,
     RunState,
     RunTakenOver,
+    Worker,
     cancel_flow_run,
     flow,
     pause_flow_run,
@@ -201,6 +202,58 @@ def test_a_flow_taken_for_dead_does_not_take_the_answer_meant_for_the_new_owner(
     assert AFTER_THE_ANSWER == []
     run = other.get_run(run_id)
     assert (run.state, run.owner) == (RunState.RUNNING, other.process_id)
+
+
+@flow(name="taken-over-while-paused-async")
+async def taken_over_while_paused_async() -> int:
+    value = await pause_flow_run(int, timeout=None)
+    AFTER_THE_ANSWER.append(value)  # stands for a deploy: it must happen once
+    await asyncio.to_thread(GO.wait, 10)  # the run stays RUNNING until the test has looked
+    return value
+
+
+def test_a_flow_stalled_while_paused_stops_when_its_own_process_runs_the_run_again(
+    engine: Engine, make_engine: Callable[..., Engine]
+) -> None:
+    # The process stood still (SIGSTOP, a long GC pause) while its flow was paused: another
+    # process took it for dead and answered, queueing the run to run again, and this very
+    # process's worker claimed it. The run's owner is this process again, but the stalled
+    # flow's answer was meant for the re-run: it stops, and the rest of the flow runs once.
+    AFTER_THE_ANSWER.clear()
+    other = make_engine()
+    other.claim_ownership()
+    loop = asyncio.new_event_loop()
+    thread, box = start(loop.run_until_complete, taken_over_while_paused_async())
+    run_id = waiting(engine, "taken-over-while-paused-async").run_id
+    stalled, revive = threading.Event(), threading.Event()
+    loop.call_soon_threadsafe(lambda: (stalled.set(), revive.wait(10)))
+    worker = Worker(engine)
+    try:
+        assert stalled.wait(10)
+        assert other.store.transition(
+            run_id, RunState.SUSPENDED, "Suspended", expect=(RunState.PAUSED,), owner=None
+        )
+        other.resume(run_id, {"value": 7}, "alice")
+        worker.start()
+        wait_for(lambda: AFTER_THE_ANSWER, what="the re-run past the pause")
+        revive.set()
+        wait_for(
+            lambda: not thread.is_alive() or len(AFTER_THE_ANSWER) > 1,
+            what="the stalled flow to stop, or to go on",
+        )
+        GO.set()
+        thread.join(10)
+        wait_for(lambda: engine.get_run(run_id).state.is_final, what="the re-run to end the run")
+    finally:
+        GO.set()
+        revive.set()
+        worker.stop()
+        thread.join(10)
+        loop.close()
+    assert AFTER_THE_ANSWER == [7]
+    assert isinstance(box.get("error"), RunTakenOver)
+    run = engine.get_run(run_id)
+    assert (run.state, run.result) == (RunState.COMPLETED, "7")
 
 
 DEPLOYS: list[str] = []

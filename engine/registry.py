@@ -38,9 +38,7 @@ class FlowRegistry:
                 # The file and the function: two in one file clash as two files do.
                 where = _where(flow)
                 function = flow.ref.rpartition(":")[2] if flow.ref else "?"
-                earlier, earlier_function = self._loading.setdefault(
-                    flow.name, (where, function)
-                )
+                earlier, earlier_function = self._loading.setdefault(flow.name, (where, function))
                 if earlier != where:
                     self._clashes.append((flow.name, earlier, where))
                 elif earlier_function != function:

@@ -18,6 +18,7 @@ import logging
 import shlex
 from collections.abc import Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import click
 
@@ -56,8 +57,12 @@ from signoff.bot.cli.wait import (
     wait_for_verdict,
 )
 from signoff.bot.stopping import Terminated
-from signoff.engine import Engine, EngineError, Pause, PauseStatus, RunNotFound, RunState
+from signoff.engine import EngineError, PauseStatus, RunNotFound, RunState
 from signoff.engine.audit import describe
+
+if TYPE_CHECKING:
+    # the engine's classes only as types: importing them loads the database layer
+    from signoff.engine import Engine, Pause
 
 logger = logging.getLogger(__name__)
 

@@ -29,6 +29,9 @@ Pause: TypeAlias = "engine.Pause | model.Pause"
 
 #: How many characters of a result or an error a table cell shows.
 PREVIEW_WIDTH = 60
+#: how many ``$ref`` and ``anyOf`` levels a field's description follows; past it (a schema
+#: that refers to itself) the field reads as ``object``
+_MAX_DEPTH = 20
 
 
 def jsonable(value: object) -> JSONValue:
@@ -236,13 +239,13 @@ def _input_fields(schema: Mapping[str, object] | None) -> list[tuple[str, str]]:
     shown: list[tuple[str, str]] = []
     for name, given in properties.items():
         node: Mapping[str, object] = given if isinstance(given, Mapping) else {}
-        parts = [_field_type(node)]
+        parts = [_field_type(node, schema)]
         if name in needed:
             parts.append("required")
         elif "default" in node:
             parts.append(f"default {_compact(node['default'])}")
-        allowed, description = node.get("enum"), node.get("description")
-        if isinstance(allowed, list):
+        allowed, description = _choices(node, schema), node.get("description")
+        if allowed:
             parts.append("one of " + ", ".join(_compact(v) for v in allowed))
         if isinstance(description, str):
             parts.append(description)
@@ -250,19 +253,61 @@ def _input_fields(schema: Mapping[str, object] | None) -> list[tuple[str, str]]:
     return shown
 
 
-def _field_type(node: Mapping[str, object]) -> str:
-    """A field's JSON type, ``a or b`` for a union, ``object`` when the schema names none."""
-    options = node.get("anyOf")
-    if isinstance(options, list):
-        kinds = [_field_type(o) for o in options if isinstance(o, Mapping)]
-        return " or ".join(dict.fromkeys(kinds)) or "any"
-    kind = node.get("type")
-    if isinstance(kind, str):
-        fmt = node.get("format")
-        return f"{kind} ({fmt})" if isinstance(fmt, str) else kind
-    if "$ref" in node:
+def _field_type(node: Mapping[str, object], schema: Mapping[str, object], depth: int = 0) -> str:
+    """A field's JSON type, ``a or b`` for a union, ``object`` when the schema names none.
+
+    A ``$ref`` (an ``Enum``, a nested model) is described by the definition it points to.
+    """
+    resolved = _resolved(node, schema, depth)
+    if resolved is None:
         return "object"
+    options = resolved.get("anyOf")
+    if isinstance(options, list):
+        kinds = [_field_type(o, schema, depth + 1) for o in options if isinstance(o, Mapping)]
+        return " or ".join(dict.fromkeys(kinds)) or "any"
+    kind = resolved.get("type")
+    if isinstance(kind, str):
+        fmt = resolved.get("format")
+        return f"{kind} ({fmt})" if isinstance(fmt, str) else kind
     return "any"
+
+
+def _choices(
+    node: Mapping[str, object], schema: Mapping[str, object], depth: int = 0
+) -> list[object]:
+    """The values a field may take (an ``enum``, also behind a ``$ref`` or in an
+    ``anyOf`` such as ``Color | None``); empty when it may take any of its type."""
+    resolved = _resolved(node, schema, depth)
+    if resolved is None:
+        return []
+    allowed = resolved.get("enum")
+    if isinstance(allowed, list):
+        return allowed
+    options = resolved.get("anyOf")
+    found: list[object] = []
+    for option in options if isinstance(options, list) else []:
+        if isinstance(option, Mapping):
+            found += [v for v in _choices(option, schema, depth + 1) if v not in found]
+    return found
+
+
+def _resolved(
+    node: Mapping[str, object], schema: Mapping[str, object], depth: int
+) -> Mapping[str, object] | None:
+    """``node``, or the ``$defs`` entry its ``$ref`` names; None for a ``$ref`` that cannot
+    be followed (outside ``$defs``, missing, or referring to itself past ``_MAX_DEPTH``)."""
+    while "$ref" in node:
+        ref, defs = node["$ref"], schema.get("$defs")
+        target = (
+            defs.get(ref.removeprefix("#/$defs/"))
+            if isinstance(ref, str) and ref.startswith("#/$defs/") and isinstance(defs, Mapping)
+            else None
+        )
+        depth += 1
+        if not isinstance(target, Mapping) or depth > _MAX_DEPTH:
+            return None
+        node = target
+    return node
 
 
 def table_lines(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:

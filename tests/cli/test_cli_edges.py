@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import enum
 import json
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
-from signoff.engine import Engine, EngineSettings, RunState
+from signoff.engine import Engine, EngineSettings, RunState, flow, pause_flow_run
+from signoff.engine.input import RunInput
 from signoff.engine.store.wakeups import LocalWakeups
 from tests.cli.in_process import run_cli
 from tests.cli.test_cli import Cli, error_line
@@ -294,3 +297,37 @@ def test_a_parameter_that_takes_text_keeps_a_value_that_reads_as_a_number(
     assert json.loads(out)["parameters"] == {
         "version": "1.10", "ticket": "1234", "build": "2", "env": "2", "count": 3
     }  # fmt: skip
+
+
+class Color(enum.Enum):
+    red = "red"
+    blue = "blue"
+
+
+class Paint(RunInput):
+    color: Color = Color.red
+    shade: Color | None = None
+    tone: Literal["red", "blue"] = "red"
+
+
+@flow(name="edge-paint")
+def paint() -> str:
+    return pause_flow_run(wait_for_input=Paint, timeout=60).color.value
+
+
+def test_runs_show_describes_an_enum_field_as_its_values(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An Enum field (a ``$ref`` into the schema's ``$defs``) read ``object``, with no
+    choices; it reads as the ``Literal`` of the same strings does, ``| None`` too."""
+    monkeypatch.setenv("SIGNOFF_DATABASE_URL", engine.settings.database_url)
+    thread, box = start(paint)
+    pause = waiting(engine, "edge-paint")
+    status, out, err = run_cli(capsys, "runs", "show", pause.run_id)
+    assert status == 0, err
+    assert '  field color  string; default "red"; one of "red", "blue"\n' in out
+    assert '  field shade  string or null; default null; one of "red", "blue"\n' in out
+    assert '  field tone   string; default "red"; one of "red", "blue"\n' in out
+    engine.resume(pause.run_id, {"color": "blue"}, responder="alice")
+    thread.join(10)
+    assert box == {"result": "blue"}

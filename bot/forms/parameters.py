@@ -3,9 +3,11 @@ line and in ``signoff demo``), each read as the flow's parameters schema takes i
 
 A parameter that takes text (``str``, ``str | None``, a ``Literal`` or ``Enum`` of strings)
 gets the text as it was typed, so that ``version=1.10`` stays ``"1.10"`` and
-``ticket=1234`` stays ``"1234"``. Any other parameter's text is read as JSON when it can be
+``ticket=1234`` stays ``"1234"``. Any other parameter's text (a date or a UUID too, so
+that ``day=null`` is None for a ``date | None``) is read as JSON when it can be
 (``count=3``, ``dry_run=true``, ``tags=["a","b"]``) and otherwise left as text for the
-flow's type hints to judge; JSON nested too deeply to store is refused (``JsonTooDeep``).
+flow's type hints to judge (``day=2024-01-02``); JSON nested too deeply to store is refused
+(``JsonTooDeep``).
 
     >>> schema = {"properties": {"ticket": {"anyOf": [{"type": "string"}, {"type": "null"}]}}}
     >>> parameter_values({"ticket": "1234", "count": "3"}, schema)
@@ -25,6 +27,17 @@ __all__ = ["accepts_text", "parameter_value", "parameter_values"]
 #: how deep ``$ref``, ``anyOf`` and ``allOf`` are followed; a schema nested past it (or one
 #: referring to itself) is taken as not text, and its values are read as JSON
 _MAX_DEPTH = 20
+#: formats of ``"type": "string"`` that are values with a syntax of their own, not free
+#: text: a parameter of one reads its text as JSON when it parses, as a number does. A
+#: path, a password (``SecretStr``), bytes or an unknown format stay text, where ``1234``
+#: or ``null`` may be meant as typed.
+_NOT_TEXT_FORMATS = frozenset(
+    {
+        "date", "date-time", "time", "duration",
+        "uuid", "uuid1", "uuid3", "uuid4", "uuid5", "uuid6", "uuid7", "uuid8",
+        "email", "idn-email", "uri", "iri", "ipv4", "ipv6",
+    }
+)  # fmt: skip
 
 
 def accepts_text(node: Mapping[str, Any], schema: Mapping[str, Any] | None = None) -> bool:
@@ -42,7 +55,9 @@ def _accepts_text(node: object, schema: Mapping[str, Any], depth: int) -> bool:
     if not isinstance(node, Mapping) or depth > _MAX_DEPTH:
         return False
     if node.get("type") == "string":
-        return True
+        # A date or a UUID is a string in JSON but not free text: ``null`` is None there, and
+        # its own text (``2024-01-02``) does not parse as JSON, so it is kept as typed anyway.
+        return node.get("format") not in _NOT_TEXT_FORMATS
     enum = node.get("enum")
     if isinstance(enum, list) and any(isinstance(v, str) for v in enum):
         return True

@@ -331,3 +331,35 @@ def test_runs_show_describes_an_enum_field_as_its_values(
     engine.resume(pause.run_id, {"color": "blue"}, responder="alice")
     thread.join(10)
     assert box == {"result": "blue"}
+
+
+DATE_PARAMETERS = """
+import datetime
+import uuid
+
+from signoff.engine import flow
+
+
+@flow(name="edge-dated")
+def dated(day: datetime.date, until: datetime.date | None = None,
+          ticket: uuid.UUID | None = None, note: str | None = None) -> str:
+    return f"{day} {until} {ticket} {note}"
+"""
+
+
+def test_null_gives_none_to_a_date_or_uuid_parameter_and_a_date_stays_as_typed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``until=null`` for a ``date | None`` was kept as the text "null" (a date is a string
+    in JSON) and refused ("input is too short"), where ``count=null`` gives None; only text
+    keeps ``null`` as typed."""
+    (tmp_path / "flows.py").write_text(DATE_PARAMETERS)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SIGNOFF_DATABASE_URL", f"sqlite:///{tmp_path / 'params.db'}")
+    given = ("day=2024-01-02", "until=null", "ticket=null", "note=null")
+    args = [a for pair in given for a in ("--param", pair)]
+    status, out, err = run_cli(capsys, "run", "edge-dated", "--flows", "flows.py", *args, "--json")
+    assert status == 0, err
+    assert json.loads(out)["parameters"] == {
+        "day": "2024-01-02", "until": None, "ticket": None, "note": "null"
+    }  # fmt: skip

@@ -134,8 +134,15 @@ class RunInput(BaseModel, metaclass=_RunInputType):
             pause_flow_run(wait_for_input=UserNameInput.with_initial_data(name="anonymous"))
 
         Raises:
+            TypeError: ``description`` is neither text nor None.
             ValueError: a keyword names no field of the model.
         """
+        if description is not None and not isinstance(description, str):
+            # Refused here, at the call that got it wrong, not when the pause is stored.
+            raise TypeError(
+                f"{cls.__name__}.with_initial_data: description must be text (str) or None, "
+                f"not {type(description).__name__} ({description!r:.60})"
+            )
         unknown = sorted(set(defaults) - set(cls.model_fields))
         if unknown:
             raise ValueError(

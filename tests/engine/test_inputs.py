@@ -98,6 +98,19 @@ def test_with_initial_data_refuses_unknown_fields() -> None:
         Approval.with_initial_data(colour="red")
 
 
+@pytest.mark.parametrize(("given", "shown"), [(5, "int (5)"), (["Ship?"], "list (['Ship?'])")])
+def test_with_initial_data_refuses_a_description_that_is_not_text(
+    given: object, shown: str
+) -> None:
+    """``description=5`` was taken, and the flow failed later, when it paused ("argument
+    of type 'int' is not iterable")."""
+    with pytest.raises(TypeError) as refused:
+        Approval.with_initial_data(description=given, note="hello")  # type: ignore[arg-type]
+    assert str(refused.value) == (
+        f"Approval.with_initial_data: description must be text (str) or None, not {shown}"
+    )
+
+
 def test_run_input_refuses_unknown_keys() -> None:
     with pytest.raises(pydantic.ValidationError, match="extra"):
         Approval.model_validate({"approved": True, "surprise": 1})

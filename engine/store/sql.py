@@ -1,10 +1,10 @@
 """``SqlStore``: every domain query, for SQLite and PostgreSQL alike.
 
-This module holds the queries on runs and their tasks; the store takes the rest from one
-module each: ``pauses`` and ``decisions`` (inputs and who answered), ``listing`` (finding
-and paging runs), ``audit`` (the hash chain), ``processes`` (who is alive), ``consumers``
-(reading the events outbox), ``metadata`` and ``stats``, all on ``base.StoreBase``'s
-transactions.
+This module holds the queries on runs; the store takes the rest from one module each:
+``tasks`` (task calls and their results), ``pauses`` and ``decisions`` (inputs and who
+answered), ``listing`` (finding and paging runs), ``audit`` (the hash chain),
+``processes`` (who is alive), ``consumers`` (reading the events outbox), ``metadata`` and
+``stats``, all on ``base.StoreBase``'s transactions.
 
 Each write is one transaction that changes the rows and appends the matching events, so
 the events table is an outbox: whoever reads it in id order sees every change, in order.
@@ -16,7 +16,6 @@ late-committing id; see ``appending``).
 from __future__ import annotations
 
 import dataclasses
-import functools
 import logging
 from collections import namedtuple
 from collections.abc import Callable, Collection, Sequence
@@ -59,13 +58,10 @@ from signoff.engine.store.pauses import PAUSES
 from signoff.engine.store.prepared import Prepared
 from signoff.engine.store.processes import PROCESSES, ProcessQueries, judge_alive
 from signoff.engine.store.stats import StatsQueries
-from signoff.engine.store.tables import (
-    TaskRunRow,
-)
+from signoff.engine.store.tasks import TASKS, TaskQueries
 
 logger = logging.getLogger(__name__)
 
-TASKS = TaskRunRow.__table__  # type: ignore[attr-defined]
 #: what a Run needs: everything but the pickled parameters, which only a re-run reads
 _RUN = Prepared(select(*RUN_COLUMNS).where(RUNS.c.id == bindparam("run_id")))
 #: what an answer needs in one read: the run, its owner's last heartbeat and declared owner
@@ -111,18 +107,6 @@ _RUN_COLUMNS = (
     *("updated_at", "parent_run_id"),
 )
 _INSERT_RUN = Prepared(insert(RUNS), columns=[_RUN_COLUMNS])
-#: the columns ``record_task`` gives
-_TASK_COLUMNS = (
-    *("run_id", "key", "task_name", "state", "attempts", "result", "result_preview", "error"),
-    *("started_at", "ended_at", "inner_calls"),
-)
-_COMPLETED_TASK = Prepared(
-    select(TASKS.c.state, TASKS.c.result, TASKS.c.inner_calls).where(
-        TASKS.c.run_id == bindparam("run_id"),
-        TASKS.c.key == bindparam("key"),
-        TASKS.c.state == RunState.COMPLETED.value,
-    )
-)
 #: the oldest scheduled runs, with what a worker needs to run them (locked, skipping those
 #: another worker is taking, on PostgreSQL)
 _SCHEDULED = (
@@ -164,16 +148,6 @@ class RunSource:
     fresh: bool
 
 
-@dataclass(frozen=True)
-class StoredTask:
-    """A finished task call as the replay needs it."""
-
-    state: RunState
-    result: bytes | None
-    #: the pause and task calls made inside it (see ``RunContext.calls_since``)
-    inner_calls: dict[str, Any] | None = None
-
-
 class SqlStore(
     ListingQueries,
     AnswerQueries,
@@ -182,6 +156,7 @@ class SqlStore(
     ProcessQueries,
     ConsumerQueries,
     MetadataQueries,
+    TaskQueries,
 ):
     """The engine's persistence, over one SQLAlchemy engine, for SQLite and PostgreSQL.
 
@@ -448,63 +423,6 @@ class SqlStore(
 
     # -- tasks and logs -----------------------------------------------------------------
 
-    @read_again_if_dropped
-    def completed_task(self, run_id: str, key: str) -> StoredTask | None:
-        with self._read() as conn:
-            row = _COMPLETED_TASK.execute(conn, {"run_id": run_id, "key": key}).first()
-        if row is None:
-            return None
-        return StoredTask(RunState(row.state), row.result, row.inner_calls)
-
-    @write_again_if_dropped
-    def record_task(
-        self,
-        run_id: str,
-        key: str,
-        task_name: str,
-        state: RunState,
-        attempts: int,
-        result: bytes | None,
-        preview: str | None,
-        error: str | None,
-        started_at: datetime,
-        logs: Sequence[tuple[datetime, str, str, str | None]] = (),
-        inner_calls: dict[str, Any] | None = None,
-    ) -> None:
-        values = {
-            "task_name": task_name,
-            "state": state.value,
-            "attempts": attempts,
-            "result": result,
-            "result_preview": preview,
-            "error": error,
-            "started_at": started_at,
-            "ended_at": self.clock(),
-            "inner_calls": inner_calls,
-        }
-        if not logs:
-            with self._write_one() as conn:
-                self._record_task.execute(conn, {"run_id": run_id, "key": key, **values})
-            return
-        with self._write() as conn:
-            self._record_task.execute(conn, {"run_id": run_id, "key": key, **values})
-            self._insert_logs(conn, run_id, logs)
-
-    @functools.cached_property
-    def _record_task(self) -> Prepared:
-        """An INSERT of a task record that replaces one stored under its key: a re-run
-        records a task that failed before again (built once per store, for its dialect)."""
-        statement = self._dialect_insert(TASKS)
-        replaced = [c.name for c in TASKS.c if c.name not in ("id", "run_id", "key")]
-        return Prepared(
-            statement.on_conflict_do_update(
-                index_elements=[TASKS.c.run_id, TASKS.c.key],
-                set_={name: statement.excluded[name] for name in replaced},
-            ),
-            columns=[_TASK_COLUMNS],
-            dialect=self.engine.dialect.name,
-        )
-
     @write_again_if_dropped
     def add_logs(self, run_id: str, logs: Sequence[tuple[datetime, str, str, str | None]]) -> None:
         if logs:
@@ -512,4 +430,4 @@ class SqlStore(
                 self._insert_logs(conn, run_id, logs)
 
 
-__all__ = ["SqlStore", "StoredTask"]
+__all__ = ["ResumeTarget", "RunSource", "SqlStore"]

@@ -59,11 +59,18 @@ class Actor:
         if "\x00" in self.id or "\x00" in (self.name or ""):
             raise ValueError(f"actor {self.id[:20]!r} has a NUL character in its id or name")
         check_one_line(self.id, "actor id")
+        if self.id != self.id.strip():
+            # " alice" would count as a second person beside "alice", and match no approver.
+            raise ValueError(f"actor id {self.id!r} has spaces around it")
         if self.name is not None:
             check_one_line(self.name, "actor name")
         for group in self.groups:
             if not group.strip():
                 raise ValueError(f"actor {self.id[:20]!r} names an empty group")
+            if group != group.strip():
+                raise ValueError(
+                    f"actor {self.id[:20]!r} names group {group!r}, with spaces around it"
+                )
             check_one_line(group, "group id")
 
     @property

@@ -52,8 +52,12 @@ class Decision:
 
     def check(self, model: type[RunInput] | None) -> None:
         """Raise ValueError naming what is wrong with these options for ``model``."""
-        if self.approvers is not None:
-            checked_ids("approvers", self.approvers)
+        if self.approvers is not None and not checked_ids("approvers", self.approvers):
+            # Read as "anyone" it would drop the flow's own list; read as "the flow's"
+            # it would ignore what was written. Either way more likely a mistake.
+            raise ValueError(
+                "approvers is empty: name who may answer, or leave it out for the flow's approvers"
+            )
         checked_ids("escalate_to", self.escalate_to)
         if self.quorum is not None and (
             isinstance(self.quorum, bool)

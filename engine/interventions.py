@@ -195,6 +195,8 @@ class Interventions(Oversight):
         refusal = self.permissions.reassign(actor, run, pause)
         if refusal is None and not to.strip():
             refusal = Refusal("say who to hand it to")
+        if refusal is None and to != to.strip():
+            refusal = Refusal(f"{to!r} has spaces around it: it would be nobody's to answer")
         if refusal is None and to == actor.id:
             refusal = Refusal("it is already yours; hand it to someone else")
         if refusal is None and pause.forbid_starter and to == run.started_by:

@@ -131,7 +131,8 @@ def check_person(_ctx: click.Context, _param: click.Parameter, name: str | None)
     refused by name here, with the option, if the engine could not record them.
 
     Raises:
-        click.BadParameter: too long, empty, or holding a NUL character.
+        click.BadParameter: too long, empty, with spaces around it, or holding a NUL
+            character.
     """
     if name is not None:
         try:
@@ -148,12 +149,14 @@ def check_groups(
     record, refused by name here otherwise.
 
     Raises:
-        click.BadParameter: a group is empty (an unset shell variable) or holds a control
-            character.
+        click.BadParameter: a group is empty (an unset shell variable), has spaces around
+            it or holds a control character.
     """
     for group in groups:
         if not group.strip():
             raise click.BadParameter("is empty; give a group id or leave the option out")
+        if group != group.strip():
+            raise click.BadParameter(f"{group!r} has spaces around it: it would match no group")
         try:
             check_one_line(group, "group id")
         except ValueError as exc:

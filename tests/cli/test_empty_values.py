@@ -60,3 +60,26 @@ def test_an_empty_person_or_group_is_refused_by_option(
     status, out, err = run_cli(capsys, *command_line)
     assert (status, out) == (2, "")
     assert err.startswith(f"error: Invalid value for '{option}': is empty;")
+
+
+@pytest.mark.parametrize(
+    ("command_line", "option", "said"),
+    [
+        (("runs", "resume", "abc", "--input", "{}", "--as", " alice"), "--as", "actor id"),
+        (("runs", "reassign", "abc", "--to", "bob ", "--as", "alice"), "--to", "actor id"),
+        (("runs", "resume", "abc", "--input", "{}", "--group", "S0SRE "), "--group", ""),
+    ],
+)
+def test_a_person_or_group_with_spaces_around_it_is_refused_by_option(
+    project: Path,
+    capsys: pytest.CaptureFixture[str],
+    command_line: tuple[str, ...],
+    option: str,
+    said: str,
+) -> None:
+    """ " alice" answering beside "alice" counted as a second person of a quorum, and a
+    decision handed to "bob " was nobody's to answer."""
+    status, out, err = run_cli(capsys, *command_line)
+    assert (status, out) == (2, "")
+    assert err.startswith(f"error: Invalid value for '{option}': {said}"), err
+    assert "has spaces around it" in err

@@ -327,7 +327,39 @@ def test_who_may_act_is_a_list_of_ids_and_anything_else_is_refused_by_name(
         bad(escalate_after=60, escalate_to="S0ONCALL")
     with pytest.raises(ValueError, match=r"^escalate_to holds an empty id \(id 1\)"):
         bad(escalate_after=60, escalate_to=[" "])
+    # An empty list would either drop the flow's approvers or be ignored: neither is sure.
+    with pytest.raises(ValueError, match=r"^approvers is empty: name who may answer"):
+        bad(approvers=[])
     assert engine.list_runs([RunState.PAUSED], flow_name="ap-bad-pause") == []
+
+
+def test_an_id_with_spaces_around_it_is_refused_as_no_one(engine: Engine) -> None:
+    # " U_A" would count as a second person beside "U_A" in a quorum, and as no one the
+    # run's starter or an approver is.
+    box = run_in_thread(ap_open_quorum)
+    run_id = waiting_run(engine, "ap-open-quorum")
+    engine.resume(run_id, {"approved": True}, "U_A")
+    for spaced in (" U_A", "U_A "):
+        with pytest.raises(ValueError, match=r"^actor id '.*' has spaces around it"):
+            engine.resume(run_id, {"approved": True}, spaced)
+    with pytest.raises(ValueError, match=r"names group ' S_OPS', with spaces"):
+        Actor("U_B", groups=frozenset({" S_OPS"}))
+    assert engine.get_pause(run_id, "1").answered_by == ("U_A",)
+    engine.resume(run_id, {"approved": False}, "U_B")
+    box["thread"].join(10)
+    assert box["result"] == ["U_A:True", "U_B:False"]
+
+
+def test_a_decision_is_not_handed_to_an_id_with_spaces_around_it(engine: Engine) -> None:
+    box = run_in_thread(ap_guarded)
+    run_id = waiting_run(engine, "ap-guarded")
+    with pytest.raises(NotAllowed, match=r"'U_DAVE ' has spaces around it"):
+        engine.reassign(run_id, "U_DAVE ", by="U_ALICE")
+    # Nothing changed: U_ALICE may still answer it.
+    assert engine.get_pause(run_id, "1").approvers == ("U_ALICE", "S_OPS")
+    engine.resume(run_id, {"approved": True}, "U_ALICE")
+    box["thread"].join(10)
+    assert box["result"] is True
 
 
 def test_escalation_adds_approvers_once(engine: Engine, make_engine) -> None:

@@ -47,11 +47,22 @@ _PAUSED_BY = (
 )
 #: what storing an answer to a quorum checks first (locked on PostgreSQL: its answers
 #: append in turn; on SQLite the write transaction already excludes every other writer)
-_ANSWERING = select(PAUSES.c.status, PAUSES.c.quorum, PAUSES.c.veto, PAUSES.c.answers).where(
-    *_TARGET
-)
+_ANSWERING = select(
+    *(PAUSES.c.status, PAUSES.c.quorum, PAUSES.c.veto, PAUSES.c.answers),
+    *(PAUSES.c.approvers, PAUSES.c.delegations),
+).where(*_TARGET)
 _ANSWERING_SQLITE = Prepared(_ANSWERING)
 _ANSWERING_LOCKED = Prepared(_ANSWERING.with_for_update())
+#: SQLite: who may answer the pause now (its write transaction keeps it so until it ends)
+_DECIDERS = Prepared(select(PAUSES.c.approvers, PAUSES.c.delegations).where(*_TARGET))
+
+
+def _deciders_unchanged(row: Any, known: Pause) -> bool:
+    """Whether who may answer the pause (``row``'s approvers and hand-overs) is still as
+    ``known`` says: an answer judged on ``known`` is stored only then."""
+    return tuple(row.approvers or ()) == known.approvers and [
+        (d["by"], d["to"]) for d in row.delegations or ()
+    ] == [(d.by, d.to) for d in known.delegations]
 
 
 #: the run of the answer, still in the state and with the owner the caller read
@@ -94,7 +105,7 @@ def _answered_and_moved(owner_cleared: bool, guard: _Guard) -> Prepared:
                 for name in ("status", "response", "responder", "answered_at", "errors", "answers")
             }
         )
-        .returning(PAUSES.c.id)
+        .returning(PAUSES.c.id, PAUSES.c.approvers, PAUSES.c.delegations)
         .cte("answered")
     )
     names = ("state", "state_name", "state_message", "updated_at")
@@ -116,6 +127,9 @@ def _answered_and_moved(owner_cleared: bool, guard: _Guard) -> Prepared:
         select(
             select(func.count()).select_from(answered).scalar_subquery().label("answered"),
             select(func.count()).select_from(moved).scalar_subquery().label("moved"),
+            # who may answer it, as the UPDATE found it (after waiting for its row)
+            select(answered.c.approvers).scalar_subquery().label("approvers"),
+            select(answered.c.delegations).scalar_subquery().label("delegations"),
             func.pg_advisory_xact_lock(bindparam("audit_lock", type_=BigInteger)).label("lock"),
         ),
         dialect="postgresql",
@@ -286,6 +300,8 @@ class AnswerQueries(PauseQueries):
                 row = query.execute(conn, target).first()
                 if row is None or row.status != PauseStatus.WAITING.value:
                     return AnswerOutcome.LOST
+                if known is not None and not _deciders_unchanged(row, known):
+                    return AnswerOutcome.LOST  # judged on other approvers: judge it again
                 stored = list(row.answers or [])
                 if responder is not None and any(a.get("responder") == responder for a in stored):
                     return AnswerOutcome.DUPLICATE
@@ -328,6 +344,10 @@ class AnswerQueries(PauseQueries):
             owner_cleared = next_state is RunState.SCHEDULED
             if self.is_sqlite:
                 if still_paused_by is None:
+                    if known is not None:
+                        now_deciding = _DECIDERS.execute(conn, target).first()
+                        if now_deciding is None or not _deciders_unchanged(now_deciding, known):
+                            return AnswerOutcome.LOST  # judged on other approvers
                     done = _ANSWER.execute(conn, {**target, **answered})
                 else:
                     seen = {**target, **answered, "paused_by": still_paused_by}
@@ -388,6 +408,9 @@ class AnswerQueries(PauseQueries):
                     return AnswerOutcome.LOST
                 if guard_kind is not _Guard.NONE and not done.moved:
                     # The run changed after the statement's snapshot: undo the pause's answer.
+                    raise _Changed(run_id)
+                if known is not None and not _deciders_unchanged(done, known):
+                    # Reassigned or escalated meanwhile: undo it; the caller judges it again.
                     raise _Changed(run_id)
                 moved = done.moved
             arrived: dict[str, JSON] = {"key": key, "responder": responder}

@@ -185,3 +185,63 @@ def test_one_person_handing_a_decision_to_two_people_at_once_hands_it_to_one(
     assert [r.data["to"] for r in handed] == [winner]
     engine.cancel(pause.run_id, by=winner)
     thread.join(10)
+
+
+class HandOverFirstDirectory:
+    """S_OPS membership; the answering thread's first look-up waits until the decision was
+    handed on, so that its answer is judged on the pause as it was before the hand-over
+    and written after it."""
+
+    def __init__(self, members: set[str]) -> None:
+        self.members = members
+        self.handed_on = threading.Event()
+        self.held_once = False
+
+    def groups_of(self, actor_id: str, candidates) -> set[str]:
+        if threading.current_thread().name == "answering" and not self.held_once:
+            self.held_once = True
+            assert self.handed_on.wait(10)
+        return {g for g in candidates if g == "S_OPS" and actor_id in self.members}
+
+
+@pytest.mark.parametrize("quorum", [1, 2])
+def test_an_answer_judged_before_its_giver_handed_the_decision_on_is_refused(
+    engine: Engine, make_engine, quorum: int
+) -> None:
+    """Whoever hands a decision on may not answer it: an answer checked before the hand-over
+    committed and stored after it was stored all the same (and on a quorum, counted beside
+    the answer of the person it was handed to)."""
+
+    @flow(name=f"handed-while-answering-{quorum}", approvers=["S_OPS", "U_B"])
+    def handed_while_answering():
+        answer = pause_flow_run(wait_for_input=Approval, quorum=quorum if quorum > 1 else None)
+        return answer if quorum == 1 else [a.responder for a in answer]
+
+    other = make_engine()  # the answer comes from another process: it reads, judges, writes
+    directory = HandOverFirstDirectory({"U_OPS1"})
+    for each in (engine, other):
+        each.set_group_directory(directory)
+    thread, box = start(handed_while_answering)
+    pause = waiting(engine, f"handed-while-answering-{quorum}")
+    refused: list[BaseException] = []
+
+    def answer() -> None:
+        try:
+            other.resume(pause.run_id, {"approved": True}, "U_OPS1")
+        except NotAllowed as exc:
+            refused.append(exc)
+
+    answering = threading.Thread(target=answer, name="answering")
+    answering.start()
+    wait_for(lambda: directory.held_once, what="the answer to be judged")
+    engine.reassign(pause.run_id, "U_X", by="U_OPS1")
+    directory.handed_on.set()
+    answering.join(10)
+    assert len(refused) == 1 and "U_OPS1" in str(refused[0])
+    stored = engine.get_pause(pause.run_id, pause.key)
+    assert (stored.status, stored.answered_by) == (PauseStatus.WAITING, ())
+    trail = [(r.action, r.actor_id) for r in engine.audit_trail(pause.run_id)]
+    assert ("answer.received", "U_OPS1") not in trail
+    assert ("pause.reassigned", "U_OPS1") in trail
+    engine.cancel(pause.run_id, by="U_B")
+    thread.join(10)

@@ -498,10 +498,19 @@ def run_list_blocks(
     return blocks
 
 
-def thread_restarted_block() -> ContextBlock:
-    """Said on a run's first message posted again, after someone deleted the first one."""
-    text = ":information_source: This run's first message was deleted; its thread goes on here."
-    return ContextBlock(elements=[MarkdownTextObject(text=text)])
+def thread_restarted_block(cannot_post_in: tuple[str, str] | None = None) -> ContextBlock:
+    """Said on a run's first message posted again: after someone deleted the first one, or
+    (``cannot_post_in``: the channel and Slack's error) in the default channel, because
+    Slack refuses the bot the run's own channel."""
+    if cannot_post_in is None:
+        text = ":information_source: This run's first message was deleted; its thread goes on here."
+    else:
+        channel, error = cannot_post_in
+        text = (
+            f":information_source: Signoff cannot post in <#{channel}> (`{error}`), so this "
+            "run's messages go here. Invite the app there to keep a run's messages with it."
+        )
+    return ContextBlock(elements=[MarkdownTextObject(text=clip_mrkdwn(text, 3000))])
 
 
 def text_block(text: str) -> SectionBlock:

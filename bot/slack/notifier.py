@@ -36,7 +36,7 @@ from signoff.bot.forms.modals import ModalError, check_renderable
 from signoff.bot.slack import deleted, home, ids, messages, reminders
 from signoff.bot.slack.approvers import Approvers
 from signoff.bot.slack.direct import DirectPrompts
-from signoff.bot.slack.posting import Poster, ThreadGone
+from signoff.bot.slack.posting import ChannelUnavailable, Poster, ThreadGone
 
 logger = logging.getLogger(__name__)
 
@@ -185,10 +185,30 @@ class SlackNotifier:
         return dict(found) if isinstance(found, dict) else {}
 
     def _post_root(self, run: Run, text: str, blocks: list[Any]) -> dict[str, str]:
+        """Post the run's first message: in its own channel (where ``/runs start`` was
+        typed), or in the default channel when Slack refuses the bot that one."""
         channel = run.tags.get("slack.channel") or self.default_channel
-        thread = self._post(run.id, "root", channel, text, blocks)
+        try:
+            thread = self._post(run.id, "root", channel, text, blocks)
+        except ChannelUnavailable as exc:
+            if channel == self.default_channel:
+                raise  # the configuration is wrong: retried, as the log says
+            self._cannot_post(run.id, exc)
+            moved = [blocks[0], messages.thread_restarted_block((channel, exc.error)), *blocks[1:]]
+            thread = self._post(run.id, "root", self.default_channel, text, moved)
         self.backend.set_record(run.id, ids.THREAD, thread)
         return thread
+
+    def _cannot_post(self, run_id: str, refused: ChannelUnavailable) -> None:
+        logger.warning(
+            "cannot post in the run's channel; its messages go to the default channel",
+            extra={
+                "action": "run_channel_unavailable",
+                "run_id": run_id,
+                "channel": refused.channel,
+                "error": refused.error,
+            },
+        )
 
     def reply(
         self,
@@ -206,10 +226,19 @@ class SlackNotifier:
             return self._post(run_id, post_id, thread["channel"], text, blocks, thread["ts"])
         except ThreadGone:
             thread = self._restart_thread(run_id, thread)
+        except ChannelUnavailable as exc:
+            if thread["channel"] == self.default_channel:
+                raise  # the configuration is wrong: retried, as the log says
+            self._cannot_post(run_id, exc)
+            thread = self._restart_thread(run_id, thread, cannot_post=exc)
         return self._post(run_id, post_id, thread["channel"], text, blocks, thread["ts"])
 
-    def _restart_thread(self, run_id: str, gone: dict[str, str]) -> dict[str, str]:
-        """Post the run's first message again, from its current state, in place of ``gone``.
+    def _restart_thread(
+        self, run_id: str, gone: dict[str, str], cannot_post: ChannelUnavailable | None = None
+    ) -> dict[str, str]:
+        """Post the run's first message again, from its current state, in place of ``gone``:
+        in the same channel, or in the default one when Slack refuses the bot ``gone``'s
+        (``cannot_post``).
 
         It carries the button of a waiting pause whose prompt was the deleted message, so
         the run can still be answered; pauses the deleted message stood for now point at
@@ -217,7 +246,8 @@ class SlackNotifier:
         """
         detail = self.backend.detail(run_id)
         run, prompts = detail.run, self._prompts(run_id)
-        on_root = {key for key, ts in prompts.items() if ts == gone["ts"]}
+        # Out of the bot's reach, every prompt is as good as deleted.
+        on_root = {key for key, ts in prompts.items() if ts == gone["ts"] or cannot_post}
         asking = next(
             (
                 p
@@ -230,15 +260,19 @@ class SlackNotifier:
             text, blocks = messages.prompt_text(run), messages.prompt_blocks(run, asking)
         else:
             text, blocks = messages.status_line(run), messages.root_blocks(run, detail.pauses)
-        blocks.insert(1, messages.thread_restarted_block())
+        moved = None if cannot_post is None else (cannot_post.channel, cannot_post.error)
+        blocks.insert(1, messages.thread_restarted_block(moved))
+        channel = gone["channel"] if cannot_post is None else self.default_channel
         # One new first message per deleted one, whatever is retried.
-        thread = self._post(run_id, f"root.{gone['ts']}", gone["channel"], text, blocks)
+        thread = self._post(run_id, f"root.{gone['ts']}", channel, text, blocks)
         self.backend.set_record(run_id, ids.THREAD, thread)
         self.backend.set_record(
             run_id,
             ids.PROMPTS,
             {k: thread["ts"] if k in on_root else v for k, v in prompts.items()},
         )
+        if cannot_post is not None:
+            return thread  # said by _cannot_post
         logger.warning(
             "run's first message is gone; posted again with its thread",
             extra={

@@ -10,7 +10,10 @@ replica that lost it gives its batch up instead.
 
 Someone may delete what was posted. An update of a deleted message is skipped
 (``message_gone``); a reply into the thread of a deleted message raises
-:class:`ThreadGone`, for the caller to decide where the reply goes instead.
+:class:`ThreadGone`, for the caller to decide where the reply goes instead. A conversation
+Slack refuses the bot for good (it is not a member, the channel is archived or gone, a
+direct message between two people) raises :class:`ChannelUnavailable` the same way: trying
+again would hold up every later event of every run behind this one.
 """
 
 from __future__ import annotations
@@ -26,12 +29,35 @@ from slack_sdk.errors import SlackApiError
 from signoff.bot.backends import Backend
 from signoff.bot.slack import ids
 
-__all__ = ["Poster", "ThreadGone"]
+__all__ = ["ChannelUnavailable", "Poster", "ThreadGone"]
 
 logger = logging.getLogger(__name__)
 
 #: what Slack answers for a message (or its conversation) that is no longer there
 _MESSAGE_GONE = ("message_not_found", "channel_not_found")
+#: what Slack answers when the bot may not post in a conversation, which trying again does
+#: not change (only someone inviting the app, or unarchiving the channel)
+CANNOT_POST = frozenset(
+    {
+        "channel_not_found",
+        "not_in_channel",
+        "is_archived",
+        "restricted_action",
+        "restricted_action_read_only_channel",
+        "restricted_action_thread_only_channel",
+        "restricted_action_non_threadable_channel",
+        "team_access_not_granted",
+    }
+)
+
+
+class ChannelUnavailable(Exception):
+    """Slack refuses the bot a conversation for good (``CANNOT_POST``)."""
+
+    def __init__(self, channel: str, error: str) -> None:
+        super().__init__(f"cannot post in {channel} ({error})")
+        self.channel = channel
+        self.error = error
 
 
 class ThreadGone(Exception):
@@ -63,11 +89,12 @@ class Poster:
         try:
             self.client.chat_update(channel=channel, ts=ts, **message)
         except SlackApiError as exc:
-            if exc.response.get("error") not in _MESSAGE_GONE:
+            error = exc.response.get("error")
+            if error not in _MESSAGE_GONE and error not in CANNOT_POST:
                 raise
             logger.warning(
-                "posted message is gone; not updated",
-                extra={"action": "message_gone", "channel": channel, "ts": ts},
+                "posted message is gone or out of reach; not updated",
+                extra={"action": "message_gone", "channel": channel, "ts": ts, "error": error},
             )
 
     def post(
@@ -83,6 +110,7 @@ class Poster:
 
         Raises:
             ThreadGone: ``thread_ts`` names a message Slack no longer has.
+            ChannelUnavailable: Slack refuses the bot ``channel`` for good.
         """
         marker = f"{run_id}:{post_id}"
         intent = {"at": time.time(), "channel": channel, "thread_ts": thread_ts}
@@ -113,28 +141,34 @@ class Poster:
                 metadata={"event_type": self.EVENT_TYPE, "event_payload": {"post": marker}},
             )
         except SlackApiError as exc:
-            if thread_ts and exc.response.get("error") == "thread_not_found":
+            error = str(exc.response.get("error"))
+            if thread_ts and error == "thread_not_found":
                 raise ThreadGone(channel, thread_ts) from exc
+            if error in CANNOT_POST:
+                raise ChannelUnavailable(channel, error) from exc
             raise
         return {"channel": str(reply["channel"]), "ts": str(reply["ts"])}
 
     def _find(self, marker: str, intent: dict[str, Any]) -> dict[str, str] | None:
         """The message an earlier attempt posted, if Slack has it."""
         channel, thread_ts = str(intent["channel"]), intent.get("thread_ts")
-        if thread_ts:
-            try:
+        try:
+            if thread_ts:
                 found = self.client.conversations_replies(
                     channel=channel, ts=str(thread_ts), include_all_metadata=True, limit=1000
                 )
-            except SlackApiError as exc:
-                if exc.response.get("error") != "thread_not_found":
-                    raise
-                return None  # the thread is gone, with anything posted in it
-        else:
-            oldest = float(intent.get("at") or 0) - self.LOOKBACK_SECONDS
-            found = self.client.conversations_history(
-                channel=channel, oldest=f"{oldest:.6f}", include_all_metadata=True, limit=1000
-            )
+            else:
+                oldest = float(intent.get("at") or 0) - self.LOOKBACK_SECONDS
+                found = self.client.conversations_history(
+                    channel=channel, oldest=f"{oldest:.6f}", include_all_metadata=True, limit=1000
+                )
+        except SlackApiError as exc:
+            error = exc.response.get("error")
+            if error == "thread_not_found" or error in CANNOT_POST:
+                # The thread is gone, with anything posted in it; or the conversation is
+                # out of the bot's reach, and nothing it posted there can be found.
+                return None
+            raise
         for message in found.get("messages") or []:
             payload = (message.get("metadata") or {}).get("event_payload") or {}
             if payload.get("post") == marker:

@@ -268,6 +268,52 @@ def test_a_deleted_first_message_gets_a_new_thread_for_the_run(
     ]
 
 
+def test_a_run_from_a_channel_the_bot_cannot_post_in_goes_to_the_default_channel(
+    engine: Engine, bot: RunningBot, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``/runs start`` typed in a direct message between two people, or a private channel
+    the app is not in: retrying its first post for ever held up every other run's
+    messages behind it."""
+    with caplog.at_level(logging.WARNING, logger="signoff.bot.slack"):
+        stranded = engine.submit("dl-amount", {}, tags={"slack.channel": "D0ALICEBOB"})
+        after = engine.submit("dl-amount", {})
+        root = bot.root_message(stranded.id)
+        assert "Signoff cannot post in <#D0ALICEBOB> (`channel_not_found`)" in json.dumps(
+            root.blocks
+        )
+        bot.root_message(after.id)  # not held up
+        answer(bot, "alice", root, {"amount": 3})
+        assert finished(engine, stranded.id).result == "3"
+        root_when(bot, root.ts, "is *completed*")
+    refused = [c for c in bot.slack.calls("chat.postMessage") if c.error == "channel_not_found"]
+    assert len(refused) == 1  # noticed once, not tried again
+    moved = [r for r in caplog.records if getattr(r, "action", None) == "run_channel_unavailable"]
+    assert [getattr(r, "run_id", None) for r in moved] == [stranded.id]
+
+
+def test_a_run_whose_channel_turns_the_bot_away_goes_on_in_the_default_channel(
+    engine: Engine, bot: RunningBot
+) -> None:
+    """The app removed from a run's channel (or the channel archived) after its first post:
+    the run's thread starts again in the default channel, with its button."""
+    bot.slack.workspace.add_channel("C0OPS", "ops")
+    run = engine.submit("dl-two-steps", {}, tags={"slack.channel": "C0OPS"})
+    first = bot.root_message(run.id, channel="C0OPS")
+    bot.slack.fail_next("chat.postMessage", status=200, error="not_in_channel")
+    answer(bot, "bob", first, {"amount": 1})
+    # The reply that the first input was answered, and Alice's prompt, come here instead.
+    moved = bot.root_message(run.id)
+    assert "cannot post in <#C0OPS> (`not_in_channel`)" in json.dumps(moved.blocks)
+    prompt = bot.slack.wait_for(
+        lambda ws: next(
+            (m for m in [moved, *ws.channel(bot.channel).thread(moved.ts)] if buttons(m)), None
+        ),
+        timeout=10,
+    )
+    answer(bot, "alice", prompt, {"amount": 2})
+    assert finished(engine, run.id).result == "3"
+
+
 # -- delivery -----------------------------------------------------------------------------
 
 

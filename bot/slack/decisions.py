@@ -173,8 +173,18 @@ def register(app: App, backend: Backend, sealer: Sealer) -> None:
     def open_reassign(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         ack()
         actor = slack_actor(body["user"])
-        run_id, _, key = str(body["actions"][0]["value"]).partition(":")
+        value = body["actions"][0].get("value")
+        if not isinstance(value, str) or ":" not in value:
+            _tell(client, body, NOT_OURS)  # every Reassign button of Signoff's names its input
+            return
+        run_id, _, key = value.partition(":")
         try:
+            # Like the other buttons: a decision already made or closed says so at once,
+            # rather than after the person picked someone in the form.
+            stale = stale_reason(backend, backend.get_run(run_id), key)
+            if stale is not None:
+                _tell(client, body, stale)
+                return
             refused = backend.refusal(Action.REASSIGN, actor, run_id, key)
         except RunNotFound:
             _tell(client, body, GONE)

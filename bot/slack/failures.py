@@ -25,11 +25,28 @@ logger = logging.getLogger(__name__)
 
 P = ParamSpec("P")
 
-#: what the person who acted sees when the listener failed after acknowledging
+#: what the person who acted sees when the listener failed after acknowledging (a bug)
 FAILED_TEXT = (
     ":warning: Signoff failed while handling that, after it had begun. "
     "Its log has the details (`listener_failed`)."
 )
+
+
+def failed_text(error: Exception) -> str:
+    """What the person who acted is told of ``error``: the log entry it names is the one
+    ``log_failure`` writes for it, so that an operator finds it."""
+    if isinstance(error, SlackApiError):
+        code = str(error.response.get("error"))[:100]
+        return (
+            f":warning: Signoff could not finish that: Slack refused one of its calls "
+            f"(`{code}`). Its log has the details (`slack_call_refused`)."
+        )
+    if isinstance(error, urllib.error.URLError):
+        return (
+            ":warning: Signoff could not finish that: Slack could not be reached. "
+            "Its log has the details (`slack_unreachable`)."
+        )
+    return FAILED_TEXT
 
 
 def log_failure(error: Exception) -> None:
@@ -86,7 +103,7 @@ def reported(listener: Callable[P, None]) -> Callable[P, None]:
                 return  # nowhere to answer: a view's submission, say
             try:
                 WebhookClient(url).send(
-                    text=FAILED_TEXT, response_type="ephemeral", replace_original=False
+                    text=failed_text(exc), response_type="ephemeral", replace_original=False
                 )
             except Exception as told:  # Slack unreachable too: the log has both
                 log_failure(told)
@@ -94,4 +111,4 @@ def reported(listener: Callable[P, None]) -> Callable[P, None]:
     return run
 
 
-__all__ = ["FAILED_TEXT", "log_failure", "reported"]
+__all__ = ["FAILED_TEXT", "failed_text", "log_failure", "reported"]

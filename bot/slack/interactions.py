@@ -130,6 +130,11 @@ def register(app: App, backend: Backend, schemas: FormSchemas, sealer: Sealer) -
         action = next(a for a in click.actions if a.action_id == ids.PROVIDE_INPUT)
         run_id, _, key = (action.value or "").partition(":")
         actor = slack_actor(body["user"])
+        if not run_id:
+            # Every button of Signoff's names its run: this one was made elsewhere.
+            view = notice_view("Nothing to do", "That button is not one of Signoff's.")
+            client.views_open(trigger_id=click.trigger_id, view=view)
+            return
         try:
             run = backend.get_run(run_id)
             reason = stale_reason(backend, run, key or None)

@@ -29,7 +29,23 @@ _PIECES = st.one_of(
 @example("\ud800%41")
 @example("%4%41")
 def test_form_values_decode_exactly_as_urllib_decodes_them(value: str) -> None:
-    assert unquote_form(value) == unquote_plus(value)
+    try:
+        expected = unquote_plus(value, errors="strict")
+    except UnicodeDecodeError:
+        with pytest.raises(UnicodeDecodeError):
+            unquote_form(value)
+        return
+    assert unquote_form(value) == expected
+
+
+@pytest.mark.parametrize("escaped", ["Zed%FF%FE", "%C3", "caf%E9"])
+def test_escapes_that_are_not_utf8_are_refused_not_replaced(escaped: str) -> None:
+    """They were read as U+FFFD, and stored so in the answer and its audit record."""
+    payload = quote(json.dumps(submission("x"))).replace("%22x%22", f"%22{escaped}%22")
+    with pytest.raises(PayloadError, match="^a form field is not UTF-8 once its %-escapes"):
+        parse_request(FORM, f"payload={payload}".encode())
+    with pytest.raises(PayloadError, match="^a form field is not UTF-8 once its %-escapes"):
+        parse_request(FORM, f"command=%2Fruns&text={escaped}".encode())
 
 
 def submission(typed: str) -> dict[str, Any]:

@@ -251,6 +251,20 @@ def test_whoever_answered_a_quorum_is_told_they_cannot_hand_it_on(
     assert engine.get_pause(run.id, "1").approvers == ("U0ALICE", "U0BOB", "U0CAROL")
 
 
+def test_reassign_on_a_cancelled_run_says_so_at_once_without_a_form(
+    engine: Engine, bot: RunningBot
+) -> None:
+    """It opened the form, and only refused once someone was picked and submitted."""
+    run = engine.submit("sl-go", {})
+    prompt = bot.root_message(run.id)
+    engine.cancel(run.id, by="U0ALICE")
+    wait_for(lambda: engine.get_run(run.id).state is RunState.CANCELLED)
+    before = len(bot.slack.ephemeral("alice"))
+    bot.driver.click("alice", prompt, action_id=ids.REASSIGN)
+    assert last_ephemeral(bot, "alice", before) == "This run was cancelled."
+    assert bot.slack.open_view("alice") is None
+
+
 def test_a_quorum_handed_to_someone_who_may_already_answer_it_is_refused_in_the_form(
     engine: Engine, bot: RunningBot
 ) -> None:

@@ -72,3 +72,27 @@ def test_a_button_whose_listener_fails_after_acknowledging_tells_the_person(
     told = bot.slack.wait_for(lambda ws: ws.calls("response_url")[before:] or None)
     assert told[-1].args["text"] == FAILED_TEXT
     assert any(getattr(r, "action", None) == "listener_failed" for r in caplog.records)
+
+
+def test_a_call_slack_refuses_after_acknowledging_names_the_log_entry_it_made(
+    engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The person was pointed at ``listener_failed``, which the log did not have: a call
+    Slack refuses is logged as ``slack_call_refused``."""
+    caplog.set_level(logging.WARNING, logger="signoff.bot.slack.failures")
+    with serving(EmbeddedBackend(engine)) as bot:
+        bot.slack.fail_next("chat.postEphemeral", status=200, error="not_in_channel")
+        bot.slack.fail_next("views.open", status=200, error="expired_trigger_id")
+        before = len(bot.slack.workspace.calls("response_url"))
+        forged_click(bot, ids.REASSIGN, "")  # refused with a private note, which fails
+        forged_click(bot, ids.PROVIDE_INPUT, "")  # a notice in a form, which fails
+        bot.slack.wait_for(lambda ws: ws.calls("response_url")[before + 1 :] or None)
+    texts = {call.args["text"] for call in bot.slack.workspace.calls("response_url")[before:]}
+    assert texts == {
+        ":warning: Signoff could not finish that: Slack refused one of its calls "
+        f"(`{code}`). Its log has the details (`slack_call_refused`)."
+        for code in ("not_in_channel", "expired_trigger_id")
+    }
+    refused = [r for r in caplog.records if getattr(r, "action", None) == "slack_call_refused"]
+    assert len(refused) == 2
+    assert not [r for r in caplog.records if getattr(r, "action", None) == "listener_failed"]

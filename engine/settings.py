@@ -39,8 +39,9 @@ class EngineSettings(BaseSettings):
 
     #: ``sqlite:///path.db`` (the default, under ~/.signoff) or ``postgresql://user@host/db``
     database_url: str = Field(default_factory=_default_database_url)
-    #: how often a process that owns runs proves it is alive
-    heartbeat_seconds: float = Field(default=2.0, gt=0, le=_DAY, allow_inf_nan=False)
+    #: how often a process that owns runs proves it is alive (at least every 0.1 s: more
+    #: often only spins a core writing heartbeats)
+    heartbeat_seconds: float = Field(default=2.0, ge=0.1, le=_DAY, allow_inf_nan=False)
     #: how long without a heartbeat before this process counts as gone: stored with the
     #: process, so that every other judges it by this figure, whatever its own (workers look
     #: for gone processes' runs every half of their own)
@@ -48,11 +49,11 @@ class EngineSettings(BaseSettings):
     #: SQLite: how often to look for other processes' events in case a wake-up signal was
     #: lost (they arrive by a local signal at once; where none can be had, every 2 ms at
     #: most). PostgreSQL pushes them by LISTEN/NOTIFY.
-    poll_seconds: float = Field(default=0.5, gt=0, le=_DAY, allow_inf_nan=False)
+    poll_seconds: float = Field(default=0.5, ge=0.01, le=_DAY, allow_inf_nan=False)
     #: PostgreSQL: connections each process keeps open (its threads wait for one of them),
     #: and how many more it may open (the event reader's, and past a 5 s wait)
-    pool_size: int = Field(default=10, ge=1)
-    pool_max_overflow: int = Field(default=40, ge=0)
+    pool_size: int = Field(default=10, ge=1, le=1000)
+    pool_max_overflow: int = Field(default=40, ge=0, le=1000)
     #: ids (people or groups) who may start and cancel any run and reassign any pause;
     #: ``SIGNOFF_ADMINS=U1,S2`` (comma-separated) or a JSON list
     admins: Annotated[list[str], NoDecode] = Field(default_factory=list)

@@ -411,3 +411,21 @@ def test_an_engine_only_rule_in_a_prefect_permissions_file_says_where_it_works(
     status, out, _ = run_cli(capsys, "config", "show")
     assert status == 1
     assert f"problem: {line.removeprefix('error: ')}" in out.splitlines()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "why"),
+    [
+        ("SIGNOFF_HEARTBEAT_SECONDS", "1e-9", "greater than or equal to 0.1"),
+        ("SIGNOFF_POLL_SECONDS", "0.0001", "greater than or equal to 0.01"),
+        ("SIGNOFF_POOL_SIZE", "99999999999999999999", "less than or equal to 1000"),
+        ("SIGNOFF_POOL_MAX_OVERFLOW", "5000", "less than or equal to 1000"),
+    ],
+)
+def test_an_interval_or_pool_that_would_only_spin_or_exhaust_is_refused_by_name(
+    project: Path, monkeypatch: pytest.MonkeyPatch, variable: str, value: str, why: str
+) -> None:
+    """A heartbeat every nanosecond kept an idle worker at a whole core, writing heartbeats."""
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigurationError, match=f"{variable}: .*{why}"):
+        EngineSettings.load()

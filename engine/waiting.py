@@ -136,7 +136,8 @@ def _outcome(
         # Not only a ValidationError: a validator may raise anything, which the flow raises
         # as Prefect's does, and the answer is refused for it (nobody waits for a verdict).
         errors = refusal_errors(exc)
-        if ctx.engine.store.settle_pause(pause, False, errors, flow_name=ctx.flow_name):
+        refused = _refused_answer(req, pause)
+        if ctx.engine.store.settle_pause(refused, False, errors, flow_name=ctx.flow_name):
             ctx.engine.notify()
         raise
     # The flow has its answer: the verdict is stored on the way to its next write.
@@ -164,6 +165,19 @@ def _load(req: PauseRequest, pause: Pause) -> Any:
         quorum=pause.quorum,
         vetoed=vetoed,
     )
+
+
+def _refused_answer(req: PauseRequest, pause: Pause) -> Pause:
+    """``pause`` as the refusal records it: for a quorum, with who gave the answer its
+    model refused, and what, rather than whoever answered last (whose answer may be fine)."""
+    if req.quorum is None:
+        return pause
+    for answer in pause.answers:
+        try:
+            load_answer(req.model, answer.input)
+        except Exception:
+            return replace(pause, responder=answer.responder, response=answer.input)
+    return pause
 
 
 def _handed_over(req: PauseRequest, waiter: ThreadWaiter | LoopWaiter) -> Any:

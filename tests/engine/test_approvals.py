@@ -11,6 +11,7 @@ from collections.abc import Collection
 from datetime import timedelta
 from typing import Any
 
+import pydantic
 import pytest
 from sqlalchemy import text
 
@@ -228,6 +229,46 @@ def test_a_quorum_open_to_anyone_counts_only_answers_that_say_who_gave_them(
     engine.resume(run_id, {"approved": False}, "U_Y")
     box["thread"].join(10)
     assert box["result"] == ["U_X:True", "U_Y:False"]
+
+
+class Reasoned(RunInput):
+    approved: bool
+    reason: str = ""
+
+    @pydantic.field_validator("reason")
+    @classmethod
+    def not_bad(cls, reason: str) -> str:
+        if reason == "bad":
+            raise ValueError("reason may not be 'bad'")
+        return reason
+
+
+@flow(name="ap-reasoned-quorum", approvers=["U_A", "U_B", "U_C"])
+def ap_reasoned_quorum() -> str:
+    try:
+        pause_flow_run(Reasoned, timeout=30, quorum=2)
+    except pydantic.ValidationError:
+        return "refused"
+    return "accepted"
+
+
+def test_a_quorum_refused_by_its_model_names_whose_answer_was_refused(engine: Engine) -> None:
+    """The refusal named whoever answered last (here Bob, whose answer was fine)."""
+    box = run_in_thread(ap_reasoned_quorum)
+    run_id = waiting_run(engine, "ap-reasoned-quorum")
+    engine.resume(run_id, {"approved": True, "reason": "bad"}, "U_A")
+    engine.resume(run_id, {"approved": True, "reason": "fine"}, "U_B")
+    box["thread"].join(10)
+    assert box["result"] == "refused"
+    (rejected,) = [r for r in engine.audit_trail(run_id) if r.action == "answer.rejected"]
+    assert rejected.data["responder"] == "U_A"
+    assert "reason may not be 'bad'" in json.dumps(rejected.data)
+    events = engine.store.events_after(0, limit=1000)
+    (event,) = [e for e in events if e.run_id == run_id and e.kind.value == "input_rejected"]
+    assert (event.data["responder"], event.data["response"]) == (
+        "U_A",
+        {"approved": True, "reason": "bad"},
+    )
 
 
 def test_quorum_ends_early_on_a_veto(engine: Engine) -> None:

@@ -29,7 +29,8 @@
         ├── SchemaTooNew (current, head)     a newer Signoff upgraded the schema past this one
         ├── NotSignoffDatabase (reason)      the database is another application's
         ├── DatabaseNotFound (path)   a SQLite file that was to be read, not made, is not there
-        └── AuditRecordUnreadable (seq, reason)  a stored audit record was edited out of shape
+        ├── AuditRecordUnreadable (seq, reason)  a stored audit record was edited out of shape
+        └── RunUnreadable (run_id, reason)       a stored run was edited out of shape
 
 (The store's ``NotCommitted``, a ``StoreError`` for a write the server rolled back when it
 dropped the connection, is the store's cue to write again: ``engine.store.dropped``.)
@@ -410,6 +411,17 @@ class AuditRecordUnreadable(StoreError):
         super().__init__(
             f"audit record {shown} cannot be read ({reason}): it was changed outside Signoff"
         )
+
+
+class RunUnreadable(StoreError):
+    """A stored run (or a row of its own: a task, a pause, a log) cannot be read: it was
+    changed outside Signoff (text SQLite holds that is not UTF-8)."""
+
+    def __init__(self, run_id: object, reason: str) -> None:
+        self.run_id = run_id
+        self.reason = reason
+        shown = run_id if isinstance(run_id, str) else repr(run_id)
+        super().__init__(f"run {shown} cannot be read ({reason}): it was changed outside Signoff")
 
 
 class RunSuspended(Exception):

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import namedtuple
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -52,6 +53,12 @@ from signoff.engine.store.dropped import read_again_if_dropped, write_again_if_d
 from signoff.engine.store.prepared import Prepared
 from signoff.engine.store.rows import utc
 from signoff.engine.store.tables import AuditRow
+from signoff.engine.store.undecodable import (
+    NotUtf8,
+    first_not_utf8,
+    read_again_if_undecodable,
+    reading_leniently,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -119,6 +126,10 @@ _UNEXPORTABLE_POSTGRES = case(
     ),
     else_=None,
 ).label("unexportable")
+#: the verdicts on bytes stored as bytes, which say more than that they are not UTF-8
+_BYTES_VERDICTS = frozenset(
+    [f"its {name} is not text" for name in _TEXT_COLUMNS.values()] + ["its data is not text"]
+)
 _EXPORT = _export(AUDIT.c.at).add_columns(_UNEXPORTABLE_POSTGRES)
 #: SQLite keeps times as text (``2026-01-01 09:30:00.000000``, UTC): reading it as text
 #: skips parsing a datetime only to format it again
@@ -141,6 +152,24 @@ def _record_columns(at: Any) -> Select[Any]:
 _RECORDS = _record_columns(AUDIT.c.at)
 #: SQLite's times as their stored text, parsed row by row too
 _RECORDS_SQLITE = _record_columns(type_coerce(AUDIT.c.at, String))
+
+
+#: a row of ``_EXPORT_SQLITE`` whose verdict is given in Python (the names are its columns')
+_JUDGED_ROW: Any = namedtuple(  # type: ignore[misc]
+    "_JudgedRow", list(_EXPORT_SQLITE.selected_columns.keys())
+)
+#: what a record's reader knows an export row's columns by
+_EXPORT_NAMES = {**_TEXT_COLUMNS, "at_text": "time", "data_json": "data"}
+
+
+def _judged_undecodable(row: Any) -> Any:
+    """An export row read leniently, with text SQLite could not decode judged unexportable
+    (the database cannot tell it from text that is UTF-8)."""
+    column = first_not_utf8(row)
+    if column is None or row.unexportable in _BYTES_VERDICTS:
+        return row
+    name = _EXPORT_NAMES.get(column, column)
+    return _JUDGED_ROW._make([*row[:-1], f"its {name} is not UTF-8 text"])
 
 
 def _iso_from_sqlite(text: str) -> str:
@@ -181,13 +210,19 @@ def _filtered(
 _NO_TIME = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+def _text_kind(value: Any) -> str:
+    """What a value that is not a ``str`` is not: bytes stored as bytes are not text; text
+    SQLite could not decode (read leniently, see ``undecodable``) is not UTF-8 text."""
+    return "UTF-8 text" if isinstance(value, NotUtf8) else "text"
+
+
 def to_record(row: Any) -> AuditRecord:
     """A record from a row of ``_RECORDS`` (``data`` as text; on SQLite ``at`` as text too).
 
     A row edited outside Signoff (a time or number that is none, data that is not a JSON
-    object, bytes in a text column) still becomes a record: its ``problem`` says what
-    cannot be read, and the fields that could not be read are left empty (``seq`` 0, ``at``
-    1970, ``data`` {}, text None or "").
+    object, bytes in a text column, text that is not UTF-8) still becomes a record: its
+    ``problem`` says what cannot be read, and the fields that could not be read are left
+    empty (``seq`` 0, ``at`` 1970, ``data`` {}, text None or "").
     """
     problems: list[str] = []
     seq = row.seq
@@ -205,11 +240,13 @@ def to_record(row: Any) -> AuditRecord:
     for column, name in _TEXT_COLUMNS.items():
         value = getattr(row, column)
         if value is not None and not isinstance(value, str):
-            problems.append(f"its {name} is not text: {value!r:.60}")
+            problems.append(f"its {name} is not {_text_kind(value)}: {bytes(value)!r:.60}")
             value = None
         texts[column] = value
     data: Any = {}
-    if row.data is not None:
+    if isinstance(row.data, bytes):
+        problems.append(f"its data is not {_text_kind(row.data)}: {bytes(row.data)!r:.60}")
+    elif row.data is not None:
         try:
             data = json.loads(row.data)
         except ValueError as exc:
@@ -411,14 +448,21 @@ class AuditQueries(StoreBase):
             position = found[-1].seq
 
     @read_again_if_dropped
+    @read_again_if_undecodable
     def _audit_page(self, query: Select[Any], after: int) -> Sequence[Any]:
         """One page of ``_pages``: a read of its own, so that a dropped connection costs it
         a second read and not an export or a verification an error (a decorator on the
-        generator would cover none of its reads)."""
+        generator would cover none of its reads). Text SQLite cannot decode is read as
+        bytes, the second time: ``to_record`` names its record, and so does an export
+        row's verdict."""
         with self._read() as conn:
-            return conn.execute(query, {"after": after}).all()
+            found = conn.execute(query, {"after": after}).all()
+        if reading_leniently() and "unexportable" in query.selected_columns:
+            return [_judged_undecodable(row) for row in found]
+        return found
 
     @read_again_if_dropped
+    @read_again_if_undecodable
     def recent_audit(
         self, *, actor_id: str, actions: Sequence[str], limit: int
     ) -> list[AuditRecord]:

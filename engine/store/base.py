@@ -19,7 +19,7 @@ from sqlalchemy.pool import QueuePool
 
 from signoff.engine.errors import SchemaOutdated, StoreError
 from signoff.engine.runs import JSON, EventKind
-from signoff.engine.store import appending
+from signoff.engine.store import appending, undecodable
 from signoff.engine.store.checkpoints import Checkpointer
 from signoff.engine.store.database import (
     HeldConnection,
@@ -343,9 +343,16 @@ class StoreBase:
                     # PostgreSQL reads at READ COMMITTED see a fresh snapshot per statement
                     # anyway; autocommit saves the BEGIN and ROLLBACK round trips.
                     conn.execution_options(isolation_level="AUTOCOMMIT")
+                elif undecodable.reading_leniently():
+                    with undecodable.decoding(conn):
+                        yield conn
+                    return
                 yield conn
         except SQLAlchemyError as exc:
-            raise StoreError(f"database read failed: {failure_reason(exc)}") from exc
+            message = f"database read failed: {failure_reason(exc)}"
+            if undecodable.is_not_utf8(exc):
+                raise undecodable.TextNotUtf8(message) from exc
+            raise StoreError(message) from exc
 
     @contextmanager
     def _read_events(self) -> Iterator[Connection]:

@@ -18,6 +18,7 @@ from signoff.engine.store.audit import AUDIT
 from signoff.engine.store.base import RUN_COLUMNS, RUNS, StoreBase
 from signoff.engine.store.dropped import read_again_if_dropped
 from signoff.engine.store.pauses import IS_WAITING, PAUSES
+from signoff.engine.store.undecodable import read_again_if_undecodable
 
 #: the states a run ends in
 _FINAL = [s.value for s in RunState if s.is_final]
@@ -52,6 +53,7 @@ class ListingQueries(StoreBase):
             return list(conn.execute(_UNRECORDED, {"limit": limit}).scalars())
 
     @read_again_if_dropped
+    @read_again_if_undecodable
     def find_run(self, prefix: str) -> Run:
         """A run by its id or by a unique prefix of it (as the CLI and /runs accept)."""
         if not is_storable_text(prefix):
@@ -105,6 +107,7 @@ class ListingQueries(StoreBase):
         return [row.id for row in found]
 
     @read_again_if_dropped
+    @read_again_if_undecodable
     def list_runs(
         self,
         states: Sequence[RunState] | None = None,
@@ -167,6 +170,7 @@ class ListingQueries(StoreBase):
         return found[:limit]
 
     @read_again_if_dropped
+    @read_again_if_undecodable
     def runs_started_by(self, started_by: str, limit: int) -> list[Run]:
         """The newest runs one person started (served by an index on both columns)."""
         query = (

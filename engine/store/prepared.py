@@ -29,7 +29,7 @@ from typing import Any, cast
 
 from sqlalchemy import Connection
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import Insert, Update
@@ -71,12 +71,20 @@ def _converted(process: Processor, default: Any) -> Any:
 class Result:
     """What the cursor returned: rows as named tuples, and how many rows were changed."""
 
-    __slots__ = ("_compiled", "_cursor", "rowcount")
+    __slots__ = ("_compiled", "_cursor", "_dialect", "rowcount")
 
-    def __init__(self, cursor: Any, compiled: _Compiled) -> None:
+    def __init__(self, cursor: Any, compiled: _Compiled, dialect: Dialect) -> None:
         self._cursor = cursor
         self._compiled = compiled
+        self._dialect = dialect
         self.rowcount: int = cursor.rowcount
+
+    def _failed(self, exc: Exception) -> StatementError:
+        """The driver's error in a fetch (SQLite text that is not UTF-8, say), as Core
+        raises it, so that the store's callers see what they see of any other."""
+        dialect = self._dialect
+        self._cursor.close()
+        return DBAPIError.instance(None, None, exc, dialect.loaded_dbapi.Error, dialect=dialect)
 
     def _convert(self, values: Sequence[Any]) -> Any:
         compiled = self._compiled
@@ -88,12 +96,19 @@ class Result:
 
     def first(self) -> Any:
         """The first row, or None."""
-        values = self._cursor.fetchone()
+        try:
+            values = self._cursor.fetchone()
+        except self._dialect.loaded_dbapi.Error as exc:
+            raise self._failed(exc) from exc
         self._cursor.close()
         return None if values is None else self._convert(values)
 
     def all(self) -> list[Any]:
-        rows = [self._convert(values) for values in self._cursor.fetchall()]
+        try:
+            fetched = self._cursor.fetchall()
+        except self._dialect.loaded_dbapi.Error as exc:
+            raise self._failed(exc) from exc
+        rows = [self._convert(values) for values in fetched]
         self._cursor.close()
         return rows
 
@@ -230,7 +245,7 @@ class Prepared:
                 # traceback. As Core does with such an exception, it is dropped instead.
                 conn.invalidate()
             raise
-        return Result(cursor, compiled)
+        return Result(cursor, compiled, dialect)
 
     @staticmethod
     def _bind(compiled: _Compiled, params: Params) -> Any:

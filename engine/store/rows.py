@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from signoff.engine.errors import RunUnreadable
 from signoff.engine.runs import (
     Delegation,
     Event,
@@ -18,6 +19,7 @@ from signoff.engine.runs import (
     StateChange,
     TaskRun,
 )
+from signoff.engine.store.undecodable import first_not_utf8, reading_leniently
 
 
 def utc(value: datetime) -> datetime:
@@ -29,7 +31,18 @@ def utc_or_none(value: datetime | None) -> datetime | None:
     return None if value is None else utc(value)
 
 
+def check_decoded(run_id: Any, row: Any, of: str = "") -> None:
+    """On a read made again for text SQLite could not decode (see ``undecodable``): raise
+    ``RunUnreadable`` when ``row``, run ``run_id``'s or ``of`` it (``"task's "``), holds
+    some, rather than make a run of bytes."""
+    if reading_leniently():
+        column = first_not_utf8(row)
+        if column is not None:
+            raise RunUnreadable(run_id, f"its {of}{column} is not UTF-8 text")
+
+
 def to_run(row: Any) -> Run:
+    check_decoded(row.id, row)
     return Run(
         id=row.id,
         flow_name=row.flow_name,

@@ -59,6 +59,7 @@ from signoff.engine.store.prepared import Prepared
 from signoff.engine.store.processes import PROCESSES, ProcessQueries, judge_alive
 from signoff.engine.store.stats import StatsQueries
 from signoff.engine.store.tasks import TASKS, TaskQueries
+from signoff.engine.store.undecodable import read_again_if_undecodable
 
 logger = logging.getLogger(__name__)
 
@@ -247,6 +248,7 @@ class SqlStore(
         Prepared.compile_all(self.engine.dialect)
 
     @read_again_if_dropped
+    @read_again_if_undecodable
     def get_run(self, run_id: str) -> Run:
         if not is_storable_text(run_id):
             raise RunNotFound(run_id)
@@ -278,6 +280,7 @@ class SqlStore(
         )
 
     @read_again_if_dropped
+    @read_again_if_undecodable
     def detail(self, run_id: str, log_limit: int = 200) -> RunDetail:
         # The run is read here, not by ``get_run``: that is a read tried again of its own,
         # so a dropped connection could have had the run tried four times, not twice.
@@ -307,6 +310,16 @@ class SqlStore(
                 .order_by(LOGS.c.id.desc())
                 .limit(log_limit)
             ).all()
+        read = {
+            "": [row],
+            "state's ": history,
+            "task's ": tasks,
+            "pause's ": pauses,
+            "log's ": logs,
+        }
+        for of, found in read.items():
+            for each in found:
+                rows.check_decoded(run_id, each, of)
         return RunDetail(
             run=rows.to_run(row),
             history=tuple(rows.to_state(r) for r in history),

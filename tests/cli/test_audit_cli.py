@@ -183,6 +183,10 @@ UNREADABLE = [
     # SQLite keeps bytes in a text column (sqlite3's X'..'); they are not a name or a hash
     ("actor_name = X'4D'", "its actor_name is not text: b'M'"),
     ("hash = X'00'", "its hash is not text: b'\\x00'"),
+    # bytes that are not UTF-8 in a text column: the driver cannot decode them
+    ("actor_name = CAST(X'C3' AS TEXT)", "its actor_name is not UTF-8 text: b'\\xc3'"),
+    ("data = CAST(X'7B22613A22FF7D' AS TEXT)", "its data is not UTF-8 text: b'{\"a:\"\\xff}'"),
+    ("data = X'FFFE'", "its data is not UTF-8 text: b'\\xff\\xfe'"),
 ]
 
 
@@ -239,3 +243,21 @@ def test_a_record_number_edited_into_text_is_named(engine: Engine, database_url:
     code, out, err = invoke(database_url, "audit", "export")
     assert code == 1 and [json.loads(line)["seq"] for line in out.splitlines()] == [1, 2]
     assert err.startswith("Error: audit record 'abc' cannot be read (its number is not a whole")
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # PostgreSQL refuses it
+def test_a_run_whose_text_is_not_utf8_is_named(engine: Engine, database_url: str) -> None:
+    for _ in range(3):
+        audit_cli_other()
+    with engine.store.engine.begin() as conn:
+        bad, good, _ = conn.execute(text("SELECT id FROM runs ORDER BY created_at")).scalars()
+        conn.execute(
+            text("UPDATE runs SET flow_name = CAST(X'C3' AS TEXT) WHERE id = :id"), {"id": bad}
+        )
+    named = f"Error: run {bad} cannot be read (its flow_name is not UTF-8 text): it was changed"
+    for args in (("runs", "list"), ("runs", "show", bad), ("runs", "show", bad[:8])):
+        code, out, err = invoke(database_url, *args)
+        assert (code, out) == (1, ""), args
+        assert err.startswith(named), args
+    code, out, _ = invoke(database_url, "runs", "show", good)  # the others read as ever
+    assert code == 0 and good in out and "audit-cli-other" in out

@@ -107,12 +107,21 @@ _UNEXPORTABLE_SQLITE = case(
     (func.typeof(AUDIT.c.seq) != "integer", "its number is not a whole number"),
     # The form SQLAlchemy writes, which export turns into ISO 8601 by slicing the text.
     # A comparison (a boolean): NOT on a String, as a plain op() gives, warns at import.
-    (~type_coerce(AUDIT.c.at, String).bool_op("GLOB")(_SQLITE_TIME), "its time is not a time"),
+    # Nested, so that a row in that form (every row Signoff wrote) pays one GLOB.
+    (
+        ~type_coerce(AUDIT.c.at, String).bool_op("GLOB")(_SQLITE_TIME),
+        case(
+            (func.datetime(AUDIT.c.at).is_(None), "its time is not a time"),
+            else_="its time is not written as Signoff writes times",
+        ),
+    ),
     # sqlite3's X'..' stores bytes in a text column: copied out, they are no one's name
     *(
         (func.typeof(AUDIT.c[column]) == "blob", f"its {name} is not text")
         for column, name in _TEXT_COLUMNS.items()
     ),
+    # export casts it to text, but JSON that is bytes is not what Signoff stored either
+    (func.typeof(AUDIT.c.data) == "blob", "its data is not text"),
     (AUDIT.c.data.is_(None) | (type_coerce(AUDIT.c.data, String) == "null"), None),
     (func.json_valid(AUDIT.c.data) == 0, "its data is not JSON"),
     # Valid JSON that Signoff wrote (compactly): an object starts with its brace.

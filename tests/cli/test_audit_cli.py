@@ -245,6 +245,32 @@ def test_a_record_number_edited_into_text_is_named(engine: Engine, database_url:
     assert err.startswith("Error: audit record 'abc' cannot be read (its number is not a whole")
 
 
+#: edits to record 2 that export refuses, and what it says (the whole reason)
+UNEXPORTABLE = [
+    ("actor_name = CAST(X'C3' AS TEXT)", "its actor_name is not UTF-8 text"),
+    ("data = X'FFFE'", "its data is not text"),
+    # bytes of a JSON object: not a JSON object as text either
+    ("data = CAST('{\"a\": 1}' AS BLOB)", "its data is not text"),
+    # a time, though not as Signoff writes it (export slices the stored text)
+    ("at = '2026-01-01T09:30:00+00:00'", "its time is not written as Signoff writes times"),
+    ("at = 'yesterday'", "its time is not a time"),
+]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # PostgreSQL refuses them
+@pytest.mark.parametrize(("edit", "reason"), UNEXPORTABLE)
+def test_export_says_why_it_stops_at_a_record(
+    engine: Engine, database_url: str, edit: str, reason: str
+) -> None:
+    for _ in range(3):
+        audit_cli_other()
+    with engine.store.engine.begin() as conn:
+        conn.execute(text(f"UPDATE audit_records SET {edit} WHERE seq = 2"))
+    code, out, err = invoke(database_url, "audit", "export")
+    assert code == 1 and [json.loads(line)["seq"] for line in out.splitlines()] == [1]
+    assert err.startswith(f"Error: audit record 2 cannot be read ({reason}): ")
+
+
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # PostgreSQL refuses it
 def test_a_run_whose_text_is_not_utf8_is_named(engine: Engine, database_url: str) -> None:
     for _ in range(3):

@@ -34,11 +34,40 @@ logger = logging.getLogger(__name__)
 SOCKET_MODE_CLOSE_SECONDS = 10.0
 
 
+#: the methods each route answers; any other method gets 405 naming these in ``Allow``
+#: (HEAD as GET without the body: uvicorn leaves the body out)
+_METHODS = {
+    "/healthz": ("GET", "HEAD"),
+    "/readyz": ("GET", "HEAD"),
+    "/metrics": ("GET", "HEAD"),
+    "/slack/events": ("POST",),
+}
+
+
 def _respond(
-    start_response: StartResponse, status: str, body: bytes, content_type: str
+    start_response: StartResponse,
+    status: str,
+    body: bytes,
+    content_type: str,
+    extra: tuple[tuple[str, str], ...] = (),
 ) -> Iterable[bytes]:
-    start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(body)))])
+    headers = [("Content-Type", content_type), ("Content-Length", str(len(body))), *extra]
+    start_response(status, headers)
     return [body]
+
+
+def _not_allowed(start_response: StartResponse, method: str, path: str) -> Iterable[bytes]:
+    """405 for ``method`` on ``path``, with ``Allow`` naming what it answers."""
+    allowed = _METHODS[path]
+    body = f"{method} not allowed on {path}; use {' or '.join(allowed)}.".encode()
+    allow = (("Allow", ", ".join(allowed)),)
+    return _respond(start_response, "405 Method Not Allowed", body, "text/plain", allow)
+
+
+def method_allowed(environ: dict[str, Any]) -> bool:
+    """Whether the request's method is one its route answers (unknown routes: any)."""
+    allowed = _METHODS.get(environ.get("PATH_INFO", ""))
+    return allowed is None or environ.get("REQUEST_METHOD") in allowed
 
 
 def wsgi_app(
@@ -51,11 +80,14 @@ def wsgi_app(
     """``POST /slack/events`` to ``slack`` (the edge in front of Bolt; HTTP mode only), and
     in both modes ``GET /healthz`` (the backend answers), ``GET /readyz`` (and the process
     is ready: ``ready()`` returns None, or why not) and ``GET /metrics`` (Prometheus);
-    anything else 404."""
+    another method on those routes 405, anything else 404."""
     metrics = metrics or Metrics(backend)
 
     def application(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
+        served = path != "/slack/events" or slack is not None  # Socket Mode: 404
+        if path in _METHODS and served and not method_allowed(environ):
+            return _not_allowed(start_response, environ.get("REQUEST_METHOD", ""), path)
         if path in ("/healthz", "/readyz"):
             try:
                 backend.check()
@@ -162,8 +194,8 @@ class Server:
         def at_once(
             environ: dict[str, Any], start_response: StartResponse
         ) -> Iterable[bytes] | None:
-            if environ["PATH_INFO"] != "/slack/events":
-                return None
+            if environ["PATH_INFO"] != "/slack/events" or not method_allowed(environ):
+                return None  # the application answers (a GET: 405, before any signature check)
             if answers is None:
                 return edge.answer_at_once(environ, start_response)
             with answers.acknowledging():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
 import urllib.error
@@ -80,6 +81,32 @@ def test_healthz_and_readyz_in_http_mode(engine: Engine) -> None:
         bot.server.backend.stop()
         status, _, body = get(f"{bot.server.url}/readyz")
         assert (status, json.loads(body)["error"]) == (503, "the worker is not running")
+
+
+def call(server: Server, method: str, path: str) -> tuple[int, str | None, bytes]:
+    """``method path`` over a real connection: status, ``Allow`` and body."""
+    conn = http.client.HTTPConnection(server.host, server.port, timeout=10)
+    try:
+        conn.request(method, path, body=b"{}" if method in ("POST", "PUT") else None)
+        response = conn.getresponse()
+        return response.status, response.getheader("Allow"), response.read()
+    finally:
+        conn.close()
+
+
+def test_health_readiness_and_metrics_answer_get_and_head_only(engine: Engine) -> None:
+    with running_bot(engine=engine) as bot:
+        for path in ("/healthz", "/readyz", "/metrics"):
+            status, _, body = call(bot.server, "HEAD", path)
+            assert (status, body) == (200, b"")
+            for method in ("POST", "PUT", "DELETE", "OPTIONS"):
+                status, allow, body = call(bot.server, method, path)
+                assert (status, allow) == (405, "GET, HEAD"), (method, path)
+                assert f"{method} not allowed on {path}".encode() in body
+        # Slack only POSTs events: a GET is the wrong method, not a bad signature.
+        status, allow, body = call(bot.server, "GET", "/slack/events")
+        assert (status, allow) == (405, "POST") and b"Invalid signature" not in body
+        assert call(bot.server, "POST", "/slack/events")[0] == 401
 
 
 @pytest.fixture

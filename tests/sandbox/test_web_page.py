@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
 import socket
@@ -14,6 +15,7 @@ import pytest
 
 from signoff.bot.forms.modals import build_input_view
 from signoff.bot.sandbox.web import SandboxPage, Surface, render_blocks, to_html
+from signoff.bot.sandbox.web.guard import refusal
 from signoff.bot.sandbox.web.server import SHOWN_FLOWS
 from signoff.bot.testing import RunningBot, running_bot
 from tests.browser.everything_flows import Everything
@@ -304,8 +306,8 @@ def test_malformed_actions_get_a_4xx_never_a_dropped_connection(
     # A negative length: the server refuses it rather than reading until the client gives up.
     with socket.create_connection((page.host, page.port), timeout=10) as raw:
         raw.sendall(
-            b"POST /act HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            b"Content-Length: -1\r\n\r\n"
+            f"POST /act HTTP/1.1\r\nHost: 127.0.0.1:{page.port}\r\n".encode()
+            + b"Content-Type: application/json\r\nContent-Length: -1\r\n\r\n"
         )
         assert raw.recv(100).startswith(b"HTTP/1.0 413")
 
@@ -318,3 +320,138 @@ def test_a_refused_answer_is_shown_on_the_page(served: tuple[RunningBot, Sandbox
     assert "the app answered HTTP 400 to /runs" in answer["problems"][0]
     with urllib.request.urlopen(page.url + "?as=U0ALICE", timeout=10) as response:
         assert "the app answered HTTP 400 to /runs" in response.read().decode()
+
+
+def send(
+    page: SandboxPage, method: str, path: str, body: object = None, **headers: str
+) -> tuple[int, http.client.HTTPResponse, bytes]:
+    """``method path`` over a real connection, with exactly these headers (``Host`` too,
+    when given); ``body`` is sent as JSON unless it is bytes."""
+    data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
+    headers = {k.replace("_", "-"): v for k, v in headers.items()}
+    conn = http.client.HTTPConnection(page.host, page.port, timeout=10)
+    try:
+        conn.request(method, path, body=data, headers=headers)
+        response = conn.getresponse()
+        return response.status, response, response.read()
+    finally:
+        conn.close()
+
+
+JSON = "application/json"
+HELP = {"as": "alice", "text": "/runs help"}
+
+
+def test_an_action_sent_as_another_media_type_naming_json_is_refused(
+    served: tuple[RunningBot, SandboxPage],
+) -> None:
+    bot, page = served
+    # What a page on another site can send without a preflight, the type naming JSON inside.
+    for content_type in ("text/plain; application/json", "text/plain;x=application/json"):
+        status, _, body = send(page, "POST", "/command", HELP, Content_Type=content_type)
+        assert status == 415 and "JSON" in json.loads(body)["error"], content_type
+    assert not bot.slack.ephemeral("alice")
+    status, _, body = send(
+        page, "POST", "/command", HELP, Content_Type="Application/JSON; charset=utf-8"
+    )
+    assert (status, json.loads(body)["ok"]) == (200, True)
+
+
+def test_a_request_from_another_origin_is_refused_and_says_why(
+    served: tuple[RunningBot, SandboxPage],
+) -> None:
+    bot, page = served
+    own = f"http://127.0.0.1:{page.port}"
+    for origin in (
+        "http://evil.example",
+        f"http://localhost:{page.port}",
+        "null",
+        f"https://127.0.0.1:{page.port}",
+    ):
+        status, _, body = send(page, "POST", "/command", HELP, Content_Type=JSON, Origin=origin)
+        error = json.loads(body)["error"]
+        assert status == 403 and origin in error and "other sites" in error, origin
+    assert not bot.slack.ephemeral("alice")
+    status, _, body = send(page, "POST", "/command", HELP, Content_Type=JSON, Origin=own)
+    assert (status, json.loads(body)["ok"]) == (200, True)
+
+
+def test_only_hosts_naming_the_page_are_answered_so_a_rebound_name_cannot_read_it(
+    served: tuple[RunningBot, SandboxPage],
+) -> None:
+    bot, page = served
+    port = page.port
+    for host in (
+        f"attacker.example:{port}",
+        "127.0.0.1",
+        f"127.0.0.1:{port + 1}",
+        f"localhost.evil:{port}",
+        f"a@127.0.0.1:{port}",
+    ):
+        status, _, body = send(page, "GET", "/", Host=host)
+        assert status == 421 and f"127.0.0.1:{port}" in json.loads(body)["error"], host
+        status, _, _ = send(page, "POST", "/command", HELP, Host=host, Content_Type=JSON)
+        assert status == 421, host
+    assert not bot.slack.ephemeral("alice")
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"LocalHost:{port}", f"[::1]:{port}"):
+        status, _, body = send(page, "GET", "/", Host=host)
+        assert status == 200 and b"<html" in body, host
+
+
+@pytest.mark.parametrize(
+    ("bound", "host", "answered"),
+    [
+        (("127.0.0.1", 8765), "127.0.0.1:8765", True),
+        (("127.0.0.1", 8765), "10.0.0.5:8765", False),
+        (("::1", 8765), "[::1]:8765", True),
+        (("192.168.1.5", 8765), "192.168.1.5:8765", True),
+        (("192.168.1.5", 8765), "localhost:8765", True),
+        (("mybox.lan", 8765), "MyBox.lan:8765", True),
+        # Bound to every interface: any address of the machine, but still no names.
+        (("0.0.0.0", 8765), "10.0.0.5:8765", True),
+        (("::", 8765), "[fe80::1]:8765", True),
+        (("0.0.0.0", 8765), "mybox.lan:8765", False),
+        (("0.0.0.0", 8765), "10.0.0.5:80", False),
+        (("127.0.0.1", 80), "localhost", True),
+        (("127.0.0.1", 8765), "127.0.0.1:x", False),
+        (("127.0.0.1", 8765), "", False),
+    ],
+)
+def test_which_hosts_are_the_pages(bound: tuple[str, int], host: str, answered: bool) -> None:
+    assert (refusal(host, None, bound) is None) == answered
+    # A page served from that host may act on it; from any other, not.
+    origin = f"http://{host}"
+    assert (refusal(host, origin, bound) is None) == answered
+    assert refusal(host, "http://other.example", bound) is not None
+
+
+def test_head_answers_as_get_without_the_body(served: tuple[RunningBot, SandboxPage]) -> None:
+    _, page = served
+    for path in ("/", "/regions", "/static/page.js"):
+        _, got, full = send(page, "GET", path)
+        status, response, body = send(page, "HEAD", path)
+        assert (status, body) == (200, b""), path
+        assert response.getheader("Content-Type") == got.getheader("Content-Type")
+        assert int(response.getheader("Content-Length")) > 0
+
+
+def test_other_methods_get_405_naming_the_allowed_ones_in_json(
+    served: tuple[RunningBot, SandboxPage],
+) -> None:
+    bot, page = served
+    for method in ("PUT", "DELETE", "OPTIONS", "PATCH"):
+        for path, allowed in (("/", "GET, HEAD"), ("/command", "POST")):
+            status, response, body = send(page, method, path, HELP, Content_Type=JSON)
+            assert (status, response.getheader("Allow")) == (405, allowed), (method, path)
+            assert response.getheader("Content-Type") == JSON
+            assert f"not {method}" in json.loads(body)["error"]
+    status, response, _ = send(page, "GET", "/command")
+    assert (status, response.getheader("Allow")) == (405, "POST")
+    status, response, _ = send(page, "POST", "/regions", HELP, Content_Type=JSON)
+    assert (status, response.getheader("Allow")) == (405, "GET, HEAD")
+    assert not bot.slack.ephemeral("alice")
+    # A method no one knows: the server's own 501, in JSON like the rest.
+    status, response, body = send(page, "BREW", "/")
+    assert status == 501 and "BREW" in json.loads(body)["error"]
+    status, _, body = send(page, "POST", "/nosuch", HELP, Content_Type=JSON)
+    assert status == 404 and "/nosuch" in json.loads(body)["error"]

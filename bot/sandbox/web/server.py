@@ -5,6 +5,7 @@ Routes (all on ``127.0.0.1`` unless told otherwise; the page is for local develo
     GET  /?as=U0ALICE&c=C0GENERAL[&thread=TS][&home=1]   the page, drawn on the server
     GET  /regions?...&since=KEY    the page's parts as JSON, when they changed since KEY
     GET  /static/page.css|page.js  the page's only style sheet and script
+    (HEAD answers as GET does, without the body)
     POST /act      {"as", "surface": {...}, "action_id", "block_id", "value"}  a click or choice
     POST /submit   {"as", "view_id", "values": {block_id: value}}             submit the modal
     POST /close    {"as"}                                                      close the modal
@@ -13,8 +14,11 @@ Routes (all on ``127.0.0.1`` unless told otherwise; the page is for local develo
 
 Every action goes through the sandbox's :class:`~bot.sandbox.Driver`: the app receives the
 same signed requests (or Socket Mode envelopes) Slack would send, and the workspace changes
-as Slack would change it. POSTs must be JSON, which a page from another origin cannot send
-without asking first, so other sites cannot act through your browser.
+as Slack would change it. Another method than a route's gets 405 with ``Allow``.
+
+Other sites cannot act through your browser: the page answers only requests whose ``Host``
+names it (421 otherwise) and whose ``Origin``, when there, is its own (403), and POSTs must
+be JSON (415); :mod:`.guard` says why each rule is there and which hosts are the page's.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from signoff.bot.sandbox.errors import PageRequestInvalid, SandboxError, SubmitB
 from signoff.bot.sandbox.forms import fill_state, stateful_elements
 from signoff.bot.sandbox.records import AppResponse, EphemeralMessage, JsonDict, Message, OpenView
 from signoff.bot.sandbox.web.blocks import environment
+from signoff.bot.sandbox.web.guard import is_json, refusal
 from signoff.bot.sandbox.web.page import REGIONS, Feedback, Place, regions, regions_key
 from signoff.bot.sandbox.workspace import Workspace
 from signoff.bot.slack.listener import address_family, http_url
@@ -49,6 +54,18 @@ logger = logging.getLogger(__name__)
 #: The default address: this machine only.
 LOOPBACK = "127.0.0.1"
 _STATIC = {"page.css": "text/css; charset=utf-8", "page.js": "text/javascript; charset=utf-8"}
+
+
+#: the routes people's actions are POSTed to (see :meth:`SandboxPage.act`)
+_ACTIONS = ("act", "submit", "close", "command", "home")
+_GET = ("GET", "HEAD")
+
+
+def _methods(path: str) -> tuple[str, ...] | None:
+    """The methods ``path`` answers, or None when there is nothing there."""
+    if path in ("/", "/regions") or (path.startswith("/static/") and path[8:] in _STATIC):
+        return _GET
+    return ("POST",) if path.strip("/") in _ACTIONS else None
 
 
 #: the largest request body the page reads (its own requests are a few kilobytes)
@@ -331,19 +348,65 @@ class _Handler(BaseHTTPRequestHandler):
         page: SandboxPage = self.server.page  # type: ignore[attr-defined]
         return page
 
-    def _send(self, status: int, body: bytes, content_type: str) -> None:
+    def _send(self, status: int, body: bytes, content_type: str, allow: Sequence[str] = ()) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
         self.send_header("X-Content-Type-Options", "nosniff")
+        if allow:
+            self.send_header("Allow", ", ".join(allow))
         self.end_headers()
-        self.wfile.write(body)
+        if self.command != "HEAD":
+            self.wfile.write(body)
 
-    def _json(self, status: int, data: Mapping[str, Any]) -> None:
-        self._send(status, json.dumps(data).encode(), "application/json")
+    def _json(self, status: int, data: Mapping[str, Any], allow: Sequence[str] = ()) -> None:
+        self._send(status, json.dumps(data).encode(), "application/json", allow)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """The server's own refusals (a malformed request line, an unknown method) as JSON,
+        like the page's other errors, instead of an HTML page."""
+        self.close_connection = True
+        short = self.responses.get(code, ("", ""))[0]
+        self._json(code, {"ok": False, "error": message or short or f"HTTP {code}"})
+
+    def _refused(self) -> bool:
+        """Answer a request the page refuses (see :mod:`.guard`); True when it did."""
+        path = urlsplit(self.path).path
+        bound = (self.page.host, self.page.port)
+        refused = refusal(self.headers.get("Host"), self.headers.get("Origin"), bound)
+        if refused is not None:
+            status, why = refused
+            logger.warning(
+                "sandbox page refused %s %s: %s",
+                self.command,
+                path,
+                why,
+                extra={"action": "sandbox_page_refused"},
+            )
+            self._json(status, {"ok": False, "error": why})
+            return True
+        allowed = _methods(path)
+        if allowed is None:
+            self._json(404, {"ok": False, "error": f"no page at {path}"})
+            return True
+        if self.command not in allowed:
+            why = f"{path} answers {' or '.join(allowed)}, not {self.command}"
+            self._json(405, {"ok": False, "error": why}, allow=allowed)
+            return True
+        return False
+
+    def do_HEAD(self) -> None:
+        self.do_GET()  # _send leaves the body out
+
+    def _not_allowed(self) -> None:
+        self._refused()  # every path answers GET/HEAD or POST only: always refused
+
+    do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_TRACE = do_CONNECT = _not_allowed
 
     def do_GET(self) -> None:
+        if self._refused():
+            return
         parts = urlsplit(self.path)
         query = parse_qs(parts.query)
         if parts.path == "/":
@@ -364,9 +427,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(404, {"ok": False, "error": f"no page at {parts.path}"})
 
     def do_POST(self) -> None:
+        if self._refused():
+            return
         route = urlsplit(self.path).path.strip("/")
-        if "application/json" not in (self.headers.get("Content-Type") or ""):
-            self._json(415, {"ok": False, "error": "send JSON (Content-Type: application/json)"})
+        sent = self.headers.get("Content-Type")
+        if not is_json(sent):
+            why = f"send JSON (Content-Type: application/json), not {sent or 'no type'!r}"
+            self._json(415, {"ok": False, "error": why})
             return
         try:
             length = int(self.headers.get("Content-Length") or 0)

@@ -67,11 +67,11 @@ class Actor:
         for group in self.groups:
             if not group.strip():
                 raise ValueError(f"actor {self.id[:20]!r} names an empty group")
+            check_one_line(group, "group id")
             if group != group.strip():
                 raise ValueError(
                     f"actor {self.id[:20]!r} names group {group!r}, with spaces around it"
                 )
-            check_one_line(group, "group id")
 
     @property
     def label(self) -> str:

@@ -155,12 +155,12 @@ def check_groups(
     for group in groups:
         if not group.strip():
             raise click.BadParameter("is empty; give a group id or leave the option out")
-        if group != group.strip():
-            raise click.BadParameter(f"{group!r} has spaces around it: it would match no group")
         try:
             check_one_line(group, "group id")
         except ValueError as exc:
             raise click.BadParameter(str(exc)) from None
+        if group != group.strip():
+            raise click.BadParameter(f"{group!r} has spaces around it: it would match no group")
     return groups
 
 

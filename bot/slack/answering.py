@@ -312,9 +312,11 @@ class Answerer:
             # Clipped here, so that the advice after it is not cut off (a model's refusal
             # may list every value it allows; the thread's note shows more of it).
             reason = clip(escape_mrkdwn(problems), _REASON_ROOM) if problems else "no reason given"
+            # A validator's message often ends its own sentence: no second full stop.
+            ended = reason if reason.endswith((".", "!", "?", "…")) else f"{reason}."
             return notice_view(
                 "Not accepted",
-                f"The flow did not accept your answer: {reason}. "
+                f"The flow did not accept your answer: {ended} "
                 "The run's thread says more; if the run asks again, answer its newest prompt.",
             )
         return notice_view(

@@ -83,6 +83,8 @@ def test_shirt_order_loop_through_slack(engine: Engine, slack) -> None:
     refused = outcome(sandbox, "alice")
     assert "Not accepted" in json.dumps(refused.view)
     assert "Green is only in-stock" in json.dumps(refused.blocks)
+    # The validator's sentence ends with its own full stop: not a second one.
+    assert "XL sizes. The run's thread says more" in json.dumps(refused.blocks)
 
     # The model's own validator refuses; the thread says who sent what and why.
     def rejection(ws):

@@ -10,6 +10,7 @@ reaches it act as any sandbox user, so it is for local development.
 from __future__ import annotations
 
 import click
+from click.core import ParameterSource
 
 from signoff.bot.cli.session import flows_option
 from signoff.bot.demo.page import serve_page
@@ -46,9 +47,20 @@ def sandbox_command() -> click.Command:
 
         Prints the page's URL. Click the buttons, fill in and submit the modals as any sandbox
         user; start runs with /runs start FLOW in the page. Stored in a temporary SQLite file
-        unless --database-url is given.
+        unless --database-url is given (SIGNOFF_DATABASE_URL is not used).
         """
-        database_url = getattr(ctx.find_root().obj, "database_url", None)
+        root = ctx.find_root()
+        # Only a URL given here: SIGNOFF_DATABASE_URL names the team's database (.env or the
+        # shell), and a sandbox joined to it would consume its Slack outbox and leave its
+        # sandbox users' runs there.
+        named = root.get_parameter_source("database_url") is ParameterSource.COMMANDLINE
+        database_url = getattr(root.obj, "database_url", None) if named else None
+        if not named and root.params.get("database_url"):
+            click.echo(
+                "note: the sandbox keeps its runs in a temporary database, not in "
+                "SIGNOFF_DATABASE_URL's; give --database-url to use that one",
+                err=True,
+            )
         serve_page(
             list(sources),
             host=host,

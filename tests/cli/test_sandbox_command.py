@@ -21,9 +21,11 @@ PREFIX = "Sandbox page: "
 
 
 @contextmanager
-def command(*args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
+def command(
+    *args: str, env: dict[str, str] | None = None
+) -> Iterator[tuple[subprocess.Popen[str], str]]:
     """Run ``signoff ARGS`` until the block ends (then Ctrl-C it); yield it and its URL."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     process = subprocess.Popen(
         [sys.executable, "-m", "signoff.bot.cli", *args],
         stdout=subprocess.PIPE,
@@ -107,3 +109,22 @@ def test_ctrl_c_stops_the_demo_whichever_thread_the_signal_reaches() -> None:
         process.wait(timeout=20)
         assert time.monotonic() - began < 10
     assert process.returncode == 0
+
+
+def test_sandbox_leaves_the_database_of_signoff_database_url_alone(tmp_path: Path) -> None:
+    """Exported for the team's database, it had the sandbox consume that database's Slack
+    outbox and leave its sandbox users' runs there."""
+    team = tmp_path / "team.db"
+    with command(
+        *("sandbox", "--flows", "signoff.bot.demo.flows", "--port", "0"),
+        *("--start", "get-shirt-order"),
+        env={"SIGNOFF_DATABASE_URL": f"sqlite:///{team}"},
+    ) as (process, url):
+        wait_for(
+            lambda: "is waiting for input" in page(url + "?as=U0ALICE"),
+            timeout=60,
+            what="the run's prompt on the page",
+        )
+    assert not team.exists()
+    assert process.stderr is not None
+    assert "not in SIGNOFF_DATABASE_URL's; give --database-url" in process.stderr.read()

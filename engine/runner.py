@@ -63,7 +63,8 @@ def _start(flow: FlowDefinition, parameters: dict[str, Any], started_by: str | N
         jsonable,
         RunState.RUNNING,
         owner=owner,
-        started_by=started_by,
+        # Whoever ran the script started the run: forbid_starter holds for them too.
+        started_by=actor.id,
         approvers=flow.approvers,
         cancellers=flow.cancellers,
         audit=AuditEntry(
@@ -78,7 +79,7 @@ def _start(flow: FlowDefinition, parameters: dict[str, Any], started_by: str | N
         run.id,
         flow,
         flow.is_async,
-        started_by,
+        actor.id,
         fresh=True,
         parent_run_id=parent.run_id if parent is not None else None,
     )

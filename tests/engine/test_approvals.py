@@ -675,3 +675,27 @@ def test_waiting_on_lists_only_what_each_person_may_answer_newest_first(engine: 
         PauseStatus.WAITING,
         2,
     )
+
+
+@flow(name="ap-no-self-approval", forbid_starter=True)
+def ap_no_self_approval() -> bool:
+    return pause_flow_run(Decision, timeout=30).approved
+
+
+def test_whoever_calls_a_flow_from_python_started_it_and_may_not_approve_it(
+    engine: Engine,
+) -> None:
+    """The trail said they started it, but the run said nobody had: forbid_starter let the
+    person who ran the script approve their own run."""
+    box = run_in_thread(ap_no_self_approval)
+    run_id = waiting_run(engine, "ap-no-self-approval")
+    me = Actor.python().id
+    assert engine.get_run(run_id).started_by == me
+    assert [r.id for r in engine.list_runs(started_by=me, flow_name="ap-no-self-approval")] == [
+        run_id
+    ]
+    with pytest.raises(ResponderNotAllowed, match="started a run may not answer it"):
+        engine.resume(run_id, {"approved": True}, me)
+    engine.resume(run_id, {"approved": True}, "U_OTHER")
+    box["thread"].join(10)
+    assert box["result"] is True

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import json
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -98,10 +99,22 @@ def _waiting_or_done(demo: Demo, run: Run, answered: set[str]) -> str | None:
 
 def _typed_answer(flow_name: str, key: str) -> dict[str, Any] | None:
     """Ask at the prompt until the answer is a JSON object; None when the person skips."""
+    question = f"JSON answer for {flow_name} input {key} (or 'skip')"
     while True:
-        typed = click.prompt(
-            f"JSON answer for {flow_name} input {key} (or 'skip')", default="skip", err=True
-        )
+        if sys.stdin.isatty():
+            typed = click.prompt(question, default="skip", err=True)
+        else:
+            # Piped (CI, a script): the end of the input is no Ctrl-C, as click.prompt
+            # would have it (exit 130, "interrupted"), but answers that ran out.
+            click.echo(f"{question} [skip]: ", err=True, nl=False)
+            line = sys.stdin.readline()
+            if not line:
+                raise click.ClickException(
+                    f"no answer for {flow_name} input {key}: standard input ended. "
+                    "Give the answers in a file with --answers FILE"
+                )
+            typed = line.strip() or "skip"
+            click.echo(typed, err=True)
         if typed.strip() == "skip":
             return None
         try:

@@ -158,6 +158,21 @@ def test_demo_asks_at_the_prompt_for_flows_without_answers(tmp_path: Path) -> No
     assert "ask-twice          completed  result='sum 42'" in done.stdout
 
 
+def test_answers_that_end_with_standard_input_are_reported_not_taken_for_ctrl_c(
+    tmp_path: Path,
+) -> None:
+    """In CI or a script (stdin at its end) it said "interrupted", exit 130, as for Ctrl-C."""
+    flows = tmp_path / "ask.py"
+    flows.write_text(
+        "from signoff.engine import flow, pause_flow_run\n\n"
+        "@flow\ndef ask() -> int:\n    return pause_flow_run(wait_for_input=int)\n"
+    )
+    done = signoff("demo", "--flows", str(flows), cwd=tmp_path, stdin="")
+    assert done.returncode == 1, done.stderr
+    assert "error: no answer for ask input 1: standard input ended." in done.stderr
+    assert "--answers FILE" in done.stderr and "interrupted" not in done.stderr
+
+
 def test_demo_reports_a_missing_flows_file_in_one_line(tmp_path: Path) -> None:
     done = signoff("demo", "--flows", str(tmp_path / "nope.py"), cwd=tmp_path)
     assert done.returncode == 1

@@ -18,6 +18,7 @@ import click
 
 from signoff.bot.sandbox import (
     Message,
+    OpenView,
     SlackSandbox,
     block_kit_builder_url,
     render_message,
@@ -211,10 +212,22 @@ class Demo:
         if prompt is None:
             prompt = self.show_prompt(run)
         self.step(f"{user} clicks “Provide input”")
-        self.driver.click(user, prompt, action_id="provide_input")
         uid = self.sandbox.user(user)
         assert uid is not None
-        view = self.sandbox.wait_for(lambda ws: ws.open_view(uid.id), timeout=10)
+        told = len(self.sandbox.ephemeral(uid.id))
+        self.driver.click(user, prompt, action_id="provide_input")
+        # The form, or a private note instead: this person may not answer, say.
+        shown = self.sandbox.wait_for(
+            lambda ws: ws.open_view(uid.id) or ws.ephemeral(uid.id)[told:], timeout=10
+        )
+        if not isinstance(shown, OpenView):
+            notes = " ".join(n.text for n in self.sandbox.ephemeral(uid.id)[told:])
+            note_text = render_mrkdwn(notes, self.sandbox.workspace.names())
+            raise click.ClickException(
+                f"{user} cannot answer {run.flow_name} run {run.id[:8]}: {note_text} "
+                '(choose who answers with "as" in the --answers file)'
+            )
+        view = shown
         self.say("── modal " + "─" * 52)
         self.say(render_view(view, self.sandbox.workspace.names()))
         self.builder_links.append(

@@ -225,6 +225,33 @@ def test_the_answers_file_chooses_who_answers_and_param_sets_parameters(tmp_path
     )
 
 
+def test_an_answer_from_someone_the_flow_does_not_accept_says_who_and_how_to_choose(
+    tmp_path: Path,
+) -> None:
+    """The demo answers as alice unless told: here only bob may, and it timed out waiting
+    for a form that never opened (exit 1, "unexpected ConditionTimeout")."""
+    (tmp_path / "flows.py").write_text(REFUND)
+    answers = tmp_path / "answers.json"
+    answers.write_text(
+        json.dumps(
+            {
+                "refund-customer": {
+                    "answers": [{"amount": 30, "approve": True}],
+                    "parameters": {"currency": "USD"},
+                }
+            }
+        )
+    )
+    began = time.monotonic()
+    done = signoff("demo", "--flows", "flows.py", "--answers", str(answers), cwd=tmp_path)
+    assert done.returncode == 1, done.stderr
+    assert "error: alice cannot answer refund-customer run" in done.stderr
+    assert "Only @bob may answer this." in done.stderr
+    assert '(choose who answers with "as" in the --answers file)' in done.stderr
+    assert "ConditionTimeout" not in done.stderr
+    assert time.monotonic() - began < 60
+
+
 def test_param_keeps_a_text_parameters_value_as_typed_for_each_flow(tmp_path: Path) -> None:
     # "--param version=3" was read as the number 3 for every flow, and a flow taking
     # "version: str" refused it ("Input should be a valid string"); each flow now reads it

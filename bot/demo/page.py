@@ -2,7 +2,8 @@
 
 ``signoff sandbox`` and ``signoff demo --web`` both serve it. The page is served on
 ``127.0.0.1`` only, unless ``host`` says otherwise; it lets anyone who reaches it act as any
-sandbox user, so it is for local development.
+sandbox user, so it is for local development. Its workspace has the README's ids: alice,
+bob and carol, and the user group ``S0SRE`` (carol).
 """
 
 from __future__ import annotations
@@ -17,12 +18,15 @@ from signoff.bot.sandbox.web import LOOPBACK, SandboxPage
 from signoff.bot.slack.listener import listen_failure
 from signoff.bot.stopping import stop_signals, wait_until
 from signoff.bot.testing import running_bot
+from signoff.engine import InvalidParameters
 
-__all__ = ["STARTER", "serve_page"]
+__all__ = ["SRE_GROUP", "STARTER", "serve_page"]
 
 #: Who starts the runs given with ``--start`` (a member other than the default viewer, so
 #: flows that forbid the starter from answering still let alice answer).
 STARTER = "U0CAROL"
+#: the user group the README's examples name as approvers
+SRE_GROUP = "S0SRE"
 
 
 def _is_loopback(host: str) -> bool:
@@ -57,8 +61,22 @@ def serve_page(
             page.start()
         except OSError as exc:
             raise click.ClickException(listen_failure(host, port, exc)) from exc
+        # The README's examples name these ids: bob, and the SRE group (carol).
+        bot.slack.add_usergroup(SRE_GROUP, "sre", ["U0CAROL"])
         try:
-            for name, parameters in start(names) if start else ():
+            starts = list(start(names)) if start else []
+            for name, parameters in starts:  # all checked before any starts
+                definition = bot.engine.flows.get(name)
+                if definition is None:
+                    continue  # submit names it, with the flows there are
+                try:
+                    definition.validate_parameters(dict(parameters))
+                except InvalidParameters as exc:
+                    raise click.ClickException(
+                        f"--start {name}: {exc}. Start it in the page with /runs start "
+                        f"{name}, which asks for its parameters"
+                    ) from None
+            for name, parameters in starts:
                 bot.engine.submit(name, dict(parameters), started_by=STARTER)
             click.echo(f"Sandbox page: {page.url}")
             click.echo(

@@ -128,3 +128,34 @@ def test_sandbox_leaves_the_database_of_signoff_database_url_alone(tmp_path: Pat
     assert not team.exists()
     assert process.stderr is not None
     assert "not in SIGNOFF_DATABASE_URL's; give --database-url" in process.stderr.read()
+
+
+def test_a_start_that_needs_parameters_says_how_to_start_it_and_starts_nothing(
+    tmp_path: Path,
+) -> None:
+    """It ended with the flow's "Field required" alone, after starting the runs before it."""
+    (tmp_path / "deploy.py").write_text(
+        "from signoff.engine import flow\n\n"
+        "@flow(name='deploy-to')\ndef deploy(version: str) -> str:\n    return version\n"
+    )
+    database = tmp_path / "t.db"
+    done = subprocess.run(
+        [sys.executable, "-m", "signoff.bot.cli", "--database-url", f"sqlite:///{database}"]
+        + ["sandbox", "--flows", str(tmp_path / "deploy.py"), "--flows", "signoff.bot.demo.flows"]
+        + ["--port", "0", "--start", "get-shirt-order", "--start", "deploy-to"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert "error: --start deploy-to: invalid parameters for flow" in done.stderr
+    assert "version: Field required" in done.stderr
+    assert "/runs start deploy-to, which asks for its parameters" in done.stderr
+    listed = subprocess.run(
+        [sys.executable, "-m", "signoff.bot.cli", "--database-url", f"sqlite:///{database}"]
+        + ["runs", "list"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "get-shirt-order" not in listed.stdout

@@ -426,6 +426,27 @@ def _finish_with(ctx: RunContext, exc: BaseException) -> None:
     if isinstance(exc, Exception):
         # The flow went on after it stopped awaiting a pause, and then failed.
         give_up_abandoned(ctx)
+    logs = ctx.take_logs()
+    if _process_stopping(exc) and ctx.parent_run_id is None:
+        # Ctrl-C (or sys.exit) while the flow waited for input: the question stays open,
+        # and answering it runs the flow again on a worker, as for a process that died.
+        if store.transition(
+            ctx.run_id,
+            RunState.SUSPENDED,
+            "Suspended",
+            "the process that was waiting stopped; answering runs the flow again",
+            expect=(RunState.PAUSED,),
+            expect_owner=ctx.engine.process_id,
+            logs=logs,
+            owner=None,
+        ):
+            ctx.engine.notify()
+            logger.info(
+                "suspended the run waiting in this process as it stops",
+                extra={"action": "paused_runs_suspended", "runs": 1, "run_id": ctx.run_id},
+            )
+            return
+        logs = []  # stored with the attempt
     state = RunState.FAILED if isinstance(exc, Exception) else RunState.CRASHED
     name = "TimedOut" if _timed_out(exc) else state.value.capitalize()
     message = failure_message(exc)
@@ -436,13 +457,16 @@ def _finish_with(ctx: RunContext, exc: BaseException) -> None:
         message,
         expect=(RunState.RUNNING, RunState.PAUSED),
         expect_owner=ctx.engine.process_id,
-        logs=ctx.take_logs(),
+        logs=logs,
         owner=None,
     )
     ctx.engine.notify()
     if not done:
         _outcome_dropped(ctx, name.lower())
         return
+    # A pause it still waited on (its awaiting task cancelled, or a sibling's, or the flow
+    # failed beside it) can be answered by nobody now.
+    store.close_waiting_pauses(ctx.run_id)
     _end_nested(ctx)
     # An error, with why, as Prefect's "Finished in state Failed('...')": whoever watches
     # the console or a worker's log sees the reason, not only that it failed. The stored
@@ -460,6 +484,12 @@ def _finish_with(ctx: RunContext, exc: BaseException) -> None:
             "state": name,
         },
     )
+
+
+def _process_stopping(exc: BaseException) -> bool:
+    """Whether ``exc`` stops the process (Ctrl-C, ``sys.exit``), rather than the flow alone
+    (an error, or its coroutine cancelled by whoever awaited it)."""
+    return isinstance(exc, KeyboardInterrupt | SystemExit)
 
 
 def _end_nested(ctx: RunContext) -> None:

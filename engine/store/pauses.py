@@ -363,6 +363,18 @@ class PauseQueries(AuditQueries, StateChangeQueries):
             )
             return True
 
+    @write_again_if_dropped
+    def close_waiting_pauses(self, run_id: str) -> int:
+        """Cancel the pauses a run that ended (failed, crashed) still waits on: nobody can
+        answer them now, and they must not read as waiting. How many there were."""
+        with self._write() as conn:
+            done = conn.execute(
+                update(PAUSES)
+                .where(PAUSES.c.run_id == run_id, PAUSES.c.status == PauseStatus.WAITING.value)
+                .values(status=PauseStatus.CANCELLED.value)
+            )
+            return int(done.rowcount)
+
     @read_again_if_dropped
     def due_pauses(self, now: datetime) -> list[Pause]:
         """Waiting pauses whose deadline has passed."""

@@ -11,6 +11,7 @@ import pydantic
 import pytest
 
 from signoff.engine import (
+    AlreadyWaiting,
     Engine,
     InputInvalid,
     InvalidTransition,
@@ -411,3 +412,48 @@ def test_a_pause_key_of_the_longest_length_with_a_deadline_waits_and_resumes(
     resume_flow_run(pause.run_id, {"approved": True}, key=key, responder="alice")
     thread.join(10)
     assert box == {"result": True}
+
+
+class Go(RunInput):
+    ok: bool
+
+
+@flow(name="awaited-under-a-deadline")
+async def awaited_under_a_deadline() -> bool:
+    return (await pause_flow_run(wait_for_input=Go)).ok
+
+
+@flow(name="pauses-in-two-tasks")
+async def pauses_in_two_tasks() -> list[bool]:
+    async def ask(key: str) -> bool:
+        return (await pause_flow_run(wait_for_input=Go, key=key)).ok
+
+    return list(await asyncio.gather(ask("first"), ask("second")))
+
+
+def _nothing_waits(engine: Engine, run_id: str) -> None:
+    assert [p.status for p in engine.detail(run_id).pauses] == [PauseStatus.CANCELLED]
+    assert engine.waiting_pause(run_id) is None
+    assert engine.stats().waiting_inputs == 0
+
+
+def test_an_async_flow_cancelled_while_it_waits_leaves_no_question_open(engine: Engine) -> None:
+    """Cancelled by whoever awaited it, the run crashed with its pause still waiting: on the
+    Home tab, counted as waiting, and answered only to hear the run had crashed."""
+
+    async def under_a_deadline() -> None:
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(awaited_under_a_deadline(), 0.5)
+
+    asyncio.run(under_a_deadline())
+    (run,) = engine.list_runs(flow_name="awaited-under-a-deadline")
+    assert run.state is RunState.CRASHED
+    _nothing_waits(engine, run.id)
+
+
+def test_a_run_that_fails_beside_a_waiting_pause_leaves_no_question_open(engine: Engine) -> None:
+    with pytest.raises(AlreadyWaiting):
+        asyncio.run(pauses_in_two_tasks())
+    (run,) = engine.list_runs(flow_name="pauses-in-two-tasks")
+    assert run.state is RunState.FAILED
+    _nothing_waits(engine, run.id)

@@ -6,6 +6,7 @@ nobody left to hand it the answer."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from signoff.engine import Engine, EngineSettings, RunState
 from signoff.engine.store.wakeups import LocalWakeups
+from tests.support.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -85,4 +87,47 @@ def test_a_run_paused_when_its_script_exits_is_suspended_for_a_worker(tmp_path: 
         engine.resume(run.id, {"ok": True}, responder="ada")
         assert engine.get_run(run.id).state is RunState.SCHEDULED
     finally:
+        engine.close()
+
+
+WAITS_IN_THE_MAIN_THREAD = """
+    from signoff.engine import flow, pause_flow_run
+    from signoff.engine.input import RunInput
+
+    class Go(RunInput):
+        ok: bool
+
+    @flow
+    def deploy():
+        print("waiting", flush=True)
+        pause_flow_run(wait_for_input=Go)
+
+    deploy()
+"""
+
+
+def test_ctrl_c_on_a_script_whose_flow_waits_suspends_the_run(tmp_path: Path) -> None:
+    """The run was marked crashed with its pause still waiting: the question was lost, and
+    answering it said the run had crashed."""
+    script = tmp_path / "script.py"
+    script.write_text(textwrap.dedent(WAITS_IN_THE_MAIN_THREAD))
+    url = f"sqlite:///{tmp_path}/signoff.db"
+    env = {**os.environ, "SIGNOFF_DATABASE_URL": url, "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen(
+        [sys.executable, str(script)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert process.stdout is not None and process.stdout.readline() == b"waiting\n"
+    engine = Engine(EngineSettings.load(database_url=url))
+    try:
+        wait_for(lambda: engine.list_runs(states=[RunState.PAUSED]), what="the flow to pause")
+        process.send_signal(signal.SIGINT)
+        assert process.wait(30) == -signal.SIGINT  # as Python ends on a KeyboardInterrupt
+        (run,) = engine.list_runs()
+        assert run.state is RunState.SUSPENDED
+        assert engine.waiting_pause(run.id) is not None
+        engine.resume(run.id, {"ok": True}, responder="ada")
+        assert engine.get_run(run.id).state is RunState.SCHEDULED
+    finally:
+        if process.poll() is None:
+            process.kill()
         engine.close()

@@ -9,21 +9,15 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-import pydantic
-
 from signoff.engine import serialization
 from signoff.engine.actors import Actor, as_actor
 from signoff.engine.audit import AuditAction, AuditEntry
 from signoff.engine.console import show_runs_if_unconfigured
 from signoff.engine.context import RunContext, current_run
 from signoff.engine.definition import FlowDefinition
+from signoff.engine.ending import complete, finish_with, for_caller
 from signoff.engine.errors import (
     FlowImportError,
-    PauseExpired,
-    PauseTimeout,
-    RunCancelled,
-    RunSuspended,
-    RunTakenOver,
     StoreError,
 )
 from signoff.engine.pausing import suspend_at_boundary, suspend_at_end, suspended_instead
@@ -31,8 +25,6 @@ from signoff.engine.runs import Run, RunState
 from signoff.engine.runtime import Engine, get_engine
 from signoff.engine.signals import Cancel, Suspend, TakenOver
 from signoff.engine.store.sql import RunSource
-from signoff.engine.validation import model_errors
-from signoff.engine.waiting import give_up_abandoned
 
 logger = logging.getLogger(__name__)
 
@@ -206,13 +198,13 @@ def call_flow(
         suspend_at_end(ctx)
     except BaseException as exc:
         exc = suspended_instead(ctx, exc)
-        _finish_with(ctx, exc)
+        finish_with(ctx, exc)
         if isinstance(exc, Suspend | Cancel | TakenOver):
-            raise _for_caller(ctx, exc) from None
+            raise for_caller(ctx, exc) from None
         raise
     finally:
         current_run.reset(token)
-    _complete(ctx, result)
+    complete(ctx, result)
     _record_nested(nested, flow, result)
     return result
 
@@ -242,13 +234,13 @@ async def call_flow_async(
     except BaseException as exc:
         if ctx.engine.suspend_requests(ctx.run_id):
             exc = await offload(suspended_instead, ctx, exc)
-        await offload(_finish_with, ctx, exc)
+        await offload(finish_with, ctx, exc)
         if isinstance(exc, Suspend | Cancel | TakenOver):
-            raise _for_caller(ctx, exc) from None
+            raise for_caller(ctx, exc) from None
         raise
     finally:
         current_run.reset(token)
-    await offload(_complete, ctx, result)
+    await offload(complete, ctx, result)
     if nested is not None:
         await offload(_record_nested, nested, flow, result)
     return result
@@ -308,13 +300,13 @@ def execute_queued(ctx: RunContext, parameters: dict[str, Any]) -> None:
         raise
     except BaseException as exc:
         exc = suspended_instead(ctx, exc)
-        _finish_with(ctx, exc)
+        finish_with(ctx, exc)
         if not isinstance(exc, Exception | Suspend | Cancel | TakenOver):
             raise
         return
     finally:
         current_run.reset(token)
-    _complete(ctx, result)
+    complete(ctx, result)
 
 
 async def execute_queued_async(
@@ -345,44 +337,13 @@ async def execute_queued_async(
             raise
         if ctx.engine.suspend_requests(ctx.run_id):
             exc = await offload(suspended_instead, ctx, exc)
-        await offload(_finish_with, ctx, exc)
+        await offload(finish_with, ctx, exc)
         if not isinstance(exc, Exception | Suspend | Cancel | TakenOver):
             raise
         return
     finally:
         current_run.reset(token)
-    await offload(_complete, ctx, result)
-
-
-def _complete(ctx: RunContext, result: Any) -> None:
-    give_up_abandoned(ctx)
-    done = ctx.engine.store.transition(
-        ctx.run_id,
-        RunState.COMPLETED,
-        "Completed",
-        None,
-        expect=(RunState.RUNNING,),
-        expect_owner=ctx.engine.process_id,
-        logs=ctx.take_logs(),
-        owner=None,
-        result=serialization.preview(result),
-    )
-    ctx.engine.notify()
-    if not done:
-        _outcome_dropped(ctx, "completed")
-        return
-    _end_nested(ctx)
-    logger.info(
-        "run completed",
-        extra={"action": "run_completed", "run_id": ctx.run_id, "flow": ctx.flow.name},
-    )
-
-
-def _timed_out(exc: BaseException) -> bool:
-    """Whether the flow failed because nobody answered one of its pauses in time. Not a
-    PauseExpired (a PauseTimeout for Prefect's sake): that is the flow's own late answer
-    to another run, a failure like any other."""
-    return isinstance(exc, PauseTimeout) and not isinstance(exc, PauseExpired)
+    await offload(complete, ctx, result)
 
 
 def _leave_queued(engine: Engine, run_id: str, flow_name: str, exc: FlowImportError) -> None:
@@ -406,124 +367,3 @@ def _leave_queued(engine: Engine, run_id: str, flow_name: str, exc: FlowImportEr
                 "error": str(exc),
             },
         )
-
-
-def failure_message(exc: BaseException) -> str:
-    if _timed_out(exc):
-        return str(exc)
-    if isinstance(exc, pydantic.ValidationError):
-        detail = "; ".join(f"{k or 'input'}: {v}" for k, v in model_errors(exc).items())
-        return f"input rejected by {exc.title}: {detail}"
-    return serialization.error_text(exc)
-
-
-def _finish_with(ctx: RunContext, exc: BaseException) -> None:
-    """Record how the flow stopped. Suspend and cancel were recorded where they happened."""
-    store = ctx.engine.store
-    if isinstance(exc, Suspend | Cancel | TakenOver):
-        store.add_logs(ctx.run_id, ctx.take_logs())
-        return
-    if isinstance(exc, Exception):
-        # The flow went on after it stopped awaiting a pause, and then failed.
-        give_up_abandoned(ctx)
-    logs = ctx.take_logs()
-    if _process_stopping(exc) and ctx.parent_run_id is None:
-        # Ctrl-C (or sys.exit) while the flow waited for input: the question stays open,
-        # and answering it runs the flow again on a worker, as for a process that died.
-        if store.transition(
-            ctx.run_id,
-            RunState.SUSPENDED,
-            "Suspended",
-            "the process that was waiting stopped; answering runs the flow again",
-            expect=(RunState.PAUSED,),
-            expect_owner=ctx.engine.process_id,
-            logs=logs,
-            owner=None,
-        ):
-            ctx.engine.notify()
-            logger.info(
-                "suspended the run waiting in this process as it stops",
-                extra={"action": "paused_runs_suspended", "runs": 1, "run_id": ctx.run_id},
-            )
-            return
-        logs = []  # stored with the attempt
-    state = RunState.FAILED if isinstance(exc, Exception) else RunState.CRASHED
-    name = "TimedOut" if _timed_out(exc) else state.value.capitalize()
-    message = failure_message(exc)
-    done = store.transition(
-        ctx.run_id,
-        state,
-        name,
-        message,
-        expect=(RunState.RUNNING, RunState.PAUSED),
-        expect_owner=ctx.engine.process_id,
-        logs=logs,
-        owner=None,
-    )
-    ctx.engine.notify()
-    if not done:
-        _outcome_dropped(ctx, name.lower())
-        return
-    # A pause it still waited on (its awaiting task cancelled, or a sibling's, or the flow
-    # failed beside it) can be answered by nobody now.
-    store.close_waiting_pauses(ctx.run_id)
-    _end_nested(ctx)
-    # An error, with why, as Prefect's "Finished in state Failed('...')": whoever watches
-    # the console or a worker's log sees the reason, not only that it failed. The stored
-    # message, not the traceback, unless debugging.
-    logger.error(
-        "%s: %s",
-        "run failed" if name == "Failed" else f"run failed ({name})",
-        message,
-        exc_info=exc if logger.isEnabledFor(logging.DEBUG) else None,
-        extra={
-            "action": "run_failed",
-            "run_id": ctx.run_id,
-            "flow": ctx.flow.name,
-            "error": type(exc).__name__,
-            "state": name,
-        },
-    )
-
-
-def _process_stopping(exc: BaseException) -> bool:
-    """Whether ``exc`` stops the process (Ctrl-C, ``sys.exit``), rather than the flow alone
-    (an error, or its coroutine cancelled by whoever awaited it)."""
-    return isinstance(exc, KeyboardInterrupt | SystemExit)
-
-
-def _end_nested(ctx: RunContext) -> None:
-    """A run that ended leaves no run of a flow it called waiting: one an earlier execution
-    left unfinished, and this one never reached, is cancelled (no worker runs it alone)."""
-    if ctx.fresh and not ctx.called_flows:
-        return  # nothing it called: no query on the common path
-    store = ctx.engine.store
-    for child in store.unfinished_children(ctx.run_id):
-        if store.cancel(child, f"its outer run {ctx.run_id} ended without it"):
-            ctx.engine.notify()
-
-
-def _outcome_dropped(ctx: RunContext, outcome: str) -> None:
-    """The run was no longer this process's to end: cancelled meanwhile (it stays so), or
-    taken over by another process (which ends it)."""
-    if ctx.engine.is_cancelled(ctx.run_id):
-        return
-    logger.warning(
-        "run not ended here: another process runs it now, or it ended meanwhile",
-        extra={
-            "action": "run_outcome_dropped",
-            "run_id": ctx.run_id,
-            "flow": ctx.flow.name,
-            "outcome": outcome,
-        },
-    )
-
-
-def _for_caller(ctx: RunContext, exc: BaseException) -> BaseException:
-    if isinstance(exc, Suspend):
-        return RunSuspended(ctx.run_id, exc.key)
-    if isinstance(exc, Cancel):
-        return RunCancelled(ctx.run_id)
-    if isinstance(exc, TakenOver):
-        return RunTakenOver(ctx.run_id)
-    return exc

@@ -55,18 +55,19 @@ def sandbox_command() -> click.Command:
         # sandbox users' runs there.
         named = root.get_parameter_source("database_url") is ParameterSource.COMMANDLINE
         database_url = getattr(root.obj, "database_url", None) if named else None
-        if not named and root.params.get("database_url"):
-            click.echo(
-                "note: the sandbox keeps its runs in a temporary database, not in "
-                "SIGNOFF_DATABASE_URL's; give --database-url to use that one",
-                err=True,
-            )
+        notice = (
+            "note: the sandbox keeps its runs in a temporary database, not in "
+            "SIGNOFF_DATABASE_URL's; give --database-url to use that one"
+            if not named and root.params.get("database_url")
+            else None
+        )
         serve_page(
             list(sources),
             host=host,
             port=port,
             start=lambda _names: [(name, {}) for name in starts],
             database_url=database_url,
+            notice=notice,
         )
 
     return sandbox

@@ -43,6 +43,7 @@ def serve_page(
     port: int = 8765,
     start: Callable[[list[str]], Sequence[tuple[str, Mapping[str, Any]]]] | None = None,
     database_url: str | None = None,
+    notice: str | None = None,
 ) -> None:
     """Serve the bot on a sandbox and the sandbox's page until SIGINT or SIGTERM.
 
@@ -53,6 +54,7 @@ def serve_page(
         start: Given the loaded flows' names, the (flow name, parameters) of runs to start
             once everything is up.
         database_url: The engine's store; a temporary SQLite file when None.
+        notice: Said on stderr once the page is up.
     """
     with stop_signals() as stop, running_bot(flows, database_url=database_url) as bot:
         names = bot.engine.flows.names()
@@ -83,6 +85,8 @@ def serve_page(
                 f"Serving {page.host}:{page.port} for local development; Ctrl-C stops it.",
                 err=True,
             )
+            if notice:
+                click.echo(notice, err=True)
             if not _is_loopback(page.host):
                 click.secho(
                     f"warning: {page.host} is not loopback: anyone who reaches it can act "

@@ -69,7 +69,10 @@ def test_cli_acts_as_a_named_operator_and_shows_the_trail(
     assert code == 0
     trail = out.split("Audit trail", 1)[1]
     assert "mallory via cli: refused" in trail
-    assert "rule only its approvers (alice, bob) or an admin may cancel this run" in trail
+    assert (
+        "rule only whoever started it, its approvers (alice, bob) or an admin may cancel this run"
+        in trail
+    )
     assert 'alice via cli: answer.received [1] — input {"approved": true}' in trail
     code, out, _ = invoke(database_url, "runs", "show", run_id[:8], "--json")
     actions = [r["action"] for r in json.loads(out)["audit"]]

@@ -190,6 +190,9 @@ def test_quorum_shows_the_count_and_refuses_the_same_person_twice(
     prompt = bot.root_message(run.id)
     assert "*Answers:* 0 of 2 (none yet)" in json.dumps(prompt.blocks)
     bot.driver.click("alice", prompt, action_id=f"{ids.DECIDE}:0")
+    # Her note for the first answer, before counting the notes: it may come after the
+    # prompt's update, and would then pass for the answer to her second click.
+    assert last_ephemeral(bot, "alice", 0) == "Recorded: answer 1 of the 2 this needs."
     counted = bot.slack.wait_for(
         lambda ws: (
             (m := ws.channel(bot.channel).message(prompt.ts))

@@ -6,7 +6,7 @@ import asyncio
 import contextvars
 import threading
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -47,6 +47,11 @@ class RunContext:
     #: the key of a pause the flow stopped awaiting (its await was cancelled), which the
     #: flow's next write ends first (``waiting.give_up_abandoned``)
     abandoned: str | None = None
+    #: held while the abandoned pause is ended, by whichever thread gets there first
+    giving_up: threading.Lock = field(default_factory=threading.Lock)
+    #: whether the process is leaving this run to another (a stopping worker): a pause the
+    #: flow stops awaiting then stays, for the process that takes the run over
+    leaving: Callable[[], bool] = lambda: False
     #: whether this execution called another flow (whose run may be left when it ends)
     called_flows: bool = False
     #: ``Engine.heartbeat_lapses()`` when the run last knew it was this process's

@@ -72,9 +72,9 @@ def finish_with(ctx: RunContext, exc: BaseException) -> None:
     if isinstance(exc, Suspend | Cancel | TakenOver):
         store.add_logs(ctx.run_id, ctx.take_logs())
         return
-    if isinstance(exc, Exception):
-        # The flow went on after it stopped awaiting a pause, and then failed.
-        give_up_abandoned(ctx)
+    # A pause the flow stopped awaiting is ended first, as it would be by its next write:
+    # not left for the run's end to cancel, nor ended after it.
+    give_up_abandoned(ctx)
     logs = ctx.take_logs()
     if _process_stopping(exc) and ctx.parent_run_id is None:
         # Ctrl-C (or sys.exit) while the flow waited for input: the question stays open,

@@ -12,7 +12,7 @@ import asyncio
 import contextvars
 import functools
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
 
 P = ParamSpec("P")
@@ -36,6 +36,12 @@ class StoreThreads:
         context = contextvars.copy_context()
         call = functools.partial(context.run, fn, *args, **kwargs)
         return await asyncio.get_running_loop().run_in_executor(self._pool, call)
+
+    def start(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Future[R]:
+        """Run ``fn`` on the pool, in a copy of the caller's context, without awaiting it
+        (from code that may not await: a coroutine being cancelled)."""
+        call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
+        return self._pool.submit(call)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

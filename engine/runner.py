@@ -321,6 +321,7 @@ async def execute_queued_async(
     (running, or waiting for input) for another process to take over. A ``StoreError`` is
     raised, as by ``execute_queued``."""
     offload = ctx.engine.store_threads.call
+    ctx.leaving = stopping
     token = current_run.set(ctx)
     try:
         result = await ctx.flow.fn(**parameters)

@@ -11,6 +11,7 @@ threads, so its event loop never blocks.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import weakref
@@ -331,21 +332,49 @@ async def _wait_async(req: PauseRequest) -> Any:
                 return outcome
     except asyncio.CancelledError:
         if opened:
-            # The flow stopped awaiting (asyncio.wait_for, a cancelled task). If it goes on,
-            # its next write ends this pause first; if the process is shutting down, the
-            # pause stays, and a worker takes the run over as from any process that died.
+            # The flow stopped awaiting (asyncio.wait_for, a cancelled task). The pause ends
+            # now: left waiting, it would take an answer that nothing hears. If the process
+            # is stopping, it stays, for the worker that takes the run over as from any
+            # process that died.
             req.ctx.abandoned = req.key
+            if not req.ctx.leaving():
+                _give_up_soon(req.ctx)
         raise
     finally:
         engine.waiters.remove(run_id, waiter)
 
 
+def _give_up_soon(ctx: RunContext) -> None:
+    """Start ending the abandoned pause on a store thread: the cancelled coroutine may not
+    wait for it. The flow's next write (``give_up_abandoned``) waits for it instead."""
+
+    def give_up() -> None:
+        try:
+            give_up_abandoned(ctx)
+        except Exception as exc:  # the flow's next write tries again, and raises
+            logger.warning(
+                "could not end the pause the flow stopped awaiting",
+                extra={"action": "pause_abandon_failed", "run_id": ctx.run_id, "error": repr(exc)},
+            )
+
+    # RuntimeError: the engine is closing, and the run's end gives the pause up.
+    with contextlib.suppress(RuntimeError):
+        ctx.engine.store_threads.start(give_up)
+
+
 def give_up_abandoned(ctx: RunContext) -> None:
-    """End the pause the flow stopped awaiting, before the flow's next write: the pause no
-    longer waits (timed out, as the flow's own wait did) and the run is running again."""
-    key, ctx.abandoned = ctx.abandoned, None
-    if key is None:
-        return
+    """End the pause the flow stopped awaiting: the pause no longer waits (timed out, as
+    the flow's own wait did) and the run is running again. Called as soon as the await is
+    cancelled, and before the flow's next write, which waits for that call to finish."""
+    with ctx.giving_up:
+        key = ctx.abandoned
+        if key is None:
+            return
+        _end_abandoned(ctx, key)
+        ctx.abandoned = None
+
+
+def _end_abandoned(ctx: RunContext, key: str) -> None:
     engine = ctx.engine
     if engine.store.expire_pause(ctx.run_id, key):
         engine.store.transition(

@@ -4,6 +4,7 @@ test_answer_races)."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from decimal import Decimal
 from typing import Literal
 
@@ -31,6 +32,7 @@ from signoff.engine import (
 )
 from signoff.engine.input import RunInput
 from tests.support.running import start, waiting
+from tests.support.waiting import wait_for
 
 
 class Approval(RunInput):
@@ -394,6 +396,39 @@ def test_a_flow_that_stops_awaiting_its_pause_ends_it_and_completes(engine: Engi
         resume_flow_run(run.id, {"value": 1})
 
 
+def test_a_pause_the_flow_stops_awaiting_ends_at_once_and_takes_no_answer(
+    engine: Engine,
+) -> None:
+    """The flow goes on without a write for a while after wait_for gave up: its pause reads
+    as timed out meanwhile, and an answer to it is refused rather than stored unheard."""
+    release = threading.Event()
+
+    @flow(name="gives-up-and-goes-on")
+    async def gives_up_and_goes_on() -> str:
+        try:
+            await asyncio.wait_for(pause_flow_run(int, timeout=60), 0.2)
+        except TimeoutError:
+            await asyncio.to_thread(release.wait, 30)
+        return "went on"
+
+    thread, box = start(lambda: asyncio.run(gives_up_and_goes_on()))
+    try:
+        pause = waiting(engine, "gives-up-and-goes-on")
+        wait_for(
+            lambda: engine.get_pause(pause.run_id, pause.key).status is PauseStatus.TIMED_OUT,
+            what="the abandoned pause to time out while the flow goes on",
+        )
+        assert engine.get_run(pause.run_id).state is RunState.RUNNING
+        with pytest.raises(RunNotWaiting):
+            resume_flow_run(pause.run_id, {"value": 1}, "U0ALICE")
+    finally:
+        release.set()
+        thread.join(10)
+    assert box == {"result": "went on"}
+    assert engine.get_run(pause.run_id).state is RunState.COMPLETED
+    assert engine.get_pause(pause.run_id, pause.key).responder is None
+
+
 def test_a_pause_key_of_the_longest_length_with_a_deadline_waits_and_resumes(
     engine: Engine,
 ) -> None:
@@ -431,15 +466,18 @@ async def pauses_in_two_tasks() -> list[bool]:
     return list(await asyncio.gather(ask("first"), ask("second")))
 
 
-def _nothing_waits(engine: Engine, run_id: str) -> None:
-    assert [p.status for p in engine.detail(run_id).pauses] == [PauseStatus.CANCELLED]
+def _nothing_waits(
+    engine: Engine, run_id: str, status: PauseStatus = PauseStatus.CANCELLED
+) -> None:
+    assert [p.status for p in engine.detail(run_id).pauses] == [status]
     assert engine.waiting_pause(run_id) is None
     assert engine.stats().waiting_inputs == 0
 
 
 def test_an_async_flow_cancelled_while_it_waits_leaves_no_question_open(engine: Engine) -> None:
     """Cancelled by whoever awaited it, the run crashed with its pause still waiting: on the
-    Home tab, counted as waiting, and answered only to hear the run had crashed."""
+    Home tab, counted as waiting, and answered only to hear the run had crashed. Now the
+    pause ends as its await is cancelled (timed out, as the flow's own wait did)."""
 
     async def under_a_deadline() -> None:
         with pytest.raises(TimeoutError):
@@ -448,7 +486,7 @@ def test_an_async_flow_cancelled_while_it_waits_leaves_no_question_open(engine: 
     asyncio.run(under_a_deadline())
     (run,) = engine.list_runs(flow_name="awaited-under-a-deadline")
     assert run.state is RunState.CRASHED
-    _nothing_waits(engine, run.id)
+    _nothing_waits(engine, run.id, PauseStatus.TIMED_OUT)
 
 
 def test_a_run_that_fails_beside_a_waiting_pause_leaves_no_question_open(engine: Engine) -> None:

@@ -385,13 +385,19 @@ class NotSignoffDatabase(StoreError):
 
 
 class DatabaseNotFound(StoreError):
-    """The SQLite database file is not there; opening it without ``create`` made nothing.
+    """The SQLite database file is not there, or the database (either kind) has no Signoff
+    schema (``empty``); opening it without ``create`` made nothing.
 
     ``path`` is ``:memory:`` for an in-memory database, which is new in every process."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, empty: bool = False) -> None:
         self.path = path
-        if path == ":memory:":
+        self.empty = empty
+        if empty:
+            message = (
+                f"the database at {path} has no Signoff schema: nothing has been stored there yet"
+            )
+        elif path == ":memory:":
             message = (
                 "the database is in memory (sqlite:// with no file path), so it is new and "
                 "empty in every process"

@@ -76,8 +76,9 @@ class Engine(Liveness, Resuming, Upkeep):
 
     ``migrate=False`` refuses a database whose schema is older than this version needs
     (``SchemaOutdated``) instead of upgrading it; an empty database still gets the schema.
-    ``create=False`` refuses a SQLite file that is not there (``DatabaseNotFound``) instead
-    of making it: for tools that only look at or act on runs already stored.
+    ``create=False`` refuses a SQLite file that is not there, or a database with no Signoff
+    schema (``DatabaseNotFound``), instead of making it: for tools that only look at or act
+    on runs already stored.
     """
 
     def __init__(

@@ -17,7 +17,7 @@ from sqlalchemy.engine import RootTransaction
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import QueuePool
 
-from signoff.engine.errors import SchemaOutdated, StoreError
+from signoff.engine.errors import DatabaseNotFound, SchemaOutdated, StoreError
 from signoff.engine.runs import JSON, EventKind
 from signoff.engine.store import appending, undecodable
 from signoff.engine.store.checkpoints import Checkpointer
@@ -127,16 +127,16 @@ class StoreBase:
 
         With ``migrate=False`` an empty database still gets the schema, but one at an
         older revision is refused (``SchemaOutdated``) rather than changed. With
-        ``create=False`` a SQLite file that is not there is refused (``DatabaseNotFound``)
-        rather than made.
+        ``create=False`` a SQLite file that is not there, or a database with no Signoff
+        schema, is refused (``DatabaseNotFound``) rather than made or given the schema.
         """
         try:
             engine = create_db_engine(
                 url, pool_size=pool_size, max_overflow=max_overflow, create=create
             )
             try:
-                ensure_schema(engine, migrate=migrate)
-            except SchemaOutdated:
+                ensure_schema(engine, migrate=migrate, create=create)
+            except (SchemaOutdated, DatabaseNotFound):
                 engine.dispose()
                 raise
         except (SQLAlchemyError, OSError) as exc:

@@ -13,7 +13,12 @@ from typing import TYPE_CHECKING
 from filelock import FileLock
 from sqlalchemy import Connection, Engine, inspect, text
 
-from signoff.engine.errors import NotSignoffDatabase, SchemaOutdated, SchemaTooNew
+from signoff.engine.errors import (
+    DatabaseNotFound,
+    NotSignoffDatabase,
+    SchemaOutdated,
+    SchemaTooNew,
+)
 from signoff.engine.store.database import is_signoff_revision, is_sqlite
 from signoff.engine.store.sqlite_files import sqlite_file
 
@@ -113,10 +118,11 @@ def upgrade(engine: Engine) -> str | None:
     return ensure_schema(engine, migrate=True)
 
 
-def ensure_schema(engine: Engine, *, migrate: bool) -> str | None:
-    """Give an empty database the schema, and an outdated one too when ``migrate``; otherwise
-    refuse an outdated one (``SchemaOutdated``). One a newer Signoff upgraded is refused
-    either way (``SchemaTooNew``).
+def ensure_schema(engine: Engine, *, migrate: bool, create: bool = True) -> str | None:
+    """Give an empty database the schema (unless ``create`` is off: ``DatabaseNotFound``),
+    and an outdated one too when ``migrate``; otherwise refuse an outdated one
+    (``SchemaOutdated``). One a newer Signoff upgraded is refused either way
+    (``SchemaTooNew``).
 
     The check runs under the migration lock, so a process that starts while another is
     migrating waits for it and then sees the finished schema, not a half-migrated one. A
@@ -129,10 +135,14 @@ def ensure_schema(engine: Engine, *, migrate: bool) -> str | None:
         stored = _stored_revision(connection)
         if stored == HEAD_REVISION:
             return HEAD_REVISION
-        if is_sqlite(engine):
+        if is_sqlite(engine) or (stored is None and not create):
             # Refused before the lock is taken: its file, beside another application's
             # database, would be something written there.
             check_ours(connection, stored)
+        if stored is None and not create:
+            # A command that only reads or acts on stored runs, pointed at the wrong
+            # database, must not give it Signoff's tables.
+            raise DatabaseNotFound(engine.url.render_as_string(hide_password=True), empty=True)
     if is_sqlite(engine):
         with _sqlite_migration_lock(engine):
             return _ensure_schema(engine, migrate)

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import urllib.request
+import uuid
 from pathlib import Path
 
 import psycopg
@@ -23,6 +24,7 @@ from signoff.bot.sandbox import SlackSandbox
 from signoff.bot.testing import running_bot
 from tests.engine.test_reconnect import pg_url  # noqa: F401 - a fixture
 from tests.support.ipv6 import skip_without_ipv6_loopback
+from tests.support.postgres import PostgresCluster
 
 
 def serve_env(tmp_path: Path, **env: str) -> dict[str, str]:
@@ -171,6 +173,37 @@ def test_a_database_that_refuses_writes_is_one_line_not_a_traceback(
     assert lines(done.stderr) == [
         "error: database write failed: cannot execute UPDATE in a read-only transaction"
     ]
+
+
+def test_a_command_that_only_looks_adds_no_table_to_a_postgres_database(
+    tmp_path: Path, pg_cluster: PostgresCluster | None
+) -> None:
+    """``runs list`` pointed at a database Signoff never used (another application's, by a
+    typo in the URL) gave it Signoff's tables."""
+    if pg_cluster is None:
+        pytest.skip("PostgreSQL binaries (initdb, pg_ctl) are not installed")
+    name = f"app_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_cluster.admin_conninfo, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    app_url = pg_cluster.url(name)
+    url = make_url(app_url)
+    with psycopg.connect(
+        host=url.host, port=url.port, user=url.username, dbname=url.database, autocommit=True
+    ) as conn:
+        conn.execute("CREATE TABLE invoices (id int)")
+    for command in ("runs list", "audit verify"):
+        done = signoff(tmp_path, "--database-url", app_url, *command.split())
+        assert done.returncode == 1
+        (line,) = lines(done.stderr)
+        assert line.startswith(f"error: the database at {app_url} has no Signoff schema"), line
+        assert "'signoff db upgrade' makes the database" in line
+    with psycopg.connect(
+        host=url.host, port=url.port, user=url.username, dbname=url.database
+    ) as conn:
+        tables = conn.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
+        ).fetchall()
+    assert tables == [("invoices",)]
 
 
 def test_serve_on_prefect_refuses_a_quorum_in_its_permissions_naming_the_engine(

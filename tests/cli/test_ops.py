@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 import click
@@ -236,11 +236,25 @@ def test_a_database_a_newer_signoff_upgraded_is_refused_with_what_to_run(
         assert "run that version or a later one" in err
 
 
-def test_an_empty_database_gets_the_schema_without_asking(
+def test_an_empty_database_is_not_given_the_schema_by_a_command_that_only_looks(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    (project / "ops.db").touch()  # an empty file, as a sqlite3 shell or a volume mount leaves
-    assert run_cli(capsys, "runs", "list")[:2] == (0, "no runs\n")
+    """As for a file that is not there: a command that reads or acts on stored runs, pointed
+    at the wrong database, adds no table to it; storing a run gives it the schema."""
+    database = project / "ops.db"
+    database.touch()  # an empty file, as a sqlite3 shell or a volume mount leaves
+    for command_line in (("runs", "list"), ("audit", "verify"), ("runs", "cancel", "abc")):
+        status, out, err = run_cli(capsys, *command_line)
+        assert (status, out) == (1, ""), command_line
+        assert err.startswith(f"error: the database at sqlite:///{database} has no Signoff schema")
+        assert "'signoff db upgrade' makes the database" in err
+    with closing(sqlite3.connect(database)) as looked_at:
+        assert looked_at.execute("SELECT name FROM sqlite_master").fetchall() == []
+    status, _, _ = run_cli(
+        capsys, "run", "access-request", "--flows", "flows.py", "--param", "user=ada"
+    )
+    assert status == 0
+    assert "access-request" in run_cli(capsys, "runs", "list")[1]
 
 
 def test_a_database_path_nothing_stored_at_is_an_error_not_an_empty_list(

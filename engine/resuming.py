@@ -284,12 +284,13 @@ class Resuming(Interventions):
             input=payload,
             at=self.store.clock(),
         )
+        answers = self._answers_up_to(pause, given)
         if outcome is AnswerOutcome.COUNTED:
             logger.info(
                 "answer counted",
                 extra={"action": "answer_counted", "run_id": run_id, "key": pause.key},
             )
-            return dataclasses.replace(pause, answers=(*pause.answers, given))
+            return dataclasses.replace(pause, answers=answers)
         logger.info(
             "input received",
             extra={"action": "input_received", "run_id": run_id, "key": pause.key},
@@ -305,8 +306,19 @@ class Resuming(Interventions):
             response=payload,
             responder=given.responder,
             answered_at=given.at,
-            answers=(*pause.answers, given),
+            answers=answers,
         )
+
+    def _answers_up_to(self, pause: Pause, given: GivenAnswer) -> tuple[GivenAnswer, ...]:
+        """The answers as they stood when ``given`` was stored: on a quorum, others may have
+        answered since ``pause`` was read (and after ``given``, which they leave out)."""
+        if pause.quorum > 1 and given.responder is not None:
+            stored = self.store.get_pause(pause.run_id, pause.key)
+            responders = [a.responder for a in stored.answers] if stored else []
+            if given.responder in responders:
+                assert stored is not None
+                return stored.answers[: responders.index(given.responder) + 1]
+        return (*pause.answers, given)
 
 
 def _input_errors(pause: Pause, payload: dict[str, JSON]) -> dict[str, str]:

@@ -245,3 +245,43 @@ def test_an_answer_judged_before_its_giver_handed_the_decision_on_is_refused(
     assert ("pause.reassigned", "U_OPS1") in trail
     engine.cancel(pause.run_id, by="U_B")
     thread.join(10)
+
+
+def test_the_answer_that_completes_a_quorum_beside_another_returns_both(
+    engine: Engine, make_engine
+) -> None:
+    """Two answers to a quorum of two, both judged before either was stored: the one stored
+    second completes it, and what it returns (and the person who gave it sees: "answered
+    by") holds both answers, not only its own."""
+
+    @flow(name="two-at-once", approvers=["S_OPS"])
+    def two_at_once():
+        return [a.responder for a in pause_flow_run(wait_for_input=Approval, quorum=2)]
+
+    other = make_engine()
+    directory = MeetingDirectory({"U_OPS1", "U_OPS2"}, meet=2)
+    for each in (engine, other):
+        each.set_group_directory(directory)
+    thread, box = start(two_at_once)
+    pause = waiting(engine, "two-at-once")
+    returned = {}
+
+    def answer(by: str, by_engine: Engine) -> None:
+        returned[by] = by_engine.resume(pause.run_id, {"approved": True}, by)
+
+    racers = [
+        threading.Thread(target=answer, args=("U_OPS1", engine)),
+        threading.Thread(target=answer, args=("U_OPS2", other)),
+    ]
+    for racer in racers:
+        racer.start()
+    for racer in racers:
+        racer.join(10)
+    thread.join(10)
+    assert sorted(box["result"]) == ["U_OPS1", "U_OPS2"]
+    [counted] = [p for p in returned.values() if p.status is PauseStatus.WAITING]
+    [completing] = [p for p in returned.values() if p.status is not PauseStatus.WAITING]
+    assert sorted(a.responder for a in completing.answers) == ["U_OPS1", "U_OPS2"]
+    assert completing.answered_at is not None
+    # The first stored counts as "1 of 2", as it stood when it was stored.
+    assert [a.responder for a in counted.answers] == [completing.answers[0].responder]

@@ -16,18 +16,21 @@ from __future__ import annotations
 import io
 import logging
 import os
+import re
 from pathlib import Path
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
 
 from dotenv import dotenv_values
 from dotenv.parser import parse_stream
 from pydantic import AliasChoices, Field, ValidationError, ValidationInfo, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from signoff.bot.errors import EnvFileUnreadable, SettingsError
 
 #: read by every settings class; the environment wins over it
 ENV_FILE = ".env"
+#: a Slack team (T...) or Enterprise Grid organisation (E...) id
+_TEAM_ID = re.compile(r"[TE][A-Z0-9]{2,30}")
 
 
 def settings_problems(exc: ValidationError, settings: type[BaseSettings]) -> str:
@@ -147,6 +150,11 @@ class BotSettings(EnvSettings):
     channel: str = Field(alias="SIGNOFF_CHANNEL")
     #: seconds to wait for Slack's answer to one Web API call
     api_timeout: int = Field(default=30, ge=1, le=300, alias="SLACK_API_TIMEOUT")
+    #: Slack teams (``T...``) or Enterprise Grid organisations (``E...``), comma-separated,
+    #: whose people may act on runs besides the app's own (Slack Connect partners)
+    other_teams: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(), alias="SIGNOFF_SLACK_OTHER_TEAMS"
+    )
 
     @field_validator("bot_token")
     @classmethod
@@ -172,6 +180,20 @@ class BotSettings(EnvSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http(s) URL")
         return value if value.endswith("/") else value + "/"
+
+    @field_validator("other_teams", mode="before")
+    @classmethod
+    def _other_teams(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        teams = tuple(team.strip() for team in value.split(",") if team.strip())
+        for team in teams:
+            if not _TEAM_ID.fullmatch(team):
+                raise ValueError(
+                    f"holds {team[:40]!r}, which is not a Slack team or organisation id "
+                    "(T0123ABCD or E0123ABCD, comma-separated)"
+                )
+        return teams
 
     @field_validator("channel")
     @classmethod

@@ -51,6 +51,7 @@ VARIABLES = (
     Variable("SLACK_APP_TOKEN", "(unset: HTTP mode)", secret=True),
     Variable("SLACK_API_URL", "https://slack.com/api/"),
     Variable("SLACK_API_TIMEOUT", "30"),
+    Variable("SIGNOFF_SLACK_OTHER_TEAMS", "(none: the app's own workspace only)"),
     Variable("SIGNOFF_HOST", "127.0.0.1"),
     Variable("SIGNOFF_PORT", "3000", aliases=("PORT",)),
     Variable("SIGNOFF_LOG_LEVEL", "(INFO for serve and worker, else WARNING)"),

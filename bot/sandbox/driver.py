@@ -113,7 +113,7 @@ class Driver(ABC):
                 "id": user.id,
                 "username": user.name,
                 "name": user.name,
-                "team_id": ws.team_id,
+                "team_id": user.team_id or ws.team_id,
             },
             "api_app_id": ws.app_id,
             "token": VERIFICATION_TOKEN,

@@ -38,6 +38,8 @@ class User:
         email: Profile email.
         is_bot: Bot users (like the app's own) are True.
         tz: IANA time zone name.
+        team_id: The member's own team, for a guest of another organisation in a Slack
+            Connect channel; empty for the workspace's own members.
     """
 
     id: str
@@ -46,12 +48,13 @@ class User:
     email: str = ""
     is_bot: bool = False
     tz: str = "Europe/London"
+    team_id: str = ""
 
     def to_api(self, team_id: str) -> JsonDict:
         """The ``user`` object ``users.info`` returns."""
         return {
             "id": self.id,
-            "team_id": team_id,
+            "team_id": self.team_id or team_id,
             "name": self.name,
             "real_name": self.real_name,
             "deleted": False,

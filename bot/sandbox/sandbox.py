@@ -143,9 +143,12 @@ class SlackSandbox:
 
     # -- setup ------------------------------------------------------------------------------
 
-    def add_user(self, user_id: str, name: str, real_name: str | None = None) -> User:
-        """Add a member, e.g. ``add_user("U0DAVE", "dave", "Dave Diaz")``."""
-        return self.workspace.add_user(user_id, name, real_name)
+    def add_user(
+        self, user_id: str, name: str, real_name: str | None = None, *, team_id: str = ""
+    ) -> User:
+        """Add a member, e.g. ``add_user("U0DAVE", "dave", "Dave Diaz")``; with ``team_id``,
+        a guest from another organisation, as in a Slack Connect channel."""
+        return self.workspace.add_user(user_id, name, real_name, team_id=team_id)
 
     def add_usergroup(self, group_id: str, handle: str, users: Sequence[str]) -> Usergroup:
         """Add a user group, e.g. ``add_usergroup("S0OPS", "ops", ["U0ALICE"])``."""

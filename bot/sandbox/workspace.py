@@ -151,10 +151,22 @@ class Workspace:
     # -- people -----------------------------------------------------------------------------
 
     def add_user(
-        self, user_id: str, name: str, real_name: str | None = None, *, email: str = ""
+        self,
+        user_id: str,
+        name: str,
+        real_name: str | None = None,
+        *,
+        email: str = "",
+        team_id: str = "",
     ) -> User:
-        """Add (or replace) a member."""
-        user = User(user_id, name, real_name or name.title(), email or f"{name}@example.com")
+        """Add (or replace) a member; ``team_id`` makes them a guest of another organisation."""
+        user = User(
+            user_id,
+            name,
+            real_name or name.title(),
+            email or f"{name}@example.com",
+            team_id=team_id,
+        )
         with self._change():
             self._users[user_id] = user
         return user

@@ -71,6 +71,7 @@ from signoff.bot.slack.interactions import form_schema, input_view, notice_view,
 from signoff.bot.slack.listener import WsgiApp
 from signoff.bot.slack.payloads import ViewSubmission
 from signoff.bot.slack.sealing import Sealer
+from signoff.bot.slack.teams import refused_team, refused_view
 
 __all__ = [
     "ANSWER_THREADS",
@@ -376,6 +377,9 @@ class InputForms:
         self.schemas = schemas
         self.sealer = sealer
         self.answers = answers
+        #: the teams whose people may answer (``bot.slack.teams``); ``create_app`` sets
+        #: them once Slack has named the app's own
+        self.allowed_teams: frozenset[str] = frozenset()
 
     @overload
     def acknowledge(
@@ -395,6 +399,9 @@ class InputForms:
         the ``Answerer``. With ``at_once``, None instead when that needs the backend (the
         form's schema is not in memory): the caller must not wait."""
         submission = ViewSubmission.model_validate(body)
+        team = refused_team(body, self.allowed_teams)
+        if team is not None:
+            return _replace_with(refused_view(team))
         try:
             meta = self.sealer.open(submission.view.private_metadata)
         except TamperedMetadata:

@@ -34,6 +34,7 @@ from signoff.bot.slack import (
     ids,
     interactions,
     reminders,
+    teams,
 )
 from signoff.bot.slack.answering import Answerer, InputForms
 from signoff.bot.slack.approvers import Approvers
@@ -225,12 +226,15 @@ def create_app(
         logger=_BOLT_LOGGER,
     )
     app.error(_unhandled_is_acknowledged)
+    allowed = teams.allowed_teams(auth, settings.other_teams)
+    teams.register(app, allowed)
     # Group membership comes from Slack; the backend applies the same rules to every caller.
     groups = Approvers(client)
     backend.set_group_directory(groups)
     forms = forms or InputForms(
         backend, FormSchemas(), form_sealer(settings), Answerer(backend, client)
     )
+    forms.allowed_teams = allowed
     sealer = forms.sealer
     interactions.register(app, backend, forms.schemas, sealer)
     answering.register(app, forms)

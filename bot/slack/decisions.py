@@ -45,7 +45,7 @@ _DECIDE = re.compile(rf"^{ids.DECIDE}:\d+$")
 NOT_OURS = "That button is not one of Signoff's; nothing was changed."
 
 
-def _tell(client: WebClient, body: dict[str, Any], text: str) -> None:
+def tell_privately(client: WebClient, body: dict[str, Any], text: str) -> None:
     """Say something to the clicking person only: in the channel, or (Home, DM) as a notice."""
     user = body["user"]["id"]
     channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get(
@@ -123,43 +123,45 @@ def register(app: App, backend: Backend, sealer: Sealer) -> None:
         except (ValueError, KeyError, TypeError, RecursionError):
             # RecursionError: JSON nested deeper than the parser recurses, which no button
             # of Signoff's carries.
-            _tell(client, body, NOT_OURS)
+            tell_privately(client, body, NOT_OURS)
             return
         try:
             if isinstance(chosen, int):
                 pause = backend.get_pause(run_id, key)
                 if pause is None:
                     run = backend.get_run(run_id)
-                    _tell(client, body, stale_reason(backend, run, key) or NOT_OURS)
+                    tell_privately(client, body, stale_reason(backend, run, key) or NOT_OURS)
                     return
                 answer = _choice(pause, chosen)
                 if answer is None:
-                    _tell(client, body, NOT_OURS)
+                    tell_privately(client, body, NOT_OURS)
                     return
             else:
                 answer = chosen
             outcome = backend.answer(run_id, key, answer, responder=actor)
             if isinstance(outcome, Denied):
                 run = backend.get_run(run_id)
-                _tell(client, body, refusal_text(Action.ANSWER, actor, run, outcome.refusal))
+                tell_privately(
+                    client, body, refusal_text(Action.ANSWER, actor, run, outcome.refusal)
+                )
                 return
             if isinstance(outcome, Stale):
                 run = backend.get_run(run_id)
-                _tell(client, body, stale_reason(backend, run, key) or outcome.reason)
+                tell_privately(client, body, stale_reason(backend, run, key) or outcome.reason)
                 return
         except RunNotFound:
-            _tell(client, body, GONE)
+            tell_privately(client, body, GONE)
             close_pressed_prompt(client, body, run_id)
             return
         except BackendError as exc:
-            _tell(client, body, f":warning: {escape_mrkdwn(str(exc))}")
+            tell_privately(client, body, f":warning: {escape_mrkdwn(str(exc))}")
             return
         if isinstance(outcome, Refused):
-            _tell(client, body, f":warning: {escape_mrkdwn(outcome.message)}")
+            tell_privately(client, body, f":warning: {escape_mrkdwn(outcome.message)}")
             return
         pause = outcome.pause
         if pause.status is PauseStatus.WAITING:
-            _tell(
+            tell_privately(
                 client,
                 body,
                 f"Recorded: answer {len(pause.answers)} of the {pause.quorum} this needs.",
@@ -175,7 +177,9 @@ def register(app: App, backend: Backend, sealer: Sealer) -> None:
         actor = slack_actor(body["user"])
         value = body["actions"][0].get("value")
         if not isinstance(value, str) or ":" not in value:
-            _tell(client, body, NOT_OURS)  # every Reassign button of Signoff's names its input
+            tell_privately(
+                client, body, NOT_OURS
+            )  # every Reassign button of Signoff's names its input
             return
         run_id, _, key = value.partition(":")
         try:
@@ -183,18 +187,18 @@ def register(app: App, backend: Backend, sealer: Sealer) -> None:
             # rather than after the person picked someone in the form.
             stale = stale_reason(backend, backend.get_run(run_id), key)
             if stale is not None:
-                _tell(client, body, stale)
+                tell_privately(client, body, stale)
                 return
             refused = backend.refusal(Action.REASSIGN, actor, run_id, key)
         except RunNotFound:
-            _tell(client, body, GONE)
+            tell_privately(client, body, GONE)
             close_pressed_prompt(client, body, run_id)
             return
         except BackendError as exc:
-            _tell(client, body, f":warning: {escape_mrkdwn(str(exc))}")
+            tell_privately(client, body, f":warning: {escape_mrkdwn(str(exc))}")
             return
         if refused is not None:
-            _tell(client, body, refusal_text(Action.REASSIGN, actor, None, refused))
+            tell_privately(client, body, refusal_text(Action.REASSIGN, actor, None, refused))
             return
         view = View(
             type="modal",

@@ -312,12 +312,12 @@ class Resuming(Interventions):
     def _answers_up_to(self, pause: Pause, given: GivenAnswer) -> tuple[GivenAnswer, ...]:
         """The answers as they stood when ``given`` was stored: on a quorum, others may have
         answered since ``pause`` was read (and after ``given``, which they leave out)."""
+        stored = None
         if pause.quorum > 1 and given.responder is not None:
             stored = self.store.get_pause(pause.run_id, pause.key)
-            responders = [a.responder for a in stored.answers] if stored else []
-            if given.responder in responders:
-                assert stored is not None
-                return stored.answers[: responders.index(given.responder) + 1]
+        responders = [a.responder for a in stored.answers] if stored else []
+        if stored is not None and given.responder in responders:
+            return stored.answers[: responders.index(given.responder) + 1]
         return (*pause.answers, given)
 
 

@@ -177,9 +177,8 @@ def register(app: App, backend: Backend, sealer: Sealer) -> None:
         actor = slack_actor(body["user"])
         value = body["actions"][0].get("value")
         if not isinstance(value, str) or ":" not in value:
-            tell_privately(
-                client, body, NOT_OURS
-            )  # every Reassign button of Signoff's names its input
+            # Every Reassign button of Signoff's names its input.
+            tell_privately(client, body, NOT_OURS)
             return
         run_id, _, key = value.partition(":")
         try:

@@ -414,11 +414,14 @@ def test_a_pause_the_flow_stops_awaiting_ends_at_once_and_takes_no_answer(
     thread, box = start(lambda: asyncio.run(gives_up_and_goes_on()))
     try:
         pause = waiting(engine, "gives-up-and-goes-on")
+        # The pause times out, then the run is running again (two writes, one after the other).
         wait_for(
-            lambda: engine.get_pause(pause.run_id, pause.key).status is PauseStatus.TIMED_OUT,
+            lambda: (
+                engine.get_pause(pause.run_id, pause.key).status is PauseStatus.TIMED_OUT
+                and engine.get_run(pause.run_id).state is RunState.RUNNING
+            ),
             what="the abandoned pause to time out while the flow goes on",
         )
-        assert engine.get_run(pause.run_id).state is RunState.RUNNING
         with pytest.raises(RunNotWaiting):
             resume_flow_run(pause.run_id, {"value": 1}, "U0ALICE")
     finally:

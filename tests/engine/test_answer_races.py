@@ -4,6 +4,8 @@ question already answered, and one after the run finished."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from typing import Any
 
 import pydantic
 import pytest
@@ -126,6 +128,15 @@ def test_the_loser_of_two_answers_learns_who_won_even_once_the_run_finished(
         resume_flow_run(pause.run_id, {"approved": False}, responder="bob")
 
 
+def race(fn: Callable[..., None], *calls: tuple[Any, ...]) -> None:
+    """Call ``fn`` once per argument tuple, each on a thread of its own, and wait for all."""
+    racers = [threading.Thread(target=fn, args=args) for args in calls]
+    for racer in racers:
+        racer.start()
+    for racer in racers:
+        racer.join(10)
+
+
 class MeetingDirectory:
     """Group membership for S_OPS whose first ``meet`` look-ups wait for each other, so that
     that many callers all pass the rule before any of them writes."""
@@ -166,14 +177,7 @@ def test_one_person_handing_a_decision_to_two_people_at_once_hands_it_to_one(
         except NotAllowed as exc:
             outcomes[to] = exc
 
-    racers = [
-        threading.Thread(target=hand, args=("U_X", engine)),
-        threading.Thread(target=hand, args=("U_Y", other)),
-    ]
-    for racer in racers:
-        racer.start()
-    for racer in racers:
-        racer.join(10)
+    race(hand, ("U_X", engine), ("U_Y", other))
     # Both passed the rule before either wrote; the second to write finds the decision
     # already handed on, and is refused as it would be a moment later.
     [(winner, approvers)] = [(to, o) for to, o in outcomes.items() if isinstance(o, tuple)]
@@ -269,14 +273,7 @@ def test_the_answer_that_completes_a_quorum_beside_another_returns_both(
     def answer(by: str, by_engine: Engine) -> None:
         returned[by] = by_engine.resume(pause.run_id, {"approved": True}, by)
 
-    racers = [
-        threading.Thread(target=answer, args=("U_OPS1", engine)),
-        threading.Thread(target=answer, args=("U_OPS2", other)),
-    ]
-    for racer in racers:
-        racer.start()
-    for racer in racers:
-        racer.join(10)
+    race(answer, ("U_OPS1", engine), ("U_OPS2", other))
     thread.join(10)
     assert sorted(box["result"]) == ["U_OPS1", "U_OPS2"]
     [counted] = [p for p in returned.values() if p.status is PauseStatus.WAITING]

@@ -52,13 +52,13 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
-    """``-n auto``: two workers per core, and at most 8 more than cores. Most tests wait
-    (on a subprocess, a server, a condition) more than they compute: with one worker per
-    core a run left a third of the machine idle (on 2 cores: 13 min 37 s with 2 workers,
-    10 min 21 s with 3, 8 min 59 s with 4). Each worker starts its own PostgreSQL, so a
-    large machine gets fewer than twice its cores."""
+    """``-n auto``: half as many workers again as cores, and at most 8 more than cores.
+    Most tests wait (on a subprocess, a server, a condition) more than they compute: with
+    one worker per core a run left a third of the machine idle. On 2 cores: 13 min 37 s
+    with 2 workers, 10 min 21 s with 3; 4 workers took 9 to 10 minutes, but tests that
+    time their own servers (pool waits, shutdowns) then failed one run in three."""
     cores = os.cpu_count() or 1
-    return min(2 * cores, cores + 8)
+    return min(max(2, cores * 3 // 2), cores + 8)
 
 
 def _compile_sources() -> None:

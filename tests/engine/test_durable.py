@@ -136,10 +136,11 @@ def test_a_nested_flow_paused_when_its_process_died_is_taken_up_by_the_outer_rer
         )[0]
         kill_9(first)
     with worker_process(flows, database_url):
+        # One read: state and owner from two reads could be of two moments of the re-run.
         wait_for(
             lambda: (
-                engine.get_run(child.id).state is RunState.PAUSED
-                and engine.get_run(child.id).owner not in (None, child.owner)
+                (taken := engine.get_run(child.id)).state is RunState.PAUSED
+                and taken.owner not in (None, child.owner)
             ),
             what="the outer run's re-run to take the nested run up",
         )

@@ -47,10 +47,14 @@ class RunContext:
     #: the key of a pause the flow stopped awaiting (its await was cancelled), which the
     #: flow's next write ends first (``waiting.give_up_abandoned``)
     abandoned: str | None = None
+    #: whether ``abandoned`` was cancelled as the process left the run, so not yet given up:
+    #: if the flow goes on, its next write gives it up; if it stops too, the pause stays
+    abandoned_leaving: bool = False
     #: held while the abandoned pause is ended, by whichever thread gets there first
     giving_up: threading.Lock = field(default_factory=threading.Lock)
-    #: whether the process is leaving this run to another (a stopping worker): a pause the
-    #: flow stops awaiting then stays, for the process that takes the run over
+    #: whether the process is leaving this run (a stopping worker, Ctrl-C under
+    #: ``asyncio.run``): a pause the flow stops awaiting then stays, for the process that
+    #: takes the run over or the run's suspension
     leaving: Callable[[], bool] = lambda: False
     #: whether this execution called another flow (whose run may be left when it ends)
     called_flows: bool = False

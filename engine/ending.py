@@ -4,6 +4,7 @@ the flow function gets instead of the engine's own signals."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -72,11 +73,16 @@ def finish_with(ctx: RunContext, exc: BaseException) -> None:
     if isinstance(exc, Suspend | Cancel | TakenOver):
         store.add_logs(ctx.run_id, ctx.take_logs())
         return
+    stopping = _process_stopping(ctx, exc) and ctx.parent_run_id is None
+    if stopping:
+        with ctx.giving_up:
+            if ctx.abandoned_leaving:  # Ctrl-C cancelled the await: the pause stays open
+                ctx.abandoned = None
     # A pause the flow stopped awaiting is ended first, as it would be by its next write:
     # not left for the run's end to cancel, nor ended after it.
     give_up_abandoned(ctx)
     logs = ctx.take_logs()
-    if _process_stopping(exc) and ctx.parent_run_id is None:
+    if stopping:
         # Ctrl-C (or sys.exit) while the flow waited for input: the question stays open,
         # and answering it runs the flow again on a worker, as for a process that died.
         if store.transition(
@@ -135,9 +141,12 @@ def finish_with(ctx: RunContext, exc: BaseException) -> None:
     )
 
 
-def _process_stopping(exc: BaseException) -> bool:
-    """Whether ``exc`` stops the process (Ctrl-C, ``sys.exit``), rather than the flow alone
-    (an error, or its coroutine cancelled by whoever awaited it)."""
+def _process_stopping(ctx: RunContext, exc: BaseException) -> bool:
+    """Whether ``exc`` stops the process (Ctrl-C, ``sys.exit``, or the cancellation Ctrl-C
+    makes under ``asyncio.run``), rather than the flow alone (an error, or its coroutine
+    cancelled by whoever awaited it)."""
+    if isinstance(exc, asyncio.CancelledError):
+        return ctx.leaving()
     return isinstance(exc, KeyboardInterrupt | SystemExit)
 
 

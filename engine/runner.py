@@ -9,7 +9,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from signoff.engine import serialization
+from signoff.engine import interrupts, serialization
 from signoff.engine.actors import Actor, as_actor
 from signoff.engine.audit import AuditAction, AuditEntry
 from signoff.engine.console import show_runs_if_unconfigured
@@ -226,9 +226,12 @@ async def call_flow_async(
         taken if taken is not None else await offload(_start, flow, parameters, started_by)
     )
     offload = ctx.engine.store_threads.call
+    # Ctrl-C under asyncio.run cancels the flow: its pause stays, as for a sync flow's.
+    ctx.leaving = interrupts.interrupted
     token = current_run.set(ctx)
     try:
-        result = await flow.fn(**parameters)
+        with interrupts.watching():
+            result = await flow.fn(**parameters)
         if ctx.engine.suspend_requests(ctx.run_id):
             await offload(suspend_at_end, ctx)
     except BaseException as exc:

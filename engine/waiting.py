@@ -335,9 +335,10 @@ async def _wait_async(req: PauseRequest) -> Any:
             # The flow stopped awaiting (asyncio.wait_for, a cancelled task). The pause ends
             # now: left waiting, it would take an answer that nothing hears. If the process
             # is stopping, it stays, for the worker that takes the run over as from any
-            # process that died.
+            # process that died, or for the run's suspension (Ctrl-C under asyncio.run).
             req.ctx.abandoned = req.key
-            if not req.ctx.leaving():
+            req.ctx.abandoned_leaving = req.ctx.leaving()
+            if not req.ctx.abandoned_leaving:
                 _give_up_soon(req.ctx)
         raise
     finally:

@@ -4,6 +4,7 @@ test_answer_races)."""
 from __future__ import annotations
 
 import asyncio
+import signal
 import threading
 from decimal import Decimal
 from typing import Literal
@@ -486,10 +487,14 @@ def test_an_async_flow_cancelled_while_it_waits_leaves_no_question_open(engine: 
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(awaited_under_a_deadline(), 0.5)
 
+    handler = signal.getsignal(signal.SIGINT)
     asyncio.run(under_a_deadline())
     (run,) = engine.list_runs(flow_name="awaited-under-a-deadline")
+    # Not taken for Ctrl-C (which suspends the run instead: test_script_exit.py).
     assert run.state is RunState.CRASHED
     _nothing_waits(engine, run.id, PauseStatus.TIMED_OUT)
+    # The flow noted Ctrl-C while it ran, and put back the handler it stood in front of.
+    assert signal.getsignal(signal.SIGINT) is handler
 
 
 def test_a_run_that_fails_beside_a_waiting_pause_leaves_no_question_open(engine: Engine) -> None:

@@ -12,6 +12,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from signoff.engine import Engine, EngineSettings, RunState
 from signoff.engine.store.wakeups import LocalWakeups
 from tests.support.waiting import wait_for
@@ -105,29 +107,50 @@ WAITS_IN_THE_MAIN_THREAD = """
     deploy()
 """
 
+AWAITS_UNDER_ASYNCIO_RUN = """
+    import asyncio
+    from signoff.engine import flow, pause_flow_run
+    from signoff.engine.input import RunInput
 
-def test_ctrl_c_on_a_script_whose_flow_waits_suspends_the_run(tmp_path: Path) -> None:
+    class Go(RunInput):
+        ok: bool
+
+    @flow
+    async def deploy():
+        print("waiting", flush=True)
+        await pause_flow_run(wait_for_input=Go)
+
+    asyncio.run(deploy())
+"""
+
+
+@pytest.mark.parametrize(
+    "source", [WAITS_IN_THE_MAIN_THREAD, AWAITS_UNDER_ASYNCIO_RUN], ids=["sync", "async"]
+)
+def test_ctrl_c_on_a_script_whose_flow_waits_suspends_the_run(tmp_path: Path, source: str) -> None:
     """The run was marked crashed with its pause still waiting: the question was lost, and
-    answering it said the run had crashed."""
+    answering it said the run had crashed. Under ``asyncio.run``, Ctrl-C reaches the flow
+    as a cancellation, not a ``KeyboardInterrupt``; it was taken for the flow's own
+    ``asyncio.wait_for`` running out, and the run crashed with its pause timed out."""
     script = tmp_path / "script.py"
-    script.write_text(textwrap.dedent(WAITS_IN_THE_MAIN_THREAD))
+    script.write_text(textwrap.dedent(source))
     url = f"sqlite:///{tmp_path}/signoff.db"
     env = {**os.environ, "SIGNOFF_DATABASE_URL": url, "PYTHONPATH": str(ROOT)}
-    process = subprocess.Popen(
-        [sys.executable, str(script)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
-    assert process.stdout is not None and process.stdout.readline() == b"waiting\n"
     engine = Engine(EngineSettings.load(database_url=url))
-    try:
-        wait_for(lambda: engine.list_runs(states=[RunState.PAUSED]), what="the flow to pause")
-        process.send_signal(signal.SIGINT)
-        assert process.wait(30) == -signal.SIGINT  # as Python ends on a KeyboardInterrupt
-        (run,) = engine.list_runs()
-        assert run.state is RunState.SUSPENDED
-        assert engine.waiting_pause(run.id) is not None
-        engine.resume(run.id, {"ok": True}, responder="ada")
-        assert engine.get_run(run.id).state is RunState.SCHEDULED
-    finally:
-        if process.poll() is None:
-            process.kill()
-        engine.close()
+    with subprocess.Popen(
+        [sys.executable, str(script)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    ) as process:
+        try:
+            assert process.stdout is not None and process.stdout.readline() == b"waiting\n"
+            wait_for(lambda: engine.list_runs(states=[RunState.PAUSED]), what="the flow to pause")
+            process.send_signal(signal.SIGINT)
+            assert process.wait(30) == -signal.SIGINT  # as Python ends on a KeyboardInterrupt
+            (run,) = engine.list_runs()
+            assert run.state is RunState.SUSPENDED
+            assert engine.waiting_pause(run.id) is not None
+            engine.resume(run.id, {"ok": True}, responder="ada")
+            assert engine.get_run(run.id).state is RunState.SCHEDULED
+        finally:
+            if process.poll() is None:
+                process.kill()
+            engine.close()

@@ -1,0 +1,74 @@
+"""Whether Ctrl-C, rather than the flow's own code, cancelled the async flows of this process.
+
+Under ``asyncio.run``, Ctrl-C raises no ``KeyboardInterrupt`` inside the flow: the runner
+cancels its main task, and a flow awaiting input sees a ``CancelledError``, as it does when
+its own ``asyncio.wait_for`` runs out. The two must end differently. Ctrl-C stops the
+process, so the question stays open and the run is suspended for a worker, as a sync flow's
+is; an await the flow gave up on ends its pause at once.
+
+So while an async flow runs in the main thread, the engine puts a SIGINT handler in front of
+whichever one was there (``asyncio.run``'s, or Python's own): it notes the interrupt and hands
+the signal on unchanged. The last flow to finish puts the previous handler back.
+
+>>> with watching():
+...     interrupted()
+False
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+_Handler = Callable[[int, FrameType | None], object]
+
+_interrupted = threading.Event()
+#: flows running inside ``watching()``, and the handler ours stands in front of
+_watchers = 0
+_previous: _Handler | None = None
+
+
+def interrupted() -> bool:
+    """Whether SIGINT arrived while an async flow of this process ran in the main thread."""
+    return _interrupted.is_set()
+
+
+def _note(signum: int, frame: FrameType | None) -> None:
+    _interrupted.set()
+    if _previous is not None:
+        _previous(signum, frame)
+
+
+@contextmanager
+def watching() -> Iterator[None]:
+    """Note Ctrl-C for as long as the block runs. Only in the main thread (the only one that
+    receives signals, and may set handlers), and only where SIGINT has a Python handler: where
+    it is ignored or kills the process, no flow sees it as a cancellation."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    global _watchers, _previous
+    if _watchers == 0:
+        current = signal.getsignal(signal.SIGINT)
+        if not callable(current):
+            yield
+            return
+        _interrupted.clear()
+        _previous = current
+        signal.signal(signal.SIGINT, _note)
+    _watchers += 1
+    try:
+        yield
+    finally:
+        _watchers -= 1
+        if _watchers == 0:
+            # Unless something set its own handler since: that one stays.
+            if signal.getsignal(signal.SIGINT) is _note and _previous is not None:
+                signal.signal(signal.SIGINT, _previous)
+            _previous = None
+
+
+__all__ = ["interrupted", "watching"]

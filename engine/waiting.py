@@ -377,16 +377,7 @@ def give_up_abandoned(ctx: RunContext) -> None:
 
 def _end_abandoned(ctx: RunContext, key: str) -> None:
     engine = ctx.engine
-    if engine.store.expire_pause(ctx.run_id, key):
-        engine.store.transition(
-            ctx.run_id,
-            RunState.RUNNING,
-            "Running",
-            f"stopped waiting for input {key!r}",
-            expect=(RunState.PAUSED,),
-            expect_owner=engine.process_id,
-            owner=engine.process_id,
-        )
+    if engine.store.expire_pause(ctx.run_id, key, resumed_by=engine.process_id):
         engine.notify()
         logger.info(
             "flow stopped waiting",

@@ -336,8 +336,12 @@ class PauseQueries(AuditQueries, StateChangeQueries):
         return True
 
     @write_again_if_dropped
-    def expire_pause(self, run_id: str, key: str) -> bool:
-        """Mark a waiting pause as timed out; False if it no longer waits."""
+    def expire_pause(self, run_id: str, key: str, *, resumed_by: str | None = None) -> bool:
+        """Mark a waiting pause as timed out; False if it no longer waits.
+
+        With ``resumed_by`` (the process running the flow), the run, paused and owned by it,
+        is running again in the same transaction: the flow stopped awaiting the pause and
+        went on, and no moment reads it as paused on a pause that no longer waits."""
         now = self.clock()
         with self._write() as conn:
             done = conn.execute(
@@ -361,6 +365,18 @@ class PauseQueries(AuditQueries, StateChangeQueries):
                 ],
                 now,
             )
+            if resumed_by is not None:
+                self._change_state(
+                    conn,
+                    run_id,
+                    RunState.RUNNING,
+                    "Running",
+                    f"stopped waiting for input {key!r}",
+                    now,
+                    expect=(RunState.PAUSED,),
+                    expect_owner=resumed_by,
+                    owner=resumed_by,
+                )
             return True
 
     @write_again_if_dropped

@@ -415,7 +415,7 @@ def test_a_pause_the_flow_stops_awaiting_ends_at_once_and_takes_no_answer(
     thread, box = start(lambda: asyncio.run(gives_up_and_goes_on()))
     try:
         pause = waiting(engine, "gives-up-and-goes-on")
-        # The pause times out, then the run is running again (two writes, one after the other).
+        # The pause times out and the run is running again, in one write.
         wait_for(
             lambda: (
                 engine.get_pause(pause.run_id, pause.key).status is PauseStatus.TIMED_OUT

@@ -61,8 +61,8 @@ from signoff.engine.errors import (
 from signoff.engine.events import DurableConsumer, RunObserver
 from signoff.engine.permissions import Action, Refusal
 from signoff.engine.quorum import Answered, Answers
+from signoff.engine.registry import find_flow, registered_flows
 from signoff.engine.registry import load as load_flows
-from signoff.engine.registry import registered_flows
 from signoff.engine.runs import (
     ConsumerLag,
     Delegation,
@@ -273,6 +273,7 @@ __all__ = [
     "aresume_flow_run",
     "asuspend_flow_run",
     "cancel_flow_run",
+    "find_flow",
     "flow",
     "get_engine",
     "get_run_logger",

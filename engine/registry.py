@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from signoff.engine.definition import FlowDefinition
-from signoff.engine.errors import FlowImportError
+from signoff.engine.errors import FlowImportError, FlowNotFound
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +83,17 @@ class FlowRegistry:
         exact = [n for n in names if n.lower().replace("_", "-") == wanted]
         return exact or difflib.get_close_matches(wanted, names, n=3, cutoff=0.75)
 
+    def find(self, name: str) -> FlowDefinition:
+        """The flow called ``name``.
+
+        Raises:
+            FlowNotFound: none is registered (with the registered names close to it).
+        """
+        found = self.get(name)
+        if found is None:
+            raise FlowNotFound(name, suggestions=self.similar(name))
+        return found
+
     def resolve(self, name: str, ref: str | None) -> FlowDefinition:
         """The flow called ``name``, importing it from ``ref`` if this process lacks it.
 
@@ -109,6 +120,19 @@ registry = FlowRegistry()
 def registered_flows() -> list[FlowDefinition]:
     """Every flow defined in this process so far (``@flow`` or ``load_flows``), by name."""
     return registry.all()
+
+
+def find_flow(name: str) -> FlowDefinition:
+    """The flow called ``name`` defined in this process (``@flow`` or ``load_flows``).
+
+    >>> find_flow("deplyo")
+    Traceback (most recent call last):
+    FlowNotFound: no flow named 'deplyo' is registered; did you mean 'deploy'?
+
+    Raises:
+        FlowNotFound: none is, with the names close to it.
+    """
+    return registry.find(name)
 
 
 def _where(flow: FlowDefinition) -> str:

@@ -22,7 +22,6 @@ from signoff.engine.actors import Actor, as_actor
 from signoff.engine.audit import AuditAction, AuditEntry
 from signoff.engine.dispatch import Dispatcher, Interest
 from signoff.engine.errors import (
-    FlowNotFound,
     RunNotFound,
     StoreError,
 )
@@ -352,9 +351,7 @@ class Engine(Liveness, Resuming, Upkeep):
             NotAllowed: ``started_by`` may not start this flow (the refusal is recorded).
             InvalidParameters: the parameters do not fit the flow's signature.
         """
-        flow = self.flows.get(flow_name)
-        if flow is None:
-            raise FlowNotFound(flow_name, suggestions=self.flows.similar(flow_name))
+        flow = self.flows.find(flow_name)
         actor = as_actor(started_by)
         refusal = self.permissions.start(actor, flow.name, flow.starters)
         if refusal is not None:

@@ -76,6 +76,7 @@ def test_engine_exports() -> None:
         "aresume_flow_run",
         "asuspend_flow_run",
         "cancel_flow_run",
+        "find_flow",
         "flow",
         "get_engine",
         "get_run_logger",

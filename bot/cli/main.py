@@ -45,7 +45,7 @@ from signoff.bot.cli.wait import Until, report_wait, say_no_worker, timeout_opti
 from signoff.bot.errors import BotError, EnvFileUnreadable, JsonTooDeep, SettingsError
 from signoff.bot.forms.parameters import parameter_value
 from signoff.bot.stopping import Terminated, stop_signals, unwind_on_sigterm, wait_until
-from signoff.engine import EngineError, FlowNotFound, load_flows
+from signoff.engine import EngineError, FlowNotFound, find_flow, load_flows
 
 logger = logging.getLogger(__name__)
 
@@ -304,22 +304,23 @@ def run(
     --wait) gives up after so many seconds, with exit status 124.
     """
     load_flows(*sources)
+    try:
+        # Before the database is opened: a mistyped name must not leave a database behind.
+        flow = find_flow(flow_name)
+    except FlowNotFound as exc:
+        if sources:
+            raise
+        raise FlowNotFound(flow_name, f"{exc}; load it with --flows PATH_OR_MODULE") from exc
     session.create = True
     engine = session.engine()
-    flow = engine.flows.get(flow_name)
-    schema = flow.parameters_schema() if flow else None
+    schema = flow.parameters_schema()
     values: dict[str, Any] = {}
     for name, text in params.items():
         try:
             values[name] = parameter_value(schema, name, text)
         except JsonTooDeep as exc:
             raise click.BadParameter(f"{name}: {exc}", param_hint="'--param'") from exc
-    try:
-        queued = engine.submit(flow_name, values, started_by=engine.operator(started_by))
-    except FlowNotFound as exc:
-        if sources:
-            raise
-        raise FlowNotFound(flow_name, f"{exc}; load it with --flows PATH_OR_MODULE") from exc
+    queued = engine.submit(flow.name, values, started_by=engine.operator(started_by))
     if not wait and until is None and timeout is None:
         click.echo(dump_json(queued) if as_json else queued.id)
         return

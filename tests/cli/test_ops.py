@@ -75,7 +75,7 @@ def test_every_commands_help_reads_as_plain_text(capsys: pytest.CaptureFixture[s
     assert seen >= 19  # every command and sub-command
 
 
-def test_an_unknown_flow_name_suggests_the_close_one(
+def test_an_unknown_flow_name_suggests_the_close_one_and_makes_no_database(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     status, _, err = run_cli(
@@ -83,6 +83,13 @@ def test_an_unknown_flow_name_suggests_the_close_one(
     )
     assert status == 1
     assert "did you mean 'access-request'?" in err
+    status, _, err = run_cli(capsys, "run", "deploy-prod")  # no --flows
+    assert (status, err) == (
+        1,
+        "error: no flow named 'deploy-prod' is registered; load it with --flows PATH_OR_MODULE\n",
+    )
+    # A mistyped name (perhaps with a mistyped database path) leaves no database behind.
+    assert not (project / "ops.db").exists()
 
 
 def test_an_empty_database_url_is_refused_not_taken_for_the_default(

@@ -90,11 +90,12 @@ if TYPE_CHECKING:
         pause_flow_run,
         suspend_flow_run,
     )
+    from signoff.engine.refusals import model_errors
     from signoff.engine.runtime import Engine, get_engine, set_engine
     from signoff.engine.schema import SchemaStatus, schema_status, upgrade_schema
     from signoff.engine.settings import EngineSettings
     from signoff.engine.tasks import Task, task
-    from signoff.engine.validation import model_errors, schema_errors
+    from signoff.engine.validation import schema_errors
     from signoff.engine.workers import Worker
 
 #: The names above that bring in the database layer, jsonschema or pydantic settings, by
@@ -114,7 +115,8 @@ _LAZY = {
     "signoff.engine.schema": ("SchemaStatus", "schema_status", "upgrade_schema"),
     "signoff.engine.settings": ("EngineSettings",),
     "signoff.engine.tasks": ("Task", "task"),
-    "signoff.engine.validation": ("model_errors", "schema_errors"),
+    "signoff.engine.refusals": ("model_errors",),
+    "signoff.engine.validation": ("schema_errors",),
     "signoff.engine.workers": ("Worker",),
 }
 _HOMES = {name: module for module, names in _LAZY.items() for name in names}

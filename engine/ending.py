@@ -19,9 +19,9 @@ from signoff.engine.errors import (
     RunSuspended,
     RunTakenOver,
 )
+from signoff.engine.refusals import model_errors
 from signoff.engine.runs import RunState
 from signoff.engine.signals import Cancel, Suspend, TakenOver
-from signoff.engine.validation import model_errors
 from signoff.engine.waiting import give_up_abandoned
 
 logger = logging.getLogger("signoff.engine.runner")

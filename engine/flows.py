@@ -14,8 +14,8 @@ from pydantic.json_schema import PydanticJsonSchemaWarning
 from signoff.engine import serialization
 from signoff.engine.actors import checked_ids
 from signoff.engine.errors import InvalidParameters
+from signoff.engine.refusals import model_errors
 from signoff.engine.registry import registry
-from signoff.engine.validation import model_errors
 
 P = ParamSpec("P")
 R = TypeVar("R")

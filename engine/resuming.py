@@ -36,6 +36,7 @@ from signoff.engine.errors import (
 from signoff.engine.input import load_answer
 from signoff.engine.interventions import Interventions
 from signoff.engine.permissions import Refusal
+from signoff.engine.refusals import refusal_errors
 from signoff.engine.runs import (
     JSON,
     GivenAnswer,
@@ -47,7 +48,6 @@ from signoff.engine.runs import (
     run_id_text,
 )
 from signoff.engine.store.answers import AnswerOutcome
-from signoff.engine.validation import refusal_errors, schema_errors
 from signoff.engine.waiters import Answer, Waiter
 
 logger = logging.getLogger(__name__)
@@ -324,6 +324,10 @@ class Resuming(Interventions):
 def _input_errors(pause: Pause, payload: dict[str, JSON]) -> dict[str, str]:
     """What is wrong with ``payload`` as input to ``pause`` (its schema's check)."""
     if pause.schema is not None:
+        # Imported on the first answer: a command that only lists or shows runs does not
+        # load jsonschema and build the format checks (about 80 ms).
+        from signoff.engine.validation import schema_errors
+
         return schema_errors(pause.schema, payload)
     return {"": "this pause takes no input"} if payload else {}
 

@@ -46,7 +46,8 @@ from pydantic_core import PydanticCustomError, SchemaValidator, core_schema
 from pydantic_core import SchemaError as CoreSchemaError
 
 from signoff.engine.input_schema import URL_KEYS
-from signoff.engine.serialization import error_text, unstorable_values
+from signoff.engine.refusals import field_path
+from signoff.engine.serialization import unstorable_values
 from signoff.engine.temporal_rules import temporal_errors
 
 #: a schema (or a field's rules) as the key its built check is kept under: the same JSON
@@ -89,13 +90,9 @@ _REQUIRED = re.compile(r"^'(?P<name>[^']+)' is a required property")
 _UNEXPECTED = re.compile(r"\('(?P<names>.+)' (?:was|were) unexpected\)")
 
 
-def _path(parts: Iterable[Any]) -> str:
-    return ".".join(str(p) for p in parts)
-
-
 def _describe(error: SchemaError) -> tuple[str, str]:
     """(field path, message in plain words) for one jsonschema error."""
-    path = _path(error.absolute_path)
+    path = field_path(error.absolute_path)
     kind = error.validator
     expected: Any = error.validator_value
     if kind == "required":
@@ -109,7 +106,7 @@ def _describe(error: SchemaError) -> tuple[str, str]:
     if kind in ("anyOf", "oneOf") and error.context:
         # Optional[X] is anyOf [X, null]: the helpful message is the one about X.
         useful = [e for e in error.context if e.validator_value != "null"] or list(error.context)
-        return _path(error.absolute_path), _describe(useful[0])[1]
+        return field_path(error.absolute_path), _describe(useful[0])[1]
     messages: dict[str, Callable[[], str]] = {
         "type": lambda: (
             "must be "
@@ -411,24 +408,3 @@ def schema_errors(schema: Mapping[str, Any], payload: Any) -> dict[str, str]:
         if message not in found.setdefault(path, []):
             found[path].append(message)
     return {path: "; ".join(messages) for path, messages in sorted(found.items())}
-
-
-def model_errors(exc: pydantic.ValidationError) -> dict[str, str]:
-    """A pydantic ValidationError as ``{field path: message}``, without pydantic's prefixes."""
-    found: dict[str, list[str]] = {}
-    for err in exc.errors():
-        path = _path(p for p in err["loc"] if p != "__root__")
-        message = str(err["msg"])
-        for prefix in ("Value error, ", "Assertion failed, "):
-            message = message.removeprefix(prefix)
-        found.setdefault(path, []).append(message)
-    return {path: "; ".join(messages) for path, messages in found.items()}
-
-
-def refusal_errors(exc: Exception) -> dict[str, str]:
-    """Why the flow's model refused an answer, as ``{field path: message}``: a
-    ValidationError's messages by field, or the whole answer's (under ``""``) when loading
-    it raised anything else (a validator's ``v.strip()`` on None: AttributeError)."""
-    if isinstance(exc, pydantic.ValidationError):
-        return model_errors(exc)
-    return {"": f"loading the answer raised {error_text(exc)}"}

@@ -23,9 +23,9 @@ from signoff.engine.context import RunContext
 from signoff.engine.errors import AlreadyWaiting, CannotSuspend, PauseTimeout, UnstorableValue
 from signoff.engine.input import RunInput, load_answer
 from signoff.engine.quorum import Answered, Answers
+from signoff.engine.refusals import refusal_errors
 from signoff.engine.runs import GivenAnswer, Pause, PauseStatus, RunState
 from signoff.engine.signals import Cancel, Suspend, TakenOver
-from signoff.engine.validation import prepare_schema, refusal_errors
 from signoff.engine.waiters import Asked, LoopWaiter, ThreadWaiter
 
 logger = logging.getLogger(__name__)
@@ -46,7 +46,10 @@ def _open(req: PauseRequest, owner: str | None) -> None:
     engine, run_id = req.ctx.engine, req.ctx.run_id
     if req.pause.schema is not None and req.model is not None and req.model not in _READIED:
         # An answer given in this process is checked against the schema: the check is
-        # built now, once per model, rather than on the first answer's clock.
+        # built now, once per model, rather than on the first answer's clock. (Imported
+        # here, as in resuming: a process that never pauses or answers loads no jsonschema.)
+        from signoff.engine.validation import prepare_schema
+
         prepare_schema(req.pause.schema)
         _READIED.add(req.model)
     give_up_abandoned(req.ctx)

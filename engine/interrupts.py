@@ -26,8 +26,9 @@ from types import FrameType
 _Handler = Callable[[int, FrameType | None], object]
 
 _interrupted = threading.Event()
-#: flows running inside ``watching()``, and the handler ours stands in front of
+#: flows running inside ``watching()``
 _watchers = 0
+#: the handler the note stands in front of, as long as the note may be called
 _previous: _Handler | None = None
 
 
@@ -53,21 +54,22 @@ def watching() -> Iterator[None]:
     global _watchers, _previous
     if _watchers == 0:
         current = signal.getsignal(signal.SIGINT)
-        if not callable(current):
-            yield
-            return
+        if _previous is None:
+            if not callable(current):
+                yield
+                return
+            _previous = current
+            signal.signal(signal.SIGINT, _note)
+        # else: a handler set during an earlier flow replaced the note and stays; it may
+        # hand the signal on to the note, which is not put in front of it a second time.
         _interrupted.clear()
-        _previous = current
-        signal.signal(signal.SIGINT, _note)
     _watchers += 1
     try:
         yield
     finally:
         _watchers -= 1
-        if _watchers == 0:
-            # Unless something set its own handler since: that one stays.
-            if signal.getsignal(signal.SIGINT) is _note and _previous is not None:
-                signal.signal(signal.SIGINT, _previous)
+        if _watchers == 0 and signal.getsignal(signal.SIGINT) is _note:
+            signal.signal(signal.SIGINT, _previous)
             _previous = None
 
 

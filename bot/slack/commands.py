@@ -202,9 +202,12 @@ def register(app: App, backend: Backend, sealer: Sealer) -> None:
         except ValueError as exc:
             respond(f"Could not read that: {exc}\n{HELP}")
             return
-        # "before=RUN" anywhere pages a listing (the list's More button types it for you).
-        cursors = [w for w in words if w.lower().startswith("before=")]
-        words = [w for w in words if not w.lower().startswith("before=")]
+        # "before=RUN" anywhere pages a listing (the list's More button types it for you);
+        # after `start FLOW` it is a parameter like any other (a report's `before=DATE`).
+        cursors: list[str] = []
+        if not words or words[0].lower() != "start":
+            cursors = [w for w in words if w.lower().startswith("before=")]
+            words = [w for w in words if not w.lower().startswith("before=")]
         first = words[0] if words else ""
         verb = first.lower()
         user = command.user_id
@@ -220,9 +223,12 @@ def register(app: App, backend: Backend, sealer: Sealer) -> None:
             elif verb == "start" and len(words) >= 2:
                 start(words[1], words[2:], command, respond, client)
             elif verb in ("show", "cancel", "start"):
-                respond(
-                    f"`/runs {verb}` needs {'a flow' if verb == 'start' else 'a run id'}.\n{HELP}"
+                wanted = "a flow" if verb == "start" else "a run id"
+                # More than one word after show or cancel: one run at a time.
+                problem = (
+                    f"takes one run id, not {len(words) - 1}" if words[1:] else f"needs {wanted}"
                 )
+                respond(f"`/runs {verb}` {problem}.\n{HELP}")
             elif len(words) <= 1 and (
                 verb in FILTERS
                 or verb == ""

@@ -52,6 +52,11 @@ def rc_tags(tags: list[str], name: str = "", limits: dict[str, int] | None = Non
     return len(tags)
 
 
+@flow(name="rc-report")
+def rc_report(region: str, before: str = "today") -> str:
+    return f"{region} before {before}"
+
+
 @flow(name="rc-broken")
 def rc_broken() -> None:
     raise RuntimeError("boom")
@@ -191,6 +196,17 @@ def test_start_with_parameters_posts_the_prompt_where_it_was_typed(
     prompt = bot.root_message(run.id, "C0DEPLOYS")
     assert buttons(prompt)
     assert bot.slack.channel(bot.channel).messages == ()
+
+
+def test_a_parameter_named_before_is_a_parameter_to_start_not_a_page_cursor(
+    engine: Engine, bot: RunningBot
+) -> None:
+    """`before=` paged lists wherever it was typed, so `/runs start` dropped it: the run
+    started with the flow's default, or a form asked for what was typed."""
+    answer = runs(bot, "alice", "start rc-report before=2026-01-01 region=eu")
+    assert answer.text.startswith("Started *rc-report* run")
+    (run,) = wait_for(lambda: engine.list_runs(flow_name="rc-report"), timeout=5)
+    assert run.parameters == {"before": "2026-01-01", "region": "eu"}
 
 
 def test_start_reads_values_typed_as_json_and_quoted_words_as_before(
@@ -348,6 +364,10 @@ def test_help_and_unknown_subcommands(engine: Engine, bot: RunningBot) -> None:
     assert "`rc-deploy`" in mistyped.split("\n", 1)[0] and help_text in mistyped
     assert "`rc-&lt;odd&gt; &amp; *bold*`" in mistyped  # as written, as /runs start lists it
     assert "needs a run id" in runs(bot, "alice", "show").text
+    # It said "needs a run id" to someone who gave two.
+    assert runs(bot, "alice", "cancel 1a 1b").text.startswith(
+        "`/runs cancel` takes one run id, not 2.\n"
+    )
     assert "no run with id 'nope'" in runs(bot, "alice", "show nope").text
     assert "No flow named `nope`" in runs(bot, "alice", "start nope").text
     # Flow names and the typed name read as written, not as Slack markup.

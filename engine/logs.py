@@ -10,7 +10,7 @@ from typing import Any
 
 from signoff.engine.context import current_run, current_task
 from signoff.engine.errors import MissingContext
-from signoff.engine.serialization import clipped, storable_text
+from signoff.engine.serialization import clipped, preview, storable_text
 
 _flow_logger = logging.getLogger("signoff.engine.flow_runs")
 
@@ -51,11 +51,21 @@ def stored_text(msg: object, args: tuple[Any, ...], exc_info: object = None) -> 
     try:
         text = record.getMessage()
     except Exception as exc:  # what a format and its arguments raise: TypeError, KeyError...
-        text = f"{msg} {args!r} (the arguments do not fit the message: {exc})"
+        # Each part shown as far as it can be: an argument whose __repr__ (or a message
+        # whose __str__) raises must not fail the flow from this fallback either.
+        shown = ", ".join(preview(arg) for arg in args)
+        text = f"{_as_text(msg)} ({shown}) (the arguments do not fit the message: {_as_text(exc)})"
     trace = _traceback(exc_info)
     if trace:
         text += "\n" + trace
     return clipped(storable_text(text), MAX_LOG_TEXT)
+
+
+def _as_text(value: object) -> str:
+    try:
+        return str(value)
+    except Exception:
+        return preview(value)
 
 
 def _traceback(exc_info: object) -> str:

@@ -119,6 +119,29 @@ def test_a_log_call_whose_arguments_do_not_fit_is_kept_not_fatal(engine: Engine)
     assert long == "x" * 100_000 + "… (10 characters more)"
 
 
+def test_a_log_argument_that_cannot_be_shown_is_kept_not_fatal(engine: Engine) -> None:
+    """An argument whose __repr__ raises failed the run: the fallback for a call that
+    cannot be formatted called it again. ``logging`` reports such a call and goes on."""
+
+    class Opaque:
+        def __repr__(self) -> str:
+            raise RuntimeError("repr broken")
+
+    @flow(name="opaque-logs")
+    def opaque() -> str:
+        get_run_logger().info("deploying %r to %s", Opaque(), "eu")
+        return "done"
+
+    assert opaque() == "done"
+    (run,) = engine.list_runs(flow_name="opaque-logs")
+    assert run.state is RunState.COMPLETED
+    (line,) = [entry.message for entry in engine.detail(run.id).logs]
+    assert line == (
+        "deploying %r to %s (<Opaque that cannot be shown: repr broken>, 'eu') "
+        "(the arguments do not fit the message: repr broken)"
+    )
+
+
 def test_a_logged_exception_keeps_its_traceback_with_the_run(engine: Engine) -> None:
     """``log.exception(...)`` stores the traceback after the message, as Prefect's run logs
     (and any logging handler) show it; the message alone would not say what went wrong."""

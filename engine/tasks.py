@@ -12,7 +12,7 @@ import inspect
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, cast, overload
 
@@ -37,15 +37,14 @@ class Task(Generic[P, R]):
         fn: Callable[P, R],
         *,
         name: str | None = None,
-        retries: int = 0,
-        retry_delay_seconds: float = 0,
+        retries: int | None = 0,
+        retry_delay_seconds: RetryDelays = 0,
     ) -> None:
-        if retries < 0 or retry_delay_seconds < 0:
-            raise ValueError("retries and retry_delay_seconds must not be negative")
         self.fn = fn
         self.name = checked_name("task", name or fn.__name__.replace("_", "-"))
-        self.retries = retries
-        self.retry_delay_seconds = retry_delay_seconds
+        self.retries = _checked_retries(self.name, retries)
+        #: the wait before each retry; the last is kept for the retries past the list
+        self.retry_delays = _checked_delays(self.name, retry_delay_seconds, self.retries)
         self.is_async = inspect.iscoroutinefunction(fn)
         try:
             self.signature: inspect.Signature | None = inspect.signature(fn)
@@ -156,8 +155,8 @@ class Task(Generic[P, R]):
                         self._record(ctx, key, started, attempt, mark, exc=exc)
                         raise
                     self._retrying(ctx, key, attempt, exc)
+                    time.sleep(self._delay(attempt))
                     attempt += 1
-                    time.sleep(self.retry_delay_seconds)
         finally:
             task_is_async.reset(sync)
             current_task.reset(token)
@@ -184,13 +183,19 @@ class Task(Generic[P, R]):
                         await offload(self._record, ctx, key, started, attempt, mark, exc=exc)
                         raise
                     self._retrying(ctx, key, attempt, exc)
+                    await asyncio.sleep(self._delay(attempt))
                     attempt += 1
-                    await asyncio.sleep(self.retry_delay_seconds)
         finally:
             task_is_async.reset(awaited)
             current_task.reset(token)
         await offload(self._record, ctx, key, started, attempt, mark, result=result)
         return result
+
+    def _delay(self, retry: int) -> float:
+        """Seconds to wait before retry number ``retry`` (1 for the first), as Prefect reads
+        a list of delays: one per retry, the last for any retries past the list."""
+        delays = self.retry_delays
+        return delays[min(retry, len(delays)) - 1] if delays else 0.0
 
     def _retrying(self, ctx: RunContext, key: str, attempt: int, exc: Exception) -> None:
         message = (
@@ -295,13 +300,67 @@ _PREFECT_ONLY = {
 }
 
 
+#: ``retry_delay_seconds`` as Prefect takes it: seconds, a list of seconds (one per retry),
+#: a function of the number of retries giving that list (``exponential_backoff``), or None
+RetryDelays = float | Sequence[float] | Callable[[int], Sequence[float]] | None
+#: the longest list of delays, as Prefect has it
+MAX_RETRY_DELAYS = 50
+#: the longest wait before a retry: longer, and the flow would rather suspend
+MAX_RETRY_DELAY = 366 * 86_400.0
+
+
+def _checked_retries(task_name: str, retries: object) -> int:
+    """``retries`` as a count (None, Prefect's default, is none).
+
+    Raises:
+        TypeError, ValueError: naming the task and the value."""
+    if retries is None:
+        return 0
+    if not isinstance(retries, int) or isinstance(retries, bool):
+        raise TypeError(f"task {task_name!r}: retries is a whole number, not {retries!r:.60}")
+    if retries < 0:
+        raise ValueError(f"task {task_name!r}: retries must not be negative, not {retries}")
+    return retries
+
+
+def _checked_delays(task_name: str, given: object, retries: int) -> tuple[float, ...]:
+    """``retry_delay_seconds`` as the wait before each retry.
+
+    Raises:
+        TypeError, ValueError: naming the task and the value."""
+    if given is None:
+        return ()
+    if callable(given):
+        given = given(retries)
+    values = list(given) if isinstance(given, list | tuple) else [given]
+    if len(values) > MAX_RETRY_DELAYS:
+        raise ValueError(
+            f"task {task_name!r}: retry_delay_seconds lists {len(values)} delays; "
+            f"at most {MAX_RETRY_DELAYS}"
+        )
+    delays: list[float] = []
+    for value in values:
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise TypeError(
+                f"task {task_name!r}: retry_delay_seconds is seconds (a number, a list of "
+                f"them, or a function giving that list), not {value!r:.60}"
+            )
+        if not 0 <= value <= MAX_RETRY_DELAY:  # NaN fails this too
+            raise ValueError(
+                f"task {task_name!r}: a retry delay is between 0 and "
+                f"{MAX_RETRY_DELAY:,.0f} seconds (a year), not {value!r}"
+            )
+        delays.append(float(value))
+    return tuple(delays)
+
+
 @overload
 def task(fn: Callable[P, R], /) -> Task[P, R]: ...
 
 
 @overload
 def task(
-    *, name: str | None = None, retries: int = 0, retry_delay_seconds: float = 0
+    *, name: str | None = None, retries: int | None = 0, retry_delay_seconds: RetryDelays = 0
 ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
 
@@ -310,21 +369,27 @@ def task(
     /,
     *,
     name: str | None = None,
-    retries: int = 0,
-    retry_delay_seconds: float = 0,
+    retries: int | None = 0,
+    retry_delay_seconds: RetryDelays = 0,
     **others: Any,
 ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
     """Make a function a task: inside a flow its calls are recorded, retried and reused.
 
+    ``retry_delay_seconds`` takes what Prefect's does: seconds, a list with the wait before
+    each retry (the last one for any retries past it), or a function of ``retries`` giving
+    that list.
+
     Example::
 
-        @task(retries=2, retry_delay_seconds=5)
+        @task(retries=3, retry_delay_seconds=[1, 10, 60])
         def build(version: str) -> str:
             ...
 
     Raises:
         TypeError: an option Signoff's tasks do not have; Prefect's (``log_prints``,
-            ``persist_result``, ``timeout_seconds``, ...) are named as not supported.
+            ``persist_result``, ``timeout_seconds``, ...) are named as not supported. Or
+            ``retries`` or ``retry_delay_seconds`` of the wrong type.
+        ValueError: ``retries`` negative, or a delay negative, not finite or over a year.
     """
     for option in others:
         if option in _PREFECT_ONLY:

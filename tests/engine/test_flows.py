@@ -250,6 +250,64 @@ def test_a_task_called_with_arguments_it_cannot_take_fails_at_once(engine: Engin
         assert engine.detail(run.id).tasks == ()  # no task run, so no retries either
 
 
+def test_retry_options_take_what_prefect_takes_and_refuse_the_rest_by_name(
+    engine: Engine,
+) -> None:
+    """``retries=None`` (Prefect's default) and a list of delays failed at decoration with
+    "'<' not supported between ..."; a NaN delay replaced the task's own error with
+    time.sleep's, and a huge one failed at the first retry."""
+    failures = [ValueError("flaky"), ValueError("flaky again")]
+
+    @task(retries=None, retry_delay_seconds=None)
+    def plain() -> int:
+        return 1
+
+    @task(retries=3, retry_delay_seconds=[0, 0.0])
+    def flaky() -> str:
+        if failures:
+            raise failures.pop(0)
+        return "built"
+
+    @flow(name="listed-delays")
+    def listed_delays() -> str:
+        return f"{plain()} {flaky()}"
+
+    assert (plain.retries, plain.retry_delays) == (0, ())
+    assert flaky.retry_delays == (0.0, 0.0)
+    assert listed_delays() == "1 built"
+    (run,) = engine.list_runs(flow_name="listed-delays")
+    assert [t.attempts for t in engine.detail(run.id).tasks] == [1, 3]
+    # As Prefect's exponential_backoff does: a function of retries gives the list.
+    backoff = task(retries=3, retry_delay_seconds=lambda n: [2**i for i in range(n)])(plain.fn)
+    assert backoff.retry_delays == (1.0, 2.0, 4.0)
+
+    def build() -> None: ...
+
+    refused = {
+        (TypeError, "retries is a whole number, not '2'"): {"retries": "2"},
+        (TypeError, "retries is a whole number, not True"): {"retries": True},
+        (ValueError, "retries must not be negative, not -1"): {"retries": -1},
+        (
+            TypeError,
+            "retry_delay_seconds is seconds (a number, a list of them, or a function "
+            "giving that list), not '1'",
+        ): {"retries": 1, "retry_delay_seconds": "1"},
+        (ValueError, "a retry delay is between 0 and 31,622,400 seconds (a year), not nan"): {
+            "retries": 1,
+            "retry_delay_seconds": float("nan"),
+        },
+        (ValueError, "not 1e+300"): {"retries": 1, "retry_delay_seconds": [1, 1e300]},
+        (ValueError, "retry_delay_seconds lists 51 delays; at most 50"): {
+            "retry_delay_seconds": [1] * 51
+        },
+    }
+    for (error, message), options in refused.items():
+        with pytest.raises(error) as caught:
+            task(**options)(build)
+        assert str(caught.value).startswith("task 'build': "), options
+        assert message in str(caught.value), options
+
+
 def test_tasks_outside_flows_are_plain_calls_that_may_log(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

@@ -50,6 +50,7 @@ from signoff.bot.cli.session import (
 from signoff.bot.cli.times import Seconds, check_range, time_range_options
 from signoff.bot.cli.wait import (
     Until,
+    Verdict,
     report_wait,
     say_no_worker,
     timeout_option,
@@ -389,15 +390,15 @@ def resume(
             f"(input {pause.key!r}){who}; it waits for more"
         )
         return
-    judged = pause if pause.status is not PauseStatus.ANSWERED else None
+    verdict = Verdict(pause)
     try:
-        if judged is None:
+        if pause.status is PauseStatus.ANSWERED:
             logger.info(
                 "answer stored; waiting up to %gs for the flow to judge it",
                 verdict_timeout,
                 extra={"action": "verdict_wait", "run_id": pause.run_id, "key": pause.key},
             )
-            judged = wait_for_verdict(engine, pause, verdict_timeout)
+            verdict = wait_for_verdict(engine, pause, verdict_timeout)
     except (KeyboardInterrupt, Terminated):
         # Stopped in the wait (up to 30 s, longer than people wait at a prompt): without
         # this, nothing said whether the answer counted, and answering again is refused.
@@ -407,6 +408,7 @@ def resume(
             err=True,
         )
         raise
+    judged, went_on = verdict
     if judged.status is PauseStatus.REJECTED:
         reasons = "; ".join(f"{k or 'input'}: {v}" for k, v in judged.errors.items())
         click.echo(
@@ -419,6 +421,15 @@ def resume(
         click.echo(f"resumed {pause.run_id} (input {pause.key!r}){who}; the flow accepted it")
         return
     click.echo(f"resumed {pause.run_id} (input {pause.key!r}){who}")
+    if went_on is not None:
+        # A suspend asked from outside the flow: its code never asks for this input.
+        where = (
+            f"{went_on.state.value}"
+            if went_on.state.is_final
+            else "went on to wait for other input"
+        )
+        click.echo(f"note: the run {where} without its flow reading this answer", err=True)
+        return
     click.echo(
         f"note: the flow has not judged the answer within {verdict_timeout:g}s "
         "(is a worker running?); see `signoff runs show`",

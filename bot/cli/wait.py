@@ -10,7 +10,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 import click
 
@@ -31,6 +31,7 @@ __all__ = [
     "ReadOutage",
     "RunWatch",
     "Until",
+    "Verdict",
     "report_wait",
     "say_no_worker",
     "timeout_option",
@@ -180,15 +181,22 @@ def wait_for_run(
         engine.remove_observer(watch)
 
 
-def wait_for_verdict(engine: Engine, pause: Pause, timeout: float) -> Pause:
-    """Wait until the flow has judged an answer (accepted or rejected), up to ``timeout``.
+class Verdict(NamedTuple):
+    """Where a wait for an answer's verdict ended."""
+
+    #: the pause as stored last: ``ACCEPTED`` or ``REJECTED`` once judged, else ``ANSWERED``
+    pause: Pause
+    #: the run, when it went on without its flow reading the answer: it ended, or it waits
+    #: for other input (a suspend asked from outside the flow, whose code never asks it)
+    went_on: Run | None = None
+
+
+def wait_for_verdict(engine: Engine, pause: Pause, timeout: float) -> Verdict:
+    """Wait until the flow has judged an answer (accepted or rejected), up to ``timeout``,
+    or until its run went on without reading it.
 
     A flow judges an answer with its model when it takes the answer: at once when it waits
     in a live process, or when a worker runs a suspended run again.
-
-    Returns:
-        The pause as stored last: ``ACCEPTED`` or ``REJECTED`` once judged, else
-        ``ANSWERED`` (nobody judged it within ``timeout``).
     """
     watch = RunWatch(pause.run_id)
     engine.add_observer(watch)
@@ -198,10 +206,20 @@ def wait_for_verdict(engine: Engine, pause: Pause, timeout: float) -> Pause:
             watch.changed.clear()
             current = engine.get_pause(pause.run_id, pause.key) or pause
             if current.status is not PauseStatus.ANSWERED:
-                return current
+                return Verdict(current)
+            run = engine.get_run(pause.run_id)
+            if run.state.is_final or (
+                run.state is RunState.PAUSED
+                and (waiting := engine.waiting_pause(run.id)) is not None
+                and waiting.key != pause.key
+            ):
+                # Read again: a verdict is stored no later than the run's next change, so
+                # one given just before the run ended shows now.
+                current = engine.get_pause(pause.run_id, pause.key) or current
+                return Verdict(current, None if current.status is not PauseStatus.ANSWERED else run)
             left = deadline - time.monotonic()
             if left <= 0:
-                return current
+                return Verdict(current)
             watch.changed.wait(min(left, RECHECK_SECONDS))
     finally:
         engine.remove_observer(watch)

@@ -829,3 +829,63 @@ def test_a_parameter_nested_too_deeply_is_refused_by_name(
 
 def test_json_nested_up_to_the_limit_is_read() -> None:
     assert read_json(nested(MAX_NESTING)) is not None
+
+
+def test_resume_of_a_run_suspended_from_outside_says_when_the_run_went_on_without_it(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A suspend asked from outside the flow is answered, and the flow runs again from the
+    start; its code never asks for that input, so no verdict comes. `runs resume` waited
+    out its 30 s for one, then asked whether a worker was running, though one had already
+    run the flow to its end."""
+    from signoff.engine import (
+        Engine,
+        RunState,
+        Worker,
+        flow,
+        set_engine,
+        suspend_flow_run,
+        task,
+    )
+    from signoff.engine.input import RunInput
+
+    class Go(RunInput):
+        ok: bool
+
+    entered, release = threading.Event(), threading.Event()
+
+    @task
+    def prepare() -> None:
+        entered.set()
+        release.wait(30)
+
+    @task
+    def deploy() -> str:
+        return "deployed"
+
+    @flow(name="ops-suspended-outside")
+    def suspended_outside() -> str:
+        prepare()
+        return deploy()  # the task call where the suspend asked meanwhile takes effect
+
+    engine = Engine(EngineSettings.load())
+    previous = set_engine(engine)
+    worker = Worker(engine)
+    worker.start()
+    try:
+        run = engine.submit("ops-suspended-outside", {})
+        assert entered.wait(30)
+        suspend_flow_run(wait_for_input=Go, flow_run_id=run.id, key="hold")
+        release.set()
+        wait_for(lambda: engine.get_run(run.id).state is RunState.SUSPENDED, timeout=30)
+        status, out, err = run_cli(
+            capsys, "runs", "resume", run.id, "--as", "ada", "--input", '{"ok": true}'
+        )
+        assert (status, out) == (0, f"resumed {run.id} (input 'hold') as ada\n")
+        assert err == "note: the run completed without its flow reading this answer\n"
+        assert engine.get_run(run.id).result == "'deployed'"
+    finally:
+        release.set()
+        worker.stop()
+        set_engine(previous)
+        engine.close()

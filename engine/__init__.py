@@ -61,6 +61,7 @@ from signoff.engine.errors import (
 from signoff.engine.events import DurableConsumer, RunObserver
 from signoff.engine.permissions import Action, Refusal
 from signoff.engine.quorum import Answered, Answers
+from signoff.engine.redaction import hide_secrets
 from signoff.engine.registry import find_flow, registered_flows
 from signoff.engine.registry import load as load_flows
 from signoff.engine.runs import (
@@ -279,6 +280,7 @@ __all__ = [
     "flow",
     "get_engine",
     "get_run_logger",
+    "hide_secrets",
     "load_flows",
     "model_errors",
     "pause_flow_run",

@@ -25,6 +25,7 @@ from signoff.engine.errors import (
 from signoff.engine.heard import Heard
 from signoff.engine.oversight import Oversight
 from signoff.engine.permissions import Action, Refusal
+from signoff.engine.redaction import hide_secrets
 from signoff.engine.runs import JSON, Pause, PauseStatus, Run, RunState, handed_on
 from signoff.engine.waiters import Waiters
 
@@ -85,7 +86,7 @@ class Interventions(Oversight):
         self, actor: Actor | None, run: Run, pause: Pause, refusal: Refusal, payload: JSON
     ) -> ResponderNotAllowed:
         # As given, unchecked: recorded as JSON can hold it (an infinite float by its name).
-        given = serialization.jsonable(payload)
+        given = hide_secrets(pause.schema, serialization.jsonable(payload))
         self._refuse(Action.ANSWER, actor, refusal, run=run, key=pause.key, data={"input": given})
         return ResponderNotAllowed(
             run.id, pause.key, actor.id if actor else None, refusal.reason, refusal.allowed

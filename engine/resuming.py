@@ -36,6 +36,7 @@ from signoff.engine.errors import (
 from signoff.engine.input import load_answer
 from signoff.engine.interventions import Interventions
 from signoff.engine.permissions import Refusal
+from signoff.engine.redaction import hide_secrets
 from signoff.engine.refusals import refusal_errors
 from signoff.engine.runs import (
     JSON,
@@ -141,7 +142,10 @@ class Resuming(Interventions):
                     actor,
                     pause.key,
                     # as JSON can hold it: what the check refused may be anything
-                    {"input": serialization.jsonable(payload), "errors": errors},
+                    {
+                        "input": hide_secrets(pause.schema, serialization.jsonable(payload)),
+                        "errors": errors,
+                    },
                 )
             )
             raise InputInvalid(run.id, pause.key, errors)

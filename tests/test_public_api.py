@@ -80,6 +80,7 @@ def test_engine_exports() -> None:
         "flow",
         "get_engine",
         "get_run_logger",
+        "hide_secrets",
         "load_flows",
         "model_errors",
         "pause_flow_run",

@@ -105,11 +105,16 @@ def run_of(run: eng.Run) -> Run:
 
 
 def pause_of(pause: eng.Pause) -> Pause:
+    # The Slack side only shows answers (a secret is never asked in a form): masked here.
     return _copy(
         pause,
         Pause,
         status=PauseStatus(pause.status.value),
-        answers=tuple(_copy(a, GivenAnswer) for a in pause.answers),
+        response=eng.hide_secrets(pause.schema, pause.response),
+        answers=tuple(
+            _copy(a, GivenAnswer, input=eng.hide_secrets(pause.schema, a.input))
+            for a in pause.answers
+        ),
         delegations=tuple(_copy(d, Delegation) for d in pause.delegations),
         # The engine stores a pause with its schema: whoever may answer it can.
         unanswerable=None,

@@ -208,7 +208,7 @@ def _pause_lines(pause: Pause) -> list[str]:
             (
                 f"answer {n}",
                 f"by {a.responder or '(anonymous)'} via {a.via or '-'} at {format_time(a.at)}: "
-                + _compact(a.input),
+                + _compact(engine.hide_secrets(pause.schema, a.input)),
             )
             for n, a in enumerate(answers, 1)
         ]
@@ -221,7 +221,7 @@ def _pause_lines(pause: Pause) -> list[str]:
                 )
             )
         if pause.response is not None:
-            fields.append(("response", _compact(pause.response)))
+            fields.append(("response", _compact(engine.hide_secrets(pause.schema, pause.response))))
     fields += [(f"error {k or '(input)'}", v) for k, v in pause.errors.items()]
     return [head, *(f"  {line}" for line in _fields(fields))]
 

@@ -21,6 +21,7 @@ from sqlalchemy import BigInteger, bindparam, exists, func, select, update
 
 from signoff.engine.actors import Actor
 from signoff.engine.audit import AuditAction, AuditEntry
+from signoff.engine.redaction import hide_secrets
 from signoff.engine.runs import JSON, EventKind, GivenAnswer, Pause, PauseStatus, RunState
 from signoff.engine.store import rows, state_changes
 from signoff.engine.store.base import AUDIT_LOCK, AUDIT_LOCKED, RUNS
@@ -309,13 +310,21 @@ class AnswerQueries(PauseQueries):
             stored.append(rows.given_answer_json(given))
             vetoed = bool(veto and isinstance(response, dict) and response.get(veto) is False)
             flow_name = flow_name or self._flow_of(conn, run_id)
+            # As recorded for ever in the chain, and shown in the run's thread: a secret
+            # field's value is not (the flow gets it from the pause).
+            shown = hide_secrets(known.schema if known else None, response)
             received = AuditEntry(
                 AuditAction.ANSWER_RECEIVED,
                 run_id,
                 flow_name,
                 actor,
                 key,
-                {"input": response, "count": len(stored), "quorum": quorum, "veto": vetoed},
+                {
+                    "input": shown,
+                    "count": len(stored),
+                    "quorum": quorum,
+                    "veto": vetoed,
+                },
             )
             if len(stored) < quorum and not vetoed:
                 _ANSWER.execute(conn, {**target, "answers": stored})
@@ -436,7 +445,7 @@ class AnswerQueries(PauseQueries):
             if verdict is not None:
                 data: dict[str, JSON] = {"key": key, "responder": responder}
                 if not verdict[0]:
-                    data.update(errors=verdict[1], response=response)
+                    data.update(errors=verdict[1], response=shown)
                 kind = EventKind.INPUT_ACCEPTED if verdict[0] else EventKind.INPUT_REJECTED
                 self._emit(conn, run_id, kind, data, now)
                 entries.append(self._verdict_entry(run_id, flow_name, key, responder, verdict))

@@ -21,6 +21,7 @@ from sqlalchemy import (
 
 from signoff.engine.actors import SYSTEM, Actor
 from signoff.engine.audit import AuditAction, AuditEntry
+from signoff.engine.redaction import hide_secrets
 from signoff.engine.runs import JSON, EventKind, Pause, PauseStatus, RunState
 from signoff.engine.serialization import is_storable_text
 from signoff.engine.store import rows
@@ -316,7 +317,7 @@ class PauseQueries(AuditQueries, StateChangeQueries):
         data: dict[str, JSON] = {"key": key, "responder": pause.responder}
         if not accepted:
             data["errors"] = errors or {}
-            data["response"] = pause.response
+            data["response"] = hide_secrets(pause.schema, pause.response)  # shown to people
         kind = EventKind.INPUT_ACCEPTED if accepted else EventKind.INPUT_REJECTED
         self._emit(conn, run_id, kind, data, now)
         # The verdict is the flow's, on the answer as a whole (every answer of a quorum).

@@ -27,6 +27,7 @@ from signoff.bot.backends.model import Delegation, GivenAnswer, Pause, PauseStat
 from signoff.bot.backends.prefect import runs as prefect_runs
 from signoff.bot.backends.prefect.api import Doc
 from signoff.bot.backends.prefect.settings import Permission
+from signoff.engine import hide_secrets
 
 #: log levels that may carry the flow's reason for refusing an answer (WARNING and up)
 REFUSAL_LEVEL = 30
@@ -159,7 +160,10 @@ def read_pauses(
                 forbid_starter=bool(permission.forbid_starter),
                 created_at=pause.created_at,
                 deadline=pause.deadline,
-                response=response if response is not None else answer.get("input"),
+                # Shown, never answered with: a secret field's value is masked.
+                response=hide_secrets(
+                    schema, response if response is not None else answer.get("input")
+                ),
                 responder=responder,
                 answered_at=answered_at,
                 errors=errors,
@@ -169,7 +173,7 @@ def read_pauses(
                             responder=responder,
                             name=answer.get("name"),
                             via="slack",
-                            input=answer.get("input"),
+                            input=hide_secrets(schema, answer.get("input")),
                             at=answered_at,
                         ),
                     )

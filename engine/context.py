@@ -38,6 +38,8 @@ class RunContext:
     pause_calls: int = 0
     #: calls per ``key=`` given, in this execution (a named pause asked again)
     named_calls: Counter[str] = field(default_factory=Counter)
+    #: the keys unnamed pause calls got in this execution ("1", "2", ...)
+    numbered: set[str] = field(default_factory=set)
     #: task results kept in memory because pickle refused them
     unstorable: dict[str, BaseException] = field(default_factory=dict)
     logs: list[tuple[datetime, str, str, str | None]] = field(default_factory=list)
@@ -72,12 +74,30 @@ class RunContext:
             return f"{task_name}-{self.task_calls[task_name]}"
 
     def next_pause_key(self, key: str | None) -> str:
+        """The call's key: ``key``, or for an unnamed call the next number.
+
+        Raises:
+            ValueError: ``key`` is a number an unnamed call of this execution already has
+                (the stored answer to that one would be this call's).
+        """
         with self.lock:
             # The counter moves on even for named pauses, so later unnamed keys stay stable.
             self.pause_calls += 1
             if key:
+                if key in self.numbered:
+                    self.pause_calls -= 1
+                    raise ValueError(
+                        f"pause key {key!r} is the key an earlier pause of this flow was given "
+                        "by number (it has no key=): its answer would be taken for this one's; "
+                        "give this pause a key that is not a number"
+                    )
                 self.named_calls[key] += 1
-            return key or str(self.pause_calls)
+                return key
+            # Nor a number a named call took: that call's answer is not this one's.
+            while str(self.pause_calls) in self.named_calls:
+                self.pause_calls += 1
+            self.numbered.add(str(self.pause_calls))
+            return str(self.pause_calls)
 
     def asked_again(self, key: str) -> bool:
         """Whether this execution already made a call with ``key=key`` before this one."""

@@ -503,3 +503,40 @@ def test_a_run_that_fails_beside_a_waiting_pause_leaves_no_question_open(engine:
     (run,) = engine.list_runs(flow_name="pauses-in-two-tasks")
     assert run.state is RunState.FAILED
     _nothing_waits(engine, run.id)
+
+
+def test_an_unnamed_pause_never_takes_the_number_a_named_one_has(engine: Engine) -> None:
+    """After ``key="2"``, the next unnamed pause was numbered "2" too, and returned the
+    answer given to the named one without asking anybody (as Prefect's does)."""
+
+    @flow(name="named-then-numbered")
+    def named_then_numbered() -> list[bool]:
+        first = pause_flow_run(wait_for_input=Approval, key="2")
+        second = pause_flow_run(wait_for_input=Approval)
+        return [first.approved, second.approved]
+
+    thread, box = start(named_then_numbered)
+    named = waiting(engine, "named-then-numbered")
+    assert named.key == "2"
+    resume_flow_run(named.run_id, {"approved": True}, key="2")
+    numbered = wait_for(lambda: engine.waiting_pause(named.run_id), what="the second pause to ask")
+    assert numbered.key == "3"
+    resume_flow_run(named.run_id, {"approved": False}, key="3")
+    thread.join(10)
+    assert box == {"result": [True, False]}
+
+
+def test_a_named_pause_may_not_take_the_number_an_unnamed_one_has(engine: Engine) -> None:
+    @flow(name="numbered-then-named")
+    def numbered_then_named() -> bool:
+        pause_flow_run(wait_for_input=Approval)
+        return pause_flow_run(wait_for_input=Approval, key="1").approved
+
+    thread, box = start(numbered_then_named)
+    first = waiting(engine, "numbered-then-named")
+    resume_flow_run(first.run_id, {"approved": True})
+    thread.join(10)
+    error = box["error"]
+    assert isinstance(error, ValueError)
+    assert str(error).startswith("pause key '1' is the key an earlier pause of this flow")
+    assert engine.get_run(first.run_id).state is RunState.FAILED

@@ -217,7 +217,7 @@ class AlreadyAnswered(RunNotWaiting):
     def __init__(self, run_id: str, key: str, responder: str | None) -> None:
         self.key = key
         self.responder = responder
-        who = responder or "someone without a name"
+        who = responder or "an anonymous responder"  # as ResponderNotAllowed says
         super().__init__(
             run_id, message=f"input {key!r} of run {run_id} was already answered by {who}"
         )

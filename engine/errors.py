@@ -333,7 +333,12 @@ class UnstorableValue(EngineError):
         self.what = what
         super().__init__(
             f"run {run_id} cannot be stored because {what} cannot be serialised "
-            f"({type(cause).__name__}: {cause}); return values that pickle can store"
+            f"({type(cause).__name__}: {cause}); "
+            + (
+                "pass parameters that pickle can store"
+                if what.endswith("parameters")
+                else "return values that pickle can store"
+            )
         )
 
 

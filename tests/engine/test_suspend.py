@@ -350,6 +350,17 @@ def test_unstorable_result_is_a_clear_error_when_suspending(engine: Engine) -> N
         "cannot be serialised (TypeError: cannot pickle '_thread.lock' object)" in run.state_message
     )
     assert engine.detail(run.id).pauses == ()
+    assert run.state_message.endswith("; return values that pickle can store")
+
+    @flow(name="takes-a-lock")
+    def takes_a_lock(lock: object) -> None:
+        suspend_flow_run()
+
+    with pytest.raises(Exception, match="because the flow's parameters cannot be serialised"):
+        takes_a_lock(threading.Lock())
+    (run,) = engine.list_runs(flow_name="takes-a-lock")
+    # Not "return values": there is nothing to return differently.
+    assert run.state_message.endswith("; pass parameters that pickle can store")
 
 
 def test_run_whose_flow_cannot_be_imported_crashes_with_the_reason(

@@ -226,10 +226,11 @@ def check_arguments(timeout: float | None, key: str | None) -> None:
         check_seconds("timeout", timeout, otherwise=", or None to wait with no deadline")
     if key is not None and not isinstance(key, str):
         # re's own error would not say which argument: "expected string ..., got 'int'"
-        raise TypeError(f"pause key must be text (got {key!r})")
+        raise TypeError(f"pause key must be text (got {key!r:.80})")
     # An empty key is no key, as Prefect's ``key or str(counter)``: the call is numbered.
     if key and not _KEY.match(key):
-        raise ValueError(f"pause key {key!r} must be 1-200 letters, digits, '-', '_', '.' or ':'")
+        shown = repr(key) if len(key) <= 200 else f"{key[:80]!r}... ({len(key):,} characters)"
+        raise ValueError(f"pause key {shown} must be 1-200 letters, digits, '-', '_', '.' or ':'")
 
 
 __all__ = [

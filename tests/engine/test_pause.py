@@ -259,6 +259,12 @@ def test_negative_timeout_and_bad_keys_are_refused(engine: Engine) -> None:
         bad(1, "has space")
     with pytest.raises(TypeError, match=r"^pause key must be text \(got 5\)$"):
         bad(1, 5)
+    with pytest.raises(ValueError) as too_long:  # the message names it, but not all of it
+        bad(1, "k" * 5000)
+    assert str(too_long.value) == (
+        f"pause key {'k' * 80!r}... (5,000 characters) must be 1-200 letters, digits, '-', "
+        "'_', '.' or ':'"
+    )
 
 
 def test_pause_outside_a_flow_is_a_clear_error() -> None:

@@ -297,6 +297,11 @@ class Engine(Liveness, Resuming, Upkeep):
     def waiting_pause(self, run_id: str) -> Pause | None:
         return self.store.waiting_pause(run_id)
 
+    def waiting_within(self, run_id: str) -> Run | None:
+        """A run of a flow that this run's flow called (at any depth) that waits for input
+        now, if any: a run reads as running while a flow it called waits for someone."""
+        return self.store.waiting_within(run_id)
+
     def set_metadata(self, run_id: str, key: str, value: JSON) -> None:
         """Attach a small JSON value to a run (applications keep their own references here)."""
         self.store.set_metadata(run_id, key, value)

@@ -281,7 +281,8 @@ def parse_params(
 @click.option(
     "--until",
     type=click.Choice(["paused", "finished"]),
-    help="With --wait (implied): stop waiting when the run pauses for input, or finishes.",
+    help="With --wait (implied): stop waiting when the run pauses for input (or a flow it "
+    "called does: that run is printed), or finishes.",
 )
 @timeout_option
 @click.option("--json", "as_json", is_flag=True, help="Print the run as JSON only.")

@@ -282,7 +282,8 @@ def show(
     type=click.Choice(["paused", "finished"]),
     default="finished",
     show_default=True,
-    help="Stop waiting when the run pauses for input, or only when it finishes.",
+    help="Stop waiting when the run pauses for input (or a flow it called does: that "
+    "run is printed), or only when it finishes.",
 )
 @timeout_option
 @click.option("--json", "as_json", is_flag=True, help="Print the run as JSON only.")

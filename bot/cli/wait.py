@@ -141,7 +141,9 @@ def wait_for_run(
             (no worker has taken it).
 
     Returns:
-        The run in the state it stopped in, or as it was when the time ran out.
+        The run in the state it stopped in, or as it was when the time ran out. With
+        ``until="paused"``, a run of a flow it called (at any depth) when that one waits
+        for input while the run itself reads as running: it is the one to answer.
     """
     deadline = None if timeout is None else time.monotonic() + timeout
     watch = RunWatch(run_id)
@@ -161,7 +163,13 @@ def wait_for_run(
                 watch.changed.wait(RECHECK_SECONDS)
                 continue
             outage.over()
-            if _reached(run, until) or (deadline is not None and time.monotonic() >= deadline):
+            if _reached(run, until):
+                return run
+            if until == "paused" and run.state is RunState.RUNNING:
+                inner = engine.waiting_within(run.id)
+                if inner is not None:
+                    return inner
+            if deadline is not None and time.monotonic() >= deadline:
                 return run
             if run.state is RunState.SCHEDULED:
                 queued_since = queued_since or time.monotonic()

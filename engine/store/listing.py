@@ -22,6 +22,8 @@ from signoff.engine.store.undecodable import read_again_if_undecodable
 
 #: the states a run ends in
 _FINAL = [s.value for s in RunState if s.is_final]
+#: how deep ``waiting_within`` looks for flows called from flows
+_MAX_NESTING = 32
 
 
 #: The first instant any run can have been created at (runs created before the trail's
@@ -82,6 +84,26 @@ class ListingQueries(StoreBase):
                 .limit(1)
             ).first()
         return None if row is None else rows.to_run(row)
+
+    @read_again_if_dropped
+    def waiting_within(self, run_id: str) -> Run | None:
+        """A run of a flow that ``run_id``'s flow called (or that those called, at any
+        depth) and that waits for input now; the oldest if several do."""
+        frontier = [run_id]
+        with self._read() as conn:
+            for _ in range(_MAX_NESTING):
+                found = conn.execute(
+                    select(*RUN_COLUMNS)
+                    .where(RUNS.c.parent_run_id.in_(frontier), RUNS.c.state.not_in(_FINAL))
+                    .order_by(RUNS.c.created_at, RUNS.c.id)
+                ).all()
+                waiting = [row for row in found if RunState(row.state).is_waiting]
+                if waiting:
+                    return rows.to_run(waiting[0])
+                frontier = [row.id for row in found]
+                if not frontier:
+                    break
+        return None
 
     @read_again_if_dropped
     def parent_run(self, run_id: str) -> str | None:

@@ -889,3 +889,43 @@ def test_resume_of_a_run_suspended_from_outside_says_when_the_run_went_on_withou
         worker.stop()
         set_engine(previous)
         engine.close()
+
+
+def test_waiting_until_paused_stops_at_a_flow_the_run_called_and_names_that_run(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The outer run reads as running while the flow it called waits for input, and
+    `runs wait --until paused` waited on until its timeout, then said the run was still
+    running."""
+    from signoff.engine import Engine, RunState, flow, pause_flow_run, set_engine
+    from signoff.engine.input import RunInput
+    from tests.support.running import start
+
+    class Go(RunInput):
+        ok: bool
+
+    @flow(name="ops-approval")
+    def approval() -> bool:
+        return pause_flow_run(wait_for_input=Go).ok
+
+    @flow(name="ops-release")
+    def release() -> bool:
+        return approval()
+
+    engine = Engine(EngineSettings.load())
+    previous = set_engine(engine)
+    try:
+        thread, box = start(release)
+        inner = wait_for(lambda: engine.list_runs(states=[RunState.PAUSED]), what="a pause")[0]
+        (outer,) = engine.list_runs(flow_name="ops-release")
+        assert (inner.flow_name, outer.state) == ("ops-approval", RunState.RUNNING)
+        status, out, _ = run_cli(
+            capsys, "runs", "wait", outer.id, "--until", "paused", "--timeout", "60"
+        )
+        assert (status, out) == (0, f"{inner.id} paused (Paused: waiting for input '1')\n")
+        engine.resume(inner.id, {"ok": True})
+        thread.join(10)
+        assert box == {"result": True}
+    finally:
+        set_engine(previous)
+        engine.close()

@@ -40,7 +40,7 @@ from signoff.bot.backends.prefect.refusals import field_errors
 from signoff.bot.backends.prefect.requests import answer_record, delegation_record
 from signoff.bot.backends.prefect.watcher import Watcher
 from signoff.bot.errors import BackendError, NotPermitted
-from signoff.engine import schema_errors
+from signoff.engine import hide_secrets, schema_errors
 
 logger = logging.getLogger(__name__)
 
@@ -116,7 +116,8 @@ class Answering(RunReading):
             "responder": responder.id,
             "name": responder.name,
             "at": claimed_at.isoformat(),
-            "input": payload if pause.wants_input else None,
+            # Recorded for ever: a secret field's value is not (Prefect gets it as given).
+            "input": hide_secrets(pause.schema, payload) if pause.wants_input else None,
         }
         if not self.records.add(run.id, answer_record(key), claim):
             first = self.records.get(run.id, answer_record(key))

@@ -7,6 +7,7 @@ import contextvars
 import threading
 from collections import Counter
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -52,6 +53,9 @@ class RunContext:
     #: whether ``abandoned`` was cancelled as the process left the run, so not yet given up:
     #: if the flow goes on, its next write gives it up; if it stops too, the pause stays
     abandoned_leaving: bool = False
+    #: the store thread's call storing the abandoned pause, if the flow stopped awaiting it
+    #: before it was stored; ending the pause waits for it
+    opening: Future[Any] | None = None
     #: held while the abandoned pause is ended, by whichever thread gets there first
     giving_up: threading.Lock = field(default_factory=threading.Lock)
     #: whether the process is leaving this run (a stopping worker, Ctrl-C under

@@ -305,8 +305,10 @@ async def _wait_async(req: PauseRequest) -> Any:
     waiter = LoopWaiter(req.key, req.model)
     engine.waiters.add(run_id, waiter)
     opened = False
+    # Started, then awaited: cancelled meanwhile, the store thread may be storing it still.
+    opening = engine.store_threads.start(_open_owned, req)
     try:
-        await offload(_open_owned, req)
+        await asyncio.wrap_future(opening)
         opened = True
         waiter.asked = _asked(req)
         # As in wait_for_answer: the pause just stored waits, and the waiter hears of any change.
@@ -334,6 +336,11 @@ async def _wait_async(req: PauseRequest) -> Any:
             if outcome is not _WAITING:
                 return outcome
     except asyncio.CancelledError:
+        if not opened and not opening.cancel():
+            # Being stored on a store thread as the flow stopped awaiting it: it is stored
+            # in a moment, and ended after that (the give-up waits for it), not left open.
+            req.ctx.opening = opening
+            opened = True
         if opened:
             # The flow stopped awaiting (asyncio.wait_for, a cancelled task). The pause ends
             # now: left waiting, it would take an answer that nothing hears. If the process
@@ -370,6 +377,12 @@ def give_up_abandoned(ctx: RunContext) -> None:
     """End the pause the flow stopped awaiting: the pause no longer waits (timed out, as
     the flow's own wait did) and the run is running again. Called as soon as the await is
     cancelled, and before the flow's next write, which waits for that call to finish."""
+    opening, ctx.opening = ctx.opening, None
+    if opening is not None:
+        # Still being stored when the flow stopped awaiting it (it runs: nothing waits
+        # behind this in the pool). Failed to store, there is nothing to end.
+        with contextlib.suppress(Exception):
+            opening.result()
     with ctx.giving_up:
         key = ctx.abandoned
         if key is None:

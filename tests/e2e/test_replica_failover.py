@@ -18,7 +18,7 @@ from signoff.bot.testing import SIGNING_SECRET
 from signoff.engine import Engine, Run, RunState
 from tests.e2e import once_flows  # noqa: F401  (registers once-amount)
 from tests.e2e.serve_process import start_serve, wait_until_ready
-from tests.e2e.test_submission_ack import writes_held
+from tests.support.holding import writes_held
 from tests.support.waiting import wait_for
 
 CHANNEL = "C0GENERAL"

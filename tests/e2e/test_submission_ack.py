@@ -9,20 +9,16 @@ process between the acknowledgement and the answer.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
-import os
 import signal
 import socket
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pydantic
 import pytest
 from slack_sdk.models.blocks import SectionBlock
@@ -40,6 +36,7 @@ from signoff.engine import Engine, PauseStatus, RunState, flow, pause_flow_run
 from signoff.engine.input import RunInput
 from tests.e2e import once_flows  # noqa: F401  (registers once-amount for the crash test)
 from tests.e2e.serve_process import start_serve, wait_until_ready
+from tests.support.holding import writes_held
 from tests.support.signals import signal_a_thread_but_the_main_one
 from tests.support.waiting import wait_for
 
@@ -409,26 +406,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-@contextmanager
-def writes_held(database_url: str) -> Iterator[None]:
-    """Hold every write to the database (reads go on): on SQLite the writers' lock file
-    (Signoff's writers queue on it before they begin), on PostgreSQL the pauses table."""
-    if database_url.startswith("sqlite"):
-        path = database_url.removeprefix("sqlite:///")
-        fd = os.open(f"{path}.write-lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
-        return
-    dsn = database_url.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(dsn) as conn:
-        conn.execute("LOCK TABLE pauses IN EXCLUSIVE MODE")
-        yield
-        conn.rollback()
 
 
 def test_a_crash_between_the_ack_and_the_answer_leaves_the_prompt_answerable(

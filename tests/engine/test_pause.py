@@ -32,6 +32,7 @@ from signoff.engine import (
     task,
 )
 from signoff.engine.input import RunInput
+from tests.support.holding import writes_held
 from tests.support.running import start, waiting
 from tests.support.waiting import wait_for
 
@@ -437,6 +438,49 @@ def test_a_pause_the_flow_stops_awaiting_ends_at_once_and_takes_no_answer(
     assert box == {"result": "went on"}
     assert engine.get_run(pause.run_id).state is RunState.COMPLETED
     assert engine.get_pause(pause.run_id, pause.key).responder is None
+
+
+def test_a_pause_given_up_while_it_is_being_stored_ends_once_it_is(
+    engine: Engine, database_url: str
+) -> None:
+    """wait_for ran out while the pause was still being stored (the database busy): it was
+    stored all the same and left waiting, so the run read as paused while its flow went
+    on, and an answer to it was taken and never heard."""
+    started, go, gave_up, release = (threading.Event() for _ in range(4))
+
+    @flow(name="gives-up-while-storing")
+    async def gives_up_while_storing() -> str:
+        started.set()
+        await asyncio.to_thread(go.wait, 30)
+        try:
+            await asyncio.wait_for(pause_flow_run(int, timeout=60), 0.2)
+        except TimeoutError:
+            gave_up.set()
+            await asyncio.to_thread(release.wait, 30)
+        return "went on"
+
+    thread, box = start(lambda: asyncio.run(gives_up_while_storing()))
+    try:
+        assert started.wait(30)
+        with writes_held(database_url):
+            go.set()
+            assert gave_up.wait(30)  # before the pause could be stored
+        (run,) = engine.list_runs(flow_name="gives-up-while-storing")
+        wait_for(
+            lambda: (
+                (pause := engine.get_pause(run.id, "1")) is not None
+                and pause.status is PauseStatus.TIMED_OUT
+                and engine.get_run(run.id).state is RunState.RUNNING
+            ),
+            what="the pause stored late to time out while the flow goes on",
+        )
+        with pytest.raises(RunNotWaiting):
+            resume_flow_run(run.id, {"value": 1}, "U0ALICE")
+    finally:
+        release.set()
+        thread.join(10)
+    assert box == {"result": "went on"}
+    assert engine.get_run(run.id).state is RunState.COMPLETED
 
 
 def test_a_pause_key_of_the_longest_length_with_a_deadline_waits_and_resumes(

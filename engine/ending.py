@@ -73,11 +73,14 @@ def finish_with(ctx: RunContext, exc: BaseException) -> None:
     if isinstance(exc, Suspend | Cancel | TakenOver):
         store.add_logs(ctx.run_id, ctx.take_logs())
         return
-    stopping = _process_stopping(ctx, exc) and ctx.parent_run_id is None
+    stopping = _process_stopping(ctx, exc)
     if stopping:
         with ctx.giving_up:
             if ctx.abandoned_leaving:  # Ctrl-C cancelled the await: the pause stays open
                 ctx.abandoned = None
+        if ctx.parent_run_id is not None or ctx.engine.store.waiting_within(ctx.run_id):
+            _left_as_if_dead(ctx)
+            return
     # A pause the flow stopped awaiting is ended first, as it would be by its next write:
     # not left for the run's end to cancel, nor ended after it.
     give_up_abandoned(ctx)
@@ -138,6 +141,18 @@ def finish_with(ctx: RunContext, exc: BaseException) -> None:
             "error": type(exc).__name__,
             "state": name,
         },
+    )
+
+
+def _left_as_if_dead(ctx: RunContext) -> None:
+    """Ctrl-C while a flow called from another waits (or runs): both runs are left as they
+    stand, as when the process dies. Its paused runs are suspended as it exits, and the
+    outer run, no longer owned by a live process, is run again by a worker, which takes
+    the called flow up where it waits; crashed, they closed the question."""
+    ctx.engine.store.add_logs(ctx.run_id, ctx.take_logs())
+    logger.info(
+        "run left for a worker to take over as the process stops",
+        extra={"action": "run_left", "run_id": ctx.run_id, "flow": ctx.flow.name},
     )
 
 

@@ -90,8 +90,10 @@ _RESUME_TARGET = Prepared(
     .where(RUNS.c.id == bindparam("run_id"))
 )
 _PauseRow = namedtuple("_PauseRow", [c.name for c in PAUSES.c])  # type: ignore[misc]
-#: what a worker reads to run a run it claimed, and whether it ever got as far as a task
-#: or a pause (a run with neither has nothing to replay)
+#: the runs of flows a run's flow called
+_CALLED = RUNS.alias("called")
+#: what a worker reads to run a run it claimed, and whether it ever got as far as a task,
+#: a pause or a flow call (a run with none has nothing to replay, nor to take up)
 _SOURCE_COLUMNS = (
     *RUN_COLUMNS,
     RUNS.c.flow_ref,
@@ -99,6 +101,7 @@ _SOURCE_COLUMNS = (
     or_(
         exists().where(TASKS.c.run_id == RUNS.c.id),
         exists().where(PAUSES.c.run_id == RUNS.c.id),
+        exists().where(_CALLED.c.parent_run_id == RUNS.c.id),
     ).label("has_history"),
 )
 #: the columns ``create_run`` gives

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from signoff.engine import Engine, EngineSettings, RunState
+from signoff.engine import Engine, EngineSettings, RunState, Worker, load_flows
 from signoff.engine.store.wakeups import LocalWakeups
+from tests.conftest import FAST
 from tests.support.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -154,3 +155,83 @@ def test_ctrl_c_on_a_script_whose_flow_waits_suspends_the_run(tmp_path: Path, so
             if process.poll() is None:
                 process.kill()
             engine.close()
+
+
+NESTED_FLOWS = """
+    from signoff.engine import flow, pause_flow_run
+    from signoff.engine.input import RunInput
+
+    class Go(RunInput):
+        ok: bool
+
+    @flow(name="nested-approval")
+    def approval() -> bool:
+        print("waiting", flush=True)
+        return pause_flow_run(wait_for_input=Go).ok
+
+    @flow(name="nested-release")
+    def release() -> str:
+        return "released" if approval() else "held"
+
+    @flow(name="nested-approval-async")
+    async def approval_async() -> bool:
+        print("waiting", flush=True)
+        return (await pause_flow_run(wait_for_input=Go)).ok
+
+    @flow(name="nested-release-async")
+    async def release_async() -> str:
+        return "released" if await approval_async() else "held"
+"""
+
+
+@pytest.mark.parametrize(
+    ("call", "outer_name"),
+    [
+        ("release()", "nested-release"),
+        ("asyncio.run(release_async())", "nested-release-async"),
+    ],
+    ids=["sync", "async"],
+)
+def test_ctrl_c_while_a_called_flow_waits_leaves_both_runs_for_a_worker(
+    tmp_path: Path, call: str, outer_name: str
+) -> None:
+    """Both runs crashed and the question was closed, where a process killed outright left
+    them for a worker to take over. Ctrl-C now leaves them as that does: a worker runs the
+    outer flow again, takes the called flow up where it waits, and the answer finishes
+    both."""
+    (tmp_path / "nested_flows.py").write_text(textwrap.dedent(NESTED_FLOWS))
+    script = tmp_path / "script.py"
+    script.write_text(f"import asyncio\nfrom nested_flows import *\n\n{call}\n")
+    url = f"sqlite:///{tmp_path}/signoff.db"
+    env = {**os.environ, "SIGNOFF_DATABASE_URL": url, "PYTHONPATH": f"{ROOT}:{tmp_path}"}
+    engine = Engine(EngineSettings.load(database_url=url, **FAST))
+    try:
+        with subprocess.Popen(
+            [sys.executable, str(script)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        ) as process:
+            assert process.stdout is not None and process.stdout.readline() == b"waiting\n"
+            wait_for(lambda: engine.list_runs(states=[RunState.PAUSED]), what="the pause")
+            process.send_signal(signal.SIGINT)
+            assert process.wait(30) == -signal.SIGINT
+        (outer,) = engine.list_runs(flow_name=outer_name)
+        (inner,) = engine.list_runs(flow_name=outer_name.replace("release", "approval"))
+        assert (outer.state, inner.state) == (RunState.RUNNING, RunState.SUSPENDED)
+        load_flows(str(tmp_path / "nested_flows.py"))
+        worker = Worker(engine)
+        worker.start()
+        try:
+            # The outer run, its process gone, is run again and takes the called flow up.
+            wait_for(
+                lambda: engine.get_run(inner.id).state is RunState.PAUSED,
+                what="the worker to take the called flow up",
+            )
+            engine.resume(inner.id, {"ok": True}, responder="ada")
+            done = wait_for(
+                lambda: (r := engine.get_run(outer.id)).state.is_final and r, timeout=20
+            )
+        finally:
+            worker.stop()
+        assert (done.state, done.result) == (RunState.COMPLETED, "'released'")
+        assert [r.id for r in engine.list_runs(flow_name=inner.flow_name)] == [inner.id]
+    finally:
+        engine.close()

@@ -194,15 +194,18 @@ class PauseExpired(EngineError, PauseTimeout):
     ``run_id`` is the run that was answered, not the run whose code called resume.
     """
 
-    def __init__(self, run_id: str, key: str, deadline: str) -> None:
+    def __init__(self, run_id: str, key: str, deadline: str | None) -> None:
+        #: the deadline that passed (ISO 8601); None when the flow stopped awaiting the
+        #: pause before any deadline (``asyncio.wait_for`` ran out, its task was cancelled)
         self.deadline = deadline
+        when = f"at {deadline}" if deadline else "when its flow stopped awaiting it"
         # PauseTimeout's own constructor: EngineError's would hand it only the message.
         PauseTimeout.__init__(
             self,
             run_id,
             key,
             None,
-            message=f"run {run_id} stopped waiting for input {key!r} at {deadline}",
+            message=f"run {run_id} stopped waiting for input {key!r} {when}",
         )
 
 

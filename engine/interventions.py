@@ -98,8 +98,9 @@ class Interventions(Oversight):
         if pause is None:
             return RunNotWaiting(run.id, f"{run.state.value}, with no input {key!r}")
         if pause.status is PauseStatus.TIMED_OUT:
-            deadline = pause.deadline.isoformat() if pause.deadline else "its deadline"
-            return PauseExpired(run.id, key, deadline)
+            if pause.deadline is not None and pause.deadline <= self.store.clock():
+                return PauseExpired(run.id, key, pause.deadline.isoformat())
+            return PauseExpired(run.id, key, None)  # ended before any deadline
         if pause.status is PauseStatus.CANCELLED:
             return RunNotWaiting(run.id, RunState.CANCELLED.value)
         if pause.status is PauseStatus.WAITING:

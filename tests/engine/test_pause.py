@@ -476,6 +476,13 @@ def test_a_pause_given_up_while_it_is_being_stored_ends_once_it_is(
         )
         with pytest.raises(RunNotWaiting):
             resume_flow_run(run.id, {"value": 1}, "U0ALICE")
+        # Named, it says when it stopped: not at its deadline, an hour from now.
+        with pytest.raises(PauseExpired) as expired:
+            resume_flow_run(run.id, {"value": 1}, "U0ALICE", key="1")
+        assert str(expired.value) == (
+            f"run {run.id} stopped waiting for input '1' when its flow stopped awaiting it"
+        )
+        assert expired.value.deadline is None
     finally:
         release.set()
         thread.join(10)

@@ -112,7 +112,9 @@ def check_env_file() -> list[str]:
     return [
         f"{ENV_FILE} line {binding.original.line} is not NAME=value; it is ignored"
         for binding in parse_stream(io.StringIO(text))
-        if binding.error
+        # A bare word (a token pasted alone, a name whose value was left off) parses as a
+        # name with no value, which the settings skip as well.
+        if binding.error or (binding.key is not None and binding.value is None)
     ]
 
 

@@ -27,11 +27,15 @@ def test_a_dot_env_that_is_not_utf8_is_named_with_its_line(tmp_path: Path) -> No
 def test_a_dot_env_line_that_is_no_setting_is_named_once_without_its_text(
     tmp_path: Path,
 ) -> None:
-    # A space for the '=': dotenv skips the line, so the token is left unset
-    (tmp_path / ".env").write_text("SIGNOFF_OPERATOR=alice\nSLACK_BOT_TOKEN xoxb-secret\n")
+    # A space for the '=': dotenv skips the line, so the token is left unset. So are a
+    # token pasted alone and a name with its '=value' left off, which warned of nothing.
+    (tmp_path / ".env").write_text(
+        "SIGNOFF_OPERATOR=alice\nSLACK_BOT_TOKEN xoxb-secret\nxoxb-pasted\nSIGNOFF_OPERATOR\n"
+    )
     done = signoff(tmp_path, "manifest")
     assert done.returncode == 0, done
     warnings = done.stderr.splitlines()
-    assert len(warnings) == 1, done.stderr
-    assert warnings[0].endswith(".env line 2 is not NAME=value; it is ignored")
-    assert "xoxb-secret" not in done.stderr and "python-dotenv" not in done.stderr
+    assert len(warnings) == 3, done.stderr
+    for line, warning in zip((2, 3, 4), warnings, strict=True):
+        assert warning.endswith(f".env line {line} is not NAME=value; it is ignored")
+    assert "xoxb-" not in done.stderr and "python-dotenv" not in done.stderr

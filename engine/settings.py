@@ -87,6 +87,9 @@ class EngineSettings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _known_scheme(cls, value: str) -> str:
+        if not value.strip():
+            # An unset shell variable, most likely: not taken for the default database.
+            raise ValueError("is empty; give a database URL (sqlite:///path or postgresql://...)")
         if ":" not in value and (
             value.startswith(("/", ".", "~")) or value.endswith((".db", ".sqlite", ".sqlite3"))
         ):

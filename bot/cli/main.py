@@ -209,11 +209,18 @@ def _stdout_unwritable(exc: OSError) -> bool:
 @click.pass_context
 def cli(ctx: click.Context, verbose: bool, database_url: str | None) -> None:
     """Human-in-the-loop approvals for Python flows."""
+    given = ctx.get_parameter_source("database_url") is click.core.ParameterSource.COMMANDLINE
     if database_url is not None and not database_url.strip():
-        # Not the default database: an empty value is a mistake (an unset shell variable).
-        raise click.BadParameter(
-            "is empty; give a database URL or leave it out", ctx=ctx, param_hint="'--database-url'"
-        )
+        if given:
+            # Not the default database: an empty value is a mistake (an unset shell variable).
+            raise click.BadParameter(
+                "is empty; give a database URL or leave it out",
+                ctx=ctx,
+                param_hint="'--database-url'",
+            )
+        # From the environment: the settings name SIGNOFF_DATABASE_URL as they check it
+        # (and 'config show' lists it among the problems), as for an empty value.
+        database_url = None
     ctx.obj = CliSession(verbose=verbose, database_url=database_url)
     from signoff.bot.config import LogSettings, check_env_file
 

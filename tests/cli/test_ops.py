@@ -101,6 +101,27 @@ def test_an_empty_database_url_is_refused_not_taken_for_the_default(
     assert not (project / "home" / ".signoff").exists()
 
 
+@pytest.mark.parametrize("value", ["", "  "])
+def test_an_empty_database_url_in_the_environment_is_named_as_that_variable(
+    project: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    value: str,
+) -> None:
+    """Spaces were blamed on --database-url, which nobody gave, and stopped 'config show';
+    nothing at all was an 'unsupported database URL scheme'."""
+    monkeypatch.setenv("SIGNOFF_DATABASE_URL", value)
+    named = (
+        "invalid setting: SIGNOFF_DATABASE_URL: is empty; give a database URL "
+        "(sqlite:///path or postgresql://...)"
+    )
+    status, out, err = run_cli(capsys, "runs", "list")
+    assert (status, out, err) == (1, "", f"error: {named}\n")
+    status, out, err = run_cli(capsys, "config", "show")
+    assert "SIGNOFF_DATABASE_URL" in out and f"problem: {named}" in out.splitlines()
+    assert not (project / "home" / ".signoff").exists()
+
+
 def test_an_argument_that_is_not_utf8_is_refused_by_position(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -33,10 +33,12 @@ class Seconds(click.FloatRange):
         super().__init__(min=0, max=most)
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        seconds = super().convert(value, param, ctx)
+        # Finite first, so that the value is named as typed ('1e400' overflows to inf,
+        # which the range check would name instead).
+        seconds = click.FLOAT.convert(value, param, ctx)
         if not math.isfinite(seconds):
             self.fail(f"{value!r} is not a number of seconds", param, ctx)
-        return seconds
+        return super().convert(seconds, param, ctx)
 
 
 def read_time(text: str, *, now: datetime | None = None) -> datetime:

@@ -726,6 +726,8 @@ def test_a_wait_for_no_number_of_seconds_is_refused_by_option(
     status, out, err = run_cli(capsys, *command_line, seconds)
     assert (status, out) == (2, "")
     assert f"Invalid value for '{command_line[-1]}'" in err
+    if seconds != "-1":  # named as typed ('1e400' was named as 'inf')
+        assert f"'{seconds}' is not a number of seconds" in err
 
 
 @pytest.mark.parametrize(

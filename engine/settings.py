@@ -87,7 +87,10 @@ class EngineSettings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _known_scheme(cls, value: str) -> str:
-        if not value.strip():
+        # Blanks around it come from a copy and paste or a quoted .env line: kept, a space
+        # would end the name of a new SQLite file, or the name of a PostgreSQL database.
+        value = value.strip()
+        if not value:
             # An unset shell variable, most likely: not taken for the default database.
             raise ValueError("is empty; give a database URL (sqlite:///path or postgresql://...)")
         if ":" not in value and (

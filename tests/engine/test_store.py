@@ -132,6 +132,12 @@ def test_a_database_url_signoff_cannot_use_is_refused_by_name(url: str, reason: 
     assert f"SIGNOFF_DATABASE_URL: {reason}" in str(refused.value)
 
 
+def test_blanks_around_a_database_url_are_not_part_of_it(monkeypatch, tmp_path) -> None:
+    # Kept, a trailing space named a new SQLite file 'runs.db ' beside the real one.
+    monkeypatch.setenv("SIGNOFF_DATABASE_URL", f" sqlite:///{tmp_path}/runs.db \n")
+    assert EngineSettings.load().database_url == f"sqlite:///{tmp_path}/runs.db"
+
+
 def test_bad_settings_name_the_variable(monkeypatch) -> None:
     monkeypatch.setenv("SIGNOFF_DATABASE_URL", "mysql://x")
     with pytest.raises(

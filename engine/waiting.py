@@ -52,7 +52,7 @@ def _open(req: PauseRequest, owner: str | None) -> None:
 
         prepare_schema(req.pause.schema)
         _READIED.add(req.model)
-    give_up_abandoned(req.ctx)
+    give_up_abandoned(req.ctx, storing=req.key)
     logs = req.ctx.take_logs()
     if req.is_new:
         opened = engine.store.open_pause(req.pause, owner, logs, runner=engine.process_id)
@@ -373,22 +373,27 @@ def _give_up_soon(ctx: RunContext) -> None:
         ctx.engine.store_threads.start(give_up)
 
 
-def give_up_abandoned(ctx: RunContext) -> None:
+def give_up_abandoned(ctx: RunContext, storing: str | None = None) -> None:
     """End the pause the flow stopped awaiting: the pause no longer waits (timed out, as
     the flow's own wait did) and the run is running again. Called as soon as the await is
-    cancelled, and before the flow's next write, which waits for that call to finish."""
-    opening, ctx.opening = ctx.opening, None
-    if opening is not None:
+    cancelled, and before the flow's next write, which waits for that call to finish.
+
+    ``storing``: the key of the pause the caller is about to store. If the flow stopped
+    awaiting that very pause already, it is ended once stored (by the give-up its
+    cancellation started, which waits for the store), not here, before it exists."""
+    opening = ctx.opening
+    if opening is not None and storing is None:
         # Still being stored when the flow stopped awaiting it (it runs: nothing waits
-        # behind this in the pool). Failed to store, there is nothing to end.
+        # behind it in the pool). Failed to store, there is nothing to end.
         with contextlib.suppress(Exception):
             opening.result()
     with ctx.giving_up:
         key = ctx.abandoned
-        if key is None:
+        if key is None or key == storing:
             return
         _end_abandoned(ctx, key)
         ctx.abandoned = None
+        ctx.opening = None
 
 
 def _end_abandoned(ctx: RunContext, key: str) -> None:

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from signoff.engine.runtime import Engine
 
 
-@dataclass
+@dataclass(slots=True, weakref_slot=True)  # slots: one lives as long as each waiting flow
 class RunContext:
     """What a flow run knows about itself while it executes."""
 
@@ -39,8 +39,8 @@ class RunContext:
     pause_calls: int = 0
     #: calls per ``key=`` given, in this execution (a named pause asked again)
     named_calls: Counter[str] = field(default_factory=Counter)
-    #: the keys unnamed pause calls got in this execution ("1", "2", ...)
-    numbered: set[str] = field(default_factory=set)
+    #: the keys unnamed pause calls got in this execution ("1", "2", ...): a few at most
+    numbered: tuple[str, ...] = ()
     #: task results kept in memory because pickle refused them
     unstorable: dict[str, BaseException] = field(default_factory=dict)
     logs: list[tuple[datetime, str, str, str | None]] = field(default_factory=list)
@@ -100,7 +100,7 @@ class RunContext:
             # Nor a number a named call took: that call's answer is not this one's.
             while str(self.pause_calls) in self.named_calls:
                 self.pause_calls += 1
-            self.numbered.add(str(self.pause_calls))
+            self.numbered += (str(self.pause_calls),)
             return str(self.pause_calls)
 
     def asked_again(self, key: str) -> bool:

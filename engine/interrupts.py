@@ -19,8 +19,7 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from types import FrameType
 
 _Handler = Callable[[int, FrameType | None], object]
@@ -43,34 +42,49 @@ def _note(signum: int, frame: FrameType | None) -> None:
         _previous(signum, frame)
 
 
-@contextmanager
-def watching() -> Iterator[None]:
-    """Note Ctrl-C for as long as the block runs. Only in the main thread (the only one that
-    receives signals, and may set handlers), and only where SIGINT has a Python handler: where
-    it is ignored or kills the process, no flow sees it as a cancellation."""
+def _watch() -> bool:
+    """Start noting Ctrl-C for one flow; whether it counts (``_unwatch`` when it ends)."""
     if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+        return False
     global _watchers, _previous
     if _watchers == 0:
         current = signal.getsignal(signal.SIGINT)
         if _previous is None:
             if not callable(current):
-                yield
-                return
+                return False
             _previous = current
             signal.signal(signal.SIGINT, _note)
         # else: a handler set during an earlier flow replaced the note and stays; it may
         # hand the signal on to the note, which is not put in front of it a second time.
         _interrupted.clear()
     _watchers += 1
-    try:
-        yield
-    finally:
-        _watchers -= 1
-        if _watchers == 0 and signal.getsignal(signal.SIGINT) is _note:
-            signal.signal(signal.SIGINT, _previous)
-            _previous = None
+    return True
+
+
+def _unwatch() -> None:
+    global _watchers, _previous
+    _watchers -= 1
+    if _watchers == 0 and signal.getsignal(signal.SIGINT) is _note:
+        signal.signal(signal.SIGINT, _previous)
+        _previous = None
+
+
+class watching:
+    """Note Ctrl-C for as long as the block runs. Only in the main thread (the only one that
+    receives signals, and may set handlers), and only where SIGINT has a Python handler: where
+    it is ignored or kills the process, no flow sees it as a cancellation.
+
+    A small object rather than a generator: one lives as long as each async flow does,
+    thousands at once in a process."""
+
+    __slots__ = ("_counted",)
+
+    def __enter__(self) -> None:
+        self._counted = _watch()
+
+    def __exit__(self, *_: object) -> None:
+        if self._counted:
+            _unwatch()
 
 
 __all__ = ["interrupted", "watching"]

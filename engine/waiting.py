@@ -26,6 +26,10 @@ from signoff.engine.quorum import Answered, Answers
 from signoff.engine.refusals import refusal_errors
 from signoff.engine.runs import GivenAnswer, Pause, PauseStatus, RunState
 from signoff.engine.signals import Cancel, Suspend, TakenOver
+
+# At import, not at the first pause: a process that runs flows needs it, and loads it
+# before its flows wait (``signoff runs list`` imports none of this module).
+from signoff.engine.validation import prepare_schema
 from signoff.engine.waiters import Asked, LoopWaiter, ThreadWaiter
 
 logger = logging.getLogger(__name__)
@@ -46,10 +50,7 @@ def _open(req: PauseRequest, owner: str | None) -> None:
     engine, run_id = req.ctx.engine, req.ctx.run_id
     if req.pause.schema is not None and req.model is not None and req.model not in _READIED:
         # An answer given in this process is checked against the schema: the check is
-        # built now, once per model, rather than on the first answer's clock. (Imported
-        # here, as in resuming: a process that never pauses or answers loads no jsonschema.)
-        from signoff.engine.validation import prepare_schema
-
+        # built now, once per model, rather than on the first answer's clock.
         prepare_schema(req.pause.schema)
         _READIED.add(req.model)
     give_up_abandoned(req.ctx, storing=req.key)
@@ -306,9 +307,8 @@ async def _wait_async(req: PauseRequest) -> Any:
     engine.waiters.add(run_id, waiter)
     opened = False
     # Started, then awaited: cancelled meanwhile, the store thread may be storing it still.
-    opening = engine.store_threads.start(_open_owned, req)
     try:
-        await asyncio.wrap_future(opening)
+        await _stored(req)
         opened = True
         waiter.asked = _asked(req)
         # As in wait_for_answer: the pause just stored waits, and the waiter hears of any change.
@@ -336,23 +336,38 @@ async def _wait_async(req: PauseRequest) -> Any:
             if outcome is not _WAITING:
                 return outcome
     except asyncio.CancelledError:
-        if not opened and not opening.cancel():
-            # Being stored on a store thread as the flow stopped awaiting it: it is stored
-            # in a moment, and ended after that (the give-up waits for it), not left open.
-            req.ctx.opening = opening
-            opened = True
         if opened:
-            # The flow stopped awaiting (asyncio.wait_for, a cancelled task). The pause ends
-            # now: left waiting, it would take an answer that nothing hears. If the process
-            # is stopping, it stays, for the worker that takes the run over as from any
-            # process that died, or for the run's suspension (Ctrl-C under asyncio.run).
-            req.ctx.abandoned = req.key
-            req.ctx.abandoned_leaving = req.ctx.leaving()
-            if not req.ctx.abandoned_leaving:
-                _give_up_soon(req.ctx)
+            _stopped_awaiting(req)
         raise
     finally:
         engine.waiters.remove(run_id, waiter)
+
+
+async def _stored(req: PauseRequest) -> None:
+    """Store the pause on a store thread, started before it is awaited: if the flow stops
+    awaiting meanwhile, the store thread may be storing it still. (Its own coroutine, so
+    that the future is not kept, a kilobyte, while the flow waits.)"""
+    opening = req.ctx.engine.store_threads.start(_open_owned, req)
+    try:
+        await asyncio.wrap_future(opening)
+    except asyncio.CancelledError:
+        if not opening.cancel():
+            # Stored in a moment, and ended after that (the give-up waits for it), rather
+            # than left open. Cancelled before it ran, nothing is stored.
+            req.ctx.opening = opening
+            _stopped_awaiting(req)
+        raise
+
+
+def _stopped_awaiting(req: PauseRequest) -> None:
+    """The flow stopped awaiting (asyncio.wait_for, a cancelled task). The pause ends now:
+    left waiting, it would take an answer that nothing hears. If the process is stopping,
+    it stays, for the worker that takes the run over as from any process that died, or for
+    the run's suspension (Ctrl-C under asyncio.run)."""
+    req.ctx.abandoned = req.key
+    req.ctx.abandoned_leaving = req.ctx.leaving()
+    if not req.ctx.abandoned_leaving:
+        _give_up_soon(req.ctx)
 
 
 def _give_up_soon(ctx: RunContext) -> None:

@@ -83,10 +83,11 @@ def test_an_unknown_flow_name_suggests_the_close_one_and_makes_no_database(
     )
     assert status == 1
     assert "did you mean 'access-request'?" in err
-    status, _, err = run_cli(capsys, "run", "deploy-prod")  # no --flows
+    # No --flows, and a name no flow is close to (other tests register flows here too).
+    status, _, err = run_cli(capsys, "run", "qx-untitled-7")
     assert (status, err) == (
         1,
-        "error: no flow named 'deploy-prod' is registered; load it with --flows PATH_OR_MODULE\n",
+        "error: no flow named 'qx-untitled-7' is registered; load it with --flows PATH_OR_MODULE\n",
     )
     # A mistyped name (perhaps with a mistyped database path) leaves no database behind.
     assert not (project / "ops.db").exists()

@@ -164,21 +164,21 @@ NESTED_FLOWS = """
     class Go(RunInput):
         ok: bool
 
-    @flow(name="nested-approval")
+    @flow(name="ctrl-c-approval")
     def approval() -> bool:
         print("waiting", flush=True)
         return pause_flow_run(wait_for_input=Go).ok
 
-    @flow(name="nested-release")
+    @flow(name="ctrl-c-release")
     def release() -> str:
         return "released" if approval() else "held"
 
-    @flow(name="nested-approval-async")
+    @flow(name="ctrl-c-approval-async")
     async def approval_async() -> bool:
         print("waiting", flush=True)
         return (await pause_flow_run(wait_for_input=Go)).ok
 
-    @flow(name="nested-release-async")
+    @flow(name="ctrl-c-release-async")
     async def release_async() -> str:
         return "released" if await approval_async() else "held"
 """
@@ -187,8 +187,8 @@ NESTED_FLOWS = """
 @pytest.mark.parametrize(
     ("call", "outer_name"),
     [
-        ("release()", "nested-release"),
-        ("asyncio.run(release_async())", "nested-release-async"),
+        ("release()", "ctrl-c-release"),
+        ("asyncio.run(release_async())", "ctrl-c-release-async"),
     ],
     ids=["sync", "async"],
 )
@@ -199,11 +199,19 @@ def test_ctrl_c_while_a_called_flow_waits_leaves_both_runs_for_a_worker(
     them for a worker to take over. Ctrl-C now leaves them as that does: a worker runs the
     outer flow again, takes the called flow up where it waits, and the answer finishes
     both."""
+    # Flow names no other test module registers: the worker runs what the registry holds.
     (tmp_path / "nested_flows.py").write_text(textwrap.dedent(NESTED_FLOWS))
     script = tmp_path / "script.py"
     script.write_text(f"import asyncio\nfrom nested_flows import *\n\n{call}\n")
     url = f"sqlite:///{tmp_path}/signoff.db"
-    env = {**os.environ, "SIGNOFF_DATABASE_URL": url, "PYTHONPATH": f"{ROOT}:{tmp_path}"}
+    env = {
+        **os.environ,
+        "SIGNOFF_DATABASE_URL": url,
+        "PYTHONPATH": f"{ROOT}:{tmp_path}",
+        # Should its exit not take it out of the process table, it is taken for dead soon.
+        "SIGNOFF_HEARTBEAT_SECONDS": "0.2",
+        "SIGNOFF_OWNER_TIMEOUT_SECONDS": "1",
+    }
     engine = Engine(EngineSettings.load(database_url=url, **FAST))
     try:
         with subprocess.Popen(
@@ -223,6 +231,7 @@ def test_ctrl_c_while_a_called_flow_waits_leaves_both_runs_for_a_worker(
             # The outer run, its process gone, is run again and takes the called flow up.
             wait_for(
                 lambda: engine.get_run(inner.id).state is RunState.PAUSED,
+                timeout=30,
                 what="the worker to take the called flow up",
             )
             engine.resume(inner.id, {"ok": True}, responder="ada")

@@ -93,12 +93,17 @@ class Resuming(Interventions):
         if actor is not None and groups:
             actor = dataclasses.replace(actor, groups=actor.groups | groups)
         payload: dict[str, JSON] = dict(run_input or {})
-        answered = self._answer_waiting_here(run_id, key, actor, payload)
+        # A model's validators may have effects (a log line, say): each waiter judges the
+        # answer once per call, whichever path stores it.
+        judged: dict[Waiter, _Judgement] = {}
+        answered = self._answer_waiting_here(run_id, key, actor, payload, judged)
         if answered is not None:
             return answered
         attempt = 1
         while (
-            answered := self._answer_as_read(run_id, key, actor, payload, last=attempt == _ATTEMPTS)
+            answered := self._answer_as_read(
+                run_id, key, actor, payload, judged, last=attempt == _ATTEMPTS
+            )
         ) is None:
             attempt += 1
         return answered
@@ -109,6 +114,7 @@ class Resuming(Interventions):
         key: str | None,
         actor: Actor | None,
         payload: dict[str, JSON],
+        judged: dict[Waiter, _Judgement],
         *,
         last: bool,
     ) -> Pause | None:
@@ -166,7 +172,7 @@ class Resuming(Interventions):
             if next_state is RunState.RUNNING and pause.quorum == 1 and run.owner == self.process_id
             else None
         )
-        answer, verdict = _judged(local, payload)
+        answer, verdict = _judged_once(local, payload, judged)
         outcome = self.store.answer_pause(
             run.id,
             pause.key,
@@ -211,7 +217,12 @@ class Resuming(Interventions):
         return RunNotWaiting(run.id, run.state.value)
 
     def _answer_waiting_here(
-        self, run_id: str, key: str | None, actor: Actor | None, payload: dict[str, JSON]
+        self,
+        run_id: str,
+        key: str | None,
+        actor: Actor | None,
+        payload: dict[str, JSON],
+        judged: dict[Waiter, _Judgement],
     ) -> Pause | None:
         """The common case, answered without reading the run first: its flow waits in this
         process for a pause that one answer completes, and the waiter holds that pause as
@@ -242,7 +253,7 @@ class Resuming(Interventions):
             return None
         if _input_errors(pause, payload):
             return None
-        answer, verdict = _judged(local, payload)
+        answer, verdict = _judged_once(local, payload, judged)
         outcome = self.store.answer_pause(
             run_id,
             pause.key,
@@ -336,9 +347,24 @@ def _input_errors(pause: Pause, payload: dict[str, JSON]) -> dict[str, str]:
     return {"": "this pause takes no input"} if payload else {}
 
 
-def _judged(
-    local: Waiter | None, payload: dict[str, JSON]
-) -> tuple[Answer | None, tuple[bool, dict[str, str]] | None]:
+#: a waiter's reading of an answer, and the verdict (accepted, errors)
+_Judgement = tuple[Answer | None, tuple[bool, dict[str, str]] | None]
+
+
+def _judged_once(
+    local: Waiter | None, payload: dict[str, JSON], judged: dict[Waiter, _Judgement]
+) -> _Judgement:
+    """``_judged``, or what ``local`` judged of ``payload`` earlier in the same call: a
+    fast path that found the run changed hands the answer to the usual path, which must
+    not run the model's validators again."""
+    if local is None:
+        return None, None
+    if local not in judged:
+        judged[local] = _judged(local, payload)
+    return judged[local]
+
+
+def _judged(local: Waiter | None, payload: dict[str, JSON]) -> _Judgement:
     """The answer as the waiting flow's model reads it, and the verdict (accepted, errors):
     both None without a waiter here to judge it.
 

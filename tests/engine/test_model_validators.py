@@ -136,6 +136,30 @@ def test_a_validator_runs_in_the_runs_context(
     assert [log.message for log in detail.logs] == ["validating qty=3"]
 
 
+def test_a_validator_runs_once_when_the_pause_was_handed_on_by_another_process(
+    engine: Engine, make_engine: Callable[..., Engine]
+) -> None:
+    """The waiter here still holds the pause as it was asked, so the answer is judged on
+    the quick path, found handed on when stored, and stored by the usual path: the model's
+    validators (and what they log) run once, not once per path."""
+
+    @flow(name="logs-once-handed-on")
+    def logs_once_handed_on() -> int:
+        return pause_flow_run(wait_for_input=Quantity, timeout=60, approvers=["U_OPS", "U_DEV"]).qty
+
+    thread, box = start(logs_once_handed_on)
+    pause = waiting(engine, "logs-once-handed-on")
+    make_engine().reassign(pause.run_id, "U_SRE", by="U_OPS")
+    answered = engine.resume(pause.run_id, {"qty": 4}, "U_DEV")
+    thread.join(10)
+    assert (box, answered.status, answered.responder) == (
+        {"result": 4},
+        PauseStatus.ACCEPTED,
+        "U_DEV",
+    )
+    assert [log.message for log in engine.detail(pause.run_id).logs] == ["validating qty=4"]
+
+
 def test_an_async_flows_validators_run_in_its_context_and_raise_in_it(engine: Engine) -> None:
     """The same for a flow that awaits its pause (its waiter is a coroutine's)."""
 

@@ -4,7 +4,9 @@
 - ``Engine.subscribe("name", o)``: a durable consumer. Its position in the events table
   is stored, so each event is delivered at least once, in order, across restarts and
   outages; among several processes that subscribe under one name, one holds the lease,
-  and an observer can check it (``DurableConsumer.check_lease``) before acting.
+  and an observer can check it (``DurableConsumer.check_lease``) before acting. Made with
+  ``backlog=True``, a new consumer first hears the question (``WAITING_FOR_INPUT``) of
+  each pause that waited when it was made, then what happened after.
 """
 
 from __future__ import annotations
@@ -50,10 +52,15 @@ class DurableConsumer:
     #: how long stopping waits for a delivery in flight, in all
     STOP_SECONDS = 5.0
 
-    def __init__(self, store: SqlStore, name: str, observer: RunObserver) -> None:
+    def __init__(
+        self, store: SqlStore, name: str, observer: RunObserver, *, backlog: bool = False
+    ) -> None:
         self.store = store
         self.name = name
         self.observer = observer
+        self.backlog = backlog
+        #: whether the cursor may still have a backlog (read until it has none)
+        self._behind = True
         self._base = uuid.uuid4().hex
         self._takes = 0
         #: the token this process holds the lease under, or None
@@ -129,7 +136,9 @@ class DurableConsumer:
         if token is None:
             self._takes += 1
             token = f"{self._base}.{self._takes}"
-        position = self.store.lease_cursor(self.name, token, self.LEASE_SECONDS)
+        position = self.store.lease_cursor(
+            self.name, token, self.LEASE_SECONDS, backlog=self.backlog
+        )
         if position is None:
             if self._token is not None:
                 logger.warning(
@@ -208,6 +217,8 @@ class DurableConsumer:
                 delay = min(delay * 2, self.RETRY_SECONDS[1])
 
     def _deliver(self, token: str) -> bool:
+        if self._behind and not self._deliver_backlog(token):
+            return False
         position = self.store.cursor_position(self.name, token)
         if position is None:
             raise LeaseLost(self.name)
@@ -223,3 +234,28 @@ class DurableConsumer:
                 raise LeaseLost(self.name)
             self.position = event.id
         return len(events) < self.BATCH
+
+    def _deliver_backlog(self, token: str) -> bool:
+        """Deliver a batch of the cursor's backlog; True once it has none left."""
+        events = self.store.cursor_backlog(self.name, token, limit=self.BATCH)
+        if events is None:
+            self._behind = False
+            return True
+        for event in events:
+            if self._stop.is_set():
+                return False
+            if self._token != token:
+                raise LeaseLost(self.name)
+            self.observer.on_event(event)
+            if not self.store.advance_backlog(self.name, token, event.id):
+                raise LeaseLost(self.name)
+        if len(events) < self.BATCH:
+            if not self.store.advance_backlog(self.name, token, None):
+                raise LeaseLost(self.name)
+            logger.info(
+                "caught up on the questions waiting when the consumer was made",
+                extra={"action": "backlog_delivered", "consumer": self.name},
+            )
+            self._behind = False
+            return True
+        return False

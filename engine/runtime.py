@@ -135,11 +135,14 @@ class Engine(Liveness, Resuming, Upkeep):
         self._observers.remove(observer)
 
     def subscribe(
-        self, consumer: str, observer: RunObserver, *, start: bool = True
+        self, consumer: str, observer: RunObserver, *, start: bool = True, backlog: bool = False
     ) -> DurableConsumer:
         """Deliver stored events to ``observer`` at least once, in order, from a named cursor.
 
         A new consumer starts with the events stored after it first subscribes. With
+        ``backlog``, a new consumer is first handed the question (``WAITING_FOR_INPUT``) of
+        each pause waiting when it first subscribes: an application that posts questions
+        also posts those asked before it first ran. With
         ``start=False`` nothing is delivered until ``start()`` is called on the result, so
         the observer can be handed its ``check_lease`` first::
 
@@ -147,7 +150,7 @@ class Engine(Liveness, Resuming, Upkeep):
             notifier.fence = durable.check_lease
             durable.start()
         """
-        durable = DurableConsumer(self.store, consumer, observer)
+        durable = DurableConsumer(self.store, consumer, observer, backlog=backlog)
         self._consumers.append(durable)
         if start:
             durable.start()

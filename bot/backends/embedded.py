@@ -371,9 +371,12 @@ class EmbeddedBackend:
     def watch(
         self, consumer: str, observer: ChangeObserver, *, kept: Collection[str] = ()
     ) -> Watch:
-        """``kept`` is not needed: the engine's runs are never deleted under the bot."""
+        """``kept`` is not needed: the engine's runs are never deleted under the bot. A new
+        consumer hears first of the runs that waited for input before it was made."""
         with translated():
-            return _Watch(self.engine.subscribe(consumer, _Observer(observer), start=False))
+            return _Watch(
+                self.engine.subscribe(consumer, _Observer(observer), start=False, backlog=True)
+            )
 
     # -- records and timers -------------------------------------------------------------
 

@@ -11,12 +11,13 @@ from __future__ import annotations
 import functools
 from datetime import timedelta
 
-from sqlalchemy import and_, bindparam, delete, func, literal, or_, select, update
+from sqlalchemy import and_, bindparam, delete, exists, func, literal, or_, select, update
 
 from signoff.engine.runs import Event, EventKind, RunState
 from signoff.engine.store import rows
 from signoff.engine.store.base import EVENTS, StoreBase
 from signoff.engine.store.dropped import read_again_if_dropped, write_again_if_dropped
+from signoff.engine.store.pauses import IS_WAITING, PAUSES
 from signoff.engine.store.prepared import Prepared
 from signoff.engine.store.tables import CursorRow, OnceKeyRow
 
@@ -53,6 +54,40 @@ def _events_of(kinds: frozenset[EventKind], states: frozenset[RunState]) -> Prep
         .order_by(EVENTS.c.id)
         .limit(bindparam("limit"))
     )
+
+
+def _backlog() -> Prepared:
+    """A page of a cursor's backlog: the questions asked up to ``until`` (after ``after``)
+    whose pause still waits, or whose pause something happened to after ``until`` (it
+    waited then, most likely: answered since, say, it still gets its closed prompt)."""
+    key = EVENTS.c.data["key"].as_string()
+    later = EVENTS.alias("later")
+    waits = exists().where(
+        PAUSES.c.run_id == EVENTS.c.run_id,
+        PAUSES.c.key == key,
+        IS_WAITING,
+    )
+    since = exists().where(
+        later.c.run_id == EVENTS.c.run_id,
+        later.c.id > bindparam("until"),
+        later.c.data["key"].as_string() == key,
+    )
+    return Prepared(
+        select(EVENTS)
+        .where(
+            EVENTS.c.kind == literal(EventKind.WAITING_FOR_INPUT.value),
+            EVENTS.c.id > bindparam("after"),
+            EVENTS.c.id <= bindparam("until"),
+            or_(waits, since),
+        )
+        .order_by(EVENTS.c.id)
+        .limit(bindparam("limit"))
+    )
+
+
+_BACKLOG = _backlog()
+#: whether any pause waits (made with a backlog, a consumer notes one only then)
+_ANY_WAITING = select(exists().where(IS_WAITING))
 
 
 class ConsumerQueries(StoreBase):
@@ -104,8 +139,13 @@ class ConsumerQueries(StoreBase):
         return events, events[-1].id if len(events) == limit else upto
 
     @write_again_if_dropped
-    def lease_cursor(self, consumer: str, owner: str, seconds: float) -> int | None:
+    def lease_cursor(
+        self, consumer: str, owner: str, seconds: float, *, backlog: bool = False
+    ) -> int | None:
         """Hold ``consumer``'s cursor for ``seconds``; its position, or None if another holds it.
+
+        A cursor made here starts at the newest event. With ``backlog``, it also notes the
+        questions of the pauses waiting then (``cursor_backlog``), to be delivered first.
 
         Taken in one conditional statement: processes that find the cursor free at the same
         moment (replicas started together) make one holder, where reading it first and
@@ -134,9 +174,17 @@ class ConsumerQueries(StoreBase):
             position = int(
                 conn.execute(select(func.coalesce(func.max(EVENTS.c.id), 0))).scalar_one()
             )
+            behind = backlog and bool(conn.execute(_ANY_WAITING).scalar_one())
             made = conn.execute(
                 self._dialect_insert(CURSORS)
-                .values(consumer=consumer, position=position, lease_owner=owner, lease_until=until)
+                .values(
+                    consumer=consumer,
+                    position=position,
+                    lease_owner=owner,
+                    lease_until=until,
+                    backlog_after=0 if behind else None,
+                    backlog_until=position if behind else None,
+                )
                 .on_conflict_do_nothing()
                 .returning(CURSORS.c.position)
             ).first()
@@ -152,6 +200,48 @@ class ConsumerQueries(StoreBase):
                 )
             ).first()
         return row is not None and row[0] is not None and rows.utc(row[0]) > self.clock()
+
+    @read_again_if_dropped
+    def cursor_backlog(self, consumer: str, owner: str, limit: int = 200) -> list[Event] | None:
+        """The next ``limit`` events of ``consumer``'s backlog (see ``lease_cursor``), in id
+        order; None when it has none left. Empty when ``owner`` does not hold its lease
+        (``advance_backlog`` then says so)."""
+        with self._read() as conn:
+            cursor = conn.execute(
+                select(CURSORS.c.backlog_after, CURSORS.c.backlog_until).where(
+                    CURSORS.c.consumer == consumer, CURSORS.c.lease_owner == owner
+                )
+            ).first()
+            if cursor is None:
+                return []
+            if cursor.backlog_until is None:
+                return None
+            found = _BACKLOG.execute(
+                conn,
+                {
+                    "after": int(cursor.backlog_after or 0),
+                    "until": int(cursor.backlog_until),
+                    "limit": limit,
+                },
+            ).all()
+        return [rows.to_event(r) for r in found]
+
+    @write_again_if_dropped
+    def advance_backlog(self, consumer: str, owner: str, after: int | None) -> bool:
+        """Note ``consumer``'s backlog delivered up to event ``after`` (None: all of it);
+        False if ``owner`` does not hold its lease."""
+        values = (
+            {"backlog_after": None, "backlog_until": None}
+            if after is None
+            else {"backlog_after": after}
+        )
+        with self._write() as conn:
+            done = conn.execute(
+                update(CURSORS)
+                .where(CURSORS.c.consumer == consumer, CURSORS.c.lease_owner == owner)
+                .values(**values)
+            )
+            return done.rowcount == 1
 
     @read_again_if_dropped
     def cursor_position(self, consumer: str, owner: str) -> int | None:

@@ -222,6 +222,12 @@ class CursorRow(SQLModel, table=True):
     position: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
     lease_owner: str | None = Field(default=None, max_length=64)
     lease_until: datetime | None = _utc_column(nullable=True)
+    #: the backlog of a consumer made with one: the questions (``WAITING_FOR_INPUT``) of
+    #: the pauses that waited when it was made, events up to ``backlog_until``, delivered
+    #: before the events after ``position``; ``backlog_after``: how far it got. Both NULL
+    #: once caught up (or when made without one).
+    backlog_after: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    backlog_until: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
 
 
 class MetadataRow(SQLModel, table=True):

@@ -24,6 +24,7 @@ from signoff.bot.slack.server import Server
 from signoff.bot.testing import SIGNING_SECRET, RunningBot, running_bot
 from signoff.engine import Engine, RunState, flow, pause_flow_run
 from signoff.engine.input import RunInput
+from tests.support.running import start, waiting
 from tests.support.threads import reply_with
 from tests.support.waiting import wait_for
 
@@ -350,6 +351,36 @@ def test_an_outage_delays_the_prompt_but_loses_nothing(engine: Engine, bot: Runn
     answer(bot, "bob", root, {"amount": 6})
     root_when(bot, root.ts, "is *completed*", "Answered by <@U0BOB>")
     assert len(posts(bot)) == 1
+
+
+def test_a_run_already_waiting_when_the_bot_first_starts_gets_its_thread(engine: Engine) -> None:
+    """The bot's first start on a database whose runs already wait (started from the CLI
+    or a script before Slack was set up): each gets its thread and button, and is answered
+    from Slack; a run answered before then gets none."""
+    thread, box = start(dl_amount)
+    before = waiting(engine, "dl-amount")
+    engine.resume(before.run_id, {"amount": 1})
+    thread.join(10)
+    assert box == {"result": 1}
+    thread, box = start(dl_amount)
+    waits = wait_for(
+        lambda: next(
+            (
+                p
+                for r in engine.list_runs(flow_name="dl-amount")
+                if (p := engine.waiting_pause(r.id))
+            ),
+            None,
+        ),
+        what="the second run to wait",
+    )
+    with running_bot(engine=engine) as bot:
+        root = bot.root_message(waits.run_id)
+        answer(bot, "bob", root, {"amount": 5})
+        root_when(bot, root.ts, "is *completed*", "Answered by <@U0BOB>")
+        thread.join(10)
+        assert box == {"result": 5}
+        assert [c.args.get("text") for c in posts(bot)] == [root.text]
 
 
 def test_a_restarted_bot_posts_no_second_prompt(engine: Engine, bot: RunningBot) -> None:

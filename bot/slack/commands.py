@@ -37,7 +37,7 @@ logger = logging.getLogger(__name__)
 
 HELP = """*`/runs`* — runs waiting for input
 *`/runs all|running|completed|failed|cancelled`* — runs in that state
-*`/runs FLOW`* — runs of one flow
+*`/runs FLOW`* — runs of one flow (`/runs flow FLOW` for a flow named like a word here)
 *`/runs … before=RUN`* — the next page of a list, after RUN (the list's More button)
 *`/runs show RUN`* — states, inputs with who gave them, and the log tail
 *`/runs start FLOW [k=v ...]`* — start a run (a form asks for missing parameters); `k='two words'`, `tags=["a","b"]`
@@ -167,14 +167,17 @@ def register(app: App, backend: Backend, sealer: Sealer) -> None:
     """Add ``/runs`` and its buttons to ``app``."""
 
     def listing(selector: str, before: str | None = None) -> tuple[str, list[Any], dict[str, Any]]:
-        """The title, one page of runs, and the blocks' keyword arguments for ``selector``."""
+        """The title, one page of runs, and the blocks' keyword arguments for ``selector``:
+        a filter's name, ``messages.FLOW_SELECTOR`` and a flow's name, or "" (waiting).
+        (A More button from before flows were marked holds a flow's name alone.)"""
         limit = messages.RUNS_PAGE + 1  # one more than shown: whether a next page exists
+        flow_name = selector.removeprefix(messages.FLOW_SELECTOR)
         if selector in FILTERS:
             runs = backend.list_runs(FILTERS[selector], limit=limit, before=before)
             title = f"Runs: {selector}"
-        elif selector:
-            runs = backend.list_runs(flow_name=selector, limit=limit, before=before)
-            title = f"Runs of {selector}"
+        elif flow_name:
+            runs = backend.list_runs(flow_name=flow_name, limit=limit, before=before)
+            title = f"Runs of {flow_name}"
         else:
             runs = backend.list_runs(
                 [RunState.PAUSED, RunState.SUSPENDED], limit=limit, before=before
@@ -222,8 +225,17 @@ def register(app: App, backend: Backend, sealer: Sealer) -> None:
                 respond(f"Cancelled {messages.run_label(run)}.")
             elif verb == "start" and len(words) >= 2:
                 start(words[1], words[2:], command, respond, client)
-            elif verb in ("show", "cancel", "start"):
-                wanted = "a flow" if verb == "start" else "a run id"
+            elif verb == "flow" and len(words) == 2:
+                # Any flow, also one named like a word of this command (`/runs flow help`).
+                if not (
+                    backend.start_form(words[1]) or backend.list_runs(flow_name=words[1], limit=1)
+                ):
+                    shown = escape_mrkdwn(words[1][:200])
+                    respond(f"No flow `{shown}`; flows: {known_flows()}.")
+                    return
+                page_of(messages.FLOW_SELECTOR + words[1], cursors, respond)
+            elif verb in ("show", "cancel", "start", "flow"):
+                wanted = "a flow" if verb in ("start", "flow") else "a run id"
                 # More than one word after show or cancel: one run at a time.
                 problem = (
                     f"takes one run id, not {len(words) - 1}" if words[1:] else f"needs {wanted}"
@@ -235,21 +247,8 @@ def register(app: App, backend: Backend, sealer: Sealer) -> None:
                 or backend.start_form(first)
                 or backend.list_runs(flow_name=first, limit=1)
             ):
-                before = None
-                if cursors:
-                    before = cursors[-1].partition("=")[2]
-                try:
-                    reply = list_reply(verb if verb in FILTERS else first, before)
-                except RunNotFound as exc:
-                    shown = escape_mrkdwn((before or "")[:40])
-                    problem = (
-                        f"more than one run id starts with `{shown}`; give more of it"
-                        if exc.several
-                        else f"no run `{shown}` to list after"
-                    )
-                    respond(f":warning: `before=`: {problem}.")
-                    return
-                respond(**reply)
+                selector = verb if verb in FILTERS or not first else messages.FLOW_SELECTOR + first
+                page_of(selector, cursors, respond)
             else:
                 typed = escape_mrkdwn(unescape_mrkdwn(command.text)[:200])
                 hint = ""
@@ -262,6 +261,22 @@ def register(app: App, backend: Backend, sealer: Sealer) -> None:
             respond(f":no_entry: {refused_text(exc, actor)}")
         except BackendError as exc:
             respond(warning(exc))
+
+    def page_of(selector: str, cursors: list[str], respond: Any) -> None:
+        """Answer with a page of ``selector``'s runs, after the last ``before=`` typed."""
+        before = cursors[-1].partition("=")[2] if cursors else None
+        try:
+            reply = list_reply(selector, before)
+        except RunNotFound as exc:
+            shown = escape_mrkdwn((before or "")[:40])
+            problem = (
+                f"more than one run id starts with `{shown}`; give more of it"
+                if exc.several
+                else f"no run `{shown}` to list after"
+            )
+            respond(f":warning: `before=`: {problem}.")
+            return
+        respond(**reply)
 
     def known_flows() -> str:
         # Names read as written: in code spans, with Slack's control characters escaped.

@@ -41,6 +41,9 @@ _WORD_START = re.compile(r"(?<!^)(?=[A-Z])")
 
 #: runs per page of a /runs list (Slack allows 50 blocks; each run takes two)
 RUNS_PAGE = 15
+#: marks a run list's selector (its More button's value) as a flow's name: a flow may be
+#: named like one of ``/runs``'s filters
+FLOW_SELECTOR = "flow:"
 #: the longest text of a message; past it Slack refuses the message (``msg_too_long``)
 MAX_MESSAGE_TEXT = 40_000
 #: the longest reason (a run's failure, a model's refusal) quoted in a status line, which
@@ -481,9 +484,11 @@ def run_list_blocks(
     if more is not None:
         selector, _, last = more.rpartition("|")
         # Quoted as /runs reads words, so that a flow's name with spaces stays one word.
-        typed = " ".join(
-            ["/runs", *([shlex.quote(selector)] if selector else []), f"before={last}"]
-        )
+        if selector.startswith(FLOW_SELECTOR):
+            words = ["flow", shlex.quote(selector.removeprefix(FLOW_SELECTOR))]
+        else:
+            words = [shlex.quote(selector)] if selector else []
+        typed = " ".join(["/runs", *words, f"before={last}"])
         blocks.append(
             ActionsBlock(
                 block_id="runs:more",

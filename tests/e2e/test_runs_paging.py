@@ -23,8 +23,10 @@ FINAL |= {"cancelled": RunState.CANCELLED, "running": RunState.RUNNING}
 SCHEMA = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
 
 
-def made_runs(engine: Engine, count: int) -> dict[str, str]:
-    """``count`` runs of two flows, four created at each instant (ties for the paging
+def made_runs(
+    engine: Engine, count: int, flows: tuple[str, str] = ("pg-a", "pg-b")
+) -> dict[str, str]:
+    """``count`` runs of two ``flows``, four created at each instant (ties for the paging
     order), in KINDS' states by turn; the waiting ones ask two of three approvers, or
     anyone. Run id -> kind, oldest first."""
     made: dict[str, str] = {}
@@ -32,7 +34,7 @@ def made_runs(engine: Engine, count: int) -> dict[str, str]:
     for i in range(count):
         at = BASE + timedelta(seconds=i // 4)
         store.clock = lambda at=at: at
-        run_id, kind, flow = uuid.uuid4().hex, KINDS[i % len(KINDS)], f"pg-{'ab'[i % 2]}"
+        run_id, kind, flow = uuid.uuid4().hex, KINDS[i % len(KINDS)], flows[i % 2]
         state = RunState.RUNNING if kind == "waiting" else FINAL[kind]
         store.create_run(run_id, flow, None, b"", {"i": i}, state, owner=None, started_by=None)
         if kind == "waiting":
@@ -134,3 +136,28 @@ def test_filters_list_exactly_their_runs_page_after_page(engine: Engine, bot: Ru
     assert every_page(bot, "running") == [r for r in order if made[r] == "running"]
     of_b = {r for i, r in enumerate(made) if i % 2}
     assert every_page(bot, "pg-b") == [r for r in order if r in of_b]
+
+
+def test_a_flow_named_like_a_filter_is_listed_by_runs_flow(engine: Engine, bot: RunningBot) -> None:
+    """`/runs failed` lists failed runs; the runs of a flow named "failed" are listed by
+    `/runs flow failed`, page after page, and the More button's typed form says so."""
+    made = made_runs(engine, 40, flows=("failed", "pg-b"))
+    order = newest_first(made)
+    of_failed = [r for i, r in enumerate(made) if i % 2 == 0]
+    assert every_page(bot, "flow failed") == [r for r in order if r in of_failed]
+    assert every_page(bot, "failed") == [r for r in order if made[r] == "failed"]
+    before = len(bot.slack.ephemeral("alice"))
+    bot.driver.slash_command("alice", "/runs", "flow failed")
+    page = bot.slack.wait_for(lambda ws: ws.ephemeral("alice")[before:][-1], timeout=10)
+    assert page.text == "Runs of failed"
+    last = listed(page)[-1]
+    assert f"Older runs: `/runs flow failed before={last}`" in str(page.blocks)
+    before = len(bot.slack.ephemeral("alice"))
+    bot.driver.slash_command("alice", "/runs", f"flow failed before={last[:12]}")
+    following = bot.slack.wait_for(lambda ws: ws.ephemeral("alice")[before:][-1], timeout=10)
+    assert listed(following) == [r for r in order if r in of_failed][15:30]
+    for typed, said in (("flow no-such", "No flow `no-such`"), ("flow", "needs a flow")):
+        before = len(bot.slack.ephemeral("alice"))
+        bot.driver.slash_command("alice", "/runs", typed)
+        reply = bot.slack.wait_for(lambda ws: ws.ephemeral("alice")[before:][-1], timeout=10)
+        assert said in reply.text

@@ -12,7 +12,7 @@ from typing import Any
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
-from signoff.bot.backends import Action, Actor, Backend, Refusal, RunState
+from signoff.bot.backends import Action, Actor, Backend, Refusal
 from signoff.bot.errors import (
     BackendError,
     JsonTooDeep,
@@ -26,7 +26,7 @@ from signoff.bot.forms.modals import ModalError, build_input_view
 from signoff.bot.forms.mrkdwn import escape_mrkdwn, literal_mrkdwn, unescape_mrkdwn
 from signoff.bot.forms.parameters import parameter_value
 from signoff.bot.forms.submissions import errors_for_view, parse_submission
-from signoff.bot.slack import ids, messages
+from signoff.bot.slack import ids, messages, run_lists
 from signoff.bot.slack.approvers import refusal_text, slack_actor
 from signoff.bot.slack.failures import reported
 from signoff.bot.slack.interactions import field_errors_ack, notice_view
@@ -43,16 +43,6 @@ HELP = """*`/runs`* — runs waiting for input
 *`/runs start FLOW [k=v ...]`* — start a run (a form asks for missing parameters); `k='two words'`, `tags=["a","b"]`
 *`/runs cancel RUN`* — cancel a run
 *`/runs help`* — this help"""
-
-
-FILTERS: dict[str, list[RunState] | None] = {
-    "all": None,
-    "running": [RunState.RUNNING, RunState.SCHEDULED],
-    "waiting": [RunState.PAUSED, RunState.SUSPENDED],
-    "completed": [RunState.COMPLETED],
-    "failed": [RunState.FAILED, RunState.CRASHED],
-    "cancelled": [RunState.CANCELLED],
-}
 
 
 #: a ``name=`` whose value starts as JSON does: a list, an object or a double-quoted string
@@ -166,34 +156,6 @@ def _action_value(click: BlockActions, action_id: str) -> str:
 def register(app: App, backend: Backend, sealer: Sealer) -> None:
     """Add ``/runs`` and its buttons to ``app``."""
 
-    def listing(selector: str, before: str | None = None) -> tuple[str, list[Any], dict[str, Any]]:
-        """The title, one page of runs, and the blocks' keyword arguments for ``selector``:
-        a filter's name, ``messages.FLOW_SELECTOR`` and a flow's name, or "" (waiting).
-        (A More button from before flows were marked holds a flow's name alone.)"""
-        limit = messages.RUNS_PAGE + 1  # one more than shown: whether a next page exists
-        flow_name = selector.removeprefix(messages.FLOW_SELECTOR)
-        if selector in FILTERS:
-            runs = backend.list_runs(FILTERS[selector], limit=limit, before=before)
-            title = f"Runs: {selector}"
-        elif flow_name:
-            runs = backend.list_runs(flow_name=flow_name, limit=limit, before=before)
-            title = f"Runs of {flow_name}"
-        else:
-            runs = backend.list_runs(
-                [RunState.PAUSED, RunState.SUSPENDED], limit=limit, before=before
-            )
-            title = "Runs waiting for input"
-        if before is not None:
-            title += f", older than {before[:8]}"
-        page = runs[: messages.RUNS_PAGE]
-        more = f"{selector}|{page[-1].id}" if len(runs) > len(page) else None
-        waiting = [r.id for r in page if r.state.is_waiting]
-        return title, page, {"waiting": waiting, "more": more}
-
-    def list_reply(selector: str, before: str | None) -> dict[str, Any]:
-        title, page, extra = listing(selector, before)
-        return {"text": title, "blocks": messages.run_list_blocks(page, title, **extra)}
-
     @app.command(ids.RUNS_COMMAND)
     @reported
     def runs(ack: Ack, body: dict[str, Any], respond: Any, client: WebClient) -> None:
@@ -233,7 +195,7 @@ def register(app: App, backend: Backend, sealer: Sealer) -> None:
                     shown = escape_mrkdwn(words[1][:200])
                     respond(f"No flow `{shown}`; flows: {known_flows()}.")
                     return
-                page_of(messages.FLOW_SELECTOR + words[1], cursors, respond)
+                page_of(run_lists.FLOW_SELECTOR + words[1], cursors, respond)
             elif verb in ("show", "cancel", "start", "flow"):
                 wanted = "a flow" if verb in ("start", "flow") else "a run id"
                 # More than one word after show or cancel: one run at a time.
@@ -242,12 +204,16 @@ def register(app: App, backend: Backend, sealer: Sealer) -> None:
                 )
                 respond(f"`/runs {verb}` {problem}.\n{HELP}")
             elif len(words) <= 1 and (
-                verb in FILTERS
+                verb in run_lists.FILTERS
                 or verb == ""
                 or backend.start_form(first)
                 or backend.list_runs(flow_name=first, limit=1)
             ):
-                selector = verb if verb in FILTERS or not first else messages.FLOW_SELECTOR + first
+                selector = (
+                    verb
+                    if verb in run_lists.FILTERS or not first
+                    else run_lists.FLOW_SELECTOR + first
+                )
                 page_of(selector, cursors, respond)
             else:
                 typed = escape_mrkdwn(unescape_mrkdwn(command.text)[:200])
@@ -266,7 +232,7 @@ def register(app: App, backend: Backend, sealer: Sealer) -> None:
         """Answer with a page of ``selector``'s runs, after the last ``before=`` typed."""
         before = cursors[-1].partition("=")[2] if cursors else None
         try:
-            reply = list_reply(selector, before)
+            reply = run_lists.list_reply(backend, selector, before)
         except RunNotFound as exc:
             shown = escape_mrkdwn((before or "")[:40])
             problem = (
@@ -443,7 +409,7 @@ def register(app: App, backend: Backend, sealer: Sealer) -> None:
         # The run id is after the last "|": a flow's name may hold one, a run id never does.
         selector, _, last = _action_value(click, ids.MORE_RUNS).rpartition("|")
         try:
-            reply = list_reply(selector, last)
+            reply = run_lists.list_reply(backend, selector, last)
         except BackendError as exc:
             respond(text=warning(exc), replace_original=False)
             return

@@ -5,8 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-import shlex
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -38,12 +37,6 @@ _GROUP_ID = re.compile(r"^S[A-Z0-9]{2,}$")
 _CANCELLED_BY = re.compile(r"^cancelled by ([UW][A-Z0-9]{2,})$")
 #: state names are CamelCase ("TimedOut"); people read "timed out"
 _WORD_START = re.compile(r"(?<!^)(?=[A-Z])")
-
-#: runs per page of a /runs list (Slack allows 50 blocks; each run takes two)
-RUNS_PAGE = 15
-#: marks a run list's selector (its More button's value) as a flow's name: a flow may be
-#: named like one of ``/runs``'s filters
-FLOW_SELECTOR = "flow:"
 #: the longest text of a message; past it Slack refuses the message (``msg_too_long``)
 MAX_MESSAGE_TEXT = 40_000
 #: the longest reason (a run's failure, a model's refusal) quoted in a status line, which
@@ -442,65 +435,6 @@ def escalation_text(key: str, added: Sequence[str], pause: Pause | None) -> str:
     else:
         missing = f"Nobody has answered input `{key}` yet"
     return f":rotating_light: {missing}: {', '.join(who(a) for a in added)} may answer it now."
-
-
-def run_list_blocks(
-    runs: Sequence[Run], title: str, waiting: Iterable[str], more: str | None = None
-) -> list[Block]:
-    """An ephemeral list of runs, with buttons for the ones waiting for input.
-
-    ``more`` is the value of a "More" button that lists the next page (``/runs`` keeps it as
-    ``SELECTOR|LAST_RUN_ID``); None when this is the last page.
-    """
-    waiting_ids = set(waiting)
-    blocks: list[Block] = [
-        SectionBlock(text=MarkdownTextObject(text=f"*{literal_clipped(title, MAX_NAME_TEXT)}*"))
-    ]
-    if not runs:
-        blocks.append(SectionBlock(text=MarkdownTextObject(text="No runs.")))
-    for run in runs[:RUNS_PAGE]:
-        line = f"{STATE_EMOJI.get(run.state, '')} {run_label(run)} · {run.state.value} · {when(run.updated_at)}"
-        section = SectionBlock(text=MarkdownTextObject(text=line))
-        blocks.append(section)
-        buttons = [ButtonElement(text="Show", action_id=ids.SHOW_RUN, value=run.id)]
-        if run.id in waiting_ids:
-            buttons.insert(
-                0,
-                ButtonElement(
-                    text="Provide input", action_id=ids.PROVIDE_INPUT, value=run.id, style="primary"
-                ),
-            )
-        if not run.state.is_final:
-            buttons.append(
-                ButtonElement(
-                    text="Cancel",
-                    action_id=ids.CANCEL_RUN,
-                    value=run.id,
-                    style="danger",
-                    confirm=cancel_confirm(run),
-                )
-            )
-        blocks.append(ActionsBlock(block_id=f"run:{run.id}", elements=buttons))
-    if more is not None:
-        selector, _, last = more.rpartition("|")
-        # Quoted as /runs reads words, so that a flow's name with spaces stays one word.
-        if selector.startswith(FLOW_SELECTOR):
-            words = ["flow", shlex.quote(selector.removeprefix(FLOW_SELECTOR))]
-        else:
-            words = [shlex.quote(selector)] if selector else []
-        typed = " ".join(["/runs", *words, f"before={last}"])
-        blocks.append(
-            ActionsBlock(
-                block_id="runs:more",
-                elements=[ButtonElement(text="More", action_id=ids.MORE_RUNS, value=more)],
-            )
-        )
-        blocks.append(
-            ContextBlock(
-                elements=[MarkdownTextObject(text=f"Older runs: `{escape_mrkdwn(typed)}`")]
-            )
-        )
-    return blocks
 
 
 def thread_restarted_block(cannot_post_in: tuple[str, str] | None = None) -> ContextBlock:

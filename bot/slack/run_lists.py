@@ -1,0 +1,135 @@
+"""``/runs``'s lists of runs: which runs a selector names, a page of them, and its blocks.
+
+A list's selector is a filter's name (``FILTERS``), ``FLOW_SELECTOR`` and a flow's name,
+or "" for the runs waiting for input. The More button under a page keeps it with the last
+run listed (``SELECTOR|LAST_RUN_ID``), and the line under the button types the same as a
+command.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ContextBlock,
+    MarkdownTextObject,
+    SectionBlock,
+)
+
+from signoff.bot.backends import Backend, Run, RunState
+from signoff.bot.forms.mrkdwn import escape_mrkdwn, literal_clipped
+from signoff.bot.slack import ids, messages
+
+#: runs per page of a /runs list (Slack allows 50 blocks; each run takes two)
+RUNS_PAGE = 15
+#: marks a selector as a flow's name: a flow may be named like one of the filters
+FLOW_SELECTOR = "flow:"
+#: ``/runs WORD``: the runs in these states (None: every run)
+FILTERS: dict[str, list[RunState] | None] = {
+    "all": None,
+    "running": [RunState.RUNNING, RunState.SCHEDULED],
+    "waiting": [RunState.PAUSED, RunState.SUSPENDED],
+    "completed": [RunState.COMPLETED],
+    "failed": [RunState.FAILED, RunState.CRASHED],
+    "cancelled": [RunState.CANCELLED],
+}
+
+
+def listing(
+    backend: Backend, selector: str, before: str | None = None
+) -> tuple[str, list[Run], dict[str, Any]]:
+    """The title, one page of runs, and the blocks' keyword arguments for ``selector``:
+    a filter's name, ``FLOW_SELECTOR`` and a flow's name, or "" (waiting).
+    (A More button from before flows were marked holds a flow's name alone.)"""
+    limit = RUNS_PAGE + 1  # one more than shown: whether a next page exists
+    flow_name = selector.removeprefix(FLOW_SELECTOR)
+    if selector in FILTERS:
+        runs = backend.list_runs(FILTERS[selector], limit=limit, before=before)
+        title = f"Runs: {selector}"
+    elif flow_name:
+        runs = backend.list_runs(flow_name=flow_name, limit=limit, before=before)
+        title = f"Runs of {flow_name}"
+    else:
+        runs = backend.list_runs([RunState.PAUSED, RunState.SUSPENDED], limit=limit, before=before)
+        title = "Runs waiting for input"
+    if before is not None:
+        title += f", older than {before[:8]}"
+    page = runs[:RUNS_PAGE]
+    more = f"{selector}|{page[-1].id}" if len(runs) > len(page) else None
+    waiting = [r.id for r in page if r.state.is_waiting]
+    return title, page, {"waiting": waiting, "more": more}
+
+
+def list_reply(backend: Backend, selector: str, before: str | None) -> dict[str, Any]:
+    """``listing`` as a reply to ``/runs`` (or its More button)."""
+    title, page, extra = listing(backend, selector, before)
+    return {"text": title, "blocks": run_list_blocks(page, title, **extra)}
+
+
+def run_list_blocks(
+    runs: Sequence[Run], title: str, waiting: Iterable[str], more: str | None = None
+) -> list[Block]:
+    """An ephemeral list of runs, with buttons for the ones waiting for input.
+
+    ``more`` is the value of a "More" button that lists the next page (``/runs`` keeps it as
+    ``SELECTOR|LAST_RUN_ID``); None when this is the last page.
+    """
+    waiting_ids = set(waiting)
+    blocks: list[Block] = [
+        SectionBlock(
+            text=MarkdownTextObject(text=f"*{literal_clipped(title, messages.MAX_NAME_TEXT)}*")
+        )
+    ]
+    if not runs:
+        blocks.append(SectionBlock(text=MarkdownTextObject(text="No runs.")))
+    for run in runs[:RUNS_PAGE]:
+        line = f"{messages.STATE_EMOJI.get(run.state, '')} {messages.run_label(run)} · {run.state.value} · {messages.when(run.updated_at)}"
+        section = SectionBlock(text=MarkdownTextObject(text=line))
+        blocks.append(section)
+        buttons = [ButtonElement(text="Show", action_id=ids.SHOW_RUN, value=run.id)]
+        if run.id in waiting_ids:
+            buttons.insert(
+                0,
+                ButtonElement(
+                    text="Provide input", action_id=ids.PROVIDE_INPUT, value=run.id, style="primary"
+                ),
+            )
+        if not run.state.is_final:
+            buttons.append(
+                ButtonElement(
+                    text="Cancel",
+                    action_id=ids.CANCEL_RUN,
+                    value=run.id,
+                    style="danger",
+                    confirm=messages.cancel_confirm(run),
+                )
+            )
+        blocks.append(ActionsBlock(block_id=f"run:{run.id}", elements=buttons))
+    if more is not None:
+        selector, _, last = more.rpartition("|")
+        # Quoted as /runs reads words, so that a flow's name with spaces stays one word.
+        if selector.startswith(FLOW_SELECTOR):
+            words = ["flow", shlex.quote(selector.removeprefix(FLOW_SELECTOR))]
+        else:
+            words = [shlex.quote(selector)] if selector else []
+        typed = " ".join(["/runs", *words, f"before={last}"])
+        blocks.append(
+            ActionsBlock(
+                block_id="runs:more",
+                elements=[ButtonElement(text="More", action_id=ids.MORE_RUNS, value=more)],
+            )
+        )
+        blocks.append(
+            ContextBlock(
+                elements=[MarkdownTextObject(text=f"Older runs: `{escape_mrkdwn(typed)}`")]
+            )
+        )
+    return blocks
+
+
+__all__ = ["FILTERS", "FLOW_SELECTOR", "RUNS_PAGE", "list_reply", "listing", "run_list_blocks"]

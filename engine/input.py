@@ -169,6 +169,8 @@ class RunInput(BaseModel, metaclass=_RunInputType):
         model.signoff_description = (
             description if description is not None else getattr(cls, "signoff_description", None)
         )
+        # Where Prefect's with_initial_data puts it: code ported from it reads it there.
+        model._description = model.signoff_description  # type: ignore[attr-defined]
         return model
 
 

@@ -29,6 +29,8 @@ def test_with_initial_data_keeps_the_name_constraints_and_stores_a_description()
     assert schema["required"] == ["approved"]
     assert model.signoff_description == "**Ship it?**"
     assert Approval.signoff_description is None
+    # Where Prefect's with_initial_data keeps it, for code ported from it.
+    assert model._description == "**Ship it?**"
 
 
 class Address(pydantic.BaseModel):

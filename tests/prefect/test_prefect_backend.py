@@ -586,6 +586,28 @@ def test_a_run_deleted_while_the_bot_was_stopped_is_found_when_it_starts_again(
         restarted.close()
 
 
+def test_a_pause_handed_to_someone_reaches_them_directly(bot: ServedBot) -> None:
+    """The record that a direct message went out is a flow run input of the run, whose key
+    Prefect takes in lowercase only: named with the person's Slack id (capitals), it was
+    refused, the message never went, and the run's delivery failed for ever."""
+    backend = bot.backend
+    run = backend.start_run("wait-for-go/tests", {}, started_by=CAROL)
+    root = bot.root_message(run.id, timeout=60)
+    bot.driver.click("bob", root, action_id=ids.REASSIGN)
+    assert bot.slack.wait_for(lambda ws: ws.open_view("U0BOB"), timeout=60)
+    reply = bot.driver.submit("bob", {"to": "U0ALICE"})
+    assert (reply.status, reply.response_action) == (200, "update")
+    assert "<@U0BOB> handed input" in reply_saying(bot, root, "handed input").text
+    dm = bot.slack.wait_for(lambda ws: ws.channel("U0ALICE").last, timeout=60)
+    assert "asked you to decide" in dm.text
+    bot.driver.click("alice", dm, action_id=ids.PROVIDE_INPUT)
+    assert bot.slack.wait_for(lambda ws: ws.open_view("U0ALICE"), timeout=120)
+    bot.driver.submit("alice", {})
+    assert finished(backend, run.id).state is RunState.COMPLETED
+    [asked] = backend.detail(run.id).pauses
+    assert asked.responder == "U0ALICE"
+
+
 def test_a_pause_without_input_gets_a_continue_button(bot: ServedBot) -> None:
     backend = bot.backend
     run = backend.start_run("wait-for-go/tests", {}, started_by=CAROL)

@@ -32,7 +32,7 @@ from signoff.bot.errors import BackendError
 
 logger = logging.getLogger(__name__)
 
-_KEY_CHARS = re.compile(r"[^A-Za-z0-9-]")
+_KEY_CHARS = re.compile(r"[^a-z0-9-]")
 AUDIT_PREFIX = "signoff-audit-"
 CLAIM_PREFIX = "signoff_claim_"
 RECONCILED_PREFIX = "signoff_reconciled_"
@@ -58,8 +58,11 @@ def _compact(value: Any) -> str:
 
 
 def record_key(key: str) -> str:
-    """A Signoff record key as a flow run input key (Prefect allows letters, digits, -)."""
-    return "signoff-" + _KEY_CHARS.sub("-", key)
+    """A Signoff record key as a flow run input key: Prefect allows lowercase letters,
+    digits and dashes only (it answers 500 to any other). Lowercased: the capitals in a
+    key are a Slack id's (``slack.dms.<pause>.U0ALICE``), all capitals, and a Prefect
+    pause key has none."""
+    return "signoff-" + _KEY_CHARS.sub("-", key.lower())
 
 
 class Records:

@@ -124,6 +124,11 @@ def parse_submission(
                 del values[path]
             if group.nullable and group.in_required:
                 values[group.path] = None
+        elif not any(path.startswith(inside) for path in values):
+            # A model it needs, left empty: given as an empty one, so that each field it
+            # lacks is named under its own input at once, not the model as a whole under
+            # its first (and the next field only after that one is filled in).
+            values[group.path] = {}
     return _nest(values), errors
 
 

@@ -327,3 +327,29 @@ def test_an_error_about_one_item_of_a_list_says_which() -> None:
     assert errors_for_view(schema, schema_errors(schema, data)) == {
         "field:names": "item 2: must be at most 8 characters long"
     }
+
+
+class Destination(BaseModel):
+    street: str
+    zip_code: int
+    floor: int | None = None
+
+
+class Delivery(RunInput):
+    to: Destination
+    note: str = ""
+
+
+def test_a_required_model_left_empty_names_each_field_it_lacks_at_once() -> None:
+    """Left empty, the model was refused as a whole, under its first input only: its
+    second required field was named only after the first was filled in."""
+    schema = input_schema(Delivery)
+    data, errors = parse_submission(schema, {})
+    assert (data, errors) == ({"to": {}}, {})
+    assert errors_for_view(schema, schema_errors(schema, data)) == {
+        "field:to.street": "is required",
+        "field:to.zip_code": "is required",
+    }
+    with pytest.raises(ValidationError) as refused:
+        Delivery.model_validate(data)
+    assert {e["loc"] for e in refused.value.errors()} == {("to", "street"), ("to", "zip_code")}

@@ -25,6 +25,8 @@
     ├── UnstorableValue (run_id)      a value the run must keep cannot be serialised
     ├── LeaseLost (consumer)          another process took over a durable consumer
     └── StoreError                    the database failed; the driver error is in __cause__
+        ├── DatabaseUnavailable          the server cannot be reached yet (it refused the
+        │                                connection, or is starting or shutting down)
         ├── SchemaOutdated (current, head)   the schema needs an upgrade that was not asked for
         ├── SchemaTooNew (current, head)     a newer Signoff upgraded the schema past this one
         ├── NotSignoffDatabase (reason)      the database is another application's
@@ -390,6 +392,13 @@ class NotSignoffDatabase(StoreError):
             f"the database is not Signoff's: {reason}; point SIGNOFF_DATABASE_URL at Signoff's "
             "own database (a new SQLite path, or a PostgreSQL database for Signoff)"
         )
+
+
+class DatabaseUnavailable(StoreError):
+    """The database server could not be reached: it refused the connection, or is starting
+    up or shutting down (a restart, a failover). Trying again later may well work, where
+    any other ``StoreError`` on opening (a wrong password, a database that does not exist,
+    a host name that does not resolve) needs the settings fixed."""
 
 
 class DatabaseNotFound(StoreError):

@@ -23,6 +23,7 @@ def test_engine_exports() -> None:
         "ConfigurationError",
         "ConsumerLag",
         "DatabaseNotFound",
+        "DatabaseUnavailable",
         "Delegation",
         "DurableConsumer",
         "Engine",

@@ -366,9 +366,20 @@ def worker(session: CliSession, sources: tuple[str, ...], concurrency: int, migr
     def on_signal(signum: signal.Signals) -> None:
         logger.info("stopping on %s", signum.name, extra={"action": "worker_stopping"})
 
-    with stop_signals(on_signal) as stop:
+    def started() -> Worker:
         running = Worker(session.engine(), flows=sources, concurrency=concurrency)
-        running.start()
+        try:
+            running.start()
+        except BaseException:
+            running.stop()
+            raise
+        return running
+
+    with stop_signals(on_signal) as stop:
+        begun = session.when_reachable(started, stop)
+        if begun is None:
+            return
+        running = begun
         settle_after_start()
         try:
             wait_until(stop)

@@ -12,7 +12,7 @@ from signoff.bot.cli.backend import backend_option, open_backend
 from signoff.bot.cli.config import warn_of_unknown_names
 from signoff.bot.cli.heap import settle_after_start
 from signoff.bot.cli.logs import configure_logging
-from signoff.bot.cli.session import CliSession, flows_option, pass_session
+from signoff.bot.cli.session import CliSession, database_unreachable, flows_option, pass_session
 from signoff.bot.config import BotSettings, ServerSettings
 from signoff.bot.errors import BotError
 from signoff.bot.slack.listener import listen_failure
@@ -63,26 +63,41 @@ def serve_command() -> Any:
         try:
             settings = BotSettings.load()
             listen = ServerSettings.load()
-            session.migrate = migrate
-            session.create = True
-            server = Server(
-                open_backend(session, backend_name, sources),
-                settings,
-                host=host or listen.host,
-                port=listen.port if port is None else port,
-            )
         except BotError as exc:
             raise click.ClickException(str(exc)) from exc
+        session.migrate = migrate
+        session.create = True
 
-        def on_signal(signum: signal.Signals) -> None:
-            logger.info("stopping on %s", signum.name, extra={"action": "serve_stopping"})
-
-        with stop_signals(on_signal) as stop:
+        def started() -> Server:
+            try:
+                server = Server(
+                    open_backend(session, backend_name, sources),
+                    settings,
+                    host=host or listen.host,
+                    port=listen.port if port is None else port,
+                )
+            except BotError as exc:
+                if database_unreachable(exc):
+                    raise
+                raise click.ClickException(str(exc)) from exc
             try:
                 server.start()
             except OSError as exc:
                 server.stop()  # what started before the listener failed
                 raise click.ClickException(listen_failure(server.host, server.port, exc)) from exc
+            except BaseException:
+                server.stop()
+                raise
+            return server
+
+        def on_signal(signum: signal.Signals) -> None:
+            logger.info("stopping on %s", signum.name, extra={"action": "serve_stopping"})
+
+        with stop_signals(on_signal) as stop:
+            begun = session.when_reachable(started, stop)
+            if begun is None:
+                return
+            server = begun
             settle_after_start()
             if server.settings.app_token is None:
                 click.echo(f"Signoff is listening on {server.url}/slack/events", err=True)

@@ -7,18 +7,31 @@ imported where they are used).
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from signoff.engine import Actor, ConfigurationError, DatabaseNotFound, SchemaOutdated
+from signoff.engine import (
+    Actor,
+    ConfigurationError,
+    DatabaseNotFound,
+    DatabaseUnavailable,
+    SchemaOutdated,
+)
 from signoff.engine.actors import check_one_line
 
 if TYPE_CHECKING:
     from signoff.engine import Engine, EngineSettings
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
+
+logger = logging.getLogger(__name__)
+#: how often a long-running command starting while the database cannot be reached tries
+UNREACHABLE_RETRY_SECONDS = 1.0
 
 
 class CliSession:
@@ -93,6 +106,41 @@ class CliSession:
             click.get_current_context().find_root().call_on_close(self.close)
         return get_engine()
 
+    def when_reachable(self, start: Callable[[], T], until: threading.Event) -> T | None:
+        """``start()`` (which opens the engine and starts on it), for ``serve`` and
+        ``worker``: a database that cannot be reached yet (down, restarting, failing over)
+        is waited for, trying every second from a fresh engine, as a worker already running
+        rides out an outage. None if ``until`` is set first (the command was stopped). A
+        setting that is wrong (a password, a host name) fails at once, as before.
+
+        ``start`` undoes what it started before it raises.
+        """
+        waited = 0
+        while True:
+            try:
+                started = start()
+            except Exception as exc:
+                if not database_unreachable(exc):
+                    raise
+                self.close()
+                if not waited:
+                    logger.warning(
+                        "cannot reach the database yet (%s); trying again every second",
+                        exc,
+                        extra={"action": "database_unreachable_at_start"},
+                    )
+                waited += 1
+                if until.wait(UNREACHABLE_RETRY_SECONDS):
+                    return None
+                continue
+            if waited:
+                logger.info(
+                    "reached the database after %d tries",
+                    waited + 1,
+                    extra={"action": "database_reached"},
+                )
+            return started
+
     def close(self) -> None:
         """Stop the engine's threads and release the database."""
         from signoff.engine import set_engine
@@ -101,6 +149,16 @@ class CliSession:
             opened, self._engine = self._engine, None
             set_engine(None)
             opened.close()
+
+
+def database_unreachable(exc: BaseException | None) -> bool:
+    """Whether ``exc`` is, or was raised from, the engine's ``DatabaseUnavailable`` (a
+    backend raises it as its own ``BackendUnavailable``)."""
+    while exc is not None:
+        if isinstance(exc, DatabaseUnavailable):
+            return True
+        exc = exc.__cause__
+    return False
 
 
 #: what the engine calls the setting that names the database, and how it names it in its

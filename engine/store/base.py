@@ -17,7 +17,12 @@ from sqlalchemy.engine import RootTransaction
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import QueuePool
 
-from signoff.engine.errors import DatabaseNotFound, SchemaOutdated, StoreError
+from signoff.engine.errors import (
+    DatabaseNotFound,
+    DatabaseUnavailable,
+    SchemaOutdated,
+    StoreError,
+)
 from signoff.engine.runs import JSON, EventKind
 from signoff.engine.store import appending, undecodable
 from signoff.engine.store.checkpoints import Checkpointer
@@ -28,6 +33,7 @@ from signoff.engine.store.database import (
     is_sqlite,
     open_failure,
     open_write_connection,
+    unreachable,
     write_connection,
     write_failure,
 )
@@ -140,7 +146,8 @@ class StoreBase:
                 engine.dispose()
                 raise
         except (SQLAlchemyError, OSError) as exc:
-            raise StoreError(open_failure(url, exc)) from exc
+            failure = DatabaseUnavailable if unreachable(exc) else StoreError
+            raise failure(open_failure(url, exc)) from exc
         return cls(engine, clock)
 
     def close(self) -> None:
@@ -352,7 +359,7 @@ class StoreBase:
             message = f"database read failed: {failure_reason(exc)}"
             if undecodable.is_not_utf8(exc):
                 raise undecodable.TextNotUtf8(message) from exc
-            raise StoreError(message) from exc
+            raise (DatabaseUnavailable if unreachable(exc) else StoreError)(message) from exc
 
     @contextmanager
     def _read_events(self) -> Iterator[Connection]:

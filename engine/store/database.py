@@ -304,6 +304,33 @@ def failure_reason(exc: BaseException) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
+#: SQLSTATE classes and codes of a server that is there but cannot take the connection
+#: now: 08 (connection exceptions), 57P01-57P03 (shutting down, crash recovery, starting)
+_UNREACHABLE_STATES = ("08", "57P01", "57P02", "57P03")
+#: libpq's words for a connection refused or cut before the server said anything (no
+#: SQLSTATE): the server is down or restarting
+_UNREACHABLE_WORDS = (
+    "Connection refused",
+    "server closed the connection unexpectedly",
+    "Connection reset by peer",
+    "the database system is starting up",
+    "the database system is shutting down",
+)
+
+
+def unreachable(exc: BaseException) -> bool:
+    """Whether opening failed because a PostgreSQL server could not be reached now (down,
+    restarting, failing over), where trying again later may work; not for settings that
+    are wrong (a password, a database or a host name that does not resolve)."""
+    driver = getattr(exc, "orig", None)
+    if driver is None or type(driver).__module__.split(".")[0] != "psycopg":
+        return False
+    state = getattr(driver, "sqlstate", None)
+    if state:
+        return str(state).startswith(_UNREACHABLE_STATES)
+    return any(words in str(driver) for words in _UNREACHABLE_WORDS)
+
+
 def open_failure(url: str, exc: Exception) -> str:
     """One line naming the setting and, for SQLite, the file that could not be used."""
     reason = failure_reason(exc)

@@ -31,7 +31,8 @@ from typing import Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from signoff.engine.errors import StoreError
+from signoff.engine.errors import DatabaseUnavailable, StoreError
+from signoff.engine.store.database import unreachable
 
 logger = logging.getLogger(__name__)
 
@@ -100,9 +101,14 @@ def write_again_if_dropped(
 
 def failed_write(message: str, exc: SQLAlchemyError, *, commit_sent: bool) -> StoreError:
     """The error for a write transaction that failed with ``exc`` (raise it ``from exc``):
-    ``NotCommitted`` when the server dropped the connection before the COMMIT was sent."""
+    ``NotCommitted`` when the server dropped the connection before the COMMIT was sent;
+    ``DatabaseUnavailable`` when no server could be reached to begin with."""
     dropped = isinstance(exc, DBAPIError) and exc.connection_invalidated
-    return NotCommitted(message) if dropped and not commit_sent else StoreError(message)
+    if dropped and not commit_sent:
+        return NotCommitted(message)
+    if not commit_sent and unreachable(exc):
+        return DatabaseUnavailable(message)
+    return StoreError(message)
 
 
 __all__ = [

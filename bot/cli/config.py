@@ -207,6 +207,12 @@ def show(session: CliSession, as_json: bool) -> None:
     if session.database_url:
         environ["SIGNOFF_DATABASE_URL"] = session.database_url
     rows = [[v.name, *effective(v, environ, dotenv)] for v in VARIABLES]
+    root = click.get_current_context().find_root()
+    if root.get_parameter_source("database_url") is click.core.ParameterSource.COMMANDLINE:
+        # Given as --database-url, which goes before the environment's value.
+        for row in rows:
+            if row[0] == "SIGNOFF_DATABASE_URL" and session.database_url:
+                row[2] = "--database-url"
     wrong = problems(session, [*environ, *(name for name, value in dotenv.items() if value)])
     unknown = unknown_names([*environ, *dotenv])
     if as_json:

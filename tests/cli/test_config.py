@@ -72,6 +72,25 @@ def test_config_show_warns_of_a_signoff_variable_that_is_no_setting(
     assert len(json.loads(out)["warnings"]) == 3
 
 
+def test_config_show_names_database_url_given_on_the_command_line_as_its_source(
+    project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It said "environment (SIGNOFF_DATABASE_URL)" for a URL given as --database-url."""
+    monkeypatch.delenv("SIGNOFF_DATABASE_URL", raising=False)
+    given = "postgresql://signoff:hunter2@db:5432/signoff"
+    _, out, _ = run_cli(capsys, "--database-url", given, "config", "show", "--json")
+    shown = json.loads(out)["settings"]["SIGNOFF_DATABASE_URL"]
+    assert shown == {
+        "value": "postgresql://signoff:********@db:5432/signoff",
+        "source": "--database-url",
+    }
+    monkeypatch.setenv("SIGNOFF_DATABASE_URL", given)
+    _, out, _ = run_cli(capsys, "config", "show", "--json")
+    assert json.loads(out)["settings"]["SIGNOFF_DATABASE_URL"]["source"] == (
+        "environment (SIGNOFF_DATABASE_URL)"
+    )
+
+
 def test_every_variable_a_settings_class_reads_is_shown() -> None:
     read: set[str] = set()
     for settings in (EngineSettings, BotSettings, ServerSettings, LogSettings, PrefectSettings):

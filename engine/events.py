@@ -4,9 +4,9 @@
 - ``Engine.subscribe("name", o)``: a durable consumer. Its position in the events table
   is stored, so each event is delivered at least once, in order, across restarts and
   outages; among several processes that subscribe under one name, one holds the lease,
-  and an observer can check it (``DurableConsumer.check_lease``) before acting. Made with
-  ``backlog=True``, a new consumer first hears the question (``WAITING_FOR_INPUT``) of
-  each pause that waited when it was made, then what happened after.
+  and an observer can check it (``DurableConsumer.check_lease``) before acting. Made with a
+  ``backlog`` (say 100), a new consumer first hears the question (``WAITING_FOR_INPUT``)
+  of each of the newest 100 pauses that waited when it was made, then what happened after.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ class DurableConsumer:
     STOP_SECONDS = 5.0
 
     def __init__(
-        self, store: SqlStore, name: str, observer: RunObserver, *, backlog: bool = False
+        self, store: SqlStore, name: str, observer: RunObserver, *, backlog: int = 0
     ) -> None:
         self.store = store
         self.name = name

@@ -135,14 +135,15 @@ class Engine(Liveness, Resuming, Upkeep):
         self._observers.remove(observer)
 
     def subscribe(
-        self, consumer: str, observer: RunObserver, *, start: bool = True, backlog: bool = False
+        self, consumer: str, observer: RunObserver, *, start: bool = True, backlog: int = 0
     ) -> DurableConsumer:
         """Deliver stored events to ``observer`` at least once, in order, from a named cursor.
 
-        A new consumer starts with the events stored after it first subscribes. With
-        ``backlog``, a new consumer is first handed the question (``WAITING_FOR_INPUT``) of
-        each pause waiting when it first subscribes: an application that posts questions
-        also posts those asked before it first ran. With
+        A new consumer starts with the events stored after it first subscribes. With a
+        ``backlog`` (a number), a new consumer is first handed the question
+        (``WAITING_FOR_INPUT``) of each pause waiting when it first subscribes, the newest
+        ``backlog`` of them: an application that posts questions also posts those asked
+        before it first ran (not thousands of old ones, which are for listing). With
         ``start=False`` nothing is delivered until ``start()`` is called on the result, so
         the observer can be handed its ``check_lease`` first::
 

@@ -181,6 +181,12 @@ class _Watch:
         self.consumer.stop()
 
 
+#: how many of the questions already waiting when the Slack app first serves a database
+#: it posts (the newest): older ones, perhaps thousands, are for ``/runs`` to list, not
+#: for a channel to receive at once (at Slack's pace of a post a second)
+BACKLOG = 100
+
+
 class EmbeddedBackend:
     """The ``Backend`` over one ``engine.Engine``.
 
@@ -372,10 +378,11 @@ class EmbeddedBackend:
         self, consumer: str, observer: ChangeObserver, *, kept: Collection[str] = ()
     ) -> Watch:
         """``kept`` is not needed: the engine's runs are never deleted under the bot. A new
-        consumer hears first of the runs that waited for input before it was made."""
+        consumer hears first of the runs that waited for input before it was made (the
+        newest ``BACKLOG``)."""
         with translated():
             return _Watch(
-                self.engine.subscribe(consumer, _Observer(observer), start=False, backlog=True)
+                self.engine.subscribe(consumer, _Observer(observer), start=False, backlog=BACKLOG)
             )
 
     # -- records and timers -------------------------------------------------------------

@@ -180,8 +180,8 @@ class Backend(Protocol):
         """A subscription that, once started, delivers run changes to ``observer``, at least
         once and in order per run, across restarts under the same ``consumer`` name; of the
         processes using one name, one delivers at a time. A new ``consumer`` first hears of
-        the runs already waiting for input (their ``WAITING_FOR_INPUT``), so that the
-        questions asked before the app first ran get their threads too.
+        the runs already waiting for input (their ``WAITING_FOR_INPUT``; the newest hundred
+        or so), so that the questions asked before the app first ran get their threads too.
 
         ``kept``: record keys the observer still needs once a run is deleted under the
         backend (where it posted about the run). A backend whose runs can be deleted so

@@ -56,17 +56,19 @@ def _events_of(kinds: frozenset[EventKind], states: frozenset[RunState]) -> Prep
     )
 
 
+#: the pause key of a WAITING_FOR_INPUT event
+_KEY = EVENTS.c.data["key"].as_string()
+#: the event asks the question of a pause that waits now
+_STILL_WAITS = exists().where(PAUSES.c.run_id == EVENTS.c.run_id, PAUSES.c.key == _KEY, IS_WAITING)
+_ASKED = EVENTS.c.kind == literal(EventKind.WAITING_FOR_INPUT.value)
+
+
 def _backlog() -> Prepared:
     """A page of a cursor's backlog: the questions asked up to ``until`` (after ``after``)
     whose pause still waits, or whose pause something happened to after ``until`` (it
     waited then, most likely: answered since, say, it still gets its closed prompt)."""
-    key = EVENTS.c.data["key"].as_string()
+    key = _KEY
     later = EVENTS.alias("later")
-    waits = exists().where(
-        PAUSES.c.run_id == EVENTS.c.run_id,
-        PAUSES.c.key == key,
-        IS_WAITING,
-    )
     since = exists().where(
         later.c.run_id == EVENTS.c.run_id,
         later.c.id > bindparam("until"),
@@ -75,10 +77,10 @@ def _backlog() -> Prepared:
     return Prepared(
         select(EVENTS)
         .where(
-            EVENTS.c.kind == literal(EventKind.WAITING_FOR_INPUT.value),
+            _ASKED,
             EVENTS.c.id > bindparam("after"),
             EVENTS.c.id <= bindparam("until"),
-            or_(waits, since),
+            or_(_STILL_WAITS, since),
         )
         .order_by(EVENTS.c.id)
         .limit(bindparam("limit"))
@@ -86,8 +88,9 @@ def _backlog() -> Prepared:
 
 
 _BACKLOG = _backlog()
-#: whether any pause waits (made with a backlog, a consumer notes one only then)
-_ANY_WAITING = select(exists().where(IS_WAITING))
+#: the questions of the pauses waiting now, newest first (a new cursor's backlog: the
+#: ``backlog`` newest of them)
+_WAITING_QUESTIONS = select(EVENTS.c.id).where(_ASKED, _STILL_WAITS).order_by(EVENTS.c.id.desc())
 
 
 class ConsumerQueries(StoreBase):
@@ -140,12 +143,13 @@ class ConsumerQueries(StoreBase):
 
     @write_again_if_dropped
     def lease_cursor(
-        self, consumer: str, owner: str, seconds: float, *, backlog: bool = False
+        self, consumer: str, owner: str, seconds: float, *, backlog: int = 0
     ) -> int | None:
         """Hold ``consumer``'s cursor for ``seconds``; its position, or None if another holds it.
 
         A cursor made here starts at the newest event. With ``backlog``, it also notes the
-        questions of the pauses waiting then (``cursor_backlog``), to be delivered first.
+        questions of the (at most ``backlog`` newest) pauses waiting then
+        (``cursor_backlog``), to be delivered first.
 
         Taken in one conditional statement: processes that find the cursor free at the same
         moment (replicas started together) make one holder, where reading it first and
@@ -174,7 +178,13 @@ class ConsumerQueries(StoreBase):
             position = int(
                 conn.execute(select(func.coalesce(func.max(EVENTS.c.id), 0))).scalar_one()
             )
-            behind = backlog and bool(conn.execute(_ANY_WAITING).scalar_one())
+            # The oldest question of the backlog, if any pause waits.
+            oldest = (
+                conn.execute(_WAITING_QUESTIONS.limit(backlog)).scalars().all()[-1:]
+                if backlog > 0
+                else []
+            )
+            behind = bool(oldest)
             made = conn.execute(
                 self._dialect_insert(CURSORS)
                 .values(
@@ -182,7 +192,7 @@ class ConsumerQueries(StoreBase):
                     position=position,
                     lease_owner=owner,
                     lease_until=until,
-                    backlog_after=0 if behind else None,
+                    backlog_after=oldest[0] - 1 if behind else None,
                     backlog_until=position if behind else None,
                 )
                 .on_conflict_do_nothing()

@@ -81,7 +81,7 @@ def test_a_new_consumer_hears_first_of_the_questions_already_waiting(engine: Eng
     without = Recorder()
     engine.subscribe("backlog-none", without)
     heard = Recorder()
-    engine.subscribe("backlog-slack", heard, backlog=True)
+    engine.subscribe("backlog-slack", heard, backlog=10)
     wait_for(lambda: len(heard.questions()) == 2, what="the waiting questions")
     # Oldest first; the run answered before the consumer was made is not among them.
     assert heard.questions() == [suspended, waits]
@@ -109,20 +109,20 @@ def test_a_backlog_is_delivered_once_across_restarts(
     _, suspended, waits, thread = _three_runs(engine)
     first_process = make_engine()
     first = Recorder(refuse=frozenset({waits}))
-    consumer = first_process.subscribe("backlog-restart", first, backlog=True)
+    consumer = first_process.subscribe("backlog-restart", first, backlog=10)
     wait_for(lambda: first.questions() == [suspended], what="the first question")
     first_process.close()
     assert consumer.owner is None
 
     second_process = make_engine()
     second = Recorder()
-    second_process.subscribe("backlog-restart", second, backlog=True)
+    second_process.subscribe("backlog-restart", second, backlog=10)
     wait_for(lambda: second.questions() == [waits], what="the rest of the backlog")
     second_process.close()
 
     third_process = make_engine()
     third = Recorder()
-    third_process.subscribe("backlog-restart", third, backlog=True)
+    third_process.subscribe("backlog-restart", third, backlog=10)
     engine.resume(waits, {"value": True})
     thread.join(10)
     wait_for(lambda: third.seen, what="the answer's event")
@@ -136,7 +136,7 @@ def test_a_question_answered_before_the_backlog_is_read_is_still_in_it(engine: E
     thread, _ = start(backlog_asks)
     pause = waiting(engine, "backlog-asks")
     store = engine.store
-    assert store.lease_cursor("backlog-race", "holder", 30.0, backlog=True) is not None
+    assert store.lease_cursor("backlog-race", "holder", 30.0, backlog=10) is not None
     engine.resume(pause.run_id, {"value": True})
     thread.join(10)
     assert engine.get_pause(pause.run_id, pause.key).status is PauseStatus.ACCEPTED
@@ -153,5 +153,21 @@ def test_a_question_answered_before_the_backlog_is_read_is_still_in_it(engine: E
 
 def test_a_consumer_made_when_nothing_waits_has_no_backlog(engine: Engine) -> None:
     store = engine.store
-    assert store.lease_cursor("backlog-empty", "holder", 30.0, backlog=True) is not None
+    assert store.lease_cursor("backlog-empty", "holder", 30.0, backlog=10) is not None
     assert store.cursor_backlog("backlog-empty", "holder") is None
+
+
+def test_a_backlog_holds_only_the_newest_questions(engine: Engine) -> None:
+    """Thousands of runs suspended long before: a channel gets the newest few, not all."""
+    _, suspended, waits, thread = _three_runs(engine)
+    heard = Recorder()
+    engine.subscribe("backlog-newest", heard, backlog=1)
+    wait_for(lambda: heard.questions(), what="the newest question")
+    engine.resume(waits, {"value": True})
+    thread.join(10)
+    wait_for(
+        lambda: any(e.kind is EventKind.INPUT_RECEIVED for e in heard.seen),
+        what="the answer's event",
+    )
+    assert heard.questions() == [waits]
+    assert suspended not in {e.run_id for e in heard.seen}

@@ -268,8 +268,11 @@ def _is_object(node: Mapping[str, Any]) -> bool:
 
 
 def _walk_object(
-    obj: _Resolved, root: JSONSchema, prefix: str, *, optional: bool
+    obj: _Resolved, root: JSONSchema, prefix: str, *, optional: bool, absent: bool = False
 ) -> Iterator[InputField | FieldGroup]:
+    """``absent``: the model starts as None (``maybe: Inner | None = None``), so its fields
+    start empty rather than at their own defaults: shown filled in, they read as an answer
+    the form would not give (left so, the model stays None)."""
     properties: Mapping[str, Any] = obj.node.get("properties", {})
     # A model always lists its properties, even none; only a dict-like object lacks the key.
     if "properties" not in obj.node:
@@ -293,6 +296,8 @@ def _walk_object(
         node = dict(resolved.node)
         if isinstance(defaults, Mapping) and name in defaults:
             node["default"] = defaults[name]
+        elif absent:
+            node.pop("default", None)
         title = str(prop.get("title") or "").strip()
         label = title or " ".join(w.capitalize() for w in name.split("_") if w)
         # with_initial_data gives a required field a default, only so that code may leave it
@@ -306,7 +311,10 @@ def _walk_object(
             # A nested model that may be None makes its fields optional; one that always
             # exists (required, or defaulted to an instance) keeps its fields' own rules.
             inner = _Resolved(node, nullable, resolved.refs)
-            yield from _walk_object(inner, root, path, optional=optional or nullable)
+            starts_absent = absent or (nullable and not prefilled)
+            yield from _walk_object(
+                inner, root, path, optional=optional or nullable, absent=starts_absent
+            )
             continue
         entry = InputField(
             path=path,

@@ -113,8 +113,9 @@ class Deploy(BaseModel):
 
 
 def test_an_optional_group_left_with_only_its_defaults_is_not_given() -> None:
-    """Its port shows 80 (the default) and its host is empty: sent as opened, the group is
-    None, as it was, not a Server without a host that the form refuses."""
+    """Its host and port start empty (the group starts as None, so its port's default is
+    not shown as though it were an answer): sent as opened, the group is None, as it was,
+    not a Server without a host that the form refuses."""
     schema = Deploy.model_json_schema()
     view = view_for(Deploy)
     data, errors = parse_submission(schema, slack_state(view, {}))
@@ -353,3 +354,30 @@ def test_a_required_model_left_empty_names_each_field_it_lacks_at_once() -> None
     with pytest.raises(ValidationError) as refused:
         Delivery.model_validate(data)
     assert {e["loc"] for e in refused.value.errors()} == {("to", "street"), ("to", "zip_code")}
+
+
+class Limits(BaseModel):
+    cpu: int = 3
+    tier: str = "standard"
+
+
+class Resize(RunInput):
+    limits: Limits | None = None
+
+
+def test_an_optional_model_starting_as_none_starts_empty_and_its_defaults_can_be_given() -> None:
+    """Its fields showed their defaults (3, "standard") as though filled in, and the flow
+    got None whatever was left or typed, unless it differed from them: Limits() itself
+    could not be given."""
+    schema = input_schema(Resize)
+    view = view_for(Resize)
+    assert "initial_value" not in element(view, "limits.cpu")
+    assert "initial_value" not in element(view, "limits.tier")
+    data, errors = parse_submission(schema, slack_state(view, {}))
+    assert (Resize.model_validate(data), errors) == (Resize(), {})
+    data, errors = parse_submission(schema, slack_state(view, {"limits.cpu": "3"}))
+    assert Resize.model_validate(data) == Resize(limits=Limits())
+    data, errors = parse_submission(
+        schema, slack_state(view, {"limits.cpu": "3", "limits.tier": "standard"})
+    )
+    assert Resize.model_validate(data) == Resize(limits=Limits())

@@ -10,6 +10,7 @@ import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import time as dt_time
 from decimal import Decimal
 from typing import Any, TypeAlias
 
@@ -32,6 +33,7 @@ __all__ = [
     "JSONSchema",
     "block_id_for",
     "schema_layout",
+    "time_offset",
 ]
 
 JSONSchema: TypeAlias = Mapping[str, Any]
@@ -326,6 +328,11 @@ def _walk_object(
             default=node.get("default"),
             **_classify(node, root, path, resolved.refs),
         )
+        if entry.kind == "time" and (offset := time_offset(entry.default)) is not None:
+            # Slack's time picker shows a clock time and sends it back without a zone: the
+            # answer takes the zone of the time it started from (``submissions``).
+            zone = f"Times are in UTC{offset if offset != 'Z' else ''}."
+            entry = replace(entry, hint=f"{entry.hint} {zone}" if entry.hint else zone)
         if entry.kind == "boolean" and (not entry.optional or entry.nullable):
             # A tickbox must be optional in Slack (unticked is an answer), and Slack then
             # labels it "(optional)"; a required yes/no is asked as two explicit choices.
@@ -443,3 +450,21 @@ def _decimal(value: Any) -> Decimal | None:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return Decimal(str(value)).normalize()  # pydantic writes ge=0 as 0.0; show "0"
     return None
+
+
+def time_offset(value: Any) -> str | None:
+    """The UTC offset of a time of day written in ISO form (``09:00:00+02:00`` gives
+    ``+02:00``, ``12:00:00Z`` gives ``Z``); None for a time without one, or no time."""
+    if not isinstance(value, str):
+        return None
+    try:
+        offset = dt_time.fromisoformat(value).utcoffset()
+    except ValueError:
+        return None
+    if offset is None:
+        return None
+    if not offset:
+        return "Z"
+    minutes = int(offset.total_seconds() // 60)
+    sign = "+" if minutes > 0 else "-"
+    return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"

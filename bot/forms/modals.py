@@ -389,9 +389,16 @@ def _fit_choices(entry: InputField, values: Sequence[Any]) -> list[Option]:
 
 def _fit_text(entry: InputField, value: Any) -> str | None:
     if entry.kind == "lines" and isinstance(value, list):
-        value = "\n".join(v for v in value if isinstance(v, str))
+        if not all(isinstance(v, str) and not _LINE_BREAK.search(v) for v in value):
+            # One item per line: an item holding a line break would come back as two.
+            return None
+        value = "\n".join(value)
     limit = min(entry.max_length or MAX_TEXT, MAX_TEXT)
     return value if isinstance(value, str) and 0 < len(value) <= limit else None
+
+
+#: what ``str.splitlines`` splits a submitted list's text at
+_LINE_BREAK = re.compile("[\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
 
 
 def _fit_number(entry: InputField, value: Any) -> str | None:

@@ -39,7 +39,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from signoff.bot.forms.layout import TICKED
+from signoff.bot.forms.layout import TICKED, time_offset
 from signoff.bot.forms.modals import (
     ACTION_ID,
     FieldGroup,
@@ -219,7 +219,9 @@ def _read(entry: InputField, state: Mapping[str, Any]) -> Any:
     if value is None or value == "":
         return None
     if kind == "time":
-        return f"{value}:00" if len(str(value)) == 5 else str(value)
+        # In the zone of the time the form started from, whose clock time it showed.
+        zone = time_offset(entry.default) or ""
+        return (f"{value}:00" if len(str(value)) == 5 else str(value)) + zone
     if kind == "datetime":
         try:
             moment = datetime.fromtimestamp(int(value), tz=UTC)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Annotated, Any, Literal
 
 import pytest
@@ -381,3 +382,37 @@ def test_an_optional_model_starting_as_none_starts_empty_and_its_defaults_can_be
         schema, slack_state(view, {"limits.cpu": "3", "limits.tier": "standard"})
     )
     assert Resize.model_validate(data) == Resize(limits=Limits())
+
+
+class Window2(RunInput):
+    start: dt.time = dt.time(9, 0, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+    end: dt.time = dt.time(17, 0)
+
+
+def test_a_time_keeps_the_zone_of_the_time_it_started_from() -> None:
+    """Slack's picker shows 09:00 and sends back a time without a zone: 09:00+02:00 came
+    back as 09:00 in no zone, two hours from what was meant."""
+    schema = input_schema(Window2)
+    view = view_for(Window2)
+    assert element(view, "start")["initial_time"] == "09:00"
+    assert "Times are in UTC+02:00." in json.dumps(input_block(view, "start"))
+    assert "Times are in" not in json.dumps(input_block(view, "end"))
+    data, errors = parse_submission(schema, slack_state(view, {}))
+    assert (Window2.model_validate(data), errors) == (Window2(), {})
+    data, _ = parse_submission(schema, slack_state(view, {"start": "10:30"}))
+    assert Window2.model_validate(data).start == dt.time(
+        10, 30, tzinfo=dt.timezone(dt.timedelta(hours=2))
+    )
+
+
+class HostList(RunInput):
+    hosts: list[str] = ["db1", "db2"]
+
+
+def test_a_list_whose_items_hold_line_breaks_is_not_shown_one_per_line() -> None:
+    """["a\\nb", "c"] was shown as three lines and came back as three items."""
+    assert element(view_for(HostList), "hosts")["initial_value"] == "db1\ndb2"
+    split = view_for(HostList, initial={"hosts": ["a\nb", "c"]})
+    assert "initial_value" not in element(split, "hosts")
+    for odd in (["a\u2028b"], ["x\rY"]):
+        assert "initial_value" not in element(view_for(HostList, initial={"hosts": odd}), "hosts")

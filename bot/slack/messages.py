@@ -47,6 +47,8 @@ MAX_CONFIRM = 300
 #: the most a flow's name takes in a line, as mrkdwn: its formatting characters take
 #: fifteen each (``literal_mrkdwn``), and the line must fit a section with it
 MAX_NAME_TEXT = 1500
+#: how much of an answer a closed prompt shows (a context element holds 3000 characters)
+MAX_ANSWER_TEXT = 1000
 STATE_EMOJI = {
     RunState.SCHEDULED: ":hourglass:",
     RunState.RUNNING: ":arrow_forward:",
@@ -274,6 +276,11 @@ def closed_prompt_blocks(run: Run, pause: Pause, outcome: str) -> list[Block]:
             )
         )
     blocks.append(ContextBlock(elements=[MarkdownTextObject(text=outcome)]))
+    answered = (PauseStatus.ANSWERED, PauseStatus.ACCEPTED, PauseStatus.REJECTED)
+    if pause.status in answered and pause.response not in (None, {}, []):
+        # What was decided stays beside who decided it (secret fields come masked).
+        shown = json_text(pause.response, MAX_ANSWER_TEXT)
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=f"Answer: `{shown}`")]))
     return blocks
 
 

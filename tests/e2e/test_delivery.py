@@ -219,6 +219,9 @@ def test_the_root_message_follows_the_run_and_keeps_who_answered(
     assert "completed" in final.text and not buttons(final)
     closed = bot.slack.channel(bot.channel).message(second.ts)
     assert not buttons(closed) and "Answered by <@U0ALICE>" in json.dumps(closed.blocks)
+    # What was decided stays beside who decided it.
+    answered = [e["text"] for b in closed.blocks if b["type"] == "context" for e in b["elements"]]
+    assert 'Answer: `{"amount": 3}`' in answered
 
 
 def test_a_timed_out_run_says_so_on_its_root_message(engine: Engine, bot: RunningBot) -> None:

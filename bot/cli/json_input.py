@@ -48,7 +48,11 @@ def parse_input(_ctx: click.Context, _param: click.Parameter, raw: str | None) -
     except JsonTooDeep as exc:
         raise click.BadParameter(str(exc)) from exc
     if not isinstance(value, dict):
-        raise click.BadParameter(f"expected a JSON object like '{{\"approved\": true}}', got {raw}")
+        # A pause that asks for one value (wait_for_input=str, int, ...) takes it as "value".
+        raise click.BadParameter(
+            f"expected a JSON object like '{{\"approved\": true}}', got {raw}; "
+            f"for a pause that asks for a single value, give it as '{{\"value\": {raw}}}'"
+        )
     return value
 
 

@@ -692,6 +692,20 @@ def test_an_answer_naming_a_field_twice_is_refused_before_anything_is_stored(
         assert status == 2 and err.startswith(f"error: Invalid value for '--input': {why}")
 
 
+def test_a_bare_value_as_input_is_told_how_a_single_value_is_given(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--input '"hello"'`` for ``wait_for_input=str``: the error said only that an
+    object was expected, not which one."""
+    status, out, err = run_cli(capsys, "runs", "resume", "abc", "--input", '"hello"')
+    assert (status, out) == (2, "")
+    assert err.strip() == (
+        "error: Invalid value for '--input': expected a JSON object like "
+        """'{"approved": true}', got "hello"; for a pause that asks for a single value, """
+        """give it as '{"value": "hello"}' (see 'signoff runs resume --help')"""
+    )
+
+
 def test_a_wait_with_a_timeout_gives_up_with_124_and_leaves_the_run(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

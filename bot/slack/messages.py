@@ -106,6 +106,23 @@ def json_text(value: object, limit: int) -> str:
     return escape_mrkdwn(clip(json.dumps(value, ensure_ascii=False), limit))
 
 
+#: an audit record's action as a person reads it in Slack (the stable key, as exported,
+#: for one not listed)
+AUDIT_WORDS = {
+    "run.started": "started the run",
+    "answer.received": "answered",
+    "answer.accepted": "answer accepted by the flow",
+    "answer.rejected": "answer refused by the flow",
+    "answer.invalid": "answer did not fit the form",
+    "refused": "was refused",
+    "reminder.sent": "reminder sent",
+    "pause.escalated": "escalated",
+    "pause.reassigned": "handed on",
+    "run.cancelled": "cancelled the run",
+    "pause.timed_out": "nobody answered in time",
+}
+
+
 def audit_line(record: AuditRecord) -> str:
     """One audit record for a Slack message: time, who (as a mention), what."""
     actor = who(record.actor_id) if record.actor_id else "someone"
@@ -120,7 +137,8 @@ def audit_line(record: AuditRecord) -> str:
         detail = f" to {who(str(record.data['to']))}"
     via = f" via {record.via}" if record.via and record.via != "system" else ""
     key = f" `{record.key}`" if record.key else ""
-    return f"• {when_short(record.at)} {actor}{via}: {record.action}{key}{detail}"
+    said = AUDIT_WORDS.get(record.action, escape_mrkdwn(record.action))
+    return f"• {when_short(record.at)} {actor}{via}: {said}{key}{detail}"
 
 
 def when_short(moment: datetime) -> str:

@@ -168,5 +168,11 @@ def demo_command(
                 click.secho(f"✘ {problem}", fg="red", err=True)
             raise click.ClickException(f"the demo finished in {took}, but not every run completed")
         click.secho(f"✔ demo finished in {took}", fg="green", err=True)
+        if not sources:
+            click.echo(
+                "next: 'signoff demo --web' to click through it yourself in a browser; "
+                "'Your first approval' in the README to write a flow of your own",
+                err=True,
+            )
 
     return demo

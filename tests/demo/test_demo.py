@@ -63,6 +63,8 @@ def test_demo_prints_the_whole_loop(tmp_path: Path) -> None:
     assert "input 1 rejected by @alice, input 2 accepted by @bob" in out
     assert "deploy-production  completed" in out
     assert "demo finished in" in done.stderr
+    # and where to go next
+    assert done.stderr.rstrip().endswith("to write a flow of your own")
 
 
 def test_the_transcript_follows_the_order_people_see_things_in_slack(tmp_path: Path) -> None:

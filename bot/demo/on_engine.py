@@ -11,7 +11,6 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 import click
 
@@ -97,9 +96,13 @@ def _waiting_or_done(demo: Demo, run: Run, answered: set[str]) -> str | None:
     return wait_for(f"{run.flow_name} to ask or finish", check)[0]
 
 
-def _typed_answer(flow_name: str, key: str) -> dict[str, Any] | None:
-    """Ask at the prompt until the answer is a JSON object; None when the person skips."""
-    question = f"JSON answer for {flow_name} input {key} (or 'skip')"
+def _typed_answer(flow_name: str, key: str, user: str) -> Answer | None:
+    """Ask at the prompt until the answer is a JSON object (given by ``user``, or by the
+    sandbox user named before it); None when the person skips."""
+    question = (
+        f"JSON answer for {flow_name} input {key}, as {user} "
+        "(or 'bob {...}' as another user, or 'skip')"
+    )
     while True:
         if sys.stdin.isatty():
             typed = click.prompt(question, default="skip", err=True)
@@ -118,7 +121,7 @@ def _typed_answer(flow_name: str, key: str) -> dict[str, Any] | None:
         if typed.strip() == "skip":
             return None
         try:
-            return read_answer(typed)
+            return read_answer(typed, user)
         except ValueError as exc:
             click.secho(f"   {exc}; try again", fg="yellow", err=True)
 
@@ -153,13 +156,13 @@ def _answer_input(
         if queue:
             answer = queue.pop(0)
         else:
-            values = _typed_answer(run.flow_name, key)
-            if values is None:
+            typed = _typed_answer(run.flow_name, key, plan.user)
+            if typed is None:
                 if open_form is not None:
                     demo.close_form(open_form)
                 demo.engine.cancel(run.id, by="the demo")
                 return ""
-            answer = Answer(values, plan.user)
+            answer = typed
         note = f"submits {json.dumps(answer.values)}"
         if open_form == answer.user:
             refused = demo.resubmit(run, answer.user, answer.values, note)

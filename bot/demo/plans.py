@@ -175,16 +175,24 @@ def load_plans(
     return plans
 
 
-def read_answer(typed: str) -> dict[str, Any]:
-    """An answer typed at the prompt: a JSON object.
+def read_answer(typed: str, user: str = DEFAULT_RESPONDER) -> Answer:
+    """An answer typed at the prompt: a JSON object, given by ``user``, or by the sandbox
+    user whose name comes first (``bob {"approve": true}``), for a pause only some may
+    answer.
 
     Raises:
         ValueError: with what is wrong, to show before asking again.
     """
+    name, _, rest = typed.strip().partition(" ")
+    if name in _USERS and rest.strip():
+        user, typed = name, rest
     try:
         value = json.loads(typed)
     except json.JSONDecodeError as exc:
         raise ValueError(f"not valid JSON: {exc.msg} (column {exc.colno})") from None
     if not isinstance(value, dict):
-        raise ValueError('an answer is a JSON object of form values, like {"approve": true}')
-    return value
+        raise ValueError(
+            'an answer is a JSON object of form values, like {"approve": true}, '
+            f'or one given as another user, like bob {{"approve": true}} ({", ".join(_USERS)})'
+        )
+    return Answer(value, user)

@@ -160,6 +160,23 @@ def test_demo_asks_at_the_prompt_for_flows_without_answers(tmp_path: Path) -> No
     assert "ask-twice          completed  result='sum 42'" in done.stdout
 
 
+def test_an_answer_typed_at_the_prompt_may_be_given_as_another_sandbox_user(
+    tmp_path: Path,
+) -> None:
+    """A pause only bob may answer: the prompt answered as alice, and nothing typed there
+    could change that (only an answers file could)."""
+    flows = tmp_path / "bobs.py"
+    flows.write_text(
+        "from signoff.engine import flow, pause_flow_run\n\n"
+        "@flow\ndef bobs() -> int:\n"
+        "    return pause_flow_run(wait_for_input=int, approvers=['U0BOB'])\n"
+    )
+    done = signoff("demo", "--flows", str(flows), cwd=tmp_path, stdin='bob {"value": 7}\n')
+    assert done.returncode == 0, done.stderr
+    assert "JSON answer for bobs input 1, as alice (or 'bob {...}'" in done.stderr
+    assert "bobs               completed  result=7  input 1 accepted by @bob" in done.stdout
+
+
 def test_answers_that_end_with_standard_input_are_reported_not_taken_for_ctrl_c(
     tmp_path: Path,
 ) -> None:

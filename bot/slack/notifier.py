@@ -383,9 +383,12 @@ class SlackNotifier:
             if p.key != pause.key
         )
 
-    def _cannot_ask(self, event: Event, run: Run, pause: Pause, note: str, action: str) -> None:
+    def _cannot_ask(
+        self, event: Event, run: Run, pause: Pause, note: str, action: str, reason: str = ""
+    ) -> None:
         """Say once, in the run's thread, why nobody can answer ``pause`` from Slack (no
-        button): when the run pauses, not when someone clicks. ``action``: the log's key."""
+        button): when the run pauses, not when someone clicks. ``action``: the log's key;
+        ``reason``: why, for the log (which field, what Slack would refuse)."""
         thread = self.thread(run.id) or self._post_root(
             run,
             f"{run.flow_name} run {run.id[:8]} cannot ask for input",
@@ -401,14 +404,15 @@ class SlackNotifier:
         prompts.setdefault(pause.key, thread["ts"])
         self.backend.set_record(run.id, ids.PROMPTS, prompts)
         logger.warning(
-            "input cannot be asked for",
+            "input cannot be asked for%s",
+            f": {reason}" if reason else "",
             extra={"action": action, "run_id": run.id, "key": pause.key},
         )
 
     def _unrenderable(self, event: Event, run: Run, pause: Pause, reason: str) -> None:
         elsewhere = self.backend.answerable_elsewhere
         note = messages.unrenderable_text(pause, reason, cancelled=not elsewhere)
-        self._cannot_ask(event, run, pause, note, "prompt_unrenderable")
+        self._cannot_ask(event, run, pause, note, "prompt_unrenderable", reason[:300])
         if elsewhere:
             return  # someone may still answer it where it runs (Prefect's UI)
         # Nobody could ever answer it. It may have ended meanwhile (timed out, cancelled by

@@ -145,8 +145,9 @@ def posts(bot: RunningBot) -> list:
 
 
 def test_an_unrenderable_model_is_reported_when_the_run_pauses(
-    engine: Engine, bot: RunningBot
+    engine: Engine, bot: RunningBot, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.WARNING, logger="signoff.bot.slack.notifier")
     run = engine.submit("dl-unrenderable", {})
     root = bot.root_message(run.id)
     note = reply_with(bot, root.ts, "cannot be shown as a Slack form")
@@ -159,6 +160,9 @@ def test_an_unrenderable_model_is_reported_when_the_run_pauses(
     final = root_when(bot, root.ts, "is *cancelled*", "cannot be shown")
     assert not buttons(final)
     assert bot.slack.calls("views.open") == []  # nobody had to click to find out
+    # The log names the field and why, not only that something cannot be asked.
+    [logged] = [r for r in caplog.records if getattr(r, "action", "") == "prompt_unrenderable"]
+    assert "counts" in logged.getMessage() and "free-form mapping" in logged.getMessage()
 
 
 @pytest.mark.parametrize(

@@ -13,8 +13,9 @@ from sqlalchemy.exc import IntegrityError
 from signoff.engine.actors import SYSTEM, Actor
 from signoff.engine.audit import AuditAction, AuditEntry
 from signoff.engine.errors import RunNotFound
-from signoff.engine.runs import EventKind, Pause, PauseStatus
+from signoff.engine.runs import EventKind, Pause, PauseStatus, handed_on
 from signoff.engine.store import rows
+from signoff.engine.store.base import RUNS
 from signoff.engine.store.dropped import read_again_if_dropped, write_again_if_dropped
 from signoff.engine.store.pauses import PAUSES, PauseQueries
 from signoff.engine.store.tables import MetadataRow
@@ -46,7 +47,16 @@ class DecisionQueries(PauseQueries):
             pause = rows.to_pause(row)
             if pause.status is not PauseStatus.WAITING or pause.escalated_at is not None:
                 return None
-            added = [a for a in pause.escalate_to if a not in pause.approvers]
+            # Not whoever could never answer it: the starter a pause forbids, and those who
+            # handed it on (the escalation would otherwise tell them they may answer now).
+            barred = {by for by, _ in handed_on((d.by, d.to) for d in pause.delegations)}
+            if pause.forbid_starter:
+                starter = conn.execute(
+                    select(RUNS.c.started_by).where(RUNS.c.id == run_id)
+                ).scalar()
+                if starter is not None:
+                    barred.add(str(starter))
+            added = [a for a in pause.escalate_to if a not in pause.approvers and a not in barred]
             approvers = list(pause.approvers) + added if pause.approvers else list(pause.approvers)
             # The guard on escalated_at makes this the one transaction that escalates.
             done = conn.execute(

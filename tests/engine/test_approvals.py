@@ -422,6 +422,35 @@ def test_escalation_adds_approvers_once(engine: Engine, make_engine) -> None:
     assert len(escalations) == 1 and escalations[0].data["added"] == ["U_BOSS"]
 
 
+@flow(name="ap-escalate-barred", approvers=["U_A", "U_B"], forbid_starter=True)
+def ap_escalate_barred() -> bool:
+    return pause_flow_run(
+        Decision, timeout=30, escalate_after=60, escalate_to=["U_B", "U_STARTER", "U_BOSS"]
+    ).approved
+
+
+def test_escalation_adds_no_one_who_could_never_answer(engine: Engine) -> None:
+    """The starter a pause forbids, and whoever handed it on, were added and told they
+    "may answer it now", and refused when they tried."""
+    from signoff.engine import Worker
+
+    run = engine.submit("ap-escalate-barred", started_by="U_STARTER")
+    worker = Worker(engine)
+    worker.start()
+    try:
+        run_id = waiting_run(engine, "ap-escalate-barred")
+        engine.reassign(run_id, "U_C", by="U_B")
+        escalated = engine.escalate_due_pauses(engine.store.clock() + timedelta(seconds=61))
+        assert escalated == [run_id]
+        [record] = [r for r in engine.audit_trail(run_id) if r.action == "pause.escalated"]
+        assert record.data["added"] == ["U_BOSS"]
+        assert "U_STARTER" not in engine.get_pause(run_id, "1").approvers
+        engine.resume(run_id, {"approved": True}, "U_BOSS")
+        wait_for(lambda: engine.get_run(run.id).state is RunState.COMPLETED, what="the run")
+    finally:
+        worker.stop()
+
+
 def test_escalation_timer_is_stored_and_fires_from_a_worker(engine: Engine) -> None:
     from signoff.engine import Worker
 

@@ -199,7 +199,7 @@ class Interventions(Oversight):
             refusal = Refusal("say who to hand it to")
         if refusal is None and to != to.strip():
             refusal = Refusal(f"{to!r} has spaces around it: it would be nobody's to answer")
-        if refusal is None and to == actor.id:
+        if refusal is None and to == actor.id and self._answers(actor, pause):
             refusal = Refusal("it is already yours; hand it to someone else")
         if refusal is None and pause.forbid_starter and to == run.started_by:
             refusal = Refusal("the person who started a run may not answer it")
@@ -211,6 +211,11 @@ class Interventions(Oversight):
             raise self._refuse(
                 Action.REASSIGN, actor, refusal, run=run, key=pause.key, data={"to": to}
             )
+
+    def _answers(self, actor: Actor, pause: Pause) -> bool:
+        """Whether ``actor`` is among who may answer ``pause`` already (an admin who is not
+        may take a decision on by handing it to themselves)."""
+        return not pause.approvers or self.permissions.matches(actor, pause.approvers)
 
     def _quorum_shrinks(self, pause: Pause, to: str) -> Refusal | None:
         """Why handing ``pause``, which needs several people, to ``to`` would leave fewer

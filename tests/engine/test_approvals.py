@@ -24,6 +24,7 @@ from signoff.engine import (
     RunState,
     flow,
     pause_flow_run,
+    set_engine,
     suspend_flow_run,
 )
 from signoff.engine.actors import Actor, Via
@@ -128,6 +129,24 @@ def test_admins_may_start_and_cancel_anything(make_engine) -> None:
     run = admin_engine.submit("ap-guarded", started_by="U_ROOT")
     cancelled = admin_engine.cancel(run.id, by="U_ROOT")
     assert cancelled.state is RunState.CANCELLED
+
+
+def test_an_admin_may_take_a_decision_on_by_handing_it_to_themselves(make_engine) -> None:
+    """An admin who was no approver was told "it is already yours"."""
+    admin_engine = make_engine(admins=["U_ROOT"])
+    set_engine(admin_engine)
+    try:
+        box = run_in_thread(ap_escalate)
+        run_id = waiting_run(admin_engine, "ap-escalate")
+        handed = admin_engine.reassign(run_id, "U_ROOT", by="U_ROOT")
+        assert "U_ROOT" in handed.approvers
+        with pytest.raises(NotAllowed, match="already yours"):
+            admin_engine.reassign(run_id, "U_A", by="U_A")
+        admin_engine.resume(run_id, {"approved": True}, "U_ROOT")
+        box["thread"].join(10)
+        assert box["result"] is True
+    finally:
+        set_engine(None)
 
 
 def test_answer_rules_with_groups_resolved_by_the_directory(engine: Engine) -> None:

@@ -44,6 +44,7 @@ from signoff.bot.cli.session import (
     CliSession,
     check_filled,
     check_groups,
+    check_one_person,
     check_person,
     pass_session,
 )
@@ -441,7 +442,7 @@ def resume(
 @runs.command("reassign")
 @click.argument("run_id", metavar="RUN")
 @click.option(
-    "--to", "to", required=True, metavar="ID", callback=check_person, help="Who to hand it to."
+    "--to", "to", required=True, metavar="ID", callback=check_one_person, help="Who to hand it to."
 )
 @click.option(
     "--as",

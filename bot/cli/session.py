@@ -8,6 +8,7 @@ imported where they are used).
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -198,6 +199,23 @@ def check_person(_ctx: click.Context, _param: click.Parameter, name: str | None)
         except ValueError as exc:
             raise click.BadParameter(str(exc)) from None
     return name
+
+
+#: a Slack user group's id (``S0SRE``): approvers may be one, but a decision is handed to
+#: one person
+_GROUP_ID = re.compile(r"^S[A-Z0-9]{2,63}$")
+
+
+def check_one_person(ctx: click.Context, param: click.Parameter, name: str | None) -> str | None:
+    """``check_person`` for ``--to``, refusing a Slack user group's id too: the person a
+    decision is handed to is the one it waits for (a group would let whoever of it
+    answered already count again, or nobody be told)."""
+    checked = check_person(ctx, param, name)
+    if checked is not None and _GROUP_ID.match(checked):
+        raise click.BadParameter(
+            f"{checked} is a Slack user group; hand a decision to one person (a member's id)"
+        )
+    return checked
 
 
 def check_groups(

@@ -766,6 +766,20 @@ def test_a_person_the_audit_trail_cannot_record_is_refused_by_option(
     assert not (project / "ops.db").exists()  # refused before anything was opened
 
 
+def test_a_decision_is_handed_to_a_person_not_to_a_user_group(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--to S0ALI` (a group whose one member had answered) left a quorum nobody could
+    finish; Slack's form refuses a group too."""
+    status, out, err = run_cli(capsys, "runs", "reassign", "abc", "--to", "S0ALI")
+    assert (status, out) == (2, "")
+    assert err.startswith(
+        "error: Invalid value for '--to': S0ALI is a Slack user group; hand a decision to "
+        "one person (a member's id)"
+    )
+    assert not (project / "ops.db").exists()
+
+
 ODD_FLOWS = '''
 from signoff.engine import flow
 

@@ -95,6 +95,20 @@ class DirectPrompts:
             blocks=messages.closed_prompt_blocks(run, pause, outcome),
         )
 
+    def handed_on(self, run: Run, pause: Pause, by: str, to: str) -> None:
+        """Take the buttons off the direct prompt of ``by``, who handed ``pause`` to ``to``:
+        its buttons would only get them a refusal now."""
+        sent = self.backend.get_record(run.id, f"{ids.DMS}.{pause.key}.{by}")
+        if not isinstance(sent, dict) or "channel" not in sent or "ts" not in sent:
+            return
+        outcome = f":arrow_right: You handed this to {messages.who(to)}."
+        self.update(
+            channel=str(sent["channel"]),
+            ts=str(sent["ts"]),
+            text=outcome,
+            blocks=messages.closed_prompt_blocks(run, pause, outcome),
+        )
+
     def _edit(self, run_id: str, key: str, **message: Any) -> None:
         sent = self._index(run_id).get(key) or []
         for post in sent:

@@ -109,7 +109,9 @@ class SlackNotifier:
         key = str(event.data["key"])
         pause = self.backend.get_pause(run.id, key)
         thread = self.thread(run.id)
-        added = [str(a) for a in event.data.get("to") or []]
+        # Those added (not whoever could never answer it); an event stored before it named
+        # them had only "to".
+        added = [str(a) for a in event.data.get("added", event.data.get("to")) or []]
         if thread is not None:
             self._note_once(event, thread, messages.escalation_text(key, added, pause))
         if pause is not None and pause.status is PauseStatus.WAITING:
@@ -130,6 +132,7 @@ class SlackNotifier:
         pause = self.backend.get_pause(run.id, key)
         if pause is not None and pause.status is PauseStatus.WAITING:
             self._counted(event)
+            self.direct.handed_on(run, pause, by, to)
             self.direct.send(
                 run,
                 pause,

@@ -394,6 +394,25 @@ def test_a_reassign_form_pointed_at_another_run_is_refused(engine: Engine, bot: 
     assert not any(r.action == "pause.reassigned" for r in engine.audit_trail(mine.id))
 
 
+def test_a_dm_prompt_handed_on_loses_its_buttons(engine: Engine, bot: RunningBot) -> None:
+    """Alice's direct prompt kept its buttons after she handed the decision to Bob, and
+    each only got her a refusal."""
+    run = engine.submit("sl-dm", {})
+    bot.root_message(run.id)
+    dm = bot.slack.wait_for(lambda ws: ws.channel("U0ALICE").last, timeout=10)
+    bot.driver.click("alice", dm, action_id=ids.REASSIGN)
+    assert bot.slack.wait_for(lambda ws: ws.open_view("alice"), timeout=10)
+    assert bot.driver.submit("alice", {"to": "U0BOB"}).response_action == "update"
+    closed = bot.slack.wait_for(
+        lambda ws: (m := ws.channel("U0ALICE").message(dm.ts)) and not buttons(m) and m,
+        timeout=10,
+    )
+    assert "You handed this to <@U0BOB>" in json.dumps(closed.blocks)
+    bob_dm = bot.slack.wait_for(lambda ws: ws.channel("U0BOB").last, timeout=10)
+    bot.driver.click("bob", bob_dm, action_id=f"{ids.DECIDE}:0")
+    assert finished(engine, run.id).result == "True"
+
+
 def test_dm_prompt_escalation_and_home_tab(engine: Engine, bot: RunningBot) -> None:
     run = engine.submit("sl-dm", {})
     root = bot.root_message(run.id)

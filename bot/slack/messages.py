@@ -155,7 +155,11 @@ def run_label(run: Run) -> str:
 def approvers_text(run: Run, pause: Pause) -> str:
     """Who may answer ``pause``, as mentions."""
     allowed = ", ".join(who(p) for p in pause.approvers) if pause.approvers else "anyone here"
-    if pause.forbid_starter and run.started_by:
+    # Said (and the starter mentioned) only where the starter could otherwise be among
+    # them: anyone, a group, or named; not beside a list of other people.
+    named = set(pause.approvers)
+    could_be = not named or run.started_by in named or any(_GROUP_ID.match(p) for p in named)
+    if pause.forbid_starter and run.started_by and could_be:
         allowed += f" (not {who(run.started_by)}, who started it)"
     return allowed
 

@@ -56,7 +56,8 @@ def test_demo_prints_the_whole_loop(tmp_path: Path) -> None:
     # the deploy's reminder before its deadline, naming who may answer
     assert (
         ":bell: Reminder: *deploy-production* run" in out
-        and "@bob (not @carol, who started it)" in out
+        and "@bob: please answer before" in out
+        and "(not @carol" not in out  # carol is no approver: not mentioned
     )
     # the final states, with who answered
     assert "greet-user         completed  result='Hello, Ada!'  input 1 accepted by @alice" in out

@@ -135,6 +135,9 @@ def audit_line(record: AuditRecord) -> str:
         detail = f" ({escape_mrkdwn(str(record.data['rule']))[:150]})"
     elif record.data.get("to"):
         detail = f" to {who(str(record.data['to']))}"
+    elif isinstance(responders := record.data.get("responders"), list):
+        # A quorum's answers, judged as one.
+        detail = f" (the answers of {', '.join(who(str(r)) for r in responders if r)})"
     via = f" via {record.via}" if record.via and record.via != "system" else ""
     key = f" `{record.key}`" if record.key else ""
     said = AUDIT_WORDS.get(record.action, escape_mrkdwn(record.action))

@@ -448,7 +448,10 @@ class AnswerQueries(PauseQueries):
                     data.update(errors=verdict[1], response=shown)
                 kind = EventKind.INPUT_ACCEPTED if verdict[0] else EventKind.INPUT_REJECTED
                 self._emit(conn, run_id, kind, data, now)
-                entries.append(self._verdict_entry(run_id, flow_name, key, responder, verdict))
+                responders = [a.get("responder") for a in stored]
+                entries.append(
+                    self._verdict_entry(run_id, flow_name, key, responder, verdict, responders)
+                )
             self._audit(conn, entries, now)
             return AnswerOutcome.COMPLETE
 

@@ -241,24 +241,23 @@ class PauseQueries(AuditQueries, StateChangeQueries):
         key: str,
         responder: str | None,
         verdict: tuple[bool, dict[str, str]],
+        responders: Sequence[str | None] = (),
     ) -> AuditEntry:
-        """The flow's verdict, recorded as the engine's act about ``responder``'s answer."""
+        """The flow's verdict, recorded as the engine's act about ``responder``'s answer
+        (for a refused quorum, the answer refused). ``responders``: a quorum's, oldest
+        first, whose answers the verdict judged as one."""
+        data: dict[str, JSON] = {"responder": responder}
+        if len(responders) > 1:
+            data["responders"] = list(responders)
         if verdict[0]:
-            return AuditEntry(
-                AuditAction.ANSWER_ACCEPTED,
-                run_id,
-                flow_name,
-                SYSTEM,
-                key,
-                {"responder": responder},
-            )
+            return AuditEntry(AuditAction.ANSWER_ACCEPTED, run_id, flow_name, SYSTEM, key, data)
         return AuditEntry(
             AuditAction.ANSWER_REJECTED,
             run_id,
             flow_name,
             SYSTEM,
             key,
-            {"responder": responder, "errors": verdict[1]},
+            {**data, "errors": verdict[1]},
         )
 
     @write_again_if_dropped
@@ -330,6 +329,7 @@ class PauseQueries(AuditQueries, StateChangeQueries):
                     key,
                     pause.responder,
                     (accepted, errors or {}),
+                    pause.answered_by,
                 )
             ],
             now,

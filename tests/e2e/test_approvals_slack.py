@@ -235,6 +235,8 @@ def test_a_quorum_is_shown_as_answered_by_everyone_it_counted(
         '*Input* `1` accepted, 2 of 2 answers (<@U0ALICE>: `{"approved": true}`; '
         '<@U0BOB>: `{"approved": false}`)' in shown
     )
+    # The flow's acceptance, in the audit trail, is of both answers, not only the last.
+    assert "answer accepted by the flow `1` (the answers of <@U0ALICE>, <@U0BOB>)" in shown
 
 
 def test_whoever_answered_a_quorum_is_told_they_cannot_hand_it_on(

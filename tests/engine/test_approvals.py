@@ -233,6 +233,9 @@ def test_quorum_needs_distinct_people_and_gives_every_answer(engine: Engine) -> 
     box["thread"].join(10)
     assert box["result"] == ["U_A:True:slack", "U_B:True:cli"]
     assert actions(engine, run_id).count("answer.received") == 2
+    # The flow accepted the quorum's answers together: its record names everyone's.
+    (accepted,) = [r for r in engine.audit_trail(run_id) if r.action == "answer.accepted"]
+    assert accepted.data["responders"] == ["U_A", "U_B"]
     assert actions(engine, run_id).count("refused") == 1
 
 
@@ -282,6 +285,7 @@ def test_a_quorum_refused_by_its_model_names_whose_answer_was_refused(engine: En
     assert box["result"] == "refused"
     (rejected,) = [r for r in engine.audit_trail(run_id) if r.action == "answer.rejected"]
     assert rejected.data["responder"] == "U_A"
+    assert rejected.data["responders"] == ["U_A", "U_B"]
     assert "reason may not be 'bad'" in json.dumps(rejected.data)
     events = engine.store.events_after(0, limit=1000)
     (event,) = [e for e in events if e.run_id == run_id and e.kind.value == "input_rejected"]

@@ -227,6 +227,9 @@ class Pause:
     #: decision buttons ask "are you sure?" first
     confirm: bool = False
     delegations: tuple[Delegation, ...] = ()
+    #: who is added as approvers at ``escalate_at``, unless it is answered by then
+    escalate_to: tuple[str, ...] = ()
+    escalate_at: datetime | None = None
     #: why nobody can answer this request although it waits (its form was never stored)
     unanswerable: str | None = None
 

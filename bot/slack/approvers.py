@@ -1,5 +1,6 @@
-"""Slack's side of who may act: user group membership for the backend's rules (cached), the acting
-person as an ``Actor``, and refusals in words with mentions."""
+"""Slack's side of who may act: user group membership for the backend's rules (cached), the
+people a rule names (to message, or to count against a quorum), the acting person as an
+``Actor``, and refusals in words with mentions."""
 
 from __future__ import annotations
 
@@ -7,14 +8,14 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from slack_bolt import App
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from signoff.bot.backends import Action, Actor, Refusal, Run, Via
+from signoff.bot.backends import Action, Actor, Pause, Refusal, Run, Via
 from signoff.bot.slack.messages import who
 
 logger = logging.getLogger(__name__)
@@ -24,6 +25,9 @@ logger = logging.getLogger(__name__)
 #: that gets the event; this bounds how stale the others (and a missed event) can be.
 GROUP_TTL_SECONDS = 60.0
 _GROUP = re.compile(r"^S[A-Z0-9]{2,}$")
+_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
+#: at most this many people get a Home refresh or a direct message per event
+MAX_PEOPLE = 50
 #: Slack user and group ids inside an backend's rule text
 _ID = re.compile(r"\b[UWS][A-Z0-9]{2,}\b")
 #: the engine's refusal of someone who reassigned a decision: who, and to whom
@@ -68,6 +72,35 @@ class Approvers:
         """The Slack user groups among ``candidates`` that ``actor_id`` belongs to (the
         backend's ``GroupDirectory``)."""
         return {g for g in candidates if _GROUP.match(g) and actor_id in self.members(g)}
+
+    def people(self, principals: Iterable[str]) -> list[str]:
+        """User ids named, with user groups expanded to their members (capped)."""
+        found: list[str] = []
+        for principal in principals:
+            members = self.members(principal) if _GROUP.match(principal) else {principal}
+            found += [m for m in sorted(members) if _USER.match(m) and m not in found]
+        return found[:MAX_PEOPLE]
+
+    def short_of_quorum(self, run: Run, pause: Pause) -> list[str] | None:
+        """Everyone who may answer ``pause`` (its approvers, user groups read from Slack,
+        and those its escalation will add), when they are fewer than its quorum needs;
+        None when they are enough, or cannot be counted (anyone may answer; a user group
+        Slack shows empty, which may be a failed read)."""
+        if pause.quorum <= 1 or not pause.approvers:
+            return None
+        principals = (*pause.approvers, *(pause.escalate_to if pause.escalate_at else ()))
+        people: set[str] = set()
+        for principal in principals:
+            if _GROUP.match(principal):
+                members = self.members(principal)
+                if not members:
+                    return None
+                people |= members
+            else:
+                people.add(principal)
+        if pause.forbid_starter and run.started_by:
+            people.discard(run.started_by)
+        return sorted(people) if len(people) < pause.quorum else None
 
 
 def register(app: App, groups: Approvers) -> None:

@@ -469,6 +469,21 @@ def escalation_text(key: str, added: Sequence[str], pause: Pause | None) -> str:
     return f":rotating_light: {missing}: {', '.join(who(a) for a in added)} may answer it now."
 
 
+def short_quorum_text(key: str, quorum: int, people: Sequence[str], *, groups: bool) -> str:
+    """The thread note when fewer people may answer a quorum than it needs; ``groups``:
+    some of them are there as members of a user group, which can grow."""
+    named = ", ".join(who(p) for p in people) or "nobody"
+    remedy = (
+        "Add people to its user groups, or cancel the run."
+        if groups
+        else "Cancel the run, and start it again once the flow names enough approvers."
+    )
+    return (
+        f":warning: Input `{key}` needs answers from {quorum} different people, but only "
+        f"{len(people)} may give them ({named}), so as it stands it cannot be decided. {remedy}"
+    )
+
+
 def thread_restarted_block(cannot_post_in: tuple[str, str] | None = None) -> ContextBlock:
     """Said on a run's first message posted again: after someone deleted the first one, or
     (``cannot_post_in``: the channel and Slack's error) in the default channel, because

@@ -25,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 from slack_sdk import WebClient
@@ -40,10 +40,7 @@ from signoff.bot.slack.posting import ChannelUnavailable, Poster, ThreadGone
 
 logger = logging.getLogger(__name__)
 
-_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
 _GROUP = re.compile(r"^S[A-Z0-9]{2,}$")
-#: at most this many people get a Home refresh or a direct message per event
-MAX_PEOPLE = 50
 
 
 class SlackNotifier:
@@ -70,21 +67,11 @@ class SlackNotifier:
         self._update = self.poster.update
         self._post = self.poster.post
         self.groups = Approvers(client)
-        self.direct = DirectPrompts(backend, client, self.people, self._update)
-        self.homes = home.HomeTabs(backend, client, self.people)
+        self.direct = DirectPrompts(backend, client, self.groups.people, self._update)
+        self.homes = home.HomeTabs(backend, client, self.groups.people)
 
     def _check_fence(self) -> None:
         self.fence()
-
-    # -- people ---------------------------------------------------------------------------
-
-    def people(self, principals: Iterable[str]) -> list[str]:
-        """User ids named, with user groups expanded to their members (capped)."""
-        found: list[str] = []
-        for principal in principals:
-            members = self.groups.members(principal) if _GROUP.match(principal) else {principal}
-            found += [m for m in sorted(members) if _USER.match(m) and m not in found]
-        return found[:MAX_PEOPLE]
 
     def _counted(self, event: Event) -> None:
         """One answer of a quorum (or new approvers): the prompts show the count, who gave
@@ -353,6 +340,21 @@ class SlackNotifier:
         logger.info(
             "prompt posted", extra={"action": "prompt_posted", "run_id": run_id, "key": key}
         )
+        short = self.groups.short_of_quorum(run, pause)
+        if short is not None:
+            groups = any(_GROUP.match(p) for p in (*pause.approvers, *pause.escalate_to))
+            text = messages.short_quorum_text(key, pause.quorum, short, groups=groups)
+            self._note_once(event, thread, text)
+            logger.warning(
+                "fewer people may answer than the quorum needs",
+                extra={
+                    "action": "quorum_unreachable",
+                    "run_id": run_id,
+                    "key": key,
+                    "quorum": pause.quorum,
+                    "people": len(short),
+                },
+            )
         if pause.notify == "dm":
             # The thread stays the record; the direct message carries the same buttons.
             self.direct.send(run, pause, pause.approvers, messages.prompt_text(run))

@@ -88,6 +88,18 @@ def sl_dm_release() -> bool:
     return pause_flow_run(Go, timeout=600, notify="dm").approved
 
 
+@flow(name="sl-three-short", approvers=["U0ALICE", "S0REL"], forbid_starter=True)
+def sl_three_short() -> int:
+    return len(pause_flow_run(Go, timeout=600, quorum=3))
+
+
+@flow(name="sl-two-once-escalated", approvers=["U0ALICE"])
+def sl_two_once_escalated() -> int:
+    return len(
+        pause_flow_run(Go, timeout=600, quorum=2, escalate_after=300, escalate_to=["U0CAROL"])
+    )
+
+
 @pytest.fixture
 def bot(engine: Engine) -> Iterator[RunningBot]:
     with running_bot(engine=engine) as running:
@@ -205,6 +217,35 @@ def test_quorum_shows_the_count_and_refuses_the_same_person_twice(
     assert "already answered" in last_ephemeral(bot, "alice", before)
     bot.driver.click("bob", counted, action_id=f"{ids.DECIDE}:0")
     assert finished(engine, run.id).result == "['U0ALICE', 'U0BOB']"
+
+
+def test_a_quorum_fewer_people_may_answer_than_it_needs_is_flagged_in_its_thread(
+    engine: Engine, bot: RunningBot
+) -> None:
+    """It was posted as any other, and waited out its deadline with nobody told why."""
+    bot.slack.add_usergroup("S0REL", "release", ["U0BOB", "U0CAROL"])
+    # Bob is in the group, but started the run: Alice and Carol are all who may answer.
+    run = engine.submit("sl-three-short", {}, started_by="U0BOB")
+    prompt = bot.root_message(run.id)
+    note = reply_with(bot, prompt.ts, "warning")
+    assert note.text == (
+        ":warning: Input `1` needs answers from 3 different people, but only 2 may give "
+        "them (<@U0ALICE>, <@U0CAROL>), so as it stands it cannot be decided. Add people to "
+        "its user groups, or cancel the run."
+    )
+    engine.cancel(run.id, by="U0ALICE")
+
+
+def test_a_quorum_its_escalation_makes_whole_is_not_flagged(
+    engine: Engine, bot: RunningBot
+) -> None:
+    run = engine.submit("sl-two-once-escalated", {})
+    prompt = bot.root_message(run.id)
+    engine.escalate_due_pauses(engine.store.clock() + timedelta(hours=1))
+    reply_with(bot, prompt.ts, "rotating_light")  # after the prompt's own notes, if any
+    thread = bot.slack.channel(bot.channel).thread(prompt.ts)
+    assert not [m.text for m in thread if "warning" in m.text]
+    engine.cancel(run.id, by="U0ALICE")
 
 
 def test_a_quorum_is_shown_as_answered_by_everyone_it_counted(

@@ -64,7 +64,7 @@ from signoff.bot.forms.mrkdwn import escape_mrkdwn
 from signoff.bot.forms.submissions import errors_for_view, parse_submission
 from signoff.bot.slack import ids, metrics
 from signoff.bot.slack.approvers import refusal_text, slack_actor
-from signoff.bot.slack.edge import REPLAY_WINDOW_SECONDS, replay_key
+from signoff.bot.slack.edge import REPLAY_CLAIM_SECONDS, replay_key
 from signoff.bot.slack.failures import reported
 from signoff.bot.slack.form_schemas import FormSchemas, uncarried
 from signoff.bot.slack.interactions import form_schema, input_view, notice_view, stale_reason
@@ -252,7 +252,7 @@ class Answerer:
         (None: the request was a replay, and nothing was done)."""
         backend, run_id, key = self.backend, pending.run_id, pending.key
         try:
-            if pending.claim and not backend.claim_once(pending.claim, REPLAY_WINDOW_SECONDS):
+            if pending.claim and not backend.claim_once(pending.claim, REPLAY_CLAIM_SECONDS):
                 logger.info(
                     "replayed request ignored",
                     extra={"action": "request_replayed", "run_id": run_id, "key": key},

@@ -56,6 +56,7 @@ from signoff.bot.slack.payloads import (
 
 __all__ = [
     "DATABASE_DOWN",
+    "REPLAY_CLAIM_SECONDS",
     "REPLAY_WINDOW_SECONDS",
     "SlackEdge",
     "claimed_after_ack",
@@ -65,8 +66,12 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Slack's window: a request signed longer ago than this is refused.
+#: Slack's window: a request signed longer ago than this is refused (and so is one signed
+#: as far ahead of our clock, which runs behind Slack's or was chosen by whoever signed).
 REPLAY_WINDOW_SECONDS = 300
+#: how long a request's claim is kept: as long as its signature can pass. One stamped a
+#: whole window ahead of our clock, and claimed at once, passes for two windows.
+REPLAY_CLAIM_SECONDS = 2 * REPLAY_WINDOW_SECONDS
 #: A timestamp is whole seconds; twelve digits reach far past any clock.
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
 
@@ -248,7 +253,7 @@ class SlackEdge:
             return self._inner(environ, start_response, body)
         try:
             fresh = self.backend.claim_once(
-                replay_key(str(checked.signature)), REPLAY_WINDOW_SECONDS
+                replay_key(str(checked.signature)), REPLAY_CLAIM_SECONDS
             )
             if fresh and isinstance(payload, EventCallback) and payload.event_id:
                 fresh = self.backend.claim_once(

@@ -5,10 +5,14 @@ oversized input is refused at Slack's limits, and a form cannot be pointed at an
 
 from __future__ import annotations
 
+import io
 import json
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 
 import pytest
@@ -17,6 +21,7 @@ from signoff.bot.backends.embedded import EmbeddedBackend
 from signoff.bot.config import BotSettings
 from signoff.bot.sandbox.transport import AppConnection
 from signoff.bot.slack import ids
+from signoff.bot.slack.edge import SlackEdge
 from signoff.bot.slack.server import Server
 from signoff.bot.testing import SIGNING_SECRET, RunningBot, running_bot
 from signoff.engine import Engine, EngineSettings, PauseStatus, RunState, flow, pause_flow_run
@@ -123,6 +128,53 @@ def test_a_replayed_request_does_nothing_on_any_replica(
         other_engine.close()
     # Two requests were fresh, so two runs; the replays added none.
     assert run.id in [r.id for r in engine.list_runs()] and len(engine.list_runs()) == 2
+
+
+def test_a_request_stamped_ahead_of_our_clock_is_not_acted_on_twice(tmp_path: Path) -> None:
+    """Its claim lapsed 300 s after it came, while its signature passed for 300 s more."""
+    start = 1_800_000_000.0
+    now = [start]
+    engine = Engine(
+        EngineSettings.load(database_url=f"sqlite:///{tmp_path / 'edge.db'}"),
+        clock=lambda: datetime.fromtimestamp(now[0], tz=UTC),
+    )
+    handled: list[bytes] = []
+
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        handled.append(environ["wsgi.input"].read())
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b""]
+
+    edge = SlackEdge(app, EmbeddedBackend(engine), SIGNING_SECRET, clock=lambda: now[0])
+    body = command_body("cancel 0123abcd")
+    # Slack's clock (or whoever signed) is 250 s ahead of ours: inside the window.
+    headers = AppConnection("http://unused", SIGNING_SECRET).signed_headers(
+        body, timestamp=int(now[0]) + 250
+    )
+
+    def post() -> str:
+        environ = {
+            "REQUEST_METHOD": "POST",
+            "CONTENT_TYPE": headers["Content-Type"],
+            "CONTENT_LENGTH": str(len(body)),
+            "wsgi.input": io.BytesIO(body.encode()),
+            "HTTP_X_SLACK_REQUEST_TIMESTAMP": headers["X-Slack-Request-Timestamp"],
+            "HTTP_X_SLACK_SIGNATURE": headers["X-Slack-Signature"],
+        }
+        status: list[str] = []
+        edge(environ, lambda given, _headers: status.append(given))
+        return status[0]
+
+    try:
+        assert post().startswith("200") and len(handled) == 1
+        for later in (301, 549):  # the signature still passes: 51 and 299 s after its stamp
+            now[0] = start + later
+            assert post().startswith("200")
+            assert len(handled) == 1, f"the same request was acted on again {later} s later"
+        now[0] = start + 551  # now it is stale, and refused as such
+        assert post().startswith("401") and len(handled) == 1
+    finally:
+        engine.close()
 
 
 #: 200 KB of correctly formed JSON, nested far deeper than Python's recursion limit

@@ -34,6 +34,7 @@ chosen. A nested model that may be absent (not required, or ``Optional``) is lef
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -234,11 +235,18 @@ def _read(entry: InputField, state: Mapping[str, Any]) -> Any:
     return str(value)
 
 
+#: a number in ASCII digits, with an optional sign, point and exponent
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
 def _number(kind: str, text: Any) -> Any:
     if text is None or str(text).strip() == "":
         return None
+    written = str(text).strip()
     try:
-        number = Decimal(str(text).strip())
+        # As Slack's number input sends it: Decimal alone would also read "1_0" as 10 and
+        # other scripts' digits, which only a forged submission sends.
+        number = Decimal(written) if _PLAIN_NUMBER.fullmatch(written) else Decimal("NaN")
     except InvalidOperation:
         number = Decimal("NaN")
     if not number.is_finite():

@@ -29,7 +29,15 @@ def number_state(value: Any) -> dict[str, Any]:
 
 @pytest.mark.parametrize(
     ("typed", "message"),
-    [("abc", "Enter a number"), ("2.5", "Enter a whole number"), ("NaN", "Enter a number")],
+    [
+        ("abc", "Enter a number"),
+        ("2.5", "Enter a whole number"),
+        ("NaN", "Enter a number"),
+        # What Decimal reads, but Slack's number input never sends (a forged submission):
+        ("1_0", "Enter a number"),
+        ("\u0663", "Enter a number"),  # ARABIC-INDIC DIGIT THREE
+        ("\uff15", "Enter a number"),  # FULLWIDTH DIGIT FIVE
+    ],
 )
 def test_unreadable_numbers_come_back_keyed_by_block_id(typed: str, message: str) -> None:
     schema = Sizing.model_json_schema()

@@ -95,11 +95,13 @@ class _RunThreads:
 
 
 class Worker:
-    """Runs queued runs of the flows this process knows (or can import).
+    """Runs queued runs: given ``flows`` (files, folders or modules to load), only runs of
+    the flows this process has then (those, and any they import); otherwise runs of any
+    flow, each imported from where its run was started.
 
     Example::
 
-        worker = Worker(flows=["flows/deploy.py"])
+        worker = Worker(flows=["flows/deploy.py"])   # deploy's runs, and no others
         worker.start()          # background threads; or worker.run() to block
     """
 
@@ -110,7 +112,10 @@ class Worker:
         flows: Iterable[str] = (),
         concurrency: int = 200,
     ) -> None:
-        flow_sources.load(*flows)
+        sources = tuple(flows)
+        flow_sources.load(*sources)
+        #: whether this worker keeps to the flows it was given (and those it has anyway)
+        self.kept_to_flows = bool(sources)
         self.engine = engine or get_engine()
         self.concurrency = concurrency
         self._wake = threading.Event()
@@ -151,7 +156,12 @@ class Worker:
             thread.start()
         logger.info(
             "worker started",
-            extra={"action": "worker_started", "flows": self.engine.flows.names()},
+            extra={
+                "action": "worker_started",
+                "flows": self.engine.flows.names(),
+                # with --flows, runs of no other flow are taken
+                "kept_to_flows": self.kept_to_flows,
+            },
         )
 
     def _check_audit_key(self) -> None:
@@ -360,6 +370,7 @@ class Worker:
                 # A flow of the run still paused here stood still and was taken for dead:
                 # the run is this process's again, and only the new execution goes on.
                 before_commit=self.engine.waiters.run_again,
+                flows=self.engine.flows.names() if self.kept_to_flows else None,
             )
             if not claimed:
                 return

@@ -253,6 +253,6 @@ def say_no_worker(run: Run) -> None:
     """Tell the person on stderr that nobody has taken their queued run."""
     click.echo(
         f"note: no worker has taken run {run.id} after {NO_WORKER_SECONDS:g}s; start one "
-        "with `signoff worker --flows ...` (still waiting)",
+        f"that runs flow {run.flow_name!r} with `signoff worker --flows ...` (still waiting)",
         err=True,
     )

@@ -386,9 +386,12 @@ class SqlStore(
         limit: int,
         skip: Collection[str] = (),
         before_commit: Callable[[str], None] | None = None,
+        *,
+        flows: Collection[str] | None = None,
     ) -> list[RunSource]:
         """Atomically take up to ``limit`` scheduled runs for this process, oldest first,
-        with what it needs to run them (read in the same statement); none of ``skip``.
+        with what it needs to run them (read in the same statement); none of ``skip``, and
+        with ``flows``, only runs of the flows it names.
 
         ``before_commit`` is called with each claimed run's id before the claim commits:
         whatever this process still runs of it from before learns that it lost the run
@@ -396,10 +399,14 @@ class SqlStore(
         now = self.clock()
         claimed: list[RunSource] = []
         with self._write() as conn:
-            if skip:
-                # Rare (runs whose flow this process cannot import): not worth a prepared
-                # statement, which cannot take a list of ids.
-                query = _SCHEDULED.where(RUNS.c.id.not_in(sorted(skip)))
+            if skip or flows is not None:
+                # Rare (runs whose flow this process cannot import; a worker kept to some
+                # flows): not worth a prepared statement, which cannot take a list.
+                query = _SCHEDULED
+                if skip:
+                    query = query.where(RUNS.c.id.not_in(sorted(skip)))
+                if flows is not None:
+                    query = query.where(RUNS.c.flow_name.in_(sorted(flows)))
                 if not self.is_sqlite:
                     query = query.with_for_update(of=RUNS, skip_locked=True)
                 found = list(conn.execute(query, {"limit": limit}).all())

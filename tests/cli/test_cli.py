@@ -57,6 +57,8 @@ def broken() -> None:
 """
 
 RUN_ID = re.compile(r"^[0-9a-f]{32}$")
+#: ``Cli.start_worker(NO_FLOWS)``: a worker started without ``--flows``
+NO_FLOWS = "(no --flows)"
 #: How long a command may take before the test fails instead of hanging.
 COMMAND_TIMEOUT = 180
 #: several CLI processes per test, each seconds to start on a busy machine
@@ -136,11 +138,15 @@ class Cli:
         assert RUN_ID.match(run_id), out
         return run_id
 
-    def start_worker(self) -> subprocess.Popen[str]:
+    def start_worker(self, *sources: str | Path) -> subprocess.Popen[str]:
+        """A worker with ``--flows`` for each of ``sources``: by default the test's flows
+        file; ``start_worker(NO_FLOWS)``, none."""
         log = self.tmp_path / f"worker-{len(self.workers)}.log"
+        given = sources or (self.flows,)
+        flags = [a for s in given if s != NO_FLOWS for a in ("--flows", str(s))]
         with log.open("w") as stderr:
             process = subprocess.Popen(
-                [sys.executable, "-m", "signoff.bot.cli", "worker", "--flows", str(self.flows)],
+                [sys.executable, "-m", "signoff.bot.cli", "worker", *flags],
                 env=self.env,
                 cwd=self.tmp_path,
                 stdout=subprocess.DEVNULL,
@@ -188,6 +194,26 @@ def test_run_prints_the_id_and_runs_list_shows_it_scheduled(cli: Cli) -> None:
     table = cli.ok("runs", "list")
     assert table.splitlines()[0].split()[:3] == ["ID", "FLOW", "STATE"]
     assert table.splitlines()[1].split()[:3] == [run_id[:8], "cli-approve", "scheduled"]
+
+
+def test_a_worker_given_flows_runs_only_theirs(cli: Cli) -> None:
+    """It ran any flow a run named, importing it from the path its starter gave."""
+    other = cli.tmp_path / "elsewhere" / "other_flows.py"
+    other.parent.mkdir()
+    other.write_text(
+        "from signoff.engine import flow\n\n"
+        "@flow(name='cli-elsewhere')\n"
+        "def elsewhere() -> str:\n"
+        "    return 'ran'\n"
+    )
+    cli.start_worker()
+    stranger = cli.ok("run", "cli-elsewhere", "--flows", str(other)).strip()
+    # Queued after the other, so a worker that took both would have taken it first.
+    quick = cli.json("run", "cli-quick", "--flows", str(cli.flows), "--param", "n=1", "--wait")
+    assert quick["state"] == "completed"
+    assert cli.show(stranger)["run"]["state"] == "scheduled"
+    cli.start_worker(NO_FLOWS)  # takes runs of any flow
+    assert cli.wait_for_state(stranger, "completed")["run"]["result"] == "ran"
 
 
 def test_worker_runs_until_input_then_resume_validates_and_completes(cli: Cli) -> None:

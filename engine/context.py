@@ -75,6 +75,8 @@ class RunContext:
     def next_task_key(self, task_name: str) -> str:
         with self.lock:
             self.task_calls[task_name] += 1
+            for tally in task_tallies.get():
+                tally.tasks[task_name] += 1
             return f"{task_name}-{self.task_calls[task_name]}"
 
     def next_pause_key(self, key: str | None) -> str:
@@ -85,56 +87,80 @@ class RunContext:
                 (the stored answer to that one would be this call's).
         """
         with self.lock:
-            # The counter moves on even for named pauses, so later unnamed keys stay stable.
+            before = self.pause_calls
+            given = self._pause_key(key)
+            for tally in task_tallies.get():
+                tally.pauses += self.pause_calls - before
+            return given
+
+    def _pause_key(self, key: str | None) -> str:
+        # The counter moves on even for named pauses, so later unnamed keys stay stable.
+        self.pause_calls += 1
+        if key:
+            if key in self.numbered:
+                self.pause_calls -= 1
+                raise ValueError(
+                    f"pause key {key!r} is the key an earlier pause of this flow was given "
+                    "by number (it has no key=): its answer would be taken for this one's; "
+                    "give this pause a key that is not a number"
+                )
+            self.named_calls[key] += 1
+            return key
+        # Nor a number a named call took: that call's answer is not this one's.
+        while str(self.pause_calls) in self.named_calls:
             self.pause_calls += 1
-            if key:
-                if key in self.numbered:
-                    self.pause_calls -= 1
-                    raise ValueError(
-                        f"pause key {key!r} is the key an earlier pause of this flow was given "
-                        "by number (it has no key=): its answer would be taken for this one's; "
-                        "give this pause a key that is not a number"
-                    )
-                self.named_calls[key] += 1
-                return key
-            # Nor a number a named call took: that call's answer is not this one's.
-            while str(self.pause_calls) in self.named_calls:
-                self.pause_calls += 1
-            self.numbered += (str(self.pause_calls),)
-            return str(self.pause_calls)
+        self.numbered += (str(self.pause_calls),)
+        return str(self.pause_calls)
 
     def asked_again(self, key: str) -> bool:
         """Whether this execution already made a call with ``key=key`` before this one."""
         with self.lock:
             return self.named_calls[key] > 1
 
-    def calls_mark(self) -> tuple[int, Counter[str]]:
-        """Where the pause and task counters stand, for ``calls_since``."""
-        with self.lock:
-            return self.pause_calls, Counter(self.task_calls)
-
-    def calls_since(self, mark: tuple[int, Counter[str]]) -> dict[str, Any] | None:
-        """The pause and task calls made since ``mark`` (None: none), as a task records
-        them: ``{"pauses": 1, "tasks": {"notify": 2}}``."""
-        with self.lock:
-            pauses = self.pause_calls - mark[0]
-            tasks = {n: c - mark[1][n] for n, c in self.task_calls.items() if c != mark[1][n]}
-        return {"pauses": pauses, "tasks": tasks} if pauses or tasks else None
-
     def skip_calls(self, made: Mapping[str, Any] | None) -> None:
-        """Count calls a reused task made inside it as made again (``calls_since``)."""
+        """Count calls a reused task made inside it (``CallTally.recorded``) as made again:
+        by this run, and inside the tasks around this call."""
         if not made:
             return
+        pauses = int(made.get("pauses") or 0)
+        tasks = {str(name): int(count) for name, count in (made.get("tasks") or {}).items()}
         with self.lock:
-            self.pause_calls += int(made.get("pauses") or 0)
-            for name, count in (made.get("tasks") or {}).items():
-                self.task_calls[str(name)] += int(count)
+            self.pause_calls += pauses
+            self.task_calls.update(tasks)
+            for tally in task_tallies.get():
+                tally.pauses += pauses
+                tally.tasks.update(tasks)
 
     def take_logs(self) -> list[tuple[datetime, str, str, str | None]]:
         with self.lock:
             taken, self.logs = self.logs, []
             return taken
 
+
+@dataclass
+class CallTally:
+    """The pause and task calls made inside one task's body, and inside the tasks it calls.
+
+    A task reused on a re-run does not run its body, so its calls would not move the run's
+    counters, and every key after them would shift; the tally stored with the task moves
+    them instead. It counts only the calls made in the task's own context: not those of
+    flow code running beside it (``asyncio.gather``), which calls them again on a re-run.
+    """
+
+    pauses: int = 0
+    tasks: Counter[str] = field(default_factory=Counter)
+
+    def recorded(self) -> dict[str, Any] | None:
+        """As a task records it (None: no calls): ``{"pauses": 1, "tasks": {"notify": 2}}``."""
+        if not self.pauses and not self.tasks:
+            return None
+        return {"pauses": self.pauses, "tasks": dict(self.tasks)}
+
+
+#: the tallies of the tasks whose bodies the current code runs in, innermost last
+task_tallies: contextvars.ContextVar[tuple[CallTally, ...]] = contextvars.ContextVar(
+    "signoff_task_tallies", default=()
+)
 
 current_run: contextvars.ContextVar[RunContext | None] = contextvars.ContextVar(
     "signoff_run", default=None

@@ -11,13 +11,19 @@ import asyncio
 import inspect
 import logging
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, cast, overload
 
 from signoff.engine import serialization
-from signoff.engine.context import RunContext, current_run, current_task, task_is_async
+from signoff.engine.context import (
+    CallTally,
+    RunContext,
+    current_run,
+    current_task,
+    task_is_async,
+    task_tallies,
+)
 from signoff.engine.flows import checked_name
 from signoff.engine.pausing import suspend_at_boundary
 from signoff.engine.runs import RunState
@@ -143,8 +149,9 @@ class Task(Generic[P, R]):
         found, value = self._replay(ctx, key)
         if found:
             return cast("R", value)
-        started, attempt, mark = datetime.now(UTC), 1, ctx.calls_mark()
+        started, attempt, tally = datetime.now(UTC), 1, CallTally()
         token, sync = current_task.set(key), task_is_async.set(False)
+        counting = task_tallies.set((*task_tallies.get(), tally))
         try:
             while True:
                 try:
@@ -152,15 +159,16 @@ class Task(Generic[P, R]):
                     break
                 except Exception as exc:
                     if attempt > self.retries:
-                        self._record(ctx, key, started, attempt, mark, exc=exc)
+                        self._record(ctx, key, started, attempt, tally, exc=exc)
                         raise
                     self._retrying(ctx, key, attempt, exc)
                     time.sleep(self._delay(attempt))
                     attempt += 1
         finally:
+            task_tallies.reset(counting)
             task_is_async.reset(sync)
             current_task.reset(token)
-        self._record(ctx, key, started, attempt, mark, result=result)
+        self._record(ctx, key, started, attempt, tally, result=result)
         return result
 
     async def _call_async(self, ctx: RunContext, args: Any, kwargs: Any) -> Any:
@@ -171,8 +179,9 @@ class Task(Generic[P, R]):
         found, value = await offload(self._replay, ctx, key) if looks else (False, None)
         if found:
             return value
-        started, attempt, mark = datetime.now(UTC), 1, ctx.calls_mark()
+        started, attempt, tally = datetime.now(UTC), 1, CallTally()
         token, awaited = current_task.set(key), task_is_async.set(True)
+        counting = task_tallies.set((*task_tallies.get(), tally))
         try:
             while True:
                 try:
@@ -180,15 +189,16 @@ class Task(Generic[P, R]):
                     break
                 except Exception as exc:
                     if attempt > self.retries:
-                        await offload(self._record, ctx, key, started, attempt, mark, exc=exc)
+                        await offload(self._record, ctx, key, started, attempt, tally, exc=exc)
                         raise
                     self._retrying(ctx, key, attempt, exc)
                     await asyncio.sleep(self._delay(attempt))
                     attempt += 1
         finally:
+            task_tallies.reset(counting)
             task_is_async.reset(awaited)
             current_task.reset(token)
-        await offload(self._record, ctx, key, started, attempt, mark, result=result)
+        await offload(self._record, ctx, key, started, attempt, tally, result=result)
         return result
 
     def _delay(self, retry: int) -> float:
@@ -212,7 +222,7 @@ class Task(Generic[P, R]):
         key: str,
         started: datetime,
         attempts: int,
-        mark: tuple[int, Counter[str]],
+        tally: CallTally,
         *,
         result: Any = None,
         exc: Exception | None = None,
@@ -234,7 +244,7 @@ class Task(Generic[P, R]):
             serialization.error_text(exc) if exc else None,
             started,
             ctx.take_logs(),
-            ctx.calls_since(mark),
+            tally.recorded(),
         )
 
     if not TYPE_CHECKING:  # a type checker keeps reporting unknown attributes

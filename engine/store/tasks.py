@@ -45,7 +45,7 @@ class StoredTask:
 
     state: RunState
     result: bytes | None
-    #: the pause and task calls made inside it (see ``RunContext.calls_since``)
+    #: the pause and task calls made inside it (``context.CallTally.recorded``)
     inner_calls: dict[str, Any] | None = None
 
 

@@ -104,6 +104,33 @@ async def gathers_flows_then_suspends() -> list[int]:
     return [*results, await suspend_flow_run(int)]
 
 
+@task
+async def held_open(opened: asyncio.Event) -> str:
+    CALLS.append("held open")
+    await opened.wait()
+    return "held"
+
+
+@task
+async def quick() -> str:
+    CALLS.append("quick")
+    return "quick"
+
+
+async def asks_beside(opened: asyncio.Event) -> tuple[str, int]:
+    try:
+        return await quick(), await pause_flow_run(int, timeout=None)
+    finally:
+        opened.set()
+
+
+@flow(name="asks-beside-a-task")
+async def asks_beside_a_task() -> list[object]:
+    opened = asyncio.Event()
+    beside = await asyncio.gather(held_open(opened), asks_beside(opened))
+    return [*beside, await suspend_flow_run(int)]
+
+
 def until_suspended(called: Callable[[], object]) -> tuple[threading.Thread, dict[str, str]]:
     """Call a flow on a thread; ``box["suspended"]`` gets its run id once it suspends."""
     box: dict[str, str] = {}
@@ -309,6 +336,26 @@ def test_a_rerun_gets_nested_async_flows_results_back_in_the_order_they_were_cal
     assert (run.state, run.result) == (RunState.COMPLETED, "[10, 20, 30, 4]")
     assert sorted(CALLS) == ["scaled 1", "scaled 2", "scaled 3"]
     assert len(engine.list_runs(flow_name="scaled")) == 3
+
+
+def test_a_task_reused_on_a_rerun_counts_only_its_own_calls_not_those_made_beside_it(
+    engine: Engine, worker: Worker
+) -> None:
+    """A task counted as its own every call the flow made while it ran, under
+    asyncio.gather too: on the re-run, the calls beside it got the next keys, so a
+    completed task ran again and the suspend was handed the pause's answer (refused as an
+    int: 'unable to parse string')."""
+    thread, box = until_suspended(lambda: asyncio.run(asks_beside_a_task()))
+    running = wait_for(lambda: engine.list_runs([RunState.PAUSED]), what="the pause beside")
+    assert engine.waiting_pause(running[0].id).key == "1"
+    resume_flow_run(running[0].id, {"value": 7})
+    thread.join(10)
+    run_id = box["suspended"]
+    assert engine.get_pause(run_id, "2").status is PauseStatus.WAITING
+    resume_flow_run(run_id, {"value": 9})
+    run = wait_for(lambda: (r := engine.get_run(run_id)).state.is_final and r, timeout=15)
+    assert (run.state, run.result) == (RunState.COMPLETED, "['held', ('quick', 7), 9]")
+    assert sorted(CALLS) == ["held open", "quick"]  # neither task ran again
 
 
 def test_answers_parameters_and_people_of_the_wrong_type_are_refused_by_name(

@@ -26,6 +26,8 @@ logger = logging.getLogger(__name__)
 GROUP_TTL_SECONDS = 60.0
 _GROUP = re.compile(r"^S[A-Z0-9]{2,}$")
 _USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
+#: Slack's answer for a user group that is not there (a typo, or one deleted)
+_NO_SUCH_GROUP = ("no_such_subteam",)
 #: at most this many people get a Home refresh or a direct message per event
 MAX_PEOPLE = 50
 #: Slack user and group ids inside an backend's rule text
@@ -52,13 +54,24 @@ class Approvers:
         if cached and now - cached[0] < GROUP_TTL_SECONDS:
             return cached[1]
         try:
-            users = frozenset(self.client.usergroups_users_list(usergroup=group).get("users") or [])
-        except SlackApiError:
-            # Not cached: a passing failure must not lock the group out for a whole TTL.
+            found = self.client.usergroups_users_list(usergroup=group)
+        except SlackApiError as exc:
+            error = str(exc.response.get("error") or exc)[:100]
             logger.warning(
-                "could not read user group", extra={"action": "usergroup_failed", "group": group}
+                "could not read the members of user group %s (%s)",
+                group,
+                error,
+                extra={"action": "usergroup_failed", "group": group, "error": error},
             )
-            return cached[1] if cached else frozenset()
+            if error in _NO_SUCH_GROUP:
+                # Kept for the TTL, as members are: asked again at every check, it would
+                # cost a call (Tier 2: about 20 a minute) and a warning each time.
+                users: frozenset[str] = frozenset()
+            else:
+                # Not cached: a passing failure must not lock the group out for a whole TTL.
+                return cached[1] if cached else frozenset()
+        else:
+            users = frozenset(found.get("users") or [])
         with self._lock:
             self._groups[group] = (now, users)
         return users

@@ -4,6 +4,7 @@ reassignment, escalation, direct messages, the Home tab and the trail in ``/runs
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Literal
@@ -98,6 +99,11 @@ def sl_two_once_escalated() -> int:
     return len(
         pause_flow_run(Go, timeout=600, quorum=2, escalate_after=300, escalate_to=["U0CAROL"])
     )
+
+
+@flow(name="sl-no-such-group", approvers=["S0NOPE"])
+def sl_no_such_group() -> bool:
+    return pause_flow_run(Go, timeout=600).approved
 
 
 @pytest.fixture
@@ -234,6 +240,24 @@ def test_a_quorum_fewer_people_may_answer_than_it_needs_is_flagged_in_its_thread
         "its user groups, or cancel the run."
     )
     engine.cancel(run.id, by="U0ALICE")
+
+
+def test_a_group_slack_will_not_list_is_named_in_the_log_with_slacks_error(
+    engine: Engine, bot: RunningBot, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The warning said only "could not read user group"."""
+    caplog.set_level(logging.WARNING, logger="signoff.bot.slack.approvers")
+    run = engine.submit("sl-no-such-group", {})
+    prompt = bot.root_message(run.id)
+    bot.driver.click("alice", prompt, action_id=f"{ids.DECIDE}:0")
+    assert "Only <!subteam^S0NOPE> may answer this." in last_ephemeral(bot, "alice", 0)
+    warned = [
+        r.getMessage() for r in caplog.records if getattr(r, "action", "") == "usergroup_failed"
+    ]
+    assert warned[0] == "could not read the members of user group S0NOPE (no_such_subteam)"
+    # Not asked for again at every check (7 calls and warnings for this click): once by
+    # the app's rules and at most once by the notifier, each keeping Slack's answer.
+    assert len(warned) == len(bot.slack.calls("usergroups.users.list")) <= 2
 
 
 def test_a_quorum_its_escalation_makes_whole_is_not_flagged(

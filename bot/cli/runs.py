@@ -52,6 +52,7 @@ from signoff.bot.cli.times import Seconds, check_range, time_range_options
 from signoff.bot.cli.wait import (
     Until,
     Verdict,
+    report_verdict,
     report_wait,
     say_no_worker,
     timeout_option,
@@ -410,33 +411,7 @@ def resume(
             err=True,
         )
         raise
-    judged, went_on = verdict
-    if judged.status is PauseStatus.REJECTED:
-        reasons = "; ".join(f"{k or 'input'}: {v}" for k, v in judged.errors.items())
-        click.echo(
-            f"error: the flow refused the answer to {pause.run_id} (input {pause.key!r}){who}: "
-            f"{reasons or 'its model refused it'}",
-            err=True,
-        )
-        raise click.exceptions.Exit(1)
-    if judged.status is PauseStatus.ACCEPTED:
-        click.echo(f"resumed {pause.run_id} (input {pause.key!r}){who}; the flow accepted it")
-        return
-    click.echo(f"resumed {pause.run_id} (input {pause.key!r}){who}")
-    if went_on is not None:
-        # A suspend asked from outside the flow: its code never asks for this input.
-        where = (
-            f"{went_on.state.value}"
-            if went_on.state.is_final
-            else "went on to wait for other input"
-        )
-        click.echo(f"note: the run {where} without its flow reading this answer", err=True)
-        return
-    click.echo(
-        f"note: the flow has not judged the answer within {verdict_timeout:g}s "
-        "(is a worker running?); see `signoff runs show`",
-        err=True,
-    )
+    report_verdict(pause, verdict, who, verdict_timeout)
 
 
 @runs.command("reassign")

@@ -197,6 +197,9 @@ class Verdict(NamedTuple):
     #: the run, when it went on without its flow reading the answer: it ended, or it waits
     #: for other input (a suspend asked from outside the flow, whose code never asks it)
     went_on: Run | None = None
+    #: the run waited ``NO_WORKER_SECONDS`` for a worker to run it again with the answer
+    #: (a suspended run), and none took it
+    unclaimed: bool = False
 
 
 def wait_for_verdict(engine: Engine, pause: Pause, timeout: float) -> Verdict:
@@ -204,11 +207,13 @@ def wait_for_verdict(engine: Engine, pause: Pause, timeout: float) -> Verdict:
     or until its run went on without reading it.
 
     A flow judges an answer with its model when it takes the answer: at once when it waits
-    in a live process, or when a worker runs a suspended run again.
+    in a live process, or when a worker runs a suspended run again. If no worker has taken
+    the run after ``NO_WORKER_SECONDS``, waiting longer is no use: the verdict says so.
     """
     watch = RunWatch(pause.run_id)
     engine.add_observer(watch)
     deadline = time.monotonic() + timeout
+    queued_since: float | None = None
     try:
         while True:
             watch.changed.clear()
@@ -225,12 +230,58 @@ def wait_for_verdict(engine: Engine, pause: Pause, timeout: float) -> Verdict:
                 # one given just before the run ended shows now.
                 current = engine.get_pause(pause.run_id, pause.key) or current
                 return Verdict(current, None if current.status is not PauseStatus.ANSWERED else run)
-            left = deadline - time.monotonic()
+            now = time.monotonic()
+            queued_since = (queued_since or now) if run.state is RunState.SCHEDULED else None
+            if queued_since is not None and now - queued_since >= NO_WORKER_SECONDS:
+                return Verdict(current, unclaimed=True)
+            left = deadline - now
             if left <= 0:
                 return Verdict(current)
+            if queued_since is not None:
+                left = min(left, queued_since + NO_WORKER_SECONDS - now)
             watch.changed.wait(min(left, RECHECK_SECONDS))
     finally:
         engine.remove_observer(watch)
+
+
+def report_verdict(pause: Pause, verdict: Verdict, who: str, verdict_timeout: float) -> None:
+    """Print what became of the answer to ``pause`` (given ``who``, as `` as bob``), and
+    end with exit status 1 if the flow refused it."""
+    judged, went_on = verdict.pause, verdict.went_on
+    if judged.status is PauseStatus.REJECTED:
+        reasons = "; ".join(f"{k or 'input'}: {v}" for k, v in judged.errors.items())
+        click.echo(
+            f"error: the flow refused the answer to {pause.run_id} (input {pause.key!r}){who}: "
+            f"{reasons or 'its model refused it'}",
+            err=True,
+        )
+        raise click.exceptions.Exit(1)
+    if judged.status is PauseStatus.ACCEPTED:
+        click.echo(f"resumed {pause.run_id} (input {pause.key!r}){who}; the flow accepted it")
+        return
+    click.echo(f"resumed {pause.run_id} (input {pause.key!r}){who}")
+    if went_on is not None:
+        # A suspend asked from outside the flow: its code never asks for this input.
+        where = (
+            f"{went_on.state.value}"
+            if went_on.state.is_final
+            else "went on to wait for other input"
+        )
+        click.echo(f"note: the run {where} without its flow reading this answer", err=True)
+        return
+    if verdict.unclaimed:
+        click.echo(
+            f"note: no worker has taken the run after {NO_WORKER_SECONDS:g}s to run it again "
+            "with the answer; start one with `signoff worker --flows ...`, and the flow "
+            "judges the answer then (see `signoff runs show`)",
+            err=True,
+        )
+        return
+    click.echo(
+        f"note: the flow has not judged the answer within {verdict_timeout:g}s "
+        "(is a worker running?); see `signoff runs show`",
+        err=True,
+    )
 
 
 def report_wait(

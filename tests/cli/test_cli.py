@@ -216,6 +216,25 @@ def test_a_worker_given_flows_runs_only_theirs(cli: Cli) -> None:
     assert cli.wait_for_state(stranger, "completed")["run"]["result"] == "ran"
 
 
+def test_answering_a_suspended_run_with_no_worker_says_so_within_seconds(cli: Cli) -> None:
+    """It waited the whole --verdict-timeout (30 s) for a worker that was not there."""
+    cli.start_worker()
+    run_id = cli.submit("cli-approve", "--param", "n=2")
+    cli.wait_for_state(run_id, "paused")
+    assert cli.stop_workers() == [0]  # its paused run is suspended as it stops
+    cli.wait_for_state(run_id, "suspended")
+    answered = cli("runs", "resume", run_id, "--input", '{"approved": true}', "--as", "bob")
+    assert answered.returncode == 0, answered.stderr
+    assert answered.stdout == f"resumed {run_id} (input '1') as bob\n"
+    assert answered.stderr == (
+        "note: no worker has taken the run after 5s to run it again with the answer; start "
+        "one with `signoff worker --flows ...`, and the flow judges the answer then (see "
+        "`signoff runs show`)\n"
+    )
+    cli.start_worker()
+    assert cli.wait_for_state(run_id, "completed")["pauses"][0]["status"] == "accepted"
+
+
 def test_worker_runs_until_input_then_resume_validates_and_completes(cli: Cli) -> None:
     run_id = cli.submit("cli-approve", "--param", "n=3")
     worker = cli.start_worker()

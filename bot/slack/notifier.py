@@ -14,10 +14,9 @@ post twice. Run metadata remembers what was posted:
 Everything else is an update of an existing message rendered from the run's current
 state, which is the same however often it is repeated.
 
-A post itself is made effectively once (``posting``). A reply whose thread is gone
-(someone deleted the run's first message, so Slack answers ``thread_not_found``) is not
-retried there: the run's first message is posted again, from the run's current state,
-and the thread goes on under it (``thread_gone``).
+A post itself is made effectively once (``posting``); the run's first message and the
+replies under it, including a thread started again when its first message is gone, are
+``threads``' part.
 """
 
 from __future__ import annotations
@@ -36,7 +35,8 @@ from signoff.bot.forms.modals import ModalError, check_renderable
 from signoff.bot.slack import deleted, home, ids, messages, reminders
 from signoff.bot.slack.approvers import Approvers
 from signoff.bot.slack.direct import DirectPrompts
-from signoff.bot.slack.posting import ChannelUnavailable, Poster, ThreadGone
+from signoff.bot.slack.posting import Poster
+from signoff.bot.slack.threads import RunThreads
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ class SlackNotifier:
         # Through a method: the server installs its lease check after construction.
         self.poster = Poster(backend, client, self._check_fence)
         self._update = self.poster.update
-        self._post = self.poster.post
+        self.threads = RunThreads(backend, self.poster, default_channel)
         self.groups = Approvers(client)
         self.direct = DirectPrompts(backend, client, self.groups.people, self._update)
         self.homes = home.HomeTabs(backend, client, self.groups.people)
@@ -81,7 +81,7 @@ class SlackNotifier:
         pause = self.backend.get_pause(run.id, key)
         if pause is None or pause.status is not PauseStatus.WAITING:
             return
-        ts, thread = self._prompts(run.id).get(key), self.thread(run.id)
+        ts, thread = self.threads.prompts(run.id).get(key), self.thread(run.id)
         if ts is not None and thread is not None:
             self._update(
                 channel=thread["channel"],
@@ -100,7 +100,7 @@ class SlackNotifier:
         # them had only "to".
         added = [str(a) for a in event.data.get("added", event.data.get("to")) or []]
         if thread is not None:
-            self._note_once(event, thread, messages.escalation_text(key, added, pause))
+            self.threads.note_once(event, thread, messages.escalation_text(key, added, pause))
         if pause is not None and pause.status is PauseStatus.WAITING:
             self._counted(event)  # the prompt now names the added approvers
             if pause.notify == "dm":
@@ -111,7 +111,7 @@ class SlackNotifier:
         key, by, to = str(event.data["key"]), str(event.data["by"]), str(event.data["to"])
         thread = self.thread(run.id)
         if thread is not None:
-            self._note_once(
+            self.threads.note_once(
                 event,
                 thread,
                 f":arrow_right: {messages.who(by)} handed input `{key}` to {messages.who(to)}.",
@@ -159,46 +159,11 @@ class SlackNotifier:
         elif event.kind is EventKind.STATE_CHANGED and RunState(event.data["state"]).is_final:
             self._finished(event)
 
-    # -- what was posted ----------------------------------------------------------------
+    # -- what was posted (``bot.slack.threads``) -------------------------------------------
 
     def thread(self, run_id: str) -> dict[str, str] | None:
         """The run's root message (``channel``, ``ts``), if one was posted."""
-        found = self.backend.get_record(run_id, ids.THREAD)
-        return dict(found) if isinstance(found, dict) else None
-
-    def _prompts(self, run_id: str) -> dict[str, str]:
-        found = self.backend.get_record(run_id, ids.PROMPTS)
-        return dict(found) if isinstance(found, dict) else {}
-
-    def _notes(self, run_id: str) -> dict[str, str]:
-        found = self.backend.get_record(run_id, ids.NOTES)
-        return dict(found) if isinstance(found, dict) else {}
-
-    def _post_root(self, run: Run, text: str, blocks: list[Any]) -> dict[str, str]:
-        """Post the run's first message: in its own channel (where ``/runs start`` was
-        typed), or in the default channel when Slack refuses the bot that one."""
-        channel = run.tags.get("slack.channel") or self.default_channel
-        try:
-            thread = self._post(run.id, "root", channel, text, blocks)
-        except ChannelUnavailable as exc:
-            if channel == self.default_channel:
-                raise  # the configuration is wrong: retried, as the log says
-            self._cannot_post(run.id, exc)
-            moved = [blocks[0], messages.thread_restarted_block((channel, exc.error)), *blocks[1:]]
-            thread = self._post(run.id, "root", self.default_channel, text, moved)
-        self.backend.set_record(run.id, ids.THREAD, thread)
-        return thread
-
-    def _cannot_post(self, run_id: str, refused: ChannelUnavailable) -> None:
-        logger.warning(
-            "cannot post in the run's channel; its messages go to the default channel",
-            extra={
-                "action": "run_channel_unavailable",
-                "run_id": run_id,
-                "channel": refused.channel,
-                "error": refused.error,
-            },
-        )
+        return self.threads.root(run_id)
 
     def reply(
         self,
@@ -208,94 +173,8 @@ class SlackNotifier:
         text: str,
         blocks: list[Any] | None = None,
     ) -> dict[str, str]:
-        """Post in the run's thread, once. If Slack no longer has the thread (its first
-        message was deleted), the thread starts again under a new first message and the
-        reply goes there: trying the gone thread again would hold up the run's events for
-        ever."""
-        try:
-            return self._post(run_id, post_id, thread["channel"], text, blocks, thread["ts"])
-        except ThreadGone:
-            thread = self._restart_thread(run_id, thread)
-        except ChannelUnavailable as exc:
-            if thread["channel"] == self.default_channel:
-                raise  # the configuration is wrong: retried, as the log says
-            self._cannot_post(run_id, exc)
-            thread = self._restart_thread(run_id, thread, cannot_post=exc)
-        return self._post(run_id, post_id, thread["channel"], text, blocks, thread["ts"])
-
-    def _restart_thread(
-        self, run_id: str, gone: dict[str, str], cannot_post: ChannelUnavailable | None = None
-    ) -> dict[str, str]:
-        """Post the run's first message again, from its current state, in place of ``gone``:
-        in the same channel, or in the default one when Slack refuses the bot ``gone``'s
-        (``cannot_post``).
-
-        It carries the button of a waiting pause whose prompt was the deleted message, so
-        the run can still be answered; pauses the deleted message stood for now point at
-        the new one.
-        """
-        detail = self.backend.detail(run_id)
-        run, prompts = detail.run, self._prompts(run_id)
-        # Out of the bot's reach, every prompt is as good as deleted.
-        on_root = {key for key, ts in prompts.items() if ts == gone["ts"] or cannot_post}
-        asking = next(
-            (
-                p
-                for p in detail.pauses
-                if p.key in on_root and p.status is PauseStatus.WAITING and self._askable(p)
-            ),
-            None,
-        )
-        if asking is not None:
-            text, blocks = messages.prompt_text(run), messages.prompt_blocks(run, asking)
-        else:
-            text, blocks = messages.status_line(run), messages.root_blocks(run, detail.pauses)
-        moved = None if cannot_post is None else (cannot_post.channel, cannot_post.error)
-        blocks.insert(1, messages.thread_restarted_block(moved))
-        channel = gone["channel"] if cannot_post is None else self.default_channel
-        # One new first message per deleted one, whatever is retried.
-        thread = self._post(run_id, f"root.{gone['ts']}", channel, text, blocks)
-        self.backend.set_record(run_id, ids.THREAD, thread)
-        self.backend.set_record(
-            run_id,
-            ids.PROMPTS,
-            {k: thread["ts"] if k in on_root else v for k, v in prompts.items()},
-        )
-        if cannot_post is not None:
-            return thread  # said by _cannot_post
-        logger.warning(
-            "run's first message is gone; posted again with its thread",
-            extra={
-                "action": "thread_gone",
-                "run_id": run_id,
-                "channel": gone["channel"],
-                "ts": gone["ts"],
-                "new_ts": thread["ts"],
-            },
-        )
-        return thread
-
-    @staticmethod
-    def _askable(pause: Pause) -> bool:
-        """True when Slack can show a button and form for ``pause``."""
-        if pause.unanswerable is not None:
-            return False
-        if pause.schema is None:
-            return True
-        try:
-            check_renderable(pause.schema, description=pause.description)
-        except ModalError:
-            return False
-        return True
-
-    def _note_once(self, event: Event, thread: dict[str, str], text: str) -> None:
-        """Post ``text`` in the thread unless this event's note was posted already."""
-        notes = self._notes(event.run_id)
-        if str(event.id) in notes:
-            return
-        reply = self.reply(event.run_id, thread, f"note.{event.id}", text)
-        notes[str(event.id)] = reply["ts"]
-        self.backend.set_record(event.run_id, ids.NOTES, notes)
+        """Post in the run's thread, once (``RunThreads.reply``)."""
+        return self.threads.reply(run_id, thread, post_id, text, blocks)
 
     # -- events -------------------------------------------------------------------------
 
@@ -303,7 +182,7 @@ class SlackNotifier:
         run_id, key = event.run_id, str(event.data["key"])
         run = self.backend.get_run(run_id)
         pause = self.backend.get_pause(run_id, key)
-        if pause is None or key in self._prompts(run_id):
+        if pause is None or key in self.threads.prompts(run_id):
             return  # this event was delivered before
         if pause.status is not PauseStatus.WAITING:
             # Answered before Slack heard of it (from the CLI, or while Slack was down):
@@ -322,7 +201,7 @@ class SlackNotifier:
                 return
         thread = self.thread(run_id)
         if thread is None:
-            thread = self._post_root(
+            thread = self.threads.post_root(
                 run, messages.prompt_text(run), messages.prompt_blocks(run, pause)
             )
             ts = thread["ts"]
@@ -334,7 +213,7 @@ class SlackNotifier:
                 messages.prompt_text(run),
                 messages.prompt_blocks(run, pause, again=self._asks_again(pause)),
             )["ts"]
-        prompts = self._prompts(run_id)
+        prompts = self.threads.prompts(run_id)
         prompts[key] = ts
         self.backend.set_record(run_id, ids.PROMPTS, prompts)
         logger.info(
@@ -344,7 +223,7 @@ class SlackNotifier:
         if short is not None:
             groups = any(_GROUP.match(p) for p in (*pause.approvers, *pause.escalate_to))
             text = messages.short_quorum_text(key, pause.quorum, short, groups=groups)
-            self._note_once(event, thread, text)
+            self.threads.note_once(event, thread, text)
             logger.warning(
                 "fewer people may answer than the quorum needs",
                 extra={
@@ -367,11 +246,11 @@ class SlackNotifier:
         blocks = messages.closed_prompt_blocks(run, pause, outcome)
         thread = self.thread(run.id)
         if thread is None:
-            thread = self._post_root(run, messages.status_line(run), blocks)
+            thread = self.threads.post_root(run, messages.status_line(run), blocks)
             ts = thread["ts"]
         else:
             ts = self.reply(run.id, thread, f"prompt.{pause.key}", outcome, blocks)["ts"]
-        prompts = self._prompts(run.id)
+        prompts = self.threads.prompts(run.id)
         prompts[pause.key] = ts
         self.backend.set_record(run.id, ids.PROMPTS, prompts)
         self._refresh_root(run, self.thread(run.id) or thread)
@@ -394,7 +273,7 @@ class SlackNotifier:
         """Say once, in the run's thread, why nobody can answer ``pause`` from Slack (no
         button): when the run pauses, not when someone clicks. ``action``: the log's key;
         ``reason``: why, for the log (which field, what Slack would refuse)."""
-        thread = self.thread(run.id) or self._post_root(
+        thread = self.thread(run.id) or self.threads.post_root(
             run,
             f"{run.flow_name} run {run.id[:8]} cannot ask for input",
             [
@@ -403,9 +282,9 @@ class SlackNotifier:
                 )
             ],
         )
-        self._note_once(event, thread, note)
+        self.threads.note_once(event, thread, note)
         # Said once: the root message stands for this pause from now on.
-        prompts = self._prompts(run.id)
+        prompts = self.threads.prompts(run.id)
         prompts.setdefault(pause.key, thread["ts"])
         self.backend.set_record(run.id, ids.PROMPTS, prompts)
         logger.warning(
@@ -432,7 +311,7 @@ class SlackNotifier:
 
     def _close_prompt(self, run: Run, key: str) -> None:
         """Take the button off the prompt for ``key`` and say how it ended."""
-        ts = self._prompts(run.id).get(key)
+        ts = self.threads.prompts(run.id).get(key)
         thread = self.thread(run.id)
         if ts is None or thread is None:
             reminders.cancel(self.backend, run.id, key)
@@ -464,7 +343,7 @@ class SlackNotifier:
         """
         detail = self.backend.detail(run.id)
         run = detail.run  # the freshest state: events are handled after they happened
-        root_keys = {k for k, ts in self._prompts(run.id).items() if ts == thread["ts"]}
+        root_keys = {k for k, ts in self.threads.prompts(run.id).items() if ts == thread["ts"]}
         if run.state.is_waiting and any(
             p.key in root_keys and p.status is PauseStatus.WAITING for p in detail.pauses
         ):
@@ -483,7 +362,7 @@ class SlackNotifier:
             return
         self._close_prompt(run, str(event.data["key"]))
         errors = event.data.get("errors") or {}
-        self._note_once(
+        self.threads.note_once(
             event,
             thread,
             messages.rejection_text(
@@ -496,11 +375,11 @@ class SlackNotifier:
         thread = self.thread(run.id)
         if thread is None:
             return
-        for key, ts in self._prompts(run.id).items():
+        for key, ts in self.threads.prompts(run.id).items():
             self._close_thread_prompt(run, thread, key, ts)
         self._refresh_root(run, thread)
         if run.state is not RunState.COMPLETED:
-            self._note_once(event, thread, messages.finished_text(run))
+            self.threads.note_once(event, thread, messages.finished_text(run))
         logger.info(
             "run outcome posted",
             extra={"action": "run_outcome_posted", "run_id": run.id, "state": run.state.value},

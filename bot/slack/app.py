@@ -177,10 +177,13 @@ def create_app(
     auth: dict[str, Any] | None = None,
     forms: InputForms | None = None,
     behind_edge: bool = False,
+    groups: Approvers | None = None,
 ) -> App:
     """The Bolt app with every listener registered.
 
-    ``auth`` is ``check_slack``'s answer when the caller has it already. ``forms`` takes
+    ``auth`` is ``check_slack``'s answer when the caller has it already. ``groups``: the
+    cache of user groups' members, shared with the process's notifier so that a change
+    Slack tells of reaches both. ``forms`` takes
     input forms' submissions (the caller stops its ``Answerer`` after the app; one is made
     when not given, and finishes its work when the process exits). ``behind_edge``:
     every HTTP request reaches the app through ``bot.slack.edge.SlackEdge``, which checks
@@ -229,7 +232,7 @@ def create_app(
     allowed = teams.allowed_teams(auth, settings.other_teams)
     teams.register(app, allowed)
     # Group membership comes from Slack; the backend applies the same rules to every caller.
-    groups = Approvers(client)
+    groups = groups or Approvers(client)
     backend.set_group_directory(groups)
     forms = forms or InputForms(
         backend, FormSchemas(), form_sealer(settings), Answerer(backend, client)
@@ -246,10 +249,16 @@ def create_app(
 
 
 def start_notifier(
-    backend: Backend, settings: BotSettings, client: WebClient | None = None
+    backend: Backend,
+    settings: BotSettings,
+    client: WebClient | None = None,
+    groups: Approvers | None = None,
 ) -> Watch:
-    """Subscribe the Slack notifier to the backend's run changes, as the consumer ``slack``."""
-    notifier = SlackNotifier(backend, client or create_client(settings), settings.channel)
+    """Subscribe the Slack notifier to the backend's run changes, as the consumer ``slack``
+    (``groups``: the app's cache of user groups' members, see ``create_app``)."""
+    notifier = SlackNotifier(
+        backend, client or create_client(settings), settings.channel, groups=groups
+    )
     reminders.track(notifier)
     watch = backend.watch(ids.CONSUMER, notifier, kept=SlackNotifier.KEPT)
     notifier.fence = watch.check_lease

@@ -56,6 +56,7 @@ class SlackNotifier:
         client: WebClient,
         default_channel: str,
         fence: Callable[[], None] | None = None,
+        groups: Approvers | None = None,
     ) -> None:
         self.backend = backend
         self.client = client
@@ -66,7 +67,7 @@ class SlackNotifier:
         self.poster = Poster(backend, client, self._check_fence)
         self._update = self.poster.update
         self.threads = RunThreads(backend, self.poster, default_channel)
-        self.groups = Approvers(client)
+        self.groups = groups or Approvers(client)
         self.direct = DirectPrompts(backend, client, self.groups.people, self._update)
         self.homes = home.HomeTabs(backend, client, self.groups.people)
 

@@ -22,6 +22,7 @@ from signoff.bot.slack.app import (
     form_sealer,
     start_notifier,
 )
+from signoff.bot.slack.approvers import Approvers
 from signoff.bot.slack.edge import SlackEdge
 from signoff.bot.slack.form_schemas import FormSchemas
 from signoff.bot.slack.listener import AtOnce, HttpListener, StartResponse, WsgiApp, http_url
@@ -125,6 +126,8 @@ class Server:
         self.client = create_client(settings)
         self.answers: Answerer | None = Answerer(backend, self.client)
         self.forms = InputForms(backend, FormSchemas(), form_sealer(settings), self.answers)
+        #: user groups' members, one cache for the app's rules and the notifier's messages
+        self.groups = Approvers(self.client)
         self.app = create_app(
             backend,
             settings,
@@ -133,6 +136,7 @@ class Server:
             forms=self.forms,
             # Over HTTP every request comes through SlackEdge (see start).
             behind_edge=not settings.socket_mode,
+            groups=self.groups,
         )
         self.host, self.port = host, port
         #: the WSGI application the HTTP listener serves (set by ``start``)
@@ -152,7 +156,7 @@ class Server:
         ``/healthz``, ``/readyz`` and ``/metrics``.
         """
         # The notifier first: a first-ever subscription starts at the newest event.
-        self._notifier = start_notifier(self.backend, self.settings, self.client)
+        self._notifier = start_notifier(self.backend, self.settings, self.client, self.groups)
         self.backend.on_timer_fired(observe_timer)
         self.backend.start()
         edge: SlackEdge | None = None

@@ -16,6 +16,7 @@ late-committing id; see ``appending``).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from collections import namedtuple
 from collections.abc import Callable, Collection, Sequence
@@ -123,6 +124,16 @@ _SCHEDULED = (
 )
 _SCHEDULED_SQLITE = Prepared(_SCHEDULED)
 _SCHEDULED_LOCKED = Prepared(_SCHEDULED.with_for_update(of=RUNS, skip_locked=True))
+
+
+@functools.lru_cache(maxsize=16)
+def _scheduled_of(flows: tuple[str, ...], locked: bool) -> Prepared:
+    """``_SCHEDULED`` of only the runs of ``flows`` (a worker kept to its flows), prepared
+    once per set of flows: a worker claims every time a run is queued."""
+    query = _SCHEDULED.where(
+        or_(*(RUNS.c.flow_name == bindparam(f"flow_{n}", name) for n, name in enumerate(flows)))
+    )
+    return Prepared(query.with_for_update(of=RUNS, skip_locked=True) if locked else query)
 
 
 @dataclass(frozen=True)
@@ -399,19 +410,22 @@ class SqlStore(
         now = self.clock()
         claimed: list[RunSource] = []
         with self._write() as conn:
-            if skip or flows is not None:
-                # Rare (runs whose flow this process cannot import; a worker kept to some
-                # flows): not worth a prepared statement, which cannot take a list.
-                query = _SCHEDULED
-                if skip:
-                    query = query.where(RUNS.c.id.not_in(sorted(skip)))
+            if flows is not None and not flows:
+                return []
+            if skip:
+                # Rare (runs whose flow this process cannot import): not worth a prepared
+                # statement, which cannot take a list of ids.
+                query = _SCHEDULED.where(RUNS.c.id.not_in(sorted(skip)))
                 if flows is not None:
                     query = query.where(RUNS.c.flow_name.in_(sorted(flows)))
                 if not self.is_sqlite:
                     query = query.with_for_update(of=RUNS, skip_locked=True)
                 found = list(conn.execute(query, {"limit": limit}).all())
             else:
-                prepared = _SCHEDULED_SQLITE if self.is_sqlite else _SCHEDULED_LOCKED
+                if flows is not None:
+                    prepared = _scheduled_of(tuple(sorted(flows)), not self.is_sqlite)
+                else:
+                    prepared = _SCHEDULED_SQLITE if self.is_sqlite else _SCHEDULED_LOCKED
                 found = prepared.execute(conn, {"limit": limit}).all()
             for row in found:
                 self._change_state(

@@ -376,6 +376,16 @@ def test_a_request_from_another_origin_is_refused_and_says_why(
     assert (status, json.loads(body)["ok"]) == (200, True)
 
 
+def test_no_other_site_may_frame_the_page(served: tuple[RunningBot, SandboxPage]) -> None:
+    """Framed by another site, a click there acted as the page's own: an approval form
+    opened for whoever the page showed."""
+    _bot, page = served
+    status, response, _ = send(page, "GET", "/", Host=f"127.0.0.1:{page.port}")
+    assert status == 200
+    assert response.getheader("Content-Security-Policy") == "frame-ancestors 'none'"
+    assert response.getheader("X-Frame-Options") == "DENY"
+
+
 def test_only_hosts_naming_the_page_are_answered_so_a_rebound_name_cannot_read_it(
     served: tuple[RunningBot, SandboxPage],
 ) -> None:

@@ -354,6 +354,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
         self.send_header("X-Content-Type-Options", "nosniff")
+        # No other site may frame the page: its clicks would act as the page's own
+        # (same origin), past the Origin check.
+        self.send_header("Content-Security-Policy", "frame-ancestors 'none'")
+        self.send_header("X-Frame-Options", "DENY")
         if allow:
             self.send_header("Allow", ", ".join(allow))
         self.end_headers()

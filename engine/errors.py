@@ -162,6 +162,8 @@ class RunNotFound(EngineError):
         self.several = several
         if several:
             super().__init__(f"more than one run id starts with {run_id!r}; give more of it")
+        elif len(run_id) > 80:
+            super().__init__(f"no run with id {run_id[:40]!r}... ({len(run_id):,} characters)")
         else:
             super().__init__(f"no run with id {run_id!r}")
 

@@ -46,6 +46,10 @@ _UNRECORDED = (
 )
 
 
+#: the longest run id the runs table holds
+MAX_RUN_ID = 32
+
+
 class ListingQueries(StoreBase):
     @read_again_if_dropped
     def runs_without_start_record(self, limit: int) -> list[str]:
@@ -58,7 +62,8 @@ class ListingQueries(StoreBase):
     @read_again_if_undecodable
     def find_run(self, prefix: str) -> Run:
         """A run by its id or by a unique prefix of it (as the CLI and /runs accept)."""
-        if not is_storable_text(prefix):
+        if not is_storable_text(prefix) or len(prefix) > MAX_RUN_ID:
+            # Longer than any id, it matches none: SQLite refuses a LIKE over 50,000.
             raise RunNotFound(prefix)
         with self._read() as conn:
             found = conn.execute(

@@ -394,6 +394,10 @@ def test_errors_are_one_line_on_stderr(cli: Cli) -> None:
     missing = cli("runs", "show", "deadbeef", "--json")
     assert missing.returncode == 1
     assert error_line(missing) == "error: no run with id 'deadbeef'"
+    # Not SQLite's "LIKE or GLOB pattern too complex", nor the whole id said back.
+    assert error_line(cli("runs", "show", "a" * 50_001)) == (
+        f"error: no run with id {'a' * 40!r}... (50,001 characters)"
+    )
     assert cli("runs", "resume", "deadbeef", "--input", "{}").returncode == 1
     assert cli("runs", "cancel", "deadbeef").returncode == 1
 

@@ -26,8 +26,6 @@ logger = logging.getLogger(__name__)
 GROUP_TTL_SECONDS = 60.0
 _GROUP = re.compile(r"^S[A-Z0-9]{2,}$")
 _USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
-#: Slack's answer for a user group that is not there (a typo, or one deleted)
-_NO_SUCH_GROUP = ("no_such_subteam",)
 #: at most this many people get a Home refresh or a direct message per event
 MAX_PEOPLE = 50
 #: Slack user and group ids inside an backend's rule text
@@ -63,15 +61,10 @@ class Approvers:
                 error,
                 extra={"action": "usergroup_failed", "group": group, "error": error},
             )
-            if error in _NO_SUCH_GROUP:
-                # Kept for the TTL, as members are: asked again at every check, it would
-                # cost a call (Tier 2: about 20 a minute) and a warning each time.
-                users: frozenset[str] = frozenset()
-            else:
-                # Not cached: a passing failure must not lock the group out for a whole TTL.
-                return cached[1] if cached else frozenset()
-        else:
-            users = frozenset(found.get("users") or [])
+            # Not cached: a passing failure must not lock the group out for a whole TTL,
+            # nor a group made a moment later (Slack answers "no_such_subteam" till then).
+            return cached[1] if cached else frozenset()
+        users = frozenset(found.get("users") or [])
         with self._lock:
             self._groups[group] = (now, users)
         return users

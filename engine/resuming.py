@@ -49,7 +49,7 @@ from signoff.engine.runs import (
     run_id_text,
 )
 from signoff.engine.store.answers import AnswerOutcome
-from signoff.engine.waiters import Answer, Waiter
+from signoff.engine.waiters import Answer, Judged, Waiter
 
 logger = logging.getLogger(__name__)
 
@@ -361,6 +361,10 @@ def _judged_once(
         return None, None
     if local not in judged:
         judged[local] = _judged(local, payload)
+        answer = judged[local][0]
+        if answer is not None:
+            # Before the answer is stored: the flow may read it back before it is handed over.
+            local.judged = Judged(payload, answer)
     return judged[local]
 
 

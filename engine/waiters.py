@@ -5,12 +5,15 @@ spurious or duplicate wake-up is harmless and a missed one is impossible (the wa
 registers before the pause is stored). Two wake-ups carry the answer itself, so that the
 waiter has nothing to read: an answer validated by a resumer in this process (``Answer``),
 and an answer another process stored, as its event told this process (``Delivered``).
+A waiter that reads its answer before the resumer here hands it over takes what that
+resumer judged (``Judged``): the model's validators run once per answer.
 One tells it to stop: this process runs its run again (``Waiters.run_again``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import threading
 from collections import defaultdict
@@ -26,6 +29,14 @@ class Answer:
     def __init__(self, value: Any = None, error: BaseException | None = None) -> None:
         self.value = value
         self.error = error
+
+
+@dataclass(frozen=True)
+class Judged:
+    """An answer a resumer in this process judged for a waiter, before storing it."""
+
+    input: Any
+    answer: Answer
 
 
 @dataclass(frozen=True)
@@ -56,6 +67,9 @@ class Waiter(Protocol):
     delivered: Delivered | None
     #: set once the pause is stored
     asked: Asked | None
+    #: what a resumer in this process judged, with the input it judged: set before that
+    #: answer is stored, so a wake-up that beats its hand-over does not judge it again
+    judged: Judged | None
     #: the waiting flow's context, as it was when it started waiting: a resumer in this
     #: process judges an answer in a copy of it, as though the flow loaded the answer
     context: contextvars.Context
@@ -74,6 +88,7 @@ class ThreadWaiter:
         self.answer: Answer | None = None
         self.delivered: Delivered | None = None
         self.asked: Asked | None = None
+        self.judged: Judged | None = None
         self.context = contextvars.copy_context()
         self.taken_over = False
         self._event = threading.Event()
@@ -96,13 +111,16 @@ class LoopWaiter:
         self.answer: Answer | None = None
         self.delivered: Delivered | None = None
         self.asked: Asked | None = None
+        self.judged: Judged | None = None
         self.context = contextvars.copy_context()
         self.taken_over = False
         self._loop = asyncio.get_running_loop()
         self._event = asyncio.Event()
 
     def wake(self) -> None:
-        self._loop.call_soon_threadsafe(self._event.set)
+        # Its loop closed: the flow read its answer itself and is done.
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(self._event.set)
 
     async def wait(self, timeout: float | None) -> bool:
         try:

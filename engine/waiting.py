@@ -136,7 +136,7 @@ def _outcome(
         if run.owner != ctx.engine.process_id or (waiter is not None and waiter.taken_over):
             raise _taken_over(req)
     try:
-        value = _load(req, pause)
+        value = _load(req, pause, waiter)
     except Exception as exc:
         # Not only a ValidationError: a validator may raise anything, which the flow raises
         # as Prefect's does, and the answer is refused for it (nobody waits for a verdict).
@@ -150,9 +150,15 @@ def _outcome(
     return value
 
 
-def _load(req: PauseRequest, pause: Pause) -> Any:
+def _load(req: PauseRequest, pause: Pause, waiter: ThreadWaiter | LoopWaiter | None = None) -> Any:
     """The validated answer, or (with a quorum) every answer with who gave it."""
     if req.quorum is None:
+        judged = waiter.judged if waiter is not None else None
+        if judged is not None and judged.input == pause.response:
+            # A resumer here judged it and stored it, and this wake-up beat its hand-over.
+            if judged.answer.error is not None:
+                raise judged.answer.error
+            return judged.answer.value
         return load_answer(req.model, pause.response)
     answers = pause.answers or (
         # Answered before quorums were recorded per person: one answer, as stored.
@@ -330,7 +336,7 @@ async def _wait_async(req: PauseRequest) -> Any:
                 return outcome
             delivered = _delivered(req, waiter)
             if delivered is not None:
-                outcome = await offload(_outcome, req, delivered)
+                outcome = await offload(_outcome, req, delivered, waiter=waiter)
             else:
                 outcome = await offload(_look, req, waiter)
             if outcome is not _WAITING:

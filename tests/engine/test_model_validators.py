@@ -187,3 +187,47 @@ def test_an_async_flows_validators_run_in_its_context_and_raise_in_it(engine: En
     assert asyncio.run(main()) == (5, "AttributeError")
     run = engine.list_runs(flow_name="async-validators")[0]
     assert [log.message for log in engine.detail(run.id).logs] == ["validating qty=5"]
+
+
+@flow(name="reads-before-hand-over")
+def reads_before_hand_over() -> int:
+    return pause_flow_run(wait_for_input=Quantity, timeout=60).qty
+
+
+@flow(name="awaits-before-hand-over")
+async def awaits_before_hand_over() -> int:
+    return (await pause_flow_run(wait_for_input=Quantity, timeout=60)).qty
+
+
+@pytest.mark.parametrize(
+    ("name", "call"),
+    [
+        ("reads-before-hand-over", reads_before_hand_over),
+        ("awaits-before-hand-over", lambda: asyncio.run(awaits_before_hand_over())),
+    ],
+    ids=["sync", "async"],
+)
+def test_a_flow_that_reads_its_answer_before_it_is_handed_over_does_not_judge_it_again(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch, name: str, call: Callable[[], int]
+) -> None:
+    """Between storing an answer and handing it to the flow waiting here, something else
+    may wake the flow (the event of that very answer, heard back from PostgreSQL): the
+    flow then reads the answer itself, and takes what the resumer judged of it rather than
+    running the model's validators a second time. The hand-over is held back here until
+    the flow has ended, so the wake-up always comes first."""
+    hand_over = Engine._answered
+
+    def held_back(self: Engine, pause: Any, *args: Any) -> Any:
+        self.waiters.wake(pause.run_id)
+        wait_for(lambda: self.get_run(pause.run_id).state.is_final, what="the flow to end")
+        return hand_over(self, pause, *args)
+
+    monkeypatch.setattr(Engine, "_answered", held_back)
+    thread, box = start(call)
+    pause = waiting(engine, name)
+    answered = engine.resume(pause.run_id, {"qty": 6}, responder="alice")
+    thread.join(10)
+    assert (box, answered.status) == ({"result": 6}, PauseStatus.ACCEPTED)
+    assert [log.message for log in engine.detail(pause.run_id).logs] == ["validating qty=6"]
+    accepted = [r for r in engine.audit_trail(pause.run_id) if r.action == "answer.accepted"]
+    assert len(accepted) == 1

@@ -30,6 +30,7 @@
         ├── SchemaOutdated (current, head)   the schema needs an upgrade that was not asked for
         ├── SchemaTooNew (current, head)     a newer Signoff upgraded the schema past this one
         ├── NotSignoffDatabase (reason)      the database is another application's
+        ├── SchemaRevisionLost (tables)      Signoff's tables, but no record of their revision
         ├── DatabaseNotFound (path)   a SQLite file that was to be read, not made, is not there
         ├── AuditRecordUnreadable (seq, reason)  a stored audit record was edited out of shape
         └── RunUnreadable (run_id, reason)       a stored run was edited out of shape
@@ -393,6 +394,20 @@ class NotSignoffDatabase(StoreError):
         super().__init__(
             f"the database is not Signoff's: {reason}; point SIGNOFF_DATABASE_URL at Signoff's "
             "own database (a new SQLite path, or a PostgreSQL database for Signoff)"
+        )
+
+
+class SchemaRevisionLost(StoreError):
+    """The database holds Signoff's tables but no record of their schema revision (its
+    ``alembic_version`` row is gone): migrating it would be guesswork, so nothing is done."""
+
+    def __init__(self, tables: Sequence[str]) -> None:
+        self.tables = tuple(tables)
+        shown = ", ".join(self.tables[:3]) + (", ..." if len(self.tables) > 3 else "")
+        super().__init__(
+            f"the database holds Signoff's tables ({shown}) but no record of their schema "
+            "revision (its alembic_version table is empty or gone); nothing was changed: "
+            "restore the database from a backup"
         )
 
 

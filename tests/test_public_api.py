@@ -63,6 +63,7 @@ def test_engine_exports() -> None:
         "RunSuspended",
         "RunTakenOver",
         "SchemaOutdated",
+        "SchemaRevisionLost",
         "SchemaStatus",
         "SchemaTooNew",
         "StateChange",

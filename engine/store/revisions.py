@@ -17,6 +17,7 @@ from signoff.engine.errors import (
     DatabaseNotFound,
     NotSignoffDatabase,
     SchemaOutdated,
+    SchemaRevisionLost,
     SchemaTooNew,
 )
 from signoff.engine.store.database import is_signoff_revision, is_sqlite
@@ -32,6 +33,9 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 #: this revision is opened without loading alembic, which costs every command a fraction of
 #: a second; anything else goes through alembic.
 HEAD_REVISION = "0013"
+#: tables the first migration made, which no later one dropped: a database holding them all
+#: is Signoff's, whatever else it holds
+_FIRST_TABLES = frozenset({"runs", "pauses", "events", "task_runs", "run_metadata"})
 #: an arbitrary constant that names the lock serialising migrations on PostgreSQL
 _MIGRATION_LOCK = 727_361_001
 
@@ -96,12 +100,16 @@ def check_ours(connection: Connection, revision: str | None) -> None:
 
     Raises:
         NotSignoffDatabase: naming what was found.
+        SchemaRevisionLost: Signoff's tables are there, but not the revision they are at.
     """
     if revision is not None and not is_signoff_revision(revision):
         raise NotSignoffDatabase(f"its schema is at revision {revision!r}, another tool's")
-    if revision is None and connection.dialect.name == "sqlite":
+    if revision is None:
         tables = sorted(inspect(connection).get_table_names())
-        if tables:
+        ours = [t for t in tables if t in _FIRST_TABLES]
+        if len(ours) == len(_FIRST_TABLES):
+            raise SchemaRevisionLost(ours)
+        if tables and connection.dialect.name == "sqlite":
             shown = ", ".join(tables[:3]) + (", ..." if len(tables) > 3 else "")
             raise NotSignoffDatabase(
                 f"the SQLite file holds tables ({shown}) and no Signoff schema"

@@ -13,13 +13,14 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 import psycopg
 import pytest
 from alembic import command
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, text
 
 from signoff.bot.cli.main import cli
 from signoff.bot.forms.json_text import MAX_NESTING, read_json
@@ -242,6 +243,35 @@ def test_another_applications_database_is_refused_and_left_as_it_was(
     assert path.read_bytes() == their_bytes
     assert sorted(p.name for p in project.iterdir()) == beside
     assert tables() == before  # nothing of Signoff's was added
+
+
+def test_a_database_that_lost_its_schema_revision_is_refused_not_called_anothers(
+    database_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Signoff's tables with their alembic_version row gone (a restore that left it out):
+    no command guesses a revision and migrates, and none says the tables are another
+    application's."""
+    at_revision(database_url, "head")
+    db = create_engine(database_url)
+    with db.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO runs (id, flow_name, state, state_name, parameters, created_at, "
+                "updated_at) VALUES ('r-kept', 'kept', 'COMPLETED', 'Completed', :p, :at, :at)"
+            ),
+            {"p": b"{}", "at": datetime.now(UTC)},
+        )
+        connection.exec_driver_sql("DELETE FROM alembic_version")
+    for command_line in (("db", "current"), ("runs", "list"), ("db", "upgrade"), ("worker",)):
+        status, out, err = run_cli(capsys, "--database-url", database_url, *command_line)
+        assert (status, out) == (1, ""), command_line
+        assert err.startswith("error: the database holds Signoff's tables (")
+        assert "no record of their schema revision" in err and "restore" in err
+        assert "not Signoff's" not in err
+    with db.connect() as connection:
+        assert connection.exec_driver_sql("SELECT id FROM runs").scalars().all() == ["r-kept"]
+        assert connection.exec_driver_sql("SELECT * FROM alembic_version").all() == []
+    db.dispose()
 
 
 def test_a_database_a_newer_signoff_upgraded_is_refused_with_what_to_run(

@@ -10,7 +10,7 @@ import ast
 import dataclasses
 import enum
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TypeAlias, cast
 
@@ -222,8 +222,9 @@ def _pause_lines(pause: Pause) -> list[str]:
             )
         if pause.response is not None:
             fields.append(("response", _compact(engine.hide_secrets(pause.schema, pause.response))))
-    fields += [(f"error {k or '(input)'}", v) for k, v in pause.errors.items()]
-    return [head, *(f"  {line}" for line in _fields(fields))]
+    errors = [(f"error {k or '(input)'}", v) for k, v in pause.errors.items()]
+    shown = _fields([*fields, *errors], multiline={k for k, _ in errors})
+    return [head, *(f"  {line}" for line in shown)]
 
 
 def _input_fields(schema: Mapping[str, object] | None) -> list[tuple[str, str]]:
@@ -315,10 +316,18 @@ def table_lines(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[s
     return _table(headers, rows, indent="")
 
 
-def _fields(pairs: Sequence[tuple[str, str]]) -> list[str]:
-    shown = [(k, printable(v)) for k, v in pairs if v != ""]
+def _fields(pairs: Sequence[tuple[str, str]], multiline: Container[str] = ()) -> list[str]:
+    """``key  value`` lines, values aligned. A value is one line (a newline in a name is
+    written out), but one under a key in ``multiline`` (a validation error's text) has its
+    further lines under its first, as a log record's are (``_log_text``)."""
+    shown = [(k, v) for k, v in pairs if v != ""]
     width = max((len(k) for k, _ in shown), default=0)
-    return [f"  {k:<{width}}  {v}" for k, v in shown]
+    lines: list[str] = []
+    for key, value in shown:
+        first, *rest = value.split("\n") if key in multiline else [value]
+        lines.append(f"  {key:<{width}}  {printable(first)}")
+        lines += [(" " * (width + 4) + printable(line)).rstrip() for line in rest]
+    return lines
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], indent: str = "  ") -> list[str]:

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Literal
 
+import pydantic
 import pytest
 
 from signoff.engine import Engine, EngineSettings, RunState, flow, pause_flow_run
@@ -363,3 +364,39 @@ def test_null_gives_none_to_a_date_or_uuid_parameter_and_a_date_stays_as_typed(
     assert json.loads(out)["parameters"] == {
         "day": "2024-01-02", "until": None, "ticket": None, "note": "null"
     }  # fmt: skip
+
+
+class Shipment(RunInput):
+    to: str
+
+    @pydantic.field_validator("to")
+    @classmethod
+    def served(cls, value: str) -> str:
+        raise ValueError(f"we do not ship to {value}\nask the shop for a quote instead")
+
+
+@flow(name="edge-shipment")
+def shipment() -> str:
+    try:
+        return pause_flow_run(wait_for_input=Shipment, timeout=60).to
+    except pydantic.ValidationError:
+        return "refused"
+
+
+def test_runs_show_gives_a_refusal_of_several_lines_as_lines(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A validator's message of two lines came out on one, its line break written as
+    ``\\n``; its second line goes under its first, as a log record's do."""
+    monkeypatch.setenv("SIGNOFF_DATABASE_URL", engine.settings.database_url)
+    thread, box = start(shipment)
+    pause = waiting(engine, "edge-shipment")
+    engine.resume(pause.run_id, {"to": "Mars"}, responder="alice")
+    thread.join(10)
+    assert box == {"result": "refused"}
+    status, out, err = run_cli(capsys, "runs", "show", pause.run_id)
+    assert status == 0, err
+    [first] = [line for line in out.splitlines() if "error to" in line]
+    after = out.splitlines()[out.splitlines().index(first) + 1]
+    assert first == "    error to  we do not ship to Mars"
+    assert after == " " * first.index("we") + "ask the shop for a quote instead"

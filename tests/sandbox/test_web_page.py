@@ -250,6 +250,11 @@ def test_the_page_serves_loopback_and_says_it_is_local(
     assert f"serving 127.0.0.1:{page.port} only" in html
     assert f"/runs start {page.flows[0]}" in html
     assert '<script src="/static/page.js"></script>' in html
+    # Its own icon: without one, the browser asked for /favicon.ico and logged the 404.
+    assert '<link rel="icon" href="/static/icon.svg">' in html
+    with urllib.request.urlopen(page.url + "static/icon.svg", timeout=10) as response:
+        assert response.headers["Content-Type"] == "image/svg+xml"
+        assert response.read().startswith(b"<svg")
     assert "http" not in re.sub(r'https?://127\.0\.0\.1[^"]*', "", html).split("<body")[0]  # no CDN
 
 
@@ -257,7 +262,7 @@ def test_a_process_with_many_flows_suggests_a_few_and_counts_the_rest(
     served: tuple[RunningBot, SandboxPage],
 ) -> None:
     bot, _ = served
-    many = [f"flow-{i:03}" for i in range(150)]
+    many = ["deploy to prod", *(f"flow-{i:03}" for i in range(149))]
     page = SandboxPage(bot.slack.workspace, bot.driver, flows=many)
     page.start()
     try:
@@ -268,6 +273,8 @@ def test_a_process_with_many_flows_suggests_a_few_and_counts_the_rest(
     hint = html.split('<div class="hint-line">', 1)[1].split("</div>", 1)[0]
     assert hint.count("/runs start ") == SHOWN_FLOWS
     assert "/runs start flow-000" in hint and f"and {150 - SHOWN_FLOWS} more" in hint
+    # A name with a space, as /runs start reads it (quoted).
+    assert "<code>/runs start &#39;deploy to prod&#39;</code>" in hint
 
 
 def test_actions_are_json_only_and_name_a_member(served: tuple[RunningBot, SandboxPage]) -> None:

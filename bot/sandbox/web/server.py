@@ -4,7 +4,7 @@ Routes (all on ``127.0.0.1`` unless told otherwise; the page is for local develo
 
     GET  /?as=U0ALICE&c=C0GENERAL[&thread=TS][&home=1]   the page, drawn on the server
     GET  /regions?...&since=KEY    the page's parts as JSON, when they changed since KEY
-    GET  /static/page.css|page.js  the page's only style sheet and script
+    GET  /static/page.css|page.js|icon.svg  the page's only style sheet, script and icon
     (HEAD answers as GET does, without the body)
     POST /act      {"as", "surface": {...}, "action_id", "block_id", "value"}  a click or choice
     POST /submit   {"as", "view_id", "values": {block_id: value}}             submit the modal
@@ -27,6 +27,7 @@ import contextlib
 import datetime as dt
 import json
 import logging
+import shlex
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -53,7 +54,11 @@ logger = logging.getLogger(__name__)
 
 #: The default address: this machine only.
 LOOPBACK = "127.0.0.1"
-_STATIC = {"page.css": "text/css; charset=utf-8", "page.js": "text/javascript; charset=utf-8"}
+_STATIC = {
+    "page.css": "text/css; charset=utf-8",
+    "page.js": "text/javascript; charset=utf-8",
+    "icon.svg": "image/svg+xml",
+}
 
 
 #: the routes people's actions are POSTed to (see :meth:`SandboxPage.act`)
@@ -186,7 +191,8 @@ class SandboxPage:
                 regions=parts,
                 key=regions_key(parts),
                 users=users,
-                flows=self.flows,
+                # As typed: a name with a space is quoted, as /runs start reads it.
+                flows=[shlex.quote(name) for name in self.flows],
                 shown_flows=SHOWN_FLOWS,
                 bind=f"{self.host}:{self.port}",
             )

@@ -12,6 +12,7 @@
     ├── TamperedMetadata     (bot.slack.sealing) a form's private_metadata was not sealed by us
     ├── ModalError           (bot.forms.modals) a schema cannot become a modal
     │   └── UnsupportedField (field, reason)
+    ├── PostInFlight (run_id, post_id)    another process is making this post right now
     └── BackendError         (bot.backends) what runs the flows failed or refused
         ├── BackendUnavailable (backend)               it did not answer (database, server)
         ├── RunNotFound (run_id)
@@ -51,6 +52,17 @@ class TokenRefused(BotError):
         self.variable = variable
         self.error = error
         super().__init__(f"Slack refused the token in {variable}: {error}")
+
+
+class PostInFlight(BotError):
+    """Another process claimed this Slack post moments ago and may be making it now: the
+    change that asks for it is handed again later, when the post is found or the claim
+    has lapsed (``bot.slack.posting``)."""
+
+    def __init__(self, run_id: str, post_id: str) -> None:
+        self.run_id = run_id
+        self.post_id = post_id
+        super().__init__(f"post {post_id!r} of run {run_id} is being made by another process")
 
 
 class PayloadError(BotError):

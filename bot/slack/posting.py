@@ -5,8 +5,11 @@ and the message carries its id in Slack message ``metadata``. A post whose inten
 claimed already may have reached Slack without its answer reaching us (the process died,
 the answer came after the client's timeout, another replica was cut off mid-call): the
 thread (or channel) is looked up first, and a message found there is adopted instead of
-posted again. Right before each post the consumer's lease is checked (``fence``), so a
-replica that lost it gives its batch up instead.
+posted again. One that another process claimed within the client's timeout and that is not
+there yet may be on its way (two replicas handed the same change at once, as on Prefect,
+where no lease keeps replicas apart): ``PostInFlight``, and the change is handed again
+later. Right before each post the consumer's lease is checked (``fence``), so a replica
+that lost it gives its batch up instead.
 
 Someone may delete what was posted. An update of a deleted message is skipped
 (``message_gone``); a reply into the thread of a deleted message raises
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -27,6 +31,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from signoff.bot.backends import Backend
+from signoff.bot.errors import PostInFlight
 from signoff.bot.slack import ids
 
 __all__ = ["ChannelUnavailable", "Poster", "ThreadGone"]
@@ -77,11 +82,16 @@ class Poster:
     #: how far back a post is looked for, before its intent was claimed (clock skew)
     LOOKBACK_SECONDS = 120
 
+    #: how long past the client's timeout another process's claim counts as in flight
+    IN_FLIGHT_MARGIN_SECONDS = 5.0
+
     def __init__(self, backend: Backend, client: WebClient, fence: Callable[[], None]) -> None:
         self.backend = backend
         self.client = client
         #: raises (``LeaseLost``) when this process may no longer post; checked per post
         self.fence = fence
+        #: marks the intents this poster claimed, told apart from other processes'
+        self.token = uuid.uuid4().hex[:12]
 
     def update(self, *, channel: str, ts: str, **message: Any) -> None:
         """Update a posted message. One that is gone from Slack (deleted by someone) stays
@@ -113,7 +123,7 @@ class Poster:
             ChannelUnavailable: Slack refuses the bot ``channel`` for good.
         """
         marker = f"{run_id}:{post_id}"
-        intent = {"at": time.time(), "channel": channel, "thread_ts": thread_ts}
+        intent = {"at": time.time(), "channel": channel, "thread_ts": thread_ts, "by": self.token}
         key = ids.posting_key(post_id)
         if not self.backend.add_record(run_id, key, intent):
             earlier = self.backend.get_record(run_id, key)
@@ -124,6 +134,8 @@ class Poster:
                     extra={"action": "post_reconciled", "run_id": run_id, "post": post_id},
                 )
                 return found
+            if isinstance(earlier, dict) and self._in_flight(earlier):
+                raise PostInFlight(run_id, post_id)
             if isinstance(earlier, dict) and (
                 earlier.get("channel"),
                 earlier.get("thread_ts"),
@@ -148,6 +160,18 @@ class Poster:
                 raise ChannelUnavailable(channel, error) from exc
             raise
         return {"channel": str(reply["channel"]), "ts": str(reply["ts"])}
+
+    def _in_flight(self, intent: dict[str, Any]) -> bool:
+        """Whether ``intent`` is another process's, claimed recently enough that its call
+        may not have reached Slack yet (within the client's timeout, and a margin)."""
+        by = intent.get("by")
+        if by is None or by == self.token:
+            return False  # this poster's own earlier attempt, or an intent from before marks
+        try:
+            age = time.time() - float(intent.get("at") or 0)
+        except (TypeError, ValueError):
+            return False
+        return age < float(self.client.timeout) + self.IN_FLIGHT_MARGIN_SECONDS
 
     def _find(self, marker: str, intent: dict[str, Any]) -> dict[str, str] | None:
         """The message an earlier attempt posted, if Slack has it."""

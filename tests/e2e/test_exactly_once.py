@@ -22,8 +22,10 @@ import pytest
 
 from signoff.bot.backends.embedded import EmbeddedBackend
 from signoff.bot.config import BotSettings
+from signoff.bot.errors import PostInFlight
 from signoff.bot.sandbox import SlackSandbox
 from signoff.bot.slack import ids
+from signoff.bot.slack.posting import Poster
 from signoff.bot.slack.server import Server
 from signoff.bot.testing import SIGNING_SECRET
 from signoff.engine import DurableConsumer, Engine, EngineSettings, RunState, Worker
@@ -214,3 +216,32 @@ def test_after_the_poster_dies_another_replica_posts_within_five_seconds(
     # The lease (3 s) runs out and the standby, trying every second, takes over.
     assert silence <= 5.0, f"Slack was silent for {silence:.1f} s after the poster died"
     assert len(roots_of(slack, first.id)) == 1 and len(roots_of(slack, run.id)) == 1
+
+
+def test_a_post_another_process_is_making_is_waited_for_not_made_twice(
+    engine: Engine, slack: SlackSandbox
+) -> None:
+    """Two replicas handed the same change at once (on Prefect no lease keeps them apart):
+    the second finds the first's fresh claim and nothing in Slack yet. It posted a second
+    copy; now it gives the change back, and adopts the first's post when handed it again."""
+    backend = EmbeddedBackend(engine)
+    client = slack.client(timeout=5)
+    first, second = (Poster(backend, client, lambda: None) for _ in range(2))
+    run = engine.submit("once-amount", {})
+    # The first replica has claimed the post; its call has not reached Slack yet.
+    claim = {"at": time.time(), "channel": CHANNEL, "thread_ts": None, "by": first.token}
+    assert backend.add_record(run.id, ids.posting_key("root"), claim)
+    with pytest.raises(PostInFlight) as raised:
+        second.post(run.id, "root", CHANNEL, f"run {run.id}")
+    assert (raised.value.run_id, raised.value.post_id) == (run.id, "root")
+    assert not slack.calls("chat.postMessage")
+    posted = first.post(run.id, "root", CHANNEL, f"run {run.id}")
+    assert second.post(run.id, "root", CHANNEL, f"run {run.id}") == posted
+    assert len(slack.calls("chat.postMessage")) == 1
+
+    # A claim older than the client's timeout is not waited for: that call has ended.
+    other = engine.submit("once-amount", {})
+    stale = {**claim, "at": time.time() - 5 - Poster.IN_FLIGHT_MARGIN_SECONDS}
+    assert backend.add_record(other.id, ids.posting_key("root"), stale)
+    second.post(other.id, "root", CHANNEL, f"run {other.id}")
+    assert len(roots_of(slack, other.id)) == 1

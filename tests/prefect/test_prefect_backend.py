@@ -23,6 +23,7 @@ except ImportError:
 
 from signoff.bot.backends import (
     SYSTEM,
+    Accepted,
     Actor,
     Event,
     EventKind,
@@ -766,6 +767,42 @@ def test_a_suspended_run_started_from_slack_resumes_on_prefect(bot: ServedBot) -
     logged(backend, run.id, "approved=True version=1.2 replicas=2")
     answered = [r.action for r in backend.audit_trail(run.id) if r.action.startswith("answer.")]
     assert answered == ["answer.received", "answer.accepted"]
+
+
+class _Heard:
+    """An observer that keeps what it is handed."""
+
+    def __init__(self) -> None:
+        self.kinds: list[EventKind] = []
+
+    def on_event(self, event: Event) -> None:
+        self.kinds.append(event.kind)
+
+
+def test_a_verdict_handed_on_by_two_processes_is_audited_once(
+    prefect_backend: PrefectBackend,
+) -> None:
+    # Two replicas (here, two consumers) each hand the flow's verdict on; the trail had
+    # "answer.accepted" once per process that did.
+    backend = prefect_backend
+    run = backend.start_run("greet-user/tests", {}, started_by=CAROL)
+    pause = wait_for(
+        lambda: (p := backend.waiting_pause(run.id)) and p.schema is not None and p,
+        timeout=60,
+        what="the run to ask for its input",
+    )
+    assert isinstance(backend.answer(run.id, pause.key, {"name": "Ada"}, responder=ALICE), Accepted)
+    assert finished(backend, run.id).state is RunState.COMPLETED
+    # (The second's records start as audit entries' names do: they are not read as such.)
+    for consumer in ("replica-a", "audit-replica-b"):
+        heard = _Heard()
+        delivery = Delivery(
+            backend.current, backend.records, backend.timers.restore, consumer, heard
+        )
+        wait_for(lambda d=delivery: d.sync(run.id) is not None, what=f"{consumer} synced")
+        assert EventKind.INPUT_ACCEPTED in heard.kinds
+    accepted = [r for r in backend.audit_trail(run.id) if r.action == "answer.accepted"]
+    assert [(r.key, r.data) for r in accepted] == [(pause.key, {"responder": "U0ALICE"})]
 
 
 def test_a_restarted_bot_neither_loses_nor_repeats_a_prompt(

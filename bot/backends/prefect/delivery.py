@@ -16,6 +16,9 @@ twice after a crash can tell. What is handed:
 - a finished run -> ``STATE_CHANGED``;
 - a run deleted in Prefect (``gone``) -> ``RUN_DELETED``, with the consumer's records kept
   apart from the run (``Records.keep``), since the run's own went with it.
+
+The flow's verdicts also go into the run's audit trail, once however many replicas or
+consumers hand them on (``Records.audit_once``).
 """
 
 from __future__ import annotations
@@ -87,8 +90,9 @@ class Delivery:
             if pause.status is PauseStatus.REJECTED and settled.get(key) != "rejected":
                 settled[key] = "rejected"
                 # The flow's verdict, as the engine records it: its act about that answer.
-                self.records.audit(
+                self.records.audit_once(
                     run.id,
+                    f"{key}.rejected",
                     "answer.rejected",
                     SYSTEM,
                     key=key,
@@ -106,8 +110,13 @@ class Delivery:
                 )
             elif pause.status is PauseStatus.ACCEPTED and key not in settled:
                 settled[key] = "accepted"
-                self.records.audit(
-                    run.id, "answer.accepted", SYSTEM, key=key, data={"responder": pause.responder}
+                self.records.audit_once(
+                    run.id,
+                    f"{key}.accepted",
+                    "answer.accepted",
+                    SYSTEM,
+                    key=key,
+                    data={"responder": pause.responder},
                 )
                 deliver(EventKind.INPUT_ACCEPTED, {"key": key}, f"{run.id}:{key}:accepted")
             elif pause.status is PauseStatus.TIMED_OUT and key not in settled:

@@ -6,6 +6,8 @@ and its short-lived claims.
   every bot process sees it. Creating an input is atomic (the server refuses a second one
   under the same key), which makes ``add`` a claim exactly one process wins.
 - An audit entry is one more input, ``signoff-audit-<time>-<random>``: who did what, when.
+  One that several processes may record (a flow's verdict) is claimed first
+  (``signoff-audited-<fact>``), so that it is stored once (``audit_once``).
 - A claim on a Slack request (replay protection, shared by replicas) is a Prefect variable
   ``signoff_claim_<hash>`` holding its expiry; expired ones are removed by ``sweep``.
 - A consumer's records it needs once a run is deleted (where it posted about the run: a
@@ -34,6 +36,8 @@ logger = logging.getLogger(__name__)
 
 _KEY_CHARS = re.compile(r"[^a-z0-9-]")
 AUDIT_PREFIX = "signoff-audit-"
+#: an audit entry's full name: the prefix, its time in nanoseconds, a random or fact mark
+_AUDIT_NAME = re.compile(rf"^{AUDIT_PREFIX}\d{{20}}-[0-9a-f]+$")
 CLAIM_PREFIX = "signoff_claim_"
 RECONCILED_PREFIX = "signoff_reconciled_"
 KEPT_PREFIX = "signoff_kept_"
@@ -168,7 +172,42 @@ class Records:
         if earlier than now). The trail is ordered by that time, not by when it was stored:
         an answer is recorded after Prefect resumed the run, by which time the watcher may
         have recorded that the run took it."""
-        at = at or datetime.now(UTC)
+        self._add_entry(run_id, action, actor, key, data, at or datetime.now(UTC))
+
+    def audit_once(
+        self,
+        run_id: str,
+        once: str,
+        action: str,
+        actor: Actor,
+        *,
+        key: str | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> bool:
+        """``audit``, once per ``once`` for the run, however many processes (replicas,
+        consumers) record the same fact, and one that stopped midway records it again.
+        Whether this call wrote the entry.
+
+        The first to claim ``once`` sets the entry's time; every caller then writes the
+        entry under a name made of that time and ``once``, which the server takes once."""
+        record = f"audited.{once}"
+        at = datetime.now(UTC)
+        if not self.add(run_id, record, {"at": at.isoformat()}):
+            claimed = self.get(run_id, record)
+            at = prefect_runs.parse_time(str((claimed or {}).get("at"))) or at
+        digest = hashlib.sha256(once.encode()).hexdigest()[:8]
+        return self._add_entry(run_id, action, actor, key, data, at, digest)
+
+    def _add_entry(
+        self,
+        run_id: str,
+        action: str,
+        actor: Actor,
+        key: str | None,
+        data: dict[str, Any] | None,
+        at: datetime,
+        suffix: str | None = None,
+    ) -> bool:
         entry = {
             "at": at.isoformat(),
             "action": action,
@@ -179,13 +218,15 @@ class Records:
             "data": data or {},
         }
         nanoseconds = (at - _EPOCH) // timedelta(microseconds=1) * 1000
-        name = f"{AUDIT_PREFIX}{nanoseconds:020d}-{secrets.token_hex(4)}"
-        self.api.create_input(run_id, name, entry, sender="signoff")
+        name = f"{AUDIT_PREFIX}{nanoseconds:020d}-{suffix or secrets.token_hex(4)}"
+        return self.api.create_input(run_id, name, entry, sender="signoff")
 
     def trail(self, run_id: str) -> list[AuditRecord]:
         """The run's audit entries, oldest first."""
         found = []
         for entry in self.api.inputs_with_prefix(run_id, AUDIT_PREFIX, limit=1000):
+            if not _AUDIT_NAME.match(str(entry.get("key"))):
+                continue  # a record whose key merely starts alike (a consumer "audit-...")
             try:
                 value = json.loads(entry["value"])
             except (ValueError, KeyError, TypeError):

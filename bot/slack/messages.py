@@ -200,6 +200,10 @@ def prompt_blocks(run: Run, pause: Pause, *, again: bool = False) -> list[Block]
     return blocks
 
 
+#: Slack's limit on a button's text
+_BUTTON_TEXT = 75
+
+
 def prompt_buttons(run: Run, pause: Pause) -> list[ButtonElement]:
     """One click per choice for a single decision; otherwise the button that opens the form.
 
@@ -213,7 +217,7 @@ def prompt_buttons(run: Run, pause: Pause) -> list[ButtonElement]:
         for label, value in decision[1]:
             buttons.append(
                 ButtonElement(
-                    text=label[:75],
+                    text=label,  # at most _BUTTON_TEXT, made so by single_decision
                     # The choice is looked up by the button's number when clicked: the
                     # field and the value, as JSON, may be longer than a value may be.
                     action_id=f"{ids.DECIDE}:{len(buttons)}",
@@ -247,7 +251,9 @@ def single_decision(schema: Mapping[str, Any]) -> tuple[str, list[tuple[str, Any
     for name, node in properties.items():
         title = str(node.get("title") or name)
         if node.get("type") == "boolean" and name in required:
-            decisions.append((name, [(f"{title}: yes", True), (f"{title}: no", False)]))
+            # The title gives way, not the yes or no: both buttons read the same otherwise.
+            short = clip(title, _BUTTON_TEXT - len(": yes"))
+            decisions.append((name, [(f"{short}: yes", True), (f"{short}: no", False)]))
         elif (
             name in required
             and isinstance(node.get("enum"), list)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from signoff.bot.slack.messages import single_decision
 
@@ -64,3 +64,18 @@ def test_choices_that_would_read_alike_get_buttons_labelled_as_written() -> None
 def test_anything_a_click_cannot_answer_gets_the_form_only() -> None:
     assert single_decision(Sized.model_json_schema()) is None
     assert single_decision(Two.model_json_schema()) is None
+
+
+class LongTitle(BaseModel):
+    approved: bool = Field(
+        title="Approve deploying payments-service release 2026.03.1 to production (eu-west-1)"
+    )
+
+
+def test_a_long_title_gives_way_on_the_buttons_and_yes_and_no_stay() -> None:
+    # Cut at Slack's 75 characters, both buttons read the title's first 75 and nothing else.
+    field, [(yes, value_yes), (no, value_no)] = single_decision(LongTitle.model_json_schema())
+    assert (field, value_yes, value_no) == ("approved", True, False)
+    assert yes.endswith("…: yes") and no.endswith("…: no")
+    assert yes.startswith("Approve deploying payments-service release 2026.03.1")
+    assert len(yes) <= 75 and len(no) <= 75

@@ -39,9 +39,12 @@ class DecisionQueries(PauseQueries):
         if it no longer waits or escalated already (several workers may fire the timer)."""
         now = self.clock()
         with self._write() as conn:
-            row = conn.execute(
-                select(PAUSES).where(PAUSES.c.run_id == run_id, PAUSES.c.key == key)
-            ).first()
+            query = select(PAUSES).where(PAUSES.c.run_id == run_id, PAUSES.c.key == key)
+            if not self.is_sqlite:
+                # Locked as a hand-over locks it: the approvers written back are those read,
+                # and a hand-over committed in between would be undone.
+                query = query.with_for_update()
+            row = conn.execute(query).first()
             if row is None:
                 return None
             pause = rows.to_pause(row)

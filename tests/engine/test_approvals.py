@@ -445,6 +445,47 @@ def test_escalation_adds_approvers_once(engine: Engine, make_engine) -> None:
     assert len(escalations) == 1 and escalations[0].data["added"] == ["U_BOSS"]
 
 
+@flow(name="ap-escalate-later", approvers=["U_A", "U_B"])
+def ap_escalate_later() -> bool:
+    return pause_flow_run(Decision, timeout=60, escalate_after=30, escalate_to=["U_BOSS"]).approved
+
+
+# PostgreSQL only: on SQLite a writer holds the whole database, not a row.
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_an_escalation_does_not_undo_a_hand_over_made_while_it_ran(engine: Engine) -> None:
+    """The escalation read the approvers unlocked and wrote them back with its own added:
+    a hand-over committed in between was undone (U_DAVE, handed the decision, was refused,
+    and so was U_A, who had handed it on)."""
+    box = run_in_thread(ap_escalate_later)
+    run_id = waiting_run(engine, "ap-escalate-later")
+    db = engine.store.engine
+    # A hand-over from U_A to U_DAVE, written and not committed yet.
+    handing = db.connect()
+    handing.execute(
+        text("UPDATE pauses SET approvers = CAST(:to AS json) WHERE run_id = :run"),
+        {"to": '["U_B", "U_DAVE"]', "run": run_id},
+    )
+    escalated: dict[str, list[str]] = {}
+    due = engine.store.clock() + timedelta(seconds=31)
+    sweep = threading.Thread(target=lambda: escalated.update(runs=engine.escalate_due_pauses(due)))
+    sweep.start()
+    with db.connect() as watching:
+        wait_for(
+            lambda: watching.execute(
+                text("SELECT count(*) FROM pg_locks WHERE NOT granted")
+            ).scalar(),
+            what="the escalation to wait for the row the hand-over holds",
+        )
+    handing.commit()
+    handing.close()
+    sweep.join(10)
+    assert escalated == {"runs": [run_id]}
+    assert engine.get_pause(run_id, "1").approvers == ("U_B", "U_DAVE", "U_BOSS")
+    engine.resume(run_id, {"approved": True}, "U_DAVE")
+    box["thread"].join(10)
+    assert box["result"] is True
+
+
 @flow(name="ap-escalate-barred", approvers=["U_A", "U_B"], forbid_starter=True)
 def ap_escalate_barred() -> bool:
     return pause_flow_run(

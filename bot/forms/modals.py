@@ -88,6 +88,7 @@ __all__ = [
     "build_input_view",
     "check_renderable",
     "schema_layout",
+    "shows_value",
 ]
 
 
@@ -272,13 +273,51 @@ def _initial_for(entry: InputField, prefill: Any) -> Any:
 
 
 def _input_block(entry: InputField, initial: Any) -> InputBlock:
+    hint = entry.hint
+    if _is_default(entry, initial) and not shows_value(entry, initial):
+        # Left empty, it answers that value (``submissions``): the person is told so.
+        kept = f"Left empty, this keeps its starting value, which the form cannot show ({_sized(initial)})."
+        hint = f"{kept} {hint}" if hint else kept
     return InputBlock(
         block_id=block_id_for(entry.path),
         label=clip(entry.label, 2000),
-        hint=clip(entry.hint, 2000) if entry.hint else None,
+        hint=clip(hint, 2000) if hint else None,
         element=_element(entry, initial),
         optional=entry.optional,
     )
+
+
+def shows_value(entry: InputField, value: Any) -> bool:
+    """Whether ``entry``'s input can start out holding ``value``; otherwise it starts empty.
+
+    Slack's text box holds 3,000 characters and a list's items one line each; a number
+    input starts within its range, a choice among its options. Nothing (None, "", []) is
+    shown as an empty input.
+    """
+    if value is None or value in ("", []):
+        return True
+    kind = entry.kind
+    if kind in ("text", "lines", "email", "url"):
+        return _fit_text(entry, value) is not None
+    if kind in ("integer", "number", "decimal"):
+        return _fit_number(entry, value) is not None
+    if kind == "choice":
+        return bool(_fit_choices(entry, [value]))
+    if kind == "choices":
+        return isinstance(value, list) and len(_fit_choices(entry, value)) == len(value)
+    return True
+
+
+def _is_default(entry: InputField, value: Any) -> bool:
+    return value is not None and _json_key(value) == _json_key(entry.default)
+
+
+def _sized(value: Any) -> str:
+    if isinstance(value, list):
+        return f"{len(value)} item{'' if len(value) == 1 else 's'}"
+    if isinstance(value, str):
+        return f"{len(value):,} characters"
+    return clip(json.dumps(to_jsonable_python(value)), 60)
 
 
 def _element(entry: InputField, initial: Any) -> InputInteractiveElement:

@@ -48,6 +48,7 @@ from signoff.bot.forms.modals import (
     JSONSchema,
     block_id_for,
     schema_layout,
+    shows_value,
 )
 
 __all__ = ["errors_for_view", "parse_submission"]
@@ -100,6 +101,11 @@ def parse_submission(
         except _Unparsable as exc:
             errors[block_id_for(entry.path)] = str(exc)
             continue
+        if (value is None or value == []) and not shows_value(entry, entry.default):
+            # Its input started empty, unable to show its default (too long, a line break
+            # in an item, out of its range): left so, it answers that default, which the
+            # answer's check then judges like any other value.
+            value = entry.default
         if value == [] and entry.nullable and entry.default is None:
             # A list that may be None and starts as None shows empty: left so, it stays None.
             value = None

@@ -424,3 +424,44 @@ def test_a_list_whose_items_hold_line_breaks_is_not_shown_one_per_line() -> None
     assert "initial_value" not in element(split, "hosts")
     for odd in (["a\u2028b"], ["x\rY"]):
         assert "initial_value" not in element(view_for(HostList, initial={"hosts": odd}), "hosts")
+
+
+HOSTS = [f"web-{i:03d}.prod.example.com" for i in range(130)]  # 3,249 characters as lines
+
+
+class Rollout(RunInput):
+    hosts: list[str] = HOSTS
+    steps: list[str] = ["step 1:\nrestart", "step 2"]
+    note: str = "x" * 3001
+    count: int = Field(default=1, ge=1, le=10)
+
+
+def test_a_default_the_form_cannot_show_is_kept_when_its_input_is_left_empty() -> None:
+    """130 hosts (past a text box's 3,000 characters) or an item holding a line break
+    start as an empty input: submitted untouched, the flow got [] and approved an empty
+    rollout. Left empty, such an input answers its default, and says so."""
+    view = view_for(Rollout)
+    for path in ("hosts", "steps", "note"):
+        assert "initial_value" not in element(view, path)
+    hint = input_block(view, "hosts")["hint"]["text"]
+    assert hint.startswith("Left empty, this keeps its starting value")
+    assert (
+        "(130 items)" in hint and "(3,001 characters)" in input_block(view, "note")["hint"]["text"]
+    )
+    data, errors = parse_submission(input_schema(Rollout), slack_state(view, {}))
+    assert (Rollout.model_validate(data), errors) == (Rollout(), {})
+
+
+def test_a_starting_value_outside_a_fields_range_is_judged_not_dropped() -> None:
+    """``with_initial_data(count=100)`` on a field of 1 to 10: its number input started
+    empty, and submitted so the flow's model refused the default and the run failed.
+    Now the value is sent and the form's own check names it under its field."""
+    model = Rollout.with_initial_data(count=100)
+    schema = input_schema(model)
+    view = view_for(model)
+    assert "initial_value" not in element(view, "count")
+    data, errors = parse_submission(schema, slack_state(view, {}))
+    assert (data["count"], errors) == (100, {})
+    assert schema_errors(schema, data) == {"count": "must be at most 10"}
+    data, _ = parse_submission(schema, slack_state(view, {"count": "7"}))
+    assert model.model_validate(data).count == 7

@@ -395,6 +395,14 @@ def describe(record: AuditRecord) -> str:
 def _details(record: AuditRecord) -> str:
     data = record.data
     parts: list[str] = []
+    # A verdict is the system's act about someone's answer: whose it judged.
+    responders = data.get("responders")
+    if isinstance(responders, list) and responders:
+        parts.append("answers of " + ", ".join(str(r or "(anonymous)") for r in responders))
+    elif data.get("responder"):
+        parts.append(f"answer of {data['responder']}")
+    if isinstance(data.get("answers"), int) and isinstance(data.get("quorum"), int):
+        parts.append(f"{data['answers']} of {data['quorum']} answers")
     if "input" in data:
         parts.append("input " + json.dumps(data["input"], ensure_ascii=False)[:300])
     if "errors" in data:

@@ -71,6 +71,8 @@ class PauseTimeout(Exception):
         timeout: float | None = None,
         *,
         message: str | None = None,
+        answers: int = 0,
+        quorum: int = 1,
     ) -> None:
         if key is None and message is None:
             # Prefect's form: the one argument is the message.
@@ -78,10 +80,21 @@ class PauseTimeout(Exception):
         self.run_id = run_id
         self.key = key
         self.timeout = timeout
+        #: how many of the ``quorum`` answers it needed came in time
+        self.answers = answers
+        self.quorum = quorum
         waited = f" for {timeout:g}s" if timeout is not None else ""
         if message is None and key is not None:
-            message = f"run {run_id} waited{waited} for input {key!r} and nobody answered in time"
+            message = f"run {run_id} waited{waited} for input {key!r} and {missed(answers, quorum)}"
         super().__init__(message or (self.__doc__ or "").splitlines()[0])
+
+
+def missed(answers: int, quorum: int) -> str:
+    """How a pause ran out of time: ``nobody answered in time``, or for a quorum answered
+    in part, how far it got."""
+    if answers and quorum > 1:
+        return f"got {answers} of the {quorum} answers it needs in time"
+    return "nobody answered in time"
 
 
 class EngineError(Exception):

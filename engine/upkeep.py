@@ -8,6 +8,7 @@ import logging
 import time
 from datetime import datetime, timedelta
 
+from signoff.engine.errors import missed
 from signoff.engine.runs import RunState
 from signoff.engine.settings import EngineSettings
 from signoff.engine.store import SqlStore
@@ -65,7 +66,7 @@ class Upkeep:
                 continue
             message = (
                 f"waited for input {pause.key!r} until {pause.deadline:%Y-%m-%d %H:%M:%S} UTC "
-                "and nobody answered in time"
+                f"and {missed(len(pause.answers), pause.quorum)}"
             )
             if self.store.transition(
                 run.id,

@@ -128,7 +128,9 @@ def _outcome(
         )
         if read and not moved:
             raise _taken_over(req)
-        raise PauseTimeout(ctx.run_id, req.key, req.timeout)
+        raise PauseTimeout(
+            ctx.run_id, req.key, req.timeout, answers=len(pause.answers), quorum=pause.quorum
+        )
     if read:
         run = ctx.engine.store.get_run(ctx.run_id)
         # The flag after the read: this process's claim sets it before the claim commits,

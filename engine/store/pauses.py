@@ -357,14 +357,18 @@ class PauseQueries(AuditQueries, StateChangeQueries):
             if done.rowcount != 1:
                 return False
             self._emit(conn, run_id, EventKind.PAUSE_TIMED_OUT, {"key": key}, now)
+            # A quorum answered in part says how far it got.
+            got = conn.execute(
+                select(PAUSES.c.answers, PAUSES.c.quorum).where(
+                    PAUSES.c.run_id == run_id, PAUSES.c.key == key
+                )
+            ).first()
+            data: dict[str, JSON] = {}
+            if got is not None and (got.quorum or 1) > 1:
+                data = {"answers": len(got.answers or ()), "quorum": got.quorum}
+            flow_name = self._flow_of(conn, run_id)
             self._audit(
-                conn,
-                [
-                    AuditEntry(
-                        AuditAction.TIMED_OUT, run_id, self._flow_of(conn, run_id), SYSTEM, key
-                    )
-                ],
-                now,
+                conn, [AuditEntry(AuditAction.TIMED_OUT, run_id, flow_name, SYSTEM, key, data)], now
             )
             if resumed_by is not None:
                 self._change_state(

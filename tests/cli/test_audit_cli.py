@@ -131,6 +131,9 @@ def test_runs_show_gives_each_answer_of_a_quorum_with_who_gave_it(
     assert fields["answer 1"].endswith(': {"approved": true}')
     assert fields["answer 2"].startswith("by carol via cli at ")
     assert fields["answer 2"].endswith(': {"approved": false}')
+    # The flow's verdict, the system's act, says whose answers it judged.
+    [verdict] = [line for line in out.splitlines() if "answer.accepted" in line]
+    assert verdict.endswith("answer.accepted [1] — answers of bob, carol")
 
 
 def test_verify_says_where_the_chain_breaks(engine: Engine, database_url: str) -> None:

@@ -20,6 +20,7 @@ from signoff.engine import (
     InputInvalid,
     NotAllowed,
     PauseStatus,
+    PauseTimeout,
     ResponderNotAllowed,
     RunState,
     flow,
@@ -28,7 +29,7 @@ from signoff.engine import (
     suspend_flow_run,
 )
 from signoff.engine.actors import Actor, Via
-from signoff.engine.audit import AuditAction
+from signoff.engine.audit import AuditAction, describe
 from signoff.engine.audit_export import write_csv, write_jsonl
 from signoff.engine.input import RunInput
 from tests.support.waiting import wait_for
@@ -50,6 +51,31 @@ def ap_quorum() -> list[str]:
     return [f"{a.responder}:{a.value.approved}:{a.via}" for a in answers] + (
         ["vetoed"] if answers.vetoed else []
     )
+
+
+@flow(name="ap-quorum-short", approvers=["U_A", "U_B"])
+def ap_quorum_short() -> str:
+    try:
+        pause_flow_run(Decision, timeout=1, quorum=2)
+    except PauseTimeout as exc:
+        return str(exc)
+    return "answered"
+
+
+def test_a_quorum_answered_in_part_says_how_far_it_got_when_time_runs_out(
+    engine: Engine,
+) -> None:
+    """It said "nobody answered in time", though one of the two had."""
+    box = run_in_thread(ap_quorum_short)
+    run_id = waiting_run(engine, "ap-quorum-short")
+    engine.resume(run_id, {"approved": True}, "U_A")
+    box["thread"].join(10)
+    assert box["result"] == (
+        f"run {run_id} waited for 1s for input '1' and got 1 of the 2 answers it needs in time"
+    )
+    [timed_out] = [r for r in engine.audit_trail(run_id) if r.action == "pause.timed_out"]
+    assert timed_out.data == {"answers": 1, "quorum": 2}
+    assert describe(timed_out).endswith("pause.timed_out [1] — 1 of 2 answers")
 
 
 @flow(name="ap-escalate", approvers=["U_A"])

@@ -10,10 +10,11 @@ once it is older than ``grace`` seconds and no run executing here has its id.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Protocol
 
 
@@ -33,12 +34,17 @@ class Heard:
     True
     """
 
+    #: the longest a flow waits on a cancel of its run that this process is storing
+    STORING_WAIT_SECONDS = 30.0
+
     def __init__(self, grace: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.grace = grace
         self.clock = clock
         self._lock = threading.Lock()
         #: run id -> monotonic time heard
         self._cancelled: dict[str, float] = {}
+        #: run id -> set once this process's cancel of it is stored or failed (``cancelling``)
+        self._cancelling: dict[str, threading.Event] = {}
         #: run id -> (metadata keys of suspend requests, monotonic time last heard)
         self._suspends: dict[str, tuple[set[str], float]] = {}
         #: the runs executing in this process, by ``id()`` (a context lives as long as its
@@ -56,7 +62,27 @@ class Heard:
             self._cancelled[run_id] = self.clock()
             self._prune()
 
+    @contextlib.contextmanager
+    def cancelling(self, run_id: str) -> Iterator[None]:
+        """While this process stores a cancel of ``run_id`` (call ``cancelled`` inside, once
+        it is stored): a flow of the run asking ``is_cancelled`` meanwhile waits for the
+        outcome, rather than starting its next task in between (stored, not yet heard)."""
+        done = threading.Event()
+        with self._lock:
+            self._cancelling[run_id] = done
+        try:
+            yield
+        finally:
+            with self._lock:
+                if self._cancelling.get(run_id) is done:
+                    del self._cancelling[run_id]
+            done.set()
+
     def is_cancelled(self, run_id: str) -> bool:
+        storing = self._cancelling.get(run_id)
+        if storing is not None:
+            # A commit's wait at most; bounded, should the store hang.
+            storing.wait(self.STORING_WAIT_SECONDS)
         return run_id in self._cancelled
 
     def suspend_requested(self, run_id: str, key: str) -> None:

@@ -130,9 +130,13 @@ class Interventions(Oversight):
         message = serialization.storable_text(
             reason or (f"cancelled by {actor.label}" if actor else "cancelled")
         )
-        if not self.store.cancel(run.id, message, actor):
-            current = self.store.get_run(run.id).state
-            raise InvalidTransition(run.id, current.value, RunState.CANCELLED.value)
+        # A flow of the run here must not start its next task between the cancel's commit
+        # and this process hearing of it.
+        with self.heard.cancelling(run.id):
+            if not self.store.cancel(run.id, message, actor):
+                current = self.store.get_run(run.id).state
+                raise InvalidTransition(run.id, current.value, RunState.CANCELLED.value)
+            self.heard.cancelled(run.id)
         self._stopped(run.id)
         self._cancel_children(run.id, actor)
         self.notify()

@@ -3,12 +3,14 @@ question already answered, and one after the run finished."""
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
 
 import pydantic
 import pytest
+from sqlalchemy import text
 
 from signoff.engine import (
     AlreadyAnswered,
@@ -20,6 +22,7 @@ from signoff.engine import (
     flow,
     pause_flow_run,
     resume_flow_run,
+    task,
 )
 from signoff.engine.input import RunInput
 from tests.support.running import start, waiting
@@ -282,3 +285,66 @@ def test_the_answer_that_completes_a_quorum_beside_another_returns_both(
     assert completing.answered_at is not None
     # The first stored counts as "1 of 2", as it stood when it was stored.
     assert [a.responder for a in counted.answers] == [completing.answers[0].responder]
+
+
+go_on = threading.Event()
+rolled_out: list[str] = []
+
+
+@task
+def roll_out() -> None:
+    rolled_out.append("rolled out")
+
+
+@flow(name="race-cancel-next-task")
+def cancelled_before_its_task() -> str:
+    go_on.wait(10)
+    roll_out()
+    return "deployed"
+
+
+def _inside(thread: threading.Thread, function: str) -> bool:
+    frame = sys._current_frames().get(thread.ident or 0)
+    while frame is not None:
+        if frame.f_code.co_name == function:
+            return True
+        frame = frame.f_back
+    return False
+
+
+# PostgreSQL only: a row lock holds the cancel's commit back, where the race is.
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_a_task_does_not_start_while_this_process_stores_a_cancel_of_its_run(
+    engine: Engine,
+) -> None:
+    """``cancel`` returned, the run was stored cancelled, and yet its next task ran: it
+    started between the cancel's commit and this process hearing of it."""
+    thread, box = start(cancelled_before_its_task)
+    run = wait_for(
+        lambda: next(iter(engine.list_runs(flow_name="race-cancel-next-task")), None),
+        what="the run",
+    )
+    db = engine.store.engine
+    holding = db.connect()
+    holding.execute(text("SELECT id FROM runs WHERE id = :run FOR UPDATE"), {"run": run.id})
+    canceller = threading.Thread(target=engine.cancel, args=(run.id, "U_A"))
+    canceller.start()
+    with db.connect() as watching:
+        wait_for(
+            lambda: watching.execute(
+                text("SELECT count(*) FROM pg_locks WHERE NOT granted")
+            ).scalar(),
+            what="the cancel to wait for the run's row",
+        )
+    go_on.set()
+    wait_for(
+        lambda: rolled_out or _inside(thread, "is_cancelled"),
+        what="the flow to reach its next task",
+    )
+    holding.commit()
+    holding.close()
+    canceller.join(10)
+    thread.join(10)
+    assert rolled_out == []
+    assert isinstance(box.get("error"), RunCancelled)
+    assert engine.get_run(run.id).state is RunState.CANCELLED

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -123,8 +123,15 @@ def parse_submission(
     ):
         inside = f"{group.path}."
         # A model the form showed filled in (its default) is sent as shown, so the model
-        # checks those values rather than falling back to its default unchecked.
-        if group.prefilled or any(path.startswith(inside) for path in answered):
+        # checks those values rather than falling back to its default unchecked; one that
+        # may be None, emptied of all it showed, answers None (not the values taken out).
+        if group.prefilled:
+            if group.nullable and _emptied_group(inside, layout, values):
+                for path in [p for p in values if p.startswith(inside)]:
+                    del values[path]
+                values[group.path] = None
+            continue
+        if any(path.startswith(inside) for path in answered):
             continue
         if group.nullable or not group.in_required:
             for path in [p for p in values if p.startswith(inside)]:
@@ -183,6 +190,21 @@ def _target(path: str, paths: list[str]) -> str:
         return max(owners, key=len)
     inside = [p for p in paths if path and p.startswith(f"{path}.")]
     return inside[0] if inside else paths[0]
+
+
+def _nothing(value: Any) -> bool:
+    """What an input left empty (or unticked) gives; a 0 is something."""
+    return value is None or value is False or value in ("", [])
+
+
+def _emptied_group(
+    inside: str, layout: Sequence[FieldGroup | InputField], values: Mapping[str, Any]
+) -> bool:
+    """Whether every input of a prefilled model (paths under ``inside``) that showed
+    something was emptied, and nothing else in it filled in."""
+    entries = [e for e in layout if isinstance(e, InputField) and e.path.startswith(inside)]
+    showed = any(not _nothing(e.default) for e in entries)
+    return showed and all(_nothing(values.get(e.path)) for e in entries)
 
 
 def _emptied(entry: InputField) -> bool:

@@ -465,3 +465,24 @@ def test_a_starting_value_outside_a_fields_range_is_judged_not_dropped() -> None
     assert schema_errors(schema, data) == {"count": "must be at most 10"}
     data, _ = parse_submission(schema, slack_state(view, {"count": "7"}))
     assert model.model_validate(data).count == 7
+
+
+class Release(RunInput):
+    service: str
+    limits: Limits | None = Limits(cpu=8)
+
+
+def test_an_optional_model_shown_filled_in_and_emptied_answers_none() -> None:
+    """Emptying every input of an optional model the form showed filled in gave back the
+    values taken out (cpu=8); it answers None, as an emptied optional field does."""
+    schema = input_schema(Release)
+    view = view_for(Release)
+    assert element(view, "limits.cpu")["initial_value"] == "8"
+    emptied = {"service": "api", "limits.cpu": None, "limits.tier": None}
+    data, errors = parse_submission(schema, slack_state(view, emptied))
+    assert (Release.model_validate(data), errors) == (Release(service="api", limits=None), {})
+    # Left as shown, or partly changed, it is the model as shown.
+    data, _ = parse_submission(schema, slack_state(view, {"service": "api"}))
+    assert Release.model_validate(data) == Release(service="api")
+    data, _ = parse_submission(schema, slack_state(view, {"service": "api", "limits.cpu": "0"}))
+    assert Release.model_validate(data).limits == Limits(cpu=0)

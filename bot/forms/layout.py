@@ -200,6 +200,15 @@ def _resolve(
             return _Resolved(merged, nullable, refs)
 
 
+#: Slack's limit on an input's hint
+MAX_HINT = 2000
+
+
+def _noted(hint: str | None, note: str) -> str:
+    """``hint`` with ``note`` after it; a long hint gives way, so that the note is read."""
+    return f"{clip(hint, MAX_HINT - len(note) - 1)} {note}" if hint else note
+
+
 def _merge_union(
     branches: Sequence[Mapping[str, Any]], root: JSONSchema, path: str, refs: tuple[str, ...]
 ) -> dict[str, Any]:
@@ -332,7 +341,7 @@ def _walk_object(
             # Slack's time picker shows a clock time and sends it back without a zone: the
             # answer takes the zone of the time it started from (``submissions``).
             zone = f"Times are in UTC{offset if offset != 'Z' else ''}."
-            entry = replace(entry, hint=f"{entry.hint} {zone}" if entry.hint else zone)
+            entry = replace(entry, hint=_noted(entry.hint, zone))
         if entry.kind == "boolean" and (not entry.optional or entry.nullable):
             # A tickbox must be optional in Slack (unticked is an answer), and Slack then
             # labels it "(optional)"; a required yes/no is asked as two explicit choices.
@@ -340,7 +349,7 @@ def _walk_object(
             # "No" for whoever left it alone; nothing chosen answers None.
             entry = replace(entry, kind="choice", choices=_YES_NO)
         elif entry.kind == "boolean":
-            entry = replace(entry, hint=f"{entry.hint} {UNTICKED}" if entry.hint else UNTICKED)
+            entry = replace(entry, hint=_noted(entry.hint, UNTICKED))
         if entry.always_answered and (_count(node, "minItems", path) or 0) < 1:
             # An unticked box or an empty list is a real answer, so Slack must accept it.
             entry = replace(entry, optional=True)

@@ -486,3 +486,16 @@ def test_an_optional_model_shown_filled_in_and_emptied_answers_none() -> None:
     assert Release.model_validate(data) == Release(service="api")
     data, _ = parse_submission(schema, slack_state(view, {"service": "api", "limits.cpu": "0"}))
     assert Release.model_validate(data).limits == Limits(cpu=0)
+
+
+class LongWindow(RunInput):
+    start: dt.time = Field(
+        default=dt.time(9, 0, tzinfo=dt.timezone(dt.timedelta(hours=2))), description="x" * 2000
+    )
+
+
+def test_a_long_description_gives_way_to_the_time_zone_note() -> None:
+    """Cut at Slack's 2,000 characters, the hint lost "Times are in UTC+02:00." while the
+    answer was still read in that zone."""
+    hint = input_block(view_for(LongWindow), "start")["hint"]["text"]
+    assert hint.endswith("… Times are in UTC+02:00.") and len(hint) <= 2000

@@ -36,7 +36,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -259,8 +259,24 @@ def _read(entry: InputField, state: Mapping[str, Any]) -> Any:
             raise _Unparsable("Choose a date and time between the years 1 and 9999") from None
         if entry.naive:
             return moment.replace(tzinfo=None).isoformat()
+        # The same moment in the offset of the one it started from, as a time keeps its
+        # zone: its date and hour are then the ones the flow's author reads.
+        started_in = _datetime_zone(entry.default)
+        if started_in is not None:
+            return moment.astimezone(started_in).isoformat()
         return moment.isoformat().replace("+00:00", "Z")
     return str(value)
+
+
+def _datetime_zone(value: Any) -> tzinfo | None:
+    """The fixed offset of a date and time written in ISO form, other than UTC's; else None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        zone = datetime.fromisoformat(value).tzinfo
+    except ValueError:
+        return None
+    return zone if zone is not None and zone.utcoffset(None) else None
 
 
 #: a number in ASCII digits, with an optional sign, point and exponent

@@ -499,3 +499,21 @@ def test_a_long_description_gives_way_to_the_time_zone_note() -> None:
     answer was still read in that zone."""
     hint = input_block(view_for(LongWindow), "start")["hint"]["text"]
     assert hint.endswith("… Times are in UTC+02:00.") and len(hint) <= 2000
+
+
+class Cutover(RunInput):
+    when: dt.datetime = dt.datetime(2026, 2, 28, 23, 59, tzinfo=dt.timezone(-dt.timedelta(hours=5)))
+
+
+def test_a_datetime_keeps_the_offset_it_started_from() -> None:
+    """Slack's picker sends seconds since 1970: 23:59 at -05:00 came back as 04:59 UTC on
+    the next day, the same moment with another date and hour for the flow to read."""
+    schema = input_schema(Cutover)
+    data, errors = parse_submission(schema, slack_state(view_for(Cutover), {}))
+    when = Cutover.model_validate(data).when
+    assert (when, errors) == (Cutover().when, {})
+    assert (when.date(), when.hour, when.utcoffset()) == (
+        dt.date(2026, 2, 28),
+        23,
+        -dt.timedelta(hours=5),
+    )

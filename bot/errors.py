@@ -12,6 +12,7 @@
     ├── TamperedMetadata     (bot.slack.sealing) a form's private_metadata was not sealed by us
     ├── ModalError           (bot.forms.modals) a schema cannot become a modal
     │   └── UnsupportedField (field, reason)
+    │       └── SecretField (field)       a secret, which a Slack form never asks for
     ├── PostInFlight (run_id, post_id)    another process is making this post right now
     └── BackendError         (bot.backends) what runs the flows failed or refused
         ├── BackendUnavailable (backend)               it did not answer (database, server)
@@ -94,6 +95,16 @@ class UnsupportedField(ModalError):
         self.reason = reason
         where = f"field {field!r}" if field else "the input model"
         super().__init__(f"{where} cannot be shown in a Slack modal: {reason}")
+
+
+class SecretField(UnsupportedField):
+    """A secret (``SecretStr``): Slack shows what is typed, so a form never asks for one; it
+    is given from the command line (``signoff runs resume --input``)."""
+
+    def __init__(self, field: str) -> None:
+        super().__init__(
+            field, "Slack shows what is typed, so a secret must not be asked for in a modal"
+        )
 
 
 class BackendError(BotError):

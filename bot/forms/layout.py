@@ -14,7 +14,7 @@ from datetime import time as dt_time
 from decimal import Decimal
 from typing import Any, TypeAlias
 
-from signoff.bot.errors import UnsupportedField
+from signoff.bot.errors import SecretField, UnsupportedField
 from signoff.bot.forms.labels import choice_labels, clip
 from signoff.bot.inputs import CHANNEL_ID_PATTERN, USER_ID_PATTERN
 
@@ -51,10 +51,7 @@ MAX_RADIO = 5
 MAX_CHECKBOXES = 10
 MAX_TEXT = 3000
 _DATE_KINDS = {"date": "date", "time": "time", "date-time": "datetime"}
-_REFUSED_FORMATS = {
-    "binary": "bytes cannot be typed into a Slack text box",
-    "password": "Slack shows what is typed, so a secret must not be asked for in a modal",
-}
+_REFUSED_FORMATS = {"binary": "bytes cannot be typed into a Slack text box"}
 ID_PATTERNS = {"user": re.compile(USER_ID_PATTERN), "channel": re.compile(CHANNEL_ID_PATTERN)}
 #: the hint under a tickbox, which is sent as False when left unticked
 UNTICKED = "Leave unticked for no."
@@ -371,6 +368,8 @@ def _classify(
         fmt = node.get("format")
         if node.get("x-slack") in ID_PATTERNS:
             return {"kind": node["x-slack"]}
+        if fmt == "password":
+            raise SecretField(path)
         if fmt in _REFUSED_FORMATS:
             raise UnsupportedField(path, _REFUSED_FORMATS[fmt])
         if fmt in _DATE_KINDS:

@@ -408,16 +408,36 @@ def rejection_text(responder: str | None, errors: Mapping[str, str], response: o
     return clip("\n".join(lines), MAX_MESSAGE_TEXT)
 
 
-def unrenderable_text(pause: Pause, reason: str, *, cancelled: bool = True) -> str:
+def unrenderable_text(
+    pause: Pause, reason: str, *, cancelled: bool = True, elsewhere: bool = False
+) -> str:
+    """The thread note for an input no Slack form can show: whether the run was cancelled
+    for it, or where else it may be answered."""
     title = literal_mrkdwn(pause.title or f"for {pause.key}")
-    then = (
-        "The run is cancelled; change the model and start it again."
-        if cancelled
-        else "Answer it where the run runs (Prefect's UI), or change the model."
-    )
+    if elsewhere:
+        then = "Answer it where the run runs (Prefect's UI), or change the model."
+    elif cancelled:
+        then = "The run is cancelled; change the model and start it again."
+    else:
+        then = "Change the model and start it again."
     return (
         f":x: The input model *{title}* cannot be shown as a Slack form: "
         f"{escape_mrkdwn(reason)}. {then}"
+    )
+
+
+def secret_text(run: Run, pause: Pause, field: str) -> str:
+    """The thread note for an input holding a secret: Slack shows what is typed, so the
+    answer is given from the command line, and the run waits for it."""
+    title = literal_mrkdwn(pause.title or f"for {pause.key}")
+    given: Any = "..."
+    for name in reversed(field.split(".")):
+        given = {name: given}
+    command = f"signoff runs resume {run.id[:8]} --input '{json.dumps(given)}'"
+    return (
+        f":lock: The input *{title}* asks for a secret (`{escape_mrkdwn(field)}`), which a "
+        f"Slack form never asks for, since Slack shows what is typed. Give it from the "
+        f"command line: `{command}`. The run waits for it."
     )
 
 

@@ -30,7 +30,7 @@ from typing import Any
 from slack_sdk import WebClient
 
 from signoff.bot.backends import Actor, Backend, Event, EventKind, Pause, PauseStatus, Run, RunState
-from signoff.bot.errors import RunNotChangeable
+from signoff.bot.errors import RunNotChangeable, SecretField
 from signoff.bot.forms.modals import ModalError, check_renderable
 from signoff.bot.slack import deleted, home, ids, messages, reminders
 from signoff.bot.slack.approvers import Approvers
@@ -197,6 +197,11 @@ class SlackNotifier:
         if pause.schema is not None:
             try:
                 check_renderable(pause.schema, description=pause.description)
+            except SecretField as exc:
+                # Given from the command line, as the model means it to be: the run waits.
+                note = messages.secret_text(run, pause, exc.field)
+                self._cannot_ask(event, run, pause, note, "prompt_secret", str(exc)[:300])
+                return
             except ModalError as exc:
                 self._unrenderable(event, run, pause, str(exc))
                 return
@@ -295,20 +300,22 @@ class SlackNotifier:
         )
 
     def _unrenderable(self, event: Event, run: Run, pause: Pause, reason: str) -> None:
-        elsewhere = self.backend.answerable_elsewhere
-        note = messages.unrenderable_text(pause, reason, cancelled=not elsewhere)
+        cancelled = False
+        if not self.backend.answerable_elsewhere:
+            # Nobody could ever answer it here. It may have ended meanwhile (timed out,
+            # cancelled by someone): nothing to stop, and the note does not say it was.
+            what = repr(pause.title) if pause.title else f"for {pause.key!r}"
+            with contextlib.suppress(RunNotChangeable):
+                self.backend.cancel(
+                    run.id,
+                    by=Actor.system(),
+                    reason=f"cancelled by the Slack bot: input {what} cannot be shown ({reason})",
+                )
+                cancelled = True
+        note = messages.unrenderable_text(
+            pause, reason, cancelled=cancelled, elsewhere=self.backend.answerable_elsewhere
+        )
         self._cannot_ask(event, run, pause, note, "prompt_unrenderable", reason[:300])
-        if elsewhere:
-            return  # someone may still answer it where it runs (Prefect's UI)
-        # Nobody could ever answer it. It may have ended meanwhile (timed out, cancelled by
-        # someone): nothing to stop.
-        what = repr(pause.title) if pause.title else f"for {pause.key!r}"
-        with contextlib.suppress(RunNotChangeable):
-            self.backend.cancel(
-                run.id,
-                by=Actor.system(),
-                reason=f"cancelled by the Slack bot: input {what} cannot be shown ({reason})",
-            )
 
     def _close_prompt(self, run: Run, key: str) -> None:
         """Take the button off the prompt for ``key`` and say how it ended."""

@@ -99,6 +99,15 @@ def dl_unfillable() -> int:
     return len(pause_flow_run(wait_for_input=Essay, timeout=600).essay)
 
 
+class OneTimeCode(RunInput):
+    otp: pydantic.SecretStr
+
+
+@flow(name="dl-secret")
+def dl_secret() -> str:
+    return pause_flow_run(wait_for_input=OneTimeCode, timeout=600).otp.get_secret_value()
+
+
 @flow(name="dl-unrenderable")
 def dl_unrenderable() -> int:
     return sum(pause_flow_run(wait_for_input=Counts, timeout=600).counts.values())
@@ -163,6 +172,23 @@ def test_an_unrenderable_model_is_reported_when_the_run_pauses(
     # The log names the field and why, not only that something cannot be asked.
     [logged] = [r for r in caplog.records if getattr(r, "action", "") == "prompt_unrenderable"]
     assert "counts" in logged.getMessage() and "free-form mapping" in logged.getMessage()
+
+
+def test_a_secret_is_asked_for_on_the_command_line_and_the_run_waits_for_it(
+    engine: Engine, bot: RunningBot
+) -> None:
+    """The bot cancelled the run, as though nobody could answer it, though the README
+    gives a one-time code with ``signoff runs resume --input``."""
+    run = engine.submit("dl-secret", {})
+    root = bot.root_message(run.id)
+    note = reply_with(bot, root.ts, "asks for a secret")
+    assert f"""`signoff runs resume {run.id[:8]} --input '{{"otp": "..."}}'`""" in note.text
+    assert "The run waits for it" in note.text
+    assert engine.get_run(run.id).state is RunState.PAUSED
+    assert not buttons(bot.slack.channel(bot.channel).message(root.ts))
+    engine.resume(run.id, {"otp": "428913"}, responder="U0BOB")
+    done = finished(engine, run.id)
+    assert (done.state, done.result) == (RunState.COMPLETED, "'428913'")
 
 
 @pytest.mark.parametrize(

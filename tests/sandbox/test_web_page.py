@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import re
+import shlex
 import socket
 import urllib.error
 import urllib.request
@@ -12,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from markupsafe import escape
 
 from signoff.bot.forms.modals import build_input_view
 from signoff.bot.sandbox.web import SandboxPage, Surface, render_blocks, to_html
@@ -248,7 +250,7 @@ def test_the_page_serves_loopback_and_says_it_is_local(
     with urllib.request.urlopen(page.url, timeout=10) as response:
         html = response.read().decode()
     assert f"serving 127.0.0.1:{page.port} only" in html
-    assert f"/runs start {page.flows[0]}" in html
+    assert f"/runs start {escape(shlex.quote(page.flows[0]))}" in html  # quoted, as typed
     assert '<script src="/static/page.js"></script>' in html
     # Its own icon: without one, the browser asked for /favicon.ico and logged the 404.
     assert '<link rel="icon" href="/static/icon.svg">' in html

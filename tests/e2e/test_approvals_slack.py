@@ -13,7 +13,15 @@ import pytest
 
 from signoff.bot.slack import ids
 from signoff.bot.testing import RunningBot, running_bot
-from signoff.engine import Engine, PauseStatus, PauseTimeout, RunState, flow, pause_flow_run
+from signoff.engine import (
+    Engine,
+    PauseStatus,
+    PauseTimeout,
+    RunState,
+    flow,
+    pause_flow_run,
+    task,
+)
 from signoff.engine.input import RunInput
 from tests.support.forging import reopen_pointed_at
 from tests.support.threads import reply_with
@@ -582,3 +590,34 @@ def test_runs_show_includes_the_audit_trail(engine: Engine, bot: RunningBot) -> 
     bot.driver.slash_command("alice", "/runs", f"show {run.id}")
     shown = bot.slack.wait_for(lambda ws: ws.ephemeral("alice")[-1], timeout=10).text
     assert "*Audit trail:*" in shown and "started the run" in shown
+
+
+@task
+def sl_step(i: int) -> str:
+    return f"step {i} " + "r" * 400
+
+
+@flow(name="sl-many-tasks")
+def sl_many_tasks() -> str:
+    for i in range(12):
+        sl_step(i)
+    pause_flow_run(Go, timeout=600)
+    raise RuntimeError("boom " + "e" * 3000)
+
+
+def test_runs_show_of_a_long_run_keeps_its_trail_and_says_what_it_left_out(
+    engine: Engine, bot: RunningBot
+) -> None:
+    """Twelve long task results pushed the trail past the message's 3,900 characters, and
+    the reply was cut there, mid-result, without its trail or a word about it."""
+    run = engine.submit("sl-many-tasks", {}, started_by="U0CAROL")
+    engine.resume(
+        wait_for(lambda: engine.waiting_pause(run.id)).run_id, {"approved": True}, "U0ALICE"
+    )
+    assert finished(engine, run.id).state is RunState.FAILED
+    bot.driver.slash_command("alice", "/runs", f"show {run.id}")
+    shown = bot.slack.wait_for(lambda ws: ws.ephemeral("alice")[-1], timeout=10).text
+    assert len(shown) <= 3900
+    assert f"more lines; `signoff runs show {run.id[:8]}` has them all" in shown
+    trail = shown.split("*Audit trail:*\n", 1)[1].splitlines()
+    assert "started the run" in trail[0] and "answer accepted by the flow" in trail[-1]

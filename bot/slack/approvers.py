@@ -31,6 +31,8 @@ MAX_PEOPLE = 50
 #: Slack user and group ids inside an backend's rule text
 _ID = re.compile(r"\b[UWS][A-Z0-9]{2,}\b")
 #: the engine's refusal of someone who reassigned a decision: who, and to whom
+#: the engine's refusal of someone who answered already: their id, first
+_ANSWERED = re.compile(r"^(\S+) (?:has )?already answered")
 _HANDED = re.compile(r"(\S+) handed it to (\S+), so the decision is no longer theirs")
 #: control characters (NUL, newlines, ESC, ...) and line separators, which the engine
 #: refuses in names: they could forge lines in a run's trail as a terminal shows it
@@ -151,9 +153,13 @@ def refusal_text(action: Action, actor: Actor, run: Run | None, refusal: Refusal
     started = run is not None and actor.id == run.started_by
     if action is Action.ANSWER and started and "started a run" in refusal.reason:
         return "You started this run, so someone else has to answer it."
-    if action is Action.REASSIGN and "already answered" in refusal.reason:
+    answered = _ANSWERED.match(refusal.reason)
+    if answered is not None and answered.group(1) != actor.id:
+        # Someone else: the person the decision was to be handed to.
+        return f"{who(answered.group(1))} has already answered this; hand it to someone else."
+    if action is Action.REASSIGN and answered is not None:
         return "You already answered this, so there is no decision of yours left to hand over."
-    if "already answered" in refusal.reason:
+    if answered is not None:
         return "You already answered this; it needs answers from different people."
     handed = _HANDED.search(refusal.reason)
     if handed is not None and handed.group(1) == actor.id:

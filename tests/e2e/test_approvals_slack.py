@@ -356,6 +356,22 @@ def test_a_quorum_handed_to_someone_who_may_already_answer_it_is_refused_in_the_
     assert engine.get_pause(run.id, "1").approvers == ("U0ALICE", "U0BOB", "U0CAROL")
 
 
+def test_handing_a_decision_to_someone_who_answered_it_names_them_not_the_clicker(
+    engine: Engine, bot: RunningBot
+) -> None:
+    """Carol, who had not answered, was told "You already answered this": Bob had."""
+    run = engine.submit("sl-two-of-three", {})
+    prompt = bot.root_message(run.id)
+    bot.driver.click("bob", prompt, action_id=f"{ids.DECIDE}:0")
+    wait_for(lambda: engine.get_pause(run.id, "1").answered_by == ("U0BOB",))
+    bot.driver.click("carol", prompt, action_id=ids.REASSIGN)
+    assert bot.slack.wait_for(lambda ws: ws.open_view("carol"), timeout=10)
+    reply = bot.driver.submit("carol", {"to": "U0BOB"})
+    assert reply.json is not None and reply.json["errors"] == {
+        "to": "<@U0BOB> has already answered this; hand it to someone else."
+    }
+
+
 def test_a_vetoed_quorum_says_whose_no_ended_it(engine: Engine, bot: RunningBot) -> None:
     run = engine.submit("sl-veto", {})
     prompt = bot.root_message(run.id)

@@ -290,7 +290,7 @@ def register(app: App, backend: Backend, sealer: Sealer) -> None:
         params: dict[str, Any] = {}
         for pair in pairs:
             name, sep, value = pair.partition("=")
-            if not sep:
+            if not sep or not name:
                 respond(f":warning: `{escape_mrkdwn(pair[:100])}` is not `name=value`")
                 return
             if name in params:

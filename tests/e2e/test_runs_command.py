@@ -377,6 +377,9 @@ def test_help_and_unknown_subcommands(engine: Engine, bot: RunningBot) -> None:
     assert "Could not read that" in runs(bot, "alice", 'start "unclosed').text
     twice = runs(bot, "alice", "start rc-deploy service=api version=1 version=2").text
     assert twice == ":warning: `version` is given twice; give each parameter once"
+    # A value without a name read "has no parameter ``", an empty name in its code span.
+    nameless = runs(bot, "alice", "start rc-deploy service=api =3").text
+    assert nameless == ":warning: `=3` is not `name=value`"
     assert engine.list_runs(flow_name="rc-deploy") == []  # nothing was started
 
 

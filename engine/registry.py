@@ -197,7 +197,16 @@ def _load(source: str) -> None:
         if not files:
             raise FlowImportError(source, f"cannot load flows from {source}: no .py files")
         for file in files:
-            _load_file(file)
+            try:
+                _load_file(file)
+            except FlowImportError:
+                raise
+            except (Exception, SystemExit) as exc:
+                # Which of the folder's files failed, not only the folder.
+                raise FlowImportError(
+                    str(file),
+                    f"cannot load flows from {source}: {file.name}: {type(exc).__name__}: {exc}",
+                ) from exc
     elif source.endswith(".py") or "/" in source or path.is_file():
         _load_file(path)
     else:

@@ -84,4 +84,5 @@ def test_a_flows_file_that_exits_is_named_as_one_that_fails_to_import(tmp_path: 
     (tmp_path / "bad" / "exits.py").write_text("import sys\nsys.exit(3)\n")
     done = signoff(tmp_path, "flows", "list", "--flows", "bad/")
     assert done.returncode == 1, done
-    assert done.stderr == "error: cannot load flows from bad/: SystemExit: 3\n"
+    # Which of the folder's files, too.
+    assert done.stderr == "error: cannot load flows from bad/: exits.py: SystemExit: 3\n"

@@ -135,6 +135,21 @@ class Resuming(Interventions):
         now = self.store.clock()
         if pause.deadline is not None and pause.deadline <= now:
             raise PauseExpired(run.id, pause.key, pause.deadline.isoformat())
+        if (
+            pause.escalate_at is not None
+            and pause.escalated_at is None
+            and pause.escalate_at <= now
+        ):
+            # Due, and no worker has escalated it yet (none runs, or its timer is late):
+            # escalated now, so that whoever it adds may answer, as they were promised.
+            escalated = self.store.escalate_pause(run.id, pause.key)
+            if escalated is not None:
+                logger.info(
+                    "pause escalated",
+                    extra={"action": "pause_escalated", "run_id": run.id, "key": pause.key},
+                )
+                self.notify()
+            pause = escalated or self.store.get_pause(run.id, pause.key) or pause
         refusal = self.permissions.answer(actor, run, pause, pause.answered_by)
         if refusal is not None:
             raise self._refuse_answer(actor, run, pause, refusal, payload)

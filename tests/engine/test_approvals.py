@@ -512,6 +512,27 @@ def test_an_escalation_does_not_undo_a_hand_over_made_while_it_ran(engine: Engin
     assert box["result"] is True
 
 
+def test_an_escalation_due_with_no_worker_to_apply_it_lets_its_people_answer(
+    engine: Engine,
+) -> None:
+    """Escalations are timers a worker fires: with none running, U_BOSS was refused an
+    hour after the pause said they could answer."""
+    box = run_in_thread(ap_escalate_later)
+    run_id = waiting_run(engine, "ap-escalate-later")
+    pause = engine.get_pause(run_id, "1")
+    assert pause is not None and pause.escalate_at is not None
+    due = pause.escalate_at + timedelta(seconds=1)
+    # Its escalation is due, and nothing has applied it.
+    engine.store.clock = lambda: due  # type: ignore[method-assign]
+    answered = engine.resume(run_id, {"approved": True}, "U_BOSS")
+    assert answered.responder == "U_BOSS"
+    box["thread"].join(10)
+    assert box["result"] is True
+    escalations = [r for r in engine.audit_trail(run_id) if r.action == "pause.escalated"]
+    assert [r.data["added"] for r in escalations] == [["U_BOSS"]]
+    assert engine.get_pause(run_id, "1").approvers == ("U_A", "U_B", "U_BOSS")
+
+
 @flow(name="ap-escalate-barred", approvers=["U_A", "U_B"], forbid_starter=True)
 def ap_escalate_barred() -> bool:
     return pause_flow_run(

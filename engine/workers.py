@@ -40,6 +40,10 @@ _RETRY_SECONDS = 1.0
 _RERUN_BACKOFF_MAX_SECONDS = 60.0
 
 
+#: the least time between two "worker full" warnings
+FULL_SAID_SECONDS = 60.0
+
+
 class _RunThreads:
     """Daemon threads for sync runs: one per run in progress, each kept ``idle_seconds``
     after its run ends to take the next one.
@@ -137,6 +141,9 @@ class Worker:
         #: the last look for runs stopped at ``concurrency``: runs may still wait for room,
         #: so a run's end looks again (otherwise nothing does until a run is scheduled)
         self._full = False
+        #: when "worker full" was last said, and whether "room again" is owed for it
+        self._full_said_at: float | None = None
+        self._room_owed = False
         self._loop = asyncio.new_event_loop()
         self._threads: list[threading.Thread] = []
         self._run_threads = _RunThreads()
@@ -348,7 +355,18 @@ class Worker:
             with self._lock:
                 free = self.concurrency - len(self._active)
                 was_full, self._full = self._full, free <= 0
-            if free <= 0 and not was_full:
+                now, said = time.monotonic(), self._full_said_at
+                # Once a minute at most: a worker kept full by short runs fills again as
+                # soon as one ends, many times a second.
+                say_full = (
+                    free <= 0 and not was_full and (said is None or now - said >= FULL_SAID_SECONDS)
+                )
+                say_room = free > 0 and was_full and self._room_owed
+                if say_full:
+                    self._full_said_at, self._room_owed = now, True
+                elif say_room:
+                    self._room_owed = False
+            if say_full:
                 # Paused runs hold their place too: an operator sees why queued runs wait.
                 logger.warning(
                     "worker full: %d %s in progress (paused ones included); queued runs "
@@ -357,7 +375,7 @@ class Worker:
                     "run" if self.concurrency == 1 else "runs",
                     extra={"action": "worker_full", "concurrency": self.concurrency},
                 )
-            elif free > 0 and was_full:
+            elif say_room:
                 logger.info("worker has room again", extra={"action": "worker_room"})
             if free <= 0:
                 return

@@ -154,6 +154,35 @@ def test_a_full_worker_takes_a_waiting_run_as_soon_as_one_ends(
         worker.stop()
 
 
+def test_a_worker_kept_full_by_one_run_after_another_says_so_once(
+    make_engine: Callable[..., Engine], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each run's end made room for the next queued one, and the worker said "full" and
+    "room again" for each: 65 warnings in a second from a worker of short runs."""
+    caplog.set_level(logging.INFO, logger="signoff.engine.workers")
+    engine = make_engine()
+    worker = Worker(engine, concurrency=1)
+    for released in _released.values():
+        released.clear()
+    worker.start()
+    try:
+        runs = [engine.submit("threads-held", {"n": n}) for n in range(3)]
+        wait_for(
+            lambda: [r for r in caplog.records if getattr(r, "action", None) == "worker_full"],
+            15,
+            "the worker to say it is full",
+        )
+        for released in _released.values():
+            released.set()
+        wait_for(lambda: _finished(engine, [r.id for r in runs]), 15, "every run to end")
+        actions = [getattr(r, "action", None) for r in caplog.records]
+        assert (actions.count("worker_full"), actions.count("worker_room")) == (1, 1)
+    finally:
+        for released in _released.values():
+            released.set()
+        worker.stop()
+
+
 def test_a_worker_of_one_says_it_is_full_with_one_run(
     make_engine: Callable[..., Engine], caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -17,7 +17,9 @@ import click
 from signoff.bot.backends import model
 from signoff.bot.cli.render import dump_json, state_line
 from signoff.bot.cli.times import Seconds
+from signoff.bot.forms.labels import clip
 from signoff.engine import Event, Pause, PauseStatus, Run, RunState, StoreError
+from signoff.engine.actors import printable
 
 if TYPE_CHECKING:
     from signoff.engine import Engine
@@ -284,12 +286,19 @@ def report_verdict(pause: Pause, verdict: Verdict, who: str, verdict_timeout: fl
     )
 
 
+#: the most of a completed run's result ``runs wait`` prints (``runs show`` has it all)
+RESULT_CHARS = 500
+
+
 def report_wait(
     run: Run | model.Run, until: Until, *, as_json: bool, timeout: float | None
 ) -> None:
     """Print where a wait left the run, and end with its exit status: 1 if the run ended
     without completing, ``TIMED_OUT`` if it got neither as far as ``until`` in time."""
     click.echo(dump_json(run) if as_json else state_line(run))
+    if not as_json and run.state.value == "completed" and run.result is not None:
+        # What the flow returned, as `runs show` gives it: often what the waiter wants.
+        click.echo(f"result: {printable(clip(run.result, RESULT_CHARS))}")
     if run.state in UNSUCCESSFUL:
         raise click.exceptions.Exit(1)
     if not _reached(run, until):

@@ -341,8 +341,9 @@ def test_run_wait_reports_the_state_it_stops_in_and_cancel(cli: Cli) -> None:
     assert RUN_ID.match(quick.strip())
     waited = cli("run", "cli-quick", "--flows", str(cli.flows), "--param", "n=2", "--wait")
     assert waited.returncode == 0, waited.stderr
-    run_id, state = waited.stdout.splitlines()
+    run_id, state, result = waited.stdout.splitlines()
     assert state == f"{run_id} completed (Completed)"
+    assert result == "result: '4'"  # what the flow returned, as runs show gives it
 
     broken = cli("run", "cli-broken", "--flows", str(cli.flows), "--wait")
     assert broken.returncode == 1

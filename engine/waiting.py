@@ -133,6 +133,10 @@ def _outcome(
         )
     if read:
         run = ctx.engine.store.get_run(ctx.run_id)
+        if run.state is RunState.CANCELLED:
+            # Cancelled from another process whose event this one has not heard yet: a
+            # cancel, not a take-over (its owner was cleared with it).
+            raise Cancel(ctx.run_id)
         # The flag after the read: this process's claim sets it before the claim commits,
         # so a run read as claimed here again is never taken for this waiter's.
         if run.owner != ctx.engine.process_id or (waiter is not None and waiter.taken_over):

@@ -348,3 +348,27 @@ def test_a_task_does_not_start_while_this_process_stores_a_cancel_of_its_run(
     assert rolled_out == []
     assert isinstance(box.get("error"), RunCancelled)
     assert engine.get_run(run.id).state is RunState.CANCELLED
+
+
+@flow(name="race-quorum-cancelled", approvers=["U_A", "U_B"])
+def quorum_cancelled_elsewhere() -> int:
+    return len(pause_flow_run(wait_for_input=None, timeout=60, quorum=2))
+
+
+def test_a_cancel_from_another_process_is_a_cancel_to_the_flow_not_a_take_over(
+    engine: Engine, make_engine: Callable[..., Engine]
+) -> None:
+    """Another process completed the quorum and cancelled the run before this one heard
+    of either: the flow, reading its answered pause and its run, stopped with
+    RunTakenOver ("run taken over by another process") instead of RunCancelled."""
+    thread, box = start(quorum_cancelled_elsewhere)
+    pause = waiting(engine, "race-quorum-cancelled")
+    engine.dispatcher.stop()  # this process hears nothing of what the other does
+    other = make_engine()
+    other.resume(pause.run_id, None, "U_A")
+    other.resume(pause.run_id, None, "U_B")
+    other.cancel(pause.run_id, "U_A")
+    engine.waiters.wake(pause.run_id)  # a wake-up, as the events would have given
+    thread.join(10)
+    assert isinstance(box.get("error"), RunCancelled)
+    assert engine.get_run(pause.run_id).state is RunState.CANCELLED

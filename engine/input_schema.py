@@ -15,6 +15,7 @@ would refuse; only the model's own validators are left to judge after that.
                             (``AwareDatetime``: ``"aware"``, ``NaiveDatetime``:
                             ``"naive"``, or an offset in seconds)
 ``x-signoff-decimal``       ``Decimal`` bounds, digits and decimal places (as strings)
+``x-signoff-number-or-text`` ``true`` on a union of a number and a text (``float | str``)
 ``x-signoff-regex-engine``  ``"python-re"`` when the model's config asks for it
 ``x-signoff-required``      ``true`` on a field the model requires that
                             ``with_initial_data`` gave a value: a form still asks for it
@@ -63,6 +64,15 @@ class InputJsonSchema(GenerateJsonSchema):
             return super().model_schema(schema)
         finally:
             self._regex_engines.pop()
+
+    def union_schema(self, schema: core_schema.UnionSchema) -> JsonSchemaValue:
+        found = super().union_schema(schema)
+        branches = [b for b in found.get("anyOf") or () if b.get("type") != "null"]
+        if sorted(str(b.get("type")) for b in branches) == ["number", "string"]:
+            # A number or a text (``float | str``): a Decimal's schema reads the same, and
+            # a form must not take this for one (a Decimal is marked by decimal_schema).
+            found["x-signoff-number-or-text"] = True
+        return found
 
     def str_schema(self, schema: core_schema.StringSchema) -> JsonSchemaValue:
         found = super().str_schema(schema)

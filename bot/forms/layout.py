@@ -43,6 +43,8 @@ JSONSchema: TypeAlias = Mapping[str, Any]
 ACTION_ID = "value"
 #: the engine's mark on a required field that ``with_initial_data`` gave a value
 REQUIRED_KEYWORD = "x-signoff-required"
+#: the engine's mark on a union of a number and a text (``engine.input_schema``)
+NUMBER_OR_TEXT = "x-signoff-number-or-text"
 #: the value of a boolean's one tickbox option
 TICKED = "true"
 MAX_BLOCKS = 100
@@ -104,6 +106,8 @@ class InputField:
     #: a datetime's answer has no time zone (``NaiveDatetime``: the schema's
     #: ``x-signoff-temporal`` says ``tz_constraint: naive``)
     naive: bool = False
+    #: a text that is sent as a number when it reads as one (``float | str``)
+    number_or_text: bool = False
     #: a list whose repeated items count once (a ``set``: ``uniqueItems``)
     unique: bool = False
 
@@ -184,7 +188,8 @@ def _resolve(
                 raise _malformed(path, word, "a non-empty list of schemas", branches)
             rest = [b for b in branches if b.get("type") != "null"]
             nullable = nullable or len(rest) < len(branches)
-            merged = {**_merge_union(rest, root, path, refs), **merged}
+            either = merged.pop(NUMBER_OR_TEXT, False) is True
+            merged = {**_merge_union(rest, root, path, refs, number_or_text=either), **merged}
         elif isinstance(merged.get("type"), list):
             if not all(isinstance(t, str) for t in merged["type"]):
                 raise _malformed(path, "type", "a name or a list of names", merged["type"])
@@ -207,7 +212,12 @@ def _noted(hint: str | None, note: str) -> str:
 
 
 def _merge_union(
-    branches: Sequence[Mapping[str, Any]], root: JSONSchema, path: str, refs: tuple[str, ...]
+    branches: Sequence[Mapping[str, Any]],
+    root: JSONSchema,
+    path: str,
+    refs: tuple[str, ...],
+    *,
+    number_or_text: bool = False,
 ) -> dict[str, Any]:
     if len(branches) == 1:
         return dict(branches[0])
@@ -216,9 +226,14 @@ def _merge_union(
         # Literal["a"] | Literal["b"], or several enums: one list of options.
         return {"enum": [v for b in resolved for v in b.get("enum", [b.get("const")])]}
     types = sorted({str(b.get("type")) for b in resolved})
+    if types == ["number", "string"] and number_or_text:
+        # ``float | str``, as the engine marks it: typed text, sent as a number when it
+        # reads as one.
+        text = next(b for b in resolved if b.get("type") == "string")
+        return {**text, NUMBER_OR_TEXT: True}
     if types == ["number", "string"]:
         # pydantic's Decimal: a number, or a string so that no precision is lost. The bounds
-        # sit on the number branch.
+        # sit on the number branch. (Unmarked, a ``float | str`` from elsewhere reads so.)
         number = next(b for b in resolved if b.get("type") == "number")
         return {**number, "x-decimal": True}
     if types and set(types) <= {"integer", "number"}:
@@ -385,6 +400,7 @@ def _classify(
             "min_length": _count(node, "minLength", path),
             "max_length": max_length,
             "multiline": long_text or node.get("multiline") is True,
+            "number_or_text": node.get(NUMBER_OR_TEXT) is True,
         }
     if kind in ("integer", "number"):
         number_kind = "decimal" if node.get("x-decimal") else str(kind)

@@ -427,6 +427,8 @@ def _fit_choices(entry: InputField, values: Sequence[Any]) -> list[Option]:
 
 
 def _fit_text(entry: InputField, value: Any) -> str | None:
+    if entry.number_or_text and isinstance(value, int | float) and not isinstance(value, bool):
+        value = repr(value)  # a float | str that starts as a number shows it as typed
     if entry.kind == "lines" and isinstance(value, list):
         if not all(isinstance(v, str) and not _LINE_BREAK.search(v) for v in value):
             # One item per line: an item holding a line break would come back as two.

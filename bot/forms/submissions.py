@@ -222,7 +222,13 @@ def _emptied(entry: InputField) -> bool:
 def _read(entry: InputField, state: Mapping[str, Any]) -> Any:
     kind = entry.kind
     if kind in _TEXT_KINDS:
-        return state.get("value") or None
+        text = state.get("value") or None
+        if entry.number_or_text and text is not None and _PLAIN_NUMBER.fullmatch(text.strip()):
+            # ``float | str``: a number typed is the number, as JSON would carry it.
+            number = float(text)
+            if math.isfinite(number):
+                return number
+        return text
     if kind == "lines":
         text = state.get("value") or ""
         lines = [line.strip() for line in text.splitlines() if line.strip()]

@@ -2,12 +2,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 import pytest
 from jsonschema import Draft202012Validator
 from pydantic import BaseModel, Field, NaiveDatetime, ValidationError
 
+from signoff.bot.forms.modals import build_input_view
 from signoff.bot.forms.submissions import errors_for_view, parse_submission
 from signoff.engine import schema_errors
 from signoff.engine.input import RunInput
@@ -517,3 +519,27 @@ def test_a_datetime_keeps_the_offset_it_started_from() -> None:
         23,
         -dt.timedelta(hours=5),
     )
+
+
+class Version(RunInput):
+    version: float | str
+    fallback: float | str | None = 2.5
+    budget: Decimal = Decimal("1.10")
+
+
+def test_a_number_or_text_takes_either_and_a_decimal_stays_a_number() -> None:
+    """``float | str`` was a number input, as a Decimal is (their JSON schemas read the
+    same): "latest" could not be typed, and 3.5 reached the flow as the text "3.5"."""
+    schema = input_schema(Version)  # as the engine stores it with the pause
+    view = build_input_view(
+        schema, title="Input needed", callback_id="run_input", private_metadata="r42"
+    ).to_dict()
+    assert element(view, "version")["type"] == "plain_text_input"
+    assert element(view, "fallback")["initial_value"] == "2.5"
+    assert element(view, "budget")["type"] == "number_input"
+    for typed, given in (("3.5", 3.5), ("latest", "latest"), ("2", 2.0)):
+        data, errors = parse_submission(schema, slack_state(view, {"version": typed}))
+        assert (errors, schema_errors(schema, data)) == ({}, {})
+        answer = Version.model_validate(data)
+        assert (answer.version, type(answer.version)) == (given, type(given))
+        assert (answer.fallback, answer.budget) == (2.5, Decimal("1.10"))

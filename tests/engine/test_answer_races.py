@@ -25,6 +25,7 @@ from signoff.engine import (
     task,
 )
 from signoff.engine.input import RunInput
+from tests.support.holding import wait_until_blocked
 from tests.support.running import start, waiting
 from tests.support.waiting import wait_for
 
@@ -329,13 +330,7 @@ def test_a_task_does_not_start_while_this_process_stores_a_cancel_of_its_run(
     holding.execute(text("SELECT id FROM runs WHERE id = :run FOR UPDATE"), {"run": run.id})
     canceller = threading.Thread(target=engine.cancel, args=(run.id, "U_A"))
     canceller.start()
-    with db.connect() as watching:
-        wait_for(
-            lambda: watching.execute(
-                text("SELECT count(*) FROM pg_locks WHERE NOT granted")
-            ).scalar(),
-            what="the cancel to wait for the run's row",
-        )
+    wait_until_blocked(db, "the cancel to wait for the run's row")
     go_on.set()
     wait_for(
         lambda: rolled_out or _inside(thread, "is_cancelled"),

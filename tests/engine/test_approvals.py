@@ -32,6 +32,7 @@ from signoff.engine.actors import Actor, Via
 from signoff.engine.audit import AuditAction, describe
 from signoff.engine.audit_export import write_csv, write_jsonl
 from signoff.engine.input import RunInput
+from tests.support.holding import wait_until_blocked
 from tests.support.waiting import wait_for
 
 
@@ -495,13 +496,7 @@ def test_an_escalation_does_not_undo_a_hand_over_made_while_it_ran(engine: Engin
     due = engine.store.clock() + timedelta(seconds=31)
     sweep = threading.Thread(target=lambda: escalated.update(runs=engine.escalate_due_pauses(due)))
     sweep.start()
-    with db.connect() as watching:
-        wait_for(
-            lambda: watching.execute(
-                text("SELECT count(*) FROM pg_locks WHERE NOT granted")
-            ).scalar(),
-            what="the escalation to wait for the row the hand-over holds",
-        )
+    wait_until_blocked(db, "the escalation to wait for the row the hand-over holds")
     handing.commit()
     handing.close()
     sweep.join(10)

@@ -8,6 +8,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import psycopg
+from sqlalchemy import Engine, text
+
+from tests.support.waiting import wait_for
 
 
 @contextmanager
@@ -28,3 +31,15 @@ def writes_held(database_url: str) -> Iterator[None]:
         conn.execute("LOCK TABLE pauses IN EXCLUSIVE MODE")
         yield
         conn.rollback()
+
+
+def wait_until_blocked(db: Engine, what: str) -> None:
+    """Wait until some session of the PostgreSQL database ``db`` waits for a lock another
+    holds (a row the test holds, say)."""
+    with db.connect() as watching:
+        wait_for(
+            lambda: watching.execute(
+                text("SELECT count(*) FROM pg_locks WHERE NOT granted")
+            ).scalar(),
+            what=what,
+        )

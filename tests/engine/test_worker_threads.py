@@ -114,6 +114,15 @@ def test_a_reused_thread_starts_each_run_in_a_fresh_context(
         worker.stop()
 
 
+def _said_full(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    """The worker's "worker full" records, once there is one."""
+    return wait_for(
+        lambda: [r for r in caplog.records if getattr(r, "action", None) == "worker_full"],
+        15,
+        "the worker to say it is full",
+    )
+
+
 def test_a_full_worker_takes_a_waiting_run_as_soon_as_one_ends(
     make_engine: Callable[..., Engine], caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -134,11 +143,7 @@ def test_a_full_worker_takes_a_waiting_run_as_soon_as_one_ends(
         )
         # Two at once: the third waits for room, and the worker says why, once.
         assert engine.get_run(runs[2].id).state is RunState.SCHEDULED
-        full = wait_for(
-            lambda: [r for r in caplog.records if getattr(r, "action", None) == "worker_full"],
-            15,
-            "the worker to say it is full",
-        )
+        full = _said_full(caplog)
         assert [r.getMessage() for r in full] == [
             "worker full: 2 runs in progress (paused ones included); queued runs wait until "
             "one ends (--concurrency)"
@@ -167,11 +172,7 @@ def test_a_worker_kept_full_by_one_run_after_another_says_so_once(
     worker.start()
     try:
         runs = [engine.submit("threads-held", {"n": n}) for n in range(3)]
-        wait_for(
-            lambda: [r for r in caplog.records if getattr(r, "action", None) == "worker_full"],
-            15,
-            "the worker to say it is full",
-        )
+        _said_full(caplog)
         for released in _released.values():
             released.set()
         wait_for(lambda: _finished(engine, [r.id for r in runs]), 15, "every run to end")
@@ -194,11 +195,7 @@ def test_a_worker_of_one_says_it_is_full_with_one_run(
     worker.start()
     try:
         runs = [engine.submit("threads-held", {"n": n}) for n in range(2)]
-        full = wait_for(
-            lambda: [r for r in caplog.records if getattr(r, "action", None) == "worker_full"],
-            15,
-            "the worker to say it is full",
-        )
+        full = _said_full(caplog)
         assert full[0].getMessage().startswith("worker full: 1 run in progress (")
     finally:
         for released in _released.values():

@@ -78,7 +78,8 @@ def test_the_app_connects_through_apps_connections_open(
     assert call.ok and call.response["url"].startswith(
         f"ws://127.0.0.1:{sandbox.socket_mode.port}/"
     )
-    assert sandbox.socket_mode.connections == 1
+    # The client's connect() can return before the sandbox has registered the socket.
+    sandbox.socket_mode.wait_for_connections(1)
     # Over HTTP, Socket Mode serves health checks and metrics only, never Slack's requests.
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(f"{server.url}/slack/events", data=b"{}", timeout=10)
@@ -128,7 +129,8 @@ def test_runs_help_over_socket_mode(sandbox: SlackSandbox, driver: SocketModeDri
 
 def test_stop_closes_the_connection_cleanly(engine: Engine, sandbox: SlackSandbox) -> None:
     server = start_server(engine, sandbox)
-    assert sandbox.socket_mode.connections == 1
+    # The client's connect() can return before the sandbox has registered the socket.
+    sandbox.socket_mode.wait_for_connections(1)
     server.stop()
     sandbox.socket_mode.wait_for_connections(0)
     # A clean close is final: the client does not reconnect.

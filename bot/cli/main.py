@@ -385,6 +385,8 @@ def worker(session: CliSession, sources: tuple[str, ...], concurrency: int, migr
             wait_until(stop)
         finally:
             running.stop()
+            # Closing suspends the runs still waiting here, which it logs: before "stopped".
+            session.close()
             logger.info("worker stopped", extra={"action": "worker_stopped"})
 
 

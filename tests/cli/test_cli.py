@@ -282,6 +282,25 @@ def test_worker_runs_until_input_then_resume_validates_and_completes(cli: Cli) -
     assert "worker_stopped" in log
 
 
+def test_a_stopping_worker_says_it_suspended_its_waiting_runs_before_it_says_it_stopped(
+    cli: Cli,
+) -> None:
+    """The runs were suspended as the engine closed, after the last line, "worker stopped",
+    so an operator reading the log saw the worker do more once it had stopped."""
+    run_id = cli.submit("cli-approve", "--param", "n=4")
+    cli.start_worker()
+    cli.wait_for_state(run_id, "paused")
+    assert cli.stop_workers() == [0]
+    assert cli.show(run_id)["run"]["state"] == "suspended"
+    actions = [
+        action
+        for line in cli.workers[0][1].read_text().splitlines()
+        for action in ("paused_runs_suspended", "worker_stopped")
+        if action in line
+    ]
+    assert actions == ["paused_runs_suspended", "worker_stopped"]
+
+
 @pytest.mark.parametrize(("sig", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_resume_stopped_while_it_waits_for_the_verdict_says_the_answer_is_stored(
     cli: Cli, sig: signal.Signals, status: int

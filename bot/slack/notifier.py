@@ -173,9 +173,11 @@ class SlackNotifier:
         post_id: str,
         text: str,
         blocks: list[Any] | None = None,
+        *,
+        fenced: bool = True,
     ) -> dict[str, str]:
         """Post in the run's thread, once (``RunThreads.reply``)."""
-        return self.threads.reply(run_id, thread, post_id, text, blocks)
+        return self.threads.reply(run_id, thread, post_id, text, blocks, fenced=fenced)
 
     # -- events -------------------------------------------------------------------------
 

@@ -9,7 +9,8 @@ posted again. One that another process claimed within the client's timeout and t
 there yet may be on its way (two replicas handed the same change at once, as on Prefect,
 where no lease keeps replicas apart): ``PostInFlight``, and the change is handed again
 later. Right before each post the consumer's lease is checked (``fence``), so a replica
-that lost it gives its batch up instead.
+that lost it gives its batch up instead; a post its caller has claimed for itself (a
+reminder) is made by whichever replica claimed it.
 
 Someone may delete what was posted. An update of a deleted message is skipped
 (``message_gone``); a reply into the thread of a deleted message raises
@@ -115,8 +116,13 @@ class Poster:
         text: str,
         blocks: list[Any] | None = None,
         thread_ts: str | None = None,
+        *,
+        fenced: bool = True,
     ) -> dict[str, str]:
         """Post a message once, whatever happened to earlier attempts; its channel and ts.
+
+        ``fenced=False``: the caller claimed this post for itself already (a reminder), so
+        any replica may make it, not only the one holding the consumer's lease.
 
         Raises:
             ThreadGone: ``thread_ts`` names a message Slack no longer has.
@@ -143,7 +149,8 @@ class Poster:
                 # Going elsewhere now (the thread it was for is gone): a later attempt must
                 # look for it where it goes.
                 self.backend.set_record(run_id, key, intent)
-        self.fence()
+        if fenced:
+            self.fence()
         try:
             reply = self.client.chat_postMessage(
                 channel=channel,

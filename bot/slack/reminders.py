@@ -11,7 +11,9 @@ reminder is never due before the prompt has been seen and there is still time to
 The job needs the running bot (a Slack client and the run's thread), so every notifier
 started in this process registers here (``track``). A process with a worker but no
 notifier does nothing when the job fires. A reminder is posted at most once per pause,
-and only while the pause still waits.
+and only while the pause still waits: the process that claims it posts it, whether or not
+it holds the notifier's lease (which keeps replicas from repeating each other's posts of
+the run's changes; a claimed reminder cannot be repeated).
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ class SlackNotifier(Protocol):
         post_id: str,
         text: str,
         blocks: list[Any] | None = None,
+        *,
+        fenced: bool = True,
     ) -> dict[str, str]: ...
 
 
@@ -134,7 +138,10 @@ def _post(notifier: SlackNotifier, run_id: str, key: str) -> bool:
     claim = ids.reminder_key(key)
     if not backend.claim_reminder(run_id, key, claim, deadline=pause.deadline):
         return False
-    reply = notifier.reply(run_id, thread, f"reminder.{key}", messages.reminder_text(run, pause))
+    # Claimed, so posted once whichever replica fired the job: not only by the one holding
+    # the notifier's lease, which may not be among the processes that fire it.
+    text = messages.reminder_text(run, pause)
+    reply = notifier.reply(run_id, thread, f"reminder.{key}", text, fenced=False)
     backend.set_record(run_id, claim, reply["ts"])
     logger.info(
         "reminder posted", extra={"action": "reminder_posted", "run_id": run_id, "key": key}

@@ -77,24 +77,33 @@ class RunThreads:
         post_id: str,
         text: str,
         blocks: list[Any] | None = None,
+        *,
+        fenced: bool = True,
     ) -> dict[str, str]:
         """Post in the run's thread, once. If Slack no longer has the thread (its first
         message was deleted), the thread starts again under a new first message and the
         reply goes there: trying the gone thread again would hold up the run's events for
-        ever."""
+        ever. ``fenced``: as for ``Poster.post``."""
+        where = thread["channel"], thread["ts"]
         try:
-            return self._post(run_id, post_id, thread["channel"], text, blocks, thread["ts"])
+            return self._post(run_id, post_id, where[0], text, blocks, where[1], fenced=fenced)
         except ThreadGone:
-            thread = self._restart(run_id, thread)
+            thread = self._restart(run_id, thread, fenced=fenced)
         except ChannelUnavailable as exc:
             if thread["channel"] == self.default_channel:
                 raise  # the configuration is wrong: retried, as the log says
             self._cannot_post(run_id, exc)
-            thread = self._restart(run_id, thread, cannot_post=exc)
-        return self._post(run_id, post_id, thread["channel"], text, blocks, thread["ts"])
+            thread = self._restart(run_id, thread, cannot_post=exc, fenced=fenced)
+        where = thread["channel"], thread["ts"]
+        return self._post(run_id, post_id, where[0], text, blocks, where[1], fenced=fenced)
 
     def _restart(
-        self, run_id: str, gone: dict[str, str], cannot_post: ChannelUnavailable | None = None
+        self,
+        run_id: str,
+        gone: dict[str, str],
+        cannot_post: ChannelUnavailable | None = None,
+        *,
+        fenced: bool = True,
     ) -> dict[str, str]:
         """Post the run's first message again, from its current state, in place of ``gone``:
         in the same channel, or in the default one when Slack refuses the bot ``gone``'s
@@ -124,7 +133,7 @@ class RunThreads:
         blocks.insert(1, messages.thread_restarted_block(moved))
         channel = gone["channel"] if cannot_post is None else self.default_channel
         # One new first message per deleted one, whatever is retried.
-        thread = self._post(run_id, f"root.{gone['ts']}", channel, text, blocks)
+        thread = self._post(run_id, f"root.{gone['ts']}", channel, text, blocks, fenced=fenced)
         self.backend.set_record(run_id, ids.THREAD, thread)
         self.backend.set_record(
             run_id,

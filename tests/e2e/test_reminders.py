@@ -5,13 +5,16 @@ The reminder is due at ``deadline - min(10 minutes, half the time to the deadlin
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from signoff.bot.backends.embedded import EmbeddedBackend
+from signoff.bot.config import BotSettings
 from signoff.bot.slack import ids, reminders
+from signoff.bot.slack.server import Server
 from signoff.bot.testing import RunningBot, running_bot
 from signoff.engine import Engine, PauseStatus, PauseTimeout, flow, pause_flow_run
 from signoff.engine.input import RunInput
@@ -100,6 +103,34 @@ def test_remind_mentions_the_approvers_once_and_only_while_waiting(
     assert len(reminders_in(bot, root.ts)) == 1
     reminded = [r for r in engine.audit_trail(run.id) if r.action == "reminder.sent"]
     assert len(reminded) == 1 and reminded[0].key == "1"
+
+
+def test_a_replica_that_does_not_post_to_slack_posts_the_reminder_it_fired(
+    engine: Engine, bot: RunningBot, make_engine: Callable[..., Engine]
+) -> None:
+    """Any replica's timers may fire a reminder, but only the replica holding the Slack
+    notifier's lease could post: one fired elsewhere was claimed and audited as sent, and
+    never reached Slack."""
+    run = engine.submit("rm-guarded", {})
+    root = bot.root_message(run.id)  # the bot holds the lease: it posted this
+    wait_for(lambda: pending(engine, run.id), timeout=5)
+    settings = BotSettings.load(
+        bot_token=bot.slack.token,
+        signing_secret="x",
+        api_url=bot.slack.api_url,
+        channel=bot.channel,
+    )
+    standby = Server(EmbeddedBackend(make_engine()), settings, port=0)
+    standby.start()
+    try:
+        # The standby's notifier is this process's newest: the job goes through it.
+        assert reminders.remind(run_id=run.id, key="1") is True
+    finally:
+        standby.stop()
+    [reminder] = reminders_in(bot, root.ts)
+    assert "<@U0BOB>, <!subteam^S0SRE>: please answer before" in reminder.text
+    assert engine.get_metadata(run.id, ids.reminder_key("1")) == reminder.ts
+    assert [r.key for r in engine.audit_trail(run.id) if r.action == "reminder.sent"] == ["1"]
 
 
 def test_remind_says_anyone_and_does_nothing_once_cancelled(

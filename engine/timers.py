@@ -97,6 +97,12 @@ class _JobStore(SQLAlchemyJobStore):  # type: ignore[misc]
             return []
         return jobs
 
+    def remove_job(self, job_id: str) -> None:
+        # Several workers fire the same due job, and each then removes it: the first one
+        # does, the others find it gone. APScheduler takes that for a failed pass.
+        with contextlib.suppress(JobLookupError):
+            super().remove_job(job_id)
+
 
 class _Scheduler(BackgroundScheduler):  # type: ignore[misc]
     def __init__(self, store: _JobStore, **kwargs: Any) -> None:
@@ -121,6 +127,8 @@ class _Scheduler(BackgroundScheduler):  # type: ignore[misc]
             if self._store.read_error is not None:
                 raise self._store.read_error
         except Exception:
+            if self.state != STATE_RUNNING:
+                return None  # shut down during the pass: its removal of a fired job failed
             # The due jobs could not be read, or a fired job's write failed (a database
             # locked or down), which APScheduler lets end its thread, and with it every
             # later timer of this process. Try again.

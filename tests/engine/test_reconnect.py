@@ -458,6 +458,47 @@ def test_timers_that_cannot_read_their_jobs_say_so_once_and_when_they_work_again
     assert not [r for r in caplog.records if r.name.startswith("apscheduler")]
 
 
+def test_a_job_another_worker_fired_and_removed_first_is_not_a_failure(
+    pg_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two workers firing the same due job (every replica fires the bot's reminders) both
+    remove it afterwards; the second found it gone, logged ``timers_failed`` at ERROR with
+    a traceback, and left its other timers for 5 s."""
+    from datetime import UTC, datetime
+
+    engine = Engine(EngineSettings.load(database_url=pg_url))
+    admin = psycopg.connect(
+        f"host=127.0.0.1 port={make_url(pg_url).port} user=postgres "
+        f"dbname={make_url(pg_url).database}",
+        autocommit=True,
+    )
+    try:
+        # Every other removal removes nothing, as when another worker removed the row a
+        # moment before (the row stays here, so the job fires again and goes then). A
+        # sequence counts them: it is not rolled back with the failed removal.
+        admin.execute("CREATE SEQUENCE removals")
+        admin.execute(
+            "CREATE FUNCTION removed_first() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            "IF nextval('removals') % 2 = 1 THEN RETURN NULL; END IF; RETURN OLD; END $$"
+        )
+        admin.execute(
+            "CREATE TRIGGER removed_first BEFORE DELETE ON apscheduler_jobs "
+            "FOR EACH ROW EXECUTE FUNCTION removed_first()"
+        )
+        caplog.set_level("INFO", logger="signoff.engine.timers")
+        engine.timers.start(active=True)
+        path = f"{__name__}:_fired"
+        engine.timers.call_at("t:raced", datetime.now(UTC), path, {"name": "raced"})
+        wait_for(lambda: "raced" in FIRED, what="the raced timer")
+        engine.timers.call_at("t:raced-next", datetime.now(UTC), path, {"name": "raced-next"})
+        wait_for(lambda: "raced-next" in FIRED, what="the next timer", timeout=3)
+        wait_for(lambda: len(engine.timers.pending()) == 1, what="both jobs removed at last")
+    finally:
+        admin.close()
+        engine.close()
+    assert not _actions(caplog, "timers_failed")
+
+
 #: starts of ``reconnect_waits``: code outside any task, run again only with the flow
 STARTS: list[str] = []
 

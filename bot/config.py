@@ -13,6 +13,7 @@ variable in one ``SettingsError``.
 
 from __future__ import annotations
 
+import difflib
 import io
 import logging
 import os
@@ -126,7 +127,24 @@ class EnvSettings(BaseSettings):
 
     @classmethod
     def load(cls, **overrides: object) -> Self:
-        """Read settings; one clear error names each missing or malformed variable."""
+        """Read settings; one clear error names each missing or malformed variable.
+
+        ``overrides`` are given by field name (``channel=...``) or variable name; one that
+        is neither is refused (``permissions=`` for ``permissions_file=`` left the bot
+        without its rules), not ignored as the environment's other variables are.
+        """
+        known = set(cls.model_fields)
+        for field in cls.model_fields.values():
+            for alias in (field.alias, field.validation_alias):
+                if isinstance(alias, str):
+                    known.add(alias)
+                elif isinstance(alias, AliasChoices):
+                    known.update(c for c in alias.choices if isinstance(c, str))
+        for name in overrides:
+            if name not in known:
+                close = difflib.get_close_matches(name, sorted(cls.model_fields), n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise SettingsError(f"{name!r} is no setting of {cls.__name__}{hint}")
         try:
             return cls(**overrides)  # type: ignore[arg-type]
         except ValidationError as exc:

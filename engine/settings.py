@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import importlib.util
 import json
 import re
@@ -150,7 +151,16 @@ class EngineSettings(BaseSettings):
 
     @classmethod
     def load(cls, **overrides: object) -> EngineSettings:
-        """Read settings from the environment, raising one clear error naming the variable."""
+        """Read settings from the environment, raising one clear error naming the variable.
+
+        ``overrides`` are given by field name (``database_url=...``); a name that is no
+        setting is refused, not ignored as the environment's other variables are.
+        """
+        for name in overrides:
+            if name not in cls.model_fields:
+                close = difflib.get_close_matches(name, list(cls.model_fields), n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise ConfigurationError(f"invalid setting: {name!r} is no setting{hint}")
         try:
             return cls(**overrides)  # type: ignore[arg-type]
         except ValidationError as exc:

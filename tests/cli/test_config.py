@@ -448,3 +448,24 @@ def test_an_interval_or_pool_that_would_only_spin_or_exhaust_is_refused_by_name(
     monkeypatch.setenv(variable, value)
     with pytest.raises(ConfigurationError, match=f"{variable}: .*{why}"):
         EngineSettings.load()
+
+
+def test_a_setting_given_in_code_under_a_wrong_name_is_refused_with_the_right_one() -> None:
+    """``PrefectSettings.load(permissions=...)`` was taken as an unknown environment
+    variable and ignored: the bot ran with no rules at all, and nothing said so."""
+    with pytest.raises(SettingsError) as wrong:
+        PrefectSettings.load(api_url="http://127.0.0.1:4200/api", permissions="/etc/rules.json")
+    assert str(wrong.value) == (
+        "'permissions' is no setting of PrefectSettings; did you mean 'permissions_file'?"
+    )
+    with pytest.raises(ConfigurationError) as typo:
+        EngineSettings.load(databse_url="sqlite://")
+    assert str(typo.value) == (
+        "invalid setting: 'databse_url' is no setting; did you mean 'database_url'?"
+    )
+    # A field's name or its variable's name both still work.
+    by_field = BotSettings.load(bot_token="xoxb-1", signing_secret="s", channel="C1")
+    by_variable = BotSettings.load(
+        SLACK_BOT_TOKEN="xoxb-1", SLACK_SIGNING_SECRET="s", SIGNOFF_CHANNEL="C1"
+    )
+    assert by_field.channel == by_variable.channel == "C1"

@@ -232,6 +232,8 @@ class Pause:
     escalate_at: datetime | None = None
     #: why nobody can answer this request although it waits (its form was never stored)
     unanswerable: str | None = None
+    #: answered where Signoff does not learn who answered (Prefect's own UI or API)
+    answered_outside: bool = False
 
     @property
     def wants_input(self) -> bool:

@@ -64,6 +64,7 @@ from signoff.bot.forms.mrkdwn import escape_mrkdwn
 from signoff.bot.forms.submissions import errors_for_view, parse_submission
 from signoff.bot.slack import ids, metrics
 from signoff.bot.slack.approvers import refusal_text, slack_actor
+from signoff.bot.slack.deleted import GONE
 from signoff.bot.slack.edge import REPLAY_CLAIM_SECONDS, replay_key
 from signoff.bot.slack.failures import reported
 from signoff.bot.slack.form_schemas import FormSchemas, uncarried
@@ -259,6 +260,9 @@ class Answerer:
                 )
                 return None
             answer = backend.answer(run_id, key, pending.values, responder=pending.responder)
+        except RunNotFound:
+            # Deleted under the open form (in Prefect's UI): "answer again" could never work.
+            return notice_view("Nothing to do", GONE)
         except BackendError as exc:
             logger.warning(
                 "answer not recorded: %s",

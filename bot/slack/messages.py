@@ -319,6 +319,8 @@ def responders_text(pause: Pause) -> str:
     """Who answered ``pause``, as mentions: each person a quorum counted, in the order they
     answered (the pause's ``responder`` is only the last of them), and whose "no" ended it
     early when one did."""
+    if pause.answered_outside:
+        return "someone outside Signoff"
     if pause.quorum <= 1 and len(pause.answers) <= 1:
         return who(pause.responder)
     named = pause.answered_by or ((pause.responder,) if pause.responder else ())

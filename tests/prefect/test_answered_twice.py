@@ -71,3 +71,50 @@ def test_a_prefect_request_answered_from_the_cli_names_its_answerer_to_a_slack_c
     [told] = bot.slack.wait_for(lambda ws: ws.ephemeral("U0BOB")[before:], timeout=60)
     assert told.text == "This input was already answered by <@U0ALICE>."
     finished(backend, run.id)
+
+
+def test_a_form_submitted_after_an_answer_in_prefect_says_it_was_answered_outside_signoff(
+    bot: ServedBot,
+) -> None:
+    """Answered through Prefect's own API (as its UI does), the request has no Signoff
+    responder: the form's outcome and the run's message said "answered by someone"."""
+    backend = bot.backend
+    run = backend.start_run("greet-user/tests", {}, started_by=CAROL)
+    root = bot.root_message(run.id, timeout=60)
+    bot.driver.click("bob", root, action_id=ids.PROVIDE_INPUT)
+    bot.slack.wait_for(lambda ws: ws.open_view("bob"), timeout=120)
+    resumed = backend.api._call(
+        "POST", f"/flow_runs/{run.id}/resume", body={"run_input": {"name": "Ada"}}
+    )
+    assert resumed.json()["status"] == "ACCEPT", resumed.text
+
+    assert bot.driver.submit("bob", {"name": "Bea"}).response_action == "update"
+    stale = shown(bot.outcome("bob", timeout=120))
+    assert "already answered by someone outside Signoff" in stale
+    finished(backend, run.id)
+    status = bot.slack.wait_for(
+        lambda ws: (
+            "outside Signoff" in json.dumps((m := ws.channel(bot.channel).message(root.ts)).blocks)
+            and m
+        ),
+        timeout=120,
+    )
+    assert "Answered by someone outside Signoff" in json.dumps(status.blocks)
+
+
+def test_a_form_submitted_for_a_run_deleted_in_prefect_says_the_run_is_gone(
+    bot: ServedBot,
+) -> None:
+    """The form said "Something went wrong ... The prompt stays open; please answer
+    again", while the bot closed that prompt as deleted."""
+    backend = bot.backend
+    run = backend.start_run("greet-user/tests", {}, started_by=CAROL)
+    root = bot.root_message(run.id, timeout=60)
+    bot.driver.click("bob", root, action_id=ids.PROVIDE_INPUT)
+    bot.slack.wait_for(lambda ws: ws.open_view("bob"), timeout=120)
+    assert backend.api._call("DELETE", f"/flow_runs/{run.id}").status_code == 204
+
+    assert bot.driver.submit("bob", {"name": "Bea"}).response_action == "update"
+    told = shown(bot.outcome("bob", timeout=120))
+    assert "no longer exists" in told
+    assert "answer again" not in told

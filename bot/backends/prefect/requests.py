@@ -182,6 +182,8 @@ def read_pauses(
                 ),
                 delegations=tuple(delegations),
                 unanswerable=unanswerable,
+                answered_outside=status in (PauseStatus.ACCEPTED, PauseStatus.REJECTED)
+                and not responder,
             )
         )
     return _prefill_asked_again(found)

@@ -192,9 +192,26 @@ def list_runs(
             ("--before", page[-1].id),
             ("--backend", backend_name if backend_name != "embedded" else None),
         ]
-        words = [click.get_current_context().command_path]
+        words = [_next_page_command(click.get_current_context())]
         words += [f"{name} {shlex.quote(value)}" for name, value in given if value is not None]
         click.echo(f"more: {' '.join(words)}{' --json' if as_json else ''}", err=True)
+
+
+def _next_page_command(ctx: click.Context) -> str:
+    """``signoff runs list`` with the options given to ``signoff`` itself: without the
+    ``--database-url`` typed for this page, the next one would read another database. A
+    password in it is masked, as ``config show`` does: this line goes to logs too."""
+    from signoff.bot.cli.config import mask
+
+    root = ctx.find_root()
+    words = [root.info_name or "signoff"]
+    if root.params.get("verbose"):
+        words.append("-v")
+    url = root.params.get("database_url")
+    if url and root.get_parameter_source("database_url") is click.core.ParameterSource.COMMANDLINE:
+        words.append(f"--database-url {shlex.quote(mask('SIGNOFF_DATABASE_URL', url))}")
+    path = ctx.command_path.split()[1:]  # after the program's name
+    return " ".join(words + path)
 
 
 def _engine_page(

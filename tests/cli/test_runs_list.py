@@ -7,6 +7,7 @@ import json
 import shlex
 import uuid
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -134,6 +135,27 @@ def test_pages_end_with_the_command_for_the_next_one(
     # the cursor may be a unique prefix, as runs list shows ids
     _, out, _ = run_cli(capsys, "runs", "list", "--before", made[2][:8], "--json")
     assert ids(out) == [made[1], made[0]]
+
+
+def test_the_next_pages_command_keeps_the_database_url_given_on_the_command_line(
+    made: list[str],
+    database_url: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """It named the subcommand's options only: run as printed, the next page read the
+    default database (or SIGNOFF_DATABASE_URL's), and failed there or listed other runs."""
+    monkeypatch.delenv("SIGNOFF_DATABASE_URL")
+    first = ["-v", "--database-url", database_url, "runs", "list", "--limit", "4", "--json"]
+    status, out, err = run_cli(capsys, *first)
+    assert status == 0, err
+    [more] = [line for line in err.splitlines() if line.startswith("more: ")]
+    next_command = shlex.split(more.removeprefix("more: "))
+    assert urlsplit(database_url).password is None  # one would be masked
+    assert next_command[:4] == ["signoff", "-v", "--database-url", database_url]
+    status, out, err = run_cli(capsys, *next_command[1:])
+    assert status == 0, err
+    assert ids(out) == made[::-1][4:8]
 
 
 @pytest.mark.parametrize(

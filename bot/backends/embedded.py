@@ -118,6 +118,8 @@ def pause_of(pause: eng.Pause) -> Pause:
         delegations=tuple(_copy(d, Delegation) for d in pause.delegations),
         # The engine stores a pause with its schema: whoever may answer it can.
         unanswerable=None,
+        # Every answer the engine takes names who gave it.
+        answered_outside=False,
     )
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections import namedtuple
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
@@ -49,6 +50,7 @@ from signoff.engine.audit_export import ExportRow
 from signoff.engine.errors import AuditRecordUnreadable
 from signoff.engine.store import appending
 from signoff.engine.store.base import ASSUMED_HEAD, AUDIT_LOCKED, StoreBase
+from signoff.engine.store.database import json_text
 from signoff.engine.store.dropped import read_again_if_dropped, write_again_if_dropped
 from signoff.engine.store.prepared import Prepared
 from signoff.engine.store.rows import utc
@@ -87,6 +89,15 @@ def _export(at: Any) -> Select[Any]:
 _DIGITS = "[0-9][0-9]"
 #: a time as SQLite holds it: ``2026-01-01 09:30:00.000000``
 _SQLITE_TIME = f"{_DIGITS * 2}-{_DIGITS}-{_DIGITS} {_DIGITS}:{_DIGITS}:{_DIGITS}.{_DIGITS * 3}"
+#: Signoff writes ``data`` in ASCII, escaping the rest (``json_text``): a line break or any
+#: other character outside printable ASCII was put there by an edit, which export would
+#: copy out (a break makes a line that is not JSON). Cheap enough for the database to judge
+#: as it reads; ``to_record`` compares the whole text with what Signoff would write.
+_NOT_ASCII_GLOB = "*[^ -~]*"
+_NOT_ASCII_REGEX = "[^ -~]"
+_NOT_AS_WRITTEN = "its data is not written as Signoff writes it"
+#: ``_SQLITE_TIME`` for Python
+_SQLITE_TIME_TEXT = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}")
 #: the text columns, by the name a record's reader knows each by
 _TEXT_COLUMNS = {
     "action": "action",
@@ -126,6 +137,7 @@ _UNEXPORTABLE_SQLITE = case(
     (func.json_valid(AUDIT.c.data) == 0, "its data is not JSON"),
     # Valid JSON that Signoff wrote (compactly): an object starts with its brace.
     (func.substr(AUDIT.c.data, 1, 1) != "{", "its data is not a JSON object"),
+    (type_coerce(AUDIT.c.data, String).bool_op("GLOB")(_NOT_ASCII_GLOB), _NOT_AS_WRITTEN),
     else_=None,
 ).label("unexportable")
 _UNEXPORTABLE_POSTGRES = case(
@@ -133,6 +145,7 @@ _UNEXPORTABLE_POSTGRES = case(
         func.json_typeof(AUDIT.c.data).not_in(["object", "null"]),
         "its data is not a JSON object",
     ),
+    (cast(AUDIT.c.data, Text).bool_op("~")(_NOT_ASCII_REGEX), _NOT_AS_WRITTEN),
     else_=None,
 ).label("unexportable")
 #: the verdicts on bytes stored as bytes, which say more than that they are not UTF-8
@@ -241,10 +254,15 @@ def to_record(row: Any) -> AuditRecord:
     at = row.at
     if not isinstance(at, datetime):
         try:
-            at = datetime.fromisoformat(at)
+            parsed = datetime.fromisoformat(at)
         except (TypeError, ValueError):
             problems.append(f"its time {at!r} is not a time")
-            at = _NO_TIME
+            parsed = _NO_TIME
+        else:
+            if not _SQLITE_TIME_TEXT.fullmatch(at):
+                # A time that means the same, written otherwise: as export says of it.
+                problems.append(f"its time {at!r} is not written as Signoff writes times")
+        at = parsed
     texts: dict[str, str | None] = {}
     for column, name in _TEXT_COLUMNS.items():
         value = getattr(row, column)
@@ -265,6 +283,10 @@ def to_record(row: Any) -> AuditRecord:
         elif not isinstance(data, dict):
             problems.append(f"its data is not a JSON object: {row.data[:40]!r}")
             data = {}
+        elif not _as_written(data, row.data):
+            # The same values in other text (a key given twice, which readers take first
+            # or last; a line break) hash alike: the chain would call the edit intact.
+            problems.append(_NOT_AS_WRITTEN)
     return AuditRecord(
         seq=seq,
         at=utc(at),
@@ -280,6 +302,14 @@ def to_record(row: Any) -> AuditRecord:
         hash=texts["hash"] or "",
         problem="; ".join(problems) or None,
     )
+
+
+def _as_written(data: dict[str, Any], text: str) -> bool:
+    """Whether ``text`` is what Signoff writes for ``data`` (``json_text``)."""
+    try:
+        return bool(json_text(data) == text)
+    except ValueError:  # NaN or an infinity: never written by Signoff
+        return False
 
 
 class AuditQueries(StoreBase):

@@ -186,6 +186,11 @@ UNREADABLE = [
     ("data = '[1,2]'", "its data is not a JSON object: '[1,2]'"),
     ("data = '{not json'", "its data is not JSON: Expecting property name"),
     ("at = 'yesterday'", "its time 'yesterday' is not a time"),
+    # the same instant, written otherwise: export refuses it, and so does verify
+    (
+        "at = '2026-01-01T09:30:00+00:00'",
+        "its time '2026-01-01T09:30:00+00:00' is not written as Signoff writes times",
+    ),
     # SQLite keeps bytes in a text column (sqlite3's X'..'); they are not a name or a hash
     ("actor_name = X'4D'", "its actor_name is not text: b'M'"),
     ("hash = X'00'", "its hash is not text: b'\\x00'"),
@@ -232,6 +237,61 @@ def test_a_record_that_cannot_be_read_is_named_by_verify_show_and_export(
             assert [json.loads(line)["seq"] for line in written] == [1]  # every line JSON
         else:
             assert [row["seq"] for row in csv.DictReader(io.StringIO(out))] == ["1"]
+
+
+def _first_key_twice(stored: str) -> str:
+    """The first key given twice, first with a decoy: Python (and verify) reads the last
+    value, SQLite's json_extract and other readers the first."""
+    first = next(iter(json.loads(stored)))
+    return f'{{"{first}": "decoy", {stored[1:]}'
+
+
+#: edits that leave a record's values as they were (so its hash still matches them) but
+#: not its stored text, which export copies and other readers read otherwise
+SAME_VALUES = {
+    "a key given twice": _first_key_twice,
+    "a line break": lambda stored: stored.replace("{", "{\n", 1),
+    "spaces taken out": lambda stored: stored.replace(": ", ":"),
+}
+
+
+@pytest.mark.parametrize("edit", SAME_VALUES)
+def test_data_edited_into_other_text_with_the_same_values_breaks_the_trail(
+    engine: Engine, database_url: str, edit: str
+) -> None:
+    """verify hashed the values read from the text, not the text: these edits were
+    "intact", and export copied the line break out as a line that is not JSON."""
+    for _ in range(3):
+        audit_cli_other()
+    with engine.store.engine.begin() as conn:
+        stored = conn.execute(text("SELECT data FROM audit_records WHERE seq = 2")).scalar()
+        if not isinstance(stored, str):  # PostgreSQL's driver decodes json
+            stored = conn.execute(
+                text("SELECT CAST(data AS TEXT) FROM audit_records WHERE seq = 2")
+            ).scalar()
+        value = (
+            "CAST(:data AS json)" if engine.store.engine.dialect.name == "postgresql" else ":data"
+        )
+        edited = SAME_VALUES[edit](stored)
+        conn.execute(
+            text(f"UPDATE audit_records SET data = {value} WHERE seq = 2"), {"data": edited}
+        )
+    assert json.loads(edited) == json.loads(stored) and edited != stored
+
+    code, out, err = invoke(database_url, "audit", "verify")
+    assert (code, out) == (1, "")
+    assert err.startswith(
+        "audit trail BROKEN at record 2: record 2 cannot be read "
+        "(its data is not written as Signoff writes it)"
+    )
+    code, out, err = invoke(database_url, "audit", "export")
+    if "\n" in edited:
+        assert code == 1 and [json.loads(line)["seq"] for line in out.splitlines()] == [1]
+        assert err.startswith(
+            "Error: audit record 2 cannot be read (its data is not written as Signoff writes it)"
+        )
+    else:  # copied as stored, and verify is what says it was edited
+        assert code == 0 and [json.loads(line)["seq"] for line in out.splitlines()][:3] == [1, 2, 3]
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # PostgreSQL refuses it

@@ -99,8 +99,10 @@ class Actor:
 #: C0 and C1 control characters (Unicode category Cc: newlines, ESC, ...) and the line and
 #: paragraph separators: in an id or a name they would start a new line, or a terminal
 #: escape, in ``runs show``'s audit trail and ``runs list``'s table, so a person's name
-#: could forge lines there
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+#: could forge lines there. Also the marks, embeddings, overrides and isolates that
+#: reorder bidirectional text (U+202E shows "alice" written after it backwards): the
+#: "Trojan Source" characters, which make a line read otherwise than it is stored.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]")
 
 
 def check_one_line(value: str, what: str) -> str:

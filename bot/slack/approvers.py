@@ -34,9 +34,10 @@ _ID = re.compile(r"\b[UWS][A-Z0-9]{2,}\b")
 #: the engine's refusal of someone who answered already: their id, first
 _ANSWERED = re.compile(r"^(\S+) (?:has )?already answered")
 _HANDED = re.compile(r"(\S+) handed it to (\S+), so the decision is no longer theirs")
-#: control characters (NUL, newlines, ESC, ...) and line separators, which the engine
-#: refuses in names: they could forge lines in a run's trail as a terminal shows it
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+#: control characters (NUL, newlines, ESC, ...), line separators and the characters that
+#: reorder bidirectional text, which the engine refuses in names: they could forge lines
+#: in a run's trail as a terminal shows it
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]")
 
 
 class Approvers:

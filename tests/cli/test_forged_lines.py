@@ -31,6 +31,8 @@ FORGED = "eve\n  2026-12-04 09:00:00 U0BOB via slack: run.cancelled"
         (("run", "access-request", "--flows", "flows.py", "--started-by", FORGED), "--started-by"),
         (("runs", "resume", "abc", "--input", "{}", "--as", "alice\x1b[2J"), "--as"),
         (("runs", "cancel", "abc", "--as", "alice\u2028bob"), "--as"),
+        # shown right to left after it: "bob\u202eecila" reads as "bobalice" reversed
+        (("runs", "cancel", "abc", "--as", "bob\u202eecila"), "--as"),
         (("runs", "reassign", "abc", "--to", "U0BOB\r"), "--to"),
         (("runs", "resume", "abc", "--input", "{}", "--group", "S0SRE\n"), "--group"),
     ],
@@ -41,7 +43,7 @@ def test_a_name_with_a_control_character_is_refused_by_option(
     status, out, err = run_cli(capsys, *command_line)
     assert (status, out) == (2, "")
     assert err.startswith(f"error: Invalid value for '{option}': ")
-    assert "control character (U+00" in err or "U+2028" in err
+    assert any(f"control character (U+{c}" in err for c in ("00", "2028", "202E"))
     assert len(err.splitlines()) == 1  # the refusal itself forges no line
     assert not (project / "ops.db").exists()  # refused before anything was opened
 
@@ -97,6 +99,24 @@ def test_a_name_stored_before_the_check_shows_on_its_own_line(
     )
     status, out, _ = run_cli(capsys, "runs", "list")
     assert status == 0 and len(out.splitlines()) == 2  # the header and the one run
+
+
+def test_an_answer_with_a_bidirectional_override_shows_it_written_out(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """U+202E in a stored name or answer went to the terminal as it was: a viewer that
+    honours it shows the rest of the line reversed ("Trojan Source")."""
+    status, run_id, _ = run_cli(
+        capsys, "run", "access-request", "--flows", "flows.py", "--param", "user=ada"
+    )
+    assert status == 0
+    database = create_engine(f"sqlite:///{project / 'ops.db'}")
+    with database.begin() as conn:
+        conn.execute(text("UPDATE audit_records SET actor_name = :who"), {"who": "bob\u202eecila"})
+    database.dispose()
+    status, out, _ = run_cli(capsys, "runs", "show", run_id.strip())
+    assert status == 0 and "\u202e" not in out
+    assert "bob\\u202eecila" in out.split("Audit trail\n", 1)[1]
 
 
 @flow(name="logs-a-reason")

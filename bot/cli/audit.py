@@ -61,14 +61,22 @@ def _is_hex(text: str) -> bool:
     "trail still holds it (the chain alone cannot show that its newest records were "
     "deleted). Repeatable.",
 )
+@click.option(
+    "--keyed",
+    is_flag=True,
+    help="Fail unless every record is hashed with SIGNOFF_AUDIT_KEY. Without it, records "
+    "written before the key was set pass, and so would a trail rewritten without the key.",
+)
 @pass_session
-def verify(session: CliSession, heads: dict[int, str]) -> None:
+def verify(session: CliSession, heads: dict[int, str], keyed: bool) -> None:
     """Check every record's hash and link; exit 1 and say where, if the chain breaks.
 
     Also fails when a run has no record of its start, or a --head record is gone or
     changed. Keep the SEQ:HASH it prints (posted somewhere else, daily, say) and pass it
     to a later check with --head.
     """
+    if keyed and session.settings().audit_key is None:
+        raise click.UsageError("--keyed needs SIGNOFF_AUDIT_KEY, the key to check them with")
     result = session.engine().verify_audit(heads)
     if result.broken is not None:
         # A key that matches nothing is not evidence of an edit: say which it looks like.
@@ -79,9 +87,16 @@ def verify(session: CliSession, heads: dict[int, str]) -> None:
             err=True,
         )
         raise click.exceptions.Exit(1)
+    which = "record 1 was" if result.unkeyed == 1 else f"records 1-{result.unkeyed} were"
+    if keyed and result.unkeyed:
+        click.echo(
+            f"audit trail NOT VERIFIED with --keyed: {which} hashed without SIGNOFF_AUDIT_KEY "
+            "(written before it was set, or rewritten by someone without it)",
+            err=True,
+        )
+        raise click.exceptions.Exit(1)
     click.echo(f"audit trail intact: {result.checked} records, last hash {result.head}")
     if result.unkeyed:
-        which = "record 1 was" if result.unkeyed == 1 else f"records 1-{result.unkeyed} were"
         click.echo(f"{which} written before SIGNOFF_AUDIT_KEY was set (hashed without it)")
     for seq in sorted(heads):
         click.echo(f"record {seq} still has the hash given with --head")

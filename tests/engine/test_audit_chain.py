@@ -254,6 +254,31 @@ def test_a_run_whose_start_record_was_cut_breaks_the_trail(
     assert "have no record of their start: the trail holds no records (were they deleted?" in err
 
 
+def test_keyed_refuses_a_keyed_trail_rewritten_without_the_key(
+    make_engine: Callable[..., Engine], database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without --keyed, a trail keyed from its first record and rewritten whole without
+    the key passed (exit 0, as "written before SIGNOFF_AUDIT_KEY was set")."""
+    keyed = make_engine(audit_key="k1")
+    runs_on(keyed, 2)
+    monkeypatch.setenv("SIGNOFF_AUDIT_KEY", "k1")
+    assert invoke(database_url, "audit", "verify", "--keyed")[0] == 0
+    records = list(keyed.audit_records())
+    for record in records:  # a forger without the key rewrites every record
+        rewrite(keyed, record.seq, "mallory", secret=None)
+    code, out, _ = invoke(database_url, "audit", "verify")
+    assert code == 0 and f"records 1-{len(records)} were written before" in out
+    code, out, err = invoke(database_url, "audit", "verify", "--keyed")
+    assert (code, out) == (1, "")
+    assert err == (
+        f"audit trail NOT VERIFIED with --keyed: records 1-{len(records)} were hashed without "
+        "SIGNOFF_AUDIT_KEY (written before it was set, or rewritten by someone without it)\n"
+    )
+    monkeypatch.delenv("SIGNOFF_AUDIT_KEY")
+    code, _, err = invoke(database_url, "audit", "verify", "--keyed")
+    assert code == 2 and "--keyed needs SIGNOFF_AUDIT_KEY" in err
+
+
 def test_a_trail_rewritten_without_a_key_is_caught_by_a_kept_head(
     engine: Engine, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

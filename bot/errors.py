@@ -13,7 +13,9 @@
     ├── ModalError           (bot.forms.modals) a schema cannot become a modal
     │   └── UnsupportedField (field, reason)
     │       └── SecretField (field)       a secret, which a Slack form never asks for
-    ├── PostInFlight (run_id, post_id)    another process is making this post right now
+    ├── ChangeDeferred (run_id, seconds)  the Slack side takes a run's change later, as expected
+    │   ├── PostInFlight (run_id, post_id)    another process is making this post right now
+    │   └── SlackRateLimited (run_id, seconds)   Slack asked the bot to slow down (429)
     └── BackendError         (bot.backends) what runs the flows failed or refused
         ├── BackendUnavailable (backend)               it did not answer (database, server)
         ├── RunNotFound (run_id)
@@ -55,15 +57,40 @@ class TokenRefused(BotError):
         super().__init__(f"Slack refused the token in {variable}: {error}")
 
 
-class PostInFlight(BotError):
+class ChangeDeferred(BotError):
+    """A run's change cannot be shown in Slack yet, for a reason that is no failure: the
+    backend hands it again after ``seconds`` (or its own retry delay, if longer), saying so
+    in a warning rather than an error's traceback."""
+
+    def __init__(self, run_id: str, seconds: float, message: str) -> None:
+        self.run_id = run_id
+        self.seconds = seconds
+        super().__init__(message)
+
+
+class PostInFlight(ChangeDeferred):
     """Another process claimed this Slack post moments ago and may be making it now: the
     change that asks for it is handed again later, when the post is found or the claim
     has lapsed (``bot.slack.posting``)."""
 
     def __init__(self, run_id: str, post_id: str) -> None:
-        self.run_id = run_id
         self.post_id = post_id
-        super().__init__(f"post {post_id!r} of run {run_id} is being made by another process")
+        super().__init__(
+            run_id, 0.0, f"post {post_id!r} of run {run_id} is being made by another process"
+        )
+
+
+class SlackRateLimited(ChangeDeferred):
+    """Slack answered 429 to the calls a run's change needs, after the client's own
+    retries: the change is shown once Slack's ``Retry-After`` has passed."""
+
+    def __init__(self, run_id: str, seconds: float, method: str) -> None:
+        self.method = method
+        super().__init__(
+            run_id,
+            seconds,
+            f"Slack rate-limits {method}; run {run_id}'s change waits {seconds:g} s",
+        )
 
 
 class PayloadError(BotError):

@@ -24,6 +24,8 @@
     ├── RunTakenOver (run_id)         another process runs it now: this one was taken for dead
     ├── UnstorableValue (run_id)      a value the run must keep cannot be serialised
     ├── LeaseLost (consumer)          another process took over a durable consumer
+    ├── DeliverLater (run_id, seconds)   an observer cannot take an event yet, as expected
+    │                                 (the service it writes to asks it to slow down)
     └── StoreError                    the database failed; the driver error is in __cause__
         ├── DatabaseUnavailable          the server cannot be reached yet (it refused the
         │                                connection, or is starting or shutting down)
@@ -369,6 +371,26 @@ class LeaseLost(EngineError):
     def __init__(self, consumer: str) -> None:
         self.consumer = consumer
         super().__init__(f"the lease of durable consumer {consumer!r} is held by another process")
+
+
+class DeliverLater(EngineError):
+    """An observer cannot take this event yet, for a reason it expects (the service it
+    writes to rate-limits it, or another process is acting on the same run): a durable
+    consumer keeps the event and hands it again after ``seconds``, with a warning rather
+    than an error's traceback.
+
+    Example::
+
+        def on_event(self, event):
+            if self.chat.busy_for:
+                raise DeliverLater(event.run_id, self.chat.busy_for, "chat is rate-limited")
+    """
+
+    def __init__(self, run_id: str, seconds: float, reason: str) -> None:
+        self.run_id = run_id
+        self.seconds = seconds
+        self.reason = reason
+        super().__init__(f"event of run {run_id} delivered again in {seconds:g} s: {reason}")
 
 
 class StoreError(EngineError):

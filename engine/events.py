@@ -17,7 +17,7 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Protocol
 
-from signoff.engine.errors import LeaseLost, StoreError
+from signoff.engine.errors import DeliverLater, LeaseLost, StoreError
 from signoff.engine.outages import Outage
 from signoff.engine.runs import Event
 
@@ -202,6 +202,18 @@ class DurableConsumer:
                 )
                 if self._token == token:
                     self._token = None
+            except DeliverLater as exc:
+                logger.warning(
+                    "event delivery deferred: %s",
+                    exc,
+                    extra={
+                        "action": "event_delivery_deferred",
+                        "consumer": self.name,
+                        "run_id": exc.run_id,
+                    },
+                )
+                self._stop.wait(max(delay, exc.seconds))
+                delay = min(delay * 2, self.RETRY_SECONDS[1])
             except StoreError as exc:
                 # The database is down, most likely: said once, then tried again every
                 # second, as the worker does. Backing off (up to 30 s) left the observer

@@ -25,6 +25,7 @@ def test_engine_exports() -> None:
         "DatabaseNotFound",
         "DatabaseUnavailable",
         "Delegation",
+        "DeliverLater",
         "DurableConsumer",
         "Engine",
         "EngineError",

@@ -52,6 +52,7 @@ from signoff.bot.backends.model import (
 from signoff.bot.errors import (
     BackendError,
     BackendUnavailable,
+    ChangeDeferred,
     FlowUnknown,
     NotPermitted,
     ParametersInvalid,
@@ -163,7 +164,10 @@ class _Observer:
         self.observer = observer
 
     def on_event(self, event: eng.Event) -> None:
-        self.observer.on_event(event_of(event))
+        try:
+            self.observer.on_event(event_of(event))
+        except ChangeDeferred as exc:
+            raise eng.DeliverLater(exc.run_id, exc.seconds, str(exc)) from exc
 
 
 class _Watch:

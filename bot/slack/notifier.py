@@ -28,9 +28,10 @@ from collections.abc import Callable
 from typing import Any
 
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
 from signoff.bot.backends import Actor, Backend, Event, EventKind, Pause, PauseStatus, Run, RunState
-from signoff.bot.errors import RunNotChangeable, SecretField
+from signoff.bot.errors import RunNotChangeable, SecretField, SlackRateLimited
 from signoff.bot.forms.modals import ModalError, check_renderable
 from signoff.bot.slack import deleted, home, ids, messages, reminders
 from signoff.bot.slack.approvers import Approvers
@@ -129,8 +130,14 @@ class SlackNotifier:
             )
 
     def on_event(self, event: Event) -> None:
-        self._handle(event)
-        self.homes.refresh(event)
+        try:
+            self._handle(event)
+            self.homes.refresh(event)
+        except SlackApiError as exc:
+            if exc.response.status_code != 429:
+                raise
+            # The client has waited and tried again already: Slack's own pace, not a fault.
+            raise _rate_limited(event.run_id, exc) from exc
 
     def _handle(self, event: Event) -> None:
         if event.kind is EventKind.RUN_DELETED:
@@ -394,3 +401,15 @@ class SlackNotifier:
             "run outcome posted",
             extra={"action": "run_outcome_posted", "run_id": run.id, "state": run.state.value},
         )
+
+
+def _rate_limited(run_id: str, exc: SlackApiError) -> SlackRateLimited:
+    """Slack's 429 as the change's deferral, for as long as its ``Retry-After`` asks."""
+    headers = {str(k).lower(): v for k, v in (exc.response.headers or {}).items()}
+    given = headers.get("retry-after", "1")
+    try:
+        seconds = float(given[0] if isinstance(given, list) else given)
+    except (TypeError, ValueError):
+        seconds = 1.0
+    method = str(exc.response.api_url).rstrip("/").rsplit("/", 1)[-1]
+    return SlackRateLimited(run_id, min(max(seconds, 1.0), 300.0), method)

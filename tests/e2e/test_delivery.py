@@ -361,6 +361,25 @@ def test_a_rate_limited_post_is_retried_after_retry_after(engine: Engine, bot: R
     assert len(posts(bot)) == 1
 
 
+def test_rate_limits_past_the_clients_retries_are_a_warning_and_the_prompt_still_comes(
+    engine: Engine, bot: RunningBot, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Once the client's own retries were spent, Slack's 429 reached the event consumer,
+    which logged it at ERROR with a traceback, as a fault, once per burst."""
+    caplog.set_level(logging.INFO)
+    bot.slack.fail_next("chat.postMessage", times=6, status=429, retry_after=0)
+    run = engine.submit("dl-amount", {})
+    bot.root_message(run.id)
+    assert [c.status for c in bot.slack.calls("chat.postMessage")] == [429] * 6 + [200]
+    [deferred] = [
+        r for r in caplog.records if getattr(r, "action", "") == "event_delivery_deferred"
+    ]
+    assert deferred.levelno == logging.WARNING
+    assert "Slack rate-limits chat.postMessage" in deferred.getMessage()
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(posts(bot)) == 1
+
+
 def test_server_errors_are_retried(engine: Engine, bot: RunningBot) -> None:
     run = engine.submit("dl-amount", {})
     root = bot.root_message(run.id)

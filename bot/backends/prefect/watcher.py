@@ -33,7 +33,7 @@ from datetime import UTC, datetime, timedelta
 from websockets.exceptions import WebSocketException
 from websockets.sync.client import connect
 
-from signoff.bot.errors import BackendUnavailable, PostInFlight, RunNotFound
+from signoff.bot.errors import BackendUnavailable, ChangeDeferred, RunNotFound
 
 logger = logging.getLogger(__name__)
 
@@ -314,9 +314,12 @@ class Watcher:
             # Expected while the server restarts: one line each try, not a traceback.
             extra["error"] = str(exc)[:300]
             logger.warning("run sync failed: Prefect is unavailable; will retry", extra=extra)
-        elif isinstance(exc, PostInFlight):
-            # Another replica is posting what this change asks for: look again for its post.
-            logger.info("run sync waits for another replica's post", extra=extra)
+        elif isinstance(exc, ChangeDeferred):
+            # Another replica is posting what this change asks for, or Slack asks for a
+            # pause: expected, and said in one line.
+            delay = max(delay, exc.seconds)
+            extra["retry_in"] = delay
+            logger.warning("run sync deferred: %s", exc, extra=extra)
         else:
             logger.exception("run sync failed; will retry", extra=extra)
         self.poke(run_id, delay)

@@ -20,7 +20,13 @@ from typing import Any
 
 from signoff.engine.asking import PauseRequest, pause_request
 from signoff.engine.context import RunContext
-from signoff.engine.errors import AlreadyWaiting, CannotSuspend, PauseTimeout, UnstorableValue
+from signoff.engine.errors import (
+    AlreadyWaiting,
+    CannotSuspend,
+    PauseTimeout,
+    StoreError,
+    UnstorableValue,
+)
 from signoff.engine.input import RunInput, load_answer
 from signoff.engine.quorum import Answered, Answers
 from signoff.engine.refusals import refusal_errors
@@ -38,6 +44,8 @@ logger = logging.getLogger(__name__)
 SUSPEND_REQUEST = "signoff.suspend:"
 #: the answer is not there yet
 _WAITING = object()
+#: where a pause stands once an answer to it was stored
+_ANSWERED = frozenset({PauseStatus.ANSWERED, PauseStatus.ACCEPTED, PauseStatus.REJECTED})
 
 
 #: models whose answers' schema check this process has built (weakly: with_initial_data
@@ -320,8 +328,10 @@ async def _wait_async(req: PauseRequest) -> Any:
     opened = False
     # Started, then awaited: cancelled meanwhile, the store thread may be storing it still.
     try:
-        await _stored(req)
+        stopped = not await _stored(req)
         opened = True
+        if stopped:
+            raise asyncio.CancelledError
         waiter.asked = _asked(req)
         # As in wait_for_answer: the pause just stored waits, and the waiter hears of any change.
         if engine.is_cancelled(run_id):
@@ -348,6 +358,15 @@ async def _wait_async(req: PauseRequest) -> Any:
             if outcome is not _WAITING:
                 return outcome
     except asyncio.CancelledError:
+        outcome = await _answered_first(req, waiter, opened=opened)
+        if outcome is not _WAITING:
+            # The answer was stored before the flow stopped awaiting (asyncio.wait_for's
+            # deadline a moment later): it is the flow's, as its sender was told, and
+            # wait_for returns it. Cancelled, it would be accepted and heard by nothing.
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            return outcome
         if opened:
             _stopped_awaiting(req)
         raise
@@ -355,20 +374,51 @@ async def _wait_async(req: PauseRequest) -> Any:
         engine.waiters.remove(run_id, waiter)
 
 
-async def _stored(req: PauseRequest) -> None:
+async def _answered_first(req: PauseRequest, waiter: LoopWaiter, *, opened: bool) -> Any:
+    """As the flow stops awaiting: the answer stored before that, if any (else _WAITING,
+    and the pause is ended as abandoned). Not while the process stops: the pause then stays
+    for the run's suspension. ``opened``: the flow knows its pause stored; before that, an
+    answer this process handed over is all there can be (the store's end is not awaited:
+    its timer's write may wait for a busy database)."""
+    outcome = _handed_over(req, waiter)
+    if outcome is not _WAITING or not opened or req.quorum is not None or req.ctx.leaving():
+        return outcome
+    try:
+        return await req.ctx.engine.store_threads.call(_end_unless_answered, req, waiter)
+    except (RuntimeError, StoreError):
+        return _WAITING  # the engine is closing, or the store failed: ended as before
+
+
+def _end_unless_answered(req: PauseRequest, waiter: LoopWaiter) -> Any:
+    ctx = req.ctx
+    _end_abandoned(ctx, req.key)  # unless it no longer waits: answered, say
+    pause = ctx.engine.store.get_pause(ctx.run_id, req.key)
+    if pause is None or pause.status not in _ANSWERED:
+        return _WAITING
+    return _outcome(req, pause, read=True, waiter=waiter)
+
+
+async def _stored(req: PauseRequest) -> bool:
     """Store the pause on a store thread, started before it is awaited: if the flow stops
     awaiting meanwhile, the store thread may be storing it still. (Its own coroutine, so
-    that the future is not kept, a kilobyte, while the flow waits.)"""
+    that the future is not kept, a kilobyte, while the flow waits.)
+
+    Returns False when the flow stopped awaiting just after the pause was stored: an answer
+    may have come already (see ``_answered_first``).
+    """
     opening = req.ctx.engine.store_threads.start(_open_owned, req)
     try:
         await asyncio.wrap_future(opening)
     except asyncio.CancelledError:
+        if opening.done() and not opening.cancelled() and opening.exception() is None:
+            return False
         if not opening.cancel():
             # Stored in a moment, and ended after that (the give-up waits for it), rather
             # than left open. Cancelled before it ran, nothing is stored.
             req.ctx.opening = opening
             _stopped_awaiting(req)
         raise
+    return True
 
 
 def _stopped_awaiting(req: PauseRequest) -> None:

@@ -440,6 +440,42 @@ def test_a_pause_the_flow_stops_awaiting_ends_at_once_and_takes_no_answer(
     assert engine.get_pause(pause.run_id, pause.key).responder is None
 
 
+@flow(name="answered-as-it-is-cancelled")
+async def answered_as_it_is_cancelled() -> str:
+    return f"answered {await pause_flow_run(int, timeout=60)}"
+
+
+def test_an_answer_stored_before_the_flow_stops_awaiting_is_the_flows(engine: Engine) -> None:
+    """The answer was stored, and its sender told it was accepted, a moment before the
+    flow's await was cancelled (asyncio.wait_for's deadline, a task's cancel): the flow
+    went on without it, and nothing heard it. Now the await returns it."""
+    held, answered = threading.Event(), threading.Event()
+    flows: list[asyncio.Task[str]] = []
+    loop_of: list[asyncio.AbstractEventLoop] = []
+
+    async def scenario() -> str:
+        loop_of.append(asyncio.get_running_loop())
+        flows.append(asyncio.create_task(answered_as_it_is_cancelled()))
+        return await flows[0]
+
+    def hold_the_loop() -> None:
+        held.set()
+        assert answered.wait(30)
+        flows[0].cancel()  # before the flow's task runs again to take the answer
+
+    thread, box = start(lambda: asyncio.run(scenario()))
+    pause = waiting(engine, "answered-as-it-is-cancelled")
+    loop_of[0].call_soon_threadsafe(hold_the_loop)
+    assert held.wait(30)
+    resume_flow_run(pause.run_id, {"value": 7}, "U0ALICE")
+    answered.set()
+    thread.join(30)
+    assert box == {"result": "answered 7"}
+    run = engine.get_run(pause.run_id)
+    assert (run.state, run.result) == (RunState.COMPLETED, "'answered 7'")
+    assert engine.get_pause(pause.run_id, pause.key).status is PauseStatus.ACCEPTED
+
+
 def test_a_pause_given_up_while_it_is_being_stored_ends_once_it_is(
     engine: Engine, database_url: str
 ) -> None:

@@ -237,13 +237,13 @@ async def call_flow_async(
     except BaseException as exc:
         if ctx.engine.suspend_requests(ctx.run_id):
             exc = await offload(suspended_instead, ctx, exc)
-        await offload(finish_with, ctx, exc)
+        await ctx.engine.store_threads.finishing(finish_with, ctx, exc)
         if isinstance(exc, Suspend | Cancel | TakenOver):
             raise for_caller(ctx, exc) from None
         raise
     finally:
         current_run.reset(token)
-    await offload(complete, ctx, result)
+    await ctx.engine.store_threads.finishing(complete, ctx, result)
     if nested is not None:
         await offload(_record_nested, nested, flow, result)
     return result

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import threading
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Literal
 
@@ -29,6 +30,7 @@ from signoff.engine import (
     flow,
     pause_flow_run,
     resume_flow_run,
+    set_engine,
     task,
 )
 from signoff.engine.input import RunInput
@@ -474,6 +476,35 @@ def test_an_answer_stored_before_the_flow_stops_awaiting_is_the_flows(engine: En
     run = engine.get_run(pause.run_id)
     assert (run.state, run.result) == (RunState.COMPLETED, "'answered 7'")
     assert engine.get_pause(pause.run_id, pause.key).status is PauseStatus.ACCEPTED
+
+
+@flow(name="gathered-times-out")
+async def gathered_times_out(i: int) -> int:
+    await pause_flow_run(int, timeout=0.3)
+    return i
+
+
+def test_runs_ended_as_asyncio_run_cancels_them_are_recorded_before_the_engine_closes(
+    make_engine: Callable[..., Engine],
+) -> None:
+    """gather() raised the first PauseTimeout, and asyncio.run cancelled the other flows as
+    they were recording their own ends: those writes were dropped from the store threads'
+    queue, and the runs read "running" for good (until a worker took them over)."""
+    engine = make_engine()
+    previous = set_engine(engine)
+
+    async def main() -> None:
+        await asyncio.gather(*(gathered_times_out(i) for i in range(30)))
+
+    try:
+        with pytest.raises(PauseTimeout):
+            asyncio.run(main())
+    finally:
+        set_engine(previous)
+        engine.close()  # as a script's engine closes at exit
+    states = [r.state for r in make_engine().list_runs(flow_name="gathered-times-out", limit=100)]
+    assert len(states) == 30
+    assert RunState.RUNNING not in states and RunState.PAUSED not in states, states
 
 
 def test_a_pause_given_up_while_it_is_being_stored_ends_once_it_is(

@@ -371,6 +371,14 @@ def pause_flow_run(
     request = (model, timeout, False, decision)
     if awaited_here(ctx):
         return _answered_async(ctx, key, pause_async(ctx, key, *request))
+    if in_event_loop():
+        # A sync task of an async flow: its wait holds the loop, and with it every other
+        # coroutine there (an answer sent from that loop included) until it ends.
+        logger.warning(
+            "a sync task pauses its async flow: the event loop waits with it; make the "
+            "task async to keep the loop running",
+            extra={"action": "pause_blocks_loop", "run_id": ctx.run_id, "key": key},
+        )
     return with_metadata(wait_for_answer(pause_request(ctx, key, *request)), ctx.run_id, key)
 
 

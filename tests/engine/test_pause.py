@@ -375,16 +375,19 @@ def sync_flow_async_task() -> int:
     ],
 )
 def test_a_pause_in_a_task_waits_as_its_task_does_not_as_its_flow(
-    engine: Engine, called, name: str
+    engine: Engine, called, name: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A sync task of an async flow blocks on the pause (it was handed a coroutine nobody
-    awaited, and the run completed without asking); an async task of a sync flow awaits it."""
+    awaited, and the run completed without asking), and says that it holds the loop; an
+    async task of a sync flow awaits it."""
     thread, box = start(called)
     pause = waiting(engine, name)
     resume_flow_run(pause.run_id, {"value": 41}, "U0ALICE")
     thread.join(10)
     assert box == {"result": 42}
     assert engine.get_run(pause.run_id).state is RunState.COMPLETED
+    said = [r for r in caplog.records if getattr(r, "action", "") == "pause_blocks_loop"]
+    assert len(said) == (1 if name == "async-flow-sync-task" else 0)
 
 
 @flow(name="gives-up-waiting")

@@ -102,7 +102,12 @@ class Interventions(Oversight):
                 return PauseExpired(run.id, key, pause.deadline.isoformat())
             return PauseExpired(run.id, key, None)  # ended before any deadline
         if pause.status is PauseStatus.CANCELLED:
-            return RunNotWaiting(run.id, RunState.CANCELLED.value)
+            if run.state is RunState.CANCELLED or not run.state.is_final:
+                return RunNotWaiting(run.id, RunState.CANCELLED.value)
+            # Closed as the run ended otherwise (failed beside it, say).
+            return RunNotWaiting(
+                run.id, f"{run.state.value}, and its input {key!r} was closed unanswered"
+            )
         if pause.status is PauseStatus.WAITING:
             return RunNotWaiting(run.id, run.state.value)
         return AlreadyAnswered(run.id, key, pause.responder)

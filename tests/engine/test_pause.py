@@ -630,6 +630,14 @@ def test_a_run_that_fails_beside_a_waiting_pause_leaves_no_question_open(engine:
     (run,) = engine.list_runs(flow_name="pauses-in-two-tasks")
     assert run.state is RunState.FAILED
     _nothing_waits(engine, run.id)
+    # An answer to the question it closed says how the run ended (it said "cancelled").
+    [closed] = engine.detail(run.id).pauses  # whichever of the two was stored first
+    with pytest.raises(RunNotWaiting) as late:
+        resume_flow_run(run.id, {"ok": True}, "U0ALICE", key=closed.key)
+    assert str(late.value) == (
+        f"run {run.id} is not waiting for input (it is failed, and its input {closed.key!r} "
+        "was closed unanswered)"
+    )
 
 
 def test_an_unnamed_pause_never_takes_the_number_a_named_one_has(engine: Engine) -> None:

@@ -381,6 +381,14 @@ def _fired(name: str) -> None:
     FIRED.append(name)
 
 
+def _superuser(pg_url: str) -> psycopg.Connection:
+    """A superuser's session on the test's database, to add triggers to its tables."""
+    url = make_url(pg_url)
+    return psycopg.connect(
+        f"host=127.0.0.1 port={url.port} user=postgres dbname={url.database}", autocommit=True
+    )
+
+
 def test_timers_outlive_a_failed_write_of_their_jobs(
     pg_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -389,11 +397,7 @@ def test_timers_outlive_a_failed_write_of_their_jobs(
     from signoff.engine import Engine, EngineSettings
 
     engine = Engine(EngineSettings.load(database_url=pg_url))
-    admin = psycopg.connect(
-        f"host=127.0.0.1 port={make_url(pg_url).port} user=postgres "
-        f"dbname={make_url(pg_url).database}",
-        autocommit=True,
-    )
+    admin = _superuser(pg_url)
     try:
         # Reading due jobs works, removing a fired one fails: as when another process
         # holds the table's lock past the timeout, or the server goes away mid-call.
@@ -467,11 +471,7 @@ def test_a_job_another_worker_fired_and_removed_first_is_not_a_failure(
     from datetime import UTC, datetime
 
     engine = Engine(EngineSettings.load(database_url=pg_url))
-    admin = psycopg.connect(
-        f"host=127.0.0.1 port={make_url(pg_url).port} user=postgres "
-        f"dbname={make_url(pg_url).database}",
-        autocommit=True,
-    )
+    admin = _superuser(pg_url)
     try:
         # Every other removal removes nothing, as when another worker removed the row a
         # moment before (the row stays here, so the job fires again and goes then). A

@@ -4,9 +4,10 @@ it), the threads of finished runs are reused rather than started anew, and no mo
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 
 import pytest
@@ -114,6 +115,22 @@ def test_a_reused_thread_starts_each_run_in_a_fresh_context(
         worker.stop()
 
 
+@contextlib.contextmanager
+def _holding(engine: Engine, concurrency: int) -> Iterator[Worker]:
+    """A started worker whose "threads-held" runs wait until released; at the end every
+    run is released and the worker stopped."""
+    worker = Worker(engine, concurrency=concurrency)
+    for released in _released.values():
+        released.clear()
+    worker.start()
+    try:
+        yield worker
+    finally:
+        for released in _released.values():
+            released.set()
+        worker.stop()
+
+
 def _said_full(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
     """The worker's "worker full" records, once there is one."""
     return wait_for(
@@ -129,11 +146,7 @@ def test_a_full_worker_takes_a_waiting_run_as_soon_as_one_ends(
     caplog.set_level(logging.INFO, logger="signoff.engine.workers")
     # Its timed look for work comes every 30 s here: only the run's end can be in time.
     engine = make_engine(heartbeat_seconds=5.0, owner_timeout_seconds=60.0)
-    worker = Worker(engine, concurrency=2)
-    for released in _released.values():
-        released.clear()
-    worker.start()
-    try:
+    with _holding(engine, concurrency=2):
         runs = [engine.submit("threads-held", {"n": n}) for n in range(3)]
         _released[2].set()  # the third finishes as soon as it runs
         wait_for(
@@ -154,9 +167,6 @@ def test_a_full_worker_takes_a_waiting_run_as_soon_as_one_ends(
         assert engine.get_run(runs[1].id).state is RunState.RUNNING
         actions = [getattr(r, "action", None) for r in caplog.records]
         assert actions.count("worker_full") >= 1 and "worker_room" in actions
-    finally:
-        _released[1].set()
-        worker.stop()
 
 
 def test_a_worker_kept_full_by_one_run_after_another_says_so_once(
@@ -166,11 +176,7 @@ def test_a_worker_kept_full_by_one_run_after_another_says_so_once(
     "room again" for each: 65 warnings in a second from a worker of short runs."""
     caplog.set_level(logging.INFO, logger="signoff.engine.workers")
     engine = make_engine()
-    worker = Worker(engine, concurrency=1)
-    for released in _released.values():
-        released.clear()
-    worker.start()
-    try:
+    with _holding(engine, concurrency=1):
         runs = [engine.submit("threads-held", {"n": n}) for n in range(3)]
         _said_full(caplog)
         for released in _released.values():
@@ -178,10 +184,6 @@ def test_a_worker_kept_full_by_one_run_after_another_says_so_once(
         wait_for(lambda: _finished(engine, [r.id for r in runs]), 15, "every run to end")
         actions = [getattr(r, "action", None) for r in caplog.records]
         assert (actions.count("worker_full"), actions.count("worker_room")) == (1, 1)
-    finally:
-        for released in _released.values():
-            released.set()
-        worker.stop()
 
 
 def test_a_worker_of_one_says_it_is_full_with_one_run(
@@ -189,16 +191,10 @@ def test_a_worker_of_one_says_it_is_full_with_one_run(
 ) -> None:
     caplog.set_level(logging.INFO, logger="signoff.engine.workers")
     engine = make_engine()
-    worker = Worker(engine, concurrency=1)
-    for released in _released.values():
-        released.clear()
-    worker.start()
-    try:
+    with _holding(engine, concurrency=1):
         runs = [engine.submit("threads-held", {"n": n}) for n in range(2)]
         full = _said_full(caplog)
         assert full[0].getMessage().startswith("worker full: 1 run in progress (")
-    finally:
         for released in _released.values():
             released.set()
         wait_for(lambda: _finished(engine, [r.id for r in runs]), 15, "both runs to end")
-        worker.stop()

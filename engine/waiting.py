@@ -380,8 +380,10 @@ async def _answered_first(req: PauseRequest, waiter: LoopWaiter, *, opened: bool
     for the run's suspension. ``opened``: the flow knows its pause stored; before that, an
     answer this process handed over is all there can be (the store's end is not awaited:
     its timer's write may wait for a busy database)."""
+    if req.ctx.leaving():
+        return _WAITING  # Ctrl-C: the run is suspended, and its answer runs it again
     outcome = _handed_over(req, waiter)
-    if outcome is not _WAITING or not opened or req.quorum is not None or req.ctx.leaving():
+    if outcome is not _WAITING or not opened or req.quorum is not None:
         return outcome
     try:
         return await req.ctx.engine.store_threads.call(_end_unless_answered, req, waiter)

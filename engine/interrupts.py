@@ -79,8 +79,17 @@ class watching:
 
     __slots__ = ("_counted",)
 
+    def __init__(self) -> None:
+        self._counted = False
+
     def __enter__(self) -> None:
         self._counted = _watch()
+
+    def interrupted(self) -> bool:
+        """Whether Ctrl-C arrived while this flow ran in the main thread. A flow on another
+        thread's loop is never cancelled by it (and a note left from an earlier Ctrl-C, in
+        a process that went on, is not this flow's)."""
+        return self._counted and _interrupted.is_set()
 
     def __exit__(self, *_: object) -> None:
         if self._counted:

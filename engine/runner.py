@@ -227,10 +227,11 @@ async def call_flow_async(
     )
     offload = ctx.engine.store_threads.call
     # Ctrl-C under asyncio.run cancels the flow: its pause stays, as for a sync flow's.
-    ctx.leaving = interrupts.interrupted
+    watch = interrupts.watching()
+    ctx.leaving = watch.interrupted
     token = current_run.set(ctx)
     try:
-        with interrupts.watching():
+        with watch:
             result = await flow.fn(**parameters)
         if ctx.engine.suspend_requests(ctx.run_id):
             await offload(suspend_at_end, ctx)

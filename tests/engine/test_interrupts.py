@@ -3,6 +3,7 @@ there, and leaves the process's handlers as it found them (``engine.interrupts``
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import threading
 from collections.abc import Iterator
@@ -10,7 +11,9 @@ from types import FrameType
 
 import pytest
 
-from signoff.engine import interrupts
+from signoff.engine import Engine, PauseStatus, RunState, flow, interrupts, pause_flow_run
+from tests.support.running import start
+from tests.support.waiting import wait_for
 
 
 @pytest.fixture
@@ -103,3 +106,48 @@ def test_where_sigint_is_ignored_it_stays_ignored() -> None:
             assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     finally:
         signal.signal(signal.SIGINT, before)
+
+
+#: lets the flow below end once the test has seen its pause end
+_go_on = threading.Event()
+
+
+@flow(name="gives-up-off-the-main-thread")
+async def gives_up_off_the_main_thread() -> str:
+    try:
+        await asyncio.wait_for(pause_flow_run(int, timeout=60), 0.2)
+    except TimeoutError:
+        await asyncio.to_thread(_go_on.wait, 30)
+        return "went on"
+    return "answered"
+
+
+def test_a_ctrl_c_noted_earlier_is_not_taken_for_one_by_a_flow_on_another_thread(
+    engine: Engine, heard: list[int]
+) -> None:
+    """After a Ctrl-C the process caught and went on from, the note stayed set: a flow on
+    another thread's loop (which Ctrl-C never cancels) took its own wait_for running out for
+    Ctrl-C, and left its pause open while it went on."""
+    with interrupts.watching():
+        signal.raise_signal(signal.SIGINT)
+    assert interrupts.interrupted() and heard == [signal.SIGINT]
+    _go_on.clear()
+    thread, box = start(lambda: asyncio.run(gives_up_off_the_main_thread()))
+    try:
+        run = wait_for(
+            lambda: next(iter(engine.list_runs(flow_name="gives-up-off-the-main-thread")), None),
+            10,
+        )
+        wait_for(
+            lambda: (
+                (pause := engine.get_pause(run.id, "1")) is not None
+                and pause.status is PauseStatus.TIMED_OUT
+                and engine.get_run(run.id).state is RunState.RUNNING
+            ),
+            10,
+            "the pause the flow gave up on to end while it goes on",
+        )
+    finally:
+        _go_on.set()
+        thread.join(30)
+    assert box == {"result": "went on"}

@@ -114,6 +114,37 @@ class SafeConnectionErrorRetryHandler(ConnectionErrorRetryHandler):
         )
 
 
+#: Calls that spend a click's trigger_id, which Slack honours for 3 seconds after the click.
+TRIGGER_BOUND = ("views.open", "views.push")
+#: the longest Retry-After worth waiting for with a trigger_id in hand
+TRIGGER_WAIT_SECONDS = 1.0
+
+
+class RateLimitRetryHandler(RateLimitErrorRetryHandler):
+    """Waits out a 429 as Slack asks, except for a call that spends a trigger_id when
+    Slack asks for longer than ``TRIGGER_WAIT_SECONDS``: by then the trigger has expired,
+    and the person is better told at once to click again."""
+
+    def _can_retry(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        if response is None or response.status_code != 429:
+            return False
+        if not request.url.rstrip("/").endswith(TRIGGER_BOUND):
+            return True
+        given = next((v for k, v in response.headers.items() if k.lower() == "retry-after"), [])
+        try:
+            seconds = float(given[0] if isinstance(given, list) else given)
+        except (IndexError, TypeError, ValueError):
+            return False
+        return seconds <= TRIGGER_WAIT_SECONDS
+
+
 def create_client(settings: BotSettings) -> WebClient:
     """A WebClient that retries rate limits (honouring Retry-After), and 5xx and dropped
     connections for calls that are safe to repeat; it counts every call for /metrics."""
@@ -123,7 +154,7 @@ def create_client(settings: BotSettings) -> WebClient:
         timeout=int(settings.api_timeout),
         retry_handlers=[
             SafeConnectionErrorRetryHandler(max_retry_count=3),
-            RateLimitErrorRetryHandler(max_retry_count=5),
+            RateLimitRetryHandler(max_retry_count=5),
             AnyServerErrorRetryHandler(max_retry_count=3),
         ],
     )
@@ -137,11 +168,23 @@ def check_slack(settings: BotSettings) -> dict[str, Any]:
         TokenRefused: Slack refused ``SLACK_BOT_TOKEN`` (``invalid_auth``, ...).
     """
     client = WebClient(token=settings.bot_token, base_url=settings.api_url, logger=_QUIET)
-    client.retry_handlers = [RateLimitErrorRetryHandler(max_retry_count=2)]
+    client.retry_handlers = [
+        RateLimitErrorRetryHandler(max_retry_count=2),
+        AnyServerErrorRetryHandler(max_retry_count=2),
+        ConnectionErrorRetryHandler(max_retry_count=2),
+    ]
     try:
         return dict(client.auth_test().data)  # type: ignore[arg-type]
     except SlackApiError as exc:
-        raise TokenRefused("SLACK_BOT_TOKEN", str(exc.response.get("error"))) from exc
+        data, status = exc.response.data, exc.response.status_code
+        error = data.get("error") if isinstance(data, dict) else None
+        if status >= 500 or not error:
+            # A 5xx, or a page from a proxy in front of Slack: nothing said of the token.
+            said = f" ({error})" if error else ""
+            raise SlackUnreachable(
+                settings.api_url, f"HTTP {status}{said}, not an answer about the token"
+            ) from exc
+        raise TokenRefused("SLACK_BOT_TOKEN", str(error)) from exc
     except urllib.error.URLError as exc:
         raise SlackUnreachable(settings.api_url, str(exc.reason)) from exc
     except OSError as exc:  # timeouts and resets that urllib does not wrap

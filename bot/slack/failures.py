@@ -13,6 +13,7 @@ message).
 from __future__ import annotations
 
 import functools
+import http.client
 import logging
 import urllib.error
 from collections.abc import Callable
@@ -32,16 +33,49 @@ FAILED_TEXT = (
 )
 
 
+#: what Slack answers for a click whose trigger_id is too old to open a form with
+_TRIGGER_SPENT = ("expired_trigger_id", "exchanged_trigger_id")
+#: what a dropped or stalled connection raises that urllib does not wrap in URLError
+_NETWORK_ERRORS = (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError)
+
+
+def _method(error: SlackApiError) -> str:
+    return str(getattr(error.response, "api_url", "")).rstrip("/").rsplit("/", 1)[-1]
+
+
+def _unavailable(error: SlackApiError) -> bool:
+    """Slack answered, but not as Slack: a 5xx, or a body without its ``error`` code (an
+    HTML page from a proxy in front of it)."""
+    data = error.response.data
+    return error.response.status_code >= 500 or not (isinstance(data, dict) and data.get("error"))
+
+
 def failed_text(error: Exception) -> str:
     """What the person who acted is told of ``error``: the log entry it names is the one
     ``log_failure`` writes for it, so that an operator finds it."""
     if isinstance(error, SlackApiError):
+        if error.response.status_code == 429:
+            return (
+                ":hourglass: Slack asked Signoff to slow down, so that was not done. "
+                "Try again in a few seconds."
+            )
+        if _unavailable(error):
+            return (
+                ":warning: Signoff could not finish that: Slack is not answering properly "
+                f"right now (HTTP {error.response.status_code}). Try again in a minute; "
+                "its log has the details (`slack_unavailable`)."
+            )
         code = str(error.response.get("error"))[:100]
+        if code in _TRIGGER_SPENT:
+            return (
+                ":hourglass: That click expired before Signoff could open its form "
+                f"(`{code}`): Slack allows 3 seconds. Click again."
+            )
         return (
             f":warning: Signoff could not finish that: Slack refused one of its calls "
             f"(`{code}`). Its log has the details (`slack_call_refused`)."
         )
-    if isinstance(error, urllib.error.URLError):
+    if isinstance(error, _NETWORK_ERRORS):
         return (
             ":warning: Signoff could not finish that: Slack could not be reached. "
             "Its log has the details (`slack_unreachable`)."
@@ -53,15 +87,34 @@ def log_failure(error: Exception) -> None:
     """Log a listener's failure by kind: Slack refusing or unreachable is the request's or
     Slack's doing (a warning); anything else is a bug here (an error, with its traceback)."""
     if isinstance(error, SlackApiError):
-        # An expired trigger_id, say: nothing this process can mend.
+        method, status = _method(error), error.response.status_code
+        if status == 429:
+            logger.warning(
+                "Slack rate-limited %s",
+                method,
+                extra={"action": "slack_rate_limited", "method": method},
+            )
+        elif _unavailable(error):
+            logger.warning(
+                "Slack answered %s with HTTP %d and no Slack error",
+                method,
+                status,
+                extra={"action": "slack_unavailable", "method": method, "status": status},
+            )
+        else:
+            # An expired trigger_id, say: nothing this process can mend.
+            logger.warning(
+                "Slack refused %s: %s",
+                method,
+                error.response.get("error"),
+                extra={"action": "slack_call_refused", "method": method},
+            )
+    elif isinstance(error, _NETWORK_ERRORS):
+        reason = error.reason if isinstance(error, urllib.error.URLError) else error
         logger.warning(
-            "Slack refused a call: %s",
-            error.response.get("error"),
-            extra={"action": "slack_call_refused"},
-        )
-    elif isinstance(error, urllib.error.URLError):
-        logger.warning(
-            "Slack could not be reached: %s", error.reason, extra={"action": "slack_unreachable"}
+            "Slack could not be reached: %s",
+            str(reason) or type(error).__name__,
+            extra={"action": "slack_unreachable"},
         )
     else:
         logger.error(

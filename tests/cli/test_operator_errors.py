@@ -77,6 +77,20 @@ def test_a_refused_token_names_its_variable_and_slacks_answer(tmp_path: Path) ->
     assert "xoxb-a-wrong-one" not in done.stderr
 
 
+def test_slack_down_at_start_is_not_taken_for_a_refused_token(tmp_path: Path) -> None:
+    """A 5xx says nothing of the token: it was reported as ``Slack refused the token``,
+    which sends the operator to rotate a token that is fine."""
+    with SlackSandbox(bot_token="xoxb-operator") as slack:
+        slack.fail_next("auth.test", 10, status=503)
+        url = slack.api_url
+        done = serve(tmp_path, SLACK_API_URL=url)
+    assert done.returncode == 1
+    assert lines(done.stderr) == [
+        f"error: Slack could not be reached at SLACK_API_URL={url}: "
+        "HTTP 503 (service_unavailable), not an answer about the token"
+    ]
+
+
 @pytest.mark.parametrize(
     ("where", "reason"),
     [

@@ -13,7 +13,7 @@ import pytest
 from signoff.bot.backends import Run, RunState
 from signoff.bot.backends.embedded import EmbeddedBackend
 from signoff.bot.slack import ids
-from signoff.bot.slack.failures import FAILED_TEXT
+from signoff.bot.slack.failures import FAILED_TEXT, failed_text, log_failure
 from signoff.bot.testing import ServedBot, serving
 from signoff.engine import Engine
 from tests.e2e.test_hostile import forged_click
@@ -90,9 +90,61 @@ def test_a_call_slack_refuses_after_acknowledging_names_the_log_entry_it_made(
     texts = {call.args["text"] for call in bot.slack.workspace.calls("response_url")[before:]}
     assert texts == {
         ":warning: Signoff could not finish that: Slack refused one of its calls "
-        f"(`{code}`). Its log has the details (`slack_call_refused`)."
-        for code in ("not_in_channel", "expired_trigger_id")
+        "(`not_in_channel`). Its log has the details (`slack_call_refused`).",
+        # Nothing an operator can mend: the person is told what to do.
+        ":hourglass: That click expired before Signoff could open its form "
+        "(`expired_trigger_id`): Slack allows 3 seconds. Click again.",
     }
     refused = [r for r in caplog.records if getattr(r, "action", None) == "slack_call_refused"]
     assert len(refused) == 2
     assert not [r for r in caplog.records if getattr(r, "action", None) == "listener_failed"]
+
+
+def test_slack_failing_or_busy_while_a_form_opens_is_told_as_such_not_as_a_bug(
+    engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A 5xx after the client's retries is Slack's outage (it was told as Slack refusing
+    the call); a 429 asking for more time than a click's trigger_id lives is not waited
+    out (the retry could only fail with ``expired_trigger_id``, seconds later)."""
+    caplog.set_level(logging.WARNING, logger="signoff.bot.slack.failures")
+    with serving(EmbeddedBackend(engine)) as bot:
+        ws = bot.slack.workspace
+        bot.slack.fail_next("views.open", 4, status=503)  # the client tries 3 times more
+        before = len(ws.calls("response_url"))
+        forged_click(bot, ids.PROVIDE_INPUT, "")
+        told = bot.slack.wait_for(lambda ws: ws.calls("response_url")[before:] or None)
+        assert told[-1].args["text"] == (
+            ":warning: Signoff could not finish that: Slack is not answering properly right "
+            "now (HTTP 503). Try again in a minute; its log has the details "
+            "(`slack_unavailable`)."
+        )
+
+        opened = len(ws.calls("views.open"))
+        bot.slack.fail_next("views.open", status=429, retry_after=5)
+        began = time.monotonic()
+        forged_click(bot, ids.PROVIDE_INPUT, "")
+        told = bot.slack.wait_for(lambda ws: ws.calls("response_url")[before + 1 :] or None)
+        assert time.monotonic() - began < 3
+        assert told[-1].args["text"] == (
+            ":hourglass: Slack asked Signoff to slow down, so that was not done. "
+            "Try again in a few seconds."
+        )
+        assert len(ws.calls("views.open")) == opened + 1
+    actions = [getattr(r, "action", None) for r in caplog.records]
+    assert actions.count("slack_unavailable") == 1 and actions.count("slack_rate_limited") == 1
+    assert "listener_failed" not in actions
+
+
+@pytest.mark.parametrize(
+    "error",
+    [ConnectionResetError(104, "Connection reset by peer"), TimeoutError("timed out")],
+    ids=["reset", "timeout"],
+)
+def test_a_dropped_connection_to_slack_is_told_as_slack_unreachable(
+    error: Exception, caplog: pytest.LogCaptureFixture
+) -> None:
+    """urllib raises these unwrapped; they were told and logged as a bug in Signoff."""
+    caplog.set_level(logging.WARNING, logger="signoff.bot.slack.failures")
+    assert "Slack could not be reached" in failed_text(error)
+    log_failure(error)
+    assert [getattr(r, "action", None) for r in caplog.records] == ["slack_unreachable"]

@@ -24,8 +24,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.engine import make_url
-
 from signoff.engine.errors import StoreError
 from signoff.engine.outages import Outage
 from signoff.engine.runs import Event, EventKind, RunState
@@ -227,9 +225,19 @@ class Dispatcher:
     def _listen(self) -> None:
         import psycopg  # the ``postgres`` extra; only PostgreSQL stores get here
 
-        url = make_url(str(self.store.engine.url.render_as_string(hide_password=False)))
-        given = url.set(drivername="postgresql").render_as_string(hide_password=False)
-        conninfo = psycopg.conninfo.make_conninfo(given, **pg_connection_options(given))
+        url = self.store.engine.url
+        # From the URL's parts, as the pool's connections get them: a URL rendered again
+        # writes a space in a parameter (options=-c TimeZone=UTC) as "+", which libpq
+        # does not read back as a space, and every LISTEN connection was refused.
+        parts = url.translate_connect_args(username="user", database="dbname")
+        given = {
+            name: value if isinstance(value, str) else value[-1]
+            for name, value in url.query.items()
+        }
+        rendered = url.render_as_string(hide_password=False)
+        conninfo = psycopg.conninfo.make_conninfo(
+            "", **{**parts, **given, **pg_connection_options(rendered)}
+        )
         outage = Outage(
             logger,
             "listen_reconnect",

@@ -11,7 +11,7 @@ import dataclasses
 import enum
 import json
 from collections.abc import Container, Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TypeAlias, cast
 
 from signoff import engine
@@ -86,8 +86,10 @@ def dump_json(value: object) -> str:
 
 
 def format_time(at: datetime | None) -> str:
-    """A UTC time to the second, or ``-`` when there is none."""
-    return at.strftime("%Y-%m-%d %H:%M:%S") if at is not None else "-"
+    """A time, in UTC, to the second, or ``-`` when there is none."""
+    if at is None:
+        return "-"
+    return (at.astimezone(UTC) if at.tzinfo else at).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def state_line(run: Run) -> str:

@@ -11,6 +11,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -106,6 +107,7 @@ def create_db_engine(
             connect_args=waits,
         )
         _ping_idle_connections(engine, ping_after_idle)
+        _times_read_in_utc(engine)
         return engine
 
     kwargs: dict[str, Any] = {
@@ -214,6 +216,28 @@ def pg_connection_options(url: str) -> dict[str, int]:
     arguments to ``psycopg.connect`` (the pool's connections and the LISTEN one alike)."""
     given = make_url(url).query
     return {name: value for name, value in PG_CONNECTION_DEFAULTS.items() if name not in given}
+
+
+def _times_read_in_utc(engine: Engine) -> None:
+    """Read PostgreSQL's times back in UTC, whatever the session's ``TimeZone`` (the
+    server's or database's setting, ``PGTZ``): psycopg hands them back in that zone, and
+    the audit chain hashes a time as the text of its UTC form, so a record read as
+    ``16:56-05:00`` failed ``audit verify`` untouched, and the CLI showed local times
+    labelled UTC."""
+    from psycopg.types.datetime import TimestamptzBinaryLoader, TimestamptzLoader
+
+    class _UtcText(TimestamptzLoader):
+        def load(self, data: Any) -> Any:
+            return super().load(data).astimezone(UTC)
+
+    class _UtcBinary(TimestamptzBinaryLoader):
+        def load(self, data: Any) -> Any:
+            return super().load(data).astimezone(UTC)
+
+    @event.listens_for(engine, "connect")
+    def _in_utc(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.adapters.register_loader("timestamptz", _UtcText)
+        dbapi_connection.adapters.register_loader("timestamptz", _UtcBinary)
 
 
 def _ping_idle_connections(engine: Engine, after: float) -> None:

@@ -59,6 +59,7 @@ from signoff.engine.errors import (
     SchemaRevisionLost,
     SchemaTooNew,
     StoreError,
+    UnloadableValue,
     UnstorableValue,
 )
 from signoff.engine.events import DurableConsumer, RunObserver
@@ -274,6 +275,7 @@ __all__ = [
     "StoreError",
     "Task",
     "TaskRun",
+    "UnloadableValue",
     "UnstorableValue",
     "Verification",
     "Via",

@@ -23,6 +23,7 @@
     ├── AlreadyWaiting (run_id, key)  a second pause while the run waits on one (also a RuntimeError)
     ├── RunTakenOver (run_id)         another process runs it now: this one was taken for dead
     ├── UnstorableValue (run_id)      a value the run must keep cannot be serialised
+    ├── UnloadableValue (run_id, what)   a value the run stored cannot be loaded by this code
     ├── LeaseLost (consumer)          another process took over a durable consumer
     ├── DeliverLater (run_id, seconds)   an observer cannot take an event yet, as expected
     │                                 (the service it writes to asks it to slow down)
@@ -362,6 +363,20 @@ class UnstorableValue(EngineError):
                 if what.endswith("parameters")
                 else "return values that pickle can store"
             )
+        )
+
+
+class UnloadableValue(EngineError):
+    """A value the run stored (its parameters, a task's result) cannot be loaded by the
+    code running now: most often its class was renamed or moved by a deploy since."""
+
+    def __init__(self, run_id: str, what: str, cause: BaseException) -> None:
+        self.run_id = run_id
+        self.what = what
+        super().__init__(
+            f"run {run_id}: {what} cannot be loaded by this code "
+            f"({type(cause).__name__}: {cause}); was it stored by an older version of the "
+            "flow, with a class renamed or moved since?"
         )
 
 

@@ -16,10 +16,7 @@ from signoff.engine.console import show_runs_if_unconfigured
 from signoff.engine.context import RunContext, current_run
 from signoff.engine.definition import FlowDefinition
 from signoff.engine.ending import complete, finish_with, for_caller
-from signoff.engine.errors import (
-    FlowImportError,
-    StoreError,
-)
+from signoff.engine.errors import FlowImportError, StoreError, UnloadableValue
 from signoff.engine.pausing import suspend_at_boundary, suspend_at_end, suspended_instead
 from signoff.engine.runs import Run, RunState
 from signoff.engine.runtime import Engine, get_engine
@@ -123,7 +120,10 @@ def _stored_nested(call: _NestedCall, flow: FlowDefinition) -> _NestedCall:
     store = call.parent.engine.store
     stored = store.completed_task(call.parent.run_id, call.key)
     if stored is not None and stored.result is not None:
-        return call._replace(found=True, result=serialization.load(stored.result))
+        result = serialization.load_stored(
+            stored.result, call.parent.run_id, f"the stored result of flow call {call.key!r}"
+        )
+        return call._replace(found=True, result=result)
     return call._replace(left=store.unfinished_child(call.parent.run_id, flow.name))
 
 
@@ -264,23 +264,23 @@ def prepare_queued(
         # During a rolling upgrade, an old worker does not have a flow the new release
         # added; nor does a worker started with other --flows than its peers.
         if others_may_import is not None and others_may_import():
-            _leave_queued(engine, run_id, run.flow_name, exc)
+            _leave_queued(
+                engine, run_id, run.flow_name, f"cannot import flow {run.flow_name!r}: {exc}"
+            )
             return None
-        engine.store.transition(
-            run_id,
-            RunState.CRASHED,
-            "Crashed",
-            f"no worker can import flow {run.flow_name!r}: {exc}",
-            expect=(RunState.RUNNING,),
-            owner=None,
-        )
-        engine.notify()
-        logger.error(
-            "flow not importable",
-            extra={"action": "run_crashed", "run_id": run_id, "flow": run.flow_name},
+        crash_unstartable(
+            engine, run_id, run.flow_name, f"no worker can import flow {run.flow_name!r}: {exc}"
         )
         return None
-    parameters = serialization.load(blob)
+    try:
+        parameters = serialization.load_stored(blob, run_id, "its parameters")
+    except UnloadableValue as exc:
+        # A deploy renamed a parameter's class, say: the release before it may load them.
+        if others_may_import is not None and others_may_import():
+            _leave_queued(engine, run_id, run.flow_name, str(exc))
+            return None
+        crash_unstartable(engine, run_id, run.flow_name, str(exc))
+        return None
     return RunContext(
         engine,
         run_id,
@@ -351,8 +351,28 @@ async def execute_queued_async(
     await offload(complete, ctx, result)
 
 
-def _leave_queued(engine: Engine, run_id: str, flow_name: str, exc: FlowImportError) -> None:
-    reason = f"process {engine.process_id} cannot import flow {flow_name!r}: {exc}"
+def crash_unstartable(engine: Engine, run_id: str, flow_name: str, reason: str) -> None:
+    """Record that no process can run ``run_id`` (held by this one): crashed, ``reason``."""
+    engine.store.transition(
+        run_id,
+        RunState.CRASHED,
+        "Crashed",
+        reason,
+        expect=(RunState.RUNNING,),
+        owner=None,
+    )
+    engine.notify()
+    logger.error(
+        "run cannot be started: %s",
+        reason,
+        extra={"action": "run_crashed", "run_id": run_id, "flow": flow_name},
+    )
+
+
+def _leave_queued(engine: Engine, run_id: str, flow_name: str, problem: str) -> None:
+    """Hand ``run_id`` back to the queue for another process: this one has a ``problem``
+    with it (cannot import its flow, or load its parameters) that another may not have."""
+    reason = f"process {engine.process_id}: {problem}"
     if engine.store.transition(
         run_id,
         RunState.SCHEDULED,
@@ -364,11 +384,7 @@ def _leave_queued(engine: Engine, run_id: str, flow_name: str, exc: FlowImportEr
     ):
         engine.notify()
         logger.warning(
-            "flow not importable here; run left queued for a worker that can import it",
-            extra={
-                "action": "run_left_queued",
-                "run_id": run_id,
-                "flow": flow_name,
-                "error": str(exc),
-            },
+            "run left queued for a worker that can run it: %s",
+            problem,
+            extra={"action": "run_left_queued", "run_id": run_id, "flow": flow_name},
         )

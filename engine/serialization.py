@@ -17,6 +17,8 @@ from typing import Any
 
 from pydantic_core import to_jsonable_python
 
+from signoff.engine.errors import UnloadableValue
+
 PREVIEW_LIMIT = 500
 
 
@@ -27,6 +29,19 @@ def dump(value: Any) -> bytes:
 
 def load(blob: bytes) -> Any:
     return pickle.loads(blob)
+
+
+def load_stored(blob: bytes, run_id: str, what: str) -> Any:
+    """``blob``, which run ``run_id`` stored as ``what`` (``"its parameters"``), loaded.
+
+    Raises:
+        UnloadableValue: the code running now cannot load it (a class renamed or moved
+            since it was stored, say).
+    """
+    try:
+        return pickle.loads(blob)
+    except Exception as exc:
+        raise UnloadableValue(run_id, what, exc) from exc
 
 
 def jsonable(value: Any) -> Any:

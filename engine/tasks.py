@@ -141,7 +141,9 @@ class Task(Generic[P, R]):
             )
             # Its body does not run: the calls it made count as made, for the keys after it.
             ctx.skip_calls(stored.inner_calls)
-            return True, serialization.load(stored.result)
+            return True, serialization.load_stored(
+                stored.result, ctx.run_id, f"the stored result of task {key!r}"
+            )
         return False, None
 
     def _call_sync(self, ctx: RunContext, args: Any, kwargs: Any) -> R:

@@ -25,7 +25,12 @@ from signoff.engine import registry as flow_sources
 from signoff.engine.audit import written_with
 from signoff.engine.errors import StoreError
 from signoff.engine.outages import Outage
-from signoff.engine.runner import execute_queued, execute_queued_async, prepare_queued
+from signoff.engine.runner import (
+    crash_unstartable,
+    execute_queued,
+    execute_queued_async,
+    prepare_queued,
+)
 from signoff.engine.runs import RunState
 from signoff.engine.runtime import Engine, get_engine
 from signoff.engine.store.sql import RunSource
@@ -394,7 +399,23 @@ class Worker:
                 return
             self.engine.notify()
             for source in claimed:
-                self._execute(source)
+                try:
+                    self._execute(source)
+                except StoreError:
+                    raise
+                except Exception as exc:
+                    # One run that cannot start must not strand those claimed with it:
+                    # running, and held by a live worker, nobody would take them over.
+                    logger.exception(
+                        "run could not be started",
+                        extra={"action": "run_start_failed", "run_id": source.run.id},
+                    )
+                    crash_unstartable(
+                        self.engine,
+                        source.run.id,
+                        source.run.flow_name,
+                        f"the worker could not start it: {type(exc).__name__}: {exc}",
+                    )
 
     def _execute(self, source: RunSource) -> None:
         run_id = source.run.id

@@ -71,6 +71,7 @@ def test_engine_exports() -> None:
         "StoreError",
         "Task",
         "TaskRun",
+        "UnloadableValue",
         "UnstorableValue",
         "Verification",
         "Via",

@@ -430,6 +430,71 @@ def test_run_whose_flow_cannot_be_imported_crashes_with_the_reason(
     assert "No module named 'no_such_module_xyz'" in done.state_message
 
 
+@flow(name="takes-an-environment")
+def takes_an_environment(env: object = None) -> str:
+    return f"deployed to {env}"
+
+
+def test_a_run_whose_parameters_this_code_cannot_load_crashes_alone(engine: Engine) -> None:
+    """A deploy renamed a parameter's class while a run was queued: the worker failed in
+    its loop, and left that run and every run it had claimed with it "running" for good."""
+    # Pickled by the release before, whose class ``RenamedAway`` this one no longer has.
+    renamed = b"(dVenv\nctests.engine.test_suspend\nRenamedAway\n)Rs."
+    runs = [
+        engine.store.create_run(
+            uuid.uuid4().hex,
+            "takes-an-environment",
+            "tests.engine.test_suspend:takes_an_environment",
+            blob,
+            {},
+            RunState.SCHEDULED,
+            owner=None,
+            started_by=None,
+        )
+        for blob in (renamed, b"\x80\x04}\x94.", b"\x80\x04}\x94.")
+    ]
+    worker = Worker(engine)  # claims the three together
+    worker.start()
+    try:
+        done = [
+            wait_for(lambda r=r: (d := engine.get_run(r.id)).state.is_final and d) for r in runs
+        ]
+    finally:
+        worker.stop()
+    assert [d.state for d in done] == [RunState.CRASHED, RunState.COMPLETED, RunState.COMPLETED]
+    assert done[0].state_message == (
+        f"run {runs[0].id}: its parameters cannot be loaded by this code (AttributeError: "
+        "Can't get attribute 'RenamedAway' on <module 'tests.engine.test_suspend' from "
+        f"'{__file__}'>); was it stored by an older version of the flow, with a class renamed "
+        "or moved since?"
+    )
+
+
+def test_a_task_result_this_code_cannot_load_fails_the_run_naming_the_task(
+    engine: Engine, worker: Worker
+) -> None:
+    """It failed with a bare ``AttributeError: Can't get attribute ...``, the task shown
+    completed, and nothing said which stored value a deploy had made unreadable."""
+    from sqlalchemy import text
+
+    with pytest.raises(RunSuspended) as suspended:
+        refund("C-3")
+    run_id = suspended.value.run_id
+    with engine.store.engine.begin() as conn:
+        changed = conn.execute(
+            text("UPDATE task_runs SET result = :blob WHERE run_id = :run"),
+            {"blob": b"(dVnote\nctests.engine.test_suspend\nRenamedAway\n)Rs.", "run": run_id},
+        ).rowcount
+    assert changed == 1
+    resume_flow_run(run_id, {"amount": 100, "approve": True})
+    done = wait_for(lambda: (r := engine.get_run(run_id)).state.is_final and r)
+    assert done.state is RunState.FAILED
+    assert "the stored result of task 'fetch-order-1'" in done.state_message
+    assert "cannot be loaded by this code (AttributeError: Can't get attribute 'RenamedAway'" in (
+        done.state_message
+    )
+
+
 def test_a_run_whose_flow_only_another_worker_has_is_left_to_it(
     engine: Engine, worker: Worker, make_engine: Callable[..., Engine]
 ) -> None:
@@ -458,7 +523,7 @@ def test_a_run_whose_flow_only_another_worker_has_is_left_to_it(
     )
     assert left.state is RunState.SCHEDULED
     assert left.state_message == (
-        f"process {engine.process_id} cannot import flow {name!r}: cannot load "
+        f"process {engine.process_id}: cannot import flow {name!r}: cannot load "
         "flows from module_of_the_next_release: ModuleNotFoundError: No module named "
         "'module_of_the_next_release'; left queued for a worker that can"
     )

@@ -74,6 +74,8 @@ class DurableConsumer:
             target=self._keep, name=f"signoff-lease-{name}", daemon=True
         )
         self.position: int | None = None
+        #: the event the observer is handed now, named when it fails
+        self._handing: Event | None = None
 
     @property
     def owner(self) -> str | None:
@@ -220,10 +222,18 @@ class DurableConsumer:
                 # (Slack) silent that long after the database came back.
                 outage.failed(exc)
                 self._stop.wait(self.RENEW_SECONDS)
-            except Exception:  # the observer failed: keep the event, retry later
+            except Exception as exc:  # the observer failed: keep the event, retry later
+                event, self._handing = self._handing, None
                 logger.exception(
-                    "event delivery failed; will retry",
-                    extra={"action": "event_delivery_failed", "consumer": self.name},
+                    "event delivery failed; will retry: %s%s",
+                    f"{type(exc).__name__}: {str(exc)[:300]}",
+                    f" (run {event.run_id}, {event.kind.value})" if event else "",
+                    extra={
+                        "action": "event_delivery_failed",
+                        "consumer": self.name,
+                        "run_id": event.run_id if event else None,
+                        "event": event.kind.value if event else None,
+                    },
                 )
                 self._stop.wait(delay)
                 delay = min(delay * 2, self.RETRY_SECONDS[1])
@@ -241,7 +251,9 @@ class DurableConsumer:
                 return True
             if self._token != token:
                 raise LeaseLost(self.name)
+            self._handing = event
             self.observer.on_event(event)
+            self._handing = None
             if not self.store.advance_cursor(self.name, token, event.id):
                 raise LeaseLost(self.name)
             self.position = event.id
@@ -258,7 +270,9 @@ class DurableConsumer:
                 return False
             if self._token != token:
                 raise LeaseLost(self.name)
+            self._handing = event
             self.observer.on_event(event)
+            self._handing = None
             if not self.store.advance_backlog(self.name, token, event.id):
                 raise LeaseLost(self.name)
         if len(events) < self.BATCH:

@@ -13,6 +13,7 @@ from signoff.bot.sandbox.records import (
     Call,
     Channel,
     EphemeralMessage,
+    JsonDict,
     Message,
     OpenView,
     User,
@@ -166,15 +167,20 @@ class SlackSandbox:
         status: int = 429,
         retry_after: int | None = None,
         error: str | None = None,
+        when: Callable[[JsonDict], bool] | None = None,
     ) -> None:
-        """Make the next ``times`` calls of ``method`` fail (see ``WebApiServer.fail_next``).
+        """Make the next ``times`` calls of ``method`` fail (see ``WebApiServer.fail_next``);
+        with ``when``, only the calls whose arguments it accepts.
 
         Example:
             >>> slack.fail_next("chat.postMessage", status=429, retry_after=1)
             >>> slack.fail_next("views.open", status=503)
             >>> slack.fail_next("chat.update", status=200, error="cant_update_message")
+            >>> slack.fail_next("chat.postMessage", status=500, when=lambda a: a["channel"] == "U0BOB")
         """
-        self.server.fail_next(method, times, status=status, retry_after=retry_after, error=error)
+        self.server.fail_next(
+            method, times, status=status, retry_after=retry_after, error=error, when=when
+        )
 
     def answer_late(self, method: str, seconds: float, times: int = 1) -> None:
         """Let the next ``times`` calls of ``method`` take effect at once but answer only

@@ -14,6 +14,7 @@ import json
 import logging
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -39,6 +40,8 @@ class _Fault:
     status: int
     retry_after: int | None
     error: str | None
+    #: the calls it applies to (by their arguments); None: the next call, whatever it is
+    when: Callable[[JsonDict], bool] | None = None
 
     def answer(self) -> tuple[int, JsonDict, dict[str, str]]:
         headers = {"Retry-After": str(self.retry_after)} if self.retry_after is not None else {}
@@ -185,6 +188,7 @@ class WebApiServer:
         status: int = 429,
         retry_after: int | None = None,
         error: str | None = None,
+        when: Callable[[JsonDict], bool] | None = None,
     ) -> None:
         """Make the next ``times`` calls of ``method`` fail.
 
@@ -194,12 +198,14 @@ class WebApiServer:
             status: 429 (``ratelimited``), 500, 503, ... or 200 with ``error``.
             retry_after: ``Retry-After`` header in whole seconds (defaults to 0 for 429).
             error: The ``error`` code in the body (for 200 a plain Slack error).
+            when: Only calls whose arguments it accepts fail (and count); others are
+                answered as usual.
         """
         if status == 429 and retry_after is None:
             retry_after = 0
         with self._faults_lock:
             queue = self._faults.setdefault(method, deque())
-            queue.extend(_Fault(status, retry_after, error) for _ in range(times))
+            queue.extend(_Fault(status, retry_after, error, when) for _ in range(times))
 
     def answer_late(self, method: str, seconds: float, times: int = 1) -> None:
         """Let the next ``times`` calls of ``method`` take effect at once (a message is
@@ -215,10 +221,14 @@ class WebApiServer:
             queue = self._delays.get(method)
             return queue.popleft() if queue else 0.0
 
-    def _take_fault(self, method: str) -> _Fault | None:
+    def _take_fault(self, method: str, args: JsonDict) -> _Fault | None:
         with self._faults_lock:
             queue = self._faults.get(method)
-            return queue.popleft() if queue else None
+            for fault in queue or ():
+                if fault.when is None or fault.when(args):
+                    queue.remove(fault)  # type: ignore[union-attr]
+                    return fault
+            return None
 
     def _authenticate(self, method: str, header: str, args: JsonDict) -> str | None:
         """The error code for a missing or bad token, or None when it is fine."""
@@ -286,7 +296,7 @@ class WebApiServer:
             args.pop("token", None)
             if error:
                 return 200, {"ok": False, "error": error}, {}
-        fault = self._take_fault(method)
+        fault = self._take_fault(method, args)
         if fault is not None:
             return fault.answer()
         status, answer = self._run(method, args)

@@ -9,8 +9,11 @@ a decision made long ago.)
 
 Run metadata remembers what was sent:
 
-- ``slack.dms.<pause key>.<user>``: claimed before the message is sent, so an event
-  delivered again sends nothing; then the message's channel and ts;
+- ``slack.dms.<pause key>.<user>``: claimed before the message is sent (when, and by
+  which process), so an event delivered again sends nothing twice; then the message's
+  channel and ts, or why Slack refused it for good (the person left, say). A claim
+  without either is an attempt that failed (Slack down): the event delivered again makes
+  it again, unless another process made it moments ago and may still be making it;
 - ``slack.dm_prompts``: pause key -> the direct prompts sent for it (channel and ts), the
   messages to update. The notifier handles one run's events in order, so this is read
   and written without a race.
@@ -19,17 +22,37 @@ Run metadata remembers what was sent:
 from __future__ import annotations
 
 import logging
+import time
+import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
 from signoff.bot.backends import Backend, Pause, Run
+from signoff.bot.errors import PostInFlight
 from signoff.bot.slack import ids, messages
+from signoff.bot.slack.posting import CANNOT_POST, MESSAGE_REFUSED
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DirectPrompts"]
+__all__ = ["PERSON_UNREACHABLE", "DirectPrompts"]
+
+#: what Slack answers when a person cannot be messaged (they left, or are a bot), which
+#: trying again does not change
+PERSON_UNREACHABLE = frozenset(
+    {
+        "user_not_found",
+        "users_not_found",
+        "user_not_visible",
+        "user_disabled",
+        "cannot_dm_bot",
+        "messages_tab_disabled",
+    }
+)
+#: how long past the client's timeout another process's claim counts as in flight
+_IN_FLIGHT_MARGIN_SECONDS = 5.0
 
 
 class DirectPrompts:
@@ -50,6 +73,8 @@ class DirectPrompts:
         self.client = client
         self.people = people
         self.update = update
+        #: marks the claims this process made, told apart from other processes'
+        self.token = uuid.uuid4().hex[:12]
 
     def send(self, run: Run, pause: Pause, users: Iterable[str], text: str) -> None:
         """Message each user directly with the prompt's buttons, once per (pause, user),
@@ -62,17 +87,59 @@ class DirectPrompts:
             if user in refused:
                 continue
             claim = f"{ids.DMS}.{pause.key}.{user}"
-            if not self.backend.add_record(run.id, claim, None):
-                continue  # told already (this event was delivered before)
-            reply = self.client.chat_postMessage(
-                channel=user, text=text, blocks=messages.prompt_blocks(run, pause)
-            )
+            if not self._claim(run.id, claim):
+                continue  # told already, or refused for good
+            try:
+                reply = self.client.chat_postMessage(
+                    channel=user, text=text, blocks=messages.prompt_blocks(run, pause)
+                )
+            except SlackApiError as exc:
+                error = str(exc.response.get("error"))
+                if error not in PERSON_UNREACHABLE | CANNOT_POST | MESSAGE_REFUSED:
+                    raise  # Slack down, say: the claim stays ours, to make again
+                # This person only: the others are still told.
+                self.backend.set_record(run.id, claim, {"refused": error})
+                logger.warning(
+                    "Slack refused a direct prompt to %s (%s); the others are sent",
+                    user,
+                    error,
+                    extra={
+                        "action": "direct_prompt_refused",
+                        "run_id": run.id,
+                        "key": pause.key,
+                        "user": user,
+                    },
+                )
+                continue
             # The D... conversation id, not the user id: chat.update needs it.
             sent = {"channel": str(reply["channel"]), "ts": str(reply["ts"])}
             self.backend.set_record(run.id, claim, sent)
             index = self._index(run.id)
             index[pause.key] = [*index.get(pause.key, []), sent]
             self.backend.set_record(run.id, ids.DM_PROMPTS, index)
+
+    def _claim(self, run_id: str, claim: str) -> bool:
+        """Whether to send the direct prompt ``claim`` names now: nobody claimed it, or
+        an attempt claimed it and failed (this process's, or another's long enough ago
+        that its call cannot still be on its way).
+
+        Raises:
+            PostInFlight: another process claimed it moments ago.
+        """
+        if self.backend.add_record(run_id, claim, {"at": time.time(), "by": self.token}):
+            return True
+        earlier = self.backend.get_record(run_id, claim)
+        if not isinstance(earlier, dict) or "ts" in earlier or "refused" in earlier:
+            return False  # sent, refused for good, or claimed before claims said by whom
+        if earlier.get("by") != self.token:
+            try:
+                age = time.time() - float(earlier.get("at") or 0)
+            except (TypeError, ValueError):
+                age = float("inf")
+            if age < float(self.client.timeout) + _IN_FLIGHT_MARGIN_SECONDS:
+                raise PostInFlight(run_id, claim)
+            self.backend.set_record(run_id, claim, {"at": time.time(), "by": self.token})
+        return True
 
     def refresh(self, run: Run, pause: Pause) -> None:
         """Show a waiting pause as it is now (answers counted, approvers) in its direct

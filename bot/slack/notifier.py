@@ -35,8 +35,8 @@ from signoff.bot.errors import RunNotChangeable, SecretField, SlackRateLimited
 from signoff.bot.forms.modals import ModalError, check_renderable
 from signoff.bot.slack import deleted, home, ids, messages, reminders
 from signoff.bot.slack.approvers import Approvers
-from signoff.bot.slack.direct import DirectPrompts
-from signoff.bot.slack.posting import Poster
+from signoff.bot.slack.direct import PERSON_UNREACHABLE, DirectPrompts
+from signoff.bot.slack.posting import MESSAGE_REFUSED, MessageRefused, Poster, refusal_details
 from signoff.bot.slack.threads import RunThreads
 
 logger = logging.getLogger(__name__)
@@ -133,11 +133,34 @@ class SlackNotifier:
         try:
             self._handle(event)
             self.homes.refresh(event)
+        except MessageRefused as exc:
+            self._skipped(event, f"even as plain text ({exc.error})")
         except SlackApiError as exc:
-            if exc.response.status_code != 429:
-                raise
-            # The client has waited and tried again already: Slack's own pace, not a fault.
-            raise _rate_limited(event.run_id, exc) from exc
+            if exc.response.status_code == 429:
+                # The client has waited and tried again already: Slack's own pace, not a
+                # fault.
+                raise _rate_limited(event.run_id, exc) from exc
+            error = str(exc.response.get("error"))
+            if error not in MESSAGE_REFUSED and error not in PERSON_UNREACHABLE:
+                raise  # Slack down, say: the change is handed again later
+            # Refused for good: handed again, it would hold up every later change of
+            # every run behind it.
+            method = str(exc.response.api_url).rstrip("/").rsplit("/", 1)[-1]
+            details = refusal_details(exc)
+            self._skipped(event, f"in {method} ({error}{f': {details}' if details else ''})")
+
+    def _skipped(self, event: Event, why: str) -> None:
+        logger.error(
+            "Slack refused what Signoff posts for a change of run %s %s; the change is "
+            "skipped, and later ones go on",
+            event.run_id,
+            why,
+            extra={
+                "action": "slack_change_skipped",
+                "run_id": event.run_id,
+                "event": event.kind.value,
+            },
+        )
 
     def _handle(self, event: Event) -> None:
         if event.kind is EventKind.RUN_DELETED:
@@ -192,8 +215,15 @@ class SlackNotifier:
         run_id, key = event.run_id, str(event.data["key"])
         run = self.backend.get_run(run_id)
         pause = self.backend.get_pause(run_id, key)
-        if pause is None or key in self.threads.prompts(run_id):
-            return  # this event was delivered before
+        if pause is None:
+            return
+        if key in self.threads.prompts(run_id):
+            # Delivered before: the prompt is posted, but what follows it may not all have
+            # been done (a direct message Slack failed), and is done now, once each.
+            thread = self.thread(run_id)
+            if thread is not None and pause.status is PauseStatus.WAITING and _askable(pause):
+                self._after_prompt(event, run, pause, thread)
+            return
         if pause.status is not PauseStatus.WAITING:
             # Answered before Slack heard of it (from the CLI, or while Slack was down):
             # the run still gets its thread, saying who answered and how it ended.
@@ -234,6 +264,12 @@ class SlackNotifier:
         logger.info(
             "prompt posted", extra={"action": "prompt_posted", "run_id": run_id, "key": key}
         )
+        self._after_prompt(event, run, pause, thread)
+
+    def _after_prompt(self, event: Event, run: Run, pause: Pause, thread: dict[str, str]) -> None:
+        """What follows a prompt: the note that too few may answer, the direct messages,
+        the reminder. Each is done once however often it is asked for."""
+        run_id, key = run.id, pause.key
         short = self.groups.short_of_quorum(run, pause)
         if short is not None:
             groups = any(_GROUP.match(p) for p in (*pause.approvers, *pause.escalate_to))
@@ -401,6 +437,19 @@ class SlackNotifier:
             "run outcome posted",
             extra={"action": "run_outcome_posted", "run_id": run.id, "state": run.state.value},
         )
+
+
+def _askable(pause: Pause) -> bool:
+    """Whether ``pause`` got a prompt with a button (not a note that it cannot be asked)."""
+    if pause.unanswerable is not None:
+        return False
+    if pause.schema is None:
+        return True
+    try:
+        check_renderable(pause.schema, description=pause.description)
+    except ModalError:  # a SecretField too
+        return False
+    return True
 
 
 def _rate_limited(run_id: str, exc: SlackApiError) -> SlackRateLimited:

@@ -12,8 +12,14 @@ later. Right before each post the consumer's lease is checked (``fence``), so a 
 that lost it gives its batch up instead; a post its caller has claimed for itself (a
 reminder) is made by whichever replica claimed it.
 
-Someone may delete what was posted. An update of a deleted message is skipped
-(``message_gone``); a reply into the thread of a deleted message raises
+Slack may refuse a message for what it holds (``MESSAGE_REFUSED``: its blocks, its
+length): the same message would be refused for ever, and would hold up every later event
+of every run. A post is made again as plain text saying so (``slack_message_refused``), and
+one refused even then raises :class:`MessageRefused`; an update is made as plain text, or
+skipped.
+
+Someone may delete what was posted. An update of a deleted message, or of one Slack no
+longer lets the bot edit, is skipped (``message_gone``); a reply into the thread of a deleted message raises
 :class:`ThreadGone`, for the caller to decide where the reply goes instead. A conversation
 Slack refuses the bot for good (it is not a member, the channel is archived or gone, a
 direct message between two people) raises :class:`ChannelUnavailable` the same way: trying
@@ -35,12 +41,39 @@ from signoff.bot.backends import Backend
 from signoff.bot.errors import PostInFlight
 from signoff.bot.slack import ids
 
-__all__ = ["ChannelUnavailable", "Poster", "ThreadGone"]
+__all__ = ["MESSAGE_REFUSED", "ChannelUnavailable", "MessageRefused", "Poster", "ThreadGone"]
 
 logger = logging.getLogger(__name__)
 
-#: what Slack answers for a message (or its conversation) that is no longer there
-_MESSAGE_GONE = ("message_not_found", "channel_not_found")
+#: what Slack answers for a message (or its conversation) that is no longer there, or that
+#: the bot may no longer edit
+_MESSAGE_GONE = (
+    "message_not_found",
+    "channel_not_found",
+    "cant_update_message",
+    "edit_window_closed",
+)
+#: what Slack answers when it refuses a message for what it holds: sent again as it is,
+#: it is refused again
+MESSAGE_REFUSED = frozenset(
+    {
+        "invalid_blocks",
+        "invalid_blocks_format",
+        "msg_too_long",
+        "msg_blocks_too_long",
+        "no_text",
+        "too_many_attachments",
+        "invalid_attachments",
+        "invalid_metadata_format",
+        "invalid_metadata_schema",
+        "metadata_too_large",
+        "metadata_must_be_sent_from_app",
+        "markdown_text_conflict",
+        "invalid_arguments",
+    }
+)
+#: how much of a refused message's text its plain fallback keeps
+_FALLBACK_CHARS = 2_800
 #: what Slack answers when the bot may not post in a conversation, which trying again does
 #: not change (only someone inviting the app, or unarchiving the channel)
 CANNOT_POST = frozenset(
@@ -64,6 +97,32 @@ class ChannelUnavailable(Exception):
         super().__init__(f"cannot post in {channel} ({error})")
         self.channel = channel
         self.error = error
+
+
+class MessageRefused(Exception):
+    """Slack refused a post for what it holds (``MESSAGE_REFUSED``), even as plain text."""
+
+    def __init__(self, run_id: str, channel: str, error: str) -> None:
+        super().__init__(f"Slack refused a message about run {run_id} in {channel} ({error})")
+        self.run_id = run_id
+        self.channel = channel
+        self.error = error
+
+
+def refusal_details(exc: SlackApiError) -> str:
+    """Slack's reasons for refusing a call (``response_metadata.messages``), on one line."""
+    data = exc.response.data
+    meta = data.get("response_metadata") if isinstance(data, dict) else None
+    said = meta.get("messages") if isinstance(meta, dict) else None
+    return "; ".join(str(m)[:200] for m in said[:3]) if isinstance(said, list) else ""
+
+
+def plain_fallback(text: str, error: str, run_id: str | None = None) -> str:
+    """A message's text, cut to fit, saying Slack refused it as written (and, given the
+    run, where to see it)."""
+    kept = text if len(text) <= _FALLBACK_CHARS else text[: _FALLBACK_CHARS - 1] + "…"
+    where = f"; `/runs show {run_id[:8]}` shows the run" if run_id else ""
+    return f"{kept}\n:warning: Slack refused this message as Signoff wrote it (`{error}`){where}."
 
 
 class ThreadGone(Exception):
@@ -100,12 +159,39 @@ class Poster:
         try:
             self.client.chat_update(channel=channel, ts=ts, **message)
         except SlackApiError as exc:
-            error = exc.response.get("error")
+            error = str(exc.response.get("error"))
+            if error in MESSAGE_REFUSED:
+                self._update_plainly(channel, ts, str(message.get("text") or ""), exc)
+                return
             if error not in _MESSAGE_GONE and error not in CANNOT_POST:
                 raise
             logger.warning(
                 "posted message is gone or out of reach; not updated",
                 extra={"action": "message_gone", "channel": channel, "ts": ts, "error": error},
+            )
+
+    def _update_plainly(self, channel: str, ts: str, text: str, refused: SlackApiError) -> None:
+        """Update a message Slack refused as written with its text alone (no buttons left
+        on it), or leave it as it is if that is refused too."""
+        error = str(refused.response.get("error"))
+        logger.error(
+            "Slack refused an update of a message as written (%s%s); updating it as plain text",
+            error,
+            f": {details}" if (details := refusal_details(refused)) else "",
+            extra={"action": "slack_message_refused", "channel": channel, "ts": ts},
+        )
+        fallback = plain_fallback(text, error)
+        block = {"type": "section", "text": {"type": "mrkdwn", "text": fallback}}
+        try:
+            self.client.chat_update(channel=channel, ts=ts, text=fallback, blocks=[block])
+        except SlackApiError as exc:
+            again = str(exc.response.get("error"))
+            if again not in MESSAGE_REFUSED and again not in _MESSAGE_GONE:
+                raise
+            logger.error(
+                "Slack refused the plain update too (%s); the message is left as it was",
+                again,
+                extra={"action": "slack_message_refused", "channel": channel, "ts": ts},
             )
 
     def post(
@@ -127,6 +213,7 @@ class Poster:
         Raises:
             ThreadGone: ``thread_ts`` names a message Slack no longer has.
             ChannelUnavailable: Slack refuses the bot ``channel`` for good.
+            MessageRefused: Slack refuses the message, even as plain text.
         """
         marker = f"{run_id}:{post_id}"
         intent = {"at": time.time(), "channel": channel, "thread_ts": thread_ts, "by": self.token}
@@ -151,20 +238,45 @@ class Poster:
                 self.backend.set_record(run_id, key, intent)
         if fenced:
             self.fence()
+        metadata = {"event_type": self.EVENT_TYPE, "event_payload": {"post": marker}}
         try:
-            reply = self.client.chat_postMessage(
-                channel=channel,
-                text=text,
-                blocks=blocks,
-                thread_ts=thread_ts,
-                metadata={"event_type": self.EVENT_TYPE, "event_payload": {"post": marker}},
-            )
+            try:
+                reply = self.client.chat_postMessage(
+                    channel=channel,
+                    text=text,
+                    blocks=blocks,
+                    thread_ts=thread_ts,
+                    metadata=metadata,
+                )
+            except SlackApiError as exc:
+                error = str(exc.response.get("error"))
+                if error not in MESSAGE_REFUSED:
+                    raise
+                logger.error(
+                    "Slack refused a message as written (%s%s); posting it as plain text",
+                    error,
+                    f": {details}" if (details := refusal_details(exc)) else "",
+                    extra={
+                        "action": "slack_message_refused",
+                        "run_id": run_id,
+                        "post": post_id,
+                        "channel": channel,
+                    },
+                )
+                reply = self.client.chat_postMessage(
+                    channel=channel,
+                    text=plain_fallback(text, error, run_id),
+                    thread_ts=thread_ts,
+                    metadata=metadata,
+                )
         except SlackApiError as exc:
             error = str(exc.response.get("error"))
             if thread_ts and error == "thread_not_found":
                 raise ThreadGone(channel, thread_ts) from exc
             if error in CANNOT_POST:
                 raise ChannelUnavailable(channel, error) from exc
+            if error in MESSAGE_REFUSED:
+                raise MessageRefused(run_id, channel, error) from exc
             raise
         return {"channel": str(reply["channel"]), "ts": str(reply["ts"])}
 

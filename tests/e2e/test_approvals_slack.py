@@ -552,6 +552,43 @@ def test_direct_prompts_follow_the_count_and_lose_their_buttons_once_decided(
     assert buttons(dm_of("U0CAROL", ":no_entry_sign: Cancelled")) == []
 
 
+def test_a_direct_prompt_slack_fails_is_sent_again_and_the_others_still_go(
+    engine: Engine, bot: RunningBot, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A 500 on one person's direct message lost it, every direct message after it, and
+    the pause's reminder (the event delivered again found the prompt posted, and stopped);
+    a person Slack cannot message held up the rest for ever."""
+    caplog.set_level(logging.INFO)
+    bot.slack.fail_next(
+        "chat.postMessage", 1, status=500, when=lambda args: args.get("channel") == "U0ALICE"
+    )
+    bot.slack.fail_next(
+        "chat.postMessage",
+        50,
+        status=200,
+        error="user_not_found",
+        when=lambda args: args.get("channel") == "U0BOB",
+    )
+    run = engine.submit("sl-dm-two", {})
+    bot.root_message(run.id)
+    for user in ("U0ALICE", "U0CAROL"):
+        dm = bot.slack.wait_for(lambda ws, u=user: ws.channel(u).last, timeout=15)
+        assert run.id[:8] in dm.text and buttons(dm)
+    assert bot.slack.channel("U0BOB").last is None
+    sent_to = [c.args.get("channel") for c in bot.slack.calls("chat.postMessage") if c.ok]
+    assert sorted(sent_to.count(u) for u in ("U0ALICE", "U0CAROL")) == [1, 1]
+    [refused] = [r for r in caplog.records if getattr(r, "action", "") == "direct_prompt_refused"]
+    assert (refused.user, refused.levelno) == ("U0BOB", logging.WARNING)
+    # What follows the direct messages was done too.
+    wait_for(
+        lambda: any(
+            getattr(r, "action", "") == "reminder_scheduled" and r.run_id == run.id
+            for r in caplog.records
+        ),
+        what="the reminder to be scheduled",
+    )
+
+
 def test_direct_prompts_skip_the_starter_whom_the_rule_refuses(
     engine: Engine, bot: RunningBot
 ) -> None:

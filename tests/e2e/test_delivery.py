@@ -405,6 +405,64 @@ def test_an_outage_delays_the_prompt_but_loses_nothing(engine: Engine, bot: Runn
     assert len(posts(bot)) == 1
 
 
+def _about(run_id: str):
+    """Matches a Slack call whose text is about ``run_id``."""
+    return lambda args: run_id[:8] in str(args.get("text") or "")
+
+
+def test_a_message_slack_refuses_as_written_goes_as_plain_text_and_holds_up_nothing(
+    engine: Engine, bot: RunningBot, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Slack refusing one run's prompt for what it holds (``invalid_blocks``) was retried
+    for ever, and every later change of every run waited behind it: no prompt came."""
+    caplog.set_level(logging.INFO)
+    first = engine.submit("dl-amount", {})
+    bot.slack.fail_next(
+        "chat.postMessage", 1, status=200, error="invalid_blocks", when=_about(first.id)
+    )
+    engine.notify()
+    plain = bot.root_message(first.id)
+    assert plain.blocks == [] or buttons(plain) == []
+    assert "Slack refused this message as Signoff wrote it (`invalid_blocks`)" in plain.text
+    assert f"`/runs show {first.id[:8]}`" in plain.text
+    # Answered from /runs or the CLI all the same; its thread follows it.
+    engine.resume(first.id, {"amount": 3}, "U0BOB")
+    assert finished(engine, first.id).state is RunState.COMPLETED
+
+    # Refused even as plain text: the change is skipped, said once, and the next run's
+    # prompt comes.
+    second = engine.submit("dl-amount", {})
+    bot.slack.fail_next(
+        "chat.postMessage", 2, status=200, error="msg_too_long", when=_about(second.id)
+    )
+    skipped = wait_for(
+        lambda: [r for r in caplog.records if getattr(r, "action", "") == "slack_change_skipped"],
+        what="the refused change to be skipped",
+    )
+    assert [(r.run_id, r.levelno) for r in skipped] == [(second.id, logging.ERROR)]
+    third = engine.submit("dl-amount", {})
+    assert buttons(bot.root_message(third.id))
+    assert "msg_too_long" in skipped[0].getMessage()
+    assert not [r for r in caplog.records if getattr(r, "action", "") == "event_delivery_failed"]
+
+
+def test_a_prompt_slack_no_longer_lets_the_bot_edit_is_left_as_it_is(
+    engine: Engine, bot: RunningBot, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``cant_update_message`` (an old message, another app's) was retried for ever."""
+    caplog.set_level(logging.WARNING)
+    run = engine.submit("dl-amount", {})
+    bot.root_message(run.id)
+    bot.slack.fail_next("chat.update", 50, status=200, error="cant_update_message")
+    engine.resume(run.id, {"amount": 4}, "U0BOB")
+    assert finished(engine, run.id).state is RunState.COMPLETED
+    later = engine.submit("dl-amount", {})
+    assert buttons(bot.root_message(later.id))
+    gone = [r for r in caplog.records if getattr(r, "action", "") == "message_gone"]
+    assert gone and all(r.error == "cant_update_message" for r in gone)
+    assert not [r for r in caplog.records if getattr(r, "action", "") == "event_delivery_failed"]
+
+
 def test_a_run_already_waiting_when_the_bot_first_starts_gets_its_thread(engine: Engine) -> None:
     """The bot's first start on a database whose runs already wait (started from the CLI
     or a script before Slack was set up): each gets its thread and button, and is answered

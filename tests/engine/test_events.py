@@ -107,7 +107,9 @@ def test_observer_sees_every_change_in_order(engine: Engine) -> None:
     assert engine.verify_audit().ok
 
 
-def test_durable_consumer_retries_and_survives_restart_without_duplicates(make_engine) -> None:
+def test_durable_consumer_retries_and_survives_restart_without_duplicates(
+    make_engine, caplog: pytest.LogCaptureFixture
+) -> None:
     from signoff.engine import set_engine
 
     first = make_engine()
@@ -123,6 +125,14 @@ def test_durable_consumer_retries_and_survives_restart_without_duplicates(make_e
     delivered = [e.id for e in flaky.seen]
     assert delivered == sorted(delivered) and len(delivered) == len(set(delivered))
     assert {e.run_id for e in flaky.seen} == {run_id}
+    # Each failure names what failed and for which run (it said only "event delivery
+    # failed", with the reason at the end of a traceback).
+    failed = [r for r in caplog.records if getattr(r, "action", "") == "event_delivery_failed"]
+    assert len(failed) == 2 and {r.run_id for r in failed} == {run_id}
+    assert failed[0].getMessage() == (
+        "event delivery failed; will retry: ConnectionError: Slack is down "
+        f"(run {run_id}, {flaky.seen[0].kind.value})"
+    )
     first.close()
 
     # A new process subscribing under the same name starts where the last one stopped.

@@ -407,6 +407,10 @@ class Engine(Liveness, Resuming, Upkeep):
         for consumer in self._consumers:
             consumer.stop()
         self.dispatcher.stop()
+        if self.timers.set_any:
+            # A script without workers: nobody else deletes the timers its answered
+            # pauses left.
+            self.timers.forget_settled()
         self.timers.shutdown(self)
         self.store_threads.close()
         if self._registered:

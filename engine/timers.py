@@ -28,6 +28,7 @@ from apscheduler.jobstores.base import JobLookupError
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import STATE_RUNNING
+from sqlalchemy import text as sql_text
 
 from signoff.engine.outages import Outage
 
@@ -63,6 +64,33 @@ def escalate_due_pauses() -> None:
     for engine in list(_sweeping):
         engine.escalate_due_pauses()
 
+
+#: the jobs that time out and escalate pauses: ``<prefix><run id>:<pause key>``
+EXPIRE_PREFIX, ESCALATE_PREFIX = "expire:", "escalate:"
+#: pauses whose timers still matter (answered: judged yet, and may still be refused)
+_TIMED_STATUSES = ("waiting", "answered")
+
+
+def pause_job_id(prefix: str, run_id: str, key: str) -> str:
+    """The id of a pause's timer (``EXPIRE_PREFIX`` or ``ESCALATE_PREFIX``)."""
+    return f"{prefix}{run_id}:{key}"
+
+
+def _settled_jobs(prefix: str) -> Any:
+    """Deletes the ``prefix`` timers of pauses that no longer wait. A job names its run
+    (32 characters: every run id) and pause; a job whose pause is not found is left to
+    fire, which does nothing."""
+    run_at, key_at = len(prefix) + 1, len(prefix) + 34
+    return sql_text(
+        f"DELETE FROM apscheduler_jobs WHERE id IN ("
+        f"SELECT j.id FROM apscheduler_jobs j JOIN pauses p "
+        f"ON p.run_id = substr(j.id, {run_at}, 32) AND p.key = substr(j.id, {key_at}) "
+        f"WHERE j.id LIKE '{prefix}%' "
+        f"AND p.status NOT IN ({', '.join(repr(s) for s in _TIMED_STATUSES)}))"
+    )
+
+
+_FORGET_SETTLED = tuple(_settled_jobs(prefix) for prefix in (EXPIRE_PREFIX, ESCALATE_PREFIX))
 
 #: how soon the scheduler tries again after its job store failed (a new job wakes it sooner)
 RETRY_SECONDS = 5.0
@@ -147,6 +175,9 @@ class Timers:
     """
 
     def __init__(self, db: SqlEngine) -> None:
+        self._db = db
+        #: whether this process set a timer (so may leave some behind, settled, at close)
+        self.set_any = False
         self._scheduler = _Scheduler(
             _JobStore(engine=db, tablename="apscheduler_jobs"),
             job_defaults={"coalesce": True, "misfire_grace_time": None, "max_instances": 1},
@@ -211,6 +242,7 @@ class Timers:
             kwargs=dict(kwargs or {}),
             replace_existing=True,
         )
+        self.set_any = True
         logger.debug("timer set", extra={"action": "timer_set", "job_id": job_id})
 
     def cancel(self, job_id: str) -> None:
@@ -218,6 +250,29 @@ class Timers:
             self.start(active=False)
         with contextlib.suppress(JobLookupError):
             self._scheduler.remove_job(stored_id(job_id))
+
+    def forget_settled(self) -> int:
+        """Delete the timers of pauses answered, cancelled or ended since they were set;
+        how many. Left, each stays until its time comes (an hour, a week), to fire for
+        nothing: one row per pause ever made, in a table every worker reads."""
+        try:
+            with self._db.begin() as conn:
+                forgotten = sum(
+                    int(conn.execute(statement).rowcount) for statement in _FORGET_SETTLED
+                )
+        except Exception as exc:  # tidying only: tried again at the next pass
+            logger.warning(
+                "could not delete the timers of settled pauses: %s",
+                str(exc)[:200],
+                extra={"action": "timers_forget_failed"},
+            )
+            return 0
+        if forgotten:
+            logger.debug(
+                "timers of settled pauses deleted",
+                extra={"action": "timers_forgotten", "count": forgotten},
+            )
+        return forgotten
 
     def pending(self) -> list[tuple[str, datetime | None]]:
         """Ids (as stored: see ``stored_id``) and next run times of stored jobs."""

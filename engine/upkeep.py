@@ -12,6 +12,7 @@ from signoff.engine.errors import missed
 from signoff.engine.runs import RunState
 from signoff.engine.settings import EngineSettings
 from signoff.engine.store import SqlStore
+from signoff.engine.timers import Timers
 
 logger = logging.getLogger(__name__)
 
@@ -21,6 +22,7 @@ class Upkeep:
 
     settings: EngineSettings
     store: SqlStore
+    timers: Timers
     process_id: str
     _registered: bool
     #: monotonic time when stale process rows are next deleted
@@ -147,6 +149,7 @@ class Upkeep:
                 if beat.id not in live and beat.heartbeat_at < cutoff:
                     stale[beat.id] = cutoff
             self.store.forget_processes(stale)
+            self.timers.forget_settled()
             self._forget_due = time.monotonic() + own
         if moved:
             self.notify()

@@ -32,6 +32,7 @@ from signoff.engine.quorum import Answered, Answers
 from signoff.engine.refusals import refusal_errors
 from signoff.engine.runs import GivenAnswer, Pause, PauseStatus, RunState
 from signoff.engine.signals import Cancel, Suspend, TakenOver
+from signoff.engine.timers import ESCALATE_PREFIX, EXPIRE_PREFIX, pause_job_id
 
 # At import, not at the first pause: a process that runs flows needs it, and loads it
 # before its flows wait (``signoff runs list`` imports none of this module).
@@ -81,13 +82,13 @@ def _open(req: PauseRequest, owner: str | None) -> None:
         raise _not_opened(req)
     if req.pause.deadline is not None:
         engine.timers.call_at(
-            f"expire:{run_id}:{req.key}",
+            pause_job_id(EXPIRE_PREFIX, run_id, req.key),
             req.pause.deadline,
             "signoff.engine.timers:expire_due_pauses",
         )
     if req.pause.escalate_at is not None and req.pause.escalated_at is None:
         engine.timers.call_at(
-            f"escalate:{run_id}:{req.key}",
+            pause_job_id(ESCALATE_PREFIX, run_id, req.key),
             req.pause.escalate_at,
             "signoff.engine.timers:escalate_due_pauses",
         )

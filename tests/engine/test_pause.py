@@ -675,3 +675,44 @@ def test_a_named_pause_may_not_take_the_number_an_unnamed_one_has(engine: Engine
     assert isinstance(error, ValueError)
     assert str(error).startswith("pause key '1' is the key an earlier pause of this flow")
     assert engine.get_run(first.run_id).state is RunState.FAILED
+
+
+@flow(name="timed-twice")
+def timed_twice() -> int:
+    first = pause_flow_run(int, timeout=600, escalate_after=300, escalate_to=["carol"])
+    second = pause_flow_run(int, timeout=600)
+    return first + second
+
+
+def test_the_timers_of_settled_pauses_are_deleted(make_engine: Callable[..., Engine]) -> None:
+    """Each pause's timers stayed in the job table until their time came (an hour, a
+    week), answered or not: a row per pause ever made, firing later for nothing, and for
+    ever in a process without workers."""
+    from signoff.engine import set_engine
+
+    engine = make_engine()
+    previous = set_engine(engine)
+    try:
+        thread, box = start(timed_twice)
+        first = waiting(engine, "timed-twice")
+        run_id = first.run_id
+
+        def jobs() -> set[str]:
+            return {job for job, _ in engine.timers.pending() if run_id in job}
+
+        set_before = wait_for(lambda: len(jobs()) == 2 and jobs(), what="the first pause's timers")
+        assert set_before == {f"expire:{run_id}:1", f"escalate:{run_id}:1"}
+        resume_flow_run(run_id, {"value": 4}, responder="alice")
+        wait_for(lambda: f"expire:{run_id}:2" in jobs(), what="the second pause's timer")
+        # A worker's pass deletes those of the answered pause, not the waiting one's.
+        assert engine.timers.forget_settled() == 2
+        assert jobs() == {f"expire:{run_id}:2"}
+        resume_flow_run(run_id, {"value": 5}, responder="alice")
+        thread.join(10)
+        assert box == {"result": 9}
+    finally:
+        set_engine(previous)
+    # A script closing its engine deletes what its own pauses left.
+    engine.close()
+    reader = make_engine()
+    assert not [job for job, _ in reader.timers.pending() if run_id in job]

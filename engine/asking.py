@@ -210,14 +210,15 @@ def check_seconds(
         raise TypeError(f"{name} must be a number of seconds (got {value!r})")
     low = "from 0" if zero_allowed else "more than 0 and"
     if (
-        not math.isfinite(value)
+        # An int is finite, and math.isfinite refuses one too large for a float.
+        (isinstance(value, float) and not math.isfinite(value))
         or value < 0
         or (value == 0 and not zero_allowed)
         or value > MAX_WAIT_SECONDS
     ):
         raise ValueError(
             f"{name} must be {low} up to {MAX_WAIT_SECONDS:,} seconds (100 years)"
-            f"{otherwise} (got {value!r})"
+            f"{otherwise} (got {value!r:.60})"
         )
 
 

@@ -7,7 +7,7 @@ import dataclasses
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from signoff.engine.actors import SYSTEM, Actor
@@ -26,11 +26,14 @@ METADATA = MetadataRow.__table__  # type: ignore[attr-defined]
 class DecisionQueries(PauseQueries):
     @read_again_if_dropped
     def due_escalations(self, now: datetime) -> list[Pause]:
-        """Waiting pauses whose escalation time has passed and that have not escalated."""
+        """Waiting pauses whose escalation time has passed and that have not escalated,
+        nor passed their deadline (no process fired the escalation in time: timing the
+        pause out is what is left to do)."""
         return self._waiting_pauses(
             PAUSES.c.escalate_at.is_not(None),
             PAUSES.c.escalate_at <= now,
             PAUSES.c.escalated_at.is_(None),
+            or_(PAUSES.c.deadline.is_(None), PAUSES.c.deadline > now),
         )
 
     @write_again_if_dropped
@@ -50,6 +53,8 @@ class DecisionQueries(PauseQueries):
             pause = rows.to_pause(row)
             if pause.status is not PauseStatus.WAITING or pause.escalated_at is not None:
                 return None
+            if pause.deadline is not None and pause.deadline <= now:
+                return None  # too late to ask anyone else: it times out instead
             # Not whoever could never answer it: the starter a pause forbids, and those who
             # handed it on (the escalation would otherwise tell them they may answer now).
             barred = {by for by, _ in handed_on((d.by, d.to) for d in pause.delegations)}

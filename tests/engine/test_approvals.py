@@ -580,6 +580,23 @@ def test_escalation_timer_is_stored_and_fires_from_a_worker(engine: Engine) -> N
     assert box["result"] is False
 
 
+def test_an_escalation_found_due_after_the_deadline_is_not_made(engine: Engine) -> None:
+    """No worker ran between a pause's escalation time and its deadline: the worker that
+    started after both escalated it (mentioning on-call for a question already expired,
+    and auditing it), then timed it out."""
+    box = run_in_thread(ap_escalate)
+    run_id = waiting_run(engine, "ap-escalate")
+    pause = engine.get_pause(run_id, "1")
+    assert pause.deadline is not None and pause.escalate_at is not None
+    assert engine.escalate_due_pauses(pause.deadline + timedelta(seconds=1)) == []
+    assert "pause.escalated" not in [r.action for r in engine.audit_trail(run_id)]
+    # In time, it is made.
+    assert engine.escalate_due_pauses(pause.escalate_at + timedelta(seconds=1)) == [run_id]
+    engine.resume(run_id, {"approved": True}, "U_BOSS")
+    box["thread"].join(10)
+    assert box["result"] is True
+
+
 def test_reassign_hands_the_decision_over(engine: Engine) -> None:
     box = run_in_thread(ap_guarded)
     run_id = waiting_run(engine, "ap-guarded")

@@ -14,6 +14,7 @@ from typing import Any
 
 from signoff.engine.actors import checked_ids
 from signoff.engine.context import RunContext
+from signoff.engine.errors import FlowChanged
 from signoff.engine.input import RunInput, run_input_from_type
 from signoff.engine.input_schema import input_schema
 from signoff.engine.runs import Pause, PauseStatus
@@ -106,6 +107,13 @@ def prepare_call(
     check_arguments(timeout, key)
     model = run_input_from_type(wait_for_input) if wait_for_input is not None else None
     decision.check(model)
+    escalate_after = decision.escalate_after
+    if escalate_after is not None and timeout is not None and escalate_after >= timeout:
+        # Never made: the pause times out first (and the approvers would never be added).
+        raise ValueError(
+            f"escalate_after ({escalate_after:g} s) must be less than timeout "
+            f"({timeout:g} s): the pause would time out before anyone was added"
+        )
     return ctx.next_pause_key(key), model
 
 
@@ -124,12 +132,14 @@ def pause_request(
     # no rejected answer to start from. Otherwise both are looked up.
     first = ctx.fresh and ctx.pause_calls == 1
     existing = None if first else store.get_pause(ctx.run_id, key)
+    schema = input_schema(model) if model is not None else None
+    title = schema.get("title") if schema else None
     if existing is not None:
         if existing.status in _ENDED_UNANSWERED and ctx.asked_again(key):
             raise _asked_again(key, existing)
+        if (existing.schema is None, existing.title) != (schema is None, title):
+            raise FlowChanged(ctx.run_id, key, _asked(existing.title), _asked(title))
         return PauseRequest(ctx, key, model, timeout, existing, False, decision.quorum)
-    schema = input_schema(model) if model is not None else None
-    title = schema.get("title") if schema else None
     initial: dict[str, Any] = {}
     if model is not None and not first:
         # Asking again right after the flow refused an answer to the same model: start from
@@ -165,6 +175,10 @@ def pause_request(
         confirm=decision.confirm if decision.confirm is not None else ctx.flow.confirm,
     )
     return PauseRequest(ctx, key, model, timeout, pause, True, decision.quorum)
+
+
+def _asked(title: str | None) -> str:
+    return repr(title) if title else "no input (a plain pause)"
 
 
 #: a pause that ended without an answer the flow can use: asking it again by its key

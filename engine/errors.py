@@ -24,6 +24,7 @@
     ├── RunTakenOver (run_id)         another process runs it now: this one was taken for dead
     ├── UnstorableValue (run_id)      a value the run must keep cannot be serialised
     ├── UnloadableValue (run_id, what)   a value the run stored cannot be loaded by this code
+    ├── FlowChanged (run_id, key)     a re-run asks for other input where the run asked before
     ├── LeaseLost (consumer)          another process took over a durable consumer
     ├── DeliverLater (run_id, seconds)   an observer cannot take an event yet, as expected
     │                                 (the service it writes to asks it to slow down)
@@ -377,6 +378,21 @@ class UnloadableValue(EngineError):
             f"run {run_id}: {what} cannot be loaded by this code "
             f"({type(cause).__name__}: {cause}); was it stored by an older version of the "
             "flow, with a class renamed or moved since?"
+        )
+
+
+class FlowChanged(EngineError):
+    """On a re-run, the flow asks for other input at a point where the run already asked
+    (a deploy added or moved a pause while it waited): the stored question and its
+    answer, matched by the order of the calls, would be taken for another."""
+
+    def __init__(self, run_id: str, key: str, asked_before: str, asked_now: str) -> None:
+        self.run_id = run_id
+        self.key = key
+        super().__init__(
+            f"run {run_id} asked for {asked_before} as input {key!r}, but its flow now asks "
+            f"for {asked_now} there: the flow changed while the run waited, and answers "
+            "are matched to questions by the order they are asked. Start a new run"
         )
 
 

@@ -34,6 +34,7 @@ def test_engine_exports() -> None:
         "Event",
         "EventKind",
         "Flow",
+        "FlowChanged",
         "FlowImportError",
         "FlowNotFound",
         "FlowPauseTimeout",

@@ -531,7 +531,7 @@ def test_an_escalation_due_with_no_worker_to_apply_it_lets_its_people_answer(
 @flow(name="ap-escalate-barred", approvers=["U_A", "U_B"], forbid_starter=True)
 def ap_escalate_barred() -> bool:
     return pause_flow_run(
-        Decision, timeout=30, escalate_after=60, escalate_to=["U_B", "U_STARTER", "U_BOSS"]
+        Decision, timeout=120, escalate_after=60, escalate_to=["U_B", "U_STARTER", "U_BOSS"]
     ).approved
 
 

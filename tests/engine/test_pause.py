@@ -259,6 +259,13 @@ def test_negative_timeout_and_bad_keys_are_refused(engine: Engine) -> None:
     for wrong in (True, "5"):
         with pytest.raises(TypeError, match="^timeout must be a number of seconds"):
             bad(wrong, None)
+
+    @flow
+    def escalates_too_late() -> None:
+        pause_flow_run(timeout=10, escalate_after=10, escalate_to=["boss"])
+
+    with pytest.raises(ValueError, match=r"^escalate_after \(10 s\) must be less than timeout"):
+        escalates_too_late()
     with pytest.raises(ValueError, match="pause key 'has space'"):
         bad(1, "has space")
     with pytest.raises(TypeError, match=r"^pause key must be text \(got 5\)$"):

@@ -495,6 +495,51 @@ def test_a_task_result_this_code_cannot_load_fails_the_run_naming_the_task(
     )
 
 
+class Decision(RunInput):
+    approve: bool
+
+
+class SecurityReview(RunInput):
+    approve: bool
+
+
+#: set while "the next release" runs: it asks for a security review first
+NEXT_RELEASE: list[bool] = []
+
+
+@flow(name="grows-a-question")
+def grows_a_question() -> str:
+    if NEXT_RELEASE:
+        review = suspend_flow_run(wait_for_input=SecurityReview)
+        assert review is not None
+    decision = suspend_flow_run(wait_for_input=Decision.with_initial_data(description="Deploy?"))
+    assert decision is not None
+    return f"deploy={decision.approve}"
+
+
+def test_a_rerun_asking_other_input_where_the_run_asked_before_fails_naming_both(
+    engine: Engine, worker: Worker
+) -> None:
+    """A deploy added a question before the one a run waited on: the answer to "Deploy?"
+    was taken for the security review, and the audit trail credited its author with a
+    review never shown to them."""
+    with pytest.raises(RunSuspended) as suspended:
+        grows_a_question()
+    run_id = suspended.value.run_id
+    NEXT_RELEASE.append(True)
+    try:
+        resume_flow_run(run_id, {"approve": True}, responder="bob")
+        done = wait_for(lambda: (r := engine.get_run(run_id)).state.is_final and r)
+    finally:
+        NEXT_RELEASE.clear()
+    assert done.state is RunState.FAILED
+    assert done.state_message == (
+        f"FlowChanged: run {run_id} asked for 'Decision' as input '1', but its flow now asks "
+        "for 'SecurityReview' there: the flow changed while the run waited, and answers are "
+        "matched to questions by the order they are asked. Start a new run"
+    )
+
+
 def test_a_run_whose_flow_only_another_worker_has_is_left_to_it(
     engine: Engine, worker: Worker, make_engine: Callable[..., Engine]
 ) -> None:

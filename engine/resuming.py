@@ -222,6 +222,10 @@ class Resuming(Interventions):
         answered = (PauseStatus.ANSWERED, PauseStatus.ACCEPTED, PauseStatus.REJECTED)
         if latest is not None and latest.status in answered and run.state is not RunState.CANCELLED:
             return AlreadyAnswered(run.id, latest.key, latest.responder)
+        if latest is not None and latest.status is PauseStatus.TIMED_OUT and not run.state.is_final:
+            # Its last question ran out of time and the flow went on: the answer came too
+            # late, whether or not it named the question (not "the run is running").
+            return self._not_waiting_for(run, latest.key)
         if run.state is RunState.RUNNING:
             # Most likely meant: the question a flow it called asks, in that flow's own run.
             for child in self.store.unfinished_children(run.id):

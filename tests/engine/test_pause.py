@@ -213,6 +213,36 @@ def test_resume_errors_for_unknown_finished_and_expired_runs(engine: Engine) -> 
     assert engine.detail(run.id).pauses[0].status is PauseStatus.TIMED_OUT
 
 
+def test_an_answer_after_the_deadline_while_the_flow_goes_on_is_told_it_came_too_late(
+    engine: Engine,
+) -> None:
+    """Without a key it was told the run "is not waiting for input (it is running)", as if
+    it had never been asked; only an answer naming the pause heard it had expired."""
+    gone_on = threading.Event()
+    release = threading.Event()
+
+    @flow(name="goes-on-after-timeout")
+    def goes_on() -> str:
+        try:
+            pause_flow_run(wait_for_input=Approval, timeout=0.2)
+        except PauseTimeout:
+            gone_on.set()
+            release.wait(10)
+            return "went on"
+        return "answered"
+
+    thread, box = start(goes_on)
+    assert gone_on.wait(10)
+    run = engine.list_runs(flow_name="goes-on-after-timeout")[0]
+    assert run.state is RunState.RUNNING
+    for key in (None, "1"):
+        with pytest.raises(PauseExpired, match="stopped waiting for input '1' at "):
+            resume_flow_run(run.id, {"approved": True}, key=key)
+    release.set()
+    thread.join(10)
+    assert box == {"result": "went on"}
+
+
 def test_past_deadline_is_refused_even_before_the_sweep(engine: Engine) -> None:
     @flow
     def hold():
@@ -443,7 +473,8 @@ def test_a_pause_the_flow_stops_awaiting_ends_at_once_and_takes_no_answer(
             ),
             what="the abandoned pause to time out while the flow goes on",
         )
-        with pytest.raises(RunNotWaiting):
+        # Too late, as an answer naming the pause is told (not "the run is running").
+        with pytest.raises(PauseExpired, match="when its flow stopped awaiting it"):
             resume_flow_run(pause.run_id, {"value": 1}, "U0ALICE")
     finally:
         release.set()
@@ -552,7 +583,7 @@ def test_a_pause_given_up_while_it_is_being_stored_ends_once_it_is(
             ),
             what="the pause stored late to time out while the flow goes on",
         )
-        with pytest.raises(RunNotWaiting):
+        with pytest.raises(PauseExpired, match="when its flow stopped awaiting it"):
             resume_flow_run(run.id, {"value": 1}, "U0ALICE")
         # Named, it says when it stopped: not at its deadline, an hour from now.
         with pytest.raises(PauseExpired) as expired:

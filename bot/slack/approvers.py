@@ -24,6 +24,10 @@ logger = logging.getLogger(__name__)
 #: (``subteam_members_changed``, ``subteam_updated``) drops the entry at once in the process
 #: that gets the event; this bounds how stale the others (and a missed event) can be.
 GROUP_TTL_SECONDS = 60.0
+#: how long members read before are still used while Slack refuses to read them again (a
+#: rate limit, say); past it a group counts as empty (nobody may answer through it) until
+#: a read works: a removal that cannot be checked is not trusted for ever
+GROUP_STALE_LIMIT_SECONDS = 300.0
 _GROUP = re.compile(r"^S[A-Z0-9]{2,}$")
 _USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
 #: at most this many people get a Home refresh or a direct message per event
@@ -46,36 +50,55 @@ class Approvers:
     def __init__(self, client: WebClient) -> None:
         self.client = client
         self._groups: dict[str, tuple[float, frozenset[str]]] = {}
+        #: how many times each group was forgotten: a read that overlapped a change
+        #: (``forget``) may hold the members from before it, and is not kept
+        self._changes: dict[str, int] = {}
         self._lock = threading.Lock()
 
     def members(self, group: str) -> frozenset[str]:
-        now = time.monotonic()
         with self._lock:
             cached = self._groups.get(group)
-        if cached and now - cached[0] < GROUP_TTL_SECONDS:
+        if cached and time.monotonic() - cached[0] < GROUP_TTL_SECONDS:
             return cached[1]
-        try:
-            found = self.client.usergroups_users_list(usergroup=group)
-        except SlackApiError as exc:
-            error = str(exc.response.get("error") or exc)[:100]
-            logger.warning(
-                "could not read the members of user group %s (%s)",
-                group,
-                error,
-                extra={"action": "usergroup_failed", "group": group, "error": error},
-            )
-            # Not cached: a passing failure must not lock the group out for a whole TTL,
-            # nor a group made a moment later (Slack answers "no_such_subteam" till then).
-            return cached[1] if cached else frozenset()
-        users = frozenset(found.get("users") or [])
-        with self._lock:
-            self._groups[group] = (now, users)
+        for _ in range(3):
+            with self._lock:
+                changes = self._changes.get(group, 0)
+            began = time.monotonic()
+            try:
+                found = self.client.usergroups_users_list(usergroup=group)
+            except SlackApiError as exc:
+                return self._unread(group, cached, exc)
+            users = frozenset(found.get("users") or [])
+            with self._lock:
+                if self._changes.get(group, 0) == changes:
+                    self._groups[group] = (began, users)
+                    return users
+            # Slack said the group changed while it was being read: read it again.
         return users
+
+    def _unread(
+        self, group: str, cached: tuple[float, frozenset[str]] | None, exc: SlackApiError
+    ) -> frozenset[str]:
+        """The members to go by when Slack refuses to read ``group``: those read last, for
+        a while; none after that (nor when none were read)."""
+        error = str(exc.response.get("error") or exc)[:100]
+        stale = cached is not None and time.monotonic() - cached[0] >= GROUP_STALE_LIMIT_SECONDS
+        logger.warning(
+            "could not read the members of user group %s (%s)%s",
+            group,
+            error,
+            "; nobody counts as a member until a read works" if stale else "",
+            extra={"action": "usergroup_failed", "group": group, "error": error},
+        )
+        # Not cached: a passing failure must not lock the group out for a whole TTL, nor a
+        # group made a moment later (Slack answers "no_such_subteam" till then).
+        return cached[1] if cached is not None and not stale else frozenset()
 
     def forget(self, group: str) -> None:
         """Drop what is cached about ``group``: Slack said its members changed."""
         with self._lock:
             self._groups.pop(group, None)
+            self._changes[group] = self._changes.get(group, 0) + 1
 
     def groups_of(self, actor_id: str, candidates: Collection[str]) -> set[str]:
         """The Slack user groups among ``candidates`` that ``actor_id`` belongs to (the

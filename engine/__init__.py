@@ -149,7 +149,9 @@ def resume_flow_run(
     key: str | None = None,
     responder_groups: Iterable[str] = (),
 ) -> Pause:
-    """Answer the pause a run waits on, as ``responder``; returns the answered pause.
+    """Answer the pause a run waits on, as ``responder`` (by default the login name of
+    whoever runs this code, as a run started from Python is theirs); returns the answered
+    pause.
 
     The input is checked against the JSON schema stored with the pause before anything
     is stored; when two answers race, exactly one wins. With ``key``, only that pause is

@@ -82,7 +82,9 @@ class Resuming(Interventions):
         returned pause has status WAITING and the answers so far.
         """
         run_id = run_id_text(run_id)
-        actor = as_actor(responder)
+        # Nobody named: whoever runs this code, as for a run started from Python (an
+        # answer without a name would get past forbid_starter, and record nobody).
+        actor = as_actor(responder) or Actor.python()
         if run_input is not None and (
             not isinstance(run_input, Mapping) or not all(isinstance(k, str) for k in run_input)
         ):

@@ -25,6 +25,7 @@ from signoff.engine import (
     RunState,
     flow,
     pause_flow_run,
+    resume_flow_run,
     set_engine,
     suspend_flow_run,
 )
@@ -266,19 +267,41 @@ def test_quorum_needs_distinct_people_and_gives_every_answer(engine: Engine) -> 
     assert actions(engine, run_id).count("refused") == 1
 
 
-def test_a_quorum_open_to_anyone_counts_only_answers_that_say_who_gave_them(
+def test_a_quorum_open_to_anyone_counts_each_person_once_the_caller_too(
     engine: Engine,
 ) -> None:
     box = run_in_thread(ap_open_quorum)
     run_id = waiting_run(engine, "ap-open-quorum")
-    for _ in range(2):
-        with pytest.raises(ResponderNotAllowed, match="needs 2 different people"):
-            engine.resume(run_id, {"approved": True})
-    assert engine.get_pause(run_id, "1").answered_by == ()
-    engine.resume(run_id, {"approved": True}, "U_X")
+    # Without a name, the answer is whoever runs this code's, once.
+    me = Actor.python().id
+    engine.resume(run_id, {"approved": True})
+    with pytest.raises(ResponderNotAllowed, match=f"{me} already answered"):
+        engine.resume(run_id, {"approved": True})
+    assert engine.get_pause(run_id, "1").answered_by == (me,)
     engine.resume(run_id, {"approved": False}, "U_Y")
     box["thread"].join(10)
-    assert box["result"] == ["U_X:True", "U_Y:False"]
+    assert box["result"] == [f"{me}:True", "U_Y:False"]
+
+
+@flow(name="ap-not-mine", forbid_starter=True)
+def ap_not_mine() -> bool:
+    return pause_flow_run(Decision, timeout=30).approved
+
+
+def test_an_answer_without_a_name_is_the_callers_and_cannot_pass_forbid_starter(
+    engine: Engine,
+) -> None:
+    """The starter was refused under their own name, and then answered by leaving it out:
+    accepted, with nobody in the audit trail."""
+    box = run_in_thread(ap_not_mine)  # started from Python: by whoever runs this code
+    run_id = waiting_run(engine, "ap-not-mine")
+    with pytest.raises(ResponderNotAllowed, match="the person who started a run may not"):
+        resume_flow_run(run_id, {"approved": True})
+    engine.resume(run_id, {"approved": True}, "U_OTHER")
+    box["thread"].join(10)
+    assert box["result"] is True
+    refused = [r for r in engine.audit_trail(run_id) if r.action == "refused"]
+    assert [(r.actor_id, r.via) for r in refused] == [(Actor.python().id, Via.PYTHON)]
 
 
 class Reasoned(RunInput):

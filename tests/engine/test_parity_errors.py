@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from signoff.engine import (
+    Actor,
     AlreadyAnswered,
     Engine,
     EngineError,
@@ -61,9 +62,7 @@ def test_a_second_resume_of_a_pause_is_caught_as_prefect_code_catches_it(
         outcome = str(exc)
     thread.join(10)
     assert box == {"result": 1}
-    assert (
-        outcome == f"input '1' of run {pause.run_id} was already answered by an anonymous responder"
-    )
+    assert outcome == f"input '1' of run {pause.run_id} was already answered by {Actor.python().id}"
 
 
 def test_flow_pause_timeout_made_from_a_message_as_prefect_makes_it(engine: Engine) -> None:

@@ -17,6 +17,7 @@ import logging
 import sys
 from typing import TYPE_CHECKING, Any
 
+import click
 from pythonjsonlogger.json import JsonFormatter
 
 if TYPE_CHECKING:
@@ -70,7 +71,26 @@ class JsonLineFormatter(JsonFormatter):
     ) -> None:
         """Add the standard fields, then ``action`` whether or not the record set one."""
         super().add_fields(log_data, record, message_dict)
-        log_data.setdefault("action", getattr(record, "action", None))
+        action = getattr(record, "action", None)
+        if action is None and not record.name.startswith("signoff."):
+            # A library's own line (slack_sdk's retries, say): filtered on by its name.
+            action = record.name.split(".", 1)[0]
+        log_data.setdefault("action", action)
+
+
+#: whether this process's log lines are JSON (``configure_logging``)
+_json_lines = False
+_logger = logging.getLogger("signoff.bot.cli")
+
+
+def tell_operator(line: str, *, action: str, level: int = logging.ERROR) -> None:
+    """Write ``line`` (``error: ...``, or a note such as where ``serve`` listens) to stderr
+    as it is, or as a JSON log line with ``action`` when the logs are JSON: a log pipeline
+    that reads JSON drops a plain line, and a command's last error is the line it needs."""
+    if not _json_lines:
+        click.echo(line, err=True)
+        return
+    _logger.log(level, line.removeprefix("error: "), extra={"action": action})
 
 
 class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -107,7 +127,9 @@ def configure_logging(default_level: int, settings: LogSettings | None = None) -
     settings = settings or LogSettings.load()
     level = logging.getLevelName(settings.log_level) if settings.log_level else default_level
     handler = StderrHandler()
-    handler.setFormatter(JsonLineFormatter() if settings.log_format == "json" else TextFormatter())
+    global _json_lines
+    _json_lines = settings.log_format == "json"
+    handler.setFormatter(JsonLineFormatter() if _json_lines else TextFormatter())
     logging.basicConfig(level=level, handlers=[handler], force=True)
     for chatty in QUIET_LOGGERS:
         logging.getLogger(chatty).setLevel(max(level, logging.WARNING))

@@ -31,7 +31,7 @@ from signoff.bot.cli.audit import audit
 from signoff.bot.cli.db import db
 from signoff.bot.cli.flows import flows
 from signoff.bot.cli.heap import settle_after_start
-from signoff.bot.cli.logs import configure_logging
+from signoff.bot.cli.logs import configure_logging, tell_operator
 from signoff.bot.cli.render import dump_json
 from signoff.bot.cli.runs import runs
 from signoff.bot.cli.session import (
@@ -455,7 +455,7 @@ def main(args: Sequence[str] | None = None) -> int:
                 standalone_mode=False,
             )
     except Terminated:
-        click.echo("error: terminated", err=True)
+        tell_operator("error: terminated", action="command_terminated")
         return 128 + signal.SIGTERM
     except click.exceptions.NoArgsIsHelpError as exc:
         exc.show()
@@ -463,12 +463,12 @@ def main(args: Sequence[str] | None = None) -> int:
     except click.UsageError as exc:
         hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
         message = _one_line(exc.format_message()).rstrip(".")
-        click.echo(f"error: {_misplaced(exc) or message + hint}", err=True)
+        tell_operator(f"error: {_misplaced(exc) or message + hint}", action="command_misused")
         return exc.exit_code
     except click.ClickException as exc:
-        click.echo(f"error: {_one_line(exc.format_message())}", err=True)
+        tell_operator(f"error: {_one_line(exc.format_message())}", action="command_failed")
         return exc.exit_code
     except click.Abort:
-        click.echo("error: interrupted", err=True)
+        tell_operator("error: interrupted", action="command_interrupted")
         return 130
     return status if isinstance(status, int) else 0

@@ -11,7 +11,7 @@ import click
 from signoff.bot.cli.backend import backend_option, open_backend
 from signoff.bot.cli.config import warn_of_unknown_names
 from signoff.bot.cli.heap import settle_after_start
-from signoff.bot.cli.logs import configure_logging
+from signoff.bot.cli.logs import configure_logging, tell_operator
 from signoff.bot.cli.session import CliSession, database_unreachable, flows_option, pass_session
 from signoff.bot.config import BotSettings, ServerSettings
 from signoff.bot.errors import BotError
@@ -100,12 +100,10 @@ def serve_command() -> Any:
             server = begun
             settle_after_start()
             if server.settings.app_token is None:
-                click.echo(f"Signoff is listening on {server.url}/slack/events", err=True)
+                said = f"Signoff is listening on {server.url}/slack/events"
             else:
-                click.echo(
-                    f"Signoff is connected in Socket Mode; health on {server.url}/healthz",
-                    err=True,
-                )
+                said = f"Signoff is connected in Socket Mode; health on {server.url}/healthz"
+            tell_operator(said, action="serve_ready", level=logging.INFO)
             try:
                 wait_until(stop)
             finally:

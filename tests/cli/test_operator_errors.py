@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -75,6 +76,26 @@ def test_a_refused_token_names_its_variable_and_slacks_answer(tmp_path: Path) ->
     assert done.returncode == 1
     assert lines(done.stderr) == ["error: Slack refused the token in SLACK_BOT_TOKEN: invalid_auth"]
     assert "xoxb-a-wrong-one" not in done.stderr
+
+
+def test_with_json_logs_the_error_a_command_stops_on_is_a_json_line_too(tmp_path: Path) -> None:
+    """It was the one plain line among JSON ones, which a log pipeline drops: the reason
+    a container restarts in a loop."""
+    with SlackSandbox(bot_token="xoxb-the-right-one") as slack:
+        done = serve(
+            tmp_path,
+            SLACK_API_URL=slack.api_url,
+            SLACK_BOT_TOKEN="xoxb-a-wrong-one",
+            SIGNOFF_LOG_FORMAT="json",
+        )
+    assert done.returncode == 1
+    records = [json.loads(line) for line in lines(done.stderr)]
+    assert [(r["level"], r["action"], r["message"]) for r in records][-1] == (
+        "ERROR",
+        "command_failed",
+        "Slack refused the token in SLACK_BOT_TOKEN: invalid_auth",
+    )
+    assert all(r["action"] for r in records)
 
 
 def test_slack_down_at_start_is_not_taken_for_a_refused_token(tmp_path: Path) -> None:

@@ -5,11 +5,15 @@ answers, and is skipped with the reason otherwise."""
 from __future__ import annotations
 
 import configparser
+import http.server
 import json
+import os
 import re
 import shlex
 import shutil
 import subprocess
+import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -46,6 +50,36 @@ def test_the_image_is_slim_runs_as_a_user_and_copies_only_what_exists() -> None:
     assert "/healthz" in instructions("HEALTHCHECK")[0]
     assert json.loads(instructions("ENTRYPOINT")[0]) == ["signoff"]
     assert json.loads(instructions("CMD")[0])[0] == "serve"
+
+
+@pytest.mark.parametrize("variable", ["PORT", "SIGNOFF_PORT"])
+def test_the_health_check_asks_the_port_serve_listens_on(variable: str) -> None:
+    """The image set SIGNOFF_PORT=3000, which wins over the PORT a platform sets, and
+    checked port 3000 whatever serve listened on."""
+    env = dict(line.split("=", 1) for line in shlex.split(instructions("ENV")[0]))
+    assert "SIGNOFF_PORT" not in env and "PORT" not in env
+
+    class Healthy(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200 if self.path == "/healthz" else 404)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Healthy)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        check = json.loads(instructions("HEALTHCHECK")[0].split(" CMD ", 1)[1])
+        assert check[0] == "python"
+        base = {k: v for k, v in os.environ.items() if k not in ("PORT", "SIGNOFF_PORT")}
+        port = str(server.server_address[1])
+        done = subprocess.run(
+            [sys.executable, *check[1:]], env={**base, variable: port}, timeout=30
+        )
+        assert done.returncode == 0
+    finally:
+        server.shutdown()
 
 
 def test_compose_runs_postgresql_one_migration_and_two_replicas() -> None:

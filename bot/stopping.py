@@ -1,5 +1,5 @@
 """How the long-running commands (``serve``, ``worker``, ``demo --web``, ``sandbox``) wait
-for SIGINT or SIGTERM, and how every other command unwinds on SIGTERM.
+for SIGINT, SIGTERM or SIGHUP, and how every other command unwinds on SIGTERM.
 
 Python runs a signal's handler on the main thread, but the kernel may deliver a signal to
 any of the process's threads. A main thread blocked without a timeout (``Event.wait()``)
@@ -31,15 +31,17 @@ from types import FrameType
 
 #: the longest the main thread sleeps at a time: a stop signal is handled within this
 SLICE_SECONDS = 0.5
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+#: SIGHUP too: a closed terminal or SSH session ended the process on the spot, its paused
+#: runs left to a dead owner (unless ignored, as ``nohup`` does)
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 @contextmanager
 def stop_signals(
     on_stop: Callable[[signal.Signals], None] | None = None,
 ) -> Iterator[threading.Event]:
-    """An event set on SIGINT or SIGTERM (after ``on_stop(signal)``, if given); the previous
-    handlers are back when the block ends."""
+    """An event set on SIGINT, SIGTERM or SIGHUP (after ``on_stop(signal)``, if given); the
+    previous handlers are back when the block ends. A signal ignored (``nohup``) stays so."""
     stop = threading.Event()
 
     def handle(signum: int, _frame: FrameType | None) -> None:
@@ -47,7 +49,11 @@ def stop_signals(
             on_stop(signal.Signals(signum))
         stop.set()
 
-    previous = {sig: signal.signal(sig, handle) for sig in STOP_SIGNALS}
+    previous = {
+        sig: signal.signal(sig, handle)
+        for sig in STOP_SIGNALS
+        if signal.getsignal(sig) is not signal.SIG_IGN
+    }
     try:
         yield stop
     finally:

@@ -282,15 +282,19 @@ def test_worker_runs_until_input_then_resume_validates_and_completes(cli: Cli) -
     assert "worker_stopped" in log
 
 
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
 def test_a_stopping_worker_says_it_suspended_its_waiting_runs_before_it_says_it_stopped(
-    cli: Cli,
+    cli: Cli, sig: signal.Signals
 ) -> None:
     """The runs were suspended as the engine closed, after the last line, "worker stopped",
-    so an operator reading the log saw the worker do more once it had stopped."""
+    so an operator reading the log saw the worker do more once it had stopped. A hang-up
+    (a closed terminal) stops it the same way: it ended the process on the spot."""
     run_id = cli.submit("cli-approve", "--param", "n=4")
     cli.start_worker()
     cli.wait_for_state(run_id, "paused")
-    assert cli.stop_workers() == [0]
+    process = cli.workers[0][0]
+    process.send_signal(sig)
+    assert process.wait(timeout=15) == 0
     assert cli.show(run_id)["run"]["state"] == "suspended"
     actions = [
         action

@@ -100,6 +100,14 @@ class EngineSettings(BaseSettings):
             # A path where a URL belongs: say which URL it meant, rather than call the
             # whole path a scheme.
             raise ValueError(f"is a file path, not a URL: write sqlite:///{value}")
+        if "://" not in value and "=" in value:
+            # libpq's keyword form: not echoed, since it may hold a password.
+            raise ValueError(
+                "is a libpq keyword string (host=... dbname=...), not a URL: write "
+                "postgresql://user:password@host:5432/dbname"
+            )
+        if "://" not in value:
+            raise ValueError("is not a URL: write sqlite:///path or postgresql://...")
         scheme = value.split(":", 1)[0].split("+", 1)[0]
         if scheme not in {"sqlite", "postgresql", "postgres"}:
             raise ValueError(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import difflib
 import logging
 import os
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,6 +89,9 @@ def mask(name: str, value: str) -> str:
         kind, dash, _rest = value.partition("-")
         shown = f"{kind}-" if dash and len(kind) <= 5 else ""
         return f"{shown}******** ({len(value)} characters)"
+    if "://" not in value and "=" in value:
+        # libpq's keyword form (host=h password=pw): each secret's value masked.
+        return _SECRET_KEYWORD.sub(lambda found: f"{found.group(1)}********", value)
     if "://" in value:
         try:
             parts = urlsplit(value)
@@ -107,6 +111,12 @@ def mask(name: str, value: str) -> str:
             query, hash_, fragment = rest.partition("#")
             value = f"{head}?{_masked_query(query)}{hash_}{fragment}"
     return value
+
+
+#: a libpq keyword naming a secret, and its value (quoted, or up to the next space)
+_SECRET_KEYWORD = re.compile(
+    rf"(\b\w*(?:{'|'.join(SECRET_WORDS)})\w*\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE
+)
 
 
 def _masked_query(query: str) -> str:

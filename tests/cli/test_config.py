@@ -176,6 +176,16 @@ def test_a_malformed_log_setting_is_named_in_one_line(
             "postgresql:///signoff?host=/run/pg&PassWord=********&api%5Fkey=********",
         ),
         ("postgresql://db:port/signoff?password=Sup3rS3cret", "******** (not a URL)"),
+        # libpq's keyword form is no URL Signoff takes, and was shown whole, twice (its
+        # problem line quoted it).
+        (
+            "host=db password=Sup3rS3cret dbname=signoff",
+            "host=db password=******** dbname=signoff",
+        ),
+        (
+            "host=db sslpassword='Sup3r S3cret' dbname=signoff",
+            "host=db sslpassword=******** dbname=signoff",
+        ),
     ],
 )
 def test_config_show_masks_a_password_in_the_query_string(
@@ -186,8 +196,10 @@ def test_config_show_masks_a_password_in_the_query_string(
     shown: str,
 ) -> None:
     monkeypatch.setenv("SIGNOFF_DATABASE_URL", url)
-    _, out, _ = run_cli(capsys, "config", "show")
-    assert "Sup3rS3cret" not in out
+    _, out, err = run_cli(capsys, "config", "show")
+    assert "Sup3rS3cret" not in out + err and "S3cret'" not in out + err
+    if "://" not in url:
+        assert "SIGNOFF_DATABASE_URL: is a libpq keyword string (host=... dbname=...)" in out
     [row] = [line for line in out.splitlines() if line.startswith("SIGNOFF_DATABASE_URL ")]
     assert shown in row
     _, out, _ = run_cli(capsys, "config", "show", "--json")

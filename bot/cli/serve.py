@@ -82,6 +82,9 @@ def serve_command() -> Any:
                 raise click.ClickException(str(exc)) from exc
             try:
                 server.start()
+            except BotError as exc:  # a token Slack refuses (SLACK_APP_TOKEN)
+                server.stop()
+                raise click.ClickException(str(exc)) from exc
             except OSError as exc:
                 server.stop()  # what started before the listener failed
                 raise click.ClickException(listen_failure(server.host, server.port, exc)) from exc

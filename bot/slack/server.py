@@ -10,9 +10,11 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from slack_bolt.adapter.wsgi import SlackRequestHandler
+from slack_sdk.errors import SlackApiError
 
 from signoff.bot.backends import Backend
 from signoff.bot.config import BotSettings
+from signoff.bot.errors import TokenRefused
 from signoff.bot.slack.answering import Answerer, InputForms
 from signoff.bot.slack.app import (
     HTTP_THREADS,
@@ -33,6 +35,27 @@ logger = logging.getLogger(__name__)
 
 #: how long stop() waits for the Socket Mode client's own threads once it has disconnected
 SOCKET_MODE_CLOSE_SECONDS = 10.0
+#: how soon a Socket Mode connection Slack would not open at start is asked for again
+#: (doubling up to the second)
+SOCKET_MODE_RETRY_SECONDS = (1.0, 30.0)
+#: what Slack answers for an app-level token it will not take, which waiting does not mend
+_TOKEN_REFUSED = frozenset(
+    {"invalid_auth", "not_authed", "token_revoked", "account_inactive", "not_allowed_token_type"}
+)
+
+
+def _refused_app_token(exc: Exception) -> None:
+    """Raise ``TokenRefused`` if ``exc`` is Slack refusing ``SLACK_APP_TOKEN`` itself."""
+    if isinstance(exc, SlackApiError):
+        error = str(exc.response.get("error"))
+        if error in _TOKEN_REFUSED:
+            raise TokenRefused("SLACK_APP_TOKEN", error) from exc
+
+
+def _why(exc: Exception) -> str:
+    if isinstance(exc, SlackApiError):
+        return f"HTTP {exc.response.status_code}, {exc.response.get('error')}"
+    return str(exc) or type(exc).__name__
 
 
 #: the methods each route answers; any other method gets 405 naming these in ``Allow``
@@ -143,6 +166,8 @@ class Server:
         self.application: WsgiApp | None = None
         self._listener: HttpListener | None = None
         self._socket_handler: Any = None
+        self._socket_retry: threading.Thread | None = None
+        self._stopping = threading.Event()
         self._notifier: Any = None
 
     @property
@@ -161,11 +186,7 @@ class Server:
         self.backend.start()
         edge: SlackEdge | None = None
         if self.settings.app_token:
-            from slack_bolt.adapter.socket_mode import SocketModeHandler
-
-            self._socket_handler = SocketModeHandler(self.app, self.settings.app_token)
-            self._socket_handler.connect()
-            logger.info("connected in Socket Mode", extra={"action": "serve_socket_mode"})
+            self._connect_socket_mode(self.settings.app_token)
         else:
             edge = SlackEdge(
                 SlackRequestHandler(self.app),
@@ -189,6 +210,55 @@ class Server:
         self._listener.start()
         self.port = self._listener.port
         logger.info("serving", extra={"action": "serve_http", "url": self.url})
+
+    def _connect_socket_mode(self, app_token: str) -> None:
+        """Open the Socket Mode connection. A token Slack refuses stops the start
+        (``TokenRefused``); Slack rate-limiting or failing to open one is waited out in
+        the background, ``/readyz`` saying so meanwhile, as a connection lost later is."""
+        from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+        handler: Any = SocketModeHandler(self.app, app_token)
+        self._socket_handler = handler
+        try:
+            handler.connect()
+        except (SlackApiError, OSError) as exc:
+            _refused_app_token(exc)
+            logger.warning(
+                "cannot open a Socket Mode connection yet (%s); trying again",
+                _why(exc),
+                extra={"action": "socket_mode_unavailable"},
+            )
+            self._socket_retry = threading.Thread(
+                target=self._keep_connecting,
+                args=(handler,),
+                name="signoff-socket-mode-connect",
+                daemon=True,
+            )
+            self._socket_retry.start()
+            return
+        logger.info("connected in Socket Mode", extra={"action": "serve_socket_mode"})
+
+    def _keep_connecting(self, handler: Any) -> None:
+        delay = SOCKET_MODE_RETRY_SECONDS[0]
+        tries = 1
+        while not self._stopping.wait(delay):
+            tries += 1
+            try:
+                handler.connect()
+            except (SlackApiError, OSError) as exc:
+                delay = min(delay * 2, SOCKET_MODE_RETRY_SECONDS[1])
+                logger.debug(
+                    "Socket Mode connection still refused: %s",
+                    _why(exc),
+                    extra={"action": "socket_mode_unavailable"},
+                )
+                continue
+            logger.info(
+                "connected in Socket Mode after %d tries",
+                tries,
+                extra={"action": "serve_socket_mode"},
+            )
+            return
 
     def _at_once(self, edge: SlackEdge) -> AtOnce:
         """What the listener answers on its event loop: Slack's requests that the edge can
@@ -215,6 +285,11 @@ class Server:
 
     def stop(self) -> None:
         """Stop everything ``start`` started; a second call does nothing."""
+        self._stopping.set()
+        if self._socket_retry is not None:
+            # Between tries it stops at once; within one, when Slack answers it.
+            self._socket_retry.join(SOCKET_MODE_CLOSE_SECONDS)
+            self._socket_retry = None
         if self._listener is not None:
             # Finishes the requests in flight before it closes their sockets.
             listener, self._listener = self._listener, None

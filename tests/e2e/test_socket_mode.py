@@ -135,3 +135,37 @@ def test_stop_closes_the_connection_cleanly(engine: Engine, sandbox: SlackSandbo
     sandbox.socket_mode.wait_for_connections(0)
     # A clean close is final: the client does not reconnect.
     assert len(sandbox.calls("apps.connections.open")) == 1
+
+
+def test_slack_failing_to_open_a_connection_at_start_is_waited_out(
+    engine: Engine, sandbox: SlackSandbox
+) -> None:
+    """A 429 or a 5xx from apps.connections.open at start stopped serve ("unexpected
+    SlackApiError"), though the same failure later is ridden out: a deploy during a
+    short Slack outage crash-looped."""
+    # More than the client's own retries (3) twice over.
+    sandbox.fail_next("apps.connections.open", 8, status=503)
+    server = start_server(engine, sandbox)
+
+    def readiness() -> int:
+        try:
+            return int(urllib.request.urlopen(f"{server.url}/readyz", timeout=10).status)
+        except urllib.error.HTTPError as answered:
+            return answered.code
+
+    try:
+        assert readiness() == 503  # not connected yet, and says so
+        sandbox.socket_mode.wait_for_connections(1, timeout=30)
+        wait_for(lambda: readiness() == 200, what="/readyz to say it is connected")
+    finally:
+        server.stop()
+
+
+def test_an_app_token_slack_refuses_is_named(engine: Engine, sandbox: SlackSandbox) -> None:
+    from signoff.bot.errors import TokenRefused
+
+    sandbox.fail_next("apps.connections.open", status=200, error="invalid_auth")
+    with pytest.raises(
+        TokenRefused, match="^Slack refused the token in SLACK_APP_TOKEN: invalid_auth$"
+    ):
+        start_server(engine, sandbox)

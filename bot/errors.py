@@ -15,7 +15,8 @@
     │       └── SecretField (field)       a secret, which a Slack form never asks for
     ├── ChangeDeferred (run_id, seconds)  the Slack side takes a run's change later, as expected
     │   ├── PostInFlight (run_id, post_id)    another process is making this post right now
-    │   └── SlackRateLimited (run_id, seconds)   Slack asked the bot to slow down (429)
+    │   ├── SlackRateLimited (run_id, seconds)   Slack asked the bot to slow down (429)
+    │   └── SlackUnavailable (run_id)    Slack unreachable or failing (5xx), past the retries
     └── BackendError         (bot.backends) what runs the flows failed or refused
         ├── BackendUnavailable (backend)               it did not answer (database, server)
         ├── RunNotFound (run_id)
@@ -91,6 +92,19 @@ class SlackRateLimited(ChangeDeferred):
             seconds,
             f"Slack rate-limits {method}; run {run_id}'s change waits {seconds:g} s",
         )
+
+
+class SlackUnavailable(ChangeDeferred):
+    """Slack could not be reached, or answered a 5xx, for a run's change, after the client's
+    own retries: an outage, ridden out by handing the change again a little later."""
+
+    def __init__(self, run_id: str, why: str) -> None:
+        super().__init__(
+            run_id, self.SECONDS, f"Slack is unavailable ({why}); run {run_id}'s change waits"
+        )
+
+    #: the least wait before the change is handed again (the backend's backoff may be longer)
+    SECONDS = 1.0
 
 
 class PayloadError(BotError):

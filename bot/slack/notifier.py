@@ -22,8 +22,10 @@ replies under it, including a thread started again when its first message is gon
 from __future__ import annotations
 
 import contextlib
+import http.client
 import logging
 import re
+import urllib.error
 from collections.abc import Callable
 from typing import Any
 
@@ -31,7 +33,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from signoff.bot.backends import Actor, Backend, Event, EventKind, Pause, PauseStatus, Run, RunState
-from signoff.bot.errors import RunNotChangeable, SecretField, SlackRateLimited
+from signoff.bot.errors import RunNotChangeable, SecretField, SlackRateLimited, SlackUnavailable
 from signoff.bot.forms.modals import ModalError, check_renderable
 from signoff.bot.slack import deleted, home, ids, messages, reminders
 from signoff.bot.slack.approvers import Approvers
@@ -136,18 +138,29 @@ class SlackNotifier:
         except MessageRefused as exc:
             self._skipped(event, f"even as plain text ({exc.error})")
         except SlackApiError as exc:
-            if exc.response.status_code == 429:
+            status = exc.response.status_code
+            if status == 429:
                 # The client has waited and tried again already: Slack's own pace, not a
                 # fault.
                 raise _rate_limited(event.run_id, exc) from exc
+            method = str(exc.response.api_url).rstrip("/").rsplit("/", 1)[-1]
+            if status >= 500:
+                raise SlackUnavailable(event.run_id, f"HTTP {status} on {method}") from exc
             error = str(exc.response.get("error"))
             if error not in MESSAGE_REFUSED and error not in PERSON_UNREACHABLE:
                 raise  # Slack down, say: the change is handed again later
             # Refused for good: handed again, it would hold up every later change of
             # every run behind it.
-            method = str(exc.response.api_url).rstrip("/").rsplit("/", 1)[-1]
             details = refusal_details(exc)
             self._skipped(event, f"in {method} ({error}{f': {details}' if details else ''})")
+        except (
+            urllib.error.URLError,
+            http.client.HTTPException,
+            ConnectionError,
+            TimeoutError,
+        ) as exc:
+            reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+            raise SlackUnavailable(event.run_id, str(reason) or type(exc).__name__) from exc
 
     def _skipped(self, event: Event, why: str) -> None:
         logger.error(

@@ -193,6 +193,15 @@ class SocketModeServer:
         for thread in [*closers, *handlers]:
             thread.join(timeout=2 * _CLOSE_GRACE)
 
+    def close_connections(self, code: CloseCode = CloseCode.GOING_AWAY) -> int:
+        """Close every open connection from Slack's side (as Slack does, unannounced, when
+        it moves a connection), and keep listening for the clients to come back; how many."""
+        with self._cond:
+            connections = [c for c in self._connections if _is_open(c)]
+        for connection in connections:
+            connection.close(code, "closed by the sandbox")
+        return len(connections)
+
     # -- connecting -------------------------------------------------------------------------
 
     def open_url(self) -> str:

@@ -35,6 +35,10 @@ logger = logging.getLogger(__name__)
 
 #: how long stop() waits for the Socket Mode client's own threads once it has disconnected
 SOCKET_MODE_CLOSE_SECONDS = 10.0
+#: how often the Socket Mode client pings Slack and looks at its connection: a connection
+#: closed is opened again within about this, one gone silent within four times it (Bolt's
+#: 10 s made a close cost 10 s of missed requests, and a silent connection 40 s or more)
+SOCKET_MODE_PING_SECONDS = 2.0
 #: how soon a Socket Mode connection Slack would not open at start is asked for again
 #: (doubling up to the second)
 SOCKET_MODE_RETRY_SECONDS = (1.0, 30.0)
@@ -217,7 +221,9 @@ class Server:
         the background, ``/readyz`` saying so meanwhile, as a connection lost later is."""
         from slack_bolt.adapter.socket_mode import SocketModeHandler
 
-        handler: Any = SocketModeHandler(self.app, app_token)
+        handler: Any = SocketModeHandler(
+            self.app, app_token, ping_interval=SOCKET_MODE_PING_SECONDS
+        )
         self._socket_handler = handler
         try:
             handler.connect()

@@ -169,3 +169,30 @@ def test_an_app_token_slack_refuses_is_named(engine: Engine, sandbox: SlackSandb
         TokenRefused, match="^Slack refused the token in SLACK_APP_TOKEN: invalid_auth$"
     ):
         start_server(engine, sandbox)
+
+
+def test_a_connection_slack_closes_is_opened_again_within_seconds(
+    engine: Engine, sandbox: SlackSandbox
+) -> None:
+    """Slack closes connections unannounced (to move them); each close cost 10 s of
+    missed commands and clicks before the client connected again."""
+    server = start_server(engine, sandbox)
+    try:
+        sandbox.socket_mode.wait_for_connections(1)
+        assert sandbox.socket_mode.close_connections() == 1
+        began = time.monotonic()
+        wait_for(
+            lambda: (
+                len(sandbox.calls("apps.connections.open")) == 2
+                and sandbox.socket_mode.connections == 1
+            ),
+            timeout=15,
+            what="the client to connect again",
+        )
+        assert time.monotonic() - began < 6
+        # Requests reach the app again.
+        assert sandbox.socket_driver().slash_command("alice", "/runs", "help").status == 200
+        answer = sandbox.wait_for(lambda ws: ws.ephemeral("U0ALICE")[-1], timeout=10)
+        assert "/runs help" in answer.text
+    finally:
+        server.stop()

@@ -262,6 +262,15 @@ def report_verdict(pause: Pause, verdict: Verdict, who: str, verdict_timeout: fl
         click.echo(f"resumed {pause.run_id} (input {pause.key!r}){who}; the flow accepted it")
         return
     click.echo(f"resumed {pause.run_id} (input {pause.key!r}){who}")
+    if went_on is not None and went_on.state.is_final and went_on.state.value != "completed":
+        # It failed (or was cancelled) before its flow came to this input: the answer did
+        # nothing, which a script checking the status must see.
+        why = f": {went_on.state_message}" if went_on.state_message else ""
+        click.echo(
+            f"error: the run {went_on.state.value} without its flow reading this answer{why}",
+            err=True,
+        )
+        raise click.exceptions.Exit(1)
     if went_on is not None:
         # A suspend asked from outside the flow: its code never asks for this input.
         where = (

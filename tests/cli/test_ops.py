@@ -973,6 +973,54 @@ def test_resume_of_a_run_suspended_from_outside_says_when_the_run_went_on_withou
         engine.close()
 
 
+def test_resume_of_a_run_that_fails_before_reading_the_answer_exits_1(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A deploy changed the flow while its run was suspended, and the re-run failed before
+    it came to the question: `runs resume` said "note: ..." and exited 0, and a script
+    took the answer for given."""
+    from signoff.engine import Engine, RunState, RunSuspended, Worker, flow, set_engine
+    from signoff.engine import suspend_flow_run as suspend
+    from signoff.engine.input import RunInput
+
+    class Go(RunInput):
+        ok: bool
+
+    executions: list[int] = []
+
+    @flow(name="ops-fails-on-rerun")
+    def fails_on_rerun() -> bool:
+        executions.append(1)
+        if len(executions) > 1:
+            raise RuntimeError("the new release needs a region")
+        answer = suspend(wait_for_input=Go)
+        assert answer is not None
+        return answer.ok
+
+    engine = Engine(EngineSettings.load())
+    previous = set_engine(engine)
+    worker = Worker(engine)
+    worker.start()
+    try:
+        with pytest.raises(RunSuspended) as suspended:
+            fails_on_rerun()
+        run_id = suspended.value.run_id
+        status, out, err = run_cli(
+            capsys, "runs", "resume", run_id, "--as", "ada", "--input", '{"ok": true}'
+        )
+        assert engine.get_run(run_id).state is RunState.FAILED
+        assert (status, out) == (1, f"resumed {run_id} (input '1') as ada\n")
+        # Among the worker's own lines (this process runs it too).
+        assert (
+            "error: the run failed without its flow reading this answer: RuntimeError: "
+            "the new release needs a region"
+        ) in err.splitlines()
+    finally:
+        worker.stop()
+        set_engine(previous)
+        engine.close()
+
+
 def test_waiting_until_paused_stops_at_a_flow_the_run_called_and_names_that_run(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -73,12 +73,15 @@ def test_a_worker_started_while_postgresql_is_down_waits_for_it(
         )
         assert waiting.poll() is None
         with forwarding(port, ("127.0.0.1", pg_cluster.port)):
+            # Said as it starts, just after the worker's own first line.
             wait_for(
-                lambda: "worker started" in log.read_text(),
+                lambda: (
+                    "worker started" in (text := log.read_text())
+                    and "reached the database after" in text
+                ),
                 timeout=60,
                 what="the worker to start once the database answers",
             )
-            assert "reached the database after" in log.read_text()
             run_id = cli.submit("cli-quick", "--param", "n=4")
             assert cli.wait_for_state(run_id, "completed")["run"]["result"] == "8"
             assert cli.stop_workers() == [0, 0]

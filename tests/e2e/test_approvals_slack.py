@@ -27,6 +27,10 @@ from tests.support.forging import reopen_pointed_at
 from tests.support.threads import reply_with
 from tests.support.waiting import wait_for
 
+#: past the escalations below (300 s) and before their deadlines (600 s): an escalation
+#: found due only after its pause's deadline is not made
+ESCALATION_DUE = timedelta(seconds=301)
+
 
 class Go(RunInput):
     approved: bool
@@ -270,7 +274,7 @@ def test_a_quorum_its_escalation_makes_whole_is_not_flagged(
 ) -> None:
     run = engine.submit("sl-two-once-escalated", {})
     prompt = bot.root_message(run.id)
-    engine.escalate_due_pauses(engine.store.clock() + timedelta(hours=1))
+    engine.escalate_due_pauses(engine.store.clock() + ESCALATION_DUE)
     reply_with(bot, prompt.ts, "rotating_light")  # after the prompt's own notes, if any
     thread = bot.slack.channel(bot.channel).thread(prompt.ts)
     assert not [m.text for m in thread if "warning" in m.text]
@@ -511,7 +515,7 @@ def test_dm_prompt_escalation_and_home_tab(engine: Engine, bot: RunningBot) -> N
     home = bot.slack.wait_for(lambda ws: ws.home_view("alice"), timeout=10)
     assert "sl-dm" in json.dumps(home.view) and "Waiting on you" in json.dumps(home.view)
     # Nobody answered: escalation adds carol, mentions her in the thread, messages her.
-    engine.escalate_due_pauses(engine.store.clock() + timedelta(hours=1))
+    engine.escalate_due_pauses(engine.store.clock() + ESCALATION_DUE)
     reply_with(bot, root.ts, "<@U0CAROL> may answer it now")
     carol_dm = bot.slack.wait_for(lambda ws: ws.channel("U0CAROL").last, timeout=10)
     bot.driver.click("carol", carol_dm, action_id=f"{ids.DECIDE}:0")
@@ -611,7 +615,7 @@ def test_escalating_a_quorum_with_an_answer_says_how_many_it_has(
     prompt = bot.root_message(run.id)
     bot.driver.click("alice", prompt, action_id=f"{ids.DECIDE}:0")
     wait_for(lambda: engine.get_pause(run.id, "1").answered_by == ("U0ALICE",))
-    engine.escalate_due_pauses(engine.store.clock() + timedelta(hours=1))
+    engine.escalate_due_pauses(engine.store.clock() + ESCALATION_DUE)
     note = reply_with(bot, prompt.ts, "rotating_light")
     # Not "Nobody has answered": Alice has; the quorum lacks one more person.
     assert note.text == (

@@ -112,7 +112,8 @@ def test_slack_failing_or_busy_while_a_form_opens_is_told_as_such_not_as_a_bug(
         bot.slack.fail_next("views.open", 4, status=503)  # the client tries 3 times more
         before = len(ws.calls("response_url"))
         forged_click(bot, ids.PROVIDE_INPUT, "")
-        told = bot.slack.wait_for(lambda ws: ws.calls("response_url")[before:] or None)
+        # After the client's retries, with their backoff.
+        told = bot.slack.wait_for(lambda ws: ws.calls("response_url")[before:] or None, 30)
         assert told[-1].args["text"] == (
             ":warning: Signoff could not finish that: Slack is not answering properly right "
             "now (HTTP 503). Try again in a minute; its log has the details "

@@ -39,7 +39,7 @@ from signoff.bot.slack import deleted, home, ids, messages, reminders
 from signoff.bot.slack.approvers import Approvers
 from signoff.bot.slack.direct import PERSON_UNREACHABLE, DirectPrompts
 from signoff.bot.slack.posting import MESSAGE_REFUSED, MessageRefused, Poster, refusal_details
-from signoff.bot.slack.threads import RunThreads
+from signoff.bot.slack.threads import RunThreads, askable
 
 logger = logging.getLogger(__name__)
 
@@ -234,7 +234,7 @@ class SlackNotifier:
             # Delivered before: the prompt is posted, but what follows it may not all have
             # been done (a direct message Slack failed), and is done now, once each.
             thread = self.thread(run_id)
-            if thread is not None and pause.status is PauseStatus.WAITING and _askable(pause):
+            if thread is not None and pause.status is PauseStatus.WAITING and askable(pause):
                 self._after_prompt(event, run, pause, thread)
             return
         if pause.status is not PauseStatus.WAITING:
@@ -450,19 +450,6 @@ class SlackNotifier:
             "run outcome posted",
             extra={"action": "run_outcome_posted", "run_id": run.id, "state": run.state.value},
         )
-
-
-def _askable(pause: Pause) -> bool:
-    """Whether ``pause`` got a prompt with a button (not a note that it cannot be asked)."""
-    if pause.unanswerable is not None:
-        return False
-    if pause.schema is None:
-        return True
-    try:
-        check_renderable(pause.schema, description=pause.description)
-    except ModalError:  # a SecretField too
-        return False
-    return True
 
 
 def _rate_limited(run_id: str, exc: SlackApiError) -> SlackRateLimited:

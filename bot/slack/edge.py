@@ -46,6 +46,7 @@ from signoff.bot.backends import Backend
 from signoff.bot.errors import BackendUnavailable, PayloadError
 from signoff.bot.slack import ids
 from signoff.bot.slack.listener import StartResponse, WsgiApp
+from signoff.bot.slack.metrics import SLACK_REQUESTS_REFUSED
 from signoff.bot.slack.payloads import (
     MAX_BODY_BYTES,
     EventCallback,
@@ -129,10 +130,8 @@ class _Reply(NamedTuple):
         return _answer(start_response, self.status, self.text, content_type=self.content_type)
 
 
-def _refused(status: str, reason: str) -> _Reply:
-    logger.info("request refused", extra={"action": "request_refused", "reason": reason})
-    text = "Request too large." if reason == "body_too_large" else "Invalid signature."
-    return _Reply(status, text)
+#: at most one WARNING per this many seconds for requests refused for their signature
+BAD_SIGNATURE_WARNING_SECONDS = 60.0
 
 
 class _Checked(NamedTuple):
@@ -179,6 +178,7 @@ class SlackEdge:
         self.signing_secret = signing_secret
         self.clock = clock
         self.forms = forms
+        self._signature_warned_at: float | None = None
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         checked = environ.pop(_CHECKED, None) or self._check(environ)
@@ -207,6 +207,27 @@ class SlackEdge:
         environ[_CHECKED] = checked
         return None
 
+    def _refused(self, status: str, reason: str) -> _Reply:
+        SLACK_REQUESTS_REFUSED.labels(reason=reason).inc()
+        level, message = logging.INFO, "request refused"
+        if reason == "bad_signature":
+            message = (
+                "request refused: its signature does not match SLACK_SIGNING_SECRET (when "
+                "every request from Slack is refused, the secret is wrong)"
+            )
+            # A wrong secret refuses every request, and Slack tells only the person who
+            # clicked: the operator must see it without INFO logs. Once a minute at most,
+            # so that a flood of forged requests does not flood the log.
+            now = time.monotonic()
+            if self._signature_warned_at is None or (
+                now - self._signature_warned_at >= BAD_SIGNATURE_WARNING_SECONDS
+            ):
+                self._signature_warned_at = now
+                level = logging.WARNING
+        logger.log(level, message, extra={"action": "request_refused", "reason": reason})
+        text = "Request too large." if reason == "body_too_large" else "Invalid signature."
+        return _Reply(status, text)
+
     def _check(self, environ: dict[str, Any]) -> _Checked | _Reply:
         """Steps 1 and 2 of the module's docstring: signature, then shape."""
         try:
@@ -214,15 +235,16 @@ class SlackEdge:
         except ValueError:
             length = -1
         if length < 0 or length > MAX_BODY_BYTES:
-            return _refused("413 Content Too Large", "body_too_large")
+            return self._refused("413 Content Too Large", "body_too_large")
         body = environ["wsgi.input"].read(length) if length else b""
         timestamp = environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP")
         signature = environ.get("HTTP_X_SLACK_SIGNATURE")
         if not signature_is_valid(self.signing_secret, body, timestamp, signature, self.clock()):
-            return _refused("401 Unauthorized", "bad_signature")
+            return self._refused("401 Unauthorized", "bad_signature")
         try:
             payload, payload_json = read_request(environ.get("CONTENT_TYPE", ""), body)
         except PayloadError as exc:
+            SLACK_REQUESTS_REFUSED.labels(reason="malformed").inc()
             logger.info(
                 "malformed request refused",
                 extra={"action": "request_malformed", "problem": str(exc)[:200]},

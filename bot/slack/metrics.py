@@ -3,7 +3,7 @@
 Two kinds, as Prometheus expects of replicas:
 
 - Counted by this process (sum them over replicas): Slack Web API calls and failures by
-  method, time from a prompt to its answer for answers this process took, and how late
+  method, requests from Slack refused at the edge by reason, time from a prompt to its answer for answers this process took, and how late
   this process's timers fired. They live in ``PROCESS`` from import on.
 - Read from the database at each scrape (every replica reports the same values; take
   ``max``): runs by state, inputs waiting for an answer, and how far each consumer of the
@@ -48,6 +48,14 @@ SLACK_FAILURES = Counter(
     "Slack Web API calls that failed, by method and error (Slack's error code, or the "
     "exception's type when Slack did not answer).",
     ["method", "error"],
+    registry=PROCESS,
+)
+SLACK_REQUESTS_REFUSED = Counter(
+    "signoff_slack_requests_refused",
+    "Requests to /slack/events refused before any listener saw them, by reason "
+    "(bad_signature: a wrong SLACK_SIGNING_SECRET refuses every one; body_too_large; "
+    "malformed).",
+    ["reason"],
     registry=PROCESS,
 )
 TIME_TO_ANSWER = Histogram(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import logging
 import re
 import urllib.error
 import urllib.request
@@ -72,6 +73,30 @@ def test_metrics_count_runs_waiting_inputs_answers_and_slack_calls(engine: Engin
         assert sample(after, "signoff_time_to_answer_seconds_count") == answered_before + 1
         assert sample(after, "signoff_runs", state="completed") >= 1
         assert "signoff_timer_lag_seconds_bucket" in after
+
+
+def test_requests_signed_with_another_secret_are_counted_and_warned_about(
+    engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A wrong SLACK_SIGNING_SECRET refused every click with 401 and left no trace an
+    operator would see: nothing in /metrics, and one INFO line per request."""
+    with running_bot(engine=engine) as bot:
+        forged = bot.slack.driver(f"{bot.server.url}/slack/events", "not-the-secret")
+        refused = lambda: sample(  # noqa: E731 (counted per process, so compared)
+            get(f"{bot.server.url}/metrics")[2],
+            "signoff_slack_requests_refused_total",
+            reason="bad_signature",
+        )
+        before = refused()
+        caplog.set_level(logging.WARNING, logger="signoff.bot.slack.edge")
+        for _ in range(3):
+            assert forged.slash_command("alice", "/runs", "help").status == 401
+        assert refused() == before + 3
+        # Once per minute at most, however many arrive.
+        [warning] = [r for r in caplog.records if r.levelno == logging.WARNING]
+        assert "SLACK_SIGNING_SECRET" in warning.getMessage()
+        assert bot.driver.slash_command("alice", "/runs", "help").status == 200
+        assert refused() == before + 3
 
 
 def test_healthz_and_readyz_in_http_mode(engine: Engine) -> None:

@@ -184,24 +184,39 @@ class HttpListener:
         self._pool: ThreadPoolExecutor | None = None
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
+        self._socket: socket.socket | None = None
 
-    def start(self) -> None:
-        """Listen, and return once the loop takes connections.
+    def bind(self) -> None:
+        """Take the address (``port`` then tells which), before anything else starts: a
+        port in use must stop a process before it takes work. Connections made before
+        ``start`` wait in the backlog. ``start`` binds if this was not called.
 
         Raises:
             OSError: the address cannot be bound (in use, say).
-            RuntimeError: the loop did not start within ``START_SECONDS``.
         """
+        if self._socket is not None:
+            return
         sock = socket.socket(address_family(self.host))
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((self.host, self.port))
-            # Listening already: connections made before the loop runs wait in the backlog.
             sock.listen(BACKLOG)
         except OSError:
             sock.close()
             raise
         self.port = int(sock.getsockname()[1])
+        self._socket = sock
+
+    def start(self) -> None:
+        """Listen (``bind``), and return once the loop takes connections.
+
+        Raises:
+            OSError: the address cannot be bound (in use, say).
+            RuntimeError: the loop did not start within ``START_SECONDS``.
+        """
+        self.bind()
+        sock = self._socket
+        assert sock is not None
         self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="signoff-http")
         config = uvicorn.Config(
             self._asgi,
@@ -233,7 +248,10 @@ class HttpListener:
     def stop(self) -> None:
         """Stop taking connections, let requests in flight finish (``STOP_SECONDS`` at
         most), then stop the loop and the pool. A second call does nothing."""
+        sock, self._socket = self._socket, None
         server, self._server = self._server, None
+        if server is None and sock is not None:
+            sock.close()  # bound, never started
         if server is not None:
             server.should_exit = True
             if self._thread is not None:

@@ -184,14 +184,8 @@ class Server:
         The HTTP listener serves Slack's requests in HTTP mode; in Socket Mode it serves only
         ``/healthz``, ``/readyz`` and ``/metrics``.
         """
-        # The notifier first: a first-ever subscription starts at the newest event.
-        self._notifier = start_notifier(self.backend, self.settings, self.client, self.groups)
-        self.backend.on_timer_fired(observe_timer)
-        self.backend.start()
         edge: SlackEdge | None = None
-        if self.settings.app_token:
-            self._connect_socket_mode(self.settings.app_token)
-        else:
+        if not self.settings.app_token:
             edge = SlackEdge(
                 SlackRequestHandler(self.app),
                 self.backend,
@@ -211,6 +205,16 @@ class Server:
             at_once=self._at_once(edge) if edge else None,
             max_body=MAX_BODY_BYTES,
         )
+        # The address first: a second `serve` on a port in use stops here, before its
+        # worker claims runs or its Socket Mode connection takes Slack's deliveries.
+        self._listener.bind()
+        # The notifier before the worker: a first-ever subscription starts at the newest
+        # event.
+        self._notifier = start_notifier(self.backend, self.settings, self.client, self.groups)
+        self.backend.on_timer_fired(observe_timer)
+        self.backend.start()
+        if self.settings.app_token:
+            self._connect_socket_mode(self.settings.app_token)
         self._listener.start()
         self.port = self._listener.port
         logger.info("serving", extra={"action": "serve_http", "url": self.url})

@@ -6,6 +6,7 @@ import http.client
 import json
 import logging
 import re
+import socket
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -163,3 +164,29 @@ def test_socket_mode_serves_health_readiness_and_metrics_but_not_slack(
     assert get(f"{server.url}/slack/events")[0] == 404
     # The client's connect() can return before the sandbox has registered the socket.
     sandbox.socket_mode.wait_for_connections(1)
+
+
+def test_a_port_in_use_stops_the_start_before_slack_or_the_worker_is_touched(
+    engine: Engine,
+) -> None:
+    """A second ``serve`` on a port in use opened a Socket Mode connection (which Slack
+    then hands deliveries to) and started its worker before it found the port taken."""
+    run = engine.submit("obs-approve", {}, started_by="U0CAROL")
+    with SlackSandbox(app_token="xapp-1-obs") as sandbox, socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        settings = BotSettings.load(
+            bot_token=sandbox.token,
+            app_token="xapp-1-obs",
+            api_url=sandbox.api_url,
+            channel="C0GENERAL",
+        )
+        server = Server(EmbeddedBackend(engine), settings, port=taken.getsockname()[1])
+        try:
+            with pytest.raises(OSError, match="in use"):
+                server.start()
+        finally:
+            server.stop()
+        assert sandbox.calls("apps.connections.open") == []
+        assert sandbox.socket_mode.connections == 0
+    assert engine.get_run(run.id).state.value == "scheduled"

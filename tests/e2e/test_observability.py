@@ -70,6 +70,15 @@ def test_metrics_count_runs_waiting_inputs_answers_and_slack_calls(engine: Engin
         bot.slack.wait_for(lambda ws: ws.open_view("alice"), timeout=10)
         bot.driver.submit("alice", {"ok": True})
         wait_for(lambda: engine.get_run(run.id).state.is_final, timeout=15)
+        # Counted once the answer is stored, which the flow may finish before.
+        wait_for(
+            lambda: (
+                sample(get(f"{bot.server.url}/metrics")[2], "signoff_time_to_answer_seconds_count")
+                == answered_before + 1
+            ),
+            timeout=10,
+            what="the answer to be counted",
+        )
         _, _, after = get(f"{bot.server.url}/metrics")
         assert sample(after, "signoff_time_to_answer_seconds_count") == answered_before + 1
         assert sample(after, "signoff_runs", state="completed") >= 1

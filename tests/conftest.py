@@ -33,6 +33,7 @@ import signoff.engine.runner  # noqa: F401
 from signoff.engine import Engine, EngineSettings, set_engine
 from signoff.engine.store.database import create_db_engine
 from signoff.engine.store.revisions import upgrade
+from tests.support.cli_forks import CliForks
 from tests.support.postgres import PostgresCluster, PostgresUnavailable, start_cluster
 from tests.support.prefect import prefect_server, require_prefect
 
@@ -178,6 +179,14 @@ def engine(make_engine: Callable[..., Engine]) -> Iterator[Engine]:
     previous = set_engine(made)
     yield made
     set_engine(previous)
+
+
+@pytest.fixture(scope="session")
+def cli_forks() -> Iterator[CliForks]:
+    """Forks ``signoff`` commands from one process that has imported them (see
+    ``tests/support/cli_forks.py``): one per test worker, started at its first command."""
+    with CliForks() as forks:
+        yield forks
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ import pytest
 
 from signoff.engine import Engine, EngineSettings
 from tests.cli.test_cli import Cli
+from tests.support.cli_forks import CliForks
 
 FLOWS = '''
 from signoff.engine import flow
@@ -33,11 +34,11 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
-def cli(database_url: str, tmp_path: Path) -> Iterator[Cli]:
+def cli(database_url: str, tmp_path: Path, cli_forks: CliForks) -> Iterator[Cli]:
     # Create the schema before any subprocess starts: processes that open a brand-new
     # SQLite file at the same moment race on the first migration ("database is locked").
     Engine(EngineSettings.load(database_url=database_url)).close()
-    runner = Cli(database_url, tmp_path)
+    runner = Cli(database_url, tmp_path, cli_forks)
     yield runner
     runner.stop_workers()
 

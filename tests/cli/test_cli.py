@@ -1,7 +1,10 @@
-"""The ``signoff`` command line, run as a real subprocess against SQLite and PostgreSQL.
+"""The ``signoff`` command line against SQLite and PostgreSQL.
 
 Each test gets its own database (the ``database_url`` fixture) and a flows file in its
-``tmp_path``; worker subprocesses are stopped with SIGTERM at the end of each test.
+``tmp_path``. Commands that run to their end are forked from a process that has imported
+Signoff once (``tests/support/cli_forks.py``: a new process spends most of a second
+importing); workers, commands left running and ``python -m`` start from scratch. Workers
+are stopped with SIGTERM at the end of each test.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Any
 import pytest
 
 from signoff.engine import Engine, EngineSettings
+from tests.support.cli_forks import CliForks
 from tests.support.waiting import wait_for
 
 FLOWS = """
@@ -69,8 +73,9 @@ class Cli:
     """Runs the command line (``python -m signoff.bot.cli``) against one test database, and
     owns worker processes."""
 
-    def __init__(self, database_url: str, tmp_path: Path) -> None:
+    def __init__(self, database_url: str, tmp_path: Path, forks: CliForks | None = None) -> None:
         self.tmp_path = tmp_path
+        self.forks = forks
         self.flows = tmp_path / "cli_flows.py"
         self.flows.write_text(FLOWS)
         self.env = {
@@ -82,11 +87,13 @@ class Cli:
         }
         self.workers: list[tuple[subprocess.Popen[str], Path]] = []
 
-    def __call__(
-        self, *args: str, module: str = "signoff.bot.cli"
-    ) -> subprocess.CompletedProcess[str]:
+    def __call__(self, *args: str, module: str | None = None) -> subprocess.CompletedProcess[str]:
+        """``signoff ARGS`` in a process forked from ``forks``; with ``module`` (or without
+        ``forks``), ``python -m MODULE ARGS`` started from scratch."""
+        if module is None and self.forks is not None:
+            return self.forks.run(args, env=self.env, cwd=self.tmp_path, timeout=COMMAND_TIMEOUT)
         return subprocess.run(
-            [sys.executable, "-m", module, *args],
+            [sys.executable, "-m", module or "signoff.bot.cli", *args],
             env=self.env,
             cwd=self.tmp_path,
             capture_output=True,

@@ -10,12 +10,12 @@ import logging
 import os
 import shlex
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.support.cli_forks import CliForks
 from tests.support.prefect import require_prefect
 
 try:
@@ -36,10 +36,12 @@ COMMAND_TIMEOUT = 180
 
 
 class PrefectCli:
-    """``python -m signoff.bot.cli`` with ``PREFECT_API_URL`` naming the test server."""
+    """``signoff`` (forked: see ``tests/support/cli_forks.py``) with ``PREFECT_API_URL``
+    naming the test server."""
 
-    def __init__(self, api_url: str, tmp_path: Path) -> None:
+    def __init__(self, api_url: str, tmp_path: Path, forks: CliForks) -> None:
         self.tmp_path = tmp_path
+        self.forks = forks
         self.env = {
             **os.environ,
             "PREFECT_API_URL": api_url,
@@ -47,14 +49,7 @@ class PrefectCli:
         }
 
     def __call__(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "signoff.bot.cli", *args],
-            env=self.env,
-            cwd=self.tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=COMMAND_TIMEOUT,
-        )
+        return self.forks.run(args, env=self.env, cwd=self.tmp_path, timeout=COMMAND_TIMEOUT)
 
     def ok(self, *args: str) -> str:
         done = self(*args)
@@ -66,8 +61,8 @@ class PrefectCli:
 
 
 @pytest.fixture
-def cli(prefect_api_url: str, tmp_path: Path) -> PrefectCli:
-    return PrefectCli(prefect_api_url, tmp_path)
+def cli(prefect_api_url: str, tmp_path: Path, cli_forks: CliForks) -> PrefectCli:
+    return PrefectCli(prefect_api_url, tmp_path, cli_forks)
 
 
 def paused(backend: PrefectBackend, deployment: str) -> str:

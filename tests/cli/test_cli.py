@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from signoff.engine import Engine, EngineSettings
-from tests.support.cli_forks import CliForks
+from tests.support.cli_forks import CliForks, ForkedProcess
 from tests.support.waiting import wait_for
 
 FLOWS = """
@@ -85,7 +85,7 @@ class Cli:
             "SIGNOFF_HEARTBEAT_SECONDS": "0.2",
             "SIGNOFF_OWNER_TIMEOUT_SECONDS": "5",
         }
-        self.workers: list[tuple[subprocess.Popen[str], Path]] = []
+        self.workers: list[tuple[subprocess.Popen[str] | ForkedProcess, Path]] = []
 
     def __call__(self, *args: str, module: str | None = None) -> subprocess.CompletedProcess[str]:
         """``signoff ARGS`` in a process forked from ``forks``; with ``module`` (or without
@@ -145,21 +145,32 @@ class Cli:
         assert RUN_ID.match(run_id), out
         return run_id
 
-    def start_worker(self, *sources: str | Path) -> subprocess.Popen[str]:
+    def start_worker(self, *sources: str | Path) -> subprocess.Popen[str] | ForkedProcess:
         """A worker with ``--flows`` for each of ``sources``: by default the test's flows
         file; ``start_worker(NO_FLOWS)``, none."""
         log = self.tmp_path / f"worker-{len(self.workers)}.log"
         given = sources or (self.flows,)
         flags = [a for s in given if s != NO_FLOWS for a in ("--flows", str(s))]
-        with log.open("w") as stderr:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "signoff.bot.cli", "worker", *flags],
-                env=self.env,
-                cwd=self.tmp_path,
-                stdout=subprocess.DEVNULL,
-                stderr=stderr,
-                text=True,
-            )
+        process: subprocess.Popen[str] | ForkedProcess
+        with log.open("w") as stderr, open(os.devnull, "r+") as null:
+            if self.forks is not None:
+                process = self.forks.start(
+                    ["worker", *flags],
+                    env=self.env,
+                    cwd=self.tmp_path,
+                    stdin=null.fileno(),
+                    stdout=null.fileno(),
+                    stderr=stderr.fileno(),
+                )
+            else:
+                process = subprocess.Popen(
+                    [sys.executable, "-m", "signoff.bot.cli", "worker", *flags],
+                    env=self.env,
+                    cwd=self.tmp_path,
+                    stdout=subprocess.DEVNULL,
+                    stderr=stderr,
+                    text=True,
+                )
         self.workers.append((process, log))
         return process
 

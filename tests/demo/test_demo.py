@@ -11,6 +11,7 @@ import textwrap
 import time
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Protocol
 from urllib.parse import unquote
 
 import click
@@ -19,21 +20,35 @@ import pytest
 from signoff.bot.demo.transcript import Demo
 from signoff.bot.sandbox.render import BLOCK_KIT_BUILDER as BUILDER
 from signoff.bot.testing import running_bot
+from tests.support.cli_forks import CliForks
 
 
-def signoff(*args: str, cwd: Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "signoff.bot.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=cwd,
-        input=stdin,
-    )
+class Signoff(Protocol):
+    def __call__(
+        self, *args: str, cwd: Path, stdin: str | None = None
+    ) -> subprocess.CompletedProcess[str]: ...
+
+
+@pytest.fixture
+def signoff(cli_forks: CliForks) -> Signoff:
+    """``signoff ARGS`` as a process of its own, forked from one that imported Signoff
+    already (``tests/support/cli_forks.py``); ``test_demo_prints_the_whole_loop`` and the
+    README's quick start run it from scratch."""
+
+    def run(*args: str, cwd: Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return cli_forks.run(args, env=os.environ, cwd=cwd, input=stdin, timeout=120)
+
+    return run
 
 
 def test_demo_prints_the_whole_loop(tmp_path: Path) -> None:
-    done = signoff("demo", cwd=tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-m", "signoff.bot.cli", "demo"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr
     out = done.stdout
     # the channel messages, with the prompt button
@@ -68,16 +83,16 @@ def test_demo_prints_the_whole_loop(tmp_path: Path) -> None:
     assert done.stderr.rstrip().endswith("to write a flow of your own")
 
 
-def test_the_transcript_follows_the_order_people_see_things_in_slack(tmp_path: Path) -> None:
+def test_the_transcript_follows_the_order_people_see_things_in_slack(
+    tmp_path: Path, cli_forks: CliForks
+) -> None:
     # Steps go to stderr, Slack to stdout: one pipe for both keeps their order.
-    done = subprocess.run(
-        [sys.executable, "-m", "signoff.bot.cli", "demo"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        timeout=120,
-        cwd=tmp_path,
+    done = cli_forks.run(
+        ["demo"],
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        cwd=tmp_path,
+        timeout=120,
+        stderr_to_stdout=True,
     )
     assert done.returncode == 0, done.stdout[-3000:]
     out = done.stdout
@@ -103,7 +118,7 @@ def test_the_transcript_follows_the_order_people_see_things_in_slack(tmp_path: P
     assert at("*deploy-production* run", fixed) < at("is *completed*", fixed) < at("final states")
 
 
-def test_demo_runs_your_flows_with_answers_from_a_file(tmp_path: Path) -> None:
+def test_demo_runs_your_flows_with_answers_from_a_file(signoff: Signoff, tmp_path: Path) -> None:
     flows = tmp_path / "myflows.py"
     flows.write_text(
         textwrap.dedent(
@@ -130,7 +145,9 @@ def test_demo_runs_your_flows_with_answers_from_a_file(tmp_path: Path) -> None:
     assert "refund-customer    completed  result='refunded 30'" in done.stdout
 
 
-def test_demo_asks_at_the_prompt_for_flows_without_answers(tmp_path: Path) -> None:
+def test_demo_asks_at_the_prompt_for_flows_without_answers(
+    signoff: Signoff, tmp_path: Path
+) -> None:
     flows = tmp_path / "ask.py"
     flows.write_text(
         textwrap.dedent(
@@ -162,6 +179,7 @@ def test_demo_asks_at_the_prompt_for_flows_without_answers(tmp_path: Path) -> No
 
 
 def test_an_answer_typed_at_the_prompt_may_be_given_as_another_sandbox_user(
+    signoff: Signoff,
     tmp_path: Path,
 ) -> None:
     """A pause only bob may answer: the prompt answered as alice, and nothing typed there
@@ -179,6 +197,7 @@ def test_an_answer_typed_at_the_prompt_may_be_given_as_another_sandbox_user(
 
 
 def test_answers_that_end_with_standard_input_are_reported_not_taken_for_ctrl_c(
+    signoff: Signoff,
     tmp_path: Path,
 ) -> None:
     """In CI or a script (stdin at its end) it said "interrupted", exit 130, as for Ctrl-C."""
@@ -193,7 +212,7 @@ def test_answers_that_end_with_standard_input_are_reported_not_taken_for_ctrl_c(
     assert "--answers FILE" in done.stderr and "interrupted" not in done.stderr
 
 
-def test_demo_reports_a_missing_flows_file_in_one_line(tmp_path: Path) -> None:
+def test_demo_reports_a_missing_flows_file_in_one_line(signoff: Signoff, tmp_path: Path) -> None:
     done = signoff("demo", "--flows", str(tmp_path / "nope.py"), cwd=tmp_path)
     assert done.returncode == 1
     assert done.stderr.strip().startswith("error: cannot load flows from")
@@ -217,7 +236,9 @@ def refund_customer(currency: str) -> str:
 """
 
 
-def test_the_answers_file_chooses_who_answers_and_param_sets_parameters(tmp_path: Path) -> None:
+def test_the_answers_file_chooses_who_answers_and_param_sets_parameters(
+    signoff: Signoff, tmp_path: Path
+) -> None:
     (tmp_path / "flows.py").write_text(REFUND)
     answers = tmp_path / "answers.json"
     answers.write_text(
@@ -246,6 +267,7 @@ def test_the_answers_file_chooses_who_answers_and_param_sets_parameters(tmp_path
 
 
 def test_an_answer_from_someone_the_flow_does_not_accept_says_who_and_how_to_choose(
+    signoff: Signoff,
     tmp_path: Path,
 ) -> None:
     """The demo answers as alice unless told: here only bob may, and it timed out waiting
@@ -272,7 +294,9 @@ def test_an_answer_from_someone_the_flow_does_not_accept_says_who_and_how_to_cho
     assert time.monotonic() - began < 60
 
 
-def test_param_keeps_a_text_parameters_value_as_typed_for_each_flow(tmp_path: Path) -> None:
+def test_param_keeps_a_text_parameters_value_as_typed_for_each_flow(
+    signoff: Signoff, tmp_path: Path
+) -> None:
     # "--param version=3" was read as the number 3 for every flow, and a flow taking
     # "version: str" refused it ("Input should be a valid string"); each flow now reads it
     # as its own parameter takes it.
@@ -317,7 +341,7 @@ def deploy() -> str:
 
 @pytest.mark.parametrize("source", ["file", "prompt"])
 def test_an_answer_the_form_refuses_is_fixed_in_the_open_form_by_the_next_one(
-    tmp_path: Path, source: str
+    signoff: Signoff, tmp_path: Path, source: str
 ) -> None:
     # The form's own check keeps the modal open and the run waiting on the same input: the
     # next answer goes into that form, as a person fixes what the errors point at, rather
@@ -340,7 +364,9 @@ def test_an_answer_the_form_refuses_is_fixed_in_the_open_form_by_the_next_one(
     assert out.count("── modal ") == 1  # fixed in the form that stayed open
 
 
-def test_answers_that_run_out_while_the_form_shows_errors_are_reported(tmp_path: Path) -> None:
+def test_answers_that_run_out_while_the_form_shows_errors_are_reported(
+    signoff: Signoff, tmp_path: Path
+) -> None:
     (tmp_path / "flows.py").write_text(DEPLOY)
     (tmp_path / "answers.json").write_text(json.dumps({"deploy": [{"approve": True}]}))
     done = signoff("demo", "--flows", "flows.py", "--answers", "answers.json", cwd=tmp_path)
@@ -374,6 +400,7 @@ def huge() -> None:
 
 
 def test_bad_typed_json_is_asked_again_unshowable_models_and_failures_exit_1(
+    signoff: Signoff,
     tmp_path: Path,
 ) -> None:
     (tmp_path / "flows.py").write_text(PROBLEMS)
@@ -414,7 +441,7 @@ def test_bad_typed_json_is_asked_again_unshowable_models_and_failures_exit_1(
     ],
 )
 def test_errors_name_the_answers_file_or_the_option(
-    tmp_path: Path, content: str, args: tuple[str, ...], message: str
+    signoff: Signoff, tmp_path: Path, content: str, args: tuple[str, ...], message: str
 ) -> None:
     (tmp_path / "flows.py").write_text(REFUND)
     (tmp_path / "answers.json").write_bytes(content.encode("utf-8", "surrogateescape"))

@@ -16,9 +16,12 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import io
 import json
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -44,11 +47,62 @@ PRELOAD = (
     "sqlalchemy.dialects.postgresql.psycopg",
     "psycopg",
     "alembic.command",
+    "signoff.bot.demo.command",
 )
 
 
+class ForkedProcess:
+    """A command forked by ``CliForks.start``: the parts of ``subprocess.Popen`` the tests
+    use. Its status comes from the fork server, which waits for it."""
+
+    def __init__(self, pid: int, conn: socket.socket, args: list[str]) -> None:
+        self.pid, self.args = pid, args
+        self.returncode: int | None = None
+        self._conn = conn
+
+    def poll(self) -> int | None:
+        """Its status if it has ended (``-N``: signal N ended it), else None."""
+        if self.returncode is None and select.select([self._conn], [], [], 0)[0]:
+            self._read_status()
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Its status, once it ends.
+
+        Raises:
+            subprocess.TimeoutExpired: it still runs after ``timeout`` seconds.
+        """
+        if self.returncode is None:
+            if not select.select([self._conn], [], [], timeout)[0]:
+                raise subprocess.TimeoutExpired(self.args, timeout or 0)
+            self._read_status()
+        assert self.returncode is not None
+        return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        if self.poll() is None:
+            os.kill(self.pid, sig)
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+    def _read_status(self) -> None:
+        reply = b""
+        while not reply.endswith(b"\n"):
+            chunk = self._conn.recv(64)
+            if not chunk:
+                raise RuntimeError(f"the fork server lost track of process {self.pid}")
+            reply += chunk
+        self._conn.close()
+        self.returncode = int(reply)
+
+
 class CliForks:
-    """A fork server for ``signoff`` commands; ``run`` is ``subprocess.run`` for them."""
+    """A fork server for ``signoff`` commands: ``run`` is ``subprocess.run`` for them, and
+    ``start`` ``subprocess.Popen``."""
 
     def __init__(self) -> None:
         self._folder = tempfile.TemporaryDirectory(prefix="signoff-forks-")
@@ -78,29 +132,72 @@ class CliForks:
                 if ready.read(1) != b"1":
                     raise RuntimeError("the signoff fork server did not start (see stderr)")
 
-    def run(
-        self, args: Sequence[str], *, env: Mapping[str, str], cwd: Path, timeout: float = 180
-    ) -> subprocess.CompletedProcess[str]:
-        """``signoff ARGS`` in a forked child with ``env`` and ``cwd``; its status (``-N``
-        when signal N ended it), standard output and standard error."""
+    def start(
+        self,
+        args: Sequence[str],
+        *,
+        env: Mapping[str, str],
+        cwd: Path,
+        stdin: int,
+        stdout: int,
+        stderr: int,
+    ) -> ForkedProcess:
+        """``signoff ARGS`` forked with ``env`` and ``cwd``, its standard streams on the
+        file descriptors given."""
         self._started()
         request = json.dumps({"args": list(args), "env": dict(env), "cwd": str(cwd)}).encode()
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            conn.connect(self.address)
+            header = len(request).to_bytes(8, "big")
+            socket.send_fds(conn, [header + request], [stdin, stdout, stderr])
+            pid = b""
+            while not pid.endswith(b"\n"):
+                chunk = conn.recv(1)
+                if not chunk:
+                    raise RuntimeError("the signoff fork server closed the connection")
+                pid += chunk
+        except BaseException:
+            conn.close()
+            raise
+        return ForkedProcess(int(pid), conn, ["signoff", *args])
+
+    def run(
+        self,
+        args: Sequence[str],
+        *,
+        env: Mapping[str, str],
+        cwd: Path,
+        input: str | None = None,
+        timeout: float = 180,
+        stderr_to_stdout: bool = False,
+    ) -> subprocess.CompletedProcess[str]:
+        """``signoff ARGS`` forked with ``env``, ``cwd`` and ``input`` on its standard
+        input: its status (``-N`` when signal N ended it), standard output and standard
+        error (empty with ``stderr_to_stdout``)."""
         with (
+            tempfile.TemporaryFile() as given,
             tempfile.TemporaryFile() as out,
             tempfile.TemporaryFile() as err,
-            socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn,
         ):
-            conn.settimeout(timeout)
-            conn.connect(self.address)
-            socket.send_fds(
-                conn, [len(request).to_bytes(8, "big") + request], [out.fileno(), err.fileno()]
+            given.write((input or "").encode())
+            given.seek(0)
+            process = self.start(
+                args,
+                env=env,
+                cwd=cwd,
+                stdin=given.fileno(),
+                stdout=out.fileno(),
+                stderr=(out if stderr_to_stdout else err).fileno(),
             )
-            reply = b""
-            while chunk := conn.recv(64):
-                reply += chunk
+            try:
+                status = process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+                raise
             out.seek(0)
             err.seek(0)
-            status = int(reply) if reply.strip() else -signal.SIGKILL
             return subprocess.CompletedProcess(
                 ["signoff", *args],
                 status,
@@ -126,36 +223,81 @@ def _serve(address: str, ready_fd: int) -> None:
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(address)
     listener.listen(64)
-    # Children are reaped by the kernel: each reports its own status on its connection.
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    # SIGCHLD wakes the loop through this pipe; each ended child's status goes back on the
+    # connection that asked for it.
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    children: dict[int, socket.socket] = {}
     os.write(ready_fd, b"1")
     os.close(ready_fd)
     while True:
-        conn, _ = listener.accept()
-        message, fds, _flags, _addr = socket.recv_fds(conn, 1 << 16, 2)
-        size = int.from_bytes(message[:8], "big")
-        message = message[8:]
-        while len(message) < size:
-            message += conn.recv(size - len(message))
-        if os.fork() == 0:
-            listener.close()
-            _child(conn, json.loads(message), fds)
+        try:
+            readable = select.select([listener, wake_r], [], [])[0]
+        except InterruptedError:
+            continue
+        if wake_r in readable:
+            os.read(wake_r, 4096)
+            _reap(children)
+        if listener in readable:
+            _fork(listener, children, (wake_r, wake_w))
+
+
+def _fork(
+    listener: socket.socket, children: dict[int, socket.socket], pipe: tuple[int, int]
+) -> None:
+    conn, _ = listener.accept()
+    message, fds, _flags, _addr = socket.recv_fds(conn, 1 << 16, 3)
+    size = int.from_bytes(message[:8], "big")
+    message = message[8:]
+    while len(message) < size:
+        message += conn.recv(size - len(message))
+    pid = os.fork()
+    if pid == 0:
+        # Nothing of the server's stays open in the child: a connection to another child
+        # kept open here would keep its reader waiting after that child ended.
+        listener.close()
         conn.close()
-        for fd in fds:
+        for other in children.values():
+            other.close()
+        for fd in pipe:
             os.close(fd)
+        _child(json.loads(message), fds)
+    for fd in fds:
+        os.close(fd)
+    children[pid] = conn
+    conn.sendall(f"{pid}\n".encode())
+    _reap(children)  # in case it ended already
 
 
-def _child(conn: socket.socket, request: dict[str, Any], fds: list[int]) -> None:
-    """Become ``python -m signoff.bot.cli ARGS`` and report the exit status on ``conn``."""
+def _reap(children: dict[int, socket.socket]) -> None:
+    while children:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        conn = children.pop(pid, None)
+        if conn is not None:
+            with contextlib.suppress(OSError):
+                conn.sendall(f"{os.waitstatus_to_exitcode(status)}\n".encode())
+            conn.close()
+
+
+def _child(request: dict[str, Any], fds: list[int]) -> None:
+    """Become ``python -m signoff.bot.cli ARGS``."""
     status = 1
     try:
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # its own children are waited for
-        null = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(null, 0)
-        os.dup2(fds[0], 1)
-        os.dup2(fds[1], 2)
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        for target, fd in enumerate(fds):
+            os.dup2(fd, target)
+            os.close(fd)
         os.environ.clear()
         os.environ.update(request["env"])
+        _standard_streams(unbuffered=bool(os.environ.get("PYTHONUNBUFFERED")))
         os.chdir(request["cwd"])
         sys.path[0] = request["cwd"]  # as `python -m` puts the working directory first
         sys.argv = ["signoff", *request["args"]]
@@ -170,12 +312,26 @@ def _child(conn: socket.socket, request: dict[str, Any], fds: list[int]) -> None
 
         traceback.print_exc()
     finally:
-        try:
+        with contextlib.suppress(Exception):
             sys.stdout.flush()
             sys.stderr.flush()
-            conn.sendall(str(status).encode())
-        finally:
-            os._exit(status & 0xFF)
+        os._exit(status & 0xFF)
+
+
+def _standard_streams(*, unbuffered: bool) -> None:
+    """New ``sys.std*`` on descriptors 0 to 2, as the interpreter makes them at start
+    (the fork server's were made for its own, and for its environment)."""
+
+    def writer(fd: int, errors: str) -> io.TextIOWrapper:
+        raw = io.FileIO(fd, "w", closefd=False)
+        buffer: Any = raw if unbuffered else io.BufferedWriter(raw)
+        return io.TextIOWrapper(buffer, encoding="utf-8", errors=errors, write_through=unbuffered)
+
+    sys.stdin = io.TextIOWrapper(
+        io.BufferedReader(io.FileIO(0, "r", closefd=False)), encoding="utf-8"
+    )
+    sys.stdout = writer(1, "strict")
+    sys.stderr = writer(2, "backslashreplace")
 
 
 if __name__ == "__main__":

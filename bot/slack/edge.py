@@ -211,10 +211,8 @@ class SlackEdge:
         SLACK_REQUESTS_REFUSED.labels(reason=reason).inc()
         level, message = logging.INFO, "request refused"
         if reason == "bad_signature":
-            message = (
-                "request refused: its signature does not match SLACK_SIGNING_SECRET (when "
-                "every request from Slack is refused, the secret is wrong)"
-            )
+            # When every request from Slack is refused, the secret is wrong.
+            message = "request refused: its signature does not match SLACK_SIGNING_SECRET"
             # A wrong secret refuses every request, and Slack tells only the person who
             # clicked: the operator must see it without INFO logs. Once a minute at most,
             # so that a flood of forged requests does not flood the log.

@@ -213,4 +213,4 @@ def test_text_lines_carry_what_each_record_was_given(
     lines = capsys.readouterr().err.splitlines()
     assert any(line.endswith(f"serving url={url}") for line in lines), lines
     refusals = [line for line in lines if " request_refused " in line]
-    assert refusals and refusals[0].endswith("request refused reason=bad_signature"), refusals
+    assert refusals and refusals[0].endswith("SLACK_SIGNING_SECRET reason=bad_signature"), refusals

@@ -1,0 +1,47 @@
+"""Slack's API answering slowly must not delay the acknowledgements Slack waits for: each
+click is acknowledged within Slack's 3 seconds however many calls after earlier clicks are
+still waiting on Slack."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from signoff.bot.testing import running_bot
+from signoff.engine import Engine, flow, pause_flow_run
+from signoff.engine.input import RunInput
+
+#: more clicks than the listener threads of earlier releases (32)
+CLICKS = 50
+
+
+class Go(RunInput):
+    go: bool
+
+
+@flow(name="slow-slack-approve")
+def slow_slack_approve() -> bool:
+    return pause_flow_run(wait_for_input=Go, timeout=600).go
+
+
+def test_fifty_clicks_while_slack_answers_slowly_are_each_acknowledged_in_time(
+    engine: Engine,
+) -> None:
+    """With views.open taking 4 s, the 33rd click on waited for a listener thread that
+    a slow call held, and its acknowledgement came after Slack had given up."""
+    with running_bot(engine=engine) as bot:
+        run = engine.submit("slow-slack-approve", {}, started_by="U0CAROL")
+        prompt = bot.root_message(run.id)
+        bot.slack.answer_late("views.open", 4, times=CLICKS)
+
+        def click(_: int) -> tuple[int, float]:
+            began = time.monotonic()
+            answer = bot.driver.click("alice", prompt, action_id="provide_input")
+            return answer.status, time.monotonic() - began
+
+        with ThreadPoolExecutor(CLICKS) as clicking:
+            answers = list(clicking.map(click, range(CLICKS)))
+        assert {status for status, _ in answers} == {200}
+        slowest = max(took for _, took in answers)
+        assert slowest < 3.0, sorted(took for _, took in answers)[-10:]
+        bot.slack.wait_for(lambda ws: len(ws.calls("views.open")) >= CLICKS, timeout=60)

@@ -78,7 +78,8 @@ class Oversight:
         pause = self.store.get_pause(run.id, key) if key else self.store.waiting_pause(run.id)
         found: Refusal | None
         if action is Action.CANCEL:
-            found = self.permissions.cancel(actor, run, run.cancellers, pause)
+            deciding = pause or self.store.latest_pause(run.id)  # as ``Engine.cancel`` asks
+            found = self.permissions.cancel(actor, run, run.cancellers, deciding)
         elif pause is None and key and run.state.is_waiting:
             return Refusal(f"run {run.id} has asked for no input named {key[:100]!r}")
         elif pause is None:

@@ -11,7 +11,8 @@ audit trail. The rules:
   never someone who handed the decision on (reassigned it), until it is handed back.
   Admins do not answer by virtue of being admins: an approval is a separation of duties.
 - **cancel**: the flow's ``cancellers`` when it names some; otherwise whoever started the
-  run and whoever may answer it (anyone, for a run anyone may answer). Admins always.
+  run and the approvers of the pause it waits on, or between pauses of its newest one, or
+  before its first of the flow (anyone, when those name nobody). Admins always.
 - **reassign**: whoever may answer the pause and has not answered it yet, and admins.
 
 Admins are a setting (``SIGNOFF_ADMINS``). Every list may name people and groups; group

@@ -33,6 +33,7 @@ from signoff.engine.actors import Actor, Via
 from signoff.engine.audit import AuditAction, describe
 from signoff.engine.audit_export import write_csv, write_jsonl
 from signoff.engine.input import RunInput
+from signoff.engine.permissions import Action
 from tests.support.holding import wait_until_blocked
 from tests.support.waiting import wait_for
 
@@ -212,6 +213,39 @@ def test_cancel_default_rule_starter_approvers_admins(engine: Engine) -> None:
     trail = engine.audit_trail(run_id)
     assert [r.action for r in trail][-2:] == ["refused", "run.cancelled"]
     assert trail[-1].actor_name == "Alice"
+
+
+#: released by the test once it has tried to cancel the run between its pauses
+_DEPLOYING = threading.Event()
+
+
+@flow(name="ap-pause-approvers")
+def ap_pause_approvers() -> str:
+    pause_flow_run(wait_for_input=Decision, approvers=["U_BOB"])
+    _DEPLOYING.wait(30)  # running, between the approval and what comes after
+    return "deployed"
+
+
+def test_a_run_between_its_pauses_is_cancelled_only_by_those_its_decisions_name(
+    engine: Engine,
+) -> None:
+    """A flow that names its approvers on each pause (and none of its own) could be
+    cancelled by anyone whenever it was not waiting: a deploy approved by its approver,
+    then stopped by any passer-by in /runs."""
+    _DEPLOYING.clear()
+    box = run_in_thread(ap_pause_approvers)
+    run_id = waiting_run(engine, "ap-pause-approvers")
+    engine.resume(run_id, {"approved": True}, "U_BOB")
+    wait_for(lambda: engine.get_run(run_id).state is RunState.RUNNING, what="the run going on")
+    with pytest.raises(NotAllowed, match="its approvers \\(U_BOB\\)"):
+        engine.cancel(run_id, by=Actor("U_EVE", via=Via.SLACK))
+    refusal = engine.refusal(Action.CANCEL, Actor("U_EVE", via=Via.SLACK), run_id)
+    assert refusal is not None and "U_BOB" in refusal.allowed
+    assert engine.refusal(Action.CANCEL, Actor("U_BOB", via=Via.SLACK), run_id) is None
+    engine.cancel(run_id, by=Actor("U_BOB", via=Via.SLACK))
+    _DEPLOYING.set()
+    box["thread"].join(10)
+    assert engine.get_run(run_id).state is RunState.CANCELLED
 
 
 def test_invalid_input_is_recorded_with_the_values_sent(engine: Engine) -> None:

@@ -15,6 +15,7 @@ import re
 import signal
 import subprocess
 import sys
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -145,12 +146,15 @@ class Cli:
         assert RUN_ID.match(run_id), out
         return run_id
 
-    def start_worker(self, *sources: str | Path) -> subprocess.Popen[str] | ForkedProcess:
-        """A worker with ``--flows`` for each of ``sources``: by default the test's flows
-        file; ``start_worker(NO_FLOWS)``, none."""
+    def start_worker(
+        self, *sources: str | Path, options: Sequence[str] = ()
+    ) -> subprocess.Popen[str] | ForkedProcess:
+        """A worker with ``--flows`` for each of ``sources`` (by default the test's flows
+        file; ``start_worker(NO_FLOWS)``, none) and ``options``."""
         log = self.tmp_path / f"worker-{len(self.workers)}.log"
         given = sources or (self.flows,)
         flags = [a for s in given if s != NO_FLOWS for a in ("--flows", str(s))]
+        flags += options
         process: subprocess.Popen[str] | ForkedProcess
         with log.open("w") as stderr, open(os.devnull, "r+") as null:
             if self.forks is not None:

@@ -5,8 +5,11 @@ from __future__ import annotations
 import enum
 import json
 import shutil
+import socket
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Literal
 
@@ -19,6 +22,7 @@ from signoff.engine.store.wakeups import LocalWakeups
 from tests.cli.in_process import run_cli
 from tests.cli.test_cli import Cli, error_line
 from tests.engine.test_model_validators import strips_a_note
+from tests.support.forwarding import free_port
 from tests.support.running import start, waiting
 from tests.support.waiting import wait_for
 
@@ -400,3 +404,54 @@ def test_runs_show_gives_a_refusal_of_several_lines_as_lines(
     after = out.splitlines()[out.splitlines().index(first) + 1]
     assert first == "    error to  we do not ship to Mars"
     assert after == " " * first.index("we") + "ask the shop for a quote instead"
+
+
+def test_a_worker_answers_health_probes_and_scrapes_on_the_port_it_is_given(cli: Cli) -> None:
+    """A worker deployed on its own had nothing an orchestrator could probe, nor anything
+    Prometheus could scrape."""
+    port = free_port()
+    worker = cli.start_worker(options=["--health-port", str(port)])
+    base = f"http://127.0.0.1:{port}"
+
+    def ready() -> bool:
+        try:
+            return fetch(f"{base}/readyz")[0] == 200
+        except OSError:  # not listening yet
+            return False
+
+    wait_for(ready, timeout=60, what="the worker ready")
+    assert fetch(f"{base}/healthz") == (200, '{"ok": true}')
+    run_id = cli.submit("cli-approve", "--param", "n=1")
+    cli.wait_for_state(run_id, "paused")
+    status, metrics = fetch(f"{base}/metrics")
+    assert status == 200 and 'signoff_runs{state="paused"} 1.0' in metrics
+    assert "signoff_waiting_inputs 1.0" in metrics
+    assert cli.stop_workers() == [0]
+    assert worker.poll() == 0
+    with pytest.raises(OSError):
+        fetch(f"{base}/healthz")
+
+
+def test_a_worker_whose_health_port_is_taken_says_so_and_takes_no_run(cli: Cli) -> None:
+    run_id = cli.submit("cli-approve", "--param", "n=1")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        worker = cli.start_worker(options=["--health-port", str(port)])
+        assert worker.wait(60) == 1
+    log = cli.workers[0][1].read_text()
+    assert log.endswith(f"error: cannot listen on 127.0.0.1:{port}: Address already in use\n")
+    assert "worker started" not in log
+    assert cli.show(run_id)["run"]["state"] == "scheduled"
+    refused = cli("worker", "--health-host", "0.0.0.0")
+    assert refused.returncode == 2 and "--health-host needs --health-port" in refused.stderr
+
+
+def fetch(url: str) -> tuple[int, str]:
+    """The status and body of ``GET url`` (an HTTP error status included)."""
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()

@@ -28,6 +28,7 @@ from signoff.engine.errors import (
     UnstorableValue,
 )
 from signoff.engine.input import RunInput, load_answer
+from signoff.engine.input_schema import input_schema
 from signoff.engine.quorum import Answered, Answers
 from signoff.engine.refusals import refusal_errors
 from signoff.engine.runs import GivenAnswer, Pause, PauseStatus, RunState
@@ -156,6 +157,9 @@ def _outcome(
         # Not only a ValidationError: a validator may raise anything, which the flow raises
         # as Prefect's does, and the answer is refused for it (nobody waits for a verdict).
         errors = refusal_errors(exc)
+        changed = _model_changed(req, pause)
+        if changed is not None and "" not in errors:
+            errors = {"": changed, **errors}  # read first: it explains the others
         refused = _refused_answer(req, pause)
         if ctx.engine.store.settle_pause(refused, False, errors, flow_name=ctx.flow_name):
             ctx.engine.notify()
@@ -163,6 +167,20 @@ def _outcome(
     # The flow has its answer: the verdict is stored on the way to its next write.
     ctx.engine.store.accept_later(pause, flow_name=ctx.flow_name, then=ctx.engine.notify)
     return value
+
+
+def _model_changed(req: PauseRequest, pause: Pause) -> str | None:
+    """Why a refusal may not be the answerer's fault: the pause was asked with another
+    version of its model (a release came while the run waited), whose form could not show
+    what this version requires. None when it is the same."""
+    if req.is_new or req.model is None or pause.schema is None:
+        return None
+    if pause.schema == input_schema(req.model):
+        return None
+    return (
+        f"the input model {req.model.__name__} changed while the run waited: the form showed "
+        "the version it was asked with"
+    )
 
 
 def _load(req: PauseRequest, pause: Pause, waiter: ThreadWaiter | LoopWaiter | None = None) -> Any:

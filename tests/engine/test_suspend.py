@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 
 import pydantic
 import pytest
+from pydantic import ConfigDict
 
 from signoff.engine import (
     Engine,
@@ -538,6 +539,60 @@ def test_a_rerun_asking_other_input_where_the_run_asked_before_fails_naming_both
         "for 'SecurityReview' there: the flow changed while the run waited, and answers are "
         "matched to questions by the order they are asked. Start a new run"
     )
+
+
+class Approval(RunInput):
+    approved: bool
+
+
+class ApprovalWithTicket(RunInput):
+    """The next release's ``Approval``: it gains a required field."""
+
+    model_config = ConfigDict(title="Approval")
+    approved: bool
+    ticket: str
+
+
+#: set while "the next release" runs: its Approval requires a ticket
+TICKETS_REQUIRED: list[bool] = []
+
+
+@flow(name="model-gains-a-field")
+def model_gains_a_field() -> str:
+    while True:
+        model = ApprovalWithTicket if TICKETS_REQUIRED else Approval
+        try:
+            answer = suspend_flow_run(wait_for_input=model)
+        except pydantic.ValidationError:
+            continue  # asked again, with this release's form
+        return f"approved={answer.approved}"
+
+
+def test_an_answer_refused_by_a_model_changed_while_the_run_waited_says_so(
+    engine: Engine, worker: Worker
+) -> None:
+    """The answerer was told only 'ticket: Field required', about a field the form they
+    filled in never showed: nothing said the model had changed under them."""
+    with pytest.raises(RunSuspended) as suspended:
+        model_gains_a_field()
+    run_id = suspended.value.run_id
+    TICKETS_REQUIRED.append(True)
+    try:
+        resume_flow_run(run_id, {"approved": True}, responder="bob")
+        asked_again = wait_for(lambda: engine.get_pause(run_id, "2"), what="the second ask")
+        first = engine.get_pause(run_id, "1")
+        assert first is not None and first.status is PauseStatus.REJECTED
+        assert first.errors == {
+            "ticket": "Field required",
+            "": "the input model ApprovalWithTicket changed while the run waited: the form "
+            "showed the version it was asked with",
+        }
+        assert "ticket" in asked_again.schema["required"]  # this release's form
+        resume_flow_run(run_id, {"approved": True, "ticket": "T-1"}, responder="bob")
+        done = wait_for(lambda: (r := engine.get_run(run_id)).state.is_final and r)
+    finally:
+        TICKETS_REQUIRED.clear()
+    assert done.state is RunState.COMPLETED
 
 
 def test_a_run_whose_flow_only_another_worker_has_is_left_to_it(

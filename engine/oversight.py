@@ -6,6 +6,7 @@ what a person's home view needs (what waits on them, what they started, what the
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import replace
@@ -28,6 +29,9 @@ from signoff.engine.registry import FlowRegistry
 from signoff.engine.runs import JSON, Pause, PauseStatus, Run, run_id_text
 from signoff.engine.settings import EngineSettings
 from signoff.engine.store import SqlStore
+
+#: a run's whole id (a pruned run's audit records are found by it alone)
+_WHOLE_ID = re.compile(r"[0-9a-f]{32}")
 
 #: what counts as a person's decision on their home view
 DECISIONS = (
@@ -131,8 +135,19 @@ class Oversight:
         return self.store.claim_and_record(run.id, claim, entry)
 
     def audit_trail(self, run_id: str) -> list[AuditRecord]:
-        """Every audit record of one run, oldest first."""
-        return list(self.store.audit_records(run_id=self._run(run_id).id))
+        """Every audit record of one run, oldest first; for a run pruned since
+        (``prune_finished``), by its whole id."""
+        try:
+            found = self._run(run_id).id
+        except RunNotFound:
+            whole = run_id_text(run_id)
+            if not _WHOLE_ID.fullmatch(whole):
+                raise
+            kept = list(self.store.audit_records(run_id=whole))
+            if not kept:
+                raise
+            return kept
+        return list(self.store.audit_records(run_id=found))
 
     def audit_records(
         self,

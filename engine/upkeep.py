@@ -16,6 +16,9 @@ from signoff.engine.timers import Timers
 
 logger = logging.getLogger(__name__)
 
+#: runs deleted per transaction by ``prune_finished``
+PRUNE_BATCH = 500
+
 
 class Upkeep:
     """The upkeep half of ``Engine``."""
@@ -181,6 +184,35 @@ class Upkeep:
                 "send a heartbeat again after this process lost the database",
                 extra={"action": "orphans_deferred"},
             )
+
+    def prune_finished(self, finished_before: datetime, *, dry_run: bool = False) -> int:
+        """Delete the runs that ended before ``finished_before``, with their pauses, task
+        records, logs, metadata and events; how many (with ``dry_run``, how many would be,
+        deleting nothing). Their audit records stay, and ``audit_trail`` still reads them.
+
+        Kept whatever their age: a nested flow's run while the run that called it has not
+        ended, and a run with events a consumer (the Slack bot) has not read yet. Deleted
+        a batch per transaction, so that other writers are not held up.
+
+        Example::
+
+            engine.prune_finished(datetime.now(UTC) - timedelta(days=90))
+        """
+        if finished_before.tzinfo is None:
+            raise ValueError("finished_before must be timezone-aware (UTC)")
+        if dry_run:
+            return self.store.count_prunable(finished_before)
+        pruned = 0
+        while True:
+            ids = self.store.prune_runs(finished_before, limit=PRUNE_BATCH)
+            pruned += len(ids)
+            if len(ids) < PRUNE_BATCH:
+                break
+        logger.info(
+            "finished runs pruned",
+            extra={"action": "runs_pruned", "runs": pruned, "before": finished_before.isoformat()},
+        )
+        return pruned
 
     def escalate_due_pauses(self, now: datetime | None = None) -> list[str]:
         """Add the escalation approvers of waiting pauses whose delay has passed. Idempotent:

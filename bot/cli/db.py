@@ -1,20 +1,24 @@
-"""``signoff db``: the database schema, upgraded on purpose.
+"""``signoff db``: the database schema, upgraded on purpose, and old runs deleted.
 
 ``serve`` and ``worker`` refuse a database whose schema is older than they need (unless
 started with ``--migrate``); ``db upgrade`` brings it up to date, ``db current`` says where
 it is. An empty database (the SQLite quick start) gets the schema without asking.
+``db prune`` deletes runs that finished long ago; their audit records stay.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import click
 
 from signoff.bot.cli.session import CliSession, pass_session
+from signoff.bot.cli.times import parse_time
 
 
 @click.group("db")
 def db() -> None:
-    """Show or upgrade the database schema."""
+    """Show or upgrade the database schema; delete old runs."""
 
 
 @db.command("current")
@@ -52,3 +56,33 @@ def upgrade(session: CliSession) -> None:
         click.echo(f"{after.current} (already up to date)")
     else:
         click.echo(f"upgraded {before.current or 'an empty database'} -> {after.current}")
+
+
+@db.command("prune")
+@click.option(
+    "--finished-before",
+    "finished_before",
+    required=True,
+    callback=parse_time,
+    metavar="TIME",
+    help="Delete runs that ended before TIME: an age (90d, 12w) or a date (2026-09-01).",
+)
+@click.option("--dry-run", is_flag=True, help="Say how many runs would go; delete nothing.")
+@pass_session
+def prune(session: CliSession, finished_before: datetime, dry_run: bool) -> None:
+    """Delete runs that finished (completed, failed, cancelled, crashed) before TIME, with
+    their inputs, task records, logs and events. Their audit records stay: 'signoff
+    audit export' still names who decided what, and 'audit verify' still passes."""
+    if finished_before > datetime.now(UTC):
+        raise click.BadParameter(
+            f"{finished_before:%Y-%m-%d %H:%M} UTC is in the future: every finished run "
+            "would go; give an age (90d) or a past date",
+            param_hint="'--finished-before'",
+        )
+    engine = session.engine()
+    count = engine.prune_finished(finished_before, dry_run=dry_run)
+    when = f"{finished_before:%Y-%m-%d %H:%M} UTC"
+    if dry_run:
+        click.echo(f"{count} run(s) finished before {when} would be deleted (none deleted)")
+    else:
+        click.echo(f"deleted {count} run(s) finished before {when}; their audit records stay")

@@ -3,8 +3,8 @@
 This module holds the queries on runs; the store takes the rest from one module each:
 ``tasks`` (task calls and their results), ``pauses`` and ``decisions`` (inputs and who
 answered), ``listing`` (finding and paging runs), ``audit`` (the hash chain),
-``processes`` (who is alive), ``consumers`` (reading the events outbox), ``metadata`` and
-``stats``, all on ``base.StoreBase``'s transactions.
+``processes`` (who is alive), ``consumers`` (reading the events outbox), ``metadata``,
+``stats`` and ``pruning`` (deleting runs that ended long ago), all on ``base.StoreBase``'s transactions.
 
 Each write is one transaction that changes the rows and appends the matching events, so
 the events table is an outbox: whoever reads it in id order sees every change, in order.
@@ -58,6 +58,7 @@ from signoff.engine.store.metadata import MetadataQueries
 from signoff.engine.store.pauses import PAUSES
 from signoff.engine.store.prepared import Prepared
 from signoff.engine.store.processes import PROCESSES, ProcessQueries, judge_alive
+from signoff.engine.store.pruning import PruningQueries
 from signoff.engine.store.stats import StatsQueries
 from signoff.engine.store.tasks import TASKS, TaskQueries
 from signoff.engine.store.undecodable import read_again_if_undecodable
@@ -172,6 +173,7 @@ class SqlStore(
     ConsumerQueries,
     MetadataQueries,
     TaskQueries,
+    PruningQueries,
 ):
     """The engine's persistence, over one SQLAlchemy engine, for SQLite and PostgreSQL.
 

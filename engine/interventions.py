@@ -127,7 +127,9 @@ class Interventions(Oversight):
         """
         actor = as_actor(by)
         run = self._run(run_id)
-        refusal = self.permissions.cancel(actor, run, run.cancellers, self._deciding(run.id))
+        refusal = self.permissions.cancel(
+            actor, run, run.cancellers, self._deciding(run, self.store.waiting_pause(run.id))
+        )
         if refusal is not None:
             raise self._refuse(Action.CANCEL, actor, refusal, run=run)
         message = serialization.storable_text(
@@ -144,12 +146,6 @@ class Interventions(Oversight):
         self._cancel_children(run.id, actor)
         self.notify()
         return self.store.get_run(run.id)
-
-    def _deciding(self, run_id: str) -> Pause | None:
-        """The pause whose approvers may cancel the run: the one it waits on, else its
-        newest. Between pauses, the people its last decision named keep that right; the
-        flow's approvers (often none, when each pause names its own) are not the run's."""
-        return self.store.waiting_pause(run_id) or self.store.latest_pause(run_id)
 
     def _stopped(self, run_id: str) -> None:
         self.heard.cancelled(run_id)

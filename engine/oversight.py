@@ -82,8 +82,7 @@ class Oversight:
         pause = self.store.get_pause(run.id, key) if key else self.store.waiting_pause(run.id)
         found: Refusal | None
         if action is Action.CANCEL:
-            deciding = pause or self.store.latest_pause(run.id)  # as ``Engine.cancel`` asks
-            found = self.permissions.cancel(actor, run, run.cancellers, deciding)
+            found = self.permissions.cancel(actor, run, run.cancellers, self._deciding(run, pause))
         elif pause is None and key and run.state.is_waiting:
             return Refusal(f"run {run.id} has asked for no input named {key[:100]!r}")
         elif pause is None:
@@ -104,6 +103,13 @@ class Oversight:
                 )
             )
         return found
+
+    def _deciding(self, run: Run, waiting: Pause | None) -> Pause | None:
+        """The pause whose approvers may cancel ``run``: ``waiting``, the one it waits on,
+        else its newest. Between pauses, the people its last decision named keep that
+        right; the flow's approvers (often none, when each pause names its own) are not
+        the run's."""
+        return waiting or self.store.latest_pause(run.id)
 
     def may_start(self, actor: Actor | None, flow_name: str) -> Refusal | None:
         """Why ``actor`` may not start ``flow_name``, or None; records nothing."""

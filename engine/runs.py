@@ -133,6 +133,10 @@ class Run:
     approvers: tuple[str, ...] = ()
     #: who the flow lets cancel its runs; empty means the default rule
     cancellers: tuple[str, ...] = ()
+    #: why a listing could not read this run in full ("its flow_name is not UTF-8 text"):
+    #: its row was changed outside Signoff, and the fields named show stand-ins; None
+    #: for every run read as stored
+    unreadable: str | None = None
 
 
 @dataclass(frozen=True)

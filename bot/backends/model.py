@@ -148,6 +148,9 @@ class Run:
     tags: dict[str, str] = field(default_factory=dict)
     #: who may answer its requests when a request names nobody itself
     approvers: tuple[str, ...] = ()
+    #: why this run could not be read in full (its stored row was changed outside
+    #: Signoff); the fields it names show stand-ins. None for a run read as stored
+    unreadable: str | None = None
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,8 @@ def jsonable(value: object) -> JSONValue:
     if isinstance(value, engine.Run | model.Run):
         data = {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
         data["result"] = result_value(value.result)
+        if value.unreadable is None:
+            del data["unreadable"]  # only a run a listing could not read in full has one
         return data
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
@@ -107,7 +109,7 @@ def runs_table(runs: Sequence[Run]) -> str:
     rows = [
         [
             r.id[:8],
-            r.flow_name,
+            r.flow_name if r.unreadable is None else f"UNREADABLE ({r.unreadable})",
             r.state.value,
             format_time(r.created_at),
             format_time(r.updated_at),

@@ -151,8 +151,12 @@ def when_short(moment: datetime) -> str:
 
 def run_label(run: Run) -> str:
     """The run as people know it: its flow's name in bold, shown as written (a ``*`` or
-    ``_`` in it is not formatting), and its short id."""
-    return f"*{literal_clipped(run.flow_name, MAX_NAME_TEXT)}* run `{run.id[:8]}`"
+    ``_`` in it is not formatting), and its short id; for a run a listing could not read
+    in full, why (its row was changed outside Signoff)."""
+    label = f"*{literal_clipped(run.flow_name, MAX_NAME_TEXT)}* run `{run.id[:8]}`"
+    if run.unreadable is not None:
+        label += f" :warning: cannot be read ({escape_mrkdwn(run.unreadable)})"
+    return label
 
 
 def approvers_text(run: Run, pause: Pause) -> str:

@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, literal, or_, select
+from sqlalchemy import JSON, Text, and_, bindparam, func, literal, or_, select, type_coerce
 
 from signoff.engine.audit import AuditAction
 from signoff.engine.errors import RunNotFound
@@ -18,7 +18,7 @@ from signoff.engine.store.audit import AUDIT
 from signoff.engine.store.base import RUN_COLUMNS, RUNS, StoreBase
 from signoff.engine.store.dropped import read_again_if_dropped
 from signoff.engine.store.pauses import IS_WAITING, PAUSES
-from signoff.engine.store.undecodable import read_again_if_undecodable
+from signoff.engine.store.undecodable import read_again_if_undecodable, reading_leniently
 
 #: the states a run ends in
 _FINAL = [s.value for s in RunState if s.is_final]
@@ -48,6 +48,15 @@ _UNRECORDED = (
 
 #: the longest run id the runs table holds
 MAX_RUN_ID = 32
+#: ``RUN_COLUMNS`` with the JSON ones as text, for a listing's read made again for text
+#: SQLite could not decode: ``rows.to_listed_run`` decodes them, and names those it cannot
+_RUN_COLUMNS_AS_TEXT = tuple(
+    type_coerce(c, Text).label(c.name) if isinstance(c.type, JSON) else c for c in RUN_COLUMNS
+)
+
+
+def _listed_columns() -> tuple[Any, ...]:
+    return _RUN_COLUMNS_AS_TEXT if reading_leniently() else RUN_COLUMNS
 
 
 class ListingQueries(StoreBase):
@@ -167,7 +176,7 @@ class ListingQueries(StoreBase):
         )
 
         def page(state: str | None) -> Any:
-            query = select(*RUN_COLUMNS)
+            query = select(*_listed_columns())
             if state is not None:
                 query = query.where(RUNS.c.state == state)
             if flow_name:
@@ -192,7 +201,7 @@ class ListingQueries(StoreBase):
 
         wanted = list(dict.fromkeys(s.value for s in states)) if states else [None]
         with self._read() as conn:
-            found = [rows.to_run(r) for state in wanted for r in conn.execute(page(state))]
+            found = [rows.to_listed_run(r) for state in wanted for r in conn.execute(page(state))]
         found.sort(key=lambda run: (run.created_at, run.id), reverse=True)
         return found[:limit]
 
@@ -201,13 +210,13 @@ class ListingQueries(StoreBase):
     def runs_started_by(self, started_by: str, limit: int) -> list[Run]:
         """The newest runs one person started (served by an index on both columns)."""
         query = (
-            select(*RUN_COLUMNS)
+            select(*_listed_columns())
             .where(RUNS.c.started_by == started_by)
             .order_by(RUNS.c.created_at.desc(), RUNS.c.id)
             .limit(limit)
         )
         with self._read() as conn:
-            return [rows.to_run(r) for r in conn.execute(query)]
+            return [rows.to_listed_run(r) for r in conn.execute(query)]
 
     def waiting_inputs(self, page: int = 500) -> Iterator[WaitingInput]:
         """Every waiting pause's answer rule, newest first, a page at a time: a few small

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import json
+from collections import namedtuple
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,7 +23,11 @@ from signoff.engine.runs import (
     StateChange,
     TaskRun,
 )
-from signoff.engine.store.undecodable import first_not_utf8, reading_leniently
+from signoff.engine.store.undecodable import NotUtf8, first_not_utf8, reading_leniently
+
+#: the runs table's JSON columns, which a listing's read made again (see ``to_listed_run``)
+#: selects as text: SQLAlchemy would decode them as it reads the row, failing the page
+RUN_JSON_COLUMNS = ("parameters_json", "tags", "policy")
 
 
 def utc(value: datetime) -> datetime:
@@ -59,6 +67,53 @@ def to_run(row: Any) -> Run:
         approvers=tuple((row.policy or {}).get("approvers") or ()),
         cancellers=tuple((row.policy or {}).get("cancellers") or ()),
     )
+
+
+def to_listed_run(row: Any) -> Run:
+    """``to_run`` for a listing. On a read made again for text SQLite could not decode (see
+    ``undecodable``), a run whose row holds some is listed with stand-ins for those values
+    and the reason in ``Run.unreadable``: one such row does not fail the page. Its text is
+    shown as its bytes escaped; a state that cannot be read as crashed (final: nothing
+    offers to act on the run). Nothing stored is changed."""
+    if not reading_leniently():
+        return to_run(row)
+    values = dict(zip(row._fields, row, strict=True))
+    bad = [name for name, value in values.items() if type(value) is NotUtf8]
+    not_json = []
+    for name in RUN_JSON_COLUMNS:
+        value = values.get(name)
+        if isinstance(value, str):  # NotUtf8 is bytes: named above
+            try:
+                values[name] = json.loads(value)
+            except ValueError:
+                not_json.append(name)
+    reasons = []
+    if bad:
+        reasons.append(f"its {_names(bad)} {'is' if len(bad) == 1 else 'are'} not UTF-8 text")
+    if not_json:
+        reasons.append(f"its {_names(not_json)} {'is' if len(not_json) == 1 else 'are'} not JSON")
+    for name in [*bad, *not_json]:
+        value = values[name]
+        if name in RUN_JSON_COLUMNS:
+            values[name] = None
+        elif name == "state":
+            values[name] = RunState.CRASHED.value
+        elif type(value) is NotUtf8:
+            values[name] = bytes(value).decode("utf-8", "backslashreplace")
+    run = to_run(_row_type(tuple(values))(**values))
+    if not reasons:
+        return run
+    return dataclasses.replace(run, unreadable="; ".join(reasons))
+
+
+def _names(columns: list[str]) -> str:
+    return ", ".join(columns[:-1]) + " and " + columns[-1] if len(columns) > 1 else columns[0]
+
+
+@functools.cache
+def _row_type(fields: tuple[str, ...]) -> Any:
+    """A row of ``fields`` (a listed run's values once stand-ins replace some)."""
+    return namedtuple("ListedRow", fields)
 
 
 def to_state(event_row: Any) -> StateChange:

@@ -118,7 +118,7 @@ def publish(client: WebClient, backend: Backend, user_id: str) -> None:
         text = f"Signoff cannot read runs just now: {exc}. Open this tab again in a moment."
         view = View(type="home", blocks=[SectionBlock(text=MarkdownTextObject(text=text[:3000]))])
     client.views_publish(user_id=user_id, view=view)
-    logger.info("home published", extra={"action": "home_published"})
+    logger.debug("home published", extra={"action": "home_published"})
 
 
 class HomeTabs:

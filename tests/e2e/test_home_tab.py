@@ -4,11 +4,13 @@ runs' names and failures hold."""
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from signoff.bot.slack.home import SHOWN
 from signoff.bot.testing import RunningBot, running_bot
@@ -107,3 +109,39 @@ def waiting_ids(view: dict[str, Any]) -> list[str]:
         for b in view["blocks"]
         if b.get("block_id", "").startswith("home:")
     ]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # PostgreSQL refuses it
+def test_a_run_changed_outside_signoff_is_listed_with_why_and_publishing_logs_no_info(
+    engine: Engine, bot: RunningBot, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The runs alice started, one of them with a flow's name SQLite holds as bytes that
+    are not UTF-8: the tab lists both, that one saying why it cannot be read, rather than
+    "cannot read runs"; and a tab published is no INFO record (a busy workspace publishes
+    tabs all day)."""
+    made = []
+    for name in ("home-good", "home-bad"):
+        run_id = uuid.uuid4().hex
+        engine.store.create_run(
+            run_id, name, None, b"", {}, RunState.COMPLETED, owner=None, started_by="U0ALICE"
+        )
+        made.append(run_id)
+    good, bad = made
+    with engine.store.engine.begin() as conn:
+        conn.execute(
+            text("UPDATE runs SET flow_name = CAST(X'C3' AS TEXT) WHERE id = :id"), {"id": bad}
+        )
+    caplog.set_level(logging.DEBUG, logger="signoff.bot.slack.home")
+    bot.driver.open_home("alice")
+    home = bot.slack.wait_for(
+        lambda ws: (h := ws.home_view("alice")) and bad[:8] in json.dumps(h.view) and h,
+        timeout=10,
+    )
+    lines = [b["text"]["text"] for b in home.view["blocks"] if b["type"] == "section"]
+    assert any(good[:8] in line and "home-good" in line for line in lines)
+    (marked,) = [line for line in lines if bad[:8] in line]
+    assert ":warning: cannot be read (its flow_name is not UTF-8 text)" in marked
+    # logged once the sandbox has answered: waited for, then its level read
+    wait_for(lambda: [r for r in caplog.records if getattr(r, "action", "") == "home_published"])
+    published = [r for r in caplog.records if getattr(r, "action", "") == "home_published"]
+    assert [r.levelname for r in published] == ["DEBUG"]

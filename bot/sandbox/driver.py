@@ -77,8 +77,9 @@ class Driver(ABC):
         self.workspace = workspace
         self.sandbox_url = sandbox_url.rstrip("/")
         self._events = 0
+        #: the last request handed to the app, for ``redeliver``
+        self._last: tuple[Delivery, JsonDict] | None = None
 
-    @abstractmethod
     def deliver(self, kind: Delivery, payload: Mapping[str, Any]) -> AppResponse:
         """Hand one request to the app and return its answer (the ack, in Socket Mode).
 
@@ -88,6 +89,35 @@ class Driver(ABC):
                 ``event_callback`` body).
             payload: What Slack sends.
         """
+        self._last = (kind, copy.deepcopy(dict(payload)))
+        return self._send(kind, payload, None)
+
+    def redeliver(self, *, attempt: int = 1, reason: str = "timeout") -> AppResponse:
+        """Deliver the last request again, as Slack does when it took the first delivery
+        for failed (no answer in time): the same payload, same ``trigger_id``, marked as
+        retry ``attempt`` for ``reason``. Over HTTP it is signed again a moment later, with
+        ``X-Slack-Retry-Num`` and ``X-Slack-Retry-Reason``; over Socket Mode it is a new
+        envelope with ``retry_attempt`` and ``retry_reason``. A slash command's answer is
+        shown as the first one's was.
+
+        Raises:
+            NothingToInteractWith: Nothing was delivered yet.
+        """
+        if self._last is None:
+            raise NothingToInteractWith("nothing was delivered yet, so nothing to deliver again")
+        kind, payload = self._last
+        response = self._send(kind, payload, (attempt, reason))
+        if kind != "slash_commands":
+            return response
+        shown = self._show_reply(response, payload["user_id"], payload["channel_id"])
+        return replace(response, problems=shown)
+
+    @abstractmethod
+    def _send(
+        self, kind: Delivery, payload: Mapping[str, Any], retry: tuple[int, str] | None
+    ) -> AppResponse:
+        """Hand ``payload`` to the app as ``deliver`` says; ``retry`` (attempt, reason)
+        marks it as Slack marks a delivery made again."""
 
     # -- helpers shared by the interactions -------------------------------------------------
 

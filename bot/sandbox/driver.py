@@ -92,7 +92,18 @@ class Driver(ABC):
         self._last = (kind, copy.deepcopy(dict(payload)))
         return self._send(kind, payload, None)
 
-    def redeliver(self, *, attempt: int = 1, reason: str = "timeout") -> AppResponse:
+    @property
+    def last_delivery(self) -> tuple[Delivery, JsonDict] | None:
+        """The last request this driver handed to the app (kind, payload), if any."""
+        return self._last
+
+    def redeliver(
+        self,
+        *,
+        attempt: int = 1,
+        reason: str = "timeout",
+        delivery: tuple[Delivery, JsonDict] | None = None,
+    ) -> AppResponse:
         """Deliver the last request again, as Slack does when it took the first delivery
         for failed (no answer in time): the same payload, same ``trigger_id``, marked as
         retry ``attempt`` for ``reason``. Over HTTP it is signed again a moment later, with
@@ -100,12 +111,19 @@ class Driver(ABC):
         envelope with ``retry_attempt`` and ``retry_reason``. A slash command's answer is
         shown as the first one's was.
 
+        Args:
+            attempt: Which retry this is (Slack: 1 to 3).
+            reason: Why Slack retries (``http_timeout``, ``timeout``, ...).
+            delivery: What to deliver again (another driver's ``last_delivery``, to deliver
+                it to another replica); by default this driver's ``last_delivery``.
+
         Raises:
             NothingToInteractWith: Nothing was delivered yet.
         """
-        if self._last is None:
+        delivery = delivery or self._last
+        if delivery is None:
             raise NothingToInteractWith("nothing was delivered yet, so nothing to deliver again")
-        kind, payload = self._last
+        kind, payload = delivery
         response = self._send(kind, payload, (attempt, reason))
         if kind != "slash_commands":
             return response

@@ -77,8 +77,9 @@ class Driver(ABC):
         self.workspace = workspace
         self.sandbox_url = sandbox_url.rstrip("/")
         self._events = 0
+        #: the last request handed to the app, for ``redeliver``
+        self._last: tuple[Delivery, JsonDict] | None = None
 
-    @abstractmethod
     def deliver(self, kind: Delivery, payload: Mapping[str, Any]) -> AppResponse:
         """Hand one request to the app and return its answer (the ack, in Socket Mode).
 
@@ -88,6 +89,53 @@ class Driver(ABC):
                 ``event_callback`` body).
             payload: What Slack sends.
         """
+        self._last = (kind, copy.deepcopy(dict(payload)))
+        return self._send(kind, payload, None)
+
+    @property
+    def last_delivery(self) -> tuple[Delivery, JsonDict] | None:
+        """The last request this driver handed to the app (kind, payload), if any."""
+        return self._last
+
+    def redeliver(
+        self,
+        *,
+        attempt: int = 1,
+        reason: str = "timeout",
+        delivery: tuple[Delivery, JsonDict] | None = None,
+    ) -> AppResponse:
+        """Deliver the last request again, as Slack does when it took the first delivery
+        for failed (no answer in time): the same payload, same ``trigger_id``, marked as
+        retry ``attempt`` for ``reason``. Over HTTP it is signed again a moment later, with
+        ``X-Slack-Retry-Num`` and ``X-Slack-Retry-Reason``; over Socket Mode it is a new
+        envelope with ``retry_attempt`` and ``retry_reason``. A slash command's answer is
+        shown as the first one's was.
+
+        Args:
+            attempt: Which retry this is (Slack: 1 to 3).
+            reason: Why Slack retries (``http_timeout``, ``timeout``, ...).
+            delivery: What to deliver again (another driver's ``last_delivery``, to deliver
+                it to another replica); by default this driver's ``last_delivery``.
+
+        Raises:
+            NothingToInteractWith: Nothing was delivered yet.
+        """
+        delivery = delivery or self._last
+        if delivery is None:
+            raise NothingToInteractWith("nothing was delivered yet, so nothing to deliver again")
+        kind, payload = delivery
+        response = self._send(kind, payload, (attempt, reason))
+        if kind != "slash_commands":
+            return response
+        shown = self._show_reply(response, payload["user_id"], payload["channel_id"])
+        return replace(response, problems=shown)
+
+    @abstractmethod
+    def _send(
+        self, kind: Delivery, payload: Mapping[str, Any], retry: tuple[int, str] | None
+    ) -> AppResponse:
+        """Hand ``payload`` to the app as ``deliver`` says; ``retry`` (attempt, reason)
+        marks it as Slack marks a delivery made again."""
 
     # -- helpers shared by the interactions -------------------------------------------------
 

@@ -341,7 +341,12 @@ class SocketModeServer:
         return next((c for c in reversed(self._connections) if _is_open(c)), None)
 
     def deliver(
-        self, kind: Delivery, payload: Mapping[str, Any], *, timeout: float = 10.0
+        self,
+        kind: Delivery,
+        payload: Mapping[str, Any],
+        *,
+        timeout: float = 10.0,
+        retry: tuple[int, str] | None = None,
     ) -> AppResponse:
         """Push one envelope to the app and wait for its ack.
 
@@ -349,6 +354,8 @@ class SocketModeServer:
             kind: The envelope ``type``.
             payload: The envelope's ``payload``.
             timeout: Seconds to wait for a connection and then for the ack.
+            retry: (attempt, reason): the envelope delivers again what an earlier one did
+                (``retry_attempt``, ``retry_reason``), as Slack does when no ack came in time.
 
         Returns:
             Status 200 with the ack's ``payload`` as ``json`` (None for an empty ack).
@@ -366,7 +373,9 @@ class SocketModeServer:
             # Events cannot be answered in the ack; commands and interactions can.
             "accepts_response_payload": kind != "events_api",
         }
-        if kind == "events_api":
+        if retry is not None:
+            envelope.update(retry_attempt=retry[0], retry_reason=retry[1])
+        elif kind == "events_api":
             envelope.update(retry_attempt=0, retry_reason="")
         with self._cond:
             connection = None
@@ -427,11 +436,13 @@ class SocketModeDriver(Driver):
         self.server = server
         self.timeout = timeout
 
-    def deliver(self, kind: Delivery, payload: Mapping[str, Any]) -> AppResponse:
+    def _send(
+        self, kind: Delivery, payload: Mapping[str, Any], retry: tuple[int, str] | None
+    ) -> AppResponse:
         """Push ``payload`` in a ``kind`` envelope and return the ack (see :meth:`Driver.deliver`).
 
         Raises:
             AppNotConnected: No app is connected in Socket Mode.
             NotAcknowledged: The app did not ack in time.
         """
-        return self.server.deliver(kind, payload, timeout=self.timeout)
+        return self.server.deliver(kind, payload, timeout=self.timeout, retry=retry)

@@ -116,10 +116,24 @@ class HttpDriver(Driver, AppConnection):
         Driver.__init__(self, workspace, sandbox_url)
         AppConnection.__init__(self, app_url, signing_secret, timeout=timeout)
 
-    def deliver(self, kind: Delivery, payload: Mapping[str, Any]) -> AppResponse:
+    def _send(
+        self, kind: Delivery, payload: Mapping[str, Any], retry: tuple[int, str] | None
+    ) -> AppResponse:
         """POST ``payload`` as Slack does for ``kind`` (see :meth:`Driver.deliver`)."""
         if kind == "slash_commands":
-            return self.send(urlencode(payload))
-        if kind == "events_api":
-            return self.send(json.dumps(payload), JSON)
-        return self.send_payload(payload)
+            body, content_type = urlencode(payload), FORM
+        elif kind == "events_api":
+            body, content_type = json.dumps(payload), JSON
+        else:
+            logger.debug(
+                "sending %s", payload.get("type"), extra={"action": "sandbox_send_payload"}
+            )
+            body, content_type = urlencode({"payload": json.dumps(payload)}), FORM
+        if retry is None:
+            return self.send(body, content_type)
+        attempt, reason = retry
+        # Signed again, later than the first delivery was: a signature of its own.
+        later = int(time.time()) + attempt
+        headers = self.signed_headers(body, timestamp=later, content_type=content_type)
+        headers |= {"X-Slack-Retry-Num": str(attempt), "X-Slack-Retry-Reason": reason}
+        return self.raw(body, headers)

@@ -33,6 +33,7 @@ from signoff.bot.slack import (
     home,
     ids,
     interactions,
+    redelivery,
     reminders,
     teams,
 )
@@ -274,6 +275,8 @@ def create_app(
         logger=_BOLT_LOGGER,
     )
     app.error(_unhandled_is_acknowledged)
+    # First: a redelivery is dropped before anything (a refusal included) acts on it.
+    redelivery.register(app, backend)
     allowed = teams.allowed_teams(auth, settings.other_teams)
     teams.register(app, allowed)
     # Group membership comes from Slack; the backend applies the same rules to every caller.

@@ -10,7 +10,9 @@ In this order, before Bolt or any listener sees a byte:
 3. the request is claimed once in the database (``Backend.claim_once``), keyed by its
    signature (``replay_key``), for as long as the signature is valid; every replica shares
    the claim, so a replayed request is answered 200 and does nothing. Events API retries
-   carry a new signature, so an event is also claimed by its ``event_id``. While the
+   carry a new signature, so an event is also claimed by its ``event_id`` (and a command,
+   click or form Slack delivers again by its ``trigger_id``: ``bot.slack.redelivery``,
+   which serves Socket Mode too). While the
    database cannot be reached, nothing is acted on: a slash command is answered with a
    line saying so (``DATABASE_DOWN``), anything else 503.
 

@@ -9,6 +9,7 @@ import io
 import json
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,13 +47,14 @@ def bot(engine: Engine) -> Iterator[RunningBot]:
 
 
 def command_body(text: str, user: str = "U0ALICE") -> str:
+    # A trigger_id of its own, as Slack gives every command typed.
     return urlencode(
         {
             "command": "/runs",
             "text": text,
             "user_id": user,
             "channel_id": "C0GENERAL",
-            "trigger_id": "1.2.forged",
+            "trigger_id": f"1.2.{uuid.uuid4().hex}",
             "response_url": "http://127.0.0.1:9/response/none",
         }
     )

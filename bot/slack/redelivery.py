@@ -1,0 +1,83 @@
+"""A request Slack delivers again is acted on once: claimed by its ``trigger_id``.
+
+Slack delivers a command, a click or a form's submission again when it took the first
+delivery for failed (no answer within 3 s): over HTTP signed anew (so the edge's claim on
+the signature does not recognise it), over Socket Mode as a new envelope. Both carry the
+interaction's ``trigger_id``, which Slack issues once per interaction. Before any listener
+runs, the ``trigger_id`` is claimed in the database (``Backend.claim_once``), shared by every
+replica; a redelivery finds it claimed, is acknowledged with nothing, and does nothing. The
+first delivery's listener answers the person (``respond``, a message, a form's update), so
+they see one outcome: one run started, one "Cancelled".
+
+An input form's submission is claimed by ``bot.slack.answering`` instead, after its
+acknowledgement. A request without a ``trigger_id`` (an event, a view closed) is not
+claimed here; events are claimed by their ``event_id`` at the edge. While the database
+cannot be reached the request goes on to its listener, which says so as it would have.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from slack_bolt import App
+from slack_bolt.response import BoltResponse
+
+from signoff.bot.backends import Backend
+from signoff.bot.errors import BackendUnavailable
+from signoff.bot.slack import ids
+
+__all__ = ["REDELIVERY_CLAIM_SECONDS", "register", "trigger_key"]
+
+logger = logging.getLogger(__name__)
+
+#: how long an interaction's claim is kept: past Slack's last redelivery by far
+REDELIVERY_CLAIM_SECONDS = 20 * 60
+#: a trigger_id longer than this is claimed by its digest (a claim's key is 200 at most)
+_KEPT_AS_IS = 150
+
+
+def trigger_key(body: Mapping[str, Any]) -> str | None:
+    """The ``claim_once`` key of the interaction ``body``, or None if it is not claimed here
+    (no ``trigger_id``, or an input form's submission)."""
+    trigger = body.get("trigger_id")
+    if not isinstance(trigger, str) or not trigger:
+        return None
+    view = body.get("view")
+    if (
+        body.get("type") == "view_submission"
+        and isinstance(view, Mapping)
+        and view.get("callback_id") == ids.INPUT_VIEW
+    ):
+        return None
+    if len(trigger) > _KEPT_AS_IS:
+        trigger = hashlib.sha256(trigger.encode()).hexdigest()
+    return f"slack:trigger:{trigger}"
+
+
+def register(app: App, backend: Backend) -> None:
+    """Acknowledge, and drop, an interaction whose ``trigger_id`` was claimed before."""
+
+    @app.middleware
+    def once_per_interaction(
+        body: dict[str, Any], next: Callable[[], BoltResponse]
+    ) -> BoltResponse | None:
+        key = trigger_key(body)
+        if key is None:
+            return next()
+        try:
+            fresh = backend.claim_once(key, REDELIVERY_CLAIM_SECONDS)
+        except BackendUnavailable:
+            logger.warning(
+                "cannot check for a redelivery", extra={"action": "redelivery_check_failed"}
+            )
+            return next()
+        if fresh:
+            return next()
+        logger.info(
+            "request delivered again ignored",
+            extra={"action": "request_redelivered", "kind": str(body.get("type") or "command")},
+        )
+        return BoltResponse(status=200, body="")

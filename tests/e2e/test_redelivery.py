@@ -1,0 +1,170 @@
+"""Slack delivering the same request again acts on it once, over HTTP and Socket Mode.
+
+Slack delivers a request again when it took the first delivery for failed (no answer in
+time): over HTTP signed anew, with ``X-Slack-Retry-Num``; over Socket Mode as a new
+envelope with ``retry_attempt``. Either way it is the same interaction, with the same
+``trigger_id``, and the person who typed or clicked once sees one outcome: one run, one
+"Started" reply, one "Cancelled", whichever replica gets the redelivery.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+
+from signoff.bot.backends.embedded import EmbeddedBackend
+from signoff.bot.config import BotSettings
+from signoff.bot.sandbox import SlackSandbox
+from signoff.bot.slack import ids
+from signoff.bot.slack.server import Server
+from signoff.bot.testing import SIGNING_SECRET, RunningBot, running_bot
+from signoff.engine import Engine, EngineSettings, RunState, flow, pause_flow_run
+from signoff.engine.input import RunInput
+from tests.support.waiting import wait_for
+
+APP_TOKEN = "xapp-1-test"
+
+
+class Go(RunInput):
+    ok: bool = True
+
+
+@flow(name="rd-wait")
+def rd_wait(label: str) -> bool:
+    return pause_flow_run(wait_for_input=Go, timeout=600).ok
+
+
+@pytest.fixture
+def bot(engine: Engine) -> Iterator[RunningBot]:
+    with running_bot(engine=engine) as running:
+        yield running
+
+
+def replies(slack: SlackSandbox, user: str, words: str) -> list[str]:
+    return [m.text for m in slack.ephemeral(user) if words in m.text]
+
+
+def settle(slack: SlackSandbox, user: str, words: str) -> list[str]:
+    """What ``user`` was told with ``words`` in it, once the first reply is in and a
+    redelivery has had the time to add another (it is answered, and acted on, by then)."""
+    slack.wait_for(lambda ws: replies(slack, user, words) or None, timeout=10)
+    # The redelivery's listener runs after its ack: an empty wait for its reply, bounded.
+    with pytest.raises(AssertionError):
+        slack.wait_for(lambda ws: len(replies(slack, user, words)) > 1 or None, timeout=1.5)
+    return replies(slack, user, words)
+
+
+def test_a_start_command_slack_delivers_again_starts_one_run(
+    engine: Engine, bot: RunningBot
+) -> None:
+    assert bot.driver.slash_command("alice", "/runs", "start rd-wait label=x").status == 200
+    wait_for(lambda: engine.list_runs(), timeout=10, what="the run")
+    again = bot.driver.redeliver(attempt=1, reason="http_timeout")
+    assert (again.status, again.body, again.problems) == (200, b"", ())
+    assert len(settle(bot.slack, "U0ALICE", "Started")) == 1
+    assert len(engine.list_runs()) == 1
+
+
+def test_a_start_command_delivered_again_to_another_replica_starts_one_run(
+    engine: Engine, bot: RunningBot, database_url: str
+) -> None:
+    assert bot.driver.slash_command("alice", "/runs", "start rd-wait label=x").status == 200
+    wait_for(lambda: engine.list_runs(), timeout=10, what="the run")
+    other_engine = Engine(EngineSettings.load(database_url=database_url, heartbeat_seconds=0.5))
+    settings = BotSettings.load(
+        bot_token=bot.slack.token,
+        signing_secret=SIGNING_SECRET,
+        api_url=bot.slack.api_url,
+        channel=bot.channel,
+    )
+    replica = Server(EmbeddedBackend(other_engine), settings, port=0)
+    replica.start()
+    try:
+        # The same workspace's requests, delivered to the replica's URL.
+        to_replica = bot.slack.driver(f"{replica.url}/slack/events", SIGNING_SECRET)
+        delivery = bot.driver.last_delivery
+        assert to_replica.redeliver(reason="http_timeout", delivery=delivery).status == 200
+        assert len(settle(bot.slack, "U0ALICE", "Started")) == 1
+        # A command typed afresh on the replica is acted on: the redelivery was recognised.
+        assert to_replica.slash_command("alice", "/runs", "start rd-wait label=y").status == 200
+        wait_for(lambda: len(engine.list_runs()) == 2, timeout=10, what="the fresh run")
+    finally:
+        replica.stop()
+        other_engine.close()
+    assert sorted(r.parameters["label"] for r in engine.list_runs()) == ["x", "y"]
+
+
+def test_a_start_form_slack_delivers_again_starts_one_run(engine: Engine, bot: RunningBot) -> None:
+    assert bot.driver.slash_command("alice", "/runs", "start rd-wait").status == 200
+    form = bot.slack.wait_for(lambda ws: ws.open_view("U0ALICE"), timeout=10)
+    assert form.callback_id == ids.START_VIEW
+    submitted = bot.driver.submit("alice", {"label": "z"})
+    assert (submitted.status, submitted.response_action) == (200, None)
+    wait_for(lambda: engine.list_runs(), timeout=10, what="the run")
+    again = bot.driver.redeliver(attempt=1, reason="http_timeout")
+    assert (again.status, again.body) == (200, b"")
+    assert len(settle(bot.slack, "U0ALICE", "Started")) == 1
+    assert len(engine.list_runs()) == 1
+
+
+def test_a_cancel_slack_delivers_again_is_answered_once(engine: Engine, bot: RunningBot) -> None:
+    typed = engine.submit("rd-wait", {"label": "typed"}, started_by="U0ALICE")
+    clicked = engine.submit("rd-wait", {"label": "clicked"}, started_by="U0ALICE")
+    bot.root_message(typed.id)
+    bot.root_message(clicked.id)
+
+    assert bot.driver.slash_command("alice", "/runs", f"cancel {typed.id}").status == 200
+    wait_for(lambda: engine.get_run(typed.id).state is RunState.CANCELLED, timeout=10)
+    assert bot.driver.redeliver().status == 200
+    assert settle(bot.slack, "U0ALICE", typed.id[:8]) == [
+        f"Cancelled *rd-wait* run `{typed.id[:8]}`."
+    ]
+
+    listing = bot.driver.slash_command("alice", "/runs", "all")
+    assert listing.status == 200
+    shown = bot.slack.wait_for(
+        lambda ws: next(
+            (m for m in ws.ephemeral("U0ALICE") if clicked.id[:8] in json.dumps(m.blocks)), None
+        ),
+        timeout=10,
+    )
+    assert (
+        bot.driver.click("alice", shown, action_id=ids.CANCEL_RUN, value=clicked.id).status == 200
+    )
+    wait_for(lambda: engine.get_run(clicked.id).state is RunState.CANCELLED, timeout=10)
+    assert bot.driver.redeliver().status == 200
+    # Told once that it is cancelled, not also that it was "already cancelled".
+    assert settle(bot.slack, "U0ALICE", clicked.id[:8]) == [
+        f"Cancelled *rd-wait* run `{clicked.id[:8]}`."
+    ]
+
+
+@pytest.fixture
+def socket_sandbox() -> Iterator[SlackSandbox]:
+    with SlackSandbox(app_token=APP_TOKEN) as slack:
+        yield slack
+
+
+def test_a_start_command_redelivered_over_socket_mode_starts_one_run(
+    engine: Engine, socket_sandbox: SlackSandbox
+) -> None:
+    settings = BotSettings.load(
+        bot_token=socket_sandbox.token,
+        app_token=APP_TOKEN,
+        api_url=socket_sandbox.api_url,
+        channel="C0GENERAL",
+    )
+    server = Server(EmbeddedBackend(engine), settings, port=0)
+    server.start()
+    try:
+        driver = socket_sandbox.socket_driver()
+        assert driver.slash_command("alice", "/runs", "start rd-wait label=x").status == 200
+        wait_for(lambda: engine.list_runs(), timeout=10, what="the run")
+        again = driver.redeliver(attempt=1, reason="timeout")
+        assert (again.status, again.json, again.problems) == (200, None, ())
+        assert len(settle(socket_sandbox, "U0ALICE", "Started")) == 1
+        assert len(engine.list_runs()) == 1
+    finally:
+        server.stop()

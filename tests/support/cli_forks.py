@@ -124,7 +124,9 @@ class CliForks:
             self._server = subprocess.Popen(
                 [sys.executable, __file__, self.address, str(ready_w)],
                 pass_fds=(ready_w,),
-                stdin=subprocess.DEVNULL,
+                # Never written: its end of file tells the server this process is gone,
+                # however it ended (a test worker killed leaves no server behind).
+                stdin=subprocess.PIPE,
                 stdout=subprocess.DEVNULL,
             )
             os.close(ready_w)
@@ -209,6 +211,8 @@ class CliForks:
         """Stop the fork server; commands still running go on to their end."""
         server, self._server = self._server, None
         if server is not None:
+            if server.stdin is not None:
+                server.stdin.close()
             server.terminate()
             server.wait(10)
         self._folder.cleanup()
@@ -234,9 +238,11 @@ def _serve(address: str, ready_fd: int) -> None:
     os.close(ready_fd)
     while True:
         try:
-            readable = select.select([listener, wake_r], [], [])[0]
+            readable = select.select([listener, wake_r, sys.stdin], [], [])[0]
         except InterruptedError:
             continue
+        if sys.stdin in readable and not os.read(sys.stdin.fileno(), 1):
+            return  # whoever started the server has ended; running commands go on
         if wake_r in readable:
             os.read(wake_r, 4096)
             _reap(children)

@@ -109,7 +109,8 @@ class Driver(ABC):
         retry ``attempt`` for ``reason``. Over HTTP it is signed again a moment later, with
         ``X-Slack-Retry-Num`` and ``X-Slack-Retry-Reason``; over Socket Mode it is a new
         envelope with ``retry_attempt`` and ``retry_reason``. A slash command's answer is
-        shown as the first one's was.
+        shown as the first one's was; a view submission's is applied to the modal, if the
+        submitted view is still on top (Slack shows the answer to the delivery it took).
 
         Args:
             attempt: Which retry this is (Slack: 1 to 3).
@@ -124,11 +125,25 @@ class Driver(ABC):
         if delivery is None:
             raise NothingToInteractWith("nothing was delivered yet, so nothing to deliver again")
         kind, payload = delivery
+        if kind == "interactive" and payload.get("type") == "view_submission":
+            return self._submit_again(payload, (attempt, reason))
         response = self._send(kind, payload, (attempt, reason))
         if kind != "slash_commands":
             return response
         shown = self._show_reply(response, payload["user_id"], payload["channel_id"])
         return replace(response, problems=shown)
+
+    def _submit_again(self, payload: JsonDict, retry: tuple[int, str]) -> AppResponse:
+        """Deliver a view submission again: Slack applies this delivery's answer to the
+        modal, if the submitted view is still the user's top view."""
+        user, view_id = payload["user"]["id"], payload["view"]["id"]
+        top = self.workspace.open_view(user)
+        if top is None or top.id != view_id:
+            return self._send("interactive", payload, retry)
+        with self.workspace.submitting(view_id):
+            response = self._send("interactive", payload, retry)
+            rejected = self._apply_submission(user, top, response)
+        return replace(response, problems=rejected)
 
     @abstractmethod
     def _send(

@@ -10,13 +10,24 @@ submission goes in two steps:
    Values that cannot be read come back inline (``response_action: errors``); otherwise the
    acknowledgement replaces the form with a "Submitting..." view.
 2. On ``Answerer``'s own small pool: the request's replay claim (``bot.slack.edge`` left
-   it to this step, since nothing happened before), then the backend takes the answer, and
+   it to this step, since nothing happened before), the interaction's claim (its
+   ``trigger_id``'s, as ``bot.slack.redelivery`` claims other requests'), then the backend
+   takes the answer, and
    ``views.update`` replaces "Submitting..." with the outcome: recorded (or how many of a
    quorum), not accepted by the flow's model, the form again with the backend's field
    errors under their inputs and the person's values kept, nothing to do (already
    answered, timed out), not allowed, or what went wrong. Answers to one prompt reach the
    backend in the order they were acknowledged (the first of two near-simultaneous
    answers is the one stored); answers to different prompts do not wait for each other.
+
+Slack may deliver a submission again (signed anew over HTTP, a new envelope over Socket
+Mode) when it took the first delivery for failed; the redelivery's acknowledgement is what
+the modal then shows. Its interaction is claimed already, so nothing is answered again (no
+second answer, audit record or message in the run's thread); instead the outcome of the
+first delivery is read back and shown: "Answer recorded" (or the count of a quorum) when
+the person's answer is stored, why there is nothing to do when the input is closed, and the
+form again with their values when their answer was not taken (refused; submitting it again
+is answered afresh).
 
 The threads that acknowledge are therefore never busy with a write, and acknowledgements of
 other requests do not queue behind answers; answers also wait (``YIELD_SECONDS`` at most)
@@ -54,6 +65,7 @@ from signoff.bot.backends import (
     Actor,
     Backend,
     Denied,
+    Pause,
     PauseStatus,
     Refused,
 )
@@ -71,6 +83,7 @@ from signoff.bot.slack.form_schemas import FormSchemas, uncarried
 from signoff.bot.slack.interactions import form_schema, input_view, notice_view, stale_reason
 from signoff.bot.slack.listener import WsgiApp
 from signoff.bot.slack.payloads import ViewSubmission
+from signoff.bot.slack.redelivery import REDELIVERY_CLAIM_SECONDS, interaction_key
 from signoff.bot.slack.sealing import Sealer
 from signoff.bot.slack.teams import refused_team, refused_view
 
@@ -106,12 +119,19 @@ def submitting_view() -> View:
 #: ``submitting_view`` as the acknowledgement sends it, built once: slack_sdk's
 #: ``View.to_dict`` validates the whole view each time, a quarter of a millisecond.
 _SUBMITTING = submitting_view().to_dict()
-#: what replaces "Submitting..." when the outcome's own view cannot be sent
-_UNSHOWN = notice_view(
-    "Answer sent",
-    "Signoff cannot show what became of your answer here. The run's thread in the channel "
-    "shows whether it was recorded.",
-).to_dict()
+
+
+def _unshown() -> View:
+    """What replaces "Submitting..." when the outcome cannot be shown."""
+    return notice_view(
+        "Answer sent",
+        "Signoff cannot show what became of your answer here. The run's thread in the "
+        "channel shows whether it was recorded.",
+    )
+
+
+#: ``_unshown``, for when the outcome's own view cannot be sent
+_UNSHOWN = _unshown().to_dict()
 #: room for a reason (a model's refusal, an error) in a notice, beside the words around it
 _REASON_ROOM = MAX_TEXT - 300
 
@@ -132,6 +152,9 @@ class PendingAnswer:
     #: the request's replay claim, taken before the answer (None: not replayable, e.g.
     #: delivered over Socket Mode)
     claim: str | None = None
+    #: the interaction's claim (``bot.slack.redelivery.interaction_key``), taken next: found
+    #: taken, Slack delivered the submission again (None: no ``trigger_id``)
+    interaction: str | None = None
 
 
 class Answerer:
@@ -259,6 +282,14 @@ class Answerer:
                     extra={"action": "request_replayed", "run_id": run_id, "key": key},
                 )
                 return None
+            if pending.interaction and not backend.claim_once(
+                pending.interaction, REDELIVERY_CLAIM_SECONDS
+            ):
+                logger.info(
+                    "submission delivered again: the first delivery's outcome shown",
+                    extra={"action": "request_redelivered", "run_id": run_id, "key": key},
+                )
+                return self._delivered_again(pending)
             answer = backend.answer(run_id, key, pending.values, responder=pending.responder)
         except RunNotFound:
             # Deleted under the open form (in Prefect's UI): "answer again" could never work.
@@ -296,19 +327,57 @@ class Answerer:
         return notice_view("Nothing to do", reason)
 
     def _accepted(self, pending: PendingAnswer, accepted: Accepted) -> View:
-        answered, run_id, key = accepted.pause, pending.run_id, pending.key
+        answered = accepted.pause
         logger.info(
             "input submitted",
             extra={"action": "input_submitted", "run_id": pending.run_id, "key": pending.key},
         )
+        if answered.status is not PauseStatus.WAITING:
+            metrics.observe_answer(answered)
+        return self._recorded(pending, answered, len(answered.answers))
+
+    def _delivered_again(self, pending: PendingAnswer) -> View:
+        """What the first delivery of ``pending`` came to, read back without answering
+        again: Slack delivered the submission again, and shows this delivery's outcome."""
+        try:
+            run = self.backend.get_run(pending.run_id)
+            pause = self.backend.get_pause(pending.run_id, pending.key)
+            if pause is None:
+                return notice_view("Nothing to do", "That input no longer exists.")
+            theirs = [a.responder for a in pause.answers]
+            if pending.responder.id in theirs:
+                return self._recorded(pending, pause, theirs.index(pending.responder.id) + 1)
+            reason = stale_reason(self.backend, run, pending.key)
+        except RunNotFound:
+            return notice_view("Nothing to do", GONE)
+        except BackendError as exc:
+            logger.warning(
+                "outcome of a submission delivered again not read: %s",
+                exc,
+                extra={
+                    "action": "answer_outcome_not_read",
+                    "run_id": pending.run_id,
+                    "key": pending.key,
+                },
+            )
+            return _unshown()
+        if reason is not None:
+            return notice_view("Nothing to do", reason)
+        # Nothing of theirs is stored and the input still waits: the first delivery was
+        # refused (or failed). The form again, with what they entered; submitted again, it is
+        # answered afresh.
+        return input_view(run, pause, pending.metadata, pending.values, {})
+
+    def _recorded(self, pending: PendingAnswer, answered: Pause, counted: int) -> View:
+        """What a person whose answer is stored in ``answered`` (``counted`` th) is shown."""
+        run_id, key = pending.run_id, pending.key
         if answered.status is PauseStatus.WAITING:
             # One answer of a quorum: say so, since the prompt stays open for the others.
             return notice_view(
                 "Answer recorded",
-                f"Your answer is {len(answered.answers)} of the {answered.quorum} this "
+                f"Your answer is {counted} of the {answered.quorum} this "
                 "input needs; the run goes on once the others have answered.",
             )
-        metrics.observe_answer(answered)
         if answered.status is PauseStatus.REJECTED:
             # The flow's model judged it at once (it waits in this process) and refused it.
             stored = answered if answered.errors else self.backend.get_pause(run_id, key)
@@ -452,6 +521,7 @@ class InputForms:
                 # Over HTTP the edge left this request's replay claim to the answer (see
                 # bot.slack.edge); Socket Mode requests come over our own connection.
                 replay_key(signature) if signature else None,
+                interaction_key(submission.trigger_id) if submission.trigger_id else None,
             )
         )
         return {"response_action": "update", "view": _SUBMITTING}

@@ -10,7 +10,8 @@ first delivery's listener answers the person (``respond``, a message, a form's u
 they see one outcome: one run started, one "Cancelled".
 
 An input form's submission is claimed by ``bot.slack.answering`` instead, after its
-acknowledgement. A request without a ``trigger_id`` (an event, a view closed) is not
+acknowledgement, by the same key (``interaction_key``); a redelivery of it is shown the
+first delivery's outcome. A request without a ``trigger_id`` (an event, a view closed) is not
 claimed here; events are claimed by their ``event_id`` at the edge. While the database
 cannot be reached the request goes on to its listener, which says so as it would have.
 """
@@ -29,7 +30,7 @@ from signoff.bot.backends import Backend
 from signoff.bot.errors import BackendUnavailable
 from signoff.bot.slack import ids
 
-__all__ = ["REDELIVERY_CLAIM_SECONDS", "register", "trigger_key"]
+__all__ = ["REDELIVERY_CLAIM_SECONDS", "interaction_key", "register", "trigger_key"]
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +53,11 @@ def trigger_key(body: Mapping[str, Any]) -> str | None:
         and view.get("callback_id") == ids.INPUT_VIEW
     ):
         return None
+    return interaction_key(trigger)
+
+
+def interaction_key(trigger: str) -> str:
+    """The ``claim_once`` key of the interaction Slack gave ``trigger`` (its ``trigger_id``)."""
     if len(trigger) > _KEPT_AS_IS:
         trigger = hashlib.sha256(trigger.encode()).hexdigest()
     return f"slack:trigger:{trigger}"

@@ -10,7 +10,8 @@ from contextlib import ExitStack, contextmanager, nullcontext
 from datetime import UTC, datetime
 from typing import Any, Self
 
-from sqlalchemy import Connection, Engine, insert, text
+from sqlalchemy import Connection, DateTime, Engine, Text, insert, text, type_coerce
+from sqlalchemy import types as sqltypes
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import RootTransaction
@@ -54,6 +55,20 @@ logger = logging.getLogger(__name__)
 RUNS = RunRow.__table__  # type: ignore[attr-defined]
 #: a run's columns, without the two only a worker re-running it needs
 RUN_COLUMNS = tuple(c for c in RUNS.c if c.name not in ("parameters", "flow_ref"))
+#: ``RUN_COLUMNS`` with the JSON and time ones as text, for a read of runs made again for a
+#: value that could not be read: ``rows.to_run`` and ``rows.to_listed_run`` decode them, and
+#: name those they cannot (on PostgreSQL the driver decodes them as before)
+RUN_COLUMNS_AS_TEXT = tuple(
+    type_coerce(c, Text).label(c.name) if isinstance(c.type, sqltypes.JSON | DateTime) else c
+    for c in RUN_COLUMNS
+)
+
+
+def run_columns() -> tuple[Any, ...]:
+    """The columns to read runs with: as text on a read made again (``RUN_COLUMNS_AS_TEXT``)."""
+    return RUN_COLUMNS_AS_TEXT if undecodable.reading_leniently() else RUN_COLUMNS
+
+
 EVENTS = EventRow.__table__  # type: ignore[attr-defined]
 LOGS = LogRow.__table__  # type: ignore[attr-defined]
 

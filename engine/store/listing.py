@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Text, and_, bindparam, func, literal, or_, select, type_coerce
+from sqlalchemy import and_, bindparam, func, literal, or_, select
 
 from signoff.engine.audit import AuditAction
 from signoff.engine.errors import RunNotFound
@@ -15,10 +15,10 @@ from signoff.engine.runs import Run, RunState, WaitingInput, handed_on
 from signoff.engine.serialization import is_storable_text
 from signoff.engine.store import rows
 from signoff.engine.store.audit import AUDIT
-from signoff.engine.store.base import RUN_COLUMNS, RUNS, StoreBase
+from signoff.engine.store.base import RUN_COLUMNS, RUNS, StoreBase, run_columns
 from signoff.engine.store.dropped import read_again_if_dropped
 from signoff.engine.store.pauses import IS_WAITING, PAUSES
-from signoff.engine.store.undecodable import read_again_if_undecodable, reading_leniently
+from signoff.engine.store.undecodable import read_again_if_unreadable
 
 #: the states a run ends in
 _FINAL = [s.value for s in RunState if s.is_final]
@@ -48,15 +48,6 @@ _UNRECORDED = (
 
 #: the longest run id the runs table holds
 MAX_RUN_ID = 32
-#: ``RUN_COLUMNS`` with the JSON ones as text, for a listing's read made again for text
-#: SQLite could not decode: ``rows.to_listed_run`` decodes them, and names those it cannot
-_RUN_COLUMNS_AS_TEXT = tuple(
-    type_coerce(c, Text).label(c.name) if isinstance(c.type, JSON) else c for c in RUN_COLUMNS
-)
-
-
-def _listed_columns() -> tuple[Any, ...]:
-    return _RUN_COLUMNS_AS_TEXT if reading_leniently() else RUN_COLUMNS
 
 
 class ListingQueries(StoreBase):
@@ -68,7 +59,7 @@ class ListingQueries(StoreBase):
             return list(conn.execute(_UNRECORDED, {"limit": limit}).scalars())
 
     @read_again_if_dropped
-    @read_again_if_undecodable
+    @read_again_if_unreadable
     def find_run(self, prefix: str) -> Run:
         """A run by its id or by a unique prefix of it (as the CLI and /runs accept)."""
         if not is_storable_text(prefix) or len(prefix) > MAX_RUN_ID:
@@ -76,7 +67,7 @@ class ListingQueries(StoreBase):
             raise RunNotFound(prefix)
         with self._read() as conn:
             found = conn.execute(
-                select(*RUN_COLUMNS).where(RUNS.c.id.startswith(prefix, autoescape=True)).limit(2)
+                select(*run_columns()).where(RUNS.c.id.startswith(prefix, autoescape=True)).limit(2)
             ).all()
         if len(found) != 1 or not prefix:
             raise RunNotFound(prefix, several=len(found) > 1 and bool(prefix))
@@ -143,7 +134,7 @@ class ListingQueries(StoreBase):
         return [row.id for row in found]
 
     @read_again_if_dropped
-    @read_again_if_undecodable
+    @read_again_if_unreadable
     def list_runs(
         self,
         states: Sequence[RunState] | None = None,
@@ -176,7 +167,7 @@ class ListingQueries(StoreBase):
         )
 
         def page(state: str | None) -> Any:
-            query = select(*_listed_columns())
+            query = select(*run_columns())
             if state is not None:
                 query = query.where(RUNS.c.state == state)
             if flow_name:
@@ -206,11 +197,11 @@ class ListingQueries(StoreBase):
         return found[:limit]
 
     @read_again_if_dropped
-    @read_again_if_undecodable
+    @read_again_if_unreadable
     def runs_started_by(self, started_by: str, limit: int) -> list[Run]:
         """The newest runs one person started (served by an index on both columns)."""
         query = (
-            select(*_listed_columns())
+            select(*run_columns())
             .where(RUNS.c.started_by == started_by)
             .order_by(RUNS.c.created_at.desc(), RUNS.c.id)
             .limit(limit)

@@ -25,9 +25,14 @@ from signoff.engine.runs import (
 )
 from signoff.engine.store.undecodable import NotUtf8, first_not_utf8, reading_leniently
 
-#: the runs table's JSON columns, which a listing's read made again (see ``to_listed_run``)
-#: selects as text: SQLAlchemy would decode them as it reads the row, failing the page
+#: the runs table's JSON columns, which a read of runs made again (see ``to_listed_run``)
+#: selects as text: SQLAlchemy would decode them as it reads the row, failing the read
 RUN_JSON_COLUMNS = ("parameters_json", "tags", "policy")
+#: the runs table's times, also selected as text then (SQLAlchemy parses them on SQLite)
+RUN_TIME_COLUMNS = ("created_at", "updated_at")
+#: what a time that cannot be read is listed as (as an unreadable audit record's)
+_NO_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+_STATES = frozenset(s.value for s in RunState)
 
 
 def utc(value: datetime) -> datetime:
@@ -50,7 +55,17 @@ def check_decoded(run_id: Any, row: Any, of: str = "") -> None:
 
 
 def to_run(row: Any) -> Run:
-    check_decoded(row.id, row)
+    """The run of a runs row. On a read made again for a value that could not be read (see
+    ``undecodable``), ``RunUnreadable`` naming the run and its columns that cannot be."""
+    if reading_leniently():
+        values, reasons = _read_leniently(row)
+        if reasons:
+            raise RunUnreadable(values["id"], "; ".join(reasons))
+        row = _row_type(tuple(values))(**values)
+    return _to_run(row)
+
+
+def _to_run(row: Any) -> Run:
     return Run(
         id=row.id,
         flow_name=row.flow_name,
@@ -70,16 +85,27 @@ def to_run(row: Any) -> Run:
 
 
 def to_listed_run(row: Any) -> Run:
-    """``to_run`` for a listing. On a read made again for text SQLite could not decode (see
+    """``to_run`` for a listing. On a read made again for a value that could not be read
+    (text SQLite could not decode, or text that is not what its column holds: see
     ``undecodable``), a run whose row holds some is listed with stand-ins for those values
     and the reason in ``Run.unreadable``: one such row does not fail the page. Its text is
     shown as its bytes escaped; a state that cannot be read as crashed (final: nothing
-    offers to act on the run). Nothing stored is changed."""
+    offers to act on the run); a time as 1970. Nothing stored is changed."""
     if not reading_leniently():
         return to_run(row)
+    values, reasons = _read_leniently(row)
+    run = _to_run(_row_type(tuple(values))(**values))
+    if not reasons:
+        return run
+    return dataclasses.replace(run, unreadable="; ".join(reasons))
+
+
+def _read_leniently(row: Any) -> tuple[dict[str, Any], list[str]]:
+    """A runs row read again with its JSON columns and times as text: its values, with
+    stand-ins for those that cannot be read, and why each cannot."""
     values = dict(zip(row._fields, row, strict=True))
     bad = [name for name, value in values.items() if type(value) is NotUtf8]
-    not_json = []
+    not_json, not_time = [], []
     for name in RUN_JSON_COLUMNS:
         value = values.get(name)
         if isinstance(value, str):  # NotUtf8 is bytes: named above
@@ -87,23 +113,35 @@ def to_listed_run(row: Any) -> Run:
                 values[name] = json.loads(value)
             except ValueError:
                 not_json.append(name)
+    for name in RUN_TIME_COLUMNS:
+        value = values.get(name)
+        if isinstance(value, str):  # PostgreSQL's driver hands over a datetime
+            try:
+                values[name] = datetime.fromisoformat(value)
+            except ValueError:
+                not_time.append(name)
+    state = values.get("state")
+    unknown_state = isinstance(state, str) and state not in _STATES
     reasons = []
     if bad:
         reasons.append(f"its {_names(bad)} {'is' if len(bad) == 1 else 'are'} not UTF-8 text")
     if not_json:
         reasons.append(f"its {_names(not_json)} {'is' if len(not_json) == 1 else 'are'} not JSON")
-    for name in [*bad, *not_json]:
+    if unknown_state:
+        reasons.append(f"its state {str(state)[:50]!r} is not a state a run can be in")
+    if not_time:
+        reasons.append(f"its {_names(not_time)} {'is' if len(not_time) == 1 else 'are'} not a time")
+    for name in [*bad, *not_json, *not_time, *(["state"] if unknown_state else [])]:
         value = values[name]
         if name in RUN_JSON_COLUMNS:
             values[name] = None
+        elif name in RUN_TIME_COLUMNS:
+            values[name] = _NO_TIME
         elif name == "state":
             values[name] = RunState.CRASHED.value
         elif type(value) is NotUtf8:
             values[name] = bytes(value).decode("utf-8", "backslashreplace")
-    run = to_run(_row_type(tuple(values))(**values))
-    if not reasons:
-        return run
-    return dataclasses.replace(run, unreadable="; ".join(reasons))
+    return values, reasons
 
 
 def _names(columns: list[str]) -> str:

@@ -49,7 +49,7 @@ from signoff.engine.runs import (
 from signoff.engine.serialization import is_storable_text
 from signoff.engine.store import rows
 from signoff.engine.store.answers import AnswerQueries
-from signoff.engine.store.base import EVENTS, LOGS, RUN_COLUMNS, RUNS
+from signoff.engine.store.base import EVENTS, LOGS, RUN_COLUMNS, RUN_COLUMNS_AS_TEXT, RUNS
 from signoff.engine.store.consumers import ConsumerQueries
 from signoff.engine.store.decisions import DecisionQueries
 from signoff.engine.store.dropped import read_again_if_dropped, write_again_if_dropped
@@ -61,12 +61,14 @@ from signoff.engine.store.processes import PROCESSES, ProcessQueries, judge_aliv
 from signoff.engine.store.pruning import PruningQueries
 from signoff.engine.store.stats import StatsQueries
 from signoff.engine.store.tasks import TASKS, TaskQueries
-from signoff.engine.store.undecodable import read_again_if_undecodable
+from signoff.engine.store.undecodable import read_again_if_unreadable, reading_leniently
 
 logger = logging.getLogger(__name__)
 
 #: what a Run needs: everything but the pickled parameters, which only a re-run reads
 _RUN = Prepared(select(*RUN_COLUMNS).where(RUNS.c.id == bindparam("run_id")))
+#: ``_RUN`` on a read made again for a value that could not be read (``rows.to_run`` names it)
+_RUN_AS_TEXT = Prepared(select(*RUN_COLUMNS_AS_TEXT).where(RUNS.c.id == bindparam("run_id")))
 #: what an answer needs in one read: the run, its owner's last heartbeat and declared owner
 #: timeout, and the pause it waits on now (the newest waiting one), whose columns come
 #: last, prefixed ``pause_``
@@ -264,12 +266,16 @@ class SqlStore(
         Prepared.compile_all(self.engine.dialect)
 
     @read_again_if_dropped
-    @read_again_if_undecodable
+    @read_again_if_unreadable
     def get_run(self, run_id: str) -> Run:
         if not is_storable_text(run_id):
             raise RunNotFound(run_id)
         with self._read() as conn:
-            row = _RUN.execute(conn, {"run_id": run_id}).first()
+            row = (
+                (_RUN_AS_TEXT if reading_leniently() else _RUN)
+                .execute(conn, {"run_id": run_id})
+                .first()
+            )
         if row is None:
             raise RunNotFound(run_id)
         return rows.to_run(row)
@@ -296,14 +302,18 @@ class SqlStore(
         )
 
     @read_again_if_dropped
-    @read_again_if_undecodable
+    @read_again_if_unreadable
     def detail(self, run_id: str, log_limit: int = 200) -> RunDetail:
         # The run is read here, not by ``get_run``: that is a read tried again of its own,
         # so a dropped connection could have had the run tried four times, not twice.
         if not is_storable_text(run_id):
             raise RunNotFound(run_id)
         with self._read() as conn:
-            row = _RUN.execute(conn, {"run_id": run_id}).first()
+            row = (
+                (_RUN_AS_TEXT if reading_leniently() else _RUN)
+                .execute(conn, {"run_id": run_id})
+                .first()
+            )
             if row is None:
                 raise RunNotFound(run_id)
             history = conn.execute(

@@ -91,16 +91,39 @@ def read_again_if_undecodable(
     """``method``, a read whose rows are checked for ``NotUtf8`` values as they become domain
     values, made once more when SQLite could not decode a value it read, with such values
     handed over as ``NotUtf8``."""
+    return _read_again(method, values_too=False)
+
+
+def read_again_if_unreadable(
+    method: Callable[Concatenate[StoreT, P], R],
+) -> Callable[Concatenate[StoreT, P], R]:
+    """``read_again_if_undecodable``, for a read of runs whose rows ``rows.to_run`` and
+    ``rows.to_listed_run`` check leniently: made once more also when a value it read is
+    UTF-8 but not what its column holds (``ValueError``: text that is not JSON in a JSON
+    column, a state that is none, a time that is not one), for the row to be named."""
+    return _read_again(method, values_too=True)
+
+
+def _read_again(
+    method: Callable[Concatenate[StoreT, P], R], *, values_too: bool
+) -> Callable[Concatenate[StoreT, P], R]:
+    caught: tuple[type[Exception], ...] = (
+        (TextNotUtf8, ValueError) if values_too else (TextNotUtf8,)
+    )
 
     @functools.wraps(method)
     def read(store: StoreT, /, *args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return method(store, *args, **kwargs)
-        except TextNotUtf8 as exc:
+        except caught as exc:
             # The error that follows names the row; this says which read met it.
+            if isinstance(exc, TextNotUtf8):
+                message, action = "stored text is not UTF-8", "read_text_not_utf8"
+            else:
+                message, action = "a stored value cannot be read", "read_value_unreadable"
             logger.info(
-                "stored text is not UTF-8; reading again to name its row",
-                extra={"action": "read_text_not_utf8", "read": method.__name__, "error": str(exc)},
+                f"{message}; reading again to name its row",
+                extra={"action": action, "read": method.__name__, "error": str(exc)[:300]},
             )
         token = _lenient.set(True)
         try:
@@ -118,5 +141,6 @@ __all__ = [
     "first_not_utf8",
     "is_not_utf8",
     "read_again_if_undecodable",
+    "read_again_if_unreadable",
     "reading_leniently",
 ]

@@ -373,12 +373,12 @@ def test_a_run_whose_text_is_not_utf8_is_listed_and_named(
     assert code == 0 and sorted(listed) == sorted(ids)
     assert listed[bad]["unreadable"] == reason
     assert all("unreadable" not in listed[i] for i in ids if i != bad)
-    # runs show still refuses it (naming it, but for a JSON column: not done yet)
+    # runs show refuses it, naming the run and the column
     named = f"Error: run {bad} cannot be read ({reason}): it was changed"
     for args in (("runs", "show", bad), ("runs", "show", bad[:8])):
         code, out, err = invoke(database_url, *args)
         assert (code, out) == (1, ""), args
-        assert err.startswith(named if column != "parameters_json" else "Error: "), args
+        assert err.startswith(named), args
     code, out, _ = invoke(database_url, "runs", "show", ids[2])
     assert code == 0 and ids[2] in out and "audit-cli-other" in out
     with engine.store.engine.begin() as conn:  # listing it changed nothing stored
@@ -388,3 +388,50 @@ def test_a_run_whose_text_is_not_utf8_is_listed_and_named(
                 text(f"SELECT CAST({column} AS BLOB) FROM runs WHERE id = :id"), {"id": bad}
             ).scalar()
         )
+
+
+#: edits to a run's row that leave UTF-8 text which is not what the column holds, the
+#: reason a listing and runs show give, and whether PostgreSQL can hold it too
+CORRUPT_RUN_EDITS = [
+    ("parameters_json", "'{\"a\": '", "its parameters_json is not JSON", False),
+    ("tags", "'not json'", "its tags is not JSON", False),
+    ("state", "'exploded'", "its state 'exploded' is not a state a run can be in", True),
+    ("created_at", "'yesterday'", "its created_at is not a time", False),
+]
+
+
+@pytest.mark.parametrize(("column", "value", "reason", "on_postgres"), CORRUPT_RUN_EDITS)
+def test_a_run_whose_value_is_corrupt_is_listed_and_named(
+    engine: Engine, database_url: str, column: str, value: str, reason: str, on_postgres: bool
+) -> None:
+    if not on_postgres and not database_url.startswith("sqlite"):
+        pytest.skip("PostgreSQL refuses to store it")
+    for _ in range(3):
+        audit_cli_other()
+    with engine.store.engine.begin() as conn:
+        ids = list(conn.execute(text("SELECT id FROM runs ORDER BY created_at")).scalars())
+        bad = ids[1]
+        conn.execute(text(f"UPDATE runs SET {column} = {value} WHERE id = :id"), {"id": bad})
+        stored = conn.execute(text("SELECT * FROM runs WHERE id = :id"), {"id": bad}).one()
+    # runs list: every run, the changed one marked with why; not a failed command
+    code, out, err = invoke(database_url, "runs", "list")
+    assert (code, err) == (0, "")
+    lines = {line[:8]: line for line in out.splitlines()[1:]}
+    assert sorted(lines) == sorted(i[:8] for i in ids)
+    assert f"UNREADABLE ({reason})" in lines[bad[:8]]
+    assert all("audit-cli-other" in lines[i[:8]] for i in ids if i != bad)
+    code, out, err = invoke(database_url, "runs", "list", "--json")
+    listed = {run["id"]: run for run in json.loads(out)}
+    assert code == 0 and sorted(listed) == sorted(ids)
+    assert listed[bad]["unreadable"] == reason
+    assert all("unreadable" not in listed[i] for i in ids if i != bad)
+    # runs show refuses it, naming the run and the column; the others still show
+    named = f"Error: run {bad} cannot be read ({reason}): it was changed outside Signoff"
+    for args in (("runs", "show", bad), ("runs", "show", bad[:8])):
+        code, out, err = invoke(database_url, *args)
+        assert (code, out) == (1, ""), args
+        assert err.startswith(named), (args, err)
+    code, out, _ = invoke(database_url, "runs", "show", ids[2])
+    assert code == 0 and ids[2] in out and "audit-cli-other" in out
+    with engine.store.engine.begin() as conn:  # reading it changed nothing stored
+        assert stored == conn.execute(text("SELECT * FROM runs WHERE id = :id"), {"id": bad}).one()

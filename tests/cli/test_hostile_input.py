@@ -3,11 +3,12 @@ naming what is wrong, a non-zero exit status, and nothing run or stored."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
-from tests.cli.test_cli import Cli
+from tests.cli.test_cli import Cli, error_line
 from tests.support.cli_forks import CliForks
 
 
@@ -25,3 +26,40 @@ def test_an_answers_file_without_flows_is_refused_not_ignored(sqlite_cli: Cli) -
     assert done.returncode == 2
     assert "--answers answers your flows: give --flows too" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("answers", "named"),
+    [
+        ("[" * 5000 + "]" * 5000, "JSON nested too deeply (more than 100 levels"),
+        (
+            '{"cli-approve": [{"approved": true, "approved": false}]}',
+            "the name 'approved' is given twice in one object",
+        ),
+        ('{"cli-approve": [{"approved": true, "note": NaN}]}', "NaN is not a JSON number"),
+        ('{"cli-approve": [{"approved": true, "note": "\\ud800"}]}', "lone surrogate"),
+    ],
+    ids=["deep", "duplicate-name", "nan", "lone-surrogate"],
+)
+def test_an_answers_file_the_demo_cannot_use_is_refused_by_name_before_any_run(
+    sqlite_cli: Cli, answers: str, named: str
+) -> None:
+    # Before: a RecursionError ("unexpected"), the last of two answers taken, NaN sent on,
+    # and a lone surrogate the engine refused while the demo waited 30 s to time out.
+    (sqlite_cli.tmp_path / "answers.json").write_text(answers)
+    done = sqlite_cli(
+        "demo", "--flows", str(sqlite_cli.flows), "--answers", "answers.json", "--param", "n=1"
+    )
+    line = error_line(done)
+    assert line.startswith("error: answers.json: ") and named in line
+    assert done.returncode == 1
+
+
+def test_a_good_answers_file_still_answers(sqlite_cli: Cli) -> None:
+    answers = {"cli-approve": [{"approved": True, "note": "fine"}]}
+    (sqlite_cli.tmp_path / "answers.json").write_text(json.dumps(answers))
+    done = sqlite_cli(
+        "demo", "--flows", str(sqlite_cli.flows), "--answers", "answers.json", "--param", "n=1"
+    )
+    assert done.returncode == 1, done.stderr  # cli-broken fails, as it is written to
+    assert "cli-approve" in done.stdout and "Answered by" in done.stdout

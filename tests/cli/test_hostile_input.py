@@ -63,3 +63,22 @@ def test_a_good_answers_file_still_answers(sqlite_cli: Cli) -> None:
     )
     assert done.returncode == 1, done.stderr  # cli-broken fails, as it is written to
     assert "cli-approve" in done.stdout and "Answered by" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("url", "named"),
+    [
+        ("https://", "it names no host"),
+        ("https://signoff.example.com/a b", "it holds a space"),
+        ("https://signoff.example.com/?team=1", "takes no ?query or #fragment"),
+        ("https://signoff.example.com:80443", "Port out of range"),
+    ],
+)
+def test_manifest_refuses_a_url_slack_could_not_send_requests_to(
+    sqlite_cli: Cli, url: str, named: str
+) -> None:
+    # Before: any text starting with https:// was taken, and the manifest printed (exit
+    # 0) with request URLs such as "https:/slack/events" or ".../?team=1/slack/events".
+    line = error_line(sqlite_cli("manifest", "--url", url))
+    assert line.startswith(f"error: Invalid value for --url: expected an http(s) URL, got {url!r}")
+    assert named in line

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import click
 
 from signoff.bot.slack.manifest import EXAMPLE_URL, render
@@ -20,6 +22,28 @@ __all__ = ["manifest_command"]
 )
 def manifest_command(socket_mode: bool, url: str) -> None:
     """Print the Slack app manifest: the code's commands and only the scopes it needs."""
-    if not url.startswith(("https://", "http://")):
-        raise click.BadParameter(f"expected an http(s) URL, got {url!r}", param_hint="--url")
+    problem = _url_problem(url)
+    if problem:
+        raise click.BadParameter(
+            f"expected an http(s) URL, got {url!r}: {problem}", param_hint="--url"
+        )
     click.echo(render(socket_mode=socket_mode, url=url), nl=False)
+
+
+def _url_problem(url: str) -> str:
+    """What keeps ``url`` from being the base of Slack's request URLs (``url/slack/events``),
+    or "" when nothing does."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - read for the ValueError of a port that is not a number
+    except ValueError as exc:
+        return str(exc)
+    if parts.scheme not in ("http", "https"):
+        return "it must start with https:// (or http://)"
+    if not parts.hostname:
+        return "it names no host"
+    if any(c.isspace() for c in url):
+        return "it holds a space"
+    if parts.query or parts.fragment or url.endswith(("?", "#")):
+        return "/slack/events is added to it, so it takes no ?query or #fragment"
+    return ""

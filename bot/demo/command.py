@@ -152,6 +152,9 @@ def demo_command(
             texts[key.strip()] = value
         if params and not sources:
             raise click.UsageError("--param sets parameters of your flows: give --flows too")
+        if answers and not sources:
+            # The built-in demo answers itself: the file would be ignored, unread.
+            raise click.UsageError("--answers answers your flows: give --flows too")
         if web:
             plans = read_answers_file(answers) if answers else {}
             if not isinstance(plans, dict):

@@ -14,11 +14,12 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
 from signoff.bot.errors import JsonTooDeep
+from signoff.bot.forms.json_text import read_json
 from signoff.bot.forms.parameters import parameter_value
 from signoff.bot.sandbox.workspace import DEFAULT_USERS
 
@@ -106,18 +107,56 @@ def read_answers_file(path: str) -> object:
     """The JSON in the answers file at ``path``.
 
     Raises:
-        click.ClickException: It cannot be read, is not UTF-8 or is not JSON (named).
+        click.ClickException: It cannot be read, is not UTF-8, is not JSON, or is JSON
+            ``_strict_json`` refuses (named).
     """
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise click.ClickException(
-            f"{path}: not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
-        ) from None
+        text = Path(path).read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise click.ClickException(f"{path}: not UTF-8 text (byte {exc.start})") from None
     except OSError as exc:
         raise click.ClickException(f"{path}: cannot read it: {exc.strerror}") from None
+    try:
+        return _strict_json(text)
+    except json.JSONDecodeError as exc:
+        raise click.ClickException(
+            f"{path}: not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+        ) from None
+    except ValueError as exc:
+        raise click.ClickException(f"{path}: {exc}") from None
+
+
+def _strict_json(text: str) -> Any:
+    """``text`` read as JSON as ``signoff runs resume --input`` reads it: nesting past
+    ``MAX_NESTING`` levels, a name given twice in one object, Python's ``NaN`` and
+    ``Infinity``, and text holding a lone surrogate (an escape such as ``"\\ud800"``, half
+    of a character, which no form sends and the engine refuses) are each refused by name,
+    not sent to the bot to fail there, unexplained.
+
+    Raises:
+        ValueError: what is wrong (``json.JSONDecodeError`` when it is not JSON at all).
+    """
+    value = read_json(text, object_pairs_hook=_names_once, parse_constant=_not_a_number)
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(
+            "a text holds a lone surrogate (an escape such as \\ud800, half of a character)"
+        ) from None
+    return value
+
+
+def _names_once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    for name, value in pairs:
+        if name in fields:
+            raise ValueError(f"the name {name!r} is given twice in one object")
+        fields[name] = value
+    return fields
+
+
+def _not_a_number(word: str) -> NoReturn:
+    raise ValueError(f"{word} is not a JSON number")
 
 
 def load_plans(
@@ -187,7 +226,7 @@ def read_answer(typed: str, user: str = DEFAULT_RESPONDER) -> Answer:
     if name in _USERS and rest.strip():
         user, typed = name, rest
     try:
-        value = json.loads(typed)
+        value = _strict_json(typed)
     except json.JSONDecodeError as exc:
         raise ValueError(f"not valid JSON: {exc.msg} (column {exc.colno})") from None
     if not isinstance(value, dict):

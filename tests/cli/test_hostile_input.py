@@ -1,0 +1,84 @@
+"""Input an operator gets wrong, or that was built to break things, is refused with one line
+naming what is wrong, a non-zero exit status, and nothing run or stored."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.cli.test_cli import Cli, error_line
+from tests.support.cli_forks import CliForks
+
+
+@pytest.fixture
+def sqlite_cli(tmp_path: Path, cli_forks: CliForks) -> Cli:
+    """The command line for commands whose database does not matter (one backend is enough)."""
+    return Cli(f"sqlite:///{tmp_path / 'signoff.db'}", tmp_path, cli_forks)
+
+
+def test_an_answers_file_without_flows_is_refused_not_ignored(sqlite_cli: Cli) -> None:
+    # The built-in demo answers itself: a file given to it was silently never read, even
+    # one that is not JSON at all, and the demo exited 0.
+    (sqlite_cli.tmp_path / "answers.json").write_bytes(b"\x00\xff not json")
+    done = sqlite_cli("demo", "--answers", "answers.json")
+    assert done.returncode == 2
+    assert "--answers answers your flows: give --flows too" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("answers", "named"),
+    [
+        ("[" * 5000 + "]" * 5000, "JSON nested too deeply (more than 100 levels"),
+        (
+            '{"cli-approve": [{"approved": true, "approved": false}]}',
+            "the name 'approved' is given twice in one object",
+        ),
+        ('{"cli-approve": [{"approved": true, "note": NaN}]}', "NaN is not a JSON number"),
+        ('{"cli-approve": [{"approved": true, "note": "\\ud800"}]}', "lone surrogate"),
+    ],
+    ids=["deep", "duplicate-name", "nan", "lone-surrogate"],
+)
+def test_an_answers_file_the_demo_cannot_use_is_refused_by_name_before_any_run(
+    sqlite_cli: Cli, answers: str, named: str
+) -> None:
+    # Before: a RecursionError ("unexpected"), the last of two answers taken, NaN sent on,
+    # and a lone surrogate the engine refused while the demo waited 30 s to time out.
+    (sqlite_cli.tmp_path / "answers.json").write_text(answers)
+    done = sqlite_cli(
+        "demo", "--flows", str(sqlite_cli.flows), "--answers", "answers.json", "--param", "n=1"
+    )
+    line = error_line(done)
+    assert line.startswith("error: answers.json: ") and named in line
+    assert done.returncode == 1
+
+
+def test_a_good_answers_file_still_answers(sqlite_cli: Cli) -> None:
+    answers = {"cli-approve": [{"approved": True, "note": "fine"}]}
+    (sqlite_cli.tmp_path / "answers.json").write_text(json.dumps(answers))
+    done = sqlite_cli(
+        "demo", "--flows", str(sqlite_cli.flows), "--answers", "answers.json", "--param", "n=1"
+    )
+    assert done.returncode == 1, done.stderr  # cli-broken fails, as it is written to
+    assert "cli-approve" in done.stdout and "Answered by" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("url", "named"),
+    [
+        ("https://", "it names no host"),
+        ("https://signoff.example.com/a b", "it holds a space"),
+        ("https://signoff.example.com/?team=1", "takes no ?query or #fragment"),
+        ("https://signoff.example.com:80443", "Port out of range"),
+    ],
+)
+def test_manifest_refuses_a_url_slack_could_not_send_requests_to(
+    sqlite_cli: Cli, url: str, named: str
+) -> None:
+    # Before: any text starting with https:// was taken, and the manifest printed (exit
+    # 0) with request URLs such as "https:/slack/events" or ".../?team=1/slack/events".
+    line = error_line(sqlite_cli("manifest", "--url", url))
+    assert line.startswith(f"error: Invalid value for --url: expected an http(s) URL, got {url!r}")
+    assert named in line

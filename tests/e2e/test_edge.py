@@ -19,15 +19,14 @@ from urllib.parse import urlencode
 import pytest
 
 from signoff.bot.backends.embedded import EmbeddedBackend
-from signoff.bot.config import BotSettings
 from signoff.bot.sandbox.transport import AppConnection
 from signoff.bot.slack import ids
 from signoff.bot.slack.edge import SlackEdge
-from signoff.bot.slack.server import Server
 from signoff.bot.testing import SIGNING_SECRET, RunningBot, running_bot
 from signoff.engine import Engine, EngineSettings, PauseStatus, RunState, flow, pause_flow_run
 from signoff.engine.input import RunInput
 from tests.support.forging import reopen_pointed_at
+from tests.support.replicas import another_replica
 from tests.support.waiting import wait_for
 
 
@@ -109,25 +108,13 @@ def test_a_replayed_request_does_nothing_on_any_replica(
     assert conn.raw(body, headers).status == 200  # the replay is answered ...
 
     # ... and so is the same replay sent to another replica on the same database.
-    other_engine = Engine(EngineSettings.load(database_url=database_url, heartbeat_seconds=0.5))
-    settings = BotSettings.load(
-        bot_token=bot.slack.token,
-        signing_secret=SIGNING_SECRET,
-        api_url=bot.slack.api_url,
-        channel=bot.channel,
-    )
-    replica = Server(EmbeddedBackend(other_engine), settings, port=0)
-    replica.start()
-    try:
+    with another_replica(bot, database_url) as replica:
         other = AppConnection(f"{replica.url}/slack/events", SIGNING_SECRET)
         assert other.raw(body, headers).status == 200
         # A fresh request through the replica still works, so the replay was recognised.
         # (A different body: the same body signed in the same second is the same request.)
         assert other.send(command_body("start  edge-wait")).status == 200
         wait_for(lambda: len(engine.list_runs()) == 2, timeout=10, what="the fresh request's run")
-    finally:
-        replica.stop()
-        other_engine.close()
     # Two requests were fresh, so two runs; the replays added none.
     assert run.id in [r.id for r in engine.list_runs()] and len(engine.list_runs()) == 2
 

@@ -22,8 +22,9 @@ from signoff.bot.sandbox import Driver, SlackSandbox
 from signoff.bot.slack import ids
 from signoff.bot.slack.server import Server
 from signoff.bot.testing import SIGNING_SECRET, RunningBot, form_errors, outcome, running_bot
-from signoff.engine import Engine, EngineSettings, RunState, flow, pause_flow_run
+from signoff.engine import Engine, RunState, flow, pause_flow_run
 from signoff.engine.input import RunInput
+from tests.support.replicas import another_replica
 from tests.support.waiting import wait_for
 
 APP_TOKEN = "xapp-1-test"
@@ -195,21 +196,9 @@ def test_an_answer_delivered_again_to_another_replica_is_recorded_once(
 ) -> None:
     run = engine.submit("ra-two", {})
     first = answer(bot.slack, bot.driver, "alice", run.id, 3)
-    other_engine = Engine(EngineSettings.load(database_url=database_url, heartbeat_seconds=0.5))
-    settings = BotSettings.load(
-        bot_token=bot.slack.token,
-        signing_secret=SIGNING_SECRET,
-        api_url=bot.slack.api_url,
-        channel=bot.channel,
-    )
-    replica = Server(EmbeddedBackend(other_engine), settings, port=0)
-    replica.start()
-    try:
+    with another_replica(bot, database_url) as replica:
         to_replica = bot.slack.driver(f"{replica.url}/slack/events", SIGNING_SECRET)
         again = to_replica.redeliver(reason="http_timeout", delivery=bot.driver.last_delivery)
         assert (again.status, again.problems) == (200, ())
         assert shown(bot.slack, "alice") == first
-    finally:
-        replica.stop()
-        other_engine.close()
     assert actions(engine, run.id) == ["run.started", "answer.received"]

@@ -20,8 +20,9 @@ from signoff.bot.sandbox import SlackSandbox
 from signoff.bot.slack import ids
 from signoff.bot.slack.server import Server
 from signoff.bot.testing import SIGNING_SECRET, RunningBot, running_bot
-from signoff.engine import Engine, EngineSettings, RunState, flow, pause_flow_run
+from signoff.engine import Engine, RunState, flow, pause_flow_run
 from signoff.engine.input import RunInput
+from tests.support.replicas import another_replica
 from tests.support.waiting import wait_for
 
 APP_TOKEN = "xapp-1-test"
@@ -72,16 +73,7 @@ def test_a_start_command_delivered_again_to_another_replica_starts_one_run(
 ) -> None:
     assert bot.driver.slash_command("alice", "/runs", "start rd-wait label=x").status == 200
     wait_for(lambda: engine.list_runs(), timeout=10, what="the run")
-    other_engine = Engine(EngineSettings.load(database_url=database_url, heartbeat_seconds=0.5))
-    settings = BotSettings.load(
-        bot_token=bot.slack.token,
-        signing_secret=SIGNING_SECRET,
-        api_url=bot.slack.api_url,
-        channel=bot.channel,
-    )
-    replica = Server(EmbeddedBackend(other_engine), settings, port=0)
-    replica.start()
-    try:
+    with another_replica(bot, database_url) as replica:
         # The same workspace's requests, delivered to the replica's URL.
         to_replica = bot.slack.driver(f"{replica.url}/slack/events", SIGNING_SECRET)
         delivery = bot.driver.last_delivery
@@ -90,9 +82,6 @@ def test_a_start_command_delivered_again_to_another_replica_starts_one_run(
         # A command typed afresh on the replica is acted on: the redelivery was recognised.
         assert to_replica.slash_command("alice", "/runs", "start rd-wait label=y").status == 200
         wait_for(lambda: len(engine.list_runs()) == 2, timeout=10, what="the fresh run")
-    finally:
-        replica.stop()
-        other_engine.close()
     assert sorted(r.parameters["label"] for r in engine.list_runs()) == ["x", "y"]
 
 

@@ -361,6 +361,21 @@ def test_a_run_whose_text_is_not_utf8_is_listed_and_named(
             text(f"SELECT CAST({column} AS BLOB) FROM runs WHERE id = :id"), {"id": bad}
         ).scalar()
     reason = f"its {column} is not UTF-8 text"
+    assert_listed_marked_and_refused(database_url, ids, bad, reason)
+    with engine.store.engine.begin() as conn:  # listing it changed nothing stored
+        assert (
+            stored
+            == conn.execute(
+                text(f"SELECT CAST({column} AS BLOB) FROM runs WHERE id = :id"), {"id": bad}
+            ).scalar()
+        )
+
+
+def assert_listed_marked_and_refused(
+    database_url: str, ids: list[str], bad: str, reason: str
+) -> None:
+    """``runs list`` shows every run, ``bad`` marked with ``reason``, and is not a failed
+    command; ``runs show`` refuses ``bad`` naming it and why, and still shows the others."""
     # runs list: every run, the changed one marked with why; not a failed command
     code, out, err = invoke(database_url, "runs", "list")
     assert (code, err) == (0, "")
@@ -373,21 +388,14 @@ def test_a_run_whose_text_is_not_utf8_is_listed_and_named(
     assert code == 0 and sorted(listed) == sorted(ids)
     assert listed[bad]["unreadable"] == reason
     assert all("unreadable" not in listed[i] for i in ids if i != bad)
-    # runs show refuses it, naming the run and the column
-    named = f"Error: run {bad} cannot be read ({reason}): it was changed"
+    # runs show refuses it, naming the run and the column; the others still show
+    named = f"Error: run {bad} cannot be read ({reason}): it was changed outside Signoff"
     for args in (("runs", "show", bad), ("runs", "show", bad[:8])):
         code, out, err = invoke(database_url, *args)
         assert (code, out) == (1, ""), args
-        assert err.startswith(named), args
+        assert err.startswith(named), (args, err)
     code, out, _ = invoke(database_url, "runs", "show", ids[2])
     assert code == 0 and ids[2] in out and "audit-cli-other" in out
-    with engine.store.engine.begin() as conn:  # listing it changed nothing stored
-        assert (
-            stored
-            == conn.execute(
-                text(f"SELECT CAST({column} AS BLOB) FROM runs WHERE id = :id"), {"id": bad}
-            ).scalar()
-        )
 
 
 #: edits to a run's row that leave UTF-8 text which is not what the column holds, the
@@ -413,25 +421,6 @@ def test_a_run_whose_value_is_corrupt_is_listed_and_named(
         bad = ids[1]
         conn.execute(text(f"UPDATE runs SET {column} = {value} WHERE id = :id"), {"id": bad})
         stored = conn.execute(text("SELECT * FROM runs WHERE id = :id"), {"id": bad}).one()
-    # runs list: every run, the changed one marked with why; not a failed command
-    code, out, err = invoke(database_url, "runs", "list")
-    assert (code, err) == (0, "")
-    lines = {line[:8]: line for line in out.splitlines()[1:]}
-    assert sorted(lines) == sorted(i[:8] for i in ids)
-    assert f"UNREADABLE ({reason})" in lines[bad[:8]]
-    assert all("audit-cli-other" in lines[i[:8]] for i in ids if i != bad)
-    code, out, err = invoke(database_url, "runs", "list", "--json")
-    listed = {run["id"]: run for run in json.loads(out)}
-    assert code == 0 and sorted(listed) == sorted(ids)
-    assert listed[bad]["unreadable"] == reason
-    assert all("unreadable" not in listed[i] for i in ids if i != bad)
-    # runs show refuses it, naming the run and the column; the others still show
-    named = f"Error: run {bad} cannot be read ({reason}): it was changed outside Signoff"
-    for args in (("runs", "show", bad), ("runs", "show", bad[:8])):
-        code, out, err = invoke(database_url, *args)
-        assert (code, out) == (1, ""), args
-        assert err.startswith(named), (args, err)
-    code, out, _ = invoke(database_url, "runs", "show", ids[2])
-    assert code == 0 and ids[2] in out and "audit-cli-other" in out
+    assert_listed_marked_and_refused(database_url, ids, bad, reason)
     with engine.store.engine.begin() as conn:  # reading it changed nothing stored
         assert stored == conn.execute(text("SELECT * FROM runs WHERE id = :id"), {"id": bad}).one()

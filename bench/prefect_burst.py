@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from signoff.bot.backends.prefect import PrefectBackend, PrefectSettings
 from signoff.bot.backends.prefect.local import LocalPrefect
+from signoff.bot.backends.prefect.watcher import Watcher
 from signoff.bot.testing import serving
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -130,8 +131,15 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=40)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--api-url", help="a Prefect server already running (default: start one)")
+    parser.add_argument(
+        "--sync-threads",
+        type=int,
+        default=Watcher.SYNC_THREADS,
+        help="runs the watcher syncs at once (1: one after the other, as before)",
+    )
     args = parser.parse_args()
     logging.disable(logging.WARNING)
+    Watcher.SYNC_THREADS = args.sync_threads
 
     def rounds(api_url: str) -> list[tuple[float, list[float]]]:
         return [measure(api_url, args.runs) for _ in range(args.rounds)]

@@ -182,14 +182,22 @@ class SlackSandbox:
             method, times, status=status, retry_after=retry_after, error=error, when=when
         )
 
-    def answer_late(self, method: str, seconds: float, times: int = 1) -> None:
+    def answer_late(
+        self,
+        method: str,
+        seconds: float,
+        times: int = 1,
+        *,
+        when: Callable[[JsonDict], bool] | None = None,
+    ) -> None:
         """Let the next ``times`` calls of ``method`` take effect at once but answer only
-        after ``seconds`` (see ``WebApiServer.answer_late``).
+        after ``seconds``; with ``when``, only the calls whose arguments it accepts (see
+        ``WebApiServer.answer_late``).
 
         Example:
             >>> slack.answer_late("chat.postMessage", 5)  # stored now, answered in 5 s
         """
-        self.server.answer_late(method, seconds, times)
+        self.server.answer_late(method, seconds, times, when=when)
 
     def issue_trigger(self, user: str) -> str:
         """A fresh trigger_id for ``user``, as if they had just clicked something."""

@@ -52,6 +52,13 @@ class _Fault:
         return self.status, {"ok": False, "error": error}, headers
 
 
+@dataclass(frozen=True, eq=False)
+class _Delay:
+    seconds: float
+    #: the calls it applies to (by their arguments); None: the next call, whatever it is
+    when: Callable[[JsonDict], bool] | None = None
+
+
 def _parse_args(content_type: str, body: bytes, query: str) -> JsonDict:
     """Arguments from the query string and a JSON, form-encoded or empty body."""
     args: JsonDict = {k: v[-1] for k, v in parse_qs(query, keep_blank_values=True).items()}
@@ -131,7 +138,7 @@ class WebApiServer:
         self.socket_mode = socket_mode
         self.app_token = app_token
         self._faults: dict[str, deque[_Fault]] = {}
-        self._delays: dict[str, deque[float]] = {}
+        self._delays: dict[str, deque[_Delay]] = {}
         self._faults_lock = threading.Lock()
         #: set on stop, so that no delayed answer holds the server up
         self._stopping = threading.Event()
@@ -207,19 +214,31 @@ class WebApiServer:
             queue = self._faults.setdefault(method, deque())
             queue.extend(_Fault(status, retry_after, error, when) for _ in range(times))
 
-    def answer_late(self, method: str, seconds: float, times: int = 1) -> None:
+    def answer_late(
+        self,
+        method: str,
+        seconds: float,
+        times: int = 1,
+        *,
+        when: Callable[[JsonDict], bool] | None = None,
+    ) -> None:
         """Let the next ``times`` calls of ``method`` take effect at once (a message is
         stored) but send their answers only after ``seconds``, like a slow Slack.
 
-        A client that gives up first cannot know whether its call was done.
+        A client that gives up first cannot know whether its call was done. With ``when``,
+        only calls whose arguments it accepts are answered late (and count).
         """
         with self._faults_lock:
-            self._delays.setdefault(method, deque()).extend([seconds] * times)
+            self._delays.setdefault(method, deque()).extend([_Delay(seconds, when)] * times)
 
-    def _take_delay(self, method: str) -> float:
+    def _take_delay(self, method: str, args: JsonDict) -> float:
         with self._faults_lock:
             queue = self._delays.get(method)
-            return queue.popleft() if queue else 0.0
+            for delay in queue or ():
+                if delay.when is None or delay.when(args):
+                    queue.remove(delay)  # type: ignore[union-attr]
+                    return delay.seconds
+            return 0.0
 
     def _take_fault(self, method: str, args: JsonDict) -> _Fault | None:
         with self._faults_lock:
@@ -280,7 +299,7 @@ class WebApiServer:
             answer.get("error", "ok"),
             extra={"action": "sandbox_api_call", "method": method, "status": status},
         )
-        delay = self._take_delay(method)
+        delay = self._take_delay(method, args)
         if delay:
             self._stopping.wait(delay)
         try:

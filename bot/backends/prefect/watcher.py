@@ -12,6 +12,10 @@ Each connection asks the server to replay the events since shortly before the la
 seen (or before connecting, the first time): the server takes a filter some time after
 it is sent, and a run that paused in between would otherwise wait for the next pass.
 A run whose sync fails is tried again after a growing delay (at least once delivery).
+Runs are synced by ``SYNC_THREADS`` threads, one run by one thread at a time, so a run
+whose sync is slow (Slack answering its post late, a slow read) holds up no other run's
+prompt. A run changed while it is being synced is synced again once that sync is over, by
+whichever thread is free: one run's changes are still delivered in order.
 Prefect emits no event when a run is deleted: a reconciliation pass also lists the runs
 whose records the consumer kept apart from them (``Records.keep``), which a deletion
 leaves behind, so a deleted one is synced, found gone, and handed to ``gone`` (which
@@ -77,6 +81,12 @@ class Watcher:
     """
 
     RETRY_SECONDS = (0.2, 30.0)
+    #: how many runs are synced at once: enough that a run whose sync waits (on Slack, on
+    #: Prefect) holds up no other. Not for speed on a busy server: 40 runs pausing at once
+    #: on a local SQLite server (2 cores) got their last prompt 12-14 s after the first
+    #: pause with one thread and 13-16 s with 4, the server being the bottleneck
+    #: (bench/prefect_burst.py); more threads would only add to its load
+    SYNC_THREADS = 4
     #: how many deleted runs' ids are remembered (a run id is never used again)
     GONE_REMEMBERED = 10_000
     NOT_READY_SECONDS = 0.05
@@ -104,6 +114,9 @@ class Watcher:
         self._background: dict[str, None] = {}
         #: run id -> fingerprint at its last successful sync
         self._synced: dict[str, str] = {}
+        #: runs a thread is syncing now: no other thread takes them meanwhile
+        self._busy: set[str] = set()
+        #: per run; only the thread syncing a run reads or writes its entries
         self._failures: dict[str, int] = {}
         self._not_ready: dict[str, int] = {}
         #: runs found deleted, oldest first: their events are ignored
@@ -120,8 +133,11 @@ class Watcher:
     def start(self) -> None:
         """Follow events, reconcile and sync in background threads (the first pass at once)."""
         self._stop.clear()
-        targets = ((self._listen, "events"), (self._reconciler, "reconcile"), (self._work, "sync"))
+        targets = [(self._listen, "events"), (self._reconciler, "reconcile")]
+        targets += [(self._work, f"sync-{n}") for n in range(self.SYNC_THREADS)]
         for target, name in targets:
+            # Daemon threads, not a ThreadPoolExecutor: the interpreter joins an executor's
+            # threads at exit, and a sync may wait on Slack or Prefect for a while.
             thread = threading.Thread(target=target, name=f"signoff-prefect-{name}", daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -137,8 +153,10 @@ class Watcher:
                 socket.close()  # type: ignore[attr-defined]
             except Exception:  # already closed by the server
                 logger.debug("events socket close failed", extra={"action": "events_close"})
+        # 5 s in all, not per thread: a stop waits no longer for several busy syncs.
+        deadline = time.monotonic() + 5
         for thread in self._threads:
-            thread.join(5)
+            thread.join(max(0.0, deadline - time.monotonic()))
         self._threads.clear()
 
     def poke(self, run_id: str, delay: float = 0.0) -> None:
@@ -237,29 +255,41 @@ class Watcher:
             self._reconcile_now.clear()
 
     def _next(self) -> str | None:
-        """The next run to sync: a due one first, else one reconciliation found; None to
-        look again (after waiting for work)."""
+        """The next run to sync, marked busy: a due one first, else one reconciliation
+        found, of those no other thread is syncing; None to look again (after waiting for
+        work)."""
         with self._cond:
             now = time.monotonic()
-            due = [(at, run_id) for run_id, at in self._due.items() if at <= now]
+            free = [(at, run_id) for run_id, at in self._due.items() if run_id not in self._busy]
+            due = [(at, run_id) for at, run_id in free if at <= now]
             if due:
                 run_id = min(due)[1]
                 del self._due[run_id]
                 self._background.pop(run_id, None)
+                self._busy.add(run_id)
                 return run_id
-            if self._background:
-                run_id = next(iter(self._background))
-                del self._background[run_id]
-                return run_id
-            wake = min(self._due.values(), default=now + 1.0) - now
+            found = next((r for r in self._background if r not in self._busy), None)
+            if found is not None:
+                del self._background[found]
+                self._busy.add(found)
+                return found
+            # A busy run's turn comes when its sync ends (``_work`` wakes the others then).
+            wake = min((at for at, _ in free), default=now + 1.0) - now
             self._cond.wait(max(0.0, min(wake, 1.0)))
             return None
 
     def _work(self) -> None:
         while not self._stop.is_set():
             run_id = self._next()
-            if run_id is not None:
+            if run_id is None:
+                continue
+            try:
                 self._sync(run_id)
+            finally:
+                with self._cond:
+                    self._busy.discard(run_id)
+                    # Changed meanwhile, it is due again: another thread may take it now.
+                    self._cond.notify_all()
 
     def _sync(self, run_id: str) -> None:
         try:

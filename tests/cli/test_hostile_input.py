@@ -65,6 +65,42 @@ def test_a_good_answers_file_still_answers(sqlite_cli: Cli) -> None:
     assert "cli-approve" in done.stdout and "Answered by" in done.stdout
 
 
+def test_an_answer_too_long_for_its_text_box_is_refused_by_name_before_it_is_sent(
+    sqlite_cli: Cli,
+) -> None:
+    # Before: the demo skipped the Slack client's checks and sent 3 MB on, past the bot's
+    # body limit: "unexpected URLError: Broken pipe", naming neither field nor limit.
+    answers = {"cli-approve": [{"approved": True, "note": "x" * 3_000_000}]}
+    (sqlite_cli.tmp_path / "answers.json").write_text(json.dumps(answers))
+    done = sqlite_cli(
+        "demo", "--flows", str(sqlite_cli.flows), "--answers", "answers.json", "--param", "n=1"
+    )
+    assert done.returncode == 1
+    assert (
+        "✘ cli-approve: answers.json, input 1: field 'note' holds 3,000,000 characters, "
+        "but its text box takes at most 3,000: the Slack client would not send it"
+    ) in done.stderr
+    assert "URLError" not in done.stderr and "Traceback" not in done.stderr
+    assert "xxxx" not in done.stdout  # refused before the transcript shows it submitted
+
+
+def test_an_answer_typed_too_long_is_refused_and_asked_again(sqlite_cli: Cli) -> None:
+    assert sqlite_cli.forks is not None
+    too_long = json.dumps({"approved": True, "note": "x" * 3001})
+    done = sqlite_cli.forks.run(
+        ["demo", "--flows", str(sqlite_cli.flows), "--param", "n=1"],
+        env=sqlite_cli.env,
+        cwd=sqlite_cli.tmp_path,
+        input=f'{too_long}\n{{"approved": true, "note": "fine"}}\nskip\nskip\n',
+    )
+    assert (
+        "cli-approve input 1: field 'note' holds 3,001 characters, but its text box takes "
+        "at most 3,000: the Slack client would not send it; try again"
+    ) in done.stderr
+    assert "Answered by" in done.stdout and "Traceback" not in done.stderr
+    assert "cli-approve        completed" in done.stdout, done.stdout[-2000:]
+
+
 @pytest.mark.parametrize(
     ("url", "named"),
     [

@@ -118,3 +118,19 @@ def test_manifest_refuses_a_url_slack_could_not_send_requests_to(
     line = error_line(sqlite_cli("manifest", "--url", url))
     assert line.startswith(f"error: Invalid value for --url: expected an http(s) URL, got {url!r}")
     assert named in line
+
+
+def test_a_time_before_the_year_1000_is_printed_with_four_digits(sqlite_cli: Cli) -> None:
+    # Before: "1-01-01 00:00 UTC" (strftime's %Y drops the zeros on Linux).
+    sqlite_cli.ok("db", "upgrade")
+    done = sqlite_cli("db", "prune", "--dry-run", "--finished-before", "0001-01-01")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == (
+        "0 run(s) finished before 0001-01-01 00:00 UTC would be deleted (none deleted)\n"
+    )
+    done = sqlite_cli("runs", "list", "--since", "0999-05-01", "--until", "0099-01-01T12:30")
+    assert done.returncode == 2
+    assert (
+        "--since (0999-05-01 00:00:00 UTC) must be before --until (0099-01-01 12:30:00 UTC)"
+        in done.stderr
+    )

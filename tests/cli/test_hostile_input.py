@@ -4,6 +4,7 @@ naming what is wrong, a non-zero exit status, and nothing run or stored."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -134,3 +135,19 @@ def test_a_time_before_the_year_1000_is_printed_with_four_digits(sqlite_cli: Cli
         "--since (0999-05-01 00:00:00 UTC) must be before --until (0099-01-01 12:30:00 UTC)"
         in done.stderr
     )
+
+
+def test_flows_from_a_path_that_is_no_regular_file_say_so_not_no_such_file(
+    sqlite_cli: Cli,
+) -> None:
+    # Before: "/dev/null: no such file", though it exists.
+    fifo = sqlite_cli.tmp_path / "flows.py"
+    os.mkfifo(fifo)
+    for source in ("/dev/null", str(fifo)):
+        done = sqlite_cli("demo", "--flows", source)
+        assert done.returncode == 1
+        assert error_line(done) == (
+            f"error: cannot load flows from {source}: not a regular file, so not a Python file"
+        )
+    done = sqlite_cli("demo", "--flows", str(sqlite_cli.tmp_path / "missing.py"))
+    assert error_line(done).endswith("missing.py: no such file")

@@ -385,10 +385,10 @@ def describe(record: AuditRecord) -> str:
     details = _details(record)
     via = f" via {record.via}" if record.via else ""
     key = f" [{record.key}]" if record.key else ""
+    at = record.at.replace(tzinfo=None).isoformat(" ", "seconds")  # %Y drops a year's zeros
     # Written out, not printed: a stored newline or terminal escape must not forge a line.
     return printable(
-        f"{record.at:%Y-%m-%d %H:%M:%S} {record.who}{via}: {record.action}{key}"
-        f"{' — ' + details if details else ''}"
+        f"{at} {record.who}{via}: {record.action}{key}{' — ' + details if details else ''}"
     )
 
 

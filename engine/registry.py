@@ -252,6 +252,11 @@ _PREFIX = "signoff_flows_"
 def _load_file(path: Path) -> None:
     path = path.expanduser().resolve()
     if not path.is_file():
+        if path.exists():  # /dev/null, a pipe: opening one could block, and it holds no code
+            raise FlowImportError(
+                str(path),
+                f"cannot load flows from {path}: not a regular file, so not a Python file",
+            )
         raise FlowImportError(str(path), f"cannot load flows from {path}: no such file")
     _on_path(Path.cwd())
     _on_path(path.parent)

@@ -69,8 +69,11 @@ class Upkeep:
             ):
                 settled.append(run.id)
                 continue
+            assert pause.deadline is not None  # due: it has one
+            # isoformat, not %Y: that drops a year's leading zeros on Linux
+            until = pause.deadline.replace(tzinfo=None).isoformat(" ", "seconds")
             message = (
-                f"waited for input {pause.key!r} until {pause.deadline:%Y-%m-%d %H:%M:%S} UTC "
+                f"waited for input {pause.key!r} until {until} UTC "
                 f"and {missed(len(pause.answers), pause.quorum)}"
             )
             if self.store.transition(

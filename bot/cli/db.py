@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 import click
 
+from signoff.bot.cli.render import format_time
 from signoff.bot.cli.session import CliSession, pass_session
 from signoff.bot.cli.times import parse_time
 
@@ -75,13 +76,13 @@ def prune(session: CliSession, finished_before: datetime, dry_run: bool) -> None
     audit export' still names who decided what, and 'audit verify' still passes."""
     if finished_before > datetime.now(UTC):
         raise click.BadParameter(
-            f"{finished_before:%Y-%m-%d %H:%M} UTC is in the future: every finished run "
+            f"{format_time(finished_before, timespec='minutes')} UTC is in the future: every finished run "
             "would go; give an age (90d) or a past date",
             param_hint="'--finished-before'",
         )
     engine = session.engine()
     count = engine.prune_finished(finished_before, dry_run=dry_run)
-    when = f"{finished_before:%Y-%m-%d %H:%M} UTC"
+    when = f"{format_time(finished_before, timespec='minutes')} UTC"
     if dry_run:
         click.echo(f"{count} run(s) finished before {when} would be deleted (none deleted)")
     else:

@@ -87,11 +87,14 @@ def dump_json(value: object) -> str:
     return json.dumps(jsonable(value), indent=2, ensure_ascii=False)
 
 
-def format_time(at: datetime | None) -> str:
-    """A time, in UTC, to the second, or ``-`` when there is none."""
+def format_time(at: datetime | None, *, timespec: str = "seconds") -> str:
+    """A time, in UTC, to the second (``timespec="minutes"``: to the minute), or ``-`` when
+    there is none. The year always has four digits (``0001-01-01``), which strftime's
+    ``%Y`` leaves out on Linux (``1-01-01``)."""
     if at is None:
         return "-"
-    return (at.astimezone(UTC) if at.tzinfo else at).strftime("%Y-%m-%d %H:%M:%S")
+    utc = at.astimezone(UTC) if at.tzinfo else at
+    return utc.replace(tzinfo=None).isoformat(" ", timespec)
 
 
 def state_line(run: Run) -> str:

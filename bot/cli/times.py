@@ -15,6 +15,8 @@ from typing import Any, TypeVar
 
 import click
 
+from signoff.bot.cli.render import format_time
+
 __all__ = ["Seconds", "check_range", "parse_time", "read_time", "time_range_options"]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -94,8 +96,7 @@ def check_range(since: datetime | None, until: datetime | None) -> None:
     """
     if since is not None and until is not None and since >= until:
         raise click.UsageError(
-            f"--since ({since:%Y-%m-%d %H:%M:%S} UTC) must be before --until "
-            f"({until:%Y-%m-%d %H:%M:%S} UTC)"
+            f"--since ({format_time(since)} UTC) must be before --until ({format_time(until)} UTC)"
         )
 
 

@@ -15,7 +15,14 @@ from contextlib import contextmanager
 import click
 
 from signoff.bot.demo.plans import Answer, Plan, load_plans, read_answer
-from signoff.bot.demo.transcript import CHANNEL, Demo, Unshowable, quiet_logs, wait_for
+from signoff.bot.demo.transcript import (
+    CHANNEL,
+    Demo,
+    TooLong,
+    Unshowable,
+    quiet_logs,
+    wait_for,
+)
 from signoff.bot.sandbox import Message
 from signoff.bot.testing import running_bot
 from signoff.engine import EngineError, Run, RunState, load_flows, registered_flows
@@ -153,6 +160,7 @@ def _answer_input(
                 demo.close_form(open_form)
             demo.engine.cancel(run.id, by="the demo: the answers file has no more answers")
             return f"{answers_file} has no answer for input {key}"
+        typed: Answer | None = None
         if queue:
             answer = queue.pop(0)
         else:
@@ -164,12 +172,25 @@ def _answer_input(
                 return ""
             answer = typed
         note = f"submits {json.dumps(answer.values)}"
-        if open_form == answer.user:
-            refused = demo.resubmit(run, answer.user, answer.values, note)
-        else:
-            if open_form is not None:
-                demo.close_form(open_form)
-            refused = demo.answer(run, answer.user, answer.values, note, prompt)
+        try:
+            if open_form == answer.user:
+                refused = demo.resubmit(run, answer.user, answer.values, note)
+            else:
+                if open_form is not None:
+                    demo.close_form(open_form)
+                open_form = None
+                refused = demo.answer(run, answer.user, answer.values, note, prompt)
+        except TooLong as why:
+            # Refused before it was sent, with the form open: typed, it can be fixed there.
+            open_form = answer.user
+            if typed is not None:
+                click.secho(
+                    f"   {run.flow_name} input {key}: {why}; try again", fg="yellow", err=True
+                )
+                continue
+            demo.close_form(open_form)
+            demo.engine.cancel(run.id, by="the demo: an answer too long for its form")
+            return f"{answers_file}, input {key}: {why}"
         if not refused:
             return None
         open_form = answer.user

@@ -20,10 +20,13 @@ from signoff.bot.sandbox import (
     Message,
     OpenView,
     SlackSandbox,
+    UnknownField,
     block_kit_builder_url,
+    find_element,
     render_message,
     render_mrkdwn,
     render_view,
+    text_too_long,
 )
 from signoff.bot.slack import ids, reminders
 from signoff.bot.slack.server import Server
@@ -40,6 +43,12 @@ UNSHOWABLE = "cannot be shown as a Slack form"
 
 class Unshowable(Exception):
     """The run's input cannot be shown in Slack; the message is the bot's note saying why."""
+
+
+class TooLong(Exception):
+    """An answer holds more text than its input's Slack text box takes: the Slack client
+    would refuse it before sending, so the demo does too. The message names the field and
+    the limit."""
 
 
 class RunRef(Protocol):
@@ -234,6 +243,7 @@ class Demo:
             (f"{run.flow_name} run {run.id[:8]}", block_kit_builder_url(view.view))
         )
         self.say(f"   (see it in Block Kit Builder: link [{len(self.builder_links)}] at the end)")
+        self.check_fits(view, values)
         self.step(f"{user} {note}")
         if self.submit(uid.id, values, heading=True):
             return True
@@ -243,13 +253,41 @@ class Demo:
     def resubmit(self, run: RunRef, user: str, values: dict[str, Any], note: str) -> bool:
         """Fix the modal that is still open after errors, and submit it again; True, as for
         ``answer``, when it still shows errors."""
-        self.step(f"{user} {note}")
         uid = self.sandbox.user(user)
         assert uid is not None
+        view = self.sandbox.workspace.open_view(uid.id)
+        if view is not None:
+            self.check_fits(view, values)
+        self.step(f"{user} {note}")
         if self.submit(uid.id, values, heading=False):
             return True
         self.show_changes(run, wait=ANSWERED_SECONDS)
         return False
+
+    @staticmethod
+    def check_fits(view: OpenView, values: dict[str, Any]) -> None:
+        """Refuse, before anything is sent, text longer than its input's box takes (its
+        max_length, or the 3,000 characters of any Slack text box), as the Slack client
+        does: the demo's answers skip the client, and a body that large only broke the
+        connection ("Broken pipe").
+
+        Raises:
+            TooLong: A value does not fit; the message names the field and the limit.
+        """
+        blocks = view.view.get("blocks", [])
+        for key, value in values.items():
+            if not isinstance(value, str):
+                continue
+            try:
+                element = find_element(blocks, key)[3]
+            except UnknownField:
+                continue  # the submission names it
+            limit = text_too_long(element, value)
+            if limit is not None:
+                raise TooLong(
+                    f"field {key!r} holds {len(value):,} characters, but its text box takes "
+                    f"at most {limit:,}: the Slack client would not send it"
+                )
 
     def close_form(self, user: str) -> None:
         """Close the modal ``user`` left open with errors (someone else answers instead)."""
@@ -355,6 +393,7 @@ __all__ = [
     "UNSHOWABLE",
     "Demo",
     "RunRef",
+    "TooLong",
     "Unshowable",
     "quiet_logs",
     "wait_for",

@@ -28,6 +28,7 @@ from signoff.bot.sandbox.records import JsonDict
 
 __all__ = [
     "FIELD_PREFIX",
+    "TEXT_BOX",
     "StateValues",
     "client_problems",
     "element_state",
@@ -35,6 +36,7 @@ __all__ = [
     "find_element",
     "initial_state",
     "stateful_elements",
+    "text_too_long",
 ]
 
 #: ``block_id`` prefix of inputs rendered from a model field (``field:<dotted.path>``).
@@ -70,6 +72,9 @@ _SHAPES: dict[str, tuple[str, str, Any]] = {
 }
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _REQUIRED = "Please complete this required field."
+#: the most a Slack text box (plain_text_input) holds: its ``max_length`` goes up to 3000,
+#: and one without takes no more either
+TEXT_BOX = 3000
 
 
 def stateful_elements(blocks: Iterable[Any]) -> Iterator[tuple[JsonDict, str, str, JsonDict]]:
@@ -312,6 +317,16 @@ def _characters(count: int) -> str:
     return "1 character" if count == 1 else f"{count} characters"
 
 
+def text_too_long(element: Mapping[str, Any], text: str) -> int | None:
+    """The limit ``text`` goes over in the text box ``element`` (its ``max_length``, else
+    the :data:`TEXT_BOX` any Slack text box holds), which the Slack client refuses before
+    sending; None when it fits or ``element`` is no plain_text_input."""
+    if element.get("type") != "plain_text_input":
+        return None
+    limit = min(int(element.get("max_length") or TEXT_BOX), TEXT_BOX)
+    return limit if len(text) > limit else None
+
+
 def client_problems(view: Mapping[str, Any], state: StateValues) -> dict[str, str]:
     """What the Slack client would say before sending this submission (empty: it would send).
 
@@ -331,10 +346,10 @@ def client_problems(view: Mapping[str, Any], state: StateValues) -> dict[str, st
         raw = value.get("value")
         problem: str | None = None
         if kind == "plain_text_input" and isinstance(raw, str):
-            low, high = element.get("min_length"), element.get("max_length")
+            low, high = element.get("min_length"), text_too_long(element, raw)
             if low is not None and len(raw) < low:
                 problem = f"Please enter at least {_characters(low)}."
-            elif high is not None and len(raw) > high:
+            elif high is not None:
                 problem = f"Please enter no more than {_characters(high)}."
         elif kind == "number_input" and isinstance(raw, str):
             problem = _number_problem(element, raw)

@@ -76,7 +76,7 @@ def when(moment: datetime | None) -> str:
     if moment is None:
         return "no deadline"
     epoch = int(moment.timestamp())
-    fallback = moment.strftime("%Y-%m-%d %H:%M UTC")
+    fallback = moment.replace(tzinfo=None).isoformat(" ", "minutes") + " UTC"
     return f"<!date^{epoch}^{{date_short_pretty}} {{time}}|{fallback}>"
 
 

@@ -4,6 +4,7 @@ naming what is wrong, a non-zero exit status, and nothing run or stored."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -65,6 +66,42 @@ def test_a_good_answers_file_still_answers(sqlite_cli: Cli) -> None:
     assert "cli-approve" in done.stdout and "Answered by" in done.stdout
 
 
+def test_an_answer_too_long_for_its_text_box_is_refused_by_name_before_it_is_sent(
+    sqlite_cli: Cli,
+) -> None:
+    # Before: the demo skipped the Slack client's checks and sent 3 MB on, past the bot's
+    # body limit: "unexpected URLError: Broken pipe", naming neither field nor limit.
+    answers = {"cli-approve": [{"approved": True, "note": "x" * 3_000_000}]}
+    (sqlite_cli.tmp_path / "answers.json").write_text(json.dumps(answers))
+    done = sqlite_cli(
+        "demo", "--flows", str(sqlite_cli.flows), "--answers", "answers.json", "--param", "n=1"
+    )
+    assert done.returncode == 1
+    assert (
+        "✘ cli-approve: answers.json, input 1: field 'note' holds 3,000,000 characters, "
+        "but its text box takes at most 3,000: the Slack client would not send it"
+    ) in done.stderr
+    assert "URLError" not in done.stderr and "Traceback" not in done.stderr
+    assert "xxxx" not in done.stdout  # refused before the transcript shows it submitted
+
+
+def test_an_answer_typed_too_long_is_refused_and_asked_again(sqlite_cli: Cli) -> None:
+    assert sqlite_cli.forks is not None
+    too_long = json.dumps({"approved": True, "note": "x" * 3001})
+    done = sqlite_cli.forks.run(
+        ["demo", "--flows", str(sqlite_cli.flows), "--param", "n=1"],
+        env=sqlite_cli.env,
+        cwd=sqlite_cli.tmp_path,
+        input=f'{too_long}\n{{"approved": true, "note": "fine"}}\nskip\nskip\n',
+    )
+    assert (
+        "cli-approve input 1: field 'note' holds 3,001 characters, but its text box takes "
+        "at most 3,000: the Slack client would not send it; try again"
+    ) in done.stderr
+    assert "Answered by" in done.stdout and "Traceback" not in done.stderr
+    assert "cli-approve        completed" in done.stdout, done.stdout[-2000:]
+
+
 @pytest.mark.parametrize(
     ("url", "named"),
     [
@@ -82,3 +119,35 @@ def test_manifest_refuses_a_url_slack_could_not_send_requests_to(
     line = error_line(sqlite_cli("manifest", "--url", url))
     assert line.startswith(f"error: Invalid value for --url: expected an http(s) URL, got {url!r}")
     assert named in line
+
+
+def test_a_time_before_the_year_1000_is_printed_with_four_digits(sqlite_cli: Cli) -> None:
+    # Before: "1-01-01 00:00 UTC" (strftime's %Y drops the zeros on Linux).
+    sqlite_cli.ok("db", "upgrade")
+    done = sqlite_cli("db", "prune", "--dry-run", "--finished-before", "0001-01-01")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == (
+        "0 run(s) finished before 0001-01-01 00:00 UTC would be deleted (none deleted)\n"
+    )
+    done = sqlite_cli("runs", "list", "--since", "0999-05-01", "--until", "0099-01-01T12:30")
+    assert done.returncode == 2
+    assert (
+        "--since (0999-05-01 00:00:00 UTC) must be before --until (0099-01-01 12:30:00 UTC)"
+        in done.stderr
+    )
+
+
+def test_flows_from_a_path_that_is_no_regular_file_say_so_not_no_such_file(
+    sqlite_cli: Cli,
+) -> None:
+    # Before: "/dev/null: no such file", though it exists.
+    fifo = sqlite_cli.tmp_path / "flows.py"
+    os.mkfifo(fifo)
+    for source in ("/dev/null", str(fifo)):
+        done = sqlite_cli("demo", "--flows", source)
+        assert done.returncode == 1
+        assert error_line(done) == (
+            f"error: cannot load flows from {source}: not a regular file, so not a Python file"
+        )
+    done = sqlite_cli("demo", "--flows", str(sqlite_cli.tmp_path / "missing.py"))
+    assert error_line(done).endswith("missing.py: no such file")

@@ -238,6 +238,27 @@ def test_client_side_checks(slack_sandbox, driver, tiny_app):
     assert tiny_app.last.payload["view"]["state"]["values"]["field:count"]["value"]["value"] == "11"
 
 
+def test_a_text_box_without_max_length_still_holds_no_more_than_3000(
+    slack_sandbox, driver, tiny_app
+):
+    # Slack's text box takes 3,000 characters at most, max_length or none: the driver sent
+    # anything longer on, and a large enough answer broke the connection to the app.
+    open_modal(
+        slack_sandbox,
+        "alice",
+        modal(field("reason", TEXT), field("short", {**TEXT, "max_length": 5})),
+    )
+    with pytest.raises(FieldRejected) as info:
+        driver.submit("alice", {"reason": "x" * 3001, "short": "abcdef"})
+    assert info.value.errors == {
+        "field:reason": "Please enter no more than 3000 characters.",
+        "field:short": "Please enter no more than 5 characters.",
+    }
+    assert tiny_app.received == []
+    driver.submit("alice", {"reason": "x" * 3000, "short": "abcde"})
+    assert len(tiny_app.received) == 1
+
+
 def test_submit_errors(slack_sandbox, driver):
     with pytest.raises(NothingToInteractWith, match="no open modal"):
         driver.submit("alice", {})

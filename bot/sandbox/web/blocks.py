@@ -103,7 +103,7 @@ class Surface:
         if not isinstance(epoch, int | float) or isinstance(epoch, bool):
             return ""
         moment = dt.datetime.fromtimestamp(epoch, ZoneInfo(self.tz))
-        return moment.strftime("%Y-%m-%dT%H:%M")
+        return moment.replace(tzinfo=None).isoformat(timespec="minutes")
 
     def rich_text(self, block: Mapping[str, Any]) -> Markup:
         """A ``rich_text`` block's sections, lists, quotes and preformatted parts."""

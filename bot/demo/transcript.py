@@ -22,12 +22,11 @@ from signoff.bot.sandbox import (
     SlackSandbox,
     UnknownField,
     block_kit_builder_url,
-    find_element,
     render_message,
     render_mrkdwn,
     render_view,
-    text_too_long,
 )
+from signoff.bot.sandbox.forms import find_element, text_too_long
 from signoff.bot.slack import ids, reminders
 from signoff.bot.slack.server import Server
 from signoff.bot.testing import SIGNING_SECRET, form_errors, outcome

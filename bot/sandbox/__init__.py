@@ -51,13 +51,7 @@ from signoff.bot.sandbox.errors import (
     SubmitBlocked,
     UnknownField,
 )
-from signoff.bot.sandbox.forms import (
-    client_problems,
-    element_state,
-    fill_state,
-    find_element,
-    text_too_long,
-)
+from signoff.bot.sandbox.forms import client_problems, element_state, fill_state
 from signoff.bot.sandbox.records import (
     AppResponse,
     Call,
@@ -110,9 +104,7 @@ __all__ = [
     "client_problems",
     "element_state",
     "fill_state",
-    "find_element",
     "render_message",
     "render_mrkdwn",
     "render_view",
-    "text_too_long",
 ]

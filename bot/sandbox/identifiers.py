@@ -1,7 +1,10 @@
-"""Deterministic Slack-looking ids: message ts, view ids and hashes, trigger_ids, block_ids.
+"""Slack-looking ids: message ts, view ids and hashes, trigger_ids, block_ids.
 
 Deterministic so transcripts and golden files stay stable from run to run: the first message
 of a sandbox is always ``1700000000.000100``, the first view ``V00000001``-ish, and so on.
+Except trigger_ids, which no transcript shows: Slack never issues one twice, and an app
+may remember those it has seen (Signoff claims each, against redeliveries, in a database
+that outlives a sandbox: two sandboxes' clicks on one Prefect server must not collide).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import copy
 import hashlib
 import itertools
 import json
+import os
 import threading
 
 from signoff.bot.sandbox.records import JsonDict
@@ -54,6 +58,8 @@ class IdSource:
     def __init__(self) -> None:
         self._counter = itertools.count(1)
         self._lock = threading.Lock()
+        #: this source's own part of every trigger_id (see the module's docstring)
+        self._trigger_salt = os.urandom(8).hex()
 
     def number(self) -> int:
         """The next sequence number."""
@@ -77,7 +83,7 @@ class IdSource:
     def trigger_id(self) -> str:
         """A trigger_id like Slack's ``12.1700000012.ab12cd00000c``."""
         n = self.number()
-        return f"{n}.{1_700_000_000 + n}.{short_hash(n, 'trigger')}{n:06x}"
+        return f"{n}.{1_700_000_000 + n}.{short_hash(n, self._trigger_salt)}{n:06x}"
 
     def response_url_id(self) -> str:
         """The path segment of a response_url."""

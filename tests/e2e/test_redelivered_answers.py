@@ -34,12 +34,12 @@ class Amount(RunInput):
     amount: int = pydantic.Field(ge=1, le=100)
 
 
-@flow(name="ra-one")
+@flow(name="redelivered-one")
 def ra_one() -> int:
     return pause_flow_run(wait_for_input=Amount, timeout=600).amount
 
 
-@flow(name="ra-two", approvers=["U0ALICE", "U0BOB"])
+@flow(name="redelivered-two", approvers=["U0ALICE", "U0BOB"])
 def ra_two() -> list[int]:
     return [a.value.amount for a in pause_flow_run(Amount, timeout=600, quorum=2)]
 
@@ -124,7 +124,7 @@ def actions(engine: Engine, run_id: str) -> list[str]:
 def test_an_answer_slack_delivers_again_over_http_is_recorded_once(
     engine: Engine, bot: RunningBot
 ) -> None:
-    run = engine.submit("ra-one", {})
+    run = engine.submit("redelivered-one", {})
     first = answer(bot.slack, bot.driver, "alice", run.id, 7)
     assert f"your answer to run `{run.id[:8]}` is recorded" in first
 
@@ -140,7 +140,7 @@ def test_an_answer_slack_delivers_again_over_http_is_recorded_once(
 
 
 def test_a_quorum_answer_slack_delivers_again_counts_once(engine: Engine, bot: RunningBot) -> None:
-    run = engine.submit("ra-two", {})
+    run = engine.submit("redelivered-two", {})
     first = answer(bot.slack, bot.driver, "alice", run.id, 3)
     assert "Your answer is 1 of the 2 this input needs" in first
 
@@ -161,7 +161,7 @@ def test_a_quorum_answer_slack_delivers_again_counts_once(engine: Engine, bot: R
 def test_a_refused_answer_slack_delivers_again_is_refused_once(
     engine: Engine, bot: RunningBot
 ) -> None:
-    run = engine.submit("ra-one", {})
+    run = engine.submit("redelivered-one", {})
     answer(bot.slack, bot.driver, "alice", run.id, 500, client_checks=False)
     refused = outcome(bot.slack, "alice")
     assert refused.callback_id == ids.INPUT_VIEW and list(form_errors(refused)) == ["field:amount"]
@@ -181,7 +181,7 @@ def test_an_answer_redelivered_over_socket_mode_is_recorded_once(
     engine: Engine, socket_bot: tuple[SlackSandbox, Driver]
 ) -> None:
     slack, driver = socket_bot
-    run = engine.submit("ra-two", {})
+    run = engine.submit("redelivered-two", {})
     first = answer(slack, driver, "alice", run.id, 3)
     assert "Your answer is 1 of the 2 this input needs" in first
 
@@ -194,7 +194,7 @@ def test_an_answer_redelivered_over_socket_mode_is_recorded_once(
 def test_an_answer_delivered_again_to_another_replica_is_recorded_once(
     engine: Engine, bot: RunningBot, database_url: str
 ) -> None:
-    run = engine.submit("ra-two", {})
+    run = engine.submit("redelivered-two", {})
     first = answer(bot.slack, bot.driver, "alice", run.id, 3)
     with another_replica(bot, database_url) as replica:
         to_replica = bot.slack.driver(f"{replica.url}/slack/events", SIGNING_SECRET)

@@ -157,3 +157,17 @@ def test_a_start_command_redelivered_over_socket_mode_starts_one_run(
         assert len(engine.list_runs()) == 1
     finally:
         server.stop()
+
+
+def test_a_second_sandbox_on_the_same_database_is_not_taken_for_a_redelivery(
+    engine: Engine,
+) -> None:
+    """A sandbox (the demo, a test of one's own flows) run again on a database that outlived
+    the first one, or on the same Prefect server: its first command is a new interaction,
+    as every one of Slack's is, not the first sandbox's again."""
+    for label in ("first", "second"):
+        with running_bot(engine=engine) as running:
+            command = running.driver.slash_command("alice", "/runs", f"start rd-wait label={label}")
+            assert command.status == 200
+            assert len(settle(running.slack, "U0ALICE", "Started")) == 1
+    assert sorted(r.parameters["label"] for r in engine.list_runs()) == ["first", "second"]

@@ -124,7 +124,7 @@ class EngineSettings(BaseSettings):
             parsed = make_url(value)
             parsed.port  # noqa: B018 - read to check it: the URL's parser leaves that to use
         except (ValueError, ArgumentError) as exc:
-            raise ValueError(f"is not a database URL: {exc}") from None
+            raise ValueError(f"is not a database URL: {_url_problem(value, exc)}") from None
         if scheme == "sqlite" and parsed.host:
             # sqlite://x.db: the file's name read as a host, and the database in memory.
             raise ValueError(
@@ -173,6 +173,21 @@ class EngineSettings(BaseSettings):
             return cls(**overrides)  # type: ignore[arg-type]
         except ValidationError as exc:
             raise ConfigurationError(f"invalid setting: {_problems(exc)}") from exc
+
+
+def _url_problem(url: str, exc: Exception) -> str:
+    """What is wrong with ``url``'s host or port, in words, where the parser's own error
+    (``exc``) names neither ("invalid literal for int() with base 10: ':1'"). Never the
+    password: only what follows the last ``@`` is quoted."""
+    rest = url.partition("://")[2]
+    location = rest.split("/", 1)[0].rpartition("@")[2]
+    if location.startswith("[") and "]" not in location:
+        return f"its host {location!r} opens a [ that is never closed (an IPv6 address)"
+    port = location.rpartition("]")[2] if location.startswith("[") else location
+    port = port.rpartition(":")[2] if ":" in port else ""
+    if port and not port.isdigit():
+        return f"its port {port!r} is not a number"
+    return str(exc)
 
 
 def _admin_ids(text: str) -> list[str]:

@@ -102,8 +102,15 @@ def test_opening_twice_is_harmless(make_engine) -> None:
 @pytest.mark.parametrize(
     ("url", "reason"),
     [
-        ("postgresql://postgres@127.0.0.1:notaport/db", "is not a database URL: invalid literal"),
-        ("postgresql://u@[::1/db", "is not a database URL"),
+        (
+            "postgresql://postgres@127.0.0.1:notaport/db",
+            "is not a database URL: its port 'notaport' is not a number",
+        ),
+        (
+            "postgresql://u:secret@[::1/db",
+            "is not a database URL: its host '[::1' opens a [ that is never closed",
+        ),
+        ("postgresql://u@[::1]:x1/db", "is not a database URL: its port 'x1' is not a number"),
         ("postgresql+psycopg2://u@h/db", "names the driver 'psycopg2'; Signoff connects with"),
         ("postgresql+asyncpg://u@h/db", "names the driver 'asyncpg'"),
         ("sqlite+aiosqlite:///x.db", "names the driver 'aiosqlite'"),
@@ -130,6 +137,7 @@ def test_a_database_url_signoff_cannot_use_is_refused_by_name(url: str, reason: 
     with pytest.raises(ConfigurationError) as refused:
         EngineSettings.load(database_url=url)
     assert f"SIGNOFF_DATABASE_URL: {reason}" in str(refused.value)
+    assert "secret" not in str(refused.value)  # a password is never echoed
 
 
 def test_blanks_around_a_database_url_are_not_part_of_it(monkeypatch, tmp_path) -> None:

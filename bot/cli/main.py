@@ -38,6 +38,7 @@ from signoff.bot.cli.session import (
     CliSession,
     check_person,
     flows_option,
+    migrate_option,
     name_database_source,
     pass_session,
 )
@@ -353,9 +354,7 @@ def run(
     show_default=True,
     help="At most N runs at once.",
 )
-@click.option(
-    "--migrate", is_flag=True, help="Upgrade an outdated database schema instead of refusing it."
-)
+@migrate_option()
 @click.option(
     "--health-port",
     type=click.IntRange(0, 65535),
@@ -371,7 +370,6 @@ def worker(
     session: CliSession,
     sources: tuple[str, ...],
     concurrency: int,
-    migrate: bool,
     health_port: int | None,
     health_host: str | None,
 ) -> None:
@@ -380,7 +378,6 @@ def worker(
     from signoff.bot.slack.listener import http_url
     from signoff.engine import Worker
 
-    session.migrate = migrate
     session.create = True
     configure_logging(logging.INFO)
     warn_of_unknown_names()

@@ -12,7 +12,13 @@ from signoff.bot.cli.backend import backend_option, open_backend
 from signoff.bot.cli.config import warn_of_unknown_names
 from signoff.bot.cli.heap import settle_after_start
 from signoff.bot.cli.logs import configure_logging, tell_operator
-from signoff.bot.cli.session import CliSession, database_unreachable, flows_option, pass_session
+from signoff.bot.cli.session import (
+    CliSession,
+    database_unreachable,
+    flows_option,
+    migrate_option,
+    pass_session,
+)
 from signoff.bot.config import BotSettings, ServerSettings
 from signoff.bot.errors import BotError
 from signoff.bot.slack.listener import listen_failure
@@ -37,11 +43,7 @@ def serve_command() -> Any:
         type=click.IntRange(0, 65535),
         help="Port to listen on. [env: SIGNOFF_PORT or PORT; 3000]",
     )
-    @click.option(
-        "--migrate",
-        is_flag=True,
-        help="Upgrade an outdated database schema instead of refusing it.",
-    )
+    @migrate_option()
     @backend_option("Where flows run: Signoff's engine, or the Prefect server at PREFECT_API_URL.")
     @pass_session
     def serve(
@@ -49,7 +51,6 @@ def serve_command() -> Any:
         sources: tuple[str, ...],
         host: str | None,
         port: int | None,
-        migrate: bool,
         backend_name: str,
     ) -> None:
         """Run the Slack app, a worker and the timers in one process (or, with --backend
@@ -65,7 +66,6 @@ def serve_command() -> Any:
             listen = ServerSettings.load()
         except BotError as exc:
             raise click.ClickException(str(exc)) from exc
-        session.migrate = migrate
         session.create = True
 
         def started() -> Server:

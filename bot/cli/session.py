@@ -284,5 +284,21 @@ def flows_option(
     )
 
 
+def migrate_option() -> Callable[[F], F]:
+    """``--migrate``, for the long-running commands (``serve``, ``worker``): their session
+    upgrades an outdated schema as it opens the database, instead of refusing it."""
+
+    def set_migrate(ctx: click.Context, _param: click.Parameter, migrate: bool) -> None:
+        ctx.ensure_object(CliSession).migrate = migrate
+
+    return click.option(
+        "--migrate",
+        is_flag=True,
+        expose_value=False,
+        callback=set_migrate,
+        help="Upgrade an outdated database schema instead of refusing it.",
+    )
+
+
 #: Passes the invocation's ``CliSession`` as a command's first argument.
 pass_session = click.make_pass_decorator(CliSession, ensure=True)

@@ -24,10 +24,13 @@ from sqlalchemy import create_engine, text
 
 from signoff.bot.cli.main import cli
 from signoff.bot.forms.json_text import MAX_NESTING, read_json
+from signoff.bot.sandbox import SlackSandbox
 from signoff.engine import EngineSettings
 from signoff.engine.store import database, revisions
 from signoff.engine.store.revisions import HEAD_REVISION, _alembic_config
 from tests.cli.in_process import run_cli
+from tests.e2e.serve_process import start_serve, wait_until_ready
+from tests.support.forwarding import free_port
 from tests.support.postgres import PostgresCluster
 from tests.support.waiting import wait_for
 
@@ -618,6 +621,27 @@ def test_worker_migrates_when_told_and_logs_json(project: Path) -> None:
     finally:
         worker.send_signal(signal.SIGTERM)
         wait_for(lambda: worker.poll() is not None, timeout=30)
+
+
+def test_serve_migrates_when_told(project: Path, tmp_path: Path) -> None:
+    url = os.environ["SIGNOFF_DATABASE_URL"]
+    at_revision(url, "0001")
+    port = free_port()
+    with SlackSandbox() as slack:
+        serving = start_serve(slack, url, tmp_path, "C0GENERAL", port=port, options=("--migrate",))
+        try:
+            wait_until_ready(port, timeout=120)
+            current = subprocess.run(
+                [sys.executable, "-m", "signoff.bot.cli", "db", "current"],
+                cwd=project,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert current.returncode == 0 and "(up to date)" in current.stdout
+        finally:
+            serving.send_signal(signal.SIGTERM)
+            assert serving.wait(30) == 0
 
 
 def test_shell_completion_as_the_readme_documents(tmp_path: Path) -> None:

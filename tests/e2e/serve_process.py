@@ -19,9 +19,16 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def start_serve(
-    slack: SlackSandbox, database_url: str, tmp_path: Path, channel: str, port: int = 0
+    slack: SlackSandbox,
+    database_url: str,
+    tmp_path: Path,
+    channel: str,
+    port: int = 0,
+    *,
+    options: tuple[str, ...] = (),
 ) -> subprocess.Popen[bytes]:
-    """Start it (its log in ``tmp_path``); ``port`` 0 lets it pick one."""
+    """Start it (its log in ``tmp_path``), with ``options`` besides; ``port`` 0 lets it
+    pick one."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SIGNOFF_", "SLACK_"))}
     env.update(
         SLACK_BOT_TOKEN=slack.token,
@@ -34,7 +41,7 @@ def start_serve(
         HOME=str(tmp_path / "home"),
     )
     log = (tmp_path / f"serve-{time.monotonic_ns()}.log").open("w")
-    command = ["serve", "--port", str(port), "--flows", "tests.e2e.once_flows"]
+    command = ["serve", "--port", str(port), "--flows", "tests.e2e.once_flows", *options]
     return subprocess.Popen(
         [sys.executable, "-m", "signoff.bot.cli", *command],
         cwd=ROOT,

@@ -86,6 +86,11 @@ def ap_escalate() -> bool:
     return pause_flow_run(Decision, timeout=30, escalate_after=0.2, escalate_to=["U_BOSS"]).approved
 
 
+@flow(name="ap-escalate-later", approvers=["U_A", "U_B"])
+def ap_escalate_later() -> bool:
+    return pause_flow_run(Decision, timeout=60, escalate_after=30, escalate_to=["U_BOSS"]).approved
+
+
 @flow(name="ap-open-quorum")
 def ap_open_quorum() -> list[str]:
     answers = pause_flow_run(Decision, timeout=30, quorum=2)
@@ -512,26 +517,23 @@ def test_a_decision_is_not_handed_to_an_id_with_spaces_around_it(engine: Engine)
 
 
 def test_escalation_adds_approvers_once(engine: Engine, make_engine) -> None:
-    box = run_in_thread(ap_escalate)
-    run_id = waiting_run(engine, "ap-escalate")
+    # Escalation 30 s away, swept by hand: with ap-escalate's 0.2 s, a slow machine's
+    # timer could escalate before U_BOSS's first answer, which is then let in.
+    box = run_in_thread(ap_escalate_later)
+    run_id = waiting_run(engine, "ap-escalate-later")
     with pytest.raises(ResponderNotAllowed):
         engine.resume(run_id, {"approved": True}, "U_BOSS")
     other = make_engine()
-    due = engine.store.clock() + timedelta(seconds=1)
+    due = engine.store.clock() + timedelta(seconds=31)
     # Two processes sweep at once: one escalates.
     results = [engine.escalate_due_pauses(due), other.escalate_due_pauses(due)]
     assert sorted(len(r) for r in results) == [0, 1]
-    assert engine.get_pause(run_id, "1").approvers == ("U_A", "U_BOSS")
+    assert engine.get_pause(run_id, "1").approvers == ("U_A", "U_B", "U_BOSS")
     engine.resume(run_id, {"approved": True}, "U_BOSS")
     box["thread"].join(10)
     assert box["result"] is True
     escalations = [r for r in engine.audit_trail(run_id) if r.action == "pause.escalated"]
     assert len(escalations) == 1 and escalations[0].data["added"] == ["U_BOSS"]
-
-
-@flow(name="ap-escalate-later", approvers=["U_A", "U_B"])
-def ap_escalate_later() -> bool:
-    return pause_flow_run(Decision, timeout=60, escalate_after=30, escalate_to=["U_BOSS"]).approved
 
 
 # PostgreSQL only: on SQLite a writer holds the whole database, not a row.
@@ -641,8 +643,9 @@ def test_an_escalation_found_due_after_the_deadline_is_not_made(engine: Engine) 
     """No worker ran between a pause's escalation time and its deadline: the worker that
     started after both escalated it (mentioning on-call for a question already expired,
     and auditing it), then timed it out."""
-    box = run_in_thread(ap_escalate)
-    run_id = waiting_run(engine, "ap-escalate")
+    # Escalation 30 s away, so that its own timer cannot make it before the sweeps here.
+    box = run_in_thread(ap_escalate_later)
+    run_id = waiting_run(engine, "ap-escalate-later")
     pause = engine.get_pause(run_id, "1")
     assert pause.deadline is not None and pause.escalate_at is not None
     assert engine.escalate_due_pauses(pause.deadline + timedelta(seconds=1)) == []

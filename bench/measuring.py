@@ -66,6 +66,7 @@ class Paused:
         self.done: set[str] = set()
         self._lock = threading.Lock()
         self.arrived = threading.Condition(self._lock)
+        self._engine = engine
         engine.add_observer(self)
 
     def on_event(self, event: Event) -> None:
@@ -85,6 +86,13 @@ class Paused:
             if not self.arrived.wait_for(lambda: len(self.ids) >= count, timeout):
                 raise TimeoutError(f"only {len(self.ids)} of {count} runs paused")
             return list(self.ids)
+
+    def detach(self) -> None:
+        """Stop listening, once the ids are in hand: a process running flows need not offer
+        every event to anyone (the peers' have no such listener), and while one listens,
+        the engine reads every event, not just those it acts on (about 7% of a burst's CPU
+        on SQLite)."""
+        self._engine.remove_observer(self)
 
 
 def resume_all(ids: list[str], threads: int = RESUMERS) -> dict[str, float]:

@@ -68,6 +68,7 @@ def cold(url: str, _count: int) -> dict[str, object]:
         thread = threading.Thread(target=flows.wait_once, args=("cold",))
         thread.start()
         (run_id,) = paused.wait_for(1)
+        paused.detach()
         began = time.time()
         resume_flow_run(run_id, flows.ANSWER, "bench")
         thread.join()
@@ -100,6 +101,7 @@ def burst(url: str, count: int) -> dict[str, object]:
         for thread in threads:
             thread.start()
         ids = paused.wait_for(count)
+        paused.detach()
         grown = rss_kib() - before
         tags = tags_of(engine, ids)
         starts = by_tag(tags, resume_all(ids))
@@ -117,6 +119,7 @@ def burst_async(url: str, count: int) -> dict[str, object]:
             before = rss_kib()
             tasks = [asyncio.ensure_future(flows.wait_once_async(f"a{i}")) for i in range(count)]
             ids = await asyncio.to_thread(paused.wait_for, count)
+            paused.detach()
             grown = rss_kib() - before
             tags = tags_of(engine, ids)
             starts = await asyncio.to_thread(resume_all, ids)

@@ -37,7 +37,7 @@
         ├── SchemaRevisionLost (tables)      Signoff's tables, but no record of their revision
         ├── DatabaseNotFound (path)   a SQLite file that was to be read, not made, is not there
         ├── AuditRecordUnreadable (seq, reason)  a stored audit record was edited out of shape
-        └── RunUnreadable (run_id, reason)       a stored run was edited out of shape
+        └── RunUnreadable (run_id, reason)       a stored run, or a row of its, was edited out of shape
 
 (The store's ``NotCommitted``, a ``StoreError`` for a write the server rolled back when it
 dropped the connection, is the store's cue to write again: ``engine.store.dropped``.)
@@ -520,8 +520,10 @@ class AuditRecordUnreadable(StoreError):
 
 
 class RunUnreadable(StoreError):
-    """A stored run (or a row of its own: a task, a pause, a log) cannot be read: it was
-    changed outside Signoff (text SQLite holds that is not UTF-8)."""
+    """A stored run (or a row of its own: a pause, a task, a log record, an entry of its
+    state history) cannot be read: it was changed outside Signoff (text SQLite holds that
+    is not UTF-8, JSON that is not, a state or status that is none, a time that is not
+    one). ``reason`` names the row and the value."""
 
     def __init__(self, run_id: object, reason: str) -> None:
         self.run_id = run_id

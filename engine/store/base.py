@@ -10,8 +10,7 @@ from contextlib import ExitStack, contextmanager, nullcontext
 from datetime import UTC, datetime
 from typing import Any, Self
 
-from sqlalchemy import Connection, DateTime, Engine, Text, insert, text, type_coerce
-from sqlalchemy import types as sqltypes
+from sqlalchemy import Connection, Engine, insert, text
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import RootTransaction
@@ -25,7 +24,7 @@ from signoff.engine.errors import (
     StoreError,
 )
 from signoff.engine.runs import JSON, EventKind
-from signoff.engine.store import appending, undecodable
+from signoff.engine.store import appending, lenient, undecodable
 from signoff.engine.store.checkpoints import Checkpointer
 from signoff.engine.store.database import (
     HeldConnection,
@@ -57,11 +56,8 @@ RUNS = RunRow.__table__  # type: ignore[attr-defined]
 RUN_COLUMNS = tuple(c for c in RUNS.c if c.name not in ("parameters", "flow_ref"))
 #: ``RUN_COLUMNS`` with the JSON and time ones as text, for a read of runs made again for a
 #: value that could not be read: ``rows.to_run`` and ``rows.to_listed_run`` decode them, and
-#: name those they cannot (on PostgreSQL the driver decodes them as before)
-RUN_COLUMNS_AS_TEXT = tuple(
-    type_coerce(c, Text).label(c.name) if isinstance(c.type, sqltypes.JSON | DateTime) else c
-    for c in RUN_COLUMNS
-)
+#: name those they cannot (see ``lenient``)
+RUN_COLUMNS_AS_TEXT = lenient.as_text(RUN_COLUMNS)
 
 
 def run_columns() -> tuple[Any, ...]:

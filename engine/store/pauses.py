@@ -28,10 +28,12 @@ from signoff.engine.store import rows
 from signoff.engine.store.audit import AuditQueries
 from signoff.engine.store.base import AUDIT_LOCK, AUDIT_LOCKED, RUNS
 from signoff.engine.store.dropped import read_again_if_dropped, write_again_if_dropped
+from signoff.engine.store.lenient import as_text
 from signoff.engine.store.prepared import Prepared
 from signoff.engine.store.riders import Rider
 from signoff.engine.store.state_changes import StateChangeQueries
 from signoff.engine.store.tables import PauseRow
+from signoff.engine.store.undecodable import read_again_if_unreadable, reading_leniently
 
 PAUSES = PauseRow.__table__  # type: ignore[attr-defined]
 #: "the pause waits", as the partial indexes on waiting pauses say it (``WAITING_ONLY``):
@@ -70,25 +72,41 @@ def _pause_values(pause: Pause) -> dict[str, Any]:
     }
 
 
+def _pause_reads(build: Callable[[Sequence[Any]], Any]) -> tuple[Prepared, Prepared]:
+    """The read ``build`` makes of the pauses table's columns, and the same read with its
+    JSON columns and times as text, for a read made again for a value that could not be
+    read (``rows.to_pause`` names it; see ``lenient``)."""
+    return Prepared(build(tuple(PAUSES.c))), Prepared(build(as_text(PAUSES.c)))
+
+
+def _as_read(reads: tuple[Prepared, Prepared]) -> Prepared:
+    return reads[1] if reading_leniently() else reads[0]
+
+
 # Built once, with bound parameters: on the resume path, building a statement costs about
 # as much as SQLite takes to run it.
-_PAUSE = Prepared(
-    select(PAUSES).where(PAUSES.c.run_id == bindparam("run_id"), PAUSES.c.key == bindparam("key"))
+_PAUSE = _pause_reads(
+    lambda columns: select(*columns).where(
+        PAUSES.c.run_id == bindparam("run_id"), PAUSES.c.key == bindparam("key")
+    )
 )
 #: the pause a run waits on now (the newest, should there ever be two)
-WAITING_PAUSE = Prepared(
-    select(PAUSES)
-    .where(PAUSES.c.run_id == bindparam("run_id"), PAUSES.c.status == PauseStatus.WAITING.value)
-    .order_by(PAUSES.c.id.desc())
-    .limit(1)
+_WAITING_PAUSE = _pause_reads(
+    lambda columns: (
+        select(*columns)
+        .where(PAUSES.c.run_id == bindparam("run_id"), PAUSES.c.status == PauseStatus.WAITING.value)
+        .order_by(PAUSES.c.id.desc())
+        .limit(1)
+    )
 )
-
 #: the newest pause of a run, whatever its status
-_LATEST_PAUSE = Prepared(
-    select(PAUSES)
-    .where(PAUSES.c.run_id == bindparam("run_id"))
-    .order_by(PAUSES.c.id.desc())
-    .limit(1)
+_LATEST_PAUSE = _pause_reads(
+    lambda columns: (
+        select(*columns)
+        .where(PAUSES.c.run_id == bindparam("run_id"))
+        .order_by(PAUSES.c.id.desc())
+        .limit(1)
+    )
 )
 
 #: what a new pause may start from: the run's newest pause, whether it was refused, and for
@@ -143,27 +161,30 @@ class PauseQueries(AuditQueries, StateChangeQueries):
         return None if row is None else str(row[0])
 
     @read_again_if_dropped
+    @read_again_if_unreadable
     def get_pause(self, run_id: str, key: str) -> Pause | None:
         if not (is_storable_text(run_id) and is_storable_text(key)):
             return None
         with self._read() as conn:
-            row = _PAUSE.execute(conn, {"run_id": run_id, "key": key}).first()
+            row = _as_read(_PAUSE).execute(conn, {"run_id": run_id, "key": key}).first()
         return None if row is None else rows.to_pause(row)
 
     @read_again_if_dropped
+    @read_again_if_unreadable
     def waiting_pause(self, run_id: str) -> Pause | None:
         """The pause a run is waiting on now, if any."""
         if not is_storable_text(run_id):
             return None
         with self._read() as conn:
-            row = WAITING_PAUSE.execute(conn, {"run_id": run_id}).first()
+            row = _as_read(_WAITING_PAUSE).execute(conn, {"run_id": run_id}).first()
         return None if row is None else rows.to_pause(row)
 
     @read_again_if_dropped
+    @read_again_if_unreadable
     def latest_pause(self, run_id: str) -> Pause | None:
         """The newest pause of a run, whatever its status."""
         with self._read() as conn:
-            row = _LATEST_PAUSE.execute(conn, {"run_id": run_id}).first()
+            row = _as_read(_LATEST_PAUSE).execute(conn, {"run_id": run_id}).first()
         return None if row is None else rows.to_pause(row)
 
     @read_again_if_dropped

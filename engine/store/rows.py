@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 from collections import namedtuple
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from signoff.engine.errors import RunUnreadable
 from signoff.engine.runs import (
@@ -23,16 +23,16 @@ from signoff.engine.runs import (
     StateChange,
     TaskRun,
 )
-from signoff.engine.store.undecodable import NotUtf8, first_not_utf8, reading_leniently
+from signoff.engine.store import lenient
+from signoff.engine.store.undecodable import reading_leniently
 
-#: the runs table's JSON columns, which a read of runs made again (see ``to_listed_run``)
-#: selects as text: SQLAlchemy would decode them as it reads the row, failing the read
-RUN_JSON_COLUMNS = ("parameters_json", "tags", "policy")
-#: the runs table's times, also selected as text then (SQLAlchemy parses them on SQLite)
-RUN_TIME_COLUMNS = ("created_at", "updated_at")
-#: what a time that cannot be read is listed as (as an unreadable audit record's)
-_NO_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+T = TypeVar("T")
+#: how many of the values of a run's rows that cannot be read a message names
+_REASONS_SHOWN = 5
+
 _STATES = frozenset(s.value for s in RunState)
+#: what stands in for a state that cannot be read: crashed, final (nothing offers to act)
+_NO_STATE = RunState.CRASHED.value
 
 
 def utc(value: datetime) -> datetime:
@@ -44,27 +44,27 @@ def utc_or_none(value: datetime | None) -> datetime | None:
     return None if value is None else utc(value)
 
 
-def check_decoded(run_id: Any, row: Any, of: str = "") -> None:
-    """On a read made again for text SQLite could not decode (see ``undecodable``): raise
-    ``RunUnreadable`` when ``row``, run ``run_id``'s or ``of`` it (``"task's "``), holds
-    some, rather than make a run of bytes."""
-    if reading_leniently():
-        column = first_not_utf8(row)
-        if column is not None:
-            raise RunUnreadable(run_id, f"its {of}{column} is not UTF-8 text")
+def shaped(convert: Callable[[Any], T]) -> Callable[[Any], T]:
+    """``convert``, failing with a ``ValueError`` (which has a read made again to name the
+    value, see ``undecodable``) on a stored value not of the shape Signoff stores."""
+
+    @functools.wraps(convert)
+    def converted(row: Any) -> T:
+        try:
+            return convert(row)
+        except (LookupError, TypeError, AttributeError) as exc:
+            raise ValueError(f"a stored value is not of its shape: {exc!r}") from exc
+
+    return converted
 
 
 def to_run(row: Any) -> Run:
     """The run of a runs row. On a read made again for a value that could not be read (see
     ``undecodable``), ``RunUnreadable`` naming the run and its columns that cannot be."""
-    if reading_leniently():
-        values, reasons = _read_leniently(row)
-        if reasons:
-            raise RunUnreadable(values["id"], "; ".join(reasons))
-        row = _row_type(tuple(values))(**values)
-    return _to_run(row)
+    return _to_run(readable(row, RUN) if reading_leniently() else row)
 
 
+@shaped
 def _to_run(row: Any) -> Run:
     return Run(
         id=row.id,
@@ -72,15 +72,15 @@ def _to_run(row: Any) -> Run:
         state=RunState(row.state),
         state_name=row.state_name,
         state_message=row.state_message,
-        parameters=dict(row.parameters_json or {}),
+        parameters=_mapping(row.parameters_json),
         created_at=utc(row.created_at),
         updated_at=utc(row.updated_at),
         started_by=row.started_by,
         owner=row.owner,
         result=row.result,
-        tags=dict(row.tags or {}),
-        approvers=tuple((row.policy or {}).get("approvers") or ()),
-        cancellers=tuple((row.policy or {}).get("cancellers") or ()),
+        tags=_mapping(row.tags),
+        approvers=_people(row.policy, "approvers"),
+        cancellers=_people(row.policy, "cancellers"),
     )
 
 
@@ -93,79 +93,82 @@ def to_listed_run(row: Any) -> Run:
     offers to act on the run); a time as 1970. Nothing stored is changed."""
     if not reading_leniently():
         return to_run(row)
-    values, reasons = _read_leniently(row)
+    values, reasons = lenient.read(row, RUN)
     run = _to_run(_row_type(tuple(values))(**values))
     if not reasons:
         return run
     return dataclasses.replace(run, unreadable="; ".join(reasons))
 
 
-def _read_leniently(row: Any) -> tuple[dict[str, Any], list[str]]:
-    """A runs row read again with its JSON columns and times as text: its values, with
-    stand-ins for those that cannot be read, and why each cannot."""
-    values = dict(zip(row._fields, row, strict=True))
-    bad = [name for name, value in values.items() if type(value) is NotUtf8]
-    not_json, not_time = [], []
-    for name in RUN_JSON_COLUMNS:
-        value = values.get(name)
-        if isinstance(value, str):  # NotUtf8 is bytes: named above
-            try:
-                values[name] = json.loads(value)
-            except ValueError:
-                not_json.append(name)
-    for name in RUN_TIME_COLUMNS:
-        value = values.get(name)
-        if isinstance(value, str):  # PostgreSQL's driver hands over a datetime
-            try:
-                values[name] = datetime.fromisoformat(value)
-            except ValueError:
-                not_time.append(name)
-    state = values.get("state")
-    unknown_state = isinstance(state, str) and state not in _STATES
-    reasons = []
-    if bad:
-        reasons.append(f"its {_names(bad)} {'is' if len(bad) == 1 else 'are'} not UTF-8 text")
-    if not_json:
-        reasons.append(f"its {_names(not_json)} {'is' if len(not_json) == 1 else 'are'} not JSON")
-    if unknown_state:
-        reasons.append(f"its state {str(state)[:50]!r} is not a state a run can be in")
-    if not_time:
-        reasons.append(f"its {_names(not_time)} {'is' if len(not_time) == 1 else 'are'} not a time")
-    for name in [*bad, *not_json, *not_time, *(["state"] if unknown_state else [])]:
-        value = values[name]
-        if name in RUN_JSON_COLUMNS:
-            values[name] = None
-        elif name in RUN_TIME_COLUMNS:
-            values[name] = _NO_TIME
-        elif name == "state":
-            values[name] = RunState.CRASHED.value
-        elif type(value) is NotUtf8:
-            values[name] = bytes(value).decode("utf-8", "backslashreplace")
-    return values, reasons
+def readable(row: Any, kind: lenient.RowKind) -> Any:
+    """``row``, of ``kind``, read again with its JSON columns and times as text (see
+    ``lenient``), decoded; ``RunUnreadable`` naming the run, the row and why, when some
+    value in it cannot be read."""
+    values, reasons = lenient.read(row, kind)
+    if reasons:
+        raise RunUnreadable(values[kind.run_id], "; ".join(reasons))
+    return _row_type(tuple(values))(**values)
 
 
-def _names(columns: list[str]) -> str:
-    return ", ".join(columns[:-1]) + " and " + columns[-1] if len(columns) > 1 else columns[0]
+def unreadable(run_id: str, found: Iterable[tuple[lenient.RowKind, Iterable[Any]]]) -> None:
+    """On a read made again (see ``undecodable``) of a run's rows of each kind ``found``:
+    ``RunUnreadable`` naming every one of them that holds a value that cannot be read, and
+    why (the first few: a log of thousands may have been edited)."""
+    if not reading_leniently():
+        return
+    reasons = [r for kind, rows in found for row in rows for r in lenient.read(row, kind)[1]]
+    if len(reasons) > _REASONS_SHOWN:
+        more = len(reasons) - _REASONS_SHOWN
+        reasons = [*reasons[:_REASONS_SHOWN], f"and {more} more value(s) that cannot be read"]
+    if reasons:
+        raise RunUnreadable(run_id, "; ".join(reasons))
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    if value is not None and not isinstance(value, dict):
+        raise TypeError(f"an object was stored as {type(value).__name__}")
+    return dict(value or {})
+
+
+def _listed(value: Any) -> tuple[Any, ...]:
+    if value is not None and not isinstance(value, list | tuple):
+        raise TypeError(f"a list was stored as {type(value).__name__}")
+    return tuple(value or ())
+
+
+def _people(policy: Any, who: str) -> tuple[str, ...]:
+    """The ``approvers`` or ``cancellers`` of a run's stored ``policy``."""
+    return _listed(_mapping(policy).get(who))
 
 
 @functools.cache
 def _row_type(fields: tuple[str, ...]) -> Any:
-    """A row of ``fields`` (a listed run's values once stand-ins replace some)."""
-    return namedtuple("ListedRow", fields)
+    """A row of ``fields`` (a row's values once decoded, stand-ins replacing some)."""
+    return namedtuple("ReadRow", fields)
 
 
 def to_state(event_row: Any) -> StateChange:
     """A STATE_CHANGED event row as an entry of the run's history."""
-    data = event_row.data or {}
-    return StateChange(
-        state=RunState(data["state"]),
-        name=data["name"],
-        message=data.get("message"),
-        at=utc(event_row.at),
-    )
+    return _to_state(readable(event_row, STATE_ENTRY) if reading_leniently() else event_row)
+
+
+@shaped
+def _to_state(event_row: Any) -> StateChange:
+    state, name, message = _state_data(event_row.data)
+    return StateChange(state=state, name=name, message=message, at=utc(event_row.at))
+
+
+def _state_data(data: Any) -> tuple[RunState, str, str | None]:
+    stored = _mapping(data)
+    return RunState(stored["state"]), stored["name"], stored.get("message")
 
 
 def to_task(row: Any) -> TaskRun:
+    return _to_task(readable(row, TASK) if reading_leniently() else row)
+
+
+@shaped
+def _to_task(row: Any) -> TaskRun:
     return TaskRun(
         key=row.key,
         task_name=row.task_name,
@@ -179,6 +182,13 @@ def to_task(row: Any) -> TaskRun:
 
 
 def to_pause(row: Any) -> Pause:
+    """The pause of a pauses row. On a read made again for a value that could not be read
+    (see ``undecodable``), ``RunUnreadable`` naming its run, the pause and the value."""
+    return _to_pause(readable(row, PAUSE) if reading_leniently() else row)
+
+
+@shaped
+def _to_pause(row: Any) -> Pause:
     return Pause(
         run_id=row.run_id,
         key=row.key,
@@ -187,27 +197,39 @@ def to_pause(row: Any) -> Pause:
         schema=row.input_schema,
         title=row.title,
         description=row.description,
-        initial=dict(row.initial or {}),
-        approvers=tuple(row.approvers or ()),
+        initial=_mapping(row.initial),
+        approvers=_listed(row.approvers),
         forbid_starter=bool(row.forbid_starter),
         created_at=utc(row.created_at),
         deadline=utc_or_none(row.deadline),
         response=row.response,
         responder=row.responder,
         answered_at=utc_or_none(row.answered_at),
-        errors=dict(row.errors or {}),
-        quorum=int(row.quorum or 1),
+        errors=_mapping(row.errors),
+        quorum=_count(row.quorum),
         veto=row.veto,
-        answers=tuple(to_given_answer(a) for a in row.answers or ()),
+        answers=_answers(row.answers),
         escalate_at=utc_or_none(row.escalate_at),
-        escalate_to=tuple(row.escalate_to or ()),
+        escalate_to=_listed(row.escalate_to),
         escalated_at=utc_or_none(row.escalated_at),
         notify=row.notify or "channel",
         confirm=bool(row.confirm),
-        delegations=tuple(
-            Delegation(by=d["by"], to=d["to"], at=datetime.fromisoformat(d["at"]))
-            for d in row.delegations or ()
-        ),
+        delegations=_delegations(row.delegations),
+    )
+
+
+def _count(value: Any) -> int:
+    return int(value or 1)
+
+
+def _answers(value: Any) -> tuple[GivenAnswer, ...]:
+    return tuple(to_given_answer(a) for a in _listed(value))
+
+
+def _delegations(value: Any) -> tuple[Delegation, ...]:
+    return tuple(
+        Delegation(by=d["by"], to=d["to"], at=datetime.fromisoformat(d["at"]))
+        for d in _listed(value)
     )
 
 
@@ -232,6 +254,8 @@ def given_answer_json(answer: GivenAnswer) -> dict[str, Any]:
 
 
 def to_log(row: Any) -> LogEntry:
+    if reading_leniently():
+        row = readable(row, LOG)
     return LogEntry(at=utc(row.at), level=row.level, message=row.message, task_key=row.task_key)
 
 
@@ -243,3 +267,51 @@ def to_event(row: Any) -> Event:
         at=utc(row.at),
         data=dict(row.data or {}),
     )
+
+
+def _text(value: Any) -> str:
+    """A key as a message names it (a stand-in's escaped bytes, if need be)."""
+    return repr(value if isinstance(value, str) else str(value))
+
+
+#: what each kind of a run's rows holds, as a read made again checks it (see ``lenient``)
+RUN = lenient.RowKind(
+    name=lambda _: "",
+    run_id="id",
+    json=("parameters_json", "tags", "policy"),
+    times=("created_at", "updated_at"),
+    choices={"state": (_STATES, "a state a run can be in")},
+    shapes={
+        "parameters_json": _mapping,
+        "tags": _mapping,
+        "policy": lambda p: (_people(p, "approvers"), _people(p, "cancellers")),
+    },
+    stand_ins={"state": _NO_STATE},
+)
+PAUSE = lenient.RowKind(
+    name=lambda v: f"pause {_text(v['key'])}",
+    json=(
+        *("input_schema", "initial", "approvers", "response", "errors", "answers"),
+        *("escalate_to", "delegations"),
+    ),
+    times=("created_at", "deadline", "answered_at", "escalate_at", "escalated_at"),
+    choices={"status": (frozenset(s.value for s in PauseStatus), "a status a pause can be in")},
+    shapes={
+        **dict.fromkeys(("initial", "errors"), _mapping),
+        **dict.fromkeys(("approvers", "escalate_to"), _listed),
+        **{"quorum": _count, "answers": _answers, "delegations": _delegations},
+    },
+)
+TASK = lenient.RowKind(
+    name=lambda v: f"task {_text(v['key'])}",
+    json=("inner_calls",),
+    times=("started_at", "ended_at"),
+    choices={"state": (_STATES, "a state a task can be in")},
+)
+LOG = lenient.RowKind(name=lambda v: f"log record {v['id']}", times=("at",))
+STATE_ENTRY = lenient.RowKind(
+    name=lambda v: f"state history entry {v['id']}",
+    json=("data",),
+    times=("at",),
+    shapes={"data": _state_data},
+)

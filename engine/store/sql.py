@@ -53,6 +53,7 @@ from signoff.engine.store.base import EVENTS, LOGS, RUN_COLUMNS, RUN_COLUMNS_AS_
 from signoff.engine.store.consumers import ConsumerQueries
 from signoff.engine.store.decisions import DecisionQueries
 from signoff.engine.store.dropped import read_again_if_dropped, write_again_if_dropped
+from signoff.engine.store.lenient import as_text
 from signoff.engine.store.listing import ListingQueries
 from signoff.engine.store.metadata import MetadataQueries
 from signoff.engine.store.pauses import PAUSES
@@ -69,30 +70,41 @@ logger = logging.getLogger(__name__)
 _RUN = Prepared(select(*RUN_COLUMNS).where(RUNS.c.id == bindparam("run_id")))
 #: ``_RUN`` on a read made again for a value that could not be read (``rows.to_run`` names it)
 _RUN_AS_TEXT = Prepared(select(*RUN_COLUMNS_AS_TEXT).where(RUNS.c.id == bindparam("run_id")))
-#: what an answer needs in one read: the run, its owner's last heartbeat and declared owner
-#: timeout, and the pause it waits on now (the newest waiting one), whose columns come
-#: last, prefixed ``pause_``
-_RESUME_TARGET = Prepared(
-    select(
-        *RUN_COLUMNS,
-        PROCESSES.c.heartbeat_at,
-        # Both drivers hand back a float as it is, but psycopg's Float result processor
-        # needs the column's type code, which a statement compiled ahead (Prepared) lacks.
-        type_coerce(PROCESSES.c.owner_timeout_seconds, NullType()).label("owner_timeout_seconds"),
-        *(c.label(f"pause_{c.name}") for c in PAUSES.c),
-    )
-    .select_from(
-        RUNS.outerjoin(PROCESSES, PROCESSES.c.id == RUNS.c.owner).outerjoin(
-            PAUSES,
-            PAUSES.c.id
-            == select(func.max(PAUSES.c.id))
-            .where(PAUSES.c.run_id == RUNS.c.id, PAUSES.c.status == PauseStatus.WAITING.value)
-            .correlate(RUNS)
-            .scalar_subquery(),
+
+
+def _resume_target(run_columns: Sequence[Any], pause_columns: Sequence[Any]) -> Prepared:
+    """What an answer needs in one read: the run, its owner's last heartbeat and declared
+    owner timeout, and the pause it waits on now (the newest waiting one), whose columns
+    come last, prefixed ``pause_``."""
+    return Prepared(
+        select(
+            *run_columns,
+            PROCESSES.c.heartbeat_at,
+            # Both drivers hand back a float as it is, but psycopg's Float result processor
+            # needs the column's type code, which a statement compiled ahead (Prepared) lacks.
+            type_coerce(PROCESSES.c.owner_timeout_seconds, NullType()).label(
+                "owner_timeout_seconds"
+            ),
+            *pause_columns,
         )
+        .select_from(
+            RUNS.outerjoin(PROCESSES, PROCESSES.c.id == RUNS.c.owner).outerjoin(
+                PAUSES,
+                PAUSES.c.id
+                == select(func.max(PAUSES.c.id))
+                .where(PAUSES.c.run_id == RUNS.c.id, PAUSES.c.status == PauseStatus.WAITING.value)
+                .correlate(RUNS)
+                .scalar_subquery(),
+            )
+        )
+        .where(RUNS.c.id == bindparam("run_id"))
     )
-    .where(RUNS.c.id == bindparam("run_id"))
-)
+
+
+_RESUME_TARGET = _resume_target(RUN_COLUMNS, [c.label(f"pause_{c.name}") for c in PAUSES.c])
+#: ``_RESUME_TARGET`` on a read made again for a value that could not be read
+_RESUME_TARGET_AS_TEXT = _resume_target(RUN_COLUMNS_AS_TEXT, as_text(PAUSES.c, "pause_"))
+_RunRow = namedtuple("_RunRow", [c.name for c in RUN_COLUMNS])  # type: ignore[misc]
 _PauseRow = namedtuple("_PauseRow", [c.name for c in PAUSES.c])  # type: ignore[misc]
 #: the runs of flows a run's flow called
 _CALLED = RUNS.alias("called")
@@ -281,6 +293,7 @@ class SqlStore(
         return rows.to_run(row)
 
     @read_again_if_dropped
+    @read_again_if_unreadable
     def resume_target(self, run_id: str, owner_timeout: float) -> ResumeTarget:
         """The run, the pause it waits on, and whether its owner lives (by the owner
         timeout it declared; ``owner_timeout`` for a row that declares none), on one
@@ -289,13 +302,17 @@ class SqlStore(
             raise RunNotFound(run_id)
         now = self.clock()
         with self._read() as conn:
-            row = _RESUME_TARGET.execute(conn, {"run_id": run_id}).first()
+            row = (
+                (_RESUME_TARGET_AS_TEXT if reading_leniently() else _RESUME_TARGET)
+                .execute(conn, {"run_id": run_id})
+                .first()
+            )
         if row is None:
             raise RunNotFound(run_id)
         declared = row.owner_timeout_seconds
         pause: Any = _PauseRow._make(row[-len(_PauseRow._fields) :])
         return ResumeTarget(
-            run=rows.to_run(row),
+            run=rows.to_run(_RunRow._make(row[: len(_RunRow._fields)])),
             pause=None if pause.id is None else rows.to_pause(pause),
             owner_alive=judge_alive(row.heartbeat_at, declared, now, owner_timeout),
             owner_timeout=owner_timeout if declared is None else declared,
@@ -316,36 +333,38 @@ class SqlStore(
             )
             if row is None:
                 raise RunNotFound(run_id)
+            as_read = as_text if reading_leniently() else tuple
             history = conn.execute(
                 # The state history is the run's STATE_CHANGED events: stored once, read here.
-                select(EVENTS)
+                select(*as_read(EVENTS.c))
                 .where(EVENTS.c.run_id == run_id, EVENTS.c.kind == EventKind.STATE_CHANGED.value)
                 .order_by(EVENTS.c.id)
             ).all()
             tasks = conn.execute(
-                select(TASKS)
+                select(*as_read(TASKS.c))
                 .where(TASKS.c.run_id == run_id)
                 .order_by(TASKS.c.started_at, TASKS.c.id)
             ).all()
             pauses = conn.execute(
-                select(PAUSES).where(PAUSES.c.run_id == run_id).order_by(PAUSES.c.id)
+                select(*as_read(PAUSES.c)).where(PAUSES.c.run_id == run_id).order_by(PAUSES.c.id)
             ).all()
             logs = conn.execute(
-                select(LOGS)
+                select(*as_read(LOGS.c))
                 .where(LOGS.c.run_id == run_id)
                 .order_by(LOGS.c.id.desc())
                 .limit(log_limit)
             ).all()
-        read = {
-            "": [row],
-            "state's ": history,
-            "task's ": tasks,
-            "pause's ": pauses,
-            "log's ": logs,
-        }
-        for of, found in read.items():
-            for each in found:
-                rows.check_decoded(run_id, each, of)
+        # Every row that cannot be read named at once, rather than the first met.
+        rows.unreadable(
+            run_id,
+            [
+                (rows.RUN, [row]),
+                (rows.STATE_ENTRY, history),
+                (rows.TASK, tasks),
+                (rows.PAUSE, pauses),
+                (rows.LOG, logs),
+            ],
+        )
         return RunDetail(
             run=rows.to_run(row),
             history=tuple(rows.to_state(r) for r in history),

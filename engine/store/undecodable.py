@@ -97,10 +97,11 @@ def read_again_if_undecodable(
 def read_again_if_unreadable(
     method: Callable[Concatenate[StoreT, P], R],
 ) -> Callable[Concatenate[StoreT, P], R]:
-    """``read_again_if_undecodable``, for a read of runs whose rows ``rows.to_run`` and
-    ``rows.to_listed_run`` check leniently: made once more also when a value it read is
-    UTF-8 but not what its column holds (``ValueError``: text that is not JSON in a JSON
-    column, a state that is none, a time that is not one), for the row to be named."""
+    """``read_again_if_undecodable``, for a read of a run's rows (the run, its pauses,
+    tasks, log records, state history) that ``rows`` checks leniently (see ``lenient``):
+    made once more also when a value it read is UTF-8 but not what its column holds
+    (``ValueError``: text that is not JSON in a JSON column, a state that is none, a time
+    that is not one, JSON not of the shape Signoff stores), for the row to be named."""
     return _read_again(method, values_too=True)
 
 

@@ -27,11 +27,12 @@ with ``slack.socket_driver()`` instead; the acks come back as the same :class:`A
 
 Modules: :mod:`.workspace` (state, kept in :mod:`.conversations`, :mod:`.triggers`,
 :mod:`.views` and :mod:`.records`, with ids from :mod:`.identifiers`), :mod:`.errors` (the
-error Slack would return), :mod:`.webapi` (HTTP server) and :mod:`.methods` (Web API
-methods), :mod:`.driver` (acting as users), :mod:`.transport` (delivering over HTTP, signed),
-:mod:`.socket_mode` (delivering over Socket Mode, on the ``websockets`` library), :mod:`.forms`
-(filling in views), :mod:`.render` (text renderings), :mod:`.web` (the sandbox as a page in a
-browser, ``signoff sandbox``). The ``slack_sandbox`` and ``signoff_bot`` fixtures live in
+error Slack would return), :mod:`.webapi` (HTTP server) and :mod:`.methods` (Web API methods),
+:mod:`.driver` (acting as users), :mod:`.app_responses` (what Slack does with the app's
+answers), :mod:`.transport` (delivering over HTTP, signed), :mod:`.socket_mode` (delivering
+over Socket Mode, on the ``websockets`` library), :mod:`.forms` (filling in views),
+:mod:`.render` (text renderings), :mod:`.web` (the sandbox as a page in a browser, ``signoff
+sandbox``). The ``slack_sandbox`` and ``signoff_bot`` fixtures live in
 ``bot.testing.pytest_plugin``, registered through the ``pytest11`` entry point once Signoff is
 installed.
 """

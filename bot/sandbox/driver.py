@@ -4,9 +4,9 @@ The driver builds the same payloads Slack sends (slack-platform.md §2) and deli
 the app receives them: signed POSTs over real HTTP (:class:`~bot.sandbox.transport.HttpDriver`)
 or envelopes over the app's Socket Mode WebSocket
 (:class:`~bot.sandbox.socket_mode.SocketModeDriver`). It then applies to the workspace what
-Slack would do with the answer: a submission answered with an empty ack closes the view,
-``response_action: update`` replaces it, ``push`` pushes, ``errors`` keeps it open, a slash
-command's answer is shown to the user::
+Slack would do with the answer (:mod:`~bot.sandbox.app_responses`): a submission answered with
+an empty ack closes the view, ``response_action: update`` replaces it, ``push`` pushes,
+``errors`` keeps it open, a slash command's answer is shown to the user::
 
     with SlackSandbox() as slack:
         driver = slack.driver("http://127.0.0.1:3000/slack/events", signing_secret="s3cr3t")
@@ -29,7 +29,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Literal
 
-from signoff.bot.forms.blockkit import check_message, check_view
+from signoff.bot.sandbox.app_responses import apply_submission_response, show_command_reply
 from signoff.bot.sandbox.errors import ApiFailure, FieldRejected, NoSuchUser, NothingToInteractWith
 from signoff.bot.sandbox.forms import (
     StateValues,
@@ -130,7 +130,9 @@ class Driver(ABC):
         response = self._send(kind, payload, (attempt, reason))
         if kind != "slash_commands":
             return response
-        shown = self._show_reply(response, payload["user_id"], payload["channel_id"])
+        shown = show_command_reply(
+            self.workspace, response, payload["user_id"], payload["channel_id"]
+        )
         return replace(response, problems=shown)
 
     def _submit_again(self, payload: JsonDict, retry: tuple[int, str]) -> AppResponse:
@@ -142,7 +144,7 @@ class Driver(ABC):
             return self._send("interactive", payload, retry)
         with self.workspace.submitting(view_id):
             response = self._send("interactive", payload, retry)
-            rejected = self._apply_submission(user, top, response)
+            rejected = apply_submission_response(self.workspace, user, top, response)
         return replace(response, problems=rejected)
 
     @abstractmethod
@@ -234,22 +236,9 @@ class Driver(ABC):
             response.status,
             extra={"action": "sandbox_slash_command", "user": who.id, "status": response.status},
         )
-        return replace(response, problems=self._show_reply(response, who.id, channel_id))
-
-    def _show_reply(self, response: AppResponse, user: str, channel: str) -> tuple[str, ...]:
-        if response.status != 200 or not response.body.strip():
-            return ()
-        data: JsonDict = response.json if response.json is not None else {"text": response.text}
-        text = str(data.get("text") or "")
-        blocks: list[JsonDict] = data.get("blocks") or []
-        problems = check_message(blocks, text)
-        if problems:
-            return tuple(problems)
-        if data.get("response_type") == "in_channel":
-            self.workspace.post_message(channel, text, blocks)
-        else:
-            self.workspace.post_ephemeral(channel, user, text, blocks, None)
-        return ()
+        return replace(
+            response, problems=show_command_reply(self.workspace, response, who.id, channel_id)
+        )
 
     # -- clicks -----------------------------------------------------------------------------
 
@@ -385,7 +374,7 @@ class Driver(ABC):
         payload.update(view=submitted, response_urls=self._response_urls(who, top, state))
         with self.workspace.submitting(top.id):
             response = self.deliver("interactive", payload)
-            rejected = self._apply_submission(who.id, top, response)
+            rejected = apply_submission_response(self.workspace, who.id, top, response)
         logger.debug(
             "%s submitted %s -> %s %s",
             who.name,
@@ -412,39 +401,6 @@ class Driver(ABC):
                     }
                 )
         return urls
-
-    def _apply_submission(self, user: str, top: OpenView, response: AppResponse) -> tuple[str, ...]:
-        """Change the view stack as Slack would after this answer to a view_submission."""
-        if response.status != 200:
-            return (f"the app answered HTTP {response.status}; Slack shows an error in the modal",)
-        action = response.response_action
-        if action is None:
-            self.workspace.close_views(user)
-            return ()
-        if action == "clear":
-            self.workspace.close_views(user, all_views=True)
-            return ()
-        if action == "errors":
-            inputs = {b.get("block_id") for b in top.blocks if b.get("type") == "input"}
-            return tuple(
-                f"errors key {key!r} is not the block_id of an input block in the view"
-                for key in response.errors
-                if key not in inputs
-            )
-        if action not in ("update", "push"):
-            return (f"unknown response_action {action!r}",)
-        new_view = (response.json or {}).get("view")
-        problems = check_view(new_view if isinstance(new_view, dict) else {})
-        if problems or not isinstance(new_view, dict):
-            return tuple(problems)
-        try:
-            if action == "update":
-                self.workspace.update_view(new_view, view_id=top.id, answering=True)
-            else:
-                self.workspace.open_modal(user, new_view, push=True)
-        except ApiFailure as failure:
-            return (failure.error,)
-        return ()
 
     def close(self, user: str) -> AppResponse | None:
         """Close ``user``'s top modal view (the Close button or the X).

@@ -1,14 +1,15 @@
-"""An input form's submission: acknowledged at once, answered afterwards, outcome shown.
+"""An input form's submission: acknowledged at once (``bot.slack.input_forms``), answered
+afterwards and its outcome shown (here).
 
 Slack waits 3 s for the answer to a ``view_submission``, and only that answer can put errors
 under a form's inputs. Resuming the run (the backend's write) is the slow part, so a
 submission goes in two steps:
 
-1. ``InputForms``, on the HTTP thread (``SlackEdge`` calls it; over Socket Mode, Bolt's
-   listener does), makes only the cheap checks: open the sealed metadata, find the
-   form's schema (``FormSchemas``: in memory, or one read), read the submitted values.
-   Values that cannot be read come back inline (``response_action: errors``); otherwise the
-   acknowledgement replaces the form with a "Submitting..." view.
+1. ``InputForms`` (``bot.slack.input_forms``), on the HTTP thread (``SlackEdge`` calls it;
+   over Socket Mode, Bolt's listener does), makes only the cheap checks: open the sealed
+   metadata, find the form's schema (``FormSchemas``: in memory, or one read), read the
+   submitted values. Values that cannot be read come back inline (``response_action:
+   errors``); otherwise the acknowledgement replaces the form with a "Submitting..." view.
 2. On ``Answerer``'s own small pool: the request's replay claim (``bot.slack.edge`` left
    it to this step, since nothing happened before), the interaction's claim (its
    ``trigger_id``'s, as ``bot.slack.redelivery`` claims other requests'), then the backend
@@ -51,9 +52,8 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Literal, overload
+from typing import Any
 
-from slack_bolt import Ack, App, BoltRequest
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.models.views import View
@@ -69,31 +69,24 @@ from signoff.bot.backends import (
     PauseStatus,
     Refused,
 )
-from signoff.bot.errors import BackendError, RunNotFound, TamperedMetadata
+from signoff.bot.errors import BackendError, RunNotFound
 from signoff.bot.forms.labels import clip
 from signoff.bot.forms.layout import MAX_TEXT
 from signoff.bot.forms.mrkdwn import escape_mrkdwn
-from signoff.bot.forms.submissions import errors_for_view, parse_submission
-from signoff.bot.slack import ids, metrics
-from signoff.bot.slack.approvers import refusal_text, slack_actor
+from signoff.bot.forms.submissions import errors_for_view
+from signoff.bot.slack import metrics
+from signoff.bot.slack.approvers import refusal_text
 from signoff.bot.slack.deleted import GONE
-from signoff.bot.slack.edge import REPLAY_CLAIM_SECONDS, replay_key
-from signoff.bot.slack.failures import reported
-from signoff.bot.slack.form_schemas import FormSchemas, uncarried
-from signoff.bot.slack.interactions import form_schema, input_view, notice_view, stale_reason
+from signoff.bot.slack.edge import REPLAY_CLAIM_SECONDS
+from signoff.bot.slack.interactions import input_view, notice_view, stale_reason
 from signoff.bot.slack.listener import WsgiApp
-from signoff.bot.slack.payloads import ViewSubmission
-from signoff.bot.slack.redelivery import REDELIVERY_CLAIM_SECONDS, interaction_key
-from signoff.bot.slack.sealing import Sealer
-from signoff.bot.slack.teams import refused_team, refused_view
+from signoff.bot.slack.redelivery import REDELIVERY_CLAIM_SECONDS
 
 __all__ = [
     "ANSWER_THREADS",
     "Answerer",
-    "InputForms",
     "PendingAnswer",
-    "register",
-    "submitting_view",
+    "not_recorded",
 ]
 
 logger = logging.getLogger(__name__)
@@ -107,18 +100,6 @@ ANSWER_THREADS = 4
 YIELD_SECONDS = 2.0
 #: How long no request must have been acknowledged before answers go ahead of their time.
 QUIET_SECONDS = 0.05
-
-
-def submitting_view() -> View:
-    """What a person sees between the acknowledgement and the outcome."""
-    view = notice_view("Submitting...", "Recording your answer...")
-    view.callback_id = ids.SUBMITTING_VIEW
-    return view
-
-
-#: ``submitting_view`` as the acknowledgement sends it, built once: slack_sdk's
-#: ``View.to_dict`` validates the whole view each time, a quarter of a millisecond.
-_SUBMITTING = submitting_view().to_dict()
 
 
 def _unshown() -> View:
@@ -267,7 +248,7 @@ class Answerer:
                 exc_info=True,
                 extra={"action": "answer_failed", "run_id": pending.run_id, "key": pending.key},
             )
-            view = _not_recorded(exc)
+            view = not_recorded(exc)
         if view is not None:
             self._show(pending, view)
 
@@ -300,7 +281,7 @@ class Answerer:
                 exc,
                 extra={"action": "answer_not_recorded", "run_id": run_id, "key": key},
             )
-            return _not_recorded(exc)
+            return not_recorded(exc)
         if isinstance(answer, Accepted):
             return self._accepted(pending, answer)
         if isinstance(answer, Refused):
@@ -424,118 +405,9 @@ class Answerer:
                 self._show(pending, _UNSHOWN)
 
 
-def _not_recorded(exc: Exception) -> View:
+def not_recorded(exc: Exception) -> View:
     return notice_view(
         "Something went wrong",
         f"Your answer was not recorded: {clip(escape_mrkdwn(str(exc)), _REASON_ROOM)}\n"
         "The prompt stays open; please answer again.",
     )
-
-
-class InputForms:
-    """The first step of an input form's submission: the cheap checks and what to
-    acknowledge it with. ``SlackEdge`` calls it straight from the HTTP thread; over Socket
-    Mode, Bolt's listener does (see ``register``).
-
-    Example::
-
-        forms = InputForms(backend, FormSchemas(), sealer, Answerer(backend, client))
-        reply = forms.acknowledge(payload, signature)  # {"response_action": ...}
-    """
-
-    def __init__(
-        self, backend: Backend, schemas: FormSchemas, sealer: Sealer, answers: Answerer
-    ) -> None:
-        self.backend = backend
-        self.schemas = schemas
-        self.sealer = sealer
-        self.answers = answers
-        #: the teams whose people may answer (``bot.slack.teams``); ``create_app`` sets
-        #: them once Slack has named the app's own
-        self.allowed_teams: frozenset[str] = frozenset()
-
-    @overload
-    def acknowledge(
-        self, body: dict[str, Any], signature: str | None, at_once: Literal[False] = False
-    ) -> dict[str, Any]: ...
-
-    @overload
-    def acknowledge(
-        self, body: dict[str, Any], signature: str | None, at_once: bool
-    ) -> dict[str, Any] | None: ...
-
-    def acknowledge(
-        self, body: dict[str, Any], signature: str | None, at_once: bool = False
-    ) -> dict[str, Any] | None:
-        """The acknowledgement of the ``view_submission`` payload ``body`` (signed with
-        ``signature`` over HTTP; None over Socket Mode), after handing a readable answer to
-        the ``Answerer``. With ``at_once``, None instead when that needs the backend (the
-        form's schema is not in memory): the caller must not wait."""
-        submission = ViewSubmission.model_validate(body)
-        team = refused_team(body, self.allowed_teams)
-        if team is not None:
-            return _replace_with(refused_view(team))
-        try:
-            meta = self.sealer.open(submission.view.private_metadata)
-        except TamperedMetadata:
-            logger.warning(
-                "form with tampered metadata refused",
-                extra={"action": "form_metadata_tampered", "user": submission.user.id},
-            )
-            return _replace_with(
-                notice_view(
-                    "Not accepted", "This form was changed after it was opened; open it again."
-                )
-            )
-        run_id, key = str(meta.get("run", "")), str(meta.get("key", ""))
-        schema = self.schemas.get(run_id, key)
-        if schema is None and isinstance(meta.get("schema"), str):
-            # Opened on another replica: the form carries its schema (sealed).
-            schema = uncarried(meta["schema"])
-            self.schemas.remember(run_id, key, schema)
-        if schema is None:
-            if at_once:
-                return None
-            try:
-                pause = self.backend.get_pause(run_id, key)
-            except RunNotFound:
-                return _replace_with(notice_view("Nothing to do", "That run no longer exists."))
-            except BackendError as exc:
-                return _replace_with(_not_recorded(exc))
-            if pause is None:
-                return _replace_with(notice_view("Nothing to do", "That input no longer exists."))
-            schema = form_schema(pause)
-            self.schemas.remember(run_id, key, schema)
-        values, problems = parse_submission(schema, submission.view.state.as_mapping())
-        if problems:
-            return {"response_action": "errors", "errors": problems}
-        self.answers.submit(
-            PendingAnswer(
-                run_id,
-                key,
-                values,
-                slack_actor(body["user"]),
-                submission.view.id,
-                submission.view.private_metadata,
-                schema,
-                # Over HTTP the edge left this request's replay claim to the answer (see
-                # bot.slack.edge); Socket Mode requests come over our own connection.
-                replay_key(signature) if signature else None,
-                interaction_key(submission.trigger_id) if submission.trigger_id else None,
-            )
-        )
-        return {"response_action": "update", "view": _SUBMITTING}
-
-
-def _replace_with(view: View) -> dict[str, Any]:
-    return {"response_action": "update", "view": view.to_dict()}
-
-
-def register(app: App, forms: InputForms) -> None:
-    """Add the input form's submission listener to ``app`` (Socket Mode's way in)."""
-
-    @app.view(ids.INPUT_VIEW)
-    @reported
-    def submit_form(ack: Ack, body: dict[str, Any], request: BoltRequest) -> None:
-        signature = request.headers.get("x-slack-signature", [None])[0]
-        ack(**forms.acknowledge(body, signature))

@@ -26,21 +26,22 @@ from signoff.bot.backends import Backend, Watch
 from signoff.bot.config import BotSettings
 from signoff.bot.errors import SlackUnreachable, TokenRefused
 from signoff.bot.slack import (
-    answering,
     approvers,
     commands,
     decisions,
     home,
     ids,
+    input_forms,
     interactions,
     redelivery,
     reminders,
     teams,
 )
-from signoff.bot.slack.answering import Answerer, InputForms
+from signoff.bot.slack.answering import Answerer
 from signoff.bot.slack.approvers import Approvers
 from signoff.bot.slack.failures import log_failure
 from signoff.bot.slack.form_schemas import FormSchemas
+from signoff.bot.slack.input_forms import InputForms
 from signoff.bot.slack.metrics import MeteredWebClient
 from signoff.bot.slack.notifier import SlackNotifier
 from signoff.bot.slack.sealing import Sealer
@@ -288,7 +289,7 @@ def create_app(
     forms.allowed_teams = allowed
     sealer = forms.sealer
     interactions.register(app, backend, forms.schemas, sealer)
-    answering.register(app, forms)
+    input_forms.register(app, forms)
     decisions.register(app, backend, sealer)
     commands.register(app, backend, sealer)
     home.register(app, backend)

@@ -162,7 +162,7 @@ class SlackEdge:
         signing_secret: The app's signing secret.
         clock: UNIX seconds now (tests may pass their own).
         forms: What acknowledges an input form's submission (payload, signature): the
-            JSON to answer with (``bot.slack.answering.InputForms.acknowledge``). Without
+            JSON to answer with (``bot.slack.input_forms.InputForms.acknowledge``). Without
             it, Bolt's listener does.
     """
 

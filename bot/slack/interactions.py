@@ -118,7 +118,7 @@ def input_view(
 
 
 def register(app: App, backend: Backend, schemas: FormSchemas, sealer: Sealer) -> None:
-    """Add the button that opens an input form to ``app`` (``bot.slack.answering`` takes the
+    """Add the button that opens an input form to ``app`` (``bot.slack.input_forms`` takes the
     form's submission); ``schemas`` learns each opened form's schema."""
 
     @app.action(ids.PROVIDE_INPUT)

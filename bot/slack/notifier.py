@@ -35,7 +35,7 @@ from slack_sdk.errors import SlackApiError
 from signoff.bot.backends import Actor, Backend, Event, EventKind, Pause, PauseStatus, Run, RunState
 from signoff.bot.errors import RunNotChangeable, SecretField, SlackRateLimited, SlackUnavailable
 from signoff.bot.forms.modals import ModalError, check_renderable
-from signoff.bot.slack import deleted, home, ids, messages, reminders
+from signoff.bot.slack import deleted, home, ids, messages, reminders, thread_notes
 from signoff.bot.slack.approvers import Approvers
 from signoff.bot.slack.direct import PERSON_UNREACHABLE, DirectPrompts
 from signoff.bot.slack.posting import MESSAGE_REFUSED, MessageRefused, Poster, refusal_details
@@ -104,7 +104,7 @@ class SlackNotifier:
         # them had only "to".
         added = [str(a) for a in event.data.get("added", event.data.get("to")) or []]
         if thread is not None:
-            self.threads.note_once(event, thread, messages.escalation_text(key, added, pause))
+            self.threads.note_once(event, thread, thread_notes.escalation_text(key, added, pause))
         if pause is not None and pause.status is PauseStatus.WAITING:
             self._counted(event)  # the prompt now names the added approvers
             if pause.notify == "dm":
@@ -243,7 +243,7 @@ class SlackNotifier:
             self._settled_prompt(run, pause)
             return
         if pause.unanswerable is not None:
-            note = messages.unanswerable_text(pause)
+            note = thread_notes.unanswerable_text(pause)
             self._cannot_ask(event, run, pause, note, "prompt_unanswerable")
             return
         if pause.schema is not None:
@@ -251,7 +251,7 @@ class SlackNotifier:
                 check_renderable(pause.schema, description=pause.description)
             except SecretField as exc:
                 # Given from the command line, as the model means it to be: the run waits.
-                note = messages.secret_text(run, pause, exc.field)
+                note = thread_notes.secret_text(run, pause, exc.field)
                 self._cannot_ask(event, run, pause, note, "prompt_secret", str(exc)[:300])
                 return
             except ModalError as exc:
@@ -286,7 +286,7 @@ class SlackNotifier:
         short = self.groups.short_of_quorum(run, pause)
         if short is not None:
             groups = any(_GROUP.match(p) for p in (*pause.approvers, *pause.escalate_to))
-            text = messages.short_quorum_text(key, pause.quorum, short, groups=groups)
+            text = thread_notes.short_quorum_text(key, pause.quorum, short, groups=groups)
             self.threads.note_once(event, thread, text)
             logger.warning(
                 "fewer people may answer than the quorum needs",
@@ -370,7 +370,7 @@ class SlackNotifier:
                     reason=f"cancelled by the Slack bot: input {what} cannot be shown ({reason})",
                 )
                 cancelled = True
-        note = messages.unrenderable_text(
+        note = thread_notes.unrenderable_text(
             pause, reason, cancelled=cancelled, elsewhere=self.backend.answerable_elsewhere
         )
         self._cannot_ask(event, run, pause, note, "prompt_unrenderable", reason[:300])
@@ -431,7 +431,7 @@ class SlackNotifier:
         self.threads.note_once(
             event,
             thread,
-            messages.rejection_text(
+            thread_notes.rejection_text(
                 event.data.get("responder"), errors, event.data.get("response")
             ),
         )
@@ -445,7 +445,7 @@ class SlackNotifier:
             self._close_thread_prompt(run, thread, key, ts)
         self._refresh_root(run, thread)
         if run.state is not RunState.COMPLETED:
-            self.threads.note_once(event, thread, messages.finished_text(run))
+            self.threads.note_once(event, thread, thread_notes.finished_text(run))
         logger.info(
             "run outcome posted",
             extra={"action": "run_outcome_posted", "run_id": run.id, "state": run.state.value},

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 from signoff.bot.backends import Backend, PauseStatus
 from signoff.bot.errors import BackendError
-from signoff.bot.slack import ids, messages
+from signoff.bot.slack import ids, thread_notes
 
 logger = logging.getLogger(__name__)
 
@@ -140,7 +140,7 @@ def _post(notifier: SlackNotifier, run_id: str, key: str) -> bool:
         return False
     # Claimed, so posted once whichever replica fired the job: not only by the one holding
     # the notifier's lease, which may not be among the processes that fire it.
-    text = messages.reminder_text(run, pause)
+    text = thread_notes.reminder_text(run, pause)
     reply = notifier.reply(run_id, thread, f"reminder.{key}", text, fenced=False)
     backend.set_record(run_id, claim, reply["ts"])
     logger.info(

@@ -15,7 +15,7 @@ from slack_sdk.errors import SlackApiError
 from signoff.bot.backends import Backend
 from signoff.bot.config import BotSettings
 from signoff.bot.errors import TokenRefused
-from signoff.bot.slack.answering import Answerer, InputForms
+from signoff.bot.slack.answering import Answerer
 from signoff.bot.slack.app import (
     HTTP_THREADS,
     check_slack,
@@ -27,6 +27,7 @@ from signoff.bot.slack.app import (
 from signoff.bot.slack.approvers import Approvers
 from signoff.bot.slack.edge import SlackEdge
 from signoff.bot.slack.form_schemas import FormSchemas
+from signoff.bot.slack.input_forms import InputForms
 from signoff.bot.slack.listener import AtOnce, HttpListener, StartResponse, WsgiApp, http_url
 from signoff.bot.slack.metrics import Metrics, observe_timer
 from signoff.bot.slack.payloads import MAX_BODY_BYTES

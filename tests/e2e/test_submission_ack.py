@@ -29,7 +29,8 @@ from signoff.bot.backends.embedded import EmbeddedBackend
 from signoff.bot.config import BotSettings
 from signoff.bot.sandbox import SlackSandbox
 from signoff.bot.slack import ids
-from signoff.bot.slack.answering import Answerer, InputForms, PendingAnswer
+from signoff.bot.slack.answering import Answerer, PendingAnswer
+from signoff.bot.slack.input_forms import InputForms
 from signoff.bot.slack.server import Server
 from signoff.bot.testing import SIGNING_SECRET, RunningBot, form_errors, outcome, running_bot
 from signoff.engine import Engine, PauseStatus, RunState, flow, pause_flow_run

@@ -20,6 +20,7 @@
     └── BackendError         (bot.backends) what runs the flows failed or refused
         ├── BackendUnavailable (backend)               it did not answer (database, server)
         ├── RunNotFound (run_id)
+        ├── RunUnreadable (run_id, reason)             a run's stored rows were changed by hand
         ├── FlowUnknown (flow, known)                  no flow or deployment of that name
         ├── NotPermitted (action, actor, reason, allowed, run_id)   the rules refuse this person
         ├── ParametersInvalid (flow, errors)           parameters break the flow's schema
@@ -161,6 +162,16 @@ class BackendUnavailable(BackendError):
         super().__init__(f"the {backend} backend is unavailable: {reason}")
 
 
+class RunUnreadable(BackendError):
+    """A run's stored rows were changed outside Signoff and cannot be read. Not the backend
+    being down: retrying changes nothing, and every other run still answers."""
+
+    def __init__(self, run_id: str, reason: str, message: str) -> None:
+        self.run_id = run_id
+        self.reason = reason
+        super().__init__(message)
+
+
 class RunNotFound(BackendError):
     """No run has that id (or, with ``several``, more than one run starts with it)."""
 
@@ -239,6 +250,7 @@ __all__ = [
     "PayloadError",
     "RunNotChangeable",
     "RunNotFound",
+    "RunUnreadable",
     "SettingsError",
     "SlackUnreachable",
     "TamperedMetadata",

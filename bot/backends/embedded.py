@@ -58,6 +58,7 @@ from signoff.bot.errors import (
     ParametersInvalid,
     RunNotChangeable,
     RunNotFound,
+    RunUnreadable,
 )
 from signoff.engine.audit import describe
 
@@ -89,6 +90,8 @@ def translated() -> Iterator[None]:
         raise ParametersInvalid(exc.flow, dict(exc.errors), str(exc)) from exc
     except eng.InvalidTransition as exc:
         raise RunNotChangeable(exc.run_id, exc.current, exc.requested, str(exc)) from exc
+    except eng.RunUnreadable as exc:
+        raise RunUnreadable(str(exc.run_id), exc.reason, str(exc)) from exc
     except eng.StoreError as exc:
         raise BackendUnavailable("embedded", str(exc)) from exc
     except eng.EngineError as exc:

@@ -17,6 +17,7 @@ from typing import Literal
 
 import pytest
 import yaml
+from sqlalchemy import text as sql
 
 from signoff.bot.config import BotSettings
 from signoff.bot.errors import SettingsError
@@ -541,3 +542,23 @@ def test_a_long_flow_name_full_of_markup_still_lists_with_its_cancel_button(
     asked = cancel["confirm"]["text"]["text"]
     assert len(asked) <= 300 and asked.startswith("*R&amp;D &lt;ops&gt; &amp; go")
     assert asked.endswith(f"…* run `{run.id[:8]}` stops where it is. This cannot be undone.")
+
+
+def test_show_of_a_run_changed_by_hand_names_it_and_other_runs_still_answer(
+    engine: Engine, bot: RunningBot
+) -> None:
+    """It said "the embedded backend is unavailable", as if the database were down."""
+    broken = engine.submit("rc-deploy", {"service": "api"})
+    bot.root_message(broken.id)
+    fine = engine.submit("rc-quick", {"n": 3})
+    finished(engine, fine.id)
+    with engine.store.engine.begin() as conn:
+        conn.execute(
+            sql("UPDATE pauses SET status = 'exploded' WHERE run_id = :id"), {"id": broken.id}
+        )
+
+    reply = runs(bot, "alice", f"show {broken.id}").text
+    assert f"run {broken.id} cannot be read" in reply
+    assert "status 'exploded' of its pause '1'" in reply
+    assert "unavailable" not in reply
+    assert "is *completed*" in runs(bot, "alice", f"show {fine.id}").text

@@ -18,8 +18,8 @@ from signoff.bot.demo.plans import Answer, Plan, load_plans, read_answer
 from signoff.bot.demo.transcript import (
     CHANNEL,
     Demo,
-    TooLong,
     Unshowable,
+    WouldNotSend,
     quiet_logs,
     wait_for,
 )
@@ -180,7 +180,7 @@ def _answer_input(
                     demo.close_form(open_form)
                 open_form = None
                 refused = demo.answer(run, answer.user, answer.values, note, prompt)
-        except TooLong as why:
+        except WouldNotSend as why:
             # Refused before it was sent, with the form open: typed, it can be fixed there.
             open_form = answer.user
             if typed is not None:
@@ -189,7 +189,7 @@ def _answer_input(
                 )
                 continue
             demo.close_form(open_form)
-            demo.engine.cancel(run.id, by="the demo: an answer too long for its form")
+            demo.engine.cancel(run.id, by="the demo: an answer its form would not send")
             return f"{answers_file}, input {key}: {why}"
         if not refused:
             return None

@@ -16,6 +16,7 @@ from typing import Any, Protocol, TypeVar
 
 import click
 
+from signoff.bot.forms.labels import clip
 from signoff.bot.sandbox import (
     Message,
     OpenView,
@@ -26,7 +27,13 @@ from signoff.bot.sandbox import (
     render_mrkdwn,
     render_view,
 )
-from signoff.bot.sandbox.forms import find_element, text_too_long
+from signoff.bot.sandbox.forms import (
+    BOXES,
+    element_state,
+    find_element,
+    text_too_long,
+    typed_problem,
+)
 from signoff.bot.slack import ids, reminders
 from signoff.bot.slack.server import Server
 from signoff.bot.testing import SIGNING_SECRET, form_errors, outcome
@@ -44,10 +51,10 @@ class Unshowable(Exception):
     """The run's input cannot be shown in Slack; the message is the bot's note saying why."""
 
 
-class TooLong(Exception):
-    """An answer holds more text than its input's Slack text box takes: the Slack client
-    would refuse it before sending, so the demo does too. The message names the field and
-    the limit."""
+class WouldNotSend(Exception):
+    """An answer its input's Slack box refuses (more text than it takes, no email address,
+    a number out of its bounds...): the Slack client would refuse it before sending, so the
+    demo does too. The message names the field and the limit."""
 
 
 class RunRef(Protocol):
@@ -265,27 +272,41 @@ class Demo:
 
     @staticmethod
     def check_fits(view: OpenView, values: dict[str, Any]) -> None:
-        """Refuse, before anything is sent, text longer than its input's box takes (its
-        max_length, or the 3,000 characters of any Slack text box), as the Slack client
-        does: the demo's answers skip the client, and a body that large only broke the
-        connection ("Broken pipe").
+        """Refuse, before anything is sent, what the Slack client would not send: text
+        longer than its box takes (its max_length, or the 3,000 characters of any Slack
+        box), an email address, URL or number its box refuses, and a value no person could
+        enter (a number into an email box). The demo's answers skip the client: a body that
+        large only broke the connection ("Broken pipe"), and a wrong type was a traceback.
+
+        A text shorter than its min_length goes on, for the bot's own refusal to show.
 
         Raises:
-            TooLong: A value does not fit; the message names the field and the limit.
+            WouldNotSend: A value does not fit; the message names the field and the limit.
         """
         blocks = view.view.get("blocks", [])
         for key, value in values.items():
-            if not isinstance(value, str):
-                continue
             try:
                 element = find_element(blocks, key)[3]
             except UnknownField:
                 continue  # the submission names it
-            limit = text_too_long(element, value)
+            try:
+                typed = element_state(element, value).get("value")
+            except (TypeError, ValueError) as exc:
+                raise WouldNotSend(f"field {key!r} cannot be entered: {exc}") from exc
+            box = BOXES.get(str(element["type"]))
+            if box is None or not isinstance(typed, str) or not typed:
+                continue  # no box, or empty: the submission judges it
+            limit = text_too_long(element, typed)
             if limit is not None:
-                raise TooLong(
-                    f"field {key!r} holds {len(value):,} characters, but its text box takes "
+                raise WouldNotSend(
+                    f"field {key!r} holds {len(typed):,} characters, but its {box} takes "
                     f"at most {limit:,}: the Slack client would not send it"
+                )
+            problem = typed_problem(element, typed)
+            if problem is not None and element["type"] != "plain_text_input":
+                raise WouldNotSend(
+                    f"field {key!r} is {clip(typed, 60)!r}, which its {box} refuses "
+                    f'("{problem}"): the Slack client would not send it'
                 )
 
     def close_form(self, user: str) -> None:
@@ -392,8 +413,8 @@ __all__ = [
     "UNSHOWABLE",
     "Demo",
     "RunRef",
-    "TooLong",
     "Unshowable",
+    "WouldNotSend",
     "quiet_logs",
     "wait_for",
 ]

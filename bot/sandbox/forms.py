@@ -27,6 +27,7 @@ from signoff.bot.sandbox.errors import FieldRejected, UnknownField
 from signoff.bot.sandbox.records import JsonDict
 
 __all__ = [
+    "BOXES",
     "FIELD_PREFIX",
     "TEXT_BOX",
     "StateValues",
@@ -37,6 +38,7 @@ __all__ = [
     "initial_state",
     "stateful_elements",
     "text_too_long",
+    "typed_problem",
 ]
 
 #: ``block_id`` prefix of inputs rendered from a model field (``field:<dotted.path>``).
@@ -75,6 +77,15 @@ _REQUIRED = "Please complete this required field."
 #: the most a Slack text box (plain_text_input) holds: its ``max_length`` goes up to 3000,
 #: and one without takes no more either
 TEXT_BOX = 3000
+#: the inputs a person types into, by what the Slack client calls them to the person.
+#: Slack documents no length for the email, URL and number boxes; none is taken to hold
+#: more than a text box, which also keeps a submission within what a request may carry.
+BOXES = {
+    "plain_text_input": "text box",
+    "email_text_input": "email box",
+    "url_text_input": "URL box",
+    "number_input": "number box",
+}
 
 
 def stateful_elements(blocks: Iterable[Any]) -> Iterator[tuple[JsonDict, str, str, JsonDict]]:
@@ -318,13 +329,38 @@ def _characters(count: int) -> str:
 
 
 def text_too_long(element: Mapping[str, Any], text: str) -> int | None:
-    """The limit ``text`` goes over in the text box ``element`` (its ``max_length``, else
-    the :data:`TEXT_BOX` any Slack text box holds), which the Slack client refuses before
-    sending; None when it fits or ``element`` is no plain_text_input."""
-    if element.get("type") != "plain_text_input":
+    """The limit ``text`` goes over in the box ``element`` (a text box's ``max_length``, else
+    the :data:`TEXT_BOX` any Slack box holds), which the Slack client refuses before
+    sending; None when it fits or ``element`` is none of :data:`BOXES`."""
+    kind = element.get("type")
+    if kind not in BOXES:
         return None
-    limit = min(int(element.get("max_length") or TEXT_BOX), TEXT_BOX)
+    limit = TEXT_BOX
+    if kind == "plain_text_input":
+        limit = min(int(element.get("max_length") or TEXT_BOX), TEXT_BOX)
     return limit if len(text) > limit else None
+
+
+def typed_problem(element: Mapping[str, Any], text: str) -> str | None:
+    """What the Slack client says under the box ``element`` (one of :data:`BOXES`) when
+    ``text`` is typed into it, refusing to send it; None when it would send it."""
+    kind = element.get("type")
+    high = text_too_long(element, text)
+    if high is not None:
+        return f"Please enter no more than {_characters(high)}."
+    if kind == "plain_text_input":
+        low = element.get("min_length")
+        if low is not None and len(text) < low:
+            return f"Please enter at least {_characters(low)}."
+    elif kind == "number_input":
+        return _number_problem(element, text)
+    elif kind == "email_text_input" and not _EMAIL.fullmatch(text):
+        return "Please enter a valid email address."
+    elif kind == "url_text_input":
+        parts = urlsplit(text)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            return "Please enter a valid URL."
+    return None
 
 
 def client_problems(view: Mapping[str, Any], state: StateValues) -> dict[str, str]:
@@ -344,21 +380,7 @@ def client_problems(view: Mapping[str, Any], state: StateValues) -> dict[str, st
                 problems[block_id] = _REQUIRED
             continue
         raw = value.get("value")
-        problem: str | None = None
-        if kind == "plain_text_input" and isinstance(raw, str):
-            low, high = element.get("min_length"), text_too_long(element, raw)
-            if low is not None and len(raw) < low:
-                problem = f"Please enter at least {_characters(low)}."
-            elif high is not None:
-                problem = f"Please enter no more than {_characters(high)}."
-        elif kind == "number_input" and isinstance(raw, str):
-            problem = _number_problem(element, raw)
-        elif kind == "email_text_input" and not _EMAIL.fullmatch(str(raw)):
-            problem = "Please enter a valid email address."
-        elif kind == "url_text_input":
-            parts = urlsplit(str(raw))
-            if parts.scheme not in ("http", "https") or not parts.netloc:
-                problem = "Please enter a valid URL."
+        problem = typed_problem(element, raw) if kind in BOXES and isinstance(raw, str) else None
         limit = element.get("max_selected_items") or element.get("max_files")
         chosen = value.get(_SHAPES[kind][0])
         if isinstance(chosen, list) and limit is not None and len(chosen) > limit:

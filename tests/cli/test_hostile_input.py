@@ -102,6 +102,138 @@ def test_an_answer_typed_too_long_is_refused_and_asked_again(sqlite_cli: Cli) ->
     assert "cli-approve        completed" in done.stdout, done.stdout[-2000:]
 
 
+#: a flow whose form has an email, a URL and a number box (names unique to this module)
+CONTACT_FLOWS = """
+import pydantic
+
+from signoff.engine import flow, pause_flow_run
+from signoff.engine.input import RunInput
+
+
+class Contact(RunInput):
+    email: pydantic.EmailStr
+    site: pydantic.AnyHttpUrl
+    count: int = pydantic.Field(ge=1, le=10)
+
+
+@flow(name="hostile-contact")
+def contact() -> str:
+    answer = pause_flow_run(wait_for_input=Contact)
+    return f"{answer.email} {answer.site} {answer.count}"
+"""
+GOOD_CONTACT = {"email": "ann@example.com", "site": "https://example.com", "count": 3}
+BIG = 3_000_000
+WOULD_NOT = ": the Slack client would not send it"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "refused"),
+    [
+        (
+            "email",
+            "a" * BIG + "@example.com",
+            f"field 'email' holds {BIG + 12:,} characters, but its email box takes at most 3,000"
+            + WOULD_NOT,
+        ),
+        (
+            "site",
+            "https://example.com/" + "a" * BIG,
+            f"field 'site' holds {BIG + 20:,} characters, but its URL box takes at most 3,000"
+            + WOULD_NOT,
+        ),
+        (
+            "count",
+            "1" * BIG,
+            f"field 'count' holds {BIG:,} characters, but its number box takes at most 3,000"
+            + WOULD_NOT,
+        ),
+        (
+            "email",
+            "ann at example.com",
+            "field 'email' is 'ann at example.com', which its email box refuses "
+            '("Please enter a valid email address.")' + WOULD_NOT,
+        ),
+        (
+            "site",
+            "ftp://example.com",
+            "field 'site' is 'ftp://example.com', which its URL box refuses "
+            '("Please enter a valid URL.")' + WOULD_NOT,
+        ),
+        (
+            "count",
+            11,
+            "field 'count' is '11', which its number box refuses "
+            '("Please enter a number between 1 and 10.")' + WOULD_NOT,
+        ),
+        (
+            "count",
+            2.5,
+            "field 'count' is '2.5', which its number box refuses "
+            '("Please enter a whole number.")' + WOULD_NOT,
+        ),
+        (
+            "count",
+            True,
+            "field 'count' cannot be entered: number_input takes a number or str, not bool",
+        ),
+    ],
+    ids=[
+        "email-too-long",
+        "url-too-long",
+        "number-too-long",
+        "not-an-email",
+        "not-http",
+        "above-maximum",
+        "not-whole",
+        "a-boolean",
+    ],
+)
+def test_an_answer_its_email_url_or_number_box_refuses_is_refused_by_name_before_it_is_sent(
+    sqlite_cli: Cli, field: str, value: object, refused: str
+) -> None:
+    # Before: 3 MB in an email or URL box broke the connection ("unexpected URLError:
+    # Broken pipe"), or the demo timed out waiting for the run; True for a number was
+    # "unexpected FieldRejected"; a malformed value the Slack client refuses was sent on,
+    # and the run cancelled as "answers.json has no answer for input 1".
+    (sqlite_cli.tmp_path / "contact.py").write_text(CONTACT_FLOWS)
+    answers = {"hostile-contact": [{**GOOD_CONTACT, field: value}]}
+    (sqlite_cli.tmp_path / "answers.json").write_text(json.dumps(answers))
+    done = sqlite_cli("demo", "--flows", "contact.py", "--answers", "answers.json")
+    assert done.returncode == 1
+    assert f"✘ hostile-contact: answers.json, input 1: {refused}\n" in done.stderr
+    assert "URLError" not in done.stderr and "Traceback" not in done.stderr
+    assert "unexpected" not in done.stderr
+    assert "hostile-contact    cancelled" in done.stdout
+    assert "aaaa" not in done.stdout + done.stderr  # refused before it is shown submitted
+
+
+def test_an_email_url_or_number_typed_wrong_is_refused_and_asked_again(sqlite_cli: Cli) -> None:
+    assert sqlite_cli.forks is not None
+    (sqlite_cli.tmp_path / "contact.py").write_text(CONTACT_FLOWS)
+    wrong = [
+        {**GOOD_CONTACT, "email": "x" * 3001 + "@example.com"},
+        {**GOOD_CONTACT, "site": "example.com"},
+        {**GOOD_CONTACT, "count": "ten"},
+    ]
+    typed = "".join(json.dumps(a) + "\n" for a in [*wrong, GOOD_CONTACT])
+    done = sqlite_cli.forks.run(
+        ["demo", "--flows", "contact.py"],
+        env=sqlite_cli.env,
+        cwd=sqlite_cli.tmp_path,
+        input=typed,
+    )
+    for refused in (
+        "field 'email' holds 3,013 characters, but its email box takes at most 3,000",
+        "field 'site' is 'example.com', which its URL box refuses",
+        "field 'count' is 'ten', which its number box refuses (\"Please enter a number.\")",
+    ):
+        assert f"hostile-contact input 1: {refused}" in done.stderr, done.stderr[-2000:]
+    assert done.stderr.count("the Slack client would not send it; try again") == 3
+    assert "Traceback" not in done.stderr
+    assert "hostile-contact    completed" in done.stdout, done.stdout[-2000:]
+    assert "ann@example.com https://example.com/ 3" in done.stdout
+
+
 @pytest.mark.parametrize(
     ("url", "named"),
     [

@@ -11,23 +11,16 @@ by" themselves.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pydantic
-import pytest
 
-from signoff.bot.backends.embedded import EmbeddedBackend
-from signoff.bot.config import BotSettings
 from signoff.bot.sandbox import Driver, SlackSandbox
 from signoff.bot.slack import ids
-from signoff.bot.slack.server import Server
-from signoff.bot.testing import SIGNING_SECRET, RunningBot, form_errors, outcome, running_bot
+from signoff.bot.testing import SIGNING_SECRET, RunningBot, form_errors, outcome
 from signoff.engine import Engine, RunState, flow, pause_flow_run
 from signoff.engine.input import RunInput
 from tests.support.replicas import another_replica
 from tests.support.waiting import wait_for
-
-APP_TOKEN = "xapp-1-test"
 
 
 class Amount(RunInput):
@@ -42,29 +35,6 @@ def ra_one() -> int:
 @flow(name="redelivered-two", approvers=["U0ALICE", "U0BOB"])
 def ra_two() -> list[int]:
     return [a.value.amount for a in pause_flow_run(Amount, timeout=600, quorum=2)]
-
-
-@pytest.fixture
-def bot(engine: Engine) -> Iterator[RunningBot]:
-    with running_bot(engine=engine) as running:
-        yield running
-
-
-@pytest.fixture
-def socket_bot(engine: Engine) -> Iterator[tuple[SlackSandbox, Driver]]:
-    with SlackSandbox(app_token=APP_TOKEN) as slack:
-        settings = BotSettings.load(
-            bot_token=slack.token,
-            app_token=APP_TOKEN,
-            api_url=slack.api_url,
-            channel="C0GENERAL",
-        )
-        server = Server(EmbeddedBackend(engine), settings, port=0)
-        server.start()
-        try:
-            yield slack, slack.socket_driver()
-        finally:
-            server.stop()
 
 
 def shown(slack: SlackSandbox, user: str) -> str:

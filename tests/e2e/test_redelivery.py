@@ -10,22 +10,16 @@ envelope with ``retry_attempt``. Either way it is the same interaction, with the
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 
-from signoff.bot.backends.embedded import EmbeddedBackend
-from signoff.bot.config import BotSettings
-from signoff.bot.sandbox import SlackSandbox
+from signoff.bot.sandbox import Driver, SlackSandbox
 from signoff.bot.slack import ids
-from signoff.bot.slack.server import Server
 from signoff.bot.testing import SIGNING_SECRET, RunningBot, running_bot
 from signoff.engine import Engine, RunState, flow, pause_flow_run
 from signoff.engine.input import RunInput
 from tests.support.replicas import another_replica
 from tests.support.waiting import wait_for
-
-APP_TOKEN = "xapp-1-test"
 
 
 class Go(RunInput):
@@ -35,12 +29,6 @@ class Go(RunInput):
 @flow(name="rd-wait")
 def rd_wait(label: str) -> bool:
     return pause_flow_run(wait_for_input=Go, timeout=600).ok
-
-
-@pytest.fixture
-def bot(engine: Engine) -> Iterator[RunningBot]:
-    with running_bot(engine=engine) as running:
-        yield running
 
 
 def replies(slack: SlackSandbox, user: str, words: str) -> list[str]:
@@ -130,33 +118,16 @@ def test_a_cancel_slack_delivers_again_is_answered_once(engine: Engine, bot: Run
     ]
 
 
-@pytest.fixture
-def socket_sandbox() -> Iterator[SlackSandbox]:
-    with SlackSandbox(app_token=APP_TOKEN) as slack:
-        yield slack
-
-
 def test_a_start_command_redelivered_over_socket_mode_starts_one_run(
-    engine: Engine, socket_sandbox: SlackSandbox
+    engine: Engine, socket_bot: tuple[SlackSandbox, Driver]
 ) -> None:
-    settings = BotSettings.load(
-        bot_token=socket_sandbox.token,
-        app_token=APP_TOKEN,
-        api_url=socket_sandbox.api_url,
-        channel="C0GENERAL",
-    )
-    server = Server(EmbeddedBackend(engine), settings, port=0)
-    server.start()
-    try:
-        driver = socket_sandbox.socket_driver()
-        assert driver.slash_command("alice", "/runs", "start rd-wait label=x").status == 200
-        wait_for(lambda: engine.list_runs(), timeout=10, what="the run")
-        again = driver.redeliver(attempt=1, reason="timeout")
-        assert (again.status, again.json, again.problems) == (200, None, ())
-        assert len(settle(socket_sandbox, "U0ALICE", "Started")) == 1
-        assert len(engine.list_runs()) == 1
-    finally:
-        server.stop()
+    slack, driver = socket_bot
+    assert driver.slash_command("alice", "/runs", "start rd-wait label=x").status == 200
+    wait_for(lambda: engine.list_runs(), timeout=10, what="the run")
+    again = driver.redeliver(attempt=1, reason="timeout")
+    assert (again.status, again.json, again.problems) == (200, None, ())
+    assert len(settle(slack, "U0ALICE", "Started")) == 1
+    assert len(engine.list_runs()) == 1
 
 
 def test_a_second_sandbox_on_the_same_database_is_not_taken_for_a_redelivery(

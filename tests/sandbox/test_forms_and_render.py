@@ -166,6 +166,28 @@ def test_client_problems_for_lengths_count_in_the_singular_and_plural():
     }
 
 
+def test_client_problems_for_email_url_and_number_boxes_longer_than_a_text_box():
+    # Slack gives them no length of their own; none takes more than a text box.
+    def box(kind: str) -> dict:
+        element = {"type": kind, "action_id": "v"}
+        if kind == "number_input":
+            element["is_decimal_allowed"] = False
+        return {"type": "input", "block_id": kind, "label": pt(kind), "element": element}
+
+    kinds = ("email_text_input", "url_text_input", "number_input")
+    view = {"blocks": [box(kind) for kind in kinds]}
+    fits = {"email_text_input": "a@b.co", "url_text_input": "https://x.io", "number_input": "7"}
+    assert client_problems(view, fill_state(view, fits)) == {}
+    over = {
+        "email_text_input": "a" * 2995 + "@b.co" + "m",
+        "url_text_input": "https://x.io/" + "a" * 2988,
+        "number_input": "1" * 3001,
+    }
+    assert client_problems(view, fill_state(view, over)) == dict.fromkeys(
+        kinds, "Please enter no more than 3000 characters."
+    )
+
+
 VIEW = {
     "type": "modal",
     "callback_id": "run_input",

@@ -245,19 +245,32 @@ class DurableConsumer:
         if position is None:
             raise LeaseLost(self.name)
         self.position = position
-        events = self.store.events_after(position, limit=self.BATCH)
-        for event in events:
+        # An events row edited outside Signoff so that it cannot be read is not delivered:
+        # what it says cannot be known, and it held back every event after it for good.
+        # The cursor moves past it before the next event is delivered, so that it is said
+        # once (``event_unreadable``, by the store) and never read again.
+        page = self.store.read_events(position, self.BATCH, reader=f"consumer {self.name}")
+        for event in page.events:
             if self._stop.is_set():
                 return True
             if self._token != token:
                 raise LeaseLost(self.name)
+            self._step_past(token, max((s for s in page.skipped if s < event.id), default=0))
             self._handing = event
             self.observer.on_event(event)
             self._handing = None
             if not self.store.advance_cursor(self.name, token, event.id):
                 raise LeaseLost(self.name)
             self.position = event.id
-        return len(events) < self.BATCH
+        self._step_past(token, page.position)
+        return not page.full
+
+    def _step_past(self, token: str, position: int) -> None:
+        """Move the cursor to ``position`` if it is ahead (past rows that were skipped)."""
+        if self.position is None or position > self.position:
+            if not self.store.advance_cursor(self.name, token, position):
+                raise LeaseLost(self.name)
+            self.position = position
 
     def _deliver_backlog(self, token: str) -> bool:
         """Deliver a batch of the cursor's backlog; True once it has none left."""

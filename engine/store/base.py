@@ -384,9 +384,19 @@ class StoreBase:
         try:
             # Each statement runs on its own (no BEGIN): it sees what is committed now.
             with self._events_lock, self._events_reading.use() as conn:
+                if undecodable.reading_leniently():
+                    with undecodable.decoding(conn):
+                        yield conn
+                    return
                 yield conn
         except SQLAlchemyError as exc:
-            raise StoreError(f"database read failed: {failure_reason(exc)}") from exc
+            message = f"database read failed: {failure_reason(exc)}"
+            # Either has the page read again, stepping past the row (``event_rows``).
+            if undecodable.is_not_utf8(exc):
+                raise undecodable.TextNotUtf8(message) from exc
+            if undecodable.is_malformed_json(exc):
+                raise undecodable.JsonNotJson(message) from exc
+            raise StoreError(message) from exc
 
     def _emit(
         self,

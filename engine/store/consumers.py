@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import and_, bindparam, delete, exists, func, literal, or_, select, update
 
@@ -17,6 +18,7 @@ from signoff.engine.runs import Event, EventKind, RunState
 from signoff.engine.store import rows
 from signoff.engine.store.base import EVENTS, StoreBase
 from signoff.engine.store.dropped import read_again_if_dropped, write_again_if_dropped
+from signoff.engine.store.event_rows import UNREADABLE, EventPage, Wanted, read_past
 from signoff.engine.store.pauses import IS_WAITING, PAUSES
 from signoff.engine.store.prepared import Prepared
 from signoff.engine.store.tables import CursorRow, OnceKeyRow
@@ -93,17 +95,44 @@ _BACKLOG = _backlog()
 _WAITING_QUESTIONS = select(EVENTS.c.id).where(_ASKED, _STILL_WAITS).order_by(EVENTS.c.id.desc())
 
 
+def _of(kinds: frozenset[EventKind], states: frozenset[RunState]) -> Wanted:
+    """Whether an event read again is one ``_events_of(kinds, states)`` reads (its data
+    None: it cannot be read, so a state change may be one)."""
+    wanted_kinds = {k.value for k in kinds}
+    wanted_states = {s.value for s in states}
+
+    def wanted(kind: str, data: dict[str, Any] | None) -> bool:
+        if kind in wanted_kinds:
+            return True
+        if kind != EventKind.STATE_CHANGED.value or not wanted_states:
+            return False
+        return data is None or (isinstance(data, dict) and data.get("state") in wanted_states)
+
+    return wanted
+
+
 class ConsumerQueries(StoreBase):
     @read_again_if_dropped
     def last_event_id(self) -> int:
         with self._read() as conn:
             return int(conn.execute(select(func.coalesce(func.max(EVENTS.c.id), 0))).scalar_one())
 
-    @read_again_if_dropped
     def events_after(self, position: int, limit: int = 500) -> list[Event]:
-        with self._read_events() as conn:
-            found = _EVENTS_AFTER.execute(conn, {"position": position, "limit": limit}).all()
-        return [rows.to_event(r) for r in found]
+        """The events after ``position`` (``read_events``'s)."""
+        return self.read_events(position, limit).events
+
+    @read_again_if_dropped
+    def read_events(self, position: int, limit: int = 500, *, reader: str = "") -> EventPage:
+        """The next ``limit`` events after ``position``, in id order, stepping past (and
+        saying, as ``reader``) any row edited outside Signoff so that it cannot be read:
+        see ``event_rows``."""
+        try:
+            with self._read_events() as conn:
+                found = _EVENTS_AFTER.execute(conn, {"position": position, "limit": limit}).all()
+            events = [rows.to_event(r) for r in found]
+        except UNREADABLE as exc:
+            return read_past(self, position, limit, exc, reader=reader or "a reader")
+        return EventPage(events, events[-1].id if events else position, len(events) == limit)
 
     def expect_events_of(
         self, kinds: frozenset[EventKind], states: frozenset[RunState] = frozenset()
@@ -112,7 +141,6 @@ class ConsumerQueries(StoreBase):
         ``prepare`` compiles it too (building one on a busy thread risks cpython#106905)."""
         _events_of(frozenset(kinds), frozenset(states))
 
-    @read_again_if_dropped
     def events_of_after(
         self,
         position: int,
@@ -121,25 +149,48 @@ class ConsumerQueries(StoreBase):
         limit: int = 500,
     ) -> tuple[list[Event], int]:
         """The events after ``position`` of ``kinds``, and the state changes into
-        ``states``, and the position to read on from: past the last event returned when
-        ``limit`` were, else past every event stored when this read began (the others were
-        of no interest).
+        ``states``, and the position to read on from (``read_events_of``'s).
 
         Example::
 
             cancels, position = store.events_of_after(0, frozenset(), {RunState.CANCELLED})
         """
-        with self._read_events() as conn:
-            # Event ids become visible in id order (one writer on SQLite; a lock on
-            # PostgreSQL), so every event up to the newest seen here is already readable.
-            found = (
-                _events_of(frozenset(kinds), frozenset(states))
-                .execute(conn, {"position": position, "limit": limit})
-                .all()
+        page = self.read_events_of(position, kinds, states, limit)
+        return page.events, page.position
+
+    @read_again_if_dropped
+    def read_events_of(
+        self,
+        position: int,
+        kinds: frozenset[EventKind],
+        states: frozenset[RunState] = frozenset(),
+        limit: int = 500,
+        *,
+        reader: str = "",
+    ) -> EventPage:
+        """The events after ``position`` of ``kinds``, and the state changes into
+        ``states``, and the position to read on from: past the last event returned when
+        ``limit`` were, else past every event stored when this read began (the others were
+        of no interest). A row edited outside Signoff so that it cannot be read is stepped
+        past, and said as ``reader`` if it might be of interest: see ``event_rows``."""
+        kinds, states = frozenset(kinds), frozenset(states)
+        try:
+            with self._read_events() as conn:
+                # Event ids become visible in id order (one writer on SQLite; a lock on
+                # PostgreSQL), so every event up to the newest seen here is already readable.
+                found = (
+                    _events_of(kinds, states)
+                    .execute(conn, {"position": position, "limit": limit})
+                    .all()
+                )
+            events = [rows.to_event(r) for r in found if r.id is not None]
+        except UNREADABLE as exc:
+            return read_past(
+                self, position, limit, exc, reader=reader or "a reader", wanted=_of(kinds, states)
             )
         upto = max(int(found[0].newest), position) if found else position
-        events = [rows.to_event(r) for r in found if r.id is not None]
-        return events, events[-1].id if len(events) == limit else upto
+        full = len(events) == limit
+        return EventPage(events, events[-1].id if full else upto, full)
 
     @write_again_if_dropped
     def lease_cursor(

@@ -24,7 +24,7 @@ from signoff.engine.audit import AuditAction, AuditEntry
 from signoff.engine.redaction import hide_secrets
 from signoff.engine.runs import JSON, EventKind, Pause, PauseStatus, RunState
 from signoff.engine.serialization import is_storable_text
-from signoff.engine.store import rows
+from signoff.engine.store import rows, swept_pauses
 from signoff.engine.store.audit import AuditQueries
 from signoff.engine.store.base import AUDIT_LOCK, AUDIT_LOCKED, RUNS
 from signoff.engine.store.dropped import read_again_if_dropped, write_again_if_dropped
@@ -423,10 +423,15 @@ class PauseQueries(AuditQueries, StateChangeQueries):
         return self._waiting_pauses(PAUSES.c.deadline.is_not(None), PAUSES.c.deadline <= now)
 
     def _waiting_pauses(self, *conditions: ColumnElement[bool]) -> list[Pause]:
-        """Waiting pauses that meet every one of ``conditions`` (a timer's due ones)."""
-        with self._read() as conn:
-            found = conn.execute(select(PAUSES).where(IS_WAITING, *conditions)).all()
-        return [rows.to_pause(r) for r in found]
+        """Waiting pauses that meet every one of ``conditions`` (a timer's due ones), but
+        those edited outside Signoff so that they cannot be read (see ``swept_pauses``)."""
+        try:
+            with self._read() as conn:
+                found = conn.execute(select(PAUSES).where(IS_WAITING, *conditions)).all()
+            return [rows.to_pause(r) for r in found]
+        except swept_pauses.UNREADABLE as exc:
+            leniently = select(*as_text(PAUSES.c)).where(IS_WAITING, *conditions)
+            return swept_pauses.readable_pauses(self, leniently, exc)
 
     @write_again_if_dropped
     def cancel(self, run_id: str, message: str, actor: Actor | None = None) -> bool:

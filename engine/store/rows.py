@@ -260,12 +260,16 @@ def to_log(row: Any) -> LogEntry:
 
 
 def to_event(row: Any) -> Event:
+    """The event of an events row; ``ValueError`` or ``TypeError`` on one edited outside
+    Signoff (its reader then reads the page again to step past it: see ``event_rows``)."""
+    data = row.data
     return Event(
         id=int(row.id),
         run_id=row.run_id,
         kind=EventKind(row.kind),
         at=utc(row.at),
-        data=dict(row.data or {}),
+        # dict(...) of a list of pairs would pass for a mapping; None is an empty one
+        data=dict(data) if type(data) is dict else _mapping(data),
     )
 
 
@@ -314,4 +318,12 @@ STATE_ENTRY = lenient.RowKind(
     json=("data",),
     times=("at",),
     shapes={"data": _state_data},
+)
+#: an event is named by its reader ("event 7 of run ..."), not by the reasons
+EVENT = lenient.RowKind(
+    name=lambda _: "",
+    json=("data",),
+    times=("at",),
+    choices={"kind": (frozenset(k.value for k in EventKind), "a kind of event")},
+    shapes={"data": _mapping},
 )

@@ -50,6 +50,18 @@ def is_not_utf8(exc: BaseException) -> bool:
     return type(driver).__name__ == "OperationalError" and str(driver).startswith(_DRIVER_MESSAGE)
 
 
+class JsonNotJson(StoreError):
+    """SQLite refused a statement that looks into a JSON column whose text is not JSON
+    (``json_extract``: "malformed JSON"); the driver's error is the cause."""
+
+
+def is_malformed_json(exc: BaseException) -> bool:
+    """``exc`` (a driver's error, or SQLAlchemy's around one) is SQLite's ``json_extract``
+    meeting text that is not JSON."""
+    driver = getattr(exc, "orig", exc)
+    return type(driver).__name__ == "OperationalError" and str(driver) == "malformed JSON"
+
+
 def _lenient_text(value: bytes) -> str | bytes:
     try:
         return str(value, "utf-8")
@@ -75,6 +87,17 @@ def decoding(conn: Connection) -> Iterator[None]:
         raise StoreError(f"database read failed: stored JSON is not UTF-8 text: {exc}") from exc
     finally:
         driver.text_factory = str
+
+
+@contextmanager
+def leniently() -> Iterator[None]:
+    """Within: reads are made as a read made again is (``reading_leniently``), for a reader
+    that reads a page again itself rather than through ``read_again_if_unreadable``."""
+    token = _lenient.set(True)
+    try:
+        yield
+    finally:
+        _lenient.reset(token)
 
 
 def first_not_utf8(row: Any) -> str | None:
@@ -136,11 +159,14 @@ def _read_again(
 
 
 __all__ = [
+    "JsonNotJson",
     "NotUtf8",
     "TextNotUtf8",
     "decoding",
     "first_not_utf8",
+    "is_malformed_json",
     "is_not_utf8",
+    "leniently",
     "read_again_if_undecodable",
     "read_again_if_unreadable",
     "reading_leniently",

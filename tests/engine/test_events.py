@@ -30,6 +30,7 @@ from signoff.engine.input import RunInput
 from signoff.engine.store import SqlStore
 from signoff.engine.store.base import NOTIFY_CHANNEL
 from signoff.engine.store.database import create_db_engine
+from signoff.engine.store.event_rows import EventPage
 from signoff.engine.store.urgency import PROMPT_NOTICE
 from signoff.engine.store.wakeups import PROMPT_SIGNAL, LocalWakeups
 from tests.conftest import new_pg_database
@@ -303,14 +304,14 @@ def test_a_process_where_no_flow_waits_reads_its_own_answers_at_a_paced_rate(
     )
     answerer = make_engine()
     reads: list[float] = []
-    read_events = answerer.store.events_of_after
+    read_events = answerer.store.read_events_of
 
-    def noted_read(*args: Any, **kwargs: Any) -> tuple[list[Event], int]:
+    def noted_read(*args: Any, **kwargs: Any) -> EventPage:
         reads.append(time.monotonic())
         return read_events(*args, **kwargs)
 
     # The dispatcher's reads of new events, counted on their way to the database.
-    monkeypatch.setattr(answerer.store, "events_of_after", noted_read)
+    monkeypatch.setattr(answerer.store, "read_events_of", noted_read)
     began = time.monotonic()
     for run in waiting_runs:
         answerer.resume(run.id, {"value": True}, responder="dana")

@@ -167,9 +167,9 @@ def test_a_runs_detail_is_read_on_one_connection_and_read_again_at_most_once(
 #: reads a process makes on its own, each with what it returns as a list
 LOOP_READS = {
     # the dispatcher's, which hands a waiting flow its answer
-    "events_after": lambda store: [e.kind for e in store.events_after(0)],
-    "events_of_after": lambda store: [
-        e.kind for e in store.events_of_after(0, frozenset(EventKind), frozenset(RunState))[0]
+    "read_events": lambda store: [e.kind for e in store.read_events(0).events],
+    "read_events_of": lambda store: [
+        e.kind for e in store.read_events_of(0, frozenset(EventKind), frozenset(RunState)).events
     ],
 }
 

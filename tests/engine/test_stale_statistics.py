@@ -13,7 +13,7 @@ from sqlalchemy import Connection, event, select
 
 from signoff.engine import Engine, PauseStatus, RunState, RunSuspended, flow, suspend_flow_run
 from signoff.engine.store.answers import _PAUSED_BY, _WAITING_TARGET
-from signoff.engine.store.pauses import PAUSES, WAITING_PAUSE
+from signoff.engine.store.pauses import _WAITING_PAUSE, PAUSES
 from signoff.engine.store.sql import _RESUME_TARGET
 from signoff.engine.store.state_changes import guard_values, guarded
 from signoff.engine.store.tables import RunRow
@@ -92,7 +92,7 @@ def test_a_run_s_lookups_read_its_rows_when_statistics_say_few_pauses_wait(
     with db.connect() as conn:
         reads = {
             "resume target": _pages_read(conn, _RESUME_TARGET.statement, run_id=run_id),
-            "waiting pause": _pages_read(conn, WAITING_PAUSE.statement, run_id=run_id),
+            "waiting pause": _pages_read(conn, _WAITING_PAUSE[0].statement, run_id=run_id),
             "answered pause": _pages_read(
                 conn,
                 select(PAUSES.c.id).where(*_WAITING_TARGET),

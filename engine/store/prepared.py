@@ -49,10 +49,6 @@ class _Compiled:
     #: every bound name, with its conversion and the value it takes (converted already)
     #: when the caller leaves it out
     binds: tuple[tuple[str, Processor, Any], ...]
-    #: the driver takes positions: ``binds`` in the order each name first comes, and,
-    #: when a name comes twice, each position's index in that order (None: by name)
-    ordered: tuple[tuple[str, Processor, Any], ...] | None
-    positions: tuple[int, ...] | None
     #: a row's fields, with the conversion each value needs (None: no rows)
     row: Any
     result: tuple[Processor, ...]
@@ -253,25 +249,6 @@ class Prepared:
 
     @staticmethod
     def _bind(compiled: _Compiled, params: Params) -> Any:
-        ordered = compiled.ordered
-        if ordered is not None:
-            # SQLite, and the hottest loop of a run's writes (about a tenth of a resume
-            # when it went by a dict): each value converted once, in the driver's order.
-            values: list[Any] = []
-            for name, process, default in ordered:
-                if name in params:
-                    value = params[name]
-                    values.append(value if process is None else process(value))
-                elif default is _UNCONVERTIBLE:
-                    raise KeyError(name)
-                else:
-                    values.append(default)
-            positions = compiled.positions
-            return values if positions is None else [values[i] for i in positions]
-        return Prepared._bind_by_name(compiled, params)
-
-    @staticmethod
-    def _bind_by_name(compiled: _Compiled, params: Params) -> Any:
         values = {}
         for name, process, default in compiled.binds:
             if name in params or default is _UNCONVERTIBLE:
@@ -313,21 +290,12 @@ class Prepared:
         result = tuple(
             c.type.dialect_impl(dialect).result_processor(dialect, None) for c in returns
         )
-        order = tuple(compiled.positiontup or ()) if compiled.positional else None
-        binds = tuple((name, bind[name], _converted(bind[name], v)) for name, v in defaults.items())
-        ordered = positions = None
-        if order is not None:
-            by_name = {b[0]: b for b in binds}
-            first = list(dict.fromkeys(order))
-            ordered = tuple(by_name[name] for name in first)
-            if len(first) != len(order):
-                positions = tuple(first.index(name) for name in order)
         done = _Compiled(
             sql=compiled.string,
-            order=order,
-            binds=binds,
-            ordered=ordered,
-            positions=positions,
+            order=tuple(compiled.positiontup or ()) if compiled.positional else None,
+            binds=tuple(
+                (name, bind[name], _converted(bind[name], v)) for name, v in defaults.items()
+            ),
             row=self._row if returns else None,
             result=result,
         )

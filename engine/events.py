@@ -6,7 +6,9 @@
   outages; among several processes that subscribe under one name, one holds the lease,
   and an observer can check it (``DurableConsumer.check_lease``) before acting. Made with a
   ``backlog`` (say 100), a new consumer first hears the question (``WAITING_FOR_INPUT``)
-  of each of the newest 100 pauses that waited when it was made, then what happened after.
+  of each of the newest 100 pauses that waited when it was made, then what happened after;
+  a question edited outside Signoff so that it cannot be read is stepped past, and said
+  once (see ``store.backlog_rows``).
 """
 
 from __future__ import annotations
@@ -274,27 +276,43 @@ class DurableConsumer:
 
     def _deliver_backlog(self, token: str) -> bool:
         """Deliver a batch of the cursor's backlog; True once it has none left."""
-        events = self.store.cursor_backlog(self.name, token, limit=self.BATCH)
-        if events is None:
+        # A question edited outside Signoff so that it cannot be read is not delivered (it
+        # held back every question after it, and the consumer's making): the backlog moves
+        # past it before the next is delivered, so that it is said once (by the store).
+        page = self.store.read_cursor_backlog(
+            self.name, token, limit=self.BATCH, reader=f"consumer {self.name} (backlog)"
+        )
+        if page is None:
             self._behind = False
             return True
-        for event in events:
+        done = 0
+        for event in page.events:
             if self._stop.is_set():
                 return False
             if self._token != token:
                 raise LeaseLost(self.name)
+            done = self._backlog_past(token, done, page.skipped, event.id)
             self._handing = event
             self.observer.on_event(event)
             self._handing = None
             if not self.store.advance_backlog(self.name, token, event.id):
                 raise LeaseLost(self.name)
-        if len(events) < self.BATCH:
-            if not self.store.advance_backlog(self.name, token, None):
-                raise LeaseLost(self.name)
-            logger.info(
-                "caught up on the questions waiting when the consumer was made",
-                extra={"action": "backlog_delivered", "consumer": self.name},
-            )
-            self._behind = False
-            return True
-        return False
+            done = event.id
+        if page.full:
+            self._backlog_past(token, done, page.skipped, page.position + 1)
+            return False
+        if not self.store.advance_backlog(self.name, token, None):
+            raise LeaseLost(self.name)
+        logger.info(
+            "caught up on the questions waiting when the consumer was made",
+            extra={"action": "backlog_delivered", "consumer": self.name},
+        )
+        self._behind = False
+        return True
+
+    def _backlog_past(self, token: str, done: int, skipped: tuple[int, ...], before: int) -> int:
+        """Move the backlog past the rows ``skipped`` before ``before`` (after ``done``)."""
+        past = max((s for s in skipped if done < s < before), default=0)
+        if past and not self.store.advance_backlog(self.name, token, past):
+            raise LeaseLost(self.name)
+        return max(done, past)

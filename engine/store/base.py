@@ -370,6 +370,9 @@ class StoreBase:
             message = f"database read failed: {failure_reason(exc)}"
             if undecodable.is_not_utf8(exc):
                 raise undecodable.TextNotUtf8(message) from exc
+            if undecodable.is_malformed_json(exc):
+                # a StoreError still: a reader that steps past such a row tells it apart
+                raise undecodable.JsonNotJson(message) from exc
             raise (DatabaseUnavailable if unreachable(exc) else StoreError)(message) from exc
 
     @contextmanager

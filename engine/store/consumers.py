@@ -12,16 +12,17 @@ import functools
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, exists, func, literal, or_, select, update
+from sqlalchemy import and_, bindparam, delete, func, literal, or_, select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from signoff.engine.runs import Event, EventKind, RunState
-from signoff.engine.store import rows
+from signoff.engine.store import backlog_rows, rows
 from signoff.engine.store.base import EVENTS, StoreBase
 from signoff.engine.store.dropped import read_again_if_dropped, write_again_if_dropped
 from signoff.engine.store.event_rows import UNREADABLE, EventPage, Wanted, read_past
-from signoff.engine.store.pauses import IS_WAITING, PAUSES
 from signoff.engine.store.prepared import Prepared
 from signoff.engine.store.tables import CursorRow, OnceKeyRow
+from signoff.engine.store.undecodable import is_malformed_json
 
 CURSORS = CursorRow.__table__  # type: ignore[attr-defined]
 ONCE_KEYS = OnceKeyRow.__table__  # type: ignore[attr-defined]
@@ -56,43 +57,6 @@ def _events_of(kinds: frozenset[EventKind], states: frozenset[RunState]) -> Prep
         .order_by(EVENTS.c.id)
         .limit(bindparam("limit"))
     )
-
-
-#: the pause key of a WAITING_FOR_INPUT event
-_KEY = EVENTS.c.data["key"].as_string()
-#: the event asks the question of a pause that waits now
-_STILL_WAITS = exists().where(PAUSES.c.run_id == EVENTS.c.run_id, PAUSES.c.key == _KEY, IS_WAITING)
-_ASKED = EVENTS.c.kind == literal(EventKind.WAITING_FOR_INPUT.value)
-
-
-def _backlog() -> Prepared:
-    """A page of a cursor's backlog: the questions asked up to ``until`` (after ``after``)
-    whose pause still waits, or whose pause something happened to after ``until`` (it
-    waited then, most likely: answered since, say, it still gets its closed prompt)."""
-    key = _KEY
-    later = EVENTS.alias("later")
-    since = exists().where(
-        later.c.run_id == EVENTS.c.run_id,
-        later.c.id > bindparam("until"),
-        later.c.data["key"].as_string() == key,
-    )
-    return Prepared(
-        select(EVENTS)
-        .where(
-            _ASKED,
-            EVENTS.c.id > bindparam("after"),
-            EVENTS.c.id <= bindparam("until"),
-            or_(_STILL_WAITS, since),
-        )
-        .order_by(EVENTS.c.id)
-        .limit(bindparam("limit"))
-    )
-
-
-_BACKLOG = _backlog()
-#: the questions of the pauses waiting now, newest first (a new cursor's backlog: the
-#: ``backlog`` newest of them)
-_WAITING_QUESTIONS = select(EVENTS.c.id).where(_ASKED, _STILL_WAITS).order_by(EVENTS.c.id.desc())
 
 
 def _of(kinds: frozenset[EventKind], states: frozenset[RunState]) -> Wanted:
@@ -230,11 +194,7 @@ class ConsumerQueries(StoreBase):
                 conn.execute(select(func.coalesce(func.max(EVENTS.c.id), 0))).scalar_one()
             )
             # The oldest question of the backlog, if any pause waits.
-            oldest = (
-                conn.execute(_WAITING_QUESTIONS.limit(backlog)).scalars().all()[-1:]
-                if backlog > 0
-                else []
-            )
+            oldest = self._oldest_question(conn, backlog) if backlog > 0 else []
             behind = bool(oldest)
             made = conn.execute(
                 self._dialect_insert(CURSORS)
@@ -262,30 +222,53 @@ class ConsumerQueries(StoreBase):
             ).first()
         return row is not None and row[0] is not None and rows.utc(row[0]) > self.clock()
 
-    @read_again_if_dropped
+    def _oldest_question(self, conn: Any, backlog: int) -> list[int]:
+        """The id of the oldest of the ``backlog`` newest waiting questions (none if no
+        pause waits). SQLite refuses the statement when one's data is not JSON (an edit
+        outside Signoff): it is made again looking into valid data only, the statement
+        alone failing (the transaction goes on), for the backlog to step past that one."""
+        try:
+            found = conn.execute(backlog_rows.waiting_questions().limit(backlog)).scalars().all()
+        except SQLAlchemyError as exc:
+            if not is_malformed_json(exc):
+                raise
+            guarded = backlog_rows.waiting_questions(guarded=True).limit(backlog)
+            found = conn.execute(guarded).scalars().all()
+        return [int(i) for i in found[-1:]]
+
     def cursor_backlog(self, consumer: str, owner: str, limit: int = 200) -> list[Event] | None:
+        """The events of ``read_cursor_backlog``'s page (None when it has none left)."""
+        page = self.read_cursor_backlog(consumer, owner, limit)
+        return None if page is None else page.events
+
+    @read_again_if_dropped
+    def read_cursor_backlog(
+        self, consumer: str, owner: str, limit: int = 200, *, reader: str = ""
+    ) -> EventPage | None:
         """The next ``limit`` events of ``consumer``'s backlog (see ``lease_cursor``), in id
         order; None when it has none left. Empty when ``owner`` does not hold its lease
-        (``advance_backlog`` then says so)."""
+        (``advance_backlog`` then says so). A question edited outside Signoff so that it
+        cannot be read is stepped past (``skipped``) and said as ``reader``: see
+        ``backlog_rows``."""
         with self._read() as conn:
             cursor = conn.execute(
                 select(CURSORS.c.backlog_after, CURSORS.c.backlog_until).where(
                     CURSORS.c.consumer == consumer, CURSORS.c.lease_owner == owner
                 )
             ).first()
-            if cursor is None:
-                return []
-            if cursor.backlog_until is None:
-                return None
-            found = _BACKLOG.execute(
-                conn,
-                {
-                    "after": int(cursor.backlog_after or 0),
-                    "until": int(cursor.backlog_until),
-                    "limit": limit,
-                },
-            ).all()
-        return [rows.to_event(r) for r in found]
+        if cursor is None:
+            return EventPage([], 0, False)
+        if cursor.backlog_until is None:
+            return None
+        after = int(cursor.backlog_after or 0)
+        values = {"after": after, "until": int(cursor.backlog_until), "limit": limit}
+        try:
+            with self._read() as conn:
+                found = backlog_rows.backlog().execute(conn, values).all()
+            events = [rows.to_event(r) for r in found]
+        except UNREADABLE as exc:
+            return backlog_rows.read_past(self, values, exc, reader=reader or "a consumer")
+        return EventPage(events, events[-1].id if events else after, len(events) == limit)
 
     @write_again_if_dropped
     def advance_backlog(self, consumer: str, owner: str, after: int | None) -> bool:

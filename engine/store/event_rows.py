@@ -89,7 +89,7 @@ def read_past(
         kind, data = values["kind"], values["data"]
         if reasons:
             if wanted is None or kind not in _KINDS or wanted(kind, None):
-                _say_skipped(values, reasons, reader)
+                say_skipped(values, reasons, reader)
             skipped.append(int(values["id"]))
         elif wanted is None or wanted(kind, data):
             events.append(
@@ -108,7 +108,7 @@ def read_past(
     )
 
 
-def _say_skipped(values: dict[str, Any], reasons: list[str], reader: str) -> None:
+def say_skipped(values: dict[str, Any], reasons: list[str], reader: str) -> None:
     event, run_id, why = int(values["id"]), str(values["run_id"]), "; ".join(reasons)
     logger.error(
         "event %d of run %s cannot be read (%s): it was changed outside Signoff; %s skips it",
@@ -126,4 +126,4 @@ def _say_skipped(values: dict[str, Any], reasons: list[str], reader: str) -> Non
     )
 
 
-__all__ = ["UNREADABLE", "EventPage", "Wanted", "read_past"]
+__all__ = ["UNREADABLE", "EventPage", "Wanted", "read_past", "say_skipped"]

@@ -33,7 +33,13 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from signoff.bot.backends import Actor, Backend, Event, EventKind, Pause, PauseStatus, Run, RunState
-from signoff.bot.errors import RunNotChangeable, SecretField, SlackRateLimited, SlackUnavailable
+from signoff.bot.errors import (
+    RunNotChangeable,
+    RunUnreadable,
+    SecretField,
+    SlackRateLimited,
+    SlackUnavailable,
+)
 from signoff.bot.forms.modals import ModalError, check_renderable
 from signoff.bot.slack import deleted, home, ids, messages, reminders, thread_notes
 from signoff.bot.slack.approvers import Approvers
@@ -137,6 +143,18 @@ class SlackNotifier:
             self.homes.refresh(event)
         except MessageRefused as exc:
             self._skipped(event, f"even as plain text ({exc.error})")
+        except RunUnreadable as exc:
+            # Its rows were edited by hand: handed again, it would fail the same way for
+            # ever, and hold up every later change of every run behind it.
+            logger.error(
+                "%s; what Signoff posts for this change of it is skipped, and later ones go on",
+                exc,
+                extra={
+                    "action": "slack_change_skipped",
+                    "run_id": event.run_id,
+                    "event": event.kind.value,
+                },
+            )
         except SlackApiError as exc:
             status = exc.response.status_code
             if status == 429:

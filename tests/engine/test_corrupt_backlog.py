@@ -111,7 +111,11 @@ def test_a_new_consumer_hears_the_readable_questions_waiting_past_a_corrupt_one(
     assert heard.questions() == [first, last, later]
     ids = [e.id for e in heard.seen]
     assert ids[:2] == sorted(ids[:2]) and row not in ids
-    assert consumer.position is not None and consumer.position >= ids[-1]
+    # The cursor is stored once the observer has taken the event: wait for it.
+    wait_for(
+        lambda: consumer.position is not None and consumer.position >= ids[-1],
+        what="the cursor past the last event heard",
+    )
     # Said once, with the event and its run, never its payload.
     logged = said(caplog, row)
     assert len(logged) == (1 if says else 0), [r.getMessage() for r in logged]

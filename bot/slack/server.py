@@ -3,10 +3,12 @@ this process, such as the embedded engine's worker and timers), and its HTTP lis
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from slack_bolt.adapter.wsgi import SlackRequestHandler
@@ -33,6 +35,28 @@ from signoff.bot.slack.metrics import Metrics, observe_timer
 from signoff.bot.slack.payloads import MAX_BODY_BYTES
 
 logger = logging.getLogger(__name__)
+
+#: a step of stopping that takes longer is said at WARNING, with its name: each step waits
+#: for something (requests in flight, a thread) within a bound, and a stop that takes
+#: many seconds otherwise says nothing of which
+SLOW_STOP_SECONDS = 2.0
+
+
+@contextlib.contextmanager
+def _stop_step(step: str) -> Iterator[None]:
+    began = time.monotonic()
+    try:
+        yield
+    finally:
+        took = time.monotonic() - began
+        logger.log(
+            logging.WARNING if took >= SLOW_STOP_SECONDS else logging.DEBUG,
+            "stopping: the %s took %.1f s",
+            step,
+            took,
+            extra={"action": "serve_stop_step", "step": step, "seconds": round(took, 3)},
+        )
+
 
 #: how long stop() waits for the Socket Mode client's own threads once it has disconnected
 SOCKET_MODE_CLOSE_SECONDS = 10.0
@@ -298,13 +322,15 @@ class Server:
         """Stop everything ``start`` started; a second call does nothing."""
         self._stopping.set()
         if self._socket_retry is not None:
-            # Between tries it stops at once; within one, when Slack answers it.
-            self._socket_retry.join(SOCKET_MODE_CLOSE_SECONDS)
+            with _stop_step("Socket Mode reconnection"):
+                # Between tries it stops at once; within one, when Slack answers it.
+                self._socket_retry.join(SOCKET_MODE_CLOSE_SECONDS)
             self._socket_retry = None
         if self._listener is not None:
             # Finishes the requests in flight before it closes their sockets.
             listener, self._listener = self._listener, None
-            listener.stop()
+            with _stop_step("HTTP listener"):
+                listener.stop()
         if self._socket_handler is not None:
             self._socket_handler, handler = None, self._socket_handler
             # slack_sdk disconnects first, then joins its own threads without a timeout; one
@@ -312,8 +338,9 @@ class Server:
             closer = threading.Thread(
                 target=handler.close, name="signoff-socket-mode-close", daemon=True
             )
-            closer.start()
-            closer.join(SOCKET_MODE_CLOSE_SECONDS)
+            with _stop_step("Socket Mode connection"):
+                closer.start()
+                closer.join(SOCKET_MODE_CLOSE_SECONDS)
             if closer.is_alive():
                 logger.warning(
                     "Socket Mode client still closing; stopping without it",
@@ -322,8 +349,11 @@ class Server:
         answers, self.answers = self.answers, None
         if answers is not None:
             # No more submissions come in: finish the answers already acknowledged.
-            answers.stop()
+            with _stop_step("answers acknowledged"):
+                answers.stop()
         if self._notifier is not None:
             self._notifier, notifier = None, self._notifier
-            notifier.stop()
-        self.backend.stop()
+            with _stop_step("Slack poster"):
+                notifier.stop()
+        with _stop_step("backend"):
+            self.backend.stop()

@@ -16,6 +16,7 @@ import pytest
 from signoff.bot.backends.embedded import EmbeddedBackend
 from signoff.bot.config import BotSettings
 from signoff.bot.sandbox import SlackSandbox
+from signoff.bot.slack import server as server_module
 from signoff.bot.slack.server import Server
 from signoff.bot.testing import running_bot
 from signoff.engine import Engine, flow, pause_flow_run
@@ -199,3 +200,22 @@ def test_a_port_in_use_stops_the_start_before_slack_or_the_worker_is_touched(
         assert sandbox.calls("apps.connections.open") == []
         assert sandbox.socket_mode.connections == 0
     assert engine.get_run(run.id).state.value == "scheduled"
+
+
+def test_a_slow_step_of_stopping_is_said_with_its_name(
+    engine: Engine, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stop that took 20 s said nothing of what it waited for."""
+    with running_bot(engine=engine):
+        # Every step counts as slow here: what a stop that waits says.
+        monkeypatch.setattr(server_module, "SLOW_STOP_SECONDS", 0.0)
+        caplog.set_level(logging.WARNING, logger="signoff.bot.slack.server")
+    steps = [r for r in caplog.records if getattr(r, "action", "") == "serve_stop_step"]
+    assert [r.step for r in steps] == [
+        "HTTP listener",
+        "answers acknowledged",
+        "Slack poster",
+        "backend",
+    ]
+    assert all(r.levelno == logging.WARNING for r in steps)
+    assert re.fullmatch(r"stopping: the HTTP listener took \d+\.\d s", steps[0].getMessage())

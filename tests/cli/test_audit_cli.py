@@ -15,6 +15,7 @@ from signoff.bot.cli.main import cli
 from signoff.engine import Engine, NotAllowed, RunState, flow, pause_flow_run
 from signoff.engine.input import RunInput
 from tests.engine.test_approvals import run_in_thread, waiting_run
+from tests.support.stores import on_each_store
 
 
 class Go(RunInput):
@@ -408,12 +409,18 @@ CORRUPT_RUN_EDITS = [
 ]
 
 
-@pytest.mark.parametrize(("column", "value", "reason", "on_postgres"), CORRUPT_RUN_EDITS)
+@pytest.mark.parametrize(
+    ("database_url", "column", "value", "reason", "on_postgres"),
+    on_each_store(
+        CORRUPT_RUN_EDITS,
+        on_postgres=lambda *edit: edit[-1],
+        ids=[column for column, *_ in CORRUPT_RUN_EDITS],
+    ),
+    indirect=["database_url"],
+)
 def test_a_run_whose_value_is_corrupt_is_listed_and_named(
     engine: Engine, database_url: str, column: str, value: str, reason: str, on_postgres: bool
 ) -> None:
-    if not on_postgres and not database_url.startswith("sqlite"):
-        pytest.skip("PostgreSQL refuses to store it")
     for _ in range(3):
         audit_cli_other()
     with engine.store.engine.begin() as conn:

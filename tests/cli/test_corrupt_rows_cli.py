@@ -21,6 +21,7 @@ from signoff.engine import (
 from signoff.engine.errors import RunUnreadable
 from signoff.engine.input import RunInput
 from tests.cli.test_audit_cli import invoke
+from tests.support.stores import on_each_store
 
 
 class Approve(RunInput):
@@ -74,6 +75,12 @@ CORRUPT_ROW_EDITS = [
     ("events", "data", '\'{"name": "Running"}\'', f"{{of}} {NOT_A_SHAPE}", True),
     ("events", "at", "'yesterday'", "{of} is not a time", False),
 ]
+
+
+def _storable(*edit: object) -> bool:
+    return bool(edit[-1])  # PostgreSQL can hold it
+
+
 IDS = [f"{table}.{column}={value[:12]}" for table, column, value, *_ in CORRUPT_ROW_EDITS]
 
 
@@ -96,8 +103,6 @@ def corrupt_one(
 ) -> tuple[list[str], str, int, str]:
     """Three suspended runs of ``corrupt-rows``, the middle one's ``table`` row edited: the
     ids, the edited run's id, the edited row's id and how a message names that row."""
-    if not on_postgres and not database_url.startswith("sqlite"):
-        pytest.skip("PostgreSQL refuses to store it")
     for _ in range(3):
         with pytest.raises(RunSuspended):
             corrupt_rows()
@@ -118,7 +123,9 @@ def corrupt_one(
 
 
 @pytest.mark.parametrize(
-    ("table", "column", "value", "reason", "on_postgres"), CORRUPT_ROW_EDITS, ids=IDS
+    ("database_url", "table", "column", "value", "reason", "on_postgres"),
+    on_each_store(CORRUPT_ROW_EDITS, on_postgres=_storable, ids=IDS),
+    indirect=["database_url"],
 )
 def test_runs_show_names_the_run_row_and_field_that_cannot_be_read(
     engine: Engine,
@@ -157,9 +164,13 @@ PAUSE_EDITS = [e for e in CORRUPT_ROW_EDITS if e[0] == "pauses"]
 
 
 @pytest.mark.parametrize(
-    ("table", "column", "value", "reason", "on_postgres"),
-    PAUSE_EDITS,
-    ids=[i for i, e in zip(IDS, CORRUPT_ROW_EDITS, strict=True) if e[0] == "pauses"],
+    ("database_url", "table", "column", "value", "reason", "on_postgres"),
+    on_each_store(
+        PAUSE_EDITS,
+        on_postgres=_storable,
+        ids=[i for i, e in zip(IDS, CORRUPT_ROW_EDITS, strict=True) if e[0] == "pauses"],
+    ),
+    indirect=["database_url"],
 )
 def test_answering_a_run_whose_pause_cannot_be_read_names_it_and_stores_nothing(
     engine: Engine,

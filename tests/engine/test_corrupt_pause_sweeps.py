@@ -12,6 +12,7 @@ from sqlalchemy import text
 
 from signoff.engine import Engine, PauseTimeout, RunSuspended, flow, set_engine, suspend_flow_run
 from signoff.engine.input import RunInput
+from tests.support.stores import on_each_store
 from tests.support.waiting import wait_for
 
 
@@ -49,8 +50,6 @@ PAUSE_EDITS = {
 def corrupt_pause(engine: Engine, database_url: str, edit: str) -> str:
     """A suspended run of ``corrupt-sweep-suspended`` whose pause is edited: its id."""
     column, value, on_postgres = PAUSE_EDITS[edit]
-    if not on_postgres and not database_url.startswith("sqlite"):
-        pytest.skip("PostgreSQL refuses to store it")
     with pytest.raises(RunSuspended) as suspended:
         corrupt_sweep_suspended()
     bad = suspended.value.run_id
@@ -69,7 +68,11 @@ def said(caplog: pytest.LogCaptureFixture, run_id: str) -> list[logging.LogRecor
     ]
 
 
-@pytest.mark.parametrize("edit", list(PAUSE_EDITS))
+@pytest.mark.parametrize(
+    ("database_url", "edit"),
+    on_each_store(PAUSE_EDITS, on_postgres=lambda edit: PAUSE_EDITS[edit][2]),
+    indirect=["database_url"],
+)
 def test_a_good_overdue_pause_times_out_past_a_corrupt_one(
     engine: Engine, database_url: str, edit: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -109,7 +112,14 @@ def test_a_good_overdue_pause_times_out_past_a_corrupt_one(
     assert len(said(caplog, bad)) == 1
 
 
-@pytest.mark.parametrize("edit", ["approvers-a-number", "approvers-not-json"])
+@pytest.mark.parametrize(
+    ("database_url", "edit"),
+    on_each_store(
+        ["approvers-a-number", "approvers-not-json"],
+        on_postgres=lambda edit: PAUSE_EDITS[edit][2],
+    ),
+    indirect=["database_url"],
+)
 def test_a_due_escalation_goes_ahead_past_a_corrupt_pause(
     engine: Engine, database_url: str, edit: str, caplog: pytest.LogCaptureFixture
 ) -> None:

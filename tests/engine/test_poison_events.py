@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import text
 
 from signoff.engine import Engine, Event, EventKind, flow, pause_flow_run, set_engine
+from tests.support.stores import on_each_store
 from tests.support.waiting import wait_for
 
 #: (kind, data, at) as SQL, and whether PostgreSQL can store it (it refuses non-JSON in a
@@ -29,9 +30,7 @@ POISONED_RUN = "0" * 31 + "1"
 
 def poison(engine: Engine, database_url: str, name: str) -> int:
     """Store the poison event ``name`` as an edit outside Signoff would; its id."""
-    kind, data, at, on_postgres = POISONS[name]
-    if not on_postgres and not database_url.startswith("sqlite"):
-        pytest.skip("PostgreSQL refuses to store it")
+    kind, data, at, _on_postgres = POISONS[name]
     if not database_url.startswith("sqlite"):
         data = f"CAST({data} AS json)"
     with engine.store.engine.begin() as conn:
@@ -76,7 +75,11 @@ def poison_event_ask() -> bool:
     return pause_flow_run(wait_for_input=bool, timeout=60)
 
 
-@pytest.mark.parametrize("name", list(POISONS))
+@pytest.mark.parametrize(
+    ("database_url", "name"),
+    on_each_store(POISONS, on_postgres=lambda name: POISONS[name][3]),
+    indirect=["database_url"],
+)
 def test_a_flow_waiting_elsewhere_gets_its_answer_past_a_poison_event(
     engine: Engine, make_engine, database_url: str, name: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -119,7 +122,11 @@ def test_a_flow_waiting_elsewhere_gets_its_answer_past_a_poison_event(
     assert stored(engine, row) == before  # reading changed nothing
 
 
-@pytest.mark.parametrize("name", list(POISONS))
+@pytest.mark.parametrize(
+    ("database_url", "name"),
+    on_each_store(POISONS, on_postgres=lambda name: POISONS[name][3]),
+    indirect=["database_url"],
+)
 def test_a_durable_consumer_gets_the_events_after_a_poison_event_in_order(
     engine: Engine, database_url: str, name: str, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -603,7 +603,10 @@ def test_a_run_whose_flow_only_another_worker_has_is_left_to_it(
     run it. While other workers live, it is queued again for them, and not taken here."""
     # A name of its own per run of this test: the flow, once defined below, stays known.
     name = f"added-in-release-{uuid.uuid4().hex[:8]}"
-    newer = make_engine()  # the new release's process, alive but not taking runs yet
+    # The new release's process, alive but not taking runs yet. Judged alive by an owner
+    # timeout of its own, long: with the tests' 1 s, a loaded CI machine that delayed its
+    # heartbeat had the old worker find no one else alive, and crash the run.
+    newer = make_engine(owner_timeout_seconds=30.0)
     newer.claim_ownership()
     run = engine.store.create_run(
         "a" * 32,

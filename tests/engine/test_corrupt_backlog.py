@@ -12,6 +12,7 @@ from sqlalchemy import text
 
 from signoff.engine import Engine, Event, EventKind, RunSuspended, flow, suspend_flow_run
 from signoff.engine.events import DurableConsumer
+from tests.engine.test_poison_events import stored
 from tests.support.stores import on_each_store
 from tests.support.waiting import wait_for
 
@@ -62,15 +63,6 @@ def question(engine: Engine, run_id: str) -> int:
                 {"r": run_id},
             ).scalar_one()
         )
-
-
-def stored(engine: Engine, row: int) -> object:
-    as_ = "BLOB" if engine.store.is_sqlite else "TEXT"
-    with engine.store.engine.begin() as conn:
-        return conn.execute(
-            text(f"SELECT CAST(data AS {as_}), kind, CAST(at AS TEXT) FROM events WHERE id = :r"),
-            {"r": row},
-        ).one()
 
 
 def said(caplog: pytest.LogCaptureFixture, row: int) -> list[logging.LogRecord]:

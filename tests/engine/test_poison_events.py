@@ -5,12 +5,12 @@ once, and still hands on the events after it, in order. Nothing stored is change
 from __future__ import annotations
 
 import logging
-import threading
 
 import pytest
 from sqlalchemy import text
 
-from signoff.engine import Engine, Event, EventKind, flow, pause_flow_run, set_engine
+from signoff.engine import Engine, Event, EventKind, flow, pause_flow_run
+from tests.support.running import start, waiting
 from tests.support.stores import on_each_store
 from tests.support.waiting import wait_for
 
@@ -86,21 +86,14 @@ def test_a_flow_waiting_elsewhere_gets_its_answer_past_a_poison_event(
     caplog.set_level(logging.INFO)
     observer = Recorder()  # this process reads every event; the other, what it acts on
     engine.add_observer(observer)
-    box: dict = {}
-
-    def run() -> None:
-        set_engine(engine)
-        box["r"] = poison_event_ask()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    pause = wait_for(lambda: (r := engine.list_runs(limit=1)) and engine.waiting_pause(r[0].id))
+    thread, box = start(poison_event_ask)
+    pause = waiting(engine)
     other = make_engine()  # another process, which reads the poison event too
     row = poison(engine, database_url, name)
     before = stored(engine, row)
     other.resume(pause.run_id, {"value": True}, "dana")
     thread.join(10)
-    assert box.get("r") is True
+    assert box.get("result") is True
     wait_for(lambda: any(e.data.get("state") == "completed" for e in observer.seen))
     ids = [e.id for e in observer.seen]
     assert ids == sorted(ids) and row not in ids and max(ids) > row
@@ -135,18 +128,11 @@ def test_a_durable_consumer_gets_the_events_after_a_poison_event_in_order(
     consumer = engine.subscribe("poison-consumer", recorder)
     wait_for(lambda: consumer.position is not None, what="the lease")
     row = poison(engine, database_url, name)
-    box: dict = {}
-
-    def run() -> None:
-        set_engine(engine)
-        box["r"] = poison_event_ask()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    pause = wait_for(lambda: (r := engine.list_runs(limit=1)) and engine.waiting_pause(r[0].id))
+    thread, box = start(poison_event_ask)
+    pause = waiting(engine)
     engine.resume(pause.run_id, {"value": True}, "dana")
     thread.join(10)
-    assert box.get("r") is True
+    assert box.get("result") is True
     wait_for(
         lambda: any(e.data.get("state") == "completed" for e in recorder.seen),
         what="the run's events, after the poison event",

@@ -23,11 +23,15 @@ wake-up socket behind and its database connections to time out.
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
+
+logger = logging.getLogger(__name__)
 
 #: the longest the main thread sleeps at a time: a stop signal is handled within this
 SLICE_SECONDS = 0.5
@@ -107,6 +111,35 @@ def unwind_on_sigterm() -> Iterator[None]:
             signal.signal(signal.SIGINT, previous_sigint)
 
 
+#: a step of stopping that takes this long is said at WARNING, with its name: each step
+#: waits for something (requests in flight, a thread) within a bound, and a stop that
+#: takes many seconds otherwise says nothing of which
+SLOW_STOP_SECONDS = 2.0
+
+
+@contextmanager
+def stop_step(step: str) -> Iterator[None]:
+    """Time one step of stopping a long-running command (logged as ``serve_stop_step``).
+
+    Example::
+
+        with stop_step("HTTP listener"):
+            listener.stop()
+    """
+    began = time.monotonic()
+    try:
+        yield
+    finally:
+        took = time.monotonic() - began
+        logger.log(
+            logging.WARNING if took >= SLOW_STOP_SECONDS else logging.DEBUG,
+            "stopping: the %s took %.1f s",
+            step,
+            took,
+            extra={"action": "serve_stop_step", "step": step, "seconds": round(took, 3)},
+        )
+
+
 def wait_until(stop: threading.Event) -> None:
     """Block until ``stop`` is set, waking every ``SLICE_SECONDS`` so that a signal's
     handler gets the main thread (see the module's docstring)."""
@@ -114,4 +147,12 @@ def wait_until(stop: threading.Event) -> None:
         pass
 
 
-__all__ = ["SLICE_SECONDS", "Terminated", "stop_signals", "unwind_on_sigterm", "wait_until"]
+__all__ = [
+    "SLICE_SECONDS",
+    "SLOW_STOP_SECONDS",
+    "Terminated",
+    "stop_signals",
+    "stop_step",
+    "unwind_on_sigterm",
+    "wait_until",
+]

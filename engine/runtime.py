@@ -13,7 +13,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -402,21 +402,48 @@ class Engine(Liveness, Resuming, Upkeep):
     def close(self) -> None:
         """Stop background threads and release the database."""
         self._closed.set()
-        with contextlib.suppress(StoreError):
+        with _close_step("suspension of the runs paused here"), contextlib.suppress(StoreError):
             self.suspend_own_paused()
-        for consumer in self._consumers:
-            consumer.stop()
-        self.dispatcher.stop()
-        if self.timers.set_any:
-            # A script without workers: nobody else deletes the timers its answered
-            # pauses left.
-            self.timers.forget_settled()
-        self.timers.shutdown(self)
-        self.store_threads.close()
-        if self._registered:
-            with contextlib.suppress(StoreError):
-                self.store.remove_process(self.process_id)
-        self.store.close()
+        with _close_step("event consumers"):
+            for consumer in self._consumers:
+                consumer.stop()
+        with _close_step("dispatcher"):
+            self.dispatcher.stop()
+        with _close_step("timers"):
+            if self.timers.set_any:
+                # A script without workers: nobody else deletes the timers its answered
+                # pauses left.
+                self.timers.forget_settled()
+            self.timers.shutdown(self)
+        with _close_step("store threads"):
+            self.store_threads.close()
+        with _close_step("database"):
+            if self._registered:
+                with contextlib.suppress(StoreError):
+                    self.store.remove_process(self.process_id)
+            self.store.close()
+
+
+#: a step of ``Engine.close`` that takes this long is logged at WARNING: each waits for
+#: something (a thread, the database) within a bound, and a close that takes many seconds
+#: otherwise says nothing of which
+SLOW_CLOSE_SECONDS = 2.0
+
+
+@contextlib.contextmanager
+def _close_step(step: str) -> Iterator[None]:
+    began = time.monotonic()
+    try:
+        yield
+    finally:
+        took = time.monotonic() - began
+        logger.log(
+            logging.WARNING if took >= SLOW_CLOSE_SECONDS else logging.DEBUG,
+            "closing the engine: the %s took %.1f s",
+            step,
+            took,
+            extra={"action": "engine_close_step", "step": step, "seconds": round(took, 3)},
+        )
 
 
 _default: Engine | None = None

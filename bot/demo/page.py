@@ -16,7 +16,7 @@ import click
 
 from signoff.bot.sandbox.web import LOOPBACK, SandboxPage
 from signoff.bot.slack.listener import listen_failure
-from signoff.bot.stopping import stop_signals, wait_until
+from signoff.bot.stopping import stop_signals, stop_step, wait_until
 from signoff.bot.testing import running_bot
 from signoff.engine import InvalidParameters
 
@@ -98,4 +98,5 @@ def serve_page(
                 click.echo(f"Flows: {', '.join(names)} (start one with /runs start NAME)")
             wait_until(stop)
         finally:
-            page.stop()
+            with stop_step("sandbox page"):
+                page.stop()

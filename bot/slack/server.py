@@ -3,12 +3,10 @@ this process, such as the embedded engine's worker and timers), and its HTTP lis
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import threading
-import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from slack_bolt.adapter.wsgi import SlackRequestHandler
@@ -33,30 +31,9 @@ from signoff.bot.slack.input_forms import InputForms
 from signoff.bot.slack.listener import AtOnce, HttpListener, StartResponse, WsgiApp, http_url
 from signoff.bot.slack.metrics import Metrics, observe_timer
 from signoff.bot.slack.payloads import MAX_BODY_BYTES
+from signoff.bot.stopping import stop_step
 
 logger = logging.getLogger(__name__)
-
-#: a step of stopping that takes longer is said at WARNING, with its name: each step waits
-#: for something (requests in flight, a thread) within a bound, and a stop that takes
-#: many seconds otherwise says nothing of which
-SLOW_STOP_SECONDS = 2.0
-
-
-@contextlib.contextmanager
-def _stop_step(step: str) -> Iterator[None]:
-    began = time.monotonic()
-    try:
-        yield
-    finally:
-        took = time.monotonic() - began
-        logger.log(
-            logging.WARNING if took >= SLOW_STOP_SECONDS else logging.DEBUG,
-            "stopping: the %s took %.1f s",
-            step,
-            took,
-            extra={"action": "serve_stop_step", "step": step, "seconds": round(took, 3)},
-        )
-
 
 #: how long stop() waits for the Socket Mode client's own threads once it has disconnected
 SOCKET_MODE_CLOSE_SECONDS = 10.0
@@ -322,14 +299,14 @@ class Server:
         """Stop everything ``start`` started; a second call does nothing."""
         self._stopping.set()
         if self._socket_retry is not None:
-            with _stop_step("Socket Mode reconnection"):
+            with stop_step("Socket Mode reconnection"):
                 # Between tries it stops at once; within one, when Slack answers it.
                 self._socket_retry.join(SOCKET_MODE_CLOSE_SECONDS)
             self._socket_retry = None
         if self._listener is not None:
             # Finishes the requests in flight before it closes their sockets.
             listener, self._listener = self._listener, None
-            with _stop_step("HTTP listener"):
+            with stop_step("HTTP listener"):
                 listener.stop()
         if self._socket_handler is not None:
             self._socket_handler, handler = None, self._socket_handler
@@ -338,7 +315,7 @@ class Server:
             closer = threading.Thread(
                 target=handler.close, name="signoff-socket-mode-close", daemon=True
             )
-            with _stop_step("Socket Mode connection"):
+            with stop_step("Socket Mode connection"):
                 closer.start()
                 closer.join(SOCKET_MODE_CLOSE_SECONDS)
             if closer.is_alive():
@@ -349,11 +326,11 @@ class Server:
         answers, self.answers = self.answers, None
         if answers is not None:
             # No more submissions come in: finish the answers already acknowledged.
-            with _stop_step("answers acknowledged"):
+            with stop_step("answers acknowledged"):
                 answers.stop()
         if self._notifier is not None:
             self._notifier, notifier = None, self._notifier
-            with _stop_step("Slack poster"):
+            with stop_step("Slack poster"):
                 notifier.stop()
-        with _stop_step("backend"):
+        with stop_step("backend"):
             self.backend.stop()

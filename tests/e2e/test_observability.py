@@ -13,10 +13,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from signoff.bot import stopping
 from signoff.bot.backends.embedded import EmbeddedBackend
 from signoff.bot.config import BotSettings
 from signoff.bot.sandbox import SlackSandbox
-from signoff.bot.slack import server as server_module
 from signoff.bot.slack.server import Server
 from signoff.bot.testing import running_bot
 from signoff.engine import Engine, flow, pause_flow_run
@@ -208,8 +208,8 @@ def test_a_slow_step_of_stopping_is_said_with_its_name(
     """A stop that took 20 s said nothing of what it waited for."""
     with running_bot(engine=engine):
         # Every step counts as slow here: what a stop that waits says.
-        monkeypatch.setattr(server_module, "SLOW_STOP_SECONDS", 0.0)
-        caplog.set_level(logging.WARNING, logger="signoff.bot.slack.server")
+        monkeypatch.setattr(stopping, "SLOW_STOP_SECONDS", 0.0)
+        caplog.set_level(logging.WARNING, logger="signoff.bot.stopping")
     steps = [r for r in caplog.records if getattr(r, "action", "") == "serve_stop_step"]
     assert [r.step for r in steps] == [
         "HTTP listener",

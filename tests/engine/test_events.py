@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import logging
+import re
 import threading
 import time
 from typing import Any
@@ -223,6 +225,28 @@ def test_closing_with_a_delivery_in_flight_waits_once_and_keeps_its_lease(
         wait_for(lambda: taken.owner is not None, timeout=DurableConsumer.LEASE_SECONDS + 3)
     finally:
         stuck.release.set()
+
+
+def test_a_slow_step_of_closing_is_said_with_its_name(make_engine, monkeypatch, caplog) -> None:
+    """``signoff demo`` once took over 20 s to stop after Ctrl-C, and its log said nothing
+    of what the engine's close waited for."""
+    monkeypatch.setattr(DurableConsumer, "STOP_SECONDS", 2.0)
+    engine = make_engine()
+    stuck = Stuck()
+    consumer = engine.subscribe("slack", stuck)
+    wait_for(lambda: consumer.position is not None)
+    engine.submit(stuck_flow.name)
+    wait_for(stuck.delivering.is_set, what="a delivery in flight")
+    caplog.set_level(logging.WARNING, logger="signoff.engine.runtime")
+    try:
+        engine.close()
+    finally:
+        stuck.release.set()
+    slow = [r for r in caplog.records if getattr(r, "action", "") == "engine_close_step"]
+    assert [r.step for r in slow] == ["event consumers"]
+    assert re.fullmatch(
+        r"closing the engine: the event consumers took 2\.\d s", slow[0].getMessage()
+    )
 
 
 def listening(engine: Engine) -> bool:

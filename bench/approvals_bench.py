@@ -42,7 +42,7 @@ from signoff.bot.testing import running_bot
 from signoff.engine import Engine, EngineSettings
 from signoff.engine.audit import GENESIS, AuditAction, AuditEntry, chain_hash, entry_fields
 from signoff.engine.serialization import dump
-from signoff.engine.store.audit import AUDIT
+from signoff.engine.store.audit_rows import AUDIT
 from signoff.engine.store.base import RUNS
 from signoff.engine.store.pauses import PAUSES
 

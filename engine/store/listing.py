@@ -14,7 +14,7 @@ from signoff.engine.errors import RunNotFound
 from signoff.engine.runs import Run, RunState, WaitingInput, handed_on
 from signoff.engine.serialization import is_storable_text
 from signoff.engine.store import rows
-from signoff.engine.store.audit import AUDIT
+from signoff.engine.store.audit_rows import AUDIT
 from signoff.engine.store.base import RUN_COLUMNS, RUNS, StoreBase, run_columns
 from signoff.engine.store.dropped import read_again_if_dropped
 from signoff.engine.store.pauses import IS_WAITING, PAUSES

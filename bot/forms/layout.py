@@ -10,6 +10,7 @@ import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from datetime import time as dt_time
 from decimal import Decimal
 from typing import Any, TypeAlias
@@ -104,7 +105,7 @@ class InputField:
     maximum: Decimal | None = None
     max_items: int | None = None
     #: a datetime's answer has no time zone (``NaiveDatetime``: the schema's
-    #: ``x-signoff-temporal`` says ``tz_constraint: naive``)
+    #: ``x-signoff-temporal`` says ``tz_constraint: naive``; or it started without one)
     naive: bool = False
     #: a text that is sent as a number when it reads as one (``float | str``)
     number_or_text: bool = False
@@ -389,7 +390,10 @@ def _classify(
             raise UnsupportedField(path, _REFUSED_FORMATS[fmt])
         if fmt in _DATE_KINDS:
             rules = node.get("x-signoff-temporal")
-            naive = isinstance(rules, Mapping) and rules.get("tz_constraint") == "naive"
+            zone_rule = rules.get("tz_constraint") if isinstance(rules, Mapping) else None
+            # A datetime that started without a zone is answered without one too (in UTC,
+            # as shown): with one, the flow's own comparisons would fail (naive < aware).
+            naive = zone_rule == "naive" or (zone_rule is None and _zoneless(node.get("default")))
             return {"kind": _DATE_KINDS[fmt], "naive": naive}
         if fmt in ("email", "uri", "iri"):
             return {"kind": "email" if fmt == "email" else "url"}
@@ -474,6 +478,16 @@ def _decimal(value: Any) -> Decimal | None:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return Decimal(str(value)).normalize()  # pydantic writes ge=0 as 0.0; show "0"
     return None
+
+
+def _zoneless(value: Any) -> bool:
+    """Whether ``value`` is a date and time written in ISO form without a UTC offset."""
+    if not isinstance(value, str):
+        return False
+    try:
+        return datetime.fromisoformat(value).tzinfo is None
+    except ValueError:
+        return False
 
 
 def time_offset(value: Any) -> str | None:

@@ -49,6 +49,8 @@ NUMBER_OR_TEXT = "x-signoff-number-or-text"
 #: the value of a boolean's one tickbox option
 TICKED = "true"
 MAX_BLOCKS = 100
+#: Slack's limit on a block id, which holds a field's path (``block_id_for``)
+MAX_BLOCK_ID = 255
 MAX_OPTIONS = 100
 MAX_RADIO = 5
 MAX_CHECKBOXES = 10
@@ -314,8 +316,13 @@ def _walk_object(
     defaults = obj.node.get("default")
     for name, prop in properties.items():
         path = f"{prefix}.{name}" if prefix else name
-        if "." in name or len(block_id_for(path)) > 255:
-            raise UnsupportedField(path, "its name contains '.' or its path is over 255 characters")
+        if "." in name:
+            raise UnsupportedField(path, "its name contains '.', which separates nested fields")
+        if len(block_id_for(path)) > MAX_BLOCK_ID:
+            most = MAX_BLOCK_ID - len(block_id_for(""))
+            raise UnsupportedField(
+                path, f"its path is {len(path)} characters; a Slack block id holds {most}"
+            )
         resolved = _resolve(prop, root, path, obj.refs)
         node = dict(resolved.node)
         if isinstance(defaults, Mapping) and name in defaults:

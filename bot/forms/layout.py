@@ -10,13 +10,12 @@ import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
-from datetime import time as dt_time
 from decimal import Decimal
 from typing import Any, TypeAlias
 
 from signoff.bot.errors import SecretField, UnsupportedField
 from signoff.bot.forms.labels import choice_labels, clip
+from signoff.bot.forms.zones import time_offset, zoneless
 from signoff.bot.inputs import CHANNEL_ID_PATTERN, USER_ID_PATTERN
 
 __all__ = [
@@ -34,7 +33,6 @@ __all__ = [
     "JSONSchema",
     "block_id_for",
     "schema_layout",
-    "time_offset",
 ]
 
 JSONSchema: TypeAlias = Mapping[str, Any]
@@ -400,7 +398,7 @@ def _classify(
             zone_rule = rules.get("tz_constraint") if isinstance(rules, Mapping) else None
             # A datetime that started without a zone is answered without one too (in UTC,
             # as shown): with one, the flow's own comparisons would fail (naive < aware).
-            naive = zone_rule == "naive" or (zone_rule is None and _zoneless(node.get("default")))
+            naive = zone_rule == "naive" or (zone_rule is None and zoneless(node.get("default")))
             return {"kind": _DATE_KINDS[fmt], "naive": naive}
         if fmt in ("email", "uri", "iri"):
             return {"kind": "email" if fmt == "email" else "url"}
@@ -485,31 +483,3 @@ def _decimal(value: Any) -> Decimal | None:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return Decimal(str(value)).normalize()  # pydantic writes ge=0 as 0.0; show "0"
     return None
-
-
-def _zoneless(value: Any) -> bool:
-    """Whether ``value`` is a date and time written in ISO form without a UTC offset."""
-    if not isinstance(value, str):
-        return False
-    try:
-        return datetime.fromisoformat(value).tzinfo is None
-    except ValueError:
-        return False
-
-
-def time_offset(value: Any) -> str | None:
-    """The UTC offset of a time of day written in ISO form (``09:00:00+02:00`` gives
-    ``+02:00``, ``12:00:00Z`` gives ``Z``); None for a time without one, or no time."""
-    if not isinstance(value, str):
-        return None
-    try:
-        offset = dt_time.fromisoformat(value).utcoffset()
-    except ValueError:
-        return None
-    if offset is None:
-        return None
-    if not offset:
-        return "Z"
-    minutes = int(offset.total_seconds() // 60)
-    sign = "+" if minutes > 0 else "-"
-    return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"

@@ -58,6 +58,8 @@ _REFUSED_FORMATS = {"binary": "bytes cannot be typed into a Slack text box"}
 ID_PATTERNS = {"user": re.compile(USER_ID_PATTERN), "channel": re.compile(CHANNEL_ID_PATTERN)}
 #: the hint under a tickbox, which is sent as False when left unticked
 UNTICKED = "Leave unticked for no."
+#: the hint under a duration's text box (``timedelta``): what pydantic reads as one
+DURATION = "A duration, as 01:30:00, 2 days or P1DT2H."
 
 
 @dataclass(frozen=True)
@@ -360,6 +362,10 @@ def _walk_object(
             # answer takes the zone of the time it started from (``submissions``).
             zone = f"Times are in UTC{offset if offset != 'Z' else ''}."
             entry = replace(entry, hint=_noted(entry.hint, zone))
+        if entry.kind == "text" and node.get("format") == "duration":
+            # A text box with nothing to say what pydantic reads as a duration: "5 minutes"
+            # was refused ("must be a duration") with no way to know what to type instead.
+            entry = replace(entry, hint=_noted(entry.hint, DURATION))
         if entry.kind == "boolean" and (not entry.optional or entry.nullable):
             # A tickbox must be optional in Slack (unticked is an answer), and Slack then
             # labels it "(optional)"; a required yes/no is asked as two explicit choices.

@@ -56,14 +56,34 @@ class InputJsonSchema(GenerateJsonSchema):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._regex_engines: list[str | None] = []
+        #: whether each model being read takes its fields' names (``populate_by_name``)
+        self._by_name: list[bool] = []
 
     def model_schema(self, schema: core_schema.ModelSchema) -> JsonSchemaValue:
         config = schema.get("config") or {}
         self._regex_engines.append(config.get("regex_engine"))
+        self._by_name.append(config.get("validate_by_name") is True)
         try:
             return super().model_schema(schema)
         finally:
             self._regex_engines.pop()
+            self._by_name.pop()
+
+    def model_fields_schema(self, schema: core_schema.ModelFieldsSchema) -> JsonSchemaValue:
+        by_name = bool(self._by_name) and self._by_name[-1]
+        for name, field in schema["fields"].items():
+            alias = field.get("validation_alias")
+            if not by_name and alias is not None and _keyed_by_name(alias):
+                # pydantic's schema then lists the field under its name, which the model
+                # refuses (or ignores, with extra="ignore"): no answer could ever give it.
+                title = schema.get("model_name") or "the model"
+                raise ValueError(
+                    f"{title}'s field {name!r} cannot be answered: its validation_alias is "
+                    f"a path ({alias!r}), so a form sends the field under its name, which "
+                    "the model does not take (set populate_by_name=True, or give it an "
+                    "alias that is a plain name)"
+                )
+        return super().model_fields_schema(schema)
 
     def union_schema(self, schema: core_schema.UnionSchema) -> JsonSchemaValue:
         found = super().union_schema(schema)
@@ -112,6 +132,15 @@ class InputJsonSchema(GenerateJsonSchema):
             rules["allow_inf_nan"] = True
         found["x-signoff-decimal"] = rules
         return found
+
+
+def _keyed_by_name(alias: str | list[str | int] | list[list[str | int]]) -> bool:
+    """Whether pydantic's JSON schema lists a field with this ``validation_alias`` (as
+    pydantic-core holds it) under the field's own name: as pydantic decides it, when no
+    choice of it is a path of one key (``AliasPath("a", "b")``, even ``AliasPath("a")``)."""
+    if isinstance(alias, str):
+        return False
+    return not any(isinstance(p, list) and len(p) == 1 and isinstance(p[0], str) for p in alias)
 
 
 def _with_url_rules(found: JsonSchemaValue, schema: Any) -> JsonSchemaValue:

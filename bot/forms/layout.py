@@ -10,12 +10,12 @@ import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import time as dt_time
 from decimal import Decimal
 from typing import Any, TypeAlias
 
 from signoff.bot.errors import SecretField, UnsupportedField
 from signoff.bot.forms.labels import choice_labels, clip
+from signoff.bot.forms.zones import time_offset, zoneless
 from signoff.bot.inputs import CHANNEL_ID_PATTERN, USER_ID_PATTERN
 
 __all__ = [
@@ -33,7 +33,6 @@ __all__ = [
     "JSONSchema",
     "block_id_for",
     "schema_layout",
-    "time_offset",
 ]
 
 JSONSchema: TypeAlias = Mapping[str, Any]
@@ -48,6 +47,8 @@ NUMBER_OR_TEXT = "x-signoff-number-or-text"
 #: the value of a boolean's one tickbox option
 TICKED = "true"
 MAX_BLOCKS = 100
+#: Slack's limit on a block id, which holds a field's path (``block_id_for``)
+MAX_BLOCK_ID = 255
 MAX_OPTIONS = 100
 MAX_RADIO = 5
 MAX_CHECKBOXES = 10
@@ -57,6 +58,8 @@ _REFUSED_FORMATS = {"binary": "bytes cannot be typed into a Slack text box"}
 ID_PATTERNS = {"user": re.compile(USER_ID_PATTERN), "channel": re.compile(CHANNEL_ID_PATTERN)}
 #: the hint under a tickbox, which is sent as False when left unticked
 UNTICKED = "Leave unticked for no."
+#: the hint under a duration's text box (``timedelta``): what pydantic reads as one
+DURATION = "A duration, as 01:30:00, 2 days or P1DT2H."
 
 
 @dataclass(frozen=True)
@@ -104,7 +107,7 @@ class InputField:
     maximum: Decimal | None = None
     max_items: int | None = None
     #: a datetime's answer has no time zone (``NaiveDatetime``: the schema's
-    #: ``x-signoff-temporal`` says ``tz_constraint: naive``)
+    #: ``x-signoff-temporal`` says ``tz_constraint: naive``; or it started without one)
     naive: bool = False
     #: a text that is sent as a number when it reads as one (``float | str``)
     number_or_text: bool = False
@@ -313,8 +316,13 @@ def _walk_object(
     defaults = obj.node.get("default")
     for name, prop in properties.items():
         path = f"{prefix}.{name}" if prefix else name
-        if "." in name or len(block_id_for(path)) > 255:
-            raise UnsupportedField(path, "its name contains '.' or its path is over 255 characters")
+        if "." in name:
+            raise UnsupportedField(path, "its name contains '.', which separates nested fields")
+        if len(block_id_for(path)) > MAX_BLOCK_ID:
+            most = MAX_BLOCK_ID - len(block_id_for(""))
+            raise UnsupportedField(
+                path, f"its path is {len(path)} characters; a Slack block id holds {most}"
+            )
         resolved = _resolve(prop, root, path, obj.refs)
         node = dict(resolved.node)
         if isinstance(defaults, Mapping) and name in defaults:
@@ -354,6 +362,10 @@ def _walk_object(
             # answer takes the zone of the time it started from (``submissions``).
             zone = f"Times are in UTC{offset if offset != 'Z' else ''}."
             entry = replace(entry, hint=_noted(entry.hint, zone))
+        if entry.kind == "text" and node.get("format") == "duration":
+            # A text box with nothing to say what pydantic reads as a duration: "5 minutes"
+            # was refused ("must be a duration") with no way to know what to type instead.
+            entry = replace(entry, hint=_noted(entry.hint, DURATION))
         if entry.kind == "boolean" and (not entry.optional or entry.nullable):
             # A tickbox must be optional in Slack (unticked is an answer), and Slack then
             # labels it "(optional)"; a required yes/no is asked as two explicit choices.
@@ -389,7 +401,10 @@ def _classify(
             raise UnsupportedField(path, _REFUSED_FORMATS[fmt])
         if fmt in _DATE_KINDS:
             rules = node.get("x-signoff-temporal")
-            naive = isinstance(rules, Mapping) and rules.get("tz_constraint") == "naive"
+            zone_rule = rules.get("tz_constraint") if isinstance(rules, Mapping) else None
+            # A datetime that started without a zone is answered without one too (in UTC,
+            # as shown): with one, the flow's own comparisons would fail (naive < aware).
+            naive = zone_rule == "naive" or (zone_rule is None and zoneless(node.get("default")))
             return {"kind": _DATE_KINDS[fmt], "naive": naive}
         if fmt in ("email", "uri", "iri"):
             return {"kind": "email" if fmt == "email" else "url"}
@@ -474,21 +489,3 @@ def _decimal(value: Any) -> Decimal | None:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return Decimal(str(value)).normalize()  # pydantic writes ge=0 as 0.0; show "0"
     return None
-
-
-def time_offset(value: Any) -> str | None:
-    """The UTC offset of a time of day written in ISO form (``09:00:00+02:00`` gives
-    ``+02:00``, ``12:00:00Z`` gives ``Z``); None for a time without one, or no time."""
-    if not isinstance(value, str):
-        return None
-    try:
-        offset = dt_time.fromisoformat(value).utcoffset()
-    except ValueError:
-        return None
-    if offset is None:
-        return None
-    if not offset:
-        return "Z"
-    minutes = int(offset.total_seconds() // 60)
-    sign = "+" if minutes > 0 else "-"
-    return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"

@@ -36,11 +36,11 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from signoff.bot.forms.layout import TICKED, time_offset
+from signoff.bot.forms.layout import TICKED
 from signoff.bot.forms.modals import (
     ACTION_ID,
     FieldGroup,
@@ -50,6 +50,7 @@ from signoff.bot.forms.modals import (
     schema_layout,
     shows_value,
 )
+from signoff.bot.forms.zones import datetime_zone, time_offset
 
 __all__ = ["errors_for_view", "parse_submission"]
 
@@ -267,22 +268,11 @@ def _read(entry: InputField, state: Mapping[str, Any]) -> Any:
             return moment.replace(tzinfo=None).isoformat()
         # The same moment in the offset of the one it started from, as a time keeps its
         # zone: its date and hour are then the ones the flow's author reads.
-        started_in = _datetime_zone(entry.default)
+        started_in = datetime_zone(entry.default)
         if started_in is not None:
             return moment.astimezone(started_in).isoformat()
         return moment.isoformat().replace("+00:00", "Z")
     return str(value)
-
-
-def _datetime_zone(value: Any) -> tzinfo | None:
-    """The fixed offset of a date and time written in ISO form, other than UTC's; else None."""
-    if not isinstance(value, str):
-        return None
-    try:
-        zone = datetime.fromisoformat(value).tzinfo
-    except ValueError:
-        return None
-    return zone if zone is not None and zone.utcoffset(None) else None
 
 
 #: a number in ASCII digits, with an optional sign, point and exponent

@@ -329,6 +329,25 @@ def test_date_time_and_datetime_pickers() -> None:
     )
 
 
+class Cooldown(BaseModel):
+    wait: dt.timedelta = dt.timedelta(minutes=5)
+    grace: dt.timedelta | None = Field(default=None, description="Before paging.")
+
+
+def test_a_duration_says_how_to_write_one() -> None:
+    """ "5 minutes" was refused as "must be a duration", with nothing to say what to type."""
+    view = view_for(Cooldown)
+    assert element(view, "wait")["initial_value"] == "PT5M"
+    assert input_block(view, "wait")["hint"]["text"] == "A duration, as 01:30:00, 2 days or P1DT2H."
+    grace = input_block(view, "grace")["hint"]["text"]
+    assert grace == "Before paging. A duration, as 01:30:00, 2 days or P1DT2H."
+    written = {"wait": "01:30:00", "grace": "2 days"}
+    assert roundtrip(Cooldown, written) == Cooldown(
+        wait=dt.timedelta(hours=1, minutes=30), grace=dt.timedelta(days=2)
+    )
+    assert roundtrip(Cooldown, {"wait": "P1DT2H"}).wait == dt.timedelta(days=1, hours=2)
+
+
 def test_a_moment_slack_cannot_show_in_ten_digits_is_left_out_and_the_modal_opens() -> None:
     # Slack's datetime picker takes 10-digit UNIX seconds only (2001-09-09 01:46:40 UTC on).
     view = view_for(Window, initial={"ends": "2001-09-09T01:46:39Z"})

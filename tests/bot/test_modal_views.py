@@ -166,6 +166,24 @@ def test_check_renderable_names_the_field_and_why(annotation: Any, field: str, r
         view_for(model)
 
 
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("x" * 250, "its path is 250 characters; a Slack block id holds 249"),
+        ("v1.2", "its name contains '.', which separates nested fields"),
+    ],
+)
+def test_a_name_no_block_id_can_hold_is_refused_with_what_is_wrong(name: str, reason: str) -> None:
+    """A 250-character name was refused as one that "contains '.' or its path is over 255
+    characters": neither, for a person counting its characters."""
+    model = create_model("Wrapper", **{name: (str, ...)})  # type: ignore[call-overload]
+    with pytest.raises(UnsupportedField) as caught:
+        check_renderable(model.model_json_schema())
+    assert (caught.value.field, caught.value.reason) == (name, reason)
+    fits = create_model("Wrapper", **{"x" * 249: (str, ...)})  # type: ignore[call-overload]
+    check_renderable(fits.model_json_schema())
+
+
 def test_check_renderable_counts_blocks() -> None:
     too_many = create_model("TooMany", **{f"f{i}": (str, ...) for i in range(101)})  # type: ignore[call-overload]
     with pytest.raises(UnsupportedField, match="103 blocks") as caught:

@@ -521,6 +521,26 @@ def test_a_datetime_keeps_the_offset_it_started_from() -> None:
     )
 
 
+class Maintenance(RunInput):
+    opens: dt.datetime = dt.datetime(2026, 2, 28, 23, 59)
+    closes: dt.datetime
+
+
+def test_a_datetime_that_started_without_a_zone_comes_back_without_one() -> None:
+    """A flow that gives naive datetimes compares the answer with naive ones: answered with
+    a zone, ``answer.closes > answer.opens`` would raise TypeError in the flow."""
+    model = Maintenance.with_initial_data(closes="2026-03-01T08:00:00")
+    schema = input_schema(model)
+    data, errors = parse_submission(schema, slack_state(view_for(model), {}))
+    answer = model.model_validate(data)
+    assert errors == {}
+    assert (answer.opens, answer.closes) == (
+        dt.datetime(2026, 2, 28, 23, 59),
+        dt.datetime(2026, 3, 1, 8, 0),
+    )
+    assert answer.closes > answer.opens
+
+
 class Version(RunInput):
     version: float | str
     fallback: float | str | None = 2.5

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Any
 
@@ -58,6 +59,18 @@ def delivery() -> str:
     start = Contact(city="Oslo", postcode="0150", floor=3)
     answer = pause_flow_run(wait_for_input=Delivery.with_initial_data(contact=start))
     return repr(answer.contact)
+
+
+class Freeze(RunInput):
+    starts: dt.datetime
+
+
+@flow(name="initial-freeze")
+def freeze() -> str:
+    model = Freeze.with_initial_data(starts=dt.datetime(2026, 12, 18, 17, 0))
+    answer = pause_flow_run(wait_for_input=model)
+    # the flow's own naive datetimes: an answer with a zone raised TypeError here
+    return "before the holidays" if answer.starts < dt.datetime(2026, 12, 24) else "late"
 
 
 def _open_form(bot: Any, run_id: str) -> dict[str, Any]:
@@ -136,3 +149,15 @@ def test_every_value_of_a_prefilled_nested_model_shows_and_comes_back(engine: En
         assert bot.driver.submit("bob", {}).status == 200  # as prefilled
         done = _finished(engine, run.id)
         assert done.result == repr(repr(Contact(city="Oslo", postcode="0150", floor=3)))
+
+
+def test_a_datetime_given_without_a_zone_reaches_the_flow_without_one(engine: Engine) -> None:
+    with running_bot(engine=engine) as bot:
+        run = engine.submit("initial-freeze", {})
+        inputs = _open_form(bot, run.id)
+        shown = inputs["field:starts"]["element"]["initial_date_time"]
+        assert shown == int(dt.datetime(2026, 12, 18, 17, 0, tzinfo=dt.UTC).timestamp())
+        assert bot.driver.submit("bob", {}).status == 200  # as prefilled
+        done = _finished(engine, run.id)
+        assert (done.state, done.result) == (RunState.COMPLETED, "'before the holidays'")
+        assert engine.detail(run.id).pauses[-1].response == {"starts": "2026-12-18T17:00:00"}

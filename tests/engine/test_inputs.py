@@ -7,6 +7,7 @@ from typing import Literal
 import pydantic
 import pytest
 
+from signoff.engine import Engine, RunState, flow, suspend_flow_run
 from signoff.engine.input import AutomaticRunInput, RunInput, run_input_from_type
 
 
@@ -197,3 +198,32 @@ def test_legacy_validator_with_values_runs() -> None:
     with pytest.raises(pydantic.ValidationError, match="no small green"):
         Order(size="small", color="green")
     assert Order(size="large", color="green").color == "green"
+
+
+class Origin(pydantic.BaseModel):
+    # pydantic's schema lists this field as "region", which the model does not take: a
+    # form's answer was refused every time (or, with extra="ignore", silently dropped).
+    region: str = pydantic.Field(validation_alias=pydantic.AliasPath("geo", "region"))
+
+
+class Relocation(RunInput):
+    origin: Origin
+
+
+@flow(name="inputs-alias-path")
+def ask_relocation() -> None:
+    suspend_flow_run(wait_for_input=Relocation)
+
+
+def test_a_field_a_form_cannot_answer_by_its_alias_path_is_refused_at_the_pause(
+    engine: Engine,
+) -> None:
+    with pytest.raises(ValueError) as refused:
+        ask_relocation()
+    assert str(refused.value) == (
+        "Origin's field 'region' cannot be answered: its validation_alias is a path "
+        "(['geo', 'region']), so a form sends the field under its name, which the model "
+        "does not take (set populate_by_name=True, or give it an alias that is a plain name)"
+    )
+    (run,) = engine.list_runs(flow_name="inputs-alias-path")
+    assert run.state is RunState.FAILED

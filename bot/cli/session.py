@@ -127,7 +127,7 @@ class CliSession:
                 if not waited:
                     logger.warning(
                         "cannot reach the database yet (%s); trying again every second",
-                        exc,
+                        name_database_source(str(exc), click.get_current_context()),
                         extra={"action": "database_unreachable_at_start"},
                     )
                 waited += 1

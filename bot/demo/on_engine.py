@@ -25,7 +25,14 @@ from signoff.bot.demo.transcript import (
 )
 from signoff.bot.sandbox import Message
 from signoff.bot.testing import running_bot
-from signoff.engine import EngineError, Run, RunState, load_flows, registered_flows
+from signoff.engine import (
+    EngineError,
+    InvalidParameters,
+    Run,
+    RunState,
+    load_flows,
+    registered_flows,
+)
 
 
 @contextmanager
@@ -210,6 +217,14 @@ def user_demo(flows: list[str], answers_file: str | None, params: dict[str, str]
     takes = {name: list(inspect.signature(f.fn).parameters) for name, f in flows_by_name.items()}
     schemas = {name: f.parameters_schema() for name, f in flows_by_name.items()}
     plans = load_plans(answers_file, takes, params, schemas)
+    for flow_name, plan in plans.items():
+        try:
+            flows_by_name[flow_name].validate_parameters(dict(plan.parameters))
+        except InvalidParameters as exc:
+            # The demo asks for answers, never for parameters: say where they come from.
+            raise click.ClickException(
+                f'{exc} (give them with --param NAME=VALUE, or as "parameters" in --answers)'
+            ) from exc
     problems: list[str] = []
     with served(flows) as demo:
         runs = []

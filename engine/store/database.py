@@ -365,7 +365,11 @@ def open_failure(url: str, exc: Exception) -> str:
     parsed = make_url(url)
     path = sqlite_file(parsed) if parsed.get_backend_name() == "sqlite" else None
     if path is not None:
-        read_only = _read_only_parts(path, exc)
+        # SQLite says only 'unable to open database file', as for a missing folder.
+        is_folder = path.is_dir()
+        if is_folder:
+            reason = f"{path} is a folder, not a file"
+        read_only = "" if is_folder else _read_only_parts(path, exc)
         return (
             f"SIGNOFF_DATABASE_URL names the SQLite file {path}, "
             f"which cannot be used: {reason}{read_only}"

@@ -26,6 +26,7 @@ from signoff.bot.testing import running_bot
 from tests.engine.test_reconnect import pg_url  # noqa: F401 - a fixture
 from tests.support.ipv6 import skip_without_ipv6_loopback
 from tests.support.postgres import PostgresCluster
+from tests.support.waiting import wait_for
 
 
 def serve_env(tmp_path: Path, **env: str) -> dict[str, str]:
@@ -189,6 +190,38 @@ def test_a_database_from_the_variable_is_still_named_by_the_variable(tmp_path: P
     assert done.returncode == 1
     (line,) = lines(done.stderr)
     assert line.startswith("error: cannot open the database at SIGNOFF_DATABASE_URL: "), line
+
+
+def test_a_worker_waiting_for_a_database_given_with_the_flag_names_the_flag(
+    tmp_path: Path,
+) -> None:
+    """The worker waits for a PostgreSQL that refuses connections, as at a restart; its
+    warning sent the operator to SIGNOFF_DATABASE_URL, which was not the URL it tried."""
+    url = f"postgresql://signoff@127.0.0.1:{closed_port()}/db"
+    log = tmp_path / "worker.log"
+    with log.open("w") as stderr:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "signoff.bot.cli", "--database-url", url, "worker"],
+            env=serve_env(tmp_path),
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            text=True,
+        )
+    try:
+        line = wait_for(
+            lambda: next(
+                (ln for ln in log.read_text().splitlines() if "cannot reach the database" in ln),
+                None,
+            ),
+            timeout=60,
+            what="the worker to say it waits for the database",
+        )
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(30) == 0
+    assert "database_unreachable_at_start" in line
+    assert "cannot open the database given with --database-url: " in line, line
+    assert "SIGNOFF_DATABASE_URL" not in line
 
 
 def test_a_database_that_refuses_writes_is_one_line_not_a_traceback(

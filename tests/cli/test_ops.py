@@ -400,6 +400,7 @@ def test_an_in_memory_database_is_refused_by_every_command(
         ("notdb.db/x.db", "{project}/notdb.db is a file, not a folder"),
         ("/proc/no-such-folder/x.db", "No such file or directory: /proc/no-such-folder"),
         ("/proc/self/x.db", "unable to open database file"),  # read-only, even for root
+        ("folder", "{project}/folder is a folder, not a file"),
     ],
 )
 def test_a_database_path_that_cannot_be_made_is_one_line_naming_the_variable(
@@ -410,6 +411,7 @@ def test_a_database_path_that_cannot_be_made_is_one_line_naming_the_variable(
     reason: str,
 ) -> None:
     (project / "notdb.db").write_text("a file where the database's folder would be\n")
+    (project / "folder").mkdir()  # a folder where the database's file would be
     path = project / where  # an absolute 'where' stays as it is
     monkeypatch.setenv("SIGNOFF_DATABASE_URL", f"sqlite:///{path}")
     for command_line in (

@@ -266,6 +266,20 @@ def test_the_answers_file_chooses_who_answers_and_param_sets_parameters(
     )
 
 
+def test_a_parameter_left_out_says_how_the_demo_takes_parameters(
+    signoff: Signoff, tmp_path: Path
+) -> None:
+    """The demo asks for answers at the prompt, not for parameters: "currency: Field
+    required" alone left a newcomer with no way to give one."""
+    (tmp_path / "flows.py").write_text(REFUND)
+    done = signoff("demo", "--flows", "flows.py", cwd=tmp_path, stdin="")
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        "error: invalid parameters for flow 'refund-customer': currency: Field required "
+        '(give them with --param NAME=VALUE, or as "parameters" in --answers)'
+    ]
+
+
 def test_an_answer_from_someone_the_flow_does_not_accept_says_who_and_how_to_choose(
     signoff: Signoff,
     tmp_path: Path,

@@ -157,8 +157,9 @@ def unknown_names(names: Iterable[str]) -> list[str]:
 
 def warn_of_unknown_names() -> None:
     """Log a warning for each ``SIGNOFF_`` variable in the environment or ``.env`` that is
-    no setting: ``serve`` and ``worker`` call it as they start, since a typo there (in
-    ``SIGNOFF_DATABASE_URL``, say) leaves a replica on the default without a word."""
+    no setting: every command but ``config`` and help calls it as it starts, since a typo
+    (in ``SIGNOFF_DATABASE_URL``, say) leaves a command, or a replica, on the default
+    without a word."""
     env_file = Path(ENV_FILE)
     dotenv = dotenv_values(env_file) if env_file.is_file() else {}
     for line in unknown_names([*os.environ, *dotenv]):

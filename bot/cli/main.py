@@ -247,6 +247,12 @@ def cli(ctx: click.Context, verbose: bool, database_url: str | None) -> None:
         configure_logging(level, LogSettings.model_construct())
     for line in ignored:
         logger.warning(line, extra={"action": "env_line_ignored"})
+    if ctx.invoked_subcommand != "config" and not ctx.meta.get(ASKS_FOR_HELP):
+        # A typo in a variable's name leaves its setting at the default without a word
+        # ('config show' lists it among the problems instead).
+        from signoff.bot.cli.config import warn_of_unknown_names
+
+        warn_of_unknown_names()
 
 
 def parse_params(
@@ -374,13 +380,11 @@ def worker(
     health_host: str | None,
 ) -> None:
     """Execute queued runs until SIGTERM or Ctrl-C."""
-    from signoff.bot.cli.config import warn_of_unknown_names
     from signoff.bot.slack.listener import http_url
     from signoff.engine import Worker
 
     session.create = True
     configure_logging(logging.INFO)
-    warn_of_unknown_names()
     if health_host is not None and health_port is None:
         raise click.UsageError("--health-host needs --health-port")
 

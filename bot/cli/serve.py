@@ -9,7 +9,6 @@ from typing import Any
 import click
 
 from signoff.bot.cli.backend import backend_option, open_backend
-from signoff.bot.cli.config import warn_of_unknown_names
 from signoff.bot.cli.heap import settle_after_start
 from signoff.bot.cli.logs import configure_logging, tell_operator
 from signoff.bot.cli.session import (
@@ -60,7 +59,6 @@ def serve_command() -> Any:
         Socket Mode instead. Both serve GET /healthz, /readyz and /metrics.
         """
         configure_logging(logging.INFO)
-        warn_of_unknown_names()
         try:
             settings = BotSettings.load()
             listen = ServerSettings.load()

@@ -896,6 +896,44 @@ def test_a_worker_warns_of_a_signoff_variable_that_is_no_setting(project: Path) 
     ], lines
 
 
+def test_every_command_warns_of_a_signoff_variable_that_is_no_setting(project: Path) -> None:
+    """Only 'serve' and 'worker' warned: 'runs list' with SIGNOFF_DATABSE_URL set looked in
+    the default database without a word of the typo."""
+    (project / ".env").write_text("SIGNOFF_POLL_SECOND=3\n")
+    env = {**os.environ, "SIGNOFF_DATABSE_URL": "postgresql://db/signoff"}
+    listed = subprocess.run(
+        [sys.executable, "-m", "signoff.bot.cli", "runs", "list"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    # the default database, which is not there: the warning says why
+    assert listed.returncode == 1
+    assert "error: there is no database at" in listed.stderr
+    warnings = [
+        line.split(" ", 4)[-1].strip()
+        for line in listed.stderr.splitlines()
+        if "setting_unknown" in line
+    ]
+    assert warnings == [
+        "SIGNOFF_DATABSE_URL is not a setting Signoff reads; did you mean SIGNOFF_DATABASE_URL?",
+        "SIGNOFF_POLL_SECOND is not a setting Signoff reads; did you mean SIGNOFF_POLL_SECONDS?",
+    ], listed.stderr
+    shown = subprocess.run(
+        [sys.executable, "-m", "signoff.bot.cli", "config", "show"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    # 'config show' lists them among its problems, once, not as warnings too
+    assert "setting_unknown" not in shown.stderr
+    assert shown.stdout.count("SIGNOFF_DATABSE_URL is not a setting") == 1, shown.stdout
+
+
 def nested(levels: int) -> str:
     return "[" * levels + "]" * levels
 

@@ -248,7 +248,7 @@ class Answerer:
                 exc_info=True,
                 extra={"action": "answer_failed", "run_id": pending.run_id, "key": pending.key},
             )
-            view = not_recorded(exc)
+            view = not_recorded(exc, pending.run_id)
         if view is not None:
             self._show(pending, view)
 
@@ -281,7 +281,7 @@ class Answerer:
                 exc,
                 extra={"action": "answer_not_recorded", "run_id": run_id, "key": key},
             )
-            return not_recorded(exc)
+            return not_recorded(exc, run_id)
         if isinstance(answer, Accepted):
             return self._accepted(pending, answer)
         if isinstance(answer, Refused):
@@ -405,9 +405,10 @@ class Answerer:
                 self._show(pending, _UNSHOWN)
 
 
-def not_recorded(exc: Exception) -> View:
+def not_recorded(exc: Exception, run_id: str) -> View:
     return notice_view(
         "Something went wrong",
-        f"Your answer was not recorded: {clip(escape_mrkdwn(str(exc)), _REASON_ROOM)}\n"
+        f"Your answer to run `{run_id[:8]}` was not recorded: "
+        f"{clip(escape_mrkdwn(str(exc)), _REASON_ROOM)}\n"
         "The prompt stays open; please answer again.",
     )

@@ -124,7 +124,7 @@ class InputForms:
             except RunNotFound:
                 return _replace_with(notice_view("Nothing to do", "That run no longer exists."))
             except BackendError as exc:
-                return _replace_with(not_recorded(exc))
+                return _replace_with(not_recorded(exc, run_id))
             if pause is None:
                 return _replace_with(notice_view("Nothing to do", "That input no longer exists."))
             schema = form_schema(pause)

@@ -3,14 +3,20 @@ keeps trying, and says so in one line a try rather than a traceback each time.""
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 import uuid
+from urllib.parse import urlparse
 
 import pytest
 
+from signoff.bot.backends import Actor, RunState
 from signoff.bot.backends.model import Event
 from signoff.bot.backends.prefect import PrefectBackend, PrefectSettings
+from signoff.bot.slack import ids
+from signoff.bot.testing import ServedBot, serving
+from tests.support.forwarding import forwarding, free_port
 from tests.support.waiting import wait_for
 
 
@@ -58,3 +64,58 @@ def test_an_unreachable_server_is_logged_a_line_a_try_without_tracebacks(
     assert all("cannot be reached" in r.error for r in failed)  # type: ignore[attr-defined]
     synced = [r for r in failed if r.action == "prefect_sync_failed"]  # type: ignore[attr-defined]
     assert {r.run_id for r in synced} == {run_id}  # type: ignore[attr-defined]
+
+
+def _form(bot: ServedBot, user: str) -> object:
+    """``user``'s open view once it is a form (it has an input)."""
+    return bot.slack.wait_for(
+        lambda ws: (
+            (view := ws.open_view(user)) is not None
+            and any(b.get("type") == "input" for b in view.view["blocks"])
+            and view
+        ),
+        timeout=120,
+    )
+
+
+@pytest.mark.xdist_group("prefect")
+@pytest.mark.timeout(900)
+def test_a_form_submitted_while_prefect_is_down_names_the_run_and_is_answered_once_it_is_back(
+    prefect_api_url: str,
+) -> None:
+    # The notice said "Your answer was not recorded: ..." without naming the run (a person
+    # may have several forms open); nothing is stored, so answering again goes through.
+    upstream = ("127.0.0.1", int(urlparse(prefect_api_url).port or 80))
+    port = free_port()
+    settings = PrefectSettings.load(api_url=f"http://127.0.0.1:{port}/api", reconcile_seconds=2.0)
+    backend, direct = (
+        PrefectBackend(settings),
+        PrefectBackend(PrefectSettings.load(api_url=prefect_api_url)),
+    )
+    try:
+        run = direct.start_run("greet-user/tests", {}, started_by=Actor("U0CAROL"))
+        with serving(backend) as bot:
+            with forwarding(port, upstream):
+                root = bot.root_message(run.id, timeout=60)
+                bot.driver.click("alice", root, action_id=ids.PROVIDE_INPUT)
+                _form(bot, "U0ALICE")
+            bot.driver.submit("alice", {"name": "Ada"})
+            told = json.dumps(bot.outcome("alice", timeout=60).view)
+            assert f"Your answer to run `{run.id[:8]}` was not recorded" in told
+            assert "cannot be reached" in told and "please answer again" in told
+            assert direct.get_run(run.id).state is RunState.PAUSED
+
+            with forwarding(port, upstream):
+                bot.driver.click("alice", root, action_id=ids.PROVIDE_INPUT)
+                _form(bot, "U0ALICE")
+                bot.driver.submit("alice", {"name": "Ada"})
+                assert "Answer recorded" in json.dumps(bot.outcome("alice", timeout=60).view)
+                [asked] = wait_for(
+                    lambda: (p := direct.detail(run.id).pauses)[0].responder and p,
+                    timeout=60,
+                    what="the answer recorded",
+                )
+                assert (asked.responder, asked.response) == ("U0ALICE", {"name": "Ada"})
+    finally:
+        backend.close()
+        direct.close()

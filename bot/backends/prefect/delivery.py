@@ -65,8 +65,12 @@ class Delivery:
         be on its way: ``requests.refusal_pending``)."""
         run, doc, pauses = self.read(run_id)
         current = pause_of(doc.get("state") or {})
-        if current is not None and all(p.key != current.key for p in pauses):
-            return None  # the flow stores the schema just after pausing
+        if current is not None and not any(
+            p.created_at >= current.created_at or p.status is PauseStatus.WAITING for p in pauses
+        ):
+            # The flow stores the schema just after pausing (by its time: a retried flow
+            # asks again under the key of a request it listed before, ``runs.pauses``).
+            return None
         if refusal_pending(pauses):
             return None  # its refusal of the last answer may still be in its logs' batch
         self.restore(run.id)

@@ -88,8 +88,8 @@ def read_pauses(
     A request whose schema the flow has not stored yet is left out for ``schema_wait``
     after it was made, and then listed as waiting but ``unanswerable``; so is one whose
     stored schema is not a JSON object at once."""
-    current = prefect_runs.pause_of(doc.get("state") or {})
     pauses = prefect_runs.pauses(states)
+    current = prefect_runs.waiting_in(doc, pauses)
     found: list[Pause] = []
     log_cache: list[list[Doc]] = []
 
@@ -102,9 +102,13 @@ def read_pauses(
         keyset = pause.keyset or {}
         schema = read_input(keyset["schema"]) if keyset else None
         description = read_input(keyset["description"]) if keyset.get("description") else None
-        response = read_input(keyset["response"]) if keyset.get("response") else None
-        answer = read_record(answer_record(pause.key)) or {}
         later = pauses[index + 1] if index + 1 < len(pauses) else None
+        # A key Prefect asked again (a retry) has one response, the last request's.
+        asked_again = any(p.keyset == pause.keyset for p in pauses[index + 1 :])
+        response = (
+            read_input(keyset["response"]) if keyset.get("response") and not asked_again else None
+        )
+        answer = read_record(answer_record(pause.key)) or {}
         errors: dict[str, str] = {}
         waiting = current is not None and current.key == pause.key and not answer
         unanswerable = None

@@ -7,13 +7,16 @@ flow process waits, "Suspended" (``pause_reschedule``) when it exited and answer
 schedules it again. Each pause has a key (``state_details.pause_key``); a pause that
 wants input also has a ``run_input_keyset`` naming the flow run inputs that hold its JSON
 schema, its description and, once answered, the response. Signoff names a pause
-``"<state name>-<pause key>"`` (``paused-1``), which is also the keyset's prefix.
+``"<state name>-<pause key>"`` (``paused-1``), which is also the keyset's prefix. Prefect
+forgets the keys that fired when it retries a run, so a retried flow asks ``paused-1``
+again: that second request is ``paused-1-try2`` to Signoff, with its own prompt and
+records, so that the first request's button cannot answer it.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -113,12 +116,15 @@ def log_entries(logs: list[Doc]) -> tuple[LogEntry, ...]:
 class PauseState:
     """One pause of a run, as its ``PAUSED`` state records it."""
 
+    #: Signoff's name for it (``paused-1``, ``paused-1-try2`` when Prefect asks again)
     key: str
     suspend: bool
     #: flow run input keys (schema, description, response); None for a pause without input
     keyset: dict[str, str] | None
     created_at: datetime
     deadline: datetime | None
+    #: the name Prefect's state gives it (``paused-1``)
+    asked_as: str = ""
 
 
 def pause_of(state: Doc) -> PauseState | None:
@@ -139,17 +145,36 @@ def pause_of(state: Doc) -> PauseState | None:
         keyset=dict(keyset) if keyset else None,
         created_at=parse_time(state.get("timestamp")) or datetime.now(UTC),
         deadline=parse_time(details.get("pause_timeout")),
+        asked_as=key,
     )
 
 
 def pauses(states: list[Doc]) -> list[PauseState]:
-    """Each pause once, in the order the run paused."""
-    found: dict[str, PauseState] = {}
+    """Each pause once, in the order the run paused; a key Prefect asks again once the run
+    went on (it forgets fired keys on a retry) is a new pause, ``<key>-try<n>``."""
+    found: list[PauseState] = []
+    tries: dict[str, int] = {}
+    went_on = True
     for state in states:
         pause = pause_of(state)
-        if pause is not None and pause.key not in found:
-            found[pause.key] = pause
-    return list(found.values())
+        if pause is None:
+            went_on = True
+            continue
+        if went_on or pause.key != found[-1].asked_as:
+            tries[pause.key] = tries.get(pause.key, 0) + 1
+            n = tries[pause.key]
+            found.append(replace(pause, key=f"{pause.key}-try{n}") if n > 1 else pause)
+        went_on = False
+    return found
+
+
+def waiting_in(doc: Doc, found: list[PauseState]) -> PauseState | None:
+    """Which of ``found`` (``pauses``) the run waits in now: the last Prefect's current
+    state names."""
+    current = pause_of(doc.get("state") or {})
+    if current is None:
+        return None
+    return next((p for p in reversed(found) if p.asked_as == current.key), None)
 
 
 def initial_values(schema: Doc | None) -> dict[str, Any]:

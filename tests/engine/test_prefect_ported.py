@@ -6,6 +6,9 @@ test names the Prefect tests it stands for; where Signoff differs on purpose it 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -14,10 +17,13 @@ import pytest
 from signoff.engine import (
     Engine,
     FlowPauseTimeout,
+    PauseStatus,
+    RunNotWaiting,
     RunState,
     RunSuspended,
     Worker,
     flow,
+    get_engine,
     pause_flow_run,
     resume_flow_run,
     suspend_flow_run,
@@ -155,6 +161,76 @@ def test_a_run_that_reads_paused_can_be_answered_at_once(engine: Engine) -> None
     (pause,) = engine.detail(run_id).pauses
     assert pause.key == "1" and pause.schema is not None
     assert set(pause.schema["properties"]) == {"x"}
+
+
+@task
+async def doesnt_pause() -> int:
+    return 42
+
+
+@task
+async def runs_beside_the_pause() -> str:
+    CALLED.append("beside")
+    return "ran"
+
+
+@flow(name="pause-left-in-the-background")
+async def pause_left_in_the_background() -> str:
+    await doesnt_pause()
+    # not awaited: the flow goes on beside its pause
+    background = asyncio.create_task(pause_flow_run(timeout=20, poll_interval=100))
+    await asyncio.to_thread(paused_run, get_engine(), "pause-left-in-the-background")
+    result = await runs_beside_the_pause()
+    assert not background.done()
+    return result
+
+
+def test_a_flow_that_returns_beside_a_waiting_pause_completes_and_closes_it(
+    engine: Engine,
+) -> None:
+    """Prefect's test_paused_task_polling (xfail there: it would have the task wait until
+    the flow is resumed, but Prefect's client runs it, as Signoff does: a pause waits in
+    the coroutine that awaits it, and the flow's other coroutines go on). The flow then
+    returned with its pause still waiting: the run stayed paused (or running) for good,
+    its question open, where Prefect's completes. It completes with what the flow
+    returned, and nobody can answer the question it left."""
+    assert asyncio.run(pause_left_in_the_background()) == "ran"
+    (run,) = engine.list_runs(flow_name="pause-left-in-the-background")
+    assert (run.state, run.result) == (RunState.COMPLETED, "'ran'")
+    assert CALLED == ["beside"]
+    assert engine.waiting_pause(run.id) is None
+    assert [p.status for p in engine.detail(run.id).pauses] == [PauseStatus.CANCELLED]
+    with pytest.raises(RunNotWaiting, match="it is completed"):
+        resume_flow_run(run.id)
+
+
+LEFT_WAITING: list[threading.Thread] = []
+
+
+@flow(name="sync-pause-left-in-a-thread")
+def sync_pause_left_in_a_thread() -> str:
+    context = contextvars.copy_context()
+
+    def ask() -> None:
+        with contextlib.suppress(BaseException):  # unwound as a cancelled run's pause is
+            pause_flow_run(int, timeout=60)
+
+    LEFT_WAITING.append(threading.Thread(target=context.run, args=(ask,), daemon=True))
+    LEFT_WAITING[-1].start()
+    paused_run(get_engine(), "sync-pause-left-in-a-thread")
+    return "returned"
+
+
+def test_a_sync_flow_that_returns_beside_a_waiting_pause_completes(engine: Engine) -> None:
+    """As above, for a pause asked on a thread the sync flow started and did not join."""
+    LEFT_WAITING.clear()
+    assert sync_pause_left_in_a_thread() == "returned"
+    (run,) = engine.list_runs(flow_name="sync-pause-left-in-a-thread")
+    assert (run.state, run.result) == (RunState.COMPLETED, "'returned'")
+    assert engine.waiting_pause(run.id) is None
+    # The thread stops waiting at once, not when its pause would have timed out.
+    LEFT_WAITING[-1].join(10)
+    assert not LEFT_WAITING[-1].is_alive()
 
 
 AFTER_SUSPEND: list[str] = []

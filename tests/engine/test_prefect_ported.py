@@ -17,6 +17,7 @@ import pytest
 from signoff.engine import (
     Engine,
     FlowPauseTimeout,
+    InputInvalid,
     PauseStatus,
     RunNotWaiting,
     RunState,
@@ -270,3 +271,50 @@ def test_an_async_flow_suspends_at_once_without_a_deployment_and_gets_its_input_
     done = wait_for(lambda: (r := engine.get_run(run_id)).state.is_final and r)
     assert (done.state, done.result) == (RunState.COMPLETED, result)
     assert AFTER_SUSPEND == [kind]  # the re-run passed its answered suspend
+
+
+@flow(name="asks-for-text")
+def asks_for_text() -> str:
+    return pause_flow_run(str, timeout=60)
+
+
+def test_a_hydrated_resume_value_is_refused_as_not_the_plain_value(engine: Engine) -> None:
+    """Prefect's server tests test_resume_flow_run_waiting_for_input_with_json_hydrated_input
+    and _with_jinja_hydrated_input: Prefect's /resume hydrates {"__prefect_kind": ...}
+    values (JSON text, Jinja, workspace variables) before its schema check. Signoff takes
+    the plain value only (README, "Not carried over"): a hydrated one is the object it is,
+    refused for a text field, and the run still waits for the plain answer."""
+    thread, box = start(asks_for_text)
+    run_id = paused_run(engine, "asks-for-text")
+    for hydrated in (
+        {"__prefect_kind": "json", "value": '"3"'},
+        {"__prefect_kind": "jinja", "template": "{{ 2 + 2 }}"},
+    ):
+        with pytest.raises(InputInvalid) as refused:
+            resume_flow_run(run_id, {"value": hydrated})
+        assert set(refused.value.errors) == {"value"}
+    pause = engine.waiting_pause(run_id)
+    assert pause is not None and pause.response is None
+    resume_flow_run(run_id, {"value": "3"})
+    thread.join(10)
+    assert box == {"result": "3"}
+
+
+@flow(name="asks-under-a-bad-key")
+def asks_under_a_bad_key() -> int:
+    return pause_flow_run(int, timeout=60, key="my key")
+
+
+def test_a_key_no_pause_can_have_is_refused_before_the_run_reads_paused(
+    engine: Engine,
+) -> None:
+    """Prefect [exp] (§1.6, §6.6): pause_flow_run(int, key="My_Key") was accepted as a
+    Paused state, then the schema's save refused the key, so the run stayed Paused on the
+    server while the flow went on. Here the key is refused at the call: nothing is
+    stored, and the run fails with the reason, never reading as waiting."""
+    with pytest.raises(ValueError, match="pause key 'my key'"):
+        asks_under_a_bad_key()
+    (run,) = engine.list_runs(flow_name="asks-under-a-bad-key")
+    assert run.state is RunState.FAILED
+    assert [h.name for h in engine.detail(run.id).history] == ["Running", "Failed"]
+    assert engine.detail(run.id).pauses == ()

@@ -143,8 +143,9 @@ def finish_with(ctx: RunContext, exc: BaseException) -> None:
         _outcome_dropped(ctx, name.lower())
         return
     # A pause it still waited on (its awaiting task cancelled, or a sibling's, or the flow
-    # failed beside it) can be answered by nobody now.
-    store.close_waiting_pauses(ctx.run_id)
+    # failed beside it) can be answered by nobody now; what still waits on it here stops.
+    if store.close_waiting_pauses(ctx.run_id):
+        ctx.engine.waiters.wake(ctx.run_id)
     _end_nested(ctx)
     # An error, with why, as Prefect's "Finished in state Failed('...')": whoever watches
     # the console or a worker's log sees the reason, not only that it failed. The stored

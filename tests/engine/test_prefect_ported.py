@@ -209,7 +209,7 @@ LEFT_WAITING: list[threading.Thread] = []
 
 
 @flow(name="sync-pause-left-in-a-thread")
-def sync_pause_left_in_a_thread() -> str:
+def sync_pause_left_in_a_thread(fail: bool) -> str:
     context = contextvars.copy_context()
 
     def ask() -> None:
@@ -219,15 +219,25 @@ def sync_pause_left_in_a_thread() -> str:
     LEFT_WAITING.append(threading.Thread(target=context.run, args=(ask,), daemon=True))
     LEFT_WAITING[-1].start()
     paused_run(get_engine(), "sync-pause-left-in-a-thread")
+    if fail:
+        raise ValueError("broke beside its pause")
     return "returned"
 
 
-def test_a_sync_flow_that_returns_beside_a_waiting_pause_completes(engine: Engine) -> None:
-    """As above, for a pause asked on a thread the sync flow started and did not join."""
+@pytest.mark.parametrize("fail", [False, True], ids=["returns", "raises"])
+def test_a_sync_flow_that_ends_beside_a_waiting_pause_ends_it(engine: Engine, fail: bool) -> None:
+    """As above, for a pause asked on a thread the sync flow started and did not join; and
+    for a flow that fails there, whose pause was closed but the thread kept waiting on it
+    until its deadline."""
     LEFT_WAITING.clear()
-    assert sync_pause_left_in_a_thread() == "returned"
+    if fail:
+        with pytest.raises(ValueError, match="broke beside its pause"):
+            sync_pause_left_in_a_thread(fail)
+    else:
+        assert sync_pause_left_in_a_thread(fail) == "returned"
     (run,) = engine.list_runs(flow_name="sync-pause-left-in-a-thread")
-    assert (run.state, run.result) == (RunState.COMPLETED, "'returned'")
+    ended = (RunState.FAILED, None) if fail else (RunState.COMPLETED, "'returned'")
+    assert (run.state, run.result) == ended
     assert engine.waiting_pause(run.id) is None
     # The thread stops waiting at once, not when its pause would have timed out.
     LEFT_WAITING[-1].join(10)

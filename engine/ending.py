@@ -29,7 +29,9 @@ logger = logging.getLogger("signoff.engine.runner")
 
 def complete(ctx: RunContext, result: Any) -> None:
     give_up_abandoned(ctx)
-    done = ctx.engine.store.transition(
+    store = ctx.engine.store
+    preview = serialization.preview(result)
+    done = store.transition(
         ctx.run_id,
         RunState.COMPLETED,
         "Completed",
@@ -38,8 +40,26 @@ def complete(ctx: RunContext, result: Any) -> None:
         expect_owner=ctx.engine.process_id,
         logs=ctx.take_logs(),
         owner=None,
-        result=serialization.preview(result),
+        result=preview,
     )
+    if not done:
+        # The flow returned while a pause it made still waits: asked in a coroutine or a
+        # thread it did not wait for. The run ends as the flow did (Prefect's completes
+        # from Paused too), and nobody can answer that question now. The logs were
+        # stored by the attempt above.
+        done = store.transition(
+            ctx.run_id,
+            RunState.COMPLETED,
+            "Completed",
+            None,
+            expect=(RunState.RUNNING, RunState.PAUSED),
+            expect_owner=ctx.engine.process_id,
+            owner=None,
+            result=preview,
+        )
+        if done:
+            store.close_waiting_pauses(ctx.run_id)
+            ctx.engine.waiters.wake(ctx.run_id)  # what still waits on it here stops
     ctx.engine.notify()
     if not done:
         _outcome_dropped(ctx, "completed")
@@ -123,8 +143,9 @@ def finish_with(ctx: RunContext, exc: BaseException) -> None:
         _outcome_dropped(ctx, name.lower())
         return
     # A pause it still waited on (its awaiting task cancelled, or a sibling's, or the flow
-    # failed beside it) can be answered by nobody now.
-    store.close_waiting_pauses(ctx.run_id)
+    # failed beside it) can be answered by nobody now; what still waits on it here stops.
+    if store.close_waiting_pauses(ctx.run_id):
+        ctx.engine.waiters.wake(ctx.run_id)
     _end_nested(ctx)
     # An error, with why, as Prefect's "Finished in state Failed('...')": whoever watches
     # the console or a worker's log sees the reason, not only that it failed. The stored

@@ -240,7 +240,7 @@ def _engine_page(
             ) from None
     wanted = [RunState(state.lower()) for state in states] or None
     # One more than shown: whether a next page exists is known without a second query.
-    return engine.list_runs(
+    found = engine.list_runs(
         wanted,
         flow_name,
         limit + 1,
@@ -250,6 +250,10 @@ def _engine_page(
         since=since,
         until=until,
     )
+    if not found and flow_name is not None and not engine.list_runs(flow_name=flow_name, limit=1):
+        # A typo in the flow's name read as "no runs" in the states asked for.
+        click.echo(f"note: no run of a flow named {flow_name!r} is stored", err=True)
+    return found
 
 
 @runs.command("show")

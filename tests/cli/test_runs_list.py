@@ -113,6 +113,18 @@ def test_filters(made: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     assert row.split()[:5] == [made[8][:8], "even", "completed", "2026-11-02", "17:00:00"]
 
 
+def test_a_flow_no_run_is_stored_of_is_said_apart_from_an_empty_filter(
+    made: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """'--flow refnd' (a typo) printed 'no runs', as a flow whose runs the other filters
+    leave out does."""
+    status, out, err = run_cli(capsys, "runs", "list", "--flow", "evn")
+    assert (status, out) == (0, "no runs\n")
+    assert err == "note: no run of a flow named 'evn' is stored\n"
+    status, out, err = run_cli(capsys, "runs", "list", "--flow", "even", "--state", "paused")
+    assert (status, out, err) == (0, "no runs\n", "")
+
+
 def test_pages_end_with_the_command_for_the_next_one(
     made: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:

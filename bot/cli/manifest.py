@@ -22,6 +22,10 @@ __all__ = ["manifest_command"]
 )
 def manifest_command(socket_mode: bool, url: str) -> None:
     """Print the Slack app manifest: the code's commands and only the scopes it needs."""
+    ctx = click.get_current_context()
+    if socket_mode and ctx.get_parameter_source("url") is click.core.ParameterSource.COMMANDLINE:
+        # A Socket Mode app has no request URLs: the URL given would be dropped unseen.
+        raise click.UsageError("--url is for HTTP mode; a --socket-mode manifest has no URLs")
     problem = _url_problem(url)
     if problem:
         raise click.BadParameter(

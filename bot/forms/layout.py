@@ -241,9 +241,23 @@ def _merge_union(
         return {**number, "x-decimal": True}
     if types and set(types) <= {"integer", "number"}:
         return {"type": "number"}
+    kinds = " | ".join(dict.fromkeys(_kind_of(b) for b in resolved))
     raise UnsupportedField(
-        path, f"a union of different types ({', '.join(types)}) is not supported"
+        path,
+        f"a union of different kinds of value ({kinds}) is not supported: one field "
+        "asks for one kind",
     )
+
+
+def _kind_of(branch: Mapping[str, Any]) -> str:
+    """How a union's branch is named to the flow's author: its format (``date-time``), the
+    title of a model (``object Approve``), else its JSON type."""
+    kind = str(branch.get("type", "any"))
+    if isinstance(branch.get("format"), str):
+        return f"{kind} ({branch['format']})"
+    if kind == "object" and isinstance(branch.get("title"), str):
+        return f"object {branch['title']}"
+    return kind
 
 
 def _lookup(root: JSONSchema, ref: str, path: str) -> Mapping[str, Any]:

@@ -5,6 +5,7 @@ Slack's block limits, and the field that cannot be shown named with why.
 from __future__ import annotations
 
 import enum
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 import pytest
@@ -140,7 +141,9 @@ Twenty = enum.Enum("Twenty", {f"V{i}": f"v{i}" for i in range(20)})  # type: ign
         (list[Address], "value", "list of nested models"),
         (list[dict[str, int]], "value", "list of nested models or mappings"),
         (tuple[int, int], "value", "tuples"),
-        (int | str, "value", "union of different types (integer, string)"),
+        (int | str, "value", "union of different kinds of value (integer | string)"),
+        (date | datetime, "value", "kinds of value (string (date) | string (date-time))"),
+        (Address | Node, "value", "kinds of value (object Address | object Node)"),
         (Literal["x" * 151], "value", "longer than 150 characters"),
         (Big, "value", "101 options"),
         (list[Big], "value", "101 options"),

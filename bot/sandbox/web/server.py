@@ -348,6 +348,9 @@ class _PageServer(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     server: ThreadingHTTPServer
+    #: until the request line is read: a request refused before that (garbage, a line too
+    #: long) is still answered, and logged, without one
+    path = ""
 
     @property
     def page(self) -> SandboxPage:

@@ -1,0 +1,53 @@
+"""The sandbox page given requests no browser sends: each gets a clear 4xx, in JSON."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from signoff.bot.sandbox.web import SandboxPage
+from signoff.bot.testing import running_bot
+
+
+@pytest.fixture
+def page(tmp_path: Path) -> Iterator[SandboxPage]:
+    with running_bot(["signoff.bot.demo.flows"], database_url=f"sqlite:///{tmp_path}/t.db") as bot:
+        served = SandboxPage(bot.slack.workspace, bot.driver)
+        served.start()
+        try:
+            yield served
+        finally:
+            served.stop()
+
+
+def exchange(page: SandboxPage, request: bytes) -> tuple[bytes, dict[str, object]]:
+    """Send ``request`` as it is; the status line and the JSON body of the answer."""
+    with socket.create_connection((page.host, page.port), timeout=10) as raw:
+        raw.sendall(request)
+        answer = b""
+        while chunk := raw.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return head.split(b"\r\n")[0], json.loads(body)
+
+
+@pytest.mark.parametrize(
+    ("request_line", "status"),
+    [
+        (b"GET / and more HTTP/1.1\r\n", b"400"),  # no path the server can read from it
+        (b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\n", b"414"),  # longer than the server reads
+    ],
+    ids=["garbage", "too-long"],
+)
+def test_a_request_line_the_server_cannot_read_gets_an_answer_not_a_dropped_connection(
+    page: SandboxPage, request_line: bytes, status: bytes
+) -> None:
+    # The page's log line named the request's path, which such a request has none of: the
+    # answer was never sent and the terminal showed a traceback.
+    line, body = exchange(page, request_line + b"\r\n")
+    assert line.startswith(b"HTTP/1.0 " + status)
+    assert body["ok"] is False and body["error"]

@@ -1,5 +1,6 @@
 """Flows for the page's tests: one whose form uses every input element Signoff's form
-generator makes, one whose texts hold a word longer than any line."""
+generator makes, one whose texts hold a word longer than any line, one in Arabic, and one
+decision whose buttons' labels are most of a line."""
 
 from __future__ import annotations
 
@@ -65,3 +66,15 @@ class RightToLeft(RunInput):
 def right_to_left() -> str:
     answer = pause_flow_run(wait_for_input=RightToLeft.with_initial_data(description="مرحبا"))
     return answer.note  # type: ignore[union-attr]
+
+
+class LongDecision(RunInput):
+    """One yes-or-no whose title makes each button's label most of a line."""
+
+    go: bool = Field(title="Roll the release out to every region once the canary is healthy")
+
+
+@flow(name="long-decision")
+def long_decision() -> bool:
+    answer = pause_flow_run(wait_for_input=LongDecision)
+    return answer.go  # type: ignore[union-attr]

@@ -67,7 +67,7 @@ def test_a_page_on_another_site_cannot_start_a_run(
     other_site: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="signoff.bot.sandbox.web.server")
+    caplog.set_level(logging.WARNING, logger="signoff.bot.sandbox.web.handler")
     browser.get(other_site)
     status = wait(
         browser,

@@ -9,7 +9,8 @@ through the sandbox's driver, so the app gets the same signed requests Slack wou
         page.start()
         print(page.url)
 
-Modules: :mod:`.server` (HTTP and actions), :mod:`.guard` (which requests it answers:
+Modules: :mod:`.server` (the page and people's actions), :mod:`.handler` (HTTP: routes,
+methods, JSON answers), :mod:`.guard` (which requests it answers:
 its own, not another site's), :mod:`.page` (what one person sees),
 :mod:`.blocks` (Block Kit to HTML), :mod:`.mrkdwn` (mrkdwn to HTML); ``templates/`` (Jinja)
 and ``static/`` (the page's one style sheet and one script; no build step, nothing from a CDN).

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import socket
+import struct
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import pytest
 
 from signoff.bot.sandbox.web import SandboxPage
 from signoff.bot.testing import running_bot
+from tests.support.waiting import wait_for
 
 
 @pytest.fixture
@@ -51,3 +54,26 @@ def test_a_request_line_the_server_cannot_read_gets_an_answer_not_a_dropped_conn
     line, body = exchange(page, request_line + b"\r\n")
     assert line.startswith(b"HTTP/1.0 " + status)
     assert body["ok"] is False and body["error"]
+
+
+def _handling() -> bool:
+    return any("process_request" in t.name for t in threading.enumerate())
+
+
+def test_a_browser_that_goes_away_before_the_answer_leaves_no_traceback(
+    page: SandboxPage, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # A tab closed while its click is on its way to the app: the answer finds no one.
+    body = json.dumps({"as": "alice", "text": "/runs help"}).encode()
+    raw = socket.create_connection((page.host, page.port), timeout=10)
+    raw.sendall(
+        f"POST /command HTTP/1.1\r\nHost: {page.host}:{page.port}\r\n".encode()
+        + f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # reset
+    raw.close()
+    # The command reached the app (its reply shows), and the page is done with it.
+    wait_for(lambda: page.workspace.ephemeral("U0ALICE"), timeout=20, what="the app's reply")
+    wait_for(lambda: not _handling(), timeout=20, what="the page to finish the request")
+    assert "Traceback" not in capfd.readouterr().err

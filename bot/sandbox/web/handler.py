@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from collections.abc import Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib.resources import files
@@ -72,6 +73,19 @@ class PageServer(ThreadingHTTPServer):
         self.address_family = address_family(host)
         self.page = page
         super().__init__((host, port), _Handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A browser that went away before its answer (a tab closed mid-click) is no fault
+        of the page's: logged, not printed as a traceback on the developer's terminal."""
+        failure = sys.exc_info()[1]
+        if isinstance(failure, ConnectionError):
+            logger.debug(
+                "sandbox page client went away: %s",
+                failure,
+                extra={"action": "sandbox_page_client_gone"},
+            )
+            return
+        logger.exception("sandbox page request failed", extra={"action": "sandbox_page_failed"})
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from signoff.bot.sandbox.web import SandboxPage
+from signoff.bot.sandbox.web import SandboxPage, handler
 from signoff.bot.testing import running_bot
 from tests.support.waiting import wait_for
 
@@ -77,3 +77,30 @@ def test_a_browser_that_goes_away_before_the_answer_leaves_no_traceback(
     wait_for(lambda: page.workspace.ephemeral("U0ALICE"), timeout=20, what="the app's reply")
     wait_for(lambda: not _handling(), timeout=20, what="the page to finish the request")
     assert "Traceback" not in capfd.readouterr().err
+
+
+def post_head(page: SandboxPage, headers: str) -> bytes:
+    return (
+        f"POST /command HTTP/1.1\r\nHost: {page.host}:{page.port}\r\n"
+        f"Content-Type: application/json\r\n{headers}\r\n"
+    ).encode()
+
+
+def test_a_body_shorter_than_its_length_is_answered_when_the_wait_runs_out(
+    page: SandboxPage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The page waited for the missing bytes for good, a thread held for each such request.
+    monkeypatch.setattr(handler, "REQUEST_SECONDS", 0.5)
+    monkeypatch.setattr(handler._Handler, "timeout", 0.5)
+    line, body = exchange(page, post_head(page, "Content-Length: 100\r\n") + b'{"as": ')
+    assert line.startswith(b"HTTP/1.0 408")
+    assert body["error"] == "the body's 100 bytes did not all come"
+
+
+def test_a_chunked_body_is_refused_as_chunked(page: SandboxPage) -> None:
+    # Its chunk sizes were read as the JSON body: "'as' must name a member", or not JSON.
+    sent = json.dumps({"as": "alice", "text": "/runs help"}).encode()
+    chunked = f"{len(sent):x}\r\n".encode() + sent + b"\r\n0\r\n\r\n"
+    line, body = exchange(page, post_head(page, "Transfer-Encoding: chunked\r\n") + chunked)
+    assert line.startswith(b"HTTP/1.0 411")
+    assert "Content-Length" in str(body["error"])

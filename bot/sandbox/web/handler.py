@@ -88,8 +88,14 @@ class PageServer(ThreadingHTTPServer):
         logger.exception("sandbox page request failed", extra={"action": "sandbox_page_failed"})
 
 
+#: how long a connection may keep the page waiting for the rest of a request (its socket's
+#: timeout): a body shorter than its Content-Length held a thread for good
+REQUEST_SECONDS = 30.0
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: PageServer
+    timeout = REQUEST_SECONDS
     #: until the request line is read: a request refused before that (garbage, a line too
     #: long) is still answered, and logged, without one
     path = ""
@@ -189,6 +195,11 @@ class _Handler(BaseHTTPRequestHandler):
             why = f"send JSON (Content-Type: application/json), not {sent or 'no type'!r}"
             self._json(415, {"ok": False, "error": why})
             return
+        if self.headers.get("Transfer-Encoding", "identity").lower() != "identity":
+            # Not read: its chunks would be taken for the JSON body, and refused as that.
+            why = "send the body with a Content-Length, not in chunks (Transfer-Encoding)"
+            self._json(411, {"ok": False, "error": why})
+            return
         try:
             length = int(self.headers.get("Content-Length") or 0)
         except ValueError:
@@ -198,7 +209,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(413, {"ok": False, "error": f"send a body of 0 to {MAX_BODY} bytes"})
             return
         try:
-            body = json.loads(self.rfile.read(length) or b"{}")
+            sent_body = self.rfile.read(length)
+        except TimeoutError:
+            self._json(408, {"ok": False, "error": f"the body's {length} bytes did not all come"})
+            return
+        try:
+            body = json.loads(sent_body or b"{}")
             if not isinstance(body, dict):
                 raise PageRequestInvalid("the body must be a JSON object")
             body["route"] = route

@@ -79,3 +79,26 @@ def test_someone_in_no_group_is_still_refused_by_the_rule_when_slack_lists_them_
     assert told(bot, "dan", 0) == "Only <@U0ALICE>, <!subteam^S0OPS> may answer this."
     refused = next(r for r in engine.audit_trail(run.id) if r.action == "refused")
     assert refused.actor_id == "U0DAN"
+
+
+def test_a_member_is_not_kept_waiting_for_a_long_retry_after_on_the_group(
+    engine: Engine, bot: RunningBot
+) -> None:
+    """Slack's Retry-After of 30 s was waited out up to five times while Bob heard nothing."""
+    run = engine.submit("grp-ops", {}, started_by="U0ALICE")
+    prompt = bot.root_message(run.id)
+    failing = threading.Event()
+    failing.set()
+    bot.slack.fail_next(
+        "usergroups.users.list", 1000, status=429, retry_after=30, when=lambda _: failing.is_set()
+    )
+    assert bot.driver.change_usergroup("S0OPS", ["bob", "carol"]).status == 200
+
+    bot.driver.click("bob", prompt, action_id=f"{ids.DECIDE}:0")
+    text = bot.slack.wait_for(lambda ws: ws.ephemeral("bob")[-1], timeout=10).text
+    assert "Slack would not say who is in user group S0OPS just now (ratelimited)" in text
+    assert [r.action for r in engine.audit_trail(run.id)] == ["run.started"]
+
+    failing.clear()
+    bot.driver.click("bob", prompt, action_id=f"{ids.DECIDE}:0")
+    assert wait_for(lambda: engine.get_run(run.id).state.is_final, timeout=15)

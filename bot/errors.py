@@ -23,6 +23,8 @@
         ├── RunUnreadable (run_id, reason)             a run's stored rows were changed by hand
         ├── FlowUnknown (flow, known)                  no flow or deployment of that name
         ├── NotPermitted (action, actor, reason, allowed, run_id)   the rules refuse this person
+        ├── MembersUnreadable (groups, error)          (bot.slack.approvers) Slack would not say
+        │                                              who is in a user group a rule names
         ├── ParametersInvalid (flow, errors)           parameters break the flow's schema
         └── RunNotChangeable (run_id, current, requested)   e.g. cancelling a finished run
 """
@@ -214,6 +216,21 @@ class NotPermitted(BackendError):
         super().__init__(message or f"{actor or 'someone'} may not {action}: {reason}")
 
 
+class MembersUnreadable(BackendError):
+    """Slack would not say who is in the user groups a rule names (a rate limit, an
+    outage), and no members read before may stand in: whether this person may act cannot
+    be told, so nothing was done. Not a refusal: the person is told to try again."""
+
+    def __init__(self, groups: tuple[str, ...], error: str) -> None:
+        self.groups = groups
+        self.error = error
+        super().__init__(
+            f"Slack would not say who is in user group {', '.join(groups)} just now ({error}), "
+            "so Signoff cannot tell whether you may do this. Nothing was done; try again in "
+            "a minute."
+        )
+
+
 class ParametersInvalid(BackendError):
     """Parameters do not match what the flow takes; ``errors`` names each field."""
 
@@ -244,6 +261,7 @@ __all__ = [
     "BotError",
     "FlowUnknown",
     "JsonTooDeep",
+    "MembersUnreadable",
     "ModalError",
     "NotPermitted",
     "ParametersInvalid",

@@ -195,7 +195,11 @@ class GroupDirectory(Protocol):
     """
 
     def groups_of(self, actor_id: str, candidates: Collection[str]) -> set[str]:
-        """Those of ``candidates`` (ids named by a rule) that ``actor_id`` is a member of."""
+        """Those of ``candidates`` (ids named by a rule) that ``actor_id`` is a member of.
+
+        It may raise when it cannot tell (the groups' owner will not say just now): the
+        rule is then not decided, nothing is recorded, and the error reaches the caller.
+        """
         ...
 
 

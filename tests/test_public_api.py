@@ -200,6 +200,7 @@ def test_bot_errors_exports() -> None:
         "BotError",
         "FlowUnknown",
         "JsonTooDeep",
+        "MembersUnreadable",
         "ModalError",
         "NotPermitted",
         "ParametersInvalid",

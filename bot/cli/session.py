@@ -185,37 +185,45 @@ def name_database_source(message: str, ctx: click.Context) -> str:
     return message
 
 
-def check_person(_ctx: click.Context, _param: click.Parameter, name: str | None) -> str | None:
+def check_person(ctx: click.Context, param: click.Parameter, name: str | None) -> str | None:
     """A click callback for options naming a person (``--as``, ``--started-by``, ``--to``):
-    refused by name here, with the option, if the engine could not record them.
+    refused by name here, with the option, if the engine could not record them, or if
+    it is a Slack user group's id: answering as ``S0SRE`` counted the group as one of a
+    quorum's different people, and put a group in the trail as who decided.
 
     Raises:
-        click.BadParameter: too long, empty, with spaces around it, or holding a NUL
-            character.
+        click.BadParameter: too long, empty, with spaces around it, holding a NUL
+            character, or a Slack user group's id.
     """
     if name is not None:
         try:
             Actor(name)
         except ValueError as exc:
             raise click.BadParameter(str(exc)) from None
+        if _GROUP_ID.match(name):
+            raise click.BadParameter(
+                f"{name} is a Slack user group; name one person (a member's id), and the "
+                "groups they are in with --group"
+                if param.name == "responder"
+                else f"{name} is a Slack user group; name one person (a member's id)"
+            )
     return name
 
 
-#: a Slack user group's id (``S0SRE``): approvers may be one, but a decision is handed to
-#: one person
+#: a Slack user group's id (``S0SRE``): approvers may be one, but a person acts, and a
+#: decision is handed to one person
 _GROUP_ID = re.compile(r"^S[A-Z0-9]{2,63}$")
 
 
 def check_one_person(ctx: click.Context, param: click.Parameter, name: str | None) -> str | None:
-    """``check_person`` for ``--to``, refusing a Slack user group's id too: the person a
-    decision is handed to is the one it waits for (a group would let whoever of it
-    answered already count again, or nobody be told)."""
-    checked = check_person(ctx, param, name)
-    if checked is not None and _GROUP_ID.match(checked):
+    """``check_person`` for ``--to``: the person a decision is handed to is the one it
+    waits for (a group would let whoever of it answered already count again, or nobody
+    be told)."""
+    if name is not None and _GROUP_ID.match(name):
         raise click.BadParameter(
-            f"{checked} is a Slack user group; hand a decision to one person (a member's id)"
+            f"{name} is a Slack user group; hand a decision to one person (a member's id)"
         )
-    return checked
+    return check_person(ctx, param, name)
 
 
 def check_groups(

@@ -16,6 +16,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from signoff.bot.backends import Action, Actor, Pause, Refusal, Run, Via
+from signoff.bot.errors import MembersUnreadable
 from signoff.bot.slack.messages import who
 
 logger = logging.getLogger(__name__)
@@ -28,6 +29,9 @@ GROUP_TTL_SECONDS = 60.0
 #: rate limit, say); past it a group counts as empty (nobody may answer through it) until
 #: a read works: a removal that cannot be checked is not trusted for ever
 GROUP_STALE_LIMIT_SECONDS = 300.0
+#: what Slack answers for a user group that is not there (deleted, or disabled): an
+#: answer, not a failure to read one
+GONE_ERRORS = frozenset({"no_such_subteam"})
 _GROUP = re.compile(r"^S[A-Z0-9]{2,}$")
 _USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
 #: at most this many people get a Home refresh or a direct message per event
@@ -56,6 +60,14 @@ class Approvers:
         self._lock = threading.Lock()
 
     def members(self, group: str) -> frozenset[str]:
+        """``group``'s members; none while Slack will not say and nothing read before may
+        stand in (see ``groups_of`` for the rule that must not take that for "nobody")."""
+        read = self._read(group)
+        return read if isinstance(read, frozenset) else frozenset()
+
+    def _read(self, group: str) -> frozenset[str] | str:
+        """``group``'s members, or Slack's error when it would not say and no members read
+        before may stand in."""
         with self._lock:
             cached = self._groups.get(group)
         if cached and time.monotonic() - cached[0] < GROUP_TTL_SECONDS:
@@ -67,7 +79,9 @@ class Approvers:
             try:
                 found = self.client.usergroups_users_list(usergroup=group)
             except SlackApiError as exc:
-                return self._unread(group, cached, exc)
+                return self._unread(group, cached, str(exc.response.get("error") or exc))
+            except OSError as exc:  # unreachable past the client's retries; a timeout
+                return self._unread(group, cached, str(exc) or type(exc).__name__)
             users = frozenset(found.get("users") or [])
             with self._lock:
                 if self._changes.get(group, 0) == changes:
@@ -77,11 +91,12 @@ class Approvers:
         return users
 
     def _unread(
-        self, group: str, cached: tuple[float, frozenset[str]] | None, exc: SlackApiError
-    ) -> frozenset[str]:
+        self, group: str, cached: tuple[float, frozenset[str]] | None, error: str
+    ) -> frozenset[str] | str:
         """The members to go by when Slack refuses to read ``group``: those read last, for
-        a while; none after that (nor when none were read)."""
-        error = str(exc.response.get("error") or exc)[:100]
+        a while; after that (or when none were read), Slack's ``error``. A group Slack
+        says is not there (deleted, disabled) has no members."""
+        error = error[:100]
         stale = cached is not None and time.monotonic() - cached[0] >= GROUP_STALE_LIMIT_SECONDS
         logger.warning(
             "could not read the members of user group %s (%s)%s",
@@ -92,7 +107,9 @@ class Approvers:
         )
         # Not cached: a passing failure must not lock the group out for a whole TTL, nor a
         # group made a moment later (Slack answers "no_such_subteam" till then).
-        return cached[1] if cached is not None and not stale else frozenset()
+        if cached is not None and not stale:
+            return cached[1]
+        return frozenset() if error in GONE_ERRORS else error
 
     def forget(self, group: str) -> None:
         """Drop what is cached about ``group``: Slack said its members changed."""
@@ -102,8 +119,25 @@ class Approvers:
 
     def groups_of(self, actor_id: str, candidates: Collection[str]) -> set[str]:
         """The Slack user groups among ``candidates`` that ``actor_id`` belongs to (the
-        backend's ``GroupDirectory``)."""
-        return {g for g in candidates if _GROUP.match(g) and actor_id in self.members(g)}
+        backend's ``GroupDirectory``).
+
+        Raises:
+            MembersUnreadable: ``actor_id`` is in none of the groups Slack said the members
+                of, and Slack would not say for some other (a rate limit, an outage, a
+                group deleted or disabled): a rule must not refuse them for that, nor
+                record a refusal. They are told to try again.
+        """
+        found: set[str] = set()
+        unread: dict[str, str] = {}
+        for group in sorted(g for g in candidates if _GROUP.match(g)):
+            read = self._read(group)
+            if isinstance(read, str):
+                unread[group] = read
+            elif actor_id in read:
+                found.add(group)
+        if unread and not found:
+            raise MembersUnreadable(tuple(unread), "; ".join(sorted(set(unread.values()))))
+        return found
 
     def people(self, principals: Iterable[str]) -> list[str]:
         """User ids named, with user groups expanded to their members (capped)."""

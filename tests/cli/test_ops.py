@@ -1123,3 +1123,24 @@ def test_waiting_until_paused_stops_at_a_flow_the_run_called_and_names_that_run(
     finally:
         set_engine(previous)
         engine.close()
+
+
+@pytest.mark.parametrize(
+    ("command_line", "option"),
+    [
+        (("runs", "resume", "abc", "--input", '{"approved": true}', "--as", "S0OPS"), "--as"),
+        (("runs", "cancel", "abc", "--as", "S0OPS"), "--as"),
+        (("run", "deploy", "--started-by", "S0OPS"), "--started-by"),
+    ],
+)
+def test_a_user_group_does_not_act_as_a_person(
+    project: Path, capsys: pytest.CaptureFixture[str], command_line: tuple[str, ...], option: str
+) -> None:
+    """`runs resume --as S0OPS` was one of a quorum's two different people (the group
+    itself), and the trail named a group as who decided."""
+    status, out, err = run_cli(capsys, *command_line)
+    assert (status, out) == (2, "")
+    assert err.startswith(
+        f"error: Invalid value for '{option}': S0OPS is a Slack user group; name one person"
+    )
+    assert not (project / "ops.db").exists()

@@ -211,8 +211,9 @@ def check_person(ctx: click.Context, param: click.Parameter, name: str | None) -
 
 
 #: a Slack user group's id (``S0SRE``): approvers may be one, but a person acts, and a
-#: decision is handed to one person
-_GROUP_ID = re.compile(r"^S[A-Z0-9]{2,63}$")
+#: decision is handed to one person. Slack's ids hold a digit; an operator's name in capitals
+#: (``SAM``, ``SRE``), which ``--as`` takes on trust, does not read as one.
+_GROUP_ID = re.compile(r"^S(?=[A-Z]*[0-9])[A-Z0-9]{2,63}$")
 
 
 def check_one_person(ctx: click.Context, param: click.Parameter, name: str | None) -> str | None:

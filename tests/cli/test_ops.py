@@ -1144,3 +1144,11 @@ def test_a_user_group_does_not_act_as_a_person(
         f"error: Invalid value for '{option}': S0OPS is a Slack user group; name one person"
     )
     assert not (project / "ops.db").exists()
+
+
+def test_a_name_in_capitals_is_not_taken_for_a_user_group(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--as takes an operator's name on trust; SAM is not a Slack id (those hold a digit)."""
+    assert run_cli(capsys, "db", "upgrade")[0] == 0
+    assert run_cli(capsys, "runs", "list", "--started-by", "SAM") == (0, "no runs\n", "")

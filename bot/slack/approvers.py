@@ -123,9 +123,9 @@ class Approvers:
 
         Raises:
             MembersUnreadable: ``actor_id`` is in none of the groups Slack said the members
-                of, and Slack would not say for some other (a rate limit, an outage, a
-                group deleted or disabled): a rule must not refuse them for that, nor
-                record a refusal. They are told to try again.
+                of, and Slack would not say for some other (a rate limit, an outage; a
+                group it says is not there has no members): a rule must not refuse them
+                for that, nor record a refusal. They are told to try again.
         """
         found: set[str] = set()
         unread: dict[str, str] = {}

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
 
 import pytest
 
@@ -25,15 +24,6 @@ from signoff.engine import (
 from tests.engine.test_prefect_compat import Go, final, step
 from tests.support.running import start
 from tests.support.waiting import wait_for
-
-
-@pytest.fixture
-def worker(engine: Engine) -> Iterator[Worker]:
-    made = Worker(engine)
-    made.start()
-    yield made
-    made.stop()
-
 
 FINISH = threading.Event()
 FINISHED: list[str] = []

@@ -6,7 +6,6 @@ import asyncio
 import contextvars
 import threading
 import uuid
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pydantic
@@ -44,14 +43,6 @@ from tests.support.waiting import wait_for
 
 class Go(RunInput):
     go: bool
-
-
-@pytest.fixture
-def worker(engine: Engine) -> Iterator[Worker]:
-    made = Worker(engine)
-    made.start()
-    yield made
-    made.stop()
 
 
 def final(engine: Engine, run_id: str):

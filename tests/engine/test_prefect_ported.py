@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import contextvars
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -52,14 +52,6 @@ async def async_step() -> int:
 @pytest.fixture(autouse=True)
 def clear_calls() -> None:
     CALLED.clear()
-
-
-@pytest.fixture
-def worker(engine: Engine) -> Iterator[Worker]:
-    made = Worker(engine)
-    made.start()
-    yield made
-    made.stop()
 
 
 def paused_run(engine: Engine, flow_name: str) -> str:

@@ -1,0 +1,138 @@
+"""An answer to a Prefect run when the connection to Prefect fails, or the run moves on,
+at the moment Signoff resumes the run: the answer's responder is kept when the resume took
+effect, a record of one that did not never blocks a later answer, and a run that stopped
+waiting in between is said so, by its id, as the embedded engine says it.
+
+The bot reaches Prefect through an ``Interposer`` (``tests/support/interposing.py``) that
+holds or cuts the resume request itself; everything else is the session's real server."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlparse
+
+import pytest
+
+from tests.support.prefect import require_prefect
+
+try:
+    import prefect  # noqa: F401
+except ImportError:
+    require_prefect()
+
+from signoff.bot.backends import Accepted, Actor, RunState
+from signoff.bot.backends.prefect import PrefectBackend, PrefectSettings
+from signoff.bot.errors import BackendUnavailable
+from tests.prefect.test_prefect_backend import CAROL, finished
+from tests.support.forwarding import free_port
+from tests.support.interposing import Interposer, interposing
+from tests.support.waiting import wait_for
+
+pytestmark = [pytest.mark.xdist_group("prefect"), pytest.mark.timeout(900)]
+
+ALICE, BOB = Actor("U0ALICE"), Actor("U0BOB")
+RESUME = rb"^POST /api/flow_runs/[0-9a-f-]+/resume "
+#: what Prefect stores for ``class UserName(RunInput): name: str``
+USER_NAME = {
+    "title": "UserName",
+    "type": "object",
+    "properties": {"name": {"title": "Name", "type": "string"}},
+    "required": ["name"],
+}
+
+
+class Through:
+    """A backend that reaches the session's Prefect through an interposer on ``port``."""
+
+    def __init__(self, api_url: str, **settings: Any) -> None:
+        self.upstream = ("127.0.0.1", int(urlparse(api_url).port or 80))
+        self.port = free_port()
+        url = f"http://127.0.0.1:{self.port}/api"
+        self.backend = PrefectBackend(PrefectSettings.load(api_url=url, **settings))
+
+    def interposer(self) -> Interposer:
+        return Interposer(self.port, self.upstream)
+
+
+@pytest.fixture
+def through(prefect_api_url: str) -> Iterator[Through]:
+    found = Through(prefect_api_url, answer_claim_seconds=1.0)
+    try:
+        yield found
+    finally:
+        found.backend.close()
+
+
+def greeting(backend: PrefectBackend) -> tuple[str, str]:
+    """A greet-user run, once it waits: its id and its request's key."""
+    run = backend.start_run("greet-user/tests", {}, started_by=CAROL)
+    pause = wait_for(lambda: backend.waiting_pause(run.id), timeout=60, what="the pause")
+    return run.id, pause.key
+
+
+def answering(backend: PrefectBackend, run_id: str, key: str, values: dict, who: Actor):
+    """``backend.answer`` in a thread: a list that gets its outcome (or its error)."""
+    outcome: list[object] = []
+
+    def answer() -> None:
+        try:
+            outcome.append(backend.answer(run_id, key, values, responder=who))
+        except Exception as exc:
+            outcome.append(exc)
+
+    threading.Thread(target=answer, daemon=True).start()
+    return outcome
+
+
+def test_an_answer_whose_resume_took_effect_keeps_its_responder_though_the_response_was_lost(
+    prefect_backend: PrefectBackend, through: Through
+) -> None:
+    # The record of who answered was deleted: the run said "answered outside Signoff".
+    direct = prefect_backend
+    run_id, key = greeting(direct)
+    with interposing(through.port, through.upstream) as interposer:
+        lost = interposer.next_request(RESUME, "lose_response")
+        answer = through.backend.answer(run_id, key, {"name": "Ada"}, responder=ALICE)
+        assert lost.seen.is_set()
+    assert isinstance(answer, Accepted), answer
+    assert finished(direct, run_id).state is RunState.COMPLETED
+    [asked] = direct.detail(run_id).pauses
+    assert (asked.responder, asked.response, asked.answered_outside) == (
+        "U0ALICE",
+        {"name": "Ada"},
+        False,
+    )
+    assert [r.actor_id for r in direct.audit_trail(run_id) if r.action == "answer.received"] == [
+        "U0ALICE"
+    ]
+
+
+def test_a_record_left_by_an_answer_prefect_never_got_blocks_no_later_answer(
+    prefect_backend: PrefectBackend, through: Through
+) -> None:
+    # Prefect went away as the resume was sent: the record of Alice's answer stayed (its
+    # deletion failed too), and every later answer was "already answered by U0ALICE".
+    direct = prefect_backend
+    run_id, key = greeting(direct)
+    with interposing(through.port, through.upstream) as interposer:
+        cut = interposer.next_request(RESUME, "cut")
+        with pytest.raises(BackendUnavailable) as told:
+            through.backend.answer(run_id, key, {"name": "Ada"}, responder=ALICE)
+        assert cut.seen.is_set()
+    assert direct.get_run(run_id).state is RunState.PAUSED
+
+    with interposing(through.port, through.upstream):
+        waiting = wait_for(
+            lambda: through.backend.waiting_pause(run_id),
+            timeout=30,
+            what="the request to wait again",
+        )
+        assert waiting.key == key and waiting.responder is None
+        answer = through.backend.answer(run_id, key, {"name": "Bea"}, responder=BOB)
+        assert isinstance(answer, Accepted), answer
+    assert finished(direct, run_id).state is RunState.COMPLETED
+    [asked] = direct.detail(run_id).pauses
+    assert (asked.responder, asked.response) == ("U0BOB", {"name": "Bea"})
+    assert run_id in str(told.value)  # Alice was told which answer may not have been taken

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlparse
 
@@ -22,10 +23,10 @@ try:
 except ImportError:
     require_prefect()
 
-from signoff.bot.backends import Accepted, Actor, RunState
+from signoff.bot.backends import Accepted, Actor, Refused, RunState, Stale
 from signoff.bot.backends.prefect import PrefectBackend, PrefectSettings
 from signoff.bot.errors import BackendUnavailable
-from tests.prefect.test_prefect_backend import CAROL, finished
+from tests.prefect.test_prefect_backend import CAROL, KEYSET, finished
 from tests.support.forwarding import free_port
 from tests.support.interposing import Interposer, interposing
 from tests.support.waiting import wait_for
@@ -136,3 +137,71 @@ def test_a_record_left_by_an_answer_prefect_never_got_blocks_no_later_answer(
     [asked] = direct.detail(run_id).pauses
     assert (asked.responder, asked.response) == ("U0BOB", {"name": "Bea"})
     assert run_id in str(told.value)  # Alice was told which answer may not have been taken
+
+
+def test_a_run_answered_in_prefect_as_the_answer_is_sent_is_said_so_naming_the_run(
+    prefect_backend: PrefectBackend, through: Through
+) -> None:
+    # The answer was refused in Prefect's own words: "Cannot resume a flow run that is not
+    # paused.", without the run.
+    direct = prefect_backend
+    run_id, key = greeting(direct)
+    with interposing(through.port, through.upstream) as interposer:
+        held = interposer.next_request(RESUME, "hold")
+        outcome = answering(through.backend, run_id, key, {"name": "Ada"}, ALICE)
+        assert held.seen.wait(30)
+        resumed = direct.api._call(
+            "POST", f"/flow_runs/{run_id}/resume", body={"run_input": {"name": "Bea"}}
+        )
+        assert resumed.json()["status"] == "ACCEPT", resumed.text
+        held.release.set()
+        [answer] = wait_for(lambda: outcome, timeout=30, what="the answer's outcome")
+    assert isinstance(answer, Stale), answer
+    assert answer.reason == (
+        f"input {key!r} of run {run_id} was already answered by someone outside Signoff "
+        "(in Prefect's UI or API)"
+    )
+    assert finished(direct, run_id).state is RunState.COMPLETED
+    assert direct.detail(run_id).pauses[0].answered_outside
+
+
+def paused_until(backend: PrefectBackend, deadline: datetime) -> str:
+    """A run paused for a ``UserName`` until ``deadline``, by no flow process (none fails
+    it at the deadline, as a suspended run's has none)."""
+    api = backend.api
+    flow_id = api.deployment_by_name("greet-user", "tests")["flow_id"]
+    details = {"pause_key": "1", "run_input_keyset": KEYSET, "pause_timeout": deadline.isoformat()}
+    created = api._json(
+        "POST",
+        "/flow_runs/",
+        body={
+            "flow_id": flow_id,
+            "name": "answered-as-it-expires",
+            "state": {"type": "PAUSED", "name": "Paused", "state_details": details},
+        },
+    )
+    run_id = str(created["id"])
+    assert api.create_input(run_id, KEYSET["schema"], USER_NAME)
+    return run_id
+
+
+def test_a_pause_that_expires_as_the_answer_is_sent_says_it_closed_naming_the_run(
+    prefect_backend: PrefectBackend, through: Through
+) -> None:
+    # Prefect's "The flow run pause has timed out and can no longer resume." came back as
+    # a field error: the form showed it under its input, as if the value were wrong.
+    direct = prefect_backend
+    deadline = datetime.now(UTC) + timedelta(seconds=5)
+    run_id = paused_until(direct, deadline)
+    key = wait_for(lambda: direct.waiting_pause(run_id), timeout=30, what="the pause").key
+    with interposing(through.port, through.upstream) as interposer:
+        held = interposer.next_request(RESUME, "hold")
+        outcome = answering(through.backend, run_id, key, {"name": "Ada"}, ALICE)
+        assert held.seen.wait(30)
+        wait_for(lambda: datetime.now(UTC) > deadline, timeout=30, what="the deadline")
+        held.release.set()
+        [answer] = wait_for(lambda: outcome, timeout=30, what="the answer's outcome")
+    assert not isinstance(answer, Refused), answer
+    assert isinstance(answer, Stale), answer
+    assert answer.reason == f"input {key!r} of run {run_id} closed at {deadline:%H:%M} UTC"
+    assert direct.get_run(run_id).state is RunState.FAILED

@@ -151,9 +151,19 @@ class Answering(RunReading):
             return self._accepted(pause, claim, responder)
         self.claims.release(run.id, key, claim)
         reason = str((result.get("details") or {}).get("reason") or status)
+        # A schema's refusal leaves the request waiting; Prefect refuses too (REJECT) a
+        # resume past the deadline, and aborts one of a run no longer paused (ABORT).
+        stopped = self._stopped_waiting(run.id, key)
+        if stopped is not None:
+            logger.info(
+                "Prefect run stopped waiting as it was answered: %s",
+                reason,
+                extra={"action": "prefect_answer_too_late", "run_id": run.id, "key": key},
+            )
+            return stopped
         if status == "REJECT":
             return Refused(field_errors(reason), reason.removeprefix("Reason: "))
-        return Stale(reason)
+        return Stale(f"input {key!r} of run {run.id} was not answered: {reason}")
 
     def _unconfirmed(
         self,
@@ -191,6 +201,22 @@ class Answering(RunReading):
         self.claims.release(run_id, key, claim)
         if outcome is Outcome.WAITING:
             raise failure
+        return self._stopped_waiting(run_id, key) or Stale(_not_waiting(run_id, key, None))
+
+    def _stopped_waiting(self, run_id: str, key: str) -> Stale | None:
+        """Why request ``key`` of the run can no longer be answered, in the words ``answer``
+        refuses it with beforehand (None: it still waits)."""
+        pause = self.get_pause(run_id, key)
+        if pause is not None and pause.status in _ANSWERED:
+            return _answered_first(run_id, key, pause.responder)
+        if (
+            pause is not None
+            and pause.deadline is not None
+            and (pause.status is PauseStatus.TIMED_OUT or pause.deadline <= datetime.now(UTC))
+        ):
+            return Stale(_closed(run_id, key, pause.deadline))
+        if pause is not None and pause.status is PauseStatus.WAITING:
+            return None
         return Stale(_not_waiting(run_id, key, self.get_run(run_id).state_name))
 
     def _accepted(self, pause: Pause, claim: dict[str, Any], responder: Actor) -> Accepted:

@@ -8,6 +8,7 @@ holds or cuts the resume request itself; everything else is the session's real s
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -26,6 +27,8 @@ except ImportError:
 from signoff.bot.backends import Accepted, Actor, Refused, RunState, Stale
 from signoff.bot.backends.prefect import PrefectBackend, PrefectSettings
 from signoff.bot.errors import BackendUnavailable
+from signoff.bot.slack import ids
+from signoff.bot.testing import serving
 from tests.prefect.test_prefect_backend import CAROL, KEYSET, finished
 from tests.support.forwarding import free_port
 from tests.support.interposing import Interposer, interposing
@@ -205,3 +208,31 @@ def test_a_pause_that_expires_as_the_answer_is_sent_says_it_closed_naming_the_ru
     assert isinstance(answer, Stale), answer
     assert answer.reason == f"input {key!r} of run {run_id} closed at {deadline:%H:%M} UTC"
     assert direct.get_run(run_id).state is RunState.FAILED
+
+
+def test_a_form_submitted_as_its_pause_expires_says_the_input_closed_not_a_field_error(
+    prefect_backend: PrefectBackend, through: Through
+) -> None:
+    # The form came back with Prefect's "The flow run pause has timed out and can no
+    # longer resume." under its input, as though the name typed were wrong.
+    direct = prefect_backend
+    deadline = datetime.now(UTC) + timedelta(seconds=45)
+    run_id = paused_until(direct, deadline)
+    with interposing(through.port, through.upstream) as interposer, serving(through.backend) as bot:
+        root = bot.root_message(run_id, timeout=30)
+        bot.driver.click("alice", root, action_id=ids.PROVIDE_INPUT)
+        bot.slack.wait_for(lambda ws: ws.open_view("alice"), timeout=30)
+        # Submitted moments before the deadline; the resume held until after it (for less
+        # than the client's 10 s timeout).
+        soon = deadline - timedelta(seconds=3)
+        wait_for(lambda: datetime.now(UTC) > soon, timeout=60, what="the deadline to near")
+        held = interposer.next_request(RESUME, "hold")
+        assert bot.driver.submit("alice", {"name": "Ada"}).response_action == "update"
+        assert held.seen.wait(30)
+        wait_for(lambda: datetime.now(UTC) > deadline, timeout=60, what="the deadline")
+        held.release.set()
+        told = bot.outcome("alice", timeout=60)
+    shown = json.dumps(told.view)
+    assert "Nothing to do" in shown and "Nobody answered in time" in shown, shown
+    assert f"Run `{run_id[:8]}`" in shown
+    assert not any(b.get("type") == "input" for b in told.view["blocks"]), shown

@@ -81,55 +81,71 @@ class Interposer:
             except OSError:
                 return
             client.settimeout(None)
-            try:
-                server = socket.create_connection(self.to)
-            except OSError:
-                _close(client)
-                continue
             with self._lock:
-                self._opened.extend((client, server))
-            losing = threading.Event()
-            threading.Thread(
-                target=self._upstream, args=(client, server, losing), daemon=True
-            ).start()
-            threading.Thread(
-                target=self._downstream, args=(server, client, losing), daemon=True
-            ).start()
+                self._opened.append(client)
+            threading.Thread(target=_Link(self, client).upstream, daemon=True).start()
 
-    def _upstream(
-        self, client: socket.socket, server: socket.socket, losing: threading.Event
-    ) -> None:
+    def connect(self) -> socket.socket:
+        server = socket.create_connection(self.to)
+        with self._lock:
+            self._opened.append(server)
+        return server
+
+
+class _Link:
+    """One client connection, and the server connection its requests go down. The server
+    connection is opened at the first request, and again for a held one: the server closes
+    a connection left idle for long (5 s for Prefect's), as one held would be."""
+
+    def __init__(self, interposer: Interposer, client: socket.socket) -> None:
+        self.interposer, self.client = interposer, client
+        self.server: socket.socket | None = None
+        self.losing = threading.Event()
+
+    def upstream(self) -> None:
         try:
-            while data := client.recv(65536):
-                rule = self._matching(data)
+            while data := self.client.recv(65536):
+                rule = self.interposer._matching(data)
                 if rule is not None:
                     rule.seen.set()
                     if rule.kind == "cut":
-                        self.stop()
+                        self.interposer.stop()
                         return
                     if rule.kind == "hold":
+                        # Between two requests nothing is lost; left idle, the server
+                        # would close it, and the client would see that.
+                        self._drop_server()
                         rule.release.wait()
                     elif rule.kind == "lose_response":
-                        losing.set()
-                server.sendall(data)
+                        self.losing.set()
+                if self.server is None:
+                    self.server = self.interposer.connect()
+                    threading.Thread(
+                        target=self.downstream, args=(self.server,), daemon=True
+                    ).start()
+                self.server.sendall(data)
         except OSError:
             pass
         finally:
-            _close(client)
+            _close(self.client)
+            self._drop_server()
+
+    def _drop_server(self) -> None:
+        server, self.server = self.server, None
+        if server is not None:
             _close(server)
 
-    def _downstream(
-        self, server: socket.socket, client: socket.socket, losing: threading.Event
-    ) -> None:
+    def downstream(self, server: socket.socket) -> None:
         try:
             while data := server.recv(65536):
-                if losing.is_set():
+                if self.losing.is_set():
                     break  # the server handled the request: its answer never arrives
-                client.sendall(data)
+                self.client.sendall(data)
         except OSError:
             pass
         finally:
-            _close(client)
+            if self.server is server:  # not one dropped for a held request's fresh one
+                _close(self.client)
             _close(server)
 
 

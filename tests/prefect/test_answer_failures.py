@@ -142,6 +142,29 @@ def test_a_record_left_by_an_answer_prefect_never_got_blocks_no_later_answer(
     assert run_id in str(told.value)  # Alice was told which answer may not have been taken
 
 
+def test_an_answer_being_sent_still_holds_its_request_against_another_replica(
+    prefect_backend: PrefectBackend, prefect_api_url: str
+) -> None:
+    # Two replicas at once: while Alice's resume is on its way (held), Bob's answer through
+    # another replica is told she answered, and does not take her claim over.
+    direct, alices = prefect_backend, Through(prefect_api_url)
+    try:
+        run_id, key = greeting(direct)
+        with interposing(alices.port, alices.upstream) as interposer:
+            held = interposer.next_request(RESUME, "hold")
+            outcome = answering(alices.backend, run_id, key, {"name": "Ada"}, ALICE)
+            assert held.seen.wait(30)
+            second = direct.answer(run_id, key, {"name": "Bea"}, responder=BOB)
+            held.release.set()
+            [first] = wait_for(lambda: outcome, timeout=30, what="Alice's answer's outcome")
+    finally:
+        alices.backend.close()
+    assert isinstance(second, Stale) and "already answered by U0ALICE" in second.reason, second
+    assert isinstance(first, Accepted), first
+    assert finished(direct, run_id).state is RunState.COMPLETED
+    assert direct.detail(run_id).pauses[0].responder == "U0ALICE"
+
+
 def test_a_run_answered_in_prefect_as_the_answer_is_sent_is_said_so_naming_the_run(
     prefect_backend: PrefectBackend, through: Through
 ) -> None:

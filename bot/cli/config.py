@@ -69,6 +69,7 @@ VARIABLES = (
     Variable("PREFECT_API_KEY", "(unset: a server without auth)", secret=True),
     Variable("SIGNOFF_PREFECT_RECONCILE_SECONDS", "30"),
     Variable("SIGNOFF_PREFECT_SCHEMA_WAIT_SECONDS", "30"),
+    Variable("SIGNOFF_PREFECT_ANSWER_CLAIM_SECONDS", "60"),
     Variable("SIGNOFF_PREFECT_PERMISSIONS", "(unset: no rules beyond run tags)"),
 )
 #: every name a setting is read from

@@ -78,7 +78,7 @@ from signoff.bot.slack import metrics
 from signoff.bot.slack.approvers import refusal_text
 from signoff.bot.slack.deleted import GONE
 from signoff.bot.slack.edge import REPLAY_CLAIM_SECONDS
-from signoff.bot.slack.interactions import input_view, notice_view, stale_reason
+from signoff.bot.slack.interactions import form_context, input_view, notice_view, stale_reason
 from signoff.bot.slack.listener import WsgiApp
 from signoff.bot.slack.redelivery import REDELIVERY_CLAIM_SECONDS
 
@@ -305,7 +305,8 @@ class Answerer:
             reason = stale_reason(backend, backend.get_run(run_id), key) or answer.reason
         except RunNotFound:
             reason = answer.reason
-        return notice_view("Nothing to do", reason)
+        # The person may have several forms open: say which run's this was.
+        return notice_view("Nothing to do", reason, form_context(run_id, key))
 
     def _accepted(self, pending: PendingAnswer, accepted: Accepted) -> View:
         answered = accepted.pause

@@ -9,7 +9,7 @@ from typing import Any
 
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
-from slack_sdk.models.blocks import MarkdownTextObject, SectionBlock
+from slack_sdk.models.blocks import Block, ContextBlock, MarkdownTextObject, SectionBlock
 from slack_sdk.models.views import View
 
 from signoff.bot.backends import JSON, Action, Backend, Pause, PauseStatus, Run
@@ -30,18 +30,23 @@ from signoff.bot.slack.sealing import MAX_METADATA, Sealer
 logger = logging.getLogger(__name__)
 
 
-def notice_view(title: str, text: str) -> View:
+def notice_view(title: str, text: str, context: str | None = None) -> View:
     """A modal that only says something (no inputs, so no submit button).
 
     ``text`` is clipped to a section's 3,000 characters: it often carries a flow's own
     words (a model's refusal), and slack_sdk refuses to send a longer section at all.
+    ``context``, a line above it, says what it is about (the form's run and input).
     """
-    return View(
-        type="modal",
-        title=clip(title, 24),
-        close="Close",
-        blocks=[SectionBlock(text=MarkdownTextObject(text=clip(text, MAX_TEXT)))],
-    )
+    blocks: list[Block] = []
+    if context:
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=clip(context, MAX_TEXT))]))
+    blocks.append(SectionBlock(text=MarkdownTextObject(text=clip(text, MAX_TEXT))))
+    return View(type="modal", title=clip(title, 24), close="Close", blocks=blocks)
+
+
+def form_context(run_id: str, key: str) -> str:
+    """The line a form, and the notice that replaces it, shows first: its run and input."""
+    return f"Run `{run_id[:8]}` · input `{key}`"
 
 
 def stale_reason(backend: Backend, run: Run, key: str | None) -> str | None:
@@ -108,7 +113,7 @@ def input_view(
             initial=initial,
             title=run.flow_name,
             description=pause.description,
-            context=f"Run `{run.id[:8]}` · input `{pause.key}`",
+            context=form_context(run.id, pause.key),
             callback_id=ids.INPUT_VIEW,
             private_metadata=metadata,
             errors=errors,

@@ -16,7 +16,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from functools import cached_property
+from typing import Any
 
 from signoff.bot.backends.model import (
     JSON,
@@ -35,11 +37,13 @@ from signoff.bot.backends.model import (
     Run,
     Stale,
 )
+from signoff.bot.backends.prefect import runs as prefect_runs
+from signoff.bot.backends.prefect.claims import AnswerClaims, Outcome
 from signoff.bot.backends.prefect.reading import RunReading
 from signoff.bot.backends.prefect.refusals import field_errors
-from signoff.bot.backends.prefect.requests import answer_record, delegation_record
+from signoff.bot.backends.prefect.requests import delegation_record
 from signoff.bot.backends.prefect.watcher import Watcher
-from signoff.bot.errors import BackendError, NotPermitted
+from signoff.bot.errors import BackendError, BackendUnavailable, NotPermitted, RunNotFound
 from signoff.engine import hide_secrets, schema_errors
 
 logger = logging.getLogger(__name__)
@@ -59,11 +63,26 @@ def _answered_first(run_id: str, key: str, responder: str | None) -> Stale:
     return Stale(f"input {key!r} of run {run_id} was already answered by {who}")
 
 
+def _closed(run_id: str, key: str, deadline: datetime) -> str:
+    return f"input {key!r} of run {run_id} closed at {deadline:%H:%M} UTC"
+
+
+def _not_waiting(run_id: str, key: str, state: str | None) -> str:
+    now = f"is {state} and " if state else ""
+    return f"run {run_id} {now}does not wait for input {key!r}"
+
+
 class Answering(RunReading):
     """Refusing, answering and reassigning requests for input; who is asked, who answered."""
 
     #: the backend's watchers, told of a hand-over (no Prefect event follows one)
     _watchers: list[Watcher]
+
+    @cached_property
+    def claims(self) -> AnswerClaims:
+        """Answers' claims on requests, held ``SIGNOFF_PREFECT_ANSWER_CLAIM_SECONDS``."""
+        lease = timedelta(seconds=self.settings.answer_claim_seconds)
+        return AnswerClaims(self.api, self.records, lease)
 
     def refusal(
         self, action: Action, actor: Actor, run_id: str, key: str | None = None
@@ -93,9 +112,9 @@ class Answering(RunReading):
         if pause is not None and pause.status in _ANSWERED:
             return _answered_first(run.id, key, pause.responder)
         if pause is None or pause.status is not PauseStatus.WAITING:
-            return Stale(f"run {run.id} is {run.state_name} and does not wait for input {key!r}")
+            return Stale(_not_waiting(run.id, key, run.state_name))
         if pause.deadline is not None and pause.deadline <= datetime.now(UTC):
-            return Stale(f"input {key!r} of run {run.id} closed at {pause.deadline:%H:%M} UTC")
+            return Stale(_closed(run.id, key, pause.deadline))
         if pause.unanswerable is not None:
             return Stale(f"input {key!r} of run {run.id} cannot be answered: {pause.unanswerable}")
         refused = self.rules.answer(responder, run, pause)
@@ -111,42 +130,110 @@ class Answering(RunReading):
             if errors:
                 return Refused(errors, "; ".join(f"{k or 'input'}: {v}" for k, v in errors.items()))
         claimed_at = datetime.now(UTC)
+        # Recorded for ever: a secret field's value is not (Prefect gets it as given).
+        shown = hide_secrets(pause.schema, payload) if pause.wants_input else None
+        claim = self.claims.make(responder, shown, claimed_at)
         # The first to claim the request answers it; a second submission finds the claim.
-        claim = {
-            "responder": responder.id,
-            "name": responder.name,
-            "at": claimed_at.isoformat(),
-            # Recorded for ever: a secret field's value is not (Prefect gets it as given).
-            "input": hide_secrets(pause.schema, payload) if pause.wants_input else None,
-        }
-        if not self.records.add(run.id, answer_record(key), claim):
-            first = self.records.get(run.id, answer_record(key))
-            found = first.get("responder") if isinstance(first, dict) else None
-            return _answered_first(run.id, key, str(found) if found else None)
+        if not self.claims.take(run.id, key, claim):
+            return _answered_first(run.id, key, self.claims.holder(run.id, key))
+        sent = payload if pause.wants_input else None
         try:
-            result = self.api.resume(run.id, payload if pause.wants_input else None)
+            result = self.api.resume(run.id, sent)
+        except RunNotFound:
+            raise  # deleted, with the claim
+        except BackendError as exc:
+            return self._unconfirmed(pause, claim, sent, responder, exc)
         except BaseException:
-            self.records.drop(run.id, answer_record(key))
+            self.claims.release(run.id, key, claim)
             raise
         status = result.get("status")
-        if status != "ACCEPT":
-            self.records.drop(run.id, answer_record(key))
-            reason = str((result.get("details") or {}).get("reason") or status)
-            if status == "REJECT":
-                return Refused(field_errors(reason), reason.removeprefix("Reason: "))
-            return Stale(reason)
+        if status == "ACCEPT":
+            return self._accepted(pause, claim, responder)
+        self.claims.release(run.id, key, claim)
+        reason = str((result.get("details") or {}).get("reason") or status)
+        # A schema's refusal leaves the request waiting; Prefect refuses too (REJECT) a
+        # resume past the deadline, and aborts one of a run no longer paused (ABORT).
+        stopped = self._stopped_waiting(run.id, key)
+        if stopped is not None:
+            logger.info(
+                "Prefect run stopped waiting as it was answered: %s",
+                reason,
+                extra={"action": "prefect_answer_too_late", "run_id": run.id, "key": key},
+            )
+            return stopped
+        if status == "REJECT":
+            return Refused(field_errors(reason), reason.removeprefix("Reason: "))
+        return Stale(f"input {key!r} of run {run.id} was not answered: {reason}")
+
+    def _unconfirmed(
+        self,
+        pause: Pause,
+        claim: dict[str, Any],
+        sent: Mapping[str, JSON] | None,
+        responder: Actor,
+        failure: BackendError,
+    ) -> Answer:
+        """The resume's outcome is not known (the connection failed under it): read the run
+        back. A resume that took effect keeps its claim (who answered); one that did not
+        releases it. If Prefect cannot tell either, the claim stays: it lapses unless the
+        run went on (``claims``)."""
+        run_id, key = pause.run_id, pause.key
+        try:
+            outcome = self.claims.outcome(run_id, key, sent)
+        except BackendError as exc:
+            logger.warning(
+                "answer's resume not confirmed: %s",
+                exc,
+                extra={"action": "prefect_answer_unconfirmed", "run_id": run_id, "key": key},
+            )
+            raise BackendUnavailable(
+                "prefect",
+                f"whether the answer to input {key!r} of run {run_id} was taken is not known "
+                f"({failure}); if the run still waits, answer again",
+            ) from failure
+        logger.info(
+            "answer's resume read back: %s",
+            outcome.value,
+            extra={"action": "prefect_answer_read_back", "run_id": run_id, "key": key},
+        )
+        if outcome is Outcome.TAKEN:
+            return self._accepted(pause, claim, responder)
+        self.claims.release(run_id, key, claim)
+        if outcome is Outcome.WAITING:
+            raise failure
+        return self._stopped_waiting(run_id, key) or Stale(_not_waiting(run_id, key, None))
+
+    def _stopped_waiting(self, run_id: str, key: str) -> Stale | None:
+        """Why request ``key`` of the run can no longer be answered, in the words ``answer``
+        refuses it with beforehand (None: it still waits)."""
+        pause = self.get_pause(run_id, key)
+        if pause is not None and pause.status in _ANSWERED:
+            return _answered_first(run_id, key, pause.responder)
+        if (
+            pause is not None
+            and pause.deadline is not None
+            and (pause.status is PauseStatus.TIMED_OUT or pause.deadline <= datetime.now(UTC))
+        ):
+            return Stale(_closed(run_id, key, pause.deadline))
+        if pause is not None and pause.status is PauseStatus.WAITING:
+            return None
+        return Stale(_not_waiting(run_id, key, self.get_run(run_id).state_name))
+
+    def _accepted(self, pause: Pause, claim: dict[str, Any], responder: Actor) -> Accepted:
+        run_id, key = pause.run_id, pause.key
+        claimed_at = prefect_runs.parse_time(str(claim["at"])) or datetime.now(UTC)
         self.records.audit(
-            run.id,
+            run_id,
             "answer.received",
             responder,
             key=key,
             data={"input": claim["input"]},
             at=claimed_at,
         )
-        self.api.add_tags(run.id, [f"{ANSWERED_BY}:{responder.id}"])
+        self.api.add_tags(run_id, [f"{ANSWERED_BY}:{responder.id}"])
         logger.info(
             "Prefect run resumed",
-            extra={"action": "prefect_run_resumed", "run_id": run.id, "key": key},
+            extra={"action": "prefect_run_resumed", "run_id": run_id, "key": key},
         )
         return Accepted(
             replace(

@@ -4,7 +4,8 @@ Each ``PAUSED`` state is one request (``runs.pause_of``). Where it stands is jud
 run as it is now:
 
 - the run's current state is that pause and no response is stored -> ``WAITING``;
-- the run went on after it with a response, an answer record, or simply resumed ->
+- the run went on after it with a response, an answer record (an answer's claim: one on
+  the current pause holds it while its lease lasts, ``claims``), or simply resumed ->
   ``ACCEPTED``; but if the flow then logged a warning or an error and asked for the same
   model again (the reference's validation loop), or failed on a validation error ->
   ``REJECTED`` with that message as the error;
@@ -51,6 +52,25 @@ def answer_record(key: str) -> str:
 def delegation_record(key: str) -> str:
     """The record listing who handed request ``key`` to whom."""
     return f"delegations.{key}"
+
+
+#: the lease of an answer's claim that names none (made before claims had one)
+DEFAULT_LEASE = timedelta(seconds=60)
+
+
+def lapsed(claim: Any, now: datetime | None = None) -> bool:
+    """True for an answer's claim (``answer_record``) past its lease: ``until``, or ``at``
+    and ``DEFAULT_LEASE`` for one made before claims had one. One on a request the run still
+    waits on is an answer that never took effect (``claims``), and counts for nothing."""
+    if not isinstance(claim, dict):
+        return False
+    until = prefect_runs.parse_time(claim.get("until"))
+    if until is None:
+        at = prefect_runs.parse_time(claim.get("at"))
+        if at is None:
+            return False
+        until = at + DEFAULT_LEASE
+    return until <= (now or datetime.now(UTC))
 
 
 def approvers_after(approvers: tuple[str, ...], delegations: list[Delegation]) -> tuple[str, ...]:
@@ -108,9 +128,12 @@ def read_pauses(
         response = (
             read_input(keyset["response"]) if keyset.get("response") and not asked_again else None
         )
+        current_one = current is not None and current.key == pause.key
         answer = read_record(answer_record(pause.key)) or {}
+        if current_one and lapsed(answer):
+            answer = {}  # the claim of an answer that never took effect
         errors: dict[str, str] = {}
-        waiting = current is not None and current.key == pause.key and not answer
+        waiting = current_one and not answer
         unanswerable = None
         if waiting and keyset and schema is None:
             # The flow pauses first and stores the schema just after: until then there is
@@ -135,7 +158,7 @@ def read_pauses(
             )
         if waiting:
             status = PauseStatus.WAITING
-        elif response is not None or answer or _resumed_after(states, pause):
+        elif response is not None or answer or resumed_after(states, pause):
             status = PauseStatus.ACCEPTED
             reason = _refusal(run, pause, later, schema, states, read_input, cached_logs)
             if reason is not None:
@@ -241,7 +264,7 @@ def refusal_pending(pauses: Sequence[Pause], now: datetime | None = None) -> boo
     )
 
 
-def _resumed_after(states: list[Doc], pause: prefect_runs.PauseState) -> bool:
+def resumed_after(states: list[Doc], pause: prefect_runs.PauseState) -> bool:
     """True when the run went on after ``pause`` (running again, or rescheduled by a resumed
     suspend) rather than ending where it waited."""
     for state in states:

@@ -135,6 +135,11 @@ class PrefectSettings(EnvSettings):
     reconcile_seconds: Seconds = Field(default=30.0, alias="SIGNOFF_PREFECT_RECONCILE_SECONDS")
     schema_wait_seconds: Seconds = Field(default=30.0, alias="SIGNOFF_PREFECT_SCHEMA_WAIT_SECONDS")
     permissions_file: Path | None = Field(default=None, alias="SIGNOFF_PREFECT_PERMISSIONS")
+    #: how long a claim on a request (made before resuming the run) holds before the run
+    #: still waits on it shows that its answer never took effect
+    answer_claim_seconds: Seconds = Field(
+        default=60.0, alias="SIGNOFF_PREFECT_ANSWER_CLAIM_SECONDS"
+    )
 
     @field_validator("api_url")
     @classmethod

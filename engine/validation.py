@@ -17,7 +17,8 @@ Schema and pydantic differ, pydantic-core itself decides:
 - ``Decimal``: its bounds, digits and places (``x-signoff-decimal``) apply whichever
   ``anyOf`` branch (number or digit string) the value took.
 - ``multipleOf`` on a float: pydantic's tolerance (a remainder within a billionth of the
-  step), so that ``0.3`` is a multiple of ``0.1`` as it is to the model.
+  step), so that ``0.3`` is a multiple of ``0.1`` as it is to the model; a whole number
+  given to a float field is read as the float nearest it, as the model reads it.
 
 Not checked here, so only the model refuses them (after the answer is stored): strict mode
 (``StrictInt``, ``strict=True``), keys of a ``dict`` that are not text, ``Json[...]``,
@@ -185,11 +186,15 @@ def _multiple_of(validator: Validator, step: Any, instance: Any, schema: Any) ->
     numbers = (instance, step)
     if any(isinstance(n, bool) or not isinstance(n, int | float) for n in numbers):
         return  # the type check reports it
-    if isinstance(instance, int) and isinstance(step, int):
-        failed = step != 0 and instance % step != 0  # whole numbers: exact, in both
+    whole = schema.get("type") == "integer"
+    if whole and isinstance(instance, float) and instance.is_integer():
+        instance = int(instance)  # an int field reads 1.8e16 as that whole number
+    if whole and isinstance(instance, int) and isinstance(step, int):
+        failed = step != 0 and instance % step != 0  # an int field: exact, in both
     else:
         # pydantic lets a float be off by a billionth of the step (0.3 is a multiple of
-        # 0.1 to a float field); JSON Schema's exact quotient would refuse it.
+        # 0.1 to a float field), and a float field reads a whole number past 2**53 as the
+        # float nearest it; JSON Schema's exact quotient would refuse either.
         try:
             _float_multiple(float(step)).validate_python(float(instance))
             failed = False

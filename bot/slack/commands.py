@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import io
-import json
 import logging
-import re
-import shlex
 from typing import Any
 
 from slack_bolt import Ack, App
@@ -28,6 +24,7 @@ from signoff.bot.forms.parameters import parameter_value
 from signoff.bot.forms.submissions import errors_for_view, parse_submission
 from signoff.bot.slack import ids, messages, run_lists
 from signoff.bot.slack.approvers import refusal_text, slack_actor
+from signoff.bot.slack.command_text import command_words
 from signoff.bot.slack.failures import reported
 from signoff.bot.slack.interactions import field_errors_ack, notice_view
 from signoff.bot.slack.payloads import BlockActions, SlashCommand, ViewSubmission
@@ -43,58 +40,6 @@ HELP = """*`/runs`* — runs waiting for input
 *`/runs start FLOW [k=v ...]`* — start a run (a form asks for missing parameters); `k='two words'`, `tags=["a","b"]`
 *`/runs cancel RUN`* — cancel a run
 *`/runs help`* — this help"""
-
-
-#: a ``name=`` whose value starts as JSON does: a list, an object or a double-quoted string
-_JSON_PAIR = re.compile(r"""[^\s'"\\=]+=(?=[\[{"])""")
-_JSON = json.JSONDecoder()
-
-
-def command_words(text: str) -> list[str]:
-    """The words of ``/runs`` text, as Slack sends it.
-
-    Words are split as a shell splits them (``name='two words'``, ``name="two words"``),
-    except that a ``name=`` value that is JSON as typed stays whole, spaces and quotes
-    included: ``tags=["a b","c"]`` and ``meta={"k": 1}`` are one word each, for
-    ``parameter_value`` to read as JSON, and ``name="a\u00e9"`` is read as a JSON string.
-    Slack sends ``&``, ``<`` and ``>`` as ``&amp;``, ``&lt;`` and ``&gt;``; they are
-    turned back first.
-
-    Raises:
-        ValueError: a quote is not closed.
-    """
-    text = unescape_mrkdwn(text)
-    words: list[str] = []
-    position = 0
-    while True:
-        while position < len(text) and text[position].isspace():
-            position += 1
-        if position == len(text):
-            return words
-        if pair := _JSON_PAIR.match(text, position):
-            try:
-                value, end = _JSON.raw_decode(text, pair.end())
-            except (ValueError, RecursionError):
-                # Not JSON after all, or nested past what the parser reads (it recurses
-                # once per level): read as a shell would.
-                end = 0
-            if end and (end == len(text) or text[end].isspace()):
-                # A string is given as JSON reads it; a list or an object as typed.
-                as_typed = value if isinstance(value, str) else text[pair.end() : end]
-                words.append(pair.group() + as_typed)
-                position = end
-                continue
-        # One word as a shell reads it; the rest of the text is left for the next.
-        stream = io.StringIO(text[position:])
-        lexer = shlex.shlex(stream, posix=True)
-        lexer.whitespace_split = True
-        lexer.commenters = ""
-        word = lexer.get_token()
-        rest = stream.read()
-        if word is None:  # only whitespace was left (cannot happen: skipped above)
-            return words
-        words.append(word)
-        position = len(text) - len(rest)
 
 
 def show_text(backend: Backend, run_id: str) -> str:

@@ -56,3 +56,42 @@ def test_a_non_breaking_space_or_a_tab_separates_words(engine: Engine, bot: Runn
     assert shown.startswith(":raised_hand: *rt-deploy* run"), shown
     assert runs(bot, "alice", f"cancel\t{run.id[:8]}").text.startswith("Cancelled *rt-deploy*")
     assert finished(engine, run.id).state is RunState.CANCELLED
+
+
+def test_a_flow_name_with_spaces_typed_without_quotes_says_to_quote_it(
+    engine: Engine, bot: RunningBot
+) -> None:
+    hint = "A flow's name with spaces goes in quotes: `/runs start 'rt two words'`."
+    assert runs(bot, "alice", "start rt two words").text == f":warning: No flow named `rt`. {hint}"
+    listed = runs(bot, "alice", "rt two words").text
+    assert listed.startswith(
+        "Unknown command `rt two words`. A flow's name with spaces goes in quotes: "
+        "`/runs 'rt two words'`.\n"
+    )
+    # It said "takes one run id" of a flow's name.
+    by_flow = runs(bot, "alice", "flow rt two words").text
+    assert by_flow.startswith(
+        "`/runs flow` takes one flow's name, not 3. A flow's name with spaces goes in quotes: "
+        "`/runs flow 'rt two words'`.\n"
+    )
+    assert engine.list_runs() == []
+    # Typed as the hints say, each works.
+    assert runs(bot, "alice", "start 'rt two words'").text.startswith("Started *rt two words*")
+    assert runs(bot, "alice", "flow 'rt two words'").text == "Runs of rt two words"
+
+
+def test_a_word_that_is_not_a_parameter_or_an_empty_before_says_how_to_type_it(
+    engine: Engine, bot: RunningBot
+) -> None:
+    # It said only "`extra` is not `name=value`", not what the flow takes.
+    assert runs(bot, "alice", "start 'rt two words' extra").text == (
+        ":warning: `extra` is not `name=value`: type "
+        "`/runs start 'rt two words' name=value ...`; *rt two words* takes no parameters"
+    )
+    assert runs(bot, "alice", "start rt-deploy api").text.endswith(
+        "*rt-deploy* takes `service`, `note`"
+    )
+    assert engine.list_runs() == []
+    # It said "no run `` to list after".
+    empty = runs(bot, "alice", "all before=").text
+    assert empty == ":warning: `before=`: give the id of the last run listed (`before=RUN`)."

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import io
-import json
 import logging
-import re
 import shlex
 from typing import Any
 
@@ -28,6 +25,7 @@ from signoff.bot.forms.parameters import parameter_value
 from signoff.bot.forms.submissions import errors_for_view, parse_submission
 from signoff.bot.slack import ids, messages, run_lists
 from signoff.bot.slack.approvers import refusal_text, slack_actor
+from signoff.bot.slack.command_text import command_words
 from signoff.bot.slack.failures import reported
 from signoff.bot.slack.interactions import field_errors_ack, notice_view
 from signoff.bot.slack.payloads import BlockActions, SlashCommand, ViewSubmission
@@ -43,58 +41,6 @@ HELP = """*`/runs`* — runs waiting for input
 *`/runs start FLOW [k=v ...]`* — start a run (a form asks for missing parameters); `k='two words'`, `tags=["a","b"]`
 *`/runs cancel RUN`* — cancel a run
 *`/runs help`* — this help"""
-
-
-#: a ``name=`` whose value starts as JSON does: a list, an object or a double-quoted string
-_JSON_PAIR = re.compile(r"""[^\s'"\\=]+=(?=[\[{"])""")
-_JSON = json.JSONDecoder()
-
-
-def command_words(text: str) -> list[str]:
-    """The words of ``/runs`` text, as Slack sends it.
-
-    Words are split as a shell splits them (``name='two words'``, ``name="two words"``),
-    except that a ``name=`` value that is JSON as typed stays whole, spaces and quotes
-    included: ``tags=["a b","c"]`` and ``meta={"k": 1}`` are one word each, for
-    ``parameter_value`` to read as JSON, and ``name="a\u00e9"`` is read as a JSON string.
-    Slack sends ``&``, ``<`` and ``>`` as ``&amp;``, ``&lt;`` and ``&gt;``; they are
-    turned back first.
-
-    Raises:
-        ValueError: a quote is not closed.
-    """
-    text = unescape_mrkdwn(text)
-    words: list[str] = []
-    position = 0
-    while True:
-        while position < len(text) and text[position].isspace():
-            position += 1
-        if position == len(text):
-            return words
-        if pair := _JSON_PAIR.match(text, position):
-            try:
-                value, end = _JSON.raw_decode(text, pair.end())
-            except (ValueError, RecursionError):
-                # Not JSON after all, or nested past what the parser reads (it recurses
-                # once per level): read as a shell would.
-                end = 0
-            if end and (end == len(text) or text[end].isspace()):
-                # A string is given as JSON reads it; a list or an object as typed.
-                as_typed = value if isinstance(value, str) else text[pair.end() : end]
-                words.append(pair.group() + as_typed)
-                position = end
-                continue
-        # One word as a shell reads it; the rest of the text is left for the next.
-        stream = io.StringIO(text[position:])
-        lexer = shlex.shlex(stream, posix=True)
-        lexer.whitespace_split = True
-        lexer.commenters = ""
-        word = lexer.get_token()
-        rest = stream.read()
-        if word is None:  # only whitespace was left (cannot happen: skipped above)
-            return words
-        words.append(word)
-        position = len(text) - len(rest)
 
 
 def show_text(backend: Backend, run_id: str) -> str:
@@ -167,6 +113,11 @@ def _lines_within(lines: list[str], room: int, rest: str) -> list[str]:
     return [*kept, f"… {len(lines) - len(kept)} more lines; {rest}"]
 
 
+def quote_hint(typed: str) -> str:
+    """How to type a flow's name that has spaces: ``typed``, with the name in quotes."""
+    return f"A flow's name with spaces goes in quotes: `{escape_mrkdwn(typed)}`."
+
+
 def warning(exc: BackendError) -> str:
     """A backend's error as a warning line: its message is plain text, and may hold what
     someone typed or a button carried (a run id), which must not become a mention or a link."""
@@ -216,6 +167,11 @@ def register(app: App, backend: Backend, sealer: Sealer) -> None:
                 run = backend.cancel(words[1], by=actor, reason=f"cancelled by {user}")
                 respond(f"Cancelled {messages.run_label(run)}.")
             elif verb == "start" and len(words) >= 2:
+                if backend.start_form(words[1]) is None and (spaced := spaced_flow(words[1:])):
+                    shown = escape_mrkdwn(words[1][:100])
+                    typed = f"/runs start {shlex.quote(spaced)}"
+                    respond(f":warning: No flow named `{shown}`. {quote_hint(typed)}")
+                    return
                 start(words[1], words[2:], command, respond, client)
             elif verb == "flow" and len(words) == 2:
                 # Any flow, also one named like a word of this command (`/runs flow help`).
@@ -228,10 +184,13 @@ def register(app: App, backend: Backend, sealer: Sealer) -> None:
                 page_of(run_lists.FLOW_SELECTOR + words[1], cursors, respond)
             elif verb in ("show", "cancel", "start", "flow"):
                 wanted = "a flow" if verb in ("start", "flow") else "a run id"
-                # More than one word after show or cancel: one run at a time.
+                one = "flow's name" if verb == "flow" else "run id"
+                # More than one word after show, cancel or flow: one run (or flow) at a time.
                 problem = (
-                    f"takes one run id, not {len(words) - 1}" if words[1:] else f"needs {wanted}"
+                    f"takes one {one}, not {len(words) - 1}" if words[1:] else f"needs {wanted}"
                 )
+                if verb == "flow" and (spaced := spaced_flow(words[1:])):
+                    problem += f". {quote_hint(f'/runs flow {shlex.quote(spaced)}')[:-1]}"
                 respond(f"`/runs {verb}` {problem}.\n{HELP}")
             elif len(words) <= 1 and (
                 verb in run_lists.FILTERS
@@ -248,7 +207,9 @@ def register(app: App, backend: Backend, sealer: Sealer) -> None:
             else:
                 typed = escape_mrkdwn(unescape_mrkdwn(command.text)[:200])
                 hint = ""
-                if len(words) == 1:
+                if spaced := spaced_flow(words):
+                    hint = f" {quote_hint(f'/runs {shlex.quote(spaced)}')}"
+                elif len(words) == 1:
                     # One word is most likely a flow's name mistyped (`/runs FLOW` lists its
                     # runs): say which flows there are, as `/runs start` does.
                     hint = f" No flow has that name; flows: {known_flows()}."
@@ -265,14 +226,24 @@ def register(app: App, backend: Backend, sealer: Sealer) -> None:
             reply = run_lists.list_reply(backend, selector, before)
         except RunNotFound as exc:
             shown = escape_mrkdwn((before or "")[:40])
-            problem = (
-                f"more than one run id starts with `{shown}`; give more of it"
-                if exc.several
-                else f"no run `{shown}` to list after"
-            )
+            if not before:
+                problem = "give the id of the last run listed (`before=RUN`)"
+            elif exc.several:
+                problem = f"more than one run id starts with `{shown}`; give more of it"
+            else:
+                problem = f"no run `{shown}` to list after"
             respond(f":warning: `before=`: {problem}.")
             return
         respond(**reply)
+
+    def spaced_flow(words: list[str]) -> str | None:
+        """The flow whose name is the first of ``words`` joined by spaces, if one is:
+        a name with spaces typed without quotes."""
+        names = set(backend.flow_names())
+        for count in range(len(words), 1, -1):
+            if (joined := " ".join(words[:count])) in names:
+                return joined
+        return None
 
     def known_flows() -> str:
         # Names read as written: in code spans, with Slack's control characters escaped.
@@ -287,11 +258,17 @@ def register(app: App, backend: Backend, sealer: Sealer) -> None:
             respond(f":warning: No flow named `{shown}`. Known flows: {known_flows()}")
             return
         schema = flow.schema
+        takes = schema.get("properties")
+        listed = ", ".join(f"`{escape_mrkdwn(n)}`" for n in takes or ()) or "no parameters"
         params: dict[str, Any] = {}
         for pair in pairs:
             name, sep, value = pair.partition("=")
             if not sep or not name:
-                respond(f":warning: `{escape_mrkdwn(pair[:100])}` is not `name=value`")
+                typed = escape_mrkdwn(f"/runs start {shlex.quote(flow.name)} name=value ...")
+                respond(
+                    f":warning: `{escape_mrkdwn(pair[:100])}` is not `name=value`: type "
+                    f"`{typed}`; *{literal_mrkdwn(flow.name)}* takes {listed}"
+                )
                 return
             if name in params:
                 respond(
@@ -303,11 +280,9 @@ def register(app: App, backend: Backend, sealer: Sealer) -> None:
             except JsonTooDeep as exc:
                 respond(f":warning: `{escape_mrkdwn(name[:100])}`: {exc}")
                 return
-        takes = schema.get("properties")
         unknown = [n for n in params if isinstance(takes, dict) and n not in takes]
         if unknown and isinstance(takes, dict):
             # Refused here: a form cannot show, nor let anyone remove, a parameter it lacks.
-            listed = ", ".join(f"`{escape_mrkdwn(n)}`" for n in takes) or "no parameters"
             respond(
                 f":warning: Flow *{literal_mrkdwn(flow.name)}* has no parameter "
                 f"`{escape_mrkdwn(unknown[0][:100])}`; it takes {listed}"

@@ -380,7 +380,10 @@ def test_help_and_unknown_subcommands(engine: Engine, bot: RunningBot) -> None:
     assert twice == ":warning: `version` is given twice; give each parameter once"
     # A value without a name read "has no parameter ``", an empty name in its code span.
     nameless = runs(bot, "alice", "start rc-deploy service=api =3").text
-    assert nameless == ":warning: `=3` is not `name=value`"
+    assert nameless == (
+        ":warning: `=3` is not `name=value`: type `/runs start rc-deploy name=value ...`;"
+        " *rc-deploy* takes `service`, `version`"
+    )
     assert engine.list_runs(flow_name="rc-deploy") == []  # nothing was started
 
 

@@ -169,7 +169,10 @@ def _ensure_schema(engine: Engine, migrate: bool) -> str | None:
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
 
-    with engine.connect() as connection:
+    # SQLite: a migration takes the write lock as it begins (BEGIN IMMEDIATE, waiting its
+    # turn): a deferred transaction that read the revision fails with "database is locked",
+    # without waiting, once another process (an old replica still running) commits a write.
+    with engine.connect().execution_options(sqlite_write=migrate) as connection:
         if not is_sqlite(engine):
             connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _MIGRATION_LOCK})
             connection.commit()

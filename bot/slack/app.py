@@ -288,7 +288,8 @@ def create_app(
     )
     app.error(_unhandled_is_acknowledged)
     # First: a redelivery is dropped before anything (a refusal included) acts on it.
-    redelivery.register(app, backend)
+    # Without the edge (Socket Mode) events are claimed here too.
+    redelivery.register(app, backend, events=not behind_edge)
     allowed = teams.allowed_teams(auth, settings.other_teams)
     teams.register(app, allowed)
     # Group membership comes from Slack; the backend applies the same rules to every caller.

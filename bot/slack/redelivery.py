@@ -11,8 +11,9 @@ they see one outcome: one run started, one "Cancelled".
 
 An input form's submission is claimed by ``bot.slack.answering`` instead, after its
 acknowledgement, by the same key (``interaction_key``); a redelivery of it is shown the
-first delivery's outcome. A request without a ``trigger_id`` (an event, a view closed) is not
-claimed here; events are claimed by their ``event_id`` at the edge. While the database
+first delivery's outcome. A request without a ``trigger_id`` (a view closed) is not claimed
+here. An event is claimed by its ``event_id``: over HTTP at the edge, over Socket Mode (where
+a retried event is a new envelope with ``retry_attempt``) here. While the database
 cannot be reached the request goes on to its listener, which says so as it would have.
 """
 
@@ -30,7 +31,7 @@ from signoff.bot.backends import Backend
 from signoff.bot.errors import BackendUnavailable
 from signoff.bot.slack import ids
 
-__all__ = ["REDELIVERY_CLAIM_SECONDS", "interaction_key", "register", "trigger_key"]
+__all__ = ["REDELIVERY_CLAIM_SECONDS", "event_key", "interaction_key", "register", "trigger_key"]
 
 logger = logging.getLogger(__name__)
 
@@ -63,14 +64,24 @@ def interaction_key(trigger: str) -> str:
     return f"slack:trigger:{trigger}"
 
 
-def register(app: App, backend: Backend) -> None:
-    """Acknowledge, and drop, an interaction whose ``trigger_id`` was claimed before."""
+def event_key(body: Mapping[str, Any]) -> str | None:
+    """The ``claim_once`` key of the Events API ``body`` (its ``event_id``), or None; the
+    edge claims the same key over HTTP."""
+    event_id = body.get("event_id")
+    if body.get("type") != "event_callback" or not isinstance(event_id, str) or not event_id:
+        return None
+    return f"slack:event:{event_id[:_KEPT_AS_IS]}"
+
+
+def register(app: App, backend: Backend, *, events: bool = False) -> None:
+    """Acknowledge, and drop, an interaction whose ``trigger_id`` was claimed before, and
+    with ``events`` (no edge in front: Socket Mode) an event whose ``event_id`` was."""
 
     @app.middleware
     def once_per_interaction(
         body: dict[str, Any], next: Callable[[], BoltResponse]
     ) -> BoltResponse | None:
-        key = trigger_key(body)
+        key = trigger_key(body) or (event_key(body) if events else None)
         if key is None:
             return next()
         try:

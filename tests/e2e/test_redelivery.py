@@ -142,3 +142,19 @@ def test_a_second_sandbox_on_the_same_database_is_not_taken_for_a_redelivery(
             assert command.status == 200
             assert len(settle(running.slack, "U0ALICE", "Started")) == 1
     assert sorted(r.parameters["label"] for r in engine.list_runs()) == ["first", "second"]
+
+
+def test_an_event_redelivered_over_socket_mode_is_acted_on_once(
+    socket_bot: tuple[SlackSandbox, Driver],
+) -> None:
+    """Over HTTP the edge claims an event's ``event_id``; Socket Mode has no edge, and a
+    retried envelope (``retry_attempt``) published alice's Home tab a second time."""
+    slack, driver = socket_bot
+    assert driver.open_home("alice").status == 200
+    slack.wait_for(lambda ws: ws.home_view("U0ALICE"), timeout=10)
+    again = driver.redeliver(attempt=1, reason="timeout")
+    assert again.status == 200
+    # The redelivery's listener would run after its ack: an empty wait for it, bounded.
+    with pytest.raises(AssertionError):
+        slack.wait_for(lambda ws: len(ws.calls("views.publish")) > 1 or None, timeout=1.5)
+    assert len(slack.calls("views.publish")) == 1

@@ -51,6 +51,7 @@ from signoff.bot.slack.listener import StartResponse, WsgiApp
 from signoff.bot.slack.metrics import SLACK_REQUESTS_REFUSED
 from signoff.bot.slack.payloads import (
     MAX_BODY_BYTES,
+    AppRateLimited,
     EventCallback,
     SlashCommand,
     ViewSubmission,
@@ -250,6 +251,18 @@ class SlackEdge:
                 extra={"action": "request_malformed", "problem": str(exc)[:200]},
             )
             return _Reply("400 Bad Request", f"Malformed request: {exc}")
+        if isinstance(payload, AppRateLimited):
+            # Answered 400 as malformed, it counted with Slack as a delivery that failed; the
+            # events dropped meanwhile are lost, which the operator must hear of.
+            logger.warning(
+                "Slack is dropping this app's events for a minute: past the Events API's limit",
+                extra={
+                    "action": "slack_events_rate_limited",
+                    "team_id": payload.team_id,
+                    "minute": payload.minute_rate_limited,
+                },
+            )
+            return _Reply("200 OK", "")
         return _Checked(body, signature, payload, payload_json)
 
     def _dispatch(

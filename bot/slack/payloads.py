@@ -22,6 +22,7 @@ __all__ = [
     "MAX_BODY_BYTES",
     "MAX_COMMAND_TEXT",
     "Action",
+    "AppRateLimited",
     "BlockActions",
     "Channel",
     "Container",
@@ -242,14 +243,26 @@ class EventCallback(_Model):
     event: EventBody
 
 
-EventEnvelope = Annotated[UrlVerification | EventCallback, Field(discriminator="type")]
+class AppRateLimited(_Model):
+    """Slack's notice that the app went past the Events API's limit (30,000 events a
+    workspace an hour): Slack drops the workspace's events for the rest of the minute."""
+
+    type: Literal["app_rate_limited"]
+    team_id: Annotated[str, Field(max_length=64)] = ""
+    api_app_id: Short | None = None
+    minute_rate_limited: int | None = None
+
+
+EventEnvelope = Annotated[
+    UrlVerification | EventCallback | AppRateLimited, Field(discriminator="type")
+]
 SlackRequest = SlashCommand | BlockActions | ViewSubmission | OtherInteraction | EventCallback
 SslCheck = dict[str, str]
 
 _INTERACTION: TypeAdapter[BlockActions | ViewSubmission | OtherInteraction] = TypeAdapter(
     Interaction
 )
-_EVENT: TypeAdapter[UrlVerification | EventCallback] = TypeAdapter(EventEnvelope)
+_EVENT: TypeAdapter[UrlVerification | EventCallback | AppRateLimited] = TypeAdapter(EventEnvelope)
 
 
 def _problem(where: str, exc: ValidationError, *, tagged: bool = False) -> PayloadError:
@@ -279,7 +292,9 @@ def _json_object(text: str, where: str) -> dict[str, Any]:
     return value
 
 
-def parse_request(content_type: str, body: bytes) -> SlackRequest | UrlVerification | None:
+def parse_request(
+    content_type: str, body: bytes
+) -> SlackRequest | UrlVerification | AppRateLimited | None:
     """The typed request in ``body``; None for Slack's SSL check (which needs no action).
 
     Raises:
@@ -334,7 +349,7 @@ def unquote_form(value: str) -> str:
 
 def read_request(
     content_type: str, body: bytes
-) -> tuple[SlackRequest | UrlVerification | None, str | None]:
+) -> tuple[SlackRequest | UrlVerification | AppRateLimited | None, str | None]:
     """``parse_request``'s typed request, and for an interactivity payload its JSON text
     as sent (the form field ``payload``), so that it need not be decoded again; else None.
 

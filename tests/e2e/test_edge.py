@@ -237,6 +237,26 @@ def test_a_signed_body_that_is_not_utf8_gets_400(bot: RunningBot) -> None:
     assert answer.status == 400 and b"not UTF-8" in answer.body
 
 
+def test_slacks_notice_that_events_are_dropped_is_acknowledged_and_logged(
+    bot: RunningBot, caplog: pytest.LogCaptureFixture
+) -> None:
+    """It was refused as malformed (400), which Slack counts as a failed delivery, and
+    nobody heard that Slack was dropping the app's events."""
+    conn = AppConnection(f"{bot.server.url}/slack/events", SIGNING_SECRET)
+    notice = {
+        "token": "x",
+        "type": "app_rate_limited",
+        "team_id": "T0TEAM",
+        "minute_rate_limited": 1518467820,
+        "api_app_id": "A0APP",
+    }
+    body = json.dumps(notice)
+    answer = conn.raw(body, conn.signed_headers(body, content_type="application/json"))
+    assert answer.status == 200
+    told = [r for r in caplog.records if getattr(r, "action", "") == "slack_events_rate_limited"]
+    assert [(r.levelname, r.team_id) for r in told] == [("WARNING", "T0TEAM")]
+
+
 def test_unknown_actions_and_closed_views_are_acknowledged(bot: RunningBot) -> None:
     conn = AppConnection(f"{bot.server.url}/slack/events", SIGNING_SECRET)
     unknown = {

@@ -40,15 +40,15 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from signoff.bot.forms.layout import TICKED
-from signoff.bot.forms.modals import (
+from signoff.bot.forms.elements import shows_value
+from signoff.bot.forms.layout import (
     ACTION_ID,
+    TICKED,
     FieldGroup,
     InputField,
     JSONSchema,
     block_id_for,
     schema_layout,
-    shows_value,
 )
 from signoff.bot.forms.zones import datetime_zone, time_offset
 

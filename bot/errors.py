@@ -19,6 +19,8 @@
     │   └── SlackUnavailable (run_id)    Slack unreachable or failing (5xx), past the retries
     └── BackendError         (bot.backends) what runs the flows failed or refused
         ├── BackendUnavailable (backend)               it did not answer (database, server)
+        │   └── BackendBusy (backend, key)             a claim bounded in time did not get
+        │                                              its turn: another writer held the database
         ├── RunNotFound (run_id)
         ├── RunUnreadable (run_id, reason)             a run's stored rows were changed by hand
         ├── FlowUnknown (flow, known)                  no flow or deployment of that name
@@ -164,6 +166,15 @@ class BackendUnavailable(BackendError):
         super().__init__(f"the {backend} backend is unavailable: {reason}")
 
 
+class BackendBusy(BackendUnavailable):
+    """A claim bounded in time (``Backend.claim_once(within=)``) did not get its turn to
+    write: another writer held the database. Nothing was claimed."""
+
+    def __init__(self, backend: str, key: str, reason: str) -> None:
+        self.key = key
+        super().__init__(backend, reason)
+
+
 class RunUnreadable(BackendError):
     """A run's stored rows were changed outside Signoff and cannot be read. Not the backend
     being down: retrying changes nothing, and every other run still answers."""
@@ -256,6 +267,7 @@ class RunNotChangeable(BackendError):
 
 
 __all__ = [
+    "BackendBusy",
     "BackendError",
     "BackendUnavailable",
     "BotError",

@@ -31,6 +31,8 @@
     └── StoreError                    the database failed; the driver error is in __cause__
         ├── DatabaseUnavailable          the server cannot be reached yet (it refused the
         │                                connection, or is starting or shutting down)
+        ├── DatabaseBusy (key, seconds)  a claim bounded in time did not get its write turn:
+        │                                another writer held the database; nothing was claimed
         ├── SchemaOutdated (current, head)   the schema needs an upgrade that was not asked for
         ├── SchemaTooNew (current, head)     a newer Signoff upgraded the schema past this one
         ├── NotSignoffDatabase (reason)      the database is another application's
@@ -482,6 +484,20 @@ class DatabaseUnavailable(StoreError):
     up or shutting down (a restart, a failover). Trying again later may well work, where
     any other ``StoreError`` on opening (a wrong password, a database that does not exist,
     a host name that does not resolve) needs the settings fixed."""
+
+
+class DatabaseBusy(StoreError):
+    """A claim that could wait only so long for its turn to write did not get it: another
+    writer held the database (another process writing a SQLite file, a PostgreSQL lock on
+    its table). Nothing was claimed; trying again once the writer is done will work."""
+
+    def __init__(self, key: str, seconds: float) -> None:
+        self.key = key
+        self.seconds = seconds
+        super().__init__(
+            f"the database is busy: claiming {key!r} did not get its turn to write within "
+            f"{seconds:g} s (another writer held it); nothing was claimed"
+        )
 
 
 class DatabaseNotFound(StoreError):

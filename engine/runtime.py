@@ -324,7 +324,7 @@ class Engine(Liveness, Resuming, Upkeep):
     def get_metadata(self, run_id: str, key: str) -> JSON:
         return self.store.get_metadata(run_id, key)
 
-    def claim_once(self, key: str, seconds: float) -> bool:
+    def claim_once(self, key: str, seconds: float, *, within: float | None = None) -> bool:
         """Claim ``key`` (at most 200 characters) for ``seconds``, for every process sharing
         the database.
 
@@ -333,10 +333,16 @@ class Engine(Liveness, Resuming, Upkeep):
 
             if engine.claim_once(f"request:{signature}", 300):
                 handle(request)
+
+        ``within``: seconds to wait at most for the turn to write, while another writer
+        holds the database (SQLite: this process's other writers and other processes;
+        PostgreSQL: each lock the claim waits for); past them ``DatabaseBusy`` is raised
+        and nothing was claimed. On SQLite a claim whose turn comes at once costs what it
+        did; on PostgreSQL the bound is one more statement in the claim's transaction.
         """
         if not key or len(key) > 200:
             raise ValueError(f"a once key has 1 to 200 characters, not {len(key)}")
-        return self.store.claim_once(key, seconds)
+        return self.store.claim_once(key, seconds, within=within)
 
     # -- acting on runs ------------------------------------------------------------------
 

@@ -50,6 +50,7 @@ from signoff.bot.backends.model import (
     Via,
 )
 from signoff.bot.errors import (
+    BackendBusy,
     BackendError,
     BackendUnavailable,
     ChangeDeferred,
@@ -92,6 +93,8 @@ def translated() -> Iterator[None]:
         raise RunNotChangeable(exc.run_id, exc.current, exc.requested, str(exc)) from exc
     except eng.RunUnreadable as exc:
         raise RunUnreadable(str(exc.run_id), exc.reason, str(exc)) from exc
+    except eng.DatabaseBusy as exc:
+        raise BackendBusy("embedded", exc.key, str(exc)) from exc
     except eng.StoreError as exc:
         raise BackendUnavailable("embedded", str(exc)) from exc
     except eng.EngineError as exc:
@@ -408,9 +411,9 @@ class EmbeddedBackend:
         with translated():
             return self.engine.add_metadata(run_id, key, value)
 
-    def claim_once(self, key: str, seconds: float) -> bool:
+    def claim_once(self, key: str, seconds: float, *, within: float | None = None) -> bool:
         with translated():
-            return self.engine.claim_once(key, seconds)
+            return self.engine.claim_once(key, seconds, within=within)
 
     def call_at(self, job_id: str, when: datetime, job: str, kwargs: Mapping[str, JSON]) -> None:
         with translated():

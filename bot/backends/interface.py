@@ -198,8 +198,12 @@ class Backend(Protocol):
     def add_record(self, run_id: str, key: str, value: JSON) -> bool:
         """Store ``value`` unless ``key`` exists; True for the one caller that stored it."""
 
-    def claim_once(self, key: str, seconds: float) -> bool:
-        """Claim ``key`` for ``seconds``, across every replica; False if claimed already."""
+    def claim_once(self, key: str, seconds: float, *, within: float | None = None) -> bool:
+        """Claim ``key`` for ``seconds``, across every replica; False if claimed already.
+
+        ``within``: seconds to wait at most for the turn to write while another writer
+        holds the backend's database; past them ``BackendBusy`` is raised and nothing was
+        claimed."""
 
     def call_at(self, job_id: str, when: datetime, job: str, kwargs: Mapping[str, JSON]) -> None:
         """Call ``job`` (``"module:function"``) with ``kwargs`` at ``when``, once, even across

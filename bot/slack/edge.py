@@ -14,7 +14,11 @@ In this order, before Bolt or any listener sees a byte:
    click or form Slack delivers again by its ``trigger_id``: ``bot.slack.redelivery``,
    which serves Socket Mode too). While the
    database cannot be reached, nothing is acted on: a slash command is answered with a
-   line saying so (``DATABASE_DOWN``), anything else 503.
+   line saying so (``DATABASE_DOWN``), anything else 503. The claim waits at most
+   ``CLAIM_WITHIN_SECONDS`` for its turn to write while another writer holds the database
+   (another process writing a SQLite file, a PostgreSQL lock): past that, Slack would show
+   its own timeout, so nothing is acted on and a slash command is told the database is busy
+   (``DATABASE_BUSY``), anything else gets 503.
 
    The one exception is an input form's submission (``claimed_after_ack``): everything it
    changes happens after its acknowledgement, on ``bot.slack.answering``'s pool, which
@@ -45,7 +49,7 @@ from typing import Any, NamedTuple
 from urllib.parse import parse_qsl
 
 from signoff.bot.backends import Backend
-from signoff.bot.errors import BackendUnavailable, PayloadError
+from signoff.bot.errors import BackendBusy, BackendUnavailable, PayloadError
 from signoff.bot.slack import ids
 from signoff.bot.slack.listener import StartResponse, WsgiApp
 from signoff.bot.slack.metrics import SLACK_REQUESTS_REFUSED
@@ -59,6 +63,8 @@ from signoff.bot.slack.payloads import (
 )
 
 __all__ = [
+    "CLAIM_WITHIN_SECONDS",
+    "DATABASE_BUSY",
     "DATABASE_DOWN",
     "REPLAY_CLAIM_SECONDS",
     "REPLAY_WINDOW_SECONDS",
@@ -102,6 +108,14 @@ def replay_key(signature: str) -> str:
 #: What someone who typed a command is told while the database cannot be reached.
 DATABASE_DOWN = (
     "Signoff cannot reach its database just now, so nothing was done. Try again in a minute."
+)
+#: How long the replay claims of a request may wait for their turn to write: Slack shows
+#: its own error for a request not answered within 3 s, and Bolt's part takes time too.
+CLAIM_WITHIN_SECONDS = 2.0
+#: What someone who typed a command is told when the claim did not get its turn in time.
+DATABASE_BUSY = (
+    "Signoff's database is busy just now (another process is writing to it), so nothing "
+    "was done. Try again in a moment."
 )
 
 
@@ -286,14 +300,28 @@ class SlackEdge:
                 assert reply is not None  # it may wait, so it always answers
                 return reply.send(start_response)
             return self._inner(environ, start_response, body)
+        ends = time.monotonic() + CLAIM_WITHIN_SECONDS
         try:
             fresh = self.backend.claim_once(
-                replay_key(str(checked.signature)), REPLAY_CLAIM_SECONDS
+                replay_key(str(checked.signature)),
+                REPLAY_CLAIM_SECONDS,
+                within=CLAIM_WITHIN_SECONDS,
             )
             if fresh and isinstance(payload, EventCallback) and payload.event_id:
                 fresh = self.backend.claim_once(
-                    f"slack:event:{payload.event_id}", REPLAY_WINDOW_SECONDS * 4
+                    f"slack:event:{payload.event_id}",
+                    REPLAY_WINDOW_SECONDS * 4,
+                    within=max(ends - time.monotonic(), 0.0),
                 )
+        except BackendBusy:
+            logger.warning(
+                "the database is busy: the replay check did not get its turn to write in "
+                "time, so the request was not acted on",
+                extra={"action": "replay_check_busy", "seconds": CLAIM_WITHIN_SECONDS},
+            )
+            if isinstance(payload, SlashCommand):
+                return _answer(start_response, "200 OK", DATABASE_BUSY)
+            return _answer(start_response, "503 Service Unavailable", "The database is busy.")
         except BackendUnavailable:
             logger.warning("cannot check for replays", extra={"action": "replay_check_failed"})
             if isinstance(payload, SlashCommand):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager, nullcontext
@@ -45,6 +46,7 @@ from signoff.engine.store.sharing import Release, SharedTransactions
 from signoff.engine.store.slots import ConnectionSlots
 from signoff.engine.store.sqlite_files import sqlite_file
 from signoff.engine.store.tables import EventRow, LogRow, RunRow
+from signoff.engine.store.turns import TurnNotGiven
 from signoff.engine.store.urgency import HANDED_OVER, PROMPT_NOTICE, wakes_a_flow
 from signoff.engine.store.wakeups import LocalWakeups
 from signoff.engine.store.writer import SqliteWriter
@@ -86,6 +88,29 @@ AUDIT_LOCKED = "signoff.audit_locked"
 #: in a write connection's ``info``: the hash of the record its audit records were chained
 #: to without reading the chain, which inserting them checks (``AuditQueries._append``)
 ASSUMED_HEAD = "signoff.assumed_head"
+
+
+#: PostgreSQL: how long each lock this transaction waits for may take (``_write(within=)``)
+_LOCK_TIMEOUT = Prepared(
+    text("SELECT set_config('lock_timeout', :timeout, true)"), dialect="postgresql"
+)
+#: PostgreSQL's lock_not_available: a lock wait passed ``lock_timeout``
+_LOCK_NOT_AVAILABLE = "55P03"
+
+
+def _bound_lock_waits(conn: Connection, ends: float) -> None:
+    """PostgreSQL: the transaction on ``conn`` waits for no lock past ``ends`` (a
+    ``time.monotonic()``); ``TurnNotGiven`` if that has passed already."""
+    left = ends - time.monotonic()
+    if left <= 0:
+        raise TurnNotGiven()
+    # Whole milliseconds, at least one: a lock_timeout of 0 waits for ever.
+    _LOCK_TIMEOUT.execute(conn, {"timeout": f"{max(1, int(left * 1000))}ms"})
+
+
+def _lock_timed_out(exc: SQLAlchemyError) -> bool:
+    """Whether PostgreSQL gave up waiting for a lock (``_bound_lock_waits``)."""
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) == _LOCK_NOT_AVAILABLE
 
 
 class _RiderFailed(Exception):
@@ -198,7 +223,9 @@ class StoreBase:
         return sqlite_insert(table) if self.is_sqlite else postgresql_insert(table)
 
     @contextmanager
-    def _write(self, *, urgent: bool = False, shared: bool = False) -> Iterator[Connection]:
+    def _write(
+        self, *, urgent: bool = False, shared: bool = False, within: float | None = None
+    ) -> Iterator[Connection]:
         """A write transaction; the events it emits are appended just before it commits.
         Queued writes (``riders``) go first, in the same transaction: one BEGIN, COMMIT
         and write turn serve both.
@@ -209,7 +236,16 @@ class StoreBase:
         ``shared``: a transaction that other shared writes of this process may join
         (``sharing``), without queued writes; urgent on SQLite; raises ``SharedWriteFailed`` when
         another write in it failed, so that the caller writes again without ``shared``.
+
+        ``within``: seconds this write may wait for its turn (SQLite: this process's queue and
+        the file lock; PostgreSQL: each lock its statements take), else ``TurnNotGiven``
+        is raised and nothing was written. Queued writes do not go with it: their own
+        waits are not bounded (another thread may be storing them).
         """
+        if within is not None:
+            with self._transaction(urgent, ends=time.monotonic() + within) as conn:
+                yield conn
+            return
         if shared:
             done = False
             try:
@@ -300,12 +336,15 @@ class StoreBase:
             self.wakeups.send(prompt=any(map(wakes_a_flow, events)))
 
     @contextmanager
-    def _transaction(self, urgent: bool = False) -> Iterator[Connection]:
+    def _transaction(self, urgent: bool = False, ends: float | None = None) -> Iterator[Connection]:
+        """``ends``: a ``time.monotonic()`` by which it must have its turn (see ``_write``)."""
         pending: list[dict[str, Any]] = []
         audit: list[dict[str, Any]] = []
         committing = False
         try:
-            with self._writer_connection(urgent) as conn, conn.begin():
+            with self._writer_connection(urgent, ends) as conn, conn.begin():
+                if ends is not None and self.writer is None:
+                    _bound_lock_waits(conn, ends)
                 # conn.info outlives the transaction (pooled connection): reset per write.
                 conn.info["pending_events"] = pending
                 conn.info["pending_audit"] = audit
@@ -316,20 +355,23 @@ class StoreBase:
                     self._append(conn, pending, audit)
                 committing = True  # leaving the block sends the COMMIT
         except SQLAlchemyError as exc:
+            if ends is not None and _lock_timed_out(exc):
+                raise TurnNotGiven() from exc
             message = write_failure(self.engine, exc)
             raise failed_write(message, exc, commit_sent=committing) from exc
         self._committed(pending)
 
     @contextmanager
-    def _writer_connection(self, urgent: bool) -> Iterator[Connection]:
+    def _writer_connection(self, urgent: bool, ends: float | None = None) -> Iterator[Connection]:
         """A connection to write on: on SQLite, the writer's own, held between writes
         (there is one writer at a time, and checking a connection out of the pool and
-        back in cost more than the transaction's statements)."""
+        back in cost more than the transaction's statements), once its turn came (by
+        ``ends``, if given)."""
         if self.writer is None:
             with self._slots.taken(), write_connection(self.engine) as conn:
                 yield conn
             return
-        with self.writer.turn(urgent), self._writing.use() as conn:
+        with self.writer.turn(urgent, ends), self._writing.use() as conn:
             yield conn
 
     @contextmanager

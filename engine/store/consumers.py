@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, delete, func, literal, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
+from signoff.engine.errors import DatabaseBusy
 from signoff.engine.runs import Event, EventKind, RunState
 from signoff.engine.store import backlog_rows, rows
 from signoff.engine.store.base import EVENTS, StoreBase
@@ -22,6 +23,7 @@ from signoff.engine.store.dropped import read_again_if_dropped, write_again_if_d
 from signoff.engine.store.event_rows import UNREADABLE, EventPage, Wanted, read_past
 from signoff.engine.store.prepared import Prepared
 from signoff.engine.store.tables import CursorRow, OnceKeyRow
+from signoff.engine.store.turns import TurnNotGiven
 from signoff.engine.store.undecodable import is_malformed_json
 
 CURSORS = CursorRow.__table__  # type: ignore[attr-defined]
@@ -318,10 +320,20 @@ class ConsumerQueries(StoreBase):
             )
 
     @write_again_if_dropped
-    def claim_once(self, key: str, seconds: float) -> bool:
-        """Claim ``key`` for ``seconds``; False if it is claimed already and not expired."""
+    def claim_once(self, key: str, seconds: float, *, within: float | None = None) -> bool:
+        """Claim ``key`` for ``seconds``; False if it is claimed already and not expired.
+
+        ``within``: seconds to wait at most for the write's turn, else ``DatabaseBusy``
+        is raised (nothing was claimed)."""
+        try:
+            return self._claim_once(key, seconds, within)
+        except TurnNotGiven as exc:
+            assert within is not None
+            raise DatabaseBusy(key, within) from exc
+
+    def _claim_once(self, key: str, seconds: float, within: float | None) -> bool:
         now = self.clock()
-        with self._write() as conn:
+        with self._write(within=within) as conn:
             # Expired claims go first, so a key can be claimed again and the table stays small.
             conn.execute(delete(ONCE_KEYS).where(ONCE_KEYS.c.expires_at <= now))
             done = conn.execute(

@@ -4,7 +4,9 @@ and the Home tab say so to the person, instead of nothing happening."""
 from __future__ import annotations
 
 import json
+import logging
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,6 +19,7 @@ from signoff.bot.slack.server import Server
 from signoff.bot.testing import SIGNING_SECRET, RunningBot, running_bot
 from signoff.engine import Engine, flow, pause_flow_run
 from tests.engine.test_reconnect import pg_url, refuse_connections  # noqa: F401 - a fixture
+from tests.support.holding import writes_held
 
 
 @flow(name="outage-ask")
@@ -90,6 +93,28 @@ def test_runs_typed_while_the_database_is_down_says_so_and_does_nothing(pg_url: 
         assert "Signoff cannot reach its database just now" in said.text
         assert "nothing was done" in said.text
         assert bot.engine.list_runs() == []
+
+
+def test_runs_typed_while_another_writer_holds_the_database_says_it_is_busy_within_3_s(
+    engine: Engine, database_url: str, bot: RunningBot, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The replay check waited for its turn to write: '/runs' ended in Slack's timeout error
+    (after 3 s) for as long as another process was writing (an upgrade, a busy replica)."""
+    with caplog.at_level(logging.WARNING), writes_held(database_url, table="once_keys"):
+        started = time.monotonic()
+        reply = bot.driver.slash_command("alice", "/runs", "start outage-ask")
+        assert time.monotonic() - started < 3.0, "Slack shows a timeout after 3 s"
+        # A click or the Home tab: Slack shows its own error for a 503, at once.
+        home = bot.driver.open_home("bob")
+        assert home.status == 503
+    assert (reply.status, reply.problems) == (200, ())
+    (said,) = bot.slack.workspace.ephemeral("U0ALICE")
+    assert "busy" in said.text and "nothing was done" in said.text and "Try again" in said.text
+    assert [r for r in caplog.records if getattr(r, "action", None) == "replay_check_busy"]
+    # Typed again, it starts the run, once: the first command did nothing, even later.
+    bot.driver.slash_command("alice", "/runs", "start outage-ask")
+    bot.slack.wait_for(lambda ws: len(ws.ephemeral("U0ALICE")) == 2, timeout=10)
+    assert [r.flow_name for r in bot.engine.list_runs()] == ["outage-ask"]
 
 
 def test_metrics_say_the_database_is_down_rather_than_go_quiet(pg_url: str) -> None:  # noqa: F811

@@ -8,15 +8,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import psycopg
+from psycopg import sql
 from sqlalchemy import Engine, text
 
 from tests.support.waiting import wait_for
 
 
 @contextmanager
-def writes_held(database_url: str) -> Iterator[None]:
+def writes_held(database_url: str, table: str = "pauses") -> Iterator[None]:
     """Hold every write to the database (reads go on): on SQLite the writers' lock file
-    (Signoff's writers queue on it before they begin), on PostgreSQL the pauses table."""
+    (Signoff's writers queue on it before they begin), on PostgreSQL ``table``."""
     if database_url.startswith("sqlite"):
         path = database_url.removeprefix("sqlite:///")
         fd = os.open(f"{path}.write-lock", os.O_RDWR | os.O_CREAT, 0o600)
@@ -28,7 +29,7 @@ def writes_held(database_url: str) -> Iterator[None]:
         return
     dsn = database_url.replace("postgresql+psycopg://", "postgresql://")
     with psycopg.connect(dsn) as conn:
-        conn.execute("LOCK TABLE pauses IN EXCLUSIVE MODE")
+        conn.execute(sql.SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(sql.Identifier(table)))
         yield
         conn.rollback()
 

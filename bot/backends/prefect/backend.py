@@ -181,7 +181,9 @@ class PrefectBackend(RunControl, Answering):
             if key in keys:
                 self.records.keep(consumer, run_id, key, value)
 
-    def claim_once(self, key: str, seconds: float) -> bool:
+    def claim_once(self, key: str, seconds: float, *, within: float | None = None) -> bool:
+        # No write turn to wait for here: the claim is one request to Prefect's API, bounded
+        # by the client's timeout, and one that fails is kept by this process alone.
         return self.records.claim_once(key, seconds)
 
     def call_at(self, job_id: str, when: datetime, job: str, kwargs: Mapping[str, JSON]) -> None:

@@ -30,9 +30,7 @@ def start_serve(
 ) -> subprocess.Popen[bytes]:
     """Start it (its log in ``tmp_path``), with ``options`` and the variables in ``env``
     besides; ``port`` 0 lets it pick one."""
-    environment = {
-        k: v for k, v in os.environ.items() if not k.startswith(("SIGNOFF_", "SLACK_"))
-    }
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("SIGNOFF_", "SLACK_"))}
     environment.update(
         SLACK_BOT_TOKEN=slack.token,
         SLACK_SIGNING_SECRET=SIGNING_SECRET,

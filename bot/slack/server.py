@@ -257,10 +257,8 @@ class Server:
         The client stops reconnecting: a revoked token stays revoked, and a process that
         keeps running looks healthy while nobody's click or command reaches it. So, as at
         start, it is an error an operator must mend (a new app-level token): ``failed`` is
-        set, and ``signoff serve`` stops and exits 1.
+        set, and ``signoff serve`` stops and exits 1. The client calls this once.
         """
-        if self.failed.is_set():
-            return
         self.failure = TokenRefused("SLACK_APP_TOKEN", error)
         logger.error(
             "%s; the Socket Mode connection is closed and not opened again. Generate a new "

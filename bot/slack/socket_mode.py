@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable
 from queue import Empty
@@ -76,18 +77,28 @@ class _Client(BuiltinClient):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         #: called once, with Slack's error, when Slack refuses the app-level token
         self.on_app_token_refused: Callable[[str], None] | None = None
+        self._refused: SlackApiError | None = None
+        self._refusal_lock = threading.Lock()
         super().__init__(*args, **kwargs)
 
     def issue_new_wss_url(self) -> str:
+        # Slack closing the socket and the client's monitor both reconnect, each on a
+        # thread of its own: once one is refused, the other is not sent to Slack.
+        with self._refusal_lock:
+            if self._refused is not None:
+                raise self._refused
         try:
             return super().issue_new_wss_url()
         except SlackApiError as exc:
             error = str(exc.response.get("error"))
-            if error in TOKEN_REFUSED:
-                # A revoked token stays revoked: asking again every ping only hammers Slack.
-                self.auto_reconnect_enabled = self.default_auto_reconnect_enabled = False
-                if self.on_app_token_refused is not None:
-                    self.on_app_token_refused(error)
+            if error not in TOKEN_REFUSED:
+                raise
+            with self._refusal_lock:
+                first, self._refused = self._refused is None, self._refused or exc
+            # A revoked token stays revoked: asking again every ping only hammers Slack.
+            self.auto_reconnect_enabled = self.default_auto_reconnect_enabled = False
+            if first and self.on_app_token_refused is not None:
+                self.on_app_token_refused(error)
             raise
 
     def process_message(self) -> None:

@@ -140,11 +140,12 @@ def stop_step(step: str) -> Iterator[None]:
         )
 
 
-def wait_until(stop: threading.Event) -> None:
-    """Block until ``stop`` is set, waking every ``SLICE_SECONDS`` so that a signal's
-    handler gets the main thread (see the module's docstring)."""
+def wait_until(stop: threading.Event, *also: threading.Event) -> None:
+    """Block until ``stop`` (or one of ``also``) is set, waking every ``SLICE_SECONDS`` so
+    that a signal's handler gets the main thread (see the module's docstring)."""
     while not stop.wait(SLICE_SECONDS):
-        pass
+        if any(event.is_set() for event in also):
+            return
 
 
 __all__ = [

@@ -106,9 +106,13 @@ def serve_command() -> Any:
                 said = f"Signoff is connected in Socket Mode; health on {server.url}/healthz"
             tell_operator(said, action="serve_ready", level=logging.INFO)
             try:
-                wait_until(stop)
+                # Or until Slack refuses SLACK_APP_TOKEN while serving (revoked): as at start,
+                # that is an operator's to mend, so serve stops and exits 1.
+                wait_until(stop, server.failed)
             finally:
                 server.stop()
                 logger.info("serve stopped", extra={"action": "serve_stopped"})
+            if server.failure is not None:
+                raise click.ClickException(str(server.failure))
 
     return serve

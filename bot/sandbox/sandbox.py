@@ -159,6 +159,13 @@ class SlackSandbox:
         """Create a channel, e.g. ``add_channel("C0DEPLOYS", "deploys")``."""
         return self.workspace.add_channel(channel_id, name)
 
+    def revoke_app_token(self, error: str = "token_revoked") -> None:
+        """Revoke the app-level token, as an admin does on the app's settings page: Slack
+        closes the app's Socket Mode connections and ``apps.connections.open`` answers
+        ``error`` from then on (the bot token still works)."""
+        self.server.revoke_app_token(error)
+        self.socket_mode.close_connections()
+
     def fail_next(
         self,
         method: str,

@@ -340,6 +340,44 @@ class SocketModeServer:
         """The newest open connection (Slack spreads envelopes; one app needs just one)."""
         return next((c for c in reversed(self._connections) if _is_open(c)), None)
 
+    def push_raw(
+        self, text: str, *, envelope_id: str | None = None, timeout: float = 10.0
+    ) -> JsonDict | None:
+        """Send ``text`` as it is (a malformed envelope, say) on the app's connection; with
+        ``envelope_id``, wait for the app to ack that id.
+
+        Returns:
+            The ack's ``payload`` (None for an empty ack, or without ``envelope_id``).
+
+        Raises:
+            AppNotConnected: No app connected within ``timeout``.
+            NotAcknowledged: ``envelope_id`` was not acked within ``timeout``.
+        """
+        deadline = time.monotonic() + timeout
+        key = envelope_id if envelope_id is not None else f"unacked-{uuid.uuid4()}"
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._live() is not None, timeout):
+                raise AppNotConnected(f"no app connected in Socket Mode within {timeout}s")
+            connection = self._live()
+            assert connection is not None
+            pending = self._envelopes[key] = _Envelope(connection)
+        try:
+            with contextlib.suppress(ConnectionClosed):
+                connection.send(text)
+            if envelope_id is None:
+                return None
+            with self._cond:
+                self._cond.wait_for(
+                    lambda: pending.answered or connection not in self._connections,
+                    max(0.0, deadline - time.monotonic()),
+                )
+        finally:
+            with self._cond:
+                self._envelopes.pop(key, None)
+        if not pending.answered:
+            raise NotAcknowledged(f"the app did not ack envelope {envelope_id} in {timeout}s")
+        return pending.ack or None
+
     def deliver(
         self,
         kind: Delivery,

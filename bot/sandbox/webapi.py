@@ -137,6 +137,8 @@ class WebApiServer:
         self.bot_token = bot_token
         self.socket_mode = socket_mode
         self.app_token = app_token
+        #: the error every app-level token gets once revoked (``revoke_app_token``)
+        self._app_token_refused: str | None = None
         self._faults: dict[str, deque[_Fault]] = {}
         self._delays: dict[str, deque[_Delay]] = {}
         self._faults_lock = threading.Lock()
@@ -186,6 +188,12 @@ class WebApiServer:
         if self._thread is not None:
             self._thread.join(timeout=5)
         logger.info("Slack sandbox stopped", extra={"action": "sandbox_stopped"})
+
+    def revoke_app_token(self, error: str = "token_revoked") -> None:
+        """From now on ``apps.connections.open`` refuses every app-level token with
+        ``error``, as Slack does once the app's token is revoked (``invalid_auth`` for
+        one it no longer knows at all)."""
+        self._app_token_refused = error
 
     def fail_next(
         self,
@@ -256,6 +264,8 @@ class WebApiServer:
         if not token:
             return "not_authed"
         if method == _CONNECTIONS_OPEN:
+            if self._app_token_refused is not None and token.startswith("xapp-"):
+                return self._app_token_refused
             right_kind, expected = token.startswith("xapp-"), self.app_token
         else:
             right_kind, expected = token.startswith("xoxb-"), self.bot_token

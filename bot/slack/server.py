@@ -31,6 +31,7 @@ from signoff.bot.slack.input_forms import InputForms
 from signoff.bot.slack.listener import AtOnce, HttpListener, StartResponse, WsgiApp, http_url
 from signoff.bot.slack.metrics import Metrics, observe_timer
 from signoff.bot.slack.payloads import MAX_BODY_BYTES
+from signoff.bot.slack.socket_mode import TOKEN_REFUSED, SocketModeHandler
 from signoff.bot.stopping import stop_step
 
 logger = logging.getLogger(__name__)
@@ -44,17 +45,13 @@ SOCKET_MODE_PING_SECONDS = 2.0
 #: how soon a Socket Mode connection Slack would not open at start is asked for again
 #: (doubling up to the second)
 SOCKET_MODE_RETRY_SECONDS = (1.0, 30.0)
-#: what Slack answers for an app-level token it will not take, which waiting does not mend
-_TOKEN_REFUSED = frozenset(
-    {"invalid_auth", "not_authed", "token_revoked", "account_inactive", "not_allowed_token_type"}
-)
 
 
 def _refused_app_token(exc: Exception) -> None:
     """Raise ``TokenRefused`` if ``exc`` is Slack refusing ``SLACK_APP_TOKEN`` itself."""
     if isinstance(exc, SlackApiError):
         error = str(exc.response.get("error"))
-        if error in _TOKEN_REFUSED:
+        if error in TOKEN_REFUSED:
             raise TokenRefused("SLACK_APP_TOKEN", error) from exc
 
 
@@ -175,6 +172,10 @@ class Server:
         self._socket_retry: threading.Thread | None = None
         self._stopping = threading.Event()
         self._notifier: Any = None
+        #: why this process can no longer serve Slack (Slack refused SLACK_APP_TOKEN while
+        #: it ran), once ``failed`` is set; ``signoff serve`` then stops and exits 1
+        self.failure: TokenRefused | None = None
+        self.failed = threading.Event()
 
     @property
     def url(self) -> str:
@@ -224,17 +225,15 @@ class Server:
     def _connect_socket_mode(self, app_token: str) -> None:
         """Open the Socket Mode connection. A token Slack refuses stops the start
         (``TokenRefused``); Slack rate-limiting or failing to open one is waited out in
-        the background, ``/readyz`` saying so meanwhile, as a connection lost later is."""
-        from slack_bolt.adapter.socket_mode import SocketModeHandler
-
-        handler: Any = SocketModeHandler(
-            self.app, app_token, ping_interval=SOCKET_MODE_PING_SECONDS
-        )
+        the background, ``/readyz`` saying so meanwhile, as a connection lost later is.
+        A token Slack refuses later (revoked) sets ``failed`` (see ``_app_token_refused``)."""
+        handler = SocketModeHandler(self.app, app_token, ping_interval=SOCKET_MODE_PING_SECONDS)
         self._socket_handler = handler
         try:
             handler.connect()
         except (SlackApiError, OSError) as exc:
             _refused_app_token(exc)
+            handler.client.on_app_token_refused = self._app_token_refused
             logger.warning(
                 "cannot open a Socket Mode connection yet (%s); trying again",
                 _why(exc),
@@ -248,7 +247,27 @@ class Server:
             )
             self._socket_retry.start()
             return
+        # Only now: a token refused at start is raised above, not reported twice.
+        handler.client.on_app_token_refused = self._app_token_refused
         logger.info("connected in Socket Mode", extra={"action": "serve_socket_mode"})
+
+    def _app_token_refused(self, error: str) -> None:
+        """Slack refused SLACK_APP_TOKEN while this process ran (revoked, most likely).
+
+        The client stops reconnecting: a revoked token stays revoked, and a process that
+        keeps running looks healthy while nobody's click or command reaches it. So, as at
+        start, it is an error an operator must mend (a new app-level token): ``failed`` is
+        set, and ``signoff serve`` stops and exits 1. The client calls this once.
+        """
+        self.failure = TokenRefused("SLACK_APP_TOKEN", error)
+        logger.error(
+            "%s; the Socket Mode connection is closed and not opened again. Generate a new "
+            "app-level token (connections:write) and restart with it; SLACK_BOT_TOKEN is "
+            "not affected",
+            self.failure,
+            extra={"action": "socket_mode_app_token_refused", "error": error},
+        )
+        self.failed.set()
 
     def _keep_connecting(self, handler: Any) -> None:
         delay = SOCKET_MODE_RETRY_SECONDS[0]
@@ -258,6 +277,8 @@ class Server:
             try:
                 handler.connect()
             except (SlackApiError, OSError) as exc:
+                if self.failed.is_set():
+                    return  # the token was refused: said by _app_token_refused
                 delay = min(delay * 2, SOCKET_MODE_RETRY_SECONDS[1])
                 logger.debug(
                     "Socket Mode connection still refused: %s",

@@ -26,11 +26,12 @@ def start_serve(
     port: int = 0,
     *,
     options: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start it (its log in ``tmp_path``), with ``options`` besides; ``port`` 0 lets it
-    pick one."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SIGNOFF_", "SLACK_"))}
-    env.update(
+    """Start it (its log in ``tmp_path``), with ``options`` and the variables in ``env``
+    besides; ``port`` 0 lets it pick one."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("SIGNOFF_", "SLACK_"))}
+    environment.update(
         SLACK_BOT_TOKEN=slack.token,
         SLACK_SIGNING_SECRET=SIGNING_SECRET,
         SLACK_API_URL=slack.api_url,
@@ -40,12 +41,13 @@ def start_serve(
         SIGNOFF_OWNER_TIMEOUT_SECONDS="1",
         HOME=str(tmp_path / "home"),
     )
+    environment.update(env or {})
     log = (tmp_path / f"serve-{time.monotonic_ns()}.log").open("w")
     command = ["serve", "--port", str(port), "--flows", "tests.e2e.once_flows", *options]
     return subprocess.Popen(
         [sys.executable, "-m", "signoff.bot.cli", *command],
         cwd=ROOT,
-        env=env,
+        env=environment,
         stdout=subprocess.DEVNULL,
         stderr=log,
     )

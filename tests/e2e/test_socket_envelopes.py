@@ -1,0 +1,157 @@
+"""Socket Mode envelopes Signoff cannot use, and an app-level token revoked while serving,
+over a real WebSocket to the sandbox (``SlackSandbox.socket_mode.push_raw`` sends a frame as
+it is and waits for its ack; ``revoke_app_token`` does what an admin's revocation does)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from signoff.bot.errors import TokenRefused
+from signoff.bot.sandbox import SlackSandbox
+from signoff.bot.slack.server import Server
+from signoff.engine import Engine
+from tests.e2e.serve_process import start_serve
+from tests.e2e.test_socket_mode import APP_TOKEN, start_server
+from tests.support.waiting import wait_for
+
+MALFORMED = "socket_envelope_malformed"
+
+
+@pytest.fixture
+def sandbox() -> Iterator[SlackSandbox]:
+    with SlackSandbox(app_token=APP_TOKEN) as slack:
+        yield slack
+
+
+@pytest.fixture
+def server(engine: Engine, sandbox: SlackSandbox) -> Iterator[Server]:
+    server = start_server(engine, sandbox)
+    try:
+        sandbox.socket_mode.wait_for_connections(1)
+        yield server
+    finally:
+        server.stop()
+
+
+def _said(caplog: pytest.LogCaptureFixture, action: str) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if getattr(r, "action", None) == action]
+
+
+def _still_answers(sandbox: SlackSandbox) -> None:
+    """The connection survived: a command is acked and answered."""
+    assert sandbox.socket_driver().slash_command("alice", "/runs", "help").status == 200
+    answer = sandbox.wait_for(lambda ws: ws.ephemeral("U0ALICE")[-1], timeout=10)
+    assert "/runs help" in answer.text
+
+
+@pytest.mark.parametrize(
+    ("frame", "reason"),
+    [
+        ("this is not JSON, secret-looking xoxb-0000", "not_json"),
+        ("{bad", "not_json"),
+        ('["an", "array"]', "not_an_object"),
+    ],
+)
+def test_a_frame_that_is_not_a_json_envelope_is_logged_as_malformed(
+    sandbox: SlackSandbox,
+    server: Server,
+    caplog: pytest.LogCaptureFixture,
+    frame: str,
+    reason: str,
+) -> None:
+    """Text that is no envelope was dropped without a word, or (``{bad``) with slack_sdk's
+    own traceback and no action key to alert on."""
+    caplog.set_level(logging.INFO)
+    sandbox.socket_mode.push_raw(frame)
+    [said] = wait_for(lambda: _said(caplog, MALFORMED), what="the malformed frame logged")
+    assert said.levelno == logging.WARNING
+    assert getattr(said, "reason", None) == reason
+    assert getattr(said, "length", None) == len(frame)
+    # Neither the frame itself nor slack_sdk's traceback.
+    assert all(frame not in r.getMessage() and frame not in str(r.__dict__) for r in caplog.records)
+    assert not [r for r in caplog.records if r.exc_info], "no traceback for Slack's mistake"
+    _still_answers(sandbox)
+
+
+@pytest.mark.parametrize(
+    "envelope",
+    [
+        {"envelope_id": "e-no-payload", "type": "interactive"},
+        {"envelope_id": "e-no-payload", "type": "events_api", "payload": ["not", "an", "object"]},
+        {"envelope_id": "e-no-payload", "payload": {"type": "block_actions"}},
+        {"envelope_id": "e-no-payload", "type": "surprise", "payload": {}},
+    ],
+)
+def test_an_envelope_signoff_cannot_use_is_acknowledged_all_the_same(
+    sandbox: SlackSandbox,
+    server: Server,
+    caplog: pytest.LogCaptureFixture,
+    envelope: dict[str, object],
+) -> None:
+    """Without a usable payload an envelope was never acked, so Slack delivered it again
+    and again (and showed the user an error after 3 s)."""
+    caplog.set_level(logging.INFO)
+    ack = sandbox.socket_mode.push_raw(json.dumps(envelope), envelope_id="e-no-payload", timeout=5)
+    assert ack is None  # an empty ack: nothing to say to Slack
+    [said] = wait_for(lambda: _said(caplog, MALFORMED), what="the envelope logged")
+    assert said.levelno == logging.WARNING
+    assert getattr(said, "envelope_id", None) == "e-no-payload"
+    assert "block_actions" not in str(said.__dict__)  # not the payload
+    _still_answers(sandbox)
+
+
+def test_an_app_token_revoked_while_serving_is_named_and_not_retried(
+    engine: Engine, sandbox: SlackSandbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Slack closes the connection and refuses a new one: the client asked again every
+    2 s for ever, saying only slack_sdk's "Failed to retrieve WSS URL"."""
+    caplog.set_level(logging.INFO)
+    server = start_server(engine, sandbox)
+    try:
+        sandbox.socket_mode.wait_for_connections(1)
+        sandbox.revoke_app_token()
+        failure = wait_for(lambda: server.failure, what="the server to give up on the token")
+        assert isinstance(failure, TokenRefused)
+        assert str(failure) == "Slack refused the token in SLACK_APP_TOKEN: token_revoked"
+        [said] = _said(caplog, "socket_mode_app_token_refused")
+        assert said.levelno == logging.ERROR
+        assert "SLACK_APP_TOKEN" in said.getMessage() and "token_revoked" in said.getMessage()
+    finally:
+        server.stop()
+    # One call at start, one after Slack closed the connection, none after the refusal.
+    assert len(sandbox.calls("apps.connections.open")) == 2
+    assert all(APP_TOKEN not in r.getMessage() for r in caplog.records)
+
+
+def test_serve_exits_non_zero_when_its_app_token_is_revoked(
+    sandbox: SlackSandbox, tmp_path: Path
+) -> None:
+    serving = start_serve(
+        sandbox,
+        f"sqlite:///{tmp_path / 'signoff.db'}",
+        tmp_path,
+        "C0GENERAL",
+        env={"SLACK_APP_TOKEN": APP_TOKEN, "SIGNOFF_LOG_FORMAT": "json"},
+    )
+    try:
+        sandbox.socket_mode.wait_for_connections(1, timeout=60)
+        sandbox.revoke_app_token("invalid_auth")
+        assert serving.wait(30) == 1
+    finally:
+        if serving.poll() is None:
+            serving.send_signal(signal.SIGKILL)
+            serving.wait()
+    [log] = tmp_path.glob("serve-*.log")
+    text = log.read_text()
+    lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+    [refused] = [line for line in lines if line.get("action") == "socket_mode_app_token_refused"]
+    assert refused["level"] == "ERROR"
+    assert "Slack refused the token in SLACK_APP_TOKEN: invalid_auth" in text
+    assert APP_TOKEN not in text
+    assert len(sandbox.calls("apps.connections.open")) == 2

@@ -14,7 +14,9 @@ acknowledgement, by the same key (``interaction_key``); a redelivery of it is sh
 first delivery's outcome. A request without a ``trigger_id`` (a view closed) is not claimed
 here. An event is claimed by its ``event_id``: over HTTP at the edge, over Socket Mode (where
 a retried event is a new envelope with ``retry_attempt``) here. While the database
-cannot be reached the request goes on to its listener, which says so as it would have.
+cannot be reached the request goes on to its listener, which says so as it would have;
+while another writer holds it past ``CLAIM_WITHIN_SECONDS`` nothing is done, and a slash
+command is told the database is busy (as ``bot.slack.edge`` does over HTTP).
 """
 
 from __future__ import annotations
@@ -28,8 +30,9 @@ from slack_bolt import App
 from slack_bolt.response import BoltResponse
 
 from signoff.bot.backends import Backend
-from signoff.bot.errors import BackendUnavailable
+from signoff.bot.errors import BackendBusy, BackendUnavailable
 from signoff.bot.slack import ids
+from signoff.bot.slack.edge import CLAIM_WITHIN_SECONDS, DATABASE_BUSY
 
 __all__ = ["REDELIVERY_CLAIM_SECONDS", "event_key", "interaction_key", "register", "trigger_key"]
 
@@ -85,7 +88,18 @@ def register(app: App, backend: Backend, *, events: bool = False) -> None:
         if key is None:
             return next()
         try:
-            fresh = backend.claim_once(key, REDELIVERY_CLAIM_SECONDS)
+            fresh = backend.claim_once(key, REDELIVERY_CLAIM_SECONDS, within=CLAIM_WITHIN_SECONDS)
+        except BackendBusy:
+            # As the edge does over HTTP: past Slack's 3 s the person would see a timeout
+            # and whatever the listener did after it, so nothing is done and they are told.
+            logger.warning(
+                "the database is busy: the redelivery check did not get its turn to write "
+                "in time, so the request was not acted on",
+                extra={"action": "redelivery_check_busy", "seconds": CLAIM_WITHIN_SECONDS},
+            )
+            if body.get("command"):
+                return BoltResponse(status=200, body=DATABASE_BUSY)
+            return BoltResponse(status=503, body="")
         except BackendUnavailable:
             logger.warning(
                 "cannot check for a redelivery", extra={"action": "redelivery_check_failed"}

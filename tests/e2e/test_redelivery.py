@@ -10,6 +10,8 @@ envelope with ``retry_attempt``. Either way it is the same interaction, with the
 from __future__ import annotations
 
 import json
+import logging
+import time
 
 import pytest
 
@@ -18,6 +20,7 @@ from signoff.bot.slack import ids
 from signoff.bot.testing import SIGNING_SECRET, RunningBot, running_bot
 from signoff.engine import Engine, RunState, flow, pause_flow_run
 from signoff.engine.input import RunInput
+from tests.support.holding import writes_held
 from tests.support.replicas import another_replica
 from tests.support.waiting import wait_for
 
@@ -158,3 +161,28 @@ def test_an_event_redelivered_over_socket_mode_is_acted_on_once(
     with pytest.raises(AssertionError):
         slack.wait_for(lambda ws: len(ws.calls("views.publish")) > 1 or None, timeout=1.5)
     assert len(slack.calls("views.publish")) == 1
+
+
+def test_runs_typed_over_socket_mode_while_another_writer_holds_the_database_says_so(
+    engine: Engine,
+    database_url: str,
+    socket_bot: tuple[SlackSandbox, Driver],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Over Socket Mode the trigger's claim waited for its turn to write for as long as
+    another process wrote: '/runs' got Slack's timeout, then ran late. As over HTTP, it is
+    told within Slack's 3 s that the database is busy, and nothing was done."""
+    slack, driver = socket_bot
+    with caplog.at_level(logging.WARNING), writes_held(database_url, table="once_keys"):
+        started = time.monotonic()
+        reply = driver.slash_command("alice", "/runs", "start rd-wait label=busy")
+        assert time.monotonic() - started < 3.0, "Slack shows a timeout after 3 s"
+    assert reply.status == 200
+    (said,) = slack.workspace.ephemeral("U0ALICE")
+    assert "busy" in said.text and "nothing was done" in said.text
+    assert [r for r in caplog.records if getattr(r, "action", None) == "redelivery_check_busy"]
+    assert engine.list_runs() == []
+    # Typed again once the writer is done, it starts the run.
+    assert driver.slash_command("alice", "/runs", "start rd-wait label=busy").status == 200
+    wait_for(lambda: engine.list_runs(), timeout=10, what="the run")
+    assert [r.parameters["label"] for r in engine.list_runs()] == ["busy"]

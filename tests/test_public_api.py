@@ -22,6 +22,7 @@ def test_engine_exports() -> None:
         "CannotSuspend",
         "ConfigurationError",
         "ConsumerLag",
+        "DatabaseBusy",
         "DatabaseNotFound",
         "DatabaseUnavailable",
         "Delegation",
@@ -195,6 +196,7 @@ def test_bot_errors_exports() -> None:
     import signoff.bot.errors
 
     assert signoff.bot.errors.__all__ == [
+        "BackendBusy",
         "BackendError",
         "BackendUnavailable",
         "BotError",

@@ -22,7 +22,7 @@ from signoff.engine import (
     DatabaseUnavailable,
     SchemaOutdated,
 )
-from signoff.engine.actors import check_one_line
+from signoff.engine.actors import check_id_case, check_one_line
 
 if TYPE_CHECKING:
     from signoff.engine import Engine, EngineSettings
@@ -193,11 +193,12 @@ def check_person(ctx: click.Context, param: click.Parameter, name: str | None) -
 
     Raises:
         click.BadParameter: too long, empty, with spaces around it, holding a NUL
-            character, or a Slack user group's id.
+            character, a Slack user group's id, or a Slack id in lowercase (``u0bob``).
     """
     if name is not None:
         try:
             Actor(name)
+            check_id_case(name)
         except ValueError as exc:
             raise click.BadParameter(str(exc)) from None
         if _GROUP_ID.match(name):
@@ -235,13 +236,14 @@ def check_groups(
 
     Raises:
         click.BadParameter: a group is empty (an unset shell variable), has spaces around
-            it or holds a control character.
+            it, holds a control character or is a Slack id in lowercase (``s0ops``).
     """
     for group in groups:
         if not group.strip():
             raise click.BadParameter("is empty; give a group id or leave the option out")
         try:
             check_one_line(group, "group id")
+            check_id_case(group, "group id")
         except ValueError as exc:
             raise click.BadParameter(str(exc)) from None
         if group != group.strip():

@@ -1152,3 +1152,39 @@ def test_a_name_in_capitals_is_not_taken_for_a_user_group(
     """--as takes an operator's name on trust; SAM is not a Slack id (those hold a digit)."""
     assert run_cli(capsys, "db", "upgrade")[0] == 0
     assert run_cli(capsys, "runs", "list", "--started-by", "SAM") == (0, "no runs\n", "")
+
+
+@pytest.mark.parametrize(
+    ("command_line", "option", "typed"),
+    [
+        (("runs", "resume", "abc", "--input", "{}", "--as", "u0bob"), "--as", "u0bob"),
+        (("runs", "cancel", "abc", "--as", "U0bob"), "--as", "U0bob"),
+        (("run", "deploy", "--started-by", "w0carol"), "--started-by", "w0carol"),
+        (("runs", "reassign", "abc", "--to", "u0bob"), "--to", "u0bob"),
+        (("runs", "resume", "abc", "--input", "{}", "--group", "s0ops"), "--group", "s0ops"),
+    ],
+)
+def test_a_slack_id_in_lowercase_is_refused_naming_the_id_it_meant(
+    project: Path,
+    capsys: pytest.CaptureFixture[str],
+    command_line: tuple[str, ...],
+    option: str,
+    typed: str,
+) -> None:
+    """`--as u0bob` matched nobody (Slack's ids are uppercase): the decision was refused
+    as someone not among the approvers, or a hand-over went to nobody."""
+    status, out, err = run_cli(capsys, *command_line)
+    assert (status, out) == (2, "")
+    assert err.startswith(f"error: Invalid value for '{option}': ")
+    assert f"{typed!r} would match nobody: Slack user and group ids are uppercase" in err
+    assert f"(did you mean {typed.upper()}?)" in err
+    assert not (project / "ops.db").exists()
+
+
+@pytest.mark.parametrize("name", ["user1", "sam2", "w", "SAM", "s3"])
+def test_an_operator_name_with_a_digit_is_not_taken_for_a_slack_id(
+    project: Path, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    """Only a U/W/S then a digit reads as a Slack id: `--as user1` is a login name."""
+    assert run_cli(capsys, "db", "upgrade")[0] == 0
+    assert run_cli(capsys, "runs", "list", "--started-by", name) == (0, "no runs\n", "")

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from signoff.bot.backends.run_ids import too_short_to_act
 from signoff.engine import (
     Actor,
     ConfigurationError,
@@ -226,6 +227,20 @@ def check_one_person(ctx: click.Context, param: click.Parameter, name: str | Non
             f"{name} is a Slack user group; hand a decision to one person (a member's id)"
         )
     return check_person(ctx, param, name)
+
+
+def check_acting_run(_ctx: click.Context, _param: click.Parameter, run_id: str) -> str:
+    """A click callback for the RUN of a command that acts on it (resume, reassign,
+    cancel): a prefix shorter than ``MIN_ACTING_PREFIX`` is refused, naming it, before
+    anything is opened (``runs cancel 1`` cancelled the only run whose id starts with 1).
+
+    Raises:
+        click.BadParameter: ``run_id`` is too short.
+    """
+    problem = too_short_to_act(run_id)
+    if problem is not None:
+        raise click.BadParameter(problem)
+    return run_id
 
 
 def check_groups(

@@ -237,7 +237,7 @@ def _engine_page(
         except RunNotFound as exc:
             problem = f"no run {before!r}"
             if exc.several:
-                problem = f"more than one run id starts with {before!r}"
+                problem = f"more than one run id starts with {before!r}: {exc.choices}"
             raise click.BadParameter(
                 f"{problem} (give a run id, or a unique prefix of one)", param_hint="'--before'"
             ) from None

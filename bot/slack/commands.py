@@ -232,7 +232,8 @@ def register(app: App, backend: Backend, sealer: Sealer) -> None:
             if not before:
                 problem = "give the id of the last run listed (`before=RUN`)"
             elif exc.several:
-                problem = f"more than one run id starts with `{shown}`; give more of it"
+                choices = escape_mrkdwn(exc.choices)
+                problem = f"more than one run id starts with `{shown}` ({choices}); give more of it"
             else:
                 problem = f"no run `{shown}` to list after"
             respond(f":warning: `before=`: {problem}.")

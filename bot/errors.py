@@ -188,11 +188,17 @@ class RunUnreadable(BackendError):
 class RunNotFound(BackendError):
     """No run has that id (or, with ``several``, more than one run starts with it)."""
 
-    def __init__(self, run_id: str, *, several: bool = False, hint: str | None = None) -> None:
+    def __init__(
+        self, run_id: str, *, several: bool = False, hint: str | None = None, choices: str = ""
+    ) -> None:
         self.run_id = run_id
         self.several = several
+        #: some of the runs that start with it, as people tell them apart (the engine's
+        #: ``RunNotFound.choices``): ``1a2b3c4d, 1a2b9f00, ...``
+        self.choices = choices
         if several:
-            super().__init__(f"more than one run id starts with {run_id!r}; give more of it")
+            among = f" ({choices})" if choices else ""
+            super().__init__(f"more than one run id starts with {run_id!r}{among}; give more of it")
         else:
             super().__init__(f"no run with id {run_id!r}" + (f" ({hint})" if hint else ""))
 

@@ -152,7 +152,29 @@ def checked_ids(option: str, value: object) -> tuple[str, ...]:
                 "match nobody"
             )
         check_one_line(found, f"{option} id")
+        check_id_case(found, f"{option} id")
     return ids
+
+
+#: a Slack id written in lowercase (``u0bob``, ``s0ops``): U/W (a user) or S (a user group),
+#: then a digit, as every Slack id is; an operator's name (``sam``, ``user1``) is not
+_LOWERCASE_SLACK_ID = re.compile(r"^[UWSuws][0-9][A-Za-z0-9]+$")
+
+
+def check_id_case(value: str, what: str = "id") -> str:
+    """``value``, unless it is a Slack id written (partly) in lowercase: ids are matched
+    exactly, and Slack's are uppercase, so ``u0bob`` would match nobody. The engine takes
+    any id; this refuses only the one shape that is surely a misspelt Slack id.
+
+    Raises:
+        ValueError: naming ``value`` after ``what`` and the id it likely meant.
+    """
+    if _LOWERCASE_SLACK_ID.match(value) and value != value.upper():
+        raise ValueError(
+            f"{what} {value!r} would match nobody: Slack user and group ids are "
+            f"uppercase (did you mean {value.upper()}?)"
+        )
+    return value
 
 
 def printable(text: str) -> str:
@@ -209,6 +231,7 @@ __all__ = [
     "GroupDirectory",
     "Via",
     "as_actor",
+    "check_id_case",
     "check_one_line",
     "checked_ids",
     "local_user",

@@ -175,17 +175,42 @@ class CannotSuspend(EngineError, RuntimeError):
 
 
 class RunNotFound(EngineError):
-    """No run has that id (or, with ``several``, more than one run starts with it)."""
+    """No run has that id (or, with ``several``, more than one run starts with it).
 
-    def __init__(self, run_id: str, *, several: bool = False) -> None:
+    ``candidates`` are the ids of some of the runs that start with it (the store reads a
+    few), and ``choices`` names them as short as tells them apart (``1a2b3c4d, 1a2b9f00``),
+    with ``...`` when there are more: the person who typed the prefix picks one.
+    """
+
+    def __init__(
+        self, run_id: str, *, several: bool = False, candidates: Sequence[str] = ()
+    ) -> None:
         self.run_id = run_id
         self.several = several
+        self.candidates = tuple(candidates)
+        self.choices = choices_text(self.candidates)
         if several:
-            super().__init__(f"more than one run id starts with {run_id!r}; give more of it")
+            among = f" ({self.choices})" if self.choices else ""
+            super().__init__(f"more than one run id starts with {run_id!r}{among}; give more of it")
         elif len(run_id) > 80:
             super().__init__(f"no run with id {run_id[:40]!r}... ({len(run_id):,} characters)")
         else:
             super().__init__(f"no run with id {run_id!r}")
+
+
+#: how many runs an ambiguous prefix names (the store reads one more, to say there are more)
+SHOWN_CANDIDATES = 5
+
+
+def choices_text(ids: Sequence[str]) -> str:
+    """``ids`` (runs one prefix matched) as people tell them apart: each cut to 8 characters
+    (as runs are listed), or more where two would read the same; ``...`` past
+    ``SHOWN_CANDIDATES``."""
+    shown = list(ids[:SHOWN_CANDIDATES])
+    length = 8
+    while len({i[:length] for i in shown}) < len(shown) and length < max(map(len, shown)):
+        length += 1
+    return ", ".join([i[:length] for i in shown] + (["..."] if len(ids) > len(shown) else []))
 
 
 class RunNotWaiting(EngineError):

@@ -14,7 +14,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from signoff.engine.actors import check_one_line
+from signoff.engine.actors import check_id_case, check_one_line
 from signoff.engine.errors import ConfigurationError
 
 #: the longest interval a setting in seconds may name (a day): a longer one is a typo, and
@@ -68,6 +68,13 @@ class EngineSettings(BaseSettings):
     def _split_admins(cls, value: object) -> object:
         return _admin_ids(value) if isinstance(value, str) else value
 
+    @field_validator("admins")
+    @classmethod
+    def _admins_as_slack_spells_them(cls, value: list[str]) -> list[str]:
+        for number, found in enumerate(value, start=1):
+            check_id_case(found, f"id {number}")
+        return value
+
     @field_validator("audit_key")
     @classmethod
     def _audit_key_given(cls, value: SecretStr | None) -> SecretStr | None:
@@ -83,7 +90,9 @@ class EngineSettings(BaseSettings):
     @classmethod
     def _operator_one_line(cls, value: str | None) -> str | None:
         # The CLI records whoever it acts as under this name, in the trail that people read.
-        return value if value is None else check_one_line(value, "the operator name")
+        if value is None:
+            return value
+        return check_id_case(check_one_line(value, "the operator name"), "the operator name")
 
     @field_validator("database_url")
     @classmethod

@@ -26,8 +26,6 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from signoff import engine as _engine
-
 if TYPE_CHECKING:
     from signoff.engine import *  # noqa: F403  (the engine's public API is Signoff's)
     from signoff.engine.input import AutomaticRunInput as AutomaticRunInput
@@ -39,12 +37,22 @@ if TYPE_CHECKING:
 _INPUT = ("AutomaticRunInput", "RunInput")
 
 
+def _engine() -> Any:
+    return importlib.import_module("signoff.engine")
+
+
 def __getattr__(name: str) -> Any:
     # Each name is taken from the engine when first used, so that the ``signoff`` command
     # (which lives in this package) starts without the database layer (see engine's
-    # ``_LAZY``) and without reading the installed version.
-    if name in _engine.__all__:
-        value = getattr(_engine, name)
+    # ``_LAZY``) and without reading the installed version; and the engine itself is
+    # imported then, not with the package: the command's entry point (``bot.cli.entry``)
+    # is reached without it, so a Ctrl-C while the command imports is its to answer.
+    if name == "__all__":
+        value: Any = [*_engine().__all__, *_INPUT, "__version__"]
+    elif name == "engine":
+        value = _engine()
+    elif name in _engine().__all__:
+        value = getattr(_engine(), name)
     elif name in _INPUT:
         value = getattr(importlib.import_module("signoff.engine.input"), name)
     elif name == "__version__":
@@ -56,7 +64,7 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+    return sorted({*globals(), *__getattr__("__all__")})
 
 
 def _version() -> str:
@@ -66,6 +74,3 @@ def _version() -> str:
         return version("signoff")
     except PackageNotFoundError:  # a source tree that was never installed
         return "0+unknown"
-
-
-__all__ = [*_engine.__all__, *_INPUT, "__version__"]  # noqa: PLE0604

@@ -4,6 +4,6 @@ from __future__ import annotations
 
 import sys
 
-from signoff.bot.cli.main import main
+from signoff.bot.cli.entry import main
 
 sys.exit(main())

@@ -75,7 +75,7 @@ def translated() -> Iterator[None]:
     try:
         yield
     except eng.RunNotFound as exc:
-        raise RunNotFound(exc.run_id, several=exc.several) from exc
+        raise RunNotFound(exc.run_id, several=exc.several, choices=exc.choices) from exc
     except eng.FlowNotFound as exc:
         raise FlowUnknown(exc.flow) from exc
     except eng.NotAllowed as exc:

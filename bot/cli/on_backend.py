@@ -65,7 +65,7 @@ def run_named(backend: Backend, run_id: str, option: str | None = None) -> Run:
             raise
         problem = f"no run {run_id!r}"
         if exc.several:
-            problem = f"more than one run id starts with {run_id!r}"
+            problem = f"more than one run id starts with {run_id!r}: {exc.choices}"
         raise click.BadParameter(
             f"{problem} (give a run id, or a unique prefix of one)", param_hint=f"'{option}'"
         ) from None

@@ -1,6 +1,8 @@
 """``signoff runs``: list, inspect, wait for, answer and cancel runs.
 
-RUN arguments take a run id or a unique prefix of one (as ``runs list`` shows them).
+RUN arguments take a run id or a unique prefix of one (as ``runs list`` shows them); the
+commands that act on a run (resume, reassign, cancel) take at least ``MIN_ACTING_PREFIX``
+(4) characters of it (``bot.backends.run_ids``).
 
 ``runs resume`` waits (``--verdict-timeout``) for the flow to judge the answer with its
 model, and exits 1 with the model's reasons when the model refused it.
@@ -42,6 +44,7 @@ from signoff.bot.cli.render import (
 )
 from signoff.bot.cli.session import (
     CliSession,
+    check_acting_run,
     check_filled,
     check_groups,
     check_one_person,
@@ -234,7 +237,7 @@ def _engine_page(
         except RunNotFound as exc:
             problem = f"no run {before!r}"
             if exc.several:
-                problem = f"more than one run id starts with {before!r}"
+                problem = f"more than one run id starts with {before!r}: {exc.choices}"
             raise click.BadParameter(
                 f"{problem} (give a run id, or a unique prefix of one)", param_hint="'--before'"
             ) from None
@@ -339,7 +342,7 @@ def wait(
 
 
 @runs.command("resume")
-@click.argument("run_id", metavar="RUN")
+@click.argument("run_id", metavar="RUN", callback=check_acting_run)
 @click.option(
     "--input",
     "run_input",
@@ -436,7 +439,7 @@ def resume(
 
 
 @runs.command("reassign")
-@click.argument("run_id", metavar="RUN")
+@click.argument("run_id", metavar="RUN", callback=check_acting_run)
 @click.option(
     "--to", "to", required=True, metavar="ID", callback=check_one_person, help="Who to hand it to."
 )
@@ -463,7 +466,7 @@ def reassign(
 
 
 @runs.command("cancel")
-@click.argument("run_id", metavar="RUN")
+@click.argument("run_id", metavar="RUN", callback=check_acting_run)
 @click.option(
     "--as",
     "by",

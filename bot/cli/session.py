@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from signoff.bot.backends.run_ids import too_short_to_act
 from signoff.engine import (
     Actor,
     ConfigurationError,
@@ -22,7 +23,7 @@ from signoff.engine import (
     DatabaseUnavailable,
     SchemaOutdated,
 )
-from signoff.engine.actors import check_one_line
+from signoff.engine.actors import check_id_case, check_one_line
 
 if TYPE_CHECKING:
     from signoff.engine import Engine, EngineSettings
@@ -193,11 +194,12 @@ def check_person(ctx: click.Context, param: click.Parameter, name: str | None) -
 
     Raises:
         click.BadParameter: too long, empty, with spaces around it, holding a NUL
-            character, or a Slack user group's id.
+            character, a Slack user group's id, or a Slack id in lowercase (``u0bob``).
     """
     if name is not None:
         try:
             Actor(name)
+            check_id_case(name)
         except ValueError as exc:
             raise click.BadParameter(str(exc)) from None
         if _GROUP_ID.match(name):
@@ -227,6 +229,20 @@ def check_one_person(ctx: click.Context, param: click.Parameter, name: str | Non
     return check_person(ctx, param, name)
 
 
+def check_acting_run(_ctx: click.Context, _param: click.Parameter, run_id: str) -> str:
+    """A click callback for the RUN of a command that acts on it (resume, reassign,
+    cancel): a prefix shorter than ``MIN_ACTING_PREFIX`` is refused, naming it, before
+    anything is opened (``runs cancel 1`` cancelled the only run whose id starts with 1).
+
+    Raises:
+        click.BadParameter: ``run_id`` is too short.
+    """
+    problem = too_short_to_act(run_id)
+    if problem is not None:
+        raise click.BadParameter(problem)
+    return run_id
+
+
 def check_groups(
     _ctx: click.Context, _param: click.Parameter, groups: tuple[str, ...]
 ) -> tuple[str, ...]:
@@ -235,13 +251,14 @@ def check_groups(
 
     Raises:
         click.BadParameter: a group is empty (an unset shell variable), has spaces around
-            it or holds a control character.
+            it, holds a control character or is a Slack id in lowercase (``s0ops``).
     """
     for group in groups:
         if not group.strip():
             raise click.BadParameter("is empty; give a group id or leave the option out")
         try:
             check_one_line(group, "group id")
+            check_id_case(group, "group id")
         except ValueError as exc:
             raise click.BadParameter(str(exc)) from None
         if group != group.strip():

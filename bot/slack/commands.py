@@ -10,6 +10,7 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
 from signoff.bot.backends import Action, Actor, Backend, Refusal
+from signoff.bot.backends.run_ids import too_short_to_act
 from signoff.bot.errors import (
     BackendError,
     JsonTooDeep,
@@ -163,6 +164,8 @@ def register(app: App, backend: Backend, sealer: Sealer) -> None:
                 respond(HELP)
             elif verb == "show" and len(words) == 2:
                 respond(show_text(backend, backend.get_run(words[1]).id))
+            elif verb == "cancel" and len(words) == 2 and (short := too_short_to_act(words[1])):
+                respond(f":warning: `/runs cancel`: {escape_mrkdwn(short)}.")
             elif verb == "cancel" and len(words) == 2:
                 run = backend.cancel(words[1], by=actor, reason=f"cancelled by {user}")
                 respond(f"Cancelled {messages.run_label(run)}.")
@@ -229,7 +232,8 @@ def register(app: App, backend: Backend, sealer: Sealer) -> None:
             if not before:
                 problem = "give the id of the last run listed (`before=RUN`)"
             elif exc.several:
-                problem = f"more than one run id starts with `{shown}`; give more of it"
+                choices = escape_mrkdwn(exc.choices)
+                problem = f"more than one run id starts with `{shown}` ({choices}); give more of it"
             else:
                 problem = f"no run `{shown}` to list after"
             respond(f":warning: `before=`: {problem}.")

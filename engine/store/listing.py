@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, func, literal, or_, select
 
 from signoff.engine.audit import AuditAction
-from signoff.engine.errors import RunNotFound
+from signoff.engine.errors import SHOWN_CANDIDATES, RunNotFound
 from signoff.engine.runs import Run, RunState, WaitingInput, handed_on
 from signoff.engine.serialization import is_storable_text
 from signoff.engine.store import rows
@@ -67,10 +67,15 @@ class ListingQueries(StoreBase):
             raise RunNotFound(prefix)
         with self._read() as conn:
             found = conn.execute(
-                select(*run_columns()).where(RUNS.c.id.startswith(prefix, autoescape=True)).limit(2)
+                select(*run_columns())
+                .where(RUNS.c.id.startswith(prefix, autoescape=True))
+                .order_by(RUNS.c.id)
+                .limit(SHOWN_CANDIDATES + 1)
             ).all()
         if len(found) != 1 or not prefix:
-            raise RunNotFound(prefix, several=len(found) > 1 and bool(prefix))
+            several = len(found) > 1 and bool(prefix)
+            candidates = [row.id for row in found] if several else []
+            raise RunNotFound(prefix, several=several, candidates=candidates)
         return rows.to_run(found[0])
 
     @read_again_if_dropped

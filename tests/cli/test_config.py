@@ -273,6 +273,28 @@ def test_admins_are_read_from_commas_or_a_json_list(
     assert EngineSettings.load().admins == admins
 
 
+@pytest.mark.parametrize("value", ["U0ALICE,s0ops", '["U0ALICE", "s0ops"]'])
+def test_an_admin_id_in_lowercase_is_refused_saying_how_slack_spells_it(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    """SIGNOFF_ADMINS=s0ops gave nobody the rights: Slack's ids are uppercase."""
+    monkeypatch.setenv("SIGNOFF_ADMINS", value)
+    status, _, err = run_cli(capsys, "runs", "list")
+    assert status == 1
+    assert err == (
+        "error: invalid setting: SIGNOFF_ADMINS: id 2 's0ops' would match nobody: Slack user "
+        "and group ids are uppercase (did you mean S0OPS?)\n"
+    )
+
+
+def test_an_operator_name_in_the_shape_of_a_lowercase_slack_id_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SIGNOFF_OPERATOR", "u0bob")
+    with pytest.raises(ConfigurationError, match=r"SIGNOFF_OPERATOR: .* \(did you mean U0BOB\?\)"):
+        EngineSettings.load()
+
+
 @pytest.mark.parametrize(
     ("value", "why"),
     [
@@ -321,6 +343,11 @@ def test_each_setting_is_named_once_however_many_of_its_items_are_wrong() -> Non
             '{"deploy": ["U0BOB"], "audit": {"approvers": "U0BOB", "start": [""]}}',
             'deploy: must be an object of rules, e.g. {"approvers": ["U0BOB"]}; '
             "audit.approvers: Input should be a valid list; audit.start: holds an empty id",
+        ),
+        (
+            '{"deploy": {"approvers": ["U0ALICE", "s0ops"], "cancel": ["u0bob"]}}',
+            "deploy.approvers: id 's0ops' would match nobody: Slack user and group ids are "
+            "uppercase (did you mean S0OPS?); deploy.cancel: id 'u0bob' would match nobody",
         ),
     ],
 )

@@ -49,7 +49,7 @@ def test_loading_an_empty_source_from_python_is_refused(project: Path) -> None:
     [
         (("runs", "list", "--started-by", ""), "--started-by"),
         (("runs", "list", "--answered-by", " "), "--answered-by"),
-        (("runs", "resume", "abc", "--input", "{}", "--group", ""), "--group"),
+        (("runs", "resume", "abcd", "--input", "{}", "--group", ""), "--group"),
     ],
 )
 def test_an_empty_person_or_group_is_refused_by_option(
@@ -65,9 +65,9 @@ def test_an_empty_person_or_group_is_refused_by_option(
 @pytest.mark.parametrize(
     ("command_line", "option", "said"),
     [
-        (("runs", "resume", "abc", "--input", "{}", "--as", " alice"), "--as", "actor id"),
-        (("runs", "reassign", "abc", "--to", "bob ", "--as", "alice"), "--to", "actor id"),
-        (("runs", "resume", "abc", "--input", "{}", "--group", "S0SRE "), "--group", ""),
+        (("runs", "resume", "abcd", "--input", "{}", "--as", " alice"), "--as", "actor id"),
+        (("runs", "reassign", "abcd", "--to", "bob ", "--as", "alice"), "--to", "actor id"),
+        (("runs", "resume", "abcd", "--input", "{}", "--group", "S0SRE "), "--group", ""),
     ],
 )
 def test_a_person_or_group_with_spaces_around_it_is_refused_by_option(

@@ -29,12 +29,12 @@ FORGED = "eve\n  2026-12-04 09:00:00 U0BOB via slack: run.cancelled"
     ("command_line", "option"),
     [
         (("run", "access-request", "--flows", "flows.py", "--started-by", FORGED), "--started-by"),
-        (("runs", "resume", "abc", "--input", "{}", "--as", "alice\x1b[2J"), "--as"),
-        (("runs", "cancel", "abc", "--as", "alice\u2028bob"), "--as"),
+        (("runs", "resume", "abcd", "--input", "{}", "--as", "alice\x1b[2J"), "--as"),
+        (("runs", "cancel", "abcd", "--as", "alice\u2028bob"), "--as"),
         # shown right to left after it: "bob\u202eecila" reads as "bobalice" reversed
-        (("runs", "cancel", "abc", "--as", "bob\u202eecila"), "--as"),
-        (("runs", "reassign", "abc", "--to", "U0BOB\r"), "--to"),
-        (("runs", "resume", "abc", "--input", "{}", "--group", "S0SRE\n"), "--group"),
+        (("runs", "cancel", "abcd", "--as", "bob\u202eecila"), "--as"),
+        (("runs", "reassign", "abcd", "--to", "U0BOB\r"), "--to"),
+        (("runs", "resume", "abcd", "--input", "{}", "--group", "S0SRE\n"), "--group"),
     ],
 )
 def test_a_name_with_a_control_character_is_refused_by_option(

@@ -135,7 +135,7 @@ def test_an_argument_that_is_not_utf8_is_refused_by_position(
     unreadable = b"caf\xe9".decode("utf-8", "surrogateescape")
     for command_line in (
         ("runs", "list", "--flow", unreadable),
-        ("runs", "resume", "abc", "--as", unreadable),
+        ("runs", "resume", "abcd", "--as", unreadable),
         ("run", "access-request", "--flows", "flows.py", "--param", f"user={unreadable}"),
     ):
         status, out, err = run_cli(capsys, *command_line)
@@ -305,7 +305,7 @@ def test_an_empty_database_is_not_given_the_schema_by_a_command_that_only_looks(
     at the wrong database, adds no table to it; storing a run gives it the schema."""
     database = project / "ops.db"
     database.touch()  # an empty file, as a sqlite3 shell or a volume mount leaves
-    for command_line in (("runs", "list"), ("audit", "verify"), ("runs", "cancel", "abc")):
+    for command_line in (("runs", "list"), ("audit", "verify"), ("runs", "cancel", "abcd")):
         status, out, err = run_cli(capsys, *command_line)
         assert (status, out) == (1, ""), command_line
         assert err.startswith(f"error: the database at sqlite:///{database} has no Signoff schema")
@@ -736,7 +736,7 @@ def test_an_answer_naming_a_field_twice_is_refused_before_anything_is_stored(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     answer = '{"approve": true, "approve": false}'  # json.loads would keep the last
-    status, out, err = run_cli(capsys, "runs", "resume", "abc", "--input", answer, "--as", "bob")
+    status, out, err = run_cli(capsys, "runs", "resume", "abcd", "--input", answer, "--as", "bob")
     assert (status, out) == (2, "")
     assert err.startswith("error: Invalid value for '--input': the field 'approve' is given twice")
     for answer, why in [
@@ -744,7 +744,7 @@ def test_an_answer_naming_a_field_twice_is_refused_before_anything_is_stored(
         ('{"amount": [1, NaN]}', "NaN is not a JSON number"),
         ('{"amount": ' + "9" * 5000 + "}", "a number has more than 4,300 digits"),
     ]:
-        status, _, err = run_cli(capsys, "runs", "resume", "abc", "--input", answer)
+        status, _, err = run_cli(capsys, "runs", "resume", "abcd", "--input", answer)
         assert status == 2 and err.startswith(f"error: Invalid value for '--input': {why}")
 
 
@@ -753,7 +753,7 @@ def test_a_bare_value_as_input_is_told_how_a_single_value_is_given(
 ) -> None:
     """``--input '"hello"'`` for ``wait_for_input=str``: the error said only that an
     object was expected, not which one."""
-    status, out, err = run_cli(capsys, "runs", "resume", "abc", "--input", '"hello"')
+    status, out, err = run_cli(capsys, "runs", "resume", "abcd", "--input", '"hello"')
     assert (status, out) == (2, "")
     assert err.strip() == (
         "error: Invalid value for '--input': expected a JSON object like "
@@ -787,7 +787,7 @@ def test_a_wait_with_a_timeout_gives_up_with_124_and_leaves_the_run(
     [
         ("runs", "wait", "abc", "--timeout"),
         ("run", "access-request", "--flows", "flows.py", "--timeout"),
-        ("runs", "resume", "abc", "--input", "{}", "--verdict-timeout"),
+        ("runs", "resume", "abcd", "--input", "{}", "--verdict-timeout"),
     ],
 )
 def test_a_wait_for_no_number_of_seconds_is_refused_by_option(
@@ -804,9 +804,9 @@ def test_a_wait_for_no_number_of_seconds_is_refused_by_option(
 @pytest.mark.parametrize(
     ("command_line", "option"),
     [
-        (("runs", "resume", "abc", "--as", "a" * 201), "--as"),
-        (("runs", "cancel", "abc", "--as", ""), "--as"),
-        (("runs", "reassign", "abc", "--to", "U\x001"), "--to"),
+        (("runs", "resume", "abcd", "--as", "a" * 201), "--as"),
+        (("runs", "cancel", "abcd", "--as", ""), "--as"),
+        (("runs", "reassign", "abcd", "--to", "U\x001"), "--to"),
         (
             ("run", "access-request", "--flows", "flows.py", "--started-by", "b" * 300),
             "--started-by",
@@ -827,7 +827,7 @@ def test_a_decision_is_handed_to_a_person_not_to_a_user_group(
 ) -> None:
     """`--to S0ALI` (a group whose one member had answered) left a quorum nobody could
     finish; Slack's form refuses a group too."""
-    status, out, err = run_cli(capsys, "runs", "reassign", "abc", "--to", "S0ALI")
+    status, out, err = run_cli(capsys, "runs", "reassign", "abcd", "--to", "S0ALI")
     assert (status, out) == (2, "")
     assert err.startswith(
         "error: Invalid value for '--to': S0ALI is a Slack user group; hand a decision to "
@@ -945,7 +945,7 @@ def test_an_answer_nested_too_deeply_is_refused_by_option_before_anything_is_sto
     # It failed inside the engine: "unexpected ValueError: Maximum serialization depth
     # exceeded" (300), a RecursionError (500, 2000), or was stored as a refused answer.
     answer = '{"approve": true, "note": ' + nested(levels) + "}"
-    status, out, err = run_cli(capsys, "runs", "resume", "abc", "--input", answer, "--as", "bob")
+    status, out, err = run_cli(capsys, "runs", "resume", "abcd", "--input", answer, "--as", "bob")
     assert (status, out) == (2, "")
     assert err.startswith(
         "error: Invalid value for '--input': JSON nested too deeply "
@@ -1128,8 +1128,8 @@ def test_waiting_until_paused_stops_at_a_flow_the_run_called_and_names_that_run(
 @pytest.mark.parametrize(
     ("command_line", "option"),
     [
-        (("runs", "resume", "abc", "--input", '{"approved": true}', "--as", "S0OPS"), "--as"),
-        (("runs", "cancel", "abc", "--as", "S0OPS"), "--as"),
+        (("runs", "resume", "abcd", "--input", '{"approved": true}', "--as", "S0OPS"), "--as"),
+        (("runs", "cancel", "abcd", "--as", "S0OPS"), "--as"),
         (("run", "deploy", "--started-by", "S0OPS"), "--started-by"),
     ],
 )
@@ -1152,3 +1152,67 @@ def test_a_name_in_capitals_is_not_taken_for_a_user_group(
     """--as takes an operator's name on trust; SAM is not a Slack id (those hold a digit)."""
     assert run_cli(capsys, "db", "upgrade")[0] == 0
     assert run_cli(capsys, "runs", "list", "--started-by", "SAM") == (0, "no runs\n", "")
+
+
+@pytest.mark.parametrize(
+    ("command_line", "option", "typed"),
+    [
+        (("runs", "resume", "abcd", "--input", "{}", "--as", "u0bob"), "--as", "u0bob"),
+        (("runs", "cancel", "abcd", "--as", "U0bob"), "--as", "U0bob"),
+        (("run", "deploy", "--started-by", "w0carol"), "--started-by", "w0carol"),
+        (("runs", "reassign", "abcd", "--to", "u0bob"), "--to", "u0bob"),
+        (("runs", "resume", "abcd", "--input", "{}", "--group", "s0ops"), "--group", "s0ops"),
+    ],
+)
+def test_a_slack_id_in_lowercase_is_refused_naming_the_id_it_meant(
+    project: Path,
+    capsys: pytest.CaptureFixture[str],
+    command_line: tuple[str, ...],
+    option: str,
+    typed: str,
+) -> None:
+    """`--as u0bob` matched nobody (Slack's ids are uppercase): the decision was refused
+    as someone not among the approvers, or a hand-over went to nobody."""
+    status, out, err = run_cli(capsys, *command_line)
+    assert (status, out) == (2, "")
+    assert err.startswith(f"error: Invalid value for '{option}': ")
+    assert f"{typed!r} would match nobody: Slack user and group ids are uppercase" in err
+    assert f"(did you mean {typed.upper()}?)" in err
+    assert not (project / "ops.db").exists()
+
+
+@pytest.mark.parametrize("name", ["user1", "sam2", "w", "SAM", "s3"])
+def test_an_operator_name_with_a_digit_is_not_taken_for_a_slack_id(
+    project: Path, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    """Only a U/W/S then a digit reads as a Slack id: `--as user1` is a login name."""
+    assert run_cli(capsys, "db", "upgrade")[0] == 0
+    assert run_cli(capsys, "runs", "list", "--started-by", name) == (0, "no runs\n", "")
+
+
+def test_a_run_id_prefix_too_short_to_be_sure_of_is_refused_by_the_commands_that_act(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`runs cancel 1` cancelled the only run whose id starts with 1: a typo acted on it."""
+    status, out, _ = run_cli(
+        capsys, "run", "access-request", "--flows", "flows.py", "--param", "user=ada"
+    )
+    run_id = out.split()[0]
+    assert status == 0
+    for command_line in (
+        ("runs", "cancel", run_id[:1]),
+        ("runs", "resume", run_id[:3], "--input", "{}"),
+        ("runs", "reassign", run_id[:2], "--to", "U0BOB"),
+    ):
+        typed = command_line[2]
+        status, out, err = run_cli(capsys, *command_line)
+        assert (status, out) == (2, ""), command_line
+        assert err.startswith(
+            f"error: Invalid value for 'RUN': '{typed}' is too short to act on a run: give at "
+            "least 4 characters of its id (as runs are listed)"
+        )
+    # reading takes any unique prefix, as before: reading the wrong run changes nothing
+    status, out, _ = run_cli(capsys, "runs", "show", run_id[:1])
+    assert status == 0 and run_id in out
+    status, out, _ = run_cli(capsys, "runs", "cancel", run_id[:4])
+    assert status == 0 and out.startswith(f"cancelled {run_id} by ")

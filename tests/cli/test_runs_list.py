@@ -218,9 +218,37 @@ def test_an_ambiguous_before_says_so_rather_than_no_run(
         engine.close()
     status, out, err = run_cli(capsys, "runs", "list", "--before", "1")
     assert (status, out) == (2, "")
-    assert "'--before': more than one run id starts with '1' (give a run id, or a unique" in err
+    # the runs it could be are named, to pick one
+    assert "'--before': more than one run id starts with '1': 1a000000, 1b000000 (give a" in err
     status, out, err = run_cli(capsys, "runs", "list", "--before", "2")
     assert (status, out) == (2, "")
     assert "'--before': no run '2' (give a run id, or a unique prefix of one)" in err
     status, out, _ = run_cli(capsys, "runs", "list", "--before", "1b")
     assert status == 0 and out.splitlines()[1].startswith("1a000000")
+
+
+def test_a_run_id_of_several_runs_names_them_and_acts_on_none(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`runs cancel 1a2b` said only that more than one run id starts with it: which, the
+    person had to look up with `runs list`."""
+    monkeypatch.setenv("SIGNOFF_DATABASE_URL", database_url)
+    engine = Engine(EngineSettings.load(database_url=database_url))
+    try:
+        for run_id in ("1a2b3c4d" + "0" * 24, "1a2b9f00" + "0" * 24, "1a2b9f00" + "1" * 24):
+            engine.store.create_run(
+                run_id, "even", None, b"", {}, RunState.RUNNING, owner=None, started_by="carol"
+            )
+    finally:
+        engine.close()
+    status, out, err = run_cli(capsys, "runs", "cancel", "1a2b")
+    assert (status, out) == (1, "")
+    # as people tell them apart: 8 characters, or more where two share them
+    assert err == (
+        "error: more than one run id starts with '1a2b' (1a2b3c4d0, 1a2b9f000, 1a2b9f001); "
+        "give more of it\n"
+    )
+    status, out, err = run_cli(capsys, "runs", "show", "1a2b9f")
+    assert (status, out) == (1, "")
+    assert "more than one run id starts with '1a2b9f' (1a2b9f000, 1a2b9f001)" in err
+    assert run_cli(capsys, "runs", "cancel", "1a2b3")[0] == 0

@@ -353,6 +353,34 @@ def test_cancel_by_command_and_by_button(engine: Engine, bot: RunningBot) -> Non
     assert f"run {first.id} is already cancelled" in runs(bot, "alice", f"cancel {first.id}").text
 
 
+def test_cancel_by_a_prefix_too_short_to_be_sure_of_is_refused(
+    engine: Engine, bot: RunningBot
+) -> None:
+    """`/runs cancel 1` cancelled the only run whose id starts with 1: a typo acted."""
+    run = engine.submit("rc-deploy", {"service": "a"})
+    bot.root_message(run.id)
+    for typed in (run.id[:1], run.id[:3]):
+        assert runs(bot, "alice", f"cancel {typed}").text == (
+            f":warning: `/runs cancel`: '{typed}' is too short to act on a run: give at least "
+            "4 characters of its id (as runs are listed), so that a typo names no other run."
+        )
+    assert engine.get_run(run.id).state is RunState.PAUSED
+    # reading takes any unique prefix, as before: it changes nothing
+    assert run.id[:8] in runs(bot, "alice", f"show {run.id[:1]}").text
+    other = run.id[:6] + "0" * 26
+    engine.store.create_run(
+        other, "rc-quick", None, b"", {}, RunState.RUNNING, owner=None, started_by=None
+    )
+    # a prefix of both names them, and cancels neither
+    assert runs(bot, "alice", f"cancel {run.id[:4]}").text == (
+        f":warning: more than one run id starts with '{run.id[:4]}' "
+        f"({', '.join(sorted([run.id[:8], other[:8]]))}); give more of it"
+    )
+    assert engine.get_run(run.id).state is RunState.PAUSED
+    assert runs(bot, "alice", f"cancel {run.id[:8]}").text.startswith("Cancelled *rc-deploy*")
+    assert finished(engine, run.id).state is RunState.CANCELLED
+
+
 def test_help_and_unknown_subcommands(engine: Engine, bot: RunningBot) -> None:
     help_text = runs(bot, "alice", "help").text
     for usage in ("`/runs show RUN`", "`/runs start FLOW [k=v ...]`", "`/runs cancel RUN`"):
@@ -524,8 +552,10 @@ def test_a_before_that_starts_several_run_ids_says_so(engine: Engine, bot: Runni
             run_id, "rc-quick", None, b"", {}, RunState.COMPLETED, owner=None, started_by=None
         )
     ambiguous = runs(bot, "alice", "all before=1").text
-    assert (
-        ambiguous == ":warning: `before=`: more than one run id starts with `1`; give more of it."
+    # the runs it could be are named, to pick one
+    assert ambiguous == (
+        ":warning: `before=`: more than one run id starts with `1` (1a000000, 1b000000); "
+        "give more of it."
     )
     unknown = runs(bot, "alice", "all before=3").text
     assert unknown == ":warning: `before=`: no run `3` to list after."

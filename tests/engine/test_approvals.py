@@ -451,6 +451,30 @@ def test_escalation_options_that_cannot_work_are_refused_by_name(engine: Engine)
         bad(60, [])
 
 
+def test_a_slack_id_in_lowercase_is_refused_saying_how_slack_spells_it(engine: Engine) -> None:
+    # Ids match exactly: approvers=["u0bob"] let nobody answer, as Slack's ids are uppercase.
+    for option in ("approvers", "starters", "cancellers"):
+        with pytest.raises(ValueError, match=rf"^{option} id 'u0bob' would match nobody: "):
+            flow(name=f"ap-lower-{option}", **{option: ["U0ALICE", "u0bob"]})(lambda: None)
+
+    @flow(name="ap-lower-pause")
+    def lower(approvers: Any = None, escalate_to: Any = ()) -> None:
+        pause_flow_run(
+            Decision,
+            timeout=30,
+            approvers=approvers,
+            escalate_after=60 if escalate_to else None,
+            escalate_to=escalate_to,
+        )
+
+    with pytest.raises(ValueError, match=r"\(did you mean S0OPS\?\)$"):
+        lower(approvers=["s0ops"])
+    with pytest.raises(ValueError, match=r"^escalate_to id 'w0boss' .* uppercase"):
+        lower(approvers=["U0ALICE"], escalate_to=["w0boss"])
+    # names that are no Slack id stay anyone's to use
+    flow(name="ap-lower-names", approvers=["alice", "user1", "sam2", "SAM", "U0BOB"])(lambda: None)
+
+
 def test_who_may_act_is_a_list_of_ids_and_anything_else_is_refused_by_name(
     engine: Engine,
 ) -> None:

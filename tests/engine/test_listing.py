@@ -124,8 +124,15 @@ def test_a_prefix_of_several_run_ids_asks_for_more_of_it(engine: Engine) -> None
     made = [suspended(engine, n, "U0ALICE") for n in range(17)]
     # 17 ids over 16 hex digits: at least two start with the same one.
     shared = next(d for d in "0123456789abcdef" if sum(i.startswith(d) for i in made) > 1)
-    with pytest.raises(RunNotFound, match=f"more than one run id starts with '{shared}'"):
+    with pytest.raises(
+        RunNotFound, match=f"more than one run id starts with '{shared}'"
+    ) as several:
         engine.get_run(shared)
+    # it names the runs it could be (5 at most, as people tell them apart), to pick one
+    starting = sorted(i for i in made if i.startswith(shared))
+    assert several.value.candidates == tuple(starting[:6])
+    shown = ", ".join(i[:8] for i in starting[:5]) + (", ..." if len(starting) > 5 else "")
+    assert f"'{shared}' ({shown}); give more of it" in str(several.value)
     assert engine.get_run(made[0][:12]).id == made[0]
     with pytest.raises(RunNotFound, match="no run with id 'zz'"):
         engine.get_run("zz")

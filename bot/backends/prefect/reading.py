@@ -36,6 +36,7 @@ from signoff.bot.backends.prefect.requests import read_pauses
 from signoff.bot.backends.prefect.rules import Rules
 from signoff.bot.backends.prefect.settings import Permission, Permissions, PrefectSettings
 from signoff.bot.errors import RunNotFound
+from signoff.engine.errors import choices_text
 
 #: runs of each kind (waiting, newest) a prefix of a run id is looked for among
 PREFIX_SCAN = 200
@@ -131,7 +132,7 @@ class RunReading:
         ]
         found = {str(d["id"]): d for d in docs if str(d["id"]).replace("-", "").startswith(wanted)}
         if len(found) > 1:
-            raise RunNotFound(run_id, several=True)
+            raise RunNotFound(run_id, several=True, choices=choices_text(sorted(found)))
         if not found:
             hint = (
                 f"a part of an id is looked for among the runs waiting for input and the "

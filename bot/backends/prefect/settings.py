@@ -32,6 +32,7 @@ from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validat
 
 from signoff.bot.config import EnvSettings
 from signoff.bot.errors import SettingsError
+from signoff.engine.actors import check_id_case
 
 #: an interval: more than nothing, at most a day (an infinite one overflows the timer that
 #: waits on it)
@@ -54,6 +55,8 @@ class Permission(BaseModel):
         # An empty id matches nobody: the rule would look set and let no one through.
         if value is not None and not all(item.strip() for item in value):
             raise ValueError("holds an empty id")
+        for item in value or ():
+            check_id_case(item)
         return value
 
 

@@ -122,6 +122,10 @@ class LoopWaiter:
         with contextlib.suppress(RuntimeError):
             self._loop.call_soon_threadsafe(self._event.set)
 
+    def gone(self) -> bool:
+        """Whether its loop was closed with the flow still awaiting: it never runs again."""
+        return self._loop.is_closed()
+
     async def wait(self, timeout: float | None) -> bool:
         try:
             await asyncio.wait_for(self._event.wait(), timeout)
@@ -167,6 +171,20 @@ class Waiters:
         for waiter in stale:
             waiter.taken_over = True
             waiter.wake()
+
+    def take_gone(self) -> list[tuple[str, Waiter]]:
+        """Remove and return the waiters whose event loop was closed under them (the loop
+        dropped with the flow still awaiting its pause): nothing will ever wake them."""
+        with self._lock:
+            gone: list[tuple[str, Waiter]] = [
+                (run_id, waiter)
+                for run_id, waiting in self._by_run.items()
+                for waiter in waiting
+                if isinstance(waiter, LoopWaiter) and waiter.gone()
+            ]
+        for run_id, waiter in gone:
+            self.remove(run_id, waiter)
+        return gone
 
     def waiting_for(self, run_id: str, key: str | None) -> Waiter | None:
         """The waiter in this process for pause ``key`` of ``run_id``, if any; with

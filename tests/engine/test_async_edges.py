@@ -1,0 +1,54 @@
+"""Async flows at the pause API's edges: an event loop that goes away under a waiting flow."""
+
+from __future__ import annotations
+
+import asyncio
+
+from signoff.engine import Engine, RunState, Worker, flow, pause_flow_run, resume_flow_run
+from tests.support.waiting import wait_for
+
+
+@flow(name="loop-closed-while-waiting")
+async def loop_closed_while_waiting() -> int:
+    return await pause_flow_run(int, timeout=60) + 1
+
+
+def _close_a_loop_under_a_waiting_flow(engine: Engine) -> str:
+    """Run the flow until it waits, then close its loop without running it to its end."""
+    loop = asyncio.new_event_loop()
+    try:
+        running = loop.create_task(loop_closed_while_waiting())
+
+        async def until_it_waits() -> str:
+            def paused() -> str | None:
+                runs = engine.list_runs(flow_name="loop-closed-while-waiting")
+                return runs[0].id if runs and runs[0].state is RunState.PAUSED else None
+
+            return await asyncio.to_thread(wait_for, paused, what="the flow to pause")
+
+        run_id = loop.run_until_complete(until_it_waits())
+        assert not running.done()
+    finally:
+        loop.close()
+    return run_id
+
+
+def test_a_flow_whose_loop_is_closed_while_it_waits_is_suspended(
+    engine: Engine, worker: Worker
+) -> None:
+    """The loop was closed with the flow awaiting its pause: the run read "paused" in a
+    live process for good, and an answer left it "running" for good, as nothing could run
+    the flow on. Now it is suspended, and answering runs the flow again on a worker."""
+    run_id = _close_a_loop_under_a_waiting_flow(engine)
+    run = wait_for(
+        lambda: (r := engine.get_run(run_id)).state is RunState.SUSPENDED and r,
+        what="the run whose loop closed to be suspended",
+    )
+    assert "event loop" in (run.state_message or "")
+    assert not engine.waiters.any_waiting()
+    resume_flow_run(run_id, {"value": 41}, "U0ALICE")
+    done = wait_for(
+        lambda: (r := engine.get_run(run_id)).state.is_final and r,
+        what="the answered run to end on the worker",
+    )
+    assert (done.state, done.result) == (RunState.COMPLETED, "42")

@@ -342,8 +342,15 @@ class AlreadyWaiting(EngineError, RuntimeError):
 class RunTakenOver(EngineError):
     """Another process runs this run now; this one stopped running it."""
 
-    def __init__(self, run_id: str) -> None:
+    def __init__(self, run_id: str, *, closed: bool = False) -> None:
         self.run_id = run_id
+        if closed:
+            # Not "taken for dead": the engine was closed under the waiting flow.
+            super().__init__(
+                f"run {run_id} stopped here: this process's engine was closed while its flow "
+                "waited, so the run is suspended; answering it runs the flow again on a worker"
+            )
+            return
         super().__init__(
             f"run {run_id} is run by another process now (this one went quiet for longer than "
             "owner_timeout_seconds and was taken for dead); this process stopped running it"

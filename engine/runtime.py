@@ -403,7 +403,9 @@ class Engine(Liveness, Resuming, Upkeep):
         """Stop background threads and release the database."""
         self._closed.set()
         with _close_step("suspension of the runs paused here"), contextlib.suppress(StoreError):
-            self.suspend_own_paused()
+            for run_id in self.suspend_own_paused():
+                # Their flows stop now, rather than wait here until their timeouts.
+                self.waiters.run_again(run_id)
         with _close_step("event consumers"):
             for consumer in self._consumers:
                 consumer.stop()

@@ -1,10 +1,21 @@
-"""Async flows at the pause API's edges: an event loop that goes away under a waiting flow."""
+"""Async flows at the pause API's edges: the loop or the engine going away under a waiting
+flow."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
-from signoff.engine import Engine, RunState, Worker, flow, pause_flow_run, resume_flow_run
+from signoff.engine import (
+    Engine,
+    RunState,
+    RunTakenOver,
+    Worker,
+    flow,
+    pause_flow_run,
+    resume_flow_run,
+)
+from tests.support.running import start, waiting
 from tests.support.waiting import wait_for
 
 
@@ -52,3 +63,26 @@ def test_a_flow_whose_loop_is_closed_while_it_waits_is_suspended(
         what="the answered run to end on the worker",
     )
     assert (done.state, done.result) == (RunState.COMPLETED, "42")
+
+
+@flow(name="waits-as-its-engine-closes")
+async def waits_as_its_engine_closes() -> int:
+    return await pause_flow_run(int, timeout=60)
+
+
+def test_a_flow_waiting_as_its_engine_closes_stops_and_says_so(
+    engine: Engine, make_engine: Callable[..., Engine]
+) -> None:
+    """Closing the engine suspends the runs paused here. Their flows went on waiting until
+    their timeouts, then said the process "went quiet ... and was taken for dead". Now they
+    stop at once and say why."""
+    thread, box = start(lambda: asyncio.run(waits_as_its_engine_closes()))
+    pause = waiting(engine, "waits-as-its-engine-closes")
+    engine.close()
+    thread.join(10)
+    assert isinstance(box.get("error"), RunTakenOver)
+    assert str(box["error"]) == (
+        f"run {pause.run_id} stopped here: this process's engine was closed while its flow "
+        "waited, so the run is suspended; answering it runs the flow again on a worker"
+    )
+    assert make_engine().get_run(pause.run_id).state is RunState.SUSPENDED

@@ -4,6 +4,8 @@ flow."""
 from __future__ import annotations
 
 import asyncio
+import gc
+import threading
 from collections.abc import Callable
 
 from signoff.engine import (
@@ -18,10 +20,15 @@ from signoff.engine import (
 from tests.support.running import start, waiting
 from tests.support.waiting import wait_for
 
+#: lets the flow's re-run end once the test has collected the flow its closed loop left
+_rerun_goes_on = threading.Event()
+
 
 @flow(name="loop-closed-while-waiting")
 async def loop_closed_while_waiting() -> int:
-    return await pause_flow_run(int, timeout=60) + 1
+    answer = await pause_flow_run(int, timeout=60)
+    await asyncio.to_thread(_rerun_goes_on.wait, 30)
+    return answer + 1
 
 
 def _close_a_loop_under_a_waiting_flow(engine: Engine) -> str:
@@ -49,7 +56,12 @@ def test_a_flow_whose_loop_is_closed_while_it_waits_is_suspended(
 ) -> None:
     """The loop was closed with the flow awaiting its pause: the run read "paused" in a
     live process for good, and an answer left it "running" for good, as nothing could run
-    the flow on. Now it is suspended, and answering runs the flow again on a worker."""
+    the flow on. Now it is suspended, and answering runs the flow again on a worker.
+
+    The flow the closed loop left is collected whenever the collector runs, on whatever
+    thread: collected while the re-run ran (on a worker of the same process), it ended
+    that re-run as its own ("Crashed: GeneratorExit", or "Failed" off the main thread)."""
+    _rerun_goes_on.clear()
     run_id = _close_a_loop_under_a_waiting_flow(engine)
     run = wait_for(
         lambda: (r := engine.get_run(run_id)).state is RunState.SUSPENDED and r,
@@ -58,6 +70,16 @@ def test_a_flow_whose_loop_is_closed_while_it_waits_is_suspended(
     assert "event loop" in (run.state_message or "")
     assert not engine.waiters.any_waiting()
     resume_flow_run(run_id, {"value": 41}, "U0ALICE")
+    try:
+        wait_for(
+            lambda: engine.get_run(run_id).state is RunState.RUNNING,
+            what="the worker to run the flow again",
+        )
+        collector = threading.Thread(target=gc.collect)
+        collector.start()
+        collector.join(30)
+    finally:
+        _rerun_goes_on.set()
     done = wait_for(
         lambda: (r := engine.get_run(run_id)).state.is_final and r,
         what="the answered run to end on the worker",

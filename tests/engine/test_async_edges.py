@@ -60,7 +60,9 @@ def test_a_flow_whose_loop_is_closed_while_it_waits_is_suspended(
 
     The flow the closed loop left is collected whenever the collector runs, on whatever
     thread: collected while the re-run ran (on a worker of the same process), it ended
-    that re-run as its own ("Crashed: GeneratorExit", or "Failed" off the main thread)."""
+    that re-run as its own ("Crashed: GeneratorExit", or "Failed" off the main thread);
+    collected by a thread that held the waiters' lock, it waited for that lock for good,
+    and so did every flow of the process that paused after it."""
     _rerun_goes_on.clear()
     run_id = _close_a_loop_under_a_waiting_flow(engine)
     run = wait_for(
@@ -75,9 +77,17 @@ def test_a_flow_whose_loop_is_closed_while_it_waits_is_suspended(
             lambda: engine.get_run(run_id).state is RunState.RUNNING,
             what="the worker to run the flow again",
         )
-        collector = threading.Thread(target=gc.collect)
+
+        def collect() -> None:
+            # As the dispatcher's wake-up may: what it allocates while it holds the
+            # waiters' lock sets the collector off.
+            with engine.waiters._lock:
+                gc.collect()
+
+        collector = threading.Thread(target=collect, daemon=True)
         collector.start()
-        collector.join(30)
+        collector.join(10)
+        assert not collector.is_alive(), "collecting the left flow waits for good"
     finally:
         _rerun_goes_on.set()
     done = wait_for(

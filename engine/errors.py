@@ -348,7 +348,7 @@ class RunTakenOver(EngineError):
             # Not "taken for dead": the engine was closed under the waiting flow.
             super().__init__(
                 f"run {run_id} stopped here: this process's engine was closed while its flow "
-                "waited, so the run is suspended; answering it runs the flow again on a worker"
+                "waited; a worker runs the flow again once the run is answered"
             )
             return
         super().__init__(

@@ -243,7 +243,8 @@ async def call_flow_async(
     except BaseException as exc:
         if ctx.engine.suspend_requests(ctx.run_id):
             exc = await offload(suspended_instead, ctx, exc)
-        await ctx.engine.store_threads.finishing(finish_with, ctx, exc)
+        if _to_record(ctx, exc):
+            await ctx.engine.store_threads.finishing(finish_with, ctx, exc)
         if isinstance(exc, Suspend | Cancel | TakenOver):
             raise for_caller(ctx, exc) from None
         raise
@@ -353,7 +354,8 @@ async def execute_queued_async(
             raise
         if ctx.engine.suspend_requests(ctx.run_id):
             exc = await offload(suspended_instead, ctx, exc)
-        await offload(finish_with, ctx, exc)
+        if _to_record(ctx, exc):
+            await offload(finish_with, ctx, exc)
         if not isinstance(exc, Exception | Suspend | Cancel | TakenOver):
             raise
         return
@@ -361,6 +363,14 @@ async def execute_queued_async(
         if not closed:  # else collected in another context, where the token is not set
             current_run.reset(token)
     await offload(complete, ctx, result)
+
+
+def _to_record(ctx: RunContext, exc: BaseException) -> bool:
+    """Whether how the flow stopped leaves anything to store. Not when it was taken over
+    with no logs since its pause stored them (a waiting flow its engine's close stopped,
+    say): no store call, which the closing engine's store threads would refuse, and the
+    flow would raise that refusal instead of RunTakenOver."""
+    return not isinstance(exc, TakenOver) or bool(ctx.logs)
 
 
 def _closed_unfinished(ctx: RunContext) -> None:

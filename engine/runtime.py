@@ -403,9 +403,11 @@ class Engine(Liveness, Resuming, Upkeep):
         """Stop background threads and release the database."""
         self._closed.set()
         with _close_step("suspension of the runs paused here"), contextlib.suppress(StoreError):
-            for run_id in self.suspend_own_paused():
-                # Their flows stop now, rather than wait here until their timeouts.
-                self.waiters.run_again(run_id)
+            self.suspend_own_paused()
+        # Their flows stop now, rather than wait here until their timeouts; so do those
+        # answered as the engine closes (the dispatcher that would wake them stops next),
+        # and those whose suspension failed: a worker takes their runs over.
+        self.waiters.stop_all()
         with _close_step("event consumers"):
             for consumer in self._consumers:
                 consumer.stop()

@@ -7,7 +7,8 @@ waiter has nothing to read: an answer validated by a resumer in this process (``
 and an answer another process stored, as its event told this process (``Delivered``).
 A waiter that reads its answer before the resumer here hands it over takes what that
 resumer judged (``Judged``): the model's validators run once per answer.
-One tells it to stop: this process runs its run again (``Waiters.run_again``).
+One tells it to stop: this process runs its run again (``Waiters.run_again``), or its
+engine closes (``Waiters.stop_all``).
 """
 
 from __future__ import annotations
@@ -171,6 +172,16 @@ class Waiters:
         for waiter in stale:
             waiter.taken_over = True
             waiter.wake()
+
+    def stop_all(self) -> None:
+        """The engine closes: every flow waiting here stops (``taken_over``), as for
+        ``run_again``; none waits on until its timeout for what cannot come now."""
+        with self._lock:
+            stale, self._by_run = self._by_run, defaultdict(set)
+        for waiting in stale.values():
+            for waiter in waiting:
+                waiter.taken_over = True
+                waiter.wake()
 
     def take_gone(self) -> list[tuple[str, Waiter]]:
         """Remove and return the waiters whose event loop was closed under them (the loop

@@ -115,6 +115,62 @@ def test_a_flow_waiting_as_its_engine_closes_stops_and_says_so(
     assert isinstance(box.get("error"), RunTakenOver)
     assert str(box["error"]) == (
         f"run {pause.run_id} stopped here: this process's engine was closed while its flow "
-        "waited, so the run is suspended; answering it runs the flow again on a worker"
+        "waited; a worker runs the flow again once the run is answered"
     )
     assert make_engine().get_run(pause.run_id).state is RunState.SUSPENDED
+
+
+@flow(name="answered-as-its-engine-closes")
+async def answered_as_its_engine_closes() -> int:
+    return await pause_flow_run(int, timeout=60) + 1
+
+
+def test_a_flow_answered_as_its_engine_closes_stops_too(
+    engine: Engine, make_engine: Callable[..., Engine]
+) -> None:
+    """Answered from another process just as its engine closed, before the dispatcher woke
+    it (close stops the dispatcher): the run was not paused to be suspended, so close left
+    its flow waiting, until its timeout. Now it stops at once; a worker runs the flow
+    again, with the answer."""
+    thread, box = start(lambda: asyncio.run(answered_as_its_engine_closes()))
+    pause = waiting(engine, "answered-as-its-engine-closes")
+    other = make_engine()
+    engine.dispatcher.stop()  # as close does, before the dispatcher heard of the answer
+    other.resume(pause.run_id, {"value": 41}, "U0ALICE")
+    engine.close()
+    thread.join(10)
+    assert isinstance(box.get("error"), RunTakenOver), box
+    worker = Worker(other)
+    worker.start()
+    try:
+        done = wait_for(
+            lambda: (r := other.get_run(pause.run_id)).state.is_final and r,
+            what="a worker to run the answered flow again",
+        )
+    finally:
+        worker.stop()
+    assert (done.state, done.result) == (RunState.COMPLETED, "42")
+
+
+@flow(name="waits-beside-a-close")
+async def waits_beside_a_close() -> int:
+    return await pause_flow_run(int, timeout=60)
+
+
+def test_an_engine_closed_on_its_waiting_flow_s_loop_stops_the_flow_and_says_so(
+    engine: Engine,
+) -> None:
+    """Closed on the loop the flow waits on (a script's shutdown code): the flow went on
+    only once close had shut the store threads, and raised their refusal ("cannot schedule
+    new futures after shutdown") for what it had no need to store, not why it stopped."""
+
+    async def main() -> int:
+        flow_run = asyncio.create_task(waits_beside_a_close())
+        await asyncio.to_thread(waiting, engine, "waits-beside-a-close")
+        engine.close()
+        return await flow_run
+
+    thread, box = start(lambda: asyncio.run(main()))
+    thread.join(10)
+    assert isinstance(box.get("error"), RunTakenOver), box
+    assert "engine was closed" in str(box["error"])

@@ -369,8 +369,15 @@ class AlreadyWaiting(EngineError, RuntimeError):
 class RunTakenOver(EngineError):
     """Another process runs this run now; this one stopped running it."""
 
-    def __init__(self, run_id: str) -> None:
+    def __init__(self, run_id: str, *, closed: bool = False) -> None:
         self.run_id = run_id
+        if closed:
+            # Not "taken for dead": the engine was closed under the waiting flow.
+            super().__init__(
+                f"run {run_id} stopped here: this process's engine was closed while its flow "
+                "waited; a worker runs the flow again once the run is answered"
+            )
+            return
         super().__init__(
             f"run {run_id} is run by another process now (this one went quiet for longer than "
             "owner_timeout_seconds and was taken for dead); this process stopped running it"

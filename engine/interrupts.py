@@ -17,6 +17,7 @@ False
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import threading
 from collections.abc import Callable
@@ -25,8 +26,11 @@ from types import FrameType
 _Handler = Callable[[int, FrameType | None], object]
 
 _interrupted = threading.Event()
-#: flows running inside ``watching()``
-_watchers = 0
+#: flows running inside ``watching()``, by the event loop each runs in (None: none)
+_watchers: dict[asyncio.AbstractEventLoop | None, int] = {}
+#: the loops of flows that ended off the main thread (collected there, their loop closed
+#: under them), for the main thread to count out: only it may put the handler back
+_ended_elsewhere: list[asyncio.AbstractEventLoop | None] = []
 #: the handler the note stands in front of, as long as the note may be called
 _previous: _Handler | None = None
 
@@ -42,12 +46,26 @@ def _note(signum: int, frame: FrameType | None) -> None:
         _previous(signum, frame)
 
 
-def _watch() -> bool:
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def _watch(loop: asyncio.AbstractEventLoop | None) -> bool:
     """Start noting Ctrl-C for one flow; whether it counts (``_unwatch`` when it ends)."""
     if threading.current_thread() is not threading.main_thread():
         return False
-    global _watchers, _previous
-    if _watchers == 0:
+    global _previous
+    while _ended_elsewhere:
+        _count_out(_ended_elsewhere.pop())
+    # A flow whose loop was closed under it (not run to its end) never ends here: it counts
+    # no more, or a later flow would find the note set by a Ctrl-C long caught. (A copy:
+    # the collector may end such a flow, on any line.)
+    for gone in [found for found in list(_watchers) if found is not None and found.is_closed()]:
+        _watchers.pop(gone, None)
+    if not _watchers:
         current = signal.getsignal(signal.SIGINT)
         if _previous is None:
             if not callable(current):
@@ -56,17 +74,34 @@ def _watch() -> bool:
             signal.signal(signal.SIGINT, _note)
         # else: a handler set during an earlier flow replaced the note and stays; it may
         # hand the signal on to the note, which is not put in front of it a second time.
+        # (Or the note stayed, when the last flow ended off the main thread.)
         _interrupted.clear()
-    _watchers += 1
+    _watchers[loop] = _watchers.get(loop, 0) + 1
     return True
 
 
-def _unwatch() -> None:
-    global _watchers, _previous
-    _watchers -= 1
-    if _watchers == 0 and signal.getsignal(signal.SIGINT) is _note:
+def _unwatch(loop: asyncio.AbstractEventLoop | None) -> None:
+    global _previous
+    if threading.current_thread() is not threading.main_thread():
+        # The collector ending a flow whose loop was closed under it: no handler may be
+        # set here, so the main thread counts it out, at its next flow.
+        _ended_elsewhere.append(loop)
+        return
+    if _count_out(loop) and signal.getsignal(signal.SIGINT) is _note:
         signal.signal(signal.SIGINT, _previous)
         _previous = None
+
+
+def _count_out(loop: asyncio.AbstractEventLoop | None) -> bool:
+    """One flow of ``loop`` ended; whether none is left."""
+    count = _watchers.get(loop)
+    if count is None:
+        return False  # its loop was closed under it, and it was counted out then
+    if count > 1:
+        _watchers[loop] = count - 1
+        return False
+    del _watchers[loop]
+    return not _watchers
 
 
 class watching:
@@ -77,13 +112,15 @@ class watching:
     A small object rather than a generator: one lives as long as each async flow does,
     thousands at once in a process."""
 
-    __slots__ = ("_counted",)
+    __slots__ = ("_counted", "_loop")
 
     def __init__(self) -> None:
         self._counted = False
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def __enter__(self) -> None:
-        self._counted = _watch()
+        self._loop = _running_loop()
+        self._counted = _watch(self._loop)
 
     def interrupted(self) -> bool:
         """Whether Ctrl-C arrived while this flow ran in the main thread. A flow on another
@@ -93,7 +130,7 @@ class watching:
 
     def __exit__(self, *_: object) -> None:
         if self._counted:
-            _unwatch()
+            _unwatch(self._loop)
 
 
 __all__ = ["interrupted", "watching"]

@@ -12,6 +12,7 @@ import time
 from signoff.engine.errors import StoreError
 from signoff.engine.settings import EngineSettings
 from signoff.engine.store import SqlStore
+from signoff.engine.waiters import Waiters
 
 logger = logging.getLogger(__name__)
 
@@ -22,6 +23,7 @@ class Liveness:
     settings: EngineSettings
     store: SqlStore
     process_id: str
+    waiters: Waiters
     _lock: threading.Lock
     #: set when the engine closes; the heartbeat stops
     _closed: threading.Event
@@ -67,6 +69,7 @@ class Liveness:
                 if now - self._beat_at > self.settings.owner_timeout_seconds / 2:
                     self._lapses += 1  # this process stood still (a stop, a long pause)
                 self._beat_at = now
+                self._suspend_gone_waits()
                 if self._reaching_since is None:
                     self._reaching_since = now
                     # At the failure's level: wherever "heartbeat failed" shows, so does this.
@@ -78,6 +81,28 @@ class Liveness:
                 if self._reaching_since is not None:  # once per outage, not once a beat
                     logger.warning("heartbeat failed", extra={"action": "heartbeat_failed"})
                 self._reaching_since = None
+
+    def _suspend_gone_waits(self) -> None:
+        """Suspend the runs whose async flow's event loop was closed while it awaited a
+        pause (a loop dropped, not run to its end): the flow never runs again, yet the run
+        read "paused" in a live process for good, and an answer left it "running" for good.
+        Suspended, an answer runs the flow again on a worker, as for a process that died.
+        On the heartbeat's thread: nothing on the paths that pause, answer or end a run."""
+        gone = self.waiters.take_gone()
+        if not gone:
+            return
+        runs = sorted({run_id for run_id, _ in gone})
+        suspended = self.store.suspend_paused(
+            self.process_id,
+            "the event loop the flow waited in was closed; answering runs the flow again",
+            runs,
+        )
+        for run_id in runs:
+            logger.warning(
+                "the event loop of a waiting flow was closed: %s",
+                "run suspended" if run_id in suspended else "run no longer paused here",
+                extra={"action": "wait_loop_closed", "run_id": run_id},
+            )
 
     def heartbeat_lapses(self) -> int:
         """How many times this process's heartbeat failed or came late, so far (and now):

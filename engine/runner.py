@@ -230,20 +230,27 @@ async def call_flow_async(
     watch = interrupts.watching()
     ctx.leaving = watch.interrupted
     token = current_run.set(ctx)
+    closed = False
     try:
         with watch:
             result = await flow.fn(**parameters)
         if ctx.engine.suspend_requests(ctx.run_id):
             await offload(suspend_at_end, ctx)
+    except GeneratorExit:
+        _closed_unfinished(ctx)
+        closed = True
+        raise
     except BaseException as exc:
         if ctx.engine.suspend_requests(ctx.run_id):
             exc = await offload(suspended_instead, ctx, exc)
-        await ctx.engine.store_threads.finishing(finish_with, ctx, exc)
+        if _to_record(ctx, exc):
+            await ctx.engine.store_threads.finishing(finish_with, ctx, exc)
         if isinstance(exc, Suspend | Cancel | TakenOver):
             raise for_caller(ctx, exc) from None
         raise
     finally:
-        current_run.reset(token)
+        if not closed:  # else collected in another context, where the token is not set
+            current_run.reset(token)
     await ctx.engine.store_threads.finishing(complete, ctx, result)
     if nested is not None:
         await offload(_record_nested, nested, flow, result)
@@ -327,11 +334,16 @@ async def execute_queued_async(
     offload = ctx.engine.store_threads.call
     ctx.leaving = stopping
     token = current_run.set(ctx)
+    closed = False
     try:
         result = await ctx.flow.fn(**parameters)
         if ctx.engine.suspend_requests(ctx.run_id):
             await offload(suspend_at_end, ctx)
     except StoreError:
+        raise
+    except GeneratorExit:
+        _closed_unfinished(ctx)
+        closed = True
         raise
     except BaseException as exc:
         if isinstance(exc, asyncio.CancelledError) and stopping():
@@ -342,13 +354,36 @@ async def execute_queued_async(
             raise
         if ctx.engine.suspend_requests(ctx.run_id):
             exc = await offload(suspended_instead, ctx, exc)
-        await offload(finish_with, ctx, exc)
+        if _to_record(ctx, exc):
+            await offload(finish_with, ctx, exc)
         if not isinstance(exc, Exception | Suspend | Cancel | TakenOver):
             raise
         return
     finally:
-        current_run.reset(token)
+        if not closed:  # else collected in another context, where the token is not set
+            current_run.reset(token)
     await offload(complete, ctx, result)
+
+
+def _to_record(ctx: RunContext, exc: BaseException) -> bool:
+    """Whether how the flow stopped leaves anything to store. Not when it was taken over
+    with no logs since its pause stored them (a waiting flow its engine's close stopped,
+    say): no store call, which the closing engine's store threads would refuse, and the
+    flow would raise that refusal instead of RunTakenOver."""
+    return not isinstance(exc, TakenOver) or bool(ctx.logs)
+
+
+def _closed_unfinished(ctx: RunContext) -> None:
+    """The flow's coroutine was closed without being run to its end: its event loop was
+    closed under it, and the coroutine is collected, later, on whatever thread collects
+    it. It records nothing (and may await nothing): by then its run is another
+    execution's, maybe in this very process (a paused run was suspended by the heartbeat,
+    answered, and taken by a worker here), which the end it used to record here ("Crashed:
+    GeneratorExit", or "Failed" when collected off the main thread) cut short."""
+    logger.info(
+        "flow's coroutine closed unfinished; its run is left as stored",
+        extra={"action": "flow_closed_unfinished", "run_id": ctx.run_id, "flow": ctx.flow.name},
+    )
 
 
 def crash_unstartable(engine: Engine, run_id: str, flow_name: str, reason: str) -> None:

@@ -410,6 +410,10 @@ class Engine(Liveness, Resuming, Upkeep):
         self._closed.set()
         with _close_step("suspension of the runs paused here"), contextlib.suppress(StoreError):
             self.suspend_own_paused()
+        # Their flows stop now, rather than wait here until their timeouts; so do those
+        # answered as the engine closes (the dispatcher that would wake them stops next),
+        # and those whose suspension failed: a worker takes their runs over.
+        self.waiters.stop_all()
         with _close_step("event consumers"):
             for consumer in self._consumers:
                 consumer.stop()

@@ -7,7 +7,8 @@ waiter has nothing to read: an answer validated by a resumer in this process (``
 and an answer another process stored, as its event told this process (``Delivered``).
 A waiter that reads its answer before the resumer here hands it over takes what that
 resumer judged (``Judged``): the model's validators run once per answer.
-One tells it to stop: this process runs its run again (``Waiters.run_again``).
+One tells it to stop: this process runs its run again (``Waiters.run_again``), or its
+engine closes (``Waiters.stop_all``).
 """
 
 from __future__ import annotations
@@ -122,6 +123,10 @@ class LoopWaiter:
         with contextlib.suppress(RuntimeError):
             self._loop.call_soon_threadsafe(self._event.set)
 
+    def gone(self) -> bool:
+        """Whether its loop was closed with the flow still awaiting: it never runs again."""
+        return self._loop.is_closed()
+
     async def wait(self, timeout: float | None) -> bool:
         try:
             await asyncio.wait_for(self._event.wait(), timeout)
@@ -167,6 +172,30 @@ class Waiters:
         for waiter in stale:
             waiter.taken_over = True
             waiter.wake()
+
+    def stop_all(self) -> None:
+        """The engine closes: every flow waiting here stops (``taken_over``), as for
+        ``run_again``; none waits on until its timeout for what cannot come now."""
+        with self._lock:
+            stale, self._by_run = self._by_run, defaultdict(set)
+        for waiting in stale.values():
+            for waiter in waiting:
+                waiter.taken_over = True
+                waiter.wake()
+
+    def take_gone(self) -> list[tuple[str, Waiter]]:
+        """Remove and return the waiters whose event loop was closed under them (the loop
+        dropped with the flow still awaiting its pause): nothing will ever wake them."""
+        with self._lock:
+            gone: list[tuple[str, Waiter]] = [
+                (run_id, waiter)
+                for run_id, waiting in self._by_run.items()
+                for waiter in waiting
+                if isinstance(waiter, LoopWaiter) and waiter.gone()
+            ]
+        for run_id, waiter in gone:
+            self.remove(run_id, waiter)
+        return gone
 
     def waiting_for(self, run_id: str, key: str | None) -> Waiter | None:
         """The waiter in this process for pause ``key`` of ``run_id``, if any; with

@@ -190,7 +190,7 @@ async def _wait_async(req: PauseRequest) -> Any:
     deadline = None if req.timeout is None else time.monotonic() + req.timeout
     waiter = LoopWaiter(req.key, req.model)
     engine.waiters.add(run_id, waiter)
-    opened = False
+    opened = collected = False
     # Started, then awaited: cancelled meanwhile, the store thread may be storing it still.
     try:
         stopped = not await _stored(req)
@@ -235,8 +235,15 @@ async def _wait_async(req: PauseRequest) -> Any:
         if opened:
             _stopped_awaiting(req)
         raise
+    except GeneratorExit:
+        # Collected, its loop closed under it: engine.waiters let it go already (the
+        # heartbeat's take_gone: they kept it alive), and the collecting thread may hold
+        # their lock, which it would wait for, for good.
+        collected = True
+        raise
     finally:
-        engine.waiters.remove(run_id, waiter)
+        if not collected:
+            engine.waiters.remove(run_id, waiter)
 
 
 async def _answered_first(req: PauseRequest, waiter: LoopWaiter, *, opened: bool) -> Any:

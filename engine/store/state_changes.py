@@ -192,14 +192,17 @@ class StateChangeQueries(StoreBase):
         )
 
     @write_again_if_dropped
-    def suspend_paused(self, owner: str, message: str) -> list[str]:
+    def suspend_paused(
+        self, owner: str, message: str, runs: Sequence[str] | None = None
+    ) -> list[str]:
         """Suspend every run paused in process ``owner`` (its flows wait there for an
-        answer), in one transaction; the ids of those suspended."""
+        answer), or only those of ``runs``, in one transaction; the ids of those suspended."""
         now = self.clock()
+        only = () if runs is None else (RUNS.c.id.in_(list(runs)),)
         with self._write() as conn:
             found = conn.execute(
                 update(RUNS)
-                .where(RUNS.c.owner == owner, RUNS.c.state == RunState.PAUSED.value)
+                .where(RUNS.c.owner == owner, RUNS.c.state == RunState.PAUSED.value, *only)
                 .values(
                     state=RunState.SUSPENDED.value,
                     state_name="Suspended",

@@ -19,8 +19,13 @@ from tests.support.waiting import wait_for
 @pytest.fixture
 def heard(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
     """The process's own SIGINT handler, for the test: it records each signal it gets.
-    What the note stands in front of is put back too, with the process's handler."""
-    monkeypatch.setattr(interrupts, "_previous", interrupts._previous)
+    What the note stands in front of is put back too, with the process's handler. The test
+    starts with no flow counted: one an earlier test left (its loop closed under it, as
+    test_async_edges does) would be counted out at this test's first flow, after this
+    handler replaced the note, which then reads as one that hands the signal on to it."""
+    monkeypatch.setattr(interrupts, "_previous", None)
+    monkeypatch.setattr(interrupts, "_watchers", {})
+    monkeypatch.setattr(interrupts, "_ended_elsewhere", [])
     got: list[int] = []
 
     def record(signum: int, _frame: FrameType | None) -> None:
@@ -151,3 +156,32 @@ def test_a_ctrl_c_noted_earlier_is_not_taken_for_one_by_a_flow_on_another_thread
         _go_on.set()
         thread.join(30)
     assert box == {"result": "went on"}
+
+
+def test_a_flow_whose_loop_was_closed_under_it_counts_no_more(heard: list[int]) -> None:
+    """A flow in the main thread whose event loop was closed under it never ends: it
+    counted as running for good (until collected, on whatever thread), so the note of a
+    Ctrl-C the process caught and went on from stayed set for every later flow, whose own
+    wait_for running out then read as Ctrl-C (its pause left open), and the process's
+    handler was never put back."""
+    handler = signal.getsignal(signal.SIGINT)
+    loop = asyncio.new_event_loop()
+    inside = asyncio.Event()
+
+    async def waits_for_good() -> None:
+        with interrupts.watching():
+            inside.set()
+            await asyncio.Event().wait()
+
+    try:
+        left = loop.create_task(waits_for_good())
+        loop.run_until_complete(inside.wait())
+    finally:
+        loop.close()
+    with interrupts.watching():
+        signal.raise_signal(signal.SIGINT)  # caught, and the process goes on
+    assert heard == [signal.SIGINT]
+    with interrupts.watching():
+        assert not interrupts.interrupted()
+    assert signal.getsignal(signal.SIGINT) is handler
+    assert not left.done()  # kept: not collected (and counted no more) meanwhile

@@ -102,8 +102,13 @@ def serve_command() -> Any:
             settle_after_start()
             if server.settings.app_token is None:
                 said = f"Signoff is listening on {server.url}/slack/events"
-            else:
+            elif server.socket_mode_connected:
                 said = f"Signoff is connected in Socket Mode; health on {server.url}/healthz"
+            else:
+                said = (
+                    "Signoff is not connected to Slack in Socket Mode yet and keeps trying "
+                    f"(/readyz answers 503 until it is); health on {server.url}/healthz"
+                )
             tell_operator(said, action="serve_ready", level=logging.INFO)
             try:
                 wait_until(stop)

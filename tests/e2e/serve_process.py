@@ -26,9 +26,10 @@ def start_serve(
     port: int = 0,
     *,
     options: tuple[str, ...] = (),
+    app_token: str | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start it (its log in ``tmp_path``), with ``options`` besides; ``port`` 0 lets it
-    pick one."""
+    pick one; in Socket Mode with ``app_token``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SIGNOFF_", "SLACK_"))}
     env.update(
         SLACK_BOT_TOKEN=slack.token,
@@ -39,6 +40,7 @@ def start_serve(
         SIGNOFF_HEARTBEAT_SECONDS="0.2",
         SIGNOFF_OWNER_TIMEOUT_SECONDS="1",
         HOME=str(tmp_path / "home"),
+        **({"SLACK_APP_TOKEN": app_token} if app_token else {}),
     )
     log = (tmp_path / f"serve-{time.monotonic_ns()}.log").open("w")
     command = ["serve", "--port", str(port), "--flows", "tests.e2e.once_flows", *options]

@@ -114,6 +114,9 @@ def serve_command() -> Any:
                 wait_until(stop)
             finally:
                 server.stop()
+                # Closing suspends the runs still waiting here, which it logs: before
+                # "stopped", as the worker does.
+                session.close()
                 logger.info("serve stopped", extra={"action": "serve_stopped"})
 
     return serve

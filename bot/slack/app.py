@@ -42,7 +42,7 @@ from signoff.bot.slack.approvers import Approvers
 from signoff.bot.slack.failures import log_failure
 from signoff.bot.slack.form_schemas import FormSchemas
 from signoff.bot.slack.input_forms import InputForms
-from signoff.bot.slack.metrics import MeteredWebClient
+from signoff.bot.slack.metrics import MeteredWebClient, count_listener_calls
 from signoff.bot.slack.notifier import SlackNotifier
 from signoff.bot.slack.sealing import Sealer
 
@@ -290,6 +290,7 @@ def create_app(
     # First: a redelivery is dropped before anything (a refusal included) acts on it.
     # Without the edge (Socket Mode) events are claimed here too.
     redelivery.register(app, backend, events=not behind_edge)
+    count_listener_calls(app)
     allowed = teams.allowed_teams(auth, settings.other_teams)
     teams.register(app, allowed)
     # Group membership comes from Slack; the backend applies the same rules to every caller.

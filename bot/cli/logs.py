@@ -133,3 +133,6 @@ def configure_logging(default_level: int, settings: LogSettings | None = None) -
     logging.basicConfig(level=level, handlers=[handler], force=True)
     for chatty in QUIET_LOGGERS:
         logging.getLogger(chatty).setLevel(max(level, logging.WARNING))
+    # slack_sdk's DEBUG lines hold each call's whole body, Socket Mode's whole envelopes and
+    # response_urls (which let anyone post in the channel for 30 minutes): never logged.
+    logging.getLogger("slack_sdk").setLevel(max(level, logging.INFO))

@@ -17,10 +17,12 @@ from typing import IO
 
 import psycopg
 import pytest
+from slack_sdk.webhook import WebhookClient
 from sqlalchemy.engine import make_url
 
 from signoff.bot.cli.logs import configure_logging
 from signoff.bot.config import LogSettings
+from signoff.bot.sandbox import SlackSandbox
 from signoff.bot.testing import running_bot
 from signoff.engine import Engine, EngineSettings, RunState
 from tests.cli.in_process import run_cli
@@ -214,3 +216,19 @@ def test_text_lines_carry_what_each_record_was_given(
     assert any(line.endswith(f"serving url={url}") for line in lines), lines
     refusals = [line for line in lines if " request_refused " in line]
     assert refusals and refusals[0].endswith("SLACK_SIGNING_SECRET reason=bad_signature"), refusals
+
+
+def test_debug_logs_hold_no_response_url_nor_what_was_posted(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """SIGNOFF_LOG_LEVEL=DEBUG logged slack_sdk's lines: each call's whole body, and the
+    response_url of each /runs command, with which anyone may post in the channel."""
+    configure_logging(logging.INFO, LogSettings(log_level="DEBUG"))
+    with SlackSandbox() as slack:
+        url = slack.new_response_url("alice", "C0GENERAL")
+        assert WebhookClient(url).send(text="the launch codes").status_code == 200
+        slack.client().chat_postMessage(channel="C0GENERAL", text="the launch codes")
+    logging.getLogger("signoff.bot.cli").debug("still at DEBUG", extra={"action": "check"})
+    err = capsys.readouterr().err
+    assert "still at DEBUG" in err
+    assert url not in err and "the launch codes" not in err, err

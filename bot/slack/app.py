@@ -182,7 +182,12 @@ def check_slack(settings: BotSettings) -> dict[str, Any]:
         SlackUnreachable: nothing answered at ``SLACK_API_URL``.
         TokenRefused: Slack refused ``SLACK_BOT_TOKEN`` (``invalid_auth``, ...).
     """
-    client = WebClient(token=settings.bot_token, base_url=settings.api_url, logger=_QUIET)
+    client = WebClient(
+        token=settings.bot_token,
+        base_url=settings.api_url,
+        timeout=settings.api_timeout,
+        logger=_QUIET,
+    )
     client.retry_handlers = [
         RateLimitErrorRetryHandler(max_retry_count=2),
         AnyServerErrorRetryHandler(max_retry_count=2),

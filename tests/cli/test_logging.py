@@ -232,3 +232,32 @@ def test_debug_logs_hold_no_response_url_nor_what_was_posted(
     err = capsys.readouterr().err
     assert "still at DEBUG" in err
     assert url not in err and "the launch codes" not in err, err
+
+
+def test_a_librarys_message_of_several_lines_is_one_text_line(
+    engine: Engine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """slack_sdk's "Failed to retrieve WSS URL: ...\nThe server responded with: ..." took
+    two lines in the text format, the second with no time, level or action to grep for."""
+    from signoff.bot.backends.embedded import EmbeddedBackend
+    from signoff.bot.config import BotSettings
+    from signoff.bot.errors import TokenRefused
+    from signoff.bot.slack.server import Server
+
+    configure_logging(logging.INFO, LogSettings(log_format="text"))
+    with SlackSandbox(app_token="xapp-1-logs") as slack:
+        slack.fail_next("apps.connections.open", status=200, error="invalid_auth")
+        settings = BotSettings.load(
+            bot_token=slack.token,
+            app_token="xapp-1-logs",
+            api_url=slack.api_url,
+            channel="C0GENERAL",
+        )
+        server = Server(EmbeddedBackend(engine), settings, port=0)
+        with pytest.raises(TokenRefused):
+            server.start()
+        server.stop()
+    lines = capsys.readouterr().err.splitlines()
+    [failed] = [line for line in lines if "Failed to retrieve WSS URL" in line]
+    assert failed.startswith("20") and "The server responded with" in failed, lines
+    assert all(line.startswith("20") for line in lines), lines

@@ -16,7 +16,8 @@
     ├── ChangeDeferred (run_id, seconds)  the Slack side takes a run's change later, as expected
     │   ├── PostInFlight (run_id, post_id)    another process is making this post right now
     │   ├── SlackRateLimited (run_id, seconds)   Slack asked the bot to slow down (429)
-    │   └── SlackUnavailable (run_id)    Slack unreachable or failing (5xx), past the retries
+    │   ├── SlackUnavailable (run_id)    Slack unreachable or failing (5xx), past the retries
+    │   └── ChannelRefused (run_id, channel, error)   Slack refuses the bot SIGNOFF_CHANNEL
     └── BackendError         (bot.backends) what runs the flows failed or refused
         ├── BackendUnavailable (backend)               it did not answer (database, server)
         │   └── BackendBusy (backend, key)             a claim bounded in time did not get
@@ -110,6 +111,23 @@ class SlackUnavailable(ChangeDeferred):
 
     #: the least wait before the change is handed again (the backend's backoff may be longer)
     SECONDS = 1.0
+
+
+class ChannelRefused(ChangeDeferred):
+    """Slack refuses the bot the default channel (``SIGNOFF_CHANNEL``): the app is not in
+    it, or it is archived or gone. A configuration error, but one that an invite fixes while
+    ``serve`` runs: the change is handed again, with the backend's back-off, until then."""
+
+    def __init__(self, run_id: str, channel: str, error: str) -> None:
+        self.channel = channel
+        self.error = error
+        super().__init__(
+            run_id,
+            0.0,
+            f"Slack refuses the bot SIGNOFF_CHANNEL={channel} ({error}); run {run_id}'s "
+            "change waits until the app is invited there or SIGNOFF_CHANNEL names a channel "
+            "it is in",
+        )
 
 
 class PayloadError(BotError):

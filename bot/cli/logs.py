@@ -44,7 +44,8 @@ class TextFormatter(logging.Formatter):
         super().__init__("%(asctime)s %(message)s")
 
     def formatMessage(self, record: logging.LogRecord) -> str:
-        """Format one record, defaulting ``action`` to ``-`` for records without one."""
+        """Format one record on one line (its line breaks written ``\\n``), defaulting
+        ``action`` to ``-`` for records without one."""
         action = getattr(record, "action", None) or "-"
         extras = [name for name in vars(record) if name not in _NOT_EXTRA]
         names = [*LOG_CONTEXT, *(name for name in extras if name not in LOG_CONTEXT)]
@@ -53,7 +54,11 @@ class TextFormatter(logging.Formatter):
             for name in names
             if not name.startswith("_") and (value := getattr(record, name, None)) is not None
         )
-        return f"{record.asctime} {record.levelname:<7} {action:<16} {record.message}{context}"
+        line = f"{record.asctime} {record.levelname:<7} {action:<16} {record.message}{context}"
+        # One record, one line (a traceback aside): a library's message of several lines
+        # (slack_sdk's "...\nThe server responded with: ...") left lines without a time,
+        # a level or an action to grep for.
+        return "\\n".join(line.splitlines())
 
 
 class JsonLineFormatter(JsonFormatter):
@@ -133,3 +138,6 @@ def configure_logging(default_level: int, settings: LogSettings | None = None) -
     logging.basicConfig(level=level, handlers=[handler], force=True)
     for chatty in QUIET_LOGGERS:
         logging.getLogger(chatty).setLevel(max(level, logging.WARNING))
+    # slack_sdk's DEBUG lines hold each call's whole body, Socket Mode's whole envelopes and
+    # response_urls (which let anyone post in the channel for 30 minutes): never logged.
+    logging.getLogger("slack_sdk").setLevel(max(level, logging.INFO))

@@ -50,4 +50,9 @@ def _url_problem(url: str) -> str:
         return "it holds a space"
     if parts.query or parts.fragment or url.endswith(("?", "#")):
         return "/slack/events is added to it, so it takes no ?query or #fragment"
+    if parts.path.rstrip("/").endswith("/slack/events"):
+        # The request URL itself, pasted from Slack's settings: it would become
+        # .../slack/events/slack/events, where serve answers nothing.
+        base = url.rstrip("/").removesuffix("/slack/events")
+        return f"/slack/events is added to it; give the base URL, {base}"
     return ""

@@ -102,8 +102,13 @@ def serve_command() -> Any:
             settle_after_start()
             if server.settings.app_token is None:
                 said = f"Signoff is listening on {server.url}/slack/events"
-            else:
+            elif server.socket_mode_connected:
                 said = f"Signoff is connected in Socket Mode; health on {server.url}/healthz"
+            else:
+                said = (
+                    "Signoff is not connected to Slack in Socket Mode yet and keeps trying "
+                    f"(/readyz answers 503 until it is); health on {server.url}/healthz"
+                )
             tell_operator(said, action="serve_ready", level=logging.INFO)
             try:
                 # Or until Slack refuses SLACK_APP_TOKEN while serving (revoked): as at start,
@@ -111,6 +116,9 @@ def serve_command() -> Any:
                 wait_until(stop, server.failed)
             finally:
                 server.stop()
+                # Closing suspends the runs still waiting here, which it logs: before
+                # "stopped", as the worker does.
+                session.close()
                 logger.info("serve stopped", extra={"action": "serve_stopped"})
             if server.failure is not None:
                 raise click.ClickException(str(server.failure))

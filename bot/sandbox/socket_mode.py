@@ -126,6 +126,8 @@ class SocketModeServer:
         self._port = 0
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
+        #: how many of the next opening handshakes are refused (``refuse_connections``)
+        self._to_refuse = 0
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -217,6 +219,13 @@ class SocketModeServer:
             self._tickets.add(ticket)
         return f"ws://127.0.0.1:{self._port}{_PATH}?ticket={ticket}"
 
+    def refuse_connections(self, count: int) -> None:
+        """Refuse the next ``count`` opening handshakes with 503, as a proxy or firewall
+        that lets the Web API through but not WebSockets would: ``apps.connections.open``
+        still answers a URL."""
+        with self._cond:
+            self._to_refuse = count
+
     @property
     def connections(self) -> int:
         """How many clients are connected now."""
@@ -245,8 +254,11 @@ class SocketModeServer:
         ticket = (parse_qs(parts.query).get("ticket") or [""])[-1]
         with self._cond:
             known = ticket in self._tickets
+            refused, self._to_refuse = self._to_refuse > 0, max(self._to_refuse - 1, 0)
         if self._stopping.is_set():
             reason, status, text = "stopping", http.HTTPStatus.SERVICE_UNAVAILABLE, "stopping"
+        elif refused:
+            reason, status, text = "refused", http.HTTPStatus.SERVICE_UNAVAILABLE, "refused"
         elif parts.path != _PATH:
             reason, status = "not_found", http.HTTPStatus.NOT_FOUND
             text = "Socket Mode connections open on /link/"

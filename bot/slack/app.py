@@ -42,7 +42,7 @@ from signoff.bot.slack.approvers import Approvers
 from signoff.bot.slack.failures import log_failure
 from signoff.bot.slack.form_schemas import FormSchemas
 from signoff.bot.slack.input_forms import InputForms
-from signoff.bot.slack.metrics import MeteredWebClient
+from signoff.bot.slack.metrics import MeteredWebClient, count_listener_calls
 from signoff.bot.slack.notifier import SlackNotifier
 from signoff.bot.slack.sealing import Sealer
 
@@ -182,7 +182,12 @@ def check_slack(settings: BotSettings) -> dict[str, Any]:
         SlackUnreachable: nothing answered at ``SLACK_API_URL``.
         TokenRefused: Slack refused ``SLACK_BOT_TOKEN`` (``invalid_auth``, ...).
     """
-    client = WebClient(token=settings.bot_token, base_url=settings.api_url, logger=_QUIET)
+    client = WebClient(
+        token=settings.bot_token,
+        base_url=settings.api_url,
+        timeout=settings.api_timeout,
+        logger=_QUIET,
+    )
     client.retry_handlers = [
         RateLimitErrorRetryHandler(max_retry_count=2),
         AnyServerErrorRetryHandler(max_retry_count=2),
@@ -290,6 +295,7 @@ def create_app(
     # First: a redelivery is dropped before anything (a refusal included) acts on it.
     # Without the edge (Socket Mode) events are claimed here too.
     redelivery.register(app, backend, events=not behind_edge)
+    count_listener_calls(app)
     allowed = teams.allowed_teams(auth, settings.other_teams)
     teams.register(app, allowed)
     # Group membership comes from Slack; the backend applies the same rules to every caller.

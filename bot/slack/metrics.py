@@ -19,13 +19,14 @@ Example::
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
 from prometheus_client.exposition import generate_latest
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+from slack_bolt import App, BoltContext, BoltResponse
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web import SlackResponse
@@ -99,6 +100,19 @@ class MeteredWebClient(WebClient):
             SLACK_FAILURES.labels(method=api_method, error=type(exc).__name__).inc()
             raise
         return response
+
+
+def count_listener_calls(app: App) -> None:
+    """Count the Web API calls Bolt's listeners make (``views.open``, ``chat.postEphemeral``):
+    Bolt gives each request a plain ``WebClient`` of its own, whatever client the app has."""
+
+    @app.middleware
+    def metered_client(context: BoltContext, next: Callable[[], BoltResponse]) -> BoltResponse:
+        if type(context.client) is WebClient:
+            # The same client, counted: MeteredWebClient adds no state, only its api_call,
+            # and this costs nothing where building a copy would on every request.
+            context.client.__class__ = MeteredWebClient
+        return next()
 
 
 class DatabaseCollector(Collector):

@@ -34,6 +34,7 @@ from slack_sdk.errors import SlackApiError
 
 from signoff.bot.backends import Actor, Backend, Event, EventKind, Pause, PauseStatus, Run, RunState
 from signoff.bot.errors import (
+    ChannelRefused,
     RunNotChangeable,
     RunUnreadable,
     SecretField,
@@ -44,7 +45,13 @@ from signoff.bot.forms.modals import ModalError, check_renderable
 from signoff.bot.slack import deleted, home, ids, messages, reminders, thread_notes
 from signoff.bot.slack.approvers import Approvers
 from signoff.bot.slack.direct import PERSON_UNREACHABLE, DirectPrompts
-from signoff.bot.slack.posting import MESSAGE_REFUSED, MessageRefused, Poster, refusal_details
+from signoff.bot.slack.posting import (
+    MESSAGE_REFUSED,
+    ChannelUnavailable,
+    MessageRefused,
+    Poster,
+    refusal_details,
+)
 from signoff.bot.slack.threads import RunThreads, askable
 
 logger = logging.getLogger(__name__)
@@ -143,6 +150,23 @@ class SlackNotifier:
             self.homes.refresh(event)
         except MessageRefused as exc:
             self._skipped(event, f"even as plain text ({exc.error})")
+        except ChannelUnavailable as exc:
+            if exc.channel != self.threads.default_channel:
+                raise
+            # The configuration is wrong, and an invite mends it while serve runs: one line
+            # naming the setting at each try, not a traceback; the change is handed again.
+            refused = ChannelRefused(event.run_id, exc.channel, exc.error)
+            logger.error(
+                "%s",
+                refused,
+                extra={
+                    "action": "default_channel_unavailable",
+                    "run_id": event.run_id,
+                    "channel": exc.channel,
+                    "error": exc.error,
+                },
+            )
+            raise refused from exc
         except RunUnreadable as exc:
             # Its rows were edited by hand: handed again, it would fail the same way for
             # ever, and hold up every later change of every run behind it.

@@ -249,6 +249,14 @@ class Server:
             return
         # Only now: a token refused at start is raised above, not reported twice.
         handler.client.on_app_token_refused = self._app_token_refused
+        if not self.socket_mode_connected:
+            # Slack gave a URL, but the WebSocket to it did not open (a proxy that lets the
+            # Web API through, say): slack_sdk's client logs why and tries again itself.
+            logger.warning(
+                "Slack gave a Socket Mode URL, but the WebSocket to it did not open; trying again",
+                extra={"action": "socket_mode_unavailable"},
+            )
+            return
         logger.info("connected in Socket Mode", extra={"action": "serve_socket_mode"})
 
     def _app_token_refused(self, error: str) -> None:
@@ -309,6 +317,12 @@ class Server:
                 return edge.answer_at_once(environ, start_response)
 
         return at_once
+
+    @property
+    def socket_mode_connected(self) -> bool:
+        """Whether the Socket Mode connection to Slack is open now (False in HTTP mode)."""
+        handler = self._socket_handler
+        return handler is not None and bool(handler.client.is_connected())
 
     def not_ready(self) -> str | None:
         """Why this process cannot take Slack's traffic now (``/readyz``), or None."""

@@ -81,6 +81,12 @@ def test_socket_mode_and_a_url(capsys: pytest.CaptureFixture[str]) -> None:
     assert http == build(url="https://approvals.acme.test")
     assert main(["manifest", "--url", "ftp://x"]) == 2
     assert "--url" in capsys.readouterr().err
+    # the request URL itself: it became .../slack/events/slack/events, answered by nothing
+    assert main(["manifest", "--url", "https://approvals.acme.test/slack/events"]) == 2
+    assert (
+        "/slack/events is added to it; give the base URL, https://approvals.acme.test"
+        in capsys.readouterr().err
+    )
     # it was dropped without a word
     assert main(["manifest", "--socket-mode", "--url", "https://approvals.acme.test"]) == 2
     assert "--url is for HTTP mode; a --socket-mode manifest has no URLs" in capsys.readouterr().err

@@ -17,10 +17,12 @@ from typing import IO
 
 import psycopg
 import pytest
+from slack_sdk.webhook import WebhookClient
 from sqlalchemy.engine import make_url
 
 from signoff.bot.cli.logs import configure_logging
 from signoff.bot.config import LogSettings
+from signoff.bot.sandbox import SlackSandbox
 from signoff.bot.testing import running_bot
 from signoff.engine import Engine, EngineSettings, RunState
 from tests.cli.in_process import run_cli
@@ -214,3 +216,48 @@ def test_text_lines_carry_what_each_record_was_given(
     assert any(line.endswith(f"serving url={url}") for line in lines), lines
     refusals = [line for line in lines if " request_refused " in line]
     assert refusals and refusals[0].endswith("SLACK_SIGNING_SECRET reason=bad_signature"), refusals
+
+
+def test_debug_logs_hold_no_response_url_nor_what_was_posted(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """SIGNOFF_LOG_LEVEL=DEBUG logged slack_sdk's lines: each call's whole body, and the
+    response_url of each /runs command, with which anyone may post in the channel."""
+    configure_logging(logging.INFO, LogSettings(log_level="DEBUG"))
+    with SlackSandbox() as slack:
+        url = slack.new_response_url("alice", "C0GENERAL")
+        assert WebhookClient(url).send(text="the launch codes").status_code == 200
+        slack.client().chat_postMessage(channel="C0GENERAL", text="the launch codes")
+    logging.getLogger("signoff.bot.cli").debug("still at DEBUG", extra={"action": "check"})
+    err = capsys.readouterr().err
+    assert "still at DEBUG" in err
+    assert url not in err and "the launch codes" not in err, err
+
+
+def test_a_librarys_message_of_several_lines_is_one_text_line(
+    engine: Engine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """slack_sdk's "Failed to retrieve WSS URL: ...\nThe server responded with: ..." took
+    two lines in the text format, the second with no time, level or action to grep for."""
+    from signoff.bot.backends.embedded import EmbeddedBackend
+    from signoff.bot.config import BotSettings
+    from signoff.bot.errors import TokenRefused
+    from signoff.bot.slack.server import Server
+
+    configure_logging(logging.INFO, LogSettings(log_format="text"))
+    with SlackSandbox(app_token="xapp-1-logs") as slack:
+        slack.fail_next("apps.connections.open", status=200, error="invalid_auth")
+        settings = BotSettings.load(
+            bot_token=slack.token,
+            app_token="xapp-1-logs",
+            api_url=slack.api_url,
+            channel="C0GENERAL",
+        )
+        server = Server(EmbeddedBackend(engine), settings, port=0)
+        with pytest.raises(TokenRefused):
+            server.start()
+        server.stop()
+    lines = capsys.readouterr().err.splitlines()
+    [failed] = [line for line in lines if "Failed to retrieve WSS URL" in line]
+    assert failed.startswith("20") and "The server responded with" in failed, lines
+    assert all(line.startswith("20") for line in lines), lines

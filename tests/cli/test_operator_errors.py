@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import urllib.request
 import uuid
 from pathlib import Path
@@ -111,6 +112,22 @@ def test_slack_down_at_start_is_not_taken_for_a_refused_token(tmp_path: Path) ->
         f"error: Slack could not be reached at SLACK_API_URL={url}: "
         "HTTP 503 (service_unavailable), not an answer about the token"
     ]
+
+
+def test_slack_silent_at_start_is_given_up_after_slack_api_timeout(tmp_path: Path) -> None:
+    """The start-up check of the token waited slack_sdk's own 30 s, whatever
+    SLACK_API_TIMEOUT said, before saying that Slack could not be reached."""
+    with SlackSandbox(bot_token="xoxb-operator") as slack:
+        slack.answer_late("auth.test", 40, times=10)
+        url = slack.api_url
+        began = time.monotonic()
+        done = serve(tmp_path, SLACK_API_URL=url, SLACK_API_TIMEOUT="1")
+        took = time.monotonic() - began
+    assert done.returncode == 1
+    assert lines(done.stderr) == [
+        f"error: Slack could not be reached at SLACK_API_URL={url}: timed out"
+    ]
+    assert took < 20, took
 
 
 @pytest.mark.parametrize(

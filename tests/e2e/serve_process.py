@@ -27,9 +27,10 @@ def start_serve(
     *,
     options: tuple[str, ...] = (),
     env: dict[str, str] | None = None,
+    app_token: str | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start it (its log in ``tmp_path``), with ``options`` and the variables in ``env``
-    besides; ``port`` 0 lets it pick one."""
+    besides; ``port`` 0 lets it pick one; in Socket Mode with ``app_token``."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith(("SIGNOFF_", "SLACK_"))}
     environment.update(
         SLACK_BOT_TOKEN=slack.token,
@@ -40,6 +41,7 @@ def start_serve(
         SIGNOFF_HEARTBEAT_SECONDS="0.2",
         SIGNOFF_OWNER_TIMEOUT_SECONDS="1",
         HOME=str(tmp_path / "home"),
+        **({"SLACK_APP_TOKEN": app_token} if app_token else {}),
     )
     environment.update(env or {})
     log = (tmp_path / f"serve-{time.monotonic_ns()}.log").open("w")

@@ -325,6 +325,26 @@ def test_a_run_from_a_channel_the_bot_cannot_post_in_goes_to_the_default_channel
     assert [getattr(r, "run_id", None) for r in moved] == [stranded.id]
 
 
+def test_a_default_channel_that_turns_the_bot_away_is_named_in_one_line_until_it_is_invited(
+    engine: Engine, bot: RunningBot, caplog: pytest.LogCaptureFixture
+) -> None:
+    """SIGNOFF_CHANNEL naming a channel the app is not in: every try logged some 50 lines
+    of traceback that never named the setting."""
+    caplog.set_level(logging.INFO)
+    bot.slack.fail_next("chat.postMessage", times=2, status=200, error="not_in_channel")
+    run = engine.submit("dl-amount", {})
+    bot.root_message(run.id)  # posted once the app is in the channel
+    refused = [
+        r for r in caplog.records if getattr(r, "action", "") == "default_channel_unavailable"
+    ]
+    assert len(refused) == 2
+    assert refused[0].levelno == logging.ERROR
+    said = f"Slack refuses the bot SIGNOFF_CHANNEL={bot.channel} (not_in_channel)"
+    assert refused[0].getMessage().startswith(said)
+    assert not [r for r in caplog.records if r.exc_info], "no traceback"
+    assert len(posts(bot)) == 1
+
+
 def test_a_run_whose_channel_turns_the_bot_away_goes_on_in_the_default_channel(
     engine: Engine, bot: RunningBot
 ) -> None:

@@ -84,6 +84,8 @@ def test_metrics_count_runs_waiting_inputs_answers_and_slack_calls(engine: Engin
         assert sample(after, "signoff_time_to_answer_seconds_count") == answered_before + 1
         assert sample(after, "signoff_runs", state="completed") >= 1
         assert "signoff_timer_lag_seconds_bucket" in after
+        # The calls Bolt's listeners make count too: the click opened the form.
+        assert sample(after, "signoff_slack_api_calls_total", method="views.open") >= 1
 
 
 def test_requests_signed_with_another_secret_are_counted_and_warned_about(

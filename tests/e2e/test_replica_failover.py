@@ -124,6 +124,28 @@ def test_a_run_waiting_when_serve_is_stopped_is_answered_after_the_restart(
             assert serve.wait(10) == 0
 
 
+def test_a_stopping_serve_says_it_suspended_its_waiting_runs_before_it_says_it_stopped(
+    engine: Engine, database_url: str, slack: SlackSandbox, tmp_path: Path
+) -> None:
+    """serve logged "serve stopped", then went on to suspend its waiting runs, so an
+    operator (or a log check) took its last line for the end while it still wrote; the
+    worker says them in this order."""
+    port = free_port()
+    serve = start_serve(slack, database_url, tmp_path, CHANNEL, port)
+    try:
+        wait_until_ready(port)
+        prompted_run(engine, slack)
+        serve.send_signal(signal.SIGTERM)
+        assert serve.wait(10) == 0
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+            serve.wait(10)
+    (log,) = tmp_path.glob("serve-*.log")
+    actions = [line.split()[3] for line in log.read_text().splitlines() if line[:2] == "20"]
+    assert actions[-2:] == ["paused_runs_suspended", "serve_stopped"], actions
+
+
 def test_an_answer_in_flight_when_serve_is_stopped_is_kept(
     engine: Engine, database_url: str, slack: SlackSandbox, tmp_path: Path
 ) -> None:

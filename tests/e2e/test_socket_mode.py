@@ -8,10 +8,12 @@ envelope; its acks come back to the driver as ``AppResponse`` objects.
 from __future__ import annotations
 
 import json
+import logging
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import pydantic
 import pytest
@@ -23,6 +25,7 @@ from signoff.bot.slack.server import Server
 from signoff.bot.testing import form_errors, outcome
 from signoff.engine import Engine, PauseStatus, RunState, flow, pause_flow_run
 from signoff.engine.input import RunInput
+from tests.e2e.serve_process import start_serve
 from tests.support.waiting import wait_for
 
 APP_TOKEN = "xapp-1-test"
@@ -196,3 +199,53 @@ def test_a_connection_slack_closes_is_opened_again_within_seconds(
         assert "/runs help" in answer.text
     finally:
         server.stop()
+
+
+def readiness(url: str) -> int:
+    try:
+        return int(urllib.request.urlopen(f"{url}/readyz", timeout=10).status)
+    except urllib.error.HTTPError as answered:
+        return answered.code
+
+
+def test_a_websocket_that_does_not_open_at_start_is_not_called_connected(
+    engine: Engine, sandbox: SlackSandbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Slack answers apps.connections.open, but the WebSocket to its URL does not open (a
+    proxy that lets the Web API through but not WebSockets): serve logged "connected in
+    Socket Mode" all the same."""
+    caplog.set_level(logging.INFO, logger="signoff.bot.slack")
+    sandbox.socket_mode.refuse_connections(3)
+    server = start_server(engine, sandbox)
+    try:
+        actions = [getattr(r, "action", None) for r in caplog.records]
+        assert "socket_mode_unavailable" in actions
+        assert "serve_socket_mode" not in actions
+        sandbox.socket_mode.wait_for_connections(1, timeout=30)  # the client tries again
+        wait_for(lambda: readiness(server.url) == 200, what="/readyz to say it is connected")
+    finally:
+        server.stop()
+
+
+def test_serve_says_it_is_not_connected_yet_while_slack_will_not_open_a_connection(
+    database_url: str, sandbox: SlackSandbox, tmp_path: Path
+) -> None:
+    """serve printed "Signoff is connected in Socket Mode" while it was still asking Slack
+    for a connection, and /readyz said 503."""
+    sandbox.fail_next("apps.connections.open", 8, status=503)
+    serving = start_serve(sandbox, database_url, tmp_path, "C0GENERAL", app_token=APP_TOKEN)
+    log = next(tmp_path.glob("serve-*.log"))
+    try:
+        said = wait_for(
+            lambda: next(
+                (line for line in log.read_text().splitlines() if line.startswith("Signoff is")),
+                None,
+            ),
+            timeout=60,
+            what="serve to say where it stands",
+        )
+        assert said.startswith("Signoff is not connected to Slack in Socket Mode yet")
+        sandbox.socket_mode.wait_for_connections(1, timeout=30)
+    finally:
+        serving.terminate()
+        serving.wait(timeout=30)

@@ -174,10 +174,22 @@ def delivered_pause(req: PauseRequest, waiter: ThreadWaiter | LoopWaiter) -> Pau
 
 
 def taken_over(req: PauseRequest) -> TakenOver:
-    logger.warning(
-        "run taken over by another process",
-        extra={"action": "run_taken_over", "run_id": req.ctx.run_id, "key": req.key},
-    )
+    if req.ctx.engine.closed:
+        # Not taken over: Engine.close stopped the wait, and says what it did with the run
+        # (paused_runs_suspended); a line per flow after it would read as work after the stop.
+        logger.debug(
+            "flow stopped waiting: its engine closed",
+            extra={
+                "action": "wait_stopped_engine_closed",
+                "run_id": req.ctx.run_id,
+                "key": req.key,
+            },
+        )
+    else:
+        logger.warning(
+            "run taken over by another process",
+            extra={"action": "run_taken_over", "run_id": req.ctx.run_id, "key": req.key},
+        )
     return TakenOver(req.ctx.run_id)
 
 

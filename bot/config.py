@@ -44,6 +44,10 @@ def settings_problems(exc: ValidationError, settings: type[BaseSettings]) -> str
     for err in exc.errors():
         message = "is not set" if err["type"] == "missing" else str(err["msg"])
         message = message.removeprefix("Value error, ")
+        empty = err.get("input") == "" and err["type"] not in ("missing", "value_error")
+        if empty:
+            # pydantic's "unable to parse string as an integer" hides that nothing was given.
+            message = "is empty; give a value, or leave the variable out for its default"
         name = str(err["loc"][0]) if err["loc"] else ""
         variables = _variables(settings, name)
         if variables:
@@ -51,7 +55,7 @@ def settings_problems(exc: ValidationError, settings: type[BaseSettings]) -> str
             name = variables[0] if missing else _given_by(variables, err.get("input"))
         # Our own checks' messages go on from the name ("must be ..."); pydantic's own
         # are sentences of their own ("Input should be a valid integer").
-        joined = " " if err["type"] in ("missing", "value_error") else ": "
+        joined = " " if empty or err["type"] in ("missing", "value_error") else ": "
         problems.append(f"{name}{joined}{message}" if name else message)
     return "; ".join(problems)
 

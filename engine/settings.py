@@ -241,6 +241,9 @@ def _problems(exc: ValidationError) -> str:
     for err in exc.errors():
         loc = err["loc"]
         message = str(err["msg"]).removeprefix("Value error, ")
+        if err.get("input") == "" and err["type"] != "value_error":
+            # pydantic's "unable to parse string as a number" hides that nothing was given.
+            message = "is empty; give a value, or leave the variable out for its default"
         if len(loc) > 1 and isinstance(loc[1], int):
             message = f"item {loc[1] + 1}: {message}"
         found.setdefault(f"SIGNOFF_{str(loc[0]).upper()}: " if loc else "", []).append(message)

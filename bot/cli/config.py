@@ -89,7 +89,7 @@ def mask(name: str, value: str) -> str:
     if name.endswith(("_TOKEN", "_SECRET", "_KEY")):
         kind, dash, _rest = value.partition("-")
         shown = f"{kind}-" if dash and len(kind) <= 5 else ""
-        return f"{shown}******** ({len(value)} characters)"
+        return f"{shown}******** ({len(value)} character{'' if len(value) == 1 else 's'})"
     if "://" not in value and "=" in value:
         # libpq's keyword form (host=h password=pw): each secret's value masked.
         return _SECRET_KEYWORD.sub(lambda found: f"{found.group(1)}********", value)

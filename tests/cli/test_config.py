@@ -508,3 +508,28 @@ def test_a_setting_given_in_code_under_a_wrong_name_is_refused_with_the_right_on
         SLACK_BOT_TOKEN="xoxb-1", SLACK_SIGNING_SECRET="s", SIGNOFF_CHANNEL="C1"
     )
     assert by_field.channel == by_variable.channel == "C1"
+
+
+def test_an_empty_number_setting_says_it_is_empty(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``SIGNOFF_PORT=`` (a variable left blank in a unit file or a chart) was refused with
+    pydantic's "unable to parse string as an integer", which hides that nothing was given."""
+    monkeypatch.setenv("SIGNOFF_PORT", "")
+    with pytest.raises(SettingsError, match="^SIGNOFF_PORT is empty; give a value, or leave"):
+        ServerSettings.load()
+    monkeypatch.delenv("SIGNOFF_PORT")
+    monkeypatch.setenv("SIGNOFF_HEARTBEAT_SECONDS", "")
+    with pytest.raises(ConfigurationError, match="SIGNOFF_HEARTBEAT_SECONDS: is empty; give a"):
+        EngineSettings.load()
+    status, out, _ = run_cli(capsys, "config", "show")
+    assert status == 1 and "SIGNOFF_HEARTBEAT_SECONDS: is empty" in out
+
+
+def test_config_show_counts_a_one_character_secret_in_the_singular(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", "y")
+    _, out, _ = run_cli(capsys, "config", "show")
+    rows = {line.split()[0]: line for line in out.splitlines() if line.strip()}
+    assert "******** (1 character) " in rows["SLACK_SIGNING_SECRET"]

@@ -22,6 +22,7 @@ from signoff.engine.errors import (
 )
 from signoff.engine.store.database import is_signoff_revision, is_sqlite
 from signoff.engine.store.sqlite_files import sqlite_file
+from signoff.engine.store.writer import SqliteWriter
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -66,13 +67,20 @@ def is_known_revision(revision: str) -> bool:
 @contextmanager
 def _sqlite_migration_lock(engine: Engine) -> Iterator[None]:
     """SQLite has no advisory locks: serialise migrating processes with a lock file
-    (``filelock``: flock on POSIX, LockFileEx on Windows)."""
+    (``filelock``: flock on POSIX, LockFileEx on Windows). The migration also takes the
+    writers' turn that Signoff's processes queue on (``SqliteWriter``): holding SQLite's
+    own lock alone, a replica's writes got their turn and then waited in SQLite's busy
+    handler, where a write bounded in time (``claim_once(within=)``) cannot give up."""
     database = sqlite_file(engine.url)
     if database is None:
         yield
         return
-    with FileLock(f"{database}.migrate-lock"):
-        yield
+    writer = SqliteWriter(str(database))
+    try:
+        with FileLock(f"{database}.migrate-lock"), writer.turn():
+            yield
+    finally:
+        writer.close()
 
 
 def schema_revisions(engine: Engine) -> tuple[str | None, str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,7 +16,14 @@ import pytest
 import sqlalchemy as sa
 from alembic import command
 
-from signoff.engine import Engine, EngineSettings, flow, schema_status, upgrade_schema
+from signoff.engine import (
+    DatabaseBusy,
+    Engine,
+    EngineSettings,
+    flow,
+    schema_status,
+    upgrade_schema,
+)
 from signoff.engine.store.database import create_db_engine, write_connection
 from signoff.engine.store.revisions import HEAD_REVISION, _alembic_config
 
@@ -116,3 +124,36 @@ def test_an_upgrade_killed_part_way_is_undone_and_runs_again(
     reopened: Engine = make_engine()
     assert reopened.get_run(run_id).flow_name == "upgrade-kept"
     assert reopened.verify_audit().ok
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_signoff_replica_that_must_answer_quickly_hears_an_upgrade_holds_sqlite(
+    tmp_path: Path, make_engine: Any, database_url: str
+) -> None:
+    """A SQLite upgrade took SQLite's lock but not the writers' turn that Signoff's
+    processes queue on: a replica's bounded claim (a '/runs' typed meanwhile) got the turn,
+    then waited in SQLite's busy handler for 30 s and failed as 'database is locked'. It
+    now hears at once that another writer holds the database."""
+    replica: Engine = make_engine()
+    replica.submit("upgrade-kept")
+    stored_at(database_url, "0012")
+    heard: list[BaseException] = []
+
+    def before(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if heard or not statement.lstrip().upper().startswith(("CREATE", "ALTER", "DROP")):
+            return
+        started = time.monotonic()
+        with pytest.raises(DatabaseBusy) as busy:
+            replica.claim_once("slack:request:typed-during-the-upgrade", 60, within=0.3)
+        heard.append(busy.value)
+        assert time.monotonic() - started < 5
+
+    sa.event.listen(sa.Engine, "before_cursor_execute", before)
+    try:
+        before_upgrade, after = upgrade_schema(EngineSettings.load(database_url=database_url))
+    finally:
+        sa.event.remove(sa.Engine, "before_cursor_execute", before)
+    assert len(heard) == 1
+    assert (before_upgrade.current, after.current) == ("0012", HEAD_REVISION)
+    # Once the upgrade is done, the same claim goes through.
+    assert replica.claim_once("slack:request:typed-during-the-upgrade", 60, within=0.3)

@@ -475,6 +475,21 @@ def test_a_slack_id_in_lowercase_is_refused_saying_how_slack_spells_it(engine: E
     flow(name="ap-lower-names", approvers=["alice", "user1", "sam2", "SAM", "U0BOB"])(lambda: None)
 
 
+def test_a_decision_handed_to_a_slack_id_in_lowercase_is_refused_and_stays_put(
+    engine: Engine,
+) -> None:
+    """reassign(to="u0bob") took the decision from its approver and gave it to an id no
+    Slack user has: nobody could answer it any more."""
+    box = run_in_thread(ap_guarded)
+    run_id = waiting_run(engine, "ap-guarded")
+    with pytest.raises(ValueError, match=r"^the id to reassign to 'u0bob' .*did you mean U0BOB"):
+        engine.reassign(run_id, "u0bob", "U_ALICE")
+    assert engine.waiting_pause(run_id).approvers == ("U_ALICE", "S_OPS")
+    engine.resume(run_id, {"approved": True}, "U_ALICE")
+    box["thread"].join(10)
+    assert box["result"] is True
+
+
 def test_who_may_act_is_a_list_of_ids_and_anything_else_is_refused_by_name(
     engine: Engine,
 ) -> None:

@@ -253,6 +253,31 @@ def test_a_run_between_its_pauses_is_cancelled_only_by_those_its_decisions_name(
     assert engine.get_run(run_id).state is RunState.CANCELLED
 
 
+@flow(name="ap-called-decision")
+def ap_called_decision() -> bool:
+    return ap_guarded()  # its run waits on the decision of the flow it called
+
+
+def test_a_run_waiting_on_a_decision_of_a_flow_it_called_is_cancelled_by_that_rule(
+    engine: Engine,
+) -> None:
+    """Eve, refused cancelling the called flow's run (U_ALICE decides it), cancelled the
+    run that called it, which names no approvers, and that cancelled the decision too."""
+    box = run_in_thread(ap_called_decision)
+    child = waiting_run(engine, "ap-guarded")
+    (parent,) = engine.list_runs(flow_name="ap-called-decision")
+    eve = Actor("U_EVE", via=Via.SLACK)
+    for run_id in (child, parent.id):
+        with pytest.raises(NotAllowed, match="its approvers \\(U_ALICE, S_OPS\\)"):
+            engine.cancel(run_id, by=eve)
+    assert engine.refusal(Action.CANCEL, eve, parent.id) is not None
+    assert engine.get_run(child).state is RunState.PAUSED
+    assert actions(engine, parent.id)[-1] == "refused"
+    engine.cancel(parent.id, by=Actor("U_ALICE", via=Via.SLACK))
+    box["thread"].join(10)
+    assert engine.get_run(child).state is RunState.CANCELLED
+
+
 def test_invalid_input_is_recorded_with_the_values_sent(engine: Engine) -> None:
     box = run_in_thread(ap_guarded)
     run_id = waiting_run(engine, "ap-guarded")

@@ -117,7 +117,18 @@ def check_one_line(value: str, what: str) -> str:
             f"{what} {value[:40]!r} holds a control character "
             f"(U+{ord(found.group()):04X}); ids and names are one line of printable text"
         )
+    found = _SURROGATE.search(value)
+    if found is not None:
+        # No database stores it: the action would fail as it is recorded, not here.
+        raise ValueError(
+            f"{what} {value[:40]!r} holds a lone surrogate (U+{ord(found.group()):04X}), "
+            "which is no character (bytes that are not UTF-8?)"
+        )
     return value
+
+
+#: half of a UTF-16 pair on its own: JSON's \ud800 decodes to one, and UTF-8 cannot encode it
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def checked_ids(option: str, value: object) -> tuple[str, ...]:

@@ -97,6 +97,7 @@ def export_jsonl(pages: Iterable[Sequence[ExportRow]], out: TextIO) -> int:
     """Write pages of export rows as JSON lines (the objects ``write_jsonl`` writes, with
     ``data`` as stored); returns how many. One page is held at a time."""
     count = 0
+    hex_text = encode_basestring
     for page in pages:
         out.write(
             "".join(
@@ -104,7 +105,9 @@ def export_jsonl(pages: Iterable[Sequence[ExportRow]], out: TextIO) -> int:
                 f'"run_id":{_text(r.run_id)},"flow":{_text(r.flow)},'
                 f'"actor_id":{_text(r.actor_id)},"actor_name":{_text(r.actor_name)},'
                 f'"via":{_text(r.via)},"key":{_text(r.key)},"data":{r.data},'
-                f'"prev_hash":"{r.prev_hash}","hash":"{r.hash}"}}\n'
+                # Quoted as text too: a quote edited into a hash would otherwise add a field
+                # to the line, which a reader takes for the record's own.
+                f'"prev_hash":{hex_text(r.prev_hash)},"hash":{hex_text(r.hash)}}}\n'
                 for r in page
             )
         )

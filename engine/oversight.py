@@ -106,10 +106,25 @@ class Oversight:
 
     def _deciding(self, run: Run, waiting: Pause | None) -> Pause | None:
         """The pause whose approvers may cancel ``run``: ``waiting``, the one it waits on,
-        else its newest. Between pauses, the people its last decision named keep that
-        right; the flow's approvers (often none, when each pause names its own) are not
-        the run's."""
-        return waiting or self.store.latest_pause(run.id)
+        else the one a flow it called waits on, else its newest. Between pauses, the
+        people its last decision named keep that right; the flow's approvers (often none,
+        when each pause names its own) are not the run's."""
+        # Cancelling a run cancels the runs of the flows it called: one that waits on a
+        # decision is stopped only by whoever may stop that decision.
+        return waiting or self._waiting_below(run.id) or self.store.latest_pause(run.id)
+
+    def _waiting_below(self, run_id: str) -> Pause | None:
+        """The pause an unfinished run of a flow ``run_id``'s flow called (or theirs) waits on."""
+        children = self.store.unfinished_children(run_id)
+        for child in children:
+            pause = self.store.waiting_pause(child)
+            if pause is not None:
+                return pause
+        for child in children:
+            pause = self._waiting_below(child)
+            if pause is not None:
+                return pause
+        return None
 
     def may_start(self, actor: Actor | None, flow_name: str) -> Refusal | None:
         """Why ``actor`` may not start ``flow_name``, or None; records nothing."""

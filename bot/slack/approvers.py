@@ -44,8 +44,11 @@ _ANSWERED = re.compile(r"^(\S+) (?:has )?already answered")
 _HANDED = re.compile(r"(\S+) handed it to (\S+), so the decision is no longer theirs")
 #: control characters (NUL, newlines, ESC, ...), line separators and the characters that
 #: reorder bidirectional text, which the engine refuses in names: they could forge lines
-#: in a run's trail as a terminal shows it
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]")
+#: in a run's trail as a terminal shows it. Also lone surrogates (JSON's \ud800), which no
+#: database stores: the person's answer failed as it was recorded.
+_CONTROL = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ud800-\udfff]"
+)
 
 
 class Approvers:

@@ -295,6 +295,38 @@ def test_data_edited_into_other_text_with_the_same_values_breaks_the_trail(
         assert code == 0 and [json.loads(line)["seq"] for line in out.splitlines()][:3] == [1, 2, 3]
 
 
+#: hashes edited to hold what JSON must escape: column, SQL value, the text it holds
+HASH_EDITS = {
+    "a field added": ("hash", """'abc","actor_id":"forged'""", 'abc","actor_id":"forged'),
+    "a line break": ("prev_hash", "'ab' || char(10) || 'cd'", "ab\ncd"),
+}
+
+
+@pytest.mark.parametrize("edit", HASH_EDITS)
+def test_a_hash_edited_to_hold_a_quote_is_exported_as_text_not_as_a_field(
+    engine: Engine, database_url: str, edit: str
+) -> None:
+    """A hash edited to 'abc","actor_id":"forged' was exported unescaped: a JSON reader took
+    the line for a record of "forged" (the last of a key given twice wins). A line break in
+    one made two lines that are not JSON. Export copies it as text; verify names the edit."""
+    for _ in range(3):
+        audit_cli_other()
+    column, value, held = HASH_EDITS[edit]
+    if engine.store.engine.dialect.name == "postgresql":
+        value = value.replace("char(10)", "chr(10)")
+    with engine.store.engine.begin() as conn:
+        conn.execute(text(f"UPDATE audit_records SET {column} = {value} WHERE seq = 2"))
+
+    code, out, _ = invoke(database_url, "audit", "export")
+    assert code == 0
+    exported = [json.loads(line) for line in out.splitlines()]  # every line JSON
+    assert [record["seq"] for record in exported] == [1, 2, 3]
+    assert exported[1][column] == held
+    assert exported[1]["actor_id"] == exported[0]["actor_id"] != "forged"
+    code, _, err = invoke(database_url, "audit", "verify")
+    assert code == 1 and "BROKEN at record" in err
+
+
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # PostgreSQL refuses it
 def test_a_record_number_edited_into_text_is_named(engine: Engine, database_url: str) -> None:
     for _ in range(3):

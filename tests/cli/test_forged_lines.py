@@ -67,6 +67,11 @@ def test_the_python_api_refuses_such_ids_and_names_by_field(engine: Engine) -> N
         Actor("U0ALICE", name="Al\x1bice")
     with pytest.raises(ValueError, match=r"^group id 'S0\\x85' .* \(U\+0085\)"):
         Actor("U0ALICE", groups=frozenset({"S0\x85"}))
+    # It cannot be stored: the start failed with UnicodeEncodeError as it was recorded.
+    with pytest.raises(ValueError, match=r"^actor name 'Al\\ud800ice' holds a lone surrogate"):
+        engine.submit(
+            "access-request", {"user": "ada"}, started_by=Actor("U0A", name="Al\ud800ice")
+        )
     with pytest.raises(ValueError, match=r"^the id to reassign to 'U0BOB\\n"):
         engine.reassign("no-such-run", "U0BOB\n", "alice")
     assert Actor("U0ALICE", name="Ålice 🎉 O'Brien").name == "Ålice 🎉 O'Brien"

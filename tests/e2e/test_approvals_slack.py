@@ -678,3 +678,21 @@ def test_runs_show_of_a_long_run_keeps_its_trail_and_says_what_it_left_out(
     assert f"more lines; `signoff runs show {run.id[:8]}` has them all" in shown
     trail = shown.split("*Audit trail:*\n", 1)[1].splitlines()
     assert "started the run" in trail[0] and "answer accepted by the flow" in trail[-1]
+
+
+def test_a_display_name_holding_a_lone_surrogate_still_decides(
+    engine: Engine, bot: RunningBot
+) -> None:
+    """Slack's JSON may carry a lone surrogate escaped (\\ud800) in a display name: the
+    click was acked, then storing who answered failed (UnicodeEncodeError) and the run
+    waited on; the name is kept without it."""
+    bot.slack.add_user("U0DORA", "do\ud800ra")
+    run = engine.submit("sl-two-of-three", {}, started_by="U0CAROL")
+    prompt = bot.root_message(run.id)
+    bot.driver.click("U0ALICE", prompt, action_id=f"{ids.DECIDE}:0")
+    wait_for(lambda: len(engine.get_pause(run.id, "1").answers) == 1, timeout=10)
+    engine.reassign(run.id, "U0DORA", "U0BOB")
+    bot.driver.click("U0DORA", prompt, action_id=f"{ids.DECIDE}:0")
+    assert finished(engine, run.id).result == "['U0ALICE', 'U0DORA']"
+    answered = [r for r in engine.audit_trail(run.id) if r.action == "answer.received"]
+    assert [(r.actor_id, r.actor_name) for r in answered][-1] == ("U0DORA", "dora")

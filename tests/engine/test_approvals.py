@@ -253,6 +253,31 @@ def test_a_run_between_its_pauses_is_cancelled_only_by_those_its_decisions_name(
     assert engine.get_run(run_id).state is RunState.CANCELLED
 
 
+@flow(name="ap-called-decision")
+def ap_called_decision() -> bool:
+    return ap_guarded()  # its run waits on the decision of the flow it called
+
+
+def test_a_run_waiting_on_a_decision_of_a_flow_it_called_is_cancelled_by_that_rule(
+    engine: Engine,
+) -> None:
+    """Eve, refused cancelling the called flow's run (U_ALICE decides it), cancelled the
+    run that called it, which names no approvers, and that cancelled the decision too."""
+    box = run_in_thread(ap_called_decision)
+    child = waiting_run(engine, "ap-guarded")
+    (parent,) = engine.list_runs(flow_name="ap-called-decision")
+    eve = Actor("U_EVE", via=Via.SLACK)
+    for run_id in (child, parent.id):
+        with pytest.raises(NotAllowed, match="its approvers \\(U_ALICE, S_OPS\\)"):
+            engine.cancel(run_id, by=eve)
+    assert engine.refusal(Action.CANCEL, eve, parent.id) is not None
+    assert engine.get_run(child).state is RunState.PAUSED
+    assert actions(engine, parent.id)[-1] == "refused"
+    engine.cancel(parent.id, by=Actor("U_ALICE", via=Via.SLACK))
+    box["thread"].join(10)
+    assert engine.get_run(child).state is RunState.CANCELLED
+
+
 def test_invalid_input_is_recorded_with_the_values_sent(engine: Engine) -> None:
     box = run_in_thread(ap_guarded)
     run_id = waiting_run(engine, "ap-guarded")
@@ -473,6 +498,21 @@ def test_a_slack_id_in_lowercase_is_refused_saying_how_slack_spells_it(engine: E
         lower(approvers=["U0ALICE"], escalate_to=["w0boss"])
     # names that are no Slack id stay anyone's to use
     flow(name="ap-lower-names", approvers=["alice", "user1", "sam2", "SAM", "U0BOB"])(lambda: None)
+
+
+def test_a_decision_handed_to_a_slack_id_in_lowercase_is_refused_and_stays_put(
+    engine: Engine,
+) -> None:
+    """reassign(to="u0bob") took the decision from its approver and gave it to an id no
+    Slack user has: nobody could answer it any more."""
+    box = run_in_thread(ap_guarded)
+    run_id = waiting_run(engine, "ap-guarded")
+    with pytest.raises(ValueError, match=r"^the id to reassign to 'u0bob' .*did you mean U0BOB"):
+        engine.reassign(run_id, "u0bob", "U_ALICE")
+    assert engine.waiting_pause(run_id).approvers == ("U_ALICE", "S_OPS")
+    engine.resume(run_id, {"approved": True}, "U_ALICE")
+    box["thread"].join(10)
+    assert box["result"] is True
 
 
 def test_who_may_act_is_a_list_of_ids_and_anything_else_is_refused_by_name(

@@ -518,3 +518,7 @@ def test_a_run_that_ends_cancels_the_flow_it_called_and_left_waiting(engine: Eng
         child.state_message.startswith("its outer run ")
         and "ended without it" in child.state_message
     )
+    # The flow left waiting hears it too (before the engine closes, which would stop it
+    # with RunTakenOver instead).
+    (heard,) = wait_for(lambda: LEFT_ENDED, what="the left flow told it was cancelled")
+    assert isinstance(heard, RunCancelled)

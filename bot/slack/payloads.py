@@ -37,6 +37,7 @@ __all__ = [
     "User",
     "ViewState",
     "ViewSubmission",
+    "check_socket_payload",
     "parse_request",
     "read_request",
 ]
@@ -345,6 +346,25 @@ def unquote_form(value: str) -> str:
     except ValueError:  # a stray "%", or a lone surrogate that UTF-8 cannot encode
         return unquote_plus(value, errors="strict")
     return decoded.decode("utf-8")
+
+
+def check_socket_payload(kind: str, payload: dict[str, Any]) -> None:
+    """Check a Socket Mode envelope's ``payload`` (of envelope type ``kind``) against the
+    models an HTTP request of that kind is read into, so that over the socket too no
+    listener (and none of Bolt's middleware) meets a field missing or of the wrong type.
+
+    Raises:
+        PayloadError: as ``parse_request``.
+    """
+    try:
+        if kind == "interactive":
+            _INTERACTION.validate_python(payload)
+        elif kind == "slash_commands":
+            SlashCommand.model_validate(payload)
+        else:
+            _EVENT.validate_python(payload)
+    except ValidationError as exc:
+        raise _problem("payload", exc, tagged=kind != "slash_commands") from None
 
 
 def read_request(

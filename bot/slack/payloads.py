@@ -216,6 +216,12 @@ class EventBody(_Model):
     channel: Annotated[str, Field(max_length=64)] | None = None
     bot_id: Annotated[str, Field(max_length=64)] | None = None
     subtype: Short | None = None
+    #: what the listeners read of the events they take (``app_home_opened``, the user group
+    #: events): typed, so that one of another shape is refused here, not a listener's
+    #: traceback after the ack
+    tab: Short | None = None
+    subteam_id: Short | None = None
+    subteam: Ref | None = None
 
 
 class UrlVerification(_Model):

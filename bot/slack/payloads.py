@@ -70,6 +70,16 @@ class Ref(_Model):
     id: Annotated[str, Field(max_length=64)] | None = None
 
 
+class PressedMessage(_Model):
+    """The message a button was pressed in, as far as the listeners read it (its blocks, to
+    close a deleted run's prompt: each is an object in every message Slack sends)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    ts: Short | None = None
+    blocks: list[dict[str, Any]] | None = None
+
+
 class _Interaction(_Model):
     """What Bolt itself reads from every interaction payload (to route it and authorize):
     typed here, so that a wrongly shaped field is refused before Bolt trips on it."""
@@ -78,7 +88,7 @@ class _Interaction(_Model):
     enterprise: Ref | None = None
     is_enterprise_install: bool | None = None
     api_app_id: Short | None = None
-    message: dict[str, Any] | None = None
+    message: PressedMessage | None = None
     view: dict[str, Any] | None = None
 
 

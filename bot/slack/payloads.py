@@ -154,8 +154,18 @@ class ElementState(_Model):
     selected_conversations: Annotated[list[SlackId], Field(max_length=100)] | None = None
 
 
+#: Slack's limits on a modal: 100 blocks, and 25 elements in a block (an actions block's)
+MAX_VIEW_BLOCKS = 100
+MAX_BLOCK_ELEMENTS = 25
+
+
 class ViewState(_Model):
-    values: dict[Short, dict[Short, ElementState]] = Field(default_factory=dict)
+    # Capped at Slack's limits: 2 MB of tiny inputs were 80,000 models to check, half a
+    # second on the HTTP listener's event loop (which answers every request) per request.
+    values: Annotated[
+        dict[Short, Annotated[dict[Short, ElementState], Field(max_length=MAX_BLOCK_ELEMENTS)]],
+        Field(max_length=MAX_VIEW_BLOCKS),
+    ] = Field(default_factory=dict)
 
     def as_mapping(self) -> dict[str, dict[str, dict[str, Any]]]:
         """The state as Slack sent it, with only the typed fields (for ``parse_submission``)."""

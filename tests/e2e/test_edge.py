@@ -260,6 +260,27 @@ def test_an_event_a_listener_reads_in_another_shape_gets_400_not_a_traceback(
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
+@pytest.mark.parametrize(
+    ("values", "named"),
+    [
+        # a modal holds 100 blocks at most
+        ({f"b{i}": {"a": {"value": "v"}} for i in range(101)}, "payload.view.state.values:"),
+        # and a block 25 elements
+        ({"b": {f"a{i}": {"value": "v"} for i in range(26)}}, "payload.view.state.values.b:"),
+    ],
+)
+def test_a_form_with_more_inputs_than_a_modal_holds_gets_400(
+    bot: RunningBot, values: dict[str, object], named: str
+) -> None:
+    """Checked whole, 2 MB of tiny inputs was half a second of the HTTP listener's event
+    loop, which answers every request, for each such request."""
+    conn = AppConnection(f"{bot.server.url}/slack/events", SIGNING_SECRET)
+    view = {"type": "modal", "callback_id": ids.INPUT_VIEW, "state": {"values": values}}
+    answer = conn.send_payload({"type": "view_submission", "user": {"id": "U0BOB"}, "view": view})
+    assert answer.status == 400
+    assert named in answer.body.decode() and "at most" in answer.body.decode()
+
+
 def test_a_signed_body_that_is_not_utf8_gets_400(bot: RunningBot) -> None:
     conn = AppConnection(f"{bot.server.url}/slack/events", SIGNING_SECRET)
     body = b"payload=\xff\xfe"

@@ -245,10 +245,24 @@ def _fit_number(entry: InputField, value: Any) -> str | None:
 
 
 def _number_text(number: Decimal | None, entry: InputField) -> str | None:
-    if number is None:
+    """``number`` in plain digits, or None when they would not fit a Slack input."""
+    if number is None or _plain_length(number) > MAX_TEXT:
+        # Written out, -1E-999999999 is a gigabyte of zeros, made in seconds with the
+        # interpreter lock held (typed as `/runs start f price=-1e-999999999`); past
+        # MAX_TEXT Slack's client would refuse to submit it anyway.
         return None
     # Slack wants plain digits: "1000", never "1E+3"; whole-number inputs never get ".0".
     return str(int(number)) if entry.kind == "integer" else format(number, "f")
+
+
+def _plain_length(number: Decimal) -> int:
+    """About how many characters ``format(number, "f")`` writes (a few more at most),
+    found without writing it."""
+    _, digits, exponent = number.as_tuple()
+    assert isinstance(exponent, int)  # a finite number's
+    if exponent >= 0:
+        return len(digits) + exponent + 1
+    return max(len(digits), -exponent + 1) + 2
 
 
 def _fit_date(value: Any) -> str | None:

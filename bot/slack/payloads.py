@@ -37,6 +37,7 @@ __all__ = [
     "User",
     "ViewState",
     "ViewSubmission",
+    "check_socket_payload",
     "parse_request",
     "read_request",
 ]
@@ -69,6 +70,16 @@ class Ref(_Model):
     id: Annotated[str, Field(max_length=64)] | None = None
 
 
+class PressedMessage(_Model):
+    """The message a button was pressed in, as far as the listeners read it (its blocks, to
+    close a deleted run's prompt: each is an object in every message Slack sends)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    ts: Short | None = None
+    blocks: list[dict[str, Any]] | None = None
+
+
 class _Interaction(_Model):
     """What Bolt itself reads from every interaction payload (to route it and authorize):
     typed here, so that a wrongly shaped field is refused before Bolt trips on it."""
@@ -77,7 +88,7 @@ class _Interaction(_Model):
     enterprise: Ref | None = None
     is_enterprise_install: bool | None = None
     api_app_id: Short | None = None
-    message: dict[str, Any] | None = None
+    message: PressedMessage | None = None
     view: dict[str, Any] | None = None
 
 
@@ -143,8 +154,18 @@ class ElementState(_Model):
     selected_conversations: Annotated[list[SlackId], Field(max_length=100)] | None = None
 
 
+#: Slack's limits on a modal: 100 blocks, and 25 elements in a block (an actions block's)
+MAX_VIEW_BLOCKS = 100
+MAX_BLOCK_ELEMENTS = 25
+
+
 class ViewState(_Model):
-    values: dict[Short, dict[Short, ElementState]] = Field(default_factory=dict)
+    # Capped at Slack's limits: 2 MB of tiny inputs were 80,000 models to check, half a
+    # second on the HTTP listener's event loop (which answers every request) per request.
+    values: Annotated[
+        dict[Short, Annotated[dict[Short, ElementState], Field(max_length=MAX_BLOCK_ELEMENTS)]],
+        Field(max_length=MAX_VIEW_BLOCKS),
+    ] = Field(default_factory=dict)
 
     def as_mapping(self) -> dict[str, dict[str, dict[str, Any]]]:
         """The state as Slack sent it, with only the typed fields (for ``parse_submission``)."""
@@ -215,6 +236,12 @@ class EventBody(_Model):
     channel: Annotated[str, Field(max_length=64)] | None = None
     bot_id: Annotated[str, Field(max_length=64)] | None = None
     subtype: Short | None = None
+    #: what the listeners read of the events they take (``app_home_opened``, the user group
+    #: events): typed, so that one of another shape is refused here, not a listener's
+    #: traceback after the ack
+    tab: Short | None = None
+    subteam_id: Short | None = None
+    subteam: Ref | None = None
 
 
 class UrlVerification(_Model):
@@ -345,6 +372,25 @@ def unquote_form(value: str) -> str:
     except ValueError:  # a stray "%", or a lone surrogate that UTF-8 cannot encode
         return unquote_plus(value, errors="strict")
     return decoded.decode("utf-8")
+
+
+def check_socket_payload(kind: str, payload: dict[str, Any]) -> None:
+    """Check a Socket Mode envelope's ``payload`` (of envelope type ``kind``) against the
+    models an HTTP request of that kind is read into, so that over the socket too no
+    listener (and none of Bolt's middleware) meets a field missing or of the wrong type.
+
+    Raises:
+        PayloadError: as ``parse_request``.
+    """
+    try:
+        if kind == "interactive":
+            _INTERACTION.validate_python(payload)
+        elif kind == "slash_commands":
+            SlashCommand.model_validate(payload)
+        else:
+            _EVENT.validate_python(payload)
+    except ValidationError as exc:
+        raise _problem("payload", exc, tagged=kind != "slash_commands") from None
 
 
 def read_request(

@@ -11,7 +11,11 @@ slack_sdk parses each frame on its message thread and
 
 Here the frame is parsed once, in place of slack_sdk's parsing: an envelope that cannot be
 used is logged as ``socket_envelope_malformed`` (never its content) and, when it has an
-``envelope_id``, acked empty; a refused app-level token stops reconnecting and is handed
+``envelope_id``, acked empty. A payload is checked against the models HTTP requests are
+read into (``bot.slack.payloads``) before Bolt sees it: one that does not fit was a
+listener's traceback (or Bolt's), and, never acked, was delivered again. It is logged as
+``socket_payload_malformed`` and acked (a slash command with a line saying what was wrong,
+as the HTTP edge's 400 says). A refused app-level token stops reconnecting and is handed
 to ``on_app_token_refused``.
 """
 
@@ -31,6 +35,10 @@ from slack_bolt.adapter.socket_mode.internals import run_bolt_app, send_response
 from slack_sdk.errors import SlackApiError
 from slack_sdk.socket_mode.builtin import SocketModeClient as BuiltinClient
 from slack_sdk.socket_mode.request import SocketModeRequest
+from slack_sdk.socket_mode.response import SocketModeResponse
+
+from signoff.bot.errors import PayloadError
+from signoff.bot.slack.payloads import check_socket_payload
 
 __all__ = ["TOKEN_REFUSED", "SocketModeHandler", "check_envelope"]
 
@@ -183,4 +191,25 @@ class SocketModeHandler(BaseSocketModeHandler):
     def handle(self, client: Any, req: SocketModeRequest) -> None:
         """Dispatch one envelope to the app and ack it (as Bolt's handler does)."""
         start = time.time()
+        try:
+            check_socket_payload(req.type, req.payload)
+        except PayloadError as exc:
+            problem = str(exc)
+            logger.warning(
+                "Socket Mode payload Signoff cannot use; acknowledged so that Slack does not "
+                "deliver it again",
+                extra={
+                    "action": "socket_payload_malformed",
+                    "envelope_type": str(req.type)[:_FIELD_CHARS],
+                    "problem": problem[:200],
+                },
+            )
+            said = {"text": f"Malformed request: {problem}"}
+            client.send_socket_mode_response(
+                SocketModeResponse(
+                    envelope_id=req.envelope_id,
+                    payload=said if req.type == "slash_commands" else None,
+                )
+            )
+            return
         send_response(client, req, run_bolt_app(self.app, req), start)

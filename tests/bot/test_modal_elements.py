@@ -12,10 +12,13 @@ import enum
 from decimal import Decimal
 from typing import Annotated, Literal
 
+import pytest
 from pydantic import BaseModel, Field, HttpUrl
 
+from signoff.bot.forms.modals import build_input_view
+from signoff.bot.forms.submissions import parse_submission
 from signoff.bot.inputs import SlackChannel, SlackChannels, SlackUser, SlackUsers
-from tests.bot.slack_answers import element, input_block, roundtrip, view_for
+from tests.bot.slack_answers import element, input_block, roundtrip, slack_state, view_for
 
 # --- text ----------------------------------------------------------------------------------
 
@@ -114,6 +117,23 @@ def test_number_initial_out_of_bounds_is_dropped() -> None:
     view = view_for(Sizing, initial={"replicas": 42, "ratio": 0.75})
     assert "initial_value" not in element(view, "replicas")
     assert element(view, "ratio")["initial_value"] == "0.75"
+
+
+@pytest.mark.parametrize("typed", ["1E-5000", "1E+3000", "1E-999999999", "1E+999999999"])
+def test_a_number_too_long_to_write_out_in_an_input_starts_it_empty(typed: str) -> None:
+    """A prefill from ``/runs start f budget=1e-5000`` was written out in plain digits: 5,002
+    characters, which Slack's client will not submit, so the form could not be sent as it
+    opened; ``-1e-999999999`` was a gigabyte, written with the interpreter lock held.
+    Left empty, the input answers the prefill, which the answer's check then judges."""
+    # as the engine's with_initial_data gives it: the prefill is the field's default
+    schema = Sizing.model_json_schema()
+    schema["properties"]["budget"]["default"] = typed
+    view = build_input_view(
+        schema, title="Input needed", callback_id="run_input", private_metadata="r42"
+    ).to_dict()
+    assert "initial_value" not in element(view, "budget")
+    data, errors = parse_submission(schema, slack_state(view, {"replicas": "3"}))
+    assert errors == {} and data["budget"] == typed
 
 
 # --- booleans and choices ------------------------------------------------------------------

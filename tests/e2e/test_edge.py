@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import threading
 import time
 import uuid
@@ -19,7 +20,7 @@ from urllib.parse import urlencode
 import pytest
 
 from signoff.bot.backends.embedded import EmbeddedBackend
-from signoff.bot.sandbox.transport import AppConnection
+from signoff.bot.sandbox.transport import JSON, AppConnection
 from signoff.bot.slack import ids
 from signoff.bot.slack.edge import SlackEdge
 from signoff.bot.testing import SIGNING_SECRET, RunningBot, running_bot
@@ -228,6 +229,56 @@ def test_malformed_signed_payloads_get_400_naming_the_problem(
     answer = conn.raw(body, conn.signed_headers(body, content_type=content_type))
     assert answer.status == 400
     assert named in answer.body.decode()
+
+
+@pytest.mark.parametrize(
+    ("event", "named"),
+    [
+        ({"type": "subteam_updated", "subteam": "S0OPS"}, "body.event.subteam"),
+        ({"type": "subteam_updated", "subteam": {"id": ["S0OPS"]}}, "body.event.subteam.id"),
+        ({"type": "subteam_members_changed", "subteam_id": {"id": 1}}, "body.event.subteam_id"),
+        ({"type": "app_home_opened", "user": "U0BOB", "tab": ["home"]}, "body.event.tab"),
+    ],
+)
+def test_an_event_a_listener_reads_in_another_shape_gets_400_not_a_traceback(
+    bot: RunningBot, caplog: pytest.LogCaptureFixture, event: dict[str, object], named: str
+) -> None:
+    """The user group events' listener called ``.get`` on a ``subteam`` that was text: the
+    edge acknowledged it 200 and the listener failed behind the ack, with a traceback."""
+    conn = AppConnection(f"{bot.server.url}/slack/events", SIGNING_SECRET)
+    body = json.dumps(
+        {"type": "event_callback", "event_id": "Ev0SHAPE", "team_id": "T0", "event": event}
+    )
+    with caplog.at_level(logging.INFO):
+        answer = conn.raw(body, conn.signed_headers(body, content_type=JSON))
+        # a valid event after it: had the first reached a listener, its failure is logged
+        # by the time this one's home is published
+        bot.driver.open_home("bob")
+        bot.slack.wait_for(lambda ws: ws.home_view("bob"), timeout=10)
+    assert answer.status == 400
+    assert named in answer.body.decode()
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+@pytest.mark.parametrize(
+    ("values", "named"),
+    [
+        # a modal holds 100 blocks at most
+        ({f"b{i}": {"a": {"value": "v"}} for i in range(101)}, "payload.view.state.values:"),
+        # and a block 25 elements
+        ({"b": {f"a{i}": {"value": "v"} for i in range(26)}}, "payload.view.state.values.b:"),
+    ],
+)
+def test_a_form_with_more_inputs_than_a_modal_holds_gets_400(
+    bot: RunningBot, values: dict[str, object], named: str
+) -> None:
+    """Checked whole, 2 MB of tiny inputs was half a second of the HTTP listener's event
+    loop, which answers every request, for each such request."""
+    conn = AppConnection(f"{bot.server.url}/slack/events", SIGNING_SECRET)
+    view = {"type": "modal", "callback_id": ids.INPUT_VIEW, "state": {"values": values}}
+    answer = conn.send_payload({"type": "view_submission", "user": {"id": "U0BOB"}, "view": view})
+    assert answer.status == 400
+    assert named in answer.body.decode() and "at most" in answer.body.decode()
 
 
 def test_a_signed_body_that_is_not_utf8_gets_400(bot: RunningBot) -> None:

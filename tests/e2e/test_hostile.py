@@ -166,6 +166,32 @@ def test_the_prompt_of_a_run_that_is_gone_still_loses_its_buttons(
     assert "was deleted" in json.dumps(closed.blocks)
 
 
+@pytest.mark.parametrize("other", [1, "text", None, ["a", "list"]])
+def test_a_click_on_a_gone_run_in_a_message_with_a_block_that_is_no_object_gets_400(
+    bot: RunningBot, other: object
+) -> None:
+    """Closing the pressed prompt read each of its blocks as an object: a message whose
+    blocks held anything else (which Slack never sends) was acked 200 and the listener
+    failed behind the ack with a traceback."""
+    gone = "f" * 32
+    ws = bot.slack.workspace
+    pressed = {"action_id": ids.PROVIDE_INPUT, "value": f"{gone}:1"}
+    ts = "1700000000.000001"
+    payload = {
+        "type": "block_actions",
+        "user": {"id": "U0ALICE"},
+        "trigger_id": ws.issue_trigger("U0ALICE"),
+        "channel": {"id": bot.channel},
+        "container": {"type": "message", "channel_id": bot.channel, "message_ts": ts},
+        "actions": [pressed],
+        "message": {"ts": ts, "blocks": [other, {"type": "actions", "elements": [pressed]}]},
+    }
+    conn = AppConnection(f"{bot.server.url}/slack/events", SIGNING_SECRET)
+    answer = conn.send_payload(payload)
+    assert answer.status == 400
+    assert "payload.message.blocks.0" in answer.body.decode()
+
+
 @pytest.mark.parametrize("nested", ["[" * 1500 + "]" * 1500, "[" * 3000])
 def test_a_parameter_nested_deeper_than_json_reads_is_refused_by_name(
     engine: Engine, bot: RunningBot, nested: str
@@ -196,7 +222,8 @@ def test_a_decision_button_nested_deeper_than_json_reads_is_refused(
     ("text", "says"),
     [
         ("show \x00", "no run with id"),
-        ("cancel \x00", "no run with id"),
+        # four characters at least: a shorter prefix is refused before any look-up
+        ("cancel \x00\x00\x00\x00", "no run with id"),
         ("all before=\x00", "no run"),
         ("\x00", "Unknown command"),
     ],

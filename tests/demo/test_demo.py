@@ -390,6 +390,47 @@ def test_answers_that_run_out_while_the_form_shows_errors_are_reported(
     assert "timed out" not in done.stderr
 
 
+GUARDED = """
+from signoff.engine import flow, pause_flow_run
+from signoff.engine.input import RunInput
+
+
+class Approval(RunInput):
+    approve: bool
+
+
+@flow(approvers=["U0BOB"], forbid_starter=True)
+def guarded() -> str:
+    return str(pause_flow_run(wait_for_input=Approval).approve)
+"""
+
+
+@pytest.mark.parametrize("source", ["file", "prompt"])
+def test_a_run_the_demo_gives_up_on_is_cancelled_whoever_its_flow_lets_cancel(
+    signoff: Signoff, tmp_path: Path, source: str
+) -> None:
+    # Skipping at the prompt, or answers that run out, cancel the run: also one whose flow
+    # names approvers, which no sandbox user the demo is not playing may cancel.
+    (tmp_path / "flows.py").write_text(GUARDED)
+    if source == "file":
+        (tmp_path / "answers.json").write_text(
+            json.dumps({"guarded": {"as": "bob", "answers": []}})
+        )
+        args, stdin = ("--answers", "answers.json"), None
+    else:
+        args, stdin = (), "skip\n"
+    done = signoff("demo", "--flows", "flows.py", *args, cwd=tmp_path, stdin=stdin)
+    assert "may not cancel" not in done.stderr
+    assert "guarded            cancelled" in done.stdout
+    if source == "file":
+        assert done.returncode == 1
+        assert "✘ guarded: answers.json has no answer for input 1" in done.stderr
+        assert "cancelled by the demo: the answers file has no more answers" in done.stdout
+    else:
+        assert done.returncode == 0, done.stderr
+        assert "cancelled by the demo: skipped at the prompt" in done.stdout
+
+
 PROBLEMS = """
 import pydantic
 from signoff.engine import flow, pause_flow_run

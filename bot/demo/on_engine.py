@@ -226,6 +226,12 @@ def user_demo(flows: list[str], answers_file: str | None, params: dict[str, str]
     load_flows(*flows)
     # Checked before the bot starts: a mistake in the file costs no waiting.
     flows_by_name = {f.name: f for f in registered_flows()}
+    if not flows_by_name:
+        # A file whose function lacks @flow would otherwise play nothing and say it finished.
+        raise click.ClickException(
+            f"no flows in {', '.join(flows)}: a flow is a function decorated with @flow "
+            "(from signoff import flow)"
+        )
     takes = {name: list(inspect.signature(f.fn).parameters) for name, f in flows_by_name.items()}
     schemas = {name: f.parameters_schema() for name, f in flows_by_name.items()}
     plans = load_plans(answers_file, takes, params, schemas)

@@ -390,6 +390,16 @@ def test_answers_that_run_out_while_the_form_shows_errors_are_reported(
     assert "timed out" not in done.stderr
 
 
+def test_a_flows_file_without_a_flow_is_reported_not_played_as_nothing(
+    signoff: Signoff, tmp_path: Path
+) -> None:
+    (tmp_path / "flows.py").write_text("def deploy() -> str:\n    return 'done'\n")
+    done = signoff("demo", "--flows", "flows.py", cwd=tmp_path, stdin="")
+    assert done.returncode == 1
+    assert "demo finished" not in done.stderr
+    assert "error: no flows in flows.py: a flow is a function decorated with @flow" in done.stderr
+
+
 GUARDED = """
 from signoff.engine import flow, pause_flow_run
 from signoff.engine.input import RunInput

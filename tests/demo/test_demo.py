@@ -400,6 +400,29 @@ def test_a_flows_file_without_a_flow_is_reported_not_played_as_nothing(
     assert "error: no flows in flows.py: a flow is a function decorated with @flow" in done.stderr
 
 
+@pytest.mark.parametrize("source", ["file", "prompt"])
+def test_an_answer_naming_a_field_the_form_lacks_names_the_fields_it_has(
+    signoff: Signoff, tmp_path: Path, source: str
+) -> None:
+    (tmp_path / "flows.py").write_text(DEPLOY)
+    typo, right = {"aprove": True, "reason": "okay"}, {"approve": True, "reason": "okay"}
+    if source == "file":
+        (tmp_path / "answers.json").write_text(json.dumps({"deploy": [typo]}))
+        args, stdin = ("--answers", "answers.json"), None
+    else:
+        args, stdin = (), f"{json.dumps(typo)}\n{json.dumps(right)}\n"
+    done = signoff("demo", "--flows", "flows.py", *args, cwd=tmp_path, stdin=stdin)
+    assert "unexpected" not in done.stderr
+    said = "no input 'aprove' in this view; it has: approve, reason"
+    if source == "file":
+        assert done.returncode == 1
+        assert f"✘ deploy: answers.json, input 1: {said}" in done.stderr
+    else:
+        assert done.returncode == 0, done.stderr  # asked again, and fixed
+        assert f"deploy input 1: {said}; try again" in done.stderr
+        assert "deploy             completed  result='True okay'" in done.stdout
+
+
 GUARDED = """
 from signoff.engine import flow, pause_flow_run
 from signoff.engine.input import RunInput

@@ -83,6 +83,25 @@ def test_demo_prints_the_whole_loop(tmp_path: Path) -> None:
     assert done.stderr.rstrip().endswith("to write a flow of your own")
 
 
+def test_demo_prints_to_a_stdout_whose_encoding_lacks_its_marks(tmp_path: Path) -> None:
+    # Output redirected under a non-UTF-8 locale: "▶" and "─" ended the demo after its
+    # first line with "unexpected UnicodeEncodeError".
+    env = {**os.environ, "PYTHONIOENCODING": "cp1252"}
+    done = subprocess.run(
+        [sys.executable, "-m", "signoff.bot.cli", "demo"],
+        capture_output=True,
+        text=True,
+        encoding="cp1252",
+        timeout=120,
+        cwd=tmp_path,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "\\u2500\\u2500 #general" in done.stdout
+    assert "deploy-production  completed" in done.stdout
+    assert "demo finished in" in done.stderr
+
+
 def test_the_transcript_follows_the_order_people_see_things_in_slack(
     tmp_path: Path, cli_forks: CliForks
 ) -> None:

@@ -37,6 +37,8 @@ _SHOWN = frozenset(
         "run_completed",
         "run_failed",
         "run_cancelled",
+        # Ctrl-C while a run waited: it is not lost, but answering it now needs a worker
+        "paused_runs_suspended",
     }
 )
 _WAITING = ("run_paused", "run_suspended")
@@ -67,6 +69,11 @@ class _Format(logging.Formatter):
             if getattr(record, "takes_input", True):
                 answer += " --input '{...}'"
             text += f"; answer it in Slack (signoff serve) or with: {answer}"
+        elif getattr(record, "action", None) == "paused_runs_suspended" and short:
+            text += (
+                f"; answering it (in Slack, or with: signoff runs resume {short} ...)"
+                " runs the flow again on a worker (signoff worker)"
+            )
         if record.exc_info:
             text += "\n" + self.formatException(record.exc_info)
         return text

@@ -121,7 +121,12 @@ def finish_with(ctx: RunContext, exc: BaseException) -> None:
             ctx.engine.notify()
             logger.info(
                 "suspended the run waiting in this process as it stops",
-                extra={"action": "paused_runs_suspended", "runs": 1, "run_id": ctx.run_id},
+                extra={
+                    "action": "paused_runs_suspended",
+                    "runs": 1,
+                    "run_id": ctx.run_id,
+                    "flow": ctx.flow.name,
+                },
             )
             return
         logs = []  # stored with the attempt

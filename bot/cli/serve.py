@@ -63,7 +63,15 @@ def serve_command() -> Any:
             settings = BotSettings.load()
             listen = ServerSettings.load()
         except BotError as exc:
-            raise click.ClickException(str(exc)) from exc
+            said = str(exc)
+            if "is not set" in said:
+                # A newcomer's first serve: say where the values go and come from.
+                said += (
+                    " (set them in the environment or in a .env file here; 'Connecting to"
+                    " Slack' in the README says where each comes from, and 'signoff demo'"
+                    " needs none of them)"
+                )
+            raise click.ClickException(said) from exc
         session.create = True
 
         def started() -> Server:

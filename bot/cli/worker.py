@@ -59,8 +59,17 @@ def worker(
 ) -> None:
     """Execute queued runs until SIGTERM or Ctrl-C."""
     from signoff.bot.slack.listener import http_url
-    from signoff.engine import Worker
+    from signoff.engine import Worker, load_flows, registered_flows
 
+    if sources:
+        # Before the database opens. A worker kept to no flow would take no run, ever,
+        # while its log said it had started.
+        load_flows(*sources)
+        if not registered_flows():
+            raise click.ClickException(
+                f"no flows in {', '.join(sources)}: a flow is a function decorated with "
+                "@flow (from signoff import flow); this worker would take no run"
+            )
     session.create = True
     configure_logging(logging.INFO)
     if health_host is not None and health_port is None:

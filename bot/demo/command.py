@@ -9,6 +9,9 @@ plays are ``on_engine`` (the default) and ``on_prefect`` (``--backend prefect``)
 
 from __future__ import annotations
 
+import codecs
+import io
+import sys
 import time
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
@@ -59,6 +62,19 @@ def web_demo(flows: list[str], plans: dict[str, Any], *, port: int = 8765) -> No
         serve_page(["signoff.bot.demo.flows"], start=lambda _names: WEB_RUNS, port=port)
         return
     serve_page(flows, start=lambda n: [(f, _plan(plans.get(f))[0]) for f in n], port=port)
+
+
+def _printable_stdout() -> None:
+    """Let the transcript's marks (▶, ─, emoji in names) reach a stdout whose encoding lacks
+    them (a non-UTF-8 locale, output redirected under one) as escapes: they ended the demo
+    with "unexpected UnicodeEncodeError" after its first line. stderr does so already."""
+    out = sys.stdout
+    if (
+        isinstance(out, io.TextIOWrapper)
+        and out.errors == "strict"
+        and codecs.lookup(out.encoding).name != "utf-8"
+    ):
+        out.reconfigure(errors="backslashreplace")
 
 
 def demo_command(
@@ -129,6 +145,7 @@ def demo_command(
 
         Exits 1 when a run failed, ran out of answers, or asked for input Slack cannot show.
         """
+        _printable_stdout()
         if prefect_url and backend != "prefect":
             raise click.UsageError("--prefect-url goes with --backend prefect")
         if backend == "prefect":

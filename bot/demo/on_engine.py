@@ -26,13 +26,19 @@ from signoff.bot.demo.transcript import (
 from signoff.bot.sandbox import Message
 from signoff.bot.testing import running_bot
 from signoff.engine import (
+    Actor,
     EngineError,
     InvalidParameters,
     Run,
     RunState,
+    Via,
     load_flows,
     registered_flows,
 )
+
+#: who cancels a run the demo gives up on: the system, which every rule lets cancel, as a
+#: flow with approvers lets neither a sandbox user nor a bare name do it
+_DEMO = Actor("signoff-demo", name="the demo", via=Via.SYSTEM)
 
 
 @contextmanager
@@ -165,7 +171,9 @@ def _answer_input(
         if plan.answers is not None and not queue:
             if open_form is not None:
                 demo.close_form(open_form)
-            demo.engine.cancel(run.id, by="the demo: the answers file has no more answers")
+            demo.engine.cancel(
+                run.id, _DEMO, reason="cancelled by the demo: the answers file has no more answers"
+            )
             return f"{answers_file} has no answer for input {key}"
         typed: Answer | None = None
         if queue:
@@ -175,7 +183,9 @@ def _answer_input(
             if typed is None:
                 if open_form is not None:
                     demo.close_form(open_form)
-                demo.engine.cancel(run.id, by="the demo")
+                demo.engine.cancel(
+                    run.id, _DEMO, reason="cancelled by the demo: skipped at the prompt"
+                )
                 return ""
             answer = typed
         note = f"submits {json.dumps(answer.values)}"
@@ -196,7 +206,9 @@ def _answer_input(
                 )
                 continue
             demo.close_form(open_form)
-            demo.engine.cancel(run.id, by="the demo: an answer its form would not send")
+            demo.engine.cancel(
+                run.id, _DEMO, reason="cancelled by the demo: an answer its form would not send"
+            )
             return f"{answers_file}, input {key}: {why}"
         if not refused:
             return None
@@ -214,6 +226,12 @@ def user_demo(flows: list[str], answers_file: str | None, params: dict[str, str]
     load_flows(*flows)
     # Checked before the bot starts: a mistake in the file costs no waiting.
     flows_by_name = {f.name: f for f in registered_flows()}
+    if not flows_by_name:
+        # A file whose function lacks @flow would otherwise play nothing and say it finished.
+        raise click.ClickException(
+            f"no flows in {', '.join(flows)}: a flow is a function decorated with @flow "
+            "(from signoff import flow)"
+        )
     takes = {name: list(inspect.signature(f.fn).parameters) for name, f in flows_by_name.items()}
     schemas = {name: f.parameters_schema() for name, f in flows_by_name.items()}
     plans = load_plans(answers_file, takes, params, schemas)
@@ -241,7 +259,9 @@ def user_demo(flows: list[str], answers_file: str | None, params: dict[str, str]
                 except Unshowable as why:
                     # The bot may have cancelled it already, when it found the model unshowable.
                     with contextlib.suppress(EngineError):
-                        demo.engine.cancel(run.id, by="the demo: its input cannot be shown")
+                        demo.engine.cancel(
+                            run.id, _DEMO, reason="cancelled by the demo: its input cannot be shown"
+                        )
                     problems.append(f"{flow_name}: {why}")
                     break
                 problem = _answer_input(demo, run, plan, queue, key, prompt, answers_file)

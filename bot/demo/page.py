@@ -8,6 +8,7 @@ bob and carol, and the user group ``S0SRE`` (carol).
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -62,7 +63,14 @@ def serve_page(
             page = SandboxPage(bot.slack.workspace, bot.driver, host=host, port=port, flows=names)
             page.start()
         except OSError as exc:
-            raise click.ClickException(listen_failure(host, port, exc)) from exc
+            said = listen_failure(host, port, exc)
+            if exc.errno == errno.EADDRINUSE:
+                # Most often the page of a demo or sandbox started before, still running.
+                said += (
+                    " (another 'signoff demo --web' or 'signoff sandbox' may be serving it;"
+                    " stop it, or give another port with --port, 0 for any free one)"
+                )
+            raise click.ClickException(said) from exc
         # The README's examples name these ids: bob, and the SRE group (carol).
         bot.slack.add_usergroup(SRE_GROUP, "sre", ["U0CAROL"])
         try:

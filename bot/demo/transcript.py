@@ -287,8 +287,9 @@ class Demo:
         for key, value in values.items():
             try:
                 element = find_element(blocks, key)[3]
-            except UnknownField:
-                continue  # the submission names it
+            except UnknownField as exc:
+                # A misspelt field in the answers: fixable, not an unexpected failure.
+                raise WouldNotSend(str(exc)) from exc
             try:
                 typed = element_state(element, value).get("value")
             except (TypeError, ValueError) as exc:

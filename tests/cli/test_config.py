@@ -533,3 +533,18 @@ def test_config_show_counts_a_one_character_secret_in_the_singular(
     _, out, _ = run_cli(capsys, "config", "show")
     rows = {line.split()[0]: line for line in out.splitlines() if line.strip()}
     assert "******** (1 character) " in rows["SLACK_SIGNING_SECRET"]
+
+
+def test_serve_without_its_slack_settings_says_where_they_go_and_come_from(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "SIGNOFF_CHANNEL"):
+        monkeypatch.delenv(name, raising=False)
+    status, _, err = run_cli(capsys, "serve")
+    assert status == 1
+    assert err.startswith("error: SLACK_BOT_TOKEN is not set; "), err
+    assert err.rstrip().endswith(
+        "(set them in the environment or in a .env file here; 'Connecting to Slack' in the "
+        "README says where each comes from, and 'signoff demo' needs none of them)"
+    ), err
+    assert not (project / "ops.db").exists()

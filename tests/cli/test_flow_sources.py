@@ -86,3 +86,17 @@ def test_a_flows_file_that_exits_is_named_as_one_that_fails_to_import(tmp_path: 
     assert done.returncode == 1, done
     # Which of the folder's files, too.
     assert done.stderr == "error: cannot load flows from bad/: exits.py: SystemExit: 3\n"
+
+
+def test_a_worker_given_a_flows_file_without_a_flow_says_so_instead_of_taking_nothing(
+    tmp_path: Path,
+) -> None:
+    # It started ("worker started flows=[]") and took no run, ever.
+    (tmp_path / "flows.py").write_text("def deploy() -> str:\n    return 'done'\n")
+    done = signoff(tmp_path, "worker", "--flows", "flows.py")
+    assert done.returncode == 1, done
+    assert done.stderr == (
+        "error: no flows in flows.py: a flow is a function decorated with @flow "
+        "(from signoff import flow); this worker would take no run\n"
+    )
+    assert not (tmp_path / "flows.db").exists()

@@ -159,3 +159,19 @@ def test_a_start_that_needs_parameters_says_how_to_start_it_and_starts_nothing(
         timeout=60,
     )
     assert "get-shirt-order" not in listed.stdout
+
+
+def test_a_second_demo_web_on_the_same_port_says_what_holds_it_and_how_to_choose_another() -> None:
+    with command("demo", "--web", "--port", "0") as (_first, url):
+        port = url.rstrip("/").rsplit(":", 1)[1]
+        second = subprocess.run(
+            [sys.executable, "-m", "signoff.bot.cli", "demo", "--web", "--port", port],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=Path(__file__).resolve().parents[2],
+        )
+    assert second.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in second.stderr
+    assert "another 'signoff demo --web' or 'signoff sandbox' may be serving it" in second.stderr
+    assert "--port, 0 for any free one" in second.stderr

@@ -83,6 +83,25 @@ def test_demo_prints_the_whole_loop(tmp_path: Path) -> None:
     assert done.stderr.rstrip().endswith("to write a flow of your own")
 
 
+def test_demo_prints_to_a_stdout_whose_encoding_lacks_its_marks(tmp_path: Path) -> None:
+    # Output redirected under a non-UTF-8 locale: "▶" and "─" ended the demo after its
+    # first line with "unexpected UnicodeEncodeError".
+    env = {**os.environ, "PYTHONIOENCODING": "cp1252"}
+    done = subprocess.run(
+        [sys.executable, "-m", "signoff.bot.cli", "demo"],
+        capture_output=True,
+        text=True,
+        encoding="cp1252",
+        timeout=120,
+        cwd=tmp_path,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "\\u2500\\u2500 #general" in done.stdout
+    assert "deploy-production  completed" in done.stdout
+    assert "demo finished in" in done.stderr
+
+
 def test_the_transcript_follows_the_order_people_see_things_in_slack(
     tmp_path: Path, cli_forks: CliForks
 ) -> None:
@@ -388,6 +407,80 @@ def test_answers_that_run_out_while_the_form_shows_errors_are_reported(
     assert "field:reason: is required" in done.stdout
     assert "✘ deploy: answers.json has no answer for input 1" in done.stderr
     assert "timed out" not in done.stderr
+
+
+def test_a_flows_file_without_a_flow_is_reported_not_played_as_nothing(
+    signoff: Signoff, tmp_path: Path
+) -> None:
+    (tmp_path / "flows.py").write_text("def deploy() -> str:\n    return 'done'\n")
+    done = signoff("demo", "--flows", "flows.py", cwd=tmp_path, stdin="")
+    assert done.returncode == 1
+    assert "demo finished" not in done.stderr
+    assert "error: no flows in flows.py: a flow is a function decorated with @flow" in done.stderr
+
+
+@pytest.mark.parametrize("source", ["file", "prompt"])
+def test_an_answer_naming_a_field_the_form_lacks_names_the_fields_it_has(
+    signoff: Signoff, tmp_path: Path, source: str
+) -> None:
+    (tmp_path / "flows.py").write_text(DEPLOY)
+    typo, right = {"aprove": True, "reason": "okay"}, {"approve": True, "reason": "okay"}
+    if source == "file":
+        (tmp_path / "answers.json").write_text(json.dumps({"deploy": [typo]}))
+        args, stdin = ("--answers", "answers.json"), None
+    else:
+        args, stdin = (), f"{json.dumps(typo)}\n{json.dumps(right)}\n"
+    done = signoff("demo", "--flows", "flows.py", *args, cwd=tmp_path, stdin=stdin)
+    assert "unexpected" not in done.stderr
+    said = "no input 'aprove' in this view; it has: approve, reason"
+    if source == "file":
+        assert done.returncode == 1
+        assert f"✘ deploy: answers.json, input 1: {said}" in done.stderr
+    else:
+        assert done.returncode == 0, done.stderr  # asked again, and fixed
+        assert f"deploy input 1: {said}; try again" in done.stderr
+        assert "deploy             completed  result='True okay'" in done.stdout
+
+
+GUARDED = """
+from signoff.engine import flow, pause_flow_run
+from signoff.engine.input import RunInput
+
+
+class Approval(RunInput):
+    approve: bool
+
+
+@flow(approvers=["U0BOB"], forbid_starter=True)
+def guarded() -> str:
+    return str(pause_flow_run(wait_for_input=Approval).approve)
+"""
+
+
+@pytest.mark.parametrize("source", ["file", "prompt"])
+def test_a_run_the_demo_gives_up_on_is_cancelled_whoever_its_flow_lets_cancel(
+    signoff: Signoff, tmp_path: Path, source: str
+) -> None:
+    # Skipping at the prompt, or answers that run out, cancel the run: also one whose flow
+    # names approvers, which no sandbox user the demo is not playing may cancel.
+    (tmp_path / "flows.py").write_text(GUARDED)
+    if source == "file":
+        (tmp_path / "answers.json").write_text(
+            json.dumps({"guarded": {"as": "bob", "answers": []}})
+        )
+        args, stdin = ("--answers", "answers.json"), None
+    else:
+        args, stdin = (), "skip\n"
+    done = signoff("demo", "--flows", "flows.py", *args, cwd=tmp_path, stdin=stdin)
+    assert "may not cancel" not in done.stderr
+    assert "guarded            cancelled" in done.stdout
+    if source == "file":
+        assert done.returncode == 1
+        assert "✘ guarded: answers.json has no answer for input 1" in done.stderr
+        assert "cancelled by the demo: the answers file has no more answers" in done.stdout
+    else:
+        assert done.returncode == 0, done.stderr
+        assert "cancelled by the demo: skipped at the prompt" in done.stdout
 
 
 PROBLEMS = """

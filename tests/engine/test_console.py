@@ -4,6 +4,7 @@ answer a pause; one that configures logging sees only what it configured."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -140,3 +141,27 @@ def test_a_run_that_fails_shows_why_as_an_error(tmp_path: Path) -> None:
         f"ERROR   copy-reports {short}: run failed: ValueError: bucket 'reports' is gone"
     )
     assert "Traceback" not in done.stderr  # the reason, not the whole traceback
+
+
+def test_ctrl_c_while_a_script_waits_says_the_run_was_kept_and_how_it_goes_on(
+    tmp_path: Path,
+) -> None:
+    proc, errors, url = start(tmp_path)
+    try:
+        wait_for(lambda: "waiting for input" in errors.read_text(), 30, "the pause's line")
+        proc.send_signal(signal.SIGINT)
+        proc.wait(30)
+    finally:
+        proc.kill()
+    engine = Engine(EngineSettings.load(database_url=url))
+    try:
+        (run,) = engine.list_runs(states=[RunState.SUSPENDED])
+    finally:
+        engine.close()
+    short = run.id[:8]
+    said = [line.split(maxsplit=2)[2] for line in errors.read_text().splitlines()[:3]]
+    assert said[2] == (
+        f"greet-user {short}: suspended the run waiting in this process as it stops; "
+        f"answering it (in Slack, or with: signoff runs resume {short} ...) runs the flow "
+        "again on a worker (signoff worker)"
+    )

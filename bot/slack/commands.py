@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import logging
 import shlex
 from typing import Any
@@ -33,6 +34,9 @@ from signoff.bot.slack.payloads import BlockActions, SlashCommand, ViewSubmissio
 from signoff.bot.slack.sealing import MAX_METADATA, Sealer
 
 logger = logging.getLogger(__name__)
+
+#: the words ``/runs`` takes first, for "did you mean" (a flow's name is listed instead)
+_WORDS = ("help", "show", "cancel", "start", "flow", *run_lists.FILTERS)
 
 HELP = """*`/runs`* — runs waiting for input
 *`/runs all|running|completed|failed|cancelled`* — runs in that state
@@ -212,6 +216,9 @@ def register(app: App, backend: Backend, sealer: Sealer) -> None:
                 hint = ""
                 if spaced := spaced_flow(words):
                     hint = f" {quote_hint(f'/runs {shlex.quote(spaced)}')}"
+                elif near := difflib.get_close_matches(verb, _WORDS, n=1, cutoff=0.75):
+                    meant = " ".join([near[0], *words[1:]])
+                    hint = f" Did you mean `{escape_mrkdwn(f'/runs {meant}'[:200])}`?"
                 elif len(words) == 1:
                     # One word is most likely a flow's name mistyped (`/runs FLOW` lists its
                     # runs): say which flows there are, as `/runs start` does.
@@ -259,7 +266,10 @@ def register(app: App, backend: Backend, sealer: Sealer) -> None:
         flow = backend.start_form(flow_name)
         if flow is None:
             shown = escape_mrkdwn(flow_name[:100])
-            respond(f":warning: No flow named `{shown}`. Known flows: {known_flows()}")
+            near = difflib.get_close_matches(flow_name, backend.flow_names(), n=3, cutoff=0.75)
+            meant = " or ".join(f"`{escape_mrkdwn(name)}`" for name in near)
+            hint = f" Did you mean {meant}?" if near else ""
+            respond(f":warning: No flow named `{shown}`.{hint} Known flows: {known_flows()}")
             return
         schema = flow.schema
         takes = schema.get("properties")

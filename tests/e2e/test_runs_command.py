@@ -392,6 +392,13 @@ def test_help_and_unknown_subcommands(engine: Engine, bot: RunningBot) -> None:
     assert mistyped.startswith("Unknown command `rc_deploy`. No flow has that name; flows: ")
     assert "`rc-deploy`" in mistyped.split("\n", 1)[0] and help_text in mistyped
     assert "`rc-&lt;odd&gt; &amp; *bold*`" in mistyped  # as written, as /runs start lists it
+    # A command word mistyped is named; so is a flow's name mistyped after start.
+    strat = runs(bot, "alice", "strat rc-deploy").text
+    assert strat.startswith(
+        "Unknown command `strat rc-deploy`. Did you mean `/runs start rc-deploy`?"
+    )
+    refnd = runs(bot, "alice", "start rc-deplyo").text
+    assert refnd.startswith(":warning: No flow named `rc-deplyo`. Did you mean `rc-deploy`? Known")
     assert "needs a run id" in runs(bot, "alice", "show").text
     # It said "needs a run id" to someone who gave two.
     assert runs(bot, "alice", "cancel 1a 1b").text.startswith(

@@ -45,7 +45,7 @@ from signoff.bot.cli.worker import worker
 from signoff.bot.errors import BotError, EnvFileUnreadable, JsonTooDeep, SettingsError
 from signoff.bot.forms.parameters import parameter_value
 from signoff.bot.stopping import Terminated, unwind_on_sigterm
-from signoff.engine import EngineError, FlowNotFound, find_flow, load_flows
+from signoff.engine import EngineError, FlowNotFound, InvalidParameters, find_flow, load_flows
 
 if TYPE_CHECKING:
     pass
@@ -337,7 +337,15 @@ def run(
             values[name] = parameter_value(schema, name, text)
         except JsonTooDeep as exc:
             raise click.BadParameter(f"{name}: {exc}", param_hint="'--param'") from exc
-    queued = engine.submit(flow.name, values, started_by=engine.operator(started_by))
+    try:
+        queued = engine.submit(flow.name, values, started_by=engine.operator(started_by))
+    except InvalidParameters as exc:
+        missing = [name for name, why in exc.errors.items() if name and name not in values]
+        if not missing:
+            raise
+        # "Field required" alone does not say how a parameter is given here.
+        hint = " ".join(f"--param {name}=VALUE" for name in missing)
+        raise click.UsageError(f"{exc}; give {hint}") from exc
     if not wait and until is None and timeout is None:
         click.echo(dump_json(queued) if as_json else queued.id)
         return

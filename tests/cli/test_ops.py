@@ -723,6 +723,16 @@ def test_a_parameter_given_twice_is_refused_by_name(
     assert not (project / "ops.db").exists()  # refused before anything was stored
 
 
+def test_a_parameter_left_out_says_how_to_give_it(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """'user: Field required' alone did not say that a parameter is given with --param."""
+    status, out, err = run_cli(capsys, "run", "access-request", "--flows", "flows.py")
+    assert (status, out) == (2, "")
+    assert err.startswith("error: invalid parameters for flow 'access-request': user: Field")
+    assert "; give --param user=VALUE" in err
+
+
 def test_a_parameter_too_long_to_read_as_a_number_is_judged_by_the_flow(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -320,8 +320,15 @@ class PrefectApi:
         found: Doc = self._json("GET", f"/flows/{flow_id}")
         return found
 
-    def deployment(self, deployment_id: str) -> Doc:
-        found: Doc = self._json("GET", f"/deployments/{deployment_id}")
+    def deployment(self, deployment_id: str) -> Doc | None:
+        """None for a deployment deleted since: Prefect keeps the runs it made (all but
+        the scheduled ones) with their ``deployment_id``."""
+        response = self._call("GET", f"/deployments/{deployment_id}")
+        if response.status_code == 404:
+            return None
+        if response.status_code >= 400:
+            raise BackendError(f"Prefect refused to read a deployment: {self._detail(response)}")
+        found: Doc = response.json()
         return found
 
     def deployment_by_name(self, flow_name: str, deployment_name: str) -> Doc | None:

@@ -70,6 +70,15 @@ class PrefectApi:
                 break
             logger.info("Prefect busy; retrying", extra={"action": "prefect_busy", "path": path})
             time.sleep(delay)
+        if response.status_code == 404 and not self._names_a_thing(response):
+            # Not "flow run not found": no such route, so PREFECT_API_URL names no Prefect
+            # API (a URL without /api, most often). Read as "not found", it closed prompts.
+            raise BackendUnavailable(
+                "prefect",
+                f"{self.api_url} has no Prefect API ({method} {path} is not there); "
+                "PREFECT_API_URL is the API's URL, ending in /api, as "
+                "http://127.0.0.1:4200/api",
+            )
         if response.status_code == 404 and run_id is not None and "/input/" not in path:
             raise RunNotFound(run_id)
         if response.status_code >= 500:
@@ -92,6 +101,16 @@ class PrefectApi:
                 extra={"action": "prefect_connection_dropped", "path": path, "error": str(exc)},
             )
             return self._http.request(method, path, json=body)
+
+    @staticmethod
+    def _names_a_thing(response: httpx.Response) -> bool:
+        """True for a 404 of Prefect's API naming what is missing ("Flow run not found"),
+        False for one of a route that is not there (``Not Found``, or not JSON)."""
+        try:
+            detail = response.json().get("detail")
+        except (ValueError, AttributeError):
+            return False
+        return isinstance(detail, str) and detail.lower() != "not found"
 
     @staticmethod
     def _detail(response: httpx.Response) -> str:

@@ -28,8 +28,7 @@ def hide_secrets(schema: Mapping[str, Any] | None, value: Any) -> Any:
     (one the schema marks ``writeOnly``) replaced by ``SECRET_MASK``; the rest as given."""
     if not isinstance(schema, Mapping) or not _has_secrets(schema):
         return value
-    definitions = schema.get("$defs")
-    return _hidden(schema, value, definitions if isinstance(definitions, Mapping) else {}, 0)
+    return _hidden(schema, value, schema, 0)
 
 
 def _has_secrets(node: Any) -> bool:
@@ -41,12 +40,22 @@ def _has_secrets(node: Any) -> bool:
     return False
 
 
-def _hidden(node: Any, value: Any, definitions: Mapping[str, Any], depth: int) -> Any:
+def _target(root: Mapping[str, Any], reference: str) -> Any:
+    """What a local ``$ref`` points at: ``#/$defs/X`` as pydantic writes it, or any other
+    path in the schema (Prefect stores nested models' as ``#/definitions/X``)."""
+    found: Any = root
+    for part in reference.removeprefix("#/").split("/"):
+        found = found.get(part) if isinstance(found, Mapping) else None
+    return found
+
+
+def _hidden(node: Any, value: Any, root: Mapping[str, Any], depth: int) -> Any:
+    """``root``: the whole schema, which local references point into."""
     if not isinstance(node, Mapping) or value is None or depth > _MAX_DEPTH:
         return value
     reference = node.get("$ref")
-    if isinstance(reference, str) and reference.startswith("#/$defs/"):
-        node = definitions.get(reference.removeprefix("#/$defs/"), {})
+    if isinstance(reference, str) and reference.startswith("#/"):
+        node = _target(root, reference)
         if not isinstance(node, Mapping):
             return value
     if node.get("writeOnly") is True:
@@ -56,7 +65,7 @@ def _hidden(node: Any, value: Any, definitions: Mapping[str, Any], depth: int) -
         if isinstance(branches, list):
             # Optional[SecretStr] and the like: a value any secret branch could hold.
             for branch in branches:
-                shown = _hidden(branch, value, definitions, depth + 1)
+                shown = _hidden(branch, value, root, depth + 1)
                 if shown is not value:
                     return shown
     if isinstance(value, dict):
@@ -64,12 +73,12 @@ def _hidden(node: Any, value: Any, definitions: Mapping[str, Any], depth: int) -
         fields = fields if isinstance(fields, Mapping) else {}
         others = node.get("additionalProperties")
         return {
-            name: _hidden(fields.get(name, others), item, definitions, depth + 1)
+            name: _hidden(fields.get(name, others), item, root, depth + 1)
             for name, item in value.items()
         }
     if isinstance(value, list):
         items = node.get("items")
-        return [_hidden(items, item, definitions, depth + 1) for item in value]
+        return [_hidden(items, item, root, depth + 1) for item in value]
     return value
 
 

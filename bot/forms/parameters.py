@@ -45,8 +45,8 @@ def accepts_text(node: Mapping[str, Any], schema: Mapping[str, Any] | None = Non
 
     Args:
         node: The parameter's schema (one entry of ``properties``).
-        schema: The whole parameters schema, whose ``$defs`` a ``$ref`` (an ``Enum``, say)
-            points into.
+        schema: The whole parameters schema, which a ``$ref`` (an ``Enum``, say) points
+            into.
     """
     return _accepts_text(node, schema or {}, 0)
 
@@ -64,9 +64,11 @@ def _accepts_text(node: object, schema: Mapping[str, Any], depth: int) -> bool:
     if isinstance(node.get("const"), str):
         return True
     ref = node.get("$ref")
-    if isinstance(ref, str) and ref.startswith("#/$defs/"):
-        defs = schema.get("$defs")
-        target = defs.get(ref.removeprefix("#/$defs/")) if isinstance(defs, Mapping) else None
+    if isinstance(ref, str) and ref.startswith("#/"):
+        # ``#/$defs/X`` as pydantic writes it, ``#/definitions/X`` as Prefect stores it.
+        target: object = schema
+        for part in ref.removeprefix("#/").split("/"):
+            target = target.get(part) if isinstance(target, Mapping) else None
         if _accepts_text(target, schema, depth + 1):
             return True
     branches = [*_list(node.get("anyOf")), *_list(node.get("allOf"))]

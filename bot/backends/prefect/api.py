@@ -70,6 +70,15 @@ class PrefectApi:
                 break
             logger.info("Prefect busy; retrying", extra={"action": "prefect_busy", "path": path})
             time.sleep(delay)
+        if response.status_code == 404 and not self._names_a_thing(response):
+            # Not "flow run not found": no such route, so PREFECT_API_URL names no Prefect
+            # API (a URL without /api, most often). Read as "not found", it closed prompts.
+            raise BackendUnavailable(
+                "prefect",
+                f"{self.api_url} has no Prefect API ({method} {path} is not there); "
+                "PREFECT_API_URL is the API's URL, ending in /api, as "
+                "http://127.0.0.1:4200/api",
+            )
         if response.status_code == 404 and run_id is not None and "/input/" not in path:
             raise RunNotFound(run_id)
         if response.status_code >= 500:
@@ -92,6 +101,16 @@ class PrefectApi:
                 extra={"action": "prefect_connection_dropped", "path": path, "error": str(exc)},
             )
             return self._http.request(method, path, json=body)
+
+    @staticmethod
+    def _names_a_thing(response: httpx.Response) -> bool:
+        """True for a 404 of Prefect's API naming what is missing ("Flow run not found"),
+        False for one of a route that is not there (``Not Found``, or not JSON)."""
+        try:
+            detail = response.json().get("detail")
+        except (ValueError, AttributeError):
+            return False
+        return isinstance(detail, str) and detail.lower() != "not found"
 
     @staticmethod
     def _detail(response: httpx.Response) -> str:
@@ -320,8 +339,15 @@ class PrefectApi:
         found: Doc = self._json("GET", f"/flows/{flow_id}")
         return found
 
-    def deployment(self, deployment_id: str) -> Doc:
-        found: Doc = self._json("GET", f"/deployments/{deployment_id}")
+    def deployment(self, deployment_id: str) -> Doc | None:
+        """None for a deployment deleted since: Prefect keeps the runs it made (all but
+        the scheduled ones) with their ``deployment_id``."""
+        response = self._call("GET", f"/deployments/{deployment_id}")
+        if response.status_code == 404:
+            return None
+        if response.status_code >= 400:
+            raise BackendError(f"Prefect refused to read a deployment: {self._detail(response)}")
+        found: Doc = response.json()
         return found
 
     def deployment_by_name(self, flow_name: str, deployment_name: str) -> Doc | None:

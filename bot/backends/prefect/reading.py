@@ -9,6 +9,7 @@ with the approvers the permissions give it. ``runs`` maps Prefect's JSON; this f
 
 from __future__ import annotations
 
+import logging
 import string
 import threading
 import uuid
@@ -37,6 +38,12 @@ from signoff.bot.backends.prefect.rules import Rules
 from signoff.bot.backends.prefect.settings import Permission, Permissions, PrefectSettings
 from signoff.bot.errors import RunNotFound
 from signoff.engine.errors import choices_text
+
+logger = logging.getLogger(__name__)
+
+#: the name of a deployment deleted from Prefect (its runs stay): no entry of the
+#: permissions file is known to be its own
+DELETED = "(deleted deployment)"
 
 #: runs of each kind (waiting, newest) a prefix of a run id is looked for among
 PREFIX_SCAN = 200
@@ -79,13 +86,21 @@ class RunReading:
     # -- names and permissions ------------------------------------------------------------
 
     def _name(self, kind: str, ident: str | None) -> str | None:
+        """A flow's or deployment's name; ``DELETED`` for a deployment deleted since it
+        made the run (a flow's runs go with it)."""
         if not ident:
             return None
         with self._lock:
             known = self._names.get(f"{kind}:{ident}")
         if known is None:
             doc = self.api.flow(ident) if kind == "flow" else self.api.deployment(ident)
-            known = str(doc.get("name"))
+            # DELETED itself, compared by identity: no deployment's own name is that object.
+            known = DELETED if doc is None else str(doc.get("name"))
+            if doc is None:
+                logger.info(
+                    "Prefect deployment of a run is deleted",
+                    extra={"action": "prefect_deployment_gone", "deployment_id": ident},
+                )
             with self._lock:
                 self._names[f"{kind}:{ident}"] = known
         return known
@@ -96,9 +111,11 @@ class RunReading:
 
     def _permission(self, doc: Doc) -> Permission:
         flow = self._name("flow", str(doc["flow_id"])) or "?"
-        permission = self.permissions.for_run(
-            flow, self._name("deployment", doc.get("deployment_id"))
-        )
+        deployment = self._name("deployment", doc.get("deployment_id"))
+        if deployment is DELETED:
+            permission = self.permissions.for_unknown_deployment(flow)
+        else:
+            permission = self.permissions.for_run(flow, deployment)
         tagged = prefect_runs.signoff_tags(list(doc.get("tags") or [])).get("signoff.approvers")
         if tagged:
             names = [p.strip() for p in tagged.split(",") if p.strip()]

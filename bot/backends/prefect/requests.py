@@ -7,8 +7,8 @@ run as it is now:
 - the run went on after it with a response, an answer record (an answer's claim: one on
   the current pause holds it while its lease lasts, ``claims``), or simply resumed ->
   ``ACCEPTED``; but if the flow then logged a warning or an error and asked for the same
-  model again (the reference's validation loop), or failed on a validation error ->
-  ``REJECTED`` with that message as the error;
+  model again with the same description (the reference's validation loop), or failed on
+  a validation error -> ``REJECTED`` with that message as the error;
 - nobody answered before its deadline -> ``TIMED_OUT``; otherwise -> ``CANCELLED``.
 
 A request that asks again for a model whose answer was refused starts from the refused
@@ -226,15 +226,20 @@ def _refusal(
     logs: Callable[[], list[Doc]],
 ) -> str | None:
     """The flow's reason for refusing the answer to ``pause``, if it refused it: after the
-    answer it logged a warning or an error and then asked for the same model again, or it
-    failed on a validation error."""
+    answer it logged a warning or an error and then asked the same again
+    (``same_question``), or it failed on a validation error."""
     title = schema.get("title") if isinstance(schema, dict) else None
     left = _left_at(states, pause)
     if later is not None:
-        if title is None or later.keyset is None:
+        if title is None or later.keyset is None or pause.keyset is None:
             return None
         again = read_input(later.keyset["schema"])
-        if not isinstance(again, dict) or again.get("title") != title:
+        if not isinstance(again, dict) or not same_question(
+            schema,
+            _description(pause.keyset, read_input),
+            again,
+            _description(later.keyset, read_input),
+        ):
             return None
         for entry in reversed(logs()):
             at = prefect_runs.parse_time(entry.get("timestamp"))
@@ -251,14 +256,40 @@ def _refusal(
     return None
 
 
+def same_question(
+    schema: Any, description: str | None, again: Any, described_again: str | None
+) -> bool:
+    """True when a later request asks what an earlier one asked: the same model (its
+    defaults aside: a loop may start from the refused values) and the same description, as
+    the reference's validation loop asks again. Two decisions on one model (``Approval``
+    for the build, then for the deploy) differ in their description, or in the model's."""
+    if not isinstance(schema, dict) or not isinstance(again, dict):
+        return False
+    return bool(schema.get("title")) and (
+        _without_defaults(schema) == _without_defaults(again) and description == described_again
+    )
+
+
+def _without_defaults(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _without_defaults(v) for k, v in node.items() if k != "default"}
+    if isinstance(node, list):
+        return [_without_defaults(v) for v in node]
+    return node
+
+
+def _description(keyset: dict[str, str], read_input: ReadInput) -> str | None:
+    found = read_input(keyset["description"]) if keyset.get("description") else None
+    return found if isinstance(found, str) else None
+
+
 def refusal_pending(pauses: Sequence[Pause], now: datetime | None = None) -> bool:
     """True while an answer looks accepted only because the flow's reason for refusing it may
-    not have reached the server yet: the flow asked for the same model again moments ago."""
+    not have reached the server yet: the flow asked the same again moments ago."""
     moment = now or datetime.now(UTC)
     return any(
         earlier.status is PauseStatus.ACCEPTED
-        and earlier.title is not None
-        and later.title == earlier.title
+        and same_question(earlier.schema, earlier.description, later.schema, later.description)
         and moment - later.created_at < REFUSAL_LOG_GRACE
         for earlier, later in pairwise(pauses)
     )

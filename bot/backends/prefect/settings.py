@@ -126,6 +126,35 @@ class Permissions(BaseModel):
                 merged = merged.model_copy(update=entry.model_dump(exclude_none=True))
         return merged
 
+    def for_unknown_deployment(self, flow: str) -> Permission:
+        """The rules of a run whose deployment was deleted (Prefect keeps its paused and
+        finished runs, not its name): every entry of one of the flow's deployments may
+        have been its own, so each rule is the strictest of them. A list that two entries
+        set with nobody in common lets nobody; it does not fall back to letting anyone."""
+        entries = [
+            entry
+            for name, entry in self.entries.items()
+            if name == flow or name.startswith(f"{flow}/")
+        ]
+        if not any(name.startswith(f"{flow}/") for name in self.entries):
+            return self.for_run(flow, None)
+
+        def strictest(field: str) -> list[str] | None:
+            lists = [set(getattr(e, field)) for e in entries if getattr(e, field)]
+            return (sorted(set.intersection(*lists)) or [NOBODY]) if lists else None
+
+        # Built without validation: NOBODY is no Slack id, so that no one matches it.
+        return Permission.model_construct(
+            approvers=strictest("approvers"),
+            forbid_starter=True if any(e.forbid_starter for e in entries) else None,
+            start=strictest("start"),
+            cancel=strictest("cancel"),
+        )
+
+
+#: the one name a rule lets when the entries it could come from name nobody in common
+NOBODY = "nobody (the run's deployment was deleted from Prefect)"
+
 
 class PrefectSettings(EnvSettings):
     """Example::

@@ -365,8 +365,19 @@ class SocketModeServer:
             AppNotConnected: No app connected within ``timeout``.
             NotAcknowledged: ``envelope_id`` was not acked within ``timeout``.
         """
-        deadline = time.monotonic() + timeout
         key = envelope_id if envelope_id is not None else f"unacked-{uuid.uuid4()}"
+        pending = self._send(text, key, timeout, wait=envelope_id is not None)
+        if envelope_id is None:
+            return None
+        if not pending.answered:
+            raise NotAcknowledged(f"the app did not ack envelope {envelope_id} in {timeout}s")
+        return pending.ack or None
+
+    def _send(self, text: str, key: str, timeout: float, *, wait: bool = True) -> _Envelope:
+        """Send ``text`` on the app's newest connection as envelope ``key`` and, with
+        ``wait``, wait until the app acks it or the connection closes, ``timeout`` in all
+        (a connection included). The envelope tells which came (``answered``)."""
+        deadline = time.monotonic() + timeout
         with self._cond:
             if not self._cond.wait_for(lambda: self._live() is not None, timeout):
                 raise AppNotConnected(f"no app connected in Socket Mode within {timeout}s")
@@ -374,21 +385,19 @@ class SocketModeServer:
             assert connection is not None
             pending = self._envelopes[key] = _Envelope(connection)
         try:
-            with contextlib.suppress(ConnectionClosed):
+            with contextlib.suppress(ConnectionClosed):  # the caller says "closed first"
                 connection.send(text)
-            if envelope_id is None:
-                return None
-            with self._cond:
-                self._cond.wait_for(
-                    lambda: pending.answered or connection not in self._connections,
-                    max(0.0, deadline - time.monotonic()),
-                )
+            if wait:
+                with self._cond:
+                    # The connection's thread notifies when it ends, so a close is seen at once.
+                    self._cond.wait_for(
+                        lambda: pending.answered or connection not in self._connections,
+                        max(0.0, deadline - time.monotonic()),
+                    )
         finally:
             with self._cond:
                 self._envelopes.pop(key, None)
-        if not pending.answered:
-            raise NotAcknowledged(f"the app did not ack envelope {envelope_id} in {timeout}s")
-        return pending.ack or None
+        return pending
 
     def deliver(
         self,
@@ -414,7 +423,6 @@ class SocketModeServer:
             AppNotConnected: No app connected within ``timeout``.
             NotAcknowledged: No ack within ``timeout``, or the connection closed first.
         """
-        deadline = time.monotonic() + timeout
         envelope_id = str(uuid.uuid4())
         envelope: JsonDict = {
             "envelope_id": envelope_id,
@@ -427,27 +435,9 @@ class SocketModeServer:
             envelope.update(retry_attempt=retry[0], retry_reason=retry[1])
         elif kind == "events_api":
             envelope.update(retry_attempt=0, retry_reason="")
-        with self._cond:
-            connection = None
-            if self._cond.wait_for(lambda: self._live() is not None, timeout):
-                connection = self._live()
-            if connection is None:
-                raise AppNotConnected(f"no app connected in Socket Mode within {timeout}s")
-            pending = self._envelopes[envelope_id] = _Envelope(connection)
-        try:
-            with contextlib.suppress(ConnectionClosed):  # reported below as "closed first"
-                connection.send(json.dumps(envelope))
-            with self._cond:
-                # The connection's thread notifies when it ends, so a close is seen at once.
-                self._cond.wait_for(
-                    lambda: pending.answered or connection not in self._connections,
-                    max(0.0, deadline - time.monotonic()),
-                )
-        finally:
-            with self._cond:
-                self._envelopes.pop(envelope_id, None)
+        pending = self._send(json.dumps(envelope), envelope_id, timeout)
         if not pending.answered:
-            gone = not _is_open(connection)
+            gone = not _is_open(pending.connection)
             why = "the connection closed first" if gone else f"none in {timeout}s"
             raise NotAcknowledged(f"the app did not ack the {kind} envelope: {why}")
         ack = pending.ack or None

@@ -20,8 +20,10 @@
     │   └── ChannelRefused (run_id, channel, error)   Slack refuses the bot SIGNOFF_CHANNEL
     └── BackendError         (bot.backends) what runs the flows failed or refused
         ├── BackendUnavailable (backend)               it did not answer (database, server)
-        │   └── BackendBusy (backend, key)             a claim bounded in time did not get
-        │                                              its turn: another writer held the database
+        │   ├── BackendBusy (backend, key)             a claim bounded in time did not get
+        │   │                                          its turn: another writer held the database
+        │   └── CredentialsRefused (backend, settings) the server refused the credentials those
+        │                                              settings hold, or asked for some none held
         ├── RunNotFound (run_id)
         ├── RunUnreadable (run_id, reason)             a run's stored rows were changed by hand
         ├── FlowUnknown (flow, known)                  no flow or deployment of that name
@@ -193,6 +195,19 @@ class BackendBusy(BackendUnavailable):
         super().__init__(backend, reason)
 
 
+class CredentialsRefused(BackendUnavailable):
+    """The backend's server refused the credentials that ``settings`` hold (or asked for
+    credentials and none was set): an operator's to mend, which waiting does not, so
+    ``serve`` stops at start-up on it. ``settings`` names the variables to set or correct;
+    the message names them too, never their values."""
+
+    def __init__(self, backend: str, settings: tuple[str, ...], message: str) -> None:
+        self.backend = backend
+        self.reason = message
+        self.settings = settings
+        BackendError.__init__(self, message)
+
+
 class RunUnreadable(BackendError):
     """A run's stored rows were changed outside Signoff and cannot be read. Not the backend
     being down: retrying changes nothing, and every other run still answers."""
@@ -295,6 +310,7 @@ __all__ = [
     "BackendError",
     "BackendUnavailable",
     "BotError",
+    "CredentialsRefused",
     "FlowUnknown",
     "JsonTooDeep",
     "MembersUnreadable",

@@ -1,6 +1,7 @@
 """Which backend a command works on: ``--backend embedded`` (Signoff's own engine, from
 ``SIGNOFF_DATABASE_URL``) or ``--backend prefect`` (the Prefect server at
-``PREFECT_API_URL``, with ``PREFECT_API_KEY`` and the ``SIGNOFF_PREFECT_*`` settings).
+``PREFECT_API_URL``, with ``PREFECT_API_AUTH_STRING`` or ``PREFECT_API_KEY`` and the
+``SIGNOFF_PREFECT_*`` settings).
 
 ``serve`` and the ``runs`` commands choose alike, through ``open_backend``; the Prefect
 backend is imported only when it is chosen, so the embedded commands start without it.

@@ -66,7 +66,8 @@ VARIABLES = (
     Variable("SIGNOFF_OPERATOR", "(your login name)"),
     Variable("SIGNOFF_AUDIT_KEY", "(unset: plain SHA-256)", secret=True),
     Variable("PREFECT_API_URL", "(required for --backend prefect)"),
-    Variable("PREFECT_API_KEY", "(unset: a server without auth)", secret=True),
+    Variable("PREFECT_API_AUTH_STRING", "(unset: a server without basic auth)", secret=True),
+    Variable("PREFECT_API_KEY", "(unset: not Prefect Cloud)", secret=True),
     Variable("SIGNOFF_PREFECT_RECONCILE_SECONDS", "30"),
     Variable("SIGNOFF_PREFECT_SCHEMA_WAIT_SECONDS", "30"),
     Variable("SIGNOFF_PREFECT_ANSWER_CLAIM_SECONDS", "60"),
@@ -83,9 +84,13 @@ PREFECT = frozenset(name for name in KNOWN if name.startswith(("PREFECT_", "SIGN
 SECRET_WORDS = ("password", "secret", "token", "key")
 
 
-def mask(name: str, value: str) -> str:
+def mask(name: str, value: str, *, secret: bool = False) -> str:
     """A value safe to print: tokens keep their kind (``xoxb-``), URLs lose their password,
-    in the user info or in the query string."""
+    in the user info or in the query string; a ``secret`` of another name (an auth string,
+    ``user:password``) shows its length only."""
+    if secret and not name.endswith(("_TOKEN", "_SECRET", "_KEY")):
+        # By the variable, not its name: PREFECT_API_AUTH_STRING was shown as typed.
+        return f"******** ({len(value)} character{'' if len(value) == 1 else 's'})"
     if name.endswith(("_TOKEN", "_SECRET", "_KEY")):
         kind, dash, _rest = value.partition("-")
         shown = f"{kind}-" if dash and len(kind) <= 5 else ""
@@ -137,11 +142,12 @@ def effective(
     """A variable's value and where it came from: the environment, ``.env``, or the default."""
     for name in (variable.name, *variable.aliases):
         if name in environ:
-            return mask(variable.name, environ[name]), f"environment ({name})"
+            shown = mask(variable.name, environ[name], secret=variable.secret)
+            return shown, f"environment ({name})"
     for name in (variable.name, *variable.aliases):
         found = dotenv.get(name)
         if found is not None:
-            return mask(variable.name, found), f"{ENV_FILE} ({name})"
+            return mask(variable.name, found, secret=variable.secret), f"{ENV_FILE} ({name})"
     return variable.default, "default"
 
 

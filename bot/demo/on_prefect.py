@@ -57,7 +57,10 @@ def prefect_demo(api_url: str | None = None) -> None:
         err=True,
     )
     try:
-        with LocalPrefect(api_url=api_url) as prefect:
+        # A server of one's own may ask for PREFECT_API_AUTH_STRING; a throwaway one asks
+        # for nothing.
+        auth_string = PrefectSettings.load(api_url=api_url).credentials()[0] if api_url else None
+        with LocalPrefect(api_url=api_url, auth_string=auth_string) as prefect:
             prefect.serve_flows(FLOWS, "demo", deployments=DEPLOYMENTS)
             backend = PrefectBackend(PrefectSettings.load(api_url=prefect.api_url))
             try:

@@ -14,6 +14,7 @@ from signoff.bot.backends import Action, Actor, Backend, Refusal
 from signoff.bot.backends.run_ids import too_short_to_act
 from signoff.bot.errors import (
     BackendError,
+    CredentialsRefused,
     JsonTooDeep,
     NotPermitted,
     ParametersInvalid,
@@ -28,7 +29,7 @@ from signoff.bot.forms.submissions import errors_for_view, parse_submission
 from signoff.bot.slack import ids, messages, run_lists
 from signoff.bot.slack.approvers import refusal_text, slack_actor
 from signoff.bot.slack.command_text import command_words
-from signoff.bot.slack.failures import reported
+from signoff.bot.slack.failures import failed_text, log_failure, reported
 from signoff.bot.slack.interactions import field_errors_ack, notice_view
 from signoff.bot.slack.payloads import BlockActions, SlashCommand, ViewSubmission
 from signoff.bot.slack.sealing import MAX_METADATA, Sealer
@@ -226,6 +227,9 @@ def register(app: App, backend: Backend, sealer: Sealer) -> None:
                 respond(f"Unknown command `{typed}`.{hint}\n{HELP}")
         except NotPermitted as exc:
             respond(f":no_entry: {refused_text(exc, actor)}")
+        except CredentialsRefused as exc:
+            log_failure(exc)
+            respond(failed_text(exc))
         except BackendError as exc:
             respond(warning(exc))
 

@@ -22,6 +22,9 @@ from typing import Any, ParamSpec
 from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook import WebhookClient
 
+from signoff.bot.errors import CredentialsRefused
+from signoff.bot.forms.mrkdwn import escape_mrkdwn
+
 logger = logging.getLogger(__name__)
 
 P = ParamSpec("P")
@@ -75,6 +78,13 @@ def failed_text(error: Exception) -> str:
             f":warning: Signoff could not finish that: Slack refused one of its calls "
             f"(`{code}`). Its log has the details (`slack_call_refused`)."
         )
+    if isinstance(error, CredentialsRefused):
+        settings = " or ".join(f"`{name}`" for name in error.settings)
+        return (
+            f":warning: Signoff cannot read its runs: {escape_mrkdwn(str(error))}. Whoever "
+            f"runs Signoff must set {settings}; its log has the details "
+            "(`backend_credentials_refused`)."
+        )
     if isinstance(error, _NETWORK_ERRORS):
         return (
             ":warning: Signoff could not finish that: Slack could not be reached. "
@@ -109,6 +119,13 @@ def log_failure(error: Exception) -> None:
                 error.response.get("error"),
                 extra={"action": "slack_call_refused", "method": method},
             )
+    elif isinstance(error, CredentialsRefused):
+        # A setting to mend, said in one line (not a listener's traceback each time).
+        logger.warning(
+            "%s",
+            error,
+            extra={"action": "backend_credentials_refused", "settings": ",".join(error.settings)},
+        )
     elif isinstance(error, _NETWORK_ERRORS):
         reason = error.reason if isinstance(error, urllib.error.URLError) else error
         logger.warning(

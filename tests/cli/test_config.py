@@ -548,3 +548,19 @@ def test_serve_without_its_slack_settings_says_where_they_go_and_come_from(
         "README says where each comes from, and 'signoff demo' needs none of them)"
     ), err
     assert not (project / "ops.db").exists()
+
+
+def test_config_show_masks_the_prefect_auth_string_and_takes_it_from_dot_env(
+    project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It is ``user:password``: masked by the variable's being a secret, not by its name
+    (which ends in neither _TOKEN, _SECRET nor _KEY)."""
+    monkeypatch.delenv("PREFECT_API_AUTH_STRING", raising=False)
+    (project / ".env").write_text(
+        "PREFECT_API_URL=http://127.0.0.1:4200/api\nPREFECT_API_AUTH_STRING=ci-bot:hunter2\n"
+    )
+    _, out, _ = run_cli(capsys, "config", "show")
+    assert "hunter2" not in out and "ci-bot" not in out
+    rows = {line.split()[0]: line for line in out.splitlines() if line.strip()}
+    assert "******** (14 characters)" in rows["PREFECT_API_AUTH_STRING"]
+    assert PrefectSettings.load().credentials() == ("ci-bot:hunter2", None)

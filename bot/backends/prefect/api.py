@@ -2,12 +2,16 @@
 
 Signoff talks to Prefect over its public HTTP API (and, in ``watcher``, its events
 websocket) rather than through the ``prefect`` package: the bot's process then needs no
-Prefect install and no Prefect settings beyond ``PREFECT_API_URL`` and ``PREFECT_API_KEY``.
-Bodies and answers are Prefect's JSON, as documented by the server's OpenAPI schema.
+Prefect install and no Prefect settings beyond ``PREFECT_API_URL`` and its credentials:
+``PREFECT_API_AUTH_STRING`` (a self-hosted server's basic auth) or ``PREFECT_API_KEY``
+(Prefect Cloud), sent as Prefect's own client sends them. A 401 or 403 is a
+``CredentialsRefused`` naming the setting to mend. Bodies and answers are Prefect's JSON,
+as documented by the server's OpenAPI schema.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import time
@@ -17,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from signoff.bot.errors import BackendError, BackendUnavailable, RunNotFound
+from signoff.bot.errors import BackendError, BackendUnavailable, CredentialsRefused, RunNotFound
 
 logger = logging.getLogger(__name__)
 
@@ -39,12 +43,22 @@ _DROPPED = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
 class PrefectApi:
     """A thread-safe client of one Prefect API (``.../api``, or a Prefect Cloud workspace)."""
 
-    def __init__(self, api_url: str, api_key: str | None = None, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        api_url: str,
+        api_key: str | None = None,
+        timeout: float = 10.0,
+        *,
+        auth_string: str | None = None,
+    ) -> None:
         self.api_url = api_url.rstrip("/")
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.api_key = api_key or None
+        self.auth_string = auth_string or None
+        #: the server's latest refusal of the credentials; None once it takes them again
+        self.refused: CredentialsRefused | None = None
         self._http = httpx.Client(
             base_url=self.api_url,
-            headers=headers,
+            headers=auth_headers(self.auth_string, self.api_key),
             timeout=timeout,
             limits=httpx.Limits(keepalive_expiry=KEEPALIVE_SECONDS),
         )
@@ -70,6 +84,12 @@ class PrefectApi:
                 break
             logger.info("Prefect busy; retrying", extra={"action": "prefect_busy", "path": path})
             time.sleep(delay)
+        if response.status_code in (401, 403):
+            # Read as any refusal, it said "Prefect refused POST /flow_runs/filter" and left
+            # the operator to guess which setting was wrong.
+            self.refused = self._refused(response)
+            raise self.refused
+        self.refused = None
         if response.status_code == 404 and not self._names_a_thing(response):
             # Not "flow run not found": no such route, so PREFECT_API_URL names no Prefect
             # API (a URL without /api, most often). Read as "not found", it closed prompts.
@@ -102,6 +122,35 @@ class PrefectApi:
             )
             return self._http.request(method, path, json=body)
 
+    def _refused(self, response: httpx.Response) -> CredentialsRefused:
+        """The 401 or 403 ``response`` as the setting to mend (Prefect's precedence: the
+        auth string is sent when set, else the key)."""
+        said = f"Prefect at {self.api_url} answered {response.status_code}"
+        if response.status_code == 403:
+            said += f" ({self._detail(response)[:200]})"
+        server_side = "the server's PREFECT_SERVER_API_AUTH_STRING (user:password)"
+        if self.auth_string:
+            unused = " (PREFECT_API_KEY is not sent while it is set)" if self.api_key else ""
+            return CredentialsRefused(
+                "prefect",
+                ("PREFECT_API_AUTH_STRING",),
+                f"{said}: it refuses PREFECT_API_AUTH_STRING{unused}; set it to {server_side}",
+            )
+        if self.api_key:
+            return CredentialsRefused(
+                "prefect",
+                ("PREFECT_API_KEY",),
+                f"{said}: it refuses PREFECT_API_KEY (wrong, expired, or without access to "
+                "this workspace); a self-hosted server protected by "
+                f"PREFECT_SERVER_API_AUTH_STRING takes PREFECT_API_AUTH_STRING instead",
+            )
+        return CredentialsRefused(
+            "prefect",
+            ("PREFECT_API_AUTH_STRING", "PREFECT_API_KEY"),
+            f"{said}: it asks for credentials and none is set; set PREFECT_API_AUTH_STRING "
+            f"to {server_side} for a self-hosted server, or PREFECT_API_KEY for Prefect Cloud",
+        )
+
     @staticmethod
     def _names_a_thing(response: httpx.Response) -> bool:
         """True for a 404 of Prefect's API naming what is missing ("Flow run not found"),
@@ -133,6 +182,12 @@ class PrefectApi:
         response = self._call("GET", "/health")
         if response.status_code != 200:
             raise BackendUnavailable("prefect", f"its health check answered {response.status_code}")
+
+    def check_access(self) -> None:
+        """Raise ``CredentialsRefused`` if the server refuses this client's credentials,
+        ``BackendUnavailable`` if it cannot be reached. Not ``health``: a server protected
+        by an auth string answers its health check to anyone."""
+        self._json("POST", "/flow_runs/filter", body={"limit": 1})
 
     # -- flow runs ----------------------------------------------------------------------
 
@@ -380,3 +435,11 @@ class PrefectApi:
             f"/deployments/{deployment_id}/create_flow_run",
             body={"parameters": dict(parameters), "tags": list(tags)},
         )
+
+
+def auth_headers(auth_string: str | None, api_key: str | None) -> dict[str, str]:
+    """The ``Authorization`` header Prefect's own client sends: basic auth with
+    ``PREFECT_API_AUTH_STRING`` when it is set, else ``PREFECT_API_KEY`` as a bearer token."""
+    if auth_string:
+        return {"Authorization": f"Basic {base64.b64encode(auth_string.encode()).decode()}"}
+    return {"Authorization": f"Bearer {api_key}"} if api_key else {}

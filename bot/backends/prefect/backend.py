@@ -21,7 +21,7 @@ documents for its UI and clients.
 
 Example::
 
-    backend = PrefectBackend(PrefectSettings.load())  # PREFECT_API_URL, PREFECT_API_KEY
+    backend = PrefectBackend(PrefectSettings.load())  # PREFECT_API_URL, its credentials
     Server(backend, BotSettings.load()).start()
 """
 
@@ -42,16 +42,21 @@ from signoff.bot.backends.prefect.refusals import field_errors
 from signoff.bot.backends.prefect.settings import PrefectSettings
 from signoff.bot.backends.prefect.timers import Timers
 from signoff.bot.backends.prefect.watcher import Watcher
+from signoff.bot.errors import BackendUnavailable, CredentialsRefused
 
 #: run ids looked up per request when checking which kept runs still exist
 _IDS_PAGE = 200
 
 
 class _Watch:
-    def __init__(self, watcher: Watcher) -> None:
+    def __init__(self, watcher: Watcher, check: Callable[[], None]) -> None:
         self.watcher = watcher
+        self.check = check
 
     def start(self) -> None:
+        # Checked first: serve starts its watch before the backend, and a watcher would
+        # otherwise log the refusal each pass until serve stopped on it.
+        self.check()
         self.watcher.start()
 
     def check_lease(self) -> None:
@@ -79,8 +84,21 @@ class PrefectBackend(RunControl, Answering):
     # -- lifecycle ----------------------------------------------------------------------
 
     def start(self) -> None:
+        self.check_credentials()
         self.timers.start()
         self._started = True
+
+    def check_credentials(self) -> None:
+        """Raise ``CredentialsRefused`` if Prefect refuses the credentials (a wrong or
+        missing ``PREFECT_API_AUTH_STRING`` or ``PREFECT_API_KEY``), so that ``serve``
+        stops as it starts, naming the setting. A server that cannot be reached yet is
+        waited for, as before: the watcher keeps trying, a line a try."""
+        try:
+            self.api.check_access()
+        except CredentialsRefused:
+            raise
+        except BackendUnavailable:
+            pass
 
     def stop(self) -> None:
         self._started = False
@@ -98,7 +116,10 @@ class PrefectBackend(RunControl, Answering):
         self.api.health()
 
     def not_ready(self) -> str | None:
-        return None if self._started else "the Prefect backend is not started"
+        if not self._started:
+            return "the Prefect backend is not started"
+        # Refused since start (a rotated key, a changed auth string): nothing can be read.
+        return str(self.api.refused) if self.api.refused is not None else None
 
     def on_timer_fired(self, listener: Callable[[str, float], None]) -> None:
         self.timers.on_fired(listener)
@@ -111,19 +132,20 @@ class PrefectBackend(RunControl, Answering):
     def watch(
         self, consumer: str, observer: ChangeObserver, *, kept: Collection[str] = ()
     ) -> Watch:
-        key = self.settings.api_key.get_secret_value() if self.settings.api_key else None
+        auth_string, key = self.settings.credentials()
         delivery = Delivery(self.current, self.records, self.timers.restore, consumer, observer)
         self._kept[consumer] = frozenset(kept)
         watcher = Watcher(
             api_url=self.settings.api_url,
             api_key=key,
+            auth_string=auth_string,
             sync=delivery.sync,
             candidates=lambda since: self._candidates(consumer, since),
             reconcile_seconds=self.settings.reconcile_seconds,
             gone=delivery.gone,
         )
         self._watchers.append(watcher)
-        return _Watch(watcher)
+        return _Watch(watcher, self.check_credentials)
 
     def _candidates(self, consumer: str, since: datetime | None) -> list[tuple[str, str]]:
         """Runs a reconciliation pass syncs: every paused run, and runs that ended since

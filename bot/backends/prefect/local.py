@@ -20,6 +20,7 @@ from pathlib import Path
 
 import httpx
 
+from signoff.bot.backends.prefect.api import PrefectApi, auth_headers
 from signoff.bot.errors import BackendUnavailable
 
 #: how long stop() lets each process exit on SIGTERM before it kills it
@@ -46,14 +47,19 @@ class LocalPrefect:
         *,
         runner_poll_seconds: int = 1,
         api_url: str | None = None,
+        auth_string: str | None = None,
     ) -> None:
         """``api_url`` names a server that is running already: ``start`` then only checks
-        it answers, and ``stop`` leaves it running."""
+        it answers (and takes ``auth_string``), and ``stop`` leaves it running. A server
+        started here with ``auth_string`` asks for it (``PREFECT_SERVER_API_AUTH_STRING``);
+        either way the flows served here send it."""
         self.python = str(python or sys.executable)
         self.home = Path(tempfile.mkdtemp(prefix="signoff-prefect-"))
         self.external = api_url is not None
         self.port = _free_port()
         self.api_url = api_url.rstrip("/") if api_url else f"http://127.0.0.1:{self.port}/api"
+        self.auth_string = auth_string or None
+        self._headers = auth_headers(self.auth_string, None)
         self.env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": str(self.home),
@@ -68,6 +74,10 @@ class LocalPrefect:
             "PREFECT_SERVER_SERVICES_LATE_RUNS_ENABLED": "false",
             "PREFECT_SERVER_SERVICES_FOREMAN_ENABLED": "false",
         }
+        if self.auth_string:
+            self.env["PREFECT_API_AUTH_STRING"] = self.auth_string
+            if not self.external:
+                self.env["PREFECT_SERVER_API_AUTH_STRING"] = self.auth_string
         self.processes: list[subprocess.Popen[bytes]] = []
 
     def __enter__(self) -> LocalPrefect:
@@ -105,6 +115,12 @@ class LocalPrefect:
         """
         if self.external:
             self._check_external(timeout=min(timeout, 30))
+            # Its health check answers anyone: a wrong auth string shows on a real call.
+            api = PrefectApi(self.api_url, auth_string=self.auth_string)
+            try:
+                api.check_access()
+            finally:
+                api.close()
             return
         server = self._spawn(
             "server",
@@ -156,7 +172,9 @@ class LocalPrefect:
                 raise BackendUnavailable("prefect", f"{path} exited: {self.log(name)[-2000:]}")
             # On a shared server, count only this file's deployments.
             wanted = {"deployments": {"name": {"any_": [args[0]]}}} if args else {}
-            found = httpx.post(f"{self.api_url}/deployments/filter", json=wanted, timeout=5).json()
+            found = httpx.post(
+                f"{self.api_url}/deployments/filter", json=wanted, headers=self._headers, timeout=5
+            ).json()
             if len(found) >= deployments:
                 return
             time.sleep(0.1)

@@ -66,8 +66,8 @@ class RunReading:
 
     def __init__(self, settings: PrefectSettings) -> None:
         self.settings = settings
-        key = settings.api_key.get_secret_value() if settings.api_key else None
-        self.api = PrefectApi(settings.api_url, key)
+        auth_string, key = settings.credentials()
+        self.api = PrefectApi(settings.api_url, key, auth_string=auth_string)
         self.records = Records(self.api)
         self.permissions: Permissions = settings.permissions()
         self.rules = Rules()

@@ -3,6 +3,9 @@ Signoff setting, from a ``.env`` file too), plus Signoff's per-flow permissions.
 
 - ``PREFECT_API_URL``: the server's API (``http://127.0.0.1:4200/api``), or a Prefect Cloud
   workspace URL;
+- ``PREFECT_API_AUTH_STRING``: ``user:password`` for a self-hosted server protected by basic
+  auth (the server's ``PREFECT_SERVER_API_AUTH_STRING``), sent as Prefect's client sends
+  it; when set, ``PREFECT_API_KEY`` is not sent;
 - ``PREFECT_API_KEY``: Prefect Cloud's API key (unset for a self-hosted server);
 - ``SIGNOFF_PREFECT_RECONCILE_SECONDS``: how often runs are read again in case an event
   was missed (default 30);
@@ -164,6 +167,7 @@ class PrefectSettings(EnvSettings):
 
     api_url: str = Field(alias="PREFECT_API_URL")
     api_key: SecretStr | None = Field(default=None, alias="PREFECT_API_KEY")
+    api_auth_string: SecretStr | None = Field(default=None, alias="PREFECT_API_AUTH_STRING")
     reconcile_seconds: Seconds = Field(default=30.0, alias="SIGNOFF_PREFECT_RECONCILE_SECONDS")
     schema_wait_seconds: Seconds = Field(default=30.0, alias="SIGNOFF_PREFECT_SCHEMA_WAIT_SECONDS")
     permissions_file: Path | None = Field(default=None, alias="SIGNOFF_PREFECT_PERMISSIONS")
@@ -179,6 +183,12 @@ class PrefectSettings(EnvSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http(s) URL, e.g. http://127.0.0.1:4200/api")
         return value.rstrip("/")
+
+    def credentials(self) -> tuple[str | None, str | None]:
+        """``(auth string, API key)`` as plain text, each None when unset or empty."""
+        auth = self.api_auth_string.get_secret_value() if self.api_auth_string else None
+        key = self.api_key.get_secret_value() if self.api_key else None
+        return auth or None, key or None
 
     def permissions(self) -> Permissions:
         """The rules in ``SIGNOFF_PREFECT_PERMISSIONS``'s file (none when it is unset).

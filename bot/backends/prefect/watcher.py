@@ -34,9 +34,10 @@ from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from websockets.exceptions import WebSocketException
+from websockets.exceptions import ConnectionClosed, WebSocketException
 from websockets.sync.client import connect
 
+from signoff.bot.backends.prefect.api import auth_headers
 from signoff.bot.errors import BackendUnavailable, ChangeDeferred, RunNotFound
 
 logger = logging.getLogger(__name__)
@@ -98,12 +99,17 @@ class Watcher:
         api_url: str,
         api_key: str | None,
         sync: Callable[[str], str | None],
+        auth_string: str | None = None,
         candidates: Callable[[datetime | None], list[tuple[str, str]]],
         reconcile_seconds: float,
         gone: Callable[[str], None] = lambda run_id: None,
     ) -> None:
         self.url = events_url(api_url)
-        self.api_key = api_key
+        #: the socket's auth message: the auth string as is (a self-hosted server compares
+        #: it with its own), else the key, as the HTTP calls choose; the upgrade request
+        #: carries the header too, for a proxy in front of the server that asks for it
+        self._token = auth_string or api_key
+        self._headers = auth_headers(auth_string, api_key)
         self.sync = sync
         self.candidates = candidates
         self.gone = gone
@@ -175,9 +181,14 @@ class Watcher:
         delay = self.RETRY_SECONDS[0]
         while not self._stop.is_set():
             try:
-                with connect(self.url, subprotocols=["prefect"], open_timeout=10) as socket:  # type: ignore[list-item]
+                with connect(
+                    self.url,
+                    subprotocols=["prefect"],  # type: ignore[list-item]
+                    open_timeout=10,
+                    additional_headers=self._headers,
+                ) as socket:
                     self._socket = socket
-                    socket.send(json.dumps({"type": "auth", "token": self.api_key}))
+                    socket.send(json.dumps({"type": "auth", "token": self._token}))
                     answer = json.loads(socket.recv(timeout=10))
                     if answer.get("type") != "auth_success":
                         raise ConnectionError(f"event stream refused: {answer.get('reason')}")
@@ -201,12 +212,27 @@ class Watcher:
                     return
                 logger.warning(
                     "Prefect event stream lost; reconnecting",
-                    extra={"action": "prefect_events_lost", "error": str(exc)[:200]},
+                    extra={"action": "prefect_events_lost", "error": self._why(exc)[:300]},
                 )
                 self._stop.wait(delay)
                 delay = min(delay * 2, self.RETRY_SECONDS[1])
             finally:
                 self._socket = None
+
+    def _why(self, exc: Exception) -> str:
+        """``exc`` as logged; a refusal of the socket's credentials (Prefect closes it with
+        1008 and "Invalid token", "Auth required ...") names the setting to mend."""
+        said = str(exc)
+        if isinstance(exc, ConnectionClosed) and exc.rcvd is not None and exc.rcvd.code == 1008:
+            setting = (
+                "PREFECT_API_AUTH_STRING or PREFECT_API_KEY"
+                if self._token is None
+                else "PREFECT_API_AUTH_STRING"
+                if self._headers.get("Authorization", "").startswith("Basic")
+                else "PREFECT_API_KEY"
+            )
+            said = f"Prefect refused the event stream's credentials ({said}): check {setting}"
+        return said
 
     def _on_message(self, message: str | bytes) -> None:
         try:

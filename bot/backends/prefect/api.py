@@ -6,7 +6,8 @@ Prefect install and no Prefect settings beyond ``PREFECT_API_URL`` and its crede
 ``PREFECT_API_AUTH_STRING`` (a self-hosted server's basic auth) or ``PREFECT_API_KEY``
 (Prefect Cloud), sent as Prefect's own client sends them. A 401 or 403 is a
 ``CredentialsRefused`` naming the setting to mend. Bodies and answers are Prefect's JSON,
-as documented by the server's OpenAPI schema.
+as documented by the server's OpenAPI schema; what a person typed is sent as ``literal``
+values, which Prefect's hydration leaves as they are.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 
 import httpx
 
+from signoff.bot.backends.prefect.literal import literal
 from signoff.bot.errors import BackendError, BackendUnavailable, CredentialsRefused, RunNotFound
 
 logger = logging.getLogger(__name__)
@@ -255,8 +257,8 @@ class PrefectApi:
 
     def resume(self, run_id: str, run_input: Mapping[str, Any] | None) -> Doc:
         """Prefect's orchestration result: ``status`` ACCEPT, REJECT or ABORT, with
-        ``details.reason``."""
-        body = {"run_input": dict(run_input) if run_input is not None else None}
+        ``details.reason``. The input arrives as given (``literal``)."""
+        body = {"run_input": literal(dict(run_input)) if run_input is not None else None}
         found: Doc = self._json("POST", f"/flow_runs/{run_id}/resume", body=body, run_id=run_id)
         return found
 
@@ -429,11 +431,12 @@ class PrefectApi:
     def create_run_from_deployment(
         self, deployment_id: str, parameters: Mapping[str, Any], tags: Sequence[str]
     ) -> httpx.Response:
-        """The raw answer: the caller reads a refusal's detail (parameter errors)."""
+        """The raw answer: the caller reads a refusal's detail (parameter errors). The
+        parameters arrive as given (``literal``)."""
         return self._call(
             "POST",
             f"/deployments/{deployment_id}/create_flow_run",
-            body={"parameters": dict(parameters), "tags": list(tags)},
+            body={"parameters": literal(dict(parameters)), "tags": list(tags)},
         )
 
 

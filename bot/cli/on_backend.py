@@ -32,7 +32,7 @@ from signoff.bot.backends import (
 )
 from signoff.bot.cli.json_input import exact_numbers
 from signoff.bot.cli.wait import RECHECK_SECONDS, ReadOutage
-from signoff.bot.errors import BackendUnavailable, RunNotFound
+from signoff.bot.errors import BackendUnavailable, CredentialsRefused, RunNotFound
 from signoff.engine import Actor as EngineActor
 from signoff.engine.audit import AuditRecord as EngineAuditRecord
 from signoff.engine.audit import describe
@@ -173,7 +173,8 @@ def wait_for_run(backend: Backend, run_id: str, until: str, timeout: float | Non
                 and backend.waiting_pause(run.id) is not None
             )
         except BackendUnavailable as exc:
-            if outage.failed(exc):
+            # Refused credentials are a setting to mend, not an outage to wait out.
+            if isinstance(exc, CredentialsRefused) or outage.failed(exc):
                 raise
             idle.wait(RECHECK_SECONDS)
             continue

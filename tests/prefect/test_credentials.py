@@ -33,6 +33,7 @@ from signoff.bot.backends.prefect.api import PrefectApi
 from signoff.bot.errors import CredentialsRefused
 from signoff.bot.sandbox import SlackSandbox
 from signoff.bot.testing import serving
+from tests.cli.in_process import run_cli
 
 RIGHT = "admin:right-horse-battery"
 WRONG = "admin:wrong-staple"
@@ -206,3 +207,18 @@ def test_runs_after_the_auth_string_changed_says_which_setting_in_slack_and_one_
             assert "PREFECT_API_AUTH_STRING" in (backend.not_ready() or "")
     finally:
         backend.close()
+
+
+def test_a_runs_command_names_the_refused_setting_in_one_error_line(
+    prefect: _Server, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Before: "error: Prefect refused GET /flow_runs/...: {"exception_message": ...}".
+    monkeypatch.setenv("PREFECT_API_URL", prefect.api_url)
+    monkeypatch.setenv("PREFECT_API_AUTH_STRING", WRONG)
+    monkeypatch.delenv("PREFECT_API_KEY", raising=False)
+    run_id = "0b9e7c1e-5f43-4d7e-9a53-2d8c0c6f3a11"
+    status, out, err = run_cli(capsys, "runs", "wait", "--backend", "prefect", run_id)
+    assert (status, out) == (1, "")
+    assert "trying again" not in err and WRONG not in err
+    assert err.strip().splitlines()[-1].startswith(f"error: Prefect at {prefect.api_url}")
+    assert "refuses PREFECT_API_AUTH_STRING" in err

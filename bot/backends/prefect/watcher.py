@@ -98,8 +98,8 @@ class Watcher:
         *,
         api_url: str,
         api_key: str | None,
-        sync: Callable[[str], str | None],
         auth_string: str | None = None,
+        sync: Callable[[str], str | None],
         candidates: Callable[[datetime | None], list[tuple[str, str]]],
         reconcile_seconds: float,
         gone: Callable[[str], None] = lambda run_id: None,
@@ -110,6 +110,14 @@ class Watcher:
         #: carries the header too, for a proxy in front of the server that asks for it
         self._token = auth_string or api_key
         self._headers = auth_headers(auth_string, api_key)
+        #: the setting a refusal of the socket's credentials names
+        self._credentials = (
+            "PREFECT_API_AUTH_STRING"
+            if auth_string
+            else "PREFECT_API_KEY"
+            if api_key
+            else "PREFECT_API_AUTH_STRING or PREFECT_API_KEY (neither is set)"
+        )
         self.sync = sync
         self.candidates = candidates
         self.gone = gone
@@ -224,14 +232,8 @@ class Watcher:
         1008 and "Invalid token", "Auth required ...") names the setting to mend."""
         said = str(exc)
         if isinstance(exc, ConnectionClosed) and exc.rcvd is not None and exc.rcvd.code == 1008:
-            setting = (
-                "PREFECT_API_AUTH_STRING or PREFECT_API_KEY"
-                if self._token is None
-                else "PREFECT_API_AUTH_STRING"
-                if self._headers.get("Authorization", "").startswith("Basic")
-                else "PREFECT_API_KEY"
-            )
-            said = f"Prefect refused the event stream's credentials ({said}): check {setting}"
+            said = f"Prefect refused the event stream's credentials ({said})"
+            said += f": check {self._credentials}"
         return said
 
     def _on_message(self, message: str | bytes) -> None:

@@ -1,0 +1,118 @@
+"""The view rule (who may see a run's details in Slack), through the engine's API: open
+flows stay open; a flow or pause that names people shows its runs to them, to whoever
+started or acted on the run, and to admins; a refusal is named and recorded."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import event
+
+from signoff.engine import Engine, RunState, Worker, flow, pause_flow_run
+from signoff.engine.actors import Actor, Via
+from signoff.engine.input import RunInput
+from signoff.engine.permissions import Action
+from tests.support.waiting import wait_for
+
+
+class Go(RunInput):
+    approved: bool
+
+
+@flow(name="vr-open")
+def vr_open() -> int:
+    return 1
+
+
+@flow(name="vr-starters", starters=["U_CAROL"])
+def vr_starters() -> int:
+    return 1
+
+
+@flow(name="vr-cancellers", cancellers=["S_OPS"])
+def vr_cancellers() -> int:
+    return 1
+
+
+@flow(name="vr-paused")
+def vr_paused() -> bool:
+    return pause_flow_run(Go, timeout=60, approvers=["U_PAM"]).approved
+
+
+def slack(user: str, *groups: str) -> Actor:
+    return Actor(user, via=Via.SLACK, groups=frozenset(groups))
+
+
+def may_view(engine: Engine, actor: Actor, run_id: str) -> bool:
+    return engine.refusal(Action.VIEW, actor, run_id) is None
+
+
+def test_a_run_of_a_flow_that_names_nobody_is_shown_to_anyone(engine: Engine) -> None:
+    run = engine.submit("vr-open", started_by="U_SAM")
+    assert may_view(engine, slack("U_ANYONE"), run.id)
+    assert [r.id for r in engine.visible(slack("U_ANYONE"), [run])] == [run.id]
+
+
+def test_a_flow_limited_to_starters_shows_its_runs_to_them_and_whoever_started_them(
+    make_engine,
+) -> None:
+    engine = make_engine(admins=["U_ROOT"])
+    run = engine.submit("vr-starters", started_by="U_CAROL")
+    open_run = engine.submit("vr-open", started_by="U_SAM")
+    refused = engine.refusal(Action.VIEW, slack("U_MALLORY"), run.id, record=True)
+    assert refused is not None
+    assert "runs of 'vr-starters' are shown only to whoever started them" in refused.reason
+    assert "U_CAROL" in refused.allowed
+    [record] = [r for r in engine.audit_trail(run.id) if r.action == "refused"]
+    assert (record.actor_id, record.data["action"]) == ("U_MALLORY", "view")
+    # A refused attempt is not acting on the run: it does not let them in.
+    assert not may_view(engine, slack("U_MALLORY"), run.id)
+    assert may_view(engine, slack("U_CAROL"), run.id)
+    assert may_view(engine, slack("U_ROOT"), run.id)
+    # A list keeps its order and leaves out only what the person may not view.
+    assert [r.id for r in engine.visible(slack("U_MALLORY"), [open_run, run])] == [open_run.id]
+    assert [r.id for r in engine.visible(slack("U_ROOT"), [open_run, run])] == [
+        open_run.id,
+        run.id,
+    ]
+
+
+def test_a_flow_s_cancellers_may_view_its_runs_through_a_group(engine: Engine) -> None:
+    run = engine.submit("vr-cancellers", started_by="U_SAM")
+    assert may_view(engine, slack("U_OLGA", "S_OPS"), run.id)
+    assert may_view(engine, slack("U_SAM"), run.id)
+    assert not may_view(engine, slack("U_MALLORY"), run.id)
+
+
+def test_a_pause_s_approvers_and_whoever_acted_on_it_may_view_the_run(
+    engine: Engine, worker: Worker
+) -> None:
+    run = engine.submit("vr-paused", started_by="U_SAM")
+    wait_for(lambda: engine.get_run(run.id).state is RunState.PAUSED, what="the run to pause")
+    assert may_view(engine, slack("U_PAM"), run.id)
+    assert not may_view(engine, slack("U_NEW"), run.id)
+    # Handed on: the new approver may view it, and so may whoever handed it on.
+    engine.reassign(run.id, "U_NEW", by="U_PAM")
+    assert may_view(engine, slack("U_NEW"), run.id)
+    assert may_view(engine, slack("U_PAM"), run.id)
+    engine.resume(run.id, {"approved": True}, slack("U_NEW"))
+    wait_for(lambda: engine.get_run(run.id).state.is_final, what="the run to end")
+    assert may_view(engine, slack("U_NEW"), run.id)
+    assert not may_view(engine, slack("U_MALLORY"), run.id)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_page_of_runs_is_judged_in_two_reads(engine: Engine) -> None:
+    """However many runs a page holds, ``visible`` reads the store twice, not per run."""
+    runs = [engine.submit("vr-starters", started_by="U_CAROL") for _ in range(6)]
+    reads: list[str] = []
+
+    def count(conn, cursor, statement, *args) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            reads.append(statement)
+
+    event.listen(engine.store.engine, "before_cursor_execute", count)
+    try:
+        assert engine.visible(slack("U_MALLORY"), runs) == []
+    finally:
+        event.remove(engine.store.engine, "before_cursor_execute", count)
+    assert len(reads) == 2

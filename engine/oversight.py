@@ -115,11 +115,12 @@ class Oversight:
         )
 
     def _may_view(self, actor: Actor | None, run: Run, involvement: Involvement) -> Refusal | None:
-        # The flow's starters as loaded now: a run does not store them (a flow not loaded
-        # in this process names none).
+        # The flow's starters and viewers as loaded now: a run does not store them (a flow
+        # not loaded in this process names none).
         flow = self.flows.get(run.flow_name)
-        starters = flow.starters if flow is not None else ()
-        return self.permissions.view(actor, run, starters, involvement)
+        if flow is None:
+            return self.permissions.view(actor, run, (), involvement)
+        return self.permissions.view(actor, run, flow.starters, involvement, flow.viewers)
 
     def visible(self, actor: Actor | None, runs: Sequence[Run]) -> list[Run]:
         """The runs of ``runs`` that ``actor`` may view (the view rule), in their order; two

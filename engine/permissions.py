@@ -15,11 +15,11 @@ audit trail. The rules:
   before its first of the flow (anyone, when those name nobody). Admins always.
 - **reassign**: whoever may answer the pause and has not answered it yet, and admins.
 - **view** (``/runs show``, ``/runs`` lists in Slack): anyone, when the flow names nobody
-  in ``starters``, ``approvers`` or ``cancellers`` and the run's pauses name no approvers.
-  Otherwise whoever started the run, whoever those lists name (the flow's starters and
-  cancellers, the flow's and every pause's approvers, with those added by escalation or a
-  hand-over), whoever acted on it by the audit trail (answered, handed on, cancelled; a
-  refused attempt does not count), and admins. A list that names nobody lets nobody in
+  in ``starters``, ``approvers``, ``cancellers`` or ``viewers`` and the run's pauses name
+  no approvers. Otherwise whoever started the run, whoever those lists name (the flow's
+  starters, cancellers and viewers, the flow's and every pause's approvers, with those
+  added by escalation or a hand-over), whoever acted on it by the audit trail (answered,
+  handed on, cancelled; a refused attempt does not count), and admins. A list that names nobody lets nobody in
   here: a flow limited to some people shows its runs to them only. The CLI and the Python
   API read runs unchecked (whoever runs them can read the database).
 
@@ -191,11 +191,14 @@ class Permissions:
         run: Run,
         starters: Collection[str],
         involvement: Involvement,
+        viewers: Collection[str] = (),
     ) -> Refusal | None:
         """Why ``actor`` may not see ``run``'s details (parameters, answers, audit trail),
-        or None. ``starters`` are the flow's; ``involvement`` is the run's."""
+        or None. ``starters`` and ``viewers`` are the flow's; ``involvement`` is the run's."""
         named = tuple(
-            dict.fromkeys((*starters, *run.approvers, *involvement.approvers, *run.cancellers))
+            dict.fromkeys(
+                (*starters, *run.approvers, *involvement.approvers, *run.cancellers, *viewers)
+            )
         )
         if not named or self.is_admin(actor):
             return None
@@ -206,9 +209,10 @@ class Permissions:
         ):
             return None
         starter = (run.started_by,) if run.started_by else ()
+        also = ", its viewers" if viewers else ""
         return Refusal(
             f"runs of {run.flow_name!r} are shown only to whoever started them or acted on "
-            "them, whoever may start, answer or cancel them, and admins",
+            f"them, whoever may start, answer or cancel them{also}, and admins",
             tuple(dict.fromkeys((*starter, *named, *self.admins))),
         )
 

@@ -37,6 +37,11 @@ def rv_ops(n: int = 1) -> int:
     return n
 
 
+@flow(name="rv-audited", viewers=["S0AUDIT"])
+def rv_audited(n: int = 1) -> int:
+    return n
+
+
 @flow(name="rv-open")
 def rv_open(n: int = 1) -> int:
     return n
@@ -107,6 +112,16 @@ def test_a_group_the_flow_names_lets_its_members_view(bot: RunningBot) -> None:
     run = bot.engine.submit("rv-ops", {"n": 41}, started_by="U0CAROL")
     assert '"n": 41' in runs(bot, "alice", f"show {run.id[:8]}").text
     assert runs(bot, "bob", f"show {run.id[:8]}").text.startswith(":no_entry:")
+
+
+def test_a_flow_s_viewers_see_its_runs_in_show_and_lists(bot: RunningBot) -> None:
+    bot.slack.add_usergroup("S0AUDIT", "auditors", ["U0ALICE"])
+    run = bot.engine.submit("rv-audited", {"n": 7}, started_by="U0CAROL")
+    assert '"n": 7' in runs(bot, "alice", f"show {run.id[:8]}").text
+    assert run.id in listed(runs(bot, "alice", "all"))
+    refused = runs(bot, "bob", f"show {run.id[:8]}").text
+    assert refused.startswith(":no_entry:") and "its viewers" in refused
+    assert run.id not in listed(runs(bot, "bob", "all"))
 
 
 def test_lists_leave_out_runs_the_person_may_not_view_and_page_on_past_them(

@@ -33,6 +33,11 @@ def vr_cancellers() -> int:
     return 1
 
 
+@flow(name="vr-audited", viewers=["S_AUDIT"])
+def vr_audited() -> int:
+    return 1
+
+
 @flow(name="vr-paused")
 def vr_paused() -> bool:
     return pause_flow_run(Go, timeout=60, approvers=["U_PAM"]).approved
@@ -98,6 +103,19 @@ def test_a_pause_s_approvers_and_whoever_acted_on_it_may_view_the_run(
     wait_for(lambda: engine.get_run(run.id).state.is_final, what="the run to end")
     assert may_view(engine, slack("U_NEW"), run.id)
     assert not may_view(engine, slack("U_MALLORY"), run.id)
+
+
+def test_a_flow_s_viewers_may_view_its_runs_and_do_nothing_else(engine: Engine) -> None:
+    """Naming viewers alone limits who sees the runs: to them, and whoever started a run."""
+    run = engine.submit("vr-audited", started_by="U_SAM")
+    auditor = slack("U_AUDREY", "S_AUDIT")
+    assert may_view(engine, auditor, run.id)
+    assert may_view(engine, slack("U_SAM"), run.id)
+    refused = engine.refusal(Action.VIEW, slack("U_MALLORY"), run.id)
+    assert refused is not None and ", its viewers, and admins" in refused.reason
+    assert "S_AUDIT" in refused.allowed
+    with pytest.raises(ValueError, match="viewers"):
+        flow(name="vr-bad-viewers", viewers=[" U_X"])(lambda: None)
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

@@ -97,7 +97,8 @@ class Rules:
     ) -> Refusal | None:
         """Why ``actor`` may not see ``run``'s details, or None: anyone when its rules name
         nobody; else whoever started it, whoever acted on it (``acted``, from its audit
-        trail), and whoever its rules name (``approvers``: its requests' own, as handed on)."""
+        trail), and whoever its rules name (``start``, ``approvers``, ``cancel``, ``view``;
+        ``approvers`` here: its requests' own, as handed on)."""
         if actor.via is Via.SYSTEM:
             return None
         named = tuple(
@@ -107,6 +108,7 @@ class Rules:
                     *(permission.approvers or ()),
                     *approvers,
                     *(permission.cancel or ()),
+                    *(permission.view or ()),
                 )
             )
         )
@@ -115,9 +117,10 @@ class Rules:
         if self.matches(actor, named):
             return None
         starter = (run.started_by,) if run.started_by else ()
+        also = ", its viewers" if permission.view else ""
         return Refusal(
             f"runs of {run.flow_name!r} are shown only to whoever started them or acted on "
-            "them, and whoever may start, answer or cancel them",
+            f"them, and whoever may start, answer or cancel them{also}",
             tuple(dict.fromkeys((*starter, *named))),
         )
 

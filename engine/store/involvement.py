@@ -4,10 +4,11 @@ it shows without a query per run."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Text, cast, select
 
 from signoff.engine.audit import AuditAction
 from signoff.engine.runs import Involvement
@@ -15,6 +16,7 @@ from signoff.engine.store.audit_rows import AUDIT
 from signoff.engine.store.base import StoreBase
 from signoff.engine.store.dropped import read_again_if_dropped
 from signoff.engine.store.pauses import PAUSES
+from signoff.engine.store.undecodable import read_again_if_undecodable
 
 #: what makes someone one who acted on a run (a refusal does not: it is an attempt)
 ACTING = tuple(
@@ -32,16 +34,28 @@ ACTING = tuple(
 UNREADABLE = "(approvers that cannot be read)"
 
 
-def _names(value: Any) -> tuple[str, ...]:
-    if value is None:
+def _names(text: Any) -> tuple[str, ...]:
+    """The ids in a pause's ``approvers``, read as their stored text: a value changed
+    outside Signoff (not JSON, not UTF-8, not a list of ids) limits the run, never fails
+    the page it is listed on."""
+    if text is None:
         return ()
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+    try:
+        value = json.loads(text) if isinstance(text, str) else None
+    except ValueError:
+        value = None
+    if value is None and text != "null":
         return (UNREADABLE,)
-    return tuple(value)
+    if value is not None and (
+        not isinstance(value, list) or not all(isinstance(v, str) for v in value)
+    ):
+        return (UNREADABLE,)
+    return tuple(value or ())
 
 
 class InvolvementQueries(StoreBase):
     @read_again_if_dropped
+    @read_again_if_undecodable
     def involvement(self, run_ids: Collection[str]) -> dict[str, Involvement]:
         """Each run's ``Involvement``, by run id (a run with no pauses nor records has an
         empty one). Both reads are served by indexes that lead with the run id."""
@@ -52,7 +66,9 @@ class InvolvementQueries(StoreBase):
         acted: dict[str, set[str]] = {r: set() for r in wanted}
         with self._read() as conn:
             for run_id, names in conn.execute(
-                select(PAUSES.c.run_id, PAUSES.c.approvers).where(PAUSES.c.run_id.in_(wanted))
+                select(PAUSES.c.run_id, cast(PAUSES.c.approvers, Text)).where(
+                    PAUSES.c.run_id.in_(wanted)
+                )
             ):
                 approvers[run_id] += [n for n in _names(names) if n not in approvers[run_id]]
             for run_id, actor_id in conn.execute(

@@ -4,13 +4,17 @@ started or acted on the run, and to admins; a refusal is named and recorded."""
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, datetime
+
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, text
 
 from signoff.engine import Engine, RunState, Worker, flow, pause_flow_run
 from signoff.engine.actors import Actor, Via
 from signoff.engine.input import RunInput
 from signoff.engine.permissions import Action
+from signoff.engine.runs import Pause
 from tests.support.waiting import wait_for
 
 
@@ -134,3 +138,37 @@ def test_a_page_of_runs_is_judged_in_two_reads(engine: Engine) -> None:
     finally:
         event.remove(engine.store.engine, "before_cursor_execute", count)
     assert len(reads) == 2
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("stored", ["'{oops'", "CAST(X'C3' AS TEXT)", "'7'"])
+def test_approvers_changed_by_hand_limit_the_run_and_fail_no_list(
+    engine: Engine, stored: str
+) -> None:
+    """A pause's approvers edited outside Signoff (not JSON, not UTF-8, not a list) must
+    not fail every list the run is on, nor open the run to everyone."""
+    store = engine.store
+    run = store.create_run(
+        uuid.uuid4().hex, "vr-open", None, b"", {}, RunState.RUNNING, None, "U_SAM"
+    )
+    pause = Pause.waiting(
+        run.id,
+        "1",
+        datetime.now(UTC),
+        None,
+        suspend=True,
+        schema=None,
+        title=None,
+        description=None,
+        initial={},
+        approvers=(),
+        forbid_starter=False,
+    )
+    assert store.open_pause(pause, None)
+    assert may_view(engine, slack("U_ANYONE"), run.id)  # a pause anyone may answer
+    with store.engine.begin() as conn:
+        conn.execute(
+            text(f"UPDATE pauses SET approvers = {stored} WHERE run_id = :id"), {"id": run.id}
+        )
+    assert engine.visible(slack("U_ANYONE"), [run]) == []
+    assert [r.id for r in engine.visible(slack("U_SAM"), [run])] == [run.id]

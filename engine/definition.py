@@ -43,6 +43,10 @@ class FlowDefinition(Protocol):
         """Who may cancel its runs (empty: the default rule)."""
 
     @property
+    def viewers(self) -> tuple[str, ...]:
+        """Who may also view its runs in Slack (auditors); they may do nothing else."""
+
+    @property
     def confirm(self) -> bool:
         """Whether answering its pauses asks the person to confirm first."""
 

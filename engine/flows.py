@@ -68,6 +68,7 @@ class Flow(Generic[P, R]):
         starters: Sequence[str] = (),
         cancellers: Sequence[str] = (),
         confirm: bool = False,
+        viewers: Sequence[str] = (),
     ) -> None:
         self.fn = fn
         self.name = checked_name("flow", name or _default_name(fn))
@@ -76,6 +77,7 @@ class Flow(Generic[P, R]):
         self.forbid_starter = forbid_starter
         self.starters = checked_ids("starters", starters)
         self.cancellers = checked_ids("cancellers", cancellers)
+        self.viewers = checked_ids("viewers", viewers)
         self.confirm = confirm
         self.is_async = inspect.iscoroutinefunction(fn)
         self.ref = _ref(fn)
@@ -228,6 +230,7 @@ def flow(
     starters: Sequence[str] = (),
     cancellers: Sequence[str] = (),
     confirm: bool = False,
+    viewers: Sequence[str] = (),
 ) -> Callable[[Callable[P, R]], Flow[P, R]]: ...
 
 
@@ -242,6 +245,7 @@ def flow(
     starters: Sequence[str] = (),
     cancellers: Sequence[str] = (),
     confirm: bool = False,
+    viewers: Sequence[str] = (),
     **others: Any,
 ) -> Flow[P, R] | Callable[[Callable[P, R]], Flow[P, R]]:
     """Make a function a flow: each call is a run, recorded with its states, tasks and logs.
@@ -254,6 +258,10 @@ def flow(
     - ``starters``: who may start it (empty: anyone); admins always may;
     - ``cancellers``: who may cancel its runs (empty: whoever started the run, whoever may
       answer it, and admins).
+    - ``viewers``: who may also view its runs in Slack (``/runs show``, ``/runs`` lists),
+      such as auditors, without any other right. Once a flow names anyone in these lists,
+      its runs are shown only to the people they name, to whoever started or acted on a
+      run, and to admins.
 
     ``confirm=True`` asks whoever answers to confirm before the answer counts.
 
@@ -266,8 +274,8 @@ def flow(
     Raises:
         TypeError: an option Signoff's flows do not have; Prefect's (``retries``,
             ``timeout_seconds``, ``log_prints``, ...) are named as not supported. Or
-            ``approvers``, ``starters`` or ``cancellers`` is not a list of ids (one id
-            given as text, say).
+            ``approvers``, ``starters``, ``cancellers`` or ``viewers`` is not a list of ids
+            (one id given as text, say).
         ValueError: one of those lists holds an empty id, or one with spaces around it.
     """
     for option in others:
@@ -285,6 +293,7 @@ def flow(
             starters=starters,
             cancellers=cancellers,
             confirm=confirm,
+            viewers=viewers,
         )
         registry.add(made)
         return made

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Literal, TextIO
@@ -26,7 +26,7 @@ from signoff.engine.audit_export import export_csv, export_jsonl
 from signoff.engine.errors import FlowNotFound, RunNotFound
 from signoff.engine.permissions import Action, Permissions, Refusal
 from signoff.engine.registry import FlowRegistry
-from signoff.engine.runs import JSON, Pause, PauseStatus, Run, run_id_text
+from signoff.engine.runs import JSON, Involvement, Pause, PauseStatus, Run, run_id_text
 from signoff.engine.settings import EngineSettings
 from signoff.engine.store import SqlStore
 
@@ -79,8 +79,13 @@ class Oversight:
         ``record``, a refusal is an attempt (a click on a button) and goes in the audit trail.
         """
         run = self._run(run_id)
-        pause = self.store.get_pause(run.id, key) if key else self.store.waiting_pause(run.id)
         found: Refusal | None
+        if action is Action.VIEW:
+            found = self._may_view(actor, run, self.store.involvement([run.id])[run.id])
+            if found is not None and record:
+                self._record_refusal(action, actor, run, None, found)
+            return found
+        pause = self.store.get_pause(run.id, key) if key else self.store.waiting_pause(run.id)
         if action is Action.CANCEL:
             found = self.permissions.cancel(actor, run, run.cancellers, self._deciding(run, pause))
         elif pause is None and key and run.state.is_waiting:
@@ -92,17 +97,36 @@ class Oversight:
         else:
             found = self.permissions.answer(actor, run, pause, pause.answered_by)
         if found is not None and record:
-            self.store.record_audit(
-                AuditEntry(
-                    AuditAction.REFUSED,
-                    run.id,
-                    run.flow_name,
-                    actor,
-                    pause.key if pause is not None else None,
-                    {"action": action.value, "rule": found.reason},
-                )
-            )
+            self._record_refusal(action, actor, run, pause, found)
         return found
+
+    def _record_refusal(
+        self, action: Action, actor: Actor | None, run: Run, pause: Pause | None, found: Refusal
+    ) -> None:
+        self.store.record_audit(
+            AuditEntry(
+                AuditAction.REFUSED,
+                run.id,
+                run.flow_name,
+                actor,
+                pause.key if pause is not None else None,
+                {"action": action.value, "rule": found.reason},
+            )
+        )
+
+    def _may_view(self, actor: Actor | None, run: Run, involvement: Involvement) -> Refusal | None:
+        # The flow's starters and viewers as loaded now: a run does not store them (a flow
+        # not loaded in this process names none).
+        flow = self.flows.get(run.flow_name)
+        if flow is None:
+            return self.permissions.view(actor, run, (), involvement)
+        return self.permissions.view(actor, run, flow.starters, involvement, flow.viewers)
+
+    def visible(self, actor: Actor | None, runs: Sequence[Run]) -> list[Run]:
+        """The runs of ``runs`` that ``actor`` may view (the view rule), in their order; two
+        reads for them all (a listing's page), none per run. Records nothing."""
+        involved = self.store.involvement([r.id for r in runs])
+        return [r for r in runs if self._may_view(actor, r, involved[r.id]) is None]
 
     def _deciding(self, run: Run, waiting: Pause | None) -> Pause | None:
         """The pause whose approvers may cancel ``run``: ``waiting``, the one it waits on,

@@ -14,6 +14,14 @@ audit trail. The rules:
   run and the approvers of the pause it waits on, or between pauses of its newest one, or
   before its first of the flow (anyone, when those name nobody). Admins always.
 - **reassign**: whoever may answer the pause and has not answered it yet, and admins.
+- **view** (``/runs show``, ``/runs`` lists in Slack): anyone, when the flow names nobody
+  in ``starters``, ``approvers``, ``cancellers`` or ``viewers`` and the run's pauses name
+  no approvers. Otherwise whoever started the run, whoever those lists name (the flow's
+  starters, cancellers and viewers, the flow's and every pause's approvers, with those
+  added by escalation or a hand-over), whoever acted on it by the audit trail (answered,
+  handed on, cancelled; a refused attempt does not count), and admins. A list that names nobody lets nobody in
+  here: a flow limited to some people shows its runs to them only. The CLI and the Python
+  API read runs unchecked (whoever runs them can read the database).
 
 Admins are a setting (``SIGNOFF_ADMINS``). Every list may name people and groups; group
 membership comes from the engine's ``GroupDirectory``.
@@ -26,7 +34,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from signoff.engine.actors import Actor, GroupDirectory, Via
-from signoff.engine.runs import Pause, Run, WaitingInput, handed_on
+from signoff.engine.runs import Involvement, Pause, Run, WaitingInput, handed_on
 
 
 class Action(enum.StrEnum):
@@ -36,6 +44,7 @@ class Action(enum.StrEnum):
     ANSWER = "answer"
     CANCEL = "cancel"
     REASSIGN = "reassign"
+    VIEW = "view"
 
 
 @dataclass(frozen=True)
@@ -174,6 +183,37 @@ class Permissions:
         return Refusal(
             f"only someone who may answer it (or an admin) may reassign it: {refused.reason}",
             refused.allowed + self.admins,
+        )
+
+    def view(
+        self,
+        actor: Actor | None,
+        run: Run,
+        starters: Collection[str],
+        involvement: Involvement,
+        viewers: Collection[str] = (),
+    ) -> Refusal | None:
+        """Why ``actor`` may not see ``run``'s details (parameters, answers, audit trail),
+        or None. ``starters`` and ``viewers`` are the flow's; ``involvement`` is the run's."""
+        named = tuple(
+            dict.fromkeys(
+                (*starters, *run.approvers, *involvement.approvers, *run.cancellers, *viewers)
+            )
+        )
+        if not named or self.is_admin(actor):
+            return None
+        if actor is not None and (
+            actor.id == run.started_by
+            or actor.id in involvement.acted
+            or self.matches(actor, named)
+        ):
+            return None
+        starter = (run.started_by,) if run.started_by else ()
+        also = ", its viewers" if viewers else ""
+        return Refusal(
+            f"runs of {run.flow_name!r} are shown only to whoever started them or acted on "
+            f"them, whoever may start, answer or cancel them{also}, and admins",
+            tuple(dict.fromkeys((*starter, *named, *self.admins))),
         )
 
 

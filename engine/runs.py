@@ -211,6 +211,17 @@ class WaitingInput:
 
 
 @dataclass(frozen=True)
+class Involvement:
+    """Who a run's pauses name and who acted on it: what the view rule reads of a run beyond
+    the run itself, read for a page of runs at once (``/runs`` lists check each of them)."""
+
+    #: every pause's approvers as they stand (with those added by escalation or a hand-over)
+    approvers: tuple[str, ...] = ()
+    #: whoever the audit trail says started, answered, handed on or cancelled it
+    acted: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
 class Pause:
     """A request for input, and its answer once there is one."""
 

@@ -111,6 +111,11 @@ def run_of(run: eng.Run) -> Run:
     return _copy(run, Run, state=RunState(run.state.value))
 
 
+def _engine_run(run: Run) -> eng.Run:
+    """The engine's ``Run`` for one of ours (which the engine made: ``run_of``)."""
+    return _copy(run, eng.Run, state=eng.RunState(run.state.value), owner=None)
+
+
 def pause_of(pause: eng.Pause) -> Pause:
     # The Slack side only shows answers (a secret is never asked in a form): masked here.
     return _copy(
@@ -266,6 +271,12 @@ class EmbeddedBackend:
         with translated():
             after = self.engine.get_run(before) if before is not None else None
             return [run_of(r) for r in self.engine.list_runs(wanted, flow_name, limit, after)]
+
+    def visible(self, actor: Actor, runs: Sequence[Run]) -> list[Run]:
+        with translated():
+            shown = self.engine.visible(engine_actor(actor), [_engine_run(r) for r in runs])
+        ids = {r.id for r in shown}
+        return [r for r in runs if r.id in ids]
 
     def detail(self, run_id: str) -> RunDetail:
         with translated():

@@ -102,6 +102,11 @@ class Backend(Protocol):
         """Newest first; ``before`` (a run id, or a unique prefix of one) lists the page after
         that run. Raises ``RunNotFound`` when ``before`` names no run."""
 
+    def visible(self, actor: Actor, runs: Sequence[Run]) -> list[Run]:
+        """Of ``runs`` (a page ``list_runs`` gave), those ``actor`` may view, in order: by
+        ``refusal``'s rule for ``Action.VIEW``, judged for the page at once (no request per
+        run). Records nothing."""
+
     def detail(self, run_id: str) -> RunDetail:
         """The run with its state history, tasks, requests for input and logs."""
 

@@ -97,6 +97,8 @@ class Action(enum.StrEnum):
     ANSWER = "answer"
     CANCEL = "cancel"
     REASSIGN = "reassign"
+    #: see a run's details (``/runs show``) or find it in a ``/runs`` list
+    VIEW = "view"
 
 
 @dataclass(frozen=True)
@@ -148,6 +150,8 @@ class Run:
     tags: dict[str, str] = field(default_factory=dict)
     #: who may answer its requests when a request names nobody itself
     approvers: tuple[str, ...] = ()
+    #: who the flow lets cancel its runs (empty: the default rule)
+    cancellers: tuple[str, ...] = ()
     #: why this run could not be read in full (its stored row was changed outside
     #: Signoff); the fields it names show stand-ins. None for a run read as stored
     unreadable: str | None = None

@@ -168,7 +168,7 @@ def register(app: App, backend: Backend, sealer: Sealer) -> None:
             if verb == "help":
                 respond(HELP)
             elif verb == "show" and len(words) == 2:
-                respond(show_text(backend, backend.get_run(words[1]).id))
+                respond(shown_to(actor, backend.get_run(words[1]).id))
             elif verb == "cancel" and len(words) == 2 and (short := too_short_to_act(words[1])):
                 respond(f":warning: `/runs cancel`: {escape_mrkdwn(short)}.")
             elif verb == "cancel" and len(words) == 2:
@@ -189,7 +189,7 @@ def register(app: App, backend: Backend, sealer: Sealer) -> None:
                     shown = escape_mrkdwn(words[1][:200])
                     respond(f"No flow `{shown}`; flows: {known_flows()}.")
                     return
-                page_of(run_lists.FLOW_SELECTOR + words[1], cursors, respond)
+                page_of(run_lists.FLOW_SELECTOR + words[1], cursors, respond, actor)
             elif verb in ("show", "cancel", "start", "flow"):
                 wanted = "a flow" if verb in ("start", "flow") else "a run id"
                 one = "flow's name" if verb == "flow" else "run id"
@@ -211,7 +211,7 @@ def register(app: App, backend: Backend, sealer: Sealer) -> None:
                     if verb in run_lists.FILTERS or not first
                     else run_lists.FLOW_SELECTOR + first
                 )
-                page_of(selector, cursors, respond)
+                page_of(selector, cursors, respond, actor)
             else:
                 typed = escape_mrkdwn(unescape_mrkdwn(command.text)[:200])
                 hint = ""
@@ -233,11 +233,20 @@ def register(app: App, backend: Backend, sealer: Sealer) -> None:
         except BackendError as exc:
             respond(warning(exc))
 
-    def page_of(selector: str, cursors: list[str], respond: Any) -> None:
-        """Answer with a page of ``selector``'s runs, after the last ``before=`` typed."""
+    def shown_to(actor: Actor, run_id: str) -> str:
+        """``/runs show``'s answer for ``actor``: the run, or why they may not view it
+        (the refusal is recorded; nothing of the run is in it)."""
+        refused = backend.refusal(Action.VIEW, actor, run_id)
+        if refused is not None:
+            return f":no_entry: {refusal_text(Action.VIEW, actor, None, refused)}"
+        return show_text(backend, run_id)
+
+    def page_of(selector: str, cursors: list[str], respond: Any, actor: Actor) -> None:
+        """Answer with a page of ``selector``'s runs ``actor`` may view, after the last
+        ``before=`` typed."""
         before = cursors[-1].partition("=")[2] if cursors else None
         try:
-            reply = run_lists.list_reply(backend, selector, before)
+            reply = run_lists.list_reply(backend, selector, before, actor)
         except RunNotFound as exc:
             shown = escape_mrkdwn((before or "")[:40])
             if not before:
@@ -416,9 +425,8 @@ def register(app: App, backend: Backend, sealer: Sealer) -> None:
         if click.response_url is None:
             return  # not a click in a message: there is nowhere to answer
         try:
-            respond(
-                text=show_text(backend, _action_value(click, ids.SHOW_RUN)), replace_original=False
-            )
+            run = backend.get_run(_action_value(click, ids.SHOW_RUN))
+            respond(text=shown_to(slack_actor(body["user"]), run.id), replace_original=False)
         except BackendError as exc:
             respond(text=warning(exc), replace_original=False)
 
@@ -432,7 +440,7 @@ def register(app: App, backend: Backend, sealer: Sealer) -> None:
         # The run id is after the last "|": a flow's name may hold one, a run id never does.
         selector, _, last = _action_value(click, ids.MORE_RUNS).rpartition("|")
         try:
-            reply = run_lists.list_reply(backend, selector, last)
+            reply = run_lists.list_reply(backend, selector, last, slack_actor(body["user"]))
         except BackendError as exc:
             respond(text=warning(exc), replace_original=False)
             return

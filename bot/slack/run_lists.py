@@ -2,8 +2,9 @@
 
 A list's selector is a filter's name (``FILTERS``), ``FLOW_SELECTOR`` and a flow's name,
 or "" for the runs waiting for input. The More button under a page keeps it with the last
-run listed (``SELECTOR|LAST_RUN_ID``), and the line under the button types the same as a
-command.
+run read for it (``SELECTOR|LAST_RUN_ID``), and the line under the button types the same as
+a command. A page leaves out the runs the person asking may not view (the view rule), and
+says how many: it is then shorter, and the next page starts after the last run read.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from signoff.bot.backends import Backend, Run, RunState
+from signoff.bot.backends import Actor, Backend, Run, RunState
 from signoff.bot.forms.mrkdwn import escape_mrkdwn, literal_clipped
 from signoff.bot.slack import ids, messages
 
@@ -41,11 +42,11 @@ FILTERS: dict[str, list[RunState] | None] = {
 
 
 def listing(
-    backend: Backend, selector: str, before: str | None = None
+    backend: Backend, selector: str, before: str | None, actor: Actor
 ) -> tuple[str, list[Run], dict[str, Any]]:
-    """The title, one page of runs, and the blocks' keyword arguments for ``selector``:
-    a filter's name, ``FLOW_SELECTOR`` and a flow's name, or "" (waiting).
-    (A More button from before flows were marked holds a flow's name alone.)"""
+    """The title, one page of the runs ``actor`` may view, and the blocks' keyword
+    arguments for ``selector``: a filter's name, ``FLOW_SELECTOR`` and a flow's name, or ""
+    (waiting). (A More button from before flows were marked holds a flow's name alone.)"""
     limit = RUNS_PAGE + 1  # one more than shown: whether a next page exists
     flow_name = selector.removeprefix(FLOW_SELECTOR)
     if selector in FILTERS:
@@ -59,25 +60,39 @@ def listing(
         title = "Runs waiting for input"
     if before is not None:
         title += f", older than {before[:8]}"
-    page = runs[:RUNS_PAGE]
-    more = f"{selector}|{page[-1].id}" if len(runs) > len(page) else None
+    read = runs[:RUNS_PAGE]
+    # The next page starts after the last run read, shown or not: a run left out here is
+    # not read again there.
+    more = f"{selector}|{read[-1].id}" if len(runs) > len(read) else None
+    page = backend.visible(actor, read)
     waiting = [r.id for r in page if r.state.is_waiting]
-    return title, page, {"waiting": waiting, "more": more}
+    return title, page, {"waiting": waiting, "more": more, "hidden": len(read) - len(page)}
 
 
-def list_reply(backend: Backend, selector: str, before: str | None) -> dict[str, Any]:
-    """``listing`` as a reply to ``/runs`` (or its More button)."""
-    title, page, extra = listing(backend, selector, before)
+def list_reply(backend: Backend, selector: str, before: str | None, actor: Actor) -> dict[str, Any]:
+    """``listing`` as a reply to ``/runs`` (or its More button), for ``actor``."""
+    title, page, extra = listing(backend, selector, before, actor)
     return {"text": title, "blocks": run_list_blocks(page, title, **extra)}
 
 
+def hidden_text(hidden: int) -> str:
+    """The line that says how many runs of a page the person may not view."""
+    runs = "1 run" if hidden == 1 else f"{hidden} runs"
+    return f"{runs} you may not view {'is' if hidden == 1 else 'are'} not shown."
+
+
 def run_list_blocks(
-    runs: Sequence[Run], title: str, waiting: Iterable[str], more: str | None = None
+    runs: Sequence[Run],
+    title: str,
+    waiting: Iterable[str],
+    more: str | None = None,
+    hidden: int = 0,
 ) -> list[Block]:
     """An ephemeral list of runs, with buttons for the ones waiting for input.
 
     ``more`` is the value of a "More" button that lists the next page (``/runs`` keeps it as
-    ``SELECTOR|LAST_RUN_ID``); None when this is the last page.
+    ``SELECTOR|LAST_RUN_ID``); None when this is the last page. ``hidden``: how many runs
+    of the page were left out, as the person may not view them.
     """
     waiting_ids = set(waiting)
     blocks: list[Block] = [
@@ -86,7 +101,8 @@ def run_list_blocks(
         )
     ]
     if not runs:
-        blocks.append(SectionBlock(text=MarkdownTextObject(text="No runs.")))
+        empty = "No runs you may view on this page." if hidden and more else "No runs."
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=empty)))
     for run in runs[:RUNS_PAGE]:
         line = f"{messages.STATE_EMOJI.get(run.state, '')} {messages.run_label(run)} · {run.state.value} · {messages.when(run.updated_at)}"
         section = SectionBlock(text=MarkdownTextObject(text=line))
@@ -110,6 +126,8 @@ def run_list_blocks(
                 )
             )
         blocks.append(ActionsBlock(block_id=f"run:{run.id}", elements=buttons))
+    if hidden:
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=hidden_text(hidden))]))
     if more is not None:
         selector, _, last = more.rpartition("|")
         # Quoted as /runs reads words, so that a flow's name with spaces stays one word.

@@ -53,6 +53,7 @@ from signoff.engine.store.base import EVENTS, LOGS, RUN_COLUMNS, RUN_COLUMNS_AS_
 from signoff.engine.store.consumers import ConsumerQueries
 from signoff.engine.store.decisions import DecisionQueries
 from signoff.engine.store.dropped import read_again_if_dropped, write_again_if_dropped
+from signoff.engine.store.involvement import InvolvementQueries
 from signoff.engine.store.lenient import as_text
 from signoff.engine.store.listing import ListingQueries
 from signoff.engine.store.metadata import MetadataQueries
@@ -188,6 +189,7 @@ class SqlStore(
     MetadataQueries,
     TaskQueries,
     PruningQueries,
+    InvolvementQueries,
 ):
     """The engine's persistence, over one SQLAlchemy engine, for SQLite and PostgreSQL.
 

@@ -857,10 +857,18 @@ def test_permissions_per_deployment(prefect_api_url: str, tmp_path: Path) -> Non
             )[-1]
             assert "Only <@U0BOB> may answer this." in note.text
             assert "may cancel" in runs(bot, "alice", f"cancel {run.id}").text
+            # Nor may she see it (her refused attempts do not count as acting on it) ...
+            hidden = runs(bot, "alice", f"show {run.id}").text
+            assert hidden.startswith(":no_entry: You may not view this: runs of 'greet-user'")
+            assert "Parameters" not in hidden
+            assert run.id[:8] not in json.dumps(runs(bot, "alice", "").blocks)
+            # ... while whoever the file names may.
+            assert "Parameters" in runs(bot, "bob", f"show {run.id}").text
+            assert run.id[:8] in json.dumps(runs(bot, "bob", "").blocks)
             refusals = [
                 r.data["action"] for r in backend.audit_trail(run.id) if r.action == "refused"
             ]
-            assert "cancel" in refusals  # recorded, as the embedded engine records it
+            assert {"cancel", "view"} <= set(refusals)  # recorded, as the engine records them
             backend.cancel(run.id, by=CAROL)
             assert finished(backend, run.id).state is RunState.CANCELLED
     finally:

@@ -89,8 +89,13 @@ class Answering(RunReading):
     ) -> Refusal | None:
         doc = self._doc(run_id)
         run = self._run(doc)
-        pause = self.get_pause(run.id, key) if key else self._waiting(doc)
         found: Refusal | None
+        if action is Action.VIEW:
+            found = self._may_view(actor, run, doc)
+            if found is not None:
+                self._audit_refusal(run.id, actor, None, action, found)
+            return found
+        pause = self.get_pause(run.id, key) if key else self._waiting(doc)
         if action is Action.CANCEL:
             found = self.rules.cancel(actor, run, self._permission(doc), pause)
         elif pause is None:

@@ -45,6 +45,11 @@ logger = logging.getLogger(__name__)
 #: permissions file is known to be its own
 DELETED = "(deleted deployment)"
 
+#: the audit trail's records whose actor acted on the run (a refusal is only an attempt)
+_ACTING = frozenset(
+    {"run.started", "answer.received", "answer.invalid", "pause.reassigned", "run.cancelled"}
+)
+
 #: runs of each kind (waiting, newest) a prefix of a run id is looked for among
 PREFIX_SCAN = 200
 
@@ -107,7 +112,12 @@ class RunReading:
 
     def _run(self, doc: Doc) -> Run:
         run = prefect_runs.to_run(doc, self._name("flow", str(doc["flow_id"])) or "?")
-        return replace(run, approvers=tuple(self._permission(doc).approvers or ()))
+        permission = self._permission(doc)
+        return replace(
+            run,
+            approvers=tuple(permission.approvers or ()),
+            cancellers=tuple(permission.cancel or ()),
+        )
 
     def _permission(self, doc: Doc) -> Permission:
         flow = self._name("flow", str(doc["flow_id"])) or "?"
@@ -183,6 +193,25 @@ class RunReading:
                 break
             after = docs[-1]
         return found[:limit]
+
+    def visible(self, actor: Actor, runs: Sequence[Run]) -> list[Run]:
+        # One read of the page's documents for their rules; who acted on a run or was
+        # handed one of its requests is in records read run by run, so a list leaves
+        # out a run those alone would show (``/runs show`` reads them).
+        docs = self.api.flow_runs(ids=[r.id for r in runs], limit=len(runs)) if runs else []
+        rules = {str(d["id"]): self._permission(d) for d in docs}
+        return [r for r in runs if r.id in rules and self.rules.view(actor, r, rules[r.id]) is None]
+
+    def _may_view(self, actor: Actor, run: Run, doc: Doc) -> Refusal | None:
+        """``Rules.view`` for one run, with its requests' approvers and its audit trail."""
+        permission = self._permission(doc)
+        if self.rules.view(actor, run, permission) is None:
+            return None
+        approvers = [a for p in self._pauses(doc, self.api.states(run.id)) for a in p.approvers]
+        acted = {
+            r.actor_id for r in self.records.trail(run.id) if r.actor_id and r.action in _ACTING
+        }
+        return self.rules.view(actor, run, permission, approvers, acted)
 
     def _audit_refusal(
         self, run_id: str, actor: Actor, key: str | None, action: Action, refusal: Refusal

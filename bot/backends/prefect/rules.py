@@ -1,4 +1,4 @@
-"""Who may start, answer, cancel and reassign Prefect runs, by the permissions file's rules.
+"""Who may start, answer, cancel, reassign and view Prefect runs, by the permissions file's rules.
 
 The same rules as the embedded engine's, in the same words, so ``/runs`` and the buttons
 refuse alike whichever backend runs the flow: a rule naming nobody lets anyone; a group id
@@ -85,6 +85,43 @@ class Rules:
             return None
         return Refusal(
             f"only someone who may answer it may reassign it: {refused.reason}", refused.allowed
+        )
+
+    def view(
+        self,
+        actor: Actor,
+        run: Run,
+        permission: Permission,
+        approvers: Collection[str] = (),
+        acted: Collection[str] = (),
+    ) -> Refusal | None:
+        """Why ``actor`` may not see ``run``'s details, or None: anyone when its rules name
+        nobody; else whoever started it, whoever acted on it (``acted``, from its audit
+        trail), and whoever its rules name (``start``, ``approvers``, ``cancel``, ``view``;
+        ``approvers`` here: its requests' own, as handed on)."""
+        if actor.via is Via.SYSTEM:
+            return None
+        named = tuple(
+            dict.fromkeys(
+                (
+                    *(permission.start or ()),
+                    *(permission.approvers or ()),
+                    *approvers,
+                    *(permission.cancel or ()),
+                    *(permission.view or ()),
+                )
+            )
+        )
+        if not named or actor.id == run.started_by or actor.id in acted:
+            return None
+        if self.matches(actor, named):
+            return None
+        starter = (run.started_by,) if run.started_by else ()
+        also = ", its viewers" if permission.view else ""
+        return Refusal(
+            f"runs of {run.flow_name!r} are shown only to whoever started them or acted on "
+            f"them, and whoever may start, answer or cancel them{also}",
+            tuple(dict.fromkeys((*starter, *named))),
         )
 
     def hand_to(self, run: Run, pause: Pause, by: Actor, to: str) -> Refusal | None:

@@ -12,17 +12,21 @@ Signoff setting, from a ``.env`` file too), plus Signoff's per-flow permissions.
 - ``SIGNOFF_PREFECT_SCHEMA_WAIT_SECONDS``: how long a run may stay paused for input
   without its flow storing the input's schema (which it does just after pausing) before
   Signoff says that nobody can answer it (default 30);
-- ``SIGNOFF_PREFECT_PERMISSIONS``: a JSON file of who may answer, start and cancel, per
-  flow or deployment::
+- ``SIGNOFF_PREFECT_PERMISSIONS``: a JSON file of who may answer, start, cancel and view,
+  per flow or deployment::
 
       {"deploy-production": {"approvers": ["U0BOB", "S0OPS"], "forbid_starter": true,
-                             "start": ["U0CAROL"], "cancel": ["U0CAROL", "U0BOB"]},
+                             "start": ["U0CAROL"], "cancel": ["U0CAROL", "U0BOB"],
+                             "view": ["S0AUDIT"]},
        "deploy-production/prod": {"start": ["U0ALICE"]}}
 
   A deployment's entry (``flow/deployment``) overrides its flow's, field by field. A list
-  that is absent or empty lets anyone. A run tagged ``signoff.approvers:U0BOB,S0OPS`` names
-  its own approvers. Quorums, vetoes and escalation are the embedded engine's alone: such
-  a rule is refused saying so (``ENGINE_ONLY``).
+  that is absent or empty lets anyone. Once an entry names anyone, its runs are shown in
+  Slack only to those it names (``view``: who may see them and do nothing else), to whoever
+  started or acted on a run, as the embedded engine's view rule says. A run tagged
+  ``signoff.approvers:U0BOB,S0OPS`` names its own approvers. Quorums, vetoes and
+  escalation are the embedded engine's alone: such a rule is refused saying so
+  (``ENGINE_ONLY``).
 """
 
 from __future__ import annotations
@@ -51,8 +55,10 @@ class Permission(BaseModel):
     forbid_starter: bool | None = None
     start: list[str] | None = None
     cancel: list[str] | None = None
+    #: who may also view its runs in Slack (auditors)
+    view: list[str] | None = None
 
-    @field_validator("approvers", "start", "cancel")
+    @field_validator("approvers", "start", "cancel", "view")
     @classmethod
     def _ids_given(cls, value: list[str] | None) -> list[str] | None:
         # An empty id matches nobody: the rule would look set and let no one through.
@@ -152,6 +158,7 @@ class Permissions(BaseModel):
             forbid_starter=True if any(e.forbid_starter for e in entries) else None,
             start=strictest("start"),
             cancel=strictest("cancel"),
+            view=strictest("view"),
         )
 
 

@@ -369,8 +369,11 @@ def _to_record(ctx: RunContext, exc: BaseException) -> bool:
     """Whether how the flow stopped leaves anything to store. Not when it was taken over
     with no logs since its pause stored them (a waiting flow its engine's close stopped,
     say): no store call, which the closing engine's store threads would refuse, and the
-    flow would raise that refusal instead of RunTakenOver."""
-    return not isinstance(exc, TakenOver) or bool(ctx.logs)
+    flow would raise that refusal instead of RunTakenOver. Nor when it asked for input
+    after its engine closed: the logs it made go with the execution a worker repeats."""
+    if not isinstance(exc, TakenOver):
+        return True
+    return bool(ctx.logs) and exc.waited
 
 
 def _closed_unfinished(ctx: RunContext) -> None:

@@ -235,3 +235,44 @@ def test_a_flow_that_pauses_after_its_engine_closed_stops_at_once_and_is_run_aga
         worker.stop()
     assert pause.run_id == run_id
     assert (done.state, done.result) == (RunState.COMPLETED, "42")
+
+
+#: set once the flow below is running, awaiting something that never comes
+_running_on = threading.Event()
+
+
+@flow(name="loop-closed-while-running")
+async def loop_closed_while_running() -> int:
+    _running_on.set()
+    await asyncio.Event().wait()
+    return 1
+
+
+@pytest.mark.parametrize("collected", [False, True], ids=["left", "collected"])
+def test_a_flow_whose_loop_is_closed_while_it_runs_crashes_and_says_why(
+    engine: Engine, collected: bool
+) -> None:
+    """The loop was closed while the flow ran (not at a pause): the flow never runs on,
+    yet its run read "Running" for good, as its process lives on and no worker takes it
+    over. Now it is crashed, naming the cause, whether the flow left behind was collected
+    already or not."""
+    _running_on.clear()
+    loop = asyncio.new_event_loop()
+    try:
+        running = loop.create_task(loop_closed_while_running())
+        loop.run_until_complete(asyncio.to_thread(_running_on.wait, 10))
+        assert not running.done()
+    finally:
+        loop.close()
+    (run,) = engine.list_runs(flow_name="loop-closed-while-running")
+    assert run.state is RunState.RUNNING
+    if collected:
+        del running
+        gc.collect()
+    crashed = wait_for(
+        lambda: (r := engine.get_run(run.id)).state is RunState.CRASHED and r,
+        what="the run whose loop closed to crash",
+    )
+    assert crashed.state_message == (
+        "the event loop the flow ran in was closed before the flow ended; it cannot run on"
+    )

@@ -62,6 +62,11 @@ class Actor:
         if self.id != self.id.strip():
             # " alice" would count as a second person beside "alice", and match no approver.
             raise ValueError(f"actor id {self.id!r} has spaces around it")
+        # Ids match exactly: "u0alice" would be a second person beside "U0ALICE" in a
+        # quorum open to anyone, and match no approver. A login name is taken as it is
+        # (Actor.python(), Actor.operator()): it names no Slack user, whatever its shape.
+        if _LOWERCASE_SLACK_ID.match(self.id) and self.id != local_user():
+            check_id_case(self.id, "actor id")
         if self.name is not None:
             check_one_line(self.name, "actor name")
         for group in self.groups:
@@ -72,6 +77,7 @@ class Actor:
                 raise ValueError(
                     f"actor {self.id[:20]!r} names group {group!r}, with spaces around it"
                 )
+            check_id_case(group, f"actor {self.id[:20]!r}'s group")
 
     @property
     def label(self) -> str:

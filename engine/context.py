@@ -66,6 +66,9 @@ class RunContext:
     called_flows: bool = False
     #: ``Engine.heartbeat_lapses()`` when the run last knew it was this process's
     lapses_seen: int = 0
+    #: the event loop of an async flow called directly (not a worker's run), for the
+    #: heartbeat to find it closed under the flow; None once it judged that
+    loop: asyncio.AbstractEventLoop | None = None
 
     def __post_init__(self) -> None:
         self.flow_name = self.flow_name or self.flow.name

@@ -224,7 +224,7 @@ def for_caller(ctx: RunContext, exc: BaseException) -> BaseException:
     if isinstance(exc, Cancel):
         return RunCancelled(ctx.run_id)
     if isinstance(exc, TakenOver):
-        return RunTakenOver(ctx.run_id, closed=ctx.engine.closed)
+        return RunTakenOver(ctx.run_id, closed=ctx.engine.closed, waited=exc.waited)
     return exc
 
 

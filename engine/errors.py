@@ -369,8 +369,15 @@ class AlreadyWaiting(EngineError, RuntimeError):
 class RunTakenOver(EngineError):
     """Another process runs this run now; this one stopped running it."""
 
-    def __init__(self, run_id: str, *, closed: bool = False) -> None:
+    def __init__(self, run_id: str, *, closed: bool = False, waited: bool = True) -> None:
         self.run_id = run_id
+        if closed and not waited:
+            # Nothing wakes a flow of a closed engine: it stopped rather than wait it out.
+            super().__init__(
+                f"run {run_id} stopped here: its flow asked for input after this process's "
+                "engine was closed; a worker runs the flow again, as for a process that stopped"
+            )
+            return
         if closed:
             # Not "taken for dead": the engine was closed under the waiting flow.
             super().__init__(

@@ -57,6 +57,11 @@ class Heard:
         with self._lock:
             self._executing[id(ctx)] = ctx
 
+    def executing_now(self) -> list[Executing]:
+        """The runs executing here now."""
+        with self._lock:
+            return list(self._executing.values())
+
     def cancelled(self, run_id: str) -> None:
         with self._lock:
             self._cancelled[run_id] = self.clock()

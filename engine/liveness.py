@@ -3,16 +3,28 @@ flows, proving it is alive by a heartbeat, and judging whether another process i
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
 import threading
 import time
+from typing import Protocol, cast
 
 from signoff.engine.errors import StoreError
+from signoff.engine.heard import Heard
+from signoff.engine.runs import RunState
 from signoff.engine.settings import EngineSettings
 from signoff.engine.store import SqlStore
 from signoff.engine.waiters import Waiters
+
+
+class RunningFlow(Protocol):
+    """A flow executing here, as the heartbeat sees it (a ``RunContext``)."""
+
+    run_id: str
+    loop: asyncio.AbstractEventLoop | None
+
 
 logger = logging.getLogger(__name__)
 
@@ -24,6 +36,8 @@ class Liveness:
     store: SqlStore
     process_id: str
     waiters: Waiters
+    heard: Heard
+    left_flows: list[RunningFlow]
     _lock: threading.Lock
     #: set when the engine closes; the heartbeat stops
     _closed: threading.Event
@@ -69,6 +83,8 @@ class Liveness:
                 if now - self._beat_at > self.settings.owner_timeout_seconds / 2:
                     self._lapses += 1  # this process stood still (a stop, a long pause)
                 self._beat_at = now
+                # First: a flow found waiting here is left to _suspend_gone_waits.
+                self._crash_left_runs()
                 self._suspend_gone_waits()
                 if self._reaching_since is None:
                     self._reaching_since = now
@@ -81,6 +97,57 @@ class Liveness:
                 if self._reaching_since is not None:  # once per outage, not once a beat
                     logger.warning("heartbeat failed", extra={"action": "heartbeat_failed"})
                 self._reaching_since = None
+
+    def notify(self) -> None:
+        raise NotImplementedError
+
+    def _crash_left_runs(self) -> None:
+        """Crash the runs whose async flow was left unfinished while it ran (not while it
+        waited for input: ``_suspend_gone_waits``): its event loop was closed under it, or
+        its coroutine was collected. The flow never runs on, yet the run read "running" in
+        a live process for good, which no worker takes over. Each flow is judged once
+        (its ``loop`` cleared); on the heartbeat's thread, so nothing on the paths that
+        start, pause or end a run."""
+        found: list[RunningFlow] = []
+        while self.left_flows:
+            found.append(self.left_flows.pop())
+        executing = cast("list[RunningFlow]", self.heard.executing_now())
+        found += [c for c in executing if c.loop is not None and c.loop.is_closed()]
+        if not found:
+            return
+        left = {id(ctx) for ctx in found}
+        # Another execution of the run here (a worker's, once the run was suspended or
+        # taken for dead) is the run's now: the flow left behind does not end it.
+        going = {c.run_id for c in executing if id(c) not in left}
+        crashed: dict[str, str] = {}
+        for ctx in found:
+            loop, ctx.loop = ctx.loop, None
+            if loop is None or ctx.run_id in self.waiters or ctx.run_id in going:
+                continue
+            crashed[ctx.run_id] = (
+                "the event loop the flow ran in was closed before the flow ended"
+                if loop.is_closed()
+                else "the flow's coroutine was discarded before the flow ended (its task "
+                "was no longer referenced)"
+            )
+        for run_id, reason in crashed.items():
+            done = self.store.transition(
+                run_id,
+                RunState.CRASHED,
+                "Crashed",
+                f"{reason}; it cannot run on",
+                expect=(RunState.RUNNING,),
+                expect_owner=self.process_id,
+                owner=None,
+            )
+            if done:
+                logger.error(
+                    "run crashed: %s",
+                    reason,
+                    extra={"action": "run_loop_closed", "run_id": run_id},
+                )
+        if crashed:
+            self.notify()
 
     def _suspend_gone_waits(self) -> None:
         """Suspend the runs whose async flow's event loop was closed while it awaited a

@@ -14,6 +14,7 @@ from dataclasses import replace
 from typing import Any
 
 from signoff.engine.asking import PauseRequest
+from signoff.engine.context import RunContext
 from signoff.engine.errors import PauseTimeout
 from signoff.engine.input import load_answer
 from signoff.engine.input_schema import input_schema
@@ -174,23 +175,42 @@ def delivered_pause(req: PauseRequest, waiter: ThreadWaiter | LoopWaiter) -> Pau
 
 
 def taken_over(req: PauseRequest) -> TakenOver:
-    if req.ctx.engine.closed:
+    return stopped_here(req.ctx, req.key)
+
+
+def stopped_here(ctx: RunContext, key: str, *, waited: bool = True) -> TakenOver:
+    """Why the flow stops waiting (or, ``waited`` False, stops before it waits): its engine
+    closed, or another process runs its run now."""
+    if not waited:
+        # Nothing else says it: close's paused_runs_suspended counted only what waited.
+        logger.info(
+            "flow asked for input after its engine closed; its run is left to a worker",
+            extra={"action": "pause_refused_engine_closed", "run_id": ctx.run_id, "key": key},
+        )
+    elif ctx.engine.closed:
         # Not taken over: Engine.close stopped the wait, and says what it did with the run
         # (paused_runs_suspended); a line per flow after it would read as work after the stop.
         logger.debug(
             "flow stopped waiting: its engine closed",
-            extra={
-                "action": "wait_stopped_engine_closed",
-                "run_id": req.ctx.run_id,
-                "key": req.key,
-            },
+            extra={"action": "wait_stopped_engine_closed", "run_id": ctx.run_id, "key": key},
         )
     else:
         logger.warning(
             "run taken over by another process",
-            extra={"action": "run_taken_over", "run_id": req.ctx.run_id, "key": req.key},
+            extra={"action": "run_taken_over", "run_id": ctx.run_id, "key": key},
         )
-    return TakenOver(req.ctx.run_id)
+    return TakenOver(ctx.run_id, waited=waited)
+
+
+def refuse_if_closed(ctx: RunContext, key: str) -> None:
+    """Stop a pause asked of a closed engine: close stopped this process's waiters and the
+    dispatcher that wakes them, so it would wait out its whole timeout. Nothing is stored:
+    the run stays running under this process, which close removed from the process table,
+    so a worker runs the flow again as for a process that stopped (the pause is asked
+    again there). Checked before the pause is asked, and once its waiter is registered (a
+    close in between stopped the waiters before the waiter was there to be stopped)."""
+    if ctx.engine.closed:
+        raise stopped_here(ctx, key, waited=False)
 
 
 __all__ = [
@@ -198,5 +218,7 @@ __all__ = [
     "delivered_pause",
     "handed_over",
     "pause_outcome",
+    "refuse_if_closed",
+    "stopped_here",
     "taken_over",
 ]

@@ -38,6 +38,7 @@ from signoff.engine.context import RunContext, awaited_here, current_run, requir
 from signoff.engine.errors import CannotSuspend, StoreError, UnstorableValue
 from signoff.engine.input import run_input_from_type, with_metadata
 from signoff.engine.input_schema import input_schema
+from signoff.engine.pause_outcomes import refuse_if_closed
 from signoff.engine.quorum import Answers
 from signoff.engine.runs import Pause, RunState, run_id_text
 from signoff.engine.serialization import storable_text
@@ -368,6 +369,7 @@ def pause_flow_run(
         approvers, forbid_starter, quorum, veto, escalate_after, escalate_to, notify, confirm
     )
     key, model = prepare_call(ctx, wait_for_input, timeout, key, decision)
+    refuse_if_closed(ctx, key)
     request = (model, timeout, False, decision)
     if awaited_here(ctx):
         return _answered_async(ctx, key, pause_async(ctx, key, *request))
@@ -407,6 +409,7 @@ async def apause_flow_run(
         approvers, forbid_starter, quorum, veto, escalate_after, escalate_to, notify, confirm
     )
     key, model = prepare_call(ctx, wait_for_input, timeout, key, decision)
+    refuse_if_closed(ctx, key)
     return await _answered_async(ctx, key, pause_async(ctx, key, model, timeout, False, decision))
 
 

@@ -226,6 +226,7 @@ async def call_flow_async(
         taken if taken is not None else await offload(_start, flow, parameters, started_by)
     )
     offload = ctx.engine.store_threads.call
+    ctx.loop = asyncio.get_running_loop()  # see Liveness._crash_left_runs
     # Ctrl-C under asyncio.run cancels the flow: its pause stays, as for a sync flow's.
     watch = interrupts.watching()
     ctx.leaving = watch.interrupted
@@ -369,8 +370,11 @@ def _to_record(ctx: RunContext, exc: BaseException) -> bool:
     """Whether how the flow stopped leaves anything to store. Not when it was taken over
     with no logs since its pause stored them (a waiting flow its engine's close stopped,
     say): no store call, which the closing engine's store threads would refuse, and the
-    flow would raise that refusal instead of RunTakenOver."""
-    return not isinstance(exc, TakenOver) or bool(ctx.logs)
+    flow would raise that refusal instead of RunTakenOver. Nor when it asked for input
+    after its engine closed: the logs it made go with the execution a worker repeats."""
+    if not isinstance(exc, TakenOver):
+        return True
+    return bool(ctx.logs) and exc.waited
 
 
 def _closed_unfinished(ctx: RunContext) -> None:
@@ -379,7 +383,11 @@ def _closed_unfinished(ctx: RunContext) -> None:
     it. It records nothing (and may await nothing): by then its run is another
     execution's, maybe in this very process (a paused run was suspended by the heartbeat,
     answered, and taken by a worker here), which the end it used to record here ("Crashed:
-    GeneratorExit", or "Failed" when collected off the main thread) cut short."""
+    GeneratorExit", or "Failed" when collected off the main thread) cut short. The
+    heartbeat judges the run (``Liveness._crash_left_runs``): handed over with a lock-free
+    append, as the collecting thread may hold any lock."""
+    if ctx.loop is not None:
+        ctx.engine.left_flows.append(ctx)
     logger.info(
         "flow's coroutine closed unfinished; its run is left as stored",
         extra={"action": "flow_closed_unfinished", "run_id": ctx.run_id, "flow": ctx.flow.name},

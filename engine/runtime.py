@@ -27,7 +27,7 @@ from signoff.engine.errors import (
 )
 from signoff.engine.events import DurableConsumer, RunObserver
 from signoff.engine.heard import Heard
-from signoff.engine.liveness import Liveness
+from signoff.engine.liveness import Liveness, RunningFlow
 from signoff.engine.offload import StoreThreads
 from signoff.engine.permissions import Action, Permissions
 from signoff.engine.registry import FlowRegistry, registry
@@ -110,6 +110,8 @@ class Engine(Liveness, Resuming, Upkeep):
         self._schedule_listeners: list[Callable[[], None]] = []
         #: runs heard cancelled, and suspend requests heard (checked at boundaries)
         self.heard = Heard()
+        #: contexts of flows whose coroutine was closed unfinished (see Liveness)
+        self.left_flows: list[RunningFlow] = []
         self._beat_at = time.monotonic()
         self._lock = threading.Lock()
         self._closed = threading.Event()

@@ -25,8 +25,10 @@ class Cancel(BaseException):
 
 class TakenOver(BaseException):
     """Unwinds a flow whose run another process took over (this one was taken for dead):
-    nothing more of this execution is stored."""
+    nothing more of this execution is stored. Also raised where its engine was closed under
+    it (``waited`` False: before it could wait for input)."""
 
-    def __init__(self, run_id: str) -> None:
+    def __init__(self, run_id: str, *, waited: bool = True) -> None:
         super().__init__(run_id)
         self.run_id = run_id
+        self.waited = waited

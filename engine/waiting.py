@@ -27,6 +27,7 @@ from signoff.engine.pause_outcomes import (
     delivered_pause,
     handed_over,
     pause_outcome,
+    refuse_if_closed,
     taken_over,
 )
 from signoff.engine.runs import Pause, PauseStatus, RunState
@@ -120,6 +121,7 @@ def wait_for_answer(req: PauseRequest) -> Any:
     waiter = ThreadWaiter(req.key, req.model)
     engine.waiters.add(run_id, waiter)  # before the pause is stored: no wake-up is missed
     try:
+        refuse_if_closed(req.ctx, req.key)
         _open(req, engine.claim_ownership())
         waiter.asked = _asked(req)
         # The pause just stored waits: no need to read it back. The waiter was registered
@@ -193,6 +195,7 @@ async def _wait_async(req: PauseRequest) -> Any:
     opened = collected = False
     # Started, then awaited: cancelled meanwhile, the store thread may be storing it still.
     try:
+        refuse_if_closed(req.ctx, req.key)
         stopped = not await _stored(req)
         opened = True
         if stopped:

@@ -154,7 +154,7 @@ class DirectPrompts:
     def close(self, run: Run, pause: Pause) -> None:
         """Take the buttons off the direct prompts of a pause that no longer waits, and say
         how it ended."""
-        outcome = messages.pause_outcome(pause)
+        outcome = messages.pause_outcome(pause, run)
         self._edit(
             run.id,
             pause.key,

@@ -339,9 +339,27 @@ def responders_text(pause: Pause) -> str:
     return text
 
 
-def pause_outcome(pause: Pause) -> str:
-    """One line on where a request for input stands, naming who answered it."""
+#: the most of a run's failure a closed prompt quotes (the status line has it whole)
+MAX_PROMPT_REASON = 500
+#: how a run that ended on its own, before its question was answered, closes its prompts
+_ENDED = {RunState.CRASHED: ":boom: The run crashed", RunState.FAILED: ":x: The run failed"}
+
+
+def pause_outcome(pause: Pause, run: Run | None = None) -> str:
+    """One line on where a request for input stands, naming who answered it. With its
+    ``run``: a question nobody answered before the run crashed or failed says so, with
+    why, not "Cancelled" (the engine closes such a run's pauses as cancelled)."""
     status = pause.status
+    ended = _ENDED.get(run.state) if run is not None else None
+    if (
+        ended is not None
+        and run is not None
+        and status in (PauseStatus.CANCELLED, PauseStatus.WAITING)
+    ):
+        ended += " before it was answered"
+        if run.state_message:
+            ended += f": {literal_clipped(run.state_message, MAX_PROMPT_REASON, emoji=True)}"
+        return ended
     if status in (PauseStatus.ANSWERED, PauseStatus.ACCEPTED):
         return f":white_check_mark: Answered by {responders_text(pause)}"
     if status is PauseStatus.REJECTED:
@@ -392,7 +410,7 @@ def root_blocks(run: Run, pauses: Sequence[Pause]) -> list[Block]:
     """
     blocks: list[Block] = [text_block(status_line(run))]
     if pauses:
-        lines = [f"• `{p.key}` {pause_outcome(p)}" for p in pauses[-20:]]
+        lines = [f"• `{p.key}` {pause_outcome(p, run)}" for p in pauses[-20:]]
         blocks.append(text_block("*Inputs:*\n" + "\n".join(lines)))
     return blocks
 

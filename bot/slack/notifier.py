@@ -348,7 +348,7 @@ class SlackNotifier:
 
     def _settled_prompt(self, run: Run, pause: Pause) -> None:
         """Post a prompt that was settled before it could be posted, already closed."""
-        outcome = messages.pause_outcome(pause)
+        outcome = messages.pause_outcome(pause, run)
         blocks = messages.closed_prompt_blocks(run, pause, outcome)
         thread = self.thread(run.id)
         if thread is None:
@@ -436,7 +436,7 @@ class SlackNotifier:
             self.direct.close(run, pause)
         if ts == thread["ts"] or pause is None:
             return
-        outcome = messages.pause_outcome(pause)
+        outcome = messages.pause_outcome(pause, run)
         self._update(
             channel=thread["channel"],
             ts=ts,

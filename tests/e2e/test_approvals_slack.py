@@ -3,8 +3,10 @@ reassignment, escalation, direct messages, the Home tab and the trail in ``/runs
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Literal
@@ -24,6 +26,7 @@ from signoff.engine import (
 )
 from signoff.engine.input import RunInput
 from tests.support.forging import reopen_pointed_at
+from tests.support.running import start
 from tests.support.threads import reply_with
 from tests.support.waiting import wait_for
 
@@ -527,6 +530,46 @@ def test_dm_prompt_escalation_and_home_tab(engine: Engine, bot: RunningBot) -> N
     )
     actions = [r.action for r in engine.audit_trail(run.id)]
     assert actions.count("pause.escalated") == 1
+
+
+class Crash(BaseException):
+    """Not an ``Exception``: a flow that raises it crashes its run rather than fail it."""
+
+
+#: lets the flow below crash once the test has seen it ask
+_crash_now = threading.Event()
+
+
+@flow(name="sl-crashes-asking", approvers=["U0CAROL"])
+async def sl_crashes_asking() -> None:
+    asking = asyncio.create_task(pause_flow_run(Go, timeout=600, notify="dm"))
+    await asyncio.to_thread(_crash_now.wait, 30)
+    del asking  # left waiting: the run's end closes its question
+    raise Crash("the GPU fell over")
+
+
+def test_the_prompts_of_a_run_that_crashed_say_it_crashed_and_why(
+    engine: Engine, bot: RunningBot
+) -> None:
+    """A run that crashed before its question was answered closed the question's prompts
+    with ":no_entry_sign: Cancelled", as if someone had cancelled it; now they say it
+    crashed, and why."""
+    _crash_now.clear()
+    thread, box = start(lambda: asyncio.run(sl_crashes_asking()))
+    run_id = wait_for(lambda: (r := engine.list_runs(flow_name="sl-crashes-asking")) and r[0].id)
+    root = bot.root_message(run_id)
+    bot.slack.wait_for(lambda ws: ws.channel("U0CAROL").last, timeout=10)
+    _crash_now.set()
+    thread.join(10)
+    assert isinstance(box.get("error"), Crash), box
+    assert finished(engine, run_id).state is RunState.CRASHED
+    crashed = ":boom: The run crashed before it was answered: Crash: the GPU fell over"
+    root_shows(bot, root.ts, f"`1` {crashed}")
+    direct = bot.slack.wait_for(
+        lambda ws: (m := ws.channel("U0CAROL").last) and crashed in json.dumps(m.blocks) and m,
+        timeout=10,
+    )
+    assert buttons(direct) == [] and "Cancelled" not in json.dumps(direct.blocks)
 
 
 def test_direct_prompts_follow_the_count_and_lose_their_buttons_once_decided(

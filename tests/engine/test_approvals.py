@@ -976,3 +976,26 @@ def test_whoever_calls_a_flow_from_python_started_it_and_may_not_approve_it(
     engine.resume(run_id, {"approved": True}, "U_OTHER")
     box["thread"].join(10)
     assert box["result"] is True
+
+
+def test_a_quorum_open_to_anyone_counts_a_slack_id_once_whatever_its_case(
+    engine: Engine,
+) -> None:
+    """Answered as "U0ALICE" and again as "u0alice", the quorum of two was met by one
+    person: ids match exactly, and a lowercase Slack id was refused only where rules name
+    ids. It is refused as an actor's id too, saying how Slack spells it."""
+    box = run_in_thread(ap_open_quorum)
+    run_id = waiting_run(engine, "ap-open-quorum")
+    engine.resume(run_id, {"approved": True}, "U0ALICE")
+    message = r"^actor id 'u0alice' would match nobody: .*\(did you mean U0ALICE\?\)$"
+    with pytest.raises(ValueError, match=message):
+        engine.resume(run_id, {"approved": True}, "u0alice")
+    with pytest.raises(ValueError, match=message):
+        engine.resume(run_id, {"approved": True}, Actor("u0alice", via=Via.SLACK))
+    with pytest.raises(ValueError, match=r"^actor 'U0BOB''s group 's0ops' would match nobody"):
+        Actor("U0BOB", groups=frozenset({"s0ops"}))
+    pause = engine.get_pause(run_id, "1")
+    assert (pause.status, pause.answered_by) == (PauseStatus.WAITING, ("U0ALICE",))
+    engine.resume(run_id, {"approved": False}, "U0BOB")
+    box["thread"].join(10)
+    assert box["result"] == ["U0ALICE:True", "U0BOB:False"]

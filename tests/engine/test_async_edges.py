@@ -8,6 +8,8 @@ import gc
 import threading
 from collections.abc import Callable
 
+import pytest
+
 from signoff.engine import (
     Engine,
     RunState,
@@ -174,3 +176,103 @@ def test_an_engine_closed_on_its_waiting_flow_s_loop_stops_the_flow_and_says_so(
     thread.join(10)
     assert isinstance(box.get("error"), RunTakenOver), box
     assert "engine was closed" in str(box["error"])
+
+
+#: holds the flows below until their engine is closed
+_after_close = threading.Event()
+
+
+@flow(name="pauses-after-close")
+def pauses_after_close() -> int:
+    _after_close.wait(30)
+    return pause_flow_run(int, timeout=60) + 1
+
+
+@flow(name="apauses-after-close")
+async def apauses_after_close() -> int:
+    await asyncio.to_thread(_after_close.wait, 30)
+    return await pause_flow_run(int, timeout=60) + 1
+
+
+@pytest.mark.parametrize(
+    ("name", "call"),
+    [
+        ("pauses-after-close", pauses_after_close),
+        ("apauses-after-close", lambda: asyncio.run(apauses_after_close())),
+    ],
+)
+def test_a_flow_that_pauses_after_its_engine_closed_stops_at_once_and_is_run_again(
+    engine: Engine, make_engine: Callable[..., Engine], name: str, call: Callable[[], int]
+) -> None:
+    """Running as its engine closed, the flow paused after close had stopped the waiters:
+    a sync flow waited out its whole timeout (nothing could wake it), then failed the run
+    as TimedOut; an async one raised "cannot schedule new futures after shutdown". Now it
+    stops at once and says why, and its run, left running under the closed process, is
+    run again by a worker, which asks again."""
+    _after_close.clear()
+    thread, box = start(call)
+    run_id = wait_for(lambda: (runs := engine.list_runs(flow_name=name)) and runs[0].id)
+    engine.close()
+    _after_close.set()
+    thread.join(10)
+    assert isinstance(box.get("error"), RunTakenOver), box
+    assert str(box["error"]) == (
+        f"run {run_id} stopped here: its flow asked for input after this process's engine "
+        "was closed; a worker runs the flow again, as for a process that stopped"
+    )
+    other = make_engine()
+    assert other.get_run(run_id).state is RunState.RUNNING
+    worker = Worker(other)
+    worker.start()
+    try:
+        pause = waiting(other, name)
+        other.resume(run_id, {"value": 41}, "U0ALICE")
+        done = wait_for(
+            lambda: (r := other.get_run(run_id)).state.is_final and r,
+            what="the worker's run of the flow to end",
+        )
+    finally:
+        worker.stop()
+    assert pause.run_id == run_id
+    assert (done.state, done.result) == (RunState.COMPLETED, "42")
+
+
+#: set once the flow below is running, awaiting something that never comes
+_running_on = threading.Event()
+
+
+@flow(name="loop-closed-while-running")
+async def loop_closed_while_running() -> int:
+    _running_on.set()
+    await asyncio.Event().wait()
+    return 1
+
+
+@pytest.mark.parametrize("collected", [False, True], ids=["left", "collected"])
+def test_a_flow_whose_loop_is_closed_while_it_runs_crashes_and_says_why(
+    engine: Engine, collected: bool
+) -> None:
+    """The loop was closed while the flow ran (not at a pause): the flow never runs on,
+    yet its run read "Running" for good, as its process lives on and no worker takes it
+    over. Now it is crashed, naming the cause, whether the flow left behind was collected
+    already or not."""
+    _running_on.clear()
+    loop = asyncio.new_event_loop()
+    try:
+        running = loop.create_task(loop_closed_while_running())
+        loop.run_until_complete(asyncio.to_thread(_running_on.wait, 10))
+        assert not running.done()
+    finally:
+        loop.close()
+    (run,) = engine.list_runs(flow_name="loop-closed-while-running")
+    assert run.state is RunState.RUNNING
+    if collected:
+        del running
+        gc.collect()
+    crashed = wait_for(
+        lambda: (r := engine.get_run(run.id)).state is RunState.CRASHED and r,
+        what="the run whose loop closed to crash",
+    )
+    assert crashed.state_message == (
+        "the event loop the flow ran in was closed before the flow ended; it cannot run on"
+    )

@@ -908,3 +908,34 @@ def test_the_prefect_demo_plays_the_reference_flows(prefect_api_url: str) -> Non
     assert "── final states on Prefect" in out, seen
     assert "input paused-1 rejected by @alice, input paused-2 accepted by @bob" in out, seen
     assert "deploy-release     Completed  input suspended-1 accepted by @bob" in out, seen
+
+
+def test_the_schemas_kept_read_are_bounded_and_one_dropped_is_read_again(
+    prefect_api_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each request's schema was kept for as long as the bot ran, once read: a bot that
+    runs for months held every run's. Now it keeps the most recently used ones only; a run
+    whose schema was dropped still shows its form, read again from Prefect."""
+    from signoff.bot.backends.prefect import reading
+
+    monkeypatch.setattr(reading, "STATIC_INPUTS", 2, raising=False)
+    backend = PrefectBackend(PrefectSettings.load(api_url=prefect_api_url))
+    runs: list[str] = []
+    try:
+        for n in range(5):
+            run_id = paused_without_schema(backend, f"bounded-schemas-{n}")
+            runs.append(run_id)
+            backend.api.create_input(
+                run_id, KEYSET["schema"], {**TARGET_SCHEMA, "title": f"Target{n}"}
+            )
+        titles = []
+        for run_id in [*runs, runs[0]]:
+            pause = backend.waiting_pause(run_id)
+            assert pause is not None and pause.schema is not None
+            titles.append(pause.schema["title"])
+            assert len(backend._static) <= 2
+        assert titles == [f"Target{n}" for n in range(5)] + ["Target0"]
+    finally:
+        for run_id in runs:
+            backend.cancel(run_id, by=CAROL)
+        backend.close()

@@ -13,6 +13,7 @@ import logging
 import string
 import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -53,6 +54,11 @@ _ACTING = frozenset(
 #: runs of each kind (waiting, newest) a prefix of a run id is looked for among
 PREFIX_SCAN = 200
 
+#: schemas and descriptions of requests kept read, the most recently used: a few
+#: kilobytes each, and a bot that runs for months sees every run's; enough for the
+#: requests a bot shows at once (two per waiting run), so that none is read twice a pass
+STATIC_INPUTS = 4096
+
 #: Signoff's state filter -> Prefect state types
 PREFECT_TYPES = {
     RunState.SCHEDULED: ("SCHEDULED", "PENDING"),
@@ -77,7 +83,8 @@ class RunReading:
         self.permissions: Permissions = settings.permissions()
         self.rules = Rules()
         self._names: dict[str, str] = {}
-        self._static: dict[tuple[str, str], Any] = {}
+        self._static: OrderedDict[tuple[str, str], Any] = OrderedDict()
+        self._static_limit = STATIC_INPUTS
         self._lock = threading.Lock()
 
     def stats(self) -> BackendStats:
@@ -250,11 +257,15 @@ class RunReading:
         """A schema or description: written once by the flow, so read once."""
         with self._lock:
             if (run_id, key) in self._static:
+                self._static.move_to_end((run_id, key))
                 return self._static[(run_id, key)]
         value = self.api.read_input(run_id, key)
         if value is not None and not key.endswith("-response"):
             with self._lock:
                 self._static[(run_id, key)] = value
+                self._static.move_to_end((run_id, key))
+                while len(self._static) > self._static_limit:
+                    self._static.popitem(last=False)  # the least recently used
         return value
 
     def _pauses(self, doc: Doc, states: list[Doc], logs: list[Doc] | None = None) -> list[Pause]:

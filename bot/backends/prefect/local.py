@@ -23,6 +23,8 @@ import httpx
 from signoff.bot.backends.prefect.api import PrefectApi, auth_headers
 from signoff.bot.errors import BackendUnavailable
 
+#: runs a flows file with its flow runs forked, not spawned (see that file)
+_FORKING = Path(__file__).with_name("forking.py")
 #: how long stop() lets each process exit on SIGTERM before it kills it
 _STOP_GRACE_SECONDS = 5
 
@@ -158,14 +160,15 @@ class LocalPrefect:
             time.sleep(0.2)
 
     def serve_flows(self, path: Path, *args: str, deployments: int, timeout: float = 120) -> None:
-        """Run ``python path *args`` (a file that calls ``serve``); return once the server
+        """Run ``python path *args`` (a file that calls ``serve``; through ``forking.py``,
+        so that each flow run does not import Prefect again); return once the server
         lists ``deployments`` deployments (named ``args[0]``, when given).
 
         Raises:
             BackendUnavailable: the process exited or the deployments did not appear.
         """
         name = f"flows-{len(self.processes)}"
-        process = self._spawn(name, [str(path), *args])
+        process = self._spawn(name, [str(_FORKING), str(path), *args])
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if process.poll() is not None:

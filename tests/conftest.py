@@ -193,7 +193,11 @@ def cli_forks() -> Iterator[CliForks]:
 def prefect_api_url() -> Iterator[str]:
     """A real Prefect server for this test session (see ``tests/support/prefect.py``).
 
-    Tests using it belong in the ``prefect`` xdist group, so that one worker starts it.
+    Tests using it belong in an xdist group, so that few workers start one: ``prefect``
+    (``test_prefect_backend.py`` and the README's Prefect blocks) or ``prefect-2`` (the
+    other modules). The Prefect tests wait on Prefect's pollers more than they compute,
+    and in one group they ran one after another for longer than the rest of the suite
+    took on the other workers; two groups, two servers (about 15 s each to start).
     """
     require_prefect()
     with prefect_server() as url:

@@ -34,7 +34,7 @@ from tests.support.forwarding import free_port
 from tests.support.interposing import Interposer, interposing
 from tests.support.waiting import wait_for
 
-pytestmark = [pytest.mark.xdist_group("prefect"), pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.xdist_group("prefect-2"), pytest.mark.timeout(900)]
 
 ALICE, BOB = Actor("U0ALICE"), Actor("U0BOB")
 RESUME = rb"^POST /api/flow_runs/[0-9a-f-]+/resume "

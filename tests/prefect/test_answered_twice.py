@@ -20,7 +20,7 @@ from signoff.bot.slack import ids
 from signoff.bot.testing import ServedBot
 from tests.prefect.test_prefect_backend import CAROL, finished
 
-pytestmark = [pytest.mark.xdist_group("prefect"), pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.xdist_group("prefect-2"), pytest.mark.timeout(900)]
 
 
 def shown(view) -> str:

@@ -21,7 +21,7 @@ from signoff.bot.errors import BackendUnavailable
 from tests.prefect.test_runs_cli import PrefectCli, error_of, paused
 from tests.support.cli_forks import CliForks
 
-pytestmark = [pytest.mark.xdist_group("prefect"), pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.xdist_group("prefect-2"), pytest.mark.timeout(900)]
 
 
 def test_an_api_url_without_api_is_named_not_read_as_a_missing_run(

@@ -25,7 +25,7 @@ from signoff.bot.testing import serving
 from tests.prefect.test_prefect_backend import CAROL, finished, runs
 from tests.support.waiting import wait_for
 
-pytestmark = [pytest.mark.xdist_group("prefect"), pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.xdist_group("prefect-2"), pytest.mark.timeout(900)]
 
 
 def test_a_paused_run_whose_deployment_was_deleted_is_still_prompted_and_answered(

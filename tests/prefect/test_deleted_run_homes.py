@@ -21,7 +21,7 @@ from signoff.bot.testing import ServedBot
 from tests.prefect.test_prefect_backend import delete_in_prefect
 from tests.support.waiting import wait_for
 
-pytestmark = [pytest.mark.xdist_group("prefect"), pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.xdist_group("prefect-2"), pytest.mark.timeout(900)]
 
 #: starts this test's run only, so no other test's runs come and go on the Home tab
 DAVE = Actor("U0DAVE")

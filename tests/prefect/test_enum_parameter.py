@@ -22,7 +22,7 @@ from signoff.bot.testing import ServedBot
 from tests.prefect.test_prefect_backend import runs
 from tests.support.waiting import wait_for
 
-pytestmark = [pytest.mark.xdist_group("prefect"), pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.xdist_group("prefect-2"), pytest.mark.timeout(900)]
 
 FLOW = Path(__file__).with_name("enum_parameter_flow.py")
 

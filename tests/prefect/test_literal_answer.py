@@ -24,7 +24,7 @@ from signoff.bot.backends.prefect import PrefectBackend
 from signoff.bot.backends.prefect.local import LocalPrefect
 from tests.support.waiting import wait_for
 
-pytestmark = [pytest.mark.xdist_group("prefect"), pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.xdist_group("prefect-2"), pytest.mark.timeout(900)]
 
 FLOW = Path(__file__).with_name("literal_answer_flow.py")
 

@@ -19,7 +19,7 @@ from signoff.bot.testing import ServedBot
 from tests.prefect.test_prefect_backend import KEYSET, TARGET_SCHEMA, paused_without_schema
 from tests.support.waiting import wait_for
 
-pytestmark = [pytest.mark.xdist_group("prefect"), pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.xdist_group("prefect-2"), pytest.mark.timeout(900)]
 
 #: how long Slack takes to answer the slow run's post (less than the client's 30 s timeout,
 #: so that the post simply returns late)

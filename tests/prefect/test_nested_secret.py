@@ -20,7 +20,7 @@ from signoff.bot.backends.prefect.local import LocalPrefect
 from tests.prefect.test_runs_cli import PrefectCli, paused
 from tests.support.cli_forks import CliForks
 
-pytestmark = [pytest.mark.xdist_group("prefect"), pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.xdist_group("prefect-2"), pytest.mark.timeout(900)]
 
 FLOW = Path(__file__).with_name("nested_secret_flow.py")
 

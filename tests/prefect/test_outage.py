@@ -78,7 +78,7 @@ def _form(bot: ServedBot, user: str) -> object:
     )
 
 
-@pytest.mark.xdist_group("prefect")
+@pytest.mark.xdist_group("prefect-2")
 @pytest.mark.timeout(900)
 def test_a_form_submitted_while_prefect_is_down_names_the_run_and_is_answered_once_it_is_back(
     prefect_api_url: str,

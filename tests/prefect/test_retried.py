@@ -28,7 +28,7 @@ from tests.prefect.test_prefect_backend import (
     reply_saying,
 )
 
-pytestmark = [pytest.mark.xdist_group("prefect"), pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.xdist_group("prefect-2"), pytest.mark.timeout(900)]
 
 RETRIED = Path(__file__).with_name("retried_flow.py")
 

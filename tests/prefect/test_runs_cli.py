@@ -28,7 +28,7 @@ from signoff.bot.backends.prefect import PrefectBackend
 from tests.cli.in_process import run_cli
 from tests.support.waiting import wait_for
 
-pytestmark = [pytest.mark.xdist_group("prefect"), pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.xdist_group("prefect-2"), pytest.mark.timeout(900)]
 
 CAROL = Actor("U0CAROL")
 #: how long one command may take before the test fails instead of hanging

@@ -29,7 +29,7 @@ from tests.prefect.test_prefect_backend import (
     replies,
 )
 
-pytestmark = [pytest.mark.xdist_group("prefect"), pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.xdist_group("prefect-2"), pytest.mark.timeout(900)]
 
 FLOW = Path(__file__).with_name("two_approvals_flow.py")
 

@@ -1,9 +1,9 @@
 """A real Prefect server for the tests: SQLite in a temporary PREFECT_HOME, the test flows
 (``bot/demo/prefect_flows.py``) served as deployments named ``tests``.
 
-Started once per test session (the ``prefect_api_url`` fixture in ``tests/conftest.py``);
-``TEST_PREFECT_API_URL`` names one already running with those flows served instead, for
-quick local reruns. Without the ``prefect`` extra the tests that need it are skipped, with
+Started once per test worker that runs a Prefect test (the ``prefect_api_url`` fixture in
+``tests/conftest.py``); ``TEST_PREFECT_API_URL`` names one already running with those flows
+served instead, for quick local reruns. Without the ``prefect`` extra the tests that need it are skipped, with
 the command that installs it; in CI (``CI=true``) that is a failure.
 """
 

@@ -19,9 +19,9 @@ audit trail. The rules:
   no approvers. Otherwise whoever started the run, whoever those lists name (the flow's
   starters, cancellers and viewers, the flow's and every pause's approvers, with those
   added by escalation or a hand-over), whoever acted on it by the audit trail (answered,
-  handed on, cancelled; a refused attempt does not count), and admins. A list that names nobody lets nobody in
-  here: a flow limited to some people shows its runs to them only. The CLI and the Python
-  API read runs unchecked (whoever runs them can read the database).
+  handed on, cancelled; a refused attempt does not count), and admins. A list that names
+  nobody lets nobody in here: a flow limited to some people shows its runs to them only.
+  The CLI and the Python API read runs unchecked (whoever runs them can read the database).
 
 Admins are a setting (``SIGNOFF_ADMINS``). Every list may name people and groups; group
 membership comes from the engine's ``GroupDirectory``.

@@ -35,7 +35,7 @@ from signoff.engine.store.database import create_db_engine
 from signoff.engine.store.revisions import upgrade
 from tests.support.cli_forks import CliForks
 from tests.support.postgres import PostgresCluster, PostgresUnavailable, start_cluster
-from tests.support.prefect import prefect_server, require_prefect
+from tests.support.prefect import SharedServer, is_prefect_test, require_prefect
 
 # Hypothesis's pytest plugin imports its internals lazily, from hooks that run while a
 # test's threads are alive; CPython 3.11's parser can fail when modules are compiled
@@ -189,9 +189,13 @@ def cli_forks() -> Iterator[CliForks]:
         yield forks
 
 
-@pytest.fixture(scope="session")
-def prefect_api_url() -> Iterator[str]:
-    """A real Prefect server for this test session (see ``tests/support/prefect.py``).
+#: this worker's Prefect server (see ``tests/support/prefect.py``)
+PREFECT = SharedServer()
+
+
+@pytest.fixture
+def prefect_api_url() -> str:
+    """A real Prefect server, shared by the Prefect tests this worker runs in a row.
 
     Tests using it belong in an xdist group, so that few workers start one: ``prefect``
     (``test_prefect_backend.py`` and the README's Prefect blocks) or ``prefect-2`` (the
@@ -200,5 +204,17 @@ def prefect_api_url() -> Iterator[str]:
     took on the other workers; two groups, two servers (about 15 s each to start).
     """
     require_prefect()
-    with prefect_server() as url:
-        yield url
+    return PREFECT.url()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """Stop this worker's Prefect server once its tests' fixtures are torn down, when the
+    next test is not a Prefect test (xdist hands a group's tests over together)."""
+    yield
+    if PREFECT.running and (nextitem is None or not is_prefect_test(nextitem)):
+        PREFECT.stop()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    PREFECT.stop()

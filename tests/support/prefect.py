@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib.util
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
@@ -31,6 +31,39 @@ def require_prefect() -> None:
     if os.environ.get("CI") == "true":
         pytest.fail(f"CI runs the Prefect tests: the prefect extra is missing ({INSTALL})")
     pytest.skip(f"the prefect extra is not installed: {INSTALL}", allow_module_level=True)
+
+
+class SharedServer:
+    """This test worker's server: started by the first test that asks for it, stopped as
+    soon as the next test is not a Prefect test (``tests/conftest.py``). A server kept to
+    the end of the session went on serving its runners' and its paused runs' polls, each
+    second: a fifth of a core per server for the rest of the suite."""
+
+    def __init__(self) -> None:
+        self._stack: ExitStack | None = None
+        self._url = ""
+
+    @property
+    def running(self) -> bool:
+        return self._stack is not None
+
+    def url(self) -> str:
+        if self._stack is None:
+            stack = ExitStack()
+            self._url = stack.enter_context(prefect_server())
+            self._stack = stack
+        return self._url
+
+    def stop(self) -> None:
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            stack.close()
+
+
+def is_prefect_test(item: pytest.Item) -> bool:
+    """True for a test in one of the Prefect groups (the tests that may use the server)."""
+    group = item.get_closest_marker("xdist_group")
+    return group is not None and str(group.args[0] if group.args else "").startswith("prefect")
 
 
 @contextmanager

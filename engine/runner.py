@@ -222,9 +222,7 @@ async def call_flow_async(
     taken: RunContext | None = None
     if nested is not None and nested.left is not None:  # a nested run left unfinished
         taken = await offload(_take_up, flow, nested)
-    ctx: RunContext = (
-        taken if taken is not None else await offload(_start, flow, parameters, started_by)
-    )
+    ctx = taken if taken is not None else await _started(flow, parameters, started_by)
     offload = ctx.engine.store_threads.call
     ctx.loop = asyncio.get_running_loop()  # see Liveness._crash_left_runs
     # Ctrl-C under asyncio.run cancels the flow: its pause stays, as for a sync flow's.
@@ -256,6 +254,22 @@ async def call_flow_async(
     if nested is not None:
         await offload(_record_nested, nested, flow, result)
     return result
+
+
+async def _started(
+    flow: FlowDefinition, parameters: dict[str, Any], started_by: str | None
+) -> RunContext:
+    """``_start`` on a store thread. Cancelled while it writes (a ``wait_for`` that ran out
+    at once), the run it stores still ends, as a flow cancelled while it runs ends: left
+    running, it read "running" for good, in a process that was alive."""
+    threads = get_engine().store_threads
+    starting = asyncio.wrap_future(threads.start(_start, flow, parameters, started_by))
+    try:
+        return await asyncio.shield(starting)
+    except asyncio.CancelledError as exc:
+        ctx = await starting
+        await threads.finishing(finish_with, ctx, exc)
+        raise
 
 
 def prepare_queued(

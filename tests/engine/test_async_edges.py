@@ -19,6 +19,7 @@ from signoff.engine import (
     pause_flow_run,
     resume_flow_run,
 )
+from tests.support.holding import writes_held
 from tests.support.running import start, waiting
 from tests.support.waiting import wait_for
 
@@ -276,3 +277,36 @@ def test_a_flow_whose_loop_is_closed_while_it_runs_crashes_and_says_why(
     assert crashed.state_message == (
         "the event loop the flow ran in was closed before the flow ended; it cannot run on"
     )
+
+
+@flow(name="cancelled-while-starting")
+async def cancelled_while_starting() -> str:
+    return "ran"
+
+
+def test_a_flow_cancelled_while_its_run_is_stored_ends_that_run(
+    engine: Engine, database_url: str
+) -> None:
+    """Cancelled by whoever awaited it while its run was still being written (a
+    ``wait_for`` that ran out at once, the database busy), the run was stored all the same
+    and read "running" for good, though nothing ran it."""
+    cancelled = threading.Event()
+
+    async def cancel_as_it_starts() -> bool:
+        task = asyncio.ensure_future(cancelled_while_starting())
+        await asyncio.sleep(0)  # the task hands its run's start to a store thread
+        task.cancel()
+        for _ in range(2):  # the task takes the cancellation in
+            await asyncio.sleep(0)
+        cancelled.set()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return True
+
+    with writes_held(database_url, table="runs"):
+        thread, box = start(lambda: asyncio.run(cancel_as_it_starts()))
+        assert cancelled.wait(30)
+    thread.join(30)
+    assert box == {"result": True}
+    (run,) = engine.list_runs(flow_name="cancelled-while-starting")
+    assert run.state is RunState.CRASHED, run

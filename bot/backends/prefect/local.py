@@ -75,7 +75,11 @@ class LocalPrefect:
             "PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED": "false",
             "PREFECT_SERVER_SERVICES_LATE_RUNS_ENABLED": "false",
             "PREFECT_SERVER_SERVICES_FOREMAN_ENABLED": "false",
+            # Temporary files go with the home: the forkserver's socket folder (forking.py)
+            # outlived every stop in /tmp, the processes being killed.
+            "TMPDIR": str(self.home / "tmp"),
         }
+        (self.home / "tmp").mkdir()
         if self.auth_string:
             self.env["PREFECT_API_AUTH_STRING"] = self.auth_string
             if not self.external:

@@ -1,20 +1,29 @@
 """Reading a model's JSON schema into the modal's layout: headings and input fields.
 
 ``bot.forms.modals`` builds views from this layout and ``bot.forms.submissions`` reads answers back with
-it, so both directions agree on every block id and element kind.
+it, so both directions agree on every block id and element kind. Each schema node is
+resolved (``$ref``, unions, malformed keywords) by ``bot.forms.schema_nodes``.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any, TypeAlias
 
 from signoff.bot.errors import SecretField, UnsupportedField
 from signoff.bot.forms.labels import choice_labels, clip
+from signoff.bot.forms.schema_nodes import (
+    NUMBER_OR_TEXT,
+    Resolved,
+    enum_options,
+    malformed,
+    resolve,
+    whole_count,
+)
 from signoff.bot.forms.zones import time_offset, zoneless
 from signoff.bot.inputs import CHANNEL_ID_PATTERN, USER_ID_PATTERN
 
@@ -42,8 +51,6 @@ JSONSchema: TypeAlias = Mapping[str, Any]
 ACTION_ID = "value"
 #: the engine's mark on a required field that ``with_initial_data`` gave a value
 REQUIRED_KEYWORD = "x-signoff-required"
-#: the engine's mark on a union of a number and a text (``engine.input_schema``)
-NUMBER_OR_TEXT = "x-signoff-number-or-text"
 #: the value of a boolean's one tickbox option
 TICKED = "true"
 MAX_BLOCKS = 100
@@ -147,62 +154,13 @@ def schema_layout(schema: JSONSchema) -> tuple[InputField | FieldGroup, ...]:
     Raises:
         UnsupportedField: If a field cannot become a Slack input.
     """
-    root = _resolve(schema, schema, "", ())
+    root = resolve(schema, schema, "", ())
     if not _is_object(root.node):
         raise UnsupportedField("", "its schema is not an object with properties")
     return tuple(_walk_object(root, schema, "", optional=False))
 
 
 # --- schema walking -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Resolved:
-    node: Mapping[str, Any]
-    nullable: bool
-    refs: tuple[str, ...]  #: the $refs followed to get here, to catch recursive models
-
-
-def _resolve(
-    node: Mapping[str, Any], root: JSONSchema, path: str, refs: tuple[str, ...]
-) -> _Resolved:
-    """Follows ``$ref`` and single ``allOf`` wrappers and takes ``null`` out of unions."""
-    if not isinstance(node, Mapping):
-        shown = clip(json.dumps(node, default=repr), 60)
-        raise UnsupportedField(path, f"its schema is malformed: {shown} is not a JSON object")
-    merged = dict(node)
-    nullable = False
-    while True:
-        if "$ref" in merged:
-            ref = str(merged.pop("$ref"))
-            if ref in refs:
-                raise UnsupportedField(path, "its model contains itself, so the form has no end")
-            refs = (*refs, ref)
-            merged = {**_lookup(root, ref, path), **merged}
-        elif "allOf" in merged:
-            parts = _schemas(merged.pop("allOf"), path, "allOf")
-            if len(parts) != 1:
-                raise UnsupportedField(path, "allOf with several schemas is not supported")
-            merged = {**parts[0], **merged}
-        elif "anyOf" in merged or "oneOf" in merged:
-            word = "anyOf" if "anyOf" in merged else "oneOf"
-            branches = _schemas(merged.pop(word), path, word)
-            if not branches:
-                raise _malformed(path, word, "a non-empty list of schemas", branches)
-            rest = [b for b in branches if b.get("type") != "null"]
-            nullable = nullable or len(rest) < len(branches)
-            either = merged.pop(NUMBER_OR_TEXT, False) is True
-            merged = {**_merge_union(rest, root, path, refs, number_or_text=either), **merged}
-        elif isinstance(merged.get("type"), list):
-            if not all(isinstance(t, str) for t in merged["type"]):
-                raise _malformed(path, "type", "a name or a list of names", merged["type"])
-            types = [t for t in merged["type"] if t != "null"]
-            nullable = nullable or len(types) < len(merged["type"])
-            if len(types) != 1:
-                raise UnsupportedField(path, f"a union of different types {types} is not supported")
-            merged["type"] = types[0]
-        else:
-            return _Resolved(merged, nullable, refs)
 
 
 #: Slack's limit on an input's hint
@@ -214,101 +172,12 @@ def _noted(hint: str | None, note: str) -> str:
     return f"{clip(hint, MAX_HINT - len(note) - 1)} {note}" if hint else note
 
 
-def _merge_union(
-    branches: Sequence[Mapping[str, Any]],
-    root: JSONSchema,
-    path: str,
-    refs: tuple[str, ...],
-    *,
-    number_or_text: bool = False,
-) -> dict[str, Any]:
-    if len(branches) == 1:
-        return dict(branches[0])
-    resolved = [_resolve(b, root, path, refs).node for b in branches]
-    if resolved and all("const" in b or "enum" in b for b in resolved):
-        # Literal["a"] | Literal["b"], or several enums: one list of options.
-        return {"enum": [v for b in resolved for v in b.get("enum", [b.get("const")])]}
-    types = sorted({str(b.get("type")) for b in resolved})
-    if types == ["number", "string"] and number_or_text:
-        # ``float | str``, as the engine marks it: typed text, sent as a number when it
-        # reads as one.
-        text = next(b for b in resolved if b.get("type") == "string")
-        return {**text, NUMBER_OR_TEXT: True}
-    if types == ["number", "string"]:
-        # pydantic's Decimal: a number, or a string so that no precision is lost. The bounds
-        # sit on the number branch. (Unmarked, a ``float | str`` from elsewhere reads so.)
-        number = next(b for b in resolved if b.get("type") == "number")
-        return {**number, "x-decimal": True}
-    if types and set(types) <= {"integer", "number"}:
-        return {"type": "number"}
-    kinds = " | ".join(dict.fromkeys(_kind_of(b) for b in resolved))
-    raise UnsupportedField(
-        path,
-        f"a union of different kinds of value ({kinds}) is not supported: one field "
-        "asks for one kind",
-    )
-
-
-def _kind_of(branch: Mapping[str, Any]) -> str:
-    """How a union's branch is named to the flow's author: its format (``date-time``), the
-    title of a model (``object Approve``), else its JSON type."""
-    kind = str(branch.get("type", "any"))
-    if isinstance(branch.get("format"), str):
-        return f"{kind} ({branch['format']})"
-    if kind == "object" and isinstance(branch.get("title"), str):
-        return f"object {branch['title']}"
-    return kind
-
-
-def _lookup(root: JSONSchema, ref: str, path: str) -> Mapping[str, Any]:
-    target: Any = root if ref.startswith("#") else None
-    for part in ref[2:].split("/") if ref.startswith("#/") else []:
-        target = target.get(part) if isinstance(target, Mapping) else None
-    if not isinstance(target, Mapping):
-        raise UnsupportedField(path, f"$ref {ref!r} does not point into this schema")
-    return target
-
-
-def _malformed(path: str, keyword: str, wanted: str, found: Any) -> UnsupportedField:
-    """A schema that no model produces (hand-written, or stored by another program, as
-    Prefect's server stores what a flow sent): named, rather than failing deeper down."""
-    shown = clip(json.dumps(found, default=repr), 60)
-    return UnsupportedField(path, f"its schema is malformed: {keyword} is {shown}, not {wanted}")
-
-
-def _schemas(value: Any, path: str, keyword: str) -> list[Mapping[str, Any]]:
-    """``value`` as a list of schemas (``allOf``, ``anyOf``, ``oneOf``)."""
-    if not isinstance(value, list) or not all(isinstance(v, Mapping) for v in value):
-        raise _malformed(path, keyword, "a list of schemas", value)
-    return value
-
-
-def _count(node: Mapping[str, Any], keyword: str, path: str) -> int | None:
-    """A length or item count keyword (``maxLength``, ``minItems``...), if given."""
-    value = node.get(keyword)
-    if value is None:
-        return None
-    # JSON Schema counts 10.0 as a whole number too.
-    whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
-    if isinstance(value, bool) or not whole or value < 0:
-        raise _malformed(path, keyword, "a whole number of at least 0", value)
-    return int(value)
-
-
-def _options(node: Mapping[str, Any], path: str) -> list[Any]:
-    """A node's ``enum`` (none: empty)."""
-    options = node.get("enum", [])
-    if not isinstance(options, list):
-        raise _malformed(path, "enum", "a list of options", options)
-    return options
-
-
 def _is_object(node: Mapping[str, Any]) -> bool:
     return node.get("type") == "object" or "properties" in node
 
 
 def _walk_object(
-    obj: _Resolved, root: JSONSchema, prefix: str, *, optional: bool, absent: bool = False
+    obj: Resolved, root: JSONSchema, prefix: str, *, optional: bool, absent: bool = False
 ) -> Iterator[InputField | FieldGroup]:
     """``absent``: the model starts as None (``maybe: Inner | None = None``), so its fields
     start empty rather than at their own defaults: shown filled in, they read as an answer
@@ -319,10 +188,10 @@ def _walk_object(
         reason = "a free-form mapping (dict, additionalProperties) has no fixed fields to ask for"
         raise UnsupportedField(prefix, reason)
     if not isinstance(properties, Mapping):
-        raise _malformed(prefix, "properties", "an object of field schemas", properties)
+        raise malformed(prefix, "properties", "an object of field schemas", properties)
     listed = obj.node.get("required", [])
     if not isinstance(listed, list) or not all(isinstance(n, str) for n in listed):
-        raise _malformed(prefix, "required", "a list of field names", listed)
+        raise malformed(prefix, "required", "a list of field names", listed)
     required = set(listed)
     # A nested model's own default ({"city": "Oslo", "zip": "0150"}), an instance given as
     # the field's default or by with_initial_data, holds the values its fields start from;
@@ -337,7 +206,7 @@ def _walk_object(
             raise UnsupportedField(
                 path, f"its path is {len(path)} characters; a Slack block id holds {most}"
             )
-        resolved = _resolve(prop, root, path, obj.refs)
+        resolved = resolve(prop, root, path, obj.refs)
         node = dict(resolved.node)
         if isinstance(defaults, Mapping) and name in defaults:
             node["default"] = defaults[name]
@@ -348,14 +217,14 @@ def _walk_object(
         # with_initial_data gives a required field a default, only so that code may leave it
         # out (as with Prefect); a person still has to answer it (engine.input_schema).
         in_required = name in required or prop.get(REQUIRED_KEYWORD) is True
-        nullable = resolved.nullable or None in _options(node, path)
+        nullable = resolved.nullable or None in enum_options(node, path)
         slack_optional = optional or not in_required or nullable
         if _is_object(node):
             prefilled = isinstance(node.get("default"), Mapping)
             yield FieldGroup(path, label or name, in_required, nullable, prefilled)
             # A nested model that may be None makes its fields optional; one that always
             # exists (required, or defaulted to an instance) keeps its fields' own rules.
-            inner = _Resolved(node, nullable, resolved.refs)
+            inner = Resolved(node, nullable, resolved.refs)
             starts_absent = absent or (nullable and not prefilled)
             yield from _walk_object(
                 inner, root, path, optional=optional or nullable, absent=starts_absent
@@ -388,7 +257,7 @@ def _walk_object(
             entry = replace(entry, kind="choice", choices=_YES_NO)
         elif entry.kind == "boolean":
             entry = replace(entry, hint=_noted(entry.hint, UNTICKED))
-        if entry.always_answered and (_count(node, "minItems", path) or 0) < 1:
+        if entry.always_answered and (whole_count(node, "minItems", path) or 0) < 1:
             # An unticked box or an empty list is a real answer, so Slack must accept it.
             entry = replace(entry, optional=True)
         yield entry
@@ -402,7 +271,7 @@ def _classify(
     kind = node.get("type")
     for keyword in ("format", "x-slack"):
         if not isinstance(node.get(keyword, ""), str):
-            raise _malformed(path, keyword, "a name", node[keyword])
+            raise malformed(path, keyword, "a name", node[keyword])
     if kind == "array":
         return _classify_array(node, root, path, refs)
     if kind == "string":
@@ -422,11 +291,11 @@ def _classify(
             return {"kind": _DATE_KINDS[fmt], "naive": naive}
         if fmt in ("email", "uri", "iri"):
             return {"kind": "email" if fmt == "email" else "url"}
-        max_length = _count(node, "maxLength", path)
+        max_length = whole_count(node, "maxLength", path)
         long_text = max_length is not None and max_length > 150
         return {
             "kind": "text",
-            "min_length": _count(node, "minLength", path),
+            "min_length": whole_count(node, "minLength", path),
             "max_length": max_length,
             "multiline": long_text or node.get("multiline") is True,
             "number_or_text": node.get(NUMBER_OR_TEXT) is True,
@@ -446,8 +315,8 @@ def _classify_array(
 ) -> dict[str, Any]:
     if "prefixItems" in node:
         raise UnsupportedField(path, "tuples (fixed-position lists) are not supported")
-    limit = {"max_items": _count(node, "maxItems", path)}
-    items = _resolve(node.get("items") or {}, root, path, refs).node
+    limit = {"max_items": whole_count(node, "maxItems", path)}
+    items = resolve(node.get("items") or {}, root, path, refs).node
     if "const" in items or "enum" in items:
         return {"kind": "choices", "choices": _choices(items, path), **limit}
     if _is_object(items):
@@ -463,7 +332,7 @@ def _classify_array(
 
 def _choices(node: Mapping[str, Any], path: str) -> tuple[Choice, ...]:
     choices: dict[str, Choice] = {}
-    for value in _options(node, path) if "enum" in node else [node["const"]]:
+    for value in enum_options(node, path) if "enum" in node else [node["const"]]:
         if value is None:
             continue  # makes the field nullable; see _walk_object
         if not isinstance(value, str | int | float | bool):

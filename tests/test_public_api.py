@@ -200,6 +200,7 @@ def test_bot_errors_exports() -> None:
         "BackendError",
         "BackendUnavailable",
         "BotError",
+        "ChannelUnreadable",
         "CredentialsRefused",
         "FlowUnknown",
         "JsonTooDeep",

@@ -39,6 +39,7 @@ from signoff.bot.slack import (
 )
 from signoff.bot.slack.answering import Answerer
 from signoff.bot.slack.approvers import Approvers
+from signoff.bot.slack.channel_access import ChannelAccess
 from signoff.bot.slack.failures import log_failure
 from signoff.bot.slack.form_schemas import FormSchemas
 from signoff.bot.slack.input_forms import InputForms
@@ -309,7 +310,7 @@ def create_app(
     interactions.register(app, backend, forms.schemas, sealer)
     input_forms.register(app, forms)
     decisions.register(app, backend, sealer)
-    commands.register(app, backend, sealer)
+    commands.register(app, backend, sealer, ChannelAccess(backend, settings.channel))
     home.register(app, backend)
     approvers.register(app, groups)
     return app

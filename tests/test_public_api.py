@@ -158,6 +158,7 @@ def test_backends_exports() -> None:
 
     assert signoff.bot.backends.__all__ == [
         "JSON",
+        "LISTED_RECORDS",
         "SYSTEM",
         "Accepted",
         "Action",

@@ -174,6 +174,11 @@ class SlackSandbox:
         self.server.revoke_app_token(error)
         self.socket_mode.close_connections()
 
+    def withhold_scopes(self, *scopes: str) -> None:
+        """Answer as Slack does an app installed without ``scopes``, e.g. before the
+        manifest asked for them: ``withhold_scopes("channels:read", "groups:read")``."""
+        self.server.withhold_scopes(*scopes)
+
     def fail_next(
         self,
         method: str,

@@ -30,6 +30,8 @@
         ├── NotPermitted (action, actor, reason, allowed, run_id)   the rules refuse this person
         ├── MembersUnreadable (groups, error)          (bot.slack.approvers) Slack would not say
         │                                              who is in a user group a rule names
+        ├── ChannelUnreadable (channel, error)         (bot.slack.channel_access) Slack would
+        │                                              not say who is in a run's channel
         ├── ParametersInvalid (flow, errors)           parameters break the flow's schema
         └── RunNotChangeable (run_id, current, requested)   e.g. cancelling a finished run
 """
@@ -281,6 +283,19 @@ class MembersUnreadable(BackendError):
         )
 
 
+class ChannelUnreadable(BackendError):
+    """Slack would not say whether a run's channel is private or who is in it: the run,
+    which may be for that channel's members only, is not shown. Not a refusal."""
+
+    def __init__(self, channel: str, error: str) -> None:
+        self.channel = channel
+        self.error = error
+        super().__init__(
+            f"could not check whether you are a member of <#{channel}> ({error}), where this "
+            "run's messages are; try again in a minute."
+        )
+
+
 class ParametersInvalid(BackendError):
     """Parameters do not match what the flow takes; ``errors`` names each field."""
 
@@ -310,6 +325,7 @@ __all__ = [
     "BackendError",
     "BackendUnavailable",
     "BotError",
+    "ChannelUnreadable",
     "CredentialsRefused",
     "FlowUnknown",
     "JsonTooDeep",

@@ -122,6 +122,18 @@ class Oversight:
             return self.permissions.view(actor, run, (), involvement)
         return self.permissions.view(actor, run, flow.starters, involvement, flow.viewers)
 
+    def open_to_all(self, runs: Sequence[Run]) -> list[Run]:
+        """The runs of ``runs`` that the view rule lets anyone view (their flow and pauses
+        name nobody), in their order; read as ``visible`` reads them, for a page at once."""
+        involved = self.store.involvement([r.id for r in runs])
+        found = []
+        for run in runs:
+            flow = self.flows.get(run.flow_name)
+            starters, viewers = (flow.starters, flow.viewers) if flow is not None else ((), ())
+            if self.permissions.open_to_all(run, starters, involved[run.id], viewers):
+                found.append(run)
+        return found
+
     def visible(self, actor: Actor | None, runs: Sequence[Run]) -> list[Run]:
         """The runs of ``runs`` that ``actor`` may view (the view rule), in their order; two
         reads for them all (a listing's page), none per run. Records nothing."""

@@ -195,11 +195,7 @@ class Permissions:
     ) -> Refusal | None:
         """Why ``actor`` may not see ``run``'s details (parameters, answers, audit trail),
         or None. ``starters`` and ``viewers`` are the flow's; ``involvement`` is the run's."""
-        named = tuple(
-            dict.fromkeys(
-                (*starters, *run.approvers, *involvement.approvers, *run.cancellers, *viewers)
-            )
-        )
+        named = _view_names(run, starters, involvement, viewers)
         if not named or self.is_admin(actor):
             return None
         if actor is not None and (
@@ -215,6 +211,26 @@ class Permissions:
             f"them, whoever may start, answer or cancel them{also}, and admins",
             tuple(dict.fromkeys((*starter, *named, *self.admins))),
         )
+
+    @staticmethod
+    def open_to_all(
+        run: Run, starters: Collection[str], involvement: Involvement, viewers: Collection[str] = ()
+    ) -> bool:
+        """True when ``view`` lets anyone see ``run``: its flow and its pauses name nobody.
+        (An application that shows runs where only some people are, a private Slack
+        channel, narrows these runs further; a run that names people is judged here alone.)"""
+        return not _view_names(run, starters, involvement, viewers)
+
+
+def _view_names(
+    run: Run, starters: Collection[str], involvement: Involvement, viewers: Collection[str]
+) -> tuple[str, ...]:
+    """Everyone the view rule names for ``run`` (none: anyone may view it)."""
+    return tuple(
+        dict.fromkeys(
+            (*starters, *run.approvers, *involvement.approvers, *run.cancellers, *viewers)
+        )
+    )
 
 
 def _names(names: Collection[str]) -> str:

@@ -13,7 +13,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -325,6 +325,11 @@ class Engine(Liveness, Resuming, Upkeep):
 
     def get_metadata(self, run_id: str, key: str) -> JSON:
         return self.store.get_metadata(run_id, key)
+
+    def metadata_of(self, run_ids: Collection[str], key: str) -> dict[str, JSON]:
+        """``get_metadata`` of many runs in one read (a page of a listing): run id -> value,
+        for the runs that have one."""
+        return self.store.metadata_of(run_ids, key)
 
     def claim_once(self, key: str, seconds: float, *, within: float | None = None) -> bool:
         """Claim ``key`` (at most 200 characters) for ``seconds``, for every process sharing

@@ -158,6 +158,7 @@ def test_backends_exports() -> None:
 
     assert signoff.bot.backends.__all__ == [
         "JSON",
+        "LISTED_RECORDS",
         "SYSTEM",
         "Accepted",
         "Action",
@@ -200,6 +201,7 @@ def test_bot_errors_exports() -> None:
         "BackendError",
         "BackendUnavailable",
         "BotError",
+        "ChannelUnreadable",
         "CredentialsRefused",
         "FlowUnknown",
         "JsonTooDeep",

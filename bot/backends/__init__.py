@@ -9,7 +9,13 @@ implementation; the CLI, the demo and ``bot.testing`` choose one. Errors are ``b
 
 from __future__ import annotations
 
-from signoff.bot.backends.interface import Backend, ChangeObserver, GroupDirectory, Watch
+from signoff.bot.backends.interface import (
+    LISTED_RECORDS,
+    Backend,
+    ChangeObserver,
+    GroupDirectory,
+    Watch,
+)
 from signoff.bot.backends.model import (
     JSON,
     SYSTEM,
@@ -42,6 +48,7 @@ from signoff.bot.backends.model import (
 
 __all__ = [
     "JSON",
+    "LISTED_RECORDS",
     "SYSTEM",
     "Accepted",
     "Action",

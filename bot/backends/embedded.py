@@ -278,6 +278,12 @@ class EmbeddedBackend:
         ids = {r.id for r in shown}
         return [r for r in runs if r.id in ids]
 
+    def open_to_all(self, runs: Sequence[Run]) -> list[Run]:
+        with translated():
+            found = self.engine.open_to_all([_engine_run(r) for r in runs])
+        ids = {r.id for r in found}
+        return [r for r in runs if r.id in ids]
+
     def detail(self, run_id: str) -> RunDetail:
         with translated():
             return detail_of(self.engine.detail(run_id))
@@ -413,6 +419,10 @@ class EmbeddedBackend:
     def get_record(self, run_id: str, key: str) -> JSON:
         with translated():
             return self.engine.get_metadata(run_id, key)
+
+    def get_records(self, run_ids: Sequence[str], key: str) -> dict[str, JSON]:
+        with translated():
+            return self.engine.metadata_of(run_ids, key)
 
     def set_record(self, run_id: str, key: str, value: JSON) -> None:
         with translated():

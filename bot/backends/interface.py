@@ -29,6 +29,10 @@ from signoff.bot.backends.model import (
     StartForm,
 )
 
+#: record keys ``Backend.get_records`` reads for a page at once: where the Slack side
+#: posted a run's messages (``bot.slack.ids.THREAD``), whose channel may be private
+LISTED_RECORDS: frozenset[str] = frozenset({"slack.thread"})
+
 
 class ChangeObserver(Protocol):
     """Receives a backend's run changes. Raising makes the backend deliver the same change
@@ -106,6 +110,15 @@ class Backend(Protocol):
         """Of ``runs`` (a page ``list_runs`` gave), those ``actor`` may view, in order: by
         ``refusal``'s rule for ``Action.VIEW``, judged for the page at once (no request per
         run). Records nothing."""
+
+    def open_to_all(self, runs: Sequence[Run]) -> list[Run]:
+        """Of ``runs`` (a page ``list_runs`` gave), those the view rule lets anyone view (their
+        flow names nobody to start, answer, cancel or view them, nor do their requests), in
+        order; judged for the page at once, as ``visible``. The Slack side shows such a run
+        whose messages are in a private channel only to that channel's members and its
+        starter; a run that names people is judged by ``visible`` alone. A backend that
+        cannot tell from the page alone that a request was handed to someone (Prefect)
+        counts the run open: it is then shown to fewer people, never to more."""
 
     def detail(self, run_id: str) -> RunDetail:
         """The run with its state history, tasks, requests for input and logs."""
@@ -197,6 +210,12 @@ class Backend(Protocol):
 
     def get_record(self, run_id: str, key: str) -> JSON:
         """A value the Slack side stored about a run (None if none)."""
+
+    def get_records(self, run_ids: Sequence[str], key: str) -> dict[str, JSON]:
+        """``get_record`` of many runs (a page of a listing) in one read, not one per run:
+        run id -> value, for the runs that have one. For a key of ``LISTED_RECORDS`` only: a
+        backend that cannot read many runs' records at once keeps a copy of those where it
+        can (Prefect: the run's labels)."""
 
     def set_record(self, run_id: str, key: str, value: JSON) -> None: ...
 

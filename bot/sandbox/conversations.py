@@ -30,6 +30,7 @@ class _Conversation:
     kind: Literal["channel", "im", "mpim"]
     members: tuple[str, ...] = ()
     messages: list[Message] = field(default_factory=list)
+    is_private: bool = False
 
 
 class ConversationStore:
@@ -42,11 +43,22 @@ class ConversationStore:
 
     # -- conversations ----------------------------------------------------------------------
 
-    def add_channel(self, channel_id: str, name: str | None = None) -> None:
-        """Create a channel, unless it exists."""
+    def add_channel(
+        self,
+        channel_id: str,
+        name: str | None = None,
+        *,
+        private: bool = False,
+        members: tuple[str, ...] = (),
+    ) -> None:
+        """Create a channel, unless it exists; a private one with these members."""
         if channel_id not in self._conversations:
             self._conversations[channel_id] = _Conversation(
-                channel_id, name or channel_id.lower(), "channel"
+                channel_id,
+                name or channel_id.lower(),
+                "channel",
+                members if private else (),
+                is_private=private,
             )
 
     def open(self, members: tuple[str, ...]) -> str:
@@ -211,6 +223,7 @@ class ConversationStore:
                 conversation.members,
                 tuple(m for m in conversation.messages if not m.is_reply or m.reply_broadcast),
                 {ts: tuple(thread) for ts, thread in replies.items()},
+                conversation.is_private,
             )
         )
 

@@ -21,7 +21,7 @@ from signoff.bot.forms.blockkit import (
     view_size,
 )
 from signoff.bot.sandbox.errors import ApiFailure
-from signoff.bot.sandbox.records import JsonDict
+from signoff.bot.sandbox.records import Channel, JsonDict
 from signoff.bot.sandbox.workspace import Workspace
 from signoff.bot.slack.manifest import bot_scopes
 
@@ -247,6 +247,56 @@ def conversations_replies(ws: Workspace, args: JsonDict) -> JsonDict:
     return {"ok": True, "messages": messages, "has_more": False}
 
 
+def _visible_channel(ws: Workspace, args: JsonDict) -> Channel:
+    """The channel ``args`` names, as the bot sees it: a private one the bot is not in is
+    ``channel_not_found``, as in Slack."""
+    channel = ws.channel(ws.resolve_channel(_str(args, "channel") or "", create=False))
+    if channel.is_private and ws.bot_user.id not in channel.members:
+        raise ApiFailure("channel_not_found")
+    return channel
+
+
+def conversations_info(ws: Workspace, args: JsonDict) -> JsonDict:
+    """``conversations.info``: a channel's kind and whether it is private."""
+    channel = _visible_channel(ws, args)
+    kind = channel.kind
+    data: JsonDict = {
+        "id": channel.id,
+        "name": channel.name,
+        "is_channel": kind == "channel",
+        "is_group": False,
+        "is_im": kind == "im",
+        "is_mpim": kind == "mpim",
+        "is_private": channel.is_private or kind != "channel",
+        "is_archived": False,
+    }
+    if channel.is_private:
+        data["is_member"] = True  # else it would be channel_not_found
+    return {"ok": True, "channel": data}
+
+
+def conversations_members(ws: Workspace, args: JsonDict) -> JsonDict:
+    """``conversations.members``, paged by ``limit`` and ``cursor``. A public channel's
+    members are everyone (the sandbox does not track who joined it)."""
+    channel = _visible_channel(ws, args)
+    if channel.kind == "channel" and not channel.is_private:
+        members = [u for u in ws.names() if u[:1] in ("U", "W")]
+    else:
+        members = list(channel.members)
+    try:
+        limit = max(1, min(int(args.get("limit") or 100), 1000))
+        start = int(_str(args, "cursor") or 0)
+    except ValueError:
+        raise ApiFailure("invalid_cursor") from None
+    page = members[start : start + limit]
+    more = start + limit < len(members)
+    return {
+        "ok": True,
+        "members": page,
+        "response_metadata": {"next_cursor": str(start + limit) if more else ""},
+    }
+
+
 def users_info(ws: Workspace, args: JsonDict) -> JsonDict:
     """``users.info``."""
     return {"ok": True, "user": ws.require_user(_str(args, "user")).to_api(ws.team_id)}
@@ -292,6 +342,8 @@ METHODS: dict[str, Method] = {
     "conversations.open": conversations_open,
     "conversations.history": conversations_history,
     "conversations.replies": conversations_replies,
+    "conversations.info": conversations_info,
+    "conversations.members": conversations_members,
     "users.info": users_info,
     "usergroups.list": usergroups_list,
     "usergroups.users.list": usergroups_users_list,

@@ -158,7 +158,8 @@ class Channel:
         id: ``C...`` channel, ``D...`` DM or ``G...`` group DM.
         name: Channel name (``general``); for DMs the other user's id.
         kind: ``channel``, ``im`` or ``mpim``.
-        members: User ids for DMs and group DMs (channels do not track membership).
+        members: User ids for DMs, group DMs and private channels (public channels do not
+            track membership).
         messages: Top-level messages (and broadcast replies), oldest first.
         replies: Parent ts -> its thread replies, oldest first.
     """
@@ -169,6 +170,8 @@ class Channel:
     members: tuple[str, ...] = ()
     messages: tuple[Message, ...] = ()
     replies: Mapping[str, tuple[Message, ...]] = field(default_factory=dict)
+    #: a private channel: Slack shows it (and its members) only to its members
+    is_private: bool = False
 
     @property
     def last(self) -> Message | None:

@@ -155,9 +155,17 @@ class SlackSandbox:
         """Add a user group, e.g. ``add_usergroup("S0OPS", "ops", ["U0ALICE"])``."""
         return self.workspace.add_usergroup(group_id, handle, [self._uid(u) for u in users])
 
-    def add_channel(self, channel_id: str, name: str | None = None) -> Channel:
-        """Create a channel, e.g. ``add_channel("C0DEPLOYS", "deploys")``."""
-        return self.workspace.add_channel(channel_id, name)
+    def add_channel(
+        self,
+        channel_id: str,
+        name: str | None = None,
+        *,
+        private: bool = False,
+        members: Sequence[str] = (),
+    ) -> Channel:
+        """Create a channel, e.g. ``add_channel("C0DEPLOYS", "deploys")``; a private one
+        with its members: ``add_channel("C0HR", "hr", private=True, members=["carol"])``."""
+        return self.workspace.add_channel(channel_id, name, private=private, members=members)
 
     def revoke_app_token(self, error: str = "token_revoked") -> None:
         """Revoke the app-level token, as an admin does on the app's settings page: Slack
@@ -165,6 +173,11 @@ class SlackSandbox:
         ``error`` from then on (the bot token still works)."""
         self.server.revoke_app_token(error)
         self.socket_mode.close_connections()
+
+    def withhold_scopes(self, *scopes: str) -> None:
+        """Answer as Slack does an app installed without ``scopes``, e.g. before the
+        manifest asked for them: ``withhold_scopes("channels:read", "groups:read")``."""
+        self.server.withhold_scopes(*scopes)
 
     def fail_next(
         self,

@@ -25,6 +25,7 @@ from signoff.bot.sandbox.methods import SCOPES, call_method, respond
 from signoff.bot.sandbox.records import Call, JsonDict
 from signoff.bot.sandbox.socket_mode import SocketModeServer
 from signoff.bot.sandbox.workspace import Workspace
+from signoff.bot.slack.manifest import METHOD_SCOPES
 
 __all__ = ["WebApiServer"]
 
@@ -139,6 +140,8 @@ class WebApiServer:
         self.app_token = app_token
         #: the error every app-level token gets once revoked (``revoke_app_token``)
         self._app_token_refused: str | None = None
+        #: the manifest's scopes the installed app lacks (``withhold_scopes``)
+        self._withheld: frozenset[str] = frozenset()
         self._faults: dict[str, deque[_Fault]] = {}
         self._delays: dict[str, deque[_Delay]] = {}
         self._faults_lock = threading.Lock()
@@ -194,6 +197,12 @@ class WebApiServer:
         ``error``, as Slack does once the app's token is revoked (``invalid_auth`` for
         one it no longer knows at all)."""
         self._app_token_refused = error
+
+    def withhold_scopes(self, *scopes: str) -> None:
+        """Answer as for an app installed without ``scopes`` (installed before the manifest
+        asked for them): a method that needs one answers ``missing_scope``, and
+        ``auth.test``'s ``x-oauth-scopes`` leaves them out."""
+        self._withheld = frozenset(scopes)
 
     def fail_next(
         self,
@@ -328,8 +337,20 @@ class WebApiServer:
         fault = self._take_fault(method, args)
         if fault is not None:
             return fault.answer()
+        needed = METHOD_SCOPES.get(method)
+        if needed in self._withheld:
+            granted = ",".join(s for s in SCOPES.split(",") if s not in self._withheld)
+            return (
+                200,
+                {"ok": False, "error": "missing_scope", "needed": needed, "provided": granted},
+                {},
+            )
         status, answer = self._run(method, args)
-        headers = {"x-oauth-scopes": SCOPES} if method == "auth.test" and status == 200 else {}
+        headers = {}
+        if method == "auth.test" and status == 200:
+            headers = {
+                "x-oauth-scopes": ",".join(s for s in SCOPES.split(",") if s not in self._withheld)
+            }
         return status, answer, headers
 
     def _run(self, method: str, args: JsonDict) -> tuple[int, JsonDict]:

@@ -232,10 +232,21 @@ class Workspace:
 
     # -- conversations and messages ---------------------------------------------------------
 
-    def add_channel(self, channel_id: str, name: str | None = None) -> Channel:
-        """Create a channel (no-op if it exists) and return it."""
+    def add_channel(
+        self,
+        channel_id: str,
+        name: str | None = None,
+        *,
+        private: bool = False,
+        members: Sequence[str] = (),
+    ) -> Channel:
+        """Create a channel (no-op if it exists) and return it. A ``private`` one has
+        ``members`` (ids or handles) and the bot, which was invited to post there."""
         with self._change():
-            self._conversations.add_channel(channel_id, name)
+            joined = {self.user_id(m) for m in members} | {self.bot_user.id}
+            self._conversations.add_channel(
+                channel_id, name, private=private, members=tuple(sorted(joined))
+            )
         return self.channel(channel_id)
 
     def open_conversation(self, user_ids: Sequence[str]) -> str:

@@ -39,9 +39,11 @@ from signoff.bot.slack import (
 )
 from signoff.bot.slack.answering import Answerer
 from signoff.bot.slack.approvers import Approvers
+from signoff.bot.slack.channel_access import ChannelAccess
 from signoff.bot.slack.failures import log_failure
 from signoff.bot.slack.form_schemas import FormSchemas
 from signoff.bot.slack.input_forms import InputForms
+from signoff.bot.slack.manifest import bot_scopes
 from signoff.bot.slack.metrics import MeteredWebClient, count_listener_calls
 from signoff.bot.slack.notifier import SlackNotifier
 from signoff.bot.slack.sealing import Sealer
@@ -194,7 +196,7 @@ def check_slack(settings: BotSettings) -> dict[str, Any]:
         ConnectionErrorRetryHandler(max_retry_count=2),
     ]
     try:
-        return dict(client.auth_test().data)  # type: ignore[arg-type]
+        answer = client.auth_test()
     except SlackApiError as exc:
         data, status = exc.response.data, exc.response.status_code
         error = data.get("error") if isinstance(data, dict) else None
@@ -209,6 +211,25 @@ def check_slack(settings: BotSettings) -> dict[str, Any]:
         raise SlackUnreachable(settings.api_url, str(exc.reason)) from exc
     except OSError as exc:  # timeouts and resets that urllib does not wrap
         raise SlackUnreachable(settings.api_url, str(exc) or type(exc).__name__) from exc
+    _say_missing_scopes(answer.headers)
+    return dict(answer.data)  # type: ignore[arg-type]
+
+
+def _say_missing_scopes(headers: dict[str, Any]) -> None:
+    """Log, at start-up, the manifest's scopes the installed app lacks (an app installed
+    before the manifest asked for them): what needs them then fails or falls back."""
+    granted = next((v for k, v in headers.items() if k.lower() == "x-oauth-scopes"), None)
+    if not isinstance(granted, str):
+        return  # not told (a proxy, an older Slack): nothing to compare
+    have = {s.strip() for s in granted.split(",")}
+    missing = [s for s in bot_scopes() if s not in have]
+    if missing:
+        logger.warning(
+            "the installed Slack app lacks scopes the manifest asks for: %s; add them "
+            "(reinstall the app from the manifest, `signoff manifest`)",
+            ", ".join(missing),
+            extra={"action": "slack_scopes_missing", "scopes": missing},
+        )
 
 
 def _unhandled_is_acknowledged(
@@ -309,7 +330,7 @@ def create_app(
     interactions.register(app, backend, forms.schemas, sealer)
     input_forms.register(app, forms)
     decisions.register(app, backend, sealer)
-    commands.register(app, backend, sealer)
+    commands.register(app, backend, sealer, ChannelAccess(backend, settings.channel))
     home.register(app, backend)
     approvers.register(app, groups)
     return app

@@ -14,6 +14,7 @@ from signoff.bot.backends import Action, Actor, Backend, Refusal
 from signoff.bot.backends.run_ids import too_short_to_act
 from signoff.bot.errors import (
     BackendError,
+    ChannelUnreadable,
     CredentialsRefused,
     JsonTooDeep,
     NotPermitted,
@@ -28,6 +29,7 @@ from signoff.bot.forms.parameters import parameter_value
 from signoff.bot.forms.submissions import errors_for_view, parse_submission
 from signoff.bot.slack import ids, messages, run_lists
 from signoff.bot.slack.approvers import refusal_text, slack_actor
+from signoff.bot.slack.channel_access import ChannelAccess
 from signoff.bot.slack.command_text import command_words
 from signoff.bot.slack.failures import failed_text, log_failure, reported
 from signoff.bot.slack.interactions import field_errors_ack, notice_view
@@ -140,8 +142,9 @@ def _action_value(click: BlockActions, action_id: str) -> str:
     return next((a.value or "" for a in click.actions if a.action_id == action_id), "")
 
 
-def register(app: App, backend: Backend, sealer: Sealer) -> None:
-    """Add ``/runs`` and its buttons to ``app``."""
+def register(app: App, backend: Backend, sealer: Sealer, channels: ChannelAccess) -> None:
+    """Add ``/runs`` and its buttons to ``app``; ``channels`` keeps runs in private
+    channels from those not in them."""
 
     @app.command(ids.RUNS_COMMAND)
     @reported
@@ -168,7 +171,7 @@ def register(app: App, backend: Backend, sealer: Sealer) -> None:
             if verb == "help":
                 respond(HELP)
             elif verb == "show" and len(words) == 2:
-                respond(shown_to(actor, backend.get_run(words[1]).id))
+                respond(shown_to(actor, backend.get_run(words[1]).id, client))
             elif verb == "cancel" and len(words) == 2 and (short := too_short_to_act(words[1])):
                 respond(f":warning: `/runs cancel`: {escape_mrkdwn(short)}.")
             elif verb == "cancel" and len(words) == 2:
@@ -189,7 +192,7 @@ def register(app: App, backend: Backend, sealer: Sealer) -> None:
                     shown = escape_mrkdwn(words[1][:200])
                     respond(f"No flow `{shown}`; flows: {known_flows()}.")
                     return
-                page_of(run_lists.FLOW_SELECTOR + words[1], cursors, respond, actor)
+                page_of(run_lists.FLOW_SELECTOR + words[1], cursors, respond, actor, client)
             elif verb in ("show", "cancel", "start", "flow"):
                 wanted = "a flow" if verb in ("start", "flow") else "a run id"
                 one = "flow's name" if verb == "flow" else "run id"
@@ -211,7 +214,7 @@ def register(app: App, backend: Backend, sealer: Sealer) -> None:
                     if verb in run_lists.FILTERS or not first
                     else run_lists.FLOW_SELECTOR + first
                 )
-                page_of(selector, cursors, respond, actor)
+                page_of(selector, cursors, respond, actor, client)
             else:
                 typed = escape_mrkdwn(unescape_mrkdwn(command.text)[:200])
                 hint = ""
@@ -233,20 +236,37 @@ def register(app: App, backend: Backend, sealer: Sealer) -> None:
         except BackendError as exc:
             respond(warning(exc))
 
-    def shown_to(actor: Actor, run_id: str) -> str:
+    def shown_to(actor: Actor, run_id: str, client: WebClient) -> str:
         """``/runs show``'s answer for ``actor``: the run, or why they may not view it
-        (the refusal is recorded; nothing of the run is in it)."""
+        (the view rule's refusal is recorded; nothing of the run is in it)."""
         refused = backend.refusal(Action.VIEW, actor, run_id)
         if refused is not None:
             return f":no_entry: {refusal_text(Action.VIEW, actor, None, refused)}"
+        try:
+            private = channels.hidden_in(client, actor, backend.get_run(run_id))
+        except ChannelUnreadable as exc:
+            return f":warning: Signoff {exc}"
+        if private is not None:
+            logger.info(
+                "run in a private channel not shown to a non-member",
+                extra={"action": "view_refused_private_channel", "run_id": run_id},
+            )
+            return (
+                f":no_entry: You may not view this: its messages are in <#{private}>, a private "
+                "channel you are not in; only its members and whoever started the run may."
+            )
         return show_text(backend, run_id)
 
-    def page_of(selector: str, cursors: list[str], respond: Any, actor: Actor) -> None:
+    def page_of(
+        selector: str, cursors: list[str], respond: Any, actor: Actor, client: WebClient
+    ) -> None:
         """Answer with a page of ``selector``'s runs ``actor`` may view, after the last
         ``before=`` typed."""
         before = cursors[-1].partition("=")[2] if cursors else None
         try:
-            reply = run_lists.list_reply(backend, selector, before, actor)
+            reply = run_lists.list_reply(
+                backend, selector, before, actor, lambda runs: channels.visible(client, actor, runs)
+            )
         except RunNotFound as exc:
             shown = escape_mrkdwn((before or "")[:40])
             if not before:
@@ -419,20 +439,21 @@ def register(app: App, backend: Backend, sealer: Sealer) -> None:
 
     @app.action(ids.SHOW_RUN)
     @reported
-    def show(ack: Ack, body: dict[str, Any], respond: Any) -> None:
+    def show(ack: Ack, body: dict[str, Any], respond: Any, client: WebClient) -> None:
         ack()
         click = BlockActions.model_validate(body)
         if click.response_url is None:
             return  # not a click in a message: there is nowhere to answer
         try:
             run = backend.get_run(_action_value(click, ids.SHOW_RUN))
-            respond(text=shown_to(slack_actor(body["user"]), run.id), replace_original=False)
+            shown = shown_to(slack_actor(body["user"]), run.id, client)
+            respond(text=shown, replace_original=False)
         except BackendError as exc:
             respond(text=warning(exc), replace_original=False)
 
     @app.action(ids.MORE_RUNS)
     @reported
-    def more(ack: Ack, body: dict[str, Any], respond: Any) -> None:
+    def more(ack: Ack, body: dict[str, Any], respond: Any, client: WebClient) -> None:
         ack()
         click = BlockActions.model_validate(body)
         if click.response_url is None:
@@ -440,7 +461,10 @@ def register(app: App, backend: Backend, sealer: Sealer) -> None:
         # The run id is after the last "|": a flow's name may hold one, a run id never does.
         selector, _, last = _action_value(click, ids.MORE_RUNS).rpartition("|")
         try:
-            reply = run_lists.list_reply(backend, selector, last, slack_actor(body["user"]))
+            actor = slack_actor(body["user"])
+            reply = run_lists.list_reply(
+                backend, selector, last, actor, lambda runs: channels.visible(client, actor, runs)
+            )
         except BackendError as exc:
             respond(text=warning(exc), replace_original=False)
             return

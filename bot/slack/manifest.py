@@ -30,6 +30,9 @@ METHOD_SCOPES: dict[str, str | None] = {
     # Before posting again after a lost answer, the channel or thread is searched for the post.
     "conversations.history": "channels:history",
     "conversations.replies": "channels:history",
+    # A run whose messages are in a private channel is shown only to its members.
+    "conversations.info": "groups:read",
+    "conversations.members": "groups:read",
     "usergroups.users.list": "usergroups:read",
     # A decision is handed only to a person who is in the workspace.
     "users.info": "users:read",
@@ -50,6 +53,8 @@ EXTRA_SCOPES: dict[str, str] = {
     "chat:write.public": "posting prompts in a channel the bot was not invited to",
     # The same look-up as conversations.history, when SIGNOFF_CHANNEL is private.
     "groups:history": "finding an earlier post in a private channel",
+    # conversations.info of a public channel (groups:read covers private ones only).
+    "channels:read": "telling whether a run's channel is private",
 }
 
 #: The slash commands the app registers (see ``bot.slack.commands``).

@@ -10,7 +10,7 @@ says how many: it is then shorter, and the next page starts after the last run r
 from __future__ import annotations
 
 import shlex
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from slack_sdk.models.blocks import (
@@ -41,12 +41,17 @@ FILTERS: dict[str, list[RunState] | None] = {
 }
 
 
+#: of a page of runs the view rule lets someone view, those the Slack side still shows them
+Keep = Callable[[Sequence[Run]], list[Run]]
+
+
 def listing(
-    backend: Backend, selector: str, before: str | None, actor: Actor
+    backend: Backend, selector: str, before: str | None, actor: Actor, keep: Keep | None = None
 ) -> tuple[str, list[Run], dict[str, Any]]:
     """The title, one page of the runs ``actor`` may view, and the blocks' keyword
     arguments for ``selector``: a filter's name, ``FLOW_SELECTOR`` and a flow's name, or ""
-    (waiting). (A More button from before flows were marked holds a flow's name alone.)"""
+    (waiting). (A More button from before flows were marked holds a flow's name alone.)
+    ``keep`` leaves out more of them (runs in a private channel ``actor`` is not in)."""
     limit = RUNS_PAGE + 1  # one more than shown: whether a next page exists
     flow_name = selector.removeprefix(FLOW_SELECTOR)
     if selector in FILTERS:
@@ -65,13 +70,17 @@ def listing(
     # not read again there.
     more = f"{selector}|{read[-1].id}" if len(runs) > len(read) else None
     page = backend.visible(actor, read)
+    if keep is not None:
+        page = keep(page)
     waiting = [r.id for r in page if r.state.is_waiting]
     return title, page, {"waiting": waiting, "more": more, "hidden": len(read) - len(page)}
 
 
-def list_reply(backend: Backend, selector: str, before: str | None, actor: Actor) -> dict[str, Any]:
+def list_reply(
+    backend: Backend, selector: str, before: str | None, actor: Actor, keep: Keep | None = None
+) -> dict[str, Any]:
     """``listing`` as a reply to ``/runs`` (or its More button), for ``actor``."""
-    title, page, extra = listing(backend, selector, before, actor)
+    title, page, extra = listing(backend, selector, before, actor, keep)
     return {"text": title, "blocks": run_list_blocks(page, title, **extra)}
 
 

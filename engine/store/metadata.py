@@ -3,6 +3,7 @@ running run, which are stored the same way and announced by an event."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from sqlalchemy import literal, select
@@ -106,6 +107,20 @@ class MetadataQueries(StoreBase):
                 select(METADATA.c.value).where(METADATA.c.run_id == run_id, METADATA.c.key == key)
             ).first()
         return None if row is None else row[0]
+
+    @read_again_if_dropped
+    def metadata_of(self, run_ids: Collection[str], key: str) -> dict[str, JSON]:
+        """``key``'s value of each of ``run_ids`` that has one, by run id: one read."""
+        wanted = sorted(set(run_ids))
+        if not wanted:
+            return {}
+        with self._read() as conn:
+            rows = conn.execute(
+                select(METADATA.c.run_id, METADATA.c.value).where(
+                    METADATA.c.run_id.in_(wanted), METADATA.c.key == key
+                )
+            )
+            return {str(run_id): value for run_id, value in rows}
 
 
 def _unmet(run_id: str, prefix: str) -> Any:

@@ -140,6 +140,34 @@ def test_a_page_of_runs_is_judged_in_two_reads(engine: Engine) -> None:
     assert len(reads) == 2
 
 
+def test_open_to_all_names_the_runs_whose_flow_and_pauses_name_nobody(
+    engine: Engine, worker: Worker
+) -> None:
+    """What a private channel narrows further (``Engine.open_to_all``): an open flow's runs,
+    not those of a flow naming starters or viewers, nor one whose pause names approvers."""
+    open_run = engine.submit("vr-open", started_by="U_SAM")
+    limited = engine.submit("vr-starters", started_by="U_CAROL")
+    audited = engine.submit("vr-audited", started_by="U_SAM")
+    paused = engine.submit("vr-paused", started_by="U_SAM")
+    wait_for(lambda: engine.get_run(paused.id).state is RunState.PAUSED, what="the run to pause")
+    runs = [engine.get_run(r.id) for r in (open_run, limited, audited, paused)]
+    assert [r.id for r in engine.open_to_all(runs)] == [open_run.id]
+    assert engine.open_to_all([]) == []
+    engine.cancel(paused.id, by=slack("U_SAM"))
+
+
+def test_a_record_of_many_runs_is_read_at_once(engine: Engine) -> None:
+    runs = [engine.submit("vr-open", started_by="U_SAM") for _ in range(3)]
+    engine.set_metadata(runs[0].id, "slack.thread", {"channel": "C0HR", "ts": "1.5"})
+    engine.set_metadata(runs[2].id, "slack.thread", {"channel": "C0GENERAL", "ts": "2.5"})
+    engine.set_metadata(runs[1].id, "other", 1)
+    assert engine.metadata_of([r.id for r in runs], "slack.thread") == {
+        runs[0].id: {"channel": "C0HR", "ts": "1.5"},
+        runs[2].id: {"channel": "C0GENERAL", "ts": "2.5"},
+    }
+    assert engine.metadata_of([], "slack.thread") == {}
+
+
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 @pytest.mark.parametrize("stored", ["'{oops'", "CAST(X'C3' AS TEXT)", "'7'"])
 def test_approvers_changed_by_hand_limit_the_run_and_fail_no_list(

@@ -343,6 +343,10 @@ class PrefectApi:
                 "PATCH", f"/flow_runs/{run_id}", body={"tags": wanted}, run_id=run_id
             )
 
+    def set_labels(self, run_id: str, labels: Mapping[str, str]) -> None:
+        """Set ``labels`` on the run (Prefect merges them into its others)."""
+        self._json_or_none("PATCH", f"/flow_runs/{run_id}/labels", body=dict(labels), run_id=run_id)
+
     def count_runs(self, state_types: Sequence[str]) -> int:
         body = {"flow_runs": {"state": {"type": {"any_": list(state_types)}}}}
         return int(self._json("POST", "/flow_runs/count", body=body))

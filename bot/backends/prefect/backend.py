@@ -27,17 +27,19 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+import json
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from signoff.bot.backends.interface import ChangeObserver, GroupDirectory, Watch
+from signoff.bot.backends.interface import LISTED_RECORDS, ChangeObserver, GroupDirectory, Watch
 from signoff.bot.backends.model import JSON, Pause, Run
 from signoff.bot.backends.prefect import runs as prefect_runs
 from signoff.bot.backends.prefect.answering import Answering
 from signoff.bot.backends.prefect.api import Doc
 from signoff.bot.backends.prefect.control import RunControl
 from signoff.bot.backends.prefect.delivery import Delivery
+from signoff.bot.backends.prefect.records import record_label
 from signoff.bot.backends.prefect.refusals import field_errors
 from signoff.bot.backends.prefect.settings import PrefectSettings
 from signoff.bot.backends.prefect.timers import Timers
@@ -185,17 +187,40 @@ class PrefectBackend(RunControl, Answering):
     def get_record(self, run_id: str, key: str) -> JSON:
         return self.records.get(run_id, key)
 
+    def get_records(self, run_ids: Sequence[str], key: str) -> dict[str, JSON]:
+        # A run's inputs are read run by run; the copies in its labels come with the page.
+        ids = list(dict.fromkeys(run_ids))
+        docs = self.api.flow_runs(ids=ids, limit=len(ids)) if ids else []
+        found: dict[str, JSON] = {}
+        for doc in docs:
+            copy = (doc.get("labels") or {}).get(record_label(key))
+            if isinstance(copy, str):
+                try:
+                    found[str(doc["id"])] = json.loads(copy)
+                except ValueError:
+                    continue
+        return found
+
     def set_record(self, run_id: str, key: str, value: JSON) -> None:
         # Kept first: a run deleted just now refuses the record, and its deletion is then
         # delivered with the copy, which says where the message just posted is.
         self._keep(run_id, key, value)
         self.records.set(run_id, key, value)
+        self._label(run_id, key, value)
 
     def add_record(self, run_id: str, key: str, value: JSON) -> bool:
         added = self.records.add(run_id, key, value)
         if added:
             self._keep(run_id, key, value)
+            self._label(run_id, key, value)
         return added
+
+    def _label(self, run_id: str, key: str, value: JSON) -> None:
+        """Copy a record ``get_records`` reads for a page into the run's labels."""
+        if key in LISTED_RECORDS:
+            self.api.set_labels(
+                run_id, {record_label(key): json.dumps(value, separators=(",", ":"))}
+            )
 
     def _keep(self, run_id: str, key: str, value: JSON) -> None:
         """Copy a record a consumer keeps past the run's deletion (``watch``'s ``kept``)."""

@@ -209,6 +209,13 @@ class RunReading:
         rules = {str(d["id"]): self._permission(d) for d in docs}
         return [r for r in runs if r.id in rules and self.rules.view(actor, r, rules[r.id]) is None]
 
+    def open_to_all(self, runs: Sequence[Run]) -> list[Run]:
+        # One read of the page's documents, as ``visible``: a request handed to someone is
+        # in the run's records, not read here, so such a run counts as open (shown to fewer).
+        docs = self.api.flow_runs(ids=[r.id for r in runs], limit=len(runs)) if runs else []
+        rules = {str(d["id"]): self._permission(d) for d in docs}
+        return [r for r in runs if r.id in rules and self.rules.open_to_all(rules[r.id])]
+
     def _may_view(self, actor: Actor, run: Run, doc: Doc) -> Refusal | None:
         """``Rules.view`` for one run, with its requests' approvers and its audit trail."""
         permission = self._permission(doc)

@@ -5,6 +5,9 @@ and its short-lived claims.
   flow run input of the run, key ``signoff-<record key>``: it lives as long as the run and
   every bot process sees it. Creating an input is atomic (the server refuses a second one
   under the same key), which makes ``add`` a claim exactly one process wins.
+- A record a page of runs reads at once (``LISTED_RECORDS``: where the run's messages are)
+  is also copied to a label of the run, ``signoff.record.<key>``: a run's inputs are read
+  run by run, its labels come with the runs read for the page.
 - An audit entry is one more input, ``signoff-audit-<time>-<random>``: who did what, when.
   One that several processes may record (a flow's verdict) is claimed first
   (``signoff-audited-<fact>``), so that it is stored once (``audit_once``).
@@ -67,6 +70,12 @@ def record_key(key: str) -> str:
     key are a Slack id's (``slack.dms.<pause>.U0ALICE``), all capitals, and a Prefect
     pause key has none."""
     return "signoff-" + _KEY_CHARS.sub("-", key.lower())
+
+
+def record_label(key: str) -> str:
+    """The label of a run holding a copy of its record ``key`` (``LISTED_RECORDS``'), so
+    that a page of runs is read with the copies (``PrefectBackend.get_records``)."""
+    return "signoff.record." + key
 
 
 class Records:
@@ -306,4 +315,4 @@ class Records:
         return removed
 
 
-__all__ = ["AUDIT_PREFIX", "Records", "record_key"]
+__all__ = ["AUDIT_PREFIX", "Records", "record_key", "record_label"]

@@ -101,17 +101,7 @@ class Rules:
         ``approvers`` here: its requests' own, as handed on)."""
         if actor.via is Via.SYSTEM:
             return None
-        named = tuple(
-            dict.fromkeys(
-                (
-                    *(permission.start or ()),
-                    *(permission.approvers or ()),
-                    *approvers,
-                    *(permission.cancel or ()),
-                    *(permission.view or ()),
-                )
-            )
-        )
+        named = _view_names(permission, approvers)
         if not named or actor.id == run.started_by or actor.id in acted:
             return None
         if self.matches(actor, named):
@@ -124,6 +114,12 @@ class Rules:
             tuple(dict.fromkeys((*starter, *named))),
         )
 
+    @staticmethod
+    def open_to_all(permission: Permission, approvers: Collection[str] = ()) -> bool:
+        """True when ``view`` lets anyone see a run under ``permission`` (with its requests'
+        ``approvers``): they name nobody."""
+        return not _view_names(permission, approvers)
+
     def hand_to(self, run: Run, pause: Pause, by: Actor, to: str) -> Refusal | None:
         """Why ``by`` may not hand ``pause`` to ``to`` (as the engine refuses it): it is
         theirs already, or ``to`` could never answer it, which would leave it to nobody."""
@@ -132,6 +128,21 @@ class Rules:
         if pause.forbid_starter and to == run.started_by:
             return Refusal("the person who started a run may not answer it")
         return None
+
+
+def _view_names(permission: Permission, approvers: Collection[str]) -> tuple[str, ...]:
+    """Everyone the view rule names (none: anyone may view the run)."""
+    return tuple(
+        dict.fromkeys(
+            (
+                *(permission.start or ()),
+                *(permission.approvers or ()),
+                *approvers,
+                *(permission.cancel or ()),
+                *(permission.view or ()),
+            )
+        )
+    )
 
 
 __all__ = ["Rules"]

@@ -218,14 +218,30 @@ def _outcome_dropped(ctx: RunContext, outcome: str) -> None:
     )
 
 
+def went_on_after_close(ctx: RunContext) -> TakenOver:
+    """An async flow that went on after its engine closed stops at its next store call (a
+    task's record, a called flow, its own end), which close's store threads refuse: their
+    "cannot schedule new futures after shutdown" said nothing of why, and the flow's
+    ``except Exception`` could take it for its own error. As for a pause asked after close,
+    nothing more is stored: the run stays running under this process, which close took
+    out of the process table, and a worker runs the flow again."""
+    logger.info(
+        "flow went on after its engine closed; its run is left to a worker",
+        extra={"action": "run_left_engine_closed", "run_id": ctx.run_id, "flow": ctx.flow.name},
+    )
+    return TakenOver(ctx.run_id, waited=False, asked=False)
+
+
 def for_caller(ctx: RunContext, exc: BaseException) -> BaseException:
     if isinstance(exc, Suspend):
         return RunSuspended(ctx.run_id, exc.key)
     if isinstance(exc, Cancel):
         return RunCancelled(ctx.run_id)
     if isinstance(exc, TakenOver):
-        return RunTakenOver(ctx.run_id, closed=ctx.engine.closed, waited=exc.waited)
+        return RunTakenOver(
+            ctx.run_id, closed=ctx.engine.closed, waited=exc.waited, asked=exc.asked
+        )
     return exc
 
 
-__all__ = ["complete", "failure_message", "finish_with", "for_caller"]
+__all__ = ["complete", "failure_message", "finish_with", "for_caller", "went_on_after_close"]

@@ -369,8 +369,18 @@ class AlreadyWaiting(EngineError, RuntimeError):
 class RunTakenOver(EngineError):
     """Another process runs this run now; this one stopped running it."""
 
-    def __init__(self, run_id: str, *, closed: bool = False, waited: bool = True) -> None:
+    def __init__(
+        self, run_id: str, *, closed: bool = False, waited: bool = True, asked: bool = True
+    ) -> None:
         self.run_id = run_id
+        if closed and not asked:
+            # An async flow's store calls run on threads that close stopped.
+            super().__init__(
+                f"run {run_id} stopped here: its flow went on after this process's engine was "
+                "closed, and could store nothing more; a worker runs the flow again, as for a "
+                "process that stopped"
+            )
+            return
         if closed and not waited:
             # Nothing wakes a flow of a closed engine: it stopped rather than wait it out.
             super().__init__(

@@ -146,8 +146,25 @@ class Liveness:
                     reason,
                     extra={"action": "run_loop_closed", "run_id": run_id},
                 )
+                self._cancel_called_runs(run_id, f"its outer run {run_id} crashed")
         if crashed:
             self.notify()
+
+    def _cancel_called_runs(self, run_id: str, reason: str) -> None:
+        """Cancel the unfinished runs of the flows a crashed run's flow called (and theirs),
+        as cancelling a run cancels them, and as a run that ends otherwise ends them: they
+        were left running, or waiting for input an answer to which runs nothing (no worker
+        runs a called flow alone; its loop went with its caller's)."""
+        for child in self.store.unfinished_children(run_id):
+            if self.store.cancel(child, reason):
+                self.heard.cancelled(child)
+                self.waiters.wake(child)
+                logger.warning(
+                    "run cancelled: %s",
+                    reason,
+                    extra={"action": "run_cancelled", "run_id": child, "parent_run_id": run_id},
+                )
+            self._cancel_called_runs(child, reason)
 
     def _suspend_gone_waits(self) -> None:
         """Suspend the runs whose async flow's event loop was closed while it awaited a

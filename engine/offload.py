@@ -17,6 +17,8 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, ParamSpec, TypeVar
 
+from signoff.engine.signals import EngineClosed
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -50,9 +52,13 @@ class StoreThreads:
 
     def start(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> Future[R]:
         """Run ``fn`` on the pool, in a copy of the caller's context, without awaiting it
-        (from code that may not await: a coroutine being cancelled)."""
+        (from code that may not await: a coroutine being cancelled). Raises
+        ``EngineClosed`` once ``close`` stopped the pool."""
         call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
-        future = self._pool.submit(call)
+        try:
+            future = self._pool.submit(call)
+        except RuntimeError:  # "cannot schedule new futures after shutdown": said why
+            raise EngineClosed from None
         with self._lock:
             self._pending.add(future)
         future.add_done_callback(self._done)

@@ -465,6 +465,7 @@ def suspend_flow_run(
     ctx = require_run("suspend_flow_run()")
     suspend_at_boundary(ctx)
     key, model = prepare_call(ctx, wait_for_input, timeout, key, decision)
+    refuse_if_closed(ctx, key)  # as a pause: the run stays for a worker, which asks again
     request = (model, timeout, True, decision)
     if awaited_here(ctx):
         return _answered_async(ctx, key, suspend_here_async(ctx, key, *request))
@@ -501,6 +502,7 @@ async def asuspend_flow_run(
     ctx = require_run("asuspend_flow_run()")
     suspend_at_boundary(ctx)
     key, model = prepare_call(ctx, wait_for_input, timeout, key, decision)
+    refuse_if_closed(ctx, key)
     return await _answered_async(
         ctx, key, suspend_here_async(ctx, key, model, timeout, True, decision)
     )

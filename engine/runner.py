@@ -15,12 +15,12 @@ from signoff.engine.audit import AuditAction, AuditEntry
 from signoff.engine.console import show_runs_if_unconfigured
 from signoff.engine.context import RunContext, current_run
 from signoff.engine.definition import FlowDefinition
-from signoff.engine.ending import complete, finish_with, for_caller
+from signoff.engine.ending import complete, finish_with, for_caller, went_on_after_close
 from signoff.engine.errors import FlowImportError, StoreError, UnloadableValue
 from signoff.engine.pausing import suspend_at_boundary, suspend_at_end, suspended_instead
 from signoff.engine.runs import Run, RunState
 from signoff.engine.runtime import Engine, get_engine
-from signoff.engine.signals import Cancel, Suspend, TakenOver
+from signoff.engine.signals import Cancel, EngineClosed, Suspend, TakenOver
 from signoff.engine.store.sql import RunSource
 
 logger = logging.getLogger(__name__)
@@ -28,8 +28,10 @@ logger = logging.getLogger(__name__)
 
 def _start(flow: FlowDefinition, parameters: dict[str, Any], started_by: str | None) -> RunContext:
     show_runs_if_unconfigured()
-    engine = get_engine()
     parent = current_run.get()
+    # A called flow's run is its caller's engine's (a worker's, which need not be the
+    # process's: that one may be closed, or on another database).
+    engine = parent.engine if parent is not None else get_engine()
     if parent is not None and started_by is None:
         started_by = parent.started_by  # a nested flow is started by whoever started its parent
     owner = engine.claim_ownership()
@@ -213,8 +215,8 @@ async def call_flow_async(
     flow: FlowDefinition, parameters: dict[str, Any], started_by: str | None = None
 ) -> Any:
     """Run an async flow here and now (awaited by the caller); no store call blocks its loop."""
-    offload = get_engine().store_threads.call
     nested = _nested_here(flow)
+    offload = (nested.parent.engine if nested is not None else get_engine()).store_threads.call
     if nested is not None and not nested.parent.fresh:
         nested = await offload(_stored_nested, nested, flow)
     if nested is not None and nested.found:
@@ -240,17 +242,25 @@ async def call_flow_async(
         closed = True
         raise
     except BaseException as exc:
-        if ctx.engine.suspend_requests(ctx.run_id):
-            exc = await offload(suspended_instead, ctx, exc)
-        if _to_record(ctx, exc):
-            await ctx.engine.store_threads.finishing(finish_with, ctx, exc)
+        try:
+            if isinstance(exc, EngineClosed):
+                raise
+            if ctx.engine.suspend_requests(ctx.run_id):
+                exc = await offload(suspended_instead, ctx, exc)
+            if _to_record(ctx, exc):
+                await ctx.engine.store_threads.finishing(finish_with, ctx, exc)
+        except EngineClosed:  # in the flow, or as its end was to be stored
+            exc = went_on_after_close(ctx)
         if isinstance(exc, Suspend | Cancel | TakenOver):
             raise for_caller(ctx, exc) from None
         raise
     finally:
         if not closed:  # else collected in another context, where the token is not set
             current_run.reset(token)
-    await ctx.engine.store_threads.finishing(complete, ctx, result)
+    try:
+        await ctx.engine.store_threads.finishing(complete, ctx, result)
+    except EngineClosed:
+        raise for_caller(ctx, went_on_after_close(ctx)) from None
     if nested is not None:
         await offload(_record_nested, nested, flow, result)
     return result
@@ -262,8 +272,14 @@ async def _started(
     """``_start`` on a store thread. Cancelled while it writes (a ``wait_for`` that ran out
     at once), the run it stores still ends, as a flow cancelled while it runs ends: left
     running, it read "running" for good, in a process that was alive."""
-    threads = get_engine().store_threads
-    starting = asyncio.wrap_future(threads.start(_start, flow, parameters, started_by))
+    parent = current_run.get()
+    threads = (parent.engine if parent is not None else get_engine()).store_threads
+    try:
+        starting = asyncio.wrap_future(threads.start(_start, flow, parameters, started_by))
+    except EngineClosed:
+        if parent is not None:
+            raise  # the calling flow stops, and says why
+        raise RuntimeError(f"flow {flow.name!r} not started: its engine was closed") from None
     try:
         return await asyncio.shield(starting)
     except asyncio.CancelledError as exc:

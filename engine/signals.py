@@ -26,9 +26,17 @@ class Cancel(BaseException):
 class TakenOver(BaseException):
     """Unwinds a flow whose run another process took over (this one was taken for dead):
     nothing more of this execution is stored. Also raised where its engine was closed under
-    it (``waited`` False: before it could wait for input)."""
+    it (``waited`` False: before it could wait for input; ``asked`` False: at a store call
+    of an async flow, which close's store threads refuse)."""
 
-    def __init__(self, run_id: str, *, waited: bool = True) -> None:
+    def __init__(self, run_id: str, *, waited: bool = True, asked: bool = True) -> None:
         super().__init__(run_id)
         self.run_id = run_id
         self.waited = waited
+        self.asked = asked
+
+
+class EngineClosed(BaseException):
+    """Unwinds an async flow at a store call made after its engine closed, which stopped
+    the store threads that make them: nothing more of this execution is stored, and the
+    outermost flow stops as taken over (its run is left for a worker, see ``runner``)."""

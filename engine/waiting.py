@@ -31,7 +31,7 @@ from signoff.engine.pause_outcomes import (
     taken_over,
 )
 from signoff.engine.runs import Pause, PauseStatus, RunState
-from signoff.engine.signals import Cancel, Suspend
+from signoff.engine.signals import Cancel, EngineClosed, Suspend
 from signoff.engine.timers import ESCALATE_PREFIX, EXPIRE_PREFIX, pause_job_id
 
 # At import, not at the first pause: a process that runs flows needs it, and loads it
@@ -262,7 +262,7 @@ async def _answered_first(req: PauseRequest, waiter: LoopWaiter, *, opened: bool
         return outcome
     try:
         return await req.ctx.engine.store_threads.call(_end_unless_answered, req, waiter)
-    except (RuntimeError, StoreError):
+    except (RuntimeError, EngineClosed, StoreError):
         return WAITING  # the engine is closing, or the store failed: ended as before
 
 
@@ -322,8 +322,8 @@ def _give_up_soon(ctx: RunContext) -> None:
                 extra={"action": "pause_abandon_failed", "run_id": ctx.run_id, "error": repr(exc)},
             )
 
-    # RuntimeError: the engine is closing, and the run's end gives the pause up.
-    with contextlib.suppress(RuntimeError):
+    # EngineClosed: the engine is closing, and the run's end gives the pause up.
+    with contextlib.suppress(RuntimeError, EngineClosed):
         ctx.engine.store_threads.start(give_up)
 
 

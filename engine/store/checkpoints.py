@@ -89,9 +89,11 @@ class Checkpointer:
     def _run(self) -> None:
         while True:
             self._due.wait()
+            # Cleared before the stop is looked at (as in ``riders``): a close after the
+            # look cleared its own wake-up, and the thread slept until close gave up (10 s).
+            self._due.clear()
             if self._closed.wait(AFTER_COMMIT_SECONDS):
                 return
-            self._due.clear()
             self.checkpoint()
 
 

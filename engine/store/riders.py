@@ -135,9 +135,13 @@ class Riders:
     def _run(self) -> None:
         while True:
             self._wake.wait()
+            # Cleared before the stop is looked at, not after: close() sets the stop, then
+            # wakes the thread, so a wake-up cleared here is one whose stop is seen below.
+            # Cleared after, a close between the look and the clear lost its wake-up, and
+            # the thread slept on until close gave up on it (10 s).
+            self._wake.clear()
             if self._closed.wait(CARRY_WINDOW):
                 return  # close() stores the rest on its own thread
-            self._wake.clear()
             with self._changed:
                 queued = bool(self._queued)
             if queued and not self.store_now():

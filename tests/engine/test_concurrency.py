@@ -4,7 +4,9 @@ runs are listed a page at a time."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -26,7 +28,10 @@ from signoff.engine import (
     task,
 )
 from signoff.engine.input import RunInput
+from signoff.engine.runtime import SLOW_CLOSE_SECONDS
+from signoff.engine.store.checkpoints import Checkpointer
 from tests.conftest import FAST, new_pg_database
+from tests.support.closing import StopAfterTheLook
 from tests.support.postgres import PostgresCluster
 from tests.support.running import start
 from tests.support.waiting import wait_for
@@ -371,6 +376,30 @@ def test_writes_reach_the_database_file_soon_after_they_commit(
     with engine.store.engine.connect() as conn:
         backstop = conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar()
     assert backstop == 10_000  # commits checkpoint only past the backstop
+
+
+def test_closing_as_the_checkpoint_thread_finds_no_stop_yet_is_prompt(
+    sqlite_engines: Callable[..., Engine], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A close just after the checkpoint thread looked for the stop lost its wake-up: the
+    thread slept on, and close waited 10 s for it, then warned ("closing the engine: the
+    database took 10.0 s"), as ``serve`` once did when stopped."""
+    engine = sqlite_engines()
+    assert engine.store.checkpointer is not None
+    # A checkpointer of its own, whose thread has not started yet, with the events held.
+    engine.store.checkpointer.close()
+    checkpointer = engine.store.checkpointer = Checkpointer(engine.store.checkpointer.database)
+    held = StopAfterTheLook("signoff-checkpoint")
+    checkpointer._closed, checkpointer._due = held.events()
+    engine.submit("async-approval", {"tag": "committed"})
+    assert held.looked.wait(10), "the checkpoint thread never looked for the stop"
+
+    caplog.set_level(logging.WARNING, logger="signoff.engine.runtime")
+    began = time.monotonic()
+    engine.close()
+    took = time.monotonic() - began
+    assert took < SLOW_CLOSE_SECONDS, f"close took {took:.1f} s"
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
 
 
 def test_events_are_read_again_after_the_events_connection_dies(

@@ -8,7 +8,7 @@ import signal
 import threading
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
 import pydantic
 import pytest
@@ -550,19 +550,35 @@ def test_runs_ended_as_asyncio_run_cancels_them_are_recorded_before_the_engine_c
 
 
 def test_a_pause_given_up_while_it_is_being_stored_ends_once_it_is(
-    engine: Engine, database_url: str
+    engine: Engine, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """wait_for ran out while the pause was still being stored (the database busy): it was
-    stored all the same and left waiting, so the run read as paused while its flow went
-    on, and an answer to it was taken and never heard."""
-    started, go, gave_up, release = (threading.Event() for _ in range(4))
+    """A deadline ran out while the pause was still being stored (the database busy): it
+    was stored all the same and left waiting, so the run read as paused while its flow
+    went on, and an answer to it was taken and never heard."""
+    started, go, storing, gave_up, release = (threading.Event() for _ in range(5))
+    hooks: dict[str, Callable[[], object]] = {}
+    open_pause = engine.store.open_pause
+
+    def opening(*args: Any, **kwargs: Any) -> Any:
+        storing.set()  # handed to a store thread: cancelling the await no longer stops it
+        return open_pause(*args, **kwargs)
+
+    monkeypatch.setattr(engine.store, "open_pause", opening)
 
     @flow(name="gives-up-while-storing")
     async def gives_up_while_storing() -> str:
         started.set()
         await asyncio.to_thread(go.wait, 30)
+        loop = asyncio.get_running_loop()
         try:
-            await asyncio.wait_for(pause_flow_run(int, timeout=60), 0.2)
+            # asyncio.wait_for's deadline (it is this, from Python 3.12), made to pass when
+            # the test says rather than after a time that a loaded machine may overrun
+            # before the write even starts.
+            async with asyncio.timeout(None) as deadline:
+                hooks["deadline passes"] = lambda: loop.call_soon_threadsafe(
+                    deadline.reschedule, loop.time()
+                )
+                await pause_flow_run(int, timeout=60)
         except TimeoutError:
             gave_up.set()
             await asyncio.to_thread(release.wait, 30)
@@ -573,6 +589,8 @@ def test_a_pause_given_up_while_it_is_being_stored_ends_once_it_is(
         assert started.wait(30)
         with writes_held(database_url):
             go.set()
+            assert storing.wait(30), "the pause was never handed over to be stored"
+            hooks["deadline passes"]()
             assert gave_up.wait(30)  # before the pause could be stored
         (run,) = engine.list_runs(flow_name="gives-up-while-storing")
         wait_for(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 import pytest
 
@@ -17,7 +18,9 @@ from signoff.engine import (
     suspend_flow_run,
 )
 from signoff.engine.input import RunInput
+from signoff.engine.runtime import SLOW_CLOSE_SECONDS
 from signoff.engine.store.riders import ATTEMPTS, Rider
+from tests.support.closing import StopAfterTheLook
 from tests.support.waiting import wait_for
 
 
@@ -106,6 +109,32 @@ def test_a_queued_verdict_is_stored_when_the_engine_closes(engine: Engine, make_
     first.store.accept_later(answered, flow_name="later")
     first.close()  # at once: the queued verdict is stored on the way out
     assert engine.get_pause(run.id, "1").status is PauseStatus.ACCEPTED
+
+
+def test_closing_as_the_queue_thread_finds_no_stop_yet_is_prompt(
+    engine: Engine, make_engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A close just after the thread storing queued writes looked for the stop lost its
+    wake-up: the thread slept on, and close waited 10 s for it, then warned ("closing the
+    engine: the database took 10.0 s")."""
+    held = StopAfterTheLook("signoff-riders")
+    engine.store.riders._closed, engine.store.riders._wake = held.events()
+    other = make_engine()  # another process: it stores the answer, the flow queues its verdict
+    next_line = threading.Event()
+    run_id, box = start_waiting_flow(engine, next_line)
+    other.resume(run_id, {"approved": True}, responder="dana")
+    assert held.looked.wait(10), "the queue's thread never looked for the stop"
+    next_line.set()
+    box["thread"].join(10)
+    assert box["result"] is True
+
+    caplog.set_level(logging.WARNING, logger="signoff.engine.runtime")
+    began = time.monotonic()
+    engine.close()
+    took = time.monotonic() - began
+    assert took < SLOW_CLOSE_SECONDS, f"close took {took:.1f} s"
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert other.get_pause(run_id, "1").status is PauseStatus.ACCEPTED
 
 
 def test_a_queued_write_that_fails_is_tried_again_and_at_last_dropped_with_a_log(

@@ -22,8 +22,9 @@ class Rule:
 
     pattern: bytes
     #: "hold": forward it once ``release`` is set; "lose_response": forward it, drop what
-    #: the server answers and close the connection; "cut": close every connection and stop
-    #: listening before it reaches the server
+    #: the server answers once it handled it and close the connection (a 503, the server
+    #: too busy to do anything, goes through: the client's retry is the one lost); "cut":
+    #: close every connection and stop listening before it reaches the server
     kind: str
     #: set when the request reached the forwarder
     seen: threading.Event = field(default_factory=threading.Event)
@@ -85,6 +86,11 @@ class Interposer:
                 self._opened.append(client)
             threading.Thread(target=_Link(self, client).upstream, daemon=True).start()
 
+    def rearm(self, rule: Rule) -> None:
+        """Apply ``rule`` to the next matching request again."""
+        with self._lock:
+            self._rules.insert(0, rule)
+
     def connect(self) -> socket.socket:
         server = socket.create_connection(self.to)
         with self._lock:
@@ -100,7 +106,8 @@ class _Link:
     def __init__(self, interposer: Interposer, client: socket.socket) -> None:
         self.interposer, self.client = interposer, client
         self.server: socket.socket | None = None
-        self.losing = threading.Event()
+        #: the "lose_response" rule whose request went down this connection last
+        self.losing: Rule | None = None
 
     def upstream(self) -> None:
         try:
@@ -117,7 +124,7 @@ class _Link:
                         self._drop_server()
                         rule.release.wait()
                     elif rule.kind == "lose_response":
-                        self.losing.set()
+                        self.losing = rule
                 if self.server is None:
                     self.server = self.interposer.connect()
                     threading.Thread(
@@ -138,7 +145,12 @@ class _Link:
     def downstream(self, server: socket.socket) -> None:
         try:
             while data := server.recv(65536):
-                if self.losing.is_set():
+                rule, self.losing = self.losing, None
+                if rule is not None and data.startswith(_BUSY):
+                    # Nothing was done (Prefect's SQLite was busy) and the client asks again:
+                    # lost, this one read as a resume that never took effect.
+                    self.interposer.rearm(rule)
+                elif rule is not None:
                     break  # the server handled the request: its answer never arrives
                 self.client.sendall(data)
         except OSError:
@@ -147,6 +159,10 @@ class _Link:
             if self.server is server:  # not one dropped for a held request's fresh one
                 _close(self.client)
             _close(server)
+
+
+#: a response that says the server did nothing and may be asked again
+_BUSY = b"HTTP/1.1 503 "
 
 
 def _close(end: socket.socket) -> None:

@@ -316,6 +316,8 @@ def _number_problem(element: Mapping[str, Any], raw: str) -> str | None:
         number = Decimal(raw)
     except InvalidOperation:
         return "Please enter a number."
+    if number.is_nan():  # Decimal reads "NaN", which no bound can be compared with
+        return "Please enter a number."
     if not element.get("is_decimal_allowed") and number != number.to_integral_value():
         return "Please enter a whole number."
     low, high = element.get("min_value"), element.get("max_value")

@@ -147,6 +147,29 @@ def test_client_problems_for_bounds_and_urls():
     }
 
 
+@pytest.mark.parametrize("typed", ["NaN", "nan", "sNaN", "-NaN"])
+def test_not_a_number_typed_into_a_bounded_number_box_is_refused_under_it(typed: str) -> None:
+    # Decimal reads these as a number, which the bounds could not be compared with: the
+    # sandbox page answered the submission with a 500 instead of the client's message.
+    view = {
+        "blocks": [
+            {
+                "type": "input",
+                "block_id": "n",
+                "label": pt("N"),
+                "element": {
+                    "type": "number_input",
+                    "action_id": "v",
+                    "is_decimal_allowed": True,
+                    "min_value": "0",
+                    "max_value": "1000",
+                },
+            }
+        ]
+    }
+    assert client_problems(view, fill_state(view, {"n": typed})) == {"n": "Please enter a number."}
+
+
 def test_client_problems_for_lengths_count_in_the_singular_and_plural():
     def text(block_id: str, low: int, high: int) -> dict:
         element = {"type": "plain_text_input", "action_id": "v"}

@@ -402,7 +402,14 @@ def _read_only_parts(path: Path, exc: Exception) -> str:
     for that: SQLite's own words ('unable to open database file', 'attempt to write a
     readonly database') name neither, and the file reads fine in a file manager."""
     code = str(getattr(getattr(exc, "orig", exc), "sqlite_errorname", ""))
-    if not code.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN")) or not path.exists():
+    if not code.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN")):
+        return ""
+    if not path.exists():
+        if path.parent.is_dir() and not os.access(path.parent, os.W_OK):
+            return (
+                f" (the file is not there yet, and its folder {path.parent} is read-only to "
+                "this process, so it cannot be made)"
+            )
         return ""
     parts = []
     if not os.access(path, os.W_OK):

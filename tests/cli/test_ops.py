@@ -485,6 +485,27 @@ def test_a_read_only_sqlite_file_or_folder_is_named_with_what_is_read_only(
             ), command_line
 
 
+def test_a_new_sqlite_file_in_a_read_only_folder_is_named_with_its_folder(
+    project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # SQLite says only 'unable to open database file', as for a file it cannot read.
+    folder = project / "data"
+    folder.mkdir()
+    path = folder / "new.db"
+    monkeypatch.setenv("SIGNOFF_DATABASE_URL", f"sqlite:///{path}")
+    start = ("run", "access-request", "--flows", "flows.py", "--param", "user=ada")
+    with read_only(folder):
+        for command_line in (("db", "upgrade"), start):
+            status, out, err = run_cli(capsys, *command_line)
+            assert (status, out) == (1, ""), command_line
+            assert err == (
+                f"error: SIGNOFF_DATABASE_URL names the SQLite file {path}, which cannot be "
+                f"used: unable to open database file (the file is not there yet, and its "
+                f"folder {folder} is read-only to this process, so it cannot be made)\n"
+            ), command_line
+    assert not path.exists()
+
+
 def test_a_read_only_sqlite_url_reads_and_refuses_writes_in_one_line(
     project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

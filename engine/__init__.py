@@ -47,6 +47,7 @@ from signoff.engine.errors import (
     LeaseLost,
     MissingContext,
     NotAllowed,
+    NotAPerson,
     NotPausedError,
     NotSignoffDatabase,
     PauseExpired,
@@ -171,6 +172,8 @@ def resume_flow_run(
             ``RunNotWaiting``, as Prefect's second resume is a ``NotPausedError``.)
         ResponderNotAllowed: ``responder`` may not answer this pause (recorded in the
             audit trail, like every answer).
+        NotAPerson: ``responder`` is a user group's id (``S0SRE``): a person answers,
+            and a group among the approvers counts through its members.
     """
     from signoff.engine.runtime import get_engine
 
@@ -212,6 +215,7 @@ def cancel_flow_run(flow_run_id: str | uuid.UUID, by: str | Actor | None = None)
 
     Raises:
         NotAllowed: ``by`` may not cancel it (see ``engine.permissions``).
+        NotAPerson: ``by`` is a user group's id.
     """
     from signoff.engine.runtime import get_engine
 
@@ -256,6 +260,7 @@ __all__ = [
     "LeaseLost",
     "LogEntry",
     "MissingContext",
+    "NotAPerson",
     "NotAllowed",
     "NotPausedError",
     "NotSignoffDatabase",

@@ -18,6 +18,8 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from signoff.engine.errors import NotAPerson
+
 
 class Via(enum.StrEnum):
     """Where an action came from, as the audit trail records it."""
@@ -67,6 +69,9 @@ class Actor:
         # (Actor.python(), Actor.operator()): it names no Slack user, whatever its shape.
         if _LOWERCASE_SLACK_ID.match(self.id) and self.id != local_user():
             check_id_case(self.id, "actor id")
+        # A group's id matched an approver list naming that group with nobody in it, counted
+        # as one of a quorum's people, and stood in the trail as who decided.
+        check_not_group(self.id, "actor id")
         if self.name is not None:
             check_one_line(self.name, "actor name")
         for group in self.groups:
@@ -194,6 +199,27 @@ def check_id_case(value: str, what: str = "id") -> str:
     return value
 
 
+#: a Slack user group's id (``S0SRE``): Slack's ids hold a digit, so an operator's name in
+#: capitals (``SAM``, ``SRE``) does not read as one
+_GROUP_ID = re.compile(r"^S(?=[A-Z]*[0-9])[A-Z0-9]{2,63}$")
+
+
+def is_group_id(value: str) -> bool:
+    """Whether ``value`` is a Slack user group's id (``S0SRE``)."""
+    return _GROUP_ID.match(value) is not None
+
+
+def check_not_group(value: str, what: str = "actor id") -> str:
+    """``value``, unless it is a user group's id: rules may name groups, but one person acts.
+
+    Raises:
+        NotAPerson: naming ``value`` after ``what``.
+    """
+    if is_group_id(value):
+        raise NotAPerson(value, what)
+    return value
+
+
 def printable(text: str) -> str:
     """``text`` with each control character written out (``\\n``, ``\\x1b``), for a
     terminal: what was stored before ids and names were checked still shows as one line."""
@@ -249,8 +275,10 @@ __all__ = [
     "Via",
     "as_actor",
     "check_id_case",
+    "check_not_group",
     "check_one_line",
     "checked_ids",
+    "is_group_id",
     "local_user",
     "printable",
 ]

@@ -17,6 +17,7 @@
     ├── PauseExpired (run_id, key)    the pause's deadline has passed (also a PauseTimeout)
     ├── NotAllowed (action, actor, run_id, flow, allowed)   the rules refuse this person
     │   └── ResponderNotAllowed (run_id, key, responder)    ... answering this pause
+    ├── NotAPerson (actor_id)         a group's id where one person acts (also a ValueError)
     ├── InputInvalid (run_id, key, errors)   input does not match the stored JSON schema
     │                                 (also a RuntimeError)
     ├── InvalidTransition (run_id, current, requested)
@@ -322,6 +323,19 @@ class ResponderNotAllowed(NotAllowed):
             run_id=run_id,
             allowed=allowed,
             message=f"{responder or 'an anonymous responder'} may not answer run {run_id}: {reason}",
+        )
+
+
+class NotAPerson(EngineError, ValueError):
+    """A user group's id was given where one person acts (answers, starts, cancels, hands
+    on, or is handed a decision): rules may name a group, but a group is nobody in
+    particular. Also a ValueError, as the other ids an ``Actor`` refuses are."""
+
+    def __init__(self, actor_id: str, what: str = "actor id") -> None:
+        self.actor_id = actor_id
+        super().__init__(
+            f"{what} {actor_id!r} is a Slack user group's id, not one person's: rules may "
+            "name a group, but a person acts (name one of its members)"
         )
 
 

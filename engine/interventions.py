@@ -11,7 +11,13 @@ import uuid
 from collections.abc import Mapping
 
 from signoff.engine import serialization
-from signoff.engine.actors import Actor, as_actor, check_id_case, check_one_line
+from signoff.engine.actors import (
+    Actor,
+    as_actor,
+    check_id_case,
+    check_not_group,
+    check_one_line,
+)
 from signoff.engine.audit import AuditAction, AuditEntry
 from signoff.engine.errors import (
     AlreadyAnswered,
@@ -172,12 +178,15 @@ class Interventions(Oversight):
         Raises:
             RunNotWaiting, PauseExpired: there is nothing to hand over.
             NotAllowed: ``by`` may not reassign it, or ``to`` could never answer it.
+            NotAPerson: ``to`` or ``by`` is a user group's id (nothing is recorded).
         """
         actor = as_actor(by)
         assert actor is not None
         check_one_line(to, "the id to reassign to")
         # As approvers are checked: "u0bob" is nobody's id, and the decision would be no one's.
         check_id_case(to, "the id to reassign to")
+        # One person is handed it: a group would be nobody in particular to wait for.
+        check_not_group(to, "the id to reassign to")
         run = self._run(run_id)
         while True:
             pause = self.store.get_pause(run.id, key) if key else self.store.waiting_pause(run.id)

@@ -14,7 +14,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from signoff.engine.actors import check_id_case, check_one_line
+from signoff.engine.actors import check_id_case, check_not_group, check_one_line
 from signoff.engine.errors import ConfigurationError
 
 #: the longest interval a setting in seconds may name (a day): a longer one is a typo, and
@@ -88,11 +88,23 @@ class EngineSettings(BaseSettings):
 
     @field_validator("operator")
     @classmethod
-    def _operator_one_line(cls, value: str | None) -> str | None:
-        # The CLI records whoever it acts as under this name, in the trail that people read.
+    def _operator_one_person(cls, value: str | None) -> str | None:
+        # The CLI records whoever it acts as under this name, in the trail that people read,
+        # and an Actor refuses what is refused here: refused as the setting, not mid-command.
         if value is None:
             return value
-        return check_id_case(check_one_line(value, "the operator name"), "the operator name")
+        what = "the operator name"
+        check_one_line(value, what)
+        if not value.strip():
+            raise ValueError(
+                "is blank; name who the CLI acts as, or leave the variable out for your login name"
+            )
+        if value != value.strip():
+            raise ValueError(
+                f"{what} {value!r} has spaces around it: it would be another person than "
+                f"{value.strip()!r}"
+            )
+        return check_not_group(check_id_case(value, what), what)
 
     @field_validator("database_url")
     @classmethod

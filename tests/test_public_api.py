@@ -47,6 +47,7 @@ def test_engine_exports() -> None:
         "LeaseLost",
         "LogEntry",
         "MissingContext",
+        "NotAPerson",
         "NotAllowed",
         "NotPausedError",
         "NotSignoffDatabase",

@@ -8,7 +8,6 @@ imported where they are used).
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -23,7 +22,7 @@ from signoff.engine import (
     DatabaseUnavailable,
     SchemaOutdated,
 )
-from signoff.engine.actors import check_id_case, check_one_line
+from signoff.engine.actors import check_id_case, check_one_line, is_group_id
 
 if TYPE_CHECKING:
     from signoff.engine import Engine, EngineSettings
@@ -197,32 +196,27 @@ def check_person(ctx: click.Context, param: click.Parameter, name: str | None) -
             character, a Slack user group's id, or a Slack id in lowercase (``u0bob``).
     """
     if name is not None:
-        try:
-            Actor(name)
-            check_id_case(name)
-        except ValueError as exc:
-            raise click.BadParameter(str(exc)) from None
-        if _GROUP_ID.match(name):
+        # Before the engine's own refusal (an Actor is no group either), to name --group.
+        if is_group_id(name):
             raise click.BadParameter(
                 f"{name} is a Slack user group; name one person (a member's id), and the "
                 "groups they are in with --group"
                 if param.name == "responder"
                 else f"{name} is a Slack user group; name one person (a member's id)"
             )
+        try:
+            Actor(name)
+            check_id_case(name)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from None
     return name
-
-
-#: a Slack user group's id (``S0SRE``): approvers may be one, but a person acts, and a
-#: decision is handed to one person. Slack's ids hold a digit; an operator's name in capitals
-#: (``SAM``, ``SRE``), which ``--as`` takes on trust, does not read as one.
-_GROUP_ID = re.compile(r"^S(?=[A-Z]*[0-9])[A-Z0-9]{2,63}$")
 
 
 def check_one_person(ctx: click.Context, param: click.Parameter, name: str | None) -> str | None:
     """``check_person`` for ``--to``: the person a decision is handed to is the one it
     waits for (a group would let whoever of it answered already count again, or nobody
     be told)."""
-    if name is not None and _GROUP_ID.match(name):
+    if name is not None and is_group_id(name):
         raise click.BadParameter(
             f"{name} is a Slack user group; hand a decision to one person (a member's id)"
         )

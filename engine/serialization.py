@@ -4,7 +4,9 @@ They are pickled, because a re-run must get back the very types it produced; JSO
 go beside them for people to read. The database is the engine's own, so unpickling what it
 holds is as trusted as the flow code itself. What is stored as JSON cannot hold an
 infinite or NaN float, an integer too long to write out, nor text with a lone surrogate
-(``unstorable_values`` finds them): previews put the numbers in words instead.
+(``unstorable_values`` finds them): previews put the numbers in words instead. Nothing
+holds a ``Decimal`` too large or too fine to write out (``engine.numbers``), kept pickled
+or not: a run or its results would write it out, in a display or a check, sooner or later.
 """
 
 from __future__ import annotations
@@ -13,11 +15,14 @@ import math
 import pickle
 import sys
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any
 
+from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
 
 from signoff.engine.errors import UnloadableValue
+from signoff.engine.numbers import number_refusal
 
 PREVIEW_LIMIT = 500
 
@@ -56,7 +61,8 @@ def unstorable_values(
 ) -> dict[str, str]:
     """Where a JSON-like ``value`` holds a number JSON text cannot hold, or text UTF-8
     cannot, and why, by field path (``""`` for the value itself). Nothing holding one can
-    be stored. ``numbers=False``: text only (for values kept pickled, shown in words).
+    be stored. ``numbers=False``: text and ``Decimal`` only (for values kept pickled, shown
+    in words).
 
     Example::
 
@@ -69,6 +75,9 @@ def unstorable_values(
             for k, v in value.items()
             for p, why in unstorable_values(v, (*at, k), numbers=numbers).items()
         }
+    if isinstance(value, BaseModel):
+        # A flow parameter's model (its Decimal fields, say), as its fields
+        return unstorable_values(dict(value), at, numbers=numbers)
     if isinstance(value, list | tuple):
         return {
             p: why
@@ -86,6 +95,8 @@ def _why_unstorable(value: Any, numbers: bool) -> str | None:
         except UnicodeEncodeError:
             return "must be text (it holds a lone surrogate, as from bytes that are not UTF-8)"
         return None
+    if isinstance(value, Decimal):
+        return number_refusal(value)
     if not numbers:
         return None
     if isinstance(value, float) and not math.isfinite(value):

@@ -47,6 +47,7 @@ from pydantic_core import PydanticCustomError, SchemaValidator, core_schema
 from pydantic_core import SchemaError as CoreSchemaError
 
 from signoff.engine.input_schema import URL_KEYS
+from signoff.engine.numbers import text_number_refusal
 from signoff.engine.refusals import field_path
 from signoff.engine.serialization import unstorable_values
 from signoff.engine.temporal_rules import temporal_errors
@@ -286,6 +287,12 @@ _DECIMAL_WORDS = {
 def _decimal(validator: Validator, rules: Any, instance: Any, schema: Any) -> Iterator[Any]:
     if isinstance(instance, bool) or not isinstance(instance, str | int | float):
         return  # the type check reports it
+    too_large = text_number_refusal(instance) if isinstance(instance, str) else None
+    if too_large is not None:
+        # Before the bounds, which would say "at most 1000" of 1e10000000 (and the model's
+        # Decimal would be written out in full where something shows it).
+        yield SchemaError(too_large)
+        return
     try:
         _decimal_check(_cache_key(rules)).validate_python(instance)
     except pydantic.ValidationError as exc:
@@ -403,13 +410,17 @@ def schema_errors(schema: Mapping[str, Any], payload: Any) -> dict[str, str]:
     """
     validator = _validator(_cache_key(schema))
     found: dict[str, list[str]] = {}
-    for path, why in unstorable_values(payload).items():
-        # inf, nan, or an integer too long to write out (a Python caller can pass them)
+    unstorable = unstorable_values(payload)
+    for path, why in unstorable.items():
+        # inf, nan, an integer too long to write out, a Decimal too large or too fine (a
+        # Python caller can pass them; the command line passes a Decimal it read so)
         found[path] = [why]
     for error in _leaves(validator.iter_errors(payload)):
         if _told_by_decimal(error):
             continue
         path, message = _describe(error)
+        if path in unstorable:
+            continue  # refused whatever else: "at most 1000" of 1e10000000 says less
         if message not in found.setdefault(path, []):
             found[path].append(message)
     return {path: "; ".join(messages) for path, messages in sorted(found.items())}

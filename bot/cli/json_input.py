@@ -7,7 +7,8 @@ by name, not read as some value (or failing later, inside the engine).
 A number with a fraction or an exponent is read exactly (``Decimal``) and settled once the
 input's schema is known (``exact_numbers``): a ``Decimal`` field gets its digits as text,
 as a Slack form sends them, so ``12345678901234567.89`` is not rounded to a float; any
-other field gets a float.
+other field gets a float. A number too large or too fine to write out (``1e10000000``,
+see ``engine.numbers``) is left as read, for the engine to refuse by its field's name.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import click
 from signoff.bot.cli.render import JSONValue
 from signoff.bot.errors import JsonTooDeep
 from signoff.bot.forms.json_text import read_json
+from signoff.engine.numbers import number_refusal
 
 
 def parse_input(_ctx: click.Context, _param: click.Parameter, raw: str | None) -> JSONValue:
@@ -98,6 +100,10 @@ def exact_numbers(
 
 def _settled(value: Any, node: object, root: Mapping[str, Any]) -> Any:
     if isinstance(value, Decimal):
+        if number_refusal(value) is not None:
+            # Left as read, never written out: 1e1000000000 in plain digits is a gigabyte.
+            # The engine refuses it by its field's name, as a Slack form refuses it.
+            return value
         return format(value, "f") if _takes_decimal(node, root, 0) else float(value)
     if isinstance(value, dict):
         return {k: _settled(v, _field(node, root, k), root) for k, v in value.items()}

@@ -67,7 +67,8 @@ _SCALAR_KEYS = {
 _LIST_KEYS = {"users": "selected_users", "channels": "selected_conversations"}
 _TEXT_KINDS = ("text", "email", "url")
 #: The most digits a number's whole part may have: past it Python will not write an int
-#: out, and Signoff's stores refuse it.
+#: out, and Signoff's stores refuse it. The engine's ``numbers.MAX_DIGITS``, which refuses
+#: the same numbers from the command line and Python (forms may not import the engine).
 MAX_DIGITS = 4300
 
 

@@ -159,7 +159,9 @@ def resume_flow_run(
     The input is checked against the JSON schema stored with the pause before anything
     is stored; when two answers race, exactly one wins. With ``key``, only that pause is
     answered (a stale form cannot answer a later question). ``flow_run_id`` is the run's
-    id, a unique prefix of it, or (as Prefect takes it) a ``uuid.UUID``.
+    id, a unique prefix of it, or (as Prefect takes it) a ``uuid.UUID``. Values may be
+    Python's (a ``Decimal``, a ``date``, a ``UUID``, an enum member): each is checked and
+    stored as its JSON text, as a form sends it.
 
     Example::
 
@@ -174,6 +176,8 @@ def resume_flow_run(
             audit trail, like every answer).
         NotAPerson: ``responder`` is a user group's id (``S0SRE``): a person answers,
             and a group among the approvers counts through its members.
+        TypeError: ``run_input`` is no mapping of names, or holds a value with no JSON
+            form (an arbitrary object).
     """
     from signoff.engine.runtime import get_engine
 

@@ -21,6 +21,9 @@ import logging
 import time
 import uuid
 from collections.abc import Iterable, Mapping
+from typing import Any
+
+from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from signoff.engine import serialization
 from signoff.engine.actors import Actor, as_actor
@@ -94,7 +97,7 @@ class Resuming(Interventions):
         groups = frozenset(responder_groups)
         if actor is not None and groups:
             actor = dataclasses.replace(actor, groups=actor.groups | groups)
-        payload: dict[str, JSON] = dict(run_input or {})
+        payload = _as_json(run_input or {})
         # A model's validators may have effects (a log line, say): each waiter judges the
         # answer once per call, whichever path stores it.
         judged: dict[Waiter, _Judgement] = {}
@@ -355,6 +358,18 @@ class Resuming(Interventions):
         if stored is not None and given.responder in responders:
             return stored.answers[: responders.index(given.responder) + 1]
         return (*pause.answers, given)
+
+
+def _as_json(run_input: Mapping[str, Any]) -> dict[str, JSON]:
+    """``run_input`` as a form or the command line would send it: a Python caller's
+    ``Decimal``, ``datetime``, ``UUID``, enum member or model as its JSON text, so that it is
+    checked and stored as they are (a ``Decimal`` failed as it was stored). Infinities, NaN
+    and text UTF-8 cannot hold are kept, for the check to name them by field."""
+    try:
+        payload: dict[str, JSON] = to_jsonable_python(dict(run_input))
+    except PydanticSerializationError as exc:
+        raise TypeError(f"run_input holds a value no answer can hold: {exc}") from None
+    return payload
 
 
 def _input_errors(pause: Pause, payload: dict[str, JSON]) -> dict[str, str]:

@@ -4,8 +4,11 @@ test_answer_races)."""
 from __future__ import annotations
 
 import asyncio
+import datetime
+import enum
 import signal
 import threading
+import uuid
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, Literal
@@ -70,6 +73,52 @@ def test_sync_pause_blocks_and_returns_validated_input(engine: Engine) -> None:
     stored = engine.get_pause(pause.run_id, "1")
     assert (stored.responder, stored.response) == ("alice", {"approved": True, "env": "production"})
     assert stored.answered_at is not None
+
+
+class Speed(enum.Enum):
+    SLOW = "slow"
+    FAST = "fast"
+
+
+class Order(RunInput):
+    amount: Decimal = pydantic.Field(le=1000)
+    ship_on: datetime.date
+    order_id: uuid.UUID
+    speed: Speed
+
+
+def test_python_values_answer_as_a_form_would_send_them(engine: Engine) -> None:
+    # A Decimal from Python was checked, then failed as the answer was stored ("Object of
+    # type Decimal is not JSON serializable"); a date or UUID too.
+    @flow
+    def ship() -> Order:
+        return pause_flow_run(wait_for_input=Order)
+
+    thread, box = start(ship)
+    pause = waiting(engine)
+    answer = {
+        "amount": Decimal("12.50"),
+        "ship_on": datetime.date(2026, 12, 24),
+        "order_id": uuid.UUID(int=7),
+        "speed": Speed.FAST,
+    }
+    with pytest.raises(InputInvalid) as refused:
+        resume_flow_run(pause.run_id, {**answer, "amount": Decimal("1e10000000")}, "alice")
+    assert refused.value.errors == {
+        "amount": "must be a smaller number (at most 4,300 digits before the point)"
+    }
+    with pytest.raises(TypeError, match="no answer can hold: Unable to serialize unknown type"):
+        resume_flow_run(pause.run_id, {**answer, "speed": object()}, "alice")
+    assert engine.get_run(pause.run_id).state is RunState.PAUSED
+    resume_flow_run(pause.run_id, answer, responder="alice")
+    thread.join(10)
+    assert box == {"result": Order(**answer)}
+    assert engine.get_pause(pause.run_id, "1").response == {
+        "amount": "12.50",
+        "ship_on": "2026-12-24",
+        "order_id": str(uuid.UUID(int=7)),
+        "speed": "fast",
+    }
 
 
 def test_async_pause_is_awaited(engine: Engine) -> None:

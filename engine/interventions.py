@@ -91,8 +91,7 @@ class Interventions(Oversight):
     def _refuse_answer(
         self, actor: Actor | None, run: Run, pause: Pause, refusal: Refusal, payload: JSON
     ) -> ResponderNotAllowed:
-        # As given, unchecked: recorded as JSON can hold it (an infinite float by its name).
-        given = hide_secrets(pause.schema, serialization.jsonable(payload))
+        given = recorded_input(pause, payload)
         self._refuse(Action.ANSWER, actor, refusal, run=run, key=pause.key, data={"input": given})
         return ResponderNotAllowed(
             run.id, pause.key, actor.id if actor else None, refusal.reason, refusal.allowed
@@ -256,4 +255,16 @@ class Interventions(Oversight):
         return None
 
 
-__all__ = ["Interventions"]
+def recorded_input(pause: Pause, payload: JSON) -> JSON:
+    """What the trail keeps of an answer it refused: as given, unchecked, as JSON can hold
+    it (an infinite float by its name), secrets hidden; one too large for an answer is
+    described, not kept (kept, it would be as large)."""
+    from signoff.engine.validation import oversized  # loads jsonschema: refusals only
+
+    size = oversized(payload)
+    if size is not None:
+        return f"(an answer of {size:,} characters as JSON, not kept)"
+    return hide_secrets(pause.schema, serialization.jsonable(payload))
+
+
+__all__ = ["Interventions", "recorded_input"]

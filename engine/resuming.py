@@ -25,7 +25,6 @@ from typing import Any
 
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
-from signoff.engine import serialization
 from signoff.engine.actors import Actor, as_actor
 from signoff.engine.audit import AuditAction, AuditEntry
 from signoff.engine.errors import (
@@ -37,9 +36,8 @@ from signoff.engine.errors import (
     RunNotWaiting,
 )
 from signoff.engine.input import load_answer
-from signoff.engine.interventions import Interventions
+from signoff.engine.interventions import Interventions, recorded_input
 from signoff.engine.permissions import Refusal
-from signoff.engine.redaction import hide_secrets
 from signoff.engine.refusals import refusal_errors
 from signoff.engine.runs import (
     JSON,
@@ -168,10 +166,7 @@ class Resuming(Interventions):
                     actor,
                     pause.key,
                     # as JSON can hold it: what the check refused may be anything
-                    {
-                        "input": hide_secrets(pause.schema, serialization.jsonable(payload)),
-                        "errors": errors,
-                    },
+                    {"input": recorded_input(pause, payload), "errors": errors},
                 )
             )
             raise InputInvalid(run.id, pause.key, errors)

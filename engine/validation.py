@@ -24,6 +24,9 @@ Not checked here, so only the model refuses them (after the answer is stored): s
 (``StrictInt``, ``strict=True``), keys of a ``dict`` that are not text, ``Json[...]``,
 base64 (``Base64Str``...), and paths that must exist (``FilePath``...).
 
+An answer is at most ``MAX_ANSWER_CHARS`` characters as JSON, whatever its schema: it is
+stored with the pause and in the audit trail, and a Slack form holds far less.
+
 See ``engine.input_schema`` for the ``x-signoff-*`` keywords.
 """
 
@@ -399,6 +402,21 @@ def _told_by_decimal(error: SchemaError) -> bool:
     )
 
 
+#: The most characters an answer may hold as JSON: a hundred full Slack text boxes (3,000
+#: characters each) fit several times over; a file pasted into ``--input`` does not.
+MAX_ANSWER_CHARS = 1_000_000
+
+
+def oversized(payload: Any) -> int | None:
+    """How many characters ``payload`` holds as JSON, when that is more than an answer may
+    (``MAX_ANSWER_CHARS``); None when it fits."""
+    try:
+        size = len(json.dumps(payload, ensure_ascii=False, default=repr))
+    except (ValueError, RecursionError):
+        return None  # an integer too long to write out: the check names its field
+    return size if size > MAX_ANSWER_CHARS else None
+
+
 def schema_errors(schema: Mapping[str, Any], payload: Any) -> dict[str, str]:
     """Every way ``payload`` breaks ``schema``, as ``{field path: message}``; empty if valid.
 
@@ -408,6 +426,11 @@ def schema_errors(schema: Mapping[str, Any], payload: Any) -> dict[str, str]:
         ...                "required": ["n"]}, {})
         {'n': 'is required'}
     """
+    size = oversized(payload)
+    if size is not None:
+        # Refused whole, before the check walks it (a model's patterns and formats, on
+        # megabytes of text, would hold the process for as long).
+        return {"": f"is {size:,} characters as JSON; an answer holds at most {MAX_ANSWER_CHARS:,}"}
     validator = _validator(_cache_key(schema))
     found: dict[str, list[str]] = {}
     unstorable = unstorable_values(payload)

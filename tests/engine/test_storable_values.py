@@ -330,3 +330,26 @@ def test_text_with_a_lone_surrogate_is_refused_by_field_or_written_out(engine: E
     failed = engine.list_runs([RunState.FAILED], flow_name="json-limits-surrogate")[0]
     assert failed.state_message == "ValueError: cannot read \\udcff"
     assert engine.verify_audit().ok
+
+
+def test_an_answer_larger_than_an_answer_holds_is_refused_whole_and_not_kept(
+    engine: Engine,
+) -> None:
+    # A 50 MB note was checked, stored with the pause, in the audit trail and in the
+    # result: 200 MB of database for one command.
+    run_id = suspended(engine, 100.0)
+    huge = {"amount": 1.0, "note": "x" * 1_200_000}
+    size = len('{"amount": 1.0, "note": ""}') + 1_200_000
+    with pytest.raises(InputInvalid) as refused:
+        engine.resume(run_id, huge, "U_FIN")
+    assert refused.value.errors == {
+        "": f"is {size:,} characters as JSON; an answer holds at most 1,000,000"
+    }
+    with pytest.raises(ResponderNotAllowed):
+        engine.resume(run_id, huge, "U_SOMEONE")
+    kept = [r.data["input"] for r in engine.audit_trail(run_id) if "input" in r.data]
+    assert kept == [f"(an answer of {size:,} characters as JSON, not kept)"] * 2
+    assert engine.get_run(run_id).state is RunState.SUSPENDED
+    # Just under the limit is an answer like any other.
+    engine.resume(run_id, {"amount": 40.0, "note": "y" * 999_000}, "U_FIN")
+    assert len(engine.get_pause(run_id, "1").response["note"]) == 999_000

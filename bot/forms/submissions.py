@@ -26,8 +26,8 @@ user(s)          ``"U…"`` ids; channel(s) ``"C…"``/``"G…"``/``"D…"`` ids
 "No answer" leaves the key out so the model's default applies, except that a nullable
 field becomes ``None`` when it is required or its default (shown in the form) is not None
 and not ``""`` (an empty box shows that). A nullable list whose default is None answers None
-when left empty, not ``[]``; a nullable bool is a Yes/No choice, None when neither is
-chosen. A nested model that may be absent (not required, or ``Optional``) is left out (or
+when left empty, not ``[]``, and so does one emptied of the items it showed; a nullable
+bool is a Yes/No choice, None when neither is chosen. A nested model that may be absent (not required, or ``Optional``) is left out (or
 ``None``) when none of its fields were answered.
 """
 
@@ -108,8 +108,10 @@ def parse_submission(
             # in an item, out of its range): left so, it answers that default, which the
             # answer's check then judges like any other value.
             value = entry.default
-        if value == [] and entry.nullable and entry.default is None:
-            # A list that may be None and starts as None shows empty: left so, it stays None.
+        if value == [] and entry.nullable and entry.default != []:
+            # A list that may be None: starting as None, it shows empty, and left so it stays
+            # None; emptied of the items it showed, it answers None (below), as an emptied
+            # optional box does, not the [] the person may not have meant.
             value = None
         if value is not None:
             values[entry.path] = value

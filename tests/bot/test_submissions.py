@@ -205,6 +205,32 @@ def test_emptying_a_prefilled_optional_input_answers_none_not_the_prefill() -> N
     assert model.model_validate(untouched).model_dump() == {"note": "LGTM", "score": 4}
 
 
+class Fleet(RunInput):
+    hosts: list[str] | None = None
+    zones: list[Literal["eu", "us"]] | None = None
+    tags: list[str] | None = Field(default_factory=list)
+
+
+def test_emptying_a_prefilled_optional_list_answers_none_as_an_emptied_box_does() -> None:
+    # hosts=None reads "leave the hosts alone" to many flows; emptied, the list answered
+    # [] ("remove every host") where an emptied optional text box answers None.
+    model = Fleet.with_initial_data(hosts=["a", "b"], zones=["eu"])
+    schema = input_schema(model)
+    view = view_for(model)
+    assert element(view, "hosts")["initial_value"] == "a\nb"
+    emptied = {"hosts": None, "zones": []}
+    data, errors = parse_submission(schema, slack_state(view, emptied))
+    assert errors == {}
+    assert model.model_validate(data).model_dump() == {"hosts": None, "zones": None, "tags": []}
+    # A list that showed empty ([] by default) and was left so stays [].
+    untouched, _ = parse_submission(schema, slack_state(view, {}))
+    assert model.model_validate(untouched).model_dump() == {
+        "hosts": ["a", "b"],
+        "zones": ["eu"],
+        "tags": [],
+    }
+
+
 class Survey(BaseModel):
     agreed: bool | None = None
     comment: str | None = ""

@@ -121,6 +121,16 @@ def _lines_within(lines: list[str], room: int, rest: str) -> list[str]:
     return [*kept, f"… {len(lines) - len(kept)} more lines; {rest}"]
 
 
+def _meant(verb: str, rest: list[str], cursors: list[str]) -> str | None:
+    """The command meant by a mistyped first word ``verb``, with the words after it and
+    the ``before=`` typed: None when no word is close, or when that command too would be
+    refused (a filter takes no more words)."""
+    near = difflib.get_close_matches(verb, _WORDS, n=1, cutoff=0.75)
+    if not near or near[0] == verb or (near[0] in run_lists.FILTERS and rest):
+        return None
+    return " ".join([near[0], *rest, *cursors])
+
+
 def quote_hint(typed: str) -> str:
     """How to type a flow's name that has spaces: ``typed``, with the name in quotes."""
     return f"A flow's name with spaces goes in quotes: `{escape_mrkdwn(typed)}`."
@@ -215,13 +225,21 @@ def register(app: App, backend: Backend, sealer: Sealer, channels: ChannelAccess
                     else run_lists.FLOW_SELECTOR + first
                 )
                 page_of(selector, cursors, respond, actor, client)
+            elif verb in run_lists.FILTERS and not spaced_flow(words):
+                # A filter and more words: what is wrong is the words after it, which a "did
+                # you mean" of the same filter would only repeat.
+                extra = escape_mrkdwn(clip(" ".join(words[1:]), 100))
+                respond(
+                    f"`/runs {verb}` takes no more words, not `{extra}` (only `before=RUN`, "
+                    "for the next page). To list a flow's runs: `/runs FLOW`, or "
+                    f"`/runs flow FLOW` for a flow named like a word here.\n{HELP}"
+                )
             else:
                 typed = escape_mrkdwn(unescape_mrkdwn(command.text)[:200])
                 hint = ""
                 if spaced := spaced_flow(words):
                     hint = f" {quote_hint(f'/runs {shlex.quote(spaced)}')}"
-                elif near := difflib.get_close_matches(verb, _WORDS, n=1, cutoff=0.75):
-                    meant = " ".join([near[0], *words[1:]])
+                elif meant := _meant(verb, words[1:], cursors):
                     hint = f" Did you mean `{escape_mrkdwn(f'/runs {meant}'[:200])}`?"
                 elif len(words) == 1:
                     # One word is most likely a flow's name mistyped (`/runs FLOW` lists its

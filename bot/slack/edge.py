@@ -4,7 +4,9 @@ In this order, before Bolt or any listener sees a byte:
 
 1. the signature is checked on the raw bytes (``v0:<timestamp>:<body>``, HMAC-SHA256 with
    the signing secret, timestamp within five minutes); anything that fails gets 401,
-   whatever the body holds;
+   whatever the body holds, and is logged as a wrong secret (``bad_signature``) or, when
+   signed with the secret, as a timestamp out of the window (``stale_timestamp``: a clock
+   off, or an old request replayed);
 2. the body is parsed into ``bot.slack.payloads``' typed models; a malformed one gets 400 with
    a message naming what was wrong;
 3. the request is claimed once in the database (``Backend.claim_once``), keyed by its
@@ -90,14 +92,27 @@ def signature_is_valid(
     secret: str, body: bytes, timestamp: str | None, signature: str | None, now: float
 ) -> bool:
     """Whether ``signature`` is Slack's signature of ``body`` at ``timestamp`` (raw bytes)."""
+    return _refusal(secret, body, timestamp, signature, now) is None
+
+
+def _refusal(
+    secret: str, body: bytes, timestamp: str | None, signature: str | None, now: float
+) -> str | None:
+    """Why the request is refused: ``bad_signature``, or ``stale_timestamp`` when it is
+    signed with the secret but outside the window (a clock off, or a replay); else None.
+
+    The signature is checked first, so that a wrong secret is never reported as a clock.
+    """
     if not timestamp or not signature or not _TIMESTAMP.fullmatch(timestamp):
-        return False
-    if abs(now - int(timestamp)) > REPLAY_WINDOW_SECONDS:
-        return False
+        return "bad_signature"
     base = b"v0:" + timestamp.encode() + b":" + body
     expected = b"v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest().encode()
     # WSGI hands headers over as latin-1 text, so this encoding cannot fail.
-    return hmac.compare_digest(expected, signature.encode("latin-1", "replace"))
+    if not hmac.compare_digest(expected, signature.encode("latin-1", "replace")):
+        return "bad_signature"
+    if abs(now - int(timestamp)) > REPLAY_WINDOW_SECONDS:
+        return "stale_timestamp"
+    return None
 
 
 def replay_key(signature: str) -> str:
@@ -148,6 +163,7 @@ class _Reply(NamedTuple):
 
 
 #: at most one WARNING per this many seconds for requests refused for their signature
+#: (and as many for those refused for their timestamp)
 BAD_SIGNATURE_WARNING_SECONDS = 60.0
 
 
@@ -195,7 +211,8 @@ class SlackEdge:
         self.signing_secret = signing_secret
         self.clock = clock
         self.forms = forms
-        self._signature_warned_at: float | None = None
+        #: when a WARNING was last logged, by reason (``_refused``)
+        self._warned_at: dict[str, float] = {}
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         checked = environ.pop(_CHECKED, None) or self._check(environ)
@@ -224,23 +241,34 @@ class SlackEdge:
         environ[_CHECKED] = checked
         return None
 
-    def _refused(self, status: str, reason: str) -> _Reply:
+    def _refused(self, status: str, reason: str, *, skew: float = 0.0) -> _Reply:
         SLACK_REQUESTS_REFUSED.labels(reason=reason).inc()
-        level, message = logging.INFO, "request refused"
+        level, message, text = logging.INFO, "request refused", "Invalid signature."
         if reason == "bad_signature":
             # When every request from Slack is refused, the secret is wrong.
             message = "request refused: its signature does not match SLACK_SIGNING_SECRET"
-            # A wrong secret refuses every request, and Slack tells only the person who
-            # clicked: the operator must see it without INFO logs. Once a minute at most,
-            # so that a flood of forged requests does not flood the log.
+        elif reason == "stale_timestamp":
+            # Signed with the secret, so the secret is right: when every request is refused
+            # so, this server's clock is off (or, for one request, it is an old one replayed).
+            side = "behind" if skew < 0 else "ahead of"
+            message = (
+                f"request refused: its timestamp is {abs(round(skew))} seconds {side} this "
+                f"server's clock, and Slack allows {REPLAY_WINDOW_SECONDS // 60} minutes; "
+                "if every request is refused so, check this server's clock (NTP)"
+            )
+            text = "Request timestamp outside the allowed window."
+        elif reason == "body_too_large":
+            text = "Request too large."
+        if reason in ("bad_signature", "stale_timestamp"):
+            # Either refuses every request, and Slack tells only the person who clicked: the
+            # operator must see it without INFO logs. Once a minute at most, so that a flood
+            # of forged requests does not flood the log.
             now = time.monotonic()
-            if self._signature_warned_at is None or (
-                now - self._signature_warned_at >= BAD_SIGNATURE_WARNING_SECONDS
-            ):
-                self._signature_warned_at = now
+            warned = self._warned_at.get(reason)
+            if warned is None or now - warned >= BAD_SIGNATURE_WARNING_SECONDS:
+                self._warned_at[reason] = now
                 level = logging.WARNING
         logger.log(level, message, extra={"action": "request_refused", "reason": reason})
-        text = "Request too large." if reason == "body_too_large" else "Invalid signature."
         return _Reply(status, text)
 
     def _check(self, environ: dict[str, Any]) -> _Checked | _Reply:
@@ -254,8 +282,12 @@ class SlackEdge:
         body = environ["wsgi.input"].read(length) if length else b""
         timestamp = environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP")
         signature = environ.get("HTTP_X_SLACK_SIGNATURE")
-        if not signature_is_valid(self.signing_secret, body, timestamp, signature, self.clock()):
-            return self._refused("401 Unauthorized", "bad_signature")
+        now = self.clock()
+        refusal = _refusal(self.signing_secret, body, timestamp, signature, now)
+        if refusal is not None:
+            # A stale timestamp passed ``_TIMESTAMP``, so it reads as a number.
+            skew = int(timestamp or 0) - now if refusal == "stale_timestamp" else 0.0
+            return self._refused("401 Unauthorized", refusal, skew=skew)
         try:
             payload, payload_json = read_request(environ.get("CONTENT_TYPE", ""), body)
         except PayloadError as exc:

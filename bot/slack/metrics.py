@@ -54,8 +54,9 @@ SLACK_FAILURES = Counter(
 SLACK_REQUESTS_REFUSED = Counter(
     "signoff_slack_requests_refused",
     "Requests to /slack/events refused before any listener saw them, by reason "
-    "(bad_signature: a wrong SLACK_SIGNING_SECRET refuses every one; body_too_large; "
-    "malformed).",
+    "(bad_signature: a wrong SLACK_SIGNING_SECRET refuses every one; stale_timestamp: "
+    "signed outside Slack's 5 minutes, every one when this server's clock is off; "
+    "body_too_large; malformed).",
     ["reason"],
     registry=PROCESS,
 )

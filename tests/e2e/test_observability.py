@@ -7,9 +7,11 @@ import json
 import logging
 import re
 import socket
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from urllib.parse import urlencode
 
 import pytest
 
@@ -17,8 +19,9 @@ from signoff.bot import stopping
 from signoff.bot.backends.embedded import EmbeddedBackend
 from signoff.bot.config import BotSettings
 from signoff.bot.sandbox import SlackSandbox
+from signoff.bot.sandbox.transport import AppConnection
 from signoff.bot.slack.server import Server
-from signoff.bot.testing import running_bot
+from signoff.bot.testing import SIGNING_SECRET, running_bot
 from signoff.engine import Engine, flow, pause_flow_run
 from signoff.engine.input import RunInput
 from tests.support.waiting import wait_for
@@ -110,6 +113,55 @@ def test_requests_signed_with_another_secret_are_counted_and_warned_about(
         assert "SLACK_SIGNING_SECRET" in warning.getMessage()
         assert bot.driver.slash_command("alice", "/runs", "help").status == 200
         assert refused() == before + 3
+
+
+def test_requests_signed_outside_the_window_are_blamed_on_the_clock_not_the_secret(
+    engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A correctly signed request stamped 10 minutes back (a server clock off) was refused
+    with a WARNING that its signature does not match SLACK_SIGNING_SECRET, counted as
+    bad_signature: the operator rotated a secret that was right instead of fixing the clock."""
+    with running_bot(engine=engine) as bot:
+        url = f"{bot.server.url}/slack/events"
+        signed, forged = AppConnection(url, SIGNING_SECRET), AppConnection(url, "not-the-secret")
+        refused = lambda reason: sample(  # noqa: E731 (counted per process, so compared)
+            get(f"{bot.server.url}/metrics")[2],
+            "signoff_slack_requests_refused_total",
+            reason=reason,
+        )
+        stale_before, bad_before = refused("stale_timestamp"), refused("bad_signature")
+        caplog.set_level(logging.INFO, logger="signoff.bot.slack.edge")
+        body = urlencode(
+            {"command": "/runs", "text": "help", "user_id": "U0ALICE", "channel_id": "C0GENERAL"}
+        )
+        for offset in (-600, 400):
+            headers = signed.signed_headers(body, timestamp=int(time.time()) + offset)
+            assert signed.raw(body, headers).status == 401
+        # Another secret, stamped as far back: the secret is what is wrong, as before.
+        headers = forged.signed_headers(body, timestamp=int(time.time()) - 600)
+        assert forged.raw(body, headers).status == 401
+        assert refused("stale_timestamp") == stale_before + 2
+        assert refused("bad_signature") == bad_before + 1
+    logged = [
+        (r.levelno, getattr(r, "reason", None), r.getMessage())
+        for r in caplog.records
+        if getattr(r, "action", None) == "request_refused"
+    ]
+    assert [(level, reason) for level, reason, _ in logged] == [
+        (logging.WARNING, "stale_timestamp"),  # once a minute at most, as for the secret
+        (logging.INFO, "stale_timestamp"),
+        (logging.WARNING, "bad_signature"),
+    ], logged
+    behind, ahead, wrong = (message for _, _, message in logged)
+    assert re.fullmatch(
+        r"request refused: its timestamp is 60[01] seconds behind this server's clock, and "
+        r"Slack allows 5 minutes; if every request is refused so, check this server's clock "
+        r"\(NTP\)",
+        behind,
+    ), behind
+    assert re.search(r"its timestamp is (399|400) seconds ahead of this server's clock", ahead)
+    assert "SLACK_SIGNING_SECRET" not in behind + ahead
+    assert wrong == "request refused: its signature does not match SLACK_SIGNING_SECRET"
 
 
 def test_healthz_and_readyz_in_http_mode(engine: Engine) -> None:

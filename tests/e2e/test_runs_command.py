@@ -427,6 +427,29 @@ def test_help_and_unknown_subcommands(engine: Engine, bot: RunningBot) -> None:
 # -- configuration ------------------------------------------------------------------------
 
 
+def test_words_after_a_filter_are_named_not_suggested_back(engine: Engine, bot: RunningBot) -> None:
+    """`/runs all foo` answered "Did you mean `/runs all foo`?", the command that had just
+    failed; `/runs all before=RUN x` suggested `/runs all x`, which dropped the page."""
+    help_text = runs(bot, "alice", "help").text
+    for typed, verb, extra in (
+        ("all foo", "all", "foo"),
+        ("waiting 2", "waiting", "2"),
+        ("all before=6155 x", "all", "x"),
+    ):
+        assert runs(bot, "alice", typed).text == (
+            f"`/runs {verb}` takes no more words, not `{extra}` (only `before=RUN`, for the next "
+            "page). To list a flow's runs: `/runs FLOW`, or `/runs flow FLOW` for a flow named "
+            f"like a word here.\n{help_text}"
+        )
+    # A filter mistyped is still named, with the page that was typed ...
+    assert runs(bot, "alice", "al before=6155").text.startswith(
+        "Unknown command `al before=6155`. Did you mean `/runs all before=6155`?\n"
+    )
+    # ... but never with words that filter would refuse again.
+    mistyped = runs(bot, "alice", "al foo").text
+    assert mistyped.startswith("Unknown command `al foo`.") and "Did you mean" not in mistyped
+
+
 def test_manifest_commands_and_request_urls_match_the_app(engine: Engine, bot: RunningBot) -> None:
     manifest = yaml.safe_load(MANIFEST.read_text())
     commands = manifest["features"]["slash_commands"]

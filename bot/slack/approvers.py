@@ -8,7 +8,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
 from slack_bolt import App
@@ -209,8 +209,15 @@ def slack_actor(user: Mapping[str, Any]) -> Actor:
     return Actor(user_id, name=shown or None, via=Via.SLACK)
 
 
-def refusal_text(action: Action, actor: Actor, run: Run | None, refusal: Refusal) -> str:
-    """What a refused person is told (privately): the rule, with people as mentions."""
+def refusal_text(
+    action: Action,
+    actor: Actor,
+    run: Run | None,
+    refusal: Refusal,
+    who: Callable[[str | None], str] = who,
+) -> str:
+    """What a refused person is told (privately): the rule, with people as mentions, or as
+    ``who`` shows them (by name, where Slack shows text as it is: a modal's field error)."""
     started = run is not None and actor.id == run.started_by
     if action is Action.ANSWER and started and "started a run" in refusal.reason:
         return "You started this run, so someone else has to answer it."

@@ -20,6 +20,7 @@ from slack_sdk.models.views import View
 
 from signoff.bot.backends import (
     Action,
+    Actor,
     Backend,
     Denied,
     Pause,
@@ -35,7 +36,7 @@ from signoff.bot.slack import ids
 from signoff.bot.slack.approvers import refusal_text, slack_actor
 from signoff.bot.slack.deleted import GONE, close_pressed_prompt
 from signoff.bot.slack.failures import reported
-from signoff.bot.slack.interactions import notice_view, stale_reason
+from signoff.bot.slack.interactions import form_context, notice_view, stale_reason
 from signoff.bot.slack.messages import MAX_MESSAGE_TEXT, single_decision, who
 from signoff.bot.slack.sealing import Sealer
 
@@ -58,24 +59,67 @@ def tell_privately(client: WebClient, body: dict[str, Any], text: str) -> None:
         client.views_open(trigger_id=body["trigger_id"], view=notice_view("Signoff", text))
 
 
-def _cannot_decide(client: WebClient, user: str) -> str | None:
+def _person(client: WebClient, user: str) -> tuple[str | None, str]:
     """Why Slack user ``user`` cannot be handed a decision (not a person in the workspace),
-    or None. When Slack cannot say, the reassign goes ahead: the rules still apply."""
+    or None; and how they are shown in plain text (by name; their id when Slack will not
+    say). When Slack cannot say, the reassign goes ahead: the rules still apply."""
     try:
         found = client.users_info(user=user).get("user") or {}
     except SlackApiError as exc:
         if exc.response.get("error") == "user_not_found":
-            return "There is no such person in this workspace."
+            return "There is no such person in this workspace.", user
         logger.warning(
             "cannot look up the person a decision is handed to",
             extra={"action": "reassign_lookup_failed", "error": exc.response.get("error")},
         )
-        return None
+        return None, user
+    profile = found.get("profile") or {}
+    # Slack shows a mention by display name, else by full name.
+    named = profile.get("display_name") or profile.get("real_name") or found.get("name")
+    shown = f"@{named}" if isinstance(named, str) and named.strip() else user
     if found.get("deleted"):
-        return f"{user} has left this workspace."
+        return f"{shown} has left this workspace.", shown
     if found.get("is_bot") or found.get("is_app_user"):
-        return "Choose a person: an app cannot decide."
-    return None
+        return "Choose a person: an app cannot decide.", shown
+    return None, shown
+
+
+def _refused(actor: Actor, to: str, shown: str, exc: NotPermitted) -> dict[str, Any]:
+    """What a refused hand-over's form answers. Under the field, so that someone else can
+    be chosen, as plain text (Slack shows a field's error as it is), with the person chosen
+    by name. A refusal naming others (the approvers, when the sender may no longer hand it
+    on) replaces the form with a notice, like the input form's: its mentions show as names
+    there, and there is no one else to choose."""
+    refusal = Refusal(exc.reason, exc.allowed)
+    others: list[str] = []
+
+    def plain(principal: str | None) -> str:
+        if principal == to:
+            return shown
+        if principal is None:
+            return "someone"
+        others.append(principal)
+        return principal
+
+    text = refusal_text(Action.REASSIGN, actor, None, refusal, who=plain)
+    if not others:
+        return {"response_action": "errors", "errors": {"to": clip(text, 150)}}
+    text = refusal_text(Action.REASSIGN, actor, None, refusal)
+    return {"response_action": "update", "view": notice_view("Not allowed", text)}
+
+
+def _closed(backend: Backend, run_id: str, key: str, exc: BackendError) -> View:
+    """The notice for a hand-over the decision closed before (answered, timed out, the run
+    cancelled): in the input form's words, else the backend's."""
+    try:
+        reason = stale_reason(backend, backend.get_run(run_id), key)
+    except RunNotFound:
+        reason = GONE
+    except BackendError:
+        reason = None
+    return notice_view(
+        "Nothing to do", reason or escape_mrkdwn(str(exc)), form_context(run_id, key)
+    )
 
 
 def _pressed(action: dict[str, Any]) -> tuple[str, str, dict[str, Any] | int]:
@@ -246,27 +290,18 @@ def register(app: App, backend: Backend, sealer: Sealer) -> None:
         if not to:
             ack(response_action="errors", errors={"to": "Choose who should decide."})
             return
-        problem = _cannot_decide(client, str(to))
+        problem, shown = _person(client, str(to))
         if problem is not None:
             ack(response_action="errors", errors={"to": problem})
             return
+        run_id, key = str(meta.get("run")), str(meta.get("key"))
         try:
-            backend.reassign(str(meta.get("run")), str(to), actor, key=str(meta.get("key")))
+            backend.reassign(run_id, str(to), actor, key=key)
         except NotPermitted as exc:
-            ack(
-                response_action="errors",
-                errors={
-                    "to": refusal_text(
-                        Action.REASSIGN, actor, None, Refusal(exc.reason, exc.allowed)
-                    )[:150]
-                },
-            )
+            ack(**_refused(actor, str(to), shown, exc))
             return
         except BackendError as exc:
-            ack(
-                response_action="update",
-                view=notice_view("Nothing to do", escape_mrkdwn(str(exc))),
-            )
+            ack(response_action="update", view=_closed(backend, run_id, key, exc))
             return
         ack(
             response_action="update",

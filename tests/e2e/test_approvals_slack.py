@@ -13,6 +13,7 @@ from typing import Literal
 
 import pytest
 
+from signoff.bot.sandbox import render_view
 from signoff.bot.slack import ids
 from signoff.bot.testing import RunningBot, running_bot
 from signoff.engine import (
@@ -356,8 +357,9 @@ def test_a_quorum_handed_to_someone_who_may_already_answer_it_is_refused_in_the_
     assert bot.slack.wait_for(lambda ws: ws.open_view("alice"), timeout=10)
     reply = bot.driver.submit("alice", {"to": "U0BOB"})
     assert (reply.status, reply.response_action) == (200, "errors")
-    assert reply.json is not None and reply.json["errors"] == {
-        "to": "You may not reassign this: <@U0BOB> may already answer it, and it needs 2 "
+    # Slack shows a field's error as plain text: a mention would read "<@U0BOB>".
+    assert reply.errors == {
+        "to": "You may not reassign this: @bob may already answer it, and it needs 2 "
         "different people; hand it to someone who may not yet."
     }
     assert engine.get_pause(run.id, "1").approvers == ("U0ALICE", "U0BOB", "U0CAROL")
@@ -374,9 +376,59 @@ def test_handing_a_decision_to_someone_who_answered_it_names_them_not_the_clicke
     bot.driver.click("carol", prompt, action_id=ids.REASSIGN)
     assert bot.slack.wait_for(lambda ws: ws.open_view("carol"), timeout=10)
     reply = bot.driver.submit("carol", {"to": "U0BOB"})
-    assert reply.json is not None and reply.json["errors"] == {
-        "to": "<@U0BOB> has already answered this; hand it to someone else."
-    }
+    assert reply.errors == {"to": "@bob has already answered this; hand it to someone else."}
+
+
+def shown_view(bot: RunningBot, user: str) -> str:
+    """The modal ``user`` has open, as they read it (mentions by name)."""
+    opened = bot.slack.open_view(user)
+    assert opened is not None
+    return render_view(opened, bot.slack.workspace.names())
+
+
+def test_a_reassign_form_whose_sender_lost_the_decision_says_so_with_names(
+    engine: Engine, bot: RunningBot
+) -> None:
+    """Bob, no longer in the approving group, read "<@U0ALICE>, <!subteam^S0OPS>" under the
+    field, and no one else he picked could help."""
+    run = engine.submit("sl-go", {})
+    prompt = bot.root_message(run.id)
+    bot.driver.click("bob", prompt, action_id=ids.REASSIGN)  # bob answers through S0OPS
+    assert bot.slack.wait_for(lambda ws: ws.open_view("bob"), timeout=10)
+    assert bot.driver.change_usergroup("S0OPS", ["carol"]).status == 200
+    reply = bot.driver.submit("bob", {"to": "U0CAROL"})
+    assert (reply.status, reply.response_action) == (200, "update")
+    seen = shown_view(bot, "bob")
+    assert "== Not allowed ==" in seen
+    assert "only @alice, @ops may answer." in seen
+    assert engine.get_pause(run.id, "1").approvers == ("U0ALICE", "S0OPS")
+    refused = [r for r in engine.audit_trail(run.id) if r.action == "refused"]
+    assert [(r.actor_id, r.data.get("action")) for r in refused] == [("U0BOB", "reassign")]
+
+
+@pytest.mark.parametrize("closed_by", ["answer", "cancel"])
+def test_a_reassign_form_sent_after_the_decision_closed_says_so_like_the_input_form(
+    engine: Engine, bot: RunningBot, closed_by: str
+) -> None:
+    """Bob read the engine's "input '1' of run 48f4... was already answered by U0ALICE"."""
+    run = engine.submit("sl-go", {})
+    prompt = bot.root_message(run.id)
+    bot.driver.click("bob", prompt, action_id=ids.REASSIGN)
+    assert bot.slack.wait_for(lambda ws: ws.open_view("bob"), timeout=10)
+    if closed_by == "answer":
+        bot.driver.click("alice", prompt, action_id=f"{ids.DECIDE}:0")
+        wait_for(lambda: engine.get_pause(run.id, "1").status is not PauseStatus.WAITING)
+        expected = "This input was already answered by @alice."
+    else:
+        engine.cancel(run.id, by="U0ALICE")
+        wait_for(lambda: engine.get_run(run.id).state is RunState.CANCELLED)
+        expected = "This run was cancelled."
+    reply = bot.driver.submit("bob", {"to": "U0CAROL"})
+    assert (reply.status, reply.response_action) == (200, "update")
+    seen = shown_view(bot, "bob")
+    assert expected in seen
+    assert f"Run `{run.id[:8]}` · input `1`" in seen
+    assert run.id not in seen and "U0" not in seen
 
 
 def test_a_vetoed_quorum_says_whose_no_ended_it(engine: Engine, bot: RunningBot) -> None:

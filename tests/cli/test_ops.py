@@ -402,7 +402,11 @@ def test_an_in_memory_database_is_refused_by_every_command(
     [
         ("notdb.db/x.db", "{project}/notdb.db is a file, not a folder"),
         ("/proc/no-such-folder/x.db", "No such file or directory: /proc/no-such-folder"),
-        ("/proc/self/x.db", "unable to open database file"),  # read-only, even for root
+        (  # read-only, even for root
+            "/proc/self/x.db",
+            "unable to open database file (the file is not there yet, and its folder "
+            "/proc/self is read-only to this process, so it cannot be made)",
+        ),
         ("folder", "{project}/folder is a folder, not a file"),
     ],
 )

@@ -355,3 +355,38 @@ def test_runs_list_of_only_suspended_runs_pages_through_the_paused_ones_between(
                 f"{api}/flow_runs/{run_id}/set_state",
                 json={"state": {"type": "CANCELLED"}, "force": True},
             )
+
+
+def test_runs_list_longer_than_prefect_reads_at_once_is_read_in_pages(
+    prefect_api_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Prefect reads at most 200 runs a request: --limit 250, which the help allows, failed
+    with "Prefect refused POST /flow_runs/filter: Invalid limit"."""
+    import httpx
+
+    api = prefect_api_url.rstrip("/")
+
+    def posted(path: str, body: dict[str, Any]) -> str | None:
+        # A busy Prefect server answers 503 for a moment; it is then asked again.
+        answer = httpx.post(f"{api}{path}", json=body)
+        return str(answer.json()["id"]) if answer.status_code < 300 else None
+
+    flow_id = wait_for(lambda: posted("/flows/", {"name": "long-list"}), what="a flow")
+    body = {"flow_id": flow_id, "state": {"type": "COMPLETED", "name": "Completed"}}
+    made = {wait_for(lambda: posted("/flow_runs/", body), what="a run") for _ in range(203)}
+    monkeypatch.setenv("PREFECT_API_URL", prefect_api_url)
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        args = ["runs", "list", "--backend", "prefect", "--flow", "long-list", "--json"]
+        status, out, err = run_cli(capsys, *args, "--limit", "250")
+        assert (status, err) == (0, "")
+        listed = [r["id"] for r in json.loads(out)]
+        assert len(listed) == 203 and set(listed) == made
+        status, out, err = run_cli(capsys, *args, "--limit", "201")
+        assert status == 0, err
+        assert [r["id"] for r in json.loads(out)] == listed[:201]
+        assert err.startswith("more: ") and f" --before {listed[200]} " in err, err
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)

@@ -190,13 +190,15 @@ class RunReading:
         query = _Query(self.api, types, [flow_name.partition("/")[0]] if flow_name else None)
         after = None if before is None else self._doc(before)
         found: list[Run] = []
+        # Prefect reads at most MAX_PAGE runs a request: a longer list is read in pages.
+        size = min(limit, MAX_PAGE)
         while len(found) < limit:
-            docs = query.page(limit, after)
+            docs = query.page(size, after)
             runs = [self._run(doc) for doc in docs]
             # One Prefect type can hold states not asked for (PAUSED: paused and suspended
             # runs): read on past them, so that a page is short only at the end.
             found += [r for r in runs if states is None or r.state in states]
-            if len(docs) < limit:
+            if len(docs) < size:
                 break
             after = docs[-1]
         return found[:limit]
@@ -303,8 +305,11 @@ class RunReading:
         return self._waiting(self._doc(run_id))
 
 
+#: the most runs Prefect's server reads in one request ("Invalid limit: must be less than or
+#: equal to 200")
+MAX_PAGE = 200
 #: runs read per request when collecting those expected at one moment
-_TIED_PAGE = 200
+_TIED_PAGE = MAX_PAGE
 
 
 def _moment(doc: Doc) -> datetime:

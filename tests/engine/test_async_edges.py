@@ -23,6 +23,8 @@ from tests.support.holding import writes_held
 from tests.support.running import start, waiting
 from tests.support.waiting import wait_for
 
+pytestmark = pytest.mark.usefixtures("tasks_left_on_closed_loops_collected")
+
 #: lets the flow's re-run end once the test has collected the flow its closed loop left
 _rerun_goes_on = threading.Event()
 

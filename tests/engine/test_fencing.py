@@ -31,6 +31,8 @@ from signoff.engine.heard import Heard
 from tests.engine.test_pause import start, waiting
 from tests.support.waiting import wait_for
 
+pytestmark = pytest.mark.usefixtures("tasks_left_on_closed_loops_collected")
+
 GO = threading.Event()
 
 

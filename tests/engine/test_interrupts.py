@@ -15,6 +15,8 @@ from signoff.engine import Engine, PauseStatus, RunState, flow, interrupts, paus
 from tests.support.running import start
 from tests.support.waiting import wait_for
 
+pytestmark = pytest.mark.usefixtures("tasks_left_on_closed_loops_collected")
+
 
 @pytest.fixture
 def heard(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:

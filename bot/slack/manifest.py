@@ -62,7 +62,7 @@ COMMANDS: tuple[dict[str, Any], ...] = (
     {
         "command": ids.RUNS_COMMAND,
         "description": "List, show, start and cancel runs",
-        "usage_hint": "[all|running|completed|failed|FLOW|show RUN|start FLOW k=v|cancel RUN|help]",
+        "usage_hint": "[all|running|completed|failed|cancelled|FLOW|show RUN|start FLOW k=v|cancel RUN|help]",
         "should_escape": False,
     },
 )

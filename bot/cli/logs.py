@@ -32,7 +32,9 @@ _NOT_EXTRA = frozenset(
     [*vars(logging.LogRecord("", 0, "", 0, "", (), None)), "message", "asctime", "taskName"]
 ) | {"action", "color_message"}
 #: Libraries whose INFO records (migrations, scheduler jobs) say nothing about runs.
-QUIET_LOGGERS = ("alembic", "apscheduler")
+#: libraries that log routine work at INFO: httpx logs every request to a Prefect server
+#: ("HTTP Request: POST .../flow_runs/filter"), most of a Prefect bot's log otherwise
+QUIET_LOGGERS = ("alembic", "apscheduler", "httpx", "httpcore")
 
 
 class TextFormatter(logging.Formatter):

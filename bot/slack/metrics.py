@@ -133,8 +133,13 @@ class DatabaseCollector(Collector):
         )
         try:
             stats = self.backend.stats()
-        except Exception:
-            logger.warning("database stats unavailable", extra={"action": "metrics_db_failed"})
+        except Exception as exc:
+            # The store is the database, or the Prefect server (which may refuse the bot).
+            logger.warning(
+                "the runs' store did not answer for metrics: %s",
+                exc,
+                extra={"action": "metrics_db_failed"},
+            )
             up.add_metric([], 0)
             yield up
             return

@@ -136,16 +136,20 @@ def test_serve_stops_at_start_naming_a_wrong_auth_string_and_serves_with_the_rig
         assert "refuses PREFECT_API_AUTH_STRING" in said[-1]
         assert "PREFECT_SERVER_API_AUTH_STRING (user:password)" in said[-1]
         assert WRONG not in done.stderr and "Traceback" not in done.stderr
+        # httpx's line per request to Prefect is not the bot's to show.
+        assert "HTTP Request:" not in done.stderr
 
         prefect.seen.clear()
         env = _env(tmp_path, slack, prefect, PREFECT_API_AUTH_STRING=RIGHT)
         serving_process = subprocess.Popen(SERVE, env=env, stderr=subprocess.PIPE, text=True)
         try:
             assert serving_process.stderr is not None
-            line = "started"
+            line, said = "started", []
             while line and "is listening on" not in line:
                 line = serving_process.stderr.readline()  # '' once it has ended
+                said.append(line)
             assert "is listening on" in line
+            assert not [line for line in said if "HTTP Request:" in line]
         finally:
             serving_process.send_signal(signal.SIGTERM)
             serving_process.communicate(timeout=30)

@@ -282,9 +282,12 @@ class Answering(RunReading):
     def waiting_on(self, actor: Actor, limit: int = 20) -> list[tuple[Run, Pause]]:
         found: list[tuple[Run, Pause]] = []
         for doc in self.api.flow_runs(state_types=["PAUSED"], limit=100):
+            run = self._run(doc)
+            if not prefect_runs.plays(run, self.demo):
+                continue  # a demo's run (or, for the demo, the served bot's): not ours
             pause = self._waiting(doc)
-            if pause is not None and self.rules.answer(actor, self._run(doc), pause) is None:
-                found.append((self._run(doc), pause))
+            if pause is not None and self.rules.answer(actor, run, pause) is None:
+                found.append((run, pause))
             if len(found) >= limit:
                 break
         return found

@@ -193,20 +193,33 @@ def call_flow(
     if nested is not None and nested.found:
         return nested.result
     taken = _take_up(flow, nested) if nested is not None else None
-    ctx = taken if taken is not None else _start(flow, parameters, started_by)
+    try:
+        ctx = taken if taken is not None else _start(flow, parameters, started_by)
+    except EngineClosed:
+        if nested is not None:
+            raise  # the calling flow stops, and says why
+        raise RuntimeError(f"flow {flow.name!r} not started: its engine was closed") from None
     token = current_run.set(ctx)
     try:
         result = flow.fn(**parameters)
         suspend_at_end(ctx)
     except BaseException as exc:
-        exc = suspended_instead(ctx, exc)
-        finish_with(ctx, exc)
+        try:
+            if isinstance(exc, EngineClosed):
+                raise
+            exc = suspended_instead(ctx, exc)
+            finish_with(ctx, exc)
+        except EngineClosed:  # in the flow, or as its end was to be stored
+            exc = went_on_after_close(ctx)
         if isinstance(exc, Suspend | Cancel | TakenOver):
             raise for_caller(ctx, exc) from None
         raise
     finally:
         current_run.reset(token)
-    complete(ctx, result)
+    try:
+        complete(ctx, result)
+    except EngineClosed:
+        raise for_caller(ctx, went_on_after_close(ctx)) from None
     _record_nested(nested, flow, result)
     return result
 

@@ -11,7 +11,7 @@ from contextlib import ExitStack, contextmanager, nullcontext
 from datetime import UTC, datetime
 from typing import Any, Self
 
-from sqlalchemy import Connection, Engine, insert, text
+from sqlalchemy import Connection, Engine, event, insert, text
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import RootTransaction
@@ -25,6 +25,7 @@ from signoff.engine.errors import (
     StoreError,
 )
 from signoff.engine.runs import JSON, EventKind
+from signoff.engine.signals import EngineClosed
 from signoff.engine.store import appending, lenient, undecodable
 from signoff.engine.store.checkpoints import Checkpointer
 from signoff.engine.store.database import (
@@ -153,6 +154,16 @@ class StoreBase:
         self.checkpointer = Checkpointer(str(database)) if database else None
         #: SQLite file: how a commit here wakes the other processes' dispatchers at once
         self.wakeups = LocalWakeups(str(database)) if database else None
+        #: set by ``close``: a connection asked for after it is refused (``_refuse_closed``)
+        self._closed = False
+        event.listen(engine, "do_connect", self._refuse_closed)
+
+    def _refuse_closed(self, *_: Any) -> None:
+        """Refuse to open a connection once the store is closed: a sync flow that went on
+        after its engine closed would otherwise open connections nothing closes (an async
+        flow's calls are refused by the store threads, the same way)."""
+        if self._closed:
+            raise EngineClosed
 
     @classmethod
     def open(
@@ -195,6 +206,7 @@ class StoreBase:
             self.checkpointer.close()
         with self._events_lock:
             self._events_reading.close()
+        self._closed = True
         self.engine.dispose()
         if self.writer is not None:
             self.writer.close()

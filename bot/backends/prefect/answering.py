@@ -36,6 +36,7 @@ from signoff.bot.backends.model import (
     Refused,
     Run,
     Stale,
+    is_group_id,
 )
 from signoff.bot.backends.prefect import runs as prefect_runs
 from signoff.bot.backends.prefect.claims import AnswerClaims, Outcome
@@ -43,7 +44,13 @@ from signoff.bot.backends.prefect.reading import RunReading
 from signoff.bot.backends.prefect.refusals import field_errors
 from signoff.bot.backends.prefect.requests import delegation_record
 from signoff.bot.backends.prefect.watcher import Watcher
-from signoff.bot.errors import BackendError, BackendUnavailable, NotPermitted, RunNotFound
+from signoff.bot.errors import (
+    BackendError,
+    BackendUnavailable,
+    NotAPerson,
+    NotPermitted,
+    RunNotFound,
+)
 from signoff.engine import hide_secrets, schema_errors
 
 logger = logging.getLogger(__name__)
@@ -251,6 +258,8 @@ class Answering(RunReading):
         )
 
     def reassign(self, run_id: str, to: str, by: Actor, *, key: str) -> Pause:
+        if is_group_id(to):
+            raise NotAPerson(to, f"run {run_id}: the id to reassign to")
         doc = self._doc(run_id)
         run = self._run(doc)
         pause = self.get_pause(run.id, key)

@@ -8,7 +8,8 @@ twice after a crash can tell. What is handed:
 
 - a request that waits -> ``WAITING_FOR_INPUT``;
 - a request answered and accepted -> ``INPUT_ACCEPTED``; refused by the flow's own
-  validation -> ``INPUT_REJECTED`` (who sent what, and the flow's message);
+  validation -> ``INPUT_REJECTED`` (who sent what, and the flow's message); an answer
+  given in Prefect rather than through Signoff is audited as such (``ANSWERED_OUTSIDE``);
 - a request nobody answered in time -> ``PAUSE_TIMED_OUT``;
 - a request prompted for and then cancelled before the run ended -> ``PAUSE_CANCELLED``
   (a run Prefect leaves Cancelling, such as one without a runner, keeps no open prompt);
@@ -47,6 +48,18 @@ SKIPPED_REMEMBERED = 10_000
 
 #: reads a run now: the run, Prefect's document of it, its requests for input
 ReadRun = Callable[[str], tuple[Run, Doc, list[Pause]]]
+
+
+#: what the trail says of an answer given in Prefect (its UI, its API), not through Signoff
+ANSWERED_OUTSIDE = "outside Signoff, in Prefect's UI or API: who answered is unknown"
+
+
+def _answered_by(pause: Pause) -> dict[str, JSON]:
+    """Whose answer the flow judged: Signoff's responder, or that it came from outside
+    (without a responder line, the verdict read as an answer given through Signoff)."""
+    if pause.answered_outside:
+        return {"responder": None, "answered": ANSWERED_OUTSIDE}
+    return {"responder": pause.responder}
 
 
 class Delivery:
@@ -118,7 +131,7 @@ class Delivery:
                     "answer.rejected",
                     SYSTEM,
                     key=key,
-                    data={"responder": pause.responder, "errors": dict(pause.errors or {})},
+                    data={**_answered_by(pause), "errors": dict(pause.errors or {})},
                 )
                 deliver(
                     EventKind.INPUT_REJECTED,
@@ -138,7 +151,7 @@ class Delivery:
                     "answer.accepted",
                     SYSTEM,
                     key=key,
-                    data={"responder": pause.responder},
+                    data=_answered_by(pause),
                 )
                 deliver(EventKind.INPUT_ACCEPTED, {"key": key}, f"{run.id}:{key}:accepted")
             elif pause.status is PauseStatus.TIMED_OUT and key not in settled:

@@ -227,7 +227,10 @@ def call_flow(
         current_run.reset(token)
     try:
         complete(ctx, result)
-    except EngineClosed:
+    except (EngineClosed, StoreError) as exc:
+        # Out of the run's context here, the closed store's refusal is a StoreError.
+        if isinstance(exc, StoreError) and not ctx.engine.closed:
+            raise
         raise for_caller(ctx, went_on_after_close(ctx)) from None
     _record_nested(nested, flow, result)
     return result

@@ -25,7 +25,6 @@ from signoff.engine.errors import (
     StoreError,
 )
 from signoff.engine.runs import JSON, EventKind
-from signoff.engine.signals import EngineClosed
 from signoff.engine.store import appending, lenient, undecodable
 from signoff.engine.store.checkpoints import Checkpointer
 from signoff.engine.store.database import (
@@ -122,6 +121,10 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def _closed_store() -> BaseException:
+    return StoreError("the store is closed (its engine was closed); it opens no connection again")
+
+
 class StoreBase:
     """A SQLAlchemy engine plus the clock the store stamps rows with."""
 
@@ -156,14 +159,16 @@ class StoreBase:
         self.wakeups = LocalWakeups(str(database)) if database else None
         #: set by ``close``: a connection asked for after it is refused (``_refuse_closed``)
         self._closed = False
+        #: the error that refusal raises; the engine's makes a flow's call unwind the flow
+        self.closed_error: Callable[[], BaseException] = _closed_store
         event.listen(engine, "do_connect", self._refuse_closed)
 
     def _refuse_closed(self, *_: Any) -> None:
         """Refuse to open a connection once the store is closed: a sync flow that went on
-        after its engine closed would otherwise open connections nothing closes (an async
-        flow's calls are refused by the store threads, the same way)."""
+        after its engine closed, or a job that fired as it closed, would otherwise open
+        connections that nothing closes."""
         if self._closed:
-            raise EngineClosed
+            raise self.closed_error()
 
     @classmethod
     def open(

@@ -28,6 +28,8 @@
         ├── RunUnreadable (run_id, reason)             a run's stored rows were changed by hand
         ├── FlowUnknown (flow, known)                  no flow or deployment of that name
         ├── NotPermitted (action, actor, reason, allowed, run_id)   the rules refuse this person
+        ├── NotAPerson (actor_id)                      a user group's id where one person acts
+        │                                              (also a ValueError)
         ├── MembersUnreadable (groups, error)          (bot.slack.approvers) Slack would not say
         │                                              who is in a user group a rule names
         ├── ChannelUnreadable (channel, error)         (bot.slack.channel_access) Slack would
@@ -266,6 +268,20 @@ class NotPermitted(BackendError):
         self.allowed = allowed
         self.run_id = run_id
         super().__init__(message or f"{actor or 'someone'} may not {action}: {reason}")
+
+
+class NotAPerson(BackendError, ValueError):
+    """A Slack user group's id where one person acts (answers, starts, cancels, hands on, is
+    handed a decision): rules may name a group, but a group is nobody in particular. The
+    engine refuses them alike (``signoff.engine.NotAPerson``); a ValueError, as the other
+    ids an ``Actor`` refuses are."""
+
+    def __init__(self, actor_id: str, what: str = "actor id") -> None:
+        self.actor_id = actor_id
+        super().__init__(
+            f"{what} {actor_id!r} is a Slack user group's id, not one person's: rules may "
+            "name a group, but a person acts (name one of its members)"
+        )
 
 
 class MembersUnreadable(BackendError):

@@ -409,7 +409,8 @@ def _details(record: AuditRecord) -> str:
         parts.append(
             "errors " + "; ".join(f"{k or 'input'}: {v}" for k, v in dict(data["errors"]).items())
         )
-    for name in ("action", "rule", "to", "added", "reason", "count"):
+    # "answered": where an answer no responder is known for came from (a Prefect UI's).
+    for name in ("action", "rule", "to", "added", "reason", "count", "answered"):
         if name in data and data[name] not in (None, "", []):
             value = data[name]
             shown = ", ".join(map(str, value)) if isinstance(value, list) else str(value)

@@ -13,7 +13,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from signoff.engine.definition import FlowDefinition
-from signoff.engine.errors import MissingContext
+from signoff.engine.errors import MissingContext, StoreError
+from signoff.engine.signals import EngineClosed
 
 if TYPE_CHECKING:
     from signoff.engine.runtime import Engine
@@ -74,6 +75,8 @@ class RunContext:
         self.flow_name = self.flow_name or self.flow.name
         self.lapses_seen = self.engine.heartbeat_lapses()
         self.engine.heard.executing(self)
+        # A flow of this engine may go on after it closes: its store calls stop it then.
+        self.engine.store.closed_error = closed_store_error
 
     def next_task_key(self, task_name: str) -> str:
         with self.lock:
@@ -175,6 +178,16 @@ current_task: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 task_is_async: contextvars.ContextVar[bool | None] = contextvars.ContextVar(
     "signoff_task_is_async", default=None
 )
+
+
+def closed_store_error() -> BaseException:
+    """What a store call made after its engine closed raises (the closed store opens no
+    connection): in a flow's run ``EngineClosed``, which stops the flow as the closed store
+    threads stop an async flow's call; elsewhere (a job that fired as the engine closed) a
+    ``StoreError``, which callers already take for a failed read."""
+    if current_run.get() is not None:
+        return EngineClosed()
+    return StoreError("the store is closed (its engine was closed); it opens no connection again")
 
 
 def awaited_here(ctx: RunContext) -> bool:

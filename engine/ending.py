@@ -219,10 +219,11 @@ def _outcome_dropped(ctx: RunContext, outcome: str) -> None:
 
 
 def went_on_after_close(ctx: RunContext) -> TakenOver:
-    """An async flow that went on after its engine closed stops at its next store call (a
-    task's record, a called flow, its own end), which close's store threads refuse: their
-    "cannot schedule new futures after shutdown" said nothing of why, and the flow's
-    ``except Exception`` could take it for its own error. As for a pause asked after close,
+    """A flow that went on after its engine closed stops at its next store call (a task's
+    record, a called flow, its own end), which close's store threads (an async flow's) or
+    the closed store (a sync flow's) refuse: the threads' "cannot schedule new futures after
+    shutdown" said nothing of why, the store opened connections again that nothing closed,
+    and the flow's ``except Exception`` could take either for its own error. As for a pause asked after close,
     nothing more is stored: the run stays running under this process, which close took
     out of the process table, and a worker runs the flow again."""
     logger.info(

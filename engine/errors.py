@@ -331,10 +331,13 @@ class NotAPerson(EngineError, ValueError):
     on, or is handed a decision): rules may name a group, but a group is nobody in
     particular. Also a ValueError, as the other ids an ``Actor`` refuses are."""
 
-    def __init__(self, actor_id: str, what: str = "actor id") -> None:
+    def __init__(
+        self, actor_id: str, what: str = "actor id", *, message: str | None = None
+    ) -> None:
         self.actor_id = actor_id
         super().__init__(
-            f"{what} {actor_id!r} is a Slack user group's id, not one person's: rules may "
+            message
+            or f"{what} {actor_id!r} is a Slack user group's id, not one person's: rules may "
             "name a group, but a person acts (name one of its members)"
         )
 

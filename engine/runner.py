@@ -10,13 +10,13 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from signoff.engine import interrupts, serialization
-from signoff.engine.actors import Actor, as_actor
+from signoff.engine.actors import Actor, as_actor, is_group_id
 from signoff.engine.audit import AuditAction, AuditEntry
 from signoff.engine.console import show_runs_if_unconfigured
 from signoff.engine.context import RunContext, current_run
 from signoff.engine.definition import FlowDefinition
 from signoff.engine.ending import complete, finish_with, for_caller, went_on_after_close
-from signoff.engine.errors import FlowImportError, StoreError, UnloadableValue
+from signoff.engine.errors import FlowImportError, NotAPerson, StoreError, UnloadableValue
 from signoff.engine.pausing import suspend_at_boundary, suspend_at_end, suspended_instead
 from signoff.engine.runs import Run, RunState
 from signoff.engine.runtime import Engine, get_engine
@@ -34,6 +34,15 @@ def _start(flow: FlowDefinition, parameters: dict[str, Any], started_by: str | N
     engine = parent.engine if parent is not None else get_engine()
     if parent is not None and started_by is None:
         started_by = parent.started_by  # a nested flow is started by whoever started its parent
+        if started_by is not None and is_group_id(started_by):
+            # Stored before group ids were refused: said of the run, which is left as stored.
+            raise NotAPerson(
+                started_by,
+                message=f"run {parent.run_id} was started by {started_by!r}, a Slack user "
+                "group's id (stored before Signoff refused them), so its nested flow "
+                f"{flow.name!r} has no person to be started by; start {parent.flow.name!r} "
+                "again as a person",
+            )
     owner = engine.claim_ownership()
     unstorable: dict[str, BaseException] = {}
     try:
@@ -193,20 +202,36 @@ def call_flow(
     if nested is not None and nested.found:
         return nested.result
     taken = _take_up(flow, nested) if nested is not None else None
-    ctx = taken if taken is not None else _start(flow, parameters, started_by)
+    try:
+        ctx = taken if taken is not None else _start(flow, parameters, started_by)
+    except EngineClosed:
+        if nested is not None:
+            raise  # the calling flow stops, and says why
+        raise RuntimeError(f"flow {flow.name!r} not started: its engine was closed") from None
     token = current_run.set(ctx)
     try:
         result = flow.fn(**parameters)
         suspend_at_end(ctx)
     except BaseException as exc:
-        exc = suspended_instead(ctx, exc)
-        finish_with(ctx, exc)
+        try:
+            if isinstance(exc, EngineClosed):
+                raise
+            exc = suspended_instead(ctx, exc)
+            finish_with(ctx, exc)
+        except EngineClosed:  # in the flow, or as its end was to be stored
+            exc = went_on_after_close(ctx)
         if isinstance(exc, Suspend | Cancel | TakenOver):
             raise for_caller(ctx, exc) from None
         raise
     finally:
         current_run.reset(token)
-    complete(ctx, result)
+    try:
+        complete(ctx, result)
+    except (EngineClosed, StoreError) as exc:
+        # Out of the run's context here, the closed store's refusal is a StoreError.
+        if isinstance(exc, StoreError) and not ctx.engine.closed:
+            raise
+        raise for_caller(ctx, went_on_after_close(ctx)) from None
     _record_nested(nested, flow, result)
     return result
 

@@ -413,7 +413,9 @@ class Engine(Liveness, Resuming, Upkeep):
         return self._closed.is_set()
 
     def close(self) -> None:
-        """Stop background threads and release the database."""
+        """Stop background threads and release the database (once: a second call does nothing)."""
+        if self._closed.is_set():
+            return
         self._closed.set()
         with _close_step("suspension of the runs paused here"), contextlib.suppress(StoreError):
             self.suspend_own_paused()

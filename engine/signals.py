@@ -37,6 +37,7 @@ class TakenOver(BaseException):
 
 
 class EngineClosed(BaseException):
-    """Unwinds an async flow at a store call made after its engine closed, which stopped
-    the store threads that make them: nothing more of this execution is stored, and the
-    outermost flow stops as taken over (its run is left for a worker, see ``runner``)."""
+    """Unwinds a flow at a store call made after its engine closed: an async flow's are
+    refused by the store threads close stopped, a sync flow's by the closed store, which
+    opens no connection again. Nothing more of this execution is stored, and the outermost
+    flow stops as taken over (its run is left for a worker, see ``runner``)."""

@@ -8,9 +8,12 @@ here imports it.
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+from signoff.bot.errors import NotAPerson
 
 #: A JSON value.
 JSON = Any
@@ -101,6 +104,16 @@ class Action(enum.StrEnum):
     VIEW = "view"
 
 
+#: a Slack user group's id (``S0SRE``), as the engine reads one: Slack's ids hold a digit,
+#: so an operator's name in capitals (``SAM``, ``SRE``) does not read as one
+_GROUP_ID = re.compile(r"^S(?=[A-Z]*[0-9])[A-Z0-9]{2,63}$")
+
+
+def is_group_id(value: str) -> bool:
+    """Whether ``value`` is a Slack user group's id (``S0SRE``)."""
+    return _GROUP_ID.match(value) is not None
+
+
 @dataclass(frozen=True)
 class Actor:
     """A person (or the bot itself) acting on a run: ``id`` is what rules name (a Slack user
@@ -114,6 +127,10 @@ class Actor:
     def __post_init__(self) -> None:
         if not self.id or not self.id.strip():
             raise ValueError("an actor needs a non-empty id")
+        # On Prefect a group's id answered as one person, and stood in the trail as who
+        # decided; the engine refuses it (as the embedded backend's ``NotAPerson``).
+        if is_group_id(self.id):
+            raise NotAPerson(self.id)
 
     @classmethod
     def system(cls) -> Actor:

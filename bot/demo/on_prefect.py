@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -62,7 +63,11 @@ def prefect_demo(api_url: str | None = None) -> None:
         auth_string = PrefectSettings.load(api_url=api_url).credentials()[0] if api_url else None
         with LocalPrefect(api_url=api_url, auth_string=auth_string) as prefect:
             prefect.serve_flows(FLOWS, "demo", deployments=DEPLOYMENTS)
-            backend = PrefectBackend(PrefectSettings.load(api_url=prefect.api_url))
+            # Tagged as this demo's (``signoff.demo:<session>``), its runs are left alone
+            # by any ``signoff serve`` watching the same server, and it leaves theirs.
+            backend = PrefectBackend(
+                PrefectSettings.load(api_url=prefect.api_url), demo=uuid.uuid4().hex[:12]
+            )
             try:
                 with serving(backend) as bot:
                     _play(

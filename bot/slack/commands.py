@@ -34,6 +34,7 @@ from signoff.bot.slack.command_text import command_words
 from signoff.bot.slack.failures import failed_text, log_failure, reported
 from signoff.bot.slack.interactions import field_errors_ack, notice_view
 from signoff.bot.slack.payloads import BlockActions, SlashCommand, ViewSubmission
+from signoff.bot.slack.run_detail import show_text
 from signoff.bot.slack.sealing import MAX_METADATA, Sealer
 
 logger = logging.getLogger(__name__)
@@ -49,76 +50,6 @@ HELP = """*`/runs`* — runs waiting for input
 *`/runs start FLOW [k=v ...]`* — start a run (a form asks for missing parameters); `k='two words'`, `tags=["a","b"]`
 *`/runs cancel RUN`* — cancel a run
 *`/runs help`* — this help"""
-
-
-def show_text(backend: Backend, run_id: str) -> str:
-    detail = backend.detail(run_id)
-    run = detail.run
-    lines = [messages.status_line(run), f"Parameters: `{messages.json_text(run.parameters, 500)}`"]
-    if run.started_by:
-        lines.append(f"Started by {messages.who(run.started_by)}")
-    states = " → ".join(f"{h.name} ({h.at:%H:%M:%S})" for h in detail.history)
-    lines.append("*States:* " + clip(states, 600))
-    body: list[str] = []
-    for pause in detail.pauses:
-        answer = (
-            f" by {messages.who(pause.responder)}: `{messages.json_text(pause.response, 300)}`"
-            if pause.responder or pause.response
-            else ""
-        )
-        if pause.quorum > 1 or len(pause.answers) > 1:
-            # Each answer with who gave it: the pause's responder is only the last of them.
-            given = [
-                f"{messages.who(a.responder)}: `{messages.json_text(a.input, 150)}`"
-                for a in pause.answers
-            ]
-            answer = f", {len(pause.answers)} of {pause.quorum} answers"
-            answer += f" ({'; '.join(given)})" if given else ""
-        problems = "; ".join(f"{k}: {v}" for k, v in pause.errors.items())
-        rejected = f" — rejected: {escape_mrkdwn(clip(problems, 500))}" if problems else ""
-        body.append(f"*Input* `{pause.key}` {pause.status.value}{answer}{rejected}")
-    for task in detail.tasks:
-        outcome = escape_mrkdwn(clip(task.result or task.error or "", 300))
-        body.append(
-            f"*Task* `{escape_mrkdwn(task.key)}` {task.state.value} ×{task.attempts} {outcome}"
-        )
-    ending: list[str] = []
-    if detail.logs:
-        tail = "\n".join(f"{e.level} {e.message}" for e in detail.logs[-10:])
-        ending.append("*Log tail:*\n```" + escape_mrkdwn(clip(tail, 1000)) + "```")
-    trail = backend.audit_trail(run.id)
-    if trail:
-        # The newest records matter most when a message has to be cut: whole lines of the
-        # oldest go, never half a mention or a date token.
-        shown = [messages.audit_line(r) for r in trail[-12:]]
-        while len(shown) > 1 and sum(len(line) + 1 for line in shown) > _TRAIL_CHARS:
-            shown.pop(0)
-        ending.append("*Audit trail:*\n" + "\n".join(shown))
-    # The inputs and tasks give way, line by line, so that the log tail and the trail stay.
-    room = _SHOW_CHARS - sum(len(part) + 1 for part in (*lines, *ending))
-    kept = _lines_within(body, room, f"`signoff runs show {run.id[:8]}` has them all")
-    return "\n".join([*lines, *kept, *ending])
-
-
-#: what ``/runs show`` writes at most (Slack takes 4,000 characters in a message's text)
-_SHOW_CHARS = 3900
-#: what the audit trail takes of it at most
-_TRAIL_CHARS = 1200
-
-
-def _lines_within(lines: list[str], room: int, rest: str) -> list[str]:
-    """``lines`` from the first, as many as fit in ``room`` characters with a line saying
-    how many were left out (and where they are: ``rest``)."""
-    if sum(len(line) + 1 for line in lines) <= room:
-        return lines
-    kept: list[str] = []
-    used = len(rest) + 40  # the closing line's own length
-    for line in lines:
-        if used + len(line) + 1 > room:
-            break
-        kept.append(line)
-        used += len(line) + 1
-    return [*kept, f"… {len(lines) - len(kept)} more lines; {rest}"]
 
 
 def _meant(verb: str, rest: list[str], cursors: list[str]) -> str | None:
@@ -213,12 +144,7 @@ def register(app: App, backend: Backend, sealer: Sealer, channels: ChannelAccess
                 if verb == "flow" and (spaced := spaced_flow(words[1:])):
                     problem += f". {quote_hint(f'/runs flow {shlex.quote(spaced)}')[:-1]}"
                 respond(f"`/runs {verb}` {problem}.\n{HELP}")
-            elif len(words) <= 1 and (
-                verb in run_lists.FILTERS
-                or verb == ""
-                or backend.start_form(first)
-                or backend.list_runs(flow_name=first, limit=1)
-            ):
+            elif len(words) <= 1 and (verb in run_lists.FILTERS or verb == "" or is_flow(first)):
                 selector = (
                     verb
                     if verb in run_lists.FILTERS or not first
@@ -233,6 +159,16 @@ def register(app: App, backend: Backend, sealer: Sealer, channels: ChannelAccess
                     f"`/runs {verb}` takes no more words, not `{extra}` (only `before=RUN`, "
                     "for the next page). To list a flow's runs: `/runs FLOW`, or "
                     f"`/runs flow FLOW` for a flow named like a word here.\n{HELP}"
+                )
+            elif is_flow(first) and not spaced_flow(words):
+                # A flow's name and more words: name the words, and the forms that take them.
+                extra = escape_mrkdwn(clip(" ".join(words[1:]), 100))
+                name = escape_mrkdwn(shlex.quote(first)[:100])
+                respond(
+                    f"`/runs {name}` takes no more words, not `{extra}` (only `before=RUN`, for "
+                    f"the next page). To list its runs: `/runs {name}`; to start it with "
+                    f"parameters: `/runs start {name} k=v ...`; to see a run: "
+                    f"`/runs show RUN`.\n{HELP}"
                 )
             else:
                 typed = escape_mrkdwn(unescape_mrkdwn(command.text)[:200])
@@ -297,6 +233,10 @@ def register(app: App, backend: Backend, sealer: Sealer, channels: ChannelAccess
             respond(f":warning: `before=`: {problem}.")
             return
         respond(**reply)
+
+    def is_flow(name: str) -> bool:
+        """True if ``name`` is a flow's: one that can be started, or that has runs."""
+        return bool(backend.start_form(name) or backend.list_runs(flow_name=name, limit=1))
 
     def spaced_flow(words: list[str]) -> str | None:
         """The flow whose name is the first of ``words`` joined by spaces, if one is:

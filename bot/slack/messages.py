@@ -134,6 +134,9 @@ def audit_line(record: AuditRecord) -> str:
         detail = f" ({escape_mrkdwn(str(record.data['rule']))[:150]})"
     elif record.data.get("to"):
         detail = f" to {who(str(record.data['to']))}"
+    elif record.data.get("answered"):
+        # An answer given outside Signoff (Prefect's UI): nobody's, as far as Signoff knows.
+        detail = f" (answered {escape_mrkdwn(str(record.data['answered']))[:150]})"
     elif isinstance(responders := record.data.get("responders"), list):
         # A quorum's answers, judged as one.
         detail = f" (the answers of {', '.join(who(str(r)) for r in responders if r)})"

@@ -11,7 +11,7 @@ from contextlib import ExitStack, contextmanager, nullcontext
 from datetime import UTC, datetime
 from typing import Any, Self
 
-from sqlalchemy import Connection, Engine, insert, text
+from sqlalchemy import Connection, Engine, event, insert, text
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import RootTransaction
@@ -121,6 +121,10 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def _closed_store() -> BaseException:
+    return StoreError("the store is closed (its engine was closed); it opens no connection again")
+
+
 class StoreBase:
     """A SQLAlchemy engine plus the clock the store stamps rows with."""
 
@@ -153,6 +157,18 @@ class StoreBase:
         self.checkpointer = Checkpointer(str(database)) if database else None
         #: SQLite file: how a commit here wakes the other processes' dispatchers at once
         self.wakeups = LocalWakeups(str(database)) if database else None
+        #: set by ``close``: a connection asked for after it is refused (``_refuse_closed``)
+        self._closed = False
+        #: the error that refusal raises; the engine's makes a flow's call unwind the flow
+        self.closed_error: Callable[[], BaseException] = _closed_store
+        event.listen(engine, "do_connect", self._refuse_closed)
+
+    def _refuse_closed(self, *_: Any) -> None:
+        """Refuse to open a connection once the store is closed: a sync flow that went on
+        after its engine closed, or a job that fired as it closed, would otherwise open
+        connections that nothing closes."""
+        if self._closed:
+            raise self.closed_error()
 
     @classmethod
     def open(
@@ -195,6 +211,7 @@ class StoreBase:
             self.checkpointer.close()
         with self._events_lock:
             self._events_reading.close()
+        self._closed = True
         self.engine.dispose()
         if self.writer is not None:
             self.writer.close()

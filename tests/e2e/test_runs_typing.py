@@ -95,3 +95,22 @@ def test_a_word_that_is_not_a_parameter_or_an_empty_before_says_how_to_type_it(
     # It said "no run `` to list after".
     empty = runs(bot, "alice", "all before=").text
     assert empty == ":warning: `before=`: give the id of the last run listed (`before=RUN`)."
+
+
+def test_words_after_a_flows_name_are_named_with_the_forms_that_take_them(
+    engine: Engine, bot: RunningBot
+) -> None:
+    # It answered "Unknown command `rt-deploy extra words`." and the help, nothing more.
+    help_text = runs(bot, "alice", "help").text
+    assert runs(bot, "alice", "rt-deploy extra words").text == (
+        "`/runs rt-deploy` takes no more words, not `extra words` (only `before=RUN`, for the "
+        "next page). To list its runs: `/runs rt-deploy`; to start it with parameters: "
+        f"`/runs start rt-deploy k=v ...`; to see a run: `/runs show RUN`.\n{help_text}"
+    )
+    # A flow whose name has spaces is named quoted, as it must be typed.
+    assert runs(bot, "alice", "'rt two words' service=api").text.startswith(
+        "`/runs 'rt two words'` takes no more words, not `service=api`"
+    )
+    assert engine.list_runs() == []
+    # A word that is no flow's still says what it says.
+    assert runs(bot, "alice", "nothing here").text.startswith("Unknown command `nothing here`.")

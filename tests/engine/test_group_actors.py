@@ -5,7 +5,10 @@ trail as who decided."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
+from sqlalchemy import text as sql
 
 from signoff import resume_flow_run
 from signoff.engine import (
@@ -14,12 +17,15 @@ from signoff.engine import (
     NotAPerson,
     RunState,
     Via,
+    Worker,
     cancel_flow_run,
     flow,
     pause_flow_run,
+    suspend_flow_run,
 )
 from signoff.engine.input import RunInput
 from tests.support.running import start, waiting
+from tests.support.waiting import wait_for
 
 
 class Approval(RunInput):
@@ -84,3 +90,45 @@ def test_a_group_id_does_not_answer_start_cancel_or_hand_on_and_nothing_is_store
         run = engine.submit("ga-plain", started_by=Actor.operator(name))
         assert run.started_by == name
     assert engine.submit("ga-plain", started_by=Actor.python()).started_by == Actor.python().id
+
+
+@flow(name="ga-child")
+def ga_child() -> str:
+    return "child done"
+
+
+@flow(name="ga-legacy-parent")
+def ga_legacy_parent() -> str:
+    went_on = suspend_flow_run(int, timeout=60)
+    return f"{went_on}: {ga_child()}"
+
+
+def test_a_stored_run_started_by_a_group_id_says_so_when_it_starts_a_nested_flow(
+    engine: Engine, make_engine: Callable[..., Engine]
+) -> None:
+    """A run stored before group ids were refused, whose starter is ``S0SRE``: its nested
+    flow, started as by its parent's starter, failed with the Actor's bare "actor id 'S0SRE'
+    is a Slack user group's id", naming neither run. Now the run ends failed, naming itself
+    and why, and its stored starter stays as it was."""
+    thread, box = start(ga_legacy_parent)
+    pause = waiting(engine, "ga-legacy-parent")
+    thread.join(10)
+    run_id = pause.run_id
+    with engine.store.engine.begin() as conn:
+        conn.execute(sql("UPDATE runs SET started_by = 'S0SRE' WHERE id = :id"), {"id": run_id})
+    engine.resume(run_id, {"value": 1}, "U0ALICE")
+    worker = Worker(engine)
+    worker.start()
+    try:
+        done = wait_for(
+            lambda: (r := engine.get_run(run_id)).state.is_final and r,
+            what="the legacy run to end",
+        )
+    finally:
+        worker.stop()
+    assert done.state is RunState.FAILED
+    assert done.state_message is not None
+    assert f"run {run_id} was started by 'S0SRE', a Slack user group's id" in done.state_message
+    assert "ga-child" in done.state_message
+    assert done.started_by == "S0SRE"  # stored data kept as it was
+    assert engine.list_runs(flow_name="ga-child") == []

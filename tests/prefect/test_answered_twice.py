@@ -15,10 +15,12 @@ try:
 except ImportError:
     require_prefect()
 
-from signoff.bot.backends import Accepted, Actor, Stale, Via
+from signoff.bot.backends import Accepted, Actor, AuditRecord, Stale, Via
+from signoff.bot.cli.on_backend import audit_line
 from signoff.bot.slack import ids
 from signoff.bot.testing import ServedBot
 from tests.prefect.test_prefect_backend import CAROL, finished
+from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.xdist_group("prefect-2"), pytest.mark.timeout(900)]
 
@@ -118,3 +120,37 @@ def test_a_form_submitted_for_a_run_deleted_in_prefect_says_the_run_is_gone(
     told = shown(bot.outcome("bob", timeout=120))
     assert "no longer exists" in told
     assert "answer again" not in told
+
+
+def test_an_answer_given_in_prefect_is_audited_as_from_outside_signoff(bot: ServedBot) -> None:
+    """Resumed through Prefect's API (as its UI does), the trail held only the flow's
+    "answer accepted", with no responder line: an auditor could take it for an answer
+    given through Signoff."""
+    backend = bot.backend
+    run = backend.start_run("greet-user/tests", {}, started_by=CAROL)
+    bot.root_message(run.id, timeout=60)
+    resumed = backend.api._call(
+        "POST", f"/flow_runs/{run.id}/resume", body={"run_input": {"name": "Ada"}}
+    )
+    assert resumed.json()["status"] == "ACCEPT", resumed.text
+    finished(backend, run.id)
+
+    def accepted() -> AuditRecord | None:
+        trail = backend.audit_trail(run.id)
+        return next((r for r in trail if r.action == "answer.accepted"), None)
+
+    record = wait_for(accepted, timeout=120, what="the flow's verdict in the trail")
+    assert "answer.received" not in [r.action for r in backend.audit_trail(run.id)]
+    # As `signoff runs show` prints it ...
+    assert audit_line(record).endswith(
+        "answer.accepted [paused-1] — answered outside Signoff, in Prefect's UI or API: who "
+        "answered is unknown"
+    )
+    # ... and as `/runs show` does in Slack.
+    before = len(bot.slack.ephemeral("alice"))
+    bot.driver.slash_command("alice", "/runs", f"show {run.id}")
+    [shown_run] = bot.slack.wait_for(lambda ws: ws.ephemeral("U0ALICE")[before:], timeout=60)
+    assert (
+        "answer accepted by the flow `paused-1` (answered outside Signoff, in Prefect's UI or "
+        "API: who answered is unknown)" in shown_run.text
+    ), shown_run.text

@@ -36,6 +36,7 @@ from signoff.bot.backends.model import (
     Refused,
     Run,
     Stale,
+    is_group_id,
 )
 from signoff.bot.backends.prefect import runs as prefect_runs
 from signoff.bot.backends.prefect.claims import AnswerClaims, Outcome
@@ -43,7 +44,13 @@ from signoff.bot.backends.prefect.reading import RunReading
 from signoff.bot.backends.prefect.refusals import field_errors
 from signoff.bot.backends.prefect.requests import delegation_record
 from signoff.bot.backends.prefect.watcher import Watcher
-from signoff.bot.errors import BackendError, BackendUnavailable, NotPermitted, RunNotFound
+from signoff.bot.errors import (
+    BackendError,
+    BackendUnavailable,
+    NotAPerson,
+    NotPermitted,
+    RunNotFound,
+)
 from signoff.engine import hide_secrets, schema_errors
 
 logger = logging.getLogger(__name__)
@@ -251,6 +258,8 @@ class Answering(RunReading):
         )
 
     def reassign(self, run_id: str, to: str, by: Actor, *, key: str) -> Pause:
+        if is_group_id(to):
+            raise NotAPerson(to, f"run {run_id}: the id to reassign to")
         doc = self._doc(run_id)
         run = self._run(doc)
         pause = self.get_pause(run.id, key)
@@ -282,9 +291,12 @@ class Answering(RunReading):
     def waiting_on(self, actor: Actor, limit: int = 20) -> list[tuple[Run, Pause]]:
         found: list[tuple[Run, Pause]] = []
         for doc in self.api.flow_runs(state_types=["PAUSED"], limit=100):
+            run = self._run(doc)
+            if not prefect_runs.plays(run, self.demo):
+                continue  # a demo's run (or, for the demo, the served bot's): not ours
             pause = self._waiting(doc)
-            if pause is not None and self.rules.answer(actor, self._run(doc), pause) is None:
-                found.append((self._run(doc), pause))
+            if pause is not None and self.rules.answer(actor, run, pause) is None:
+                found.append((run, pause))
             if len(found) >= limit:
                 break
         return found

@@ -75,8 +75,10 @@ class PrefectBackend(RunControl, Answering):
     answerable_elsewhere = True
     deletes_runs = True
 
-    def __init__(self, settings: PrefectSettings) -> None:
-        super().__init__(settings)
+    def __init__(self, settings: PrefectSettings, *, demo: str | None = None) -> None:
+        """``demo`` names the ``signoff demo`` session this backend plays: the runs it
+        starts are tagged with it, and it handles no other run (``runs.plays``)."""
+        super().__init__(settings, demo=demo)
         self.timers = Timers(self._store_call, self._forget_call, self._stored_calls)
         self._watchers: list[Watcher] = []
         #: consumer -> the record keys it keeps past a run's deletion (``watch``)
@@ -135,7 +137,14 @@ class PrefectBackend(RunControl, Answering):
         self, consumer: str, observer: ChangeObserver, *, kept: Collection[str] = ()
     ) -> Watch:
         auth_string, key = self.settings.credentials()
-        delivery = Delivery(self.current, self.records, self.timers.restore, consumer, observer)
+        delivery = Delivery(
+            self.current,
+            self.records,
+            self.timers.restore,
+            consumer,
+            observer,
+            plays=lambda run: prefect_runs.plays(run, self.demo),
+        )
         self._kept[consumer] = frozenset(kept)
         watcher = Watcher(
             api_url=self.settings.api_url,

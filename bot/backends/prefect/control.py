@@ -11,6 +11,7 @@ import logging
 from collections.abc import Mapping
 
 from signoff.bot.backends.model import JSON, Action, Actor, Refusal, Run, RunState, StartForm
+from signoff.bot.backends.prefect import runs as prefect_runs
 from signoff.bot.backends.prefect.api import Doc
 from signoff.bot.backends.prefect.reading import RunReading
 from signoff.bot.backends.prefect.refusals import field_errors
@@ -89,6 +90,8 @@ class RunControl(RunReading):
             raise NotPermitted("start", started_by.id, refused.reason, allowed=refused.allowed)
         run_tags = [f"signoff.started_by:{started_by.id}"]
         run_tags += [f"{k}:{v}" for k, v in (tags or {}).items() if v]
+        if self.demo is not None:
+            run_tags.append(f"{prefect_runs.DEMO_TAG}:{self.demo}")
         response = self.api.create_run_from_deployment(str(deployment["id"]), parameters, run_tags)
         if response.status_code >= 400:
             detail = str(response.json().get("detail") if response.content else response.text)

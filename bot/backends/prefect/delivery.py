@@ -8,7 +8,8 @@ twice after a crash can tell. What is handed:
 
 - a request that waits -> ``WAITING_FOR_INPUT``;
 - a request answered and accepted -> ``INPUT_ACCEPTED``; refused by the flow's own
-  validation -> ``INPUT_REJECTED`` (who sent what, and the flow's message);
+  validation -> ``INPUT_REJECTED`` (who sent what, and the flow's message); an answer
+  given in Prefect rather than through Signoff is audited as such (``ANSWERED_OUTSIDE``);
 - a request nobody answered in time -> ``PAUSE_TIMED_OUT``;
 - a request prompted for and then cancelled before the run ended -> ``PAUSE_CANCELLED``
   (a run Prefect leaves Cancelling, such as one without a runner, keeps no open prompt);
@@ -17,12 +18,18 @@ twice after a crash can tell. What is handed:
 - a run deleted in Prefect (``gone``) -> ``RUN_DELETED``, with the consumer's records kept
   apart from the run (``Records.keep``), since the run's own went with it.
 
+A run the consumer does not play (``plays``: a ``signoff demo`` session's run, to a bot
+serving the same server) is handed nothing and its timers are left to its own bot; that it
+was left alone is logged once (``prefect_demo_run_skipped``).
+
 The flow's verdicts also go into the run's audit trail, once however many replicas or
 consumers hand them on (``Records.audit_once``).
 """
 
 from __future__ import annotations
 
+import logging
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -32,10 +39,27 @@ from signoff.bot.backends.model import JSON, SYSTEM, Event, EventKind, Pause, Pa
 from signoff.bot.backends.prefect.api import Doc
 from signoff.bot.backends.prefect.records import Records
 from signoff.bot.backends.prefect.requests import refusal_pending
-from signoff.bot.backends.prefect.runs import fingerprint, pause_of
+from signoff.bot.backends.prefect.runs import DEMO_TAG, fingerprint, pause_of
+
+logger = logging.getLogger(__name__)
+
+#: how many skipped runs' ids are remembered, so that each is logged once
+SKIPPED_REMEMBERED = 10_000
 
 #: reads a run now: the run, Prefect's document of it, its requests for input
 ReadRun = Callable[[str], tuple[Run, Doc, list[Pause]]]
+
+
+#: what the trail says of an answer given in Prefect (its UI, its API), not through Signoff
+ANSWERED_OUTSIDE = "outside Signoff, in Prefect's UI or API: who answered is unknown"
+
+
+def _answered_by(pause: Pause) -> dict[str, JSON]:
+    """Whose answer the flow judged: Signoff's responder, or that it came from outside
+    (without a responder line, the verdict read as an answer given through Signoff)."""
+    if pause.answered_outside:
+        return {"responder": None, "answered": ANSWERED_OUTSIDE}
+    return {"responder": pause.responder}
 
 
 class Delivery:
@@ -51,12 +75,16 @@ class Delivery:
         restore: Callable[[str], None],
         consumer: str,
         observer: ChangeObserver,
+        *,
+        plays: Callable[[Run], bool] = lambda run: True,
     ) -> None:
         self.read = read
         self.records = records
         self.restore = restore
         self.consumer = consumer
         self.observer = observer
+        self.plays = plays
+        self._skipped: OrderedDict[str, None] = OrderedDict()
 
     def sync(self, run_id: str) -> str | None:
         """Deliver what is new about ``run_id``; the run's fingerprint (``runs.fingerprint``),
@@ -64,6 +92,9 @@ class Delivery:
         schema of its input yet, or the flow's reason for refusing the last answer may still
         be on its way: ``requests.refusal_pending``)."""
         run, doc, pauses = self.read(run_id)
+        if not self.plays(run):
+            self._skip(run)
+            return fingerprint(doc)
         current = pause_of(doc.get("state") or {})
         if current is not None and not any(
             p.created_at >= current.created_at or p.status is PauseStatus.WAITING for p in pauses
@@ -100,7 +131,7 @@ class Delivery:
                     "answer.rejected",
                     SYSTEM,
                     key=key,
-                    data={"responder": pause.responder, "errors": dict(pause.errors or {})},
+                    data={**_answered_by(pause), "errors": dict(pause.errors or {})},
                 )
                 deliver(
                     EventKind.INPUT_REJECTED,
@@ -120,7 +151,7 @@ class Delivery:
                     "answer.accepted",
                     SYSTEM,
                     key=key,
-                    data={"responder": pause.responder},
+                    data=_answered_by(pause),
                 )
                 deliver(EventKind.INPUT_ACCEPTED, {"key": key}, f"{run.id}:{key}:accepted")
             elif pause.status is PauseStatus.TIMED_OUT and key not in settled:
@@ -160,6 +191,22 @@ class Delivery:
             # Its prompts are closed: a later deletion leaves nothing open to close.
             self.records.forget_kept(self.consumer, run.id)
         return fingerprint(doc)
+
+    def _skip(self, run: Run) -> None:
+        if run.id in self._skipped:
+            return
+        self._skipped[run.id] = None
+        if len(self._skipped) > SKIPPED_REMEMBERED:
+            self._skipped.popitem(last=False)
+        logger.info(
+            "Prefect run belongs to another bot (a signoff demo's, or the served bot's); "
+            "left alone",
+            extra={
+                "action": "prefect_demo_run_skipped",
+                "run_id": run.id,
+                "demo": run.tags.get(DEMO_TAG),
+            },
+        )
 
     def gone(self, run_id: str) -> None:
         """Deliver that ``run_id`` was deleted, if the consumer kept records about it (it

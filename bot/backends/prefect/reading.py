@@ -75,8 +75,10 @@ PREFECT_TYPES = {
 class RunReading:
     """Runs and requests for input read from one Prefect server, named and permissioned."""
 
-    def __init__(self, settings: PrefectSettings) -> None:
+    def __init__(self, settings: PrefectSettings, *, demo: str | None = None) -> None:
         self.settings = settings
+        #: the demo session this backend plays (``runs.plays``); None for ``signoff serve``
+        self.demo = demo
         auth_string, key = settings.credentials()
         self.api = PrefectApi(settings.api_url, key, auth_string=auth_string)
         self.records = Records(self.api)

@@ -37,6 +37,10 @@ STATE_TYPES = {
 }
 #: tags Signoff puts on runs it starts: "signoff.started_by:U0CAROL", "slack.channel:C0..."
 TAG = re.compile(r"^(?P<key>(?:signoff|slack)\.[a-z_.]+):(?P<value>.*)$")
+#: the tag on the runs ``signoff demo --backend prefect`` starts, naming its session: a bot
+#: serving the same server leaves them to the demo (``plays``), and the demo leaves that
+#: bot's runs alone
+DEMO_TAG = "signoff.demo"
 LEVELS = {10: "DEBUG", 20: "INFO", 30: "WARNING", 40: "ERROR", 50: "CRITICAL"}
 
 
@@ -64,6 +68,12 @@ def signoff_tags(tags: list[str]) -> dict[str, str]:
         if match:
             found[match["key"]] = match["value"]
     return found
+
+
+def plays(run: Run, demo: str | None) -> bool:
+    """True if a bot playing the demo session ``demo`` (None: no demo, ``signoff serve``)
+    handles ``run``: a demo's runs are its own, every other run is the served bot's."""
+    return run.tags.get(DEMO_TAG) == demo
 
 
 def to_run(doc: Doc, flow_name: str) -> Run:

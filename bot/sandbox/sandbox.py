@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
 from types import TracebackType
@@ -209,15 +210,16 @@ class SlackSandbox:
         times: int = 1,
         *,
         when: Callable[[JsonDict], bool] | None = None,
+        until: threading.Event | None = None,
     ) -> None:
         """Let the next ``times`` calls of ``method`` take effect at once but answer only
-        after ``seconds``; with ``when``, only the calls whose arguments it accepts (see
-        ``WebApiServer.answer_late``).
+        after ``seconds``, or once ``until`` is set; with ``when``, only the calls whose
+        arguments it accepts (see ``WebApiServer.answer_late``).
 
         Example:
             >>> slack.answer_late("chat.postMessage", 5)  # stored now, answered in 5 s
         """
-        self.server.answer_late(method, seconds, times, when=when)
+        self.server.answer_late(method, seconds, times, when=when, until=until)
 
     def issue_trigger(self, user: str) -> str:
         """A fresh trigger_id for ``user``, as if they had just clicked something."""

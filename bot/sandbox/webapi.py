@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -58,6 +59,8 @@ class _Delay:
     seconds: float
     #: the calls it applies to (by their arguments); None: the next call, whatever it is
     when: Callable[[JsonDict], bool] | None = None
+    #: set, it answers at once (before ``seconds`` are up)
+    released: threading.Event | None = None
 
 
 def _parse_args(content_type: str, body: bytes, query: str) -> JsonDict:
@@ -238,24 +241,37 @@ class WebApiServer:
         times: int = 1,
         *,
         when: Callable[[JsonDict], bool] | None = None,
+        until: threading.Event | None = None,
     ) -> None:
         """Let the next ``times`` calls of ``method`` take effect at once (a message is
         stored) but send their answers only after ``seconds``, like a slow Slack.
 
         A client that gives up first cannot know whether its call was done. With ``when``,
-        only calls whose arguments it accepts are answered late (and count).
+        only calls whose arguments it accepts are answered late (and count). With
+        ``until``, they are answered as soon as it is set, if that is sooner.
         """
         with self._faults_lock:
-            self._delays.setdefault(method, deque()).extend([_Delay(seconds, when)] * times)
+            delays = [_Delay(seconds, when, until)] * times
+            self._delays.setdefault(method, deque()).extend(delays)
 
-    def _take_delay(self, method: str, args: JsonDict) -> float:
+    def _take_delay(self, method: str, args: JsonDict) -> _Delay | None:
         with self._faults_lock:
             queue = self._delays.get(method)
             for delay in queue or ():
                 if delay.when is None or delay.when(args):
                     queue.remove(delay)  # type: ignore[union-attr]
-                    return delay.seconds
-            return 0.0
+                    return delay
+            return None
+
+    def _hold(self, delay: _Delay) -> None:
+        """Wait out ``delay``: its seconds, its release, or the server's stop."""
+        if delay.released is None:
+            self._stopping.wait(delay.seconds)
+            return
+        deadline = time.monotonic() + delay.seconds
+        while not self._stopping.is_set() and (left := deadline - time.monotonic()) > 0:
+            if delay.released.wait(min(left, 0.1)):
+                return
 
     def _take_fault(self, method: str, args: JsonDict) -> _Fault | None:
         with self._faults_lock:
@@ -319,8 +335,8 @@ class WebApiServer:
             extra={"action": "sandbox_api_call", "method": method, "status": status},
         )
         delay = self._take_delay(method, args)
-        if delay:
-            self._stopping.wait(delay)
+        if delay is not None:
+            self._hold(delay)
         try:
             request.send_json(status, answer, headers)
         except OSError:  # the client gave up (timed out, or its process died) meanwhile

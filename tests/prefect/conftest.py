@@ -4,9 +4,15 @@ with ``bot``, its own Slack sandbox and served bot; flow runs are told apart by 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+
+#: the flows file the tests' own flows are served from, its deployments' name and number
+SERVED_FLOWS = Path(__file__).with_name("served_flows.py")
+SERVED_NAME = "served"
+SERVED_DEPLOYMENTS = 5
 
 
 @pytest.fixture
@@ -18,6 +24,16 @@ def prefect_backend(prefect_api_url: str) -> Iterator[Any]:
         yield backend
     finally:
         backend.close()
+
+
+@pytest.fixture
+def served_flows(prefect_api_url: str) -> str:
+    """The deployment name under which ``served_flows.py``'s flows are served on the
+    session's server (by one process, started by the first test that asks)."""
+    from tests.conftest import PREFECT
+
+    PREFECT.serve(SERVED_FLOWS, SERVED_NAME, deployments=SERVED_DEPLOYMENTS)
+    return SERVED_NAME
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
-"""A flow whose parameter is an Enum of texts that read as numbers: served by
-``test_enum_parameter.py``. Prefect's parameter schema points at the Enum with
+"""A flow whose parameter is an Enum of texts that read as numbers: for
+``test_enum_parameter.py`` (served by ``served_flows.py``). Prefect's parameter schema points at the Enum with
 ``#/definitions/Python``.
 
 Run by an interpreter that has ``prefect`` installed (``python enum_parameter_flow.py

@@ -1,5 +1,5 @@
 """A flow that takes an object as a parameter and as its answer, and logs both as it got
-them: served by ``test_literal_answer.py``, which types Prefect's placeholders
+them: for ``test_literal_answer.py`` (served by ``served_flows.py``), which types Prefect's placeholders
 (``__prefect_kind``) into them.
 
 Run by an interpreter that has ``prefect`` installed (``python literal_answer_flow.py

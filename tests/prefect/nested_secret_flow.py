@@ -1,5 +1,5 @@
-"""A flow that asks for a model holding a secret inside a nested model: served by
-``test_nested_secret.py``. Prefect stores the schema with its nested models under
+"""A flow that asks for a model holding a secret inside a nested model: for
+``test_nested_secret.py`` (served by ``served_flows.py``). Prefect stores the schema with its nested models under
 ``definitions`` (``$ref: #/definitions/Login``).
 
 Run by an interpreter that has ``prefect`` installed (``python nested_secret_flow.py

@@ -1,5 +1,5 @@
 """A flow that asks for input, fails on a small answer and is retried by Prefect, which
-then asks again under the same key (``paused-1``): served by ``test_retried.py``.
+then asks again under the same key (``paused-1``): for ``test_retried.py`` (served by ``served_flows.py``).
 
 Run by an interpreter that has ``prefect`` installed (``python retried_flow.py NAME``
 serves it as deployment ``retry-pause/NAME``).

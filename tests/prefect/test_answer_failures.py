@@ -38,6 +38,8 @@ pytestmark = [pytest.mark.xdist_group("prefect-2"), pytest.mark.timeout(900)]
 
 ALICE, BOB = Actor("U0ALICE"), Actor("U0BOB")
 RESUME = rb"^POST /api/flow_runs/[0-9a-f-]+/resume "
+#: how long the form test's pause stays open: time to prompt, open the form and submit it
+OPEN_SECONDS = 20
 #: what Prefect stores for ``class UserName(RunInput): name: str``
 USER_NAME = {
     "title": "UserName",
@@ -239,15 +241,18 @@ def test_a_form_submitted_as_its_pause_expires_says_the_input_closed_not_a_field
     # The form came back with Prefect's "The flow run pause has timed out and can no
     # longer resume." under its input, as though the name typed were wrong.
     direct = prefect_backend
-    deadline = datetime.now(UTC) + timedelta(seconds=45)
-    run_id = paused_until(direct, deadline)
     with interposing(through.port, through.upstream) as interposer, serving(through.backend) as bot:
+        # Paused once the bot is up: its prompt comes from the pause's event, in a second
+        # or two; the deadline leaves room for that many times over, not the 45 s it was.
+        deadline = datetime.now(UTC) + timedelta(seconds=OPEN_SECONDS)
+        run_id = paused_until(direct, deadline)
         root = bot.root_message(run_id, timeout=30)
         bot.driver.click("alice", root, action_id=ids.PROVIDE_INPUT)
         bot.slack.wait_for(lambda ws: ws.open_view("alice"), timeout=30)
         # Submitted moments before the deadline; the resume held until after it (for less
         # than the client's 10 s timeout).
         soon = deadline - timedelta(seconds=3)
+        assert datetime.now(UTC) < soon, "the form opened too late to be submitted in time"
         wait_for(lambda: datetime.now(UTC) > soon, timeout=60, what="the deadline to near")
         held = interposer.next_request(RESUME, "hold")
         assert bot.driver.submit("alice", {"name": "Ada"}).response_action == "update"

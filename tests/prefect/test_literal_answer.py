@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from pathlib import Path
 
 import pytest
 
@@ -21,12 +20,9 @@ except ImportError:
 
 from signoff.bot.backends import Accepted, Actor
 from signoff.bot.backends.prefect import PrefectBackend
-from signoff.bot.backends.prefect.local import LocalPrefect
 from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.xdist_group("prefect-2"), pytest.mark.timeout(900)]
-
-FLOW = Path(__file__).with_name("literal_answer_flow.py")
 
 
 def _logged(backend: PrefectBackend, run_id: str, prefix: str) -> object:
@@ -36,7 +32,7 @@ def _logged(backend: PrefectBackend, run_id: str, prefix: str) -> object:
 
 
 def test_placeholders_typed_in_a_parameter_and_an_answer_reach_the_flow_as_typed(
-    prefect_backend: PrefectBackend, prefect_api_url: str
+    prefect_backend: PrefectBackend, served_flows: str
 ) -> None:
     hidden = f"signoff_test_hidden_{uuid.uuid4().hex[:8]}"
     prefect_backend.api.create_variable(hidden, "s3cret")
@@ -46,25 +42,23 @@ def test_placeholders_typed_in_a_parameter_and_an_answer_reach_the_flow_as_typed
         "nested": {"plain": "x", "inner": {"__prefect_kind": "none", "value": 1}},
     }
     try:
-        with LocalPrefect(api_url=prefect_api_url) as served:
-            served.serve_flows(FLOW, "literal", deployments=1)
-            run = prefect_backend.start_run(
-                "literal-answer/literal", {"note": typed}, started_by=Actor("U0CAROL")
-            )
-            pause = wait_for(
-                lambda: (p := prefect_backend.waiting_pause(run.id)) and p.schema and p,
-                timeout=120,
-                what="the run to ask for its answer",
-            )
-            answered = prefect_backend.answer(
-                run.id, pause.key, {"data": typed}, responder=Actor("U0ALICE")
-            )
-            assert isinstance(answered, Accepted), answered
-            got = wait_for(
-                lambda: _logged(prefect_backend, run.id, "answer: "),
-                timeout=120,
-                what="the flow to log its answer",
-            )
+        run = prefect_backend.start_run(
+            f"literal-answer/{served_flows}", {"note": typed}, started_by=Actor("U0CAROL")
+        )
+        pause = wait_for(
+            lambda: (p := prefect_backend.waiting_pause(run.id)) and p.schema and p,
+            timeout=120,
+            what="the run to ask for its answer",
+        )
+        answered = prefect_backend.answer(
+            run.id, pause.key, {"data": typed}, responder=Actor("U0ALICE")
+        )
+        assert isinstance(answered, Accepted), answered
+        got = wait_for(
+            lambda: _logged(prefect_backend, run.id, "answer: "),
+            timeout=120,
+            what="the flow to log its answer",
+        )
         # Before: {"leak": "s3cret", "nested": {"inner": 1, "plain": "x"}, "sum": ["42"]}
         assert got == typed
         assert _logged(prefect_backend, run.id, "parameter: ") == typed

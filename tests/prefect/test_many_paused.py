@@ -4,6 +4,8 @@ is posted once."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from tests.support.prefect import require_prefect
@@ -21,8 +23,9 @@ from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.xdist_group("prefect-2"), pytest.mark.timeout(900)]
 
-#: how long Slack takes to answer the slow run's post (less than the client's 30 s timeout,
-#: so that the post simply returns late)
+#: the longest Slack takes to answer the slow run's post (less than the client's 30 s
+#: timeout, so that the post simply returns late): it answers once the other runs' prompts
+#: are done, or after this long, when they are held up behind it
 SLOW_SECONDS = 20
 OTHERS = 7
 
@@ -48,11 +51,15 @@ def test_a_prompt_slack_is_slow_to_take_holds_up_no_other_runs_prompt(bot: Serve
     # post, every other run that paused meanwhile waited for it.
     backend = bot.backend
     runs: list[str] = []
+    others_done = threading.Event()
     try:
         slow = paused(backend, "slow-to-post")
         runs.append(slow)
         bot.slack.answer_late(
-            "chat.postMessage", SLOW_SECONDS, when=lambda args: slow[:8] in str(args.get("text"))
+            "chat.postMessage",
+            SLOW_SECONDS,
+            when=lambda args: slow[:8] in str(args.get("text")),
+            until=others_done,
         )
         # Its post takes effect at once; the bot waits for Slack's answer from now on.
         wait_for(lambda: prompts(bot, slow), timeout=60, what="the slow run's prompt")
@@ -66,6 +73,7 @@ def test_a_prompt_slack_is_slow_to_take_holds_up_no_other_runs_prompt(bot: Serve
         )
         # All handled while the bot still waited for Slack's answer about the slow one.
         assert not delivered(bot, slow)
+        others_done.set()
 
         wait_for(lambda: delivered(bot, slow), timeout=120, what="the slow run's post done")
         assert {run_id: prompts(bot, run_id) for run_id in runs} == dict.fromkeys(runs, 1)

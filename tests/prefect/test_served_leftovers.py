@@ -1,6 +1,7 @@
 """Serving flows for a local Prefect server leaves nothing behind in the system's temporary
 folder: a served file's forkserver (``forking.py``) left a ``pymp-*`` folder with its
-socket in ``/tmp`` whenever its process was killed."""
+socket in ``/tmp`` whenever its process was killed. The forkserver starts with the
+serving, before any run: the first run's prompt waited for its imports."""
 
 from __future__ import annotations
 
@@ -30,12 +31,28 @@ def _socket_folders() -> set[Path]:
     return set(Path(tempfile.gettempdir()).glob("pymp-*"))
 
 
+def _forkservers(group: int) -> list[int]:
+    """The forkserver processes in process group ``group``."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            command = (stat.parent / "cmdline").read_bytes()
+        except OSError:
+            continue  # it exited meanwhile
+        if int(fields[2]) == group and b"multiprocessing.forkserver" in command:
+            found.append(int(stat.parent.name))
+    return found
+
+
 def test_a_stopped_flows_process_leaves_nothing_in_the_temporary_folder(
     prefect_backend: PrefectBackend, prefect_api_url: str
 ) -> None:
     before = _socket_folders()
     with LocalPrefect(api_url=prefect_api_url) as served:
         served.serve_flows(FLOWS, "leftovers", deployments=5)
+        group = served.processes[-1].pid
+        wait_for(lambda: _forkservers(group), timeout=60, what="the forkserver, before any run")
         run = prefect_backend.start_run("greet-user/leftovers", {}, started_by=CAROL)
         # Paused: its process was forked, so the forkserver is running.
         wait_for(lambda: prefect_backend.waiting_pause(run.id), timeout=120, what="the pause")

@@ -1,5 +1,5 @@
 """A flow that asks for the same model twice, for two different decisions, and logs a
-warning between them: served by ``test_two_approvals.py``.
+warning between them: for ``test_two_approvals.py`` (served by ``served_flows.py``).
 
 Run by an interpreter that has ``prefect`` installed (``python two_approvals_flow.py NAME``
 serves it as deployment ``two-approvals/NAME``).

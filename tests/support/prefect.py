@@ -3,7 +3,9 @@
 
 Started once per test worker that runs a Prefect test (the ``prefect_api_url`` fixture in
 ``tests/conftest.py``); ``TEST_PREFECT_API_URL`` names one already running with those flows
-served instead, for quick local reruns. Without the ``prefect`` extra the tests that need it are skipped, with
+served instead, for quick local reruns. The flows of tests that need flows of their own
+(``tests/prefect/served_flows.py``) are served on it by one more process, started by the
+first such test (the ``served_flows`` fixture). Without the ``prefect`` extra the tests that need it are skipped, with
 the command that installs it; in CI (``CI=true``) that is a failure.
 """
 
@@ -14,8 +16,12 @@ import os
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from signoff.bot.backends.prefect.local import LocalPrefect
 
 ROOT = Path(__file__).resolve().parents[2]
 FLOWS = ROOT / "bot" / "demo" / "prefect_flows.py"
@@ -41,21 +47,36 @@ class SharedServer:
 
     def __init__(self) -> None:
         self._stack: ExitStack | None = None
-        self._url = ""
+        self._prefect: LocalPrefect | None = None
+        self._served: set[Path] = set()
 
     @property
     def running(self) -> bool:
         return self._stack is not None
 
     def url(self) -> str:
-        if self._stack is None:
+        return self._server().api_url
+
+    def _server(self) -> LocalPrefect:
+        if self._stack is None or self._prefect is None:
             stack = ExitStack()
-            self._url = stack.enter_context(prefect_server())
+            self._prefect = stack.enter_context(prefect_server())
             self._stack = stack
-        return self._url
+        return self._prefect
+
+    def serve(self, path: Path, name: str, deployments: int) -> None:
+        """Serve the flows file ``path`` (``deployments`` deployments named ``name``) on
+        this server, in one process started by the first test that asks and stopped with
+        the server (at once: they are told to stop together)."""
+        prefect = self._server()
+        if path not in self._served:
+            prefect.serve_flows(path, name, deployments=deployments, timeout=300)
+            self._served.add(path)
 
     def stop(self) -> None:
         stack, self._stack = self._stack, None
+        self._prefect = None
+        self._served.clear()
         if stack is not None:
             stack.close()
 
@@ -67,18 +88,17 @@ def is_prefect_test(item: pytest.Item) -> bool:
 
 
 @contextmanager
-def prefect_server() -> Iterator[str]:
-    """A running server with FLOWS served; yields its API URL."""
-    running = os.environ.get("TEST_PREFECT_API_URL")
-    if running:
-        yield running
-        return
+def prefect_server() -> Iterator[LocalPrefect]:
+    """A running server with FLOWS served (``TEST_PREFECT_API_URL``'s, when set, is left
+    running at the end; only what was served on it here stops)."""
     from signoff.bot.backends.prefect.local import LocalPrefect
 
-    prefect = LocalPrefect()
+    running = os.environ.get("TEST_PREFECT_API_URL") or None
+    prefect = LocalPrefect(api_url=running)
     try:
         prefect.start(timeout=900)
-        prefect.serve_flows(FLOWS, "tests", deployments=DEPLOYMENTS, timeout=300)
-        yield prefect.api_url
+        if not running:
+            prefect.serve_flows(FLOWS, "tests", deployments=DEPLOYMENTS, timeout=300)
+        yield prefect
     finally:
         prefect.stop()

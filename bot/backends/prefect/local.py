@@ -85,6 +85,7 @@ class LocalPrefect:
             if not self.external:
                 self.env["PREFECT_SERVER_API_AUTH_STRING"] = self.auth_string
         self.processes: list[subprocess.Popen[bytes]] = []
+        self._server: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> LocalPrefect:
         self.start()
@@ -128,7 +129,7 @@ class LocalPrefect:
             finally:
                 api.close()
             return
-        server = self._spawn(
+        server = self._server = self._spawn(
             "server",
             ["-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(self.port)],
         )
@@ -190,20 +191,31 @@ class LocalPrefect:
         )
 
     def stop(self) -> None:
-        """Stop every process (flows first, the server last; a server this object did not
-        start keeps running) and remove the home."""
-        for process in reversed(self.processes):
+        """Stop every process (flows first, the server once they are gone; a server this
+        object did not start keeps running) and remove the home."""
+        self._stop_all([p for p in self.processes if p is not self._server])
+        self._stop_all([p for p in self.processes if p is self._server])
+        self.processes.clear()
+        self._server = None
+        shutil.rmtree(self.home, ignore_errors=True)
+
+    @staticmethod
+    def _stop_all(processes: list[subprocess.Popen[bytes]]) -> None:
+        """SIGTERM ``processes``, then SIGKILL those still running after one grace period.
+
+        A flow-serving process pauses its deployments on SIGTERM, through the server: with
+        the server stopping too it retried for 20 s and more. Stopped first, while the
+        server answers, it exits in a few seconds; the grace (shared, not one each) bounds
+        the rest, their home being thrown away anyway."""
+        for process in processes:
             if process.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(process.pid, signal.SIGTERM)
-        for process in reversed(self.processes):
+        deadline = time.monotonic() + _STOP_GRACE_SECONDS
+        for process in processes:
             try:
-                # A flow-serving process can take 20 s and more over SIGTERM; its home is
-                # thrown away below, so a short grace is enough.
-                process.wait(_STOP_GRACE_SECONDS)
+                process.wait(max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(process.pid, signal.SIGKILL)
                 process.wait(5)
-        self.processes.clear()
-        shutil.rmtree(self.home, ignore_errors=True)

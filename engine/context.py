@@ -75,6 +75,8 @@ class RunContext:
         self.flow_name = self.flow_name or self.flow.name
         self.lapses_seen = self.engine.heartbeat_lapses()
         self.engine.heard.executing(self)
+        # A flow of this engine may go on after it closes: its store calls stop it then.
+        self.engine.store.closed_error = closed_store_error
 
     def next_task_key(self, task_name: str) -> str:
         with self.lock:

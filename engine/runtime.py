@@ -20,7 +20,6 @@ from typing import Any
 from signoff.engine import serialization
 from signoff.engine.actors import Actor, as_actor
 from signoff.engine.audit import AuditAction, AuditEntry
-from signoff.engine.context import closed_store_error
 from signoff.engine.dispatch import Dispatcher, Interest
 from signoff.engine.errors import (
     RunNotFound,
@@ -99,8 +98,6 @@ class Engine(Liveness, Resuming, Upkeep):
             migrate=migrate,
             create=create,
         )
-        # A flow of this engine may go on after it closes: its store calls stop it then.
-        self.store.closed_error = closed_store_error
         self.flows = flows or registry
         self.permissions = Permissions(self.settings.admins)
         if self.settings.audit_key is not None:

@@ -1,0 +1,47 @@
+"""What the command line says when an operator acts on a decision that is not theirs
+alone: a group's member cancelling or handing it on, a quorum's refused answer, a
+hand-over the rules refuse."""
+
+from __future__ import annotations
+
+import pytest
+
+from signoff.engine import Actor, Engine, RunState, flow, pause_flow_run
+from tests.cli.in_process import run_cli
+from tests.support.running import start, waiting
+
+
+@flow(name="for-sre")
+def for_sre() -> bool:
+    return bool(pause_flow_run(wait_for_input=bool, approvers=["S0SRE"], timeout=60))
+
+
+@pytest.fixture(autouse=True)
+def same_database(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SIGNOFF_DATABASE_URL", engine.settings.database_url)
+
+
+@pytest.mark.parametrize("command", ["reassign", "cancel"])
+def test_a_groups_member_may_hand_on_or_cancel_what_they_may_answer(
+    engine: Engine, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    """`--group` was only on `runs resume`: carol, in S0SRE, could answer the run from the
+    command line but not hand it on or cancel it ("No such option '--group'")."""
+    thread, _box = start(for_sre)
+    pause = waiting(engine, "for-sre")
+    to = ("--to", "dave") if command == "reassign" else ()
+    # Without the group, carol may not: she may not answer it either.
+    status, _out, err = run_cli(capsys, "runs", command, pause.run_id, *to, "--as", "carol")
+    assert (status, err.splitlines()[-1][:21]) == (1, "error: carol may not "), err
+    status, out, err = run_cli(
+        capsys, "runs", command, pause.run_id, *to, "--as", "carol", "--group", "S0SRE"
+    )
+    assert status == 0, err
+    if command == "reassign":
+        assert out == f"input '1' of {pause.run_id} is now dave's to answer\n"
+        assert "dave" in engine.get_pause(pause.run_id, pause.key).approvers
+        engine.cancel(pause.run_id, Actor.system())
+    else:
+        assert out == f"cancelled {pause.run_id} by carol\n"
+        assert engine.get_run(pause.run_id).state is RunState.CANCELLED
+    thread.join(10)

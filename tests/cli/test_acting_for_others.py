@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from signoff.engine import Actor, Engine, RunState, flow, pause_flow_run
+from signoff.engine import Actor, Engine, RunState, Worker, flow, pause_flow_run
 from tests.cli.in_process import run_cli
 from tests.support.running import start, waiting
 
@@ -44,4 +44,56 @@ def test_a_groups_member_may_hand_on_or_cancel_what_they_may_answer(
     else:
         assert out == f"cancelled {pause.run_id} by carol\n"
         assert engine.get_run(pause.run_id).state is RunState.CANCELLED
+    thread.join(10)
+
+
+@flow(name="not-the-starter", approvers=["alice", "bob"], forbid_starter=True)
+def not_the_starter() -> bool:
+    return bool(pause_flow_run(wait_for_input=bool, timeout=60))
+
+
+def test_a_refused_hand_over_names_who_it_was_to_go_to(
+    engine: Engine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It said "alice may not reassign run ...: the person who started a run may not
+    answer it": alice may hand it on; zed, who started it, may not have it."""
+    run = engine.submit("not-the-starter", {}, started_by="zed")
+    worker = Worker(engine)
+    worker.start()
+    try:
+        waiting(engine, "not-the-starter")
+        status, out, err = run_cli(
+            capsys, "runs", "reassign", run.id, "--to", "zed", "--as", "alice"
+        )
+    finally:
+        worker.stop()
+    barred = "zed started it, and the person who started a run may not answer it"
+    assert (status, out, err.splitlines()[-1]) == (
+        1, "", f"error: zed may not be handed run {run.id}: {barred}"
+    )  # fmt: skip
+    refused = engine.audit_trail(run.id)[-1]
+    assert (refused.action, refused.actor_id, dict(refused.data)) == (
+        "refused", "alice", {"action": "reassign", "rule": barred, "to": "zed"}
+    )  # fmt: skip
+
+
+@flow(name="two-of-three", approvers=["alice", "bob", "carol"])
+def two_of_three() -> int:
+    return len(pause_flow_run(wait_for_input=bool, timeout=60, quorum=2))
+
+
+def test_a_hand_over_to_someone_who_answered_names_them(
+    engine: Engine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    thread, _box = start(two_of_three)
+    pause = waiting(engine, "two-of-three")
+    engine.resume(pause.run_id, {"value": True}, responder="bob")
+    status, _out, err = run_cli(
+        capsys, "runs", "reassign", pause.run_id, "--to", "bob", "--as", "alice"
+    )
+    assert (status, err.splitlines()[-1]) == (
+        1,
+        f"error: bob may not be handed run {pause.run_id}: bob has already answered this input",
+    )
+    engine.resume(pause.run_id, {"value": True}, responder="carol")
     thread.join(10)

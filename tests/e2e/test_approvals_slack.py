@@ -110,6 +110,11 @@ def sl_three_short() -> int:
     return len(pause_flow_run(Go, timeout=600, quorum=3))
 
 
+@flow(name="sl-not-the-starter", approvers=["U0ALICE", "U0BOB"], forbid_starter=True)
+def sl_not_the_starter() -> bool:
+    return pause_flow_run(Go, timeout=600).approved
+
+
 @flow(name="sl-two-once-escalated", approvers=["U0ALICE"])
 def sl_two_once_escalated() -> int:
     return len(
@@ -377,6 +382,22 @@ def test_handing_a_decision_to_someone_who_answered_it_names_them_not_the_clicke
     assert bot.slack.wait_for(lambda ws: ws.open_view("carol"), timeout=10)
     reply = bot.driver.submit("carol", {"to": "U0BOB"})
     assert reply.errors == {"to": "@bob has already answered this; hand it to someone else."}
+
+
+def test_handing_a_decision_to_its_runs_starter_names_the_starter_not_the_clicker(
+    engine: Engine, bot: RunningBot
+) -> None:
+    """Alice, who may hand it on, was told "You may not reassign this: the person who
+    started a run may not answer it": it is Carol, who started it, who may not have it."""
+    run = engine.submit("sl-not-the-starter", {}, started_by="U0CAROL")
+    prompt = bot.root_message(run.id)
+    bot.driver.click("alice", prompt, action_id=ids.REASSIGN)
+    assert bot.slack.wait_for(lambda ws: ws.open_view("alice"), timeout=10)
+    reply = bot.driver.submit("alice", {"to": "U0CAROL"})
+    assert reply.errors == {
+        "to": "@carol started this run, so they may not answer it; hand it to someone else."
+    }
+    assert engine.get_pause(run.id, "1").approvers == ("U0ALICE", "U0BOB")
 
 
 def shown_view(bot: RunningBot, user: str) -> str:

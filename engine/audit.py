@@ -409,7 +409,9 @@ def _details(record: AuditRecord) -> str:
         parts.append(
             "errors " + "; ".join(f"{k or 'input'}: {v}" for k, v in dict(data["errors"]).items())
         )
-    for name in ("action", "rule", "to", "added", "reason", "count"):
+    for name in ("action", "rule", "to", "added", "notified", "reason", "count"):
+        if name == "notified" and data.get(name) == data.get("added"):
+            continue  # an escalation told those it added: once is enough
         if name in data and data[name] not in (None, "", []):
             value = data[name]
             shown = ", ".join(map(str, value)) if isinstance(value, list) else str(value)

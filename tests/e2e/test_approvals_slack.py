@@ -115,6 +115,11 @@ def sl_not_the_starter() -> bool:
     return pause_flow_run(Go, timeout=600).approved
 
 
+@flow(name="sl-open-escalated")
+def sl_open_escalated() -> bool:
+    return pause_flow_run(Go, timeout=600, escalate_after=300, escalate_to=["U0CAROL"]).approved
+
+
 @flow(name="sl-two-once-escalated", approvers=["U0ALICE"])
 def sl_two_once_escalated() -> int:
     return len(
@@ -579,6 +584,18 @@ def test_a_dm_prompt_handed_on_loses_its_buttons(engine: Engine, bot: RunningBot
     bob_dm = bot.slack.wait_for(lambda ws: ws.channel("U0BOB").last, timeout=10)
     bot.driver.click("bob", bob_dm, action_id=f"{ids.DECIDE}:0")
     assert finished(engine, run.id).result == "True"
+
+
+def test_escalating_a_decision_anyone_may_answer_still_mentions_who_it_names(
+    engine: Engine, bot: RunningBot
+) -> None:
+    """The escalation adds nobody to a decision anyone may answer (its record said it
+    added them); its note still calls on the people it names."""
+    run = engine.submit("sl-open-escalated", {})
+    root = bot.root_message(run.id)
+    engine.escalate_due_pauses(engine.store.clock() + ESCALATION_DUE)
+    reply_with(bot, root.ts, "<@U0CAROL> may answer it now")
+    assert engine.get_pause(run.id, "1").approvers == ()
 
 
 def test_dm_prompt_escalation_and_home_tab(engine: Engine, bot: RunningBot) -> None:

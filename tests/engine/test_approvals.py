@@ -600,6 +600,30 @@ def test_escalation_adds_approvers_once(engine: Engine, make_engine) -> None:
     assert len(escalations) == 1 and escalations[0].data["added"] == ["U_BOSS"]
 
 
+@flow(name="ap-escalate-open")
+def ap_escalate_open() -> bool:
+    return pause_flow_run(
+        Decision, timeout=60, escalate_after=1, escalate_to=["U_DAVE", "U_ERIN"]
+    ).approved
+
+
+def test_escalating_a_pause_anyone_may_answer_adds_nobody_and_says_so(engine: Engine) -> None:
+    """Its trail said "added U_DAVE, U_ERIN" (data {"added": [...]}), while its approvers
+    rightly stayed empty: they were told, not added."""
+    box = run_in_thread(ap_escalate_open)
+    run_id = waiting_run(engine, "ap-escalate-open")
+    assert engine.escalate_due_pauses(engine.store.clock() + timedelta(seconds=2)) == [run_id]
+    assert engine.get_pause(run_id, "1").approvers == ()
+    [record] = [r for r in engine.audit_trail(run_id) if r.action == "pause.escalated"]
+    assert (record.data["added"], record.data["notified"]) == ([], ["U_DAVE", "U_ERIN"])
+    assert describe(record).endswith(
+        "pause.escalated [1] — to U_DAVE, U_ERIN; notified U_DAVE, U_ERIN"
+    )
+    engine.resume(run_id, {"approved": True}, "U_ZED")  # still anyone's to answer
+    box["thread"].join(10)
+    assert box["result"] is True
+
+
 # PostgreSQL only: on SQLite a writer holds the whole database, not a row.
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 def test_an_escalation_does_not_undo_a_hand_over_made_while_it_ran(engine: Engine) -> None:

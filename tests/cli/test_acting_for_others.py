@@ -4,9 +4,11 @@ hand-over the rules refuse."""
 
 from __future__ import annotations
 
+import pydantic
 import pytest
 
 from signoff.engine import Actor, Engine, RunState, Worker, flow, pause_flow_run
+from signoff.engine.input import RunInput
 from tests.cli.in_process import run_cli
 from tests.support.running import start, waiting
 
@@ -97,3 +99,51 @@ def test_a_hand_over_to_someone_who_answered_names_them(
     )
     engine.resume(pause.run_id, {"value": True}, responder="carol")
     thread.join(10)
+
+
+class Checked(RunInput):
+    amount: int
+
+    @pydantic.field_validator("amount")
+    @classmethod
+    def small(cls, value: int) -> int:
+        if value > 100:
+            raise ValueError("too big")
+        return value
+
+
+@flow(name="checked-two-of-three", approvers=["alice", "bob", "carol"])
+def checked_two_of_three() -> str:
+    try:
+        pause_flow_run(Checked, timeout=60, quorum=2)
+    except pydantic.ValidationError:
+        return "refused"
+    return "accepted"
+
+
+def test_a_quorums_refused_answer_is_blamed_on_who_gave_it(
+    engine: Engine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Carol's answer was too big, Bob's fine; Bob's completed the quorum and was told
+    "the flow refused the answer ... as bob: amount: too big"."""
+    thread, box = start(checked_two_of_three)
+    pause = waiting(engine, "checked-two-of-three")
+    resume = ("runs", "resume", pause.run_id, "--input")
+    status, out, err = run_cli(capsys, *resume, '{"amount": 999}', "--as", "carol")
+    assert (status, out[:17]) == (0, "recorded answer 1"), err
+    status, out, err = run_cli(capsys, *resume, '{"amount": 1}', "--as", "bob")
+    assert (status, out, err.splitlines()[-1]) == (
+        1,
+        "",
+        f"error: the flow refused the 2 answers to {pause.run_id} (input '1'), judged "
+        "together once yours as bob completed them: amount: too big (in carol's answer)",
+    )
+    thread.join(10)
+    assert box == {"result": "refused"}
+    refused = engine.get_pause(pause.run_id, pause.key)
+    assert refused.errors == {"amount": "too big (in carol's answer)"}
+    [record] = [r for r in engine.audit_trail(pause.run_id) if r.action == "answer.rejected"]
+    assert (record.data["responder"], record.data["errors"]) == (
+        "carol",
+        {"amount": "too big (in carol's answer)"},
+    )

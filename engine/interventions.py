@@ -118,7 +118,7 @@ class Interventions(Oversight):
             )
         if pause.status is PauseStatus.WAITING:
             return RunNotWaiting(run.id, run.state.value)
-        return AlreadyAnswered(run.id, key, pause.responder)
+        return AlreadyAnswered(run.id, key, pause.responder, pause.answered_by)
 
     def cancel(
         self, run_id: str | uuid.UUID, by: str | Actor | None = None, *, reason: str | None = None

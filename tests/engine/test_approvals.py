@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import text
 
 from signoff.engine import (
+    AlreadyAnswered,
     Engine,
     InputInvalid,
     NotAllowed,
@@ -407,6 +408,19 @@ def test_a_quorum_refused_by_its_model_names_whose_answer_was_refused(engine: En
         "U_A",
         {"approved": True, "reason": "bad"},
     )
+
+
+def test_a_late_answer_to_a_quorum_names_everyone_who_answered_it(engine: Engine) -> None:
+    """It named only the last of them ("already answered by U_B")."""
+    box = run_in_thread(ap_reasoned_quorum)
+    run_id = waiting_run(engine, "ap-reasoned-quorum")
+    engine.resume(run_id, {"approved": True}, "U_A")
+    engine.resume(run_id, {"approved": True}, "U_B")
+    box["thread"].join(10)
+    with pytest.raises(AlreadyAnswered) as late:
+        engine.resume(run_id, {"approved": True}, "U_C")
+    assert str(late.value) == f"input '1' of run {run_id} was already answered by U_A and U_B"
+    assert late.value.responders == ("U_A", "U_B")
 
 
 def test_quorum_ends_early_on_a_veto(engine: Engine) -> None:

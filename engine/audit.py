@@ -410,7 +410,9 @@ def _details(record: AuditRecord) -> str:
             "errors " + "; ".join(f"{k or 'input'}: {v}" for k, v in dict(data["errors"]).items())
         )
     # "answered": where an answer no responder is known for came from (a Prefect UI's).
-    for name in ("action", "rule", "to", "added", "reason", "count", "answered"):
+    for name in ("action", "rule", "to", "added", "notified", "reason", "count", "answered"):
+        if name == "notified" and data.get(name) == data.get("added"):
+            continue  # an escalation told those it added: once is enough
         if name in data and data[name] not in (None, "", []):
             value = data[name]
             shown = ", ".join(map(str, value)) if isinstance(value, list) else str(value)

@@ -267,10 +267,20 @@ class AlreadyAnswered(RunNotWaiting):
     this too. ``state`` is None: what is known is that the pause was answered.
     """
 
-    def __init__(self, run_id: str, key: str, responder: str | None) -> None:
+    def __init__(
+        self,
+        run_id: str,
+        key: str,
+        responder: str | None,
+        responders: Sequence[str | None] = (),
+    ) -> None:
         self.key = key
         self.responder = responder
-        who = responder or "an anonymous responder"  # as ResponderNotAllowed says
+        #: everyone who answered it, oldest first (a quorum's several people)
+        self.responders = tuple(responders) or (responder,)
+        # as ResponderNotAllowed says: not an empty name
+        names = [r or "an anonymous responder" for r in self.responders]
+        who = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
         super().__init__(
             run_id, message=f"input {key!r} of run {run_id} was already answered by {who}"
         )

@@ -57,8 +57,10 @@ class Interventions(Oversight):
         flow: str | None = None,
         key: str | None = None,
         data: Mapping[str, JSON] | None = None,
+        message: str | None = None,
     ) -> NotAllowed:
-        """Record a refusal in the audit trail; the error to raise (nothing else changed)."""
+        """Record a refusal in the audit trail; the error to raise (nothing else changed),
+        saying ``message`` if given, else that ``actor`` may not act."""
         flow_name = run.flow_name if run is not None else flow
         self.store.record_audit(
             AuditEntry(
@@ -86,6 +88,7 @@ class Interventions(Oversight):
             run_id=run.id if run is not None else None,
             flow=flow_name,
             allowed=refusal.allowed,
+            message=message,
         )
 
     def _refuse_answer(
@@ -115,7 +118,7 @@ class Interventions(Oversight):
             )
         if pause.status is PauseStatus.WAITING:
             return RunNotWaiting(run.id, run.state.value)
-        return AlreadyAnswered(run.id, key, pause.responder)
+        return AlreadyAnswered(run.id, key, pause.responder, pause.answered_by)
 
     def cancel(
         self, run_id: str | uuid.UUID, by: str | Actor | None = None, *, reason: str | None = None
@@ -220,15 +223,31 @@ class Interventions(Oversight):
             refusal = Refusal(f"{to!r} has spaces around it: it would be nobody's to answer")
         if refusal is None and to == actor.id and self._answers(actor, pause):
             refusal = Refusal("it is already yours; hand it to someone else")
-        if refusal is None and pause.forbid_starter and to == run.started_by:
-            refusal = Refusal("the person who started a run may not answer it")
-        if refusal is None and to in pause.answered_by:
-            refusal = Refusal(f"{to} has already answered this input")
-        if refusal is None and pause.quorum > 1:
-            refusal = self._quorum_shrinks(pause, to)
         if refusal is not None:
             raise self._refuse(
                 Action.REASSIGN, actor, refusal, run=run, key=pause.key, data={"to": to}
+            )
+        # These bar the person it was to go to, not whoever hands it on: the message
+        # names them, not the sender (who may well hand it to someone else).
+        barred = None
+        if pause.forbid_starter and to == run.started_by:
+            barred = Refusal(f"{to} started it, and the person who started a run may not answer it")
+        elif to in pause.answered_by:
+            barred = Refusal(f"{to} has already answered this input")
+        if barred is not None:
+            raise self._refuse(
+                Action.REASSIGN,
+                actor,
+                barred,
+                run=run,
+                key=pause.key,
+                data={"to": to},
+                message=f"{to} may not be handed run {run.id}: {barred.reason}",
+            )
+        shrinks = self._quorum_shrinks(pause, to) if pause.quorum > 1 else None
+        if shrinks is not None:
+            raise self._refuse(
+                Action.REASSIGN, actor, shrinks, run=run, key=pause.key, data={"to": to}
             )
 
     def _answers(self, actor: Actor, pause: Pause) -> bool:

@@ -83,10 +83,15 @@ def pause_outcome(
         # Not only a ValidationError: a validator may raise anything, which the flow raises
         # as Prefect's does, and the answer is refused for it (nobody waits for a verdict).
         errors = refusal_errors(exc)
+        refused = _refused_answer(req, pause)
+        if refused is not pause and refused.responder is not None:
+            # Judged together, the answers share one verdict: each reason says whose answer
+            # it is about, wherever it is shown (the pause, the trail, the command line).
+            whose = f"(in {refused.responder}'s answer)"
+            errors = {field: f"{message} {whose}" for field, message in errors.items()}
         changed = _model_changed(req, pause)
         if changed is not None and "" not in errors:
             errors = {"": changed, **errors}  # read first: it explains the others
-        refused = _refused_answer(req, pause)
         if ctx.engine.store.settle_pause(refused, False, errors, flow_name=ctx.flow_name):
             ctx.engine.notify()
         raise
@@ -139,7 +144,8 @@ def _load(req: PauseRequest, pause: Pause, waiter: ThreadWaiter | LoopWaiter | N
 
 def _refused_answer(req: PauseRequest, pause: Pause) -> Pause:
     """``pause`` as the refusal records it: for a quorum, with who gave the answer its
-    model refused, and what, rather than whoever answered last (whose answer may be fine)."""
+    model refused, and what, rather than whoever answered last (whose answer may be fine);
+    ``pause`` itself when no one answer is refused."""
     if req.quorum is None:
         return pause
     for answer in pause.answers:

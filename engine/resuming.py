@@ -221,7 +221,7 @@ class Resuming(Interventions):
         latest = self.store.latest_pause(run.id)
         answered = (PauseStatus.ANSWERED, PauseStatus.ACCEPTED, PauseStatus.REJECTED)
         if latest is not None and latest.status in answered and run.state is not RunState.CANCELLED:
-            return AlreadyAnswered(run.id, latest.key, latest.responder)
+            return AlreadyAnswered(run.id, latest.key, latest.responder, latest.answered_by)
         if latest is not None and latest.status is PauseStatus.TIMED_OUT and not run.state.is_final:
             # Its last question ran out of time and the flow went on: the answer came too
             # late, whether or not it named the question (not "the run is running").

@@ -18,9 +18,9 @@ import dataclasses
 import json
 import logging
 import shlex
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 
@@ -72,6 +72,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+#: a command, before and after an option decorates it
+FC = TypeVar("FC", bound=Callable[..., object])
+
 #: Final states that make ``runs wait`` exit 1.
 
 _STATES = [state.value for state in RunState]
@@ -90,6 +93,20 @@ def _embedded_only(given: dict[str, object], why: str) -> None:
     for option, value in given.items():
         if value not in (None, False, (), ""):
             raise not_on_prefect(option, why)
+
+
+def group_option(who: str) -> Callable[[FC], FC]:
+    """``--group``: the user groups the operator who ``who`` (answers, cancels, ...) is in,
+    for pauses that name groups: whoever may answer may also cancel or hand it on."""
+    return click.option(
+        "--group",
+        "groups",
+        multiple=True,
+        metavar="GROUP",
+        callback=check_groups,
+        help=f"A user group the operator who {who} belongs to, for pauses that name groups "
+        "(repeatable).",
+    )
 
 
 @click.group()
@@ -357,14 +374,7 @@ def wait(
     callback=check_person,
     help="Who answers (default: SIGNOFF_OPERATOR, or your login name); recorded as the CLI.",
 )
-@click.option(
-    "--group",
-    "groups",
-    multiple=True,
-    metavar="GROUP",
-    callback=check_groups,
-    help="A user group the responder belongs to, for pauses that name groups (repeatable).",
-)
+@group_option("answers")
 @click.option(
     "--verdict-timeout",
     type=Seconds(86_400),
@@ -450,18 +460,24 @@ def resume(
     callback=check_person,
     help="Who hands it over (default: the operator).",
 )
+@group_option("hands it over")
 @on_which_backend
 @pass_session
 def reassign(
-    session: CliSession, run_id: str, to: str, by: str | None, backend_name: BackendName
+    session: CliSession,
+    run_id: str,
+    to: str,
+    by: str | None,
+    groups: tuple[str, ...],
+    backend_name: BackendName,
 ) -> None:
     """Hand the decision a run waits on to someone else."""
     if backend_name == "prefect":
         backend = prefect_for_command(session)
-        click.echo(on_backend.reassign(backend, run_id, to, on_backend.operator(by)))
+        click.echo(on_backend.reassign(backend, run_id, to, on_backend.operator(by, groups)))
         return
     engine = session.engine()
-    pause = engine.reassign(run_id, to, engine.operator(by))
+    pause = engine.reassign(run_id, to, engine.operator(by, groups))
     click.echo(f"input {pause.key!r} of {pause.run_id} is now {to}'s to answer")
 
 
@@ -474,16 +490,23 @@ def reassign(
     callback=check_person,
     help="Who cancels (default: SIGNOFF_OPERATOR, or your login name); recorded as the CLI.",
 )
+@group_option("cancels")
 @on_which_backend
 @pass_session
-def cancel(session: CliSession, run_id: str, by: str | None, backend_name: BackendName) -> None:
+def cancel(
+    session: CliSession,
+    run_id: str,
+    by: str | None,
+    groups: tuple[str, ...],
+    backend_name: BackendName,
+) -> None:
     """Cancel a run that has not finished."""
     if backend_name == "prefect":
         backend = prefect_for_command(session)
-        click.echo(on_backend.cancel(backend, run_id, on_backend.operator(by)))
+        click.echo(on_backend.cancel(backend, run_id, on_backend.operator(by, groups)))
         return
     engine = session.engine()
-    actor = engine.operator(by)
+    actor = engine.operator(by, groups)
     run = engine.cancel(run_id, actor)
     click.echo(f"cancelled {run.id} by {actor.id}")
 

@@ -252,11 +252,15 @@ def report_verdict(pause: Pause, verdict: Verdict, who: str, verdict_timeout: fl
     judged, went_on = verdict.pause, verdict.went_on
     if judged.status is PauseStatus.REJECTED:
         reasons = "; ".join(f"{k or 'input'}: {v}" for k, v in judged.errors.items())
-        click.echo(
-            f"error: the flow refused the answer to {pause.run_id} (input {pause.key!r}){who}: "
-            f"{reasons or 'its model refused it'}",
-            err=True,
-        )
+        what = f"the answer to {pause.run_id} (input {pause.key!r}){who}"
+        if len(judged.answers) > 1:
+            # A quorum's answers are judged together once the last is in: the refusal may
+            # be of another's answer (each reason names whose), not of this one.
+            what = (
+                f"the {len(judged.answers)} answers to {pause.run_id} (input {pause.key!r}), "
+                f"judged together once yours{who} completed them"
+            )
+        click.echo(f"error: the flow refused {what}: {reasons or 'its model refused it'}", err=True)
         raise click.exceptions.Exit(1)
     if judged.status is PauseStatus.ACCEPTED:
         click.echo(f"resumed {pause.run_id} (input {pause.key!r}){who}; the flow accepted it")

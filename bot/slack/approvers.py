@@ -42,6 +42,8 @@ _ID = re.compile(r"\b[UWS][A-Z0-9]{2,}\b")
 #: the engine's refusal of someone who answered already: their id, first
 _ANSWERED = re.compile(r"^(\S+) (?:has )?already answered")
 _HANDED = re.compile(r"(\S+) handed it to (\S+), so the decision is no longer theirs")
+#: the engine's refusal to hand a decision to whoever started its run: their id
+_STARTER = re.compile(r"^(\S+) started it, and the person who started a run may not answer")
 #: control characters (NUL, newlines, ESC, ...), line separators and the characters that
 #: reorder bidirectional text, which the engine refuses in names: they could forge lines
 #: in a run's trail as a terminal shows it. Also lone surrogates (JSON's \ud800), which no
@@ -229,6 +231,13 @@ def refusal_text(
         return "You already answered this, so there is no decision of yours left to hand over."
     if answered is not None:
         return "You already answered this; it needs answers from different people."
+    starter = _STARTER.match(refusal.reason)
+    if action is Action.REASSIGN and starter is not None:
+        # Not the sender's fault: the person chosen may not answer it.
+        return (
+            f"{who(starter.group(1))} started this run, so they may not answer it; "
+            "hand it to someone else."
+        )
     handed = _HANDED.search(refusal.reason)
     if handed is not None and handed.group(1) == actor.id:
         return f"You handed this to {who(handed.group(2))}, so it is no longer yours to decide."

@@ -113,9 +113,10 @@ class SlackNotifier:
         key = str(event.data["key"])
         pause = self.backend.get_pause(run.id, key)
         thread = self.thread(run.id)
-        # Those added (not whoever could never answer it); an event stored before it named
-        # them had only "to".
-        added = [str(a) for a in event.data.get("added", event.data.get("to")) or []]
+        # Those told (not whoever could never answer it): the approvers added, or on a pause
+        # anyone may answer, those it names. An older event had only "added", or "to".
+        named = event.data.get("notified", event.data.get("added", event.data.get("to")))
+        added = [str(a) for a in named or []]
         if thread is not None:
             self.threads.note_once(event, thread, thread_notes.escalation_text(key, added, pause))
         if pause is not None and pause.status is PauseStatus.WAITING:

@@ -64,8 +64,11 @@ class DecisionQueries(PauseQueries):
                 ).scalar()
                 if starter is not None:
                     barred.add(str(starter))
-            added = [a for a in pause.escalate_to if a not in pause.approvers and a not in barred]
-            approvers = list(pause.approvers) + added if pause.approvers else list(pause.approvers)
+            told = [a for a in pause.escalate_to if a not in pause.approvers and a not in barred]
+            # One anyone may answer keeps its empty list (naming them would shut out the
+            # rest): its escalation only tells them, and adds nobody.
+            added = told if pause.approvers else []
+            approvers = [*pause.approvers, *added]
             # The guard on escalated_at makes this the one transaction that escalates.
             done = conn.execute(
                 update(PAUSES)
@@ -79,7 +82,12 @@ class DecisionQueries(PauseQueries):
             )
             if done.rowcount != 1:
                 return None
-            data: dict[str, Any] = {"key": key, "added": added, "to": list(pause.escalate_to)}
+            data: dict[str, Any] = {
+                "key": key,
+                "added": added,
+                "notified": told,
+                "to": list(pause.escalate_to),
+            }
             self._emit(conn, run_id, EventKind.PAUSE_ESCALATED, data, now)
             self._audit(
                 conn,
@@ -90,7 +98,7 @@ class DecisionQueries(PauseQueries):
                         self._flow_of(conn, run_id),
                         SYSTEM,
                         key,
-                        {"added": added, "to": list(pause.escalate_to)},
+                        {"added": added, "notified": told, "to": list(pause.escalate_to)},
                     )
                 ],
                 now,

@@ -110,6 +110,16 @@ def sl_three_short() -> int:
     return len(pause_flow_run(Go, timeout=600, quorum=3))
 
 
+@flow(name="sl-not-the-starter", approvers=["U0ALICE", "U0BOB"], forbid_starter=True)
+def sl_not_the_starter() -> bool:
+    return pause_flow_run(Go, timeout=600).approved
+
+
+@flow(name="sl-open-escalated")
+def sl_open_escalated() -> bool:
+    return pause_flow_run(Go, timeout=600, escalate_after=300, escalate_to=["U0CAROL"]).approved
+
+
 @flow(name="sl-two-once-escalated", approvers=["U0ALICE"])
 def sl_two_once_escalated() -> int:
     return len(
@@ -379,6 +389,22 @@ def test_handing_a_decision_to_someone_who_answered_it_names_them_not_the_clicke
     assert reply.errors == {"to": "@bob has already answered this; hand it to someone else."}
 
 
+def test_handing_a_decision_to_its_runs_starter_names_the_starter_not_the_clicker(
+    engine: Engine, bot: RunningBot
+) -> None:
+    """Alice, who may hand it on, was told "You may not reassign this: the person who
+    started a run may not answer it": it is Carol, who started it, who may not have it."""
+    run = engine.submit("sl-not-the-starter", {}, started_by="U0CAROL")
+    prompt = bot.root_message(run.id)
+    bot.driver.click("alice", prompt, action_id=ids.REASSIGN)
+    assert bot.slack.wait_for(lambda ws: ws.open_view("alice"), timeout=10)
+    reply = bot.driver.submit("alice", {"to": "U0CAROL"})
+    assert reply.errors == {
+        "to": "@carol started this run, so they may not answer it; hand it to someone else."
+    }
+    assert engine.get_pause(run.id, "1").approvers == ("U0ALICE", "U0BOB")
+
+
 def shown_view(bot: RunningBot, user: str) -> str:
     """The modal ``user`` has open, as they read it (mentions by name)."""
     opened = bot.slack.open_view(user)
@@ -558,6 +584,18 @@ def test_a_dm_prompt_handed_on_loses_its_buttons(engine: Engine, bot: RunningBot
     bob_dm = bot.slack.wait_for(lambda ws: ws.channel("U0BOB").last, timeout=10)
     bot.driver.click("bob", bob_dm, action_id=f"{ids.DECIDE}:0")
     assert finished(engine, run.id).result == "True"
+
+
+def test_escalating_a_decision_anyone_may_answer_still_mentions_who_it_names(
+    engine: Engine, bot: RunningBot
+) -> None:
+    """The escalation adds nobody to a decision anyone may answer (its record said it
+    added them); its note still calls on the people it names."""
+    run = engine.submit("sl-open-escalated", {})
+    root = bot.root_message(run.id)
+    engine.escalate_due_pauses(engine.store.clock() + ESCALATION_DUE)
+    reply_with(bot, root.ts, "<@U0CAROL> may answer it now")
+    assert engine.get_pause(run.id, "1").approvers == ()
 
 
 def test_dm_prompt_escalation_and_home_tab(engine: Engine, bot: RunningBot) -> None:

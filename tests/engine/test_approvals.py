@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import text
 
 from signoff.engine import (
+    AlreadyAnswered,
     Engine,
     InputInvalid,
     NotAllowed,
@@ -409,6 +410,19 @@ def test_a_quorum_refused_by_its_model_names_whose_answer_was_refused(engine: En
     )
 
 
+def test_a_late_answer_to_a_quorum_names_everyone_who_answered_it(engine: Engine) -> None:
+    """It named only the last of them ("already answered by U_B")."""
+    box = run_in_thread(ap_reasoned_quorum)
+    run_id = waiting_run(engine, "ap-reasoned-quorum")
+    engine.resume(run_id, {"approved": True}, "U_A")
+    engine.resume(run_id, {"approved": True}, "U_B")
+    box["thread"].join(10)
+    with pytest.raises(AlreadyAnswered) as late:
+        engine.resume(run_id, {"approved": True}, "U_C")
+    assert str(late.value) == f"input '1' of run {run_id} was already answered by U_A and U_B"
+    assert late.value.responders == ("U_A", "U_B")
+
+
 def test_quorum_ends_early_on_a_veto(engine: Engine) -> None:
     box = run_in_thread(ap_quorum)
     run_id = waiting_run(engine, "ap-quorum")
@@ -598,6 +612,30 @@ def test_escalation_adds_approvers_once(engine: Engine, make_engine) -> None:
     assert box["result"] is True
     escalations = [r for r in engine.audit_trail(run_id) if r.action == "pause.escalated"]
     assert len(escalations) == 1 and escalations[0].data["added"] == ["U_BOSS"]
+
+
+@flow(name="ap-escalate-open")
+def ap_escalate_open() -> bool:
+    return pause_flow_run(
+        Decision, timeout=60, escalate_after=1, escalate_to=["U_DAVE", "U_ERIN"]
+    ).approved
+
+
+def test_escalating_a_pause_anyone_may_answer_adds_nobody_and_says_so(engine: Engine) -> None:
+    """Its trail said "added U_DAVE, U_ERIN" (data {"added": [...]}), while its approvers
+    rightly stayed empty: they were told, not added."""
+    box = run_in_thread(ap_escalate_open)
+    run_id = waiting_run(engine, "ap-escalate-open")
+    assert engine.escalate_due_pauses(engine.store.clock() + timedelta(seconds=2)) == [run_id]
+    assert engine.get_pause(run_id, "1").approvers == ()
+    [record] = [r for r in engine.audit_trail(run_id) if r.action == "pause.escalated"]
+    assert (record.data["added"], record.data["notified"]) == ([], ["U_DAVE", "U_ERIN"])
+    assert describe(record).endswith(
+        "pause.escalated [1] — to U_DAVE, U_ERIN; notified U_DAVE, U_ERIN"
+    )
+    engine.resume(run_id, {"approved": True}, "U_ZED")  # still anyone's to answer
+    box["thread"].join(10)
+    assert box["result"] is True
 
 
 # PostgreSQL only: on SQLite a writer holds the whole database, not a row.

@@ -228,14 +228,14 @@ def test_a_prefect_request_is_not_handed_to_someone_its_rules_refuse(
     reassign = ("runs", "reassign", "--backend", "prefect", run_id)
 
     refused = cli(*reassign, "--to", "U0CAROL", "--as", "U0BOB")
-    assert error_of(refused) == (
-        "error: U0BOB may not reassign: the person who started a run may not answer it"
-    )
+    # U0BOB may hand it on; it is U0CAROL who may not have it (it said U0BOB may not).
+    barred = "U0CAROL started it, and the person who started a run may not answer it"
+    assert error_of(refused) == f"error: U0CAROL may not be handed run {run_id}: {barred}"
     trail = cli.json("runs", "show", "--backend", "prefect", run_id)["audit"]
     assert [(r["action"], r["actor_id"], r["data"]) for r in trail][-1] == (
         "refused",
         "U0BOB",
-        {"action": "reassign", "rule": "the person who started a run may not answer it"},
+        {"action": "reassign", "rule": barred},
     )
     # Handed to themselves, it was recorded as handed over and announced in the thread.
     itself = cli(*reassign, "--to", "U0BOB", "--as", "U0BOB")

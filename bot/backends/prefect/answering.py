@@ -266,10 +266,17 @@ class Answering(RunReading):
         if pause is None or pause.status is not PauseStatus.WAITING:
             raise BackendError(f"input {key!r} of run {run.id} does not wait any more")
         refused = self.rules.reassign(by, run, pause) or self.rules.hand_to(run, pause, by, to)
-        if refused is not None:
-            self._audit_refusal(run.id, by, key, Action.REASSIGN, refused)
+        why = refused or self.rules.barred(run, pause, to)
+        if why is not None:
+            self._audit_refusal(run.id, by, key, Action.REASSIGN, why)
             raise NotPermitted(
-                "reassign", by.id, refused.reason, allowed=refused.allowed, run_id=run.id
+                "reassign",
+                by.id,
+                why.reason,
+                allowed=why.allowed,
+                run_id=run.id,
+                # barred: the person it was to go to may not have it, not whoever hands it on
+                message=None if refused else f"{to} may not be handed run {run.id}: {why.reason}",
             )
         handed = [*({"by": d.by, "to": d.to, "at": d.at.isoformat()} for d in pause.delegations)]
         handed.append({"by": by.id, "to": to, "at": datetime.now(UTC).isoformat()})

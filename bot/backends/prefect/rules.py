@@ -122,11 +122,17 @@ class Rules:
 
     def hand_to(self, run: Run, pause: Pause, by: Actor, to: str) -> Refusal | None:
         """Why ``by`` may not hand ``pause`` to ``to`` (as the engine refuses it): it is
-        theirs already, or ``to`` could never answer it, which would leave it to nobody."""
+        theirs already."""
         if to == by.id:
             return Refusal("it is already yours; hand it to someone else")
+        return None
+
+    @staticmethod
+    def barred(run: Run, pause: Pause, to: str) -> Refusal | None:
+        """Why ``pause`` may not be handed to ``to`` whoever hands it on (as the engine
+        refuses it): ``to`` could never answer it, which would leave it to nobody."""
         if pause.forbid_starter and to == run.started_by:
-            return Refusal("the person who started a run may not answer it")
+            return Refusal(f"{to} started it, and the person who started a run may not answer it")
         return None
 
 

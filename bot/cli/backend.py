@@ -81,3 +81,9 @@ __all__ = [
     "open_backend",
     "prefect_for_command",
 ]
+
+
+#: ``--backend`` of every ``runs`` command
+on_which_backend = backend_option(
+    "Whose runs: Signoff's engine (SIGNOFF_DATABASE_URL), or the Prefect server at PREFECT_API_URL."
+)

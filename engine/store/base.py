@@ -39,6 +39,7 @@ from signoff.engine.store.database import (
     write_failure,
 )
 from signoff.engine.store.dropped import failed_write
+from signoff.engine.store.lock_waits import bound_lock_waits, lock_timed_out
 from signoff.engine.store.prepared import Prepared
 from signoff.engine.store.revisions import ensure_schema
 from signoff.engine.store.riders import Riders
@@ -88,29 +89,6 @@ AUDIT_LOCKED = "signoff.audit_locked"
 #: in a write connection's ``info``: the hash of the record its audit records were chained
 #: to without reading the chain, which inserting them checks (``AuditQueries._append``)
 ASSUMED_HEAD = "signoff.assumed_head"
-
-
-#: PostgreSQL: how long each lock this transaction waits for may take (``_write(within=)``)
-_LOCK_TIMEOUT = Prepared(
-    text("SELECT set_config('lock_timeout', :timeout, true)"), dialect="postgresql"
-)
-#: PostgreSQL's lock_not_available: a lock wait passed ``lock_timeout``
-_LOCK_NOT_AVAILABLE = "55P03"
-
-
-def _bound_lock_waits(conn: Connection, ends: float) -> None:
-    """PostgreSQL: the transaction on ``conn`` waits for no lock past ``ends`` (a
-    ``time.monotonic()``); ``TurnNotGiven`` if that has passed already."""
-    left = ends - time.monotonic()
-    if left <= 0:
-        raise TurnNotGiven()
-    # Whole milliseconds, at least one: a lock_timeout of 0 waits for ever.
-    _LOCK_TIMEOUT.execute(conn, {"timeout": f"{max(1, int(left * 1000))}ms"})
-
-
-def _lock_timed_out(exc: SQLAlchemyError) -> bool:
-    """Whether PostgreSQL gave up waiting for a lock (``_bound_lock_waits``)."""
-    return getattr(getattr(exc, "orig", None), "sqlstate", None) == _LOCK_NOT_AVAILABLE
 
 
 class _RiderFailed(Exception):
@@ -361,7 +339,7 @@ class StoreBase:
         try:
             with self._writer_connection(urgent, ends) as conn, conn.begin():
                 if ends is not None and self.writer is None:
-                    _bound_lock_waits(conn, ends)
+                    bound_lock_waits(conn, ends)
                 # conn.info outlives the transaction (pooled connection): reset per write.
                 conn.info["pending_events"] = pending
                 conn.info["pending_audit"] = audit
@@ -372,7 +350,7 @@ class StoreBase:
                     self._append(conn, pending, audit)
                 committing = True  # leaving the block sends the COMMIT
         except SQLAlchemyError as exc:
-            if ends is not None and _lock_timed_out(exc):
+            if ends is not None and lock_timed_out(exc):
                 raise TurnNotGiven() from exc
             message = write_failure(self.engine, exc)
             raise failed_write(message, exc, commit_sent=committing) from exc

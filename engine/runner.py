@@ -20,7 +20,7 @@ from signoff.engine.errors import FlowImportError, NotAPerson, StoreError, Unloa
 from signoff.engine.runs import Run, RunState
 from signoff.engine.runtime import Engine, get_engine
 from signoff.engine.signals import Cancel, EngineClosed, Suspend, TakenOver
-from signoff.engine.store.sql import RunSource
+from signoff.engine.store.claiming import RunSource
 from signoff.engine.suspend_requests import (
     suspend_at_boundary,
     suspend_at_end,

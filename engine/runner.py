@@ -17,11 +17,15 @@ from signoff.engine.context import RunContext, current_run
 from signoff.engine.definition import FlowDefinition
 from signoff.engine.ending import complete, finish_with, for_caller, went_on_after_close
 from signoff.engine.errors import FlowImportError, NotAPerson, StoreError, UnloadableValue
-from signoff.engine.pausing import suspend_at_boundary, suspend_at_end, suspended_instead
 from signoff.engine.runs import Run, RunState
 from signoff.engine.runtime import Engine, get_engine
 from signoff.engine.signals import Cancel, EngineClosed, Suspend, TakenOver
-from signoff.engine.store.sql import RunSource
+from signoff.engine.store.claiming import RunSource
+from signoff.engine.suspend_requests import (
+    suspend_at_boundary,
+    suspend_at_end,
+    suspended_instead,
+)
 
 logger = logging.getLogger(__name__)
 

@@ -25,9 +25,9 @@ from signoff.engine.context import (
     task_tallies,
 )
 from signoff.engine.flows import checked_name
-from signoff.engine.pausing import suspend_at_boundary
 from signoff.engine.runs import RunState
 from signoff.engine.signals import Cancel, TakenOver
+from signoff.engine.suspend_requests import suspend_at_boundary
 
 P = ParamSpec("P")
 R = TypeVar("R")

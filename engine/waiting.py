@@ -4,7 +4,7 @@ return value or exception.
 
 ``engine.pausing`` holds the public functions; this module is their machinery, shared by
 the sync and async twins and by a suspend requested from another run
-(``pausing.suspend_at_boundary``). A sync call blocks its thread on a ``ThreadWaiter``;
+(``suspend_requests.suspend_at_boundary``). A sync call blocks its thread on a ``ThreadWaiter``;
 an async call awaits a ``LoopWaiter`` and runs every store call on the engine's store
 threads, so its event loop never blocks.
 """

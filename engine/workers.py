@@ -33,7 +33,7 @@ from signoff.engine.runner import (
 )
 from signoff.engine.runs import RunState
 from signoff.engine.runtime import Engine, get_engine
-from signoff.engine.store.sql import RunSource
+from signoff.engine.store.claiming import RunSource
 
 logger = logging.getLogger(__name__)
 

@@ -75,9 +75,23 @@ class _TokenFromAuthorize(logging.Filter):
         return record.getMessage() not in self.UNUSED
 
 
-#: The logger Bolt logs to, without its start-up noise.
+class _BoltAction(logging.Filter):
+    """Names Bolt's records (the Socket Mode client's too: it logs through the app's
+    logger) ``slack_bolt``: every record of a Signoff logger has an ``action``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not getattr(record, "action", None):
+            record.action = "slack_bolt"
+        return True
+
+
+#: The logger Bolt logs to, without its start-up noise. Never below INFO, whatever the
+#: root level: its DEBUG lines, and the Socket Mode client's, hold each request's whole
+#: body or envelope (a /runs command's response_url, what a person typed in a form).
 _BOLT_LOGGER = logging.getLogger("signoff.bot.bolt")
+_BOLT_LOGGER.setLevel(logging.INFO)
 _BOLT_LOGGER.addFilter(_TokenFromAuthorize())
+_BOLT_LOGGER.addFilter(_BoltAction())
 
 
 #: Calls that create something: after a dropped connection, a timeout or a 5xx, Slack may

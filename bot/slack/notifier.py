@@ -22,36 +22,28 @@ replies under it, including a thread started again when its first message is gon
 from __future__ import annotations
 
 import contextlib
-import http.client
 import logging
 import re
-import urllib.error
 from collections.abc import Callable
 from typing import Any
 
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
 
 from signoff.bot.backends import Actor, Backend, Event, EventKind, Pause, PauseStatus, Run, RunState
-from signoff.bot.errors import (
-    ChannelRefused,
-    RunNotChangeable,
-    RunUnreadable,
-    SecretField,
-    SlackRateLimited,
-    SlackUnavailable,
-)
+from signoff.bot.errors import RunNotChangeable, SecretField
 from signoff.bot.forms.modals import ModalError, check_renderable
-from signoff.bot.slack import deleted, home, ids, messages, reminders, thread_notes
-from signoff.bot.slack.approvers import Approvers
-from signoff.bot.slack.direct import PERSON_UNREACHABLE, DirectPrompts
-from signoff.bot.slack.posting import (
-    MESSAGE_REFUSED,
-    ChannelUnavailable,
-    MessageRefused,
-    Poster,
-    refusal_details,
+from signoff.bot.slack import (
+    deleted,
+    delivery_failures,
+    home,
+    ids,
+    messages,
+    reminders,
+    thread_notes,
 )
+from signoff.bot.slack.approvers import Approvers
+from signoff.bot.slack.direct import DirectPrompts
+from signoff.bot.slack.posting import Poster
 from signoff.bot.slack.threads import RunThreads, askable
 
 logger = logging.getLogger(__name__)
@@ -146,77 +138,9 @@ class SlackNotifier:
             )
 
     def on_event(self, event: Event) -> None:
-        try:
+        with delivery_failures.judged(event, self.threads.default_channel):
             self._handle(event)
             self.homes.refresh(event)
-        except MessageRefused as exc:
-            self._skipped(event, f"even as plain text ({exc.error})")
-        except ChannelUnavailable as exc:
-            if exc.channel != self.threads.default_channel:
-                raise
-            # The configuration is wrong, and an invite mends it while serve runs: one line
-            # naming the setting at each try, not a traceback; the change is handed again.
-            refused = ChannelRefused(event.run_id, exc.channel, exc.error)
-            logger.error(
-                "%s",
-                refused,
-                extra={
-                    "action": "default_channel_unavailable",
-                    "run_id": event.run_id,
-                    "channel": exc.channel,
-                    "error": exc.error,
-                },
-            )
-            raise refused from exc
-        except RunUnreadable as exc:
-            # Its rows were edited by hand: handed again, it would fail the same way for
-            # ever, and hold up every later change of every run behind it.
-            logger.error(
-                "%s; what Signoff posts for this change of it is skipped, and later ones go on",
-                exc,
-                extra={
-                    "action": "slack_change_skipped",
-                    "run_id": event.run_id,
-                    "event": event.kind.value,
-                },
-            )
-        except SlackApiError as exc:
-            status = exc.response.status_code
-            if status == 429:
-                # The client has waited and tried again already: Slack's own pace, not a
-                # fault.
-                raise _rate_limited(event.run_id, exc) from exc
-            method = str(exc.response.api_url).rstrip("/").rsplit("/", 1)[-1]
-            if status >= 500:
-                raise SlackUnavailable(event.run_id, f"HTTP {status} on {method}") from exc
-            error = str(exc.response.get("error"))
-            if error not in MESSAGE_REFUSED and error not in PERSON_UNREACHABLE:
-                raise  # Slack down, say: the change is handed again later
-            # Refused for good: handed again, it would hold up every later change of
-            # every run behind it.
-            details = refusal_details(exc)
-            self._skipped(event, f"in {method} ({error}{f': {details}' if details else ''})")
-        except (
-            urllib.error.URLError,
-            http.client.HTTPException,
-            ConnectionError,
-            TimeoutError,
-        ) as exc:
-            reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
-            raise SlackUnavailable(event.run_id, str(reason) or type(exc).__name__) from exc
-
-    def _skipped(self, event: Event, why: str) -> None:
-        logger.error(
-            "Slack refused what Signoff posts for a change of run %s %s; the change is "
-            "skipped, and later ones go on",
-            event.run_id,
-            why,
-            extra={
-                "action": "slack_change_skipped",
-                "run_id": event.run_id,
-                "event": event.kind.value,
-            },
-        )
 
     def _handle(self, event: Event) -> None:
         if event.kind is EventKind.RUN_DELETED:
@@ -493,15 +417,3 @@ class SlackNotifier:
             "run outcome posted",
             extra={"action": "run_outcome_posted", "run_id": run.id, "state": run.state.value},
         )
-
-
-def _rate_limited(run_id: str, exc: SlackApiError) -> SlackRateLimited:
-    """Slack's 429 as the change's deferral, for as long as its ``Retry-After`` asks."""
-    headers = {str(k).lower(): v for k, v in (exc.response.headers or {}).items()}
-    given = headers.get("retry-after", "1")
-    try:
-        seconds = float(given[0] if isinstance(given, list) else given)
-    except (TypeError, ValueError):
-        seconds = 1.0
-    method = str(exc.response.api_url).rstrip("/").rsplit("/", 1)[-1]
-    return SlackRateLimited(run_id, min(max(seconds, 1.0), 300.0), method)

@@ -2,7 +2,7 @@
 
 This module holds the queries on runs; the store takes the rest from one module each:
 ``tasks`` (task calls and their results), ``pauses`` and ``decisions`` (inputs and who
-answered), ``listing`` (finding and paging runs), ``audit`` (the hash chain),
+answered), ``claiming`` (workers taking scheduled runs), ``listing`` (finding and paging runs), ``audit`` (the hash chain),
 ``processes`` (who is alive), ``consumers`` (reading the events outbox), ``metadata``,
 ``stats`` and ``pruning`` (deleting runs that ended long ago), all on ``base.StoreBase``'s transactions.
 
@@ -15,21 +15,17 @@ late-committing id; see ``appending``).
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import logging
 from collections import namedtuple
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
     bindparam,
-    exists,
     func,
     insert,
-    or_,
     select,
     type_coerce,
 )
@@ -50,6 +46,7 @@ from signoff.engine.serialization import is_storable_text
 from signoff.engine.store import rows
 from signoff.engine.store.answers import AnswerQueries
 from signoff.engine.store.base import EVENTS, LOGS, RUN_COLUMNS, RUN_COLUMNS_AS_TEXT, RUNS
+from signoff.engine.store.claiming import ClaimQueries
 from signoff.engine.store.consumers import ConsumerQueries
 from signoff.engine.store.decisions import DecisionQueries
 from signoff.engine.store.dropped import read_again_if_dropped, write_again_if_dropped
@@ -107,20 +104,6 @@ _RESUME_TARGET = _resume_target(RUN_COLUMNS, [c.label(f"pause_{c.name}") for c i
 _RESUME_TARGET_AS_TEXT = _resume_target(RUN_COLUMNS_AS_TEXT, as_text(PAUSES.c, "pause_"))
 _RunRow = namedtuple("_RunRow", [c.name for c in RUN_COLUMNS])  # type: ignore[misc]
 _PauseRow = namedtuple("_PauseRow", [c.name for c in PAUSES.c])  # type: ignore[misc]
-#: the runs of flows a run's flow called
-_CALLED = RUNS.alias("called")
-#: what a worker reads to run a run it claimed, and whether it ever got as far as a task,
-#: a pause or a flow call (a run with none has nothing to replay, nor to take up)
-_SOURCE_COLUMNS = (
-    *RUN_COLUMNS,
-    RUNS.c.flow_ref,
-    RUNS.c.parameters,
-    or_(
-        exists().where(TASKS.c.run_id == RUNS.c.id),
-        exists().where(PAUSES.c.run_id == RUNS.c.id),
-        exists().where(_CALLED.c.parent_run_id == RUNS.c.id),
-    ).label("has_history"),
-)
 #: the columns ``create_run`` gives
 _RUN_COLUMNS = (
     *("id", "flow_name", "flow_ref", "parameters", "parameters_json", "state", "state_name"),
@@ -128,28 +111,6 @@ _RUN_COLUMNS = (
     *("updated_at", "parent_run_id"),
 )
 _INSERT_RUN = Prepared(insert(RUNS), columns=[_RUN_COLUMNS])
-#: the oldest scheduled runs, with what a worker needs to run them (locked, skipping those
-#: another worker is taking, on PostgreSQL)
-_SCHEDULED = (
-    select(*_SOURCE_COLUMNS)
-    # A nested flow's run is run again by its outer run's re-run, which takes it up; alone,
-    # its result would reach no one.
-    .where(RUNS.c.state == RunState.SCHEDULED.value, RUNS.c.parent_run_id.is_(None))
-    .order_by(RUNS.c.updated_at, RUNS.c.id)
-    .limit(bindparam("limit"))
-)
-_SCHEDULED_SQLITE = Prepared(_SCHEDULED)
-_SCHEDULED_LOCKED = Prepared(_SCHEDULED.with_for_update(of=RUNS, skip_locked=True))
-
-
-@functools.lru_cache(maxsize=16)
-def _scheduled_of(flows: tuple[str, ...], locked: bool) -> Prepared:
-    """``_SCHEDULED`` of only the runs of ``flows`` (a worker kept to its flows), prepared
-    once per set of flows: a worker claims every time a run is queued."""
-    query = _SCHEDULED.where(
-        or_(*(RUNS.c.flow_name == bindparam(f"flow_{n}", name) for n, name in enumerate(flows)))
-    )
-    return Prepared(query.with_for_update(of=RUNS, skip_locked=True) if locked else query)
 
 
 @dataclass(frozen=True)
@@ -166,20 +127,8 @@ class ResumeTarget:
     owner_timeout: float
 
 
-@dataclass(frozen=True)
-class RunSource:
-    """What a worker needs to execute a run it claimed."""
-
-    run: Run
-    #: where the flow was loaded from, for a worker that does not know it by name
-    flow_ref: str | None
-    #: the pickled parameters
-    parameters: bytes
-    #: no task result or pause is stored for it yet: an execution has nothing to replay
-    fresh: bool
-
-
 class SqlStore(
+    ClaimQueries,
     ListingQueries,
     AnswerQueries,
     DecisionQueries,
@@ -423,61 +372,6 @@ class SqlStore(
                 **columns,
             )
 
-    @write_again_if_dropped
-    def claim_scheduled(
-        self,
-        owner: str,
-        limit: int,
-        skip: Collection[str] = (),
-        before_commit: Callable[[str], None] | None = None,
-        *,
-        flows: Collection[str] | None = None,
-    ) -> list[RunSource]:
-        """Atomically take up to ``limit`` scheduled runs for this process, oldest first,
-        with what it needs to run them (read in the same statement); none of ``skip``, and
-        with ``flows``, only runs of the flows it names.
-
-        ``before_commit`` is called with each claimed run's id before the claim commits:
-        whatever this process still runs of it from before learns that it lost the run
-        ahead of anyone who could read the run as claimed by this process."""
-        now = self.clock()
-        claimed: list[RunSource] = []
-        with self._write() as conn:
-            if flows is not None and not flows:
-                return []
-            if skip:
-                # Rare (runs whose flow this process cannot import): not worth a prepared
-                # statement, which cannot take a list of ids.
-                query = _SCHEDULED.where(RUNS.c.id.not_in(sorted(skip)))
-                if flows is not None:
-                    query = query.where(RUNS.c.flow_name.in_(sorted(flows)))
-                if not self.is_sqlite:
-                    query = query.with_for_update(of=RUNS, skip_locked=True)
-                found = list(conn.execute(query, {"limit": limit}).all())
-            else:
-                if flows is not None:
-                    prepared = _scheduled_of(tuple(sorted(flows)), not self.is_sqlite)
-                else:
-                    prepared = _SCHEDULED_SQLITE if self.is_sqlite else _SCHEDULED_LOCKED
-                found = prepared.execute(conn, {"limit": limit}).all()
-            for row in found:
-                self._change_state(
-                    conn, row.id, RunState.RUNNING, "Running", None, now, owner=owner
-                )
-                run = dataclasses.replace(
-                    rows.to_run(row),
-                    state=RunState.RUNNING,
-                    state_name="Running",
-                    state_message=None,
-                    updated_at=now,
-                    owner=owner,
-                )
-                claimed.append(RunSource(run, row.flow_ref, row.parameters, not row.has_history))
-            if before_commit is not None:
-                for source in claimed:
-                    before_commit(source.run.id)
-        return claimed
-
     @read_again_if_dropped
     def orphans(self, live: set[str]) -> list[Run]:
         """Runs that a process owned (running or paused) whose process is gone."""
@@ -500,4 +394,4 @@ class SqlStore(
                 self._insert_logs(conn, run_id, logs)
 
 
-__all__ = ["ResumeTarget", "RunSource", "SqlStore"]
+__all__ = ["ResumeTarget", "SqlStore"]

@@ -411,8 +411,8 @@ def _details(record: AuditRecord) -> str:
         )
     # "answered": where an answer no responder is known for came from (a Prefect UI's).
     for name in ("action", "rule", "to", "added", "notified", "reason", "count", "answered"):
-        if name == "notified" and data.get(name) == data.get("added"):
-            continue  # an escalation told those it added: once is enough
+        if name == "notified" and data.get(name) in (data.get("added"), data.get("to")):
+            continue  # an escalation told those it added, or all it names: once is enough
         if name in data and data[name] not in (None, "", []):
             value = data[name]
             shown = ", ".join(map(str, value)) if isinstance(value, list) else str(value)

@@ -83,7 +83,8 @@ def failure_message(exc: BaseException) -> str:
         return str(exc)
     if isinstance(exc, pydantic.ValidationError):
         detail = "; ".join(f"{k or 'input'}: {v}" for k, v in model_errors(exc).items())
-        return f"input rejected by {exc.title}: {detail}"
+        notes = "".join(f" {note}" for note in getattr(exc, "__notes__", ()))
+        return f"input rejected by {exc.title}: {detail}{notes}"
     return serialization.error_text(exc)
 
 

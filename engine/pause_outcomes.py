@@ -89,6 +89,7 @@ def pause_outcome(
             # it is about, wherever it is shown (the pause, the trail, the command line).
             whose = f"(in {refused.responder}'s answer)"
             errors = {field: f"{message} {whose}" for field, message in errors.items()}
+            exc.add_note(whose)  # so does a failed run's message, should the flow not catch it
         changed = _model_changed(req, pause)
         if changed is not None and "" not in errors:
             errors = {"": changed, **errors}  # read first: it explains the others

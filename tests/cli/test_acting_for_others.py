@@ -147,3 +147,24 @@ def test_a_quorums_refused_answer_is_blamed_on_who_gave_it(
         "carol",
         {"amount": "too big (in carol's answer)"},
     )
+
+
+@flow(name="unguarded-two-of-three", approvers=["alice", "bob", "carol"])
+def unguarded_two_of_three() -> str:
+    pause_flow_run(Checked, timeout=60, quorum=2)
+    return "accepted"
+
+
+def test_a_run_failed_by_a_quorums_refused_answer_says_whose_it_was(engine: Engine) -> None:
+    """The flow does not catch the refusal, so the run fails: its message, shown by `runs
+    show` and in Slack, names whose answer the model refused, not only pydantic's reason."""
+    thread, _box = start(unguarded_two_of_three)
+    pause = waiting(engine, "unguarded-two-of-three")
+    engine.resume(pause.run_id, {"amount": 999}, responder="carol")
+    engine.resume(pause.run_id, {"amount": 1}, responder="bob")
+    thread.join(10)
+    run = engine.get_run(pause.run_id)
+    assert (run.state, run.state_message) == (
+        RunState.FAILED,
+        "input rejected by Checked: amount: too big (in carol's answer)",
+    )

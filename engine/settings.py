@@ -36,7 +36,11 @@ class EngineSettings(BaseSettings):
         settings = EngineSettings.load(database_url="sqlite:///runs.db")
     """
 
-    model_config = SettingsConfigDict(env_prefix="SIGNOFF_", extra="ignore", env_file=".env")
+    # hide_input_in_errors: ``-v`` prints the error's traceback, and pydantic's own text
+    # quotes the value, a database URL's password with it; ``_problems`` words each one.
+    model_config = SettingsConfigDict(
+        env_prefix="SIGNOFF_", extra="ignore", env_file=".env", hide_input_in_errors=True
+    )
 
     #: ``sqlite:///path.db`` (the default, under ~/.signoff) or ``postgresql://user@host/db``
     database_url: str = Field(default_factory=_default_database_url)

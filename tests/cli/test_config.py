@@ -208,6 +208,26 @@ def test_config_show_masks_a_password_in_the_query_string(
 
 
 @pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://app:Sup3rS3cret@db:port/signoff",
+        "postgresql://app:Sup3rS3cret@[::1/signoff",
+        "postgresql+asyncpg://app:Sup3rS3cret@db/signoff",
+        "host=db password=Sup3rS3cret dbname=signoff",
+    ],
+)
+def test_the_traceback_of_a_malformed_database_url_does_not_show_its_password(
+    project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    # -v prints the error's traceback, and pydantic's text in it quoted the whole value.
+    monkeypatch.setenv("SIGNOFF_DATABASE_URL", url)
+    status, _, err = run_cli(capsys, "-v", "runs", "list")
+    assert status == 1 and "Traceback" in err, err
+    assert err.splitlines()[-1].startswith("error: invalid setting: SIGNOFF_DATABASE_URL"), err
+    assert "Sup3rS3cret" not in err
+
+
+@pytest.mark.parametrize(
     ("set_in", "expected"),
     [
         ({"PORT": "abc"}, "PORT"),

@@ -284,6 +284,8 @@ ADMINS_SHAPE = 'give ids separated by commas (U0ALICE,S0OPS) or a JSON list (["U
         ('["U0ALICE", " S0OPS "]', ["U0ALICE", "S0OPS"]),
         ("[]", []),
         ("", []),
+        # a CLI operator's name may hold a space
+        ("bob smith,U0ALICE", ["bob smith", "U0ALICE"]),
     ],
 )
 def test_admins_are_read_from_commas_or_a_json_list(
@@ -326,6 +328,10 @@ def test_an_operator_name_in_the_shape_of_a_lowercase_slack_id_is_refused(
         ('["U0ALICE", ""]', 'item 2 ("") is not an id (a non-empty text)'),
         # quotes an env file kept (docker's --env-file does): admins '"U0ALICE' and 'S0OPS"'
         ('"U0ALICE,S0OPS"', "id 1 ('\"U0ALICE') has quotes or brackets in it"),
+        # separated by spaces or semicolons: one admin, 'U0ALICE S0OPS', whom nobody is
+        ("U0ALICE S0OPS", "id 1 ('U0ALICE S0OPS') is several Slack ids in one"),
+        ("U0BOB,U0ALICE;S0OPS", "id 2 ('U0ALICE;S0OPS') is several Slack ids in one"),
+        ('["U0ALICE  W0CAROL"]', "item 1 ('U0ALICE  W0CAROL') is several Slack ids in one"),
     ],
 )
 def test_admins_in_another_shape_are_refused_naming_the_variable_once(

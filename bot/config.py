@@ -127,7 +127,11 @@ class EnvSettings(BaseSettings):
     """Settings read from the environment and ``ENV_FILE``, each field from the variable its
     alias names; ``load`` refuses malformed ones with one ``SettingsError`` naming each."""
 
-    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, env_file=ENV_FILE)
+    # Tokens and secrets among them: pydantic's own text (which ``-v`` tracebacks show)
+    # must not quote a value; ``settings_problems`` words each one.
+    model_config = SettingsConfigDict(
+        extra="ignore", populate_by_name=True, env_file=ENV_FILE, hide_input_in_errors=True
+    )
 
     @classmethod
     def load(cls, **overrides: object) -> Self:

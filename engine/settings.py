@@ -36,7 +36,11 @@ class EngineSettings(BaseSettings):
         settings = EngineSettings.load(database_url="sqlite:///runs.db")
     """
 
-    model_config = SettingsConfigDict(env_prefix="SIGNOFF_", extra="ignore", env_file=".env")
+    # hide_input_in_errors: ``-v`` prints the error's traceback, and pydantic's own text
+    # quotes the value, a database URL's password with it; ``_problems`` words each one.
+    model_config = SettingsConfigDict(
+        env_prefix="SIGNOFF_", extra="ignore", env_file=".env", hide_input_in_errors=True
+    )
 
     #: ``sqlite:///path.db`` (the default, under ~/.signoff) or ``postgresql://user@host/db``
     database_url: str = Field(default_factory=_default_database_url)
@@ -216,8 +220,9 @@ def _admin_ids(text: str) -> list[str]:
 
     Raises:
         ValueError: the text is JSON but no list of ids (an object, a list holding numbers
-            or empty texts), or an id has quotes or brackets in it: taken as they are, these
-            would name admins nobody is, and leave the real ones without their rights.
+            or empty texts), an id has quotes or brackets in it, or is Slack ids separated
+            otherwise (``U0ALICE S0OPS``): taken as they are, these would name admins
+            nobody is, and leave the real ones without their rights.
     """
     text = text.strip()
     if not text.startswith(("[", "{")):
@@ -225,6 +230,7 @@ def _admin_ids(text: str) -> list[str]:
         for number, found in enumerate(ids, start=1):
             if _NOT_IN_IDS.search(found):
                 raise ValueError(f"id {number} ({found!r}) has quotes or brackets in it; {_SHAPE}")
+            _refuse_several(f"id {number}", found)
         return ids
     try:
         parsed = json.loads(text)
@@ -237,13 +243,27 @@ def _admin_ids(text: str) -> list[str]:
             raise ValueError(
                 f"item {number} ({json.dumps(item)}) is not an id (a non-empty text); {_SHAPE}"
             )
+        _refuse_several(f"item {number}", item.strip())
     return [item.strip() for item in parsed]
+
+
+def _refuse_several(which: str, found: str) -> None:
+    """Refuse one id that is Slack ids separated by spaces or semicolons (``U0ALICE
+    S0OPS``): taken whole, it names an admin nobody is, and the real ones lack their rights.
+    A name with a space in it (a CLI operator's) stays one id."""
+    parts = _SEPARATED.split(found)
+    if len(parts) > 1 and all(_SLACK_ID.fullmatch(part) for part in parts):
+        raise ValueError(f"{which} ({found!r}) is several Slack ids in one; {_SHAPE}")
 
 
 #: what ``SIGNOFF_ADMINS`` takes, said in each error about it
 _SHAPE = 'give ids separated by commas (U0ALICE,S0OPS) or a JSON list (["U0ALICE", "S0OPS"])'
 #: characters no person's or group's id holds: they are left over from JSON or shell quoting
 _NOT_IN_IDS = re.compile(r"[\"'\[\]{}]")
+#: what a list of ids written another way separates them by
+_SEPARATED = re.compile(r"[\s;]+")
+#: a Slack user's or group's id (U024BE7LH, W0ALICE, S0OPS): a digit in it, unlike a name
+_SLACK_ID = re.compile(r"[UWS](?=[A-Z]*[0-9])[A-Z0-9]{2,}")
 
 
 def _problems(exc: ValidationError) -> str:

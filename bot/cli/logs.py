@@ -143,3 +143,6 @@ def configure_logging(default_level: int, settings: LogSettings | None = None) -
     # slack_sdk's DEBUG lines hold each call's whole body, Socket Mode's whole envelopes and
     # response_urls (which let anyone post in the channel for 30 minutes): never logged.
     logging.getLogger("slack_sdk").setLevel(max(level, logging.INFO))
+    # Its webhook client (Bolt's ``respond``) names the whole response_url at INFO as it
+    # retries a post that failed; its ERROR line that the post failed names none.
+    logging.getLogger("slack_sdk.webhook").setLevel(max(level, logging.WARNING))

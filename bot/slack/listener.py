@@ -35,6 +35,7 @@ __all__ = [
     "AtOnce",
     "HttpListener",
     "StartResponse",
+    "TooLarge",
     "WsgiApp",
     "address_family",
     "http_url",
@@ -48,6 +49,8 @@ WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 #: Answers a request on the event loop, or returns None to leave it to the pool. Called
 #: like a WSGI application; it must not block.
 AtOnce = Callable[[dict[str, Any], StartResponse], Iterable[bytes] | None]
+#: Told the path of each request refused for its size (for the metrics); must not block.
+TooLarge = Callable[[str], None]
 
 #: connections the kernel holds for the listener while it is busy (a burst of submissions
 #: arrives as one connection each)
@@ -164,6 +167,8 @@ class HttpListener:
         threads: The pool that runs ``application``.
         at_once: Answers what it can on the loop (see the module's docstring).
         max_body: Longest body read; a longer one gets 413.
+        too_large: Told the path of each request refused so (the application never sees
+            it, so it cannot count it itself).
     """
 
     def __init__(
@@ -175,10 +180,12 @@ class HttpListener:
         threads: int,
         at_once: AtOnce | None = None,
         max_body: int,
+        too_large: TooLarge | None = None,
     ) -> None:
         self.application = application
         self.at_once = at_once
         self.max_body = max_body
+        self.too_large = too_large
         self.host, self.port = host, port
         self._threads = threads
         self._pool: ThreadPoolExecutor | None = None
@@ -274,6 +281,8 @@ class HttpListener:
             logger.info(
                 "request refused", extra={"action": "request_refused", "reason": "body_too_large"}
             )
+            if self.too_large is not None:
+                self.too_large(scope["path"])
             return _plain(413, "Request too large.")
         environ = wsgi_environ(scope, body)
         try:

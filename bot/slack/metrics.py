@@ -85,6 +85,13 @@ def observe_timer(_job_id: str, lag_seconds: float) -> None:
     TIMER_LAG.observe(max(lag_seconds, 0.0))
 
 
+def count_body_too_large(path: str) -> None:
+    """Count a request the HTTP listener refused for its size before the edge saw it (an
+    ``HttpListener``'s ``too_large``), when it was one for Slack's route."""
+    if path == "/slack/events":
+        SLACK_REQUESTS_REFUSED.labels(reason="body_too_large").inc()
+
+
 class MeteredWebClient(WebClient):
     """A ``WebClient`` that counts each call and each failure, by Web API method."""
 

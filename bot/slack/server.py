@@ -29,7 +29,7 @@ from signoff.bot.slack.edge import SlackEdge
 from signoff.bot.slack.form_schemas import FormSchemas
 from signoff.bot.slack.input_forms import InputForms
 from signoff.bot.slack.listener import AtOnce, HttpListener, StartResponse, WsgiApp, http_url
-from signoff.bot.slack.metrics import Metrics, observe_timer
+from signoff.bot.slack.metrics import Metrics, count_body_too_large, observe_timer
 from signoff.bot.slack.payloads import MAX_BODY_BYTES
 from signoff.bot.slack.socket_mode import TOKEN_REFUSED, SocketModeHandler
 from signoff.bot.stopping import stop_step
@@ -207,6 +207,7 @@ class Server:
             threads=HTTP_THREADS,
             at_once=self._at_once(edge) if edge else None,
             max_body=MAX_BODY_BYTES,
+            too_large=count_body_too_large if edge else None,
         )
         # The address first: a second `serve` on a port in use stops here, before its
         # worker claims runs or its Socket Mode connection takes Slack's deliveries.

@@ -208,6 +208,26 @@ def test_config_show_masks_a_password_in_the_query_string(
 
 
 @pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://app:Sup3rS3cret@db:port/signoff",
+        "postgresql://app:Sup3rS3cret@[::1/signoff",
+        "postgresql+asyncpg://app:Sup3rS3cret@db/signoff",
+        "host=db password=Sup3rS3cret dbname=signoff",
+    ],
+)
+def test_the_traceback_of_a_malformed_database_url_does_not_show_its_password(
+    project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    # -v prints the error's traceback, and pydantic's text in it quoted the whole value.
+    monkeypatch.setenv("SIGNOFF_DATABASE_URL", url)
+    status, _, err = run_cli(capsys, "-v", "runs", "list")
+    assert status == 1 and "Traceback" in err, err
+    assert err.splitlines()[-1].startswith("error: invalid setting: SIGNOFF_DATABASE_URL"), err
+    assert "Sup3rS3cret" not in err
+
+
+@pytest.mark.parametrize(
     ("set_in", "expected"),
     [
         ({"PORT": "abc"}, "PORT"),
@@ -264,6 +284,8 @@ ADMINS_SHAPE = 'give ids separated by commas (U0ALICE,S0OPS) or a JSON list (["U
         ('["U0ALICE", " S0OPS "]', ["U0ALICE", "S0OPS"]),
         ("[]", []),
         ("", []),
+        # a CLI operator's name may hold a space
+        ("bob smith,U0ALICE", ["bob smith", "U0ALICE"]),
     ],
 )
 def test_admins_are_read_from_commas_or_a_json_list(
@@ -306,6 +328,10 @@ def test_an_operator_name_in_the_shape_of_a_lowercase_slack_id_is_refused(
         ('["U0ALICE", ""]', 'item 2 ("") is not an id (a non-empty text)'),
         # quotes an env file kept (docker's --env-file does): admins '"U0ALICE' and 'S0OPS"'
         ('"U0ALICE,S0OPS"', "id 1 ('\"U0ALICE') has quotes or brackets in it"),
+        # separated by spaces or semicolons: one admin, 'U0ALICE S0OPS', whom nobody is
+        ("U0ALICE S0OPS", "id 1 ('U0ALICE S0OPS') is several Slack ids in one"),
+        ("U0BOB,U0ALICE;S0OPS", "id 2 ('U0ALICE;S0OPS') is several Slack ids in one"),
+        ('["U0ALICE  W0CAROL"]', "item 1 ('U0ALICE  W0CAROL') is several Slack ids in one"),
     ],
 )
 def test_admins_in_another_shape_are_refused_naming_the_variable_once(

@@ -31,6 +31,7 @@ from tests.engine.test_reconnect import (  # noqa: F401 - pg_url is a fixture
     pg_url,
     refuse_connections,
 )
+from tests.support.forwarding import free_port
 from tests.support.waiting import wait_for
 
 COMMANDS = [
@@ -232,6 +233,20 @@ def test_debug_logs_hold_no_response_url_nor_what_was_posted(
     err = capsys.readouterr().err
     assert "still at DEBUG" in err
     assert url not in err and "the launch codes" not in err, err
+
+
+def test_a_response_url_post_that_is_retried_is_not_logged_with_its_url(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """At serve's INFO, slack_sdk's retry of a response_url post that could not connect
+    logged "Going to retry the same request: POST <the whole response_url>"."""
+    configure_logging(logging.INFO, LogSettings())
+    url = f"http://127.0.0.1:{free_port()}/actions/T0SANDBOX/1/S3cretHookPath"
+    with pytest.raises(urllib.error.URLError):
+        WebhookClient(url).send(text="done")  # Bolt's respond, with its default retries
+    err = capsys.readouterr().err
+    assert "Failed to send a request to Slack API server" in err  # its ERROR line stays
+    assert "S3cretHookPath" not in err, err
 
 
 def test_a_librarys_message_of_several_lines_is_one_text_line(

@@ -164,6 +164,30 @@ def test_requests_signed_outside_the_window_are_blamed_on_the_clock_not_the_secr
     assert wrong == "request refused: its signature does not match SLACK_SIGNING_SECRET"
 
 
+def test_a_request_too_large_for_slack_is_counted_as_body_too_large(engine: Engine) -> None:
+    """The listener refuses a body past the limit before the edge sees it, so the 413 was
+    answered but never counted: the metric's body_too_large stayed absent."""
+    with running_bot(engine=engine) as bot:
+        refused = lambda: sample(  # noqa: E731 (counted per process, so compared)
+            get(f"{bot.server.url}/metrics")[2],
+            "signoff_slack_requests_refused_total",
+            reason="body_too_large",
+        )
+        before = refused()
+        for path in ("/slack/events", "/slack/events", "/elsewhere"):
+            connection = http.client.HTTPConnection(bot.server.host, bot.server.port, timeout=10)
+            try:
+                # Only the length is sent: the listener answers from it, reading nothing.
+                connection.putrequest("POST", path)
+                connection.putheader("Content-Length", str(3 * 1024 * 1024))
+                connection.endheaders()
+                assert connection.getresponse().status == 413
+            finally:
+                connection.close()
+        # Requests to another path are not Slack's, and not counted as refused from Slack.
+        assert refused() == before + 2
+
+
 def test_healthz_and_readyz_in_http_mode(engine: Engine) -> None:
     with running_bot(engine=engine) as bot:
         assert get(f"{bot.server.url}/healthz")[::2] == (200, '{"ok": true}')

@@ -27,6 +27,8 @@
     ├── UnloadableValue (run_id, what)   a value the run stored cannot be loaded by this code
     ├── FlowChanged (run_id, key)     a re-run asks for other input where the run asked before
     ├── LeaseLost (consumer)          another process took over a durable consumer
+    ├── ConsumerNotFound (consumer)   no durable consumer of that name has read the events
+    ├── ConsumerInUse (consumer, owner)   a running process holds the consumer: not forgotten
     ├── DeliverLater (run_id, seconds)   an observer cannot take an event yet, as expected
     │                                 (the service it writes to asks it to slow down)
     └── StoreError                    the database failed; the driver error is in __cause__
@@ -480,6 +482,29 @@ class LeaseLost(EngineError):
     def __init__(self, consumer: str) -> None:
         self.consumer = consumer
         super().__init__(f"the lease of durable consumer {consumer!r} is held by another process")
+
+
+class ConsumerNotFound(EngineError):
+    """No durable consumer of that name has read the events (``Engine.forget_consumer``)."""
+
+    def __init__(self, consumer: str, known: Sequence[str] = ()) -> None:
+        self.consumer = consumer
+        self.known = tuple(known)
+        there = ", ".join(repr(name) for name in self.known) or "none"
+        super().__init__(f"no durable consumer is named {consumer!r} (there are: {there})")
+
+
+class ConsumerInUse(EngineError):
+    """A running process holds this durable consumer, so it is not forgotten: stop that
+    process first (``Engine.forget_consumer``)."""
+
+    def __init__(self, consumer: str, owner: str) -> None:
+        self.consumer = consumer
+        self.owner = owner
+        super().__init__(
+            f"durable consumer {consumer!r} is in use: process {owner} holds it; stop that "
+            "process first (a consumer is forgotten only once nothing runs it)"
+        )
 
 
 class DeliverLater(EngineError):

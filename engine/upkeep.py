@@ -217,6 +217,36 @@ class Upkeep:
         )
         return pruned
 
+    def runs_kept_for_consumers(self, finished_before: datetime) -> dict[str, int]:
+        """How many runs that ended before ``finished_before`` ``prune_finished`` keeps for
+        each durable consumer that has not read their events yet (the Slack bot's is
+        ``slack``). A consumer nothing runs any more (a retired bot's) keeps them for good,
+        until ``forget_consumer``.
+
+        Example::
+
+            engine.runs_kept_for_consumers(datetime.now(UTC) - timedelta(days=90))
+            # {'slack': 1234}
+        """
+        if finished_before.tzinfo is None:
+            raise ValueError("finished_before must be timezone-aware (UTC)")
+        return self.store.kept_for_consumers(finished_before)
+
+    def forget_consumer(self, consumer: str) -> None:
+        """Forget a durable consumer nothing runs any more, so that the runs whose events it
+        never read can be pruned. One started again later under that name starts from the
+        present, as a new one does.
+
+        Raises:
+            ConsumerNotFound: No consumer of that name has read the events.
+            ConsumerInUse: A running process holds it.
+        """
+        self.store.forget_cursor(consumer)
+        logger.warning(
+            "durable consumer forgotten",
+            extra={"action": "consumer_forgotten", "consumer": consumer},
+        )
+
     def escalate_due_pauses(self, now: datetime | None = None) -> list[str]:
         """Add the escalation approvers of waiting pauses whose delay has passed. Idempotent:
         of several workers firing the same timer, one escalates each pause."""

@@ -3,7 +3,9 @@
 ``serve`` and ``worker`` refuse a database whose schema is older than they need (unless
 started with ``--migrate``); ``db upgrade`` brings it up to date, ``db current`` says where
 it is. An empty database (the SQLite quick start) gets the schema without asking.
-``db prune`` deletes runs that finished long ago; their audit records stay.
+``db prune`` deletes runs that finished long ago; their audit records stay. It keeps the
+runs whose events a durable consumer (the Slack bot's) has not read yet, and says so:
+``db forget-consumer`` lets a retired bot's go.
 """
 
 from __future__ import annotations
@@ -87,3 +89,21 @@ def prune(session: CliSession, finished_before: datetime, dry_run: bool) -> None
         click.echo(f"{count} run(s) finished before {when} would be deleted (none deleted)")
     else:
         click.echo(f"deleted {count} run(s) finished before {when}; their audit records stay")
+    for consumer, kept in engine.runs_kept_for_consumers(finished_before).items():
+        # A bot that is down for a while catches up; one retired for good never will.
+        click.echo(
+            f"{kept} more run(s) finished before {when} are kept until durable consumer "
+            f"{consumer!r} reads their events (it posts them to Slack); if nothing will run it "
+            f"again (a retired bot), 'signoff db forget-consumer {consumer}' lets them go"
+        )
+
+
+@db.command("forget-consumer")
+@click.argument("consumer", metavar="NAME")
+@pass_session
+def forget_consumer(session: CliSession, consumer: str) -> None:
+    """Forget the durable consumer NAME (a retired bot's: 'slack' is the Slack bot's), so
+    that 'db prune' deletes the runs whose events it never read. A bot started later starts
+    from the present, as a new one does."""
+    session.engine().forget_consumer(consumer)
+    click.echo(f"forgot durable consumer {consumer!r}; 'db prune' no longer keeps runs for it")

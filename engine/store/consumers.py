@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, delete, func, literal, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from signoff.engine.errors import DatabaseBusy
+from signoff.engine.errors import ConsumerInUse, ConsumerNotFound, DatabaseBusy
 from signoff.engine.runs import Event, EventKind, RunState
 from signoff.engine.store import backlog_rows, rows
 from signoff.engine.store.base import EVENTS, StoreBase
@@ -318,6 +318,36 @@ class ConsumerQueries(StoreBase):
                 .where(CURSORS.c.consumer == consumer, CURSORS.c.lease_owner == owner)
                 .values(lease_owner=None, lease_until=None)
             )
+
+    @write_again_if_dropped
+    def forget_cursor(self, consumer: str) -> None:
+        """Delete ``consumer``'s cursor, unless a process holds its lease now.
+
+        Raises:
+            ConsumerNotFound: There is no cursor of that name.
+            ConsumerInUse: A process holds it (its lease has not run out).
+        """
+        now = self.clock()
+        with self._write() as conn:
+            gone = conn.execute(
+                delete(CURSORS).where(
+                    CURSORS.c.consumer == consumer,
+                    or_(
+                        CURSORS.c.lease_owner.is_(None),
+                        CURSORS.c.lease_until.is_(None),
+                        CURSORS.c.lease_until <= now,
+                    ),
+                )
+            )
+            if gone.rowcount == 1:
+                return
+            held = conn.execute(
+                select(CURSORS.c.lease_owner).where(CURSORS.c.consumer == consumer)
+            ).first()
+            if held is not None:
+                raise ConsumerInUse(consumer, str(held.lease_owner))
+            known = conn.execute(select(CURSORS.c.consumer).order_by(CURSORS.c.consumer))
+            raise ConsumerNotFound(consumer, list(known.scalars()))
 
     @write_again_if_dropped
     def claim_once(self, key: str, seconds: float, *, within: float | None = None) -> bool:

@@ -43,6 +43,24 @@ class PruningQueries(StoreBase):
             prunable = self._prunable(finished_before, behind).subquery()
             return int(conn.execute(select(func.count()).select_from(prunable)).scalar_one())
 
+    @read_again_if_dropped
+    def kept_for_consumers(self, finished_before: datetime) -> dict[str, int]:
+        """For each durable consumer behind, how many runs that ended before
+        ``finished_before`` it keeps from ``prune_runs`` (their events it has not read)."""
+        with self._read() as conn:
+            cursors = conn.execute(select(CURSORS.c.consumer, CURSORS.c.position)).all()
+            kept: dict[str, int] = {}
+            for cursor in cursors:
+                held = self._prunable(finished_before, None).where(
+                    exists().where(EVENTS.c.run_id == RUNS.c.id, EVENTS.c.id > cursor.position)
+                )
+                count = int(
+                    conn.execute(select(func.count()).select_from(held.subquery())).scalar_one()
+                )
+                if count:
+                    kept[cursor.consumer] = count
+            return kept
+
     @write_again_if_dropped
     def prune_runs(self, finished_before: datetime, *, limit: int) -> list[str]:
         """Delete up to ``limit`` runs that ended before ``finished_before`` and everything

@@ -144,3 +144,50 @@ def test_db_prune_says_what_it_deleted_and_refuses_a_time_in_the_future(
     assert status == 2 and "is in the future" in err
     status, _, err = run_cli(capsys, "db", "prune", "--finished-before", "soon")
     assert status == 2 and "'soon' is not a time" in err
+
+
+def test_a_retired_bots_consumer_keeps_runs_until_forgotten_and_prune_says_so(
+    engine: Engine, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before, a Slack bot that was retired left its cursor behind, and `db prune` kept
+    every run after it for good, saying only "0 run(s)"; nothing could drop the cursor."""
+    old = finished_run(engine, days_ago=100)
+    engine.store.lease_cursor("slack", "bot-1", 60)  # the bot: it never read the run's events
+    with engine.store.engine.begin() as conn:
+        conn.execute(text("UPDATE event_cursors SET position = 0"))
+    monkeypatch.setenv("SIGNOFF_DATABASE_URL", engine.settings.database_url)
+
+    status, out, err = run_cli(capsys, "db", "prune", "--finished-before", "90d", "--dry-run")
+    assert (status, err) == (0, "")
+    would, kept = out.splitlines()
+    assert would.startswith("0 run(s) finished before ")
+    assert kept.startswith("1 more run(s) finished before ")
+    assert kept.endswith(
+        "are kept until durable consumer 'slack' reads their events (it posts them to Slack); "
+        "if nothing will run it again (a retired bot), 'signoff db forget-consumer slack' "
+        "lets them go"
+    )
+
+    status, _, err = run_cli(capsys, "db", "forget-consumer", "slack")  # the bot still runs
+    assert (status, err.splitlines()[-1]) == (
+        1,
+        "error: durable consumer 'slack' is in use: process bot-1 holds it; stop that process "
+        "first (a consumer is forgotten only once nothing runs it)",
+    )
+    engine.store.release_cursor("slack", "bot-1")  # the bot stopped
+    status, _, err = run_cli(capsys, "db", "forget-consumer", "slak")
+    assert (status, err.splitlines()[-1]) == (
+        1,
+        "error: no durable consumer is named 'slak' (there are: 'slack')",
+    )
+    status, out, err = run_cli(capsys, "db", "forget-consumer", "slack")
+    assert (status, out) == (
+        0,
+        "forgot durable consumer 'slack'; 'db prune' no longer keeps runs for it\n",
+    )
+
+    status, out, _ = run_cli(capsys, "db", "prune", "--finished-before", "90d")
+    assert status == 0 and out.startswith("deleted 1 run(s) finished before ")
+    assert "more run(s)" not in out
+    with pytest.raises(RunNotFound):
+        engine.get_run(old)

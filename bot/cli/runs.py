@@ -52,7 +52,7 @@ from signoff.bot.cli.wait import (
     timeout_option,
     wait_for_run,
 )
-from signoff.engine import RunNotFound, RunState
+from signoff.engine import AuditRecord, RunNotFound, RunState
 from signoff.engine.audit import describe
 
 #: what ``runs list --state`` takes
@@ -263,7 +263,15 @@ def show(
         lines = [on_backend.audit_line(record) for record in trail]
     else:
         engine = session.engine()
-        detail = engine.detail(run_id)
+        try:
+            detail = engine.detail(run_id)
+        except RunNotFound as exc:
+            # ``db prune`` deleted it: its audit records are all that is kept, by whole id.
+            pruned = [] if exc.several else engine.audit_trail(run_id)
+            if not pruned:
+                raise
+            _show_pruned(run_id, [record.as_dict() for record in pruned], pruned, as_json)
+            return
         engine_trail = engine.audit_trail(detail.run.id)
         audit = [record.as_dict() for record in engine_trail]
         lines = [describe(record) for record in engine_trail]
@@ -276,6 +284,20 @@ def show(
         click.echo(detail_text(detail, tail))
         click.echo("\nAudit trail")
         click.echo("\n".join(f"  {line}" for line in lines) or "  (none)")
+
+
+def _show_pruned(
+    run_id: str, audit: list[JSONValue], trail: Sequence[AuditRecord], as_json: bool
+) -> None:
+    if as_json:
+        click.echo(json.dumps({"id": run_id, "pruned": True, "audit": audit}, indent=2))
+        return
+    click.echo(
+        f"Run {run_id} was deleted by 'signoff db prune' (it had finished); only its audit "
+        "trail is kept"
+    )
+    click.echo("\nAudit trail")
+    click.echo("\n".join(f"  {describe(record)}" for record in trail))
 
 
 @runs.command("wait")

@@ -3,6 +3,7 @@ everything stored for them but their audit records."""
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -191,3 +192,30 @@ def test_a_retired_bots_consumer_keeps_runs_until_forgotten_and_prune_says_so(
     assert "more run(s)" not in out
     with pytest.raises(RunNotFound):
         engine.get_run(old)
+
+
+def test_runs_show_of_a_pruned_run_shows_its_audit_trail(
+    engine: Engine, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before, `runs show` of a pruned run said only "no run with id", though its trail (who
+    decided what) is kept for exactly that question."""
+    old = finished_run(engine, days_ago=100)
+    assert engine.prune_finished(datetime.now(UTC) - timedelta(days=90)) == 1
+    monkeypatch.setenv("SIGNOFF_DATABASE_URL", engine.settings.database_url)
+
+    status, out, err = run_cli(capsys, "runs", "show", old)
+    assert (status, err) == (0, "")
+    head, _, trail = out.partition("\n\nAudit trail\n")
+    assert head == (
+        f"Run {old} was deleted by 'signoff db prune' (it had finished); only its audit trail "
+        "is kept"
+    )
+    assert "U0BOB" in trail and "answer" in trail
+    status, out, _ = run_cli(capsys, "runs", "show", old, "--json")
+    shown = json.loads(out)
+    assert (status, shown["id"], shown["pruned"]) == (0, old, True)
+    assert [record["action"] for record in shown["audit"]] == [
+        record.action for record in engine.audit_trail(old)
+    ]
+    status, _, err = run_cli(capsys, "runs", "show", old[:8])  # a prefix: no run has it now
+    assert status == 1 and "no run" in err

@@ -471,6 +471,76 @@ def test_answering_a_run_halfway_up_a_busy_channel_keeps_the_channel_where_it_wa
     assert abs(now - scrolled) < 40, (scrolled, now)
 
 
+def _in_view(browser: WebDriver, ts: str) -> bool:
+    """True when the channel's message ``ts`` is within the part of it scrolled into view
+    (looked up afresh: the page redraws the channel as it changes)."""
+    return bool(
+        browser.execute_script(
+            "const m = document.querySelector(`main .msg[data-ts='${arguments[0]}']`);"
+            "if (!m) return false;"
+            "const r = m.getBoundingClientRect(), p = m.closest('.pane-body').getBoundingClientRect();"
+            "return r.height > 0 && r.top >= p.top && r.bottom <= p.bottom;",
+            ts,
+        )
+    )
+
+
+def test_the_answer_to_a_click_halfway_up_a_busy_channel_is_announced_at_its_foot(
+    browser: WebDriver, page: SandboxPage, demo_bot: RunningBot
+) -> None:
+    """The app answers a click with a message at the channel's bottom; scrolled up to the
+    prompt, nothing seemed to happen. A button at the foot says a message came, and goes to it."""
+    mine = demo_bot.engine.submit("deploy-production", {}, started_by="U0ALICE")
+    prompt = demo_bot.root_message(mine.id, timeout=40)
+    for _ in range(20):
+        demo_bot.root_message(
+            demo_bot.engine.submit("greet-user", {}, started_by="U0CAROL").id, timeout=40
+        )
+    browser.get(page.url + "?as=U0ALICE")
+    shown = wait(
+        browser,
+        "alice's deploy, high up the channel",
+        lambda b: b.find_element(By.CSS_SELECTOR, f'main .msg[data-ts="{prompt.ts}"]'),
+    )
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", shown)
+    before = {
+        m.get_attribute("data-ts") for m in browser.find_elements(By.CSS_SELECTOR, "main .msg")
+    }
+    # She started it, and it forbids its starter to answer: the app says so below.
+    shown.find_element(By.XPATH, ".//button[normalize-space()='Provide input']").click()
+    answer = wait(
+        browser,
+        "the app's answer",
+        lambda b: next(
+            (
+                m.get_attribute("data-ts")
+                for m in b.find_elements(By.CSS_SELECTOR, "main .msg")
+                if m.get_attribute("data-ts") not in before
+                and "someone else has to answer" in m.text
+            ),
+            None,
+        ),
+    )
+    assert not _in_view(browser, answer)
+    assert _in_view(browser, prompt.ts), "the channel jumped away from where she was"
+
+    pill = wait(
+        browser,
+        "the button counting the new message",
+        lambda b: next(
+            (
+                p
+                for p in b.find_elements(By.CSS_SELECTOR, ".new-below")
+                if p.text == "↓ 1 new message"
+            ),
+            None,
+        ),
+    )
+    pill.click()
+    wait(browser, "the answer scrolled into view", lambda b: _in_view(b, answer))
+    wait(browser, "the button to go", gone(".new-below"))
+
+
 def test_what_was_typed_into_a_modal_survives_reloading_the_page(
     browser: WebDriver, page: SandboxPage, demo_bot: RunningBot
 ) -> None:

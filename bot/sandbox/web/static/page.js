@@ -68,17 +68,55 @@ async function refresh() {
     // (answering a run halfway up a busy channel) it stays there instead of jumping to the top.
     const panes = ".messages, [data-region=thread] .pane-body";
     const was = el.querySelector(panes);
-    const atBottom = !was || was.scrollHeight - was.scrollTop - was.clientHeight < 40;
+    const atBottom = !was || atEnd(was);
     const top = was ? was.scrollTop : 0;
+    const seen = new Set(was ? Array.from(was.querySelectorAll(".msg"), (m) => m.dataset.ts) : []);
     el.innerHTML = html;
     const list = el.querySelector(panes);
-    if (list) list.scrollTop = atBottom ? list.scrollHeight : top;
+    if (list) {
+      list.scrollTop = atBottom ? list.scrollHeight : top;
+      if (was && !atBottom) {
+        unseen[name] = (unseen[name] || 0)
+          + Array.from(list.querySelectorAll(".msg")).filter((m) => !seen.has(m.dataset.ts)).length;
+      }
+      showUnseen(name, list);
+    }
     const error = name === "modal" && el.querySelector(".sk-error");
     if (error) error.closest("[data-field]").scrollIntoView({ block: "center" });
     if (name === "modal") holdKeyboard();
   }
   body.dataset.key = key;
 }
+
+function atEnd(list) { return list.scrollHeight - list.scrollTop - list.clientHeight < 40; }
+
+// Messages that came in below a pane scrolled up (the answer to a click halfway up a busy
+// channel lands at its bottom): counted on a button at the pane's foot, as Slack does, that
+// scrolls down to them. Scrolling down by hand counts them seen too.
+const unseen = {};
+
+function showUnseen(name, list) {
+  const count = unseen[name] || 0;
+  let pill = list.querySelector(".new-below");
+  if (!count) { if (pill) pill.remove(); return; }
+  if (!pill) {
+    pill = document.createElement("button");
+    pill.type = "button";
+    pill.className = "new-below";
+    pill.dataset.pane = name;
+    list.appendChild(pill);
+  }
+  pill.textContent = "↓ " + count + (count === 1 ? " new message" : " new messages");
+}
+
+document.addEventListener("scroll", (event) => {
+  const list = event.target;
+  const region = list instanceof Element && list.closest("[data-region]");
+  if (region && unseen[region.dataset.region] && atEnd(list)) {
+    unseen[region.dataset.region] = 0;
+    showUnseen(region.dataset.region, list);
+  }
+}, true);
 
 // An open modal has the keyboard, as in Slack: what is behind it cannot be tabbed to or
 // pressed (Enter on a button behind it would send that click), focus moves into it when it
@@ -221,6 +259,14 @@ function act(el, value) {
 }
 
 document.addEventListener("click", (event) => {
+  const pill = event.target.closest(".new-below");
+  if (pill) {
+    const list = pill.parentElement;
+    unseen[pill.dataset.pane] = 0;
+    pill.remove();
+    list.scrollTop = list.scrollHeight;
+    return;
+  }
   const button = event.target.closest("button[data-live]");
   if (button) {
     event.preventDefault();

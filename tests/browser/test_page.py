@@ -142,6 +142,46 @@ def test_every_input_element_is_filled_in_and_submitted(
     }
 
 
+def test_a_form_the_app_refuses_says_at_its_top_which_input_to_fix(
+    browser: WebDriver, page: SandboxPage, demo_bot: RunningBot
+) -> None:
+    """The app's verdict comes back as the form again, its message under the input; with the
+    input far below, the form looked unchanged, as if Submit had done nothing."""
+    run = demo_bot.engine.submit("everything", {}, started_by="U0CAROL")
+    demo_bot.root_message(run.id, timeout=40)
+    browser.get(page.url + "?as=U0ALICE")
+    button(browser, "Provide input").click()
+    modal = open_modal(browser)
+    type_into(modal, "Title", "Ship it")
+    type_into(modal, "Contact", "ops@example.com")
+    type_into(modal, "Code", "abc")  # the pattern is checked by the app, not the client
+    choose(modal, "Owner", "@bob")
+    modal.find_element(By.CSS_SELECTOR, "[data-submit]").click()
+
+    def refused(b: WebDriver) -> WebElement | None:
+        shown = open_modal(b)  # "Submitting..." until the form comes back
+        fields = shown.find_elements(By.CSS_SELECTOR, "[data-field]")
+        return shown if fields and "⚠️" in hint_under(shown, "Code") else None
+
+    modal = wait(browser, "the form back with the app's error", refused)
+    body = modal.find_element(By.CSS_SELECTOR, ".modal-body")
+    code = field(modal, "Code")
+    below = browser.execute_script(
+        "return arguments[0].getBoundingClientRect().top >= arguments[1].getBoundingClientRect().bottom",
+        code,
+        body,
+    )
+    assert below, "Code is in view anyway; the form is too short to show the problem"
+    shown = browser.execute_script(
+        "const b = arguments[0].getBoundingClientRect();"
+        "return Array.from(arguments[0].querySelectorAll('.sk-context')).filter((c) => {"
+        "  const r = c.getBoundingClientRect(); return r.top >= b.top && r.bottom <= b.bottom;"
+        "}).map((c) => c.innerText).join('\\n');",
+        body,
+    )
+    assert "⚠️" in shown and "Code" in shown, shown
+
+
 def test_new_messages_appear_without_a_reload(
     browser: WebDriver, page: SandboxPage, demo_bot: RunningBot
 ) -> None:

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 
@@ -138,3 +139,26 @@ def test_in_a_narrow_window_the_channel_and_an_open_thread_each_show_whole(
         lambda b: b.find_element(By.CSS_SELECTOR, "#composer button[type=submit]"),
     )
     wait(browser, "the Send button in the window", lambda b: _shown(b, send))
+
+
+def test_the_refusal_of_a_command_goes_once_it_is_corrected_and_uncovers_the_flows(
+    browser: WebDriver, page: SandboxPage
+) -> None:
+    """The sandbox's refusal of what was typed stayed up until the next send, over the list
+    of flows under the box, the very hint for what to type instead."""
+    browser.get(page.url + "?as=U0ALICE")
+    flows = [
+        f for f in browser.find_elements(By.CSS_SELECTOR, ".hint-line code") if _shown(browser, f)
+    ]
+    assert flows
+    composer = browser.find_element(By.ID, "composer-text")
+    composer.send_keys("start greet-user")
+    browser.find_element(By.CSS_SELECTOR, "#composer button[type=submit]").click()
+    said = wait(browser, "the refusal", lambda b: b.find_element(By.ID, "toast").text)
+    assert "slash commands only" in said
+    assert not all(_shown(browser, one) for one in flows), "the refusal covers no flow"
+
+    composer.send_keys(Keys.HOME, "/runs ")
+    wait(browser, "the refusal to go", lambda b: not b.find_element(By.ID, "toast").is_displayed())
+    for one in flows:
+        assert _shown(browser, one), f"{one.text!r} is covered"

@@ -293,6 +293,12 @@ document.addEventListener("click", (event) => {
   }
 });
 
+// What the sandbox said about the command sent is stale once it is being corrected, and it
+// covers the list of flows under the box: it goes with the first key.
+document.addEventListener("input", (event) => {
+  if (event.target.id === "composer-text" && !unreachable) toast("");
+});
+
 document.addEventListener("change", (event) => {
   const who = event.target.closest("#who");
   if (who) { window.location = who.value; return; }

@@ -182,6 +182,37 @@ def test_a_form_the_app_refuses_says_at_its_top_which_input_to_fix(
     assert "⚠️" in shown and "Code" in shown, shown
 
 
+def test_a_double_click_on_submit_sends_the_answer_once(
+    browser: WebDriver, page: SandboxPage, demo_bot: RunningBot
+) -> None:
+    """As Slack's Submit does: the second click sent the answer again, and its outcome ("This
+    input was already answered by @alice") replaced "Answer recorded", as if hers were lost."""
+    run = demo_bot.engine.submit("greet-user", {}, started_by="U0CAROL")
+    demo_bot.root_message(run.id, timeout=40)
+    browser.get(page.url + "?as=U0ALICE")
+    button(browser, "Provide input").click()
+    modal = open_modal(browser)
+    type_into(modal, "Name", "zed")
+    # Counts the submissions the page sends (each is sent at once, within its click).
+    browser.execute_script(
+        "window.submissions = 0; const send = window.fetch;"
+        "window.fetch = (url, options) => {"
+        "  if (url === '/submit') window.submissions += 1; return send(url, options); };"
+    )
+    ActionChains(browser).double_click(
+        modal.find_element(By.CSS_SELECTOR, "[data-submit]")
+    ).perform()
+    assert browser.execute_script("return window.submissions") == 1
+    outcome_modal(browser, "Answer recorded")
+    done = wait(
+        browser,
+        "the run to finish",
+        lambda _b: (current := demo_bot.engine.get_run(run.id)).state.is_final and current,
+    )
+    assert "Hello, zed!" in str(done.result)
+    assert "Answer recorded" in open_modal(browser).text
+
+
 def test_new_messages_appear_without_a_reload(
     browser: WebDriver, page: SandboxPage, demo_bot: RunningBot
 ) -> None:

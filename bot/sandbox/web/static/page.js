@@ -306,6 +306,9 @@ document.addEventListener("change", (event) => {
   if (el) act(el, valueOf(el));
 });
 
+// The view whose submission is on its way, if any.
+let submitting = null;
+
 document.addEventListener("submit", (event) => {
   const form = event.target;
   if (form.method === "dialog") return;  // a confirm dialog closes itself
@@ -319,9 +322,13 @@ document.addEventListener("submit", (event) => {
     return;
   }
   if (form.classList.contains("modal")) {
+    // Once, as Slack's Submit: a second click (or Enter) while the first is on its way sent
+    // the answer again, and that one's outcome ("already answered by you") replaced the first's.
+    if (submitting === form.dataset.viewId) return;
+    submitting = form.dataset.viewId;
     const values = {};
     fields(form).forEach((el) => { values[el.dataset.blockId] = valueOf(el); });
-    post("submit", { view_id: form.dataset.viewId, values: values });
+    post("submit", { view_id: form.dataset.viewId, values: values }).finally(() => { submitting = null; });
   }
 });
 

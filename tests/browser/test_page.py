@@ -213,6 +213,47 @@ def test_a_double_click_on_submit_sends_the_answer_once(
     assert "Answer recorded" in open_modal(browser).text
 
 
+def test_a_double_click_on_a_button_in_a_message_sends_one_click(
+    browser: WebDriver, page: SandboxPage, demo_bot: RunningBot
+) -> None:
+    """As Slack's buttons do while the app answers: the second click on a decision answered
+    again, and the app told her the input was "already answered by @alice"."""
+    run = demo_bot.engine.submit("long-decision", {}, started_by="U0CAROL")
+    demo_bot.root_message(run.id, timeout=40)
+    browser.get(page.url + "?as=U0ALICE")
+    yes = wait(
+        browser,
+        "the decision's yes",
+        lambda b: next(
+            (
+                x
+                for x in b.find_elements(By.CSS_SELECTOR, "main .sk-actions button")
+                if x.text.endswith(": yes")
+            ),
+            None,
+        ),
+    )
+    browser.execute_script(
+        "window.clicks = 0; const send = window.fetch;"
+        "window.fetch = (url, options) => {"
+        "  if (url === '/act') window.clicks += 1; return send(url, options); };"
+    )
+    ActionChains(browser).double_click(yes).perform()
+    assert browser.execute_script("return window.clicks") == 1
+    done = wait(
+        browser,
+        "the run to finish",
+        lambda _b: (current := demo_bot.engine.get_run(run.id)).state.is_final and current,
+    )
+    assert done.result is True or "True" in str(done.result)
+    wait(
+        browser,
+        "the prompt to show the answer",
+        lambda b: "Answered by @alice" in b.find_element(By.CSS_SELECTOR, "main").text,
+    )
+    assert "already answered" not in browser.find_element(By.CSS_SELECTOR, "main").text
+
+
 def test_new_messages_appear_without_a_reload(
     browser: WebDriver, page: SandboxPage, demo_bot: RunningBot
 ) -> None:

@@ -252,10 +252,19 @@ function restoreDraft(form) {
   if (form) saveDraft(form);
 }));
 
+// Clicks on their way to the app, by what was clicked. Slack's buttons wait for the app's
+// answer: a double click on a decision answered twice, the second told "already answered".
+const acting = new Set();
+
 function act(el, value) {
   remember(el);
-  return post("act", { surface: surfaceOf(el), action_id: el.dataset.actionId,
-                       block_id: el.dataset.blockId, value: value });
+  const surface = surfaceOf(el);
+  const what = JSON.stringify([surface, el.dataset.actionId, el.dataset.blockId, value]);
+  if (acting.has(what)) return Promise.resolve({ ok: false, pending: true });
+  acting.add(what);
+  return post("act", { surface: surface, action_id: el.dataset.actionId,
+                       block_id: el.dataset.blockId, value: value })
+    .finally(() => acting.delete(what));
 }
 
 document.addEventListener("click", (event) => {

@@ -254,6 +254,33 @@ def test_a_double_click_on_a_button_in_a_message_sends_one_click(
     assert "already answered" not in browser.find_element(By.CSS_SELECTOR, "main").text
 
 
+def test_enter_pressed_twice_sends_the_command_once(
+    browser: WebDriver, page: SandboxPage, demo_bot: RunningBot
+) -> None:
+    """As Slack's message box: it empties as the command is sent. It kept the text until the
+    app answered, so a second Enter meanwhile started a second run."""
+    browser.get(page.url + "?as=U0ALICE")
+    browser.execute_script(
+        "window.commands = 0; const send = window.fetch;"
+        "window.fetch = (url, options) => {"
+        "  if (url === '/command') window.commands += 1; return send(url, options); };"
+    )
+    composer = browser.find_element(By.ID, "composer-text")
+    composer.send_keys("/runs start greet-user", Keys.ENTER, Keys.ENTER)
+    assert browser.execute_script("return window.commands") == 1
+    wait(
+        browser,
+        "the run started",
+        lambda b: "Started greet-user run" in b.find_element(By.CSS_SELECTOR, "main").text,
+    )
+    assert composer.get_attribute("value") == ""
+
+    # What the sandbox refuses to send stays in the box, to be corrected.
+    composer.send_keys("runs start greet-user", Keys.ENTER)
+    wait(browser, "the refusal", lambda b: b.find_element(By.ID, "toast").text)
+    assert composer.get_attribute("value") == "runs start greet-user"
+
+
 def test_new_messages_appear_without_a_reload(
     browser: WebDriver, page: SandboxPage, demo_bot: RunningBot
 ) -> None:

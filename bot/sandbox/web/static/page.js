@@ -324,9 +324,14 @@ document.addEventListener("submit", (event) => {
   event.preventDefault();
   if (form.id === "composer") {
     const input = document.getElementById("composer-text");
+    const text = input.value;
+    if (!text.trim()) return;  // as in Slack, Enter in an empty box sends nothing
     remember(input);  // a command may open a form; closing it comes back here
-    post("command", { channel: body.dataset.channel, text: input.value }).then((answer) => {
-      if (answer.ok !== false) input.value = "";
+    // Emptied as it is sent, as Slack's box is: a second Enter before the app answered sent
+    // the command again (a second run). What the sandbox refuses comes back, to be corrected.
+    input.value = "";
+    post("command", { channel: body.dataset.channel, text: text }).then((answer) => {
+      if (answer.ok === false && !input.value) input.value = text;
     });
     return;
   }

@@ -16,7 +16,7 @@ from selenium.webdriver.support.select import Select
 
 from signoff.bot.sandbox.web import SandboxPage
 from signoff.bot.slack import ids
-from signoff.bot.testing import RunningBot
+from signoff.bot.testing import RunningBot, running_bot
 from signoff.engine import RunState
 from tests.browser.helpers import (
     button,
@@ -716,3 +716,42 @@ def test_what_was_typed_into_a_modal_survives_reloading_the_page(
     browser.refresh()
     modal = open_modal(browser)
     assert field(modal, "Title").find_element(By.TAG_NAME, "input").get_attribute("value") == ""
+
+
+def test_what_was_typed_into_a_modal_is_not_put_into_a_restarted_sandboxs_form(
+    browser: WebDriver, page: SandboxPage, demo_bot: RunningBot, tmp_path: Path
+) -> None:
+    """A restarted sandbox numbers its views afresh: the same steps give its form the old
+    one's id, and a reload filled it in with what was typed into the old form."""
+    flows = ["signoff.bot.demo.flows"]
+
+    def open_form(bot: RunningBot) -> WebElement:
+        run = bot.engine.submit("greet-user", {}, started_by="U0CAROL")
+        prompt = bot.root_message(run.id, timeout=40)
+        wait(
+            browser,
+            "the run's prompt",
+            lambda b: b.find_element(By.CSS_SELECTOR, f'main .msg[data-ts="{prompt.ts}"] button'),
+        )
+        button(browser, "Provide input").click()
+        return open_modal(browser)
+
+    browser.get(page.url + "?as=U0ALICE")
+    old = open_form(demo_bot)
+    type_into(old, "Name", "typed into the old sandbox")
+    view_id = old.get_attribute("data-view-id")
+    page.stop()
+
+    with running_bot(flows, database_url=f"sqlite:///{tmp_path}/restarted.db") as again:
+        served = SandboxPage(again.slack.workspace, again.driver, port=page.port)
+        served.start()
+        try:
+            # The tab reconnects by itself and shows the new sandbox.
+            wait(browser, "the old form to go", gone(".modal"))
+            new = open_form(again)
+            assert new.get_attribute("data-view-id") == view_id
+            browser.refresh()
+            name = field(open_modal(browser), "Name").find_element(By.TAG_NAME, "input")
+            assert name.get_attribute("value") == "anonymous"  # as the app set it
+        finally:
+            served.stop()

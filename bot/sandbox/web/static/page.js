@@ -86,6 +86,8 @@ async function refresh() {
     if (name === "modal") holdKeyboard();
   }
   body.dataset.key = key;
+  // Once its old parts are gone (a focused input taken away still says it changed).
+  if (data.instance) body.dataset.instance = data.instance;
 }
 
 function atEnd(list) { return list.scrollHeight - list.scrollTop - list.clientHeight < 40; }
@@ -219,8 +221,12 @@ function remember(el) {
 }
 
 // What was typed and chosen in the open modal, kept by this tab: the app hears of it only on
-// Submit, and the modal stays open across a reload, so a reload must not lose it.
-function draftKey(form) { return "signoff-draft:" + user() + ":" + form.dataset.viewId; }
+// Submit, and the modal stays open across a reload, so a reload must not lose it. Kept by
+// sandbox too: a restarted one numbers its views afresh, and another form with the same id
+// was filled in with what was typed into the old one.
+function draftKey(form) {
+  return "signoff-draft:" + body.dataset.instance + ":" + user() + ":" + form.dataset.viewId;
+}
 
 function fields(form) { return form.querySelectorAll("[data-field] [data-kind]"); }
 
@@ -249,7 +255,7 @@ function restoreDraft(form) {
 
 ["input", "change"].forEach((type) => document.addEventListener(type, (event) => {
   const form = event.target.closest("form.modal");
-  if (form) saveDraft(form);
+  if (form && form.isConnected) saveDraft(form);  // not one just taken off the page
 }));
 
 // Clicks on their way to the app, by what was clicked. Slack's buttons wait for the app's

@@ -40,7 +40,7 @@ from signoff.bot.forms.layout import (
     block_id_for,
     schema_layout,
 )
-from signoff.bot.forms.mrkdwn import markdown_to_mrkdwn
+from signoff.bot.forms.mrkdwn import literal_mrkdwn, markdown_to_mrkdwn
 
 #: Slack's limit on a view's ``private_metadata``, which the bot's forms may fill
 MAX_METADATA = 3000
@@ -151,11 +151,12 @@ def build_input_view(
         UnsupportedField: If the schema cannot be shown as a modal.
         ModalError: If the title or submit label is empty, or the view breaks a Block Kit rule.
     """
-    layout = _renderable_layout(schema, description=description, context=bool(context))
+    layout = _renderable_layout(schema, description=description, context=bool(context or errors))
     if not title.strip() or not submit.strip():
         raise ModalError("a modal needs a non-empty title and submit label")
     prefill = to_jsonable_python(initial or {})  # accepts model_dump() in python mode too
     fields: list[Block] = []
+    marked: list[str] = []
     for entry in layout:
         if isinstance(entry, FieldGroup):
             fields.append(HeaderBlock(text=clip(entry.title, 150)))
@@ -164,7 +165,14 @@ def build_input_view(
             error = errors.get(block.block_id or "") if errors else None
             if error:
                 block.hint = PlainTextObject(text=clip(f"{ERROR_MARK}{error}", 2000))
+                marked.append(block.label.text if block.label else block.block_id or "")
             fields.append(block)
+    if marked:
+        # The form comes back looking as it was sent, scrolled to its top: an error under an
+        # input further down went unseen, as if Submit had done nothing.
+        names = ", ".join(f"*{literal_mrkdwn(name)}*" for name in marked)
+        note = f":warning: Not accepted: see the note under {names} below."
+        context = f"{context}\n{note}" if context else note
     head: list[Block] = []
     if context:
         head.append(ContextBlock(elements=[MarkdownTextObject(text=clip(context, MAX_TEXT))]))

@@ -347,3 +347,31 @@ def test_a_blank_field_title_gives_way_to_the_fields_name() -> None:
     blank = create_model("Blank", release_notes=(str, Field(title="   ")))
     (label,) = [b["label"]["text"] for b in view_for(blank)["blocks"] if b["type"] == "input"]
     assert label == "Release Notes"
+
+
+def test_a_form_sent_back_with_errors_names_the_inputs_to_look_at_above_them() -> None:
+    """The errors show under their inputs, which may be far below where the form opens."""
+
+    class Hostile(BaseModel):
+        note: str = Field(title="<b>*x*</b> & :fire:")
+        count: int
+
+    schema = Hostile.model_json_schema()
+    errors = {"field:note": "too short", "field:count": "not a number"}
+    for context in ("Run abc · input 1", None):
+        view = build_input_view(
+            schema,
+            title="t",
+            callback_id="c",
+            private_metadata="",
+            context=context,
+            errors=errors,
+        ).to_dict()
+        top = view["blocks"][0]
+        assert top["type"] == "context"
+        text = top["elements"][0]["text"]
+        assert text.startswith(f"{context}\n" if context else ":warning: Not accepted")
+        # The label as written: neither HTML nor a mention, nor bold broken by its stars.
+        assert "&lt;b&gt;" in text and "<b>" not in text and "*Count*" in text
+    plain = build_input_view(schema, title="t", callback_id="c", private_metadata="").to_dict()
+    assert "Not accepted" not in str(plain)

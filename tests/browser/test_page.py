@@ -16,7 +16,7 @@ from selenium.webdriver.support.select import Select
 
 from signoff.bot.sandbox.web import SandboxPage
 from signoff.bot.slack import ids
-from signoff.bot.testing import RunningBot
+from signoff.bot.testing import RunningBot, running_bot
 from signoff.engine import RunState
 from tests.browser.helpers import (
     button,
@@ -140,6 +140,145 @@ def test_every_input_element_is_filled_in_and_submitted(
         "reviewers": ["U0CAROL"],
         "channel": "C0GENERAL",
     }
+
+
+def test_a_form_the_app_refuses_says_at_its_top_which_input_to_fix(
+    browser: WebDriver, page: SandboxPage, demo_bot: RunningBot
+) -> None:
+    """The app's verdict comes back as the form again, its message under the input; with the
+    input far below, the form looked unchanged, as if Submit had done nothing."""
+    run = demo_bot.engine.submit("everything", {}, started_by="U0CAROL")
+    demo_bot.root_message(run.id, timeout=40)
+    browser.get(page.url + "?as=U0ALICE")
+    button(browser, "Provide input").click()
+    modal = open_modal(browser)
+    type_into(modal, "Title", "Ship it")
+    type_into(modal, "Contact", "ops@example.com")
+    type_into(modal, "Code", "abc")  # the pattern is checked by the app, not the client
+    choose(modal, "Owner", "@bob")
+    modal.find_element(By.CSS_SELECTOR, "[data-submit]").click()
+
+    def refused(b: WebDriver) -> WebElement | None:
+        shown = open_modal(b)  # "Submitting..." until the form comes back
+        fields = shown.find_elements(By.CSS_SELECTOR, "[data-field]")
+        return shown if fields and "⚠️" in hint_under(shown, "Code") else None
+
+    modal = wait(browser, "the form back with the app's error", refused)
+    body = modal.find_element(By.CSS_SELECTOR, ".modal-body")
+    code = field(modal, "Code")
+    below = browser.execute_script(
+        "return arguments[0].getBoundingClientRect().top >= arguments[1].getBoundingClientRect().bottom",
+        code,
+        body,
+    )
+    assert below, "Code is in view anyway; the form is too short to show the problem"
+    shown = browser.execute_script(
+        "const b = arguments[0].getBoundingClientRect();"
+        "return Array.from(arguments[0].querySelectorAll('.sk-context')).filter((c) => {"
+        "  const r = c.getBoundingClientRect(); return r.top >= b.top && r.bottom <= b.bottom;"
+        "}).map((c) => c.innerText).join('\\n');",
+        body,
+    )
+    assert "⚠️" in shown and "Code" in shown, shown
+
+
+def test_a_double_click_on_submit_sends_the_answer_once(
+    browser: WebDriver, page: SandboxPage, demo_bot: RunningBot
+) -> None:
+    """As Slack's Submit does: the second click sent the answer again, and its outcome ("This
+    input was already answered by @alice") replaced "Answer recorded", as if hers were lost."""
+    run = demo_bot.engine.submit("greet-user", {}, started_by="U0CAROL")
+    demo_bot.root_message(run.id, timeout=40)
+    browser.get(page.url + "?as=U0ALICE")
+    button(browser, "Provide input").click()
+    modal = open_modal(browser)
+    type_into(modal, "Name", "zed")
+    # Counts the submissions the page sends (each is sent at once, within its click).
+    browser.execute_script(
+        "window.submissions = 0; const send = window.fetch;"
+        "window.fetch = (url, options) => {"
+        "  if (url === '/submit') window.submissions += 1; return send(url, options); };"
+    )
+    ActionChains(browser).double_click(
+        modal.find_element(By.CSS_SELECTOR, "[data-submit]")
+    ).perform()
+    assert browser.execute_script("return window.submissions") == 1
+    outcome_modal(browser, "Answer recorded")
+    done = wait(
+        browser,
+        "the run to finish",
+        lambda _b: (current := demo_bot.engine.get_run(run.id)).state.is_final and current,
+    )
+    assert "Hello, zed!" in str(done.result)
+    assert "Answer recorded" in open_modal(browser).text
+
+
+def test_a_double_click_on_a_button_in_a_message_sends_one_click(
+    browser: WebDriver, page: SandboxPage, demo_bot: RunningBot
+) -> None:
+    """As Slack's buttons do while the app answers: the second click on a decision answered
+    again, and the app told her the input was "already answered by @alice"."""
+    run = demo_bot.engine.submit("long-decision", {}, started_by="U0CAROL")
+    demo_bot.root_message(run.id, timeout=40)
+    browser.get(page.url + "?as=U0ALICE")
+    yes = wait(
+        browser,
+        "the decision's yes",
+        lambda b: next(
+            (
+                x
+                for x in b.find_elements(By.CSS_SELECTOR, "main .sk-actions button")
+                if x.text.endswith(": yes")
+            ),
+            None,
+        ),
+    )
+    browser.execute_script(
+        "window.clicks = 0; const send = window.fetch;"
+        "window.fetch = (url, options) => {"
+        "  if (url === '/act') window.clicks += 1; return send(url, options); };"
+    )
+    ActionChains(browser).double_click(yes).perform()
+    assert browser.execute_script("return window.clicks") == 1
+    done = wait(
+        browser,
+        "the run to finish",
+        lambda _b: (current := demo_bot.engine.get_run(run.id)).state.is_final and current,
+    )
+    assert done.result is True or "True" in str(done.result)
+    wait(
+        browser,
+        "the prompt to show the answer",
+        lambda b: "Answered by @alice" in b.find_element(By.CSS_SELECTOR, "main").text,
+    )
+    assert "already answered" not in browser.find_element(By.CSS_SELECTOR, "main").text
+
+
+def test_enter_pressed_twice_sends_the_command_once(
+    browser: WebDriver, page: SandboxPage, demo_bot: RunningBot
+) -> None:
+    """As Slack's message box: it empties as the command is sent. It kept the text until the
+    app answered, so a second Enter meanwhile started a second run."""
+    browser.get(page.url + "?as=U0ALICE")
+    browser.execute_script(
+        "window.commands = 0; const send = window.fetch;"
+        "window.fetch = (url, options) => {"
+        "  if (url === '/command') window.commands += 1; return send(url, options); };"
+    )
+    composer = browser.find_element(By.ID, "composer-text")
+    composer.send_keys("/runs start greet-user", Keys.ENTER, Keys.ENTER)
+    assert browser.execute_script("return window.commands") == 1
+    wait(
+        browser,
+        "the run started",
+        lambda b: "Started greet-user run" in b.find_element(By.CSS_SELECTOR, "main").text,
+    )
+    assert composer.get_attribute("value") == ""
+
+    # What the sandbox refuses to send stays in the box, to be corrected.
+    composer.send_keys("runs start greet-user", Keys.ENTER)
+    wait(browser, "the refusal", lambda b: b.find_element(By.ID, "toast").text)
+    assert composer.get_attribute("value") == "runs start greet-user"
 
 
 def test_new_messages_appear_without_a_reload(
@@ -471,6 +610,76 @@ def test_answering_a_run_halfway_up_a_busy_channel_keeps_the_channel_where_it_wa
     assert abs(now - scrolled) < 40, (scrolled, now)
 
 
+def _in_view(browser: WebDriver, ts: str) -> bool:
+    """True when the channel's message ``ts`` is within the part of it scrolled into view
+    (looked up afresh: the page redraws the channel as it changes)."""
+    return bool(
+        browser.execute_script(
+            "const m = document.querySelector(`main .msg[data-ts='${arguments[0]}']`);"
+            "if (!m) return false;"
+            "const r = m.getBoundingClientRect(), p = m.closest('.pane-body').getBoundingClientRect();"
+            "return r.height > 0 && r.top >= p.top && r.bottom <= p.bottom;",
+            ts,
+        )
+    )
+
+
+def test_the_answer_to_a_click_halfway_up_a_busy_channel_is_announced_at_its_foot(
+    browser: WebDriver, page: SandboxPage, demo_bot: RunningBot
+) -> None:
+    """The app answers a click with a message at the channel's bottom; scrolled up to the
+    prompt, nothing seemed to happen. A button at the foot says a message came, and goes to it."""
+    mine = demo_bot.engine.submit("deploy-production", {}, started_by="U0ALICE")
+    prompt = demo_bot.root_message(mine.id, timeout=40)
+    for _ in range(20):
+        demo_bot.root_message(
+            demo_bot.engine.submit("greet-user", {}, started_by="U0CAROL").id, timeout=40
+        )
+    browser.get(page.url + "?as=U0ALICE")
+    shown = wait(
+        browser,
+        "alice's deploy, high up the channel",
+        lambda b: b.find_element(By.CSS_SELECTOR, f'main .msg[data-ts="{prompt.ts}"]'),
+    )
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", shown)
+    before = {
+        m.get_attribute("data-ts") for m in browser.find_elements(By.CSS_SELECTOR, "main .msg")
+    }
+    # She started it, and it forbids its starter to answer: the app says so below.
+    shown.find_element(By.XPATH, ".//button[normalize-space()='Provide input']").click()
+    answer = wait(
+        browser,
+        "the app's answer",
+        lambda b: next(
+            (
+                m.get_attribute("data-ts")
+                for m in b.find_elements(By.CSS_SELECTOR, "main .msg")
+                if m.get_attribute("data-ts") not in before
+                and "someone else has to answer" in m.text
+            ),
+            None,
+        ),
+    )
+    assert not _in_view(browser, answer)
+    assert _in_view(browser, prompt.ts), "the channel jumped away from where she was"
+
+    pill = wait(
+        browser,
+        "the button counting the new message",
+        lambda b: next(
+            (
+                p
+                for p in b.find_elements(By.CSS_SELECTOR, ".new-below")
+                if p.text == "↓ 1 new message"
+            ),
+            None,
+        ),
+    )
+    pill.click()
+    wait(browser, "the answer scrolled into view", lambda b: _in_view(b, answer))
+    wait(browser, "the button to go", gone(".new-below"))
+
+
 def test_what_was_typed_into_a_modal_survives_reloading_the_page(
     browser: WebDriver, page: SandboxPage, demo_bot: RunningBot
 ) -> None:
@@ -507,3 +716,42 @@ def test_what_was_typed_into_a_modal_survives_reloading_the_page(
     browser.refresh()
     modal = open_modal(browser)
     assert field(modal, "Title").find_element(By.TAG_NAME, "input").get_attribute("value") == ""
+
+
+def test_what_was_typed_into_a_modal_is_not_put_into_a_restarted_sandboxs_form(
+    browser: WebDriver, page: SandboxPage, demo_bot: RunningBot, tmp_path: Path
+) -> None:
+    """A restarted sandbox numbers its views afresh: the same steps give its form the old
+    one's id, and a reload filled it in with what was typed into the old form."""
+    flows = ["signoff.bot.demo.flows"]
+
+    def open_form(bot: RunningBot) -> WebElement:
+        run = bot.engine.submit("greet-user", {}, started_by="U0CAROL")
+        prompt = bot.root_message(run.id, timeout=40)
+        wait(
+            browser,
+            "the run's prompt",
+            lambda b: b.find_element(By.CSS_SELECTOR, f'main .msg[data-ts="{prompt.ts}"] button'),
+        )
+        button(browser, "Provide input").click()
+        return open_modal(browser)
+
+    browser.get(page.url + "?as=U0ALICE")
+    old = open_form(demo_bot)
+    type_into(old, "Name", "typed into the old sandbox")
+    view_id = old.get_attribute("data-view-id")
+    page.stop()
+
+    with running_bot(flows, database_url=f"sqlite:///{tmp_path}/restarted.db") as again:
+        served = SandboxPage(again.slack.workspace, again.driver, port=page.port)
+        served.start()
+        try:
+            # The tab reconnects by itself and shows the new sandbox.
+            wait(browser, "the old form to go", gone(".modal"))
+            new = open_form(again)
+            assert new.get_attribute("data-view-id") == view_id
+            browser.refresh()
+            name = field(open_modal(browser), "Name").find_element(By.TAG_NAME, "input")
+            assert name.get_attribute("value") == "anonymous"  # as the app set it
+        finally:
+            served.stop()

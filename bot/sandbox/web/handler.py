@@ -53,6 +53,8 @@ class Page(Protocol):
     def host(self) -> str: ...
     @property
     def port(self) -> int: ...
+    @property
+    def instance(self) -> str: ...
     def place(self, query: Mapping[str, list[str]]) -> Place: ...
     def draw(self, place: Place) -> dict[str, Markup]: ...
     def page_html(self, place: Place) -> str: ...
@@ -175,10 +177,10 @@ class _Handler(BaseHTTPRequestHandler):
         elif parts.path == "/regions":
             drawn = self.page.draw(self.page.place(query))
             key = regions_key(drawn)
-            if query.get("since", [""])[-1] == key:
-                self._json(200, {"key": key})
-            else:
-                self._json(200, {"key": key, "regions": {n: str(drawn[n]) for n in REGIONS}})
+            answer: dict[str, Any] = {"key": key, "instance": self.page.instance}
+            if query.get("since", [""])[-1] != key:
+                answer["regions"] = {n: str(drawn[n]) for n in REGIONS}
+            self._json(200, answer)
         elif parts.path.startswith("/static/") and parts.path[8:] in _STATIC:
             name = parts.path[8:]
             data = files("signoff.bot.sandbox.web").joinpath("static", name).read_bytes()

@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
+import secrets
 import shlex
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -92,6 +93,9 @@ class SandboxPage:
         self.flows = list(flows)
         self.feedback = Feedback()
         self.default_user = workspace.user_id(default_user)
+        #: this server's own: the sandbox's ids start again from V00000001 when it restarts,
+        #: so what a tab kept for a view (a draft) is told apart from another sandbox's
+        self.instance = secrets.token_hex(6)
         self._lock = threading.Lock()
         self._server = PageServer(host, port, self)
         self._thread: threading.Thread | None = None
@@ -167,6 +171,7 @@ class SandboxPage:
                 flows=[shlex.quote(name) for name in self.flows],
                 shown_flows=SHOWN_FLOWS,
                 bind=f"{self.host}:{self.port}",
+                instance=self.instance,
             )
         )
 

@@ -68,17 +68,57 @@ async function refresh() {
     // (answering a run halfway up a busy channel) it stays there instead of jumping to the top.
     const panes = ".messages, [data-region=thread] .pane-body";
     const was = el.querySelector(panes);
-    const atBottom = !was || was.scrollHeight - was.scrollTop - was.clientHeight < 40;
+    const atBottom = !was || atEnd(was);
     const top = was ? was.scrollTop : 0;
+    const seen = new Set(was ? Array.from(was.querySelectorAll(".msg"), (m) => m.dataset.ts) : []);
     el.innerHTML = html;
     const list = el.querySelector(panes);
-    if (list) list.scrollTop = atBottom ? list.scrollHeight : top;
+    if (list) {
+      list.scrollTop = atBottom ? list.scrollHeight : top;
+      if (was && !atBottom) {
+        unseen[name] = (unseen[name] || 0)
+          + Array.from(list.querySelectorAll(".msg")).filter((m) => !seen.has(m.dataset.ts)).length;
+      }
+      showUnseen(name, list);
+    }
     const error = name === "modal" && el.querySelector(".sk-error");
     if (error) error.closest("[data-field]").scrollIntoView({ block: "center" });
     if (name === "modal") holdKeyboard();
   }
   body.dataset.key = key;
+  // Once its old parts are gone (a focused input taken away still says it changed).
+  if (data.instance) body.dataset.instance = data.instance;
 }
+
+function atEnd(list) { return list.scrollHeight - list.scrollTop - list.clientHeight < 40; }
+
+// Messages that came in below a pane scrolled up (the answer to a click halfway up a busy
+// channel lands at its bottom): counted on a button at the pane's foot, as Slack does, that
+// scrolls down to them. Scrolling down by hand counts them seen too.
+const unseen = {};
+
+function showUnseen(name, list) {
+  const count = unseen[name] || 0;
+  let pill = list.querySelector(".new-below");
+  if (!count) { if (pill) pill.remove(); return; }
+  if (!pill) {
+    pill = document.createElement("button");
+    pill.type = "button";
+    pill.className = "new-below";
+    pill.dataset.pane = name;
+    list.appendChild(pill);
+  }
+  pill.textContent = "↓ " + count + (count === 1 ? " new message" : " new messages");
+}
+
+document.addEventListener("scroll", (event) => {
+  const list = event.target;
+  const region = list instanceof Element && list.closest("[data-region]");
+  if (region && unseen[region.dataset.region] && atEnd(list)) {
+    unseen[region.dataset.region] = 0;
+    showUnseen(region.dataset.region, list);
+  }
+}, true);
 
 // An open modal has the keyboard, as in Slack: what is behind it cannot be tabbed to or
 // pressed (Enter on a button behind it would send that click), focus moves into it when it
@@ -181,8 +221,12 @@ function remember(el) {
 }
 
 // What was typed and chosen in the open modal, kept by this tab: the app hears of it only on
-// Submit, and the modal stays open across a reload, so a reload must not lose it.
-function draftKey(form) { return "signoff-draft:" + user() + ":" + form.dataset.viewId; }
+// Submit, and the modal stays open across a reload, so a reload must not lose it. Kept by
+// sandbox too: a restarted one numbers its views afresh, and another form with the same id
+// was filled in with what was typed into the old one.
+function draftKey(form) {
+  return "signoff-draft:" + body.dataset.instance + ":" + user() + ":" + form.dataset.viewId;
+}
 
 function fields(form) { return form.querySelectorAll("[data-field] [data-kind]"); }
 
@@ -211,16 +255,33 @@ function restoreDraft(form) {
 
 ["input", "change"].forEach((type) => document.addEventListener(type, (event) => {
   const form = event.target.closest("form.modal");
-  if (form) saveDraft(form);
+  if (form && form.isConnected) saveDraft(form);  // not one just taken off the page
 }));
+
+// Clicks on their way to the app, by what was clicked. Slack's buttons wait for the app's
+// answer: a double click on a decision answered twice, the second told "already answered".
+const acting = new Set();
 
 function act(el, value) {
   remember(el);
-  return post("act", { surface: surfaceOf(el), action_id: el.dataset.actionId,
-                       block_id: el.dataset.blockId, value: value });
+  const surface = surfaceOf(el);
+  const what = JSON.stringify([surface, el.dataset.actionId, el.dataset.blockId, value]);
+  if (acting.has(what)) return Promise.resolve({ ok: false, pending: true });
+  acting.add(what);
+  return post("act", { surface: surface, action_id: el.dataset.actionId,
+                       block_id: el.dataset.blockId, value: value })
+    .finally(() => acting.delete(what));
 }
 
 document.addEventListener("click", (event) => {
+  const pill = event.target.closest(".new-below");
+  if (pill) {
+    const list = pill.parentElement;
+    unseen[pill.dataset.pane] = 0;
+    pill.remove();
+    list.scrollTop = list.scrollHeight;
+    return;
+  }
   const button = event.target.closest("button[data-live]");
   if (button) {
     event.preventDefault();
@@ -247,6 +308,12 @@ document.addEventListener("click", (event) => {
   }
 });
 
+// What the sandbox said about the command sent is stale once it is being corrected, and it
+// covers the list of flows under the box: it goes with the first key.
+document.addEventListener("input", (event) => {
+  if (event.target.id === "composer-text" && !unreachable) toast("");
+});
+
 document.addEventListener("change", (event) => {
   const who = event.target.closest("#who");
   if (who) { window.location = who.value; return; }
@@ -254,22 +321,34 @@ document.addEventListener("change", (event) => {
   if (el) act(el, valueOf(el));
 });
 
+// The view whose submission is on its way, if any.
+let submitting = null;
+
 document.addEventListener("submit", (event) => {
   const form = event.target;
   if (form.method === "dialog") return;  // a confirm dialog closes itself
   event.preventDefault();
   if (form.id === "composer") {
     const input = document.getElementById("composer-text");
+    const text = input.value;
+    if (!text.trim()) return;  // as in Slack, Enter in an empty box sends nothing
     remember(input);  // a command may open a form; closing it comes back here
-    post("command", { channel: body.dataset.channel, text: input.value }).then((answer) => {
-      if (answer.ok !== false) input.value = "";
+    // Emptied as it is sent, as Slack's box is: a second Enter before the app answered sent
+    // the command again (a second run). What the sandbox refuses comes back, to be corrected.
+    input.value = "";
+    post("command", { channel: body.dataset.channel, text: text }).then((answer) => {
+      if (answer.ok === false && !input.value) input.value = text;
     });
     return;
   }
   if (form.classList.contains("modal")) {
+    // Once, as Slack's Submit: a second click (or Enter) while the first is on its way sent
+    // the answer again, and that one's outcome ("already answered by you") replaced the first's.
+    if (submitting === form.dataset.viewId) return;
+    submitting = form.dataset.viewId;
     const values = {};
     fields(form).forEach((el) => { values[el.dataset.blockId] = valueOf(el); });
-    post("submit", { view_id: form.dataset.viewId, values: values });
+    post("submit", { view_id: form.dataset.viewId, values: values }).finally(() => { submitting = null; });
   }
 });
 

@@ -269,6 +269,16 @@ def user_demo(flows: list[str], answers_file: str | None, params: dict[str, str]
                     if problem:
                         problems.append(f"{flow_name}: {problem}")
                     break
+            else:
+                if queue:
+                    # The flow asked fewer times than the file answers (it took another
+                    # branch, say): the file's later answers tested nothing.
+                    click.secho(
+                        f"warning: {answers_file}: {flow_name}: the run asked for "
+                        f"{len(answered)} input(s); its last {len(queue)} answer(s) went unused",
+                        fg="yellow",
+                        err=True,
+                    )
             done = demo.finish(run)
             if done.state in (RunState.FAILED, RunState.CRASHED):
                 problems.append(f"{flow_name} {done.state.value}: {done.state_message or ''}")

@@ -225,6 +225,9 @@ def read_answer(typed: str, user: str = DEFAULT_RESPONDER) -> Answer:
     name, _, rest = typed.strip().partition(" ")
     if name in _USERS and rest.strip():
         user, typed = name, rest
+    elif name.isidentifier() and name not in ("true", "false", "null") and rest.strip():
+        # "dave {...}" was reported as "not valid JSON", which hid the misspelt name
+        raise ValueError(f"no sandbox user {name!r}; answer as one of {', '.join(_USERS)}")
     try:
         value = _strict_json(typed)
     except json.JSONDecodeError as exc:

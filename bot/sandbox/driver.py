@@ -353,7 +353,8 @@ class Driver(ABC):
             The app's answer; ``problems`` lists what Slack would reject in it.
 
         Raises:
-            NothingToInteractWith: ``user`` has no open modal, or ``view`` is not on top.
+            NothingToInteractWith: ``user`` has no open modal, ``view`` is not on top, or
+                the top view has no Submit button (a notice).
             UnknownField: A key matches no input.
             FieldRejected: The Slack client would not send this submission.
         """
@@ -363,6 +364,14 @@ class Driver(ABC):
             raise NothingToInteractWith(f"{who.name} has no open modal")
         if view is not None and view.id != top.id:
             raise NothingToInteractWith(f"view {view.id} is not the top view ({top.id})")
+        if top.view.get("type") == "modal" and not top.view.get("submit"):
+            # Slack shows no Submit button on such a view (a notice, "Answer recorded"):
+            # nothing can be sent from it, and the next form opens only once it is closed.
+            title = str((top.view.get("title") or {}).get("text", ""))
+            raise NothingToInteractWith(
+                f"{who.name}'s top view ({title!r}) has no Submit button;"
+                f" close it first: close({who.name!r})"
+            )
         state = fill_state(top.view, values, resolve=self._resolve_id)
         problems = client_problems(top.view, state) if client_checks else {}
         if problems:

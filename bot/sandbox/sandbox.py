@@ -10,6 +10,7 @@ from typing import Any, Self, TypeVar
 
 from slack_sdk import WebClient
 
+from signoff.bot.sandbox.errors import NoSuchUser
 from signoff.bot.sandbox.records import (
     Call,
     Channel,
@@ -153,8 +154,23 @@ class SlackSandbox:
         return self.workspace.add_user(user_id, name, real_name, team_id=team_id)
 
     def add_usergroup(self, group_id: str, handle: str, users: Sequence[str]) -> Usergroup:
-        """Add a user group, e.g. ``add_usergroup("S0OPS", "ops", ["U0ALICE"])``."""
-        return self.workspace.add_usergroup(group_id, handle, [self._uid(u) for u in users])
+        """Add a user group, e.g. ``add_usergroup("S0OPS", "ops", ["U0ALICE"])``; members
+        are ids or handles of people the workspace has.
+
+        Raises:
+            NoSuchUser: A member is not in the workspace (a misspelt one would never match
+                anyone who answers, and the test would only time out).
+        """
+        members = []
+        for ref in users:
+            user = self.user(ref)
+            if user is None:
+                raise NoSuchUser(
+                    f"no user {ref!r} in the sandbox workspace for user group {handle!r}"
+                    " (add_user them first)"
+                )
+            members.append(user.id)
+        return self.workspace.add_usergroup(group_id, handle, members)
 
     def add_channel(
         self,

@@ -27,7 +27,7 @@ from signoff.bot.backends import Backend
 from signoff.bot.backends.embedded import EmbeddedBackend
 from signoff.bot.config import BotSettings
 from signoff.bot.forms.modals import ERROR_MARK
-from signoff.bot.sandbox import Driver, Message, OpenView, SlackSandbox
+from signoff.bot.sandbox import ConditionTimeout, Driver, Message, OpenView, SlackSandbox
 from signoff.bot.slack import ids
 from signoff.bot.slack.server import Server
 from signoff.engine import Engine, EngineSettings, set_engine
@@ -53,10 +53,24 @@ class _InSandbox:
             timeout: Seconds to wait before ``ConditionTimeout`` is raised.
         """
         where = channel or self.channel
-        return self.slack.wait_for(
-            lambda ws: next((m for m in ws.channel(where).messages if run_id[:8] in m.text), None),
-            timeout=timeout,
-        )
+        try:
+            return self.slack.wait_for(
+                lambda ws: next(
+                    (m for m in ws.channel(where).messages if run_id[:8] in m.text), None
+                ),
+                timeout=timeout,
+            )
+        except ConditionTimeout as exc:
+            # A bare "condition not met" hid the usual cause: the flow failed (or finished)
+            # before it asked for anything, so there was never a prompt to post.
+            raise ConditionTimeout(
+                f"no message about run {run_id[:8]} in {where} within {timeout}s; "
+                f"{self._run_now(run_id)}"
+            ) from exc
+
+    def _run_now(self, run_id: str) -> str:
+        """What became of run ``run_id``, to say why its prompt never came."""
+        raise NotImplementedError
 
     def outcome(self, user: str, timeout: float = 10) -> OpenView:
         """Wait until the modal ``user`` submitted shows what became of the answer, and
@@ -79,6 +93,13 @@ class RunningBot(_InSandbox):
     driver: Driver
     channel: str = DEFAULT_CHANNEL
 
+    def _run_now(self, run_id: str) -> str:
+        try:
+            run = self.engine.get_run(run_id)
+        except Exception as exc:  # reporting a timeout: any reason it cannot be read will do
+            return f"the run could not be read: {exc}"
+        return _run_state(run.state.value, run.state_message)
+
 
 @dataclass
 class ServedBot(_InSandbox):
@@ -89,6 +110,18 @@ class ServedBot(_InSandbox):
     server: Server
     driver: Driver
     channel: str = DEFAULT_CHANNEL
+
+    def _run_now(self, run_id: str) -> str:
+        try:
+            run = self.backend.get_run(run_id)
+        except Exception as exc:  # reporting a timeout: any reason it cannot be read will do
+            return f"the run could not be read: {exc}"
+        return _run_state(run.state.value, run.state_message)
+
+
+def _run_state(state: str, message: str | None) -> str:
+    """``the run is failed: RuntimeError: kaboom``."""
+    return f"the run is {state}" + (f": {message}" if message else "")
 
 
 @contextmanager
@@ -120,14 +153,24 @@ def serving(backend: Backend, *, channel: str = DEFAULT_CHANNEL) -> Iterator[Ser
 def outcome(slack: SlackSandbox, user: str, timeout: float = 10) -> OpenView:
     """``RunningBot.outcome`` for any sandbox: ``user``'s top modal view once it is no
     longer "Submitting..." (``user`` is an id or a handle)."""
-    return slack.wait_for(
-        lambda ws: (
-            view
-            if (view := ws.open_view(user)) is not None and view.callback_id != ids.SUBMITTING_VIEW
-            else None
-        ),
-        timeout=timeout,
-    )
+    try:
+        return slack.wait_for(
+            lambda ws: (
+                view
+                if (view := ws.open_view(user)) is not None
+                and view.callback_id != ids.SUBMITTING_VIEW
+                else None
+            ),
+            timeout=timeout,
+        )
+    except ConditionTimeout as exc:
+        top = slack.workspace.open_view(slack.workspace.user_id(user))
+        now = (
+            "has no open modal (submit a form first)"
+            if top is None
+            else 'still sees "Submitting..." (the bot never replaced it)'
+        )
+        raise ConditionTimeout(f"no outcome for {user} within {timeout}s: {user} {now}") from exc
 
 
 def form_errors(view: OpenView) -> dict[str, str]:

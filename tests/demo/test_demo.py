@@ -215,6 +215,44 @@ def test_an_answer_typed_at_the_prompt_may_be_given_as_another_sandbox_user(
     assert "bobs               completed  result=7  input 1 accepted by @bob" in done.stdout
 
 
+def test_an_answer_typed_as_someone_the_sandbox_lacks_names_them(
+    signoff: Signoff,
+    tmp_path: Path,
+) -> None:
+    """``dave {"value": 7}`` was refused as "not valid JSON: Expecting value (column 1)",
+    which said nothing of the name."""
+    flows = tmp_path / "bobs.py"
+    flows.write_text(
+        "from signoff.engine import flow, pause_flow_run\n\n"
+        "@flow\ndef bobs() -> int:\n"
+        "    return pause_flow_run(wait_for_input=int, approvers=['U0BOB'])\n"
+    )
+    stdin = 'dave {"value": 7}\nbob {"value": 7}\n'
+    done = signoff("demo", "--flows", str(flows), cwd=tmp_path, stdin=stdin)
+    assert done.returncode == 0, done.stderr
+    assert "no sandbox user 'dave'; answer as one of alice, bob, carol; try again" in done.stderr
+    assert "not valid JSON" not in done.stderr
+    assert "bobs               completed  result=7  input 1 accepted by @bob" in done.stdout
+
+
+def test_answers_the_flow_never_asked_for_are_reported(signoff: Signoff, tmp_path: Path) -> None:
+    """A file with more answers than the run asked for (the flow took another branch):
+    the rest were dropped without a word, and the demo said it finished."""
+    flows = tmp_path / "once.py"
+    flows.write_text(
+        "from signoff.engine import flow, pause_flow_run\n\n"
+        "@flow\ndef once() -> int:\n    return pause_flow_run(wait_for_input=int)\n"
+    )
+    answers = tmp_path / "answers.json"
+    answers.write_text(json.dumps({"once": [{"value": 1}, {"value": 2}, {"value": 3}]}))
+    done = signoff("demo", "--flows", str(flows), "--answers", str(answers), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert (
+        f"warning: {answers}: once: the run asked for 1 input(s); its last 2 answer(s) went unused"
+    ) in done.stderr
+    assert "once               completed  result=1" in done.stdout
+
+
 def test_answers_that_end_with_standard_input_are_reported_not_taken_for_ctrl_c(
     signoff: Signoff,
     tmp_path: Path,

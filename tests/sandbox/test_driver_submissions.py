@@ -271,6 +271,27 @@ def test_submit_errors(slack_sandbox, driver):
         driver.submit("alice", {"level": "urgent"})
 
 
+def test_a_notice_without_a_submit_button_cannot_be_submitted(slack_sandbox, driver, tiny_app):
+    """A notice ("Answer recorded", a Close button only) left open: submitting the next
+    answer into it went to the app as a view_submission Slack never sends, or failed with
+    "no input 'approve' in this view; it has: " (an empty list)."""
+    notice = {
+        "type": "modal",
+        "title": pt("Answer recorded"),
+        "close": pt("Close"),
+        "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "Thanks"}}],
+    }
+    open_modal(slack_sandbox, "alice", notice)
+    said = (
+        "alice's top view ('Answer recorded') has no Submit button; close it first: close('alice')"
+    )
+    for values in ({"approve": True}, None):
+        with pytest.raises(NothingToInteractWith) as info:
+            driver.submit("alice", values)
+        assert str(info.value) == said
+    assert tiny_app.received == []
+
+
 def test_close_sends_view_closed_when_asked(slack_sandbox, driver, tiny_app):
     open_modal(slack_sandbox, "alice", modal(field("reason", TEXT)))
     assert driver.close("alice") is None

@@ -6,6 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from signoff.bot.sandbox import ConditionTimeout
+from signoff.bot.testing import running_bot
+from signoff.engine import flow
+
 FLOWS = """
 from signoff.engine import flow, pause_flow_run
 from signoff.engine.input import RunInput
@@ -71,3 +77,32 @@ def test_flows_listed_in_the_ini_file_are_found_from_any_directory(tmp_path: Pat
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     assert "2 passed" in done.stdout
+
+
+@flow(name="kit-fails-at-once")
+def kit_fails_at_once() -> None:
+    raise RuntimeError("the deploy script is missing")
+
+
+def test_a_prompt_that_never_comes_says_what_became_of_the_run(tmp_path: Path) -> None:
+    """A flow that failed before it asked anything: ``root_message`` timed out with
+    "condition not met within 10s (last lookup error: None; last calls: auth.test)", and the
+    test's author had to dig the run's error out of the log."""
+    with running_bot(database_url=f"sqlite:///{tmp_path}/t.db") as bot:
+        run = bot.engine.submit("kit-fails-at-once", {})
+        with pytest.raises(ConditionTimeout) as info:
+            bot.root_message(run.id, timeout=1)
+    assert str(info.value) == (
+        f"no message about run {run.id[:8]} in C0GENERAL within 1s; the run is failed: "
+        "RuntimeError: the deploy script is missing"
+    )
+
+
+def test_an_outcome_nobody_submitted_says_there_is_no_form(tmp_path: Path) -> None:
+    with running_bot(database_url=f"sqlite:///{tmp_path}/t.db") as bot:
+        with pytest.raises(ConditionTimeout) as info:
+            bot.outcome("bob", timeout=0.5)
+    assert (
+        str(info.value)
+        == "no outcome for bob within 0.5s: bob has no open modal (submit a form first)"
+    )

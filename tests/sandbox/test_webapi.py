@@ -16,7 +16,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 from slack_sdk.http_retry.builtin_interval_calculators import FixedValueRetryIntervalCalculator
 from slack_sdk.webhook import WebhookClient
 
-from signoff.bot.sandbox import ConditionTimeout, SlackSandbox
+from signoff.bot.sandbox import ConditionTimeout, NoSuchUser, SlackSandbox
 
 from .conftest import FakeClock
 
@@ -292,6 +292,18 @@ def test_users_and_usergroups(slack_sandbox, client):
     assert client.usergroups_users_list(usergroup="S0OPS")["users"] == ["U0ALICE", "U0DAVE"]
     assert client.usergroups_list(include_users=True)["usergroups"][0]["handle"] == "ops"
     assert error_of(client.usergroups_users_list, usergroup="S0NONE")["error"] == "no_such_subteam"
+
+
+def test_a_user_group_of_someone_the_workspace_lacks_is_refused(slack_sandbox, client):
+    """``add_usergroup("S0SRE", "sre", ["carl"])`` made a group whose member nobody is:
+    the flow waiting on it could never be answered, and the test only timed out."""
+    for member in ("carl", "U0DAVE"):
+        with pytest.raises(NoSuchUser) as info:
+            slack_sandbox.add_usergroup("S0SRE", "sre", ["U0CAROL", member])
+        assert str(info.value) == (
+            f"no user {member!r} in the sandbox workspace for user group 'sre' (add_user them first)"
+        )
+    assert error_of(client.usergroups_users_list, usergroup="S0SRE")["error"] == "no_such_subteam"
 
 
 def test_response_url(slack_sandbox, client):

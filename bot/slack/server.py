@@ -38,6 +38,9 @@ logger = logging.getLogger(__name__)
 
 #: how long stop() waits for the Socket Mode client's own threads once it has disconnected
 SOCKET_MODE_CLOSE_SECONDS = 10.0
+#: how long stop() waits for listeners already acknowledged to finish (one stuck on a
+#: Slack that does not answer is left behind: stopping must end)
+LISTENERS_STOP_SECONDS = 10.0
 #: how often the Socket Mode client pings Slack and looks at its connection: a connection
 #: closed is opened again within about this, one gone silent within four times it (Bolt's
 #: 10 s made a close cost 10 s of missed requests, and a silent connection 40 s or more)
@@ -359,6 +362,16 @@ class Server:
                     "Socket Mode client still closing; stopping without it",
                     extra={"action": "serve_stop_socket_mode_stuck"},
                 )
+        # No more requests come in: the clicks and commands already acknowledged finish the
+        # work Bolt runs after each acknowledgement (a modal opened, a reply posted) before
+        # the backend and the Slack poster stop under them.
+        listeners = self.app.listener_runner.listener_executor
+        finishing = threading.Thread(
+            target=listeners.shutdown, name="signoff-listeners-stop", daemon=True
+        )
+        with stop_step("Slack listeners"):
+            finishing.start()
+            finishing.join(LISTENERS_STOP_SECONDS)
         answers, self.answers = self.answers, None
         if answers is not None:
             # No more submissions come in: finish the answers already acknowledged.

@@ -291,6 +291,7 @@ def test_a_slow_step_of_stopping_is_said_with_its_name(
     steps = [r for r in caplog.records if getattr(r, "action", "") == "serve_stop_step"]
     assert [r.step for r in steps] == [
         "HTTP listener",
+        "Slack listeners",
         "answers acknowledged",
         "Slack poster",
         "backend",

@@ -21,7 +21,9 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
+from typing import Protocol
 
 from signoff.bot.backends import Backend
 from signoff.bot.backends.embedded import EmbeddedBackend
@@ -36,6 +38,16 @@ __all__ = ["RunningBot", "ServedBot", "form_errors", "outcome", "running_bot", "
 
 SIGNING_SECRET = "sandbox-signing-secret"
 DEFAULT_CHANNEL = "C0GENERAL"
+
+
+class _ReadRun(Protocol):
+    """A run as the engine or a backend returns it, for what a time-out says of it."""
+
+    @property
+    def state(self) -> Enum: ...
+
+    @property
+    def state_message(self) -> str | None: ...
 
 
 class _InSandbox:
@@ -69,7 +81,17 @@ class _InSandbox:
             ) from exc
 
     def _run_now(self, run_id: str) -> str:
-        """What became of run ``run_id``, to say why its prompt never came."""
+        """What became of run ``run_id``, to say why its prompt never came:
+        ``the run is failed: RuntimeError: kaboom``."""
+        try:
+            run = self._get_run(run_id)
+        except Exception as exc:  # reporting a timeout: any reason it cannot be read will do
+            return f"the run could not be read: {exc}"
+        message = run.state_message
+        return f"the run is {run.state.value}" + (f": {message}" if message else "")
+
+    def _get_run(self, run_id: str) -> _ReadRun:
+        """The run as the bot's side reads it (it has ``state`` and ``state_message``)."""
         raise NotImplementedError
 
     def outcome(self, user: str, timeout: float = 10) -> OpenView:
@@ -93,12 +115,8 @@ class RunningBot(_InSandbox):
     driver: Driver
     channel: str = DEFAULT_CHANNEL
 
-    def _run_now(self, run_id: str) -> str:
-        try:
-            run = self.engine.get_run(run_id)
-        except Exception as exc:  # reporting a timeout: any reason it cannot be read will do
-            return f"the run could not be read: {exc}"
-        return _run_state(run.state.value, run.state_message)
+    def _get_run(self, run_id: str) -> _ReadRun:
+        return self.engine.get_run(run_id)
 
 
 @dataclass
@@ -111,17 +129,8 @@ class ServedBot(_InSandbox):
     driver: Driver
     channel: str = DEFAULT_CHANNEL
 
-    def _run_now(self, run_id: str) -> str:
-        try:
-            run = self.backend.get_run(run_id)
-        except Exception as exc:  # reporting a timeout: any reason it cannot be read will do
-            return f"the run could not be read: {exc}"
-        return _run_state(run.state.value, run.state_message)
-
-
-def _run_state(state: str, message: str | None) -> str:
-    """``the run is failed: RuntimeError: kaboom``."""
-    return f"the run is {state}" + (f": {message}" if message else "")
+    def _get_run(self, run_id: str) -> _ReadRun:
+        return self.backend.get_run(run_id)
 
 
 @contextmanager

@@ -15,6 +15,7 @@ import itertools
 import json
 import os
 import threading
+import time
 
 from signoff.bot.sandbox.records import JsonDict
 
@@ -52,6 +53,11 @@ def fill_ids(blocks: list[JsonDict]) -> list[JsonDict]:
     return blocks
 
 
+#: the last message ts handed out in this process, in microseconds (see ``IdSource.ts``)
+_last_ts = 0
+_ts_lock = threading.Lock()
+
+
 class IdSource:
     """Hands out increasing, unique ids; safe to share between threads."""
 
@@ -67,9 +73,15 @@ class IdSource:
             return next(self._counter)
 
     def ts(self) -> str:
-        """A message timestamp: ``1700000000.000100``, ``1700000000.000200``, ..."""
-        n = self.number() * 100
-        return f"{1_700_000_000 + n // 1_000_000}.{n % 1_000_000:06d}"
+        """A message timestamp such as Slack's ``1700000000.000100``: the time, and never
+        one handed out before in this process. Slack never reuses one; every sandbox once
+        began at the same, and a bot that kept a message's ts from an earlier sandbox (in
+        a Prefect server the tests share) updated another message in the next."""
+        global _last_ts
+        with _ts_lock:
+            _last_ts = max(time.time_ns() // 1000, _last_ts + 1)
+            micros = _last_ts
+        return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
 
     def prefixed(self, prefix: str) -> str:
         """An id such as ``V00000007`` or ``G00000008``."""

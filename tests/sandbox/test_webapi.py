@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import urllib.request
 
@@ -63,7 +64,7 @@ def error_of(call, *args, **kwargs):
 
 def test_post_update_and_inspect(slack_sandbox, client):
     posted = client.chat_postMessage(channel="C0GENERAL", text="Deploy r42?", blocks=BUTTONS)
-    assert posted["ts"] == "1700000000.000100"
+    assert re.fullmatch(r"\d{10}\.\d{6}", posted["ts"]), posted["ts"]
     assert posted["channel"] == "C0GENERAL"
     message = slack_sandbox.channel("C0GENERAL").last
     assert message.text == "Deploy r42?"
@@ -415,3 +416,12 @@ def test_wait_for_times_out_as_assertion(slack_sandbox):
     with pytest.raises(ConditionTimeout, match="condition not met") as info:
         slack_sandbox.wait_for(lambda ws: ws.open_view("alice"), timeout=0.05)
     assert isinstance(info.value, AssertionError)
+
+
+def test_no_two_sandboxes_hand_out_the_same_message_ts() -> None:
+    """Every sandbox began at 1700000000.000100: a bot that kept where an earlier sandbox's
+    message was (the Prefect tests share one server) updated another message in the next."""
+    with SlackSandbox() as one, SlackSandbox() as two:
+        first = [one.client().chat_postMessage(channel="C0GENERAL", text="a")["ts"] for _ in "ab"]
+        then = two.client().chat_postMessage(channel="C0GENERAL", text="b")["ts"]
+    assert first[0] < first[1] < then and len({*first, then}) == 3

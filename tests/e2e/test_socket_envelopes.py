@@ -125,7 +125,10 @@ def test_an_app_token_revoked_while_serving_is_named_and_not_retried(
         failure = wait_for(lambda: server.failure, what="the server to give up on the token")
         assert isinstance(failure, TokenRefused)
         assert str(failure) == "Slack refused the token in SLACK_APP_TOKEN: token_revoked"
-        [said] = _said(caplog, "socket_mode_app_token_refused")
+        # The failure is set just before it is logged: wait for the line too.
+        [said] = wait_for(
+            lambda: _said(caplog, "socket_mode_app_token_refused"), what="the refusal logged"
+        )
         assert said.levelno == logging.ERROR
         assert "SLACK_APP_TOKEN" in said.getMessage() and "token_revoked" in said.getMessage()
     finally:

@@ -33,6 +33,7 @@ from signoff.engine.runner import (
 )
 from signoff.engine.runs import RunState
 from signoff.engine.runtime import Engine, get_engine
+from signoff.engine.signals import EngineClosed
 from signoff.engine.store.claiming import RunSource
 
 logger = logging.getLogger(__name__)
@@ -463,6 +464,10 @@ class Worker:
                 execute_queued(ctx, parameters)
             except StoreError as exc:
                 self._store_failed(run_id, exc)
+            except EngineClosed:
+                # Closed under the run's last steps (its end was stored, the bookkeeping
+                # after it refused): nothing more is stored, as for a flow the close unwinds.
+                pass
             else:
                 self._recorded(run_id)
             finally:

@@ -187,7 +187,7 @@ def problems(session: CliSession, given: Iterable[str]) -> list[str]:
         LogSettings.load,
     ]
     if PREFECT.intersection(name.upper() for name in given):  # read in any case
-        loads.append(_load_prefect_settings)
+        loads += [_load_prefect_settings, _read_prefect_permissions]
     found = []
     for load in loads:
         try:
@@ -198,7 +198,7 @@ def problems(session: CliSession, given: Iterable[str]) -> list[str]:
 
 
 def _load_prefect_settings() -> None:
-    """Read the Prefect backend's settings and its permissions file, as ``serve`` does."""
+    """Read the Prefect backend's settings, as ``serve`` does."""
     try:
         from signoff.bot.backends.prefect import PrefectSettings
     except ImportError as exc:
@@ -206,7 +206,16 @@ def _load_prefect_settings() -> None:
             "the Prefect backend's variables are set, but not its extra: "
             f"pip install 'signoff[prefect]' ({exc})"
         ) from exc
-    PrefectSettings.load().permissions()
+    PrefectSettings.load()
+
+
+def _read_prefect_permissions() -> None:
+    """Read the permissions file on its own: a wrong URL must not hide a wrong file."""
+    try:
+        from signoff.bot.backends.prefect.settings import PermissionsFileSetting
+    except ImportError:
+        return  # said once, by _load_prefect_settings
+    PermissionsFileSetting.load().permissions()
 
 
 @click.group("config")

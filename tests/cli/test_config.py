@@ -453,6 +453,24 @@ def test_config_show_checks_the_prefect_backends_settings_as_serve_reads_them(
     assert [line for line in json.loads(out)["problems"] if line.startswith(problem)]
 
 
+def test_config_show_names_a_wrong_permissions_file_beside_a_wrong_prefect_url(
+    project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file's problem was reported only once the URL was fixed: two rounds to a
+    working setup where one would do."""
+    (project / "rules.json").write_text('["U0BOB"]')
+    monkeypatch.setenv("PREFECT_API_URL", "127.0.0.1:4200/api")
+    monkeypatch.setenv("SIGNOFF_PREFECT_PERMISSIONS", "rules.json")
+    status, out, _ = run_cli(capsys, "config", "show", "--json")
+    assert status == 1
+    problems = json.loads(out)["problems"]
+    assert any(line.startswith("PREFECT_API_URL must be an http(s) URL") for line in problems)
+    assert any(
+        line.startswith("SIGNOFF_PREFECT_PERMISSIONS: rules.json: holds a list")
+        for line in problems
+    ), problems
+
+
 def test_config_show_leaves_the_prefect_backend_alone_when_none_of_its_settings_is_set(
     project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

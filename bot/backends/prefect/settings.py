@@ -166,7 +166,22 @@ class Permissions(BaseModel):
 NOBODY = "nobody (the run's deployment was deleted from Prefect)"
 
 
-class PrefectSettings(EnvSettings):
+class PermissionsFileSetting(EnvSettings):
+    """``SIGNOFF_PREFECT_PERMISSIONS`` alone, so that its file can be checked while another
+    Prefect variable is wrong (``config show`` names both problems at once)."""
+
+    permissions_file: Path | None = Field(default=None, alias="SIGNOFF_PREFECT_PERMISSIONS")
+
+    def permissions(self) -> Permissions:
+        """The rules in ``SIGNOFF_PREFECT_PERMISSIONS``'s file (none when it is unset).
+
+        Raises:
+            SettingsError: the file cannot be read, or holds no rules of the right shape.
+        """
+        return Permissions.read(self.permissions_file) if self.permissions_file else Permissions()
+
+
+class PrefectSettings(PermissionsFileSetting):
     """Example::
 
     settings = PrefectSettings.load()  # PREFECT_API_URL, PREFECT_API_KEY, ...
@@ -177,7 +192,6 @@ class PrefectSettings(EnvSettings):
     api_auth_string: SecretStr | None = Field(default=None, alias="PREFECT_API_AUTH_STRING")
     reconcile_seconds: Seconds = Field(default=30.0, alias="SIGNOFF_PREFECT_RECONCILE_SECONDS")
     schema_wait_seconds: Seconds = Field(default=30.0, alias="SIGNOFF_PREFECT_SCHEMA_WAIT_SECONDS")
-    permissions_file: Path | None = Field(default=None, alias="SIGNOFF_PREFECT_PERMISSIONS")
     #: how long a claim on a request (made before resuming the run) holds before the run
     #: still waits on it shows that its answer never took effect
     answer_claim_seconds: Seconds = Field(
@@ -196,11 +210,3 @@ class PrefectSettings(EnvSettings):
         auth = self.api_auth_string.get_secret_value() if self.api_auth_string else None
         key = self.api_key.get_secret_value() if self.api_key else None
         return auth or None, key or None
-
-    def permissions(self) -> Permissions:
-        """The rules in ``SIGNOFF_PREFECT_PERMISSIONS``'s file (none when it is unset).
-
-        Raises:
-            SettingsError: the file cannot be read, or holds no rules of the right shape.
-        """
-        return Permissions.read(self.permissions_file) if self.permissions_file else Permissions()

@@ -143,6 +143,9 @@ def register(app: App, backend: Backend, sealer: Sealer, channels: ChannelAccess
                 )
                 if verb == "flow" and (spaced := spaced_flow(words[1:])):
                     problem += f". {quote_hint(f'/runs flow {shlex.quote(spaced)}')[:-1]}"
+                elif verb in ("start", "flow") and not words[1:]:
+                    # Which flow? The list is the answer (the sandbox page names only a few).
+                    problem += f"; flows: {known_flows()}"
                 respond(f"`/runs {verb}` {problem}.\n{HELP}")
             elif len(words) <= 1 and (verb in run_lists.FILTERS or verb == "" or is_flow(first)):
                 selector = (

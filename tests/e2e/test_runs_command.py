@@ -408,6 +408,9 @@ def test_help_and_unknown_subcommands(engine: Engine, bot: RunningBot) -> None:
     )
     assert "no run with id 'nope'" in runs(bot, "alice", "show nope").text
     assert "No flow named `nope`" in runs(bot, "alice", "start nope").text
+    # `/runs start` alone said only that it needs a flow, not which there are.
+    which = runs(bot, "alice", "start").text
+    assert which.startswith("`/runs start` needs a flow; flows: ") and "`rc-deploy`" in which
     # Flow names and the typed name read as written, not as Slack markup.
     known = runs(bot, "alice", "start <x>").text
     assert "No flow named `&lt;x&gt;`" in known

@@ -435,6 +435,27 @@ def test_an_open_modal_has_the_keyboard(
     wait(browser, "focus in the reopened modal", _in_modal)
 
 
+def test_another_user_can_be_picked_while_a_modal_is_open(
+    browser: WebDriver, page: SandboxPage, demo_bot: RunningBot
+) -> None:
+    """The modal's overlay covered the user picker: to act as someone else, the form had to
+    be closed (and what was typed in it lost) first. Each user's modal is their own."""
+    run = demo_bot.engine.submit("get-shirt-order", {}, started_by="U0CAROL")
+    demo_bot.root_message(run.id, timeout=40)
+    browser.get(page.url + "?as=U0ALICE")
+    button(browser, "Provide input").click()
+    open_modal(browser)
+    who = browser.find_element(By.ID, "who")
+    who.click()  # as a person does: refused while something covers it
+    Select(who).select_by_visible_text("@bob")
+    wait(browser, "Bob's page", lambda b: "as=U0BOB" in b.current_url)
+    wait(browser, "Bob's page without Alice's modal", gone(".modal"))
+    Select(browser.find_element(By.ID, "who")).select_by_visible_text("@alice")
+    wait(browser, "Alice's page", lambda b: "as=U0ALICE" in b.current_url)
+    open_modal(browser)
+    assert len(demo_bot.slack.workspace.view_stack("U0ALICE")) == 1
+
+
 def test_every_input_in_a_modal_is_named_by_its_label(
     browser: WebDriver, page: SandboxPage, demo_bot: RunningBot
 ) -> None:

@@ -9,6 +9,12 @@ document.querySelectorAll("[data-region]").forEach((el) => { drawn[el.dataset.re
 
 function user() { return new URLSearchParams(body.dataset.query).get("as"); }
 
+// A modal's overlay starts under the top bar, whose height changes as it wraps.
+const topbar = document.querySelector(".topbar");
+new ResizeObserver(() => {
+  document.documentElement.style.setProperty("--topbar", topbar.offsetHeight + "px");
+}).observe(topbar);
+
 function toast(text) {
   const el = document.getElementById("toast");
   el.textContent = text;
@@ -125,7 +131,10 @@ document.addEventListener("scroll", (event) => {
 // opens or is redrawn, and Escape closes it.
 function holdKeyboard() {
   const modal = document.querySelector("[data-region=modal] .modal");
-  document.querySelectorAll(".topbar, .app").forEach((el) => { el.inert = !!modal; });
+  document.querySelector(".app").inert = !!modal;
+  // The user picker is the sandbox's, not Slack's: the mouse may switch users with a modal
+  // open (each user's modal is their own), while Tab stays in the modal.
+  document.getElementById("who").tabIndex = modal ? -1 : 0;
   if (!modal) {
     // Closed: the keyboard goes back to the control that opened it, as in Slack, so
     // keyboard-only use goes on from where it was (the part may have been redrawn since).

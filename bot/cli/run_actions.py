@@ -46,18 +46,31 @@ logger = logging.getLogger(__name__)
 FC = TypeVar("FC", bound=Callable[..., object])
 
 
-def group_option(who: str) -> Callable[[FC], FC]:
-    """``--group``: the user groups the operator who ``who`` (answers, cancels, ...) is in,
-    for pauses that name groups: whoever may answer may also cancel or hand it on."""
-    return click.option(
-        "--group",
-        "groups",
-        multiple=True,
-        metavar="GROUP",
-        callback=check_groups,
-        help=f"A user group the operator who {who} belongs to, for pauses that name groups "
-        "(repeatable).",
-    )
+def operator_options(dest: str, who: str) -> Callable[[FC], FC]:
+    """``--as NAME`` (into ``dest``) and ``--group GROUP``: the local operator who ``who``
+    (answers, cancels, ...), and the user groups they are in, for pauses that name groups:
+    whoever may answer may also cancel or hand it on."""
+
+    def decorate(command: FC) -> FC:
+        command = click.option(
+            "--group",
+            "groups",
+            multiple=True,
+            metavar="GROUP",
+            callback=check_groups,
+            help=f"A user group the operator who {who} belongs to, for pauses that name "
+            "groups (repeatable).",
+        )(command)
+        return click.option(
+            "--as",
+            dest,
+            metavar="NAME",
+            callback=check_person,
+            help=f"Who {who} (default: SIGNOFF_OPERATOR, or your login name); recorded as "
+            "the CLI.",
+        )(command)
+
+    return decorate
 
 
 @click.command("resume")
@@ -69,14 +82,7 @@ def group_option(who: str) -> Callable[[FC], FC]:
     callback=parse_input,
     help="The answer, a JSON object (omit it for a pause that takes no input).",
 )
-@click.option(
-    "--as",
-    "responder",
-    metavar="NAME",
-    callback=check_person,
-    help="Who answers (default: SIGNOFF_OPERATOR, or your login name); recorded as the CLI.",
-)
-@group_option("answers")
+@operator_options("responder", "answers")
 @click.option(
     "--verdict-timeout",
     type=Seconds(86_400),
@@ -155,14 +161,7 @@ def resume(
 @click.option(
     "--to", "to", required=True, metavar="ID", callback=check_one_person, help="Who to hand it to."
 )
-@click.option(
-    "--as",
-    "by",
-    metavar="NAME",
-    callback=check_person,
-    help="Who hands it over (default: the operator).",
-)
-@group_option("hands it over")
+@operator_options("by", "hands it over")
 @on_which_backend
 @pass_session
 def reassign(
@@ -185,14 +184,7 @@ def reassign(
 
 @click.command("cancel")
 @click.argument("run_id", metavar="RUN", callback=check_acting_run)
-@click.option(
-    "--as",
-    "by",
-    metavar="NAME",
-    callback=check_person,
-    help="Who cancels (default: SIGNOFF_OPERATOR, or your login name); recorded as the CLI.",
-)
-@group_option("cancels")
+@operator_options("by", "cancels")
 @on_which_backend
 @pass_session
 def cancel(

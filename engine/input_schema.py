@@ -17,6 +17,9 @@ would refuse; only the model's own validators are left to judge after that.
 ``x-signoff-decimal``       ``Decimal`` bounds, digits and decimal places (as strings)
 ``x-signoff-number-or-text`` ``true`` on a union of a number and a text (``float | str``)
 ``x-signoff-regex-engine``  ``"python-re"`` when the model's config asks for it
+``x-signoff-enum-names``    an ``Enum``'s member names, in the order of its ``enum``, when
+                            a value is not text (an ``IntEnum``'s ``1``, ``2``): a form
+                            shows the names, which say what the numbers mean
 ``x-signoff-required``      ``true`` on a field the model requires that
                             ``with_initial_data`` gave a value: a form still asks for it
                             (starting from that value), while an answer given in code may
@@ -37,10 +40,19 @@ from pydantic_core import core_schema, to_jsonable_python
 
 from signoff.engine.serialization import unstorable_values
 
-__all__ = ["REQUIRED_KEYWORD", "TEMPORAL_KEYS", "URL_KEYS", "InputJsonSchema", "input_schema"]
+__all__ = [
+    "ENUM_NAMES_KEYWORD",
+    "REQUIRED_KEYWORD",
+    "TEMPORAL_KEYS",
+    "URL_KEYS",
+    "InputJsonSchema",
+    "input_schema",
+]
 
 #: see ``x-signoff-required`` above
 REQUIRED_KEYWORD = "x-signoff-required"
+#: see ``x-signoff-enum-names`` above
+ENUM_NAMES_KEYWORD = "x-signoff-enum-names"
 
 #: the url_schema options that decide whether pydantic accepts a URL
 URL_KEYS = ("allowed_schemes", "max_length", "host_required")
@@ -100,6 +112,15 @@ class InputJsonSchema(GenerateJsonSchema):
         engine = engine or next((e for e in reversed(self._regex_engines) if e), None)
         if "pattern" in found and engine == "python-re":
             found["x-signoff-regex-engine"] = "python-re"
+        return found
+
+    def enum_schema(self, schema: core_schema.EnumSchema) -> JsonSchemaValue:
+        found = super().enum_schema(schema)
+        members = schema["members"]
+        if any(not isinstance(member.value, str) for member in members):
+            # Only the values reach the schema: a form offered "1", "2" and "3" for an
+            # IntEnum of LOW, MEDIUM and HIGH, whose meaning the person then had to guess.
+            found[ENUM_NAMES_KEYWORD] = [member.name for member in members]
         return found
 
     def url_schema(self, schema: core_schema.UrlSchema) -> JsonSchemaValue:

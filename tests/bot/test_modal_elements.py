@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field, HttpUrl
 from signoff.bot.forms.modals import build_input_view
 from signoff.bot.forms.submissions import parse_submission
 from signoff.bot.inputs import SlackChannel, SlackChannels, SlackUser, SlackUsers
+from signoff.engine.input_schema import input_schema
 from tests.bot.slack_answers import element, input_block, roundtrip, slack_state, view_for
 
 # --- text ----------------------------------------------------------------------------------
@@ -240,6 +241,39 @@ def test_enums_literals_and_const_unions() -> None:
     )
     assert result == Routing(priority=Priority.LOW, region=Region.EU_WEST, weekday="mon", level=3)
     assert roundtrip(Routing, {"region": "Us east"}).level is None
+
+
+class Severity(enum.IntEnum):
+    SEV1 = 1
+    SEV2 = 2
+    LOW = 3
+
+
+class Triage(BaseModel):
+    severity: Severity = Severity.LOW
+    also: list[Severity] = []
+    maybe: Severity | None = None
+
+
+def test_an_int_enums_options_read_as_its_names_and_answer_its_members() -> None:
+    schema = input_schema(Triage)  # what a pause stores: the names beside the numbers
+    view = build_input_view(
+        schema, title="Input needed", callback_id="run_input", private_metadata="r42"
+    ).to_dict()
+    for path in ("severity", "also", "maybe"):
+        options = element(view, path)["options"]
+        # "1", "2", "3" said nothing of what each meant
+        assert [(o["text"]["text"], o["value"]) for o in options] == [
+            ("Sev1", "1"),
+            ("Sev2", "2"),
+            ("Low", "3"),
+        ]
+    state = slack_state(view, {"severity": "Sev1", "also": ["Sev2", "Low"], "maybe": "Low"})
+    data, errors = parse_submission(schema, state)
+    assert errors == {}
+    assert Triage.model_validate(data) == Triage(
+        severity=Severity.SEV1, also=[Severity.SEV2, Severity.LOW], maybe=Severity.LOW
+    )
 
 
 class Lookalikes(BaseModel):

@@ -122,6 +122,8 @@ class InputField:
     number_or_text: bool = False
     #: a list whose repeated items count once (a ``set``: ``uniqueItems``)
     unique: bool = False
+    #: the field's first example (``Field(examples=[...])``), for a text or number input
+    example: str | None = None
 
     @property
     def always_answered(self) -> bool:
@@ -242,6 +244,8 @@ def _walk_object(
             default=node.get("default"),
             **_classify(node, root, path, resolved.refs),
         )
+        if entry.kind in _EXAMPLE_KINDS:
+            entry = replace(entry, example=_example(prop.get("examples") or node.get("examples")))
         if entry.kind == "time" and (offset := time_offset(entry.default)) is not None:
             # Slack's time picker shows a clock time and sends it back without a zone: the
             # answer takes the zone of the time it started from (``submissions``).
@@ -263,6 +267,22 @@ def _walk_object(
             # An unticked box or an empty list is a real answer, so Slack must accept it.
             entry = replace(entry, optional=True)
         yield entry
+
+
+#: the inputs that show an example as their placeholder: Slack's text and number boxes
+_EXAMPLE_KINDS = ("text", "email", "url", "integer", "number", "decimal")
+
+
+def _example(examples: Any) -> str | None:
+    """The first of a field's ``examples`` that reads as one line of text, if any."""
+    if not isinstance(examples, list):
+        return None
+    for example in examples:
+        if isinstance(example, str) and example.strip() and "\n" not in example:
+            return example
+        if isinstance(example, int | float) and not isinstance(example, bool):
+            return json.dumps(example)
+    return None
 
 
 def _classify(

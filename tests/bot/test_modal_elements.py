@@ -82,6 +82,33 @@ def test_email_and_url_inputs() -> None:
     assert result == Contact(email="ann@example.com", site=HttpUrl("https://x.io/a"))
 
 
+class Tagging(BaseModel):
+    version: Annotated[str, Field(pattern=r"^\d+\.\d+\.\d+$", examples=["2.4.1", "3.0.0"])]
+    replicas: int | None = Field(default=None, examples=[3])
+    owner: Annotated[str, Field(json_schema_extra={"format": "email"}, examples=["a@x.io"])]
+    notes: str = Field(default="", examples=["y" * 300])
+    odd: str = Field(default="", examples=[{"a": 1}, True, "two\nlines"])
+    env: Literal["eu", "us"] = Field(default="eu", examples=["us"])
+
+
+def test_a_fields_first_example_shows_as_its_placeholder() -> None:
+    view = view_for(Tagging)
+
+    def placeholder(path: str) -> str | None:
+        shown = element(view, path).get("placeholder")
+        return shown and shown["text"]
+
+    # Without it, a person learnt the format only from the refusal (the pattern, in regex)
+    assert placeholder("version") == "e.g. 2.4.1"
+    assert placeholder("replicas") == "e.g. 3"
+    assert placeholder("owner") == "e.g. a@x.io"
+    notes = placeholder("notes")
+    assert notes is not None and len(notes) == 150 and notes.endswith("…")  # Slack's limit
+    assert placeholder("odd") is None  # nothing that reads as one line
+    assert "placeholder" not in element(view, "env")  # a radio button group has none
+    assert roundtrip(Tagging, {"version": "2.4.1", "owner": "b@x.io"}).replicas is None
+
+
 # --- numbers -------------------------------------------------------------------------------
 
 

@@ -17,6 +17,12 @@ would refuse; only the model's own validators are left to judge after that.
 ``x-signoff-decimal``       ``Decimal`` bounds, digits and decimal places (as strings)
 ``x-signoff-number-or-text`` ``true`` on a union of a number and a text (``float | str``)
 ``x-signoff-regex-engine``  ``"python-re"`` when the model's config asks for it
+``x-signoff-strip``         ``true`` on text the model strips of the spaces around it
+                            before checking it (``str_strip_whitespace``,
+                            ``StringConstraints(strip_whitespace=True)``)
+``x-signoff-enum-names``    an ``Enum``'s member names, in the order of its ``enum``, when
+                            a value is not text (an ``IntEnum``'s ``1``, ``2``): a form
+                            shows the names, which say what the numbers mean
 ``x-signoff-required``      ``true`` on a field the model requires that
                             ``with_initial_data`` gave a value: a form still asks for it
                             (starting from that value), while an answer given in code may
@@ -37,10 +43,22 @@ from pydantic_core import core_schema, to_jsonable_python
 
 from signoff.engine.serialization import unstorable_values
 
-__all__ = ["REQUIRED_KEYWORD", "TEMPORAL_KEYS", "URL_KEYS", "InputJsonSchema", "input_schema"]
+__all__ = [
+    "ENUM_NAMES_KEYWORD",
+    "REQUIRED_KEYWORD",
+    "STRIP_KEYWORD",
+    "TEMPORAL_KEYS",
+    "URL_KEYS",
+    "InputJsonSchema",
+    "input_schema",
+]
 
 #: see ``x-signoff-required`` above
 REQUIRED_KEYWORD = "x-signoff-required"
+#: see ``x-signoff-strip`` above
+STRIP_KEYWORD = "x-signoff-strip"
+#: see ``x-signoff-enum-names`` above
+ENUM_NAMES_KEYWORD = "x-signoff-enum-names"
 
 #: the url_schema options that decide whether pydantic accepts a URL
 URL_KEYS = ("allowed_schemes", "max_length", "host_required")
@@ -56,6 +74,8 @@ class InputJsonSchema(GenerateJsonSchema):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._regex_engines: list[str | None] = []
+        #: whether each model being read strips its text (``str_strip_whitespace``)
+        self._strips: list[bool] = []
         #: whether each model being read takes its fields' names (``populate_by_name``)
         self._by_name: list[bool] = []
 
@@ -63,11 +83,13 @@ class InputJsonSchema(GenerateJsonSchema):
         config = schema.get("config") or {}
         self._regex_engines.append(config.get("regex_engine"))
         self._by_name.append(config.get("validate_by_name") is True)
+        self._strips.append(config.get("str_strip_whitespace") is True)
         try:
             return super().model_schema(schema)
         finally:
             self._regex_engines.pop()
             self._by_name.pop()
+            self._strips.pop()
 
     def model_fields_schema(self, schema: core_schema.ModelFieldsSchema) -> JsonSchemaValue:
         by_name = bool(self._by_name) and self._by_name[-1]
@@ -100,6 +122,22 @@ class InputJsonSchema(GenerateJsonSchema):
         engine = engine or next((e for e in reversed(self._regex_engines) if e), None)
         if "pattern" in found and engine == "python-re":
             found["x-signoff-regex-engine"] = "python-re"
+        strip = schema.get("strip_whitespace")
+        if strip is None:
+            strip = bool(self._strips) and self._strips[-1]  # a model's own config only
+        if strip:
+            # The model checks "1.2.3 " as "1.2.3": a form must not refuse the space that
+            # a paste brought along, which the model would drop.
+            found[STRIP_KEYWORD] = True
+        return found
+
+    def enum_schema(self, schema: core_schema.EnumSchema) -> JsonSchemaValue:
+        found = super().enum_schema(schema)
+        members = schema["members"]
+        if any(not isinstance(member.value, str) for member in members):
+            # Only the values reach the schema: a form offered "1", "2" and "3" for an
+            # IntEnum of LOW, MEDIUM and HIGH, whose meaning the person then had to guess.
+            found[ENUM_NAMES_KEYWORD] = [member.name for member in members]
         return found
 
     def url_schema(self, schema: core_schema.UrlSchema) -> JsonSchemaValue:

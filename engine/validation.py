@@ -16,6 +16,8 @@ Schema and pydantic differ, pydantic-core itself decides:
   zone rules (``x-signoff-temporal``) through pydantic-core;
 - ``Decimal``: its bounds, digits and places (``x-signoff-decimal``) apply whichever
   ``anyOf`` branch (number or digit string) the value took.
+- text the model strips (``x-signoff-strip``) meets its lengths, pattern and format
+  without the spaces around it, stripped as pydantic-core strips it;
 - ``multipleOf`` on a float: pydantic's tolerance (a remainder within a billionth of the
   step), so that ``0.3`` is a multiple of ``0.1`` as it is to the model; a whole number
   given to a float field is read as the float nearest it, as the model reads it.
@@ -49,7 +51,7 @@ from jsonschema.validators import extend
 from pydantic_core import PydanticCustomError, SchemaValidator, core_schema
 from pydantic_core import SchemaError as CoreSchemaError
 
-from signoff.engine.input_schema import URL_KEYS
+from signoff.engine.input_schema import STRIP_KEYWORD, URL_KEYS
 from signoff.engine.numbers import text_number_refusal
 from signoff.engine.refusals import field_path
 from signoff.engine.serialization import unstorable_values
@@ -341,11 +343,29 @@ def _legacy_decimals(node: Any) -> Any:
     return found
 
 
+#: pydantic's ``strip_whitespace``, as pydantic-core strips (which spaces count as such)
+_strip = _plain(core_schema.str_schema(strip_whitespace=True))
+
+
+def _stripped(check: Callable[..., Any]) -> Callable[..., Any]:
+    """``check`` of text as the model reads it: without the spaces around it, where the
+    model strips them (``x-signoff-strip``)."""
+
+    def stripped(validator: Validator, expected: Any, instance: Any, schema: Any) -> Any:
+        if isinstance(instance, str) and isinstance(schema, Mapping) and schema.get(STRIP_KEYWORD):
+            instance = _strip(instance)
+        return check(validator, expected, instance, schema)
+
+    return stripped
+
+
 _InputValidator: Any = extend(  # type: ignore[no-untyped-call]
     Draft202012Validator,
     {
-        "pattern": _pattern,
-        "format": _format,
+        "minLength": _stripped(Draft202012Validator.VALIDATORS["minLength"]),
+        "maxLength": _stripped(Draft202012Validator.VALIDATORS["maxLength"]),
+        "pattern": _stripped(_pattern),
+        "format": _stripped(_format),
         "multipleOf": _multiple_of,
         "x-signoff-decimal": _decimal,
         "x-signoff-temporal": temporal_errors,

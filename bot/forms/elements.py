@@ -123,6 +123,7 @@ def _element(entry: InputField, initial: Any) -> InputInteractiveElement:
             )
         return PlainTextInputElement(
             action_id=ACTION_ID,
+            placeholder=_placeholder(entry),
             initial_value=_fit_text(entry, initial),
             multiline=True if entry.multiline or kind == "lines" else None,
             min_length=low if low is not None and 0 < low <= MAX_TEXT else None,
@@ -130,11 +131,16 @@ def _element(entry: InputField, initial: Any) -> InputInteractiveElement:
         )
     if kind in ("email", "url"):
         cls = EmailInputElement if kind == "email" else UrlInputElement
-        return cls(action_id=ACTION_ID, initial_value=_fit_text(entry, initial))
+        return cls(
+            action_id=ACTION_ID,
+            placeholder=_placeholder(entry),
+            initial_value=_fit_text(entry, initial),
+        )
     if kind in ("integer", "number", "decimal"):
         return NumberInputElement(
             action_id=ACTION_ID,
             is_decimal_allowed=kind != "integer",
+            placeholder=_placeholder(entry),
             initial_value=_fit_number(entry, initial),
             min_value=_number_text(entry.minimum, entry),
             max_value=_number_text(entry.maximum, entry),
@@ -171,6 +177,12 @@ def _element(entry: InputField, initial: Any) -> InputInteractiveElement:
     if kind == "datetime":
         return DateTimePickerElement(action_id=ACTION_ID, initial_date_time=_fit_epoch(initial))
     return _id_picker(entry, initial)
+
+
+def _placeholder(entry: InputField) -> str | None:
+    """What an empty text or number box shows in grey: the field's first example."""
+    # Slack's limit for a placeholder is 150 characters.
+    return clip(f"e.g. {entry.example}", 150) if entry.example else None
 
 
 def _id_picker(entry: InputField, initial: Any) -> InputInteractiveElement:

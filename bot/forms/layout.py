@@ -51,6 +51,8 @@ JSONSchema: TypeAlias = Mapping[str, Any]
 ACTION_ID = "value"
 #: the engine's mark on a required field that ``with_initial_data`` gave a value
 REQUIRED_KEYWORD = "x-signoff-required"
+#: the engine's list of an Enum's member names, beside values that are not text
+ENUM_NAMES_KEYWORD = "x-signoff-enum-names"
 #: the value of a boolean's one tickbox option
 TICKED = "true"
 MAX_BLOCKS = 100
@@ -120,6 +122,8 @@ class InputField:
     number_or_text: bool = False
     #: a list whose repeated items count once (a ``set``: ``uniqueItems``)
     unique: bool = False
+    #: the field's first example (``Field(examples=[...])``), for a text or number input
+    example: str | None = None
 
     @property
     def always_answered(self) -> bool:
@@ -240,6 +244,8 @@ def _walk_object(
             default=node.get("default"),
             **_classify(node, root, path, resolved.refs),
         )
+        if entry.kind in _EXAMPLE_KINDS:
+            entry = replace(entry, example=_example(prop.get("examples") or node.get("examples")))
         if entry.kind == "time" and (offset := time_offset(entry.default)) is not None:
             # Slack's time picker shows a clock time and sends it back without a zone: the
             # answer takes the zone of the time it started from (``submissions``).
@@ -261,6 +267,22 @@ def _walk_object(
             # An unticked box or an empty list is a real answer, so Slack must accept it.
             entry = replace(entry, optional=True)
         yield entry
+
+
+#: the inputs that show an example as their placeholder: Slack's text and number boxes
+_EXAMPLE_KINDS = ("text", "email", "url", "integer", "number", "decimal")
+
+
+def _example(examples: Any) -> str | None:
+    """The first of a field's ``examples`` that reads as one line of text, if any."""
+    if not isinstance(examples, list):
+        return None
+    for example in examples:
+        if isinstance(example, str) and example.strip() and "\n" not in example:
+            return example
+        if isinstance(example, int | float) and not isinstance(example, bool):
+            return json.dumps(example)
+    return None
 
 
 def _classify(
@@ -332,7 +354,10 @@ def _classify_array(
 
 def _choices(node: Mapping[str, Any], path: str) -> tuple[Choice, ...]:
     choices: dict[str, Choice] = {}
-    for value in enum_options(node, path) if "enum" in node else [node["const"]]:
+    options = enum_options(node, path) if "enum" in node else [node["const"]]
+    names = _enum_names(node, options)
+    shown: list[Any] = []
+    for value, name in zip(options, names or options, strict=True):
         if value is None:
             continue  # makes the field nullable; see _walk_object
         if not isinstance(value, str | int | float | bool):
@@ -343,13 +368,26 @@ def _choices(node: Mapping[str, Any], path: str) -> tuple[Choice, ...]:
         if key in choices:
             raise UnsupportedField(path, f"two options would both be sent as {key!r}")
         choices[key] = Choice(value=value, key=key, text="")
+        shown.append(name)
     if not choices:
         raise UnsupportedField(path, "it has no options to choose from")
     if len(choices) > MAX_OPTIONS:
         reason = f"it has {len(choices)} options and a Slack menu holds at most {MAX_OPTIONS}"
         raise UnsupportedField(path, reason)
-    labels = choice_labels([c.value for c in choices.values()])
+    labels = choice_labels(shown)
     return tuple(replace(c, text=label) for c, label in zip(choices.values(), labels, strict=True))
+
+
+def _enum_names(node: Mapping[str, Any], options: list[Any]) -> list[str] | None:
+    """What an ``IntEnum``'s options read as: its member names (``LOW`` reads "Low"), which
+    the engine lists beside values that are not text. None when there are none to use."""
+    names = node.get(ENUM_NAMES_KEYWORD)
+    if not isinstance(names, list) or len(names) != len(options):
+        return None  # a schema from elsewhere (Prefect's), or one a hand changed
+    if not all(isinstance(name, str) and name for name in names):
+        return None
+    # Python writes members in capitals; the form reads them as it reads ``needs_work``.
+    return [name.lower() if name.isupper() else name for name in names]
 
 
 def _bounds(node: Mapping[str, Any], *, integer: bool) -> dict[str, Decimal | None]:

@@ -254,8 +254,9 @@ def single_decision(schema: Mapping[str, Any]) -> tuple[str, list[tuple[str, Any
     properties: Mapping[str, Any] = schema.get("properties") or {}
     required = set(schema.get("required") or ())
     decisions: list[tuple[str, list[tuple[str, Any]]]] = []
-    for name, node in properties.items():
-        title = str(node.get("title") or name)
+    for name, field in properties.items():
+        title = str(field.get("title") or name)
+        node = _enum_of(schema, field)
         if node.get("type") == "boolean" and name in required:
             # The title gives way, not the yes or no: both buttons read the same otherwise.
             short = clip(title, _BUTTON_TEXT - len(": yes"))
@@ -272,6 +273,17 @@ def single_decision(schema: Mapping[str, Any]) -> tuple[str, list[tuple[str, Any
         elif name in required or not _text(node):
             return None
     return decisions[0] if len(decisions) == 1 else None
+
+
+def _enum_of(schema: Mapping[str, Any], field: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``field``'s schema, or the enum its ``$ref`` names: an ``Enum`` class's choices sit in
+    ``$defs`` (a ``Literal``'s inline), and a decision of one got no buttons."""
+    ref = field.get("$ref")
+    defs = schema.get("$defs")
+    if not isinstance(ref, str) or not ref.startswith("#/$defs/") or not isinstance(defs, Mapping):
+        return field
+    found = defs.get(ref.removeprefix("#/$defs/"))
+    return found if isinstance(found, Mapping) and "enum" in found else field
 
 
 def _text(node: Mapping[str, Any]) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -47,6 +48,25 @@ def test_one_decision_with_optional_text_gets_a_button_per_choice() -> None:
         "route",
         [("Canary", "canary"), ("Full", "full"), ("Abort", "abort")],
     )
+
+
+class Verdict(enum.StrEnum):
+    APPROVE = "approve"
+    NEEDS_WORK = "needs_work"
+
+
+class Triage(BaseModel):
+    verdict: Verdict
+    comment: str | None = None
+
+
+def test_an_enum_decision_gets_its_buttons_as_a_literal_does() -> None:
+    # Its choices sit in $defs: the prompt offered only "Provide input".
+    assert single_decision(Triage.model_json_schema()) == (
+        "verdict",
+        [("Approve", "approve"), ("Needs work", "needs_work")],
+    )
+    assert Triage.model_validate({"verdict": "needs_work"}).verdict is Verdict.NEEDS_WORK
 
 
 def test_choices_that_would_read_alike_get_buttons_labelled_as_written() -> None:

@@ -11,6 +11,7 @@ script, nested one level) and prefills of any JSON, fitting or not.
 from __future__ import annotations
 
 import datetime as dt
+import enum
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -69,6 +70,15 @@ def _lengths(draw: st.DrawFn) -> tuple[Any, Any]:
 
 
 _CHOICES = st.lists(st.text(max_size=200), min_size=1, max_size=120, unique=True)
+#: an IntEnum's members, whose names the form shows: any identifier, alike once lowercased
+_MEMBERS = st.dictionaries(
+    st.from_regex(r"[A-Za-z][A-Za-z0-9_]{0,99}", fullmatch=True).filter(
+        lambda name: not name.startswith("_")
+    ),
+    st.integers(-(10**6), 10**6),
+    min_size=1,
+    max_size=110,
+).map(lambda members: enum.IntEnum("Drawn", members))  # type: ignore[misc]
 _SCALAR_FIELDS = (
     _lengths()
     | _bounded(int)
@@ -77,6 +87,8 @@ _SCALAR_FIELDS = (
     | _described(bool)
     | _CHOICES.flatmap(lambda c: _described(Literal[tuple(c)]))  # type: ignore[misc]
     | _CHOICES.flatmap(lambda c: _described(list[Literal[tuple(c)]]))  # type: ignore[misc]
+    | _MEMBERS.flatmap(_described)
+    | _MEMBERS.flatmap(lambda members: _described(list[members]))  # type: ignore[valid-type]
     | _described(list[str])
     | _described(dt.date)
     | _described(dt.time)

@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field, HttpUrl
 from signoff.bot.forms.modals import build_input_view
 from signoff.bot.forms.submissions import parse_submission
 from signoff.bot.inputs import SlackChannel, SlackChannels, SlackUser, SlackUsers
+from signoff.engine.input_schema import input_schema
 from tests.bot.slack_answers import element, input_block, roundtrip, slack_state, view_for
 
 # --- text ----------------------------------------------------------------------------------
@@ -79,6 +80,33 @@ def test_email_and_url_inputs() -> None:
     assert input_block(view, "backup")["optional"] is True
     result = roundtrip(Contact, {"email": "ann@example.com", "site": "https://x.io/a"})
     assert result == Contact(email="ann@example.com", site=HttpUrl("https://x.io/a"))
+
+
+class Tagging(BaseModel):
+    version: Annotated[str, Field(pattern=r"^\d+\.\d+\.\d+$", examples=["2.4.1", "3.0.0"])]
+    replicas: int | None = Field(default=None, examples=[3])
+    owner: Annotated[str, Field(json_schema_extra={"format": "email"}, examples=["a@x.io"])]
+    notes: str = Field(default="", examples=["y" * 300])
+    odd: str = Field(default="", examples=[{"a": 1}, True, "two\nlines"])
+    env: Literal["eu", "us"] = Field(default="eu", examples=["us"])
+
+
+def test_a_fields_first_example_shows_as_its_placeholder() -> None:
+    view = view_for(Tagging)
+
+    def placeholder(path: str) -> str | None:
+        shown = element(view, path).get("placeholder")
+        return shown and shown["text"]
+
+    # Without it, a person learnt the format only from the refusal (the pattern, in regex)
+    assert placeholder("version") == "e.g. 2.4.1"
+    assert placeholder("replicas") == "e.g. 3"
+    assert placeholder("owner") == "e.g. a@x.io"
+    notes = placeholder("notes")
+    assert notes is not None and len(notes) == 150 and notes.endswith("…")  # Slack's limit
+    assert placeholder("odd") is None  # nothing that reads as one line
+    assert "placeholder" not in element(view, "env")  # a radio button group has none
+    assert roundtrip(Tagging, {"version": "2.4.1", "owner": "b@x.io"}).replicas is None
 
 
 # --- numbers -------------------------------------------------------------------------------
@@ -240,6 +268,39 @@ def test_enums_literals_and_const_unions() -> None:
     )
     assert result == Routing(priority=Priority.LOW, region=Region.EU_WEST, weekday="mon", level=3)
     assert roundtrip(Routing, {"region": "Us east"}).level is None
+
+
+class Severity(enum.IntEnum):
+    SEV1 = 1
+    SEV2 = 2
+    LOW = 3
+
+
+class Triage(BaseModel):
+    severity: Severity = Severity.LOW
+    also: list[Severity] = []
+    maybe: Severity | None = None
+
+
+def test_an_int_enums_options_read_as_its_names_and_answer_its_members() -> None:
+    schema = input_schema(Triage)  # what a pause stores: the names beside the numbers
+    view = build_input_view(
+        schema, title="Input needed", callback_id="run_input", private_metadata="r42"
+    ).to_dict()
+    for path in ("severity", "also", "maybe"):
+        options = element(view, path)["options"]
+        # "1", "2", "3" said nothing of what each meant
+        assert [(o["text"]["text"], o["value"]) for o in options] == [
+            ("Sev1", "1"),
+            ("Sev2", "2"),
+            ("Low", "3"),
+        ]
+    state = slack_state(view, {"severity": "Sev1", "also": ["Sev2", "Low"], "maybe": "Low"})
+    data, errors = parse_submission(schema, state)
+    assert errors == {}
+    assert Triage.model_validate(data) == Triage(
+        severity=Severity.SEV1, also=[Severity.SEV2, Severity.LOW], maybe=Severity.LOW
+    )
 
 
 class Lookalikes(BaseModel):

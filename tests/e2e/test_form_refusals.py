@@ -121,6 +121,28 @@ def test_errors_in_an_optional_nested_model_land_under_the_inner_input(engine: E
         assert done.result == "'Oslo'"
 
 
+class Tag(RunInput):
+    model_config = pydantic.ConfigDict(str_strip_whitespace=True)
+    version: str = Field(pattern=r"^\d+\.\d+\.\d+$")
+
+
+@flow(name="form-tag")
+def tag() -> str:
+    return pause_flow_run(wait_for_input=Tag).version
+
+
+def test_a_pasted_space_the_model_strips_is_not_refused_in_the_modal(engine: Engine) -> None:
+    with running_bot(engine=engine) as bot:
+        run = engine.submit("form-tag", {})
+        bob_opens_form(bot, run.id)
+        # Copied from a release page with the line's end: the model drops it, so may the form.
+        reply = bot.driver.submit("bob", {"version": "2.4.1\n"}, client_checks=False)
+        assert (reply.status, reply.response_action) == (200, "update")
+        assert "Answer recorded" in json.dumps(bot.outcome("bob").view)
+        done = wait_for(lambda: (r := engine.get_run(run.id)).state.is_final and r, timeout=15)
+        assert (done.state, done.result) == (RunState.COMPLETED, "'2.4.1'")
+
+
 #: 98 inputs fit beside the context line and the divider; a description is one block more.
 Wide = pydantic.create_model("Wide", __base__=RunInput, **{f"f{i}": (str, "x") for i in range(98)})  # type: ignore[call-overload]
 

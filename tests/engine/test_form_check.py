@@ -407,6 +407,49 @@ def test_python_regex_engine_of_the_model_is_followed() -> None:
     assert schema_errors(schema, {"code": "abc\n"}) == {}
 
 
+class Contact(pydantic.BaseModel):
+    handle: str = Field(max_length=5)  # its own config: not stripped
+
+
+class Stripped(RunInput):
+    model_config = pydantic.ConfigDict(str_strip_whitespace=True)
+    version: str = Field(pattern=r"^\d+\.\d+\.\d+$")
+    code: str | None = Field(default=None, min_length=3, max_length=3)
+    email: pydantic.EmailStr | None = None
+    contact: Contact | None = None
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        # A pasted value's trailing space or newline, which the model drops before its checks
+        ({"version": "1.2.3 "}, {}),
+        ({"version": "1.2.3", "code": "\tABC\n"}, {}),
+        ({"version": "1.2.3", "email": " ada@example.com "}, {}),
+        # Stripped, it is too short for the model too
+        ({"version": "1.2.3", "code": " AB "}, {"code": "must be at least 3 characters long"}),
+        # A nested model strips only if its own config says so, as pydantic does
+        (
+            {"version": "1.2.3", "contact": {"handle": "abcde "}},
+            {"contact.handle": "must be at most 5 characters long"},
+        ),
+    ],
+)
+def test_text_the_model_strips_is_checked_without_the_spaces_around_it(
+    answer: dict[str, Any], expected: dict[str, str]
+) -> None:
+    assert schema_errors(input_schema(Stripped), answer) == expected
+    assert model_accepts_answer(Stripped, answer) is (expected == {})
+
+
+def model_accepts_answer(model: type[RunInput], answer: dict[str, Any]) -> bool:
+    try:
+        model.model_validate(answer)
+    except pydantic.ValidationError:
+        return False
+    return True
+
+
 def test_a_number_or_text_union_without_bounds_takes_any_text() -> None:
     class Loose(RunInput):
         value: float | str

@@ -184,7 +184,7 @@ class Upkeep:
             self._deferred = True
             logger.info(
                 "not taking over other processes' runs until they have had time to "
-                "send a heartbeat again after this process lost the database",
+                "send a heartbeat again since this process (re)gained the database",
                 extra={"action": "orphans_deferred"},
             )
 

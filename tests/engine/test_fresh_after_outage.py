@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from signoff.engine import Engine, EngineSettings, RunState, Worker
+from signoff.engine import DatabaseUnavailable, Engine, EngineSettings, RunState, Worker
 from tests.conftest import FAST, new_pg_database
 from tests.engine.test_reconnect import STARTS, reconnect_waits  # noqa: F401  (the flow)
 from tests.support.forwarding import forwarding, free_port
@@ -70,3 +70,41 @@ def test_a_process_that_just_reached_the_database_leaves_a_waiting_run_to_its_pr
             waiting.close()
     # Answered where it waited: the flow did not start again.
     assert (done.state, done.result, STARTS.count("fresh")) == (RunState.COMPLETED, "4", 1)
+
+
+def test_a_script_that_met_the_outage_leaves_a_waiting_run_to_its_process(
+    pg_cluster: PostgresCluster, pg_url: str, through: tuple[str, int]
+) -> None:
+    """A long-running script of one's own that only answers runs (no worker, so no
+    heartbeat of its own) catches ``DatabaseUnavailable`` and tries again, as the README
+    says it may: its answer after the outage used to queue the run to run again."""
+    via, port = through
+    server = ("127.0.0.1", pg_cluster.port)
+    script_port = free_port()
+    script_via = pg_url.replace(f":{pg_cluster.port}/", f":{script_port}/")
+    with forwarding(port, server), forwarding(script_port, server):
+        waiting = Engine(EngineSettings.load(database_url=via, **BEATING))
+        script = Engine(EngineSettings.load(database_url=script_via, **FAST))
+    worker = Worker(waiting)
+    try:
+        with forwarding(port, server), forwarding(script_port, server):
+            worker.start()
+            run = waiting.submit("reconnect-waits", {"tag": "script"})
+            wait_for(lambda: waiting.get_run(run.id).state is RunState.PAUSED, what="the pause")
+        lapses = waiting.heartbeat_lapses()
+        wait_for(
+            lambda: waiting.heartbeat_lapses() > lapses + 8, timeout=15, what="missed heartbeats"
+        )
+        with pytest.raises(DatabaseUnavailable):
+            script.resume(run.id, {"value": 6}, responder="carol")
+        with forwarding(script_port, server):  # back for the script first
+            script.resume(run.id, {"value": 6}, responder="carol")
+            assert script.get_run(run.id).state is RunState.RUNNING
+            with forwarding(port, server):
+                done = wait_for(lambda: (r := script.get_run(run.id)).state.is_final and r, 15)
+            script.close()
+    finally:
+        with forwarding(port, server):
+            worker.stop()
+            waiting.close()
+    assert (done.state, done.result, STARTS.count("script")) == (RunState.COMPLETED, "6", 1)

@@ -17,7 +17,8 @@
     │   ├── PostInFlight (run_id, post_id)    another process is making this post right now
     │   ├── SlackRateLimited (run_id, seconds)   Slack asked the bot to slow down (429)
     │   ├── SlackUnavailable (run_id)    Slack unreachable or failing (5xx), past the retries
-    │   └── ChannelRefused (run_id, channel, error)   Slack refuses the bot SIGNOFF_CHANNEL
+    │   ├── ChannelRefused (run_id, channel, error)   Slack refuses the bot SIGNOFF_CHANNEL
+    │   └── BotTokenRefused (run_id, error)   Slack stopped taking SLACK_BOT_TOKEN
     └── BackendError         (bot.backends) what runs the flows failed or refused
         ├── BackendUnavailable (backend)               it did not answer (database, server)
         │   ├── BackendBusy (backend, key)             a claim bounded in time did not get
@@ -133,6 +134,21 @@ class ChannelRefused(ChangeDeferred):
             f"Slack refuses the bot SIGNOFF_CHANNEL={channel} ({error}); run {run_id}'s "
             "change waits until the app is invited there or SIGNOFF_CHANNEL names a channel "
             "it is in",
+        )
+
+
+class BotTokenRefused(ChangeDeferred):
+    """Slack refuses ``SLACK_BOT_TOKEN`` for a run's change while ``serve`` runs (revoked,
+    the app uninstalled): the change is kept and handed again, with the backend's back-off,
+    so that it is shown once a valid token is set."""
+
+    def __init__(self, run_id: str, error: str) -> None:
+        self.error = error
+        super().__init__(
+            run_id,
+            0.0,
+            f"Slack refuses the token in SLACK_BOT_TOKEN ({error}); run {run_id}'s change "
+            "waits until serve runs with a valid bot token",
         )
 
 

@@ -46,8 +46,9 @@ class Liveness:
     #: monotonic time of the last heartbeat stored (or of registering)
     _beat_at: float
     _lapses: int = 0
-    #: monotonic time since which this process's heartbeats have been stored without a
-    #: failure; None while they fail (see ``judges_others``)
+    #: monotonic time since which this process has reached the database without a failure
+    #: of its heartbeats (from when it opened the store); None while they fail (see
+    #: ``judges_others``)
     _reaching_since: float | None = float("-inf")
 
     def claim_ownership(self) -> str:
@@ -199,10 +200,11 @@ class Liveness:
     def judges_others(self, owner_timeout: float | None = None) -> bool:
         """Whether this process may take another, which declared ``owner_timeout`` (this
         process's own when None), for dead by its stale heartbeat: not until its own
-        heartbeats have been stored for that long since they last failed. An outage of the
-        database stops every process's heartbeats, so right after one each looks dead,
-        though the live ones beat again within their heartbeat interval (at most half
-        their owner timeout)."""
+        heartbeats have been stored for that long since they last failed, nor until it has
+        reached the database for that long since it started. An outage of the database
+        stops every process's heartbeats, so right after one each looks dead, though the
+        live ones beat again within their heartbeat interval (at most half their owner
+        timeout); a process started as it ends sees the same."""
         since = self._reaching_since
         timeout = self.settings.owner_timeout_seconds if owner_timeout is None else owner_timeout
         return since is not None and time.monotonic() - since >= timeout

@@ -29,6 +29,7 @@ from signoff.engine.actors import Actor, as_actor
 from signoff.engine.audit import AuditAction, AuditEntry
 from signoff.engine.errors import (
     AlreadyAnswered,
+    DatabaseUnavailable,
     EngineError,
     InputInvalid,
     PauseExpired,
@@ -64,6 +65,7 @@ class Resuming(Interventions):
 
     process_id: str
     _registered: bool
+    _reaching_since: float | None
 
     def judges_others(self, owner_timeout: float | None = None) -> bool:
         raise NotImplementedError
@@ -99,17 +101,26 @@ class Resuming(Interventions):
         # A model's validators may have effects (a log line, say): each waiter judges the
         # answer once per call, whichever path stores it.
         judged: dict[Waiter, _Judgement] = {}
-        answered = self._answer_waiting_here(run_id, key, actor, payload, judged)
-        if answered is not None:
+        try:
+            answered = self._answer_waiting_here(run_id, key, actor, payload, judged)
+            if answered is not None:
+                return answered
+            attempt = 1
+            while (
+                answered := self._answer_as_read(
+                    run_id, key, actor, payload, judged, last=attempt == _ATTEMPTS
+                )
+            ) is None:
+                attempt += 1
             return answered
-        attempt = 1
-        while (
-            answered := self._answer_as_read(
-                run_id, key, actor, payload, judged, last=attempt == _ATTEMPTS
-            )
-        ) is None:
-            attempt += 1
-        return answered
+        except DatabaseUnavailable:
+            if not self._registered:
+                # No heartbeat of its own tells this process (a script that answers runs,
+                # and tries again after an outage) when one ends: it judges nobody dead
+                # for the owner timeout after the failure (judges_others), since their
+                # heartbeats stopped with the outage too.
+                self._reaching_since = time.monotonic()
+            raise
 
     def _answer_as_read(
         self,

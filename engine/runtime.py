@@ -84,6 +84,10 @@ class Engine(Hearing, Liveness, Resuming, Upkeep):
             migrate=migrate,
             create=create,
         )
+        # Reached the database just now: until it has for the owner timeout, this process
+        # cannot tell a dead process from one whose connection is not back after an outage
+        # (judges_others); a process started as one ends took every waiting run for gone.
+        self._reaching_since = time.monotonic()
         self.flows = flows or registry
         self.permissions = Permissions(self.settings.admins)
         if self.settings.audit_key is not None:

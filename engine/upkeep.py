@@ -98,7 +98,13 @@ class Upkeep:
         others' heartbeats stopped with its own, and taking their waiting runs for orphans
         would run each flow again from its start."""
         if not self.judges_others():
-            self._defer()
+            # Said only when some process looks dead: a process that has just started
+            # defers too, mostly with nobody to defer.
+            own, now = self.settings.owner_timeout_seconds, self.store.clock()
+            if any(
+                not b.alive(now, own) for b in self.store.processes() if b.id != self.process_id
+            ):
+                self._defer()
             return []
         own = self.settings.owner_timeout_seconds
         now = self.store.clock()
@@ -184,7 +190,7 @@ class Upkeep:
             self._deferred = True
             logger.info(
                 "not taking over other processes' runs until they have had time to "
-                "send a heartbeat again after this process lost the database",
+                "send a heartbeat again since this process (re)gained the database",
                 extra={"action": "orphans_deferred"},
             )
 

@@ -17,7 +17,13 @@ from collections.abc import Iterator
 from slack_sdk.errors import SlackApiError
 
 from signoff.bot.backends import Event
-from signoff.bot.errors import ChannelRefused, RunUnreadable, SlackRateLimited, SlackUnavailable
+from signoff.bot.errors import (
+    BotTokenRefused,
+    ChannelRefused,
+    RunUnreadable,
+    SlackRateLimited,
+    SlackUnavailable,
+)
 from signoff.bot.slack.direct import PERSON_UNREACHABLE
 from signoff.bot.slack.posting import (
     MESSAGE_REFUSED,
@@ -27,6 +33,12 @@ from signoff.bot.slack.posting import (
 )
 
 logger = logging.getLogger(__name__)
+
+#: what Slack answers for a bot token it no longer takes (revoked, the app uninstalled):
+#: every call fails alike until the token is replaced
+_TOKEN_REFUSED = frozenset(
+    {"invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive"}
+)
 
 
 @contextlib.contextmanager
@@ -75,6 +87,16 @@ def judged(event: Event, default_channel: str) -> Iterator[None]:
         if status >= 500:
             raise SlackUnavailable(event.run_id, f"HTTP {status} on {method}") from exc
         error = str(exc.response.get("error"))
+        if error in _TOKEN_REFUSED:
+            # A setting to mend, not a fault of this change: one line naming the variable
+            # at each try, not a traceback; the change is handed again.
+            token_refused = BotTokenRefused(event.run_id, error)
+            logger.error(
+                "%s",
+                token_refused,
+                extra={"action": "bot_token_refused", "run_id": event.run_id, "error": error},
+            )
+            raise token_refused from exc
         if error not in MESSAGE_REFUSED and error not in PERSON_UNREACHABLE:
             raise  # Slack down, say: the change is handed again later
         # Refused for good: handed again, it would hold up every later change of

@@ -112,6 +112,9 @@ def test_each_process_is_judged_by_the_owner_timeout_it_declared(database_url: s
         database_url=database_url, heartbeat_seconds=2.0, owner_timeout_seconds=10.0
     )
     observer = Engine(settings, clock=lambda: now[0])
+    # Up for longer than any timeout here, as the store's clock says (a process that has
+    # only just reached the database takes nobody for dead: test_fresh_after_outage.py).
+    observer._reaching_since = float("-inf")
     try:
         store = observer.store
         store.register_process("slow", "host", 1, owner_timeout=60.0)
@@ -185,6 +188,7 @@ def test_process_rows_stored_before_the_upgrade_are_judged_by_the_observers_time
     # Judged by the observer's own timeout (FAST: 1 s), as before the upgrade.
     assert store.live_processes(FAST["owner_timeout_seconds"]) == {"old-alive"}
     assert store.live_processes(10.0) == {"old-gone", "old-alive"}
+    engine._reaching_since = float("-inf")  # up long enough to judge others (see above)
     assert engine.recover_orphans() == [gone_run]
     assert engine.get_run(alive_run).owner == "old-alive"
 

@@ -62,4 +62,11 @@ def forwarding(port: int, to: tuple[str, int]) -> Iterator[None]:
         thread.join(5)
         listener.close()
         for end in opened:
+            # Shut down first: a close alone leaves the socket open while a pipe's thread
+            # is blocked reading it, and the client's query then hangs, as on a network
+            # that drops packets, not a server that went down.
+            try:
+                end.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
             end.close()

@@ -66,8 +66,7 @@ def operator_options(dest: str, who: str) -> Callable[[FC], FC]:
             dest,
             metavar="NAME",
             callback=check_person,
-            help=f"Who {who} (default: SIGNOFF_OPERATOR, or your login name); recorded as "
-            "the CLI.",
+            help=f"Who {who} (default: SIGNOFF_OPERATOR, or your login name); recorded as the CLI.",
         )(command)
 
     return decorate

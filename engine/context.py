@@ -67,6 +67,10 @@ class RunContext:
     called_flows: bool = False
     #: ``Engine.heartbeat_lapses()`` when the run last knew it was this process's
     lapses_seen: int = 0
+    #: the key of the suspend this execution stored, and the lock its storing holds: a
+    #: call beside it (``asyncio.gather``) that asks after it unwinds with it
+    suspended: str | None = None
+    suspending: threading.RLock = field(default_factory=threading.RLock)
     #: the event loop of an async flow called directly (not a worker's run), for the
     #: heartbeat to find it closed under the flow; None once it judged that
     loop: asyncio.AbstractEventLoop | None = None

@@ -156,6 +156,9 @@ def wait_for_answer(req: PauseRequest) -> Any:
 def _not_opened(req: PauseRequest) -> BaseException:
     """Why a pause could not be opened: its run is not RUNNING in this process any more."""
     engine, run_id = req.ctx.engine, req.ctx.run_id
+    with req.ctx.suspending:  # a suspend beside this call, storing now, sets it first
+        if req.ctx.suspended is not None:
+            return Suspend(req.ctx.suspended)
     run = engine.store.get_run(run_id)
     if run.state is RunState.CANCELLED or engine.is_cancelled(run_id):
         return Cancel(run_id)
@@ -379,7 +382,14 @@ def suspend_here(req: PauseRequest) -> Any:
     if req.ctx.unstorable:
         what, cause = next(iter(req.ctx.unstorable.items()))
         raise UnstorableValue(req.ctx.run_id, what, cause)
-    _open(req, owner=None)
+    with req.ctx.suspending:
+        # Another call of this execution (a task beside this one) suspended the run: this
+        # call unwinds with it, and is asked when the run is run again. Its store write
+        # would be refused, and read as the run taken over by another process.
+        if req.ctx.suspended is not None:
+            raise Suspend(req.ctx.suspended)
+        _open(req, owner=None)
+        req.ctx.suspended = req.key
     raise Suspend(req.key)
 
 

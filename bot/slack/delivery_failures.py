@@ -25,6 +25,7 @@ from signoff.bot.errors import (
     SlackUnavailable,
 )
 from signoff.bot.slack.direct import PERSON_UNREACHABLE
+from signoff.bot.slack.failures import BOT_TOKEN_REFUSED
 from signoff.bot.slack.posting import (
     MESSAGE_REFUSED,
     ChannelUnavailable,
@@ -33,12 +34,6 @@ from signoff.bot.slack.posting import (
 )
 
 logger = logging.getLogger(__name__)
-
-#: what Slack answers for a bot token it no longer takes (revoked, the app uninstalled):
-#: every call fails alike until the token is replaced
-_TOKEN_REFUSED = frozenset(
-    {"invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive"}
-)
 
 
 @contextlib.contextmanager
@@ -87,7 +82,7 @@ def judged(event: Event, default_channel: str) -> Iterator[None]:
         if status >= 500:
             raise SlackUnavailable(event.run_id, f"HTTP {status} on {method}") from exc
         error = str(exc.response.get("error"))
-        if error in _TOKEN_REFUSED:
+        if error in BOT_TOKEN_REFUSED:
             # A setting to mend, not a fault of this change: one line naming the variable
             # at each try, not a traceback; the change is handed again.
             token_refused = BotTokenRefused(event.run_id, error)

@@ -36,6 +36,11 @@ FAILED_TEXT = (
 )
 
 
+#: what Slack answers for a bot token it no longer takes (revoked, the app uninstalled):
+#: every call fails alike until whoever runs Signoff replaces ``SLACK_BOT_TOKEN``
+BOT_TOKEN_REFUSED = frozenset(
+    {"invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive"}
+)
 #: what Slack answers for a click whose trigger_id is too old to open a form with
 _TRIGGER_SPENT = ("expired_trigger_id", "exchanged_trigger_id")
 #: what a dropped or stalled connection raises that urllib does not wrap in URLError
@@ -69,6 +74,12 @@ def failed_text(error: Exception) -> str:
                 "its log has the details (`slack_unavailable`)."
             )
         code = str(error.response.get("error"))[:100]
+        if code in BOT_TOKEN_REFUSED:
+            return (
+                f":warning: Signoff could not finish that: Slack refuses its bot token "
+                f"(`{code}`). Whoever runs Signoff must set a valid `SLACK_BOT_TOKEN`; its "
+                "log has the details (`bot_token_refused`)."
+            )
         if code in _TRIGGER_SPENT:
             return (
                 ":hourglass: That click expired before Signoff could open its form "
@@ -110,6 +121,15 @@ def log_failure(error: Exception) -> None:
                 method,
                 status,
                 extra={"action": "slack_unavailable", "method": method, "status": status},
+            )
+        elif (code := str(error.response.get("error"))) in BOT_TOKEN_REFUSED:
+            # A setting to mend, as a run's change that Slack refuses for it says.
+            logger.error(
+                "Slack refuses the token in SLACK_BOT_TOKEN (%s) for %s; set a valid bot "
+                "token and restart serve",
+                code,
+                method,
+                extra={"action": "bot_token_refused", "method": method, "error": code},
             )
         else:
             # An expired trigger_id, say: nothing this process can mend.
@@ -181,4 +201,4 @@ def reported(listener: Callable[P, None]) -> Callable[P, None]:
     return run
 
 
-__all__ = ["FAILED_TEXT", "failed_text", "log_failure", "reported"]
+__all__ = ["BOT_TOKEN_REFUSED", "FAILED_TEXT", "failed_text", "log_failure", "reported"]

@@ -100,6 +100,27 @@ def test_a_call_slack_refuses_after_acknowledging_names_the_log_entry_it_made(
     assert not [r for r in caplog.records if getattr(r, "action", None) == "listener_failed"]
 
 
+def test_a_bot_token_slack_refuses_on_a_click_is_named_to_the_person_and_in_the_log(
+    engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A revoked token read as any refused call (`slack_call_refused`, a warning that did
+    not name SLACK_BOT_TOKEN), though no click works again until it is replaced."""
+    caplog.set_level(logging.WARNING, logger="signoff.bot.slack.failures")
+    with serving(EmbeddedBackend(engine)) as bot:
+        bot.slack.fail_next("views.open", status=200, error="token_revoked")
+        before = len(bot.slack.workspace.calls("response_url"))
+        forged_click(bot, ids.PROVIDE_INPUT, "")
+        told = bot.slack.wait_for(lambda ws: ws.calls("response_url")[before:] or None)
+    assert told[-1].args["text"] == (
+        ":warning: Signoff could not finish that: Slack refuses its bot token "
+        "(`token_revoked`). Whoever runs Signoff must set a valid `SLACK_BOT_TOKEN`; its log "
+        "has the details (`bot_token_refused`)."
+    )
+    refused = [r for r in caplog.records if getattr(r, "action", None) == "bot_token_refused"]
+    assert len(refused) == 1 and refused[0].levelno == logging.ERROR
+    assert "SLACK_BOT_TOKEN" in refused[0].getMessage()
+
+
 def test_slack_failing_or_busy_while_a_form_opens_is_told_as_such_not_as_a_bug(
     engine: Engine, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from signoff.engine import Engine, EngineSettings
 from tests.cli.test_cli import Cli
 from tests.support.cli_forks import CliForks
 
@@ -35,9 +34,8 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def cli(database_url: str, tmp_path: Path, cli_forks: CliForks) -> Iterator[Cli]:
-    # Create the schema before any subprocess starts: processes that open a brand-new
-    # SQLite file at the same moment race on the first migration ("database is locked").
-    Engine(EngineSettings.load(database_url=database_url)).close()
+    # The database comes migrated (copied from a template), so processes started at the
+    # same moment do not race on its first migration ("database is locked").
     runner = Cli(database_url, tmp_path, cli_forks)
     yield runner
     runner.stop_workers()

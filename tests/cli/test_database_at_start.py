@@ -15,6 +15,7 @@ from signoff.engine.store import SqlStore
 from tests.cli.test_cli import Cli
 from tests.conftest import new_pg_database
 from tests.e2e.serve_process import start_serve, wait_until_ready
+from tests.support.cli_forks import CliForks
 from tests.support.forwarding import forwarding, free_port
 from tests.support.postgres import PostgresCluster
 from tests.support.waiting import wait_for
@@ -47,10 +48,10 @@ def test_a_server_that_refuses_connections_is_unavailable_and_wrong_settings_are
 
 
 def test_a_worker_started_while_postgresql_is_down_waits_for_it(
-    pg_url: str, pg_cluster: PostgresCluster, tmp_path: Path
+    pg_url: str, pg_cluster: PostgresCluster, tmp_path: Path, cli_forks: CliForks
 ) -> None:
     port = free_port()
-    cli = Cli(pg_url.replace(f":{pg_cluster.port}/", f":{port}/"), tmp_path)
+    cli = Cli(pg_url.replace(f":{pg_cluster.port}/", f":{port}/"), tmp_path, cli_forks)
     try:
         # Stopped while it waits: it ends as a worker does, at once and without an error.
         stopped = cli.start_worker()

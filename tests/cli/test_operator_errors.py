@@ -1,6 +1,8 @@
 """What an operator sees when the environment is broken: one line naming the variable.
 
-``signoff serve`` is run as a real subprocess; Slack is the sandbox (or nothing at all).
+``signoff serve`` is run as a real subprocess (forked from ``cli_forks``, which has imported
+what it needs: a fresh interpreter spent most of these tests' time importing); Slack is the
+sandbox (or nothing at all).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from sqlalchemy import make_url
 from signoff.bot.sandbox import SlackSandbox
 from signoff.bot.testing import running_bot
 from tests.engine.test_reconnect import pg_url  # noqa: F401 - a fixture
+from tests.support.cli_forks import CliForks
 from tests.support.ipv6 import skip_without_ipv6_loopback
 from tests.support.postgres import PostgresCluster
 from tests.support.waiting import wait_for
@@ -43,14 +46,15 @@ def serve_env(tmp_path: Path, **env: str) -> dict[str, str]:
     return base
 
 
-def serve(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "signoff.bot.cli", "serve", "--port", "0"],
-        env=serve_env(tmp_path, **env),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+def serve(forks: CliForks, tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    return signoff(forks, tmp_path, "serve", "--port", "0", env=env)
+
+
+def signoff(
+    forks: CliForks, tmp_path: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``signoff ARGS`` in ``tmp_path`` with ``serve_env`` and ``env``."""
+    return forks.run(args, env=serve_env(tmp_path, **(env or {})), cwd=tmp_path, timeout=60)
 
 
 def lines(text: str) -> list[str]:
@@ -63,28 +67,37 @@ def closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def test_unreachable_slack_is_one_line_naming_slack_api_url(tmp_path: Path) -> None:
+def test_unreachable_slack_is_one_line_naming_slack_api_url(
+    tmp_path: Path, cli_forks: CliForks
+) -> None:
     url = f"http://127.0.0.1:{closed_port()}/api/"
-    done = serve(tmp_path, SLACK_API_URL=url)
+    done = serve(cli_forks, tmp_path, SLACK_API_URL=url)
     assert done.returncode == 1
     assert lines(done.stderr) == [
         f"error: Slack could not be reached at SLACK_API_URL={url}: [Errno 111] Connection refused"
     ]
 
 
-def test_a_refused_token_names_its_variable_and_slacks_answer(tmp_path: Path) -> None:
+def test_a_refused_token_names_its_variable_and_slacks_answer(
+    tmp_path: Path, cli_forks: CliForks
+) -> None:
     with SlackSandbox(bot_token="xoxb-the-right-one") as slack:
-        done = serve(tmp_path, SLACK_API_URL=slack.api_url, SLACK_BOT_TOKEN="xoxb-a-wrong-one")
+        done = serve(
+            cli_forks, tmp_path, SLACK_API_URL=slack.api_url, SLACK_BOT_TOKEN="xoxb-a-wrong-one"
+        )
     assert done.returncode == 1
     assert lines(done.stderr) == ["error: Slack refused the token in SLACK_BOT_TOKEN: invalid_auth"]
     assert "xoxb-a-wrong-one" not in done.stderr
 
 
-def test_with_json_logs_the_error_a_command_stops_on_is_a_json_line_too(tmp_path: Path) -> None:
+def test_with_json_logs_the_error_a_command_stops_on_is_a_json_line_too(
+    tmp_path: Path, cli_forks: CliForks
+) -> None:
     """It was the one plain line among JSON ones, which a log pipeline drops: the reason
     a container restarts in a loop."""
     with SlackSandbox(bot_token="xoxb-the-right-one") as slack:
         done = serve(
+            cli_forks,
             tmp_path,
             SLACK_API_URL=slack.api_url,
             SLACK_BOT_TOKEN="xoxb-a-wrong-one",
@@ -100,13 +113,15 @@ def test_with_json_logs_the_error_a_command_stops_on_is_a_json_line_too(tmp_path
     assert all(r["action"] for r in records)
 
 
-def test_slack_down_at_start_is_not_taken_for_a_refused_token(tmp_path: Path) -> None:
+def test_slack_down_at_start_is_not_taken_for_a_refused_token(
+    tmp_path: Path, cli_forks: CliForks
+) -> None:
     """A 5xx says nothing of the token: it was reported as ``Slack refused the token``,
     which sends the operator to rotate a token that is fine."""
     with SlackSandbox(bot_token="xoxb-operator") as slack:
         slack.fail_next("auth.test", 10, status=503)
         url = slack.api_url
-        done = serve(tmp_path, SLACK_API_URL=url)
+        done = serve(cli_forks, tmp_path, SLACK_API_URL=url)
     assert done.returncode == 1
     assert lines(done.stderr) == [
         f"error: Slack could not be reached at SLACK_API_URL={url}: "
@@ -114,14 +129,16 @@ def test_slack_down_at_start_is_not_taken_for_a_refused_token(tmp_path: Path) ->
     ]
 
 
-def test_slack_silent_at_start_is_given_up_after_slack_api_timeout(tmp_path: Path) -> None:
+def test_slack_silent_at_start_is_given_up_after_slack_api_timeout(
+    tmp_path: Path, cli_forks: CliForks
+) -> None:
     """The start-up check of the token waited slack_sdk's own 30 s, whatever
     SLACK_API_TIMEOUT said, before saying that Slack could not be reached."""
     with SlackSandbox(bot_token="xoxb-operator") as slack:
         slack.answer_late("auth.test", 40, times=10)
         url = slack.api_url
         began = time.monotonic()
-        done = serve(tmp_path, SLACK_API_URL=url, SLACK_API_TIMEOUT="1")
+        done = serve(cli_forks, tmp_path, SLACK_API_URL=url, SLACK_API_TIMEOUT="1")
         took = time.monotonic() - began
     assert done.returncode == 1
     assert lines(done.stderr) == [
@@ -138,7 +155,10 @@ def test_slack_silent_at_start_is_given_up_after_slack_api_timeout(tmp_path: Pat
     ],
 )
 def test_an_unusable_sqlite_path_names_the_variable_and_the_path(
-    tmp_path: Path, where: str, reason: str
+    tmp_path: Path,
+    where: str,
+    reason: str,
+    cli_forks: CliForks,
 ) -> None:
     path = tmp_path / where
     if where == "not-a-database.db":
@@ -146,22 +166,15 @@ def test_an_unusable_sqlite_path_names_the_variable_and_the_path(
     else:
         path = Path("/proc/no-such-dir/signoff.db")
     done = serve(
-        tmp_path, SIGNOFF_DATABASE_URL=f"sqlite:///{path}", SLACK_API_URL="http://127.0.0.1:9/api/"
+        cli_forks,
+        tmp_path,
+        SIGNOFF_DATABASE_URL=f"sqlite:///{path}",
+        SLACK_API_URL="http://127.0.0.1:9/api/",
     )
     assert done.returncode == 1
     (line,) = lines(done.stderr)
     assert line.startswith(f"error: SIGNOFF_DATABASE_URL names the SQLite file {path}")
     assert reason in line and "unexpected" not in line
-
-
-def signoff(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "signoff.bot.cli", *args],
-        env=serve_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 @pytest.mark.parametrize(
@@ -182,12 +195,16 @@ def signoff(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     ],
 )
 def test_a_database_given_with_the_flag_is_named_by_the_flag(
-    tmp_path: Path, url: str, command: str, says: str
+    tmp_path: Path,
+    url: str,
+    command: str,
+    says: str,
+    cli_forks: CliForks,
 ) -> None:
     """The URL came from --database-url (SIGNOFF_DATABASE_URL names a good database), yet
     the error sent the operator to SIGNOFF_DATABASE_URL."""
     url = url.format(port=closed_port(), tmp=tmp_path)
-    done = signoff(tmp_path, "--database-url", url, *command.split())
+    done = signoff(cli_forks, tmp_path, "--database-url", url, *command.split())
     assert done.returncode == 1
     (line,) = lines(done.stderr)
     assert line.startswith(f"error: {says}"), line
@@ -195,15 +212,11 @@ def test_a_database_given_with_the_flag_is_named_by_the_flag(
     assert "--database-url" in line
 
 
-def test_a_database_from_the_variable_is_still_named_by_the_variable(tmp_path: Path) -> None:
+def test_a_database_from_the_variable_is_still_named_by_the_variable(
+    tmp_path: Path, cli_forks: CliForks
+) -> None:
     env_url = f"postgresql://signoff@127.0.0.1:{closed_port()}/db"
-    done = subprocess.run(
-        [sys.executable, "-m", "signoff.bot.cli", "runs", "list"],
-        env=serve_env(tmp_path, SIGNOFF_DATABASE_URL=env_url),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = signoff(cli_forks, tmp_path, "runs", "list", env={"SIGNOFF_DATABASE_URL": env_url})
     assert done.returncode == 1
     (line,) = lines(done.stderr)
     assert line.startswith("error: cannot open the database at SIGNOFF_DATABASE_URL: "), line
@@ -211,19 +224,22 @@ def test_a_database_from_the_variable_is_still_named_by_the_variable(tmp_path: P
 
 def test_a_worker_waiting_for_a_database_given_with_the_flag_names_the_flag(
     tmp_path: Path,
+    cli_forks: CliForks,
 ) -> None:
     """The worker waits for a PostgreSQL that refuses connections, as at a restart; its
     warning sent the operator to SIGNOFF_DATABASE_URL, which was not the URL it tried."""
     url = f"postgresql://signoff@127.0.0.1:{closed_port()}/db"
     log = tmp_path / "worker.log"
     with log.open("w") as stderr:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "signoff.bot.cli", "--database-url", url, "worker"],
-            env=serve_env(tmp_path),
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-            text=True,
-        )
+        with open(os.devnull, "rb+") as nothing:
+            worker = cli_forks.start(
+                ["--database-url", url, "worker"],
+                env=serve_env(tmp_path),
+                cwd=tmp_path,
+                stdin=nothing.fileno(),
+                stdout=nothing.fileno(),
+                stderr=stderr.fileno(),
+            )
     try:
         line = wait_for(
             lambda: next(
@@ -243,7 +259,8 @@ def test_a_worker_waiting_for_a_database_given_with_the_flag_names_the_flag(
 
 def test_a_database_that_refuses_writes_is_one_line_not_a_traceback(
     tmp_path: Path,
-    pg_url: str,  # noqa: F811
+    pg_url: str,  # noqa: F811,
+    cli_forks: CliForks,
 ) -> None:
     # As a read replica (or a database set read-only) in SIGNOFF_DATABASE_URL refuses them:
     # the schema reads fine, and the first write, taking Slack's posting lease, fails.
@@ -253,7 +270,7 @@ def test_a_database_that_refuses_writes_is_one_line_not_a_traceback(
     ) as conn:
         conn.execute(f"ALTER DATABASE {url.database} SET default_transaction_read_only = on")
     with SlackSandbox() as slack:
-        done = serve(tmp_path, SIGNOFF_DATABASE_URL=pg_url, SLACK_API_URL=slack.api_url)
+        done = serve(cli_forks, tmp_path, SIGNOFF_DATABASE_URL=pg_url, SLACK_API_URL=slack.api_url)
     assert done.returncode == 1
     assert lines(done.stderr) == [
         "error: database write failed: cannot execute UPDATE in a read-only transaction"
@@ -261,7 +278,9 @@ def test_a_database_that_refuses_writes_is_one_line_not_a_traceback(
 
 
 def test_a_command_that_only_looks_adds_no_table_to_a_postgres_database(
-    tmp_path: Path, pg_cluster: PostgresCluster | None
+    tmp_path: Path,
+    pg_cluster: PostgresCluster | None,
+    cli_forks: CliForks,
 ) -> None:
     """``runs list`` pointed at a database Signoff never used (another application's, by a
     typo in the URL) gave it Signoff's tables."""
@@ -277,7 +296,7 @@ def test_a_command_that_only_looks_adds_no_table_to_a_postgres_database(
     ) as conn:
         conn.execute("CREATE TABLE invoices (id int)")
     for command in ("runs list", "audit verify"):
-        done = signoff(tmp_path, "--database-url", app_url, *command.split())
+        done = signoff(cli_forks, tmp_path, "--database-url", app_url, *command.split())
         assert done.returncode == 1
         (line,) = lines(done.stderr)
         assert line.startswith(f"error: the database at {app_url} has no Signoff schema"), line
@@ -293,21 +312,16 @@ def test_a_command_that_only_looks_adds_no_table_to_a_postgres_database(
 
 def test_serve_on_prefect_refuses_a_quorum_in_its_permissions_naming_the_engine(
     tmp_path: Path,
+    cli_forks: CliForks,
 ) -> None:
     # Before, "deploy.quorum: Extra inputs are not permitted", as for a typo.
     rules = tmp_path / "rules.json"
     rules.write_text('{"deploy": {"approvers": ["U0BOB", "U0ALICE"], "quorum": 2}}')
-    done = subprocess.run(
-        [sys.executable, "-m", "signoff.bot.cli", "serve", "--port", "0", "--backend", "prefect"],
-        env=serve_env(
-            tmp_path,
-            PREFECT_API_URL=f"http://127.0.0.1:{closed_port()}/api",
-            SIGNOFF_PREFECT_PERMISSIONS=str(rules),
-        ),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    env = {
+        "PREFECT_API_URL": f"http://127.0.0.1:{closed_port()}/api",
+        "SIGNOFF_PREFECT_PERMISSIONS": str(rules),
+    }
+    done = signoff(cli_forks, tmp_path, "serve", "--port", "0", "--backend", "prefect", env=env)
     assert done.returncode == 1
     [line] = lines(done.stderr)
     assert line.startswith(f"error: SIGNOFF_PREFECT_PERMISSIONS: {rules}: deploy.quorum: ")

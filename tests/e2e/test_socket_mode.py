@@ -140,6 +140,20 @@ def test_stop_closes_the_connection_cleanly(engine: Engine, sandbox: SlackSandbo
     assert len(sandbox.calls("apps.connections.open")) == 1
 
 
+def test_stop_right_after_an_envelope_is_prompt(engine: Engine, sandbox: SlackSandbox) -> None:
+    """slack_sdk's client reads its message queue a second at a time, and its close waited
+    for that read: a bot stopped just after it took an envelope took a second to stop (and
+    every test's Socket Mode bot about as long)."""
+    server = start_server(engine, sandbox)
+    sandbox.socket_mode.wait_for_connections(1)
+    # Acknowledged: the client's reader has taken the envelope and waits for the next.
+    assert sandbox.socket_driver().slash_command("alice", "/runs", "help").status == 200
+    began = time.monotonic()
+    server.stop()
+    took = time.monotonic() - began
+    assert took < 0.5, took
+
+
 def test_slack_failing_to_open_a_connection_at_start_is_waited_out(
     engine: Engine, sandbox: SlackSandbox
 ) -> None:

@@ -7,6 +7,7 @@ import json
 import re
 import shlex
 import socket
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -229,6 +230,18 @@ def served(tmp_path: Path) -> Iterator[tuple[RunningBot, SandboxPage]]:
             yield bot, page
         finally:
             page.stop()
+
+
+def test_the_page_stops_at_once_after_serving(served: tuple[RunningBot, SandboxPage]) -> None:
+    """Stopping waited for the serving loop's half-second poll: each ``signoff sandbox``
+    stop, and each test's page, took half a second more."""
+    _, page = served
+    with urllib.request.urlopen(page.url, timeout=10) as reply:
+        assert reply.status == 200
+    began = time.monotonic()
+    page.stop()
+    took = time.monotonic() - began
+    assert took < 0.25, took
 
 
 def post(url: str, body: object, content_type: str = "application/json") -> tuple[int, dict]:

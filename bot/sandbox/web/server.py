@@ -54,6 +54,8 @@ LOOPBACK = "127.0.0.1"
 #: flows suggested under the composer by name; the rest are counted (a process with a
 #: hundred flows would otherwise push the conversation off the page)
 SHOWN_FLOWS = 8
+#: how often the serving loop looks whether ``stop`` was called
+STOP_POLL_SECONDS = 0.05
 
 
 class SandboxPage:
@@ -117,8 +119,13 @@ class SandboxPage:
 
     def start(self) -> None:
         """Serve in a background thread until :meth:`stop`."""
+        # stop() waits for the loop to look at its flag, every poll_interval (0.5 s by
+        # default: each stop, each test's page, took half a second)
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="sandbox-page", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": STOP_POLL_SECONDS},
+            name="sandbox-page",
+            daemon=True,
         )
         self._thread.start()
         logger.info("sandbox page at %s", self.url, extra={"action": "sandbox_page_started"})

@@ -7,6 +7,7 @@ connection does when a request crosses its close."""
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import uuid
 from collections.abc import Iterator
@@ -161,3 +162,56 @@ def test_an_input_stored_on_a_dropped_connection_is_told_apart_by_its_mark(
     assert len(stored) == 1
     if created:
         assert json.loads(stored["signoff-claim"]["value"]) == {"by": "U0BOB"}
+
+
+class _BusyAtFirst(BaseHTTPRequestHandler):
+    """Prefect's server on a busy SQLite database: 503, nothing written, ``busy`` times."""
+
+    protocol_version = "HTTP/1.1"
+    busy: list[int]
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        status, found = (503, {"exception_message": "Service Unavailable"})
+        if self.busy[0] > 0:
+            self.busy[0] -= 1
+        else:
+            status, found = 200, {"status": "ACCEPT"}
+        body = json.dumps(found).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_a_server_busy_for_seconds_is_waited_out(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Four retries in 3.4 s gave up while a loaded server's database stayed busy: a
+    person's answer came back "not recorded: it answered 503"."""
+    from signoff.bot.backends.prefect import api as api_module
+
+    schedule = api_module.BUSY_RETRY_SECONDS
+    assert sum(schedule) >= 15
+    monkeypatch.setattr(api_module, "BUSY_RETRY_SECONDS", (0.0,) * len(schedule))
+    busy = [len(schedule)]  # every retry meets a busy server but the last
+    handler = type("Handler", (_BusyAtFirst,), {"busy": busy})
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    api = PrefectApi(f"http://127.0.0.1:{httpd.server_address[1]}/api")
+    caplog.set_level(logging.INFO, logger="signoff.bot.backends.prefect.api")
+    try:
+        assert api.resume(RUN_ID, {"approved": True})["status"] == "ACCEPT"
+        busy[0] = len(schedule) + 1
+        with pytest.raises(BackendUnavailable, match="answered 503"):
+            api.resume(RUN_ID, {"approved": True})
+    finally:
+        api.close()
+        httpd.shutdown()
+        httpd.server_close()
+    retried = [r for r in caplog.records if getattr(r, "action", None) == "prefect_busy"]
+    assert len(retried) == 2 * len(schedule)

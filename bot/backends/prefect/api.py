@@ -29,8 +29,10 @@ logger = logging.getLogger(__name__)
 
 #: JSON as Prefect sends it
 Doc = dict[str, Any]
-#: waits before retrying a call Prefect answered 503 (busy) to
-BUSY_RETRY_SECONDS = (0.1, 0.3, 1.0, 2.0)
+#: waits before retrying a call Prefect answered 503 to (its database busy, nothing
+#: written): about 15 s in all, as a loaded server on SQLite stays busy for seconds
+#: (Prefect's own client waits longer still: 2, 4, 8, 16 and 32 s)
+BUSY_RETRY_SECONDS = (0.1, 0.3, 1.0, 2.0, 4.0, 8.0)
 #: an idle connection is dropped after this long: under the 5 s after which Prefect's
 #: server (uvicorn) closes it, so a request is not sent down a connection being closed
 KEEPALIVE_SECONDS = 2.0

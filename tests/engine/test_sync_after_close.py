@@ -55,6 +55,9 @@ def sync_fails_after_close() -> int:
     raise ValueError("failed after close")
 
 
+_COUNTING = "signoff-tests-counting-connections"
+
+
 def open_connections(database_url: str) -> int:
     """Connections to the test's database open now: the SQLite file's descriptors in this
     process, or PostgreSQL's backends for the database (this check's own excepted)."""
@@ -69,10 +72,13 @@ def open_connections(database_url: str) -> int:
             found += target.startswith(path)  # the database, its -wal and -shm
         return found
     dsn = database_url.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(dsn, autocommit=True) as conn:
+    # Named, and every such check excepted: an earlier check's backend may still be listed
+    # for a moment after it disconnected.
+    with psycopg.connect(dsn, autocommit=True, application_name=_COUNTING) as conn:
         row = conn.execute(
             "SELECT count(*) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            "WHERE datname = current_database() AND application_name <> %s",
+            (_COUNTING,),
         ).fetchone()
     assert row is not None
     return int(row[0])

@@ -229,10 +229,13 @@ def prefect_api_url() -> str:
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
     """Stop this worker's Prefect server once its tests' fixtures are torn down, when the
-    next test is not a Prefect test (xdist hands a group's tests over together)."""
+    next test is not a Prefect test (xdist hands a group's tests over together); else
+    cancel the runs the test left unfinished there."""
     yield
     if PREFECT.running and (nextitem is None or not is_prefect_test(nextitem)):
         PREFECT.stop()
+    elif PREFECT.running and is_prefect_test(item):
+        PREFECT.cancel_unfinished()
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

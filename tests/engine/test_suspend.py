@@ -16,6 +16,7 @@ from pydantic import ConfigDict
 from signoff.engine import (
     Engine,
     PauseStatus,
+    Run,
     RunState,
     RunSuspended,
     Worker,
@@ -404,6 +405,23 @@ def test_tasks_suspending_at_once_unwind_as_suspended_not_as_taken_over(
     assert [p.key for p in waits] == [stopped.value.key]
 
 
+def answer_until_final(
+    engine: Engine, run_id: str, value_for: Callable[[str], int]
+) -> tuple[Run, list[str]]:
+    """Answer each suspend of ``run_id`` as the worker runs it again, ``value_for(key)``,
+    until the run ends: the ended run, and the keys asked in turn."""
+    asked: list[str] = []
+    while not (run := engine.get_run(run_id)).state.is_final:
+        pause = engine.waiting_pause(run_id)
+        if pause is None or run.state is not RunState.SUSPENDED:
+            wait_for(lambda: engine.get_run(run_id).state is not RunState.RUNNING, timeout=15)
+            continue
+        asked.append(pause.key)
+        resume_flow_run(run_id, {"value": value_for(pause.key)})
+        wait_for(lambda k=pause.key: (p := engine.waiting_pause(run_id)) is None or p.key != k)
+    return run, asked
+
+
 @pytest.mark.xfail(
     strict=False,
     reason="known bug, not fixed: pauses inside tasks that run at once are numbered in the "
@@ -416,15 +434,7 @@ def test_tasks_suspending_at_once_are_asked_in_turn_and_each_gets_its_own_answer
     with pytest.raises(RunSuspended) as stopped:
         asyncio.run(gathers_suspending_tasks())
     run_id = stopped.value.run_id
-    asked: list[str] = []
-    while not (run := engine.get_run(run_id)).state.is_final:
-        pause = engine.waiting_pause(run_id)
-        if pause is None or run.state is not RunState.SUSPENDED:
-            wait_for(lambda: engine.get_run(run_id).state is not RunState.RUNNING, timeout=15)
-            continue
-        asked.append(pause.key)
-        resume_flow_run(run_id, {"value": int(pause.key) * 10})
-        wait_for(lambda k=pause.key: (p := engine.waiting_pause(run_id)) is None or p.key != k)
+    run, asked = answer_until_final(engine, run_id, lambda key: int(key) * 10)
     # Call n was asked pause "n" (call order), so its answer is n * 10.
     assert (run.state, run.result) == (RunState.COMPLETED, "[(1, 10), (2, 20), (3, 30)]")
     assert sorted(asked) == ["1", "2", "3"]
@@ -467,13 +477,7 @@ def test_branches_suspending_at_once_each_get_their_own_answer(
         asyncio.run(suspends_in_branches())
     run_id = stopped.value.run_id
     assert stopped.value.key == "1"  # asked by the fast branch; the slow one still ran
-    while not (run := engine.get_run(run_id)).state.is_final:
-        pause = engine.waiting_pause(run_id)
-        if pause is None or run.state is not RunState.SUSPENDED:
-            wait_for(lambda: engine.get_run(run_id).state is not RunState.RUNNING, timeout=15)
-            continue
-        resume_flow_run(run_id, {"value": int(pause.key) * 10})
-        wait_for(lambda k=pause.key: (p := engine.waiting_pause(run_id)) is None or p.key != k)
+    run, _ = answer_until_final(engine, run_id, lambda key: int(key) * 10)
     assert (run.state, run.result) == (RunState.COMPLETED, "[('slow', 20), ('fast', 10)]")
 
 
@@ -494,15 +498,7 @@ def test_tasks_suspending_at_once_by_key_each_get_their_own_answer(
     with pytest.raises(RunSuspended) as stopped:
         asyncio.run(gathers_keyed_suspends())
     run_id = stopped.value.run_id
-    asked: list[str] = []
-    while not (run := engine.get_run(run_id)).state.is_final:
-        pause = engine.waiting_pause(run_id)
-        if pause is None or run.state is not RunState.SUSPENDED:
-            wait_for(lambda: engine.get_run(run_id).state is not RunState.RUNNING, timeout=15)
-            continue
-        asked.append(pause.key)
-        resume_flow_run(run_id, {"value": int(pause.key.removeprefix("item-")) * 10})
-        wait_for(lambda k=pause.key: (p := engine.waiting_pause(run_id)) is None or p.key != k)
+    run, asked = answer_until_final(engine, run_id, lambda key: int(key.removeprefix("item-")) * 10)
     assert (run.state, run.result) == (RunState.COMPLETED, "[(1, 10), (2, 20), (3, 30)]")
     assert sorted(asked) == ["item-1", "item-2", "item-3"]
 
